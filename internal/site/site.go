@@ -1,0 +1,133 @@
+// Package site defines the Site resource: the declarative object that the
+// control plane stores, the API serves and shards converge.
+//
+// A Site has metadata (name, uid, generation, labels), a spec (what the
+// operator asked for) and a status (what the shard observed). Only the control
+// plane writes spec; only the shard that hosts the site writes status.
+// Generation increases on every spec change, and each condition records the
+// generation it was computed from (ObservedGeneration), as in Kubernetes.
+package site
+
+import (
+	"time"
+)
+
+// Phase is the coarse lifecycle state of a site, for humans and the CLI.
+type Phase string
+
+// Phases, in the order a healthy site passes through them.
+const (
+	PhasePending   Phase = "Pending"   // accepted, not yet converged by a shard
+	PhaseCreating  Phase = "Creating"  // a shard is converging it
+	PhaseReady     Phase = "Ready"     // serving
+	PhaseSuspended Phase = "Suspended" // converged, not serving (503)
+	PhaseDeleting  Phase = "Deleting"  // the shard is removing everything it created
+	PhaseFailed    Phase = "Failed"    // convergence failed; see conditions
+)
+
+// Site is the stored and served resource.
+type Site struct {
+	Metadata Metadata `json:"metadata"`
+	Spec     Spec     `json:"spec"`
+	Status   Status   `json:"status"`
+}
+
+// Metadata identifies a site. Name is the site's domain (unique).
+type Metadata struct {
+	Name              string            `json:"name"`
+	UID               string            `json:"uid"`
+	Generation        int64             `json:"generation"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	DeletionRequested *time.Time        `json:"deletion_requested,omitempty"`
+	// ResourceVersion changes on every write (spec or status); stores use it
+	// for optimistic concurrency.
+	ResourceVersion int64 `json:"resource_version"`
+}
+
+// Spec is what the operator asked for.
+type Spec struct {
+	Domain      string `json:"domain"`
+	Title       string `json:"title"`
+	CoreVersion string `json:"core_version,omitempty"` // WordPress core; empty = the shard's default
+	Plan        string `json:"plan"`
+	Suspended   bool   `json:"suspended"`
+	PHP         PHP    `json:"php"`
+	Admin       Admin  `json:"admin"`
+}
+
+// PHP holds per-site PHP settings.
+type PHP struct {
+	MaxChildren       int `json:"max_children"`
+	MemoryLimitMB     int `json:"memory_limit_mb"`
+	UploadMaxMB       int `json:"upload_max_mb"`
+	IdleTimeoutSecond int `json:"idle_timeout_seconds"`
+}
+
+// Admin is the site's first administrator. PasswordHash is a bcrypt hash;
+// the plain password is shown once, at creation, and never stored.
+type Admin struct {
+	User         string `json:"user"`
+	Email        string `json:"email"`
+	PasswordHash string `json:"password_hash,omitempty"`
+}
+
+// Status is what the hosting shard observed.
+type Status struct {
+	Phase              Phase       `json:"phase"`
+	Shard              string      `json:"shard,omitempty"`
+	URL                string      `json:"url,omitempty"`
+	ObservedGeneration int64       `json:"observed_generation"`
+	Conditions         []Condition `json:"conditions,omitempty"`
+	// Endpoint is where the edge sends dynamic requests: "unix:/path" or
+	// "tcp:host:port" (FastCGI). Docroot is the directory the edge serves
+	// static files from and the path php-fpm sees.
+	Endpoint string `json:"endpoint,omitempty"`
+	Docroot  string `json:"docroot,omitempty"`
+}
+
+// Condition is one observed aspect of a site (Database, Files, Installed,
+// Pool, Ready), as in Kubernetes API conventions.
+type Condition struct {
+	Type               string    `json:"type"`
+	Status             string    `json:"status"` // "True", "False", "Unknown"
+	Reason             string    `json:"reason,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	ObservedGeneration int64     `json:"observed_generation"`
+	LastTransitionTime time.Time `json:"last_transition_time"`
+}
+
+// SetCondition sets c on s, moving LastTransitionTime only when the status
+// flips. now is injected so callers control the clock. It reports whether
+// anything changed.
+func (s *Status) SetCondition(c Condition, now time.Time) bool {
+	for i := range s.Conditions {
+		old := &s.Conditions[i]
+		if old.Type != c.Type {
+			continue
+		}
+		if old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message && old.ObservedGeneration == c.ObservedGeneration {
+			return false
+		}
+		if old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		} else {
+			c.LastTransitionTime = now
+		}
+		*old = c
+		return true
+	}
+	c.LastTransitionTime = now
+	s.Conditions = append(s.Conditions, c)
+	return true
+}
+
+// Condition returns the condition of type t, or nil.
+func (s *Status) Condition(t string) *Condition {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == t {
+			return &s.Conditions[i]
+		}
+	}
+	return nil
+}
