@@ -1,0 +1,39 @@
+# AIPress. `make run` and `make test` are the two commands the README opens with.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+N ?= 100
+
+.PHONY: all deps build run test test-short bench bench-provision vet fmt clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/aipress ./cmd/aipress
+
+run: deps build
+	bin/aipress up
+
+# The whole suite: unit, contract, API and end-to-end tests against real
+# MariaDB, php-fpm and WordPress.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 45m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: bench-provision
+
+bench-provision: deps build
+	$(GO) run ./bench/provision -n $(N)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

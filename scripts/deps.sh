@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages AIPress needs. Idempotent and quiet when
+# everything is present. Run as root (make deps).
+set -euo pipefail
+
+pkgs=(
+  mariadb-server mariadb-client
+  php8.2-fpm php8.2-cli php8.2-mysql php8.2-gd php8.2-xml php8.2-curl php8.2-mbstring php8.2-zip
+  wordpress wordpress-theme-twentytwentythree
+  ca-certificates curl passwd
+)
+# Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
+read -r -a extra <<<"${DEPS_EXTRA:-}"
+pkgs+=("${extra[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  [ -z "$p" ] && continue
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages: ${missing[*]}; run 'make deps' as root" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps Debian from starting the system-wide mariadb/php-fpm
+  # services: AIPress runs its own supervised instances.
+  prc=/usr/sbin/policy-rc.d
+  created=0
+  if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod +x "$prc"; created=1; fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created" = 1 ] && rm -f "$prc"
+fi
+
+gobin=$(command -v go || echo /usr/local/go/bin/go)
+if ! "$gobin" version >/dev/null 2>&1; then
+  echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install); put it on PATH or in /usr/local/go" >&2
+  exit 1
+fi
