@@ -1,0 +1,441 @@
+// Package mariadb runs and administers one MariaDB server for a shard: it
+// initialises a data directory with mariadb-install-db, runs mariadbd under a
+// supervisor on its own socket and loopback port, and creates or drops one
+// database and one least-privilege user per site.
+//
+// The server's root password is generated at initialisation and kept in the
+// shard's data directory (mode 0600); root can only log in over the socket
+// or loopback.
+package mariadb
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/aipress/aipress/internal/supervise"
+)
+
+// Server is one supervised MariaDB server.
+type Server struct {
+	Dir    string // data directory of this server (created)
+	Logger *slog.Logger
+
+	port     int
+	password string
+	proc     *supervise.Process
+	db       *sql.DB
+	ready    chan struct{}
+}
+
+// Paths inside Dir.
+func (s *Server) dataDir() string  { return filepath.Join(s.Dir, "data") }
+func (s *Server) cnf() string      { return filepath.Join(s.Dir, "my.cnf") }
+func (s *Server) pwFile() string   { return filepath.Join(s.Dir, "root-password") }
+func (s *Server) portFile() string { return filepath.Join(s.Dir, "port") }
+
+// Socket is the server's Unix socket path.
+func (s *Server) Socket() string { return filepath.Join(s.Dir, "mysqld.sock") }
+
+// Port is the server's loopback TCP port.
+func (s *Server) Port() int { return s.port }
+
+// runAs is the OS user mariadbd runs as: mysql when we are root and it
+// exists, else ourselves.
+func runAs() (*user.User, bool) {
+	if os.Geteuid() != 0 {
+		return nil, false
+	}
+	u, err := user.Lookup("mysql")
+	if err != nil {
+		return nil, false
+	}
+	return u, true
+}
+
+// Prepare initialises the data directory on first use (idempotent; a
+// half-initialised directory from a crash is wiped and done again) and writes
+// the configuration.
+func (s *Server) Prepare(ctx context.Context) error {
+	s.ready = make(chan struct{})
+	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := s.loadOrCreateSecrets(); err != nil {
+		return err
+	}
+	if err := s.writeConfig(); err != nil {
+		return err
+	}
+	marker := filepath.Join(s.Dir, "initialised")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	// Not (completely) initialised: start from scratch.
+	if err := os.RemoveAll(s.dataDir()); err != nil {
+		return fmt.Errorf("mariadb: reset data dir: %w", err)
+	}
+	if err := os.MkdirAll(s.dataDir(), 0o750); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := s.chown(s.Dir); err != nil {
+		return err
+	}
+	if err := s.chown(s.dataDir()); err != nil {
+		return err
+	}
+	args := []string{"--defaults-file=" + s.cnf(), "--auth-root-authentication-method=socket", "--skip-test-db"}
+	if u, ok := runAs(); ok {
+		args = append(args, "--user="+u.Username)
+	}
+	cmd := exec.CommandContext(ctx, "mariadb-install-db", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mariadb: mariadb-install-db: %w: %s", err, tail(out))
+	}
+	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+func (s *Server) chown(path string) error {
+	u, ok := runAs()
+	if !ok {
+		return nil
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("mariadb: chown %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Server) loadOrCreateSecrets() error {
+	if b, err := os.ReadFile(s.pwFile()); err == nil {
+		s.password = strings.TrimSpace(string(b))
+	} else {
+		s.password = randomHex(16)
+		if err := os.WriteFile(s.pwFile(), []byte(s.password+"\n"), 0o600); err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+	}
+	if b, err := os.ReadFile(s.portFile()); err == nil {
+		p, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && p > 0 {
+			s.port = p
+			return nil
+		}
+	}
+	p, err := freePort()
+	if err != nil {
+		return fmt.Errorf("mariadb: pick port: %w", err)
+	}
+	s.port = p
+	return os.WriteFile(s.portFile(), []byte(strconv.Itoa(p)+"\n"), 0o600)
+}
+
+func (s *Server) writeConfig() error {
+	conf := fmt.Sprintf(`# Written by aipress; changes are overwritten.
+[mysqld]
+datadir = %s
+socket = %s
+port = %d
+bind-address = 127.0.0.1
+pid-file = %s
+log-error = %s
+skip-name-resolve
+skip-log-bin
+character-set-server = utf8mb4
+collation-server = utf8mb4_unicode_ci
+innodb_buffer_pool_size = 128M
+innodb_log_file_size = 32M
+innodb_flush_log_at_trx_commit = 2
+max_connections = 300
+table_open_cache = 4000
+table_definition_cache = 4000
+innodb_open_files = 4000
+performance_schema = OFF
+
+[client]
+socket = %s
+`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.Dir, "mariadbd.pid"), filepath.Join(s.Dir, "error.log"), s.Socket())
+	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("mariadb: write config: %w", err)
+	}
+	return nil
+}
+
+// Run runs the server until ctx is done, restarting it if it dies. On every
+// (re)start it makes sure the root password is set. Use WaitReady to wait for
+// the first start.
+func (s *Server) Run(ctx context.Context) error {
+	args := []string{"--defaults-file=" + s.cnf()}
+	if u, ok := runAs(); ok {
+		args = append(args, "--user="+u.Username)
+	}
+	s.proc = &supervise.Process{
+		Name:        "mariadbd",
+		Command:     func() *exec.Cmd { return exec.Command("/usr/sbin/mariadbd", args...) },
+		PIDFile:     filepath.Join(s.Dir, "supervised.pid"),
+		Match:       "mariadbd",
+		StopTimeout: 60 * time.Second,
+		Logger:      s.Logger,
+	}
+	var once bool
+	return s.proc.Run(ctx, func(ctx context.Context, pid int) error {
+		err := s.waitUp(ctx)
+		if err == nil && !once {
+			once = true
+			close(s.ready)
+		}
+		return err
+	})
+}
+
+// Ready is closed once the server answered for the first time. Call it
+// after Prepare.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Process gives access to the supervised process (tests kill it).
+func (s *Server) Process() *supervise.Process { return s.proc }
+
+// waitUp waits until root can log in; on a fresh data directory it sets the
+// root password over the socket (root uses socket authentication until then).
+func (s *Server) waitUp(ctx context.Context) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := s.connectRoot(ctx); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("mariadb: not up after 90s: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *Server) connectRoot(ctx context.Context) error {
+	if s.db != nil {
+		return s.db.PingContext(ctx)
+	}
+	marker := filepath.Join(s.Dir, "root-password-set")
+	if _, err := os.Stat(marker); err != nil {
+		// Fresh server: root authenticates by socket peer credentials,
+		// which needs the mariadb client (the Go driver lacks that plugin).
+		sqlText := fmt.Sprintf("ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('%s'); FLUSH PRIVILEGES;", s.password)
+		cmd := exec.CommandContext(ctx, "mariadb", "--defaults-file="+s.cnf(), "-uroot", "-e", sqlText)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("mariadb: set root password: %w: %s", err, tail(out))
+		}
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+	}
+	db, err := s.open("root", s.password, "")
+	if err != nil {
+		return err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return fmt.Errorf("mariadb: connect as root: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	s.db = db
+	return nil
+}
+
+func (s *Server) open(userName, password, dbName string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = userName
+	cfg.Passwd = password
+	cfg.Net = "unix"
+	cfg.Addr = s.Socket()
+	cfg.DBName = dbName
+	cfg.Timeout = 5 * time.Second
+	cfg.ReadTimeout = 60 * time.Second
+	cfg.WriteTimeout = 60 * time.Second
+	cfg.AllowNativePasswords = true
+	cfg.MultiStatements = false
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: %w", err)
+	}
+	return sql.OpenDB(c), nil
+}
+
+// OpenAs opens a connection pool as the given user (tests use it to check
+// isolation).
+func (s *Server) OpenAs(userName, password, dbName string) (*sql.DB, error) {
+	return s.open(userName, password, dbName)
+}
+
+var ident = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// EnsureDatabase creates database name and user name@localhost with
+// password, granting it all privileges on that database only. It is
+// idempotent: an existing user gets its password reset to password.
+func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password string) error {
+	if !ident.MatchString(name) || !ident.MatchString(userName) {
+		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
+	}
+	if strings.ContainsAny(password, `'\`) {
+		return errors.New("mariadb: password contains quote characters")
+	}
+	stmts := []string{
+		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
+		fmt.Sprintf("ALTER USER '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", name, userName),
+	}
+	for _, q := range stmts {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("mariadb: ensure database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// RecreateDatabase drops and creates database name (empty), keeping grants.
+func (s *Server) RecreateDatabase(ctx context.Context, name string) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name),
+		fmt.Sprintf("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("mariadb: recreate database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// DropDatabase removes database name and user userName (idempotent).
+func (s *Server) DropDatabase(ctx context.Context, name, userName string) error {
+	if !ident.MatchString(name) || !ident.MatchString(userName) {
+		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name),
+		fmt.Sprintf("DROP USER IF EXISTS '%s'@'localhost'", userName),
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("mariadb: drop database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// DatabaseExists reports whether database name exists.
+func (s *Server) DatabaseExists(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("mariadb: %w", err)
+	}
+	return n > 0, nil
+}
+
+// UserExists reports whether user@localhost exists.
+func (s *Server) UserExists(ctx context.Context, userName string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = 'localhost'", userName).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("mariadb: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ListDatabases returns the names of databases that start with prefix.
+func (s *Server) ListDatabases(ctx context.Context, prefix string) ([]string, error) {
+	return s.list(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", prefix)
+}
+
+// ListUsers returns the names of @localhost users that start with prefix.
+func (s *Server) ListUsers(ctx context.Context, prefix string) ([]string, error) {
+	return s.list(ctx, "SELECT User FROM mysql.user WHERE Host = 'localhost' AND User LIKE ?", prefix)
+}
+
+func (s *Server) list(ctx context.Context, q, prefix string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, strings.ReplaceAll(prefix, "_", `\_`)+"%")
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("mariadb: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Query runs a single-value query as root (tests and status checks).
+func (s *Server) QueryString(ctx context.Context, q string, args ...any) (string, error) {
+	var v sql.NullString
+	err := s.db.QueryRowContext(ctx, q, args...).Scan(&v)
+	if err != nil {
+		return "", err
+	}
+	return v.String, nil
+}
+
+// Kill sends SIGKILL to the running mariadbd (fault-injection in tests).
+func (s *Server) Kill() error {
+	if s.proc == nil {
+		return supervise.ErrNotRunning
+	}
+	return s.proc.Signal(syscall.SIGKILL)
+}
+
+// Close releases the admin connection.
+func (s *Server) Close() error {
+	if s.db != nil {
+		return s.db.Close()
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tail(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 800 {
+		s = "..." + s[len(s)-800:]
+	}
+	return s
+}

@@ -1,0 +1,89 @@
+package mariadb
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/fsperm"
+)
+
+func TestServer(t *testing.T) {
+	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
+		t.Skip("mariadb-server not installed (make deps)")
+	}
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Dir: dir + "/db", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if err := s.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	select {
+	case <-s.Ready():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("mariadb not ready")
+	}
+	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA"); err != nil {
+		t.Fatalf("second ensure: %v", err)
+	}
+	if err := s.EnsureDatabase(ctx, "wp_b", "wp_b", "pwB"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.OpenAs("wp_a", "pwA", "wp_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.ExecContext(ctx, "CREATE TABLE t (x int)"); err != nil {
+		t.Fatalf("own database: %v", err)
+	}
+	if _, err := a.ExecContext(ctx, "SELECT * FROM wp_b.t"); err == nil {
+		t.Fatal("user a could read database b")
+	}
+	if _, err := a.ExecContext(ctx, "CREATE DATABASE other"); err == nil {
+		t.Fatal("user a could create a database")
+	}
+
+	// A killed server is restarted by its supervisor and the data is kept.
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := a.ExecContext(ctx, "INSERT INTO t VALUES (1)"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mariadb did not come back after kill")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if s.Process().Starts() < 2 {
+		t.Fatalf("starts = %d, want a restart", s.Process().Starts())
+	}
+	if err := s.DropDatabase(ctx, "wp_a", "wp_a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.DatabaseExists(ctx, "wp_a"); ok {
+		t.Fatal("database still exists")
+	}
+	if ok, _ := s.UserExists(ctx, "wp_a"); ok {
+		t.Fatal("user still exists")
+	}
+	dbs, err := s.ListDatabases(ctx, "wp_")
+	if err != nil || len(dbs) != 1 || dbs[0] != "wp_b" {
+		t.Fatalf("ListDatabases = %v, %v", dbs, err)
+	}
+}

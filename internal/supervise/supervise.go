@@ -1,0 +1,220 @@
+// Package supervise runs a child process in the foreground of the platform
+// and keeps it running: it restarts the process when it exits unexpectedly
+// (with capped exponential backoff), stops it gracefully when the context
+// ends, and makes sure it dies with the platform.
+//
+// It is hand-written because what we need is small and specific: Linux
+// process groups so a whole php-fpm tree is stopped at once, the parent-death
+// signal so a kill -9 of aipress takes its children along, and pid files so
+// a restarted platform can kill what a crashed one left behind.
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process describes one supervised child.
+type Process struct {
+	Name string
+	// Command builds a fresh *exec.Cmd for each start.
+	Command func() *exec.Cmd
+	// PIDFile, if set, is where the child's pid is recorded; a process left
+	// behind by a crashed platform under that pid (with Match in its command
+	// line) is killed before the first start.
+	PIDFile string
+	Match   string
+	// StopSignal is sent first on shutdown (default SIGTERM); after
+	// StopTimeout (default 20s) the process group is killed.
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	started chan struct{}
+	starts  int
+}
+
+// Run starts the process and restarts it whenever it exits, until ctx is
+// done; then it stops the process and returns. onStart, if not nil, is called
+// after every (re)start with the new pid; it may wait for readiness.
+func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid int) error) error {
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("process", p.Name)
+	p.KillLeftover()
+	backoff := 250 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		cmd := p.Command()
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setpgid = true
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		begun := time.Now()
+		if err := cmd.Start(); err != nil {
+			log.Error("start failed", "err", err)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		p.mu.Lock()
+		p.cmd = cmd
+		p.starts++
+		p.mu.Unlock()
+		if p.PIDFile != "" {
+			_ = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+		}
+		log.Info("started", "pid", cmd.Process.Pid)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if onStart != nil {
+			if err := onStart(ctx, cmd.Process.Pid); err != nil && ctx.Err() == nil {
+				log.Error("not ready after start", "err", err)
+			}
+		}
+		select {
+		case err := <-done:
+			p.clear()
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Kill whatever the dead leader left in its group (php-fpm workers).
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			log.Warn("exited; restarting", "err", err, "after", backoff)
+			if time.Since(begun) > 30*time.Second {
+				backoff = 250 * time.Millisecond
+			}
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, 10*time.Second)
+		case <-ctx.Done():
+			p.stop(cmd, done, log)
+			p.clear()
+			return nil
+		}
+	}
+}
+
+func (p *Process) clear() {
+	p.mu.Lock()
+	p.cmd = nil
+	p.mu.Unlock()
+	if p.PIDFile != "" {
+		_ = os.Remove(p.PIDFile)
+	}
+}
+
+func (p *Process) stop(cmd *exec.Cmd, done chan error, log *slog.Logger) {
+	sig := p.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	timeout := p.StopTimeout
+	if timeout == 0 {
+		timeout = 20 * time.Second
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		log.Info("stopped")
+	case <-time.After(timeout):
+		log.Warn("did not stop in time; killing", "timeout", timeout)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// Signal sends sig to the running process. It fails if none runs.
+func (p *Process) Signal(sig os.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return fmt.Errorf("signal %s: %w", p.Name, ErrNotRunning)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// PID returns the running process's pid, or 0.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Starts reports how many times the process was started.
+func (p *Process) Starts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts
+}
+
+// ErrNotRunning is returned by Signal when no process runs.
+var ErrNotRunning = errors.New("not running")
+
+// KillLeftover kills a process group left behind by a crashed platform, as
+// recorded in PIDFile, if its command line still contains Match.
+func (p *Process) KillLeftover() {
+	if p.PIDFile == "" {
+		return
+	}
+	b, err := os.ReadFile(p.PIDFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || (p.Match != "" && !strings.Contains(string(cmdline), p.Match)) {
+		_ = os.Remove(p.PIDFile)
+		return
+	}
+	if p.Logger != nil {
+		p.Logger.Warn("killing process left by a previous run", "process", p.Name, "pid", pid)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = os.Remove(p.PIDFile)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
