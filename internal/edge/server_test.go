@@ -123,6 +123,7 @@ echo "second\n";`,
 	writeFiles(t, f.allowed, map[string]string{"jquery/jquery.js": "/* jquery */\n"})
 	uploads := filepath.Join(f.docroot, "wp-content", "uploads")
 	symlink(t, filepath.Join(base, "sites", "other", "docroot", "wp-config.php"), filepath.Join(uploads, "evil.txt"))
+	symlink(t, filepath.Join(base, "sites", "other", "docroot", "secret.txt"), filepath.Join(uploads, "evil2.txt"))
 	symlink(t, filepath.Join(base, "sites", "other", "docroot"), filepath.Join(uploads, "otherdir"))
 	symlink(t, "../../wp-config.php", filepath.Join(uploads, "config.txt"))
 	symlink(t, filepath.Join(base, "sites", "other", "docroot", "wp-config.php"), filepath.Join(uploads, "evil.php"))
@@ -426,6 +427,7 @@ func TestServerScenarios(t *testing.T) {
 		{name: "php in uploads neither runs nor leaks", req: request{target: "/wp-content/uploads/x.php"}, wantStatus: 404},
 		{name: "php in uploads via PATH_INFO", req: request{target: "/wp-content/uploads/x.php/foo"}, wantStatus: 404},
 		{name: "symlink in uploads to another site", req: request{target: "/wp-content/uploads/evil.txt"}, wantStatus: 404},
+		{name: "symlink in uploads to another site's file", req: request{target: "/wp-content/uploads/evil2.txt"}, wantStatus: 404},
 		{name: "symlinked dir in uploads to another site", req: request{target: "/wp-content/uploads/otherdir/secret.txt"}, wantStatus: 404},
 		{name: "php symlink in uploads to another site", req: request{target: "/wp-content/uploads/evil.php"}, wantStatus: 404},
 		{name: "symlink in uploads to own wp-config.php", req: request{target: "/wp-content/uploads/config.txt"}, wantStatus: 404},
