@@ -1,0 +1,332 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// runPHP sends r to the site's pool with SCRIPT_NAME = script (a clean URL
+// path of an existing .php file) and streams PHP's response back.
+func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, script, pathInfo string) error {
+	if strings.HasPrefix(script, noExecPrefix) {
+		return notFound(fmt.Errorf("refused to run %s from uploads", script))
+	}
+	scriptFile := filepath.Join(rt.Docroot, filepath.FromSlash(script))
+	rootDir, rel, err := s.confine(rt.Docroot, scriptFile)
+	if err != nil {
+		return notFound(err)
+	}
+	if realDoc, _ := filepath.EvalSymlinks(rt.Docroot); rootDir == realDoc &&
+		strings.HasPrefix("/"+filepath.ToSlash(rel)+"/", noExecPrefix) {
+		return notFound(fmt.Errorf("%s resolves into uploads", script))
+	}
+
+	// Body: PHP needs CONTENT_LENGTH, so a body of unknown length (chunked)
+	// is spooled first, as nginx does.
+	var body io.Reader
+	contentLength := r.ContentLength
+	if r.ContentLength > s.maxBody {
+		return tooLarge(fmt.Errorf("Content-Length %d exceeds %d", r.ContentLength, s.maxBody))
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		limited := http.MaxBytesReader(w, r.Body, s.maxBody)
+		if r.ContentLength > 0 {
+			body = limited
+		} else {
+			f, n, err := s.spool(limited)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			body, contentLength = f, n
+		}
+	}
+	if contentLength < 0 {
+		contentLength = 0
+	}
+
+	network, address, err := parseEndpoint(rt.Endpoint)
+	if err != nil {
+		return badGateway(err)
+	}
+	dialer := net.Dialer{Timeout: s.dialTimeout}
+	conn, err := dialer.DialContext(r.Context(), network, address)
+	if err != nil {
+		return badGateway(fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err))
+	}
+	defer conn.Close()
+	// Client gone: close the connection so php-fpm stops and reads unblock.
+	stop := context.AfterFunc(r.Context(), func() { conn.Close() })
+	defer stop()
+
+	bw := bufio.NewWriterSize(conn, 16<<10)
+	rw := newRecordWriter(bw)
+	params := s.params(r, rt, script, pathInfo, contentLength)
+	if err := rw.beginRequest(); err != nil {
+		return badGateway(err)
+	}
+	if err := rw.params(params); err != nil {
+		if errors.Is(err, errParamTooLarge) {
+			return &HTTPError{Status: http.StatusRequestHeaderFieldsTooLarge, Message: "Request header too large.", Cause: err}
+		}
+		return badGateway(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return badGateway(fmt.Errorf("write params: %w", err))
+	}
+	// Stream stdin concurrently with reading the response: PHP may answer
+	// before it has read the whole body.
+	stdinErr := make(chan error, 1)
+	go func() {
+		// A writer of its own: bw's buffer is not shared across goroutines.
+		stdinErr <- newRecordWriter(conn).stdin(body)
+	}()
+	waitStdin := func() error {
+		conn.Close() // unblocks a writer stuck on a pool that stopped reading
+		return <-stdinErr
+	}
+
+	out := newStdoutReader(conn)
+	err = s.relay(w, out)
+	werr := waitStdin()
+	if msg := strings.TrimSpace(out.stderr.String()); msg != "" {
+		s.log.Warn("edge: php stderr", "site", rt.Site, "script", script,
+			"request_id", w.Header().Get("X-Request-Id"), "stderr", msg)
+	}
+	var mbe *http.MaxBytesError
+	var started *errResponseStarted
+	if errors.As(werr, &mbe) && !errors.As(err, &started) {
+		return tooLarge(werr)
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client left; nothing to tell it
+		}
+		return err
+	}
+	return nil
+}
+
+// relay parses PHP's CGI headers and streams the body to w.
+func (s *Server) relay(w http.ResponseWriter, out *stdoutReader) error {
+	br := bufio.NewReaderSize(out, 32<<10)
+	hdr, err := textproto.NewReader(br).ReadMIMEHeader()
+	if err != nil {
+		return badGateway(fmt.Errorf("read php response headers: %w", err))
+	}
+	status := 0
+	if st := hdr.Get("Status"); st != "" {
+		code, _, _ := strings.Cut(strings.TrimSpace(st), " ")
+		status, err = strconv.Atoi(code)
+		if err != nil || status < 100 || status > 999 {
+			return badGateway(fmt.Errorf("php sent bogus Status %q", st))
+		}
+		delete(hdr, "Status")
+	}
+	if status == 0 {
+		status = http.StatusOK
+		if hdr.Get("Location") != "" {
+			status = http.StatusFound
+		}
+	}
+	for _, k := range hopByHop {
+		delete(hdr, k)
+	}
+	h := w.Header()
+	for k, vv := range hdr {
+		h[k] = vv // multiple Set-Cookie lines stay separate
+	}
+	w.WriteHeader(status)
+
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := br.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return &errResponseStarted{fmt.Errorf("write response: %w", werr)}
+			}
+			// Flush when PHP has nothing more ready, so flush() in PHP
+			// reaches the visitor.
+			if br.Buffered() == 0 && !out.pending() {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					return &errResponseStarted{fmt.Errorf("flush response: %w", ferr)}
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return &errResponseStarted{fmt.Errorf("read php response body: %w", rerr)}
+		}
+	}
+}
+
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// params builds the CGI/FastCGI parameters for r, as nginx's fastcgi_params
+// would, except that HTTP_HOST keeps the port the visitor sent.
+func (s *Server) params(r *http.Request, rt *Route, script, pathInfo string, contentLength int64) []param {
+	https := r.TLS != nil
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	serverName, hostPort := r.Host, ""
+	if h, p, err := net.SplitHostPort(r.Host); err == nil {
+		serverName, hostPort = h, p
+	}
+	serverAddr, serverPort := "", hostPort
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if h, p, err := net.SplitHostPort(la.String()); err == nil {
+			serverAddr, serverPort = h, p
+		}
+	}
+	if serverPort == "" {
+		serverPort = "80"
+		if https {
+			serverPort = "443"
+		}
+	}
+	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remoteAddr = r.RemoteAddr
+	}
+	requestURI := r.RequestURI
+	if requestURI == "" || requestURI[0] != '/' {
+		requestURI = r.URL.RequestURI() // absolute-form target or client-side request
+	}
+	docroot := rt.Docroot
+	cl := ""
+	if contentLength > 0 {
+		cl = strconv.FormatInt(contentLength, 10)
+	}
+	p := make([]param, 0, 32+len(r.Header))
+	add := func(k, v string) { p = append(p, param{k, v}) }
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_SOFTWARE", "aipress")
+	add("SERVER_PROTOCOL", r.Proto)
+	add("SERVER_NAME", serverName)
+	add("SERVER_ADDR", serverAddr)
+	add("SERVER_PORT", serverPort)
+	add("REQUEST_SCHEME", scheme)
+	if https {
+		add("HTTPS", "on")
+	}
+	add("REMOTE_ADDR", remoteAddr)
+	add("REMOTE_PORT", remotePort)
+	add("REQUEST_METHOD", r.Method)
+	add("REQUEST_URI", requestURI)
+	add("DOCUMENT_URI", script+pathInfo)
+	add("DOCUMENT_ROOT", docroot)
+	add("SCRIPT_NAME", script)
+	add("SCRIPT_FILENAME", filepath.Join(docroot, filepath.FromSlash(script)))
+	add("QUERY_STRING", r.URL.RawQuery)
+	add("CONTENT_TYPE", r.Header.Get("Content-Type"))
+	add("CONTENT_LENGTH", cl)
+	add("REDIRECT_STATUS", "200")
+	if pathInfo != "" {
+		add("PATH_INFO", pathInfo)
+		add("PATH_TRANSLATED", filepath.Join(docroot, filepath.FromSlash(path.Clean(pathInfo))))
+	}
+	add("HTTP_HOST", r.Host) // exactly as sent, port included
+	for k, vv := range r.Header {
+		// Headers with "_" would alias dashed ones (X_Forwarded_For vs
+		// X-Forwarded-For); nginx drops them too. Proxy is httpoxy.
+		if strings.IndexByte(k, '_') >= 0 {
+			continue
+		}
+		switch textproto.CanonicalMIMEHeaderKey(k) {
+		case "Content-Type", "Content-Length", "Host", "Proxy",
+			"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
+			continue
+		}
+		add(cgiHeaderName(k), strings.Join(vv, ", "))
+	}
+	// The edge is the first hop: what a visitor claims in X-Forwarded-* is
+	// replaced, never trusted.
+	add("HTTP_X_FORWARDED_FOR", remoteAddr)
+	add("HTTP_X_FORWARDED_PROTO", scheme)
+	add("HTTP_X_FORWARDED_HOST", r.Host)
+	return p
+}
+
+func cgiHeaderName(k string) string {
+	b := make([]byte, 0, len("HTTP_")+len(k))
+	b = append(b, "HTTP_"...)
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			c -= 'a' - 'A'
+		case c == '-':
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// parseEndpoint splits "unix:/path" or "tcp:host:port".
+func parseEndpoint(ep string) (network, address string, err error) {
+	network, address, ok := strings.Cut(ep, ":")
+	if !ok || address == "" {
+		return "", "", fmt.Errorf("bad endpoint %q: want unix:/path or tcp:host:port", ep)
+	}
+	switch network {
+	case "unix":
+		if !filepath.IsAbs(address) {
+			return "", "", fmt.Errorf("bad endpoint %q: unix socket path must be absolute", ep)
+		}
+	case "tcp":
+		if _, _, err := net.SplitHostPort(address); err != nil {
+			return "", "", fmt.Errorf("bad endpoint %q: %w", ep, err)
+		}
+	default:
+		return "", "", fmt.Errorf("bad endpoint %q: unknown network %q", ep, network)
+	}
+	return network, address, nil
+}
+
+// spool copies a body of unknown length to an unlinked temporary file and
+// returns it rewound, with its size.
+func (s *Server) spool(body io.Reader) (*os.File, int64, error) {
+	f, err := os.CreateTemp(s.tempDir, "aipress-body-*")
+	if err != nil {
+		return nil, 0, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("spool request body: %w", err)}
+	}
+	os.Remove(f.Name())
+	n, err := io.Copy(f, body)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, 0, tooLarge(err)
+		}
+		return nil, 0, &HTTPError{Status: http.StatusBadRequest, Message: "Could not read the request body.", Cause: fmt.Errorf("spool request body: %w", err)}
+	}
+	return f, n, nil
+}
+
+func badGateway(cause error) *HTTPError {
+	return &HTTPError{Status: http.StatusBadGateway, Message: "The site could not be reached. Please try again shortly.", Cause: cause}
+}
+
+func tooLarge(cause error) *HTTPError {
+	return &HTTPError{Status: http.StatusRequestEntityTooLarge, Message: "The request body is too large.", Cause: cause}
+}

@@ -1,0 +1,228 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// noExecPrefix is the only directory site users can write to; PHP is never
+// run from it (nor is its source served).
+const noExecPrefix = "/wp-content/uploads/"
+
+// serveSite implements WordPress's try_files: an existing .php file runs, a
+// directory with index.php runs that, an existing static file is served, and
+// everything else goes to the front controller /index.php.
+func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) error {
+	if !filepath.IsAbs(rt.Docroot) {
+		return &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is not available yet.",
+			Cause: fmt.Errorf("route %s: docroot %q is not absolute", rt.Site, rt.Docroot)}
+	}
+	upath := r.URL.Path
+	if upath == "" || upath[0] != '/' {
+		upath = "/" + upath
+	}
+	trailingSlash := strings.HasSuffix(upath, "/")
+	clean := path.Clean(upath)
+	if strings.IndexByte(clean, 0) >= 0 || hasDotSegment(clean) {
+		return notFound(fmt.Errorf("refused path %q", clean))
+	}
+	fsPath := filepath.Join(rt.Docroot, filepath.FromSlash(clean))
+	fi, err := os.Stat(fsPath)
+	switch {
+	case err == nil && fi.IsDir():
+		script := path.Join(clean, "index.php")
+		if isRegularFile(filepath.Join(fsPath, "index.php")) && !strings.HasPrefix(script, noExecPrefix) {
+			if !trailingSlash {
+				target := clean + "/"
+				if clean == "/" {
+					target = "/"
+				}
+				if r.URL.RawQuery != "" {
+					target += "?" + r.URL.RawQuery
+				}
+				http.Redirect(w, r, target, http.StatusMovedPermanently)
+				return nil
+			}
+			return s.runPHP(w, r, rt, script, "")
+		}
+		return s.frontController(w, r, rt)
+	case err == nil && fi.Mode().IsRegular() && !trailingSlash:
+		name := path.Base(clean)
+		if isPHPScript(name) {
+			return s.runPHP(w, r, rt, clean, "")
+		}
+		if forbiddenName(name) {
+			return notFound(fmt.Errorf("refused to serve %q", clean))
+		}
+		return s.serveStatic(w, r, rt, fsPath)
+	case err == nil:
+		return notFound(fmt.Errorf("not a regular file: %q (%s)", clean, fi.Mode().Type()))
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || trailingSlash:
+		if script, info, ok := splitPathInfo(clean); ok {
+			if isRegularFile(filepath.Join(rt.Docroot, filepath.FromSlash(script))) {
+				return s.runPHP(w, r, rt, script, info)
+			}
+		}
+		return s.frontController(w, r, rt)
+	default:
+		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
+	}
+}
+
+// frontController runs /index.php for a URL that names no file (pretty
+// permalinks); REQUEST_URI stays the original URI.
+func (s *Server) frontController(w http.ResponseWriter, r *http.Request, rt *Route) error {
+	if !isRegularFile(filepath.Join(rt.Docroot, "index.php")) {
+		return notFound(fmt.Errorf("no %s and no index.php in %s", r.URL.Path, rt.Docroot))
+	}
+	return s.runPHP(w, r, rt, "/index.php", "")
+}
+
+// splitPathInfo splits "/index.php/foo/bar" into "/index.php" and "/foo/bar"
+// at the first path segment ending in ".php".
+func splitPathInfo(p string) (script, info string, ok bool) {
+	for i := 0; i < len(p); {
+		j := strings.IndexByte(p[i+1:], '/')
+		if j < 0 {
+			return "", "", false
+		}
+		end := i + 1 + j
+		if strings.HasSuffix(p[:end], ".php") {
+			return p[:end], p[end:], true
+		}
+		i = end
+	}
+	return "", "", false
+}
+
+// serveStatic serves fsPath if its real location (after symlinks) is inside
+// the docroot or an allowed symlink root, opening it through an os.Root so
+// a symlink swapped in after the check cannot escape either.
+func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, fsPath string) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return &HTTPError{Status: http.StatusMethodNotAllowed, Message: "Method not allowed."}
+	}
+	rootDir, rel, err := s.confine(rt.Docroot, fsPath)
+	if err != nil {
+		return notFound(err)
+	}
+	if forbiddenName(filepath.Base(rel)) || hasDotSegment("/"+filepath.ToSlash(rel)) {
+		return notFound(fmt.Errorf("%s resolves to refused file %s", fsPath, filepath.Join(rootDir, rel)))
+	}
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return notFound(fmt.Errorf("open root %s: %w", rootDir, err))
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	if err != nil {
+		return notFound(fmt.Errorf("open %s in %s: %w", rel, rootDir, err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
+	}
+	if !fi.Mode().IsRegular() {
+		return notFound(fmt.Errorf("%s is not a regular file", fsPath))
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// The name (hence Content-Type) is the one the visitor asked for.
+	http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), f)
+	return nil
+}
+
+// confine resolves fsPath's symlinks and returns the root (the docroot's
+// real path or an allowed symlink root) that contains the result, and the
+// result relative to it. It fails when the real path is in none of them.
+func (s *Server) confine(docroot, fsPath string) (rootDir, rel string, err error) {
+	real, err := filepath.EvalSymlinks(fsPath)
+	if err != nil {
+		return "", "", fmt.Errorf("resolve %s: %w", fsPath, err)
+	}
+	realDoc, err := filepath.EvalSymlinks(docroot)
+	if err != nil {
+		return "", "", fmt.Errorf("resolve docroot %s: %w", docroot, err)
+	}
+	for i := -1; i < len(s.allowed); i++ {
+		root := realDoc
+		if i >= 0 {
+			root = s.allowed[i]
+		}
+		if rel, ok := within(root, real); ok {
+			return root, rel, nil
+		}
+	}
+	return "", "", fmt.Errorf("%s resolves to %s, outside the docroot and the allowed symlink roots", fsPath, real)
+}
+
+// within reports whether p is root or below it, and p relative to root.
+func within(root, p string) (string, bool) {
+	if p == root {
+		return ".", true
+	}
+	prefix := root
+	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
+		prefix += string(filepath.Separator)
+	}
+	if strings.HasPrefix(p, prefix) {
+		return p[len(prefix):], true
+	}
+	return "", false
+}
+
+// hasDotSegment reports whether a slash-separated path has a segment that
+// starts with "." (.git, .htaccess, .env, …).
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.HasPrefix(seg, ".") && seg != "." {
+			return true
+		}
+	}
+	return false
+}
+
+// isPHPScript reports whether name is run by PHP (and never served).
+func isPHPScript(name string) bool { return strings.HasSuffix(name, ".php") }
+
+// forbiddenName reports whether a file must never be served statically:
+// PHP source in any spelling, dumps, logs, backups and editor leftovers.
+func forbiddenName(name string) bool {
+	lower := strings.ToLower(name)
+	if strings.HasSuffix(lower, "~") || strings.HasPrefix(lower, ".") || strings.HasPrefix(lower, "#") {
+		return true
+	}
+	for _, ext := range forbiddenExts {
+		if strings.HasSuffix(lower, ext) {
+			return true
+		}
+	}
+	// "wp-config.php.save", "index.php.orig", "x.php.txt"? The last is
+	// plain text by intent; ".php." followed by a backup-ish suffix is not.
+	if i := strings.Index(lower, ".php"); i >= 0 {
+		switch lower[i+4:] {
+		case "", "3", "4", "5", "7", "8", "s", ".save", ".orig", ".old", ".swp", ".swo", ".dist", ".bak", ".tmp":
+			return true
+		}
+	}
+	return false
+}
+
+var forbiddenExts = []string{
+	".php", ".phtml", ".phar", ".pht", ".phps",
+	".sql", ".sql.gz", ".sqlite", ".db", ".log", ".bak", ".old", ".orig", ".save", ".swp", ".swo", ".tmp",
+	".ini", ".env", ".sh",
+}
+
+func isRegularFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}

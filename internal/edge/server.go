@@ -1,0 +1,213 @@
+package edge
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBodyBytes = 64 << 20
+	DefaultDialTimeout  = 3 * time.Second
+	DefaultRetryAfter   = 30 * time.Second
+)
+
+// Config configures a Server. The zero value is usable (logs are discarded).
+type Config struct {
+	// Logger receives request errors with their causes. Nil discards.
+	Logger *slog.Logger
+	// AllowedSymlinkRoots are directories outside a docroot that a symlink
+	// in a docroot may point into and still be served (Debian's WordPress
+	// links to /usr/share/javascript, /usr/share/fonts, /etc/wordpress …).
+	// They must never contain per-site data.
+	AllowedSymlinkRoots []string
+	// MaxBodyBytes caps request bodies sent to PHP (413 beyond).
+	// Zero or negative means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// DialTimeout bounds connecting to a php-fpm pool (502 beyond).
+	DialTimeout time.Duration
+	// RetryAfter is sent with 503 responses (suspended, unavailable).
+	RetryAfter time.Duration
+	// TempDir is where request bodies of unknown length are spooled before
+	// they are sent to PHP (which needs CONTENT_LENGTH). Empty: os.TempDir.
+	TempDir string
+}
+
+// Server is the edge http.Handler. It is safe for concurrent use; the
+// routing table is replaced atomically with SetTable.
+type Server struct {
+	log          *slog.Logger
+	allowed      []string
+	maxBody      int64
+	dialTimeout  time.Duration
+	retryAfter   string
+	tempDir      string
+	table        atomic.Pointer[Table]
+	requestIDGen func() string
+}
+
+// New returns a Server with an empty routing table (every host is unknown
+// until SetTable is called).
+func New(cfg Config) *Server {
+	s := &Server{
+		log:          cfg.Logger,
+		maxBody:      cfg.MaxBodyBytes,
+		dialTimeout:  cfg.DialTimeout,
+		tempDir:      cfg.TempDir,
+		requestIDGen: newRequestID,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.dialTimeout <= 0 {
+		s.dialTimeout = DefaultDialTimeout
+	}
+	ra := cfg.RetryAfter
+	if ra <= 0 {
+		ra = DefaultRetryAfter
+	}
+	s.retryAfter = strconv.Itoa(int((ra + time.Second - 1) / time.Second))
+	for _, root := range cfg.AllowedSymlinkRoots {
+		if !filepath.IsAbs(root) {
+			s.log.Warn("edge: ignoring relative symlink root", "root", root)
+			continue
+		}
+		real, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			// Keep the lexical path: it may appear later, and a path that
+			// does not exist cannot match a resolved file anyway.
+			real = filepath.Clean(root)
+		}
+		s.allowed = append(s.allowed, real)
+	}
+	s.table.Store(NewTable(nil))
+	return s
+}
+
+// SetTable atomically installs t. Requests already running keep the table
+// they started with. A nil t is treated as an empty table.
+func (s *Server) SetTable(t *Table) {
+	if t == nil {
+		t = NewTable(nil)
+	}
+	s.table.Store(t)
+}
+
+// Table returns the routing table currently installed.
+func (s *Server) Table() *Table { return s.table.Load() }
+
+// ServeHTTP routes r by its Host header and serves it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := s.requestIDGen()
+	w.Header().Set("X-Request-Id", id)
+	t := s.table.Load() // this request uses this table until it finishes
+	rt, ok := t.Lookup(r.Host)
+	if !ok {
+		s.fail(w, r, id, nil, &HTTPError{Status: http.StatusNotFound, Message: "No site is configured for this address."})
+		return
+	}
+	var err error
+	switch rt.State {
+	case Serving:
+		err = s.serveSite(w, r, rt)
+	case Suspended:
+		w.Header().Set("Retry-After", s.retryAfter)
+		err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is temporarily down for maintenance."}
+	default:
+		w.Header().Set("Retry-After", s.retryAfter)
+		err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is not available yet. Please try again shortly."}
+	}
+	if err != nil {
+		s.fail(w, r, id, rt, err)
+	}
+}
+
+// HTTPError is an error with the status and the safe message a client sees;
+// Cause (logged, never shown) says what actually went wrong.
+type HTTPError struct {
+	Status  int
+	Message string
+	Cause   error
+}
+
+func (e *HTTPError) Error() string {
+	if e.Cause == nil {
+		return fmt.Sprintf("%d %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("%d %s: %v", e.Status, e.Message, e.Cause)
+}
+
+func (e *HTTPError) Unwrap() error { return e.Cause }
+
+// errResponseStarted marks an error after the response status was sent: it
+// can only be logged, and the connection is aborted so the client sees a
+// truncated response instead of a complete-looking one.
+type errResponseStarted struct{ err error }
+
+func (e *errResponseStarted) Error() string { return "after response started: " + e.err.Error() }
+func (e *errResponseStarted) Unwrap() error { return e.err }
+
+func notFound(cause error) *HTTPError {
+	return &HTTPError{Status: http.StatusNotFound, Message: "The requested page was not found.", Cause: cause}
+}
+
+// fail logs err and, if nothing was written yet, renders its page.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, id string, rt *Route, err error) {
+	attrs := []any{"request_id", id, "host", r.Host, "method", r.Method, "uri", r.RequestURI}
+	if rt != nil {
+		attrs = append(attrs, "site", rt.Site)
+	}
+	var started *errResponseStarted
+	if errors.As(err, &started) {
+		s.log.Error("edge: response aborted", append(attrs, "err", started.err)...)
+		panic(http.ErrAbortHandler)
+	}
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		he = &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: err}
+	}
+	attrs = append(attrs, "status", he.Status)
+	switch {
+	case he.Status >= 500 && he.Cause != nil:
+		s.log.Error("edge: request failed", append(attrs, "err", he.Cause)...)
+	case he.Cause != nil:
+		s.log.Info("edge: request refused", append(attrs, "err", he.Cause)...)
+	}
+	writePage(w, he.Status, he.Message, id)
+}
+
+// writePage writes a small self-contained HTML page.
+func writePage(w http.ResponseWriter, status int, msg, id string) {
+	h := w.Header()
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified", "Content-Range"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	title := html.EscapeString(fmt.Sprintf("%d %s", status, http.StatusText(status)))
+	io.WriteString(w, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>"+title+
+		"</title></head>\n<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>"+title+
+		"</h1>\n<p>"+html.EscapeString(msg)+"</p>\n<p><small>Request ID: "+html.EscapeString(id)+
+		"</small></p>\n</body></html>\n")
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	return hex.EncodeToString(b[:])
+}

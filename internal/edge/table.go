@@ -1,0 +1,150 @@
+package edge
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/aipress/aipress/internal/site"
+)
+
+// RouteState says what the edge does with requests for a route's host.
+// The zero value is Unavailable, so a half-filled Route never serves.
+type RouteState uint8
+
+// Route states.
+const (
+	Unavailable RouteState = iota // not ready yet, or failing: 503 "not available yet"
+	Serving                       // static files from Docroot, PHP via Endpoint
+	Suspended                     // 503 maintenance page
+)
+
+// String returns the state's name.
+func (s RouteState) String() string {
+	switch s {
+	case Serving:
+		return "Serving"
+	case Suspended:
+		return "Suspended"
+	default:
+		return "Unavailable"
+	}
+}
+
+// Route maps one host name to one site. Docroot is the absolute directory
+// static files are served from (and the path php-fpm sees); Endpoint is the
+// site's FastCGI pool, "unix:/path/to.sock" or "tcp:host:port".
+type Route struct {
+	Host     string
+	Site     string
+	Docroot  string
+	Endpoint string
+	State    RouteState
+}
+
+// RouteForSite derives the route for s from its spec and observed status:
+// Serving only when the shard reports it Ready with an endpoint and a docroot,
+// Suspended when the spec or the phase says so, Unavailable otherwise.
+func RouteForSite(s *site.Site) Route {
+	host := s.Spec.Domain
+	if host == "" {
+		host = s.Metadata.Name
+	}
+	r := Route{
+		Host:     host,
+		Site:     s.Metadata.Name,
+		Docroot:  s.Status.Docroot,
+		Endpoint: s.Status.Endpoint,
+	}
+	switch {
+	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended:
+		r.State = Suspended
+	case s.Status.Phase == site.PhaseReady && s.Status.Endpoint != "" && s.Status.Docroot != "":
+		r.State = Serving
+	default:
+		r.State = Unavailable
+	}
+	return r
+}
+
+// Table is an immutable host → route index. Build a new one with NewTable
+// and install it with (*Server).SetTable; never modify a Table (or a *Route
+// it returned) after it has been handed to a Server.
+type Table struct {
+	routes []Route
+	byHost map[string]*Route
+}
+
+// NewTable indexes routes by lower-cased host (a trailing dot is dropped).
+// Routes with an empty host are ignored; on duplicate hosts the last wins.
+// The slice is copied, so the caller may reuse it.
+func NewTable(routes []Route) *Table {
+	t := &Table{
+		routes: make([]Route, len(routes)),
+		byHost: make(map[string]*Route, len(routes)),
+	}
+	copy(t.routes, routes)
+	for i := range t.routes {
+		r := &t.routes[i]
+		r.Host = strings.TrimSuffix(strings.ToLower(r.Host), ".")
+		if r.Docroot != "" {
+			r.Docroot = filepath.Clean(r.Docroot)
+		}
+		if r.Host == "" {
+			continue
+		}
+		t.byHost[r.Host] = r
+	}
+	return t
+}
+
+// Len returns the number of distinct hosts in the table.
+func (t *Table) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.byHost)
+}
+
+// Lookup finds the route for a Host header value: the port (if any) is
+// stripped, the name lower-cased and a trailing dot trimmed. It does not
+// allocate when host is already lower-case. The returned Route is shared and
+// must not be modified. A nil Table has no routes.
+func (t *Table) Lookup(host string) (*Route, bool) {
+	if t == nil {
+		return nil, false
+	}
+	h := normalizeHost(host)
+	if h == "" {
+		return nil, false
+	}
+	r, ok := t.byHost[h]
+	return r, ok
+}
+
+// normalizeHost returns host without port, without trailing dot, lower-cased.
+func normalizeHost(host string) string {
+	host = stripPort(host)
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
+}
+
+// stripPort removes a ":port" suffix, keeping bracketed IPv6 literals intact
+// ("[::1]:8080" → "[::1]").
+func stripPort(host string) string {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 {
+		return host
+	}
+	if strings.IndexByte(host, ']') > i { // colon inside an IPv6 literal, no port
+		return host
+	}
+	if host[0] != '[' && strings.IndexByte(host[:i], ':') >= 0 {
+		return host // bare IPv6 address without brackets: no port to strip
+	}
+	return host[:i]
+}
