@@ -1,0 +1,319 @@
+// Package phpfpm runs one php-fpm master per shard and manages its pools:
+// one pool per site (pm = ondemand, the site's own Unix user, exec-family
+// functions disabled), added and removed with a graceful reload so that no
+// other site notices.
+//
+// The master always has one internal pool (_aipress) so that it can start
+// with no sites at all; php-fpm refuses to run without a pool.
+package phpfpm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aipress/aipress/internal/supervise"
+)
+
+// Binary is the php-fpm executable from Debian's php8.2-fpm.
+const Binary = "/usr/sbin/php-fpm8.2"
+
+// DisabledFunctions are never available to site code.
+var DisabledFunctions = []string{
+	"exec", "passthru", "shell_exec", "system", "proc_open", "popen",
+	"pcntl_exec", "pcntl_fork", "dl", "proc_nice", "proc_terminate",
+	"proc_get_status", "posix_kill", "posix_setuid", "posix_setgid",
+}
+
+// Pool is one site's pool.
+type Pool struct {
+	Name        string // pool name, [a-z0-9_]
+	User, Group string // empty when not running as root
+	Docroot     string // chdir target
+	SiteDir     string // tmp/ and logs/ live here
+	MaxChildren int
+	IdleTimeout time.Duration
+	MemoryMB    int
+	UploadMaxMB int
+}
+
+var poolName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// Master is the shard's php-fpm master.
+type Master struct {
+	Dir    string // config, sockets, logs
+	Logger *slog.Logger
+
+	mu   sync.Mutex // serialises pool writes and reloads
+	proc *supervise.Process
+	// ready is closed once the master started for the first time.
+	ready chan struct{}
+}
+
+func (m *Master) poolDir() string { return filepath.Join(m.Dir, "pool.d") }
+func (m *Master) runDir() string  { return filepath.Join(m.Dir, "run") }
+func (m *Master) conf() string    { return filepath.Join(m.Dir, "php-fpm.conf") }
+
+// Socket is the unix socket of pool name.
+func (m *Master) Socket(name string) string { return filepath.Join(m.runDir(), name+".sock") }
+
+// PoolFile is the configuration file of pool name.
+func (m *Master) PoolFile(name string) string { return filepath.Join(m.poolDir(), name+".conf") }
+
+// Prepare writes the master configuration. Pools already in pool.d are kept.
+func (m *Master) Prepare() error {
+	m.ready = make(chan struct{})
+	for _, d := range []string{m.Dir, m.poolDir(), m.runDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+	}
+	conf := fmt.Sprintf(`; Written by aipress; changes are overwritten.
+[global]
+pid = %s
+error_log = %s
+daemonize = no
+process_control_timeout = 20s
+emergency_restart_threshold = 0
+
+[_aipress]
+%slisten = %s
+listen.mode = 0600
+pm = ondemand
+pm.max_children = 1
+pm.process_idle_timeout = 10s
+
+include = %s/*.conf
+`, filepath.Join(m.runDir(), "php-fpm.pid"), filepath.Join(m.Dir, "php-fpm.log"), internalUser(), m.Socket("_aipress"), m.poolDir())
+	if err := os.WriteFile(m.conf(), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("php-fpm: write config: %w", err)
+	}
+	return nil
+}
+
+func internalUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	return "user = nobody\ngroup = nogroup\n"
+}
+
+// Run runs the master until ctx is done, restarting it if it dies.
+func (m *Master) Run(ctx context.Context) error {
+	m.proc = &supervise.Process{
+		Name: "php-fpm",
+		Command: func() *exec.Cmd {
+			return exec.Command(Binary, "--nodaemonize", "--fpm-config", m.conf())
+		},
+		PIDFile:     filepath.Join(m.Dir, "supervised.pid"),
+		Match:       "php-fpm",
+		StopSignal:  syscall.SIGQUIT, // graceful
+		StopTimeout: 25 * time.Second,
+		Logger:      m.Logger,
+	}
+	var once sync.Once
+	return m.proc.Run(ctx, func(ctx context.Context, pid int) error {
+		if err := waitFile(ctx, m.Socket("_aipress"), 30*time.Second); err != nil {
+			return err
+		}
+		once.Do(func() { close(m.ready) })
+		return nil
+	})
+}
+
+// Ready is closed once the master has started. Call it after Prepare.
+func (m *Master) Ready() <-chan struct{} { return m.ready }
+
+// Process gives access to the supervised master (tests kill it).
+func (m *Master) Process() *supervise.Process { return m.proc }
+
+// RenderPool returns the configuration of p.
+func RenderPool(p Pool, socket string) ([]byte, error) {
+	if !poolName.MatchString(p.Name) || strings.HasPrefix(p.Name, "_") {
+		return nil, fmt.Errorf("php-fpm: invalid pool name %q", p.Name)
+	}
+	if p.MaxChildren <= 0 {
+		p.MaxChildren = 5
+	}
+	if p.IdleTimeout <= 0 {
+		p.IdleTimeout = 30 * time.Second
+	}
+	if p.MemoryMB <= 0 {
+		p.MemoryMB = 256
+	}
+	if p.UploadMaxMB <= 0 {
+		p.UploadMaxMB = 64
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "; Written by aipress for one site; changes are overwritten.\n[%s]\n", p.Name)
+	if p.User != "" {
+		fmt.Fprintf(&b, "user = %s\ngroup = %s\n", p.User, p.Group)
+	}
+	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
+	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
+	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
+	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
+	fmt.Fprintf(&b, "php_admin_value[disable_functions] = %s\n", strings.Join(DisabledFunctions, ","))
+	fmt.Fprintf(&b, "php_admin_value[memory_limit] = %dM\n", p.MemoryMB)
+	fmt.Fprintf(&b, "php_admin_value[upload_max_filesize] = %dM\n", p.UploadMaxMB)
+	fmt.Fprintf(&b, "php_admin_value[post_max_size] = %dM\n", p.UploadMaxMB+1)
+	tmp := filepath.Join(p.SiteDir, "tmp")
+	fmt.Fprintf(&b, "php_admin_value[upload_tmp_dir] = %s\nphp_admin_value[sys_temp_dir] = %s\nphp_admin_value[session.save_path] = %s\n", tmp, tmp, tmp)
+	fmt.Fprintf(&b, "php_admin_value[error_log] = %s\nphp_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\n", filepath.Join(p.SiteDir, "logs", "php-error.log"))
+	b.WriteString("php_admin_flag[allow_url_include] = off\nphp_admin_flag[expose_php] = off\n")
+	return b.Bytes(), nil
+}
+
+// EnsurePool writes p's configuration and reloads the master if it changed,
+// then waits for the pool's socket. It is idempotent.
+func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
+	conf, err := RenderPool(p, m.Socket(p.Name))
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	path := m.PoolFile(p.Name)
+	old, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(old, conf) {
+		if _, err := os.Stat(m.Socket(p.Name)); err == nil {
+			return nil
+		}
+	}
+	if err := writeAtomic(path, conf, 0o644); err != nil {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
+	if err := m.reload(ctx); err != nil {
+		return err
+	}
+	return waitFile(ctx, m.Socket(p.Name), 30*time.Second)
+}
+
+// RemovePool removes pool name and reloads the master (idempotent).
+func (m *Master) RemovePool(ctx context.Context, name string) error {
+	if !poolName.MatchString(name) || strings.HasPrefix(name, "_") {
+		return fmt.Errorf("php-fpm: invalid pool name %q", name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := os.Remove(m.PoolFile(name))
+	if errors.Is(err, os.ErrNotExist) {
+		_ = os.Remove(m.Socket(name))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
+	if err := m.reload(ctx); err != nil {
+		return err
+	}
+	_ = os.Remove(m.Socket(name))
+	return nil
+}
+
+// Pools lists the pool names configured in pool.d.
+func (m *Master) Pools() ([]string, error) {
+	ents, err := os.ReadDir(m.poolDir())
+	if err != nil {
+		return nil, fmt.Errorf("php-fpm: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".conf"); ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// reload asks the master for a graceful reload (SIGUSR2) and waits until it
+// serves again. With the master not running, the next start reads the new
+// configuration anyway.
+func (m *Master) reload(ctx context.Context) error {
+	if m.proc == nil {
+		return nil
+	}
+	logPath := filepath.Join(m.Dir, "php-fpm.log")
+	var offset int64
+	if st, err := os.Stat(logPath); err == nil {
+		offset = st.Size()
+	}
+	if err := m.proc.Signal(syscall.SIGUSR2); err != nil {
+		if errors.Is(err, supervise.ErrNotRunning) {
+			return nil
+		}
+		return fmt.Errorf("php-fpm: reload: %w", err)
+	}
+	// After USR2 php-fpm re-executes itself and logs "ready to handle
+	// connections" again once the new configuration serves.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if logSince(logPath, offset, "ready to handle connections") {
+			return nil
+		}
+	}
+	return errors.New("php-fpm: reload did not finish in 30s")
+}
+
+// logSince reports whether the log at path contains needle after offset.
+func logSince(path string, offset int64, needle string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	if st.Size() < offset { // rotated or truncated
+		offset = 0
+	}
+	b := make([]byte, st.Size()-offset)
+	if _, err := f.ReadAt(b, offset); err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte(needle))
+}
+
+func waitFile(ctx context.Context, path string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("php-fpm: %s did not appear within %s", path, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

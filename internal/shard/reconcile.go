@@ -1,0 +1,359 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/wordpress"
+)
+
+// Condition types a shard reports, in convergence order.
+const (
+	CondDatabase  = "DatabaseReady"
+	CondFiles     = "FilesReady"
+	CondInstalled = "Installed"
+	CondServing   = "Serving"
+)
+
+// reporter accumulates status changes and writes them through Sites.
+type reporter struct {
+	s   *Shard
+	src Sites
+	st  *site.Site
+}
+
+func (r reporter) update(ctx context.Context, fn func(*site.Status)) {
+	err := r.r(ctx, fn)
+	if err != nil && ctx.Err() == nil {
+		r.s.log.Warn("status update", "site", r.st.Metadata.Name, "err", err)
+	}
+}
+
+func (r reporter) r(ctx context.Context, fn func(*site.Status)) error {
+	return r.src.UpdateStatus(ctx, r.st.Metadata.Name, r.st.Metadata.UID, fn)
+}
+
+func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, phase site.Phase) {
+	now := r.s.cfg.Clock()
+	gen := r.st.Metadata.Generation
+	r.update(ctx, func(st *site.Status) {
+		st.SetCondition(site.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+		if phase != "" {
+			st.Phase = phase
+		}
+		st.Shard = r.s.cfg.Name
+	})
+}
+
+func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
+	rep := reporter{s: s, src: src, st: st}
+	if st.Metadata.DeletionRequested != nil {
+		rep.cond(ctx, CondServing, "False", "Deleting", "removing the site", site.PhaseDeleting)
+		if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
+			rep.cond(ctx, CondServing, "False", "DeleteFailed", err.Error(), site.PhaseDeleting)
+			return err
+		}
+		return src.Finalize(ctx, st.Metadata.Name, st.Metadata.UID)
+	}
+	err := s.converge(ctx, rep, st)
+	if err != nil && ctx.Err() == nil {
+		now := s.cfg.Clock()
+		rep.update(ctx, func(stt *site.Status) {
+			stt.Phase = site.PhaseFailed
+			stt.SetCondition(site.Condition{Type: CondServing, Status: "False", Reason: "ConvergeFailed", Message: err.Error(), ObservedGeneration: st.Metadata.Generation}, now)
+		})
+	}
+	return err
+}
+
+func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error {
+	n := s.NamesFor(st.Metadata.UID)
+	working := site.PhaseCreating
+	if st.Status.Phase == site.PhaseReady || st.Status.Phase == site.PhaseSuspended {
+		working = "" // keep the phase visitors see while re-converging
+	}
+	siteURL := s.cfg.PublicURL(st.Spec.Domain)
+
+	// 1. Unix user and the site directory.
+	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	if err != nil {
+		return err
+	}
+	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
+		return err
+	}
+	sec, err := loadOrCreateSecrets(n.Dir)
+	if err != nil {
+		return err
+	}
+
+	// 2. Database and its user.
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+		return err
+	}
+	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
+
+	// 3. Files: docroot sharing the core, own wp-content, wp-config.php.
+	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	cfg := wordpress.Config{
+		Domain: st.Spec.Domain, URL: siteURL,
+		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
+		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+	}
+	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
+		return err
+	}
+	if err := sitePermissions(n, uid, gid); err != nil {
+		return err
+	}
+	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
+
+	// 4. WordPress installation.
+	installed, err := s.installed(ctx, n.DB)
+	if err != nil {
+		return err
+	}
+	if !installed {
+		rep.cond(ctx, CondInstalled, "False", "Installing", "installing WordPress", working)
+		if err := s.clearPartialInstall(ctx, n.DB); err != nil {
+			return err
+		}
+		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
+		if err := run.Install(ctx, s.installScript, wordpress.InstallOptions{
+			Title: st.Spec.Title, AdminUser: st.Spec.Admin.User, AdminEmail: st.Spec.Admin.Email,
+			AdminPasswordHash: st.Spec.Admin.PasswordHash,
+		}); err != nil {
+			return err
+		}
+	}
+	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.core.Version+" installed", working)
+
+	// 5. The pool: present while serving, absent while suspended.
+	if st.Spec.Suspended {
+		if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
+			return err
+		}
+		s.finish(ctx, rep, st, n, siteURL, site.PhaseSuspended, "False", "Suspended", "suspended: visitors get a maintenance page")
+		return nil
+	}
+	pool := phpfpm.Pool{
+		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
+		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
+		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+	}
+	if uid >= 0 {
+		pool.User, pool.Group = n.Unix, n.Unix
+	}
+	if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+		return err
+	}
+	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
+	return nil
+}
+
+func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {
+	now := s.cfg.Clock()
+	gen := st.Metadata.Generation
+	endpoint := "unix:" + s.fpm.Socket(n.Pool)
+	rep.update(ctx, func(stt *site.Status) {
+		stt.SetCondition(site.Condition{Type: CondServing, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+		stt.Phase = phase
+		stt.Shard = s.cfg.Name
+		stt.URL = siteURL
+		stt.Endpoint = endpoint
+		stt.Docroot = n.Docroot
+		stt.ObservedGeneration = gen
+	})
+}
+
+// installed reports whether the installer finished for database db (it sets
+// the aipress_installed option as its very last step).
+func (s *Shard) installed(ctx context.Context, db string) (bool, error) {
+	n, err := s.db.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'wp_options'", db)
+	if err != nil {
+		return false, fmt.Errorf("installed check: %w", err)
+	}
+	if n == "0" {
+		return false, nil
+	}
+	v, err := s.db.QueryString(ctx, fmt.Sprintf("SELECT COUNT(*) FROM `%s`.wp_options WHERE option_name = 'aipress_installed'", db))
+	if err != nil {
+		return false, fmt.Errorf("installed check: %w", err)
+	}
+	return v != "0", nil
+}
+
+// clearPartialInstall empties a database that an interrupted installer left
+// half-filled, so the installer starts from scratch.
+func (s *Shard) clearPartialInstall(ctx context.Context, db string) error {
+	n, err := s.db.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", db)
+	if err != nil {
+		return fmt.Errorf("partial install check: %w", err)
+	}
+	if n == "0" {
+		return nil
+	}
+	s.log.Warn("clearing a partial WordPress installation", "database", db, "tables", n)
+	return s.db.RecreateDatabase(ctx, db)
+}
+
+// teardown removes everything the shard created for a site; each step is
+// idempotent, so an interrupted teardown is finished by the next pass.
+func (s *Shard) teardown(ctx context.Context, n Names) error {
+	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
+		return err
+	}
+	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(n.Dir); err != nil {
+		return fmt.Errorf("remove site files: %w", err)
+	}
+	if err := os.RemoveAll(n.Docroot + ".building"); err != nil {
+		return fmt.Errorf("remove site files: %w", err)
+	}
+	s.mu.Lock()
+	delete(s.lastCron, n.ID)
+	s.mu.Unlock()
+	return removeUnixUser(ctx, n.Unix)
+}
+
+var orphanName = regexp.MustCompile(`^wp_([0-9a-f]{12})$`)
+
+// collectOrphans removes pools, databases, users, directories and Unix users
+// of this shard that belong to no known site — what a crash between the
+// control plane forgetting a site and the shard removing it would leave.
+func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error {
+	var errs []error
+	orphan := func(name string) (Names, bool) {
+		m := orphanName.FindStringSubmatch(name)
+		if m == nil || known[m[1]] {
+			return Names{}, false
+		}
+		id := m[1]
+		dir := filepath.Join(s.sitesDir(), id)
+		return Names{ID: id, Unix: name, DB: name, DBUser: name, Pool: name, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}, true
+	}
+	seen := map[string]Names{}
+	pools, err := s.fpm.Pools()
+	errs = append(errs, err)
+	dbs, err := s.db.ListDatabases(ctx, "wp_")
+	errs = append(errs, err)
+	users, err := s.db.ListUsers(ctx, "wp_")
+	errs = append(errs, err)
+	var dirs []string
+	if ents, err := os.ReadDir(s.sitesDir()); err == nil {
+		for _, e := range ents {
+			dirs = append(dirs, "wp_"+e.Name())
+		}
+	}
+	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir())} {
+		for _, name := range list {
+			if n, ok := orphan(name); ok {
+				seen[n.ID] = n
+			}
+		}
+	}
+	for _, n := range seen {
+		s.log.Warn("removing orphaned site resources", "id", n.ID)
+		errs = append(errs, s.teardown(ctx, n))
+	}
+	return errors.Join(errs...)
+}
+
+// runCron runs WP-Cron for serving sites whose interval has passed.
+func (s *Shard) runCron(ctx context.Context, src Sites) {
+	if s.cfg.CronInterval < 0 {
+		return
+	}
+	sites, err := src.ListSites(ctx, s.cfg.Name)
+	if err != nil {
+		return
+	}
+	now := s.cfg.Clock()
+	for _, st := range sites {
+		if st.Status.Phase != site.PhaseReady || st.Spec.Suspended || st.Metadata.DeletionRequested != nil {
+			continue
+		}
+		n := s.NamesFor(st.Metadata.UID)
+		s.mu.Lock()
+		last, ok := s.lastCron[n.ID]
+		due := !ok || now.Sub(last) >= s.cfg.CronInterval
+		if due {
+			s.lastCron[n.ID] = now
+		}
+		s.mu.Unlock()
+		if !due || !ok { // the first pass only starts the clock
+			continue
+		}
+		uid, gid := lookupIDs(n.Unix)
+		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(st.Status.URL), UID: uid, GID: gid}
+		if err := run.Cron(ctx, s.cronScript); err != nil && ctx.Err() == nil {
+			s.log.Warn("cron", "site", st.Metadata.Name, "err", err)
+		}
+	}
+}
+
+func writeIfChanged(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return chownMode(path, mode, uid, gid)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := chownMode(tmp, mode, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func ensureDir(path string, mode os.FileMode, uid, gid int) error {
+	if err := os.MkdirAll(path, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("mkdir %s: %w", path, err)
+	}
+	return chownMode(path, mode, uid, gid)
+}
+
+func chownMode(path string, mode os.FileMode, uid, gid int) error {
+	if gid >= 0 && os.Geteuid() == 0 {
+		if err := os.Lchown(path, uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return nil
+}
+
+// sitePermissions sets the modes that isolate a site: its directory is
+// reachable by its own group only; core files stay root-owned and read-only;
+// only uploads (plus private tmp and logs) belong to the site user.
+func sitePermissions(n Names, uid, gid int) error {
+	if err := chownMode(n.Docroot, 0o755, 0, 0); err != nil {
+		return err
+	}
+	for _, d := range []string{"tmp", "logs"} {
+		if err := ensureDir(filepath.Join(n.Dir, d), 0o750, uid, gid); err != nil {
+			return err
+		}
+	}
+	if err := chownMode(filepath.Join(n.Dir, "tmp"), 0o700, uid, gid); err != nil {
+		return err
+	}
+	return ensureDir(filepath.Join(n.Docroot, "wp-content", "uploads"), 0o755, uid, gid)
+}

@@ -1,0 +1,287 @@
+// Package shard is a local shard (a cell): it owns one MariaDB server and one
+// php-fpm master, and converges the sites assigned to it by level, so that
+// running it again — after a crash, a restart or a change — finishes or
+// undoes whatever was in flight.
+//
+// For each site it ensures, in order: a Unix user (when running as root), a
+// database and a least-privilege database user, the files (a docroot sharing
+// the registered WordPress core, the site's own wp-content and a generated
+// wp-config.php), WordPress's installation, and a php-fpm pool. A site whose
+// deletion was requested is torn down in the reverse order and only then
+// removed from the control plane. Resources of this shard that belong to no
+// known site are garbage-collected.
+package shard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aipress/aipress/internal/mariadb"
+	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/wordpress"
+)
+
+// Sites is where a shard reads its desired sites and reports what it
+// observed. The control plane's store implements it in process; a remote
+// agent protocol can implement it later.
+//
+// ListSites returns every site assigned to shard, including those whose
+// deletion was requested. UpdateStatus applies fn to the status of the site
+// with that name and UID (a site re-created under the same name has another
+// UID and is left alone) and must be a no-op write when fn changes nothing.
+// Finalize removes the record of a site whose deletion is complete.
+type Sites interface {
+	ListSites(ctx context.Context, shard string) ([]site.Site, error)
+	UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error
+	Finalize(ctx context.Context, name, uid string) error
+}
+
+// Config configures a shard.
+type Config struct {
+	Name string // the shard's name in the control plane
+	Dir  string // the shard's data directory
+	// PublicURL returns the URL a site is served at (WP_HOME).
+	PublicURL func(domain string) string
+	// CoreSource is the WordPress tree to register (default Debian's).
+	CoreSource string
+	Logger     *slog.Logger
+	Clock      func() time.Time
+	// Resync is how often the shard re-converges every site even when
+	// nothing woke it (default 10s).
+	Resync time.Duration
+	// CronInterval is how often WP-Cron runs for each serving site
+	// (default 1 minute; 0 keeps the default, negative disables cron).
+	CronInterval time.Duration
+}
+
+// Shard is a running local shard.
+type Shard struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *mariadb.Server
+	fpm   *phpfpm.Master
+	core  *wordpress.Core
+	wake  chan struct{}
+	ready chan struct{}
+
+	installScript, cronScript string
+
+	mu       sync.Mutex
+	lastCron map[string]time.Time
+}
+
+// New returns a shard; Run starts it.
+func New(cfg Config) *Shard {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.CoreSource == "" {
+		cfg.CoreSource = wordpress.DebianCore
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	if cfg.CronInterval == 0 {
+		cfg.CronInterval = time.Minute
+	}
+	if cfg.PublicURL == nil {
+		cfg.PublicURL = func(d string) string { return "http://" + d }
+	}
+	log := cfg.Logger.With("shard", cfg.Name)
+	return &Shard{
+		cfg:      cfg,
+		log:      log,
+		db:       &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		fpm:      &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		wake:     make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+		lastCron: map[string]time.Time{},
+	}
+}
+
+func (s *Shard) sitesDir() string { return filepath.Join(s.cfg.Dir, "sites") }
+
+// Prepare readies the shard's directories, MariaDB data directory, php-fpm
+// configuration and WordPress core. It does not start anything.
+func (s *Shard) Prepare(ctx context.Context) error {
+	for _, d := range []string{s.cfg.Dir, s.sitesDir()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return fmt.Errorf("shard: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return fmt.Errorf("shard: %w", err)
+		}
+	}
+	core, err := wordpress.RegisterCore(s.cfg.CoreSource, filepath.Join(s.cfg.Dir, "cores"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.core = core
+	s.installScript, s.cronScript, err = wordpress.WriteScripts(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	if err := s.db.Prepare(ctx); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	if err := s.fpm.Prepare(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	return nil
+}
+
+// AllowedSymlinkRoots are the directories outside site docroots that the
+// edge may serve static files from (the core and what its symlinks reach).
+// Valid after Prepare.
+func (s *Shard) AllowedSymlinkRoots() []string { return s.core.LinkRoots }
+
+// Ready is closed once MariaDB and php-fpm are up and the first convergence
+// pass is done. Valid after New.
+func (s *Shard) Ready() <-chan struct{} { return s.ready }
+
+// DB and FPM expose the shard's servers (tests inject faults through them).
+func (s *Shard) DB() *mariadb.Server  { return s.db }
+func (s *Shard) FPM() *phpfpm.Master { return s.fpm }
+
+// Wake asks for a convergence pass soon.
+func (s *Shard) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts MariaDB and php-fpm and converges the shard's sites until ctx
+// is done; then it stops both servers and returns. Call Prepare first.
+func (s *Shard) Run(ctx context.Context, src Sites) error {
+	var wg sync.WaitGroup
+	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopProcs(); wg.Wait(); s.db.Close() }()
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
+	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()
+	for _, ch := range []<-chan struct{}{s.db.Ready(), s.fpm.Ready()} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
+	first := true
+	tick := time.NewTicker(s.cfg.Resync)
+	defer tick.Stop()
+	for {
+		if err := s.Converge(ctx, src); err != nil && ctx.Err() == nil {
+			s.log.Error("converge", "err", err)
+		}
+		if first {
+			first = false
+			close(s.ready)
+		}
+		s.runCron(ctx, src)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Converge runs one pass over every site of the shard, then collects
+// orphaned resources.
+func (s *Shard) Converge(ctx context.Context, src Sites) error {
+	sites, err := src.ListSites(ctx, s.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("list sites: %w", err)
+	}
+	known := map[string]bool{}
+	var errs []error
+	for i := range sites {
+		st := &sites[i]
+		known[SiteID(st.Metadata.UID)] = true
+		if err := s.reconcile(ctx, src, st); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("site %s: %w", st.Metadata.Name, err))
+		}
+	}
+	if err := s.collectOrphans(ctx, known); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// SiteID is the short identifier of a site on a shard, derived from its UID:
+// Unix user, database, database user and pool are all named wp_<SiteID>.
+func SiteID(uid string) string {
+	h := sha256.Sum256([]byte(uid))
+	return hex.EncodeToString(h[:6])
+}
+
+// Names are the per-site resource names.
+type Names struct {
+	ID, Unix, DB, DBUser, Pool string
+	Dir, Docroot               string
+}
+
+// NamesFor returns the resource names of the site with uid on this shard.
+func (s *Shard) NamesFor(uid string) Names {
+	id := SiteID(uid)
+	n := "wp_" + id
+	dir := filepath.Join(s.sitesDir(), id)
+	return Names{ID: id, Unix: n, DB: n, DBUser: n, Pool: n, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}
+}
+
+// secrets are generated once per site and kept in its directory (root only).
+type secrets struct {
+	DBPassword string          `json:"db_password"`
+	Salts      wordpress.Salts `json:"salts"`
+}
+
+func loadOrCreateSecrets(dir string) (*secrets, error) {
+	path := filepath.Join(dir, "secrets.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var sec secrets
+		if err := json.Unmarshal(b, &sec); err == nil && sec.DBPassword != "" {
+			return &sec, nil
+		}
+	}
+	sec := &secrets{
+		DBPassword: wordpress.RandomString(32, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+		Salts:      wordpress.NewSalts(),
+	}
+	b, _ := json.Marshal(sec)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, fmt.Errorf("site secrets: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("site secrets: %w", err)
+	}
+	return sec, nil
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return rawURL
+	}
+	return u.Host
+}

@@ -1,0 +1,54 @@
+package wordpress
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestConfigRenderGolden(t *testing.T) {
+	c := Config{
+		Domain: "blog.localhost", URL: "http://blog.localhost:8080",
+		DBName: "wp_0123456789ab", DBUser: "wp_0123456789ab", DBPassword: "pa'ss\\word",
+		DBHost: "localhost:/data/mariadb/mysqld.sock",
+		Salts:  Salts{"k1", "k2", "k3", "k4", "s1", "s2", "s3", "s4'"},
+	}
+	got := c.Render()
+	golden := filepath.Join("testdata", "wp-config.golden.php")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("wp-config differs from %s (run go test -update):\n%s", golden, got)
+	}
+	// The file must be valid PHP.
+	if _, err := exec.LookPath("php"); err == nil {
+		f := filepath.Join(t.TempDir(), "wp-config.php")
+		os.WriteFile(f, got, 0o644)
+		out, err := exec.Command("php", "-l", f).CombinedOutput()
+		if err != nil {
+			t.Fatalf("php -l: %v: %s", err, out)
+		}
+	}
+}
+
+func TestSaltsRandomAndSafe(t *testing.T) {
+	a, b := NewSalts(), NewSalts()
+	if a == b || a.AuthKey == a.NonceKey {
+		t.Fatal("salts repeat")
+	}
+	if len(a.AuthKey) != 64 || strings.ContainsAny(a.AuthKey, `'\"`) {
+		t.Fatalf("bad key %q", a.AuthKey)
+	}
+}

@@ -1,0 +1,224 @@
+// Package wordpress prepares WordPress for sites: it registers Debian's
+// `wordpress` package as a versioned, read-only core tree, builds each site's
+// docroot from it (hard links, so every site shares the core's files), writes
+// wp-config.php and runs WordPress's own installer through the PHP CLI.
+package wordpress
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+// DebianCore is where Debian's wordpress package installs WordPress.
+const DebianCore = "/usr/share/wordpress"
+
+// Core is one registered, read-only WordPress core version.
+type Core struct {
+	Version string
+	// Tree holds the core without wp-config.php, wp-content and .htaccess.
+	Tree string
+	// Content is the wp-content skeleton (themes, plugins) new sites start with.
+	Content string
+	// LinkRoots are the directories the core's symlinks point into; the edge
+	// may serve static files from there.
+	LinkRoots []string
+}
+
+var versionRe = regexp.MustCompile(`\$wp_version\s*=\s*'([^']+)'`)
+
+// ReadVersion returns the WordPress version of the tree at dir.
+func ReadVersion(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "wp-includes", "version.php"))
+	if err != nil {
+		return "", fmt.Errorf("wordpress version: %w", err)
+	}
+	m := versionRe.FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("wordpress version: no $wp_version in %s", dir)
+	}
+	return string(m[1]), nil
+}
+
+// RegisterCore registers the WordPress tree at src (normally DebianCore)
+// under coresDir/<version>. It is idempotent: an existing complete
+// registration is reused; a partial one (from a crash) is rebuilt.
+func RegisterCore(src, coresDir string) (*Core, error) {
+	version, err := ReadVersion(src)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(coresDir, version)
+	c := &Core{Version: version, Tree: filepath.Join(dir, "tree"), Content: filepath.Join(dir, "content")}
+	done := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(done); err != nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("register core: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("register core: %w", err)
+		}
+		skip := map[string]bool{"wp-config.php": true, "wp-content": true, ".htaccess": true}
+		if err := cloneTree(src, c.Tree, func(rel string) bool { return skip[rel] }, true); err != nil {
+			return nil, fmt.Errorf("register core: %w", err)
+		}
+		if err := cloneTree(filepath.Join(src, "wp-content"), c.Content, nil, true); err != nil {
+			return nil, fmt.Errorf("register core content: %w", err)
+		}
+		if err := os.WriteFile(done, []byte(version+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("register core: %w", err)
+		}
+	}
+	roots, err := linkRoots(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.LinkRoots = append([]string{dir}, roots...)
+	return c, nil
+}
+
+// linkRoots returns the distinct parent directories of the absolute symlink
+// targets under dir.
+func linkRoots(dir string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		real, err := filepath.EvalSymlinks(t)
+		if err != nil {
+			return nil // dangling link: nothing to serve
+		}
+		root := filepath.Dir(real)
+		if !seen[root] {
+			seen[root] = true
+			out = append(out, root)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("core link roots: %w", err)
+	}
+	return out, nil
+}
+
+// cloneTree recreates src at dst: directories are created (0755), regular
+// files hard-linked (copied across file systems), symlinks recreated — with
+// relative targets made absolute when absLinks is set, since the clone lives
+// elsewhere. skip, if set, is asked about every path relative to src.
+func cloneTree(src, dst string, skip func(rel string) bool, absLinks bool) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if rel != "." && skip != nil && skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if absLinks && !filepath.IsAbs(link) {
+				link = filepath.Join(filepath.Dir(p), link)
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			return linkOrCopy(p, target)
+		default:
+			return nil // sockets, devices: never part of a core
+		}
+	})
+}
+
+func linkOrCopy(src, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// BuildDocroot creates docroot from core: the core's files hard-linked
+// (shared, read-only) and a wp-content copied from the core's skeleton. It
+// builds in a temporary directory and renames it into place, so a crash
+// leaves either nothing or a complete docroot; an existing docroot is kept.
+func BuildDocroot(c *Core, docroot string) error {
+	if _, err := os.Stat(docroot); err == nil {
+		return nil
+	}
+	tmp := docroot + ".building"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("build docroot: %w", err)
+	}
+	if err := cloneTree(c.Tree, tmp, nil, false); err != nil {
+		return fmt.Errorf("build docroot: %w", err)
+	}
+	content := filepath.Join(tmp, "wp-content")
+	if err := cloneTree(c.Content, content, nil, false); err != nil {
+		return fmt.Errorf("build docroot content: %w", err)
+	}
+	for _, d := range []string{"uploads", "mu-plugins", "upgrade"} {
+		if err := os.MkdirAll(filepath.Join(content, d), 0o755); err != nil {
+			return fmt.Errorf("build docroot: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, docroot); err != nil {
+		return fmt.Errorf("build docroot: %w", err)
+	}
+	return nil
+}
+
+// CoreVersionOf returns the version of the core a docroot was built from.
+func CoreVersionOf(docroot string) (string, error) {
+	v, err := ReadVersion(docroot)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(v), nil
+}

@@ -1,0 +1,17 @@
+<?php
+// Runs a site's due WP-Cron events, started by the aipress shard through
+// the PHP CLI as the site's own Unix user (DISABLE_WP_CRON is set in
+// wp-config.php, so visitors never trigger cron).
+$docroot = getenv('AIP_DOCROOT');
+$host = getenv('AIP_HOST');
+if (!$docroot || !$host) {
+	fwrite(STDERR, "missing AIP_DOCROOT or AIP_HOST\n");
+	exit(2);
+}
+$_SERVER['HTTP_HOST'] = $host;
+$_SERVER['SERVER_NAME'] = preg_replace('/:.*/', '', $host);
+$_SERVER['REQUEST_URI'] = '/wp-cron.php';
+$_SERVER['REQUEST_METHOD'] = 'GET';
+$_SERVER['SERVER_PROTOCOL'] = 'HTTP/1.1';
+chdir($docroot);
+require $docroot . '/wp-cron.php';

@@ -1,0 +1,106 @@
+package wordpress
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed install.php
+var installScript []byte
+
+//go:embed cron.php
+var cronScript []byte
+
+// PHPCLI is the PHP command-line binary from Debian's php8.2-cli.
+const PHPCLI = "/usr/bin/php8.2"
+
+// WriteScripts writes the installer and cron runner into dir (root-owned,
+// world-readable) and returns their paths.
+func WriteScripts(dir string) (install, cron string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("wordpress scripts: %w", err)
+	}
+	install = filepath.Join(dir, "install.php")
+	cron = filepath.Join(dir, "cron.php")
+	if err := os.WriteFile(install, installScript, 0o644); err != nil {
+		return "", "", fmt.Errorf("wordpress scripts: %w", err)
+	}
+	if err := os.WriteFile(cron, cronScript, 0o644); err != nil {
+		return "", "", fmt.Errorf("wordpress scripts: %w", err)
+	}
+	return install, cron, nil
+}
+
+// Runner runs PHP CLI scripts for a site as its Unix user.
+type Runner struct {
+	Docroot string
+	Host    string // HTTP_HOST the scripts see, with port when not 80
+	UID     int    // -1: run as ourselves
+	GID     int
+}
+
+// InstallOptions are the installer's inputs.
+type InstallOptions struct {
+	Title, AdminUser, AdminEmail, AdminPasswordHash string
+}
+
+func (r Runner) run(ctx context.Context, script string, env []string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, PHPCLI,
+		"-d", "display_errors=stderr", "-d", "memory_limit=256M",
+		"-d", "disable_functions=exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec",
+		script)
+	cmd.Dir = r.Docroot
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "AIP_DOCROOT=" + r.Docroot, "AIP_HOST=" + r.Host}, env...)
+	if r.UID >= 0 && os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 600 {
+			msg = msg[len(msg)-600:]
+		}
+		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(script), err, msg)
+	}
+	return stdout.Bytes(), nil
+}
+
+// Install runs WordPress's installer (wp_install) with o. It is idempotent:
+// an installed site is left alone.
+func (r Runner) Install(ctx context.Context, script string, o InstallOptions) error {
+	out, err := r.run(ctx, script, []string{
+		"AIP_TITLE=" + o.Title, "AIP_ADMIN_USER=" + o.AdminUser,
+		"AIP_ADMIN_EMAIL=" + o.AdminEmail, "AIP_ADMIN_HASH=" + o.AdminPasswordHash,
+	}, 2*time.Minute)
+	if err != nil {
+		return fmt.Errorf("wordpress install: %w", err)
+	}
+	var res struct {
+		Installed bool `json:"installed"`
+	}
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil || !res.Installed {
+		return fmt.Errorf("wordpress install: unexpected output %q", out)
+	}
+	return nil
+}
+
+// Cron runs the site's due cron events.
+func (r Runner) Cron(ctx context.Context, script string) error {
+	if _, err := r.run(ctx, script, nil, 5*time.Minute); err != nil {
+		return fmt.Errorf("wordpress cron: %w", err)
+	}
+	return nil
+}
