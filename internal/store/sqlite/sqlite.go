@@ -151,6 +151,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	// Should fn panic (mutate is the caller's code), roll back anyway: an
+	// open transaction would hold the only writer connection forever.
+	defer tx.Rollback() //nolint:errcheck // ErrTxDone after Commit or Rollback
 	if err := fn(tx); err != nil {
 		// err is returned as is (UpdateSite passes mutate's error through).
 		if rbErr := ignoreDone(tx.Rollback()); rbErr != nil {

@@ -3,7 +3,11 @@ package sqlite
 import (
 	"database/sql"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/site"
 
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/storetest"
@@ -119,6 +123,85 @@ func TestOpenInvalidPath(t *testing.T) {
 		if s, err := Open(t.Context(), p); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded, want an error", p)
+		}
+	}
+}
+
+// TestMutatePanic checks that a panicking mutate does not leave the writer
+// connection inside a transaction.
+func TestMutatePanic(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "aipress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := &site.Site{Metadata: site.Metadata{Name: "a.example.com", UID: "u", CreatedAt: time.Now()}}
+	if err := s.CreateSite(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("panic in mutate was swallowed")
+			}
+		}()
+		_, _ = s.UpdateSite(t.Context(), "a.example.com", func(x *site.Site) error {
+			x.Spec.Title = "half"
+			panic("boom")
+		})
+	}()
+	got, err := s.UpdateSite(t.Context(), "a.example.com", func(x *site.Site) error { x.Spec.Title = "ok"; return nil })
+	if err != nil {
+		t.Fatalf("update after panic: %v", err)
+	}
+	if got.Spec.Title != "ok" || got.Metadata.Generation != 2 {
+		t.Errorf("after panic: title %q generation %d, want ok and 2", got.Spec.Title, got.Metadata.Generation)
+	}
+}
+
+// TestTwoHandlesOneFile runs concurrent updates through two stores opened on
+// the same file, as two processes would: IMMEDIATE transactions and the busy
+// timeout must serialise them without losing a write.
+func TestTwoHandlesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aipress.db")
+	var stores []*Store
+	for range 2 {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	st := &site.Site{Metadata: site.Metadata{Name: "a.example.com", UID: "u", CreatedAt: time.Now()}}
+	if err := stores[0].CreateSite(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	const perStore = 50
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		for range 5 {
+			wg.Go(func() {
+				for range perStore / 5 {
+					if _, err := s.UpdateSite(t.Context(), "a.example.com", func(x *site.Site) error {
+						x.Spec.PHP.MaxChildren++
+						return nil
+					}); err != nil {
+						t.Errorf("update: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i, s := range stores {
+		got, err := s.GetSite(t.Context(), "a.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec.PHP.MaxChildren != 2*perStore {
+			t.Errorf("store %d sees max_children %d, want %d", i, got.Spec.PHP.MaxChildren, 2*perStore)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,8 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
 		{"Reopen", testReopen},
+		{"CanceledContext", testCanceledContext},
+		{"ReadInsideMutate", testReadInsideMutate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -384,6 +387,11 @@ func testGeneration(t *testing.T, h *harness) {
 		{"label changed", func(x *site.Site) { x.Metadata.Labels["team"] = "red" }, true},
 		{"labels removed", func(x *site.Site) { x.Metadata.Labels = nil }, true},
 		{"deletion requested", func(x *site.Site) { d := base.Add(time.Hour); x.Metadata.DeletionRequested = &d }, true},
+		{"deletion request moved", func(x *site.Site) {
+			d := x.Metadata.DeletionRequested.Add(time.Hour)
+			x.Metadata.DeletionRequested = &d
+		}, true},
+		{"deletion request withdrawn", func(x *site.Site) { x.Metadata.DeletionRequested = nil }, true},
 		{"spec and status", func(x *site.Site) { x.Spec.Plan = "basic"; x.Status.Phase = site.PhaseCreating }, true},
 		{"status phase", func(x *site.Site) { x.Status.Phase = site.PhaseFailed }, false},
 		{"status shard", func(x *site.Site) { x.Status.Shard = "shard-9" }, false},
@@ -394,7 +402,12 @@ func testGeneration(t *testing.T, h *harness) {
 		{"status conditions cleared", func(x *site.Site) { x.Status.Conditions = nil }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			created := mustCreate(t, s, newSite(fmt.Sprintf("gen-%d.example.com", rand.Int64())))
+			start := newSite(fmt.Sprintf("gen-%d.example.com", rand.Int64()))
+			if strings.HasPrefix(tc.name, "deletion request ") {
+				d := base.Add(time.Minute)
+				start.Metadata.DeletionRequested = &d
+			}
+			created := mustCreate(t, s, start)
 			name := created.Metadata.Name
 			want := mustGet(t, s, name)
 			tc.mutate(want)
@@ -960,5 +973,64 @@ func testReopen(t *testing.T, h *harness) {
 	c := mustCreate(t, s, newSite("c.example.com"))
 	if c.Metadata.ResourceVersion <= wantRev {
 		t.Errorf("first write after reopen got resource version %d, not above %d", c.Metadata.ResourceVersion, wantRev)
+	}
+}
+
+func testCanceledContext(t *testing.T, h *harness) {
+	s := h.fresh(t)
+	mustCreate(t, s, newSite("a.example.com"))
+	rev := revision(t, s)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"create", func() error { return s.CreateSite(ctx, newSite("b.example.com")) }},
+		{"update", func() error {
+			_, err := s.UpdateSite(ctx, "a.example.com", func(x *site.Site) error { x.Spec.Title = "x"; return nil })
+			return err
+		}},
+		{"delete", func() error { return s.DeleteSite(ctx, "a.example.com") }},
+		{"get", func() error { _, err := s.GetSite(ctx, "a.example.com"); return err }},
+		{"list", func() error { _, err := s.ListSites(ctx, store.ListOptions{}); return err }},
+	} {
+		if err := tc.call(); err == nil {
+			t.Errorf("%s with a canceled context succeeded", tc.name)
+		}
+	}
+	if after := revision(t, s); after != rev {
+		t.Errorf("canceled writes moved revision %d -> %d", rev, after)
+	}
+	// The store is still usable.
+	if _, err := s.UpdateSite(t.Context(), "a.example.com", func(x *site.Site) error { x.Spec.Title = "y"; return nil }); err != nil {
+		t.Errorf("update after canceled calls: %v", err)
+	}
+	if _, err := s.GetSite(t.Context(), "b.example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("canceled create stored the site: err = %v", err)
+	}
+}
+
+// testReadInsideMutate checks that mutate may read the store (the contract
+// only forbids writes from inside mutate).
+func testReadInsideMutate(t *testing.T, h *harness) {
+	s := h.fresh(t)
+	mustCreate(t, s, newSite("a.example.com"))
+	mustCreate(t, s, newSite("b.example.com"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got, err := s.UpdateSite(ctx, "a.example.com", func(x *site.Site) error {
+		other, err := s.GetSite(ctx, "b.example.com")
+		if err != nil {
+			return err
+		}
+		x.Spec.Title = other.Spec.Title
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("update reading inside mutate: %v", err)
+	}
+	if got.Spec.Title != "Title of b.example.com" {
+		t.Errorf("title = %q", got.Spec.Title)
 	}
 }
