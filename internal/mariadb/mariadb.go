@@ -74,7 +74,11 @@ func runAs() (*user.User, bool) {
 // the configuration.
 func (s *Server) Prepare(ctx context.Context) error {
 	s.ready = make(chan struct{})
-	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
+	// 0711: site users reach the socket inside, nothing else.
+	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := os.Chmod(s.Dir, 0o711); err != nil {
 		return fmt.Errorf("mariadb: %w", err)
 	}
 	if err := s.loadOrCreateSecrets(); err != nil {

@@ -6,9 +6,11 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -92,7 +94,7 @@ func (r Runner) Install(ctx context.Context, script string, o InstallOptions) er
 	}
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil || !res.Installed {
-		return fmt.Errorf("wordpress install: unexpected output %q", out)
+		return fmt.Errorf("wordpress install: %s", summarize(out))
 	}
 	return nil
 }
@@ -103,4 +105,19 @@ func (r Runner) Cron(ctx context.Context, script string) error {
 		return fmt.Errorf("wordpress cron: %w", err)
 	}
 	return nil
+}
+
+var tags = regexp.MustCompile(`(?s)<style.*?</style>|<[^>]*>`)
+
+// summarize turns PHP's output (often a wp_die HTML page) into one short line.
+func summarize(out []byte) string {
+	s := tags.ReplaceAllString(string(out), " ")
+	s = strings.Join(strings.Fields(html.UnescapeString(s)), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	if s == "" {
+		s = "no output"
+	}
+	return s
 }

@@ -1,0 +1,157 @@
+package shard_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/store/sqlite"
+)
+
+func needStack(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"/usr/sbin/mariadbd", "/usr/sbin/php-fpm8.2", "/usr/share/wordpress/wp-load.php"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s missing (make deps)", p)
+		}
+	}
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+}
+
+func TestShardConvergesAndDeletes(t *testing.T) {
+	needStack(t)
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "cp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ed := edge.New(edge.Config{Logger: log})
+	srv := httptest.NewServer(ed)
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	sh := shard.New(shard.Config{
+		Name: "local", Dir: filepath.Join(dir, "shard"), Logger: log,
+		PublicURL: func(d string) string { return "http://" + d + ":" + port },
+		Resync:    200 * time.Millisecond, CronInterval: -1,
+	})
+	if err := sh.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ed = edge.New(edge.Config{Logger: log, AllowedSymlinkRoots: sh.AllowedSymlinkRoots()})
+	srv.Config.Handler = ed
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx, shard.FromStore(st)) }()
+	defer func() { cancel(); <-done }()
+
+	now := time.Now().UTC()
+	s := &site.Site{
+		Metadata: site.Metadata{Name: "a.localhost", UID: "uid-a", CreatedAt: now},
+		Spec:     site.Spec{Domain: "a.localhost", Title: "Shard Test", Plan: "basic", Admin: site.Admin{User: "admin", Email: "a@example.com"}},
+		Status:   site.Status{Phase: site.PhasePending, Shard: "local"},
+	}
+	if err := st.CreateSite(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	sh.Wake()
+	got := waitPhase(t, st, "a.localhost", site.PhaseReady, 2*time.Minute)
+	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(got)}))
+
+	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	req.Host = "a.localhost:" + port
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Shard Test") {
+		t.Fatalf("GET / = %d\n%.500s", resp.StatusCode, body)
+	}
+
+	n := sh.NamesFor("uid-a")
+	// A second pass changes nothing: no status writes.
+	before := got.Metadata.ResourceVersion
+	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := st.GetSite(ctx, "a.localhost")
+	if again.Metadata.ResourceVersion != before {
+		t.Errorf("idle converge wrote status: rv %d → %d", before, again.Metadata.ResourceVersion)
+	}
+
+	// Delete: everything goes.
+	if _, err := st.UpdateSite(ctx, "a.localhost", func(s *site.Site) error { t := time.Now().UTC(); s.Metadata.DeletionRequested = &t; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sh.Wake()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := st.GetSite(ctx, "a.localhost"); err == store.ErrNotFound || (err != nil && strings.Contains(err.Error(), "not found")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("site not finalized")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(n.Dir); !os.IsNotExist(err) {
+		t.Errorf("site dir remains: %v", err)
+	}
+	if ok, _ := sh.DB().DatabaseExists(ctx, n.DB); ok {
+		t.Error("database remains")
+	}
+	if ok, _ := sh.DB().UserExists(ctx, n.DBUser); ok {
+		t.Error("db user remains")
+	}
+	if _, err := os.Stat(sh.FPM().PoolFile(n.Pool)); !os.IsNotExist(err) {
+		t.Error("pool file remains")
+	}
+	if os.Geteuid() == 0 {
+		if err := exec.Command("id", n.Unix).Run(); err == nil {
+			t.Error("unix user remains")
+		}
+	}
+}
+
+func waitPhase(t *testing.T, st store.Store, name string, want site.Phase, d time.Duration) *site.Site {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last *site.Site
+	for time.Now().Before(deadline) {
+		s, err := st.GetSite(context.Background(), name)
+		if err == nil {
+			last = s
+			if s.Status.Phase == want {
+				return s
+			}
+			if s.Status.Phase == site.PhaseFailed {
+				t.Fatalf("site failed: %+v", s.Status.Conditions)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("site %s not %s in %s; last status %+v", name, want, d, last.Status)
+	return nil
+}
