@@ -154,7 +154,7 @@ func (s *Shard) AllowedSymlinkRoots() []string { return s.core.LinkRoots }
 func (s *Shard) Ready() <-chan struct{} { return s.ready }
 
 // DB and FPM expose the shard's servers (tests inject faults through them).
-func (s *Shard) DB() *mariadb.Server  { return s.db }
+func (s *Shard) DB() *mariadb.Server { return s.db }
 func (s *Shard) FPM() *phpfpm.Master { return s.fpm }
 
 // Wake asks for a convergence pass soon.
