@@ -1,0 +1,114 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aipress/aipress/internal/store"
+)
+
+// timeFormat is how token and audit times are stored (always UTC).
+const timeFormat = time.RFC3339Nano
+
+// isSHA256Hex reports whether h looks like the lowercase hex of a SHA-256 sum.
+func isSHA256Hex(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateToken stores t. Hash must be the lowercase SHA-256 hex of the secret;
+// anything else is refused, so a secret is never stored by mistake.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	switch {
+	case t.ID == "":
+		return fmt.Errorf("create token: empty id: %w", store.ErrInvalid)
+	case !isSHA256Hex(t.Hash):
+		return fmt.Errorf("create token %q: hash is not a lowercase sha-256 hex: %w", t.ID, store.ErrInvalid)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tokens WHERE id = ? OR hash = ? LIMIT 1`, t.ID, t.Hash).Scan(&one)
+		switch {
+		case err == nil:
+			return store.ErrAlreadyExists
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			t.ID, t.Name, string(t.Role), t.Hash, t.CreatedAt.UTC().Format(timeFormat))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create token %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// LookupToken returns the token whose secret hashes to hash.
+func (s *Store) LookupToken(ctx context.Context, hash string) (*store.Token, error) {
+	var t store.Token
+	var role, created string
+	err := s.read.QueryRowContext(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.Name, &role, &t.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("lookup token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lookup token: %w", err)
+	}
+	t.Role = store.Role(role)
+	if t.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+		return nil, fmt.Errorf("lookup token: created_at of %q: %w", t.ID, err)
+	}
+	return &t, nil
+}
+
+// AppendAudit appends e to the audit log.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO audit (time, actor, action, target, outcome) VALUES (?, ?, ?, ?, ?)`,
+		e.Time.UTC().Format(timeFormat), e.Actor, e.Action, e.Target, e.Outcome)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// ListAudit returns the last limit entries appended (default 100, max 1000),
+// newest first.
+func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	rows, err := s.read.QueryContext(ctx, `SELECT time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	out := []store.AuditEntry{}
+	for rows.Next() {
+		var e store.AuditEntry
+		var ts string
+		if err := rows.Scan(&ts, &e.Actor, &e.Action, &e.Target, &e.Outcome); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		if e.Time, err = time.Parse(timeFormat, ts); err != nil {
+			return nil, fmt.Errorf("list audit: time: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return out, nil
+}
