@@ -100,10 +100,8 @@ func (s *server) listSites(c *call) (response, error) {
 	}
 	list, err := s.cfg.Store.ListSites(c.r.Context(), store.ListOptions{Limit: limit, Continue: q.Get("continue")})
 	if err != nil {
-		if q.Get("continue") != "" {
-			// Most likely a malformed or stale token; the cause is logged.
-			s.log.Warn("list sites failed", "continue", q.Get("continue"), "err", err)
-			return response{}, badRequest("invalid continue token")
+		if errors.Is(err, store.ErrInvalid) {
+			return response{}, badRequest("invalid continue token %q", q.Get("continue"))
 		}
 		return response{}, internal(fmt.Errorf("list sites: %w", err))
 	}
