@@ -1,0 +1,77 @@
+package api
+
+import (
+	"io"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		OpenAPI string                           `json:"openapi"`
+		Paths   map[string]map[string]any        `json:"paths"`
+		Comps   struct{ Schemas map[string]any } `json:"components"`
+		Sec     []map[string][]string            `json:"security"`
+	}
+	if err := yaml.Unmarshal(openAPISpec, &doc); err != nil {
+		t.Fatalf("parse openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.0") {
+		t.Errorf("openapi = %q, want 3.0.x", doc.OpenAPI)
+	}
+	methods := map[string]bool{"get": true, "post": true, "put": true, "patch": true, "delete": true, "head": true, "options": true}
+	var inSpec, inRouter []string
+	for path, ops := range doc.Paths {
+		for m := range ops {
+			if methods[m] {
+				inSpec = append(inSpec, strings.ToUpper(m)+" "+path)
+			}
+		}
+	}
+	for _, rt := range routes {
+		inRouter = append(inRouter, rt.Method+" "+rt.Pattern)
+	}
+	sort.Strings(inSpec)
+	sort.Strings(inRouter)
+	if strings.Join(inSpec, "\n") != strings.Join(inRouter, "\n") {
+		t.Errorf("routes differ:\nopenapi.yaml:\n%s\nrouter:\n%s", strings.Join(inSpec, "\n"), strings.Join(inRouter, "\n"))
+	}
+	for _, s := range []string{"Site", "SiteList", "CreateSiteRequest", "CreateSiteResponse", "Error"} {
+		if doc.Comps.Schemas[s] == nil {
+			t.Errorf("schema %s missing", s)
+		}
+	}
+	if len(doc.Sec) != 1 || doc.Sec[0]["bearer"] == nil {
+		t.Errorf("global security = %v, want bearer", doc.Sec)
+	}
+}
+
+func TestServeOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	req := httptest.NewRequest("GET", "/v1/openapi.yaml", nil)
+	req.Header.Set("Authorization", "Bearer "+viewerSecret)
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Body)
+	if rec.Code != 200 || string(body) != string(openAPISpec) || rec.Header().Get("Content-Type") != "application/yaml" {
+		t.Fatalf("GET openapi.yaml: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+func TestRoutesHaveRoles(t *testing.T) {
+	for _, rt := range routes {
+		if _, ok := roleRank[rt.Role]; !ok || rt.Action == "" {
+			t.Errorf("route %s %s: role %q action %q", rt.Method, rt.Pattern, rt.Role, rt.Action)
+		}
+		if rt.Mutating != (rt.Method != "GET") {
+			t.Errorf("route %s %s: Mutating = %v", rt.Method, rt.Pattern, rt.Mutating)
+		}
+		if rt.Mutating && rt.Role != "admin" {
+			t.Errorf("mutating route %s %s needs admin", rt.Method, rt.Pattern)
+		}
+	}
+}

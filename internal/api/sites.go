@@ -1,0 +1,350 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strconv"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Creation defaults.
+const (
+	DefaultAdminUser = "admin"
+	DefaultPlan      = "basic"
+	// PasswordLength is the length of generated admin passwords.
+	PasswordLength = 24
+	bcryptCost     = 10
+	maxBodyBytes   = 1 << 20
+)
+
+// DefaultPHP is the PHP configuration of new sites.
+var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30}
+
+// CreateSiteRequest is the body of POST /v1/sites.
+type CreateSiteRequest struct {
+	Domain      string            `json:"domain"`
+	Title       string            `json:"title"`
+	AdminUser   string            `json:"admin_user,omitempty"`   // default "admin"
+	AdminEmail  string            `json:"admin_email"`            // required
+	Plan        string            `json:"plan,omitempty"`         // default "basic"
+	CoreVersion string            `json:"core_version,omitempty"` // default: the shard's
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// CreateSiteResponse is the 201 body of POST /v1/sites. It is the only
+// place the admin password is ever shown.
+type CreateSiteResponse struct {
+	Domain        string     `json:"domain"`
+	URL           string     `json:"url"`
+	Status        site.Phase `json:"status"`
+	Shard         string     `json:"shard"`
+	AdminUser     string     `json:"admin_user"`
+	AdminPassword string     `json:"admin_password"`
+	Site          *site.Site `json:"site"`
+}
+
+// WhoAmIResponse is the body of GET /v1/whoami.
+type WhoAmIResponse struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name"`
+	Role    store.Role `json:"role"`
+	Version string     `json:"version,omitempty"` // server version
+}
+
+var (
+	adminUserRE   = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,60}$`)
+	planRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	coreVersionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,3}$`)
+	labelKeyRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$`)
+)
+
+// redact returns a copy of s safe to serve: without the password hash.
+func redact(s *site.Site) *site.Site {
+	c := *s
+	c.Spec.Admin.PasswordHash = ""
+	return &c
+}
+
+// siteName normalises a {name} path value; names that are not valid domains
+// cannot exist, so they are reported as not found.
+func siteName(c *call) (string, error) {
+	raw := c.r.PathValue("name")
+	name, err := site.NormalizeDomain(raw)
+	if err != nil {
+		return "", siteNotFound(raw)
+	}
+	c.target = name
+	return name, nil
+}
+
+func (s *server) listSites(c *call) (response, error) {
+	q := c.r.URL.Query()
+	limit := DefaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxListLimit {
+			return response{}, badRequest("limit must be an integer between 1 and %d, got %q", MaxListLimit, v)
+		}
+		limit = n
+	}
+	list, err := s.cfg.Store.ListSites(c.r.Context(), store.ListOptions{Limit: limit, Continue: q.Get("continue")})
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return response{}, badRequest("invalid continue token %q", q.Get("continue"))
+		}
+		return response{}, internal(fmt.Errorf("list sites: %w", err))
+	}
+	out := store.SiteList{Items: make([]site.Site, 0, len(list.Items)), Continue: list.Continue, Revision: list.Revision}
+	for i := range list.Items {
+		out.Items = append(out.Items, *redact(&list.Items[i]))
+	}
+	return response{status: http.StatusOK, body: out}, nil
+}
+
+func (s *server) getSite(c *call) (response, error) {
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return response{}, siteNotFound(name)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("get site %q: %w", name, err))
+	}
+	return response{status: http.StatusOK, body: redact(st)}, nil
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+// validateCreate checks and defaults req in place.
+func validateCreate(req *CreateSiteRequest) error {
+	domain, err := site.NormalizeDomain(req.Domain)
+	if err != nil {
+		return HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Msg: err.Error()}
+	}
+	req.Domain = domain
+	if req.Title == "" {
+		return badRequest("title is required")
+	}
+	if len(req.Title) > 200 {
+		return badRequest("title is longer than 200 characters")
+	}
+	if req.AdminUser == "" {
+		req.AdminUser = DefaultAdminUser
+	}
+	if !adminUserRE.MatchString(req.AdminUser) {
+		return badRequest("admin_user %q: use 1-60 letters, digits, '_', '.', '@' or '-'", req.AdminUser)
+	}
+	if req.AdminEmail == "" {
+		return badRequest("admin_email is required")
+	}
+	addr, err := mail.ParseAddress(req.AdminEmail)
+	if err != nil || addr.Name != "" {
+		return badRequest("admin_email %q is not a valid e-mail address", req.AdminEmail)
+	}
+	req.AdminEmail = addr.Address
+	if req.Plan == "" {
+		req.Plan = DefaultPlan
+	}
+	if !planRE.MatchString(req.Plan) {
+		return badRequest("plan %q: use lower-case letters, digits and '-'", req.Plan)
+	}
+	if req.CoreVersion != "" && !coreVersionRE.MatchString(req.CoreVersion) {
+		return badRequest("core_version %q is not a version like 6.4.2", req.CoreVersion)
+	}
+	for k, v := range req.Labels {
+		if !labelKeyRE.MatchString(k) {
+			return badRequest("label key %q: use up to 63 letters, digits, '_', '.', '/' or '-'", k)
+		}
+		if len(v) > 63 {
+			return badRequest("label %q: value longer than 63 characters", k)
+		}
+	}
+	return nil
+}
+
+const passwordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+// generatePassword returns a random password of PasswordLength characters
+// from crypto/rand, without bias.
+func generatePassword() (string, error) {
+	out := make([]byte, 0, PasswordLength)
+	buf := make([]byte, 64)
+	limit := 256 - 256%len(passwordAlphabet)
+	for len(out) < PasswordLength {
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("generate password: %w", err)
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(out) < PasswordLength {
+				out = append(out, passwordAlphabet[int(b)%len(passwordAlphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// newUID returns a random UUID (version 4 layout).
+func newUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate uid: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+}
+
+func (s *server) createSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	var req CreateSiteRequest
+	if err := decodeJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	c.target = req.Domain
+	if err := validateCreate(&req); err != nil {
+		return response{}, err
+	}
+	c.target = req.Domain
+	exists := errorf(http.StatusConflict, CodeAlreadyExists, "site %q already exists", req.Domain)
+	// Cheap early check; CreateSite below is the authoritative one.
+	if _, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
+		return response{}, exists
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return response{}, internal(fmt.Errorf("get site %q: %w", req.Domain, err))
+	}
+	password, err := generatePassword()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return response{}, internal(fmt.Errorf("hash password: %w", err))
+	}
+	uid, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	st := &site.Site{
+		Metadata: site.Metadata{
+			Name:      req.Domain,
+			UID:       uid,
+			Labels:    req.Labels,
+			CreatedAt: s.cfg.Clock().UTC(),
+		},
+		Spec: site.Spec{
+			Domain:      req.Domain,
+			Title:       req.Title,
+			CoreVersion: req.CoreVersion,
+			Plan:        req.Plan,
+			PHP:         DefaultPHP,
+			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
+		},
+		Status: site.Status{Phase: site.PhasePending, URL: s.cfg.PublicURL(req.Domain)},
+	}
+	shard, err := s.cfg.Placer.Place(ctx, st)
+	if err != nil {
+		return response{}, internal(fmt.Errorf("place site %q: %w", req.Domain, err))
+	}
+	if shard == "" {
+		return response{}, internal(fmt.Errorf("place site %q: placer returned no shard", req.Domain))
+	}
+	st.Status.Shard = shard
+	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return response{}, exists
+		}
+		return response{}, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
+	}
+	// Read back what the store assigned (generation, resource version).
+	if got, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
+		st = got
+	}
+	return response{status: http.StatusCreated, body: CreateSiteResponse{
+		Domain:        st.Metadata.Name,
+		URL:           st.Status.URL,
+		Status:        st.Status.Phase,
+		Shard:         st.Status.Shard,
+		AdminUser:     st.Spec.Admin.User,
+		AdminPassword: password,
+		Site:          redact(st),
+	}}, nil
+}
+
+// update applies mutate to the named site and answers with status.
+func (s *server) update(c *call, status int, mutate func(*site.Site) error) (response, error) {
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	st, err := s.cfg.Store.UpdateSite(c.r.Context(), name, mutate)
+	if err != nil {
+		var he HTTPError
+		switch {
+		case errors.As(err, &he):
+			return response{}, he
+		case errors.Is(err, store.ErrNotFound):
+			return response{}, siteNotFound(name)
+		}
+		return response{}, internal(fmt.Errorf("update site %q: %w", name, err))
+	}
+	return response{status: status, body: redact(st)}, nil
+}
+
+func (s *server) deleteSite(c *call) (response, error) {
+	now := s.cfg.Clock().UTC()
+	return s.update(c, http.StatusAccepted, func(st *site.Site) error {
+		if st.Metadata.DeletionRequested == nil {
+			st.Metadata.DeletionRequested = &now
+		}
+		st.Status.Phase = site.PhaseDeleting
+		return nil
+	})
+}
+
+func (s *server) setSuspended(c *call, suspended bool) (response, error) {
+	return s.update(c, http.StatusOK, func(st *site.Site) error {
+		if st.Metadata.DeletionRequested != nil {
+			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
+		}
+		st.Spec.Suspended = suspended
+		return nil
+	})
+}
+
+func (s *server) suspendSite(c *call) (response, error) { return s.setSuspended(c, true) }
+func (s *server) resumeSite(c *call) (response, error)  { return s.setSuspended(c, false) }
+
+func (s *server) whoami(c *call) (response, error) {
+	return response{status: http.StatusOK, body: WhoAmIResponse{
+		ID: c.token.ID, Name: c.token.Name, Role: c.token.Role, Version: s.cfg.Version,
+	}}, nil
+}
+
+func (s *server) openapi(*call) (response, error) {
+	return response{status: http.StatusOK, raw: openAPISpec, contentType: "application/yaml"}, nil
+}

@@ -1,0 +1,200 @@
+// Package apiclient is a small typed Go client for the AIPress control-plane
+// API (package api). API errors are returned as *Error.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Client calls the API at BaseURL with a bearer Token.
+type Client struct {
+	BaseURL    string       // e.g. "http://127.0.0.1:7070"
+	Token      string       // bearer token secret
+	HTTPClient *http.Client // nil means http.DefaultClient
+}
+
+// New returns a client for baseURL authenticating with token.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: baseURL, Token: token}
+}
+
+// Error is an error answered by the API.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // API error code, e.g. "not_found"
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
+}
+
+// IsNotFound reports whether err is an API not_found error.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// Re-exported wire types.
+type (
+	CreateSiteRequest  = api.CreateSiteRequest
+	CreateSiteResponse = api.CreateSiteResponse
+	WhoAmI             = api.WhoAmIResponse
+)
+
+// ListOptions selects a page of GET /v1/sites. Zero values use the
+// server's defaults.
+type ListOptions struct {
+	Limit    int
+	Continue string
+}
+
+// ListSites returns one page of sites.
+func (c *Client) ListSites(ctx context.Context, opts ListOptions) (*store.SiteList, error) {
+	q := url.Values{}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.Continue != "" {
+		q.Set("continue", opts.Continue)
+	}
+	path := "/v1/sites"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out store.SiteList
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateSite creates a site. The response holds the admin password, shown
+// only this once.
+func (c *Client) CreateSite(ctx context.Context, req CreateSiteRequest) (*CreateSiteResponse, error) {
+	var out CreateSiteResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/sites", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetSite returns the named site.
+func (c *Client) GetSite(ctx context.Context, name string) (*site.Site, error) {
+	return c.siteCall(ctx, http.MethodGet, sitePath(name))
+}
+
+// DeleteSite requests deletion of the named site and returns it (phase
+// Deleting); the shard removes it asynchronously.
+func (c *Client) DeleteSite(ctx context.Context, name string) (*site.Site, error) {
+	return c.siteCall(ctx, http.MethodDelete, sitePath(name))
+}
+
+// SuspendSite sets spec.suspended on the named site.
+func (c *Client) SuspendSite(ctx context.Context, name string) (*site.Site, error) {
+	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/suspend")
+}
+
+// ResumeSite clears spec.suspended on the named site.
+func (c *Client) ResumeSite(ctx context.Context, name string) (*site.Site, error) {
+	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/resume")
+}
+
+// WhoAmI describes the client's token.
+func (c *Client) WhoAmI(ctx context.Context) (*WhoAmI, error) {
+	var out WhoAmI
+	if err := c.do(ctx, http.MethodGet, "/v1/whoami", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OpenAPI returns the server's OpenAPI document (YAML).
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
+	var out []byte
+	if err := c.do(ctx, http.MethodGet, "/v1/openapi.yaml", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sitePath(name string) string { return "/v1/sites/" + url.PathEscape(name) }
+
+func (c *Client) siteCall(ctx context.Context, method, path string) (*site.Site, error) {
+	var out site.Site
+	if err := c.do(ctx, method, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// do sends a request with an optional JSON body and decodes the response
+// into out (a *[]byte receives the raw body).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("new request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+			Message: fmt.Sprintf("%s %s: unexpected HTTP %s", method, path, resp.Status)}
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+// Package cli implements the aipress command line: `aipress up` runs the
+// platform, `aipress site ...` talks to its API.
+package cli
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aipress/aipress/internal/platform"
+)
+
+// Environment variables read by the CLI.
+const (
+	EnvDataDir = "AIPRESS_DATA_DIR"
+	EnvHTTP    = "AIPRESS_HTTP"
+	EnvAPI     = "AIPRESS_API"
+	EnvURL     = "AIPRESS_URL"
+	EnvToken   = "AIPRESS_TOKEN"
+)
+
+// Defaults of `aipress up`.
+const (
+	DefaultDataDir  = "./aipress-data"
+	DefaultHTTPAddr = ":8080"
+	DefaultAPIAddr  = "127.0.0.1:7070"
+)
+
+// deps are the CLI's outside-world dependencies, replaced in tests.
+type deps struct {
+	now    func() time.Time
+	getenv func(string) string
+	run    func(context.Context, platform.Config) error
+	poll   time.Duration // wait polling interval
+}
+
+func defaultDeps() deps {
+	return deps{now: time.Now, getenv: os.Getenv, run: platform.Run, poll: 500 * time.Millisecond}
+}
+
+// NewRoot returns the aipress root command. Errors are returned by Execute,
+// not printed: the caller prints "error: <err>" and exits non-zero.
+func NewRoot(version string) *cobra.Command {
+	return newRoot(version, defaultDeps())
+}
+
+func newRoot(version string, d deps) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "aipress",
+		Short: "AIPress: WordPress hosting platform",
+		Long: `AIPress runs and manages WordPress sites.
+
+Start the all-in-one platform (API, one shard and the edge) with 'aipress up',
+then manage sites with 'aipress site ...' from another terminal.`,
+		Example: `  aipress up
+  aipress site create blog.localhost --title "My blog" --admin-email me@example.com
+  aipress site list`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newUpCmd(d), newSiteCmd(d))
+	return root
+}
