@@ -188,13 +188,21 @@ socket = %s
 // (re)start it makes sure the root password is set. Use WaitReady to wait for
 // the first start.
 func (s *Server) Run(ctx context.Context) error {
-	args := []string{"--defaults-file=" + s.cnf()}
-	if u, ok := runAs(); ok {
-		args = append(args, "--user="+u.Username)
+	// mariadbd starts as the mysql user rather than switching to it itself:
+	// a process that changes its credentials loses its parent-death signal,
+	// and that signal is what takes it down with a killed platform.
+	command := func() *exec.Cmd {
+		cmd := exec.Command("/usr/sbin/mariadbd", "--defaults-file="+s.cnf())
+		if u, ok := runAs(); ok {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		}
+		return cmd
 	}
 	s.proc = &supervise.Process{
 		Name:        "mariadbd",
-		Command:     func() *exec.Cmd { return exec.Command("/usr/sbin/mariadbd", args...) },
+		Command:     command,
 		PIDFile:     filepath.Join(s.Dir, "supervised.pid"),
 		Match:       "mariadbd",
 		StopTimeout: 60 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -78,8 +79,21 @@ func (c Config) Render() []byte {
 		def(kv[0], kv[1])
 	}
 	b.WriteString("\n$table_prefix = 'wp_';\n\n")
-	def("WP_HOME", c.URL)
-	def("WP_SITEURL", c.URL)
+	// WordPress builds its links from WP_HOME. A visitor who reaches the site
+	// under its own domain with another port (curl -H 'Host: blog.localhost'
+	// against :8080, or a browser at http://blog.localhost:8080/) gets links
+	// for the host it asked for instead of a redirect; any other Host falls
+	// back to the configured URL. The edge only routes the site's own domain
+	// here, and the pattern admits nothing else.
+	b.WriteString(`// The edge terminates TLS and says so in X-Forwarded-Proto.
+if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROTO'] === 'https') {
+	$_SERVER['HTTPS'] = 'on';
+}
+`)
+	fmt.Fprintf(&b, "$aipress_url = %s;\n", phpString(c.URL))
+	fmt.Fprintf(&b, "if (isset($_SERVER['HTTP_HOST']) && preg_match(%s, strtolower($_SERVER['HTTP_HOST']))) {\n", phpString("/^"+regexp.QuoteMeta(c.Domain)+"(:[0-9]{1,5})?$/"))
+	b.WriteString("\t$aipress_url = (!empty($_SERVER['HTTPS']) && $_SERVER['HTTPS'] !== 'off' ? 'https' : 'http') . '://' . strtolower($_SERVER['HTTP_HOST']);\n}\n")
+	b.WriteString("define('WP_HOME', $aipress_url);\ndefine('WP_SITEURL', $aipress_url);\n")
 	defBool("DISALLOW_FILE_EDIT", true)
 	defBool("DISALLOW_FILE_MODS", true)
 	defBool("DISABLE_WP_CRON", true)
@@ -87,11 +101,6 @@ func (c Config) Render() []byte {
 	defBool("WP_DEBUG", false)
 	def("FS_METHOD", "direct")
 	b.WriteString(`
-// The edge terminates TLS and says so in X-Forwarded-Proto.
-if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROTO'] === 'https') {
-	$_SERVER['HTTPS'] = 'on';
-}
-
 if (!defined('ABSPATH')) {
 	define('ABSPATH', __DIR__ . '/');
 }

@@ -19,19 +19,22 @@ define('NONCE_SALT', 's4\'');
 
 $table_prefix = 'wp_';
 
-define('WP_HOME', 'http://blog.localhost:8080');
-define('WP_SITEURL', 'http://blog.localhost:8080');
+// The edge terminates TLS and says so in X-Forwarded-Proto.
+if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROTO'] === 'https') {
+	$_SERVER['HTTPS'] = 'on';
+}
+$aipress_url = 'http://blog.localhost:8080';
+if (isset($_SERVER['HTTP_HOST']) && preg_match('/^blog\\.localhost(:[0-9]{1,5})?$/', strtolower($_SERVER['HTTP_HOST']))) {
+	$aipress_url = (!empty($_SERVER['HTTPS']) && $_SERVER['HTTPS'] !== 'off' ? 'https' : 'http') . '://' . strtolower($_SERVER['HTTP_HOST']);
+}
+define('WP_HOME', $aipress_url);
+define('WP_SITEURL', $aipress_url);
 define('DISALLOW_FILE_EDIT', true);
 define('DISALLOW_FILE_MODS', true);
 define('DISABLE_WP_CRON', true);
 define('AUTOMATIC_UPDATER_DISABLED', true);
 define('WP_DEBUG', false);
 define('FS_METHOD', 'direct');
-
-// The edge terminates TLS and says so in X-Forwarded-Proto.
-if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROTO'] === 'https') {
-	$_SERVER['HTTPS'] = 'on';
-}
 
 if (!defined('ABSPATH')) {
 	define('ABSPATH', __DIR__ . '/');
