@@ -64,8 +64,11 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 		script)
 	cmd.Dir = r.Docroot
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "AIP_DOCROOT=" + r.Docroot, "AIP_HOST=" + r.Host}, env...)
+	// The script dies with the shard: an installer left running by a
+	// crashed platform would race the one the restarted shard starts.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if r.UID >= 0 && os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
