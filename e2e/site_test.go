@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -136,7 +138,43 @@ func hasCookie(setCookies []string, prefix string) bool {
 
 func testIsolation(t *testing.T, p *platform) {
 	p.createSite("a.localhost", "Site A")
+	// Creating B reloads php-fpm; A's visitors must not notice.
+	visA := p.client("a.localhost")
+	stop := make(chan struct{})
+	failures := make(chan string, 1)
+	requests := 0
+	go func() {
+		defer close(failures)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("GET", visA.base+"/", nil)
+			req.Host = "a.localhost"
+			resp, err := visA.http.Do(req)
+			requests++
+			if err != nil {
+				failures <- err.Error()
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failures <- resp.Status
+				return
+			}
+		}
+	}()
 	p.createSite("b.localhost", "Site B")
+	close(stop)
+	if f, ok := <-failures; ok {
+		t.Errorf("site A failed while B was created (after %d requests): %s", requests, f)
+	}
+	if requests < 2 {
+		t.Errorf("only %d requests to A ran during B's creation", requests)
+	}
 	docA, docB := p.docroot("a.localhost"), p.docroot("b.localhost")
 	probe := plant(t, docA, "aip-isolation-probe.php", `<?php
 $res = [];

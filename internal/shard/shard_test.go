@@ -54,7 +54,7 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	sh := shard.New(shard.Config{
 		Name: "local", Dir: filepath.Join(dir, "shard"), Logger: log,
 		PublicURL: func(d string) string { return "http://" + d + ":" + port },
-		Resync:    200 * time.Millisecond, CronInterval: -1,
+		Resync:    200 * time.Millisecond, CronInterval: 300 * time.Millisecond,
 	})
 	if err := sh.Prepare(ctx); err != nil {
 		t.Fatal(err)
@@ -91,6 +91,18 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	}
 
 	n := sh.NamesFor("uid-a")
+	// WP-Cron is driven by the shard (DISABLE_WP_CRON is set for visitors).
+	cronDeadline := time.Now().Add(time.Minute)
+	for {
+		v, err := sh.DB().QueryString(ctx, "SELECT option_value FROM "+n.DB+".wp_options WHERE option_name = 'aipress_cron_last_run'")
+		if err == nil && v != "" {
+			break
+		}
+		if time.Now().After(cronDeadline) {
+			t.Fatalf("cron never ran: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// A second pass changes nothing: no status writes.
 	before := got.Metadata.ResourceVersion
 	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {

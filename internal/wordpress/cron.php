@@ -14,4 +14,10 @@ $_SERVER['REQUEST_URI'] = '/wp-cron.php';
 $_SERVER['REQUEST_METHOD'] = 'GET';
 $_SERVER['SERVER_PROTOCOL'] = 'HTTP/1.1';
 chdir($docroot);
+// Record the run once WordPress is loaded (wp-cron.php may exit early).
+register_shutdown_function(function () {
+	if (function_exists('update_option')) {
+		update_option('aipress_cron_last_run', (string) time(), false);
+	}
+});
 require $docroot . '/wp-cron.php';

@@ -1,0 +1,162 @@
+package phpfpm_test
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/phpfpm"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRenderPoolGolden(t *testing.T) {
+	got, err := phpfpm.RenderPool(phpfpm.Pool{
+		Name: "wp_0123456789ab", User: "wp_0123456789ab", Group: "wp_0123456789ab",
+		Docroot: "/data/sites/0123456789ab/htdocs", SiteDir: "/data/sites/0123456789ab",
+		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32,
+	}, "/data/php/run/wp_0123456789ab.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "pool.golden.conf")
+	if *update {
+		os.WriteFile(golden, got, 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if string(got) != string(want) {
+		t.Errorf("pool config differs from %s (go test -update):\n%s", golden, got)
+	}
+	for _, bad := range []string{"", "_internal", "a-b", "a/b", "A"} {
+		if _, err := phpfpm.RenderPool(phpfpm.Pool{Name: bad}, "/x.sock"); err == nil {
+			t.Errorf("pool name %q accepted", bad)
+		}
+	}
+}
+
+// Adding and removing pools reloads the master gracefully: a request in
+// flight on another pool completes.
+func TestPoolsReloadGracefully(t *testing.T) {
+	if _, err := os.Stat(phpfpm.Binary); err != nil {
+		t.Skip("php-fpm not installed (make deps)")
+	}
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	docroot := filepath.Join(dir, "htdocs")
+	os.MkdirAll(docroot, 0o755)
+	os.WriteFile(filepath.Join(docroot, "slow.php"), []byte("<?php usleep(1500000); echo 'slow-ok';"), 0o644)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'pool:', $_SERVER['POOL'] ?? getenv('POOL') ?: 'x';"), 0o644)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-m.Ready()
+
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "nobody"
+	}
+	pool := func(name string) phpfpm.Pool {
+		p := phpfpm.Pool{Name: name, Docroot: docroot, SiteDir: dir}
+		if user != "" {
+			p.User, p.Group = "nobody", "nogroup"
+		}
+		return p
+	}
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
+	if err := m.EnsurePool(ctx, pool("site_a")); err != nil {
+		t.Fatal(err)
+	}
+	ed := edge.New(edge.Config{})
+	ed.SetTable(edge.NewTable([]edge.Route{
+		{Host: "a.test", Site: "a", Docroot: docroot, Endpoint: "unix:" + m.Socket("site_a"), State: edge.Serving},
+		{Host: "b.test", Site: "b", Docroot: docroot, Endpoint: "unix:" + m.Socket("site_b"), State: edge.Serving},
+	}))
+	srv := httptest.NewServer(ed)
+	defer srv.Close()
+	get := func(host, path string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("a.test", "/"); code != 200 {
+		t.Fatalf("pool a: %d %s", code, body)
+	}
+
+	type result struct {
+		code int
+		body string
+	}
+	slow := make(chan result)
+	go func() { c, b := get("a.test", "/slow.php"); slow <- result{c, b} }()
+	time.Sleep(300 * time.Millisecond) // the slow request is in a worker now
+	if err := m.EnsurePool(ctx, pool("site_b")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-slow; r.code != 200 || r.body != "slow-ok" {
+		t.Fatalf("request in flight during reload: %d %q", r.code, r.body)
+	}
+	if code, _ := get("b.test", "/"); code != 200 {
+		t.Fatalf("new pool b: %d", code)
+	}
+	// Writing the same pool again changes nothing and does not reload.
+	st, _ := os.Stat(m.PoolFile("site_b"))
+	if err := m.EnsurePool(ctx, pool("site_b")); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(m.PoolFile("site_b")); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("unchanged pool was rewritten")
+	}
+
+	if err := m.RemovePool(ctx, "site_b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemovePool(ctx, "site_b"); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	if code, _ := get("b.test", "/"); code != http.StatusBadGateway {
+		t.Errorf("removed pool b answers %d, want 502", code)
+	}
+	if pools, _ := m.Pools(); len(pools) != 1 || pools[0] != "site_a" {
+		t.Errorf("pools = %v", pools)
+	}
+
+	// A killed master is restarted with its pools.
+	if err := m.Process().Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := get("a.test", "/"); code == 200 && m.Process().Starts() >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("php-fpm did not come back after kill")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

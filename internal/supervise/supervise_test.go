@@ -1,0 +1,94 @@
+package supervise
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// A zombie has exited.
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func TestRestartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	p := &Process{
+		Name:    "sleeper",
+		Command: func() *exec.Cmd { return exec.Command("sleep", "300") },
+		PIDFile: filepath.Join(dir, "sleeper.pid"),
+		Match:   "sleep",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx, nil) }()
+	waitFor(t, "first start", func() bool { return p.PID() != 0 })
+	first := p.PID()
+	if b, _ := os.ReadFile(p.PIDFile); strings.TrimSpace(string(b)) != strconv.Itoa(first) {
+		t.Errorf("pid file = %q, want %d", b, first)
+	}
+	syscall.Kill(first, syscall.SIGKILL)
+	waitFor(t, "restart", func() bool { return p.PID() != 0 && p.PID() != first })
+	if p.Starts() != 2 {
+		t.Errorf("starts = %d, want 2", p.Starts())
+	}
+	second := p.PID()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if alive(second) {
+		t.Error("process still running after stop")
+	}
+	if _, err := os.Stat(p.PIDFile); !os.IsNotExist(err) {
+		t.Error("pid file left after a clean stop")
+	}
+	if err := p.Signal(syscall.SIGTERM); err == nil {
+		t.Error("Signal succeeded with nothing running")
+	}
+}
+
+func TestKillLeftover(t *testing.T) {
+	dir := t.TempDir()
+	// A process a crashed platform left behind, recorded in the pid file.
+	left := exec.Command("sleep", "300")
+	left.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := left.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go left.Wait()
+	pidFile := filepath.Join(dir, "x.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(left.Process.Pid)+"\n"), 0o600)
+
+	// A pid file naming a process that is something else is only removed.
+	other := &Process{PIDFile: pidFile, Match: "mariadbd"}
+	other.KillLeftover()
+	if !alive(left.Process.Pid) {
+		t.Fatal("killed a process whose command line does not match")
+	}
+	os.WriteFile(pidFile, []byte(strconv.Itoa(left.Process.Pid)+"\n"), 0o600)
+	(&Process{PIDFile: pidFile, Match: "sleep"}).KillLeftover()
+	waitFor(t, "leftover to die", func() bool { return !alive(left.Process.Pid) })
+}
