@@ -160,7 +160,8 @@ func Run(ctx context.Context, cfg Config) error {
 		edgeHandler.set(ed)
 		wg.Add(2)
 		go func() { defer wg.Done(); routes.run(ctx) }()
-		go func() { defer wg.Done(); runErr <- sh.Run(ctx, shard.FromStore(st)) }()
+		src := notifyingSites{Sites: shard.FromStore(st), after: routes.wake}
+		go func() { defer wg.Done(); runErr <- sh.Run(ctx, src) }()
 		go func() {
 			select {
 			case <-sh.Ready():

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -87,4 +89,23 @@ func (a *atomicHandler) set(h http.Handler) { a.h.Store(&h) }
 
 func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*a.h.Load()).ServeHTTP(w, r)
+}
+
+// notifyingSites wakes the route sync whenever the shard reports, so a site
+// is routed the moment it is ready rather than at the next tick.
+type notifyingSites struct {
+	shard.Sites
+	after func()
+}
+
+func (n notifyingSites) UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error {
+	err := n.Sites.UpdateStatus(ctx, name, uid, fn)
+	n.after()
+	return err
+}
+
+func (n notifyingSites) Finalize(ctx context.Context, name, uid string) error {
+	err := n.Sites.Finalize(ctx, name, uid)
+	n.after()
+	return err
 }

@@ -63,7 +63,16 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 		}
 		return src.Finalize(ctx, st.Metadata.Name, st.Metadata.UID)
 	}
+	n := s.NamesFor(st.Metadata.UID)
+	if s.upToDate(st, n) {
+		return nil
+	}
 	err := s.converge(ctx, rep, st)
+	if err == nil {
+		s.mu.Lock()
+		s.converged[n.ID] = convergedAt{generation: st.Metadata.Generation, at: s.cfg.Clock()}
+		s.mu.Unlock()
+	}
 	if err != nil && ctx.Err() == nil {
 		now := s.cfg.Clock()
 		rep.update(ctx, func(stt *site.Status) {
@@ -72,6 +81,33 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 		})
 	}
 	return err
+}
+
+// upToDate reports whether a full convergence of st can be skipped this
+// pass: its generation converged recently in this process, its status says
+// so, and the cheap checks (docroot, pool socket) pass.
+func (s *Shard) upToDate(st *site.Site, n Names) bool {
+	s.mu.Lock()
+	c, ok := s.converged[n.ID]
+	s.mu.Unlock()
+	if !ok || c.generation != st.Metadata.Generation || st.Status.ObservedGeneration != st.Metadata.Generation {
+		return false
+	}
+	if s.cfg.Clock().Sub(c.at) >= s.cfg.FullResync {
+		return false
+	}
+	if st.Status.Phase != site.PhaseReady && st.Status.Phase != site.PhaseSuspended {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(n.Docroot, "wp-config.php")); err != nil {
+		return false
+	}
+	if !st.Spec.Suspended {
+		if _, err := os.Stat(s.fpm.Socket(n.Pool)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error {
@@ -224,6 +260,7 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	}
 	s.mu.Lock()
 	delete(s.lastCron, n.ID)
+	delete(s.converged, n.ID)
 	s.mu.Unlock()
 	return removeUnixUser(ctx, n.Unix)
 }

@@ -63,6 +63,11 @@ type Config struct {
 	// CronInterval is how often WP-Cron runs for each serving site
 	// (default 1 minute; 0 keeps the default, negative disables cron).
 	CronInterval time.Duration
+	// FullResync is how often a site that converged and has not changed is
+	// checked in full (database, files, installation, pool) rather than by
+	// the cheap checks every pass makes; orphans are collected as often.
+	// Default 5 minutes.
+	FullResync time.Duration
 }
 
 // Shard is a running local shard.
@@ -77,8 +82,16 @@ type Shard struct {
 
 	installScript, cronScript string
 
-	mu       sync.Mutex
-	lastCron map[string]time.Time
+	mu        sync.Mutex
+	lastCron  map[string]time.Time
+	converged map[string]convergedAt // by site ID
+	lastGC    time.Time
+}
+
+// convergedAt remembers that a site's generation converged at a time.
+type convergedAt struct {
+	generation int64
+	at         time.Time
 }
 
 // New returns a shard; Run starts it.
@@ -98,18 +111,22 @@ func New(cfg Config) *Shard {
 	if cfg.CronInterval == 0 {
 		cfg.CronInterval = time.Minute
 	}
+	if cfg.FullResync <= 0 {
+		cfg.FullResync = 5 * time.Minute
+	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	return &Shard{
-		cfg:      cfg,
-		log:      log,
-		db:       &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
-		fpm:      &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
-		wake:     make(chan struct{}, 1),
-		ready:    make(chan struct{}),
-		lastCron: map[string]time.Time{},
+		cfg:       cfg,
+		log:       log,
+		db:        &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		fpm:       &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		wake:      make(chan struct{}, 1),
+		ready:     make(chan struct{}),
+		lastCron:  map[string]time.Time{},
+		converged: map[string]convergedAt{},
 	}
 }
 
@@ -222,8 +239,12 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 			errs = append(errs, fmt.Errorf("site %s: %w", st.Metadata.Name, err))
 		}
 	}
-	if err := s.collectOrphans(ctx, known); err != nil {
-		errs = append(errs, err)
+	if now := s.cfg.Clock(); now.Sub(s.lastGC) >= s.cfg.FullResync {
+		if err := s.collectOrphans(ctx, known); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.lastGC = now
+		}
 	}
 	return errors.Join(errs...)
 }

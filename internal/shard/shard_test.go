@@ -55,6 +55,9 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		Name: "local", Dir: filepath.Join(dir, "shard"), Logger: log,
 		PublicURL: func(d string) string { return "http://" + d + ":" + port },
 		Resync:    200 * time.Millisecond, CronInterval: 300 * time.Millisecond,
+		// Every pass is a full one, so the idle pass below checks that a
+		// full level-based convergence of a converged site writes nothing.
+		FullResync: time.Nanosecond,
 	})
 	if err := sh.Prepare(ctx); err != nil {
 		t.Fatal(err)
