@@ -22,6 +22,37 @@ func TestPlatform(t *testing.T) {
 	t.Run("Isolation", func(t *testing.T) { p.t = t; testIsolation(t, p) })
 	t.Run("SupervisedRestarts", func(t *testing.T) { p.t = t; testSupervisedRestarts(t, p) })
 	t.Run("BadInput", func(t *testing.T) { p.t = t; testBadInput(t, p) })
+	t.Run("StopAndRestart", func(t *testing.T) { p.t = t; testStopAndRestart(t, p) })
+}
+
+// Ctrl-C stops every child process; a second `aipress up` on the same data
+// dir serves every site again.
+func testStopAndRestart(t *testing.T, p *platform) {
+	vis := p.client("taken.localhost")
+	vis.waitStatus("/", 200, 30*time.Second)
+	var pids []int
+	for _, name := range []string{"php", "mariadb"} {
+		b, err := os.ReadFile(filepath.Join(p.dataDir, "shards", "local", name, "supervised.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		fmtSscan(strings.TrimSpace(string(b)), &pid)
+		pids = append(pids, pid)
+	}
+	p.stop()
+	for _, pid := range pids {
+		if processAlive(pid) {
+			t.Errorf("process %d still runs after the platform stopped", pid)
+		}
+	}
+	if code, err := httpGet("http://" + p.httpAddr + "/"); err == nil {
+		t.Errorf("edge still answers (%d) after stop", code)
+	}
+	p.start()
+	if body := vis.waitStatus("/", 200, time.Minute); !strings.Contains(body, "<title>Taken") {
+		t.Errorf("after restart: %.300s", body)
+	}
 }
 
 func testLifecycle(t *testing.T, p *platform) {
