@@ -1,0 +1,636 @@
+// Command provision benchmarks site provisioning on a real, freshly started
+// AIPress platform (`aipress up` with its own MariaDB and php-fpm in a
+// temporary data directory, on 127.0.0.1 only).
+//
+// It creates N sites one after another through the API and measures, for
+// each, the time from the create call to the first HTTP 200 of `GET /` from
+// the edge with the site's Host header. It then reports:
+//
+//   - p50, p95 and max time to first 200, and sites per minute over the run;
+//   - the memory (RSS and PSS from /proc/<pid>/smaps_rollup) of mariadbd, of
+//     all php-fpm processes and of aipress, before any site, right after
+//     creation and once the php-fpm workers went idle (pm.process_idle_timeout
+//     is 30 s), in total and per site;
+//   - for up to 10 idle sites, the first request to a pool with no live
+//     worker (cold) and the request after it (warm);
+//
+// next to the goals (p50 ≤ 1 s to a serving site, ≤ 1 MB per idle site at
+// 1,000 sites, cold pool first request ≤ 300 ms). It reports figures only:
+// missing a goal does not change the exit code; failing to measure does.
+//
+// Run it as root (the platform creates one Unix user per site) after
+// `make build`:
+//
+//	go run ./bench/provision -n 100 [-bin bin/aipress] [-keep] [-json]
+//
+// or `make bench-provision N=100`. Progress goes to stderr, the report to
+// stdout. Unless -keep is given, the platform's data directory and the site
+// Unix users it created are removed at the end.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/shard"
+)
+
+// Goals the figures are printed next to.
+const (
+	goalTTF200      = time.Second
+	goalIdlePerSite = 1 << 20 // bytes, at 1,000 sites
+	goalColdFirst   = 300 * time.Millisecond
+)
+
+type options struct {
+	n           int
+	bin         string
+	keep        bool
+	jsonOut     bool
+	siteTimeout time.Duration
+	timeout     time.Duration
+	idleWait    time.Duration
+	coldSites   int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 100, "number of sites to create")
+	flag.StringVar(&o.bin, "bin", "bin/aipress", "aipress binary to run")
+	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and site Unix users")
+	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
+	flag.DurationVar(&o.siteTimeout, "site-timeout", 2*time.Minute, "longest wait for one site's first 200")
+	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + 30s per site)")
+	flag.DurationVar(&o.idleWait, "idle-wait", 35*time.Second, "wait for php-fpm workers to go idle before idle figures")
+	flag.IntVar(&o.coldSites, "cold", 10, "sites to measure the cold pool first request on")
+	flag.Parse()
+	if o.n < 1 || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: provision -n N [-bin bin/aipress] [-keep] [-json]")
+		os.Exit(2)
+	}
+	if o.timeout <= 0 {
+		o.timeout = 10*time.Minute + time.Duration(o.n)*30*time.Second
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "provision:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// platform is the running aipress process.
+type platform struct {
+	cmd     *exec.Cmd
+	dir     string // temp dir: data/ and aipress.log
+	dataDir string
+	logPath string
+	edge    string // 127.0.0.1:port
+	exited  chan struct{}
+	waitErr error
+}
+
+// Result holds every figure. Durations are in milliseconds.
+type Result struct {
+	Sites          int     `json:"sites"`
+	Binary         string  `json:"binary"`
+	CPUs           int     `json:"cpus"`
+	TTF200P50      float64 `json:"ttf200_p50_ms"`
+	TTF200P95      float64 `json:"ttf200_p95_ms"`
+	TTF200Max      float64 `json:"ttf200_max_ms"`
+	CreateCallP50  float64 `json:"create_call_p50_ms"`
+	CreationSecs   float64 `json:"creation_seconds"`
+	SitesPerMinute float64 `json:"sites_per_minute"`
+
+	MemBaseline      MemSnapshot `json:"mem_baseline"`
+	MemAfterCreation MemSnapshot `json:"mem_after_creation"`
+	MemIdle          MemSnapshot `json:"mem_idle"`
+	IdleWaitSecs     float64     `json:"idle_wait_seconds"`
+	// Per site: total / N, and (total - baseline) / N, which is what a site
+	// costs once the fixed cost is spread over many sites.
+	PerSiteAfterCreation    Mem `json:"per_site_after_creation"`
+	PerSiteIdle             Mem `json:"per_site_idle"`
+	PerSiteIdleMarginal     Mem `json:"per_site_idle_marginal"`
+	PerSiteAfterCreationMgl Mem `json:"per_site_after_creation_marginal"`
+
+	ColdSamples int     `json:"cold_samples"`
+	ColdP50     float64 `json:"cold_first_request_p50_ms"`
+	ColdMax     float64 `json:"cold_first_request_max_ms"`
+	WarmP50     float64 `json:"warm_request_p50_ms"`
+
+	Goals struct {
+		TTF200P50Ms       float64 `json:"ttf200_p50_ms"`
+		IdlePerSiteBytes  uint64  `json:"idle_per_site_bytes_at_1000_sites"`
+		ColdFirstReqP50Ms float64 `json:"cold_first_request_ms"`
+	} `json:"goals"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func run(ctx context.Context, o options) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the platform creates a Unix user per site")
+	}
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("binary: %w (run make build)", err)
+	}
+	p, err := startPlatform(ctx, bin)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if stopErr := p.stop(); stopErr != nil {
+			logf("stop: %v", stopErr)
+		}
+		if o.keep || err != nil {
+			logf("kept %s (platform log: %s)", p.dir, p.logPath)
+			if err != nil && !o.keep {
+				logf("to clean up: remove the site users with home under %s, then the directory", p.dataDir)
+			}
+			return
+		}
+		if cerr := p.cleanup(); cerr != nil {
+			logf("cleanup: %v", cerr)
+		}
+	}()
+
+	cl, err := p.waitAPI(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.waitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
+		return fmt.Errorf("waiting for the shard: %w", err)
+	}
+	logf("platform up (pid %d, edge %s, data %s)", p.cmd.Process.Pid, p.edge, p.dataDir)
+
+	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU()}
+	res.Goals.TTF200P50Ms = ms(goalTTF200)
+	res.Goals.IdlePerSiteBytes = goalIdlePerSite
+	res.Goals.ColdFirstReqP50Ms = ms(goalColdFirst)
+	if res.MemBaseline, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+		return fmt.Errorf("memory (baseline): %w", err)
+	}
+
+	hc := &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	type created struct{ domain, pool string }
+	var sites []created
+	var ttf, calls []time.Duration
+	begin := time.Now()
+	for i := 1; i <= o.n; i++ {
+		domain := fmt.Sprintf("bench-%d.localhost", i)
+		t0 := time.Now()
+		resp, err := cl.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: domain, Title: "Bench " + strconv.Itoa(i), AdminEmail: "admin@" + domain})
+		if err != nil {
+			return fmt.Errorf("create %s: %w", domain, err)
+		}
+		calls = append(calls, time.Since(t0))
+		if err := p.waitServing(ctx, hc, domain, t0.Add(o.siteTimeout)); err != nil {
+			detail := ""
+			if s, gerr := cl.GetSite(context.WithoutCancel(ctx), domain); gerr == nil {
+				b, _ := json.Marshal(s.Status)
+				detail = "; status: " + string(b)
+			}
+			return fmt.Errorf("site %s: %w%s", domain, err, detail)
+		}
+		ttf = append(ttf, time.Since(t0))
+		pool := ""
+		if resp.Site != nil {
+			pool = shard.SiteID(resp.Site.Metadata.UID)
+		}
+		sites = append(sites, created{domain, "wp_" + pool})
+		if i%10 == 0 || i == o.n {
+			last := ttf[max(0, len(ttf)-10):]
+			logf("%4d/%d sites  last %d: p50 %v max %v  elapsed %v", i, o.n, len(last),
+				percentile(last, 50).Round(time.Millisecond), percentile(last, 100).Round(time.Millisecond),
+				time.Since(begin).Round(time.Second))
+		}
+	}
+	elapsed := time.Since(begin)
+	res.TTF200P50, res.TTF200P95, res.TTF200Max = ms(percentile(ttf, 50)), ms(percentile(ttf, 95)), ms(percentile(ttf, 100))
+	res.CreateCallP50 = ms(percentile(calls, 50))
+	res.CreationSecs = elapsed.Seconds()
+	res.SitesPerMinute = float64(o.n) / elapsed.Minutes()
+
+	if res.MemAfterCreation, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+		return fmt.Errorf("memory (after creation): %w", err)
+	}
+	logf("waiting %v for php-fpm workers to go idle", o.idleWait)
+	idleStart := time.Now()
+	if err := sleep(ctx, o.idleWait); err != nil {
+		return err
+	}
+	res.IdleWaitSecs = time.Since(idleStart).Seconds()
+	if res.MemIdle, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+		return fmt.Errorf("memory (idle): %w", err)
+	}
+	perSite := func(m, base Mem) (Mem, Mem) {
+		n := uint64(o.n)
+		mgl := Mem{}
+		if m.RSS > base.RSS {
+			mgl.RSS = (m.RSS - base.RSS) / n
+		}
+		if m.PSS > base.PSS {
+			mgl.PSS = (m.PSS - base.PSS) / n
+		}
+		return Mem{RSS: m.RSS / n, PSS: m.PSS / n}, mgl
+	}
+	res.PerSiteAfterCreation, res.PerSiteAfterCreationMgl = perSite(res.MemAfterCreation.Total.Mem, res.MemBaseline.Total.Mem)
+	res.PerSiteIdle, res.PerSiteIdleMarginal = perSite(res.MemIdle.Total.Mem, res.MemBaseline.Total.Mem)
+
+	// Cold pool first request, on sites spread over the run.
+	k := min(o.coldSites, o.n)
+	var cold, warm []time.Duration
+	for j := range k {
+		s := sites[j*o.n/k]
+		procs, err := listProcs()
+		if err != nil {
+			return err
+		}
+		if w := findPlatformProcs(procs, p.cmd.Process.Pid, p.dataDir).poolWorkers(s.pool); w > 0 {
+			logf("cold: %s still has %d worker(s); skipped", s.domain, w)
+			continue
+		}
+		c, err := p.timedGet(ctx, hc, s.domain)
+		if err != nil {
+			return fmt.Errorf("cold request %s: %w", s.domain, err)
+		}
+		w, err := p.timedGet(ctx, hc, s.domain)
+		if err != nil {
+			return fmt.Errorf("warm request %s: %w", s.domain, err)
+		}
+		cold, warm = append(cold, c), append(warm, w)
+	}
+	res.ColdSamples = len(cold)
+	res.ColdP50, res.ColdMax, res.WarmP50 = ms(percentile(cold, 50)), ms(percentile(cold, 100)), ms(percentile(warm, 50))
+
+	if o.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printTable(os.Stdout, &res)
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startPlatform(ctx context.Context, bin string) (*platform, error) {
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := freePort()
+	for err == nil && apiPort == httpPort {
+		apiPort, err = freePort()
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "aipress-bench-")
+	if err != nil {
+		return nil, err
+	}
+	p := &platform{dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "aipress.log"),
+		edge: fmt.Sprintf("127.0.0.1:%d", httpPort), exited: make(chan struct{})}
+	logFile, err := os.Create(p.logPath)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	p.cmd = exec.Command(bin, "up", "--data-dir", p.dataDir,
+		"--http", p.edge, "--api", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	// Own process group: a Ctrl-C on the benchmark reaches aipress only
+	// through stop(), which waits for it to stop MariaDB and php-fpm.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := p.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
+	logf("started %s up (pid %d, edge %s, api 127.0.0.1:%d, log %s)", bin, p.cmd.Process.Pid, p.edge, apiPort, p.logPath)
+	return p, nil
+}
+
+// died returns an error with the log's tail if the platform exited.
+func (p *platform) died() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("aipress exited (%v); log tail:\n%s", p.waitErr, p.logTail(20))
+	default:
+		return nil
+	}
+}
+
+func (p *platform) logTail(n int) string {
+	b, _ := os.ReadFile(p.logPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// poll calls fn every interval until it reports done, the platform dies,
+// limit passes or ctx ends.
+func (p *platform) poll(ctx context.Context, limit time.Duration, interval time.Duration, what string, fn func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for {
+		done, err := fn()
+		if done {
+			return nil
+		}
+		last = err
+		if err := p.died(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: gave up after %v (last error: %v)", what, limit, last)
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, err, last)
+		}
+	}
+}
+
+// waitAPI waits for client.json and for the API to answer whoami.
+func (p *platform) waitAPI(ctx context.Context) (*apiclient.Client, error) {
+	var cfg *apiclient.Config
+	err := p.poll(ctx, time.Minute, 50*time.Millisecond, "waiting for client.json", func() (bool, error) {
+		c, err := apiclient.ReadConfig(p.dataDir)
+		cfg = c
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(cfg.URL, "http://127.0.0.1:") {
+		return nil, fmt.Errorf("client.json names %s, want a 127.0.0.1 URL", cfg.URL)
+	}
+	cl := apiclient.New(cfg.URL, cfg.Token)
+	cl.HTTPClient = &http.Client{Timeout: time.Minute}
+	err = p.poll(ctx, time.Minute, 50*time.Millisecond, "waiting for the API", func() (bool, error) {
+		_, err := cl.WhoAmI(ctx)
+		return err == nil, err
+	})
+	return cl, err
+}
+
+// waitLog waits for a line containing s in the platform's log.
+func (p *platform) waitLog(ctx context.Context, s string, limit time.Duration) error {
+	return p.poll(ctx, limit, 100*time.Millisecond, "waiting for log line "+strconv.Quote(s), func() (bool, error) {
+		b, err := os.ReadFile(p.logPath)
+		return err == nil && strings.Contains(string(b), s), err
+	})
+}
+
+// get sends GET / for domain to the edge and returns the status code.
+func (p *platform) get(ctx context.Context, hc *http.Client, domain string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.edge+"/", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = domain
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
+}
+
+// waitServing polls GET / every 20 ms until it answers 200 or deadline.
+func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain string, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var last string
+	for {
+		code, err := p.get(ctx, hc, domain)
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = "HTTP " + strconv.Itoa(code)
+		}
+		if derr := p.died(); derr != nil {
+			return derr
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
+		}
+	}
+}
+
+// timedGet times one GET / that must answer 200.
+func (p *platform) timedGet(ctx context.Context, hc *http.Client, domain string) (time.Duration, error) {
+	t0 := time.Now()
+	code, err := p.get(ctx, hc, domain)
+	d := time.Since(t0)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", code)
+	}
+	return d, err
+}
+
+// stop sends SIGINT and waits for aipress to stop MariaDB and php-fpm and
+// exit; after 90 s it kills the process group.
+func (p *platform) stop() error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	logf("stopping the platform (SIGINT)")
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(90 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		return errors.New("aipress did not exit within 90s after SIGINT; killed")
+	}
+	if procs, err := listProcs(); err == nil {
+		pp := findPlatformProcs(procs, p.cmd.Process.Pid, p.dataDir)
+		if n := len(pp.mariadb) + len(pp.fpmMasters) + len(pp.fpmWorkers); n > 0 {
+			return fmt.Errorf("%d mariadbd/php-fpm process(es) outlived aipress", n)
+		}
+	}
+	var ee *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &ee) {
+		return p.waitErr
+	}
+	if ee != nil {
+		return fmt.Errorf("aipress: %v; log tail:\n%s", ee, p.logTail(10))
+	}
+	return nil
+}
+
+// cleanup removes the site Unix users (home below the data directory) and
+// the temp directory.
+func (p *platform) cleanup() error {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	var users []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 6 && strings.HasPrefix(fields[5], p.dataDir+string(filepath.Separator)) {
+			users = append(users, fields[0])
+		}
+	}
+	f.Close()
+	var errs []error
+	for _, u := range users {
+		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
+		}
+		_ = exec.Command("groupdel", u).Run() // usually gone with the user
+	}
+	if err := os.RemoveAll(p.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		logf("removed %s and %d site user(s)", p.dir, len(users))
+	}
+	return errors.Join(errs...)
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+func kib(b uint64) string { return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10)) }
+func msStr(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f s", v/1000)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+// table prints rows with the first column left-aligned and the others
+// right-aligned, two spaces apart.
+type table [][]string
+
+func (t table) print(w io.Writer) {
+	var width []int
+	for _, r := range t {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range t {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func printTable(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "AIPress provisioning benchmark: %d sites, %d CPUs, %s\n\n", r.Sites, r.CPUs, r.Binary)
+	table{
+		{"Provisioning", "figure", "goal"},
+		{"time to first 200, p50", msStr(r.TTF200P50), "≤ 1 s"},
+		{"time to first 200, p95", msStr(r.TTF200P95), ""},
+		{"time to first 200, max", msStr(r.TTF200Max), ""},
+		{"create API call, p50", msStr(r.CreateCallP50), ""},
+		{"sites per minute", fmt.Sprintf("%.1f", r.SitesPerMinute), ""},
+		{"total creation time", fmt.Sprintf("%.1f s", r.CreationSecs), ""},
+	}.print(w)
+	fmt.Fprintln(w)
+
+	snaps := []MemSnapshot{r.MemBaseline, r.MemAfterCreation, r.MemIdle}
+	t := table{
+		{"Memory", "RSS base", "PSS base", "RSS created", "PSS created", "RSS idle", "PSS idle"},
+	}
+	for _, g := range []struct {
+		name string
+		get  func(MemSnapshot) Group
+	}{
+		{"mariadbd", func(s MemSnapshot) Group { return s.MariaDB }},
+		{"php-fpm (master + workers)", func(s MemSnapshot) Group { return s.PHPFPM }},
+		{"aipress", func(s MemSnapshot) Group { return s.AIPress }},
+		{"total", func(s MemSnapshot) Group { return s.Total }},
+	} {
+		cells := []string{g.name}
+		for _, s := range snaps {
+			cells = append(cells, mib(g.get(s).RSS), mib(g.get(s).PSS))
+		}
+		t = append(t, cells)
+	}
+	t = append(t,
+		[]string{"php-fpm workers", strconv.Itoa(r.MemBaseline.FPMWorkers), "", strconv.Itoa(r.MemAfterCreation.FPMWorkers), "", strconv.Itoa(r.MemIdle.FPMWorkers), ""},
+		[]string{"per site: total / N", "", "", kib(r.PerSiteAfterCreation.RSS), kib(r.PerSiteAfterCreation.PSS), kib(r.PerSiteIdle.RSS), kib(r.PerSiteIdle.PSS)},
+		[]string{"per site: (total - baseline) / N", "", "", kib(r.PerSiteAfterCreationMgl.RSS), kib(r.PerSiteAfterCreationMgl.PSS), kib(r.PerSiteIdleMarginal.RSS), kib(r.PerSiteIdleMarginal.PSS)},
+	)
+	t.print(w)
+	fmt.Fprintf(w, "base: before any site; created: right after the last site served; idle: %.0f s later\n", r.IdleWaitSecs)
+	fmt.Fprintf(w, "goal: ≤ 1 MB per idle site at 1,000 sites (compare idle PSS per site; measured here at N = %d)\n\n", r.Sites)
+
+	table{
+		{fmt.Sprintf("Idle pool, first request (%d sites)", r.ColdSamples), "figure", "goal"},
+		{"cold (no live worker), p50", msStr(r.ColdP50), "≤ 300 ms"},
+		{"cold (no live worker), max", msStr(r.ColdMax), ""},
+		{"warm (right after), p50", msStr(r.WarmP50), ""},
+	}.print(w)
+}
