@@ -41,6 +41,11 @@ func TestCrashRecovery(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			last = p.apiSite(st.domain)
 		}
+		// A live php-fpm worker outlives its killed master unless the
+		// restarted platform cleans it up; make sure one exists.
+		if code, _ := p.client("before.localhost").get("/"); code != 200 {
+			t.Fatalf("before.localhost = %d before the crash", code)
+		}
 		p.kill9()
 		t.Logf("killed the platform while %s was %q (%s)", st.domain, field(last, "status", "phase"), conditionReason(last, "Installed"))
 		p.start()

@@ -67,6 +67,9 @@ func testLifecycle(t *testing.T, p *platform) {
 	if out, _ := p.cli("site", "get", "blog.localhost", "-o", "json"); strings.Contains(out, c.AdminPassword) {
 		t.Error("site get shows the admin password")
 	}
+	if st, err := os.Stat(filepath.Join(p.dataDir, "aipress.db")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("aipress.db mode = %v, %v; want 0600", st.Mode().Perm(), err)
+	}
 	db, _ := os.ReadFile(filepath.Join(p.dataDir, "aipress.db"))
 	if strings.Contains(string(db), c.AdminPassword) {
 		t.Error("the admin password is stored in plain text")

@@ -284,6 +284,7 @@ func (s *Server) open(userName, password, dbName string) (*sql.DB, error) {
 	cfg.ReadTimeout = 60 * time.Second
 	cfg.WriteTimeout = 60 * time.Second
 	cfg.AllowNativePasswords = true
+	cfg.Logger = &mysql.NopLogger{} // errors are returned; the driver's own log is noise
 	cfg.MultiStatements = false
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {

@@ -114,6 +114,12 @@ func (m *Master) Run(ctx context.Context) error {
 	m.proc = &supervise.Process{
 		Name: "php-fpm",
 		Command: func() *exec.Cmd {
+			// Stale sockets would pass for readiness; the new master
+			// creates its own.
+			socks, _ := filepath.Glob(filepath.Join(m.runDir(), "*.sock"))
+			for _, f := range socks {
+				_ = os.Remove(f)
+			}
 			return exec.Command(Binary, "--nodaemonize", "--fpm-config", m.conf())
 		},
 		PIDFile:     filepath.Join(m.Dir, "supervised.pid"),

@@ -91,7 +91,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "aipress.db"))
+	// The store holds token and password hashes: owner-only. SQLite gives
+	// its WAL and shared-memory files the database file's mode.
+	dbPath := filepath.Join(dataDir, "aipress.db")
+	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	if err := os.Chmod(dbPath, 0o600); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}

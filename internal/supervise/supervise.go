@@ -175,37 +175,71 @@ func (p *Process) Starts() int {
 // ErrNotRunning is returned by Signal when no process runs.
 var ErrNotRunning = errors.New("not running")
 
-// KillLeftover kills a process group left behind by a crashed platform, as
-// recorded in PIDFile, if its command line still contains Match.
+// KillLeftover kills what a crashed platform left behind: every process of
+// the process group recorded in PIDFile whose command line contains Match.
+// The group's leader may be gone while its children live on (php-fpm
+// workers outlive a killed master and keep its sockets).
 func (p *Process) KillLeftover() {
 	if p.PIDFile == "" {
 		return
 	}
+	defer os.Remove(p.PIDFile)
 	b, err := os.ReadFile(p.PIDFile)
 	if err != nil {
 		return
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	pgid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pgid <= 1 {
 		return
 	}
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil || (p.Match != "" && !strings.Contains(string(cmdline), p.Match)) {
-		_ = os.Remove(p.PIDFile)
+	members := groupMembers(pgid, p.Match)
+	if len(members) == 0 {
 		return
 	}
 	if p.Logger != nil {
-		p.Logger.Warn("killing process left by a previous run", "process", p.Name, "pid", pid)
+		p.Logger.Warn("killing processes left by a previous run", "process", p.Name, "pids", members)
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for i := 0; i < 100; i++ {
-		if err := syscall.Kill(pid, 0); err != nil {
-			break
-		}
+	for _, pid := range members {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for i := 0; i < 100 && len(groupMembers(pgid, p.Match)) > 0; i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = os.Remove(p.PIDFile)
+}
+
+// groupMembers lists the live processes in process group pgid whose command
+// line contains match.
+func groupMembers(pgid int, match string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid pgrp ...
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || (match != "" && !strings.Contains(string(cmdline), match)) {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -2,6 +2,8 @@ package supervise
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,3 +94,33 @@ func TestKillLeftover(t *testing.T) {
 	(&Process{PIDFile: pidFile, Match: "sleep"}).KillLeftover()
 	waitFor(t, "leftover to die", func() bool { return !alive(left.Process.Pid) })
 }
+
+// A group whose leader died keeps its children (php-fpm workers after a
+// killed master); they are found by their process group and killed.
+func TestKillLeftoverOrphanedGroup(t *testing.T) {
+	dir := t.TempDir()
+	leader := exec.Command("sh", "-c", "sleep 300 & echo $!; exec sleep 301")
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := leader.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	if _, err := fmtFscan(out, &child); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(leader.Process.Pid, syscall.SIGKILL)
+	leader.Wait()
+	if !alive(child) {
+		t.Fatal("child died with its leader; the test proves nothing")
+	}
+	pidFile := filepath.Join(dir, "g.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(leader.Process.Pid)), 0o600)
+	(&Process{PIDFile: pidFile, Match: "sleep"}).KillLeftover()
+	waitFor(t, "orphaned child to die", func() bool { return !alive(child) })
+}
+
+func fmtFscan(r io.Reader, v *int) (int, error) { return fmt.Fscan(r, v) }
