@@ -142,7 +142,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		return err
 	}
 	cfg := wordpress.Config{
-		Domain: st.Spec.Domain, URL: siteURL,
+		Domain: st.Spec.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
 		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
 		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
 	}

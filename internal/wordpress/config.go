@@ -12,6 +12,8 @@ import (
 type Config struct {
 	Domain     string
 	URL        string // WP_HOME and WP_SITEURL, e.g. http://blog.localhost:8080
+	Docroot    string // the site's docroot (its wp-content is WP_CONTENT_DIR)
+	CoreDir    string // the shared core tree (ABSPATH)
 	DBName     string
 	DBUser     string
 	DBPassword string
@@ -94,6 +96,9 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 	fmt.Fprintf(&b, "if (isset($_SERVER['HTTP_HOST']) && preg_match(%s, strtolower($_SERVER['HTTP_HOST']))) {\n", phpString("/^"+regexp.QuoteMeta(c.Domain)+"(:[0-9]{1,5})?$/"))
 	b.WriteString("\t$aipress_url = (!empty($_SERVER['HTTPS']) && $_SERVER['HTTPS'] !== 'off' ? 'https' : 'http') . '://' . strtolower($_SERVER['HTTP_HOST']);\n}\n")
 	b.WriteString("define('WP_HOME', $aipress_url);\ndefine('WP_SITEURL', $aipress_url);\n")
+	// The core is shared; the content is the site's own.
+	def("WP_CONTENT_DIR", strings.TrimSuffix(c.Docroot, "/")+"/wp-content")
+	b.WriteString("define('WP_CONTENT_URL', $aipress_url . '/wp-content');\n")
 	defBool("DISALLOW_FILE_EDIT", true)
 	defBool("DISALLOW_FILE_MODS", true)
 	defBool("DISABLE_WP_CRON", true)
@@ -102,7 +107,7 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 	def("FS_METHOD", "direct")
 	b.WriteString(`
 if (!defined('ABSPATH')) {
-	define('ABSPATH', __DIR__ . '/');
+	define('ABSPATH', ` + phpString(strings.TrimSuffix(c.CoreDir, "/")+"/") + `);
 }
 require_once ABSPATH . 'wp-settings.php';
 `)

@@ -14,6 +14,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestConfigRenderGolden(t *testing.T) {
 	c := Config{
 		Domain: "blog.localhost", URL: "http://blog.localhost:8080",
+		Docroot: "/data/sites/0123456789ab/htdocs", CoreDir: "/data/cores/6.1.9/tree",
 		DBName: "wp_0123456789ab", DBUser: "wp_0123456789ab", DBPassword: "pa'ss\\word",
 		DBHost: "localhost:/data/mariadb/mysqld.sock",
 		Salts:  Salts{"k1", "k2", "k3", "k4", "s1", "s2", "s3", "s4'"},

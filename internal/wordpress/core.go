@@ -1,7 +1,17 @@
 // Package wordpress prepares WordPress for sites: it registers Debian's
 // `wordpress` package as a versioned, read-only core tree, builds each site's
-// docroot from it (hard links, so every site shares the core's files), writes
-// wp-config.php and runs WordPress's own installer through the PHP CLI.
+// docroot on it, writes wp-config.php and runs WordPress's own installer
+// through the PHP CLI.
+//
+// A docroot is a directory of symlinks into the core tree (wp-admin,
+// wp-includes, index.php, wp-login.php, ...) beside the site's own
+// wp-content and wp-config.php. PHP resolves the symlinks, so every site runs
+// the same real core files and one php-fpm master compiles them into OPcache
+// once for all its sites; with per-site copies (or hard links, which PHP
+// tells apart by path) each site's first request would compile WordPress
+// again. The core's own wp-config.php is a shim that loads the configuration
+// of the docroot the request came in through ($_SERVER['DOCUMENT_ROOT'],
+// which the edge sets and the CLI scripts set for themselves).
 package wordpress
 
 import (
@@ -12,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -30,6 +41,25 @@ type Core struct {
 	// may serve static files from there.
 	LinkRoots []string
 }
+
+// coreLayout names the layout of a registered core; a registration with
+// another layout is rebuilt.
+const coreLayout = "layout 2: shared tree with config shim"
+
+// coreConfigShim is the core tree's wp-config.php.
+var coreConfigShim = []byte(`<?php
+// Written by aipress. This WordPress core is shared by many sites; each
+// site's configuration is the wp-config.php in the docroot the request came
+// in through.
+$aipress_docroot = isset($_SERVER['DOCUMENT_ROOT']) ? rtrim($_SERVER['DOCUMENT_ROOT'], '/') : '';
+if ($aipress_docroot === '' || !is_file($aipress_docroot . '/wp-config.php')) {
+	if (PHP_SAPI !== 'cli') {
+		http_response_code(503);
+	}
+	exit("This site has no configuration.\n");
+}
+require_once $aipress_docroot . '/wp-config.php';
+`)
 
 var versionRe = regexp.MustCompile(`\$wp_version\s*=\s*'([^']+)'`)
 
@@ -57,7 +87,7 @@ func RegisterCore(src, coresDir string) (*Core, error) {
 	dir := filepath.Join(coresDir, version)
 	c := &Core{Version: version, Tree: filepath.Join(dir, "tree"), Content: filepath.Join(dir, "content")}
 	done := filepath.Join(dir, ".complete")
-	if _, err := os.Stat(done); err != nil {
+	if b, err := os.ReadFile(done); err != nil || string(b) != version+"\n"+coreLayout+"\n" {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("register core: %w", err)
 		}
@@ -71,7 +101,10 @@ func RegisterCore(src, coresDir string) (*Core, error) {
 		if err := cloneTree(filepath.Join(src, "wp-content"), c.Content, nil, true); err != nil {
 			return nil, fmt.Errorf("register core content: %w", err)
 		}
-		if err := os.WriteFile(done, []byte(version+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(c.Tree, "wp-config.php"), coreConfigShim, 0o644); err != nil {
+			return nil, fmt.Errorf("register core: %w", err)
+		}
+		if err := os.WriteFile(done, []byte(version+"\n"+coreLayout+"\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("register core: %w", err)
 		}
 	}
@@ -184,9 +217,10 @@ func linkOrCopy(src, dst string) error {
 	return out.Close()
 }
 
-// BuildDocroot creates docroot from core: the core's files hard-linked
-// (shared, read-only) and a wp-content copied from the core's skeleton. It
-// builds in a temporary directory and renames it into place, so a crash
+// BuildDocroot creates docroot on core: a symlink to every top-level entry
+// of the core tree (but its wp-config.php shim), and a wp-content of the
+// site's own whose bundled themes and plugins link to the core's copies.
+// It builds in a temporary directory and renames it into place, so a crash
 // leaves either nothing or a complete docroot; an existing docroot is kept.
 func BuildDocroot(c *Core, docroot string) error {
 	if _, err := os.Stat(docroot); err == nil {
@@ -196,12 +230,14 @@ func BuildDocroot(c *Core, docroot string) error {
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("build docroot: %w", err)
 	}
-	if err := cloneTree(c.Tree, tmp, nil, false); err != nil {
+	if err := linkEntries(c.Tree, tmp, "wp-config.php"); err != nil {
 		return fmt.Errorf("build docroot: %w", err)
 	}
 	content := filepath.Join(tmp, "wp-content")
-	if err := cloneTree(c.Content, content, nil, false); err != nil {
-		return fmt.Errorf("build docroot content: %w", err)
+	for _, d := range []string{"themes", "plugins"} {
+		if err := linkEntries(filepath.Join(c.Content, d), filepath.Join(content, d)); err != nil {
+			return fmt.Errorf("build docroot content: %w", err)
+		}
 	}
 	for _, d := range []string{"uploads", "mu-plugins", "upgrade"} {
 		if err := os.MkdirAll(filepath.Join(content, d), 0o755); err != nil {
@@ -210,6 +246,27 @@ func BuildDocroot(c *Core, docroot string) error {
 	}
 	if err := os.Rename(tmp, docroot); err != nil {
 		return fmt.Errorf("build docroot: %w", err)
+	}
+	return nil
+}
+
+// linkEntries creates dst and in it a symlink to every entry of src except
+// those named in skip.
+func linkEntries(src, dst string, skip ...string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if slices.Contains(skip, e.Name()) {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ if (!$docroot || !$host) {
 	exit(2);
 }
 $_SERVER['HTTP_HOST'] = $host;
+// The shared core's wp-config.php loads the configuration of this docroot.
+$_SERVER['DOCUMENT_ROOT'] = $docroot;
 $_SERVER['SERVER_NAME'] = preg_replace('/:.*/', '', $host);
 $_SERVER['REQUEST_URI'] = '/wp-cron.php';
 $_SERVER['REQUEST_METHOD'] = 'GET';

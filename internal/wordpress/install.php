@@ -14,6 +14,8 @@ $env = function (string $k): string {
 $docroot = $env('AIP_DOCROOT');
 $host = $env('AIP_HOST');
 $_SERVER['HTTP_HOST'] = $host;
+// The shared core's wp-config.php loads the configuration of this docroot.
+$_SERVER['DOCUMENT_ROOT'] = $docroot;
 $_SERVER['SERVER_NAME'] = preg_replace('/:.*/', '', $host);
 $_SERVER['REQUEST_URI'] = '/';
 $_SERVER['REQUEST_METHOD'] = 'GET';

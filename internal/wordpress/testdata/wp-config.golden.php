@@ -29,6 +29,8 @@ if (isset($_SERVER['HTTP_HOST']) && preg_match('/^blog\\.localhost(:[0-9]{1,5})?
 }
 define('WP_HOME', $aipress_url);
 define('WP_SITEURL', $aipress_url);
+define('WP_CONTENT_DIR', '/data/sites/0123456789ab/htdocs/wp-content');
+define('WP_CONTENT_URL', $aipress_url . '/wp-content');
 define('DISALLOW_FILE_EDIT', true);
 define('DISALLOW_FILE_MODS', true);
 define('DISABLE_WP_CRON', true);
@@ -37,6 +39,6 @@ define('WP_DEBUG', false);
 define('FS_METHOD', 'direct');
 
 if (!defined('ABSPATH')) {
-	define('ABSPATH', __DIR__ . '/');
+	define('ABSPATH', '/data/cores/6.1.9/tree/');
 }
 require_once ABSPATH . 'wp-settings.php';
