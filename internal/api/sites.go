@@ -31,6 +31,9 @@ const (
 // DefaultPHP is the PHP configuration of new sites.
 var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30}
 
+// DefaultCache is the page-cache policy of new sites.
+var DefaultCache = site.Cache{TTLSeconds: 300}
+
 // CreateSiteRequest is the body of POST /v1/sites.
 type CreateSiteRequest struct {
 	Domain      string            `json:"domain"`
@@ -263,9 +266,11 @@ func (s *server) createSite(c *call) (response, error) {
 			Plan:        req.Plan,
 			PHP:         DefaultPHP,
 			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
+			Cache:       DefaultCache,
 		},
 		Status: site.Status{Phase: site.PhasePending, URL: s.cfg.PublicURL(req.Domain)},
 	}
+	st.Spec.Defaults()
 	shard, err := s.cfg.Placer.Place(ctx, st)
 	if err != nil {
 		return response{}, internal(fmt.Errorf("place site %q: %w", req.Domain, err))

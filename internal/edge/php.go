@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // runPHP sends r to the site's pool with SCRIPT_NAME = script (a clean URL
@@ -98,7 +99,11 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	}
 
 	out := newStdoutReader(conn)
+	upstreamStart := time.Now()
 	err = s.relay(w, out)
+	if info := InfoFrom(r.Context()); info != nil {
+		info.Upstream += time.Since(upstreamStart)
+	}
 	werr := waitStdin()
 	if msg := strings.TrimSpace(out.stderr.String()); msg != "" {
 		s.log.Warn("edge: php stderr", "site", rt.Site, "script", script,

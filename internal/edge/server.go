@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -41,11 +42,57 @@ type Config struct {
 	// TempDir is where request bodies of unknown length are spooled before
 	// they are sent to PHP (which needs CONTENT_LENGTH). Empty: os.TempDir.
 	TempDir string
+	// Middlewares wrap the serving of every request for a Serving route,
+	// the first outermost (e.g. rate limit, HTTPS redirect, WAF, cache).
+	Middlewares []Middleware
+	// Observe, if set, is called once every request has been answered
+	// (unknown hosts included), for metrics and access logs.
+	Observe func(r *http.Request, info *RequestInfo)
+}
+
+// RouteHandler serves a request for a known route. It returns an error
+// (an *HTTPError for a status and safe message) instead of writing one.
+type RouteHandler func(w http.ResponseWriter, r *http.Request, rt *Route) error
+
+// Middleware wraps a RouteHandler: the page cache, the WAF, the rate
+// limiter and the HTTPS redirect are middlewares.
+type Middleware func(next RouteHandler) RouteHandler
+
+// RequestInfo is what the layers of the edge learned about one request;
+// InfoFrom returns it from the request's context so that middlewares can
+// fill it in, and Config.Observe receives it at the end.
+type RequestInfo struct {
+	ID    string
+	Site  string // empty for an unknown host
+	Start time.Time
+	// Status and Bytes are what was sent to the client.
+	Status int
+	Bytes  int64
+	// Cache is HIT, MISS, BYPASS or STALE when the page cache saw the
+	// request; empty otherwise.
+	Cache string
+	// Upstream is the time spent waiting for PHP (zero when PHP was not
+	// asked).
+	Upstream time.Duration
+	// WAFBlocked is set when the WAF refused the request; WAFRules lists
+	// the ids of the rules that matched.
+	WAFBlocked bool
+	WAFRules   []int
+}
+
+type infoKey struct{}
+
+// InfoFrom returns the RequestInfo of a request the edge is serving, or nil.
+func InfoFrom(ctx context.Context) *RequestInfo {
+	info, _ := ctx.Value(infoKey{}).(*RequestInfo)
+	return info
 }
 
 // Server is the edge http.Handler. It is safe for concurrent use; the
 // routing table is replaced atomically with SetTable.
 type Server struct {
+	serve        RouteHandler // serveSite wrapped in the middlewares
+	observe      func(*http.Request, *RequestInfo)
 	log          *slog.Logger
 	allowed      []string
 	maxBody      int64
@@ -94,6 +141,11 @@ func New(cfg Config) *Server {
 		s.allowed = append(s.allowed, real)
 	}
 	s.table.Store(NewTable(nil))
+	s.serve = s.serveSite
+	for i := len(cfg.Middlewares) - 1; i >= 0; i-- {
+		s.serve = cfg.Middlewares[i](s.serve)
+	}
+	s.observe = cfg.Observe
 	return s
 }
 
@@ -113,16 +165,30 @@ func (s *Server) Table() *Table { return s.table.Load() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.requestIDGen()
 	w.Header().Set("X-Request-Id", id)
+	info := &RequestInfo{ID: id, Start: time.Now()}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	if s.observe != nil {
+		cw := &countingWriter{ResponseWriter: w}
+		w = cw
+		defer func() {
+			info.Status, info.Bytes = cw.status, cw.bytes
+			if info.Status == 0 {
+				info.Status = http.StatusOK
+			}
+			s.observe(r, info)
+		}()
+	}
 	t := s.table.Load() // this request uses this table until it finishes
 	rt, ok := t.Lookup(r.Host)
 	if !ok {
 		s.fail(w, r, id, nil, &HTTPError{Status: http.StatusNotFound, Message: "No site is configured for this address."})
 		return
 	}
+	info.Site = rt.Site
 	var err error
 	switch rt.State {
 	case Serving:
-		err = s.serveSite(w, r, rt)
+		err = s.serve(w, r, rt)
 	case Suspended:
 		w.Header().Set("Retry-After", s.retryAfter)
 		err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is temporarily down for maintenance."}
@@ -205,6 +271,32 @@ func writePage(w http.ResponseWriter, status int, msg, id string) {
 		"</h1>\n<p>"+html.EscapeString(msg)+"</p>\n<p><small>Request ID: "+html.EscapeString(id)+
 		"</small></p>\n</body></html>\n")
 }
+
+// countingWriter records the status and the bytes written for Observe.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and friends.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func newRequestID() string {
 	var b [12]byte

@@ -3,6 +3,7 @@ package edge
 import (
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aipress/aipress/internal/site"
 )
@@ -39,6 +40,15 @@ type Route struct {
 	Docroot  string
 	Endpoint string
 	State    RouteState
+	Options  RouteOptions
+}
+
+// RouteOptions are the site's edge policies, read by the middlewares.
+type RouteOptions struct {
+	CacheTTL      time.Duration // 0: no page cache
+	WAFMode       string        // site.WAFOff, WAFDetect or WAFBlock
+	WAFParanoia   int           // 1–4
+	HTTPSRedirect bool
 }
 
 // RouteForSite derives the route for s from its spec and observed status:
@@ -49,11 +59,19 @@ func RouteForSite(s *site.Site) Route {
 	if host == "" {
 		host = s.Metadata.Name
 	}
+	spec := s.Spec
+	spec.Defaults()
 	r := Route{
 		Host:     host,
 		Site:     s.Metadata.Name,
 		Docroot:  s.Status.Docroot,
 		Endpoint: s.Status.Endpoint,
+		Options: RouteOptions{
+			CacheTTL:      time.Duration(spec.Cache.TTLSeconds) * time.Second,
+			WAFMode:       spec.WAF.Mode,
+			WAFParanoia:   spec.WAF.ParanoiaLevel,
+			HTTPSRedirect: spec.HTTPSRedirect,
+		},
 	}
 	switch {
 	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended:

@@ -54,6 +54,42 @@ type Spec struct {
 	Suspended   bool   `json:"suspended"`
 	PHP         PHP    `json:"php"`
 	Admin       Admin  `json:"admin"`
+	Cache       Cache  `json:"cache"`
+	WAF         WAF    `json:"waf"`
+	// HTTPSRedirect sends plain-HTTP visitors to HTTPS (when the edge
+	// serves HTTPS).
+	HTTPSRedirect bool `json:"https_redirect"`
+}
+
+// Cache is the site's full-page cache policy at the edge.
+type Cache struct {
+	// TTLSeconds is how long an anonymous page stays fresh; 0 disables
+	// the page cache for the site.
+	TTLSeconds int `json:"ttl_seconds"`
+}
+
+// WAF modes.
+const (
+	WAFOff    = "off"
+	WAFDetect = "detect"
+	WAFBlock  = "block"
+)
+
+// WAF is the site's web application firewall policy at the edge.
+type WAF struct {
+	Mode          string `json:"mode"`           // off, detect or block
+	ParanoiaLevel int    `json:"paranoia_level"` // OWASP CRS paranoia level, 1–4
+}
+
+// Defaults fills zero policy fields with the platform's defaults: pages
+// cached for 5 minutes, WAF blocking at paranoia level 1.
+func (s *Spec) Defaults() {
+	if s.WAF.Mode == "" {
+		s.WAF.Mode = WAFBlock
+	}
+	if s.WAF.ParanoiaLevel == 0 {
+		s.WAF.ParanoiaLevel = 1
+	}
 }
 
 // PHP holds per-site PHP settings.
