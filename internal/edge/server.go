@@ -303,3 +303,18 @@ func newRequestID() string {
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	return hex.EncodeToString(b[:])
 }
+
+// Purger removes pages from the edge's page cache. The page cache
+// implements it; the purge endpoint and the control-plane API use it.
+// Each method returns how many cached objects it removed; purging what is
+// not cached is not an error.
+//
+// PurgeURL takes an absolute URL (scheme, host, path, query) and removes
+// the page for it under every normalisation of its query. PurgeTag removes
+// every page of site tagged with tag (surrogate keys such as "post-12",
+// "home", "feed"). PurgeSite removes every page of site.
+type Purger interface {
+	PurgeURL(site, rawURL string) int
+	PurgeTag(site, tag string) int
+	PurgeSite(site string) int
+}
