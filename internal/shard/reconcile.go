@@ -154,27 +154,52 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
 
-	// 4. WordPress installation.
+	// 4. The pool, while WordPress installs: a php-fpm reload takes longer
+	// the more pools the master has, and nothing routes visitors to the
+	// pool before the site is Ready.
+	poolDone := make(chan error, 1)
+	if st.Spec.Suspended {
+		poolDone <- nil
+	} else {
+		pool := phpfpm.Pool{
+			Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
+			MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
+			IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+		}
+		if uid >= 0 {
+			pool.User, pool.Group = n.Unix, n.Unix
+		}
+		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
+	}
+	// Every return below waits for the pool goroutine first.
+	installErr := func(err error) error {
+		if perr := <-poolDone; perr != nil {
+			return errors.Join(err, perr)
+		}
+		return err
+	}
+
+	// 5. WordPress installation.
 	installed, err := s.installed(ctx, n.DB)
 	if err != nil {
-		return err
+		return installErr(err)
 	}
 	if !installed {
 		rep.cond(ctx, CondInstalled, "False", "Installing", "installing WordPress", working)
 		if err := s.clearPartialInstall(ctx, n.DB); err != nil {
-			return err
+			return installErr(err)
 		}
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
 		if err := run.Install(ctx, s.installScript, wordpress.InstallOptions{
 			Title: st.Spec.Title, AdminUser: st.Spec.Admin.User, AdminEmail: st.Spec.Admin.Email,
 			AdminPasswordHash: st.Spec.Admin.PasswordHash,
 		}); err != nil {
-			return err
+			return installErr(err)
 		}
 	}
 	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.core.Version+" installed", working)
 
-	// 5. The pool: present while serving, absent while suspended.
+	// 6. Serving: the pool is up; or suspended: the pool is removed.
 	if st.Spec.Suspended {
 		if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 			return err
@@ -182,15 +207,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		s.finish(ctx, rep, st, n, siteURL, site.PhaseSuspended, "False", "Suspended", "suspended: visitors get a maintenance page")
 		return nil
 	}
-	pool := phpfpm.Pool{
-		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
-		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
-		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
-	}
-	if uid >= 0 {
-		pool.User, pool.Group = n.Unix, n.Unix
-	}
-	if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+	if err := <-poolDone; err != nil {
 		return err
 	}
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
