@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir vet fmt clean
 
 all: build
 
@@ -31,6 +31,10 @@ bench: bench-provision
 
 bench-provision: deps build
 	$(GO) run ./bench/provision -n $(N)
+
+# What open_basedir would cost the per-site pools (they do not set it).
+bench-openbasedir: deps build
+	$(GO) run ./bench/openbasedir
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

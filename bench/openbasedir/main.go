@@ -1,0 +1,221 @@
+// Command openbasedir measures what PHP's open_basedir costs a WordPress
+// site on this machine, to decide whether per-site pools should set it
+// (design.md reports PHP 1.5–2× slower with it: the realpath cache is nearly
+// disabled under open_basedir).
+//
+// It starts the real platform (`bin/aipress up`) in a temporary directory
+// on loopback ports, creates one site, and measures warm `GET /` latency
+// through the edge with the pool as AIPress writes it, then with
+// `php_admin_value[open_basedir]` limited to the site's directory, the shared
+// core and the system directories the core's symlinks reach, alternating
+// the two configurations for -rounds rounds.
+//
+//	make build && go run ./bench/openbasedir [-requests 200] [-rounds 2]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/shard"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/aipress", "aipress binary")
+	requests := flag.Int("requests", 200, "measured requests per configuration and round")
+	rounds := flag.Int("rounds", 2, "alternations of the two configurations")
+	flag.Parse()
+	if err := run(*bin, *requests, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "openbasedir:", err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func run(bin string, requests, rounds int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "aipress-openbasedir-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	os.Chmod(tmp, 0o711)
+	data := filepath.Join(tmp, "data")
+	edgeAddr, apiAddr := freeAddr(), freeAddr()
+	cmd := exec.CommandContext(ctx, bin, "up", "--data-dir", data, "--http", edgeAddr, "--api", apiAddr, "--log-level", "warn")
+	logf, _ := os.Create(filepath.Join(tmp, "aipress.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		// Site Unix users live on after the platform; remove ours.
+		out, _ := exec.Command("getent", "passwd").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Split(line, ":"); len(f) > 5 && strings.HasPrefix(f[5], data+"/") {
+				exec.Command("userdel", f[0]).Run()
+			}
+		}
+	}()
+
+	var client *apiclient.Client
+	for deadline := time.Now().Add(time.Minute); ; {
+		if cfg, err := apiclient.ReadConfig(data); err == nil {
+			client = apiclient.New(cfg.URL, cfg.Token)
+			if _, err := client.WhoAmI(ctx); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("platform did not start; see %s", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	const domain = "obd.localhost"
+	if _, err := client.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: domain, Title: "open_basedir", AdminEmail: "a@example.com"}); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func() (time.Duration, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+edgeAddr+"/", nil)
+		req.Host = domain
+		start := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		var sink [32 << 10]byte
+		for {
+			if _, err := resp.Body.Read(sink[:]); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("GET / = %d", resp.StatusCode)
+		}
+		return time.Since(start), nil
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if _, err := get(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("site never served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s, err := client.GetSite(ctx, domain)
+	if err != nil {
+		return err
+	}
+	shardDir := filepath.Join(data, "shards", "local")
+	poolName := "wp_" + shard.SiteID(s.Metadata.UID)
+	poolFile := filepath.Join(shardDir, "php", "pool.d", poolName+".conf")
+	orig, err := os.ReadFile(poolFile)
+	if err != nil {
+		return err
+	}
+	siteDir := filepath.Dir(s.Status.Docroot)
+	cores := filepath.Join(shardDir, "cores")
+	// Where the core's symlinks lead (Debian links WordPress to shared PHP
+	// and JavaScript libraries), plus the site and the core themselves.
+	basedir := strings.Join([]string{siteDir, cores, "/usr/share/php", "/usr/share/javascript", "/usr/share/fonts", "/etc/ssl/certs", "/etc/wordpress"}, ":")
+	withOBD := append(slices.Clone(orig), []byte("php_admin_value[open_basedir] = "+basedir+"\n")...)
+
+	reload := func(conf []byte) error {
+		if err := os.WriteFile(poolFile, conf, 0o644); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(shardDir, "php", "supervised.pid"))
+		if err != nil {
+			return err
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+			return err
+		}
+		time.Sleep(1500 * time.Millisecond)
+		for i := 0; i < 20; i++ { // warm OPcache and the worker
+			if _, err := get(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	measure := func() ([]time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < requests; i++ {
+			d, err := get()
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
+		}
+		return ds, nil
+	}
+	results := map[string][]time.Duration{}
+	for r := 0; r < rounds; r++ {
+		for _, c := range []struct {
+			name string
+			conf []byte
+		}{{"without open_basedir", orig}, {"with open_basedir", withOBD}} {
+			if err := reload(c.conf); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			ds, err := measure()
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			results[c.name] = append(results[c.name], ds...)
+		}
+	}
+	if err := os.WriteFile(poolFile, orig, 0o644); err != nil {
+		return err
+	}
+	p := func(ds []time.Duration, q float64) float64 {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
+	}
+	mean := func(ds []time.Duration) float64 {
+		var t time.Duration
+		for _, d := range ds {
+			t += d
+		}
+		return float64(t.Microseconds()) / 1000 / float64(len(ds))
+	}
+	without, with := results["without open_basedir"], results["with open_basedir"]
+	fmt.Printf("open_basedir cost on a warm WordPress home page (%d requests × %d rounds, sequential, through the edge)\n\n", requests, rounds)
+	fmt.Printf("%-22s %9s %9s %9s\n", "pool", "mean ms", "p50 ms", "p95 ms")
+	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "without open_basedir", mean(without), p(without, .5), p(without, .95))
+	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "with open_basedir", mean(with), p(with, .5), p(with, .95))
+	fmt.Printf("\nratio with/without (mean): %.2f×\nopen_basedir = %s\n", mean(with)/mean(without), basedir)
+	out, _ := json.Marshal(map[string]float64{"without_mean_ms": mean(without), "with_mean_ms": mean(with)})
+	fmt.Printf("json: %s\n", out)
+	return nil
+}
