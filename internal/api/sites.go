@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -28,8 +31,16 @@ const (
 	maxBodyBytes   = 1 << 20
 )
 
-// DefaultPHP is the PHP configuration of new sites.
+// DefaultPHP is the PHP configuration of new sites on the default plan.
 var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30}
+
+// Plans maps each plan to the PHP resources its sites get: the pool's
+// max_children, memory_limit, upload limit and idle timeout.
+var Plans = map[string]site.PHP{
+	"basic":    DefaultPHP,
+	"business": {MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60},
+	"dev":      {MaxChildren: 2, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10},
+}
 
 // DefaultCache is the page-cache policy of new sites.
 var DefaultCache = site.Cache{TTLSeconds: 300}
@@ -67,7 +78,6 @@ type WhoAmIResponse struct {
 
 var (
 	adminUserRE   = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,60}$`)
-	planRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 	coreVersionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,3}$`)
 	labelKeyRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$`)
 )
@@ -172,8 +182,9 @@ func validateCreate(req *CreateSiteRequest) error {
 	if req.Plan == "" {
 		req.Plan = DefaultPlan
 	}
-	if !planRE.MatchString(req.Plan) {
-		return badRequest("plan %q: use lower-case letters, digits and '-'", req.Plan)
+	if _, ok := Plans[req.Plan]; !ok {
+		names := slices.Sorted(maps.Keys(Plans))
+		return badRequest("unknown plan %q; plans are %s", req.Plan, strings.Join(names, ", "))
 	}
 	if req.CoreVersion != "" && !coreVersionRE.MatchString(req.CoreVersion) {
 		return badRequest("core_version %q is not a version like 6.4.2", req.CoreVersion)
@@ -264,7 +275,7 @@ func (s *server) createSite(c *call) (response, error) {
 			Title:       req.Title,
 			CoreVersion: req.CoreVersion,
 			Plan:        req.Plan,
-			PHP:         DefaultPHP,
+			PHP:         Plans[req.Plan],
 			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
 			Cache:       DefaultCache,
 		},

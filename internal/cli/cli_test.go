@@ -188,7 +188,7 @@ func TestSiteCommandsGolden(t *testing.T) {
 		args   []string
 	}{
 		{"create_table", []string{"site", "create", "Blog.localhost", "--title", "My blog", "--admin-email", "me@example.com", "--wait=false"}},
-		{"create_json", []string{"site", "create", "shop.localhost", "--title", "Shop", "--admin-email", "ops@example.com", "--admin-user", "boss", "--plan", "pro", "--label", "team=web", "--wait=false", "-o", "json"}},
+		{"create_json", []string{"site", "create", "shop.localhost", "--title", "Shop", "--admin-email", "ops@example.com", "--admin-user", "boss", "--plan", "business", "--label", "team=web", "--wait=false", "-o", "json"}},
 		{"list_table", []string{"site", "list"}},
 		{"get_json", []string{"site", "get", "BLOG.localhost", "-o", "json"}},
 		{"get_yaml", []string{"site", "get", "blog.localhost", "-o", "yaml"}},

@@ -75,7 +75,7 @@ With --wait (the default) the command follows the shard's progress on stderr
 until the site is Ready, and fails if it ends up Failed.`,
 		Example: `  aipress site create blog.localhost --title "My blog" --admin-email me@example.com
   aipress site create shop.example.com --title Shop --admin-email ops@example.com \
-      --admin-user boss --plan pro --label team=web -o json
+      --admin-user boss --plan business --label team=web -o json
   aipress site create blog.localhost --title Blog --admin-email me@example.com --wait=false`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,7 +115,7 @@ until the site is Ready, and fails if it ends up Failed.`,
 	f.StringVar(&req.Title, "title", "", "site title (required)")
 	f.StringVar(&req.AdminEmail, "admin-email", "", "e-mail of the first administrator (required)")
 	f.StringVar(&req.AdminUser, "admin-user", "admin", "user name of the first administrator")
-	f.StringVar(&req.Plan, "plan", "basic", "hosting plan")
+	f.StringVar(&req.Plan, "plan", "basic", "hosting plan: basic (5 PHP workers, 256 MB), business (10, 512 MB) or dev (2, 256 MB)")
 	f.StringVar(&req.CoreVersion, "core-version", "", "WordPress core version (default: the shard's)")
 	f.StringToStringVar(&labels, "label", nil, "label key=value (repeatable)")
 	_ = cmd.MarkFlagRequired("title")
