@@ -117,6 +117,9 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		working = "" // keep the phase visitors see while re-converging
 	}
 	siteURL := s.cfg.PublicURL(st.Spec.Domain)
+	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
+		return fmt.Errorf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
+	}
 
 	// 1. Unix user and the site directory.
 	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)

@@ -116,6 +116,36 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		t.Errorf("idle converge wrote status: rv %d → %d", before, again.Metadata.ResourceVersion)
 	}
 
+	// A core version the shard does not have fails clearly, creating nothing.
+	bad := &site.Site{
+		Metadata: site.Metadata{Name: "old.localhost", UID: "uid-old", CreatedAt: now},
+		Spec:     site.Spec{Domain: "old.localhost", Title: "Old", CoreVersion: "4.0", Admin: site.Admin{User: "admin", Email: "a@example.com"}},
+		Status:   site.Status{Phase: site.PhasePending, Shard: "local"},
+	}
+	if err := st.CreateSite(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	sh.Wake()
+	for deadline := time.Now().Add(time.Minute); ; {
+		s, _ := st.GetSite(ctx, "old.localhost")
+		if s != nil && s.Status.Phase == site.PhaseFailed {
+			if c := s.Status.Condition("Serving"); c == nil || !strings.Contains(c.Message, "core 4.0 is not available") {
+				t.Fatalf("failed site conditions: %+v", s.Status.Conditions)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("site with an unknown core version did not fail")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(sh.NamesFor("uid-old").Dir); !os.IsNotExist(err) {
+		t.Errorf("failed site left a directory: %v", err)
+	}
+	if err := st.DeleteSite(ctx, "old.localhost"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Delete: everything goes.
 	if _, err := st.UpdateSite(ctx, "a.localhost", func(s *site.Site) error { t := time.Now().UTC(); s.Metadata.DeletionRequested = &t; return nil }); err != nil {
 		t.Fatal(err)
