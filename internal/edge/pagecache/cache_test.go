@@ -345,8 +345,8 @@ func TestLRUEviction(t *testing.T) {
 	for _, p := range []string{"/a", "/b", "/c"} {
 		expect(t, h.do("GET", p), Miss, "")
 	}
-	expect(t, h.do("GET", "/a"), Hit, "") // a is now the most recent
-	expect(t, h.do("GET", "/d"), Miss, "")  // evicts b
+	expect(t, h.do("GET", "/a"), Hit, "")  // a is now the most recent
+	expect(t, h.do("GET", "/d"), Miss, "") // evicts b
 	if s := h.c.Stats(); s.Entries != 3 || s.Bytes > 35_000 {
 		t.Errorf("stats = %+v, want 3 entries within budget", s)
 	}
