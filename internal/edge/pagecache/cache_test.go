@@ -237,7 +237,15 @@ func TestCoalescing(t *testing.T) {
 	waiting.Add(n - 1)
 	h.c.onWait = waiting.Done
 	release := make(chan struct{})
+	extra := make(chan struct{}, 1)
 	h.up.respond = func(w http.ResponseWriter, r *http.Request, n int64) error {
+		if n > 1 { // not coalesced: fail instead of hanging
+			select {
+			case extra <- struct{}{}:
+			default:
+			}
+			return errors.New("second upstream call")
+		}
 		<-release
 		fmt.Fprintf(w, "shared %d", n)
 		return nil
@@ -248,7 +256,13 @@ func TestCoalescing(t *testing.T) {
 	for i := range n {
 		done.Go(func() { recs[i], errs[i] = h.doErr("GET", "/cold/") })
 	}
-	waiting.Wait() // 99 wait for the one that asked PHP
+	allWaiting := make(chan struct{})
+	go func() { waiting.Wait(); close(allWaiting) }()
+	select {
+	case <-allWaiting: // 99 wait for the one that asked PHP
+	case <-extra:
+		t.Error("a second request went to PHP while the first was running")
+	}
 	close(release)
 	done.Wait()
 	if c := h.up.calls.Load(); c != 1 {
