@@ -22,6 +22,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("Isolation", func(t *testing.T) { p.t = t; testIsolation(t, p) })
 	t.Run("SupervisedRestarts", func(t *testing.T) { p.t = t; testSupervisedRestarts(t, p) })
 	t.Run("BadInput", func(t *testing.T) { p.t = t; testBadInput(t, p) })
+	t.Run("PageCache", func(t *testing.T) { p.t = t; testPageCache(t, p) })
 	t.Run("StopAndRestart", func(t *testing.T) { p.t = t; testStopAndRestart(t, p) })
 }
 
@@ -344,5 +345,45 @@ func testBadInput(t *testing.T, p *platform) {
 	}
 	if len(list.Items) != 1 || list.Items[0].Metadata.Name != "taken.localhost" {
 		t.Errorf("failed creates left sites: %s", out)
+	}
+}
+
+// The edge's page cache: an anonymous visitor's second request for the
+// home page is a hit; a logged-in visitor's bypasses the cache.
+func testPageCache(t *testing.T, p *platform) {
+	p.createSite("cache.localhost", "Cached")
+	vis := p.client("cache.localhost")
+	vis.waitStatus("/?warm-up=1", 200, 30*time.Second) // routed; another key
+	get := func(cookie string) (string, string) {
+		req, err := http.NewRequest("GET", vis.base+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "cache.localhost"
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := vis.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "<title>Cached") {
+			t.Fatalf("GET / = %d\n%.300s", resp.StatusCode, b)
+		}
+		if v := resp.Header.Get("X-AIPress-Tags"); v != "" {
+			t.Errorf("tags header reached the visitor: %q", v)
+		}
+		return resp.Header.Get("X-Cache"), resp.Header.Get("Age")
+	}
+	if x, _ := get(""); x != "MISS" {
+		t.Errorf("first GET / X-Cache = %q, want MISS", x)
+	}
+	if x, age := get(""); x != "HIT" || age == "" {
+		t.Errorf("second GET / X-Cache = %q (Age %q), want HIT with Age", x, age)
+	}
+	if x, _ := get("wordpress_logged_in_x=y"); x != "BYPASS" {
+		t.Errorf("GET / with a login cookie: X-Cache = %q, want BYPASS", x)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
@@ -41,6 +42,8 @@ type Config struct {
 	APIAddr  string // control-plane API, default 127.0.0.1:7070
 	Logger   *slog.Logger
 	Version  string
+	// CacheBytes is the edge page cache's memory budget, default 256 MiB.
+	CacheBytes int64
 	// Ready, if set, is called once the API and edge listen and the shard
 	// has converged for the first time.
 	Ready func()
@@ -65,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = pagecache.DefaultMaxBytes
 	}
 }
 
@@ -127,7 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Name: LocalShard, Dir: filepath.Join(dataDir, "shards", LocalShard),
 		PublicURL: publicURL, Logger: log,
 	})
+	// The edge's page cache; it is also the edge.Purger for purges.
+	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
 	routes := newRouteSync(st, log)
+	routes.purger = pageCache
 	notify := func() { sh.Wake(); routes.wake() }
 
 	apiHandler := api.New(api.Config{
@@ -164,7 +173,10 @@ func Run(ctx context.Context, cfg Config) error {
 			runErr <- err
 			return
 		}
-		ed := edge.New(edge.Config{Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots()})
+		ed := edge.New(edge.Config{
+			Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
+			Middlewares: []edge.Middleware{pageCache.Middleware()},
+		})
 		routes.target = ed
 		edgeHandler.set(ed)
 		wg.Add(2)

@@ -14,11 +14,15 @@ import (
 )
 
 // routeSync rebuilds the edge's routing table from the store whenever the
-// store's revision moves (checked on wake and every 250 ms).
+// store's revision moves (checked on wake and every 250 ms). When a site
+// disappears or is re-created under the same name (a new UID), its cached
+// pages are purged, so a new site never shows its predecessor's pages.
 type routeSync struct {
 	st     store.Store
 	log    *slog.Logger
 	target *edge.Server
+	purger edge.Purger       // nil: no page cache
+	uids   map[string]string // site name → UID at the last sync
 	kick   chan struct{}
 	rev    int64
 }
@@ -59,6 +63,7 @@ func (r *routeSync) sync(ctx context.Context) error {
 		return nil
 	}
 	var routes []edge.Route
+	uids := map[string]string{}
 	opts := store.ListOptions{Limit: 1000}
 	rev := int64(-1)
 	for {
@@ -71,6 +76,7 @@ func (r *routeSync) sync(ctx context.Context) error {
 		}
 		for i := range page.Items {
 			routes = append(routes, edge.RouteForSite(&page.Items[i]))
+			uids[page.Items[i].Metadata.Name] = page.Items[i].Metadata.UID
 		}
 		if page.Continue == "" {
 			break
@@ -78,6 +84,15 @@ func (r *routeSync) sync(ctx context.Context) error {
 		opts.Continue = page.Continue
 	}
 	r.target.SetTable(edge.NewTable(routes))
+	if r.purger != nil {
+		for name, uid := range r.uids {
+			if uids[name] != uid {
+				n := r.purger.PurgeSite(name)
+				r.log.Info("purged the page cache of a deleted or re-created site", "site", name, "pages", n)
+			}
+		}
+	}
+	r.uids = uids
 	r.rev = rev
 	return nil
 }
