@@ -27,6 +27,7 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
@@ -122,10 +123,21 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	publicURL := publicURLFunc(edgeLn.Addr())
+	// Cache purges (purge.go): WordPress posts them to the edge's purge
+	// endpoint; the API purges through the same Purger. The page cache is
+	// the Purger; without one nothing is cached and purge.Nop removes nothing.
+	purges, err := newPurging(dataDir, edgeLn.Addr())
+	if err != nil {
+		apiLn.Close()
+		edgeLn.Close()
+		return err
+	}
+	var purger edge.Purger = purge.Nop{}
 
 	sh := shard.New(shard.Config{
 		Name: LocalShard, Dir: filepath.Join(dataDir, "shards", LocalShard),
 		PublicURL: publicURL, Logger: log,
+		PurgeURL: purges.url, PurgeKey: purges.key,
 	})
 	routes := newRouteSync(st, log)
 	notify := func() { sh.Wake(); routes.wake() }
@@ -133,6 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Config{
 		Store: st, Placer: fixedPlacer(LocalShard), Notify: notify,
 		Logger: log.With("component", "api"), Version: cfg.Version, PublicURL: publicURL,
+		Purger: purger,
 	})
 	// The edge is created after the shard prepared its core (it needs the
 	// symlink roots); until then it answers 503 for every host.
@@ -164,7 +177,11 @@ func Run(ctx context.Context, cfg Config) error {
 			runErr <- err
 			return
 		}
-		ed := edge.New(edge.Config{Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots()})
+		edgeLog := log.With("component", "edge")
+		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
+			Middlewares: []edge.Middleware{
+				purge.Middleware(purges.secret, purger, edgeLog), // first: purges never reach the WAF, the cache or PHP
+			}})
 		routes.target = ed
 		edgeHandler.set(ed)
 		wg.Add(2)

@@ -75,8 +75,10 @@ final class AIPress_Cache {
 			add_action($hook, [__CLASS__, 'purge_all'], 10, 0);
 		}
 		add_action('updated_option', [__CLASS__, 'on_option'], 10, 1);
-		add_action('added_option', [__CLASS__, 'on_option'], 10, 1);
 		add_action('deleted_option', [__CLASS__, 'on_option'], 10, 1);
+		// A site's first page view adds the default (empty) widget_* and
+		// theme_mods_* options; only the named options count when added.
+		add_action('added_option', [__CLASS__, 'on_added_option'], 10, 1);
 	}
 
 	// ---- tagging ----
@@ -241,6 +243,12 @@ final class AIPress_Cache {
 			return;
 		}
 		self::purge_tags(['term-' . (int) $term_id, 'archive', 'home']);
+	}
+
+	public static function on_added_option($option) {
+		if (in_array($option, self::$site_options, true)) {
+			self::purge_all();
+		}
 	}
 
 	public static function on_option($option) {

@@ -187,7 +187,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route) 
 			n += h.purger.PurgeURL(rt.Site, u)
 		}
 	}
-	h.log.Info("edge: purge", append(attrs, "all", req.All, "tags", len(req.Tags), "urls", len(urls), "purged", n)...)
+	shown := req.Tags
+	if len(shown) > 20 {
+		shown = shown[:20]
+	}
+	h.log.Info("edge: purge", append(attrs, "all", req.All, "tags", len(req.Tags), "urls", len(urls),
+		"purged", n, "tag_list", strings.Join(shown, ","))...)
 	writeJSON(w, http.StatusOK, Response{Purged: n})
 }
 

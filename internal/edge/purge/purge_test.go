@@ -158,7 +158,8 @@ func TestPurge(t *testing.T) {
 			if !slices.Equal(rec.calls, tt.calls) {
 				t.Errorf("calls = %q, want %q", rec.calls, tt.calls)
 			}
-			if !strings.Contains(logBuf.String(), `msg="edge: purge" site=blog.localhost`) {
+			if !strings.Contains(logBuf.String(), `msg="edge: purge" site=blog.localhost`) ||
+				(len(tt.calls) > 0 && strings.HasPrefix(tt.calls[0], "tag") && !strings.Contains(logBuf.String(), "tag_list="+strings.TrimPrefix(tt.calls[0], "tag blog.localhost "))) {
 				t.Errorf("purge not logged: %s", logBuf.String())
 			}
 		})
