@@ -86,6 +86,15 @@ func testPurge(t *testing.T, p *platform) {
 		t.Errorf("GET / = %d does not show the new post", code)
 	}
 
+	// An approved comment purges its post's pages.
+	logMark = len(p.log.String())
+	if code, body = admin.doJSON("POST", "/wp-json/wp/v2/comments", nonce, map[string]any{"post": post.ID, "content": "First!"}); code != 201 {
+		t.Fatalf("POST /wp-json/wp/v2/comments = %d\n%.400s", code, body)
+	}
+	if line := purgeLogLine(t, p, logMark, domain, 0); !strings.Contains(line, fmt.Sprintf("tag_list=post-%d,feed", post.ID)) {
+		t.Errorf("comment purge log line: %s", line)
+	}
+
 	// A new category purges its term tag; a new site title purges everything.
 	logMark = len(p.log.String())
 	code, body = admin.doJSON("POST", "/wp-json/wp/v2/categories", nonce, map[string]any{"name": "Purge Topics"})
