@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ type platform struct {
 	httpAddr string
 	apiAddr  string
 	cmd      *exec.Cmd
-	log      *bytes.Buffer
+	log      *logBuffer
 	exited   chan struct{}
 }
 
@@ -98,7 +99,7 @@ func newPlatform(t *testing.T) *platform {
 
 func (p *platform) start() {
 	p.t.Helper()
-	p.log = &bytes.Buffer{}
+	p.log = &logBuffer{}
 	p.cmd = exec.Command(binPath, "up", "--data-dir", p.dataDir, "--http", p.httpAddr, "--api", p.apiAddr)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
@@ -125,6 +126,25 @@ func (p *platform) start() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// logBuffer collects the platform's output; tests read it while the
+// platform writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // stop interrupts the platform (as Ctrl-C does) and waits for it.

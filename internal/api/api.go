@@ -72,6 +72,19 @@ type Config struct {
 	// edge's port), stored in Status.URL at creation.
 	// Default: "http://" + domain.
 	PublicURL func(domain string) string
+	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
+	// Nil: that route answers 501.
+	Purger Purger
+}
+
+// Purger removes pages from the edge's page cache; each method returns how
+// many cached objects it removed. edge.Purger (implemented by the page
+// cache) satisfies it; it is declared here so the API does not depend on the
+// edge.
+type Purger interface {
+	PurgeURL(site, rawURL string) int
+	PurgeTag(site, tag string) int
+	PurgeSite(site string) int
 }
 
 // Pagination limits of GET /v1/sites.
@@ -150,6 +163,7 @@ var routes = []route{
 	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, (*server).deleteSite},
 	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, (*server).suspendSite},
 	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, (*server).resumeSite},
+	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, (*server).purgeSite},
 	{"GET", "/v1/whoami", "whoami", store.RoleViewer, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, (*server).openapi},
 }

@@ -33,6 +33,7 @@ type env struct {
 	store    store.Store
 	handler  http.Handler
 	notifies atomic.Int64
+	purger   *recPurger
 }
 
 func hashSecret(s string) string {
@@ -56,8 +57,9 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	e := &env{store: st}
+	e := &env{store: st, purger: &recPurger{}}
 	e.handler = New(Config{
+		Purger:    e.purger,
 		Store:     st,
 		Placer:    StaticPlacer("local"),
 		Notify:    func() { e.notifies.Add(1) },
@@ -192,6 +194,16 @@ func TestScenarios(t *testing.T) {
 		{name: "limit too big", method: "GET", path: "/v1/sites?limit=1001", token: adminSecret, status: 400, code: "invalid_argument"},
 		{name: "limit zero", method: "GET", path: "/v1/sites?limit=0", token: adminSecret, status: 400, code: "invalid_argument"},
 		{name: "bad continue", method: "GET", path: "/v1/sites?continue=%21%21", token: adminSecret, status: 400, code: "invalid_argument"},
+		{name: "purge site", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, status: 200, fields: map[string]any{"purged": 10.0}},
+		{name: "purge tag", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/A.com/purge", token: adminSecret, body: map[string]any{"tag": "home"}, status: 200, fields: map[string]any{"purged": 2.0}},
+		{name: "purge url", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"url": "/x/"}, status: 200, fields: map[string]any{"purged": 1.0}},
+		{name: "purge url and tag", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"url": "/", "tag": "home"}, status: 400, code: "invalid_argument", contains: "not both"},
+		{name: "purge bad tag", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"tag": "a b"}, status: 400, code: "invalid_argument"},
+		{name: "purge other host", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"url": "http://b.com/"}, status: 400, code: "invalid_argument", contains: "not on a.com"},
+		{name: "purge relative url", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"url": "x"}, status: 400, code: "invalid_argument"},
+		{name: "purge unknown field", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: adminSecret, body: map[string]any{"all": true}, status: 400, code: "invalid_argument"},
+		{name: "purge unknown site", method: "POST", path: "/v1/sites/x.com/purge", token: adminSecret, status: 404, code: "not_found"},
+		{name: "viewer purge forbidden", setup: []string{"a.com"}, method: "POST", path: "/v1/sites/a.com/purge", token: viewerSecret, status: 403, code: "forbidden"},
 		{name: "unknown route", method: "GET", path: "/v2/nothing", token: adminSecret, status: 404, code: "not_found"},
 	}
 	for _, tt := range tests {

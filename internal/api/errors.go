@@ -16,6 +16,7 @@ const (
 	CodeAlreadyExists   = "already_exists"
 	CodeConflict        = "conflict"
 	CodeInternal        = "internal"
+	CodeUnimplemented   = "unimplemented"
 )
 
 // HTTPError is an error that carries the HTTP status and API error code to

@@ -56,6 +56,8 @@ type (
 	CreateSiteRequest  = api.CreateSiteRequest
 	CreateSiteResponse = api.CreateSiteResponse
 	WhoAmI             = api.WhoAmIResponse
+	PurgeRequest       = api.PurgeRequest
+	PurgeResponse      = api.PurgeResponse
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the
@@ -114,6 +116,16 @@ func (c *Client) SuspendSite(ctx context.Context, name string) (*site.Site, erro
 // ResumeSite clears spec.suspended on the named site.
 func (c *Client) ResumeSite(ctx context.Context, name string) (*site.Site, error) {
 	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/resume")
+}
+
+// PurgeSite purges the named site's pages from the edge's page cache: the
+// page at req.URL, the pages tagged req.Tag, or (both empty) every page.
+func (c *Client) PurgeSite(ctx context.Context, name string, req PurgeRequest) (*PurgeResponse, error) {
+	var out PurgeResponse
+	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/purge", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // WhoAmI describes the client's token.

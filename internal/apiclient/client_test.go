@@ -3,6 +3,7 @@ package apiclient
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -32,5 +33,21 @@ func TestErrors(t *testing.T) {
 	_, err = c.WhoAmI(context.Background())
 	if !errors.As(err, &e) || e.Status != 502 || e.Code != "http_502" || IsNotFound(err) {
 		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestPurgeSite(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != "POST" || r.URL.Path != "/v1/sites/blog.localhost/purge" || string(b) != `{"tag":"home"}` {
+			t.Errorf("%s %s %s", r.Method, r.URL.Path, b)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"purged": 3}`))
+	}))
+	defer srv.Close()
+	got, err := New(srv.URL, "tok").PurgeSite(context.Background(), "blog.localhost", PurgeRequest{Tag: "home"})
+	if err != nil || got.Purged != 3 {
+		t.Fatalf("PurgeSite = %+v, %v", got, err)
 	}
 }

@@ -35,9 +35,10 @@ var (
 )
 
 type harness struct {
-	store store.Store
-	url   string
-	env   map[string]string
+	purger *purger
+	store  store.Store
+	url    string
+	env    map[string]string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -56,14 +57,16 @@ func newHarness(t *testing.T) *harness {
 			t.Fatal(err)
 		}
 	}
+	p := &purger{}
 	srv := httptest.NewServer(api.New(api.Config{
+		Purger:    p,
 		Store:     st,
 		Placer:    api.StaticPlacer("local"),
 		Clock:     func() time.Time { return created },
 		PublicURL: func(d string) string { return "http://" + d + ":8080" },
 	}))
 	t.Cleanup(srv.Close)
-	return &harness{store: st, url: srv.URL, env: map[string]string{EnvURL: srv.URL, EnvToken: adminSecret}}
+	return &harness{purger: p, store: st, url: srv.URL, env: map[string]string{EnvURL: srv.URL, EnvToken: adminSecret}}
 }
 
 func hash(s string) string {

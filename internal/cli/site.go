@@ -33,7 +33,7 @@ func newSiteCmd(d deps) *cobra.Command {
 	o := &siteOpts{d: d}
 	cmd := &cobra.Command{
 		Use:   "site",
-		Short: "Create, list, inspect, suspend, resume and delete sites",
+		Short: "Create, list, inspect, suspend, resume, delete and purge sites",
 		Long: `Manage WordPress sites through the AIPress API.
 
 The API is found from --url/--token, else the AIPRESS_URL/AIPRESS_TOKEN
@@ -49,7 +49,7 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVar(&o.client.token, "token", "", "API token (env "+EnvToken+")")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
-		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o))
+		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o))
 	return cmd
 }
 

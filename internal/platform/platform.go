@@ -28,6 +28,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/pagecache"
+	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
@@ -128,10 +129,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	publicURL := publicURLFunc(edgeLn.Addr())
+	// Cache purges (purge.go): WordPress posts them to the edge's purge
+	// endpoint; the API purges through the same Purger, the page cache.
+	purges, err := newPurging(dataDir, edgeLn.Addr())
+	if err != nil {
+		apiLn.Close()
+		edgeLn.Close()
+		return err
+	}
 
 	sh := shard.New(shard.Config{
 		Name: LocalShard, Dir: filepath.Join(dataDir, "shards", LocalShard),
 		PublicURL: publicURL, Logger: log,
+		PurgeURL: purges.url, PurgeKey: purges.key,
 	})
 	// The edge's page cache; it is also the edge.Purger for purges.
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
@@ -142,6 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Config{
 		Store: st, Placer: fixedPlacer(LocalShard), Notify: notify,
 		Logger: log.With("component", "api"), Version: cfg.Version, PublicURL: publicURL,
+		Purger: pageCache,
 	})
 	// The edge is created after the shard prepared its core (it needs the
 	// symlink roots); until then it answers 503 for every host.
@@ -173,10 +184,12 @@ func Run(ctx context.Context, cfg Config) error {
 			runErr <- err
 			return
 		}
-		ed := edge.New(edge.Config{
-			Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
-			Middlewares: []edge.Middleware{pageCache.Middleware()},
-		})
+		edgeLog := log.With("component", "edge")
+		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
+			Middlewares: []edge.Middleware{
+				purge.Middleware(purges.secret, pageCache, edgeLog), // first: purges never reach the WAF, the cache or PHP
+				pageCache.Middleware(),
+			}})
 		routes.target = ed
 		edgeHandler.set(ed)
 		wg.Add(2)

@@ -102,6 +102,9 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if _, err := os.Stat(filepath.Join(n.Docroot, "wp-config.php")); err != nil {
 		return false
 	}
+	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.CachePluginName)); err != nil || l != s.cachePlugin {
+		return false
+	}
 	if !st.Spec.Suspended {
 		if _, err := os.Stat(s.fpm.Socket(n.Pool)); err != nil {
 			return false
@@ -148,6 +151,14 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		Domain: st.Spec.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
 		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
 		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+	}
+	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
+		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
+	}
+	// The cache plugin is a symlink to the shard's one copy (one OPcache
+	// entry for every site) in the root-owned mu-plugins directory.
+	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
+		return err
 	}
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err

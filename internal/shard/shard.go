@@ -63,6 +63,13 @@ type Config struct {
 	// CronInterval is how often WP-Cron runs for each serving site
 	// (default 1 minute; 0 keeps the default, negative disables cron).
 	CronInterval time.Duration
+	// PurgeURL is the edge's purge endpoint on loopback (e.g.
+	// http://127.0.0.1:8080/.aipress/purge) and PurgeKey returns a site's key
+	// for it; both go into wp-config.php for the aipress-cache mu-plugin.
+	// Empty PurgeURL or nil PurgeKey: sites get the plugin (it still tags
+	// pages) but no purge constants.
+	PurgeURL string
+	PurgeKey func(site string) string
 	// FullResync is how often a site that converged and has not changed is
 	// checked in full (database, files, installation, pool) rather than by
 	// the cheap checks every pass makes; orphans are collected as often.
@@ -81,6 +88,7 @@ type Shard struct {
 	ready chan struct{}
 
 	installScript, cronScript string
+	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 
 	mu        sync.Mutex
 	lastCron  map[string]time.Time
@@ -149,6 +157,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	}
 	s.core = core
 	s.installScript, s.cronScript, err = wordpress.WriteScripts(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.cachePlugin, err = wordpress.WriteMUPlugins(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}

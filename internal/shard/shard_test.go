@@ -58,6 +58,8 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		// Every pass is a full one, so the idle pass below checks that a
 		// full level-based convergence of a converged site writes nothing.
 		FullResync: time.Nanosecond,
+		PurgeURL:   "http://127.0.0.1:1/.aipress/purge",
+		PurgeKey:   func(site string) string { return "key-" + site },
 	})
 	if err := sh.Prepare(ctx); err != nil {
 		t.Fatal(err)
@@ -92,8 +94,32 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "Shard Test") {
 		t.Fatalf("GET / = %d\n%.500s", resp.StatusCode, body)
 	}
+	// The aipress-cache mu-plugin runs and tags the home page (which lists
+	// the installer's first post).
+	if tags := resp.Header.Get("X-AIPress-Tags"); !strings.HasPrefix(tags, "home, post-") {
+		t.Errorf("X-AIPress-Tags = %q, want home, post-…", tags)
+	}
 
 	n := sh.NamesFor("uid-a")
+	// wp-config carries the purge endpoint and this site's key; the plugin is
+	// a link to the shard's one copy.
+	cfg, err := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"define('AIPRESS_PURGE_URL', 'http://127.0.0.1:1/.aipress/purge');",
+		"define('AIPRESS_PURGE_KEY', 'key-a.localhost');",
+		"define('AIPRESS_PURGE_HOST', 'a.localhost');",
+	} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("wp-config.php lacks %s", want)
+		}
+	}
+	link := filepath.Join(n.Docroot, "wp-content", "mu-plugins", "aipress-cache.php")
+	if target, err := os.Readlink(link); err != nil || target != filepath.Join(dir, "shard", "lib", "aipress-cache.php") {
+		t.Errorf("mu-plugin link = %q, %v", target, err)
+	}
 	// WP-Cron is driven by the shard (DISABLE_WP_CRON is set for visitors).
 	cronDeadline := time.Now().Add(time.Minute)
 	for {

@@ -19,6 +19,12 @@ type Config struct {
 	DBPassword string
 	DBHost     string // e.g. localhost:/path/to/mysqld.sock
 	Salts      Salts
+	// PurgeURL is the edge's purge endpoint on its loopback address (e.g.
+	// http://127.0.0.1:8080/.aipress/purge) and PurgeKey the site's key for
+	// it; the aipress-cache mu-plugin posts purges there with Host: Domain.
+	// Empty PurgeURL: no purge constants, the plugin stays idle.
+	PurgeURL string
+	PurgeKey string
 }
 
 // Salts are WordPress's eight authentication keys and salts.
@@ -105,6 +111,12 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 	defBool("AUTOMATIC_UPDATER_DISABLED", true)
 	defBool("WP_DEBUG", false)
 	def("FS_METHOD", "direct")
+	if c.PurgeURL != "" {
+		// The aipress-cache mu-plugin purges the edge's page cache here.
+		def("AIPRESS_PURGE_URL", c.PurgeURL)
+		def("AIPRESS_PURGE_KEY", c.PurgeKey)
+		def("AIPRESS_PURGE_HOST", c.Domain)
+	}
 	b.WriteString(`
 if (!defined('ABSPATH')) {
 	define('ABSPATH', ` + phpString(strings.TrimSuffix(c.CoreDir, "/")+"/") + `);

@@ -16,8 +16,9 @@ func TestConfigRenderGolden(t *testing.T) {
 		Domain: "blog.localhost", URL: "http://blog.localhost:8080",
 		Docroot: "/data/sites/0123456789ab/htdocs", CoreDir: "/data/cores/6.1.9/tree",
 		DBName: "wp_0123456789ab", DBUser: "wp_0123456789ab", DBPassword: "pa'ss\\word",
-		DBHost: "localhost:/data/mariadb/mysqld.sock",
-		Salts:  Salts{"k1", "k2", "k3", "k4", "s1", "s2", "s3", "s4'"},
+		DBHost:   "localhost:/data/mariadb/mysqld.sock",
+		Salts:    Salts{"k1", "k2", "k3", "k4", "s1", "s2", "s3", "s4'"},
+		PurgeURL: "http://127.0.0.1:8080/.aipress/purge", PurgeKey: "0123abcd",
 	}
 	got := c.Render()
 	golden := filepath.Join("testdata", "wp-config.golden.php")

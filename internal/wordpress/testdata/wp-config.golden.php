@@ -37,6 +37,9 @@ define('DISABLE_WP_CRON', true);
 define('AUTOMATIC_UPDATER_DISABLED', true);
 define('WP_DEBUG', false);
 define('FS_METHOD', 'direct');
+define('AIPRESS_PURGE_URL', 'http://127.0.0.1:8080/.aipress/purge');
+define('AIPRESS_PURGE_KEY', '0123abcd');
+define('AIPRESS_PURGE_HOST', 'blog.localhost');
 
 if (!defined('ABSPATH')) {
 	define('ABSPATH', '/data/cores/6.1.9/tree/');

@@ -1,0 +1,70 @@
+package wordpress
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+//go:embed aipress-cache.php
+var cachePlugin []byte
+
+// CachePluginName is the file name of the aipress-cache must-use plugin,
+// which tags pages for the edge's page cache and purges it when content
+// changes.
+const CachePluginName = "aipress-cache.php"
+
+// CachePlugin returns the source of the aipress-cache must-use plugin.
+func CachePlugin() []byte { return append([]byte(nil), cachePlugin...) }
+
+// WriteMUPlugins writes the platform's must-use plugins into dir (root-owned,
+// world-readable), replacing a changed file atomically so that PHP never
+// reads half of one, and returns the cache plugin's path.
+func WriteMUPlugins(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("mu-plugins: %w", err)
+	}
+	path := filepath.Join(dir, CachePluginName)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, cachePlugin) {
+		return path, os.Chmod(path, 0o644)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, cachePlugin, 0o644); err != nil {
+		return "", fmt.Errorf("mu-plugins: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return "", fmt.Errorf("mu-plugins: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("mu-plugins: %w", err)
+	}
+	return path, nil
+}
+
+// LinkMUPlugin makes docroot/wp-content/mu-plugins/<base of target> a
+// symlink to target (replacing whatever is there). One real file for every
+// site means one OPcache entry for all of them, as for the core; the link
+// lives in the root-owned mu-plugins directory, so the site cannot remove
+// or replace it.
+func LinkMUPlugin(docroot, target string) error {
+	dir := filepath.Join(docroot, "wp-content", "mu-plugins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mu-plugin: %w", err)
+	}
+	link := filepath.Join(dir, filepath.Base(target))
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return nil
+	}
+	tmp := link + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("mu-plugin: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("mu-plugin: %w", err)
+	}
+	return nil
+}
