@@ -72,6 +72,9 @@ type Config struct {
 	// edge's port), stored in Status.URL at creation.
 	// Default: "http://" + domain.
 	PublicURL func(domain string) string
+	// Metrics, if set, serves GET /metrics (Prometheus text format) to
+	// viewer tokens; without it the route answers 404.
+	Metrics http.Handler
 }
 
 // Pagination limits of GET /v1/sites.
@@ -152,6 +155,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, (*server).resumeSite},
 	{"GET", "/v1/whoami", "whoami", store.RoleViewer, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, (*server).openapi},
+	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, (*server).metrics},
 }
 
 // roleRank orders roles; a token may do what its role or any lower role may.
