@@ -150,6 +150,7 @@ var routes = []route{
 	{"GET", "/v1/sites", "site.list", store.RoleViewer, false, (*server).listSites},
 	{"POST", "/v1/sites", "site.create", store.RoleAdmin, true, (*server).createSite},
 	{"GET", "/v1/sites/{name}", "site.get", store.RoleViewer, false, (*server).getSite},
+	{"PATCH", "/v1/sites/{name}", "site.update", store.RoleAdmin, true, (*server).patchSite},
 	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, (*server).deleteSite},
 	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, (*server).suspendSite},
 	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, (*server).resumeSite},
