@@ -65,6 +65,8 @@ type platform struct {
 	cmd      *exec.Cmd
 	log      *logBuffer
 	exited   chan struct{}
+	// extraArgs are appended to `aipress up` (e.g. --https ADDR).
+	extraArgs []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -100,7 +102,7 @@ func newPlatform(t *testing.T) *platform {
 func (p *platform) start() {
 	p.t.Helper()
 	p.log = &logBuffer{}
-	p.cmd = exec.Command(binPath, "up", "--data-dir", p.dataDir, "--http", p.httpAddr, "--api", p.apiAddr)
+	p.cmd = exec.Command(binPath, append([]string{"up", "--data-dir", p.dataDir, "--http", p.httpAddr, "--api", p.apiAddr}, p.extraArgs...)...)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {

@@ -75,6 +75,9 @@ type Config struct {
 	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
 	// Nil: that route answers 501.
 	Purger Purger
+	// Metrics, if set, serves GET /metrics (Prometheus text format) to
+	// viewer tokens; without it the route answers 404.
+	Metrics http.Handler
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -160,12 +163,14 @@ var routes = []route{
 	{"GET", "/v1/sites", "site.list", store.RoleViewer, false, (*server).listSites},
 	{"POST", "/v1/sites", "site.create", store.RoleAdmin, true, (*server).createSite},
 	{"GET", "/v1/sites/{name}", "site.get", store.RoleViewer, false, (*server).getSite},
+	{"PATCH", "/v1/sites/{name}", "site.update", store.RoleAdmin, true, (*server).patchSite},
 	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, (*server).deleteSite},
 	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, (*server).suspendSite},
 	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, (*server).resumeSite},
 	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, (*server).purgeSite},
 	{"GET", "/v1/whoami", "whoami", store.RoleViewer, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, (*server).openapi},
+	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, (*server).metrics},
 }
 
 // roleRank orders roles; a token may do what its role or any lower role may.

@@ -58,6 +58,9 @@ type (
 	WhoAmI             = api.WhoAmIResponse
 	PurgeRequest       = api.PurgeRequest
 	PurgeResponse      = api.PurgeResponse
+	UpdateSiteRequest  = api.UpdateSiteRequest
+	UpdateCache        = api.UpdateCache
+	UpdateWAF          = api.UpdateWAF
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the
@@ -106,6 +109,15 @@ func (c *Client) GetSite(ctx context.Context, name string) (*site.Site, error) {
 // Deleting); the shard removes it asynchronously.
 func (c *Client) DeleteSite(ctx context.Context, name string) (*site.Site, error) {
 	return c.siteCall(ctx, http.MethodDelete, sitePath(name))
+}
+
+// UpdateSite changes the fields of req that are set (PATCH).
+func (c *Client) UpdateSite(ctx context.Context, name string, req UpdateSiteRequest) (*site.Site, error) {
+	var out site.Site
+	if err := c.do(ctx, http.MethodPatch, sitePath(name), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // SuspendSite sets spec.suspended on the named site.

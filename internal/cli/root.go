@@ -14,11 +14,16 @@ import (
 
 // Environment variables read by the CLI.
 const (
-	EnvDataDir = "AIPRESS_DATA_DIR"
-	EnvHTTP    = "AIPRESS_HTTP"
-	EnvAPI     = "AIPRESS_API"
-	EnvURL     = "AIPRESS_URL"
-	EnvToken   = "AIPRESS_TOKEN"
+	EnvDataDir   = "AIPRESS_DATA_DIR"
+	EnvHTTP      = "AIPRESS_HTTP"
+	EnvAPI       = "AIPRESS_API"
+	EnvHTTPS     = "AIPRESS_HTTPS"
+	EnvACMECA    = "AIPRESS_ACME_CA"
+	EnvACMEEmail = "AIPRESS_ACME_EMAIL"
+	EnvRateIP    = "AIPRESS_RATE_IP"
+	EnvRateSite  = "AIPRESS_RATE_SITE"
+	EnvURL       = "AIPRESS_URL"
+	EnvToken     = "AIPRESS_TOKEN"
 )
 
 // Defaults of `aipress up`.

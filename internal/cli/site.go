@@ -49,7 +49,7 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVar(&o.client.token, "token", "", "API token (env "+EnvToken+")")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
-		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o))
+		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o))
 	return cmd
 }
 

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/ratelimit"
 )
 
 // upFile is the YAML config file of `aipress up --config FILE`. Unknown keys
@@ -20,6 +22,12 @@ type upFile struct {
 	DataDir string `json:"data_dir"`
 	HTTP    string `json:"http"`
 	API     string `json:"api"`
+
+	HTTPS     string   `json:"https"`
+	ACMECA    string   `json:"acme_ca"`
+	ACMEEmail string   `json:"acme_email"`
+	RateIP    *float64 `json:"rate_ip"`
+	RateSite  *float64 `json:"rate_site"`
 }
 
 func loadUpFile(path string) (upFile, error) {
@@ -43,6 +51,11 @@ type upFlags struct {
 	httpAddr   string
 	apiAddr    string
 	logLevel   string
+	httpsAddr  string
+	acmeCA     string
+	acmeEmail  string
+	rateIP     float64
+	rateSite   float64
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -75,6 +88,37 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 	if cfg.DataDir == "" || cfg.HTTPAddr == "" || cfg.APIAddr == "" {
 		return cfg, fmt.Errorf("--data-dir, --http and --api must not be empty")
 	}
+	cfg.HTTPSAddr = pick("https", f.httpsAddr, EnvHTTPS, file.HTTPS, "")
+	cfg.ACMECA = pick("acme-ca", f.acmeCA, EnvACMECA, file.ACMECA, "")
+	cfg.ACMEEmail = pick("acme-email", f.acmeEmail, EnvACMEEmail, file.ACMEEmail, "")
+	pickRate := func(flag string, flagVal float64, env string, fileVal *float64, def float64) (float64, error) {
+		v := def
+		switch {
+		case cmd.Flags().Changed(flag):
+			v = flagVal
+		case d.getenv(env) != "":
+			var err error
+			if v, err = strconv.ParseFloat(d.getenv(env), 64); err != nil {
+				return 0, fmt.Errorf("%s: %w", env, err)
+			}
+		case fileVal != nil:
+			v = *fileVal
+		}
+		if v < 0 {
+			return 0, fmt.Errorf("--%s must not be negative (0 turns the limit off)", flag)
+		}
+		if v == 0 {
+			return -1, nil // platform: negative = off
+		}
+		return v, nil
+	}
+	var err error
+	if cfg.RateIP, err = pickRate("rate-ip", f.rateIP, EnvRateIP, file.RateIP, ratelimit.DefaultIPRate); err != nil {
+		return cfg, err
+	}
+	if cfg.RateSite, err = pickRate("rate-site", f.rateSite, EnvRateSite, file.RateSite, ratelimit.DefaultSiteRate); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -90,11 +134,21 @@ On first start it writes <data-dir>/client.json with the API URL and an admin
 token, which 'aipress site ...' commands run from the same directory pick up.
 
 Settings are taken, in order of precedence, from flags, environment variables
-(AIPRESS_DATA_DIR, AIPRESS_HTTP, AIPRESS_API), a YAML config file (--config)
-with the keys data_dir, http and api (unknown keys are an error), and the
-defaults.`,
+(AIPRESS_DATA_DIR, AIPRESS_HTTP, AIPRESS_API, AIPRESS_HTTPS, AIPRESS_ACME_CA,
+AIPRESS_ACME_EMAIL, AIPRESS_RATE_IP, AIPRESS_RATE_SITE), a YAML config file
+(--config) with the keys data_dir, http, api, https, acme_ca, acme_email,
+rate_ip and rate_site (unknown keys are an error), and the defaults.
+
+With --https the edge also serves HTTPS with HTTP/2. Names under .localhost,
+.test and .internal, IPs and single-label names get certificates from an
+internal CA created in <data-dir>/tls (trust <data-dir>/tls/ca.crt); other
+site domains get Let's Encrypt certificates on demand (the edge must be
+reachable on ports 80 and 443 for that).`,
 		Example: `  aipress up
   aipress up --http :80 --data-dir /var/lib/aipress
+  aipress up --https :8443
+  aipress up --http :80 --https :443 --acme-email ops@example.com
+  aipress up --rate-ip 0 --rate-site 0     # no rate limits (benchmarks)
   AIPRESS_API=0.0.0.0:7070 aipress up
   aipress up --config aipress.yaml`,
 		Args: cobra.NoArgs,
@@ -115,10 +169,15 @@ defaults.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, http, api)")
+	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, http, api, https, acme_ca, acme_email, rate_ip, rate_site)")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")
 	fl.StringVar(&f.httpAddr, "http", DefaultHTTPAddr, "edge listen address for site traffic (env "+EnvHTTP+")")
 	fl.StringVar(&f.apiAddr, "api", DefaultAPIAddr, "control-plane API listen address (env "+EnvAPI+")")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.httpsAddr, "https", "", "edge HTTPS listen address, e.g. :8443 (HTTP/2; empty: no HTTPS) (env "+EnvHTTPS+")")
+	fl.StringVar(&f.acmeCA, "acme-ca", "", "ACME directory URL for public site domains (default Let's Encrypt production; 'off': internal CA only) (env "+EnvACMECA+")")
+	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
+	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
+	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,6 +46,21 @@ type Config struct {
 	Version  string
 	// CacheBytes is the edge page cache's memory budget, default 256 MiB.
 	CacheBytes int64
+	// HTTPSAddr is the edge's HTTPS listener (HTTP/2); empty: none.
+	// Certificates come from the internal CA in <data-dir>/tls for
+	// internal names (*.localhost, *.test, IPs …) and from ACME for
+	// other site domains.
+	HTTPSAddr string
+	// ACMECA is the ACME directory URL (default Let's Encrypt production);
+	// ACMEOff uses the internal CA for every name. ACMEEmail is the
+	// account's contact address.
+	ACMECA, ACMEEmail string
+	// Rate limits of the edge in requests per second, per client IP and
+	// per site: 0 means the default (ratelimit.DefaultIPRate,
+	// DefaultSiteRate), negative turns the limit off. Bursts: 0 means
+	// twice the rate (the defaults' bursts for default rates).
+	RateIP, RateSite           float64
+	RateIPBurst, RateSiteBurst int
 	// Ready, if set, is called once the API and edge listen and the shard
 	// has converged for the first time.
 	Ready func()
@@ -122,10 +138,31 @@ func Run(ctx context.Context, cfg Config) error {
 		apiLn.Close()
 		return fmt.Errorf("edge listen: %w", err)
 	}
-	apiURL := "http://" + clientAddr(apiLn.Addr())
-	if err := ensureAdminToken(ctx, st, dataDir, apiURL); err != nil {
+	var httpsLn net.Listener
+	if cfg.HTTPSAddr != "" {
+		if httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
+			apiLn.Close()
+			edgeLn.Close()
+			return fmt.Errorf("edge https listen: %w", err)
+		}
+	}
+	closeLns := func() {
 		apiLn.Close()
 		edgeLn.Close()
+		if httpsLn != nil {
+			httpsLn.Close()
+		}
+	}
+	// TLS, metrics and rate limiting of the edge (edgeextras.go).
+	extras, err := newEdgeExtras(&cfg, dataDir, httpsLn, log)
+	if err != nil {
+		closeLns()
+		return err
+	}
+	defer extras.stop()
+	apiURL := "http://" + clientAddr(apiLn.Addr())
+	if err := ensureAdminToken(ctx, st, dataDir, apiURL); err != nil {
+		closeLns()
 		return err
 	}
 	publicURL := publicURLFunc(edgeLn.Addr())
@@ -152,7 +189,8 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Config{
 		Store: st, Placer: fixedPlacer(LocalShard), Notify: notify,
 		Logger: log.With("component", "api"), Version: cfg.Version, PublicURL: publicURL,
-		Purger: pageCache,
+		Purger:  pageCache,
+		Metrics: extras.metrics.Handler(),
 	})
 	// The edge is created after the shard prepared its core (it needs the
 	// symlink roots); until then it answers 503 for every host.
@@ -163,7 +201,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}))
 
 	apiSrv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
-	edgeSrv := &http.Server{Handler: &edgeHandler, ReadHeaderTimeout: 10 * time.Second}
+	edgeSrv := &http.Server{Handler: extras.httpHandler(&edgeHandler), ReadHeaderTimeout: 10 * time.Second}
+	var httpsSrv *http.Server
+	if httpsLn != nil {
+		httpsSrv = &http.Server{Handler: &edgeHandler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: extras.tlsConfig}
+	}
 	var wg sync.WaitGroup
 	serve := func(name string, srv *http.Server, ln net.Listener) {
 		wg.Add(1)
@@ -176,6 +218,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	serve("api", apiSrv, apiLn)
 	serve("edge", edgeSrv, edgeLn)
+	if httpsSrv != nil {
+		serve("edge-https", httpsSrv, tls.NewListener(httpsLn, extras.tlsConfig))
+		log.Info("edge HTTPS", "addr", httpsLn.Addr().String(), "ca", filepath.Join(dataDir, "tls", "ca.crt"))
+	}
 	log.Info("AIPress is up", "api", apiURL, "edge", edgeLn.Addr().String(), "data_dir", dataDir)
 
 	runErr := make(chan error, 1)
@@ -185,11 +231,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return
 		}
 		edgeLog := log.With("component", "edge")
+		mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+		mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
+		mws = append(mws, pageCache.Middleware())
 		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
-			Middlewares: []edge.Middleware{
-				purge.Middleware(purges.secret, pageCache, edgeLog), // first: purges never reach the WAF, the cache or PHP
-				pageCache.Middleware(),
-			}})
+			Middlewares: mws, Observe: extras.metrics.Observe})
+		extras.edge.Store(ed)
 		routes.target = ed
 		edgeHandler.set(ed)
 		wg.Add(2)
@@ -220,6 +267,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	_ = apiSrv.Shutdown(shutdownCtx)
 	_ = edgeSrv.Shutdown(shutdownCtx)
+	if httpsSrv != nil {
+		_ = httpsSrv.Shutdown(shutdownCtx)
+	}
 	if result != nil {
 		// The shard did not start; nothing else waits on ctx.
 		wg.Wait()

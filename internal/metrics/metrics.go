@@ -1,0 +1,143 @@
+// Package metrics collects the edge's per-site Prometheus metrics on its
+// own registry (never the global default one) and serves them in the
+// Prometheus text format.
+//
+// The site label is the site's name from the routing table; requests for
+// unknown hosts are counted under site="_unknown", so an arbitrary Host
+// header never creates a series. Cache, code class and scope labels take
+// values from small fixed sets.
+package metrics
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aipress/aipress/internal/edge"
+)
+
+// UnknownSite is the site label of requests for hosts no site serves.
+const UnknownSite = "_unknown"
+
+// Metrics holds the edge's collectors. It is safe for concurrent use.
+type Metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	bytes       *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+	wafBlocks   *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+}
+
+// New returns Metrics registered on a new registry, with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_requests_total",
+			Help: "Requests answered by the edge, by site, status code class (2xx…5xx) and page-cache result (hit, miss, bypass, stale, none).",
+		}, []string{"site", "code_class", "cache"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "aipress_edge_request_duration_seconds",
+			Help:    "Time from the request's arrival to the end of its response, by site.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"site"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_response_bytes_total",
+			Help: "Response body bytes sent to clients, by site.",
+		}, []string{"site"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "aipress_edge_upstream_duration_seconds",
+			Help:    "Time spent waiting for PHP, by site (only requests that reached PHP).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"site"}),
+		wafBlocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_waf_blocks_total",
+			Help: "Requests refused by the WAF, by site.",
+		}, []string{"site"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_ratelimited_total",
+			Help: "Requests refused with 429 by the rate limiter, by site and scope (ip or site).",
+		}, []string{"site", "scope"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.upstream, m.wafBlocks, m.rateLimited,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, for more collectors and for tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Observe records one answered request; it is the edge's Config.Observe.
+func (m *Metrics) Observe(r *http.Request, info *edge.RequestInfo) {
+	site := siteLabel(info.Site)
+	m.requests.WithLabelValues(site, codeClass(info.Status), cacheLabel(info.Cache)).Inc()
+	if !info.Start.IsZero() {
+		m.duration.WithLabelValues(site).Observe(timeSince(info.Start).Seconds())
+	}
+	if info.Bytes > 0 {
+		m.bytes.WithLabelValues(site).Add(float64(info.Bytes))
+	}
+	if info.Upstream > 0 {
+		m.upstream.WithLabelValues(site).Observe(info.Upstream.Seconds())
+	}
+	if info.WAFBlocked {
+		m.wafBlocks.WithLabelValues(site).Inc()
+	}
+}
+
+// RateLimited counts one request refused by the rate limiter; scope is
+// "ip" or "site".
+func (m *Metrics) RateLimited(site, scope string) {
+	if scope != "ip" && scope != "site" {
+		scope = "other"
+	}
+	m.rateLimited.WithLabelValues(siteLabel(site), scope).Inc()
+}
+
+// ForgetSite drops every series of a site (after it was deleted).
+func (m *Metrics) ForgetSite(site string) {
+	l := prometheus.Labels{"site": site}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.bytes.DeletePartialMatch(l)
+	m.upstream.DeletePartialMatch(l)
+	m.wafBlocks.DeletePartialMatch(l)
+	m.rateLimited.DeletePartialMatch(l)
+}
+
+func siteLabel(s string) string {
+	if s == "" {
+		return UnknownSite
+	}
+	return s
+}
+
+func codeClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return string(rune('0'+status/100)) + "xx"
+}
+
+func cacheLabel(c string) string {
+	switch c = strings.ToLower(c); c {
+	case "":
+		return "none"
+	case "hit", "miss", "bypass", "stale":
+		return c
+	default:
+		return "other"
+	}
+}
