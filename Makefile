@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-edge vet fmt clean
 
 all: build
 
@@ -31,6 +31,16 @@ bench: bench-provision
 
 bench-provision: deps build
 	$(GO) run ./bench/provision -n $(N)
+
+# The edge against nginx (fastcgi_cache) on the same site and php-fpm pool,
+# with wrk. Debian's nginx package has the FastCGI cache; nginx-light in
+# Debian 12 is only nginx plus the echo module.
+DURATION ?= 10s
+CONNECTIONS ?= 32
+ROUNDS ?= 2
+bench-edge: build
+	@DEPS_EXTRA="nginx wrk" scripts/deps.sh
+	$(GO) run ./bench/edge -duration $(DURATION) -connections $(CONNECTIONS) -threads 2 -rounds $(ROUNDS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
