@@ -46,6 +46,11 @@
 //
 //	go run ./bench/edge -duration 10s -connections 32 -threads 2 -rounds 2 [-keep]
 //
+// With -profile DIR it then also serves the site from an edge inside the
+// benchmark process (internal/edge as `aipress up` builds it, which has no
+// profiling hook of its own) and writes a CPU profile of the uncached and
+// static scenarios under the same wrk load to DIR (go tool pprof -top FILE).
+//
 // Progress and each run's figures go to stderr, the table to stdout. Unless
 // -keep is given, nginx and the platform are stopped and the temporary
 // directory and the site's Unix user are removed at the end.
@@ -102,6 +107,7 @@ type options struct {
 	staticPath  string
 	keep        bool
 	timeout     time.Duration
+	profile     string
 }
 
 func main() {
@@ -118,6 +124,7 @@ func main() {
 	flag.StringVar(&o.staticPath, "static-path", "/wp-content/themes/twentytwentythree/style.css", "static file for the static scenario")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
+	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (uncached and static) to this directory")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
@@ -405,6 +412,22 @@ func run(ctx context.Context, o options) (err error) {
 	if wafFlag != "" {
 		if err := setWAF("block"); err != nil { // the site's default
 			logf("%v", err)
+		}
+	}
+
+	if o.profile != "" {
+		var prof []scenario
+		for _, sc := range scenarios {
+			if sc.uncached || strings.HasPrefix(sc.name, "static") {
+				prof = append(prof, sc)
+			}
+		}
+		paths, err := profileEdge(ctx, o, p.dataDir, st, host, prof, o.profile)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		for _, path := range paths {
+			logf("go tool pprof -top %s", path)
 		}
 	}
 
