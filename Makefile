@@ -38,8 +38,9 @@ bench-provision: deps build
 DURATION ?= 10s
 CONNECTIONS ?= 32
 ROUNDS ?= 2
-bench-edge: build
+bench-edge:
 	@DEPS_EXTRA="nginx wrk" scripts/deps.sh
+	@$(MAKE) --no-print-directory build
 	$(GO) run ./bench/edge -duration $(DURATION) -connections $(CONNECTIONS) -threads 2 -rounds $(ROUNDS)
 
 fmt:

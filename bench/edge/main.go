@@ -352,6 +352,9 @@ func run(ctx context.Context, o options) (err error) {
 		return nil
 	}
 
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		notes = append(notes, "load average before the runs (other work on the machine skews both sides): "+strings.Join(strings.Fields(string(b))[:3], " "))
+	}
 	scenarios := []scenario{
 		{name: "cache hit  GET /", path: "/", goal: 1.2, cacheHit: true},
 		{name: "uncached   GET / (Cookie wordpress_no_cache=1)", path: "/", headers: []string{"Cookie: wordpress_no_cache=1"}, goal: 1.0, uncached: true},
@@ -404,7 +407,7 @@ func run(ctx context.Context, o options) (err error) {
 				}
 				stats[i][j].runs = append(stats[i][j].runs, r)
 				logf("round %d/%d  %-50s %-5s %9.0f req/s  p50 %-9v p99 %-9v X-Cache %s%s", round, o.rounds, sc.name, sd.name,
-					r.ReqPerSec, r.P50, r.P99, xc, errText(r))
+					r.ReqPerSec, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), xc, errText(r))
 			}
 			warmed[i] = true
 		}

@@ -67,7 +67,7 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 		if err := errors.Join(werr, f.Close()); err != nil {
 			return paths, err
 		}
-		logf("profile  %-50s in-process edge %9.0f req/s  p50 %-9v p99 %-9v -> %s", sc.name, r.ReqPerSec, r.P50, r.P99, path)
+		logf("profile  %-50s in-process edge %9.0f req/s  p50 %-9v p99 %-9v -> %s", sc.name, r.ReqPerSec, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), path)
 		paths = append(paths, path)
 	}
 	return paths, nil
