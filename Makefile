@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge vet fmt clean
 
 all: build
 
@@ -35,6 +35,17 @@ bench-provision: deps build
 # What open_basedir would cost the per-site pools (they do not set it).
 bench-openbasedir: deps build
 	$(GO) run ./bench/openbasedir
+
+# The edge against nginx (fastcgi_cache) on the same site and php-fpm pool,
+# with wrk. Debian's nginx package has the FastCGI cache; nginx-light in
+# Debian 12 is only nginx plus the echo module.
+DURATION ?= 10s
+CONNECTIONS ?= 32
+ROUNDS ?= 2
+bench-edge:
+	@DEPS_EXTRA="nginx wrk" scripts/deps.sh
+	@$(MAKE) --no-print-directory build
+	$(GO) run ./bench/edge -duration $(DURATION) -connections $(CONNECTIONS) -threads 2 -rounds $(ROUNDS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

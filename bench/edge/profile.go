@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/wordpress"
+)
+
+// profileEdge serves the site from an edge inside this process, built as
+// `aipress up` builds it (edge.New with the core's symlink roots, the route
+// from edge.RouteForSite, an http.Server with the same ReadHeaderTimeout),
+// on a free 127.0.0.1 port, and writes one CPU profile per scenario to
+// outDir while wrk loads it for o.duration. `aipress up` has no profiling
+// hook; this measures the same request path without the platform's other
+// goroutines. It returns the profile paths.
+func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, host string, scs []scenario, outDir string) ([]string, error) {
+	core, err := wordpress.RegisterCore(wordpress.DebianCore, filepath.Join(dataDir, "shards", "local", "cores"))
+	if err != nil {
+		return nil, err
+	}
+	ed := edge.New(edge.Config{AllowedSymlinkRoots: core.LinkRoots})
+	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(st)}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: ed, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := ln.Addr().String()
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, sc := range scs {
+		if code, _, err := probe(ctx, &http.Client{Timeout: 30 * time.Second}, addr, host, sc.path, sc.headers); err != nil || code != http.StatusOK {
+			return paths, fmt.Errorf("profile edge %s: HTTP %d, %v", sc.path, code, err)
+		}
+		name := strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return ' '
+		}, strings.ToLower(sc.name))), "-")
+		path := filepath.Join(outDir, "edge-"+name[:min(len(name), 40)]+".pprof")
+		f, err := os.Create(path)
+		if err != nil {
+			return paths, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return paths, err
+		}
+		r, _, werr := runWrk(ctx, o.wrk, wrkArgs(o.threads, o.connections, o.duration, append([]string{"Host: " + host}, sc.headers...), "http://"+addr+sc.path))
+		pprof.StopCPUProfile()
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return paths, err
+		}
+		logf("profile  %-50s in-process edge %9.0f req/s  p50 %-9v p99 %-9v -> %s", sc.name, r.ReqPerSec, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), path)
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
