@@ -27,6 +27,7 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
@@ -164,7 +165,16 @@ func Run(ctx context.Context, cfg Config) error {
 			runErr <- err
 			return
 		}
-		ed := edge.New(edge.Config{Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots()})
+		// WAF: first middleware, so blocked requests never reach the page cache.
+		fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+		if err != nil {
+			runErr <- err
+			return
+		}
+		go func() { _ = fw.Prepare(1) }() // build the default rule set before the first request needs it
+		middlewares := []edge.Middleware{fw.Middleware()}
+		ed := edge.New(edge.Config{Logger: log.With("component", "edge"), AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
+			Middlewares: middlewares})
 		routes.target = ed
 		edgeHandler.set(ed)
 		wg.Add(2)
