@@ -22,6 +22,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("Isolation", func(t *testing.T) { p.t = t; testIsolation(t, p) })
 	t.Run("SupervisedRestarts", func(t *testing.T) { p.t = t; testSupervisedRestarts(t, p) })
 	t.Run("BadInput", func(t *testing.T) { p.t = t; testBadInput(t, p) })
+	t.Run("WAF", func(t *testing.T) { p.t = t; testWAF(t, p) })
 	t.Run("StopAndRestart", func(t *testing.T) { p.t = t; testStopAndRestart(t, p) })
 }
 

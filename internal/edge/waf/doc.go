@@ -47,9 +47,10 @@
 // ctl:ruleRemoveById per script path, loaded before the CRS). It covers:
 //
 //   - wp-login.php: pwd, pass1, pass2, post_password from every CRS rule
-//     (passwords are only hashed); log from SQLi rules; redirect_to from RFI.
+//     (passwords are only hashed); log from SQLi rules; redirect_to from
+//     RFI and SSRF (a site under .localhost trips 934190).
 //   - wp-admin/profile.php, user-edit.php, user-new.php: the password fields.
-//   - wp-admin/*: _wp_http_referer and wp_http_referer from RFI.
+//   - wp-admin/*: _wp_http_referer and wp_http_referer from RFI and SSRF.
 //   - wp-admin/post.php (classic editor): content and excerpt from every
 //     rule, post_title from SQLi.
 //   - REST API posts, pages, reusable blocks, templates, navigation (and
@@ -61,7 +62,7 @@
 //   - admin-ajax.php with action=heartbeat: the autosave's content, excerpt
 //     and title (data[wp_autosave][…]).
 //   - wp-comments-post.php: url (the commenter's site) and redirect_to from
-//     RFI, submit from RCE. The comment text stays inspected.
+//     RFI and SSRF, submit from RCE. The comment text stays inspected.
 //   - POST /wp-json/wp/v2/media (and ?rest_route=/wp/v2/media) with a raw
 //     file body (not a form, JSON or XML): the body is not inspected and the
 //     content-type policy (920420) is lifted, since the body is the file.

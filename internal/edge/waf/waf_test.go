@@ -313,7 +313,7 @@ func TestBenign(t *testing.T) {
 			})},
 			{"login", formRequest("/wp-login.php", url.Values{
 				"log": {"admin"}, "pwd": {`x' OR 1=1 -- <script>;cat /etc/passwd`}, "wp-submit": {"Log In"},
-				"redirect_to": {"http://example.test/wp-admin/"}, "testcookie": {"1"},
+				"redirect_to": {"http://blog.localhost:8080/wp-admin/"}, "testcookie": {"1"},
 			})},
 		}
 		for _, tc := range cases {
