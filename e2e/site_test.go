@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("BadInput", func(t *testing.T) { p.t = t; testBadInput(t, p) })
 	t.Run("PageCache", func(t *testing.T) { p.t = t; testPageCache(t, p) })
 	t.Run("Purge", func(t *testing.T) { p.t = t; testPurge(t, p) })
+	t.Run("WAF", func(t *testing.T) { p.t = t; testWAF(t, p) })
 	t.Run("StopAndRestart", func(t *testing.T) { p.t = t; testStopAndRestart(t, p) })
 }
 
@@ -212,11 +214,14 @@ func testIsolation(t *testing.T, p *platform) {
 		t.Errorf("only %d requests to A ran during B's creation", requests)
 	}
 	docA, docB := p.docroot("a.localhost"), p.docroot("b.localhost")
+	// The other docroot travels hex-encoded: the WAF (rightly) blocks
+	// filesystem paths in parameters.
 	probe := plant(t, docA, "aip-isolation-probe.php", `<?php
+$other = hex2bin($_GET['other']);
 $res = [];
 $res['own_config'] = @file_get_contents(__DIR__.'/wp-config.php') !== false;
-$res['other_config'] = @file_get_contents($_GET['other'].'/wp-config.php') !== false;
-$res['other_dir'] = @scandir(dirname($_GET['other'])) !== false;
+$res['other_config'] = @file_get_contents($other.'/wp-config.php') !== false;
+$res['other_dir'] = @scandir(dirname($other)) !== false;
 preg_match("/'DB_USER', '([^']+)'/", file_get_contents(__DIR__.'/wp-config.php'), $u);
 preg_match("/'DB_PASSWORD', '([^']+)'/", file_get_contents(__DIR__.'/wp-config.php'), $pw);
 preg_match("/'DB_HOST', 'localhost:([^']+)'/", file_get_contents(__DIR__.'/wp-config.php'), $h);
@@ -231,7 +236,7 @@ foreach (['exec', 'shell_exec', 'system', 'passthru', 'proc_open', 'popen'] as $
 }
 echo json_encode($res);`)
 	otherDB := "wp_" + filepath.Base(filepath.Dir(docB))
-	code, body := p.client("a.localhost").get(probe + "?other=" + url.QueryEscape(docB) + "&otherdb=" + otherDB)
+	code, body := p.client("a.localhost").get(probe + "?other=" + hex.EncodeToString([]byte(docB)) + "&otherdb=" + otherDB)
 	var r map[string]bool
 	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil {
 		t.Fatalf("probe = %d %v\n%.500s", code, err, body)

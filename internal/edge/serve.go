@@ -50,13 +50,13 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) er
 				http.Redirect(w, r, target, http.StatusMovedPermanently)
 				return nil
 			}
-			return s.runPHP(w, r, rt, script, "")
+			return s.callPHP(w, r, rt, script, "")
 		}
 		return s.frontController(w, r, rt)
 	case err == nil && fi.Mode().IsRegular() && !trailingSlash:
 		name := path.Base(clean)
 		if isPHPScript(name) {
-			return s.runPHP(w, r, rt, clean, "")
+			return s.callPHP(w, r, rt, clean, "")
 		}
 		if forbiddenName(name) {
 			return notFound(fmt.Errorf("refused to serve %q", clean))
@@ -67,7 +67,7 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) er
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || trailingSlash:
 		if script, info, ok := splitPathInfo(clean); ok {
 			if isRegularFile(filepath.Join(rt.Docroot, filepath.FromSlash(script))) {
-				return s.runPHP(w, r, rt, script, info)
+				return s.callPHP(w, r, rt, script, info)
 			}
 		}
 		return s.frontController(w, r, rt)
@@ -82,7 +82,7 @@ func (s *Server) frontController(w http.ResponseWriter, r *http.Request, rt *Rou
 	if !isRegularFile(filepath.Join(rt.Docroot, "index.php")) {
 		return notFound(fmt.Errorf("no %s and no index.php in %s", r.URL.Path, rt.Docroot))
 	}
-	return s.runPHP(w, r, rt, "/index.php", "")
+	return s.callPHP(w, r, rt, "/index.php", "")
 }
 
 // splitPathInfo splits "/index.php/foo/bar" into "/index.php" and "/foo/bar"

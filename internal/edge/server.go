@@ -43,8 +43,13 @@ type Config struct {
 	// they are sent to PHP (which needs CONTENT_LENGTH). Empty: os.TempDir.
 	TempDir string
 	// Middlewares wrap the serving of every request for a Serving route,
-	// the first outermost (e.g. rate limit, HTTPS redirect, WAF, cache).
+	// the first outermost (e.g. purge endpoint, rate limit, HTTPS redirect,
+	// page cache).
 	Middlewares []Middleware
+	// PHPMiddlewares wrap only what is sent to PHP, the first outermost:
+	// the WAF guards code, so static files and cached pages (which run
+	// none) skip it. PHPScript tells them which script will run.
+	PHPMiddlewares []Middleware
 	// Observe, if set, is called once every request has been answered
 	// (unknown hosts included), for metrics and access logs.
 	Observe func(r *http.Request, info *RequestInfo)
@@ -82,6 +87,24 @@ type RequestInfo struct {
 
 type infoKey struct{}
 
+type phpScriptKey struct{}
+
+// phpScript is the script (URL path) and PATH_INFO a request will run.
+type phpScript struct{ script, pathInfo string }
+
+// PHPScript returns the script (URL path, e.g. "/index.php") that a request
+// passed to the PHP middlewares will run.
+func PHPScript(ctx context.Context) string {
+	c, _ := ctx.Value(phpScriptKey{}).(phpScript)
+	return c.script
+}
+
+// callPHP runs script through the PHP middlewares.
+func (s *Server) callPHP(w http.ResponseWriter, r *http.Request, rt *Route, script, pathInfo string) error {
+	r = r.WithContext(context.WithValue(r.Context(), phpScriptKey{}, phpScript{script, pathInfo}))
+	return s.php(w, r, rt)
+}
+
 // InfoFrom returns the RequestInfo of a request the edge is serving, or nil.
 func InfoFrom(ctx context.Context) *RequestInfo {
 	info, _ := ctx.Value(infoKey{}).(*RequestInfo)
@@ -92,6 +115,7 @@ func InfoFrom(ctx context.Context) *RequestInfo {
 // routing table is replaced atomically with SetTable.
 type Server struct {
 	serve        RouteHandler // serveSite wrapped in the middlewares
+	php          RouteHandler // runPHP wrapped in the PHP middlewares
 	observe      func(*http.Request, *RequestInfo)
 	log          *slog.Logger
 	allowed      []string
@@ -141,6 +165,13 @@ func New(cfg Config) *Server {
 		s.allowed = append(s.allowed, real)
 	}
 	s.table.Store(NewTable(nil))
+	s.php = func(w http.ResponseWriter, r *http.Request, rt *Route) error {
+		c, _ := r.Context().Value(phpScriptKey{}).(phpScript)
+		return s.runPHP(w, r, rt, c.script, c.pathInfo)
+	}
+	for i := len(cfg.PHPMiddlewares) - 1; i >= 0; i-- {
+		s.php = cfg.PHPMiddlewares[i](s.php)
+	}
 	s.serve = s.serveSite
 	for i := len(cfg.Middlewares) - 1; i >= 0; i-- {
 		s.serve = cfg.Middlewares[i](s.serve)

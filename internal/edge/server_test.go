@@ -638,3 +638,64 @@ func TestForbiddenName(t *testing.T) {
 		}
 	}
 }
+
+// PHP middlewares (the WAF) see exactly the requests that run PHP, with the
+// script that will run; static files never pass through them.
+func TestPHPMiddlewaresGuardOnlyPHP(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var seen []string
+	record := func(next RouteHandler) RouteHandler {
+		return func(w http.ResponseWriter, r *http.Request, rt *Route) error {
+			mu.Lock()
+			seen = append(seen, PHPScript(r.Context()))
+			mu.Unlock()
+			if r.URL.Query().Get("block") != "" {
+				return &HTTPError{Status: http.StatusForbidden, Message: "blocked"}
+			}
+			return next(w, r, rt)
+		}
+	}
+	ed := New(Config{AllowedSymlinkRoots: []string{f.allowed}, TempDir: f.fpm.dir, PHPMiddlewares: []Middleware{record}})
+	ed.SetTable(f.edge.Table())
+	ts := httptest.NewServer(ed)
+	defer ts.Close()
+	tests := []struct {
+		target     string
+		wantStatus int
+		wantScript string // "" = the PHP middlewares must not see it
+	}{
+		{"/style.css", 200, ""},
+		{"/wp-content/uploads/2024/photo.txt", 200, ""},
+		{"/server.php", 200, "/server.php"},
+		{"/hello-world/", 200, "/index.php"},
+		{"/index.php/extra/path", 200, "/index.php"},
+		{"/hello-world/?block=1", 403, "/index.php"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			req, _ := http.NewRequest("GET", ts.URL+tt.target, nil)
+			req.Host = "site.test"
+			resp, err := f.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case tt.wantScript == "" && len(seen) != 0:
+				t.Errorf("PHP middlewares saw a static request: %v", seen)
+			case tt.wantScript != "" && (len(seen) != 1 || seen[0] != tt.wantScript):
+				t.Errorf("PHP middlewares saw %v, want [%s]", seen, tt.wantScript)
+			}
+		})
+	}
+}

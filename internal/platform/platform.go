@@ -30,6 +30,7 @@ import (
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
@@ -231,11 +232,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return
 		}
 		edgeLog := log.With("component", "edge")
+		// The WAF guards PHP: it inspects what would run code; pages from
+		// the cache and static files never reach PHP (internal/edge/doc.go).
+		fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+		if err != nil {
+			runErr <- err
+			return
+		}
+		go func() { _ = fw.Prepare(1) }() // build the default rule set before the first request needs it
 		mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
-		mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
+		mws = append(mws, extras.middlewares()...)                                      // rate limit, HTTPS redirect
 		mws = append(mws, pageCache.Middleware())
 		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
-			Middlewares: mws, Observe: extras.metrics.Observe})
+			Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
 		extras.edge.Store(ed)
 		routes.target = ed
 		edgeHandler.set(ed)
