@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,7 +103,12 @@ func newPlatform(t *testing.T) *platform {
 func (p *platform) start() {
 	p.t.Helper()
 	p.log = &logBuffer{}
-	p.cmd = exec.Command(binPath, append([]string{"up", "--data-dir", p.dataDir, "--http", p.httpAddr, "--api", p.apiAddr}, p.extraArgs...)...)
+	args := []string{"up", "--data-dir", p.dataDir, "--http", p.httpAddr, "--api", p.apiAddr}
+	if !slices.Contains(p.extraArgs, "--rate-ip") {
+		// Tests hammer sites from 127.0.0.1; the rate-limit test sets its own.
+		args = append(args, "--rate-ip", "0", "--rate-site", "0")
+	}
+	p.cmd = exec.Command(binPath, append(args, p.extraArgs...)...)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {

@@ -29,7 +29,7 @@ func TestHTTPSMetricsRateLimit(t *testing.T) {
 	httpsAddr := freeAddr(t)
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 	_, httpPort, _ := net.SplitHostPort(p.httpAddr)
-	p.extraArgs = []string{"--https", httpsAddr}
+	p.extraArgs = []string{"--https", httpsAddr, "--rate-ip", "50", "--rate-site", "500"} // the default limits, set explicitly
 	p.start()
 	p.createSite("blog.localhost", "TLS Blog")
 	plain := p.client("blog.localhost")

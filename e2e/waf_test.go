@@ -63,10 +63,15 @@ func testWAF(t *testing.T, p *platform) {
 			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			url.Values{"comment": {"<script>alert(1)</script>"}, "author": {"eve"}, "email": {"eve@example.com"}, "comment_post_ID": {"1"}}.Encode()},
 		{"command injection", "GET", "/?host=" + url.QueryEscape("example.com;cat /etc/passwd"), nil, ""},
-		{"log4shell", "GET", "/", http.Header{"X-Api-Version": {"${jndi:ldap://x}"}}, ""},
+		// The WAF guards PHP: a page answered from the cache runs no code, so
+		// the header attack asks for a page that is not cached.
+		{"log4shell", "GET", "/?p=1", http.Header{"X-Api-Version": {"${jndi:ldap://x}"}}, ""},
 	}
 	for _, a := range attacks {
 		code, hdr, body := vis.doRaw(a.method, a.path, a.hdr, []byte(a.body))
+		if x := hdr.Get("X-Cache"); x == "HIT" || x == "STALE" {
+			t.Errorf("%s: answered from the cache (%s); the test must reach PHP", a.name, x)
+		}
 		id := hdr.Get("X-Request-Id")
 		if code != 403 || id == "" || !strings.Contains(body, id) || !strings.Contains(body, "web application firewall") {
 			t.Errorf("%s: %d (request id %q)\n%.400s", a.name, code, id, body)

@@ -239,9 +239,9 @@ func Run(ctx context.Context, cfg Config) error {
 			runErr <- err
 			return
 		}
-		go func() { _ = fw.Prepare(1) }() // build the default rule set before the first request needs it
+		go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
 		mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
-		mws = append(mws, extras.middlewares()...)                                      // rate limit, HTTPS redirect
+		mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
 		mws = append(mws, pageCache.Middleware())
 		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
 			Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
