@@ -356,3 +356,53 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMixedWrites runs creates, updates and deletes of a few names from two
+// stores at once. Every write locks its site row before the revision row, so
+// none may fail with a deadlock (or anything but ErrAlreadyExists and
+// ErrNotFound), and the revision ends at the number of successful writes.
+func TestMixedWrites(t *testing.T) {
+	dsn := newDatabase(t)
+	stores := []*Store{mustOpen(t, dsn), mustOpen(t, dsn)}
+	names := []string{"a.example.com", "b.example.com", "c.example.com"}
+	var mu sync.Mutex
+	writes := int64(0)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for w := range 4 {
+			wg.Go(func() {
+				for k := range 40 {
+					name := names[(i+w+k)%len(names)]
+					var err error
+					switch (w + k) % 3 {
+					case 0:
+						x := newSite(name)
+						x.Metadata.UID = fmt.Sprintf("uid-%d-%d-%d", i, w, k)
+						err = s.CreateSite(t.Context(), x)
+					case 1:
+						_, err = s.UpdateSite(t.Context(), name, func(x *site.Site) error { x.Spec.PHP.MaxChildren++; return nil })
+					case 2:
+						err = s.DeleteSite(t.Context(), name)
+					}
+					switch {
+					case err == nil:
+						mu.Lock()
+						writes++
+						mu.Unlock()
+					case !errors.Is(err, store.ErrAlreadyExists) && !errors.Is(err, store.ErrNotFound):
+						t.Errorf("write: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	l, err := stores[0].ListSites(t.Context(), store.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Revision != writes {
+		t.Errorf("revision %d after %d successful writes: want equal", l.Revision, writes)
+	}
+}
