@@ -7,6 +7,7 @@ pkgs=(
   mariadb-server mariadb-client
   php8.2-fpm php8.2-cli php8.2-mysql php8.2-gd php8.2-xml php8.2-curl php8.2-mbstring php8.2-zip
   wordpress wordpress-theme-twentytwentythree
+  postgresql # the postgres store's tests start their own throwaway server from it
   ca-certificates curl passwd
 )
 # Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
@@ -30,7 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # policy-rc.d keeps Debian from starting the system-wide mariadb/php-fpm
-  # services: AIPress runs its own supervised instances.
+  # services: AIPress runs its own supervised instances. postgresql-common
+  # still creates the default "main" cluster (port 5432), which stays down;
+  # the tests initdb their own in a temporary directory.
   prc=/usr/sbin/policy-rc.d
   created=0
   if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod +x "$prc"; created=1; fi

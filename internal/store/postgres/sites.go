@@ -1,0 +1,369 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// List page sizes (see store.Store).
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// siteRow is a sites row as stored.
+type siteRow struct {
+	name, uid, shard       string
+	resourceVersion        int64
+	metadata, spec, status []byte
+}
+
+func encodeSite(s *site.Site) (siteRow, error) {
+	md, err := json.Marshal(s.Metadata)
+	if err != nil {
+		return siteRow{}, fmt.Errorf("encode metadata: %w", err)
+	}
+	sp, err := json.Marshal(s.Spec)
+	if err != nil {
+		return siteRow{}, fmt.Errorf("encode spec: %w", err)
+	}
+	st, err := json.Marshal(s.Status)
+	if err != nil {
+		return siteRow{}, fmt.Errorf("encode status: %w", err)
+	}
+	return siteRow{
+		name:            s.Metadata.Name,
+		uid:             s.Metadata.UID,
+		shard:           s.Status.Shard,
+		resourceVersion: s.Metadata.ResourceVersion,
+		metadata:        md,
+		spec:            sp,
+		status:          st,
+	}, nil
+}
+
+func (r siteRow) decode() (*site.Site, error) {
+	var s site.Site
+	if err := json.Unmarshal(r.metadata, &s.Metadata); err != nil {
+		return nil, fmt.Errorf("decode metadata of %q: %w", r.name, err)
+	}
+	if err := json.Unmarshal(r.spec, &s.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of %q: %w", r.name, err)
+	}
+	if err := json.Unmarshal(r.status, &s.Status); err != nil {
+		return nil, fmt.Errorf("decode status of %q: %w", r.name, err)
+	}
+	// The columns are authoritative.
+	s.Metadata.Name = r.name
+	s.Metadata.UID = r.uid
+	s.Metadata.ResourceVersion = r.resourceVersion
+	return &s, nil
+}
+
+const siteColumns = `name, uid, shard, resource_version, metadata, spec, status`
+
+func scanSite(row pgx.Row) (siteRow, error) {
+	var r siteRow
+	err := row.Scan(&r.name, &r.uid, &r.shard, &r.resourceVersion, &r.metadata, &r.spec, &r.status)
+	return r, err
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// getRow reads the row of name (locking it when forUpdate); ErrNotFound
+// (unwrapped) when there is none.
+func getRow(ctx context.Context, q querier, name string, forUpdate bool) (siteRow, error) {
+	query := `SELECT ` + siteColumns + ` FROM sites WHERE name = $1`
+	if forUpdate {
+		query += ` FOR UPDATE`
+	}
+	r, err := scanSite(q.QueryRow(ctx, query, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return siteRow{}, store.ErrNotFound
+	}
+	return r, mapErr(err)
+}
+
+// CreateSite stores a new site. It sets s.Metadata.Generation to 1 and
+// s.Metadata.ResourceVersion to the write's revision.
+func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
+	if st == nil {
+		return fmt.Errorf("create site: nil site: %w", store.ErrInvalid)
+	}
+	name := st.Metadata.Name
+	switch {
+	case name == "":
+		return fmt.Errorf("create site: empty name: %w", store.ErrInvalid)
+	case st.Metadata.UID == "":
+		return fmt.Errorf("create site %q: empty uid: %w", name, store.ErrInvalid)
+	case st.Metadata.CreatedAt.IsZero():
+		return fmt.Errorf("create site %q: zero created_at: %w", name, store.ErrInvalid)
+	}
+	c := *st
+	c.Metadata.Generation = 1
+	c.Metadata.ResourceVersion = 0 // the column, set below, is authoritative
+	r, err := encodeSite(&c)
+	if err != nil {
+		return fmt.Errorf("create site %q: %w", name, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		// The insert locks the new row before the revision bump locks meta:
+		// the same order as UpdateSite and DeleteSite. A concurrent create of
+		// the same name waits here for this one to end, then fails.
+		_, err := tx.Exec(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES ($1, $2, $3, 0, $4, $5, $6)`,
+			r.name, r.uid, r.shard, r.metadata, r.spec, r.status)
+		if pe, ok := pgError(err); ok && pe.Code == codeUniqueViolation && pe.ConstraintName == constraintSitesUIDUnique {
+			return fmt.Errorf("uid %q is used by another site: %w", c.Metadata.UID, store.ErrAlreadyExists)
+		}
+		if err != nil {
+			return mapErr(err)
+		}
+		return tx.QueryRow(ctx, `WITH r AS (UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value)
+			UPDATE sites SET resource_version = r.value FROM r WHERE sites.name = $1 RETURNING sites.resource_version`,
+			name).Scan(&c.Metadata.ResourceVersion)
+	})
+	if err != nil {
+		return fmt.Errorf("create site %q: %w", name, err)
+	}
+	st.Metadata.Generation = c.Metadata.Generation
+	st.Metadata.ResourceVersion = c.Metadata.ResourceVersion
+	return nil
+}
+
+// GetSite returns the site called name.
+func (s *Store) GetSite(ctx context.Context, name string) (*site.Site, error) {
+	r, err := getRow(ctx, s.read, name, false)
+	if err != nil {
+		return nil, fmt.Errorf("get site %q: %w", name, err)
+	}
+	st, err := r.decode()
+	if err != nil {
+		return nil, fmt.Errorf("get site %q: %w", name, err)
+	}
+	return st, nil
+}
+
+// ListSites returns one page of sites ordered by name, and the revision of
+// the snapshot it was read from.
+func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.SiteList, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	after, err := decodeContinue(opts.Continue)
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+
+	var b strings.Builder
+	args := []any{after}
+	b.WriteString(`SELECT ` + siteColumns + ` FROM sites WHERE name > $1`)
+	if opts.Shard != "" {
+		args = append(args, opts.Shard)
+		fmt.Fprintf(&b, ` AND shard = $%d`, len(args))
+	}
+	args = append(args, limit+1) // one more tells whether there is a next page
+	fmt.Fprintf(&b, ` ORDER BY name LIMIT $%d`, len(args))
+
+	// One REPEATABLE READ transaction: the revision and the rows come from
+	// the same snapshot.
+	tx, err := s.read.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		_ = tx.Rollback(rctx) // read-only; nothing to undo
+	}()
+
+	list := &store.SiteList{Items: []site.Site{}}
+	if err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'revision'`).Scan(&list.Revision); err != nil {
+		return nil, fmt.Errorf("list sites: read revision: %w", err)
+	}
+	rows, err := tx.Query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", mapErr(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanSite(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sites: %w", err)
+		}
+		st, err := r.decode()
+		if err != nil {
+			return nil, fmt.Errorf("list sites: %w", err)
+		}
+		list.Items = append(list.Items, *st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sites: %w", mapErr(err))
+	}
+	if len(list.Items) > limit {
+		list.Items = list.Items[:limit]
+		list.Continue = encodeContinue(list.Items[limit-1].Metadata.Name)
+	}
+	return list, nil
+}
+
+// continuePrefix versions the continue token's format (the sqlite package's).
+const continuePrefix = "1:"
+
+func encodeContinue(lastName string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(continuePrefix + lastName))
+}
+
+func decodeContinue(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), continuePrefix) || len(b) == len(continuePrefix) {
+		return "", fmt.Errorf("invalid continue token: %w", store.ErrInvalid)
+	}
+	return string(b[len(continuePrefix):]), nil
+}
+
+// UpdateSite applies mutate to the current value of the site and stores the
+// result, in one transaction that holds the site's row lock (SELECT ... FOR
+// UPDATE) from the read to the commit. mutate runs while the transaction is
+// open: it may read the store but must not call its write methods.
+func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error) {
+	var out *site.Site
+	var mutateErr error
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		r, err := getRow(ctx, tx, name, true)
+		if err != nil {
+			return err
+		}
+		before, err := r.decode()
+		if err != nil {
+			return err
+		}
+		next, err := r.decode() // an independent copy for mutate
+		if err != nil {
+			return err
+		}
+		if err := mutate(next); err != nil {
+			mutateErr = err
+			return err
+		}
+		bm, nm := &before.Metadata, &next.Metadata
+		switch {
+		case nm.Name != bm.Name:
+			return fmt.Errorf("metadata.name cannot change: %w", store.ErrInvalid)
+		case nm.UID != bm.UID:
+			return fmt.Errorf("metadata.uid cannot change: %w", store.ErrInvalid)
+		case !nm.CreatedAt.Equal(bm.CreatedAt):
+			return fmt.Errorf("metadata.created_at cannot change: %w", store.ErrInvalid)
+		}
+		// Generation and ResourceVersion belong to the store.
+		nm.Generation, nm.ResourceVersion = bm.Generation, bm.ResourceVersion
+
+		specChanged, err := generationChange(before, next)
+		if err != nil {
+			return err
+		}
+		if specChanged {
+			nm.Generation++
+		} else {
+			same, err := jsonEqual(before, next)
+			if err != nil {
+				return err
+			}
+			if same {
+				out = next // nothing changed: write nothing
+				return nil
+			}
+		}
+		rev, err := nextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		nm.ResourceVersion = rev
+		w, err := encodeSite(next)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx,
+			`UPDATE sites SET shard = $1, resource_version = $2, metadata = $3, spec = $4, status = $5 WHERE name = $6`,
+			w.shard, w.resourceVersion, w.metadata, w.spec, w.status, name); err != nil {
+			return mapErr(err)
+		}
+		out = next
+		return nil
+	})
+	if mutateErr != nil && err == mutateErr { //nolint:errorlint // identity: mutate's error is returned as is
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update site %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// generationChange reports whether the change from a to b bumps the
+// generation: the spec, the labels or the deletion request changed.
+func generationChange(a, b *site.Site) (bool, error) {
+	same, err := jsonEqual(a.Spec, b.Spec)
+	if err != nil || !same {
+		return !same, err
+	}
+	// nil and empty label maps are the same labels.
+	if !maps.Equal(a.Metadata.Labels, b.Metadata.Labels) {
+		return true, nil
+	}
+	da, db := a.Metadata.DeletionRequested, b.Metadata.DeletionRequested
+	if (da == nil) != (db == nil) || (da != nil && !da.Equal(*db)) {
+		return true, nil
+	}
+	return false, nil
+}
+
+// jsonEqual reports whether a and b have the same JSON encoding.
+func jsonEqual(a, b any) (bool, error) {
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false, err
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		return false, err
+	}
+	return string(ja) == string(jb), nil
+}
+
+// DeleteSite removes the site called name.
+func (s *Store) DeleteSite(ctx context.Context, name string) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The delete locks the row before the revision bump locks meta.
+		tag, err := tx.Exec(ctx, `DELETE FROM sites WHERE name = $1`, name)
+		if err != nil {
+			return mapErr(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = nextRevision(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete site %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aipress/aipress/internal/store"
+)
+
+// isSHA256Hex reports whether h looks like the lowercase hex of a SHA-256 sum.
+func isSHA256Hex(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateToken stores t. Hash must be the lowercase SHA-256 hex of the secret;
+// anything else is refused, so a secret is never stored by mistake.
+// CreatedAt is stored to the microsecond.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	switch {
+	case t.ID == "":
+		return fmt.Errorf("create token: empty id: %w", store.ErrInvalid)
+	case !isSHA256Hex(t.Hash):
+		return fmt.Errorf("create token %q: hash is not a lowercase sha-256 hex: %w", t.ID, store.ErrInvalid)
+	}
+	_, err := s.write.Exec(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, t.Name, string(t.Role), t.Hash, t.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("create token %q: %w", t.ID, mapErr(err))
+	}
+	return nil
+}
+
+// LookupToken returns the token whose secret hashes to hash.
+func (s *Store) LookupToken(ctx context.Context, hash string) (*store.Token, error) {
+	var t store.Token
+	var role string
+	err := s.read.QueryRow(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = $1`, hash).
+		Scan(&t.ID, &t.Name, &role, &t.Hash, &t.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("lookup token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lookup token: %w", mapErr(err))
+	}
+	t.Role = store.Role(role)
+	t.CreatedAt = t.CreatedAt.UTC()
+	return &t, nil
+}
+
+// AppendAudit appends e to the audit log. Time is stored to the microsecond.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	_, err := s.write.Exec(ctx, `INSERT INTO audit (time, actor, action, target, outcome) VALUES ($1, $2, $3, $4, $5)`,
+		e.Time, e.Actor, e.Action, e.Target, e.Outcome)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", mapErr(err))
+	}
+	return nil
+}
+
+// ListAudit returns the last limit entries appended (default 100, max 1000),
+// newest first.
+func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	rows, err := s.read.Query(ctx, `SELECT time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	out := []store.AuditEntry{}
+	for rows.Next() {
+		var e store.AuditEntry
+		if err := rows.Scan(&e.Time, &e.Actor, &e.Action, &e.Target, &e.Outcome); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		e.Time = e.Time.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return out, nil
+}
