@@ -28,7 +28,7 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	if err != nil {
 		return notFound(err)
 	}
-	if realDoc, _ := filepath.EvalSymlinks(rt.Docroot); rootDir == realDoc &&
+	if realDoc, _ := s.realDocroot(rt.Docroot); rootDir == realDoc &&
 		strings.HasPrefix("/"+filepath.ToSlash(rel)+"/", noExecPrefix) {
 		return notFound(fmt.Errorf("%s resolves into uploads", script))
 	}

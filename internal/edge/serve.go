@@ -8,7 +8,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -117,13 +119,15 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	if forbiddenName(filepath.Base(rel)) || hasDotSegment("/"+filepath.ToSlash(rel)) {
 		return notFound(fmt.Errorf("%s resolves to refused file %s", fsPath, filepath.Join(rootDir, rel)))
 	}
-	root, err := os.OpenRoot(rootDir)
+	root, closeRoot, err := s.openRoot(rootDir)
 	if err != nil {
+		s.resolved.forget(fsPath)
 		return notFound(fmt.Errorf("open root %s: %w", rootDir, err))
 	}
-	defer root.Close()
+	defer closeRoot()
 	f, err := root.Open(rel)
 	if err != nil {
+		s.resolved.forget(fsPath)
 		return notFound(fmt.Errorf("open %s in %s: %w", rel, rootDir, err))
 	}
 	defer f.Close()
@@ -143,14 +147,23 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 // confine resolves fsPath's symlinks and returns the root (the docroot's
 // real path or an allowed symlink root) that contains the result, and the
 // result relative to it. It fails when the real path is in none of them.
+//
+// Resolutions are cached (resolveCache): a static request would otherwise
+// walk every component of a deep path twice. A cached answer stays safe when
+// a symlink changes afterwards, because files are then opened through an
+// os.Root of the root the answer named, which no symlink can escape; and
+// only the site's uploads directory can change under a site's user.
 func (s *Server) confine(docroot, fsPath string) (rootDir, rel string, err error) {
+	if r, ok := s.resolved.get(fsPath); ok {
+		return r.root, r.rel, nil
+	}
 	real, err := filepath.EvalSymlinks(fsPath)
 	if err != nil {
 		return "", "", fmt.Errorf("resolve %s: %w", fsPath, err)
 	}
-	realDoc, err := filepath.EvalSymlinks(docroot)
+	realDoc, err := s.realDocroot(docroot)
 	if err != nil {
-		return "", "", fmt.Errorf("resolve docroot %s: %w", docroot, err)
+		return "", "", err
 	}
 	for i := -1; i < len(s.allowed); i++ {
 		root := realDoc
@@ -158,10 +171,80 @@ func (s *Server) confine(docroot, fsPath string) (rootDir, rel string, err error
 			root = s.allowed[i]
 		}
 		if rel, ok := within(root, real); ok {
+			s.resolved.put(fsPath, resolution{root: root, rel: rel})
 			return root, rel, nil
 		}
 	}
 	return "", "", fmt.Errorf("%s resolves to %s, outside the docroot and the allowed symlink roots", fsPath, real)
+}
+
+// realDocroot returns docroot with its symlinks resolved (cached: a docroot
+// path is never reused for another site, it is named by the site's id).
+func (s *Server) realDocroot(docroot string) (string, error) {
+	if v, ok := s.realDocs.Load(docroot); ok {
+		return v.(string), nil
+	}
+	real, err := filepath.EvalSymlinks(docroot)
+	if err != nil {
+		return "", fmt.Errorf("resolve docroot %s: %w", docroot, err)
+	}
+	s.realDocs.Store(docroot, real)
+	return real, nil
+}
+
+// openRoot returns an os.Root for dir: the allowed symlink roots (few, and
+// where most static files of a shared core live) stay open; a docroot is
+// opened per request, since a shard can host more sites than the process
+// may keep descriptors. close must be called when done.
+func (s *Server) openRoot(dir string) (root *os.Root, close func(), err error) {
+	if v, ok := s.allowedRoots.Load(dir); ok {
+		return v.(*os.Root), func() {}, nil
+	}
+	root, err = os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if slices.Contains(s.allowed, dir) {
+		if v, loaded := s.allowedRoots.LoadOrStore(dir, root); loaded {
+			root.Close()
+			return v.(*os.Root), func() {}, nil
+		}
+		return root, func() {}, nil
+	}
+	return root, func() { root.Close() }, nil
+}
+
+// resolution is where a path in a docroot really is: rel inside root.
+type resolution struct{ root, rel string }
+
+// resolveCache is a bounded map of resolutions; when full it starts over.
+type resolveCache struct {
+	mu sync.RWMutex
+	m  map[string]resolution
+}
+
+const maxResolutions = 16384
+
+func (c *resolveCache) get(p string) (resolution, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.m[p]
+	return r, ok
+}
+
+func (c *resolveCache) put(p string, r resolution) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxResolutions {
+		c.m = make(map[string]resolution, 256)
+	}
+	c.m[p] = r
+}
+
+func (c *resolveCache) forget(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, p)
 }
 
 // within reports whether p is root or below it, and p relative to root.

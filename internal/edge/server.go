@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -124,6 +125,9 @@ type Server struct {
 	retryAfter   string
 	tempDir      string
 	table        atomic.Pointer[Table]
+	resolved     resolveCache // path in a docroot → real location
+	realDocs     sync.Map     // docroot → docroot with symlinks resolved
+	allowedRoots sync.Map     // allowed symlink root → open *os.Root
 	requestIDGen func() string
 }
 
