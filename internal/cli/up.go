@@ -56,6 +56,7 @@ type upFlags struct {
 	acmeEmail  string
 	rateIP     float64
 	rateSite   float64
+	debugAddr  string
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -163,6 +164,7 @@ reachable on ports 80 and 443 for that).`,
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.Version = cmd.Root().Version
+			cfg.DebugAddr = f.debugAddr
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -178,6 +180,7 @@ reachable on ports 80 and 443 for that).`,
 	fl.StringVar(&f.acmeCA, "acme-ca", "", "ACME directory URL for public site domains (default Let's Encrypt production; 'off': internal CA only) (env "+EnvACMECA+")")
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
+	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060; no auth: keep it on loopback)")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

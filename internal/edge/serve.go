@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // noExecPrefix is the only directory site users can write to; PHP is never
@@ -63,7 +66,7 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) er
 		if forbiddenName(name) {
 			return notFound(fmt.Errorf("refused to serve %q", clean))
 		}
-		return s.serveStatic(w, r, rt, fsPath)
+		return s.serveStatic(w, r, rt, fsPath, fi)
 	case err == nil:
 		return notFound(fmt.Errorf("not a regular file: %q (%s)", clean, fi.Mode().Type()))
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || trailingSlash:
@@ -107,7 +110,11 @@ func splitPathInfo(p string) (script, info string, ok bool) {
 // serveStatic serves fsPath if its real location (after symlinks) is inside
 // the docroot or an allowed symlink root, opening it through an os.Root so
 // a symlink swapped in after the check cannot escape either.
-func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, fsPath string) error {
+//
+// Small files are kept in memory (staticCache) keyed by their real location
+// and revalidated against fi, the stat the caller just made: a hit costs no
+// open, fstat, sendfile or close.
+func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, fsPath string, fi os.FileInfo) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return &HTTPError{Status: http.StatusMethodNotAllowed, Message: "Method not allowed."}
@@ -118,6 +125,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	}
 	if forbiddenName(filepath.Base(rel)) || hasDotSegment("/"+filepath.ToSlash(rel)) {
 		return notFound(fmt.Errorf("%s resolves to refused file %s", fsPath, filepath.Join(rootDir, rel)))
+	}
+	realPath := filepath.Join(rootDir, rel)
+	if e, ok := s.static.get(realPath); ok && e.size == fi.Size() && e.modTime.Equal(fi.ModTime()) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.ServeContent(w, r, filepath.Base(fsPath), e.modTime, bytes.NewReader(e.body))
+		return nil
 	}
 	root, closeRoot, err := s.openRoot(rootDir)
 	if err != nil {
@@ -131,7 +144,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 		return notFound(fmt.Errorf("open %s in %s: %w", rel, rootDir, err))
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	fi, err = f.Stat() // the opened file, which a swapped symlink cannot change
 	if err != nil {
 		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
 	}
@@ -139,9 +152,61 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 		return notFound(fmt.Errorf("%s is not a regular file", fsPath))
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if fi.Size() <= maxStaticEntry {
+		body := make([]byte, fi.Size())
+		if _, err := io.ReadFull(f, body); err == nil {
+			s.static.put(realPath, staticEntry{body: body, size: fi.Size(), modTime: fi.ModTime()})
+			http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), bytes.NewReader(body))
+			return nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("rewind %s: %w", fsPath, err)}
+		}
+	}
 	// The name (hence Content-Type) is the one the visitor asked for.
 	http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), f)
 	return nil
+}
+
+// Static files up to maxStaticEntry bytes are kept in memory, up to
+// maxStaticBytes in all (a shard's themes and core assets fit many times).
+const (
+	maxStaticEntry = 256 << 10
+	maxStaticBytes = 64 << 20
+)
+
+type staticEntry struct {
+	body    []byte
+	size    int64
+	modTime time.Time
+}
+
+// staticCache holds small static files by real path; when full it starts
+// over (the working set of a shard's assets is small and shared).
+type staticCache struct {
+	mu    sync.RWMutex
+	m     map[string]staticEntry
+	bytes int64
+}
+
+func (c *staticCache) get(p string) (staticEntry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[p]
+	return e, ok
+}
+
+func (c *staticCache) put(p string, e staticEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || c.bytes+e.size > maxStaticBytes {
+		c.m, c.bytes = make(map[string]staticEntry, 256), 0
+	}
+	if old, ok := c.m[p]; ok {
+		c.bytes -= old.size
+	}
+	c.m[p] = e
+	c.bytes += e.size
 }
 
 // confine resolves fsPath's symlinks and returns the root (the docroot's

@@ -126,6 +126,7 @@ type Server struct {
 	tempDir      string
 	table        atomic.Pointer[Table]
 	resolved     resolveCache // path in a docroot → real location
+	static       staticCache  // small static files by real location
 	realDocs     sync.Map     // docroot → docroot with symlinks resolved
 	allowedRoots sync.Map     // allowed symlink root → open *os.Root
 	requestIDGen func() string
@@ -332,6 +333,23 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach Flush and friends.
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// ReadFrom keeps the server's sendfile path for static files
+// (http.ServeContent copies a file with io.Copy, which uses ReadFrom).
+func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	rf, ok := c.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		n, err := io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+		c.bytes += n
+		return n, err
+	}
+	n, err := rf.ReadFrom(src)
+	c.bytes += n
+	return n, err
+}
 
 func newRequestID() string {
 	var b [12]byte

@@ -699,3 +699,24 @@ func TestPHPMiddlewaresGuardOnlyPHP(t *testing.T) {
 		})
 	}
 }
+
+// Static files served from memory follow changes on disk.
+func TestStaticCacheFollowsChanges(t *testing.T) {
+	f := newFixture(t)
+	get := func() string {
+		_, body := f.do(t, request{host: "site.test", target: "/style.css"})
+		return body
+	}
+	if got := get(); got != "body { color: red }\n" {
+		t.Fatalf("first = %q", got)
+	}
+	get() // now from memory
+	p := filepath.Join(f.docroot, "style.css")
+	if err := os.WriteFile(p, []byte("body { color: blue; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	if got := get(); got != "body { color: blue; }\n" {
+		t.Fatalf("after change = %q", got)
+	}
+}

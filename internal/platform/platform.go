@@ -47,6 +47,9 @@ type Config struct {
 	Version  string
 	// CacheBytes is the edge page cache's memory budget, default 256 MiB.
 	CacheBytes int64
+	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there,
+	// without authentication: for loopback only.
+	DebugAddr string
 	// HTTPSAddr is the edge's HTTPS listener (HTTP/2); empty: none.
 	// Certificates come from the internal CA in <data-dir>/tls for
 	// internal names (*.localhost, *.test, IPs …) and from ACME for
@@ -219,6 +222,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	serve("api", apiSrv, apiLn)
 	serve("edge", edgeSrv, edgeLn)
+	debugSrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if cfg.DebugAddr != "" {
+		if debugLn, err := net.Listen("tcp", cfg.DebugAddr); err != nil {
+			log.Error("debug listener not started", "err", err)
+		} else {
+			serve("debug", debugSrv, debugLn)
+			log.Warn("serving pprof without authentication", "addr", debugLn.Addr().String())
+		}
+	}
 	if httpsSrv != nil {
 		serve("edge-https", httpsSrv, tls.NewListener(httpsLn, extras.tlsConfig))
 		log.Info("edge HTTPS", "addr", httpsLn.Addr().String(), "ca", filepath.Join(dataDir, "tls", "ca.crt"))
@@ -275,6 +287,7 @@ func Run(ctx context.Context, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = apiSrv.Shutdown(shutdownCtx)
+	_ = debugSrv.Close()
 	_ = edgeSrv.Shutdown(shutdownCtx)
 	if httpsSrv != nil {
 		_ = httpsSrv.Shutdown(shutdownCtx)
