@@ -24,6 +24,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("SupervisedRestarts", func(t *testing.T) { p.t = t; testSupervisedRestarts(t, p) })
 	t.Run("BadInput", func(t *testing.T) { p.t = t; testBadInput(t, p) })
 	t.Run("PageCache", func(t *testing.T) { p.t = t; testPageCache(t, p) })
+	t.Run("CacheColdAndStale", func(t *testing.T) { p.t = t; testCacheColdAndStale(t, p) })
 	t.Run("Purge", func(t *testing.T) { p.t = t; testPurge(t, p) })
 	t.Run("WAF", func(t *testing.T) { p.t = t; testWAF(t, p) })
 	t.Run("StopAndRestart", func(t *testing.T) { p.t = t; testStopAndRestart(t, p) })

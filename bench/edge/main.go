@@ -341,8 +341,12 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		want := func(code int) bool { return (code == http.StatusForbidden) == (mode == "block") }
+		n := 0
 		err := p.poll(ctx, 15*time.Second, 100*time.Millisecond, "waiting for WAF mode "+mode, func() (bool, error) {
-			code, _, err := probe(ctx, hc, edgeSide.addr, host, wafProbe, nil)
+			// A new query each time: the WAF guards PHP, and a probe answered
+			// from the page cache would never reach it.
+			n++
+			code, _, err := probe(ctx, hc, edgeSide.addr, host, fmt.Sprintf("%s&n=%d%d", wafProbe, time.Now().UnixNano(), n), nil)
 			return err == nil && want(code), err
 		})
 		if err != nil {
