@@ -174,8 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// endpoint; the API purges through the same Purger, the page cache.
 	purges, err := newPurging(dataDir, edgeLn.Addr())
 	if err != nil {
-		apiLn.Close()
-		edgeLn.Close()
+		closeLns()
 		return err
 	}
 
