@@ -52,7 +52,7 @@ func TestDecision(t *testing.T) {
 
 	// (An allowed name would go on to the CA; certmagic keeps retrying an
 	// unreachable one for minutes, so that path is left to a real ACME
-	// server.)
+	// server: TestIssueFromPebble.)
 }
 
 func TestHTTPChallengeHandlerPassesThrough(t *testing.T) {
