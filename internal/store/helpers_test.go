@@ -170,3 +170,28 @@ func TestDecodeContinueInvalid(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeDecodeSite(t *testing.T) {
+	created := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	in := &site.Site{
+		Metadata: site.Metadata{Name: "a.example.com", UID: "u1", Generation: 2, CreatedAt: created, Labels: map[string]string{"k": "v"}},
+		Spec:     site.Spec{Domain: "a.example.com", Title: "A"},
+		Status:   site.Status{Phase: "Ready", Shard: "local"},
+	}
+	md, sp, st, err := EncodeSite(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeSite("a.example.com", md, sp, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, err := jsonEqual(in, out); err != nil || !same || !out.Metadata.CreatedAt.Equal(created) {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+	for i, bad := range [][3][]byte{{[]byte("{"), sp, st}, {md, []byte("["), st}, {md, sp, []byte("x")}} {
+		if _, err := DecodeSite("a.example.com", bad[0], bad[1], bad[2]); err == nil || !strings.Contains(err.Error(), `"a.example.com"`) {
+			t.Errorf("bad column %d: got %v, want an error naming the site", i, err)
+		}
+	}
+}

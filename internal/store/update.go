@@ -96,3 +96,35 @@ func ValidateNewSite(s *site.Site) error {
 	}
 	return nil
 }
+
+// EncodeSite returns the JSON encodings of s's metadata, spec and status, as
+// implementations store them.
+func EncodeSite(s *site.Site) (metadata, spec, status []byte, err error) {
+	if metadata, err = json.Marshal(s.Metadata); err != nil {
+		return nil, nil, nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	if spec, err = json.Marshal(s.Spec); err != nil {
+		return nil, nil, nil, fmt.Errorf("encode spec: %w", err)
+	}
+	if status, err = json.Marshal(s.Status); err != nil {
+		return nil, nil, nil, fmt.Errorf("encode status: %w", err)
+	}
+	return metadata, spec, status, nil
+}
+
+// DecodeSite is the inverse of EncodeSite; name (the site's, for errors)
+// names the row in its errors. The caller then sets what its columns hold
+// authoritatively (name, UID, resource version).
+func DecodeSite(name string, metadata, spec, status []byte) (*site.Site, error) {
+	var s site.Site
+	if err := json.Unmarshal(metadata, &s.Metadata); err != nil {
+		return nil, fmt.Errorf("decode metadata of %q: %w", name, err)
+	}
+	if err := json.Unmarshal(spec, &s.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of %q: %w", name, err)
+	}
+	if err := json.Unmarshal(status, &s.Status); err != nil {
+		return nil, fmt.Errorf("decode status of %q: %w", name, err)
+	}
+	return &s, nil
+}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,17 +19,9 @@ type siteRow struct {
 }
 
 func encodeSite(s *site.Site) (siteRow, error) {
-	md, err := json.Marshal(s.Metadata)
+	md, sp, st, err := store.EncodeSite(s)
 	if err != nil {
-		return siteRow{}, fmt.Errorf("encode metadata: %w", err)
-	}
-	sp, err := json.Marshal(s.Spec)
-	if err != nil {
-		return siteRow{}, fmt.Errorf("encode spec: %w", err)
-	}
-	st, err := json.Marshal(s.Status)
-	if err != nil {
-		return siteRow{}, fmt.Errorf("encode status: %w", err)
+		return siteRow{}, err
 	}
 	return siteRow{
 		name:            s.Metadata.Name,
@@ -44,21 +35,15 @@ func encodeSite(s *site.Site) (siteRow, error) {
 }
 
 func (r siteRow) decode() (*site.Site, error) {
-	var s site.Site
-	if err := json.Unmarshal([]byte(r.metadata), &s.Metadata); err != nil {
-		return nil, fmt.Errorf("decode metadata of %q: %w", r.name, err)
-	}
-	if err := json.Unmarshal([]byte(r.spec), &s.Spec); err != nil {
-		return nil, fmt.Errorf("decode spec of %q: %w", r.name, err)
-	}
-	if err := json.Unmarshal([]byte(r.status), &s.Status); err != nil {
-		return nil, fmt.Errorf("decode status of %q: %w", r.name, err)
+	s, err := store.DecodeSite(r.name, []byte(r.metadata), []byte(r.spec), []byte(r.status))
+	if err != nil {
+		return nil, err
 	}
 	// The columns are authoritative.
 	s.Metadata.Name = r.name
 	s.Metadata.UID = r.uid
 	s.Metadata.ResourceVersion = r.resourceVersion
-	return &s, nil
+	return s, nil
 }
 
 // rowScanner is *sql.Row or *sql.Rows.
