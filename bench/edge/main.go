@@ -91,6 +91,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
 )
 
@@ -143,9 +144,8 @@ func main() {
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
-}
+// logf writes a progress line to stderr.
+var logf = benchplatform.Logf
 
 // side is one server under test.
 type side struct {
@@ -215,7 +215,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	p, err := startPlatform(bin, extra)
+	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-edge-", Extra: extra})
 	if err != nil {
 		return err
 	}
@@ -226,29 +226,29 @@ func run(ctx context.Context, o options) (err error) {
 				logf("nginx: %v", serr)
 			}
 		}
-		if serr := p.stop(); serr != nil {
+		if serr := p.Stop(); serr != nil {
 			logf("stop: %v", serr)
 		}
 		if o.keep || err != nil {
-			logf("kept %s (platform log: %s)", p.dir, p.logPath)
+			logf("kept %s (platform log: %s)", p.Dir, p.LogPath)
 			if err != nil && !o.keep {
-				logf("to clean up: remove the site users with home under %s, then the directory", p.dataDir)
+				logf("to clean up: remove the site users with home under %s, then the directory", p.DataDir)
 			}
 			return
 		}
-		if cerr := p.cleanup(); cerr != nil {
+		if cerr := p.Cleanup(); cerr != nil {
 			logf("cleanup: %v", cerr)
 		}
 	}()
 
-	cl, err := p.waitAPI(ctx)
+	cl, err := p.WaitAPI(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.waitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
+	if err := p.WaitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
 		return fmt.Errorf("waiting for the shard: %w", err)
 	}
-	logf("platform up (pid %d, edge %s, data %s)", p.cmd.Process.Pid, p.edge, p.dataDir)
+	logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)
 
 	created, err := cl.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: o.domain, Title: "Edge bench", AdminEmail: "admin@" + o.domain})
 	if err != nil {
@@ -266,8 +266,8 @@ func run(ctx context.Context, o options) (err error) {
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	edgeSide := side{"edge", p.edge}
-	if err := p.poll(ctx, 2*time.Minute, 50*time.Millisecond, "waiting for the site to serve", func() (bool, error) {
+	edgeSide := side{"edge", p.Edge}
+	if err := p.Poll(ctx, 2*time.Minute, 50*time.Millisecond, "waiting for the site to serve", func() (bool, error) {
 		code, _, err := probe(ctx, hc, edgeSide.addr, host, "/", nil)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("HTTP %d", code)
@@ -287,11 +287,11 @@ func run(ctx context.Context, o options) (err error) {
 	logf("site %s ready: docroot %s, pool %s, Host %s", o.domain, st.Status.Docroot, socket, host)
 
 	// nginx.
-	nport, err := freePort()
+	nport, err := benchplatform.FreePort()
 	if err != nil {
 		return err
 	}
-	ncfg := nginxConfig{Dir: filepath.Join(p.dir, "nginx"), Listen: fmt.Sprintf("127.0.0.1:%d", nport),
+	ncfg := nginxConfig{Dir: filepath.Join(p.Dir, "nginx"), Listen: fmt.Sprintf("127.0.0.1:%d", nport),
 		ServerName: o.domain, Root: st.Status.Docroot, Socket: socket, Include: "/etc/nginx"}
 	confPath, err := writeNginx(ncfg)
 	if err != nil {
@@ -304,7 +304,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	nginxSide := side{"nginx", ncfg.Listen}
-	if err := p.poll(ctx, 30*time.Second, 50*time.Millisecond, "waiting for nginx", func() (bool, error) {
+	if err := p.Poll(ctx, 30*time.Second, 50*time.Millisecond, "waiting for nginx", func() (bool, error) {
 		if err := ngx.died(); err != nil {
 			return false, err
 		}
@@ -337,12 +337,12 @@ func run(ctx context.Context, o options) (err error) {
 		if wafFlag == "" {
 			return nil
 		}
-		if _, err := p.cli(ctx, "site", "set", o.domain, wafFlag+"="+mode); err != nil {
+		if _, err := p.CLI(ctx, "site", "set", o.domain, wafFlag+"="+mode); err != nil {
 			return err
 		}
 		want := func(code int) bool { return (code == http.StatusForbidden) == (mode == "block") }
 		n := 0
-		err := p.poll(ctx, 15*time.Second, 100*time.Millisecond, "waiting for WAF mode "+mode, func() (bool, error) {
+		err := p.Poll(ctx, 15*time.Second, 100*time.Millisecond, "waiting for WAF mode "+mode, func() (bool, error) {
 			// A new query each time: the WAF guards PHP, and a probe answered
 			// from the page cache would never reach it.
 			n++
@@ -429,7 +429,7 @@ func run(ctx context.Context, o options) (err error) {
 				prof = append(prof, sc)
 			}
 		}
-		paths, err := profileEdge(ctx, o, p.dataDir, st, host, prof, o.profile)
+		paths, err := profileEdge(ctx, o, p.DataDir, st, host, prof, o.profile)
 		if err != nil {
 			return fmt.Errorf("profile: %w", err)
 		}
@@ -481,12 +481,12 @@ var wafFlagRE = regexp.MustCompile(`--waf(-mode)?[ =]`)
 
 // detectWAFControl looks for `aipress site set` with a WAF flag. It returns
 // the flag, or "" and why not.
-func detectWAFControl(ctx context.Context, p *platform) (string, string) {
-	help, _ := p.cli(ctx, "site", "--help")
+func detectWAFControl(ctx context.Context, p *benchplatform.Platform) (string, string) {
+	help, _ := p.CLI(ctx, "site", "--help")
 	if !regexp.MustCompile(`(?m)^\s+set\s`).MatchString(help) {
 		return "", ""
 	}
-	help, err := p.cli(ctx, "site", "set", "--help")
+	help, err := p.CLI(ctx, "site", "set", "--help")
 	if err != nil {
 		return "", "`aipress site set --help` failed: " + err.Error()
 	}

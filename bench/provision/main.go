@@ -29,17 +29,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -49,6 +46,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/shard"
 )
@@ -99,19 +97,29 @@ func main() {
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
-}
+// logf writes a progress line to stderr.
+var logf = benchplatform.Logf
 
-// platform is the running aipress process.
-type platform struct {
-	cmd     *exec.Cmd
-	dir     string // temp dir: data/ and aipress.log
-	dataDir string
-	logPath string
-	edge    string // 127.0.0.1:port
-	exited  chan struct{}
-	waitErr error
+// platform is the running aipress process, with the requests the benchmark
+// sends to its edge.
+type platform struct{ *benchplatform.Platform }
+
+// startPlatform starts the platform; its Stop fails when a mariadbd or
+// php-fpm process of it outlived aipress.
+func startPlatform(bin string) (*platform, error) {
+	bp, err := benchplatform.Start(bin, benchplatform.Options{AfterExit: func(bp *benchplatform.Platform) error {
+		if procs, err := listProcs(); err == nil {
+			pp := findPlatformProcs(procs, bp.PID(), bp.DataDir)
+			if n := len(pp.mariadb) + len(pp.fpmMasters) + len(pp.fpmWorkers); n > 0 {
+				return fmt.Errorf("%d mariadbd/php-fpm process(es) outlived aipress", n)
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &platform{bp}, nil
 }
 
 // Result holds every figure. Durations are in milliseconds.
@@ -162,40 +170,40 @@ func run(ctx context.Context, o options) (err error) {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("binary: %w (run make build)", err)
 	}
-	p, err := startPlatform(ctx, bin)
+	p, err := startPlatform(bin)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if stopErr := p.stop(); stopErr != nil {
+		if stopErr := p.Stop(); stopErr != nil {
 			logf("stop: %v", stopErr)
 		}
 		if o.keep || err != nil {
-			logf("kept %s (platform log: %s)", p.dir, p.logPath)
+			logf("kept %s (platform log: %s)", p.Dir, p.LogPath)
 			if err != nil && !o.keep {
-				logf("to clean up: remove the site users with home under %s, then the directory", p.dataDir)
+				logf("to clean up: remove the site users with home under %s, then the directory", p.DataDir)
 			}
 			return
 		}
-		if cerr := p.cleanup(); cerr != nil {
+		if cerr := p.Cleanup(); cerr != nil {
 			logf("cleanup: %v", cerr)
 		}
 	}()
 
-	cl, err := p.waitAPI(ctx)
+	cl, err := p.WaitAPI(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.waitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
+	if err := p.WaitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
 		return fmt.Errorf("waiting for the shard: %w", err)
 	}
-	logf("platform up (pid %d, edge %s, data %s)", p.cmd.Process.Pid, p.edge, p.dataDir)
+	logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)
 
 	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU()}
 	res.Goals.TTF200P50Ms = ms(goalTTF200)
 	res.Goals.IdlePerSiteBytes = goalIdlePerSite
 	res.Goals.ColdFirstReqP50Ms = ms(goalColdFirst)
-	if res.MemBaseline, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+	if res.MemBaseline, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (baseline): %w", err)
 	}
 
@@ -242,16 +250,16 @@ func run(ctx context.Context, o options) (err error) {
 	res.CreationSecs = elapsed.Seconds()
 	res.SitesPerMinute = float64(o.n) / elapsed.Minutes()
 
-	if res.MemAfterCreation, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+	if res.MemAfterCreation, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (after creation): %w", err)
 	}
 	logf("waiting %v for php-fpm workers to go idle", o.idleWait)
 	idleStart := time.Now()
-	if err := sleep(ctx, o.idleWait); err != nil {
+	if err := benchplatform.Sleep(ctx, o.idleWait); err != nil {
 		return err
 	}
 	res.IdleWaitSecs = time.Since(idleStart).Seconds()
-	if res.MemIdle, err = measureMem(p.cmd.Process.Pid, p.dataDir); err != nil {
+	if res.MemIdle, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (idle): %w", err)
 	}
 	perSite := func(m, base Mem) (Mem, Mem) {
@@ -277,7 +285,7 @@ func run(ctx context.Context, o options) (err error) {
 		if err != nil {
 			return err
 		}
-		if w := findPlatformProcs(procs, p.cmd.Process.Pid, p.dataDir).poolWorkers(s.pool); w > 0 {
+		if w := findPlatformProcs(procs, p.PID(), p.DataDir).poolWorkers(s.pool); w > 0 {
 			logf("cold: %s still has %d worker(s); skipped", s.domain, w)
 			continue
 		}
@@ -303,139 +311,9 @@ func run(ctx context.Context, o options) (err error) {
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func startPlatform(ctx context.Context, bin string) (*platform, error) {
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	apiPort, err := freePort()
-	for err == nil && apiPort == httpPort {
-		apiPort, err = freePort()
-	}
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "aipress-bench-")
-	if err != nil {
-		return nil, err
-	}
-	p := &platform{dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "aipress.log"),
-		edge: fmt.Sprintf("127.0.0.1:%d", httpPort), exited: make(chan struct{})}
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	defer logFile.Close() // the child has its own descriptor
-	p.cmd = exec.Command(bin, "up", "--data-dir", p.dataDir,
-		"--http", p.edge, "--api", fmt.Sprintf("127.0.0.1:%d", apiPort))
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	// Own process group: a Ctrl-C on the benchmark reaches aipress only
-	// through stop(), which waits for it to stop MariaDB and php-fpm.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
-	logf("started %s up (pid %d, edge %s, api 127.0.0.1:%d, log %s)", bin, p.cmd.Process.Pid, p.edge, apiPort, p.logPath)
-	return p, nil
-}
-
-// died returns an error with the log's tail if the platform exited.
-func (p *platform) died() error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("aipress exited (%v); log tail:\n%s", p.waitErr, p.logTail(20))
-	default:
-		return nil
-	}
-}
-
-func (p *platform) logTail(n int) string {
-	b, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// poll calls fn every interval until it reports done, the platform dies,
-// limit passes or ctx ends.
-func (p *platform) poll(ctx context.Context, limit time.Duration, interval time.Duration, what string, fn func() (bool, error)) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for {
-		done, err := fn()
-		if done {
-			return nil
-		}
-		last = err
-		if err := p.died(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: gave up after %v (last error: %v)", what, limit, last)
-		}
-		if err := sleep(ctx, interval); err != nil {
-			return fmt.Errorf("%s: %w (last error: %v)", what, err, last)
-		}
-	}
-}
-
-// waitAPI waits for client.json and for the API to answer whoami.
-func (p *platform) waitAPI(ctx context.Context) (*apiclient.Client, error) {
-	var cfg *apiclient.Config
-	err := p.poll(ctx, time.Minute, 50*time.Millisecond, "waiting for client.json", func() (bool, error) {
-		c, err := apiclient.ReadConfig(p.dataDir)
-		cfg = c
-		return err == nil, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(cfg.URL, "http://127.0.0.1:") {
-		return nil, fmt.Errorf("client.json names %s, want a 127.0.0.1 URL", cfg.URL)
-	}
-	cl := apiclient.New(cfg.URL, cfg.Token)
-	cl.HTTPClient = &http.Client{Timeout: time.Minute}
-	err = p.poll(ctx, time.Minute, 50*time.Millisecond, "waiting for the API", func() (bool, error) {
-		_, err := cl.WhoAmI(ctx)
-		return err == nil, err
-	})
-	return cl, err
-}
-
-// waitLog waits for a line containing s in the platform's log.
-func (p *platform) waitLog(ctx context.Context, s string, limit time.Duration) error {
-	return p.poll(ctx, limit, 100*time.Millisecond, "waiting for log line "+strconv.Quote(s), func() (bool, error) {
-		b, err := os.ReadFile(p.logPath)
-		return err == nil && strings.Contains(string(b), s), err
-	})
-}
-
 // get sends GET / for domain to the edge and returns the status code.
 func (p *platform) get(ctx context.Context, hc *http.Client, domain string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.edge+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Edge+"/", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -464,10 +342,10 @@ func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain stri
 		} else {
 			last = "HTTP " + strconv.Itoa(code)
 		}
-		if derr := p.died(); derr != nil {
+		if derr := p.Died(); derr != nil {
 			return derr
 		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := benchplatform.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
 		}
 	}
@@ -482,71 +360,6 @@ func (p *platform) timedGet(ctx context.Context, hc *http.Client, domain string)
 		err = fmt.Errorf("HTTP %d", code)
 	}
 	return d, err
-}
-
-// stop sends SIGINT and waits for aipress to stop MariaDB and php-fpm and
-// exit; after 90 s it kills the process group.
-func (p *platform) stop() error {
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	logf("stopping the platform (SIGINT)")
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.exited:
-	case <-time.After(90 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-		return errors.New("aipress did not exit within 90s after SIGINT; killed")
-	}
-	if procs, err := listProcs(); err == nil {
-		pp := findPlatformProcs(procs, p.cmd.Process.Pid, p.dataDir)
-		if n := len(pp.mariadb) + len(pp.fpmMasters) + len(pp.fpmWorkers); n > 0 {
-			return fmt.Errorf("%d mariadbd/php-fpm process(es) outlived aipress", n)
-		}
-	}
-	var ee *exec.ExitError
-	if p.waitErr != nil && !errors.As(p.waitErr, &ee) {
-		return p.waitErr
-	}
-	if ee != nil {
-		return fmt.Errorf("aipress: %v; log tail:\n%s", ee, p.logTail(10))
-	}
-	return nil
-}
-
-// cleanup removes the site Unix users (home below the data directory) and
-// the temp directory.
-func (p *platform) cleanup() error {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return err
-	}
-	var users []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 6 && strings.HasPrefix(fields[5], p.dataDir+string(filepath.Separator)) {
-			users = append(users, fields[0])
-		}
-	}
-	f.Close()
-	var errs []error
-	for _, u := range users {
-		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
-		}
-		_ = exec.Command("groupdel", u).Run() // usually gone with the user
-	}
-	if err := os.RemoveAll(p.dir); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		logf("removed %s and %d site user(s)", p.dir, len(users))
-	}
-	return errors.Join(errs...)
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -2,23 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
-)
-
-// List page sizes (see store.Store).
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
 )
 
 // siteRow is a sites row as stored.
@@ -29,17 +20,9 @@ type siteRow struct {
 }
 
 func encodeSite(s *site.Site) (siteRow, error) {
-	md, err := json.Marshal(s.Metadata)
+	md, sp, st, err := store.EncodeSite(s)
 	if err != nil {
-		return siteRow{}, fmt.Errorf("encode metadata: %w", err)
-	}
-	sp, err := json.Marshal(s.Spec)
-	if err != nil {
-		return siteRow{}, fmt.Errorf("encode spec: %w", err)
-	}
-	st, err := json.Marshal(s.Status)
-	if err != nil {
-		return siteRow{}, fmt.Errorf("encode status: %w", err)
+		return siteRow{}, err
 	}
 	return siteRow{
 		name:            s.Metadata.Name,
@@ -53,21 +36,15 @@ func encodeSite(s *site.Site) (siteRow, error) {
 }
 
 func (r siteRow) decode() (*site.Site, error) {
-	var s site.Site
-	if err := json.Unmarshal(r.metadata, &s.Metadata); err != nil {
-		return nil, fmt.Errorf("decode metadata of %q: %w", r.name, err)
-	}
-	if err := json.Unmarshal(r.spec, &s.Spec); err != nil {
-		return nil, fmt.Errorf("decode spec of %q: %w", r.name, err)
-	}
-	if err := json.Unmarshal(r.status, &s.Status); err != nil {
-		return nil, fmt.Errorf("decode status of %q: %w", r.name, err)
+	s, err := store.DecodeSite(r.name, r.metadata, r.spec, r.status)
+	if err != nil {
+		return nil, err
 	}
 	// The columns are authoritative.
 	s.Metadata.Name = r.name
 	s.Metadata.UID = r.uid
 	s.Metadata.ResourceVersion = r.resourceVersion
-	return &s, nil
+	return s, nil
 }
 
 const siteColumns = `name, uid, shard, resource_version, metadata, spec, status`
@@ -100,18 +77,10 @@ func getRow(ctx context.Context, q querier, name string, forUpdate bool) (siteRo
 // CreateSite stores a new site. It sets s.Metadata.Generation to 1 and
 // s.Metadata.ResourceVersion to the write's revision.
 func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
-	if st == nil {
-		return fmt.Errorf("create site: nil site: %w", store.ErrInvalid)
+	if err := store.ValidateNewSite(st); err != nil {
+		return err
 	}
 	name := st.Metadata.Name
-	switch {
-	case name == "":
-		return fmt.Errorf("create site: empty name: %w", store.ErrInvalid)
-	case st.Metadata.UID == "":
-		return fmt.Errorf("create site %q: empty uid: %w", name, store.ErrInvalid)
-	case st.Metadata.CreatedAt.IsZero():
-		return fmt.Errorf("create site %q: zero created_at: %w", name, store.ErrInvalid)
-	}
 	c := *st
 	c.Metadata.Generation = 1
 	c.Metadata.ResourceVersion = 0 // the column, set below, is authoritative
@@ -159,12 +128,8 @@ func (s *Store) GetSite(ctx context.Context, name string) (*site.Site, error) {
 // ListSites returns one page of sites ordered by name, and the revision of
 // the snapshot it was read from.
 func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.SiteList, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	after, err := decodeContinue(opts.Continue)
+	limit := store.PageLimit(opts.Limit)
+	after, err := store.DecodeContinue(opts.Continue)
 	if err != nil {
 		return nil, fmt.Errorf("list sites: %w", err)
 	}
@@ -216,27 +181,9 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 	}
 	if len(list.Items) > limit {
 		list.Items = list.Items[:limit]
-		list.Continue = encodeContinue(list.Items[limit-1].Metadata.Name)
+		list.Continue = store.EncodeContinue(list.Items[limit-1].Metadata.Name)
 	}
 	return list, nil
-}
-
-// continuePrefix versions the continue token's format (the sqlite package's).
-const continuePrefix = "1:"
-
-func encodeContinue(lastName string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(continuePrefix + lastName))
-}
-
-func decodeContinue(tok string) (string, error) {
-	if tok == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || !strings.HasPrefix(string(b), continuePrefix) || len(b) == len(continuePrefix) {
-		return "", fmt.Errorf("invalid continue token: %w", store.ErrInvalid)
-	}
-	return string(b[len(continuePrefix):]), nil
 }
 
 // UpdateSite applies mutate to the current value of the site and stores the
@@ -263,39 +210,19 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 			mutateErr = err
 			return err
 		}
-		bm, nm := &before.Metadata, &next.Metadata
-		switch {
-		case nm.Name != bm.Name:
-			return fmt.Errorf("metadata.name cannot change: %w", store.ErrInvalid)
-		case nm.UID != bm.UID:
-			return fmt.Errorf("metadata.uid cannot change: %w", store.ErrInvalid)
-		case !nm.CreatedAt.Equal(bm.CreatedAt):
-			return fmt.Errorf("metadata.created_at cannot change: %w", store.ErrInvalid)
-		}
-		// Generation and ResourceVersion belong to the store.
-		nm.Generation, nm.ResourceVersion = bm.Generation, bm.ResourceVersion
-
-		specChanged, err := generationChange(before, next)
+		write, err := store.PrepareUpdate(before, next)
 		if err != nil {
 			return err
 		}
-		if specChanged {
-			nm.Generation++
-		} else {
-			same, err := jsonEqual(before, next)
-			if err != nil {
-				return err
-			}
-			if same {
-				out = next // nothing changed: write nothing
-				return nil
-			}
+		if !write {
+			out = next // nothing changed: write nothing
+			return nil
 		}
 		rev, err := nextRevision(ctx, tx)
 		if err != nil {
 			return err
 		}
-		nm.ResourceVersion = rev
+		next.Metadata.ResourceVersion = rev
 		w, err := encodeSite(next)
 		if err != nil {
 			return err
@@ -315,37 +242,6 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 		return nil, fmt.Errorf("update site %q: %w", name, err)
 	}
 	return out, nil
-}
-
-// generationChange reports whether the change from a to b bumps the
-// generation: the spec, the labels or the deletion request changed.
-func generationChange(a, b *site.Site) (bool, error) {
-	same, err := jsonEqual(a.Spec, b.Spec)
-	if err != nil || !same {
-		return !same, err
-	}
-	// nil and empty label maps are the same labels.
-	if !maps.Equal(a.Metadata.Labels, b.Metadata.Labels) {
-		return true, nil
-	}
-	da, db := a.Metadata.DeletionRequested, b.Metadata.DeletionRequested
-	if (da == nil) != (db == nil) || (da != nil && !da.Equal(*db)) {
-		return true, nil
-	}
-	return false, nil
-}
-
-// jsonEqual reports whether a and b have the same JSON encoding.
-func jsonEqual(a, b any) (bool, error) {
-	ja, err := json.Marshal(a)
-	if err != nil {
-		return false, err
-	}
-	jb, err := json.Marshal(b)
-	if err != nil {
-		return false, err
-	}
-	return string(ja) == string(jb), nil
 }
 
 // DeleteSite removes the site called name.

@@ -13,27 +13,11 @@ import (
 // timeFormat is how token and audit times are stored (always UTC).
 const timeFormat = time.RFC3339Nano
 
-// isSHA256Hex reports whether h looks like the lowercase hex of a SHA-256 sum.
-func isSHA256Hex(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for _, c := range h {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // CreateToken stores t. Hash must be the lowercase SHA-256 hex of the secret;
 // anything else is refused, so a secret is never stored by mistake.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	switch {
-	case t.ID == "":
-		return fmt.Errorf("create token: empty id: %w", store.ErrInvalid)
-	case !isSHA256Hex(t.Hash):
-		return fmt.Errorf("create token %q: hash is not a lowercase sha-256 hex: %w", t.ID, store.ErrInvalid)
+	if err := store.ValidateNewToken(t); err != nil {
+		return err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
@@ -86,10 +70,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 // ListAudit returns the last limit entries appended (default 100, max 1000),
 // newest first.
 func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit = store.PageLimit(limit)
 	rows, err := s.read.QueryContext(ctx, `SELECT time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)

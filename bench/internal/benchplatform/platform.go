@@ -1,0 +1,303 @@
+// Package benchplatform starts and stops a real AIPress platform for the
+// benchmarks in bench/: `aipress up` in a new temporary directory (data
+// directory and log file inside it) on free 127.0.0.1 ports, with helpers to
+// wait for its API, its log and other conditions, to run the CLI against it,
+// to stop it with SIGINT and to remove what it left behind (the site Unix
+// users and the temporary directory).
+//
+// Progress goes to stderr through Logf. The platform creates one Unix user
+// per site, so the benchmarks run as root.
+package benchplatform
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aipress/aipress/internal/apiclient"
+)
+
+// Logf writes a progress line, prefixed with the time of day, to stderr.
+func Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// Sleep waits d or until ctx ends, whichever comes first; it returns ctx's
+// error in the second case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Options configure Start.
+type Options struct {
+	// TempPrefix is the prefix of the temporary directory's name (see
+	// os.MkdirTemp); empty means "aipress-bench-".
+	TempPrefix string
+	// Extra flags appended to `aipress up ...`.
+	Extra []string
+	// AfterExit, if set, runs in Stop once aipress has exited after the
+	// SIGINT; an error from it is returned by Stop in place of the exit
+	// status's.
+	AfterExit func(p *Platform) error
+}
+
+// Platform is a running `aipress up` process. Its fields are read-only.
+type Platform struct {
+	Bin     string    // the aipress binary
+	Cmd     *exec.Cmd // the aipress process
+	Dir     string    // temp dir: data/, aipress.log and whatever the benchmark adds
+	DataDir string    // Dir/data, the --data-dir
+	LogPath string    // Dir/aipress.log: aipress's stdout and stderr
+	Edge    string    // 127.0.0.1:port of the edge (--http)
+	API     string    // 127.0.0.1:port of the API (--api)
+
+	afterExit func(*Platform) error
+	exited    chan struct{}
+	waitErr   error
+}
+
+// Start runs `bin up` in a new temp dir on two free loopback ports, with
+// opts.Extra appended. The process runs in its own process group, so a Ctrl-C
+// on the benchmark reaches it only through Stop. The caller must call Stop,
+// then (unless it keeps the directory for inspection) Cleanup.
+func Start(bin string, opts Options) (*Platform, error) {
+	httpPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := FreePort()
+	for err == nil && apiPort == httpPort {
+		apiPort, err = FreePort()
+	}
+	if err != nil {
+		return nil, err
+	}
+	prefix := opts.TempPrefix
+	if prefix == "" {
+		prefix = "aipress-bench-"
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "aipress.log"),
+		Edge: fmt.Sprintf("127.0.0.1:%d", httpPort), API: fmt.Sprintf("127.0.0.1:%d", apiPort),
+		afterExit: opts.AfterExit, exited: make(chan struct{})}
+	logFile, err := os.Create(p.LogPath)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	args := append([]string{"up", "--data-dir", p.DataDir, "--http", p.Edge, "--api", p.API}, opts.Extra...)
+	p.Cmd = exec.Command(bin, args...)
+	p.Cmd.Stdout, p.Cmd.Stderr = logFile, logFile
+	// Own process group: a Ctrl-C on the benchmark reaches aipress only
+	// through Stop, which waits for it to stop MariaDB and php-fpm.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := p.Cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { p.waitErr = p.Cmd.Wait(); close(p.exited) }()
+	Logf("started %s %s (pid %d, log %s)", bin, strings.Join(args, " "), p.Cmd.Process.Pid, p.LogPath)
+	return p, nil
+}
+
+// PID is the aipress process's id.
+func (p *Platform) PID() int { return p.Cmd.Process.Pid }
+
+// Died returns an error with the log's tail if the platform exited, else nil.
+func (p *Platform) Died() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("aipress exited (%v); log tail:\n%s", p.waitErr, p.LogTail(20))
+	default:
+		return nil
+	}
+}
+
+// LogTail returns the last n lines of the platform's log ("" when it cannot
+// be read).
+func (p *Platform) LogTail(n int) string {
+	b, _ := os.ReadFile(p.LogPath)
+	return tail(string(b), n)
+}
+
+// tail returns the last n lines of s, without the final newline.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// Poll calls fn every interval until it reports done, the platform dies,
+// limit passes or ctx ends; what names the wait in the error, which carries
+// fn's last error.
+func (p *Platform) Poll(ctx context.Context, limit, interval time.Duration, what string, fn func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for {
+		done, err := fn()
+		if done {
+			return nil
+		}
+		last = err
+		if err := p.Died(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: gave up after %v (last error: %v)", what, limit, last)
+		}
+		if err := Sleep(ctx, interval); err != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, err, last)
+		}
+	}
+}
+
+// WaitAPI waits for client.json and for the API to answer whoami, and
+// returns a client of the API (with a one-minute timeout per request).
+func (p *Platform) WaitAPI(ctx context.Context) (*apiclient.Client, error) {
+	var cfg *apiclient.Config
+	err := p.Poll(ctx, time.Minute, 50*time.Millisecond, "waiting for client.json", func() (bool, error) {
+		c, err := apiclient.ReadConfig(p.DataDir)
+		cfg = c
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(cfg.URL, "http://127.0.0.1:") {
+		return nil, fmt.Errorf("client.json names %s, want a 127.0.0.1 URL", cfg.URL)
+	}
+	cl := apiclient.New(cfg.URL, cfg.Token)
+	cl.HTTPClient = &http.Client{Timeout: time.Minute}
+	err = p.Poll(ctx, time.Minute, 50*time.Millisecond, "waiting for the API", func() (bool, error) {
+		_, err := cl.WhoAmI(ctx)
+		return err == nil, err
+	})
+	return cl, err
+}
+
+// WaitLog waits up to limit for a line containing s in the platform's log.
+func (p *Platform) WaitLog(ctx context.Context, s string, limit time.Duration) error {
+	return p.Poll(ctx, limit, 100*time.Millisecond, "waiting for log line "+strconv.Quote(s), func() (bool, error) {
+		b, err := os.ReadFile(p.LogPath)
+		return err == nil && strings.Contains(string(b), s), err
+	})
+}
+
+// CLI runs `aipress args...` against this platform's API and returns its
+// combined output; on failure the error carries the output too.
+func (p *Platform) CLI(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, p.Bin, args...)
+	cmd.Env = append(os.Environ(), "AIPRESS_DATA_DIR="+p.DataDir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("aipress %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Stop sends SIGINT and waits for aipress to stop MariaDB and php-fpm and
+// exit; after 90 s it kills the process group. It returns nil when aipress
+// exited 0 (or had exited before), else an error with the log's tail. It
+// runs Options.AfterExit, if any, once aipress has exited.
+func (p *Platform) Stop() error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	Logf("stopping the platform (SIGINT)")
+	_ = p.Cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(90 * time.Second):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		return errors.New("aipress did not exit within 90s after SIGINT; killed")
+	}
+	if p.afterExit != nil {
+		if err := p.afterExit(p); err != nil {
+			return err
+		}
+	}
+	var ee *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &ee) {
+		return p.waitErr
+	}
+	if ee != nil {
+		return fmt.Errorf("aipress: %v; log tail:\n%s", ee, p.LogTail(10))
+	}
+	return nil
+}
+
+// Cleanup removes the site Unix users (those whose home is below the data
+// directory) and the temp directory. Call it after Stop.
+func (p *Platform) Cleanup() error {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	users, err := usersUnder(f, p.DataDir)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range users {
+		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
+		}
+		_ = exec.Command("groupdel", u).Run() // usually gone with the user
+	}
+	if err := os.RemoveAll(p.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		Logf("removed %s and %d site user(s)", p.Dir, len(users))
+	}
+	return errors.Join(errs...)
+}
+
+// usersUnder returns the names of the users in passwd (the format of
+// /etc/passwd) whose home directory is below dir.
+func usersUnder(passwd io.Reader, dir string) ([]string, error) {
+	var users []string
+	sc := bufio.NewScanner(passwd)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 6 && strings.HasPrefix(fields[5], dir+string(filepath.Separator)) {
+			users = append(users, fields[0])
+		}
+	}
+	return users, sc.Err()
+}

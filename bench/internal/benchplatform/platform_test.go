@@ -1,0 +1,63 @@
+package benchplatform
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUsersUnder(t *testing.T) {
+	const passwd = `root:x:0:0:root:/root:/bin/bash
+wp_abc:x:1001:1001::/tmp/aipress-bench-1/data/shards/local/sites/abc:/usr/sbin/nologin
+wp_def:x:1002:1002::/tmp/aipress-bench-1/data/shards/local/sites/def:/usr/sbin/nologin
+wp_other:x:1003:1003::/tmp/aipress-bench-1/database/x:/usr/sbin/nologin
+wp_same:x:1004:1004::/tmp/aipress-bench-1/data:/usr/sbin/nologin
+short:x:1005
+`
+	got, err := usersUnder(strings.NewReader(passwd), "/tmp/aipress-bench-1/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"wp_abc", "wp_def"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestTail(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"a\nb\nc\n", 2, "b\nc"},
+		{"a\nb\nc", 2, "b\nc"},
+		{"a\nb\n", 5, "a\nb"},
+		{"", 3, ""},
+		{"a\n", 0, ""},
+	} {
+		if got := tail(c.in, c.n); got != c.want {
+			t.Errorf("tail(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func TestFreePort(t *testing.T) {
+	p, err := FreePort()
+	if err != nil || p <= 0 || p > 65535 {
+		t.Errorf("FreePort() = %d, %v", p, err)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if err := Sleep(t.Context(), time.Millisecond); err != nil {
+		t.Errorf("Sleep: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("Sleep on a cancelled context: %v", err)
+	}
+}
