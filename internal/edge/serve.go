@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,7 +131,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	realPath := filepath.Join(rootDir, rel)
 	if e, ok := s.static.get(realPath); ok && e.size == fi.Size() && e.modTime.Equal(fi.ModTime()) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, filepath.Base(fsPath), e.modTime, bytes.NewReader(e.body))
+		serveBytes(w, r, filepath.Base(fsPath), e.modTime, e.body)
 		return nil
 	}
 	root, closeRoot, err := s.openRoot(rootDir)
@@ -156,7 +158,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 		body := make([]byte, fi.Size())
 		if _, err := io.ReadFull(f, body); err == nil {
 			s.static.put(realPath, staticEntry{body: body, size: fi.Size(), modTime: fi.ModTime()})
-			http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), bytes.NewReader(body))
+			serveBytes(w, r, filepath.Base(fsPath), fi.ModTime(), body)
 			return nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -166,6 +168,30 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	// The name (hence Content-Type) is the one the visitor asked for.
 	http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), f)
 	return nil
+}
+
+// serveBytes serves an in-memory file: the plain GET or HEAD in one Write,
+// anything conditional or ranged through http.ServeContent (which would
+// otherwise copy through a fresh 32 KiB buffer and flush twice).
+func serveBytes(w http.ResponseWriter, r *http.Request, name string, modTime time.Time, body []byte) {
+	if r.Header.Get("Range") != "" || r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-None-Match") != "" ||
+		r.Header.Get("If-Range") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+		http.ServeContent(w, r, name, modTime, bytes.NewReader(body))
+		return
+	}
+	h := w.Header()
+	ctype := mime.TypeByExtension(filepath.Ext(name))
+	if ctype == "" {
+		ctype = http.DetectContentType(body)
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Last-Modified", modTime.UTC().Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
 }
 
 // Static files up to maxStaticEntry bytes are kept in memory, up to
