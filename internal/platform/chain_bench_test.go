@@ -2,9 +2,9 @@ package platform
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/aipress/aipress/internal/edge"
