@@ -175,29 +175,13 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer func() {
-		if stopErr := p.Stop(); stopErr != nil {
-			logf("stop: %v", stopErr)
-		}
-		if o.keep || err != nil {
-			logf("kept %s (platform log: %s)", p.Dir, p.LogPath)
-			if err != nil && !o.keep {
-				logf("to clean up: remove the site users with home under %s, then the directory", p.DataDir)
-			}
-			return
-		}
-		if cerr := p.Cleanup(); cerr != nil {
-			logf("cleanup: %v", cerr)
-		}
+		p.Finish(o.keep, err != nil)
 	}()
 
-	cl, err := p.WaitAPI(ctx)
+	cl, err := p.Ready(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.WaitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
-		return fmt.Errorf("waiting for the shard: %w", err)
-	}
-	logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)
 
 	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU()}
 	res.Goals.TTF200P50Ms = ms(goalTTF200)

@@ -301,3 +301,35 @@ func usersUnder(passwd io.Reader, dir string) ([]string, error) {
 	}
 	return users, sc.Err()
 }
+
+// Ready waits until the platform's API answers and its local shard has
+// converged once, and returns an API client.
+func (p *Platform) Ready(ctx context.Context) (*apiclient.Client, error) {
+	cl, err := p.WaitAPI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("waiting for the shard: %w", err)
+	}
+	Logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)
+	return cl, nil
+}
+
+// Finish stops the platform and removes its directory and site users,
+// unless keep is set or the run failed (then it says how to clean up).
+func (p *Platform) Finish(keep, failed bool) {
+	if err := p.Stop(); err != nil {
+		Logf("stop: %v", err)
+	}
+	if keep || failed {
+		Logf("kept %s (platform log: %s)", p.Dir, p.LogPath)
+		if failed && !keep {
+			Logf("to clean up: remove the site users with home under %s, then the directory", p.DataDir)
+		}
+		return
+	}
+	if err := p.Cleanup(); err != nil {
+		Logf("cleanup: %v", err)
+	}
+}
