@@ -15,6 +15,7 @@ import (
 // Environment variables read by the CLI.
 const (
 	EnvDataDir   = "AIPRESS_DATA_DIR"
+	EnvStore     = "AIPRESS_STORE"
 	EnvHTTP      = "AIPRESS_HTTP"
 	EnvAPI       = "AIPRESS_API"
 	EnvHTTPS     = "AIPRESS_HTTPS"

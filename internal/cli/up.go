@@ -14,12 +14,14 @@ import (
 
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
+	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
 // upFile is the YAML config file of `aipress up --config FILE`. Unknown keys
 // are an error.
 type upFile struct {
 	DataDir string `json:"data_dir"`
+	Store   string `json:"store"`
 	HTTP    string `json:"http"`
 	API     string `json:"api"`
 
@@ -48,6 +50,7 @@ func loadUpFile(path string) (upFile, error) {
 type upFlags struct {
 	configFile string
 	dataDir    string
+	store      string
 	httpAddr   string
 	apiAddr    string
 	logLevel   string
@@ -88,6 +91,10 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 	}
 	if cfg.DataDir == "" || cfg.HTTPAddr == "" || cfg.APIAddr == "" {
 		return cfg, fmt.Errorf("--data-dir, --http and --api must not be empty")
+	}
+	cfg.Store = pick("store", f.store, EnvStore, file.Store, "")
+	if _, err := storeopen.Parse(cfg.Store); err != nil {
+		return cfg, fmt.Errorf("--store: %w", err)
 	}
 	cfg.HTTPSAddr = pick("https", f.httpsAddr, EnvHTTPS, file.HTTPS, "")
 	cfg.ACMECA = pick("acme-ca", f.acmeCA, EnvACMECA, file.ACMECA, "")
@@ -135,19 +142,24 @@ On first start it writes <data-dir>/client.json with the API URL and an admin
 token, which 'aipress site ...' commands run from the same directory pick up.
 
 Settings are taken, in order of precedence, from flags, environment variables
-(AIPRESS_DATA_DIR, AIPRESS_HTTP, AIPRESS_API, AIPRESS_HTTPS, AIPRESS_ACME_CA,
+(AIPRESS_DATA_DIR, AIPRESS_STORE, AIPRESS_HTTP, AIPRESS_API, AIPRESS_HTTPS, AIPRESS_ACME_CA,
 AIPRESS_ACME_EMAIL, AIPRESS_RATE_IP, AIPRESS_RATE_SITE), a YAML config file
-(--config) with the keys data_dir, http, api, https, acme_ca, acme_email,
+(--config) with the keys data_dir, store, http, api, https, acme_ca, acme_email,
 rate_ip and rate_site (unknown keys are an error), and the defaults.
 
 With --https the edge also serves HTTPS with HTTP/2. Names under .localhost,
 .test and .internal, IPs and single-label names get certificates from an
 internal CA created in <data-dir>/tls (trust <data-dir>/tls/ca.crt); other
 site domains get Let's Encrypt certificates on demand (the edge must be
-reachable on ports 80 and 443 for that).`,
+reachable on ports 80 and 443 for that).
+
+The control-plane store is SQLite in <data-dir>/aipress.db unless --store
+gives a postgres:// (or postgresql://) URL. Replicas on one PostgreSQL
+database elect a leader (an advisory lock) for periodic control-plane work.`,
 		Example: `  aipress up
   aipress up --http :80 --data-dir /var/lib/aipress
   aipress up --https :8443
+  aipress up --store 'postgres://aipress:secret@db.example.com/aipress?sslmode=verify-full'
   aipress up --http :80 --https :443 --acme-email ops@example.com
   aipress up --rate-ip 0 --rate-site 0     # no rate limits (benchmarks)
   AIPRESS_API=0.0.0.0:7070 aipress up
@@ -171,8 +183,9 @@ reachable on ports 80 and 443 for that).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, http, api, https, acme_ca, acme_email, rate_ip, rate_site)")
+	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site)")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")
+	fl.StringVar(&f.store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL (env "+EnvStore+")")
 	fl.StringVar(&f.httpAddr, "http", DefaultHTTPAddr, "edge listen address for site traffic (env "+EnvHTTP+")")
 	fl.StringVar(&f.apiAddr, "api", DefaultAPIAddr, "control-plane API listen address (env "+EnvAPI+")")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -1,11 +1,17 @@
 // Package platform runs the all-in-one AIPress platform (`aipress up`): the
 // control-plane API, one local shard and the edge in one process, on an
-// embedded SQLite store in one data directory.
+// embedded SQLite store in one data directory or, with Config.Store, on a
+// PostgreSQL database that several replicas may share.
 //
 // Start-up order: the store and the API come first (a client can create
 // sites at once), then the edge, then the shard, whose MariaDB and php-fpm
 // take a few seconds on a fresh data directory. The edge's routing table is
 // rebuilt whenever the store's revision moves.
+//
+// Periodic control-plane work runs under a leader elector (leader.go): on
+// PostgreSQL only the replica holding the lease runs it; on SQLite the one
+// process always leads. The shard's convergence, its orphan collection and the
+// route sync are per-process and never gated.
 package platform
 
 import (
@@ -35,12 +41,16 @@ import (
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
-	"github.com/aipress/aipress/internal/store/sqlite"
+	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
 // Config is the typed configuration of `aipress up`.
 type Config struct {
-	DataDir  string // default ./aipress-data
+	DataDir string // default ./aipress-data
+	// Store selects the control-plane store: empty for SQLite in
+	// <DataDir>/aipress.db, a postgres:// or postgresql:// URL for
+	// PostgreSQL (package store/open).
+	Store    string
 	HTTPAddr string // edge, default :8080
 	APIAddr  string // control-plane API, default 127.0.0.1:7070
 	Logger   *slog.Logger
@@ -118,17 +128,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	// The store holds token and password hashes: owner-only. SQLite gives
-	// its WAL and shared-memory files the database file's mode.
-	dbPath := filepath.Join(dataDir, "aipress.db")
-	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
-		f.Close()
-	}
-	if err := os.Chmod(dbPath, 0o600); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	st, err := sqlite.Open(ctx, dbPath)
+	st, err := storeopen.Open(ctx, cfg.Store, dataDir)
 	if err != nil {
+		return err
+	}
+	el, err := newElector(cfg.Store, log)
+	if err != nil {
+		st.Close()
 		return err
 	}
 	defer st.Close()
@@ -210,6 +216,16 @@ func Run(ctx context.Context, cfg Config) error {
 		httpsSrv = &http.Server{Handler: &edgeHandler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: extras.tlsConfig}
 	}
 	var wg sync.WaitGroup
+	// Periodic control-plane work, on the elected replica only (leader.go).
+	leadCtx, stopLeading := context.WithCancel(ctx)
+	defer stopLeading()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := el.Run(leadCtx, controlPlaneWork(log)); err != nil {
+			log.Error("leader election stopped", "err", err)
+		}
+	}()
 	serve := func(name string, srv *http.Server, ln net.Listener) {
 		wg.Add(1)
 		go func() {
@@ -291,6 +307,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if httpsSrv != nil {
 		_ = httpsSrv.Shutdown(shutdownCtx)
 	}
+	stopLeading()
 	if result != nil {
 		// The shard did not start; nothing else waits on ctx.
 		wg.Wait()

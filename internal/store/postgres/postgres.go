@@ -47,18 +47,19 @@
 //
 // # Pointing AIPress at PostgreSQL
 //
-// The aipress binary does not select this store yet: a --store flag taking a
-// postgres:// URL is future work. When it lands, an operator will:
+// `aipress up --store postgres://…` (package store/open) selects this store.
+// An operator:
 //
-//  1. Create a role and a UTF8 database owned by it, e.g.
+//  1. Creates a role and a UTF8 database owned by it, e.g.
 //     createuser aipress && createdb -O aipress -E UTF8 -T template0 aipress.
-//  2. Pass the connection string, as a URL
+//  2. Passes the connection string, as a URL
 //     (postgres://aipress:secret@db.example.com:5432/aipress?sslmode=verify-full)
-//     or as keyword/value pairs (host=/run/postgresql dbname=aipress). Anything
+//     (--store takes URLs only; Open also takes keyword/value pairs such as
+//     host=/run/postgresql dbname=aipress). Anything
 //     pgx and libpq understand works, including the PG* environment variables,
 //     ~/.pgpass, pool_max_conns and, to keep AIPress in its own schema of a
 //     shared database, options=-csearch_path=aipress (the schema must exist).
-//  3. Start the control plane: Open applies the migrations on first start, and
+//  3. Starts the control plane: Open applies the migrations on first start, and
 //     every replica pointing at the same database shares the same state.
 //
 // Moving existing state from SQLite to PostgreSQL needs an export/import step

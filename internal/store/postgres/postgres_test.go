@@ -22,10 +22,10 @@ func openTest(t *testing.T, dir string) store.Store {
 	t.Helper()
 	srv := testServer(t)
 	name := databaseFor(dir)
-	if err := srv.createDatabase(t.Context(), name); err != nil {
+	if err := srv.CreateDatabase(t.Context(), name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
-	s, err := Open(t.Context(), srv.dsn(name))
+	s, err := Open(t.Context(), srv.DSN(name))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -136,11 +136,11 @@ func TestConcurrentOpen(t *testing.T) {
 func TestTwoStoresOneDatabase(t *testing.T) {
 	srv := testServer(t)
 	name := databaseFor(t.TempDir())
-	if err := srv.createDatabase(t.Context(), name); err != nil {
+	if err := srv.CreateDatabase(t.Context(), name); err != nil {
 		t.Fatal(err)
 	}
 	// One replica over the Unix socket, one over TCP with a URL.
-	a, b := mustOpen(t, srv.dsn(name)), mustOpen(t, srv.tcpDSN(name))
+	a, b := mustOpen(t, srv.DSN(name)), mustOpen(t, srv.URL(name))
 	stores := []*Store{a, b}
 	st := newSite("busy.example.com")
 	if err := a.CreateSite(t.Context(), st); err != nil {
@@ -349,7 +349,7 @@ func TestPanicInMutate(t *testing.T) {
 // TestOpenErrors checks that a bad DSN or an unreachable server fails Open.
 func TestOpenErrors(t *testing.T) {
 	srv := testServer(t)
-	for _, dsn := range []string{"postgres://[::1", srv.dsn("no_such_database")} {
+	for _, dsn := range []string{"postgres://[::1", srv.DSN("no_such_database")} {
 		if s, err := Open(t.Context(), dsn); err == nil {
 			s.Close()
 			t.Errorf("open %q succeeded", dsn)
