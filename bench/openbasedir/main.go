@@ -18,10 +18,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/shard"
 )
@@ -44,57 +43,19 @@ func main() {
 	}
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func run(bin string, requests, rounds int) error {
+func run(bin string, requests, rounds int) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "aipress-openbasedir-")
+	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-openbasedir-", Extra: []string{"--rate-ip", "0", "--rate-site", "0"}})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	os.Chmod(tmp, 0o711)
-	data := filepath.Join(tmp, "data")
-	edgeAddr, apiAddr := freeAddr(), freeAddr()
-	cmd := exec.CommandContext(ctx, bin, "up", "--data-dir", data, "--http", edgeAddr, "--api", apiAddr, "--log-level", "warn")
-	logf, _ := os.Create(filepath.Join(tmp, "aipress.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	defer func() { p.Finish(false, err != nil) }()
+	client, err := p.Ready(ctx)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		// Site Unix users live on after the platform; remove ours.
-		out, _ := exec.Command("getent", "passwd").Output()
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Split(line, ":"); len(f) > 5 && strings.HasPrefix(f[5], data+"/") {
-				exec.Command("userdel", f[0]).Run()
-			}
-		}
-	}()
-
-	var client *apiclient.Client
-	for deadline := time.Now().Add(time.Minute); ; {
-		if cfg, err := apiclient.ReadConfig(data); err == nil {
-			client = apiclient.New(cfg.URL, cfg.Token)
-			if _, err := client.WhoAmI(ctx); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("platform did not start; see %s", logf.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	data, edgeAddr := p.DataDir, p.Edge
 	const domain = "obd.localhost"
 	if _, err := client.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: domain, Title: "open_basedir", AdminEmail: "a@example.com"}); err != nil {
 		return err
@@ -197,7 +158,7 @@ func run(bin string, requests, rounds int) error {
 	if err := os.WriteFile(poolFile, orig, 0o644); err != nil {
 		return err
 	}
-	p := func(ds []time.Duration, q float64) float64 {
+	pct := func(ds []time.Duration, q float64) float64 {
 		s := slices.Clone(ds)
 		slices.Sort(s)
 		return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
@@ -212,8 +173,8 @@ func run(bin string, requests, rounds int) error {
 	without, with := results["without open_basedir"], results["with open_basedir"]
 	fmt.Printf("open_basedir cost on a warm WordPress home page (%d requests × %d rounds, sequential, through the edge)\n\n", requests, rounds)
 	fmt.Printf("%-22s %9s %9s %9s\n", "pool", "mean ms", "p50 ms", "p95 ms")
-	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "without open_basedir", mean(without), p(without, .5), p(without, .95))
-	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "with open_basedir", mean(with), p(with, .5), p(with, .95))
+	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "without open_basedir", mean(without), pct(without, .5), pct(without, .95))
+	fmt.Printf("%-22s %9.1f %9.1f %9.1f\n", "with open_basedir", mean(with), pct(with, .5), pct(with, .95))
 	fmt.Printf("\nratio with/without (mean): %.2f×\nopen_basedir = %s\n", mean(with)/mean(without), basedir)
 	out, _ := json.Marshal(map[string]float64{"without_mean_ms": mean(without), "with_mean_ms": mean(with)})
 	fmt.Printf("json: %s\n", out)
