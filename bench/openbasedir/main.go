@@ -5,7 +5,7 @@
 //
 // It starts the real platform (`bin/aipress up`) in a temporary directory
 // on loopback ports, creates one site, and measures warm `GET /` latency
-// through the edge with the pool as AIPress writes it, then with
+// through the edge (past its page cache) with the pool as AIPress writes it, then with
 // `php_admin_value[open_basedir]` limited to the site's directory, the shared
 // core and the system directories the core's symlinks reach, alternating
 // the two configurations for -rounds rounds.
@@ -64,6 +64,8 @@ func run(bin string, requests, rounds int) (err error) {
 	get := func() (time.Duration, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+edgeAddr+"/", nil)
 		req.Host = domain
+		// Past the page cache: this measures PHP.
+		req.Header.Set("Cookie", "wordpress_no_cache=1")
 		start := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -78,6 +80,9 @@ func run(bin string, requests, rounds int) (err error) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			return 0, fmt.Errorf("GET / = %d", resp.StatusCode)
+		}
+		if x := resp.Header.Get("X-Cache"); x != "BYPASS" {
+			return 0, fmt.Errorf("GET / X-Cache = %q, want BYPASS: the benchmark must reach PHP", x)
 		}
 		return time.Since(start), nil
 	}
