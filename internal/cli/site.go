@@ -33,7 +33,7 @@ func newSiteCmd(d deps) *cobra.Command {
 	o := &siteOpts{d: d}
 	cmd := &cobra.Command{
 		Use:   "site",
-		Short: "Create, list, inspect, suspend, resume, delete and purge sites",
+		Short: "Create, list, inspect, change, suspend, resume, delete and purge sites",
 		Long: `Manage WordPress sites through the AIPress API.
 
 The API is found from --url/--token, else the AIPRESS_URL/AIPRESS_TOKEN
