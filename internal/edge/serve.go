@@ -146,6 +146,15 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 		return notFound(fmt.Errorf("open %s in %s: %w", rel, rootDir, err))
 	}
 	defer f.Close()
+	// os.Root keeps the open inside rootDir but follows symlinks there: a
+	// link swapped in after the checks above (a site user owns uploads)
+	// could still lead to wp-config.php. Check what was really opened.
+	if opened, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err != nil {
+		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("opened %s: %w", fsPath, err)}
+	} else if orel, ok := within(rootDir, opened); !ok || forbiddenName(filepath.Base(opened)) || hasDotSegment("/"+filepath.ToSlash(orel)) {
+		s.resolved.forget(fsPath)
+		return notFound(fmt.Errorf("%s opened %s, which is refused", fsPath, opened))
+	}
 	fi, err = f.Stat() // the opened file, which a swapped symlink cannot change
 	if err != nil {
 		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
@@ -262,7 +271,11 @@ func (s *Server) confine(docroot, fsPath string) (rootDir, rel string, err error
 			root = s.allowed[i]
 		}
 		if rel, ok := within(root, real); ok {
-			s.resolved.put(fsPath, resolution{root: root, rel: rel})
+			// Uploads are the one place a site's user can change links;
+			// their resolutions are never reused.
+			if !strings.HasPrefix(fsPath, filepath.Join(docroot, filepath.FromSlash(noExecPrefix))) {
+				s.resolved.put(fsPath, resolution{root: root, rel: rel})
+			}
 			return root, rel, nil
 		}
 	}

@@ -720,3 +720,25 @@ func TestStaticCacheFollowsChanges(t *testing.T) {
 		t.Fatalf("after change = %q", got)
 	}
 }
+
+// A file in uploads swapped for a symlink to the site's own wp-config.php
+// after it was served once is not served: neither a cached resolution nor
+// a link followed at open time gets past the name checks.
+func TestSwappedUploadSymlinkNotServed(t *testing.T) {
+	f := newFixture(t)
+	uploads := filepath.Join(f.docroot, "wp-content", "uploads")
+	writeFiles(t, f.docroot, map[string]string{"wp-content/uploads/swap.txt": "harmless"})
+	if _, body := f.do(t, request{host: "site.test", target: "/wp-content/uploads/swap.txt"}); body != "harmless" {
+		t.Fatalf("first = %q", body)
+	}
+	f.do(t, request{host: "site.test", target: "/wp-content/uploads/swap.txt"}) // from the caches
+	p := filepath.Join(uploads, "swap.txt")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, "../../wp-config.php", p)
+	resp, body := f.do(t, request{host: "site.test", target: "/wp-content/uploads/swap.txt"})
+	if strings.Contains(body, "DB_") || strings.Contains(body, "<?php") || resp.StatusCode == 200 {
+		t.Fatalf("swapped link served: %d %q", resp.StatusCode, body)
+	}
+}

@@ -339,6 +339,23 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 	return errors.Join(errs...)
 }
 
+// cronLoop runs WP-Cron for the shard's serving sites until ctx is done.
+func (s *Shard) cronLoop(ctx context.Context, src Sites) {
+	if s.cfg.CronInterval < 0 {
+		return
+	}
+	t := time.NewTicker(min(s.cfg.CronInterval/2, 10*time.Second))
+	defer t.Stop()
+	for {
+		s.runCron(ctx, src)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // runCron runs WP-Cron for serving sites whose interval has passed.
 func (s *Shard) runCron(ctx context.Context, src Sites) {
 	if s.cfg.CronInterval < 0 {
@@ -365,6 +382,12 @@ func (s *Shard) runCron(ctx context.Context, src Sites) {
 			continue
 		}
 		uid, gid := lookupIDs(n.Unix)
+		if uid < 0 && os.Geteuid() == 0 {
+			// Never run a site's code as root; the next full pass
+			// recreates a missing user.
+			s.log.Warn("cron skipped: the site's Unix user is missing", "site", st.Metadata.Name, "user", n.Unix)
+			continue
+		}
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(st.Status.URL), UID: uid, GID: gid}
 		if err := run.Cron(ctx, s.cronScript); err != nil && ctx.Err() == nil {
 			s.log.Warn("cron", "site", st.Metadata.Name, "err", err)

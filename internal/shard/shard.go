@@ -221,8 +221,11 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 		if first {
 			first = false
 			close(s.ready)
+			// WP-Cron runs beside convergence: a slow site's cron must not
+			// hold up creating, suspending or deleting others.
+			wg.Add(1)
+			go func() { defer wg.Done(); s.cronLoop(ctx, src) }()
 		}
-		s.runCron(ctx, src)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"os"
@@ -67,6 +68,9 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	// The script dies with the shard: an installer left running by a
 	// crashed platform would race the one the restarted shard starts.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if r.UID < 0 && os.Geteuid() == 0 {
+		return nil, errors.New("refusing to run site code as root: no site user")
+	}
 	if r.UID >= 0 && os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}
 	}
