@@ -55,12 +55,9 @@ func normalizeQuery(raw string) string {
 		}
 		pairs = append(pairs, kv{k, v})
 	}
-	slices.SortFunc(pairs, func(a, b kv) int {
-		if c := strings.Compare(a.k, b.k); c != 0 {
-			return c
-		}
-		return strings.Compare(a.v, b.v)
-	})
+	// By key only, stably: values of one key keep their order, which PHP
+	// gives meaning to (the last ?p= wins; a[]= lists are ordered).
+	slices.SortStableFunc(pairs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 	var b strings.Builder
 	for i, p := range pairs {
 		if i > 0 {
@@ -173,7 +170,8 @@ func BypassReason(r *http.Request, rt *edge.Route, cacheFeeds bool) string {
 	if script := phpScript(p); script != "" && script != "/index.php" {
 		return "php-script"
 	}
-	if p == "/wp-json" || strings.HasPrefix(p, "/wp-json/") {
+	if p == "/wp-json" || strings.HasPrefix(p, "/wp-json/") ||
+		p == "/index.php/wp-json" || strings.HasPrefix(p, "/index.php/wp-json/") {
 		return "rest"
 	}
 	q := r.URL.Query()
@@ -268,8 +266,12 @@ func StorableTTL(status int, h http.Header, ttl time.Duration, maxObject int64) 
 	}
 	for _, line := range h.Values("Vary") {
 		for v := range strings.SplitSeq(line, ",") {
+			// The key holds no request header: a page that varies on
+			// anything but the encoding (language, device, origin) would be
+			// served to everyone in the first visitor's variant.
 			switch strings.ToLower(strings.TrimSpace(v)) {
-			case "*", "cookie", "authorization":
+			case "", "accept-encoding":
+			default:
 				return 0, "vary"
 			}
 		}
