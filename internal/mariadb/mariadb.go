@@ -130,11 +130,13 @@ func (s *Server) chown(path string) error {
 }
 
 func (s *Server) loadOrCreateSecrets() error {
-	if b, err := os.ReadFile(s.pwFile()); err == nil {
+	if b, err := os.ReadFile(s.pwFile()); err == nil && len(strings.TrimSpace(string(b))) == 32 {
 		s.password = strings.TrimSpace(string(b))
+	} else if err == nil && fileExists(filepath.Join(s.Dir, "initialised")) {
+		return fmt.Errorf("mariadb: %s is damaged; restore it (the server is initialised with that password)", s.pwFile())
 	} else {
 		s.password = randomHex(16)
-		if err := os.WriteFile(s.pwFile(), []byte(s.password+"\n"), 0o600); err != nil {
+		if err := writeFileAtomic(s.pwFile(), []byte(s.password+"\n"), 0o600); err != nil {
 			return fmt.Errorf("mariadb: %w", err)
 		}
 	}
@@ -248,11 +250,19 @@ func (s *Server) connectRoot(ctx context.Context) error {
 		return s.db.PingContext(ctx)
 	}
 	marker := filepath.Join(s.Dir, "root-password-set")
+	if _, err := os.Stat(marker); err != nil && s.rootPasswordWorks(ctx) {
+		// A crash came between setting the password and the marker.
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+	}
 	if _, err := os.Stat(marker); err != nil {
 		// Fresh server: root authenticates by socket peer credentials,
 		// which needs the mariadb client (the Go driver lacks that plugin).
 		sqlText := fmt.Sprintf("ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('%s'); FLUSH PRIVILEGES;", s.password)
-		cmd := exec.CommandContext(ctx, "mariadb", "--defaults-file="+s.cnf(), "-uroot", "-e", sqlText)
+		// On stdin: a command line is readable by every local user.
+		cmd := exec.CommandContext(ctx, "mariadb", "--defaults-file="+s.cnf(), "-uroot")
+		cmd.Stdin = strings.NewReader(sqlText)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("mariadb: set root password: %w: %s", err, tail(out))
 		}
@@ -271,6 +281,16 @@ func (s *Server) connectRoot(ctx context.Context) error {
 	db.SetMaxOpenConns(4)
 	s.db = db
 	return nil
+}
+
+// rootPasswordWorks reports whether root can log in with its password.
+func (s *Server) rootPasswordWorks(ctx context.Context) bool {
+	db, err := s.open("root", s.password, "")
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	return db.PingContext(ctx) == nil
 }
 
 func (s *Server) open(userName, password, dbName string) (*sql.DB, error) {
@@ -315,7 +335,9 @@ func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password st
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
 		fmt.Sprintf("ALTER USER '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
-		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", name, userName),
+		// In a database-level grant "_" is a wildcard: escape it, or the user
+		// could create (and fill) databases such as wpX<id> nobody removes.
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", strings.ReplaceAll(name, "_", `\_`), userName),
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -451,4 +473,31 @@ func tail(b []byte) string {
 		s = "..." + s[len(s)-800:]
 	}
 	return s
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// writeFileAtomic writes data to a temporary file and renames it over path,
+// so a crash leaves either the old file or the new one.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

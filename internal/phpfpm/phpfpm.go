@@ -57,6 +57,9 @@ type Master struct {
 
 	mu   sync.Mutex // serialises pool writes and reloads
 	proc *supervise.Process
+	// pending is set when a pool file changed but the reload that applies
+	// it failed; the next EnsurePool or RemovePool reloads whatever it finds.
+	pending bool
 	// ready is closed once the master started for the first time.
 	ready chan struct{}
 }
@@ -192,7 +195,7 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	defer m.mu.Unlock()
 	path := m.PoolFile(p.Name)
 	old, err := os.ReadFile(path)
-	if err == nil && bytes.Equal(old, conf) {
+	if err == nil && bytes.Equal(old, conf) && !m.pending {
 		if _, err := os.Stat(m.Socket(p.Name)); err == nil {
 			return nil
 		}
@@ -200,7 +203,7 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	if err := writeAtomic(path, conf, 0o644); err != nil {
 		return fmt.Errorf("php-fpm: %w", err)
 	}
-	if err := m.reload(ctx); err != nil {
+	if err := m.reloadTracked(ctx); err != nil {
 		return err
 	}
 	return waitFile(ctx, m.Socket(p.Name), 30*time.Second)
@@ -214,14 +217,14 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	err := os.Remove(m.PoolFile(name))
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && !m.pending {
 		_ = os.Remove(m.Socket(name))
 		return nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("php-fpm: %w", err)
 	}
-	if err := m.reload(ctx); err != nil {
+	if err := m.reloadTracked(ctx); err != nil {
 		return err
 	}
 	_ = os.Remove(m.Socket(name))
@@ -242,6 +245,16 @@ func (m *Master) Pools() ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// reloadTracked reloads and remembers a failure in m.pending. m.mu is held.
+func (m *Master) reloadTracked(ctx context.Context) error {
+	if err := m.reload(ctx); err != nil {
+		m.pending = true
+		return err
+	}
+	m.pending = false
+	return nil
 }
 
 // reload asks the master for a graceful reload (SIGUSR2) and waits until it

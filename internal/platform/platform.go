@@ -339,6 +339,9 @@ func ensureAdminToken(ctx context.Context, st store.Store, dataDir, apiURL strin
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
+	if err := os.Chmod(path, 0o600); err != nil { // WriteFile keeps an existing file's mode
+		return fmt.Errorf("admin token: %w", err)
+	}
 	if err := apiclient.WriteConfig(dataDir, apiURL, token); err != nil {
 		return fmt.Errorf("client config: %w", err)
 	}

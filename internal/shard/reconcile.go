@@ -194,9 +194,15 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 5. WordPress installation.
-	installed, err := s.installed(ctx, n.DB)
-	if err != nil {
-		return installErr(err)
+	// The marker is root's, in the site's directory: a tenant who deletes
+	// rows from its own database cannot make the shard reinstall over it.
+	marker := filepath.Join(n.Dir, "installed")
+	installed := fileExists(marker)
+	if !installed {
+		// Installed but not marked: a crash came between the two.
+		if installed, err = s.installed(ctx, n.DB); err != nil {
+			return installErr(err)
+		}
 	}
 	if !installed {
 		rep.cond(ctx, CondInstalled, "False", "Installing", "installing WordPress", working)
@@ -209,6 +215,11 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 			AdminPasswordHash: st.Spec.Admin.PasswordHash,
 		}); err != nil {
 			return installErr(err)
+		}
+	}
+	if !fileExists(marker) {
+		if err := os.WriteFile(marker, []byte(s.core.Version+"\n"), 0o600); err != nil {
+			return installErr(fmt.Errorf("install marker: %w", err))
 		}
 	}
 	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.core.Version+" installed", working)
@@ -447,4 +458,9 @@ func sitePermissions(n Names, uid, gid int) error {
 		return err
 	}
 	return ensureDir(filepath.Join(n.Docroot, "wp-content", "uploads"), 0o755, uid, gid)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

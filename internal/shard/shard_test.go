@@ -142,6 +142,29 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		t.Errorf("idle converge wrote status: rv %d → %d", before, again.Metadata.ResourceVersion)
 	}
 
+	// A tenant deleting the installer's option does not make the shard
+	// reinstall over its data: "installed" is root's marker file.
+	if _, err := sh.DB().QueryString(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sh.DB().OpenAs("root", mustRead(t, filepath.Join(dir, "shard", "mariadb", "root-password")), n.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "INSERT INTO wp_posts (post_title, post_content, post_excerpt, to_ping, pinged, post_content_filtered) VALUES ('kept', '', '', '', '', '')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "DELETE FROM wp_options WHERE option_name = 'aipress_installed'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sh.DB().QueryString(ctx, "SELECT COUNT(*) FROM "+n.DB+".wp_posts WHERE post_title = 'kept'"); v != "1" {
+		t.Fatalf("the site's data was lost (kept posts = %q): the shard reinstalled", v)
+	}
+
 	// A core version the shard does not have fails clearly, creating nothing.
 	bad := &site.Site{
 		Metadata: site.Metadata{Name: "old.localhost", UID: "uid-old", CreatedAt: now},
@@ -225,4 +248,13 @@ func waitPhase(t *testing.T, st store.Store, name string, want site.Phase, d tim
 	}
 	t.Fatalf("site %s not %s in %s; last status %+v", name, want, d, last.Status)
 	return nil
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -93,12 +93,13 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 		}
 		select {
 		case err := <-done:
+			// Kill whatever the dead leader left in its group (php-fpm
+			// workers) before forgetting its pid.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			p.clear()
 			if ctx.Err() != nil {
 				return nil
 			}
-			// Kill whatever the dead leader left in its group (php-fpm workers).
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			log.Warn("exited; restarting", "err", err, "after", backoff)
 			if time.Since(begun) > 30*time.Second {
 				backoff = 250 * time.Millisecond

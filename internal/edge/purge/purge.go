@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -84,20 +85,27 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, fmt.Errorf("purge secret: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			return LoadOrCreateSecret(path) // created concurrently
-		}
+		// Written aside and linked into place: a crash leaves either no
+		// secret or a whole one, never a short file that blocks start-up.
+		tmp, err := os.CreateTemp(filepath.Dir(path), ".purge-secret-*")
 		if err != nil {
 			return nil, fmt.Errorf("purge secret: %w", err)
 		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			os.Remove(path)
+		defer os.Remove(tmp.Name())
+		if _, err := tmp.Write(b); err != nil {
+			tmp.Close()
 			return nil, fmt.Errorf("purge secret: %w", err)
 		}
-		if err := f.Close(); err != nil {
-			os.Remove(path)
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("purge secret: %w", err)
+		}
+		if err := tmp.Close(); err != nil {
+			return nil, fmt.Errorf("purge secret: %w", err)
+		}
+		if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+			return LoadOrCreateSecret(path) // created concurrently
+		} else if err != nil {
 			return nil, fmt.Errorf("purge secret: %w", err)
 		}
 		return b, nil
