@@ -108,12 +108,35 @@ func (s *Server) Prepare(ctx context.Context) error {
 	if u, ok := runAs(); ok {
 		args = append(args, "--user="+u.Username)
 	}
-	cmd := exec.CommandContext(ctx, "mariadb-install-db", args...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mariadb: mariadb-install-db: %w: %s", err, tail(out))
+	// mariadb-install-db has been seen to fail once under heavy load and
+	// succeed when run again on a clean directory: try three times.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if attempt > 1 {
+			if s.Logger != nil {
+				s.Logger.Warn("mariadb-install-db failed; retrying on a clean data dir", "attempt", attempt, "err", err)
+			}
+			if rerr := os.RemoveAll(s.dataDir()); rerr != nil {
+				return fmt.Errorf("mariadb: reset data dir: %w", rerr)
+			}
+			if merr := os.MkdirAll(s.dataDir(), 0o750); merr != nil {
+				return fmt.Errorf("mariadb: %w", merr)
+			}
+			if cerr := s.chown(s.dataDir()); cerr != nil {
+				return cerr
+			}
+			time.Sleep(time.Second)
+		}
+		out, runErr := exec.CommandContext(ctx, "mariadb-install-db", args...).CombinedOutput()
+		if runErr == nil {
+			return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+		}
+		err = fmt.Errorf("mariadb: mariadb-install-db: %w: %s", runErr, tail(out))
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+	return err
 }
 
 func (s *Server) chown(path string) error {
@@ -467,10 +490,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// tail shortens a tool's output for an error: the first lines (where
+// mariadb-install-db says what went wrong) and the last ones.
 func tail(b []byte) string {
 	s := strings.TrimSpace(string(b))
-	if len(s) > 800 {
-		s = "..." + s[len(s)-800:]
+	if len(s) > 1200 {
+		s = s[:600] + " ... " + s[len(s)-600:]
 	}
 	return s
 }
