@@ -332,7 +332,7 @@ func (p *platform) rootDB() *sql.DB {
 		p.t.Fatal(err)
 	}
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "root", strings.TrimSpace(string(pw)), "unix", filepath.Join(dir, "mysqld.sock")
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "root", strings.TrimSpace(string(pw)), "unix", filepath.Join(dir, "run", "mysqld.sock")
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		p.t.Fatal(err)

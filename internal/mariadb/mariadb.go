@@ -50,8 +50,13 @@ func (s *Server) cnf() string      { return filepath.Join(s.Dir, "my.cnf") }
 func (s *Server) pwFile() string   { return filepath.Join(s.Dir, "root-password") }
 func (s *Server) portFile() string { return filepath.Join(s.Dir, "port") }
 
+// runDir holds what mariadbd writes besides its data: socket, pid file and
+// error log. Like data/ it belongs to the mysql user; Dir itself stays
+// root's, so a compromised mariadbd cannot plant links where root writes.
+func (s *Server) runDir() string { return filepath.Join(s.Dir, "run") }
+
 // Socket is the server's Unix socket path.
-func (s *Server) Socket() string { return filepath.Join(s.Dir, "mysqld.sock") }
+func (s *Server) Socket() string { return filepath.Join(s.runDir(), "mysqld.sock") }
 
 // Port is the server's loopback TCP port.
 func (s *Server) Port() int { return s.port }
@@ -81,6 +86,21 @@ func (s *Server) Prepare(ctx context.Context) error {
 	if err := os.Chmod(s.Dir, 0o711); err != nil {
 		return fmt.Errorf("mariadb: %w", err)
 	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(s.Dir, 0, 0); err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+	}
+	// run/: socket, pid file, error log; 0711 so site users reach the socket.
+	if err := os.MkdirAll(s.runDir(), 0o711); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := os.Chmod(s.runDir(), 0o711); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := s.chown(s.runDir()); err != nil {
+		return err
+	}
 	if err := s.loadOrCreateSecrets(); err != nil {
 		return err
 	}
@@ -97,9 +117,6 @@ func (s *Server) Prepare(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(s.dataDir(), 0o750); err != nil {
 		return fmt.Errorf("mariadb: %w", err)
-	}
-	if err := s.chown(s.Dir); err != nil {
-		return err
 	}
 	if err := s.chown(s.dataDir()); err != nil {
 		return err
@@ -202,7 +219,7 @@ performance_schema = OFF
 
 [client]
 socket = %s
-`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.Dir, "mariadbd.pid"), filepath.Join(s.Dir, "error.log"), s.Socket())
+`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}

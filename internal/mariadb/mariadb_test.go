@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,13 @@ func TestServer(t *testing.T) {
 	case <-s.Ready():
 	case <-time.After(2 * time.Minute):
 		t.Fatal("mariadb not ready")
+	}
+	// Root's files stay in a root-owned directory; mariadbd writes only
+	// below data/ and run/.
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat(s.Dir); err != nil || st.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s is not root's: %v", s.Dir, err)
+		}
 	}
 	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA"); err != nil {
 		t.Fatal(err)
