@@ -89,7 +89,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
@@ -561,7 +560,7 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 			}
 		}
 	}
-	t.print(w)
+	t.Print(w)
 	if hitWAF > 0 && hitNoWAF > 0 {
 		cost := 1 - hitWAF/hitNoWAF
 		met := "ok"
@@ -592,30 +591,5 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 	return ""
 }
 
-// table prints rows with the first column left-aligned and the others
-// right-aligned, two spaces apart.
-type table [][]string
-
-func (t table) print(w io.Writer) {
-	var width []int
-	for _, r := range t {
-		for i, c := range r {
-			if i >= len(width) {
-				width = append(width, 0)
-			}
-			width[i] = max(width[i], utf8.RuneCountInString(c))
-		}
-	}
-	for _, r := range t {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
-			if i == 0 {
-				b.WriteString(c + pad)
-			} else {
-				b.WriteString("  " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
-}
+// table is the shared aligned text table.
+type table = benchplatform.Table

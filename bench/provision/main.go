@@ -41,10 +41,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
@@ -360,33 +358,8 @@ func msStr(v float64) string {
 	return fmt.Sprintf("%.0f ms", v)
 }
 
-// table prints rows with the first column left-aligned and the others
-// right-aligned, two spaces apart.
-type table [][]string
-
-func (t table) print(w io.Writer) {
-	var width []int
-	for _, r := range t {
-		for i, c := range r {
-			if i >= len(width) {
-				width = append(width, 0)
-			}
-			width[i] = max(width[i], utf8.RuneCountInString(c))
-		}
-	}
-	for _, r := range t {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
-			if i == 0 {
-				b.WriteString(c + pad)
-			} else {
-				b.WriteString("  " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
-}
+// table is the shared aligned text table.
+type table = benchplatform.Table
 
 func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "AIPress provisioning benchmark: %d sites, %d CPUs, %s\n\n", r.Sites, r.CPUs, r.Binary)
@@ -398,7 +371,7 @@ func printTable(w io.Writer, r *Result) {
 		{"create API call, p50", msStr(r.CreateCallP50), ""},
 		{"sites per minute", fmt.Sprintf("%.1f", r.SitesPerMinute), ""},
 		{"total creation time", fmt.Sprintf("%.1f s", r.CreationSecs), ""},
-	}.print(w)
+	}.Print(w)
 	fmt.Fprintln(w)
 
 	snaps := []MemSnapshot{r.MemBaseline, r.MemAfterCreation, r.MemIdle}
@@ -425,7 +398,7 @@ func printTable(w io.Writer, r *Result) {
 		[]string{"per site: total / N", "", "", kib(r.PerSiteAfterCreation.RSS), kib(r.PerSiteAfterCreation.PSS), kib(r.PerSiteIdle.RSS), kib(r.PerSiteIdle.PSS)},
 		[]string{"per site: (total - baseline) / N", "", "", kib(r.PerSiteAfterCreationMgl.RSS), kib(r.PerSiteAfterCreationMgl.PSS), kib(r.PerSiteIdleMarginal.RSS), kib(r.PerSiteIdleMarginal.PSS)},
 	)
-	t.print(w)
+	t.Print(w)
 	fmt.Fprintf(w, "base: before any site; created: right after the last site served; idle: %.0f s later\n", r.IdleWaitSecs)
 	fmt.Fprintf(w, "goal: ≤ 1 MB per idle site at 1,000 sites (compare idle PSS per site; measured here at N = %d)\n\n", r.Sites)
 
@@ -434,5 +407,5 @@ func printTable(w io.Writer, r *Result) {
 		{"cold (no live worker), p50", msStr(r.ColdP50), "≤ 300 ms"},
 		{"cold (no live worker), max", msStr(r.ColdMax), ""},
 		{"warm (right after), p50", msStr(r.WarmP50), ""},
-	}.print(w)
+	}.Print(w)
 }

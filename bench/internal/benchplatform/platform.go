@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aipress/aipress/internal/apiclient"
 )
@@ -331,5 +332,34 @@ func (p *Platform) Finish(keep, failed bool) {
 	}
 	if err := p.Cleanup(); err != nil {
 		Logf("cleanup: %v", err)
+	}
+}
+
+// Table prints rows with the first column left-aligned and the others
+// right-aligned, two spaces apart (the benchmarks' reports).
+type Table [][]string
+
+// Print writes the table to w.
+func (t Table) Print(w io.Writer) {
+	var width []int
+	for _, r := range t {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range t {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
 }

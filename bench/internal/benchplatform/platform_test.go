@@ -61,3 +61,12 @@ func TestSleep(t *testing.T) {
 		t.Errorf("Sleep on a cancelled context: %v", err)
 	}
 }
+
+func TestTablePrint(t *testing.T) {
+	var b strings.Builder
+	Table{{"name", "req/s"}, {"cache hit", "19270"}, {"µs", "1"}}.Print(&b)
+	want := "name       req/s\ncache hit  19270\nµs             1\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}
