@@ -458,3 +458,27 @@ func TestBypassNotStored(t *testing.T) {
 	h.rt.Options.CacheTTL = 0
 	expect(t, h.do("GET", "/"), Bypass, "page / call 5")
 }
+
+// Cached pages answer conditional requests with 304 from the stored
+// validators (ETag and Last-Modified sent by PHP).
+func TestHitConditional(t *testing.T) {
+	h := newHarness(t, Config{})
+	lastMod := "Wed, 01 Jan 2025 00:00:00 GMT"
+	h.up.respond = func(w http.ResponseWriter, r *http.Request, n int64) error {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Last-Modified", lastMod)
+		fmt.Fprint(w, "page")
+		return nil
+	}
+	expect(t, h.do("GET", "/c/"), Miss, "page")
+	if rec := h.do("GET", "/c/", "If-None-Match", `"v1"`); rec.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match on a hit = %d, want 304", rec.Code)
+	}
+	if rec := h.do("GET", "/c/", "If-Modified-Since", lastMod); rec.Code != http.StatusNotModified {
+		t.Errorf("If-Modified-Since on a hit = %d, want 304", rec.Code)
+	}
+	if rec := h.do("GET", "/c/", "If-None-Match", `"v0"`); rec.Code != 200 || rec.Body.String() != "page" {
+		t.Errorf("stale If-None-Match = %d %q, want 200 page", rec.Code, rec.Body.String())
+	}
+}

@@ -246,7 +246,9 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, lbl
 	if e.status == http.StatusOK && (r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" ||
 		r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Range") != "") {
 		// Handles Range, If-None-Match against a stored ETag, and HEAD.
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.body))
+		// The stored Last-Modified (if PHP sent one) answers If-Modified-Since.
+		modTime, _ := http.ParseTime(e.header.Get("Last-Modified"))
+		http.ServeContent(w, r, "", modTime, bytes.NewReader(e.body))
 		return
 	}
 	// The common hit: the whole page in one Write (ServeContent would copy
