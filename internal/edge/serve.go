@@ -345,6 +345,12 @@ func (c *resolveCache) put(p string, r resolution) {
 	c.m[p] = r
 }
 
+func (c *resolveCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+}
+
 func (c *resolveCache) forget(p string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

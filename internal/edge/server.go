@@ -192,6 +192,10 @@ func (s *Server) SetTable(t *Table) {
 		t = NewTable(nil)
 	}
 	s.table.Store(t)
+	// Path resolutions belong to the sites of the old table (a deleted
+	// site's entries would otherwise stay forever); they refill on demand.
+	s.resolved.reset()
+	s.realDocs.Clear()
 }
 
 // Table returns the routing table currently installed.
