@@ -191,7 +191,15 @@ func TestHTTPSMetricsRateLimit(t *testing.T) {
 	})
 
 	t.Run("MetricsMove", func(t *testing.T) {
+		// The edge counts a request once it has answered it, so a client can
+		// see the answer a moment before the count: wait (bounded) for it.
 		after := scrape()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); after = scrape() {
+			if value(after, "aipress_edge_requests_total", ok2xx) >= value(before, "aipress_edge_requests_total", ok2xx)+3 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		b, a := value(before, "aipress_edge_requests_total", ok2xx), value(after, "aipress_edge_requests_total", ok2xx)
 		if a < b+3 { // at least the three HTTPS page loads
 			t.Errorf("aipress_edge_requests_total{site=blog.localhost,code_class=2xx}: %v → %v", b, a)
@@ -211,6 +219,12 @@ func TestHTTPSMetricsRateLimit(t *testing.T) {
 		// An unknown host is counted under _unknown, not under its name.
 		p.client("nosuchsite.localhost").get("/")
 		last := scrape()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); last = scrape() {
+			if value(last, "aipress_edge_requests_total", map[string]string{"site": "_unknown", "code_class": "4xx"}) >= 1 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if v := value(last, "aipress_edge_requests_total", map[string]string{"site": "_unknown", "code_class": "4xx"}); v < 1 {
 			t.Errorf("_unknown 4xx = %v", v)
 		}
