@@ -270,22 +270,27 @@ func (p *platform) client(host string) *client {
 
 func (c *client) do(method, path string, form url.Values) (int, http.Header, string) {
 	c.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	if form == nil {
+		return c.doRaw(method, path, nil, nil)
 	}
-	req, err := http.NewRequest(method, c.base+path, body)
+	return c.doRaw(method, path, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(form.Encode()))
+}
+
+// doRaw sends one request with the site's Host, the given headers and body
+// and the client's cookies, and keeps the cookies it gets back.
+func (c *client) doRaw(method, path string, hdr http.Header, body []byte) (int, http.Header, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	req.Host = c.host
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	// The jar files cookies under the URL's host; WordPress sets them for
 	// the site's domain, so ask the jar for that one.
-	siteURL := &url.URL{Scheme: "http", Host: c.host, Path: req.URL.Path}
-	for _, ck := range c.http.Jar.Cookies(siteURL) {
+	for _, ck := range c.http.Jar.Cookies(&url.URL{Scheme: "http", Host: c.host, Path: req.URL.Path}) {
 		req.AddCookie(ck)
 	}
 	resp, err := c.http.Do(req)

@@ -6,7 +6,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -17,31 +16,6 @@ import (
 
 // doRaw sends a request with any body and headers, with the client's
 // cookies, as the browser's JavaScript would.
-func (c *client) doRaw(method, path string, hdr http.Header, body []byte) (int, http.Header, string) {
-	c.t.Helper()
-	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Host = c.host
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	for _, ck := range c.http.Jar.Cookies(&url.URL{Scheme: "http", Host: c.host, Path: req.URL.Path}) {
-		req.AddCookie(ck)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if cks := resp.Cookies(); len(cks) > 0 {
-		c.http.Jar.SetCookies(&url.URL{Scheme: "http", Host: c.host, Path: "/"}, cks)
-	}
-	return resp.StatusCode, resp.Header, string(b)
-}
-
 // The WAF blocks classic attacks on a real site (block mode, paranoia 1,
 // the defaults) and lets WordPress's own flows through.
 func testWAF(t *testing.T, p *platform) {
