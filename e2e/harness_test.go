@@ -406,3 +406,27 @@ func (p *platform) inventory() map[string][]string {
 	}
 	return inv
 }
+
+// waitLog waits (bounded) until the platform's log from byte offset from on
+// contains s. The platform writes its log before it answers the request that
+// caused it, but the log reaches this process through a pipe that another
+// goroutine copies, so a line can trail the response by a little.
+func (p *platform) waitLog(from int, s string) bool {
+	return p.waitLogFunc(from, func(line string) bool { return strings.Contains(line, s) })
+}
+
+// waitLogFunc is waitLog with a predicate over each line.
+func (p *platform) waitLogFunc(from int, match func(line string) bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(p.log.String()[from:], "\n") {
+			if match(line) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
