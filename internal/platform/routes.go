@@ -119,6 +119,12 @@ func (n notifyingSites) UpdateStatus(ctx context.Context, name, uid string, fn f
 	return err
 }
 
+func (n notifyingSites) UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error {
+	err := n.Sites.UpdateMove(ctx, name, uid, fn)
+	n.after()
+	return err
+}
+
 func (n notifyingSites) Finalize(ctx context.Context, name, uid string) error {
 	err := n.Sites.Finalize(ctx, name, uid)
 	n.after()

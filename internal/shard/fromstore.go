@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -39,6 +40,21 @@ func (s storeSites) UpdateStatus(ctx context.Context, name, uid string, fn func(
 			return errOtherUID
 		}
 		fn(&cur.Status)
+		return nil
+	})
+	if errors.Is(err, errOtherUID) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (s storeSites) UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error {
+	_, err := s.st.UpdateSite(ctx, name, func(cur *site.Site) error {
+		if cur.Metadata.UID != uid || cur.Move == nil {
+			return errOtherUID
+		}
+		fn(cur.Move)
+		site.AdvanceMove(cur, time.Now().UTC())
 		return nil
 	})
 	if errors.Is(err, errOtherUID) || errors.Is(err, store.ErrNotFound) {

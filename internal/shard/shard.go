@@ -33,17 +33,22 @@ import (
 )
 
 // Sites is where a shard reads its desired sites and reports what it
-// observed. The control plane's store implements it in process; a remote
-// agent protocol can implement it later.
+// observed. The control plane's store implements it in process (FromStore);
+// a shard agent implements it over the control plane's API.
 //
-// ListSites returns every site assigned to shard, including those whose
+// ListSites returns every site shard holds (site.Site.Shards: the sites
+// assigned to it and those moving to or from it), including those whose
 // deletion was requested. UpdateStatus applies fn to the status of the site
 // with that name and UID (a site re-created under the same name has another
-// UID and is left alone) and must be a no-op write when fn changes nothing.
+// UID and is left alone) and must be a no-op write when fn changes nothing;
+// only the shard in Status.Shard calls it. UpdateMove applies fn to the
+// site's Move (a no-op when the site has no move or another UID), then lets
+// the control plane advance the move (site.AdvanceMove) in the same write.
 // Finalize removes the record of a site whose deletion is complete.
 type Sites interface {
 	ListSites(ctx context.Context, shard string) ([]site.Site, error)
 	UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error
+	UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error
 	Finalize(ctx context.Context, name, uid string) error
 }
 

@@ -30,6 +30,32 @@ type Site struct {
 	Metadata Metadata `json:"metadata"`
 	Spec     Spec     `json:"spec"`
 	Status   Status   `json:"status"`
+	// Move is the site's current (or last) move between shards; nil when
+	// it never moved. See move.go.
+	Move *Move `json:"move,omitempty"`
+}
+
+// Shards returns the shards that hold (a copy of) the site: the one in
+// Status.Shard, and while a move is active its source and target too.
+func (s *Site) Shards() []string {
+	var out []string
+	add := func(n string) {
+		if n == "" {
+			return
+		}
+		for _, o := range out {
+			if o == n {
+				return
+			}
+		}
+		out = append(out, n)
+	}
+	add(s.Status.Shard)
+	if s.Move.Active() {
+		add(s.Move.Source)
+		add(s.Move.Target)
+	}
+	return out
 }
 
 // Metadata identifies a site. Name is the site's domain (unique).

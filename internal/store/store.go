@@ -20,6 +20,10 @@ var (
 	// required field, a change to an immutable field, a malformed continue
 	// token or token hash.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrExpired means Changes was asked for changes after a revision whose
+	// tombstones were already pruned: the watcher must list everything
+	// again (as Kubernetes' "410 Gone").
+	ErrExpired = errors.New("revision too old")
 )
 
 // Store is the control plane's state.
@@ -51,8 +55,40 @@ var (
 //   - DeleteSite removes the record; unknown names give ErrNotFound.
 //   - ListSites returns sites ordered by name, at most Limit (default 100,
 //     max 1000) per page; Continue is an opaque token for the next page, empty
-//     on the last one; a malformed one gives ErrInvalid. Shard filters by
-//     Status.Shard.
+//     on the last one; a malformed one gives ErrInvalid. Shard filters to the
+//     sites that shard holds: Status.Shard, and the source and target of an
+//     active move (site.Site.Shards). Unplaced filters to sites with an empty
+//     Status.Shard (Shard and Unplaced together give ErrInvalid).
+//   - Site.Move is stored and returned as is (nil stays nil).
+//   - Tombstones: whenever a write makes a site leave a shard it was in
+//     (site.Site.Shards before the write but not after, including every
+//     shard of a deleted site), the store records a Tombstone for that
+//     shard at the write's revision (Deleted true for DeleteSite). Changes
+//     returns the sites and shards written after since and the tombstones
+//     recorded after since (filtered by ChangeOptions.Shard); since <
+//     0 gives ErrInvalid; since older than the last PruneTombstones'
+//     before gives ErrExpired. A since greater than the current revision
+//     returns an empty list at the current revision. Pages are consistent:
+//     following More to the end sees every change exactly once (a site
+//     written twice meanwhile may show once, in its later state).
+//   - PruneTombstones(before) drops tombstones with Revision < before;
+//     afterwards Changes(since < before) gives ErrExpired. It returns how
+//     many it dropped.
+//   - Shards: CreateShard fails with ErrAlreadyExists for a known name and
+//     ErrInvalid for an empty one; it sets ResourceVersion (taking a
+//     revision) and fills Phase with ShardPending if empty. GetShard,
+//     UpdateShard, DeleteShard and Heartbeat fail with ErrNotFound for an
+//     unknown name. UpdateShard follows UpdateSite's rules (mutate's error
+//     returned as is, Name and CreatedAt immutable → ErrInvalid, nothing
+//     written when nothing changed) and takes a revision when it writes;
+//     LastHeartbeat and Usage are the heartbeat's: UpdateShard ignores
+//     changes to them. Heartbeat sets LastHeartbeat and Usage without taking
+//     a revision (it must stay cheap: ~1,000 shards beat every few
+//     seconds). ListShards returns every shard ordered by name. DeleteShard
+//     takes a revision.
+//   - Tokens: ListTokens returns every token ordered by ID (without
+//     hashes); DeleteToken removes one (ErrNotFound when unknown). Subject
+//     is stored and returned as is.
 //   - Tokens are looked up by the SHA-256 hex (lowercase) of the secret; the
 //     secret itself is never stored, and CreateToken refuses a Hash that is
 //     not 64 lowercase hex digits (ErrInvalid). A duplicate ID or Hash gives
@@ -68,8 +104,22 @@ type Store interface {
 	UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error)
 	DeleteSite(ctx context.Context, name string) error
 
+	// Changes and PruneTombstones are the watch behind shard agents and
+	// edges (list once, then follow changes from the list's revision).
+	Changes(ctx context.Context, since int64, opts ChangeOptions) (*ChangeList, error)
+	PruneTombstones(ctx context.Context, before int64) (int, error)
+
+	CreateShard(ctx context.Context, sh *Shard) error
+	GetShard(ctx context.Context, name string) (*Shard, error)
+	ListShards(ctx context.Context) ([]Shard, error)
+	UpdateShard(ctx context.Context, name string, mutate func(*Shard) error) (*Shard, error)
+	DeleteShard(ctx context.Context, name string) error
+	Heartbeat(ctx context.Context, name string, at time.Time, usage Usage) error
+
 	CreateToken(ctx context.Context, t Token) error
 	LookupToken(ctx context.Context, hash string) (*Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+	DeleteToken(ctx context.Context, id string) error
 
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)
@@ -82,6 +132,7 @@ type ListOptions struct {
 	Limit    int
 	Continue string
 	Shard    string
+	Unplaced bool
 }
 
 // SiteList is one page of sites.
@@ -99,13 +150,21 @@ type Role string
 const (
 	RoleAdmin  Role = "admin"  // everything
 	RoleViewer Role = "viewer" // read-only
+	// RoleShard is a shard agent's: register, watch and report for the
+	// shard named by the token's Subject, nothing else.
+	RoleShard Role = "shard"
+	// RoleEdge is an edge's: watch the routing table.
+	RoleEdge Role = "edge"
 )
 
 // Token is an API credential. Hash is the SHA-256 hex of the secret.
 type Token struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Role      Role      `json:"role"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Subject is what the token is bound to: the shard's name for
+	// RoleShard, empty otherwise.
+	Subject   string    `json:"subject,omitempty"`
 	Hash      string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 }
