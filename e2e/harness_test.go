@@ -93,7 +93,7 @@ func newPlatform(t *testing.T) *platform {
 	p := &platform{t: t, dataDir: filepath.Join(dir, "data"), httpAddr: freeAddr(t), apiAddr: freeAddr(t)}
 	t.Cleanup(func() {
 		p.stop()
-		if t.Failed() {
+		if t.Failed() && p.log != nil {
 			t.Logf("platform log:\n%s", p.log)
 		}
 	})

@@ -265,10 +265,11 @@ func (s *Server) confine(docroot, fsPath string) (rootDir, rel string, err error
 	if err != nil {
 		return "", "", err
 	}
-	for i := -1; i < len(s.allowed); i++ {
+	allowed := *s.allowed.Load()
+	for i := -1; i < len(allowed); i++ {
 		root := realDoc
 		if i >= 0 {
-			root = s.allowed[i]
+			root = allowed[i]
 		}
 		if rel, ok := within(root, real); ok {
 			// Uploads are the one place a site's user can change links;
@@ -308,7 +309,7 @@ func (s *Server) openRoot(dir string) (root *os.Root, close func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if slices.Contains(s.allowed, dir) {
+	if slices.Contains(*s.allowed.Load(), dir) {
 		if v, loaded := s.allowedRoots.LoadOrStore(dir, root); loaded {
 			root.Close()
 			return v.(*os.Root), func() {}, nil

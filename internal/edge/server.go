@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -119,7 +120,8 @@ type Server struct {
 	php          RouteHandler // runPHP wrapped in the PHP middlewares
 	observe      func(*http.Request, *RequestInfo)
 	log          *slog.Logger
-	allowed      []string
+	allowed      atomic.Pointer[[]string] // allowed symlink roots, resolved; only grows
+	allowedMu    sync.Mutex               // serializes AddAllowedSymlinkRoots
 	maxBody      int64
 	dialTimeout  time.Duration
 	retryAfter   string
@@ -156,19 +158,8 @@ func New(cfg Config) *Server {
 		ra = DefaultRetryAfter
 	}
 	s.retryAfter = strconv.Itoa(int((ra + time.Second - 1) / time.Second))
-	for _, root := range cfg.AllowedSymlinkRoots {
-		if !filepath.IsAbs(root) {
-			s.log.Warn("edge: ignoring relative symlink root", "root", root)
-			continue
-		}
-		real, err := filepath.EvalSymlinks(root)
-		if err != nil {
-			// Keep the lexical path: it may appear later, and a path that
-			// does not exist cannot match a resolved file anyway.
-			real = filepath.Clean(root)
-		}
-		s.allowed = append(s.allowed, real)
-	}
+	s.allowed.Store(&[]string{})
+	s.AddAllowedSymlinkRoots(cfg.AllowedSymlinkRoots...)
 	s.table.Store(NewTable(nil))
 	s.php = func(w http.ResponseWriter, r *http.Request, rt *Route) error {
 		c, _ := r.Context().Value(phpScriptKey{}).(phpScript)
@@ -183,6 +174,36 @@ func New(cfg Config) *Server {
 	}
 	s.observe = cfg.Observe
 	return s
+}
+
+// AddAllowedSymlinkRoots allows symlinks out of docroots into roots too
+// (absolute paths; relative ones are ignored with a warning). A federated edge
+// learns them from the shards it routes to, each of which shares one
+// WordPress core among its sites. Roots are never removed: a shard that goes
+// away leaves a path no route points into any more.
+func (s *Server) AddAllowedSymlinkRoots(roots ...string) {
+	s.allowedMu.Lock()
+	defer s.allowedMu.Unlock()
+	cur := *s.allowed.Load()
+	next := slices.Clone(cur)
+	for _, root := range roots {
+		if !filepath.IsAbs(root) {
+			s.log.Warn("edge: ignoring relative symlink root", "root", root)
+			continue
+		}
+		real, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			// Keep the lexical path: it may appear later, and a path that
+			// does not exist cannot match a resolved file anyway.
+			real = filepath.Clean(root)
+		}
+		if !slices.Contains(next, real) {
+			next = append(next, real)
+		}
+	}
+	if len(next) != len(cur) {
+		s.allowed.Store(&next)
+	}
 }
 
 // SetTable atomically installs t. Requests already running keep the table
@@ -228,7 +249,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch rt.State {
 	case Serving:
+		if rt.Options.WritesFrozen && !safeMethod(r.Method) {
+			w.Header().Set("Retry-After", s.retryAfter)
+			err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is being moved; changes are paused for a moment. Please try again shortly."}
+			break
+		}
 		err = s.serve(w, r, rt)
+	case ShardDown:
+		w.Header().Set("Retry-After", s.retryAfter)
+		err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site's server is not responding. Please try again shortly."}
 	case Suspended:
 		w.Header().Set("Retry-After", s.retryAfter)
 		err = &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is temporarily down for maintenance."}
@@ -239,6 +268,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, id, rt, err)
 	}
+}
+
+// safeMethod reports whether m only reads (RFC 9110 §9.2.1, less TRACE,
+// which the edge does not serve anyway).
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 // HTTPError is an error with the status and the safe message a client sees;

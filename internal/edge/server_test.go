@@ -142,6 +142,8 @@ echo "second\n";`,
 		{Host: "down.test", Site: "down", Docroot: f.docroot, Endpoint: "unix:" + filepath.Join(base, "nope.sock"), State: Serving},
 		{Host: "suspended.test", Site: "suspended", Docroot: f.docroot, State: Suspended},
 		{Host: "new.test", Site: "new", State: Unavailable},
+		{Host: "shard-down.test", Site: "shard-down", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: ShardDown},
+		{Host: "frozen.test", Site: "frozen", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: Serving, Options: RouteOptions{WritesFrozen: true}},
 	}))
 	f.ts = httptest.NewServer(f.edge)
 	t.Cleanup(f.ts.Close)
@@ -459,6 +461,25 @@ func TestServerScenarios(t *testing.T) {
 			name: "unavailable", req: request{host: "NEW.test", target: "/"}, wantStatus: 503,
 			check: func(t *testing.T, resp *http.Response, body string) {
 				if resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "not available yet") {
+					t.Errorf("Retry-After %q, body %q", resp.Header.Get("Retry-After"), body)
+				}
+			},
+		},
+		{
+			// A shard that stopped heartbeating: its route keeps its
+			// endpoint, but nothing is served from it.
+			name: "shard down", req: request{host: "shard-down.test", target: "/robots.txt"}, wantStatus: 503,
+			check: func(t *testing.T, resp *http.Response, body string) {
+				if resp.Header.Get("Retry-After") != "120" || !strings.Contains(body, "not responding") {
+					t.Errorf("Retry-After %q, body %q", resp.Header.Get("Retry-After"), body)
+				}
+			},
+		},
+		{name: "frozen site reads", req: request{host: "frozen.test", target: "/robots.txt"}, wantStatus: 200},
+		{
+			name: "frozen site refuses writes", req: request{method: "POST", host: "frozen.test", target: "/", body: "a=1"}, wantStatus: 503,
+			check: func(t *testing.T, resp *http.Response, body string) {
+				if resp.Header.Get("Retry-After") != "120" || !strings.Contains(body, "being moved") {
 					t.Errorf("Retry-After %q, body %q", resp.Header.Get("Retry-After"), body)
 				}
 			},

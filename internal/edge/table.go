@@ -17,6 +17,9 @@ const (
 	Unavailable RouteState = iota // not ready yet, or failing: 503 "not available yet"
 	Serving                       // static files from Docroot, PHP via Endpoint
 	Suspended                     // 503 maintenance page
+	// ShardDown: the site's shard stopped heartbeating; 503 with
+	// Retry-After until it returns (never another site's content).
+	ShardDown
 )
 
 // String returns the state's name.
@@ -26,6 +29,8 @@ func (s RouteState) String() string {
 		return "Serving"
 	case Suspended:
 		return "Suspended"
+	case ShardDown:
+		return "ShardDown"
 	default:
 		return "Unavailable"
 	}
@@ -49,6 +54,10 @@ type RouteOptions struct {
 	WAFMode       string        // site.WAFOff, WAFDetect or WAFBlock
 	WAFParanoia   int           // 1–4
 	HTTPSRedirect bool
+	// WritesFrozen: the site is being moved between shards; requests
+	// that may write (any method but GET, HEAD and OPTIONS) get 503 with
+	// Retry-After until the switch.
+	WritesFrozen bool
 }
 
 // RouteForSite derives the route for s from its spec and observed status:
@@ -71,6 +80,7 @@ func RouteForSite(s *site.Site) Route {
 			WAFMode:       spec.WAF.Mode,
 			WAFParanoia:   spec.WAF.ParanoiaLevel,
 			HTTPSRedirect: spec.HTTPSRedirect,
+			WritesFrozen:  s.Move.Frozen(),
 		},
 	}
 	switch {

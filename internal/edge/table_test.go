@@ -103,12 +103,16 @@ func TestRouteForSite(t *testing.T) {
 		{"creating", base(func(s *site.Site) { s.Status.Phase = site.PhaseCreating }), Unavailable},
 		{"failed", base(func(s *site.Site) { s.Status.Phase = site.PhaseFailed }), Unavailable},
 		{"ready without endpoint", base(func(s *site.Site) { s.Status.Endpoint = "" }), Unavailable},
+		{"moving", base(func(s *site.Site) { s.Move = &site.Move{Phase: site.MoveImporting} }), Serving},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := RouteForSite(tc.s)
 			if r.State != tc.want {
 				t.Fatalf("state = %v, want %v", r.State, tc.want)
+			}
+			if r.Options.WritesFrozen != tc.s.Move.Frozen() {
+				t.Errorf("WritesFrozen = %v with move %+v", r.Options.WritesFrozen, tc.s.Move)
 			}
 			if r.Host != "blog.example.com" || r.Site != "blog.example.com" {
 				t.Fatalf("route = %+v", r)

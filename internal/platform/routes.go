@@ -62,8 +62,11 @@ func (r *routeSync) sync(ctx context.Context) error {
 	if head.Revision == r.rev {
 		return nil
 	}
-	var routes []edge.Route
-	uids := map[string]string{}
+	shards, err := r.st.ListShards(ctx)
+	if err != nil {
+		return err
+	}
+	var sites []site.Site
 	opts := store.ListOptions{Limit: 1000}
 	rev := int64(-1)
 	for {
@@ -74,14 +77,17 @@ func (r *routeSync) sync(ctx context.Context) error {
 		if rev < 0 {
 			rev = page.Revision
 		}
-		for i := range page.Items {
-			routes = append(routes, edge.RouteForSite(&page.Items[i]))
-			uids[page.Items[i].Metadata.Name] = page.Items[i].Metadata.UID
-		}
+		sites = append(sites, page.Items...)
 		if page.Continue == "" {
 			break
 		}
 		opts.Continue = page.Continue
+	}
+	routes, roots := buildRoutes(sites, shards)
+	r.target.AddAllowedSymlinkRoots(roots...)
+	uids := make(map[string]string, len(sites))
+	for i := range sites {
+		uids[sites[i].Metadata.Name] = sites[i].Metadata.UID
 	}
 	r.target.SetTable(edge.NewTable(routes))
 	if r.purger != nil {
@@ -95,6 +101,30 @@ func (r *routeSync) sync(ctx context.Context) error {
 	r.uids = uids
 	r.rev = rev
 	return nil
+}
+
+// buildRoutes derives the edge's routes from the sites and the shards: a
+// site whose shard is Unhealthy is ShardDown (503, Retry-After) unless it is
+// suspended anyway. It also returns every shard's symlink roots, which the
+// edge must allow to serve the shards' shared WordPress cores.
+func buildRoutes(sites []site.Site, shards []store.Shard) ([]edge.Route, []string) {
+	down := map[string]bool{}
+	var roots []string
+	for _, sh := range shards {
+		if sh.Phase == store.ShardUnhealthy {
+			down[sh.Name] = true
+		}
+		roots = append(roots, sh.Roots...)
+	}
+	routes := make([]edge.Route, 0, len(sites))
+	for i := range sites {
+		rt := edge.RouteForSite(&sites[i])
+		if down[sites[i].Status.Shard] && rt.State != edge.Suspended {
+			rt.State = edge.ShardDown
+		}
+		routes = append(routes, rt)
+	}
+	return routes, roots
 }
 
 // atomicHandler is an http.Handler that can be replaced while serving.

@@ -1,0 +1,591 @@
+// Package control is the control plane's periodic work: the loops that only
+// the elected leader runs (package leader decides which replica that is).
+//
+// A Controller keeps a placement.Index of every shard and every placed site
+// in memory — built once from the store, then kept current by following the
+// store's change feed (store.Store.Changes) — and on each pass:
+//
+//   - places new (unplaced) sites on shards, asking a placement.Provider
+//     for a new shard when every shard is full (placement.PlaceOrGrow);
+//   - judges shard health from heartbeats: a Ready shard that missed them for
+//     HeartbeatTimeout becomes Unhealthy (the edge then answers 503 for its
+//     sites, and each site gets a ShardReachable=False condition), and
+//     becomes Ready again as soon as it beats;
+//   - drains shards marked Draining, a few moves at a time (site.Move; the
+//     shards do the copying, see package shard);
+//   - prunes the store's tombstones older than TombstoneRetention.
+//
+// Each pass is idempotent and works from the store, so a new leader simply
+// starts over; nothing here reaches into a shard.
+//
+// Placement constraints come from site labels: "region", "zone" and "tier"
+// must match the shard's labels of the same name; "tenant" names the owner
+// whose sites are spread over shards.
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// ConditionShardReachable is the site condition the controller sets from its
+// shard's health.
+const ConditionShardReachable = "ShardReachable"
+
+// Site labels the controller reads.
+const (
+	LabelTenant = "tenant"
+)
+
+// ConstraintLabels are the site labels that must match the shard's.
+var constraintLabels = []string{"region", "zone", "tier"}
+
+// Config configures a Controller. Store is required.
+type Config struct {
+	Store store.Store
+	// Provider creates a shard when every shard is full; nil: sites wait
+	// unplaced until an operator adds a shard.
+	Provider placement.Provider
+	// Placer is the placement policy (headroom).
+	Placer placement.Placer
+	Logger *slog.Logger
+	Clock  func() time.Time
+	// Interval is how often a pass runs when nothing wakes the controller
+	// (default 250ms; a pass with nothing new costs one indexed query).
+	Interval time.Duration
+	// HeartbeatTimeout is how long a shard may go without a heartbeat
+	// before it is Unhealthy (default 15s).
+	HeartbeatTimeout time.Duration
+	// MovesPerShard caps the moves out of one draining shard at a time
+	// (default 2).
+	MovesPerShard int
+	// TombstoneRetention is how long tombstones are kept for watchers that
+	// were away (default 10 minutes).
+	TombstoneRetention time.Duration
+	// Notify is called after the controller wrote to the store, so local
+	// watchers wake at once. May be nil.
+	Notify func()
+}
+
+// Controller runs the leader's loops. Create it with New; Run it while
+// leading.
+type Controller struct {
+	cfg  Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu         sync.Mutex // guards the fields below; one Run at a time
+	idx        *placement.Index
+	rev        int64 // the change feed's position; -1: rebuild
+	lastHealth time.Time
+	revs       []revAt // recent revisions by time, for tombstone pruning
+}
+
+type revAt struct {
+	at  time.Time
+	rev int64
+}
+
+// New returns a Controller.
+func New(cfg Config) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 250 * time.Millisecond
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 15 * time.Second
+	}
+	if cfg.MovesPerShard <= 0 {
+		cfg.MovesPerShard = 2
+	}
+	if cfg.TombstoneRetention <= 0 {
+		cfg.TombstoneRetention = 10 * time.Minute
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	return &Controller{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), rev: -1}
+}
+
+// Wake makes the next pass start now. It never blocks.
+func (c *Controller) Wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs passes until ctx ends. Errors of a pass are logged and the pass
+// retried; Run returns nil when ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rev = -1 // a new term starts from the store
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := c.pass(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("control pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Pass runs one pass (for tests and benchmarks; Run calls it in a loop).
+func (c *Controller) Pass(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pass(ctx)
+}
+
+func (c *Controller) pass(ctx context.Context) error {
+	changed, err := c.sync(ctx)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	var errs []error
+	now := c.cfg.Clock()
+	if now.Sub(c.lastHealth) >= time.Second || changed {
+		c.lastHealth = now
+		errs = append(errs, c.checkHealth(ctx, now))
+		errs = append(errs, c.drain(ctx))
+		errs = append(errs, c.prune(ctx, now))
+	}
+	if changed {
+		errs = append(errs, c.placePending(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// sync brings the index up to date with the store: a full build at the
+// start of a term (or when the feed expired), then the changes since.
+// It reports whether anything changed.
+func (c *Controller) sync(ctx context.Context) (bool, error) {
+	if c.rev < 0 {
+		return true, c.rebuild(ctx)
+	}
+	changed := false
+	for {
+		cl, err := c.cfg.Store.Changes(ctx, c.rev, store.ChangeOptions{Limit: store.MaxLimit})
+		if errors.Is(err, store.ErrExpired) {
+			c.log.Info("change feed expired; rebuilding the placement index")
+			return true, c.rebuild(ctx)
+		}
+		if err != nil {
+			return changed, err
+		}
+		for _, sh := range cl.Shards {
+			c.applyShard(sh)
+		}
+		for _, tb := range cl.Removed {
+			if tb.Deleted {
+				c.idx.Unassign(tb.Name)
+			}
+		}
+		for i := range cl.Sites {
+			c.applySite(&cl.Sites[i])
+		}
+		changed = changed || len(cl.Shards)+len(cl.Sites)+len(cl.Removed) > 0
+		c.rev = cl.Revision
+		if !cl.More {
+			return changed, nil
+		}
+	}
+}
+
+func (c *Controller) rebuild(ctx context.Context) error {
+	// The feed position is read first: whatever is written while the
+	// index is built shows up again in the next sync (applying is
+	// idempotent).
+	head, err := c.cfg.Store.Changes(ctx, 1<<62, store.ChangeOptions{Limit: 1})
+	if err != nil {
+		return err
+	}
+	c.idx = placement.NewIndex(c.cfg.Placer)
+	shards, err := c.cfg.Store.ListShards(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sh := range shards {
+		c.applyShard(sh)
+	}
+	opts := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := c.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			c.applySite(&page.Items[i])
+		}
+		if page.Continue == "" {
+			break
+		}
+		opts.Continue = page.Continue
+	}
+	c.rev = head.Revision
+	return nil
+}
+
+// placementShard is what placement needs of a store shard.
+func placementShard(sh store.Shard) placement.Shard {
+	return placement.Shard{
+		Name: sh.Name, Labels: sh.Labels, Capacity: sh.Capacity,
+		Cordoned: sh.Cordoned, Draining: sh.Draining,
+		Healthy:  sh.Phase == store.ShardReady,
+		Starting: sh.Phase == store.ShardPending || sh.Phase == "",
+	}
+}
+
+func (c *Controller) applyShard(sh store.Shard) {
+	ps := placementShard(sh)
+	if err := c.idx.Update(ps); errors.Is(err, placement.ErrUnknownShard) {
+		_ = c.idx.Add(ps)
+	}
+}
+
+// placedOn is the shard a site counts against: a move's target while the
+// move is active (its room is reserved there), else its shard.
+func placedOn(s *site.Site) string {
+	if s.Move.Active() && s.Move.Phase != site.MoveAborting {
+		return s.Move.Target
+	}
+	return s.Status.Shard
+}
+
+func (c *Controller) applySite(s *site.Site) {
+	name := s.Metadata.Name
+	want := placedOn(s)
+	cur, ok := c.idx.ShardOf(name)
+	switch {
+	case want == "":
+		if ok {
+			c.idx.Unassign(name)
+		}
+	case !ok:
+		if err := c.idx.Assign(name, s.Metadata.Labels[LabelTenant], want); err != nil {
+			c.log.Warn("site on a shard the index does not know", "site", name, "shard", want, "err", err)
+		}
+	case cur != want:
+		if err := c.idx.Move(name, want); err != nil {
+			c.log.Warn("site moved to a shard the index does not know", "site", name, "shard", want, "err", err)
+		}
+	}
+}
+
+func request(s *site.Site) placement.Request {
+	req := placement.Request{Site: s.Metadata.Name, Tenant: s.Metadata.Labels[LabelTenant]}
+	for _, k := range constraintLabels {
+		if v, ok := s.Metadata.Labels[k]; ok {
+			if req.Constraints == nil {
+				req.Constraints = map[string]string{}
+			}
+			req.Constraints[k] = v
+		}
+	}
+	return req
+}
+
+var errSkip = errors.New("skip")
+
+// placePending places every unplaced site. A site whose deletion was
+// requested before it was placed is removed at once: no shard holds it.
+func (c *Controller) placePending(ctx context.Context) error {
+	var errs []error
+	wrote := false
+	defer func() {
+		if wrote {
+			c.cfg.Notify()
+		}
+	}()
+	// Placed sites leave the unplaced set, so paging by name past each
+	// page visits every site once even though the set shrinks meanwhile.
+	opts := store.ListOptions{Unplaced: true, Limit: store.MaxLimit}
+	for {
+		page, err := c.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			s := &page.Items[i]
+			if s.Metadata.DeletionRequested != nil {
+				if err := c.cfg.Store.DeleteSite(ctx, s.Metadata.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+					errs = append(errs, err)
+					continue
+				}
+				wrote = true
+				continue
+			}
+			shard, err := c.place(ctx, s)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			wrote = wrote || shard != ""
+		}
+		if page.Continue == "" {
+			return errors.Join(errs...)
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// place places one site: chooses (or grows) a shard in the index, then
+// records the choice on the site unless the site changed meanwhile.
+func (c *Controller) place(ctx context.Context, s *site.Site) (string, error) {
+	req := request(s)
+	var shard string
+	var err error
+	if c.cfg.Provider != nil {
+		shard, err = placement.PlaceOrGrow(ctx, c.idx, c.cfg.Provider, req)
+	} else {
+		shard, err = c.idx.Place(req)
+	}
+	if err != nil {
+		return "", fmt.Errorf("place %s: %w", s.Metadata.Name, err)
+	}
+	uid := s.Metadata.UID
+	_, err = c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
+		if cur.Metadata.UID != uid || cur.Status.Shard != "" {
+			return errSkip
+		}
+		cur.Status.Shard = shard
+		return nil
+	})
+	if err != nil {
+		c.idx.Unassign(s.Metadata.Name)
+		if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {
+			return "", nil // the next sync sees what happened instead
+		}
+		return "", fmt.Errorf("place %s on %s: %w", s.Metadata.Name, shard, err)
+	}
+	c.log.Info("placed site", "site", s.Metadata.Name, "shard", shard)
+	return shard, nil
+}
+
+// checkHealth moves shards between Ready and Unhealthy by their heartbeats
+// and mirrors a change onto their sites' ShardReachable condition.
+func (c *Controller) checkHealth(ctx context.Context, now time.Time) error {
+	shards, err := c.cfg.Store.ListShards(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sh := range shards {
+		fresh := sh.LastHeartbeat != nil && now.Sub(*sh.LastHeartbeat) < c.cfg.HeartbeatTimeout
+		var phase store.ShardPhase
+		var reason string
+		switch {
+		case fresh && sh.Phase != store.ShardReady:
+			phase, reason = store.ShardReady, "heartbeating"
+		case !fresh && sh.Phase == store.ShardReady:
+			phase = store.ShardUnhealthy
+			reason = fmt.Sprintf("no heartbeat for %s", now.Sub(*sh.LastHeartbeat).Round(time.Second))
+		default:
+			continue
+		}
+		updated, err := c.cfg.Store.UpdateShard(ctx, sh.Name, func(cur *store.Shard) error {
+			cur.Phase, cur.PhaseReason = phase, reason
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("shard %s: %w", sh.Name, err))
+			continue
+		}
+		c.applyShard(*updated)
+		c.log.Warn("shard health changed", "shard", sh.Name, "phase", phase, "reason", reason)
+		errs = append(errs, c.markSites(ctx, sh.Name, phase == store.ShardReady, reason, now))
+		c.cfg.Notify()
+	}
+	return errors.Join(errs...)
+}
+
+// markSites sets the ShardReachable condition of the sites on shard.
+func (c *Controller) markSites(ctx context.Context, shard string, up bool, reason string, now time.Time) error {
+	status, why := "True", "ShardHeartbeating"
+	if !up {
+		status, why = "False", "ShardUnhealthy"
+	}
+	opts := store.ListOptions{Shard: shard, Limit: store.MaxLimit}
+	var errs []error
+	for {
+		page, err := c.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, s := range page.Items {
+			if s.Status.Shard != shard {
+				continue
+			}
+			_, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
+				if cur.Status.Shard != shard {
+					return errSkip
+				}
+				cur.Status.SetCondition(site.Condition{
+					Type: ConditionShardReachable, Status: status, Reason: why,
+					Message: "shard " + shard + ": " + reason, ObservedGeneration: cur.Metadata.Generation,
+				}, now)
+				return nil
+			})
+			if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+		if page.Continue == "" {
+			return errors.Join(errs...)
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// drain starts moves out of every draining shard, at most MovesPerShard in
+// flight per shard.
+func (c *Controller) drain(ctx context.Context) error {
+	var errs []error
+	for _, sh := range c.idx.Shards() {
+		if !sh.Draining {
+			continue
+		}
+		errs = append(errs, c.drainShard(ctx, sh.Name))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) drainShard(ctx context.Context, name string) error {
+	// Sites still on the shard: those without a move, and those whose
+	// move is in flight (counted against the cap).
+	var ready []site.Site
+	active := 0
+	opts := store.ListOptions{Shard: name, Limit: store.MaxLimit}
+	for {
+		page, err := c.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, s := range page.Items {
+			switch {
+			case s.Status.Shard != name:
+			case s.Move.Active():
+				active++
+			case s.Status.Phase == site.PhaseReady || s.Status.Phase == site.PhaseSuspended:
+				ready = append(ready, s)
+			}
+		}
+		if page.Continue == "" {
+			break
+		}
+		opts.Continue = page.Continue
+	}
+	room := c.cfg.MovesPerShard - active
+	if room <= 0 || len(ready) == 0 {
+		return nil
+	}
+	labels := map[string]map[string]string{}
+	for _, s := range ready {
+		labels[s.Metadata.Name] = request(&s).Constraints
+	}
+	plan, planErr := c.idx.PlanDrain(name, func(s string) map[string]string { return labels[s] })
+	byName := map[string]site.Site{}
+	for _, s := range ready {
+		byName[s.Metadata.Name] = s
+	}
+	var errs []error
+	if planErr != nil {
+		errs = append(errs, planErr)
+	}
+	for _, mv := range plan {
+		if room == 0 {
+			break
+		}
+		s, ok := byName[mv.Site]
+		if !ok {
+			continue // not ready yet, or already moving
+		}
+		if err := c.startMove(ctx, &s, mv.To); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		room--
+	}
+	return errors.Join(errs...)
+}
+
+// NewMoveID returns a random identifier for a move (the key of its export
+// in the transfer store).
+func NewMoveID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startMove sets a move of s to target on the site, unless the site changed.
+func (c *Controller) startMove(ctx context.Context, s *site.Site, target string) error {
+	uid, source := s.Metadata.UID, s.Status.Shard
+	now := c.cfg.Clock().UTC()
+	updated, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
+		if cur.Metadata.UID != uid || cur.Status.Shard != source || cur.Move.Active() || cur.Metadata.DeletionRequested != nil {
+			return errSkip
+		}
+		cur.Move = &site.Move{ID: NewMoveID(), Source: source, Target: target, Phase: site.MoveExporting, RequestedAt: now}
+		return nil
+	})
+	if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drain %s: move %s: %w", source, s.Metadata.Name, err)
+	}
+	c.applySite(updated)
+	c.log.Info("draining: moving site", "site", s.Metadata.Name, "from", source, "to", target, "move", updated.Move.ID)
+	c.cfg.Notify()
+	return nil
+}
+
+// prune drops tombstones older than TombstoneRetention: it remembers which
+// revision the store was at over time and prunes below the one seen
+// TombstoneRetention ago.
+func (c *Controller) prune(ctx context.Context, now time.Time) error {
+	c.revs = append(c.revs, revAt{at: now, rev: c.rev})
+	cut := -1
+	for i, r := range c.revs {
+		if now.Sub(r.at) >= c.cfg.TombstoneRetention {
+			cut = i
+		}
+	}
+	if cut < 0 {
+		return nil
+	}
+	before := c.revs[cut].rev
+	c.revs = c.revs[cut+1:]
+	if before <= 0 {
+		return nil
+	}
+	n, err := c.cfg.Store.PruneTombstones(ctx, before)
+	if err != nil {
+		return fmt.Errorf("prune tombstones: %w", err)
+	}
+	if n > 0 {
+		c.log.Info("pruned tombstones", "count", n, "before_revision", before)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/store/sqlite"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	t       *testing.T
+	st      store.Store
+	clock   *fakeClock
+	ctl     *Controller
+	started []string // shards the provider started
+}
+
+func newFixture(t *testing.T, provider bool) *fixture {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "aipress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{t: t, st: st, clock: &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}}
+	cfg := Config{Store: st, Clock: f.clock.Now, HeartbeatTimeout: 10 * time.Second, TombstoneRetention: time.Minute}
+	if provider {
+		cfg.Provider = &LocalProvider{Store: st, Capacity: 2, Clock: f.clock.Now,
+			Start: func(_ context.Context, sh store.Shard, token string) error {
+				if token == "" {
+					t.Errorf("shard %s started without a token", sh.Name)
+				}
+				f.started = append(f.started, sh.Name)
+				return nil
+			}}
+	}
+	f.ctl = New(cfg)
+	return f
+}
+
+func (f *fixture) shard(name string, capacity int, labels map[string]string) {
+	f.t.Helper()
+	if err := f.st.CreateShard(f.t.Context(), &store.Shard{Name: name, Capacity: capacity, Labels: labels, CreatedAt: f.clock.Now()}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.beat(name)
+}
+
+func (f *fixture) beat(name string) {
+	f.t.Helper()
+	if err := f.st.Heartbeat(f.t.Context(), name, f.clock.Now(), store.Usage{}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) site(name string, labels map[string]string) {
+	f.t.Helper()
+	s := &site.Site{
+		Metadata: site.Metadata{Name: name, UID: "uid-" + name, Labels: labels, CreatedAt: f.clock.Now()},
+		Spec:     site.Spec{Domain: name, Title: name, Plan: "basic"},
+		Status:   site.Status{Phase: site.PhasePending},
+	}
+	if err := f.st.CreateSite(f.t.Context(), s); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) pass() {
+	f.t.Helper()
+	if err := f.ctl.Pass(f.t.Context()); err != nil {
+		f.t.Fatalf("pass: %v", err)
+	}
+}
+
+func (f *fixture) get(name string) *site.Site {
+	f.t.Helper()
+	s, err := f.st.GetSite(f.t.Context(), name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) getShard(name string) *store.Shard {
+	f.t.Helper()
+	s, err := f.st.GetShard(f.t.Context(), name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+// Three shards of capacity 2 take six sites, two each; the seventh makes
+// the provider create a fourth shard and lands there.
+func TestPlacementFillsShardsThenGrows(t *testing.T) {
+	f := newFixture(t, true)
+	for _, n := range []string{"a", "b", "c"} {
+		f.shard(n, 2, nil)
+	}
+	f.pass() // shards become Ready
+	for i := range 6 {
+		f.site(fmt.Sprintf("s%d.test", i), nil)
+	}
+	f.pass()
+	count := map[string]int{}
+	for i := range 6 {
+		s := f.get(fmt.Sprintf("s%d.test", i))
+		if s.Status.Shard == "" {
+			t.Fatalf("%s not placed", s.Metadata.Name)
+		}
+		count[s.Status.Shard]++
+	}
+	if count["a"] != 2 || count["b"] != 2 || count["c"] != 2 {
+		t.Fatalf("sites per shard = %v, want 2 each", count)
+	}
+	if len(f.started) != 0 {
+		t.Fatalf("provider started %v before the shards were full", f.started)
+	}
+	f.site("s6.test", nil)
+	f.pass()
+	if got := f.get("s6.test").Status.Shard; got != "local-2" {
+		t.Fatalf("7th site on %q, want the new shard local-2", got)
+	}
+	if len(f.started) != 1 || f.started[0] != "local-2" {
+		t.Fatalf("provider started %v, want [local-2]", f.started)
+	}
+	sh := f.getShard("local-2")
+	if sh.Provider != ProviderLocal || sh.Capacity != 2 || sh.Phase != store.ShardPending {
+		t.Fatalf("new shard = %+v", sh)
+	}
+	// A new leader (a fresh controller on the same store) sees the same
+	// placement and does not grow again for one more site.
+	f.ctl = New(Config{Store: f.st, Clock: f.clock.Now, Provider: f.ctl.cfg.Provider})
+	f.site("s7.test", nil)
+	f.pass()
+	if got := f.get("s7.test").Status.Shard; got != "local-2" {
+		t.Fatalf("8th site on %q, want local-2 (room left there)", got)
+	}
+	if len(f.started) != 1 {
+		t.Fatalf("provider started %v", f.started)
+	}
+}
+
+// Label constraints and tenant spread decide among shards.
+func TestPlacementConstraintsAndSpread(t *testing.T) {
+	f := newFixture(t, false)
+	f.shard("eu-1", 10, map[string]string{"region": "eu"})
+	f.shard("eu-2", 10, map[string]string{"region": "eu"})
+	f.shard("us-1", 10, map[string]string{"region": "us"})
+	f.pass()
+	f.site("us.test", map[string]string{"region": "us"})
+	f.site("t1.test", map[string]string{"region": "eu", "tenant": "acme"})
+	f.site("t2.test", map[string]string{"region": "eu", "tenant": "acme"})
+	f.site("nowhere.test", map[string]string{"region": "mars"})
+	if err := f.ctl.Pass(t.Context()); err == nil {
+		t.Error("a site that fits no shard gave no error")
+	}
+	if got := f.get("us.test").Status.Shard; got != "us-1" {
+		t.Errorf("region=us site on %q", got)
+	}
+	a, b := f.get("t1.test").Status.Shard, f.get("t2.test").Status.Shard
+	if a == b || (a != "eu-1" && a != "eu-2") || (b != "eu-1" && b != "eu-2") {
+		t.Errorf("tenant's sites on %q and %q, want both eu shards", a, b)
+	}
+	if got := f.get("nowhere.test").Status.Shard; got != "" {
+		t.Errorf("unplaceable site placed on %q", got)
+	}
+}
+
+// A shard that stops heartbeating turns Unhealthy and its sites say so;
+// a new heartbeat makes it Ready again. Other shards are unaffected.
+func TestHeartbeatHealth(t *testing.T) {
+	f := newFixture(t, false)
+	f.shard("a", 5, nil)
+	f.shard("b", 5, nil)
+	f.pass()
+	if p := f.getShard("a").Phase; p != store.ShardReady {
+		t.Fatalf("phase after a heartbeat = %s", p)
+	}
+	f.site("x.test", nil)
+	f.pass()
+	onA := f.get("x.test").Status.Shard
+	other := map[string]string{"a": "b", "b": "a"}[onA]
+	f.clock.Add(6 * time.Second)
+	f.beat(other)
+	f.clock.Add(6 * time.Second)
+	f.pass()
+	if sh := f.getShard(onA); sh.Phase != store.ShardUnhealthy || sh.PhaseReason == "" {
+		t.Fatalf("silent shard = %s %q, want Unhealthy with a reason", sh.Phase, sh.PhaseReason)
+	}
+	if p := f.getShard(other).Phase; p != store.ShardReady {
+		t.Fatalf("beating shard = %s", p)
+	}
+	c := f.get("x.test").Status.Condition(ConditionShardReachable)
+	if c == nil || c.Status != "False" {
+		t.Fatalf("site condition = %+v", c)
+	}
+	// Unhealthy shards get no new sites.
+	f.site("y.test", nil)
+	f.pass()
+	if got := f.get("y.test").Status.Shard; got != other {
+		t.Fatalf("new site on %q while %s is unhealthy", got, onA)
+	}
+	f.beat(onA)
+	f.clock.Add(time.Second)
+	f.pass()
+	if p := f.getShard(onA).Phase; p != store.ShardReady {
+		t.Fatalf("after a new heartbeat = %s", p)
+	}
+	if c := f.get("x.test").Status.Condition(ConditionShardReachable); c == nil || c.Status != "True" {
+		t.Fatalf("site condition after recovery = %+v", c)
+	}
+}
+
+// Draining a shard starts at most MovesPerShard moves at a time, each to a
+// shard with room, and never to a cordoned one.
+func TestDrainStartsMoves(t *testing.T) {
+	f := newFixture(t, false)
+	f.shard("a", 10, nil)
+	f.pass()
+	for i := range 3 {
+		f.site(fmt.Sprintf("d%d.test", i), nil)
+	}
+	f.pass()
+	f.shard("b", 10, nil)
+	f.shard("c", 10, nil)
+	for i := range 3 {
+		if _, err := f.st.UpdateSite(t.Context(), fmt.Sprintf("d%d.test", i), func(s *site.Site) error {
+			s.Status.Phase = site.PhaseReady
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.UpdateShard(t.Context(), "c", func(s *store.Shard) error { s.Cordoned = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.UpdateShard(t.Context(), "a", func(s *store.Shard) error { s.Draining, s.Cordoned = true, true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.pass()
+	moving := 0
+	for i := range 3 {
+		s := f.get(fmt.Sprintf("d%d.test", i))
+		if s.Move == nil {
+			continue
+		}
+		moving++
+		if s.Move.Source != "a" || s.Move.Target != "b" || s.Move.Phase != site.MoveExporting || s.Move.ID == "" {
+			t.Errorf("move = %+v", s.Move)
+		}
+	}
+	if moving != 2 {
+		t.Fatalf("%d moves started, want MovesPerShard = 2", moving)
+	}
+	// Another pass with both moves in flight starts none.
+	f.clock.Add(2 * time.Second)
+	f.beat("a")
+	f.beat("b")
+	f.pass()
+	n := 0
+	for i := range 3 {
+		if f.get(fmt.Sprintf("d%d.test", i)).Move != nil {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d moves after a second pass, want still 2", n)
+	}
+}
+
+// A site deleted before it was placed is removed by the controller (no
+// shard will ever finalize it); tombstones are pruned after the retention.
+func TestUnplacedDeletionAndPrune(t *testing.T) {
+	f := newFixture(t, false)
+	f.site("gone.test", nil)
+	if _, err := f.st.UpdateSite(t.Context(), "gone.test", func(s *site.Site) error {
+		now := f.clock.Now()
+		s.Metadata.DeletionRequested = &now
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ctl.Pass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.GetSite(t.Context(), "gone.test"); err == nil {
+		t.Fatal("unplaced deleted site still stored")
+	}
+	cl, err := f.st.Changes(t.Context(), 0, store.ChangeOptions{})
+	if err != nil || len(cl.Removed) != 1 {
+		t.Fatalf("changes = %+v, %v", cl, err)
+	}
+	f.clock.Add(2 * time.Second)
+	f.pass()
+	f.clock.Add(2 * time.Minute)
+	f.pass()
+	if _, err := f.st.Changes(t.Context(), 0, store.ChangeOptions{}); err == nil {
+		t.Fatal("tombstones not pruned after the retention")
+	}
+}
