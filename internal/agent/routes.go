@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -123,7 +122,7 @@ func (r *Routes) watch(ctx context.Context) error {
 		// a shard comes in Sites with its new shard.
 		changed = applyTombstones(r.sites, resp.Removed, true) || changed
 		for _, sh := range resp.Shards {
-			if cur, ok := r.shards[sh.Name]; ok && cmp.Compare(cur.ResourceVersion, sh.ResourceVersion) >= 0 {
+			if cur, ok := r.shards[sh.Name]; ok && cur.ResourceVersion >= sh.ResourceVersion {
 				continue
 			}
 			r.shards[sh.Name] = sh
