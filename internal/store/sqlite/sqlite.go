@@ -24,7 +24,7 @@
 //     filtered on (name, uid, shard, move_source, move_target,
 //     resource_version) plus the JSON of its metadata, spec, status and move,
 //     so a new site.Site field needs no migration. move_source and
-//     move_target hold an active move's shards (else ”), so the shard
+//     move_target hold an active move's shards (else empty), so the shard
 //     filter (site.Site.Shards) is three indexed equalities.
 //   - The store-wide revision counter is one row of the meta table, bumped in
 //     the same transaction as the site or shard write it versions. The
