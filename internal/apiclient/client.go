@@ -73,14 +73,14 @@ type (
 	RegisterRequest     = api.RegisterRequest
 	WatchSitesResponse  = api.WatchSitesResponse
 	RoutesResponse      = api.RoutesResponse
-	CreateSiteRequest  = api.CreateSiteRequest
-	CreateSiteResponse = api.CreateSiteResponse
-	WhoAmI             = api.WhoAmIResponse
-	PurgeRequest       = api.PurgeRequest
-	PurgeResponse      = api.PurgeResponse
-	UpdateSiteRequest  = api.UpdateSiteRequest
-	UpdateCache        = api.UpdateCache
-	UpdateWAF          = api.UpdateWAF
+	CreateSiteRequest   = api.CreateSiteRequest
+	CreateSiteResponse  = api.CreateSiteResponse
+	WhoAmI              = api.WhoAmIResponse
+	PurgeRequest        = api.PurgeRequest
+	PurgeResponse       = api.PurgeResponse
+	UpdateSiteRequest   = api.UpdateSiteRequest
+	UpdateCache         = api.UpdateCache
+	UpdateWAF           = api.UpdateWAF
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the

@@ -24,8 +24,9 @@ func ValidateNewShard(sh *Shard) error {
 // stored value, as PrepareUpdate does for sites.
 //
 // It fails with an error wrapping ErrInvalid when next changes Name or
-// CreatedAt; next must then not be written. Otherwise it sets next's
-// ResourceVersion, LastHeartbeat and Usage back to before's (they belong to
+// CreatedAt (another location of the same instant is no change); next must
+// then not be written. Otherwise it sets next's CreatedAt, ResourceVersion,
+// LastHeartbeat and Usage back to before's (they belong to
 // the store and to Heartbeat) and reports whether anything else changed, by
 // JSON encoding. When write is true the caller sets next's ResourceVersion
 // to the revision of its write.
@@ -36,6 +37,9 @@ func PrepareShardUpdate(before, next *Shard) (write bool, err error) {
 	case !next.CreatedAt.Equal(before.CreatedAt):
 		return false, fmt.Errorf("created_at cannot change: %w", ErrInvalid)
 	}
+	// The same instant in another location is no change: keep the stored
+	// value.
+	next.CreatedAt = before.CreatedAt
 	next.ResourceVersion = before.ResourceVersion
 	next.LastHeartbeat = before.LastHeartbeat
 	next.Usage = before.Usage
