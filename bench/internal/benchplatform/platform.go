@@ -264,29 +264,42 @@ func (p *Platform) Stop() error {
 // Cleanup removes the site Unix users (those whose home is below the data
 // directory) and the temp directory. Call it after Stop.
 func (p *Platform) Cleanup() error {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return err
-	}
-	users, err := usersUnder(f, p.DataDir)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, u := range users {
-		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
-		}
-		_ = exec.Command("groupdel", u).Run() // usually gone with the user
-	}
+	n, err := RemoveUsersUnder(p.DataDir)
+	errs := []error{err}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
-		Logf("removed %s and %d site user(s)", p.Dir, len(users))
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	Logf("removed %s and %d site user(s)", p.Dir, n)
+	return nil
+}
+
+// RemoveUsersUnder removes the Unix users (and their groups) whose home
+// directory is below dir — the site users a shard created there — and
+// returns how many it removed.
+func RemoveUsersUnder(dir string) (int, error) {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return 0, err
+	}
+	users, err := usersUnder(f, dir)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	n := 0
+	for _, u := range users {
+		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
+			continue
+		}
+		n++
+		_ = exec.Command("groupdel", u).Run() // usually gone with the user
+	}
+	return n, errors.Join(errs...)
 }
 
 // usersUnder returns the names of the users in passwd (the format of

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aipress/aipress/bench/internal/benchplatform"
+)
+
+// Targets of the issue the figures are printed next to.
+const (
+	targetPlacePerSite = time.Millisecond
+	targetAPIP99       = 50 * time.Millisecond
+	targetRoutesHeap   = 100 << 20 // bytes, for the whole table
+)
+
+// figures is everything one run (one store) measured. Zero values of
+// optional figures print as "n/a".
+type figures struct {
+	Store      string
+	Sites      int
+	SimShards  int
+	RealShards int
+	RealSites  int
+	Setup      time.Duration // tokens, agents registered and heartbeating
+
+	Create       summary
+	CreateWall   time.Duration // first create sent → last create answered
+	PlacedWall   time.Duration // first create sent → every site placed
+	PlaceLatency summary       // create answered → the owning agent sees it placed
+	Converge     time.Duration // first create sent → every site Ready
+	Get          summary
+	List         summary
+	ListSites    int // sites seen by the list walk
+
+	ServerRSS, ServerHWM int64 // bytes; 0: not measured
+
+	EdgeRoutes int
+	EdgeFetch  time.Duration // GET /v1/routes, decoded
+	EdgeBuild  time.Duration // edge.RouteForSite for each site + edge.NewTable
+	EdgeHeap   int64         // heap the table keeps, bytes
+	EdgePeak   int64         // heap growth while fetching and building, bytes
+
+	Changes         int
+	Fanout          summary       // PATCH answered → owning agent sees the change
+	CPUPerChange    time.Duration // server utime+stime / change; 0: not measured
+	WakeupsPerChage float64       // agent watch responses carrying changes / change
+	Watchers        int           // long polls open during the fan-out phase
+}
+
+func rate(n int, d time.Duration) string {
+	if d <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f/s", float64(n)/d.Seconds())
+}
+
+// ms formats d in milliseconds with a precision that suits its size.
+func ms(d time.Duration) string {
+	f := float64(d) / float64(time.Millisecond)
+	switch {
+	case f < 10:
+		return fmt.Sprintf("%.2f ms", f)
+	case f < 1000:
+		return fmt.Sprintf("%.1f ms", f)
+	default:
+		return fmt.Sprintf("%.0f ms", f)
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func mib(b int64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+func p50p99(s summary) string {
+	if s.N == 0 {
+		return "n/a"
+	}
+	return ms(s.P50) + " / " + ms(s.P99)
+}
+
+// verdict is PASS when got ≤ limit, MISS otherwise, "" when not measured.
+func verdict[T int64 | time.Duration](got, limit T, measured bool) string {
+	switch {
+	case !measured:
+		return ""
+	case got <= limit:
+		return "PASS"
+	default:
+		return "MISS"
+	}
+}
+
+// rows returns the report of one run: figure, value, target, verdict.
+func (f *figures) rows() benchplatform.Table {
+	perSite := time.Duration(0)
+	if f.Sites > 0 {
+		perSite = f.PlacedWall / time.Duration(f.Sites)
+	}
+	errs := func(s summary) string {
+		if s.Errors == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%d errors)", s.Errors)
+	}
+	t := benchplatform.Table{
+		{fmt.Sprintf("store %s: %d sites, %d simulated + %d real shards", f.Store, f.Sites, f.SimShards, f.RealShards), "value", "target", ""},
+		{"setup (tokens, register, first heartbeat)", secs(f.Setup), "", ""},
+		{"sites created" + errs(f.Create), fmt.Sprintf("%d in %s (%s)", f.Create.N, secs(f.CreateWall), rate(f.Create.N, f.CreateWall)), "", ""},
+		{"sites placed per second", rate(f.Sites, f.PlacedWall), "", ""},
+		{"placement time per site (wall / sites)", ms(perSite), "< " + ms(targetPlacePerSite), verdict(perSite, targetPlacePerSite, f.PlacedWall > 0)},
+		{"placement latency p50 / p99 (create → agent sees it)", p50p99(f.PlaceLatency), "", ""},
+		{"API create p50 / p99" + errs(f.Create), p50p99(f.Create), "p99 < " + ms(targetAPIP99), verdict(f.Create.P99, targetAPIP99, f.Create.N > 0)},
+		{"API get p50 / p99" + errs(f.Get), p50p99(f.Get), "p99 < " + ms(targetAPIP99), verdict(f.Get.P99, targetAPIP99, f.Get.N > 0)},
+		{fmt.Sprintf("API list p50 / p99 (%d pages, %d sites)%s", f.List.N, f.ListSites, errs(f.List)), p50p99(f.List), "p99 < " + ms(targetAPIP99), verdict(f.List.P99, targetAPIP99, f.List.N > 0)},
+		{fmt.Sprintf("all agents converged (%d sites Ready)", f.Sites), secs(f.Converge), "", ""},
+		{"control plane memory VmRSS / VmHWM", mib(f.ServerRSS) + " / " + mib(f.ServerHWM), "", ""},
+		{"edge: fetch GET /v1/routes", ms(f.EdgeFetch), "", ""},
+		{fmt.Sprintf("edge: build table (%d routes)", f.EdgeRoutes), ms(f.EdgeBuild), "", ""},
+		{"edge: table heap (kept) / peak growth", mib(f.EdgeHeap) + " / " + mib(f.EdgePeak), "< " + mib(targetRoutesHeap), verdict(f.EdgeHeap, targetRoutesHeap, f.EdgeRoutes > 0)},
+		{fmt.Sprintf("watch fan-out p50 / p99 (%d changes, %d long polls)%s", f.Fanout.N, f.Watchers, errs(f.Fanout)), p50p99(f.Fanout), "", ""},
+		{"watch fan-out: server CPU per change", cpu(f.CPUPerChange, f.Changes), "", ""},
+		{"watch fan-out: agent wake-ups per change", fmt.Sprintf("%.2f", f.WakeupsPerChage), "", ""},
+	}
+	return t
+}
+
+func cpu(d time.Duration, changes int) string {
+	if changes == 0 || d <= 0 {
+		return "n/a"
+	}
+	return ms(d)
+}
+
+// printReport writes one table per run.
+func printReport(w io.Writer, runs []*figures) {
+	for i, f := range runs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		f.rows().Print(w)
+	}
+}
