@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale vet fmt clean
 
 all: build
 
@@ -46,6 +46,14 @@ bench-edge:
 	@DEPS_EXTRA="nginx wrk" scripts/deps.sh
 	@$(MAKE) --no-print-directory build
 	$(GO) run ./bench/edge -duration $(DURATION) -connections $(CONNECTIONS) -threads 2 -rounds $(ROUNDS)
+
+# One control plane at federation scale: SITES sites over SHARDS shards (all
+# but 2 simulated agents), on SQLite and on PostgreSQL (STORE=sqlite|postgres|both).
+SITES ?= 50000
+SHARDS ?= 1000
+STORE ?= both
+bench-scale: deps build
+	$(GO) run ./bench/scale -sites $(SITES) -shards $(SHARDS) -store $(STORE)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
