@@ -40,10 +40,11 @@
 //   - A site is stored as columns for what is looked up, constrained or
 //     filtered on (name, uid, shard, move_source, move_target,
 //     resource_version) plus the JSON of its metadata, spec, status and move,
-//     as in the sqlite package; the columns are
-//     authoritative. name is COLLATE "C", so sites are listed in byte order
-//     whatever the database's locale, as SQLite lists them. The continue
-//     token has the same format as the sqlite package's.
+//     as in the sqlite package; the columns are authoritative. name is
+//     COLLATE "C", so sites are listed in byte order whatever the database's
+//     locale, as SQLite lists them (shards' names too, and tokens are listed
+//     by ID COLLATE "C"). The continue token has the same format as the
+//     sqlite package's.
 //   - Unique violations (SQLSTATE 23505) become store.ErrAlreadyExists;
 //     strings PostgreSQL cannot store in a text column (a NUL byte, invalid
 //     UTF-8; SQLSTATE 22021 and 22P05) become store.ErrInvalid.
