@@ -63,7 +63,9 @@ var (
 //   - Tombstones: whenever a write makes a site leave a shard it was in
 //     (site.Site.Shards before the write but not after, including every
 //     shard of a deleted site), the store records a Tombstone for that
-//     shard at the write's revision (Deleted true for DeleteSite). Changes
+//     shard at the write's revision (Deleted true for DeleteSite; a deleted
+//     site that held no shard gets one Tombstone with an empty Shard, so
+//     that watchers of all sites see every deletion). Changes
 //     returns the sites and shards written after since and the tombstones
 //     recorded after since (filtered by ChangeOptions.Shard); since <
 //     0 gives ErrInvalid; since older than the last PruneTombstones'

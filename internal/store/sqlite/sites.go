@@ -13,9 +13,10 @@ import (
 
 // siteRow is a sites row as stored.
 type siteRow struct {
-	name, uid, shard       string
-	resourceVersion        int64
-	metadata, spec, status string
+	name, uid, shard             string
+	moveSource, moveTarget       string // of an active move, else ""
+	resourceVersion              int64
+	metadata, spec, status, move string
 }
 
 func encodeSite(s *site.Site) (siteRow, error) {
@@ -23,20 +24,31 @@ func encodeSite(s *site.Site) (siteRow, error) {
 	if err != nil {
 		return siteRow{}, err
 	}
+	mv, err := store.EncodeMove(s.Move)
+	if err != nil {
+		return siteRow{}, err
+	}
+	src, dst := store.MoveShards(s)
 	return siteRow{
 		name:            s.Metadata.Name,
 		uid:             s.Metadata.UID,
 		shard:           s.Status.Shard,
+		moveSource:      src,
+		moveTarget:      dst,
 		resourceVersion: s.Metadata.ResourceVersion,
 		metadata:        string(md),
 		spec:            string(sp),
 		status:          string(st),
+		move:            string(mv),
 	}, nil
 }
 
 func (r siteRow) decode() (*site.Site, error) {
 	s, err := store.DecodeSite(r.name, []byte(r.metadata), []byte(r.spec), []byte(r.status))
 	if err != nil {
+		return nil, err
+	}
+	if s.Move, err = store.DecodeMove(r.name, []byte(r.move)); err != nil {
 		return nil, err
 	}
 	// The columns are authoritative.
@@ -49,12 +61,27 @@ func (r siteRow) decode() (*site.Site, error) {
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
 
-const siteColumns = `name, uid, shard, resource_version, metadata, spec, status`
+const siteColumns = `name, uid, shard, move_source, move_target, resource_version, metadata, spec, status, move`
 
 func scanSite(sc rowScanner) (siteRow, error) {
 	var r siteRow
-	err := sc.Scan(&r.name, &r.uid, &r.shard, &r.resourceVersion, &r.metadata, &r.spec, &r.status)
+	err := sc.Scan(&r.name, &r.uid, &r.shard, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
 	return r, err
+}
+
+// shardMatch is the condition "the shard ? holds the site" (site.Site.Shards),
+// taking the shard's name three times.
+const shardMatch = `(shard = ? OR move_source = ? OR move_target = ?)`
+
+// insertTombstones records ts in tx.
+func insertTombstones(ctx context.Context, tx *sql.Tx, ts []store.Tombstone) error {
+	for _, t := range ts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (revision, name, uid, shard, deleted) VALUES (?, ?, ?, ?, ?)`,
+			t.Revision, t.Name, t.UID, t.Shard, t.Deleted); err != nil {
+			return fmt.Errorf("record tombstone: %w", err)
+		}
+	}
+	return nil
 }
 
 // querier is *sql.DB or *sql.Tx.
@@ -100,8 +127,8 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.name, r.uid, r.shard, r.resourceVersion, r.metadata, r.spec, r.status)
+		_, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.name, r.uid, r.shard, r.moveSource, r.moveTarget, r.resourceVersion, r.metadata, r.spec, r.status, r.move)
 		return err
 	})
 	if err != nil {
@@ -128,6 +155,9 @@ func (s *Store) GetSite(ctx context.Context, name string) (*site.Site, error) {
 // ListSites returns one page of sites ordered by name, and the revision of
 // the snapshot it was read from.
 func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.SiteList, error) {
+	if err := store.ValidateListOptions(opts); err != nil {
+		return nil, err
+	}
 	limit := store.PageLimit(opts.Limit)
 	after, err := store.DecodeContinue(opts.Continue)
 	if err != nil {
@@ -137,9 +167,12 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 	var b strings.Builder
 	args := []any{after}
 	b.WriteString(`SELECT ` + siteColumns + ` FROM sites WHERE name > ?`)
-	if opts.Shard != "" {
-		b.WriteString(` AND shard = ?`)
-		args = append(args, opts.Shard)
+	switch {
+	case opts.Shard != "":
+		b.WriteString(` AND ` + shardMatch)
+		args = append(args, opts.Shard, opts.Shard, opts.Shard)
+	case opts.Unplaced:
+		b.WriteString(` AND shard = ''`)
 	}
 	b.WriteString(` ORDER BY name LIMIT ?`)
 	args = append(args, limit+1) // one more tells whether there is a next page
@@ -223,8 +256,12 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
-			`UPDATE sites SET shard = ?, resource_version = ?, metadata = ?, spec = ?, status = ? WHERE name = ?`,
-			w.shard, w.resourceVersion, w.metadata, w.spec, w.status, name); err != nil {
+			`UPDATE sites SET shard = ?, move_source = ?, move_target = ?, resource_version = ?,
+				metadata = ?, spec = ?, status = ?, move = ? WHERE name = ?`,
+			w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
+			return err
+		}
+		if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
 			return err
 		}
 		out = next
@@ -239,22 +276,25 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 	return out, nil
 }
 
-// DeleteSite removes the site called name.
+// DeleteSite removes the site called name and records its tombstones.
 func (s *Store) DeleteSite(ctx context.Context, name string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM sites WHERE name = ?`, name)
+		r, err := getRow(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
+		old, err := r.decode()
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return store.ErrNotFound
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sites WHERE name = ?`, name); err != nil {
+			return err
 		}
-		_, err = nextRevision(ctx, tx)
-		return err
+		rev, err := nextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return insertTombstones(ctx, tx, store.DeleteTombstones(old, rev))
 	})
 	if err != nil {
 		return fmt.Errorf("delete site %q: %w", name, err)

@@ -21,10 +21,20 @@
 //     (migrations/*.sql), run through a goose.Provider (no global goose
 //     state); each applies once and is recorded in goose_db_version.
 //   - A site is stored as columns for what is looked up, constrained or
-//     filtered on (name, uid, shard, resource_version) plus the JSON of its
-//     metadata, spec and status, so a new site.Site field needs no migration.
+//     filtered on (name, uid, shard, move_source, move_target,
+//     resource_version) plus the JSON of its metadata, spec, status and move,
+//     so a new site.Site field needs no migration. move_source and
+//     move_target hold an active move's shards (else empty), so the shard
+//     filter (site.Site.Shards) is three indexed equalities.
 //   - The store-wide revision counter is one row of the meta table, bumped in
-//     the same transaction as the site write it versions.
+//     the same transaction as the site or shard write it versions. The
+//     tombstones a site write causes are inserted in that transaction too,
+//     and Changes reads the revision, the sites, the shards and the
+//     tombstones in one read transaction (one WAL snapshot).
+//   - Shards are a JSON body plus columns for what Heartbeat writes
+//     (last_heartbeat, usage): a heartbeat is one UPDATE on the writer
+//     connection that takes no revision, and UpdateShard never writes those
+//     columns, so neither overwrites the other.
 package sqlite
 
 import (

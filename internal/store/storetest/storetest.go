@@ -1,5 +1,5 @@
 // Package storetest is the contract suite for store.Store. Every
-// implementation (SQLite now, PostgreSQL later) runs it from its own tests:
+// implementation (SQLite, PostgreSQL) runs it from its own tests:
 //
 //	func TestContract(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, dir string) store.Store {
@@ -67,6 +67,24 @@ func Run(t *testing.T, open Opener) {
 		{"Reopen", testReopen},
 		{"CanceledContext", testCanceledContext},
 		{"ReadInsideMutate", testReadInsideMutate},
+		{"Unplaced", testUnplaced},
+		{"MoveRoundTrip", testMoveRoundTrip},
+		{"MoveShards", testMoveShards},
+		{"ShardCreateGet", testShardCreateGet},
+		{"ShardNotFound", testShardNotFound},
+		{"ShardUpdate", testShardUpdate},
+		{"ShardHeartbeat", testShardHeartbeat},
+		{"ShardDeleteList", testShardDeleteList},
+		{"ConcurrentShardWrites", testConcurrentShardWrites},
+		{"ChangesAll", testChangesAll},
+		{"ChangesShard", testChangesShard},
+		{"ChangesRecreate", testChangesRecreate},
+		{"ChangesSince", testChangesSince},
+		{"ChangesPages", testChangesPages},
+		{"ChangesConcurrent", testChangesConcurrent},
+		{"PruneTombstones", testPruneTombstones},
+		{"ChangesReopen", testChangesReopen},
+		{"TokenManagement", testTokenManagement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
