@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -38,7 +37,15 @@ func (r reporter) update(ctx context.Context, fn func(*site.Status)) {
 }
 
 func (r reporter) r(ctx context.Context, fn func(*site.Status)) error {
-	return r.src.UpdateStatus(ctx, r.st.Metadata.Name, r.st.Metadata.UID, fn)
+	name := r.s.cfg.Name
+	return r.src.UpdateStatus(ctx, r.st.Metadata.Name, r.st.Metadata.UID, func(st *site.Status) {
+		// A pass that read the site before a move switched it to another
+		// shard must not take it back.
+		if st.Shard != "" && st.Shard != name {
+			return
+		}
+		fn(st)
+	})
 }
 
 func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, phase site.Phase) {
@@ -304,36 +311,36 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	delete(s.lastCron, n.ID)
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
-	return removeUnixUser(ctx, n.Unix)
+	return removeUnixUser(ctx, n.Unix, n.Dir)
 }
-
-var orphanName = regexp.MustCompile(`^wp_([0-9a-f]{12})$`)
 
 // collectOrphans removes pools, databases, users, directories and Unix users
 // of this shard that belong to no known site — what a crash between the
 // control plane forgetting a site and the shard removing it would leave.
 func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error {
 	var errs []error
+	// Only names with this shard's prefix are considered: another shard's
+	// Unix users (the one namespace shards share) never match, and neither
+	// do its databases, pools or directories, which live in its own
+	// server, master and directory anyway.
 	orphan := func(name string) (Names, bool) {
-		m := orphanName.FindStringSubmatch(name)
+		m := s.orphanName.FindStringSubmatch(name)
 		if m == nil || known[m[1]] {
 			return Names{}, false
 		}
-		id := m[1]
-		dir := filepath.Join(s.sitesDir(), id)
-		return Names{ID: id, Unix: name, DB: name, DBUser: name, Pool: name, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}, true
+		return s.namesForID(m[1]), true
 	}
 	seen := map[string]Names{}
 	pools, err := s.fpm.Pools()
 	errs = append(errs, err)
-	dbs, err := s.db.ListDatabases(ctx, "wp_")
+	dbs, err := s.db.ListDatabases(ctx, s.prefix)
 	errs = append(errs, err)
-	users, err := s.db.ListUsers(ctx, "wp_")
+	users, err := s.db.ListUsers(ctx, s.prefix)
 	errs = append(errs, err)
 	var dirs []string
 	if ents, err := os.ReadDir(s.sitesDir()); err == nil {
 		for _, e := range ents {
-			dirs = append(dirs, "wp_"+e.Name())
+			dirs = append(dirs, s.prefix+e.Name())
 		}
 	}
 	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir())} {
@@ -379,6 +386,11 @@ func (s *Shard) runCron(ctx context.Context, src Sites) {
 	now := s.cfg.Clock()
 	for _, st := range sites {
 		if st.Status.Phase != site.PhaseReady || st.Spec.Suspended || st.Metadata.DeletionRequested != nil {
+			continue
+		}
+		// Only the shard that serves the site runs its cron, and not while
+		// a move has frozen its writes.
+		if st.Status.Shard != s.cfg.Name || st.Move.Frozen() {
 			continue
 		}
 		n := s.NamesFor(st.Metadata.UID)
