@@ -61,6 +61,11 @@ func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, pha
 }
 
 func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
+	// A site moving to or from this shard, or held by another shard, is
+	// handled by the move's steps (move.go), not converged here.
+	if handled, err := s.reconcileMove(ctx, src, st); handled {
+		return err
+	}
 	rep := reporter{s: s, src: src, st: st}
 	if st.Metadata.DeletionRequested != nil {
 		rep.cond(ctx, CondServing, "False", "Deleting", "removing the site", site.PhaseDeleting)
@@ -151,26 +156,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
 	// 3. Files: docroot sharing the core, own wp-content, wp-config.php.
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
-		return err
-	}
-	cfg := wordpress.Config{
-		Domain: st.Spec.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
-		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
-		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
-	}
-	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
-		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
-	}
-	// The cache plugin is a symlink to the shard's one copy (one OPcache
-	// entry for every site) in the root-owned mu-plugins directory.
-	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
-		return err
-	}
-	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
-		return err
-	}
-	if err := sitePermissions(n, uid, gid); err != nil {
+	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
@@ -182,14 +168,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if st.Spec.Suspended {
 		poolDone <- nil
 	} else {
-		pool := phpfpm.Pool{
-			Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
-			MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
-			IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
-		}
-		if uid >= 0 {
-			pool.User, pool.Group = n.Unix, n.Unix
-		}
+		pool := s.poolFor(st, n, uid)
 		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
 	}
 	// Every return below waits for the pool goroutine first.
@@ -244,6 +223,44 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
 	return nil
+}
+
+// ensureFiles makes the site's files: the docroot sharing the core, its own
+// wp-content, the cache mu-plugin link, wp-config.php and the modes.
+func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) error {
+	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	cfg := wordpress.Config{
+		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
+		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
+		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+	}
+	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
+		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
+	}
+	// The cache plugin is a symlink to the shard's one copy (one OPcache
+	// entry for every site) in the root-owned mu-plugins directory.
+	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
+		return err
+	}
+	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
+		return err
+	}
+	return sitePermissions(n, uid, gid)
+}
+
+// poolFor is the php-fpm pool of site st.
+func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
+	pool := phpfpm.Pool{
+		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
+		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
+		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+	}
+	if uid >= 0 {
+		pool.User, pool.Group = n.Unix, n.Unix
+	}
+	return pool
 }
 
 func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {

@@ -343,19 +343,29 @@ func loadOrCreateSecrets(dir string) (*secrets, error) {
 			return &sec, nil
 		}
 	}
-	sec := &secrets{
-		DBPassword: wordpress.RandomString(32, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
-		Salts:      wordpress.NewSalts(),
+	sec := &secrets{DBPassword: newDBPassword(), Salts: wordpress.NewSalts()}
+	if err := writeSecrets(dir, sec); err != nil {
+		return nil, err
 	}
+	return sec, nil
+}
+
+func newDBPassword() string {
+	return wordpress.RandomString(32, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+}
+
+// writeSecrets replaces the site's secrets.json (root only, atomically).
+func writeSecrets(dir string, sec *secrets) error {
+	path := filepath.Join(dir, "secrets.json")
 	b, _ := json.Marshal(sec)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, fmt.Errorf("site secrets: %w", err)
+		return fmt.Errorf("site secrets: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("site secrets: %w", err)
+		return fmt.Errorf("site secrets: %w", err)
 	}
-	return sec, nil
+	return nil
 }
 
 func hostOf(rawURL string) string {
