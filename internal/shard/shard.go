@@ -10,6 +10,18 @@
 // deletion was requested is torn down in the reverse order and only then
 // removed from the control plane. Resources of this shard that belong to no
 // known site are garbage-collected.
+//
+// Several shards may run on one host, each with its own directory, MariaDB
+// server and php-fpm master. Unix users are the one host-global name space,
+// so each shard names its sites' resources with its own prefix
+// (NamePrefix), and orphan collection only considers names with that prefix
+// whose home lies in its own directory.
+//
+// A site moves between shards in steps that the control plane drives and
+// both shards carry out in their passes (move.go): the source freezes writes
+// and exports the site to a transfer store (gocloud.dev/blob), the target
+// imports it, the control plane switches the site to the target, and the
+// source removes its copy.
 package shard
 
 import (
