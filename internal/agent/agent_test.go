@@ -263,7 +263,7 @@ func TestSitesRelistWhenExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The tombstone of a.com is pruned: the watch's revision is too old.
-	if _, err := c.store.PruneTombstones(context.Background(), rev.Revision+1); err != nil {
+	if _, err := c.store.PruneTombstones(context.Background(), rev.Revision); err != nil {
 		t.Fatal(err)
 	}
 	c.start(c.addr)
