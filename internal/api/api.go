@@ -15,10 +15,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -55,13 +58,23 @@ func (p StaticPlacer) Place(context.Context, *site.Site) (string, error) {
 	return string(p), nil
 }
 
-// Config configures the API handler. Store and Placer are required.
+// Config configures the API handler. Store is required.
 type Config struct {
-	Store  store.Store
+	Store store.Store
+	// Placer chooses a new site's shard at creation. Nil: new sites are
+	// stored unplaced (Status.Shard empty, phase Pending) and the control
+	// plane's leader places them.
 	Placer Placer
 	// Notify is called after every successful mutation so reconcilers wake
 	// up. It must not block. May be nil.
 	Notify func()
+	// Hub wakes the long polls of GET /v1/agent/sites and GET /v1/routes
+	// when the store's revision moves. The API notifies it after its own
+	// mutations; the control plane should call Hub.Notify after writes it
+	// makes outside the API (e.g. the leader's). Nil: the API makes its own
+	// hub over Store (writes made elsewhere are then seen within
+	// revhub.DefaultInterval).
+	Hub *revhub.Hub
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 	// Logger receives request and error logs. Default: discard.
@@ -101,10 +114,26 @@ type server struct {
 	log *slog.Logger
 }
 
-// New returns the API handler. It panics if cfg.Store or cfg.Placer is nil.
+// NewHub returns a revision hub over st for Config.Hub: it reads the
+// current revision with a Changes call past any revision, which returns no
+// rows (an index lookup) and the current revision.
+func NewHub(st store.Store, log *slog.Logger) *revhub.Hub {
+	return revhub.New(revhub.Config{Logger: log, Current: func(ctx context.Context) (int64, error) {
+		cl, err := st.Changes(ctx, math.MaxInt64, store.ChangeOptions{Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		return cl.Revision, nil
+	}})
+}
+
+// New returns the API handler. It panics if cfg.Store is nil.
 func New(cfg Config) http.Handler {
-	if cfg.Store == nil || cfg.Placer == nil {
-		panic("api.New: Store and Placer are required")
+	if cfg.Store == nil {
+		panic("api.New: Store is required")
+	}
+	if cfg.Hub == nil {
+		cfg.Hub = NewHub(cfg.Store, cfg.Logger)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -142,49 +171,90 @@ type response struct {
 	body        any
 	raw         []byte
 	contentType string
+	// unchanged: the mutation wrote nothing (an agent's no-op report or a
+	// heartbeat, which takes no revision), so nobody is woken.
+	unchanged bool
 }
 
 type handlerFunc func(s *server, c *call) (response, error)
 
 // route is one row of the routing and authorization table. Every route is
-// authenticated; Role is the minimum role required; Mutating routes are
-// audited and call Notify on success.
+// authenticated; Role names who may call it (see allowedRoles). Mutating
+// routes call Notify (and wake the revision hub) on success, and are
+// audited unless Quiet.
 type route struct {
 	Method   string
 	Pattern  string // http.ServeMux path pattern, also the OpenAPI path
 	Action   string // e.g. "site.create"; audit action and future RBAC verb
 	Role     store.Role
 	Mutating bool
-	handle   handlerFunc
+	// Quiet: a high-rate agent report (status, move, heartbeat), not
+	// audited; the audit log records operators' actions.
+	Quiet  bool
+	handle handlerFunc
 }
 
 // routes is the single table of routes and the roles they require.
 var routes = []route{
-	{"GET", "/v1/sites", "site.list", store.RoleViewer, false, (*server).listSites},
-	{"POST", "/v1/sites", "site.create", store.RoleAdmin, true, (*server).createSite},
-	{"GET", "/v1/sites/{name}", "site.get", store.RoleViewer, false, (*server).getSite},
-	{"PATCH", "/v1/sites/{name}", "site.update", store.RoleAdmin, true, (*server).patchSite},
-	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, (*server).deleteSite},
-	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, (*server).suspendSite},
-	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, (*server).resumeSite},
-	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, (*server).purgeSite},
-	{"GET", "/v1/whoami", "whoami", store.RoleViewer, false, (*server).whoami},
-	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, (*server).openapi},
-	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, (*server).metrics},
+	{"GET", "/v1/sites", "site.list", store.RoleViewer, false, false, (*server).listSites},
+	{"POST", "/v1/sites", "site.create", store.RoleAdmin, true, false, (*server).createSite},
+	{"GET", "/v1/sites/{name}", "site.get", store.RoleViewer, false, false, (*server).getSite},
+	{"PATCH", "/v1/sites/{name}", "site.update", store.RoleAdmin, true, false, (*server).patchSite},
+	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, false, (*server).deleteSite},
+	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, false, (*server).suspendSite},
+	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, false, (*server).resumeSite},
+	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, false, (*server).purgeSite},
+	{"POST", "/v1/sites/{name}/move", "site.move", store.RoleAdmin, true, false, (*server).moveSite},
+	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", store.RoleAdmin, true, false, (*server).abortMove},
+
+	{"GET", "/v1/shards", "shard.list", store.RoleViewer, false, false, (*server).listShards},
+	{"GET", "/v1/shards/{name}", "shard.get", store.RoleViewer, false, false, (*server).getShard},
+	{"DELETE", "/v1/shards/{name}", "shard.delete", store.RoleAdmin, true, false, (*server).deleteShard},
+	{"POST", "/v1/shards/{name}/cordon", "shard.cordon", store.RoleAdmin, true, false, (*server).cordonShard},
+	{"POST", "/v1/shards/{name}/uncordon", "shard.uncordon", store.RoleAdmin, true, false, (*server).uncordonShard},
+	{"POST", "/v1/shards/{name}/drain", "shard.drain", store.RoleAdmin, true, false, (*server).drainShard},
+
+	{"GET", "/v1/tokens", "token.list", store.RoleAdmin, false, false, (*server).listTokens},
+	{"POST", "/v1/tokens", "token.create", store.RoleAdmin, true, false, (*server).createToken},
+	{"DELETE", "/v1/tokens/{id}", "token.delete", store.RoleAdmin, true, false, (*server).deleteToken},
+
+	{"POST", "/v1/agent/register", "agent.register", store.RoleShard, true, false, (*server).agentRegister},
+	{"POST", "/v1/agent/heartbeat", "agent.heartbeat", store.RoleShard, true, true, (*server).agentHeartbeat},
+	{"GET", "/v1/agent/sites", "agent.sites", store.RoleShard, false, false, (*server).agentSites},
+	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", store.RoleShard, true, true, (*server).agentStatus},
+	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", store.RoleShard, true, true, (*server).agentMove},
+	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", store.RoleShard, true, false, (*server).agentFinalize},
+
+	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
+
+	{"GET", "/v1/whoami", "whoami", roleAny, false, false, (*server).whoami},
+	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, false, (*server).openapi},
+	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, false, (*server).metrics},
 }
 
-// roleRank orders roles; a token may do what its role or any lower role may.
-var roleRank = map[store.Role]int{
-	store.RoleViewer: 1,
-	store.RoleAdmin:  2,
+// roleAny marks a route every valid token may call.
+const roleAny store.Role = "any"
+
+// allowedRoles maps a route's Role to the token roles that may call it.
+// Operators' roles are ranked (an admin may do what a viewer may); shard and
+// edge tokens reach only their own routes (and whoami), and operators do not
+// act as a shard agent: a shard's reports come from its own token.
+var allowedRoles = map[store.Role][]store.Role{
+	store.RoleViewer: {store.RoleViewer, store.RoleAdmin},
+	store.RoleAdmin:  {store.RoleAdmin},
+	store.RoleShard:  {store.RoleShard},
+	store.RoleEdge:   {store.RoleEdge, store.RoleAdmin},
+	roleAny:          {store.RoleViewer, store.RoleAdmin, store.RoleShard, store.RoleEdge},
 }
 
 // authorize is the one place that decides whether a token may perform an
 // action.
 func authorize(tok *store.Token, rt route) error {
-	have, ok := roleRank[tok.Role]
-	if !ok || have < roleRank[rt.Role] {
+	if !slices.Contains(allowedRoles[rt.Role], tok.Role) {
 		return errorf(http.StatusForbidden, CodeForbidden, "token %q (role %q) may not perform %s", tok.ID, tok.Role, rt.Action)
+	}
+	if tok.Role == store.RoleShard && tok.Subject == "" {
+		return errorf(http.StatusForbidden, CodeForbidden, "token %q (role shard) names no shard", tok.ID)
 	}
 	return nil
 }
@@ -227,9 +297,14 @@ func (s *server) wrap(rt route) http.Handler {
 			resp, err = rt.handle(s, c)
 		}
 		if rt.Mutating {
-			s.audit(r.Context(), rt, c, err)
-			if err == nil && s.cfg.Notify != nil {
-				s.cfg.Notify()
+			if !rt.Quiet {
+				s.audit(r.Context(), rt, c, err)
+			}
+			if err == nil && !resp.unchanged {
+				s.cfg.Hub.Notify()
+				if s.cfg.Notify != nil {
+					s.cfg.Notify()
+				}
 			}
 		}
 		status := resp.status
@@ -239,7 +314,7 @@ func (s *server) wrap(rt route) http.Handler {
 			s.write(w, r, resp)
 		}
 		level := slog.LevelDebug
-		if rt.Mutating {
+		if rt.Mutating && !rt.Quiet {
 			level = slog.LevelInfo
 		}
 		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
@@ -264,6 +339,10 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
 		w.Header().Set("Content-Type", resp.contentType)
 		w.WriteHeader(resp.status)
 		_, _ = w.Write(resp.raw)
+		return
+	}
+	if resp.status == http.StatusNoContent {
+		w.WriteHeader(resp.status)
 		return
 	}
 	writeJSON(w, resp.status, resp.body)

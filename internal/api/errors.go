@@ -17,6 +17,9 @@ const (
 	CodeConflict        = "conflict"
 	CodeInternal        = "internal"
 	CodeUnimplemented   = "unimplemented"
+	// CodeExpired (410): a watch's revision is older than the kept
+	// tombstones; list everything again.
+	CodeExpired = "expired"
 )
 
 // HTTPError is an error that carries the HTTP status and API error code to

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/aipress/aipress/internal/store"
 )
 
 func TestOpenAPIMatchesRoutes(t *testing.T) {
@@ -64,14 +66,20 @@ func TestServeOpenAPI(t *testing.T) {
 
 func TestRoutesHaveRoles(t *testing.T) {
 	for _, rt := range routes {
-		if _, ok := roleRank[rt.Role]; !ok || rt.Action == "" {
+		if _, ok := allowedRoles[rt.Role]; !ok || rt.Action == "" {
 			t.Errorf("route %s %s: role %q action %q", rt.Method, rt.Pattern, rt.Role, rt.Action)
 		}
 		if rt.Mutating != (rt.Method != "GET") {
 			t.Errorf("route %s %s: Mutating = %v", rt.Method, rt.Pattern, rt.Mutating)
 		}
-		if rt.Mutating && rt.Role != "admin" {
-			t.Errorf("mutating route %s %s needs admin", rt.Method, rt.Pattern)
+		if rt.Mutating && rt.Role != store.RoleAdmin && rt.Role != store.RoleShard {
+			t.Errorf("mutating route %s %s needs admin or shard", rt.Method, rt.Pattern)
+		}
+		if rt.Quiet && rt.Role != store.RoleShard {
+			t.Errorf("route %s %s: only agent reports may go unaudited", rt.Method, rt.Pattern)
+		}
+		if strings.HasPrefix(rt.Pattern, "/v1/agent/") != (rt.Role == store.RoleShard) {
+			t.Errorf("route %s %s: agent routes, and only they, are for shard tokens", rt.Method, rt.Pattern)
 		}
 	}
 }

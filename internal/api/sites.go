@@ -73,6 +73,7 @@ type WhoAmIResponse struct {
 	ID      string     `json:"id"`
 	Name    string     `json:"name"`
 	Role    store.Role `json:"role"`
+	Subject string     `json:"subject,omitempty"` // the shard of a shard token
 	Version string     `json:"version,omitempty"` // server version
 }
 
@@ -189,7 +190,12 @@ func validateCreate(req *CreateSiteRequest) error {
 	if req.CoreVersion != "" && !coreVersionRE.MatchString(req.CoreVersion) {
 		return badRequest("core_version %q is not a version like 6.4.2", req.CoreVersion)
 	}
-	for k, v := range req.Labels {
+	return validateLabels(req.Labels)
+}
+
+// validateLabels checks label keys and values (of sites and shards).
+func validateLabels(labels map[string]string) error {
+	for k, v := range labels {
 		if !labelKeyRE.MatchString(k) {
 			return badRequest("label key %q: use up to 63 letters, digits, '_', '.', '/' or '-'", k)
 		}
@@ -282,14 +288,17 @@ func (s *server) createSite(c *call) (response, error) {
 		Status: site.Status{Phase: site.PhasePending, URL: s.cfg.PublicURL(req.Domain)},
 	}
 	st.Spec.Defaults()
-	shard, err := s.cfg.Placer.Place(ctx, st)
-	if err != nil {
-		return response{}, internal(fmt.Errorf("place site %q: %w", req.Domain, err))
+	// Without a Placer the site is stored unplaced; the leader places it.
+	if s.cfg.Placer != nil {
+		shard, err := s.cfg.Placer.Place(ctx, st)
+		if err != nil {
+			return response{}, internal(fmt.Errorf("place site %q: %w", req.Domain, err))
+		}
+		if shard == "" {
+			return response{}, internal(fmt.Errorf("place site %q: placer returned no shard", req.Domain))
+		}
+		st.Status.Shard = shard
 	}
-	if shard == "" {
-		return response{}, internal(fmt.Errorf("place site %q: placer returned no shard", req.Domain))
-	}
-	st.Status.Shard = shard
 	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return response{}, exists
@@ -357,7 +366,7 @@ func (s *server) resumeSite(c *call) (response, error)  { return s.setSuspended(
 
 func (s *server) whoami(c *call) (response, error) {
 	return response{status: http.StatusOK, body: WhoAmIResponse{
-		ID: c.token.ID, Name: c.token.Name, Role: c.token.Role, Version: s.cfg.Version,
+		ID: c.token.ID, Name: c.token.Name, Role: c.token.Role, Subject: c.token.Subject, Version: s.cfg.Version,
 	}}, nil
 }
 

@@ -51,16 +51,36 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
+// IsExpired reports whether err is a watch's 410 expired: list again.
+func IsExpired(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusGone
+}
+
+// IsConflict reports whether err is a 409 (conflict or already_exists).
+func IsConflict(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusConflict
+}
+
 // Re-exported wire types.
 type (
-	CreateSiteRequest  = api.CreateSiteRequest
-	CreateSiteResponse = api.CreateSiteResponse
-	WhoAmI             = api.WhoAmIResponse
-	PurgeRequest       = api.PurgeRequest
-	PurgeResponse      = api.PurgeResponse
-	UpdateSiteRequest  = api.UpdateSiteRequest
-	UpdateCache        = api.UpdateCache
-	UpdateWAF          = api.UpdateWAF
+	ShardList           = api.ShardList
+	ShardResponse       = api.ShardResponse
+	CreateTokenRequest  = api.CreateTokenRequest
+	CreateTokenResponse = api.CreateTokenResponse
+	TokenList           = api.TokenList
+	RegisterRequest     = api.RegisterRequest
+	WatchSitesResponse  = api.WatchSitesResponse
+	RoutesResponse      = api.RoutesResponse
+	CreateSiteRequest   = api.CreateSiteRequest
+	CreateSiteResponse  = api.CreateSiteResponse
+	WhoAmI              = api.WhoAmIResponse
+	PurgeRequest        = api.PurgeRequest
+	PurgeResponse       = api.PurgeResponse
+	UpdateSiteRequest   = api.UpdateSiteRequest
+	UpdateCache         = api.UpdateCache
+	UpdateWAF           = api.UpdateWAF
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the

@@ -67,6 +67,6 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(d), newSiteCmd(d))
+	root.AddCommand(newUpCmd(d), newSiteCmd(d), newShardCmd(d), newEdgeCmd(d), newTokenCmd(d))
 	return root
 }

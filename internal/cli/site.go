@@ -49,7 +49,8 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVar(&o.client.token, "token", "", "API token (env "+EnvToken+")")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
-		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o))
+		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o),
+		newSiteMoveCmd(o))
 	return cmd
 }
 

@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Long-poll bounds of GET /v1/agent/sites and GET /v1/routes.
+const (
+	DefaultWatchWait = 30 * time.Second
+	MaxWatchWait     = 60 * time.Second
+)
+
+// WatchSitesResponse is the body of GET /v1/agent/sites. Without since it
+// is the full list (Removed empty, More false); with since, what changed.
+type WatchSitesResponse struct {
+	Sites []site.Site `json:"sites"`
+	// Removed: the site left the shard (moved away, or deleted).
+	Removed  []store.Tombstone `json:"removed,omitempty"`
+	Revision int64             `json:"revision"`
+	// More: the answer was cut; ask again at once with Revision.
+	More bool `json:"more,omitempty"`
+}
+
+// RoutesResponse is the body of GET /v1/routes: every site and shard
+// without since, what changed with it. An edge drops a site on a Removed
+// tombstone with Deleted set; other tombstones only say that a site left a
+// shard, and the site's new state is in Sites.
+type RoutesResponse struct {
+	Sites    []site.Site       `json:"sites"`
+	Shards   []store.Shard     `json:"shards"`
+	Removed  []store.Tombstone `json:"removed,omitempty"`
+	Revision int64             `json:"revision"`
+	More     bool              `json:"more,omitempty"`
+}
+
+// watchQuery is the since and wait of a watch request; list is true when
+// since is absent.
+type watchQuery struct {
+	list  bool
+	since int64
+	wait  time.Duration
+}
+
+func parseWatchQuery(r *http.Request) (watchQuery, error) {
+	q := r.URL.Query()
+	wq := watchQuery{list: !q.Has("since"), wait: DefaultWatchWait}
+	if !wq.list {
+		n, err := strconv.ParseInt(q.Get("since"), 10, 64)
+		if err != nil || n < 0 {
+			return wq, badRequest("since must be a revision (an integer >= 0), got %q", q.Get("since"))
+		}
+		wq.since = n
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return wq, badRequest("wait must be a duration like 30s, got %q", v)
+		}
+		wq.wait = min(d, MaxWatchWait)
+	}
+	return wq, nil
+}
+
+// listAllSites returns every site (of shard, if not empty), following the
+// store's pages, and the revision of the first page: changes after it are
+// all reported by Changes, so a site written while the later pages were
+// read is seen again, never missed.
+func (s *server) listAllSites(ctx context.Context, shard string) ([]site.Site, int64, error) {
+	out := []site.Site{}
+	opts := store.ListOptions{Shard: shard, Limit: store.MaxLimit}
+	var rev int64 = -1
+	for {
+		page, err := s.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list sites: %w", err)
+		}
+		if rev < 0 {
+			rev = page.Revision
+		}
+		out = append(out, page.Items...)
+		if page.Continue == "" {
+			return out, rev, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// longPoll returns the changes after q.since as soon as there are any, or
+// an empty list at the current revision when q.wait runs out. One query
+// runs per wake-up of the revision hub, whose single poller is shared by
+// every waiting watcher.
+func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*store.ChangeList, error) {
+	ctx := c.r.Context()
+	waitCtx, cancel := context.WithTimeout(ctx, q.wait)
+	defer cancel()
+	since := q.since
+	opts.Limit = store.MaxLimit
+	for {
+		cl, err := s.cfg.Store.Changes(ctx, since, opts)
+		switch {
+		case errors.Is(err, store.ErrExpired):
+			return nil, HTTPError{Status: http.StatusGone, Code: CodeExpired,
+				Msg: fmt.Sprintf("revision %d is too old; list again", q.since), Err: err}
+		case errors.Is(err, store.ErrInvalid):
+			return nil, HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Msg: "invalid since", Err: err}
+		case err != nil:
+			return nil, internal(fmt.Errorf("changes since %d: %w", since, err))
+		}
+		if cl.More || len(cl.Sites)+len(cl.Shards)+len(cl.Removed) > 0 {
+			return cl, nil
+		}
+		since = cl.Revision
+		if _, err := s.cfg.Hub.Wait(waitCtx, since); err != nil {
+			// The wait ran out (or the client left): nothing changed.
+			return cl, nil
+		}
+	}
+}
+
+func (s *server) agentSites(c *call) (response, error) {
+	q, err := parseWatchQuery(c.r)
+	if err != nil {
+		return response{}, err
+	}
+	shard := c.token.Subject
+	if q.list {
+		sites, rev, err := s.listAllSites(c.r.Context(), shard)
+		if err != nil {
+			return response{}, internal(err)
+		}
+		for i := range sites {
+			sites[i] = *forAgent(&sites[i])
+		}
+		return response{status: http.StatusOK, body: WatchSitesResponse{Sites: sites, Revision: rev}}, nil
+	}
+	cl, err := s.longPoll(c, q, store.ChangeOptions{Shard: shard})
+	if err != nil {
+		return response{}, err
+	}
+	out := WatchSitesResponse{Sites: make([]site.Site, 0, len(cl.Sites)), Removed: cl.Removed, Revision: cl.Revision, More: cl.More}
+	for i := range cl.Sites {
+		out.Sites = append(out.Sites, *forAgent(&cl.Sites[i]))
+	}
+	return response{status: http.StatusOK, body: out}, nil
+}
+
+func (s *server) watchRoutes(c *call) (response, error) {
+	q, err := parseWatchQuery(c.r)
+	if err != nil {
+		return response{}, err
+	}
+	ctx := c.r.Context()
+	if q.list {
+		sites, rev, err := s.listAllSites(ctx, "")
+		if err != nil {
+			return response{}, internal(err)
+		}
+		// Shards are read after the sites' revision: later changes to
+		// them come again through the watch.
+		shards, err := s.cfg.Store.ListShards(ctx)
+		if err != nil {
+			return response{}, internal(fmt.Errorf("list shards: %w", err))
+		}
+		for i := range sites {
+			sites[i] = *redact(&sites[i])
+		}
+		if shards == nil {
+			shards = []store.Shard{}
+		}
+		return response{status: http.StatusOK, body: RoutesResponse{Sites: sites, Shards: shards, Revision: rev}}, nil
+	}
+	cl, err := s.longPoll(c, q, store.ChangeOptions{})
+	if err != nil {
+		return response{}, err
+	}
+	out := RoutesResponse{Sites: make([]site.Site, 0, len(cl.Sites)), Shards: cl.Shards, Removed: cl.Removed, Revision: cl.Revision, More: cl.More}
+	if out.Shards == nil {
+		out.Shards = []store.Shard{}
+	}
+	for i := range cl.Sites {
+		out.Sites = append(out.Sites, *redact(&cl.Sites[i]))
+	}
+	return response{status: http.StatusOK, body: out}, nil
+}

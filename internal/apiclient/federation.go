@@ -1,0 +1,207 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Operator calls: shards, tokens and site moves.
+
+// ListShards returns one page of shards.
+func (c *Client) ListShards(ctx context.Context, opts ListOptions) (*ShardList, error) {
+	q := url.Values{}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.Continue != "" {
+		q.Set("continue", opts.Continue)
+	}
+	path := "/v1/shards"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out ShardList
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetShard returns the named shard and how many sites are on it.
+func (c *Client) GetShard(ctx context.Context, name string) (*ShardResponse, error) {
+	var out ShardResponse
+	if err := c.do(ctx, http.MethodGet, shardPath(name), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CordonShard stops placing new sites on the shard.
+func (c *Client) CordonShard(ctx context.Context, name string) (*store.Shard, error) {
+	return c.shardCall(ctx, shardPath(name)+"/cordon")
+}
+
+// UncordonShard lets the shard take new sites again (and stops a drain).
+func (c *Client) UncordonShard(ctx context.Context, name string) (*store.Shard, error) {
+	return c.shardCall(ctx, shardPath(name)+"/uncordon")
+}
+
+// DrainShard cordons the shard and has the leader move its sites away.
+func (c *Client) DrainShard(ctx context.Context, name string) (*store.Shard, error) {
+	return c.shardCall(ctx, shardPath(name)+"/drain")
+}
+
+// DeleteShard removes the record of a shard that holds no sites.
+func (c *Client) DeleteShard(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, shardPath(name), nil, nil)
+}
+
+// CreateToken creates an API token; the response holds its secret, shown
+// only this once.
+func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (*CreateTokenResponse, error) {
+	var out CreateTokenResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/tokens", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListTokens returns every token (without secrets).
+func (c *Client) ListTokens(ctx context.Context) (*TokenList, error) {
+	var out TokenList
+	if err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteToken revokes the token with that id.
+func (c *Client) DeleteToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil)
+}
+
+// MoveSite starts moving the named site to the target shard.
+func (c *Client) MoveSite(ctx context.Context, name, target string) (*site.Site, error) {
+	var out site.Site
+	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/move", api.MoveSiteRequest{Target: target}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AbortMove rolls back the named site's move (before its switch).
+func (c *Client) AbortMove(ctx context.Context, name string) (*site.Site, error) {
+	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/move/abort")
+}
+
+// Agent calls (a token of role shard).
+
+// Register registers the token's shard (or updates its registration).
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (*store.Shard, error) {
+	var out store.Shard
+	if err := c.do(ctx, http.MethodPost, "/v1/agent/register", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Heartbeat reports that the token's shard is alive, with its usage.
+func (c *Client) Heartbeat(ctx context.Context, usage store.Usage) error {
+	return c.do(ctx, http.MethodPost, "/v1/agent/heartbeat", api.HeartbeatRequest{Usage: usage}, nil)
+}
+
+// AgentSites lists every site the token's shard holds, and the revision to
+// watch from.
+func (c *Client) AgentSites(ctx context.Context) (*WatchSitesResponse, error) {
+	var out WatchSitesResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/agent/sites", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WatchAgentSites long-polls the changes of the shard's sites after since
+// for at most wait (0: the server's default). A 410 (IsExpired) means: list
+// again.
+func (c *Client) WatchAgentSites(ctx context.Context, since int64, wait time.Duration) (*WatchSitesResponse, error) {
+	var out WatchSitesResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/agent/sites?"+watchQuery(since, wait), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReportStatus reports the status the shard observed for the site with that
+// UID, and returns the stored site.
+func (c *Client) ReportStatus(ctx context.Context, name, uid string, status site.Status) (*site.Site, error) {
+	var out site.Site
+	req := api.StatusReport{UID: uid, Status: status}
+	if err := c.do(ctx, http.MethodPut, agentSitePath(name)+"/status", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReportMove reports the shard's step of the site's move, and returns the
+// stored site (its move advanced).
+func (c *Client) ReportMove(ctx context.Context, name, uid string, move site.Move) (*site.Site, error) {
+	var out site.Site
+	req := api.MoveReport{UID: uid, Move: move}
+	if err := c.do(ctx, http.MethodPut, agentSitePath(name)+"/move", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Finalize removes the record of a site whose teardown the shard finished.
+func (c *Client) Finalize(ctx context.Context, name, uid string) error {
+	return c.do(ctx, http.MethodPost, agentSitePath(name)+"/finalize", api.FinalizeRequest{UID: uid}, nil)
+}
+
+// Edge calls (a token of role edge, or admin).
+
+// Routes lists every site and shard, and the revision to watch from.
+func (c *Client) Routes(ctx context.Context) (*RoutesResponse, error) {
+	var out RoutesResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/routes", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WatchRoutes long-polls the changes of sites and shards after since.
+func (c *Client) WatchRoutes(ctx context.Context, since int64, wait time.Duration) (*RoutesResponse, error) {
+	var out RoutesResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/routes?"+watchQuery(since, wait), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func shardPath(name string) string { return "/v1/shards/" + url.PathEscape(name) }
+
+func (c *Client) shardCall(ctx context.Context, path string) (*store.Shard, error) {
+	var out store.Shard
+	if err := c.do(ctx, http.MethodPost, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func watchQuery(since int64, wait time.Duration) string {
+	q := url.Values{}
+	q.Set("since", strconv.FormatInt(since, 10))
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	return q.Encode()
+}
+
+func agentSitePath(name string) string { return "/v1/agent/sites/" + url.PathEscape(name) }

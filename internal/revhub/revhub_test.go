@@ -1,0 +1,122 @@
+package revhub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeStore is a revision counter that counts how often it is read.
+type fakeStore struct {
+	rev   atomic.Int64
+	reads atomic.Int64
+}
+
+func (f *fakeStore) current(context.Context) (int64, error) {
+	f.reads.Add(1)
+	return f.rev.Load(), nil
+}
+
+// newHub returns a hub that never polls on its own within a test: only
+// Notify (and the first read) makes it read.
+func newHub(f *fakeStore) *Hub {
+	return New(Config{Current: f.current, Interval: time.Hour})
+}
+
+func TestWaitReturnsAtOnceWhenAhead(t *testing.T) {
+	f := &fakeStore{}
+	f.rev.Store(7)
+	h := newHub(f)
+	got, err := h.Wait(context.Background(), 6)
+	if err != nil || got != 7 {
+		t.Fatalf("Wait = %d, %v; want 7", got, err)
+	}
+	if h.Revision() != 7 {
+		t.Errorf("Revision = %d", h.Revision())
+	}
+}
+
+func TestBroadcastWakesAllWaitersWithOneRead(t *testing.T) {
+	f := &fakeStore{}
+	f.rev.Store(5)
+	h := newHub(f)
+	const n = 200
+	var wg sync.WaitGroup
+	results := make(chan int64, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rev, err := h.Wait(context.Background(), 5)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- rev
+		}()
+	}
+	// Wait until the hub has read the revision once and every waiter is
+	// parked (no clock involved: we poll the hub's own state).
+	for {
+		h.mu.Lock()
+		parked := h.waiters == n && h.rev == 5
+		h.mu.Unlock()
+		if parked {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	readsBefore := f.reads.Load()
+	f.rev.Store(6)
+	h.Notify()
+	wg.Wait()
+	close(results)
+	for rev := range results {
+		if rev != 6 {
+			t.Errorf("waiter woke with %d, want 6", rev)
+		}
+	}
+	if extra := f.reads.Load() - readsBefore; extra != 1 {
+		t.Errorf("waking %d waiters took %d reads, want 1", n, extra)
+	}
+}
+
+func TestUnchangedRevisionDoesNotWake(t *testing.T) {
+	f := &fakeStore{}
+	f.rev.Store(3)
+	h := newHub(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := h.Wait(ctx, 3); done <- err }()
+	for h.Revision() != 3 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 5 {
+		h.Notify() // the revision did not move: nobody wakes
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned %v without a new revision", err)
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait after cancel = %v", err)
+	}
+}
+
+func TestReadErrorsAreRetried(t *testing.T) {
+	var calls atomic.Int64
+	h := New(Config{Interval: time.Millisecond, Current: func(context.Context) (int64, error) {
+		if calls.Add(1) < 3 {
+			return 0, errors.New("database is locked")
+		}
+		return 9, nil
+	}})
+	got, err := h.Wait(context.Background(), 1)
+	if err != nil || got != 9 {
+		t.Fatalf("Wait = %d, %v", got, err)
+	}
+}
