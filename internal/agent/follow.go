@@ -36,20 +36,24 @@ type follower struct {
 }
 
 func (f follower) run(ctx context.Context) error {
-	listed := false
+	listed, justListed := false, false
 	backoff := f.minBackoff
 	for ctx.Err() == nil {
 		var err error
 		if !listed {
 			err = f.list(ctx)
-			listed = err == nil
+			listed, justListed = err == nil, err == nil
 		} else {
 			err = f.watch(ctx)
 			if apiclient.IsExpired(err) {
 				f.log.Info("watch revision expired; listing again")
 				listed = false
-				continue
+				if !justListed {
+					continue
+				}
+				// Expired right after a list: back off rather than spin.
 			}
+			justListed = false
 		}
 		if err == nil {
 			backoff = f.minBackoff

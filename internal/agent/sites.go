@@ -125,7 +125,8 @@ func applySites(m map[string]site.Site, sites []site.Site) bool {
 }
 
 // applyTombstones drops the sites the tombstones name (same UID, last seen
-// before the tombstone) and reports whether any was dropped; onlyDeleted
+// at or before the tombstone: the write that made the site leave takes the
+// tombstone's revision) and reports whether any was dropped; onlyDeleted
 // keeps sites whose tombstone only says they left a shard.
 func applyTombstones(m map[string]site.Site, removed []store.Tombstone, onlyDeleted bool) bool {
 	changed := false
@@ -134,7 +135,7 @@ func applyTombstones(m map[string]site.Site, removed []store.Tombstone, onlyDele
 			continue
 		}
 		cur, ok := m[t.Name]
-		if ok && cur.Metadata.UID == t.UID && cur.Metadata.ResourceVersion < t.Revision {
+		if ok && cur.Metadata.UID == t.UID && cur.Metadata.ResourceVersion <= t.Revision {
 			delete(m, t.Name)
 			changed = true
 		}
@@ -173,10 +174,17 @@ func (s *Sites) cached(name, uid string) (site.Site, bool) {
 	return cloneSite(st), true
 }
 
-// remember stores a site the control plane answered a report with.
+// remember stores a site the control plane answered a report with, or
+// drops it if the report made it leave the shard (a finished move).
 func (s *Sites) remember(st *site.Site) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !slices.Contains(st.Shards(), s.cfg.Shard) {
+		if cur, ok := s.sites[st.Metadata.Name]; ok && cur.Metadata.UID == st.Metadata.UID {
+			delete(s.sites, st.Metadata.Name)
+		}
+		return
+	}
 	applySites(s.sites, []site.Site{*st})
 }
 

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -105,6 +106,9 @@ func (s *Server) Prepare(ctx context.Context) error {
 		return err
 	}
 	if err := s.writeConfig(); err != nil {
+		return err
+	}
+	if err := s.writeClientConfig(); err != nil {
 		return err
 	}
 	marker := filepath.Join(s.Dir, "initialised")
@@ -375,14 +379,117 @@ func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password st
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
 		fmt.Sprintf("ALTER USER '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
-		// In a database-level grant "_" is a wildcard: escape it, or the user
-		// could create (and fill) databases such as wpX<id> nobody removes.
-		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", strings.ReplaceAll(name, "_", `\_`), userName),
+		grantAll(name, userName),
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("mariadb: ensure database %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// grantAll is the GRANT of a site user's privileges on its database. In a
+// database-level grant "_" is a wildcard: it is escaped, or the user could
+// create (and fill) databases such as wpX<id> nobody removes.
+func grantAll(name, userName string) string {
+	return fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", grantDB(name), userName)
+}
+
+func grantDB(name string) string { return strings.ReplaceAll(name, "_", `\_`) }
+
+// writePrivileges are the privileges FreezeWrites revokes.
+const writePrivileges = "INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX"
+
+// FreezeWrites revokes userName's write privileges on database name (it
+// keeps SELECT, so the site still reads) and ends the user's open
+// connections: a database-level privilege change reaches a session only when
+// it selects the database again, so a connection opened before the revoke
+// could keep writing. Idempotent.
+func (s *Server) FreezeWrites(ctx context.Context, name, userName string) error {
+	if !ident.MatchString(name) || !ident.MatchString(userName) {
+		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("REVOKE %s ON `%s`.* FROM '%s'@'localhost'", writePrivileges, grantDB(name), userName),
+		fmt.Sprintf("KILL HARD CONNECTION USER '%s'@'localhost'", userName),
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// UnfreezeWrites gives userName back every privilege EnsureDatabase grants
+// on database name. Idempotent.
+func (s *Server) UnfreezeWrites(ctx context.Context, name, userName string) error {
+	if !ident.MatchString(name) || !ident.MatchString(userName) {
+		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
+	}
+	if _, err := s.db.ExecContext(ctx, grantAll(name, userName)); err != nil {
+		return fmt.Errorf("mariadb: unfreeze writes to %s: %w", name, err)
+	}
+	return nil
+}
+
+// WritesFrozen reports whether userName lacks the write privileges on
+// database name that FreezeWrites revokes (all of them).
+func (s *Server) WritesFrozen(ctx context.Context, name, userName string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mysql.db WHERE Host = 'localhost' AND User = ? AND Db = ?
+		AND (Insert_priv = 'Y' OR Update_priv = 'Y' OR Delete_priv = 'Y' OR Create_priv = 'Y' OR Drop_priv = 'Y' OR Alter_priv = 'Y' OR Index_priv = 'Y')`,
+		userName, grantDB(name)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("mariadb: %w", err)
+	}
+	return n == 0, nil
+}
+
+// clientConfig is an option file for the mariadb command-line tools that
+// logs in as root over the socket; it is root's alone (0600), so the
+// password is on no command line.
+func (s *Server) clientConfig() string { return filepath.Join(s.Dir, "root-client.cnf") }
+
+func (s *Server) writeClientConfig() error {
+	conf := fmt.Sprintf("# Written by aipress; changes are overwritten.\n[client]\nuser = root\npassword = %s\nsocket = %s\n", s.password, s.Socket())
+	if err := writeFileAtomic(s.clientConfig(), []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("mariadb: write client config: %w", err)
+	}
+	return nil
+}
+
+// Dump writes a consistent SQL dump of database name to w: one
+// transaction's snapshot (--single-transaction; WordPress's tables are
+// InnoDB), without CREATE DATABASE or USE, so Load can put it into a
+// database of another name.
+func (s *Server) Dump(ctx context.Context, name string, w io.Writer) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	cmd := exec.CommandContext(ctx, "mariadb-dump", "--defaults-file="+s.clientConfig(),
+		"--single-transaction", "--quick", "--skip-lock-tables", "--hex-blob", "--skip-comments",
+		"--default-character-set=utf8mb4", "--add-drop-table", "--triggers", "--skip-routines", "--skip-events",
+		"--", name)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("mariadb: dump %s: %w: %s", name, err, tail([]byte(stderr.String())))
+	}
+	return nil
+}
+
+// Load runs the SQL read from r (a Dump) in database name, as root.
+func (s *Server) Load(ctx context.Context, name string, r io.Reader) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	cmd := exec.CommandContext(ctx, "mariadb", "--defaults-file="+s.clientConfig(),
+		"--default-character-set=utf8mb4", "--batch", "--", name)
+	var stderr strings.Builder
+	cmd.Stdin, cmd.Stderr = r, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("mariadb: load into %s: %w: %s", name, err, tail([]byte(stderr.String())))
 	}
 	return nil
 }

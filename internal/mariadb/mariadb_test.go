@@ -1,6 +1,7 @@
 package mariadb
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -65,6 +66,61 @@ func TestServer(t *testing.T) {
 			t.Fatalf("user a could create database %s", other)
 		}
 	}
+
+	// Freeze: the user reads but cannot write, even on a connection opened
+	// before the revoke (it is ended); unfreeze restores writing.
+	if _, err := a.ExecContext(ctx, "INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FreezeWrites(ctx, "wp_a", "wp_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FreezeWrites(ctx, "wp_a", "wp_a"); err != nil {
+		t.Fatalf("second freeze: %v", err)
+	}
+	if frozen, err := s.WritesFrozen(ctx, "wp_a", "wp_a"); err != nil || !frozen {
+		t.Fatalf("WritesFrozen = %v, %v", frozen, err)
+	}
+	if _, err := a.ExecContext(ctx, "INSERT INTO t VALUES (2)"); err == nil {
+		t.Fatal("a frozen user wrote")
+	}
+	if _, err := a.ExecContext(ctx, "SELECT COUNT(*) FROM t"); err != nil {
+		t.Fatalf("a frozen user cannot read: %v", err)
+	}
+	// Dump and load into another database.
+	var dump bytes.Buffer
+	if err := s.Dump(ctx, "wp_a", &dump); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureDatabase(ctx, "wp_c", "wp_c", "pwC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(ctx, "wp_c", &dump); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.QueryString(ctx, "SELECT COUNT(*) FROM wp_c.t"); err != nil || v != "1" {
+		t.Fatalf("loaded rows = %q, %v", v, err)
+	}
+	if err := s.DropDatabase(ctx, "wp_c", "wp_c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnfreezeWrites(ctx, "wp_a", "wp_a"); err != nil {
+		t.Fatal(err)
+	}
+	if frozen, err := s.WritesFrozen(ctx, "wp_a", "wp_a"); err != nil || frozen {
+		t.Fatalf("WritesFrozen after unfreeze = %v, %v", frozen, err)
+	}
+	// (A session keeps the database privileges it had when it selected
+	// the database: WordPress connects per request, so a new connection.)
+	a2, err := s.OpenAs("wp_a", "pwA", "wp_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if _, err := a2.ExecContext(ctx, "DELETE FROM t"); err != nil {
+		t.Fatalf("unfrozen user cannot write: %v", err)
+	}
+	a.SetMaxIdleConns(0) // drop the connection that saw the freeze
 
 	// A killed server is restarted by its supervisor and the data is kept.
 	if err := s.Kill(); err != nil {

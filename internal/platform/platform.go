@@ -188,6 +188,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Name: LocalShard, Dir: filepath.Join(dataDir, "shards", LocalShard),
 		PublicURL: publicURL, Logger: log,
 		PurgeURL: purges.url, PurgeKey: purges.key,
+		TransferURL: "file://" + filepath.Join(dataDir, "transfer"),
 	})
 	// The edge's page cache; it is also the edge.Purger for purges.
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})

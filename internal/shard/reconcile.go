@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -38,7 +37,15 @@ func (r reporter) update(ctx context.Context, fn func(*site.Status)) {
 }
 
 func (r reporter) r(ctx context.Context, fn func(*site.Status)) error {
-	return r.src.UpdateStatus(ctx, r.st.Metadata.Name, r.st.Metadata.UID, fn)
+	name := r.s.cfg.Name
+	return r.src.UpdateStatus(ctx, r.st.Metadata.Name, r.st.Metadata.UID, func(st *site.Status) {
+		// A pass that read the site before a move switched it to another
+		// shard must not take it back.
+		if st.Shard != "" && st.Shard != name {
+			return
+		}
+		fn(st)
+	})
 }
 
 func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, phase site.Phase) {
@@ -54,6 +61,11 @@ func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, pha
 }
 
 func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
+	// A site moving to or from this shard, or held by another shard, is
+	// handled by the move's steps (move.go), not converged here.
+	if handled, err := s.reconcileMove(ctx, src, st); handled {
+		return err
+	}
 	rep := reporter{s: s, src: src, st: st}
 	if st.Metadata.DeletionRequested != nil {
 		rep.cond(ctx, CondServing, "False", "Deleting", "removing the site", site.PhaseDeleting)
@@ -144,26 +156,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
 	// 3. Files: docroot sharing the core, own wp-content, wp-config.php.
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
-		return err
-	}
-	cfg := wordpress.Config{
-		Domain: st.Spec.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
-		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
-		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
-	}
-	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
-		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
-	}
-	// The cache plugin is a symlink to the shard's one copy (one OPcache
-	// entry for every site) in the root-owned mu-plugins directory.
-	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
-		return err
-	}
-	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
-		return err
-	}
-	if err := sitePermissions(n, uid, gid); err != nil {
+	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
@@ -175,14 +168,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if st.Spec.Suspended {
 		poolDone <- nil
 	} else {
-		pool := phpfpm.Pool{
-			Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
-			MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
-			IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
-		}
-		if uid >= 0 {
-			pool.User, pool.Group = n.Unix, n.Unix
-		}
+		pool := s.poolFor(st, n, uid)
 		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
 	}
 	// Every return below waits for the pool goroutine first.
@@ -237,6 +223,44 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
 	return nil
+}
+
+// ensureFiles makes the site's files: the docroot sharing the core, its own
+// wp-content, the cache mu-plugin link, wp-config.php and the modes.
+func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) error {
+	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	cfg := wordpress.Config{
+		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
+		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
+		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+	}
+	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
+		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
+	}
+	// The cache plugin is a symlink to the shard's one copy (one OPcache
+	// entry for every site) in the root-owned mu-plugins directory.
+	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
+		return err
+	}
+	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
+		return err
+	}
+	return sitePermissions(n, uid, gid)
+}
+
+// poolFor is the php-fpm pool of site st.
+func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
+	pool := phpfpm.Pool{
+		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
+		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
+		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+	}
+	if uid >= 0 {
+		pool.User, pool.Group = n.Unix, n.Unix
+	}
+	return pool
 }
 
 func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {
@@ -304,36 +328,36 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	delete(s.lastCron, n.ID)
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
-	return removeUnixUser(ctx, n.Unix)
+	return removeUnixUser(ctx, n.Unix, n.Dir)
 }
-
-var orphanName = regexp.MustCompile(`^wp_([0-9a-f]{12})$`)
 
 // collectOrphans removes pools, databases, users, directories and Unix users
 // of this shard that belong to no known site — what a crash between the
 // control plane forgetting a site and the shard removing it would leave.
 func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error {
 	var errs []error
+	// Only names with this shard's prefix are considered: another shard's
+	// Unix users (the one namespace shards share) never match, and neither
+	// do its databases, pools or directories, which live in its own
+	// server, master and directory anyway.
 	orphan := func(name string) (Names, bool) {
-		m := orphanName.FindStringSubmatch(name)
+		m := s.orphanName.FindStringSubmatch(name)
 		if m == nil || known[m[1]] {
 			return Names{}, false
 		}
-		id := m[1]
-		dir := filepath.Join(s.sitesDir(), id)
-		return Names{ID: id, Unix: name, DB: name, DBUser: name, Pool: name, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}, true
+		return s.namesForID(m[1]), true
 	}
 	seen := map[string]Names{}
 	pools, err := s.fpm.Pools()
 	errs = append(errs, err)
-	dbs, err := s.db.ListDatabases(ctx, "wp_")
+	dbs, err := s.db.ListDatabases(ctx, s.prefix)
 	errs = append(errs, err)
-	users, err := s.db.ListUsers(ctx, "wp_")
+	users, err := s.db.ListUsers(ctx, s.prefix)
 	errs = append(errs, err)
 	var dirs []string
 	if ents, err := os.ReadDir(s.sitesDir()); err == nil {
 		for _, e := range ents {
-			dirs = append(dirs, "wp_"+e.Name())
+			dirs = append(dirs, s.prefix+e.Name())
 		}
 	}
 	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir())} {
@@ -379,6 +403,11 @@ func (s *Shard) runCron(ctx context.Context, src Sites) {
 	now := s.cfg.Clock()
 	for _, st := range sites {
 		if st.Status.Phase != site.PhaseReady || st.Spec.Suspended || st.Metadata.DeletionRequested != nil {
+			continue
+		}
+		// Only the shard that serves the site runs its cron, and not while
+		// a move has frozen its writes.
+		if st.Status.Shard != s.cfg.Name || st.Move.Frozen() {
 			continue
 		}
 		n := s.NamesFor(st.Metadata.UID)

@@ -10,6 +10,18 @@
 // deletion was requested is torn down in the reverse order and only then
 // removed from the control plane. Resources of this shard that belong to no
 // known site are garbage-collected.
+//
+// Several shards may run on one host, each with its own directory, MariaDB
+// server and php-fpm master. Unix users are the one host-global name space,
+// so each shard names its sites' resources with its own prefix
+// (NamePrefix), and orphan collection only considers names with that prefix
+// whose home lies in its own directory.
+//
+// A site moves between shards in steps that the control plane drives and
+// both shards carry out in their passes (move.go): the source freezes writes
+// and exports the site to a transfer store (gocloud.dev/blob), the target
+// imports it, the control plane switches the site to the target, and the
+// source removes its copy.
 package shard
 
 import (
@@ -23,6 +35,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"time"
 
@@ -80,6 +93,12 @@ type Config struct {
 	// the cheap checks every pass makes; orphans are collected as often.
 	// Default 5 minutes.
 	FullResync time.Duration
+	// TransferURL is the gocloud.dev/blob bucket that site moves pass
+	// through, e.g. "file:///var/lib/aipress/transfer" (a local directory
+	// the shards of one host share) or an object store's URL. Source and
+	// target of a move must use the same bucket. Empty: this shard cannot
+	// take part in moves (a move reports that as its error).
+	TransferURL string
 }
 
 // Shard is a running local shard.
@@ -94,6 +113,11 @@ type Shard struct {
 
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
+
+	// prefix starts the name of every per-site resource of this shard
+	// (NamePrefix); orphanName matches those names and captures the id.
+	prefix     string
+	orphanName *regexp.Regexp
 
 	mu        sync.Mutex
 	lastCron  map[string]time.Time
@@ -131,15 +155,18 @@ func New(cfg Config) *Shard {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
+	prefix := NamePrefix(cfg.Name)
 	return &Shard{
-		cfg:       cfg,
-		log:       log,
-		db:        &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
-		fpm:       &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
-		wake:      make(chan struct{}, 1),
-		ready:     make(chan struct{}),
-		lastCron:  map[string]time.Time{},
-		converged: map[string]convergedAt{},
+		cfg:        cfg,
+		log:        log,
+		prefix:     prefix,
+		orphanName: regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
+		db:         &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		fpm:        &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		wake:       make(chan struct{}, 1),
+		ready:      make(chan struct{}),
+		lastCron:   map[string]time.Time{},
+		converged:  map[string]convergedAt{},
 	}
 }
 
@@ -270,10 +297,31 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 }
 
 // SiteID is the short identifier of a site on a shard, derived from its UID:
-// Unix user, database, database user and pool are all named wp_<SiteID>.
+// Unix user, database, database user and pool are all named
+// NamePrefix(shard) + SiteID.
 func SiteID(uid string) string {
 	h := sha256.Sum256([]byte(uid))
 	return hex.EncodeToString(h[:6])
+}
+
+// LocalName is the name of the original single shard; its sites keep the
+// prefix "wp_", so data directories from before per-shard names still work.
+const LocalName = "local"
+
+// NamePrefix returns the prefix of the per-site resource names of the shard
+// called shard: "wp_" for LocalName, else "w" + 4 hex digits of
+// SHA-256(shard) + "_". Unix user names are host-global, so two shards on
+// one host — and the two copies of a site moving between them — need
+// distinct names; databases and pools live in each shard's own MariaDB
+// server and php-fpm master and take the same names for uniformity. A name
+// is at most 18 characters (Linux allows 32) and valid for useradd. The
+// "p" of "wp_" is no hex digit, so no other shard's prefix equals it.
+func NamePrefix(shard string) string {
+	if shard == LocalName {
+		return "wp_"
+	}
+	h := sha256.Sum256([]byte(shard))
+	return "w" + hex.EncodeToString(h[:2]) + "_"
 }
 
 // Names are the per-site resource names.
@@ -284,8 +332,11 @@ type Names struct {
 
 // NamesFor returns the resource names of the site with uid on this shard.
 func (s *Shard) NamesFor(uid string) Names {
-	id := SiteID(uid)
-	n := "wp_" + id
+	return s.namesForID(SiteID(uid))
+}
+
+func (s *Shard) namesForID(id string) Names {
+	n := s.prefix + id
 	dir := filepath.Join(s.sitesDir(), id)
 	return Names{ID: id, Unix: n, DB: n, DBUser: n, Pool: n, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}
 }
@@ -304,19 +355,29 @@ func loadOrCreateSecrets(dir string) (*secrets, error) {
 			return &sec, nil
 		}
 	}
-	sec := &secrets{
-		DBPassword: wordpress.RandomString(32, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
-		Salts:      wordpress.NewSalts(),
+	sec := &secrets{DBPassword: newDBPassword(), Salts: wordpress.NewSalts()}
+	if err := writeSecrets(dir, sec); err != nil {
+		return nil, err
 	}
+	return sec, nil
+}
+
+func newDBPassword() string {
+	return wordpress.RandomString(32, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+}
+
+// writeSecrets replaces the site's secrets.json (root only, atomically).
+func writeSecrets(dir string, sec *secrets) error {
+	path := filepath.Join(dir, "secrets.json")
 	b, _ := json.Marshal(sec)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, fmt.Errorf("site secrets: %w", err)
+		return fmt.Errorf("site secrets: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("site secrets: %w", err)
+		return fmt.Errorf("site secrets: %w", err)
 	}
-	return sec, nil
+	return nil
 }
 
 func hostOf(rawURL string) string {

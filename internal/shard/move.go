@@ -1,0 +1,530 @@
+package shard
+
+// Moving a site between shards: the shards' side.
+//
+// The control plane starts a move by setting Site.Move{ID, Source, Target,
+// Phase: Exporting}; from then until the move is Done or Aborted both
+// shards list the site (site.Site.Shards) and reconcileMove, not the normal
+// convergence, decides what each does with it. Each step is idempotent and
+// is retried on the next pass when it fails (its error goes to Move.Error);
+// the shards report through Sites.UpdateMove, and the control plane
+// advances the phase (site.AdvanceMove).
+//
+//	phase       source (Status.Shard)              target
+//	Exporting   freeze writes (revoke the DB        —
+//	            user's write grants, end its
+//	            sessions, no cron), FreezeStarted;
+//	            export to the transfer store,
+//	            Artifact + Exported
+//	Importing   stays frozen                        import: own user, dir,
+//	                                                database and password,
+//	                                                dump loaded, files with
+//	                                                its own owners, salts
+//	                                                kept, wp-config, the
+//	                                                installed marker, pool;
+//	                                                Imported, TargetEndpoint,
+//	                                                TargetDocroot
+//	  — the control plane switches Status to the target (same write) —
+//	CleaningUp  tears its copy down (as delete,      converges normally: it
+//	            without Finalize), deletes the       is Status.Shard now and
+//	            transfer objects, CleanedUp          the site is installed
+//	Aborting    unfreezes (grants back), deletes    tears its copy down,
+//	            the transfer objects, Unfrozen      CleanedUp
+//
+// The source's copy goes only after the switch, so no step loses data. The
+// target never writes Status before the switch; a shard that is neither
+// Status.Shard nor part of an active move leaves the site alone. The target
+// records a finished import in a root-owned marker in the site directory
+// keyed by the move ID; without it an import starts from scratch (pool,
+// database and directory dropped and made again).
+//
+// The source deletes the transfer objects, after its cleanup (or on abort,
+// after unfreezing), before it reports: the move stays listed for it until
+// the objects are gone. A target still reading them then (only possible on
+// abort) fails and tears down anyway.
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gocloud.dev/blob"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/wordpress"
+)
+
+// reconcileMove handles st when a move involves this shard or another shard
+// holds it, and reports whether it did (then the normal convergence must
+// not run).
+func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bool, error) {
+	me := s.cfg.Name
+	owner := st.Status.Shard == me
+	m := st.Move
+	if !m.Active() {
+		return !owner, nil
+	}
+	var err error
+	switch {
+	case m.Source == me && owner: // before the switch
+		if st.Metadata.DeletionRequested != nil {
+			return false, nil // the owner deletes as usual
+		}
+		switch m.Phase {
+		case site.MoveExporting, site.MoveImporting:
+			err = s.moveExport(ctx, src, st)
+		case site.MoveAborting:
+			err = s.moveUnfreeze(ctx, src, st)
+		}
+	case m.Source == me: // after the switch
+		if m.Phase == site.MoveCleaningUp && m.CleanedUp == nil {
+			err = s.moveCleanUpSource(ctx, src, st)
+		}
+	case m.Target == me && !owner: // before the switch
+		switch {
+		case m.Phase == site.MoveAborting || st.Metadata.DeletionRequested != nil:
+			err = s.moveRemoveTarget(ctx, src, st)
+		case m.Phase == site.MoveImporting && m.Exported != nil:
+			err = s.moveImport(ctx, src, st)
+		}
+	case owner: // the target after the switch
+		return false, nil
+	}
+	if err != nil && ctx.Err() == nil {
+		s.reportMoveError(ctx, src, st, err)
+	}
+	return true, err
+}
+
+// reportMoveError records err as the move's error (retried next pass).
+func (s *Shard) reportMoveError(ctx context.Context, src Sites, st *site.Site, err error) {
+	msg := s.cfg.Name + ": " + err.Error()
+	s.log.Warn("site move", "site", st.Metadata.Name, "move", st.Move.ID, "phase", st.Move.Phase, "err", err)
+	if st.Move.Error == msg {
+		return
+	}
+	if uerr := src.UpdateMove(ctx, st.Metadata.Name, st.Metadata.UID, func(m *site.Move) { m.Error = msg }); uerr != nil {
+		s.log.Warn("report move error", "site", st.Metadata.Name, "err", uerr)
+	}
+}
+
+// updateMove applies fn to st's move through src.
+func (s *Shard) updateMove(ctx context.Context, src Sites, st *site.Site, fn func(*site.Move)) error {
+	id := st.Move.ID
+	return src.UpdateMove(ctx, st.Metadata.Name, st.Metadata.UID, func(m *site.Move) {
+		if m.ID != id {
+			return // another move replaced this one meanwhile
+		}
+		fn(m)
+	})
+}
+
+// moveExport is the source's step while the move is Exporting or
+// Importing: keep the site's writes frozen, and export it once.
+func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	frozen, err := s.db.WritesFrozen(ctx, n.DB, n.DBUser)
+	if err != nil {
+		return err
+	}
+	// In Exporting the freeze is made again every pass (it also ends
+	// sessions that began before it); later only when it was lost.
+	if !frozen || m.Exported == nil {
+		if err := s.db.FreezeWrites(ctx, n.DB, n.DBUser); err != nil {
+			return err
+		}
+	}
+	if m.FreezeStarted == nil {
+		now := s.cfg.Clock().UTC()
+		if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+			if m.FreezeStarted == nil {
+				m.FreezeStarted = &now
+			}
+		}); err != nil {
+			return fmt.Errorf("report freeze: %w", err)
+		}
+		s.log.Info("site frozen for its move", "site", st.Metadata.Name, "move", m.ID, "target", m.Target)
+	}
+	if m.Exported != nil {
+		return nil
+	}
+	artifact, err := s.export(ctx, st, n)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		m.Artifact = artifact
+		if m.Exported == nil {
+			m.Exported = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report export: %w", err)
+	}
+	s.log.Info("site exported", "site", st.Metadata.Name, "move", m.ID, "artifact", artifact)
+	return nil
+}
+
+// export writes st's export for its move to the transfer store and returns
+// the manifest's key. A complete export of the same move is reused.
+func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, error) {
+	m := st.Move
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	prefix := transferPrefix(st.Metadata.UID, m.ID)
+	manifestKey := prefix + "manifest.json"
+	if old, err := readManifest(ctx, b, manifestKey); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
+		return manifestKey, nil
+	}
+	// Partial (or damaged): start again from nothing.
+	if err := deletePrefix(ctx, b, prefix); err != nil {
+		return "", err
+	}
+	sec, err := loadOrCreateSecrets(n.Dir)
+	if err != nil {
+		return "", err
+	}
+	attempt := prefix + wordpress.RandomString(12, "abcdefghijklmnopqrstuvwxyz0123456789") + "/"
+	man := manifest{Version: manifestVersion, SiteUID: st.Metadata.UID, MoveID: m.ID, Source: s.cfg.Name, Created: s.cfg.Clock().UTC()}
+	steps := []struct {
+		name string
+		fn   func(io.Writer) error
+	}{
+		{objDatabase, func(w io.Writer) error {
+			return gzipTo(w, func(w io.Writer) error { return s.db.Dump(ctx, n.DB, w) })
+		}},
+		{objFiles, func(w io.Writer) error {
+			return gzipTo(w, func(w io.Writer) error { return tarTree(filepath.Join(n.Docroot, "wp-content"), w) })
+		}},
+		{objSecrets, func(w io.Writer) error {
+			salts, err := json.Marshal(sec.Salts)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(w).Encode(exportedSecrets{Salts: salts})
+		}},
+	}
+	for _, step := range steps {
+		o, err := writeObject(ctx, b, step.name, attempt+step.name, step.fn)
+		if err != nil {
+			return "", err
+		}
+		man.Objects = append(man.Objects, o)
+	}
+	data, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	// The manifest commits the export.
+	if _, err := writeObject(ctx, b, "manifest.json", manifestKey, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	return manifestKey, nil
+}
+
+// moveUnfreeze is the source's step on abort: writes and cron come back,
+// the transfer objects go.
+func (s *Shard) moveUnfreeze(ctx context.Context, src Sites, st *site.Site) error {
+	n := s.NamesFor(st.Metadata.UID)
+	if err := s.db.UnfreezeWrites(ctx, n.DB, n.DBUser); err != nil {
+		return err
+	}
+	if err := s.deleteTransfer(ctx, st); err != nil {
+		return err
+	}
+	if st.Move.Unfrozen != nil {
+		return nil
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.Unfrozen == nil {
+			m.Unfrozen = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report unfreeze: %w", err)
+	}
+	s.log.Info("site move aborted: source unfrozen", "site", st.Metadata.Name, "move", st.Move.ID)
+	return nil
+}
+
+// moveCleanUpSource is the source's step after the switch: its copy goes
+// (the record stays: the site lives on the target), then the export.
+func (s *Shard) moveCleanUpSource(ctx context.Context, src Sites, st *site.Site) error {
+	if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
+		return err
+	}
+	if err := s.deleteTransfer(ctx, st); err != nil {
+		return err
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.CleanedUp == nil {
+			m.CleanedUp = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report cleanup: %w", err)
+	}
+	s.log.Info("site moved away: source copy removed", "site", st.Metadata.Name, "move", st.Move.ID, "target", st.Move.Target)
+	return nil
+}
+
+// deleteTransfer deletes the objects of st's move from the transfer store.
+func (s *Shard) deleteTransfer(ctx context.Context, st *site.Site) error {
+	if s.cfg.TransferURL == "" {
+		return nil
+	}
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return deletePrefix(ctx, b, transferPrefix(st.Metadata.UID, st.Move.ID))
+}
+
+// moveRemoveTarget is the target's step on abort (or when the site's
+// deletion is requested mid-move): its copy goes.
+func (s *Shard) moveRemoveTarget(ctx context.Context, src Sites, st *site.Site) error {
+	if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
+		return err
+	}
+	if st.Move.Phase != site.MoveAborting || st.Move.CleanedUp != nil {
+		return nil
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.CleanedUp == nil {
+			m.CleanedUp = &now
+		}
+	}); err != nil {
+		return fmt.Errorf("report cleanup: %w", err)
+	}
+	s.log.Info("site move aborted: target copy removed", "site", st.Metadata.Name, "move", st.Move.ID)
+	return nil
+}
+
+// importMarker is the root-owned file that records the finished import of
+// move id in the site directory.
+func importMarker(n Names, id string) string {
+	return filepath.Join(n.Dir, "imported."+keyPart(id))
+}
+
+// moveImport is the target's step while the move is Importing.
+func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	if !fileExists(importMarker(n, m.ID)) {
+		if err := s.importSite(ctx, st, n); err != nil {
+			return err
+		}
+	} else if !st.Spec.Suspended {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+			return err
+		}
+	}
+	endpoint := "unix:" + s.fpm.Socket(n.Pool)
+	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot {
+		return nil
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.Imported == nil {
+			m.Imported = &now
+		}
+		m.TargetEndpoint, m.TargetDocroot = endpoint, n.Docroot
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report import: %w", err)
+	}
+	s.log.Info("site imported", "site", st.Metadata.Name, "move", m.ID, "source", m.Source)
+	return nil
+}
+
+func lookupUID(name string) int {
+	uid, _ := lookupIDs(name)
+	return uid
+}
+
+// importSite makes the site on this shard from its export, from scratch.
+func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
+	m := st.Move
+	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
+		return fmt.Errorf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
+	}
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	man, err := readManifest(ctx, b, m.Artifact)
+	if err != nil {
+		return err
+	}
+	if man == nil {
+		return fmt.Errorf("export %s not found", m.Artifact)
+	}
+	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
+		return fmt.Errorf("export %s is of move %s of site %s, not of this move", m.Artifact, man.MoveID, man.SiteUID)
+	}
+
+	// Whatever an interrupted import left goes first (the Unix user stays:
+	// it is the same either way).
+	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
+		return err
+	}
+	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
+		return err
+	}
+	for _, d := range []string{n.Dir, n.Docroot + ".building"} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove partial import: %w", err)
+		}
+	}
+	s.mu.Lock()
+	delete(s.converged, n.ID)
+	s.mu.Unlock()
+
+	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	if err != nil {
+		return err
+	}
+	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
+		return err
+	}
+	// Its own database password; the salts of the export, so cookies and
+	// nonces made on the source stay valid.
+	sec := &secrets{DBPassword: newDBPassword()}
+	if err := s.readSecrets(ctx, b, man, &sec.Salts); err != nil {
+		return err
+	}
+	if err := writeSecrets(n.Dir, sec); err != nil {
+		return err
+	}
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+		return err
+	}
+	if err := s.loadDatabase(ctx, b, man, n.DB); err != nil {
+		return err
+	}
+	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	if err := s.restoreFiles(ctx, b, man, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
+		return err
+	}
+	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+		return err
+	}
+	// Installed: the normal convergence after the switch must never run
+	// the installer over the imported database.
+	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(s.core.Version+"\n"), 0o600); err != nil {
+		return fmt.Errorf("install marker: %w", err)
+	}
+	if !st.Spec.Suspended {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(importMarker(n, m.ID), []byte(m.Artifact+"\n"), 0o600); err != nil {
+		return fmt.Errorf("import marker: %w", err)
+	}
+	return nil
+}
+
+func (s *Shard) readSecrets(ctx context.Context, b *blob.Bucket, man *manifest, salts *wordpress.Salts) error {
+	o, err := man.object(objSecrets)
+	if err != nil {
+		return err
+	}
+	r, err := openObject(ctx, b, o)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var es exportedSecrets
+	if err := json.Unmarshal(data, &es); err != nil {
+		return fmt.Errorf("exported secrets: %w", err)
+	}
+	if err := json.Unmarshal(es.Salts, salts); err != nil {
+		return fmt.Errorf("exported salts: %w", err)
+	}
+	if salts.AuthKey == "" || salts.LoggedInKey == "" {
+		return errors.New("exported secrets carry no salts")
+	}
+	return nil
+}
+
+func (s *Shard) loadDatabase(ctx context.Context, b *blob.Bucket, man *manifest, db string) error {
+	o, err := man.object(objDatabase)
+	if err != nil {
+		return err
+	}
+	r, err := openObject(ctx, b, o)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("database dump: %w", err)
+	}
+	if err := s.db.Load(ctx, db, gz); err != nil {
+		return err
+	}
+	return r.(*verifyingReader).finish()
+}
+
+func (s *Shard) restoreFiles(ctx context.Context, b *blob.Bucket, man *manifest, dir string, uid, gid int) error {
+	o, err := man.object(objFiles)
+	if err != nil {
+		return err
+	}
+	r, err := openObject(ctx, b, o)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("site files: %w", err)
+	}
+	// Uploads are the site user's, everything else root's.
+	owner := func(rel string) (int, int) {
+		if uid < 0 {
+			return -1, -1
+		}
+		if rel == "uploads" || strings.HasPrefix(rel, "uploads/") {
+			return uid, gid
+		}
+		return 0, 0
+	}
+	if err := untarTree(dir, gz, owner); err != nil {
+		return err
+	}
+	return r.(*verifyingReader).finish()
+}
