@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aipress/aipress/bench/internal/benchplatform"
+	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -28,10 +30,9 @@ type tracker struct {
 	gens    map[string]int64 // the generation each site's agent saw last
 	expects map[string]expectation
 
-	// wakeups counts watch responses that carried changes.
+	// wakeups counts the agents' wake-ups: watch answers that changed
+	// their copy of their sites.
 	wakeups atomic.Int64
-	// polls counts the long polls open now.
-	polls atomic.Int64
 	// reportErrs counts failed status reports.
 	reportErrs atomic.Int64
 	lastErr    atomic.Value // error
@@ -133,9 +134,10 @@ func (t *tracker) fail(err error) {
 	t.lastErr.Store(err)
 }
 
-// simAgent is a simulated shard agent: it speaks the agent protocol
-// (register, heartbeat, watch, report) and reports every site Ready at once
-// with a fake endpoint, creating nothing.
+// simAgent is a simulated shard agent: the real agent client (package
+// agent: registration, heartbeat, the watch of its sites and the status
+// reports) with a fake shard behind it that reports every site Ready at once
+// with a fake endpoint and creates nothing.
 type simAgent struct {
 	name      string
 	cl        *apiclient.Client
@@ -143,121 +145,92 @@ type simAgent struct {
 	labels    map[string]string
 	heartbeat time.Duration
 	tr        *tracker
-
-	sites map[string]bool // the sites the shard holds, for heartbeats
-	count atomic.Int64
+	log       *slog.Logger
 }
 
-// run registers the shard, sends its first heartbeat, calls up, then
-// heartbeats and watches until ctx ends.
+// run registers the shard, calls up, then heartbeats, watches and
+// converges until ctx ends.
 func (a *simAgent) run(ctx context.Context, up func(error)) {
+	reg := apiclient.RegisterRequest{Capacity: a.capacity, Labels: a.labels, AgentVersion: "bench-scale", Provider: "bench"}
 	err := retry(ctx, 5, func() error {
-		_, err := a.cl.Register(ctx, apiclient.RegisterRequest{Capacity: a.capacity, Labels: a.labels, AgentVersion: "bench-scale", Provider: "bench"})
-		if err != nil {
-			return fmt.Errorf("register %s: %w", a.name, err)
-		}
-		if err := a.cl.Heartbeat(ctx, store.Usage{}); err != nil {
-			return fmt.Errorf("heartbeat %s: %w", a.name, err)
-		}
-		return nil
+		_, err := agent.Register(ctx, a.cl, reg)
+		return err
 	})
-	up(err)
 	if err != nil {
+		up(fmt.Errorf("%s: %w", a.name, err))
 		return
 	}
-	go a.heartbeats(ctx)
-	a.sites = map[string]bool{}
-	for ctx.Err() == nil {
-		if err := a.watch(ctx); err != nil && ctx.Err() == nil {
-			a.tr.fail(err)
-			_ = benchplatform.Sleep(ctx, time.Second)
-		}
+	kick := make(chan struct{}, 1)
+	sites := agent.NewSites(agent.SitesConfig{Client: a.cl, Shard: a.name, Wait: watchWait, Logger: a.log,
+		Wake: func() {
+			a.tr.wakeups.Add(1)
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}})
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = agent.Heartbeat(ctx, agent.HeartbeatConfig{Client: a.cl, Interval: a.heartbeat, Register: &reg, Logger: a.log,
+			Usage: func(context.Context) (store.Usage, error) {
+				return store.Usage{Sites: int(n.Load()), Serving: int(n.Load())}, nil
+			}})
+	}()
+	go func() { defer wg.Done(); _ = sites.Run(ctx) }()
+	select {
+	case <-sites.Synced():
+		up(nil)
+	case <-ctx.Done():
+		up(ctx.Err())
 	}
-}
-
-func (a *simAgent) heartbeats(ctx context.Context) {
-	t := time.NewTicker(a.heartbeat)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			wg.Wait()
 			return
-		case <-t.C:
+		case <-kick:
 		}
-		n := int(a.count.Load())
-		err := retry(ctx, 3, func() error { return a.cl.Heartbeat(ctx, store.Usage{Sites: n, Serving: n}) })
-		if err != nil && ctx.Err() == nil {
-			a.tr.fail(fmt.Errorf("heartbeat %s: %w", a.name, err))
-		}
+		a.converge(ctx, sites, &n)
 	}
 }
 
-// watch lists the shard's sites, then follows their changes until an error
-// (a 410 means list again).
-func (a *simAgent) watch(ctx context.Context) error {
-	list, err := a.cl.AgentSites(ctx)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", a.name, err)
-	}
-	clear(a.sites)
-	a.handle(ctx, list.Sites, nil)
-	rev := list.Revision
-	for ctx.Err() == nil {
-		a.tr.polls.Add(1)
-		resp, err := a.cl.WatchAgentSites(ctx, rev, watchWait)
-		a.tr.polls.Add(-1)
-		if apiclient.IsExpired(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("watch %s: %w", a.name, err)
-		}
-		if len(resp.Sites)+len(resp.Removed) > 0 {
-			a.tr.wakeups.Add(1)
-		}
-		a.handle(ctx, resp.Sites, resp.Removed)
-		rev = resp.Revision
-	}
-	return nil
-}
-
-// handle reports every site of the shard that is not Ready at its
+// converge reports every site of the shard that is not Ready at its
 // generation yet as Ready.
-func (a *simAgent) handle(ctx context.Context, sites []site.Site, removed []store.Tombstone) {
+func (a *simAgent) converge(ctx context.Context, sites *agent.Sites, n *atomic.Int64) {
 	now := time.Now()
-	for _, tb := range removed {
-		delete(a.sites, tb.Name)
+	list, err := sites.ListSites(ctx, a.name)
+	if err != nil {
+		return // ctx ended
 	}
-	for i := range sites {
-		s := &sites[i]
+	n.Store(int64(len(list)))
+	for i := range list {
+		s := &list[i]
 		if s.Status.Shard != a.name {
 			continue // a move's target: not ours yet
 		}
-		a.sites[s.Metadata.Name] = true
 		a.tr.saw(s, now)
 		st := s.Status
 		if st.Phase == site.PhaseReady && st.ObservedGeneration == s.Metadata.Generation && st.Endpoint != "" {
+			a.tr.markReady(s.Metadata.Name, now)
 			continue
 		}
-		uid := s.Metadata.UID
-		st.Phase = site.PhaseReady
-		st.ObservedGeneration = s.Metadata.Generation
-		st.Endpoint = "unix:/nonexistent/" + uid + ".sock"
-		st.Docroot = "/nonexistent/" + uid + "/htdocs"
-		err := retry(ctx, 3, func() error {
-			_, err := a.cl.ReportStatus(ctx, s.Metadata.Name, uid, st)
-			return err
+		uid, gen := s.Metadata.UID, s.Metadata.Generation
+		err := sites.UpdateStatus(ctx, s.Metadata.Name, uid, func(st *site.Status) {
+			st.Phase = site.PhaseReady
+			st.ObservedGeneration = gen
+			st.Endpoint = "unix:/nonexistent/" + uid + ".sock"
+			st.Docroot = "/nonexistent/" + uid + "/htdocs"
 		})
 		switch {
 		case err == nil:
 			a.tr.markReady(s.Metadata.Name, time.Now())
-		case apiclient.IsConflict(err) || apiclient.IsNotFound(err):
-			// Moved, deleted or re-created meanwhile: the watch tells.
 		case ctx.Err() == nil:
-			a.tr.fail(fmt.Errorf("report %s: %w", s.Metadata.Name, err))
+			a.tr.fail(err)
 		}
 	}
-	a.count.Store(int64(len(a.sites)))
 }
 
 // retry calls fn up to n times, a little longer apart each time, while it
@@ -278,3 +251,22 @@ func retry(ctx context.Context, n int, fn func() error) error {
 	}
 	return err
 }
+
+// warnCounter is a slog.Handler that counts the agents' warnings and errors
+// (failed heartbeats, watches, reports) into the tracker and drops the rest.
+type warnCounter struct{ tr *tracker }
+
+func (h warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h warnCounter) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.String()
+		return true
+	})
+	h.tr.fail(errors.New(msg))
+	return nil
+}
+
+func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnCounter) WithGroup(string) slog.Handler      { return h }

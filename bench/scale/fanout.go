@@ -29,7 +29,7 @@ func (b *bench) fanout(ctx context.Context) error {
 	if err := benchplatform.Sleep(ctx, time.Second); err != nil {
 		return err
 	}
-	b.f.Watchers = int(b.tr.polls.Load()) + len(b.realProcs)
+	b.f.Watchers = int(b.agentsUp.Load()) + len(b.realProcs)
 	var idlePerSec float64
 	if pid > 0 {
 		c0, err := readCPU(pid)

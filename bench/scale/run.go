@@ -231,6 +231,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 
 	// One HTTP client for all simulated agents: a connection per long poll.
 	hc := newHTTPClient(len(b.simNames) + 64)
+	agentLog := slog.New(warnCounter{b.tr})
 	errs := make(chan error, len(b.simNames))
 	// Registrations are spread over a few seconds as a fleet's would be;
 	// at most concurrency at a time.
@@ -238,7 +239,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 	for i, name := range b.simNames {
 		cl := apiclient.New(b.cp.URL(), tokens[i])
 		cl.HTTPClient = hc
-		a := &simAgent{name: name, cl: cl, capacity: o.simCapacity(), heartbeat: o.heartbeat, tr: b.tr,
+		a := &simAgent{name: name, cl: cl, capacity: o.simCapacity(), heartbeat: o.heartbeat, tr: b.tr, log: agentLog,
 			labels: map[string]string{labelTier: tierSim, "region": fmt.Sprintf("r%d", i%4)}}
 		agents.Add(1)
 		sem <- struct{}{}
