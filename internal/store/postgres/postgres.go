@@ -23,24 +23,35 @@
 //     write locks its site row first and the meta row second, so writers
 //     cannot deadlock on the two.
 //   - ListSites reads the revision and the page in one REPEATABLE READ, READ
-//     ONLY transaction: both come from one snapshot.
+//     ONLY transaction: both come from one snapshot. So does Changes (the
+//     revision, the prune horizon, sites, shards and tombstones). Since a
+//     write holds the meta row lock until it commits, revisions become
+//     visible in order, and a snapshot holds every write up to its revision.
+//   - Shard writes (create, update, delete) take revisions as site writes
+//     do, locking the shard row first and meta second. A site write inserts
+//     its tombstones in its own transaction. Heartbeat is one UPDATE of the
+//     shard row's last_heartbeat and usage columns, which UpdateShard never
+//     writes: it takes no revision and neither overwrites the other.
 //   - The schema is versioned with goose migrations embedded in the binary
 //     (migrations/*.sql), run through a goose.Provider (no global goose state)
 //     over a database/sql handle on the write pool; each applies once and is
 //     recorded in goose_db_version. A PostgreSQL advisory lock (goose's
 //     session locker) serialises replicas that start at the same time.
 //   - A site is stored as columns for what is looked up, constrained or
-//     filtered on (name, uid, shard, resource_version) plus the JSON of its
-//     metadata, spec and status, as in the sqlite package; the columns are
-//     authoritative. name is COLLATE "C", so sites are listed in byte order
-//     whatever the database's locale, as SQLite lists them. The continue
-//     token has the same format as the sqlite package's.
+//     filtered on (name, uid, shard, move_source, move_target,
+//     resource_version) plus the JSON of its metadata, spec, status and move,
+//     as in the sqlite package; the columns are authoritative. name is
+//     COLLATE "C", so sites are listed in byte order whatever the database's
+//     locale, as SQLite lists them (shards' names too, and tokens are listed
+//     by ID COLLATE "C"). The continue token has the same format as the
+//     sqlite package's.
 //   - Unique violations (SQLSTATE 23505) become store.ErrAlreadyExists;
 //     strings PostgreSQL cannot store in a text column (a NUL byte, invalid
 //     UTF-8; SQLSTATE 22021 and 22P05) become store.ErrInvalid.
 //
-// Differences from the sqlite package a caller may notice: token CreatedAt
-// and audit Time are timestamptz columns, so they come back truncated to the
+// Differences from the sqlite package a caller may notice: token CreatedAt,
+// shard LastHeartbeat and audit Time are timestamptz columns, so they come
+// back truncated to the
 // microsecond (time.Time.Equal holds for times with whole microseconds; site
 // times live in the JSON and keep nanoseconds); and a site name, UID or shard
 // containing a NUL byte or invalid UTF-8 is refused with store.ErrInvalid.

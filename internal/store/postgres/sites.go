@@ -14,9 +14,10 @@ import (
 
 // siteRow is a sites row as stored.
 type siteRow struct {
-	name, uid, shard       string
-	resourceVersion        int64
-	metadata, spec, status []byte
+	name, uid, shard             string
+	moveSource, moveTarget       string // of an active move, else ""
+	resourceVersion              int64
+	metadata, spec, status, move []byte
 }
 
 func encodeSite(s *site.Site) (siteRow, error) {
@@ -24,20 +25,31 @@ func encodeSite(s *site.Site) (siteRow, error) {
 	if err != nil {
 		return siteRow{}, err
 	}
+	mv, err := store.EncodeMove(s.Move)
+	if err != nil {
+		return siteRow{}, err
+	}
+	src, dst := store.MoveShards(s)
 	return siteRow{
 		name:            s.Metadata.Name,
 		uid:             s.Metadata.UID,
 		shard:           s.Status.Shard,
+		moveSource:      src,
+		moveTarget:      dst,
 		resourceVersion: s.Metadata.ResourceVersion,
 		metadata:        md,
 		spec:            sp,
 		status:          st,
+		move:            mv,
 	}, nil
 }
 
 func (r siteRow) decode() (*site.Site, error) {
 	s, err := store.DecodeSite(r.name, r.metadata, r.spec, r.status)
 	if err != nil {
+		return nil, err
+	}
+	if s.Move, err = store.DecodeMove(r.name, r.move); err != nil {
 		return nil, err
 	}
 	// The columns are authoritative.
@@ -47,12 +59,29 @@ func (r siteRow) decode() (*site.Site, error) {
 	return s, nil
 }
 
-const siteColumns = `name, uid, shard, resource_version, metadata, spec, status`
+const siteColumns = `name, uid, shard, move_source, move_target, resource_version, metadata, spec, status, move`
 
 func scanSite(row pgx.Row) (siteRow, error) {
 	var r siteRow
-	err := row.Scan(&r.name, &r.uid, &r.shard, &r.resourceVersion, &r.metadata, &r.spec, &r.status)
+	err := row.Scan(&r.name, &r.uid, &r.shard, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
 	return r, err
+}
+
+// shardMatch returns the condition "the shard in parameter $n holds the
+// site" (site.Site.Shards).
+func shardMatch(n int) string {
+	return fmt.Sprintf(`(shard = $%[1]d OR move_source = $%[1]d OR move_target = $%[1]d)`, n)
+}
+
+// insertTombstones records ts in tx.
+func insertTombstones(ctx context.Context, tx pgx.Tx, ts []store.Tombstone) error {
+	for _, t := range ts {
+		if _, err := tx.Exec(ctx, `INSERT INTO tombstones (revision, name, uid, shard, deleted) VALUES ($1, $2, $3, $4, $5)`,
+			t.Revision, t.Name, t.UID, t.Shard, t.Deleted); err != nil {
+			return fmt.Errorf("record tombstone: %w", mapErr(err))
+		}
+	}
+	return nil
 }
 
 // querier is a pool or a transaction.
@@ -92,8 +121,8 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 		// The insert locks the new row before the revision bump locks meta:
 		// the same order as UpdateSite and DeleteSite. A concurrent create of
 		// the same name waits here for this one to end, then fails.
-		_, err := tx.Exec(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES ($1, $2, $3, 0, $4, $5, $6)`,
-			r.name, r.uid, r.shard, r.metadata, r.spec, r.status)
+		_, err := tx.Exec(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)`,
+			r.name, r.uid, r.shard, r.moveSource, r.moveTarget, r.metadata, r.spec, r.status, r.move)
 		if pe, ok := pgError(err); ok && pe.Code == codeUniqueViolation && pe.ConstraintName == constraintSitesUIDUnique {
 			return fmt.Errorf("uid %q is used by another site: %w", c.Metadata.UID, store.ErrAlreadyExists)
 		}
@@ -128,6 +157,9 @@ func (s *Store) GetSite(ctx context.Context, name string) (*site.Site, error) {
 // ListSites returns one page of sites ordered by name, and the revision of
 // the snapshot it was read from.
 func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.SiteList, error) {
+	if err := store.ValidateListOptions(opts); err != nil {
+		return nil, err
+	}
 	limit := store.PageLimit(opts.Limit)
 	after, err := store.DecodeContinue(opts.Continue)
 	if err != nil {
@@ -137,9 +169,12 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 	var b strings.Builder
 	args := []any{after}
 	b.WriteString(`SELECT ` + siteColumns + ` FROM sites WHERE name > $1`)
-	if opts.Shard != "" {
+	switch {
+	case opts.Shard != "":
 		args = append(args, opts.Shard)
-		fmt.Fprintf(&b, ` AND shard = $%d`, len(args))
+		b.WriteString(` AND ` + shardMatch(len(args)))
+	case opts.Unplaced:
+		b.WriteString(` AND shard = ''`)
 	}
 	args = append(args, limit+1) // one more tells whether there is a next page
 	fmt.Fprintf(&b, ` ORDER BY name LIMIT $%d`, len(args))
@@ -228,9 +263,13 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 			return err
 		}
 		if _, err := tx.Exec(ctx,
-			`UPDATE sites SET shard = $1, resource_version = $2, metadata = $3, spec = $4, status = $5 WHERE name = $6`,
-			w.shard, w.resourceVersion, w.metadata, w.spec, w.status, name); err != nil {
+			`UPDATE sites SET shard = $1, move_source = $2, move_target = $3, resource_version = $4,
+				metadata = $5, spec = $6, status = $7, move = $8 WHERE name = $9`,
+			w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
 			return mapErr(err)
+		}
+		if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
+			return err
 		}
 		out = next
 		return nil
@@ -244,19 +283,26 @@ func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.S
 	return out, nil
 }
 
-// DeleteSite removes the site called name.
+// DeleteSite removes the site called name and records its tombstones.
 func (s *Store) DeleteSite(ctx context.Context, name string) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The delete locks the row before the revision bump locks meta.
-		tag, err := tx.Exec(ctx, `DELETE FROM sites WHERE name = $1`, name)
+		r, err := scanSite(tx.QueryRow(ctx, `DELETE FROM sites WHERE name = $1 RETURNING `+siteColumns, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
 		if err != nil {
 			return mapErr(err)
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
+		old, err := r.decode()
+		if err != nil {
+			return err
 		}
-		_, err = nextRevision(ctx, tx)
-		return err
+		rev, err := nextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return insertTombstones(ctx, tx, store.DeleteTombstones(old, rev))
 	})
 	if err != nil {
 		return fmt.Errorf("delete site %q: %w", name, err)

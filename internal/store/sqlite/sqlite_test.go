@@ -2,10 +2,14 @@ package sqlite
 
 import (
 	"database/sql"
+	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/aipress/aipress/internal/site"
 
@@ -203,5 +207,76 @@ func TestTwoHandlesOneFile(t *testing.T) {
 		if got.Spec.PHP.MaxChildren != 2*perStore {
 			t.Errorf("store %d sees max_children %d, want %d", i, got.Spec.PHP.MaxChildren, 2*perStore)
 		}
+	}
+}
+
+// TestUpgradeKeepsData opens a database made by the first migration alone,
+// with a site and a token in it: the later migrations keep them readable
+// (no move, no subject) and in the change feed.
+func TestUpgradeKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "aipress.db")
+	db, err := openDB(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	old := &site.Site{Metadata: site.Metadata{Name: "a.example.com", UID: "u1", Generation: 1, ResourceVersion: 1, CreatedAt: time.Now().UTC()},
+		Status: site.Status{Shard: "shard-a"}}
+	md, sp, st, err := store.EncodeSite(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO sites (name, uid, shard, resource_version, metadata, spec, status) VALUES (?, ?, ?, 1, ?, ?, ?)`,
+			[]any{"a.example.com", "u1", "shard-a", string(md), string(sp), string(st)}},
+		{`UPDATE meta SET value = 1 WHERE key = 'revision'`, nil},
+		{`INSERT INTO tokens (id, name, role, hash, created_at) VALUES ('t1', 'n', 'admin', ?, ?)`,
+			[]any{strings.Repeat("a", 64), time.Now().UTC().Format(timeFormat)}},
+	} {
+		if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.GetSite(ctx, "a.example.com")
+	if err != nil || got.Move != nil || got.Status.Shard != "shard-a" {
+		t.Fatalf("site after upgrade = %+v, %v", got, err)
+	}
+	if l, err := s.ListSites(ctx, store.ListOptions{Shard: "shard-a"}); err != nil || len(l.Items) != 1 || l.Revision != 1 {
+		t.Errorf("shard list after upgrade = %+v, %v", l, err)
+	}
+	if cl, err := s.Changes(ctx, 0, store.ChangeOptions{Shard: "shard-a"}); err != nil || len(cl.Sites) != 1 || cl.Revision != 1 {
+		t.Errorf("changes after upgrade = %+v, %v", cl, err)
+	}
+	if tok, err := s.LookupToken(ctx, strings.Repeat("a", 64)); err != nil || tok.Subject != "" {
+		t.Errorf("token after upgrade = %+v, %v", tok, err)
+	}
+	if err := s.DeleteSite(ctx, "a.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if cl, err := s.Changes(ctx, 1, store.ChangeOptions{Shard: "shard-a"}); err != nil || len(cl.Removed) != 1 || !cl.Removed[0].Deleted {
+		t.Errorf("changes after deleting the old site = %+v, %v", cl, err)
 	}
 }
