@@ -105,7 +105,7 @@ func (f *federation) startShard(name string) {
 	f.shards[name] = f.run("shard "+name, "shard", "--name", name, "--capacity", "2",
 		"--server", "http://"+f.apiAddr, "--token-file", filepath.Join(filepath.Dir(f.dataDir), "shard-"+name+".token"),
 		"--data-dir", filepath.Join(filepath.Dir(f.dataDir), "agents", name), "--public-port", port,
-		"--heartbeat-interval", "1s")
+		"--heartbeat-interval", "1s", "--transfer-url", "file://"+filepath.Join(f.dataDir, "transfers"))
 }
 
 type shardJSON struct {

@@ -39,11 +39,16 @@ type deps struct {
 	now    func() time.Time
 	getenv func(string) string
 	run    func(context.Context, platform.Config) error
-	poll   time.Duration // wait polling interval
+	// The separate roles: aipress server, shard and edge.
+	runServer func(context.Context, platform.ServerConfig) error
+	runShard  func(context.Context, platform.ShardConfig, platform.AgentConfig) error
+	runEdge   func(context.Context, platform.EdgeConfig) error
+	poll      time.Duration // wait polling interval
 }
 
 func defaultDeps() deps {
-	return deps{now: time.Now, getenv: os.Getenv, run: platform.Run, poll: 500 * time.Millisecond}
+	return deps{now: time.Now, getenv: os.Getenv, run: platform.Run, poll: 500 * time.Millisecond,
+		runServer: platform.RunServer, runShard: platform.RunShard, runEdge: platform.RunEdge}
 }
 
 // NewRoot returns the aipress root command. Errors are returned by Execute,
@@ -67,6 +72,6 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(d), newSiteCmd(d), newShardCmd(d), newEdgeCmd(d), newTokenCmd(d))
+	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d))
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -60,6 +61,8 @@ type upFlags struct {
 	rateIP     float64
 	rateSite   float64
 	debugAddr  string
+	shards     int
+	capacity   int
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -134,9 +137,15 @@ func newUpCmd(d deps) *cobra.Command {
 	var f upFlags
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the all-in-one platform (API, shard and edge) in the foreground",
-		Long: `Run the control-plane API, one local shard and the edge in this process
+		Short: "Run the all-in-one platform (API, shards and edge) in the foreground",
+		Long: `Run the control-plane API, local shards and the edge in this process
 until interrupted (Ctrl-C or SIGTERM), then stop everything it started.
+
+Each local shard has its own MariaDB server and php-fpm master under
+<data-dir>/shards/<name>. --shards N starts N of them (local, local-2 …);
+when every shard is full (--shard-capacity sites each), a new one is started.
+To run the roles on separate machines use 'aipress server', 'aipress shard'
+and 'aipress edge' instead.
 
 On first start it writes <data-dir>/client.json with the API URL and an admin
 token, which 'aipress site ...' commands run from the same directory pick up.
@@ -159,6 +168,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 		Example: `  aipress up
   aipress up --http :80 --data-dir /var/lib/aipress
   aipress up --https :8443
+  aipress up --shards 3 --shard-capacity 50
   aipress up --store 'postgres://aipress:secret@db.example.com/aipress?sslmode=verify-full'
   aipress up --http :80 --https :443 --acme-email ops@example.com
   aipress up --rate-ip 0 --rate-site 0     # no rate limits (benchmarks)
@@ -177,6 +187,10 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.Version = cmd.Root().Version
 			cfg.DebugAddr = f.debugAddr
+			if f.shards < 1 || f.capacity < 1 {
+				return fmt.Errorf("--shards and --shard-capacity must be at least 1")
+			}
+			cfg.Shards, cfg.ShardCapacity = f.shards, f.capacity
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -194,6 +208,8 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060; no auth: keep it on loopback)")
+	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
+	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

@@ -31,17 +31,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
-	"github.com/aipress/aipress/internal/shard"
-	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/store"
-	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
 // Config is the typed configuration of `aipress up`.
@@ -75,12 +73,24 @@ type Config struct {
 	// twice the rate (the defaults' bursts for default rates).
 	RateIP, RateSite           float64
 	RateIPBurst, RateSiteBurst int
-	// Ready, if set, is called once the API and edge listen and the shard
-	// has converged for the first time.
+	// Shards is how many local shards run in this process from the start
+	// ("local", "local-2" …; default 1). More are added, also in this
+	// process, when all are full.
+	Shards int
+	// ShardCapacity is the capacity of the local shards this process
+	// creates (0: placement.DefaultCapacity, 50).
+	ShardCapacity int
+	// HeartbeatTimeout: a shard silent this long is Unhealthy (default 15s).
+	HeartbeatTimeout time.Duration
+	// Headroom is the placement headroom (placement.Placer).
+	Headroom float64
+	// Ready, if set, is called once the API and edge listen and the first
+	// Shards shards have converged for the first time.
 	Ready func()
 }
 
-// LocalShard is the name of the one shard `aipress up` runs.
+// LocalShard is the name of the first shard `aipress up` runs; the others
+// are "local-2", "local-3" ….
 const LocalShard = "local"
 
 // AdminTokenFile is the file in the data directory that holds the admin
@@ -128,17 +138,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	st, err := storeopen.Open(ctx, cfg.Store, dataDir)
-	if err != nil {
-		return err
-	}
-	el, err := newElector(cfg.Store, log)
-	if err != nil {
-		st.Close()
-		return err
-	}
-	defer st.Close()
-
 	apiLn, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("api listen: %w", err)
@@ -171,10 +170,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer extras.stop()
 	apiURL := "http://" + clientAddr(apiLn.Addr())
-	if err := ensureAdminToken(ctx, st, dataDir, apiURL); err != nil {
-		closeLns()
-		return err
-	}
 	publicURL := publicURLFunc(edgeLn.Addr())
 	// Cache purges (purge.go): WordPress posts them to the edge's purge
 	// endpoint; the API purges through the same Purger, the page cache.
@@ -183,38 +178,59 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLns()
 		return err
 	}
-
-	sh := shard.New(shard.Config{
-		Name: LocalShard, Dir: filepath.Join(dataDir, "shards", LocalShard),
-		PublicURL: publicURL, Logger: log,
-		PurgeURL: purges.url, PurgeKey: purges.key,
-		TransferURL: "file://" + filepath.Join(dataDir, "transfer"),
-	})
 	// The edge's page cache; it is also the edge.Purger for purges.
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
-	routes := newRouteSync(st, log)
-	routes.purger = pageCache
-	notify := func() { sh.Wake(); routes.wake() }
 
-	apiHandler := api.New(api.Config{
-		Store: st, Placer: fixedPlacer(LocalShard), Notify: notify,
-		Logger: log.With("component", "api"), Version: cfg.Version, PublicURL: publicURL,
-		Purger:  pageCache,
-		Metrics: extras.metrics.Handler(),
+	// The shards of this process (inproc.go): "local", "local-2" … and
+	// whatever the local provider adds when they are full.
+	shards := &inprocShards{
+		dataDir: dataDir, log: log, publicURL: publicURL, purges: purges,
+		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
+		heartbeatTimeout: cfg.HeartbeatTimeout,
+	}
+	var routes *routeSync
+	cp, err := openControlPlane(ctx, controlPlaneConfig{
+		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
+		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
+		provider: func(st store.Store) placement.Provider {
+			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
+		},
+		wake: func() { shards.wakeAll(); routes.wake() },
 	})
-	// The edge is created after the shard prepared its core (it needs the
-	// symlink roots); until then it answers 503 for every host.
-	var edgeHandler atomicHandler
-	edgeHandler.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "AIPress is starting", http.StatusServiceUnavailable)
-	}))
+	if err != nil {
+		closeLns()
+		return err
+	}
+	st := cp.st
+	defer st.Close()
+	shards.st = st
+	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake() }
+	routes = newRouteSync(st, log)
+	routes.purger = pageCache
 
-	apiSrv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
-	edgeSrv := &http.Server{Handler: extras.httpHandler(&edgeHandler), ReadHeaderTimeout: 10 * time.Second}
+	// The edge: the WAF guards PHP — it inspects what would run code; pages
+	// from the cache and static files never reach PHP (internal/edge/doc.go).
+	edgeLog := log.With("component", "edge")
+	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+	if err != nil {
+		closeLns()
+		return err
+	}
+	go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
+	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+	mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
+	mws = append(mws, pageCache.Middleware())
+	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
+	extras.edge.Store(ed)
+	routes.target = ed
+
+	apiSrv := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second}
+	edgeSrv := &http.Server{Handler: extras.httpHandler(ed), ReadHeaderTimeout: 10 * time.Second}
 	var httpsSrv *http.Server
 	if httpsLn != nil {
-		httpsSrv = &http.Server{Handler: &edgeHandler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: extras.tlsConfig}
+		httpsSrv = &http.Server{Handler: ed, ReadHeaderTimeout: 10 * time.Second, TLSConfig: extras.tlsConfig}
 	}
 	var wg sync.WaitGroup
 	// Periodic control-plane work, on the elected replica only (leader.go).
@@ -223,7 +239,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := el.Run(leadCtx, controlPlaneWork(log)); err != nil {
+		if err := cp.lead(leadCtx, log, nil); err != nil {
 			log.Error("leader election stopped", "err", err)
 		}
 	}()
@@ -252,46 +268,30 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("edge HTTPS", "addr", httpsLn.Addr().String(), "ca", filepath.Join(dataDir, "tls", "ca.crt"))
 	}
 	log.Info("AIPress is up", "api", apiURL, "edge", edgeLn.Addr().String(), "data_dir", dataDir)
+	wg.Add(1)
+	go func() { defer wg.Done(); routes.run(ctx) }()
 
+	// The shards: the first cfg.Shards exist from the start; every local
+	// shard of the store runs in this process.
 	runErr := make(chan error, 1)
-	func() {
-		if err := sh.Prepare(ctx); err != nil {
+	initial, err := shards.ensure(ctx, max(cfg.Shards, 1), cfg.ShardCapacity)
+	if err != nil {
+		runErr <- err
+	} else {
+		shards.ctx, shards.runErr = ctx, runErr
+		if err := shards.startAll(ctx); err != nil {
 			runErr <- err
-			return
 		}
-		edgeLog := log.With("component", "edge")
-		// The WAF guards PHP: it inspects what would run code; pages from
-		// the cache and static files never reach PHP (internal/edge/doc.go).
-		fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
-		if err != nil {
-			runErr <- err
-			return
-		}
-		go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
-		mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
-		mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
-		mws = append(mws, pageCache.Middleware())
-		ed := edge.New(edge.Config{Logger: edgeLog, AllowedSymlinkRoots: sh.AllowedSymlinkRoots(),
-			Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
-		extras.edge.Store(ed)
-		routes.target = ed
-		edgeHandler.set(ed)
-		wg.Add(2)
-		go func() { defer wg.Done(); routes.run(ctx) }()
-		src := notifyingSites{Sites: shard.FromStore(st), after: routes.wake}
-		go func() { defer wg.Done(); runErr <- sh.Run(ctx, src) }()
 		go func() {
-			select {
-			case <-sh.Ready():
+			if shards.waitReady(ctx, initial) {
 				routes.wake()
-				log.Info("local shard ready")
+				log.Info("local shards ready", "shards", len(initial))
 				if cfg.Ready != nil {
 					cfg.Ready()
 				}
-			case <-ctx.Done():
 			}
 		}()
-	}()
+	}
 
 	var result error
 	select {
@@ -310,11 +310,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	stopLeading()
 	if result != nil {
-		// The shard did not start; nothing else waits on ctx.
-		wg.Wait()
+		// A shard did not start: stop the others too.
+		shards.stopAll()
+	}
+	shards.wait()
+	wg.Wait()
+	if result != nil {
 		return result
 	}
-	wg.Wait()
 	log.Info("stopped")
 	return nil
 }
@@ -348,11 +351,6 @@ func ensureAdminToken(ctx context.Context, st store.Store, dataDir, apiURL strin
 	}
 	return nil
 }
-
-// fixedPlacer puts every site on the one local shard.
-type fixedPlacer string
-
-func (p fixedPlacer) Place(context.Context, *site.Site) (string, error) { return string(p), nil }
 
 // publicURLFunc returns the function that gives a site's URL: http, the
 // domain, and the edge's port unless it is 80.

@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/ratelimit"
+	storeopen "github.com/aipress/aipress/internal/store/open"
+)
+
+// Environment variables of the separate roles.
+const (
+	EnvServer     = "AIPRESS_SERVER"
+	EnvShardToken = "AIPRESS_SHARD_TOKEN"
+	EnvEdgeToken  = "AIPRESS_EDGE_TOKEN"
+)
+
+func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+}
+
+// readToken returns the token from the file, or from env when no file is
+// given.
+func readToken(d deps, file, env, what string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s token: %w", what, err)
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+		return "", fmt.Errorf("%s token file %s is empty", what, file)
+	}
+	if t := d.getenv(env); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("no %s token: give --token-file (from 'aipress %s token create') or set %s", what, what, env)
+}
+
+func newServerCmd(d deps) *cobra.Command {
+	var (
+		cfg      platform.ServerConfig
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane alone (API, store, placement) for separate shards and edges",
+		Long: `Run the control plane: the REST API, the store and the leader's loops
+(placement, shard health from heartbeats, drains, moves), without a shard or an
+edge. Shard agents ('aipress shard') and edges ('aipress edge') connect to its
+API with their own tokens ('aipress shard token create', 'aipress edge token
+create').
+
+When every shard is full, the leader starts a new local shard as a child
+process ('aipress shard') in <data-dir>/shards/<name> (turn off with
+--spawn-shards=false). Several servers may share one PostgreSQL store (--store
+postgres://...): one of them leads, the others serve the API.
+
+On first start it writes <data-dir>/client.json with the API URL and an admin
+token, which the client commands pick up from that directory.`,
+		Example: `  aipress server --data-dir /var/lib/aipress --api 0.0.0.0:7070 --public-port 80
+  aipress server --store 'postgres://aipress@db/aipress' --shard-capacity 50`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, logLevel)
+			if err != nil {
+				return err
+			}
+			if _, err := storeopen.Parse(cfg.Store); err != nil {
+				return fmt.Errorf("--store: %w", err)
+			}
+			if cfg.ShardCapacity < 1 {
+				return fmt.Errorf("--shard-capacity must be at least 1")
+			}
+			cfg.Logger, cfg.Version = log, cmd.Root().Version
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return d.runServer(ctx, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.DataDir, "data-dir", DefaultDataDir, "directory for the store, tokens and local shards")
+	fl.StringVar(&cfg.Store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL")
+	fl.StringVar(&cfg.APIAddr, "api", DefaultAPIAddr, "API listen address")
+	fl.IntVar(&cfg.PublicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
+	fl.IntVar(&cfg.ShardCapacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard the server starts")
+	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a shard silent this long is Unhealthy")
+	fl.Float64Var(&cfg.Headroom, "headroom", 0, "fraction of each shard kept free while others have room (0–1)")
+	fl.BoolVar(&cfg.SpawnShards, "spawn-shards", true, "start a new local shard when all are full")
+	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// attachShardAgent makes `aipress shard` (the group of shard management
+// commands) also run a shard agent when called without a subcommand.
+func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
+	var (
+		cfg                 platform.ShardConfig
+		ac                  platform.AgentConfig
+		tokenFile, logLevel string
+		publicPort          int
+		purgeSecretFile     string
+	)
+	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
+server, php-fpm master and sites under --data-dir. It registers with the
+control plane at --server (capacity, labels), follows the sites placed on it
+(a long poll that resumes from the last revision seen, so a restart or a
+network cut loses nothing), reports their status and heartbeats.
+
+Its token comes from 'aipress shard token create NAME' (--token-file, or
+` + EnvShardToken + `). With subcommands, manage the shards of a control plane.`
+	cmd.Example = `  aipress shard token create shard-eu-1 -o json > token.json
+  aipress shard --name shard-eu-1 --server http://cp.example.com:7070 \
+      --token-file /etc/aipress/shard-eu-1.token --data-dir /var/lib/aipress-shard \
+      --capacity 50 --label region=eu --label tier=standard
+  aipress shard list`
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if cfg.Name == "" {
+			return cmd.Help()
+		}
+		if ac.Server == "" {
+			ac.Server = d.getenv(EnvServer)
+		}
+		if ac.Server == "" {
+			return fmt.Errorf("--server (or %s) is required: the control plane's API URL", EnvServer)
+		}
+		var err error
+		if ac.Token, err = readToken(d, tokenFile, EnvShardToken, "shard"); err != nil {
+			return err
+		}
+		if cfg.Capacity < 1 {
+			return fmt.Errorf("--capacity must be at least 1")
+		}
+		log, err := newLogger(cmd, logLevel)
+		if err != nil {
+			return err
+		}
+		port := ""
+		if publicPort != 80 {
+			port = fmt.Sprintf(":%d", publicPort)
+		}
+		cfg.PublicURL = func(domain string) string { return "http://" + domain + port }
+		if purgeSecretFile != "" {
+			secret, err := os.ReadFile(purgeSecretFile)
+			if err != nil {
+				return fmt.Errorf("--purge-secret-file: %w", err)
+			}
+			cfg.PurgeKey = func(site string) string { return purge.Key(secret, site) }
+		}
+		if cfg.TransferURL == "" {
+			abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "transfers"))
+			cfg.TransferURL = "file://" + abs
+		}
+		cfg.Logger, cfg.Version = log, cmd.Root().Version
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return d.runShard(ctx, cfg, ac)
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.Name, "name", "", "the shard's name (the subject of its token)")
+	fl.StringVar(&ac.Server, "server", "", "the control plane's API URL (env "+EnvServer+")")
+	fl.StringVar(&tokenFile, "token-file", "", "file holding the shard's agent token (env "+EnvShardToken+")")
+	fl.StringVar(&cfg.DataDir, "data-dir", "./aipress-shard", "the shard's directory (MariaDB, php-fpm, sites)")
+	fl.IntVar(&cfg.Capacity, "capacity", placement.DefaultCapacity, "sites this shard takes")
+	fl.StringToStringVar(&cfg.Labels, "label", nil, "shard label key=value, e.g. region=eu (repeatable)")
+	fl.StringVar(&cfg.Provider, "provider", "", "what started this shard (set by the server for its local shards)")
+	fl.IntVar(&publicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
+	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "how often to heartbeat")
+	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
+	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
+	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// attachEdge makes `aipress edge` also run an edge when called without a
+// subcommand.
+func attachEdge(cmd *cobra.Command, d deps) *cobra.Command {
+	var (
+		cfg                 platform.EdgeConfig
+		tokenFile, logLevel string
+	)
+	cmd.Long = `Without a subcommand, run an edge: it follows the routing table of the
+control plane at --server (host → shard → pool, a long poll that resumes
+where it left off) and serves the sites: page cache, WAF, TLS, rate limits and
+static files, with PHP requests sent to the shards' pools.
+
+Its token comes from 'aipress edge token create NAME' (--token-file, or
+` + EnvEdgeToken + `).`
+	cmd.Example = `  aipress edge token create edge-1 -o json
+  aipress edge --server http://cp.example.com:7070 --token-file /etc/aipress/edge-1.token \
+      --http :80 --https :443 --data-dir /var/lib/aipress-edge`
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if cfg.Server == "" {
+			cfg.Server = d.getenv(EnvServer)
+		}
+		if cfg.Server == "" {
+			if !cmd.Flags().Changed("token-file") {
+				return cmd.Help()
+			}
+			return fmt.Errorf("--server (or %s) is required: the control plane's API URL", EnvServer)
+		}
+		var err error
+		if cfg.Token, err = readToken(d, tokenFile, EnvEdgeToken, "edge"); err != nil {
+			return err
+		}
+		if cfg.RateIP < 0 || cfg.RateSite < 0 {
+			return fmt.Errorf("rate limits must not be negative (0 turns a limit off)")
+		}
+		for _, r := range []*float64{&cfg.RateIP, &cfg.RateSite} {
+			if *r == 0 {
+				*r = -1 // platform: negative = off
+			}
+		}
+		log, err := newLogger(cmd, logLevel)
+		if err != nil {
+			return err
+		}
+		cfg.Logger = log
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return d.runEdge(ctx, cfg)
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.Server, "server", "", "the control plane's API URL (env "+EnvServer+")")
+	fl.StringVar(&tokenFile, "token-file", "", "file holding the edge token (env "+EnvEdgeToken+")")
+	fl.StringVar(&cfg.DataDir, "data-dir", "./aipress-edge", "the edge's directory (TLS state, purge secret)")
+	fl.StringVar(&cfg.HTTPAddr, "http", DefaultHTTPAddr, "listen address for site traffic")
+	fl.StringVar(&cfg.HTTPSAddr, "https", "", "HTTPS listen address (HTTP/2; empty: none)")
+	fl.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at /metrics on this address (no auth: keep it private)")
+	fl.StringVar(&cfg.ACMECA, "acme-ca", "", "ACME directory URL for public site domains ('off': internal CA only)")
+	fl.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact e-mail of the ACME account")
+	fl.Float64Var(&cfg.RateIP, "rate-ip", ratelimit.DefaultIPRate, "rate limit per client IP in requests/s; 0 = off")
+	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}

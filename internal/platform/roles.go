@@ -1,0 +1,213 @@
+package platform
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aipress/aipress/internal/agent"
+	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/pagecache"
+	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/edge/waf"
+	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// AgentConfig is a shard agent's connection to its control plane.
+type AgentConfig struct {
+	Server string // the control plane's API URL
+	Token  string // the shard's agent token (`aipress shard token create`)
+}
+
+// RunShard runs `aipress shard`: one shard agent that talks to the control
+// plane over its API, until ctx ends.
+func RunShard(ctx context.Context, cfg ShardConfig, ac AgentConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := apiclient.New(ac.Server, ac.Token)
+	return runShardAgent(ctx, cfg, &apiLink{c: c, log: cfg.Logger.With("shard", cfg.Name)})
+}
+
+// apiLink is the shardLink over the control plane's API (package agent).
+type apiLink struct {
+	c     *apiclient.Client
+	log   *slog.Logger
+	sites *agent.Sites
+}
+
+func (l *apiLink) Register(ctx context.Context, reg Registration) error {
+	_, err := agent.Register(ctx, l.c, apiclient.RegisterRequest{
+		Capacity: reg.Capacity, Labels: reg.Labels, Roots: reg.Roots,
+		Provider: reg.Provider, AgentVersion: reg.AgentVersion,
+	})
+	return err
+}
+
+func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
+
+func (l *apiLink) Sites(wake func()) shard.Sites {
+	l.sites = agent.NewSites(agent.SitesConfig{Client: l.c, Wake: wake, Logger: l.log})
+	return l.sites
+}
+
+func (l *apiLink) Run(ctx context.Context) error { return l.sites.Run(ctx) }
+
+// EdgeConfig configures `aipress edge`: the edge alone, following the
+// routing table of a control plane.
+type EdgeConfig struct {
+	Server, Token string // the control plane's API URL and an edge token
+	// DataDir holds the edge's TLS state and its purge secret.
+	DataDir   string
+	HTTPAddr  string
+	HTTPSAddr string
+	// MetricsAddr, if set, serves the edge's Prometheus metrics at
+	// /metrics there (no authentication: keep it private).
+	MetricsAddr       string
+	ACMECA, ACMEEmail string
+	RateIP, RateSite  float64
+	CacheBytes        int64
+	Logger            *slog.Logger
+	// Ready is called once the edge has the whole routing table.
+	Ready func()
+}
+
+// RunEdge runs `aipress edge` until ctx ends.
+func RunEdge(ctx context.Context, cfg EdgeConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = pagecache.DefaultMaxBytes
+	}
+	edgeLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("edge listen: %w", err)
+	}
+	var httpsLn net.Listener
+	if cfg.HTTPSAddr != "" {
+		if httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
+			edgeLn.Close()
+			return fmt.Errorf("edge https listen: %w", err)
+		}
+	}
+	extras, err := newEdgeExtras(&Config{RateIP: cfg.RateIP, RateSite: cfg.RateSite, ACMECA: cfg.ACMECA, ACMEEmail: cfg.ACMEEmail}, dataDir, httpsLn, log)
+	if err != nil {
+		edgeLn.Close()
+		return err
+	}
+	defer extras.stop()
+	purges, err := newPurging(dataDir, edgeLn.Addr())
+	if err != nil {
+		return err
+	}
+	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
+	edgeLog := log.With("component", "edge")
+	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+	if err != nil {
+		return err
+	}
+	go func() { _ = fw.Prepare(1) }()
+	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
+	mws = append(mws, extras.middlewares()...)
+	mws = append(mws, pageCache.Middleware())
+	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
+	extras.edge.Store(ed)
+
+	// Follow the control plane's routing table.
+	var uids map[string]string
+	var once sync.Once
+	watcher := agent.NewRoutes(agent.RoutesConfig{
+		Client: apiclient.New(cfg.Server, cfg.Token), Logger: log.With("component", "routes"),
+		OnChange: func(snap agent.Snapshot) {
+			routes, roots := buildRoutes(snap.Sites, snap.Shards)
+			ed.AddAllowedSymlinkRoots(roots...)
+			ed.SetTable(edge.NewTable(routes))
+			next := make(map[string]string, len(snap.Sites))
+			for i := range snap.Sites {
+				next[snap.Sites[i].Metadata.Name] = snap.Sites[i].Metadata.UID
+			}
+			for name, uid := range uids {
+				if next[name] != uid {
+					pageCache.PurgeSite(name)
+				}
+			}
+			uids = next
+			once.Do(func() {
+				log.Info("edge has the routing table", "sites", len(snap.Sites), "shards", len(snap.Shards), "revision", snap.Revision)
+				if cfg.Ready != nil {
+					cfg.Ready()
+				}
+			})
+		},
+	})
+
+	edgeSrv := &http.Server{Handler: extras.httpHandler(ed), ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{edgeSrv}
+	var wg sync.WaitGroup
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("server stopped", "server", name, "err", err)
+			}
+		}()
+	}
+	serve("edge", edgeSrv, edgeLn)
+	if httpsLn != nil {
+		httpsSrv := &http.Server{Handler: ed, ReadHeaderTimeout: 10 * time.Second, TLSConfig: extras.tlsConfig}
+		servers = append(servers, httpsSrv)
+		serve("edge-https", httpsSrv, tls.NewListener(httpsLn, extras.tlsConfig))
+	}
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error("metrics listener not started", "err", err)
+		} else {
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", extras.metrics.Handler())
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			servers = append(servers, srv)
+			serve("metrics", srv, ln)
+		}
+	}
+	log.Info("AIPress edge is up", "edge", edgeLn.Addr().String(), "server", cfg.Server,
+		"purge_secret", filepath.Join(dataDir, PurgeSecretFile))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := watcher.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("routing table watch stopped", "err", err)
+		}
+	}()
+	<-ctx.Done()
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}

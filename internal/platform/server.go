@@ -1,0 +1,223 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/store"
+	storeopen "github.com/aipress/aipress/internal/store/open"
+)
+
+// ServerConfig configures `aipress server`: the control plane alone (API,
+// store, the leader's loops), with shard agents and edges running
+// elsewhere and connecting to it.
+type ServerConfig struct {
+	DataDir string
+	// Store: empty for SQLite in <DataDir>/aipress.db, or a postgres:// URL.
+	Store   string
+	APIAddr string
+	Logger  *slog.Logger
+	Version string
+	// PublicPort is the edges' HTTP port, for sites' URLs (default 80).
+	PublicPort int
+	// ShardCapacity is the capacity of shards the local provider creates
+	// (0: placement.DefaultCapacity).
+	ShardCapacity int
+	// HeartbeatTimeout: a shard silent this long is Unhealthy (default 15s).
+	HeartbeatTimeout time.Duration
+	// Headroom is the placement headroom (placement.Placer).
+	Headroom float64
+	// SpawnShards: when every shard is full, the leader starts a new local
+	// shard as a child process (`aipress shard`) of this server, in
+	// <DataDir>/shards/<name>. Binary is the executable to run (default
+	// this one).
+	SpawnShards bool
+	Binary      string
+	// TransferURL is the transfer store shard agents exchange moving
+	// sites through (gocloud.dev/blob URL); default file://<DataDir>/transfers.
+	TransferURL string
+	// Ready is called once the API listens.
+	Ready func(apiURL string)
+}
+
+// controlPlane is the store, the API and the leader's loops: what
+// `aipress server` runs, and `aipress up` too.
+type controlPlane struct {
+	st         store.Store
+	el         elector
+	hub        interface{ Notify() }
+	controller *control.Controller
+	handler    http.Handler
+	apiURL     string
+}
+
+type controlPlaneConfig struct {
+	dataDir, storeSpec string
+	apiURL             string
+	log                *slog.Logger
+	version            string
+	publicURL          func(string) string
+	purger             api.Purger
+	metrics            http.Handler
+	provider           func(st store.Store) placement.Provider
+	heartbeatTimeout   time.Duration
+	headroom           float64
+	// wake is called after every API mutation and leader write, besides
+	// the hub (for in-process watchers: route sync, local shards).
+	wake func()
+}
+
+func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
+	st, err := storeopen.Open(ctx, cfg.storeSpec, cfg.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	el, err := newElector(cfg.storeSpec, cfg.log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := ensureAdminToken(ctx, st, cfg.dataDir, cfg.apiURL); err != nil {
+		st.Close()
+		return nil, err
+	}
+	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL}
+	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
+	cp.hub = hub
+	wake := cfg.wake
+	if wake == nil {
+		wake = func() {}
+	}
+	notify := func() { hub.Notify(); wake() }
+	var provider placement.Provider
+	if cfg.provider != nil {
+		provider = cfg.provider(st)
+	}
+	cp.controller = control.New(control.Config{
+		Store: st, Provider: provider, Placer: placement.Placer{Headroom: cfg.headroom},
+		Logger: cfg.log.With("component", "control"), HeartbeatTimeout: cfg.heartbeatTimeout,
+		Notify: notify,
+	})
+	cp.handler = api.New(api.Config{
+		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake() },
+		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
+		Purger: cfg.purger, Metrics: cfg.metrics,
+	})
+	return cp, nil
+}
+
+// lead runs the controller (and extra, if set) while this replica leads,
+// until ctx ends.
+func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(ctx context.Context)) error {
+	return cp.el.Run(ctx, func(ctx context.Context) {
+		log.Info("leading the control plane's periodic work", "lease", LeaseName)
+		var wg sync.WaitGroup
+		if extra != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); extra(ctx) }()
+		}
+		_ = cp.controller.Run(ctx)
+		wg.Wait()
+		log.Info("no longer leading the control plane's periodic work", "lease", LeaseName)
+	})
+}
+
+// heartbeatInterval is how often the shards a server starts beat: a third of
+// the timeout (so one lost beat never makes a shard Unhealthy), at most 5s.
+func heartbeatInterval(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	return min(max(timeout/3, 500*time.Millisecond), 5*time.Second)
+}
+
+// RunServer runs `aipress server` until ctx ends.
+func RunServer(ctx context.Context, cfg ServerConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.TransferURL == "" {
+		cfg.TransferURL = "file://" + filepath.Join(dataDir, "transfers")
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	apiURL := "http://" + clientAddr(ln.Addr())
+	port := ""
+	if cfg.PublicPort != 0 && cfg.PublicPort != 80 {
+		port = fmt.Sprintf(":%d", cfg.PublicPort)
+	}
+	spawner := &childShards{
+		dataDir: dataDir, binary: cfg.Binary, apiURL: apiURL, publicPort: cfg.PublicPort,
+		log: log,
+	}
+	ccfg := controlPlaneConfig{
+		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
+		publicURL:        func(d string) string { return "http://" + d + port },
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
+	}
+	if cfg.SpawnShards {
+		ccfg.provider = func(st store.Store) placement.Provider {
+			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: spawner.start}
+		}
+	}
+	cp, err := openControlPlane(ctx, ccfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cp.st.Close()
+	srv := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		err := cp.lead(ctx, log, func(ctx context.Context) {
+			if cfg.SpawnShards {
+				spawner.restartAll(ctx, cp.st)
+			}
+		})
+		if err != nil {
+			log.Error("leader election stopped", "err", err)
+		}
+	}()
+	log.Info("AIPress control plane is up", "api", apiURL, "data_dir", dataDir, "transfer_url", cfg.TransferURL)
+	if cfg.Ready != nil {
+		cfg.Ready(apiURL)
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	spawner.wait()
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
