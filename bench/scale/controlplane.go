@@ -16,20 +16,6 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 )
 
-// controlPlane is the `aipress server` under test.
-type controlPlane interface {
-	// URL is the API's base URL; Token the admin token.
-	URL() string
-	Token() string
-	// PID is the process whose memory and CPU are measured; 0 when the
-	// control plane runs inside this process.
-	PID() int
-	// Died returns an error if the control plane stopped.
-	Died() error
-	// Stop stops it and waits for it to exit.
-	Stop() error
-}
-
 // serverProc is `aipress server` as a child process.
 type serverProc struct {
 	cmd     *exec.Cmd

@@ -30,26 +30,26 @@ func (b *bench) fanout(ctx context.Context) error {
 		return err
 	}
 	b.f.Watchers = int(b.agentsUp.Load()) + len(b.realProcs)
-	var idlePerSec float64
-	if pid > 0 {
-		c0, err := readCPU(pid)
-		if err != nil {
-			return fmt.Errorf("server cpu: %w", err)
-		}
-		if err := benchplatform.Sleep(ctx, idleWindow); err != nil {
-			return err
-		}
-		c1, err := readCPU(pid)
-		if err != nil {
-			return fmt.Errorf("server cpu: %w", err)
-		}
-		idlePerSec = float64(c1-c0) / idleWindow.Seconds()
+	c0, err := readCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
 	}
+	if err := benchplatform.Sleep(ctx, idleWindow); err != nil {
+		return err
+	}
+	c1, err := readCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
+	}
+	idlePerSec := float64(c1-c0) / idleWindow.Seconds()
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	var rec recorder
 	wake0 := b.tr.wakeups.Load()
-	cpu0, _ := readCPUIf(pid)
+	cpu0, err := readCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
+	}
 	start := time.Now()
 	for i := range o.changes {
 		name := sim[rng.IntN(len(sim))]
@@ -60,14 +60,15 @@ func (b *bench) fanout(ctx context.Context) error {
 		}
 	}
 	elapsed := time.Since(start)
-	cpu1, _ := readCPUIf(pid)
+	cpu1, err := readCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
+	}
 	b.f.Changes = o.changes
 	b.f.Fanout = rec.summary()
 	b.f.WakeupsPerChage = float64(b.tr.wakeups.Load()-wake0) / float64(o.changes)
-	if pid > 0 {
-		net := float64(cpu1-cpu0) - idlePerSec*elapsed.Seconds()
-		b.f.CPUPerChange = time.Duration(max(0, net) / float64(o.changes))
-	}
+	net := float64(cpu1-cpu0) - idlePerSec*elapsed.Seconds()
+	b.f.CPUPerChange = time.Duration(max(0, net) / float64(o.changes))
 	logf("fan-out: %d changes, p50 %s, p99 %s, server CPU %s per change (idle %.0f ms/s taken out), %.2f agent wake-ups per change",
 		o.changes, ms(b.f.Fanout.P50), ms(b.f.Fanout.P99), ms(b.f.CPUPerChange), idlePerSec/float64(time.Millisecond), b.f.WakeupsPerChage)
 	return nil
@@ -97,12 +98,4 @@ func (b *bench) change(ctx context.Context, name string, i int) (time.Duration, 
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-}
-
-// readCPUIf reads the CPU time of pid, 0 for no process.
-func readCPUIf(pid int) (time.Duration, error) {
-	if pid <= 0 {
-		return 0, nil
-	}
-	return readCPU(pid)
 }

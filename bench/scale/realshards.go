@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,13 +23,6 @@ type realShard struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-}
-
-// shardSupportsLabels reports whether `bin shard` takes --label (so the
-// real shards can carry tier=real).
-func shardSupportsLabels(ctx context.Context, bin string) bool {
-	out, _ := exec.CommandContext(ctx, bin, "shard", "--help").CombinedOutput()
-	return strings.Contains(string(out), "--label")
 }
 
 // startRealShard runs `bin shard` for shard name with the agent token in

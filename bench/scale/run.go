@@ -31,7 +31,7 @@ const (
 type bench struct {
 	o     options
 	dir   string
-	cp    controlPlane
+	cp    *serverProc
 	admin *apiclient.Client
 	tr    *tracker
 	f     *figures
@@ -90,12 +90,10 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 		logf("postgres up (fsync=off, synchronous_commit=off: pgtest's throwaway settings)")
 	}
 
-	var cp controlPlane
-	if hasServerCommand(ctx, o.bin) {
-		cp, err = startServer(ctx, o.bin, dir, spec)
-	} else {
-		cp, err = startInProcess(ctx, dir, spec, slog.New(slog.DiscardHandler))
+	if !hasServerCommand(ctx, o.bin) {
+		return nil, fmt.Errorf("%s has no `server` command: run `make build`", o.bin)
 	}
+	cp, err := startServer(ctx, o.bin, dir, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -134,13 +132,11 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	if err := b.fanout(ctx); err != nil {
 		return nil, err
 	}
-	if pid := cp.PID(); pid > 0 {
-		m, err := readMem(pid)
-		if err != nil {
-			return nil, fmt.Errorf("server memory: %w", err)
-		}
-		b.f.ServerRSS, b.f.ServerHWM = m.RSS, m.HWM
+	m, err := readMem(cp.PID())
+	if err != nil {
+		return nil, fmt.Errorf("server memory: %w", err)
 	}
+	b.f.ServerRSS, b.f.ServerHWM = m.RSS, m.HWM
 	if n := b.tr.reportErrs.Load(); n > 0 {
 		logf("warning: %d agent errors; last: %v", n, b.tr.lastErr.Load())
 	}
@@ -213,10 +209,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 	logf("created %d shard tokens and an edge token in %s", len(all), time.Since(start).Round(time.Millisecond))
 
 	// Real shards first: their MariaDB and php-fpm take a while.
-	var labels []string
-	if len(b.realNames) > 0 && shardSupportsLabels(ctx, o.bin) {
-		labels = []string{labelTier + "=" + tierReal}
-	}
+	labels := []string{labelTier + "=" + tierReal}
 	for i, name := range b.realNames {
 		tf := filepath.Join(b.dir, "token-"+name)
 		if err := os.WriteFile(tf, []byte(tokens[len(b.simNames)+i]+"\n"), 0o600); err != nil {
@@ -343,9 +336,9 @@ func isTransient(err error) bool {
 	return false
 }
 
-// load creates the sites (the real ones first, so they land on the real
-// shards even without a tier label on them), then waits until every site
-// is placed and every site is Ready.
+// load creates the sites (the few real ones first, then the simulated ones
+// with -concurrency clients), then waits until every site is placed and
+// every site is Ready.
 func (b *bench) load(ctx context.Context) error {
 	o := b.o
 	for i := range o.realSites {
@@ -373,23 +366,9 @@ func (b *bench) load(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	realLabels := map[string]string(nil)
-	if shardSupportsLabels(ctx, o.bin) {
-		realLabels = map[string]string{labelTier: tierReal}
-	}
+	realLabels := map[string]string{labelTier: tierReal}
 	for _, name := range b.realSites {
 		if err := create(name, realLabels); err != nil {
-			return err
-		}
-	}
-	if len(b.realSites) > 0 && realLabels == nil {
-		// Without tier labels the real shards get the first sites by
-		// best fit (they have the least room): let those be placed
-		// before the simulated sites come.
-		if err := b.poll(ctx, time.Minute, "real sites placed", func() (bool, error) {
-			placed, _, err := b.realStatus(ctx)
-			return placed == len(b.realSites), err
-		}); err != nil {
 			return err
 		}
 	}
