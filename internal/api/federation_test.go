@@ -225,11 +225,15 @@ func TestFederationScenarios(t *testing.T) {
 		{name: "move unknown site", method: "POST", path: "/v1/sites/x.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 404, code: "not_found"},
 		{name: "move pending site", setup: func(t *testing.T, e *env) { e.place(t, "b.com", "s1", site.PhaseCreating) },
 			method: "POST", path: "/v1/sites/b.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict"},
-		{name: "move twice", setup: func(t *testing.T, e *env) { e.do(t, "POST", "/v1/sites/a.com/move", adminSecret, map[string]any{"target": "s2"}) },
+		{name: "move twice", setup: func(t *testing.T, e *env) {
+			e.do(t, "POST", "/v1/sites/a.com/move", adminSecret, map[string]any{"target": "s2"})
+		},
 			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict"},
 		{name: "viewer move forbidden", method: "POST", path: "/v1/sites/a.com/move", token: viewerSecret, body: map[string]any{"target": "s2"}, status: 403, code: "forbidden"},
 		{name: "abort without move", method: "POST", path: "/v1/sites/a.com/move/abort", token: adminSecret, status: 409, code: "conflict"},
-		{name: "abort", setup: func(t *testing.T, e *env) { e.do(t, "POST", "/v1/sites/a.com/move", adminSecret, map[string]any{"target": "s2"}) },
+		{name: "abort", setup: func(t *testing.T, e *env) {
+			e.do(t, "POST", "/v1/sites/a.com/move", adminSecret, map[string]any{"target": "s2"})
+		},
 			method: "POST", path: "/v1/sites/a.com/move/abort", token: adminSecret, status: 202, fields: map[string]any{"move.phase": "Aborting"}},
 
 		// Lists for agents and edges.
@@ -301,7 +305,6 @@ func TestFederationScenarios(t *testing.T) {
 		})
 	}
 }
-
 
 // TestMoveReports walks a move through the shards' reports: each shard's
 // report keeps only its own fields, the import switches the site, and the
