@@ -27,6 +27,7 @@ const AgentTokenFile = "agent-token"
 // stopped with the server.
 type childShards struct {
 	dataDir, binary, apiURL, transferURL string
+	purgeURL, purgeSecretFile            string
 	publicPort                           int
 	heartbeat                            time.Duration // the children's heartbeat interval
 	log                                  *slog.Logger
@@ -111,6 +112,9 @@ func (c *childShards) spawnLocked(ctx context.Context, sh store.Shard, dir strin
 		"--capacity", strconv.Itoa(sh.Capacity), "--public-port", strconv.Itoa(c.publicPort),
 		"--provider", control.ProviderLocal, "--transfer-url", c.transferURL,
 		"--heartbeat-interval", c.heartbeat.String()}
+	if c.purgeURL != "" && c.purgeSecretFile != "" {
+		args = append(args, "--purge-url", c.purgeURL, "--purge-secret-file", c.purgeSecretFile)
+	}
 	for k, v := range sh.Labels {
 		args = append(args, "--label", k+"="+v)
 	}

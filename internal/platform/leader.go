@@ -36,17 +36,3 @@ func newElector(spec string, log *slog.Logger) (elector, error) {
 	}
 	return &leader.Elector{Locker: l, Name: LeaseName, Logger: log.With("component", "leader")}, nil
 }
-
-// controlPlaneWork is what the leader runs until its context ends. There is
-// no periodic control-plane work yet: placement across shards, schedules
-// (backups, updates) and shard heartbeat checks will start here, each
-// stopping when ctx is cancelled (leadership lost or shutdown). Per-process
-// loops — the shard's convergence and orphan collection, the route sync —
-// stay outside: every replica runs them.
-func controlPlaneWork(log *slog.Logger) func(ctx context.Context) {
-	return func(ctx context.Context) {
-		log.Info("leading the control plane's periodic work", "lease", LeaseName)
-		<-ctx.Done()
-		log.Info("no longer leading the control plane's periodic work", "lease", LeaseName)
-	}
-}

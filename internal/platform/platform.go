@@ -1,17 +1,25 @@
-// Package platform runs the all-in-one AIPress platform (`aipress up`): the
-// control-plane API, one local shard and the edge in one process, on an
-// embedded SQLite store in one data directory or, with Config.Store, on a
-// PostgreSQL database that several replicas may share.
+// Package platform assembles AIPress's roles from the other packages:
 //
-// Start-up order: the store and the API come first (a client can create
-// sites at once), then the edge, then the shard, whose MariaDB and php-fpm
-// take a few seconds on a fresh data directory. The edge's routing table is
-// rebuilt whenever the store's revision moves.
+//   - Run (`aipress up`): the control plane, the local shards ("local",
+//     "local-2" …, in-process agents that read the store directly) and the
+//     edge in one process, on an embedded SQLite store in one data directory
+//     or, with Config.Store, on PostgreSQL;
+//   - RunServer (`aipress server`): the control plane alone, starting the
+//     local provider's shards as child processes;
+//   - RunShard (`aipress shard`): one shard agent over the API (shardagent.go,
+//     roles.go);
+//   - RunEdge (`aipress edge`): an edge that follows the API's routing table.
 //
-// Periodic control-plane work runs under a leader elector (leader.go): on
-// PostgreSQL only the replica holding the lease runs it; on SQLite the one
-// process always leads. The shard's convergence, its orphan collection and the
-// route sync are per-process and never gated.
+// Start-up order of Run: the store and the API come first (a client can
+// create sites at once), then the edge, then the shards, whose MariaDB and
+// php-fpm take a few seconds on a fresh data directory. The edge's routing
+// table is rebuilt whenever the store's revision moves.
+//
+// The control plane's periodic work (internal/control: placement, shard
+// health, drains, tombstone pruning) runs under a leader elector
+// (leader.go): on PostgreSQL only the replica holding the lease runs it; on
+// SQLite the one process always leads. Shards' convergence, orphan
+// collection and the route sync are per-process and never gated.
 package platform
 
 import (

@@ -36,12 +36,13 @@ func RunShard(ctx context.Context, cfg ShardConfig, ac AgentConfig) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := apiclient.New(ac.Server, ac.Token)
-	return runShardAgent(ctx, cfg, &apiLink{c: c, log: cfg.Logger.With("shard", cfg.Name)})
+	return runShardAgent(ctx, cfg, &apiLink{c: c, name: cfg.Name, log: cfg.Logger.With("shard", cfg.Name)})
 }
 
 // apiLink is the shardLink over the control plane's API (package agent).
 type apiLink struct {
 	c     *apiclient.Client
+	name  string
 	log   *slog.Logger
 	sites *agent.Sites
 }
@@ -57,7 +58,7 @@ func (l *apiLink) Register(ctx context.Context, reg Registration) error {
 func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
 
 func (l *apiLink) Sites(wake func()) shard.Sites {
-	l.sites = agent.NewSites(agent.SitesConfig{Client: l.c, Wake: wake, Logger: l.log})
+	l.sites = agent.NewSites(agent.SitesConfig{Client: l.c, Shard: l.name, Wake: wake, Logger: l.log})
 	return l.sites
 }
 

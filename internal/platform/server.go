@@ -47,6 +47,9 @@ type ServerConfig struct {
 	// TransferURL is the transfer store shard agents exchange moving
 	// sites through (gocloud.dev/blob URL); default file://<DataDir>/transfers.
 	TransferURL string
+	// PurgeURL and PurgeSecretFile are passed on to the local shards the
+	// server starts (see `aipress shard --purge-url`); empty: none.
+	PurgeURL, PurgeSecretFile string
 	// Ready is called once the API listens.
 	Ready func(apiURL string)
 }
@@ -169,7 +172,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	}
 	spawner := &childShards{
 		dataDir: dataDir, binary: cfg.Binary, apiURL: apiURL, publicPort: cfg.PublicPort,
-		log: log,
+		log: log, transferURL: cfg.TransferURL, heartbeat: heartbeatInterval(cfg.HeartbeatTimeout),
+		purgeURL: cfg.PurgeURL, purgeSecretFile: cfg.PurgeSecretFile,
 	}
 	ccfg := controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,

@@ -322,11 +322,9 @@ func TestMoveResumesAndAborts(t *testing.T) {
 		t.Fatalf("after export: %+v", s.Move)
 	}
 
-	// The target is interrupted mid-import …
-	ctx, cancel := context.WithTimeout(c.ctx, 300*time.Millisecond)
-	_ = b.Converge(ctx, c.src)
-	cancel()
-	// … finishes an import but crashes before reporting it …
+	// The target finishes an import but crashes before reporting it (an
+	// interruption at a deterministic point: a timed cancellation may
+	// land before, during or after the import) …
 	if err := b.Converge(c.ctx, failImport{c.src}); err == nil {
 		t.Fatal("the injected report failure was not returned")
 	}
