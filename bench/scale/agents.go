@@ -141,8 +141,7 @@ func (t *tracker) fail(err error) {
 type simAgent struct {
 	name      string
 	cl        *apiclient.Client
-	capacity  int
-	labels    map[string]string
+	reg       store.Shard // what it registers: capacity, labels, version, provider
 	heartbeat time.Duration
 	tr        *tracker
 	log       *slog.Logger
@@ -151,7 +150,7 @@ type simAgent struct {
 // run registers the shard, calls up, then heartbeats, watches and
 // converges until ctx ends.
 func (a *simAgent) run(ctx context.Context, up func(error)) {
-	reg := apiclient.RegisterRequest{Capacity: a.capacity, Labels: a.labels, AgentVersion: "bench-scale", Provider: "bench"}
+	reg := apiclient.RegisterRequest{Capacity: a.reg.Capacity, Labels: a.reg.Labels, AgentVersion: a.reg.AgentVersion, Provider: a.reg.Provider}
 	err := retry(ctx, 5, func() error {
 		_, err := agent.Register(ctx, a.cl, reg)
 		return err

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -31,15 +30,14 @@ func hasServerCommand(ctx context.Context, bin string) bool {
 	return exec.CommandContext(ctx, bin, "server", "--help").Run() == nil
 }
 
-// startServer runs `bin server` with its data dir below dir on a free port,
-// with storeSpec (empty: SQLite in the data dir), and waits for its API.
-func startServer(ctx context.Context, bin, dir, storeSpec string) (*serverProc, error) {
+// startServer runs `bin server` on dataDir and a free port, with storeSpec
+// (empty: SQLite in the data dir), its output to logPath, and waits for its
+// API.
+func startServer(ctx context.Context, bin, dataDir, logPath, storeSpec string) (*serverProc, error) {
 	port, err := benchplatform.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(dir, "server")
-	logPath := filepath.Join(dir, "server.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,8 @@ func TestParseArgs(t *testing.T) {
 	}
 
 	for _, bad := range [][]string{
+		{"-sites", "10", "-real-sites", "4", "-seed", "7"},
+		{"-seed", "-1"},
 		{"-store", "mysql"},
 		{"-sites", "0"},
 		{"-shards", "2", "-real", "2"},
@@ -147,11 +149,11 @@ func TestReport(t *testing.T) {
 		CPUPerChange: 30 * time.Millisecond, WakeupsPerChage: 2, Watchers: 20,
 	}
 	var buf bytes.Buffer
-	printReport(&buf, []*figures{f, {Store: "postgres"}})
+	printReport(&buf, []*figures{f, {Store: "postgres"}, {Store: "seeded", Sites: 5000, Seeded: 4000, SeedPlace: 2 * time.Second}})
 	out := buf.String()
 	for _, want := range []string{
 		"store sqlite: 1000 sites, 18 simulated + 2 real shards",
-		"sites created  ", "1000 in 10.0 s (100/s)",
+		"sites created through the API  ", "1000 in 10.0 s (100/s)",
 		"sites placed per second", "2000/s",
 		"0.50 ms", "< 1.00 ms  PASS",
 		"API create p50 / p99", "3.00 ms / 60.0 ms  p99 < 50.0 ms  MISS",
@@ -162,13 +164,14 @@ func TestReport(t *testing.T) {
 		"< 100.0 MiB  PASS",
 		"30.0 ms", "2.00",
 		"\n\nstore postgres: 0 sites",
+		"sites seeded into the store (-seed)", "2000/s", "0.50 ms",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 	// Unmeasured figures say so and get no verdict.
-	pg := out[strings.Index(out, "store postgres"):]
+	pg := out[strings.Index(out, "store postgres"):strings.Index(out, "store seeded")]
 	if strings.Contains(pg, "PASS") || strings.Contains(pg, "MISS") {
 		t.Errorf("verdicts for unmeasured figures:\n%s", pg)
 	}
@@ -184,8 +187,8 @@ func TestReport(t *testing.T) {
 }
 
 // TestSmoke runs the whole benchmark at a small size on SQLite: 200 sites
-// over 20 simulated shards, no real shard. It needs the aipress binary
-// (`make build`).
+// (150 of them seeded into the store) over 20 simulated shards, no real
+// shard. It needs the aipress binary (`make build`).
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane; skipped with -short")
@@ -201,7 +204,7 @@ func TestSmoke(t *testing.T) {
 		t.Skipf("no %s: run make build", bin)
 	}
 	o, err := parseArgs([]string{"-sites", "200", "-shards", "20", "-real", "0", "-store", "sqlite", "-binary", bin,
-		"-gets", "200", "-list-pages", "5", "-changes", "10", "-heartbeat", "2s", "-timeout", "3m"}, io.Discard)
+		"-seed", "150", "-gets", "200", "-list-pages", "5", "-changes", "10", "-heartbeat", "2s", "-timeout", "3m"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +212,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Create.N != 200 || f.Create.Errors != 0 || f.PlaceLatency.N != 200 || f.Get.N != 200 ||
+	if f.Create.N != 50 || f.Create.Errors != 0 || f.PlaceLatency.N != 50 || f.Seeded != 150 || f.SeedPlace <= 0 || f.Get.N != 200 ||
 		f.List.N != 5 || f.ListSites != 500 || f.EdgeRoutes != 200 || f.Fanout.N != 10 || f.Fanout.Errors != 0 {
 		t.Errorf("figures: %+v", f)
 	}

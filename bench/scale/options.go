@@ -19,6 +19,7 @@ type options struct {
 	concurrency int
 	bin         string
 	capacity    int // of a simulated shard; 0: enough for the sites
+	seed        int // simulated sites written into the store before the server starts
 	gets        int
 	listPages   int
 	listLimit   int
@@ -49,6 +50,7 @@ func parseArgs(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent API clients of the load phases")
 	fs.StringVar(&o.bin, "binary", "bin/aipress", "aipress binary")
 	fs.IntVar(&o.capacity, "capacity", 0, "capacity of a simulated shard (0: max(50, what the sites need))")
+	fs.IntVar(&o.seed, "seed", 0, "simulated sites (and the simulated shards) written straight into the store before the server starts, bypassing POST /v1/sites and its bcrypt; the leader places them in one burst")
 	fs.IntVar(&o.gets, "gets", 5000, "GET /v1/sites/{name} requests to time")
 	fs.IntVar(&o.listPages, "list-pages", 200, "pages of GET /v1/sites to walk (with continue tokens)")
 	fs.IntVar(&o.listLimit, "list-limit", 100, "page size of the list walk")
@@ -98,6 +100,9 @@ func (o *options) validate() error {
 	}
 	if o.concurrency < 1 || o.gets < 0 || o.listPages < 0 || o.listLimit < 1 || o.listLimit > 1000 || o.changes < 0 {
 		errs = append(errs, errors.New("-concurrency and -list-limit (at most 1000) must be positive; -gets, -list-pages and -changes not negative"))
+	}
+	if o.seed < 0 || o.seed > o.sites-o.realSites {
+		errs = append(errs, errors.New("-seed must be between 0 and the simulated sites (-sites minus -real-sites)"))
 	}
 	if o.capacity < 0 {
 		errs = append(errs, errors.New("-capacity must not be negative"))

@@ -93,7 +93,18 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	if !hasServerCommand(ctx, o.bin) {
 		return nil, fmt.Errorf("%s has no `server` command: run `make build`", o.bin)
 	}
-	cp, err := startServer(ctx, o.bin, dir, spec)
+	b.names()
+	dataDir := filepath.Join(dir, "server")
+	if o.seed > 0 {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := b.seed(ctx, spec, dataDir); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	cp, err := startServer(ctx, o.bin, dataDir, filepath.Join(dir, "server.log"), spec)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +114,16 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 			err = errors.Join(err, serr)
 		}
 	}()
+	if o.seed > 0 {
+		// The leader places the seeded sites on the seeded shards at
+		// once, before any agent runs: its cost alone.
+		at, err := b.waitSeededPlaced(ctx, spec, dataDir)
+		if err != nil {
+			return nil, err
+		}
+		b.f.Seeded, b.f.SeedPlace = o.seed, at.Sub(t0)
+		logf("leader placed the %d seeded sites %s after the server started", o.seed, b.f.SeedPlace.Round(time.Millisecond))
+	}
 	b.admin = apiclient.New(cp.URL(), cp.Token())
 	b.admin.HTTPClient = newHTTPClient(o.concurrency)
 
@@ -182,12 +203,6 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) error {
 	start := time.Now()
 	o := b.o
-	for i := range o.simShards() {
-		b.simNames = append(b.simNames, fmt.Sprintf("sim-%04d", i+1))
-	}
-	for i := range o.real {
-		b.realNames = append(b.realNames, fmt.Sprintf("real-%d", i+1))
-	}
 	all := append(append([]string(nil), b.simNames...), b.realNames...)
 	tokens := make([]string, len(all))
 	err := parallel(ctx, len(all), o.concurrency, func(i int) error {
@@ -232,8 +247,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 	for i, name := range b.simNames {
 		cl := apiclient.New(b.cp.URL(), tokens[i])
 		cl.HTTPClient = hc
-		a := &simAgent{name: name, cl: cl, capacity: o.simCapacity(), heartbeat: o.heartbeat, tr: b.tr, log: agentLog,
-			labels: map[string]string{labelTier: tierSim, "region": fmt.Sprintf("r%d", i%4)}}
+		a := &simAgent{name: name, cl: cl, reg: o.simRegistration(i), heartbeat: o.heartbeat, tr: b.tr, log: agentLog}
 		agents.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -279,6 +293,24 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 	b.f.Setup = time.Since(start)
 	logf("all %d shards Ready (%s)", len(all), b.f.Setup.Round(time.Millisecond))
 	return nil
+}
+
+// names fills in the shards' and sites' names: the real sites first.
+func (b *bench) names() {
+	o := b.o
+	for i := range o.simShards() {
+		b.simNames = append(b.simNames, fmt.Sprintf("sim-%04d", i+1))
+	}
+	for i := range o.real {
+		b.realNames = append(b.realNames, fmt.Sprintf("real-%d", i+1))
+	}
+	for i := range o.realSites {
+		b.realSites = append(b.realSites, fmt.Sprintf("real%d.scale.test", i+1))
+	}
+	b.sites = append(b.sites, b.realSites...)
+	for i := range o.simSites() {
+		b.sites = append(b.sites, fmt.Sprintf("s%06d.scale.test", i+1))
+	}
 }
 
 // readyShards returns how many shards are Ready and how many there are.
@@ -341,13 +373,6 @@ func isTransient(err error) bool {
 // every site is Ready.
 func (b *bench) load(ctx context.Context) error {
 	o := b.o
-	for i := range o.realSites {
-		b.realSites = append(b.realSites, fmt.Sprintf("real%d.scale.test", i+1))
-	}
-	b.sites = append(b.sites, b.realSites...)
-	for i := range o.simSites() {
-		b.sites = append(b.sites, fmt.Sprintf("s%06d.scale.test", i+1))
-	}
 	var rec recorder
 	var done atomic.Int64
 	create := func(name string, labels map[string]string) error {
@@ -372,15 +397,16 @@ func (b *bench) load(ctx context.Context) error {
 			return err
 		}
 	}
-	simLabels := map[string]string{labelTier: tierSim}
 	sim := b.sites[len(b.realSites):]
-	err := parallel(ctx, len(sim), o.concurrency, func(i int) error { return create(sim[i], simLabels) })
+	viaAPI := sim[o.seed:]
+	tierLabels := map[string]string{labelTier: tierSim}
+	err := parallel(ctx, len(viaAPI), o.concurrency, func(i int) error { return create(viaAPI[i], tierLabels) })
 	b.f.CreateWall = time.Since(start)
 	b.f.Create = rec.summary()
 	if err != nil {
 		return err
 	}
-	logf("created %d sites in %s (create p50 %s, p99 %s)", len(b.sites), b.f.CreateWall.Round(time.Millisecond), ms(b.f.Create.P50), ms(b.f.Create.P99))
+	logf("created %d sites through the API in %s (create p50 %s, p99 %s)", b.f.Create.N, b.f.CreateWall.Round(time.Millisecond), ms(b.f.Create.P50), ms(b.f.Create.P99))
 
 	var realPlacedAt, realReadyAt time.Time
 	check := func(needReady bool) func() (bool, error) {
