@@ -49,11 +49,13 @@ bench-edge:
 
 # One control plane at federation scale: SITES sites over SHARDS shards (all
 # but 2 simulated agents), on SQLite and on PostgreSQL (STORE=sqlite|postgres|both).
+# SEED sites go straight into the store (see docs/operations.md).
 SITES ?= 50000
 SHARDS ?= 1000
 STORE ?= both
+SEED ?= 0
 bench-scale: deps build
-	$(GO) run ./bench/scale -sites $(SITES) -shards $(SHARDS) -store $(STORE)
+	$(GO) run ./bench/scale -sites $(SITES) -shards $(SHARDS) -store $(STORE) -seed $(SEED)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
