@@ -42,6 +42,7 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -63,6 +64,17 @@ type Sites interface {
 	UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error
 	UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error
 	Finalize(ctx context.Context, name, uid string) error
+}
+
+// Jobs is where a shard finds the jobs it runs (store.Job with its Shard)
+// and reports on them: the control plane's store in process, the agent
+// protocol otherwise. ListJobs returns the shard's Pending and Running jobs
+// (a Running one was claimed by this shard before a restart and must be run
+// again); UpdateJob applies fn to the job and writes it (the control plane
+// refuses another shard's job).
+type Jobs interface {
+	ListJobs(ctx context.Context, shard string) ([]store.Job, error)
+	UpdateJob(ctx context.Context, id string, fn func(*store.Job)) error
 }
 
 // Config configures a shard.
