@@ -256,6 +256,27 @@ func TestFederation(t *testing.T) {
 		}
 	}
 
+	// Agents report usage with their heartbeats: memory of their servers.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err := f.cli("shard", "get", "s1", "-o", "json")
+		var got struct {
+			Usage struct {
+				Sites       int   `json:"sites"`
+				MemoryBytes int64 `json:"memory_bytes"`
+			} `json:"usage"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("shard get s1: %v\n%s", err, out)
+		}
+		if got.Usage.Sites == 2 && got.Usage.MemoryBytes > 10<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s1's reported usage: %s", out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
 	// The seventh needs a new shard: the server's local provider starts one.
 	seventh := f.createSite("f7.localhost", "Fed seven")
 	if seventh.Shard == "" || strings.HasPrefix(seventh.Shard, "s") {

@@ -109,7 +109,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	sites := link.Sites(sh.Wake)
 	runErr := make(chan error, 2)
 	go func() { runErr <- link.Run(ctx) }()
-	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log)
+	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log, sh.Usage)
 	if cfg.Ready != nil {
 		go func() {
 			select {
@@ -130,12 +130,13 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 
 // heartbeat beats every interval with the shard's usage until ctx ends. The
 // first beat is immediate, so a (re)started shard turns Ready at once.
-func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name string, every time.Duration, log *slog.Logger) {
+func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name string, every time.Duration, log *slog.Logger, measure func() shard.Usage) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
 	for {
-		u := store.Usage{}
+		m := measure()
+		u := store.Usage{MemoryBytes: m.MemoryBytes, DiskBytes: m.DiskBytes}
 		if list, err := sites.ListSites(ctx, name); err == nil {
 			for _, s := range list {
 				if s.Status.Shard == name {

@@ -135,6 +135,8 @@ type Shard struct {
 	lastCron  map[string]time.Time
 	converged map[string]convergedAt // by site ID
 	lastGC    time.Time
+	diskAt    time.Time // when Usage last walked the directory
+	diskBytes int64
 }
 
 // convergedAt remembers that a site's generation converged at a time.
