@@ -109,9 +109,9 @@ func TestAgainstPHP(t *testing.T) {
 		t.Fatal(err)
 	}
 	type pair struct {
-		In    []byte `json:"in"`
-		Out   []byte `json:"out"`
-		PHP   bool   `json:"php"` // made by PHP's serialize: canonical, no old host may remain
+		In  []byte `json:"in"`
+		Out []byte `json:"out"`
+		PHP bool   `json:"php"` // made by PHP's serialize: canonical, no old host may remain
 	}
 	var pairs []pair
 	for i, e := range encoded {
