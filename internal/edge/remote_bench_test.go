@@ -85,4 +85,3 @@ func BenchmarkDecisionRemote(b *testing.B) {
 	_, remote := benchSites(b)
 	benchGet(b, remote, "/some-permalink/", 502)
 }
-
