@@ -181,6 +181,11 @@ type Status struct {
 	// static files from and the path php-fpm sees.
 	Endpoint string `json:"endpoint,omitempty"`
 	Docroot  string `json:"docroot,omitempty"`
+	// StaticURL, when set, is the shard's static file server
+	// ("http://host:8082"): an edge on another machine fetches static
+	// files from there instead of reading Docroot. Empty: Docroot is on
+	// the edge's host.
+	StaticURL string `json:"static_url,omitempty"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,
