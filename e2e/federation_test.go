@@ -26,14 +26,24 @@ type proc struct {
 	cmd    *exec.Cmd
 	log    *logBuffer
 	exited chan struct{}
+	// dir and cred, if set, are the working directory and the user the
+	// process runs with; bin, if set, replaces binPath.
+	dir  string
+	cred *syscall.Credential
+	bin  string
 }
 
 func (p *proc) start() {
 	p.t.Helper()
 	p.log = &logBuffer{}
-	p.cmd = exec.Command(binPath, p.args...)
+	bin := binPath
+	if p.bin != "" {
+		bin = p.bin
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.Dir = p.dir
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: p.cred}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -168,6 +178,21 @@ func (f *federation) logs() string {
 
 func newFederation(t *testing.T) *federation {
 	t.Helper()
+	f := newFederationServer(t)
+	f.startEdge(nil)
+	for _, n := range []string{"s1", "s2", "s3"} {
+		f.token("shard", n)
+		f.startShard(n)
+	}
+	for _, n := range []string{"s1", "s2", "s3"} {
+		f.waitShard(n, "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
+	}
+	return f
+}
+
+// newFederationServer starts `aipress server` alone (shards of capacity 2).
+func newFederationServer(t *testing.T) *federation {
+	t.Helper()
 	p := newPlatform(t)
 	f := &federation{platform: p, shards: map[string]*proc{}}
 	_, port, _ := strings.Cut(p.httpAddr, ":")
@@ -193,27 +218,59 @@ func newFederation(t *testing.T) *federation {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The edge first: it creates the purge secret the shards read.
+	return f
+}
+
+// startEdge starts `aipress edge` (before the shards: it creates the purge
+// secret they read) and waits for it; as is nil or the user (and working
+// directory) it runs as.
+func (f *federation) startEdge(as *edgeUser) {
+	f.t.Helper()
+	edgeDir := filepath.Join(filepath.Dir(f.dataDir), "edge")
 	edgeToken := f.token("edge", "e1")
-	f.edge = f.run("edge", "edge", "--server", "http://"+p.apiAddr, "--token-file", edgeToken,
-		"--http", p.httpAddr, "--data-dir", filepath.Join(filepath.Dir(p.dataDir), "edge"))
+	p := &proc{t: f.t, name: "edge", args: []string{"edge", "--server", "http://" + f.apiAddr, "--token-file", edgeToken,
+		"--http", f.httpAddr, "--data-dir", edgeDir}}
+	if as != nil {
+		p.dir, p.cred = as.dir, &syscall.Credential{Uid: as.uid, Gid: as.gid}
+		for _, path := range []string{edgeToken, as.dir} {
+			if err := os.Chown(path, int(as.uid), int(as.gid)); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(edgeDir, 0o700); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.Chown(edgeDir, int(as.uid), int(as.gid)); err != nil {
+			f.t.Fatal(err)
+		}
+		// The test binary's directory is root's alone.
+		b, err := os.ReadFile(binPath)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		p.bin = filepath.Join(as.dir, "aipress")
+		if err := os.WriteFile(p.bin, b, 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	p.start()
+	f.procs = append(f.procs, p)
+	f.edge = p
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(p.dataDir), "edge", "purge-secret")); err == nil {
+		if _, err := os.Stat(filepath.Join(edgeDir, "purge-secret")); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the edge did not start:\n%s", f.edge.log)
+			f.t.Fatalf("the edge did not start:\n%s", f.edge.log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, n := range []string{"s1", "s2", "s3"} {
-		f.token("shard", n)
-		f.startShard(n)
-	}
-	for _, n := range []string{"s1", "s2", "s3"} {
-		f.waitShard(n, "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
-	}
-	return f
+}
+
+// edgeUser is an unprivileged user and working directory for the edge.
+type edgeUser struct {
+	uid, gid uint32
+	dir      string
 }
 
 // TestFederation runs the control plane, three shard agents (capacity 2)
@@ -254,6 +311,27 @@ func TestFederation(t *testing.T) {
 		if len(perShard[n]) != 2 {
 			t.Fatalf("sites per shard = %v, want 2 on each of s1, s2, s3", perShard)
 		}
+	}
+
+	// Agents report usage with their heartbeats: memory of their servers.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err := f.cli("shard", "get", "s1", "-o", "json")
+		var got struct {
+			Usage struct {
+				Sites       int   `json:"sites"`
+				MemoryBytes int64 `json:"memory_bytes"`
+			} `json:"usage"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("shard get s1: %v\n%s", err, out)
+		}
+		if got.Usage.Sites == 2 && got.Usage.MemoryBytes > 10<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s1's reported usage: %s", out)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 
 	// The seventh needs a new shard: the server's local provider starts one.

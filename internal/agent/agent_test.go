@@ -346,12 +346,14 @@ func TestSitesReports(t *testing.T) {
 		return l[0].Move != nil && l[0].Move.Phase == site.MoveImporting
 	})
 	if err := s2.UpdateMove(ctx, "a.com", a.Metadata.UID, func(m *site.Move) {
-		m.Imported, m.TargetEndpoint, m.TargetDocroot = &t1, "unix:/s2.sock", "/s2"
+		m.Imported, m.TargetEndpoint, m.TargetDocroot = &t1, "tcp:s2.internal:9100", "/s2"
+		m.TargetStaticURL = "http://s2.internal:8082"
 	}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = c.store.GetSite(ctx, "a.com")
-	if got.Status.Shard != "s2" || got.Move.Phase != site.MoveCleaningUp || got.Status.Endpoint != "unix:/s2.sock" {
+	if got.Status.Shard != "s2" || got.Move.Phase != site.MoveCleaningUp || got.Status.Endpoint != "tcp:s2.internal:9100" ||
+		got.Status.StaticURL != "http://s2.internal:8082" {
 		t.Fatalf("after the import: status %+v move %+v", got.Status, got.Move)
 	}
 	// s1's status reports are now refused (and ignored by Sites).

@@ -251,6 +251,11 @@ func mergeMoveReport(m, r *site.Move, shard string) {
 		once(&m.Imported, r.Imported)
 		str(&m.TargetEndpoint, r.TargetEndpoint)
 		str(&m.TargetDocroot, r.TargetDocroot)
+		if r.Imported != nil {
+			// Reported with the import, and empty when the target has
+			// no static server: taken as is.
+			m.TargetStaticURL = r.TargetStaticURL
+		}
 		if m.Phase == site.MoveAborting {
 			once(&m.CleanedUp, r.CleanedUp)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
@@ -119,6 +120,8 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		tokenFile, logLevel string
 		publicPort          int
 		purgeSecretFile     string
+		poolPorts           string
+		allowedClients      []string
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -127,11 +130,22 @@ control plane at --server (capacity, labels), follows the sites placed on it
 network cut loses nothing), reports their status and heartbeats.
 
 Its token comes from 'aipress shard token create NAME' (--token-file, or
-` + EnvShardToken + `). With subcommands, manage the shards of a control plane.`
+` + EnvShardToken + `). With subcommands, manage the shards of a control plane.
+
+By default the sites' PHP pools are Unix sockets and edges read the sites'
+files from this machine's disk, so edges must run here. For edges on other
+machines, --pool-listen puts each site's pool on a TCP port of its own (from
+--pool-ports, kept across restarts) and --static-addr serves the sites' static
+files to edges over HTTP. Both accept only --allowed-clients (the edges' IPs
+or small networks; default loopback): a FastCGI port lets whoever reaches it
+run any PHP file as the site's user, so list only edges and keep these ports
+on a private network.`
 	cmd.Example = `  aipress shard token create shard-eu-1 -o json > token.json
   aipress shard --name shard-eu-1 --server http://cp.example.com:7070 \
       --token-file /etc/aipress/shard-eu-1.token --data-dir /var/lib/aipress-shard \
       --capacity 50 --label region=eu --label tier=standard
+  aipress shard --name shard-eu-2 ... --pool-listen 10.0.0.12 --pool-ports 9100-9199 \
+      --static-addr 10.0.0.12:8082 --allowed-clients 10.0.0.21,10.0.0.22
   aipress shard list`
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -171,6 +185,18 @@ Its token comes from 'aipress shard token create NAME' (--token-file, or
 			abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "transfers"))
 			cfg.TransferURL = "file://" + abs
 		}
+		if cfg.PoolPortFirst, cfg.PoolPortLast, err = shard.ParsePortRange(poolPorts); err != nil {
+			return fmt.Errorf("--pool-ports: %w", err)
+		}
+		if cfg.AllowedClients, err = shard.ParseClients(allowedClients); err != nil {
+			return fmt.Errorf("--allowed-clients: %w", err)
+		}
+		if cfg.PoolListen == "" && cmd.Flags().Changed("pool-advertise") {
+			return fmt.Errorf("--pool-advertise needs --pool-listen")
+		}
+		if cfg.StaticAddr == "" && cmd.Flags().Changed("static-advertise") {
+			return fmt.Errorf("--static-advertise needs --static-addr")
+		}
 		cfg.Logger, cfg.Version = log, cmd.Root().Version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -189,6 +215,12 @@ Its token comes from 'aipress shard token create NAME' (--token-file, or
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
 	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")
+	fl.StringVar(&cfg.PoolListen, "pool-listen", "", "IP the sites' PHP pools listen on over TCP for remote edges (e.g. 0.0.0.0 or the pod IP; empty: Unix sockets)")
+	fl.StringVar(&cfg.PoolAdvertise, "pool-advertise", "", "host name or IP edges connect to for the pools (default: --pool-listen)")
+	fl.StringVar(&poolPorts, "pool-ports", fmt.Sprintf("%d-%d", shard.DefaultPoolPortFirst, shard.DefaultPoolPortLast), "TCP port range of the pools, one port per site")
+	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback)")
+	fl.StringVar(&cfg.StaticAddr, "static-addr", "", "serve the sites' static files to remote edges on this address, e.g. :8082 (empty: edges read this machine's disk)")
+	fl.StringVar(&cfg.StaticAdvertise, "static-advertise", "", "URL or host[:port] edges fetch static files from (default: --static-addr's host, else --pool-advertise)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -78,6 +78,32 @@ func TestRoleCommands(t *testing.T) {
 	if _, _, err := runCmd(t, d, "shard", "--name", "s2"); err != nil || agent.Server != "http://env:7070" || agent.Token != "aip_env" {
 		t.Errorf("shard from env: %v, %+v", err, agent)
 	}
+	// Remote edges: pools on TCP, a static server, allowed clients.
+	if _, _, err := runCmd(t, d, "shard", "--name", "s4", "--pool-listen", "0.0.0.0", "--pool-advertise", "shard-4.internal",
+		"--pool-ports", "9200-9299", "--allowed-clients", "10.0.0.7,10.1.0.0/28", "--static-addr", ":8082",
+		"--static-advertise", "shard-4.internal"); err != nil {
+		t.Fatal(err)
+	}
+	if shard.PoolListen != "0.0.0.0" || shard.PoolAdvertise != "shard-4.internal" || shard.PoolPortFirst != 9200 || shard.PoolPortLast != 9299 ||
+		len(shard.AllowedClients) != 2 || len(shard.AllowedClients.Addresses()) != 17 || shard.StaticAddr != ":8082" || shard.StaticAdvertise != "shard-4.internal" {
+		t.Errorf("remote-edge shard config = %+v", shard)
+	}
+	// Defaults: Unix sockets, no static server, loopback clients.
+	if _, _, err := runCmd(t, d, "shard", "--name", "s5"); err != nil || shard.PoolListen != "" || shard.StaticAddr != "" ||
+		shard.PoolPortFirst != 9100 || shard.PoolPortLast != 9199 || len(shard.AllowedClients) != 2 {
+		t.Errorf("default shard: %v %+v", err, shard)
+	}
+	for _, args := range [][]string{
+		{"shard", "--name", "s6", "--pool-ports", "9300-9200"},
+		{"shard", "--name", "s6", "--allowed-clients", "10.0.0.0/8"},
+		{"shard", "--name", "s6", "--allowed-clients", "everyone"},
+		{"shard", "--name", "s6", "--pool-advertise", "x"},
+		{"shard", "--name", "s6", "--static-advertise", "x"},
+	} {
+		if _, _, err := runCmd(t, d, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
 	delete(env, EnvShardToken)
 	for _, args := range [][]string{
 		{"shard", "--name", "s3"}, // no token

@@ -23,14 +23,12 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	if strings.HasPrefix(script, noExecPrefix) {
 		return notFound(fmt.Errorf("refused to run %s from uploads", script))
 	}
-	scriptFile := filepath.Join(rt.Docroot, filepath.FromSlash(script))
-	rootDir, rel, err := s.confine(rt.Docroot, scriptFile)
-	if err != nil {
-		return notFound(err)
-	}
-	if realDoc, _ := s.realDocroot(rt.Docroot); rootDir == realDoc &&
-		strings.HasPrefix("/"+filepath.ToSlash(rel)+"/", noExecPrefix) {
-		return notFound(fmt.Errorf("%s resolves into uploads", script))
+	// A remote shard's static server checked the script on its disk before
+	// it named it (serveForEdge); this machine does not have that disk.
+	if rt.StaticURL == "" {
+		if err := s.checkScript(rt, script); err != nil {
+			return err
+		}
 	}
 
 	// Body: PHP needs CONTENT_LENGTH, so a body of unknown length (chunked)
@@ -119,6 +117,24 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 			return nil // the client left; nothing to tell it
 		}
 		return err
+	}
+	return nil
+}
+
+// checkScript refuses a script whose real location (after symlinks) is
+// outside the docroot and the allowed symlink roots, or inside uploads.
+func (s *Server) checkScript(rt *Route, script string) error {
+	if strings.HasPrefix(script, noExecPrefix) {
+		return notFound(fmt.Errorf("refused to run %s from uploads", script))
+	}
+	scriptFile := filepath.Join(rt.Docroot, filepath.FromSlash(script))
+	rootDir, rel, err := s.confine(rt.Docroot, scriptFile)
+	if err != nil {
+		return notFound(err)
+	}
+	if realDoc, _ := s.realDocroot(rt.Docroot); rootDir == realDoc &&
+		strings.HasPrefix("/"+filepath.ToSlash(rel)+"/", noExecPrefix) {
+		return notFound(fmt.Errorf("%s resolves into uploads", script))
 	}
 	return nil
 }

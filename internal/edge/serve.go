@@ -25,10 +25,51 @@ const noExecPrefix = "/wp-content/uploads/"
 
 // serveSite implements WordPress's try_files: an existing .php file runs, a
 // directory with index.php runs that, an existing static file is served, and
-// everything else goes to the front controller /index.php.
+// everything else goes to the front controller /index.php. A route with a
+// StaticURL (a shard on another machine) asks that shard instead of the
+// local disk (remote.go).
 func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) error {
+	if rt.StaticURL != "" {
+		return s.serveRemote(w, r, rt)
+	}
+	res, err := s.tryFiles(r, rt)
+	if err != nil {
+		return err
+	}
+	switch res.kind {
+	case tryRedirect:
+		http.Redirect(w, r, res.location, http.StatusMovedPermanently)
+		return nil
+	case tryStatic:
+		return s.serveStatic(w, r, rt, res.fsPath, res.fi)
+	default:
+		return s.callPHP(w, r, rt, res.script, res.pathInfo)
+	}
+}
+
+// tryKind is what try_files decided for a request.
+type tryKind uint8
+
+const (
+	tryPHP      tryKind = iota // run script with pathInfo
+	tryStatic                  // serve fsPath (stat: fi)
+	tryRedirect                // 301 to location (a directory without its slash)
+)
+
+// tryResult is try_files' decision about one request.
+type tryResult struct {
+	kind             tryKind
+	script, pathInfo string
+	fsPath           string
+	fi               os.FileInfo
+	location         string
+}
+
+// tryFiles decides, from the route's docroot on this machine, what serves
+// r; it returns an error (404, 500 …) when nothing may.
+func (s *Server) tryFiles(r *http.Request, rt *Route) (tryResult, error) {
 	if !filepath.IsAbs(rt.Docroot) {
-		return &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is not available yet.",
+		return tryResult{}, &HTTPError{Status: http.StatusServiceUnavailable, Message: "This site is not available yet.",
 			Cause: fmt.Errorf("route %s: docroot %q is not absolute", rt.Site, rt.Docroot)}
 	}
 	upath := r.URL.Path
@@ -38,7 +79,7 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) er
 	trailingSlash := strings.HasSuffix(upath, "/")
 	clean := path.Clean(upath)
 	if strings.IndexByte(clean, 0) >= 0 || hasDotSegment(clean) {
-		return notFound(fmt.Errorf("refused path %q", clean))
+		return tryResult{}, notFound(fmt.Errorf("refused path %q", clean))
 	}
 	fsPath := filepath.Join(rt.Docroot, filepath.FromSlash(clean))
 	fi, err := os.Stat(fsPath)
@@ -54,42 +95,41 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) er
 				if r.URL.RawQuery != "" {
 					target += "?" + r.URL.RawQuery
 				}
-				http.Redirect(w, r, target, http.StatusMovedPermanently)
-				return nil
+				return tryResult{kind: tryRedirect, location: target}, nil
 			}
-			return s.callPHP(w, r, rt, script, "")
+			return tryResult{kind: tryPHP, script: script}, nil
 		}
-		return s.frontController(w, r, rt)
+		return s.frontController(r, rt)
 	case err == nil && fi.Mode().IsRegular() && !trailingSlash:
 		name := path.Base(clean)
 		if isPHPScript(name) {
-			return s.callPHP(w, r, rt, clean, "")
+			return tryResult{kind: tryPHP, script: clean}, nil
 		}
 		if forbiddenName(name) {
-			return notFound(fmt.Errorf("refused to serve %q", clean))
+			return tryResult{}, notFound(fmt.Errorf("refused to serve %q", clean))
 		}
-		return s.serveStatic(w, r, rt, fsPath, fi)
+		return tryResult{kind: tryStatic, fsPath: fsPath, fi: fi}, nil
 	case err == nil:
-		return notFound(fmt.Errorf("not a regular file: %q (%s)", clean, fi.Mode().Type()))
+		return tryResult{}, notFound(fmt.Errorf("not a regular file: %q (%s)", clean, fi.Mode().Type()))
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || trailingSlash:
 		if script, info, ok := splitPathInfo(clean); ok {
 			if isRegularFile(filepath.Join(rt.Docroot, filepath.FromSlash(script))) {
-				return s.callPHP(w, r, rt, script, info)
+				return tryResult{kind: tryPHP, script: script, pathInfo: info}, nil
 			}
 		}
-		return s.frontController(w, r, rt)
+		return s.frontController(r, rt)
 	default:
-		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
+		return tryResult{}, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
 	}
 }
 
 // frontController runs /index.php for a URL that names no file (pretty
 // permalinks); REQUEST_URI stays the original URI.
-func (s *Server) frontController(w http.ResponseWriter, r *http.Request, rt *Route) error {
+func (s *Server) frontController(r *http.Request, rt *Route) (tryResult, error) {
 	if !isRegularFile(filepath.Join(rt.Docroot, "index.php")) {
-		return notFound(fmt.Errorf("no %s and no index.php in %s", r.URL.Path, rt.Docroot))
+		return tryResult{}, notFound(fmt.Errorf("no %s and no index.php in %s", r.URL.Path, rt.Docroot))
 	}
-	return s.callPHP(w, r, rt, "/index.php", "")
+	return tryResult{kind: tryPHP, script: "/index.php"}, nil
 }
 
 // splitPathInfo splits "/index.php/foo/bar" into "/index.php" and "/foo/bar"
@@ -214,6 +254,7 @@ type staticEntry struct {
 	body    []byte
 	size    int64
 	modTime time.Time
+	fetched time.Time // remote entries: when the shard last confirmed it
 }
 
 // staticCache holds small static files by real path; when full it starts
@@ -229,6 +270,21 @@ func (c *staticCache) get(p string) (staticEntry, bool) {
 	defer c.mu.RUnlock()
 	e, ok := c.m[p]
 	return e, ok
+}
+
+func (c *staticCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.bytes = nil, 0
+}
+
+func (c *staticCache) forget(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[p]; ok {
+		c.bytes -= old.size
+		delete(c.m, p)
+	}
 }
 
 func (c *staticCache) put(p string, e staticEntry) {

@@ -55,6 +55,12 @@ type Config struct {
 	// Observe, if set, is called once every request has been answered
 	// (unknown hosts included), for metrics and access logs.
 	Observe func(r *http.Request, info *RequestInfo)
+	// StaticServer makes this Server a shard's static file server for
+	// edges on other machines (remote.go): for each request it applies
+	// try_files to the docroot and answers with the static file, or with
+	// the PHP script an edge should run (204), or a redirect; it never
+	// runs PHP. Middlewares and PHPMiddlewares are not used.
+	StaticServer bool
 }
 
 // RouteHandler serves a request for a known route. It returns an error
@@ -132,6 +138,8 @@ type Server struct {
 	realDocs     sync.Map     // docroot → docroot with symlinks resolved
 	allowedRoots sync.Map     // allowed symlink root → open *os.Root
 	requestIDGen func() string
+	staticServer bool         // Config.StaticServer
+	remote       remoteStatic // fetching from shards' static servers
 }
 
 // New returns a Server with an empty routing table (every host is unknown
@@ -172,6 +180,11 @@ func New(cfg Config) *Server {
 	for i := len(cfg.Middlewares) - 1; i >= 0; i-- {
 		s.serve = cfg.Middlewares[i](s.serve)
 	}
+	if cfg.StaticServer {
+		s.staticServer = true
+		s.serve = s.serveForEdge
+	}
+	s.remote.init(s.dialTimeout)
 	s.observe = cfg.Observe
 	return s
 }
@@ -242,7 +255,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load() // this request uses this table until it finishes
 	rt, ok := t.Lookup(r.Host)
 	if !ok {
-		s.fail(w, r, id, nil, &HTTPError{Status: http.StatusNotFound, Message: "No site is configured for this address."})
+		status := http.StatusNotFound
+		if s.staticServer {
+			status = http.StatusMisdirectedRequest // edges tell it from a missing file
+		}
+		s.fail(w, r, id, nil, &HTTPError{Status: status, Message: "No site is configured for this address."})
 		return
 	}
 	info.Site = rt.Site

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -51,6 +52,10 @@ type fixture struct {
 	port    string
 	logs    *syncBuffer
 	client  *http.Client
+	// static is the shard's static server when the edge's routes point to
+	// it (newRemoteFixture); staticHits counts the requests it answered.
+	static     *httptest.Server
+	staticHits *atomic.Int64
 }
 
 func writeFiles(t *testing.T, root string, files map[string]string) {
@@ -73,7 +78,13 @@ func symlink(t *testing.T, target, link string) {
 	}
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureMode(t, false) }
+
+// newRemoteFixture is newFixture with the docroot "on another machine": a
+// StaticServer serves it, and the edge's Serving routes name its URL.
+func newRemoteFixture(t *testing.T) *fixture { return newFixtureMode(t, true) }
+
+func newFixtureMode(t *testing.T, remote bool) *fixture {
 	fpm := startFPM(t)
 	base := fpm.dir
 	f := &fixture{
@@ -137,14 +148,45 @@ echo "second\n";`,
 		RetryAfter:          120 * time.Second,
 		TempDir:             base,
 	})
-	f.edge.SetTable(NewTable([]Route{
+	routes := []Route{
 		{Host: "site.test", Site: "site", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: Serving},
 		{Host: "down.test", Site: "down", Docroot: f.docroot, Endpoint: "unix:" + filepath.Join(base, "nope.sock"), State: Serving},
 		{Host: "suspended.test", Site: "suspended", Docroot: f.docroot, State: Suspended},
 		{Host: "new.test", Site: "new", State: Unavailable},
 		{Host: "shard-down.test", Site: "shard-down", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: ShardDown},
 		{Host: "frozen.test", Site: "frozen", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: Serving, Options: RouteOptions{WritesFrozen: true}},
-	}))
+	}
+	if remote {
+		// The shard's side knows its sites by host and docroot only.
+		static := New(Config{
+			Logger:              slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "shard"),
+			AllowedSymlinkRoots: []string{f.allowed},
+			StaticServer:        true,
+		})
+		var shardRoutes []Route
+		for _, rt := range routes {
+			shardRoutes = append(shardRoutes, Route{Host: rt.Host, Site: rt.Site, Docroot: rt.Docroot, State: Serving})
+		}
+		static.SetTable(NewTable(shardRoutes))
+		f.staticHits = &atomic.Int64{}
+		f.static = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.staticHits.Add(1)
+			static.ServeHTTP(w, r)
+		}))
+		t.Cleanup(f.static.Close)
+		for i := range routes {
+			routes[i].StaticURL = f.static.URL
+		}
+		// The edge allows no symlink roots of its own: it reads no docroot.
+		f.edge = New(Config{
+			Logger:       slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			MaxBodyBytes: 1024,
+			DialTimeout:  time.Second,
+			RetryAfter:   120 * time.Second,
+			TempDir:      base,
+		})
+	}
+	f.edge.SetTable(NewTable(routes))
 	f.ts = httptest.NewServer(f.edge)
 	t.Cleanup(f.ts.Close)
 	u, _ := url.Parse(f.ts.URL)
@@ -238,7 +280,19 @@ func wantVars(t *testing.T, m map[string]any, want map[string]string) {
 }
 
 func TestServerScenarios(t *testing.T) {
-	f := newFixture(t)
+	t.Run("local", func(t *testing.T) { serverScenarios(t, newFixture(t)) })
+	// The same scenarios with the docroot on a "remote" shard: every answer
+	// must be the same, decided by the shard's static server.
+	t.Run("remote", func(t *testing.T) {
+		f := newRemoteFixture(t)
+		serverScenarios(t, f)
+		if f.staticHits.Load() == 0 {
+			t.Error("the edge never asked the shard's static server")
+		}
+	})
+}
+
+func serverScenarios(t *testing.T, f *fixture) {
 	secretFree := func(t *testing.T, body string) {
 		t.Helper()
 		if strings.Contains(body, "SECRET") {
@@ -445,6 +499,26 @@ func TestServerScenarios(t *testing.T) {
 			},
 		},
 		{name: "plain upload", req: request{target: "/wp-content/uploads/2024/photo.txt"}, wantStatus: 200},
+		{
+			name: "missing static file goes to the front controller", req: request{target: "/wp-content/uploads/missing.jpg"}, wantStatus: 200,
+			check: func(t *testing.T, _ *http.Response, body string) {
+				wantVars(t, serverVars(t, body), map[string]string{"X_SCRIPT": "index", "SCRIPT_NAME": "/index.php", "REQUEST_URI": "/wp-content/uploads/missing.jpg"})
+			},
+		},
+		{
+			name: "POST to a permalink", req: request{method: "POST", target: "/wp-comments-post/", body: "a=1"}, wantStatus: 200,
+			check: func(t *testing.T, _ *http.Response, body string) {
+				wantVars(t, serverVars(t, body), map[string]string{"X_SCRIPT": "index", "REQUEST_METHOD": "POST"})
+			},
+		},
+		{
+			name: "HEAD of a static file", req: request{method: "HEAD", target: "/style.css"}, wantStatus: 200,
+			check: func(t *testing.T, resp *http.Response, body string) {
+				if body != "" || resp.Header.Get("Content-Length") != "20" {
+					t.Errorf("HEAD: Content-Length %q, body %q", resp.Header.Get("Content-Length"), body)
+				}
+			},
+		},
 		{name: "unknown host", req: request{host: "unknown.test", target: "/"}, wantStatus: 404},
 		{
 			name: "suspended", req: request{host: "suspended.test", target: "/"}, wantStatus: 503,

@@ -38,14 +38,18 @@ func (s RouteState) String() string {
 
 // Route maps one host name to one site. Docroot is the absolute directory
 // static files are served from (and the path php-fpm sees); Endpoint is the
-// site's FastCGI pool, "unix:/path/to.sock" or "tcp:host:port".
+// site's FastCGI pool, "unix:/path/to.sock" or "tcp:host:port". StaticURL,
+// when set, is the site's shard's static file server ("http://host:port"):
+// Docroot is then on that shard's machine, not this one, and static files
+// and try_files decisions come from there (remote.go).
 type Route struct {
-	Host     string
-	Site     string
-	Docroot  string
-	Endpoint string
-	State    RouteState
-	Options  RouteOptions
+	Host      string
+	Site      string
+	Docroot   string
+	Endpoint  string
+	StaticURL string
+	State     RouteState
+	Options   RouteOptions
 }
 
 // RouteOptions are the site's edge policies, read by the middlewares.
@@ -71,10 +75,11 @@ func RouteForSite(s *site.Site) Route {
 	spec := s.Spec
 	spec.Defaults()
 	r := Route{
-		Host:     host,
-		Site:     s.Metadata.Name,
-		Docroot:  s.Status.Docroot,
-		Endpoint: s.Status.Endpoint,
+		Host:      host,
+		Site:      s.Metadata.Name,
+		Docroot:   s.Status.Docroot,
+		Endpoint:  s.Status.Endpoint,
+		StaticURL: s.Status.StaticURL,
 		Options: RouteOptions{
 			CacheTTL:      time.Duration(spec.Cache.TTLSeconds) * time.Second,
 			WAFMode:       spec.WAF.Mode,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,8 +35,17 @@ type ShardConfig struct {
 	// every shard that exchanges sites must use the same one.
 	TransferURL       string
 	HeartbeatInterval time.Duration // default 5s
-	Logger            *slog.Logger
-	Version           string
+	// Remote edges (see shard.Config): PoolListen puts the pools on TCP
+	// (PoolAdvertise, ports PoolPortFirst-PoolPortLast, AllowedClients);
+	// StaticAddr serves the sites' static files and try_files decisions to
+	// edges on other machines, at StaticAdvertise (see StaticURL). Empty:
+	// Unix sockets and no static server — edges share this machine.
+	PoolListen, PoolAdvertise   string
+	PoolPortFirst, PoolPortLast int
+	AllowedClients              shard.Clients
+	StaticAddr, StaticAdvertise string
+	Logger                      *slog.Logger
+	Version                     string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -82,15 +92,42 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("shard dir: %w", err)
 	}
+	var staticLn net.Listener
+	staticURL := ""
+	if cfg.StaticAddr != "" {
+		if staticLn, err = net.Listen("tcp", cfg.StaticAddr); err != nil {
+			return fmt.Errorf("static server: %w", err)
+		}
+		defer staticLn.Close()
+		poolAdvertise := cfg.PoolAdvertise
+		if poolAdvertise == "" {
+			poolAdvertise = cfg.PoolListen
+		}
+		if staticURL, err = StaticURL(staticLn.Addr(), cfg.StaticAdvertise, cfg.StaticAddr, poolAdvertise); err != nil {
+			return err
+		}
+	}
 	sh := shard.New(shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
+		PoolListen: cfg.PoolListen, PoolAdvertise: cfg.PoolAdvertise, PoolPortFirst: cfg.PoolPortFirst, PoolPortLast: cfg.PoolPortLast,
+		AllowedClients: cfg.AllowedClients, StaticURL: staticURL,
 	})
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
 	}
 	if err := sh.Prepare(ctx); err != nil {
 		return err
+	}
+	var static *shardStatic
+	if staticLn != nil {
+		clients := cfg.AllowedClients
+		if len(clients) == 0 {
+			clients = shard.DefaultClients
+		}
+		static = newShardStatic(cfg.Name, sh, clients, log.With("component", "static"))
+		go static.serve(ctx, staticLn)
+		log.Info("static server for remote edges", "listen", staticLn.Addr().String(), "url", staticURL)
 	}
 	reg := Registration{Capacity: cfg.Capacity, Labels: cfg.Labels, Roots: sh.AllowedSymlinkRoots(), Provider: cfg.Provider, AgentVersion: cfg.Version}
 	for {
@@ -107,9 +144,12 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	}
 	log.Info("shard registered", "capacity", cfg.Capacity, "labels", cfg.Labels)
 	sites := link.Sites(sh.Wake)
+	if static != nil {
+		sites = static.wrap(sites)
+	}
 	runErr := make(chan error, 2)
 	go func() { runErr <- link.Run(ctx) }()
-	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log)
+	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log, sh.Usage)
 	if cfg.Ready != nil {
 		go func() {
 			select {
@@ -130,12 +170,13 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 
 // heartbeat beats every interval with the shard's usage until ctx ends. The
 // first beat is immediate, so a (re)started shard turns Ready at once.
-func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name string, every time.Duration, log *slog.Logger) {
+func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name string, every time.Duration, log *slog.Logger, measure func() shard.Usage) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
 	for {
-		u := store.Usage{}
+		m := measure()
+		u := store.Usage{MemoryBytes: m.MemoryBytes, DiskBytes: m.DiskBytes}
 		if list, err := sites.ListSites(ctx, name); err == nil {
 			for _, s := range list {
 				if s.Status.Shard == name {

@@ -339,12 +339,19 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 			return err
 		}
 	} else if !st.Spec.Suspended {
-		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+		pool, err := s.poolFor(st, n, lookupUID(n.Unix))
+		if err != nil {
+			return err
+		}
+		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
 			return err
 		}
 	}
-	endpoint := "unix:" + s.fpm.Socket(n.Pool)
-	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot {
+	endpoint, err := s.endpoint(n)
+	if err != nil {
+		return err
+	}
+	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot && m.TargetStaticURL == s.cfg.StaticURL {
 		return nil
 	}
 	now := s.cfg.Clock().UTC()
@@ -352,7 +359,7 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 		if m.Imported == nil {
 			m.Imported = &now
 		}
-		m.TargetEndpoint, m.TargetDocroot = endpoint, n.Docroot
+		m.TargetEndpoint, m.TargetDocroot, m.TargetStaticURL = endpoint, n.Docroot, s.cfg.StaticURL
 		m.Error = ""
 	}); err != nil {
 		return fmt.Errorf("report import: %w", err)
@@ -442,7 +449,11 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 		return fmt.Errorf("install marker: %w", err)
 	}
 	if !st.Spec.Suspended {
-		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
+		pool, err := s.poolFor(st, n, uid)
+		if err != nil {
+			return err
+		}
+		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
 			return err
 		}
 	}

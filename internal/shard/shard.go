@@ -32,16 +32,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -63,6 +68,17 @@ type Sites interface {
 	UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error
 	UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error
 	Finalize(ctx context.Context, name, uid string) error
+}
+
+// Jobs is where a shard finds the jobs it runs (store.Job with its Shard)
+// and reports on them: the control plane's store in process, the agent
+// protocol otherwise. ListJobs returns the shard's Pending and Running jobs
+// (a Running one was claimed by this shard before a restart and must be run
+// again); UpdateJob applies fn to the job and writes it (the control plane
+// refuses another shard's job).
+type Jobs interface {
+	ListJobs(ctx context.Context, shard string) ([]store.Job, error)
+	UpdateJob(ctx context.Context, id string, fn func(*store.Job)) error
 }
 
 // Config configures a shard.
@@ -99,6 +115,27 @@ type Config struct {
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+
+	// PoolListen, if set, is the IP address the sites' php-fpm pools listen
+	// on over TCP ("0.0.0.0", the pod's IP …) instead of Unix sockets, so
+	// that edges on other machines reach them: Status.Endpoint becomes
+	// "tcp:PoolAdvertise:PORT". Empty: Unix sockets, for edges on this host.
+	PoolListen string
+	// PoolAdvertise is the host name or IP edges connect to; default
+	// PoolListen, which then must not be a wildcard address.
+	PoolAdvertise string
+	// PoolPortFirst and PoolPortLast bound the pools' ports (default
+	// 9100-9199): each site gets one, kept in pool-ports.json in Dir.
+	PoolPortFirst, PoolPortLast int
+	// AllowedClients may connect to TCP pools (php-fpm's
+	// listen.allowed_clients): the edges. Nil: DefaultClients (loopback).
+	// FastCGI runs any PHP file with any PHP settings the client asks for,
+	// so an open pool is remote code execution for whoever reaches it.
+	AllowedClients Clients
+	// StaticURL is where edges fetch this shard's static files ("http://
+	// host:8082", served by the shard agent), reported as Status.StaticURL.
+	// Empty: edges read the docroot themselves (same host).
+	StaticURL string
 }
 
 // Shard is a running local shard.
@@ -110,6 +147,8 @@ type Shard struct {
 	core  *wordpress.Core
 	wake  chan struct{}
 	ready chan struct{}
+
+	ports *ports // TCP pool ports; nil with Unix sockets
 
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
@@ -123,6 +162,8 @@ type Shard struct {
 	lastCron  map[string]time.Time
 	converged map[string]convergedAt // by site ID
 	lastGC    time.Time
+	diskAt    time.Time // when Usage last walked the directory
+	diskBytes int64
 }
 
 // convergedAt remembers that a site's generation converged at a time.
@@ -154,9 +195,23 @@ func New(cfg Config) *Shard {
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
+	if cfg.PoolPortFirst == 0 && cfg.PoolPortLast == 0 {
+		cfg.PoolPortFirst, cfg.PoolPortLast = DefaultPoolPortFirst, DefaultPoolPortLast
+	}
+	if cfg.PoolAdvertise == "" {
+		cfg.PoolAdvertise = cfg.PoolListen
+	}
+	if len(cfg.AllowedClients) == 0 {
+		cfg.AllowedClients = DefaultClients
+	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
+	var pp *ports
+	if cfg.PoolListen != "" {
+		pp = &ports{path: portsPath(cfg.Dir), first: cfg.PoolPortFirst, last: cfg.PoolPortLast, probeHost: cfg.PoolListen}
+	}
 	return &Shard{
+		ports:      pp,
 		cfg:        cfg,
 		log:        log,
 		prefix:     prefix,
@@ -175,6 +230,9 @@ func (s *Shard) sitesDir() string { return filepath.Join(s.cfg.Dir, "sites") }
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
+	if err := s.checkListen(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	for _, d := range []string{s.cfg.Dir, s.sitesDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
@@ -203,6 +261,41 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		return fmt.Errorf("shard: %w", err)
 	}
 	return nil
+}
+
+// checkListen validates the TCP pool settings.
+func (s *Shard) checkListen() error {
+	c := s.cfg
+	if c.PoolListen == "" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(c.PoolListen)
+	if err != nil {
+		return fmt.Errorf("pool listen address %q is not an IP address", c.PoolListen)
+	}
+	if ip.IsUnspecified() && c.PoolAdvertise == c.PoolListen {
+		return fmt.Errorf("pools listen on %s: give the host name or IP edges connect to (pool advertise)", c.PoolListen)
+	}
+	if c.PoolAdvertise == "" || strings.ContainsAny(c.PoolAdvertise, "/ :[]") && net.ParseIP(c.PoolAdvertise) == nil {
+		return fmt.Errorf("pool advertise %q is not a host name or IP address", c.PoolAdvertise)
+	}
+	if c.PoolPortFirst < 1 || c.PoolPortLast > 65535 || c.PoolPortFirst > c.PoolPortLast {
+		return fmt.Errorf("pool ports %d-%d: not a port range", c.PoolPortFirst, c.PoolPortLast)
+	}
+	return nil
+}
+
+// endpoint is where edges reach the pool of n: its Unix socket, or
+// "tcp:ADVERTISE:PORT" (allocating the port on first use).
+func (s *Shard) endpoint(n Names) (string, error) {
+	if s.ports == nil {
+		return "unix:" + s.fpm.Socket(n.Pool), nil
+	}
+	port, err := s.ports.port(n.Pool)
+	if err != nil {
+		return "", err
+	}
+	return "tcp:" + net.JoinHostPort(s.cfg.PoolAdvertise, strconv.Itoa(port)), nil
 }
 
 // AllowedSymlinkRoots are the directories outside site docroots that the

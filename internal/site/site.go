@@ -85,6 +85,41 @@ type Spec struct {
 	// HTTPSRedirect sends plain-HTTP visitors to HTTPS (when the edge
 	// serves HTTPS).
 	HTTPSRedirect bool `json:"https_redirect"`
+	// Backup is the site's backup schedule and retention (zero fields:
+	// the plan's defaults).
+	Backup BackupPolicy `json:"backup"`
+	// Source, when set, makes the shard create the site from a backup
+	// snapshot instead of installing WordPress: a clone (another domain;
+	// URLs are rewritten), a restore onto another shard, a disaster
+	// recovery. Immutable after creation.
+	Source *Source `json:"source,omitempty"`
+}
+
+// BackupPolicy says how often a site is backed up and which snapshots are
+// kept. EveryHours 0 takes the plan's default; negative turns scheduled
+// backups off. Zero Keep fields take the plan's defaults.
+type BackupPolicy struct {
+	EveryHours int       `json:"every_hours"`
+	Keep       Retention `json:"keep"`
+}
+
+// Retention is how many snapshots to keep per period: the newest snapshot of
+// each of the last Hourly hours, Daily days, Weekly ISO weeks and Monthly
+// months (a snapshot kept by any rule is kept), as restic's forget policy.
+type Retention struct {
+	Hourly  int `json:"hourly"`
+	Daily   int `json:"daily"`
+	Weekly  int `json:"weekly"`
+	Monthly int `json:"monthly"`
+}
+
+// Source is the snapshot a site is created from.
+type Source struct {
+	Snapshot string `json:"snapshot"`
+	// FromSite and FromURL are the site (domain) the snapshot was taken of
+	// and its URL then; URLs are rewritten from FromURL to the new site's.
+	FromSite string `json:"from_site"`
+	FromURL  string `json:"from_url,omitempty"`
 }
 
 // Cache is the site's full-page cache policy at the edge.
@@ -146,6 +181,11 @@ type Status struct {
 	// static files from and the path php-fpm sees.
 	Endpoint string `json:"endpoint,omitempty"`
 	Docroot  string `json:"docroot,omitempty"`
+	// StaticURL, when set, is the shard's static file server
+	// ("http://host:8082"): an edge on another machine fetches static
+	// files from there instead of reading Docroot. Empty: Docroot is on
+	// the edge's host.
+	StaticURL string `json:"static_url,omitempty"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,

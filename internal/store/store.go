@@ -118,6 +118,17 @@ type Store interface {
 	DeleteShard(ctx context.Context, name string) error
 	Heartbeat(ctx context.Context, name string, at time.Time, usage Usage) error
 
+	// Jobs (jobs.go): CreateJob fails with ErrAlreadyExists for a known ID
+	// and ErrInvalid without ID or Kind; it fills Phase (Pending) and takes a
+	// revision, as UpdateJob does when it writes (UpdateSite's rules: mutate's
+	// error returned as is, ID, Kind and CreatedAt immutable → ErrInvalid,
+	// nothing written when nothing changed). GetJob and UpdateJob fail with
+	// ErrNotFound for an unknown ID. ListJobs: see JobListOptions.
+	CreateJob(ctx context.Context, j *Job) error
+	GetJob(ctx context.Context, id string) (*Job, error)
+	ListJobs(ctx context.Context, opts JobListOptions) (*JobList, error)
+	UpdateJob(ctx context.Context, id string, mutate func(*Job) error) (*Job, error)
+
 	CreateToken(ctx context.Context, t Token) error
 	LookupToken(ctx context.Context, hash string) (*Token, error)
 	ListTokens(ctx context.Context) ([]Token, error)

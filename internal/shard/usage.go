@@ -1,0 +1,163 @@
+package shard
+
+import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Usage is what a shard measures of itself for its heartbeats.
+type Usage struct {
+	// MemoryBytes is the resident memory (RSS) of the shard's MariaDB
+	// server and its php-fpm master with all its workers.
+	MemoryBytes int64
+	// DiskBytes is the size of the shard's directory (databases, site
+	// files, cores), measured at most every DiskInterval.
+	DiskBytes int64
+}
+
+// DiskInterval is how often Usage walks the shard's directory again.
+const DiskInterval = 5 * time.Minute
+
+// Usage measures the shard's memory now and returns the disk size measured
+// last (walking the directory at most every DiskInterval: a shard of 50 sites
+// has hundreds of thousands of files).
+func (s *Shard) Usage() Usage {
+	var u Usage
+	var roots []int
+	if s.db != nil && s.db.Process() != nil {
+		roots = append(roots, s.db.Process().PID())
+	}
+	if s.fpm != nil && s.fpm.Process() != nil {
+		roots = append(roots, s.fpm.Process().PID())
+	}
+	u.MemoryBytes = treeRSS(roots)
+
+	s.mu.Lock()
+	due := s.cfg.Clock().Sub(s.diskAt) >= DiskInterval
+	if due {
+		s.diskAt = s.cfg.Clock()
+	}
+	u.DiskBytes = s.diskBytes
+	s.mu.Unlock()
+	if due {
+		go func() {
+			n := dirSize(s.cfg.Dir)
+			s.mu.Lock()
+			s.diskBytes = n
+			s.mu.Unlock()
+		}()
+	}
+	return u
+}
+
+// treeRSS sums the resident memory of the processes roots and all their
+// descendants, from /proc.
+func treeRSS(roots []int) int64 {
+	want := map[int]bool{}
+	for _, r := range roots {
+		if r > 0 {
+			want[r] = true
+		}
+	}
+	if len(want) == 0 {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	parent := map[int]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(pid); pp > 0 {
+			parent[pid] = pp
+		}
+	}
+	// A process belongs to the tree when one of its ancestors is a root.
+	var total int64
+	for pid := range parent {
+		for p, depth := pid, 0; p > 0 && depth < 64; p, depth = parent[p], depth+1 {
+			if want[p] {
+				total += rss(pid)
+				break
+			}
+		}
+	}
+	for r := range want {
+		if _, seen := parent[r]; !seen {
+			total += rss(r) // a root whose stat could not be read above
+		}
+	}
+	return total
+}
+
+// ppid reads a process's parent from /proc/PID/stat (the field after the
+// command, which may itself contain spaces and parentheses).
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// rss returns VmRSS of a process in bytes.
+func rss(pid int) int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// dirSize is the apparent size of the regular files below dir (hard links
+// counted once).
+func dirSize(dir string) int64 {
+	var total int64
+	seen := map[uint64]bool{}
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += info.Size()
+		return nil
+	})
+	return total
+}

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// JobKind names what a job does. Jobs run on a shard (the shard agent claims
+// them) or in the control plane (Shard empty).
+type JobKind string
+
+// Job kinds.
+const (
+	// JobBackup snapshots a site (database + wp-content + spec) into the
+	// backup repository. Params: BackupParams. Result: BackupResult.
+	JobBackup JobKind = "backup"
+	// JobRestore restores a snapshot into a site: in place (the site is
+	// put into maintenance, restored into staging, swapped in, brought
+	// back) or into the site the job names when that site was created from
+	// a snapshot (a clone, a restore onto another shard, a disaster
+	// recovery). Params: RestoreParams.
+	JobRestore JobKind = "restore"
+	// JobVerifyRestore restores a sample snapshot into a scratch database
+	// and site on a shard, checks that WordPress answers 200 and that the
+	// table checksums match the snapshot's manifest, then removes the
+	// scratch copy. Params: RestoreParams (Snapshot).
+	JobVerifyRestore JobKind = "verify-restore"
+)
+
+// JobPhase is where a job is.
+type JobPhase string
+
+// Job phases. A job moves Pending → Running → Succeeded | Failed; a Running
+// job whose runner died is run again by the next claim (Attempts counts).
+const (
+	JobPending   JobPhase = "Pending"
+	JobRunning   JobPhase = "Running"
+	JobSucceeded JobPhase = "Succeeded"
+	JobFailed    JobPhase = "Failed"
+)
+
+// Job is one long operation with visible progress.
+type Job struct {
+	ID      string  `json:"id"`
+	Kind    JobKind `json:"kind"`
+	Site    string  `json:"site,omitempty"`
+	SiteUID string  `json:"site_uid,omitempty"`
+	// Shard runs the job; empty: the control plane does.
+	Shard  string          `json:"shard,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Phase  JobPhase        `json:"phase"`
+	// Attempts counts claims (a crash mid-way makes the next claim run it
+	// again from the start).
+	Attempts   int             `json:"attempts"`
+	Progress   JobProgress     `json:"progress"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	// ResourceVersion is the revision of the job's last write (jobs take
+	// revisions from the store-wide counter, so watchers wake).
+	ResourceVersion int64 `json:"resource_version"`
+}
+
+// JobProgress is a job's progress for humans and progress bars.
+type JobProgress struct {
+	Done    int64  `json:"done"`  // bytes (or steps) done
+	Total   int64  `json:"total"` // 0: unknown
+	Message string `json:"message,omitempty"`
+}
+
+// JobListOptions selects jobs; empty fields match everything. Jobs come
+// newest first (CreatedAt, then ID), at most Limit (default 100, max 1000)
+// per page, Continue as for sites.
+type JobListOptions struct {
+	Site     string
+	Shard    string
+	Kind     JobKind
+	Phases   []JobPhase
+	Limit    int
+	Continue string
+}
+
+// JobList is one page of jobs.
+type JobList struct {
+	Items    []Job  `json:"items"`
+	Continue string `json:"continue,omitempty"`
+}
+
+// BackupParams are a backup job's parameters.
+type BackupParams struct {
+	// Reason is "manual", "schedule" or "pre-restore".
+	Reason string `json:"reason,omitempty"`
+}
+
+// BackupResult is what a finished backup job reports.
+type BackupResult struct {
+	Snapshot    string `json:"snapshot"`
+	TotalBytes  int64  `json:"total_bytes"`
+	NewBytes    int64  `json:"new_bytes"`    // bytes of chunks the repository did not have
+	StoredBytes int64  `json:"stored_bytes"` // what those took after compression and encryption
+}
+
+// RestoreParams are a restore job's parameters.
+type RestoreParams struct {
+	Snapshot string `json:"snapshot"`
+	// FromDomain is the domain the snapshot was taken of; when it differs
+	// from the site's, URLs are rewritten (serialisation-safe).
+	FromDomain string `json:"from_domain,omitempty"`
+	FromURL    string `json:"from_url,omitempty"`
+	// InPlace: restore over the existing site (maintenance, staging, swap).
+	InPlace bool `json:"in_place,omitempty"`
+}
