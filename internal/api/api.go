@@ -118,13 +118,38 @@ type server struct {
 // current revision with a Changes call past any revision, which returns no
 // rows (an index lookup) and the current revision.
 func NewHub(st store.Store, log *slog.Logger) *revhub.Hub {
-	return revhub.New(revhub.Config{Logger: log, Current: func(ctx context.Context) (int64, error) {
-		cl, err := st.Changes(ctx, math.MaxInt64, store.ChangeOptions{Limit: 1})
-		if err != nil {
-			return 0, err
-		}
-		return cl.Revision, nil
-	}})
+	return revhub.New(revhub.Config{Logger: log,
+		Current: func(ctx context.Context) (int64, error) {
+			cl, err := st.Changes(ctx, math.MaxInt64, store.ChangeOptions{Limit: 1})
+			if err != nil {
+				return 0, err
+			}
+			return cl.Revision, nil
+		},
+		// One query over every change per move tells which shards it
+		// touched; only their agents' long polls wake (WaitKey).
+		Affected: func(ctx context.Context, from int64) ([]string, int64, error) {
+			var keys []string
+			for {
+				cl, err := st.Changes(ctx, from, store.ChangeOptions{Limit: store.MaxLimit})
+				if err != nil {
+					return nil, 0, err
+				}
+				for i := range cl.Sites {
+					keys = append(keys, cl.Sites[i].Shards()...)
+				}
+				for _, tb := range cl.Removed {
+					if tb.Shard != "" {
+						keys = append(keys, tb.Shard)
+					}
+				}
+				from = cl.Revision
+				if !cl.More {
+					return keys, from, nil
+				}
+			}
+		},
+	})
 }
 
 // New returns the API handler. It panics if cfg.Store is nil.

@@ -255,7 +255,7 @@ func TestCreatePasswordHash(t *testing.T) {
 	if err := bcrypt.CompareHashAndPassword([]byte(st.Spec.Admin.PasswordHash), []byte(pw)); err != nil {
 		t.Fatalf("stored hash does not verify: %v", err)
 	}
-	if cost, _ := bcrypt.Cost([]byte(st.Spec.Admin.PasswordHash)); cost != 10 {
+	if cost, _ := bcrypt.Cost([]byte(st.Spec.Admin.PasswordHash)); cost != bcryptCost {
 		t.Errorf("bcrypt cost = %d", cost)
 	}
 	if st.Metadata.UID == "" || st.Metadata.UID == "00000000-0000-0000-0000-000000000000" {

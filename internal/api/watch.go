@@ -118,7 +118,12 @@ func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*sto
 			return cl, nil
 		}
 		since = cl.Revision
-		if _, err := s.cfg.Hub.Wait(waitCtx, since); err != nil {
+		wait := s.cfg.Hub.Wait
+		if opts.Shard != "" {
+			// An agent wakes only when its own shard's sites changed.
+			wait = func(ctx context.Context, after int64) (int64, error) { return s.cfg.Hub.WaitKey(ctx, after, opts.Shard) }
+		}
+		if _, err := wait(waitCtx, since); err != nil {
 			// The wait ran out (or the client left): nothing changed.
 			return cl, nil
 		}

@@ -441,6 +441,11 @@ func (c *Controller) markSites(ctx context.Context, shard string, up bool, reaso
 				if cur.Status.Shard != shard {
 					return errSkip
 				}
+				if up && cur.Status.Condition(ConditionShardReachable) == nil {
+					// Never marked unreachable: nothing to clear (a new
+					// shard's first heartbeat writes none of its sites).
+					return errSkip
+				}
 				cur.Status.SetCondition(site.Condition{
 					Type: ConditionShardReachable, Status: status, Reason: why,
 					Message: "shard " + shard + ": " + reason, ObservedGeneration: cur.Metadata.Generation,

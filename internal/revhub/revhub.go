@@ -8,9 +8,17 @@
 // closed and replaced whenever the revision moves; each woken waiter then
 // runs its own (indexed) change query once.
 //
+// With Config.Affected the hub also learns which keys (shard names) each move
+// touched, from one query over all changes per move, and WaitKey wakes a
+// shard's watcher only when its shard changed: a write then costs one store
+// query, not one per waiting agent (bench/scale measured ≈ 250 ms of server
+// CPU per change with 1,000 agents before keyed waits).
+//
 // The goroutine runs only while somebody waits: the first waiter starts it
 // and it stops after a poll that finds nobody waiting, so a Hub needs no
-// lifecycle management.
+// lifecycle management. Each start re-bases the hub on the current revision
+// (the gap while it slept is not analysed): a key waiter whose revision is
+// older than the base returns at once and queries for itself.
 package revhub
 
 import (
@@ -28,6 +36,7 @@ const DefaultInterval = 250 * time.Millisecond
 // call New.
 type Hub struct {
 	current  func(context.Context) (int64, error)
+	affected func(context.Context, int64) ([]string, int64, error)
 	interval time.Duration
 	log      *slog.Logger
 	kick     chan struct{}
@@ -37,6 +46,13 @@ type Hub struct {
 	changed chan struct{} // closed (and replaced) when rev moves
 	waiters int
 	running bool
+	// With affected: base is the revision the analysis started from (a
+	// key waiter before it cannot be answered from keys), keys the last
+	// revision that touched each key, rebase set when the next poll must
+	// re-base (the hub slept, or an analysis failed).
+	base   int64
+	keys   map[string]int64
+	rebase bool
 }
 
 // Config configures a Hub.
@@ -48,6 +64,10 @@ type Config struct {
 	Interval time.Duration
 	// Logger receives read errors (default: discard).
 	Logger *slog.Logger
+	// Affected, if set, returns the keys touched by the changes after
+	// revision from and the revision it read up to. WaitKey then wakes a
+	// waiter only for its key; without it every move counts for every key.
+	Affected func(ctx context.Context, from int64) (keys []string, to int64, err error)
 }
 
 // New returns a hub. It panics when cfg.Current is nil.
@@ -63,6 +83,9 @@ func New(cfg Config) *Hub {
 	}
 	return &Hub{
 		current:  cfg.Current,
+		affected: cfg.Affected,
+		keys:     map[string]int64{},
+		rebase:   true,
 		interval: cfg.Interval,
 		log:      cfg.Logger,
 		kick:     make(chan struct{}, 1),
@@ -117,6 +140,44 @@ func (h *Hub) Wait(ctx context.Context, after int64) (int64, error) {
 	}
 }
 
+// WaitKey blocks until the hub has seen a change after revision after that
+// touched key (or, without Config.Affected, any change after it), and
+// returns the hub's revision, or until ctx is done. A revision older than
+// what the hub can answer for returns at once: the caller queries and waits
+// again with a newer one.
+func (h *Hub) WaitKey(ctx context.Context, after int64, key string) (int64, error) {
+	if h.affected == nil {
+		return h.Wait(ctx, after)
+	}
+	h.mu.Lock()
+	h.waiters++
+	if !h.running {
+		h.running = true
+		h.rebase = true
+		go h.run()
+	}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.waiters--
+		h.mu.Unlock()
+	}()
+	for {
+		h.mu.Lock()
+		rev, ch := h.rev, h.changed
+		ready := !h.rebase && (after < h.base || h.keys[key] > after)
+		h.mu.Unlock()
+		if ready {
+			return rev, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
 // run reads the revision until a read finds nobody waiting.
 func (h *Hub) run() {
 	timer := time.NewTimer(0) // the first read is immediate
@@ -136,6 +197,7 @@ func (h *Hub) run() {
 		h.mu.Lock()
 		if h.waiters == 0 {
 			h.running = false
+			h.rebase = true
 			h.mu.Unlock()
 			return
 		}
@@ -144,22 +206,55 @@ func (h *Hub) run() {
 	}
 }
 
-// poll reads the revision once and wakes the waiters if it moved.
+// poll reads the revision once and wakes the waiters if it moved; with
+// Affected it also records which keys the move touched.
 func (h *Hub) poll() {
 	// The read must not hang forever; a waiter's own timeout bounds its
 	// wait, this bounds the hub's.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*h.interval+5*time.Second)
 	defer cancel()
-	rev, err := h.current(ctx)
+	h.mu.Lock()
+	from, rebase := h.rev, h.rebase || h.affected == nil
+	h.mu.Unlock()
+	if rebase {
+		rev, err := h.current(ctx)
+		if err != nil {
+			h.log.Warn("read revision", "err", err)
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		rebased := false
+		if h.affected != nil && h.rebase {
+			h.base, h.rebase, rebased = rev, false, true
+			clear(h.keys)
+		}
+		h.advance(rev, rebased)
+		return
+	}
+	keys, rev, err := h.affected(ctx, from)
 	if err != nil {
-		h.log.Warn("read revision", "err", err)
+		h.log.Warn("read changes", "err", err)
+		h.mu.Lock()
+		h.rebase = true // the next poll re-bases; key waiters then re-query
+		h.mu.Unlock()
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if rev > h.rev {
-		h.rev = rev
-		close(h.changed)
-		h.changed = make(chan struct{})
+	for _, k := range keys {
+		h.keys[k] = rev
 	}
+	h.advance(rev, false)
+}
+
+// advance records rev and, when it moved (or force), wakes every waiter to
+// re-check its condition; the caller holds h.mu.
+func (h *Hub) advance(rev int64, force bool) {
+	if rev <= h.rev && !force {
+		return
+	}
+	h.rev = max(h.rev, rev)
+	close(h.changed)
+	h.changed = make(chan struct{})
 }

@@ -120,3 +120,100 @@ func TestReadErrorsAreRetried(t *testing.T) {
 		t.Fatalf("Wait = %d, %v", got, err)
 	}
 }
+
+// keyedStore is a change log: each write has a revision and the key it
+// touched.
+type keyedStore struct {
+	mu      sync.Mutex
+	log     []string // log[i] is the key revision i+1 touched
+	queries atomic.Int64
+}
+
+func (k *keyedStore) write(key string) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.log = append(k.log, key)
+	return int64(len(k.log))
+}
+
+func (k *keyedStore) current(context.Context) (int64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return int64(len(k.log)), nil
+}
+
+func (k *keyedStore) affected(_ context.Context, from int64) ([]string, int64, error) {
+	k.queries.Add(1)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.log[from:]...), int64(len(k.log)), nil
+}
+
+// A key waiter wakes for a change to its key only; one analysis query runs
+// per move however many waiters there are; a waiter older than what the hub
+// analysed returns at once.
+func TestWaitKeyWakesOnlyItsKey(t *testing.T) {
+	k := &keyedStore{}
+	k.write("a")
+	h := New(Config{Current: k.current, Affected: k.affected, Interval: time.Hour})
+
+	// Older than the hub's base: answered at once (the caller re-queries).
+	if rev, err := h.WaitKey(context.Background(), 0, "a"); err != nil || rev != 1 {
+		t.Fatalf("WaitKey(0) = %d, %v; want 1 at once", rev, err)
+	}
+
+	const waiters = 50
+	woke := make(chan string, 2*waiters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range waiters {
+		key := "b"
+		if i%2 == 0 {
+			key = "c"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.WaitKey(ctx, 1, key); err == nil {
+				woke <- key
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let them wait
+	before := k.queries.Load()
+	k.write("b")
+	h.Notify()
+	for range waiters / 2 {
+		select {
+		case key := <-woke:
+			if key != "b" {
+				t.Fatalf("a waiter for %q woke on a change to b", key)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiters for b not woken")
+		}
+	}
+	select {
+	case key := <-woke:
+		t.Fatalf("a waiter for %q woke on a change to b", key)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := k.queries.Load() - before; n != 1 {
+		t.Errorf("%d analysis queries for one move, want 1", n)
+	}
+	k.write("c")
+	h.Notify()
+	for range waiters / 2 {
+		select {
+		case key := <-woke:
+			if key != "c" {
+				t.Fatalf("woke %q", key)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiters for c not woken")
+		}
+	}
+	cancel()
+	wg.Wait()
+}
