@@ -111,6 +111,17 @@ type Config struct {
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+	// Repos opens backup repositories by name (see RepoAccess): backups go
+	// to the one named after this shard; restores read the one their
+	// snapshot reference names. Nil: backup and restore jobs fail, and a
+	// site created from a snapshot (Spec.Source) waits.
+	Repos RepoAccess
+	// JobConcurrency bounds the jobs (backups, restores, verifications)
+	// RunJobs runs at once (default 2).
+	JobConcurrency int
+	// JobPoll is how often RunJobs lists the shard's jobs when nothing
+	// woke it (default 2s).
+	JobPoll time.Duration
 }
 
 // Shard is a running local shard.
@@ -135,6 +146,14 @@ type Shard struct {
 	lastCron  map[string]time.Time
 	converged map[string]convergedAt // by site ID
 	lastGC    time.Time
+
+	// busy holds the sites (by ID) a restore is rewriting: convergence and
+	// cron leave them alone until it ends (busyLock).
+	busy map[string]chan struct{}
+	// populateErr is the last failure of creating a site from its
+	// snapshot (by ID), reported by the next passes.
+	populateErr map[string]error
+	jobWake     chan struct{}
 }
 
 // convergedAt remembers that a site's generation converged at a time.
@@ -163,22 +182,31 @@ func New(cfg Config) *Shard {
 	if cfg.FullResync <= 0 {
 		cfg.FullResync = 5 * time.Minute
 	}
+	if cfg.JobConcurrency <= 0 {
+		cfg.JobConcurrency = 2
+	}
+	if cfg.JobPoll <= 0 {
+		cfg.JobPoll = 2 * time.Second
+	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
 	return &Shard{
-		cfg:        cfg,
-		log:        log,
-		prefix:     prefix,
-		orphanName: regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
-		db:         &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
-		fpm:        &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
-		wake:       make(chan struct{}, 1),
-		ready:      make(chan struct{}),
-		lastCron:   map[string]time.Time{},
-		converged:  map[string]convergedAt{},
+		cfg:         cfg,
+		log:         log,
+		prefix:      prefix,
+		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		fpm:         &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		wake:        make(chan struct{}, 1),
+		ready:       make(chan struct{}),
+		lastCron:    map[string]time.Time{},
+		converged:   map[string]convergedAt{},
+		busy:        map[string]chan struct{}{},
+		populateErr: map[string]error{},
+		jobWake:     make(chan struct{}, 1),
 	}
 }
 
