@@ -1,0 +1,154 @@
+package repo
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Pack format: the sealed chunks one after another, then the sealed
+// header, then the header's sealed length as 4 bytes little-endian:
+//
+//	chunk_1 || ... || chunk_n || seal(header) || uint32le(len(seal(header)))
+//
+// A sealed chunk is nonce || AES-256-GCM(flag || payload, aad = chunk id),
+// flag 0 for stored, 1 for zstd. Binding the id as additional data means a
+// chunk cannot be passed off under another id even before its plaintext is
+// hashed again. The header lists (id, sealed length, plaintext length) per
+// chunk, so an index can be rebuilt from the packs alone.
+const (
+	flagStored = 0
+	flagZstd   = 1
+)
+
+// packBuilder collects sealed chunks into a pack.
+type packBuilder struct {
+	buf    []byte
+	chunks []packChunk
+}
+
+func (p *packBuilder) add(id ChunkID, sealed []byte, rawLen int) {
+	p.chunks = append(p.chunks, packChunk{id: id, offset: uint32(len(p.buf)), length: uint32(len(sealed)), rawLen: uint32(rawLen)})
+	p.buf = append(p.buf, sealed...)
+}
+
+// finish appends the header and returns the pack's bytes and entries.
+func (p *packBuilder) finish(aead cipher.AEAD) ([]byte, packEntries) {
+	hdr := make([]byte, 0, len(p.chunks)*(32+10))
+	for _, c := range p.chunks {
+		hdr = append(hdr, c.id[:]...)
+		hdr = binary.AppendUvarint(hdr, uint64(c.length))
+		hdr = binary.AppendUvarint(hdr, uint64(c.rawLen))
+	}
+	start := len(p.buf)
+	data := seal(aead, p.buf, hdr, []byte(aadHeader))
+	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-start))
+	e := packEntries{id: sha256.Sum256(data), chunks: p.chunks}
+	return data, e
+}
+
+// sealChunk compresses (if that helps) and encrypts one chunk.
+func (r *Repo) sealChunk(id ChunkID, data []byte) []byte {
+	payload := make([]byte, 1, len(data)/2+64)
+	payload[0] = flagZstd
+	payload = r.enc.EncodeAll(data, payload)
+	if len(payload) >= len(data)+1 {
+		payload = append(append(payload[:0], flagStored), data...)
+	}
+	return seal(r.keys.aead, make([]byte, 0, len(payload)+overhead), payload, id[:])
+}
+
+// openChunk decrypts, decompresses and checks one sealed chunk.
+func (r *Repo) openChunk(id ChunkID, sealed []byte, rawLen uint32) ([]byte, error) {
+	payload, err := open(r.keys.aead, nil, sealed, id[:])
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	if len(payload) == 0 {
+		return nil, fmt.Errorf("chunk %s: %w: empty", id, ErrCorrupt)
+	}
+	var data []byte
+	switch payload[0] {
+	case flagStored:
+		data = payload[1:]
+	case flagZstd:
+		data, err = r.dec.DecodeAll(payload[1:], make([]byte, 0, rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: %w: decompress: %v", id, ErrCorrupt, err)
+		}
+	default:
+		return nil, fmt.Errorf("chunk %s: %w: unknown flag %d", id, ErrCorrupt, payload[0])
+	}
+	if uint32(len(data)) != rawLen || r.keys.chunkID(data) != id {
+		return nil, fmt.Errorf("chunk %s: %w: content does not match its id", id, ErrCorrupt)
+	}
+	return data, nil
+}
+
+// readChunk fetches one chunk from its pack.
+func (r *Repo) readChunk(ctx context.Context, id ChunkID) ([]byte, error) {
+	pack, loc, ok := r.idx.lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("chunk %s: %w: not in the index", id, ErrCorrupt)
+	}
+	rd, err := r.bucket.NewRangeReader(ctx, packKey(pack), int64(loc.offset), int64(loc.length), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %s from %s: %w", id, packKey(pack), err)
+	}
+	defer rd.Close()
+	sealed := make([]byte, loc.length)
+	if _, err := io.ReadFull(rd, sealed); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("chunk %s in %s: %w: pack too short", id, packKey(pack), ErrCorrupt)
+		}
+		return nil, fmt.Errorf("read chunk %s from %s: %w", id, packKey(pack), err)
+	}
+	data, err := r.openChunk(id, sealed, loc.rawLen)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", packKey(pack), err)
+	}
+	return data, nil
+}
+
+// parsePackHeader reads the chunk list of a whole pack's bytes.
+func (r *Repo) parsePackHeader(data []byte) ([]packChunk, error) {
+	if len(data) < 4 {
+		return nil, fmt.Errorf("%w: pack too short", ErrCorrupt)
+	}
+	hl := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
+	if hl > len(data)-4 {
+		return nil, fmt.Errorf("%w: bad pack header length", ErrCorrupt)
+	}
+	hdr, err := open(r.keys.aead, nil, data[len(data)-4-hl:len(data)-4], []byte(aadHeader))
+	if err != nil {
+		return nil, fmt.Errorf("pack header: %w", err)
+	}
+	var out []packChunk
+	off := uint32(0)
+	for len(hdr) > 0 {
+		if len(hdr) < 32 {
+			return nil, fmt.Errorf("%w: bad pack header", ErrCorrupt)
+		}
+		var c packChunk
+		copy(c.id[:], hdr)
+		hdr = hdr[32:]
+		l, n := binary.Uvarint(hdr)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: bad pack header", ErrCorrupt)
+		}
+		hdr = hdr[n:]
+		raw, n := binary.Uvarint(hdr)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: bad pack header", ErrCorrupt)
+		}
+		hdr = hdr[n:]
+		c.offset, c.length, c.rawLen = off, uint32(l), uint32(raw)
+		off += uint32(l)
+		out = append(out, c)
+	}
+	return out, nil
+}
