@@ -1,0 +1,248 @@
+package searchreplace
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzRewrite feeds arbitrary bytes. Invariants: no panic; an unchanged
+// value comes back as it was; a value that is valid serialised data stays
+// valid; a second pass changes nothing; and rewriting back (new → old)
+// restores the input when the input held no form of the new URL.
+func FuzzRewrite(f *testing.F) {
+	inner := `a:1:{s:3:"url";` + ser(oldURL+"/x") + `}`
+	for _, s := range []string{
+		"", oldURL, "http://old.example.org", "x http:\\/\\/old.example y", "http%3A%2F%2Fold.example",
+		ser(oldURL), ser(inner), ser(ser(inner)), `a:2:{i:0;` + ser(oldURL) + `i:1;R:2;}`,
+		`O:8:"stdClass":1:{s:1:"a";` + ser(oldURL) + `}`, `a:1:{i:0;d:-INF;}`, `b:1;`, `N;`,
+		`s:5:"http://old.example";`, `C:11:"ArrayObject":` + strconv.Itoa(len(ser(oldURL))) + `:{` + ser(oldURL) + `}`,
+		" \n" + ser(oldURL) + "\n", `a:1:{i:0;` + ser(`s:99:"http://old.example";`) + `}`,
+	} {
+		f.Add([]byte(s))
+	}
+	fwd, err := New(oldURL, newURL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	back, err := New(newURL, oldURL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		out, res := fwd.Rewrite(in)
+		if !bytes.Equal(in, orig) {
+			t.Fatal("input modified")
+		}
+		if !res.Changed && !bytes.Equal(out, in) {
+			t.Fatalf("unchanged but different: %q → %q", in, out)
+		}
+		if res.Changed && bytes.Equal(out, in) {
+			t.Fatalf("changed but equal: %q", in)
+		}
+		if validSerialized(fwd, in) && !validSerialized(fwd, out) {
+			t.Fatalf("valid %q became invalid %q", in, out)
+		}
+		if again, res2 := fwd.Rewrite(out); res2.Changed {
+			t.Fatalf("second pass changed %q to %q", out, again)
+		}
+		if back.mayMatch(in) {
+			return
+		}
+		if restored, _ := back.Rewrite(out); !bytes.Equal(restored, in) {
+			t.Fatalf("round trip: %q → %q → %q", in, out, restored)
+		}
+	})
+}
+
+// validSerialized reports whether b (trimmed) is serialised data our
+// parser accepts.
+func validSerialized(r *Replacer, b []byte) bool {
+	_, body, _ := trimPHP(b)
+	_, _, err := r.rewriteSerialized(body, 0)
+	return err == nil
+}
+
+// FuzzTree builds a PHP value from the fuzzer's bytes — arrays, objects,
+// scalars, strings of URL fragments and strings that are serialised values
+// themselves — serialises it canonically together with the value expected
+// after the rewrite, and checks that Rewrite turns one into the other.
+func FuzzTree(f *testing.F) {
+	for _, s := range []string{"", "\x00", "\x05\x01\x02\x03", "\x06\x06\x06\x00\x01", "\x07\x07\x05\x00\x03\x04", "\x08\x01\x02\x05\x02\x06\x07"} {
+		f.Add([]byte(s))
+	}
+	r, err := New(oldURL, newURL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g := &tree{src: data}
+		in, want := g.value(0)
+		out, res := r.Rewrite([]byte(in))
+		if string(out) != want {
+			t.Fatalf("Rewrite(%q)\n got %q\nwant %q", in, out, want)
+		}
+		if res.Malformed || res.Changed != (in != want) {
+			t.Fatalf("result %+v for %q", res, in)
+		}
+	})
+}
+
+// tree generates serialised values from a byte source (zeros once it is
+// used up), each with the value expected after rewriting oldURL to newURL.
+type tree struct {
+	src []byte
+	i   int
+}
+
+func (g *tree) next() int {
+	if g.i >= len(g.src) {
+		return 0
+	}
+	g.i++
+	return int(g.src[g.i-1])
+}
+
+// fragments of plain strings, before and after the rewrite. They are
+// joined with spaces, a boundary for every fragment.
+var fragments = [][2]string{
+	{"", ""},
+	{oldURL, newURL},
+	{oldURL + "/wp-content/x.png", newURL + "/wp-content/x.png"},
+	{"http://old.example.org/", "http://old.example.org/"},
+	{"https://old.example", "https://new.example.org"},
+	{`<a href="//old.example/p?x=1">é</a>`, `<a href="//new.example.org/p?x=1">é</a>`},
+	{`http:\/\/old.example\/j`, `http:\/\/new.example.org\/j`},
+	{"u=http%3A%2F%2Fold.example%2F", "u=http%3A%2F%2Fnew.example.org%2F"},
+	{`";}s:3:"`, `";}s:3:"`},
+	{"日本語", "日本語"},
+	{"old.example", "old.example"},
+	{"\x00\xff", "\x00\xff"},
+}
+
+var floats = []string{"0.5", "-1.25", "1.0E+25", "0.1", "INF", "-INF", "NAN", "-0"}
+
+func (g *tree) value(depth int) (in, want string) {
+	k := g.next()
+	if depth > 6 {
+		k %= 6 // leaves only
+	}
+	switch k % 9 {
+	case 0, 6:
+		return g.str()
+	case 1:
+		n := strconv.Itoa(g.next() - 128)
+		return "i:" + n + ";", "i:" + n + ";"
+	case 2:
+		d := "d:" + floats[g.next()%len(floats)] + ";"
+		return d, d
+	case 3:
+		b := "b:" + strconv.Itoa(g.next()%2) + ";"
+		return b, b
+	case 4:
+		return "N;", "N;"
+	case 5:
+		// A string holding a serialised value (WordPress stores a
+		// plugin's serialised array this way).
+		i, w := g.value(depth + 1)
+		return ser(i), ser(w)
+	case 7, 8:
+		n := g.next() % 5
+		var bi, bw strings.Builder
+		for j := 0; j < n; j++ {
+			var key string
+			if k%9 == 7 && g.next()%2 == 0 { // objects: string keys (PHP 8 turns int ones into strings)
+				key = "i:" + strconv.Itoa(j) + ";"
+			} else {
+				// Keys are never rewritten, even when they hold the URL.
+				ks, _ := g.str()
+				key = ser("k" + strconv.Itoa(j) + " " + ks)
+			}
+			i, w := g.value(depth + 1)
+			bi.WriteString(key + i)
+			bw.WriteString(key + w)
+		}
+		head := "a:"
+		if k%9 == 8 {
+			head = `O:8:"stdClass":`
+		}
+		head += strconv.Itoa(n) + ":{"
+		return head + bi.String() + "}", head + bw.String() + "}"
+	}
+	panic("unreachable")
+}
+
+// str returns a serialised string of fragments and its rewrite.
+func (g *tree) str() (in, want string) {
+	n := g.next() % 5
+	is, ws := []string{"T"}, []string{"T"}
+	for j := 0; j < n; j++ {
+		fr := fragments[g.next()%len(fragments)]
+		is, ws = append(is, fr[0]), append(ws, fr[1])
+	}
+	return ser(strings.Join(is, " ")), ser(strings.Join(ws, " "))
+}
+
+// TestGeneratedAgainstPHP rewrites a batch of generated values and has
+// PHP's unserialize accept each output and re-serialise it to the same
+// bytes: the output is what PHP itself would write for the rewritten value.
+func TestGeneratedAgainstPHP(t *testing.T) {
+	php, err := exec.LookPath("php8.2")
+	if err != nil {
+		if php, err = exec.LookPath("php"); err != nil {
+			t.Skip("php not installed")
+		}
+	}
+	r, err := New(oldURL, newURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var outs [][]byte
+	for i := 0; i < 2000; i++ {
+		src := make([]byte, 8+rng.IntN(200))
+		for j := range src {
+			src[j] = byte(rng.UintN(256))
+		}
+		in, want := (&tree{src: src}).value(0)
+		out, _ := r.Rewrite([]byte(in))
+		if string(out) != want {
+			t.Fatalf("Rewrite(%q)\n got %q\nwant %q", in, out, want)
+		}
+		outs = append(outs, out)
+	}
+	dir := t.TempDir()
+	data, _ := json.Marshal(outs)
+	if err := os.WriteFile(filepath.Join(dir, "v.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `<?php
+$fail = 0; $n = 0;
+foreach (json_decode(file_get_contents($argv[1])) as $b) {
+	$s = base64_decode($b); $n++;
+	$v = @unserialize($s);
+	if ($v === false && $s !== 'b:0;') { echo "rejected: $s\n"; $fail++; continue; }
+	// NAN never equals itself; compare serialisations instead.
+	if (serialize($v) !== $s) { echo "not canonical: $s\n"; $fail++; }
+}
+echo "checked $n failed $fail\n";
+`
+	if err := os.WriteFile(filepath.Join(dir, "c.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(php, filepath.Join(dir, "c.php"), filepath.Join(dir, "v.json")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("php: %v\n%s", err, out)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(string(out)), "failed 0") {
+		t.Errorf("php:\n%s", out)
+	}
+	t.Logf("php: %s", bytes.TrimSpace(out))
+}
