@@ -166,11 +166,18 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 		}
 		return err
 	}
+	if err := s.crashPoint("staged"); err != nil {
+		return err
+	}
 	if err := writeRestoreState(n, restoreState{Snapshot: ref, Phase: restoreSwapping, Started: s.cfg.Clock().UTC()}); err != nil {
 		return err
 	}
 	// From here on the restore is finished, even after a crash.
 	swapped = true
+	if err := s.crashPoint("swapping"); err != nil {
+		swapped = false
+		return err
+	}
 	if err := s.finishSwap(context.WithoutCancel(ctx), n); err != nil {
 		return err
 	}
@@ -184,6 +191,13 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 	s.purgeSite(ctx, st)
 	s.log.Info("site restored in place", "site", st.Metadata.Name, "snapshot", ref)
 	return nil
+}
+
+func (s *Shard) crashPoint(point string) error {
+	if s.crashAt == nil {
+		return nil
+	}
+	return s.crashAt(point)
 }
 
 // maintenance sets or clears the site's Maintenance condition.
@@ -635,7 +649,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := s.fpm.EnsurePool(ctx, pool); err != nil {
 		return nil, err
 	}
-	res.HTTPStatus = s.fetchHome(ctx, meta.Site, siteURL, n)
+	res.HTTPStatus = s.fetchHome(ctx, meta.Site, meta.Domain, siteURL, n)
 	res.OK = res.HTTPStatus == http.StatusOK && len(res.Mismatched) == 0
 	return res, nil
 }
@@ -667,11 +681,11 @@ func (s *Shard) cleanScratch(ctx context.Context) error {
 
 // fetchHome requests the home page of a site through the edge's FastCGI
 // path and returns the status.
-func (s *Shard) fetchHome(ctx context.Context, name, siteURL string, n Names) int {
+func (s *Shard) fetchHome(ctx context.Context, name, domain, siteURL string, n Names) int {
 	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.core.LinkRoots, DialTimeout: 10 * time.Second})
 	host := hostOf(siteURL)
 	ed.SetTable(edge.NewTable([]edge.Route{{
-		Host: host, Site: name, Docroot: n.Docroot, Endpoint: "unix:" + s.fpm.Socket(n.Pool),
+		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: "unix:" + s.fpm.Socket(n.Pool),
 		State: edge.Serving, Options: edge.RouteOptions{WAFMode: site.WAFOff},
 	}}))
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, siteURL+"/", nil)

@@ -154,6 +154,10 @@ type Shard struct {
 	// snapshot (by ID), reported by the next passes.
 	populateErr map[string]error
 	jobWake     chan struct{}
+	// crashAt, set by tests only (export_test.go), is called at the named
+	// points of an in-place restore; an error it returns ends the restore
+	// there without any cleanup, as a kill -9 would.
+	crashAt func(point string) error
 }
 
 // convergedAt remembers that a site's generation converged at a time.
