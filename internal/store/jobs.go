@@ -96,6 +96,8 @@ type BackupParams struct {
 
 // BackupResult is what a finished backup job reports.
 type BackupResult struct {
+	// Snapshot is the snapshot's reference, "<repository>:<id>" (the
+	// repository is the shard's name).
 	Snapshot    string `json:"snapshot"`
 	TotalBytes  int64  `json:"total_bytes"`
 	NewBytes    int64  `json:"new_bytes"`    // bytes of chunks the repository did not have
@@ -111,4 +113,62 @@ type RestoreParams struct {
 	FromURL    string `json:"from_url,omitempty"`
 	// InPlace: restore over the existing site (maintenance, staging, swap).
 	InPlace bool `json:"in_place,omitempty"`
+}
+
+// Jobs the control plane runs itself (Shard empty).
+const (
+	// JobVerify checks the integrity of backup repositories (chunks,
+	// indexes, manifests). Params: VerifyParams.
+	JobVerify JobKind = "verify"
+	// JobPrune forgets nothing but deletes the data no snapshot
+	// references any more, per repository. Params: PruneParams.
+	JobPrune JobKind = "prune"
+	// JobRecover rebuilds every site of a lost shard on another shard from
+	// its latest snapshot. Params: RecoverParams. Result: RecoverResult.
+	JobRecover JobKind = "recover"
+)
+
+// VerifyParams are a verify job's parameters.
+type VerifyParams struct {
+	// Site limits the check to the repositories holding the site's
+	// snapshots, and the report to its snapshots; empty: every repository.
+	Site string `json:"site,omitempty"`
+	// Full reads and checks every chunk (downloads everything); without
+	// it, manifests, indexes and pack presence are checked.
+	Full bool `json:"full,omitempty"`
+}
+
+// PruneParams are a prune job's parameters.
+type PruneParams struct {
+	// Repo limits the prune to one repository; empty: all of them.
+	Repo string `json:"repo,omitempty"`
+}
+
+// RecoverParams are a recover job's parameters.
+type RecoverParams struct {
+	From string `json:"from"` // the lost shard
+	To   string `json:"to"`   // the shard that rebuilds its sites
+}
+
+// RecoverResult is a recover job's report, updated as sites come back.
+type RecoverResult struct {
+	Sites []RecoveredSite `json:"sites"`
+	// Duration is from the job's creation until every recovered site was
+	// Ready (set when the job succeeds).
+	Duration string `json:"duration,omitempty"`
+}
+
+// RecoveredSite is one site of a recover job.
+type RecoveredSite struct {
+	Site string `json:"site"`
+	UID  string `json:"uid"`
+	// Snapshot is the reference the site is rebuilt from; empty when it
+	// had none (the site stays on the lost shard: see Error).
+	Snapshot     string    `json:"snapshot,omitempty"`
+	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
+	// Generation is the site's generation after the switch; the site is
+	// recovered once it is Ready at that generation on the new shard.
+	Generation int64      `json:"generation,omitempty"`
+	ReadyAt    *time.Time `json:"ready_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
 }
