@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge bench-backup vet fmt clean
 
 all: build
 
@@ -46,6 +46,14 @@ bench-edge:
 	@DEPS_EXTRA="nginx wrk" scripts/deps.sh
 	@$(MAKE) --no-print-directory build
 	$(GO) run ./bench/edge -duration $(DURATION) -connections $(CONNECTIONS) -threads 2 -rounds $(ROUNDS)
+
+# AIPress's backups against restic (Debian's) on the same generated site:
+# first and second (unchanged) backup, restore, repository sizes.
+POSTS ?= 3000
+UPLOADS_MB ?= 200
+bench-backup:
+	@DEPS_EXTRA="restic" scripts/deps.sh
+	$(GO) run ./bench/backup -posts $(POSTS) -uploads-mb $(UPLOADS_MB)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
