@@ -217,7 +217,9 @@ func (r *Repo) refreshIndex(ctx context.Context) error {
 	}
 	present := make(map[string]bool, len(objs))
 	for _, o := range objs {
-		present[strings.TrimPrefix(o.Key, prefixIndex)] = true
+		if id, ok := objectName(o.Key, prefixIndex, 64); ok {
+			present[id] = true
+		}
 	}
 	r.idx.mu.RLock()
 	rebuild := false

@@ -131,7 +131,7 @@ func (r *Repo) liveLocks(ctx context.Context, own string) ([]otherLock, error) {
 	now := r.opts.Now()
 	var out []otherLock
 	for _, o := range objs {
-		if o.Key == own {
+		if _, ok := objectName(o.Key, prefixLocks, 32); !ok || o.Key == own {
 			continue
 		}
 		data, err := r.bucket.ReadAll(ctx, o.Key)

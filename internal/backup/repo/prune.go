@@ -42,6 +42,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error
 	if err != nil || opts.DryRun {
 		return rep, err
 	}
+	if r.hookBetweenPrunePhases != nil {
+		r.hookBetweenPrunePhases()
+	}
 
 	excl, err := r.lock(ctx, true)
 	if err != nil {

@@ -49,6 +49,9 @@ type Repo struct {
 	idx         *memIndex
 	locks       *lockManager
 	uploadSlots chan struct{} // bounds parallel pack uploads repo-wide
+
+	// hookBetweenPrunePhases, for tests, runs after Prune's phase 1.
+	hookBetweenPrunePhases func()
 }
 
 // repoConfig is the plaintext of the config object.
@@ -339,7 +342,21 @@ type storedObject struct {
 	ModTime time.Time
 }
 
+// listAll lists the objects under prefix, sorted by key. A listing that
+// trips over an object deleted meanwhile (file stores stat each entry) is
+// retried.
 func listAll(ctx context.Context, b *blob.Bucket, prefix string) ([]storedObject, error) {
+	var err error
+	for range 5 {
+		var out []storedObject
+		if out, err = listOnce(ctx, b, prefix); err == nil || gcerrors.Code(err) != gcerrors.NotFound {
+			return out, err
+		}
+	}
+	return nil, err
+}
+
+func listOnce(ctx context.Context, b *blob.Bucket, prefix string) ([]storedObject, error) {
 	var out []storedObject
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
@@ -357,6 +374,21 @@ func listAll(ctx context.Context, b *blob.Bucket, prefix string) ([]storedObject
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// objectName returns the name of key under prefix if it is n lowercase hex
+// digits (other objects, e.g. a file store's temporary files, are not ours).
+func objectName(key, prefix string, n int) (string, bool) {
+	name, ok := strings.CutPrefix(key, prefix)
+	if !ok || len(name) != n {
+		return "", false
+	}
+	for _, c := range name {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", false
+		}
+	}
+	return name, true
 }
 
 // writeFile stores a sealed, zstd-compressed object under prefix + the

@@ -32,7 +32,9 @@ func (r *Repo) snapshotIDs(ctx context.Context) ([]string, error) {
 	}
 	ids := make([]string, 0, len(objs))
 	for _, o := range objs {
-		ids = append(ids, strings.TrimPrefix(o.Key, prefixSnapshot))
+		if id, ok := objectName(o.Key, prefixSnapshot, 64); ok {
+			ids = append(ids, id)
+		}
 	}
 	return ids, nil
 }

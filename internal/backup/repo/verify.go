@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -36,7 +35,10 @@ func (r *Repo) readState(ctx context.Context, tolerant bool) (*repoState, error)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, o := range objs {
-		id := strings.TrimPrefix(o.Key, prefixIndex)
+		id, ok := objectName(o.Key, prefixIndex, 64)
+		if !ok {
+			continue
+		}
 		g.Go(func() error {
 			packs, err := r.loadIndexFile(gctx, id)
 			mu.Lock()
