@@ -102,6 +102,12 @@ type BackupResult struct {
 	TotalBytes  int64  `json:"total_bytes"`
 	NewBytes    int64  `json:"new_bytes"`    // bytes of chunks the repository did not have
 	StoredBytes int64  `json:"stored_bytes"` // what those took after compression and encryption
+	// Time is the snapshot's time (when its consistent view began); zero:
+	// the job's StartedAt stands for it.
+	Time time.Time `json:"time,omitzero"`
+	// ForgottenAt is set by the control plane when retention (or an
+	// operator) removed the snapshot from its repository.
+	ForgottenAt *time.Time `json:"forgotten_at,omitempty"`
 }
 
 // RestoreParams are a restore job's parameters.

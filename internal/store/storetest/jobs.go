@@ -88,8 +88,8 @@ func testJobCreateGet(t *testing.T, h *harness) {
 	full := &store.Job{
 		ID: "job-full", Kind: store.JobRestore, Site: "a.example.com", SiteUID: "uid-a", Shard: "shard-2",
 		Params: json.RawMessage(`{"snapshot":"shard-1:abc","in_place":true}`), Phase: store.JobFailed, Attempts: 3,
-		Progress:  store.JobProgress{Done: 10, Total: 20, Message: "restoring database"},
-		Result:    json.RawMessage(`{"x":1}`), Error: "it broke: \u00e9",
+		Progress: store.JobProgress{Done: 10, Total: 20, Message: "restoring database"},
+		Result:   json.RawMessage(`{"x":1}`), Error: "it broke: \u00e9",
 		CreatedAt: base.In(time.FixedZone("X", 3600)), StartedAt: &started, FinishedAt: &finished,
 	}
 	mustCreateJob(t, s, full)
