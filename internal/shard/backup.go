@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repo"
@@ -181,9 +182,16 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 		return nil, fmt.Errorf("back up the table sums: %w", err)
 	}
 
-	// 2. wp-content, as a tar stream.
+	// 2. wp-content: every large file (uploads, mostly) as a stream of its
+	// own, so its chunks start where it starts and a file stored before —
+	// in an earlier snapshot, or under another name — is not stored again;
+	// then a tar of the tree with header-only entries for those files.
+	external, err := backupLargeFiles(ctx, b, content)
+	if err != nil {
+		return nil, fmt.Errorf("back up wp-content: %w", err)
+	}
 	pr, pw = io.Pipe()
-	go func() { pw.CloseWithError(tarTree(content, pw)) }()
+	go func() { pw.CloseWithError(tarTreeWith(content, pw, external)) }()
 	_, err = b.AddStream(ctx, streamFiles, pr)
 	pr.CloseWithError(errors.New("backup stream ended"))
 	if err != nil {
@@ -203,6 +211,47 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 		Snapshot: SnapshotRef(s.cfg.Name, snap.ID), TotalBytes: snap.Stats.TotalBytes,
 		NewBytes: snap.Stats.NewBytes, StoredBytes: snap.Stats.StoredBytes,
 	}, nil
+}
+
+// largeFile is the size from which a file of wp-content is backed up as a
+// stream of its own rather than inside the tar (the chunker's minimum
+// chunk is 512 KiB; smaller files rarely share chunks with anything).
+const largeFile = 128 << 10
+
+// backupLargeFiles adds every regular file of at least largeFile bytes
+// below dir to b as stream "wp-content/<path>", opened inside dir without
+// following links, and returns path → stream name for tarTreeWith.
+func backupLargeFiles(ctx context.Context, b *repo.Backup, dir string) (map[string]string, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	out := map[string]string{}
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() || st.Size() < largeFile {
+			return nil
+		}
+		name := "wp-content/" + p
+		if _, err := b.AddStreamEntry(ctx, repo.FileEntry{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}, io.LimitReader(f, st.Size())); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		out[p] = name
+		return nil
+	})
+	return out, err
 }
 
 // treeSize sums the sizes of the regular files below dir (not following

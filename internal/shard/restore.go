@@ -250,7 +250,12 @@ func (s *Shard) stage(ctx context.Context, st *site.Site, n Names, r *repo.Repo,
 func (s *Shard) loadStreams(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, db, content string, uid, gid int, progress func(done, total int64)) error {
 	dbe, _ := snap.File(streamDatabase)
 	fe, _ := snap.File(streamFiles)
-	total := dbe.Size + fe.Size
+	var total int64
+	for _, f := range snap.Files {
+		if f.Name != streamTables {
+			total += f.Size
+		}
+	}
 	var done atomic.Int64
 	if progress != nil {
 		stop := make(chan struct{})
@@ -283,7 +288,18 @@ func (s *Shard) loadStreams(ctx context.Context, r *repo.Repo, snap *repo.Snapsh
 	}
 	defer rc.Close()
 	cr := &countingReader{r: rc, n: &done}
-	if err := untarTree(content, cr, fileOwner(uid, gid)); err != nil {
+	open := func(stream string) (io.ReadCloser, error) {
+		e, ok := snap.File(stream)
+		if !ok {
+			return nil, fmt.Errorf("snapshot lacks stream %s", stream)
+		}
+		rc, err := r.OpenFile(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return readCloser{&countingReader{r: rc, n: &done}, rc}, nil
+	}
+	if err := untarTreeWith(content, cr, fileOwner(uid, gid), open); err != nil {
 		return fmt.Errorf("restore wp-content: %w", err)
 	}
 	// The tar ends before the stream does; reading to EOF checks the
@@ -306,6 +322,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // clearStaging removes every staging leftover of an in-place restore.
