@@ -178,3 +178,44 @@ type RecoveredSite struct {
 	ReadyAt    *time.Time `json:"ready_at,omitempty"`
 	Error      string     `json:"error,omitempty"`
 }
+
+// VerifyResult is a verify job's report.
+type VerifyResult struct {
+	Repos []RepoVerify `json:"repos"`
+	// Damaged are the snapshots that cannot be restored intact.
+	Damaged []DamagedSnapshot `json:"damaged,omitempty"`
+}
+
+// RepoVerify is one repository's verification.
+type RepoVerify struct {
+	Repo      string `json:"repo"`
+	OK        bool   `json:"ok"`
+	Snapshots int    `json:"snapshots"`
+	Packs     int    `json:"packs"`
+	Chunks    int    `json:"chunks"`
+	BytesRead int64  `json:"bytes_read"`
+	Problems  int    `json:"problems"`
+	// Error: the repository could not be verified at all.
+	Error string `json:"error,omitempty"`
+}
+
+// DamagedSnapshot names a snapshot that references damaged data (or whose
+// manifest is damaged).
+type DamagedSnapshot struct {
+	Ref  string `json:"ref"`
+	Site string `json:"site,omitempty"`
+}
+
+// PruneResult is a prune job's report, per repository.
+type PruneResult struct {
+	Repos []RepoPrune `json:"repos"`
+}
+
+// RepoPrune is one repository's prune.
+type RepoPrune struct {
+	Repo          string `json:"repo"`
+	PacksDeleted  int    `json:"packs_deleted"`
+	PacksRepacked int    `json:"packs_repacked"`
+	BytesFreed    int64  `json:"bytes_freed"`
+	Error         string `json:"error,omitempty"`
+}

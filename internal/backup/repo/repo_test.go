@@ -59,9 +59,13 @@ func textData(seed uint64, n int) []byte {
 }
 
 func fileBucket(t testing.TB) (*blob.Bucket, string) {
+	return fileBucketOpts(t, nil)
+}
+
+func fileBucketOpts(t testing.TB, o *fileblob.Options) (*blob.Bucket, string) {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := fileblob.OpenBucket(dir, nil)
+	b, err := fileblob.OpenBucket(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +401,7 @@ func TestVerifyNamesAffectedSnapshots(t *testing.T) {
 		t.Fatalf("verify clean: %+v %v", rep, err)
 	}
 	f, _ := sa.File("f")
-	victim := f.Chunks[2]
+	victim := f.Chunks[len(f.Chunks)-1]
 	key, loc := chunkLocation(t, r, victim)
 	flipByte(t, dir, key, int64(loc.offset)+int64(loc.length)/2)
 
@@ -704,8 +708,15 @@ func TestProgress(t *testing.T) {
 	}
 }
 
+// benchBucket is a file store without sidecar files (metadata=skip), as a
+// file:// repository should be opened.
+func benchBucket(b *testing.B) *blob.Bucket {
+	bucket, _ := fileBucketOpts(b, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	return bucket
+}
+
 func BenchmarkBackup(b *testing.B) {
-	bucket, _ := fileBucket(b)
+	bucket := benchBucket(b)
 	r := initRepo(b, bucket, mustKey(b), nil)
 	// Half random (media), half text (database dump); new every round.
 	const size = 64 << 20
@@ -730,7 +741,7 @@ func BenchmarkBackup(b *testing.B) {
 }
 
 func BenchmarkRestore(b *testing.B) {
-	bucket, _ := fileBucket(b)
+	bucket := benchBucket(b)
 	r := initRepo(b, bucket, mustKey(b), nil)
 	const size = 64 << 20
 	data := append(randomData(1, size/2), textData(1, size/2)...)
@@ -746,5 +757,29 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		rc.Close()
+	}
+}
+
+func BenchmarkBackupMem(b *testing.B) {
+	bucket := memblob.OpenBucket(nil)
+	r := initRepo(b, bucket, mustKey(b), nil)
+	const size = 64 << 20
+	ctx := context.Background()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		data := append(randomData(uint64(1000+i), size/2), textData(uint64(1000+i), size/2)...)
+		b.StartTimer()
+		bk, err := r.NewBackup(ctx, BackupOptions{Site: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bk.AddStream(ctx, "f", bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bk.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
