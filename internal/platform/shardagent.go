@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -61,6 +62,11 @@ type shardLink interface {
 	// Sites is where the shard reads and reports; wake is called when the
 	// shard's sites changed.
 	Sites(wake func()) shard.Sites
+	// Jobs is where the shard finds and reports its jobs; wake is called
+	// when they changed.
+	Jobs(wake func()) shard.Jobs
+	// Repos opens backup repositories for the shard.
+	Repos() repoOpener
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -82,10 +88,12 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("shard dir: %w", err)
 	}
-	sh := shard.New(shard.Config{
+	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
-	})
+	}
+	setShardRepos(&scfg, link.Repos())
+	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
 	}
@@ -107,7 +115,8 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	}
 	log.Info("shard registered", "capacity", cfg.Capacity, "labels", cfg.Labels)
 	sites := link.Sites(sh.Wake)
-	runErr := make(chan error, 2)
+	jobs := link.Jobs(func() { wakeShardJobs(sh) })
+	runErr := make(chan error, 3)
 	go func() { runErr <- link.Run(ctx) }()
 	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log)
 	if cfg.Ready != nil {
@@ -120,8 +129,10 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		}()
 	}
 	go func() { runErr <- sh.Run(ctx, sites) }()
+	go func() { runErr <- runShardJobs(ctx, sh, sites, jobs) }()
 	err = <-runErr
 	if ctx.Err() != nil {
+		<-runErr
 		<-runErr
 		return nil
 	}
@@ -167,6 +178,7 @@ func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name stri
 // in the same process.
 type storeLink struct {
 	st    store.Store
+	repos *repos.Manager
 	name  string
 	now   func() time.Time
 	after func() // wakes the route sync and the controller
@@ -194,6 +206,12 @@ func (l *storeLink) Heartbeat(ctx context.Context, u store.Usage) error {
 func (l *storeLink) Sites(wake func()) shard.Sites {
 	return notifyingSites{Sites: shard.FromStore(l.st), after: l.after}
 }
+
+func (l *storeLink) Jobs(func()) shard.Jobs {
+	return storeJobs{st: l.st, name: l.name, after: l.after}
+}
+
+func (l *storeLink) Repos() repoOpener { return managerRepos(l.repos, l.name) }
 
 func (l *storeLink) Run(ctx context.Context) error {
 	<-ctx.Done()
