@@ -6,22 +6,16 @@ import (
 	"github.com/aipress/aipress/internal/shard"
 )
 
-// The three hooks between a shard agent and its shard's job runner (the
-// shard side lives on branch wt5-backupshard: shard.Config.Repos,
-// (*shard.Shard).RunJobs and WakeJobs). Until it is merged, jobs stay
-// Pending; each hook becomes one line then.
+// The three hooks between a shard agent and its shard's job runner
+// (shard.Config.Repos, (*shard.Shard).RunJobs and WakeJobs).
 
-// setShardRepos gives the shard the opener of backup repositories:
-// cfg.Repos = open.
-func setShardRepos(cfg *shard.Config, open repoOpener) { _, _ = cfg, open }
+// setShardRepos gives the shard the opener of backup repositories.
+func setShardRepos(cfg *shard.Config, open repoOpener) { cfg.Repos = open }
 
-// runShardJobs runs the shard's jobs until ctx ends:
-// return sh.RunJobs(ctx, sites, jobs).
+// runShardJobs runs the shard's jobs until ctx ends.
 func runShardJobs(ctx context.Context, sh *shard.Shard, sites shard.Sites, jobs shard.Jobs) error {
-	_, _, _ = sh, sites, jobs
-	<-ctx.Done()
-	return nil
+	return sh.RunJobs(ctx, sites, jobs)
 }
 
-// wakeShardJobs makes the shard look at its jobs now: sh.WakeJobs().
-func wakeShardJobs(sh *shard.Shard) { _ = sh }
+// wakeShardJobs makes the shard look at its jobs now.
+func wakeShardJobs(sh *shard.Shard) { sh.WakeJobs() }
