@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale vet fmt clean
+.PHONY: all deps build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup vet fmt clean
 
 all: build
 
@@ -56,6 +56,14 @@ STORE ?= both
 SEED ?= 0
 bench-scale: deps build
 	$(GO) run ./bench/scale -sites $(SITES) -shards $(SHARDS) -store $(STORE) -seed $(SEED)
+
+# AIPress's backups against restic (Debian's) on the same generated site:
+# first and second (unchanged) backup, restore, repository sizes.
+POSTS ?= 3000
+UPLOADS_MB ?= 200
+bench-backup:
+	@DEPS_EXTRA="restic" scripts/deps.sh
+	$(GO) run ./bench/backup -posts $(POSTS) -uploads-mb $(UPLOADS_MB)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -91,6 +92,10 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
+	// Backups opens the backup repositories (one per shard) and hands out
+	// access to shard agents. Nil: showing a snapshot, restoring and
+	// GET /v1/agent/backup-access answer 501; jobs are still recorded.
+	Backups *repos.Manager
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -232,12 +237,23 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", store.RoleAdmin, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", store.RoleAdmin, true, false, (*server).abortMove},
 
+	{"POST", "/v1/sites/{name}/backups", "backup.create", store.RoleAdmin, true, false, (*server).createBackup},
+	{"GET", "/v1/backups", "backup.list", store.RoleViewer, false, false, (*server).listBackups},
+	{"GET", "/v1/backups/coverage", "backup.coverage", store.RoleViewer, false, false, (*server).backupCoverage},
+	{"GET", "/v1/backups/{ref}", "backup.get", store.RoleViewer, false, false, (*server).getBackup},
+	{"POST", "/v1/backups/{ref}/restore", "backup.restore", store.RoleAdmin, true, false, (*server).restoreBackup},
+	{"POST", "/v1/backups/verify", "backup.verify", store.RoleAdmin, true, false, (*server).verifyBackups},
+	{"POST", "/v1/backups/prune", "backup.prune", store.RoleAdmin, true, false, (*server).pruneBackups},
+	{"GET", "/v1/jobs", "job.list", store.RoleViewer, false, false, (*server).listJobs},
+	{"GET", "/v1/jobs/{id}", "job.get", store.RoleViewer, false, false, (*server).getJob},
+
 	{"GET", "/v1/shards", "shard.list", store.RoleViewer, false, false, (*server).listShards},
 	{"GET", "/v1/shards/{name}", "shard.get", store.RoleViewer, false, false, (*server).getShard},
 	{"DELETE", "/v1/shards/{name}", "shard.delete", store.RoleAdmin, true, false, (*server).deleteShard},
 	{"POST", "/v1/shards/{name}/cordon", "shard.cordon", store.RoleAdmin, true, false, (*server).cordonShard},
 	{"POST", "/v1/shards/{name}/uncordon", "shard.uncordon", store.RoleAdmin, true, false, (*server).uncordonShard},
 	{"POST", "/v1/shards/{name}/drain", "shard.drain", store.RoleAdmin, true, false, (*server).drainShard},
+	{"POST", "/v1/shards/{name}/recover", "shard.recover", store.RoleAdmin, true, false, (*server).recoverShard},
 
 	{"GET", "/v1/tokens", "token.list", store.RoleAdmin, false, false, (*server).listTokens},
 	{"POST", "/v1/tokens", "token.create", store.RoleAdmin, true, false, (*server).createToken},
@@ -249,6 +265,10 @@ var routes = []route{
 	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", store.RoleShard, true, true, (*server).agentStatus},
 	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", store.RoleShard, true, true, (*server).agentMove},
 	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", store.RoleShard, true, false, (*server).agentFinalize},
+	{"GET", "/v1/agent/jobs", "agent.jobs", store.RoleShard, false, false, (*server).agentJobs},
+	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", store.RoleShard, false, false, (*server).agentJob},
+	{"PUT", "/v1/agent/jobs/{id}", "agent.job", store.RoleShard, true, true, (*server).agentReportJob},
+	{"GET", "/v1/agent/backup-access", "agent.backup-access", store.RoleShard, false, false, (*server).agentBackupAccess},
 
 	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
 

@@ -121,7 +121,9 @@ func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*sto
 		wait := s.cfg.Hub.Wait
 		if opts.Shard != "" {
 			// An agent wakes only when its own shard's sites changed.
-			wait = func(ctx context.Context, after int64) (int64, error) { return s.cfg.Hub.WaitKey(ctx, after, opts.Shard) }
+			wait = func(ctx context.Context, after int64) (int64, error) {
+				return s.cfg.Hub.WaitKey(ctx, after, opts.Shard)
+			}
 		}
 		if _, err := wait(waitCtx, since); err != nil {
 			// The wait ran out (or the client left): nothing changed.

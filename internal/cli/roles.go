@@ -105,6 +105,7 @@ token, which the client commands pick up from that directory.`,
 	fl.Float64Var(&cfg.Headroom, "headroom", 0, "fraction of each shard kept free while others have room (0–1)")
 	fl.BoolVar(&cfg.SpawnShards, "spawn-shards", true, "start a new local shard when all are full")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
+	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

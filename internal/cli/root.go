@@ -23,6 +23,7 @@ const (
 	EnvACMEEmail = "AIPRESS_ACME_EMAIL"
 	EnvRateIP    = "AIPRESS_RATE_IP"
 	EnvRateSite  = "AIPRESS_RATE_SITE"
+	EnvBackupURL = "AIPRESS_BACKUP_URL"
 	EnvURL       = "AIPRESS_URL"
 	EnvToken     = "AIPRESS_TOKEN"
 )

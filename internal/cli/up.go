@@ -31,6 +31,7 @@ type upFile struct {
 	ACMEEmail string   `json:"acme_email"`
 	RateIP    *float64 `json:"rate_ip"`
 	RateSite  *float64 `json:"rate_site"`
+	BackupURL string   `json:"backup_url"`
 }
 
 func loadUpFile(path string) (upFile, error) {
@@ -49,6 +50,7 @@ func loadUpFile(path string) (upFile, error) {
 }
 
 type upFlags struct {
+	backupURL  string
 	configFile string
 	dataDir    string
 	store      string
@@ -100,6 +102,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 		return cfg, fmt.Errorf("--store: %w", err)
 	}
 	cfg.HTTPSAddr = pick("https", f.httpsAddr, EnvHTTPS, file.HTTPS, "")
+	cfg.BackupURL = pick("backup-url", f.backupURL, EnvBackupURL, file.BackupURL, "")
 	cfg.ACMECA = pick("acme-ca", f.acmeCA, EnvACMECA, file.ACMECA, "")
 	cfg.ACMEEmail = pick("acme-email", f.acmeEmail, EnvACMEEmail, file.ACMEEmail, "")
 	pickRate := func(flag string, flagVal float64, env string, fileVal *float64, def float64) (float64, error) {
@@ -197,7 +200,8 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site)")
+	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url)")
+	fl.StringVar(&f.backupURL, "backup-url", "", "bucket of the backup repositories, one per shard (file://, s3://, gs://; default file://<data-dir>/backups; key in <data-dir>/backup-kek) (env "+EnvBackupURL+")")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")
 	fl.StringVar(&f.store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL (env "+EnvStore+")")
 	fl.StringVar(&f.httpAddr, "http", DefaultHTTPAddr, "edge listen address for site traffic (env "+EnvHTTP+")")

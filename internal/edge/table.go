@@ -89,7 +89,7 @@ func RouteForSite(s *site.Site) Route {
 		},
 	}
 	switch {
-	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended:
+	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended || maintenance(s):
 		r.State = Suspended
 	case s.Status.Phase == site.PhaseReady && s.Status.Endpoint != "" && s.Status.Docroot != "":
 		r.State = Serving
@@ -97,6 +97,13 @@ func RouteForSite(s *site.Site) Route {
 		r.State = Unavailable
 	}
 	return r
+}
+
+// maintenance reports whether the shard has put the site into maintenance
+// (an in-place restore).
+func maintenance(s *site.Site) bool {
+	c := s.Status.Condition(site.CondMaintenance)
+	return c != nil && c.Status == "True"
 }
 
 // Table is an immutable host → route index. Build a new one with NewTable

@@ -650,3 +650,116 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// CreateSchema creates database name (empty, utf8mb4) unless it exists.
+// Unlike EnsureDatabase it makes no user: restores stage a site's
+// database under another name and swap its tables in (SwapTables).
+func (s *Server) CreateSchema(ctx context.Context, name string) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	q := fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name)
+	if _, err := s.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("mariadb: create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// DropSchema drops database name if it exists (no user is touched).
+func (s *Server) DropSchema(ctx context.Context, name string) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name)); err != nil {
+		return fmt.Errorf("mariadb: drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// Tables returns the base tables of database name, sorted.
+func (s *Server) Tables(ctx context.Context, name string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", name)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: tables of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("mariadb: tables of %s: %w", name, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DataSize returns the data and index bytes of database name as
+// information_schema estimates them (a progress total, not exact).
+func (s *Server) DataSize(ctx context.Context, name string) (int64, error) {
+	var n sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", name).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("mariadb: size of %s: %w", name, err)
+	}
+	return n.Int64, nil
+}
+
+// SwapTables replaces the tables of database live by those of database
+// staging in one RENAME TABLE statement, which MariaDB applies atomically
+// (crash-safe since 10.6): every table of live moves to database old
+// (created if missing, expected empty) and every table of staging moves to
+// live, or nothing moves. Privileges granted on live apply to the tables
+// moved in. The caller drops staging and old afterwards.
+func (s *Server) SwapTables(ctx context.Context, live, staging, old string) error {
+	for _, n := range []string{live, staging, old} {
+		if !ident.MatchString(n) {
+			return fmt.Errorf("mariadb: invalid identifier %q", n)
+		}
+	}
+	if err := s.CreateSchema(ctx, old); err != nil {
+		return err
+	}
+	cur, err := s.Tables(ctx, live)
+	if err != nil {
+		return err
+	}
+	next, err := s.Tables(ctx, staging)
+	if err != nil {
+		return err
+	}
+	if len(next) == 0 {
+		return fmt.Errorf("mariadb: swap tables: %s has no tables", staging)
+	}
+	var parts []string
+	for _, t := range cur {
+		parts = append(parts, fmt.Sprintf("`%s`.`%s` TO `%s`.`%s`", live, quoteIdent(t), old, quoteIdent(t)))
+	}
+	for _, t := range next {
+		parts = append(parts, fmt.Sprintf("`%s`.`%s` TO `%s`.`%s`", staging, quoteIdent(t), live, quoteIdent(t)))
+	}
+	if _, err := s.db.ExecContext(ctx, "RENAME TABLE "+strings.Join(parts, ", ")); err != nil {
+		return fmt.Errorf("mariadb: swap tables of %s: %w", live, err)
+	}
+	return nil
+}
+
+// quoteIdent escapes a name for use between backquotes.
+func quoteIdent(n string) string { return strings.ReplaceAll(n, "`", "``") }
+
+// OpenRoot opens a connection pool as root on database dbName (tools that
+// rewrite a site's database in bulk use it).
+func (s *Server) OpenRoot(dbName string) (*sql.DB, error) {
+	if !ident.MatchString(dbName) {
+		return nil, fmt.Errorf("mariadb: invalid identifier %q", dbName)
+	}
+	return s.open("root", s.password, dbName)
+}
+
+// Exec runs one statement as root.
+func (s *Server) Exec(ctx context.Context, q string, args ...any) error {
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	return nil
+}

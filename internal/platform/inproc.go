@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/store"
@@ -29,6 +30,7 @@ type inprocShards struct {
 	// within it).
 	heartbeatTimeout time.Duration
 	st               store.Store
+	repos            *repos.Manager
 	after            func()
 
 	mu      sync.Mutex
@@ -98,7 +100,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &inprocShard{ready: make(chan struct{}), cancel: cancel, wake: func() {}}
 	p.running[sh.Name] = r
-	link := &storeLink{st: p.st, name: sh.Name, now: time.Now, after: p.after}
+	link := &storeLink{st: p.st, repos: p.repos, name: sh.Name, now: time.Now, after: p.after}
 	cfg := ShardConfig{
 		Name: sh.Name, DataDir: filepath.Join(p.dataDir, "shards", sh.Name), Capacity: sh.Capacity,
 		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL,
@@ -107,7 +109,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),
 		onShard: func(s *shard.Shard) {
 			p.mu.Lock()
-			r.wake = s.Wake
+			r.wake = func() { s.Wake(); wakeShardJobs(s) }
 			p.mu.Unlock()
 		},
 	}

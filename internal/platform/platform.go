@@ -92,6 +92,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Headroom is the placement headroom (placement.Placer).
 	Headroom float64
+	// BackupURL is the bucket (gocloud.dev/blob URL) of the backup
+	// repositories, one per shard; default file://<DataDir>/backups. The
+	// key-encryption key is <DataDir>/backup-kek.
+	BackupURL string
 	// Ready, if set, is called once the API and edge listen and the first
 	// Shards shards have converged for the first time.
 	Ready func()
@@ -200,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
-		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},
@@ -211,8 +215,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	st := cp.st
-	defer st.Close()
-	shards.st = st
+	defer cp.close()
+	shards.st, shards.repos = st, cp.repos
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache

@@ -45,6 +45,8 @@ type apiLink struct {
 	name  string
 	log   *slog.Logger
 	sites *agent.Sites
+	jobs  *agent.Jobs
+	repos *agent.Repos
 }
 
 func (l *apiLink) Register(ctx context.Context, reg Registration) error {
@@ -62,7 +64,30 @@ func (l *apiLink) Sites(wake func()) shard.Sites {
 	return l.sites
 }
 
-func (l *apiLink) Run(ctx context.Context) error { return l.sites.Run(ctx) }
+func (l *apiLink) Jobs(wake func()) shard.Jobs {
+	l.jobs = agent.NewJobs(agent.JobsConfig{Client: l.c, Shard: l.name, Wake: wake, Logger: l.log})
+	return l.jobs
+}
+
+func (l *apiLink) Repos() repoOpener {
+	l.repos = &agent.Repos{Client: l.c}
+	return l.repos.Open
+}
+
+// Run follows the shard's sites and jobs until ctx ends.
+func (l *apiLink) Run(ctx context.Context) error {
+	errs := make(chan error, 2)
+	go func() { errs <- l.sites.Run(ctx) }()
+	go func() { errs <- l.jobs.Run(ctx) }()
+	err := <-errs
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	if l.repos != nil {
+		_ = l.repos.Close()
+	}
+	return err
+}
 
 // EdgeConfig configures `aipress edge`: the edge alone, following the
 // routing table of a control plane.

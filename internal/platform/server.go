@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/backup/backupctl"
+	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/store"
@@ -50,6 +53,11 @@ type ServerConfig struct {
 	// PurgeURL and PurgeSecretFile are passed on to the local shards the
 	// server starts (see `aipress shard --purge-url`); empty: none.
 	PurgeURL, PurgeSecretFile string
+	// BackupURL is the bucket (gocloud.dev/blob URL) of the backup
+	// repositories, one per shard under it; default file://<DataDir>/backups.
+	// The key-encryption key is <DataDir>/backup-kek (created on first
+	// start; back it up apart from the data dir).
+	BackupURL string
 	// Ready is called once the API listens.
 	Ready func(apiURL string)
 }
@@ -61,6 +69,8 @@ type controlPlane struct {
 	el         elector
 	hub        interface{ Notify() }
 	controller *control.Controller
+	backups    *backupctl.Controller
+	repos      *repos.Manager
 	handler    http.Handler
 	apiURL     string
 }
@@ -76,6 +86,9 @@ type controlPlaneConfig struct {
 	provider           func(st store.Store) placement.Provider
 	heartbeatTimeout   time.Duration
 	headroom           float64
+	// backupURL is the bucket of the backup repositories (default
+	// file://<dataDir>/backups).
+	backupURL string
 	// wake is called after every API mutation and leader write, besides
 	// the hub (for in-process watchers: route sync, local shards).
 	wake func()
@@ -95,7 +108,20 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL}
+	kek, err := repos.LoadKEK(filepath.Join(cfg.dataDir, repos.KEKFile))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if cfg.backupURL == "" {
+		cfg.backupURL = repos.DefaultBaseURL(cfg.dataDir)
+	}
+	manager, err := repos.New(repos.Config{BaseURL: cfg.backupURL, KEK: kek, Options: &repo.Options{Owner: "control plane"}})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
 	wake := cfg.wake
@@ -112,12 +138,22 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Logger: cfg.log.With("component", "control"), HeartbeatTimeout: cfg.heartbeatTimeout,
 		Notify: notify,
 	})
+	cp.backups = backupctl.New(backupctl.Config{
+		Store: st, Repos: manager, Policy: api.BackupPolicy, Logger: cfg.log.With("component", "backups"),
+		Notify: notify,
+	})
 	cp.handler = api.New(api.Config{
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
-		Purger: cfg.purger, Metrics: cfg.metrics,
+		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager,
 	})
 	return cp, nil
+}
+
+// close closes the repositories and the store.
+func (cp *controlPlane) close() {
+	_ = cp.repos.Close()
+	_ = cp.st.Close()
 }
 
 // lead runs the controller (and extra, if set) while this replica leads,
@@ -126,6 +162,8 @@ func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(c
 	return cp.el.Run(ctx, func(ctx context.Context) {
 		log.Info("leading the control plane's periodic work", "lease", LeaseName)
 		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cp.backups.Run(ctx) }()
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()
@@ -176,7 +214,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		purgeURL: cfg.PurgeURL, purgeSecretFile: cfg.PurgeSecretFile,
 	}
 	ccfg := controlPlaneConfig{
-		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
+		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
 	}
@@ -190,7 +228,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		ln.Close()
 		return err
 	}
-	defer cp.st.Close()
+	defer cp.close()
 	srv := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -211,7 +249,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			log.Error("leader election stopped", "err", err)
 		}
 	}()
-	log.Info("AIPress control plane is up", "api", apiURL, "data_dir", dataDir, "transfer_url", cfg.TransferURL)
+	log.Info("AIPress control plane is up", "api", apiURL, "data_dir", dataDir, "transfer_url", cfg.TransferURL,
+		"backup_url", cp.repos.BaseURL(), "backup_kek", filepath.Join(dataDir, repos.KEKFile))
 	if cfg.Ready != nil {
 		cfg.Ready(apiURL)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -71,6 +72,11 @@ type shardLink interface {
 	// Sites is where the shard reads and reports; wake is called when the
 	// shard's sites changed.
 	Sites(wake func()) shard.Sites
+	// Jobs is where the shard finds and reports its jobs; wake is called
+	// when they changed.
+	Jobs(wake func()) shard.Jobs
+	// Repos opens backup repositories for the shard.
+	Repos() repoOpener
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -107,12 +113,14 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 			return err
 		}
 	}
-	sh := shard.New(shard.Config{
+	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		PoolListen: cfg.PoolListen, PoolAdvertise: cfg.PoolAdvertise, PoolPortFirst: cfg.PoolPortFirst, PoolPortLast: cfg.PoolPortLast,
 		AllowedClients: cfg.AllowedClients, StaticURL: staticURL,
-	})
+	}
+	setShardRepos(&scfg, link.Repos())
+	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
 	}
@@ -147,7 +155,8 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if static != nil {
 		sites = static.wrap(sites)
 	}
-	runErr := make(chan error, 2)
+	jobs := link.Jobs(func() { wakeShardJobs(sh) })
+	runErr := make(chan error, 3)
 	go func() { runErr <- link.Run(ctx) }()
 	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log, sh.Usage)
 	if cfg.Ready != nil {
@@ -160,8 +169,10 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		}()
 	}
 	go func() { runErr <- sh.Run(ctx, sites) }()
+	go func() { runErr <- runShardJobs(ctx, sh, sites, jobs) }()
 	err = <-runErr
 	if ctx.Err() != nil {
+		<-runErr
 		<-runErr
 		return nil
 	}
@@ -208,6 +219,7 @@ func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name stri
 // in the same process.
 type storeLink struct {
 	st    store.Store
+	repos *repos.Manager
 	name  string
 	now   func() time.Time
 	after func() // wakes the route sync and the controller
@@ -235,6 +247,12 @@ func (l *storeLink) Heartbeat(ctx context.Context, u store.Usage) error {
 func (l *storeLink) Sites(wake func()) shard.Sites {
 	return notifyingSites{Sites: shard.FromStore(l.st), after: l.after}
 }
+
+func (l *storeLink) Jobs(func()) shard.Jobs {
+	return storeJobs{st: l.st, name: l.name, after: l.after}
+}
+
+func (l *storeLink) Repos() repoOpener { return managerRepos(l.repos, l.name) }
 
 func (l *storeLink) Run(ctx context.Context) error {
 	<-ctx.Done()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/shard"
@@ -36,7 +37,40 @@ type cluster struct {
 	shards map[string]*shard.Shard
 	roots  []string
 	ed     *edge.Server
+
+	repoMu  sync.Mutex
+	repoMap map[string]*repo.Repo
 }
+
+// repos is the shards' shard.RepoAccess: one repository per name under
+// the test's directory, created on first use, with one key.
+func (c *cluster) repos(ctx context.Context, name string) (*repo.Repo, error) {
+	c.repoMu.Lock()
+	defer c.repoMu.Unlock()
+	if r := c.repoMap[name]; r != nil {
+		return r, nil
+	}
+	dir := filepath.Join(c.dir, "backups", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r, err := repo.OpenURL(ctx, "file://"+dir, testKEK, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.repoMap == nil {
+		c.repoMap = map[string]*repo.Repo{}
+		c.t.Cleanup(func() {
+			for _, r := range c.repoMap {
+				r.Close()
+			}
+		})
+	}
+	c.repoMap[name] = r
+	return r, nil
+}
+
+var testKEK = []byte("0123456789abcdef0123456789abcdef")
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -74,6 +108,8 @@ func (c *cluster) start(name string) *shard.Shard {
 		CronInterval: -1,
 		FullResync:   time.Nanosecond,
 		TransferURL:  "file://" + filepath.Join(c.dir, "transfer"),
+		Repos:        c.repos,
+		JobPoll:      100 * time.Millisecond,
 	})
 	if err := sh.Prepare(c.ctx); err != nil {
 		c.t.Fatal(err)

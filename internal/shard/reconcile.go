@@ -78,10 +78,18 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 		return src.Finalize(ctx, st.Metadata.Name, st.Metadata.UID)
 	}
 	n := s.NamesFor(st.Metadata.UID)
+	// A restore rewriting the site runs beside convergence; one a crash
+	// interrupted is finished or undone first.
+	if busy, err := s.recoverInterrupted(ctx, rep, n); busy || err != nil {
+		return err
+	}
 	if s.upToDate(st, n) {
 		return nil
 	}
 	err := s.converge(ctx, rep, st)
+	if errors.Is(err, errInProgress) {
+		return nil
+	}
 	if err == nil {
 		s.mu.Lock()
 		s.converged[n.ID] = convergedAt{generation: st.Metadata.Generation, at: s.cfg.Clock()}
@@ -141,6 +149,10 @@ func (s *Shard) poolUp(n Names) bool {
 	}
 	return s.fpm.Listening(phpfpm.Pool{Name: n.Pool, Listen: net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))})
 }
+
+// errInProgress: the site's convergence waits for work running beside it
+// (a restore from a snapshot); not a failure.
+var errInProgress = errors.New("in progress")
 
 func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error {
 	n := s.NamesFor(st.Metadata.UID)
@@ -204,6 +216,17 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	// rows from its own database cannot make the shard reinstall over it.
 	marker := filepath.Join(n.Dir, "installed")
 	installed := fileExists(marker)
+	if !installed && st.Spec.Source != nil {
+		// Created from a snapshot: restored in the background instead of
+		// installed (restore.go). Only the marker counts: a half-loaded
+		// dump already holds the installer's option.
+		msg := "restoring from snapshot " + st.Spec.Source.Snapshot
+		if err := s.startPopulate(ctx, st); err != nil {
+			msg = "restoring from snapshot failed (retrying): " + err.Error()
+		}
+		rep.cond(ctx, CondInstalled, "False", "Restoring", msg, working)
+		return installErr(errInProgress)
+	}
 	if !installed {
 		// Installed but not marked: a crash came between the two.
 		if installed, err = s.installed(ctx, n.DB); err != nil {
@@ -362,6 +385,9 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := os.RemoveAll(n.Docroot + ".building"); err != nil {
 		return fmt.Errorf("remove site files: %w", err)
 	}
+	if err := s.clearStaging(ctx, n); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	delete(s.lastCron, n.ID)
 	delete(s.converged, n.ID)
@@ -454,6 +480,9 @@ func (s *Shard) runCron(ctx context.Context, src Sites) {
 			continue
 		}
 		n := s.NamesFor(st.Metadata.UID)
+		if s.siteBusy(n.ID) {
+			continue // being restored
+		}
 		s.mu.Lock()
 		last, ok := s.lastCron[n.ID]
 		due := !ok || now.Sub(last) >= s.cfg.CronInterval

@@ -136,6 +136,17 @@ type Config struct {
 	// host:8082", served by the shard agent), reported as Status.StaticURL.
 	// Empty: edges read the docroot themselves (same host).
 	StaticURL string
+	// Repos opens backup repositories by name (see RepoAccess): backups go
+	// to the one named after this shard; restores read the one their
+	// snapshot reference names. Nil: backup and restore jobs fail, and a
+	// site created from a snapshot (Spec.Source) waits.
+	Repos RepoAccess
+	// JobConcurrency bounds the jobs (backups, restores, verifications)
+	// RunJobs runs at once (default 2).
+	JobConcurrency int
+	// JobPoll is how often RunJobs lists the shard's jobs when nothing
+	// woke it (default 2s).
+	JobPoll time.Duration
 }
 
 // Shard is a running local shard.
@@ -164,6 +175,18 @@ type Shard struct {
 	lastGC    time.Time
 	diskAt    time.Time // when Usage last walked the directory
 	diskBytes int64
+
+	// busy holds the sites (by ID) a restore is rewriting: convergence and
+	// cron leave them alone until it ends (busyLock).
+	busy map[string]chan struct{}
+	// populateErr is the last failure of creating a site from its
+	// snapshot (by ID), reported by the next passes.
+	populateErr map[string]error
+	jobWake     chan struct{}
+	// crashAt, set by tests only (export_test.go), is called at the named
+	// points of an in-place restore; an error it returns ends the restore
+	// there without any cleanup, as a kill -9 would.
+	crashAt func(point string) error
 }
 
 // convergedAt remembers that a site's generation converged at a time.
@@ -192,6 +215,12 @@ func New(cfg Config) *Shard {
 	if cfg.FullResync <= 0 {
 		cfg.FullResync = 5 * time.Minute
 	}
+	if cfg.JobConcurrency <= 0 {
+		cfg.JobConcurrency = 2
+	}
+	if cfg.JobPoll <= 0 {
+		cfg.JobPoll = 2 * time.Second
+	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
@@ -211,17 +240,20 @@ func New(cfg Config) *Shard {
 		pp = &ports{path: portsPath(cfg.Dir), first: cfg.PoolPortFirst, last: cfg.PoolPortLast, probeHost: cfg.PoolListen}
 	}
 	return &Shard{
-		ports:      pp,
-		cfg:        cfg,
-		log:        log,
-		prefix:     prefix,
-		orphanName: regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
-		db:         &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
-		fpm:        &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
-		wake:       make(chan struct{}, 1),
-		ready:      make(chan struct{}),
-		lastCron:   map[string]time.Time{},
-		converged:  map[string]convergedAt{},
+		ports:       pp,
+		cfg:         cfg,
+		log:         log,
+		prefix:      prefix,
+		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		fpm:         &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		wake:        make(chan struct{}, 1),
+		ready:       make(chan struct{}),
+		lastCron:    map[string]time.Time{},
+		converged:   map[string]convergedAt{},
+		busy:        map[string]chan struct{}{},
+		populateErr: map[string]error{},
+		jobWake:     make(chan struct{}, 1),
 	}
 }
 

@@ -276,7 +276,17 @@ func deletePrefix(ctx context.Context, b *blob.Bucket, prefix string) error {
 // anything a tenant planted) and special files are left out; every file is
 // opened inside dir without following links, so a link swapped in cannot
 // make root read a file elsewhere.
-func tarTree(dir string, w io.Writer) error {
+func tarTree(dir string, w io.Writer) error { return tarTreeWith(dir, w, nil) }
+
+// paxStream is the PAX record of a header-only tar entry whose content is
+// stored elsewhere (a backup's own stream for a large file; see
+// backupFiles): its value is the stream's name.
+const paxStream = "AIPRESS.stream"
+
+// tarTreeWith is tarTree where the files named in external (relative,
+// slash-separated path → stream name) are written as header-only entries
+// that carry the stream's name (paxStream) instead of their content.
+func tarTreeWith(dir string, w io.Writer, external map[string]string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -298,6 +308,14 @@ func tarTree(dir string, w io.Writer) error {
 			}
 			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()})
 		case d.Type().IsRegular():
+			if stream, ok := external[p]; ok {
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: int64(info.Mode().Perm()), ModTime: info.ModTime(),
+					Format: tar.FormatPAX, PAXRecords: map[string]string{paxStream: stream}})
+			}
 			f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 			if err != nil {
 				return err
@@ -329,6 +347,12 @@ func tarTree(dir string, w io.Writer) error {
 // core link of a fresh docroot) where the archive has a file or directory
 // of its own is replaced. owner gives each entry's owner (-1: leave it).
 func untarTree(dir string, r io.Reader, owner func(rel string) (uid, gid int)) error {
+	return untarTreeWith(dir, r, owner, nil)
+}
+
+// untarTreeWith is untarTree for a tarTreeWith stream: the content of an
+// entry that names a stream comes from open(stream), read to its end.
+func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int), open func(stream string) (io.ReadCloser, error)) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -368,11 +392,24 @@ func untarTree(dir string, r io.Reader, owner func(rel string) (uid, gid int)) e
 				return fmt.Errorf("extract: %w", err)
 			}
 		case tar.TypeReg:
+			var content io.Reader = tr
+			if stream, ok := hdr.PAXRecords[paxStream]; ok {
+				if open == nil {
+					return fmt.Errorf("extract %s: its content is in stream %q, which this archive's reader lacks", name, stream)
+				}
+				rc, err := open(stream)
+				if err != nil {
+					return fmt.Errorf("extract %s: %w", name, err)
+				}
+				content = rc
+			}
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
+				closeReader(content)
 				return fmt.Errorf("extract: %w", err)
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.Copy(f, content)
+			closeReader(content)
 			if err == nil && uid >= 0 {
 				err = f.Chown(uid, gid)
 			}
@@ -382,10 +419,20 @@ func untarTree(dir string, r io.Reader, owner func(rel string) (uid, gid int)) e
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
+			if err == nil && !hdr.ModTime.IsZero() {
+				err = root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+			}
 			if err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
 		}
+	}
+}
+
+// closeReader closes r if it is an io.Closer.
+func closeReader(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 	PhaseFailed    Phase = "Failed"    // convergence failed; see conditions
 )
 
+// CondMaintenance is the condition a shard sets True while it restores the
+// site in place; the edge serves its maintenance page (503) meanwhile.
+const CondMaintenance = "Maintenance"
+
 // Site is the stored and served resource.
 type Site struct {
 	Metadata Metadata `json:"metadata"`

@@ -96,10 +96,18 @@ type BackupParams struct {
 
 // BackupResult is what a finished backup job reports.
 type BackupResult struct {
+	// Snapshot is the snapshot's reference, "<repository>:<id>" (the
+	// repository is the shard's name).
 	Snapshot    string `json:"snapshot"`
 	TotalBytes  int64  `json:"total_bytes"`
 	NewBytes    int64  `json:"new_bytes"`    // bytes of chunks the repository did not have
 	StoredBytes int64  `json:"stored_bytes"` // what those took after compression and encryption
+	// Time is the snapshot's time (when its consistent view began); zero:
+	// the job's StartedAt stands for it.
+	Time time.Time `json:"time,omitzero"`
+	// ForgottenAt is set by the control plane when retention (or an
+	// operator) removed the snapshot from its repository.
+	ForgottenAt *time.Time `json:"forgotten_at,omitempty"`
 }
 
 // RestoreParams are a restore job's parameters.
@@ -111,4 +119,103 @@ type RestoreParams struct {
 	FromURL    string `json:"from_url,omitempty"`
 	// InPlace: restore over the existing site (maintenance, staging, swap).
 	InPlace bool `json:"in_place,omitempty"`
+}
+
+// Jobs the control plane runs itself (Shard empty).
+const (
+	// JobVerify checks the integrity of backup repositories (chunks,
+	// indexes, manifests). Params: VerifyParams.
+	JobVerify JobKind = "verify"
+	// JobPrune forgets nothing but deletes the data no snapshot
+	// references any more, per repository. Params: PruneParams.
+	JobPrune JobKind = "prune"
+	// JobRecover rebuilds every site of a lost shard on another shard from
+	// its latest snapshot. Params: RecoverParams. Result: RecoverResult.
+	JobRecover JobKind = "recover"
+)
+
+// VerifyParams are a verify job's parameters.
+type VerifyParams struct {
+	// Site limits the check to the repositories holding the site's
+	// snapshots, and the report to its snapshots; empty: every repository.
+	Site string `json:"site,omitempty"`
+	// Full reads and checks every chunk (downloads everything); without
+	// it, manifests, indexes and pack presence are checked.
+	Full bool `json:"full,omitempty"`
+}
+
+// PruneParams are a prune job's parameters.
+type PruneParams struct {
+	// Repo limits the prune to one repository; empty: all of them.
+	Repo string `json:"repo,omitempty"`
+}
+
+// RecoverParams are a recover job's parameters.
+type RecoverParams struct {
+	From string `json:"from"` // the lost shard
+	To   string `json:"to"`   // the shard that rebuilds its sites
+}
+
+// RecoverResult is a recover job's report, updated as sites come back.
+type RecoverResult struct {
+	Sites []RecoveredSite `json:"sites"`
+	// Duration is from the job's creation until every recovered site was
+	// Ready (set when the job succeeds).
+	Duration string `json:"duration,omitempty"`
+}
+
+// RecoveredSite is one site of a recover job.
+type RecoveredSite struct {
+	Site string `json:"site"`
+	UID  string `json:"uid"`
+	// Snapshot is the reference the site is rebuilt from; empty when it
+	// had none (the site stays on the lost shard: see Error).
+	Snapshot     string    `json:"snapshot,omitempty"`
+	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
+	// Generation is the site's generation after the switch; the site is
+	// recovered once it is Ready at that generation on the new shard.
+	Generation int64      `json:"generation,omitempty"`
+	ReadyAt    *time.Time `json:"ready_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// VerifyResult is a verify job's report.
+type VerifyResult struct {
+	Repos []RepoVerify `json:"repos"`
+	// Damaged are the snapshots that cannot be restored intact.
+	Damaged []DamagedSnapshot `json:"damaged,omitempty"`
+}
+
+// RepoVerify is one repository's verification.
+type RepoVerify struct {
+	Repo      string `json:"repo"`
+	OK        bool   `json:"ok"`
+	Snapshots int    `json:"snapshots"`
+	Packs     int    `json:"packs"`
+	Chunks    int    `json:"chunks"`
+	BytesRead int64  `json:"bytes_read"`
+	Problems  int    `json:"problems"`
+	// Error: the repository could not be verified at all.
+	Error string `json:"error,omitempty"`
+}
+
+// DamagedSnapshot names a snapshot that references damaged data (or whose
+// manifest is damaged).
+type DamagedSnapshot struct {
+	Ref  string `json:"ref"`
+	Site string `json:"site,omitempty"`
+}
+
+// PruneResult is a prune job's report, per repository.
+type PruneResult struct {
+	Repos []RepoPrune `json:"repos"`
+}
+
+// RepoPrune is one repository's prune.
+type RepoPrune struct {
+	Repo          string `json:"repo"`
+	PacksDeleted  int    `json:"packs_deleted"`
+	PacksRepacked int    `json:"packs_repacked"`
+	BytesFreed    int64  `json:"bytes_freed"`
+	Error         string `json:"error,omitempty"`
 }

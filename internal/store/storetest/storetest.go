@@ -85,6 +85,11 @@ func Run(t *testing.T, open Opener) {
 		{"PruneTombstones", testPruneTombstones},
 		{"ChangesReopen", testChangesReopen},
 		{"TokenManagement", testTokenManagement},
+		{"JobCreateGet", testJobCreateGet},
+		{"JobNotFound", testJobNotFound},
+		{"JobUpdate", testJobUpdate},
+		{"JobList", testJobList},
+		{"JobReopen", testJobReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

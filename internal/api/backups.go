@@ -1,0 +1,651 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aipress/aipress/internal/backup/catalog"
+	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/backup/schedule"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Backups. A snapshot is named "<repository>:<id>" where the repository is
+// the shard that took it (one repository per shard). The list of a site's
+// snapshots comes from the catalog (package catalog: the succeeded backup
+// jobs in the store, an indexed query, paginated); a snapshot's manifest
+// is read from its repository (GET /v1/backups/{ref}).
+
+// BackupPlans are the backup schedule and retention of each plan; a site's
+// spec.backup overrides them field by field (schedule.Effective).
+var BackupPlans = map[string]site.BackupPolicy{
+	"basic":    {EveryHours: 24, Keep: site.Retention{Daily: 14, Weekly: 8, Monthly: 12}},
+	"business": {EveryHours: 1, Keep: site.Retention{Hourly: 48, Daily: 14, Weekly: 8, Monthly: 12}},
+	"dev":      {EveryHours: 24, Keep: site.Retention{Daily: 7}},
+}
+
+// BackupPolicy returns the effective backup policy of a site's spec: its
+// own fields over its plan's defaults (an unknown plan: basic's).
+func BackupPolicy(spec *site.Spec) site.BackupPolicy {
+	def, ok := BackupPlans[spec.Plan]
+	if !ok {
+		def = BackupPlans[DefaultPlan]
+	}
+	return schedule.Effective(spec.Backup, def)
+}
+
+// BackupList is the body of GET /v1/backups: one page of snapshots, newest
+// first. A page may hold fewer than limit items (forgotten snapshots are
+// skipped) and still have a continue token.
+type BackupList = catalog.Page
+
+// SnapshotView is the body of GET /v1/backups/{ref}: a snapshot's manifest
+// without its chunk lists and secrets.
+type SnapshotView struct {
+	Ref         string             `json:"ref"`
+	Repo        string             `json:"repo"`
+	ID          string             `json:"id"`
+	Time        time.Time          `json:"time"`
+	Site        string             `json:"site"`
+	SiteUID     string             `json:"site_uid,omitempty"`
+	Domain      string             `json:"domain,omitempty"`
+	URL         string             `json:"url,omitempty"`
+	Host        string             `json:"host,omitempty"`
+	CoreVersion string             `json:"core_version,omitempty"`
+	Tags        []string           `json:"tags,omitempty"`
+	Spec        *site.Spec         `json:"spec,omitempty"`
+	Files       []SnapshotFile     `json:"files"`
+	Stats       repo.SnapshotStats `json:"stats"`
+	// Job is the backup job that made the snapshot, when the catalog
+	// knows it.
+	Job string `json:"job,omitempty"`
+}
+
+// SnapshotFile is one stream of a snapshot.
+type SnapshotFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Chunks int    `json:"chunks"`
+}
+
+// snapshotMeta is what the control plane reads of a manifest's Meta (the
+// shard writes it; shard.SnapshotMeta). Salts are never read.
+type snapshotMeta struct {
+	Site        string     `json:"site"`
+	SiteUID     string     `json:"site_uid"`
+	Domain      string     `json:"domain"`
+	URL         string     `json:"url"`
+	CoreVersion string     `json:"core_version"`
+	Spec        *site.Spec `json:"spec"`
+}
+
+// RestoreRequest is the body of POST /v1/backups/{ref}/restore: exactly
+// one of InPlace and NewDomain.
+type RestoreRequest struct {
+	// InPlace restores over the site the snapshot was taken of, on its
+	// current shard: maintenance, restore into staging, swap, back.
+	InPlace bool `json:"in_place,omitempty"`
+	// NewDomain creates a new site (a clone) from the snapshot, with its
+	// URLs rewritten to the new domain.
+	NewDomain string `json:"new_domain,omitempty"`
+	// Shard places the new site on that shard (default: placement).
+	Shard string `json:"shard,omitempty"`
+}
+
+// RestoreResponse is the body of a restore: the job (in place) or the new
+// site (a clone; its progress is the site's status).
+type RestoreResponse struct {
+	Job  *store.Job `json:"job,omitempty"`
+	Site *site.Site `json:"site,omitempty"`
+}
+
+// VerifyRequest is the body of POST /v1/backups/verify.
+type VerifyRequest struct {
+	// Site limits the check to the repositories holding the site's
+	// snapshots, and the report to its snapshots.
+	Site string `json:"site,omitempty"`
+	// Full reads every chunk back.
+	Full bool `json:"full,omitempty"`
+	// Restore runs a verify-restore instead: the site's latest snapshot
+	// (or, without site, the newest snapshot of all) is restored into a
+	// scratch site on a shard, which checks that WordPress answers and
+	// that the tables match the manifest.
+	Restore bool `json:"restore,omitempty"`
+}
+
+// PruneRequest is the body of POST /v1/backups/prune.
+type PruneRequest struct {
+	Repo string `json:"repo,omitempty"` // one repository; empty: all
+}
+
+// RecoverRequest is the body of POST /v1/shards/{name}/recover.
+type RecoverRequest struct {
+	To string `json:"to"`
+}
+
+// CoverageItem is one site of GET /v1/backups/coverage.
+type CoverageItem struct {
+	Site       string         `json:"site"`
+	Plan       string         `json:"plan"`
+	Shard      string         `json:"shard,omitempty"`
+	EveryHours int            `json:"every_hours"`
+	Window     string         `json:"window,omitempty"` // Go duration
+	LastBackup *time.Time     `json:"last_backup,omitempty"`
+	LastRef    string         `json:"last_ref,omitempty"`
+	State      schedule.State `json:"state"`
+	Alert      bool           `json:"alert"`
+}
+
+// CoverageResponse is the body of GET /v1/backups/coverage: a page of
+// sites (ordered by name, paginated as GET /v1/sites) with their coverage,
+// and counts of the page's states and alerts.
+type CoverageResponse struct {
+	Items    []CoverageItem         `json:"items"`
+	Continue string                 `json:"continue,omitempty"`
+	States   map[schedule.State]int `json:"states"`
+	Alerts   int                    `json:"alerts"`
+}
+
+// BackupAccess is the body of GET /v1/agent/backup-access.
+type BackupAccess = repos.Access
+
+func noBackups() HTTPError {
+	return errorf(http.StatusNotImplemented, CodeUnimplemented, "backups are not configured on this control plane")
+}
+
+// getPlacedSite reads a site for an operation that needs it placed and
+// settled: not deleting, not moving, on a shard.
+func (s *server) getPlacedSite(ctx context.Context, name, what string) (*site.Site, error) {
+	st, err := s.cfg.Store.GetSite(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, siteNotFound(name)
+	}
+	if err != nil {
+		return nil, internal(fmt.Errorf("get site %q: %w", name, err))
+	}
+	switch {
+	case st.Metadata.DeletionRequested != nil:
+		return nil, conflict("site %q is being deleted", name)
+	case st.Status.Shard == "":
+		return nil, conflict("site %q is not placed on a shard yet", name)
+	case st.Move.Active():
+		return nil, conflict("site %q is moving (%s to %s); %s it when the move is done", name, st.Move.Source, st.Move.Target, what)
+	}
+	return st, nil
+}
+
+// createBackup starts a backup of the site now (202 and the job), or
+// answers the one already pending or running (200).
+func (s *server) createBackup(c *call) (response, error) {
+	ctx := c.r.Context()
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	var req struct{}
+	if err := decodeOptionalJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	st, err := s.getPlacedSite(ctx, name, "back up")
+	if err != nil {
+		return response{}, err
+	}
+	if st.Status.Phase != site.PhaseReady && st.Status.Phase != site.PhaseSuspended {
+		return response{}, conflict("site %q is %s; only a Ready or Suspended site is backed up", name, st.Status.Phase)
+	}
+	if j, err := s.activeJob(ctx, store.JobBackup, name, ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{status: http.StatusOK, body: j, unchanged: true}, nil
+	}
+	j, err := s.createJob(ctx, store.JobBackup, name, st.Metadata.UID, st.Status.Shard, store.BackupParams{Reason: "manual"})
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: j}, nil
+}
+
+func (s *server) listBackups(c *call) (response, error) {
+	q := c.r.URL.Query()
+	limit, err := parseLimit(c)
+	if err != nil {
+		return response{}, err
+	}
+	name := q.Get("site")
+	if name != "" {
+		n, err := site.NormalizeDomain(name)
+		if err != nil {
+			return response{}, badRequest("site %q is not a domain", name)
+		}
+		name = n
+	}
+	p, err := catalog.List(c.r.Context(), s.cfg.Store, name, limit, q.Get("continue"))
+	if errors.Is(err, store.ErrInvalid) {
+		return response{}, badRequest("invalid continue token %q", q.Get("continue"))
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list backups: %w", err))
+	}
+	return response{status: http.StatusOK, body: p}, nil
+}
+
+// loadSnapshot opens the snapshot ref names (read with the KEK).
+func (s *server) loadSnapshot(ctx context.Context, ref string) (*repo.Snapshot, *snapshotMeta, error) {
+	if s.cfg.Backups == nil {
+		return nil, nil, noBackups()
+	}
+	repoName, id, err := catalog.ParseRef(ref)
+	if err != nil || !repos.ValidName(repoName) {
+		return nil, nil, errorf(http.StatusNotFound, CodeNotFound, "snapshot %q not found (want <repository>:<snapshot id>)", ref)
+	}
+	notFound := errorf(http.StatusNotFound, CodeNotFound, "snapshot %q not found", ref)
+	r, err := s.cfg.Backups.Open(ctx, repoName, false)
+	if errors.Is(err, repo.ErrNotInitialized) {
+		return nil, nil, notFound
+	}
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	snap, err := r.LoadSnapshot(ctx, id)
+	if errors.Is(err, repo.ErrSnapshotNotFound) {
+		return nil, nil, notFound
+	}
+	if err != nil {
+		return nil, nil, internal(fmt.Errorf("load snapshot %s: %w", ref, err))
+	}
+	var meta snapshotMeta
+	if len(snap.Meta) > 0 {
+		if err := json.Unmarshal(snap.Meta, &meta); err != nil {
+			return nil, nil, internal(fmt.Errorf("snapshot %s: meta: %w", ref, err))
+		}
+	}
+	if meta.Site == "" {
+		meta.Site = snap.Site
+	}
+	return snap, &meta, nil
+}
+
+func (s *server) getBackup(c *call) (response, error) {
+	ctx := c.r.Context()
+	ref := c.r.PathValue("ref")
+	c.target = ref
+	snap, meta, err := s.loadSnapshot(ctx, ref)
+	if err != nil {
+		return response{}, err
+	}
+	repoName, _, _ := catalog.ParseRef(ref)
+	v := SnapshotView{
+		Ref: repoName + ":" + snap.ID, Repo: repoName, ID: snap.ID, Time: snap.Time, Site: meta.Site, SiteUID: meta.SiteUID,
+		Domain: meta.Domain, URL: meta.URL, Host: snap.Host, CoreVersion: meta.CoreVersion, Tags: snap.Tags,
+		Stats: snap.Stats, Files: []SnapshotFile{},
+	}
+	if meta.Spec != nil {
+		spec := *meta.Spec
+		spec.Admin.PasswordHash = ""
+		v.Spec = &spec
+	}
+	for _, f := range snap.Files {
+		v.Files = append(v.Files, SnapshotFile{Name: f.Name, Size: f.Size, SHA256: f.SHA256, Chunks: len(f.Chunks)})
+	}
+	if j, err := catalog.Find(ctx, s.cfg.Store, meta.Site, v.Ref); err == nil {
+		v.Job = j.ID
+	}
+	return response{status: http.StatusOK, body: v}, nil
+}
+
+// checkTargetShard checks that a shard exists and takes new sites.
+func (s *server) checkTargetShard(ctx context.Context, name string) (*store.Shard, error) {
+	if !ValidShardName(name) {
+		return nil, badRequest("%q is not a shard name", name)
+	}
+	sh, err := s.cfg.Store.GetShard(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, badRequest("shard %q does not exist", name)
+	}
+	if err != nil {
+		return nil, internal(fmt.Errorf("get shard %q: %w", name, err))
+	}
+	switch {
+	case sh.Draining:
+		return nil, badRequest("shard %q is draining", name)
+	case sh.Cordoned:
+		return nil, badRequest("shard %q is cordoned", name)
+	case sh.Phase != store.ShardReady:
+		return nil, badRequest("shard %q is %s, not Ready", name, sh.Phase)
+	}
+	return sh, nil
+}
+
+func (s *server) restoreBackup(c *call) (response, error) {
+	ctx := c.r.Context()
+	ref := c.r.PathValue("ref")
+	c.target = ref
+	var req RestoreRequest
+	if err := decodeJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	if req.InPlace == (req.NewDomain != "") {
+		return response{}, badRequest("give exactly one of in_place and new_domain")
+	}
+	snap, meta, err := s.loadSnapshot(ctx, ref)
+	if err != nil {
+		return response{}, err
+	}
+	repoName, _, _ := catalog.ParseRef(ref)
+	ref = repoName + ":" + snap.ID // a prefix given: the full id
+	if req.InPlace {
+		return s.restoreInPlace(c, ref, meta, req)
+	}
+	return s.restoreClone(c, ref, meta, req)
+}
+
+func (s *server) restoreInPlace(c *call, ref string, meta *snapshotMeta, req RestoreRequest) (response, error) {
+	ctx := c.r.Context()
+	c.target = meta.Site
+	st, err := s.getPlacedSite(ctx, meta.Site, "restore")
+	if err != nil {
+		return response{}, err
+	}
+	if req.Shard != "" && req.Shard != st.Status.Shard {
+		return response{}, badRequest("an in-place restore runs on the site's shard %q; move the site first, or restore into a new domain on shard %q", st.Status.Shard, req.Shard)
+	}
+	if j, err := s.activeJob(ctx, store.JobRestore, st.Metadata.Name, ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{}, conflict("site %q is being restored already (job %s)", st.Metadata.Name, j.ID)
+	}
+	params := store.RestoreParams{Snapshot: ref, FromDomain: meta.Domain, FromURL: meta.URL, InPlace: true}
+	j, err := s.createJob(ctx, store.JobRestore, st.Metadata.Name, st.Metadata.UID, st.Status.Shard, params)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: RestoreResponse{Job: j}}, nil
+}
+
+func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req RestoreRequest) (response, error) {
+	ctx := c.r.Context()
+	domain, err := site.NormalizeDomain(req.NewDomain)
+	if err != nil {
+		return response{}, HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Msg: err.Error()}
+	}
+	c.target = domain
+	if meta.Spec == nil {
+		return response{}, conflict("snapshot %s records no site spec; it cannot be cloned", ref)
+	}
+	shard := ""
+	if req.Shard != "" {
+		sh, err := s.checkTargetShard(ctx, req.Shard)
+		if err != nil {
+			return response{}, err
+		}
+		shard = sh.Name
+	}
+	uid, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	spec := *meta.Spec
+	spec.Domain = domain
+	spec.Suspended = false
+	spec.Source = &site.Source{Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL}
+	if _, ok := Plans[spec.Plan]; !ok {
+		spec.Plan = DefaultPlan
+	}
+	spec.Defaults()
+	st := &site.Site{
+		Metadata: site.Metadata{Name: domain, UID: uid, CreatedAt: s.cfg.Clock().UTC()},
+		Spec:     spec,
+		Status:   site.Status{Phase: site.PhasePending, Shard: shard, URL: s.cfg.PublicURL(domain)},
+	}
+	if shard == "" && s.cfg.Placer != nil {
+		if st.Status.Shard, err = s.cfg.Placer.Place(ctx, st); err != nil {
+			return response{}, internal(fmt.Errorf("place site %q: %w", domain, err))
+		}
+	}
+	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return response{}, errorf(http.StatusConflict, CodeAlreadyExists, "site %q already exists", domain)
+		}
+		return response{}, internal(fmt.Errorf("create site %q: %w", domain, err))
+	}
+	if got, err := s.cfg.Store.GetSite(ctx, domain); err == nil {
+		st = got
+	}
+	return response{status: http.StatusCreated, body: RestoreResponse{Site: redact(st)}}, nil
+}
+
+func (s *server) verifyBackups(c *call) (response, error) {
+	ctx := c.r.Context()
+	var req VerifyRequest
+	if err := decodeOptionalJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	if req.Site != "" {
+		n, err := site.NormalizeDomain(req.Site)
+		if err != nil {
+			return response{}, badRequest("site %q is not a domain", req.Site)
+		}
+		req.Site = n
+		c.target = n
+	}
+	if !req.Restore {
+		j, err := s.createJob(ctx, store.JobVerify, req.Site, "", "", store.VerifyParams{Site: req.Site, Full: req.Full})
+		if err != nil {
+			return response{}, err
+		}
+		return response{status: http.StatusAccepted, body: j}, nil
+	}
+	latest, err := catalog.Latest(ctx, s.cfg.Store, req.Site, "")
+	if err != nil {
+		return response{}, internal(fmt.Errorf("latest snapshot: %w", err))
+	}
+	if latest == nil && req.Site != "" {
+		return response{}, conflict("site %q has no snapshot to verify", req.Site)
+	}
+	if latest == nil {
+		return response{}, conflict("there is no snapshot to verify")
+	}
+	j, err := s.createVerifyRestore(ctx, latest)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: j}, nil
+}
+
+// createVerifyRestore creates a verify-restore job of a snapshot on the
+// shard that hosts its site now (a Ready one), else on its repository's
+// shard.
+func (s *server) createVerifyRestore(ctx context.Context, e *catalog.Entry) (*store.Job, error) {
+	shard := e.Repo
+	if st, err := s.cfg.Store.GetSite(ctx, e.Site); err == nil && st.Status.Shard != "" {
+		shard = st.Status.Shard
+	}
+	if sh, err := s.cfg.Store.GetShard(ctx, shard); err != nil || sh.Phase != store.ShardReady {
+		return nil, conflict("shard %q is not Ready to verify snapshot %s", shard, e.Ref)
+	}
+	return s.createJob(ctx, store.JobVerifyRestore, e.Site, e.SiteUID, shard, store.RestoreParams{Snapshot: e.Ref})
+}
+
+func (s *server) pruneBackups(c *call) (response, error) {
+	ctx := c.r.Context()
+	var req PruneRequest
+	if err := decodeOptionalJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	if req.Repo != "" && !repos.ValidName(req.Repo) {
+		return response{}, badRequest("%q is not a repository (shard) name", req.Repo)
+	}
+	if j, err := s.activeJob(ctx, store.JobPrune, "", ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{status: http.StatusOK, body: j, unchanged: true}, nil
+	}
+	j, err := s.createJob(ctx, store.JobPrune, "", "", "", store.PruneParams{Repo: req.Repo})
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: j}, nil
+}
+
+func (s *server) backupCoverage(c *call) (response, error) {
+	ctx := c.r.Context()
+	limit, err := parseLimit(c)
+	if err != nil {
+		return response{}, err
+	}
+	cont := c.r.URL.Query().Get("continue")
+	page, err := s.cfg.Store.ListSites(ctx, store.ListOptions{Limit: limit, Continue: cont})
+	if errors.Is(err, store.ErrInvalid) {
+		return response{}, badRequest("invalid continue token %q", cont)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list sites: %w", err))
+	}
+	now := s.cfg.Clock()
+	out := CoverageResponse{Items: []CoverageItem{}, Continue: page.Continue, States: map[schedule.State]int{}}
+	for i := range page.Items {
+		st := &page.Items[i]
+		pol := BackupPolicy(&st.Spec)
+		interval := schedule.Interval(pol)
+		item := CoverageItem{Site: st.Metadata.Name, Plan: st.Spec.Plan, Shard: st.Status.Shard, EveryHours: pol.EveryHours}
+		if w := schedule.Window(interval); w > 0 {
+			item.Window = w.String()
+		}
+		last, err := catalog.Latest(ctx, s.cfg.Store, st.Metadata.Name, st.Metadata.UID)
+		if err != nil {
+			return response{}, internal(fmt.Errorf("latest snapshot of %q: %w", st.Metadata.Name, err))
+		}
+		var lastTime time.Time
+		if last != nil {
+			lastTime = last.Time
+			item.LastBackup, item.LastRef = &last.Time, last.Ref
+		}
+		item.State, item.Alert = schedule.Coverage(lastTime, st.Metadata.CreatedAt, interval, now)
+		out.States[item.State]++
+		if item.Alert {
+			out.Alerts++
+		}
+		out.Items = append(out.Items, item)
+	}
+	return response{status: http.StatusOK, body: out}, nil
+}
+
+// recoverShard starts the disaster recovery of a lost shard: a recover job
+// that the leader runs (it points every site of the lost shard with a
+// snapshot at the target shard, which rebuilds it from its latest snapshot,
+// and follows them until they are Ready). The lost shard is cordoned.
+func (s *server) recoverShard(c *call) (response, error) {
+	ctx := c.r.Context()
+	from, err := shardName(c)
+	if err != nil {
+		return response{}, err
+	}
+	var req RecoverRequest
+	if err := decodeJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	lost, err := s.cfg.Store.GetShard(ctx, from)
+	if errors.Is(err, store.ErrNotFound) {
+		return response{}, shardNotFound(from)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("get shard %q: %w", from, err))
+	}
+	if lost.Phase == store.ShardReady {
+		return response{}, conflict("shard %q is Ready (heartbeating); recover only a lost shard, or drain it", from)
+	}
+	if req.To == from {
+		return response{}, badRequest("recover shard %q onto another shard", from)
+	}
+	if _, err := s.checkTargetShard(ctx, req.To); err != nil {
+		return response{}, err
+	}
+	if j, err := s.activeJob(ctx, store.JobRecover, "", ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		var p store.RecoverParams
+		if json.Unmarshal(j.Params, &p) == nil && p.From == from {
+			return response{}, conflict("shard %q is being recovered already (job %s)", from, j.ID)
+		}
+	}
+	if _, err := s.cfg.Store.UpdateShard(ctx, from, func(sh *store.Shard) error { sh.Cordoned = true; return nil }); err != nil {
+		return response{}, internal(fmt.Errorf("cordon shard %q: %w", from, err))
+	}
+	j, err := s.createJob(ctx, store.JobRecover, "", "", "", store.RecoverParams{From: from, To: req.To})
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: j}, nil
+}
+
+// agentBackupAccess gives a shard the URL and access key of a repository:
+// its own, or one its restores need (a Pending or Running restore or
+// verify-restore job of the shard, or a site on the shard created from a
+// snapshot, names a snapshot in it).
+func (s *server) agentBackupAccess(c *call) (response, error) {
+	ctx := c.r.Context()
+	if s.cfg.Backups == nil {
+		return response{}, noBackups()
+	}
+	shard := c.token.Subject
+	name := c.r.URL.Query().Get("repo")
+	if name == "" {
+		name = shard
+	}
+	c.target = name
+	if !repos.ValidName(name) {
+		return response{}, badRequest("%q is not a repository (shard) name", name)
+	}
+	if name != shard {
+		ok, err := s.needsRepo(ctx, shard, name)
+		if err != nil {
+			return response{}, internal(err)
+		}
+		if !ok {
+			return response{}, errorf(http.StatusForbidden, CodeForbidden, "shard %q has no restore from repository %q", shard, name)
+		}
+	}
+	a, err := s.cfg.Backups.Access(ctx, name)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	return response{status: http.StatusOK, body: a}, nil
+}
+
+// needsRepo reports whether shard restores from the repository name now.
+func (s *server) needsRepo(ctx context.Context, shard, name string) (bool, error) {
+	in := func(ref string) bool {
+		r, _, err := catalog.ParseRef(ref)
+		return err == nil && r == name
+	}
+	jobs, err := s.shardJobs(ctx, shard)
+	if err != nil {
+		return false, fmt.Errorf("list jobs of shard %q: %w", shard, err)
+	}
+	for _, j := range jobs {
+		if j.Kind != store.JobRestore && j.Kind != store.JobVerifyRestore {
+			continue
+		}
+		var p store.RestoreParams
+		if json.Unmarshal(j.Params, &p) == nil && in(p.Snapshot) {
+			return true, nil
+		}
+	}
+	sites, _, err := s.listAllSites(ctx, shard)
+	if err != nil {
+		return false, err
+	}
+	for _, st := range sites {
+		if st.Spec.Source != nil && st.Status.Shard == shard && in(st.Spec.Source.Snapshot) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

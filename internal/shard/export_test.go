@@ -1,0 +1,7 @@
+package shard
+
+// SetCrashAt makes an in-place restore call fn at its crash points
+// ("staged": staging complete, before the swap is committed; "swapping":
+// committed, before the swap) and stop there, without cleanup, when fn
+// returns an error — what a kill -9 at that point leaves.
+func SetCrashAt(s *Shard, fn func(point string) error) { s.crashAt = fn }
