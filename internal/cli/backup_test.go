@@ -67,7 +67,7 @@ func newBackupHarness(t *testing.T) *backupHarness {
 	}
 
 	ctl := backupctl.New(backupctl.Config{Store: h.store, Repos: m, Policy: api.BackupPolicy, Tick: 10 * time.Millisecond,
-		Clock: func() time.Time { return cliNow },
+		Clock:      func() time.Time { return cliNow },
 		PruneEvery: -1, VerifyEvery: -1, RetentionEvery: -1})
 	done := make(chan struct{}, 2)
 	t.Cleanup(func() { cancel(); <-done; <-done })
