@@ -39,13 +39,14 @@ holds no sites can be deleted.`,
 		Example: `  aipress shard list
   aipress shard get shard-1 -o yaml
   aipress shard drain shard-1
-  aipress shard token create shard-2`,
+  aipress shard token create shard-2
+  aipress shard recover shard-3 --to shard-4 --wait`,
 	}, o)
 	cmd.AddCommand(newShardListCmd(o), newShardGetCmd(o),
 		newShardUpdateCmd(o, "cordon", "Stop placing new sites on a shard (its sites stay)"),
 		newShardUpdateCmd(o, "uncordon", "Let a shard take new sites again (also stops a drain)"),
 		newShardUpdateCmd(o, "drain", "Cordon a shard and move its sites away"),
-		newShardDeleteCmd(o), newShardTokenCmd(o))
+		newShardDeleteCmd(o), newShardTokenCmd(o), newShardRecoverCmd(o))
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/store"
 )
