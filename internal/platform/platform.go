@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 	st := cp.st
 	defer cp.close()
 	shards.st, shards.repos = st, cp.repos
-	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake() }
+	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache
 

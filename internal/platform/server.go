@@ -143,7 +143,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Notify: notify,
 	})
 	cp.handler = api.New(api.Config{
-		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake() },
+		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager,
 	})

@@ -80,6 +80,7 @@ type Controller struct {
 	mu      sync.Mutex
 	running map[string]bool // control-plane jobs this process runs
 	wg      sync.WaitGroup
+	kick    chan struct{}
 }
 
 // New returns a Controller.
@@ -114,7 +115,24 @@ func New(cfg Config) *Controller {
 	if cfg.Pick == nil {
 		cfg.Pick = rand.IntN
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, running: map[string]bool{}}
+	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, running: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look at the control-plane jobs (recoveries, verifications,
+// prunes) now rather than at the next Tick: a recovery then follows its
+// sites as their shards report them. Schedules and retention keep to Tick.
+// It never blocks.
+func (c *Controller) Wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// jobsPass is the part of Pass that a Wake runs: control-plane jobs and
+// recoveries, without listing every site.
+func (c *Controller) jobsPass(ctx context.Context) error {
+	return errors.Join(c.runJobs(ctx), c.trackRecoveries(ctx))
 }
 
 // Run makes a pass every Tick until ctx ends, then waits for the jobs it
@@ -127,10 +145,24 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("backup pass", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		for woken := true; woken; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				woken = false
+			case <-c.kick:
+				if err := c.jobsPass(ctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("backup jobs pass", "err", err)
+				}
+				// At most one such pass a second, however busy the
+				// store is.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			}
 		}
 	}
 }
