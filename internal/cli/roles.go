@@ -106,6 +106,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
+	addKubeFlags(cmd, &cfg)
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -189,6 +190,7 @@ Its token comes from 'aipress shard token create NAME' (--token-file, or
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
 	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")
+	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
