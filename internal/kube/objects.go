@@ -154,7 +154,7 @@ func (s *Settings) defaults() {
 }
 
 // Object names of shard name.
-func BaseName(shard string) string      { return "aipress-shard-" + shard }
+func BaseName(shard string) string        { return "aipress-shard-" + shard }
 func agentSecretName(shard string) string { return BaseName(shard) + "-agent" }
 func dbName(shard string) string          { return BaseName(shard) + "-db" }
 
