@@ -41,6 +41,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$created" = 1 ] && rm -f "$prc"
 fi
 
+# DEPS_NO_GO=1: a runtime image (Dockerfile) needs no Go toolchain.
+[ -n "${DEPS_NO_GO:-}" ] && exit 0
 gobin=$(command -v go || echo /usr/local/go/bin/go)
 if ! "$gobin" version >/dev/null 2>&1; then
   echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install); put it on PATH or in /usr/local/go" >&2

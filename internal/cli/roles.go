@@ -108,6 +108,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
+	addKubeFlags(cmd, &cfg)
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -222,6 +223,7 @@ on a private network.`
 	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback)")
 	fl.StringVar(&cfg.StaticAddr, "static-addr", "", "serve the sites' static files to remote edges on this address, e.g. :8082 (empty: edges read this machine's disk)")
 	fl.StringVar(&cfg.StaticAdvertise, "static-advertise", "", "URL or host[:port] edges fetch static files from (default: --static-addr's host, else --pool-advertise)")
+	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

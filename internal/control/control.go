@@ -10,7 +10,10 @@
 //   - judges shard health from heartbeats: a Ready shard that missed them for
 //     HeartbeatTimeout becomes Unhealthy (the edge then answers 503 for its
 //     sites, and each site gets a ShardReachable=False condition), and
-//     becomes Ready again as soon as it beats;
+//     becomes Ready again as soon as it beats; a provider that observes its
+//     shards (ShardWatcher: Kubernetes) decides Pending and Degraded;
+//   - deletes the infrastructure of shards whose record was deleted
+//     (ShardLister);
 //   - drains shards marked Draining, a few moves at a time (site.Move; the
 //     shards do the copying, see package shard);
 //   - prunes the store's tombstones older than TombstoneRetention.
@@ -72,6 +75,9 @@ type Config struct {
 	// TombstoneRetention is how long tombstones are kept for watchers that
 	// were away (default 10 minutes).
 	TombstoneRetention time.Duration
+	// CollectInterval is how often the infrastructure of deleted shards is
+	// looked for (only for a provider that is a ShardLister; default 10s).
+	CollectInterval time.Duration
 	// Notify is called after the controller wrote to the store, so local
 	// watchers wake at once. May be nil.
 	Notify func()
@@ -88,7 +94,9 @@ type Controller struct {
 	idx        *placement.Index
 	rev        int64 // the change feed's position; -1: rebuild
 	lastHealth time.Time
-	revs       []revAt // recent revisions by time, for tombstone pruning
+	// lastCollect is when collectShards last ran.
+	lastCollect time.Time
+	revs        []revAt // recent revisions by time, for tombstone pruning
 }
 
 type revAt struct {
@@ -119,6 +127,9 @@ func New(cfg Config) *Controller {
 	if cfg.Notify == nil {
 		cfg.Notify = func() {}
 	}
+	if cfg.CollectInterval <= 0 {
+		cfg.CollectInterval = 10 * time.Second
+	}
 	return &Controller{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), rev: -1}
 }
 
@@ -138,6 +149,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.rev = -1 // a new term starts from the store
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
+	if w, ok := c.cfg.Provider.(ShardWatcher); ok {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := w.WatchShards(wctx, c.ReportShard); err != nil && wctx.Err() == nil {
+				c.log.Error("watching the provider's shards stopped", "err", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	for {
 		if err := c.pass(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("control pass", "err", err)
@@ -170,6 +192,10 @@ func (c *Controller) pass(ctx context.Context) error {
 		errs = append(errs, c.checkHealth(ctx, now))
 		errs = append(errs, c.drain(ctx))
 		errs = append(errs, c.prune(ctx, now))
+	}
+	if now.Sub(c.lastCollect) >= c.cfg.CollectInterval {
+		c.lastCollect = now
+		errs = append(errs, c.collectShards(ctx))
 	}
 	if changed {
 		errs = append(errs, c.placePending(ctx))
@@ -383,8 +409,8 @@ func (c *Controller) place(ctx context.Context, s *site.Site) (string, error) {
 	return shard, nil
 }
 
-// checkHealth moves shards between Ready and Unhealthy by their heartbeats
-// and mirrors a change onto their sites' ShardReachable condition.
+// checkHealth judges every shard's Phase (see judge) and mirrors a change
+// onto its sites' ShardReachable condition.
 func (c *Controller) checkHealth(ctx context.Context, now time.Time) error {
 	shards, err := c.cfg.Store.ListShards(ctx)
 	if err != nil {
@@ -392,16 +418,8 @@ func (c *Controller) checkHealth(ctx context.Context, now time.Time) error {
 	}
 	var errs []error
 	for _, sh := range shards {
-		fresh := sh.LastHeartbeat != nil && now.Sub(*sh.LastHeartbeat) < c.cfg.HeartbeatTimeout
-		var phase store.ShardPhase
-		var reason string
-		switch {
-		case fresh && sh.Phase != store.ShardReady:
-			phase, reason = store.ShardReady, "heartbeating"
-		case !fresh && sh.Phase == store.ShardReady:
-			phase = store.ShardUnhealthy
-			reason = fmt.Sprintf("no heartbeat for %s", now.Sub(*sh.LastHeartbeat).Round(time.Second))
-		default:
+		phase, reason := c.judge(sh, now)
+		if phase == sh.Phase {
 			continue
 		}
 		updated, err := c.cfg.Store.UpdateShard(ctx, sh.Name, func(cur *store.Shard) error {
@@ -416,6 +434,105 @@ func (c *Controller) checkHealth(ctx context.Context, now time.Time) error {
 		c.log.Warn("shard health changed", "shard", sh.Name, "phase", phase, "reason", reason)
 		errs = append(errs, c.markSites(ctx, sh.Name, phase == store.ShardReady, reason, now))
 		c.cfg.Notify()
+	}
+	return errors.Join(errs...)
+}
+
+// judge returns the Phase shard sh should have, and why.
+//
+// Without a provider's observation (ProviderPhase empty: local shards and
+// shards that registered on their own) heartbeats decide: a shard that beat
+// within HeartbeatTimeout is Ready, a Ready one that stopped is Unhealthy,
+// anything else keeps its phase. With one, the provider's Pending or
+// Degraded wins (its pod is not ready: no new sites), and a provider-Ready
+// shard is Ready unless its heartbeats, once started, stopped (Unhealthy).
+// A Kubernetes shard's pod is ready only once its agent converged and
+// registered, so it needs no heartbeat to become Ready.
+func (c *Controller) judge(sh store.Shard, now time.Time) (store.ShardPhase, string) {
+	fresh := sh.LastHeartbeat != nil && now.Sub(*sh.LastHeartbeat) < c.cfg.HeartbeatTimeout
+	stale := func() string {
+		return fmt.Sprintf("no heartbeat for %s", now.Sub(*sh.LastHeartbeat).Round(time.Second))
+	}
+	switch sh.ProviderPhase {
+	case store.ShardPending, store.ShardDegraded:
+		return sh.ProviderPhase, sh.ProviderReason
+	case store.ShardReady:
+		if sh.LastHeartbeat != nil && !fresh {
+			return store.ShardUnhealthy, stale()
+		}
+		return store.ShardReady, "provider reports ready"
+	}
+	switch {
+	case fresh && sh.Phase != store.ShardReady:
+		return store.ShardReady, "heartbeating"
+	case !fresh && sh.Phase == store.ShardReady:
+		return store.ShardUnhealthy, stale()
+	}
+	return sh.Phase, sh.PhaseReason
+}
+
+// ReportShard records what a provider observed of a shard (see
+// ShardWatcher) in the store and wakes the controller; the next pass
+// derives the shard's Phase from it. Unchanged reports write nothing.
+func (c *Controller) ReportShard(ctx context.Context, st ShardStatus) error {
+	changed := false
+	_, err := c.cfg.Store.UpdateShard(ctx, st.Name, func(cur *store.Shard) error {
+		if cur.ProviderPhase == st.Phase && cur.ProviderReason == st.Reason {
+			return errSkip
+		}
+		cur.ProviderPhase, cur.ProviderReason = st.Phase, st.Reason
+		changed = true
+		return nil
+	})
+	if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("report shard %s: %w", st.Name, err)
+	}
+	if changed {
+		c.log.Info("provider reports shard", "shard", st.Name, "phase", st.Phase, "reason", st.Reason)
+		c.Wake()
+	}
+	return nil
+}
+
+// collectShards deletes, through the provider, the shards whose
+// infrastructure exists but whose store record is gone (an operator ran
+// `aipress shard delete`, which the API refuses while the shard holds
+// sites). The provider's list is read before the store's: a shard being
+// created has its record written before its infrastructure, so it is never
+// taken for an orphan.
+func (c *Controller) collectShards(ctx context.Context) error {
+	sp, ok := c.cfg.Provider.(ShardProvider)
+	lister, ok2 := c.cfg.Provider.(ShardLister)
+	if !ok || !ok2 {
+		return nil
+	}
+	names, err := lister.ListShards(ctx)
+	if err != nil {
+		return fmt.Errorf("list the provider's shards: %w", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	shards, err := c.cfg.Store.ListShards(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(shards))
+	for _, sh := range shards {
+		known[sh.Name] = true
+	}
+	var errs []error
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		c.log.Info("deleting the infrastructure of a deleted shard", "shard", n, "provider", sp.Kind())
+		if err := sp.DeleteShard(ctx, n); err != nil {
+			errs = append(errs, fmt.Errorf("delete shard %s: %w", n, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -104,14 +104,14 @@ func (r *routeSync) sync(ctx context.Context) error {
 }
 
 // buildRoutes derives the edge's routes from the sites and the shards: a
-// site whose shard is Unhealthy is ShardDown (503, Retry-After) unless it is
+// site whose shard is Unhealthy or Degraded is ShardDown (503, Retry-After) unless it is
 // suspended anyway. It also returns every shard's symlink roots, which the
 // edge must allow to serve the shards' shared WordPress cores.
 func buildRoutes(sites []site.Site, shards []store.Shard) ([]edge.Route, []string) {
 	down := map[string]bool{}
 	var roots []string
 	for _, sh := range shards {
-		if sh.Phase == store.ShardUnhealthy {
+		if sh.Phase == store.ShardUnhealthy || sh.Phase == store.ShardDegraded {
 			down[sh.Name] = true
 		}
 		roots = append(roots, sh.Roots...)

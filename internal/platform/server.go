@@ -58,6 +58,11 @@ type ServerConfig struct {
 	// The key-encryption key is <DataDir>/backup-kek (created on first
 	// start; back it up apart from the data dir).
 	BackupURL string
+	// ShardProvider is ShardProviderLocal (default: SpawnShards decides) or
+	// ShardProviderKubernetes (Kube configures it; TransferURL, if set
+	// explicitly, is passed to the shards).
+	ShardProvider string
+	Kube          KubeConfig
 	// Ready is called once the API listens.
 	Ready func(apiURL string)
 }
@@ -196,6 +201,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err := os.MkdirAll(dataDir, 0o711); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	kubeTransferURL := cfg.TransferURL // the server's own directory means nothing to shard pods
 	if cfg.TransferURL == "" {
 		cfg.TransferURL = "file://" + filepath.Join(dataDir, "transfers")
 	}
@@ -218,12 +224,31 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
 	}
-	if cfg.SpawnShards {
+	var kubeErr error
+	switch {
+	case cfg.ShardProvider == ShardProviderKubernetes:
+		cfg.SpawnShards = false
+		ccfg.provider = func(st store.Store) placement.Provider {
+			p, err := newKubeProvider(cfg, kubeTransferURL, st, log)
+			if err != nil {
+				kubeErr = err
+				return nil
+			}
+			return p
+		}
+	case cfg.ShardProvider != "" && cfg.ShardProvider != ShardProviderLocal:
+		ln.Close()
+		return fmt.Errorf("unknown shard provider %q (want %s or %s)", cfg.ShardProvider, ShardProviderLocal, ShardProviderKubernetes)
+	case cfg.SpawnShards:
 		ccfg.provider = func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: spawner.start}
 		}
 	}
 	cp, err := openControlPlane(ctx, ccfg)
+	if err == nil && kubeErr != nil {
+		cp.st.Close()
+		err = kubeErr
+	}
 	if err != nil {
 		ln.Close()
 		return err

@@ -50,6 +50,9 @@ type ShardConfig struct {
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
+	// HealthAddr, if set, serves /livez and /readyz there (ready once
+	// registered and converged once): the pod's probes on Kubernetes.
+	HealthAddr string
 	// onShard, if set, is given the shard once it exists (up wakes it).
 	onShard func(*shard.Shard)
 }
@@ -124,6 +127,12 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
 	}
+	health := &agentHealth{}
+	if cfg.HealthAddr != "" {
+		if err := health.serve(ctx, cfg.HealthAddr, log); err != nil {
+			return fmt.Errorf("health endpoint: %w", err)
+		}
+	}
 	if err := sh.Prepare(ctx); err != nil {
 		return err
 	}
@@ -159,15 +168,16 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	runErr := make(chan error, 3)
 	go func() { runErr <- link.Run(ctx) }()
 	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log, sh.Usage)
-	if cfg.Ready != nil {
-		go func() {
-			select {
-			case <-sh.Ready():
+	go func() {
+		select {
+		case <-sh.Ready():
+			health.ready.Store(true) // registered above, converged now
+			if cfg.Ready != nil {
 				cfg.Ready()
-			case <-ctx.Done():
 			}
-		}()
-	}
+		case <-ctx.Done():
+		}
+	}()
 	go func() { runErr <- sh.Run(ctx, sites) }()
 	go func() { runErr <- runShardJobs(ctx, sh, sites, jobs) }()
 	err = <-runErr

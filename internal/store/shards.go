@@ -33,10 +33,18 @@ type Shard struct {
 	// Phase is the control plane's judgement of the shard's health.
 	Phase ShardPhase `json:"phase"`
 	// PhaseReason says why, for humans (e.g. "no heartbeat for 31s").
-	PhaseReason   string     `json:"phase_reason,omitempty"`
-	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
-	Usage         Usage      `json:"usage"`
-	CreatedAt     time.Time  `json:"created_at"`
+	PhaseReason string `json:"phase_reason,omitempty"`
+	// ProviderPhase is what the shard's provider observed of the shard's
+	// infrastructure (the Kubernetes provider: its StatefulSets' status):
+	// Pending, Ready or Degraded; empty when the provider observes
+	// nothing (local shards). The control plane's Phase follows it (see
+	// package control).
+	ProviderPhase ShardPhase `json:"provider_phase,omitempty"`
+	// ProviderReason says why, for humans.
+	ProviderReason string     `json:"provider_reason,omitempty"`
+	LastHeartbeat  *time.Time `json:"last_heartbeat,omitempty"`
+	Usage          Usage      `json:"usage"`
+	CreatedAt      time.Time  `json:"created_at"`
 	// ResourceVersion is the revision of the shard's last UpdateShard or
 	// CreateShard (heartbeats do not move it).
 	ResourceVersion int64 `json:"resource_version"`
@@ -54,6 +62,10 @@ const (
 	// ShardUnhealthy: missed its heartbeats; the edge answers 503 for
 	// its sites until it returns.
 	ShardUnhealthy ShardPhase = "Unhealthy"
+	// ShardDegraded: the provider reports the shard's infrastructure not
+	// ready after it had been (e.g. its pod failed its readiness probe);
+	// it gets no new sites and the edge answers 503 for its sites.
+	ShardDegraded ShardPhase = "Degraded"
 )
 
 // Usage is what a shard reports with each heartbeat.

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aipress/aipress/internal/platform"
+)
+
+// addKubeFlags adds `aipress server`'s shard provider flags and checks them
+// before the command runs.
+func addKubeFlags(cmd *cobra.Command, cfg *platform.ServerConfig) {
+	fl := cmd.Flags()
+	k := &cfg.Kube
+	fl.StringVar(&cfg.ShardProvider, "shard-provider", platform.ShardProviderLocal, "who creates shards when all are full: local (child processes, see --spawn-shards) or kubernetes (StatefulSets)")
+	fl.StringVar(&k.Kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default: the in-cluster service account)")
+	fl.StringVar(&k.Namespace, "namespace", "", "kubernetes: namespace of the shards' objects")
+	fl.StringVar(&k.Image, "shard-image", "", "kubernetes: the image the shards run (aipress)")
+	fl.StringVar(&k.MariaDBImage, "shard-mariadb-image", "", "kubernetes: the shards' MariaDB image (default docker.io/library/mariadb:11.4)")
+	fl.StringVar(&k.ServerURL, "shard-server-url", "", "kubernetes: this API's URL as shard pods reach it, e.g. http://aipress-server.aipress.svc:7070")
+	fl.StringVar(&k.StorageClass, "shard-storage-class", "", "kubernetes: storage class of the shards' volumes (default: the cluster's)")
+	fl.StringVar(&k.TransferClaim, "shard-transfer-claim", "", "kubernetes: a ReadWriteMany claim mounted in every shard pod as the transfer store for moves")
+	fl.StringVar(&k.ExternalMySQL, "shard-external-mysql", "", "kubernetes: host:port of a MySQL new shards use instead of a MariaDB of their own (e.g. Cloud SQL)")
+	fl.StringVar(&k.ExternalMySQLSecret, "shard-external-mysql-secret", "", "kubernetes: Secret with keys username and password for --shard-external-mysql")
+	fl.StringArrayVar(&k.ShardArgs, "shard-arg", nil, "kubernetes: extra argument for the shard agents (repeatable)")
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(cmd, args); err != nil {
+				return err
+			}
+		}
+		switch cfg.ShardProvider {
+		case platform.ShardProviderLocal:
+			return nil
+		case platform.ShardProviderKubernetes:
+		default:
+			return fmt.Errorf("--shard-provider: %q is not local or kubernetes", cfg.ShardProvider)
+		}
+		switch {
+		case k.Namespace == "":
+			return fmt.Errorf("--shard-provider kubernetes needs --namespace")
+		case k.Image == "":
+			return fmt.Errorf("--shard-provider kubernetes needs --shard-image")
+		case k.ServerURL == "":
+			return fmt.Errorf("--shard-provider kubernetes needs --shard-server-url")
+		case (k.ExternalMySQL == "") != (k.ExternalMySQLSecret == ""):
+			return fmt.Errorf("--shard-external-mysql and --shard-external-mysql-secret go together")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,499 @@
+// Package kube is the Kubernetes shard provider: it runs each shard (a cell
+// of ~50 sites) as a handful of namespaced objects — StatefulSets for the
+// shard agent and its MariaDB, their Services, Secrets, a
+// PodDisruptionBudget — applied with server-side apply, and reports each
+// shard's phase from its StatefulSets' status. See docs/kubernetes.md.
+package kube
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Labels and annotations on every object the provider makes.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelComponent = "app.kubernetes.io/component"
+	// LabelShard names the shard an object belongs to.
+	LabelShard = "aipress.io/shard"
+	// AnnotationHash is the SHA-256 of the object as last applied; an
+	// object that carries the hash of what would be applied now is left
+	// alone, so a reconcile of an unchanged shard writes nothing.
+	AnnotationHash = "aipress.io/applied-hash"
+	// ManagedBy is LabelManagedBy's value (and the field manager).
+	ManagedBy = "aipress"
+)
+
+// Components (LabelComponent values).
+const (
+	ComponentShard   = "shard"    // the anchor ConfigMap, agent StatefulSet and Service
+	ComponentShardDB = "shard-db" // the MariaDB StatefulSet, Service and Secret
+)
+
+// Ports of the shard pod.
+const (
+	// PortHealth serves the agent's /readyz and /livez (aipress shard
+	// --health-addr).
+	PortHealth = 8081
+	// PortStatic is where the agent serves the sites' static files to
+	// remote edges.
+	PortStatic = 8082
+	// PoolPortFirst and PoolPortLast bound the per-site php-fpm pools'
+	// FastCGI ports: one port per site, reached on the pod's address
+	// through the headless Service.
+	PoolPortFirst = 9100
+	PoolPortLast  = 9199
+	PortMySQL     = 3306
+)
+
+// Mount points.
+const (
+	ShardDataDir = "/var/lib/aipress-shard"
+	TransferDir  = "/var/lib/aipress-transfers"
+	MariaDBDir   = "/var/lib/mysql"
+)
+
+// ExternalMySQL names a MySQL server the shard uses instead of a MariaDB of
+// its own (e.g. Cloud SQL): no MariaDB StatefulSet, Service or Secret is
+// made.
+type ExternalMySQL struct {
+	// Host is host:port.
+	Host string `json:"host"`
+	// Secret is an existing Secret in the namespace with the keys
+	// "username" and "password" of an account that may create databases
+	// and users.
+	Secret string `json:"secret"`
+}
+
+// ShardSpec is one shard as the provider makes it.
+type ShardSpec struct {
+	Name     string            `json:"name"`
+	Capacity int               `json:"capacity"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// ExternalMySQL, if set, replaces the shard's own MariaDB.
+	ExternalMySQL *ExternalMySQL `json:"external_mysql,omitempty"`
+}
+
+// Resources are a container's requests and memory limit ("500m", "1Gi").
+type Resources struct {
+	CPU, Memory, MemoryLimit string
+}
+
+// Settings are what every shard's objects share.
+type Settings struct {
+	Namespace string
+	// Image runs `aipress shard`; MariaDBImage the shards' MariaDB
+	// (default docker.io/library/mariadb:11.4).
+	Image, MariaDBImage string
+	// PullPolicy of both images (default IfNotPresent).
+	PullPolicy corev1.PullPolicy
+	// ServerURL is the control plane's API as the shard pods reach it.
+	ServerURL string
+	// TransferURL is the bucket site moves go through (gocloud.dev/blob
+	// URL); every shard must reach the same one. With TransferClaim it
+	// defaults to file://TransferDir.
+	TransferURL string
+	// TransferClaim, if set, is a ReadWriteMany PersistentVolumeClaim
+	// mounted at TransferDir in every shard pod: a file:// transfer store
+	// all shards share.
+	TransferClaim string
+	// PublicPort is the edges' HTTP port (for the sites' URLs).
+	PublicPort int
+	// StorageClass of the PersistentVolumeClaims; empty: the cluster's
+	// default.
+	StorageClass string
+	// SiteStorage and DBStorage size the shard's and its MariaDB's
+	// volumes (default 20Gi and 10Gi).
+	SiteStorage, DBStorage string
+	// ShardResources and DBResources (defaults: 500m/1Gi/4Gi and
+	// 250m/1Gi/2Gi).
+	ShardResources, DBResources Resources
+	// ExtraArgs are appended to the agent's command line.
+	ExtraArgs []string
+}
+
+func (s *Settings) defaults() {
+	if s.MariaDBImage == "" {
+		s.MariaDBImage = "docker.io/library/mariadb:11.4"
+	}
+	if s.PullPolicy == "" {
+		s.PullPolicy = corev1.PullIfNotPresent
+	}
+	if s.PublicPort == 0 {
+		s.PublicPort = 80
+	}
+	if s.SiteStorage == "" {
+		s.SiteStorage = "20Gi"
+	}
+	if s.DBStorage == "" {
+		s.DBStorage = "10Gi"
+	}
+	if s.ShardResources == (Resources{}) {
+		s.ShardResources = Resources{CPU: "500m", Memory: "1Gi", MemoryLimit: "4Gi"}
+	}
+	if s.DBResources == (Resources{}) {
+		s.DBResources = Resources{CPU: "250m", Memory: "1Gi", MemoryLimit: "2Gi"}
+	}
+}
+
+// Object names of shard name.
+func BaseName(shard string) string        { return "aipress-shard-" + shard }
+func agentSecretName(shard string) string { return BaseName(shard) + "-agent" }
+func dbName(shard string) string          { return BaseName(shard) + "-db" }
+
+// Secret keys.
+const (
+	KeyToken        = "token"
+	KeyRootPassword = "root-password"
+)
+
+// ValidShardName reports whether shard name makes valid object names (a
+// DNS label of at most 40 characters, leaving room for the suffixes and the
+// StatefulSet's pod and claim names).
+func ValidShardName(name string) error {
+	if len(name) > 40 {
+		return fmt.Errorf("shard name %q: longer than 40 characters", name)
+	}
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return fmt.Errorf("shard name %q: %s", name, errs[0])
+	}
+	return nil
+}
+
+func objectLabels(shard, component string) map[string]string {
+	return map[string]string{
+		LabelName: "aipress", LabelManagedBy: ManagedBy, LabelComponent: component, LabelShard: shard,
+	}
+}
+
+// selector is the subset of labels a StatefulSet selects its pods by.
+func selector(shard, component string) map[string]string {
+	return map[string]string{LabelComponent: component, LabelShard: shard}
+}
+
+// Anchor is the ConfigMap that stands for the shard in the cluster: it
+// holds the spec, and owns every other object of the shard, so deleting it
+// lets the garbage collector remove them (the provider deletes them
+// itself too, and the volume claims only when the shard is empty).
+func Anchor(ns string, spec ShardSpec) (*corev1.ConfigMap, error) {
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: BaseName(spec.Name), Namespace: ns, Labels: objectLabels(spec.Name, ComponentShard)},
+		Data:       map[string]string{"shard.json": string(b) + "\n"},
+	}, nil
+}
+
+// Owner is a reference to an anchor ConfigMap.
+type Owner struct {
+	Name string
+	UID  types.UID
+}
+
+func ownerRefs(o Owner) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: o.Name, UID: o.UID, Controller: new(true)}}
+}
+
+// AgentSecret holds the shard agent's token.
+func AgentSecret(ns string, spec ShardSpec, o Owner, token string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: agentSecretName(spec.Name), Namespace: ns,
+			Labels: objectLabels(spec.Name, ComponentShard), OwnerReferences: ownerRefs(o)},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{KeyToken: token},
+	}
+}
+
+// DBSecret holds the shard's MariaDB root password.
+func DBSecret(ns string, spec ShardSpec, o Owner, password string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: dbName(spec.Name), Namespace: ns,
+			Labels: objectLabels(spec.Name, ComponentShardDB), OwnerReferences: ownerRefs(o)},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{KeyRootPassword: password},
+	}
+}
+
+// Objects returns the objects of shard spec that are applied (not the
+// anchor, not the Secrets, which are created once): in order, the agent's
+// headless Service and StatefulSet, the PodDisruptionBudget, and unless the
+// shard uses an external MySQL the MariaDB Service and StatefulSet. Each is
+// ready to apply: status and creation timestamps removed, the hash
+// annotation set.
+func Objects(set Settings, spec ShardSpec, o Owner) ([]*unstructured.Unstructured, error) {
+	set.defaults()
+	objs := []runtime.Object{shardService(set, spec, o), shardStatefulSet(set, spec, o), pdb(set, spec, o)}
+	if spec.ExternalMySQL == nil {
+		objs = append(objs, dbService(set, spec, o), dbStatefulSet(set, spec, o))
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, obj := range objs {
+		u, err := toApply(obj)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// toApply converts obj for server-side apply: no status, no creation
+// timestamps (typed objects carry them empty), and the hash annotation.
+func toApply(obj runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
+	if vcts, ok, _ := unstructured.NestedSlice(u.Object, "spec", "volumeClaimTemplates"); ok {
+		for _, v := range vcts {
+			if vm, ok := v.(map[string]any); ok {
+				delete(vm, "status")
+				unstructured.RemoveNestedField(vm, "metadata", "creationTimestamp")
+			}
+		}
+		_ = unstructured.SetNestedSlice(u.Object, vcts, "spec", "volumeClaimTemplates")
+	}
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationHash] = hex.EncodeToString(sum[:16])
+	u.SetAnnotations(ann)
+	return u, nil
+}
+
+func meta(ns, name string, lbl map[string]string, o Owner) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbl, OwnerReferences: ownerRefs(o)}
+}
+
+func resources(r Resources) corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(r.CPU), corev1.ResourceMemory: resource.MustParse(r.Memory)},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(r.MemoryLimit)},
+	}
+}
+
+func claim(name string, lbl map[string]string, class, size string) corev1.PersistentVolumeClaim {
+	c := corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbl},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+		},
+	}
+	if class != "" {
+		c.Spec.StorageClassName = &class
+	}
+	return c
+}
+
+// shardService is the headless Service that governs the shard's
+// StatefulSet: its pod is aipress-shard-NAME-0.aipress-shard-NAME, which
+// edges reach on the pools' FastCGI ports and the static port.
+func shardService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
+	ports := []corev1.ServicePort{
+		{Name: "health", Port: PortHealth, TargetPort: intstr.FromString("health")},
+		{Name: "static", Port: PortStatic, TargetPort: intstr.FromString("static")},
+		{Name: "fastcgi", Port: PoolPortFirst, TargetPort: intstr.FromInt32(PoolPortFirst)},
+	}
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(set.Namespace, BaseName(spec.Name), objectLabels(spec.Name, ComponentShard), o),
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone, Selector: selector(spec.Name, ComponentShard), Ports: ports,
+		},
+	}
+}
+
+func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
+	name := BaseName(spec.Name)
+	lbl := objectLabels(spec.Name, ComponentShard)
+	capacity := spec.Capacity
+	args := []string{"shard", "--name", spec.Name, "--data-dir", ShardDataDir,
+		"--capacity", strconv.Itoa(capacity), "--provider", ProviderKubernetes,
+		"--public-port", strconv.Itoa(set.PublicPort), "--health-addr", ":" + strconv.Itoa(PortHealth)}
+	transferURL := set.TransferURL
+	if transferURL == "" && set.TransferClaim != "" {
+		transferURL = "file://" + TransferDir
+	}
+	if transferURL != "" {
+		args = append(args, "--transfer-url", transferURL)
+	}
+	for _, k := range slices.Sorted(maps.Keys(spec.Labels)) {
+		args = append(args, "--label", k+"="+spec.Labels[k])
+	}
+	args = append(args, set.ExtraArgs...)
+	env := []corev1.EnvVar{
+		{Name: "AIPRESS_SERVER", Value: set.ServerURL},
+		{Name: "AIPRESS_SHARD_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: agentSecretName(spec.Name)}, Key: KeyToken}}},
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}
+	if x := spec.ExternalMySQL; x != nil {
+		env = append(env,
+			corev1.EnvVar{Name: "AIPRESS_DB_HOST", Value: x.Host},
+			corev1.EnvVar{Name: "AIPRESS_DB_USER", ValueFrom: secretRef(x.Secret, "username")},
+			corev1.EnvVar{Name: "AIPRESS_DB_PASSWORD", ValueFrom: secretRef(x.Secret, "password")})
+	} else {
+		env = append(env,
+			corev1.EnvVar{Name: "AIPRESS_DB_HOST", Value: dbName(spec.Name) + ":" + strconv.Itoa(PortMySQL)},
+			corev1.EnvVar{Name: "AIPRESS_DB_USER", Value: "root"},
+			corev1.EnvVar{Name: "AIPRESS_DB_PASSWORD", ValueFrom: secretRef(dbName(spec.Name), KeyRootPassword)})
+	}
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("health")}},
+			PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 2,
+		}
+	}
+	pod := corev1.PodSpec{
+		AutomountServiceAccountToken:  new(false),
+		TerminationGracePeriodSeconds: new(int64(60)),
+		EnableServiceLinks:            new(false),
+		Containers: []corev1.Container{{
+			Name: "shard", Image: set.Image, ImagePullPolicy: set.PullPolicy,
+			Command: []string{"aipress"}, Args: args, Env: env,
+			Ports: []corev1.ContainerPort{
+				{Name: "health", ContainerPort: PortHealth},
+				{Name: "static", ContainerPort: PortStatic},
+				{Name: "fastcgi", ContainerPort: PoolPortFirst},
+			},
+			Resources: resources(set.ShardResources),
+			// Ready once the agent registered and converged its sites
+			// for the first time; alive while its process answers. The
+			// first convergence of a full shard installs up to 50 sites,
+			// so the startup probe allows 30 minutes.
+			StartupProbe:   probe("/livez", 10, 180),
+			ReadinessProbe: probe("/readyz", 5, 3),
+			LivenessProbe:  probe("/livez", 10, 6),
+			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: ShardDataDir}},
+		}},
+	}
+	if set.TransferClaim != "" {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "transfers", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: set.TransferClaim}}})
+		c := &pod.Containers[0]
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "transfers", MountPath: TransferDir})
+	}
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: meta(set.Namespace, name, lbl, o),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: new(int32(1)), ServiceName: name,
+			Selector: &metav1.LabelSelector{MatchLabels: selector(spec.Name, ComponentShard)},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: pod},
+			// Claims outlive the StatefulSet: the provider deletes them
+			// itself, and only once the shard holds no site.
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{claim("data", lbl, set.StorageClass, set.SiteStorage)},
+		},
+	}
+}
+
+func secretRef(name, key string) *corev1.EnvVarSource {
+	return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}}
+}
+
+// pdb keeps voluntary disruptions (node drains, upgrades) from evicting
+// the shard's pods: a cell has one replica, so an eviction is an outage of
+// its sites. Move the sites away first (aipress shard drain).
+func pdb(set Settings, spec ShardSpec, o Owner) *policyv1.PodDisruptionBudget {
+	zero := intstr.FromInt32(0)
+	return &policyv1.PodDisruptionBudget{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+		ObjectMeta: meta(set.Namespace, BaseName(spec.Name), objectLabels(spec.Name, ComponentShard), o),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: &zero,
+			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelShard: spec.Name, LabelManagedBy: ManagedBy}},
+		},
+	}
+}
+
+func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(set.Namespace, dbName(spec.Name), objectLabels(spec.Name, ComponentShardDB), o),
+		Spec: corev1.ServiceSpec{
+			Selector: selector(spec.Name, ComponentShardDB),
+			Ports:    []corev1.ServicePort{{Name: "mysql", Port: PortMySQL, TargetPort: intstr.FromString("mysql")}},
+		},
+	}
+}
+
+func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
+	name := dbName(spec.Name)
+	lbl := objectLabels(spec.Name, ComponentShardDB)
+	probe := func(args []string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: append([]string{"healthcheck.sh"}, args...)}},
+			PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 5,
+		}
+	}
+	pod := corev1.PodSpec{
+		AutomountServiceAccountToken:  new(false),
+		TerminationGracePeriodSeconds: new(int64(60)),
+		EnableServiceLinks:            new(false),
+		Containers: []corev1.Container{{
+			Name: "mariadb", Image: set.MariaDBImage, ImagePullPolicy: set.PullPolicy,
+			Env: []corev1.EnvVar{{Name: "MARIADB_ROOT_PASSWORD", ValueFrom: secretRef(name, KeyRootPassword)}},
+			// utf8mb4 as WordPress wants it; connections for ~50 sites'
+			// pools.
+			Args:           []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500"},
+			Ports:          []corev1.ContainerPort{{Name: "mysql", ContainerPort: PortMySQL}},
+			Resources:      resources(set.DBResources),
+			StartupProbe:   probe([]string{"--started"}, 5, 60),
+			ReadinessProbe: probe([]string{"--connect", "--innodb_initialized"}, 5, 3),
+			LivenessProbe:  probe([]string{"--connect"}, 10, 6),
+			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: MariaDBDir}},
+		}},
+	}
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: meta(set.Namespace, name, lbl, o),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: new(int32(1)), ServiceName: name,
+			Selector: &metav1.LabelSelector{MatchLabels: selector(spec.Name, ComponentShardDB)},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: pod},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{claim("data", lbl, set.StorageClass, set.DBStorage)},
+		},
+	}
+}
