@@ -67,8 +67,12 @@
 // # Concurrency and crash safety
 //
 // A backup uploads packs in parallel (Options.Uploads) while chunks are
-// hashed, compressed and encrypted by Options.Workers goroutines; memory is
-// bounded by a fixed number of chunk buffers and packs in flight. The index
+// hashed, compressed and encrypted by Options.Workers goroutines per
+// stream; several streams may be added at once. Memory is bounded by a
+// fixed number of chunk buffers per backup (2×Workers+4, taken from a pool
+// the Repo's backups share, so many small streams cost no allocation) and
+// packs in flight; a pack is written as the sealed chunks it collected,
+// without copying them into one buffer. The index
 // file and then the snapshot are written only at Commit: a backup killed
 // midway leaves packs no index lists, which the next Prune deletes, and no
 // snapshot.
