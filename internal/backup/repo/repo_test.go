@@ -785,14 +785,6 @@ func BenchmarkBackupMem(b *testing.B) {
 	}
 }
 
-// failReader fails the test if anything reads it.
-type failReader struct{ t testing.TB }
-
-func (f failReader) Read([]byte) (int, error) {
-	f.t.Error("an unchanged stream was read")
-	return 0, errors.New("must not be read")
-}
-
 func TestAddUnchanged(t *testing.T) {
 	ctx := context.Background()
 	b, _ := fileBucket(t)
