@@ -102,7 +102,9 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	if err := os.MkdirAll(aipressRepo, 0o700); err != nil {
 		return nil, err
 	}
-	r, err := repo.OpenURL(ctx, "file://"+aipressRepo, kek, true, nil)
+	// metadata=skip: no sidecar file (and MD5) per object, as OpenURL
+	// would add anyway.
+	r, err := repo.OpenURL(ctx, "file://"+aipressRepo+"?metadata=skip", kek, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +185,7 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Posts: posts, DumpBytes: dbSize, UploadBytes: dirSize(filepath.Join(content, "uploads"))}
+	rep := &Report{Posts: posts, DumpBytes: dbSize, UploadBytes: dirSize(filepath.Join(content, "uploads")), LoadBefore: loadAvg()}
 	benchplatform.Logf("site data: dump %s, uploads %s", mib(rep.DumpBytes), mib(rep.UploadBytes))
 
 	// restic.
@@ -226,6 +228,7 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	a.Restore = time.Since(t0)
 	benchplatform.Logf("aipress restore: %s", a.Restore.Round(time.Millisecond))
 	rep.AIPress = &a
+	rep.LoadAfter = loadAvg()
 	return rep, nil
 }
 
