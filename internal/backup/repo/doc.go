@@ -36,7 +36,7 @@
 // derived from the master key: equal data has one id across all snapshots
 // and all sites of the repository and is stored once; ids say nothing about
 // content to someone without the key. Each new chunk is compressed with
-// zstd (klauspost/compress, default level) unless that does not shrink it,
+// zstd (klauspost/compress, SpeedBetterCompression) unless that does not shrink it,
 // then encrypted on its own, and chunks are collected into packs of about
 // Options.PackSize (16 MiB) so object stores see few, large objects. A
 // pack ends with its own sealed header (chunk ids and lengths) so an index

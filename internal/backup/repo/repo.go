@@ -275,8 +275,14 @@ func newRepo(bucket *blob.Bucket, master []byte, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(o.Workers), zstd.WithZeroFrames(true))
+	// SpeedBetterCompression (about zstd level 7): on text (database
+	// dumps) about 5% smaller than the default level for about three times
+	// its time, which new chunks only pay once; incompressible data (media)
+	// is recognised about as fast as at the default level. No frame CRC:
+	// every chunk and file is authenticated (AES-GCM) and chunks are also
+	// checked against their ids.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+		zstd.WithEncoderConcurrency(o.Workers), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}
