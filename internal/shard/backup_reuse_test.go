@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +19,14 @@ import (
 func reuseRun(t *testing.T, r *repo.Repo, dir string, parent *repo.Snapshot) (*repo.Snapshot, int64) {
 	t.Helper()
 	ctx := context.Background()
+	// Progress comes from several goroutines; the totals only grow.
+	var mu sync.Mutex
 	var last repo.Progress
-	b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "s", Progress: func(p repo.Progress) { last = p }})
+	b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "s", Progress: func(p repo.Progress) {
+		mu.Lock()
+		last.BytesRead, last.BytesReused = max(last.BytesRead, p.BytesRead), max(last.BytesReused, p.BytesReused)
+		mu.Unlock()
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
