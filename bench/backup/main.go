@@ -22,7 +22,7 @@
 // machine, data and MariaDB server, one after the other; their repositories
 // are local directories.
 //
-//	go run ./bench/backup [-posts 3000] [-uploads-mb 200] [-keep] [-json]
+//	go run ./bench/backup [-posts 3000] [-uploads-mb 200] [-keep] [-json] [-cpuprofile f]
 //
 // or `make bench-backup`. Run it as root (the shard creates a Unix user for
 // the site). Without restic only AIPress is measured.
@@ -41,6 +41,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func main() {
 	dupEvery := flag.Int("dup-every", 10, "every n-th upload is a copy of an earlier one (0: none)")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of AIPress's backups to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +81,10 @@ func main() {
 		fmt.Println(l)
 	}
 }
+
+// cpuProfile, if set, is where the CPU profile of AIPress's two backups
+// goes (go tool pprof).
+var cpuProfile string
 
 func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Report, error) {
 	if os.Geteuid() != 0 {
@@ -102,7 +108,9 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	if err := os.MkdirAll(aipressRepo, 0o700); err != nil {
 		return nil, err
 	}
-	r, err := repo.OpenURL(ctx, "file://"+aipressRepo, kek, true, nil)
+	// metadata=skip: no sidecar file (and MD5) per object, as OpenURL
+	// would add anyway.
+	r, err := repo.OpenURL(ctx, "file://"+aipressRepo+"?metadata=skip", kek, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +191,7 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Posts: posts, DumpBytes: dbSize, UploadBytes: dirSize(filepath.Join(content, "uploads"))}
+	rep := &Report{Posts: posts, DumpBytes: dbSize, UploadBytes: dirSize(filepath.Join(content, "uploads")), LoadBefore: loadAvg()}
 	benchplatform.Logf("site data: dump %s, uploads %s", mib(rep.DumpBytes), mib(rep.UploadBytes))
 
 	// restic.
@@ -203,6 +211,16 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	// AIPress.
 	var a Result
 	a.Tool = "aipress"
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
 	for i := 0; i < 2; i++ {
 		s, _ = st.GetSite(ctx, domain)
 		t0 := time.Now()
@@ -219,6 +237,9 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 			a.Second, a.SizeAfterSecond = d, size
 		}
 	}
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	t0 := time.Now()
 	if err := sh.RestoreInPlace(ctx, src, s, a.Snapshot, nil); err != nil {
 		return nil, fmt.Errorf("aipress restore: %w", err)
@@ -226,6 +247,7 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 	a.Restore = time.Since(t0)
 	benchplatform.Logf("aipress restore: %s", a.Restore.Round(time.Millisecond))
 	rep.AIPress = &a
+	rep.LoadAfter = loadAvg()
 	return rep, nil
 }
 

@@ -97,6 +97,16 @@ func TestReport(t *testing.T) {
 	if !strings.Contains(v, "second backup:") || !strings.Contains(v, "MISSED") || strings.Count(v, ": met") != 3 {
 		t.Fatalf("verdict:\n%s", v)
 	}
+	// A few bytes more than restic count as equal, and say so.
+	r.AIPress.SizeAfterSecond = r.Restic.SizeAfterSecond + 1000
+	v = strings.Join(r.Verdict(), "\n")
+	if !strings.Contains(v, "met (within 1%)") || !strings.Contains(v, "within 1% of restic's count as equal") {
+		t.Fatalf("verdict, a few bytes larger:\n%s", v)
+	}
+	r.AIPress.SizeAfterSecond = r.Restic.SizeAfterSecond * 102 / 100
+	if v := strings.Join(r.Verdict(), "\n"); !strings.Contains(v, "repository size:") || strings.Count(v, "MISSED") != 2 {
+		t.Fatalf("verdict, 2%% larger:\n%s", v)
+	}
 	r.Restic = nil
 	if v := strings.Join(r.Verdict(), "\n"); !strings.Contains(v, "not compared") {
 		t.Fatalf("verdict without restic:\n%s", v)

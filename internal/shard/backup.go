@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
+	"golang.org/x/sync/errgroup"
 )
 
 // A snapshot of a site is one repo.Snapshot in the backup repository of
@@ -141,7 +143,7 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 		opts.Tags = []string{reason}
 	}
 	if progress != nil {
-		opts.Progress = func(p repo.Progress) { done.Store(p.BytesRead) }
+		opts.Progress = func(p repo.Progress) { done.Store(p.BytesRead + p.BytesReused) }
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() {
@@ -157,60 +159,114 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 			}
 		}()
 	}
+	parent := s.parentSnapshot(ctx, r, st, n.Dir)
 	b, err := r.NewBackup(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Abort()
 
-	// 1. The database, from the dump's pipe into the chunker.
-	sums := newTableSums()
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(s.db.Dump(ctx, n.DB, io.MultiWriter(pw, sums)))
-	}()
-	_, err = b.AddStream(ctx, streamDatabase, pr)
-	pr.CloseWithError(errors.New("backup stream ended"))
-	if err != nil {
-		return nil, fmt.Errorf("back up the database: %w", err)
-	}
-	sumsJSON, err := json.Marshal(sums.Sums())
-	if err != nil {
+	// The database and wp-content at the same time: the dump's work is
+	// mostly the database server's, the files' is reading, hashing and
+	// compressing here.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.backupDatabase(gctx, b, n.DB) })
+	g.Go(func() error {
+		// Every large file (uploads, mostly) as a stream of its own, so
+		// its chunks start where it starts and a file stored before — in
+		// an earlier snapshot, or under another name — is not stored
+		// again; one unchanged since the parent snapshot is not even read.
+		// Then a tar of the tree with header-only entries for those files.
+		external, err := backupLargeFiles(gctx, b, content, parent)
+		if err != nil {
+			return fmt.Errorf("back up wp-content: %w", err)
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(tarTreeWith(content, pw, external)) }()
+		_, err = b.AddStream(gctx, streamFiles, pr)
+		pr.CloseWithError(errors.New("backup stream ended"))
+		if err != nil {
+			return fmt.Errorf("back up wp-content: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	if _, err := b.AddStream(ctx, streamTables, strings.NewReader(string(sumsJSON))); err != nil {
-		return nil, fmt.Errorf("back up the table sums: %w", err)
-	}
-
-	// 2. wp-content: every large file (uploads, mostly) as a stream of its
-	// own, so its chunks start where it starts and a file stored before —
-	// in an earlier snapshot, or under another name — is not stored again;
-	// then a tar of the tree with header-only entries for those files.
-	external, err := backupLargeFiles(ctx, b, content)
-	if err != nil {
-		return nil, fmt.Errorf("back up wp-content: %w", err)
-	}
-	pr, pw = io.Pipe()
-	go func() { pw.CloseWithError(tarTreeWith(content, pw, external)) }()
-	_, err = b.AddStream(ctx, streamFiles, pr)
-	pr.CloseWithError(errors.New("backup stream ended"))
-	if err != nil {
-		return nil, fmt.Errorf("back up wp-content: %w", err)
 	}
 
 	snap, err := b.Commit(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(n.Dir, parentFile), []byte(snap.ID+"\n"), 0o600); err != nil {
+		s.log.Warn("backup: cannot record the snapshot as the next one's parent", "site", st.Metadata.Name, "err", err)
+	}
 	if progress != nil {
 		progress(snap.Stats.TotalBytes, snap.Stats.TotalBytes)
 	}
 	s.log.Info("site backed up", "site", st.Metadata.Name, "snapshot", snap.ID, "bytes", snap.Stats.TotalBytes,
-		"new_bytes", snap.Stats.NewBytes, "stored_bytes", snap.Stats.StoredBytes, "took", snap.Stats.Duration)
+		"new_bytes", snap.Stats.NewBytes, "stored_bytes", snap.Stats.StoredBytes, "reused_bytes", snap.Stats.ReusedBytes,
+		"took", snap.Stats.Duration)
 	return &store.BackupResult{
 		Snapshot: SnapshotRef(s.cfg.Name, snap.ID), TotalBytes: snap.Stats.TotalBytes,
 		NewBytes: snap.Stats.NewBytes, StoredBytes: snap.Stats.StoredBytes,
 	}, nil
+}
+
+// backupDatabase streams the dump of db into b (always read again: the
+// repository deduplicates what did not change), then its table sums.
+func (s *Shard) backupDatabase(ctx context.Context, b *repo.Backup, db string) error {
+	sums := newTableSums()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(s.db.Dump(ctx, db, io.MultiWriter(pw, sums)))
+	}()
+	_, err := b.AddStream(ctx, streamDatabase, pr)
+	pr.CloseWithError(errors.New("backup stream ended"))
+	if err != nil {
+		return fmt.Errorf("back up the database: %w", err)
+	}
+	sumsJSON, err := json.Marshal(sums.Sums())
+	if err != nil {
+		return err
+	}
+	if _, err := b.AddStream(ctx, streamTables, strings.NewReader(string(sumsJSON))); err != nil {
+		return fmt.Errorf("back up the table sums: %w", err)
+	}
+	return nil
+}
+
+// parentFile, in a site's directory, names the site's last snapshot in the
+// shard's repository: the next backup's parent.
+const parentFile = "backup-parent"
+
+// parentSnapshot returns the snapshot the site's next backup compares its
+// files with: the one parentFile names if it is still there, else the
+// newest snapshot of the site (same uid) in r; nil if there is none (or
+// it cannot be read: then every file is read).
+func (s *Shard) parentSnapshot(ctx context.Context, r *repo.Repo, st *site.Site, dir string) *repo.Snapshot {
+	ours := func(snap *repo.Snapshot) bool {
+		var meta SnapshotMeta
+		return snap.Site == st.Metadata.Name && json.Unmarshal(snap.Meta, &meta) == nil && meta.SiteUID == st.Metadata.UID
+	}
+	if id, err := os.ReadFile(filepath.Join(dir, parentFile)); err == nil {
+		if id := strings.TrimSpace(string(id)); len(id) == 64 {
+			if snap, err := r.LoadSnapshot(ctx, id); err == nil && ours(snap) {
+				return snap
+			}
+		}
+	}
+	snaps, err := r.ListSnapshots(ctx, repo.SnapshotFilter{Site: st.Metadata.Name})
+	if err != nil {
+		s.log.Warn("backup: no parent snapshot, reading every file", "site", st.Metadata.Name, "err", err)
+		return nil
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if ours(snaps[i]) {
+			return snaps[i]
+		}
+	}
+	return nil
 }
 
 // largeFile is the size from which a file of wp-content is backed up as a
@@ -218,40 +274,115 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 // chunk is 512 KiB; smaller files rarely share chunks with anything).
 const largeFile = 128 << 10
 
+// largeFileReaders is how many large files are read at once.
+const largeFileReaders = 3
+
+// racyWindow: a parent entry changed less than this before its snapshot
+// began is read again even if it looks unchanged (a write within the same
+// timestamp tick as the parent's read would not show in its times).
+const racyWindow = 2 * time.Second
+
 // backupLargeFiles adds every regular file of at least largeFile bytes
 // below dir to b as stream "wp-content/<path>", opened inside dir without
-// following links, and returns path → stream name for tarTreeWith.
-func backupLargeFiles(ctx context.Context, b *repo.Backup, dir string) (map[string]string, error) {
+// following links, and returns path → stream name for tarTreeWith. A file
+// whose size, modification and change times, mode and inode are those of
+// its entry in parent is not read: the entry's chunks are referenced again
+// (unless the repository lost them since). A file that vanishes before it
+// is opened is left out.
+func backupLargeFiles(ctx context.Context, b *repo.Backup, dir string, parent *repo.Snapshot) (map[string]string, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	out := map[string]string{}
+	var paths []string
 	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
-		f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if !st.Mode().IsRegular() || st.Size() < largeFile {
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		name := "wp-content/" + p
-		if _, err := b.AddStreamEntry(ctx, repo.FileEntry{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}, io.LimitReader(f, st.Size())); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+		if err != nil {
+			return err
 		}
-		out[p] = name
+		if info.Size() >= largeFile {
+			paths = append(paths, p)
+		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	prev := map[string]*repo.FileEntry{}
+	if parent != nil {
+		for i := range parent.Files {
+			if f := &parent.Files[i]; strings.HasPrefix(f.Name, "wp-content/") && f.CTime.Before(parent.Time.Add(-racyWindow)) {
+				prev[f.Name] = f
+			}
+		}
+	}
+
+	var mu sync.Mutex
+	out := map[string]string{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(largeFileReaders)
+	for _, p := range paths {
+		g.Go(func() error {
+			stored, err := backupFile(gctx, b, root, p, prev["wp-content/"+p])
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if stored != "" {
+				mu.Lock()
+				out[p] = stored
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// backupFile adds one file of backupLargeFiles (re-referencing prev when
+// the file is unchanged) and returns its stream's name, or "" if the file
+// is gone or no longer a regular file.
+func backupFile(ctx context.Context, b *repo.Backup, root *os.Root, p string, prev *repo.FileEntry) (string, error) {
+	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", nil
+	}
+	e := repo.FileEntry{Name: "wp-content/" + p, Size: st.Size(), Mode: st.Mode().Perm(), ModTime: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		e.Inode = sys.Ino
+		e.CTime = time.Unix(sys.Ctim.Unix())
+	}
+	if prev != nil && prev.Size == e.Size && prev.Mode == e.Mode && prev.ModTime.Equal(e.ModTime) &&
+		prev.Inode != 0 && prev.Inode == e.Inode && prev.CTime.Equal(e.CTime) {
+		reused := *prev
+		reused.Name = e.Name
+		if ok, err := b.AddUnchanged(ctx, reused); err != nil || ok {
+			return e.Name, err
+		}
+	}
+	size := e.Size
+	e.Size = 0
+	if _, err := b.AddStreamEntry(ctx, e, io.LimitReader(f, size)); err != nil {
+		return "", err
+	}
+	return e.Name, nil
 }
 
 // treeSize sums the sizes of the regular files below dir (not following

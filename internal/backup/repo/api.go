@@ -104,6 +104,9 @@ type Progress struct {
 	BytesNew int64
 	// BytesStored is what was uploaded (packs, compressed and encrypted).
 	BytesStored int64
+	// BytesReused is the plaintext of unchanged streams recorded with
+	// AddUnchanged, i.e. not read at all.
+	BytesReused int64
 }
 
 // Snapshot is a backup manifest: which streams a site had at a time, and
@@ -152,6 +155,10 @@ type FileEntry struct {
 	Mode fs.FileMode `json:"mode,omitempty"`
 	// ModTime is optional, for the caller.
 	ModTime time.Time `json:"mtime,omitzero"`
+	// Inode and CTime are optional, for the caller (to tell whether a file
+	// is unchanged since, see Backup.AddUnchanged).
+	Inode uint64    `json:"inode,omitempty"`
+	CTime time.Time `json:"ctime,omitzero"`
 	// Chunks lists the stream's content in order.
 	Chunks []ChunkID `json:"chunks"`
 }
@@ -167,6 +174,10 @@ type SnapshotStats struct {
 	// added to the repository; the rest were deduplicated.
 	NewChunks int   `json:"new_chunks"`
 	NewBytes  int64 `json:"new_bytes"`
+	// ReusedFiles / ReusedBytes: streams recorded with AddUnchanged (their
+	// chunks referenced again without reading them) and their size.
+	ReusedFiles int   `json:"reused_files,omitempty"`
+	ReusedBytes int64 `json:"reused_bytes,omitempty"`
 	// StoredBytes is what this backup uploaded: packs (compressed and
 	// encrypted) and its index.
 	StoredBytes int64         `json:"stored_bytes"`

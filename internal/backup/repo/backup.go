@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,11 +20,13 @@ import (
 // Backup is one backup session: add streams, then Commit writes the
 // snapshot. Until Commit nothing references the uploaded packs (a killed
 // backup leaves only garbage for Prune). A Backup holds a shared lock on
-// the repository from NewBackup to Commit or Abort. Streams are added one
-// at a time (AddStream is not for concurrent use); each stream is chunked,
-// hashed, compressed and encrypted in parallel internally, and packs are
-// uploaded in parallel (Options.Uploads). The context given to NewBackup
-// governs the session's background uploads.
+// the repository from NewBackup to Commit or Abort. AddStream,
+// AddStreamEntry and AddUnchanged may be called concurrently (several
+// streams read at once keep the pipeline busy while one of them waits for
+// its reader); each stream is chunked, hashed, compressed and encrypted in
+// parallel internally, and packs are uploaded in parallel
+// (Options.Uploads). The context given to NewBackup governs the session's
+// background uploads.
 type Backup struct {
 	r       *Repo
 	ctx     context.Context
@@ -30,9 +34,12 @@ type Backup struct {
 	start   time.Time
 	lock    *heldLock
 	release func()
+	// tokens bound the chunk buffers in flight over all streams of the
+	// session (memory: cap(tokens) × chunker.MaxSize at most).
+	tokens chan struct{}
 
 	mu      sync.Mutex
-	pending map[ChunkID]struct{} // chunks this session stores
+	pending map[ChunkID]uint32 // chunks this session stores -> plaintext length
 	pack    *packBuilder
 	packs   []packEntries // uploaded
 	err     error         // first background failure
@@ -42,7 +49,7 @@ type Backup struct {
 	stats   SnapshotStats
 	ended   bool
 
-	bytesRead, bytesNew, bytesStored atomic.Int64
+	bytesRead, bytesNew, bytesStored, bytesReused atomic.Int64
 }
 
 // NewBackup starts a backup session, waiting (until ctx ends) for an
@@ -61,7 +68,8 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 	}
 	return &Backup{
 		r: r, ctx: ctx, opts: opts, start: r.opts.Now(), lock: lock, release: release,
-		pending: map[ChunkID]struct{}{}, names: map[string]bool{},
+		tokens:  make(chan struct{}, 2*r.opts.Workers+4),
+		pending: map[ChunkID]uint32{}, names: map[string]bool{},
 	}, nil
 }
 
@@ -80,45 +88,76 @@ type chunkJob struct {
 	id   ChunkID
 }
 
-// AddStreamEntry is AddStream with the caller's Mode and ModTime recorded
-// (taken from e; its other fields are filled in).
-func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) (FileEntry, error) {
+// reserve claims a stream name for the session.
+func (b *Backup) reserve(name string) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
 	case b.ended:
-		b.mu.Unlock()
-		return FileEntry{}, errors.New("backup: session already ended")
+		return errors.New("backup: session already ended")
 	case b.err != nil:
-		err := b.err
-		b.mu.Unlock()
-		return FileEntry{}, err
-	case e.Name == "":
-		b.mu.Unlock()
-		return FileEntry{}, errors.New("backup: stream name is empty")
-	case b.names[e.Name]:
-		b.mu.Unlock()
-		return FileEntry{}, fmt.Errorf("backup: stream %q added twice", e.Name)
+		return b.err
+	case name == "":
+		return errors.New("backup: stream name is empty")
+	case b.names[name]:
+		return fmt.Errorf("backup: stream %q added twice", name)
 	}
-	b.names[e.Name] = true
+	b.names[name] = true
+	return nil
+}
+
+// record adds a finished entry to the snapshot.
+func (b *Backup) record(e FileEntry, reused bool) {
+	b.mu.Lock()
+	b.files = append(b.files, e)
+	b.stats.Files++
+	b.stats.TotalBytes += e.Size
+	b.stats.TotalChunks += len(e.Chunks)
+	if reused {
+		b.stats.ReusedFiles++
+		b.stats.ReusedBytes += e.Size
+	}
 	b.mu.Unlock()
+	b.progress()
+}
+
+func (r *Repo) getChunkBuf() *[]byte {
+	if bp, ok := r.chunkBufs.Get().(*[]byte); ok {
+		return bp
+	}
+	buf := make([]byte, 0, chunker.MaxSize)
+	return &buf
+}
+
+func (r *Repo) getChunker(rd io.Reader) *chunker.Chunker {
+	if c, ok := r.chunkers.Get().(*chunker.Chunker); ok {
+		c.Reset(rd, r.cfg.Polynomial)
+		return c
+	}
+	return chunker.New(rd, r.cfg.Polynomial)
+}
+
+// AddStreamEntry is AddStream with the caller's Mode, ModTime, Inode and
+// CTime recorded (taken from e; its other fields are filled in).
+func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) (FileEntry, error) {
+	if err := b.reserve(e.Name); err != nil {
+		return FileEntry{}, err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := b.r.opts.Workers
-	// Buffers bound the memory of a stream in flight.
-	nbuf := workers + 3
-	free := make(chan *[]byte, nbuf)
-	for range nbuf {
-		buf := make([]byte, 0, chunker.MaxSize)
-		free <- &buf
-	}
+	// Chunk buffers come from the Repo's pool, one per chunk in flight,
+	// each taken with one of the session's tokens (bounding memory).
 	put := func(j *chunkJob) {
 		if j.refs.Add(-1) == 0 {
-			free <- j.buf
+			*j.buf = (*j.buf)[:0]
+			b.r.chunkBufs.Put(j.buf)
+			<-b.tokens
 		}
 	}
 	work := make(chan *chunkJob, workers)
-	toHash := make(chan *chunkJob, nbuf)
+	toHash := make(chan *chunkJob, workers+3)
 
 	var firstErr error
 	var errOnce sync.Once
@@ -151,25 +190,25 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 
 	var jobs []*chunkJob
 	var size int64
-	c := chunker.New(rd, b.r.cfg.Polynomial)
+	c := b.r.getChunker(rd)
 	for ctx.Err() == nil {
-		var buf *[]byte
 		select {
-		case buf = <-free:
+		case b.tokens <- struct{}{}:
 		case <-ctx.Done():
+			continue // ends the loop
 		}
-		if buf == nil {
-			break
-		}
+		buf := b.r.getChunkBuf()
 		ch, err := c.Next((*buf)[:0])
-		if err == io.EOF {
-			free <- buf
+		if err != nil {
+			b.r.chunkBufs.Put(buf)
+			<-b.tokens
+			if err != io.EOF {
+				fail(fmt.Errorf("backup: read %s: %w", e.Name, err))
+			}
 			break
 		}
-		if err != nil {
-			free <- buf
-			fail(fmt.Errorf("backup: read %s: %w", e.Name, err))
-			break
+		if cap(ch.Data) > cap(*buf) {
+			*buf = ch.Data // the chunker grew it: pool the bigger one
 		}
 		j := &chunkJob{data: ch.Data, buf: buf}
 		j.refs.Store(2)
@@ -183,6 +222,8 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 	close(toHash)
 	wg.Wait()
 	<-hashDone
+	c.Reset(nil, b.r.cfg.Polynomial) // drops the reader; Reset starts afresh
+	b.r.chunkers.Put(c)
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = fmt.Errorf("backup: %w", ctx.Err())
 	}
@@ -198,14 +239,53 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 	for i, j := range jobs {
 		e.Chunks[i] = j.id
 	}
-	b.mu.Lock()
-	b.files = append(b.files, e)
-	b.stats.Files++
-	b.stats.TotalBytes += size
-	b.stats.TotalChunks += len(jobs)
-	b.mu.Unlock()
-	b.progress()
+	b.record(e, false)
 	return e, nil
+}
+
+// AddUnchanged records e, an entry of an earlier snapshot of this
+// repository (typically the parent snapshot's entry of a file whose size,
+// modification time and so on have not changed since), as a stream of
+// this snapshot without reading anything: its chunks are referenced again.
+// It returns false, and records nothing, when any chunk of e is no longer
+// in the repository (pruned since) or the chunks do not add up to e.Size;
+// the caller then reads the stream with AddStreamEntry. Whether the
+// content is really unchanged is the caller's judgement; e's SHA-256 is
+// kept as it is.
+func (b *Backup) AddUnchanged(ctx context.Context, e FileEntry) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("backup: %w", err)
+	}
+	if len(e.SHA256) != 2*sha256.Size {
+		return false, nil
+	}
+	var total int64
+	for _, id := range e.Chunks {
+		if _, loc, ok := b.r.idx.lookup(id); ok {
+			total += int64(loc.rawLen)
+			continue
+		}
+		b.mu.Lock()
+		n, ok := b.pending[id]
+		b.mu.Unlock()
+		if !ok {
+			return false, nil
+		}
+		total += int64(n)
+	}
+	if total != e.Size {
+		return false, nil
+	}
+	if err := b.reserve(e.Name); err != nil {
+		return false, err
+	}
+	e.Chunks = slices.Clone(e.Chunks)
+	if e.Chunks == nil {
+		e.Chunks = []ChunkID{}
+	}
+	b.bytesReused.Add(e.Size)
+	b.record(e, true)
+	return true, nil
 }
 
 func (b *Backup) failure() error {
@@ -216,7 +296,8 @@ func (b *Backup) failure() error {
 
 func (b *Backup) progress() {
 	if b.opts.Progress != nil {
-		b.opts.Progress(Progress{BytesRead: b.bytesRead.Load(), BytesNew: b.bytesNew.Load(), BytesStored: b.bytesStored.Load()})
+		b.opts.Progress(Progress{BytesRead: b.bytesRead.Load(), BytesNew: b.bytesNew.Load(),
+			BytesStored: b.bytesStored.Load(), BytesReused: b.bytesReused.Load()})
 	}
 }
 
@@ -234,7 +315,7 @@ func (b *Backup) storeChunk(j *chunkJob) error {
 		b.progress()
 		return nil
 	}
-	b.pending[j.id] = struct{}{}
+	b.pending[j.id] = uint32(len(j.data))
 	b.mu.Unlock()
 
 	sealed := b.r.sealChunk(j.id, j.data)
@@ -244,11 +325,11 @@ func (b *Backup) storeChunk(j *chunkJob) error {
 	b.stats.NewChunks++
 	b.stats.NewBytes += int64(len(j.data))
 	if b.pack == nil {
-		b.pack = &packBuilder{buf: make([]byte, 0, b.r.opts.PackSize+chunker.MaxSize+4096)}
+		b.pack = &packBuilder{}
 	}
 	b.pack.add(j.id, sealed, len(j.data))
 	var full *packBuilder
-	if len(b.pack.buf) >= b.r.opts.PackSize {
+	if b.pack.size >= b.r.opts.PackSize {
 		full, b.pack = b.pack, nil
 	}
 	err := b.err
@@ -270,8 +351,8 @@ func (b *Backup) upload(p *packBuilder) error {
 	}
 	b.uploads.Go(func() {
 		defer func() { <-b.r.uploadSlots }()
-		data, entries := p.finish(b.r.keys.aead)
-		err := b.r.put(b.ctx, packKey(entries.id), data, false)
+		parts, size, entries := p.finish(b.r.keys.aead)
+		err := b.r.putParts(b.ctx, packKey(entries.id), parts, false)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if err != nil {
@@ -281,8 +362,8 @@ func (b *Backup) upload(p *packBuilder) error {
 			return
 		}
 		b.packs = append(b.packs, entries)
-		b.stats.StoredBytes += int64(len(data))
-		b.bytesStored.Add(int64(len(data)))
+		b.stats.StoredBytes += size
+		b.bytesStored.Add(size)
 	})
 	return nil
 }
@@ -326,6 +407,8 @@ func (b *Backup) Commit(ctx context.Context) (*Snapshot, error) {
 		b.r.idx.files[id] = true
 		b.r.idx.mu.Unlock()
 	}
+	// Streams may have been added concurrently: a stable order.
+	slices.SortFunc(b.files, func(x, y FileEntry) int { return strings.Compare(x.Name, y.Name) })
 	snap := &Snapshot{
 		Time: b.start.UTC(), Site: b.opts.Site, Host: b.opts.Host, Tags: b.opts.Tags,
 		Meta: b.opts.Meta, Files: b.files, Stats: b.stats,

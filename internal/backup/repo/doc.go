@@ -36,7 +36,7 @@
 // derived from the master key: equal data has one id across all snapshots
 // and all sites of the repository and is stored once; ids say nothing about
 // content to someone without the key. Each new chunk is compressed with
-// zstd (klauspost/compress, default level) unless that does not shrink it,
+// zstd (klauspost/compress, SpeedBetterCompression) unless that does not shrink it,
 // then encrypted on its own, and chunks are collected into packs of about
 // Options.PackSize (16 MiB) so object stores see few, large objects. A
 // pack ends with its own sealed header (chunk ids and lengths) so an index
@@ -67,8 +67,12 @@
 // # Concurrency and crash safety
 //
 // A backup uploads packs in parallel (Options.Uploads) while chunks are
-// hashed, compressed and encrypted by Options.Workers goroutines; memory is
-// bounded by a fixed number of chunk buffers and packs in flight. The index
+// hashed, compressed and encrypted by Options.Workers goroutines per
+// stream; several streams may be added at once. Memory is bounded by a
+// fixed number of chunk buffers per backup (2×Workers+4, taken from a pool
+// the Repo's backups share, so many small streams cost no allocation) and
+// packs in flight; a pack is written as the sealed chunks it collected,
+// without copying them into one buffer. The index
 // file and then the snapshot are written only at Commit: a backup killed
 // midway leaves packs no index lists, which the next Prune deletes, and no
 // snapshot.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/restic/chunker"
 )
 
 // Pack format: the sealed chunks one after another, then the sealed
@@ -25,41 +27,66 @@ const (
 	flagZstd   = 1
 )
 
-// packBuilder collects sealed chunks into a pack.
+// packBuilder collects sealed chunks into a pack. The chunks are kept as
+// they were sealed (not copied into one buffer) and written one after the
+// other when the pack is uploaded.
 type packBuilder struct {
-	buf    []byte
+	parts  [][]byte
+	size   int // bytes of the sealed chunks so far
 	chunks []packChunk
 }
 
 func (p *packBuilder) add(id ChunkID, sealed []byte, rawLen int) {
-	p.chunks = append(p.chunks, packChunk{id: id, offset: uint32(len(p.buf)), length: uint32(len(sealed)), rawLen: uint32(rawLen)})
-	p.buf = append(p.buf, sealed...)
+	p.chunks = append(p.chunks, packChunk{id: id, offset: uint32(p.size), length: uint32(len(sealed)), rawLen: uint32(rawLen)})
+	p.parts = append(p.parts, sealed)
+	p.size += len(sealed)
 }
 
-// finish appends the header and returns the pack's bytes and entries.
-func (p *packBuilder) finish(aead cipher.AEAD) ([]byte, packEntries) {
+// finish appends the header and returns the pack's bytes (in parts, to be
+// written in order), its total size and its entries.
+func (p *packBuilder) finish(aead cipher.AEAD) ([][]byte, int64, packEntries) {
 	hdr := make([]byte, 0, len(p.chunks)*(32+10))
 	for _, c := range p.chunks {
 		hdr = append(hdr, c.id[:]...)
 		hdr = binary.AppendUvarint(hdr, uint64(c.length))
 		hdr = binary.AppendUvarint(hdr, uint64(c.rawLen))
 	}
-	start := len(p.buf)
-	data := seal(aead, p.buf, hdr, []byte(aadHeader))
-	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-start))
-	e := packEntries{id: sha256.Sum256(data), chunks: p.chunks}
-	return data, e
+	tail := seal(aead, make([]byte, 0, nonceSize+len(hdr)+tagSize+4), hdr, []byte(aadHeader))
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(len(tail)))
+	parts := append(p.parts, tail)
+	h := sha256.New()
+	var size int64
+	for _, part := range parts {
+		h.Write(part)
+		size += int64(len(part))
+	}
+	e := packEntries{chunks: p.chunks}
+	h.Sum(e.id[:0])
+	return parts, size, e
 }
 
-// sealChunk compresses (if that helps) and encrypts one chunk.
+// sealChunk compresses (if that helps) and encrypts one chunk. The result
+// is allocated to its exact size (it stays in a pack until uploaded); the
+// compression goes through a pooled scratch buffer.
 func (r *Repo) sealChunk(id ChunkID, data []byte) []byte {
-	payload := make([]byte, 1, len(data)/2+64)
-	payload[0] = flagZstd
+	sp := r.getScratch()
+	payload := append((*sp)[:0], flagZstd)
 	payload = r.enc.EncodeAll(data, payload)
 	if len(payload) >= len(data)+1 {
 		payload = append(append(payload[:0], flagStored), data...)
 	}
-	return seal(r.keys.aead, make([]byte, 0, len(payload)+overhead), payload, id[:])
+	sealed := seal(r.keys.aead, make([]byte, 0, len(payload)+overhead), payload, id[:])
+	*sp = payload
+	r.scratch.Put(sp)
+	return sealed
+}
+
+func (r *Repo) getScratch() *[]byte {
+	if sp, ok := r.scratch.Get().(*[]byte); ok {
+		return sp
+	}
+	b := make([]byte, 0, chunker.MaxSize+chunker.MaxSize/64+1024)
+	return &b
 }
 
 // openChunk decrypts, decompresses and checks one sealed chunk.

@@ -136,8 +136,8 @@ func (r *Repo) prunePlan(ctx context.Context, opts PruneOptions, rep *PruneRepor
 		if cur == nil || len(cur.chunks) == 0 {
 			return nil
 		}
-		data, e := cur.finish(r.keys.aead)
-		if err := r.put(ctx, packKey(e.id), data, false); err != nil {
+		parts, _, e := cur.finish(r.keys.aead)
+		if err := r.putParts(ctx, packKey(e.id), parts, false); err != nil {
 			return fmt.Errorf("prune: write pack: %w", err)
 		}
 		written = append(written, e)
@@ -172,12 +172,13 @@ func (r *Repo) prunePlan(ctx context.Context, opts PruneOptions, rep *PruneRepor
 				return nil, fmt.Errorf("prune: %s: %w", packKey(pid), err)
 			}
 			if cur == nil {
-				cur = &packBuilder{buf: make([]byte, 0, r.opts.PackSize+len(sealed)+4096)}
+				cur = &packBuilder{}
 			}
-			cur.add(c.id, sealed, int(c.rawLen))
+			// A copy: the pack being built must not pin the whole pack read.
+			cur.add(c.id, bytes.Clone(sealed), int(c.rawLen))
 			copied[c.id] = true
 			rep.BytesRepacked += int64(len(sealed))
-			if len(cur.buf) >= r.opts.PackSize {
+			if cur.size >= r.opts.PackSize {
 				if err := flush(); err != nil {
 					return nil, err
 				}
