@@ -282,7 +282,7 @@ only from the shards (a private network or NetworkPolicy).`
 	fl.StringVar(&cfg.PoolListen, "pool-listen", "", "IP the sites' PHP pools listen on over TCP for remote edges (e.g. 0.0.0.0 or the pod IP; empty: Unix sockets)")
 	fl.StringVar(&cfg.PoolAdvertise, "pool-advertise", "", "host name or IP edges connect to for the pools (default: --pool-listen)")
 	fl.StringVar(&poolPorts, "pool-ports", fmt.Sprintf("%d-%d", shard.DefaultPoolPortFirst, shard.DefaultPoolPortLast), "TCP port range of the pools, one port per site")
-	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback)")
+	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback); any: no check, the network must admit only edges")
 	fl.StringVar(&cfg.StaticAddr, "static-addr", "", "serve the sites' static files to remote edges on this address, e.g. :8082 (empty: edges read this machine's disk)")
 	fl.StringVar(&cfg.StaticAdvertise, "static-advertise", "", "URL or host[:port] edges fetch static files from (default: --static-addr's host, else --pool-advertise)")
 	fl.StringVar(&dbHost, "db-host", "", "HOST:PORT of an external MySQL/MariaDB server for the sites' databases, instead of running one (env "+EnvDBHost+")")

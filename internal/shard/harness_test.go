@@ -111,7 +111,7 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	c.t.Helper()
 	sh := shard.New(shard.Config{
 		Database: db,
-		Name: name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
+		Name:     name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
 		PublicURL:    func(d string) string { return "http://" + d + ":" + c.port },
 		Resync:       time.Hour, // the test drives convergence
 		CronInterval: -1,

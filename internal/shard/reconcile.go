@@ -309,7 +309,11 @@ func (s *Shard) poolFor(st *site.Site, n Names, uid int) (phpfpm.Pool, error) {
 			return phpfpm.Pool{}, err
 		}
 		pool.Listen = net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))
-		pool.AllowedClients = s.cfg.AllowedClients.Addresses()
+		if s.cfg.AllowedClients.Any() {
+			pool.AnyClient = true
+		} else {
+			pool.AllowedClients = s.cfg.AllowedClients.Addresses()
+		}
 	}
 	return pool, nil
 }
