@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
@@ -25,7 +27,50 @@ const (
 	EnvServer     = "AIPRESS_SERVER"
 	EnvShardToken = "AIPRESS_SHARD_TOKEN"
 	EnvEdgeToken  = "AIPRESS_EDGE_TOKEN"
+	// The external database server of a shard (--db-host, --db-user,
+	// --db-password-file); the Kubernetes provider sets them in the pod.
+	EnvDBHost     = "AIPRESS_DB_HOST"
+	EnvDBUser     = "AIPRESS_DB_USER"
+	EnvDBPassword = "AIPRESS_DB_PASSWORD"
 )
+
+// dbRemote returns the shard's external database server from the flags,
+// else the environment; nil when no host is given (the shard runs its own
+// MariaDB).
+func dbRemote(d deps, host, user, passwordFile, userHost string) (*mariadb.Remote, error) {
+	if host == "" {
+		host = d.getenv(EnvDBHost)
+	}
+	if host == "" {
+		if user != "" || passwordFile != "" || userHost != "" {
+			return nil, fmt.Errorf("--db-user, --db-password-file and --db-user-host need --db-host (or %s)", EnvDBHost)
+		}
+		return nil, nil
+	}
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		return nil, fmt.Errorf("--db-host %q: want HOST:PORT", host)
+	}
+	if user == "" {
+		user = d.getenv(EnvDBUser)
+	}
+	if user == "" {
+		return nil, fmt.Errorf("--db-user (or %s) is required with --db-host", EnvDBUser)
+	}
+	var password string
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--db-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	} else {
+		password = d.getenv(EnvDBPassword)
+	}
+	if password == "" {
+		return nil, fmt.Errorf("--db-password-file (or %s) is required with --db-host", EnvDBPassword)
+	}
+	return &mariadb.Remote{Addr: host, User: user, Password: password, UserHost: userHost}, nil
+}
 
 func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
 	var l slog.Level
@@ -124,6 +169,9 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		purgeSecretFile     string
 		poolPorts           string
 		allowedClients      []string
+		dbHost, dbUser      string
+		dbPasswordFile      string
+		dbUserHost          string
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -141,7 +189,18 @@ machines, --pool-listen puts each site's pool on a TCP port of its own (from
 files to edges over HTTP. Both accept only --allowed-clients (the edges' IPs
 or small networks; default loopback): a FastCGI port lets whoever reaches it
 run any PHP file as the site's user, so list only edges and keep these ports
-on a private network.`
+on a private network. --allowed-clients any drops the check (php-fpm's
+allowed_clients and the static server's): only for networks where something
+else, such as a Kubernetes NetworkPolicy, lets only edges reach these ports.
+
+With --db-host (or ` + EnvDBHost + `) the shard runs no MariaDB of its own: it
+keeps its sites' databases and users on that MySQL/MariaDB server, logging
+in over TCP as --db-user (` + EnvDBUser + `) with the password in
+--db-password-file (` + EnvDBPassword + `), an account that may create
+databases and users and grant. Site users are created for --db-user-host
+(default '%', any host: the sites' pods have no fixed address); their
+passwords are 32 random characters, and the server's port must be reachable
+only from the shards (a private network or NetworkPolicy).`
 	cmd.Example = `  aipress shard token create shard-eu-1 -o json > token.json
   aipress shard --name shard-eu-1 --server http://cp.example.com:7070 \
       --token-file /etc/aipress/shard-eu-1.token --data-dir /var/lib/aipress-shard \
@@ -199,6 +258,9 @@ on a private network.`
 		if cfg.StaticAddr == "" && cmd.Flags().Changed("static-advertise") {
 			return fmt.Errorf("--static-advertise needs --static-addr")
 		}
+		if cfg.Database, err = dbRemote(d, dbHost, dbUser, dbPasswordFile, dbUserHost); err != nil {
+			return err
+		}
 		cfg.Logger, cfg.Version = log, cmd.Root().Version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -220,9 +282,13 @@ on a private network.`
 	fl.StringVar(&cfg.PoolListen, "pool-listen", "", "IP the sites' PHP pools listen on over TCP for remote edges (e.g. 0.0.0.0 or the pod IP; empty: Unix sockets)")
 	fl.StringVar(&cfg.PoolAdvertise, "pool-advertise", "", "host name or IP edges connect to for the pools (default: --pool-listen)")
 	fl.StringVar(&poolPorts, "pool-ports", fmt.Sprintf("%d-%d", shard.DefaultPoolPortFirst, shard.DefaultPoolPortLast), "TCP port range of the pools, one port per site")
-	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback)")
+	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback); any: no check, the network must admit only edges")
 	fl.StringVar(&cfg.StaticAddr, "static-addr", "", "serve the sites' static files to remote edges on this address, e.g. :8082 (empty: edges read this machine's disk)")
 	fl.StringVar(&cfg.StaticAdvertise, "static-advertise", "", "URL or host[:port] edges fetch static files from (default: --static-addr's host, else --pool-advertise)")
+	fl.StringVar(&dbHost, "db-host", "", "HOST:PORT of an external MySQL/MariaDB server for the sites' databases, instead of running one (env "+EnvDBHost+")")
+	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
+	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
+	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -11,9 +11,14 @@ import (
 	"slices"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aipress/aipress/internal/kube"
 )
 
 const baseDir = "../../deploy/kubernetes/base"
@@ -68,7 +73,7 @@ func TestDeployBase(t *testing.T) {
 			kinds[u.GetKind()]++
 		}
 	}
-	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1}
+	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 2}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d %s objects, want %d (all: %v)", kinds[k], k, n, kinds)
@@ -86,5 +91,76 @@ func TestDeployBase(t *testing.T) {
 	}
 	if out, err := exec.Command(kubectl, "kustomize", baseDir).CombinedOutput(); err != nil {
 		t.Errorf("kubectl kustomize: %v\n%s", err, out)
+	}
+}
+
+// The NetworkPolicies of the base select the pods the provider makes: the
+// shard agents' pods admit the edges' pods (labels of edge.yaml's template)
+// on the static and FastCGI ports, and a shard's MariaDB admits the agents.
+func TestDeployNetworkPolicies(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(baseDir, "networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := map[string]networkingv1.NetworkPolicy{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p networkingv1.NetworkPolicy
+		if err := yaml.UnmarshalStrict(doc, &p); err != nil {
+			t.Fatal(err)
+		}
+		pols[p.Name] = p
+	}
+	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podLabels := map[string]labels.Set{}
+	for _, u := range objs {
+		if u.GetKind() == "StatefulSet" {
+			m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
+			podLabels[m[kube.LabelComponent]] = m
+		}
+	}
+	eb, err := os.ReadFile(filepath.Join(baseDir, "edge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edge unstructured.Unstructured
+	if err := yaml.Unmarshal(bytes.SplitN(eb, []byte("\n---"), 2)[0], &edge.Object); err != nil {
+		t.Fatal(err)
+	}
+	edgeLabels, _, _ := unstructured.NestedStringMap(edge.Object, "spec", "template", "metadata", "labels")
+	matches := func(sel metav1.LabelSelector, l labels.Set) bool {
+		s, err := metav1.LabelSelectorAsSelector(&sel)
+		return err == nil && !s.Empty() && s.Matches(l)
+	}
+	shardPol, dbPol := pols["aipress-shard"], pols["aipress-shard-db"]
+	if !matches(shardPol.Spec.PodSelector, podLabels[kube.ComponentShard]) || matches(shardPol.Spec.PodSelector, podLabels[kube.ComponentShardDB]) {
+		t.Errorf("aipress-shard selects %v", shardPol.Spec.PodSelector)
+	}
+	if !matches(dbPol.Spec.PodSelector, podLabels[kube.ComponentShardDB]) || matches(dbPol.Spec.PodSelector, podLabels[kube.ComponentShard]) {
+		t.Errorf("aipress-shard-db selects %v", dbPol.Spec.PodSelector)
+	}
+	in := shardPol.Spec.Ingress
+	if len(in) != 2 || len(in[0].From) != 1 || !matches(*in[0].From[0].PodSelector, edgeLabels) || matches(*in[0].From[0].PodSelector, podLabels[kube.ComponentShard]) {
+		t.Fatalf("aipress-shard ingress: %+v", in)
+	}
+	if p := in[0].Ports; len(p) != 2 || p[0].Port.IntValue() != kube.PortStatic || p[1].Port.IntValue() != kube.PoolPortFirst || p[1].EndPort == nil || *p[1].EndPort != kube.PoolPortLast {
+		t.Errorf("edge ports: %+v", p)
+	}
+	if len(in[1].From) != 0 || len(in[1].Ports) != 1 || in[1].Ports[0].Port.IntValue() != kube.PortHealth {
+		t.Errorf("health rule: %+v", in[1])
+	}
+	din := dbPol.Spec.Ingress
+	if len(din) != 1 || !matches(*din[0].From[0].PodSelector, podLabels[kube.ComponentShard]) || matches(*din[0].From[0].PodSelector, edgeLabels) || din[0].Ports[0].Port.IntValue() != kube.PortMySQL {
+		t.Errorf("aipress-shard-db ingress: %+v", din)
 	}
 }

@@ -343,7 +343,17 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 	capacity := spec.Capacity
 	args := []string{"shard", "--name", spec.Name, "--data-dir", ShardDataDir,
 		"--capacity", strconv.Itoa(capacity), "--provider", ProviderKubernetes,
-		"--public-port", strconv.Itoa(set.PublicPort), "--health-addr", ":" + strconv.Itoa(PortHealth)}
+		"--public-port", strconv.Itoa(set.PublicPort), "--health-addr", ":" + strconv.Itoa(PortHealth),
+		// Edges run in other pods: the pools listen on the pod's address
+		// (ports PoolPortFirst-PoolPortLast) and the agent serves static
+		// files on PortStatic. The edges' pod addresses change and php-fpm
+		// takes single addresses only, so any client is let in here and
+		// the NetworkPolicy aipress-shard (deploy/kubernetes/base) admits
+		// only the edges' pods. The database server comes from the
+		// AIPRESS_DB_* variables below.
+		"--pool-listen", "0.0.0.0", "--pool-advertise", "$(POD_IP)",
+		"--pool-ports", strconv.Itoa(PoolPortFirst) + "-" + strconv.Itoa(PoolPortLast),
+		"--static-addr", ":" + strconv.Itoa(PortStatic), "--allowed-clients", "any"}
 	transferURL := set.TransferURL
 	if transferURL == "" && set.TransferClaim != "" {
 		transferURL = "file://" + TransferDir
@@ -360,6 +370,7 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 		{Name: "AIPRESS_SHARD_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: agentSecretName(spec.Name)}, Key: KeyToken}}},
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 	}
 	if x := spec.ExternalMySQL; x != nil {
 		env = append(env,

@@ -33,16 +33,74 @@ import (
 	"github.com/aipress/aipress/internal/supervise"
 )
 
-// Server is one supervised MariaDB server.
+// Server is one MariaDB server a shard administers: by default one it runs
+// itself (supervised, local socket and loopback port); with Remote set, an
+// external MySQL/MariaDB server it reaches over TCP and does not run. The
+// admin methods are the same in both modes.
 type Server struct {
-	Dir    string // data directory of this server (created)
+	Dir    string // data directory of this server (created); remote: client option file only
 	Logger *slog.Logger
+	// Remote, if set, is the external server to administer instead of
+	// running one.
+	Remote *Remote
 
 	port     int
 	password string
 	proc     *supervise.Process
 	db       *sql.DB
 	ready    chan struct{}
+}
+
+// Remote is an external MySQL/MariaDB server reached over TCP.
+type Remote struct {
+	Addr     string // host:port
+	User     string // an account that creates databases and users and grants (root)
+	Password string
+	// UserHost is the host part of the site users' accounts: where the
+	// sites' PHP connects from. Default "%" (any host): on Kubernetes the
+	// pods' addresses are dynamic. Site passwords are 32 random characters
+	// and the server's port must be reachable only inside the cluster
+	// (a NetworkPolicy).
+	UserHost string
+}
+
+// DefaultRemoteUserHost is the site users' host pattern on a remote server.
+const DefaultRemoteUserHost = "%"
+
+var userHostPattern = regexp.MustCompile(`^[A-Za-z0-9_.%:-]{1,255}$`)
+
+func (r *Remote) check() error {
+	host, port, err := net.SplitHostPort(r.Addr)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("mariadb: remote server address %q: want host:port", r.Addr)
+	}
+	if r.User == "" {
+		return errors.New("mariadb: remote server: no user")
+	}
+	if r.UserHost == "" {
+		r.UserHost = DefaultRemoteUserHost
+	}
+	if !userHostPattern.MatchString(r.UserHost) {
+		return fmt.Errorf("mariadb: site user host %q: want a host name, IP address or pattern with %% and _", r.UserHost)
+	}
+	return nil
+}
+
+// userHost is the host part of site users' accounts.
+func (s *Server) userHost() string {
+	if s.Remote != nil {
+		return s.Remote.UserHost
+	}
+	return "localhost"
+}
+
+// ClientHost is what the sites' PHP gives as DB_HOST: "localhost:" and the
+// socket of a local server, the host:port of a remote one.
+func (s *Server) ClientHost() string {
+	if s.Remote != nil {
+		return s.Remote.Addr
+	}
+	return "localhost:" + s.Socket()
 }
 
 // Paths inside Dir.
@@ -80,6 +138,9 @@ func runAs() (*user.User, bool) {
 // the configuration.
 func (s *Server) Prepare(ctx context.Context) error {
 	s.ready = make(chan struct{})
+	if s.Remote != nil {
+		return s.prepareRemote()
+	}
 	// 0711: site users reach the socket inside, nothing else.
 	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
 		return fmt.Errorf("mariadb: %w", err)
@@ -232,8 +293,12 @@ socket = %s
 
 // Run runs the server until ctx is done, restarting it if it dies. On every
 // (re)start it makes sure the root password is set. Use WaitReady to wait for
-// the first start.
+// the first start. With Remote it runs nothing: it connects (retrying until
+// the server answers), reports ready and waits for ctx.
 func (s *Server) Run(ctx context.Context) error {
+	if s.Remote != nil {
+		return s.runRemote(ctx)
+	}
 	// mariadbd starts as the mysql user rather than switching to it itself:
 	// a process that changes its credentials loses its parent-death signal,
 	// and that signal is what takes it down with a killed platform.
@@ -341,8 +406,12 @@ func (s *Server) open(userName, password, dbName string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User = userName
 	cfg.Passwd = password
-	cfg.Net = "unix"
-	cfg.Addr = s.Socket()
+	if s.Remote != nil {
+		cfg.Net, cfg.Addr = "tcp", s.Remote.Addr
+	} else {
+		cfg.Net = "unix"
+		cfg.Addr = s.Socket()
+	}
 	cfg.DBName = dbName
 	cfg.Timeout = 5 * time.Second
 	cfg.ReadTimeout = 60 * time.Second
@@ -377,9 +446,9 @@ func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password st
 	}
 	stmts := []string{
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
-		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
-		fmt.Sprintf("ALTER USER '%s'@'localhost' IDENTIFIED BY '%s'", userName, password),
-		grantAll(name, userName),
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
+		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
+		s.grantAll(name, userName),
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -392,8 +461,8 @@ func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password st
 // grantAll is the GRANT of a site user's privileges on its database. In a
 // database-level grant "_" is a wildcard: it is escaped, or the user could
 // create (and fill) databases such as wpX<id> nobody removes.
-func grantAll(name, userName string) string {
-	return fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'localhost'", grantDB(name), userName)
+func (s *Server) grantAll(name, userName string) string {
+	return fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES ON `%s`.* TO '%s'@'%s'", grantDB(name), userName, s.userHost())
 }
 
 func grantDB(name string) string { return strings.ReplaceAll(name, "_", `\_`) }
@@ -409,6 +478,9 @@ const writePrivileges = "INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX"
 func (s *Server) FreezeWrites(ctx context.Context, name, userName string) error {
 	if !ident.MatchString(name) || !ident.MatchString(userName) {
 		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
+	}
+	if s.Remote != nil {
+		return s.freezeRemote(ctx, name, userName)
 	}
 	for _, q := range []string{
 		fmt.Sprintf("REVOKE %s ON `%s`.* FROM '%s'@'localhost'", writePrivileges, grantDB(name), userName),
@@ -427,7 +499,7 @@ func (s *Server) UnfreezeWrites(ctx context.Context, name, userName string) erro
 	if !ident.MatchString(name) || !ident.MatchString(userName) {
 		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
 	}
-	if _, err := s.db.ExecContext(ctx, grantAll(name, userName)); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.grantAll(name, userName)); err != nil {
 		return fmt.Errorf("mariadb: unfreeze writes to %s: %w", name, err)
 	}
 	return nil
@@ -437,9 +509,9 @@ func (s *Server) UnfreezeWrites(ctx context.Context, name, userName string) erro
 // database name that FreezeWrites revokes (all of them).
 func (s *Server) WritesFrozen(ctx context.Context, name, userName string) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mysql.db WHERE Host = 'localhost' AND User = ? AND Db = ?
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mysql.db WHERE Host = ? AND User = ? AND Db = ?
 		AND (Insert_priv = 'Y' OR Update_priv = 'Y' OR Delete_priv = 'Y' OR Create_priv = 'Y' OR Drop_priv = 'Y' OR Alter_priv = 'Y' OR Index_priv = 'Y')`,
-		userName, grantDB(name)).Scan(&n)
+		s.userHost(), userName, grantDB(name)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("mariadb: %w", err)
 	}
@@ -452,6 +524,9 @@ func (s *Server) WritesFrozen(ctx context.Context, name, userName string) (bool,
 func (s *Server) clientConfig() string { return filepath.Join(s.Dir, "root-client.cnf") }
 
 func (s *Server) writeClientConfig() error {
+	if s.Remote != nil {
+		return s.writeRemoteClientConfig()
+	}
 	conf := fmt.Sprintf("# Written by aipress; changes are overwritten.\n[client]\nuser = root\npassword = %s\nsocket = %s\n", s.password, s.Socket())
 	if err := writeFileAtomic(s.clientConfig(), []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("mariadb: write client config: %w", err)
@@ -517,7 +592,7 @@ func (s *Server) DropDatabase(ctx context.Context, name, userName string) error 
 	}
 	for _, q := range []string{
 		fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name),
-		fmt.Sprintf("DROP USER IF EXISTS '%s'@'localhost'", userName),
+		fmt.Sprintf("DROP USER IF EXISTS '%s'@'%s'", userName, s.userHost()),
 	} {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("mariadb: drop database %s: %w", name, err)
@@ -536,10 +611,11 @@ func (s *Server) DatabaseExists(ctx context.Context, name string) (bool, error) 
 	return n > 0, nil
 }
 
-// UserExists reports whether user@localhost exists.
+// UserExists reports whether the site user userName exists (at localhost,
+// or a remote server's site user host).
 func (s *Server) UserExists(ctx context.Context, userName string) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = 'localhost'", userName).Scan(&n)
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?", userName, s.userHost()).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("mariadb: %w", err)
 	}
@@ -551,13 +627,16 @@ func (s *Server) ListDatabases(ctx context.Context, prefix string) ([]string, er
 	return s.list(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", prefix)
 }
 
-// ListUsers returns the names of @localhost users that start with prefix.
+// ListUsers returns the names of site users (@localhost, or a remote
+// server's site user host) that start with prefix.
 func (s *Server) ListUsers(ctx context.Context, prefix string) ([]string, error) {
-	return s.list(ctx, "SELECT User FROM mysql.user WHERE Host = 'localhost' AND User LIKE ?", prefix)
+	return s.list(ctx, "SELECT User FROM mysql.user WHERE Host = ? AND User LIKE ?", s.userHost(), prefix)
 }
 
-func (s *Server) list(ctx context.Context, q, prefix string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, q, strings.ReplaceAll(prefix, "_", `\_`)+"%")
+func (s *Server) list(ctx context.Context, q string, args ...any) ([]string, error) {
+	prefix := args[len(args)-1].(string)
+	args[len(args)-1] = strings.ReplaceAll(prefix, "_", `\_`) + "%"
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mariadb: %w", err)
 	}
@@ -747,11 +826,14 @@ func (s *Server) SwapTables(ctx context.Context, live, staging, old string) erro
 // quoteIdent escapes a name for use between backquotes.
 func quoteIdent(n string) string { return strings.ReplaceAll(n, "`", "``") }
 
-// OpenRoot opens a connection pool as root on database dbName (tools that
-// rewrite a site's database in bulk use it).
+// OpenRoot opens a connection pool as root (a remote server's admin user)
+// on database dbName (tools that rewrite a site's database in bulk use it).
 func (s *Server) OpenRoot(dbName string) (*sql.DB, error) {
 	if !ident.MatchString(dbName) {
 		return nil, fmt.Errorf("mariadb: invalid identifier %q", dbName)
+	}
+	if s.Remote != nil {
+		return s.open(s.Remote.User, s.Remote.Password, dbName)
 	}
 	return s.open("root", s.password, dbName)
 }

@@ -56,6 +56,10 @@ type Pool struct {
 	// AllowedClients means loopback only.
 	Listen         string
 	AllowedClients []string
+	// AnyClient drops listen.allowed_clients: every address that reaches
+	// the port may connect. Only where the network itself admits only
+	// edges (a Kubernetes NetworkPolicy).
+	AnyClient bool
 }
 
 // DefaultAllowedClients may connect to a TCP pool when Pool.AllowedClients
@@ -197,7 +201,11 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 				return nil, fmt.Errorf("php-fpm: pool %s: allowed client %q is not an IP address", p.Name, c)
 			}
 		}
-		fmt.Fprintf(&b, "listen = %s\nlisten.allowed_clients = %s\n", p.Listen, strings.Join(clients, ","))
+		if p.AnyClient {
+			fmt.Fprintf(&b, "listen = %s\n", p.Listen)
+		} else {
+			fmt.Fprintf(&b, "listen = %s\nlisten.allowed_clients = %s\n", p.Listen, strings.Join(clients, ","))
+		}
 	} else {
 		fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
 	}

@@ -185,6 +185,11 @@ func TestRenderPoolTCP(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), "listen.allowed_clients = 10.0.0.5,fd00::7\n") {
 		t.Errorf("allowed clients: %v\n%s", err, got)
 	}
+	p.AnyClient = true
+	got, err = phpfpm.RenderPool(p, "/unused.sock")
+	if err != nil || strings.Contains(string(got), "allowed_clients") || !strings.Contains(string(got), "listen = 0.0.0.0:9100\n") {
+		t.Errorf("any client: %v\n%s", err, got)
+	}
 	for _, bad := range []phpfpm.Pool{
 		{Listen: "9100"}, {Listen: "example.com:9100"}, {Listen: "127.0.0.1:9100", AllowedClients: []string{"10.0.0.0/8"}},
 		{Listen: "127.0.0.1:9100", AllowedClients: []string{"any"}},

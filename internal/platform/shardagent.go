@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -45,8 +46,12 @@ type ShardConfig struct {
 	PoolPortFirst, PoolPortLast int
 	AllowedClients              shard.Clients
 	StaticAddr, StaticAdvertise string
-	Logger                      *slog.Logger
-	Version                     string
+	// Database, if set, is the external MySQL/MariaDB server of the
+	// sites' databases (see shard.Config.Database); nil: the shard runs
+	// its own MariaDB.
+	Database *mariadb.Remote
+	Logger   *slog.Logger
+	Version  string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -120,7 +125,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		PoolListen: cfg.PoolListen, PoolAdvertise: cfg.PoolAdvertise, PoolPortFirst: cfg.PoolPortFirst, PoolPortLast: cfg.PoolPortLast,
-		AllowedClients: cfg.AllowedClients, StaticURL: staticURL,
+		AllowedClients: cfg.AllowedClients, StaticURL: staticURL, Database: cfg.Database,
 	}
 	setShardRepos(&scfg, link.Repos())
 	sh := shard.New(scfg)

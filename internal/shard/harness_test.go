@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -101,8 +102,16 @@ func newCluster(t *testing.T) *cluster {
 // the test drives Converge itself.
 func (c *cluster) start(name string) *shard.Shard {
 	c.t.Helper()
+	return c.startWith(name, nil)
+}
+
+// startWith is start with the shard's sites' databases on db (nil: the
+// shard runs its own MariaDB).
+func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
+	c.t.Helper()
 	sh := shard.New(shard.Config{
-		Name: name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
+		Database: db,
+		Name:     name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
 		PublicURL:    func(d string) string { return "http://" + d + ":" + c.port },
 		Resync:       time.Hour, // the test drives convergence
 		CronInterval: -1,

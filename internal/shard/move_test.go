@@ -64,7 +64,7 @@ func (c *cluster) dashboard(host, cookies string) bool {
 func addContent(t *testing.T, c *cluster, sh *shard.Shard, uid string) {
 	t.Helper()
 	n := sh.NamesFor(uid)
-	db, err := sh.DB().OpenAs("root", mustRead(t, filepath.Join(sh.DB().Dir, "root-password")), n.DB)
+	db, err := sh.DB().OpenRoot(n.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func addContent(t *testing.T, c *cluster, sh *shard.Shard, uid string) {
 // rootExec runs q in database db of sh as MariaDB's root.
 func rootExec(t *testing.T, c *cluster, sh *shard.Shard, db, q string) {
 	t.Helper()
-	conn, err := sh.DB().OpenAs("root", mustRead(t, filepath.Join(sh.DB().Dir, "root-password")), db)
+	conn, err := sh.DB().OpenRoot(db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,16 +174,34 @@ var DefaultClients = Clients{netip.MustParsePrefix("127.0.0.1/32"), netip.MustPa
 // network is written out address by address.
 const maxClientNetwork = 256
 
+// AnyClients is the allow-list of "any": every address (see Any).
+var AnyClients = Clients{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+
+// Any reports whether the list allows every address ("any"): php-fpm then
+// gets no listen.allowed_clients, and whoever reaches the ports may use
+// them, so the network must admit only edges (on Kubernetes a
+// NetworkPolicy; the edges' pod addresses change).
+func (c Clients) Any() bool {
+	return slices.ContainsFunc(c, func(p netip.Prefix) bool { return p.Bits() == 0 })
+}
+
 // ParseClients parses IP addresses and networks (CIDR) of edges. A network
 // may hold at most 256 addresses (php-fpm checks single addresses only; for
 // a larger pod network list the edges' addresses, or restrict the network
-// path itself). An empty list gives DefaultClients.
+// path itself). "any", alone, allows every address (see Clients.Any). An
+// empty list gives DefaultClients.
 func ParseClients(list []string) (Clients, error) {
 	var out Clients
 	for _, item := range list {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
+		}
+		if item == "any" {
+			if len(list) != 1 {
+				return nil, fmt.Errorf("allowed client \"any\" cannot be combined with addresses")
+			}
+			return slices.Clone(AnyClients), nil
 		}
 		var pfx netip.Prefix
 		if strings.Contains(item, "/") {
@@ -225,7 +243,11 @@ func (c Clients) Allows(addr netip.Addr) bool {
 }
 
 // Addresses writes the list out address by address (php-fpm's form).
+// An "any" list has none (php-fpm gets no allow-list).
 func (c Clients) Addresses() []string {
+	if c.Any() {
+		return nil
+	}
 	var out []string
 	for _, p := range c {
 		for a := p.Addr(); p.Contains(a); a = a.Next() {

@@ -138,10 +138,26 @@ func TestParseClients(t *testing.T) {
 	if got := len(mustClients(t, "192.168.7.0/24").Addresses()); got != 256 {
 		t.Errorf("/24 = %d addresses", got)
 	}
-	for _, bad := range []string{"10.0.0.0/16", "any", "10.0.0.300", "fd00::/64"} {
+	for _, bad := range []string{"10.0.0.0/16", "0.0.0.0/0", "10.0.0.300", "fd00::/64"} {
 		if _, err := ParseClients([]string{bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	// "any" alone allows every address and writes no php-fpm list.
+	if _, err := ParseClients([]string{"any", "10.0.0.5"}); err == nil {
+		t.Error("any with an address accepted")
+	}
+	c = mustClients(t, "any")
+	if !c.Any() || c.Addresses() != nil {
+		t.Errorf("any = %v, addresses %v", c, c.Addresses())
+	}
+	for _, addr := range []string{"10.244.3.7", "::ffff:192.168.1.1", "fd00::9"} {
+		if !c.Allows(netip.MustParseAddr(addr)) {
+			t.Errorf("any does not allow %s", addr)
+		}
+	}
+	if DefaultClients.Any() || mustClients(t, "10.0.0.5").Any() {
+		t.Error("a list of addresses counts as any")
 	}
 }
 

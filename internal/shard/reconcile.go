@@ -277,7 +277,7 @@ func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) 
 	cfg := wordpress.Config{
 		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
 		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
-		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+		DBHost: s.db.ClientHost(), Salts: sec.Salts,
 	}
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
 		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
@@ -309,7 +309,11 @@ func (s *Shard) poolFor(st *site.Site, n Names, uid int) (phpfpm.Pool, error) {
 			return phpfpm.Pool{}, err
 		}
 		pool.Listen = net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))
-		pool.AllowedClients = s.cfg.AllowedClients.Addresses()
+		if s.cfg.AllowedClients.Any() {
+			pool.AnyClient = true
+		} else {
+			pool.AllowedClients = s.cfg.AllowedClients.Addresses()
+		}
 	}
 	return pool, nil
 }

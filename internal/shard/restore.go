@@ -655,7 +655,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	cfg := wordpress.Config{
 		Domain: meta.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
 		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
-		DBHost: "localhost:" + s.db.Socket(), Salts: sec.Salts,
+		DBHost: s.db.ClientHost(), Salts: sec.Salts,
 	}
 	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
 		return nil, err

@@ -116,6 +116,12 @@ type Config struct {
 	// take part in moves (a move reports that as its error).
 	TransferURL string
 
+	// Database, if set, is an external MySQL/MariaDB server the shard keeps
+	// its sites' databases and users on (over TCP, as Database.User)
+	// instead of running its own MariaDB server; the sites' DB_HOST is its
+	// address. Nil: a supervised MariaDB under Dir (the local mode).
+	Database *mariadb.Remote
+
 	// PoolListen, if set, is the IP address the sites' php-fpm pools listen
 	// on over TCP ("0.0.0.0", the pod's IP …) instead of Unix sockets, so
 	// that edges on other machines reach them: Status.Endpoint becomes
@@ -245,7 +251,7 @@ func New(cfg Config) *Shard {
 		log:         log,
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
-		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log},
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database},
 		fpm:         &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
@@ -367,7 +373,11 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 			return nil
 		}
 	}
-	s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
+	if s.cfg.Database != nil {
+		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr)
+	} else {
+		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
+	}
 	first := true
 	tick := time.NewTicker(s.cfg.Resync)
 	defer tick.Stop()
