@@ -135,6 +135,7 @@ func NewHub(st store.Store, log *slog.Logger) *revhub.Hub {
 		// touched; only their agents' long polls wake (WaitKey).
 		Affected: func(ctx context.Context, from int64) ([]string, int64, error) {
 			var keys []string
+			start := from
 			for {
 				cl, err := st.Changes(ctx, from, store.ChangeOptions{Limit: store.MaxLimit})
 				if err != nil {
@@ -150,12 +151,28 @@ func NewHub(st store.Store, log *slog.Logger) *revhub.Hub {
 				}
 				from = cl.Revision
 				if !cl.More {
-					return keys, from, nil
+					break
 				}
 			}
+			// Jobs are not in the change feed: the active ones (few)
+			// written after the move's start wake their shard's job
+			// polls (key "jobs:" + shard).
+			jobs, err := st.ListJobs(ctx, store.JobListOptions{Phases: []store.JobPhase{store.JobPending, store.JobRunning}, Limit: store.MaxLimit})
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, j := range jobs.Items {
+				if j.ResourceVersion > start && j.Shard != "" {
+					keys = append(keys, JobsKey(j.Shard))
+				}
+			}
+			return keys, from, nil
 		},
 	})
 }
+
+// JobsKey is the revision hub key of a shard's job polls.
+func JobsKey(shard string) string { return "jobs:" + shard }
 
 // New returns the API handler. It panics if cfg.Store is nil.
 func New(cfg Config) http.Handler {

@@ -215,11 +215,14 @@ func (s *server) agentJobs(c *call) (response, error) {
 		changed := q.list
 		for _, j := range jobs {
 			changed = changed || j.ResourceVersion > q.since
+			rev = max(rev, j.ResourceVersion) // written after rev was read
 		}
 		if changed {
 			return response{status: http.StatusOK, body: AgentJobsResponse{Items: jobs, Revision: rev}}, nil
 		}
-		if _, err := s.cfg.Hub.Wait(waitCtx, rev); err != nil {
+		// Wake only for this shard's jobs (the hub learns which shards'
+		// active jobs moved), not for every write to the store.
+		if _, err := s.cfg.Hub.WaitKey(waitCtx, rev, JobsKey(shard)); err != nil {
 			return response{status: http.StatusOK, body: AgentJobsResponse{Items: jobs, Revision: rev}}, nil
 		}
 	}

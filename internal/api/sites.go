@@ -95,6 +95,25 @@ func redact(s *site.Site) *site.Site {
 	return &c
 }
 
+// forEdge is what an edge needs of a site to route it (edge.RouteForSite,
+// cache purges on re-creation), and nothing else: an edge's first list of
+// 50,000 sites stays a few tens of megabytes, and no admin data reaches it.
+func forEdge(s *site.Site) *site.Site {
+	c := site.Site{
+		Metadata: site.Metadata{Name: s.Metadata.Name, UID: s.Metadata.UID, Generation: s.Metadata.Generation,
+			ResourceVersion: s.Metadata.ResourceVersion, DeletionRequested: s.Metadata.DeletionRequested},
+		Spec: site.Spec{Domain: s.Spec.Domain, Suspended: s.Spec.Suspended, Cache: s.Spec.Cache, WAF: s.Spec.WAF,
+			HTTPSRedirect: s.Spec.HTTPSRedirect},
+		Status: site.Status{Phase: s.Status.Phase, Shard: s.Status.Shard, Endpoint: s.Status.Endpoint,
+			Docroot: s.Status.Docroot, StaticURL: s.Status.StaticURL},
+		Move: s.Move,
+	}
+	if m := s.Status.Condition(site.CondMaintenance); m != nil {
+		c.Status.Conditions = []site.Condition{*m}
+	}
+	return &c
+}
+
 // siteName normalises a {name} path value; names that are not valid domains
 // cannot exist, so they are reported as not found.
 func siteName(c *call) (string, error) {

@@ -177,7 +177,7 @@ func (s *server) watchRoutes(c *call) (response, error) {
 			return response{}, internal(fmt.Errorf("list shards: %w", err))
 		}
 		for i := range sites {
-			sites[i] = *redact(&sites[i])
+			sites[i] = *forEdge(&sites[i])
 		}
 		if shards == nil {
 			shards = []store.Shard{}
@@ -193,7 +193,7 @@ func (s *server) watchRoutes(c *call) (response, error) {
 		out.Shards = []store.Shard{}
 	}
 	for i := range cl.Sites {
-		out.Sites = append(out.Sites, *redact(&cl.Sites[i]))
+		out.Sites = append(out.Sites, *forEdge(&cl.Sites[i]))
 	}
 	return response{status: http.StatusOK, body: out}, nil
 }

@@ -219,6 +219,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 300 && out != nil {
+		if _, raw := out.(*[]byte); !raw {
+			// Stream the body: an edge's first list of 50,000 routes is
+			// tens of megabytes.
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+				return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+			}
+			return nil
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)
