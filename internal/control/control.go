@@ -347,6 +347,11 @@ func (c *Controller) placePending(ctx context.Context) error {
 	// Placed sites leave the unplaced set, so paging by name past each
 	// page visits every site once even though the set shrinks meanwhile.
 	opts := store.ListOptions{Unplaced: true, Limit: store.MaxLimit}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex // guards errs and wrote while writes run
+		sem = make(chan struct{}, placementWriters)
+	)
 	for {
 		page, err := c.cfg.Store.ListSites(ctx, opts)
 		if err != nil {
@@ -356,19 +361,39 @@ func (c *Controller) placePending(ctx context.Context) error {
 			s := &page.Items[i]
 			if s.Metadata.DeletionRequested != nil {
 				if err := c.cfg.Store.DeleteSite(ctx, s.Metadata.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+					mu.Lock()
 					errs = append(errs, err)
+					mu.Unlock()
 					continue
 				}
+				mu.Lock()
 				wrote = true
+				mu.Unlock()
 				continue
 			}
-			shard, err := c.place(ctx, s)
+			shard, err := c.choose(ctx, s)
 			if err != nil {
+				mu.Lock()
 				errs = append(errs, err)
+				mu.Unlock()
 				continue
 			}
-			wrote = wrote || shard != ""
+			// Choices are made in order (the index is the truth for
+			// capacity); their writes run a few at a time, which a
+			// PostgreSQL store takes in parallel.
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				placed, err := c.record(ctx, s, shard)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				wrote = wrote || placed
+			})
 		}
+		wg.Wait()
 		if page.Continue == "" {
 			return errors.Join(errs...)
 		}
@@ -376,9 +401,12 @@ func (c *Controller) placePending(ctx context.Context) error {
 	}
 }
 
-// place places one site: chooses (or grows) a shard in the index, then
-// records the choice on the site unless the site changed meanwhile.
-func (c *Controller) place(ctx context.Context, s *site.Site) (string, error) {
+// placementWriters is how many placement writes run at once.
+const placementWriters = 8
+
+// choose chooses (or grows) a shard for s in the index, which records the
+// site there at once.
+func (c *Controller) choose(ctx context.Context, s *site.Site) (string, error) {
 	req := request(s)
 	var shard string
 	var err error
@@ -390,8 +418,14 @@ func (c *Controller) place(ctx context.Context, s *site.Site) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("place %s: %w", s.Metadata.Name, err)
 	}
+	return shard, nil
+}
+
+// record writes the choice on the site unless the site changed meanwhile
+// (then the index forgets it; the next sync sees what happened instead).
+func (c *Controller) record(ctx context.Context, s *site.Site, shard string) (bool, error) {
 	uid := s.Metadata.UID
-	_, err = c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
+	_, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
 		if cur.Metadata.UID != uid || cur.Status.Shard != "" {
 			return errSkip
 		}
@@ -401,12 +435,12 @@ func (c *Controller) place(ctx context.Context, s *site.Site) (string, error) {
 	if err != nil {
 		c.idx.Unassign(s.Metadata.Name)
 		if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {
-			return "", nil // the next sync sees what happened instead
+			return false, nil
 		}
-		return "", fmt.Errorf("place %s on %s: %w", s.Metadata.Name, shard, err)
+		return false, fmt.Errorf("place %s on %s: %w", s.Metadata.Name, shard, err)
 	}
 	c.log.Info("placed site", "site", s.Metadata.Name, "shard", shard)
-	return shard, nil
+	return true, nil
 }
 
 // checkHealth judges every shard's Phase (see judge) and mirrors a change
