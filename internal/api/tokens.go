@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,13 +72,10 @@ func (s *server) createToken(c *call) (response, error) {
 	if err := req.validate(); err != nil {
 		return response{}, err
 	}
-	secret, err := randomHex(24)
+	secret, hash, err := store.NewTokenSecret()
 	if err != nil {
 		return response{}, internal(err)
 	}
-	secret = "aip_" + secret
-	sum := sha256.Sum256([]byte(secret))
-	hash := hex.EncodeToString(sum[:])
 	id, err := randomHex(6)
 	if err != nil {
 		return response{}, internal(err)

@@ -2,9 +2,6 @@ package control
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -111,20 +108,12 @@ func IssueShardToken(ctx context.Context, st store.Store, shard string, now time
 	return issueToken(ctx, st, store.RoleShard, shard, "shard "+shard, now)
 }
 
-// IssueEdgeToken creates a new edge token named name.
-func IssueEdgeToken(ctx context.Context, st store.Store, name string, now time.Time) (string, error) {
-	return issueToken(ctx, st, store.RoleEdge, "", "edge "+name, now)
-}
-
 func issueToken(ctx context.Context, st store.Store, role store.Role, subject, name string, now time.Time) (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
+	secret, hash, err := store.NewTokenSecret()
+	if err != nil {
 		return "", err
 	}
-	secret := "aip_" + hex.EncodeToString(b)
-	sum := sha256.Sum256([]byte(secret))
-	hash := hex.EncodeToString(sum[:])
-	err := st.CreateToken(ctx, store.Token{
+	err = st.CreateToken(ctx, store.Token{
 		ID: string(role) + "-" + hash[:12], Name: name, Role: role, Subject: subject, Hash: hash, CreatedAt: now.UTC(),
 	})
 	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {

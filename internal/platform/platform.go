@@ -24,10 +24,7 @@ package platform
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -340,11 +337,12 @@ func ensureAdminToken(ctx context.Context, st store.Store, dataDir, apiURL strin
 	path := filepath.Join(dataDir, AdminTokenFile)
 	b, err := os.ReadFile(path)
 	token := strings.TrimSpace(string(b))
+	hash := store.TokenHash(token)
 	if err != nil || token == "" {
-		token = "aip_" + randomHex(24)
+		if token, hash, err = store.NewTokenSecret(); err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
 	}
-	sum := sha256.Sum256([]byte(token))
-	hash := hex.EncodeToString(sum[:])
 	if _, err := st.LookupToken(ctx, hash); errors.Is(err, store.ErrNotFound) {
 		if err := st.CreateToken(ctx, store.Token{ID: "admin-" + hash[:8], Name: "admin", Role: store.RoleAdmin, Hash: hash, CreatedAt: time.Now().UTC()}); err != nil {
 			return fmt.Errorf("admin token: %w", err)
@@ -385,10 +383,4 @@ func clientAddr(a net.Addr) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

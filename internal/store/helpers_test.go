@@ -195,3 +195,17 @@ func TestEncodeDecodeSite(t *testing.T) {
 		}
 	}
 }
+
+func TestNewTokenSecret(t *testing.T) {
+	a, ha, err := NewTokenSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, hb, _ := NewTokenSecret()
+	if a == b || ha == hb || !strings.HasPrefix(a, TokenPrefix) || len(a) != len(TokenPrefix)+48 {
+		t.Errorf("secrets %q %q", a, b)
+	}
+	if ha != TokenHash(a) || ValidateNewToken(Token{ID: "x", Hash: ha}) != nil {
+		t.Errorf("hash %q of %q is not a valid stored token hash", ha, a)
+	}
+}

@@ -1,6 +1,11 @@
 package store
 
-import "fmt"
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
 
 // ValidateNewToken checks what CreateToken requires (see Store): a non-empty
 // ID and a Hash that is the lowercase hex of a SHA-256 sum (64 digits 0-9,
@@ -28,4 +33,26 @@ func isSHA256Hex(h string) bool {
 		}
 	}
 	return true
+}
+
+// TokenPrefix starts every API token secret, so a leaked one is easy to
+// recognise (and to scan for).
+const TokenPrefix = "aip_"
+
+// NewTokenSecret returns a new token secret (TokenPrefix and 48 random hex
+// digits: 192 bits) and the hash the store keeps of it (TokenHash).
+func NewTokenSecret() (secret, hash string, err error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("token secret: %w", err)
+	}
+	secret = TokenPrefix + hex.EncodeToString(b)
+	return secret, TokenHash(secret), nil
+}
+
+// TokenHash is what the store keeps of a token secret: the lowercase hex of
+// its SHA-256.
+func TokenHash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
 }
