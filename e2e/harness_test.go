@@ -404,6 +404,13 @@ func (p *platform) inventory() map[string][]string {
 			inv["unixusers"] = append(inv["unixusers"], parts[0])
 		}
 	}
+	// A verify-restore's scratch site ("v" and 8 hex digits) belongs to no
+	// site: the leader's daily sample may be running at any moment.
+	for kind, names := range inv {
+		inv[kind] = slices.DeleteFunc(names, func(n string) bool {
+			return strings.HasPrefix(n, "v") || strings.HasPrefix(n, "wp_v")
+		})
+	}
 	return inv
 }
 

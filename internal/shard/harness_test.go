@@ -114,6 +114,7 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		Name:     name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
 		PublicURL:    func(d string) string { return "http://" + d + ":" + c.port },
 		Resync:       time.Hour, // the test drives convergence
+		MoveGrace:    -1,        // and needs no edges to catch up
 		CronInterval: -1,
 		FullResync:   time.Nanosecond,
 		TransferURL:  "file://" + filepath.Join(c.dir, "transfer"),

@@ -53,6 +53,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -268,6 +269,15 @@ func (s *Shard) moveUnfreeze(ctx context.Context, src Sites, st *site.Site) erro
 // moveCleanUpSource is the source's step after the switch: its copy goes
 // (the record stays: the site lives on the target), then the export.
 func (s *Shard) moveCleanUpSource(ctx context.Context, src Sites, st *site.Site) error {
+	// Edges learn of the switch through their watch a moment later; the
+	// source keeps serving (frozen) until they surely have, so no request
+	// routed by an older table meets a removed pool.
+	if sw := st.Move.Switched; sw != nil {
+		if wait := s.cfg.MoveGrace - s.cfg.Clock().Sub(*sw); wait > 0 {
+			time.AfterFunc(wait, s.Wake)
+			return nil
+		}
+	}
 	if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
 		return err
 	}

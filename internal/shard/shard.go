@@ -81,10 +81,18 @@ type Jobs interface {
 	UpdateJob(ctx context.Context, id string, fn func(*store.Job)) error
 }
 
+// DefaultMoveGrace is how long a move's source keeps its copy after the
+// switch by default (Config.MoveGrace).
+const DefaultMoveGrace = 5 * time.Second
+
 // Config configures a shard.
 type Config struct {
-	Name string // the shard's name in the control plane
-	Dir  string // the shard's data directory
+	// MoveGrace is how long the source of a move keeps serving its copy
+	// after the switch, for edges that route by a table older than the
+	// switch (default DefaultMoveGrace; negative: none).
+	MoveGrace time.Duration
+	Name      string // the shard's name in the control plane
+	Dir       string // the shard's data directory
 	// PublicURL returns the URL a site is served at (WP_HOME).
 	PublicURL func(domain string) string
 	// CoreSource is the WordPress tree to register (default Debian's).
@@ -217,6 +225,9 @@ func New(cfg Config) *Shard {
 	}
 	if cfg.CronInterval == 0 {
 		cfg.CronInterval = time.Minute
+	}
+	if cfg.MoveGrace == 0 {
+		cfg.MoveGrace = DefaultMoveGrace
 	}
 	if cfg.FullResync <= 0 {
 		cfg.FullResync = 5 * time.Minute
