@@ -84,7 +84,7 @@ func seededSite(name, hash string, now time.Time) *site.Site {
 	_, _ = rand.Read(uid)
 	s := &site.Site{
 		Metadata: site.Metadata{Name: name, UID: hex.EncodeToString(uid), Labels: map[string]string{labelTier: tierSim}, CreatedAt: now},
-		Spec: site.Spec{Domain: name, Title: "Scale " + name, Plan: "dev", PHP: api.Plans["dev"],
+		Spec: site.Spec{Domain: name, Title: "Scale " + name, Plan: "dev", PHP: api.Plans["dev"].PHP, Limits: api.Plans["dev"].Limits,
 			Admin: site.Admin{User: api.DefaultAdminUser, Email: "ops@scale.test", PasswordHash: hash}, Cache: api.DefaultCache},
 		Status: site.Status{Phase: site.PhasePending, URL: "http://" + name},
 	}

@@ -37,14 +37,27 @@ const (
 )
 
 // DefaultPHP is the PHP configuration of new sites on the default plan.
-var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30}
+var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30, RequestTimeoutSeconds: 120}
 
-// Plans maps each plan to the PHP resources its sites get: the pool's
-// max_children, memory_limit, upload limit and idle timeout.
-var Plans = map[string]site.PHP{
-	"basic":    DefaultPHP,
-	"business": {MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60},
-	"dev":      {MaxChildren: 2, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10},
+// Plan is what a plan gives its sites: PHP resources (the pool's
+// max_children, memory_limit, upload limit, idle and request timeouts)
+// and limits (disk, database connections).
+type Plan struct {
+	PHP    site.PHP
+	Limits site.Limits
+}
+
+// Plans maps each plan name to its resources.
+var Plans = map[string]Plan{
+	"basic": {PHP: DefaultPHP, Limits: site.Limits{DiskMB: 1024, DBConnections: 20}},
+	"business": {
+		PHP:    site.PHP{MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60, RequestTimeoutSeconds: 300},
+		Limits: site.Limits{DiskMB: 10240, DBConnections: 40},
+	},
+	"dev": {
+		PHP:    site.PHP{MaxChildren: 2, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10, RequestTimeoutSeconds: 120},
+		Limits: site.Limits{DiskMB: 512, DBConnections: 10},
+	},
 }
 
 // DefaultCache is the page-cache policy of new sites.
@@ -305,7 +318,8 @@ func (s *server) createSite(c *call) (response, error) {
 			Title:       req.Title,
 			CoreVersion: req.CoreVersion,
 			Plan:        req.Plan,
-			PHP:         Plans[req.Plan],
+			PHP:         Plans[req.Plan].PHP,
+			Limits:      Plans[req.Plan].Limits,
 			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
 			Cache:       DefaultCache,
 		},

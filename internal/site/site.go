@@ -83,9 +83,11 @@ type Spec struct {
 	Plan        string `json:"plan"`
 	Suspended   bool   `json:"suspended"`
 	PHP         PHP    `json:"php"`
-	Admin       Admin  `json:"admin"`
-	Cache       Cache  `json:"cache"`
-	WAF         WAF    `json:"waf"`
+	// Limits bound what the site may use of its shard (from its plan).
+	Limits Limits `json:"limits"`
+	Admin  Admin  `json:"admin"`
+	Cache  Cache  `json:"cache"`
+	WAF    WAF    `json:"waf"`
 	// HTTPSRedirect sends plain-HTTP visitors to HTTPS (when the edge
 	// serves HTTPS).
 	HTTPSRedirect bool `json:"https_redirect"`
@@ -163,6 +165,38 @@ type PHP struct {
 	MemoryLimitMB     int `json:"memory_limit_mb"`
 	UploadMaxMB       int `json:"upload_max_mb"`
 	IdleTimeoutSecond int `json:"idle_timeout_seconds"`
+	// RequestTimeoutSeconds ends a PHP request that runs longer
+	// (php-fpm's request_terminate_timeout); 0: DefaultLimits'.
+	RequestTimeoutSeconds int `json:"request_timeout_seconds,omitempty"`
+}
+
+// Limits are a site's shares of its shard, set by its plan. Zero fields
+// take DefaultLimits (sites stored before limits existed have none).
+type Limits struct {
+	// DiskMB bounds what the site's PHP can write: its uploads, temporary
+	// files and logs.
+	DiskMB int `json:"disk_mb,omitempty"`
+	// DBConnections bounds the site database user's concurrent
+	// connections (MariaDB's MAX_USER_CONNECTIONS).
+	DBConnections int `json:"db_connections,omitempty"`
+}
+
+// DefaultLimits are the limits of a site whose spec names none.
+var DefaultLimits = Limits{DiskMB: 1024, DBConnections: 20}
+
+// DefaultRequestTimeoutSeconds is the PHP request timeout of a site whose
+// spec names none.
+const DefaultRequestTimeoutSeconds = 120
+
+// WithDefaults returns l with zero fields set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	if l.DiskMB <= 0 {
+		l.DiskMB = DefaultLimits.DiskMB
+	}
+	if l.DBConnections <= 0 {
+		l.DBConnections = DefaultLimits.DBConnections
+	}
+	return l
 }
 
 // Admin is the site's first administrator. PasswordHash is a bcrypt hash;
