@@ -223,13 +223,19 @@ func newFederationServer(t *testing.T) *federation {
 
 // startEdge starts `aipress edge` (before the shards: it creates the purge
 // secret they read) and waits for it; as is nil or the user (and working
-// directory) it runs as.
+// directory) it runs as. A local edge (as == nil) serves the server's local
+// shards and the test's shard agents from their directories on this
+// machine; another one reaches every shard through its gateway.
 func (f *federation) startEdge(as *edgeUser) {
 	f.t.Helper()
 	edgeDir := filepath.Join(filepath.Dir(f.dataDir), "edge")
 	edgeToken := f.token("edge", "e1")
 	p := &proc{t: f.t, name: "edge", args: []string{"edge", "--server", "http://" + f.apiAddr, "--token-file", edgeToken,
 		"--http", f.httpAddr, "--data-dir", edgeDir}}
+	if as == nil {
+		p.args = append(p.args, "--local-shards-dir", filepath.Join(f.dataDir, "shards"),
+			"--local-shards-dir", filepath.Join(filepath.Dir(f.dataDir), "agents"))
+	}
 	if as != nil {
 		p.dir, p.cred = as.dir, &syscall.Credential{Uid: as.uid, Gid: as.gid}
 		for _, path := range []string{edgeToken, as.dir} {

@@ -25,7 +25,7 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	}
 	// A remote shard's static server checked the script on its disk before
 	// it named it (serveForEdge); this machine does not have that disk.
-	if rt.StaticURL == "" {
+	if rt.Gateway == "" {
 		if err := s.checkScript(rt, script); err != nil {
 			return err
 		}
@@ -55,14 +55,9 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 		contentLength = 0
 	}
 
-	network, address, err := parseEndpoint(rt.Endpoint)
+	conn, err := s.dialPool(r.Context(), rt)
 	if err != nil {
 		return badGateway(err)
-	}
-	dialer := net.Dialer{Timeout: s.dialTimeout}
-	conn, err := dialer.DialContext(r.Context(), network, address)
-	if err != nil {
-		return badGateway(fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err))
 	}
 	defer conn.Close()
 	// Client gone: close the connection so php-fpm stops and reads unblock.
@@ -300,23 +295,32 @@ func cgiHeaderName(k string) string {
 	return string(b)
 }
 
-// parseEndpoint splits "unix:/path" or "tcp:host:port".
+// dialPool connects to rt's pool: its socket on this machine, or through
+// its shard's gateway.
+func (s *Server) dialPool(ctx context.Context, rt *Route) (net.Conn, error) {
+	if rt.Gateway != "" {
+		return s.dialGateway(ctx, rt)
+	}
+	network, address, err := parseEndpoint(rt.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	dialer := net.Dialer{Timeout: s.dialTimeout}
+	conn, err := dialer.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err)
+	}
+	return conn, nil
+}
+
+// parseEndpoint splits "unix:/path" (pools listen on Unix sockets only).
 func parseEndpoint(ep string) (network, address string, err error) {
 	network, address, ok := strings.Cut(ep, ":")
-	if !ok || address == "" {
-		return "", "", fmt.Errorf("bad endpoint %q: want unix:/path or tcp:host:port", ep)
+	if !ok || address == "" || network != "unix" {
+		return "", "", fmt.Errorf("bad endpoint %q: want unix:/path", ep)
 	}
-	switch network {
-	case "unix":
-		if !filepath.IsAbs(address) {
-			return "", "", fmt.Errorf("bad endpoint %q: unix socket path must be absolute", ep)
-		}
-	case "tcp":
-		if _, _, err := net.SplitHostPort(address); err != nil {
-			return "", "", fmt.Errorf("bad endpoint %q: %w", ep, err)
-		}
-	default:
-		return "", "", fmt.Errorf("bad endpoint %q: unknown network %q", ep, network)
+	if !filepath.IsAbs(address) {
+		return "", "", fmt.Errorf("bad endpoint %q: unix socket path must be absolute", ep)
 	}
 	return network, address, nil
 }

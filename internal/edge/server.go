@@ -55,6 +55,9 @@ type Config struct {
 	// Observe, if set, is called once every request has been answered
 	// (unknown hosts included), for metrics and access logs.
 	Observe func(r *http.Request, info *RequestInfo)
+	// Mesh authenticates this edge to the gateways of shards on other
+	// machines (routes with a Gateway). Nil: such routes answer 502.
+	Mesh Mesh
 	// StaticServer makes this Server a shard's static file server for
 	// edges on other machines (remote.go): for each request it applies
 	// try_files to the docroot and answers with the static file, or with
@@ -140,6 +143,7 @@ type Server struct {
 	requestIDGen func() string
 	staticServer bool         // Config.StaticServer
 	remote       remoteStatic // fetching from shards' static servers
+	mesh         Mesh         // Config.Mesh
 }
 
 // New returns a Server with an empty routing table (every host is unknown
@@ -184,7 +188,8 @@ func New(cfg Config) *Server {
 		s.staticServer = true
 		s.serve = s.serveForEdge
 	}
-	s.remote.init(s.dialTimeout)
+	s.remote.init(s.dialTimeout, cfg.Mesh)
+	s.mesh = cfg.Mesh
 	s.observe = cfg.Observe
 	return s
 }

@@ -52,15 +52,11 @@ const (
 	// PortHealth serves the agent's /readyz and /livez (aipress shard
 	// --health-addr).
 	PortHealth = 8081
-	// PortStatic is where the agent serves the sites' static files to
-	// remote edges.
-	PortStatic = 8082
-	// PoolPortFirst and PoolPortLast bound the per-site php-fpm pools'
-	// FastCGI ports: one port per site, reached on the pod's address
-	// through the headless Service.
-	PoolPortFirst = 9100
-	PoolPortLast  = 9199
-	PortMySQL     = 3306
+	// PortGateway is the agent's gateway for the edges (mutual TLS:
+	// static files and FastCGI to the pools' Unix sockets), reached on the
+	// pod's address through the headless Service.
+	PortGateway = 8443
+	PortMySQL   = 3306
 )
 
 // Mount points.
@@ -321,12 +317,11 @@ func claim(name string, lbl map[string]string, class, size string) corev1.Persis
 
 // shardService is the headless Service that governs the shard's
 // StatefulSet: its pod is aipress-shard-NAME-0.aipress-shard-NAME, which
-// edges reach on the pools' FastCGI ports and the static port.
+// edges reach on the gateway's port.
 func shardService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 	ports := []corev1.ServicePort{
 		{Name: "health", Port: PortHealth, TargetPort: intstr.FromString("health")},
-		{Name: "static", Port: PortStatic, TargetPort: intstr.FromString("static")},
-		{Name: "fastcgi", Port: PoolPortFirst, TargetPort: intstr.FromInt32(PoolPortFirst)},
+		{Name: "gateway", Port: PortGateway, TargetPort: intstr.FromString("gateway")},
 	}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -344,16 +339,12 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 	args := []string{"shard", "--name", spec.Name, "--data-dir", ShardDataDir,
 		"--capacity", strconv.Itoa(capacity), "--provider", ProviderKubernetes,
 		"--public-port", strconv.Itoa(set.PublicPort), "--health-addr", ":" + strconv.Itoa(PortHealth),
-		// Edges run in other pods: the pools listen on the pod's address
-		// (ports PoolPortFirst-PoolPortLast) and the agent serves static
-		// files on PortStatic. The edges' pod addresses change and php-fpm
-		// takes single addresses only, so any client is let in here and
-		// the NetworkPolicy aipress-shard (deploy/kubernetes/base) admits
-		// only the edges' pods. The database server comes from the
-		// AIPRESS_DB_* variables below.
-		"--pool-listen", "0.0.0.0", "--pool-advertise", "$(POD_IP)",
-		"--pool-ports", strconv.Itoa(PoolPortFirst) + "-" + strconv.Itoa(PoolPortLast),
-		"--static-addr", ":" + strconv.Itoa(PortStatic), "--allowed-clients", "any"}
+		// Edges run in other pods: they reach the sites through the
+		// agent's gateway on the pod's address (mutual TLS with
+		// certificates the control plane issues; the pools themselves are
+		// root-owned Unix sockets no other process of the pod can use).
+		// The database server comes from the AIPRESS_DB_* variables below.
+		"--gateway-addr", ":" + strconv.Itoa(PortGateway), "--gateway-advertise", "$(POD_IP)"}
 	transferURL := set.TransferURL
 	if transferURL == "" && set.TransferClaim != "" {
 		transferURL = "file://" + TransferDir
@@ -398,8 +389,7 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 			Command: []string{"aipress"}, Args: args, Env: env,
 			Ports: []corev1.ContainerPort{
 				{Name: "health", ContainerPort: PortHealth},
-				{Name: "static", ContainerPort: PortStatic},
-				{Name: "fastcgi", ContainerPort: PoolPortFirst},
+				{Name: "gateway", ContainerPort: PortGateway},
 			},
 			Resources: resources(set.ShardResources),
 			// Ready once the agent registered and converged its sites

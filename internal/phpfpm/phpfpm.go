@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,24 +46,7 @@ type Pool struct {
 	IdleTimeout time.Duration
 	MemoryMB    int
 	UploadMaxMB int
-	// Listen, if set, is the TCP address "IP:PORT" the pool listens on
-	// instead of its Unix socket, for edges on other machines. FastCGI
-	// lets a client run any PHP file as the pool's user with settings of its
-	// choosing, so AllowedClients (listen.allowed_clients: IP addresses,
-	// no networks — php-fpm compares each connection's source address
-	// with this list and drops others) must name only edges. Empty
-	// AllowedClients means loopback only.
-	Listen         string
-	AllowedClients []string
-	// AnyClient drops listen.allowed_clients: every address that reaches
-	// the port may connect. Only where the network itself admits only
-	// edges (a Kubernetes NetworkPolicy).
-	AnyClient bool
 }
-
-// DefaultAllowedClients may connect to a TCP pool when Pool.AllowedClients
-// is empty: loopback only.
-var DefaultAllowedClients = []string{"127.0.0.1"}
 
 var poolName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
@@ -187,28 +169,12 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	if p.User != "" {
 		fmt.Fprintf(&b, "user = %s\ngroup = %s\n", p.User, p.Group)
 	}
-	if p.Listen != "" {
-		host, _, err := net.SplitHostPort(p.Listen)
-		if err != nil || net.ParseIP(host) == nil {
-			return nil, fmt.Errorf("php-fpm: pool %s: listen address %q is not IP:PORT", p.Name, p.Listen)
-		}
-		clients := p.AllowedClients
-		if len(clients) == 0 {
-			clients = DefaultAllowedClients
-		}
-		for _, c := range clients {
-			if net.ParseIP(c) == nil {
-				return nil, fmt.Errorf("php-fpm: pool %s: allowed client %q is not an IP address", p.Name, c)
-			}
-		}
-		if p.AnyClient {
-			fmt.Fprintf(&b, "listen = %s\n", p.Listen)
-		} else {
-			fmt.Fprintf(&b, "listen = %s\nlisten.allowed_clients = %s\n", p.Listen, strings.Join(clients, ","))
-		}
-	} else {
-		fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
-	}
+	// The socket is the master's (root's) with mode 0600: only root —
+	// the edge on this machine, or the shard agent's gateway for edges on
+	// others — can connect. FastCGI runs any PHP file of the pool's user
+	// with any PHP settings the client sends, so nothing a site user can
+	// reach may be a pool.
+	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
 	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
@@ -224,7 +190,7 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 }
 
 // EnsurePool writes p's configuration and reloads the master if it changed,
-// then waits for the pool's socket (or TCP port). It is idempotent.
+// then waits for the pool's socket. It is idempotent.
 func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	conf, err := RenderPool(p, m.Socket(p.Name))
 	if err != nil {
@@ -245,62 +211,13 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	if err := m.reloadTracked(ctx); err != nil {
 		return err
 	}
-	if p.Listen != "" {
-		return waitListening(ctx, p.Listen, 30*time.Second)
-	}
 	return waitFile(ctx, m.Socket(p.Name), 30*time.Second)
 }
 
-// Listening reports whether p's socket exists or, for a TCP pool, whether
-// its port accepts connections (the kernel accepts them for php-fpm's
-// listening socket before allowed_clients is checked, so this also works
-// from an address the pool would refuse).
+// Listening reports whether p's socket exists.
 func (m *Master) Listening(p Pool) bool {
-	if p.Listen == "" {
-		_, err := os.Stat(m.Socket(p.Name))
-		return err == nil
-	}
-	c, err := net.DialTimeout("tcp", dialable(p.Listen), time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// dialable turns a wildcard listen address (0.0.0.0, ::) into loopback.
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if ip.To4() != nil {
-			host = "127.0.0.1"
-		} else {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func waitListening(ctx context.Context, addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := net.DialTimeout("tcp", dialable(addr), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("php-fpm: nothing listens on %s after %s: %w", addr, d, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	_, err := os.Stat(m.Socket(p.Name))
+	return err == nil
 }
 
 // RemovePool removes pool name and reloads the master (idempotent).

@@ -217,6 +217,8 @@ func Run(ctx context.Context, cfg Config) error {
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache
+	// Every shard of this process is local to its edge.
+	routes.loc = Locality{ShardDirs: []string{filepath.Join(dataDir, "shards")}}
 
 	// The edge: the WAF guards PHP — it inspects what would run code; pages
 	// from the cache and static files never reach PHP (internal/edge/doc.go).

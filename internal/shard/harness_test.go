@@ -197,7 +197,13 @@ func (c *cluster) routes() {
 	}
 	var rs []edge.Route
 	for i := range page.Items {
-		rs = append(rs, edge.RouteForSite(&page.Items[i]))
+		s := &page.Items[i]
+		var loc edge.Location
+		if sh := c.shards[s.Status.Shard]; sh != nil { // every shard of the cluster is local
+			n := sh.NamesFor(s.Metadata.UID)
+			loc = edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket}
+		}
+		rs = append(rs, edge.RouteForSite(s, loc))
 	}
 	c.ed.SetTable(edge.NewTable(rs))
 }

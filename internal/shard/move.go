@@ -349,19 +349,12 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 			return err
 		}
 	} else if !st.Spec.Suspended {
-		pool, err := s.poolFor(st, n, lookupUID(n.Unix))
-		if err != nil {
-			return err
-		}
-		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
 			return err
 		}
 	}
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		return err
-	}
-	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot && m.TargetStaticURL == s.cfg.StaticURL {
+	endpoint := s.endpoint(n)
+	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot {
 		return nil
 	}
 	now := s.cfg.Clock().UTC()
@@ -369,7 +362,7 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 		if m.Imported == nil {
 			m.Imported = &now
 		}
-		m.TargetEndpoint, m.TargetDocroot, m.TargetStaticURL = endpoint, n.Docroot, s.cfg.StaticURL
+		m.TargetEndpoint, m.TargetDocroot = endpoint, n.Docroot
 		m.Error = ""
 	}); err != nil {
 		return fmt.Errorf("report import: %w", err)
@@ -459,11 +452,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 		return fmt.Errorf("install marker: %w", err)
 	}
 	if !st.Spec.Suspended {
-		pool, err := s.poolFor(st, n, uid)
-		if err != nil {
-			return err
-		}
-		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
 			return err
 		}
 	}

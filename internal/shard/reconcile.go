@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -130,24 +128,13 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if !st.Spec.Suspended && !s.poolUp(n) {
 		return false
 	}
-	if st.Status.StaticURL != s.cfg.StaticURL {
-		return false
-	}
 	return true
 }
 
-// poolUp is the cheap check that n's pool serves: its socket exists, or its
-// TCP port accepts connections.
+// poolUp is the cheap check that n's pool serves: its socket exists.
 func (s *Shard) poolUp(n Names) bool {
-	if s.ports == nil {
-		_, err := os.Stat(s.fpm.Socket(n.Pool))
-		return err == nil
-	}
-	port, ok := s.ports.lookup(n.Pool)
-	if !ok {
-		return false
-	}
-	return s.fpm.Listening(phpfpm.Pool{Name: n.Pool, Listen: net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))})
+	_, err := os.Stat(n.Socket)
+	return err == nil
 }
 
 // errInProgress: the site's convergence waits for work running beside it
@@ -197,10 +184,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if st.Spec.Suspended {
 		poolDone <- nil
 	} else {
-		pool, err := s.poolFor(st, n, uid)
-		if err != nil {
-			return err
-		}
+		pool := s.poolFor(st, n, uid)
 		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
 	}
 	// Every return below waits for the pool goroutine first.
@@ -293,8 +277,8 @@ func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) 
 	return sitePermissions(n, uid, gid)
 }
 
-// poolFor is the php-fpm pool of site st (on TCP, its port is allocated).
-func (s *Shard) poolFor(st *site.Site, n Names, uid int) (phpfpm.Pool, error) {
+// poolFor is the php-fpm pool of site st.
+func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
 	pool := phpfpm.Pool{
 		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
 		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
@@ -303,29 +287,13 @@ func (s *Shard) poolFor(st *site.Site, n Names, uid int) (phpfpm.Pool, error) {
 	if uid >= 0 {
 		pool.User, pool.Group = n.Unix, n.Unix
 	}
-	if s.ports != nil {
-		port, err := s.ports.port(n.Pool)
-		if err != nil {
-			return phpfpm.Pool{}, err
-		}
-		pool.Listen = net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))
-		if s.cfg.AllowedClients.Any() {
-			pool.AnyClient = true
-		} else {
-			pool.AllowedClients = s.cfg.AllowedClients.Addresses()
-		}
-	}
-	return pool, nil
+	return pool
 }
 
 func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {
 	now := s.cfg.Clock()
 	gen := st.Metadata.Generation
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		s.log.Error("pool endpoint", "site", st.Metadata.Name, "err", err)
-		return
-	}
+	endpoint := s.endpoint(n)
 	rep.update(ctx, func(stt *site.Status) {
 		stt.SetCondition(site.Condition{Type: CondServing, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
 		stt.Phase = phase
@@ -333,7 +301,6 @@ func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names
 		stt.URL = siteURL
 		stt.Endpoint = endpoint
 		stt.Docroot = n.Docroot
-		stt.StaticURL = s.cfg.StaticURL
 		stt.ObservedGeneration = gen
 	})
 }
@@ -374,11 +341,6 @@ func (s *Shard) clearPartialInstall(ctx context.Context, db string) error {
 func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
-	}
-	if s.ports != nil {
-		if err := s.ports.release(n.Pool); err != nil {
-			return err
-		}
 	}
 	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
 		return err
@@ -428,12 +390,7 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 			dirs = append(dirs, s.prefix+e.Name())
 		}
 	}
-	var ported []string
-	if s.ports != nil {
-		ported, err = s.ports.pools()
-		errs = append(errs, err)
-	}
-	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir()), ported} {
+	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir())} {
 		for _, name := range list {
 			if n, ok := orphan(name); ok {
 				seen[n.ID] = n

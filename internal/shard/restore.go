@@ -666,11 +666,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := sitePermissions(n, uid, gid); err != nil {
 		return nil, err
 	}
-	pool, err := s.poolFor(st, n, uid)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+	if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
 		return nil, err
 	}
 	res.HTTPStatus = s.fetchHome(ctx, meta.Site, meta.Domain, siteURL, n)
@@ -708,13 +704,8 @@ func (s *Shard) cleanScratch(ctx context.Context) error {
 func (s *Shard) fetchHome(ctx context.Context, name, domain, siteURL string, n Names) int {
 	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.core.LinkRoots, DialTimeout: 10 * time.Second})
 	host := hostOf(siteURL)
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		s.log.Warn("verify-restore: scratch pool endpoint", "err", err)
-		return 0
-	}
 	ed.SetTable(edge.NewTable([]edge.Route{{
-		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: endpoint,
+		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: s.endpoint(n),
 		State: edge.Serving, Options: edge.RouteOptions{WAFMode: site.WAFOff},
 	}}))
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, siteURL+"/", nil)

@@ -26,25 +26,20 @@ package shard
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
@@ -130,26 +125,6 @@ type Config struct {
 	// address. Nil: a supervised MariaDB under Dir (the local mode).
 	Database *mariadb.Remote
 
-	// PoolListen, if set, is the IP address the sites' php-fpm pools listen
-	// on over TCP ("0.0.0.0", the pod's IP …) instead of Unix sockets, so
-	// that edges on other machines reach them: Status.Endpoint becomes
-	// "tcp:PoolAdvertise:PORT". Empty: Unix sockets, for edges on this host.
-	PoolListen string
-	// PoolAdvertise is the host name or IP edges connect to; default
-	// PoolListen, which then must not be a wildcard address.
-	PoolAdvertise string
-	// PoolPortFirst and PoolPortLast bound the pools' ports (default
-	// 9100-9199): each site gets one, kept in pool-ports.json in Dir.
-	PoolPortFirst, PoolPortLast int
-	// AllowedClients may connect to TCP pools (php-fpm's
-	// listen.allowed_clients): the edges. Nil: DefaultClients (loopback).
-	// FastCGI runs any PHP file with any PHP settings the client asks for,
-	// so an open pool is remote code execution for whoever reaches it.
-	AllowedClients Clients
-	// StaticURL is where edges fetch this shard's static files ("http://
-	// host:8082", served by the shard agent), reported as Status.StaticURL.
-	// Empty: edges read the docroot themselves (same host).
-	StaticURL string
 	// Repos opens backup repositories by name (see RepoAccess): backups go
 	// to the one named after this shard; restores read the one their
 	// snapshot reference names. Nil: backup and restore jobs fail, and a
@@ -173,7 +148,7 @@ type Shard struct {
 	wake  chan struct{}
 	ready chan struct{}
 
-	ports *ports // TCP pool ports; nil with Unix sockets
+	layout Layout
 
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
@@ -241,29 +216,17 @@ func New(cfg Config) *Shard {
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
-	if cfg.PoolPortFirst == 0 && cfg.PoolPortLast == 0 {
-		cfg.PoolPortFirst, cfg.PoolPortLast = DefaultPoolPortFirst, DefaultPoolPortLast
-	}
-	if cfg.PoolAdvertise == "" {
-		cfg.PoolAdvertise = cfg.PoolListen
-	}
-	if len(cfg.AllowedClients) == 0 {
-		cfg.AllowedClients = DefaultClients
-	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
-	var pp *ports
-	if cfg.PoolListen != "" {
-		pp = &ports{path: portsPath(cfg.Dir), first: cfg.PoolPortFirst, last: cfg.PoolPortLast, probeHost: cfg.PoolListen}
-	}
+	lay := Layout{Name: cfg.Name, Dir: cfg.Dir}
 	return &Shard{
-		ports:       pp,
+		layout:      lay,
 		cfg:         cfg,
 		log:         log,
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
 		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database},
-		fpm:         &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
 		lastCron:    map[string]time.Time{},
@@ -274,14 +237,11 @@ func New(cfg Config) *Shard {
 	}
 }
 
-func (s *Shard) sitesDir() string { return filepath.Join(s.cfg.Dir, "sites") }
+func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
 
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
-	if err := s.checkListen(); err != nil {
-		return fmt.Errorf("shard: %w", err)
-	}
 	for _, d := range []string{s.cfg.Dir, s.sitesDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
@@ -312,40 +272,9 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// checkListen validates the TCP pool settings.
-func (s *Shard) checkListen() error {
-	c := s.cfg
-	if c.PoolListen == "" {
-		return nil
-	}
-	ip, err := netip.ParseAddr(c.PoolListen)
-	if err != nil {
-		return fmt.Errorf("pool listen address %q is not an IP address", c.PoolListen)
-	}
-	if ip.IsUnspecified() && c.PoolAdvertise == c.PoolListen {
-		return fmt.Errorf("pools listen on %s: give the host name or IP edges connect to (pool advertise)", c.PoolListen)
-	}
-	if c.PoolAdvertise == "" || strings.ContainsAny(c.PoolAdvertise, "/ :[]") && net.ParseIP(c.PoolAdvertise) == nil {
-		return fmt.Errorf("pool advertise %q is not a host name or IP address", c.PoolAdvertise)
-	}
-	if c.PoolPortFirst < 1 || c.PoolPortLast > 65535 || c.PoolPortFirst > c.PoolPortLast {
-		return fmt.Errorf("pool ports %d-%d: not a port range", c.PoolPortFirst, c.PoolPortLast)
-	}
-	return nil
-}
-
-// endpoint is where edges reach the pool of n: its Unix socket, or
-// "tcp:ADVERTISE:PORT" (allocating the port on first use).
-func (s *Shard) endpoint(n Names) (string, error) {
-	if s.ports == nil {
-		return "unix:" + s.fpm.Socket(n.Pool), nil
-	}
-	port, err := s.ports.port(n.Pool)
-	if err != nil {
-		return "", err
-	}
-	return "tcp:" + net.JoinHostPort(s.cfg.PoolAdvertise, strconv.Itoa(port)), nil
-}
+// endpoint is where edges on this machine reach the pool of n: its Unix
+// socket (root's, 0600: no site user can connect to it).
+func (s *Shard) endpoint(n Names) string { return "unix:" + n.Socket }
 
 // AllowedSymlinkRoots are the directories outside site docroots that the
 // edge may serve static files from (the core and what its symlinks reach).
@@ -442,50 +371,25 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 	return errors.Join(errs...)
 }
 
-// SiteID is the short identifier of a site on a shard, derived from its UID:
-// Unix user, database, database user and pool are all named
-// NamePrefix(shard) + SiteID.
-func SiteID(uid string) string {
-	h := sha256.Sum256([]byte(uid))
-	return hex.EncodeToString(h[:6])
-}
+// Names are the per-site resource names (see shardlayout).
+type Names = shardlayout.Names
 
-// LocalName is the name of the original single shard; its sites keep the
-// prefix "wp_", so data directories from before per-shard names still work.
-const LocalName = "local"
+// Layout is where a shard keeps each site's resources (see shardlayout).
+type Layout = shardlayout.Layout
 
-// NamePrefix returns the prefix of the per-site resource names of the shard
-// called shard: "wp_" for LocalName, else "w" + 4 hex digits of
-// SHA-256(shard) + "_". Unix user names are host-global, so two shards on
-// one host — and the two copies of a site moving between them — need
-// distinct names; databases and pools live in each shard's own MariaDB
-// server and php-fpm master and take the same names for uniformity. A name
-// is at most 18 characters (Linux allows 32) and valid for useradd. The
-// "p" of "wp_" is no hex digit, so no other shard's prefix equals it.
-func NamePrefix(shard string) string {
-	if shard == LocalName {
-		return "wp_"
-	}
-	h := sha256.Sum256([]byte(shard))
-	return "w" + hex.EncodeToString(h[:2]) + "_"
-}
+// SiteID is shardlayout.SiteID.
+func SiteID(uid string) string { return shardlayout.SiteID(uid) }
 
-// Names are the per-site resource names.
-type Names struct {
-	ID, Unix, DB, DBUser, Pool string
-	Dir, Docroot               string
-}
+// LocalName is the name of the original single shard (shardlayout.LocalName).
+const LocalName = shardlayout.LocalName
+
+// NamePrefix is shardlayout.NamePrefix.
+func NamePrefix(shard string) string { return shardlayout.NamePrefix(shard) }
 
 // NamesFor returns the resource names of the site with uid on this shard.
-func (s *Shard) NamesFor(uid string) Names {
-	return s.namesForID(SiteID(uid))
-}
+func (s *Shard) NamesFor(uid string) Names { return s.layout.Site(uid) }
 
-func (s *Shard) namesForID(id string) Names {
-	n := s.prefix + id
-	dir := filepath.Join(s.sitesDir(), id)
-	return Names{ID: id, Unix: n, DB: n, DBUser: n, Pool: n, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}
-}
+func (s *Shard) namesForID(id string) Names { return s.layout.SiteByID(id) }
 
 // secrets are generated once per site and kept in its directory (root only).
 type secrets struct {

@@ -81,7 +81,11 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	}
 	sh.Wake()
 	got := waitPhase(t, st, "a.localhost", site.PhaseReady, 2*time.Minute)
-	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(got)}))
+	n := sh.NamesFor(got.Metadata.UID)
+	if got.Status.Docroot != n.Docroot || got.Status.Endpoint != "unix:"+n.Socket {
+		t.Errorf("reported docroot %q endpoint %q, want the layout's %q %q", got.Status.Docroot, got.Status.Endpoint, n.Docroot, n.Socket)
+	}
+	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(got, edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket})}))
 
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 	req.Host = "a.localhost:" + port
@@ -100,7 +104,7 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		t.Errorf("X-AIPress-Tags = %q, want home, post-…", tags)
 	}
 
-	n := sh.NamesFor("uid-a")
+	n = sh.NamesFor("uid-a")
 	// wp-config carries the purge endpoint and this site's key; the plugin is
 	// a link to the shard's one copy.
 	cfg, err := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php"))
