@@ -18,7 +18,9 @@ import (
 
 // exportFile is the file of transfer object key in the cluster's file://
 // transfer store.
-func (c *cluster) exportFile(key string) string { return filepath.Join(c.dir, "transfer", filepath.FromSlash(key)) }
+func (c *cluster) exportFile(key string) string {
+	return filepath.Join(c.dir, "transfer", filepath.FromSlash(key))
+}
 
 // signedManifest mirrors manifest.json (internal/shard, transfer.go).
 type signedManifest struct {
