@@ -85,6 +85,8 @@ type shardLink interface {
 	Jobs(wake func()) shard.Jobs
 	// Repos opens backup repositories for the shard.
 	Repos() repoOpener
+	// MoveKeys gives the keys of the shard's sites' moves (movekey.go).
+	MoveKeys() shard.MoveKeyFunc
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -128,6 +130,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		AllowedClients: cfg.AllowedClients, StaticURL: staticURL, Database: cfg.Database,
 	}
 	setShardRepos(&scfg, link.Repos())
+	scfg.MoveKey = link.MoveKeys()
 	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
