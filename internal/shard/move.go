@@ -14,11 +14,16 @@ package shard
 //	Exporting   freeze writes (revoke the DB        —
 //	            user's write grants, end its
 //	            sessions, no cron), FreezeStarted;
-//	            export to the transfer store,
-//	            Artifact + Exported
-//	Importing   stays frozen                        import: own user, dir,
-//	                                                database and password,
-//	                                                dump loaded, files with
+//	            export to the transfer store
+//	            (manifest signed with the move
+//	            key), Artifact + Exported
+//	Importing   stays frozen                        import: the export
+//	                                                checked first (the move
+//	                                                key's MAC, every
+//	                                                object's SHA-256); own
+//	                                                user, dir, database and
+//	                                                password, dump loaded
+//	                                                (sandboxed), files with
 //	                                                its own owners, salts
 //	                                                kept, wp-config, the
 //	                                                installed marker, pool;

@@ -139,6 +139,10 @@ func refusesTamperedExports(t *testing.T, c *cluster, targetName, host, uid stri
 	unsigned, _ := json.Marshal(inner)
 
 	n := target.NamesFor(uid)
+	scratch := filepath.Join(c.dir, "shard-"+targetName, "transfer-scratch")
+	if st, err := os.Stat(scratch); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("transfer scratch directory: %v %v", st, err)
+	}
 	nothingMade := func(t *testing.T) {
 		t.Helper()
 		if ok, _ := target.DB().DatabaseExists(c.ctx, n.DB); ok {
@@ -150,7 +154,7 @@ func refusesTamperedExports(t *testing.T, c *cluster, targetName, host, uid stri
 		if _, err := os.Stat(n.Dir); !os.IsNotExist(err) {
 			t.Errorf("the target made the site directory: %v", err)
 		}
-		if ents, _ := os.ReadDir(filepath.Join(c.dir, "shard-"+targetName, "transfer-scratch")); len(ents) != 0 {
+		if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
 			t.Errorf("object copies left in the scratch directory: %v", ents)
 		}
 	}
