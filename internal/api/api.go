@@ -102,8 +102,10 @@ type Config struct {
 	// sites, not for how many sites it is given.
 	MaxShardCapacity int
 	// Backups opens the backup repositories (one per shard) and hands out
-	// access to shard agents. Nil: showing a snapshot, restoring and
-	// GET /v1/agent/backup-access answer 501; jobs are still recorded.
+	// access to shard agents, and the keys of site moves (derived from the
+	// same key-encryption key). Nil: showing a snapshot, restoring,
+	// GET /v1/agent/backup-access and GET /v1/agent/sites/{name}/move-key
+	// answer 501; jobs are still recorded.
 	Backups *repos.Manager
 }
 
@@ -291,6 +293,7 @@ var routes = []route{
 	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", store.RoleShard, true, true, (*server).agentStatus},
 	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", store.RoleShard, true, true, (*server).agentMove},
 	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", store.RoleShard, true, false, (*server).agentFinalize},
+	{"GET", "/v1/agent/sites/{name}/move-key", "agent.move-key", store.RoleShard, false, false, (*server).agentMoveKey},
 	{"GET", "/v1/agent/jobs", "agent.jobs", store.RoleShard, false, false, (*server).agentJobs},
 	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", store.RoleShard, false, false, (*server).agentJob},
 	{"PUT", "/v1/agent/jobs/{id}", "agent.job", store.RoleShard, true, true, (*server).agentReportJob},

@@ -94,6 +94,8 @@ type shardLink interface {
 	// Certificate issues the shard's gateway certificate for csrPEM and
 	// returns it with the platform's CA certificate.
 	Certificate(ctx context.Context, csrPEM []byte) (certPEM, caPEM []byte, err error)
+	// MoveKeys gives the keys of the shard's sites' moves (movekey.go).
+	MoveKeys() shard.MoveKeyFunc
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -136,6 +138,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		Database: cfg.Database,
 	}
 	setShardRepos(&scfg, link.Repos())
+	scfg.MoveKey = link.MoveKeys()
 	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/mariadb"
@@ -73,6 +74,12 @@ func (c *cluster) repos(ctx context.Context, name string) (*repo.Repo, error) {
 
 var testKEK = []byte("0123456789abcdef0123456789abcdef")
 
+// moveKey is the shards' shard.MoveKeyFunc: the control plane's derivation
+// from testKEK.
+func (c *cluster) moveKey(_ context.Context, _, uid, moveID string) ([]byte, error) {
+	return repos.MoveKey(testKEK, uid, moveID), nil
+}
+
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	needStack(t)
@@ -119,6 +126,7 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		FullResync:   time.Nanosecond,
 		TransferURL:  "file://" + filepath.Join(c.dir, "transfer"),
 		Repos:        c.repos,
+		MoveKey:      c.moveKey,
 		JobPoll:      100 * time.Millisecond,
 	})
 	if err := sh.Prepare(c.ctx); err != nil {

@@ -401,6 +401,8 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 		s.log.Warn("removing orphaned site resources", "id", n.ID)
 		errs = append(errs, s.teardown(ctx, n))
 	}
+	// Load users of dumps a crash interrupted.
+	errs = append(errs, s.db.CollectLoadUsers(ctx))
 	return errors.Join(errs...)
 }
 

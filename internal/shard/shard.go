@@ -65,6 +65,10 @@ type Sites interface {
 	Finalize(ctx context.Context, name, uid string) error
 }
 
+// MoveKeyFunc returns the key of move moveID of the site called name with
+// uid (see Config.MoveKey).
+type MoveKeyFunc func(ctx context.Context, name, uid, moveID string) ([]byte, error)
+
 // Jobs is where a shard finds the jobs it runs (store.Job with its Shard)
 // and reports on them: the control plane's store in process, the agent
 // protocol otherwise. ListJobs returns the shard's Pending and Running jobs
@@ -118,6 +122,13 @@ type Config struct {
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+	// MoveKey returns the key that authenticates the export of move moveID
+	// of site name (uid) in the transfer store (an HMAC-SHA256 over its
+	// manifest): the control plane derives it from a platform secret and
+	// gives it only to the move's source and target, so whoever else can
+	// write to the store cannot substitute an export. Nil: this shard
+	// cannot take part in moves (a move reports that as its error).
+	MoveKey MoveKeyFunc
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
 	// its sites' databases and users on (over TCP, as Database.User)
@@ -225,7 +236,7 @@ func New(cfg Config) *Shard {
 		log:         log,
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
-		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database},
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_"},
 		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
@@ -249,6 +260,14 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
 		}
+	}
+	// Verified copies of transfer objects live here during an import; what
+	// an interrupted one left goes.
+	if err := os.RemoveAll(s.transferScratch()); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	if err := os.Mkdir(s.transferScratch(), 0o700); err != nil {
+		return fmt.Errorf("shard: %w", err)
 	}
 	core, err := wordpress.RegisterCore(s.cfg.CoreSource, filepath.Join(s.cfg.Dir, "cores"))
 	if err != nil {
