@@ -124,3 +124,48 @@ func TestKillLeftoverOrphanedGroup(t *testing.T) {
 }
 
 func fmtFscan(r io.Reader, v *int) (int, error) { return fmt.Fscan(r, v) }
+
+// A Start hook starts every (re)start; the process it starts is signalled,
+// restarted after a kill and stopped like any other, and a failing hook is
+// retried.
+func TestStartHook(t *testing.T) {
+	var starts, failures int
+	p := &Process{
+		Name:    "hooked",
+		Command: func() *exec.Cmd { return exec.Command("sleep", "300") },
+		Match:   "sleep",
+		Start: func(cmd *exec.Cmd) (<-chan error, error) {
+			starts++
+			if starts == 1 {
+				failures++
+				return nil, fmt.Errorf("first start refused")
+			}
+			if err := cmd.Start(); err != nil {
+				return nil, err
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			return done, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx, nil) }()
+	waitFor(t, "start after a refused one", func() bool { return p.PID() != 0 })
+	first := p.PID()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "restart", func() bool { return p.PID() != 0 && p.PID() != first })
+	second := p.PID()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if alive(second) {
+		t.Error("process still running after stop")
+	}
+	if failures != 1 || starts != 3 {
+		t.Errorf("hook called %d times (%d refused), want 3 (1)", starts, failures)
+	}
+}
