@@ -30,9 +30,9 @@
 //
 // The OPcache settings are INI_SYSTEM: php-fpm reads them from its master's
 // command line (php-fpm -d); pools repeat every setting as php_admin_value or
-// php_admin_flag, which also locks it against ini_set and .user.ini files
-// (a PHP_INI_PERDIR setting such as mail.force_extra_parameters could
-// otherwise be changed by a .user.ini in the site's own directory).
+// php_admin_flag, which also locks it against ini_set. (A FastCGI client
+// can override anything with PHP_ADMIN_VALUE and run any file: that is why
+// only root may connect to a pool.)
 package phpini
 
 import "strings"
