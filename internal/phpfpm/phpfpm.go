@@ -10,7 +10,7 @@
 // php_admin_value/php_admin_flag, which locks it against ini_set and
 // .user.ini. The master runs in a mount namespace of its own whose /proc
 // hides other users' processes (internal/procns), so a site's worker sees
-// only its own site's workers.
+// only its own site's processes.
 //
 // The master always has one internal pool (_aipress) so that it can start
 // with no sites at all; php-fpm refuses to run without a pool.
@@ -102,8 +102,15 @@ func (m *Master) Socket(name string) string { return filepath.Join(m.runDir(), n
 func (m *Master) PoolFile(name string) string { return filepath.Join(m.poolDir(), name+".conf") }
 
 // Prepare writes the master configuration. Pools already in pool.d are kept.
+// It fails if site code could not be run with a /proc that hides other
+// users' processes (internal/procns: as root without CAP_SYS_ADMIN).
 func (m *Master) Prepare() error {
 	m.ready = make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := procns.Check(ctx); err != nil {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
 	for _, d := range []string{m.Dir, m.poolDir(), m.runDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("php-fpm: %w", err)
@@ -150,11 +157,15 @@ func (m *Master) Run(ctx context.Context) error {
 			for _, f := range socks {
 				_ = os.Remove(f)
 			}
-			return exec.Command(Binary, append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)...)
+			cmd := exec.Command(Binary, append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)...)
+			// In a mount namespace whose /proc hides other users'
+			// processes; a USR2 reload re-executes php-fpm in place,
+			// inside it.
+			if err := procns.Wrap(cmd); err != nil {
+				cmd.Err = err
+			}
+			return cmd
 		},
-		// In a mount namespace whose /proc hides other users' processes;
-		// a USR2 reload re-executes php-fpm in place, inside it.
-		Start:       procns.Start,
 		PIDFile:     filepath.Join(m.Dir, "supervised.pid"),
 		Match:       "php-fpm",
 		StopSignal:  syscall.SIGQUIT, // graceful

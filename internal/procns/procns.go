@@ -1,4 +1,4 @@
-// Package procns starts the processes that run a site's code (the php-fpm
+// Package procns runs the processes that run a site's code (the php-fpm
 // master, whose workers run as the sites' users, and the PHP command line
 // that installs WordPress and runs WP-Cron) in a mount namespace of their own
 // whose /proc is a fresh procfs mounted with hidepid=invisible. There a
@@ -6,104 +6,119 @@
 // cannot list other sites' workers or read their command lines (which
 // /proc/<pid>/cmdline shows to everyone by default and which name the pools),
 // while /proc/self, /proc/loadavg, /proc/meminfo and the rest stay as PHP
-// expects them. (environ and maps of another user's process are already
-// refused by the kernel's ptrace access rules.) Root — the php-fpm master —
-// still sees everything.
+// expects them (procfs's subset=pid would hide those). environ and maps of
+// another user's process are refused by the kernel's ptrace access rules
+// anyway. Root — the php-fpm master — still sees everything.
 //
-// How: Go cannot run code in a child between fork and exec, so the
-// namespace is made on the thread that forks. Start locks a goroutine to its
-// OS thread, unshares the mount namespace of that thread only, makes every
-// mount a slave of the host's (mounts made later on the host still appear
-// inside; nothing made inside leaks out), mounts the procfs over /proc and
-// starts the child from that thread, which the child inherits. The goroutine
-// then waits for the child and ends without unlocking, so the Go runtime
-// ends the thread (or, should it be the main thread, parks it for good) and
-// no other goroutine ever runs in its namespace; the runtime starts new
-// threads from a clean template thread, never from a locked one.
-// The thread lives exactly as long as the child, which matters: a child's
-// parent-death signal (internal/supervise sets SIGKILL) fires when the thread
-// that forked it exits.
+// How: Wrap turns a command into
 //
-// This was chosen over util-linux's unshare(1) with a wrapper because that
-// needs a shell between unshare and the program (unshare --mount-proc takes
-// no mount options, and mount(8) execs nothing), and for the CLI, which runs
-// as the site user, a third tool (setpriv) to drop privileges after
-// mounting; here failures are Go errors, the child is exactly the program
-// (its pid, command line and signals are php-fpm's, as internal/supervise
-// expects) and credentials are still set by os/exec.
-// procfs's subset=pid is not used: PHP reads /proc/loadavg and friends.
+//	unshare --mount --propagation slave -- /bin/sh -c \
+//	    'mount -t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc && exec "$@"' \
+//	    aipress-procns [setpriv --reuid U --regid G --clear-groups --pdeathsig keep --] PROGRAM ARGS…
+//
+// with util-linux's unshare and setpriv (Essential in Debian) and mount(8).
+// Every step execs the next, so the process keeps its pid, its process group
+// and its parent-death signal, and ends as exactly the program:
+// internal/supervise's pid file, command-line match, signals and php-fpm's
+// USR2 re-exec work as before. Mounts are slaves of the host's: a mount made
+// later on the host still appears inside, nothing made inside leaks out. A
+// command that should run as a site user (os/exec's Credential) switches
+// user with setpriv only after the mount, which needs root; --pdeathsig keep
+// restores the parent-death signal the kernel clears on that switch.
+//
+// The alternative, unsharing on a goroutine locked to its OS thread and
+// forking from there (Go cannot run code between fork and exec), was built
+// first and dropped: LockOSThread binds whichever thread the goroutine runs
+// on, which may have forked other children, and when that thread ends (a
+// locked goroutine that exits ends its thread) the kernel sends their
+// parent-death signal — a cron run's end killed the shard's mariadbd. Keeping
+// such a thread forever would be process-wide state.
 //
 // Without root there is nothing to isolate (every child runs as the caller)
-// and no right to mount: children start in the caller's namespace. As root
-// without CAP_SYS_ADMIN (a container that drops it) Start fails with an
-// error that says so, rather than run site code with /proc open.
+// and no right to mount: Wrap leaves the command alone. As root without
+// CAP_SYS_ADMIN (a container that drops it) the wrapped command fails;
+// Check reports that clearly, and callers run it before they start site
+// code, rather than run it with /proc open.
 package procns
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"syscall"
+	"strconv"
+	"strings"
 )
 
-// Start starts cmd as described in the package documentation and returns a
-// channel that receives cmd.Wait's result once the child has exited. The
-// caller must not call cmd.Wait itself.
-func Start(cmd *exec.Cmd) (<-chan error, error) {
-	done := make(chan error, 1)
+// The tools Wrap uses (util-linux, dash and mount: always on Debian).
+const (
+	unshareBin = "/usr/bin/unshare"
+	shBin      = "/bin/sh"
+	setprivBin = "/usr/bin/setpriv"
+)
+
+// script mounts the procfs and becomes the program.
+const script = `/bin/mount -t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc && exec "$@"`
+
+// Wrap rewrites cmd, which must not have been started, to run in a mount
+// namespace of its own with a procfs that hides other users' processes (see
+// the package documentation). A Credential in cmd.SysProcAttr is applied
+// after the mount (with setpriv) instead of before the first exec. Without
+// root Wrap changes nothing.
+func Wrap(cmd *exec.Cmd) error {
 	if os.Geteuid() != 0 {
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		go func() { done <- cmd.Wait() }()
-		return done, nil
+		return nil
 	}
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: see the package documentation.
-		runtime.LockOSThread()
-		if err := isolate(); err != nil {
-			started <- err
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
+	if cmd.Process != nil {
+		return errors.New("procns: command already started")
 	}
-	return done, nil
+	if cmd.Err != nil {
+		return cmd.Err
+	}
+	args := []string{"unshare", "--mount", "--propagation", "slave", "--", shBin, "-c", script, "aipress-procns"}
+	if sp := cmd.SysProcAttr; sp != nil && sp.Credential != nil {
+		c := sp.Credential
+		args = append(args, setprivBin, "--reuid", strconv.FormatUint(uint64(c.Uid), 10), "--regid", strconv.FormatUint(uint64(c.Gid), 10))
+		switch {
+		case c.NoSetGroups:
+			args = append(args, "--keep-groups")
+		case len(c.Groups) > 0:
+			gs := make([]string, len(c.Groups))
+			for i, g := range c.Groups {
+				gs[i] = strconv.FormatUint(uint64(g), 10)
+			}
+			args = append(args, "--groups", strings.Join(gs, ","))
+		default:
+			args = append(args, "--clear-groups")
+		}
+		args = append(args, "--pdeathsig", "keep", "--")
+		attr := *sp
+		attr.Credential = nil
+		cmd.SysProcAttr = &attr
+	}
+	cmd.Args = append(append(args, cmd.Path), cmd.Args[1:]...)
+	cmd.Path = unshareBin
+	return nil
 }
 
-// Run starts cmd with Start and waits for it, like cmd.Run.
-func Run(cmd *exec.Cmd) error {
-	done, err := Start(cmd)
-	if err != nil {
+// Check runs a wrapped /bin/true and reports why it fails, if it does (no
+// CAP_SYS_ADMIN, a tool missing). Without root it does nothing.
+func Check(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "/bin/true")
+	if err := Wrap(cmd); err != nil {
 		return err
 	}
-	return <-done
-}
-
-// isolate gives the calling thread its own mount namespace with a procfs
-// that hides other users' processes.
-func isolate() error {
-	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("procns: a mount namespace to hide other users' processes needs CAP_SYS_ADMIN: %w", err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && strings.Contains(msg, "Operation not permitted") {
+			return fmt.Errorf("procns: site code must run with a /proc that hides other users' processes, which needs a mount namespace (CAP_SYS_ADMIN): %w: %s", err, msg)
 		}
-		return fmt.Errorf("procns: unshare mount namespace: %w", err)
-	}
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
-		return fmt.Errorf("procns: make mounts slaves of the host's: %w", err)
-	}
-	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "hidepid=invisible"); err != nil {
-		return fmt.Errorf("procns: mount /proc with hidepid=invisible: %w", err)
+		return fmt.Errorf("procns: %s: %w: %s", unshareBin, err, msg)
 	}
 	return nil
 }

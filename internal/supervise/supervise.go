@@ -39,10 +39,6 @@ type Process struct {
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
 	Logger      *slog.Logger
-	// Start, if set, starts cmd instead of cmd.Start and returns a channel
-	// that receives cmd.Wait's result (internal/procns.Start, which starts
-	// the php-fpm master in a mount namespace of its own).
-	Start func(cmd *exec.Cmd) (<-chan error, error)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -72,8 +68,7 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 		cmd.SysProcAttr.Setpgid = true
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 		begun := time.Now()
-		done, err := p.start(cmd)
-		if err != nil {
+		if err := cmd.Start(); err != nil {
 			log.Error("start failed", "err", err)
 			if !sleep(ctx, backoff) {
 				return nil
@@ -89,6 +84,8 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 			_ = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
 		}
 		log.Info("started", "pid", cmd.Process.Pid)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
 		if onStart != nil {
 			if err := onStart(ctx, cmd.Process.Pid); err != nil && ctx.Err() == nil {
 				log.Error("not ready after start", "err", err)
@@ -119,19 +116,6 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 	}
 }
 
-// start starts cmd with p.Start or cmd.Start.
-func (p *Process) start(cmd *exec.Cmd) (<-chan error, error) {
-	if p.Start != nil {
-		return p.Start(cmd)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	return done, nil
-}
-
 func (p *Process) clear() {
 	p.mu.Lock()
 	p.cmd = nil
@@ -141,7 +125,7 @@ func (p *Process) clear() {
 	}
 }
 
-func (p *Process) stop(cmd *exec.Cmd, done <-chan error, log *slog.Logger) {
+func (p *Process) stop(cmd *exec.Cmd, done chan error, log *slog.Logger) {
 	sig := p.StopSignal
 	if sig == 0 {
 		sig = syscall.SIGTERM

@@ -79,10 +79,14 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	if r.UID >= 0 && os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}
 	}
+	// In a mount namespace whose /proc hides other users' processes (the
+	// site user is taken on after the mount).
+	if err := procns.Wrap(cmd); err != nil {
+		return nil, err
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// In a mount namespace whose /proc hides other users' processes.
-	if err := procns.Run(cmd); err != nil {
+	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 600 {
 			msg = msg[len(msg)-600:]
