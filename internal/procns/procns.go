@@ -37,8 +37,9 @@
 // Without root there is nothing to isolate (every child runs as the caller)
 // and no right to mount: Wrap leaves the command alone. As root without
 // CAP_SYS_ADMIN (a container that drops it) the wrapped command fails;
-// Check reports that clearly, and callers run it before they start site
-// code, rather than run it with /proc open.
+// Check says so clearly, and the shard runs it before it starts any site
+// code (phpfpm.Master.Prepare), so it refuses to start rather than run site
+// code with /proc open.
 package procns
 
 import (
