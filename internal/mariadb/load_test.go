@@ -154,7 +154,7 @@ func rowsText(t *testing.T, db *sql.DB, q string) string {
 func TestLoadHostileDumps(t *testing.T) {
 	local := startServer(t)
 	ctx := context.Background()
-	if err := local.EnsureDatabase(ctx, "wp_v", "wp_v", "pwV"); err != nil {
+	if err := local.EnsureDatabase(ctx, "wp_v", "wp_v", "pwV", 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := local.Exec(ctx, "CREATE TABLE wp_v.secret (s varchar(100))"); err != nil {
@@ -163,7 +163,7 @@ func TestLoadHostileDumps(t *testing.T) {
 	if err := local.Exec(ctx, "INSERT INTO wp_v.secret VALUES ('the victim site''s data')"); err != nil {
 		t.Fatal(err)
 	}
-	if err := local.EnsureDatabase(ctx, "wp_t", "wp_t", "pwT"); err != nil {
+	if err := local.EnsureDatabase(ctx, "wp_t", "wp_t", "pwT", 10); err != nil {
 		t.Fatal(err)
 	}
 	// A normal dump: text with quotes, backslashes, line breaks, NUL and

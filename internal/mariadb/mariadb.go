@@ -446,20 +446,30 @@ func (s *Server) OpenAs(userName, password, dbName string) (*sql.DB, error) {
 
 var ident = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
-// EnsureDatabase creates database name and user name@localhost with
-// password, granting it all privileges on that database only. It is
-// idempotent: an existing user gets its password reset to password.
-func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password string) error {
+// EnsureDatabase creates database name and user name@localhost (a remote
+// server's site user host) with password, granting it all privileges on
+// that database only, and limits the user to maxConnections concurrent
+// connections (MAX_USER_CONNECTIONS, so one site cannot take the server's
+// max_connections from the others; beyond it MariaDB refuses a connection
+// with error 1226, "has exceeded the 'max_user_connections' resource"). It
+// is idempotent: an existing user gets its password and limit reset, so a
+// plan change takes effect on the next call (for new connections; open
+// ones stay).
+func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password string, maxConnections int) error {
 	if !ident.MatchString(name) || !ident.MatchString(userName) {
 		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
 	}
 	if strings.ContainsAny(password, `'\`) {
 		return errors.New("mariadb: password contains quote characters")
 	}
+	if maxConnections <= 0 {
+		// 0 would mean "no limit of its own" to MariaDB.
+		return fmt.Errorf("mariadb: user %s: connection limit %d, want at least 1", userName, maxConnections)
+	}
 	stmts := []string{
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
-		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
-		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, maxConnections),
+		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, maxConnections),
 		s.grantAll(name, userName),
 	}
 	for _, q := range stmts {

@@ -24,7 +24,7 @@ func TestRenderPoolGolden(t *testing.T) {
 	got, err := phpfpm.RenderPool(phpfpm.Pool{
 		Name: "wp_0123456789ab", User: "wp_0123456789ab", Group: "wp_0123456789ab",
 		Docroot: "/data/sites/0123456789ab/htdocs", SiteDir: "/data/sites/0123456789ab",
-		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32,
+		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32, RequestTimeout: 45 * time.Second,
 	}, "/data/php/run/wp_0123456789ab.sock")
 	if err != nil {
 		t.Fatal(err)

@@ -454,7 +454,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := writeSecrets(n.Dir, sec); err != nil {
 		return err
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	if err := s.loadDatabase(ctx, objs.database, n.DB); err != nil {

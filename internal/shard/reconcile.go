@@ -166,7 +166,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 2. Database and its user.
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
@@ -282,7 +282,8 @@ func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
 	pool := phpfpm.Pool{
 		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
 		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
-		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+		IdleTimeout:    time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+		RequestTimeout: time.Duration(st.Spec.PHP.RequestTimeoutSeconds) * time.Second, // 0: the default
 	}
 	if uid >= 0 {
 		pool.User, pool.Group = n.Unix, n.Unix

@@ -498,7 +498,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 			return err
 		}
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
@@ -632,7 +632,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := writeSecrets(n.Dir, sec); err != nil {
 		return nil, err
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, meta.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return nil, err
 	}
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {

@@ -169,6 +169,43 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		t.Fatalf("the site's data was lost (kept posts = %q): the shard reinstalled", v)
 	}
 
+	// Plan limits: the pool's request time limit and the database user's
+	// connection limit take the defaults when the spec names none, and a
+	// plan change updates both.
+	limits := func() (string, string) {
+		t.Helper()
+		conf, err := os.ReadFile(sh.FPM().PoolFile(n.Pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeout := ""
+		for _, l := range strings.Split(string(conf), "\n") {
+			if v, ok := strings.CutPrefix(l, "request_terminate_timeout = "); ok {
+				timeout = v
+			}
+		}
+		conns, err := sh.DB().QueryString(ctx, "SELECT max_user_connections FROM mysql.user WHERE User = ?", n.DBUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return timeout, conns
+	}
+	if timeout, conns := limits(); timeout != "120s" || conns != "20" {
+		t.Errorf("default limits: request_terminate_timeout %q, max_user_connections %q; want 120s, 20", timeout, conns)
+	}
+	if _, err := st.UpdateSite(ctx, "a.localhost", func(s *site.Site) error {
+		s.Spec.PHP.RequestTimeoutSeconds, s.Spec.Limits.DBConnections = 45, 7
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {
+		t.Fatal(err)
+	}
+	if timeout, conns := limits(); timeout != "45s" || conns != "7" {
+		t.Errorf("after a plan change: request_terminate_timeout %q, max_user_connections %q; want 45s, 7", timeout, conns)
+	}
+
 	// A core version the shard does not have fails clearly, creating nothing.
 	bad := &site.Site{
 		Metadata: site.Metadata{Name: "old.localhost", UID: "uid-old", CreatedAt: now},
