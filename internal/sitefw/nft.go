@@ -1,6 +1,8 @@
 package sitefw
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -362,7 +364,9 @@ func Supported() error {
 	if os.Geteuid() != 0 {
 		return errors.New("not running as root")
 	}
-	f, err := Open(Options{Table: ProcessTable("probe")})
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	f, err := Open(Options{Table: ProcessTable("probe " + hex.EncodeToString(b))})
 	if err != nil {
 		return err
 	}
