@@ -125,6 +125,13 @@ func TestSiteFirewallFlags(t *testing.T) {
 			t.Errorf("%v: firewall %q ports %v, want %q %v", tt.args, sh.SiteFirewall, sh.LoopbackPorts, tt.mode, tt.ports)
 		}
 	}
+	var server platform.ServerConfig
+	d.runServer = func(_ context.Context, c platform.ServerConfig) error { server = c; return nil }
+	if _, _, err := runCmd(t, d, "server", "--shard-provider", "kubernetes", "--namespace", "n", "--shard-image", "i",
+		"--shard-server-url", "http://x", "--shard-sitefw-arg", "--allow=10.8.0.0/14:3306"); err != nil ||
+		!slices.Equal(server.Kube.SiteFirewallArgs, []string{"--allow=10.8.0.0/14:3306"}) {
+		t.Errorf("server --shard-sitefw-arg: %v, %v", err, server.Kube.SiteFirewallArgs)
+	}
 	for _, args := range [][]string{{"--site-firewall", "yes"}, {"--site-loopback-port", "0"}} {
 		if _, _, err := runCmd(t, d, append(slices.Clone(shard), args...)...); err == nil {
 			t.Errorf("%v: no error", args)
