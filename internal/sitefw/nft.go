@@ -75,7 +75,7 @@ func (f *Firewall) uidSet() *nftables.Set {
 // Apply writes the policy: the table is created or replaced whole in one
 // transaction, so applying the same policy again changes nothing and there
 // is never a moment without rules. Tables of dead shard processes are
-// collected in the same transaction.
+// collected first.
 func (f *Firewall) Apply(p Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -205,7 +205,7 @@ func (f *Firewall) AddUIDs(uids ...uint32) error {
 		return nil
 	}
 	// A dead shard's table may still list a UID that was freed and
-	// given to one of ours.
+	// given to one of ours: it goes first.
 	if err := f.collectDead(); err != nil {
 		return err
 	}
@@ -306,8 +306,10 @@ func (f *Firewall) deleteTable(name string) error {
 	return nil
 }
 
-// collectDead queues the deletion of other shard processes' tables whose
-// process is gone (see ProcessTable); the caller's next Flush sends it.
+// collectDead deletes other shard processes' tables whose process is gone
+// (see ProcessTable), each in a transaction of its own: another process
+// may be collecting the same table at the same moment, and its deletion
+// winning is no failure of ours.
 func (f *Firewall) collectDead() error {
 	tables, err := f.conn.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
@@ -316,6 +318,9 @@ func (f *Firewall) collectDead() error {
 	for _, t := range tables {
 		if t.Name != f.table && deadProcessTable(t.Name) {
 			f.conn.DelTable(&nftables.Table{Name: t.Name, Family: nftables.TableFamilyINet})
+			if err := f.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("site firewall: delete the table %s of a dead process: %w", t.Name, err)
+			}
 		}
 	}
 	return nil

@@ -437,13 +437,24 @@ func TestDeadProcessTablesCollected(t *testing.T) {
 	for _, name := range append(slices.Clone(dead), kept...) {
 		addForeignTable(t, fd, name)
 	}
-	fw, err := Open(Options{Table: ProcessTable("collector"), NetNS: fd})
-	if err != nil {
-		t.Fatal(err)
+	// Three shards start at once and all collect: each succeeds.
+	var fws []*Firewall
+	for i := range 3 {
+		fw, err := Open(Options{Table: ProcessTable(fmt.Sprintf("collector %d", i)), NetNS: fd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fw.Delete(); _ = fw.Close() })
+		fws = append(fws, fw)
 	}
-	t.Cleanup(func() { _ = fw.Delete(); _ = fw.Close() })
-	if err := fw.Apply(Policy{LoopbackPorts: []uint16{80}}); err != nil {
-		t.Fatal(err)
+	errs := make(chan error, len(fws))
+	for _, fw := range fws {
+		go func() { errs <- fw.Apply(Policy{LoopbackPorts: []uint16{80}}) }()
+	}
+	for range fws {
+		if err := <-errs; err != nil {
+			t.Errorf("apply beside other collectors: %v", err)
+		}
 	}
 	names := tableNames(t, fd)
 	for _, d := range dead {
@@ -451,7 +462,10 @@ func TestDeadProcessTablesCollected(t *testing.T) {
 			t.Errorf("dead process table %s kept", d)
 		}
 	}
-	for _, k := range append(kept, fw.Table()) {
+	for _, fw := range fws {
+		kept = append(kept, fw.Table())
+	}
+	for _, k := range kept {
 		if !slices.Contains(names, k) {
 			t.Errorf("table %s was removed", k)
 		}
