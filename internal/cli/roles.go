@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -171,6 +173,8 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		dbHost, dbUser      string
 		dbPasswordFile      string
 		dbUserHost          string
+		firewall            string
+		loopbackPorts       []int
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -198,7 +202,16 @@ in over TCP as --db-user (` + EnvDBUser + `) with the password in
 databases and users and grant. Site users are created for --db-user-host
 (default '%', any host: the sites' pods have no fixed address); their
 passwords are 32 random characters, and the server's port must be reachable
-only from the shards (a private network or NetworkPolicy).`
+only from the shards (a private network or NetworkPolicy).
+
+As root with CAP_NET_ADMIN the agent keeps its site users off this machine's
+services and the cloud metadata address with owner-match nftables rules
+(--site-firewall auto, the default; 'aipress sitefw --help'): they may reach
+--site-loopback-port here (default --public-port and --purge-url's port: the
+edge, which WordPress requests), the DNS resolvers, --db-host, and the
+internet. Without the privilege it warns once; then apply 'aipress sitefw
+apply' from a privileged step (a Kubernetes init container) or your own
+firewall.`
 	cmd.Example = `  aipress shard token create shard-eu-1 -o json > token.json
   aipress shard --name shard-eu-1 --server http://cp.example.com:7070 \
       --token-file /etc/aipress/shard-eu-1.token --data-dir /var/lib/aipress-shard \
@@ -254,6 +267,22 @@ only from the shards (a private network or NetworkPolicy).`
 		if cfg.Database, err = dbRemote(d, dbHost, dbUser, dbPasswordFile, dbUserHost); err != nil {
 			return err
 		}
+		if cfg.SiteFirewall, err = platform.ParseFirewallMode(firewall); err != nil {
+			return fmt.Errorf("--site-firewall: %w", err)
+		}
+		if !cmd.Flags().Changed("site-loopback-port") {
+			loopbackPorts = []int{publicPort}
+			if u, err := url.Parse(cfg.PurgeURL); err == nil && u.Port() != "" {
+				p, _ := strconv.Atoi(u.Port())
+				loopbackPorts = append(loopbackPorts, p)
+			}
+		}
+		for _, p := range loopbackPorts {
+			if p < 1 || p > 65535 {
+				return fmt.Errorf("--site-loopback-port %d: not a port", p)
+			}
+		}
+		cfg.LoopbackPorts = loopbackPorts
 		cfg.Logger, cfg.Version = log, cmd.Root().Version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -283,6 +312,8 @@ only from the shards (a private network or NetworkPolicy).`
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
+	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
+	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

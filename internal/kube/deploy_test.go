@@ -73,7 +73,7 @@ func TestDeployBase(t *testing.T) {
 			kinds[u.GetKind()]++
 		}
 	}
-	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 2}
+	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 4}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d %s objects, want %d (all: %v)", kinds[k], k, n, kinds)

@@ -58,6 +58,12 @@ type ShardConfig struct {
 	// HealthAddr, if set, serves /livez and /readyz there (ready once
 	// registered and converged once): the pod's probes on Kubernetes.
 	HealthAddr string
+	// SiteFirewall keeps the shard's site users off this machine's
+	// services and the metadata address (package sitefw; default auto),
+	// allowing them LoopbackPorts (the edges' HTTP and HTTPS ports) and
+	// the DNS resolvers.
+	SiteFirewall  FirewallMode
+	LoopbackPorts []int
 	// onShard, if set, is given the shard once it exists (up wakes it).
 	onShard func(*shard.Shard)
 }
@@ -139,6 +145,29 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()
+	var fwAllow []string
+	if cfg.Database != nil {
+		fwAllow = append(fwAllow, cfg.Database.Addr) // the sites' DB_HOST
+	}
+	fw, err := openSiteFirewall(ctx, cfg.SiteFirewall, dir, cfg.LoopbackPorts, fwAllow, log)
+	if err != nil {
+		return err
+	}
+	// The rules go when the agent returns, unless site processes may
+	// still run (an error while the shard runs): then they stay for this
+	// process's life.
+	keepRules := false
+	if fw != nil {
+		scfg.SiteUsers = fw
+		defer func() {
+			if !keepRules {
+				if err := fw.Delete(); err != nil {
+					log.Warn("removing the site firewall", "err", err)
+				}
+			}
+			fw.Close()
+		}()
+	}
 	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
@@ -212,8 +241,9 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if ctx.Err() != nil {
 		<-runErr
 		<-runErr
-		return nil
+		return nil // php-fpm and every site process have stopped
 	}
+	keepRules = true
 	return err
 }
 

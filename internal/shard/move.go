@@ -438,7 +438,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
 
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 1. Unix user and the site directory.
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -359,7 +359,7 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	delete(s.lastCron, n.ID)
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
-	return removeUnixUser(ctx, n.Unix, n.Dir)
+	return s.removeSiteUser(ctx, n)
 }
 
 // collectOrphans removes pools, databases, users, directories and Unix users

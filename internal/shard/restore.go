@@ -479,7 +479,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 	if err != nil {
 		return err
 	}
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -621,7 +621,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 			s.log.Warn("remove verify scratch site", "dir", n.Dir, "err", err)
 		}
 	}()
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return nil, err
 	}

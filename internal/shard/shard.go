@@ -41,6 +41,7 @@ import (
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefw"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -147,6 +148,15 @@ type Config struct {
 	// JobPoll is how often RunJobs lists the shard's jobs when nothing
 	// woke it (default 2s).
 	JobPoll time.Duration
+	// SiteIDs is the range new site users' user and group IDs come from
+	// (default sitefw.DefaultSiteIDs); users that exist keep theirs.
+	SiteIDs sitefw.IDRange
+	// SiteUsers, if set, is told the UIDs of the shard's site users: all
+	// of them when Run starts, before php-fpm does; each new one before
+	// anything runs as it; each deleted one after its deletion. A
+	// *sitefw.Firewall keeps them off loopback services and the metadata
+	// address. Nil: nothing is told.
+	SiteUsers SiteUserFilter
 }
 
 // Shard is a running local shard.
@@ -226,6 +236,9 @@ func New(cfg Config) *Shard {
 	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
+	}
+	if cfg.SiteIDs == (sitefw.IDRange{}) {
+		cfg.SiteIDs = sitefw.DefaultSiteIDs
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
@@ -319,6 +332,11 @@ func (s *Shard) Wake() {
 // Run starts MariaDB and php-fpm and converges the shard's sites until ctx
 // is done; then it stops both servers and returns. Call Prepare first.
 func (s *Shard) Run(ctx context.Context, src Sites) error {
+	// The firewall covers every existing site user before any of their
+	// pools or cron jobs runs.
+	if err := s.syncSiteUsers(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopProcs(); wg.Wait(); s.db.Close() }()
