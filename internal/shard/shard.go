@@ -161,6 +161,10 @@ type Config struct {
 	// JobPoll is how often RunJobs lists the shard's jobs when nothing
 	// woke it (default 2s).
 	JobPoll time.Duration
+	// Volumes says whether sites get a volume of their own whose size the
+	// kernel enforces (volumes.go): VolumesAuto (default, ""), VolumesOn
+	// or VolumesOff.
+	Volumes string
 }
 
 // Shard is a running local shard.
@@ -175,8 +179,14 @@ type Shard struct {
 
 	ports *ports // TCP pool ports; nil with Unix sockets
 
+	// vols: new sites get volumes (Prepare decides); volsOff says why
+	// not.
+	vols    bool
+	volsOff string
+
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
+	storagePlugin             string // and of the aipress-storage one
 
 	// prefix starts the name of every per-site resource of this shard
 	// (NamePrefix); orphanName matches those names and captures the id.
@@ -247,6 +257,9 @@ func New(cfg Config) *Shard {
 	if cfg.PoolAdvertise == "" {
 		cfg.PoolAdvertise = cfg.PoolListen
 	}
+	if cfg.Volumes == "" {
+		cfg.Volumes = VolumesAuto
+	}
 	if len(cfg.AllowedClients) == 0 {
 		cfg.AllowedClients = DefaultClients
 	}
@@ -301,6 +314,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	}
 	s.cachePlugin, err = wordpress.WriteMUPlugins(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.storagePlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.StoragePluginName)
+	if err := s.prepareVolumes(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
 	if err := s.db.Prepare(ctx); err != nil {
@@ -373,7 +390,10 @@ func (s *Shard) Wake() {
 func (s *Shard) Run(ctx context.Context, src Sites) error {
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopProcs(); wg.Wait(); s.db.Close() }()
+	defer func() { stopProcs(); wg.Wait(); s.db.Close(); s.unmountAll() }()
+	// Volumes first: php-fpm's pools must not start on the bare
+	// directories beneath them (after a reboot).
+	s.mountAll(ctx)
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
 	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()

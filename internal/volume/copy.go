@@ -21,14 +21,25 @@ type CopyResult struct {
 	Skipped []string
 }
 
+// CopyOptions say whose the copies are and what Copy leaves alone.
+type CopyOptions struct {
+	// UID and GID own every copy. A regular file of another owner than
+	// UID is left out, unless it is root's without other hard links.
+	UID, GID int
+	// KeepNewer leaves a file dst has with a later modification time
+	// than src's (written there since an earlier Copy).
+	KeepNewer bool
+}
+
 // Copy copies the tree src into dst (both directories, as root) without
 // following a symbolic link on either side: directories, regular files
 // (hard links among the tree's own files kept) and symbolic links, each
-// with its mode and times, owned by uid:gid. A file dst already has with
-// the same size and modification time is not copied again, so a second
-// Copy picks up only what changed since the first. Other file types are
-// left out.
-func Copy(ctx context.Context, src, dst string, uid, gid int) (CopyResult, error) {
+// with its mode and times, owned by o.UID:o.GID. A file dst already has
+// with the same size and modification time is not copied again, so a
+// second Copy picks up only what changed since the first. Other file types
+// are left out.
+func Copy(ctx context.Context, src, dst string, o CopyOptions) (CopyResult, error) {
+	uid, gid := o.UID, o.GID
 	var res CopyResult
 	from, err := os.OpenRoot(src)
 	if err != nil {
@@ -99,8 +110,10 @@ func Copy(ctx context.Context, src, dst string, uid, gid int) (CopyResult, error
 				res.Skipped = append(res.Skipped, p)
 				return nil
 			}
-			if cur, err := to.Lstat(p); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() && cur.ModTime().Equal(info.ModTime()) {
-				return nil
+			if cur, err := to.Lstat(p); err == nil && cur.Mode().IsRegular() {
+				if cur.Size() == info.Size() && cur.ModTime().Equal(info.ModTime()) || o.KeepNewer && cur.ModTime().After(info.ModTime()) {
+					return nil
+				}
 			}
 			key := [2]uint64{uint64(st.Dev), st.Ino}
 			if first, ok := links[key]; ok && st.Nlink > 1 {

@@ -147,31 +147,47 @@ func syncDir(dir string) error {
 // Mounted returns the mount of the volume at Dir, nil when nothing is
 // mounted there. Something else mounted there is an error.
 func (v Volume) Mounted() (*Mount, error) {
-	ms, err := Mounts()
-	if err != nil {
+	m, ours, err := v.mountedAt()
+	if err != nil || m == nil {
 		return nil, err
 	}
-	var top *Mount
-	for i := range ms {
-		if ms[i].Point == v.Dir {
-			top = &ms[i]
-		}
+	if !ours {
+		return nil, fmt.Errorf("volume: %s is mounted on %s, not the volume %s", m.Source+m.Root, v.Dir, v.Image)
 	}
-	if top == nil {
-		return nil, nil
+	return m, nil
+}
+
+// mountedAt returns the visible mount on Dir, if any, and whether it is
+// this volume's.
+func (v Volume) mountedAt() (*Mount, bool, error) {
+	ms, err := Mounts()
+	if err != nil {
+		return nil, false, err
 	}
-	if top.Root != "/" || !backs(v.Image, top.Source) {
-		return nil, fmt.Errorf("volume: %s is mounted on %s, not the volume %s", top.Source+top.Root, v.Dir, v.Image)
+	m := top(ms, v.Dir)
+	if m == nil {
+		return nil, false, nil
 	}
-	return top, nil
+	return m, m.Root == "/" && backs(v.Image, m.Source), nil
 }
 
 // Mount mounts the volume on Dir (which must exist) unless it is mounted:
 // from the loop device that still holds the image if there is one, else
-// after e2fsck -p on a new loop device.
+// after e2fsck -p on a new loop device. A stale volume on Dir (an image
+// since replaced under the same name) is unmounted first; anything else
+// mounted there is an error.
 func (v Volume) Mount(ctx context.Context) error {
-	if m, err := v.Mounted(); err != nil || m != nil {
+	m, ours, err := v.mountedAt()
+	if err != nil || ours {
 		return err
+	}
+	if m != nil {
+		if m.Root != "/" || !strings.HasPrefix(m.Source, "/dev/loop") {
+			return fmt.Errorf("volume: %s is mounted on %s, not the volume %s", m.Source+m.Root, v.Dir, v.Image)
+		}
+		if err := v.Unmount(); err != nil {
+			return err
+		}
 	}
 	if !v.Exists() {
 		return fmt.Errorf("volume: %s does not exist", v.Image)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/fsperm"
 )
@@ -395,7 +396,7 @@ func TestCopy(t *testing.T) {
 	if err := os.Symlink("/etc/shadow", filepath.Join(src, "shadow")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Copy(ctx, src, dst, nobody, nobody)
+	res, err := Copy(ctx, src, dst, CopyOptions{UID: nobody, GID: nobody})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,9 +425,25 @@ func TestCopy(t *testing.T) {
 	}
 	// Again: nothing new is copied; a changed file is.
 	w("2024/05/b.jpg", "bbbb", 0)
-	res, err = Copy(ctx, src, dst, nobody, nobody)
+	res, err = Copy(ctx, src, dst, CopyOptions{UID: nobody, GID: nobody})
 	if err != nil || res.Files != 1 {
 		t.Errorf("second Copy = %+v, %v; want only the changed file", res, err)
+	}
+	// KeepNewer leaves what was written in dst since.
+	w("2024/05/b.jpg", "old", 0)
+	newer := filepath.Join(dst, "2024/05/b.jpg")
+	if err := os.WriteFile(newer, []byte("written since"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(newer, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, src, dst, CopyOptions{UID: nobody, GID: nobody, KeepNewer: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(newer); string(b) != "written since" {
+		t.Errorf("KeepNewer overwrote a newer file: %q", b)
 	}
 }
 
