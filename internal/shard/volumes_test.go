@@ -3,6 +3,7 @@ package shard_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -483,4 +484,103 @@ func TestSiteVolumeTeardown(t *testing.T) {
 			t.Errorf("%s still holds %s", dev, strings.TrimSpace(string(b)))
 		}
 	}
+}
+
+// TestSiteVolumeRestoreInPlace: an in-place restore stages the snapshot's
+// uploads on the site's volume and swaps them in; one a crash interrupted
+// after it was committed is finished after a reboot (the volume not
+// mounted, the binds gone), and either way the uploads end up on the
+// volume with no staging left.
+func TestSiteVolumeRestoreInPlace(t *testing.T) {
+	needVolumes(t)
+	c := newCluster(t)
+	sh := c.start("local")
+	t.Cleanup(c.deleteAll)
+	const host, id = "restore.localhost", "uid-restore"
+	c.create(host, id, "local", "Restore", adminFor(t))
+	n := sh.NamesFor(id)
+	uid, gid := siteUser(t, sh, id)
+	uploads := filepath.Join(n.Docroot, "wp-content", "uploads")
+	put := func(name, data string) {
+		t.Helper()
+		p := filepath.Join(uploads, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("kept.txt", "in the snapshot")
+	snap, err := sh.BackupSite(c.ctx, c.get(host), "manual", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onVolume := func(when string) {
+		t.Helper()
+		ms, err := volume.Mounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !volume.Bound(ms, filepath.Join(n.Dir, "volume", "uploads"), uploads) {
+			t.Errorf("%s: uploads is not the volume's; mounts: %v", when, mountsUnder(t, n.Dir))
+		}
+		for _, p := range []string{"volume/uploads.restore", "volume/uploads.old", "htdocs.old", "htdocs.restore"} {
+			if _, err := os.Stat(filepath.Join(n.Dir, p)); err == nil {
+				t.Errorf("%s: %s remains", when, p)
+			}
+		}
+		if m := mountsUnder(t, n.Dir); len(m) != 4 {
+			t.Errorf("%s: %d mounts below the site, want 4 (volume, uploads, tmp, logs): %v", when, len(m), m)
+		}
+		c.check(host, "/wp-content/uploads/kept.txt", 200, "in the snapshot")
+		if code, _, _ := c.request("GET", host, "/wp-content/uploads/later.txt", nil, nil); code != 404 {
+			t.Errorf("%s: a file from after the snapshot is still served (%d)", when, code)
+		}
+	}
+
+	// Plain.
+	if err := os.Remove(filepath.Join(uploads, "kept.txt")); err != nil {
+		t.Fatal(err)
+	}
+	put("later.txt", "after the snapshot")
+	if err := sh.RestoreInPlace(c.ctx, c.src, c.get(host), snap.Snapshot, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.routes()
+	onVolume("after a restore")
+
+	// Killed once committed, then the host reboots.
+	put("later.txt", "after the snapshot")
+	crash := errors.New("killed")
+	ctx, cancel := context.WithCancel(c.ctx)
+	shard.SetCrashAt(sh, func(p string) error {
+		if p == "swapping" {
+			cancel()
+			return crash
+		}
+		return nil
+	})
+	if err := sh.RestoreInPlace(ctx, c.src, c.get(host), snap.Snapshot, nil); !errors.Is(err, crash) {
+		t.Fatalf("restore: %v", err)
+	}
+	c.stop("local")
+	if m := mountsUnder(t, n.Dir); len(m) != 0 {
+		t.Fatalf("mounts survive the stop: %v", m)
+	}
+	c.start("local")
+	for i := 0; i < 50 && maintenance(c.get(host)); i++ {
+		if err := c.converge("local"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := c.converge("local"); err != nil {
+		t.Fatal(err)
+	}
+	c.routes()
+	if s := c.get(host); maintenance(s) || s.Status.Phase != site.PhaseReady {
+		t.Fatalf("after recovery: %s %+v", s.Status.Phase, s.Status.Conditions)
+	}
+	onVolume("after a restore finished after a reboot")
 }
