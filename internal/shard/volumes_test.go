@@ -348,7 +348,7 @@ func TestSiteVolumeMigration(t *testing.T) {
 	uid, gid := siteUser(t, sh, "uid-old")
 	uploads := filepath.Join(n.Docroot, "wp-content", "uploads")
 	files := map[string]string{
-		filepath.Join(uploads, "2023", "01", "photo.jpg"): "photo",
+		filepath.Join(uploads, "2023", "01", "photo.jpg"):         "photo",
 		filepath.Join(uploads, "2023", "01", "photo-150x150.jpg"): "thumb",
 		filepath.Join(uploads, "big.bin"):                         strings.Repeat("b", 3<<20),
 		filepath.Join(n.Dir, "tmp", "sess_abc"):                   "session",
