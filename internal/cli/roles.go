@@ -290,6 +290,7 @@ only from the shards (a private network or NetworkPolicy).`
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
+	fl.StringVar(&cfg.SiteVolumes, "site-volumes", shard.VolumesAuto, "give each site a loop-mounted volume that enforces its disk limit: auto (when running as root with loop devices and e2fsprogs), on (required) or off")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -37,6 +37,8 @@ type ShardConfig struct {
 	// every shard that exchanges sites must use the same one.
 	TransferURL       string
 	HeartbeatInterval time.Duration // default 5s
+	// SiteVolumes is shard.Config.Volumes: auto (default), on or off.
+	SiteVolumes string
 	// Remote edges (see shard.Config): PoolListen puts the pools on TCP
 	// (PoolAdvertise, ports PoolPortFirst-PoolPortLast, AllowedClients);
 	// StaticAddr serves the sites' static files and try_files decisions to
@@ -126,6 +128,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		PoolListen: cfg.PoolListen, PoolAdvertise: cfg.PoolAdvertise, PoolPortFirst: cfg.PoolPortFirst, PoolPortLast: cfg.PoolPortLast,
 		AllowedClients: cfg.AllowedClients, StaticURL: staticURL, Database: cfg.Database,
+		Volumes: cfg.SiteVolumes,
 	}
 	setShardRepos(&scfg, link.Repos())
 	sh := shard.New(scfg)
