@@ -157,7 +157,7 @@ func (s *Shard) attachVolume(ctx context.Context, n Names, uid, gid int) error {
 			return fmt.Errorf("site volume: %s: %w", t.name, err)
 		}
 	}
-	if err := os.Remove(premigrateDir(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(premigrateDir(n)); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return fmt.Errorf("site volume: %w", err)
 	}
 	return nil
@@ -183,6 +183,11 @@ func (s *Shard) attachTree(ctx context.Context, n Names, v volume.Volume, t volT
 	path := treePath(n, t.name)
 	vdir := filepath.Join(v.Dir, t.name)
 	aside := filepath.Join(premigrateDir(n), t.name)
+	if !fileExists(filepath.Dir(path)) {
+		// No docroot (a restore or a rebuild from a snapshot between its
+		// steps): bound once it is built, never half-made here.
+		return nil
+	}
 	ms, err := volume.Mounts()
 	if err != nil {
 		return err

@@ -24,6 +24,16 @@ func Check(ctx context.Context, dir string) error {
 			return err
 		}
 	}
+	// What a check a crash interrupted left (maybe mounted).
+	old, _ := filepath.Glob(filepath.Join(dir, ".volume-check-*"))
+	for _, d := range old {
+		if err := UnmountUnder(d); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
 	probe, err := os.MkdirTemp(dir, ".volume-check-")
 	if err != nil {
 		return err
