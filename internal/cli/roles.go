@@ -21,6 +21,7 @@ import (
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
@@ -314,6 +315,7 @@ firewall.`
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
 	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")
+	fl.StringVar(&cfg.SiteVolumes, "site-volumes", shard.VolumesAuto, "give each site a loop-mounted volume that enforces its disk limit: auto (when running as root with loop devices and e2fsprogs), on (required) or off")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -46,6 +46,8 @@ type ShardConfig struct {
 	// GatewayAdvertise). Empty: no gateway — only edges on this machine,
 	// configured with this shard's directory, serve its sites.
 	GatewayAddr, GatewayAdvertise string
+	// SiteVolumes is shard.Config.Volumes: auto (default), on or off.
+	SiteVolumes string
 	// Database, if set, is the external MySQL/MariaDB server of the
 	// sites' databases (see shard.Config.Database); nil: the shard runs
 	// its own MariaDB.
@@ -141,7 +143,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
-		Database: cfg.Database,
+		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

@@ -39,6 +39,10 @@ type cluster struct {
 	shards map[string]*shard.Shard
 	roots  []string
 	ed     *edge.Server
+	// volumes is the shards' Config.Volumes (empty: auto); stops stops
+	// a running shard by name.
+	volumes string
+	stops   map[string]func()
 
 	repoMu  sync.Mutex
 	repoMap map[string]*repo.Repo
@@ -128,6 +132,7 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		Repos:        c.repos,
 		MoveKey:      c.moveKey,
 		JobPoll:      100 * time.Millisecond,
+		Volumes:      c.volumes,
 	})
 	if err := sh.Prepare(c.ctx); err != nil {
 		c.t.Fatal(err)
@@ -137,7 +142,13 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	ctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx, c.src) }()
-	c.t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	c.t.Cleanup(stop)
+	if c.stops == nil {
+		c.stops = map[string]func(){}
+	}
+	c.stops[name] = stop
 	select {
 	case <-sh.Ready():
 	case <-time.After(2 * time.Minute):
@@ -145,6 +156,13 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	}
 	c.shards[name] = sh
 	return sh
+}
+
+// stop stops shard name (its Run returns: php-fpm and MariaDB stop, its
+// volumes are unmounted).
+func (c *cluster) stop(name string) {
+	c.stops[name]()
+	delete(c.shards, name)
 }
 
 // converge runs one pass of every named shard (all when none are named).

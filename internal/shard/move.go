@@ -429,10 +429,8 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
 		return err
 	}
-	for _, d := range []string{n.Dir, n.Docroot + ".building"} {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("remove partial import: %w", err)
-		}
+	if err := removeTree(n.Dir); err != nil {
+		return fmt.Errorf("remove partial import: %w", err)
 	}
 	s.mu.Lock()
 	delete(s.converged, n.ID)
@@ -463,10 +461,20 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
 		return err
 	}
+	// The volume first, so the files land on it: made big enough for them
+	// (the export is compressed; twice its size is the estimate) even when
+	// they exceed the site's limit.
+	var need int64
+	if o, err := man.object(objFiles); err == nil {
+		need = 2 * o.Size
+	}
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
+		return err
+	}
 	if err := restoreFiles(objs.files, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
 		return err
 	}
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	// Installed: the normal convergence after the switch must never run

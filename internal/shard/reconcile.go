@@ -125,6 +125,9 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.CachePluginName)); err != nil || l != s.cachePlugin {
 		return false
 	}
+	if !s.diskReportCurrent(st, n) {
+		return false
+	}
 	if !st.Spec.Suspended && !s.poolUp(n) {
 		return false
 	}
@@ -171,11 +174,13 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
-	// 3. Files: docroot sharing the core, own wp-content, wp-config.php.
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	// 3. Files: docroot sharing the core, own wp-content (what PHP may
+	// write on the site's volume), wp-config.php.
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
+	s.reportDisk(ctx, rep, st, n)
 
 	// 4. The pool, while WordPress installs: a php-fpm reload takes longer
 	// the more pools the master has, and nothing routes visitors to the
@@ -253,9 +258,15 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 }
 
 // ensureFiles makes the site's files: the docroot sharing the core, its own
-// wp-content, the cache mu-plugin link, wp-config.php and the modes.
-func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) error {
+// wp-content, its volume (volumes.go), the mu-plugin links, wp-config.php
+// and the modes.
+func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *secrets, uid, gid int) error {
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	limitMB := st.Spec.Limits.WithDefaults().DiskMB
+	onVolume, err := s.ensureVolume(ctx, n, limitMB, 0, uid, gid)
+	if err != nil {
 		return err
 	}
 	cfg := wordpress.Config{
@@ -266,10 +277,15 @@ func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) 
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
 		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
 	}
-	// The cache plugin is a symlink to the shard's one copy (one OPcache
+	if onVolume {
+		cfg.DiskLimitMB = limitMB
+	}
+	// The plugins are symlinks to the shard's one copy (one OPcache
 	// entry for every site) in the root-owned mu-plugins directory.
-	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
-		return err
+	for _, p := range []string{s.cachePlugin, s.storagePlugin} {
+		if err := wordpress.LinkMUPlugin(n.Docroot, p); err != nil {
+			return err
+		}
 	}
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err
@@ -346,10 +362,10 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(n.Dir); err != nil {
-		return fmt.Errorf("remove site files: %w", err)
-	}
-	if err := os.RemoveAll(n.Docroot + ".building"); err != nil {
+	// Its volume and binds are unmounted (lazily: a request still
+	// writing keeps its detached volume until it ends) before anything is
+	// removed, so nothing is removed through them.
+	if err := removeTree(n.Dir); err != nil {
 		return fmt.Errorf("remove site files: %w", err)
 	}
 	if err := s.clearStaging(ctx, n); err != nil {

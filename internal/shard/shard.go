@@ -157,6 +157,10 @@ type Config struct {
 	// *sitefw.Firewall keeps them off loopback services and the metadata
 	// address. Nil: nothing is told.
 	SiteUsers SiteUserFilter
+	// Volumes says whether sites get a volume of their own whose size the
+	// kernel enforces (volumes.go): VolumesAuto (default, ""), VolumesOn
+	// or VolumesOff.
+	Volumes string
 }
 
 // Shard is a running local shard.
@@ -171,8 +175,14 @@ type Shard struct {
 
 	layout Layout
 
+	// vols: new sites get volumes (Prepare decides); volsOff says why
+	// not.
+	vols    bool
+	volsOff string
+
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
+	storagePlugin             string // and of the aipress-storage one
 
 	// prefix starts the name of every per-site resource of this shard
 	// (NamePrefix); orphanName matches those names and captures the id.
@@ -240,6 +250,9 @@ func New(cfg Config) *Shard {
 	if cfg.SiteIDs == (sitefw.IDRange{}) {
 		cfg.SiteIDs = sitefw.DefaultSiteIDs
 	}
+	if cfg.Volumes == "" {
+		cfg.Volumes = VolumesAuto
+	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
 	lay := Layout{Name: cfg.Name, Dir: cfg.Dir}
@@ -295,6 +308,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
+	s.storagePlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.StoragePluginName)
+	if err := s.prepareVolumes(ctx); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.db.Prepare(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -339,7 +356,10 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	}
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopProcs(); wg.Wait(); s.db.Close() }()
+	defer func() { stopProcs(); wg.Wait(); s.db.Close(); s.unmountAll() }()
+	// Volumes first: php-fpm's pools must not start on the bare
+	// directories beneath them (after a reboot).
+	s.mountAll(ctx)
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
 	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()
