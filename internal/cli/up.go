@@ -211,7 +211,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.acmeCA, "acme-ca", "", "ACME directory URL for public site domains (default Let's Encrypt production; 'off': internal CA only) (env "+EnvACMECA+")")
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
-	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060; no auth: keep it on loopback)")
+	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
