@@ -40,11 +40,21 @@ func loadUpFile(path string) (upFile, error) {
 	if err != nil {
 		return f, fmt.Errorf("config file: %w", err)
 	}
+	f, err = parseUpFile(b)
+	if err != nil {
+		return f, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// parseUpFile decodes the YAML of an up config file (empty: all defaults).
+func parseUpFile(b []byte) (upFile, error) {
+	var f upFile
 	if len(bytes.TrimSpace(b)) == 0 {
 		return f, nil
 	}
 	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return f, fmt.Errorf("config file %s: %w", path, err)
+		return upFile{}, err
 	}
 	return f, nil
 }
