@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -203,6 +205,9 @@ func validateCreate(req *CreateSiteRequest) error {
 	if len(req.Title) > 200 {
 		return badRequest("title is longer than 200 characters")
 	}
+	if !plainText(req.Title) {
+		return badRequest("title must not contain control characters (line breaks, tabs, NUL …)")
+	}
 	if req.AdminUser == "" {
 		req.AdminUser = DefaultAdminUser
 	}
@@ -213,7 +218,7 @@ func validateCreate(req *CreateSiteRequest) error {
 		return badRequest("admin_email is required")
 	}
 	addr, err := mail.ParseAddress(req.AdminEmail)
-	if err != nil || addr.Name != "" {
+	if err != nil || addr.Name != "" || !bareAddress(addr.Address) {
 		return badRequest("admin_email %q is not a valid e-mail address", req.AdminEmail)
 	}
 	req.AdminEmail = addr.Address
@@ -239,8 +244,39 @@ func validateLabels(labels map[string]string) error {
 		if len(v) > 63 {
 			return badRequest("label %q: value longer than 63 characters", k)
 		}
+		if !plainText(v) {
+			return badRequest("label %q: value contains control characters", k)
+		}
 	}
 	return nil
+}
+
+// bareAddress reports whether a parsed address stands for itself: no
+// quoted local part ("a b"@x parses to a b@x, which is no address at all),
+// no white space or control characters — it goes to WordPress, which
+// checks is_email(), through the installer's environment.
+func bareAddress(a string) bool {
+	if !plainText(a) || strings.ContainsAny(a, " \"\\()<>,;:") {
+		return false
+	}
+	again, err := mail.ParseAddress(a)
+	return err == nil && again.Name == "" && again.Address == a
+}
+
+// plainText reports whether s is valid UTF-8 without control characters.
+// Titles reach the installer through its environment (where NUL cannot
+// be) and both titles and labels end up in terminals (CLI tables), where
+// control characters would be escape sequences.
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 const passwordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"

@@ -33,6 +33,9 @@ func (req *UpdateSiteRequest) validate() error {
 	if req.Title != nil && (*req.Title == "" || len(*req.Title) > 200) {
 		return badRequest("title must be 1 to 200 characters")
 	}
+	if req.Title != nil && !plainText(*req.Title) {
+		return badRequest("title must not contain control characters (line breaks, tabs, NUL …)")
+	}
 	if req.Cache != nil && req.Cache.TTLSeconds != nil {
 		if ttl := *req.Cache.TTLSeconds; ttl < 0 || ttl > MaxCacheTTLSeconds {
 			return badRequest("cache.ttl_seconds must be between 0 and %d", MaxCacheTTLSeconds)

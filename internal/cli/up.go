@@ -40,11 +40,21 @@ func loadUpFile(path string) (upFile, error) {
 	if err != nil {
 		return f, fmt.Errorf("config file: %w", err)
 	}
+	f, err = parseUpFile(b)
+	if err != nil {
+		return f, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// parseUpFile decodes the YAML of an up config file (empty: all defaults).
+func parseUpFile(b []byte) (upFile, error) {
+	var f upFile
 	if len(bytes.TrimSpace(b)) == 0 {
 		return f, nil
 	}
 	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return f, fmt.Errorf("config file %s: %w", path, err)
+		return upFile{}, err
 	}
 	return f, nil
 }
@@ -221,7 +231,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.acmeCA, "acme-ca", "", "ACME directory URL for public site domains (default Let's Encrypt production; 'off': internal CA only) (env "+EnvACMECA+")")
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
-	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060; no auth: keep it on loopback)")
+	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.StringVar(&f.firewall, "site-firewall", string(platform.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")

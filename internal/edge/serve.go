@@ -169,6 +169,21 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 		return notFound(fmt.Errorf("%s resolves to refused file %s", fsPath, filepath.Join(rootDir, rel)))
 	}
 	realPath := filepath.Join(rootDir, rel)
+	realDoc, err := s.realDocroot(rt.Docroot)
+	if err != nil {
+		return notFound(err)
+	}
+	// A file the site's user could have made (uploads) must be its own:
+	// checked on the stat the caller made, so that a cached copy is not
+	// served for a name that has since become a link to a foreign file,
+	// and again below on the descriptor actually opened.
+	tenantTree := rootDir == realDoc && inUploads(rel)
+	if tenantTree {
+		if err := checkTenantFile(realDoc, fi); err != nil {
+			s.static.forget(realPath)
+			return notFound(fmt.Errorf("%s: %w", fsPath, err))
+		}
+	}
 	if e, ok := s.static.get(realPath); ok && e.size == fi.Size() && e.modTime.Equal(fi.ModTime()) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		serveBytes(w, r, filepath.Base(fsPath), e.modTime, e.body)
@@ -189,9 +204,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	// os.Root keeps the open inside rootDir but follows symlinks there: a
 	// link swapped in after the checks above (a site user owns uploads)
 	// could still lead to wp-config.php. Check what was really opened.
-	if opened, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err != nil {
+	opened, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
 		return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("opened %s: %w", fsPath, err)}
-	} else if orel, ok := within(rootDir, opened); !ok || forbiddenName(filepath.Base(opened)) || hasDotSegment("/"+filepath.ToSlash(orel)) {
+	}
+	orel, ok := within(rootDir, opened)
+	if !ok || forbiddenName(filepath.Base(opened)) || hasDotSegment("/"+filepath.ToSlash(orel)) {
 		s.resolved.forget(fsPath)
 		return notFound(fmt.Errorf("%s opened %s, which is refused", fsPath, opened))
 	}
@@ -201,6 +219,16 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	}
 	if !fi.Mode().IsRegular() {
 		return notFound(fmt.Errorf("%s is not a regular file", fsPath))
+	}
+	// The edge reads as root: a hard link the site's user made in its
+	// uploads to a file it cannot read (another site's wp-config.php, a
+	// key), or such a file left behind under a foreign owner, must not be
+	// served. fstat of the descriptor: what is sent is what was checked.
+	if tenantTree || (rootDir == realDoc && inUploads(orel)) {
+		if err := checkTenantFile(realDoc, fi); err != nil {
+			s.static.forget(realPath)
+			return notFound(fmt.Errorf("%s opened %s: %w", fsPath, opened, err))
+		}
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if fi.Size() <= maxStaticEntry {
@@ -216,6 +244,50 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	}
 	// The name (hence Content-Type) is the one the visitor asked for.
 	http.ServeContent(w, r, filepath.Base(fsPath), fi.ModTime(), f)
+	return nil
+}
+
+// uploadsRel is the tree of a docroot that the site's user can write
+// (relative to the docroot, slash-separated); see noExecPrefix.
+const uploadsRel = "wp-content/uploads"
+
+// inUploads reports whether rel (relative to a real docroot) is below its
+// uploads, the one tree of a docroot the site's user can write.
+func inUploads(rel string) bool {
+	return strings.HasPrefix(filepath.ToSlash(rel), uploadsRel+"/")
+}
+
+// checkTenantFile refuses a file of a site-writable tree (fi, a stat that
+// followed links) that has more than one name, or whose owner is not the
+// owner of the docroot's uploads directory (the site's user, which the
+// shard makes it; the site cannot change that directory's owner).
+//
+// A second name is how a site's user reaches a file it may not read: with
+// fs.protected_hardlinks off it can hard-link any file on the file system
+// into its uploads, and the edge reads as root. Root is not an accepted
+// owner either: the shard writes a site's uploads as the site's user, so a
+// root-owned file there is a hard link whose other name was removed or
+// replaced — e.g. a link to a secret the shard later rewrote by rename,
+// which leaves the old inode, still holding the old secret, with one name.
+func checkTenantFile(realDoc string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("no owner information for a file in uploads")
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("refused: a file in uploads with %d names (hard link)", st.Nlink)
+	}
+	dir, err := os.Lstat(filepath.Join(realDoc, filepath.FromSlash(uploadsRel)))
+	if err != nil {
+		return fmt.Errorf("refused: owner of uploads: %w", err)
+	}
+	dst, ok := dir.Sys().(*syscall.Stat_t)
+	if !ok || !dir.IsDir() {
+		return fmt.Errorf("refused: %s is not a directory", uploadsRel)
+	}
+	if st.Uid != dst.Uid {
+		return fmt.Errorf("refused: a file in uploads owned by uid %d, not by the site's user (uid %d)", st.Uid, dst.Uid)
+	}
 	return nil
 }
 

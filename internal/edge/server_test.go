@@ -839,3 +839,98 @@ func TestSwappedUploadSymlinkNotServed(t *testing.T) {
 		t.Fatalf("swapped link served: %d %q", resp.StatusCode, body)
 	}
 }
+
+// In uploads, the tree a site's user writes, the edge (root) serves only
+// files with one name owned by the owner of uploads: a hard link to a file
+// the site cannot read, a file of another uid, and a root-owned file are
+// 404, also when a copy of the file is in the edge's memory; the shard's
+// static server (remote) runs the same checks.
+func TestUploadsHardLinksAndForeignOwnersRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown and hard-link foreign files")
+	}
+	const siteUID, otherUID = 64101, 64102
+	for _, remote := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
+			f := newFixtureMode(t, remote)
+			base := filepath.Dir(filepath.Dir(filepath.Dir(f.docroot)))
+			uploads := filepath.Join(f.docroot, "wp-content", "uploads")
+			// A root-only secret outside every docroot (the CA key, say),
+			// and a file of the site's user outside its uploads.
+			secret := filepath.Join(base, "root-only.key")
+			if err := os.WriteFile(secret, []byte("SECRET-root-only"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ownElsewhere := filepath.Join(base, "own-elsewhere.txt")
+			if err := os.WriteFile(ownElsewhere, []byte("own but linked"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, f.docroot, map[string]string{
+				"wp-content/uploads/2025/own.txt":      "own upload",
+				"wp-content/uploads/2025/foreign.txt":  "SECRET-foreign",
+				"wp-content/uploads/2025/rootfile.txt": "SECRET-root-owned",
+				"wp-content/uploads/2025/cached.txt":   "cached upload",
+			})
+			// Created as root, so fs.protected_hardlinks does not matter.
+			for link, target := range map[string]string{"hard.txt": secret, "hard-own.txt": ownElsewhere} {
+				if err := os.Link(target, filepath.Join(uploads, "2025", link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			chown := func(p string, uid int) {
+				t.Helper()
+				if err := os.Lchown(p, uid, uid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			chown(uploads, siteUID)
+			chown(filepath.Join(uploads, "2025"), siteUID)
+			chown(ownElsewhere, siteUID)
+			for _, name := range []string{"own.txt", "cached.txt"} {
+				chown(filepath.Join(uploads, "2025", name), siteUID)
+			}
+			chown(filepath.Join(uploads, "2025", "foreign.txt"), otherUID)
+
+			tests := []struct {
+				name, target string
+				want         int
+				body         string
+			}{
+				{"own upload", "/wp-content/uploads/2025/own.txt", 200, "own upload"},
+				{"hard link to a root-only file", "/wp-content/uploads/2025/hard.txt", 404, ""},
+				{"hard link to an own file", "/wp-content/uploads/2025/hard-own.txt", 404, ""},
+				{"another uid's file", "/wp-content/uploads/2025/foreign.txt", 404, ""},
+				{"root-owned file", "/wp-content/uploads/2025/rootfile.txt", 404, ""},
+				{"own upload again", "/wp-content/uploads/2025/own.txt", 200, "own upload"},
+			}
+			for _, tc := range tests {
+				resp, body := f.do(t, request{target: tc.target})
+				if resp.StatusCode != tc.want || (tc.body != "" && body != tc.body) || strings.Contains(body, "SECRET") || strings.Contains(body, "linked") {
+					t.Errorf("%s: GET %s = %d %q, want %d %q", tc.name, tc.target, resp.StatusCode, body, tc.want, tc.body)
+				}
+			}
+			if remote {
+				return // the edge keeps the shard's answers a few seconds itself
+			}
+			// In memory, then handed to another uid (same size and mtime):
+			// the copy in memory is not served either.
+			cached := filepath.Join(uploads, "2025", "cached.txt")
+			for range 2 {
+				if resp, body := f.do(t, request{target: "/wp-content/uploads/2025/cached.txt"}); resp.StatusCode != 200 || body != "cached upload" {
+					t.Fatalf("cached.txt = %d %q", resp.StatusCode, body)
+				}
+			}
+			chown(cached, otherUID)
+			if resp, body := f.do(t, request{target: "/wp-content/uploads/2025/cached.txt"}); resp.StatusCode != 404 {
+				t.Errorf("cached.txt of another uid = %d %q, want 404", resp.StatusCode, body)
+			}
+			chown(cached, siteUID)
+			if err := os.Link(cached, filepath.Join(base, "second-name")); err != nil {
+				t.Fatal(err)
+			}
+			if resp, body := f.do(t, request{target: "/wp-content/uploads/2025/cached.txt"}); resp.StatusCode != 404 {
+				t.Errorf("cached.txt with a second name = %d %q, want 404", resp.StatusCode, body)
+			}
+		})
+	}
+}

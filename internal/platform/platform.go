@@ -60,8 +60,8 @@ type Config struct {
 	Version  string
 	// CacheBytes is the edge page cache's memory budget, default 256 MiB.
 	CacheBytes int64
-	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there,
-	// without authentication: for loopback only.
+	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there
+	// to requests with an admin API token (Authorization: Bearer).
 	DebugAddr string
 	// HTTPSAddr is the edge's HTTPS listener (HTTP/2); empty: none.
 	// Certificates come from the internal CA in <data-dir>/tls for
@@ -281,13 +281,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	serve("api", apiSrv, apiLn)
 	serve("edge", edgeSrv, edgeLn)
-	debugSrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+	debugSrv := &http.Server{Handler: debugHandler(st, log), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.DebugAddr != "" {
 		if debugLn, err := net.Listen("tcp", cfg.DebugAddr); err != nil {
 			log.Error("debug listener not started", "err", err)
 		} else {
 			serve("debug", debugSrv, debugLn)
-			log.Warn("serving pprof without authentication", "addr", debugLn.Addr().String())
+			log.Info("serving pprof to admin tokens", "addr", debugLn.Addr().String())
 		}
 	}
 	if httpsSrv != nil {

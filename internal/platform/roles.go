@@ -108,12 +108,15 @@ type EdgeConfig struct {
 	HTTPAddr  string
 	HTTPSAddr string
 	// MetricsAddr, if set, serves the edge's Prometheus metrics at
-	// /metrics there (no authentication: keep it private).
-	MetricsAddr string
+	// /metrics there, to requests with the bearer token in
+	// MetricsTokenFile (default <DataDir>/metrics-token, made on the first
+	// start).
+	MetricsAddr      string
+	MetricsTokenFile string
 	// Locality says which shards run on this edge's machine (their
 	// directories) and which symlink roots it serves files from; sites of
 	// other shards are reached through their gateways.
-	Locality          Locality
+	Locality Locality
 	ACMECA, ACMEEmail string
 	RateIP, RateSite  float64
 	CacheBytes        int64
@@ -158,6 +161,16 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	purges, err := newPurging(dataDir, edgeLn.Addr())
 	if err != nil {
 		return err
+	}
+	// Metrics behind a bearer token (metricsauth.go): loopback is no
+	// boundary where sites' PHP runs.
+	var metricsH http.Handler
+	var metricsTokenFile string
+	if cfg.MetricsAddr != "" {
+		if metricsH, metricsTokenFile, err = edgeMetricsHandler(extras.metrics.Handler(), dataDir, cfg.MetricsTokenFile, log); err != nil {
+			edgeLn.Close()
+			return err
+		}
 	}
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
 	edgeLog := log.With("component", "edge")
@@ -221,16 +234,15 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 		servers = append(servers, httpsSrv)
 		serve("edge-https", httpsSrv, tls.NewListener(httpsLn, extras.tlsConfig))
 	}
-	if cfg.MetricsAddr != "" {
+	if metricsH != nil {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			log.Error("metrics listener not started", "err", err)
 		} else {
-			mux := http.NewServeMux()
-			mux.Handle("GET /metrics", extras.metrics.Handler())
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: metricsH, ReadHeaderTimeout: 10 * time.Second}
 			servers = append(servers, srv)
 			serve("metrics", srv, ln)
+			log.Info("edge metrics", "addr", ln.Addr().String(), "bearer_token_file", metricsTokenFile)
 		}
 	}
 	log.Info("AIPress edge is up", "edge", edgeLn.Addr().String(), "server", cfg.Server,

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,9 +96,18 @@ func bigUpload(t *testing.T, sh *shard.Shard, uid, name string, size int) []byte
 	t.Helper()
 	data := make([]byte, size)
 	_, _ = rand.Read(data)
-	p := filepath.Join(sh.NamesFor(uid).Docroot, "wp-content", "uploads", "2024", "05", name)
+	n := sh.NamesFor(uid)
+	p := filepath.Join(n.Docroot, "wp-content", "uploads", "2024", "05", name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Uploads are the site user's (the edge serves nothing else there).
+	if u, err := user.Lookup(n.Unix); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return data
 }
@@ -185,6 +196,9 @@ func TestBackupAndRestoreInPlace(t *testing.T) {
 		t.Fatalf("restore from a damaged repository: %s", j.Phase)
 	}
 	t.Logf("failed restore: %s", j.Error)
+	if !strings.Contains(j.Error, "failed (details in the log of shard alpha, ref ") || strings.Contains(j.Error, c.dir) {
+		t.Errorf("failed restore's error %q: want a short reason and a log reference, no paths", j.Error)
+	}
 	_ = c.converge("alpha")
 	c.routes()
 	c.check(host, "/a-post-that-moved/", 404, "")

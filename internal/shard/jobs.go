@@ -3,7 +3,6 @@ package shard
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -196,12 +195,16 @@ func (s *Shard) runJob(ctx context.Context, src Sites, jobs Jobs, j *store.Job) 
 	if result != nil {
 		raw, _ = json.Marshal(result)
 	}
+	var public string
+	if err != nil {
+		public = s.publicMessage(log, "the "+string(j.Kind)+" job", err)
+	}
 	uerr := jobs.UpdateJob(ctx, j.ID, func(cur *store.Job) {
 		cur.FinishedAt = &now
 		cur.Result = raw
 		if err != nil {
 			cur.Phase = store.JobFailed
-			cur.Error = err.Error()
+			cur.Error = public
 			cur.Progress.Message = "failed"
 			return
 		}
@@ -215,10 +218,8 @@ func (s *Shard) runJob(ctx context.Context, src Sites, jobs Jobs, j *store.Job) 
 	if uerr != nil {
 		log.Warn("report job result", "err", uerr)
 	}
-	if err != nil {
-		log.Warn("job failed", "err", err)
-	} else {
-		log.Info("job succeeded")
+	if err == nil {
+		log.Info("job succeeded") // a failure was logged by publicMessage
 	}
 }
 
@@ -248,7 +249,7 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, s.PopulateSite(ctx, st, progress("restoring"))
 		}
 		if p.Snapshot == "" {
-			return nil, errors.New("restore job without a snapshot")
+			return nil, publicf("restore job without a snapshot")
 		}
 		return nil, s.RestoreInPlace(ctx, src, st, p.Snapshot, progress("restoring"))
 	case store.JobVerifyRestore:
@@ -257,7 +258,7 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, err
 		}
 		if p.Snapshot == "" {
-			return nil, errors.New("verify-restore job without a snapshot")
+			return nil, publicf("verify-restore job without a snapshot")
 		}
 		res, err := s.VerifyRestore(ctx, p.Snapshot, progress("verifying"))
 		if err != nil {
@@ -271,11 +272,11 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			if len(res.Mismatched) > 0 {
 				why = append(why, "table checksums differ: "+strings.Join(res.Mismatched, ", "))
 			}
-			return res, fmt.Errorf("verify-restore of %s: %s", p.Snapshot, strings.Join(why, "; "))
+			return res, publicf("verify-restore of %s: %s", p.Snapshot, strings.Join(why, "; "))
 		}
 		return res, nil
 	}
-	return nil, fmt.Errorf("unknown job kind %q", j.Kind)
+	return nil, publicf("unknown job kind %q", j.Kind)
 }
 
 func unmarshalParams(raw json.RawMessage, v any) error {
@@ -298,10 +299,10 @@ func (s *Shard) jobSite(ctx context.Context, src Sites, j *store.Job) (*site.Sit
 		st := &sites[i]
 		if st.Metadata.Name == j.Site && (j.SiteUID == "" || st.Metadata.UID == j.SiteUID) {
 			if st.Metadata.DeletionRequested != nil {
-				return nil, fmt.Errorf("site %s is being deleted", j.Site)
+				return nil, publicf("site %s is being deleted", j.Site)
 			}
 			return st, nil
 		}
 	}
-	return nil, fmt.Errorf("site %s is not on shard %s", j.Site, s.cfg.Name)
+	return nil, publicf("site %s is not on shard %s", j.Site, s.cfg.Name)
 }

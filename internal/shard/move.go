@@ -110,8 +110,8 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 
 // reportMoveError records err as the move's error (retried next pass).
 func (s *Shard) reportMoveError(ctx context.Context, src Sites, st *site.Site, err error) {
-	msg := s.cfg.Name + ": " + err.Error()
-	s.log.Warn("site move", "site", st.Metadata.Name, "move", st.Move.ID, "phase", st.Move.Phase, "err", err)
+	log := s.log.With("site", st.Metadata.Name, "move", st.Move.ID, "phase", st.Move.Phase)
+	msg := s.cfg.Name + ": " + s.publicMessage(log, "moving the site ("+string(st.Move.Phase)+")", err)
 	if st.Move.Error == msg {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,6 +61,11 @@ func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, pha
 	})
 }
 
+// siteLog is the shard's logger for site st.
+func (s *Shard) siteLog(st *site.Site) *slog.Logger {
+	return s.log.With("site", st.Metadata.Name, "generation", st.Metadata.Generation)
+}
+
 func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	// A site moving to or from this shard, or held by another shard, is
 	// handled by the move's steps (move.go), not converged here.
@@ -70,7 +76,7 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	if st.Metadata.DeletionRequested != nil {
 		rep.cond(ctx, CondServing, "False", "Deleting", "removing the site", site.PhaseDeleting)
 		if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
-			rep.cond(ctx, CondServing, "False", "DeleteFailed", err.Error(), site.PhaseDeleting)
+			rep.cond(ctx, CondServing, "False", "DeleteFailed", s.publicMessage(s.siteLog(st), "removing the site", err), site.PhaseDeleting)
 			return err
 		}
 		return src.Finalize(ctx, st.Metadata.Name, st.Metadata.UID)
@@ -95,9 +101,10 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	}
 	if err != nil && ctx.Err() == nil {
 		now := s.cfg.Clock()
+		msg := s.publicMessage(s.siteLog(st), "convergence", err)
 		rep.update(ctx, func(stt *site.Status) {
 			stt.Phase = site.PhaseFailed
-			stt.SetCondition(site.Condition{Type: CondServing, Status: "False", Reason: "ConvergeFailed", Message: err.Error(), ObservedGeneration: st.Metadata.Generation}, now)
+			stt.SetCondition(site.Condition{Type: CondServing, Status: "False", Reason: "ConvergeFailed", Message: msg, ObservedGeneration: st.Metadata.Generation}, now)
 		})
 	}
 	return err
@@ -152,32 +159,32 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	siteURL := s.cfg.PublicURL(st.Spec.Domain)
 	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
-		return fmt.Errorf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
+		return publicf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
 	}
 
 	// 1. Unix user and the site directory.
 	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
-		return err
+		return failed("creating the site's Unix user", err)
 	}
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
-		return err
+		return failed("creating the site's directory", err)
 	}
 	sec, err := loadOrCreateSecrets(n.Dir)
 	if err != nil {
-		return err
+		return failed("creating the site's secrets", err)
 	}
 
 	// 2. Database and its user.
 	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
-		return err
+		return failed("creating the database", err)
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
 	// 3. Files: docroot sharing the core, own wp-content (what PHP may
 	// write on the site's volume), wp-config.php.
 	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
-		return err
+		return failed("writing the site's files", err)
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
 	s.reportDisk(ctx, rep, st, n)
@@ -195,7 +202,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	// Every return below waits for the pool goroutine first.
 	installErr := func(err error) error {
 		if perr := <-poolDone; perr != nil {
-			return errors.Join(err, perr)
+			return errors.Join(err, failed("starting the PHP pool", perr))
 		}
 		return err
 	}
@@ -211,7 +218,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		// dump already holds the installer's option.
 		msg := "restoring from snapshot " + st.Spec.Source.Snapshot
 		if err := s.startPopulate(ctx, st); err != nil {
-			msg = "restoring from snapshot failed (retrying): " + err.Error()
+			msg = s.publicMessage(s.siteLog(st), "restoring from the snapshot", err) + "; retrying"
 		}
 		rep.cond(ctx, CondInstalled, "False", "Restoring", msg, working)
 		return installErr(errInProgress)
@@ -219,25 +226,25 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if !installed {
 		// Installed but not marked: a crash came between the two.
 		if installed, err = s.installed(ctx, n.DB); err != nil {
-			return installErr(err)
+			return installErr(failed("checking the WordPress installation", err))
 		}
 	}
 	if !installed {
 		rep.cond(ctx, CondInstalled, "False", "Installing", "installing WordPress", working)
 		if err := s.clearPartialInstall(ctx, n.DB); err != nil {
-			return installErr(err)
+			return installErr(failed("WordPress installation", err))
 		}
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
 		if err := run.Install(ctx, s.installScript, wordpress.InstallOptions{
 			Title: st.Spec.Title, AdminUser: st.Spec.Admin.User, AdminEmail: st.Spec.Admin.Email,
 			AdminPasswordHash: st.Spec.Admin.PasswordHash,
 		}); err != nil {
-			return installErr(err)
+			return installErr(failed("WordPress installation", err))
 		}
 	}
 	if !fileExists(marker) {
 		if err := os.WriteFile(marker, []byte(s.core.Version+"\n"), 0o600); err != nil {
-			return installErr(fmt.Errorf("install marker: %w", err))
+			return installErr(failed("WordPress installation", fmt.Errorf("install marker: %w", err)))
 		}
 	}
 	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.core.Version+" installed", working)
@@ -245,13 +252,13 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	// 6. Serving: the pool is up; or suspended: the pool is removed.
 	if st.Spec.Suspended {
 		if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
-			return err
+			return failed("stopping the PHP pool", err)
 		}
 		s.finish(ctx, rep, st, n, siteURL, site.PhaseSuspended, "False", "Suspended", "suspended: visitors get a maintenance page")
 		return nil
 	}
 	if err := <-poolDone; err != nil {
-		return err
+		return failed("starting the PHP pool", err)
 	}
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
 	return nil

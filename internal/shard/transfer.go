@@ -430,9 +430,17 @@ func tarTreeWith(dir string, w io.Writer, external map[string]string) error {
 }
 
 // untarTree extracts a tarTree stream into dir, inside dir only: names are
-// checked, nothing is written through a link, and a link already in dir (a
-// core link of a fresh docroot) where the archive has a file or directory
-// of its own is replaced. owner gives each entry's owner (-1: leave it).
+// checked, nothing is written through a link, and whatever is already at a
+// name the archive has a file for (a core link of a fresh docroot, a file
+// or a hard link a tenant put there) is replaced, never written into; only
+// a directory is merged with the archive's. owner gives each entry's owner
+// (-1: leave it).
+//
+// The archive is bad, and extraction stops with an error, at anything
+// tarTree never writes: a name that is absolute or leaves dir, a duplicate
+// name, a link, a device or another special entry, a sparse file (its holes
+// would expand to any size). Modes keep no setuid, setgid or sticky bit and
+// no group or other write permission.
 func untarTree(dir string, r io.Reader, owner func(rel string) (uid, gid int)) error {
 	return untarTreeWith(dir, r, owner, nil)
 }
@@ -446,6 +454,7 @@ func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int
 	}
 	defer root.Close()
 	tr := tar.NewReader(r)
+	seen := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -458,10 +467,30 @@ func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int
 		if !fs.ValidPath(name) || name == "." {
 			return fmt.Errorf("extract: invalid name %q", hdr.Name)
 		}
-		if fi, err := root.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			if err := root.Remove(name); err != nil {
-				return fmt.Errorf("extract: %w", err)
+		if seen[name] {
+			return fmt.Errorf("extract %s: the archive has it twice", name)
+		}
+		seen[name] = true
+		if hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeReg {
+			return fmt.Errorf("extract %s: entry type %q: archives hold only directories and regular files", name, hdr.Typeflag)
+		}
+		if isSparse(hdr) {
+			return fmt.Errorf("extract %s: a sparse file: archives never hold one", name)
+		}
+		// What is there already: a directory is reused for a directory;
+		// anything else is removed first, so a link is never followed.
+		if fi, err := root.Lstat(name); err == nil {
+			switch {
+			case fi.IsDir() && hdr.Typeflag == tar.TypeDir:
+			case fi.IsDir():
+				return fmt.Errorf("extract %s: a directory is in the way of the archive's file", name)
+			default:
+				if err := root.Remove(name); err != nil {
+					return fmt.Errorf("extract: %w", err)
+				}
 			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("extract: %w", err)
 		}
 		mode := fs.FileMode(hdr.Mode).Perm() &^ 0o022
 		uid, gid := owner(name)
@@ -469,6 +498,11 @@ func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int
 		case tar.TypeDir:
 			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("extract: %w", err)
+			}
+			// Mkdir found something: it must be a directory (not one put
+			// there since the check above).
+			if fi, err := root.Lstat(name); err != nil || !fi.IsDir() {
+				return fmt.Errorf("extract %s: not a directory after creating it", name)
 			}
 			if uid >= 0 {
 				if err := root.Lchown(name, uid, gid); err != nil {
@@ -490,7 +524,9 @@ func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int
 				}
 				content = rc
 			}
-			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+			// O_EXCL: a name made again since the removal above (a link)
+			// fails rather than being written through.
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
 				closeReader(content)
 				return fmt.Errorf("extract: %w", err)
@@ -514,6 +550,21 @@ func untarTreeWith(dir string, r io.Reader, owner func(rel string) (uid, gid int
 			}
 		}
 	}
+}
+
+// isSparse reports whether hdr is a sparse file (the old GNU type or the
+// PAX GNU.sparse records), whose holes archive/tar fills in as it reads: a
+// small archive could declare a file of any size.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // closeReader closes r if it is an io.Closer.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalidDomain is returned (wrapped) by NormalizeDomain.
@@ -12,12 +13,21 @@ var ErrInvalidDomain = errors.New("invalid domain")
 // NormalizeDomain lower-cases d and checks that it is an RFC 1123 host name:
 // dot-separated labels of 1–63 letters, digits and hyphens, not starting or
 // ending with a hyphen, at least two labels, at most 253 characters, no
-// wildcards, no trailing dot, no IP address.
+// wildcards, no trailing dot, no IP address. It must be ASCII before it is
+// lower-cased (internationalised names in their xn-- form): Unicode case
+// mapping would turn the Kelvin sign into "k" and "İ" into "i", so that
+// two different inputs name one site.
 func NormalizeDomain(d string) (string, error) {
-	d = strings.ToLower(strings.TrimSpace(d))
+	d = strings.TrimSpace(d)
 	if d == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidDomain)
 	}
+	for _, r := range d {
+		if r >= utf8.RuneSelf {
+			return "", fmt.Errorf("%w: %q contains %q; only letters, digits, hyphens and dots are allowed (an international name in its xn-- form)", ErrInvalidDomain, d, r)
+		}
+	}
+	d = strings.ToLower(d)
 	if len(d) > 253 {
 		return "", fmt.Errorf("%w: longer than 253 characters", ErrInvalidDomain)
 	}

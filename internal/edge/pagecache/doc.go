@@ -37,6 +37,14 @@
 // The key is scheme, lower-cased host with the port the visitor sent
 // (WordPress builds links from Host), escaped path and the query with
 // tracking parameters (utm_*, fbclid, gclid …) removed and the rest sorted.
+// On a request the cache may store, PHP sees the URL as the key spells it
+// (keyedRequest): QUERY_STRING, REQUEST_URI and so $_GET lose the tracking
+// parameters and the empty pairs the key ignores, and path and pairs are
+// percent-encoded canonically (order kept). Otherwise a page reflecting
+// utm_source, or a raw "<" that the key spells %3C, would be stored with
+// the first visitor's value and served to everyone. Requests that bypass
+// the cache (logged in, POST …) reach PHP exactly as sent; analytics that
+// read utm_* must do so in the browser, as on any cached page.
 //
 // # X-Cache
 //

@@ -35,6 +35,11 @@ case '/cookie/':
 case '/tagged/':
 	header('X-AIPress-Tags: post-7, home');
 	break;
+case '/reflect/':
+	// A page that reflects its URL, as many themes and plugins do.
+	echo 'utm=' . ($_GET['utm_source'] ?? '') . ' q=' . ($_GET['q'] ?? '') .
+		' qs=' . $_SERVER['QUERY_STRING'] . ' uri=' . $_SERVER['REQUEST_URI'] . ' ';
+	break;
 }
 echo "path=$path n=$n";
 `
@@ -226,3 +231,68 @@ func TestWithPHPFPM(t *testing.T) {
 }
 
 func md5sum(s string) [16]byte { return md5.Sum([]byte(s)) }
+
+// TestTrackingParamsNeverReachPHP: the key leaves tracking parameters out,
+// so on a cacheable request PHP must not see them either — else a page that
+// reflects utm_source is stored with the first visitor's value and served
+// to everyone. Visitors who bypass the cache keep their parameters.
+func TestTrackingParamsNeverReachPHP(t *testing.T) {
+	pool := startPool(t)
+	cache := New(Config{Clock: newClock().Now})
+	srv := edge.New(edge.Config{Middlewares: []edge.Middleware{cache.Middleware()}})
+	srv.SetTable(edge.NewTable([]edge.Route{{
+		Host: "blog.localhost", Site: "blog", Docroot: pool.docroot, Endpoint: "unix:" + pool.socket,
+		State: edge.Serving, Options: edge.RouteOptions{CacheTTL: time.Minute},
+	}}))
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	do := func(method, target string, header ...string) (string, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, ts.URL+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "blog.localhost"
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", method, target, resp.StatusCode, b)
+		}
+		return resp.Header.Get("X-Cache"), string(b)
+	}
+	const evil = "EVIL-payload"
+	tests := []struct {
+		name, method, target string
+		header               []string
+		wantCache, wantBody  string
+	}{
+		{name: "attacker fills the cache", method: "GET", target: "/reflect/?utm_source=" + evil + "&p=1&fbclid=x",
+			wantCache: Miss, wantBody: "utm= q= qs=p=1 uri=/reflect/?p=1 path=/reflect/ n=1"},
+		{name: "visitor gets the clean page", method: "GET", target: "/reflect/?p=1",
+			wantCache: Hit, wantBody: "utm= q= qs=p=1 uri=/reflect/?p=1 path=/reflect/ n=1"},
+		{name: "upper-case and encoded names too", method: "GET", target: "/reflect/?%55TM_Source=" + evil + "&p=1",
+			wantCache: Hit, wantBody: "utm= q= qs=p=1 uri=/reflect/?p=1 path=/reflect/ n=1"},
+		// The key spells "<" as %3C: PHP must see what the key says, not
+		// the raw "<" that a later visitor of the %3C URL would be served.
+		{name: "raw bytes are spelled as in the key", method: "GET", target: "/reflect/?q=<b>&utm_medium=" + evil,
+			wantCache: Miss, wantBody: "utm= q=<b> qs=q=%3Cb%3E uri=/reflect/?q=%3Cb%3E path=/reflect/ n=2"},
+		{name: "logged in keeps its parameters", method: "GET", target: "/reflect/?utm_source=" + evil + "&p=1",
+			header:    []string{"Cookie", "wordpress_logged_in_abc=admin"},
+			wantCache: Bypass, wantBody: "utm=" + evil + " q= qs=utm_source=" + evil + "&p=1 uri=/reflect/?utm_source=" + evil + "&p=1 path=/reflect/ n=3"},
+		{name: "POST keeps its parameters", method: "POST", target: "/reflect/?utm_source=" + evil,
+			wantCache: Bypass, wantBody: "utm=" + evil + " q= qs=utm_source=" + evil + " uri=/reflect/?utm_source=" + evil + " path=/reflect/ n=4"},
+	}
+	for _, tc := range tests {
+		gotCache, gotBody := do(tc.method, tc.target, tc.header...)
+		if gotCache != tc.wantCache || gotBody != tc.wantBody {
+			t.Errorf("%s: %s %s = X-Cache %s, body %q; want %s, %q", tc.name, tc.method, tc.target, gotCache, gotBody, tc.wantCache, tc.wantBody)
+		}
+	}
+}

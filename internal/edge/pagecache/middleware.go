@@ -43,6 +43,8 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route, ne
 		label(w, r, Bypass)
 		return next(&stripWriter{ResponseWriter: w, label: Bypass}, r, rt)
 	}
+	// What the page may be stored under is all PHP may see of the URL.
+	r = keyedRequest(r)
 	key := Key(r, rt)
 	for attempt := 0; ; attempt++ {
 		now := c.now()

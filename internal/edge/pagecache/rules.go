@@ -30,14 +30,14 @@ var trackingParams = map[string]bool{
 	"_ga": true, "_gl": true, "yclid": true, "igshid": true, "ref_src": true,
 }
 
-// normalizeQuery drops tracking parameters and empty pairs and sorts the
-// rest by key, then value, re-encoding both canonically.
-func normalizeQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	type kv struct{ k, v string }
-	var pairs []kv
+// queryPair is one key=value pair of a query, decoded.
+type queryPair struct{ k, v string }
+
+// keptPairs returns the pairs of a raw query that matter to the key, in
+// their order, decoded (a part that does not decode is kept as sent): it
+// drops empty parts, pairs with an empty key and tracking parameters.
+func keptPairs(raw string) []queryPair {
+	var pairs []queryPair
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {
 			continue
@@ -53,11 +53,12 @@ func normalizeQuery(raw string) string {
 		if k == "" || trackingParams[lk] || strings.HasPrefix(lk, "utm_") {
 			continue
 		}
-		pairs = append(pairs, kv{k, v})
+		pairs = append(pairs, queryPair{k, v})
 	}
-	// By key only, stably: values of one key keep their order, which PHP
-	// gives meaning to (the last ?p= wins; a[]= lists are ordered).
-	slices.SortStableFunc(pairs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	return pairs
+}
+
+func encodePairs(pairs []queryPair) string {
 	var b strings.Builder
 	for i, p := range pairs {
 		if i > 0 {
@@ -68,6 +69,54 @@ func normalizeQuery(raw string) string {
 		b.WriteString(url.QueryEscape(p.v))
 	}
 	return b.String()
+}
+
+// normalizeQuery drops tracking parameters and empty pairs and sorts the
+// rest by key, re-encoding keys and values canonically.
+func normalizeQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	pairs := keptPairs(raw)
+	// By key only, stably: values of one key keep their order, which PHP
+	// gives meaning to (the last ?p= wins; a[]= lists are ordered).
+	slices.SortStableFunc(pairs, func(a, b queryPair) int { return strings.Compare(a.k, b.k) })
+	return encodePairs(pairs)
+}
+
+// keyedRequest returns r as PHP sees it on a request the cache may store:
+// the query and REQUEST_URI spelled as the key spells them — without the
+// tracking parameters, empty pairs and pairs without a key that the key
+// ignores, each pair and the path percent-encoded canonically, the order
+// kept. Two requests that share a key therefore show PHP the same URL up to
+// the order of different parameters, so nothing the key leaves out (a
+// reflected utm_source, a raw "<" the key spells %3C) can end up in a page
+// served to everyone. r itself is returned when it already reads so.
+func keyedRequest(r *http.Request) *http.Request {
+	query := r.URL.RawQuery
+	if query != "" {
+		query = encodePairs(keptPairs(query))
+	}
+	escPath := r.URL.EscapedPath()
+	if escPath == "" {
+		escPath = "/"
+	}
+	reqPath, _, _ := strings.Cut(r.RequestURI, "?")
+	if query == r.URL.RawQuery && (r.RequestURI == "" || reqPath == escPath) && !r.URL.ForceQuery {
+		return r
+	}
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.RawQuery, u.ForceQuery = query, false
+	out.URL = &u
+	if r.RequestURI != "" {
+		out.RequestURI = escPath
+		if query != "" {
+			out.RequestURI += "?" + query
+		}
+	}
+	return out
 }
 
 // resourceKey is the part of a key every scheme and port share: escaped

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,52 @@ func TestParseTagsAndEncoding(t *testing.T) {
 		if got := acceptsEncoding(r, tc.enc); got != tc.want {
 			t.Errorf("acceptsEncoding(%q, %q) = %v, want %v", tc.accept, tc.enc, got, tc.want)
 		}
+	}
+}
+
+func TestKeyedRequest(t *testing.T) {
+	tests := []struct {
+		name, target string
+		wantURI      string // RequestURI PHP gets
+		unchanged    bool   // the same *http.Request comes back
+	}{
+		{name: "no query", target: "/hello/", wantURI: "/hello/", unchanged: true},
+		{name: "plain query", target: "/?p=1&s=a+b", wantURI: "/?p=1&s=a+b", unchanged: true},
+		{name: "utm dropped", target: "/?utm_source=x&p=1", wantURI: "/?p=1"},
+		{name: "every tracker", target: "/?fbclid=1&gclid=2&dclid=3&msclkid=4&mc_cid=5&mc_eid=6&_ga=7&_gl=8&yclid=9&igshid=10&ref_src=11&utm_x=12", wantURI: "/"},
+		{name: "case and escapes", target: "/?UTM_SOURCE=x&%75tm_medium=y&Fbclid=z&a=1", wantURI: "/?a=1"},
+		{name: "utm array", target: "/?utm_source[]=x&b=2", wantURI: "/?b=2"},
+		{name: "order kept", target: "/?b=2&utm_campaign=x&a=1", wantURI: "/?b=2&a=1"},
+		{name: "empty parts and keys", target: "/?&a=1&&=x&b", wantURI: "/?a=1&b="},
+		{name: "raw bytes encoded", target: "/?q=<script>", wantURI: "/?q=%3Cscript%3E"},
+		{name: "raw path encoded", target: "/<p>/", wantURI: "/%3Cp%3E/"},
+		{name: "empty query mark", target: "/x?", wantURI: "/x"},
+		{name: "lower-case escapes kept", target: "/caf%c3%a9/?s=caf%C3%A9", wantURI: "/caf%c3%a9/?s=caf%C3%A9", unchanged: true},
+	}
+	rt := testRoute()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tc.target, nil)
+			got := keyedRequest(r)
+			if (got == r) != tc.unchanged {
+				t.Errorf("keyedRequest returned the request itself: %v, want %v", got == r, tc.unchanged)
+			}
+			if got.RequestURI != tc.wantURI {
+				t.Errorf("RequestURI = %q, want %q", got.RequestURI, tc.wantURI)
+			}
+			if _, q, _ := strings.Cut(tc.wantURI, "?"); got.URL.RawQuery != q {
+				t.Errorf("RawQuery = %q, want %q", got.URL.RawQuery, q)
+			}
+			if Key(got, rt) != Key(r, rt) {
+				t.Errorf("the key changed: %q, was %q", Key(got, rt), Key(r, rt))
+			}
+			if r.RequestURI != tc.target {
+				t.Errorf("the visitor's request was modified: %q", r.RequestURI)
+			}
+			// Idempotent: what PHP sees is already in key form.
+			if again := keyedRequest(got); again != got {
+				t.Errorf("keyedRequest is not idempotent: %q then %q", got.RequestURI, again.RequestURI)
+			}
+		})
 	}
 }
