@@ -187,8 +187,12 @@ const (
 // detect mode, would have refused): what `aipress site waf events` shows.
 type WAFEvent struct {
 	// ID is assigned by the store: it increases with every event stored.
-	ID        int64     `json:"id,omitempty"`
-	Site      string    `json:"site"`
+	ID   int64  `json:"id,omitempty"`
+	Site string `json:"site"`
+	// SiteUID is the site's metadata.uid, which the control plane sets
+	// when it stores the event: a site deleted and created again under
+	// its name does not inherit its events.
+	SiteUID   string    `json:"-"`
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id"`
 	Method    string    `json:"method"`
