@@ -63,10 +63,9 @@ func CheckExcludable(id int) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("rule %d is not in the WAF's rule set (OWASP CRS %s and AIPress's rules)", id, crsVersion)
+	case !r.Excludable && id >= 949000 && id < 950000:
+		return fmt.Errorf("rule %d (%s) is the anomaly evaluation; exclude the rules that matched instead", id, r.Msg)
 	case !r.Excludable:
-		if r.Msg != "" {
-			return fmt.Errorf("rule %d (%s) is the anomaly evaluation; exclude the rules that matched instead", id, r.Msg)
-		}
 		return fmt.Errorf("rule %d sets up the rule set; it is not a detection", id)
 	}
 	return nil
