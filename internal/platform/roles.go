@@ -20,6 +20,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -147,7 +148,15 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	}
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
 	edgeLog := log.With("component", "edge")
-	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+	client := apiclient.New(cfg.Server, cfg.Token)
+	// WAF events go to the control plane in batches (never on the
+	// request path).
+	wafEvents := waf.NewReporter(waf.ReporterConfig{Logger: log.With("component", "waf"),
+		Send: func(ctx context.Context, evs []site.WAFEvent) error {
+			_, err := client.ReportWAFEvents(ctx, evs)
+			return err
+		}})
+	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf"), Events: wafEvents})
 	if err != nil {
 		return err
 	}
@@ -163,7 +172,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	var uids map[string]string
 	var once sync.Once
 	watcher := agent.NewRoutes(agent.RoutesConfig{
-		Client: apiclient.New(cfg.Server, cfg.Token), Logger: log.With("component", "routes"),
+		Client: client, Logger: log.With("component", "routes"),
 		OnChange: func(snap agent.Snapshot) {
 			routes, roots := buildRoutes(snap.Sites, snap.Shards)
 			ed.AddAllowedSymlinkRoots(roots...)
@@ -226,6 +235,8 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 			log.Error("routing table watch stopped", "err", err)
 		}
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
 	<-ctx.Done()
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
