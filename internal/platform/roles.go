@@ -154,6 +154,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	wafEvents := waf.NewReporter(waf.ReporterConfig{Logger: log.With("component", "waf"),
 		Send: func(ctx context.Context, evs []site.WAFEvent) error {
 			_, err := client.ReportWAFEvents(ctx, evs)
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+				// Sending it again would fail again: drop it.
+				log.Warn("waf: the control plane refused a batch of events; dropped", "events", len(evs), "err", err)
+				return nil
+			}
 			return err
 		}})
 	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf"), Events: wafEvents})

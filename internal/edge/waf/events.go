@@ -28,7 +28,7 @@ func (f *Firewall) eventsFor(tx types.Transaction, r *http.Request, rt *edge.Rou
 		action = site.WAFActionBlock
 	}
 	base := site.WAFEvent{
-		Site: rt.Site, Time: f.clock().UTC(), RequestID: reqID, Method: r.Method, Path: r.URL.Path,
+		Site: rt.Site, Time: f.clock().UTC(), RequestID: truncate(reqID, 64), Method: truncate(r.Method, 16), Path: truncate(r.URL.Path, 500),
 		Action: action, Paranoia: pl,
 	}
 	var out []site.WAFEvent
@@ -108,6 +108,7 @@ type Reporter struct {
 	interval   time.Duration
 	maxQueue   int
 	maxPerSite int
+	maxBatch   int
 	wake       chan struct{}
 
 	mu      sync.Mutex
@@ -130,12 +131,15 @@ type ReporterConfig struct {
 	// MaxPerSite bounds one site's events per interval (an attack on one
 	// site does not crowd out the others); default 50.
 	MaxPerSite int
+	// MaxBatch bounds the events of one Send; default 500 (what the API
+	// takes in one report).
+	MaxBatch int
 }
 
 // NewReporter returns a Reporter; call Run to send.
 func NewReporter(cfg ReporterConfig) *Reporter {
 	r := &Reporter{send: cfg.Send, log: cfg.Logger, interval: cfg.Interval, maxQueue: cfg.MaxQueue,
-		maxPerSite: cfg.MaxPerSite, wake: make(chan struct{}, 1), perSite: map[string]int{}}
+		maxPerSite: cfg.MaxPerSite, maxBatch: cfg.MaxBatch, wake: make(chan struct{}, 1), perSite: map[string]int{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -147,6 +151,9 @@ func NewReporter(cfg ReporterConfig) *Reporter {
 	}
 	if r.maxPerSite <= 0 {
 		r.maxPerSite = 50
+	}
+	if r.maxBatch <= 0 {
+		r.maxBatch = 500
 	}
 	return r
 }
@@ -195,27 +202,29 @@ func (r *Reporter) Run(ctx context.Context) {
 	}
 }
 
-// Flush sends the queued events now. On failure they go back to the front
-// of the queue as far as it has room.
+// Flush sends the queued events now, in batches of at most MaxBatch. On a
+// failure the events not sent go back to the front of the queue as far as
+// it has room.
 func (r *Reporter) Flush(ctx context.Context) error {
 	r.mu.Lock()
-	batch, dropped := r.queue, r.dropped
+	queued, dropped := r.queue, r.dropped
 	r.queue, r.dropped = nil, 0
 	clear(r.perSite)
 	r.mu.Unlock()
 	if dropped > 0 {
 		r.log.Warn("waf: events dropped (queue or per-site share full)", "dropped", dropped)
 	}
-	if len(batch) == 0 {
-		return nil
+	for len(queued) > 0 {
+		n := min(len(queued), r.maxBatch)
+		if err := r.send(ctx, queued[:n]); err != nil {
+			r.mu.Lock()
+			room := max(r.maxQueue-len(r.queue), 0)
+			r.dropped += max(len(queued)-room, 0)
+			r.queue = append(queued[:min(room, len(queued))], r.queue...)
+			r.mu.Unlock()
+			return err
+		}
+		queued = queued[n:]
 	}
-	err := r.send(ctx, batch)
-	if err != nil {
-		r.mu.Lock()
-		room := max(r.maxQueue-len(r.queue), 0)
-		r.dropped += max(len(batch)-room, 0)
-		r.queue = append(batch[:min(room, len(batch))], r.queue...)
-		r.mu.Unlock()
-	}
-	return err
+	return nil
 }

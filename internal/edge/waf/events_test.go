@@ -174,6 +174,33 @@ func TestReporter(t *testing.T) {
 	}
 }
 
+// A queue longer than a batch is sent in batches; when one fails, what was
+// not sent stays queued.
+func TestReporterBatches(t *testing.T) {
+	var sizes []int
+	calls := 0
+	r := NewReporter(ReporterConfig{MaxQueue: 100, MaxPerSite: 100, MaxBatch: 30, Send: func(_ context.Context, evs []site.WAFEvent) error {
+		calls++
+		if calls == 3 {
+			return errors.New("control plane away")
+		}
+		sizes = append(sizes, len(evs))
+		return nil
+	}})
+	for i := range 100 {
+		r.Record(site.WAFEvent{Site: "a.test", RuleID: i})
+	}
+	if err := r.Flush(context.Background()); err == nil {
+		t.Fatal("the failed batch was not reported")
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(sizes) != "[30 30 30 10]" {
+		t.Errorf("batches %v, want [30 30 30 10]", sizes)
+	}
+}
+
 // Run sends on its own and flushes what is left when it stops.
 func TestReporterRun(t *testing.T) {
 	got := make(chan []site.WAFEvent, 10)
