@@ -220,6 +220,8 @@ type call struct {
 	// target is what the call acts on (a site name), for the audit log.
 	// The wrapper sets it from the {name} path value; handlers may refine it.
 	target string
+	// detail says what a mutation changed, for the audit log (optional).
+	detail string
 }
 
 // response is what a handler produced: a status and a JSON body, or raw
@@ -246,8 +248,8 @@ type route struct {
 	Action   string // e.g. "site.create"; audit action and future RBAC verb
 	Role     store.Role
 	Mutating bool
-	// Quiet: a high-rate agent report (status, move, heartbeat), not
-	// audited; the audit log records operators' actions.
+	// Quiet: a high-rate agent or edge report (status, move, heartbeat,
+	// WAF events), not audited; the audit log records operators' actions.
 	Quiet  bool
 	handle handlerFunc
 }
@@ -264,6 +266,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, false, (*server).purgeSite},
 	{"POST", "/v1/sites/{name}/move", "site.move", store.RoleAdmin, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", store.RoleAdmin, true, false, (*server).abortMove},
+	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", store.RoleViewer, false, false, (*server).listWAFEvents},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", store.RoleAdmin, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", store.RoleViewer, false, false, (*server).listBackups},
@@ -302,6 +305,7 @@ var routes = []route{
 	{"POST", "/v1/edge/certificate", "edge.certificate", roleEdgeOnly, true, false, (*server).edgeCertificate},
 
 	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
+	{"POST", "/v1/edge/waf-events", "edge.waf-events", store.RoleEdge, true, true, (*server).reportWAFEvents},
 
 	{"GET", "/v1/whoami", "whoami", roleAny, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, false, (*server).openapi},
@@ -408,7 +412,7 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 	if err != nil {
 		outcome = asHTTPError(err).Code
 	}
-	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.token.ID, Action: rt.Action, Target: c.target, Outcome: outcome}
+	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.token.ID, Action: rt.Action, Target: c.target, Outcome: outcome, Detail: c.detail}
 	if aerr := s.cfg.Store.AppendAudit(ctx, e); aerr != nil {
 		// The mutation (if any) already happened; the response must say so.
 		s.log.Error("audit append failed", "action", rt.Action, "target", c.target, "actor", c.token.ID, "err", aerr)

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
+	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -20,10 +24,17 @@ type UpdateCache struct {
 	TTLSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
-// UpdateWAF changes the WAF policy.
+// UpdateWAF changes the WAF policy. Exclusions replaces the site's
+// exclusions ([] clears them); AddExclusions and RemoveExclusions change
+// them one by one (removals first; adding one that is there, or removing one
+// that is not, changes nothing), so concurrent changes do not undo each
+// other. Exclusions cannot be combined with the other two.
 type UpdateWAF struct {
-	Mode          *string `json:"mode,omitempty"`
-	ParanoiaLevel *int    `json:"paranoia_level,omitempty"`
+	Mode             *string              `json:"mode,omitempty"`
+	ParanoiaLevel    *int                 `json:"paranoia_level,omitempty"`
+	Exclusions       *[]site.WAFExclusion `json:"exclusions,omitempty"`
+	AddExclusions    []site.WAFExclusion  `json:"add_exclusions,omitempty"`
+	RemoveExclusions []site.WAFExclusion  `json:"remove_exclusions,omitempty"`
 }
 
 // MaxCacheTTLSeconds bounds cache.ttl_seconds (one day).
@@ -48,8 +59,118 @@ func (req *UpdateSiteRequest) validate() error {
 		if p := req.WAF.ParanoiaLevel; p != nil && (*p < 1 || *p > 4) {
 			return badRequest("waf.paranoia_level must be between 1 and 4")
 		}
+		if req.WAF.Exclusions != nil && (req.WAF.AddExclusions != nil || req.WAF.RemoveExclusions != nil) {
+			return badRequest("waf.exclusions replaces the list: give it alone, or add_exclusions and remove_exclusions")
+		}
+		if req.WAF.Exclusions != nil {
+			if err := validateExclusions("waf.exclusions", *req.WAF.Exclusions, true); err != nil {
+				return err
+			}
+		}
+		if err := validateExclusions("waf.add_exclusions", req.WAF.AddExclusions, true); err != nil {
+			return err
+		}
+		// A malformed exclusion cannot be there to remove; a rule that
+		// left the rule set can.
+		if err := validateExclusions("waf.remove_exclusions", req.WAF.RemoveExclusions, false); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// validateExclusions checks each exclusion's syntax and, with known, that
+// its rule exists and may be excluded.
+func validateExclusions(field string, list []site.WAFExclusion, known bool) error {
+	if len(list) > site.MaxWAFExclusions {
+		return badRequest("%s: at most %d exclusions, got %d", field, site.MaxWAFExclusions, len(list))
+	}
+	for _, e := range list {
+		if err := e.Validate(); err != nil {
+			return badRequest("%s: %v", field, err)
+		}
+		if known {
+			if err := waf.CheckExcludable(e.RuleID); err != nil {
+				return badRequest("%s: %s: %v", field, e, err)
+			}
+		}
+	}
+	return nil
+}
+
+// sameExclusion reports whether a and b are the same exclusion (arguments
+// match case-insensitively, as the WAF matches them).
+func sameExclusion(a, b site.WAFExclusion) bool {
+	return a.RuleID == b.RuleID && a.Path == b.Path && strings.EqualFold(a.Argument, b.Argument)
+}
+
+// applyExclusions returns list changed by req (deduplicated), or an error
+// when the result has too many.
+func (req *UpdateWAF) applyExclusions(list []site.WAFExclusion) ([]site.WAFExclusion, error) {
+	var out []site.WAFExclusion
+	add := func(e site.WAFExclusion) {
+		if !slices.ContainsFunc(out, func(o site.WAFExclusion) bool { return sameExclusion(o, e) }) {
+			out = append(out, e)
+		}
+	}
+	if req.Exclusions != nil {
+		for _, e := range *req.Exclusions {
+			add(e)
+		}
+	} else {
+		for _, e := range list {
+			if !slices.ContainsFunc(req.RemoveExclusions, func(r site.WAFExclusion) bool { return sameExclusion(r, e) }) {
+				add(e)
+			}
+		}
+		for _, e := range req.AddExclusions {
+			add(e)
+		}
+	}
+	if len(out) > site.MaxWAFExclusions {
+		return nil, badRequest("a site may have at most %d WAF exclusions; this change would make %d", site.MaxWAFExclusions, len(out))
+	}
+	return out, nil
+}
+
+// auditDetail summarises the change for the audit log.
+func (req *UpdateSiteRequest) auditDetail() string {
+	var parts []string
+	if req.Title != nil {
+		parts = append(parts, "title")
+	}
+	if req.HTTPSRedirect != nil {
+		parts = append(parts, fmt.Sprintf("https_redirect=%v", *req.HTTPSRedirect))
+	}
+	if req.Cache != nil && req.Cache.TTLSeconds != nil {
+		parts = append(parts, fmt.Sprintf("cache.ttl_seconds=%d", *req.Cache.TTLSeconds))
+	}
+	if w := req.WAF; w != nil {
+		if w.Mode != nil {
+			parts = append(parts, "waf.mode="+*w.Mode)
+		}
+		if w.ParanoiaLevel != nil {
+			parts = append(parts, fmt.Sprintf("waf.paranoia_level=%d", *w.ParanoiaLevel))
+		}
+		if w.Exclusions != nil {
+			var ex []string
+			for _, e := range *w.Exclusions {
+				ex = append(ex, e.String())
+			}
+			parts = append(parts, "waf.exclusions=["+strings.Join(ex, " ")+"]")
+		}
+		if len(w.RemoveExclusions)+len(w.AddExclusions) > 0 {
+			var ex []string
+			for _, e := range w.RemoveExclusions {
+				ex = append(ex, "-"+e.String())
+			}
+			for _, e := range w.AddExclusions {
+				ex = append(ex, "+"+e.String())
+			}
+			parts = append(parts, "waf.exclusions "+strings.Join(ex, " "))
+		}
+	}
+	return clip(strings.Join(parts, "; "), 1000)
 }
 
 func (s *server) patchSite(c *call) (response, error) {
@@ -60,6 +181,7 @@ func (s *server) patchSite(c *call) (response, error) {
 	if err := req.validate(); err != nil {
 		return response{}, err
 	}
+	c.detail = req.auditDetail()
 	return s.update(c, http.StatusOK, func(st *site.Site) error {
 		if st.Metadata.DeletionRequested != nil {
 			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
@@ -79,6 +201,13 @@ func (s *server) patchSite(c *call) (response, error) {
 			}
 			if req.WAF.ParanoiaLevel != nil {
 				st.Spec.WAF.ParanoiaLevel = *req.WAF.ParanoiaLevel
+			}
+			if req.WAF.Exclusions != nil || req.WAF.AddExclusions != nil || req.WAF.RemoveExclusions != nil {
+				ex, err := req.WAF.applyExclusions(st.Spec.WAF.Exclusions)
+				if err != nil {
+					return err
+				}
+				st.Spec.WAF.Exclusions = ex
 			}
 		}
 		return nil

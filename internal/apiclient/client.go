@@ -82,6 +82,7 @@ type (
 	UpdateCache         = api.UpdateCache
 	UpdateWAF           = api.UpdateWAF
 	CertificateResponse = api.CertificateResponse
+	WAFEventView        = api.WAFEventView
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the
@@ -252,4 +253,29 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// WAFEventsResponse is a page of GET /v1/sites/{name}/waf/events.
+type WAFEventsResponse = api.WAFEventsResponse
+
+// ListWAFEvents returns a page of the site's recent WAF events, newest
+// first, with suggested exclusions.
+func (c *Client) ListWAFEvents(ctx context.Context, name string, opts ListOptions) (*WAFEventsResponse, error) {
+	q := url.Values{}
+	pageQuery(q, opts.Limit, opts.Continue)
+	var out WAFEventsResponse
+	if err := c.do(ctx, http.MethodGet, withQuery(sitePath(name)+"/waf/events", q), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReportWAFEvents sends an edge's WAF events (edge token) and returns how
+// many the control plane stored.
+func (c *Client) ReportWAFEvents(ctx context.Context, events []site.WAFEvent) (int, error) {
+	var out api.WAFEventsReportResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/edge/waf-events", api.WAFEventsReport{Events: events}, &out); err != nil {
+		return 0, err
+	}
+	return out.Stored, nil
 }

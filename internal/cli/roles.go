@@ -330,7 +330,9 @@ func attachEdge(cmd *cobra.Command, d deps) *cobra.Command {
 	cmd.Long = `Without a subcommand, run an edge: it follows the routing table of the
 control plane at --server (host → shard → pool, a long poll that resumes
 where it left off) and serves the sites: page cache, WAF, TLS, rate limits and
-static files, with PHP requests sent to the shards' pools.
+static files, with PHP requests sent to the shards' pools. What its WAF
+refuses it reports to the control plane every few seconds ('aipress site waf
+events').
 
 Its token comes from 'aipress edge token create NAME' (--token-file, or
 ` + EnvEdgeToken + `).

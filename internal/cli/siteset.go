@@ -16,15 +16,31 @@ func newSiteSetCmd(o *siteOpts) *cobra.Command {
 		cacheTTL      int
 		wafMode       string
 		wafParanoia   int
+		exclude       []string
+		unexclude     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "set DOMAIN",
 		Short: "Change a site's title and edge policies (HTTPS redirect, page cache, WAF)",
 		Long: `Change a site's title and edge policies. Only the flags given change.
-The edge applies the new policy within a second.`,
+The edge applies the new policy within a second.
+
+--waf-exclude RULE:PATH[:ARGUMENT] lifts one WAF rule for one path, for one
+request argument (query, form or multipart field, JSON key) or, without
+ARGUMENT, entirely: the fix for a false positive that keeps the WAF on.
+PATH is the URL path without the query, matched exactly, or as a prefix when
+it ends in '*' ('/*' is the whole site; quote it for the shell). Arguments
+match case-insensitively; a JSON body's keys count under their own names.
+'aipress site waf events DOMAIN' shows what the WAF refused, each with the
+--waf-exclude that would let it through. --waf-unexclude removes one.
+Both are repeatable; adding one that exists or removing one that does not
+changes nothing. A site may have 50.`,
 		Example: `  aipress site set blog.localhost --https-redirect=true
   aipress site set blog.localhost --cache-ttl 300 --waf-mode block --waf-paranoia 1
-  aipress site set blog.localhost --title "New title" -o json`,
+  aipress site set blog.localhost --title "New title" -o json
+  aipress site set blog.localhost --waf-exclude 942190:/:s        # searches on the front page
+  aipress site set blog.localhost --waf-exclude '941100:/wp-json/myplugin/*:html'
+  aipress site set blog.localhost --waf-unexclude 942190:/:s`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req apiclient.UpdateSiteRequest
@@ -47,8 +63,25 @@ The edge applies the new policy within a second.`,
 					req.WAF.ParanoiaLevel = &wafParanoia
 				}
 			}
+			if len(exclude)+len(unexclude) > 0 {
+				if req.WAF == nil {
+					req.WAF = &apiclient.UpdateWAF{}
+				}
+				for _, list := range []struct {
+					flags []string
+					into  *[]site.WAFExclusion
+				}{{exclude, &req.WAF.AddExclusions}, {unexclude, &req.WAF.RemoveExclusions}} {
+					for _, f := range list.flags {
+						e, err := site.ParseWAFExclusion(f)
+						if err != nil {
+							return err
+						}
+						*list.into = append(*list.into, e)
+					}
+				}
+			}
 			if req == (apiclient.UpdateSiteRequest{}) {
-				return errors.New("nothing to change: give --title, --https-redirect, --cache-ttl, --waf-mode or --waf-paranoia")
+				return errors.New("nothing to change: give --title, --https-redirect, --cache-ttl, --waf-mode, --waf-paranoia, --waf-exclude or --waf-unexclude")
 			}
 			c, err := o.connect()
 			if err != nil {
@@ -58,7 +91,13 @@ The edge applies the new policy within a second.`,
 			if err != nil {
 				return err
 			}
-			return o.printSite(cmd.OutOrStdout(), s)
+			if err := o.printSite(cmd.OutOrStdout(), s); err != nil {
+				return err
+			}
+			if o.output == "table" && len(exclude)+len(unexclude) > 0 {
+				return printExclusions(cmd.OutOrStdout(), s.Spec.WAF.Exclusions)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -67,5 +106,7 @@ The edge applies the new policy within a second.`,
 	fl.IntVar(&cacheTTL, "cache-ttl", 0, "page-cache TTL in seconds (0 disables the page cache)")
 	fl.StringVar(&wafMode, "waf-mode", "", "WAF mode: "+site.WAFOff+", "+site.WAFDetect+" or "+site.WAFBlock)
 	fl.IntVar(&wafParanoia, "waf-paranoia", 0, "WAF paranoia level, 1 to 4")
+	fl.StringArrayVar(&exclude, "waf-exclude", nil, "add a WAF exclusion RULE:PATH[:ARGUMENT], e.g. 942190:/:s (repeatable)")
+	fl.StringArrayVar(&unexclude, "waf-unexclude", nil, "remove a WAF exclusion RULE:PATH[:ARGUMENT] (repeatable)")
 	return cmd
 }

@@ -74,6 +74,9 @@ type RouteOptions struct {
 	// that may write (any method but GET, HEAD and OPTIONS) get 503 with
 	// Retry-After until the switch.
 	WritesFrozen bool
+	// WAFExclusions are the site's WAF rule exclusions, nil when it has
+	// none (read-only; a pointer keeps RouteOptions comparable).
+	WAFExclusions *[]site.WAFExclusion
 }
 
 // RouteForSite derives the route for s from its spec and observed status
@@ -101,6 +104,9 @@ func RouteForSite(s *site.Site, loc Location) Route {
 			HTTPSRedirect: spec.HTTPSRedirect,
 			WritesFrozen:  s.Move.Frozen(),
 		},
+	}
+	if ex := spec.WAF.Exclusions; len(ex) > 0 {
+		r.Options.WAFExclusions = &ex
 	}
 	switch {
 	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended || maintenance(s):

@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/edge"
@@ -44,6 +45,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -239,7 +241,14 @@ func Run(ctx context.Context, cfg Config) error {
 	// The edge: the WAF guards PHP — it inspects what would run code; pages
 	// from the cache and static files never reach PHP (internal/edge/doc.go).
 	edgeLog := log.With("component", "edge")
-	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+	// WAF events go straight into the store (an `aipress edge` sends them
+	// to the API instead).
+	wafEvents := waf.NewReporter(waf.ReporterConfig{Logger: log.With("component", "waf"),
+		Send: func(ctx context.Context, evs []site.WAFEvent) error {
+			_, err := api.IngestWAFEvents(ctx, st, time.Now(), evs)
+			return err
+		}})
+	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf"), Events: wafEvents})
 	if err != nil {
 		closeLns()
 		return err
@@ -297,6 +306,8 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("AIPress is up", "api", apiURL, "edge", edgeLn.Addr().String(), "data_dir", dataDir)
 	wg.Add(1)
 	go func() { defer wg.Done(); routes.run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
 
 	// The shards: the first cfg.Shards exist from the start; every local
 	// shard of the store runs in this process.

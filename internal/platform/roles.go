@@ -22,6 +22,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -116,7 +117,7 @@ type EdgeConfig struct {
 	// Locality says which shards run on this edge's machine (their
 	// directories) and which symlink roots it serves files from; sites of
 	// other shards are reached through their gateways.
-	Locality Locality
+	Locality          Locality
 	ACMECA, ACMEEmail string
 	RateIP, RateSite  float64
 	CacheBytes        int64
@@ -174,7 +175,21 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	}
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
 	edgeLog := log.With("component", "edge")
-	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf")})
+	client := apiclient.New(cfg.Server, cfg.Token)
+	// WAF events go to the control plane in batches (never on the
+	// request path).
+	wafEvents := waf.NewReporter(waf.ReporterConfig{Logger: log.With("component", "waf"),
+		Send: func(ctx context.Context, evs []site.WAFEvent) error {
+			_, err := client.ReportWAFEvents(ctx, evs)
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+				// Sending it again would fail again: drop it.
+				log.Warn("waf: the control plane refused a batch of events; dropped", "events", len(evs), "err", err)
+				return nil
+			}
+			return err
+		}})
+	fw, err := waf.New(waf.Config{Logger: log.With("component", "waf"), Events: wafEvents})
 	if err != nil {
 		return err
 	}
@@ -182,7 +197,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
 	mws = append(mws, extras.middlewares()...)
 	mws = append(mws, pageCache.Middleware())
-	client := apiclient.New(cfg.Server, cfg.Token)
+	// client (above) also follows the routing table and gets the edge's certificate.
 	mesh := &edgeMesh{}
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
 		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe, Mesh: mesh})
@@ -260,6 +275,8 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 		defer wg.Done()
 		mesh.keep(ctx, client, filepath.Join(dataDir, EdgeCredentialsDir), log.With("component", "mesh"))
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
 	<-ctx.Done()
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -146,6 +146,9 @@ const (
 type WAF struct {
 	Mode          string `json:"mode"`           // off, detect or block
 	ParanoiaLevel int    `json:"paranoia_level"` // OWASP CRS paranoia level, 1–4
+	// Exclusions lift single rules for single paths (and arguments): the
+	// owner's fixes for false positives (waf.go).
+	Exclusions []WAFExclusion `json:"exclusions,omitempty"`
 }
 
 // Defaults fills zero policy fields with the platform's defaults: pages

@@ -96,7 +96,19 @@ var (
 //     not 64 lowercase hex digits (ErrInvalid). A duplicate ID or Hash gives
 //     ErrAlreadyExists. LookupToken of an unknown hash gives ErrNotFound.
 //   - ListAudit returns the last limit entries appended (default 100, max
-//     1000), newest (last appended) first.
+//     1000), newest (last appended) first. Detail is stored as is.
+//   - WAF events (wafevents.go): AppendWAFEvents stores a batch (each event
+//     with Site and SiteUID, else ErrInvalid and nothing stored), giving
+//     each an ID greater than the IDs of every batch stored before the call
+//     began, in batch order (the IDs are set in the slice); then, in the same transaction, keeps only
+//     the newest keep.PerSite events (by ID) of each site in the batch,
+//     when PerSite > 0, and drops every event whose Time is before
+//     keep.Before, when it is not zero. ListWAFEvents returns the events of
+//     opts.Site with opts.SiteUID (both required, else ErrInvalid), newest
+//     first, at most Limit (default 100, max 1000) per page, with an
+//     opaque Continue token for the next page (empty on the last; a
+//     malformed one gives ErrInvalid). Events are not site writes: they
+//     take no revision. SiteUID is returned as stored.
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -136,6 +148,9 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)
+
+	AppendWAFEvents(ctx context.Context, events []site.WAFEvent, keep WAFRetention) error
+	ListWAFEvents(ctx context.Context, opts WAFEventListOptions) (*WAFEventList, error)
 
 	Close() error
 }
@@ -189,4 +204,7 @@ type AuditEntry struct {
 	Action  string    `json:"action"` // e.g. "site.create"
 	Target  string    `json:"target"` // e.g. the site name
 	Outcome string    `json:"outcome"`
+	// Detail says what changed, when the action alone does not (e.g.
+	// "waf.exclusions +942190:/:s" for a site.update).
+	Detail string `json:"detail,omitempty"`
 }

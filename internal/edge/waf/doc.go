@@ -18,20 +18,69 @@
 // Every matched rule is logged at warn (site, request id, rule id, message,
 // matched data, site and rule paranoia, action block|detect|pass, client)
 // and its id appended to edge.InfoFrom(ctx).WAFRules; a blocked request sets
-// WAFBlocked. The client is r.RemoteAddr.
+// WAFBlocked. The client is r.RemoteAddr. A refusal answers 403 with
+// BlockedMessage, or 413 with TooLargeMessage for a body too large to
+// inspect, or 400 for one that does not parse.
 //
 // # Bodies
 //
-// At most Config.BodyLimit bytes (default 128 KiB) of a request body are
-// read, into memory, and inspected (SecRequestBodyLimitAction
-// ProcessPartial); the bytes read are then put back in front of the unread
-// rest, so the next handler reads the body intact and an upload of any
-// size streams through without being held. What lies beyond the limit is
-// not inspected. Multipart file contents are not visible to CRS rules
-// (Coraza keeps them out of ARGS; up to the limit they are spooled to a
-// temporary file that is removed with the transaction); file names are. A
-// body that fails to parse is refused (400) unless it was cut at the limit.
-// Responses are not inspected.
+// A body that is not multipart/form-data (a form, JSON, XML, anything
+// else) is read into memory up to Config.BodyLimit (default 128 KiB) and
+// inspected; a longer one is refused with 413 (rule 10008), so an attack
+// cannot hide behind padding. A site may exclude 10008 for a path (say,
+// the REST route of very long posts): there the first BodyLimit bytes are
+// inspected and the rest passes uninspected (SecRequestBodyLimitAction
+// ProcessPartial). A multipart/form-data body (an upload) is read whole, up
+// to Config.MaxBodyBytes (the edge's 64 MiB; 413 beyond), in memory up to
+// BodyLimit and beyond it in a temporary file that is removed with the
+// request, and parsed whole, so every form field is inspected wherever it
+// sits -- before or after a file. File contents are not visible to CRS
+// rules (Coraza keeps them out of ARGS); file names are. The fields of a
+// multipart body (all but its files) may total at most BodyLimit: Coraza
+// reads each field into memory and runs every rule over it, so larger ones
+// are refused with 413 before it parses them (rule 10009, enforced in Go,
+// excludable like the others). The bytes read are then handed to the next
+// handler, followed by whatever was not read, so it sees the body intact. A
+// body that fails to parse is refused (400). Responses are not inspected.
+//
+// # JSON bodies
+//
+// Coraza names a JSON body's arguments json.<key> (json.a.b when nested).
+// CRS rules that anchor their pattern on the whole argument name -- 943110
+// and 943120, session-id parameters such as PHPSESSID -- cannot match such
+// names, so rules/json.conf adds twins of them (10210, 10211) that run the
+// CRS pattern, read from the embedded CRS when the rule set is built, over
+// json.<name>. A form body and a JSON body carrying the same attack are
+// refused alike.
+//
+// # Site exclusions
+//
+// A site's spec.waf.exclusions (edge.RouteOptions.WAFExclusions) lift one
+// rule for one path, entirely or for one argument (see site.WAFExclusion):
+// the owner's fix for a false positive. They are applied per request, to
+// the request's Coraza transaction only (RemoveRuleByID,
+// RemoveRuleTargetByID: what ctl:ruleRemoveById and
+// ctl:ruleRemoveTargetById do), so the edge keeps one rule set per paranoia
+// level for all its sites and a site's exclusions cost nothing to the
+// others (BenchmarkExclusions). An argument exclusion removes the argument
+// from ARGS, ARGS_GET, ARGS_POST and their _NAMES collections under its own
+// name and as json.<name>; excluding 943110 or 943120 also lifts its JSON
+// twin. LookupRule and CheckExcludable read which rules exist from the
+// embedded configuration text (the API validates exclusions with them);
+// set-up, initialization and the anomaly evaluation (949110) may not be
+// excluded.
+//
+// # Events
+//
+// When the WAF refuses a request (or, in detect mode, would refuse it) it
+// hands Config.Events one site.WAFEvent per matched rule and argument (the
+// anomaly evaluation left out, at most 20 per request): time, request id,
+// method, path, rule id and message, the variable matched and the argument
+// it names, action and paranoia. Reporter queues them without blocking
+// (bounded, with a per-site share per interval; the excess is dropped and
+// counted in a log line) and sends batches every 2 s; the platform stores
+// them in the control plane, where `aipress site waf events` shows them with
+// a suggested exclusion.
 //
 // # WordPress exclusions
 //

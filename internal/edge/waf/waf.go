@@ -2,9 +2,12 @@ package waf
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,9 +24,19 @@ import (
 	"github.com/aipress/aipress/internal/site"
 )
 
-// DefaultBodyLimit is how much of a request body is inspected when
-// Config.BodyLimit is zero.
-const DefaultBodyLimit = 128 << 10
+// Defaults for zero Config fields.
+const (
+	// DefaultBodyLimit bounds request bodies that are not file uploads,
+	// and the fields of uploads.
+	DefaultBodyLimit = 128 << 10
+	// DefaultMaxBodyBytes bounds multipart (upload) bodies: the edge's own
+	// limit.
+	DefaultMaxBodyBytes = edge.DefaultMaxBodyBytes
+)
+
+// TooLargeMessage is the message of the page a body too large to inspect
+// gets (413).
+const TooLargeMessage = "The request body is too large for the web application firewall to inspect."
 
 // BlockedMessage is the message of the page a blocked request gets.
 const BlockedMessage = "This request was blocked by the web application firewall."
@@ -36,10 +49,30 @@ type Config struct {
 	// Logger receives one warning per matched rule and the build times of
 	// the rule sets. Nil discards.
 	Logger *slog.Logger
-	// BodyLimit is how many bytes of a request body are read into memory
-	// and inspected; the rest streams to the next handler uninspected.
-	// Zero or negative means DefaultBodyLimit.
+	// BodyLimit bounds a request body that is not multipart/form-data
+	// (a form, JSON, XML): one that is longer is refused with 413 (rule
+	// 10008), unless the site excludes 10008 for the path; then the first
+	// BodyLimit bytes are inspected and the rest passes uninspected. It
+	// also bounds the fields of a multipart body (everything but its
+	// files; rule 10009) and is how much of a multipart body is held in
+	// memory. Zero or negative means DefaultBodyLimit.
 	BodyLimit int64
+	// MaxBodyBytes bounds a multipart/form-data body, which is read whole
+	// (beyond BodyLimit into a temporary file) and inspected whole before
+	// the next handler sees it; longer ones get 413. Zero or negative
+	// means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Events, if set, receives one event per matched rule of every
+	// request the WAF refuses (or, in detect mode, would refuse). Record
+	// must not block: it runs on the request path (Reporter).
+	Events EventRecorder
+	// Clock stamps events. Default time.Now.
+	Clock func() time.Time
+}
+
+// EventRecorder takes WAF events; see Reporter.
+type EventRecorder interface {
+	Record(events ...site.WAFEvent)
 }
 
 // Firewall is the edge's WAF: the OWASP CRS on Coraza with AIPress's
@@ -48,6 +81,9 @@ type Config struct {
 type Firewall struct {
 	log       *slog.Logger
 	bodyLimit int64
+	maxBody   int64
+	events    EventRecorder
+	clock     func() time.Time
 	levels    [4]ruleSet
 }
 
@@ -60,18 +96,26 @@ type ruleSet struct {
 // New returns a Firewall. Rule sets are built lazily; call Prepare to build
 // one ahead of the first request.
 func New(cfg Config) (*Firewall, error) {
-	f := &Firewall{log: cfg.Logger, bodyLimit: cfg.BodyLimit}
+	f := &Firewall{log: cfg.Logger, bodyLimit: cfg.BodyLimit, maxBody: cfg.MaxBodyBytes, events: cfg.Events, clock: cfg.Clock}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	if f.bodyLimit <= 0 {
 		f.bodyLimit = DefaultBodyLimit
 	}
+	if f.maxBody <= 0 {
+		f.maxBody = DefaultMaxBodyBytes
+	}
+	f.maxBody = max(f.maxBody, f.bodyLimit)
+	if f.clock == nil {
+		f.clock = time.Now
+	}
 	// Fail now, not on the first request, if the embedded files are broken.
-	for _, name := range []string{"base.conf", "crs-setup.conf", "wordpress.conf"} {
-		if _, err := rulesFS.ReadFile("rules/" + name); err != nil {
-			return nil, fmt.Errorf("waf: %w", err)
-		}
+	if _, err := f.directives(1); err != nil {
+		return nil, err
+	}
+	if _, err := rules(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -84,23 +128,36 @@ func (f *Firewall) Prepare(pl int) error {
 }
 
 // directives returns the configuration of the rule set of one paranoia
-// level: engine settings, CRS setup, WordPress exclusions, then the CRS
-// request rules (the response rules are never run: response inspection is
-// off).
+// level: engine settings, CRS setup, WordPress exclusions, the JSON twins,
+// then the CRS request rules (the response rules are never run: response
+// inspection is off).
 func (f *Firewall) directives(pl int) (string, error) {
 	var b strings.Builder
-	for _, name := range []string{"base.conf", "crs-setup.conf", "wordpress.conf"} {
+	for _, name := range ruleFiles {
 		data, err := rulesFS.ReadFile("rules/" + name)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("waf: %w", err)
 		}
 		b.Write(data)
 		b.WriteByte('\n')
 	}
 	b.WriteString("Include @owasp_crs/REQUEST-*.conf\n")
+	rx943110, err := crsPattern("REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION.conf", 943110)
+	if err != nil {
+		return "", err
+	}
+	rx943120, err := crsPattern("REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION.conf", 943120)
+	if err != nil {
+		return "", err
+	}
 	s := strings.NewReplacer(
-		"{{BODY_LIMIT}}", strconv.FormatInt(f.bodyLimit, 10),
+		// One more than the limits: a body that fills Coraza's limit is
+		// longer than ours.
+		"{{BODY_LIMIT}}", strconv.FormatInt(f.bodyLimit+1, 10),
+		"{{UPLOAD_LIMIT}}", strconv.FormatInt(f.maxBody+1, 10),
 		"{{PARANOIA}}", strconv.Itoa(pl),
+		"{{RX_943110}}", rx943110,
+		"{{RX_943120}}", rx943120,
 	).Replace(b.String())
 	return s, nil
 }
@@ -122,6 +179,14 @@ func (f *Firewall) ruleSet(pl int) (coraza.WAF, error) {
 		rs.waf, rs.err = coraza.NewWAF(coraza.NewWAFConfig().
 			WithRootFS(coreruleset.FS).
 			WithDirectives(dirs))
+		if rs.err == nil {
+			// Site exclusions need per-transaction rule removal.
+			tx := rs.waf.NewTransaction()
+			if _, ok := tx.(ruleRemover); !ok {
+				rs.err = fmt.Errorf("coraza transactions (%T) cannot remove rules per request", tx)
+			}
+			tx.Close()
+		}
 		if rs.err != nil {
 			rs.err = fmt.Errorf("waf: paranoia %d: %w", pl, rs.err)
 			f.log.Error("waf: building the rule set failed", "paranoia", pl, "err", rs.err)
@@ -175,17 +240,24 @@ func (f *Firewall) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route,
 	// it returned.
 	defer tx.Close()
 
-	it, err := f.inspect(tx, r)
+	ex := applyExclusions(tx, r.URL.Path, rt.Options.WAFExclusions)
+	it, err := f.inspect(tx, r, ex)
 	if err != nil {
 		return err
 	}
 	blocked := it != nil && block
 	f.report(tx, rt, reqID, pl, block, it)
+	if it != nil && f.events != nil {
+		f.events.Record(f.eventsFor(tx, r, rt, reqID, pl, block, it)...)
+	}
 	if info != nil {
 		for _, mr := range tx.MatchedRules() {
 			if logged(mr) {
 				info.WAFRules = append(info.WAFRules, mr.Rule().ID())
 			}
+		}
+		if it != nil && it.RuleID == RuleMultipartFields {
+			info.WAFRules = append(info.WAFRules, RuleMultipartFields)
 		}
 		info.WAFBlocked = blocked
 	}
@@ -194,7 +266,11 @@ func (f *Firewall) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route,
 		if status == 0 || it.Action != "deny" {
 			status = http.StatusForbidden
 		}
-		return &edge.HTTPError{Status: status, Message: BlockedMessage,
+		msg := BlockedMessage
+		if status == http.StatusRequestEntityTooLarge {
+			msg = TooLargeMessage
+		}
+		return &edge.HTTPError{Status: status, Message: msg,
 			Cause: fmt.Errorf("waf: rule %d: %s", it.RuleID, it.Data)}
 	}
 	return next(w, r, rt)
@@ -202,7 +278,7 @@ func (f *Firewall) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route,
 
 // inspect runs phases 1 and 2 over r. The part of the body the WAF read is
 // put back in front of the rest, so the next handler reads it all.
-func (f *Firewall) inspect(tx types.Transaction, r *http.Request) (*types.Interruption, error) {
+func (f *Firewall) inspect(tx types.Transaction, r *http.Request, ex exclusions) (*types.Interruption, error) {
 	client, port := r.RemoteAddr, 0
 	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		client = h
@@ -235,9 +311,21 @@ func (f *Firewall) inspect(tx types.Transaction, r *http.Request) (*types.Interr
 		return it, nil
 	}
 	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody {
-		// Reads at most the body limit into memory.
-		it, _, err := tx.ReadRequestBodyFrom(r.Body)
+		multipart := isMultipart(r.Header)
+		if multipart && r.ContentLength > f.maxBody {
+			return nil, tooLarge(fmt.Errorf("waf: multipart body of %d bytes exceeds %d", r.ContentLength, f.maxBody))
+		}
+		// Reads at most the transaction's body limit (rules 10010,
+		// 10011): the body limit, or the whole of a multipart body. The
+		// guard stops a multipart body of unknown length before Coraza
+		// would process a cut one.
+		body := http.MaxBytesReader(nil, r.Body, f.maxBody)
+		it, _, err := tx.ReadRequestBodyFrom(body)
 		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge(fmt.Errorf("waf: multipart body exceeds %d bytes: %w", f.maxBody, err))
+			}
 			return nil, &edge.HTTPError{Status: http.StatusBadRequest, Message: "The request body could not be read.",
 				Cause: fmt.Errorf("waf: reading the request body: %w", err)}
 		}
@@ -245,9 +333,22 @@ func (f *Firewall) inspect(tx types.Transaction, r *http.Request) (*types.Interr
 		if err != nil {
 			return nil, fmt.Errorf("waf: request body: %w", err)
 		}
-		r.Body = &replayBody{Reader: io.MultiReader(buffered, r.Body), Closer: r.Body}
+		r.Body = &replayBody{Reader: io.MultiReader(buffered, body), Closer: r.Body}
 		if it != nil {
 			return it, nil
+		}
+		// Coraza reads every field of a multipart body into memory and
+		// runs the rules over it: fields larger than the body limit are
+		// refused before it parses them.
+		if multipart && !ex.wholeRule(RuleMultipartFields) {
+			rd, err := tx.RequestBodyReader()
+			if err != nil {
+				return nil, fmt.Errorf("waf: request body: %w", err)
+			}
+			if n, over := multipartFieldBytes(rd, r.Header.Get("Content-Type"), f.bodyLimit); over {
+				return &types.Interruption{RuleID: RuleMultipartFields, Action: "deny", Status: http.StatusRequestEntityTooLarge,
+					Data: fmt.Sprintf("multipart fields of more than %d bytes (%d read)", f.bodyLimit, n)}, nil
+			}
 		}
 	}
 	it, err := tx.ProcessRequestBody()
@@ -255,6 +356,44 @@ func (f *Firewall) inspect(tx types.Transaction, r *http.Request) (*types.Interr
 		return nil, fmt.Errorf("waf: request body: %w", err)
 	}
 	return it, nil
+}
+
+// isMultipart reports whether Coraza parses the body of a request with
+// these headers as multipart: its first Content-Type, trimmed and
+// lower-cased, starts with multipart/form-data.
+func isMultipart(h http.Header) bool {
+	ct := h.Values("Content-Type")
+	return len(ct) > 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct[0])), "multipart/form-data")
+}
+
+// multipartFieldBytes adds up the sizes of the parts of a multipart body
+// that are not files (no file name) until they exceed limit. A body that
+// does not parse is left to Coraza (which refuses it, rules 10006, 10007).
+func multipartFieldBytes(body io.Reader, contentType string, limit int64) (int64, bool) {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil || params["boundary"] == "" {
+		return 0, false
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	var total int64
+	for {
+		p, err := mr.NextRawPart()
+		if err != nil {
+			return total, false
+		}
+		if p.FileName() != "" {
+			continue
+		}
+		n, _ := io.Copy(io.Discard, io.LimitReader(p, limit-total+1))
+		total += n
+		if total > limit {
+			return total, true
+		}
+	}
+}
+
+func tooLarge(cause error) *edge.HTTPError {
+	return &edge.HTTPError{Status: http.StatusRequestEntityTooLarge, Message: TooLargeMessage, Cause: cause}
 }
 
 type replayBody struct {

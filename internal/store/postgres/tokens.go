@@ -81,8 +81,8 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 
 // AppendAudit appends e to the audit log. Time is stored to the microsecond.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	_, err := s.write.Exec(ctx, `INSERT INTO audit (time, actor, action, target, outcome) VALUES ($1, $2, $3, $4, $5)`,
-		e.Time, e.Actor, e.Action, e.Target, e.Outcome)
+	_, err := s.write.Exec(ctx, `INSERT INTO audit (time, actor, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
+		e.Time, e.Actor, e.Action, e.Target, e.Outcome, e.Detail)
 	if err != nil {
 		return fmt.Errorf("append audit: %w", mapErr(err))
 	}
@@ -93,7 +93,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 // newest first.
 func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
 	limit = store.PageLimit(limit)
-	rows, err := s.read.Query(ctx, `SELECT time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT $1`, limit)
+	rows, err := s.read.Query(ctx, `SELECT time, actor, action, target, outcome, detail FROM audit ORDER BY id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
@@ -101,7 +101,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, e
 	out := []store.AuditEntry{}
 	for rows.Next() {
 		var e store.AuditEntry
-		if err := rows.Scan(&e.Time, &e.Actor, &e.Action, &e.Target, &e.Outcome); err != nil {
+		if err := rows.Scan(&e.Time, &e.Actor, &e.Action, &e.Target, &e.Outcome, &e.Detail); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.Time = e.Time.UTC()

@@ -101,8 +101,8 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 
 // AppendAudit appends e to the audit log.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	_, err := s.write.ExecContext(ctx, `INSERT INTO audit (time, actor, action, target, outcome) VALUES (?, ?, ?, ?, ?)`,
-		e.Time.UTC().Format(timeFormat), e.Actor, e.Action, e.Target, e.Outcome)
+	_, err := s.write.ExecContext(ctx, `INSERT INTO audit (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.Time.UTC().Format(timeFormat), e.Actor, e.Action, e.Target, e.Outcome, e.Detail)
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
@@ -113,7 +113,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 // newest first.
 func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
 	limit = store.PageLimit(limit)
-	rows, err := s.read.QueryContext(ctx, `SELECT time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.read.QueryContext(ctx, `SELECT time, actor, action, target, outcome, detail FROM audit ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
@@ -122,7 +122,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, e
 	for rows.Next() {
 		var e store.AuditEntry
 		var ts string
-		if err := rows.Scan(&ts, &e.Actor, &e.Action, &e.Target, &e.Outcome); err != nil {
+		if err := rows.Scan(&ts, &e.Actor, &e.Action, &e.Target, &e.Outcome, &e.Detail); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		if e.Time, err = time.Parse(timeFormat, ts); err != nil {

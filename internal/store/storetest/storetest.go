@@ -90,6 +90,9 @@ func Run(t *testing.T, open Opener) {
 		{"JobUpdate", testJobUpdate},
 		{"JobList", testJobList},
 		{"JobReopen", testJobReopen},
+		{"WAFEvents", testWAFEvents},
+		{"WAFEventsRetention", testWAFEventsRetention},
+		{"WAFEventsInvalid", testWAFEventsInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -926,6 +929,9 @@ func testAudit(t *testing.T, h *harness) {
 			e.Time = base.Add(-time.Hour)
 			e.Outcome = "denied"
 		}
+		if i == 2 {
+			e.Detail = "waf.exclusions +942190:/:s"
+		}
 		if err := s.AppendAudit(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -944,7 +950,7 @@ func testAudit(t *testing.T, h *harness) {
 			}
 			for i, g := range got {
 				w := appended[len(appended)-1-i]
-				if g.Actor != w.Actor || g.Action != w.Action || g.Target != w.Target || g.Outcome != w.Outcome || !g.Time.Equal(w.Time) {
+				if g.Actor != w.Actor || g.Action != w.Action || g.Target != w.Target || g.Outcome != w.Outcome || !g.Time.Equal(w.Time) || g.Detail != w.Detail {
 					t.Errorf("entry %d = %+v, want %+v (newest first)", i, g, w)
 				}
 			}
