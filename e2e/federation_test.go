@@ -80,6 +80,8 @@ type federation struct {
 	edge   *proc
 	shards map[string]*proc
 	procs  []*proc
+	// edgeArgs are appended to `aipress edge` (e.g. --metrics ADDR).
+	edgeArgs []string
 }
 
 func (f *federation) run(name string, args ...string) *proc {
@@ -230,6 +232,7 @@ func (f *federation) startEdge(as *edgeUser) {
 	edgeToken := f.token("edge", "e1")
 	p := &proc{t: f.t, name: "edge", args: []string{"edge", "--server", "http://" + f.apiAddr, "--token-file", edgeToken,
 		"--http", f.httpAddr, "--data-dir", edgeDir}}
+	p.args = append(p.args, f.edgeArgs...)
 	if as != nil {
 		p.dir, p.cred = as.dir, &syscall.Credential{Uid: as.uid, Gid: as.gid}
 		for _, path := range []string{edgeToken, as.dir} {
