@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -373,6 +374,7 @@ var hostileAttacks = map[string]string{
 	"cli_write_uploads":           "create a file in its uploads from the PHP CLI",
 	"cli_ran":                     "the plugin ran under the PHP CLI (WP-Cron)",
 	"edge_serves_own_upload":      "the edge serves its own upload (fetch control)",
+	"edge_path_traversal":         "dot segments (raw, %2e, %2f, double-encoded, ..;) in A's URLs to B's private files",
 	"harness_fastcgi_as_root":     "the plugin's FastCGI client run as root reaches B's pool (client control)",
 	"harness_ld_preload":          "the preload library runs when preloaded by root (library control)",
 	"exhaust_workers":             "slow POSTs exhaust A's workers: B must still answer 200",
@@ -459,12 +461,13 @@ func (r *hostileReport) markdown() string {
 }
 
 func mdCell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "\x00", " ").Replace(s)
 }
 
+// trunc shortens s to n runes.
 func trunc(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
 	}
 	return s
 }
@@ -626,6 +629,8 @@ func runHostile(t *testing.T, env *hostileEnv, so string, rep *hostileReport) {
 	add(hostileResult{ID: "edge_serves_own_upload", Target: "self", Succeeded: code == 200 && got == string(a.uploadContent),
 		Detail: fmt.Sprintf("GET %s: %d", a.UploadPath, code)})
 
+	add(edgeTraversal(t, env, a, b))
+
 	// The tools' own controls, run with the privilege the attacks lack.
 	add(harnessFastCGI(t, pluginPath, body))
 	if so != "" {
@@ -665,6 +670,58 @@ func runHostile(t *testing.T, env *hostileEnv, so string, rep *hostileReport) {
 			t.Errorf("control failed, the attack harness is broken (%s): %s: %s", r.ID, hostileDescribe(r.ID), r.Detail)
 		}
 	}
+}
+
+// edgeTraversal asks the edge, with A's host, for B's private tmp file by dot segments in several encodings (sent
+// raw: Go's client would clean nothing, but a proxy might): succeeded = the file's content came back.
+func edgeTraversal(t *testing.T, env *hostileEnv, a, b hostileSite) hostileResult {
+	t.Helper()
+	rel, err := filepath.Rel(a.Docroot, b.TmpMarker)
+	if err != nil || !strings.HasPrefix(rel, "../") {
+		t.Fatalf("the attack harness is broken: %s relative to %s: %q %v", b.TmpMarker, a.Docroot, rel, err)
+	}
+	want, err := os.ReadFile(b.TmpMarker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, path := range []string{
+		"/" + rel,
+		"/wp-content/uploads/../../" + rel,
+		"/" + strings.ReplaceAll(rel, "..", "%2e%2e"),
+		"/" + strings.ReplaceAll(rel, "/", "%2f"),
+		"/" + strings.ReplaceAll(strings.ReplaceAll(rel, "..", "%252e%252e"), "/", "%252f"),
+		"/wp-content/uploads/..;/..;/" + strings.ReplaceAll(rel, "../", "..;/"),
+	} {
+		code, body, err := rawGet(env.p.httpAddr, a.Host, path)
+		if err != nil {
+			codes = append(codes, err.Error())
+			continue
+		}
+		if strings.Contains(body, string(want)) {
+			return hostileResult{ID: "edge_path_traversal", Target: "B", Succeeded: true, Detail: "GET " + path + " served B's tmp file"}
+		}
+		codes = append(codes, strconv.Itoa(code))
+	}
+	return hostileResult{ID: "edge_path_traversal", Target: "B", Detail: "answers " + strings.Join(codes, ",")}
+}
+
+// rawGet sends one GET with the path exactly as given.
+func rawGet(addr, host, path string) (int, string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }
 
 // madeLink is what the plugin reports of a link it made in A's uploads.

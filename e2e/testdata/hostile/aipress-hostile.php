@@ -584,7 +584,7 @@ function aiph_run_fpm(array $t) {
 	if (!empty($pl['pprof'])) {
 		$rows[] = aiph_try('pprof', 'platform', function () use ($pl) {
 			[$code, $body, $err] = aiph_http('GET', $pl['pprof'] . '/debug/pprof/cmdline');
-			return [$code === 200, "GET /debug/pprof/cmdline: HTTP $code " . aiph_short($body, 80) . $err];
+			return [$code === 200, "GET /debug/pprof/cmdline: HTTP $code " . aiph_short(str_replace("\0", ' ', $body), 80) . $err];
 		});
 	}
 	$rows[] = aiph_try('edge_reachable', 'self', function () use ($pl, $self) {
