@@ -82,6 +82,9 @@ type federation struct {
 	procs  []*proc
 	// edgeArgs are appended to `aipress edge` (e.g. --metrics ADDR).
 	edgeArgs []string
+	// edgeRemote: the edge reads no shard's files, even as root; it reaches
+	// every shard through its gateway.
+	edgeRemote bool
 }
 
 func (f *federation) run(name string, args ...string) *proc {
@@ -225,7 +228,9 @@ func newFederationServer(t *testing.T) *federation {
 
 // startEdge starts `aipress edge` (before the shards: it creates the purge
 // secret they read) and waits for it; as is nil or the user (and working
-// directory) it runs as.
+// directory) it runs as. A local edge (as == nil) serves the server's local
+// shards and the test's shard agents from their directories on this
+// machine; another one reaches every shard through its gateway.
 func (f *federation) startEdge(as *edgeUser) {
 	f.t.Helper()
 	edgeDir := filepath.Join(filepath.Dir(f.dataDir), "edge")
@@ -233,6 +238,10 @@ func (f *federation) startEdge(as *edgeUser) {
 	p := &proc{t: f.t, name: "edge", args: []string{"edge", "--server", "http://" + f.apiAddr, "--token-file", edgeToken,
 		"--http", f.httpAddr, "--data-dir", edgeDir}}
 	p.args = append(p.args, f.edgeArgs...)
+	if as == nil && !f.edgeRemote {
+		p.args = append(p.args, "--local-shards-dir", filepath.Join(f.dataDir, "shards"),
+			"--local-shards-dir", filepath.Join(filepath.Dir(f.dataDir), "agents"))
+	}
 	if as != nil {
 		p.dir, p.cred = as.dir, &syscall.Credential{Uid: as.uid, Gid: as.gid}
 		for _, path := range []string{edgeToken, as.dir} {

@@ -28,6 +28,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/volume"
 )
 
 var binPath string
@@ -90,6 +91,9 @@ func newPlatform(t *testing.T) *platform {
 	if _, err := fsperm.EnsureTraversable(dir); err != nil {
 		t.Fatal(err)
 	}
+	// Site volumes a killed platform left mounted would stop the
+	// directory's removal (this runs after the platform stopped).
+	t.Cleanup(func() { _ = volume.UnmountUnder(dir) })
 	p := &platform{t: t, dataDir: filepath.Join(dir, "data"), httpAddr: freeAddr(t), apiAddr: freeAddr(t)}
 	t.Cleanup(func() {
 		p.stop()

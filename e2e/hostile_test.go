@@ -113,19 +113,16 @@ func localMode(t *testing.T) *hostileEnv {
 }
 
 // remoteEdgeMode runs the control plane, an edge and one shard agent as separate processes, the agent serving an
-// edge that cannot read its disk.
-//
-// TODAY the agent publishes its pools on loopback TCP ports (--pool-listen 127.0.0.1 --pool-ports, allow-listed
-// to loopback) and its static files over plain HTTP (--static-addr). The mTLS gateway replaces these flags: this is
-// the one function to rewrite then (tcpPorts and staticURLs are what the plugin tries to reach; keep the gateway's
-// address in staticURLs or a field of its own so that the plugin tries it without a client certificate).
+// edge that reads none of its disk: the edge reaches the shard only through the agent's gateway (mutual TLS with
+// certificates the control plane issues; --gateway-addr). The plugin tries the gateway as a FastCGI port and as
+// an HTTP(S) server, without a client certificate.
 func remoteEdgeMode(t *testing.T) *hostileEnv {
 	f := newFederationServer(t)
 	metrics := freeAddr(t)
 	f.edgeArgs = []string{"--metrics", metrics, "--https", freeAddr(t), "--acme-ca", "off", "--rate-ip", "0", "--rate-site", "0"}
+	f.edgeRemote = true
 	f.startEdge(nil)
-	ports := freePortRange(t, 10)
-	staticAddr := freeAddr(t)
+	gateway := freeAddr(t)
 	base := filepath.Dir(f.dataDir)
 	agentDir := filepath.Join(base, "agents", "h1")
 	_, httpPort, _ := strings.Cut(f.httpAddr, ":")
@@ -133,16 +130,13 @@ func remoteEdgeMode(t *testing.T) *hostileEnv {
 	f.shards["h1"] = f.run("shard h1", append(f.purgeArgs(), "shard", "--name", "h1", "--capacity", "2",
 		"--server", "http://"+f.apiAddr, "--token-file", filepath.Join(base, "shard-h1.token"),
 		"--data-dir", agentDir, "--public-port", httpPort, "--heartbeat-interval", "1s",
-		"--pool-listen", "127.0.0.1", "--pool-ports", fmt.Sprintf("%d-%d", ports, ports+9),
-		"--static-addr", staticAddr)...)
+		"--gateway-addr", gateway)...)
 	f.waitShard("h1", "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
-	var tcp []int
-	for p := ports; p < ports+10; p++ {
-		tcp = append(tcp, p)
-	}
+	_, gwPort, _ := strings.Cut(gateway, ":")
+	port, _ := strconv.Atoi(gwPort)
 	edgeDir := filepath.Join(base, "edge")
 	return &hostileEnv{
-		p: f.platform, shardDir: agentDir, tcpPorts: tcp, staticURLs: []string{"http://" + staticAddr},
+		p: f.platform, shardDir: agentDir, tcpPorts: []int{port}, staticURLs: []string{"https://" + gateway, "http://" + gateway},
 		metrics: []string{"http://" + metrics + "/metrics"}, dataDir: f.dataDir,
 		rootFiles: existing(t, map[string]string{
 			"admin_token": filepath.Join(f.dataDir, "admin-token"), "purge_secret": filepath.Join(edgeDir, "purge-secret"),
@@ -150,7 +144,8 @@ func remoteEdgeMode(t *testing.T) *hostileEnv {
 			"client_json": filepath.Join(f.dataDir, "client.json"), "store": filepath.Join(f.dataDir, "aipress.db"),
 			"shard_token": filepath.Join(base, "shard-h1.token"), "edge_token": filepath.Join(base, "edge-e1.token"),
 			"server_ca_key": filepath.Join(f.dataDir, "tls", "ca.key"), "backup_kek": filepath.Join(f.dataDir, "backup-kek"),
-		}, "admin_token", "purge_secret", "ca_key", "mariadb_root_password"),
+			"gateway_key": filepath.Join(agentDir, "gateway-tls", "key.pem"), "edge_mesh_key": filepath.Join(edgeDir, "mesh-tls", "key.pem"),
+		}, "admin_token", "purge_secret", "ca_key", "mariadb_root_password", "gateway_key"),
 		pids: func() map[string]int {
 			return map[string]int{"aipress server": f.server.cmd.Process.Pid, "aipress edge": f.edge.cmd.Process.Pid,
 				"aipress shard": f.shards["h1"].cmd.Process.Pid, "php-fpm master": intFile(t, filepath.Join(agentDir, "php", "supervised.pid")),
@@ -291,7 +286,7 @@ var (
 		"write_wp_content/B", "write_wp_config/B", "write_shared_core_dir/shard", "write_shared_core_file/shard",
 		"write_shared_cache_plugin/shard", "write_shared_cron_script/shard", "write_shared_install_script/shard", "read_root_admin_token/platform",
 		"read_root_ca_key/platform", "read_root_purge_secret/platform", "read_root_mariadb_root_password/platform",
-		"read_mariadb_datadir/shard", "fastcgi_socket/B", "fastcgi_tcp/B", "static_server/shard",
+		"read_mariadb_datadir/shard", "fastcgi_socket/B", "fastcgi_tcp/B", "static_server/shard", "gateway_fastcgi_relay/shard",
 		"db_root_socket/shard", "db_root_tcp/shard", "db_other_user/B", "db_connect/self", "db_select/self",
 		"db_show_databases/B", "db_show_databases/self", "db_use_other/B", "db_select_other/B", "db_mysql_user/shard",
 		"db_processlist/B", "db_load_file/shard", "db_into_outfile/shard", "purge_with_own_key/B",
@@ -336,7 +331,8 @@ var hostileAttacks = map[string]string{
 	"discover_pool_configs":       "read the shard's pool configurations (other sites' paths, users, ports)",
 	"fastcgi_socket":              "FastCGI to every php-fpm socket: run code as B (PHP_ADMIN_VALUE auto_prepend_file data://)",
 	"fastcgi_tcp":                 "FastCGI to every pool TCP port: run code as B (PHP_ADMIN_VALUE auto_prepend_file data://)",
-	"static_server":               "fetch B's files from the shard's static server without credentials",
+	"static_server":               "fetch B's files from the shard's static server (remote mode: its gateway, HTTPS and HTTP) without credentials",
+	"gateway_fastcgi_relay":       "reach B's pool through the shard's gateway over TLS without an edge certificate",
 	"db_root_socket":              "MariaDB root over the socket (no or guessed password)",
 	"db_root_tcp":                 "MariaDB root over loopback TCP (no or guessed password)",
 	"db_other_user":               "MariaDB as B's database user (no or guessed password)",

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -19,34 +20,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aipress/aipress/internal/mtls"
 )
 
-// freePortRange finds n consecutive loopback ports nothing listens on.
-func freePortRange(t *testing.T, n int) int {
-	t.Helper()
-	for base := 30000 + os.Getpid()%10000; base < 60000; base += n {
-		free := true
-		for p := base; p < base+n && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
-// TestRemoteEdge runs a shard whose pools listen on TCP and which serves
-// static files over HTTP, and an edge as another user (nobody) in another
-// working directory, which cannot read the shard's docroots: PHP pages,
-// try_files' fallbacks and static files (core CSS and a fresh upload) all
-// reach visitors through the edge, so they came over the network.
+// TestRemoteEdge runs a shard with a gateway (mutual TLS) and an edge as
+// another user (nobody) in another working directory, which cannot read the
+// shard's docroots nor connect to its pools' sockets: PHP pages, try_files'
+// fallbacks and static files (core CSS and a fresh upload) all reach
+// visitors through the edge, so they came through the gateway. Without the
+// platform's edge certificate, nothing passes the gateway.
 func TestRemoteEdge(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the edge runs as nobody")
@@ -67,8 +50,7 @@ func TestRemoteEdge(t *testing.T) {
 		t.Fatalf("the edge does not run as nobody:\n%s", st)
 	}
 
-	ports := freePortRange(t, 10)
-	staticAddr := freeAddr(t)
+	gatewayAddr := freeAddr(t)
 	agentDir := filepath.Join(filepath.Dir(f.dataDir), "agents", "r1")
 	_, httpPort, _ := strings.Cut(f.httpAddr, ":")
 	f.token("shard", "r1")
@@ -76,9 +58,12 @@ func TestRemoteEdge(t *testing.T) {
 		"--server", "http://"+f.apiAddr, "--token-file", filepath.Join(filepath.Dir(f.dataDir), "shard-r1.token"),
 		"--data-dir", agentDir, "--public-port", httpPort, "--heartbeat-interval", "1s",
 		"--transfer-url", "file://"+filepath.Join(f.dataDir, "transfers"),
-		"--pool-listen", "127.0.0.1", "--pool-ports", fmt.Sprintf("%d-%d", ports, ports+9),
-		"--static-addr", staticAddr)...)
+		"--gateway-addr", gatewayAddr)...)
 	f.waitShard("r1", "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
+	out, err := f.cli("shard", "get", "r1", "-o", "json")
+	if err != nil || !strings.Contains(out, `"gateway": "`+gatewayAddr+`"`) || !strings.Contains(out, `"dir": "`+agentDir+`"`) {
+		t.Fatalf("shard r1's registration: %v\n%s", err, out)
+	}
 
 	const domain = "remote.localhost"
 	made := f.createSite(domain, "Remote Edge Site")
@@ -86,25 +71,25 @@ func TestRemoteEdge(t *testing.T) {
 		t.Fatalf("site: %+v", made)
 	}
 	sj := f.siteJSON(domain)
-	endpoint, staticURL, docroot := field(sj, "status", "endpoint"), field(sj, "status", "static_url"), field(sj, "status", "docroot")
-	port, err := strconv.Atoi(strings.TrimPrefix(endpoint, "tcp:127.0.0.1:"))
-	if err != nil || port < ports || port > ports+9 {
-		t.Fatalf("endpoint %q, want tcp:127.0.0.1:%d-%d", endpoint, ports, ports+9)
-	}
-	if staticURL != "http://"+staticAddr {
-		t.Fatalf("static_url %q, want http://%s", staticURL, staticAddr)
-	}
+	endpoint, docroot := field(sj, "status", "endpoint"), field(sj, "status", "docroot")
 	// The edge's user cannot even enter the site's directory.
 	if fi, err := os.Stat(filepath.Dir(docroot)); err != nil || fi.Mode().Perm()&0o005 != 0 ||
 		fi.Sys().(*syscall.Stat_t).Uid == uint32(uid) || fi.Sys().(*syscall.Stat_t).Gid == uint32(gid) {
 		t.Fatalf("site dir %s: %v %v: readable by nobody", filepath.Dir(docroot), fi.Mode(), err)
 	}
+	// The pool is a root-owned 0600 Unix socket, nothing on TCP.
+	sock, ok := strings.CutPrefix(endpoint, "unix:")
+	if !ok || !strings.HasPrefix(sock, agentDir+"/php/run/") {
+		t.Fatalf("endpoint %q", endpoint)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("pool socket %s: %v %v", sock, fi.Mode(), err)
+	}
 	poolFiles, _ := filepath.Glob(filepath.Join(agentDir, "php", "pool.d", "*.conf"))
 	if len(poolFiles) != 1 {
 		t.Fatalf("pool files %v", poolFiles)
 	}
-	if conf, _ := os.ReadFile(poolFiles[0]); !strings.Contains(string(conf), fmt.Sprintf("listen = 127.0.0.1:%d\n", port)) ||
-		!strings.Contains(string(conf), "listen.allowed_clients = 127.0.0.1,::1\n") {
+	if conf, _ := os.ReadFile(poolFiles[0]); !strings.Contains(string(conf), "listen = "+sock+"\nlisten.mode = 0600\n") {
 		t.Fatalf("pool config:\n%s", conf)
 	}
 
@@ -180,27 +165,67 @@ func TestRemoteEdge(t *testing.T) {
 		t.Fatalf("upload %s through the edge: %d %q, %d bytes (want %d)", upath, code, hdr.Get("Content-Type"), len(got), len(content))
 	}
 
-	// Only allowed clients reach the static server: 127.0.0.2 is not one.
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) }}}
-	req, _ := http.NewRequest("GET", staticURL+"/wp-includes/css/dashicons.min.css", nil)
-	req.Host = domain
-	if resp, err := c.Do(req); err != nil {
+	// Nothing passes the gateway without the platform's edge certificate:
+	// not a TLS client without one (static files or FastCGI), not one with
+	// a certificate of another CA, not plain TCP.
+	for _, proto := range []string{"http/1.1", "aipress-fcgi/1"} {
+		c, err := tls.Dial("tcp", gatewayAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto}})
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET /wp-includes/css/dashicons.min.css HTTP/1.1\r\nHost: "+domain+"\r\n\r\n")
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if bytes.Contains(b, coreCSS[:20]) || bytes.HasPrefix(b, []byte("ok")) || bytes.Contains(b, []byte("200 OK")) {
+				t.Errorf("%s without a client certificate: %q", proto, b)
+			}
+		}
+	}
+	strangerCA, err := mtls.NewAuthority(bytes.Repeat([]byte{42}, 32), nil)
+	if err != nil {
 		t.Fatal(err)
-	} else {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 403 || bytes.Contains(b, coreCSS[:20]) {
-			t.Errorf("static server from 127.0.0.2: %d", resp.StatusCode)
+	}
+	stranger, err := mtls.LoadCredentials(t.TempDir(), mtls.Identity{Role: mtls.RoleEdge, Name: "e1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stranger.Renew(context.Background(), func(_ context.Context, csr []byte) ([]byte, []byte, error) {
+		cert, _, err := strangerCA.Issue(csr, stranger.Self(), 0)
+		return cert, strangerCA.CertPEM(), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// It does not accept r1's certificate either (another CA): skip that
+	// check and offer its certificate to the gateway.
+	cfg := stranger.ClientTLS(mtls.Identity{Role: mtls.RoleShard, Name: "r1"}, "http/1.1")
+	cfg.VerifyConnection = nil
+	if c, err := tls.Dial("tcp", gatewayAddr, cfg); err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /wp-includes/css/dashicons.min.css HTTP/1.1\r\nHost: "+domain+"\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if bytes.Contains(b, coreCSS[:20]) {
+			t.Error("a certificate of another CA read a static file through the gateway")
+		}
+	}
+	if c, err := net.Dial("tcp", gatewayAddr); err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, domain+"\n")
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if bytes.HasPrefix(b, []byte("ok")) {
+			t.Error("plain TCP reached the FastCGI relay")
+		}
+	}
+	// The gateway's and the edge's certificates were issued by the control
+	// plane and are root's (the edge's: its user's) alone.
+	for _, p := range []string{filepath.Join(agentDir, "gateway-tls", "key.pem"), filepath.Join(filepath.Dir(f.dataDir), "edge", "mesh-tls", "cert.pem")} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", p, fi, err)
 		}
 	}
 
-	// Deleting the site frees its port.
 	if out, err := f.cli("site", "delete", domain, "--wait"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
-	}
-	if b, err := os.ReadFile(filepath.Join(agentDir, "pool-ports.json")); err != nil || strings.Contains(string(b), strconv.Itoa(port)) {
-		t.Errorf("pool-ports.json after delete: %v %s", err, b)
 	}
 }
 

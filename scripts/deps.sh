@@ -9,6 +9,7 @@ pkgs=(
   wordpress wordpress-theme-twentytwentythree
   postgresql # the postgres store's tests start their own throwaway server from it
   ca-certificates curl passwd
+  util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
 )
 # Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
 read -r -a extra <<<"${DEPS_EXTRA:-}"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -30,7 +31,8 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 		return nil, err
 	}
 	ed := edge.New(edge.Config{AllowedSymlinkRoots: core.LinkRoots})
-	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(st)}))
+	n := shardlayout.Layout{Name: "local", Dir: filepath.Join(dataDir, "shards", "local")}.Site(st.Metadata.UID)
+	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(st, edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket})}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/platform"
 )
 
 // edge measures what an edge does on start: fetch the whole routing table
@@ -45,11 +46,8 @@ func (b *bench) edge(ctx context.Context) error {
 }
 
 // buildTable turns the routes list into the edge's table, one route per
-// site as the edge derives it.
+// site as an edge derives it (every shard reached through a gateway).
 func buildTable(resp *apiclient.RoutesResponse) *edge.Table {
-	routes := make([]edge.Route, 0, len(resp.Sites))
-	for i := range resp.Sites {
-		routes = append(routes, edge.RouteForSite(&resp.Sites[i]))
-	}
+	routes, _ := platform.BuildRoutes(resp.Sites, resp.Shards, platform.Locality{})
 	return edge.NewTable(routes)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -69,7 +70,7 @@ func newCP(t *testing.T) *cp {
 		}
 	}
 	for _, name := range []string{"s1", "s2"} {
-		if err := st.CreateShard(ctx, &store.Shard{Name: name, Phase: store.ShardReady, CreatedAt: created}); err != nil {
+		if err := st.CreateShard(ctx, &store.Shard{Name: name, Phase: store.ShardReady, CreatedAt: created, Dir: "/srv/" + name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -345,15 +346,22 @@ func TestSitesReports(t *testing.T) {
 		l, _ := s2.ListSites(ctx, "s2")
 		return l[0].Move != nil && l[0].Move.Phase == site.MoveImporting
 	})
+	// The target may report only where the site lives by its registered
+	// layout: not a TCP port, not a docroot of its choosing.
+	s2Layout := shardlayout.Layout{Name: "s2", Dir: "/srv/s2"}
+	for _, bad := range [][2]string{{"tcp:s2.internal:9100", ""}, {"", "/"}, {"unix:/srv/s1/php/run/x.sock", ""}} {
+		_, err := c.client(s2Secret).ReportMove(ctx, "a.com", a.Metadata.UID, site.Move{ID: "m1", Imported: &t1, TargetEndpoint: bad[0], TargetDocroot: bad[1]})
+		if err == nil || !strings.Contains(err.Error(), "422") && !strings.Contains(err.Error(), "not the site's") {
+			t.Errorf("s2 reporting endpoint %q docroot %q: %v", bad[0], bad[1], err)
+		}
+	}
 	if err := s2.UpdateMove(ctx, "a.com", a.Metadata.UID, func(m *site.Move) {
-		m.Imported, m.TargetEndpoint, m.TargetDocroot = &t1, "tcp:s2.internal:9100", "/s2"
-		m.TargetStaticURL = "http://s2.internal:8082"
+		m.Imported, m.TargetEndpoint, m.TargetDocroot = &t1, s2Layout.Endpoint(a.Metadata.UID), s2Layout.Site(a.Metadata.UID).Docroot
 	}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = c.store.GetSite(ctx, "a.com")
-	if got.Status.Shard != "s2" || got.Move.Phase != site.MoveCleaningUp || got.Status.Endpoint != "tcp:s2.internal:9100" ||
-		got.Status.StaticURL != "http://s2.internal:8082" {
+	if got.Status.Shard != "s2" || got.Move.Phase != site.MoveCleaningUp || got.Status.Endpoint != s2Layout.Endpoint(a.Metadata.UID) {
 		t.Fatalf("after the import: status %+v move %+v", got.Status, got.Move)
 	}
 	// s1's status reports are now refused (and ignored by Sites).

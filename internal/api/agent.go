@@ -3,10 +3,16 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 
+	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -19,12 +25,21 @@ import (
 
 // RegisterRequest is the body of POST /v1/agent/register.
 type RegisterRequest struct {
-	// Capacity is how many sites the shard takes (0: the default).
+	// Capacity is how many sites the shard takes (0: the default); the
+	// control plane caps it at Config.MaxShardCapacity.
 	Capacity     int               `json:"capacity"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	Roots        []string          `json:"roots,omitempty"`
 	AgentVersion string            `json:"agent_version,omitempty"`
 	Provider     string            `json:"provider,omitempty"`
+	// Dir is the shard's data directory on its machine: the sites'
+	// docroots and pool sockets are derived from it (package
+	// shardlayout), and status reports must match.
+	Dir string `json:"dir,omitempty"`
+	// Gateway is the host:port where edges on other machines reach the
+	// shard's gateway (mutual TLS); empty: only edges on the shard's own
+	// machine serve its sites.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // HeartbeatRequest is the body of POST /v1/agent/heartbeat.
@@ -57,6 +72,9 @@ type FinalizeRequest struct {
 const (
 	MaxShardCapacity = 100000
 	maxShortString   = 100
+	// DefaultMaxShardCapacity is Config.MaxShardCapacity's default: a
+	// shard's own word on its capacity is capped there.
+	DefaultMaxShardCapacity = 500
 )
 
 // forAgent returns the site as sent to a shard agent. Unlike what operators
@@ -83,6 +101,39 @@ func (req *RegisterRequest) validate() error {
 	if len(req.AgentVersion) > maxShortString || len(req.Provider) > maxShortString {
 		return badRequest("agent_version and provider are at most %d characters", maxShortString)
 	}
+	if req.Dir != "" && (!filepath.IsAbs(req.Dir) || filepath.Clean(req.Dir) != req.Dir || req.Dir == "/" || len(req.Dir) > 1024) {
+		return badRequest("dir %q is not a clean absolute path below /", req.Dir)
+	}
+	if req.Gateway != "" {
+		if err := validGatewayAddr(req.Gateway); err != nil {
+			return badRequest("gateway %q: %v", req.Gateway, err)
+		}
+	}
+	return nil
+}
+
+// hostnameRE is a DNS name (labels of letters, digits and '-').
+var hostnameRE = regexp.MustCompile(`^(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?))*$`)
+
+// validGatewayAddr checks a gateway address: a host name or IP address and
+// a port.
+func validGatewayAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("port must be 1-65535")
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.IsUnspecified() || ip.IsMulticast() {
+			return errors.New("not an address edges can connect to")
+		}
+		return nil
+	}
+	if len(host) > 253 || !hostnameRE.MatchString(host) {
+		return errors.New("host must be a DNS name or an IP address")
+	}
 	return nil
 }
 
@@ -97,9 +148,14 @@ func (s *server) agentRegister(c *call) (response, error) {
 	}
 	name := c.token.Subject
 	c.target = name
+	if limit := s.maxShardCapacity(); req.Capacity > limit || req.Capacity == 0 && limit < placement.DefaultCapacity {
+		s.log.Warn("shard registered a capacity above the operator's cap; capped", "shard", name, "capacity", req.Capacity, "cap", limit)
+		req.Capacity = limit
+	}
 	apply := func(sh *store.Shard) {
 		sh.Capacity, sh.Labels, sh.Roots = req.Capacity, req.Labels, req.Roots
 		sh.AgentVersion, sh.Provider = req.AgentVersion, req.Provider
+		sh.Dir, sh.Gateway = req.Dir, req.Gateway
 	}
 	sh := &store.Shard{Name: name, Phase: store.ShardPending, CreatedAt: s.cfg.Clock().UTC()}
 	apply(sh)
@@ -126,6 +182,48 @@ func (s *server) agentRegister(c *call) (response, error) {
 		return response{}, internal(fmt.Errorf("update shard %q: %w", name, err))
 	}
 	return response{status: http.StatusOK, body: got, unchanged: got.ResourceVersion == before}, nil
+}
+
+// maxShardCapacity is the operator's cap on registered capacities.
+func (s *server) maxShardCapacity() int {
+	if s.cfg.MaxShardCapacity > 0 {
+		return min(s.cfg.MaxShardCapacity, MaxShardCapacity)
+	}
+	return DefaultMaxShardCapacity
+}
+
+// checkPaths refuses a docroot or pool endpoint that is not the one the
+// site has on shard by the shard's registered directory (shardlayout): a
+// shard may report only where its own site lives, never a path of its
+// choosing. Empty values are left alone.
+func checkPaths(sh *store.Shard, uid, docroot, endpoint string) error {
+	if docroot == "" && endpoint == "" {
+		return nil
+	}
+	if sh.Dir == "" {
+		return errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "shard %q registered no directory; restart its agent to register again", sh.Name)
+	}
+	l := shardlayout.Layout{Name: sh.Name, Dir: sh.Dir}
+	if want := l.Site(uid).Docroot; docroot != "" && docroot != want {
+		return errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "docroot %q is not the site's docroot on shard %q (%s)", docroot, sh.Name, want)
+	}
+	if want := l.Endpoint(uid); endpoint != "" && endpoint != want {
+		return errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "endpoint %q is not the site's pool on shard %q (%s)", endpoint, sh.Name, want)
+	}
+	return nil
+}
+
+// reportingShard returns the calling shard's record.
+func (s *server) reportingShard(c *call) (*store.Shard, error) {
+	name := c.token.Subject
+	sh, err := s.cfg.Store.GetShard(c.r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errorf(http.StatusConflict, CodeConflict, "shard %q is not registered", name)
+	}
+	if err != nil {
+		return nil, internal(fmt.Errorf("get shard %q: %w", name, err))
+	}
+	return sh, nil
 }
 
 func (s *server) agentHeartbeat(c *call) (response, error) {
@@ -177,12 +275,19 @@ func (s *server) agentStatus(c *call) (response, error) {
 		return response{}, err
 	}
 	shard := c.token.Subject
+	sh, err := s.reportingShard(c)
+	if err != nil {
+		return response{}, err
+	}
 	return s.agentUpdate(c, func(cur *site.Site) error {
 		if cur.Metadata.UID != req.UID {
 			return conflict("site %q has another uid (it was re-created)", cur.Metadata.Name)
 		}
 		if cur.Status.Shard != shard {
 			return conflict("site %q is not on shard %q", cur.Metadata.Name, shard)
+		}
+		if err := checkPaths(sh, req.UID, req.Status.Docroot, req.Status.Endpoint); err != nil {
+			return err
 		}
 		next := req.Status
 		next.Shard = cur.Status.Shard
@@ -197,6 +302,10 @@ func (s *server) agentMove(c *call) (response, error) {
 		return response{}, err
 	}
 	shard := c.token.Subject
+	sh, err := s.reportingShard(c)
+	if err != nil {
+		return response{}, err
+	}
 	now := s.cfg.Clock().UTC()
 	return s.agentUpdate(c, func(cur *site.Site) error {
 		if cur.Metadata.UID != req.UID {
@@ -208,6 +317,13 @@ func (s *server) agentMove(c *call) (response, error) {
 		}
 		if req.Move.ID != "" && req.Move.ID != m.ID {
 			return conflict("move %q of site %q is not the current one (%s)", req.Move.ID, cur.Metadata.Name, m.ID)
+		}
+		// Only the target reports where the site lives on it (the source
+		// echoes the move it was sent, which mergeMoveReport ignores).
+		if shard == m.Target {
+			if err := checkPaths(sh, req.UID, req.Move.TargetDocroot, req.Move.TargetEndpoint); err != nil {
+				return err
+			}
 		}
 		mergeMoveReport(m, &req.Move, shard)
 		site.AdvanceMove(cur, now)
@@ -251,11 +367,6 @@ func mergeMoveReport(m, r *site.Move, shard string) {
 		once(&m.Imported, r.Imported)
 		str(&m.TargetEndpoint, r.TargetEndpoint)
 		str(&m.TargetDocroot, r.TargetDocroot)
-		if r.Imported != nil {
-			// Reported with the import, and empty when the target has
-			// no static server: taken as is.
-			m.TargetStaticURL = r.TargetStaticURL
-		}
 		if m.Phase == site.MoveAborting {
 			once(&m.CleanedUp, r.CleanedUp)
 		}

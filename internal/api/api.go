@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -92,9 +93,19 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
+	// Authority issues the certificates shard gateways and edges
+	// authenticate each other with (POST /v1/agent/certificate, POST
+	// /v1/edge/certificate). Nil: those routes answer 501.
+	Authority *mtls.Authority
+	// MaxShardCapacity caps the capacity a shard registers (default
+	// DefaultMaxShardCapacity): a shard's token is trusted for its own
+	// sites, not for how many sites it is given.
+	MaxShardCapacity int
 	// Backups opens the backup repositories (one per shard) and hands out
-	// access to shard agents. Nil: showing a snapshot, restoring and
-	// GET /v1/agent/backup-access answer 501; jobs are still recorded.
+	// access to shard agents, and the keys of site moves (derived from the
+	// same key-encryption key). Nil: showing a snapshot, restoring,
+	// GET /v1/agent/backup-access and GET /v1/agent/sites/{name}/move-key
+	// answer 501; jobs are still recorded.
 	Backups *repos.Manager
 }
 
@@ -282,10 +293,13 @@ var routes = []route{
 	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", store.RoleShard, true, true, (*server).agentStatus},
 	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", store.RoleShard, true, true, (*server).agentMove},
 	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", store.RoleShard, true, false, (*server).agentFinalize},
+	{"GET", "/v1/agent/sites/{name}/move-key", "agent.move-key", store.RoleShard, false, false, (*server).agentMoveKey},
 	{"GET", "/v1/agent/jobs", "agent.jobs", store.RoleShard, false, false, (*server).agentJobs},
 	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", store.RoleShard, false, false, (*server).agentJob},
 	{"PUT", "/v1/agent/jobs/{id}", "agent.job", store.RoleShard, true, true, (*server).agentReportJob},
 	{"GET", "/v1/agent/backup-access", "agent.backup-access", store.RoleShard, false, false, (*server).agentBackupAccess},
+	{"POST", "/v1/agent/certificate", "agent.certificate", store.RoleShard, true, false, (*server).agentCertificate},
+	{"POST", "/v1/edge/certificate", "edge.certificate", roleEdgeOnly, true, false, (*server).edgeCertificate},
 
 	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
 
@@ -297,6 +311,10 @@ var routes = []route{
 // roleAny marks a route every valid token may call.
 const roleAny store.Role = "any"
 
+// roleEdgeOnly marks a route only edge tokens may call (an edge's own
+// certificate: an admin is no edge).
+const roleEdgeOnly store.Role = "edge-only"
+
 // allowedRoles maps a route's Role to the token roles that may call it.
 // Operators' roles are ranked (an admin may do what a viewer may); shard and
 // edge tokens reach only their own routes (and whoami), and operators do not
@@ -306,6 +324,7 @@ var allowedRoles = map[store.Role][]store.Role{
 	store.RoleAdmin:  {store.RoleAdmin},
 	store.RoleShard:  {store.RoleShard},
 	store.RoleEdge:   {store.RoleEdge, store.RoleAdmin},
+	roleEdgeOnly:     {store.RoleEdge},
 	roleAny:          {store.RoleViewer, store.RoleAdmin, store.RoleShard, store.RoleEdge},
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -34,6 +35,7 @@ type env struct {
 	handler  http.Handler
 	notifies atomic.Int64
 	purger   *recPurger
+	ca       *mtls.Authority
 }
 
 func hashSecret(s string) string {
@@ -58,7 +60,13 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e := &env{store: st, purger: &recPurger{}}
+	ca, err := mtls.NewAuthority(bytes.Repeat([]byte{7}, 32), func() time.Time { return testNow })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ca = ca
 	e.handler = New(Config{
+		Authority: ca,
 		Purger:    e.purger,
 		Store:     st,
 		Placer:    StaticPlacer("local"),

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"maps"
 	"net/http"
 	"strconv"
@@ -9,9 +12,51 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
+
+// testCSR is a certificate request for a fresh key.
+func testCSR(t *testing.T) []byte {
+	t.Helper()
+	c, err := mtls.LoadCredentials(t.TempDir(), mtls.Identity{Role: mtls.RoleEdge, Name: "whoever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := c.CSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
+// checkCertificate checks that an answer's certificate names identity
+// whatever the request asked for, and chains to the answer's CA.
+func checkCertificate(identity string) func(t *testing.T, e *env, m map[string]any) {
+	return func(t *testing.T, e *env, m map[string]any) {
+		cb, _ := pem.Decode([]byte(get(m, "certificate").(string)))
+		if cb == nil {
+			t.Fatalf("no certificate in %v", m)
+		}
+		cert, err := x509.ParseCertificate(cb.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := mtls.IdentityOf(cert)
+		if err != nil || id.String() != identity {
+			t.Errorf("certificate identity %v, %v; want %s", id, err, identity)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(get(m, "ca").(string))) || string(e.ca.CertPEM()) != get(m, "ca") {
+			t.Fatal("answer's CA is not the authority's")
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: testNow, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("certificate does not verify: %v", err)
+		}
+	}
+}
 
 const (
 	shard1Secret = "shard1-secret"
@@ -37,8 +82,8 @@ func fedEnv(t *testing.T) *env {
 		}
 	}
 	for _, sh := range []store.Shard{
-		{Name: "s1", Phase: store.ShardReady, CreatedAt: testNow},
-		{Name: "s2", Phase: store.ShardReady, CreatedAt: testNow},
+		{Name: "s1", Phase: store.ShardReady, CreatedAt: testNow, Dir: "/srv/s1"},
+		{Name: "s2", Phase: store.ShardReady, CreatedAt: testNow, Dir: "/srv/s2"},
 		{Name: "s3", Phase: store.ShardReady, Cordoned: true, CreatedAt: testNow},
 		{Name: "s4", Phase: store.ShardUnhealthy, CreatedAt: testNow},
 	} {
@@ -71,6 +116,40 @@ func (e *env) uid(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return st.Metadata.UID
+}
+
+// expand replaces the placeholders of a test's strings: {uid:a.com} by
+// a.com's UID, {docroot:SHARD} and {endpoint:SHARD} by a.com's docroot and
+// pool endpoint in the layout of SHARD (directory /srv/SHARD).
+func (e *env) expand(t *testing.T, s string) string {
+	t.Helper()
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	uid := e.uid(t, "a.com")
+	r := []string{"{uid:a.com}", uid}
+	for _, sh := range []string{"s1", "s2"} {
+		l := shardlayout.Layout{Name: sh, Dir: "/srv/" + sh}
+		r = append(r, "{docroot:"+sh+"}", l.Site(uid).Docroot, "{endpoint:"+sh+"}", l.Endpoint(uid))
+	}
+	return strings.NewReplacer(r...).Replace(s)
+}
+
+// expandBody expands the placeholders of a JSON body.
+func (e *env) expandBody(t *testing.T, body any) any {
+	t.Helper()
+	if body == nil {
+		return nil
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal([]byte(e.expand(t, string(b))), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestFederationScenarios(t *testing.T) {
@@ -113,6 +192,17 @@ func TestFederationScenarios(t *testing.T) {
 			status: 200, fields: map[string]any{"name": "s1", "phase": "Ready", "cordoned": true, "capacity": 7.0}},
 		{name: "register bad root", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"roots": []string{"rel/dir"}}, status: 400, code: "invalid_argument"},
 		{name: "register negative capacity", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"capacity": -1}, status: 400, code: "invalid_argument"},
+		// A shard's word on its capacity is capped by the operator.
+		{name: "register capacity above the cap", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"capacity": 90000},
+			status: 201, fields: map[string]any{"capacity": float64(DefaultMaxShardCapacity)}},
+		{name: "register dir and gateway", method: "POST", path: "/v1/agent/register", token: shard9Secret,
+			body:   map[string]any{"capacity": 5, "dir": "/var/lib/aipress-shard", "gateway": "shard-9.internal:8443"},
+			status: 201, fields: map[string]any{"dir": "/var/lib/aipress-shard", "gateway": "shard-9.internal:8443"}},
+		{name: "register root dir", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"dir": "/"}, status: 400, code: "invalid_argument"},
+		{name: "register relative dir", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"dir": "srv/x"}, status: 400, code: "invalid_argument"},
+		{name: "register gateway URL", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"gateway": "http://x:1"}, status: 400, code: "invalid_argument"},
+		{name: "register gateway without port", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"gateway": "x.internal"}, status: 400, code: "invalid_argument"},
+		{name: "register gateway on any address", method: "POST", path: "/v1/agent/register", token: shard9Secret, body: map[string]any{"gateway": "0.0.0.0:8443"}, status: 400, code: "invalid_argument"},
 		{name: "heartbeat unregistered", method: "POST", path: "/v1/agent/heartbeat", token: shard9Secret, body: map[string]any{"usage": map[string]any{"sites": 1}}, status: 404, code: "not_found"},
 		{name: "heartbeat", method: "POST", path: "/v1/agent/heartbeat", token: shard1Secret, body: map[string]any{"usage": map[string]any{"sites": 3, "serving": 2}}, status: 204,
 			check: func(t *testing.T, e *env, _ map[string]any) {
@@ -124,8 +214,36 @@ func TestFederationScenarios(t *testing.T) {
 
 		// Status reports.
 		{name: "status report", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
-			body:   map[string]any{"uid": uidA, "status": map[string]any{"phase": "Suspended", "shard": "s2", "observed_generation": 1, "endpoint": "unix:/x.sock"}},
-			status: 200, fields: map[string]any{"status.phase": "Suspended", "status.shard": "s1", "status.endpoint": "unix:/x.sock"}},
+			body:   map[string]any{"uid": uidA, "status": map[string]any{"phase": "Suspended", "shard": "s2", "observed_generation": 1, "endpoint": "{endpoint:s1}", "docroot": "{docroot:s1}"}},
+			status: 200, fields: map[string]any{"status.phase": "Suspended", "status.shard": "s1", "status.endpoint": "{endpoint:s1}", "status.docroot": "{docroot:s1}"}},
+		// A shard reports only where its own site lives by its registered
+		// layout: never a path or socket of its choosing.
+		{name: "status report docroot /", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
+			body: map[string]any{"uid": uidA, "status": map[string]any{"phase": "Ready", "docroot": "/"}}, status: 422, code: "invalid_argument"},
+		{name: "status report another shard's docroot", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
+			body: map[string]any{"uid": uidA, "status": map[string]any{"phase": "Ready", "docroot": "{docroot:s2}"}}, status: 422, code: "invalid_argument"},
+		{name: "status report TCP endpoint", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
+			body: map[string]any{"uid": uidA, "status": map[string]any{"phase": "Ready", "endpoint": "tcp:127.0.0.1:9100"}}, status: 422, code: "invalid_argument"},
+		{name: "status report another socket", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
+			body: map[string]any{"uid": uidA, "status": map[string]any{"phase": "Ready", "endpoint": "unix:/srv/s1/php/run/wp_other.sock"}}, status: 422, code: "invalid_argument"},
+		{name: "status report of an unregistered dir", setup: func(t *testing.T, e *env) {
+			if _, err := e.store.UpdateShard(context.Background(), "s1", func(sh *store.Shard) error { sh.Dir = ""; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
+			body: map[string]any{"uid": uidA, "status": map[string]any{"phase": "Ready", "docroot": "{docroot:s1}"}}, status: 422, code: "invalid_argument"},
+
+		// Certificates for the gateway channel: each token gets one for
+		// its own identity only.
+		{name: "shard certificate", method: "POST", path: "/v1/agent/certificate", token: shard1Secret, body: map[string]any{"csr": "{csr}"},
+			status: 200, fields: map[string]any{"identity": "aipress://shard/s1"}, check: checkCertificate("aipress://shard/s1")},
+		{name: "edge certificate", method: "POST", path: "/v1/edge/certificate", token: edgeSecret, body: map[string]any{"csr": "{csr}"},
+			status: 200, fields: map[string]any{"identity": "aipress://edge/tok-edge"}, check: checkCertificate("aipress://edge/tok-edge")},
+		{name: "admin edge certificate forbidden", method: "POST", path: "/v1/edge/certificate", token: adminSecret, body: map[string]any{"csr": "{csr}"}, status: 403, code: "forbidden"},
+		{name: "shard edge certificate forbidden", method: "POST", path: "/v1/edge/certificate", token: shard1Secret, body: map[string]any{"csr": "{csr}"}, status: 403, code: "forbidden"},
+		{name: "edge shard certificate forbidden", method: "POST", path: "/v1/agent/certificate", token: edgeSecret, body: map[string]any{"csr": "{csr}"}, status: 403, code: "forbidden"},
+		{name: "certificate without csr", method: "POST", path: "/v1/agent/certificate", token: shard1Secret, body: map[string]any{}, status: 400, code: "invalid_argument"},
+		{name: "certificate bad csr", method: "POST", path: "/v1/agent/certificate", token: shard1Secret, body: map[string]any{"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}, status: 400, code: "invalid_argument"},
 		{name: "status report wrong uid", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard1Secret,
 			body: map[string]any{"uid": "other", "status": map[string]any{"phase": "Ready"}}, status: 409, code: "conflict"},
 		{name: "status report by another shard", method: "PUT", path: "/v1/agent/sites/a.com/status", token: shard2Secret,
@@ -279,11 +397,12 @@ func TestFederationScenarios(t *testing.T) {
 				tt.setup(t, e)
 			}
 			body := tt.body
-			if m, ok := body.(map[string]any); ok && m["uid"] == uidA {
+			if m, ok := body.(map[string]any); ok && m["csr"] == "{csr}" {
 				m = maps.Clone(m)
-				m["uid"] = e.uid(t, "a.com")
+				m["csr"] = string(testCSR(t))
 				body = m
 			}
+			body = e.expandBody(t, body)
 			code, m, hdr := e.do(t, tt.method, tt.path, tt.token, body)
 			if code != tt.status {
 				t.Fatalf("status = %d, want %d; body %v", code, tt.status, m)
@@ -292,6 +411,9 @@ func TestFederationScenarios(t *testing.T) {
 				t.Errorf("error code = %q, want %q; body %v", got, tt.code, m)
 			}
 			for path, want := range tt.fields {
+				if w, ok := want.(string); ok {
+					want = e.expand(t, w)
+				}
 				if got := get(m, path); got != want {
 					t.Errorf("%s = %#v, want %#v", path, got, want)
 				}
@@ -332,14 +454,22 @@ func TestMoveReports(t *testing.T) {
 		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"cleaned_up": "2025-01-02T03:04:09Z", "artifact": "x", "error": "disk full"}},
 			200, map[string]any{"move.phase": "Importing", "move.artifact": "moves/a.com.tar", "move.cleaned_up": nil, "move.error": "disk full"}},
 		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"id": "another-move", "imported": "2025-01-02T03:04:09Z"}}, 409, nil},
+		// The target reports where the site lives on it: only its layout's
+		// paths are taken.
 		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{
-			"imported": "2025-01-02T03:04:10Z", "target_endpoint": "unix:/s2.sock", "target_docroot": "/s2/htdocs",
-		}}, 200, map[string]any{"move.phase": "CleaningUp", "status.shard": "s2", "status.endpoint": "unix:/s2.sock",
-			"status.docroot": "/s2/htdocs", "move.switched": "2025-01-02T03:04:05Z", "move.error": nil}},
+			"imported": "2025-01-02T03:04:10Z", "target_endpoint": "tcp:evil:9000", "target_docroot": "{docroot:s2}",
+		}}, 422, nil},
+		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{
+			"imported": "2025-01-02T03:04:10Z", "target_endpoint": "{endpoint:s2}", "target_docroot": "{docroot:s1}",
+		}}, 422, nil},
+		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{
+			"imported": "2025-01-02T03:04:10Z", "target_endpoint": "{endpoint:s2}", "target_docroot": "{docroot:s2}",
+		}}, 200, map[string]any{"move.phase": "CleaningUp", "status.shard": "s2", "status.endpoint": "{endpoint:s2}",
+			"status.docroot": "{docroot:s2}", "move.switched": "2025-01-02T03:04:05Z", "move.error": nil}},
 		// After the switch the source no longer reports status, and the move cannot be aborted.
 		{shard1Secret, "/v1/agent/sites/a.com/status", map[string]any{"uid": uid, "status": map[string]any{"phase": "Failed"}}, 409, nil},
 		{adminSecret, "/v1/sites/a.com/move/abort", nil, 409, nil},
-		{shard2Secret, "/v1/agent/sites/a.com/status", map[string]any{"uid": uid, "status": map[string]any{"phase": "Ready", "endpoint": "unix:/s2.sock"}}, 200, map[string]any{"status.shard": "s2"}},
+		{shard2Secret, "/v1/agent/sites/a.com/status", map[string]any{"uid": uid, "status": map[string]any{"phase": "Ready", "endpoint": "{endpoint:s2}"}}, 200, map[string]any{"status.shard": "s2"}},
 		{shard1Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"cleaned_up": "2025-01-02T03:04:11Z"}},
 			200, map[string]any{"move.phase": "Done"}},
 		{shard1Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"error": "late"}}, 409, nil},
@@ -351,13 +481,16 @@ func TestMoveReports(t *testing.T) {
 		}
 		var body any
 		if s.body != nil {
-			body = s.body
+			body = e.expandBody(t, s.body)
 		}
 		code, m, _ := e.do(t, method, s.path, s.token, body)
 		if code != s.status {
 			t.Fatalf("step %d %s: %d, want %d; %v", i, s.path, code, s.status, m)
 		}
 		for path, want := range s.fields {
+			if w, ok := want.(string); ok {
+				want = e.expand(t, w)
+			}
 			if got := get(m, path); got != want {
 				t.Errorf("step %d: %s = %#v, want %#v", i, path, got, want)
 			}

@@ -72,8 +72,11 @@ func TestRoutesHaveRoles(t *testing.T) {
 		if rt.Mutating != (rt.Method != "GET") {
 			t.Errorf("route %s %s: Mutating = %v", rt.Method, rt.Pattern, rt.Mutating)
 		}
-		if rt.Mutating && rt.Role != store.RoleAdmin && rt.Role != store.RoleShard {
-			t.Errorf("mutating route %s %s needs admin or shard", rt.Method, rt.Pattern)
+		if rt.Mutating && rt.Role != store.RoleAdmin && rt.Role != store.RoleShard && rt.Role != roleEdgeOnly {
+			t.Errorf("mutating route %s %s needs admin, shard or (its own certificate) edge", rt.Method, rt.Pattern)
+		}
+		if strings.HasPrefix(rt.Pattern, "/v1/edge/") != (rt.Role == roleEdgeOnly) {
+			t.Errorf("route %s %s: edge routes, and only they, are for edge tokens alone", rt.Method, rt.Pattern)
 		}
 		if rt.Quiet && rt.Role != store.RoleShard {
 			t.Errorf("route %s %s: only agent reports may go unaudited", rt.Method, rt.Pattern)

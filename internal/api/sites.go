@@ -118,7 +118,7 @@ func forEdge(s *site.Site) *site.Site {
 		Spec: site.Spec{Domain: s.Spec.Domain, Suspended: s.Spec.Suspended, Cache: s.Spec.Cache, WAF: s.Spec.WAF,
 			HTTPSRedirect: s.Spec.HTTPSRedirect},
 		Status: site.Status{Phase: s.Status.Phase, Shard: s.Status.Shard, Endpoint: s.Status.Endpoint,
-			Docroot: s.Status.Docroot, StaticURL: s.Status.StaticURL},
+			Docroot: s.Status.Docroot},
 		Move: s.Move,
 	}
 	if m := s.Status.Condition(site.CondMaintenance); m != nil {

@@ -81,6 +81,7 @@ type (
 	UpdateSiteRequest   = api.UpdateSiteRequest
 	UpdateCache         = api.UpdateCache
 	UpdateWAF           = api.UpdateWAF
+	CertificateResponse = api.CertificateResponse
 )
 
 // ListOptions selects a page of GET /v1/sites. Zero values use the

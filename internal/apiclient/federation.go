@@ -112,6 +112,26 @@ func (c *Client) Register(ctx context.Context, req RegisterRequest) (*store.Shar
 	return &out, nil
 }
 
+// AgentCertificate asks for the token's shard's gateway certificate for the
+// key of csrPEM (package mtls).
+func (c *Client) AgentCertificate(ctx context.Context, csrPEM []byte) (*CertificateResponse, error) {
+	var out CertificateResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/agent/certificate", api.CertificateRequest{CSR: string(csrPEM)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EdgeCertificate asks for the token's edge's certificate for the key of
+// csrPEM, with which it authenticates to shards' gateways.
+func (c *Client) EdgeCertificate(ctx context.Context, csrPEM []byte) (*CertificateResponse, error) {
+	var out CertificateResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/edge/certificate", api.CertificateRequest{CSR: string(csrPEM)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Heartbeat reports that the token's shard is alive, with its usage.
 func (c *Client) Heartbeat(ctx context.Context, usage store.Usage) error {
 	return c.do(ctx, http.MethodPost, "/v1/agent/heartbeat", api.HeartbeatRequest{Usage: usage}, nil)

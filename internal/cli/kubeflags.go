@@ -24,6 +24,7 @@ func addKubeFlags(cmd *cobra.Command, cfg *platform.ServerConfig) {
 	fl.StringVar(&k.ExternalMySQL, "shard-external-mysql", "", "kubernetes: host:port of a MySQL new shards use instead of a MariaDB of their own (e.g. Cloud SQL)")
 	fl.StringVar(&k.ExternalMySQLSecret, "shard-external-mysql-secret", "", "kubernetes: Secret with keys username and password for --shard-external-mysql")
 	fl.StringArrayVar(&k.ShardArgs, "shard-arg", nil, "kubernetes: extra argument for the shard agents (repeatable)")
+	fl.StringArrayVar(&k.SiteFirewallArgs, "shard-sitefw-arg", nil, "kubernetes: extra argument for the shard pods' site firewall init container ('aipress sitefw apply', e.g. --allow=10.8.0.0/14:3306) (repeatable)")
 	prev := cmd.PreRunE
 	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if prev != nil {

@@ -4,15 +4,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
@@ -146,6 +149,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.APIAddr, "api", DefaultAPIAddr, "API listen address")
 	fl.IntVar(&cfg.PublicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
 	fl.IntVar(&cfg.ShardCapacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard the server starts")
+	fl.IntVar(&cfg.MaxShardCapacity, "max-shard-capacity", 0, fmt.Sprintf("cap on the capacity a shard agent registers (default %d, or --shard-capacity if larger)", api.DefaultMaxShardCapacity))
 	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a shard silent this long is Unhealthy")
 	fl.Float64Var(&cfg.Headroom, "headroom", 0, "fraction of each shard kept free while others have room (0–1)")
 	fl.BoolVar(&cfg.SpawnShards, "spawn-shards", true, "start a new local shard when all are full")
@@ -167,11 +171,11 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		tokenFile, logLevel string
 		publicPort          int
 		purgeSecretFile     string
-		poolPorts           string
-		allowedClients      []string
 		dbHost, dbUser      string
 		dbPasswordFile      string
 		dbUserHost          string
+		firewall            string
+		loopbackPorts       []int
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -182,16 +186,15 @@ network cut loses nothing), reports their status and heartbeats.
 Its token comes from 'aipress shard token create NAME' (--token-file, or
 ` + EnvShardToken + `). With subcommands, manage the shards of a control plane.
 
-By default the sites' PHP pools are Unix sockets and edges read the sites'
-files from this machine's disk, so edges must run here. For edges on other
-machines, --pool-listen puts each site's pool on a TCP port of its own (from
---pool-ports, kept across restarts) and --static-addr serves the sites' static
-files to edges over HTTP. Both accept only --allowed-clients (the edges' IPs
-or small networks; default loopback): a FastCGI port lets whoever reaches it
-run any PHP file as the site's user, so list only edges and keep these ports
-on a private network. --allowed-clients any drops the check (php-fpm's
-allowed_clients and the static server's): only for networks where something
-else, such as a Kubernetes NetworkPolicy, lets only edges reach these ports.
+The sites' PHP pools are always root-owned Unix sockets (no site's code can
+connect to another site's pool). Edges on this machine read the sites' files
+and connect to the sockets themselves when their operator lists this shard's
+directory (aipress edge --local-shards-dir). For edges on other machines,
+--gateway-addr runs the shard's gateway: one TLS port that admits only edges
+holding a certificate of the platform's CA (mutual TLS; the control plane
+issues this shard's certificate and the edges') and serves static files,
+try_files decisions and FastCGI to the sockets. Edges reach it at
+--gateway-advertise (default: --gateway-addr's host).
 
 With --db-host (or ` + EnvDBHost + `) the shard runs no MariaDB of its own: it
 keeps its sites' databases and users on that MySQL/MariaDB server, logging
@@ -200,13 +203,21 @@ in over TCP as --db-user (` + EnvDBUser + `) with the password in
 databases and users and grant. Site users are created for --db-user-host
 (default '%', any host: the sites' pods have no fixed address); their
 passwords are 32 random characters, and the server's port must be reachable
-only from the shards (a private network or NetworkPolicy).`
+only from the shards (a private network or NetworkPolicy).
+
+As root with CAP_NET_ADMIN the agent keeps its site users off this machine's
+services and the cloud metadata address with owner-match nftables rules
+(--site-firewall auto, the default; 'aipress sitefw --help'): they may reach
+--site-loopback-port here (default --public-port and --purge-url's port: the
+edge, which WordPress requests), the DNS resolvers, --db-host, and the
+internet. Without the privilege it warns once; then apply 'aipress sitefw
+apply' from a privileged step (a Kubernetes init container) or your own
+firewall.`
 	cmd.Example = `  aipress shard token create shard-eu-1 -o json > token.json
   aipress shard --name shard-eu-1 --server http://cp.example.com:7070 \
       --token-file /etc/aipress/shard-eu-1.token --data-dir /var/lib/aipress-shard \
       --capacity 50 --label region=eu --label tier=standard
-  aipress shard --name shard-eu-2 ... --pool-listen 10.0.0.12 --pool-ports 9100-9199 \
-      --static-addr 10.0.0.12:8082 --allowed-clients 10.0.0.21,10.0.0.22
+  aipress shard --name shard-eu-2 ... --gateway-addr 10.0.0.12:8443
   aipress shard list`
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -246,21 +257,33 @@ only from the shards (a private network or NetworkPolicy).`
 			abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "transfers"))
 			cfg.TransferURL = "file://" + abs
 		}
-		if cfg.PoolPortFirst, cfg.PoolPortLast, err = shard.ParsePortRange(poolPorts); err != nil {
-			return fmt.Errorf("--pool-ports: %w", err)
+		for _, old := range []string{"pool-listen", "pool-advertise", "pool-ports", "allowed-clients", "static-addr", "static-advertise"} {
+			if cmd.Flags().Changed(old) {
+				return fmt.Errorf("--%s was removed: pools are Unix sockets only, and edges on other machines reach a shard through its gateway (--gateway-addr, mutual TLS)", old)
+			}
 		}
-		if cfg.AllowedClients, err = shard.ParseClients(allowedClients); err != nil {
-			return fmt.Errorf("--allowed-clients: %w", err)
-		}
-		if cfg.PoolListen == "" && cmd.Flags().Changed("pool-advertise") {
-			return fmt.Errorf("--pool-advertise needs --pool-listen")
-		}
-		if cfg.StaticAddr == "" && cmd.Flags().Changed("static-advertise") {
-			return fmt.Errorf("--static-advertise needs --static-addr")
+		if cfg.GatewayAddr == "" && cmd.Flags().Changed("gateway-advertise") {
+			return fmt.Errorf("--gateway-advertise needs --gateway-addr")
 		}
 		if cfg.Database, err = dbRemote(d, dbHost, dbUser, dbPasswordFile, dbUserHost); err != nil {
 			return err
 		}
+		if cfg.SiteFirewall, err = platform.ParseFirewallMode(firewall); err != nil {
+			return fmt.Errorf("--site-firewall: %w", err)
+		}
+		if !cmd.Flags().Changed("site-loopback-port") {
+			loopbackPorts = []int{publicPort}
+			if u, err := url.Parse(cfg.PurgeURL); err == nil && u.Port() != "" {
+				p, _ := strconv.Atoi(u.Port())
+				loopbackPorts = append(loopbackPorts, p)
+			}
+		}
+		for _, p := range loopbackPorts {
+			if p < 1 || p > 65535 {
+				return fmt.Errorf("--site-loopback-port %d: not a port", p)
+			}
+		}
+		cfg.LoopbackPorts = loopbackPorts
 		cfg.Logger, cfg.Version = log, cmd.Root().Version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -279,17 +302,20 @@ only from the shards (a private network or NetworkPolicy).`
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
 	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")
-	fl.StringVar(&cfg.PoolListen, "pool-listen", "", "IP the sites' PHP pools listen on over TCP for remote edges (e.g. 0.0.0.0 or the pod IP; empty: Unix sockets)")
-	fl.StringVar(&cfg.PoolAdvertise, "pool-advertise", "", "host name or IP edges connect to for the pools (default: --pool-listen)")
-	fl.StringVar(&poolPorts, "pool-ports", fmt.Sprintf("%d-%d", shard.DefaultPoolPortFirst, shard.DefaultPoolPortLast), "TCP port range of the pools, one port per site")
-	fl.StringSliceVar(&allowedClients, "allowed-clients", nil, "edge IPs or networks (at most 256 addresses each) allowed to reach the pools and the static server (default loopback); any: no check, the network must admit only edges")
-	fl.StringVar(&cfg.StaticAddr, "static-addr", "", "serve the sites' static files to remote edges on this address, e.g. :8082 (empty: edges read this machine's disk)")
-	fl.StringVar(&cfg.StaticAdvertise, "static-advertise", "", "URL or host[:port] edges fetch static files from (default: --static-addr's host, else --pool-advertise)")
+	fl.StringVar(&cfg.GatewayAddr, "gateway-addr", "", "run the gateway for edges on other machines on this address, e.g. :8443 (mutual TLS; empty: none)")
+	fl.StringVar(&cfg.GatewayAdvertise, "gateway-advertise", "", "host[:port] edges reach the gateway at (default: --gateway-addr's host)")
+	for _, old := range []string{"pool-listen", "pool-advertise", "pool-ports", "allowed-clients", "static-addr", "static-advertise"} {
+		fl.String(old, "", "removed: see --gateway-addr")
+		_ = fl.MarkHidden(old)
+	}
 	fl.StringVar(&dbHost, "db-host", "", "HOST:PORT of an external MySQL/MariaDB server for the sites' databases, instead of running one (env "+EnvDBHost+")")
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
+	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
+	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")
+	fl.StringVar(&cfg.SiteVolumes, "site-volumes", shard.VolumesAuto, "give each site a loop-mounted volume that enforces its disk limit: auto (when running as root with loop devices and e2fsprogs), on (required) or off")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -307,10 +333,19 @@ where it left off) and serves the sites: page cache, WAF, TLS, rate limits and
 static files, with PHP requests sent to the shards' pools.
 
 Its token comes from 'aipress edge token create NAME' (--token-file, or
-` + EnvEdgeToken + `).`
+` + EnvEdgeToken + `).
+
+Sites of shards that run on this machine are served from their files and
+pool sockets here, but only for shards whose directories the operator lists
+with --local-shards-dir (a directory holding shard directories, each named
+after its shard, e.g. the server's <data-dir>/shards); files their docroots
+link to outside them are served only from --symlink-root directories. Sites
+of other shards are reached through their gateways, with a certificate the
+control plane issues to this edge (kept in <data-dir>/` + platform.EdgeCredentialsDir + `).`
 	cmd.Example = `  aipress edge token create edge-1 -o json
   aipress edge --server http://cp.example.com:7070 --token-file /etc/aipress/edge-1.token \
-      --http :80 --https :443 --data-dir /var/lib/aipress-edge`
+      --http :80 --https :443 --data-dir /var/lib/aipress-edge
+  aipress edge ... --local-shards-dir /var/lib/aipress/shards   # the server's local shards`
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if cfg.Server == "" {
@@ -339,6 +374,16 @@ Its token comes from 'aipress edge token create NAME' (--token-file, or
 			return err
 		}
 		cfg.Logger = log
+		for i, dir := range cfg.Locality.ShardDirs {
+			if cfg.Locality.ShardDirs[i], err = filepath.Abs(dir); err != nil {
+				return fmt.Errorf("--local-shards-dir: %w", err)
+			}
+		}
+		for _, dir := range cfg.Locality.SymlinkRoots {
+			if !filepath.IsAbs(dir) {
+				return fmt.Errorf("--symlink-root %q: must be an absolute path", dir)
+			}
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return d.runEdge(ctx, cfg)
@@ -354,6 +399,8 @@ Its token comes from 'aipress edge token create NAME' (--token-file, or
 	fl.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact e-mail of the ACME account")
 	fl.Float64Var(&cfg.RateIP, "rate-ip", ratelimit.DefaultIPRate, "rate limit per client IP in requests/s; 0 = off")
 	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
+	fl.StringSliceVar(&cfg.Locality.ShardDirs, "local-shards-dir", nil, "directory holding the directories of shards on this machine, each named after its shard (repeatable); only their sites are served from this machine's disk")
+	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(platform.DefaultSymlinkRoots, ", ")+")")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -78,30 +78,30 @@ func TestRoleCommands(t *testing.T) {
 	if _, _, err := runCmd(t, d, "shard", "--name", "s2"); err != nil || agent.Server != "http://env:7070" || agent.Token != "aip_env" {
 		t.Errorf("shard from env: %v, %+v", err, agent)
 	}
-	// Remote edges: pools on TCP, a static server, allowed clients.
-	if _, _, err := runCmd(t, d, "shard", "--name", "s4", "--pool-listen", "0.0.0.0", "--pool-advertise", "shard-4.internal",
-		"--pool-ports", "9200-9299", "--allowed-clients", "10.0.0.7,10.1.0.0/28", "--static-addr", ":8082",
-		"--static-advertise", "shard-4.internal"); err != nil {
+	// Edges on other machines: the gateway.
+	if _, _, err := runCmd(t, d, "shard", "--name", "s4", "--gateway-addr", ":8443", "--gateway-advertise", "shard-4.internal"); err != nil {
 		t.Fatal(err)
 	}
-	if shard.PoolListen != "0.0.0.0" || shard.PoolAdvertise != "shard-4.internal" || shard.PoolPortFirst != 9200 || shard.PoolPortLast != 9299 ||
-		len(shard.AllowedClients) != 2 || len(shard.AllowedClients.Addresses()) != 17 || shard.StaticAddr != ":8082" || shard.StaticAdvertise != "shard-4.internal" {
-		t.Errorf("remote-edge shard config = %+v", shard)
+	if shard.GatewayAddr != ":8443" || shard.GatewayAdvertise != "shard-4.internal" {
+		t.Errorf("gateway shard config = %+v", shard)
 	}
-	// Defaults: Unix sockets, no static server, loopback clients.
-	if _, _, err := runCmd(t, d, "shard", "--name", "s5"); err != nil || shard.PoolListen != "" || shard.StaticAddr != "" ||
-		shard.PoolPortFirst != 9100 || shard.PoolPortLast != 9199 || len(shard.AllowedClients) != 2 {
+	// Default: no gateway.
+	if _, _, err := runCmd(t, d, "shard", "--name", "s5"); err != nil || shard.GatewayAddr != "" {
 		t.Errorf("default shard: %v %+v", err, shard)
 	}
 	for _, args := range [][]string{
-		{"shard", "--name", "s6", "--pool-ports", "9300-9200"},
-		{"shard", "--name", "s6", "--allowed-clients", "10.0.0.0/8"},
-		{"shard", "--name", "s6", "--allowed-clients", "everyone"},
-		{"shard", "--name", "s6", "--pool-advertise", "x"},
-		{"shard", "--name", "s6", "--static-advertise", "x"},
+		{"shard", "--name", "s6", "--gateway-advertise", "x"},
+		// TCP pools and the plain-HTTP static server are gone, with a
+		// clear error rather than a silent change of behaviour.
+		{"shard", "--name", "s6", "--pool-listen", "0.0.0.0"},
+		{"shard", "--name", "s6", "--pool-ports", "9100-9199"},
+		{"shard", "--name", "s6", "--allowed-clients", "any"},
+		{"shard", "--name", "s6", "--static-addr", ":8082"},
 	} {
-		if _, _, err := runCmd(t, d, args...); err == nil {
+		if _, stderr, err := runCmd(t, d, args...); err == nil {
 			t.Errorf("%v: no error", args)
+		} else if strings.Contains(args[3], "pool") && !strings.Contains(err.Error()+stderr, "gateway") {
+			t.Errorf("%v: %v does not point to --gateway-addr", args, err)
 		}
 	}
 	delete(env, EnvShardToken)
@@ -119,8 +119,20 @@ func TestRoleCommands(t *testing.T) {
 	if _, _, err := runCmd(t, d, "edge", "--server", "http://cp:7070", "--token-file", tokenFile, "--http", ":9", "--rate-ip", "0"); err != nil {
 		t.Fatal(err)
 	}
-	if edge.Server != "http://cp:7070" || edge.Token != "aip_secret" || edge.HTTPAddr != ":9" || edge.RateIP >= 0 || edge.RateSite <= 0 {
+	if edge.Server != "http://cp:7070" || edge.Token != "aip_secret" || edge.HTTPAddr != ":9" || edge.RateIP >= 0 || edge.RateSite <= 0 ||
+		edge.Locality.ShardDirs != nil {
 		t.Errorf("edge config = %+v", edge)
+	}
+	if _, _, err := runCmd(t, d, "edge", "--server", "http://cp:7070", "--token-file", tokenFile, "--local-shards-dir", "rel/shards",
+		"--local-shards-dir", "/var/lib/aipress/shards", "--symlink-root", "/usr/share/javascript"); err != nil {
+		t.Fatal(err)
+	}
+	if len(edge.Locality.ShardDirs) != 2 || !filepath.IsAbs(edge.Locality.ShardDirs[0]) || edge.Locality.ShardDirs[1] != "/var/lib/aipress/shards" ||
+		len(edge.Locality.SymlinkRoots) != 1 {
+		t.Errorf("edge locality = %+v", edge.Locality)
+	}
+	if _, _, err := runCmd(t, d, "edge", "--server", "http://cp:7070", "--token-file", tokenFile, "--symlink-root", "relative"); err == nil {
+		t.Error("relative --symlink-root: no error")
 	}
 	if _, _, err := runCmd(t, d, "edge", "--token-file", tokenFile); err == nil {
 		t.Error("edge without --server: no error")

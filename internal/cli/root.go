@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/sitefw"
 )
 
 // Environment variables read by the CLI.
@@ -45,11 +46,15 @@ type deps struct {
 	runShard  func(context.Context, platform.ShardConfig, platform.AgentConfig) error
 	runEdge   func(context.Context, platform.EdgeConfig) error
 	poll      time.Duration // wait polling interval
+	// siteFirewall applies a site-user policy to an nftables table, or
+	// deletes the table when the policy is nil (aipress sitefw).
+	siteFirewall func(table string, p *sitefw.Policy) error
 }
 
 func defaultDeps() deps {
 	return deps{now: time.Now, getenv: os.Getenv, run: platform.Run, poll: 500 * time.Millisecond,
-		runServer: platform.RunServer, runShard: platform.RunShard, runEdge: platform.RunEdge}
+		runServer: platform.RunServer, runShard: platform.RunShard, runEdge: platform.RunEdge,
+		siteFirewall: applySiteFirewall}
 }
 
 // NewRoot returns the aipress root command. Errors are returned by Execute,
@@ -74,6 +79,6 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
-		newBackupCmd(d), newJobCmd(d))
+		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d))
 	return root
 }

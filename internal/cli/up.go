@@ -65,6 +65,7 @@ type upFlags struct {
 	debugAddr  string
 	shards     int
 	capacity   int
+	firewall   string
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -165,6 +166,12 @@ internal CA created in <data-dir>/tls (trust <data-dir>/tls/ca.crt); other
 site domains get Let's Encrypt certificates on demand (the edge must be
 reachable on ports 80 and 443 for that).
 
+As root with CAP_NET_ADMIN, the shards keep their sites' PHP off this
+machine's other services (the API, --debug-addr, MariaDB's TCP port …) and the
+cloud metadata address 169.254.169.254 with owner-match nftables rules
+(--site-firewall; see 'aipress sitefw --help'): site users reach only the
+edge's HTTP and HTTPS ports and the DNS resolvers here, and the internet.
+
 The control-plane store is SQLite in <data-dir>/aipress.db unless --store
 gives a postgres:// (or postgresql://) URL. Replicas on one PostgreSQL
 database elect a leader (an advisory lock) for periodic control-plane work.`,
@@ -194,6 +201,9 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 				return fmt.Errorf("--shards and --shard-capacity must be at least 1")
 			}
 			cfg.Shards, cfg.ShardCapacity = f.shards, f.capacity
+			if cfg.SiteFirewall, err = platform.ParseFirewallMode(f.firewall); err != nil {
+				return fmt.Errorf("--site-firewall: %w", err)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -214,6 +224,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060; no auth: keep it on loopback)")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
+	fl.StringVar(&f.firewall, "site-firewall", string(platform.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

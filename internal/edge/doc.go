@@ -44,11 +44,16 @@
 //   - it never flushes, so flush() in PHP does not reach the visitor.
 //
 // Each request uses one connection (FCGI_KEEP_CONN off), as nginx does by
-// default; a unix-socket connect is cheap next to running PHP. Request bodies
-// of known length are streamed to PHP while its response is read; bodies of
-// unknown length (chunked) are first spooled to an unlinked temporary file,
-// because php-fpm needs CONTENT_LENGTH. Both are capped at
-// Config.MaxBodyBytes (413).
+// default; a unix-socket connect is cheap next to running PHP. A request
+// body is read completely before the pool is dialled (and before the PHP
+// middlewares, the WAF among them, see it), as nginx's request buffering
+// does: up to 64 KiB in memory, larger ones in an unlinked temporary file in
+// Config.TempDir, capped at Config.MaxBodyBytes (413). It must arrive by
+// Config.BodyTimeout plus one second per Config.MinBodyRate bytes (a read
+// deadline on the connection, moved on as bytes arrive; 408 beyond), so a
+// visitor who trickles a body holds an edge goroutine, never one of the
+// site's few PHP workers. PHP then gets the body with its CONTENT_LENGTH
+// (chunked requests too: php-fpm needs it) while its response is read.
 //
 // X-Forwarded-For/-Proto/-Host sent to PHP are set by the edge, replacing
 // whatever the visitor sent: the edge is the first hop. Request headers whose

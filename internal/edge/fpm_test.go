@@ -36,6 +36,12 @@ func worldReadableTempDir(t testing.TB) string {
 // startFPM starts php-fpm and waits until its socket accepts connections.
 func startFPM(t testing.TB) *testFPM {
 	t.Helper()
+	return startFPMChildren(t, 8)
+}
+
+// startFPMChildren is startFPM with a pool of at most children workers.
+func startFPMChildren(t testing.TB, children int) *testFPM {
+	t.Helper()
 	if _, err := os.Stat(phpFPM); err != nil {
 		t.Skipf("php-fpm not available: %v", err)
 	}
@@ -54,12 +60,12 @@ daemonize = no
 %[2]slisten = %[3]s
 listen.mode = 0666
 pm = ondemand
-pm.max_children = 8
+pm.max_children = %[4]d
 pm.process_idle_timeout = 10s
 catch_workers_output = yes
 php_admin_value[error_log] = %[1]s/php-error.log
 php_admin_flag[log_errors] = on
-`, dir, user, f.socket)
+`, dir, user, f.socket, children)
 	confPath := filepath.Join(dir, "php-fpm.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -2,10 +2,12 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -25,44 +27,28 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	}
 	// A remote shard's static server checked the script on its disk before
 	// it named it (serveForEdge); this machine does not have that disk.
-	if rt.StaticURL == "" {
+	if rt.Gateway == "" {
 		if err := s.checkScript(rt, script); err != nil {
 			return err
 		}
 	}
 
-	// Body: PHP needs CONTENT_LENGTH, so a body of unknown length (chunked)
-	// is spooled first, as nginx does.
+	// Body: callPHP spooled it whole (spoolBody), so its length is known
+	// and it is on this machine: no pool worker waits for a visitor.
 	var body io.Reader
 	contentLength := r.ContentLength
-	if r.ContentLength > s.maxBody {
-		return tooLarge(fmt.Errorf("Content-Length %d exceeds %d", r.ContentLength, s.maxBody))
-	}
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		limited := http.MaxBytesReader(w, r.Body, s.maxBody)
-		if r.ContentLength > 0 {
-			body = limited
-		} else {
-			f, n, err := s.spool(limited)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			body, contentLength = f, n
+	if r.Body != nil && r.Body != http.NoBody && contentLength != 0 {
+		if contentLength < 0 {
+			return &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: errors.New("request body reached PHP unspooled")}
 		}
-	}
-	if contentLength < 0 {
+		body = r.Body
+	} else {
 		contentLength = 0
 	}
 
-	network, address, err := parseEndpoint(rt.Endpoint)
+	conn, err := s.dialPool(r.Context(), rt)
 	if err != nil {
 		return badGateway(err)
-	}
-	dialer := net.Dialer{Timeout: s.dialTimeout}
-	conn, err := dialer.DialContext(r.Context(), network, address)
-	if err != nil {
-		return badGateway(fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err))
 	}
 	defer conn.Close()
 	// Client gone: close the connection so php-fpm stops and reads unblock.
@@ -102,15 +88,10 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 	if info := InfoFrom(r.Context()); info != nil {
 		info.Upstream += time.Since(upstreamStart)
 	}
-	werr := waitStdin()
+	_ = waitStdin() // a pool that stopped reading shows in the response
 	if msg := strings.TrimSpace(out.stderr.String()); msg != "" {
 		s.log.Warn("edge: php stderr", "site", rt.Site, "script", script,
 			"request_id", w.Header().Get("X-Request-Id"), "stderr", msg)
-	}
-	var mbe *http.MaxBytesError
-	var started *errResponseStarted
-	if errors.As(werr, &mbe) && !errors.As(err, &started) {
-		return tooLarge(werr)
 	}
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -300,48 +281,169 @@ func cgiHeaderName(k string) string {
 	return string(b)
 }
 
-// parseEndpoint splits "unix:/path" or "tcp:host:port".
+// dialPool connects to rt's pool: its socket on this machine, or through
+// its shard's gateway.
+func (s *Server) dialPool(ctx context.Context, rt *Route) (net.Conn, error) {
+	if rt.Gateway != "" {
+		return s.dialGateway(ctx, rt)
+	}
+	network, address, err := parseEndpoint(rt.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	dialer := net.Dialer{Timeout: s.dialTimeout}
+	conn, err := dialer.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err)
+	}
+	return conn, nil
+}
+
+// parseEndpoint splits "unix:/path" (pools listen on Unix sockets only).
 func parseEndpoint(ep string) (network, address string, err error) {
 	network, address, ok := strings.Cut(ep, ":")
-	if !ok || address == "" {
-		return "", "", fmt.Errorf("bad endpoint %q: want unix:/path or tcp:host:port", ep)
+	if !ok || address == "" || network != "unix" {
+		return "", "", fmt.Errorf("bad endpoint %q: want unix:/path", ep)
 	}
-	switch network {
-	case "unix":
-		if !filepath.IsAbs(address) {
-			return "", "", fmt.Errorf("bad endpoint %q: unix socket path must be absolute", ep)
-		}
-	case "tcp":
-		if _, _, err := net.SplitHostPort(address); err != nil {
-			return "", "", fmt.Errorf("bad endpoint %q: %w", ep, err)
-		}
-	default:
-		return "", "", fmt.Errorf("bad endpoint %q: unknown network %q", ep, network)
+	if !filepath.IsAbs(address) {
+		return "", "", fmt.Errorf("bad endpoint %q: unix socket path must be absolute", ep)
 	}
 	return network, address, nil
 }
 
-// spool copies a body of unknown length to an unlinked temporary file and
-// returns it rewound, with its size.
-func (s *Server) spool(body io.Reader) (*os.File, int64, error) {
+// defaultBodyMemory: request bodies up to this size are spooled in memory,
+// larger ones in an unlinked temporary file.
+const defaultBodyMemory = 64 << 10
+
+// spoolBody reads r's whole body before PHP is asked for a worker, as
+// nginx's request buffering does: a worker is taken only once the request
+// is complete, so a visitor who sends a body slowly costs this goroutine,
+// never one of the site's few PHP workers. Bodies of up to bodyMemory bytes
+// stay in memory, larger ones go to an unlinked temporary file in tempDir;
+// more than maxBody bytes is 413. The body must arrive by bodyTimeout plus
+// one second per minBodyRate bytes received so far (a deadline on the
+// connection, moved on as bytes come), else 408. It returns r with the
+// spooled body and its length (PHP needs CONTENT_LENGTH, also for chunked
+// bodies) and a function that releases the spool.
+func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*http.Request, func(), error) {
+	release := func() {}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return r, release, nil
+	}
+	if r.ContentLength > s.maxBody {
+		return nil, release, tooLarge(fmt.Errorf("Content-Length %d exceeds %d", r.ContentLength, s.maxBody))
+	}
+	src := &pacedBody{r: http.MaxBytesReader(w, r.Body, s.maxBody), rc: http.NewResponseController(w),
+		start: time.Now(), timeout: s.bodyTimeout, rate: s.minBodyRate, progress: s.onBodyRead}
+	ok := false
+	defer func() { src.finish(ok) }()
+
+	var mem bytes.Buffer
+	if r.ContentLength <= s.bodyMemory { // includes unknown (-1)
+		n, err := io.Copy(&mem, io.LimitReader(src, s.bodyMemory+1))
+		if err != nil {
+			return nil, release, bodyError(src, err)
+		}
+		if n <= s.bodyMemory {
+			if s.onSpool != nil {
+				s.onSpool(false, n)
+			}
+			ok = true
+			return spooled(r, bytes.NewReader(mem.Bytes()), n), release, nil
+		}
+	}
 	f, err := os.CreateTemp(s.tempDir, "aipress-body-*")
 	if err != nil {
-		return nil, 0, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("spool request body: %w", err)}
+		return nil, release, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("spool request body: %w", err)}
 	}
 	os.Remove(f.Name())
-	n, err := io.Copy(f, body)
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
+	n, err := io.Copy(f, io.MultiReader(&mem, src))
 	if err != nil {
 		f.Close()
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, 0, tooLarge(err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // the file, not the visitor (disk full)
+			return nil, release, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("spool request body: %w", err)}
 		}
-		return nil, 0, &HTTPError{Status: http.StatusBadRequest, Message: "Could not read the request body.", Cause: fmt.Errorf("spool request body: %w", err)}
+		return nil, release, bodyError(src, err)
 	}
-	return f, n, nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, release, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("spool request body: %w", err)}
+	}
+	if s.onSpool != nil {
+		s.onSpool(true, n)
+	}
+	ok = true
+	return spooled(r, f, n), func() { f.Close() }, nil
+}
+
+// spooled is r with body (n bytes) instead of what the visitor sends.
+func spooled(r *http.Request, body io.Reader, n int64) *http.Request {
+	r = r.WithContext(r.Context()) // a shallow copy
+	r.Body, r.ContentLength, r.TransferEncoding = io.NopCloser(body), n, nil
+	return r
+}
+
+// pacedBody reads a request body while keeping the connection's read
+// deadline at start + timeout + received/rate.
+type pacedBody struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	start   time.Time
+	timeout time.Duration
+	rate    int64 // bytes per second
+	n       int64
+	// unbounded is set when the connection takes no deadline (a
+	// ResponseWriter that cannot reach it).
+	unbounded bool
+	progress  func(n int64) // tests
+}
+
+func (p *pacedBody) deadline() time.Time {
+	return p.start.Add(p.timeout + time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)))
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	if !p.unbounded && p.rc.SetReadDeadline(p.deadline()) != nil {
+		p.unbounded = true
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.progress != nil && n > 0 {
+		p.progress(p.n)
+	}
+	return n, err
+}
+
+// finish lifts the deadline once the body is read: the connection is read
+// again for the next request (and to notice a visitor who leaves while PHP
+// runs). After a failure it moves the deadline to now instead: net/http
+// would otherwise wait, without a bound, to discard the rest of the body
+// before answering; so it gives up at once and closes the connection.
+func (p *pacedBody) finish(ok bool) {
+	if p.unbounded {
+		return
+	}
+	if ok {
+		_ = p.rc.SetReadDeadline(time.Time{})
+	} else {
+		_ = p.rc.SetReadDeadline(time.Now())
+	}
+}
+
+// bodyError is the answer to a body that could not be read.
+func bodyError(p *pacedBody, err error) *HTTPError {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &HTTPError{Status: http.StatusRequestTimeout,
+			Message: fmt.Sprintf("The request body arrived too slowly (it must arrive within %s plus one second per %d bytes).", p.timeout, p.rate),
+			Cause:   fmt.Errorf("request body: %d bytes by %s: %w", p.n, p.deadline().Sub(p.start).Round(time.Millisecond), err)}
+	default:
+		return &HTTPError{Status: http.StatusBadRequest, Message: "Could not read the request body.", Cause: fmt.Errorf("spool request body: %w", err)}
+	}
 }
 
 func badGateway(cause error) *HTTPError {

@@ -6,9 +6,10 @@ package edge
 // docroot, yet try_files needs to know whether a path is a static file, a
 // PHP script, a directory with index.php or nothing (the front controller).
 // The shard agent runs a Server with Config.StaticServer over its own sites
-// (`aipress shard --static-addr`), and the site's route carries its URL
-// (Route.StaticURL). The edge sends that server every request the page cache
-// did not answer — GET for GET, HEAD for HEAD, GET with X-AIPress-Method for
+// behind its gateway (`aipress shard --gateway-addr`, gateway.go: mutual
+// TLS, ALPN http/1.1), and the site's route names the gateway and the shard
+// (Route.Gateway, Route.Shard). The edge sends that server every request the
+// page cache did not answer — GET for GET, HEAD for HEAD, GET with X-AIPress-Method for
 // any other method, never a body — with the site's domain as Host. The shard
 // runs tryFiles (and, for PHP, checkScript) on its real disk, the same code
 // as the local fast path, and answers:
@@ -21,13 +22,15 @@ package edge
 //
 // So try_files keeps its exact semantics at the cost of one round trip to
 // the shard before each PHP request that misses the page cache (PHP itself
-// takes far longer). The edge still applies its own lexical rules to what
+// takes far longer); the PHP request then goes through the gateway too. The edge still applies its own lexical rules to what
 // it relays: a dot segment, PHP source or a forbidden name is never served
 // whatever the shard answers, a script must be a clean .php path outside
 // uploads, and a redirect must stay on the site. Small files (≤ 256 KiB) are
 // kept in memory for remoteFresh and then revalidated with If-Modified-Since.
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -35,7 +38,10 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/aipress/aipress/internal/mtls"
 )
 
 // The headers of the edge ↔ shard static protocol.
@@ -57,19 +63,35 @@ var (
 	relayedStaticHeaders   = []string{"Content-Type", "Content-Length", "Content-Range", "Last-Modified", "Etag", "Accept-Ranges"}
 )
 
-// remoteStatic is the edge's side: an HTTP client with kept-alive
-// connections to the shards' static servers and a cache of small files.
+// remoteStatic is the edge's side: HTTP clients with kept-alive mutual-TLS
+// connections to the shards' gateways (one per shard, so a connection made
+// to prove one shard's identity never carries another's requests) and a
+// cache of small files.
 type remoteStatic struct {
-	client *http.Client
-	cache  staticCache // by static URL, host and clean path
+	dialTimeout time.Duration
+	mesh        Mesh
+	clients     sync.Map    // shard name → *http.Client
+	cache       staticCache // by gateway, host and clean path
 }
 
-func (rs *remoteStatic) init(dialTimeout time.Duration) {
-	rs.client = &http.Client{
+func (rs *remoteStatic) init(dialTimeout time.Duration, mesh Mesh) {
+	rs.dialTimeout, rs.mesh = dialTimeout, mesh
+}
+
+// client returns the HTTP client for shard's gateway.
+func (rs *remoteStatic) client(shard string) *http.Client {
+	if c, ok := rs.clients.Load(shard); ok {
+		return c.(*http.Client)
+	}
+	cfg := rs.mesh.ClientTLS(mtls.Identity{Role: mtls.RoleShard, Name: shard}, ProtoHTTP)
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: rs.dialTimeout, KeepAlive: 30 * time.Second}, Config: cfg}
+	c := &http.Client{
 		Transport: &http.Transport{
 			// No Proxy: the shards are reached directly, never through
 			// whatever HTTP_PROXY the edge's environment names.
-			DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return d.DialContext(ctx, network, addr)
+			},
 			MaxIdleConns:          512,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
@@ -78,15 +100,20 @@ func (rs *remoteStatic) init(dialTimeout time.Duration) {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	actual, _ := rs.clients.LoadOrStore(shard, c)
+	return actual.(*http.Client)
 }
 
 // serveRemote is try_files for a route whose docroot is on another machine:
 // the shard's static server decides, and serves static files.
 func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request, rt *Route) error {
-	base := strings.TrimSuffix(rt.StaticURL, "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		return badGateway(fmt.Errorf("route %s: static URL %q is not http(s)", rt.Site, rt.StaticURL))
+	if s.remote.mesh == nil {
+		return badGateway(fmt.Errorf("route %s: this edge has no certificate for shards' gateways", rt.Site))
 	}
+	if _, _, err := net.SplitHostPort(rt.Gateway); err != nil || rt.Shard == "" {
+		return badGateway(fmt.Errorf("route %s: bad gateway %q of shard %q", rt.Site, rt.Gateway, rt.Shard))
+	}
+	base := "https://" + rt.Gateway
 	upath := r.URL.Path
 	if upath == "" || upath[0] != '/' {
 		upath = "/" + upath
@@ -145,7 +172,7 @@ func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request, rt *Route) 
 		}
 	}
 	upstreamStart := time.Now()
-	resp, err := s.remote.client.Do(req)
+	resp, err := s.remote.client(rt.Shard).Do(req)
 	if info := InfoFrom(r.Context()); info != nil {
 		info.Upstream += time.Since(upstreamStart)
 	}

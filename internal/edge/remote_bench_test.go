@@ -10,7 +10,8 @@ import (
 )
 
 // benchSites is a docroot with a small and a large file, served by a local
-// edge and by an edge whose route points to a static server on loopback.
+// edge and by an edge whose route points to a shard's gateway on loopback
+// (mutual TLS).
 func benchSites(b *testing.B) (local, remote *Server) {
 	b.Helper()
 	dir := b.TempDir()
@@ -24,10 +25,9 @@ func benchSites(b *testing.B) (local, remote *Server) {
 	local.SetTable(NewTable([]Route{route}))
 	static := New(Config{StaticServer: true})
 	static.SetTable(NewTable([]Route{route}))
-	ts := httptest.NewServer(static)
-	b.Cleanup(ts.Close)
-	route.StaticURL = ts.URL
-	remote = New(Config{})
+	m := newTestMesh(b)
+	route.Gateway, route.Shard, route.Endpoint = m.startGateway(b, static), testShardName, ""
+	remote = New(Config{Mesh: m.edge})
 	remote.SetTable(NewTable([]Route{route}))
 	return local, remote
 }

@@ -1,7 +1,10 @@
 package edge
 
 import (
+	"bytes"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aipress/aipress/internal/mtls"
 )
 
 // lyingShard is a static server that answers every request with what
@@ -17,14 +22,14 @@ import (
 func lyingShard(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) (*Server, *atomic.Int64) {
 	t.Helper()
 	var hits atomic.Int64
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m := newTestMesh(t)
+	addr := m.serveTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		answer(w, r)
 	}))
-	t.Cleanup(ts.Close)
-	ed := New(Config{DialTimeout: time.Second})
+	ed := New(Config{DialTimeout: time.Second, Mesh: m.edge})
 	ed.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: "/nonexistent/htdocs",
-		Endpoint: "unix:/nonexistent/pool.sock", StaticURL: ts.URL, State: Serving}}))
+		Gateway: addr, Shard: testShardName, State: Serving}}))
 	return ed, &hits
 }
 
@@ -113,17 +118,91 @@ func TestRemoteShardStates(t *testing.T) {
 	if rec := get(t, ed, "GET", "/"); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("421 from the shard: %d %v", rec.Code, rec.Header())
 	}
-	down := New(Config{DialTimeout: 200 * time.Millisecond})
-	down.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: "/x", Endpoint: "unix:/x.sock",
-		StaticURL: "http://127.0.0.1:1", State: Serving}}))
+	m := newTestMesh(t)
+	down := New(Config{DialTimeout: 200 * time.Millisecond, Mesh: m.edge})
+	down.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: "/x",
+		Gateway: "127.0.0.1:1", Shard: testShardName, State: Serving}}))
 	if rec := get(t, down, "GET", "/style.css"); rec.Code != http.StatusBadGateway {
 		t.Errorf("shard down: %d", rec.Code)
 	}
-	bad := New(Config{})
-	bad.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: "/x", Endpoint: "unix:/x.sock",
-		StaticURL: "file:///etc", State: Serving}}))
+	bad := New(Config{Mesh: m.edge})
+	bad.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: "/x",
+		Gateway: "file:///etc", Shard: testShardName, State: Serving}}))
 	if rec := get(t, bad, "GET", "/style.css"); rec.Code != http.StatusBadGateway {
-		t.Errorf("file: static URL: %d", rec.Code)
+		t.Errorf("bad gateway address: %d", rec.Code)
+	}
+}
+
+// The edge talks only to the shard the route names, and the gateway only to
+// edges of the platform's CA: a gateway holding another shard's certificate,
+// an edge without credentials and a client of another CA get nothing.
+func TestGatewayIdentities(t *testing.T) {
+	f := newRemoteFixture(t)
+	// The route names shard s2, but the gateway proves s1.
+	wrong := New(Config{DialTimeout: time.Second, Mesh: f.mesh.edge})
+	wrong.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: f.docroot,
+		Gateway: f.gateway, Shard: "s2", State: Serving}}))
+	for _, p := range []string{"/style.css", "/"} {
+		if rec := get(t, wrong, "GET", p); rec.Code != http.StatusBadGateway || strings.Contains(rec.Body.String(), "color") {
+			t.Errorf("%s from a gateway that is not the route's shard: %d", p, rec.Code)
+		}
+	}
+	// No credentials at all.
+	none := New(Config{DialTimeout: time.Second})
+	none.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: f.docroot,
+		Gateway: f.gateway, Shard: testShardName, State: Serving}}))
+	if rec := get(t, none, "GET", "/"); rec.Code != http.StatusBadGateway {
+		t.Errorf("edge without credentials: %d", rec.Code)
+	}
+	// A client that is a shard (not an edge), and one of another CA.
+	other := newTestMesh(t) // same test secret: same CA, other keys
+	shardAsClient := other.shard.ClientTLS(mtls.Identity{Role: mtls.RoleShard, Name: testShardName}, ProtoFastCGI)
+	if c, err := tls.Dial("tcp", f.gateway, shardAsClient); err == nil {
+		_, err = c.Write([]byte("site.test\n"))
+		buf := make([]byte, 10)
+		n, rerr := c.Read(buf)
+		c.Close()
+		if rerr == nil && n > 0 {
+			t.Errorf("a shard's certificate reached the FastCGI relay: %q", buf[:n])
+		}
+	}
+	foreign, err := mtls.NewAuthority(bytes.Repeat([]byte{1}, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := &testMesh{ca: foreign}
+	fe := fm.creds(t, mtls.Identity{Role: mtls.RoleEdge, Name: "e1"})
+	stranger := New(Config{DialTimeout: time.Second, Mesh: fe})
+	stranger.SetTable(NewTable([]Route{{Host: "site.test", Site: "site", Docroot: f.docroot,
+		Gateway: f.gateway, Shard: testShardName, State: Serving}}))
+	for _, p := range []string{"/style.css", "/"} {
+		if rec := get(t, stranger, "GET", p); rec.Code != http.StatusBadGateway {
+			t.Errorf("%s by an edge of another CA: %d", p, rec.Code)
+		}
+	}
+	// A plain TCP client gets no FastCGI relay either.
+	c, err := net.Dial("tcp", f.gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.Write([]byte("site.test\n\x01\x01\x00\x01\x00\x08\x00\x00"))
+	buf := make([]byte, 64)
+	n, _ := c.Read(buf)
+	c.Close()
+	if bytes.Contains(buf[:n], []byte("ok")) {
+		t.Errorf("plain TCP got %q", buf[:n])
+	}
+	// Hosts the shard does not serve get no pool.
+	conn, err := tls.Dial("tcp", f.gateway, f.mesh.edge.ClientTLS(mtls.Identity{Role: mtls.RoleShard, Name: testShardName}, ProtoFastCGI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("elsewhere.test\n"))
+	line, _ := io.ReadAll(conn)
+	conn.Close()
+	if !strings.HasPrefix(string(line), "error") {
+		t.Errorf("unknown host: %q", line)
 	}
 }
 
@@ -132,12 +211,12 @@ func TestRemoteShardStates(t *testing.T) {
 func TestStaticServerProtocol(t *testing.T) {
 	f := newRemoteFixture(t)
 	do := func(method, host, target string, hdr ...string) *http.Response {
-		req, _ := http.NewRequest(method, f.static.URL+target, nil)
+		req, _ := http.NewRequest(method, "https://"+f.gateway+target, nil)
 		req.Host = host
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
-		resp, err := f.client.Do(req)
+		resp, err := f.edge.remote.client(testShardName).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

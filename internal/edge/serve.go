@@ -26,10 +26,10 @@ const noExecPrefix = "/wp-content/uploads/"
 // serveSite implements WordPress's try_files: an existing .php file runs, a
 // directory with index.php runs that, an existing static file is served, and
 // everything else goes to the front controller /index.php. A route with a
-// StaticURL (a shard on another machine) asks that shard instead of the
+// Gateway (a shard on another machine) asks that shard instead of the
 // local disk (remote.go).
 func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, rt *Route) error {
-	if rt.StaticURL != "" {
+	if rt.Gateway != "" {
 		return s.serveRemote(w, r, rt)
 	}
 	res, err := s.tryFiles(r, rt)

@@ -23,6 +23,8 @@ const (
 	DefaultMaxBodyBytes = 64 << 20
 	DefaultDialTimeout  = 3 * time.Second
 	DefaultRetryAfter   = 30 * time.Second
+	DefaultBodyTimeout  = 20 * time.Second
+	DefaultMinBodyRate  = 16 << 10 // bytes per second
 )
 
 // Config configures a Server. The zero value is usable (logs are discarded).
@@ -41,9 +43,16 @@ type Config struct {
 	DialTimeout time.Duration
 	// RetryAfter is sent with 503 responses (suspended, unavailable).
 	RetryAfter time.Duration
-	// TempDir is where request bodies of unknown length are spooled before
-	// they are sent to PHP (which needs CONTENT_LENGTH). Empty: os.TempDir.
+	// TempDir is where request bodies over 64 KiB are spooled before they
+	// are sent to PHP (smaller ones stay in memory). Empty: os.TempDir.
 	TempDir string
+	// BodyTimeout and MinBodyRate bound how slowly a request body for PHP
+	// may arrive: it is read completely before a pool is asked, and must
+	// have arrived by BodyTimeout plus one second per MinBodyRate bytes
+	// (408 beyond). Zero or negative: DefaultBodyTimeout,
+	// DefaultMinBodyRate.
+	BodyTimeout time.Duration
+	MinBodyRate int64
 	// Middlewares wrap the serving of every request for a Serving route,
 	// the first outermost (e.g. purge endpoint, rate limit, HTTPS redirect,
 	// page cache).
@@ -55,6 +64,9 @@ type Config struct {
 	// Observe, if set, is called once every request has been answered
 	// (unknown hosts included), for metrics and access logs.
 	Observe func(r *http.Request, info *RequestInfo)
+	// Mesh authenticates this edge to the gateways of shards on other
+	// machines (routes with a Gateway). Nil: such routes answer 502.
+	Mesh Mesh
 	// StaticServer makes this Server a shard's static file server for
 	// edges on other machines (remote.go): for each request it applies
 	// try_files to the docroot and answers with the static file, or with
@@ -110,6 +122,12 @@ func PHPScript(ctx context.Context) string {
 // callPHP runs script through the PHP middlewares.
 func (s *Server) callPHP(w http.ResponseWriter, r *http.Request, rt *Route, script, pathInfo string) error {
 	r = r.WithContext(context.WithValue(r.Context(), phpScriptKey{}, phpScript{script, pathInfo}))
+	// The whole body first (php.go): a slow visitor must not hold a worker.
+	r, release, err := s.spoolBody(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return s.php(w, r, rt)
 }
 
@@ -132,6 +150,11 @@ type Server struct {
 	dialTimeout  time.Duration
 	retryAfter   string
 	tempDir      string
+	bodyTimeout  time.Duration
+	minBodyRate  int64
+	bodyMemory   int64                      // bodies up to this size are spooled in memory
+	onSpool      func(inFile bool, n int64) // tests: how a body was spooled
+	onBodyRead   func(n int64)              // tests: bytes of a body read so far
 	table        atomic.Pointer[Table]
 	resolved     resolveCache // path in a docroot → real location
 	static       staticCache  // small static files by real location
@@ -140,6 +163,7 @@ type Server struct {
 	requestIDGen func() string
 	staticServer bool         // Config.StaticServer
 	remote       remoteStatic // fetching from shards' static servers
+	mesh         Mesh         // Config.Mesh
 }
 
 // New returns a Server with an empty routing table (every host is unknown
@@ -150,7 +174,16 @@ func New(cfg Config) *Server {
 		maxBody:      cfg.MaxBodyBytes,
 		dialTimeout:  cfg.DialTimeout,
 		tempDir:      cfg.TempDir,
+		bodyTimeout:  cfg.BodyTimeout,
+		minBodyRate:  cfg.MinBodyRate,
+		bodyMemory:   defaultBodyMemory,
 		requestIDGen: newRequestID,
+	}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
+	if s.minBodyRate <= 0 {
+		s.minBodyRate = DefaultMinBodyRate
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -184,7 +217,8 @@ func New(cfg Config) *Server {
 		s.staticServer = true
 		s.serve = s.serveForEdge
 	}
-	s.remote.init(s.dialTimeout)
+	s.remote.init(s.dialTimeout, cfg.Mesh)
+	s.mesh = cfg.Mesh
 	s.observe = cfg.Observe
 	return s
 }

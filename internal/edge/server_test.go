@@ -52,9 +52,11 @@ type fixture struct {
 	port    string
 	logs    *syncBuffer
 	client  *http.Client
-	// static is the shard's static server when the edge's routes point to
-	// it (newRemoteFixture); staticHits counts the requests it answered.
-	static     *httptest.Server
+	// gateway is the shard's gateway (host:port) when the edge's routes
+	// point to it (newRemoteFixture); staticHits counts the requests its
+	// static server answered.
+	gateway    string
+	mesh       *testMesh
 	staticHits *atomic.Int64
 }
 
@@ -157,25 +159,24 @@ echo "second\n";`,
 		{Host: "frozen.test", Site: "frozen", Docroot: f.docroot, Endpoint: "unix:" + fpm.socket, State: Serving, Options: RouteOptions{WritesFrozen: true}},
 	}
 	if remote {
-		// The shard's side knows its sites by host and docroot only.
+		f.staticHits = &atomic.Int64{}
+		// The shard's side knows its sites by host, docroot and pool.
 		static := New(Config{
 			Logger:              slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "shard"),
 			AllowedSymlinkRoots: []string{f.allowed},
 			StaticServer:        true,
+			Observe:             func(*http.Request, *RequestInfo) { f.staticHits.Add(1) },
 		})
 		var shardRoutes []Route
 		for _, rt := range routes {
-			shardRoutes = append(shardRoutes, Route{Host: rt.Host, Site: rt.Site, Docroot: rt.Docroot, State: Serving})
+			shardRoutes = append(shardRoutes, Route{Host: rt.Host, Site: rt.Site, Docroot: rt.Docroot, Endpoint: rt.Endpoint, State: Serving})
 		}
 		static.SetTable(NewTable(shardRoutes))
-		f.staticHits = &atomic.Int64{}
-		f.static = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f.staticHits.Add(1)
-			static.ServeHTTP(w, r)
-		}))
-		t.Cleanup(f.static.Close)
+		f.mesh = newTestMesh(t)
+		f.gateway = f.mesh.startGateway(t, static, slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "gateway"))
 		for i := range routes {
-			routes[i].StaticURL = f.static.URL
+			routes[i].Gateway, routes[i].Shard = f.gateway, testShardName
+			routes[i].Endpoint = "" // reached through the gateway only
 		}
 		// The edge allows no symlink roots of its own: it reads no docroot.
 		f.edge = New(Config{
@@ -184,6 +185,7 @@ echo "second\n";`,
 			DialTimeout:  time.Second,
 			RetryAfter:   120 * time.Second,
 			TempDir:      base,
+			Mesh:         f.mesh.edge,
 		})
 	}
 	f.edge.SetTable(NewTable(routes))
@@ -689,8 +691,8 @@ func TestParseEndpoint(t *testing.T) {
 		ok                bool
 	}{
 		{"unix:/run/php/x.sock", "unix", "/run/php/x.sock", true},
-		{"tcp:127.0.0.1:9000", "tcp", "127.0.0.1:9000", true},
-		{"tcp:[::1]:9000", "tcp", "[::1]:9000", true},
+		{"tcp:127.0.0.1:9000", "", "", false}, // pools are never on TCP
+		{"tcp:[::1]:9000", "", "", false},
 		{"unix:relative.sock", "", "", false},
 		{"tcp:nohost", "", "", false},
 		{"udp:1.2.3.4:5", "", "", false},

@@ -38,18 +38,30 @@ func (s RouteState) String() string {
 
 // Route maps one host name to one site. Docroot is the absolute directory
 // static files are served from (and the path php-fpm sees); Endpoint is the
-// site's FastCGI pool, "unix:/path/to.sock" or "tcp:host:port". StaticURL,
-// when set, is the site's shard's static file server ("http://host:port"):
-// Docroot is then on that shard's machine, not this one, and static files
-// and try_files decisions come from there (remote.go).
+// site's FastCGI pool on this machine, "unix:/path/to.sock". Gateway, when
+// set, is the host:port of the gateway of the site's shard Shard on another
+// machine (gateway.go): Docroot is then on that machine, not this one, and
+// static files, try_files decisions and FastCGI all go through the gateway
+// over mutual TLS, which must prove it is Shard. The caller derives these
+// from where the site lives (see internal/platform), never from a shard's
+// report.
 type Route struct {
-	Host      string
-	Site      string
-	Docroot   string
-	Endpoint  string
-	StaticURL string
-	State     RouteState
-	Options   RouteOptions
+	Host     string
+	Site     string
+	Docroot  string
+	Endpoint string
+	Gateway  string
+	Shard    string
+	State    RouteState
+	Options  RouteOptions
+}
+
+// Location is where a site's files and pool are, for RouteForSite: on this
+// machine (Docroot and Endpoint), or behind a shard's gateway (Docroot on
+// the shard's machine, Gateway and Shard). The zero Location leaves the
+// route Unavailable.
+type Location struct {
+	Docroot, Endpoint, Gateway, Shard string
 }
 
 // RouteOptions are the site's edge policies, read by the middlewares.
@@ -64,10 +76,11 @@ type RouteOptions struct {
 	WritesFrozen bool
 }
 
-// RouteForSite derives the route for s from its spec and observed status:
-// Serving only when the shard reports it Ready with an endpoint and a docroot,
-// Suspended when the spec or the phase says so, Unavailable otherwise.
-func RouteForSite(s *site.Site) Route {
+// RouteForSite derives the route for s from its spec and observed status
+// and where it lives (loc): Serving only when the shard reports it Ready and
+// loc says where to reach it, Suspended when the spec or the phase says so,
+// Unavailable otherwise.
+func RouteForSite(s *site.Site, loc Location) Route {
 	host := s.Spec.Domain
 	if host == "" {
 		host = s.Metadata.Name
@@ -75,11 +88,12 @@ func RouteForSite(s *site.Site) Route {
 	spec := s.Spec
 	spec.Defaults()
 	r := Route{
-		Host:      host,
-		Site:      s.Metadata.Name,
-		Docroot:   s.Status.Docroot,
-		Endpoint:  s.Status.Endpoint,
-		StaticURL: s.Status.StaticURL,
+		Host:     host,
+		Site:     s.Metadata.Name,
+		Docroot:  loc.Docroot,
+		Endpoint: loc.Endpoint,
+		Gateway:  loc.Gateway,
+		Shard:    loc.Shard,
 		Options: RouteOptions{
 			CacheTTL:      time.Duration(spec.Cache.TTLSeconds) * time.Second,
 			WAFMode:       spec.WAF.Mode,
@@ -91,7 +105,7 @@ func RouteForSite(s *site.Site) Route {
 	switch {
 	case s.Spec.Suspended || s.Status.Phase == site.PhaseSuspended || maintenance(s):
 		r.State = Suspended
-	case s.Status.Phase == site.PhaseReady && s.Status.Endpoint != "" && s.Status.Docroot != "":
+	case s.Status.Phase == site.PhaseReady && loc.Docroot != "" && (loc.Endpoint != "" || loc.Gateway != "" && loc.Shard != ""):
 		r.State = Serving
 	default:
 		r.State = Unavailable

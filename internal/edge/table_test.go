@@ -92,22 +92,27 @@ func TestRouteForSite(t *testing.T) {
 		mut(s)
 		return s
 	}
+	local := Location{Docroot: "/srv/x/htdocs", Endpoint: "unix:/srv/x.sock"}
+	remote := Location{Docroot: "/srv/x/htdocs", Gateway: "s1.internal:8443", Shard: "s1"}
 	tests := []struct {
 		name string
 		s    *site.Site
+		loc  Location
 		want RouteState
 	}{
-		{"ready", base(func(*site.Site) {}), Serving},
-		{"suspended spec", base(func(s *site.Site) { s.Spec.Suspended = true }), Suspended},
-		{"suspended phase", base(func(s *site.Site) { s.Status.Phase = site.PhaseSuspended }), Suspended},
-		{"creating", base(func(s *site.Site) { s.Status.Phase = site.PhaseCreating }), Unavailable},
-		{"failed", base(func(s *site.Site) { s.Status.Phase = site.PhaseFailed }), Unavailable},
-		{"ready without endpoint", base(func(s *site.Site) { s.Status.Endpoint = "" }), Unavailable},
-		{"moving", base(func(s *site.Site) { s.Move = &site.Move{Phase: site.MoveImporting} }), Serving},
+		{"ready", base(func(*site.Site) {}), local, Serving},
+		{"ready behind a gateway", base(func(*site.Site) {}), remote, Serving},
+		{"suspended spec", base(func(s *site.Site) { s.Spec.Suspended = true }), local, Suspended},
+		{"suspended phase", base(func(s *site.Site) { s.Status.Phase = site.PhaseSuspended }), local, Suspended},
+		{"creating", base(func(s *site.Site) { s.Status.Phase = site.PhaseCreating }), local, Unavailable},
+		{"failed", base(func(s *site.Site) { s.Status.Phase = site.PhaseFailed }), local, Unavailable},
+		{"ready, nowhere to reach it", base(func(*site.Site) {}), Location{}, Unavailable},
+		{"ready, gateway without a shard", base(func(*site.Site) {}), Location{Docroot: "/x", Gateway: "h:1"}, Unavailable},
+		{"moving", base(func(s *site.Site) { s.Move = &site.Move{Phase: site.MoveImporting} }), local, Serving},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := RouteForSite(tc.s)
+			r := RouteForSite(tc.s, tc.loc)
 			if r.State != tc.want {
 				t.Fatalf("state = %v, want %v", r.State, tc.want)
 			}

@@ -73,7 +73,7 @@ func TestDeployBase(t *testing.T) {
 			kinds[u.GetKind()]++
 		}
 	}
-	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 2}
+	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 4}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d %s objects, want %d (all: %v)", kinds[k], k, n, kinds)
@@ -96,7 +96,7 @@ func TestDeployBase(t *testing.T) {
 
 // The NetworkPolicies of the base select the pods the provider makes: the
 // shard agents' pods admit the edges' pods (labels of edge.yaml's template)
-// on the static and FastCGI ports, and a shard's MariaDB admits the agents.
+// on the gateway's port, and a shard's MariaDB admits the agents.
 func TestDeployNetworkPolicies(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(baseDir, "networkpolicy.yaml"))
 	if err != nil {
@@ -153,7 +153,7 @@ func TestDeployNetworkPolicies(t *testing.T) {
 	if len(in) != 2 || len(in[0].From) != 1 || !matches(*in[0].From[0].PodSelector, edgeLabels) || matches(*in[0].From[0].PodSelector, podLabels[kube.ComponentShard]) {
 		t.Fatalf("aipress-shard ingress: %+v", in)
 	}
-	if p := in[0].Ports; len(p) != 2 || p[0].Port.IntValue() != kube.PortStatic || p[1].Port.IntValue() != kube.PoolPortFirst || p[1].EndPort == nil || *p[1].EndPort != kube.PoolPortLast {
+	if p := in[0].Ports; len(p) != 1 || p[0].Port.IntValue() != kube.PortGateway {
 		t.Errorf("edge ports: %+v", p)
 	}
 	if len(in[1].From) != 0 || len(in[1].Ports) != 1 || in[1].Ports[0].Port.IntValue() != kube.PortHealth {

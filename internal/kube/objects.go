@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/aipress/aipress/internal/sitefw"
 )
 
 // Labels and annotations on every object the provider makes.
@@ -52,15 +54,11 @@ const (
 	// PortHealth serves the agent's /readyz and /livez (aipress shard
 	// --health-addr).
 	PortHealth = 8081
-	// PortStatic is where the agent serves the sites' static files to
-	// remote edges.
-	PortStatic = 8082
-	// PoolPortFirst and PoolPortLast bound the per-site php-fpm pools'
-	// FastCGI ports: one port per site, reached on the pod's address
-	// through the headless Service.
-	PoolPortFirst = 9100
-	PoolPortLast  = 9199
-	PortMySQL     = 3306
+	// PortGateway is the agent's gateway for the edges (mutual TLS:
+	// static files and FastCGI to the pools' Unix sockets), reached on the
+	// pod's address through the headless Service.
+	PortGateway = 8443
+	PortMySQL   = 3306
 )
 
 // Mount points.
@@ -127,6 +125,10 @@ type Settings struct {
 	ShardResources, DBResources Resources
 	// ExtraArgs are appended to the agent's command line.
 	ExtraArgs []string
+	// SiteFirewallArgs are appended to the site firewall init container's
+	// `aipress sitefw apply` (e.g. --allow 10.8.0.0/14:3306 where the
+	// database's Service address is not what the pod's packets carry).
+	SiteFirewallArgs []string
 }
 
 func (s *Settings) defaults() {
@@ -321,12 +323,11 @@ func claim(name string, lbl map[string]string, class, size string) corev1.Persis
 
 // shardService is the headless Service that governs the shard's
 // StatefulSet: its pod is aipress-shard-NAME-0.aipress-shard-NAME, which
-// edges reach on the pools' FastCGI ports and the static port.
+// edges reach on the gateway's port.
 func shardService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 	ports := []corev1.ServicePort{
 		{Name: "health", Port: PortHealth, TargetPort: intstr.FromString("health")},
-		{Name: "static", Port: PortStatic, TargetPort: intstr.FromString("static")},
-		{Name: "fastcgi", Port: PoolPortFirst, TargetPort: intstr.FromInt32(PoolPortFirst)},
+		{Name: "gateway", Port: PortGateway, TargetPort: intstr.FromString("gateway")},
 	}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -344,16 +345,12 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 	args := []string{"shard", "--name", spec.Name, "--data-dir", ShardDataDir,
 		"--capacity", strconv.Itoa(capacity), "--provider", ProviderKubernetes,
 		"--public-port", strconv.Itoa(set.PublicPort), "--health-addr", ":" + strconv.Itoa(PortHealth),
-		// Edges run in other pods: the pools listen on the pod's address
-		// (ports PoolPortFirst-PoolPortLast) and the agent serves static
-		// files on PortStatic. The edges' pod addresses change and php-fpm
-		// takes single addresses only, so any client is let in here and
-		// the NetworkPolicy aipress-shard (deploy/kubernetes/base) admits
-		// only the edges' pods. The database server comes from the
-		// AIPRESS_DB_* variables below.
-		"--pool-listen", "0.0.0.0", "--pool-advertise", "$(POD_IP)",
-		"--pool-ports", strconv.Itoa(PoolPortFirst) + "-" + strconv.Itoa(PoolPortLast),
-		"--static-addr", ":" + strconv.Itoa(PortStatic), "--allowed-clients", "any"}
+		// Edges run in other pods: they reach the sites through the
+		// agent's gateway on the pod's address (mutual TLS with
+		// certificates the control plane issues; the pools themselves are
+		// root-owned Unix sockets no other process of the pod can use).
+		// The database server comes from the AIPRESS_DB_* variables below.
+		"--gateway-addr", ":" + strconv.Itoa(PortGateway), "--gateway-advertise", "$(POD_IP)"}
 	transferURL := set.TransferURL
 	if transferURL == "" && set.TransferClaim != "" {
 		transferURL = "file://" + TransferDir
@@ -364,6 +361,9 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 	for _, k := range slices.Sorted(maps.Keys(spec.Labels)) {
 		args = append(args, "--label", k+"="+spec.Labels[k])
 	}
+	// The init container sitefw applies the site users' firewall: the
+	// agent has no CAP_NET_ADMIN to do it itself.
+	args = append(args, "--site-firewall", "off")
 	args = append(args, set.ExtraArgs...)
 	env := []corev1.EnvVar{
 		{Name: "AIPRESS_SERVER", Value: set.ServerURL},
@@ -389,17 +389,25 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 			PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 2,
 		}
 	}
+	dbHost := dbName(spec.Name) + ":" + strconv.Itoa(PortMySQL)
+	if spec.ExternalMySQL != nil {
+		dbHost = spec.ExternalMySQL.Host
+	}
 	pod := corev1.PodSpec{
 		AutomountServiceAccountToken:  new(false),
 		TerminationGracePeriodSeconds: new(int64(60)),
 		EnableServiceLinks:            new(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		InitContainers: []corev1.Container{siteFirewallContainer(set, dbHost)},
 		Containers: []corev1.Container{{
 			Name: "shard", Image: set.Image, ImagePullPolicy: set.PullPolicy,
 			Command: []string{"aipress"}, Args: args, Env: env,
+			SecurityContext: shardSecurityContext(),
 			Ports: []corev1.ContainerPort{
 				{Name: "health", ContainerPort: PortHealth},
-				{Name: "static", ContainerPort: PortStatic},
-				{Name: "fastcgi", ContainerPort: PoolPortFirst},
+				{Name: "gateway", ContainerPort: PortGateway},
 			},
 			Resources: resources(set.ShardResources),
 			// Ready once the agent registered and converged its sites
@@ -432,6 +440,77 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{claim("data", lbl, set.StorageClass, set.SiteStorage)},
+		},
+	}
+}
+
+// ShardCapabilities are the only capabilities the shard agent keeps (all
+// others are dropped). It runs as root and:
+//
+//   - SETUID, SETGID: php-fpm's master starts each pool's workers as the
+//     site's user and group, and the agent runs WordPress's installer and
+//     cron with the PHP CLI as them;
+//   - CHOWN: gives each site its tmp, logs and uploads and the root-owned
+//     files its group (wp-config.php), and re-owns a site's files when
+//     its user is created anew (a pod's fresh /etc/passwd);
+//   - DAC_OVERRIDE: reads, backs up, moves and removes files the sites'
+//     users own with modes that shut out others, root included;
+//   - FOWNER: sets modes on those files (chmod of a file one does not own);
+//   - KILL: signals processes of other users: php-fpm's master stops and
+//     recycles workers running as site users, the agent ends a PHP CLI
+//     run that outlives its deadline;
+//   - SYS_ADMIN: php-fpm and the PHP CLI run in a mount namespace of their
+//     own with a /proc mounted hidepid=invisible, so a site's PHP cannot
+//     see other sites' processes (internal/procns); the shard refuses to
+//     run site code without it. It is the broadest of these, but site code
+//     never holds it: workers run as unprivileged site users under
+//     no_new_privs, and RuntimeDefault's seccomp profile still applies.
+//
+// useradd, usermod and userdel need nothing more (they write root's own
+// files); nothing binds a port below 1024; no NET_RAW, SYS_CHROOT, MKNOD,
+// AUDIT_WRITE, SETFCAP, SETPCAP, NET_BIND_SERVICE or FSETID, which the
+// runtime's default set would give.
+var ShardCapabilities = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL", "SYS_ADMIN"}
+
+// shardSecurityContext is the agent container's: root (it creates users
+// and runs php-fpm's master) with ShardCapabilities only, and no privilege
+// escalation: the kernel's no_new_privs flag, which every process of the
+// container inherits — site PHP included — so that no set-user-ID binary or
+// file capability in the image can raise a site's privileges. It leaves
+// setuid()/setgid() by a process that holds CAP_SETUID alone, so php-fpm's
+// master still switches to the site users (it drops privileges; it never
+// executes a set-user-ID program to gain them).
+func shardSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: ShardCapabilities},
+	}
+}
+
+// siteFirewallContainer is the shard pod's init container: with
+// CAP_NET_ADMIN only, before the agent starts, it applies owner-match
+// nftables rules in the pod's network namespace (aipress sitefw apply)
+// that keep every user of the site ID range — every site user the agent
+// will create — off loopback (the agent's health, gateway and every other
+// port of the pod), the pod's own address, the metadata address and the
+// private networks (the cluster: the API, other shards, the edges'
+// metrics), except the shard's database server and the DNS resolvers. A
+// NetworkPolicy cannot do this: it sees the pod, not which user in it sends.
+func siteFirewallContainer(set Settings, dbHost string) corev1.Container {
+	args := []string{"sitefw", "apply", "--uid-range", sitefw.DefaultSiteIDs.String(), "--deny-private", "--allow", dbHost}
+	args = append(args, set.SiteFirewallArgs...)
+	return corev1.Container{
+		Name: "sitefw", Image: set.Image, ImagePullPolicy: set.PullPolicy,
+		Command: []string{"aipress"}, Args: args,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                new(int64(0)),
+			AllowPrivilegeEscalation: new(false),
+			ReadOnlyRootFilesystem:   new(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}},
 		},
 	}
 }

@@ -1,7 +1,9 @@
 // Package mariadb runs and administers one MariaDB server for a shard: it
 // initialises a data directory with mariadb-install-db, runs mariadbd under a
 // supervisor on its own socket and loopback port, and creates or drops one
-// database and one least-privilege user per site.
+// database and one least-privilege user per site. Dumps are loaded
+// sandboxed, as an ephemeral user limited to the target database (load.go):
+// their content comes from a site and is hostile.
 //
 // The server's root password is generated at initialisation and kept in the
 // shard's data directory (mode 0600); root can only log in over the socket
@@ -25,6 +27,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,12 +46,21 @@ type Server struct {
 	// Remote, if set, is the external server to administer instead of
 	// running one.
 	Remote *Remote
+	// LoadUserPrefix starts the names of the ephemeral users Load runs
+	// dumps as (default DefaultLoadUserPrefix); CollectLoadUsers drops
+	// leftovers by it, so servers that share one database server need
+	// distinct prefixes (a shard uses its NamePrefix).
+	LoadUserPrefix string
 
 	port     int
 	password string
 	proc     *supervise.Process
 	db       *sql.DB
 	ready    chan struct{}
+
+	loadMu        sync.Mutex
+	clientChecked bool            // the mariadb client has the sandbox options
+	loading       map[string]bool // load users of running loads
 }
 
 // Remote is an external MySQL/MariaDB server reached over TCP.
@@ -434,20 +446,30 @@ func (s *Server) OpenAs(userName, password, dbName string) (*sql.DB, error) {
 
 var ident = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
-// EnsureDatabase creates database name and user name@localhost with
-// password, granting it all privileges on that database only. It is
-// idempotent: an existing user gets its password reset to password.
-func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password string) error {
+// EnsureDatabase creates database name and user name@localhost (a remote
+// server's site user host) with password, granting it all privileges on
+// that database only, and limits the user to maxConnections concurrent
+// connections (MAX_USER_CONNECTIONS, so one site cannot take the server's
+// max_connections from the others; beyond it MariaDB refuses a connection
+// with error 1226, "has exceeded the 'max_user_connections' resource"). It
+// is idempotent: an existing user gets its password and limit reset, so a
+// plan change takes effect on the next call (for new connections; open
+// ones stay).
+func (s *Server) EnsureDatabase(ctx context.Context, name, userName, password string, maxConnections int) error {
 	if !ident.MatchString(name) || !ident.MatchString(userName) {
 		return fmt.Errorf("mariadb: invalid identifier %q/%q", name, userName)
 	}
 	if strings.ContainsAny(password, `'\`) {
 		return errors.New("mariadb: password contains quote characters")
 	}
+	if maxConnections <= 0 {
+		// 0 would mean "no limit of its own" to MariaDB.
+		return fmt.Errorf("mariadb: user %s: connection limit %d, want at least 1", userName, maxConnections)
+	}
 	stmts := []string{
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name),
-		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
-		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s'", userName, s.userHost(), password),
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, maxConnections),
+		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, maxConnections),
 		s.grantAll(name, userName),
 	}
 	for _, q := range stmts {
@@ -550,21 +572,6 @@ func (s *Server) Dump(ctx context.Context, name string, w io.Writer) error {
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("mariadb: dump %s: %w: %s", name, err, tail([]byte(stderr.String())))
-	}
-	return nil
-}
-
-// Load runs the SQL read from r (a Dump) in database name, as root.
-func (s *Server) Load(ctx context.Context, name string, r io.Reader) error {
-	if !ident.MatchString(name) {
-		return fmt.Errorf("mariadb: invalid identifier %q", name)
-	}
-	cmd := exec.CommandContext(ctx, "mariadb", "--defaults-file="+s.clientConfig(),
-		"--default-character-set=utf8mb4", "--batch", "--", name)
-	var stderr strings.Builder
-	cmd.Stdin, cmd.Stderr = r, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("mariadb: load into %s: %w: %s", name, err, tail([]byte(stderr.String())))
 	}
 	return nil
 }

@@ -3,12 +3,16 @@ package mariadb
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/aipress/aipress/internal/fsperm"
 )
@@ -41,13 +45,13 @@ func TestServer(t *testing.T) {
 			t.Errorf("%s is not root's: %v", s.Dir, err)
 		}
 	}
-	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA"); err != nil {
+	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA", 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA"); err != nil {
+	if err := s.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA", 10); err != nil {
 		t.Fatalf("second ensure: %v", err)
 	}
-	if err := s.EnsureDatabase(ctx, "wp_b", "wp_b", "pwB"); err != nil {
+	if err := s.EnsureDatabase(ctx, "wp_b", "wp_b", "pwB", 10); err != nil {
 		t.Fatal(err)
 	}
 	a, err := s.OpenAs("wp_a", "pwA", "wp_a")
@@ -92,7 +96,7 @@ func TestServer(t *testing.T) {
 	if err := s.Dump(ctx, "wp_a", &dump); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EnsureDatabase(ctx, "wp_c", "wp_c", "pwC"); err != nil {
+	if err := s.EnsureDatabase(ctx, "wp_c", "wp_c", "pwC", 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Load(ctx, "wp_c", &dump); err != nil {
@@ -151,5 +155,94 @@ func TestServer(t *testing.T) {
 	dbs, err := s.ListDatabases(ctx, "wp_")
 	if err != nil || len(dbs) != 1 || dbs[0] != "wp_b" {
 		t.Fatalf("ListDatabases = %v, %v", dbs, err)
+	}
+}
+
+// A site's database user gets at most its plan's number of connections
+// (MariaDB refuses the next with error 1226) while another site's user
+// still connects; a new limit applies to the next connection. The same on
+// a server administered remotely over TCP (site users @'%').
+func TestUserConnectionLimit(t *testing.T) {
+	local := startServer(t)
+	ctx := context.Background()
+	remote := remoteOf(t, local)
+
+	for _, tc := range []struct {
+		name string
+		srv  *Server
+	}{{"local", local}, {"remote", remote}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.srv
+			site, other := "wp_lim_"+tc.name, "wp_oth_"+tc.name
+			if err := s.EnsureDatabase(ctx, site, site, "pwS", 0); err == nil {
+				t.Error("a limit of 0 (unlimited to MariaDB) was accepted")
+			}
+			if err := s.EnsureDatabase(ctx, site, site, "pwS", 2); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.EnsureDatabase(ctx, site, site, "pwS", 2); err != nil {
+				t.Fatalf("second ensure: %v", err)
+			}
+			if err := s.EnsureDatabase(ctx, other, other, "pwO", 2); err != nil {
+				t.Fatal(err)
+			}
+			db, err := s.OpenAs(site, "pwS", site)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var held []*sql.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			connect := func() error {
+				c, err := db.Conn(ctx)
+				if err == nil {
+					err = c.PingContext(ctx)
+				}
+				if err != nil {
+					if c != nil {
+						c.Close()
+					}
+					return err
+				}
+				held = append(held, c)
+				return nil
+			}
+			refused := func(what string) {
+				t.Helper()
+				err := connect()
+				var me *mysql.MySQLError
+				if !errors.As(err, &me) || me.Number != 1226 {
+					t.Fatalf("%s: got %v, want MariaDB error 1226 (max_user_connections resource exceeded)", what, err)
+				}
+			}
+			for i := 0; i < 2; i++ {
+				if err := connect(); err != nil {
+					t.Fatalf("connection %d of 2: %v", i+1, err)
+				}
+			}
+			refused("third connection with a limit of 2")
+
+			o, err := s.OpenAs(other, "pwO", other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			if err := o.PingContext(ctx); err != nil {
+				t.Fatalf("another site's user cannot connect while the first is at its limit: %v", err)
+			}
+
+			// A plan change: the next connection gets the new limit.
+			if err := s.EnsureDatabase(ctx, site, site, "pwS", 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := connect(); err != nil {
+				t.Fatalf("third connection after raising the limit to 3: %v", err)
+			}
+			refused("fourth connection with a limit of 3")
+		})
 	}
 }

@@ -1,7 +1,16 @@
 // Package phpfpm runs one php-fpm master per shard and manages its pools:
-// one pool per site (pm = ondemand, the site's own Unix user, exec-family
-// functions disabled), added and removed with a graceful reload so that no
-// other site notices.
+// one pool per site (pm = ondemand, the site's own Unix user, a root-owned
+// 0600 socket, a request time limit), added and removed with a graceful
+// reload so that no other site notices.
+//
+// Every site's PHP is treated as hostile. The master is started with
+// internal/phpini's hardening on its command line (php-fpm -d: OPcache's
+// validate_permission, validate_root and restrict_api are INI_SYSTEM and
+// only take effect there), and every pool repeats each setting as
+// php_admin_value/php_admin_flag, which locks it against ini_set and
+// .user.ini. The master runs in a mount namespace of its own whose /proc
+// hides other users' processes (internal/procns), so a site's worker sees
+// only its own site's processes.
 //
 // The master always has one internal pool (_aipress) so that it can start
 // with no sites at all; php-fpm refuses to run without a pool.
@@ -13,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,18 +32,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aipress/aipress/internal/phpini"
+	"github.com/aipress/aipress/internal/procns"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/supervise"
 )
 
 // Binary is the php-fpm executable from Debian's php8.2-fpm.
 const Binary = "/usr/sbin/php-fpm8.2"
-
-// DisabledFunctions are never available to site code.
-var DisabledFunctions = []string{
-	"exec", "passthru", "shell_exec", "system", "proc_open", "popen",
-	"pcntl_exec", "pcntl_fork", "dl", "proc_nice", "proc_terminate",
-	"proc_get_status", "posix_kill", "posix_setuid", "posix_setgid",
-}
 
 // Pool is one site's pool.
 type Pool struct {
@@ -47,24 +51,11 @@ type Pool struct {
 	IdleTimeout time.Duration
 	MemoryMB    int
 	UploadMaxMB int
-	// Listen, if set, is the TCP address "IP:PORT" the pool listens on
-	// instead of its Unix socket, for edges on other machines. FastCGI
-	// lets a client run any PHP file as the pool's user with settings of its
-	// choosing, so AllowedClients (listen.allowed_clients: IP addresses,
-	// no networks — php-fpm compares each connection's source address
-	// with this list and drops others) must name only edges. Empty
-	// AllowedClients means loopback only.
-	Listen         string
-	AllowedClients []string
-	// AnyClient drops listen.allowed_clients: every address that reaches
-	// the port may connect. Only where the network itself admits only
-	// edges (a Kubernetes NetworkPolicy).
-	AnyClient bool
+	// RequestTimeout ends a request that runs longer (php-fpm's
+	// request_terminate_timeout: the worker is killed, the edge answers
+	// 502); zero means site.DefaultRequestTimeoutSeconds.
+	RequestTimeout time.Duration
 }
-
-// DefaultAllowedClients may connect to a TCP pool when Pool.AllowedClients
-// is empty: loopback only.
-var DefaultAllowedClients = []string{"127.0.0.1"}
 
 var poolName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
@@ -93,8 +84,15 @@ func (m *Master) Socket(name string) string { return filepath.Join(m.runDir(), n
 func (m *Master) PoolFile(name string) string { return filepath.Join(m.poolDir(), name+".conf") }
 
 // Prepare writes the master configuration. Pools already in pool.d are kept.
+// It fails if site code could not be run with a /proc that hides other
+// users' processes (internal/procns: as root without CAP_SYS_ADMIN).
 func (m *Master) Prepare() error {
 	m.ready = make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := procns.Check(ctx); err != nil {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
 	for _, d := range []string{m.Dir, m.poolDir(), m.runDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("php-fpm: %w", err)
@@ -141,7 +139,14 @@ func (m *Master) Run(ctx context.Context) error {
 			for _, f := range socks {
 				_ = os.Remove(f)
 			}
-			return exec.Command(Binary, "--nodaemonize", "--fpm-config", m.conf())
+			cmd := exec.Command(Binary, append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)...)
+			// In a mount namespace whose /proc hides other users'
+			// processes; a USR2 reload re-executes php-fpm in place,
+			// inside it.
+			if err := procns.Wrap(cmd); err != nil {
+				cmd.Err = err
+			}
+			return cmd
 		},
 		PIDFile:     filepath.Join(m.Dir, "supervised.pid"),
 		Match:       "php-fpm",
@@ -182,49 +187,43 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	if p.UploadMaxMB <= 0 {
 		p.UploadMaxMB = 64
 	}
+	if p.RequestTimeout <= 0 {
+		p.RequestTimeout = site.DefaultRequestTimeoutSeconds * time.Second
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "; Written by aipress for one site; changes are overwritten.\n[%s]\n", p.Name)
 	if p.User != "" {
 		fmt.Fprintf(&b, "user = %s\ngroup = %s\n", p.User, p.Group)
 	}
-	if p.Listen != "" {
-		host, _, err := net.SplitHostPort(p.Listen)
-		if err != nil || net.ParseIP(host) == nil {
-			return nil, fmt.Errorf("php-fpm: pool %s: listen address %q is not IP:PORT", p.Name, p.Listen)
-		}
-		clients := p.AllowedClients
-		if len(clients) == 0 {
-			clients = DefaultAllowedClients
-		}
-		for _, c := range clients {
-			if net.ParseIP(c) == nil {
-				return nil, fmt.Errorf("php-fpm: pool %s: allowed client %q is not an IP address", p.Name, c)
-			}
-		}
-		if p.AnyClient {
-			fmt.Fprintf(&b, "listen = %s\n", p.Listen)
-		} else {
-			fmt.Fprintf(&b, "listen = %s\nlisten.allowed_clients = %s\n", p.Listen, strings.Join(clients, ","))
-		}
-	} else {
-		fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
-	}
+	// The socket is the master's (root's) with mode 0600: only root —
+	// the edge on this machine, or the shard agent's gateway for edges on
+	// others — can connect. FastCGI runs any PHP file of the pool's user
+	// with any PHP settings the client sends, so nothing a site user can
+	// reach may be a pool.
+	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
+	fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", int(max(p.RequestTimeout.Round(time.Second), time.Second).Seconds()))
 	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
-	fmt.Fprintf(&b, "php_admin_value[disable_functions] = %s\n", strings.Join(DisabledFunctions, ","))
+	for _, st := range phpini.Settings() {
+		if st.Flag {
+			fmt.Fprintf(&b, "php_admin_flag[%s] = %s\n", st.Name, st.Value)
+		} else {
+			fmt.Fprintf(&b, "php_admin_value[%s] = %s\n", st.Name, st.Value)
+		}
+	}
 	fmt.Fprintf(&b, "php_admin_value[memory_limit] = %dM\n", p.MemoryMB)
 	fmt.Fprintf(&b, "php_admin_value[upload_max_filesize] = %dM\n", p.UploadMaxMB)
 	fmt.Fprintf(&b, "php_admin_value[post_max_size] = %dM\n", p.UploadMaxMB+1)
 	tmp := filepath.Join(p.SiteDir, "tmp")
 	fmt.Fprintf(&b, "php_admin_value[upload_tmp_dir] = %s\nphp_admin_value[sys_temp_dir] = %s\nphp_admin_value[session.save_path] = %s\n", tmp, tmp, tmp)
 	fmt.Fprintf(&b, "php_admin_value[error_log] = %s\nphp_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\n", filepath.Join(p.SiteDir, "logs", "php-error.log"))
-	b.WriteString("php_admin_flag[allow_url_include] = off\nphp_admin_flag[expose_php] = off\n")
+	b.WriteString("php_admin_flag[expose_php] = off\n")
 	return b.Bytes(), nil
 }
 
 // EnsurePool writes p's configuration and reloads the master if it changed,
-// then waits for the pool's socket (or TCP port). It is idempotent.
+// then waits for the pool's socket. It is idempotent.
 func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	conf, err := RenderPool(p, m.Socket(p.Name))
 	if err != nil {
@@ -245,62 +244,13 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	if err := m.reloadTracked(ctx); err != nil {
 		return err
 	}
-	if p.Listen != "" {
-		return waitListening(ctx, p.Listen, 30*time.Second)
-	}
 	return waitFile(ctx, m.Socket(p.Name), 30*time.Second)
 }
 
-// Listening reports whether p's socket exists or, for a TCP pool, whether
-// its port accepts connections (the kernel accepts them for php-fpm's
-// listening socket before allowed_clients is checked, so this also works
-// from an address the pool would refuse).
+// Listening reports whether p's socket exists.
 func (m *Master) Listening(p Pool) bool {
-	if p.Listen == "" {
-		_, err := os.Stat(m.Socket(p.Name))
-		return err == nil
-	}
-	c, err := net.DialTimeout("tcp", dialable(p.Listen), time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// dialable turns a wildcard listen address (0.0.0.0, ::) into loopback.
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if ip.To4() != nil {
-			host = "127.0.0.1"
-		} else {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func waitListening(ctx context.Context, addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := net.DialTimeout("tcp", dialable(addr), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("php-fpm: nothing listens on %s after %s: %w", addr, d, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	_, err := os.Stat(m.Socket(p.Name))
+	return err == nil
 }
 
 // RemovePool removes pool name and reloads the master (idempotent).

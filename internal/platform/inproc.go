@@ -32,6 +32,9 @@ type inprocShards struct {
 	st               store.Store
 	repos            *repos.Manager
 	after            func()
+	// firewall and loopbackPorts are the shards' site firewall (sitefw).
+	firewall      FirewallMode
+	loopbackPorts []int
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -107,6 +110,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		PurgeURL: p.purges.url, PurgeKey: p.purges.key, TransferURL: p.transferURL,
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),
+		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
 		onShard: func(s *shard.Shard) {
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); wakeShardJobs(s) }

@@ -39,6 +39,9 @@ type KubeConfig struct {
 	ExternalMySQL, ExternalMySQLSecret string
 	// ShardArgs are appended to the shard agents' command lines.
 	ShardArgs []string
+	// SiteFirewallArgs are appended to the shard pods' `aipress sitefw
+	// apply` (their init container).
+	SiteFirewallArgs []string
 }
 
 // newKubeProvider returns the Kubernetes shard provider for cfg.
@@ -59,6 +62,7 @@ func newKubeProvider(cfg ServerConfig, transferURL string, st store.Store, log *
 			Namespace: kc.Namespace, Image: kc.Image, MariaDBImage: kc.MariaDBImage, ServerURL: kc.ServerURL,
 			TransferURL: transferURL, TransferClaim: kc.TransferClaim, PublicPort: cfg.PublicPort,
 			StorageClass: kc.StorageClass, ExtraArgs: kc.ShardArgs,
+			SiteFirewallArgs: kc.SiteFirewallArgs,
 		},
 	})
 }

@@ -96,6 +96,11 @@ type Config struct {
 	// Ready, if set, is called once the API and edge listen and the first
 	// Shards shards have converged for the first time.
 	Ready func()
+	// SiteFirewall keeps the local shards' site users off this machine's
+	// services (the API, pprof, MariaDB's TCP port …) and the metadata
+	// address, except the edge's HTTP and HTTPS ports (package sitefw);
+	// default FirewallAuto.
+	SiteFirewall FirewallMode
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -187,6 +192,17 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLns()
 		return err
 	}
+	// The site firewall: checked once here, so a process that cannot
+	// apply it warns once, not once per shard.
+	fwMode, err := checkFirewall(cfg.SiteFirewall, log)
+	if err != nil {
+		closeLns()
+		return err
+	}
+	loopbackPorts := []int{portOf(edgeLn.Addr().String())}
+	if httpsLn != nil {
+		loopbackPorts = append(loopbackPorts, portOf(httpsLn.Addr().String()))
+	}
 	// The edge's page cache; it is also the edge.Purger for purges.
 	pageCache := pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
 
@@ -195,7 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 	shards := &inprocShards{
 		dataDir: dataDir, log: log, publicURL: publicURL, purges: purges,
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
-		heartbeatTimeout: cfg.HeartbeatTimeout,
+		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: loopbackPorts,
 	}
 	var routes *routeSync
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
@@ -217,6 +233,8 @@ func Run(ctx context.Context, cfg Config) error {
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache
+	// Every shard of this process is local to its edge.
+	routes.loc = Locality{ShardDirs: []string{filepath.Join(dataDir, "shards")}}
 
 	// The edge: the WAF guards PHP — it inspects what would run code; pages
 	// from the cache and static files never reach PHP (internal/edge/doc.go).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aipress/aipress/internal/agent"
@@ -19,6 +20,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -52,9 +54,17 @@ type apiLink struct {
 func (l *apiLink) Register(ctx context.Context, reg Registration) error {
 	_, err := agent.Register(ctx, l.c, apiclient.RegisterRequest{
 		Capacity: reg.Capacity, Labels: reg.Labels, Roots: reg.Roots,
-		Provider: reg.Provider, AgentVersion: reg.AgentVersion,
+		Provider: reg.Provider, AgentVersion: reg.AgentVersion, Dir: reg.Dir, Gateway: reg.Gateway,
 	})
 	return err
+}
+
+func (l *apiLink) Certificate(ctx context.Context, csr []byte) ([]byte, []byte, error) {
+	resp, err := l.c.AgentCertificate(ctx, csr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []byte(resp.Certificate), []byte(resp.CA), nil
 }
 
 func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
@@ -99,7 +109,11 @@ type EdgeConfig struct {
 	HTTPSAddr string
 	// MetricsAddr, if set, serves the edge's Prometheus metrics at
 	// /metrics there (no authentication: keep it private).
-	MetricsAddr       string
+	MetricsAddr string
+	// Locality says which shards run on this edge's machine (their
+	// directories) and which symlink roots it serves files from; sites of
+	// other shards are reached through their gateways.
+	Locality          Locality
 	ACMECA, ACMEEmail string
 	RateIP, RateSite  float64
 	CacheBytes        int64
@@ -155,17 +169,19 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
 	mws = append(mws, extras.middlewares()...)
 	mws = append(mws, pageCache.Middleware())
+	client := apiclient.New(cfg.Server, cfg.Token)
+	mesh := &edgeMesh{}
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe, Mesh: mesh})
 	extras.edge.Store(ed)
 
 	// Follow the control plane's routing table.
 	var uids map[string]string
 	var once sync.Once
 	watcher := agent.NewRoutes(agent.RoutesConfig{
-		Client: apiclient.New(cfg.Server, cfg.Token), Logger: log.With("component", "routes"),
+		Client: client, Logger: log.With("component", "routes"),
 		OnChange: func(snap agent.Snapshot) {
-			routes, roots := buildRoutes(snap.Sites, snap.Shards)
+			routes, roots := BuildRoutes(snap.Sites, snap.Shards, cfg.Locality)
 			ed.AddAllowedSymlinkRoots(roots...)
 			ed.SetTable(edge.NewTable(routes))
 			next := make(map[string]string, len(snap.Sites))
@@ -226,6 +242,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 			log.Error("routing table watch stopped", "err", err)
 		}
 	}()
+	// The edge's certificate for shards' gateways.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		mesh.keep(ctx, client, filepath.Join(dataDir, EdgeCredentialsDir), log.With("component", "mesh"))
+	}()
 	<-ctx.Done()
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -236,4 +258,85 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// EdgeCredentialsDir is the directory in an edge's data directory holding
+// its key and certificate for shards' gateways (0700).
+const EdgeCredentialsDir = "mesh-tls"
+
+// edgeMesh is an edge's identity towards shards' gateways (edge.Mesh): the
+// credentials once the edge knows its name and holds a certificate; until
+// then every gateway connection fails (502) and local sites are unaffected.
+type edgeMesh struct {
+	creds atomic.Pointer[mtls.Credentials]
+}
+
+func (m *edgeMesh) ClientTLS(peer mtls.Identity, nextProtos ...string) *tls.Config {
+	if c := m.creds.Load(); c != nil {
+		return c.ClientTLS(peer, nextProtos...)
+	}
+	noCert := errors.New("this edge has no certificate for shards' gateways yet")
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: nextProtos,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return nil, noCert
+		},
+		InsecureSkipVerify: true, // and every server refused below
+		VerifyConnection:   func(tls.ConnectionState) error { return noCert },
+	}
+}
+
+// keep learns the edge's name (its token's ID), loads its credentials from
+// dir and keeps a certificate issued, until ctx ends.
+func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, log *slog.Logger) {
+	var id string
+	for id == "" {
+		who, err := c.WhoAmI(ctx)
+		if err == nil {
+			id = who.ID
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("asking the control plane who this edge is", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+	creds, err := mtls.LoadCredentials(dir, mtls.Identity{Role: mtls.RoleEdge, Name: id})
+	if err != nil {
+		log.Error("edge credentials: sites behind shards' gateways will answer 502", "err", err)
+		return
+	}
+	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
+		resp, err := c.EdgeCertificate(ctx, csr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []byte(resp.Certificate), []byte(resp.CA), nil
+	}
+	if creds.Ready(time.Now()) {
+		m.creds.Store(creds)
+	}
+	for !creds.Ready(time.Now()) {
+		if err := creds.Renew(ctx, issue); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			return
+		} else {
+			log.Warn("getting the edge's certificate", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+	m.creds.Store(creds)
+	log.Info("edge certificate for shards' gateways", "identity", creds.Self().String(), "not_after", creds.NotAfter())
+	_ = creds.Keep(ctx, issue, 10*time.Minute, nil, log)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -37,6 +38,10 @@ type ServerConfig struct {
 	// ShardCapacity is the capacity of shards the local provider creates
 	// (0: placement.DefaultCapacity).
 	ShardCapacity int
+	// MaxShardCapacity caps the capacity shard agents register (0:
+	// api.DefaultMaxShardCapacity, raised to ShardCapacity if that is
+	// larger): a shard's token does not decide how many sites it gets.
+	MaxShardCapacity int
 	// HeartbeatTimeout: a shard silent this long is Unhealthy (default 15s).
 	HeartbeatTimeout time.Duration
 	// Headroom is the placement headroom (placement.Placer).
@@ -97,6 +102,9 @@ type controlPlaneConfig struct {
 	// wake is called after every API mutation and leader write, besides
 	// the hub (for in-process watchers: route sync, local shards).
 	wake func()
+	// maxShardCapacity caps shards' registered capacities (0: the API's
+	// default).
+	maxShardCapacity int
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -126,6 +134,13 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	// The CA of the edge ↔ gateway channel derives from the KEK: replicas
+	// sharing the KEK issue under one CA (package mtls).
+	ca, err := mtls.NewAuthority(kek, nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -150,7 +165,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	cp.handler = api.New(api.Config{
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
-		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager,
+		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
 	})
 	return cp, nil
 }
@@ -223,6 +238,10 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
+		maxShardCapacity: cfg.MaxShardCapacity,
+	}
+	if ccfg.maxShardCapacity == 0 {
+		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)
 	}
 	var kubeErr error
 	switch {

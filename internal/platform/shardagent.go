@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mariadb"
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -37,15 +39,15 @@ type ShardConfig struct {
 	// every shard that exchanges sites must use the same one.
 	TransferURL       string
 	HeartbeatInterval time.Duration // default 5s
-	// Remote edges (see shard.Config): PoolListen puts the pools on TCP
-	// (PoolAdvertise, ports PoolPortFirst-PoolPortLast, AllowedClients);
-	// StaticAddr serves the sites' static files and try_files decisions to
-	// edges on other machines, at StaticAdvertise (see StaticURL). Empty:
-	// Unix sockets and no static server — edges share this machine.
-	PoolListen, PoolAdvertise   string
-	PoolPortFirst, PoolPortLast int
-	AllowedClients              shard.Clients
-	StaticAddr, StaticAdvertise string
+	// GatewayAddr, if set, is where the shard's gateway for edges on other
+	// machines listens (mutual TLS with certificates the control plane
+	// issues; edge.Gateway): static files, try_files decisions and FastCGI
+	// to the pools' sockets. Edges reach it at GatewayAdvertise (see
+	// GatewayAdvertise). Empty: no gateway — only edges on this machine,
+	// configured with this shard's directory, serve its sites.
+	GatewayAddr, GatewayAdvertise string
+	// SiteVolumes is shard.Config.Volumes: auto (default), on or off.
+	SiteVolumes string
 	// Database, if set, is the external MySQL/MariaDB server of the
 	// sites' databases (see shard.Config.Database); nil: the shard runs
 	// its own MariaDB.
@@ -58,9 +60,19 @@ type ShardConfig struct {
 	// HealthAddr, if set, serves /livez and /readyz there (ready once
 	// registered and converged once): the pod's probes on Kubernetes.
 	HealthAddr string
+	// SiteFirewall keeps the shard's site users off this machine's
+	// services and the metadata address (package sitefw; default auto),
+	// allowing them LoopbackPorts (the edges' HTTP and HTTPS ports) and
+	// the DNS resolvers.
+	SiteFirewall  FirewallMode
+	LoopbackPorts []int
 	// onShard, if set, is given the shard once it exists (up wakes it).
 	onShard func(*shard.Shard)
 }
+
+// GatewayCredentialsDir is the directory in a shard's data directory that
+// holds its gateway's key and certificate (0700).
+const GatewayCredentialsDir = "gateway-tls"
 
 // Registration is what a shard agent tells the control plane about itself.
 type Registration struct {
@@ -69,6 +81,8 @@ type Registration struct {
 	Roots        []string
 	Provider     string
 	AgentVersion string
+	Dir          string // the shard's data directory (absolute)
+	Gateway      string // where edges reach its gateway; empty: none
 }
 
 // shardLink is how a shard agent talks to its control plane: over the API
@@ -85,6 +99,11 @@ type shardLink interface {
 	Jobs(wake func()) shard.Jobs
 	// Repos opens backup repositories for the shard.
 	Repos() repoOpener
+	// Certificate issues the shard's gateway certificate for csrPEM and
+	// returns it with the platform's CA certificate.
+	Certificate(ctx context.Context, csrPEM []byte) (certPEM, caPEM []byte, err error)
+	// MoveKeys gives the keys of the shard's sites' moves (movekey.go).
+	MoveKeys() shard.MoveKeyFunc
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -106,28 +125,51 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("shard dir: %w", err)
 	}
-	var staticLn net.Listener
-	staticURL := ""
-	if cfg.StaticAddr != "" {
-		if staticLn, err = net.Listen("tcp", cfg.StaticAddr); err != nil {
-			return fmt.Errorf("static server: %w", err)
+	var gatewayLn net.Listener
+	gateway := ""
+	var creds *mtls.Credentials
+	if cfg.GatewayAddr != "" {
+		if gatewayLn, err = net.Listen("tcp", cfg.GatewayAddr); err != nil {
+			return fmt.Errorf("gateway: %w", err)
 		}
-		defer staticLn.Close()
-		poolAdvertise := cfg.PoolAdvertise
-		if poolAdvertise == "" {
-			poolAdvertise = cfg.PoolListen
-		}
-		if staticURL, err = StaticURL(staticLn.Addr(), cfg.StaticAdvertise, cfg.StaticAddr, poolAdvertise); err != nil {
+		defer gatewayLn.Close()
+		if gateway, err = GatewayAdvertise(gatewayLn.Addr(), cfg.GatewayAdvertise, cfg.GatewayAddr); err != nil {
 			return err
+		}
+		if creds, err = mtls.LoadCredentials(filepath.Join(dir, GatewayCredentialsDir), mtls.Identity{Role: mtls.RoleShard, Name: cfg.Name}); err != nil {
+			return fmt.Errorf("gateway: %w", err)
 		}
 	}
 	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
-		PoolListen: cfg.PoolListen, PoolAdvertise: cfg.PoolAdvertise, PoolPortFirst: cfg.PoolPortFirst, PoolPortLast: cfg.PoolPortLast,
-		AllowedClients: cfg.AllowedClients, StaticURL: staticURL, Database: cfg.Database,
+		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 	}
 	setShardRepos(&scfg, link.Repos())
+	scfg.MoveKey = link.MoveKeys()
+	var fwAllow []string
+	if cfg.Database != nil {
+		fwAllow = append(fwAllow, cfg.Database.Addr) // the sites' DB_HOST
+	}
+	fw, err := openSiteFirewall(ctx, cfg.SiteFirewall, dir, cfg.LoopbackPorts, fwAllow, log)
+	if err != nil {
+		return err
+	}
+	// The rules go when the agent returns, unless site processes may
+	// still run (an error while the shard runs): then they stay for this
+	// process's life.
+	keepRules := false
+	if fw != nil {
+		scfg.SiteUsers = fw
+		defer func() {
+			if !keepRules {
+				if err := fw.Delete(); err != nil {
+					log.Warn("removing the site firewall", "err", err)
+				}
+			}
+			fw.Close()
+		}()
+	}
 	sh := shard.New(scfg)
 	if cfg.onShard != nil {
 		cfg.onShard(sh)
@@ -141,17 +183,8 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if err := sh.Prepare(ctx); err != nil {
 		return err
 	}
-	var static *shardStatic
-	if staticLn != nil {
-		clients := cfg.AllowedClients
-		if len(clients) == 0 {
-			clients = shard.DefaultClients
-		}
-		static = newShardStatic(cfg.Name, sh, clients, log.With("component", "static"))
-		go static.serve(ctx, staticLn)
-		log.Info("static server for remote edges", "listen", staticLn.Addr().String(), "url", staticURL)
-	}
-	reg := Registration{Capacity: cfg.Capacity, Labels: cfg.Labels, Roots: sh.AllowedSymlinkRoots(), Provider: cfg.Provider, AgentVersion: cfg.Version}
+	reg := Registration{Capacity: cfg.Capacity, Labels: cfg.Labels, Roots: sh.AllowedSymlinkRoots(), Provider: cfg.Provider,
+		AgentVersion: cfg.Version, Dir: dir, Gateway: gateway}
 	for {
 		err = link.Register(ctx, reg)
 		if err == nil {
@@ -165,6 +198,27 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		}
 	}
 	log.Info("shard registered", "capacity", cfg.Capacity, "labels", cfg.Labels)
+	var static *shardStatic
+	if gatewayLn != nil {
+		// The gateway needs its certificate before it can serve anyone.
+		for !creds.Ready(time.Now()) {
+			err := creds.Renew(ctx, link.Certificate)
+			if err == nil {
+				break
+			}
+			log.Warn("getting the gateway's certificate from the control plane", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+		}
+		go func() { _ = creds.Keep(ctx, link.Certificate, 10*time.Minute, nil, log.With("component", "gateway")) }()
+		static = newShardStatic(cfg.Name, sh, log.With("component", "gateway"))
+		go static.serve(ctx, gatewayLn, creds)
+		log.Info("gateway for edges on other machines", "listen", gatewayLn.Addr().String(), "advertise", gateway,
+			"identity", creds.Self().String(), "not_after", creds.NotAfter())
+	}
 	sites := link.Sites(sh.Wake)
 	if static != nil {
 		sites = static.wrap(sites)
@@ -189,8 +243,9 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	if ctx.Err() != nil {
 		<-runErr
 		<-runErr
-		return nil
+		return nil // php-fpm and every site process have stopped
 	}
+	keepRules = true
 	return err
 }
 
@@ -243,6 +298,7 @@ type storeLink struct {
 func (l *storeLink) Register(ctx context.Context, reg Registration) error {
 	_, err := l.st.UpdateShard(ctx, l.name, func(sh *store.Shard) error {
 		sh.Capacity, sh.Labels, sh.Roots, sh.AgentVersion = reg.Capacity, reg.Labels, reg.Roots, reg.AgentVersion
+		sh.Dir, sh.Gateway = reg.Dir, reg.Gateway
 		if reg.Provider != "" {
 			sh.Provider = reg.Provider
 		}
@@ -268,6 +324,10 @@ func (l *storeLink) Jobs(func()) shard.Jobs {
 }
 
 func (l *storeLink) Repos() repoOpener { return managerRepos(l.repos, l.name) }
+
+func (l *storeLink) Certificate(context.Context, []byte) ([]byte, []byte, error) {
+	return nil, nil, errors.New("shards inside `aipress up` serve only its own edge: they have no gateway")
+}
 
 func (l *storeLink) Run(ctx context.Context) error {
 	<-ctx.Done()

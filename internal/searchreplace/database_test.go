@@ -61,7 +61,7 @@ func newSite(t *testing.T, ctx context.Context) *site {
 		t.Fatal("mariadb not ready")
 	}
 	const name, pw = "wp_clone", "clonepw"
-	if err := srv.EnsureDatabase(ctx, name, name, pw); err != nil {
+	if err := srv.EnsureDatabase(ctx, name, name, pw, 10); err != nil {
 		t.Fatal(err)
 	}
 	db, err := srv.OpenAs(name, pw, name)

@@ -127,6 +127,11 @@ func TestShardOnExternalDatabase(t *testing.T) {
 		t.Fatalf("after the restore: %s %+v", s.Status.Phase, s.Status.Conditions)
 	}
 	noStaging(t, c, sh, uid)
+	// The restore loaded its dump as an ephemeral user of the external
+	// server, limited to the staging database, and dropped it.
+	if v := extCount("SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?", shard.NamePrefix("alpha")+"ld%"); v != "0" {
+		t.Errorf("%s load users left on the external server", v)
+	}
 
 	// Delete: the database and the user are gone from the external server.
 	c.deleteAll()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/mariadb"
@@ -38,6 +39,10 @@ type cluster struct {
 	shards map[string]*shard.Shard
 	roots  []string
 	ed     *edge.Server
+	// volumes is the shards' Config.Volumes (empty: auto); stops stops
+	// a running shard by name.
+	volumes string
+	stops   map[string]func()
 
 	repoMu  sync.Mutex
 	repoMap map[string]*repo.Repo
@@ -72,6 +77,12 @@ func (c *cluster) repos(ctx context.Context, name string) (*repo.Repo, error) {
 }
 
 var testKEK = []byte("0123456789abcdef0123456789abcdef")
+
+// moveKey is the shards' shard.MoveKeyFunc: the control plane's derivation
+// from testKEK.
+func (c *cluster) moveKey(_ context.Context, _, uid, moveID string) ([]byte, error) {
+	return repos.MoveKey(testKEK, uid, moveID), nil
+}
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -119,7 +130,9 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		FullResync:   time.Nanosecond,
 		TransferURL:  "file://" + filepath.Join(c.dir, "transfer"),
 		Repos:        c.repos,
+		MoveKey:      c.moveKey,
 		JobPoll:      100 * time.Millisecond,
+		Volumes:      c.volumes,
 	})
 	if err := sh.Prepare(c.ctx); err != nil {
 		c.t.Fatal(err)
@@ -129,7 +142,13 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	ctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx, c.src) }()
-	c.t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	c.t.Cleanup(stop)
+	if c.stops == nil {
+		c.stops = map[string]func(){}
+	}
+	c.stops[name] = stop
 	select {
 	case <-sh.Ready():
 	case <-time.After(2 * time.Minute):
@@ -137,6 +156,13 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	}
 	c.shards[name] = sh
 	return sh
+}
+
+// stop stops shard name (its Run returns: php-fpm and MariaDB stop, its
+// volumes are unmounted).
+func (c *cluster) stop(name string) {
+	c.stops[name]()
+	delete(c.shards, name)
 }
 
 // converge runs one pass of every named shard (all when none are named).
@@ -197,7 +223,13 @@ func (c *cluster) routes() {
 	}
 	var rs []edge.Route
 	for i := range page.Items {
-		rs = append(rs, edge.RouteForSite(&page.Items[i]))
+		s := &page.Items[i]
+		var loc edge.Location
+		if sh := c.shards[s.Status.Shard]; sh != nil { // every shard of the cluster is local
+			n := sh.NamesFor(s.Metadata.UID)
+			loc = edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket}
+		}
+		rs = append(rs, edge.RouteForSite(s, loc))
 	}
 	c.ed.SetTable(edge.NewTable(rs))
 }

@@ -14,11 +14,16 @@ package shard
 //	Exporting   freeze writes (revoke the DB        —
 //	            user's write grants, end its
 //	            sessions, no cron), FreezeStarted;
-//	            export to the transfer store,
-//	            Artifact + Exported
-//	Importing   stays frozen                        import: own user, dir,
-//	                                                database and password,
-//	                                                dump loaded, files with
+//	            export to the transfer store
+//	            (manifest signed with the move
+//	            key), Artifact + Exported
+//	Importing   stays frozen                        import: the export
+//	                                                checked first (the move
+//	                                                key's MAC, every
+//	                                                object's SHA-256); own
+//	                                                user, dir, database and
+//	                                                password, dump loaded
+//	                                                (sandboxed), files with
 //	                                                its own owners, salts
 //	                                                kept, wp-config, the
 //	                                                installed marker, pool;
@@ -181,6 +186,10 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 // the manifest's key. A complete export of the same move is reused.
 func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, error) {
 	m := st.Move
+	key, err := s.moveKey(ctx, st)
+	if err != nil {
+		return "", err
+	}
 	b, err := s.openTransfer(ctx)
 	if err != nil {
 		return "", err
@@ -188,7 +197,7 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 	defer b.Close()
 	prefix := transferPrefix(st.Metadata.UID, m.ID)
 	manifestKey := prefix + "manifest.json"
-	if old, err := readManifest(ctx, b, manifestKey); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
+	if old, err := readManifest(ctx, b, manifestKey, key); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
 		return manifestKey, nil
 	}
 	// Partial (or damaged): start again from nothing.
@@ -226,7 +235,7 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 		}
 		man.Objects = append(man.Objects, o)
 	}
-	data, err := json.MarshalIndent(man, "", "  ")
+	data, err := signManifest(&man, key)
 	if err != nil {
 		return "", err
 	}
@@ -349,19 +358,12 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 			return err
 		}
 	} else if !st.Spec.Suspended {
-		pool, err := s.poolFor(st, n, lookupUID(n.Unix))
-		if err != nil {
-			return err
-		}
-		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
 			return err
 		}
 	}
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		return err
-	}
-	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot && m.TargetStaticURL == s.cfg.StaticURL {
+	endpoint := s.endpoint(n)
+	if m.Imported != nil && m.TargetEndpoint == endpoint && m.TargetDocroot == n.Docroot {
 		return nil
 	}
 	now := s.cfg.Clock().UTC()
@@ -369,7 +371,7 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 		if m.Imported == nil {
 			m.Imported = &now
 		}
-		m.TargetEndpoint, m.TargetDocroot, m.TargetStaticURL = endpoint, n.Docroot, s.cfg.StaticURL
+		m.TargetEndpoint, m.TargetDocroot = endpoint, n.Docroot
 		m.Error = ""
 	}); err != nil {
 		return fmt.Errorf("report import: %w", err)
@@ -389,12 +391,19 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
 		return fmt.Errorf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
 	}
+	key, err := s.moveKey(ctx, st)
+	if err != nil {
+		return err
+	}
+	if want := transferPrefix(st.Metadata.UID, m.ID) + "manifest.json"; m.Artifact != want {
+		return fmt.Errorf("export %s is not where the export of this move belongs (%s)", m.Artifact, want)
+	}
 	b, err := s.openTransfer(ctx)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	man, err := readManifest(ctx, b, m.Artifact)
+	man, err := readManifest(ctx, b, m.Artifact, key)
 	if err != nil {
 		return err
 	}
@@ -404,6 +413,13 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
 		return fmt.Errorf("export %s is of move %s of site %s, not of this move", m.Artifact, man.MoveID, man.SiteUID)
 	}
+	// Every object is copied here and checked against the manifest before
+	// anything of the site is made or a byte of it is used.
+	objs, err := s.fetchExport(ctx, b, man)
+	if err != nil {
+		return err
+	}
+	defer objs.close()
 
 	// Whatever an interrupted import left goes first (the Unix user stays:
 	// it is the same either way).
@@ -413,16 +429,14 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
 		return err
 	}
-	for _, d := range []string{n.Dir, n.Docroot + ".building"} {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("remove partial import: %w", err)
-		}
+	if err := removeTree(n.Dir); err != nil {
+		return fmt.Errorf("remove partial import: %w", err)
 	}
 	s.mu.Lock()
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
 
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -432,25 +446,35 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	// Its own database password; the salts of the export, so cookies and
 	// nonces made on the source stay valid.
 	sec := &secrets{DBPassword: newDBPassword()}
-	if err := s.readSecrets(ctx, b, man, &sec.Salts); err != nil {
+	if err := readSecrets(objs.secrets, &sec.Salts); err != nil {
 		return err
 	}
 	if err := writeSecrets(n.Dir, sec); err != nil {
 		return err
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
-	if err := s.loadDatabase(ctx, b, man, n.DB); err != nil {
+	if err := s.loadDatabase(ctx, objs.database, n.DB); err != nil {
 		return err
 	}
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
 		return err
 	}
-	if err := s.restoreFiles(ctx, b, man, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
+	// The volume first, so the files land on it: made big enough for them
+	// (the export is compressed; twice its size is the estimate) even when
+	// they exceed the site's limit.
+	var need int64
+	if o, err := man.object(objFiles); err == nil {
+		need = 2 * o.Size
+	}
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
 		return err
 	}
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	if err := restoreFiles(objs.files, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
+		return err
+	}
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	// Installed: the normal convergence after the switch must never run
@@ -459,11 +483,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 		return fmt.Errorf("install marker: %w", err)
 	}
 	if !st.Spec.Suspended {
-		pool, err := s.poolFor(st, n, uid)
-		if err != nil {
-			return err
-		}
-		if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
 			return err
 		}
 	}
@@ -473,16 +493,61 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	return nil
 }
 
-func (s *Shard) readSecrets(ctx context.Context, b *blob.Bucket, man *manifest, salts *wordpress.Salts) error {
-	o, err := man.object(objSecrets)
-	if err != nil {
-		return err
+// moveKey returns the key that authenticates the export of st's move.
+func (s *Shard) moveKey(ctx context.Context, st *site.Site) ([]byte, error) {
+	if s.cfg.MoveKey == nil {
+		return nil, errors.New("no move key (shard.Config.MoveKey): this shard cannot authenticate exports")
 	}
-	r, err := openObject(ctx, b, o)
+	key, err := s.cfg.MoveKey(ctx, st.Metadata.Name, st.Metadata.UID, st.Move.ID)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("move key: %w", err)
 	}
-	defer r.Close()
+	if len(key) < 32 {
+		return nil, fmt.Errorf("move key of %d bytes, want at least 32", len(key))
+	}
+	return key, nil
+}
+
+// exportObjects are the verified local copies of an export's objects.
+type exportObjects struct {
+	secrets, database, files *localObject
+}
+
+// fetchExport copies every object of man into the shard's transfer
+// scratch directory, each checked against the manifest (fetchObject).
+func (s *Shard) fetchExport(ctx context.Context, b *blob.Bucket, man *manifest) (*exportObjects, error) {
+	objs := &exportObjects{}
+	for _, x := range []struct {
+		name string
+		dst  **localObject
+	}{{objSecrets, &objs.secrets}, {objDatabase, &objs.database}, {objFiles, &objs.files}} {
+		o, err := man.object(x.name)
+		if err != nil {
+			objs.close()
+			return nil, err
+		}
+		if *x.dst, err = fetchObject(ctx, b, o, s.transferScratch()); err != nil {
+			objs.close()
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+func (e *exportObjects) close() {
+	for _, o := range []*localObject{e.secrets, e.database, e.files} {
+		if o != nil {
+			o.Close()
+		}
+	}
+}
+
+// transferScratch is the root-only directory (0700) where a target keeps
+// the verified copies of an export's objects while it imports them;
+// Prepare empties it.
+func (s *Shard) transferScratch() string { return filepath.Join(s.cfg.Dir, "transfer-scratch") }
+
+func readSecrets(r io.Reader, salts *wordpress.Salts) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -500,36 +565,15 @@ func (s *Shard) readSecrets(ctx context.Context, b *blob.Bucket, man *manifest, 
 	return nil
 }
 
-func (s *Shard) loadDatabase(ctx context.Context, b *blob.Bucket, man *manifest, db string) error {
-	o, err := man.object(objDatabase)
-	if err != nil {
-		return err
-	}
-	r, err := openObject(ctx, b, o)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+func (s *Shard) loadDatabase(ctx context.Context, r io.Reader, db string) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("database dump: %w", err)
 	}
-	if err := s.db.Load(ctx, db, gz); err != nil {
-		return err
-	}
-	return r.(*verifyingReader).finish()
+	return s.db.Load(ctx, db, gz)
 }
 
-func (s *Shard) restoreFiles(ctx context.Context, b *blob.Bucket, man *manifest, dir string, uid, gid int) error {
-	o, err := man.object(objFiles)
-	if err != nil {
-		return err
-	}
-	r, err := openObject(ctx, b, o)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+func restoreFiles(r io.Reader, dir string, uid, gid int) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("site files: %w", err)
@@ -544,8 +588,5 @@ func (s *Shard) restoreFiles(ctx context.Context, b *blob.Bucket, man *manifest,
 		}
 		return 0, 0
 	}
-	if err := untarTree(dir, gz, owner); err != nil {
-		return err
-	}
-	return r.(*verifyingReader).finish()
+	return untarTree(dir, gz, owner)
 }

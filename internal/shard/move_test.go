@@ -206,6 +206,9 @@ func TestMoveSite(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(c.dir, "transfer")); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("transfer dir mode: %v %v", st.Mode(), err)
 	}
+	// A changed export is refused before anything of it is used.
+	refusesTamperedExports(t, c, "beta", host, uid)
+	s = c.get(host)
 	// Before the switch the target writes no status.
 	rv := s.Metadata.ResourceVersion
 	if err := c.converge("beta"); err != nil {

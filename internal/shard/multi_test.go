@@ -57,7 +57,7 @@ func TestTwoShardsOnOneHost(t *testing.T) {
 	// and a site directory. Its collection must take them and nothing of
 	// beta's.
 	orphan := "wp_0123456789ab"
-	if err := a.DB().EnsureDatabase(c.ctx, orphan, orphan, "pw"); err != nil {
+	if err := a.DB().EnsureDatabase(c.ctx, orphan, orphan, "pw", 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir, "shard-local", "sites", "0123456789ab"), 0o750); err != nil {

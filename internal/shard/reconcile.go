@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -127,27 +125,19 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.CachePluginName)); err != nil || l != s.cachePlugin {
 		return false
 	}
-	if !st.Spec.Suspended && !s.poolUp(n) {
+	if !s.diskReportCurrent(st, n) {
 		return false
 	}
-	if st.Status.StaticURL != s.cfg.StaticURL {
+	if !st.Spec.Suspended && !s.poolUp(n) {
 		return false
 	}
 	return true
 }
 
-// poolUp is the cheap check that n's pool serves: its socket exists, or its
-// TCP port accepts connections.
+// poolUp is the cheap check that n's pool serves: its socket exists.
 func (s *Shard) poolUp(n Names) bool {
-	if s.ports == nil {
-		_, err := os.Stat(s.fpm.Socket(n.Pool))
-		return err == nil
-	}
-	port, ok := s.ports.lookup(n.Pool)
-	if !ok {
-		return false
-	}
-	return s.fpm.Listening(phpfpm.Pool{Name: n.Pool, Listen: net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))})
+	_, err := os.Stat(n.Socket)
+	return err == nil
 }
 
 // errInProgress: the site's convergence waits for work running beside it
@@ -166,7 +156,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 1. Unix user and the site directory.
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -179,16 +169,18 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 2. Database and its user.
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
-	// 3. Files: docroot sharing the core, own wp-content, wp-config.php.
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	// 3. Files: docroot sharing the core, own wp-content (what PHP may
+	// write on the site's volume), wp-config.php.
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
+	s.reportDisk(ctx, rep, st, n)
 
 	// 4. The pool, while WordPress installs: a php-fpm reload takes longer
 	// the more pools the master has, and nothing routes visitors to the
@@ -197,10 +189,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if st.Spec.Suspended {
 		poolDone <- nil
 	} else {
-		pool, err := s.poolFor(st, n, uid)
-		if err != nil {
-			return err
-		}
+		pool := s.poolFor(st, n, uid)
 		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
 	}
 	// Every return below waits for the pool goroutine first.
@@ -269,9 +258,15 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 }
 
 // ensureFiles makes the site's files: the docroot sharing the core, its own
-// wp-content, the cache mu-plugin link, wp-config.php and the modes.
-func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) error {
+// wp-content, its volume (volumes.go), the mu-plugin links, wp-config.php
+// and the modes.
+func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *secrets, uid, gid int) error {
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	limitMB := st.Spec.Limits.WithDefaults().DiskMB
+	onVolume, err := s.ensureVolume(ctx, n, limitMB, 0, uid, gid)
+	if err != nil {
 		return err
 	}
 	cfg := wordpress.Config{
@@ -282,10 +277,15 @@ func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) 
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
 		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
 	}
-	// The cache plugin is a symlink to the shard's one copy (one OPcache
+	if onVolume {
+		cfg.DiskLimitMB = limitMB
+	}
+	// The plugins are symlinks to the shard's one copy (one OPcache
 	// entry for every site) in the root-owned mu-plugins directory.
-	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
-		return err
+	for _, p := range []string{s.cachePlugin, s.storagePlugin} {
+		if err := wordpress.LinkMUPlugin(n.Docroot, p); err != nil {
+			return err
+		}
 	}
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err
@@ -293,39 +293,24 @@ func (s *Shard) ensureFiles(st *site.Site, n Names, sec *secrets, uid, gid int) 
 	return sitePermissions(n, uid, gid)
 }
 
-// poolFor is the php-fpm pool of site st (on TCP, its port is allocated).
-func (s *Shard) poolFor(st *site.Site, n Names, uid int) (phpfpm.Pool, error) {
+// poolFor is the php-fpm pool of site st.
+func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
 	pool := phpfpm.Pool{
 		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
 		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
-		IdleTimeout: time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+		IdleTimeout:    time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
+		RequestTimeout: time.Duration(st.Spec.PHP.RequestTimeoutSeconds) * time.Second, // 0: the default
 	}
 	if uid >= 0 {
 		pool.User, pool.Group = n.Unix, n.Unix
 	}
-	if s.ports != nil {
-		port, err := s.ports.port(n.Pool)
-		if err != nil {
-			return phpfpm.Pool{}, err
-		}
-		pool.Listen = net.JoinHostPort(s.cfg.PoolListen, strconv.Itoa(port))
-		if s.cfg.AllowedClients.Any() {
-			pool.AnyClient = true
-		} else {
-			pool.AllowedClients = s.cfg.AllowedClients.Addresses()
-		}
-	}
-	return pool, nil
+	return pool
 }
 
 func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {
 	now := s.cfg.Clock()
 	gen := st.Metadata.Generation
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		s.log.Error("pool endpoint", "site", st.Metadata.Name, "err", err)
-		return
-	}
+	endpoint := s.endpoint(n)
 	rep.update(ctx, func(stt *site.Status) {
 		stt.SetCondition(site.Condition{Type: CondServing, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
 		stt.Phase = phase
@@ -333,7 +318,6 @@ func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names
 		stt.URL = siteURL
 		stt.Endpoint = endpoint
 		stt.Docroot = n.Docroot
-		stt.StaticURL = s.cfg.StaticURL
 		stt.ObservedGeneration = gen
 	})
 }
@@ -375,18 +359,13 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
 	}
-	if s.ports != nil {
-		if err := s.ports.release(n.Pool); err != nil {
-			return err
-		}
-	}
 	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(n.Dir); err != nil {
-		return fmt.Errorf("remove site files: %w", err)
-	}
-	if err := os.RemoveAll(n.Docroot + ".building"); err != nil {
+	// Its volume and binds are unmounted (lazily: a request still
+	// writing keeps its detached volume until it ends) before anything is
+	// removed, so nothing is removed through them.
+	if err := removeTree(n.Dir); err != nil {
 		return fmt.Errorf("remove site files: %w", err)
 	}
 	if err := s.clearStaging(ctx, n); err != nil {
@@ -396,7 +375,7 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	delete(s.lastCron, n.ID)
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
-	return removeUnixUser(ctx, n.Unix, n.Dir)
+	return s.removeSiteUser(ctx, n)
 }
 
 // collectOrphans removes pools, databases, users, directories and Unix users
@@ -428,12 +407,7 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 			dirs = append(dirs, s.prefix+e.Name())
 		}
 	}
-	var ported []string
-	if s.ports != nil {
-		ported, err = s.ports.pools()
-		errs = append(errs, err)
-	}
-	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir()), ported} {
+	for _, list := range [][]string{pools, dbs, users, dirs, shardUnixUsers(s.sitesDir())} {
 		for _, name := range list {
 			if n, ok := orphan(name); ok {
 				seen[n.ID] = n
@@ -444,6 +418,8 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 		s.log.Warn("removing orphaned site resources", "id", n.ID)
 		errs = append(errs, s.teardown(ctx, n))
 	}
+	// Load users of dumps a crash interrupted.
+	errs = append(errs, s.db.CollectLoadUsers(ctx))
 	return errors.Join(errs...)
 }
 

@@ -36,11 +36,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/volume"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -185,7 +187,7 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 	if err != nil {
 		return err
 	}
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	s.purgeSite(ctx, st)
@@ -227,7 +229,14 @@ func (s *Shard) stage(ctx context.Context, st *site.Site, n Names, r *repo.Repo,
 	if err := wordpress.BuildDocroot(s.core, root); err != nil {
 		return err
 	}
+	onVolume, err := s.stageUploads(n, root, uid, gid)
+	if err != nil {
+		return err
+	}
 	if err := s.loadStreams(ctx, r, snap, stagingDB(n), filepath.Join(root, "wp-content"), uid, gid, progress); err != nil {
+		if onVolume && errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("the snapshot's files do not fit on the site's volume beside its current files (raise the site's disk limit, or restore it as a new site): %w", err)
+		}
 		return err
 	}
 	if err := wordpress.LinkMUPlugin(root, s.cachePlugin); err != nil {
@@ -243,6 +252,52 @@ func (s *Shard) stage(ctx context.Context, st *site.Site, n Names, r *repo.Repo,
 		return err
 	}
 	return chownMode(root, 0o755, 0, 0)
+}
+
+// stageUploads gives the staging docroot root an uploads directory on the
+// site's volume, if it has one mounted: uploads.restore in the volume,
+// bound at root's uploads, which the swap renames to uploads (root may
+// write it beyond the site's limit: the volume is twice the limit).
+func (s *Shard) stageUploads(n Names, root string, uid, gid int) (bool, error) {
+	v := siteVolume(n)
+	if m, err := v.Mounted(); err != nil || m == nil {
+		return false, err
+	}
+	dir := filepath.Join(v.Dir, "uploads.restore")
+	if err := os.RemoveAll(dir); err != nil {
+		return true, fmt.Errorf("restore staging: %w", err)
+	}
+	if err := ensureDir(dir, 0o755, uid, gid); err != nil {
+		return true, err
+	}
+	return true, volume.Bind(dir, filepath.Join(root, "wp-content", "uploads"))
+}
+
+// swapUploads makes the staged uploads on the volume the live ones (each
+// step only if it is not done yet): the live docroot's bind, made on the
+// staging docroot, follows the directory.
+func (s *Shard) swapUploads(n Names) error {
+	v := siteVolume(n)
+	if m, err := v.Mounted(); err != nil || m == nil {
+		return err
+	}
+	staged := filepath.Join(v.Dir, "uploads.restore")
+	if !fileExists(staged) {
+		return nil
+	}
+	live, old := filepath.Join(v.Dir, "uploads"), filepath.Join(v.Dir, "uploads.old")
+	if fileExists(live) {
+		if err := os.RemoveAll(old); err != nil {
+			return fmt.Errorf("swap uploads: %w", err)
+		}
+		if err := os.Rename(live, old); err != nil {
+			return fmt.Errorf("swap uploads: %w", err)
+		}
+	}
+	if err := os.Rename(staged, live); err != nil {
+		return fmt.Errorf("swap uploads: %w", err)
+	}
+	return nil
 }
 
 // loadStreams loads a snapshot's database into db and extracts its
@@ -337,8 +392,17 @@ func (s *Shard) clearStaging(ctx context.Context, n Names) error {
 		}
 	}
 	for _, d := range []string{stagingRoot(n), stagingRoot(n) + ".building", oldRoot(n)} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := removeTree(d); err != nil {
 			return fmt.Errorf("remove restore staging: %w", err)
+		}
+	}
+	if v := siteVolume(n); v.Exists() {
+		if m, err := v.Mounted(); err == nil && m != nil {
+			for _, d := range []string{"uploads.restore", "uploads.old"} {
+				if err := os.RemoveAll(filepath.Join(v.Dir, d)); err != nil {
+					return fmt.Errorf("remove restore staging: %w", err)
+				}
+			}
 		}
 	}
 	return nil
@@ -382,12 +446,19 @@ func (s *Shard) finishSwap(ctx context.Context, n Names) error {
 			return fmt.Errorf("swap docroot: %w", err)
 		}
 	}
+	if err := s.swapUploads(n); err != nil {
+		return err
+	}
 	return s.discardRestore(ctx, n)
 }
 
 // recoverRestore finishes or discards what an interrupted in-place restore
 // of the site left, by its marker.
 func (s *Shard) recoverRestore(ctx context.Context, n Names) error {
+	// The staged uploads are on the volume (not mounted after a reboot).
+	if err := s.mountVolume(ctx, n); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(restoreMarker(n))
 	if errors.Is(err, os.ErrNotExist) {
 		return s.clearStaging(ctx, n)
@@ -479,7 +550,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 	if err != nil {
 		return err
 	}
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -498,18 +569,30 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 			return err
 		}
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
 		return err
 	}
 	for _, d := range []string{n.Docroot, n.Docroot + ".building"} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := removeTree(d); err != nil {
 			return fmt.Errorf("remove partial restore: %w", err)
 		}
 	}
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+		return err
+	}
+	// A fresh volume, big enough for the snapshot's files even when they
+	// exceed the site's limit.
+	if err := s.dropVolume(n); err != nil {
+		return err
+	}
+	var need int64
+	for _, f := range snap.Files {
+		need += f.Size
+	}
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
 		return err
 	}
 	if err := s.loadStreams(ctx, r, snap, n.DB, filepath.Join(n.Docroot, "wp-content"), uid, gid, progress); err != nil {
@@ -532,7 +615,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 			return fmt.Errorf("clone admin password: %w", err)
 		}
 	}
-	if err := s.ensureFiles(st, n, sec, uid, gid); err != nil {
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(s.core.Version+"\nrestored from "+src.Snapshot+"\n"), 0o600); err != nil {
@@ -621,7 +704,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 			s.log.Warn("remove verify scratch site", "dir", n.Dir, "err", err)
 		}
 	}()
-	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir)
+	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -632,7 +715,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := writeSecrets(n.Dir, sec); err != nil {
 		return nil, err
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, meta.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return nil, err
 	}
 	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
@@ -666,11 +749,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := sitePermissions(n, uid, gid); err != nil {
 		return nil, err
 	}
-	pool, err := s.poolFor(st, n, uid)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.fpm.EnsurePool(ctx, pool); err != nil {
+	if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
 		return nil, err
 	}
 	res.HTTPStatus = s.fetchHome(ctx, meta.Site, meta.Domain, siteURL, n)
@@ -708,13 +787,8 @@ func (s *Shard) cleanScratch(ctx context.Context) error {
 func (s *Shard) fetchHome(ctx context.Context, name, domain, siteURL string, n Names) int {
 	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.core.LinkRoots, DialTimeout: 10 * time.Second})
 	host := hostOf(siteURL)
-	endpoint, err := s.endpoint(n)
-	if err != nil {
-		s.log.Warn("verify-restore: scratch pool endpoint", "err", err)
-		return 0
-	}
 	ed.SetTable(edge.NewTable([]edge.Route{{
-		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: endpoint,
+		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: s.endpoint(n),
 		State: edge.Serving, Options: edge.RouteOptions{WAFMode: site.WAFOff},
 	}}))
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, siteURL+"/", nil)

@@ -26,26 +26,22 @@ package shard
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefw"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -69,6 +65,10 @@ type Sites interface {
 	UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error
 	Finalize(ctx context.Context, name, uid string) error
 }
+
+// MoveKeyFunc returns the key of move moveID of the site called name with
+// uid (see Config.MoveKey).
+type MoveKeyFunc func(ctx context.Context, name, uid, moveID string) ([]byte, error)
 
 // Jobs is where a shard finds the jobs it runs (store.Job with its Shard)
 // and reports on them: the control plane's store in process, the agent
@@ -123,6 +123,13 @@ type Config struct {
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+	// MoveKey returns the key that authenticates the export of move moveID
+	// of site name (uid) in the transfer store (an HMAC-SHA256 over its
+	// manifest): the control plane derives it from a platform secret and
+	// gives it only to the move's source and target, so whoever else can
+	// write to the store cannot substitute an export. Nil: this shard
+	// cannot take part in moves (a move reports that as its error).
+	MoveKey MoveKeyFunc
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
 	// its sites' databases and users on (over TCP, as Database.User)
@@ -130,26 +137,6 @@ type Config struct {
 	// address. Nil: a supervised MariaDB under Dir (the local mode).
 	Database *mariadb.Remote
 
-	// PoolListen, if set, is the IP address the sites' php-fpm pools listen
-	// on over TCP ("0.0.0.0", the pod's IP …) instead of Unix sockets, so
-	// that edges on other machines reach them: Status.Endpoint becomes
-	// "tcp:PoolAdvertise:PORT". Empty: Unix sockets, for edges on this host.
-	PoolListen string
-	// PoolAdvertise is the host name or IP edges connect to; default
-	// PoolListen, which then must not be a wildcard address.
-	PoolAdvertise string
-	// PoolPortFirst and PoolPortLast bound the pools' ports (default
-	// 9100-9199): each site gets one, kept in pool-ports.json in Dir.
-	PoolPortFirst, PoolPortLast int
-	// AllowedClients may connect to TCP pools (php-fpm's
-	// listen.allowed_clients): the edges. Nil: DefaultClients (loopback).
-	// FastCGI runs any PHP file with any PHP settings the client asks for,
-	// so an open pool is remote code execution for whoever reaches it.
-	AllowedClients Clients
-	// StaticURL is where edges fetch this shard's static files ("http://
-	// host:8082", served by the shard agent), reported as Status.StaticURL.
-	// Empty: edges read the docroot themselves (same host).
-	StaticURL string
 	// Repos opens backup repositories by name (see RepoAccess): backups go
 	// to the one named after this shard; restores read the one their
 	// snapshot reference names. Nil: backup and restore jobs fail, and a
@@ -161,6 +148,19 @@ type Config struct {
 	// JobPoll is how often RunJobs lists the shard's jobs when nothing
 	// woke it (default 2s).
 	JobPoll time.Duration
+	// SiteIDs is the range new site users' user and group IDs come from
+	// (default sitefw.DefaultSiteIDs); users that exist keep theirs.
+	SiteIDs sitefw.IDRange
+	// SiteUsers, if set, is told the UIDs of the shard's site users: all
+	// of them when Run starts, before php-fpm does; each new one before
+	// anything runs as it; each deleted one after its deletion. A
+	// *sitefw.Firewall keeps them off loopback services and the metadata
+	// address. Nil: nothing is told.
+	SiteUsers SiteUserFilter
+	// Volumes says whether sites get a volume of their own whose size the
+	// kernel enforces (volumes.go): VolumesAuto (default, ""), VolumesOn
+	// or VolumesOff.
+	Volumes string
 }
 
 // Shard is a running local shard.
@@ -173,10 +173,16 @@ type Shard struct {
 	wake  chan struct{}
 	ready chan struct{}
 
-	ports *ports // TCP pool ports; nil with Unix sockets
+	layout Layout
+
+	// vols: new sites get volumes (Prepare decides); volsOff says why
+	// not.
+	vols    bool
+	volsOff string
 
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
+	storagePlugin             string // and of the aipress-storage one
 
 	// prefix starts the name of every per-site resource of this shard
 	// (NamePrefix); orphanName matches those names and captures the id.
@@ -241,29 +247,23 @@ func New(cfg Config) *Shard {
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(d string) string { return "http://" + d }
 	}
-	if cfg.PoolPortFirst == 0 && cfg.PoolPortLast == 0 {
-		cfg.PoolPortFirst, cfg.PoolPortLast = DefaultPoolPortFirst, DefaultPoolPortLast
+	if cfg.SiteIDs == (sitefw.IDRange{}) {
+		cfg.SiteIDs = sitefw.DefaultSiteIDs
 	}
-	if cfg.PoolAdvertise == "" {
-		cfg.PoolAdvertise = cfg.PoolListen
-	}
-	if len(cfg.AllowedClients) == 0 {
-		cfg.AllowedClients = DefaultClients
+	if cfg.Volumes == "" {
+		cfg.Volumes = VolumesAuto
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
-	var pp *ports
-	if cfg.PoolListen != "" {
-		pp = &ports{path: portsPath(cfg.Dir), first: cfg.PoolPortFirst, last: cfg.PoolPortLast, probeHost: cfg.PoolListen}
-	}
+	lay := Layout{Name: cfg.Name, Dir: cfg.Dir}
 	return &Shard{
-		ports:       pp,
+		layout:      lay,
 		cfg:         cfg,
 		log:         log,
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
-		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database},
-		fpm:         &phpfpm.Master{Dir: filepath.Join(cfg.Dir, "php"), Logger: log},
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_"},
+		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
 		lastCron:    map[string]time.Time{},
@@ -274,14 +274,11 @@ func New(cfg Config) *Shard {
 	}
 }
 
-func (s *Shard) sitesDir() string { return filepath.Join(s.cfg.Dir, "sites") }
+func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
 
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
-	if err := s.checkListen(); err != nil {
-		return fmt.Errorf("shard: %w", err)
-	}
 	for _, d := range []string{s.cfg.Dir, s.sitesDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
@@ -289,6 +286,14 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
 		}
+	}
+	// Verified copies of transfer objects live here during an import; what
+	// an interrupted one left goes.
+	if err := os.RemoveAll(s.transferScratch()); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	if err := os.Mkdir(s.transferScratch(), 0o700); err != nil {
+		return fmt.Errorf("shard: %w", err)
 	}
 	core, err := wordpress.RegisterCore(s.cfg.CoreSource, filepath.Join(s.cfg.Dir, "cores"))
 	if err != nil {
@@ -303,6 +308,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
+	s.storagePlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.StoragePluginName)
+	if err := s.prepareVolumes(ctx); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.db.Prepare(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -312,40 +321,9 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// checkListen validates the TCP pool settings.
-func (s *Shard) checkListen() error {
-	c := s.cfg
-	if c.PoolListen == "" {
-		return nil
-	}
-	ip, err := netip.ParseAddr(c.PoolListen)
-	if err != nil {
-		return fmt.Errorf("pool listen address %q is not an IP address", c.PoolListen)
-	}
-	if ip.IsUnspecified() && c.PoolAdvertise == c.PoolListen {
-		return fmt.Errorf("pools listen on %s: give the host name or IP edges connect to (pool advertise)", c.PoolListen)
-	}
-	if c.PoolAdvertise == "" || strings.ContainsAny(c.PoolAdvertise, "/ :[]") && net.ParseIP(c.PoolAdvertise) == nil {
-		return fmt.Errorf("pool advertise %q is not a host name or IP address", c.PoolAdvertise)
-	}
-	if c.PoolPortFirst < 1 || c.PoolPortLast > 65535 || c.PoolPortFirst > c.PoolPortLast {
-		return fmt.Errorf("pool ports %d-%d: not a port range", c.PoolPortFirst, c.PoolPortLast)
-	}
-	return nil
-}
-
-// endpoint is where edges reach the pool of n: its Unix socket, or
-// "tcp:ADVERTISE:PORT" (allocating the port on first use).
-func (s *Shard) endpoint(n Names) (string, error) {
-	if s.ports == nil {
-		return "unix:" + s.fpm.Socket(n.Pool), nil
-	}
-	port, err := s.ports.port(n.Pool)
-	if err != nil {
-		return "", err
-	}
-	return "tcp:" + net.JoinHostPort(s.cfg.PoolAdvertise, strconv.Itoa(port)), nil
-}
+// endpoint is where edges on this machine reach the pool of n: its Unix
+// socket (root's, 0600: no site user can connect to it).
+func (s *Shard) endpoint(n Names) string { return "unix:" + n.Socket }
 
 // AllowedSymlinkRoots are the directories outside site docroots that the
 // edge may serve static files from (the core and what its symlinks reach).
@@ -371,9 +349,17 @@ func (s *Shard) Wake() {
 // Run starts MariaDB and php-fpm and converges the shard's sites until ctx
 // is done; then it stops both servers and returns. Call Prepare first.
 func (s *Shard) Run(ctx context.Context, src Sites) error {
+	// The firewall covers every existing site user before any of their
+	// pools or cron jobs runs.
+	if err := s.syncSiteUsers(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopProcs(); wg.Wait(); s.db.Close() }()
+	defer func() { stopProcs(); wg.Wait(); s.db.Close(); s.unmountAll() }()
+	// Volumes first: php-fpm's pools must not start on the bare
+	// directories beneath them (after a reboot).
+	s.mountAll(ctx)
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
 	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()
@@ -442,50 +428,25 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 	return errors.Join(errs...)
 }
 
-// SiteID is the short identifier of a site on a shard, derived from its UID:
-// Unix user, database, database user and pool are all named
-// NamePrefix(shard) + SiteID.
-func SiteID(uid string) string {
-	h := sha256.Sum256([]byte(uid))
-	return hex.EncodeToString(h[:6])
-}
+// Names are the per-site resource names (see shardlayout).
+type Names = shardlayout.Names
 
-// LocalName is the name of the original single shard; its sites keep the
-// prefix "wp_", so data directories from before per-shard names still work.
-const LocalName = "local"
+// Layout is where a shard keeps each site's resources (see shardlayout).
+type Layout = shardlayout.Layout
 
-// NamePrefix returns the prefix of the per-site resource names of the shard
-// called shard: "wp_" for LocalName, else "w" + 4 hex digits of
-// SHA-256(shard) + "_". Unix user names are host-global, so two shards on
-// one host — and the two copies of a site moving between them — need
-// distinct names; databases and pools live in each shard's own MariaDB
-// server and php-fpm master and take the same names for uniformity. A name
-// is at most 18 characters (Linux allows 32) and valid for useradd. The
-// "p" of "wp_" is no hex digit, so no other shard's prefix equals it.
-func NamePrefix(shard string) string {
-	if shard == LocalName {
-		return "wp_"
-	}
-	h := sha256.Sum256([]byte(shard))
-	return "w" + hex.EncodeToString(h[:2]) + "_"
-}
+// SiteID is shardlayout.SiteID.
+func SiteID(uid string) string { return shardlayout.SiteID(uid) }
 
-// Names are the per-site resource names.
-type Names struct {
-	ID, Unix, DB, DBUser, Pool string
-	Dir, Docroot               string
-}
+// LocalName is the name of the original single shard (shardlayout.LocalName).
+const LocalName = shardlayout.LocalName
+
+// NamePrefix is shardlayout.NamePrefix.
+func NamePrefix(shard string) string { return shardlayout.NamePrefix(shard) }
 
 // NamesFor returns the resource names of the site with uid on this shard.
-func (s *Shard) NamesFor(uid string) Names {
-	return s.namesForID(SiteID(uid))
-}
+func (s *Shard) NamesFor(uid string) Names { return s.layout.Site(uid) }
 
-func (s *Shard) namesForID(id string) Names {
-	n := s.prefix + id
-	dir := filepath.Join(s.sitesDir(), id)
-	return Names{ID: id, Unix: n, DB: n, DBUser: n, Pool: n, Dir: dir, Docroot: filepath.Join(dir, "htdocs")}
-}
+func (s *Shard) namesForID(id string) Names { return s.layout.SiteByID(id) }
 
 // secrets are generated once per site and kept in its directory (root only).
 type secrets struct {

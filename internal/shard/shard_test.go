@@ -81,7 +81,11 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	}
 	sh.Wake()
 	got := waitPhase(t, st, "a.localhost", site.PhaseReady, 2*time.Minute)
-	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(got)}))
+	n := sh.NamesFor(got.Metadata.UID)
+	if got.Status.Docroot != n.Docroot || got.Status.Endpoint != "unix:"+n.Socket {
+		t.Errorf("reported docroot %q endpoint %q, want the layout's %q %q", got.Status.Docroot, got.Status.Endpoint, n.Docroot, n.Socket)
+	}
+	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(got, edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket})}))
 
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 	req.Host = "a.localhost:" + port
@@ -100,7 +104,7 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 		t.Errorf("X-AIPress-Tags = %q, want home, post-…", tags)
 	}
 
-	n := sh.NamesFor("uid-a")
+	n = sh.NamesFor("uid-a")
 	// wp-config carries the purge endpoint and this site's key; the plugin is
 	// a link to the shard's one copy.
 	cfg, err := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php"))
@@ -163,6 +167,43 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 	}
 	if v, _ := sh.DB().QueryString(ctx, "SELECT COUNT(*) FROM "+n.DB+".wp_posts WHERE post_title = 'kept'"); v != "1" {
 		t.Fatalf("the site's data was lost (kept posts = %q): the shard reinstalled", v)
+	}
+
+	// Plan limits: the pool's request time limit and the database user's
+	// connection limit take the defaults when the spec names none, and a
+	// plan change updates both.
+	limits := func() (string, string) {
+		t.Helper()
+		conf, err := os.ReadFile(sh.FPM().PoolFile(n.Pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeout := ""
+		for _, l := range strings.Split(string(conf), "\n") {
+			if v, ok := strings.CutPrefix(l, "request_terminate_timeout = "); ok {
+				timeout = v
+			}
+		}
+		conns, err := sh.DB().QueryString(ctx, "SELECT max_user_connections FROM mysql.user WHERE User = ?", n.DBUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return timeout, conns
+	}
+	if timeout, conns := limits(); timeout != "120s" || conns != "20" {
+		t.Errorf("default limits: request_terminate_timeout %q, max_user_connections %q; want 120s, 20", timeout, conns)
+	}
+	if _, err := st.UpdateSite(ctx, "a.localhost", func(s *site.Site) error {
+		s.Spec.PHP.RequestTimeoutSeconds, s.Spec.Limits.DBConnections = 45, 7
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {
+		t.Fatal(err)
+	}
+	if timeout, conns := limits(); timeout != "45s" || conns != "7" {
+		t.Errorf("after a plan change: request_terminate_timeout %q, max_user_connections %q; want 45s, 7", timeout, conns)
 	}
 
 	// A core version the shard does not have fails clearly, creating nothing.

@@ -2,14 +2,15 @@ package shard
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net/url"
@@ -34,13 +35,51 @@ import (
 //	<attempt>/secrets.json     the site's WordPress salts (not its database
 //	                           password: the target makes its own)
 //	manifest.json              written last: the attempt's objects with
-//	                           their sizes and SHA-256
+//	                           their sizes and SHA-256, authenticated
+//	                           (signedManifest)
 //
 // Every export attempt writes its objects under a fresh attempt key, and
 // only the manifest commits one: an export without a manifest (or whose
 // objects do not match it) is partial, deleted and redone.
+//
+// The store is shared by every shard, and what it holds is loaded into a
+// site's database as the target imports it; so the target trusts nothing
+// in it by itself. The manifest carries an HMAC-SHA256 under the move's key
+// (Config.MoveKey: the control plane derives it from a platform secret and
+// hands it to the move's source and target only): an export someone wrote
+// into the store without the key is refused as a whole. Each object is
+// copied to a root-only file on the target and checked against the
+// manifest's size and SHA-256 before a byte of it is used (fetchObject).
 
-const manifestVersion = 1
+// manifestVersion 2: signed (version 1 manifests carried no MAC and are
+// refused).
+const manifestVersion = 2
+
+// maxManifestBytes bounds what readManifest reads.
+const maxManifestBytes = 1 << 20
+
+// signedManifest is the content of manifest.json: the manifest's JSON and
+// its MAC, HMAC-SHA256(move key, manifestMACContext + Manifest), hex.
+type signedManifest struct {
+	Version  int             `json:"version"`
+	Manifest json.RawMessage `json:"manifest"`
+	MAC      string          `json:"hmac_sha256"`
+}
+
+// manifestMACContext separates the manifest's MAC from any other use of a
+// move key.
+const manifestMACContext = "aipress transfer manifest v2\x00"
+
+// errManifestAuth is the error of an export whose manifest does not carry
+// the move's MAC.
+var errManifestAuth = errors.New("its manifest is not authenticated by this move's key (written by someone other than the move's source?): refusing the export")
+
+func manifestMAC(key, raw []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(manifestMACContext))
+	m.Write(raw)
+	return m.Sum(nil)
+}
 
 // manifest commits a complete export.
 type manifest struct {
@@ -177,17 +216,57 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// readManifest reads the manifest at key; (nil, nil) when there is none.
-func readManifest(ctx context.Context, b *blob.Bucket, key string) (*manifest, error) {
-	data, err := b.ReadAll(ctx, key)
+// signManifest returns the content of manifest.json for m under macKey.
+func signManifest(m *manifest, macKey []byte) ([]byte, error) {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	// Compact (an indenting encoder would re-indent Manifest, and the MAC
+	// is over its exact bytes as stored).
+	out, err := json.Marshal(signedManifest{Version: manifestVersion, Manifest: raw, MAC: hex.EncodeToString(manifestMAC(macKey, raw))})
+	if err != nil {
+		return nil, err
+	}
+	var back signedManifest
+	if err := json.Unmarshal(out, &back); err != nil || !bytes.Equal(back.Manifest, raw) {
+		return nil, fmt.Errorf("sign manifest: its bytes change when stored (%v)", err)
+	}
+	return out, nil
+}
+
+// readManifest reads the manifest at key and checks its MAC under macKey;
+// (nil, nil) when there is none. A manifest without the MAC, or with
+// another, gives an error wrapping errManifestAuth.
+func readManifest(ctx context.Context, b *blob.Bucket, key string, macKey []byte) (*manifest, error) {
+	r, err := b.NewReader(ctx, key, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
+	data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+	r.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	if len(data) > maxManifestBytes {
+		return nil, fmt.Errorf("export %s: %w (larger than %d bytes)", key, errManifestAuth, maxManifestBytes)
+	}
+	var sm signedManifest
+	if err := json.Unmarshal(data, &sm); err != nil {
+		return nil, fmt.Errorf("export %s: %w (not a signed manifest: %v)", key, errManifestAuth, err)
+	}
+	if sm.Version != manifestVersion {
+		return nil, fmt.Errorf("export %s: %w (manifest version %d, want %d)", key, errManifestAuth, sm.Version, manifestVersion)
+	}
+	mac, err := hex.DecodeString(sm.MAC)
+	if err != nil || len(sm.Manifest) == 0 || !hmac.Equal(mac, manifestMAC(macKey, sm.Manifest)) {
+		return nil, fmt.Errorf("export %s: %w", key, errManifestAuth)
+	}
 	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := json.Unmarshal(sm.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", key, err)
 	}
 	if m.Version != manifestVersion {
@@ -197,7 +276,7 @@ func readManifest(ctx context.Context, b *blob.Bucket, key string) (*manifest, e
 }
 
 // complete reports whether every object of m is in the store with its size
-// (hashes are checked as the target reads them).
+// (the target checks hashes before it uses an object: fetchObject).
 func (m *manifest) complete(ctx context.Context, b *blob.Bucket) bool {
 	for _, name := range []string{objDatabase, objFiles, objSecrets} {
 		o, err := m.object(name)
@@ -212,42 +291,50 @@ func (m *manifest) complete(ctx context.Context, b *blob.Bucket) bool {
 	return true
 }
 
-// openObject returns a reader of o that fails, instead of ending, when what
-// it read does not match o's size and hash.
-func openObject(ctx context.Context, b *blob.Bucket, o transferObject) (io.ReadCloser, error) {
+// fetchObject copies object o of an export to a new root-only file in dir
+// and checks it against the manifest: it reads at most o.Size+1 bytes and
+// fails unless there are exactly o.Size with o.SHA256. Only then is the
+// file returned, at its start; nothing of a damaged or substituted object
+// reaches the caller. The caller closes the file (which removes it).
+func fetchObject(ctx context.Context, b *blob.Bucket, o transferObject, dir string) (*localObject, error) {
+	if o.Size < 0 || len(o.SHA256) != 2*sha256.Size {
+		return nil, fmt.Errorf("%s: the manifest gives no size or SHA-256", o.Name)
+	}
 	r, err := b.NewReader(ctx, o.Key, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", o.Name, err)
 	}
-	return &verifyingReader{r: r, o: o, h: sha256.New()}, nil
-}
-
-type verifyingReader struct {
-	r io.ReadCloser
-	o transferObject
-	h hash.Hash
-	n int64
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if err == io.EOF {
-		if v.n != v.o.Size || hex.EncodeToString(v.h.Sum(nil)) != v.o.SHA256 {
-			return n, fmt.Errorf("%s: size or SHA-256 differs from the manifest (corrupt export)", v.o.Name)
-		}
+	defer r.Close()
+	f, err := os.CreateTemp(dir, "object-*") // 0600, in a root-only directory
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", o.Name, err)
 	}
-	return n, err
+	lo := &localObject{File: f}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, o.Size+1))
+	if err == nil && (n != o.Size || hex.EncodeToString(h.Sum(nil)) != o.SHA256) {
+		err = fmt.Errorf("%s: size or SHA-256 differs from the manifest (a corrupt or substituted export): refusing it", o.Name)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		lo.Close()
+		return nil, fmt.Errorf("read %s: %w", o.Name, err)
+	}
+	return lo, nil
 }
 
-// finish reads the rest and reports whether the whole object matched.
-func (v *verifyingReader) finish() error {
-	_, err := io.Copy(io.Discard, v)
+// localObject is a verified copy of a transfer object; Close removes it.
+type localObject struct{ *os.File }
+
+func (l *localObject) Close() error {
+	err := l.File.Close()
+	if rerr := os.Remove(l.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
 	return err
 }
-
-func (v *verifyingReader) Close() error { return v.r.Close() }
 
 // deletePrefix deletes every object under prefix.
 func deletePrefix(ctx context.Context, b *blob.Bucket, prefix string) error {

@@ -137,26 +137,46 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// dirSize is the apparent size of the regular files below dir (hard links
-// counted once).
+// dirSize is the size of the regular files below dir (hard links counted
+// once), each its apparent size or, when smaller, the space it takes (a
+// sparse site volume image takes what its files do). It does not descend
+// into other filesystems: a site's volume is counted once, by its image.
 func dirSize(dir string) int64 {
 	var total int64
 	seen := map[uint64]bool{}
+	var rootDev uint64
+	if fi, err := os.Stat(dir); err == nil {
+		rootDev = fi.Sys().(*syscall.Stat_t).Dev
+	}
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if info, err := d.Info(); err == nil && info.Sys().(*syscall.Stat_t).Dev != rootDev {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			return nil
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if ok && st.Nlink > 1 {
 			if seen[st.Ino] {
 				return nil
 			}
 			seen[st.Ino] = true
 		}
-		total += info.Size()
+		size := info.Size()
+		if ok && st.Blocks*512 < size {
+			size = st.Blocks * 512
+		}
+		total += size
 		return nil
 	})
 	return total

@@ -5,20 +5,88 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/aipress/aipress/internal/sitefw"
 )
+
+// SiteUserFilter is told the UIDs of a shard's site users, so that rules
+// matching them (package sitefw: kept off loopback services and the
+// metadata address) cover each user before anything runs as it.
+// *sitefw.Firewall implements it.
+type SiteUserFilter interface {
+	SetUIDs(uids ...uint32) error
+	AddUIDs(uids ...uint32) error
+	RemoveUIDs(uids ...uint32) error
+}
+
+// ensureSiteUser is ensureUnixUser for site n, with the new user's UID put
+// in the shard's site-user filter before it is returned.
+func (s *Shard) ensureSiteUser(ctx context.Context, n Names) (int, int, error) {
+	uid, gid, err := ensureUnixUser(ctx, n.Unix, n.Dir, s.cfg.SiteIDs)
+	if err != nil || uid <= 0 || s.cfg.SiteUsers == nil {
+		return uid, gid, err
+	}
+	if err := s.cfg.SiteUsers.AddUIDs(uint32(uid)); err != nil {
+		return -1, -1, fmt.Errorf("site user %s: %w", n.Unix, err)
+	}
+	return uid, gid, nil
+}
+
+// removeSiteUser removes site n's user and then takes its UID out of the
+// filter.
+func (s *Shard) removeSiteUser(ctx context.Context, n Names) error {
+	uid, _ := lookupIDs(n.Unix)
+	if err := removeUnixUser(ctx, n.Unix, n.Dir); err != nil {
+		return err
+	}
+	if uid > 0 && s.cfg.SiteUsers != nil && lookupUID(n.Unix) < 0 {
+		return s.cfg.SiteUsers.RemoveUIDs(uint32(uid))
+	}
+	return nil
+}
+
+// syncSiteUsers gives the filter exactly the UIDs of the shard's site users
+// (those in /etc/passwd whose home is below its sites directory, inside
+// the ID range or older ones outside it).
+func (s *Shard) syncSiteUsers() error {
+	if s.cfg.SiteUsers == nil {
+		return nil
+	}
+	var uids []uint32
+	for _, name := range shardUnixUsers(s.sitesDir()) {
+		if uid, _ := lookupIDs(name); uid > 0 {
+			uids = append(uids, uint32(uid))
+		}
+	}
+	if err := s.cfg.SiteUsers.SetUIDs(uids...); err != nil {
+		return fmt.Errorf("site users: %w", err)
+	}
+	return nil
+}
 
 // ensureUnixUser creates the site's system user and group (when running as
 // root) and returns their ids; -1, -1 when not root. A user of that name
 // whose home is not home belongs to someone else (another shard on this
 // host): that is an error, never a user to share.
-func ensureUnixUser(ctx context.Context, name, home string) (int, int, error) {
+//
+// New users and groups get IDs from ids (useradd's system allocation,
+// confined to the range), so that a firewall that matches the range
+// (sitefw, a Kubernetes pod's init step) covers them before they exist.
+// A user created anew for a site whose files are already there (a pod's
+// fresh /etc/passwd after a restart, files of a user made before the range
+// existed) takes the IDs its files carry when those are in the range and
+// free, so its files keep their owner; otherwise its files are re-owned
+// from the old IDs to the new ones (reown). Users that exist keep their IDs.
+func ensureUnixUser(ctx context.Context, name, home string, ids sitefw.IDRange) (int, int, error) {
 	if os.Geteuid() != 0 {
 		return -1, -1, nil
 	}
@@ -26,28 +94,30 @@ func ensureUnixUser(ctx context.Context, name, home string) (int, int, error) {
 		if err := adoptOrCheckHome(ctx, name, home); err != nil {
 			return -1, -1, err
 		}
-		return uid, gid, nil
+		return uid, gid, reownIfMoved(home, uid, gid)
 	}
-	var out []byte
-	var err error
-	// Shards on one host add users concurrently; useradd gives up at once
-	// when another holds the lock on /etc/passwd.
-	for attempt := 0; attempt < 20; attempt++ {
-		out, err = exec.CommandContext(ctx, "useradd", "--system", "--no-create-home", "--home-dir", home,
-			"--shell", "/usr/sbin/nologin", "--user-group", "--comment", "aipress site", name).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "lock") {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return -1, -1, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if ids == (sitefw.IDRange{}) {
+		ids = sitefw.DefaultSiteIDs
+	}
+	args := []string{"--system", "--no-create-home", "--home-dir", home,
+		"--shell", "/usr/sbin/nologin", "--user-group", "--comment", "aipress site",
+		"-K", fmt.Sprintf("SYS_UID_MIN=%d", ids.First), "-K", fmt.Sprintf("SYS_UID_MAX=%d", ids.Last),
+		"-K", fmt.Sprintf("SYS_GID_MIN=%d", ids.First), "-K", fmt.Sprintf("SYS_GID_MAX=%d", ids.Last)}
+	if prev, _ := previousIDs(home); ids.Contains(prev) && idFree(prev) {
+		args = append(args, "--uid", strconv.Itoa(prev))
+	}
+	out, err := useradd(ctx, append(args, name))
+	if err != nil && strings.Contains(string(out), "not unique") && args[len(args)-2] == "--uid" {
+		// Taken meanwhile by another shard of this host.
+		out, err = useradd(ctx, append(args[:len(args)-2:len(args)-2], name))
 	}
 	if err != nil {
 		// A concurrent or earlier half-done useradd may have created it.
 		if uid, gid := lookupIDs(name); uid >= 0 {
-			return uid, gid, checkHome(name, home)
+			if err := checkHome(name, home); err != nil {
+				return -1, -1, err
+			}
+			return uid, gid, reownIfMoved(home, uid, gid)
 		}
 		return -1, -1, fmt.Errorf("useradd %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
@@ -55,7 +125,102 @@ func ensureUnixUser(ctx context.Context, name, home string) (int, int, error) {
 	if uid < 0 {
 		return -1, -1, fmt.Errorf("useradd %s: user not found after creation", name)
 	}
-	return uid, gid, nil
+	return uid, gid, reownIfMoved(home, uid, gid)
+}
+
+// useradd runs useradd with args, retrying while another process holds
+// the lock on /etc/passwd (shards on one host add users concurrently, and
+// useradd gives up at once).
+func useradd(ctx context.Context, args []string) ([]byte, error) {
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		out, err = exec.CommandContext(ctx, "useradd", args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "lock") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return out, err
+}
+
+// idFree reports whether no user has UID id and no group GID id.
+func idFree(id int) bool {
+	_, errU := user.LookupId(strconv.Itoa(id))
+	_, errG := user.LookupGroupId(strconv.Itoa(id))
+	var uu user.UnknownUserIdError
+	var ug user.UnknownGroupIdError
+	return errors.As(errU, &uu) && errors.As(errG, &ug)
+}
+
+// previousIDs are the user and group IDs the files of the site at home
+// carry: the owner of its private tmp directory (mode 0700, the site's user
+// and group, in a root-owned directory the site cannot change), or -1.
+func previousIDs(home string) (int, int) {
+	fi, err := os.Lstat(filepath.Join(home, "tmp"))
+	if err != nil || !fi.IsDir() {
+		return -1, -1
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 || st.Gid == 0 {
+		return -1, -1
+	}
+	return int(st.Uid), int(st.Gid)
+}
+
+// reownIfMoved re-owns the site's files when its user's IDs are no longer
+// those its files carry (see ensureUnixUser): every entry below home owned
+// by the old user gets the new one, every entry of the old group the new
+// group (root-owned files with the site's group, such as wp-config.php,
+// included). Links are changed, never followed. It is repeated on every
+// pass until tmp carries the new IDs, so a crash half-way is finished later;
+// nothing is removed.
+func reownIfMoved(home string, uid, gid int) error {
+	oldUID, oldGID := previousIDs(home)
+	if oldUID < 0 || (oldUID == uid && oldGID == gid) {
+		return nil
+	}
+	tmp := filepath.Join(home, "tmp")
+	err := filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path == tmp {
+			return nil // last: it records the old IDs until the end
+		}
+		return reownEntry(path, oldUID, oldGID, uid, gid)
+	})
+	if err == nil {
+		err = reownEntry(tmp, oldUID, oldGID, uid, gid)
+	}
+	if err != nil {
+		return fmt.Errorf("re-own the files of %s from %d:%d to %d:%d: %w", home, oldUID, oldGID, uid, gid, err)
+	}
+	return nil
+}
+
+func reownEntry(path string, oldUID, oldGID, uid, gid int) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	u, g := -1, -1
+	if int(st.Uid) == oldUID {
+		u = uid
+	}
+	if int(st.Gid) == oldGID {
+		g = gid
+	}
+	if u < 0 && g < 0 {
+		return nil
+	}
+	// chown clears set-ID bits, as it should for files of a site.
+	return os.Lchown(path, u, g)
 }
 
 // lookupIDs returns the uid and gid of name, or -1, -1.

@@ -38,7 +38,7 @@ const (
 // ID, Source, Target, Phase, RequestedAt and Switched; the source shard
 // reports FreezeStarted, Exported, CleanedUp (after the switch) and
 // Unfrozen (on abort); the target reports Imported, TargetEndpoint,
-// TargetDocroot, TargetStaticURL and, on abort, CleanedUp. Shards report through the control
+// TargetDocroot and, on abort, CleanedUp. Shards report through the control
 // plane, which advances the phase (AdvanceMove).
 type Move struct {
 	ID          string    `json:"id"`
@@ -53,11 +53,9 @@ type Move struct {
 	Imported       *time.Time `json:"imported,omitempty"`
 	TargetEndpoint string     `json:"target_endpoint,omitempty"`
 	TargetDocroot  string     `json:"target_docroot,omitempty"`
-	// TargetStaticURL is the target's static file server (empty: none).
-	TargetStaticURL string     `json:"target_static_url,omitempty"`
-	Switched        *time.Time `json:"switched,omitempty"`
-	CleanedUp       *time.Time `json:"cleaned_up,omitempty"`
-	Unfrozen        *time.Time `json:"unfrozen,omitempty"`
+	Switched       *time.Time `json:"switched,omitempty"`
+	CleanedUp      *time.Time `json:"cleaned_up,omitempty"`
+	Unfrozen       *time.Time `json:"unfrozen,omitempty"`
 	// Error is the last failure a shard reported for its step (the step is
 	// retried).
 	Error string `json:"error,omitempty"`
@@ -126,7 +124,6 @@ func AdvanceMove(s *Site, now time.Time) bool {
 			s.Status.Shard = m.Target
 			s.Status.Endpoint = m.TargetEndpoint
 			s.Status.Docroot = m.TargetDocroot
-			s.Status.StaticURL = m.TargetStaticURL
 			return true
 		}
 	case MoveCleaningUp:

@@ -214,16 +214,12 @@ type Status struct {
 	URL                string      `json:"url,omitempty"`
 	ObservedGeneration int64       `json:"observed_generation"`
 	Conditions         []Condition `json:"conditions,omitempty"`
-	// Endpoint is where the edge sends dynamic requests: "unix:/path" or
-	// "tcp:host:port" (FastCGI). Docroot is the directory the edge serves
-	// static files from and the path php-fpm sees.
+	// Endpoint is the site's php-fpm pool on its shard ("unix:/path"),
+	// and Docroot its document root there, as the shard reported them; the
+	// control plane accepts only the values the shard's registered layout
+	// gives (package shardlayout), and edges derive their own.
 	Endpoint string `json:"endpoint,omitempty"`
 	Docroot  string `json:"docroot,omitempty"`
-	// StaticURL, when set, is the shard's static file server
-	// ("http://host:8082"): an edge on another machine fetches static
-	// files from there instead of reading Docroot. Empty: Docroot is on
-	// the edge's host.
-	StaticURL string `json:"static_url,omitempty"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,

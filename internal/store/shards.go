@@ -26,6 +26,14 @@ type Shard struct {
 	// must allow.
 	Roots        []string `json:"roots,omitempty"`
 	AgentVersion string   `json:"agent_version,omitempty"`
+	// Dir is the shard's data directory on its machine, as registered:
+	// where its sites' docroots and pool sockets are (package
+	// shardlayout). An edge reads a docroot or connects to a socket only
+	// for shards its operator configured as local to it, at its own path.
+	Dir string `json:"dir,omitempty"`
+	// Gateway is the host:port of the shard's gateway for edges on other
+	// machines (mutual TLS); empty: none.
+	Gateway string `json:"gateway,omitempty"`
 	// Cordoned: the shard keeps its sites but gets no new ones.
 	Cordoned bool `json:"cordoned"`
 	// Draining: the shard gets no new sites and its sites are moved away.

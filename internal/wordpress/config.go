@@ -25,6 +25,10 @@ type Config struct {
 	// Empty PurgeURL: no purge constants, the plugin stays idle.
 	PurgeURL string
 	PurgeKey string
+	// DiskLimitMB, when set, is the site's disk limit, which a volume
+	// enforces; the aipress-storage mu-plugin refuses uploads that would
+	// not fit with a message that names it. 0: no volume, no constant.
+	DiskLimitMB int
 }
 
 // Salts are WordPress's eight authentication keys and salts.
@@ -116,6 +120,9 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 		def("AIPRESS_PURGE_URL", c.PurgeURL)
 		def("AIPRESS_PURGE_KEY", c.PurgeKey)
 		def("AIPRESS_PURGE_HOST", c.Domain)
+	}
+	if c.DiskLimitMB > 0 {
+		fmt.Fprintf(&b, "define('AIPRESS_DISK_LIMIT_MB', %d);\n", c.DiskLimitMB)
 	}
 	b.WriteString(`
 if (!defined('ABSPATH')) {

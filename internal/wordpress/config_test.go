@@ -54,3 +54,15 @@ func TestSaltsRandomAndSafe(t *testing.T) {
 		t.Fatalf("bad key %q", a.AuthKey)
 	}
 }
+
+func TestConfigDiskLimit(t *testing.T) {
+	const line = "define('AIPRESS_DISK_LIMIT_MB', 512);\n"
+	c := Config{Domain: "blog.localhost", URL: "http://blog.localhost", Docroot: "/d", CoreDir: "/c"}
+	if strings.Contains(string(c.Render()), "AIPRESS_DISK_LIMIT_MB") {
+		t.Error("no volume, yet a disk limit constant")
+	}
+	c.DiskLimitMB = 512
+	if !strings.Contains(string(c.Render()), line) {
+		t.Errorf("wp-config lacks %q", line)
+	}
+}

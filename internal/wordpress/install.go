@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aipress/aipress/internal/phpini"
+	"github.com/aipress/aipress/internal/procns"
 )
 
 //go:embed install.php
@@ -43,7 +46,9 @@ func WriteScripts(dir string) (install, cron string, err error) {
 	return install, cron, nil
 }
 
-// Runner runs PHP CLI scripts for a site as its Unix user.
+// Runner runs PHP CLI scripts for a site as its Unix user, with the same
+// hardening as the site's php-fpm pool (internal/phpini) and a /proc that
+// shows only that user's processes (internal/procns).
 type Runner struct {
 	Docroot string
 	Host    string // HTTP_HOST the scripts see, with port when not 80
@@ -59,10 +64,10 @@ type InstallOptions struct {
 func (r Runner) run(ctx context.Context, script string, env []string, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, PHPCLI,
-		"-d", "display_errors=stderr", "-d", "memory_limit=256M",
-		"-d", "disable_functions=exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec",
-		script)
+	// The same hardening as every php-fpm pool (internal/phpini): the
+	// script loads the site's own plugins and themes.
+	args := append([]string{"-d", "display_errors=stderr", "-d", "memory_limit=256M"}, phpini.Args()...)
+	cmd := exec.CommandContext(ctx, PHPCLI, append(args, script)...)
 	cmd.Dir = r.Docroot
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "AIP_DOCROOT=" + r.Docroot, "AIP_HOST=" + r.Host}, env...)
 	// The script dies with the shard: an installer left running by a
@@ -73,6 +78,11 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	}
 	if r.UID >= 0 && os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}
+	}
+	// In a mount namespace whose /proc hides other users' processes (the
+	// site user is taken on after the mount).
+	if err := procns.Wrap(cmd); err != nil {
+		return nil, err
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -16,31 +16,47 @@ var cachePlugin []byte
 // changes.
 const CachePluginName = "aipress-cache.php"
 
+//go:embed aipress-storage.php
+var storagePlugin []byte
+
+// StoragePluginName is the file name of the aipress-storage must-use
+// plugin, which refuses uploads that would not fit the site's disk limit
+// with a clear message. WriteMUPlugins writes it beside the cache plugin.
+const StoragePluginName = "aipress-storage.php"
+
 // CachePlugin returns the source of the aipress-cache must-use plugin.
 func CachePlugin() []byte { return append([]byte(nil), cachePlugin...) }
 
 // WriteMUPlugins writes the platform's must-use plugins into dir (root-owned,
 // world-readable), replacing a changed file atomically so that PHP never
-// reads half of one, and returns the cache plugin's path.
+// reads half of one, and returns the cache plugin's path (the others are
+// beside it, by their names).
 func WriteMUPlugins(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("mu-plugins: %w", err)
 	}
+	if err := writePlugin(filepath.Join(dir, StoragePluginName), storagePlugin); err != nil {
+		return "", err
+	}
 	path := filepath.Join(dir, CachePluginName)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, cachePlugin) {
-		return path, os.Chmod(path, 0o644)
+	return path, writePlugin(path, cachePlugin)
+}
+
+func writePlugin(path string, src []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, src) {
+		return os.Chmod(path, 0o644)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, cachePlugin, 0o644); err != nil {
-		return "", fmt.Errorf("mu-plugins: %w", err)
+	if err := os.WriteFile(tmp, src, 0o644); err != nil {
+		return fmt.Errorf("mu-plugins: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
-		return "", fmt.Errorf("mu-plugins: %w", err)
+		return fmt.Errorf("mu-plugins: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("mu-plugins: %w", err)
+		return fmt.Errorf("mu-plugins: %w", err)
 	}
-	return path, nil
+	return nil
 }
 
 // LinkMUPlugin makes docroot/wp-content/mu-plugins/<base of target> a

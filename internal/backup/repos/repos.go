@@ -12,6 +12,9 @@
 // repositories it was never given. The control plane opens every
 // repository with the KEK itself (list, show, forget, prune, verify).
 //
+// The KEK also derives the keys that authenticate site moves' exports in
+// the transfer store (MoveKey), handed to a move's two shards only.
+//
 // Losing the KEK loses every backup: it must be backed up apart from the
 // data directory and the bucket (docs/operations.md).
 package repos
@@ -168,6 +171,22 @@ func (m *Manager) BaseURL() string { return m.cfg.BaseURL }
 func (m *Manager) AccessKey(name string) []byte {
 	mac := hmac.New(sha256.New, m.cfg.KEK)
 	mac.Write([]byte("repo:" + name))
+	return mac.Sum(nil)
+}
+
+// MoveKey returns the key that authenticates the transfer of move moveID
+// of the site with uid (see MoveKey).
+func (m *Manager) MoveKey(siteUID, moveID string) []byte { return MoveKey(m.cfg.KEK, siteUID, moveID) }
+
+// MoveKey derives the key of one site move from the key-encryption key:
+// HMAC-SHA256(KEK, "move:" + len(uid) + ":" + uid + ":" + move id). The move's
+// source signs its export's manifest with it and the target checks it
+// (internal/shard, transfer.go); the control plane gives it to those two
+// shards only (GET /v1/agent/sites/{name}/move-key). The domain prefix keeps
+// it apart from the repositories' access keys ("repo:" + name).
+func MoveKey(kek []byte, siteUID, moveID string) []byte {
+	mac := hmac.New(sha256.New, kek)
+	fmt.Fprintf(mac, "move:%d:%s:%s", len(siteUID), siteUID, moveID)
 	return mac.Sum(nil)
 }
 

@@ -147,3 +147,30 @@ func TestAccess(t *testing.T) {
 		t.Errorf("open with another KEK: err = %v, want ErrWrongKey", err)
 	}
 }
+
+func TestMoveKey(t *testing.T) {
+	kek := bytes.Repeat([]byte{1}, repo.KeySize)
+	m, err := New(Config{BaseURL: "file:///tmp/x", KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := m.MoveKey("uid-1", "move-1")
+	if len(k) != 32 || !bytes.Equal(k, MoveKey(kek, "uid-1", "move-1")) {
+		t.Fatalf("MoveKey = %x", k)
+	}
+	// Every other move, site or key derives another key; so does a split
+	// of the same characters between site and move, and a repository's
+	// access key of the same text.
+	for _, other := range [][]byte{
+		MoveKey(kek, "uid-1", "move-2"),
+		MoveKey(kek, "uid-2", "move-1"),
+		MoveKey(kek, "uid-1m", "ove-1"),
+		MoveKey(kek, "uid-1:", "move-1"),
+		MoveKey(bytes.Repeat([]byte{2}, repo.KeySize), "uid-1", "move-1"),
+		m.AccessKey("move:5:uid-1:move-1"),
+	} {
+		if bytes.Equal(k, other) {
+			t.Errorf("key %x derived twice", k)
+		}
+	}
+}

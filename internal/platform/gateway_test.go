@@ -9,31 +9,29 @@ import (
 	"github.com/aipress/aipress/internal/site"
 )
 
-func TestStaticURL(t *testing.T) {
-	ln := &net.TCPAddr{IP: net.IPv4zero, Port: 8082}
-	for _, tc := range []struct{ advertise, listen, pool, want string }{
-		{"", "10.0.0.5:8082", "", "http://10.0.0.5:8082"},
-		{"", ":8082", "shard-1.internal", "http://shard-1.internal:8082"},
-		{"", "0.0.0.0:8082", "10.0.0.9", "http://10.0.0.9:8082"},
-		{"shard-1.internal", ":8082", "", "http://shard-1.internal:8082"},
-		{"shard-1.internal:80", ":8082", "", "http://shard-1.internal:80"},
-		{"https://static.shard-1/", ":8082", "", "https://static.shard-1"},
-		{"fd00::5", ":8082", "", "http://[fd00::5]:8082"},
+func TestGatewayAdvertise(t *testing.T) {
+	ln := &net.TCPAddr{IP: net.IPv4zero, Port: 8443}
+	for _, tc := range []struct{ advertise, listen, want string }{
+		{"", "10.0.0.5:8443", "10.0.0.5:8443"},
+		{"shard-1.internal", ":8443", "shard-1.internal:8443"},
+		{"shard-1.internal:443", ":8443", "shard-1.internal:443"},
+		{"fd00::5", ":8443", "[fd00::5]:8443"},
+		{"10.1.2.3", "0.0.0.0:8443", "10.1.2.3:8443"},
 	} {
-		got, err := StaticURL(ln, tc.advertise, tc.listen, tc.pool)
+		got, err := GatewayAdvertise(ln, tc.advertise, tc.listen)
 		if err != nil || got != tc.want {
-			t.Errorf("StaticURL(%q, %q, %q) = %q, %v; want %q", tc.advertise, tc.listen, tc.pool, got, err, tc.want)
+			t.Errorf("GatewayAdvertise(%q, %q) = %q, %v; want %q", tc.advertise, tc.listen, got, err, tc.want)
 		}
 	}
-	for _, bad := range [][3]string{{"", ":8082", ""}, {"", "0.0.0.0:8082", ""}, {"ftp://x", ":8082", ""}} {
-		if got, err := StaticURL(ln, bad[0], bad[1], bad[2]); err == nil {
-			t.Errorf("StaticURL(%q) = %q, want an error", bad, got)
+	for _, bad := range [][2]string{{"", ":8443"}, {"", "0.0.0.0:8443"}, {"https://x", ":8443"}, {"a/b", ":8443"}} {
+		if got, err := GatewayAdvertise(ln, bad[0], bad[1]); err == nil {
+			t.Errorf("GatewayAdvertise(%q) = %q, want an error", bad, got)
 		}
 	}
 }
 
-// The static server's routes are the sites the shard serves or imports,
-// not suspended, deleted or moved-away ones.
+// The gateway's routes are the sites the shard serves or imports, not
+// suspended, deleted or moved-away ones, each with its docroot and socket.
 func TestShardStaticRoutes(t *testing.T) {
 	sh := shard.New(shard.Config{Name: "s1", Dir: t.TempDir()})
 	st := &shardStatic{name: "s1", sh: sh}
@@ -60,8 +58,8 @@ func TestShardStaticRoutes(t *testing.T) {
 	var hosts []string
 	for _, r := range routes {
 		hosts = append(hosts, r.Host)
-		if r.Docroot != sh.NamesFor("uid-"+r.Site).Docroot {
-			t.Errorf("%s: docroot %q", r.Host, r.Docroot)
+		if n := sh.NamesFor("uid-" + r.Site); r.Docroot != n.Docroot || r.Endpoint != "unix:"+n.Socket {
+			t.Errorf("%s: docroot %q endpoint %q", r.Host, r.Docroot, r.Endpoint)
 		}
 	}
 	if len(hosts) != 2 || hosts[0] != "a.test" || hosts[1] != "incoming.test" {

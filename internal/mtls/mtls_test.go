@@ -1,0 +1,214 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func secret(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+// issuer issues through a.
+func issuer(a *Authority, id Identity, ttl time.Duration) Issuer {
+	return func(_ context.Context, csr []byte) ([]byte, []byte, error) {
+		cert, _, err := a.Issue(csr, id, ttl)
+		return cert, a.CertPEM(), err
+	}
+}
+
+func creds(t *testing.T, a *Authority, id Identity) *Credentials {
+	t.Helper()
+	c, err := LoadCredentials(t.TempDir(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != nil {
+		if err := c.Renew(context.Background(), issuer(a, id, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// handshake runs a TLS handshake over a pipe and returns both sides' errors.
+func handshake(server, client *tls.Config) (serverErr, clientErr error) {
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		s := tls.Server(a, server)
+		err := s.Handshake()
+		if err == nil {
+			// TLS 1.3: the client learns of a refused certificate only
+			// when it reads.
+			_, _ = s.Write([]byte("x"))
+		}
+		s.Close()
+		done <- err
+	}()
+	c := tls.Client(b, client)
+	clientErr = c.Handshake()
+	if clientErr == nil {
+		_, clientErr = io.ReadFull(c, make([]byte, 1))
+	}
+	c.Close()
+	return <-done, clientErr
+}
+
+func TestHandshakes(t *testing.T) {
+	ca, err := NewAuthority(secret(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewAuthority(secret(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := creds(t, ca, Identity{RoleShard, "s1"})
+	e1 := creds(t, ca, Identity{RoleEdge, "e1"})
+	s2 := creds(t, ca, Identity{RoleShard, "s2"})
+	foreignEdge := creds(t, other, Identity{RoleEdge, "e1"})
+	noCert := creds(t, nil, Identity{RoleEdge, "e2"})
+	noCert.pool = s1.pool // it knows the CA but holds no certificate
+
+	for _, tc := range []struct {
+		name           string
+		server, client *tls.Config
+		ok             bool
+	}{
+		{"edge to the shard it expects", s1.ServerTLS(RoleEdge), e1.ClientTLS(Identity{RoleShard, "s1"}), true},
+		{"edge expecting another shard", s1.ServerTLS(RoleEdge), e1.ClientTLS(Identity{RoleShard, "s2"}), false},
+		{"a shard is no edge", s1.ServerTLS(RoleEdge), s2.ClientTLS(Identity{RoleShard, "s1"}), false},
+		{"an edge of another CA", s1.ServerTLS(RoleEdge), foreignEdge.ClientTLS(Identity{RoleShard, "s1"}), false},
+		{"a client without a certificate", s1.ServerTLS(RoleEdge), noCert.ClientTLS(Identity{RoleShard, "s1"}), false},
+		{"a client that sends none", s1.ServerTLS(RoleEdge), &tls.Config{InsecureSkipVerify: true}, false},
+		{"a server of another CA", foreignEdge.ServerTLS(RoleEdge), e1.ClientTLS(Identity{RoleEdge, "e1"}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			serr, cerr := handshake(tc.server, tc.client)
+			if tc.ok && (serr != nil || cerr != nil) {
+				t.Fatalf("server %v, client %v", serr, cerr)
+			}
+			if !tc.ok && serr == nil && cerr == nil {
+				t.Fatal("the handshake succeeded")
+			}
+		})
+	}
+}
+
+func TestSameSecretSameCA(t *testing.T) {
+	a, _ := NewAuthority(secret(7), nil)
+	b, _ := NewAuthority(secret(7), nil)
+	// A certificate issued by replica a installs against replica b's CA.
+	c, err := LoadCredentials(t.TempDir(), Identity{RoleEdge, "e1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := c.CSR()
+	cert, _, err := a.Issue(csr, Identity{RoleEdge, "e1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Install(cert, b.CertPEM()); err != nil {
+		t.Fatalf("a's certificate under b's CA: %v", err)
+	}
+	d, _ := NewAuthority(secret(8), nil)
+	if err := c.Install(cert, d.CertPEM()); err == nil {
+		t.Fatal("installed under another secret's CA")
+	}
+}
+
+func TestInstallRefuses(t *testing.T) {
+	ca, _ := NewAuthority(secret(3), nil)
+	c, _ := LoadCredentials(t.TempDir(), Identity{RoleShard, "s1"})
+	d, _ := LoadCredentials(t.TempDir(), Identity{RoleShard, "s1"})
+	csr, _ := c.CSR()
+	otherCSR, _ := d.CSR()
+	wrongName, _, _ := ca.Issue(csr, Identity{RoleShard, "s9"}, 0)
+	wrongRole, _, _ := ca.Issue(csr, Identity{RoleEdge, "s1"}, 0)
+	otherKey, _, _ := ca.Issue(otherCSR, Identity{RoleShard, "s1"}, 0)
+	for name, cert := range map[string][]byte{"another name": wrongName, "another role": wrongRole, "another key": otherKey, "garbage": []byte("x")} {
+		if err := c.Install(cert, ca.CertPEM()); err == nil {
+			t.Errorf("%s: installed", name)
+		}
+	}
+	if c.Ready(time.Now()) {
+		t.Fatal("ready without a certificate")
+	}
+}
+
+func TestIssueRefuses(t *testing.T) {
+	ca, _ := NewAuthority(secret(4), nil)
+	c, _ := LoadCredentials(t.TempDir(), Identity{RoleShard, "s1"})
+	csr, _ := c.CSR()
+	for name, tc := range map[string]struct {
+		csr []byte
+		id  Identity
+	}{
+		"bad name":     {csr, Identity{RoleShard, "../x"}},
+		"bad role":     {csr, Identity{"admin", "x"}},
+		"no PEM":       {[]byte("hello"), Identity{RoleShard, "s1"}},
+		"tampered CSR": {bytes.Replace(csr, []byte("A"), []byte("B"), 1), Identity{RoleShard, "s1"}},
+		"oversized":    {bytes.Repeat([]byte("x"), MaxCSRBytes+1), Identity{RoleShard, "s1"}},
+	} {
+		if _, _, err := ca.Issue(tc.csr, tc.id, 0); err == nil {
+			t.Errorf("%s: issued", name)
+		}
+	}
+}
+
+func TestKeepRenews(t *testing.T) {
+	ca, _ := NewAuthority(secret(5), nil)
+	id := Identity{RoleEdge, "e1"}
+	dir := t.TempDir()
+	c, _ := LoadCredentials(dir, id)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	calls := 0
+	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
+		calls++
+		if calls == 1 {
+			return nil, nil, errors.New("control plane down")
+		}
+		return issuer(ca, id, 3*time.Hour)(ctx, csr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Keep(ctx, issue, time.Millisecond, clock, nil) }()
+	for !c.Ready(time.Now()) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if calls != 2 {
+		t.Fatalf("issuer called %d times, want 2 (one failure, one success)", calls)
+	}
+	if c.NeedsRenewal(now.Add(time.Hour)) || !c.NeedsRenewal(now.Add(2*time.Hour+time.Minute)) {
+		t.Fatal("renewal is due in the last third of the validity")
+	}
+	// A restart loads the same key and certificate.
+	c2, err := LoadCredentials(dir, id)
+	if err != nil || !c2.Ready(time.Now()) || !c2.key.Equal(c.key) {
+		t.Fatalf("reload: %v ready=%v", err, c2.Ready(time.Now()))
+	}
+	// Another identity in the same directory does not take it.
+	c3, err := LoadCredentials(dir, Identity{RoleEdge, "e2"})
+	if err != nil || c3.Ready(time.Now()) {
+		t.Fatalf("the certificate of e1 was taken by e2: %v", err)
+	}
+}
+
+func TestIdentityURI(t *testing.T) {
+	id := Identity{RoleShard, "s-1.x"}
+	if got := id.String(); got != "aipress://shard/s-1.x" {
+		t.Fatal(got)
+	}
+	if !strings.HasPrefix(Identity{RoleEdge, "e"}.String(), "aipress://edge/") {
+		t.Fatal("edge URI")
+	}
+}

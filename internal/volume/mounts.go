@@ -1,0 +1,177 @@
+package volume
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one line of /proc/self/mountinfo.
+type Mount struct {
+	Dev    string // major:minor of the filesystem
+	Root   string // the directory of the filesystem mounted ("/" or a bind's subdirectory)
+	Point  string // where it is mounted
+	FSType string
+	Source string // e.g. /dev/loop3
+}
+
+// Mounts lists this process's mounts, in mount order.
+func Mounts() ([]Mount, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("volume: %w", err)
+	}
+	return parseMountinfo(b)
+}
+
+func parseMountinfo(b []byte) ([]Mount, error) {
+	var out []Mount
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		// id parent major:minor root point options [optional...] - type source superoptions
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(f) < 6 || sep < 0 || sep+2 >= len(f) {
+			return nil, fmt.Errorf("volume: mountinfo: malformed line %q", sc.Text())
+		}
+		out = append(out, Mount{Dev: f[2], Root: unescape(f[3]), Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("volume: mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space …).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// top returns the mount on point that is visible (the last one), if any.
+func top(ms []Mount, point string) *Mount {
+	var m *Mount
+	for i := range ms {
+		if ms[i].Point == point {
+			m = &ms[i]
+		}
+	}
+	return m
+}
+
+// containing returns the mount that path (clean, absolute) lies in.
+func containing(ms []Mount, path string) *Mount {
+	var best *Mount
+	for i := range ms {
+		p := ms[i].Point
+		if path == p || p == "/" || strings.HasPrefix(path, p+"/") {
+			if best == nil || len(p) >= len(best.Point) {
+				best = &ms[i]
+			}
+		}
+	}
+	return best
+}
+
+// Bound reports whether dst is a bind mount of the directory src.
+func Bound(ms []Mount, src, dst string) bool {
+	d := top(ms, dst)
+	s := containing(ms, src)
+	if d == nil || s == nil {
+		return false
+	}
+	rel, err := filepath.Rel(s.Point, src)
+	if err != nil {
+		return false
+	}
+	return d.Dev == s.Dev && d.Root == filepath.Join(s.Root, rel)
+}
+
+// Bind makes dst (a directory) show the directory src, nosuid, nodev,
+// noexec, unless it does already; whatever else is mounted on dst is
+// unmounted first.
+func Bind(src, dst string) error {
+	ms, err := Mounts()
+	if err != nil {
+		return err
+	}
+	if Bound(ms, src, dst) {
+		return nil
+	}
+	if top(ms, dst) != nil {
+		if err := unmount(dst, unix.MNT_DETACH); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("volume: bind %s on %s: %w", src, dst, err)
+	}
+	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|MountFlags, ""); err != nil {
+		_ = unmount(dst, unix.MNT_DETACH)
+		return fmt.Errorf("volume: bind %s on %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// Unbind unmounts what is mounted on dst only if nothing uses it (EBUSY
+// otherwise); nothing mounted is no error.
+func Unbind(dst string) error { return unmount(dst, 0) }
+
+// IsMountPoint reports whether something is mounted on path.
+func IsMountPoint(path string) (bool, error) {
+	ms, err := Mounts()
+	if err != nil {
+		return false, err
+	}
+	return top(ms, path) != nil, nil
+}
+
+// UnmountUnder unmounts (lazily) everything mounted on dir or below it,
+// deepest first, so that removing dir afterwards removes only what lies
+// on dir's own filesystem.
+func UnmountUnder(dir string) error {
+	ms, err := Mounts()
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, m := range ms {
+		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
+			points = append(points, m.Point)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		errs = append(errs, unmount(p, unix.MNT_DETACH))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,198 @@
+package wordpress
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/phpini"
+)
+
+// cliProbe is a site's hostile code run by the PHP CLI (a plugin loaded by
+// WP-Cron): it reports which escapes from disable_functions work and which
+// processes it can see. Its arguments come from the environment.
+const cliProbe = `<?php
+$r = ['pid' => getmypid()];
+foreach (['putenv', 'proc_open', 'exec', 'shell_exec', 'system', 'passthru', 'popen', 'pcntl_exec', 'pcntl_fork', 'dl', 'mail'] as $f) {
+	$r['fn'][$f] = function_exists($f);
+}
+try { $r['ffi'] = 'getpid=' . FFI::cdef('int getpid(void);')->getpid(); } catch (Throwable $e) { $r['ffi'] = get_class($e) . ': ' . $e->getMessage(); }
+$so = getenv('PROBE_SO');
+$r['preload'] = 'not tried';
+if ($so !== false && $so !== '') {
+	try {
+		putenv('LD_PRELOAD=' . $so);
+		$r['preload'] = 'mail returned ' . var_export(@mail('nobody@example.invalid', 'x', 'y'), true);
+	} catch (Throwable $e) {
+		$r['preload'] = get_class($e) . ': ' . $e->getMessage();
+	}
+}
+$pids = array_values(array_filter(scandir('/proc'), 'ctype_digit'));
+$other = getenv('PROBE_PID');
+$r['proc_lists_self'] = in_array((string) getmypid(), $pids, true);
+$r['proc_lists_other'] = in_array($other, $pids, true);
+$r['proc_other_cmdline'] = @file_get_contents("/proc/$other/cmdline") !== false;
+foreach (['sendmail_path', 'mail.force_extra_parameters', 'ffi.enable', 'opcache.restrict_api'] as $k) {
+	$r['ini'][$k] = ini_get($k);
+}
+echo json_encode($r), "\n";
+`
+
+type cliResult struct {
+	Fn             map[string]bool   `json:"fn"`
+	FFI            string            `json:"ffi"`
+	Preload        string            `json:"preload"`
+	ProcListsSelf  bool              `json:"proc_lists_self"`
+	ProcListsOther bool              `json:"proc_lists_other"`
+	ProcOtherCmd   bool              `json:"proc_other_cmdline"`
+	INI            map[string]string `json:"ini"`
+}
+
+// The PHP CLI that installs WordPress and runs cron as the site's user has
+// the pools' hardening and sees only its user's processes; plain php8.2 as
+// the same user (Debian's CLI: FFI on, nothing disabled) is the baseline
+// that shows each escape working.
+func TestRunnerHardening(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a site user")
+	}
+	if _, err := os.Stat(PHPCLI); err != nil {
+		t.Skip("php8.2 CLI not installed (make deps)")
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "aiptest" + hex.EncodeToString(b)
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+
+	base := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(base); err != nil {
+		t.Fatal(err)
+	}
+	docroot := filepath.Join(base, "htdocs")
+	os.MkdirAll(docroot, 0o700)
+	os.Chown(docroot, uid, gid)
+	script := filepath.Join(base, "probe.php")
+	os.WriteFile(script, []byte(cliProbe), 0o644)
+
+	marker := filepath.Join(docroot, "preload-ran")
+	so := ""
+	if _, err := exec.LookPath("gcc"); err == nil {
+		src := filepath.Join(base, "evil.c")
+		os.WriteFile(src, []byte(`#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void evil(void) {
+	unsetenv("LD_PRELOAD");
+	int fd = open(MARKER, O_WRONLY | O_CREAT, 0644);
+	if (fd >= 0) close(fd);
+}
+`), 0o644)
+		so = filepath.Join(base, "evil.so")
+		if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", so, fmt.Sprintf("-DMARKER=%q", marker), src).CombinedOutput(); err != nil {
+			t.Fatalf("gcc: %v: %s", err, out)
+		}
+		os.Chmod(so, 0o755)
+	} else {
+		t.Log("gcc missing: the LD_PRELOAD case is skipped")
+	}
+	// A process of another user (root's: this test) to look for.
+	env := []string{"PROBE_SO=" + so, "PROBE_PID=" + strconv.Itoa(os.Getpid())}
+	parse := func(t *testing.T, out []byte) cliResult {
+		t.Helper()
+		lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+		var res cliResult
+		if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
+			t.Fatalf("probe output: %v\n%s", err, out)
+		}
+		return res
+	}
+
+	t.Run("baseline", func(t *testing.T) {
+		os.Remove(marker)
+		cmd := exec.Command(PHPCLI, script)
+		cmd.Dir, cmd.Env = docroot, append([]string{"PATH=/usr/bin:/bin"}, env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		res := parse(t, out)
+		if !strings.HasPrefix(res.FFI, "getpid=") || !res.Fn["putenv"] || !res.Fn["proc_open"] {
+			t.Errorf("Debian's CLI: FFI %q, putenv %v, proc_open %v; want all available", res.FFI, res.Fn["putenv"], res.Fn["proc_open"])
+		}
+		if !res.ProcListsSelf || !res.ProcListsOther || !res.ProcOtherCmd {
+			t.Errorf("/proc: self %v, root's process %v, its cmdline %v; want all visible", res.ProcListsSelf, res.ProcListsOther, res.ProcOtherCmd)
+		}
+		if so != "" {
+			if _, err := os.Stat(marker); err != nil {
+				t.Errorf("putenv(LD_PRELOAD) + mail() did not run the library (%s)", res.Preload)
+			}
+		}
+	})
+
+	t.Run("runner", func(t *testing.T) {
+		os.Remove(marker)
+		r := Runner{Docroot: docroot, Host: "x.test", UID: uid, GID: gid}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := r.run(ctx, script, env, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := parse(t, out)
+		for f, ok := range res.Fn {
+			if ok != (f == "mail") {
+				t.Errorf("function_exists(%s) = %v", f, ok)
+			}
+		}
+		if !strings.Contains(res.FFI, "restricted") {
+			t.Errorf("FFI::cdef: %s", res.FFI)
+		}
+		if !res.ProcListsSelf {
+			t.Error("the script does not see itself in /proc")
+		}
+		if res.ProcListsOther || res.ProcOtherCmd {
+			t.Errorf("/proc: root's process listed %v, its cmdline read %v", res.ProcListsOther, res.ProcOtherCmd)
+		}
+		want := map[string]string{
+			"sendmail_path": phpini.SendmailPath, "mail.force_extra_parameters": phpini.ForceExtraParameters,
+			"ffi.enable": "0", "opcache.restrict_api": phpini.RestrictAPI,
+		}
+		for k, v := range want {
+			if res.INI[k] != v {
+				t.Errorf("ini_get(%s) = %q, want %q", k, res.INI[k], v)
+			}
+		}
+		if so != "" {
+			if !strings.Contains(res.Preload, "putenv") {
+				t.Errorf("putenv + mail(): %s", res.Preload)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("the LD_PRELOAD library ran")
+			}
+		}
+	})
+}
