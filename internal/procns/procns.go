@@ -20,8 +20,11 @@
 // Every step execs the next, so the process keeps its pid, its process group
 // and its parent-death signal, and ends as exactly the program:
 // internal/supervise's pid file, command-line match, signals and php-fpm's
-// USR2 re-exec work as before. Mounts are slaves of the host's: a mount made
-// later on the host still appears inside, nothing made inside leaks out. A
+// USR2 re-exec work as before. Mounts are slaves of the host's: nothing made
+// inside leaks out, and a mount made later on the host appears inside when
+// it is made below a shared mount (a host whose root mount is private, as
+// without systemd, propagates nothing: the shard makes its sites directory
+// shared for the sites' volumes, volume.Share). A
 // command that should run as a site user (os/exec's Credential) switches
 // user with setpriv only after the mount, which needs root; --pdeathsig keep
 // restores the parent-death signal the kernel clears on that switch.

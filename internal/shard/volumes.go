@@ -100,6 +100,12 @@ func (s *Shard) prepareVolumes(ctx context.Context) error {
 	case VolumesAuto, VolumesOn:
 		err := volume.Check(ctx, s.cfg.Dir)
 		if err == nil {
+			// php-fpm runs in a mount namespace of its own (package
+			// procns), made before most volumes are mounted: they reach
+			// it through the sites directory's shared propagation.
+			err = volume.Share(s.sitesDir())
+		}
+		if err == nil {
 			s.vols = true
 			return nil
 		}

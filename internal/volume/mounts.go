@@ -141,6 +141,29 @@ func Bind(src, dst string) error {
 	return nil
 }
 
+// Share makes dir a mount point (a bind mount of itself, unless something
+// is mounted there already) with shared propagation, so that what is
+// mounted below it later also appears in mount namespaces copied from this
+// one before — php-fpm's, whose private /proc (package procns) makes it a
+// namespace of its own: a slave copy of a shared mount receives the mounts
+// made under it on the host. On a host whose root mount is private (no
+// systemd) nothing propagates otherwise. Idempotent.
+func Share(dir string) error {
+	ms, err := Mounts()
+	if err != nil {
+		return err
+	}
+	if top(ms, dir) == nil {
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("volume: bind %s on itself: %w", dir, err)
+		}
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("volume: make %s shared: %w", dir, err)
+	}
+	return nil
+}
+
 // Unbind unmounts what is mounted on dst only if nothing uses it (EBUSY
 // otherwise); nothing mounted is no error.
 func Unbind(dst string) error { return unmount(dst, 0) }
