@@ -80,6 +80,11 @@ type federation struct {
 	edge   *proc
 	shards map[string]*proc
 	procs  []*proc
+	// edgeArgs are appended to `aipress edge` (e.g. --metrics ADDR).
+	edgeArgs []string
+	// edgeRemote: the edge reads no shard's files, even as root; it reaches
+	// every shard through its gateway.
+	edgeRemote bool
 }
 
 func (f *federation) run(name string, args ...string) *proc {
@@ -232,7 +237,8 @@ func (f *federation) startEdge(as *edgeUser) {
 	edgeToken := f.token("edge", "e1")
 	p := &proc{t: f.t, name: "edge", args: []string{"edge", "--server", "http://" + f.apiAddr, "--token-file", edgeToken,
 		"--http", f.httpAddr, "--data-dir", edgeDir}}
-	if as == nil {
+	p.args = append(p.args, f.edgeArgs...)
+	if as == nil && !f.edgeRemote {
 		p.args = append(p.args, "--local-shards-dir", filepath.Join(f.dataDir, "shards"),
 			"--local-shards-dir", filepath.Join(filepath.Dir(f.dataDir), "agents"))
 	}
