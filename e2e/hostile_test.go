@@ -293,7 +293,7 @@ var (
 		"purge_with_own_key/self", "api_no_token/platform", "api_purge_key_as_token/platform", "api_metrics/platform",
 		"edge_reachable/self", "cloud_metadata/platform", "proc_environ/B", "proc_environ/platform", "proc_environ/info",
 		"proc_cmdline/B", "proc_cmdline/platform", "proc_cmdline/self", "proc_maps/B", "proc_maps/platform",
-		"proc_maps/self", "signal_worker/B", "exec_family/shard", "ffi/shard", "ld_preload_mail/shard", "fork/shard",
+		"proc_maps/self", "discover_pool_configs/shard", "signal_worker/B", "exec_family/shard", "ffi/shard", "ld_preload_mail/shard", "fork/shard",
 	}
 	hostileCLIExpected = []string{
 		"cli_exec_family/shard", "cli_ffi/shard", "cli_ld_preload_mail/shard", "cli_fork/shard", "cli_read_wp_config/B",

@@ -93,8 +93,13 @@ func (m *Master) Prepare() error {
 	if err := procns.Check(ctx); err != nil {
 		return fmt.Errorf("php-fpm: %w", err)
 	}
+	// Root's alone: the pools' configurations name every site's user and
+	// docroot, and no site has anything to do with the sockets.
 	for _, d := range []string{m.Dir, m.poolDir(), m.runDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return fmt.Errorf("php-fpm: %w", err)
 		}
 	}

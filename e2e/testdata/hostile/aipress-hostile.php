@@ -509,8 +509,8 @@ function aiph_run_fpm(array $t) {
 		return aiph_read(rtrim($sh['mariadb_datadir'], '/') . '/' . $v['db_name'] . '/wp_options.ibd');
 	});
 
-	// Discovery: what the shard's world-readable pool configuration tells about the other sites (reported only).
-	$rows[] = aiph_try('discover_pool_configs', 'info', function () use ($sh, $v) {
+	// Discovery: what the shard's pool configurations would tell about the other sites (users, docroots).
+	$rows[] = aiph_try('discover_pool_configs', 'shard', function () use ($sh, $v) {
 		$n = 0;
 		$named = false;
 		foreach (glob(rtrim($sh['pool_conf_dir'], '/') . '/*.conf') ?: [] as $c) {
