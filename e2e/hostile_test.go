@@ -42,6 +42,15 @@ func TestHostileTenant(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	so := buildPreload(t)
+	// The platforms' data directories outside /tmp: the sites' PHP runs with
+	// small tmpfs mounts over the machine's shared temporary directories,
+	// except one that holds the shard's own directory (internal/procns).
+	base, err := os.MkdirTemp("/var/lib", "aipress-hostile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	t.Setenv("TMPDIR", base)
 	rep := &hostileReport{}
 	t.Run("modes", func(t *testing.T) {
 		for _, m := range []struct {
@@ -293,7 +302,7 @@ var (
 		"purge_with_own_key/self", "api_no_token/platform", "api_purge_key_as_token/platform", "api_metrics/platform",
 		"edge_reachable/self", "cloud_metadata/platform", "proc_environ/B", "proc_environ/platform", "proc_environ/info",
 		"proc_cmdline/B", "proc_cmdline/platform", "proc_cmdline/self", "proc_maps/B", "proc_maps/platform",
-		"proc_maps/self", "discover_pool_configs/shard", "signal_worker/B", "exec_family/shard", "ffi/shard", "ld_preload_mail/shard", "fork/shard",
+		"proc_maps/self", "discover_pool_configs/shard", "signal_worker/B", "exec_family/shard", "ffi/shard", "ld_preload_mail/shard", "fork/shard", "fill_shared_tmp/shard",
 	}
 	hostileCLIExpected = []string{
 		"cli_exec_family/shard", "cli_ffi/shard", "cli_ld_preload_mail/shard", "cli_fork/shard", "cli_read_wp_config/B",
@@ -328,6 +337,7 @@ var hostileAttacks = map[string]string{
 	"write_shared_cron_script":    "open the shared cron.php for writing",
 	"write_shared_install_script": "open the shared install.php for writing",
 	"read_mariadb_datadir":        "read the other site's table files in MariaDB's datadir",
+	"fill_shared_tmp":             "find a world-writable directory of the machine (/tmp, /var/tmp, /dev/shm …) with room to fill its disk or memory",
 	"discover_pool_configs":       "read the shard's pool configurations (other sites' paths, users, ports)",
 	"fastcgi_socket":              "FastCGI to every php-fpm socket: run code as B (PHP_ADMIN_VALUE auto_prepend_file data://)",
 	"fastcgi_tcp":                 "FastCGI to every pool TCP port: run code as B (PHP_ADMIN_VALUE auto_prepend_file data://)",

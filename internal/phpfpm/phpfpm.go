@@ -146,9 +146,11 @@ func (m *Master) Run(ctx context.Context) error {
 			}
 			cmd := exec.Command(Binary, append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)...)
 			// In a mount namespace whose /proc hides other users'
-			// processes; a USR2 reload re-executes php-fpm in place,
-			// inside it.
-			if err := procns.Wrap(cmd); err != nil {
+			// processes and whose shared temporary directories are
+			// small tmpfs mounts (the shard's directory, which holds
+			// the docroots, stays visible); a USR2 reload re-executes
+			// php-fpm in place, inside it.
+			if err := procns.WrapWith(cmd, procns.Options{Keep: []string{filepath.Dir(m.Dir)}}); err != nil {
 				cmd.Err = err
 			}
 			return cmd

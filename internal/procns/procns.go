@@ -37,6 +37,16 @@
 // parent-death signal — a cron run's end killed the shard's mariadbd. Keeping
 // such a thread forever would be process-wide state.
 //
+// The namespace also gets small tmpfs mounts of its own over the machine's
+// world-writable directories (SharedTmp: /tmp, /var/tmp, /dev/shm, …): a
+// site's own temporary files go to its own tmp/ (PHP's sys_temp_dir,
+// upload_tmp_dir and session.save_path, on its size-limited volume), so
+// these are only for code that names them outright, and they must not let
+// one site fill the machine's disk or memory, nor leave files another site
+// reads. Each is bounded (size and inodes) and sticky; a directory that
+// holds one of the paths the command must see (Options.Keep: the shard's
+// data directory when it lies under /tmp, as in tests) is left as it is.
+//
 // Without root there is nothing to isolate (every child runs as the caller)
 // and no right to mount: Wrap leaves the command alone. As root without
 // CAP_SYS_ADMIN (a container that drops it) the wrapped command fails;
@@ -52,6 +62,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -63,15 +74,67 @@ const (
 	setprivBin = "/usr/bin/setpriv"
 )
 
-// script mounts the procfs and becomes the program.
-const script = `/bin/mount -t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc && exec "$@"`
+// procMount mounts the procfs.
+const procMount = `/bin/mount -t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc`
+
+// TmpDir is a world-writable directory of the machine and the tmpfs that
+// covers it inside the namespace.
+type TmpDir struct {
+	Path    string
+	Mode    string // octal, e.g. "1777"
+	SizeMiB int
+	Inodes  int
+}
+
+// SharedTmp are the world-writable directories of a Debian machine.
+var SharedTmp = []TmpDir{
+	{"/tmp", "1777", 64, 16384},
+	{"/var/tmp", "1777", 64, 16384},
+	{"/dev/shm", "1777", 16, 4096},
+	{"/run/lock", "1777", 1, 256},
+	{"/var/lib/php/sessions", "1733", 16, 16384},
+}
+
+// Options adjust Wrap.
+type Options struct {
+	// Keep are paths the command must see as they are: a SharedTmp
+	// directory that holds one of them gets no tmpfs.
+	Keep []string
+}
+
+// script mounts the procfs and the tmpfs mounts and becomes the program.
+func script(o Options) string {
+	parts := []string{procMount}
+	for _, d := range SharedTmp {
+		if fi, err := os.Stat(d.Path); err != nil || !fi.IsDir() || holds(d.Path, o.Keep) {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("/bin/mount -t tmpfs -o nosuid,nodev,noexec,size=%dm,nr_inodes=%d,mode=%s aipress-tmp %s",
+			d.SizeMiB, d.Inodes, d.Mode, d.Path))
+	}
+	return strings.Join(parts, " && ") + ` && exec "$@"`
+}
+
+// holds reports whether dir is one of paths or contains one.
+func holds(dir string, paths []string) bool {
+	for _, p := range paths {
+		if rel, err := filepath.Rel(dir, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
+	}
+	return false
+}
 
 // Wrap rewrites cmd, which must not have been started, to run in a mount
-// namespace of its own with a procfs that hides other users' processes (see
+// namespace of its own with a procfs that hides other users' processes and
+// bounded tmpfs mounts over the machine's shared temporary directories (see
 // the package documentation). A Credential in cmd.SysProcAttr is applied
-// after the mount (with setpriv) instead of before the first exec. Without
+// after the mounts (with setpriv) instead of before the first exec. Without
 // root Wrap changes nothing.
-func Wrap(cmd *exec.Cmd) error {
+func Wrap(cmd *exec.Cmd) error { return WrapWith(cmd, Options{}) }
+
+// WrapWith is Wrap with options.
+func WrapWith(cmd *exec.Cmd, o Options) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
@@ -81,7 +144,7 @@ func Wrap(cmd *exec.Cmd) error {
 	if cmd.Err != nil {
 		return cmd.Err
 	}
-	args := []string{"unshare", "--mount", "--propagation", "slave", "--", shBin, "-c", script, "aipress-procns"}
+	args := []string{"unshare", "--mount", "--propagation", "slave", "--", shBin, "-c", script(o), "aipress-procns"}
 	if sp := cmd.SysProcAttr; sp != nil && sp.Credential != nil {
 		c := sp.Credential
 		args = append(args, setprivBin, "--reuid", strconv.FormatUint(uint64(c.Uid), 10), "--regid", strconv.FormatUint(uint64(c.Gid), 10))

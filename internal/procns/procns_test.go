@@ -207,3 +207,56 @@ func TestCheckHelper(t *testing.T) {
 		fmt.Println("CHECK ok")
 	}
 }
+
+// The machine's shared temporary directories are small tmpfs mounts of the
+// namespace: a site's PHP cannot fill the machine's /tmp or /dev/shm, and
+// what it leaves there is gone with the namespace. A directory holding a
+// path the command must see (Keep) is left alone; plain (the baseline) the
+// command sees the machine's own.
+func TestSharedTmpBounded(t *testing.T) {
+	cred := nobody(t)
+	keep := t.TempDir() // under /tmp, as a test's data directory is
+	probe := func(t *testing.T, wrap bool, o procns.Options) map[string]string {
+		t.Helper()
+		// df's size of each directory (KiB), and whether a 20 MiB file fits in /dev/shm.
+		cmd := exec.Command("/bin/sh", "-c", `
+			for d in /tmp /var/tmp /dev/shm; do echo "$d $(df -k --output=size "$d" | tail -1 | tr -d ' ')"; done
+			if dd if=/dev/zero of=/dev/shm/aipress-procns-$$ bs=1M count=20 2>/dev/null; then echo "shm-fill ok"; else echo "shm-fill refused"; fi
+			rm -f /dev/shm/aipress-procns-$$`)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if wrap {
+			if err := procns.WrapWith(cmd, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		m := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			k, v, _ := strings.Cut(line, " ")
+			m[k] = v
+		}
+		return m
+	}
+	kib := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	plain := probe(t, false, procns.Options{})
+	if plain["shm-fill"] != "ok" || kib(plain["/dev/shm"]) <= 16<<10 {
+		t.Skipf("baseline: the machine's /dev/shm takes 20 MiB? %v (nothing to compare with)", plain)
+	}
+	wrapped := probe(t, true, procns.Options{Keep: []string{keep}})
+	if wrapped["shm-fill"] != "refused" || kib(wrapped["/dev/shm"]) > 16<<10 || kib(wrapped["/var/tmp"]) > 64<<10 {
+		t.Errorf("wrapped: %v, want /dev/shm ≤ 16 MiB (a 20 MiB file refused) and /var/tmp ≤ 64 MiB", wrapped)
+	}
+	if wrapped["/tmp"] != plain["/tmp"] {
+		t.Errorf("/tmp holds a kept path but was covered: %s KiB, the machine's %s KiB", wrapped["/tmp"], plain["/tmp"])
+	}
+	if w := probe(t, true, procns.Options{}); kib(w["/tmp"]) > 64<<10 {
+		t.Errorf("/tmp without a kept path: %s KiB, want ≤ 64 MiB", w["/tmp"])
+	}
+	// The kept path is still there, and nothing leaked out.
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatal(err)
+	}
+}

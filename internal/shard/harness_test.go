@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,9 @@ import (
 // cluster is a control-plane store, an edge and several real shards, each
 // with its own directory, MariaDB server and php-fpm master.
 type cluster struct {
-	t      *testing.T
+	t *testing.T
+	// logs is what the shards logged (warnings and errors).
+	logs   *lockedBuffer
 	ctx    context.Context
 	dir    string
 	st     store.Store
@@ -98,8 +101,9 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := &cluster{t: t, ctx: ctx, dir: dir, st: st, log: log, shards: map[string]*shard.Shard{}}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := &cluster{t: t, ctx: ctx, dir: dir, st: st, log: log, logs: logs, shards: map[string]*shard.Shard{}}
 	c.src = newMoveSites(st)
 	c.ed = edge.New(edge.Config{Logger: log})
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.ed.ServeHTTP(w, r) }))
@@ -408,4 +412,25 @@ var errSkip = errors.New("skip")
 
 func (m *moveSites) Finalize(ctx context.Context, name, uid string) error {
 	return m.from.Finalize(ctx, name, uid)
+}
+
+var publicRef = regexp.MustCompile(`, ref ([0-9a-f]{8})\)$`)
+
+// detail returns what the shard logged for a short public message (a site
+// condition, move or job error: "… failed (details in the log of shard S,
+// ref R)"): the log lines with that reference, so tests can check the
+// cause viewers are not shown.
+func (c *cluster) detail(public string) string {
+	c.t.Helper()
+	m := publicRef.FindStringSubmatch(public)
+	if m == nil {
+		return public
+	}
+	var out []string
+	for _, line := range strings.Split(c.logs.String(), "\n") {
+		if strings.Contains(line, "ref="+m[1]) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -197,8 +197,8 @@ func refusesTamperedExports(t *testing.T, c *cluster, targetName, host, uid stri
 			if s.Move.Phase != site.MoveImporting || s.Move.Imported != nil || s.Status.Shard == s.Move.Target {
 				t.Fatalf("the move went on: shard %s, move %+v", s.Status.Shard, s.Move)
 			}
-			if !strings.Contains(s.Move.Error, tc.wantErr) {
-				t.Errorf("move error %q lacks %q", s.Move.Error, tc.wantErr)
+			if d := c.detail(s.Move.Error); !strings.Contains(d, tc.wantErr) {
+				t.Errorf("move error %q (logged: %q) lacks %q", s.Move.Error, d, tc.wantErr)
 			}
 			if tc.nothingMade {
 				nothingMade(t)

@@ -108,8 +108,8 @@ func TestRestoreHostileSnapshot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := craftSnapshot(t, c, "alpha", host, tc.dump)
 			j := c.job(store.JobRestore, host, "alpha", store.RestoreParams{Snapshot: ref, InPlace: true})
-			if j.Phase != store.JobFailed || !strings.Contains(j.Error, tc.wantErr) {
-				t.Fatalf("restore: %s %q, want failed with %q", j.Phase, j.Error, tc.wantErr)
+			if d := c.detail(j.Error); j.Phase != store.JobFailed || !strings.Contains(d, tc.wantErr) {
+				t.Fatalf("restore: %s %q (logged: %q), want failed with %q", j.Phase, j.Error, d, tc.wantErr)
 			}
 			_ = c.converge("alpha")
 			if after := state(); after != before {

@@ -79,9 +79,10 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	if r.UID >= 0 && os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}
 	}
-	// In a mount namespace whose /proc hides other users' processes (the
-	// site user is taken on after the mount).
-	if err := procns.Wrap(cmd); err != nil {
+	// In a mount namespace whose /proc hides other users' processes and
+	// whose shared temporary directories are small tmpfs mounts (the site
+	// user is taken on after the mounts).
+	if err := procns.WrapWith(cmd, procns.Options{Keep: []string{r.Docroot, script}}); err != nil {
 		return nil, err
 	}
 	var stdout, stderr bytes.Buffer

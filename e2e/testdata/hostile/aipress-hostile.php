@@ -675,6 +675,28 @@ function aiph_run_fpm(array $t) {
 		return aiph_ld_preload($t['ld_preload'] ?? '', rtrim($self['tmp'], '/') . '/aipress-hostile-ld-fpm.mark');
 	});
 	$rows[] = aiph_try('fork', 'shard', 'aiph_fork');
+	// The machine's world-writable directories: room to fill the machine's disk or memory (more than 256 MiB
+	// writable where the site's own limit does not apply)?
+	$rows[] = aiph_try('fill_shared_tmp', 'shard', function () {
+		$open = [];
+		$seen = [];
+		foreach (['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/var/lib/php/sessions'] as $d) {
+			if (!is_dir($d)) {
+				continue;
+			}
+			$f = @tempnam($d, 'aipress-fill-');
+			$w = $f !== false && strpos($f, $d . '/') === 0;
+			if ($f !== false) {
+				@unlink($f);
+			}
+			$free = @disk_free_space($d);
+			$seen[] = "$d: " . ($w ? 'writable' : 'not writable') . ', ' . ($free === false ? '?' : round($free / 1048576) . ' MiB free');
+			if ($w && $free !== false && $free > 256 * 1048576) {
+				$open[] = $d;
+			}
+		}
+		return [(bool) $open, implode('; ', $seen)];
+	});
 
 	// Links in A's uploads to files A must never see; the test fetches them through the edge.
 	$links = [];
