@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -48,15 +52,38 @@ func loadUpFile(path string) (upFile, error) {
 }
 
 // parseUpFile decodes the YAML of an up config file (empty: all defaults).
+// Keys are matched exactly: the JSON decoder underneath would also take
+// "HTTP" or "Data_Dir" for a field, and with both "http" and "HTTP" in a
+// file one would silently win.
 func parseUpFile(b []byte) (upFile, error) {
 	var f upFile
 	if len(bytes.TrimSpace(b)) == 0 {
 		return f, nil
 	}
+	var keys map[string]any
+	if err := yaml.Unmarshal(b, &keys); err == nil {
+		known := upFileKeys()
+		for k := range keys {
+			if !known[k] {
+				return upFile{}, fmt.Errorf("unknown field %q (keys are lower case: %s)", k, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
+			}
+		}
+	}
 	if err := yaml.UnmarshalStrict(b, &f); err != nil {
 		return upFile{}, err
 	}
 	return f, nil
+}
+
+// upFileKeys are the keys of an up config file: upFile's JSON names.
+func upFileKeys() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[upFile]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys[name] = true
+	}
+	return keys
 }
 
 type upFlags struct {

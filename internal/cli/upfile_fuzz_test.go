@@ -4,22 +4,10 @@ import (
 	"bytes"
 	"math"
 	"reflect"
-	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 )
-
-// upFileKeys are the keys an up config file may have (upFile's JSON names).
-func upFileKeys() map[string]bool {
-	keys := map[string]bool{}
-	t := reflect.TypeOf(upFile{})
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		keys[name] = true
-	}
-	return keys
-}
 
 // FuzzUpConfigFile decodes `aipress up --config` files (seeds:
 // testdata/fuzz/FuzzUpConfigFile): what is accepted is an empty file, null,
