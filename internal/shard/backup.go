@@ -361,7 +361,7 @@ func backupFile(ctx context.Context, b *repo.Backup, root *os.Root, p string, pr
 	if err != nil {
 		return "", err
 	}
-	if !st.Mode().IsRegular() {
+	if !st.Mode().IsRegular() || tenantFileRefused(root, p, st) {
 		return "", nil
 	}
 	e := repo.FileEntry{Name: "wp-content/" + p, Size: st.Size(), Mode: st.Mode().Perm(), ModTime: st.ModTime()}

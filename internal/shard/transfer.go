@@ -370,6 +370,32 @@ func tarTree(dir string, w io.Writer) error { return tarTreeWith(dir, w, nil) }
 // backupFiles): its value is the stream's name.
 const paxStream = "AIPRESS.stream"
 
+// tenantFileRefused reports whether a file of a site's uploads (p, relative
+// to wp-content; st its stat from the open descriptor) must be left out of
+// what the shard reads as root for the site — backups, move exports: a file
+// with more than one name (a hard link, maybe to a root-only file such as
+// /etc/shadow) or owned by anyone but the uploads directory's owner (the
+// site's user). A backup and a restore would otherwise hand the site a copy
+// of a file it could not read. The edge serves uploads by the same rule.
+func tenantFileRefused(root *os.Root, p string, st fs.FileInfo) bool {
+	if p != "uploads" && !strings.HasPrefix(p, "uploads/") {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	if sys.Nlink != 1 {
+		return true
+	}
+	dir, err := root.Lstat("uploads")
+	if err != nil {
+		return true
+	}
+	d, ok := dir.Sys().(*syscall.Stat_t)
+	return !ok || !dir.IsDir() || d.Uid != sys.Uid
+}
+
 // tarTreeWith is tarTree where the files named in external (relative,
 // slash-separated path → stream name) are written as header-only entries
 // that carry the stream's name (paxStream) instead of their content.
@@ -412,7 +438,7 @@ func tarTreeWith(dir string, w io.Writer, external map[string]string) error {
 			if err != nil {
 				return err
 			}
-			if !st.Mode().IsRegular() {
+			if !st.Mode().IsRegular() || tenantFileRefused(root, p, st) {
 				return nil
 			}
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: int64(st.Mode().Perm()), Size: st.Size(), ModTime: st.ModTime()}); err != nil {
