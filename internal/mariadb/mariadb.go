@@ -281,6 +281,7 @@ port = %d
 bind-address = 127.0.0.1
 pid-file = %s
 log-error = %s
+tmpdir = %s
 skip-name-resolve
 skip-log-bin
 character-set-server = utf8mb4
@@ -296,7 +297,7 @@ performance_schema = OFF
 
 [client]
 socket = %s
-`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.Socket())
+`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}
