@@ -45,14 +45,15 @@ func TestHostileTenant(t *testing.T) {
 	// The platforms' data directories outside /tmp: the sites' PHP runs with
 	// small tmpfs mounts over the machine's shared temporary directories,
 	// except one that holds the shard's own directory (internal/procns).
-	base, err := os.MkdirTemp("/var/lib", "aipress-hostile-")
+	// Short: the sockets below it must fit in a socket address (107 bytes).
+	base, err := os.MkdirTemp("/srv", "h")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	t.Setenv("TMPDIR", base)
 	rep := &hostileReport{}
-	t.Run("modes", func(t *testing.T) {
+	t.Run("m", func(t *testing.T) { // the modes (a short name: it is in the paths)
 		for _, m := range []struct {
 			name  string
 			setup func(t *testing.T) *hostileEnv

@@ -279,6 +279,9 @@ func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
+	if err := s.checkSocketPaths(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	for _, d := range []string{s.cfg.Dir, s.sitesDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("shard: %w", err)
@@ -317,6 +320,25 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	}
 	if err := s.fpm.Prepare(); err != nil {
 		return fmt.Errorf("shard: %w", err)
+	}
+	return nil
+}
+
+// maxSocketPath is the longest path a Unix socket may have (sun_path holds
+// 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// checkSocketPaths refuses a data directory so deep that the pools' or
+// MariaDB's sockets would not fit in a socket address: php-fpm and mariadbd
+// would otherwise fail far from the cause (a socket that never appears).
+func (s *Shard) checkSocketPaths() error {
+	longest := s.layout.SiteByID("000000000000").Socket
+	if db := s.db.Socket(); s.cfg.Database == nil && len(db) > len(longest) {
+		longest = db
+	}
+	if len(longest) > maxSocketPath {
+		return fmt.Errorf("data directory %s is too deep: its sockets' paths would be %d bytes, more than the %d a Unix socket takes (e.g. %s); choose a shorter --data-dir",
+			s.cfg.Dir, len(longest), maxSocketPath, longest)
 	}
 	return nil
 }

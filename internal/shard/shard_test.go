@@ -299,3 +299,17 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// A data directory whose sockets would not fit in a socket address is
+// refused at once, with the reason, instead of a pool that never appears.
+func TestDeepDataDirRefused(t *testing.T) {
+	deep := "/" + strings.Repeat("d", 90)
+	sh := shard.New(shard.Config{Name: "s-long-name", Dir: deep})
+	err := sh.Prepare(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "too deep") || !strings.Contains(err.Error(), "shorter --data-dir") {
+		t.Fatalf("Prepare in %s: %v, want a clear refusal", deep, err)
+	}
+	if _, serr := os.Stat(deep); serr == nil {
+		t.Errorf("Prepare made %s before refusing", deep)
+	}
+}
