@@ -5,39 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"log/slog"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
-	"github.com/aipress/aipress/internal/fsperm"
 )
 
 func TestServer(t *testing.T) {
-	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
-		t.Skip("mariadb-server not installed (make deps)")
-	}
-	dir := t.TempDir()
-	if _, err := fsperm.EnsureTraversable(dir); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Dir: dir + "/db", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if err := s.Prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
-	select {
-	case <-s.Ready():
-	case <-time.After(2 * time.Minute):
-		t.Fatal("mariadb not ready")
-	}
+	s := startServer(t)
+	ctx := context.Background()
 	// Root's files stay in a root-owned directory; mariadbd writes only
 	// below data/ and run/.
 	if os.Geteuid() == 0 {

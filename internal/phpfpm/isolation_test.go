@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/attacktest"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -202,32 +203,6 @@ type probeResult struct {
 	SockOwn          int             `json:"sock_own"`
 }
 
-// evilLibrary compiles a shared library whose constructor creates marker,
-// or returns "" when gcc is missing.
-func evilLibrary(t *testing.T, dir, marker string) string {
-	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		return ""
-	}
-	src := filepath.Join(dir, "evil.c")
-	os.WriteFile(src, []byte(`#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
-__attribute__((constructor)) static void evil(void) {
-	unsetenv("LD_PRELOAD");
-	int fd = open(MARKER, O_WRONLY | O_CREAT, 0644);
-	if (fd >= 0) close(fd);
-}
-`), 0o644)
-	so := filepath.Join(dir, "evil.so")
-	out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", so, fmt.Sprintf("-DMARKER=%q", marker), src).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gcc: %v: %s", err, out)
-	}
-	os.Chmod(so, 0o755)
-	return so
-}
-
 // isolationRig is two sites, A (the attacker) and B, each with its own
 // Unix user and pool, behind an edge.
 type isolationRig struct {
@@ -257,7 +232,7 @@ func newIsolationRig(t *testing.T) *isolationRig {
 	r.bPath = r.b.write(t, "secret.php", "<?php return 'b-secret';")
 	r.b.write(t, "warm.php", "<?php $v = include __DIR__ . '/secret.php'; echo getmypid(), ' ', $v;")
 	r.marker = filepath.Join(r.a.tmp, "preload-ran")
-	if r.so = evilLibrary(t, r.a.tmp, r.marker); r.so == "" {
+	if r.so = attacktest.PreloadLibrary(t, r.a.tmp, r.marker); r.so == "" {
 		t.Log("gcc missing: the LD_PRELOAD case is skipped")
 	}
 	return r

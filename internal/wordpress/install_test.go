@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/attacktest"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/phpini"
 )
@@ -98,24 +98,8 @@ func TestRunnerHardening(t *testing.T) {
 	os.WriteFile(script, []byte(cliProbe), 0o644)
 
 	marker := filepath.Join(docroot, "preload-ran")
-	so := ""
-	if _, err := exec.LookPath("gcc"); err == nil {
-		src := filepath.Join(base, "evil.c")
-		os.WriteFile(src, []byte(`#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
-__attribute__((constructor)) static void evil(void) {
-	unsetenv("LD_PRELOAD");
-	int fd = open(MARKER, O_WRONLY | O_CREAT, 0644);
-	if (fd >= 0) close(fd);
-}
-`), 0o644)
-		so = filepath.Join(base, "evil.so")
-		if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", so, fmt.Sprintf("-DMARKER=%q", marker), src).CombinedOutput(); err != nil {
-			t.Fatalf("gcc: %v: %s", err, out)
-		}
-		os.Chmod(so, 0o755)
-	} else {
+	so := attacktest.PreloadLibrary(t, base, marker)
+	if so == "" {
 		t.Log("gcc missing: the LD_PRELOAD case is skipped")
 	}
 	// A process of another user (root's: this test) to look for.
