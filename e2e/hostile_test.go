@@ -231,6 +231,8 @@ type hostileSite struct {
 	UID             int    `json:"uid"`
 	Pids            []int  `json:"pids"`
 	uploadContent   []byte
+	// LinkedUpload is an upload of its own the plugin links to.
+	LinkedUpload string
 	title, phpRoute string
 }
 
@@ -604,7 +606,7 @@ func runHostile(t *testing.T, env *hostileEnv, so string, rep *hostileReport) {
 		hostileLink{Name: "b_wp_config", Path: b.WPConfig, target: "B"},
 		hostileLink{Name: "etc_shadow", Path: "/etc/shadow", target: "platform"},
 		hostileLink{Name: "data_dir", Path: env.dataDir, Dir: true, target: "platform"},
-		hostileLink{Name: "own_upload", Path: a.Upload, target: "info"},
+		hostileLink{Name: "own_upload", Path: a.LinkedUpload, target: "info"},
 	)
 	body := mustJSON(t, tg)
 	// WP-Cron (the PHP CLI) reads the same targets from A's tmp/.
@@ -839,6 +841,11 @@ func plantHostile(t *testing.T, s *hostileSite) {
 	s.uploadContent = marker()
 	s.Upload, s.UploadPath, s.UploadSHA = filepath.Join(s.Uploads, "aipress-marker.txt"), "/wp-content/uploads/aipress-marker.txt", sum(s.uploadContent)
 	writeOwned(t, s.Upload, s.uploadContent, 0o644, s.UID)
+	// Another upload of its own for the plugin to link to: a file with a
+	// second name (a hard link) is served by no edge, so the fetch control
+	// above must stay unlinked.
+	s.LinkedUpload = filepath.Join(s.Uploads, "aipress-marker-linked.txt")
+	writeOwned(t, s.LinkedUpload, marker(), 0o644, s.UID)
 
 	php := marker()
 	s.PHPSecret, s.PHPSecretSHA, s.phpRoute = filepath.Join(s.Docroot, "aipress-hostile-secret.php"), sum(php), "/aipress-hostile-secret.php"
