@@ -208,31 +208,31 @@ func intFile(t *testing.T, path string) int {
 
 // The targets the plugin gets (its JSON body; keys as the PHP reads them).
 type hostileSite struct {
-	Host            string `json:"host"`
-	SiteDir         string `json:"site_dir"`
-	Docroot         string `json:"docroot"`
-	WPContent       string `json:"wp_content"`
-	Uploads         string `json:"uploads"`
-	Tmp             string `json:"tmp"`
-	Logs            string `json:"logs"`
-	WPConfig        string `json:"wp_config"`
-	Secrets         string `json:"secrets"`
-	TmpMarker       string `json:"tmp_marker"`
-	TmpMarkerSHA    string `json:"tmp_marker_sha256"`
-	Session         string `json:"session"`
-	Log             string `json:"log"`
-	Upload          string `json:"upload"`
-	UploadPath      string `json:"upload_path"`
-	UploadSHA       string `json:"upload_sha256"`
-	PHPSecret       string `json:"php_secret"`
-	PHPSecretSHA    string `json:"php_secret_sha256"`
-	DBName          string `json:"db_name"`
-	DBUser          string `json:"db_user"`
-	UID             int    `json:"uid"`
-	Pids            []int  `json:"pids"`
-	uploadContent   []byte
+	Host          string `json:"host"`
+	SiteDir       string `json:"site_dir"`
+	Docroot       string `json:"docroot"`
+	WPContent     string `json:"wp_content"`
+	Uploads       string `json:"uploads"`
+	Tmp           string `json:"tmp"`
+	Logs          string `json:"logs"`
+	WPConfig      string `json:"wp_config"`
+	Secrets       string `json:"secrets"`
+	TmpMarker     string `json:"tmp_marker"`
+	TmpMarkerSHA  string `json:"tmp_marker_sha256"`
+	Session       string `json:"session"`
+	Log           string `json:"log"`
+	Upload        string `json:"upload"`
+	UploadPath    string `json:"upload_path"`
+	UploadSHA     string `json:"upload_sha256"`
+	PHPSecret     string `json:"php_secret"`
+	PHPSecretSHA  string `json:"php_secret_sha256"`
+	DBName        string `json:"db_name"`
+	DBUser        string `json:"db_user"`
+	UID           int    `json:"uid"`
+	Pids          []int  `json:"pids"`
+	uploadContent []byte
 	// LinkedUpload is an upload of its own the plugin links to.
-	LinkedUpload string
+	LinkedUpload    string
 	title, phpRoute string
 }
 
