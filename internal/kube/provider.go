@@ -427,6 +427,11 @@ func (p *Provider) WatchShards(ctx context.Context, report func(ctx context.Cont
 			<-done
 			return nil
 		case err := <-done:
+			// The cache also stops (without an error) when ctx ends;
+			// select may see that first.
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("kubernetes provider: cache stopped: %w", err)
 		case <-kick:
 		case <-poll.C:
