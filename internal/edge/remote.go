@@ -83,13 +83,16 @@ func (rs *remoteStatic) client(shard string) *http.Client {
 	if c, ok := rs.clients.Load(shard); ok {
 		return c.(*http.Client)
 	}
-	cfg := rs.mesh.ClientTLS(mtls.Identity{Role: mtls.RoleShard, Name: shard}, ProtoHTTP)
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: rs.dialTimeout, KeepAlive: 30 * time.Second}, Config: cfg}
+	peer := mtls.Identity{Role: mtls.RoleShard, Name: shard}
+	nd := &net.Dialer{Timeout: rs.dialTimeout, KeepAlive: 30 * time.Second}
 	c := &http.Client{
 		Transport: &http.Transport{
 			// No Proxy: the shards are reached directly, never through
-			// whatever HTTP_PROXY the edge's environment names.
+			// whatever HTTP_PROXY the edge's environment names. The TLS
+			// configuration is asked for at every dial: the edge may get
+			// its certificate after its first request.
 			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				d := &tls.Dialer{NetDialer: nd, Config: rs.mesh.ClientTLS(peer, ProtoHTTP)}
 				return d.DialContext(ctx, network, addr)
 			},
 			MaxIdleConns:          512,

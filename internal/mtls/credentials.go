@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +41,11 @@ type Credentials struct {
 	cert *tls.Certificate // nil until one is installed
 	leaf *x509.Certificate
 	pool *x509.CertPool
+
+	// clients are ClientTLS's configurations by peer and protocols: one
+	// per peer, so its session cache resumes TLS sessions (a full
+	// handshake per connection costs about a millisecond of CPU).
+	clients sync.Map
 }
 
 // LoadCredentials opens (creating it when missing) the credentials
@@ -233,8 +239,20 @@ func (c *Credentials) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage,
 		inter.AddCert(ic)
 	}
 	leaf := cs.PeerCertificates[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-		return Identity{}, fmt.Errorf("mtls: peer certificate: %w", err)
+	switch {
+	case cs.DidResume:
+		// A resumed session carries the chain this function verified when
+		// the session was made (tickets are sealed by the server's key,
+		// sessions kept in this process): only its expiry can have
+		// changed. Verifying the chain again would cost two ECDSA
+		// verifications per connection.
+		if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+			return Identity{}, errors.New("mtls: the resumed session's peer certificate has expired")
+		}
+	default:
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return Identity{}, fmt.Errorf("mtls: peer certificate: %w", err)
+		}
 	}
 	id, err := IdentityOf(leaf)
 	if err != nil {
@@ -246,13 +264,20 @@ func (c *Credentials) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage,
 	return id, nil
 }
 
+// curves are the key exchanges of the platform's own connections: X25519
+// alone. Go's default also offers X25519MLKEM768 (post-quantum hybrid),
+// which doubled the CPU of every gateway connection (one per uncached PHP
+// request) for traffic inside the platform's own network.
+var curves = []tls.CurveID{tls.X25519}
+
 // ServerTLS is the configuration of a server that admits only clients of
 // role accept holding a certificate of the platform's CA. nextProtos are
 // its ALPN protocols.
 func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: nextProtos,
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: curves,
+		NextProtos:       nextProtos,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			cert, _, err := c.current()
 			return cert, err
@@ -268,11 +293,23 @@ func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 
 // ClientTLS is the configuration of a client that talks only to peer (its
 // certificate must name exactly that identity) and authenticates with these
-// credentials. nextProtos are its ALPN protocols.
+// credentials. nextProtos are its ALPN protocols. The configuration is made
+// once per peer and protocols and keeps its TLS session cache; it always
+// presents the newest certificate installed. Callers must not modify it.
 func (c *Credentials) ClientTLS(peer Identity, nextProtos ...string) *tls.Config {
+	key := peer.String() + "\x00" + strings.Join(nextProtos, ",")
+	if v, ok := c.clients.Load(key); ok {
+		return v.(*tls.Config)
+	}
+	v, _ := c.clients.LoadOrStore(key, c.newClientTLS(peer, nextProtos))
+	return v.(*tls.Config)
+}
+
+func (c *Credentials) newClientTLS(peer Identity, nextProtos []string) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: nextProtos,
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: curves,
+		NextProtos:       nextProtos,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			cert, _, err := c.current()
 			return cert, err

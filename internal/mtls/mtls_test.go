@@ -36,13 +36,25 @@ func creds(t *testing.T, a *Authority, id Identity) *Credentials {
 	return c
 }
 
-// handshake runs a TLS handshake over a pipe and returns both sides' errors.
+// handshake runs a TLS handshake over loopback TCP (kernel-buffered: over
+// net.Pipe, whose writes block until read, a side sending an alert while
+// the other writes deadlocks) and returns both sides' errors.
 func handshake(server, client *tls.Config) (serverErr, clientErr error) {
-	a, b := net.Pipe()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err, err
+	}
+	defer ln.Close()
 	done := make(chan error, 1)
 	go func() {
+		a, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		a.SetDeadline(time.Now().Add(10 * time.Second))
 		s := tls.Server(a, server)
-		err := s.Handshake()
+		err = s.Handshake()
 		if err == nil {
 			// TLS 1.3: the client learns of a refused certificate only
 			// when it reads.
@@ -51,6 +63,11 @@ func handshake(server, client *tls.Config) (serverErr, clientErr error) {
 		s.Close()
 		done <- err
 	}()
+	b, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return err, err
+	}
+	b.SetDeadline(time.Now().Add(10 * time.Second))
 	c := tls.Client(b, client)
 	clientErr = c.Handshake()
 	if clientErr == nil {
@@ -210,5 +227,60 @@ func TestIdentityURI(t *testing.T) {
 	}
 	if !strings.HasPrefix(Identity{RoleEdge, "e"}.String(), "aipress://edge/") {
 		t.Fatal("edge URI")
+	}
+}
+
+// A client's configuration is made once per peer, so its sessions resume
+// (a full handshake costs about a millisecond of CPU); a resumed session
+// still names its peer, and one of another identity is refused.
+func TestSessionsResume(t *testing.T) {
+	ca, _ := NewAuthority(secret(6), nil)
+	s1 := creds(t, ca, Identity{RoleShard, "s1"})
+	e1 := creds(t, ca, Identity{RoleEdge, "e1"})
+	if e1.ClientTLS(Identity{RoleShard, "s1"}, "h") != e1.ClientTLS(Identity{RoleShard, "s1"}, "h") {
+		t.Fatal("ClientTLS made a second configuration for the same peer")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	server := s1.ServerTLS(RoleEdge)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				s := tls.Server(c, server)
+				if s.Handshake() == nil {
+					s.Write([]byte("x"))
+				}
+				s.Close()
+			}()
+		}
+	}()
+	dial := func(peer Identity) (bool, error) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), e1.ClientTLS(peer))
+		if err != nil {
+			return false, err
+		}
+		defer c.Close()
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			return false, err
+		}
+		return c.ConnectionState().DidResume, nil
+	}
+	if resumed, err := dial(Identity{RoleShard, "s1"}); err != nil || resumed {
+		t.Fatalf("first connection: resumed %v, %v", resumed, err)
+	}
+	if resumed, err := dial(Identity{RoleShard, "s1"}); err != nil || !resumed {
+		t.Fatalf("second connection: resumed %v, %v; want a resumed session", resumed, err)
+	}
+	// The session cache is per expected peer: a client expecting s2 makes
+	// a full handshake, and s1's certificate fails it.
+	if _, err := dial(Identity{RoleShard, "s2"}); err == nil {
+		t.Fatal("a client expecting s2 accepted s1")
 	}
 }
