@@ -11,7 +11,6 @@ import (
 	"slices"
 	"testing"
 
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -98,26 +97,7 @@ func TestDeployBase(t *testing.T) {
 // shard agents' pods admit the edges' pods (labels of edge.yaml's template)
 // on the gateway's port, and a shard's MariaDB admits the agents.
 func TestDeployNetworkPolicies(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(baseDir, "networkpolicy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pols := map[string]networkingv1.NetworkPolicy{}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p networkingv1.NetworkPolicy
-		if err := yaml.UnmarshalStrict(doc, &p); err != nil {
-			t.Fatal(err)
-		}
-		pols[p.Name] = p
-	}
+	pols := basePolicies(t)
 	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
 	if err != nil {
 		t.Fatal(err)
