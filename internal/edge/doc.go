@@ -44,7 +44,9 @@
 //   - it never flushes, so flush() in PHP does not reach the visitor.
 //
 // Each request uses one connection (FCGI_KEEP_CONN off), as nginx does by
-// default; a unix-socket connect is cheap next to running PHP. A request
+// default; a unix-socket connect is cheap next to running PHP, and a
+// connection through a remote shard's gateway (gateway.go) costs a resumed
+// TLS 1.3 handshake (about 0.6 ms of CPU here, against tens of ms of PHP). A request
 // body is read completely before the pool is dialled (and before the PHP
 // middlewares, the WAF among them, see it), as nginx's request buffering
 // does: up to 64 KiB in memory, larger ones in an unlinked temporary file in
