@@ -10,6 +10,7 @@ pkgs=(
   postgresql # the postgres store's tests start their own throwaway server from it
   ca-certificates curl passwd
   util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
+  e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
 )
 # Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
 read -r -a extra <<<"${DEPS_EXTRA:-}"
