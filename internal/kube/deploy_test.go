@@ -98,17 +98,7 @@ func TestDeployBase(t *testing.T) {
 // on the gateway's port, and a shard's MariaDB admits the agents.
 func TestDeployNetworkPolicies(t *testing.T) {
 	pols := basePolicies(t)
-	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	podLabels := map[string]labels.Set{}
-	for _, u := range objs {
-		if u.GetKind() == "StatefulSet" {
-			m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
-			podLabels[m[kube.LabelComponent]] = m
-		}
-	}
+	podLabels := shardPodLabels(t)
 	eb, err := os.ReadFile(filepath.Join(baseDir, "edge.yaml"))
 	if err != nil {
 		t.Fatal(err)

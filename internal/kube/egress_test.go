@@ -22,6 +22,24 @@ import (
 	"github.com/aipress/aipress/internal/kube"
 )
 
+// shardPodLabels are the pod template labels of a shard's StatefulSets
+// (agent and MariaDB) by component.
+func shardPodLabels(t *testing.T) map[string]labels.Set {
+	t.Helper()
+	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]labels.Set{}
+	for _, u := range objs {
+		if u.GetKind() == "StatefulSet" {
+			m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
+			pods[m[kube.LabelComponent]] = m
+		}
+	}
+	return pods
+}
+
 func basePolicies(t *testing.T) map[string]networkingv1.NetworkPolicy {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(baseDir, "networkpolicy.yaml"))
@@ -130,17 +148,7 @@ func egressAllows(p networkingv1.NetworkPolicy, d dest) bool {
 // meant for.
 func TestDeployEgressPolicies(t *testing.T) {
 	pols := basePolicies(t)
-	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod := map[string]labels.Set{}
-	for _, u := range objs {
-		if u.GetKind() == "StatefulSet" {
-			m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
-			pod[m[kube.LabelComponent]] = m
-		}
-	}
+	pod := shardPodLabels(t)
 	pod["edge"], pod["server"] = templateLabels(t, "edge.yaml"), templateLabels(t, "server.yaml")
 	selects := func(p networkingv1.NetworkPolicy, l labels.Set) bool {
 		s, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
