@@ -64,8 +64,11 @@ func (s *Site) Shards() []string {
 
 // Metadata identifies a site. Name is the site's domain (unique).
 type Metadata struct {
-	Name              string            `json:"name"`
-	UID               string            `json:"uid"`
+	Name string `json:"name"`
+	UID  string `json:"uid"`
+	// Org is the organisation that owns the site (store.DefaultOrg for
+	// sites older than organisations).
+	Org               string            `json:"org,omitempty"`
 	Generation        int64             `json:"generation"`
 	Labels            map[string]string `json:"labels,omitempty"`
 	CreatedAt         time.Time         `json:"created_at"`

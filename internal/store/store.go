@@ -161,6 +161,10 @@ type ListOptions struct {
 	Continue string
 	Shard    string
 	Unplaced bool
+	// Orgs, when not nil, keeps only the sites of these organisations (an
+	// empty, non-nil slice selects none): how lists show a caller only
+	// what it may see.
+	Orgs []string
 }
 
 // SiteList is one page of sites.
@@ -195,6 +199,28 @@ type Token struct {
 	Subject   string    `json:"subject,omitempty"`
 	Hash      string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
+	// Kind is api (a bearer token; "" reads as api) or session (a
+	// browser's sign-in, sent as a cookie).
+	Kind TokenKind `json:"kind,omitempty"`
+	// Prefix is the start of the secret (TokenPrefix and 8 hex digits),
+	// kept to recognise a token in lists and logs.
+	Prefix string `json:"prefix,omitempty"`
+	// UserID is the user the token acts for ("" for machine and legacy
+	// tokens). Its rights never exceed the user's current ones.
+	UserID string `json:"user_id,omitempty"`
+	// Org scopes the token to one organisation; Role is then an OrgRole
+	// (owner, developer, viewer, billing). "" is platform-wide: Role is a
+	// platform or machine role.
+	Org string `json:"org,omitempty"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LastUsedAt and LastUsedIP are when and from where the token was
+	// last accepted (updated at most once a minute).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	LastUsedIP string     `json:"last_used_ip,omitempty"`
+	// ReplacedBy names the token a rotation replaced this one with; the
+	// old one keeps working until its ExpiresAt (the overlap window).
+	ReplacedBy string `json:"replaced_by,omitempty"`
 }
 
 // AuditEntry records one mutating call.
