@@ -16,8 +16,8 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -217,9 +217,16 @@ func New(cfg Config) http.Handler {
 type call struct {
 	r     *http.Request
 	token *store.Token
+	// who is the principal the token acts as (authz.go).
+	who *principal
+	// perm is the route's permission, checked again by handlers of
+	// scopeHandler routes on the targets they find (call.allow).
+	perm perm
 	// target is what the call acts on (a site name), for the audit log.
 	// The wrapper sets it from the {name} path value; handlers may refine it.
 	target string
+	// org is the organisation the call acted in, when it acted in one.
+	org string
 	// detail says what a mutation changed, for the audit log (optional).
 	detail string
 }
@@ -238,15 +245,17 @@ type response struct {
 
 type handlerFunc func(s *server, c *call) (response, error)
 
-// route is one row of the routing and authorization table. Every route is
-// authenticated; Role names who may call it (see allowedRoles). Mutating
-// routes call Notify (and wake the revision hub) on success, and are
-// audited unless Quiet.
+// route is one row of the routing and authorization table. Every route but
+// the public ones is authenticated; Perm is what the caller needs and Scope
+// where the organisation of its target comes from (authz.go decides).
+// Mutating routes call Notify (and wake the revision hub) on success, and
+// are audited unless Quiet.
 type route struct {
 	Method   string
 	Pattern  string // http.ServeMux path pattern, also the OpenAPI path
-	Action   string // e.g. "site.create"; audit action and future RBAC verb
-	Role     store.Role
+	Action   string // e.g. "site.create"; the audit log's action
+	Perm     perm
+	Scope    scope
 	Mutating bool
 	// Quiet: a high-rate agent or edge report (status, move, heartbeat,
 	// WAF events), not audited; the audit log records operators' actions.
@@ -254,95 +263,77 @@ type route struct {
 	handle handlerFunc
 }
 
-// routes is the single table of routes and the roles they require.
+// Short names for the table below.
+const (
+	platform = scopePlatform
+	onSite   = scopeSite
+	onOrg    = scopeOrg
+	inside   = scopeHandler
+	machine  = scopeMachine
+)
+
+// routes is the single table of routes and the permissions they require.
 var routes = []route{
-	{"GET", "/v1/sites", "site.list", store.RoleViewer, false, false, (*server).listSites},
-	{"POST", "/v1/sites", "site.create", store.RoleAdmin, true, false, (*server).createSite},
-	{"GET", "/v1/sites/{name}", "site.get", store.RoleViewer, false, false, (*server).getSite},
-	{"PATCH", "/v1/sites/{name}", "site.update", store.RoleAdmin, true, false, (*server).patchSite},
-	{"DELETE", "/v1/sites/{name}", "site.delete", store.RoleAdmin, true, false, (*server).deleteSite},
-	{"POST", "/v1/sites/{name}/suspend", "site.suspend", store.RoleAdmin, true, false, (*server).suspendSite},
-	{"POST", "/v1/sites/{name}/resume", "site.resume", store.RoleAdmin, true, false, (*server).resumeSite},
-	{"POST", "/v1/sites/{name}/purge", "site.purge", store.RoleAdmin, true, false, (*server).purgeSite},
-	{"POST", "/v1/sites/{name}/move", "site.move", store.RoleAdmin, true, false, (*server).moveSite},
-	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", store.RoleAdmin, true, false, (*server).abortMove},
-	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", store.RoleViewer, false, false, (*server).listWAFEvents},
+	{"GET", "/v1/sites", "site.list", permSiteRead, inside, false, false, (*server).listSites},
+	{"POST", "/v1/sites", "site.create", permSiteWrite, inside, true, false, (*server).createSite},
+	{"GET", "/v1/sites/{name}", "site.get", permSiteRead, onSite, false, false, (*server).getSite},
+	{"PATCH", "/v1/sites/{name}", "site.update", permSiteWrite, onSite, true, false, (*server).patchSite},
+	{"DELETE", "/v1/sites/{name}", "site.delete", permSiteWrite, onSite, true, false, (*server).deleteSite},
+	{"POST", "/v1/sites/{name}/suspend", "site.suspend", permSiteSuspend, onSite, true, false, (*server).suspendSite},
+	{"POST", "/v1/sites/{name}/resume", "site.resume", permSiteSuspend, onSite, true, false, (*server).resumeSite},
+	{"POST", "/v1/sites/{name}/purge", "site.purge", permSiteWrite, onSite, true, false, (*server).purgeSite},
+	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
+	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
+	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
 
-	{"POST", "/v1/sites/{name}/backups", "backup.create", store.RoleAdmin, true, false, (*server).createBackup},
-	{"GET", "/v1/backups", "backup.list", store.RoleViewer, false, false, (*server).listBackups},
-	{"GET", "/v1/backups/coverage", "backup.coverage", store.RoleViewer, false, false, (*server).backupCoverage},
-	{"GET", "/v1/backups/{ref}", "backup.get", store.RoleViewer, false, false, (*server).getBackup},
-	{"POST", "/v1/backups/{ref}/restore", "backup.restore", store.RoleAdmin, true, false, (*server).restoreBackup},
-	{"POST", "/v1/backups/verify", "backup.verify", store.RoleAdmin, true, false, (*server).verifyBackups},
-	{"POST", "/v1/backups/prune", "backup.prune", store.RoleAdmin, true, false, (*server).pruneBackups},
-	{"GET", "/v1/jobs", "job.list", store.RoleViewer, false, false, (*server).listJobs},
-	{"GET", "/v1/jobs/{id}", "job.get", store.RoleViewer, false, false, (*server).getJob},
+	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
+	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
+	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
+	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},
+	{"POST", "/v1/backups/{ref}/restore", "backup.restore", permSiteWrite, inside, true, false, (*server).restoreBackup},
+	{"POST", "/v1/backups/verify", "backup.verify", permPlatformOps, platform, true, false, (*server).verifyBackups},
+	{"POST", "/v1/backups/prune", "backup.prune", permPlatformOps, platform, true, false, (*server).pruneBackups},
+	{"GET", "/v1/jobs", "job.list", permSiteRead, inside, false, false, (*server).listJobs},
+	{"GET", "/v1/jobs/{id}", "job.get", permSiteRead, inside, false, false, (*server).getJob},
 
-	{"GET", "/v1/shards", "shard.list", store.RoleViewer, false, false, (*server).listShards},
-	{"GET", "/v1/shards/{name}", "shard.get", store.RoleViewer, false, false, (*server).getShard},
-	{"DELETE", "/v1/shards/{name}", "shard.delete", store.RoleAdmin, true, false, (*server).deleteShard},
-	{"POST", "/v1/shards/{name}/cordon", "shard.cordon", store.RoleAdmin, true, false, (*server).cordonShard},
-	{"POST", "/v1/shards/{name}/uncordon", "shard.uncordon", store.RoleAdmin, true, false, (*server).uncordonShard},
-	{"POST", "/v1/shards/{name}/drain", "shard.drain", store.RoleAdmin, true, false, (*server).drainShard},
-	{"POST", "/v1/shards/{name}/recover", "shard.recover", store.RoleAdmin, true, false, (*server).recoverShard},
+	{"GET", "/v1/shards", "shard.list", permPlatformRead, platform, false, false, (*server).listShards},
+	{"GET", "/v1/shards/{name}", "shard.get", permPlatformRead, platform, false, false, (*server).getShard},
+	{"DELETE", "/v1/shards/{name}", "shard.delete", permPlatformOps, platform, true, false, (*server).deleteShard},
+	{"POST", "/v1/shards/{name}/cordon", "shard.cordon", permPlatformOps, platform, true, false, (*server).cordonShard},
+	{"POST", "/v1/shards/{name}/uncordon", "shard.uncordon", permPlatformOps, platform, true, false, (*server).uncordonShard},
+	{"POST", "/v1/shards/{name}/drain", "shard.drain", permPlatformOps, platform, true, false, (*server).drainShard},
+	{"POST", "/v1/shards/{name}/recover", "shard.recover", permPlatformOps, platform, true, false, (*server).recoverShard},
 
-	{"GET", "/v1/tokens", "token.list", store.RoleAdmin, false, false, (*server).listTokens},
-	{"POST", "/v1/tokens", "token.create", store.RoleAdmin, true, false, (*server).createToken},
-	{"DELETE", "/v1/tokens/{id}", "token.delete", store.RoleAdmin, true, false, (*server).deleteToken},
+	{"GET", "/v1/tokens", "token.list", permAny, inside, false, false, (*server).listTokens},
+	{"POST", "/v1/tokens", "token.create", permAny, inside, true, false, (*server).createToken},
+	{"DELETE", "/v1/tokens/{id}", "token.delete", permAny, inside, true, false, (*server).deleteToken},
+	{"POST", "/v1/tokens/{id}/rotate", "token.rotate", permAny, inside, true, false, (*server).rotateToken},
 
-	{"POST", "/v1/agent/register", "agent.register", store.RoleShard, true, false, (*server).agentRegister},
-	{"POST", "/v1/agent/heartbeat", "agent.heartbeat", store.RoleShard, true, true, (*server).agentHeartbeat},
-	{"GET", "/v1/agent/sites", "agent.sites", store.RoleShard, false, false, (*server).agentSites},
-	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", store.RoleShard, true, true, (*server).agentStatus},
-	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", store.RoleShard, true, true, (*server).agentMove},
-	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", store.RoleShard, true, false, (*server).agentFinalize},
-	{"GET", "/v1/agent/sites/{name}/move-key", "agent.move-key", store.RoleShard, false, false, (*server).agentMoveKey},
-	{"GET", "/v1/agent/jobs", "agent.jobs", store.RoleShard, false, false, (*server).agentJobs},
-	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", store.RoleShard, false, false, (*server).agentJob},
-	{"PUT", "/v1/agent/jobs/{id}", "agent.job", store.RoleShard, true, true, (*server).agentReportJob},
-	{"GET", "/v1/agent/backup-access", "agent.backup-access", store.RoleShard, false, false, (*server).agentBackupAccess},
-	{"POST", "/v1/agent/certificate", "agent.certificate", store.RoleShard, true, false, (*server).agentCertificate},
-	{"POST", "/v1/edge/certificate", "edge.certificate", roleEdgeOnly, true, false, (*server).edgeCertificate},
+	{"POST", "/v1/agent/register", "agent.register", permShard, machine, true, false, (*server).agentRegister},
+	{"POST", "/v1/agent/heartbeat", "agent.heartbeat", permShard, machine, true, true, (*server).agentHeartbeat},
+	{"GET", "/v1/agent/sites", "agent.sites", permShard, machine, false, false, (*server).agentSites},
+	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", permShard, machine, true, true, (*server).agentStatus},
+	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", permShard, machine, true, true, (*server).agentMove},
+	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", permShard, machine, true, false, (*server).agentFinalize},
+	{"GET", "/v1/agent/sites/{name}/move-key", "agent.move-key", permShard, machine, false, false, (*server).agentMoveKey},
+	{"GET", "/v1/agent/jobs", "agent.jobs", permShard, machine, false, false, (*server).agentJobs},
+	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", permShard, machine, false, false, (*server).agentJob},
+	{"PUT", "/v1/agent/jobs/{id}", "agent.job", permShard, machine, true, true, (*server).agentReportJob},
+	{"GET", "/v1/agent/backup-access", "agent.backup-access", permShard, machine, false, false, (*server).agentBackupAccess},
+	{"POST", "/v1/agent/certificate", "agent.certificate", permShard, machine, true, false, (*server).agentCertificate},
+	{"POST", "/v1/edge/certificate", "edge.certificate", permEdgeOnly, machine, true, false, (*server).edgeCertificate},
 
-	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
-	{"POST", "/v1/edge/waf-events", "edge.waf-events", store.RoleEdge, true, true, (*server).reportWAFEvents},
+	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
+	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
 
-	{"GET", "/v1/whoami", "whoami", roleAny, false, false, (*server).whoami},
-	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, false, (*server).openapi},
-	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, false, (*server).metrics},
+	{"GET", "/v1/whoami", "whoami", permAny, platform, false, false, (*server).whoami},
+	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
+	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
 }
 
-// roleAny marks a route every valid token may call.
-const roleAny store.Role = "any"
-
-// roleEdgeOnly marks a route only edge tokens may call (an edge's own
-// certificate: an admin is no edge).
-const roleEdgeOnly store.Role = "edge-only"
-
-// allowedRoles maps a route's Role to the token roles that may call it.
-// Operators' roles are ranked (an admin may do what a viewer may); shard and
-// edge tokens reach only their own routes (and whoami), and operators do not
-// act as a shard agent: a shard's reports come from its own token.
-var allowedRoles = map[store.Role][]store.Role{
-	store.RoleViewer: {store.RoleViewer, store.RoleAdmin},
-	store.RoleAdmin:  {store.RoleAdmin},
-	store.RoleShard:  {store.RoleShard},
-	store.RoleEdge:   {store.RoleEdge, store.RoleAdmin},
-	roleEdgeOnly:     {store.RoleEdge},
-	roleAny:          {store.RoleViewer, store.RoleAdmin, store.RoleShard, store.RoleEdge},
-}
-
-// authorize is the one place that decides whether a token may perform an
-// action.
-func authorize(tok *store.Token, rt route) error {
-	if !slices.Contains(allowedRoles[rt.Role], tok.Role) {
-		return errorf(http.StatusForbidden, CodeForbidden, "token %q (role %q) may not perform %s", tok.ID, tok.Role, rt.Action)
-	}
-	if tok.Role == store.RoleShard && tok.Subject == "" {
-		return errorf(http.StatusForbidden, CodeForbidden, "token %q (role shard) names no shard", tok.ID)
-	}
-	return nil
-}
+// touchEvery is how often a token's last-used time and address are
+// written (at most).
+const touchEvery = time.Minute
 
 func (s *server) authenticate(r *http.Request) (*store.Token, error) {
 	h := r.Header.Get("Authorization")
@@ -354,6 +345,12 @@ func (s *server) authenticate(r *http.Request) (*store.Token, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, errorf(http.StatusUnauthorized, CodeUnauthenticated, "malformed Authorization header; want \"Bearer <token>\"")
 	}
+	return s.lookupSecret(r, secret)
+}
+
+// lookupSecret finds the live token whose secret is secret and notes its
+// use (at most every touchEvery).
+func (s *server) lookupSecret(r *http.Request, secret string) (*store.Token, error) {
 	sum := sha256.Sum256([]byte(secret))
 	tok, err := s.cfg.Store.LookupToken(r.Context(), hex.EncodeToString(sum[:]))
 	if errors.Is(err, store.ErrNotFound) {
@@ -362,7 +359,25 @@ func (s *server) authenticate(r *http.Request) (*store.Token, error) {
 	if err != nil {
 		return nil, internal(err)
 	}
+	now := s.cfg.Clock()
+	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
+		return nil, errorf(http.StatusUnauthorized, CodeUnauthenticated, "token %s expired at %s", tok.ID, tok.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) >= touchEvery {
+		if err := s.cfg.Store.TouchToken(r.Context(), tok.ID, now.UTC(), remoteIP(r)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("note token use", "token", tok.ID, "err", err)
+		}
+	}
 	return tok, nil
+}
+
+// remoteIP is the address of the request's peer (without its port).
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (s *server) wrap(rt route) http.Handler {
@@ -371,17 +386,13 @@ func (s *server) wrap(rt route) http.Handler {
 		if s.cfg.Version != "" {
 			w.Header().Set("X-AIPress-Version", s.cfg.Version)
 		}
-		tok, err := s.authenticate(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		c := &call{r: r, token: tok, target: r.PathValue("name")}
+		c := &call{r: r, perm: rt.Perm, target: r.PathValue("name")}
 		var resp response
-		if err = authorize(tok, rt); err == nil {
+		err := s.admit(c, rt)
+		if err == nil {
 			resp, err = rt.handle(s, c)
 		}
-		if rt.Mutating {
+		if rt.Mutating && c.who != nil {
 			if !rt.Quiet {
 				s.audit(r.Context(), rt, c, err)
 			}
@@ -402,9 +413,32 @@ func (s *server) wrap(rt route) http.Handler {
 		if rt.Mutating && !rt.Quiet {
 			level = slog.LevelInfo
 		}
+		actor := ""
+		if c.who != nil {
+			actor = c.who.actor()
+		}
 		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
-			"action", rt.Action, "actor", tok.ID, "status", status, "duration", s.cfg.Clock().Sub(start))
+			"action", rt.Action, "actor", actor, "status", status, "duration", s.cfg.Clock().Sub(start))
 	})
+}
+
+// admit authenticates the call (unless the route is public), loads its
+// principal and applies the route's permission.
+func (s *server) admit(c *call, rt route) error {
+	if rt.Perm == permPublic {
+		c.token = &store.Token{ID: "anonymous"}
+		c.who = &principal{token: c.token, orgs: map[string]store.OrgRole{}}
+		return nil
+	}
+	tok, err := s.authenticate(c.r)
+	if err != nil {
+		return err
+	}
+	c.token = tok
+	if c.who, err = s.loadPrincipal(c.r.Context(), tok); err != nil {
+		return err
+	}
+	return s.authorizeRoute(c, rt)
 }
 
 func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
@@ -412,10 +446,10 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 	if err != nil {
 		outcome = asHTTPError(err).Code
 	}
-	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.token.ID, Action: rt.Action, Target: c.target, Outcome: outcome, Detail: c.detail}
+	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.who.actor(), Action: rt.Action, Target: c.target, Outcome: outcome, Detail: c.detail}
 	if aerr := s.cfg.Store.AppendAudit(ctx, e); aerr != nil {
 		// The mutation (if any) already happened; the response must say so.
-		s.log.Error("audit append failed", "action", rt.Action, "target", c.target, "actor", c.token.ID, "err", aerr)
+		s.log.Error("audit append failed", "action", rt.Action, "target", c.target, "actor", c.who.actor(), "err", aerr)
 	}
 }
 

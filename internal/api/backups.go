@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/catalog"
@@ -226,12 +228,19 @@ func (s *server) listBackups(c *call) (response, error) {
 		}
 		name = n
 	}
+	uid, err := s.siteFilter(c, name)
+	if err != nil {
+		return response{}, err
+	}
 	p, err := catalog.List(c.r.Context(), s.cfg.Store, name, limit, q.Get("continue"))
 	if errors.Is(err, store.ErrInvalid) {
 		return response{}, badRequest("invalid continue token %q", q.Get("continue"))
 	}
 	if err != nil {
 		return response{}, internal(fmt.Errorf("list backups: %w", err))
+	}
+	if uid != "" {
+		p.Items = slices.DeleteFunc(p.Items, func(e catalog.Entry) bool { return e.SiteUID != uid })
 	}
 	return response{status: http.StatusOK, body: p}, nil
 }
@@ -278,6 +287,9 @@ func (s *server) getBackup(c *call) (response, error) {
 	c.target = ref
 	snap, meta, err := s.loadSnapshot(ctx, ref)
 	if err != nil {
+		return response{}, err
+	}
+	if err := s.allowSiteUID(c, meta.Site, meta.SiteUID, errorf(http.StatusNotFound, CodeNotFound, "snapshot %q not found", ref)); err != nil {
 		return response{}, err
 	}
 	repoName, _, _ := catalog.ParseRef(ref)
@@ -338,6 +350,9 @@ func (s *server) restoreBackup(c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	if err := s.allowSiteUID(c, meta.Site, meta.SiteUID, errorf(http.StatusNotFound, CodeNotFound, "snapshot %q not found", ref)); err != nil {
+		return response{}, err
+	}
 	repoName, _, _ := catalog.ParseRef(ref)
 	ref = repoName + ":" + snap.ID // a prefix given: the full id
 	if req.InPlace {
@@ -380,6 +395,9 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 		return response{}, conflict("snapshot %s records no site spec; it cannot be cloned", ref)
 	}
 	shard := ""
+	if req.Shard != "" && !c.who.platformCan(permPlatformOps) {
+		return response{}, errorf(http.StatusForbidden, CodeForbidden, "token %q may not choose a shard", c.who.actor())
+	}
 	if req.Shard != "" {
 		sh, err := s.checkTargetShard(ctx, req.Shard)
 		if err != nil {
@@ -400,7 +418,7 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 	}
 	spec.Defaults()
 	st := &site.Site{
-		Metadata: site.Metadata{Name: domain, UID: uid, CreatedAt: s.cfg.Clock().UTC()},
+		Metadata: site.Metadata{Name: domain, UID: uid, Org: cmp.Or(c.org, store.DefaultOrg), CreatedAt: s.cfg.Clock().UTC()},
 		Spec:     spec,
 		Status:   site.Status{Phase: site.PhasePending, Shard: shard, URL: s.cfg.PublicURL(domain)},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,12 +124,19 @@ func (s *server) listJobs(c *call) (response, error) {
 			opts.Phases = append(opts.Phases, ph)
 		}
 	}
+	uid, err := s.siteFilter(c, opts.Site)
+	if err != nil {
+		return response{}, err
+	}
 	l, err := s.cfg.Store.ListJobs(c.r.Context(), opts)
 	if errors.Is(err, store.ErrInvalid) {
 		return response{}, badRequest("invalid continue token %q", opts.Continue)
 	}
 	if err != nil {
 		return response{}, internal(fmt.Errorf("list jobs: %w", err))
+	}
+	if uid != "" {
+		l.Items = slices.DeleteFunc(l.Items, func(j store.Job) bool { return j.SiteUID != uid })
 	}
 	return response{status: http.StatusOK, body: l}, nil
 }
@@ -152,6 +160,9 @@ func (s *server) getJob(c *call) (response, error) {
 	}
 	if err != nil {
 		return response{}, internal(fmt.Errorf("get job %q: %w", id, err))
+	}
+	if err := s.allowSiteUID(c, j.Site, j.SiteUID, jobNotFound(id)); err != nil {
+		return response{}, err
 	}
 	return response{status: http.StatusOK, body: j}, nil
 }
@@ -238,6 +249,9 @@ func (s *server) agentJob(c *call) (response, error) {
 	}
 	if err != nil {
 		return response{}, internal(fmt.Errorf("get job %q: %w", id, err))
+	}
+	if err := s.allowSiteUID(c, j.Site, j.SiteUID, jobNotFound(id)); err != nil {
+		return response{}, err
 	}
 	return response{status: http.StatusOK, body: j}, nil
 }

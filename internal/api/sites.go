@@ -74,6 +74,9 @@ type CreateSiteRequest struct {
 	Plan        string            `json:"plan,omitempty"`         // default "basic"
 	CoreVersion string            `json:"core_version,omitempty"` // default: the shard's
 	Labels      map[string]string `json:"labels,omitempty"`
+	// Org is the organisation that will own the site. Default: the
+	// caller's only organisation, or "default" for platform tokens.
+	Org string `json:"org,omitempty"`
 }
 
 // CreateSiteResponse is the 201 body of POST /v1/sites. It is the only
@@ -95,6 +98,15 @@ type WhoAmIResponse struct {
 	Role    store.Role `json:"role"`
 	Subject string     `json:"subject,omitempty"` // the shard of a shard token
 	Version string     `json:"version,omitempty"` // server version
+	// Org is an organisation token's organisation.
+	Org string `json:"org,omitempty"`
+	// User is the user the token acts for, if any.
+	User *store.User `json:"user,omitempty"`
+	// PlatformRole is what the caller may do on the whole platform.
+	PlatformRole store.Role `json:"platform_role,omitempty"`
+	// Orgs are the organisations the caller acts in, with its role in
+	// each (a partner's organisations included).
+	Orgs map[string]store.OrgRole `json:"orgs,omitempty"`
 }
 
 var (
@@ -151,7 +163,8 @@ func (s *server) listSites(c *call) (response, error) {
 		}
 		limit = n
 	}
-	list, err := s.cfg.Store.ListSites(c.r.Context(), store.ListOptions{Limit: limit, Continue: q.Get("continue")})
+	list, err := s.cfg.Store.ListSites(c.r.Context(), store.ListOptions{Limit: limit, Continue: q.Get("continue"),
+		Orgs: c.who.visibleOrgs(permSiteRead)})
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return response{}, badRequest("invalid continue token %q", q.Get("continue"))
@@ -323,6 +336,10 @@ func (s *server) createSite(c *call) (response, error) {
 		return response{}, err
 	}
 	c.target = req.Domain
+	org, err := s.newSiteOrg(c, req.Org)
+	if err != nil {
+		return response{}, err
+	}
 	exists := errorf(http.StatusConflict, CodeAlreadyExists, "site %q already exists", req.Domain)
 	// Cheap early check; CreateSite below is the authoritative one.
 	if _, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
@@ -346,6 +363,7 @@ func (s *server) createSite(c *call) (response, error) {
 		Metadata: site.Metadata{
 			Name:      req.Domain,
 			UID:       uid,
+			Org:       org,
 			Labels:    req.Labels,
 			CreatedAt: s.cfg.Clock().UTC(),
 		},
@@ -441,6 +459,7 @@ func (s *server) resumeSite(c *call) (response, error)  { return s.setSuspended(
 func (s *server) whoami(c *call) (response, error) {
 	return response{status: http.StatusOK, body: WhoAmIResponse{
 		ID: c.token.ID, Name: c.token.Name, Role: c.token.Role, Subject: c.token.Subject, Version: s.cfg.Version,
+		Org: c.token.Org, User: c.who.user, PlatformRole: c.who.platform, Orgs: c.who.orgs,
 	}}, nil
 }
 

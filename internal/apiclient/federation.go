@@ -82,6 +82,17 @@ func (c *Client) ListTokens(ctx context.Context) (*TokenList, error) {
 	return &out, nil
 }
 
+// RotateToken gives the token a new secret; the old one keeps working for
+// overlap (0: the server's default).
+func (c *Client) RotateToken(ctx context.Context, id string, overlap time.Duration) (*CreateTokenResponse, error) {
+	var out CreateTokenResponse
+	req := api.RotateTokenRequest{OverlapSeconds: int64(overlap / time.Second)}
+	if err := c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // DeleteToken revokes the token with that id.
 func (c *Client) DeleteToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil)

@@ -274,7 +274,7 @@ The secret is printed once, here; only its SHA-256 is stored.`,
 			_, err = fmt.Fprintf(w, `Token %s (role %s) created.
 Token: %s
 The token is shown only once; store it somewhere safe.
-`, resp.ID, resp.Role, resp.Token)
+`, resp.ID, resp.Role, resp.Secret)
 			return err
 		},
 	}
@@ -284,15 +284,54 @@ func newTokenCmd(d deps) *cobra.Command {
 	o := &siteOpts{d: d}
 	cmd := clientCmd(&cobra.Command{
 		Use:   "token",
-		Short: "List and delete API tokens",
-		Long: `List and delete API tokens. Create shard and edge tokens with
-'aipress shard token create' and 'aipress edge token create'.`,
-		Example: `  aipress token list
-  aipress token delete shard-0123456789ab`,
+		Short: "Create, list, rotate and revoke API tokens",
+		Long: `API tokens for programs. A token never carries more than its creator
+may do: with --org, an organisation role (owner, developer, viewer,
+billing) at most yours there; without, a platform role you hold. A
+user's token dies with the user's rights. Shard and edge tokens:
+'aipress shard token create', 'aipress edge token create'.`,
+		Example: `  aipress token create ci --org acme --role developer --expires 90d
+  aipress token list
+  aipress token rotate org-0123456789ab --overlap 1h
+  aipress token revoke org-0123456789ab`,
 	}, o)
+	var (
+		role, org string
+		expires   string
+	)
+	create := &cobra.Command{
+		Use:   "create NAME --role ROLE [--org ORG] [--expires DURATION]",
+		Short: "Create a token; its secret is printed once",
+		Example: `  aipress token create deploy --org acme --role developer
+  aipress token create dashboards --role viewer --expires 30d -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := apiclient.CreateTokenRequest{Name: args[0], Role: store.Role(role), Org: org}
+			if expires != "" {
+				d, err := parseDays(expires)
+				if err != nil || d <= 0 {
+					return fmt.Errorf("--expires %q: want a positive duration like 90d, 12h or 30m", expires)
+				}
+				req.ExpiresInSeconds = int64(d / time.Second)
+			}
+			c, err := o.connect()
+			if err != nil {
+				return err
+			}
+			resp, err := c.CreateToken(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return printNewToken(cmd, o, resp, "created")
+		},
+	}
+	create.Flags().StringVar(&role, "role", "", "owner, developer, viewer or billing with --org; else admin, operator, support, viewer or user")
+	create.Flags().StringVar(&org, "org", "", "scope the token to this organisation")
+	create.Flags().StringVar(&expires, "expires", "", "lifetime (e.g. 90d, 12h); default: no expiry")
+	_ = create.MarkFlagRequired("role")
 	list := &cobra.Command{
 		Use:     "list",
-		Short:   "List tokens (never their secrets)",
+		Short:   "List the tokens you may manage (never their secrets)",
 		Example: "  aipress token list\n  aipress token list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -309,33 +348,84 @@ func newTokenCmd(d deps) *cobra.Command {
 				return printData(w, o.output, toks)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tSUBJECT\tAGE")
+			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tROLE\tORG\tSUBJECT\tEXPIRES\tLAST USED\tAGE")
+			now := o.d.now()
 			for _, t := range toks.Items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, dash(t.Subject), age(o.d.now(), t.CreatedAt))
+				exp, used := "-", "never"
+				if t.ExpiresAt != nil {
+					exp = t.ExpiresAt.UTC().Format(time.RFC3339)
+				}
+				if t.LastUsedAt != nil {
+					used = age(now, *t.LastUsedAt) + " ago from " + dash(t.LastUsedIP)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, dash(t.Prefix), t.Role, dash(t.Org),
+					dash(t.Subject), exp, used, age(now, t.CreatedAt))
 			}
 			return tw.Flush()
 		},
 	}
-	del := &cobra.Command{
-		Use:     "delete ID",
-		Short:   "Delete (revoke) a token",
-		Example: "  aipress token delete shard-0123456789ab",
+	revoke := func(use string, aliases ...string) *cobra.Command {
+		return &cobra.Command{
+			Use:     use + " ID",
+			Aliases: aliases,
+			Short:   "Revoke a token (it stops working at once)",
+			Example: "  aipress token " + use + " org-0123456789ab",
+			Args:    cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := o.connect()
+				if err != nil {
+					return err
+				}
+				if err := c.DeleteToken(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				if o.output != "table" {
+					return printData(cmd.OutOrStdout(), o.output, map[string]string{"deleted": args[0]})
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
+				return err
+			},
+		}
+	}
+	var overlap time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate ID [--overlap DURATION]",
+		Short: "Give a token a new secret; the old one works for the overlap window",
+		Long: `Create a new secret for the token (same name, role, scope and lifetime)
+and let the old one work for --overlap (default 24h), time to move every
+program to the new secret. The new secret is printed once.`,
+		Example: "  aipress token rotate org-0123456789ab\n  aipress token rotate org-0123456789ab --overlap 1h -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
 			if err != nil {
 				return err
 			}
-			if err := c.DeleteToken(cmd.Context(), args[0]); err != nil {
+			resp, err := c.RotateToken(cmd.Context(), args[0], overlap)
+			if err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return printData(cmd.OutOrStdout(), o.output, map[string]string{"deleted": args[0]})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "token %s deleted\n", args[0])
-			return err
+			return printNewToken(cmd, o, resp, "created to replace "+args[0])
 		},
 	}
-	cmd.AddCommand(list, del)
+	rotate.Flags().DurationVar(&overlap, "overlap", 0, "how long the old secret keeps working (default 24h)")
+	cmd.AddCommand(create, list, revoke("revoke"), revoke("delete"), rotate)
 	return cmd
+}
+
+// printNewToken prints a token and its secret, shown only this once.
+func printNewToken(cmd *cobra.Command, o *siteOpts, resp *apiclient.CreateTokenResponse, what string) error {
+	w := cmd.OutOrStdout()
+	if o.output != "table" {
+		return printData(w, o.output, resp)
+	}
+	scope := ""
+	if resp.Org != "" {
+		scope = " in organisation " + resp.Org
+	}
+	_, err := fmt.Fprintf(w, `Token %s (role %s%s) %s.
+Token: %s
+The token is shown only once; store it somewhere safe.
+`, resp.ID, resp.Role, scope, what, resp.Secret)
+	return err
 }

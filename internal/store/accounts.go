@@ -90,6 +90,9 @@ const (
 	// RoleSupport reads everything and may suspend and resume sites
 	// (audited).
 	RoleSupport Role = "support"
+	// RoleUser is the role of a user's sign-in tokens (browser sessions,
+	// `aipress login`): everything the user may currently do.
+	RoleUser Role = "user"
 )
 
 // User is a person who signs in.

@@ -56,3 +56,10 @@ func TokenHash(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
+
+// SecretPrefix is the part of a secret kept in Token.Prefix: TokenPrefix
+// and the next 8 characters (32 of its 192 random bits), enough to
+// recognise a token, far from enough to guess it.
+func SecretPrefix(secret string) string {
+	return secret[:min(len(secret), len(TokenPrefix)+8)]
+}

@@ -1,0 +1,240 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/store"
+)
+
+// TestTenancyScenarios runs the real handlers as callers of the matrix
+// fixture: what each organisation may see and do through lists, creation
+// and the handlers that find their targets themselves.
+func TestTenancyScenarios(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	ctx := context.Background()
+	j, err := createTestJob(ctx, e.store, "job-globex", "globex.test", "uid-other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = j
+	if _, err := createTestJob(ctx, e.store, "job-acme", "acme.test", "uid-own"); err != nil {
+		t.Fatal(err)
+	}
+	siteNames := func(m map[string]any) []string {
+		var out []string
+		items, _ := m["items"].([]any)
+		for _, it := range items {
+			out = append(out, get(it.(map[string]any), "metadata.name").(string))
+		}
+		return out
+	}
+	type step struct {
+		name   string
+		caller string
+		method string
+		path   string
+		body   any
+		code   int
+		check  func(t *testing.T, m map[string]any)
+	}
+	steps := []step{
+		{name: "owner lists only acme's sites", caller: "owner", method: "GET", path: "/v1/sites", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if got := siteNames(m); !slices.Equal(got, []string{"acme.test"}) {
+					t.Errorf("sites = %v", got)
+				}
+			}},
+		{name: "the partner lists its organisations' sites", caller: "partner", method: "GET", path: "/v1/sites", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if got := siteNames(m); !slices.Equal(got, []string{"acme.test"}) {
+					t.Errorf("sites = %v", got)
+				}
+			}},
+		{name: "billing lists no site", caller: "billing", method: "GET", path: "/v1/sites", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if got := siteNames(m); len(got) != 0 {
+					t.Errorf("sites = %v", got)
+				}
+			}},
+		{name: "a platform viewer lists every site", caller: "viewer", method: "GET", path: "/v1/sites", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if got := siteNames(m); !slices.Equal(got, []string{"acme.test", "globex.test"}) {
+					t.Errorf("sites = %v", got)
+				}
+			}},
+		{name: "another organisation's site reads as missing", caller: "developer", method: "GET", path: "/v1/sites/globex.test", code: 404,
+			check: func(t *testing.T, m map[string]any) {
+				if msg := get(m, "error.message"); msg != `site "globex.test" not found` {
+					t.Errorf("message = %v: must read as for a site that does not exist", msg)
+				}
+			}},
+		{name: "billing may not read a site", caller: "billing", method: "GET", path: "/v1/sites/acme.test", code: 403},
+		{name: "a developer creates a site in acme (its only organisation)", caller: "developer", method: "POST", path: "/v1/sites",
+			body: map[string]any{"domain": "new.acme.test", "title": "T", "admin_email": "me@example.com"}, code: 201,
+			check: func(t *testing.T, m map[string]any) {
+				if org := get(m, "site.metadata.org"); org != "acme" {
+					t.Errorf("org = %v", org)
+				}
+			}},
+		{name: "a developer may not create in another organisation", caller: "developer", method: "POST", path: "/v1/sites",
+			body: map[string]any{"domain": "x.globex.test", "title": "T", "admin_email": "me@example.com", "org": "globex"}, code: 404},
+		{name: "the partner creates a site in its organisation", caller: "partner", method: "POST", path: "/v1/sites",
+			body: map[string]any{"domain": "p.acme.test", "title": "T", "admin_email": "me@example.com", "org": "acme"}, code: 201},
+		{name: "the partner may not create in another partner's (or no partner's) organisation", caller: "partner", method: "POST", path: "/v1/sites",
+			body: map[string]any{"domain": "p.globex.test", "title": "T", "admin_email": "me@example.com", "org": "globex"}, code: 404},
+		{name: "the partner may not touch another organisation's site", caller: "partner", method: "PATCH", path: "/v1/sites/globex.test",
+			body: map[string]any{"spec": map[string]any{"title": "pwned"}}, code: 404},
+		{name: "a platform admin's site goes to the default organisation", caller: "admin", method: "POST", path: "/v1/sites",
+			body: map[string]any{"domain": "admin.test", "title": "T", "admin_email": "me@example.com"}, code: 201,
+			check: func(t *testing.T, m map[string]any) {
+				if org := get(m, "site.metadata.org"); org != store.DefaultOrg {
+					t.Errorf("org = %v", org)
+				}
+			}},
+		{name: "customers name the site of job lists", caller: "owner", method: "GET", path: "/v1/jobs", code: 400},
+		{name: "jobs of an own site", caller: "owner", method: "GET", path: "/v1/jobs?site=acme.test", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if items, _ := m["items"].([]any); len(items) != 1 {
+					t.Errorf("jobs = %v", m)
+				}
+			}},
+		{name: "jobs of another organisation's site", caller: "owner", method: "GET", path: "/v1/jobs?site=globex.test", code: 404},
+		{name: "a job of another organisation", caller: "owner", method: "GET", path: "/v1/jobs/job-globex", code: 404},
+		{name: "a job of its own", caller: "orgviewer", method: "GET", path: "/v1/jobs/job-acme", code: 200},
+		{name: "backups of another organisation's site", caller: "developer", method: "GET", path: "/v1/backups?site=globex.test", code: 404},
+		{name: "an organisation token reaches its organisation", caller: "devtoken", method: "GET", path: "/v1/sites/acme.test", code: 200},
+		{name: "whoami shows the caller's organisations", caller: "partner", method: "GET", path: "/v1/whoami", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if get(m, "orgs.acme") != "owner" || get(m, "orgs.resell") != "owner" || get(m, "orgs.globex") != nil {
+					t.Errorf("whoami = %v", m)
+				}
+			}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			code, m, _ := e.do(t, st.method, st.path, f.secrets[st.caller], st.body)
+			if code != st.code {
+				t.Fatalf("%s %s as %s: %d, want %d: %v", st.method, st.path, st.caller, code, st.code, m)
+			}
+			if st.check != nil {
+				st.check(t, m)
+			}
+		})
+	}
+}
+
+func createTestJob(ctx context.Context, st store.Store, id, siteName, uid string) (*store.Job, error) {
+	j := &store.Job{ID: id, Kind: store.JobBackup, Site: siteName, SiteUID: uid, Shard: "local", CreatedAt: testNow}
+	return j, st.CreateJob(ctx, j)
+}
+
+// TestTokenLifecycle: tokens never exceed their creator's rights, follow
+// the user's current rights, expire, and rotate with an overlap window.
+func TestTokenLifecycle(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	ctx := context.Background()
+	mk := func(caller string, body map[string]any, want int) map[string]any {
+		t.Helper()
+		code, m, _ := e.do(t, "POST", "/v1/tokens", f.secrets[caller], body)
+		if code != want {
+			t.Fatalf("create token %v as %s: %d, want %d: %v", body, caller, code, want, m)
+		}
+		return m
+	}
+	// A developer may not mint an owner token, nor a platform one.
+	mk("developer", map[string]any{"name": "x", "role": "owner", "org": "acme"}, 403)
+	mk("developer", map[string]any{"name": "x", "role": "admin"}, 403)
+	mk("developer", map[string]any{"name": "x", "role": "viewer", "org": "globex"}, 404)
+	mk("developer", map[string]any{"name": "x", "role": "shard", "subject": "s1"}, 403)
+	// A viewer token of the developer reads but does not write.
+	m := mk("developer", map[string]any{"name": "ci", "role": "viewer", "org": "acme"}, 201)
+	secret, id := m["token"].(string), m["id"].(string)
+	if prefix := m["prefix"].(string); len(prefix) != 12 || secret[:12] != prefix {
+		t.Errorf("prefix %q of %q", prefix, secret)
+	}
+	if code, _, _ := e.do(t, "GET", "/v1/sites/acme.test", secret, nil); code != 200 {
+		t.Errorf("viewer token read: %d", code)
+	}
+	if code, _, _ := e.do(t, "POST", "/v1/sites/acme.test/suspend", secret, nil); code != 403 {
+		t.Errorf("viewer token suspend: %d", code)
+	}
+	// Its use is recorded.
+	toks, err := e.store.ListTokens(ctx, store.TokenFilter{UserID: "usr-developer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.ID == id && (tk.LastUsedAt == nil || tk.LastUsedIP == "") {
+			t.Errorf("last use not recorded: %+v", tk)
+		}
+	}
+	// Lists: the developer sees its own tokens, the owner the organisation's,
+	// another organisation's member none of them.
+	for caller, want := range map[string]bool{"developer": true, "owner": true, "billing": false, "partner": true} {
+		_, m, _ := e.do(t, "GET", "/v1/tokens", f.secrets[caller], nil)
+		found := false
+		for _, it := range m["items"].([]any) {
+			found = found || it.(map[string]any)["id"] == id
+		}
+		if found != want {
+			t.Errorf("%s sees token %s: %v, want %v", caller, id, found, want)
+		}
+	}
+	if code, _, _ := e.do(t, "DELETE", "/v1/tokens/"+id, f.secrets["billing"], nil); code != 404 {
+		t.Errorf("billing revoking another's token: %d, want 404", code)
+	}
+	// Removed from the organisation, the developer's token stops working.
+	if err := e.store.DeleteMembership(ctx, "acme", "usr-developer"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := e.do(t, "GET", "/v1/sites/acme.test", secret, nil); code != 404 {
+		t.Errorf("token of a removed member: %d, want 404", code)
+	}
+	// Expiry.
+	m = mk("owner", map[string]any{"name": "short", "role": "viewer", "org": "acme", "expires_in_seconds": 60}, 201)
+	short := m["token"].(string)
+	if code, _, _ := e.do(t, "GET", "/v1/sites/acme.test", short, nil); code != 200 {
+		t.Errorf("fresh token: %d", code)
+	}
+	later := newEnvAt(t, e, testNow.Add(2*time.Minute))
+	if code, m, _ := later.do(t, "GET", "/v1/sites/acme.test", short, nil); code != 401 {
+		t.Errorf("expired token: %d %v", code, m)
+	}
+	// Rotation: both secrets work during the overlap, only the new one after.
+	m = mk("owner", map[string]any{"name": "deploy", "role": "developer", "org": "acme"}, 201)
+	oldSecret, oldID := m["token"].(string), m["id"].(string)
+	code, m, _ := e.do(t, "POST", "/v1/tokens/"+oldID+"/rotate", f.secrets["owner"], map[string]any{"overlap_seconds": 600})
+	if code != 201 {
+		t.Fatalf("rotate: %d %v", code, m)
+	}
+	newSecret := m["token"].(string)
+	for _, s := range []string{oldSecret, newSecret} {
+		if code, _, _ := e.do(t, "GET", "/v1/sites/acme.test", s, nil); code != 200 {
+			t.Errorf("during the overlap: %d", code)
+		}
+	}
+	if code, _, _ := e.do(t, "POST", "/v1/tokens/"+oldID+"/rotate", f.secrets["owner"], nil); code != 409 {
+		t.Errorf("rotating a rotated token: %d, want 409", code)
+	}
+	after := newEnvAt(t, e, testNow.Add(11*time.Minute))
+	if code, _, _ := after.do(t, "GET", "/v1/sites/acme.test", oldSecret, nil); code != 401 {
+		t.Errorf("old secret after the overlap: %d, want 401", code)
+	}
+	if code, _, _ := after.do(t, "GET", "/v1/sites/acme.test", newSecret, nil); code != 200 {
+		t.Errorf("new secret after the overlap: %d, want 200", code)
+	}
+}
+
+// newEnvAt returns an API over e's store whose clock reads now.
+func newEnvAt(t *testing.T, e *env, now time.Time) *env {
+	t.Helper()
+	return &env{store: e.store, handler: New(Config{Store: e.store, Clock: func() time.Time { return now }})}
+}
+
+var _ = http.StatusOK
