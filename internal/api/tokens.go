@@ -92,7 +92,7 @@ func (s *server) createToken(c *call) (response, error) {
 }
 
 func (s *server) listTokens(c *call) (response, error) {
-	toks, err := s.cfg.Store.ListTokens(c.r.Context())
+	toks, err := s.cfg.Store.ListTokens(c.r.Context(), store.TokenFilter{})
 	if err != nil {
 		return response{}, internal(fmt.Errorf("list tokens: %w", err))
 	}

@@ -259,8 +259,12 @@ func testCreateGetRoundTrip(t *testing.T, h *harness) {
 			if in.Metadata.ResourceVersion <= 0 {
 				t.Errorf("create set resource version %d, want > 0", in.Metadata.ResourceVersion)
 			}
+			if in.Metadata.Org != store.DefaultOrg {
+				t.Errorf("create set org %q, want %q", in.Metadata.Org, store.DefaultOrg)
+			}
 			want.Metadata.Generation = 1
 			want.Metadata.ResourceVersion = in.Metadata.ResourceVersion
+			want.Metadata.Org = store.DefaultOrg // an empty Org is the default one
 			got := mustGet(t, s, want.Metadata.Name)
 			assertSiteEqual(t, got, &want)
 			if want.Metadata.DeletionRequested != nil && !got.Metadata.DeletionRequested.Equal(*want.Metadata.DeletionRequested) {
