@@ -93,6 +93,19 @@ func Run(t *testing.T, open Opener) {
 		{"WAFEvents", testWAFEvents},
 		{"WAFEventsRetention", testWAFEventsRetention},
 		{"WAFEventsInvalid", testWAFEventsInvalid},
+		{"OrgCreateGet", testOrgCreateGet},
+		{"OrgUpdate", testOrgUpdate},
+		{"OrgDelete", testOrgDelete},
+		{"OrgList", testOrgList},
+		{"SiteOrg", testSiteOrg},
+		{"Users", testUsers},
+		{"UserUpdate", testUserUpdate},
+		{"UserListDelete", testUserListDelete},
+		{"Memberships", testMemberships},
+		{"Invites", testInvites},
+		{"ResetTokens", testResetTokens},
+		{"TokenScope", testTokenScope},
+		{"AccountsReopen", testAccountsReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
