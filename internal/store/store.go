@@ -1,5 +1,6 @@
-// Package store defines the control plane's persistent state: sites, API
-// tokens and the audit log. Store is the contract; the sqlite package
+// Package store defines the control plane's persistent state: sites, shards,
+// jobs, accounts (organisations, users, memberships, invitations, password
+// resets; accounts.go), API tokens and the audit log. Store is the contract; the sqlite package
 // implements it, and storetest is the contract suite every implementation must
 // pass (a PostgreSQL implementation joins by passing the same suite).
 package store
