@@ -210,7 +210,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 		if err != nil {
 			return fmt.Errorf("token for %s: %w", all[i], err)
 		}
-		tokens[i] = t.Token
+		tokens[i] = t.Secret
 		return nil
 	})
 	if err != nil {
@@ -220,7 +220,7 @@ func (b *bench) setup(ctx, agentCtx context.Context, agents *sync.WaitGroup) err
 	if err != nil {
 		return fmt.Errorf("edge token: %w", err)
 	}
-	b.edgeToken = et.Token
+	b.edgeToken = et.Secret
 	logf("created %d shard tokens and an edge token in %s", len(all), time.Since(start).Round(time.Millisecond))
 
 	// Real shards first: their MariaDB and php-fpm take a while.

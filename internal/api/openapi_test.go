@@ -3,13 +3,12 @@ package api
 import (
 	"io"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
-
-	"github.com/aipress/aipress/internal/store"
 )
 
 func TestOpenAPIMatchesRoutes(t *testing.T) {
@@ -64,25 +63,46 @@ func TestServeOpenAPI(t *testing.T) {
 	}
 }
 
-func TestRoutesHaveRoles(t *testing.T) {
+func TestRoutesHavePermissions(t *testing.T) {
+	known := map[perm]bool{}
+	for _, ps := range platformGrants {
+		for _, p := range ps {
+			known[p] = true
+		}
+	}
+	known[permAny], known[permPublic] = true, true
+	reads := []perm{permSiteRead, permOrgRead, permOrgAudit, permPlatformRead}
 	for _, rt := range routes {
-		if _, ok := allowedRoles[rt.Role]; !ok || rt.Action == "" {
-			t.Errorf("route %s %s: role %q action %q", rt.Method, rt.Pattern, rt.Role, rt.Action)
+		name := rt.Method + " " + rt.Pattern
+		if !known[rt.Perm] || rt.Action == "" {
+			t.Errorf("route %s: permission %q action %q", name, rt.Perm, rt.Action)
 		}
 		if rt.Mutating != (rt.Method != "GET") {
-			t.Errorf("route %s %s: Mutating = %v", rt.Method, rt.Pattern, rt.Mutating)
+			t.Errorf("route %s: Mutating = %v", name, rt.Mutating)
 		}
-		if rt.Mutating && rt.Role != store.RoleAdmin && rt.Role != store.RoleShard && rt.Role != store.RoleEdge && rt.Role != roleEdgeOnly {
-			t.Errorf("mutating route %s %s needs admin, shard or edge", rt.Method, rt.Pattern)
+		if rt.Mutating && slices.Contains(reads, rt.Perm) {
+			t.Errorf("mutating route %s needs more than %s", name, rt.Perm)
 		}
-		if strings.HasPrefix(rt.Pattern, "/v1/edge/certificate") != (rt.Role == roleEdgeOnly) {
-			t.Errorf("route %s %s: an edge's own certificate, and only it, is for edge tokens alone", rt.Method, rt.Pattern)
+		if rt.Perm == permAny && rt.Mutating && rt.Scope != scopeHandler {
+			t.Errorf("mutating route %s open to any token must check its targets inside (scopeHandler)", name)
 		}
-		if rt.Quiet && rt.Role != store.RoleShard && rt.Role != store.RoleEdge {
-			t.Errorf("route %s %s: only agent and edge reports may go unaudited", rt.Method, rt.Pattern)
+		if strings.HasPrefix(rt.Pattern, "/v1/edge/certificate") != (rt.Perm == permEdgeOnly) {
+			t.Errorf("route %s: an edge's own certificate, and only it, is for edge tokens alone", name)
 		}
-		if strings.HasPrefix(rt.Pattern, "/v1/agent/") != (rt.Role == store.RoleShard) {
-			t.Errorf("route %s %s: agent routes, and only they, are for shard tokens", rt.Method, rt.Pattern)
+		if rt.Quiet && rt.Perm != permShard && rt.Perm != permEdge {
+			t.Errorf("route %s: only agent and edge reports may go unaudited", name)
+		}
+		if strings.HasPrefix(rt.Pattern, "/v1/agent/") != (rt.Perm == permShard) {
+			t.Errorf("route %s: agent routes, and only they, are for shard tokens", name)
+		}
+		if (rt.Scope == scopeMachine) != (rt.Perm == permShard || rt.Perm == permEdge || rt.Perm == permEdgeOnly) {
+			t.Errorf("route %s: machine routes, and only they, have the machine scope", name)
+		}
+		if rt.Scope == scopeSite && !strings.Contains(rt.Pattern, "{name}") {
+			t.Errorf("route %s: a site-scoped route needs {name}", name)
+		}
+		if rt.Scope == scopeOrg && !strings.Contains(rt.Pattern, "{org}") {
+			t.Errorf("route %s: an organisation-scoped route needs {org}", name)
 		}
 	}
 }

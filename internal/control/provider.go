@@ -211,7 +211,7 @@ func CheckShardEmpty(ctx context.Context, st store.Store, name string) error {
 // RemoveShardRecord deletes shard name's agent tokens and its store record;
 // either being gone already is fine.
 func RemoveShardRecord(ctx context.Context, st store.Store, name string) error {
-	toks, err := st.ListTokens(ctx)
+	toks, err := st.ListTokens(ctx, store.TokenFilter{})
 	if err != nil {
 		return fmt.Errorf("list tokens of shard %s: %w", name, err)
 	}

@@ -235,6 +235,40 @@ type TokenFilter struct {
 //     unknown, expired or already used; exactly one concurrent use wins).
 //   - Lists page as ListSites does (Limit default 100, max 1000; opaque
 //     Continue).
+//
+// What the list above leaves open, decided here (and checked by storetest
+// too):
+//   - CreateOrg needs a CreatedAt (ErrInvalid), fills an empty Kind with
+//     OrgCustomer and takes a revision for ResourceVersion, as UpdateOrg
+//     does when it writes. The body (every field but Name, Kind, Partner
+//     and ResourceVersion, which are columns) is stored as JSON, so a new
+//     Org field needs no migration. GetOrg, UpdateOrg and DeleteOrg of an
+//     unknown name give ErrNotFound. UpdateOrg checks a changed Partner as
+//     CreateOrg does. DeleteOrg of DefaultOrg gives ErrConflict (sites
+//     created without an organisation go there).
+//   - CountSites of an unknown organisation is 0.
+//   - CreateUser needs an ID, a CreatedAt and an email NormalizeEmail
+//     accepts (stored normalised), a PlatformRole that is admin, operator,
+//     support or "", and OIDCIssuer and OIDCSubject both set or both empty;
+//     else ErrInvalid. UpdateUser checks the same. As for orgs, the fields
+//     without a column live in a JSON body. GetUser, GetUserByEmail,
+//     GetUserByOIDC, UpdateUser and DeleteUser give ErrNotFound for an
+//     unknown user.
+//   - PutMembership refuses a Role that is not an OrgRole and a zero
+//     CreatedAt (ErrInvalid); replacing a membership changes its Role and
+//     keeps its first CreatedAt.
+//   - CreateInvite needs an ID, an OrgRole, an email NormalizeEmail accepts
+//     (stored normalised), CreatedAt and ExpiresAt (ErrInvalid), and an
+//     existing organisation (ErrNotFound). ListInvites returns the
+//     organisation's invitations (accepted and expired ones too) ordered by
+//     ID; DeleteInvite of an unknown ID gives ErrNotFound. AcceptInvite
+//     checks, in order: unknown → ErrNotFound, accepted → ErrConflict,
+//     expired (at >= ExpiresAt) → ErrNotFound.
+//   - CreateResetToken needs a Hash as CreateToken's, CreatedAt and
+//     ExpiresAt (ErrInvalid) and an existing user (ErrNotFound); a
+//     duplicate Hash gives ErrAlreadyExists. DeleteUser removes the user's
+//     reset tokens too. A token is expired when at >= ExpiresAt.
+//   - Users, memberships, invitations and reset tokens take no revision.
 type Accounts interface {
 	CreateOrg(ctx context.Context, o *Org) error
 	GetOrg(ctx context.Context, name string) (*Org, error)

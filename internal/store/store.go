@@ -1,5 +1,6 @@
-// Package store defines the control plane's persistent state: sites, API
-// tokens and the audit log. Store is the contract; the sqlite package
+// Package store defines the control plane's persistent state: sites, shards,
+// jobs, accounts (organisations, users, memberships, invitations, password
+// resets; accounts.go), API tokens and the audit log. Store is the contract; the sqlite package
 // implements it, and storetest is the contract suite every implementation must
 // pass (a PostgreSQL implementation joins by passing the same suite).
 package store
@@ -88,9 +89,33 @@ var (
 //     a revision (it must stay cheap: ~1,000 shards beat every few
 //     seconds). ListShards returns every shard ordered by name. DeleteShard
 //     takes a revision.
-//   - Tokens: ListTokens returns every token ordered by ID (without
-//     hashes); DeleteToken removes one (ErrNotFound when unknown). Subject
-//     is stored and returned as is.
+//   - Organisations (see Accounts): a site belongs to exactly one
+//     organisation, Metadata.Org. CreateSite stores DefaultOrg when Org is
+//     empty (and sets it in s); an Org naming no organisation gives
+//     ErrInvalid. UpdateSite treats Org as immutable, like Name
+//     (ErrInvalid). SetSiteOrg moves a site to another existing organisation
+//     (ErrNotFound for an unknown site, ErrInvalid for an unknown
+//     organisation), keeps the Generation and takes a revision; moving it
+//     to the organisation it is in writes nothing. ListOptions.Orgs filters
+//     ListSites.
+//   - Tokens: ListTokens returns the tokens TokenFilter selects ordered by
+//     ID (without hashes); DeleteToken removes one (ErrNotFound when
+//     unknown). Subject and every scope field (Kind, Prefix, UserID, Org,
+//     ExpiresAt, LastUsedAt, LastUsedIP, ReplacedBy) are stored and returned
+//     as is, except that an empty Kind is stored as TokenAPI (and a Kind
+//     filter of TokenAPI matches the tokens created with ""). CreateToken and
+//     UpdateToken refuse (ErrInvalid) a Kind other than api or session, an
+//     Org-scoped token whose Role is not an OrgRole, and a UserID or Org
+//     that names no user or organisation. LookupToken returns expired
+//     tokens too: ExpiresAt is the caller's to check.
+//   - UpdateToken follows UpdateSite's rules (mutate's error returned as is,
+//     ErrNotFound for an unknown ID; ID, Hash and CreatedAt immutable →
+//     ErrInvalid; nothing written when nothing changed). TouchToken sets
+//     LastUsedAt and LastUsedIP only (one cheap write; ErrNotFound for an
+//     unknown ID). DeleteTokens removes every token the filter selects and
+//     returns how many; an empty filter (which would select every token,
+//     machine tokens included) gives ErrInvalid. No token write takes a
+//     revision.
 //   - Tokens are looked up by the SHA-256 hex (lowercase) of the secret; the
 //     secret itself is never stored, and CreateToken refuses a Hash that is
 //     not 64 lowercase hex digits (ErrInvalid). A duplicate ID or Hash gives
@@ -112,11 +137,17 @@ var (
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
+	// Accounts (accounts.go): organisations, users, memberships,
+	// invitations, password resets.
+	Accounts
+
 	CreateSite(ctx context.Context, s *site.Site) error
 	GetSite(ctx context.Context, name string) (*site.Site, error)
 	ListSites(ctx context.Context, opts ListOptions) (*SiteList, error)
 	UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error)
 	DeleteSite(ctx context.Context, name string) error
+	// SetSiteOrg moves the site to another organisation (see the contract).
+	SetSiteOrg(ctx context.Context, name, org string) (*site.Site, error)
 
 	// Changes and PruneTombstones are the watch behind shard agents and
 	// edges (list once, then follow changes from the list's revision).
@@ -143,8 +174,11 @@ type Store interface {
 
 	CreateToken(ctx context.Context, t Token) error
 	LookupToken(ctx context.Context, hash string) (*Token, error)
-	ListTokens(ctx context.Context) ([]Token, error)
+	ListTokens(ctx context.Context, f TokenFilter) ([]Token, error)
+	UpdateToken(ctx context.Context, id string, mutate func(*Token) error) (*Token, error)
+	TouchToken(ctx context.Context, id string, at time.Time, ip string) error
 	DeleteToken(ctx context.Context, id string) error
+	DeleteTokens(ctx context.Context, f TokenFilter) (int, error)
 
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)

@@ -11,8 +11,8 @@ import (
 // PrepareUpdate applies the store's rules for UpdateSite (see Store) to next,
 // the value a mutate function made from a copy of before, the stored value.
 //
-// It fails with an error wrapping ErrInvalid when next changes Name, UID or
-// CreatedAt; next must then not be written. Otherwise it sets next's
+// It fails with an error wrapping ErrInvalid when next changes Name, UID, Org
+// or CreatedAt; next must then not be written. Otherwise it sets next's
 // Generation and ResourceVersion back to before's (they belong to the
 // store), adds one to the Generation when the spec, the labels (nil and
 // empty are the same) or the deletion request changed, and reports whether
@@ -27,6 +27,8 @@ func PrepareUpdate(before, next *site.Site) (write bool, err error) {
 		return false, fmt.Errorf("metadata.name cannot change: %w", ErrInvalid)
 	case nm.UID != bm.UID:
 		return false, fmt.Errorf("metadata.uid cannot change: %w", ErrInvalid)
+	case nm.Org != bm.Org:
+		return false, fmt.Errorf("metadata.org cannot change here (SetSiteOrg moves a site): %w", ErrInvalid)
 	case !nm.CreatedAt.Equal(bm.CreatedAt):
 		return false, fmt.Errorf("metadata.created_at cannot change: %w", ErrInvalid)
 	}

@@ -178,7 +178,7 @@ func createSite(t *testing.T, st store.Store, name string, mutate func(*site.Sit
 
 func hasToken(t *testing.T, st store.Store, shard string) bool {
 	t.Helper()
-	toks, err := st.ListTokens(t.Context())
+	toks, err := st.ListTokens(t.Context(), store.TokenFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

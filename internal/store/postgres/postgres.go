@@ -223,6 +223,7 @@ func nextRevision(ctx context.Context, tx pgx.Tx) (int64, error) {
 // SQLSTATE codes the store maps to its sentinels.
 const (
 	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
 	codeCharNotInRepertoire  = "22021" // e.g. a NUL byte or invalid UTF-8 in text
 	codeUntranslatableChar   = "22P05" // e.g. \u0000 in jsonb
 	constraintSitesUIDUnique = "sites_uid_key"
@@ -245,6 +246,9 @@ func mapErr(err error) error {
 	switch pe.Code {
 	case codeUniqueViolation:
 		return store.ErrAlreadyExists
+	case codeForeignKeyViolation:
+		// A write naming an organisation or user that does not exist.
+		return fmt.Errorf("%s: %w", pe.Message, store.ErrInvalid)
 	case codeCharNotInRepertoire, codeUntranslatableChar:
 		return fmt.Errorf("%s: %w", pe.Message, store.ErrInvalid)
 	}

@@ -14,7 +14,7 @@ import (
 
 // siteRow is a sites row as stored.
 type siteRow struct {
-	name, uid, shard             string
+	name, uid, shard, org        string
 	moveSource, moveTarget       string // of an active move, else ""
 	resourceVersion              int64
 	metadata, spec, status, move []byte
@@ -34,6 +34,7 @@ func encodeSite(s *site.Site) (siteRow, error) {
 		name:            s.Metadata.Name,
 		uid:             s.Metadata.UID,
 		shard:           s.Status.Shard,
+		org:             s.Metadata.Org,
 		moveSource:      src,
 		moveTarget:      dst,
 		resourceVersion: s.Metadata.ResourceVersion,
@@ -55,15 +56,16 @@ func (r siteRow) decode() (*site.Site, error) {
 	// The columns are authoritative.
 	s.Metadata.Name = r.name
 	s.Metadata.UID = r.uid
+	s.Metadata.Org = r.org
 	s.Metadata.ResourceVersion = r.resourceVersion
 	return s, nil
 }
 
-const siteColumns = `name, uid, shard, move_source, move_target, resource_version, metadata, spec, status, move`
+const siteColumns = `name, uid, shard, org, move_source, move_target, resource_version, metadata, spec, status, move`
 
 func scanSite(row pgx.Row) (siteRow, error) {
 	var r siteRow
-	err := row.Scan(&r.name, &r.uid, &r.shard, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
+	err := row.Scan(&r.name, &r.uid, &r.shard, &r.org, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
 	return r, err
 }
 
@@ -103,8 +105,9 @@ func getRow(ctx context.Context, q querier, name string, forUpdate bool) (siteRo
 	return r, mapErr(err)
 }
 
-// CreateSite stores a new site. It sets s.Metadata.Generation to 1 and
-// s.Metadata.ResourceVersion to the write's revision.
+// CreateSite stores a new site. It sets s.Metadata.Generation to 1,
+// s.Metadata.ResourceVersion to the write's revision and an empty
+// s.Metadata.Org to store.DefaultOrg.
 func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	if err := store.ValidateNewSite(st); err != nil {
 		return err
@@ -112,6 +115,9 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	name := st.Metadata.Name
 	c := *st
 	c.Metadata.Generation = 1
+	if c.Metadata.Org == "" {
+		c.Metadata.Org = store.DefaultOrg
+	}
 	c.Metadata.ResourceVersion = 0 // the column, set below, is authoritative
 	r, err := encodeSite(&c)
 	if err != nil {
@@ -120,9 +126,11 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		// The insert locks the new row before the revision bump locks meta:
 		// the same order as UpdateSite and DeleteSite. A concurrent create of
-		// the same name waits here for this one to end, then fails.
-		_, err := tx.Exec(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)`,
-			r.name, r.uid, r.shard, r.moveSource, r.moveTarget, r.metadata, r.spec, r.status, r.move)
+		// the same name waits here for this one to end, then fails. The
+		// foreign key on org key-share locks the organisation's row (an
+		// unknown one gives ErrInvalid).
+		_, err := tx.Exec(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10)`,
+			r.name, r.uid, r.shard, r.org, r.moveSource, r.moveTarget, r.metadata, r.spec, r.status, r.move)
 		if pe, ok := pgError(err); ok && pe.Code == codeUniqueViolation && pe.ConstraintName == constraintSitesUIDUnique {
 			return fmt.Errorf("uid %q is used by another site: %w", c.Metadata.UID, store.ErrAlreadyExists)
 		}
@@ -138,6 +146,7 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	}
 	st.Metadata.Generation = c.Metadata.Generation
 	st.Metadata.ResourceVersion = c.Metadata.ResourceVersion
+	st.Metadata.Org = c.Metadata.Org
 	return nil
 }
 
@@ -175,6 +184,11 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 		b.WriteString(` AND ` + shardMatch(len(args)))
 	case opts.Unplaced:
 		b.WriteString(` AND shard = ''`)
+	}
+	if opts.Orgs != nil {
+		// An empty, non-nil Orgs selects nothing: = ANY('{}') is false.
+		args = append(args, opts.Orgs)
+		fmt.Fprintf(&b, ` AND org = ANY($%d)`, len(args))
 	}
 	args = append(args, limit+1) // one more tells whether there is a next page
 	fmt.Fprintf(&b, ` ORDER BY name LIMIT $%d`, len(args))
@@ -308,4 +322,63 @@ func (s *Store) DeleteSite(ctx context.Context, name string) error {
 		return fmt.Errorf("delete site %q: %w", name, err)
 	}
 	return nil
+}
+
+// SetSiteOrg moves the site called name to the organisation org, taking a
+// revision; the Generation stays.
+func (s *Store) SetSiteOrg(ctx context.Context, name, org string) (*site.Site, error) {
+	var out *site.Site
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		r, err := getRow(ctx, tx, name, true)
+		if err != nil {
+			return err
+		}
+		// Key-share lock the organisation so it cannot go away before the
+		// commit (as the foreign key would, but with a clear error).
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM orgs WHERE name = $1 FOR KEY SHARE`, org).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("organisation %q does not exist: %w", org, store.ErrInvalid)
+		}
+		if err != nil {
+			return mapErr(err)
+		}
+		if r.org == org {
+			out, err = r.decode()
+			return err
+		}
+		rev, err := nextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		next, err := r.decode()
+		if err != nil {
+			return err
+		}
+		next.Metadata.Org, next.Metadata.ResourceVersion = org, rev
+		w, err := encodeSite(next)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sites SET org = $1, resource_version = $2, metadata = $3 WHERE name = $4`,
+			w.org, w.resourceVersion, w.metadata, name); err != nil {
+			return mapErr(err)
+		}
+		out = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set org of site %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// CountSites returns how many sites the organisation owns (0 for an
+// unknown one).
+func (s *Store) CountSites(ctx context.Context, org string) (int, error) {
+	var n int
+	if err := s.read.QueryRow(ctx, `SELECT count(*) FROM sites WHERE org = $1`, org).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sites of %q: %w", org, mapErr(err))
+	}
+	return n, nil
 }

@@ -13,7 +13,7 @@ import (
 
 // siteRow is a sites row as stored.
 type siteRow struct {
-	name, uid, shard             string
+	name, uid, shard, org        string
 	moveSource, moveTarget       string // of an active move, else ""
 	resourceVersion              int64
 	metadata, spec, status, move string
@@ -33,6 +33,7 @@ func encodeSite(s *site.Site) (siteRow, error) {
 		name:            s.Metadata.Name,
 		uid:             s.Metadata.UID,
 		shard:           s.Status.Shard,
+		org:             s.Metadata.Org,
 		moveSource:      src,
 		moveTarget:      dst,
 		resourceVersion: s.Metadata.ResourceVersion,
@@ -54,6 +55,7 @@ func (r siteRow) decode() (*site.Site, error) {
 	// The columns are authoritative.
 	s.Metadata.Name = r.name
 	s.Metadata.UID = r.uid
+	s.Metadata.Org = r.org
 	s.Metadata.ResourceVersion = r.resourceVersion
 	return s, nil
 }
@@ -61,11 +63,11 @@ func (r siteRow) decode() (*site.Site, error) {
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
 
-const siteColumns = `name, uid, shard, move_source, move_target, resource_version, metadata, spec, status, move`
+const siteColumns = `name, uid, shard, org, move_source, move_target, resource_version, metadata, spec, status, move`
 
 func scanSite(sc rowScanner) (siteRow, error) {
 	var r siteRow
-	err := sc.Scan(&r.name, &r.uid, &r.shard, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
+	err := sc.Scan(&r.name, &r.uid, &r.shard, &r.org, &r.moveSource, &r.moveTarget, &r.resourceVersion, &r.metadata, &r.spec, &r.status, &r.move)
 	return r, err
 }
 
@@ -98,8 +100,9 @@ func getRow(ctx context.Context, q querier, name string) (siteRow, error) {
 	return r, err
 }
 
-// CreateSite stores a new site. It sets s.Metadata.Generation to 1 and
-// s.Metadata.ResourceVersion to the write's revision.
+// CreateSite stores a new site. It sets s.Metadata.Generation to 1,
+// s.Metadata.ResourceVersion to the write's revision and an empty
+// s.Metadata.Org to store.DefaultOrg.
 func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	if err := store.ValidateNewSite(st); err != nil {
 		return err
@@ -107,7 +110,13 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	name := st.Metadata.Name
 	c := *st
 	c.Metadata.Generation = 1
+	if c.Metadata.Org == "" {
+		c.Metadata.Org = store.DefaultOrg
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := orgExists(ctx, tx, c.Metadata.Org); err != nil {
+			return err
+		}
 		var existing string
 		err := tx.QueryRowContext(ctx, `SELECT name FROM sites WHERE name = ? OR uid = ? LIMIT 1`, name, c.Metadata.UID).Scan(&existing)
 		switch {
@@ -127,8 +136,8 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.name, r.uid, r.shard, r.moveSource, r.moveTarget, r.resourceVersion, r.metadata, r.spec, r.status, r.move)
+		_, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.name, r.uid, r.shard, r.org, r.moveSource, r.moveTarget, r.resourceVersion, r.metadata, r.spec, r.status, r.move)
 		return err
 	})
 	if err != nil {
@@ -136,6 +145,7 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 	}
 	st.Metadata.Generation = c.Metadata.Generation
 	st.Metadata.ResourceVersion = c.Metadata.ResourceVersion
+	st.Metadata.Org = c.Metadata.Org
 	return nil
 }
 
@@ -173,6 +183,13 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 		args = append(args, opts.Shard, opts.Shard, opts.Shard)
 	case opts.Unplaced:
 		b.WriteString(` AND shard = ''`)
+	}
+	if opts.Orgs != nil {
+		// An empty, non-nil Orgs selects nothing: IN () is false.
+		b.WriteString(` AND org IN (` + placeholders(len(opts.Orgs)) + `)`)
+		for _, o := range opts.Orgs {
+			args = append(args, o)
+		}
 	}
 	b.WriteString(` ORDER BY name LIMIT ?`)
 	args = append(args, limit+1) // one more tells whether there is a next page
@@ -300,4 +317,72 @@ func (s *Store) DeleteSite(ctx context.Context, name string) error {
 		return fmt.Errorf("delete site %q: %w", name, err)
 	}
 	return nil
+}
+
+// placeholders returns n comma-separated '?'.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// orgExists checks that the organisation name exists; its error wraps
+// store.ErrInvalid (a site or token naming no organisation is bad input).
+func orgExists(ctx context.Context, q querier, name string) error {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM orgs WHERE name = ?`, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("organisation %q does not exist: %w", name, store.ErrInvalid)
+	}
+	return err
+}
+
+// SetSiteOrg moves the site called name to the organisation org, taking a
+// revision; the Generation stays.
+func (s *Store) SetSiteOrg(ctx context.Context, name, org string) (*site.Site, error) {
+	var out *site.Site
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		r, err := getRow(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := orgExists(ctx, tx, org); err != nil {
+			return err
+		}
+		if r.org == org {
+			out, err = r.decode()
+			return err
+		}
+		rev, err := nextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		next, err := r.decode()
+		if err != nil {
+			return err
+		}
+		next.Metadata.Org, next.Metadata.ResourceVersion = org, rev
+		w, err := encodeSite(next)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sites SET org = ?, resource_version = ?, metadata = ? WHERE name = ?`,
+			w.org, w.resourceVersion, w.metadata, name); err != nil {
+			return err
+		}
+		out = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set org of site %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// CountSites returns how many sites the organisation owns (0 for an
+// unknown one).
+func (s *Store) CountSites(ctx context.Context, org string) (int, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM sites WHERE org = ?`, org).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sites of %q: %w", org, err)
+	}
+	return n, nil
 }

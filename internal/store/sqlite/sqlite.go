@@ -31,6 +31,12 @@
 //     tombstones a site write causes are inserted in that transaction too,
 //     and Changes reads the revision, the sites, the shards and the
 //     tombstones in one read transaction (one WAL snapshot).
+//   - Organisations and users are a JSON body plus columns for what is
+//     looked up or unique (accounts.go), so a new field needs no
+//     migration; memberships, invitations and reset tokens cascade on the
+//     deletion of their organisation or user through foreign keys, tokens
+//     and sites (whose org and user_id columns were added by ALTER TABLE,
+//     which cannot add such keys) are checked and cleaned up by the store.
 //   - Shards are a JSON body plus columns for what Heartbeat writes
 //     (last_heartbeat, usage): a heartbeat is one UPDATE on the writer
 //     connection that takes no revision, and UpdateShard never writes those

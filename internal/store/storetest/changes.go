@@ -805,7 +805,7 @@ func testTokenManagement(t *testing.T, h *harness) {
 	admin := newToken("tok-admin", "s3cret-admin")
 	admin.Role = store.RoleAdmin
 	rev := revision(t, s)
-	empty, err := s.ListTokens(ctx)
+	empty, err := s.ListTokens(ctx, store.TokenFilter{})
 	if err != nil || len(empty) != 0 {
 		t.Fatalf("empty store lists tokens %v, %v", empty, err)
 	}
@@ -826,7 +826,7 @@ func testTokenManagement(t *testing.T, h *harness) {
 		}
 	})
 	t.Run("list", func(t *testing.T) {
-		got, err := s.ListTokens(ctx)
+		got, err := s.ListTokens(ctx, store.TokenFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -857,7 +857,7 @@ func testTokenManagement(t *testing.T, h *harness) {
 		if err := s.DeleteToken(ctx, "never"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("delete unknown: err = %v, want ErrNotFound", err)
 		}
-		got, err := s.ListTokens(ctx)
+		got, err := s.ListTokens(ctx, store.TokenFilter{})
 		if err != nil || len(got) != 2 || got[0].ID != "tok-admin" || got[1].ID != "tok-shard" {
 			t.Errorf("list after delete = %+v, %v", got, err)
 		}

@@ -93,6 +93,19 @@ func Run(t *testing.T, open Opener) {
 		{"WAFEvents", testWAFEvents},
 		{"WAFEventsRetention", testWAFEventsRetention},
 		{"WAFEventsInvalid", testWAFEventsInvalid},
+		{"OrgCreateGet", testOrgCreateGet},
+		{"OrgUpdate", testOrgUpdate},
+		{"OrgDelete", testOrgDelete},
+		{"OrgList", testOrgList},
+		{"SiteOrg", testSiteOrg},
+		{"Users", testUsers},
+		{"UserUpdate", testUserUpdate},
+		{"UserListDelete", testUserListDelete},
+		{"Memberships", testMemberships},
+		{"Invites", testInvites},
+		{"ResetTokens", testResetTokens},
+		{"TokenScope", testTokenScope},
+		{"AccountsReopen", testAccountsReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,8 +272,12 @@ func testCreateGetRoundTrip(t *testing.T, h *harness) {
 			if in.Metadata.ResourceVersion <= 0 {
 				t.Errorf("create set resource version %d, want > 0", in.Metadata.ResourceVersion)
 			}
+			if in.Metadata.Org != store.DefaultOrg {
+				t.Errorf("create set org %q, want %q", in.Metadata.Org, store.DefaultOrg)
+			}
 			want.Metadata.Generation = 1
 			want.Metadata.ResourceVersion = in.Metadata.ResourceVersion
+			want.Metadata.Org = store.DefaultOrg // an empty Org is the default one
 			got := mustGet(t, s, want.Metadata.Name)
 			assertSiteEqual(t, got, &want)
 			if want.Metadata.DeletionRequested != nil && !got.Metadata.DeletionRequested.Equal(*want.Metadata.DeletionRequested) {
