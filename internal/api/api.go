@@ -219,6 +219,8 @@ type call struct {
 	token *store.Token
 	// who is the principal the token acts as (authz.go).
 	who *principal
+	// action is the route's action (e.g. "site.update").
+	action string
 	// perm is the route's permission, checked again by handlers of
 	// scopeHandler routes on the targets they find (call.allow).
 	perm perm
@@ -386,7 +388,7 @@ func (s *server) wrap(rt route) http.Handler {
 		if s.cfg.Version != "" {
 			w.Header().Set("X-AIPress-Version", s.cfg.Version)
 		}
-		c := &call{r: r, perm: rt.Perm, target: r.PathValue("name")}
+		c := &call{r: r, action: rt.Action, perm: rt.Perm, target: r.PathValue("name")}
 		var resp response
 		err := s.admit(c, rt)
 		if err == nil {

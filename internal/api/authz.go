@@ -180,8 +180,19 @@ func decide(p *principal, pm perm, org string) decision {
 }
 
 // errForbidden is the 403 of a denied call.
-func errForbidden(p *principal, pm perm) error {
-	return errorf(http.StatusForbidden, CodeForbidden, "token %q may not %s", p.token.ID, pm)
+func errForbidden(c *call) error {
+	return errorf(http.StatusForbidden, CodeForbidden, "token %q (%s) may not perform %s", c.who.actor(), c.who.describe(), c.action)
+}
+
+// describe names p's roles for error messages.
+func (p *principal) describe() string {
+	if p.platform != "" {
+		return "role " + string(p.platform)
+	}
+	if p.token.Org != "" {
+		return fmt.Sprintf("role %s in %s", p.token.Role, p.token.Org)
+	}
+	return "a member of " + fmt.Sprint(len(p.orgs)) + " organisations"
 }
 
 // loadPrincipal turns an authenticated token into its principal: a user's
@@ -328,7 +339,7 @@ func (c *call) allow(org string, notFound error) error {
 	case hide:
 		return notFound
 	default:
-		return errForbidden(c.who, c.perm)
+		return errForbidden(c)
 	}
 }
 
@@ -354,7 +365,7 @@ func (s *server) authorizeRoute(c *call, rt route) error {
 	switch rt.Scope {
 	case scopeMachine:
 		if !p.platformCan(rt.Perm) {
-			return errForbidden(p, rt.Perm)
+			return errForbidden(c)
 		}
 		if p.platform == store.RoleShard && p.token.Subject == "" {
 			return errorf(http.StatusForbidden, CodeForbidden, "token %q (role shard) names no shard", p.token.ID)
@@ -378,10 +389,10 @@ func (s *server) authorizeRoute(c *call, rt route) error {
 		if rt.Perm == permAny || p.platformCan(rt.Perm) || len(p.orgs) > 0 {
 			return nil
 		}
-		return errForbidden(p, rt.Perm)
+		return errForbidden(c)
 	default: // scopePlatform
 		if decide(p, rt.Perm, "") != allow {
-			return errForbidden(p, rt.Perm)
+			return errForbidden(c)
 		}
 		return nil
 	}
@@ -409,7 +420,7 @@ func (s *server) newSiteOrg(c *call, org string) (string, error) {
 		}
 	}
 	if org == "" {
-		return "", errForbidden(c.who, c.perm)
+		return "", errForbidden(c)
 	}
 	if err := c.allow(org, orgNotFound(org)); err != nil {
 		return "", err

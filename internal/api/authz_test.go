@@ -182,7 +182,7 @@ func matrixHandler(e *env) http.Handler {
 	for _, rt := range routes {
 		rt := rt
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
-			c := &call{r: r, perm: rt.Perm}
+			c := &call{r: r, action: rt.Action, perm: rt.Perm}
 			err := srv.admit(c, rt)
 			if err == nil && rt.Scope == scopeHandler {
 				if org := r.Header.Get("X-Test-Org"); org != "" {

@@ -125,7 +125,7 @@ func TestTwoServersSharePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := apiclient.New(follower.client.BaseURL, tok.Token)
+	agent := apiclient.New(follower.client.BaseURL, tok.Secret)
 	if _, err := agent.Register(ctx, apiclient.RegisterRequest{Capacity: 50}); err != nil {
 		t.Fatal(err)
 	}
