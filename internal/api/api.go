@@ -9,6 +9,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/revhub"
@@ -107,6 +109,18 @@ type Config struct {
 	// GET /v1/agent/backup-access and GET /v1/agent/sites/{name}/move-key
 	// answer 501; jobs are still recorded.
 	Backups *repos.Manager
+	// AuditSigner signs the audit log's checkpoints (every
+	// AuditCheckpointEvery audited entries, and on POST
+	// /v1/audit/checkpoint) and its public key verifies them (POST
+	// /v1/audit/verify). Nil: no checkpoints; those two routes answer 501.
+	AuditSigner *auditlog.Signer
+	// AuditTrustedKeys are further keys POST /v1/audit/verify accepts
+	// checkpoints from (those of key-encryption keys a rotation retired).
+	AuditTrustedKeys []ed25519.PublicKey
+	// AuditCheckpointEvery is how many entries may follow the last
+	// checkpoint before the next audited call signs one (default
+	// auditlog.DefaultEvery).
+	AuditCheckpointEvery int
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -222,6 +236,12 @@ type call struct {
 	target string
 	// detail says what a mutation changed, for the audit log (optional).
 	detail string
+	// org is the organisation the call acts for, for the audit log (""
+	// platform-wide).
+	org string
+	// channel, requestID and sourceIP say how the call came in, for the
+	// audit log (requestMeta).
+	channel, requestID, sourceIP string
 }
 
 // response is what a handler produced: a status and a JSON body, or raw
@@ -234,6 +254,10 @@ type response struct {
 	// unchanged: the mutation wrote nothing (an agent's no-op report or a
 	// heartbeat, which takes no revision), so nobody is woken.
 	unchanged bool
+	// stream, if set, writes the body (status 200, contentType) as it
+	// goes; an error after the first byte aborts the connection, so the
+	// client sees a broken transfer, never a short body that looks whole.
+	stream func(w http.ResponseWriter) error
 }
 
 type handlerFunc func(s *server, c *call) (response, error)
@@ -307,6 +331,15 @@ var routes = []route{
 	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", store.RoleEdge, true, true, (*server).reportWAFEvents},
 
+	// authz: platform admin and viewer (all entries); org owners: their org's entries (auditOrgs)
+	{"GET", "/v1/audit", "audit.list", store.RoleViewer, false, false, (*server).listAudit},
+	// authz: platform admin and viewer (all entries); org owners: their org's entries (auditOrgs)
+	{"GET", "/v1/audit/export", "audit.export", store.RoleViewer, false, false, (*server).exportAudit},
+	// authz: platform admin only (reads every entry and checkpoint)
+	{"POST", "/v1/audit/verify", "audit.verify", store.RoleAdmin, true, false, (*server).verifyAudit},
+	// authz: platform admin only
+	{"POST", "/v1/audit/checkpoint", "audit.checkpoint", store.RoleAdmin, true, false, (*server).checkpointAudit},
+
 	{"GET", "/v1/whoami", "whoami", roleAny, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", store.RoleViewer, false, false, (*server).metrics},
@@ -371,12 +404,13 @@ func (s *server) wrap(rt route) http.Handler {
 		if s.cfg.Version != "" {
 			w.Header().Set("X-AIPress-Version", s.cfg.Version)
 		}
+		channel, reqID, sourceIP := requestMeta(w, r)
 		tok, err := s.authenticate(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		c := &call{r: r, token: tok, target: r.PathValue("name")}
+		c := &call{r: r, token: tok, target: r.PathValue("name"), channel: channel, requestID: reqID, sourceIP: sourceIP}
 		var resp response
 		if err = authorize(tok, rt); err == nil {
 			resp, err = rt.handle(s, c)
@@ -412,14 +446,20 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 	if err != nil {
 		outcome = asHTTPError(err).Code
 	}
-	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.token.ID, Action: rt.Action, Target: c.target, Outcome: outcome, Detail: c.detail}
-	if aerr := s.cfg.Store.AppendAudit(ctx, e); aerr != nil {
-		// The mutation (if any) already happened; the response must say so.
-		s.log.Error("audit append failed", "action", rt.Action, "target", c.target, "actor", c.token.ID, "err", aerr)
-	}
+	s.auditEvent(ctx, c.r, store.AuditEntry{Actor: c.token.ID, ActorUser: c.token.UserID, Org: c.org, Action: rt.Action,
+		Target: c.target, Outcome: outcome, Detail: c.detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP})
 }
 
 func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
+	if resp.stream != nil {
+		w.Header().Set("Content-Type", resp.contentType)
+		w.WriteHeader(http.StatusOK)
+		if err := resp.stream(w); err != nil {
+			s.log.Error("api stream failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
 	if resp.raw != nil {
 		w.Header().Set("Content-Type", resp.contentType)
 		w.WriteHeader(resp.status)
