@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
 
@@ -115,7 +116,7 @@ func testWAFTuning(t *testing.T, p *platform) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := st.ListAudit(context.Background(), 50)
+	entries, err := st.ListAudit(context.Background(), store.AuditListOptions{Limit: store.MaxLimit})
 	st.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/revhub"
@@ -107,6 +109,18 @@ type Config struct {
 	// GET /v1/agent/backup-access and GET /v1/agent/sites/{name}/move-key
 	// answer 501; jobs are still recorded.
 	Backups *repos.Manager
+	// AuditSigner signs the audit log's checkpoints (every
+	// AuditCheckpointEvery audited entries, and on POST
+	// /v1/audit/checkpoint) and its public key verifies them (POST
+	// /v1/audit/verify). Nil: no checkpoints; those two routes answer 501.
+	AuditSigner *auditlog.Signer
+	// AuditTrustedKeys are further keys POST /v1/audit/verify accepts
+	// checkpoints from (those of key-encryption keys a rotation retired).
+	AuditTrustedKeys []ed25519.PublicKey
+	// AuditCheckpointEvery is how many entries may follow the last
+	// checkpoint before the next audited call signs one (default
+	// auditlog.DefaultEvery).
+	AuditCheckpointEvery int
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -231,6 +245,9 @@ type call struct {
 	org string
 	// detail says what a mutation changed, for the audit log (optional).
 	detail string
+	// channel, requestID and sourceIP say how the call came in, for the
+	// audit log (requestMeta).
+	channel, requestID, sourceIP string
 }
 
 // response is what a handler produced: a status and a JSON body, or raw
@@ -243,6 +260,10 @@ type response struct {
 	// unchanged: the mutation wrote nothing (an agent's no-op report or a
 	// heartbeat, which takes no revision), so nobody is woken.
 	unchanged bool
+	// stream, if set, writes the body (status 200, contentType) as it
+	// goes; an error after the first byte aborts the connection, so the
+	// client sees a broken transfer, never a short body that looks whole.
+	stream func(w http.ResponseWriter) error
 }
 
 type handlerFunc func(s *server, c *call) (response, error)
@@ -328,6 +349,13 @@ var routes = []route{
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
 
+	// Organisation owners read their organisations' entries (the
+	// handlers filter with auditOrgs); the chain is the platform admin's.
+	{"GET", "/v1/audit", "audit.list", permOrgAudit, inside, false, false, (*server).listAudit},
+	{"GET", "/v1/audit/export", "audit.export", permOrgAudit, inside, false, false, (*server).exportAudit},
+	{"POST", "/v1/audit/verify", "audit.verify", permPlatformAdm, platform, true, false, (*server).verifyAudit},
+	{"POST", "/v1/audit/checkpoint", "audit.checkpoint", permPlatformAdm, platform, true, false, (*server).checkpointAudit},
+
 	{"GET", "/v1/whoami", "whoami", permAny, platform, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
@@ -388,7 +416,9 @@ func (s *server) wrap(rt route) http.Handler {
 		if s.cfg.Version != "" {
 			w.Header().Set("X-AIPress-Version", s.cfg.Version)
 		}
-		c := &call{r: r, action: rt.Action, perm: rt.Perm, target: r.PathValue("name")}
+		channel, reqID, sourceIP := requestMeta(w, r)
+		c := &call{r: r, action: rt.Action, perm: rt.Perm, target: r.PathValue("name"),
+			channel: channel, requestID: reqID, sourceIP: sourceIP}
 		var resp response
 		err := s.admit(c, rt)
 		if err == nil {
@@ -448,14 +478,24 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 	if err != nil {
 		outcome = asHTTPError(err).Code
 	}
-	e := store.AuditEntry{Time: s.cfg.Clock().UTC(), Actor: c.who.actor(), Action: rt.Action, Target: c.target, Outcome: outcome, Detail: c.detail}
-	if aerr := s.cfg.Store.AppendAudit(ctx, e); aerr != nil {
-		// The mutation (if any) already happened; the response must say so.
-		s.log.Error("audit append failed", "action", rt.Action, "target", c.target, "actor", c.who.actor(), "err", aerr)
+	userID := ""
+	if c.who.user != nil {
+		userID = c.who.user.ID
 	}
+	s.auditEvent(ctx, c.r, store.AuditEntry{Actor: c.who.actor(), ActorUser: userID, Org: c.org, Action: rt.Action,
+		Target: c.target, Outcome: outcome, Detail: c.detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP})
 }
 
 func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
+	if resp.stream != nil {
+		w.Header().Set("Content-Type", resp.contentType)
+		w.WriteHeader(http.StatusOK)
+		if err := resp.stream(w); err != nil {
+			s.log.Error("api stream failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
 	if resp.raw != nil {
 		w.Header().Set("Content-Type", resp.contentType)
 		w.WriteHeader(resp.status)

@@ -370,7 +370,7 @@ func TestAuditAndNotify(t *testing.T) {
 	e.do(t, "DELETE", "/v1/sites/a.com", viewerSecret, nil)
 	e.do(t, "GET", "/v1/sites/a.com", adminSecret, nil) // reads are not audited
 	e.do(t, "DELETE", "/v1/sites/a.com", adminSecret, nil)
-	entries, err := e.store.ListAudit(ctx, 100)
+	entries, err := e.store.ListAudit(ctx, store.AuditListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

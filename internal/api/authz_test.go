@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -108,6 +109,10 @@ var matrix = map[string]string{
 	"GET /v1/whoami":                       "any",
 	"GET /v1/openapi.yaml":                 "any",
 	"GET /metrics":                         "platform.read",
+	"GET /v1/audit":                        "site.list", // owners: their organisations' entries; other members: none
+	"GET /v1/audit/export":                 "site.list",
+	"POST /v1/audit/verify":                "platform.admin",
+	"POST /v1/audit/checkpoint":            "platform.admin",
 }
 
 // matrixFixture is a store with two customer organisations (acme, owned
@@ -238,8 +243,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				cells++
 				url := path
-				url = strings.ReplaceAll(url, "{name}", cmpOr(f.sites[target], "shard-x"))
-				url = strings.ReplaceAll(url, "{org}", cmpOr(f.orgs[target], "acme"))
+				url = strings.ReplaceAll(url, "{name}", cmp.Or(f.sites[target], "shard-x"))
+				url = strings.ReplaceAll(url, "{org}", cmp.Or(f.orgs[target], "acme"))
 				url = strings.ReplaceAll(url, "{id}", "x1")
 				url = strings.ReplaceAll(url, "{ref}", "r:1")
 				req := httptest.NewRequest(method, url, nil)
@@ -253,7 +258,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				h.ServeHTTP(rec, req)
 				got := map[int]byte{299: 'A', 401: 'U', 403: 'F', 404: 'H'}[rec.Code]
 				if got != want {
-					t.Errorf("%s as %s on %s: got %d (%c), want %c", op, caller, target, rec.Code, cmpOr(got, '?'), want)
+					t.Errorf("%s as %s on %s: got %d (%c), want %c", op, caller, target, rec.Code, cmp.Or(got, '?'), want)
 				}
 			}
 		}
@@ -264,14 +269,6 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("authorization matrix: %d routes × %d callers: %d cells checked", len(ops), len(matrixCallers), cells)
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 var _ = fmt.Sprint

@@ -57,7 +57,7 @@ func TestPurgeCallsPurger(t *testing.T) {
 		t.Errorf("calls:\n%q\nwant\n%q", e.purger.calls, want)
 	}
 	// Purges are audited like every mutation.
-	entries, err := e.store.ListAudit(context.Background(), 100)
+	entries, err := e.store.ListAudit(context.Background(), store.AuditListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,40 @@ func TestTenancyScenarios(t *testing.T) {
 		{name: "a job of its own", caller: "orgviewer", method: "GET", path: "/v1/jobs/job-acme", code: 200},
 		{name: "backups of another organisation's site", caller: "developer", method: "GET", path: "/v1/backups?site=globex.test", code: 404},
 		{name: "an organisation token reaches its organisation", caller: "devtoken", method: "GET", path: "/v1/sites/acme.test", code: 200},
+		{name: "an owner reads its organisation's audit entries only", caller: "owner", method: "GET", path: "/v1/audit", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				items, _ := m["items"].([]any)
+				if len(items) == 0 {
+					t.Fatalf("no entries: %v", m)
+				}
+				for _, it := range items {
+					if org := it.(map[string]any)["org"]; org != "acme" {
+						t.Errorf("owner sees an entry of %v: %v", org, it)
+					}
+				}
+			}},
+		{name: "an owner may not read another organisation's audit", caller: "owner", method: "GET", path: "/v1/audit?org=globex", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if items, _ := m["items"].([]any); len(items) != 0 {
+					t.Errorf("entries: %v", items)
+				}
+			}},
+		{name: "a developer reads no audit entry", caller: "developer", method: "GET", path: "/v1/audit", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if items, _ := m["items"].([]any); len(items) != 0 {
+					t.Errorf("entries: %v", items)
+				}
+			}},
+		{name: "a platform viewer reads every organisation's entries", caller: "viewer", method: "GET", path: "/v1/audit", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				orgs := map[any]bool{}
+				for _, it := range m["items"].([]any) {
+					orgs[it.(map[string]any)["org"]] = true
+				}
+				if !orgs["acme"] || !orgs[store.DefaultOrg] {
+					t.Errorf("orgs seen: %v", orgs)
+				}
+			}},
 		{name: "whoami shows the caller's organisations", caller: "partner", method: "GET", path: "/v1/whoami", code: 200,
 			check: func(t *testing.T, m map[string]any) {
 				if get(m, "orgs.acme") != "owner" || get(m, "orgs.resell") != "owner" || get(m, "orgs.globex") != nil {

@@ -24,6 +24,9 @@ type Client struct {
 	BaseURL    string       // e.g. "http://127.0.0.1:7070"
 	Token      string       // bearer token secret
 	HTTPClient *http.Client // nil means http.DefaultClient
+	// Channel, when set, is sent as X-AIPress-Channel (the audit log's
+	// channel: cli, portal, assistant, api).
+	Channel string
 }
 
 // New returns a client for baseURL authenticating with token.
@@ -190,6 +193,16 @@ func (c *Client) siteCall(ctx context.Context, method, path string) (*site.Site,
 	return &out, nil
 }
 
+// setHeaders sets the headers every request carries.
+func (c *Client) setHeaders(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.Channel != "" {
+		req.Header.Set(api.HeaderChannel, c.Channel)
+	}
+}
+
 // do sends a request with an optional JSON body and decodes the response
 // into out (a *[]byte receives the raw body).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -209,9 +222,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
+	c.setHeaders(req)
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = http.DefaultClient
@@ -231,17 +242,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return nil
 		}
 	}
+	if resp.StatusCode >= 300 {
+		return responseError(resp, method, path)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
-			Message: fmt.Sprintf("%s %s: unexpected HTTP %s", method, path, resp.Status)}
 	}
 	if raw, ok := out.(*[]byte); ok {
 		*raw = data
@@ -253,6 +259,20 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// responseError reads an error response (status >= 300) into an *Error.
+func responseError(resp *http.Response, method, path string) error {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	var eb api.ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+		Message: fmt.Sprintf("%s %s: unexpected HTTP %s", method, path, resp.Status)}
 }
 
 // WAFEventsResponse is a page of GET /v1/sites/{name}/waf/events.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/store"
 )
 
 // ClientConfigFile is the name of the file, in the data directory, that
@@ -62,5 +63,7 @@ func newClient(d deps, f clientFlags) (*apiclient.Client, error) {
 			return nil, fmt.Errorf("%s: url and token are required", filepath.Join(dir, ClientConfigFile))
 		}
 	}
-	return apiclient.New(url, token), nil
+	c := apiclient.New(url, token)
+	c.Channel = store.ChannelCLI
+	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 )
 
 // seedWAFEvents stores events as an edge would report them.
@@ -62,9 +63,10 @@ func TestSiteWAFGolden(t *testing.T) {
 		}
 		golden(t, s.golden, out)
 	}
-	entries, err := h.store.ListAudit(context.Background(), 2)
-	if err != nil || len(entries) != 2 || entries[0].Detail != "waf.exclusions -942190:/:s" ||
-		entries[1].Detail != "waf.exclusions +942190:/:s +941100:/wp-json/myplugin/*:content" || entries[1].Actor != "tok-admin" {
+	entries, err := h.store.ListAudit(context.Background(), store.AuditListOptions{Limit: store.MaxLimit})
+	entries = entries[max(0, len(entries)-2):] // the last two
+	if err != nil || len(entries) != 2 || entries[1].Detail != "waf.exclusions -942190:/:s" ||
+		entries[0].Detail != "waf.exclusions +942190:/:s +941100:/wp-json/myplugin/*:content" || entries[0].Actor != "tok-admin" {
 		t.Errorf("audit = %+v, %v", entries, err)
 	}
 }

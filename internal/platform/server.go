@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/backupctl"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
@@ -141,6 +142,19 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	// The audit log's checkpoints are signed with a key derived from the
+	// KEK too (package auditlog): editing the database cannot forge one.
+	// A checkpoint due at start (entries chained by an upgrade, or left
+	// unsigned by a crash) is signed now.
+	auditSigner, err := auditlog.NewSigner(kek)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if _, err := auditlog.CheckpointIfDue(ctx, st, auditSigner, 0, time.Now()); err != nil {
+		st.Close()
+		return nil, err
+	}
 	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -166,6 +180,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
+		AuditSigner: auditSigner,
 	})
 	return cp, nil
 }

@@ -120,8 +120,20 @@ var (
 //     secret itself is never stored, and CreateToken refuses a Hash that is
 //     not 64 lowercase hex digits (ErrInvalid). A duplicate ID or Hash gives
 //     ErrAlreadyExists. LookupToken of an unknown hash gives ErrNotFound.
-//   - ListAudit returns the last limit entries appended (default 100, max
-//     1000), newest (last appended) first. Detail is stored as is.
+//   - Audit: AppendAudit appends e as the next link of the hash chain, in
+//     one transaction: it reads the last entry's (Seq, Hash) and stores e
+//     sealed by SealAudit (Time normalised to UTC microseconds, Seq = last
+//     Seq + 1, PrevHash = last Hash, Hash = AuditHash). Concurrent appends
+//     (also from other processes on the same database) never fork the
+//     chain: Seqs are 1, 2, 3… without gaps or repeats. The caller's Seq,
+//     PrevHash and Hash are ignored; the other fields are stored as is.
+//     ListAudit returns the entries matching opts in Seq order (ascending),
+//     every field as stored, at most opts.Limit (default 100, max 1000).
+//     AuditHead returns the chain's end and the last checkpoint's Seq.
+//     AddAuditCheckpoint stores a checkpoint: ErrInvalid when no entry has
+//     its Seq and Hash, ErrAlreadyExists when that Seq has one already;
+//     ListAuditCheckpoints returns them by Seq (ascending) after afterSeq,
+//     at most limit (default 100, max 1000). Audit writes take no revision.
 //   - WAF events (wafevents.go): AppendWAFEvents stores a batch (each event
 //     with Site and SiteUID, else ErrInvalid and nothing stored), giving
 //     each an ID greater than the IDs of every batch stored before the call
@@ -180,8 +192,12 @@ type Store interface {
 	DeleteToken(ctx context.Context, id string) error
 	DeleteTokens(ctx context.Context, f TokenFilter) (int, error)
 
+	// Audit log (audit.go): see the contract's audit bullets.
 	AppendAudit(ctx context.Context, e AuditEntry) error
-	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)
+	ListAudit(ctx context.Context, opts AuditListOptions) ([]AuditEntry, error)
+	AuditHead(ctx context.Context) (AuditHead, error)
+	AddAuditCheckpoint(ctx context.Context, cp AuditCheckpoint) error
+	ListAuditCheckpoints(ctx context.Context, afterSeq int64, limit int) ([]AuditCheckpoint, error)
 
 	AppendWAFEvents(ctx context.Context, events []site.WAFEvent, keep WAFRetention) error
 	ListWAFEvents(ctx context.Context, opts WAFEventListOptions) (*WAFEventList, error)
@@ -255,16 +271,4 @@ type Token struct {
 	// ReplacedBy names the token a rotation replaced this one with; the
 	// old one keeps working until its ExpiresAt (the overlap window).
 	ReplacedBy string `json:"replaced_by,omitempty"`
-}
-
-// AuditEntry records one mutating call.
-type AuditEntry struct {
-	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"`  // token ID
-	Action  string    `json:"action"` // e.g. "site.create"
-	Target  string    `json:"target"` // e.g. the site name
-	Outcome string    `json:"outcome"`
-	// Detail says what changed, when the action alone does not (e.g.
-	// "waf.exclusions +942190:/:s" for a site.update).
-	Detail string `json:"detail,omitempty"`
 }

@@ -134,7 +134,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open postgres store: reader pool: %w", err)
 	}
-	return &Store{write: write, read: read}, nil
+	s := &Store{write: write, read: read}
+	if err := chainLegacyAudit(ctx, s); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return s, nil
 }
 
 // newPool creates a pool and checks that a connection can be made.

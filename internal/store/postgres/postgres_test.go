@@ -1,14 +1,18 @@
 package postgres
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
 
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -308,7 +312,7 @@ func TestTimePrecision(t *testing.T) {
 	if err := s.AppendAudit(ctx, store.AuditEntry{Time: at, Actor: "t", Action: "a", Target: "x", Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := s.ListAudit(ctx, 1)
+	entries, err := s.ListAudit(ctx, store.AuditListOptions{Limit: 1})
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("audit = %v, %v", entries, err)
 	}
@@ -404,5 +408,71 @@ func TestMixedWrites(t *testing.T) {
 	}
 	if l.Revision != writes {
 		t.Errorf("revision %d after %d successful writes: want equal", l.Revision, writes)
+	}
+}
+
+// TestUpgradeChainsAudit opens a database with audit rows written before
+// the audit log was a hash chain (migration 4, ids with a gap): Open
+// numbers them 1, 2, 3 in id order and chains them, once, and new entries
+// continue the chain.
+func TestUpgradeChainsAudit(t *testing.T) {
+	ctx := t.Context()
+	dsn := newDatabase(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
+	for i := range 5 {
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit (time, actor, action, target, outcome) VALUES ($1, 'tok', 'site.create', $2, 'success')`,
+			at.Add(time.Duration(i)*time.Second), fmt.Sprintf("s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM audit WHERE target IN ('s1', 's3')`); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []store.AuditEntry {
+		s := mustOpen(t, dsn)
+		defer s.Close()
+		got, err := s.ListAudit(ctx, store.AuditListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := list()
+	if len(first) != 3 {
+		t.Fatalf("entries after upgrade: %+v", first)
+	}
+	prev := ""
+	for i, e := range first {
+		if e.Seq != int64(i+1) || e.PrevHash != prev || e.Hash != store.AuditHash(e) || e.Target != fmt.Sprintf("s%d", 2*i) {
+			t.Errorf("entry %d after upgrade = %+v", i, e)
+		}
+		prev = e.Hash
+	}
+	if again := list(); fmt.Sprint(again) != fmt.Sprint(first) {
+		t.Errorf("reopening changed the chain:\n%+v\n%+v", again, first)
+	}
+	s := mustOpen(t, dsn)
+	if err := s.AppendAudit(ctx, store.AuditEntry{Time: time.Now(), Actor: "tok", Action: "site.delete", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.ListAudit(ctx, store.AuditListOptions{AfterSeq: 3})
+	if len(got) != 1 || got[0].Seq != 4 || got[0].PrevHash != prev {
+		t.Errorf("new entry = %+v, want seq 4 linked to %s", got, prev)
 	}
 }

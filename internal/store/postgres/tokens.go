@@ -228,37 +228,3 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	}
 	return nil
 }
-
-// AppendAudit appends e to the audit log. Time is stored to the microsecond.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	_, err := s.write.Exec(ctx, `INSERT INTO audit (time, actor, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
-		e.Time, e.Actor, e.Action, e.Target, e.Outcome, e.Detail)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", mapErr(err))
-	}
-	return nil
-}
-
-// ListAudit returns the last limit entries appended (default 100, max 1000),
-// newest first.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
-	limit = store.PageLimit(limit)
-	rows, err := s.read.Query(ctx, `SELECT time, actor, action, target, outcome, detail FROM audit ORDER BY id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list audit: %w", err)
-	}
-	defer rows.Close()
-	out := []store.AuditEntry{}
-	for rows.Next() {
-		var e store.AuditEntry
-		if err := rows.Scan(&e.Time, &e.Actor, &e.Action, &e.Target, &e.Outcome, &e.Detail); err != nil {
-			return nil, fmt.Errorf("list audit: %w", err)
-		}
-		e.Time = e.Time.UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list audit: %w", err)
-	}
-	return out, nil
-}

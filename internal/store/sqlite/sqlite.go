@@ -102,7 +102,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.NumCPU())
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &Store{write: write, read: read}, nil
+	s := &Store{write: write, read: read}
+	if err := chainLegacyAudit(ctx, s); err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite store: %w", err), s.Close())
+	}
+	return s, nil
 }
 
 // openDB opens a handle on path and checks that a connection can be made.

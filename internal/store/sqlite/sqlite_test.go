@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -278,5 +279,81 @@ func TestUpgradeKeepsData(t *testing.T) {
 	}
 	if cl, err := s.Changes(ctx, 1, store.ChangeOptions{Shard: "shard-a"}); err != nil || len(cl.Removed) != 1 || !cl.Removed[0].Deleted {
 		t.Errorf("changes after deleting the old site = %+v, %v", cl, err)
+	}
+}
+
+// TestUpgradeChainsAudit opens a database with audit rows written before
+// the audit log was a hash chain (migration 4, ids with a gap, times of
+// varying width): Open numbers them 1, 2, 3 in id order and chains them,
+// once, and new entries continue the chain.
+func TestUpgradeChainsAudit(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "aipress.db")
+	db, err := openDB(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	times := []string{"2025-03-14T15:09:26.5358979Z", "2025-03-14T15:09:27Z", "2025-03-14T15:09:28.1Z"}
+	for i, id := range []int{1, 2, 5} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit (id, time, actor, action, target, outcome, detail) VALUES (?, ?, 'tok', 'site.create', ?, 'success', '')`,
+			id, times[i], fmt.Sprintf("s%d", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []store.AuditEntry {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		got, err := s.ListAudit(ctx, store.AuditListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := list()
+	if len(first) != 3 {
+		t.Fatalf("entries after upgrade: %+v", first)
+	}
+	prev := ""
+	for i, e := range first {
+		want, _ := time.Parse(time.RFC3339Nano, times[i])
+		if e.Seq != int64(i+1) || e.PrevHash != prev || e.Hash != store.AuditHash(e) || !e.Time.Equal(want.Truncate(time.Microsecond)) {
+			t.Errorf("entry %d after upgrade = %+v", i, e)
+		}
+		prev = e.Hash
+	}
+	if again := list(); fmt.Sprint(again) != fmt.Sprint(first) {
+		t.Errorf("reopening changed the chain:\n%+v\n%+v", again, first)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AppendAudit(ctx, store.AuditEntry{Time: time.Now(), Actor: "tok", Action: "site.delete", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.AuditHead(ctx); err != nil || h.Seq != 4 {
+		t.Errorf("head after a new entry = %+v, %v", h, err)
+	}
+	got, _ := s.ListAudit(ctx, store.AuditListOptions{AfterSeq: 3})
+	if len(got) != 1 || got[0].PrevHash != prev {
+		t.Errorf("new entry = %+v, want linked to %s", got, prev)
 	}
 }

@@ -64,6 +64,9 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentCreateSameName", testConcurrentCreateSameName},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
+		{"AuditFilters", testAuditFilters},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditCheckpoints", testAuditCheckpoints},
 		{"Reopen", testReopen},
 		{"CanceledContext", testCanceledContext},
 		{"ReadInsideMutate", testReadInsideMutate},
@@ -925,56 +928,6 @@ func testTokens(t *testing.T, h *harness) {
 	})
 }
 
-func testAudit(t *testing.T, h *harness) {
-	s := h.fresh(t)
-	ctx := t.Context()
-	empty, err := s.ListAudit(ctx, 10)
-	if err != nil || len(empty) != 0 {
-		t.Fatalf("empty audit = %v, %v; want none", empty, err)
-	}
-	var appended []store.AuditEntry
-	for i := range 5 {
-		e := store.AuditEntry{
-			Time:    base.Add(time.Duration(i) * time.Second),
-			Actor:   "tok-admin",
-			Action:  "site.update",
-			Target:  fmt.Sprintf("s%d.example.com", i),
-			Outcome: "ok",
-		}
-		if i == 3 {
-			// Newest means last appended, even with an older timestamp.
-			e.Time = base.Add(-time.Hour)
-			e.Outcome = "denied"
-		}
-		if i == 2 {
-			e.Detail = "waf.exclusions +942190:/:s"
-		}
-		if err := s.AppendAudit(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		appended = append(appended, e)
-	}
-	for _, tc := range []struct {
-		limit, want int
-	}{{0, 5}, {-1, 5}, {2, 2}, {5, 5}, {100, 5}} {
-		t.Run(fmt.Sprintf("limit %d", tc.limit), func(t *testing.T) {
-			got, err := s.ListAudit(ctx, tc.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != tc.want {
-				t.Fatalf("%d entries, want %d", len(got), tc.want)
-			}
-			for i, g := range got {
-				w := appended[len(appended)-1-i]
-				if g.Actor != w.Actor || g.Action != w.Action || g.Target != w.Target || g.Outcome != w.Outcome || !g.Time.Equal(w.Time) || g.Detail != w.Detail {
-					t.Errorf("entry %d = %+v, want %+v (newest first)", i, g, w)
-				}
-			}
-		})
-	}
-}
-
 func testReopen(t *testing.T, h *harness) {
 	dir := t.TempDir()
 	ctx := t.Context()
@@ -1013,7 +966,7 @@ func testReopen(t *testing.T, h *harness) {
 	if got, err := s.LookupToken(ctx, tok.Hash); err != nil || got.ID != tok.ID {
 		t.Errorf("token after reopen = %v, %v", got, err)
 	}
-	if got, err := s.ListAudit(ctx, 10); err != nil || len(got) != 1 || got[0].Target != entry.Target {
+	if got, err := s.ListAudit(ctx, store.AuditListOptions{}); err != nil || len(got) != 1 || got[0].Target != entry.Target || got[0].Seq != 1 {
 		t.Errorf("audit after reopen = %v, %v", got, err)
 	}
 	c := mustCreate(t, s, newSite("c.example.com"))

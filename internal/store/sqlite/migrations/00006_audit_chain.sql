@@ -1,0 +1,40 @@
+-- +goose Up
+-- The audit log becomes a hash chain (store.AuditEntry, package auditlog).
+-- seq numbers the entries 1, 2, 3… in the order they were appended (the
+-- existing rows in id order); the new columns of existing rows stay empty
+-- (they predate organisations, channels and request IDs). Their hashes
+-- cannot be computed in SQL: Open chains every row whose hash is empty, in
+-- seq order, right after migrating (chainLegacyAudit), once.
+ALTER TABLE audit ADD COLUMN seq INTEGER;
+UPDATE audit SET seq = r.n FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM audit) AS r WHERE audit.id = r.id;
+ALTER TABLE audit ADD COLUMN actor_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN org        TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN channel    TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN source_ip  TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN prev_hash  TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN hash       TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX audit_seq ON audit (seq);
+CREATE INDEX audit_org_seq ON audit (org, seq);
+
+-- Signed checkpoints of the chain (store.AuditCheckpoint).
+CREATE TABLE audit_checkpoints (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    time      TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    signature BLOB NOT NULL
+) STRICT;
+
+-- +goose Down
+DROP TABLE audit_checkpoints;
+DROP INDEX audit_org_seq;
+DROP INDEX audit_seq;
+ALTER TABLE audit DROP COLUMN hash;
+ALTER TABLE audit DROP COLUMN prev_hash;
+ALTER TABLE audit DROP COLUMN source_ip;
+ALTER TABLE audit DROP COLUMN request_id;
+ALTER TABLE audit DROP COLUMN channel;
+ALTER TABLE audit DROP COLUMN org;
+ALTER TABLE audit DROP COLUMN actor_user;
+ALTER TABLE audit DROP COLUMN seq;
