@@ -23,6 +23,7 @@ import (
 
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -107,6 +108,9 @@ type Config struct {
 	// GET /v1/agent/backup-access and GET /v1/agent/sites/{name}/move-key
 	// answer 501; jobs are still recorded.
 	Backups *repos.Manager
+	// Plans are the platform's plans (what sites and organisations get,
+	// quotas). Nil: plans.Defaults().
+	Plans *plans.Set
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -201,6 +205,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(domain string) string { return "http://" + domain }
+	}
+	if cfg.Plans == nil {
+		cfg.Plans = plans.Defaults()
 	}
 	s := &server{cfg: cfg, log: cfg.Logger}
 	mux := http.NewServeMux()

@@ -23,6 +23,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 
@@ -90,14 +91,16 @@ type Set struct {
 	index map[string]int
 }
 
-// Defaults returns the embedded plans.
-func Defaults() *Set {
+// Defaults returns the embedded plans (parsed once; a Set is immutable).
+func Defaults() *Set { return defaults() }
+
+var defaults = sync.OnceValue(func() *Set {
 	s, err := Parse(defaultsYAML, "embedded plans")
 	if err != nil {
-		panic(err) // a test proves it does not
+		panic(err) // TestDefaults proves it does not
 	}
 	return s
-}
+})
 
 // Load reads and checks an operator's plans file.
 func Load(path string) (*Set, error) {

@@ -45,6 +45,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -95,6 +96,8 @@ type Config struct {
 	// repositories, one per shard; default file://<DataDir>/backups. The
 	// key-encryption key is <DataDir>/backup-kek.
 	BackupURL string
+	// Plans are the platform's plans (nil: plans.Defaults()).
+	Plans *plans.Set
 	// Ready, if set, is called once the API and edge listen and the first
 	// Shards shards have converged for the first time.
 	Ready func()
@@ -219,7 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
-		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL,
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},

@@ -93,6 +93,7 @@ func Run(t *testing.T, open Opener) {
 		{"WAFEvents", testWAFEvents},
 		{"WAFEventsRetention", testWAFEventsRetention},
 		{"WAFEventsInvalid", testWAFEventsInvalid},
+		{"Bandwidth", testBandwidth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
