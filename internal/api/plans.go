@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aipress/aipress/internal/plans"
@@ -140,4 +141,29 @@ func siteBandwidth(ctx context.Context, st store.Store, month string, sites []st
 		return nil, fmt.Errorf("bandwidth of %s: %w", month, err)
 	}
 	return used, nil
+}
+
+// planChange checks that the site of call c may move to plan name
+// (checkQuota; the current plan is always allowed, to apply its resources
+// again) and returns the plan.
+func (s *server) planChange(c *call, name string) (plans.Plan, error) {
+	p, ok := s.plans().Get(name)
+	if !ok {
+		return p, badRequest("unknown plan %q; plans are %s", name, strings.Join(s.plans().Names(), ", "))
+	}
+	siteName, err := siteName(c)
+	if err != nil {
+		return p, err
+	}
+	st, err := s.cfg.Store.GetSite(c.r.Context(), siteName)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return p, siteNotFound(siteName)
+	case err != nil:
+		return p, internal(fmt.Errorf("get site %q: %w", siteName, err))
+	}
+	if st.Spec.Plan == name {
+		return p, nil
+	}
+	return p, s.checkQuota(c.r.Context(), st, name, false)
 }

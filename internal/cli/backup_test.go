@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/api"
-	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/backup/backupctl"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )

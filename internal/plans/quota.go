@@ -62,11 +62,19 @@ func (s *Set) Check(org Org, c Change) error {
 			org.Name, org.Plan, strings.Join(s.Names(), ", "))
 	}
 	if c.New && op.MaxSites > 0 && org.Sites >= op.MaxSites {
-		return quotaf("organisation %s's plan %s allows %d sites; it has %d", org.Name, op.Name, op.MaxSites, org.Sites)
+		return quotaf("organisation %s's plan %s allows %s; it has %d", org.Name, op.Name, plural(op.MaxSites, "site"), org.Sites)
 	}
 	if s.Rank(p.Name) > s.Rank(op.Name) {
 		return quotaf("organisation %s's plan %s allows sites on plans up to %s (%s); %s is larger",
 			org.Name, op.Name, op.Name, strings.Join(s.Names()[:s.Rank(op.Name)+1], ", "), p.Name)
 	}
 	return nil
+}
+
+// plural is "1 site", "3 sites".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
