@@ -43,7 +43,7 @@ func TestPlanChangeLive(t *testing.T) {
 	}
 	type observed struct {
 		children, memory, upload, conns, wpLimit, quota string
-		image                                       int64
+		image                                           int64
 	}
 	observe := func() observed {
 		t.Helper()
