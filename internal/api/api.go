@@ -313,6 +313,8 @@ var routes = []route{
 
 	{"GET", "/v1/routes", "routes.watch", store.RoleEdge, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", store.RoleEdge, true, true, (*server).reportWAFEvents},
+	// authz: edge tokens only (machine role); platform-wide, no organisation.
+	{"POST", "/v1/edge/usage", "edge.usage", store.RoleEdge, true, true, (*server).reportUsage},
 
 	{"GET", "/v1/whoami", "whoami", roleAny, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", store.RoleViewer, false, false, (*server).openapi},

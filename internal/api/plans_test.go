@@ -198,3 +198,42 @@ func TestOrgUsage(t *testing.T) {
 		t.Errorf("usage = %+v", u)
 	}
 }
+
+// TestReportUsage: POST /v1/edge/usage takes an edge's counts and answers
+// with the sites over their plan's bandwidth; bad reports are refused
+// whole; other roles may not report.
+func TestReportUsage(t *testing.T) {
+	e := fedEnv(t) // a.com on basic: 100 GB a month
+	tests := []struct {
+		name   string
+		token  string
+		body   any
+		status int
+		code   string
+		over   []any
+	}{
+		{"below the limit", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": 60 * plans.GB}}, 200, "", []any{}},
+		{"empty report", edgeSecret, map[string]any{}, 200, "", []any{}},
+		{"over the limit", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": 41 * plans.GB, "gone.example": 1}}, 200, "", []any{"a.com"}},
+		{"still over", edgeSecret, map[string]any{"bytes": map[string]any{}}, 200, "", []any{"a.com"}},
+		{"negative", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": -5}}, 400, CodeInvalidArgument, nil},
+		{"unknown field", edgeSecret, map[string]any{"sites": 1}, 400, CodeInvalidArgument, nil},
+		{"viewer", viewerSecret, map[string]any{"bytes": map[string]any{"a.com": 1}}, 403, CodeForbidden, nil},
+		{"shard", shard1Secret, map[string]any{"bytes": map[string]any{"a.com": 1}}, 403, CodeForbidden, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, m, _ := e.do(t, "POST", "/v1/edge/usage", tt.token, tt.body)
+			if code != tt.status || errCode(m) != tt.code {
+				t.Fatalf("= %d %v, want %d %s", code, m, tt.status, tt.code)
+			}
+			if tt.over != nil && (get(m, "month") != plans.Month(testNow) || fmt.Sprint(get(m, "over")) != fmt.Sprint(tt.over)) {
+				t.Errorf("= %v, want over %v", m, tt.over)
+			}
+		})
+	}
+	used, err := e.store.ListBandwidth(t.Context(), store.BandwidthListOptions{Month: plans.Month(testNow)})
+	if err != nil || used["a.com"] != 101*plans.GB {
+		t.Errorf("stored %v %v, want a.com 101 GB (refused reports add nothing)", used, err)
+	}
+}

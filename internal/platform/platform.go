@@ -40,6 +40,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/bandwidth"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
@@ -256,12 +257,27 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLns()
 		return err
 	}
-	go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
+	go func() { _ = fw.Prepare(1) }() // build the default rule set before the first request needs it
+	// Bandwidth per site per month, against the plans: the counts go
+	// straight into the store (an `aipress edge` reports them to the API).
+	sitePlans := cfg.Plans
+	if sitePlans == nil {
+		sitePlans = plans.Defaults()
+	}
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
+		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
+			r, err := api.IngestUsage(ctx, st, sitePlans, time.Now(), b)
+			if err != nil {
+				return nil, err
+			}
+			return r.Over, nil
+		}})
 	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+	mws = append(mws, meter.Middleware())                                         // 509 for sites over their monthly bandwidth
 	mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
 	mws = append(mws, pageCache.Middleware())
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe)})
 	extras.edge.Store(ed)
 	routes.target = ed
 
@@ -311,6 +327,8 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() { defer wg.Done(); routes.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); meter.Run(ctx) }()
 
 	// The shards: the first cfg.Shards exist from the start; every local
 	// shard of the store runs in this process.
