@@ -153,3 +153,41 @@ func TestPlanChangeLive(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanOverQuotaUpload: on a site whose plan gives 24 MB of disk and
+// already stores 10, an upload bigger than what remains is refused by
+// WordPress with a message naming the plan's limit (507 from the REST
+// API), while one that fits goes through.
+func TestPlanOverQuotaUpload(t *testing.T) {
+	needVolumes(t)
+	ps, err := plans.Parse([]byte(`default: tiny
+plans:
+- {name: tiny, max_sites: 1, disk_mb: 24, db_connections: 5, php: {max_children: 2, memory_limit_mb: 128, upload_max_mb: 24, idle_timeout_seconds: 10, request_timeout_seconds: 60}, backup: {every_hours: -1}, bandwidth_gb: 1}
+`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t)
+	sh := c.start("local")
+	t.Cleanup(c.deleteAll)
+	c.create("tiny.localhost", "uid-tiny", "local", "Tiny Site", adminFor(t))
+	if _, err := c.st.UpdateSite(c.ctx, "tiny.localhost", func(s *site.Site) error { ps.Default().Apply(&s.Spec); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.converge("local"); err != nil {
+		t.Fatal(err)
+	}
+	n := sh.NamesFor("uid-tiny")
+	uid, gid := siteUser(t, sh, "uid-tiny")
+	if out := writeAs(t, uid, gid, filepath.Join(n.Docroot, "wp-content", "uploads", "old-media"), 10); out != "" {
+		t.Fatalf("storing 10 MiB: %s", out)
+	}
+	cookies := c.login("tiny.localhost")
+	if code, body := c.mediaUpload("tiny.localhost", cookies, "small.png", png(t, 512<<10)); code != 201 {
+		t.Fatalf("an upload that fits = %d: %.400s", code, body)
+	}
+	code, body := c.mediaUpload("tiny.localhost", cookies, "big.png", png(t, 16<<20))
+	if code != 507 || !strings.Contains(body, "storage is full") || !strings.Contains(body, "MB of 24 MB used, and this file needs 17 MB") {
+		t.Errorf("uploading 16 MiB with about 13 MB left = %d: %.600s; want 507 naming the 24 MB limit", code, body)
+	}
+}
