@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -82,9 +83,10 @@ func (b *bench) seed(ctx context.Context, spec, dataDir string) error {
 func seededSite(name, hash string, now time.Time) *site.Site {
 	uid := make([]byte, 16)
 	_, _ = rand.Read(uid)
+	devPlan, _ := plans.Defaults().Get("dev")
 	s := &site.Site{
 		Metadata: site.Metadata{Name: name, UID: hex.EncodeToString(uid), Labels: map[string]string{labelTier: tierSim}, CreatedAt: now},
-		Spec: site.Spec{Domain: name, Title: "Scale " + name, Plan: "dev", PHP: api.Plans["dev"].PHP, Limits: api.Plans["dev"].Limits,
+		Spec: site.Spec{Domain: name, Title: "Scale " + name, Plan: "dev", PHP: devPlan.PHP, Limits: devPlan.Limits(),
 			Admin: site.Admin{User: api.DefaultAdminUser, Email: "ops@scale.test", PasswordHash: hash}, Cache: api.DefaultCache},
 		Status: site.Status{Phase: site.PhasePending, URL: "http://" + name},
 	}

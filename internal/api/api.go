@@ -25,6 +25,7 @@ import (
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -121,6 +122,9 @@ type Config struct {
 	// checkpoint before the next audited call signs one (default
 	// auditlog.DefaultEvery).
 	AuditCheckpointEvery int
+	// Plans are the platform's plans (what sites and organisations get,
+	// quotas). Nil: plans.Defaults().
+	Plans *plans.Set
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -215,6 +219,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = func(domain string) string { return "http://" + domain }
+	}
+	if cfg.Plans == nil {
+		cfg.Plans = plans.Defaults()
 	}
 	s := &server{cfg: cfg, log: cfg.Logger}
 	mux := http.NewServeMux()
@@ -348,6 +355,7 @@ var routes = []route{
 
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
+	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
 
 	// Organisation owners read their organisations' entries (the
 	// handlers filter with auditOrgs); the chain is the platform admin's.

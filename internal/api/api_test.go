@@ -179,7 +179,7 @@ func TestScenarios(t *testing.T) {
 		{name: "bad email", method: "POST", path: "/v1/sites", token: adminSecret, body: map[string]any{"domain": "a.com", "title": "T", "admin_email": "nope"}, status: 400, code: "invalid_argument"},
 		{name: "unknown field", method: "POST", path: "/v1/sites", token: adminSecret, body: map[string]any{"domain": "a.com", "title": "T", "admin_email": "me@example.com", "colour": "red"}, status: 400, code: "invalid_argument"},
 		{name: "bad json", method: "POST", path: "/v1/sites", token: adminSecret, body: "{", status: 400, code: "invalid_argument"},
-		{name: "unknown plan", method: "POST", path: "/v1/sites", token: adminSecret, body: map[string]any{"domain": "a.com", "title": "T", "admin_email": "me@example.com", "plan": "gold"}, status: 400, code: "invalid_argument", contains: "plans are basic, business, dev"},
+		{name: "unknown plan", method: "POST", path: "/v1/sites", token: adminSecret, body: map[string]any{"domain": "a.com", "title": "T", "admin_email": "me@example.com", "plan": "gold"}, status: 400, code: "invalid_argument", contains: "plans are dev, basic, pro, business"},
 		{name: "plan sets php", method: "POST", path: "/v1/sites", token: adminSecret, body: map[string]any{"domain": "a.com", "title": "T", "admin_email": "me@example.com", "plan": "business"}, status: 201,
 			fields: map[string]any{"site.spec.plan": "business", "site.spec.php.max_children": 10.0, "site.spec.php.memory_limit_mb": 512.0}},
 		{name: "duplicate", setup: []string{"blog.localhost"}, method: "POST", path: "/v1/sites", token: adminSecret, body: createBody("BLOG.localhost"), status: 409, code: "already_exists"},

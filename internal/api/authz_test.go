@@ -106,6 +106,7 @@ var matrix = map[string]string{
 	"POST /v1/edge/certificate":            "edge-only",
 	"GET /v1/routes":                       "edge",
 	"POST /v1/edge/waf-events":             "edge",
+	"POST /v1/edge/usage":                  "edge",
 	"GET /v1/whoami":                       "any",
 	"GET /v1/openapi.yaml":                 "any",
 	"GET /metrics":                         "platform.read",

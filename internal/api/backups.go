@@ -24,24 +24,6 @@ import (
 // jobs in the store, an indexed query, paginated); a snapshot's manifest
 // is read from its repository (GET /v1/backups/{ref}).
 
-// BackupPlans are the backup schedule and retention of each plan; a site's
-// spec.backup overrides them field by field (schedule.Effective).
-var BackupPlans = map[string]site.BackupPolicy{
-	"basic":    {EveryHours: 24, Keep: site.Retention{Daily: 14, Weekly: 8, Monthly: 12}},
-	"business": {EveryHours: 1, Keep: site.Retention{Hourly: 48, Daily: 14, Weekly: 8, Monthly: 12}},
-	"dev":      {EveryHours: 24, Keep: site.Retention{Daily: 7}},
-}
-
-// BackupPolicy returns the effective backup policy of a site's spec: its
-// own fields over its plan's defaults (an unknown plan: basic's).
-func BackupPolicy(spec *site.Spec) site.BackupPolicy {
-	def, ok := BackupPlans[spec.Plan]
-	if !ok {
-		def = BackupPlans[DefaultPlan]
-	}
-	return schedule.Effective(spec.Backup, def)
-}
-
 // BackupList is the body of GET /v1/backups: one page of snapshots, newest
 // first. A page may hold fewer than limit items (forgotten snapshots are
 // skipped) and still have a continue token.
@@ -413,8 +395,8 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 	spec.Domain = domain
 	spec.Suspended = false
 	spec.Source = &site.Source{Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL}
-	if _, ok := Plans[spec.Plan]; !ok {
-		spec.Plan = DefaultPlan
+	if _, ok := s.plans().Get(spec.Plan); !ok {
+		s.plans().Default().Apply(&spec)
 	}
 	spec.Defaults()
 	st := &site.Site{
@@ -530,7 +512,7 @@ func (s *server) backupCoverage(c *call) (response, error) {
 	out := CoverageResponse{Items: []CoverageItem{}, Continue: page.Continue, States: map[schedule.State]int{}}
 	for i := range page.Items {
 		st := &page.Items[i]
-		pol := BackupPolicy(&st.Spec)
+		pol := s.plans().BackupPolicy(&st.Spec)
 		interval := schedule.Interval(pol)
 		item := CoverageItem{Site: st.Metadata.Name, Plan: st.Spec.Plan, Shard: st.Status.Shard, EveryHours: pol.EveryHours}
 		if w := schedule.Window(interval); w > 0 {

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -53,7 +54,7 @@ func FuzzCreateSiteRequest(f *testing.F) {
 		var req CreateSiteRequest
 		err := decodeBody(body, &req)
 		if err == nil {
-			err = validateCreate(&req)
+			err = validateCreate(&req, plans.Defaults())
 		}
 		if err != nil {
 			checkRefusal(t, "create body", err)
@@ -72,7 +73,7 @@ func FuzzCreateSiteRequest(f *testing.F) {
 		if err != nil || addr.Address != req.AdminEmail || addr.Name != "" || !plainForTest(req.AdminEmail) {
 			t.Fatalf("admin e-mail %q accepted (%+v, %v)", req.AdminEmail, addr, err)
 		}
-		if _, ok := Plans[req.Plan]; !ok {
+		if _, ok := plans.Defaults().Get(req.Plan); !ok {
 			t.Fatalf("plan %q accepted", req.Plan)
 		}
 		if req.CoreVersion != "" && !coreVersionRE.MatchString(req.CoreVersion) {
@@ -85,7 +86,7 @@ func FuzzCreateSiteRequest(f *testing.F) {
 		}
 		again := req
 		again.Labels = cloneLabels(req.Labels)
-		if err := validateCreate(&again); err != nil || !reflect.DeepEqual(again, req) {
+		if err := validateCreate(&again, plans.Defaults()); err != nil || !reflect.DeepEqual(again, req) {
 			t.Fatalf("validating %+v again: %+v, %v", req, again, err)
 		}
 		enc, err := json.Marshal(req)
@@ -96,7 +97,7 @@ func FuzzCreateSiteRequest(f *testing.F) {
 		if err := decodeBody(enc, &back); err != nil {
 			t.Fatalf("re-decoding %s: %v", enc, err)
 		}
-		if err := validateCreate(&back); err != nil || !reflect.DeepEqual(back, req) {
+		if err := validateCreate(&back, plans.Defaults()); err != nil || !reflect.DeepEqual(back, req) {
 			t.Fatalf("round trip of %s: %+v, %v", enc, back, err)
 		}
 	})

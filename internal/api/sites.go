@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/mail"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -19,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -26,7 +25,6 @@ import (
 // Creation defaults.
 const (
 	DefaultAdminUser = "admin"
-	DefaultPlan      = "basic"
 	// PasswordLength is the length of generated admin passwords.
 	PasswordLength = 24
 	// bcryptCost is bcrypt's minimum. A slow hash protects guessable
@@ -38,30 +36,6 @@ const (
 	maxBodyBytes = 1 << 20
 )
 
-// DefaultPHP is the PHP configuration of new sites on the default plan.
-var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30, RequestTimeoutSeconds: 120}
-
-// Plan is what a plan gives its sites: PHP resources (the pool's
-// max_children, memory_limit, upload limit, idle and request timeouts)
-// and limits (disk, database connections).
-type Plan struct {
-	PHP    site.PHP
-	Limits site.Limits
-}
-
-// Plans maps each plan name to its resources.
-var Plans = map[string]Plan{
-	"basic": {PHP: DefaultPHP, Limits: site.Limits{DiskMB: 1024, DBConnections: 20}},
-	"business": {
-		PHP:    site.PHP{MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60, RequestTimeoutSeconds: 300},
-		Limits: site.Limits{DiskMB: 10240, DBConnections: 40},
-	},
-	"dev": {
-		PHP:    site.PHP{MaxChildren: 2, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10, RequestTimeoutSeconds: 120},
-		Limits: site.Limits{DiskMB: 512, DBConnections: 10},
-	},
-}
-
 // DefaultCache is the page-cache policy of new sites.
 var DefaultCache = site.Cache{TTLSeconds: 300}
 
@@ -71,7 +45,7 @@ type CreateSiteRequest struct {
 	Title       string            `json:"title"`
 	AdminUser   string            `json:"admin_user,omitempty"`   // default "admin"
 	AdminEmail  string            `json:"admin_email"`            // required
-	Plan        string            `json:"plan,omitempty"`         // default "basic"
+	Plan        string            `json:"plan,omitempty"`         // default: the plans' default (basic)
 	CoreVersion string            `json:"core_version,omitempty"` // default: the shard's
 	Labels      map[string]string `json:"labels,omitempty"`
 	// Org is the organisation that will own the site. Default: the
@@ -206,7 +180,7 @@ func decodeJSON(r *http.Request, v any) error {
 }
 
 // validateCreate checks and defaults req in place.
-func validateCreate(req *CreateSiteRequest) error {
+func validateCreate(req *CreateSiteRequest, ps *plans.Set) error {
 	domain, err := site.NormalizeDomain(req.Domain)
 	if err != nil {
 		return HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Msg: err.Error()}
@@ -236,11 +210,10 @@ func validateCreate(req *CreateSiteRequest) error {
 	}
 	req.AdminEmail = addr.Address
 	if req.Plan == "" {
-		req.Plan = DefaultPlan
+		req.Plan = ps.Default().Name
 	}
-	if _, ok := Plans[req.Plan]; !ok {
-		names := slices.Sorted(maps.Keys(Plans))
-		return badRequest("unknown plan %q; plans are %s", req.Plan, strings.Join(names, ", "))
+	if _, ok := ps.Get(req.Plan); !ok {
+		return badRequest("unknown plan %q; plans are %s", req.Plan, strings.Join(ps.Names(), ", "))
 	}
 	if req.CoreVersion != "" && !coreVersionRE.MatchString(req.CoreVersion) {
 		return badRequest("core_version %q is not a version like 6.4.2", req.CoreVersion)
@@ -332,7 +305,7 @@ func (s *server) createSite(c *call) (response, error) {
 		return response{}, err
 	}
 	c.target = req.Domain
-	if err := validateCreate(&req); err != nil {
+	if err := validateCreate(&req, s.plans()); err != nil {
 		return response{}, err
 	}
 	c.target = req.Domain
@@ -371,15 +344,17 @@ func (s *server) createSite(c *call) (response, error) {
 			Domain:      req.Domain,
 			Title:       req.Title,
 			CoreVersion: req.CoreVersion,
-			Plan:        req.Plan,
-			PHP:         Plans[req.Plan].PHP,
-			Limits:      Plans[req.Plan].Limits,
 			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
 			Cache:       DefaultCache,
 		},
 		Status: site.Status{Phase: site.PhasePending, URL: s.cfg.PublicURL(req.Domain)},
 	}
+	plan, _ := s.plans().Get(req.Plan)
+	plan.Apply(&st.Spec)
 	st.Spec.Defaults()
+	if err := s.checkQuota(ctx, st, req.Plan, true); err != nil {
+		return response{}, err
+	}
 	// Without a Placer the site is stored unplaced; the leader places it.
 	if s.cfg.Placer != nil {
 		shard, err := s.cfg.Placer.Place(ctx, st)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/aipress/aipress/internal/edge/waf"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -17,6 +18,13 @@ type UpdateSiteRequest struct {
 	HTTPSRedirect *bool        `json:"https_redirect,omitempty"`
 	Cache         *UpdateCache `json:"cache,omitempty"`
 	WAF           *UpdateWAF   `json:"waf,omitempty"`
+	// Plan moves the site to another plan: its PHP pool, database
+	// connections and disk limit change live (the shard applies them on
+	// its next pass, without downtime), its backups follow the plan's
+	// schedule. Checked against the organisation's plan and the disk the
+	// site uses (403 quota_exceeded). Naming the current plan applies its
+	// resources again (after the operator changed the plans file).
+	Plan *string `json:"plan,omitempty"`
 }
 
 // UpdateCache changes the page-cache policy.
@@ -139,6 +147,9 @@ func (req *UpdateSiteRequest) auditDetail() string {
 	if req.Title != nil {
 		parts = append(parts, "title")
 	}
+	if req.Plan != nil {
+		parts = append(parts, "plan="+*req.Plan)
+	}
 	if req.HTTPSRedirect != nil {
 		parts = append(parts, fmt.Sprintf("https_redirect=%v", *req.HTTPSRedirect))
 	}
@@ -182,9 +193,20 @@ func (s *server) patchSite(c *call) (response, error) {
 		return response{}, err
 	}
 	c.detail = req.auditDetail()
+	var plan *plans.Plan
+	if req.Plan != nil {
+		p, err := s.planChange(c, *req.Plan)
+		if err != nil {
+			return response{}, err
+		}
+		plan = &p
+	}
 	return s.update(c, http.StatusOK, func(st *site.Site) error {
 		if st.Metadata.DeletionRequested != nil {
 			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
+		}
+		if plan != nil {
+			plan.Apply(&st.Spec)
 		}
 		if req.Title != nil {
 			st.Spec.Title = *req.Title

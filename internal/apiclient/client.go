@@ -299,3 +299,13 @@ func (c *Client) ReportWAFEvents(ctx context.Context, events []site.WAFEvent) (i
 	}
 	return out.Stored, nil
 }
+
+// ReportUsage sends an edge's response bytes per site since its last
+// report (edge token) and returns the sites over their plan's bandwidth.
+func (c *Client) ReportUsage(ctx context.Context, bytes map[string]int64) (*api.UsageReportResponse, error) {
+	var out api.UsageReportResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/edge/usage", api.UsageReport{Bytes: bytes}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/backupctl"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -66,7 +67,7 @@ func newBackupHarness(t *testing.T) *backupHarness {
 		t.Fatal(err)
 	}
 
-	ctl := backupctl.New(backupctl.Config{Store: h.store, Repos: m, Policy: api.BackupPolicy, Tick: 10 * time.Millisecond,
+	ctl := backupctl.New(backupctl.Config{Store: h.store, Repos: m, Policy: plans.Defaults().BackupPolicy, Tick: 10 * time.Millisecond,
 		Clock:      func() time.Time { return cliNow },
 		PruneEvery: -1, VerifyEvery: -1, RetentionEvery: -1})
 	done := make(chan struct{}, 2)

@@ -19,6 +19,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
@@ -104,8 +105,9 @@ func readToken(d deps, file, env, what string) (string, error) {
 
 func newServerCmd(d deps) *cobra.Command {
 	var (
-		cfg      platform.ServerConfig
-		logLevel string
+		cfg       platform.ServerConfig
+		logLevel  string
+		plansFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -137,6 +139,11 @@ token, which the client commands pick up from that directory.`,
 			if cfg.ShardCapacity < 1 {
 				return fmt.Errorf("--shard-capacity must be at least 1")
 			}
+			if plansFile != "" {
+				if cfg.Plans, err = plans.Load(plansFile); err != nil {
+					return fmt.Errorf("--plans: %w", err)
+				}
+			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -155,6 +162,7 @@ token, which the client commands pick up from that directory.`,
 	fl.BoolVar(&cfg.SpawnShards, "spawn-shards", true, "start a new local shard when all are full")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
+	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
 	addKubeFlags(cmd, &cfg)

@@ -25,6 +25,7 @@ const (
 	EnvRateIP    = "AIPRESS_RATE_IP"
 	EnvRateSite  = "AIPRESS_RATE_SITE"
 	EnvBackupURL = "AIPRESS_BACKUP_URL"
+	EnvPlans     = "AIPRESS_PLANS"
 	EnvURL       = "AIPRESS_URL"
 	EnvToken     = "AIPRESS_TOKEN"
 )

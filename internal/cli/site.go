@@ -116,7 +116,7 @@ until the site is Ready, and fails if it ends up Failed.`,
 	f.StringVar(&req.Title, "title", "", "site title (required)")
 	f.StringVar(&req.AdminEmail, "admin-email", "", "e-mail of the first administrator (required)")
 	f.StringVar(&req.AdminUser, "admin-user", "admin", "user name of the first administrator")
-	f.StringVar(&req.Plan, "plan", "basic", "hosting plan: basic (5 PHP workers, 256 MB), business (10, 512 MB) or dev (2, 256 MB)")
+	f.StringVar(&req.Plan, "plan", "", "hosting plan (built in: dev, basic, pro, business; the platform's plans file may name others; default: the platform's default plan, basic); bounded by the organisation's plan")
 	f.StringVar(&req.CoreVersion, "core-version", "", "WordPress core version (default: the shard's)")
 	f.StringToStringVar(&labels, "label", nil, "label key=value (repeatable)")
 	_ = cmd.MarkFlagRequired("title")

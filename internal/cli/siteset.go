@@ -18,12 +18,18 @@ func newSiteSetCmd(o *siteOpts) *cobra.Command {
 		wafParanoia   int
 		exclude       []string
 		unexclude     []string
+		plan          string
 	)
 	cmd := &cobra.Command{
 		Use:   "set DOMAIN",
-		Short: "Change a site's title and edge policies (HTTPS redirect, page cache, WAF)",
-		Long: `Change a site's title and edge policies. Only the flags given change.
+		Short: "Change a site's title, edge policies (HTTPS redirect, page cache, WAF) and plan",
+		Long: `Change a site's title, edge policies and plan. Only the flags given change.
 The edge applies the new policy within a second.
+
+--plan moves the site to another plan: its shard applies the plan's PHP
+workers and limits, database connections and disk limit live, without
+downtime. The plan must not exceed the organisation's plan, and must give at
+least the disk the site stores (else the API refuses, saying which limit).
 
 --waf-exclude RULE:PATH[:ARGUMENT] lifts one WAF rule for one path, for one
 request argument (query, form or multipart field, JSON key) or, without
@@ -38,6 +44,7 @@ changes nothing. A site may have 50.`,
 		Example: `  aipress site set blog.localhost --https-redirect=true
   aipress site set blog.localhost --cache-ttl 300 --waf-mode block --waf-paranoia 1
   aipress site set blog.localhost --title "New title" -o json
+  aipress site set blog.localhost --plan pro
   aipress site set blog.localhost --waf-exclude 942190:/:s        # searches on the front page
   aipress site set blog.localhost --waf-exclude '941100:/wp-json/myplugin/*:html'
   aipress site set blog.localhost --waf-unexclude 942190:/:s`,
@@ -47,6 +54,9 @@ changes nothing. A site may have 50.`,
 			fl := cmd.Flags()
 			if fl.Changed("title") {
 				req.Title = &title
+			}
+			if fl.Changed("plan") {
+				req.Plan = &plan
 			}
 			if fl.Changed("https-redirect") {
 				req.HTTPSRedirect = &httpsRedirect
@@ -81,7 +91,7 @@ changes nothing. A site may have 50.`,
 				}
 			}
 			if req == (apiclient.UpdateSiteRequest{}) {
-				return errors.New("nothing to change: give --title, --https-redirect, --cache-ttl, --waf-mode, --waf-paranoia, --waf-exclude or --waf-unexclude")
+				return errors.New("nothing to change: give --title, --plan, --https-redirect, --cache-ttl, --waf-mode, --waf-paranoia, --waf-exclude or --waf-unexclude")
 			}
 			c, err := o.connect()
 			if err != nil {
@@ -102,6 +112,7 @@ changes nothing. A site may have 50.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&title, "title", "", "site title")
+	fl.StringVar(&plan, "plan", "", "move the site to this plan (dev, basic, pro, business unless the platform's plans file says otherwise); applied live")
 	fl.BoolVar(&httpsRedirect, "https-redirect", false, "send plain-HTTP visitors to HTTPS with 308 (when the edge serves HTTPS)")
 	fl.IntVar(&cacheTTL, "cache-ttl", 0, "page-cache TTL in seconds (0 disables the page cache)")
 	fl.StringVar(&wafMode, "waf-mode", "", "WAF mode: "+site.WAFOff+", "+site.WAFDetect+" or "+site.WAFBlock)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -36,6 +37,7 @@ type upFile struct {
 	RateIP    *float64 `json:"rate_ip"`
 	RateSite  *float64 `json:"rate_site"`
 	BackupURL string   `json:"backup_url"`
+	Plans     string   `json:"plans"`
 }
 
 func loadUpFile(path string) (upFile, error) {
@@ -88,6 +90,7 @@ func upFileKeys() map[string]bool {
 
 type upFlags struct {
 	backupURL  string
+	plansFile  string
 	configFile string
 	dataDir    string
 	store      string
@@ -141,6 +144,13 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 	}
 	cfg.HTTPSAddr = pick("https", f.httpsAddr, EnvHTTPS, file.HTTPS, "")
 	cfg.BackupURL = pick("backup-url", f.backupURL, EnvBackupURL, file.BackupURL, "")
+	if path := pick("plans", f.plansFile, EnvPlans, file.Plans, ""); path != "" {
+		ps, err := plans.Load(path)
+		if err != nil {
+			return cfg, fmt.Errorf("--plans: %w", err)
+		}
+		cfg.Plans = ps
+	}
 	cfg.ACMECA = pick("acme-ca", f.acmeCA, EnvACMECA, file.ACMECA, "")
 	cfg.ACMEEmail = pick("acme-email", f.acmeEmail, EnvACMEEmail, file.ACMEEmail, "")
 	pickRate := func(flag string, flagVal float64, env string, fileVal *float64, def float64) (float64, error) {
@@ -193,9 +203,10 @@ token, which 'aipress site ...' commands run from the same directory pick up.
 
 Settings are taken, in order of precedence, from flags, environment variables
 (AIPRESS_DATA_DIR, AIPRESS_STORE, AIPRESS_HTTP, AIPRESS_API, AIPRESS_HTTPS, AIPRESS_ACME_CA,
-AIPRESS_ACME_EMAIL, AIPRESS_RATE_IP, AIPRESS_RATE_SITE), a YAML config file
-(--config) with the keys data_dir, store, http, api, https, acme_ca, acme_email,
-rate_ip and rate_site (unknown keys are an error), and the defaults.
+AIPRESS_ACME_EMAIL, AIPRESS_RATE_IP, AIPRESS_RATE_SITE, AIPRESS_BACKUP_URL,
+AIPRESS_PLANS), a YAML config file (--config) with the keys data_dir, store,
+http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url and plans
+(unknown keys are an error), and the defaults.
 
 With --https the edge also serves HTTPS with HTTP/2. Names under .localhost,
 .test and .internal, IPs and single-label names get certificates from an
@@ -247,8 +258,9 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url)")
+	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url, plans)")
 	fl.StringVar(&f.backupURL, "backup-url", "", "bucket of the backup repositories, one per shard (file://, s3://, gs://; default file://<data-dir>/backups; key in <data-dir>/backup-kek) (env "+EnvBackupURL+")")
+	fl.StringVar(&f.plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md) (env "+EnvPlans+")")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")
 	fl.StringVar(&f.store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL (env "+EnvStore+")")
 	fl.StringVar(&f.httpAddr, "http", DefaultHTTPAddr, "edge listen address for site traffic (env "+EnvHTTP+")")

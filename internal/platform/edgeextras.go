@@ -125,3 +125,8 @@ func (x *edgeExtras) stop() {
 		x.acme.Stop()
 	}
 }
+
+// observeBoth is an edge's Observe calling a then b (metrics, bandwidth).
+func observeBoth(a, b func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
+	return func(r *http.Request, info *edge.RequestInfo) { a(r, info); b(r, info) }
+}

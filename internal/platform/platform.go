@@ -40,11 +40,13 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/bandwidth"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -95,6 +97,8 @@ type Config struct {
 	// repositories, one per shard; default file://<DataDir>/backups. The
 	// key-encryption key is <DataDir>/backup-kek.
 	BackupURL string
+	// Plans are the platform's plans (nil: plans.Defaults()).
+	Plans *plans.Set
 	// Ready, if set, is called once the API and edge listen and the first
 	// Shards shards have converged for the first time.
 	Ready func()
@@ -219,7 +223,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
-		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL,
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},
@@ -253,12 +257,27 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLns()
 		return err
 	}
-	go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
+	go func() { _ = fw.Prepare(1) }() // build the default rule set before the first request needs it
+	// Bandwidth per site per month, against the plans: the counts go
+	// straight into the store (an `aipress edge` reports them to the API).
+	sitePlans := cfg.Plans
+	if sitePlans == nil {
+		sitePlans = plans.Defaults()
+	}
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
+		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
+			r, err := api.IngestUsage(ctx, st, sitePlans, time.Now(), b)
+			if err != nil {
+				return nil, err
+			}
+			return r.Over, nil
+		}})
 	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+	mws = append(mws, meter.Middleware())                                         // 509 for sites over their monthly bandwidth
 	mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
 	mws = append(mws, pageCache.Middleware())
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe)})
 	extras.edge.Store(ed)
 	routes.target = ed
 
@@ -308,6 +327,8 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() { defer wg.Done(); routes.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); meter.Run(ctx) }()
 
 	// The shards: the first cfg.Shards exist from the start; every local
 	// shard of the store runs in this process.

@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/bandwidth"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
@@ -194,13 +195,24 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 		return err
 	}
 	go func() { _ = fw.Prepare(1) }()
+	// Bandwidth per site, reported to the control plane, which answers
+	// with the sites over their plan's monthly bandwidth (509 here).
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
+		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
+			r, err := client.ReportUsage(ctx, b)
+			if err != nil {
+				return nil, err
+			}
+			return r.Over, nil
+		}})
 	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
+	mws = append(mws, meter.Middleware())
 	mws = append(mws, extras.middlewares()...)
 	mws = append(mws, pageCache.Middleware())
 	// client (above) also follows the routing table and gets the edge's certificate.
 	mesh := &edgeMesh{}
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe, Mesh: mesh})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe), Mesh: mesh})
 	extras.edge.Store(ed)
 
 	// Follow the control plane's routing table.
@@ -277,6 +289,8 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); wafEvents.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); meter.Run(ctx) }()
 	<-ctx.Done()
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

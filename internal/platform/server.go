@@ -20,6 +20,7 @@ import (
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/placement"
+	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
 )
@@ -64,6 +65,8 @@ type ServerConfig struct {
 	// The key-encryption key is <DataDir>/backup-kek (created on first
 	// start; back it up apart from the data dir).
 	BackupURL string
+	// Plans are the platform's plans (nil: plans.Defaults()).
+	Plans *plans.Set
 	// ShardProvider is ShardProviderLocal (default: SpawnShards decides) or
 	// ShardProviderKubernetes (Kube configures it; TransferURL, if set
 	// explicitly, is passed to the shards).
@@ -106,6 +109,8 @@ type controlPlaneConfig struct {
 	// maxShardCapacity caps shards' registered capacities (0: the API's
 	// default).
 	maxShardCapacity int
+	// plans: nil for plans.Defaults().
+	plans *plans.Set
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -155,6 +160,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	if cfg.plans == nil {
+		cfg.plans = plans.Defaults()
+	}
 	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -173,7 +181,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Notify: notify,
 	})
 	cp.backups = backupctl.New(backupctl.Config{
-		Store: st, Repos: manager, Policy: api.BackupPolicy, Logger: cfg.log.With("component", "backups"),
+		Store: st, Repos: manager, Policy: cfg.plans.BackupPolicy, Logger: cfg.log.With("component", "backups"),
 		Notify: notify,
 	})
 	cp.handler = api.New(api.Config{
@@ -181,6 +189,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner,
+		Plans:       cfg.plans,
 	})
 	return cp, nil
 }
@@ -253,7 +262,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
-		maxShardCapacity: cfg.MaxShardCapacity,
+		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)

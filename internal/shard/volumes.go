@@ -507,6 +507,12 @@ func removeTree(dir string) error {
 
 // diskState is what CondDiskQuota says of site st (n) now.
 func (s *Shard) diskState(st *site.Site, n Names) (status, reason, msg string) {
+	status, reason, msg, _ = s.diskUse(st, n)
+	return status, reason, msg
+}
+
+// diskUse is diskState and the MB the site's volume holds (0: unknown).
+func (s *Shard) diskUse(st *site.Site, n Names) (status, reason, msg string, usedMB int) {
 	limitMB := int64(st.Spec.Limits.WithDefaults().DiskMB)
 	v := siteVolume(n)
 	m, err := v.Mounted()
@@ -515,26 +521,32 @@ func (s *Shard) diskState(st *site.Site, n Names) (status, reason, msg string) {
 		if why == "" {
 			why = "the site's volume is not mounted"
 		}
-		return "Unknown", "NotEnforced", fmt.Sprintf("the %d MB disk limit is not enforced on this shard: %s", limitMB, why)
+		return "Unknown", "NotEnforced", fmt.Sprintf("the %d MB disk limit is not enforced on this shard: %s", limitMB, why), 0
 	}
 	u, err := volume.Stat(v.Dir)
 	if err != nil {
-		return "Unknown", "NotMeasured", "disk use could not be measured"
+		return "Unknown", "NotMeasured", "disk use could not be measured", 0
 	}
 	used := (u.Used + volume.MiB - 1) / volume.MiB
 	switch {
 	case u.Used > limitMB*volume.MiB+volume.MiB:
-		return "False", "OverLimit", fmt.Sprintf("%d MB used, over the %d MB limit: nothing new can be stored until files are removed", used, limitMB)
+		return "False", "OverLimit", fmt.Sprintf("%d MB used, over the %d MB limit: nothing new can be stored until files are removed", used, limitMB), int(used)
 	case u.Avail < volume.MiB:
-		return "False", "Full", fmt.Sprintf("storage full: %d MB of %d MB used; uploads are refused", used, limitMB)
+		return "False", "Full", fmt.Sprintf("storage full: %d MB of %d MB used; uploads are refused", used, limitMB), int(used)
 	}
-	return "True", "WithinLimit", fmt.Sprintf("%d MB of %d MB used", used, limitMB)
+	return "True", "WithinLimit", fmt.Sprintf("%d MB of %d MB used", used, limitMB), int(used)
 }
 
-// reportDisk sets st's CondDiskQuota.
+// reportDisk sets st's CondDiskQuota and Status.DiskUsedMB (what plan
+// downgrades are checked against).
 func (s *Shard) reportDisk(ctx context.Context, rep reporter, st *site.Site, n Names) {
-	status, reason, msg := s.diskState(st, n)
-	rep.cond(ctx, CondDiskQuota, status, reason, msg, "")
+	status, reason, msg, used := s.diskUse(st, n)
+	now, gen := s.cfg.Clock(), st.Metadata.Generation
+	rep.update(ctx, func(stt *site.Status) {
+		stt.SetCondition(site.Condition{Type: CondDiskQuota, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+		stt.DiskUsedMB = used
+		stt.Shard = s.cfg.Name
+	})
 }
 
 // diskReportCurrent is the cheap check that st's reported CondDiskQuota

@@ -226,6 +226,10 @@ type Status struct {
 	// gives (package shardlayout), and edges derive their own.
 	Endpoint string `json:"endpoint,omitempty"`
 	Docroot  string `json:"docroot,omitempty"`
+	// DiskUsedMB is what the site stores on its volume, as its shard
+	// measured it last (full passes); 0 when unknown. Plan downgrades
+	// below it are refused.
+	DiskUsedMB int `json:"disk_used_mb,omitempty"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,

@@ -11,7 +11,8 @@ import (
 // invitation twice.
 var ErrConflict = errors.New("conflict")
 
-// DefaultOrg is the organisation that owns the sites created before
+// DefaultOrg is the platform's own organisation, on no plan (no quotas):
+// it owns the sites created before
 // organisations existed (the migration moves them there) and, by default,
 // the sites platform tokens create without naming one.
 const DefaultOrg = "default"

@@ -146,6 +146,14 @@ var (
 //     opaque Continue token for the next page (empty on the last; a
 //     malformed one gives ErrInvalid). Events are not site writes: they
 //     take no revision. SiteUID is returned as stored.
+//   - Bandwidth (bandwidth.go, plans): AddBandwidth adds each site's bytes
+//     to its count of month ("YYYY-MM"), atomically for the batch (a bad
+//     month, an empty site name or negative bytes: ErrInvalid, nothing
+//     added; zero bytes add nothing). ListBandwidth returns month's counts
+//     by site name (an empty map when none), only opts.Sites when not nil,
+//     only counts above opts.MinBytes. Counts are not site writes: they take
+//     no revision, and outlive the site (a site re-created under its name
+//     in the same month carries on from its count).
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -201,6 +209,9 @@ type Store interface {
 
 	AppendWAFEvents(ctx context.Context, events []site.WAFEvent, keep WAFRetention) error
 	ListWAFEvents(ctx context.Context, opts WAFEventListOptions) (*WAFEventList, error)
+
+	AddBandwidth(ctx context.Context, month string, bytes map[string]int64) error
+	ListBandwidth(ctx context.Context, opts BandwidthListOptions) (map[string]int64, error)
 
 	Close() error
 }

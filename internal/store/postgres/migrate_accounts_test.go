@@ -70,7 +70,7 @@ func TestMigrateToAccounts(t *testing.T) {
 			t.Errorf("default org's sites = %+v, %v; want the site at revision 1", l, err)
 		}
 		org, err := s.GetOrg(ctx, store.DefaultOrg)
-		if err != nil || org.Kind != store.OrgCustomer || org.Plan != "business" || org.CreatedAt.IsZero() {
+		if err != nil || org.Kind != store.OrgCustomer || org.Plan != "" || org.CreatedAt.IsZero() {
 			t.Errorf("default org = %+v, %v", org, err)
 		}
 		u, err := s.GetUser(ctx, store.BootstrapUserID)

@@ -79,7 +79,7 @@ func TestMigrateToAccounts(t *testing.T) {
 			t.Errorf("default org counts %d sites, %v", n, err)
 		}
 		org, err := s.GetOrg(ctx, store.DefaultOrg)
-		if err != nil || org.Kind != store.OrgCustomer || org.Plan != "business" || org.CreatedAt.IsZero() {
+		if err != nil || org.Kind != store.OrgCustomer || org.Plan != "" || org.CreatedAt.IsZero() {
 			t.Errorf("default org = %+v, %v", org, err)
 		}
 		u, err := s.GetUser(ctx, store.BootstrapUserID)

@@ -122,7 +122,7 @@ func testOrgCreateGet(t *testing.T, h *harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Kind != store.OrgCustomer || d.Plan != "business" || d.Partner != "" || d.CreatedAt.IsZero() {
+		if d.Kind != store.OrgCustomer || d.Plan != "" || d.Partner != "" || d.CreatedAt.IsZero() {
 			t.Errorf("default org = %+v", *d)
 		}
 		u, err := s.GetUser(ctx, store.BootstrapUserID)

@@ -109,6 +109,7 @@ func Run(t *testing.T, open Opener) {
 		{"ResetTokens", testResetTokens},
 		{"TokenScope", testTokenScope},
 		{"AccountsReopen", testAccountsReopen},
+		{"Bandwidth", testBandwidth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

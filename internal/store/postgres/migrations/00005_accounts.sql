@@ -83,7 +83,7 @@ CREATE INDEX tokens_org ON tokens (org);
 -- change).
 INSERT INTO orgs (name, kind, partner, resource_version, body)
 SELECT 'default', 'customer', '', value,
-       json_build_object('name', 'default', 'display_name', 'Default', 'kind', 'customer', 'plan', 'business',
+       json_build_object('name', 'default', 'display_name', 'Default', 'kind', 'customer', 'plan', '',
                          'branding', json_build_object(), 'created_at', now(), 'resource_version', 0)
 FROM meta WHERE key = 'revision';
 INSERT INTO users (id, email, body)

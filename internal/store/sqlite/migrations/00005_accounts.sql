@@ -86,7 +86,7 @@ CREATE INDEX sites_org_name ON sites (org, name);
 -- change).
 INSERT INTO orgs (name, kind, partner, resource_version, body)
 SELECT 'default', 'customer', '', value,
-       json_object('name', 'default', 'display_name', 'Default', 'kind', 'customer', 'plan', 'business',
+       json_object('name', 'default', 'display_name', 'Default', 'kind', 'customer', 'plan', '',
                    'branding', json_object(), 'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                    'resource_version', 0)
 FROM meta WHERE key = 'revision';
