@@ -111,7 +111,9 @@ func TestSignIn(t *testing.T) {
 				*c = other
 			}},
 		{name: "expired flow", user: mockoidc.DefaultUser(), want: ErrBadState,
-			tamper: func(t *testing.T, p *Provider, clk *clock, u *url.URL, c **http.Cookie) { clk.add(DefaultFlowTTL + time.Second) }},
+			tamper: func(t *testing.T, p *Provider, clk *clock, u *url.URL, c **http.Cookie) {
+				clk.add(DefaultFlowTTL + time.Second)
+			}},
 		{name: "provider error", user: mockoidc.DefaultUser(), want: ErrDenied,
 			tamper: func(t *testing.T, p *Provider, clk *clock, u *url.URL, c **http.Cookie) {
 				q := u.Query()
