@@ -82,8 +82,9 @@ type Identity struct {
 	Email         string // lowercase
 	EmailVerified bool
 	Name          string
-	// ReturnTo is what the caller passed to Start.
+	// ReturnTo and Extra are what the caller passed to Start.
 	ReturnTo string
+	Extra    string
 }
 
 // Errors of Finish that are the browser's or the provider's doing (the
@@ -142,14 +143,16 @@ type flow struct {
 	Nonce    string    `json:"n"`
 	Verifier string    `json:"v"`
 	ReturnTo string    `json:"r,omitempty"`
+	Extra    string    `json:"x,omitempty"`
 	Expires  time.Time `json:"e"`
 }
 
 // Start begins a sign-in: it returns the provider's authorization URL to
 // redirect the browser to and the flow cookie to set with that redirect.
-// returnTo is handed back by Finish (the caller validates it).
-func (p *Provider) Start(returnTo string) (authURL string, cookie *http.Cookie, err error) {
-	f := flow{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo,
+// returnTo and extra (e.g. an invitation's secret) ride in the signed
+// cookie and are handed back by Finish (the caller validates returnTo).
+func (p *Provider) Start(returnTo, extra string) (authURL string, cookie *http.Cookie, err error) {
+	f := flow{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo, Extra: extra,
 		Expires: p.cfg.Clock().Add(p.cfg.FlowTTL)}
 	val, err := p.seal(f)
 	if err != nil {
@@ -253,5 +256,5 @@ func (p *Provider) Finish(ctx context.Context, r *http.Request) (*Identity, erro
 	}
 	verified := claims.EmailVerified == true || claims.EmailVerified == "true"
 	return &Identity{Issuer: idt.Issuer, Subject: idt.Subject, Email: strings.ToLower(strings.TrimSpace(claims.Email)),
-		EmailVerified: verified, Name: claims.Name, ReturnTo: f.ReturnTo}, nil
+		EmailVerified: verified, Name: claims.Name, ReturnTo: f.ReturnTo, Extra: f.Extra}, nil
 }

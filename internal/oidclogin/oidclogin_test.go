@@ -104,7 +104,7 @@ func TestSignIn(t *testing.T) {
 			}},
 		{name: "another flow's cookie", user: mockoidc.DefaultUser(), want: ErrBadState,
 			tamper: func(t *testing.T, p *Provider, clk *clock, u *url.URL, c **http.Cookie) {
-				_, other, err := p.Start("")
+				_, other, err := p.Start("", "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,7 +131,7 @@ func TestSignIn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &clock{}
 			p := newProvider(t, m, clk)
-			authURL, cookie, err := p.Start("/portal")
+			authURL, cookie, err := p.Start("/portal", "inv")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestSignIn(t *testing.T) {
 				t.Fatal(err)
 			}
 			if id.Issuer != m.Issuer() || id.Subject != tc.user.Subject || id.Email != strings.ToLower(tc.user.Email) ||
-				id.EmailVerified != tc.verified || id.ReturnTo != "/portal" {
+				id.EmailVerified != tc.verified || id.ReturnTo != "/portal" || id.Extra != "inv" {
 				t.Errorf("identity %+v", id)
 			}
 		})
@@ -169,7 +169,7 @@ func TestSignIn(t *testing.T) {
 func TestCodeReplay(t *testing.T) {
 	m := startIdP(t)
 	p := newProvider(t, m, &clock{})
-	authURL, cookie, err := p.Start("")
+	authURL, cookie, err := p.Start("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
