@@ -15,6 +15,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/platform"
 )
 
 // DefaultAPIURL is the API `aipress login` signs in to when neither --url,
@@ -248,4 +249,17 @@ those with 'aipress token delete'.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
+}
+
+// addAuthFlags adds the sign-in flags of aipress server and up.
+func addAuthFlags(cmd *cobra.Command, o *platform.AuthOptions) {
+	fl := cmd.Flags()
+	fl.BoolVar(&o.OpenSignup, "open-signup", false, "let anyone create a user and an organisation (POST /v1/auth/signup)")
+	fl.BoolVar(&o.OIDCSignup, "oidc-signup", false, "with --open-signup: OIDC identities without an account get one")
+	fl.StringVar(&o.OIDCIssuer, "oidc-issuer", "", "OpenID Connect provider's issuer URL for signing in (empty: no OIDC)")
+	fl.StringVar(&o.OIDCClientID, "oidc-client-id", "", "this platform's OIDC client ID at the provider")
+	fl.StringVar(&o.OIDCClientSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret")
+	fl.StringVar(&o.OIDCRedirectURL, "oidc-redirect-url", "", "the OIDC callback registered at the provider: <API URL>/v1/auth/oidc/callback")
+	fl.StringVar(&o.BaseURL, "auth-base-url", "", "where users reach the platform, for password-reset links and the device sign-in (default: the request's host)")
+	fl.StringVar(&o.MailDir, "mail-dir", "", "directory password-reset mails are written to as files (default <data-dir>/mail; they are also logged)")
 }

@@ -70,6 +70,8 @@ type ServerConfig struct {
 	Kube          KubeConfig
 	// Ready is called once the API listens.
 	Ready func(apiURL string)
+	// Auth configures signing in (passwords, OIDC, sign-up).
+	Auth AuthOptions
 }
 
 // controlPlane is the store, the API and the leader's loops: what
@@ -105,6 +107,7 @@ type controlPlaneConfig struct {
 	// maxShardCapacity caps shards' registered capacities (0: the API's
 	// default).
 	maxShardCapacity int
+	auth             AuthOptions
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -141,6 +144,12 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	auth, err := authConfig(ctx, cfg.auth, cfg.dataDir, kek, cfg.log.With("component", "auth"))
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -166,6 +175,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
+		Auth: auth,
 	})
 	return cp, nil
 }
@@ -238,7 +248,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
-		maxShardCapacity: cfg.MaxShardCapacity,
+		maxShardCapacity: cfg.MaxShardCapacity, auth: cfg.Auth,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)
