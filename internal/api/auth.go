@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/mail"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -117,15 +115,6 @@ func newAuthState(cfg AuthConfig) *authState {
 	}
 }
 
-// accounts returns the store's accounts part.
-func (s *server) accounts() (store.Accounts, error) {
-	a, ok := s.cfg.Store.(store.Accounts)
-	if !ok {
-		return nil, errorf(http.StatusNotImplemented, CodeUnimplemented, "this store keeps no user accounts")
-	}
-	return a, nil
-}
-
 // auditAuth records one sign-in event (every attempt, success or not):
 // the one place sign-in auditing goes through.
 func (s *server) auditAuth(ctx context.Context, action, actor, target string, err error, detail string) {
@@ -145,11 +134,8 @@ func (s *server) auditAuth(ctx context.Context, action, actor, target string, er
 func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
 func validEmail(e string) bool {
-	if len(e) > 254 || !strings.Contains(e, "@") {
-		return false
-	}
-	a, err := mail.ParseAddress(e)
-	return err == nil && a.Address == e && a.Name == ""
+	n, err := store.NormalizeEmail(e)
+	return err == nil && n == e && len(e) <= 254
 }
 
 // limitEmail takes a token of the per-e-mail sign-in bucket.
@@ -373,10 +359,7 @@ func (s *server) login(c *call) (response, error) {
 		if err := s.limitEmail(email); err != nil {
 			return nil, "rate limited (e-mail)", err
 		}
-		acc, err := s.accounts()
-		if err != nil {
-			return nil, "", err
-		}
+		acc := s.cfg.Store
 		return s.checkPassword(ctx, acc, email, req.Password)
 	}()
 	actor := ""
@@ -412,8 +395,6 @@ type SignupRequest struct {
 	// OrgDisplayName defaults to Org.
 	OrgDisplayName string `json:"org_display_name,omitempty"`
 }
-
-var orgNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 // orgNameFor makes an organisation name from an e-mail address.
 func orgNameFor(email string) (string, error) {
@@ -484,16 +465,13 @@ func (s *server) createAccount(c *call, email, pw, name, org, orgDisplay, issuer
 		if org, err = orgNameFor(email); err != nil {
 			return nil, internal(err)
 		}
-	} else if !orgNameRE.MatchString(org) {
+	} else if !store.ValidOrgName(org) {
 		return nil, badRequest("org %q: use 1-63 lowercase letters, digits or '-', starting with a letter", org)
 	}
 	if orgDisplay == "" {
 		orgDisplay = org
 	}
-	acc, err := s.accounts()
-	if err != nil {
-		return nil, err
-	}
+	acc := s.cfg.Store
 	ctx := c.r.Context()
 	if _, err := acc.GetOrg(ctx, org); err == nil {
 		return nil, errorf(http.StatusConflict, CodeAlreadyExists, "organisation %q exists; choose another name", org)
@@ -568,10 +546,7 @@ func (s *server) passwordReset(c *call) (response, error) {
 		if err := s.limitEmail(email); err != nil {
 			return "rate limited (e-mail)", err
 		}
-		acc, err := s.accounts()
-		if err != nil {
-			return "", err
-		}
+		acc := s.cfg.Store
 		u, err := acc.GetUserByEmail(ctx, email)
 		if errors.Is(err, store.ErrNotFound) {
 			return "unknown e-mail", nil
@@ -639,10 +614,7 @@ func (s *server) passwordResetConfirm(c *call) (response, error) {
 		if err := password.CheckPolicy(req.NewPassword, ""); err != nil {
 			return nil, badRequest("%v", err)
 		}
-		acc, err := s.accounts()
-		if err != nil {
-			return nil, err
-		}
+		acc := s.cfg.Store
 		now := s.cfg.Clock().UTC()
 		rt, err := acc.UseResetToken(ctx, store.TokenHash(req.Token), now)
 		if errors.Is(err, store.ErrNotFound) {
@@ -744,10 +716,7 @@ func (s *server) acceptInvite(c *call) (response, error) {
 				return nil, nil, badRequest("%v", err)
 			}
 		}
-		acc, err := s.accounts()
-		if err != nil {
-			return nil, nil, err
-		}
+		acc := s.cfg.Store
 		inv, err := s.takeInvite(ctx, acc, req.Token)
 		if err != nil {
 			return nil, nil, err

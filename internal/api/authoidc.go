@@ -95,10 +95,7 @@ var errUnverified = errorf(http.StatusForbidden, CodeForbidden, "the identity pr
 // user and organisation when OIDC sign-up is open. Otherwise it refuses.
 func (s *server) oidcUser(c *call, id *oidclogin.Identity) (*store.User, string, error) {
 	ctx := c.r.Context()
-	acc, err := s.accounts()
-	if err != nil {
-		return nil, "", err
-	}
+	acc := s.cfg.Store
 	u, err := acc.GetUserByOIDC(ctx, id.Issuer, id.Subject)
 	switch {
 	case err == nil:

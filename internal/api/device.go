@@ -228,10 +228,7 @@ func (s *server) deviceToken(c *call) (response, error) {
 	}
 	ctx := c.r.Context()
 	resp, err := func() (response, error) {
-		acc, err := s.accounts()
-		if err != nil {
-			return response{}, err
-		}
+		acc := s.cfg.Store
 		u, err := acc.GetUser(ctx, userID)
 		if errors.Is(err, store.ErrNotFound) || err == nil && u.Disabled {
 			return response{}, errorf(http.StatusForbidden, CodeForbidden, "the approving user no longer may sign in")
