@@ -444,7 +444,8 @@ func (s *server) wrap(rt route) http.Handler {
 			if !rt.Quiet && rt.Perm != permPublic {
 				s.audit(r.Context(), rt, c, err)
 			}
-			if err == nil && !resp.unchanged {
+			// Signing in changes nothing reconcilers watch.
+			if err == nil && !resp.unchanged && rt.Perm != permPublic {
 				s.cfg.Hub.Notify()
 				if s.cfg.Notify != nil {
 					s.cfg.Notify()
