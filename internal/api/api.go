@@ -19,6 +19,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,6 +126,9 @@ type Config struct {
 	// Plans are the platform's plans (what sites and organisations get,
 	// quotas). Nil: plans.Defaults().
 	Plans *plans.Set
+	// Auth configures signing in: passwords, OIDC, sign-up, sessions,
+	// lock-out and rate limits (see AuthConfig).
+	Auth AuthConfig
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -144,8 +148,9 @@ const (
 )
 
 type server struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	auth *authState
 }
 
 // NewHub returns a revision hub over st for Config.Hub: it reads the
@@ -223,7 +228,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Plans == nil {
 		cfg.Plans = plans.Defaults()
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth)}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
@@ -271,6 +276,9 @@ type response struct {
 	// goes; an error after the first byte aborts the connection, so the
 	// client sees a broken transfer, never a short body that looks whole.
 	stream func(w http.ResponseWriter) error
+	// header and cookies are added to the answer (sign-in routes).
+	header  http.Header
+	cookies []*http.Cookie
 }
 
 type handlerFunc func(s *server, c *call) (response, error)
@@ -364,6 +372,23 @@ var routes = []route{
 	{"POST", "/v1/audit/verify", "audit.verify", permPlatformAdm, platform, true, false, (*server).verifyAudit},
 	{"POST", "/v1/audit/checkpoint", "audit.checkpoint", permPlatformAdm, platform, true, false, (*server).checkpointAudit},
 
+	// Signing in (auth.go, authoidc.go, device.go). Public routes are
+	// rate-limited per source address in wrap and audited by their
+	// handlers (auditAuth), which know the user.
+	{"POST", "/v1/auth/signup", "auth.signup", permPublic, platform, true, false, (*server).signup},
+	{"POST", "/v1/auth/login", "auth.login", permPublic, platform, true, false, (*server).login},
+	// Any user's session or sign-in token (the handler refuses machine tokens).
+	{"POST", "/v1/auth/logout", "auth.logout", permAny, inside, true, false, (*server).logout},
+	{"GET", "/v1/auth/oidc/start", "auth.oidc.start", permPublic, platform, false, false, (*server).oidcStart},
+	{"GET", "/v1/auth/oidc/callback", "auth.login.oidc", permPublic, platform, false, false, (*server).oidcCallback},
+	{"POST", "/v1/auth/password-reset", "auth.password-reset", permPublic, platform, true, false, (*server).passwordReset},
+	{"POST", "/v1/auth/password-reset/confirm", "auth.password-reset.confirm", permPublic, platform, true, false, (*server).passwordResetConfirm},
+	{"POST", "/v1/invites/accept", "invite.accept", permPublic, platform, true, false, (*server).acceptInvite},
+	{"POST", "/v1/auth/device", "auth.device", permPublic, platform, true, false, (*server).deviceStart},
+	// Any user's session or sign-in token (approves as that user; the handler refuses machine tokens).
+	{"POST", "/v1/auth/device/approve", "auth.device.approve", permAny, inside, true, false, (*server).deviceApprove},
+	{"POST", "/v1/auth/device/token", "auth.login.device", permPublic, platform, true, false, (*server).deviceToken},
+
 	{"GET", "/v1/whoami", "whoami", permAny, platform, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
@@ -373,10 +398,19 @@ var routes = []route{
 // written (at most).
 const touchEvery = time.Minute
 
+// authenticate finds the request's token: the bearer header's, else the
+// session cookie's (a browser's; only session tokens count there).
 func (s *server) authenticate(r *http.Request) (*store.Token, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return nil, errorf(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token (Authorization: Bearer <token>)")
+		if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+			tok, err := s.lookupSecret(r, ck.Value)
+			if err == nil && tok.Kind != store.TokenSession {
+				return nil, errorf(http.StatusUnauthorized, CodeUnauthenticated, "the session cookie holds no session")
+			}
+			return tok, err
+		}
+		return nil, errorf(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token (Authorization: Bearer <token>) or session cookie")
 	}
 	scheme, secret, ok := strings.Cut(h, " ")
 	secret = strings.TrimSpace(secret)
@@ -428,15 +462,28 @@ func (s *server) wrap(rt route) http.Handler {
 		c := &call{r: r, action: rt.Action, perm: rt.Perm, target: r.PathValue("name"),
 			channel: channel, requestID: reqID, sourceIP: sourceIP}
 		var resp response
-		err := s.admit(c, rt)
+		// Cookie-borne state changes must be same-origin (CSRF), and
+		// public routes are rate-limited per source address (not
+		// audited: a flood would be a store write per request).
+		err := s.checkCSRF(r)
+		if err == nil && rt.Perm == permPublic {
+			if ok, d := s.auth.ips.allow(clientIP(r), s.cfg.Clock()); !ok {
+				err = rateLimited(d)
+			}
+		}
+		if err == nil {
+			err = s.admit(c, rt)
+		}
 		if err == nil {
 			resp, err = rt.handle(s, c)
 		}
 		if rt.Mutating && c.who != nil {
-			if !rt.Quiet {
+			// Public routes audit themselves (auditAuth names the user).
+			if !rt.Quiet && rt.Perm != permPublic {
 				s.audit(r.Context(), rt, c, err)
 			}
-			if err == nil && !resp.unchanged {
+			// Signing in changes nothing reconcilers watch.
+			if err == nil && !resp.unchanged && rt.Perm != permPublic {
 				s.cfg.Hub.Notify()
 				if s.cfg.Notify != nil {
 					s.cfg.Notify()
@@ -494,7 +541,28 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 		Target: c.target, Outcome: outcome, Detail: c.detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP})
 }
 
+// checkCSRF refuses cross-origin browser requests that change state
+// without a bearer header (a session cookie rides along by itself; a
+// bearer header is set by a program, never by another site). Go's
+// CrossOriginProtection reads Sec-Fetch-Site and Origin: requests
+// without them (programs) pass.
+func (s *server) checkCSRF(r *http.Request) error {
+	if r.Header.Get("Authorization") != "" {
+		return nil
+	}
+	if err := s.auth.csrf.Check(r); err != nil {
+		return HTTPError{Status: http.StatusForbidden, Code: CodeForbidden, Msg: "cross-origin request refused", Err: err}
+	}
+	return nil
+}
+
 func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
+	for k, v := range resp.header {
+		w.Header()[k] = v
+	}
+	for _, ck := range resp.cookies {
+		http.SetCookie(w, ck)
+	}
 	if resp.stream != nil {
 		w.Header().Set("Content-Type", resp.contentType)
 		w.WriteHeader(http.StatusOK)
@@ -502,6 +570,10 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
 			s.log.Error("api stream failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			panic(http.ErrAbortHandler)
 		}
+		return
+	}
+	if resp.body == nil && resp.raw == nil && resp.status >= 300 && resp.status < 400 {
+		w.WriteHeader(resp.status) // a redirect
 		return
 	}
 	if resp.raw != nil {
@@ -533,6 +605,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	}
 	if he.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	var tm tooMany
+	if errors.As(err, &tm) {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(tm.retry)))
 	}
 	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg}})
 	return he.Status

@@ -114,6 +114,19 @@ var matrix = map[string]string{
 	"GET /v1/audit/export":                 "site.list",
 	"POST /v1/audit/verify":                "platform.admin",
 	"POST /v1/audit/checkpoint":            "platform.admin",
+	// Signing in: public, except signing out and approving a device
+	// (any token at the door; the handlers refuse machine tokens).
+	"POST /v1/auth/signup":                 "public",
+	"POST /v1/auth/login":                  "public",
+	"POST /v1/auth/logout":                 "any",
+	"GET /v1/auth/oidc/start":              "public",
+	"GET /v1/auth/oidc/callback":           "public",
+	"POST /v1/auth/password-reset":         "public",
+	"POST /v1/auth/password-reset/confirm": "public",
+	"POST /v1/invites/accept":              "public",
+	"POST /v1/auth/device":                 "public",
+	"POST /v1/auth/device/approve":         "any",
+	"POST /v1/auth/device/token":           "public",
 }
 
 // matrixFixture is a store with two customer organisations (acme, owned

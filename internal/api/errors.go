@@ -20,6 +20,8 @@ const (
 	// CodeExpired (410): a watch's revision is older than the kept
 	// tombstones; list everything again.
 	CodeExpired = "expired"
+	// CodeRateLimited (429): too many sign-in attempts; see Retry-After.
+	CodeRateLimited = "rate_limited"
 )
 
 // HTTPError is an error that carries the HTTP status and API error code to

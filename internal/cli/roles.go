@@ -166,6 +166,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
 	addKubeFlags(cmd, &cfg)
+	addAuthFlags(cmd, &cfg.Auth)
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -106,6 +106,7 @@ type upFlags struct {
 	shards     int
 	capacity   int
 	firewall   string
+	auth       platform.AuthOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -249,6 +250,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 				return fmt.Errorf("--shards and --shard-capacity must be at least 1")
 			}
 			cfg.Shards, cfg.ShardCapacity = f.shards, f.capacity
+			cfg.Auth = f.auth
 			if cfg.SiteFirewall, err = platform.ParseFirewallMode(f.firewall); err != nil {
 				return fmt.Errorf("--site-firewall: %w", err)
 			}
@@ -270,6 +272,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.acmeCA, "acme-ca", "", "ACME directory URL for public site domains (default Let's Encrypt production; 'off': internal CA only) (env "+EnvACMECA+")")
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
+	addAuthFlags(cmd, &f.auth)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")

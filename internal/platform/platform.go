@@ -107,6 +107,8 @@ type Config struct {
 	// address, except the edge's HTTP and HTTPS ports (package sitefw);
 	// default FirewallAuto.
 	SiteFirewall FirewallMode
+	// Auth configures signing in (passwords, OIDC, sign-up).
+	Auth AuthOptions
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -223,7 +225,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
-		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans,
+		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans, auth: cfg.Auth,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},

@@ -74,6 +74,8 @@ type ServerConfig struct {
 	Kube          KubeConfig
 	// Ready is called once the API listens.
 	Ready func(apiURL string)
+	// Auth configures signing in (passwords, OIDC, sign-up).
+	Auth AuthOptions
 }
 
 // controlPlane is the store, the API and the leader's loops: what
@@ -111,6 +113,7 @@ type controlPlaneConfig struct {
 	maxShardCapacity int
 	// plans: nil for plans.Defaults().
 	plans *plans.Set
+	auth  AuthOptions
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -163,6 +166,12 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if cfg.plans == nil {
 		cfg.plans = plans.Defaults()
 	}
+	auth, err := authConfig(ctx, cfg.auth, cfg.dataDir, kek, cfg.log.With("component", "auth"))
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -190,6 +199,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner,
 		Plans:       cfg.plans,
+		Auth:        auth,
 	})
 	return cp, nil
 }
@@ -262,7 +272,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
-		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans,
+		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)
