@@ -267,6 +267,8 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", store.RoleAdmin, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", store.RoleAdmin, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", store.RoleViewer, false, false, (*server).listWAFEvents},
+	// authz: platform admin, or the site's org owner/developer (the site's org from {name})
+	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", store.RoleAdmin, true, false, (*server).rotateSiteSecret},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", store.RoleAdmin, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", store.RoleViewer, false, false, (*server).listBackups},
