@@ -79,6 +79,6 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
-		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d))
+		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newSecretsCmd(d))
 	return root
 }
