@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -47,14 +48,30 @@ var DefaultPHP = site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, I
 type Plan struct {
 	PHP    site.PHP
 	Limits site.Limits
+	// RotateDBPasswordDays: the control plane's leader rotates the DB
+	// password of the plan's sites this many days after the last rotation
+	// (or the site's creation); 0: never (control.Rotations).
+	RotateDBPasswordDays int
+}
+
+// RotationPolicy returns how often a site's DB password is rotated on
+// schedule (its plan's RotateDBPasswordDays; an unknown plan: basic's); 0:
+// never.
+func RotationPolicy(spec *site.Spec) time.Duration {
+	p, ok := Plans[spec.Plan]
+	if !ok {
+		p = Plans[DefaultPlan]
+	}
+	return time.Duration(p.RotateDBPasswordDays) * 24 * time.Hour
 }
 
 // Plans maps each plan name to its resources.
 var Plans = map[string]Plan{
 	"basic": {PHP: DefaultPHP, Limits: site.Limits{DiskMB: 1024, DBConnections: 20}},
 	"business": {
-		PHP:    site.PHP{MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60, RequestTimeoutSeconds: 300},
-		Limits: site.Limits{DiskMB: 10240, DBConnections: 40},
+		PHP:                  site.PHP{MaxChildren: 10, MemoryLimitMB: 512, UploadMaxMB: 256, IdleTimeoutSecond: 60, RequestTimeoutSeconds: 300},
+		Limits:               site.Limits{DiskMB: 10240, DBConnections: 40},
+		RotateDBPasswordDays: 90,
 	},
 	"dev": {
 		PHP:    site.PHP{MaxChildren: 2, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10, RequestTimeoutSeconds: 120},

@@ -80,6 +80,7 @@ type controlPlane struct {
 	hub        interface{ Notify() }
 	controller *control.Controller
 	backups    *backupctl.Controller
+	rotations  *control.Rotations
 	repos      *repos.Manager
 	handler    http.Handler
 	apiURL     string
@@ -162,6 +163,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store: st, Repos: manager, Policy: api.BackupPolicy, Logger: cfg.log.With("component", "backups"),
 		Notify: notify,
 	})
+	cp.rotations = control.NewRotations(control.RotationConfig{
+		Store: st, Every: api.RotationPolicy, Logger: cfg.log.With("component", "rotations"), Notify: notify,
+	})
 	cp.handler = api.New(api.Config{
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
@@ -184,6 +188,8 @@ func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(c
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.backups.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cp.rotations.Run(ctx) }()
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()
