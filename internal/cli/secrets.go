@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -29,9 +33,18 @@ fails; an interrupted rotation is finished when its job runs again.
 salts: new WordPress salts. Every user of the site is logged out (cookies and
 nonces made with the old salts stop working), so it needs --yes.
 
-Rotations are jobs on the site's shard; --wait follows one.`,
+Site rotations are jobs on the site's shard; --wait follows one.
+
+purge-secret: the edge's purge secret, on the edge's machine (its data
+directory's purge-secret file). The previous secret stays accepted while the
+shards rewrite every site's wp-config.php with its new purge key (within
+their full resync, 5 minutes by default), until 'rotate purge-secret
+--finish' or for an hour. Running edges and shards pick the change up without
+a restart.`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait
   aipress secrets rotate salts blog.localhost --yes
+  aipress secrets rotate purge-secret --data-dir /var/lib/aipress
+  aipress secrets rotate purge-secret --data-dir /var/lib/aipress --finish
   aipress secrets status`,
 	}, o)
 	cmd.AddCommand(newSecretsRotateCmd(o), newSecretsStatusCmd(o))
@@ -40,21 +53,38 @@ Rotations are jobs on the site's shard; --wait follows one.`,
 
 func newSecretsRotateCmd(o *siteOpts) *cobra.Command {
 	var (
-		wait    bool
-		yes     bool
-		timeout time.Duration
+		wait, yes, finish bool
+		timeout           time.Duration
+		dataDir           string
 	)
 	cmd := &cobra.Command{
-		Use:   "rotate db-password|salts DOMAIN",
-		Short: "Rotate one secret of a site",
+		Use:   "rotate db-password|salts DOMAIN | rotate purge-secret [--finish]",
+		Short: "Rotate one secret of a site, or the edge's purge secret",
 		Long: `Rotate the site's database password (no request fails) or its WordPress salts
 (every user of the site is logged out: requires --yes). A rotation of the same
-kind already in flight is followed instead of starting another.`,
+kind already in flight is followed instead of starting another.
+
+purge-secret rotates the purge secret in --data-dir (the edge's; default
+$` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the overlap.`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait -o json
-  aipress secrets rotate salts blog.localhost --yes --wait`,
-		Args: cobra.ExactArgs(2),
+  aipress secrets rotate salts blog.localhost --yes --wait
+  aipress secrets rotate purge-secret --data-dir ./aipress-data`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, name := args[0], args[1]
+			kind := args[0]
+			if kind == secretPurge {
+				if len(args) != 1 {
+					return errors.New("purge-secret is the edge's, not a site's: no DOMAIN")
+				}
+				return o.rotatePurgeSecret(cmd, dataDir, finish)
+			}
+			if finish {
+				return fmt.Errorf("--finish is for purge-secret; a %s rotation finishes by itself", kind)
+			}
+			if len(args) != 2 {
+				return fmt.Errorf("which site? aipress secrets rotate %s DOMAIN", kind)
+			}
+			name := args[1]
 			switch kind {
 			case store.SecretDBPassword:
 			case store.SecretSalts:
@@ -62,7 +92,7 @@ kind already in flight is followed instead of starting another.`,
 					return fmt.Errorf("rotating the salts of %s logs every one of its users out; run again with --yes", name)
 				}
 			default:
-				return fmt.Errorf("unknown secret %q: want %s or %s", kind, store.SecretDBPassword, store.SecretSalts)
+				return fmt.Errorf("unknown secret %q: want %s, %s or %s", kind, store.SecretDBPassword, store.SecretSalts, secretPurge)
 			}
 			c, err := o.connect()
 			if err != nil {
@@ -84,17 +114,22 @@ kind already in flight is followed instead of starting another.`,
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a rotation that logs users out (salts)")
+	cmd.Flags().BoolVar(&finish, "finish", false, "purge-secret: stop accepting the previous secret")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "purge-secret: the edge's data directory (env "+EnvDataDir+", default "+DefaultDataDir+")")
 	jobWaitFlags(cmd, &wait, &timeout, "the rotation is done")
 	return cmd
 }
 
 func newSecretsStatusCmd(o *siteOpts) *cobra.Command {
-	return &cobra.Command{
+	var dataDir string
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the secret rotations in flight (pending or running)",
 		Long: `List the secret.rotate jobs that are pending or running: what is mid-rotation.
 A failed rotation is listed by 'aipress job list --kind secret.rotate --phase
-Failed'; requesting the same rotation again resumes it where it stopped.`,
+Failed'; requesting the same rotation again resumes it where it stopped.
+When the purge secret of --data-dir (or the default data directory) is on
+this machine, whether its rotation is in flight too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.connect()
@@ -114,15 +149,39 @@ Failed'; requesting the same rotation again resumes it where it stopped.`,
 				}
 				opts.Continue = l.Continue
 			}
+			out := map[string]any{"rotations": all}
+			path := o.purgeSecretPath(dataDir)
+			var ps *purge.RotationState
+			if _, err := os.Stat(path); err == nil {
+				st, err := purge.State(path)
+				if err != nil {
+					return err
+				}
+				ps = &st
+				out["purge_secret"] = map[string]any{"file": path, "state": st}
+			}
 			if o.output != "table" {
 				if all == nil {
-					all = []store.Job{}
+					out["rotations"] = []store.Job{}
 				}
-				return printData(cmd.OutOrStdout(), o.output, map[string]any{"rotations": all})
+				return printData(cmd.OutOrStdout(), o.output, out)
 			}
-			return printRotations(cmd.OutOrStdout(), o.d.now(), all)
+			if err := printRotations(cmd.OutOrStdout(), o.d.now(), all); err != nil {
+				return err
+			}
+			if ps != nil {
+				if ps.InFlight {
+					fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: rotation in flight since %s (the previous secret is accepted for %s after it, or until --finish).\n",
+						path, ps.Since.Format(time.RFC3339), platform.PurgeOverlap)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: no rotation in flight.\n", path)
+				}
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the edge's data directory, for its purge secret (env "+EnvDataDir+", default "+DefaultDataDir+")")
+	return cmd
 }
 
 func printRotations(w io.Writer, now time.Time, jobs []store.Job) error {
@@ -140,4 +199,53 @@ func printRotations(w io.Writer, now time.Time, jobs []store.Job) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, dash(j.Site), dash(p.Kind), dash(j.Shard), j.Phase, progressText(j.Progress), age(now, j.CreatedAt))
 	}
 	return tw.Flush()
+}
+
+// secretPurge is the edge's purge secret (a local file, not a job).
+const secretPurge = "purge-secret"
+
+// purgeSecretPath is the purge secret file of dataDir (or the default).
+func (o *siteOpts) purgeSecretPath(dataDir string) string {
+	if dataDir == "" {
+		dataDir = o.d.getenv(EnvDataDir)
+	}
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	return filepath.Join(dataDir, platform.PurgeSecretFile)
+}
+
+// rotatePurgeSecret rotates (or finishes rotating) the edge's purge
+// secret in its data directory.
+func (o *siteOpts) rotatePurgeSecret(cmd *cobra.Command, dataDir string, finish bool) error {
+	if err := checkFormat(o.output); err != nil {
+		return err
+	}
+	path := o.purgeSecretPath(dataDir)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no purge secret at %s (pass the edge's --data-dir): %w", path, err)
+	}
+	var err error
+	if finish {
+		err = purge.Finish(path)
+	} else {
+		err = purge.Rotate(path)
+	}
+	if err != nil {
+		return err
+	}
+	st, err := purge.State(path)
+	if err != nil {
+		return err
+	}
+	if o.output != "table" {
+		return printData(cmd.OutOrStdout(), o.output, map[string]any{"secret": secretPurge, "file": path, "state": st})
+	}
+	if finish {
+		fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: rotation finished; only the current secret is accepted.\n", path)
+		return nil
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s rotated. The edge accepts the previous one too until\n"+
+		"'aipress secrets rotate purge-secret --finish' (after the shards' next full resync) or for %s.\n", path, platform.PurgeOverlap)
+	return nil
 }

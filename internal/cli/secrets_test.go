@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aipress/aipress/internal/edge/purge"
+	"github.com/aipress/aipress/internal/platform"
 )
 
 // TestSecretsCommands requests rotations through the real API (the fake
@@ -61,5 +67,53 @@ func TestSecretsCommands(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Rotations) != 1 || st.Rotations[0].Site != "a.com" || st.Rotations[0].Params.Kind != "db-password" {
 		t.Fatalf("status json: %v %s", err, out)
+	}
+}
+
+// TestSecretsPurgeCommands rotates the purge secret of a data directory
+// with the CLI: the previous secret is kept beside the new one until
+// --finish, status says so, and misuse is refused.
+func TestSecretsPurgeCommands(t *testing.T) {
+	b := newBackupHarness(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, platform.PurgeSecretFile)
+	if _, _, err := b.run(t, "secrets", "rotate", "purge-secret", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no purge secret at") {
+		t.Fatalf("rotate without a secret: %v", err)
+	}
+	first, err := purge.LoadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := b.run(t, "secrets", "rotate", "purge-secret", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "rotated") {
+		t.Fatalf("rotate: %v %s", err, out)
+	}
+	cur, _ := os.ReadFile(path)
+	prev, _ := os.ReadFile(path + purge.PrevSuffix)
+	if bytes.Equal(cur, first) || !bytes.Equal(prev, first) {
+		t.Fatal("the secret was not rotated with the previous one kept")
+	}
+	if _, _, err := b.run(t, "secrets", "rotate", "purge-secret", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "finish it first") {
+		t.Errorf("second rotate during the overlap: %v", err)
+	}
+	out, _, err = b.run(t, "secrets", "status", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "rotation in flight since") {
+		t.Errorf("status: %v %s", err, out)
+	}
+	out, _, err = b.run(t, "secrets", "rotate", "purge-secret", "--data-dir", dir, "--finish", "-o", "json")
+	if err != nil || !strings.Contains(out, `"in_flight": false`) {
+		t.Fatalf("finish: %v %s", err, out)
+	}
+	if _, err := os.Stat(path + purge.PrevSuffix); !os.IsNotExist(err) {
+		t.Error("the previous secret survived --finish")
+	}
+	for _, args := range [][]string{
+		{"secrets", "rotate", "purge-secret", "a.com"},
+		{"secrets", "rotate", "db-password", "a.com", "--finish"},
+		{"secrets", "rotate", "db-password"},
+	} {
+		if _, _, err := b.run(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
 	}
 }

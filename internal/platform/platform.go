@@ -253,9 +253,9 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLns()
 		return err
 	}
-	go func() { _ = fw.Prepare(1) }()                                             // build the default rule set before the first request needs it
-	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
-	mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
+	go func() { _ = fw.Prepare(1) }()                                                  // build the default rule set before the first request needs it
+	mws := []edge.Middleware{purge.KeyringMiddleware(purges.ring, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+	mws = append(mws, extras.middlewares()...)                                         // rate limit, HTTPS redirect
 	mws = append(mws, pageCache.Middleware())
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
 		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: extras.metrics.Observe})

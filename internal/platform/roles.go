@@ -194,7 +194,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 		return err
 	}
 	go func() { _ = fw.Prepare(1) }()
-	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
+	mws := []edge.Middleware{purge.KeyringMiddleware(purges.ring, pageCache, edgeLog)}
 	mws = append(mws, extras.middlewares()...)
 	mws = append(mws, pageCache.Middleware())
 	// client (above) also follows the routing table and gets the edge's certificate.
