@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/store"
@@ -40,11 +42,20 @@ directory's purge-secret file). The previous secret stays accepted while the
 shards rewrite every site's wp-config.php with its new purge key (within
 their full resync, 5 minutes by default), until 'rotate purge-secret
 --finish' or for an hour. Running edges and shards pick the change up without
-a restart.`,
+a restart.
+
+backup-kek: the control plane's key-encryption key, on its machine (its data
+directory's backup-kek). A new key is written, the old one kept as
+backup-kek.old while every repository under the backup URL is re-wrapped (its
+master key sealed with the new key and the new access keys), then retired: it
+opens nothing afterwards. Backups taken before still restore. A run that
+stopped half-way is finished by running it again. The running control plane
+picks the new key up; other replicas need a copy of the new backup-kek.`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait
   aipress secrets rotate salts blog.localhost --yes
   aipress secrets rotate purge-secret --data-dir /var/lib/aipress
   aipress secrets rotate purge-secret --data-dir /var/lib/aipress --finish
+  aipress secrets rotate backup-kek --data-dir /var/lib/aipress
   aipress secrets status`,
 	}, o)
 	cmd.AddCommand(newSecretsRotateCmd(o), newSecretsStatusCmd(o))
@@ -53,25 +64,33 @@ a restart.`,
 
 func newSecretsRotateCmd(o *siteOpts) *cobra.Command {
 	var (
-		wait, yes, finish bool
-		timeout           time.Duration
-		dataDir           string
+		wait, yes, finish  bool
+		timeout            time.Duration
+		dataDir, backupURL string
 	)
 	cmd := &cobra.Command{
-		Use:   "rotate db-password|salts DOMAIN | rotate purge-secret [--finish]",
-		Short: "Rotate one secret of a site, or the edge's purge secret",
+		Use:   "rotate db-password|salts DOMAIN | rotate purge-secret [--finish] | rotate backup-kek",
+		Short: "Rotate one secret of a site, the edge's purge secret or the backup key-encryption key",
 		Long: `Rotate the site's database password (no request fails) or its WordPress salts
 (every user of the site is logged out: requires --yes). A rotation of the same
 kind already in flight is followed instead of starting another.
 
 purge-secret rotates the purge secret in --data-dir (the edge's; default
-$` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the overlap.`,
+$` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the overlap.
+backup-kek rotates the key-encryption key in --data-dir over every repository
+under --backup-url (default $` + EnvBackupURL + ` or file://<data-dir>/backups).`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait -o json
   aipress secrets rotate salts blog.localhost --yes --wait
   aipress secrets rotate purge-secret --data-dir ./aipress-data`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
+			if kind == secretKEK {
+				if len(args) != 1 || finish {
+					return errors.New("backup-kek takes no DOMAIN and no --finish (it finishes by itself)")
+				}
+				return o.rotateKEK(cmd, dataDir, backupURL)
+			}
 			if kind == secretPurge {
 				if len(args) != 1 {
 					return errors.New("purge-secret is the edge's, not a site's: no DOMAIN")
@@ -92,7 +111,7 @@ $` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the o
 					return fmt.Errorf("rotating the salts of %s logs every one of its users out; run again with --yes", name)
 				}
 			default:
-				return fmt.Errorf("unknown secret %q: want %s, %s or %s", kind, store.SecretDBPassword, store.SecretSalts, secretPurge)
+				return fmt.Errorf("unknown secret %q: want %s, %s, %s or %s", kind, store.SecretDBPassword, store.SecretSalts, secretPurge, secretKEK)
 			}
 			c, err := o.connect()
 			if err != nil {
@@ -115,7 +134,8 @@ $` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the o
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a rotation that logs users out (salts)")
 	cmd.Flags().BoolVar(&finish, "finish", false, "purge-secret: stop accepting the previous secret")
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "purge-secret: the edge's data directory (env "+EnvDataDir+", default "+DefaultDataDir+")")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "purge-secret, backup-kek: the edge's or control plane's data directory (env "+EnvDataDir+", default "+DefaultDataDir+")")
+	cmd.Flags().StringVar(&backupURL, "backup-url", "", "backup-kek: the bucket of the backup repositories (env "+EnvBackupURL+", default file://<data-dir>/backups)")
 	jobWaitFlags(cmd, &wait, &timeout, "the rotation is done")
 	return cmd
 }
@@ -160,6 +180,14 @@ this machine, whether its rotation is in flight too.`,
 				ps = &st
 				out["purge_secret"] = map[string]any{"file": path, "state": st}
 			}
+			kekPath := filepath.Join(o.dataDirOf(dataDir), repos.KEKFile)
+			kekInFlight := false
+			if _, err := os.Stat(kekPath); err == nil {
+				if kekInFlight, err = repos.KEKRotationInFlight(kekPath); err != nil {
+					return err
+				}
+				out["backup_kek"] = map[string]any{"file": kekPath, "in_flight": kekInFlight}
+			}
 			if o.output != "table" {
 				if all == nil {
 					out["rotations"] = []store.Job{}
@@ -176,6 +204,9 @@ this machine, whether its rotation is in flight too.`,
 				} else {
 					fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: no rotation in flight.\n", path)
 				}
+			}
+			if kekInFlight {
+				fmt.Fprintf(cmd.OutOrStdout(), "Backup key %s: a rotation stopped half-way (the old key is kept); run 'aipress secrets rotate backup-kek' again.\n", kekPath)
 			}
 			return nil
 		},
@@ -201,18 +232,67 @@ func printRotations(w io.Writer, now time.Time, jobs []store.Job) error {
 	return tw.Flush()
 }
 
-// secretPurge is the edge's purge secret (a local file, not a job).
-const secretPurge = "purge-secret"
+// The platform secrets rotated on their machine (local files, not jobs).
+const (
+	secretPurge = "purge-secret"
+	secretKEK   = "backup-kek"
+)
 
-// purgeSecretPath is the purge secret file of dataDir (or the default).
-func (o *siteOpts) purgeSecretPath(dataDir string) string {
+// dataDirOf is dataDir, or the environment's, or the default.
+func (o *siteOpts) dataDirOf(dataDir string) string {
 	if dataDir == "" {
 		dataDir = o.d.getenv(EnvDataDir)
 	}
 	if dataDir == "" {
 		dataDir = DefaultDataDir
 	}
-	return filepath.Join(dataDir, platform.PurgeSecretFile)
+	return dataDir
+}
+
+// purgeSecretPath is the purge secret file of dataDir (or the default).
+func (o *siteOpts) purgeSecretPath(dataDir string) string {
+	return filepath.Join(o.dataDirOf(dataDir), platform.PurgeSecretFile)
+}
+
+// rotateKEK rotates the backup key-encryption key of dataDir over every
+// repository under backupURL.
+func (o *siteOpts) rotateKEK(cmd *cobra.Command, dataDir, backupURL string) error {
+	if err := checkFormat(o.output); err != nil {
+		return err
+	}
+	dir := o.dataDirOf(dataDir)
+	kekPath := filepath.Join(dir, repos.KEKFile)
+	kek, err := os.ReadFile(kekPath)
+	if err != nil {
+		return fmt.Errorf("no backup key at %s (pass the control plane's --data-dir): %w", kekPath, err)
+	}
+	// The mesh CA and move keys must not follow the KEK: a data directory
+	// that predates the platform secret gets it from the current KEK first.
+	if _, err := repos.LoadPlatformSecret(filepath.Join(dir, repos.PlatformSecretFile), kek); err != nil {
+		return err
+	}
+	if backupURL == "" {
+		backupURL = o.d.getenv(EnvBackupURL)
+	}
+	if backupURL == "" {
+		backupURL = repos.DefaultBaseURL(dir)
+	}
+	ctx := cmd.Context()
+	names, err := repos.ListRepos(ctx, backupURL)
+	if err != nil {
+		return err
+	}
+	res, err := repos.RotateKEK(ctx, kekPath, backupURL, names, &repo.Options{Owner: "kek rotation"})
+	if err != nil {
+		return fmt.Errorf("%w (run the rotation again to finish it)", err)
+	}
+	if o.output != "table" {
+		return printData(cmd.OutOrStdout(), o.output, res)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Backup key %s rotated: %d repositories re-wrapped, %d already were; the old key is retired.\n",
+		kekPath, len(res.Rewrapped), len(res.Done))
+	fmt.Fprintln(cmd.OutOrStdout(), "Back the new key up apart from the data directory; control-plane replicas need a copy of it.")
+	return nil
 }
 
 // rotatePurgeSecret rotates (or finishes rotating) the edge's purge

@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/platform"
 )
@@ -115,5 +118,52 @@ func TestSecretsPurgeCommands(t *testing.T) {
 		if _, _, err := b.run(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// TestSecretsKEKCommand rotates the backup key of a data directory with
+// the CLI: a snapshot taken before reads with the new key, the old key
+// opens nothing, and the platform secret (CA, move keys) keeps the old
+// key's bytes.
+func TestSecretsKEKCommand(t *testing.T) {
+	b := newBackupHarness(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	kekPath := filepath.Join(dir, repos.KEKFile)
+	oldKEK, err := repos.LoadKEK(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := repos.DefaultBaseURL(dir)
+	u, _ := repos.RepoURL(base, "local")
+	if err := os.MkdirAll(filepath.Join(dir, "backups", "local"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.OpenURL(ctx, u, oldKEK, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	out, _, err := b.run(t, "secrets", "rotate", "backup-kek", "--data-dir", dir, "-o", "json")
+	if err != nil || !strings.Contains(out, `"finished": true`) || !strings.Contains(out, `"local"`) {
+		t.Fatalf("rotate: %v %s", err, out)
+	}
+	newKEK, _ := os.ReadFile(kekPath)
+	if bytes.Equal(newKEK, oldKEK) {
+		t.Fatal("the KEK did not change")
+	}
+	if _, err := repo.OpenURL(ctx, u, oldKEK, false, nil); !errors.Is(err, repo.ErrWrongKey) {
+		t.Errorf("the old KEK still opens the repository: %v", err)
+	}
+	if r, err := repo.OpenURL(ctx, u, newKEK, false, nil); err != nil {
+		t.Errorf("the new KEK does not open the repository: %v", err)
+	} else {
+		r.Close()
+	}
+	if secret, _ := os.ReadFile(filepath.Join(dir, repos.PlatformSecretFile)); !bytes.Equal(secret, oldKEK) {
+		t.Error("the platform secret is not the old KEK's bytes")
+	}
+	if _, _, err := b.run(t, "secrets", "rotate", "backup-kek", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no backup key at") {
+		t.Errorf("rotate without a key: %v", err)
 	}
 }

@@ -130,14 +130,22 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if cfg.backupURL == "" {
 		cfg.backupURL = repos.DefaultBaseURL(cfg.dataDir)
 	}
-	manager, err := repos.New(repos.Config{BaseURL: cfg.backupURL, KEK: kek, Options: &repo.Options{Owner: "control plane"}})
+	// The CA of the edge ↔ gateway channel and the move keys derive from
+	// the platform secret (the KEK's bytes when it was created), so that a
+	// KEK rotation changes neither: replicas sharing it issue under one CA
+	// (package mtls).
+	secret, err := repos.LoadPlatformSecret(filepath.Join(cfg.dataDir, repos.PlatformSecretFile), kek)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	// The CA of the edge ↔ gateway channel derives from the KEK: replicas
-	// sharing the KEK issue under one CA (package mtls).
-	ca, err := mtls.NewAuthority(kek, nil)
+	manager, err := repos.New(repos.Config{BaseURL: cfg.backupURL, KEK: kek, KEKFile: filepath.Join(cfg.dataDir, repos.KEKFile),
+		MoveSecret: secret, Options: &repo.Options{Owner: "control plane"}})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ca, err := mtls.NewAuthority(secret, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
