@@ -69,7 +69,7 @@ func newSecretsRotateCmd(o *siteOpts) *cobra.Command {
 		dataDir, backupURL string
 	)
 	cmd := &cobra.Command{
-		Use:   "rotate db-password|salts DOMAIN | rotate purge-secret [--finish] | rotate backup-kek",
+		Use:   "rotate db-password|salts DOMAIN | purge-secret [--finish] | backup-kek",
 		Short: "Rotate one secret of a site, the edge's purge secret or the backup key-encryption key",
 		Long: `Rotate the site's database password (no request fails) or its WordPress salts
 (every user of the site is logged out: requires --yes). A rotation of the same

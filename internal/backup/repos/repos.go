@@ -175,7 +175,7 @@ func New(cfg Config) (*Manager, error) {
 	src := &kekSource{path: cfg.KEKFile, cur: append([]byte(nil), cfg.KEK...)}
 	if cfg.KEKFile != "" {
 		if fi, err := os.Stat(cfg.KEKFile); err == nil {
-			src.curMod, src.checked = fi.ModTime(), time.Now()
+			src.curMod, src.checked = fileStamp(fi), time.Now()
 		}
 	}
 	if cfg.MoveSecret == nil {
@@ -327,6 +327,25 @@ func fileDir(rawURL string, create bool) error {
 		return repo.ErrNotInitialized
 	}
 	return nil
+}
+
+// FetchAndOpen opens a repository with the Access fetch returns (the
+// shard's side of Access). When the key no longer opens it — a KEK
+// rotation removed it between the fetch and the open — it fetches once more
+// (the control plane then hands out the new key) and opens with that.
+func FetchAndOpen(ctx context.Context, fetch func(context.Context) (Access, error), opts *repo.Options) (*repo.Repo, error) {
+	a, err := fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := OpenAccess(ctx, a, opts)
+	if !errors.Is(err, repo.ErrWrongKey) {
+		return r, err
+	}
+	if a, err = fetch(ctx); err != nil {
+		return nil, err
+	}
+	return OpenAccess(ctx, a, opts)
 }
 
 // OpenAccess opens a repository with an Access a shard received (the

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -260,8 +261,18 @@ type kekSource struct {
 	// checked is when the files were last looked at; stamps say what was
 	// read.
 	checked        time.Time
-	curMod, oldMod time.Time
+	curMod, oldMod string // fileStamp of what was read
 	cur, old       []byte
+}
+
+// fileStamp identifies a version of a file: inode (a replacement is a
+// rename), modification time and size.
+func fileStamp(fi os.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%d/%d/%d", ino, fi.ModTime().UnixNano(), fi.Size())
 }
 
 // keys returns the current KEK and the old one during a rotation (nil
@@ -275,19 +286,19 @@ func (k *kekSource) keys(force bool) (cur, old []byte) {
 	now := time.Now()
 	if force || now.Sub(k.checked) >= time.Second {
 		k.checked = now
-		if fi, err := os.Stat(k.path); err == nil && !fi.ModTime().Equal(k.curMod) {
+		if fi, err := os.Stat(k.path); err == nil && fileStamp(fi) != k.curMod {
 			if b, err := os.ReadFile(k.path); err == nil && len(b) == repo.KeySize {
-				k.cur, k.curMod = b, fi.ModTime()
+				k.cur, k.curMod = b, fileStamp(fi)
 			}
 		}
 		if fi, err := os.Stat(k.path + OldSuffix); err == nil {
-			if !fi.ModTime().Equal(k.oldMod) || k.old == nil {
+			if fileStamp(fi) != k.oldMod || k.old == nil {
 				if b, err := os.ReadFile(k.path + OldSuffix); err == nil && len(b) == repo.KeySize {
-					k.old, k.oldMod = b, fi.ModTime()
+					k.old, k.oldMod = b, fileStamp(fi)
 				}
 			}
 		} else {
-			k.old, k.oldMod = nil, time.Time{}
+			k.old, k.oldMod = nil, ""
 		}
 	}
 	return k.cur, k.old

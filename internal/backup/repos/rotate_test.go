@@ -44,14 +44,10 @@ func backupInto(t *testing.T, m *Manager, name, content string) string {
 	return snap.ID
 }
 
-// readBack opens repository name as a shard would and reads the snapshot's
-// file.
+// readBack opens repository name as a shard agent does (FetchAndOpen over
+// Access) and reads the snapshot's file.
 func readBack(ctx context.Context, m *Manager, name, id string) (string, error) {
-	a, err := m.Access(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	r, err := OpenAccess(ctx, a, nil)
+	r, err := FetchAndOpen(ctx, func(ctx context.Context) (Access, error) { return m.Access(ctx, name) }, nil)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -151,7 +152,13 @@ func stamp(path string) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size()), fi.ModTime(), nil
+	// The inode too: a replacement (a rename) written within the file
+	// system's timestamp granularity of the old file has its mtime.
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%d/%d/%d", ino, fi.ModTime().UnixNano(), fi.Size()), fi.ModTime(), nil
 }
 
 // reload reads what changed; k.mu is held (or k is new).

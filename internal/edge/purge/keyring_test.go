@@ -58,6 +58,7 @@ func TestRotationUnderPurges(t *testing.T) {
 		return w.Code
 	}
 	var ok, failed atomic.Int64
+	var done [4]atomic.Int64 // purges per worker
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -79,6 +80,7 @@ func TestRotationUnderPurges(t *testing.T) {
 				} else {
 					failed.Add(1)
 				}
+				done[i].Add(1)
 			}
 		}()
 	}
@@ -106,6 +108,17 @@ func TestRotationUnderPurges(t *testing.T) {
 	for _, s := range sites {
 		converge(s) // the shard rewrites each site's wp-config.php
 		waitMore(20)
+	}
+	// Every purge that began with an old key has ended (the overlap must
+	// outlast them: in production, the shards' full resync).
+	var seen [4]int64
+	for i := range done {
+		seen[i] = done[i].Load()
+	}
+	for i := range done {
+		for done[i].Load() <= seen[i]+1 && failed.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	if err := Finish(path); err != nil {
 		t.Fatal(err)
