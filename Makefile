@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup vet fmt clean
+.PHONY: all deps envtest-assets build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate vet fmt clean
 
 all: build
 
@@ -72,6 +72,15 @@ UPLOADS_MB ?= 200
 bench-backup:
 	@DEPS_EXTRA="restic" scripts/deps.sh
 	$(GO) run ./bench/backup -posts $(POSTS) -uploads-mb $(UPLOADS_MB)
+
+# Every site's DB password rotated under HTTP load on a real platform:
+# requests, failed requests (goal 0), p50/p99 latency, rotation time per site.
+# ROTATE_SITES sites, ROTATE_WORKERS concurrent requests (bench/rotate; a tiny
+# run is its TestRotateTiny in make test).
+ROTATE_SITES ?= 50
+ROTATE_WORKERS ?= 8
+bench-rotate: deps build
+	$(GO) run ./bench/rotate -sites $(ROTATE_SITES) -workers $(ROTATE_WORKERS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

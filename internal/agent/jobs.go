@@ -199,11 +199,13 @@ func (r *Repos) Open(ctx context.Context, name string) (*repo.Repo, error) {
 	if rp := r.repos[name]; rp != nil {
 		return rp, nil
 	}
-	a, err := r.Client.BackupAccess(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("backup access to %s: %w", name, err)
-	}
-	rp, err := repos.OpenAccess(ctx, *a, r.Options)
+	rp, err := repos.FetchAndOpen(ctx, func(ctx context.Context) (repos.Access, error) {
+		a, err := r.Client.BackupAccess(ctx, name)
+		if err != nil {
+			return repos.Access{}, fmt.Errorf("backup access to %s: %w", name, err)
+		}
+		return *a, nil
+	}, r.Options)
 	if err != nil {
 		return nil, err
 	}

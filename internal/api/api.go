@@ -323,6 +323,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
+	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},

@@ -224,3 +224,14 @@ func (c *Client) BackupAccess(ctx context.Context, repo string) (*BackupAccess, 
 	}
 	return &out, nil
 }
+
+// RotateSiteSecret starts a rotation of one of the named site's secrets
+// (store.SecretDBPassword or store.SecretSalts), or returns the one of that
+// kind already pending or running.
+func (c *Client) RotateSiteSecret(ctx context.Context, name, kind string) (*store.Job, error) {
+	var out store.Job
+	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/secrets/rotate", map[string]string{"kind": kind}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -44,7 +44,7 @@ api), what, on what, the outcome, the request ID, source IP and time.
 
 It is a hash chain: each entry's hash covers all its fields and the hash of the
 entry before it, and the control plane signs checkpoints of the chain with a
-key derived from the backup key-encryption key. 'aipress audit verify' checks
+key derived from the platform secret. 'aipress audit verify' checks
 the chain and every checkpoint and fails on an edited, deleted or reordered
 entry (docs/security.md, "Audit log").`,
 		Example: `  aipress audit list --since 24h

@@ -506,7 +506,7 @@ func newJobCmd(d deps) *cobra.Command {
 	}
 	list.Flags().StringVar(&siteName, "site", "", "only this site's jobs")
 	list.Flags().StringVar(&shard, "shard", "", "only the jobs of this shard")
-	list.Flags().StringVar(&kind, "kind", "", "only this kind: backup, restore, verify-restore, verify, prune, recover")
+	list.Flags().StringVar(&kind, "kind", "", "only this kind: backup, restore, verify-restore, verify, prune, recover, secret.rotate")
 	list.Flags().StringVar(&phase, "phase", "", "only these phases, comma-separated: Pending, Running, Succeeded, Failed")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many")
 	get := &cobra.Command{

@@ -256,11 +256,16 @@ firewall.`
 		}
 		cfg.PublicURL = func(domain string) string { return "http://" + domain + port }
 		if purgeSecretFile != "" {
-			secret, err := os.ReadFile(purgeSecretFile)
+			if _, err := os.Stat(purgeSecretFile); err != nil {
+				return fmt.Errorf("--purge-secret-file: %w", err)
+			}
+			// A keyring: a rotation of the edge's secret reaches the
+			// sites' wp-config.php without a restart.
+			ring, err := purge.OpenKeyring(purgeSecretFile)
 			if err != nil {
 				return fmt.Errorf("--purge-secret-file: %w", err)
 			}
-			cfg.PurgeKey = func(site string) string { return purge.Key(secret, site) }
+			cfg.PurgeKey = ring.Key
 		}
 		if cfg.TransferURL == "" {
 			abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "transfers"))

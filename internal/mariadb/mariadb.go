@@ -853,3 +853,25 @@ func (s *Server) Exec(ctx context.Context, q string, args ...any) error {
 	}
 	return nil
 }
+
+// DropUser removes site user userName (idempotent). Sessions it has open
+// stay until they end: MariaDB checks an account's password when a
+// connection is made, so dropping an account refuses new connections only.
+func (s *Server) DropUser(ctx context.Context, userName string) error {
+	if !ident.MatchString(userName) {
+		return fmt.Errorf("mariadb: invalid identifier %q", userName)
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%s'", userName, s.userHost())); err != nil {
+		return fmt.Errorf("mariadb: drop user %s: %w", userName, err)
+	}
+	return nil
+}
+
+// UserSessions counts the open sessions of userName (from any host).
+func (s *Server) UserSessions(ctx context.Context, userName string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", userName).Scan(&n); err != nil {
+		return 0, fmt.Errorf("mariadb: sessions of %s: %w", userName, err)
+	}
+	return n, nil
+}

@@ -13,9 +13,9 @@
 // what counts is that the peer holds the key of the expected identity.
 //
 // The CA key is derived (HKDF-SHA256) from a secret the control plane
-// already keeps — the backup key-encryption key — so every control-plane
-// replica that shares that secret issues certificates under the same CA,
-// and there is no further secret to back up. Certificates are short-lived
+// keeps — its platform secret, the first backup key-encryption key's bytes
+// (repos.LoadPlatformSecret) — so every control-plane replica that shares
+// that secret issues certificates under the same CA. Certificates are short-lived
 // (DefaultTTL) and renewed by their holders (Credentials.Keep) through the
 // control plane's API, authenticated by their shard or edge token.
 //

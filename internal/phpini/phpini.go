@@ -35,7 +35,11 @@
 // only root may connect to a pool.)
 package phpini
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // DisabledFunctions are never available to a site's code.
 var DisabledFunctions = []string{
@@ -69,6 +73,13 @@ const ForceExtraParameters = "-i"
 // so no script it runs — a site's, the installer's, cron's — may.
 const RestrictAPI = "/usr/lib/aipress/opcache-api/"
 
+// RevalidateFreq is opcache.revalidate_freq: how long OPcache serves a
+// cached script before it checks the file's modification time again. A
+// changed wp-config.php reaches every request at most this long after it
+// was written (with a modification time in a later second: OPcache compares
+// whole seconds).
+const RevalidateFreq = 2 * time.Second
+
 // Setting is one php.ini directive.
 type Setting struct {
 	Name  string
@@ -88,6 +99,10 @@ func Settings() []Setting {
 		{Name: "opcache.validate_permission", Value: "on", Flag: true},
 		{Name: "opcache.validate_root", Value: "on", Flag: true},
 		{Name: "opcache.restrict_api", Value: RestrictAPI},
+		// A rewritten wp-config.php (a secret rotation) is seen by every
+		// request at most RevalidateFreq after it was written.
+		{Name: "opcache.validate_timestamps", Value: "on", Flag: true},
+		{Name: "opcache.revalidate_freq", Value: strconv.Itoa(int(RevalidateFreq / time.Second))},
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -59,6 +60,10 @@ type Plan struct {
 	// BandwidthGB is what a site may send per calendar month (UTC), in
 	// GB of 10^9 bytes (0: no limit). Beyond it the edge answers 509.
 	BandwidthGB float64 `json:"bandwidth_gb"`
+	// RotateDBPasswordDays: the control plane's leader rotates the
+	// database password of the plan's sites this many days after the last
+	// rotation (or the site's creation); 0: never (control.Rotations).
+	RotateDBPasswordDays int `json:"rotate_db_password_days,omitempty"`
 }
 
 // Limits returns the site limits the plan gives.
@@ -225,6 +230,17 @@ func (s *Set) Rank(name string) int {
 		return i
 	}
 	return -1
+}
+
+// RotationPolicy returns how often a site's database password is rotated
+// on schedule (its plan's RotateDBPasswordDays; an unknown plan: the
+// default plan's); 0: never.
+func (s *Set) RotationPolicy(spec *site.Spec) time.Duration {
+	p, ok := s.Get(spec.Plan)
+	if !ok {
+		p = s.Default()
+	}
+	return time.Duration(p.RotateDBPasswordDays) * 24 * time.Hour
 }
 
 // BackupPolicy returns a site's effective backup policy: its spec's own

@@ -33,9 +33,9 @@ type AuthOptions struct {
 }
 
 // authConfig builds the API's sign-in configuration. The OIDC flow
-// cookie's key derives from the key-encryption key (HKDF-SHA256), so
-// replicas sharing the KEK accept each other's flows.
-func authConfig(ctx context.Context, o AuthOptions, dataDir string, kek []byte, log *slog.Logger) (api.AuthConfig, error) {
+// cookie's key derives from the platform secret (HKDF-SHA256), so
+// replicas sharing the platform secret accept each other's flows.
+func authConfig(ctx context.Context, o AuthOptions, dataDir string, platformSecret []byte, log *slog.Logger) (api.AuthConfig, error) {
 	mailDir := o.MailDir
 	if mailDir == "" {
 		mailDir = filepath.Join(dataDir, "mail")
@@ -56,7 +56,7 @@ func authConfig(ctx context.Context, o AuthOptions, dataDir string, kek []byte, 
 		}
 		secret = strings.TrimSpace(string(b))
 	}
-	key, err := hkdf.Key(sha256.New, kek, nil, "aipress oidc flow cookie", 32)
+	key, err := hkdf.Key(sha256.New, platformSecret, nil, "aipress oidc flow cookie", 32)
 	if err != nil {
 		return cfg, fmt.Errorf("OIDC cookie key: %w", err)
 	}

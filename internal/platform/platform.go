@@ -274,9 +274,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return r.Over, nil
 		}})
-	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
-	mws = append(mws, meter.Middleware())                                         // 509 for sites over their monthly bandwidth
-	mws = append(mws, extras.middlewares()...)                                    // rate limit, HTTPS redirect
+	mws := []edge.Middleware{purge.KeyringMiddleware(purges.ring, pageCache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
+	mws = append(mws, meter.Middleware())                                              // 509 for sites over their monthly bandwidth
+	mws = append(mws, extras.middlewares()...)                                         // rate limit, HTTPS redirect
 	mws = append(mws, pageCache.Middleware())
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
 		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe)})

@@ -4,31 +4,39 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/aipress/aipress/internal/edge/purge"
 )
 
 // PurgeSecretFile is the file in the data directory that holds the edge's
 // purge secret (32 random bytes, mode 0600); each site's purge key is
-// purge.Key(secret, site).
+// purge.Key(secret, site). During a rotation (`aipress secrets rotate
+// purge-secret`) the previous secret is beside it (purge.PrevSuffix).
 const PurgeSecretFile = "purge-secret"
+
+// PurgeOverlap is how long the edge accepts keys under the previous purge
+// secret after a rotation that nobody finished: far longer than a shard
+// takes to rewrite every site's wp-config.php (shard.Config.FullResync).
+const PurgeOverlap = time.Hour
 
 // purging is what the platform wires for cache purges: the secret, the
 // edge's loopback purge URL that WordPress posts to, and the site keys.
 type purging struct {
-	secret []byte
-	url    string
+	ring *purge.Keyring
+	url  string
 }
 
 func newPurging(dataDir string, edgeAddr net.Addr) (*purging, error) {
-	secret, err := purge.LoadOrCreateSecret(filepath.Join(dataDir, PurgeSecretFile))
+	ring, err := purge.OpenKeyring(filepath.Join(dataDir, PurgeSecretFile))
 	if err != nil {
 		return nil, err
 	}
-	return &purging{secret: secret, url: purgeURL(edgeAddr)}, nil
+	ring.Window = PurgeOverlap
+	return &purging{ring: ring, url: purgeURL(edgeAddr)}, nil
 }
 
-func (p *purging) key(site string) string { return purge.Key(p.secret, site) }
+func (p *purging) key(site string) string { return p.ring.Key(site) }
 
 // purgeURL is the edge's purge endpoint as PHP on this machine reaches it:
 // over loopback when the edge listens on all addresses or on loopback.

@@ -205,7 +205,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 			}
 			return r.Over, nil
 		}})
-	mws := []edge.Middleware{purge.Middleware(purges.secret, pageCache, edgeLog)}
+	mws := []edge.Middleware{purge.KeyringMiddleware(purges.ring, pageCache, edgeLog)}
 	mws = append(mws, meter.Middleware())
 	mws = append(mws, extras.middlewares()...)
 	mws = append(mws, pageCache.Middleware())

@@ -86,6 +86,7 @@ type controlPlane struct {
 	hub        interface{ Notify() }
 	controller *control.Controller
 	backups    *backupctl.Controller
+	rotations  *control.Rotations
 	repos      *repos.Manager
 	handler    http.Handler
 	apiURL     string
@@ -138,23 +139,32 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if cfg.backupURL == "" {
 		cfg.backupURL = repos.DefaultBaseURL(cfg.dataDir)
 	}
-	manager, err := repos.New(repos.Config{BaseURL: cfg.backupURL, KEK: kek, Options: &repo.Options{Owner: "control plane"}})
+	// The CA of the edge ↔ gateway channel and the move keys derive from
+	// the platform secret (the KEK's bytes when it was created), so that a
+	// KEK rotation changes neither: replicas sharing it issue under one CA
+	// (package mtls).
+	secret, err := repos.LoadPlatformSecret(filepath.Join(cfg.dataDir, repos.PlatformSecretFile), kek)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	// The CA of the edge ↔ gateway channel derives from the KEK: replicas
-	// sharing the KEK issue under one CA (package mtls).
-	ca, err := mtls.NewAuthority(kek, nil)
+	manager, err := repos.New(repos.Config{BaseURL: cfg.backupURL, KEK: kek, KEKFile: filepath.Join(cfg.dataDir, repos.KEKFile),
+		MoveSecret: secret, Options: &repo.Options{Owner: "control plane"}})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ca, err := mtls.NewAuthority(secret, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	// The audit log's checkpoints are signed with a key derived from the
-	// KEK too (package auditlog): editing the database cannot forge one.
+	// platform secret too (package auditlog): editing the database cannot
+	// forge one, and a KEK rotation leaves old checkpoints verifiable.
 	// A checkpoint due at start (entries chained by an upgrade, or left
 	// unsigned by a crash) is signed now.
-	auditSigner, err := auditlog.NewSigner(kek)
+	auditSigner, err := auditlog.NewSigner(secret)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -166,7 +176,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if cfg.plans == nil {
 		cfg.plans = plans.Defaults()
 	}
-	auth, err := authConfig(ctx, cfg.auth, cfg.dataDir, kek, cfg.log.With("component", "auth"))
+	auth, err := authConfig(ctx, cfg.auth, cfg.dataDir, secret, cfg.log.With("component", "auth"))
 	if err != nil {
 		_ = manager.Close()
 		st.Close()
@@ -193,6 +203,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store: st, Repos: manager, Policy: cfg.plans.BackupPolicy, Logger: cfg.log.With("component", "backups"),
 		Notify: notify,
 	})
+	cp.rotations = control.NewRotations(control.RotationConfig{
+		Store: st, Every: cfg.plans.RotationPolicy, Logger: cfg.log.With("component", "rotations"), Notify: notify,
+	})
 	cp.handler = api.New(api.Config{
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
@@ -218,6 +231,8 @@ func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(c
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.backups.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cp.rotations.Run(ctx) }()
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()

@@ -29,7 +29,7 @@ func (s *Shard) WakeJobs() {
 }
 
 // RunJobs runs the shard's jobs (store.Job with Shard = this shard) until
-// ctx ends: backups, restores and verify-restores. It waits for the shard
+// ctx ends: backups, restores, verify-restores and secret rotations. It waits for the shard
 // to be Ready (Run's first pass), first removes what interrupted
 // verifications left, then lists jobs every Config.JobPoll (or on WakeJobs)
 // and runs at most Config.JobConcurrency at once, each in its own
@@ -252,6 +252,16 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, publicf("restore job without a snapshot")
 		}
 		return nil, s.RestoreInPlace(ctx, src, st, p.Snapshot, progress("restoring"))
+	case store.JobRotateSecret:
+		var p store.RotateParams
+		if err := unmarshalParams(j.Params, &p); err != nil {
+			return nil, err
+		}
+		st, err := s.jobSite(ctx, src, j)
+		if err != nil {
+			return nil, err
+		}
+		return s.RotateSecret(ctx, st, p.Kind, progress("rotating "+p.Kind))
 	case store.JobVerifyRestore:
 		var p store.RestoreParams
 		if err := unmarshalParams(j.Params, &p); err != nil {

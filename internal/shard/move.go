@@ -139,14 +139,14 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	if m.ID == "" {
 		return errors.New("move has no ID")
 	}
-	frozen, err := s.db.WritesFrozen(ctx, n.DB, n.DBUser)
+	frozen, err := s.writesFrozen(ctx, n)
 	if err != nil {
 		return err
 	}
 	// In Exporting the freeze is made again every pass (it also ends
 	// sessions that began before it); later only when it was lost.
 	if !frozen || m.Exported == nil {
-		if err := s.db.FreezeWrites(ctx, n.DB, n.DBUser); err != nil {
+		if err := s.freezeWrites(ctx, n); err != nil {
 			return err
 		}
 	}
@@ -253,7 +253,7 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 // the transfer objects go.
 func (s *Shard) moveUnfreeze(ctx context.Context, src Sites, st *site.Site) error {
 	n := s.NamesFor(st.Metadata.UID)
-	if err := s.db.UnfreezeWrites(ctx, n.DB, n.DBUser); err != nil {
+	if err := s.unfreezeWrites(ctx, n); err != nil {
 		return err
 	}
 	if err := s.deleteTransfer(ctx, st); err != nil {
@@ -426,7 +426,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
 	}
-	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
+	if err := s.dropSiteDatabase(ctx, n); err != nil {
 		return err
 	}
 	if err := removeTree(n.Dir); err != nil {

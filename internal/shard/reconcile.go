@@ -170,20 +170,28 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
 		return failed("creating the site's directory", err)
 	}
+	// The secrets, the account they name and wp-config.php are written
+	// under the site's secrets lock: a secret rotation (rotate.go) must not
+	// see its wp-config.php replaced by one from older secrets.
+	releaseSecrets := s.secretsLock(n.ID)
 	sec, err := loadOrCreateSecrets(n.Dir)
 	if err != nil {
+		releaseSecrets()
 		return failed("creating the site's secrets", err)
 	}
 
-	// 2. Database and its user.
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+	// 2. Database and its user (the account in use of the two).
+	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+		releaseSecrets()
 		return failed("creating the database", err)
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
 
 	// 3. Files: docroot sharing the core, own wp-content (what PHP may
 	// write on the site's volume), wp-config.php.
-	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
+	err = s.ensureFiles(ctx, st, n, sec, uid, gid)
+	releaseSecrets()
+	if err != nil {
 		return failed("writing the site's files", err)
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
@@ -278,7 +286,7 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	}
 	cfg := wordpress.Config{
 		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
-		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
+		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
 		DBHost: s.db.ClientHost(), Salts: sec.Salts,
 	}
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
@@ -366,7 +374,7 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
 	}
-	if err := s.db.DropDatabase(ctx, n.DB, n.DBUser); err != nil {
+	if err := s.dropSiteDatabase(ctx, n); err != nil {
 		return err
 	}
 	// Its volume and binds are unmounted (lazily: a request still
@@ -498,12 +506,27 @@ func writeIfChanged(path string, data []byte, mode os.FileMode, uid, gid int) er
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return chownMode(path, mode, uid, gid)
 	}
+	var oldMod time.Time
+	if fi, err := os.Stat(path); err == nil {
+		oldMod = fi.ModTime()
+	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err := chownMode(tmp, mode, uid, gid); err != nil {
 		return err
+	}
+	// OPcache notices a changed script by its modification time in whole
+	// seconds: a replacement written in the same second as the file it
+	// replaces gets the next second.
+	if !oldMod.IsZero() {
+		if fi, err := os.Stat(tmp); err == nil && fi.ModTime().Unix() <= oldMod.Unix() {
+			t := time.Unix(oldMod.Unix()+1, 0)
+			if err := os.Chtimes(tmp, t, t); err != nil {
+				return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+			}
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)

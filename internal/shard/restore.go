@@ -569,7 +569,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 			return err
 		}
 	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
 	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
@@ -737,7 +737,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	siteURL := s.cfg.PublicURL(meta.Domain)
 	cfg := wordpress.Config{
 		Domain: meta.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
-		DBName: n.DB, DBUser: n.DBUser, DBPassword: sec.DBPassword,
+		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
 		DBHost: s.db.ClientHost(), Salts: sec.Salts,
 	}
 	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {

@@ -161,6 +161,11 @@ type Config struct {
 	// kernel enforces (volumes.go): VolumesAuto (default, ""), VolumesOn
 	// or VolumesOff.
 	Volumes string
+	// RotationDrain is how long a DB password rotation keeps the old
+	// database account after wp-config.php names the new one, beyond
+	// OPcache's revalidation period: requests that read the old file make
+	// their connection within it (rotate.go). Default DefaultRotationDrain.
+	RotationDrain time.Duration
 }
 
 // Shard is a running local shard.
@@ -203,6 +208,9 @@ type Shard struct {
 	// snapshot (by ID), reported by the next passes.
 	populateErr map[string]error
 	jobWake     chan struct{}
+	// secMu: per-site locks of secrets.json and what is written from it
+	// (secretsLock).
+	secMu map[string]*sync.Mutex
 	// crashAt, set by tests only (export_test.go), is called at the named
 	// points of an in-place restore; an error it returns ends the restore
 	// there without any cleanup, as a kill -9 would.
@@ -250,6 +258,9 @@ func New(cfg Config) *Shard {
 	if cfg.SiteIDs == (sitefw.IDRange{}) {
 		cfg.SiteIDs = sitefw.DefaultSiteIDs
 	}
+	if cfg.RotationDrain <= 0 {
+		cfg.RotationDrain = DefaultRotationDrain
+	}
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
 	}
@@ -261,7 +272,7 @@ func New(cfg Config) *Shard {
 		cfg:         cfg,
 		log:         log,
 		prefix:      prefix,
-		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})$`),
+		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b)?$`),
 		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_"},
 		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
@@ -471,10 +482,21 @@ func (s *Shard) NamesFor(uid string) Names { return s.layout.Site(uid) }
 func (s *Shard) namesForID(id string) Names { return s.layout.SiteByID(id) }
 
 // secrets are generated once per site and kept in its directory (root only).
+//
+// A site has two database accounts that a password rotation alternates
+// between (rotate.go): n.DBUser (DBSlot "") and n.DBUser+"_b" (DBSlot
+// "b"); DBPassword is the password of the one in use (sec.dbUser).
+// DBRotation records a rotation in flight, so that a crash at any step is
+// finished by the retry.
 type secrets struct {
 	DBPassword string          `json:"db_password"`
 	Salts      wordpress.Salts `json:"salts"`
+	DBSlot     string          `json:"db_slot,omitempty"`
+	DBRotation *dbRotation     `json:"db_rotation,omitempty"`
 }
+
+// dbUser is the database account the site's wp-config.php uses.
+func (sec *secrets) dbUser(n Names) string { return dbUserFor(n, sec.DBSlot) }
 
 func loadOrCreateSecrets(dir string) (*secrets, error) {
 	path := filepath.Join(dir, "secrets.json")

@@ -139,7 +139,7 @@ type AuditListOptions struct {
 
 // AuditCheckpoint is a signed statement that the audit chain's entry Seq had
 // Hash at Time. Package auditlog signs and verifies them (Ed25519, with a
-// key derived from the backup key-encryption key, named by KeyID); the store
+// key derived from the platform secret, named by KeyID); the store
 // only keeps them.
 type AuditCheckpoint struct {
 	Seq       int64     `json:"seq"`

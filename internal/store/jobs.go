@@ -219,3 +219,33 @@ type RepoPrune struct {
 	BytesFreed    int64  `json:"bytes_freed"`
 	Error         string `json:"error,omitempty"`
 }
+
+// JobRotateSecret rotates one of a site's secrets on the shard that serves
+// it without a failed request (a DB password) or logs its users out (the
+// WordPress salts). Params: RotateParams. Result: RotateResult.
+const JobRotateSecret JobKind = "secret.rotate"
+
+// Kinds of site secrets a JobRotateSecret rotates.
+const (
+	SecretDBPassword = "db-password"
+	SecretSalts      = "salts"
+)
+
+// RotateParams are a secret.rotate job's parameters.
+type RotateParams struct {
+	// Kind is SecretDBPassword or SecretSalts.
+	Kind string `json:"kind"`
+	// Reason is "manual" or "schedule".
+	Reason string `json:"reason,omitempty"`
+}
+
+// RotateResult is what a finished secret.rotate job reports.
+type RotateResult struct {
+	Kind string `json:"kind"`
+	// DBUser is the database account the site uses after a DB password
+	// rotation (it alternates between two).
+	DBUser string `json:"db_user,omitempty"`
+	// Seconds is how long the rotation took (for a DB password, most of it
+	// is waiting for requests that may hold the old one).
+	Seconds float64 `json:"seconds"`
+}

@@ -323,7 +323,7 @@ func (p *Platform) Ready(ctx context.Context) (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.WaitLog(ctx, "local shard ready", 5*time.Minute); err != nil {
+	if err := p.WaitLog(ctx, "local shards ready", 5*time.Minute); err != nil {
 		return nil, fmt.Errorf("waiting for the shard: %w", err)
 	}
 	Logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)

@@ -196,6 +196,9 @@ func Open(ctx context.Context, bucket *blob.Bucket, kek []byte, opts *Options) (
 	}
 	for _, obj := range objs {
 		data, err := bucket.ReadAll(ctx, obj.Key)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			continue // removed since the listing (a key rotation)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", obj.Key, err)
 		}

@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -139,6 +140,14 @@ type Config struct {
 	BaseURL string
 	// KEK is the key-encryption key (repo.KeySize bytes).
 	KEK []byte
+	// KEKFile, if set, is the file KEK was read from: the Manager re-reads
+	// it when it changes (a rotation, RotateKEK, by another process) and
+	// falls back to its old key (OldSuffix) for a repository that is not
+	// re-wrapped yet.
+	KEKFile string
+	// MoveSecret is what move keys derive from (LoadPlatformSecret); nil:
+	// KEK as given.
+	MoveSecret []byte
 	// Options are passed to every repository the Manager opens.
 	Options *repo.Options
 }
@@ -148,9 +157,11 @@ type Config struct {
 type Manager struct {
 	cfg Config
 
+	kek *kekSource
+
 	mu    sync.Mutex
 	repos map[string]*repo.Repo // opened with the KEK, by name
-	keyed map[string]bool       // repositories known to hold their access key
+	keyed map[string]string     // repositories known to hold their access key: that key
 }
 
 // New returns a Manager; it checks the configuration but opens nothing.
@@ -161,7 +172,16 @@ func New(cfg Config) (*Manager, error) {
 	if _, err := RepoURL(cfg.BaseURL, "x"); err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, repos: map[string]*repo.Repo{}, keyed: map[string]bool{}}, nil
+	src := &kekSource{path: cfg.KEKFile, cur: append([]byte(nil), cfg.KEK...)}
+	if cfg.KEKFile != "" {
+		if fi, err := os.Stat(cfg.KEKFile); err == nil {
+			src.curMod, src.checked = fileStamp(fi), time.Now()
+		}
+	}
+	if cfg.MoveSecret == nil {
+		cfg.MoveSecret = append([]byte(nil), cfg.KEK...)
+	}
+	return &Manager{cfg: cfg, kek: src, repos: map[string]*repo.Repo{}, keyed: map[string]string{}}, nil
 }
 
 // BaseURL returns the configured bucket URL.
@@ -169,14 +189,15 @@ func (m *Manager) BaseURL() string { return m.cfg.BaseURL }
 
 // AccessKey returns the access key of the repository called name.
 func (m *Manager) AccessKey(name string) []byte {
-	mac := hmac.New(sha256.New, m.cfg.KEK)
-	mac.Write([]byte("repo:" + name))
-	return mac.Sum(nil)
+	cur, _ := m.kek.keys(false)
+	return accessKey(cur, name)
 }
 
 // MoveKey returns the key that authenticates the transfer of move moveID
 // of the site with uid (see MoveKey).
-func (m *Manager) MoveKey(siteUID, moveID string) []byte { return MoveKey(m.cfg.KEK, siteUID, moveID) }
+func (m *Manager) MoveKey(siteUID, moveID string) []byte {
+	return MoveKey(m.cfg.MoveSecret, siteUID, moveID)
+}
 
 // MoveKey derives the key of one site move from the key-encryption key:
 // HMAC-SHA256(KEK, "move:" + len(uid) + ":" + uid + ":" + move id). The move's
@@ -211,7 +232,21 @@ func (m *Manager) openLocked(ctx context.Context, name string, create bool) (*re
 	if err := fileDir(u, create); err != nil {
 		return nil, fmt.Errorf("backup repository %s: %w", name, err)
 	}
-	r, err := repo.OpenURL(ctx, u, m.cfg.KEK, create, m.cfg.Options)
+	cur, _ := m.kek.keys(false)
+	r, err := repo.OpenURL(ctx, u, cur, create, m.cfg.Options)
+	if errors.Is(err, repo.ErrWrongKey) && m.cfg.KEKFile != "" {
+		// A rotation: the new key, or the old one while this repository
+		// is not re-wrapped yet.
+		cur, old := m.kek.keys(true)
+		for _, k := range [][]byte{cur, old} {
+			if k == nil {
+				continue
+			}
+			if r, err = repo.OpenURL(ctx, u, k, create, m.cfg.Options); !errors.Is(err, repo.ErrWrongKey) {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backup repository %s: %w", name, err)
 	}
@@ -228,9 +263,13 @@ func (m *Manager) Access(ctx context.Context, name string) (Access, error) {
 	if err != nil {
 		return Access{}, err
 	}
-	key := m.AccessKey(name)
+	// The KEK as its file says now: during a rotation the access key
+	// handed out is always the new one (added here if the rotation has not
+	// reached this repository yet), never one the rotation may remove.
+	cur, _ := m.kek.keys(true)
+	key := accessKey(cur, name)
 	out := Access{Name: name, URL: u, Key: key}
-	if m.keyed[name] {
+	if m.keyed[name] == string(key) {
 		return out, nil
 	}
 	r, err := m.openLocked(ctx, name, true)
@@ -254,7 +293,7 @@ func (m *Manager) Access(ctx context.Context, name string) (Access, error) {
 	default:
 		return Access{}, fmt.Errorf("backup repository %s: %w", name, err)
 	}
-	m.keyed[name] = true
+	m.keyed[name] = string(key)
 	return out, nil
 }
 
@@ -288,6 +327,25 @@ func fileDir(rawURL string, create bool) error {
 		return repo.ErrNotInitialized
 	}
 	return nil
+}
+
+// FetchAndOpen opens a repository with the Access fetch returns (the
+// shard's side of Access). When the key no longer opens it — a KEK
+// rotation removed it between the fetch and the open — it fetches once more
+// (the control plane then hands out the new key) and opens with that.
+func FetchAndOpen(ctx context.Context, fetch func(context.Context) (Access, error), opts *repo.Options) (*repo.Repo, error) {
+	a, err := fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := OpenAccess(ctx, a, opts)
+	if !errors.Is(err, repo.ErrWrongKey) {
+		return r, err
+	}
+	if a, err = fetch(ctx); err != nil {
+		return nil, err
+	}
+	return OpenAccess(ctx, a, opts)
 }
 
 // OpenAccess opens a repository with an Access a shard received (the

@@ -137,19 +137,32 @@ var _ edge.Purger = Nop{}
 // so the purge request never reaches the WAF, the cache or PHP. A nil
 // purger is Nop; a nil log discards.
 func Middleware(secret []byte, purger edge.Purger, log *slog.Logger) edge.Middleware {
+	secret = append([]byte(nil), secret...)
+	return middleware(func(site, key string) bool {
+		return hmac.Equal([]byte(key), []byte(Key(secret, site)))
+	}, purger, log)
+}
+
+// KeyringMiddleware is Middleware with the keys of a Keyring: during a
+// rotation of the purge secret, keys under the previous secret are
+// accepted too.
+func KeyringMiddleware(k *Keyring, purger edge.Purger, log *slog.Logger) edge.Middleware {
+	return middleware(k.Check, purger, log)
+}
+
+func middleware(check func(site, key string) bool, purger edge.Purger, log *slog.Logger) edge.Middleware {
 	if purger == nil {
 		purger = Nop{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	secret = append([]byte(nil), secret...)
 	return func(next edge.RouteHandler) edge.RouteHandler {
 		return func(w http.ResponseWriter, r *http.Request, rt *edge.Route) error {
 			if r.URL.Path != Path {
 				return next(w, r, rt)
 			}
-			h := &handler{secret: secret, purger: purger, log: log}
+			h := &handler{check: check, purger: purger, log: log}
 			h.serve(w, r, rt)
 			return nil
 		}
@@ -157,7 +170,7 @@ func Middleware(secret []byte, purger edge.Purger, log *slog.Logger) edge.Middle
 }
 
 type handler struct {
-	secret []byte
+	check  func(site, key string) bool
 	purger edge.Purger
 	log    *slog.Logger
 }
@@ -221,8 +234,7 @@ func (h *handler) refuse(r *http.Request, rt *edge.Route) string {
 	if got == "" {
 		return "no key"
 	}
-	want := Key(h.secret, rt.Site)
-	if !hmac.Equal([]byte(got), []byte(want)) {
+	if !h.check(rt.Site, got) {
 		return "wrong key"
 	}
 	return ""
