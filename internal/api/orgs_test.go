@@ -325,3 +325,36 @@ func TestOrgScenarios(t *testing.T) {
 		t.Errorf("not audited: %v", want)
 	}
 }
+
+// TestInviteAccepted: an invitation made by the organisations API is
+// redeemed by the sign-in API; the new user is then a member with the
+// invited role, and the secret works once.
+func TestInviteAccepted(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	code, m, _ := e.do(t, "POST", "/v1/orgs/acme/invites", f.secrets["owner"], map[string]any{"email": "nina@example.com", "role": "billing"})
+	if code != 201 {
+		t.Fatalf("invite: %d %v", code, m)
+	}
+	secret := m["token"].(string)
+	accept := map[string]any{"token": secret, "password": "correct horse battery staple", "name": "Nina"}
+	if code, m, _ := e.do(t, "POST", "/v1/invites/accept", "", accept); code >= 300 {
+		t.Fatalf("accept: %d %v", code, m)
+	}
+	_, m, _ = e.do(t, "GET", "/v1/orgs/acme/members", f.secrets["owner"], nil)
+	found := false
+	for _, it := range m["items"].([]any) {
+		mm := it.(map[string]any)
+		found = found || (mm["email"] == "nina@example.com" && mm["role"] == "billing")
+	}
+	if !found {
+		t.Errorf("members = %v", m)
+	}
+	_, m, _ = e.do(t, "GET", "/v1/orgs/acme/invites", f.secrets["owner"], nil)
+	if items := m["items"].([]any); len(items) != 1 || items[0].(map[string]any)["state"] != "accepted" {
+		t.Errorf("invites = %v", m)
+	}
+	if code, _, _ := e.do(t, "POST", "/v1/invites/accept", "", accept); code < 400 {
+		t.Errorf("second accept: %d", code)
+	}
+}
