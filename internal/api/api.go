@@ -348,6 +348,38 @@ var routes = []route{
 	{"DELETE", "/v1/tokens/{id}", "token.delete", permAny, inside, true, false, (*server).deleteToken},
 	{"POST", "/v1/tokens/{id}/rotate", "token.rotate", permAny, inside, true, false, (*server).rotateToken},
 
+	// authz: platform readers all organisations; members the organisations they act in (a partner's included).
+	{"GET", "/v1/orgs", "org.list", permOrgRead, inside, false, false, (*server).listOrgs},
+	// authz: platform admins any; owners of a partner organisations under their partner (checked inside).
+	{"POST", "/v1/orgs", "org.create", permOrgCreate, inside, true, false, (*server).createOrg},
+	// authz: platform readers; members of {org} (or of its partner).
+	{"GET", "/v1/orgs/{org}", "org.get", permOrgRead, onOrg, false, false, (*server).getOrg},
+	// authz: whoever may change one of its fields (org.billing: owners, billing, admins); each field is checked inside.
+	{"PATCH", "/v1/orgs/{org}", "org.update", permOrgBilling, onOrg, true, false, (*server).patchOrg},
+	// authz: owners of {org} (or of its partner), platform admins.
+	{"DELETE", "/v1/orgs/{org}", "org.delete", permOrgWrite, onOrg, true, false, (*server).deleteOrg},
+	// authz: platform readers; members of {org}.
+	{"GET", "/v1/orgs/{org}/members", "org.member.list", permOrgRead, onOrg, false, false, (*server).listMembers},
+	// authz: owners of {org}, platform admins (who alone may add a user who is not a member).
+	{"PUT", "/v1/orgs/{org}/members/{user}", "org.member.set", permOrgMembers, onOrg, true, false, (*server).setMember},
+	// authz: owners of {org}, platform admins; any member removing itself (checked inside).
+	{"DELETE", "/v1/orgs/{org}/members/{user}", "org.member.remove", permOrgMembers, inside, true, false, (*server).removeMember},
+	// authz: owners of {org}, platform admins.
+	{"POST", "/v1/orgs/{org}/invites", "org.invite.create", permOrgMembers, onOrg, true, false, (*server).createInvite},
+	{"GET", "/v1/orgs/{org}/invites", "org.invite.list", permOrgMembers, onOrg, false, false, (*server).listInvites},
+	{"DELETE", "/v1/orgs/{org}/invites/{id}", "org.invite.delete", permOrgMembers, onOrg, true, false, (*server).deleteInvite},
+
+	// authz: platform readers (admin, operator, support, viewer).
+	{"GET", "/v1/users", "user.list", permPlatformRead, platform, false, false, (*server).listUsers},
+	// authz: platform admins.
+	{"POST", "/v1/users", "user.create", permPlatformAdm, platform, true, false, (*server).createUser},
+	// authz: platform readers, the user itself, owners of an organisation the user is in (checked inside; else 404).
+	{"GET", "/v1/users/{id}", "user.get", permAny, inside, false, false, (*server).getUser},
+	// authz: the user itself (name), platform admins (name, platform_role, disabled); checked inside.
+	{"PATCH", "/v1/users/{id}", "user.update", permAny, inside, true, false, (*server).patchUser},
+	// authz: platform admins.
+	{"DELETE", "/v1/users/{id}", "user.delete", permPlatformAdm, platform, true, false, (*server).deleteUser},
+
 	{"POST", "/v1/agent/register", "agent.register", permShard, machine, true, false, (*server).agentRegister},
 	{"POST", "/v1/agent/heartbeat", "agent.heartbeat", permShard, machine, true, true, (*server).agentHeartbeat},
 	{"GET", "/v1/agent/sites", "agent.sites", permShard, machine, false, false, (*server).agentSites},

@@ -45,8 +45,20 @@ var profiles = map[string][]string{
 	"site.write":   {"AA-", "FF-", "FF-", "FF-", "AH-", "AH-", "FH-", "FH-", "AH-", "AH-", "FF-", "FF-", "UU-"},
 	"site.suspend": {"AA-", "FF-", "AA-", "FF-", "AH-", "AH-", "FH-", "FH-", "AH-", "AH-", "FF-", "FF-", "UU-"},
 	"site.secrets": {"AA-", "FF-", "FF-", "FF-", "AH-", "AH-", "FH-", "FH-", "AH-", "AH-", "FF-", "FF-", "UU-"},
-	// Lists: allowed to every member of an organisation (filtered inside:
-	// billing sees an empty list) and to platform readers.
+	// Organisations: billing reads its organisation (plan, usage) but
+	// not its sites; a partner's owner acts in the partner's
+	// organisations as their owner.
+	"org.read":    {"AA-", "AA-", "AA-", "AA-", "AH-", "AH-", "AH-", "AH-", "AH-", "AH-", "FF-", "FF-", "UU-"},
+	"org.write":   {"AA-", "FF-", "FF-", "FF-", "AH-", "FH-", "FH-", "FH-", "AH-", "FH-", "FF-", "FF-", "UU-"},
+	"org.members": {"AA-", "FF-", "FF-", "FF-", "AH-", "FH-", "FH-", "FH-", "AH-", "FH-", "FF-", "FF-", "UU-"},
+	"org.billing": {"AA-", "FF-", "FF-", "FF-", "AH-", "FH-", "FH-", "AH-", "AH-", "FH-", "FF-", "FF-", "UU-"},
+	// Creating an organisation: platform admins, and members reach the
+	// handler, which lets only owners of a partner create (under it;
+	// TestOrgScenarios).
+	"org.create": {"--A", "--F", "--F", "--F", "--A", "--A", "--A", "--A", "--A", "--A", "--F", "--F", "--U"},
+	// Lists (of sites, backups, jobs, organisations): allowed to every
+	// member of an organisation (filtered inside: billing sees no site)
+	// and to platform readers.
 	"site.list":      {"--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--F", "--F", "--U"},
 	"platform.read":  {"--A", "--A", "--A", "--A", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--U"},
 	"platform.ops":   {"--A", "--A", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--U"},
@@ -92,6 +104,22 @@ var matrix = map[string]string{
 	"POST /v1/tokens":                      "any",
 	"DELETE /v1/tokens/{id}":               "any",
 	"POST /v1/tokens/{id}/rotate":          "any",
+	"GET /v1/orgs":                         "site.list",
+	"POST /v1/orgs":                        "org.create",
+	"GET /v1/orgs/{org}":                   "org.read",
+	"PATCH /v1/orgs/{org}":                 "org.billing",
+	"DELETE /v1/orgs/{org}":                "org.write",
+	"GET /v1/orgs/{org}/members":           "org.read",
+	"PUT /v1/orgs/{org}/members/{user}":    "org.members",
+	"DELETE /v1/orgs/{org}/members/{user}": "org.members",
+	"POST /v1/orgs/{org}/invites":          "org.members",
+	"GET /v1/orgs/{org}/invites":           "org.members",
+	"DELETE /v1/orgs/{org}/invites/{id}":   "org.members",
+	"GET /v1/users":                        "platform.read",
+	"POST /v1/users":                       "platform.admin",
+	"GET /v1/users/{id}":                   "any",
+	"PATCH /v1/users/{id}":                 "any",
+	"DELETE /v1/users/{id}":                "platform.admin",
 	"POST /v1/agent/register":              "shard",
 	"POST /v1/agent/heartbeat":             "shard",
 	"GET /v1/agent/sites":                  "shard",
@@ -261,6 +289,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				url = strings.ReplaceAll(url, "{name}", cmp.Or(f.sites[target], "shard-x"))
 				url = strings.ReplaceAll(url, "{org}", cmp.Or(f.orgs[target], "acme"))
 				url = strings.ReplaceAll(url, "{id}", "x1")
+				url = strings.ReplaceAll(url, "{user}", "usr-x")
 				url = strings.ReplaceAll(url, "{ref}", "r:1")
 				req := httptest.NewRequest(method, url, nil)
 				if caller != "anonymous" {

@@ -80,6 +80,7 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
-		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newLoginCmd(d), newLogoutCmd(d), newSecretsCmd(d))
+		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newLoginCmd(d), newLogoutCmd(d),
+		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d))
 	return root
 }

@@ -118,6 +118,7 @@ until the site is Ready, and fails if it ends up Failed.`,
 	f.StringVar(&req.AdminUser, "admin-user", "admin", "user name of the first administrator")
 	f.StringVar(&req.Plan, "plan", "", "hosting plan (built in: dev, basic, pro, business; the platform's plans file may name others; default: the platform's default plan, basic); bounded by the organisation's plan")
 	f.StringVar(&req.CoreVersion, "core-version", "", "WordPress core version (default: the shard's)")
+	f.StringVar(&req.Org, "org", "", "organisation that will own the site (default: your only organisation; default for platform tokens)")
 	f.StringToStringVar(&labels, "label", nil, "label key=value (repeatable)")
 	_ = cmd.MarkFlagRequired("title")
 	_ = cmd.MarkFlagRequired("admin-email")
