@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +274,63 @@ func newEnvAt(t *testing.T, e *env, now time.Time) *env {
 	return &env{store: e.store, handler: New(Config{Store: e.store, Clock: func() time.Time { return now }})}
 }
 
-var _ = http.StatusOK
+// TestTokenRotationUnderLoad: programs keep calling with a token while it
+// is rotated; during the overlap window neither the old nor the new
+// secret fails a single request.
+func TestTokenRotationUnderLoad(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	code, m, _ := e.do(t, "POST", "/v1/tokens", f.secrets["owner"], map[string]any{"name": "ci", "role": "developer", "org": "acme"})
+	if code != 201 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	oldSecret, id := m["token"].(string), m["id"].(string)
+	var newSecret atomic.Value
+	newSecret.Store("")
+	var failed, done atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				secret := oldSecret
+				if s := newSecret.Load().(string); s != "" && (i+w)%2 == 0 {
+					secret = s
+				}
+				req := httptest.NewRequest("GET", "/v1/sites/acme.test", nil)
+				req.Header.Set("Authorization", "Bearer "+secret)
+				rec := httptest.NewRecorder()
+				e.handler.ServeHTTP(rec, req)
+				done.Add(1)
+				if rec.Code != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for done.Load() < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	code, m, _ = e.do(t, "POST", "/v1/tokens/"+id+"/rotate", f.secrets["owner"], map[string]any{"overlap_seconds": 3600})
+	if code != 201 {
+		t.Fatalf("rotate: %d %v", code, m)
+	}
+	newSecret.Store(m["token"].(string))
+	before := done.Load()
+	for done.Load() < before+400 {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during the token's rotation", failed.Load(), done.Load())
+	}
+	t.Logf("%d requests, 0 failed, across the rotation of %s", done.Load(), id)
+}
