@@ -90,20 +90,15 @@ func newOrgListCmd(o *siteOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []store.Org
-			cont := ""
-			for {
+			all, err := listAll(func(cont string) ([]store.Org, string, error) {
 				l, err := c.ListOrgs(cmd.Context(), apiclient.OrgListOptions{Partner: partner, Limit: 1000, Continue: cont})
 				if err != nil {
-					return err
+					return nil, "", err
 				}
-				all = append(all, l.Items...)
-				if cont = l.Continue; cont == "" {
-					break
-				}
-			}
-			if all == nil {
-				all = []store.Org{}
+				return l.Items, l.Continue, nil
+			})
+			if err != nil {
+				return err
 			}
 			w := cmd.OutOrStdout()
 			if o.output != "table" {
@@ -603,20 +598,15 @@ in through OIDC.`,
 			if err != nil {
 				return err
 			}
-			var all []store.User
-			cont := ""
-			for {
+			all, err := listAll(func(cont string) ([]store.User, string, error) {
 				l, err := c.ListUsers(cmd.Context(), apiclient.UserListOptions{Org: org, Limit: 1000, Continue: cont})
 				if err != nil {
-					return err
+					return nil, "", err
 				}
-				all = append(all, l.Items...)
-				if cont = l.Continue; cont == "" {
-					break
-				}
-			}
-			if all == nil {
-				all = []store.User{}
+				return l.Items, l.Continue, nil
+			})
+			if err != nil {
+				return err
 			}
 			w := cmd.OutOrStdout()
 			if o.output != "table" {
@@ -777,4 +767,23 @@ func printUser(w io.Writer, o *siteOpts, u *apiclient.UserView) error {
 	}
 	fmt.Fprintf(tw, "Memberships:\t%s\n", dash(strings.Join(ms, ", ")))
 	return tw.Flush()
+}
+
+// listAll follows a list's continue tokens to the end; page returns one
+// page's items and the next token ("" on the last page). It never returns
+// a nil slice (JSON shows an empty list, not null).
+func listAll[T any](page func(cont string) ([]T, string, error)) ([]T, error) {
+	all := []T{}
+	cont := ""
+	for {
+		items, next, err := page(cont)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		cont = next
+	}
 }
