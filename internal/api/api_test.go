@@ -36,6 +36,8 @@ type env struct {
 	notifies atomic.Int64
 	purger   *recPurger
 	ca       *mtls.Authority
+	// mail holds what the API mailed (invitations, resets).
+	mail *mailbox
 }
 
 func hashSecret(s string) string {
@@ -59,7 +61,7 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	e := &env{store: st, purger: &recPurger{}}
+	e := &env{store: st, purger: &recPurger{}, mail: &mailbox{}}
 	ca, err := mtls.NewAuthority(bytes.Repeat([]byte{7}, 32), func() time.Time { return testNow })
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +76,20 @@ func newEnv(t *testing.T) *env {
 		Clock:     func() time.Time { return testNow },
 		Version:   "test",
 		PublicURL: func(d string) string { return "http://" + d + ":8080" },
+		Auth:      AuthConfig{Mailer: e.mail},
 	})
 	return e
+}
+
+// inviteSecret is the secret of the last invitation e mailed.
+func (e *env) inviteSecret(t *testing.T) string {
+	t.Helper()
+	body := e.mail.last(t).Body
+	_, after, ok := strings.Cut(body, "/invite#")
+	if !ok {
+		t.Fatalf("no invitation link in %q", body)
+	}
+	return strings.Fields(after)[0]
 }
 
 // do sends a request and returns the status and decoded JSON body (nil if

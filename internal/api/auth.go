@@ -129,7 +129,7 @@ func (s *server) auditAuth(c *call, action, actor, target string, err error, det
 	if strings.HasPrefix(actor, "usr-") {
 		user = actor
 	}
-	s.auditEvent(c.r.Context(), c.r, store.AuditEntry{Actor: actor, ActorUser: user, Action: action, Target: target,
+	s.auditEvent(c.r.Context(), c.r, store.AuditEntry{Actor: actor, ActorUser: user, Org: c.org, Action: action, Target: target,
 		Outcome: outcome, Detail: detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP})
 }
 
@@ -478,6 +478,9 @@ func (s *server) createAccount(c *call, email, pw, name, org, orgDisplay, issuer
 	if _, err := acc.GetOrg(ctx, org); err == nil {
 		return nil, errorf(http.StatusConflict, CodeAlreadyExists, "organisation %q exists; choose another name", org)
 	}
+	if err := s.orgNameFree(ctx, org); err != nil {
+		return nil, err
+	}
 	u, err := s.newUser(ctx, acc, email, pw, name, issuer, subject)
 	if err != nil {
 		return nil, err
@@ -663,10 +666,23 @@ func (s *server) passwordResetConfirm(c *call) (response, error) {
 	}{userInfo(u)}}, nil
 }
 
-// revokeSessions deletes the user's browser sessions.
+// revokeSessions deletes the user's sign-ins: browser sessions and the
+// tokens with all of the user's rights (`aipress login`). The user's
+// narrower API tokens (a CI job's) stay: their owner revokes them.
 func (s *server) revokeSessions(ctx context.Context, userID string) error {
 	if _, err := s.cfg.Store.DeleteTokens(ctx, store.TokenFilter{UserID: userID, Kind: store.TokenSession}); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	toks, err := s.cfg.Store.ListTokens(ctx, store.TokenFilter{UserID: userID})
+	if err != nil {
+		return fmt.Errorf("revoke sign-ins: %w", err)
+	}
+	for _, t := range toks {
+		if t.Role == store.RoleUser {
+			if err := s.cfg.Store.DeleteToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("revoke sign-in %s: %w", t.ID, err)
+			}
+		}
 	}
 	return nil
 }
@@ -724,6 +740,14 @@ func (s *server) acceptInvite(c *call) (response, error) {
 			return nil, nil, err
 		}
 		u, err := acc.GetUserByEmail(ctx, inv.Email)
+		if err == nil && !s.signedInAs(c, u) {
+			// Joining an existing account takes that account's
+			// sign-in: the invitation's secret alone proves only the
+			// mailbox, and an owner must not add people unasked.
+			s.restoreInvite(ctx, acc, inv, req.Token)
+			return inv, nil, errorf(http.StatusUnauthorized, CodeUnauthenticated,
+				"%s already has an account: sign in as that user, then accept the invitation", inv.Email)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			if req.Password == "" {
@@ -754,6 +778,7 @@ func (s *server) acceptInvite(c *call) (response, error) {
 	}
 	if inv != nil {
 		target = inv.Org
+		c.org = inv.Org // the organisation's owners see who joined
 	}
 	c.target = target
 	s.auditAuth(c, "invite.accept", actor, target, err, "ip "+clientIP(c.r))
@@ -800,6 +825,13 @@ func (s *server) restoreInvite(ctx context.Context, acc store.Accounts, inv *sto
 }
 
 // join gives u the invitation's role in its organisation.
+// signedInAs reports whether the call carries a sign-in (a session or an
+// `aipress login` token) of user u.
+func (s *server) signedInAs(c *call, u *store.User) bool {
+	tok, err := s.authenticate(c.r)
+	return err == nil && tok.UserID == u.ID && tok.Role == store.RoleUser
+}
+
 func (s *server) join(ctx context.Context, acc store.Accounts, inv *store.Invite, u *store.User) error {
 	err := acc.PutMembership(ctx, store.Membership{Org: inv.Org, UserID: u.ID, Role: inv.Role, CreatedAt: s.cfg.Clock().UTC()})
 	if errors.Is(err, store.ErrNotFound) {

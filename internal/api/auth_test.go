@@ -559,25 +559,34 @@ func TestAcceptInvite(t *testing.T) {
 	e.user(t, "old@example.com", goodPassword, "")
 	newInv := e.invite(t, "acme", "new@example.com", store.OrgDeveloper)
 	oldInv := e.invite(t, "acme", "old@example.com", store.OrgViewer)
-	accept := func(body AcceptInviteRequest) *httptest.ResponseRecorder {
-		return e.do(t, req{method: "POST", path: "/v1/invites/accept", body: body})
+	rec := e.do(t, req{method: "POST", path: "/v1/auth/login", body: LoginRequest{Email: "old@example.com", Password: goodPassword, Token: true, Name: "t"}})
+	oldSignIn := decode[LoginResponse](t, rec).Token
+	if oldSignIn == "" {
+		t.Fatalf("sign-in: %d %s", rec.Code, rec.Body)
 	}
 	for _, tc := range []struct {
 		name     string
 		body     AcceptInviteRequest
 		want     int
 		signedIn bool
+		bearer   string
 	}{
-		{"new user without password keeps the invitation", AcceptInviteRequest{Token: newInv}, 400, false},
-		{"weak password keeps the invitation", AcceptInviteRequest{Token: newInv, Password: "short"}, 400, false},
-		{"password is the e-mail keeps the invitation", AcceptInviteRequest{Token: newInv, Password: "new@example.com"}, 400, false},
-		{"unknown", AcceptInviteRequest{Token: "nope", Password: goodPassword}, 400, false},
-		{"new user", AcceptInviteRequest{Token: newInv, Password: goodPassword, Name: "New"}, 200, true},
-		{"again", AcceptInviteRequest{Token: newInv, Password: goodPassword}, 409, false},
-		{"existing user joins", AcceptInviteRequest{Token: oldInv}, 200, false},
+		{"new user without password keeps the invitation", AcceptInviteRequest{Token: newInv}, 400, false, ""},
+		{"weak password keeps the invitation", AcceptInviteRequest{Token: newInv, Password: "short"}, 400, false, ""},
+		{"password is the e-mail keeps the invitation", AcceptInviteRequest{Token: newInv, Password: "new@example.com"}, 400, false, ""},
+		{"unknown", AcceptInviteRequest{Token: "nope", Password: goodPassword}, 400, false, ""},
+		{"new user", AcceptInviteRequest{Token: newInv, Password: goodPassword, Name: "New"}, 200, true, ""},
+		{"again", AcceptInviteRequest{Token: newInv, Password: goodPassword}, 409, false, ""},
+		{"an existing user's invitation needs that user's sign-in", AcceptInviteRequest{Token: oldInv}, 401, false, ""},
+		{"nor does another user's sign-in do", AcceptInviteRequest{Token: oldInv}, 401, false, "NEW"},
+		{"existing user joins, signed in", AcceptInviteRequest{Token: oldInv}, 200, false, oldSignIn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := accept(tc.body)
+			if tc.bearer == "NEW" {
+				rec := e.do(t, req{method: "POST", path: "/v1/auth/login", body: LoginRequest{Email: "new@example.com", Password: goodPassword, Token: true, Name: "t"}})
+				tc.bearer = decode[LoginResponse](t, rec).Token
+			}
+			rec := e.do(t, req{method: "POST", path: "/v1/invites/accept", body: tc.body, bearer: tc.bearer})
 			if rec.Code != tc.want {
 				t.Fatalf("%d %s", rec.Code, rec.Body)
 			}

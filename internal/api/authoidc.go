@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/aipress/aipress/internal/oidclogin"
@@ -20,7 +21,15 @@ func (s *server) oidcProvider() (*oidclogin.Provider, error) {
 
 // localPath keeps a return address on this site: a path, not "//host".
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || len(p) > 1024 {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsRune(p, '\\') || len(p) > 1024 {
+		return "/"
+	}
+	// Browsers drop tabs and line breaks from URLs ("/\t/evil" becomes
+	// "//evil"): no control character, and no scheme or host once parsed.
+	if strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return "/"
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
 	return p
@@ -115,6 +124,11 @@ func (s *server) oidcUser(c *call, id *oidclogin.Identity) (*store.User, string,
 	}
 	u, err = acc.GetUserByEmail(ctx, id.Email)
 	switch {
+	case err == nil && u.PlatformRole != "":
+		// A platform account is never taken over by whoever an identity
+		// provider vouches for: its admin links it explicitly.
+		return nil, "platform account", errorf(http.StatusForbidden, CodeForbidden,
+			"%s is a platform account: it is not linked to an identity provider by e-mail", id.Email)
 	case err == nil:
 		if u, err = s.link(ctx, acc, u, id); err != nil {
 			return nil, "", err

@@ -229,15 +229,18 @@ func (s *server) loadPrincipal(ctx context.Context, tok *store.Token) (*principa
 	}
 	switch {
 	case tok.Org != "":
-		// An organisation token: that organisation only, at most the
-		// user's role there.
+		// An organisation token: that organisation only (and, for a
+		// partner, its organisations), at most the user's role there
+		// (directly or through a partner).
+		all := &principal{token: tok, orgs: map[string]store.OrgRole{}}
 		for _, m := range ms {
-			if m.Org == tok.Org {
-				if r, ok := narrowOrgRole(store.OrgRole(tok.Role), m.Role); ok {
-					if err := s.addOrg(ctx, p, m.Org, r); err != nil {
-						return nil, err
-					}
-				}
+			if err := s.addOrg(ctx, all, m.Org, m.Role); err != nil {
+				return nil, err
+			}
+		}
+		if r, ok := narrowOrgRole(store.OrgRole(tok.Role), all.orgs[tok.Org]); ok {
+			if err := s.addOrg(ctx, p, tok.Org, r); err != nil {
+				return nil, err
 			}
 		}
 	case tok.Role == store.RoleUser:
@@ -459,15 +462,43 @@ func (s *server) siteFilter(c *call, name string) (uid string, err error) {
 // belongs to another site, only platform roles see it, and others get
 // notFound.
 func (s *server) allowSiteUID(c *call, name, uid string, notFound error) error {
-	if c.who.platformCan(c.perm) {
-		return nil
-	}
 	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && uid != "" && st.Metadata.UID != uid) {
-		return notFound
-	}
-	if err != nil {
+	gone := errors.Is(err, store.ErrNotFound) || (err == nil && uid != "" && st.Metadata.UID != uid)
+	if err != nil && !gone {
 		return internal(fmt.Errorf("get site %q: %w", name, err))
 	}
+	if c.who.platformCan(c.perm) {
+		if !gone {
+			c.org = st.Metadata.Org // for the audit log
+		}
+		return nil
+	}
+	if gone {
+		return notFound
+	}
 	return c.allow(st.Metadata.Org, notFound)
+}
+
+// orgNameFree refuses the name of an organisation that existed before:
+// its audit entries are filed under that name, and a new organisation of
+// the same name must not read them.
+// (Failed calls naming an organisation that never existed do not count:
+// anyone could make those.)
+func (s *server) orgNameFree(ctx context.Context, name string) error {
+	after := int64(0)
+	for {
+		page, err := s.cfg.Store.ListAudit(ctx, store.AuditListOptions{Org: name, AfterSeq: after, Limit: store.MaxLimit})
+		if err != nil {
+			return internal(fmt.Errorf("audit entries of organisation %q: %w", name, err))
+		}
+		for _, e := range page {
+			if e.Outcome == "success" {
+				return errorf(http.StatusConflict, CodeAlreadyExists, "organisation name %q was used before; choose another", name)
+			}
+			after = e.Seq
+		}
+		if len(page) < store.MaxLimit {
+			return nil
+		}
+	}
 }

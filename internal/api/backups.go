@@ -409,6 +409,10 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 			return response{}, internal(fmt.Errorf("place site %q: %w", domain, err))
 		}
 	}
+	// A clone is a new site: the organisation's quota applies.
+	if err := s.checkQuota(ctx, st, st.Spec.Plan, true); err != nil {
+		return response{}, err
+	}
 	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return response{}, errorf(http.StatusConflict, CodeAlreadyExists, "site %q already exists", domain)

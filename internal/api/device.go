@@ -160,8 +160,11 @@ func (s *server) deviceApprove(c *call) (response, error) {
 	}
 	code := normUserCode(req.UserCode)
 	c.target = code
-	if c.token.UserID == "" {
-		return response{}, errorf(http.StatusForbidden, CodeForbidden, "approve a sign-in as a user (token %q is a machine token)", c.token.ID)
+	if c.token.UserID == "" || c.token.Role != store.RoleUser {
+		// The approved sign-in gets all of the user's rights: only a
+		// sign-in of the user (a session, `aipress login`) may grant them,
+		// not a narrower token of the user's.
+		return response{}, errorf(http.StatusForbidden, CodeForbidden, "approve a sign-in while signed in as the user (token %q is not a sign-in)", c.token.ID)
 	}
 	now := s.cfg.Clock()
 	d := s.auth.devices

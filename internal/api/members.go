@@ -43,15 +43,15 @@ type InviteView struct {
 }
 
 // CreateInviteResponse is the 201 body of POST /v1/orgs/{org}/invites: the
-// invitation and its secret, shown only here (only its SHA-256 is
-// stored), and the link that carries it. The invited person redeems it
-// with POST /v1/invites/accept; it is also mailed to them.
+// invitation, whose secret link (<base URL>/invite#<token>: the secret
+// rides in the fragment, which browsers do not send to servers or in
+// Referer) is mailed to the invited address only. It is never shown to
+// the inviter: holding it proves the mailbox, which is what lets its
+// holder make an account for that address.
 type CreateInviteResponse struct {
 	InviteView
-	Secret string `json:"token"`
-	// Link is <base URL>/invite#<token>: the secret rides in the
-	// fragment, which browsers do not send to servers or in Referer.
-	Link string `json:"link"`
+	// SentTo is the address the link was mailed to.
+	SentTo string `json:"sent_to"`
 }
 
 // InviteList is the body of GET /v1/orgs/{org}/invites.
@@ -319,11 +319,12 @@ func (s *server) createInvite(c *call) (response, error) {
 	if err := s.mailer().Send(ctx, Mail{To: email, Subject: "You are invited to " + org + " on AIPress",
 		Body: "You are invited to join the organisation " + org + " as " + string(req.Role) + ".\n\nTo accept, open\n\n  " + link +
 			"\n\nbefore " + inv.ExpiresAt.Format(time.RFC1123) + " (or POST {\"token\":\"" + secret + "\"} to /v1/invites/accept)."}); err != nil {
-		// The inviter has the link in the answer; a failed mail does
-		// not undo the invitation.
-		s.log.Warn("invitation mail", "invite", inv.ID, "err", err)
+		// An invitation nobody received is useless: undo it, so that a
+		// retry starts clean.
+		_ = s.cfg.Store.DeleteInvite(ctx, inv.ID)
+		return response{}, errorf(http.StatusBadGateway, CodeInternal, "the invitation could not be mailed to %s; try again", email)
 	}
-	return response{status: http.StatusCreated, body: CreateInviteResponse{InviteView: s.inviteView(inv), Secret: secret, Link: link}}, nil
+	return response{status: http.StatusCreated, body: CreateInviteResponse{InviteView: s.inviteView(inv), SentTo: email}}, nil
 }
 
 func (s *server) listInvites(c *call) (response, error) {

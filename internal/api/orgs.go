@@ -278,12 +278,14 @@ func (s *server) createOrg(c *call) (response, error) {
 	if err := c.allowNewOrg(&req); err != nil {
 		return response{}, err
 	}
-	c.org = req.Name
 	ctx := c.r.Context()
 	if req.Partner != "" {
 		if _, err := s.loadOrg(ctx, req.Partner); err != nil {
 			return response{}, err
 		}
+	}
+	if err := s.orgNameFree(ctx, req.Name); err != nil {
+		return response{}, err
 	}
 	o := &store.Org{Name: req.Name, DisplayName: req.DisplayName, Kind: req.Kind, Partner: req.Partner, Plan: req.Plan,
 		Branding: req.Branding, CreatedAt: s.cfg.Clock().UTC()}
@@ -296,6 +298,7 @@ func (s *server) createOrg(c *call) (response, error) {
 	case err != nil:
 		return response{}, internal(fmt.Errorf("create organisation %q: %w", req.Name, err))
 	}
+	c.org = req.Name // recorded only once it exists
 	c.detail = "kind " + string(o.Kind) + ", plan " + o.Plan
 	if o.Partner != "" {
 		c.detail += ", partner " + o.Partner

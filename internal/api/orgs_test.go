@@ -149,13 +149,17 @@ func TestOrgScenarios(t *testing.T) {
 		{name: "the owner invites a developer", caller: "owner", method: "POST", path: "/v1/orgs/acme/invites",
 			body: map[string]any{"email": "New@Example.com", "role": "developer"}, code: 201,
 			check: func(t *testing.T, m map[string]any) {
-				sec, _ := m["token"].(string)
+				sec := f.env.inviteSecret(t)
 				if !strings.HasPrefix(sec, InvitePrefix) || m["state"] != "pending" || m["email"] != "new@example.com" ||
-					m["expires_at"] != testNow.Add(InviteLifetime).Format("2006-01-02T15:04:05Z") || m["created_by"] != "usr-owner" {
+					m["expires_at"] != testNow.Add(InviteLifetime).Format("2006-01-02T15:04:05Z") || m["created_by"] != "usr-owner" ||
+					m["sent_to"] != "new@example.com" {
 					t.Errorf("invite = %v", m)
 				}
-				if link, _ := m["link"].(string); !strings.HasSuffix(link, "://example.com/invite#"+sec) {
-					t.Errorf("link = %v", m["link"])
+				if _, shown := m["token"]; shown {
+					t.Errorf("the inviter sees the invitation's secret: %v", m)
+				}
+				if mail := f.env.mail.last(t); mail.To != "new@example.com" || !strings.Contains(mail.Body, "://example.com/invite#"+sec) {
+					t.Errorf("mail = %+v", mail)
 				}
 				inviteSecret = sec
 			}},
@@ -163,7 +167,7 @@ func TestOrgScenarios(t *testing.T) {
 			body: map[string]any{"email": "new@example.com", "role": "viewer"}, code: 201,
 			check: func(t *testing.T, m map[string]any) {
 				inviteID, _ = m["id"].(string)
-				if m["token"] == inviteSecret {
+				if f.env.inviteSecret(t) == inviteSecret {
 					t.Error("the same secret twice")
 				}
 			}},
@@ -336,7 +340,7 @@ func TestInviteAccepted(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("invite: %d %v", code, m)
 	}
-	secret := m["token"].(string)
+	secret := e.inviteSecret(t)
 	accept := map[string]any{"token": secret, "password": "correct horse battery staple", "name": "Nina"}
 	if code, m, _ := e.do(t, "POST", "/v1/invites/accept", "", accept); code >= 300 {
 		t.Fatalf("accept: %d %v", code, m)
@@ -356,5 +360,15 @@ func TestInviteAccepted(t *testing.T) {
 	}
 	if code, _, _ := e.do(t, "POST", "/v1/invites/accept", "", accept); code < 400 {
 		t.Errorf("second accept: %d", code)
+	}
+	// The organisation's owner sees who joined.
+	_, m, _ = e.do(t, "GET", "/v1/audit", f.secrets["owner"], nil)
+	joined := false
+	for _, it := range m["items"].([]any) {
+		en := it.(map[string]any)
+		joined = joined || (en["action"] == "invite.accept" && en["outcome"] == "success" && en["org"] == "acme")
+	}
+	if !joined {
+		t.Errorf("invite.accept not in acme's audit: %v", m)
 	}
 }

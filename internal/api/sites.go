@@ -404,6 +404,9 @@ func (s *server) update(c *call, status int, mutate func(*site.Site) error) (res
 		}
 		return response{}, internal(fmt.Errorf("update site %q: %w", name, err))
 	}
+	if c.org == "" {
+		c.org = st.Metadata.Org // for the audit log (platform routes)
+	}
 	return response{status: status, body: redact(st)}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -333,4 +334,126 @@ func TestTokenRotationUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the token's rotation", failed.Load(), done.Load())
 	}
 	t.Logf("%d requests, 0 failed, across the rotation of %s", done.Load(), id)
+}
+
+// TestTokenEscalation: a narrower token of a user never reaches the user's
+// wider rights — not through the user's other tokens, rotations, new
+// tokens or device approvals — and an owner cannot take over a member's
+// token by rotating it.
+func TestTokenEscalation(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	ctx := context.Background()
+	if err := e.store.CreateUser(ctx, &store.User{ID: "usr-boss", Email: "boss@example.com", PlatformRole: store.RoleAdmin, CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutMembership(ctx, store.Membership{Org: "acme", UserID: "usr-boss", Role: store.OrgOwner, CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateToken(ctx, store.Token{ID: "tok-boss", Name: "boss", Role: store.RoleUser, Kind: store.TokenSession,
+		UserID: "usr-boss", Hash: hashSecret("secret-boss"), CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(secret string, body map[string]any) (string, string) {
+		t.Helper()
+		code, m, _ := e.do(t, "POST", "/v1/tokens", secret, body)
+		if code != 201 {
+			t.Fatalf("create %v: %d %v", body, code, m)
+		}
+		return m["id"].(string), m["token"].(string)
+	}
+	ciID, ci := mk("secret-boss", map[string]any{"name": "ci", "role": "viewer", "org": "acme"})
+	_, mon := mk("secret-boss", map[string]any{"name": "mon", "role": "viewer"})
+	type step struct {
+		name, secret, method, path string
+		body                       any
+		code                       int
+	}
+	for _, st := range []step{
+		{"a scoped token does not see its user's other tokens", ci, "GET", "/v1/tokens", nil, 200},
+		{"a scoped token may not rotate its user's sign-in", ci, "POST", "/v1/tokens/tok-boss/rotate", nil, 404},
+		{"a scoped token may not revoke its user's sign-in", ci, "DELETE", "/v1/tokens/tok-boss", nil, 404},
+		{"a scoped token mints nothing beyond itself", ci, "POST", "/v1/tokens", map[string]any{"name": "x", "role": "owner", "org": "acme"}, 403},
+		{"a viewer token of an admin may not mint an admin token", mon, "POST", "/v1/tokens", map[string]any{"name": "x", "role": "admin"}, 403},
+		{"a viewer token of an admin may mint a viewer token", mon, "POST", "/v1/tokens", map[string]any{"name": "x", "role": "viewer"}, 201},
+		{"a scoped token may not approve a device sign-in", ci, "POST", "/v1/auth/device/approve", map[string]any{"user_code": "ABCD-EFGH"}, 403},
+		{"a token may rotate itself", ci, "POST", "/v1/tokens/" + ciID + "/rotate", nil, 201},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			code, m, _ := e.do(t, st.method, st.path, st.secret, st.body)
+			if code != st.code {
+				t.Fatalf("%s %s: %d, want %d: %v", st.method, st.path, code, st.code, m)
+			}
+			if st.path == "/v1/tokens" && st.method == "GET" {
+				for _, it := range m["items"].([]any) {
+					if id := it.(map[string]any)["id"]; id != ciID {
+						t.Errorf("the scoped token sees %v", id)
+					}
+				}
+			}
+		})
+	}
+	// An owner may revoke a member's token but not rotate it (its new
+	// secret would act as the member).
+	devID, _ := mk(f.secrets["developer"], map[string]any{"name": "dev-ci", "role": "developer", "org": "acme"})
+	if code, m, _ := e.do(t, "POST", "/v1/tokens/"+devID+"/rotate", f.secrets["owner"], map[string]any{"overlap_seconds": -1}); code != 403 {
+		t.Errorf("owner rotating a member's token: %d %v", code, m)
+	}
+	if code, _, _ := e.do(t, "DELETE", "/v1/tokens/"+devID, f.secrets["owner"], nil); code != 204 {
+		t.Errorf("owner revoking a member's token: %d", code)
+	}
+	// A partner's owner makes a working token for one of its organisations.
+	_, pt := mk(f.secrets["partner"], map[string]any{"name": "p", "role": "developer", "org": "acme"})
+	if code, _, _ := e.do(t, "GET", "/v1/sites/acme.test", pt, nil); code != 200 {
+		t.Errorf("partner's organisation token: %d", code)
+	}
+	if code, _, _ := e.do(t, "GET", "/v1/sites/globex.test", pt, nil); code != 404 {
+		t.Errorf("partner's organisation token on another organisation: %d", code)
+	}
+}
+
+// TestLocalPath: where a sign-in sends the browser back stays on this site.
+func TestLocalPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/sites":                        "/sites",
+		"/sites?x=1#y":                  "/sites?x=1#y",
+		"":                              "/",
+		"https://evil.example/":         "/",
+		"//evil.example":                "/",
+		"/\\evil.example":               "/",
+		"/\t/evil.example":              "/",
+		"/\n/evil.example":              "/",
+		"/a\\b":                         "/",
+		"javascript:alert(1)":           "/",
+		"/%09/evil.example":             "/%09/evil.example", // stays a path: browsers do not decode it into "//"
+		"/" + strings.Repeat("a", 1100): "/",
+	} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestOrgNameNotReused: a deleted organisation's name cannot be taken
+// again, or its new owner would read the old one's audit entries.
+func TestOrgNameNotReused(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	if code, m, _ := e.do(t, "POST", "/v1/orgs", adminSecret, map[string]any{"name": "initech", "plan": "basic"}); code != 201 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	if code, m, _ := e.do(t, "DELETE", "/v1/orgs/initech", adminSecret, nil); code != 204 {
+		t.Fatalf("delete: %d %v", code, m)
+	}
+	code, m, _ := e.do(t, "POST", "/v1/orgs", adminSecret, map[string]any{"name": "initech", "plan": "basic"})
+	if code != 409 || !strings.Contains(errMessage(m), "was used before") {
+		t.Fatalf("re-create: %d %v", code, m)
+	}
+	// A refused attempt on a name that never existed does not take it.
+	if code, _, _ := e.do(t, "POST", "/v1/orgs", f.secrets["developer"], map[string]any{"name": "hooli"}); code != 403 {
+		t.Fatalf("developer creating an organisation: %d", code)
+	}
+	if code, m, _ := e.do(t, "POST", "/v1/orgs", adminSecret, map[string]any{"name": "hooli", "plan": "basic"}); code != 201 {
+		t.Fatalf("create hooli: %d %v", code, m)
+	}
 }

@@ -109,13 +109,15 @@ func (s *server) allowNewToken(c *call, req *CreateTokenRequest) (userID string,
 		} else if err != nil {
 			return "", internal(err)
 		}
-		if p.platformCan(permPlatformAdm) {
+		if _, ok := narrowOrgRole(store.OrgRole(req.Role), p.orgs[req.Org]); ok {
 			return userID, nil
 		}
-		if _, ok := narrowOrgRole(store.OrgRole(req.Role), p.orgs[req.Org]); !ok {
-			return "", deny("you may not make a %s token for organisation %q (your role there: %q)", req.Role, req.Org, p.orgs[req.Org])
+		if p.platformCan(permPlatformAdm) {
+			// A platform admin's token for an organisation it is no
+			// member of acts for no user (bounded by nobody's rights).
+			return "", nil
 		}
-		return userID, nil
+		return "", deny("you may not make a %s token for organisation %q (your role there: %q)", req.Role, req.Org, p.orgs[req.Org])
 	case req.Role == store.RoleUser:
 		if p.user == nil {
 			return "", badRequest("role user needs a signed-in user (this token has none)")
@@ -129,14 +131,11 @@ func (s *server) allowNewToken(c *call, req *CreateTokenRequest) (userID string,
 			return "", deny("only platform admins make %s tokens", req.Role)
 		}
 		return "", nil
-	default: // a platform role
-		if p.user != nil && platformRoleWithin(req.Role, p.user.PlatformRole) && p.platformCan(permPlatformRead) {
-			return userID, nil
+	default: // a platform role, at most the one this token acts with
+		if !platformRoleWithin(req.Role, p.platform) {
+			return "", deny("you may not make a %s token (this token's platform role: %q)", req.Role, p.platform)
 		}
-		if p.user == nil && p.platformCan(permPlatformAdm) {
-			return "", nil
-		}
-		return "", deny("you may not make a %s token", req.Role)
+		return userID, nil
 	}
 }
 
@@ -200,19 +199,34 @@ func (s *server) createToken(c *call) (response, error) {
 	return response{status: http.StatusCreated, body: out}, nil
 }
 
-// mayManageToken reports whether the caller may see, revoke and rotate t:
-// platform admins any token, users their own, organisation owners their
-// organisation's.
+// mayManageToken reports whether the caller may see and revoke t:
+// platform admins any token; a token itself; a user's sign-in (role user)
+// the user's tokens; organisation owners their organisation's tokens. A
+// narrower token of a user does not reach the user's other tokens.
 func mayManageToken(p *principal, t *store.Token) bool {
 	switch {
-	case p.platformCan(permPlatformAdm):
+	case p.platformCan(permPlatformAdm), p.token.ID == t.ID:
 		return true
-	case p.user != nil && t.UserID == p.user.ID:
+	case p.user != nil && t.UserID == p.user.ID && p.token.Role == store.RoleUser:
 		return true
 	case t.Org != "":
 		return p.can(permOrgMembers, t.Org)
 	}
 	return false
+}
+
+// mayRotateToken reports whether the caller may take a new secret for t:
+// only for itself (a token, or a user's sign-in for the user's tokens), or
+// a platform admin for a token that acts for no user. Another user's token
+// is revoked, never rotated: its new secret would act as that user.
+func mayRotateToken(p *principal, t *store.Token) bool {
+	switch {
+	case p.token.ID == t.ID:
+		return true
+	case t.UserID != "":
+		return p.user != nil && t.UserID == p.user.ID && p.token.Role == store.RoleUser
+	}
+	return p.platformCan(permPlatformAdm)
 }
 
 func (s *server) listTokens(c *call) (response, error) {
@@ -313,6 +327,14 @@ func (s *server) rotateToken(c *call) (response, error) {
 	}
 	if old.ReplacedBy != "" {
 		return response{}, conflict("token %q was already rotated; rotate %q", id, old.ReplacedBy)
+	}
+	if !mayRotateToken(c.who, old) {
+		return response{}, errorf(http.StatusForbidden, CodeForbidden, "only its user may rotate token %q (revoke it instead)", id)
+	}
+	// A rotation never hands out more than the caller could make anew.
+	again := CreateTokenRequest{Name: old.Name, Role: old.Role, Subject: old.Subject, Org: old.Org}
+	if _, err := s.allowNewToken(c, &again); err != nil {
+		return response{}, err
 	}
 	overlap := DefaultTokenOverlap
 	switch {

@@ -513,9 +513,8 @@ invite up to owner.`,
 				return printData(w, o.output, inv)
 			}
 			_, err = fmt.Fprintf(w, `Invitation %s: %s as %s of %s, until %s.
-Token: %s
-The token is shown only once; send it to %s, who accepts it to join.
-`, inv.ID, inv.Email, inv.Role, inv.Org, inv.ExpiresAt.UTC().Format(time.RFC3339), inv.Secret, inv.Email)
+Its secret link was mailed to %s, and only there: following it proves the mailbox.
+`, inv.ID, inv.Email, inv.Role, inv.Org, inv.ExpiresAt.UTC().Format(time.RFC3339), inv.SentTo)
 			return err
 		},
 	}
