@@ -142,6 +142,8 @@ type Result struct {
 	LoadAfterSecs    float64 `json:"load_after_rotations_seconds"`
 	DuringRotations  int64   `json:"requests_during_rotations"`
 	FailedDuringRots int64   `json:"failed_during_rotations"`
+	// SilentSecs: whole seconds of the rotations without any answer.
+	SilentSecs int `json:"seconds_without_answer_during_rotations"`
 
 	Pass bool `json:"goal_0_failed_pass"`
 }
@@ -198,6 +200,7 @@ func (r *Result) table() benchplatform.Table {
 		{"all rotations done after (s)", f(r.RotateAllSecs, 2)},
 		{"load covered the rotations (s before/after)", covered},
 		{"requests answered during rotations", fmt.Sprintf("%d (%d failed)", r.DuringRotations, r.FailedDuringRots)},
+		{"seconds without an answer during rotations", strconv.Itoa(r.SilentSecs)},
 		{"goal: 0 failed", pass},
 	}
 }
@@ -347,7 +350,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	logf("wrk:\n%s", strings.TrimRight(w.Output(), "\n"))
+	logf("wrk (its whole output with the per-second counts is in wrk.out with -keep):\n%s", Report(w.Output()))
 
 	during, failedDuring := s.Between(rotStart, rotEnd)
 	res = &Result{Sites: o.sites, Threads: o.threads, Connections: o.connections,
@@ -361,7 +364,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		RotateAllSecs:  rotEnd.Sub(rotStart).Seconds(),
 		Covered:        ran && w.Started.Before(rotStart) && during > 0,
 		LoadBeforeSecs: rotStart.Sub(w.Started).Seconds(), LoadAfterSecs: stopped.Sub(rotEnd).Seconds(),
-		DuringRotations: during, FailedDuringRots: failedDuring,
+		DuringRotations: during, FailedDuringRots: failedDuring, SilentSecs: s.Silent(rotStart, rotEnd),
 	}
 	if !ran {
 		res.LoadAfterSecs = w.Started.Add(time.Duration(s.DurationUs) * time.Microsecond).Sub(rotEnd).Seconds()

@@ -80,8 +80,10 @@ function done(summary, latency, requests)
     for c, n in pairs(t:get("statuses")) do codes[c] = (codes[c] or 0) + n end
     if firstfail == "" then firstfail = t:get("first") end
   end
-  local sec, code = {}, {}
-  for s, n in pairs(secs) do sec[#sec + 1] = string.format("[%d,%d,%d]", s, n, fails[s] or 0) end
+  local order, sec, code = {}, {}, {}
+  for s in pairs(secs) do order[#order + 1] = s end
+  table.sort(order)
+  for _, s in ipairs(order) do sec[#sec + 1] = string.format("[%d,%d,%d]", s, secs[s], fails[s] or 0) end
   for c, n in pairs(codes) do code[#code + 1] = string.format('"%d":%d', c, n) end
   local e = summary.errors
   io.write(string.format('%s{"duration_us":%.0f,"requests":%.0f,"bytes":%.0f,' ..
@@ -145,6 +147,36 @@ func (s *wrkSummary) Between(a, b time.Time) (answers, failed int64) {
 		}
 	}
 	return answers, failed
+}
+
+// Silent returns how many of the wall-clock seconds from a to b (both
+// included; whole seconds) had no answer at all: a stall of the load.
+func (s *wrkSummary) Silent(a, b time.Time) int {
+	seen := map[int64]bool{}
+	for _, c := range s.Seconds {
+		if c[1] > 0 {
+			seen[c[0]] = true
+		}
+	}
+	n := 0
+	for t := a.Unix(); t <= b.Unix(); t++ {
+		if !seen[t] {
+			n++
+		}
+	}
+	return n
+}
+
+// Report is wrk's own report: its output without the script's summary
+// line.
+func Report(out string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if !strings.HasPrefix(l, summaryPrefix) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // parseSummary finds the script's summary line in wrk's output.

@@ -77,6 +77,9 @@ func TestParseSummary(t *testing.T) {
 			if a, f := got.Between(time.Unix(101, 0), time.Unix(101, 999)); a != 4 || f != 4 {
 				t.Errorf("Between(101, 101) = %d, %d; want 4, 4", a, f)
 			}
+			if n := got.Silent(time.Unix(99, 0), time.Unix(102, 0)); n != 2 {
+				t.Errorf("Silent(99, 102) = %d, want 2 (99 and 102)", n)
+			}
 		})
 	}
 }
@@ -95,9 +98,11 @@ func TestWrkCounts(t *testing.T) {
 	var mu sync.Mutex
 	hosts := map[string]int{}
 	var noCookie int
+	secs := map[int64]bool{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hosts[r.Host]++
+		secs[time.Now().Unix()] = true
 		if c, err := r.Cookie("wordpress_no_cache"); err != nil || c.Value != "1" {
 			noCookie++
 		}
@@ -125,12 +130,13 @@ func TestWrkCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Wait for some answers of each kind rather than a fixed time.
+	// Wait for some answers of each kind, in two seconds of the wall clock
+	// at least (for the per-second counts), rather than a fixed time.
 	for {
 		mu.Lock()
-		n := min(hosts["a.localhost"], hosts["b.localhost"], hosts["c.localhost"])
+		n, ns := min(hosts["a.localhost"], hosts["b.localhost"], hosts["c.localhost"]), len(secs)
 		mu.Unlock()
-		if n >= 20 || !w.Running() {
+		if n >= 20 && ns >= 2 || !w.Running() {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -158,6 +164,17 @@ func TestWrkCounts(t *testing.T) {
 	for _, c := range s.Seconds {
 		answers += c[1]
 		failed += c[2]
+	}
+	if len(s.Seconds) < 2 {
+		t.Errorf("per-second counts cover %d second(s), want 2 or more", len(s.Seconds))
+	}
+	for i := 1; i < len(s.Seconds); i++ {
+		if s.Seconds[i-1][0] >= s.Seconds[i][0] {
+			t.Errorf("per-second counts not in order: %v", s.Seconds)
+		}
+	}
+	if r := Report(w.Output()); strings.Contains(r, summaryPrefix) || !strings.Contains(r, "requests in") {
+		t.Errorf("Report kept the summary line or lost wrk's report:\n%s", r)
 	}
 	if answers != s.Requests || failed != s.Status {
 		t.Errorf("per-second counts: %d answers, %d failed; wrk's totals: %d, %d", answers, failed, s.Requests, s.Status)
