@@ -73,14 +73,15 @@ bench-backup:
 	@DEPS_EXTRA="restic" scripts/deps.sh
 	$(GO) run ./bench/backup -posts $(POSTS) -uploads-mb $(UPLOADS_MB)
 
-# Every site's DB password rotated under HTTP load on a real platform:
-# requests, failed requests (goal 0), p50/p99 latency, rotation time per site.
-# ROTATE_SITES sites, ROTATE_WORKERS concurrent requests (bench/rotate; a tiny
-# run is its TestRotateTiny in make test).
+# Every site's DB password rotated under wrk load on a real platform:
+# requests, failed requests (non-2xx/3xx, socket errors; goal 0), p50/p99
+# latency, rotation time per site. ROTATE_SITES sites, wrk -t2 with
+# ROTATE_CONNECTIONS connections (bench/rotate; a tiny run is its
+# TestRotateTiny in make test). scripts/deps.sh installs wrk.
 ROTATE_SITES ?= 50
-ROTATE_WORKERS ?= 8
+ROTATE_CONNECTIONS ?= 16
 bench-rotate: deps build
-	$(GO) run ./bench/rotate -sites $(ROTATE_SITES) -workers $(ROTATE_WORKERS)
+	$(GO) run ./bench/rotate -sites $(ROTATE_SITES) -threads 2 -connections $(ROTATE_CONNECTIONS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -11,6 +11,7 @@ pkgs=(
   ca-certificates curl passwd
   util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
+  wrk # HTTP load of bench/rotate (make bench-rotate, and its TestRotateTiny in make test)
 )
 # Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
 read -r -a extra <<<"${DEPS_EXTRA:-}"

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,9 +27,59 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// TestRotateTiny runs the benchmark at a tiny size (2 sites, 2 workers) on
-// a real platform: builds aipress, starts it, rotates both sites' database
-// passwords under load and wants no failed request.
+// TestResult checks the report: the table against
+// testdata/table.golden (-update rewrites it) and which results problem
+// refuses.
+func TestResult(t *testing.T) {
+	ok := Result{Sites: 3, Load: "wrk -t2 -c16 --timeout 30s --latency", Threads: 2, Connections: 16, LoadSecs: 20.5,
+		Requests: 410, ReqPerSec: 20, P50Ms: 700.25, P99Ms: 2100, Rotations: 3, RotateP50Secs: 1.5, RotateMaxSecs: 2.25,
+		RotateAllSecs: 4.5, Covered: true, LoadBeforeSecs: 5, LoadAfterSecs: 3.1, DuringRotations: 90, Pass: true}
+	var b strings.Builder
+	ok.table().Print(&b)
+	golden := filepath.Join("testdata", "table.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("table differs from %s (-update rewrites it):\n%s", golden, b.String())
+	}
+	if err := ok.problem(); err != nil {
+		t.Errorf("problem() = %v for a good run", err)
+	}
+	for name, change := range map[string]func(r *Result){
+		"failed answer":    func(r *Result) { r.Failed, r.Statuses = 2, map[string]int64{"500": 2} },
+		"socket error":     func(r *Result) { r.SocketErrors, r.Timeout = 1, 1 },
+		"rotation failed":  func(r *Result) { r.Rotations, r.RotationsFailed = 2, 1 },
+		"rotation missing": func(r *Result) { r.Rotations = 2 },
+		"not covered":      func(r *Result) { r.Covered = false },
+	} {
+		r := ok
+		change(&r)
+		if err := r.problem(); err == nil {
+			t.Errorf("%s: problem() = nil", name)
+		}
+	}
+	bad := ok
+	bad.Failed, bad.Statuses, bad.Pass = 3, map[string]int64{"502": 1, "500": 2}, false
+	b.Reset()
+	bad.table().Print(&b)
+	for _, s := range []string{"3 (500×2, 502×1)", "MISS"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table of a failed run lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+// TestRotateTiny runs the benchmark at a tiny size (2 sites, wrk -t2 -c4)
+// on a real platform: builds aipress, starts it, rotates both sites'
+// database passwords under wrk load and wants no failed request, both
+// rotations done and the load covering them.
 func TestRotateTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real platform")
@@ -41,6 +92,9 @@ func TestRotateTiny(t *testing.T) {
 			t.Skipf("%s missing (scripts/deps.sh)", b)
 		}
 	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Skip("wrk missing (scripts/deps.sh installs it)")
+	}
 	bin := filepath.Join(t.TempDir(), "aipress")
 	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/aipress/aipress/cmd/aipress")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -48,19 +102,18 @@ func TestRotateTiny(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := run(ctx, options{sites: 2, workers: 2, bin: bin, settle: time.Second})
+	o := options{sites: 2, threads: 2, connections: 4, bin: bin, wrk: "wrk", warmup: 2 * time.Second, after: time.Second, timeout: 10 * time.Minute}
+	res, err := run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b []byte
-	for _, r := range res.table() {
-		b = append(b, (r[0] + " " + r[1] + "\n")...)
+	var b strings.Builder
+	res.table().Print(&b)
+	t.Logf("\n%s", b.String())
+	if err := res.problem(); err != nil {
+		t.Error(err)
 	}
-	t.Logf("\n%s", b)
-	if res.Failed > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", res.Failed, res.Requests, res.FirstFailure)
-	}
-	if res.Requests == 0 || res.RotateMaxSecs <= 0 {
-		t.Errorf("nothing measured: %+v", res)
+	if res.Requests == 0 || res.RotateMaxSecs <= 0 || !res.Pass {
+		t.Errorf("nothing measured or goal missed: %+v", res)
 	}
 }
