@@ -426,10 +426,29 @@ func (s *server) setSuspended(c *call, suspended bool) (response, error) {
 		if st.Metadata.DeletionRequested != nil {
 			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
 		}
+		byPlatform := c.who.platformCan(permSiteSuspend)
+		switch {
+		case !suspended && st.Spec.SuspendedBy == suspendedByPlatform && !byPlatform:
+			return errorf(http.StatusForbidden, CodeForbidden,
+				"site %q was suspended by the platform's operators; only they may resume it (contact support)", st.Metadata.Name)
+		case suspended && !st.Spec.Suspended, suspended && byPlatform:
+			st.Spec.SuspendedBy = suspendedByOrg
+			if byPlatform {
+				st.Spec.SuspendedBy = suspendedByPlatform
+			}
+		case !suspended:
+			st.Spec.SuspendedBy = ""
+		}
 		st.Spec.Suspended = suspended
 		return nil
 	})
 }
+
+// Who suspended a site (site.Spec.SuspendedBy).
+const (
+	suspendedByPlatform = "platform"
+	suspendedByOrg      = "org"
+)
 
 func (s *server) suspendSite(c *call) (response, error) { return s.setSuspended(c, true) }
 func (s *server) resumeSite(c *call) (response, error)  { return s.setSuspended(c, false) }

@@ -146,6 +146,27 @@ func TestTenancyScenarios(t *testing.T) {
 					t.Errorf("orgs seen: %v", orgs)
 				}
 			}},
+		{name: "support suspends a site", caller: "support", method: "POST", path: "/v1/sites/acme.test/suspend", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if get(m, "spec.suspended_by") != "platform" {
+					t.Errorf("spec = %v", m["spec"])
+				}
+			}},
+		{name: "its owner may not resume what the platform suspended", caller: "owner", method: "POST", path: "/v1/sites/acme.test/resume", code: 403},
+		{name: "nor suspend it again to take it over", caller: "owner", method: "POST", path: "/v1/sites/acme.test/suspend", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if get(m, "spec.suspended_by") != "platform" {
+					t.Errorf("spec = %v", m["spec"])
+				}
+			}},
+		{name: "support resumes it", caller: "support", method: "POST", path: "/v1/sites/acme.test/resume", code: 200},
+		{name: "an owner suspends its own site", caller: "owner", method: "POST", path: "/v1/sites/acme.test/suspend", code: 200},
+		{name: "and resumes it", caller: "developer", method: "POST", path: "/v1/sites/acme.test/resume", code: 200,
+			check: func(t *testing.T, m map[string]any) {
+				if get(m, "spec.suspended") != false || get(m, "spec.suspended_by") != nil {
+					t.Errorf("spec = %v", m["spec"])
+				}
+			}},
 		{name: "whoami shows the caller's organisations", caller: "partner", method: "GET", path: "/v1/whoami", code: 200,
 			check: func(t *testing.T, m map[string]any) {
 				if get(m, "orgs.acme") != "owner" || get(m, "orgs.resell") != "owner" || get(m, "orgs.globex") != nil {

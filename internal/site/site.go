@@ -85,6 +85,10 @@ type Spec struct {
 	CoreVersion string `json:"core_version,omitempty"` // WordPress core; empty = the shard's default
 	Plan        string `json:"plan"`
 	Suspended   bool   `json:"suspended"`
+	// SuspendedBy says who suspended the site: "platform" (an admin or
+	// support: only the platform may resume it) or "org" (its
+	// organisation). Empty when not suspended.
+	SuspendedBy string `json:"suspended_by,omitempty"`
 	PHP         PHP    `json:"php"`
 	// Limits bound what the site may use of its shard (from its plan).
 	Limits Limits `json:"limits"`
