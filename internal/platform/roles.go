@@ -69,6 +69,14 @@ func (l *apiLink) Certificate(ctx context.Context, csr []byte) ([]byte, []byte, 
 	return []byte(resp.Certificate), []byte(resp.CA), nil
 }
 
+func (l *apiLink) CABundle(ctx context.Context) ([]byte, error) {
+	resp, err := l.c.AgentMeshCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(resp.CA), nil
+}
+
 func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
 
 func (l *apiLink) Sites(wake func()) shard.Sites {
@@ -381,5 +389,12 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 	}
 	m.creds.Store(creds)
 	log.Info("edge certificate for shards' gateways", "identity", creds.Self().String(), "not_after", creds.NotAfter())
-	_ = creds.Keep(ctx, issue, 10*time.Minute, nil, log)
+	bundle := func(ctx context.Context) ([]byte, error) {
+		resp, err := c.EdgeMeshCA(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(resp.CA), nil
+	}
+	_ = creds.Keep(ctx, issue, bundle, mtls.CheckInterval, nil, log)
 }
