@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -252,10 +253,14 @@ func (c *Credentials) current() (*tls.Certificate, *x509.CertPool, error) {
 }
 
 // trusts reports whether leaf's issuer is a CA of the installed bundle.
-func (c *Credentials) trusts(leaf *x509.Certificate) bool {
+func (c *Credentials) trusts(leaf *x509.Certificate) bool { return c.trustsCA(leaf.AuthorityKeyId) }
+
+// trustsCA reports whether the CA of subject key ID ski is in the
+// installed bundle.
+func (c *Credentials) trustsCA(ski []byte) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(leaf.AuthorityKeyId) > 0 && c.cas[string(leaf.AuthorityKeyId)]
+	return len(ski) > 0 && c.cas[string(ski)]
 }
 
 // verifyPeer checks that a peer's chain leads to the CA and that its leaf
@@ -312,7 +317,7 @@ var curves = []tls.CurveID{tls.X25519}
 // role accept holding a certificate of the platform's CA. nextProtos are
 // its ALPN protocols.
 func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		CurvePreferences: curves,
 		NextProtos:       nextProtos,
@@ -327,6 +332,50 @@ func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 			return err
 		},
 	}
+	// A session ticket names the CA of the client's certificate, and a
+	// ticket whose CA left the bundle (a finished CA rotation) is not
+	// resumed: the client makes a full handshake with its new
+	// certificate instead of failing.
+	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		if len(cs.PeerCertificates) > 0 {
+			ss.Extra = append(ss.Extra, append([]byte(sessionCATag), cs.PeerCertificates[0].AuthorityKeyId...))
+		}
+		return cfg.EncryptTicket(cs, ss)
+	}
+	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := cfg.DecryptTicket(identity, cs)
+		if err != nil || ss == nil {
+			return nil, err
+		}
+		for _, e := range ss.Extra {
+			if aki, ok := bytes.CutPrefix(e, []byte(sessionCATag)); ok && c.trustsCA(aki) {
+				return ss, nil
+			}
+		}
+		return nil, nil // a full handshake
+	}
+	return cfg
+}
+
+// sessionCATag prefixes a session ticket's note of the client's CA.
+const sessionCATag = "aipress-ca:"
+
+// bundleSessions is a client's session cache whose sessions are kept per
+// CA bundle: a session made under another bundle (before a CA rotation's
+// phase) is not resumed, so a server certificate of a CA that left the
+// bundle is never met on a resumed session; a full handshake verifies the
+// server's current one.
+type bundleSessions struct {
+	c     *Credentials
+	inner tls.ClientSessionCache
+}
+
+func (b bundleSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return b.inner.Get(key + "\x00" + b.c.Bundle())
+}
+
+func (b bundleSessions) Put(key string, cs *tls.ClientSessionState) {
+	b.inner.Put(key+"\x00"+b.c.Bundle(), cs)
 }
 
 // ClientTLS is the configuration of a client that talks only to peer (its
@@ -361,7 +410,7 @@ func (c *Credentials) newClientTLS(peer Identity, nextProtos []string) *tls.Conf
 			_, err := c.verifyPeer(cs, x509.ExtKeyUsageServerAuth, peer)
 			return err
 		},
-		ClientSessionCache: tls.NewLRUClientSessionCache(256),
+		ClientSessionCache: bundleSessions{c: c, inner: tls.NewLRUClientSessionCache(256)},
 	}
 }
 

@@ -363,13 +363,7 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 		log.Error("edge credentials: sites behind shards' gateways will answer 502", "err", err)
 		return
 	}
-	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
-		resp, err := c.EdgeCertificate(ctx, csr)
-		if err != nil {
-			return nil, nil, err
-		}
-		return []byte(resp.Certificate), []byte(resp.CA), nil
-	}
+	issue, bundle := edgeCertSources(c)
 	if creds.Ready(time.Now()) {
 		m.creds.Store(creds)
 	}
@@ -389,6 +383,19 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 	}
 	m.creds.Store(creds)
 	log.Info("edge certificate for shards' gateways", "identity", creds.Self().String(), "not_after", creds.NotAfter())
+	_ = creds.Keep(ctx, issue, bundle, mtls.CheckInterval, nil, log)
+}
+
+// edgeCertSources are an edge's certificate issuer and CA bundle check
+// through the control plane's API (its edge token).
+func edgeCertSources(c *apiclient.Client) (mtls.Issuer, mtls.BundleSource) {
+	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
+		resp, err := c.EdgeCertificate(ctx, csr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []byte(resp.Certificate), []byte(resp.CA), nil
+	}
 	bundle := func(ctx context.Context) ([]byte, error) {
 		resp, err := c.EdgeMeshCA(ctx)
 		if err != nil {
@@ -396,5 +403,5 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 		}
 		return []byte(resp.CA), nil
 	}
-	_ = creds.Keep(ctx, issue, bundle, mtls.CheckInterval, nil, log)
+	return issue, bundle
 }
