@@ -97,10 +97,11 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
-	// Authority issues the certificates shard gateways and edges
+	// MeshCA issues the certificates shard gateways and edges
 	// authenticate each other with (POST /v1/agent/certificate, POST
-	// /v1/edge/certificate). Nil: those routes answer 501.
-	Authority *mtls.Authority
+	// /v1/edge/certificate) under the generation the rotation state in the
+	// store names (meshca.go). Nil: those routes answer 501.
+	MeshCA *mtls.CA
 	// MaxShardCapacity caps the capacity a shard registers (default
 	// DefaultMaxShardCapacity): a shard's token is trusted for its own
 	// sites, not for how many sites it is given.
@@ -151,6 +152,7 @@ type server struct {
 	cfg  Config
 	log  *slog.Logger
 	auth *authState
+	mesh *meshCA // nil without Config.MeshCA
 }
 
 // NewHub returns a revision hub over st for Config.Hub: it reads the
@@ -229,6 +231,9 @@ func New(cfg Config) http.Handler {
 		cfg.Plans = plans.Defaults()
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth)}
+	if cfg.MeshCA != nil {
+		s.mesh = &meshCA{ca: cfg.MeshCA, st: cfg.Store}
+	}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
@@ -393,6 +398,14 @@ var routes = []route{
 	{"GET", "/v1/agent/backup-access", "agent.backup-access", permShard, machine, false, false, (*server).agentBackupAccess},
 	{"POST", "/v1/agent/certificate", "agent.certificate", permShard, machine, true, false, (*server).agentCertificate},
 	{"POST", "/v1/edge/certificate", "edge.certificate", permEdgeOnly, machine, true, false, (*server).edgeCertificate},
+	// authz: shard agents (their gateway's check of the mesh CA bundle).
+	{"GET", "/v1/agent/mesh-ca", "agent.mesh-ca", permShard, machine, false, false, (*server).meshBundle},
+	// authz: edges (their check of the mesh CA bundle), and admins as for the routing table.
+	{"GET", "/v1/edge/mesh-ca", "edge.mesh-ca", permEdge, machine, false, false, (*server).meshBundle},
+	// authz: platform admins.
+	{"GET", "/v1/mesh/ca", "mesh.ca.get", permPlatformAdm, platform, false, false, (*server).getMeshCA},
+	// authz: platform admins.
+	{"POST", "/v1/mesh/ca/rotate", "mesh.ca.rotate", permPlatformAdm, platform, true, false, (*server).rotateMeshCA},
 
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},

@@ -35,7 +35,8 @@ type env struct {
 	handler  http.Handler
 	notifies atomic.Int64
 	purger   *recPurger
-	ca       *mtls.Authority
+	ca       *mtls.Authority // the mesh CA's first generation
+	meshCA   *mtls.CA
 	// mail holds what the API mailed (invitations, resets).
 	mail *mailbox
 }
@@ -62,13 +63,16 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e := &env{store: st, purger: &recPurger{}, mail: &mailbox{}}
-	ca, err := mtls.NewAuthority(bytes.Repeat([]byte{7}, 32), func() time.Time { return testNow })
+	meshCA, err := mtls.NewCA(bytes.Repeat([]byte{7}, 32), func() time.Time { return testNow })
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ca = ca
+	if e.ca, err = meshCA.Generation(1); err != nil {
+		t.Fatal(err)
+	}
+	e.meshCA = meshCA
 	e.handler = New(Config{
-		Authority: ca,
+		MeshCA:    meshCA,
 		Purger:    e.purger,
 		Store:     st,
 		Placer:    StaticPlacer("local"),

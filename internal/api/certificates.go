@@ -26,7 +26,7 @@ type CertificateResponse struct {
 	// aipress://edge/TOKEN-ID).
 	Identity    string    `json:"identity"`
 	Certificate string    `json:"certificate"` // PEM
-	CA          string    `json:"ca"`          // PEM: the platform's CA
+	CA          string    `json:"ca"`          // PEM: the CA bundle to trust (see MeshBundleResponse)
 	NotAfter    time.Time `json:"not_after"`
 }
 
@@ -43,8 +43,8 @@ func (s *server) edgeCertificate(c *call) (response, error) {
 }
 
 func (s *server) issueCertificate(c *call, id mtls.Identity) (response, error) {
-	if s.cfg.Authority == nil {
-		return response{}, errorf(http.StatusNotImplemented, CodeUnimplemented, "this control plane issues no certificates")
+	if s.mesh == nil {
+		return response{}, s.noMesh()
 	}
 	var req CertificateRequest
 	if err := decodeJSON(c.r, &req); err != nil {
@@ -53,12 +53,16 @@ func (s *server) issueCertificate(c *call, id mtls.Identity) (response, error) {
 	if req.CSR == "" {
 		return response{}, badRequest("csr is required: a PEM certificate request for your key")
 	}
-	cert, notAfter, err := s.cfg.Authority.Issue([]byte(req.CSR), id, 0)
+	st, err := s.mesh.current(c.r.Context())
+	if err != nil {
+		return response{}, err
+	}
+	cert, bundle, notAfter, err := s.mesh.ca.Issue(st, []byte(req.CSR), id, 0)
 	if err != nil {
 		return response{}, HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Msg: "invalid certificate request", Err: err}
 	}
 	// Issuing writes nothing the routing tables or agents watch.
 	return response{status: http.StatusOK, unchanged: true, body: CertificateResponse{
-		Identity: id.String(), Certificate: string(cert), CA: string(s.cfg.Authority.CertPEM()), NotAfter: notAfter.UTC(),
+		Identity: id.String(), Certificate: string(cert), CA: string(bundle), NotAfter: notAfter.UTC(),
 	}}, nil
 }

@@ -85,6 +85,9 @@ type (
 	UpdateCache         = api.UpdateCache
 	UpdateWAF           = api.UpdateWAF
 	CertificateResponse = api.CertificateResponse
+	MeshBundleResponse  = api.MeshBundleResponse
+	MeshCAResponse      = api.MeshCAResponse
+	RotateMeshCARequest = api.RotateMeshCARequest
 	WAFEventView        = api.WAFEventView
 )
 

@@ -143,6 +143,43 @@ func (c *Client) EdgeCertificate(ctx context.Context, csrPEM []byte) (*Certifica
 	return &out, nil
 }
 
+// AgentMeshCA returns the mesh CA bundle a shard's gateway should trust
+// (a cheap check: a changed bundle means a CA rotation's phase changed).
+func (c *Client) AgentMeshCA(ctx context.Context) (*MeshBundleResponse, error) {
+	var out MeshBundleResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/agent/mesh-ca", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EdgeMeshCA returns the mesh CA bundle an edge should trust.
+func (c *Client) EdgeMeshCA(ctx context.Context) (*MeshBundleResponse, error) {
+	var out MeshBundleResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/edge/mesh-ca", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// MeshCA returns the mesh CA's rotation state and bundle (platform admins).
+func (c *Client) MeshCA(ctx context.Context) (*MeshCAResponse, error) {
+	var out MeshCAResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/mesh/ca", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RotateMeshCA does a phase of the mesh CA's rotation (platform admins).
+func (c *Client) RotateMeshCA(ctx context.Context, req RotateMeshCARequest) (*MeshCAResponse, error) {
+	var out MeshCAResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/mesh/ca/rotate", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Heartbeat reports that the token's shard is alive, with its usage.
 func (c *Client) Heartbeat(ctx context.Context, usage store.Usage) error {
 	return c.do(ctx, http.MethodPost, "/v1/agent/heartbeat", api.HeartbeatRequest{Usage: usage}, nil)

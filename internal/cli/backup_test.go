@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/backupctl"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -41,7 +43,11 @@ func newBackupHarness(t *testing.T) *backupHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	srv := httptest.NewServer(api.New(api.Config{Store: h.store, Placer: api.StaticPlacer("local"), Backups: m,
+	meshCA, err := mtls.NewCA(bytes.Repeat([]byte{5}, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: h.store, Placer: api.StaticPlacer("local"), Backups: m, MeshCA: meshCA,
 		Clock:     func() time.Time { return cliNow },
 		PublicURL: func(d string) string { return "http://" + d + ":8080" }}))
 	t.Cleanup(srv.Close)

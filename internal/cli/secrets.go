@@ -50,12 +50,20 @@ backup-kek.old while every repository under the backup URL is re-wrapped (its
 master key sealed with the new key and the new access keys), then retired: it
 opens nothing afterwards. Backups taken before still restore. A run that
 stopped half-way is finished by running it again. The running control plane
-picks the new key up; other replicas need a copy of the new backup-kek.`,
+picks the new key up; other replicas need a copy of the new backup-kek.
+
+ca: the internal CA of the channel between edges and shards' gateways (platform
+admins), in three phases, each safe to retry: start (the new CA is trusted
+next to the old one, which still issues), switch (the new CA issues; gateways
+and edges renew within their ten-minute check), finish (the old CA is no
+longer trusted; refused until the last certificate of the old CA expires,
+unless --force). Without --phase, the next phase. No request fails.`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait
   aipress secrets rotate salts blog.localhost --yes
   aipress secrets rotate purge-secret --data-dir /var/lib/aipress
   aipress secrets rotate purge-secret --data-dir /var/lib/aipress --finish
   aipress secrets rotate backup-kek --data-dir /var/lib/aipress
+  aipress secrets rotate ca
   aipress secrets status`,
 	}, o)
 	cmd.AddCommand(newSecretsRotateCmd(o), newSecretsStatusCmd(o))
@@ -64,13 +72,14 @@ picks the new key up; other replicas need a copy of the new backup-kek.`,
 
 func newSecretsRotateCmd(o *siteOpts) *cobra.Command {
 	var (
-		wait, yes, finish  bool
-		timeout            time.Duration
-		dataDir, backupURL string
+		wait, yes, finish, force bool
+		timeout                  time.Duration
+		dataDir, backupURL       string
+		phase                    string
 	)
 	cmd := &cobra.Command{
-		Use:   "rotate db-password|salts DOMAIN | purge-secret [--finish] | backup-kek",
-		Short: "Rotate one secret of a site, the edge's purge secret or the backup key-encryption key",
+		Use:   "rotate db-password|salts DOMAIN | purge-secret [--finish] | backup-kek | ca [--phase start|switch|finish] [--force]",
+		Short: "Rotate one secret of a site, the edge's purge secret, the backup key-encryption key or the mesh CA",
 		Long: `Rotate the site's database password (no request fails) or its WordPress salts
 (every user of the site is logged out: requires --yes). A rotation of the same
 kind already in flight is followed instead of starting another.
@@ -78,13 +87,27 @@ kind already in flight is followed instead of starting another.
 purge-secret rotates the purge secret in --data-dir (the edge's; default
 $` + EnvDataDir + ` or ` + DefaultDataDir + `) with overlap; --finish ends the overlap.
 backup-kek rotates the key-encryption key in --data-dir over every repository
-under --backup-url (default $` + EnvBackupURL + ` or file://<data-dir>/backups).`,
+under --backup-url (default $` + EnvBackupURL + ` or file://<data-dir>/backups).
+ca does the next phase of the mesh CA's rotation (start, switch, finish), or
+--phase; it prints what happened and what to wait for before the next one.
+--force: switch before gateways and edges have had two checks to learn the new
+CA, or finish before the old CA's last certificate expires.`,
 		Example: `  aipress secrets rotate db-password blog.localhost --wait -o json
   aipress secrets rotate salts blog.localhost --yes --wait
-  aipress secrets rotate purge-secret --data-dir ./aipress-data`,
+  aipress secrets rotate purge-secret --data-dir ./aipress-data
+  aipress secrets rotate ca --phase start`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
+			if kind == secretCA {
+				if len(args) != 1 || finish {
+					return errors.New("ca takes no DOMAIN and no --finish (use --phase finish)")
+				}
+				return o.rotateCA(cmd, phase, force)
+			}
+			if phase != "" || force {
+				return fmt.Errorf("--phase and --force are for ca, not %s", kind)
+			}
 			if kind == secretKEK {
 				if len(args) != 1 || finish {
 					return errors.New("backup-kek takes no DOMAIN and no --finish (it finishes by itself)")
@@ -111,7 +134,7 @@ under --backup-url (default $` + EnvBackupURL + ` or file://<data-dir>/backups).
 					return fmt.Errorf("rotating the salts of %s logs every one of its users out; run again with --yes", name)
 				}
 			default:
-				return fmt.Errorf("unknown secret %q: want %s, %s, %s or %s", kind, store.SecretDBPassword, store.SecretSalts, secretPurge, secretKEK)
+				return fmt.Errorf("unknown secret %q: want %s, %s, %s, %s or %s", kind, store.SecretDBPassword, store.SecretSalts, secretPurge, secretKEK, secretCA)
 			}
 			c, err := o.connect()
 			if err != nil {
@@ -134,6 +157,8 @@ under --backup-url (default $` + EnvBackupURL + ` or file://<data-dir>/backups).
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a rotation that logs users out (salts)")
 	cmd.Flags().BoolVar(&finish, "finish", false, "purge-secret: stop accepting the previous secret")
+	cmd.Flags().StringVar(&phase, "phase", "", "ca: the phase to do, start, switch or finish (default: the next one)")
+	cmd.Flags().BoolVar(&force, "force", false, "ca: switch or finish without waiting for gateways and edges")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "purge-secret, backup-kek: the edge's or control plane's data directory (env "+EnvDataDir+", default "+DefaultDataDir+")")
 	cmd.Flags().StringVar(&backupURL, "backup-url", "", "backup-kek: the bucket of the backup repositories (env "+EnvBackupURL+", default file://<data-dir>/backups)")
 	jobWaitFlags(cmd, &wait, &timeout, "the rotation is done")
@@ -149,7 +174,8 @@ func newSecretsStatusCmd(o *siteOpts) *cobra.Command {
 A failed rotation is listed by 'aipress job list --kind secret.rotate --phase
 Failed'; requesting the same rotation again resumes it where it stopped.
 When the purge secret of --data-dir (or the default data directory) is on
-this machine, whether its rotation is in flight too.`,
+this machine, whether its rotation is in flight too. For platform admins, the
+mesh CA's rotation state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.connect()
@@ -188,6 +214,14 @@ this machine, whether its rotation is in flight too.`,
 				}
 				out["backup_kek"] = map[string]any{"file": kekPath, "in_flight": kekInFlight}
 			}
+			ca, err := meshCAStatus(cmd, c)
+			if err != nil {
+				return err
+			}
+			if ca != nil {
+				ca.CA = "" // the PEM is for holders; GET /v1/mesh/ca has it
+				out["mesh_ca"] = ca
+			}
 			if o.output != "table" {
 				if all == nil {
 					out["rotations"] = []store.Job{}
@@ -207,6 +241,9 @@ this machine, whether its rotation is in flight too.`,
 			}
 			if kekInFlight {
 				fmt.Fprintf(cmd.OutOrStdout(), "Backup key %s: a rotation stopped half-way (the old key is kept); run 'aipress secrets rotate backup-kek' again.\n", kekPath)
+			}
+			if ca != nil {
+				return printCAState(cmd.OutOrStdout(), o.d.now(), ca)
 			}
 			return nil
 		},

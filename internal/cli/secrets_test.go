@@ -167,3 +167,62 @@ func TestSecretsKEKCommand(t *testing.T) {
 		t.Errorf("rotate without a key: %v", err)
 	}
 }
+
+// TestSecretsCACommands rotates the mesh CA through the real API with the
+// CLI: each run does the next phase and says what to wait for, a phase too
+// early is refused with the time to wait for, a retried phase changes
+// nothing, and status shows the state.
+func TestSecretsCACommands(t *testing.T) {
+	b := newBackupHarness(t)
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+		out     []string
+	}{
+		{name: "status before", args: []string{"secrets", "status"}, out: []string{"Mesh CA: generation 1, never rotated."}},
+		{name: "bad phase", args: []string{"secrets", "rotate", "ca", "--phase", "rollback"}, wantErr: "--phase must be start, switch or finish"},
+		{name: "a domain", args: []string{"secrets", "rotate", "ca", "a.com"}, wantErr: "ca takes no DOMAIN"},
+		{name: "phase for another secret", args: []string{"secrets", "rotate", "db-password", "a.com", "--phase", "start"}, wantErr: "--phase and --force are for ca"},
+		{name: "finish first", args: []string{"secrets", "rotate", "ca", "--phase", "finish"}, wantErr: "start one first"},
+		{name: "start (next phase)", args: []string{"secrets", "rotate", "ca"},
+			out: []string{"rotation to generation 2 started", "generation 1 still issues", "Next: 'aipress secrets rotate ca' (switch) after"}},
+		{name: "start again", args: []string{"secrets", "rotate", "ca", "--phase", "start"}, out: []string{"start was done already"}},
+		{name: "switch too early", args: []string{"secrets", "rotate", "ca"}, wantErr: "switch after"},
+		{name: "switch forced", args: []string{"secrets", "rotate", "ca", "--force"},
+			out: []string{"generation 2 issues since", "generation 1 is still trusted", "(finish) after"}},
+		{name: "status during", args: []string{"secrets", "status"}, out: []string{"No secret rotation in flight.", "generation 2 issues since"}},
+		{name: "finish too early", args: []string{"secrets", "rotate", "ca"}, wantErr: "may be valid until"},
+		{name: "finish forced", args: []string{"secrets", "rotate", "ca", "--phase", "finish", "--force"},
+			out: []string{"generation 2 alone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := b.run(t, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v\nstdout: %s\nstderr: %s", err, out, errOut)
+			}
+			for _, want := range tc.out {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	out, _, err := b.run(t, "secrets", "status", "-o", "json")
+	var st struct {
+		MeshCA struct {
+			Issuing int    `json:"issuing"`
+			Trusted []int  `json:"trusted"`
+			Phase   string `json:"phase"`
+		} `json:"mesh_ca"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.MeshCA.Issuing != 2 || len(st.MeshCA.Trusted) != 1 || st.MeshCA.Phase != "finish" {
+		t.Fatalf("status json: %v %s", err, out)
+	}
+}

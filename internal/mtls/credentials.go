@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -41,6 +42,10 @@ type Credentials struct {
 	cert *tls.Certificate // nil until one is installed
 	leaf *x509.Certificate
 	pool *x509.CertPool
+	// cas are the trusted CAs' subject key IDs (a resumed session's peer
+	// must still have been issued by one); bundle is their BundleID.
+	cas    map[string]bool
+	bundle string
 
 	// clients are ClientTLS's configurations by peer and protocols: one
 	// per peer, so its session cache resumes TLS sessions (a full
@@ -139,7 +144,10 @@ func (c *Credentials) CSR() ([]byte, error) {
 }
 
 // Install checks that certPEM is a certificate for the credentials' key and
-// identity issued by caPEM, then keeps both (in memory and on disk).
+// identity issued by a CA of the bundle caPEM (one or more CA
+// certificates: during a CA rotation the old and the new), then keeps both
+// (in memory and on disk). Peers are trusted when a CA of the bundle issued
+// their certificate.
 func (c *Credentials) Install(certPEM, caPEM []byte) error {
 	if err := c.set(certPEM, caPEM); err != nil {
 		return err
@@ -151,9 +159,19 @@ func (c *Credentials) Install(certPEM, caPEM []byte) error {
 }
 
 func (c *Credentials) set(certPEM, caPEM []byte) error {
+	cas, err := parseBundle(caPEM)
+	if err != nil {
+		return err
+	}
+	bundle, err := BundleID(caPEM)
+	if err != nil {
+		return err
+	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return errors.New("mtls: no CA certificate in the answer")
+	trusted := map[string]bool{}
+	for _, ca := range cas {
+		pool.AddCert(ca)
+		trusted[string(ca.SubjectKeyId)] = true
 	}
 	block, _ := pem.Decode(certPEM)
 	if block == nil || block.Type != "CERTIFICATE" {
@@ -183,7 +201,17 @@ func (c *Credentials) set(certPEM, caPEM []byte) error {
 	c.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: c.key, Leaf: leaf}
 	c.leaf = leaf
 	c.pool = pool
+	c.cas = trusted
+	c.bundle = bundle
 	return nil
+}
+
+// Bundle is the BundleID of the CAs these credentials trust ("" when none
+// is installed).
+func (c *Credentials) Bundle() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bundle
 }
 
 // Ready reports whether a certificate is installed and valid at now.
@@ -224,6 +252,17 @@ func (c *Credentials) current() (*tls.Certificate, *x509.CertPool, error) {
 	return c.cert, c.pool, nil
 }
 
+// trusts reports whether leaf's issuer is a CA of the installed bundle.
+func (c *Credentials) trusts(leaf *x509.Certificate) bool { return c.trustsCA(leaf.AuthorityKeyId) }
+
+// trustsCA reports whether the CA of subject key ID ski is in the
+// installed bundle.
+func (c *Credentials) trustsCA(ski []byte) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(ski) > 0 && c.cas[string(ski)]
+}
+
 // verifyPeer checks that a peer's chain leads to the CA and that its leaf
 // names one of want (any name of the role when a want's Name is empty).
 func (c *Credentials) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage, want Identity) (Identity, error) {
@@ -244,10 +283,14 @@ func (c *Credentials) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage,
 		// A resumed session carries the chain this function verified when
 		// the session was made (tickets are sealed by the server's key,
 		// sessions kept in this process): only its expiry can have
-		// changed. Verifying the chain again would cost two ECDSA
-		// verifications per connection.
+		// changed, or its CA left the bundle (a finished CA rotation).
+		// Verifying the chain again would cost two ECDSA verifications
+		// per connection.
 		if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
 			return Identity{}, errors.New("mtls: the resumed session's peer certificate has expired")
+		}
+		if !c.trusts(leaf) {
+			return Identity{}, errors.New("mtls: the resumed session's peer certificate is of a CA no longer trusted")
 		}
 	default:
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
@@ -274,7 +317,7 @@ var curves = []tls.CurveID{tls.X25519}
 // role accept holding a certificate of the platform's CA. nextProtos are
 // its ALPN protocols.
 func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		CurvePreferences: curves,
 		NextProtos:       nextProtos,
@@ -289,6 +332,50 @@ func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 			return err
 		},
 	}
+	// A session ticket names the CA of the client's certificate, and a
+	// ticket whose CA left the bundle (a finished CA rotation) is not
+	// resumed: the client makes a full handshake with its new
+	// certificate instead of failing.
+	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		if len(cs.PeerCertificates) > 0 {
+			ss.Extra = append(ss.Extra, append([]byte(sessionCATag), cs.PeerCertificates[0].AuthorityKeyId...))
+		}
+		return cfg.EncryptTicket(cs, ss)
+	}
+	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := cfg.DecryptTicket(identity, cs)
+		if err != nil || ss == nil {
+			return nil, err
+		}
+		for _, e := range ss.Extra {
+			if aki, ok := bytes.CutPrefix(e, []byte(sessionCATag)); ok && c.trustsCA(aki) {
+				return ss, nil
+			}
+		}
+		return nil, nil // a full handshake
+	}
+	return cfg
+}
+
+// sessionCATag prefixes a session ticket's note of the client's CA.
+const sessionCATag = "aipress-ca:"
+
+// bundleSessions is a client's session cache whose sessions are kept per
+// CA bundle: a session made under another bundle (before a CA rotation's
+// phase) is not resumed, so a server certificate of a CA that left the
+// bundle is never met on a resumed session; a full handshake verifies the
+// server's current one.
+type bundleSessions struct {
+	c     *Credentials
+	inner tls.ClientSessionCache
+}
+
+func (b bundleSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return b.inner.Get(key + "\x00" + b.c.Bundle())
+}
+
+func (b bundleSessions) Put(key string, cs *tls.ClientSessionState) {
+	b.inner.Put(key+"\x00"+b.c.Bundle(), cs)
 }
 
 // ClientTLS is the configuration of a client that talks only to peer (its
@@ -323,13 +410,17 @@ func (c *Credentials) newClientTLS(peer Identity, nextProtos []string) *tls.Conf
 			_, err := c.verifyPeer(cs, x509.ExtKeyUsageServerAuth, peer)
 			return err
 		},
-		ClientSessionCache: tls.NewLRUClientSessionCache(256),
+		ClientSessionCache: bundleSessions{c: c, inner: tls.NewLRUClientSessionCache(256)},
 	}
 }
 
 // Issuer asks the control plane for a certificate for csrPEM and returns it
-// with the CA certificate.
+// with the CA bundle.
 type Issuer func(ctx context.Context, csrPEM []byte) (certPEM, caPEM []byte, err error)
+
+// BundleSource asks the control plane for its current CA bundle (PEM):
+// a cheap read Keep compares with the installed bundle.
+type BundleSource func(ctx context.Context) (caPEM []byte, err error)
 
 // Renew issues and installs a new certificate now.
 func (c *Credentials) Renew(ctx context.Context, issue Issuer) error {
@@ -344,10 +435,13 @@ func (c *Credentials) Renew(ctx context.Context, issue Issuer) error {
 	return c.Install(certPEM, caPEM)
 }
 
-// Keep renews the certificate whenever NeedsRenewal says so, checking every
-// interval (default one minute; failures retry at that pace), until ctx
-// ends. It returns only ctx's error.
-func (c *Credentials) Keep(ctx context.Context, issue Issuer, interval time.Duration, now func() time.Time, log *slog.Logger) error {
+// Keep renews the certificate whenever NeedsRenewal says so, or when the
+// control plane's CA bundle (bundle, when not nil) is not the installed
+// one — a CA rotation's phase changed: the renewal installs the new bundle
+// and a leaf of the bundle's issuing CA — checking every interval (default
+// one minute; failures retry at that pace), until ctx ends. It returns
+// only ctx's error.
+func (c *Credentials) Keep(ctx context.Context, issue Issuer, bundle BundleSource, interval time.Duration, now func() time.Time, log *slog.Logger) error {
 	if interval <= 0 {
 		interval = time.Minute
 	}
@@ -359,7 +453,19 @@ func (c *Credentials) Keep(ctx context.Context, issue Issuer, interval time.Dura
 	}
 	failing := false
 	for {
-		if c.NeedsRenewal(now()) {
+		renew := c.NeedsRenewal(now())
+		if !renew && bundle != nil {
+			if changed, err := c.bundleChanged(ctx, bundle); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Debug("reading the CA bundle", "identity", c.self.String(), "err", err)
+			} else if changed {
+				log.Info("the CA bundle changed; renewing", "identity", c.self.String())
+				renew = true
+			}
+		}
+		if renew {
 			if err := c.Renew(ctx, issue); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -379,4 +485,18 @@ func (c *Credentials) Keep(ctx context.Context, issue Issuer, interval time.Dura
 		case <-time.After(interval):
 		}
 	}
+}
+
+// bundleChanged reports whether the control plane's bundle differs from the
+// installed one.
+func (c *Credentials) bundleChanged(ctx context.Context, bundle BundleSource) (bool, error) {
+	pemBytes, err := bundle(ctx)
+	if err != nil {
+		return false, err
+	}
+	id, err := BundleID(pemBytes)
+	if err != nil {
+		return false, err
+	}
+	return id != c.Bundle(), nil
 }

@@ -104,29 +104,52 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 // DefaultTTL is how long an issued certificate is valid.
 const DefaultTTL = 7 * 24 * time.Hour
 
-// Authority issues the platform's certificates.
+// Authority issues the platform's certificates: one generation of the
+// platform's CA (see CA for rotation).
 type Authority struct {
+	gen     int
 	key     *ecdsa.PrivateKey
 	cert    *x509.Certificate
 	certPEM []byte
 	clock   func() time.Time
 }
 
-// caInfo labels the CA key's derivation; another label gives another key.
+// caInfo labels the first generation's key derivation; another label gives
+// another key (genInfo).
 const caInfo = "aipress mesh ca v1"
 
-// NewAuthority derives the CA from secret (at least 32 bytes, e.g. the
-// backup key-encryption key). The same secret gives the same CA key, so
-// certificates issued by one control-plane replica verify under another's
-// CA certificate. clock may be nil (time.Now).
+// genInfo labels generation gen's key derivation: generation 1 is the CA
+// of installs from before rotation existed.
+func genInfo(gen int) string {
+	if gen == 1 {
+		return caInfo
+	}
+	return fmt.Sprintf("aipress mesh ca gen %d", gen)
+}
+
+// NewAuthority derives the CA's first generation from secret (at least 32
+// bytes, e.g. the backup key-encryption key). The same secret gives the
+// same CA key, so certificates issued by one control-plane replica verify
+// under another's CA certificate. clock may be nil (time.Now).
 func NewAuthority(secret []byte, clock func() time.Time) (*Authority, error) {
+	return NewAuthorityGen(secret, 1, clock)
+}
+
+// NewAuthorityGen derives generation gen (1, 2, …) of the CA from secret:
+// every generation has its own key (HKDF info "aipress mesh ca gen N";
+// generation 1 keeps "aipress mesh ca v1") and its own subject, and every
+// replica sharing secret derives the same one.
+func NewAuthorityGen(secret []byte, gen int, clock func() time.Time) (*Authority, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("mtls: CA secret must be at least 32 bytes")
+	}
+	if gen < 1 || gen > MaxGeneration {
+		return nil, fmt.Errorf("mtls: CA generation %d out of range 1..%d", gen, MaxGeneration)
 	}
 	if clock == nil {
 		clock = time.Now
 	}
-	key, err := deriveKey(secret)
+	key, err := deriveKey(secret, genInfo(gen))
 	if err != nil {
 		return nil, err
 	}
@@ -137,9 +160,14 @@ func NewAuthority(secret []byte, clock func() time.Time) (*Authority, error) {
 		return nil, fmt.Errorf("mtls: %w", err)
 	}
 	ski := sha256.Sum256(pub)
+	subject := pkix.Name{CommonName: "AIPress platform CA", Organization: []string{"AIPress"}}
+	if gen > 1 {
+		// Chains are built by subject too: each generation has its own.
+		subject.CommonName = fmt.Sprintf("AIPress platform CA generation %d", gen)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          new(big.Int).SetBytes(ski[:16]),
-		Subject:               pkix.Name{CommonName: "AIPress platform CA", Organization: []string{"AIPress"}},
+		Subject:               subject,
 		NotBefore:             time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 		NotAfter:              time.Date(2125, 1, 1, 0, 0, 0, 0, time.UTC),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -156,14 +184,17 @@ func NewAuthority(secret []byte, clock func() time.Time) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mtls: CA certificate: %w", err)
 	}
-	return &Authority{key: key, cert: cert, clock: clock,
+	return &Authority{gen: gen, key: key, cert: cert, clock: clock,
 		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
+// Generation is the authority's generation.
+func (a *Authority) Generation() int { return a.gen }
+
 // deriveKey maps secret to a P-256 private key: an HKDF output reduced into
 // [1, n-1].
-func deriveKey(secret []byte) (*ecdsa.PrivateKey, error) {
-	okm, err := hkdf.Key(sha256.New, secret, nil, caInfo, 48)
+func deriveKey(secret []byte, info string) (*ecdsa.PrivateKey, error) {
+	okm, err := hkdf.Key(sha256.New, secret, nil, info, 48)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: derive CA key: %w", err)
 	}

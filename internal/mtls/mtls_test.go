@@ -196,7 +196,7 @@ func TestKeepRenews(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Keep(ctx, issue, time.Millisecond, clock, nil) }()
+	go func() { done <- c.Keep(ctx, issue, nil, time.Millisecond, clock, nil) }()
 	for !c.Ready(time.Now()) {
 		time.Sleep(time.Millisecond)
 	}

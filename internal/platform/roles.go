@@ -69,6 +69,14 @@ func (l *apiLink) Certificate(ctx context.Context, csr []byte) ([]byte, []byte, 
 	return []byte(resp.Certificate), []byte(resp.CA), nil
 }
 
+func (l *apiLink) CABundle(ctx context.Context) ([]byte, error) {
+	resp, err := l.c.AgentMeshCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(resp.CA), nil
+}
+
 func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
 
 func (l *apiLink) Sites(wake func()) shard.Sites {
@@ -355,13 +363,7 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 		log.Error("edge credentials: sites behind shards' gateways will answer 502", "err", err)
 		return
 	}
-	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
-		resp, err := c.EdgeCertificate(ctx, csr)
-		if err != nil {
-			return nil, nil, err
-		}
-		return []byte(resp.Certificate), []byte(resp.CA), nil
-	}
+	issue, bundle := edgeCertSources(c)
 	if creds.Ready(time.Now()) {
 		m.creds.Store(creds)
 	}
@@ -381,5 +383,25 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 	}
 	m.creds.Store(creds)
 	log.Info("edge certificate for shards' gateways", "identity", creds.Self().String(), "not_after", creds.NotAfter())
-	_ = creds.Keep(ctx, issue, 10*time.Minute, nil, log)
+	_ = creds.Keep(ctx, issue, bundle, mtls.CheckInterval, nil, log)
+}
+
+// edgeCertSources are an edge's certificate issuer and CA bundle check
+// through the control plane's API (its edge token).
+func edgeCertSources(c *apiclient.Client) (mtls.Issuer, mtls.BundleSource) {
+	issue := func(ctx context.Context, csr []byte) ([]byte, []byte, error) {
+		resp, err := c.EdgeCertificate(ctx, csr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []byte(resp.Certificate), []byte(resp.CA), nil
+	}
+	bundle := func(ctx context.Context) ([]byte, error) {
+		resp, err := c.EdgeMeshCA(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(resp.CA), nil
+	}
+	return issue, bundle
 }

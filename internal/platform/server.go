@@ -154,7 +154,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	ca, err := mtls.NewAuthority(secret, nil)
+	ca, err := mtls.NewCA(secret, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -209,7 +209,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	cp.handler = api.New(api.Config{
 		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
-		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, Authority: ca, MaxShardCapacity: cfg.maxShardCapacity,
+		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner,
 		Plans:       cfg.plans,
 		Auth:        auth,

@@ -102,6 +102,9 @@ type shardLink interface {
 	// Certificate issues the shard's gateway certificate for csrPEM and
 	// returns it with the platform's CA certificate.
 	Certificate(ctx context.Context, csrPEM []byte) (certPEM, caPEM []byte, err error)
+	// CABundle returns the CA bundle the control plane serves now (Keep
+	// renews when it changed: a CA rotation).
+	CABundle(ctx context.Context) (caPEM []byte, err error)
 	// MoveKeys gives the keys of the shard's sites' moves (movekey.go).
 	MoveKeys() shard.MoveKeyFunc
 	// Run follows the control plane until ctx ends (a no-op for the store).
@@ -213,7 +216,9 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 			case <-time.After(2 * time.Second):
 			}
 		}
-		go func() { _ = creds.Keep(ctx, link.Certificate, 10*time.Minute, nil, log.With("component", "gateway")) }()
+		go func() {
+			_ = creds.Keep(ctx, link.Certificate, link.CABundle, mtls.CheckInterval, nil, log.With("component", "gateway"))
+		}()
 		static = newShardStatic(cfg.Name, sh, log.With("component", "gateway"))
 		go static.serve(ctx, gatewayLn, creds)
 		log.Info("gateway for edges on other machines", "listen", gatewayLn.Addr().String(), "advertise", gateway,
@@ -327,6 +332,10 @@ func (l *storeLink) Repos() repoOpener { return managerRepos(l.repos, l.name) }
 
 func (l *storeLink) Certificate(context.Context, []byte) ([]byte, []byte, error) {
 	return nil, nil, errors.New("shards inside `aipress up` serve only its own edge: they have no gateway")
+}
+
+func (l *storeLink) CABundle(context.Context) ([]byte, error) {
+	return nil, errors.New("shards inside `aipress up` serve only its own edge: they have no gateway")
 }
 
 func (l *storeLink) Run(ctx context.Context) error {

@@ -154,6 +154,13 @@ var (
 //     only counts above opts.MinBytes. Counts are not site writes: they take
 //     no revision, and outlive the site (a site re-created under its name
 //     in the same month carries on from its count).
+//   - Settings (settings.go): GetSetting returns a key's value and
+//     version (ErrNotFound when never written). PutSetting writes value
+//     when the stored version is version (0: the key does not exist yet)
+//     and returns the setting with its new version (version+1); otherwise
+//     it writes nothing and fails with ErrConflict. A bad key, a value over
+//     MaxSettingBytes or a negative version: ErrInvalid. Settings take no
+//     revision.
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -212,6 +219,9 @@ type Store interface {
 
 	AddBandwidth(ctx context.Context, month string, bytes map[string]int64) error
 	ListBandwidth(ctx context.Context, opts BandwidthListOptions) (map[string]int64, error)
+
+	GetSetting(ctx context.Context, key string) (*Setting, error)
+	PutSetting(ctx context.Context, key string, value []byte, version int64) (*Setting, error)
 
 	Close() error
 }

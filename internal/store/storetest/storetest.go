@@ -110,6 +110,7 @@ func Run(t *testing.T, open Opener) {
 		{"TokenScope", testTokenScope},
 		{"AccountsReopen", testAccountsReopen},
 		{"Bandwidth", testBandwidth},
+		{"Settings", testSettings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
