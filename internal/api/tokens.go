@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aipress/aipress/internal/store"
@@ -257,18 +258,8 @@ func (s *server) listTokens(c *call) (response, error) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Token) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b store.Token) int { return strings.Compare(a.ID, b.ID) })
 	return response{status: http.StatusOK, body: TokenList{Items: out}}, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // findToken returns the token id names if the caller may manage it, else

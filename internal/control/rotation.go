@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -62,6 +63,11 @@ func (r *Rotations) Run(ctx context.Context) error {
 	for {
 		if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("scheduled secret rotation", "err", err)
+		}
+		if n, err := r.PruneTokens(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("prune expired tokens", "err", err)
+		} else if n > 0 {
+			r.log.Info("pruned expired tokens", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -157,4 +163,31 @@ func (r *Rotations) newJob(ctx context.Context, st *site.Site, now time.Time) (*
 		return nil, fmt.Errorf("create rotation job of %s: %w", st.Metadata.Name, err)
 	}
 	return j, nil
+}
+
+// tokenGrace is how long an expired token (a session, a rotated token's
+// old secret) is kept before PruneTokens deletes it, so that lists still
+// explain a fresh "token expired".
+const tokenGrace = 7 * 24 * time.Hour
+
+// PruneTokens deletes the tokens that expired more than a week ago
+// (browser sessions and rotated tokens' old secrets would otherwise pile
+// up) and returns how many it deleted.
+func (r *Rotations) PruneTokens(ctx context.Context) (int, error) {
+	toks, err := r.cfg.Store.ListTokens(ctx, store.TokenFilter{})
+	if err != nil {
+		return 0, fmt.Errorf("list tokens: %w", err)
+	}
+	cut := r.cfg.Clock().Add(-tokenGrace)
+	n := 0
+	for _, t := range toks {
+		if t.ExpiresAt == nil || !t.ExpiresAt.Before(cut) {
+			continue
+		}
+		if err := r.cfg.Store.DeleteToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, fmt.Errorf("delete expired token %s: %w", t.ID, err)
+		}
+		n++
+	}
+	return n, nil
 }

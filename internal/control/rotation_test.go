@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -99,4 +100,37 @@ func TestScheduledRotations(t *testing.T) {
 	pass() // the last success was less than every ago
 	clock.Add(time.Hour)
 	pass("a.com", "e.com")
+}
+
+// TestPruneTokens: tokens that expired over a week ago go; live ones,
+// recently expired ones and ones without expiry stay.
+func TestPruneTokens(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	for i, exp := range []*time.Time{nil, at(time.Hour), at(-time.Hour), at(-6 * 24 * time.Hour), at(-8 * 24 * time.Hour), at(-400 * 24 * time.Hour)} {
+		tok := store.Token{ID: fmt.Sprintf("tok-%d", i), Name: "t", Role: store.RoleViewer, Hash: store.TokenHash(fmt.Sprint("secret", i)),
+			CreatedAt: now.Add(-500 * 24 * time.Hour), ExpiresAt: exp}
+		if err := st.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewRotations(RotationConfig{Store: st, Every: func(*site.Spec) time.Duration { return 0 }, Clock: func() time.Time { return now }})
+	n, err := r.PruneTokens(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want 2", n, err)
+	}
+	left, _ := st.ListTokens(ctx, store.TokenFilter{})
+	var ids []string
+	for _, tk := range left {
+		ids = append(ids, tk.ID)
+	}
+	if want := []string{"tok-0", "tok-1", "tok-2", "tok-3"}; !slices.Equal(ids, want) {
+		t.Errorf("left %v, want %v", ids, want)
+	}
 }
