@@ -481,7 +481,8 @@ func (s *server) createAccount(c *call, email, pw, name, org, orgDisplay, issuer
 	if err := s.orgNameFree(ctx, org); err != nil {
 		return nil, err
 	}
-	u, err := s.newUser(ctx, acc, email, pw, name, issuer, subject)
+	// Sign-up proves an address only through an identity provider.
+	u, err := s.newUser(ctx, acc, email, pw, name, issuer, subject, issuer != "")
 	if err != nil {
 		return nil, err
 	}
@@ -507,12 +508,15 @@ func (s *server) createAccount(c *call, email, pw, name, org, orgDisplay, issuer
 }
 
 // newUser creates a user with a password or an OIDC link.
-func (s *server) newUser(ctx context.Context, acc store.Accounts, email, pw, name, issuer, subject string) (*store.User, error) {
+// newUser stores a new user; verified says the address is proven (see
+// store.User.EmailVerified).
+func (s *server) newUser(ctx context.Context, acc store.Accounts, email, pw, name, issuer, subject string, verified bool) (*store.User, error) {
 	id, err := randomHex(8)
 	if err != nil {
 		return nil, internal(err)
 	}
-	u := &store.User{ID: "usr-" + id, Email: email, Name: name, OIDCIssuer: issuer, OIDCSubject: subject, CreatedAt: s.cfg.Clock().UTC()}
+	u := &store.User{ID: "usr-" + id, Email: email, Name: name, OIDCIssuer: issuer, OIDCSubject: subject,
+		EmailVerified: verified, CreatedAt: s.cfg.Clock().UTC()}
 	if pw != "" {
 		if u.PasswordHash, err = s.auth.pw.Hash(pw); err != nil {
 			return nil, internal(err)
@@ -632,11 +636,14 @@ func (s *server) passwordResetConfirm(c *call) (response, error) {
 		if err != nil {
 			return nil, internal(err)
 		}
+		wasVerified := false
 		u, err := acc.UpdateUser(ctx, rt.UserID, func(x *store.User) error {
 			if err := password.CheckPolicy(req.NewPassword, x.Email); err != nil {
 				return badRequest("%v (the reset token is used up; ask for a new one)", err)
 			}
+			wasVerified = x.EmailVerified
 			x.PasswordHash, x.FailedLogins, x.LockedUntil = hash, 0, nil
+			x.EmailVerified = true // the mailed link proved the address
 			return nil
 		})
 		if err != nil {
@@ -646,8 +653,10 @@ func (s *server) passwordResetConfirm(c *call) (response, error) {
 			}
 			return nil, internal(fmt.Errorf("reset password of %s: %w", rt.UserID, err))
 		}
-		// Sessions signed in with the old password end.
-		if err := s.revokeSessions(ctx, u.ID); err != nil {
+		// Sign-ins made with the old password end; an account whose
+		// address was never proven loses every token (whoever made it
+		// may not be the address's owner, who has just proven it).
+		if err := s.revokeSessions(ctx, u.ID, !wasVerified); err != nil {
 			return nil, internal(err)
 		}
 		return u, nil
@@ -666,19 +675,17 @@ func (s *server) passwordResetConfirm(c *call) (response, error) {
 	}{userInfo(u)}}, nil
 }
 
-// revokeSessions deletes the user's sign-ins: browser sessions and the
-// tokens with all of the user's rights (`aipress login`). The user's
-// narrower API tokens (a CI job's) stay: their owner revokes them.
-func (s *server) revokeSessions(ctx context.Context, userID string) error {
-	if _, err := s.cfg.Store.DeleteTokens(ctx, store.TokenFilter{UserID: userID, Kind: store.TokenSession}); err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
-	}
+// revokeSessions deletes the user's sign-ins: browser sessions, the
+// tokens with all of the user's rights (`aipress login`) and its platform
+// tokens; with all, every token of the user. Organisation-scoped API
+// tokens (a CI job's) otherwise stay: their owner revokes them.
+func (s *server) revokeSessions(ctx context.Context, userID string, all bool) error {
 	toks, err := s.cfg.Store.ListTokens(ctx, store.TokenFilter{UserID: userID})
 	if err != nil {
 		return fmt.Errorf("revoke sign-ins: %w", err)
 	}
 	for _, t := range toks {
-		if t.Role == store.RoleUser {
+		if all || t.Kind == store.TokenSession || t.Org == "" {
 			if err := s.cfg.Store.DeleteToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("revoke sign-in %s: %w", t.ID, err)
 			}
@@ -758,7 +765,7 @@ func (s *server) acceptInvite(c *call) (response, error) {
 				s.restoreInvite(ctx, acc, inv, req.Token)
 				return inv, nil, badRequest("%v", err)
 			}
-			if u, err = s.newUser(ctx, acc, inv.Email, req.Password, req.Name, "", ""); err != nil {
+			if u, err = s.newUser(ctx, acc, inv.Email, req.Password, req.Name, "", "", true); err != nil {
 				s.restoreInvite(ctx, acc, inv, req.Token)
 				return inv, nil, err
 			}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -644,7 +646,12 @@ func TestOIDCSignIn(t *testing.T) {
 	var e *authEnv
 	withOIDC(t, &e, nil)
 	e.org(t, "acme")
-	e.user(t, "pw@example.com", goodPassword, "")
+	pw := e.user(t, "pw@example.com", goodPassword, "")
+	if _, err := e.acc.UpdateUser(context.Background(), pw.ID, func(u *store.User) error { u.EmailVerified = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	e.user(t, "signedup@example.com", goodPassword, "") // open sign-up: address never proven
+	e.user(t, "root@example.com", "", store.RoleAdmin)
 	inv := e.invite(t, "acme", "invited@example.com", store.OrgDeveloper)
 	other := e.invite(t, "acme", "someone@example.com", store.OrgViewer)
 	verified := func(sub, email string) *mockoidc.MockUser {
@@ -662,6 +669,8 @@ func TestOIDCSignIn(t *testing.T) {
 		{"new user via invitation", "invite=" + url.QueryEscape(inv) + "&return_to=/portal", verified("s-1", "Invited@example.com"), nil, 303, "invited@example.com"},
 		{"existing identity", "", verified("s-1", "changed@example.com"), nil, 303, "invited@example.com"},
 		{"existing user linked by verified e-mail", "", verified("s-2", "pw@example.com"), nil, 303, "pw@example.com"},
+		{"an account whose address was never proven is not linked", "", verified("s-6", "signedup@example.com"), nil, 403, ""},
+		{"a platform account is not linked by e-mail", "", verified("s-7", "root@example.com"), nil, 403, ""},
 		{"unverified e-mail refused", "", &mockoidc.MockUser{Subject: "s-3", Email: "someone@example.com"}, nil, 403, ""},
 		{"invitation for another e-mail", "invite=" + url.QueryEscape(other), verified("s-4", "mallory@example.com"), nil, 403, ""},
 		{"invitation kept after the refusal", "invite=" + url.QueryEscape(other), verified("s-4", "someone@example.com"), nil, 303, "someone@example.com"},
@@ -856,5 +865,65 @@ func TestKeyedLimiterBounded(t *testing.T) {
 	var none *keyedLimiter
 	if ok, _ := none.allow("k", now); !ok {
 		t.Error("nil limiter refuses")
+	}
+}
+
+// TestResetEndsSignIns: a password reset ends the user's sign-ins and
+// platform tokens; on an account whose address was never proven (made by
+// open sign-up: perhaps by someone else) it ends every token, and it
+// marks the address proven.
+func TestResetEndsSignIns(t *testing.T) {
+	e := newAuthEnv(t, nil)
+	e.org(t, "acme")
+	u := e.user(t, "bo@example.com", goodPassword, "")
+	ctx := context.Background()
+	if err := e.acc.PutMembership(ctx, store.Membership{Org: "acme", UserID: u.ID, Role: store.OrgOwner, CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	mkTokens := func() {
+		t.Helper()
+		for _, tk := range []store.Token{
+			{ID: "tok-user", Role: store.RoleUser},
+			{ID: "tok-ci", Role: store.Role(store.OrgDeveloper), Org: "acme"},
+		} {
+			tk.Name, tk.UserID, tk.Hash, tk.CreatedAt = tk.ID, u.ID, store.TokenHash("s-"+tk.ID), testNow
+			if err := e.st.CreateToken(ctx, tk); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+				t.Fatal(err)
+			}
+		}
+	}
+	reset := func() {
+		t.Helper()
+		if rec := e.do(t, req{method: "POST", path: "/v1/auth/password-reset", body: PasswordResetRequest{Email: "bo@example.com"}}); rec.Code != 202 {
+			t.Fatalf("reset: %d", rec.Code)
+		}
+		tok := resetTokenRE.FindStringSubmatch(e.mail.last(t).Body)[1]
+		if rec := e.do(t, req{method: "POST", path: "/v1/auth/password-reset/confirm", body: PasswordResetConfirmRequest{Token: tok, NewPassword: "a much better passphrase"}}); rec.Code != 200 {
+			t.Fatalf("confirm: %d %s", rec.Code, rec.Body)
+		}
+	}
+	left := func() []string {
+		toks, err := e.st.ListTokens(ctx, store.TokenFilter{UserID: u.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range toks {
+			ids = append(ids, tk.ID)
+		}
+		return ids
+	}
+	mkTokens()
+	reset()
+	if ids := left(); len(ids) != 0 {
+		t.Errorf("after the first reset of an unproven address: tokens %v left, want none", ids)
+	}
+	if got, _ := e.acc.GetUser(ctx, u.ID); !got.EmailVerified {
+		t.Error("the reset did not mark the address proven")
+	}
+	mkTokens()
+	reset()
+	if ids := left(); !slices.Equal(ids, []string{"tok-ci"}) {
+		t.Errorf("after a reset of a proven address: tokens %v left, want [tok-ci]", ids)
 	}
 }

@@ -124,11 +124,6 @@ func (s *server) oidcUser(c *call, id *oidclogin.Identity) (*store.User, string,
 	}
 	u, err = acc.GetUserByEmail(ctx, id.Email)
 	switch {
-	case err == nil && u.PlatformRole != "":
-		// A platform account is never taken over by whoever an identity
-		// provider vouches for: its admin links it explicitly.
-		return nil, "platform account", errorf(http.StatusForbidden, CodeForbidden,
-			"%s is a platform account: it is not linked to an identity provider by e-mail", id.Email)
 	case err == nil:
 		if u, err = s.link(ctx, acc, u, id); err != nil {
 			return nil, "", err
@@ -160,7 +155,7 @@ func (s *server) oidcInvite(ctx context.Context, acc store.Accounts, id *oidclog
 	case err == nil:
 		u, err = s.link(ctx, acc, u, id)
 	case errors.Is(err, store.ErrNotFound):
-		u, err = s.newUser(ctx, acc, inv.Email, "", id.Name, id.Issuer, id.Subject)
+		u, err = s.newUser(ctx, acc, inv.Email, "", id.Name, id.Issuer, id.Subject, true)
 	default:
 		err = internal(err)
 	}
@@ -175,15 +170,27 @@ func (s *server) oidcInvite(ctx context.Context, acc store.Accounts, id *oidclog
 }
 
 // link ties u to the identity, unless u is tied to another one.
+//
+// Linking by address alone is refused for a platform account (its admin
+// links it) and for an account with a password whose address was never
+// proven: whoever made it by open sign-up would otherwise keep its
+// password and tokens once the address's real owner lands in it.
 func (s *server) link(ctx context.Context, acc store.Accounts, u *store.User, id *oidclogin.Identity) (*store.User, error) {
-	if u.Disabled {
+	switch {
+	case u.Disabled:
 		return nil, errorf(http.StatusForbidden, CodeForbidden, "this account is disabled")
-	}
-	if u.OIDCSubject != "" {
+	case u.OIDCSubject != "":
 		return nil, errorf(http.StatusForbidden, CodeForbidden, "%s is linked to another identity", u.Email)
+	case u.PlatformRole != "":
+		return nil, errorf(http.StatusForbidden, CodeForbidden,
+			"%s is a platform account: it is not linked to an identity provider by e-mail", u.Email)
+	case u.PasswordHash != "" && !u.EmailVerified:
+		return nil, errorf(http.StatusForbidden, CodeForbidden,
+			"%s has an account whose address was never verified: reset its password (which verifies it), then sign in here", u.Email)
 	}
 	u, err := acc.UpdateUser(ctx, u.ID, func(x *store.User) error {
 		x.OIDCIssuer, x.OIDCSubject = id.Issuer, id.Subject
+		x.EmailVerified = true
 		return nil
 	})
 	if errors.Is(err, store.ErrAlreadyExists) {

@@ -393,9 +393,13 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 	}
 	spec := *meta.Spec
 	spec.Domain = domain
-	spec.Suspended = false
+	spec.Suspended, spec.SuspendedBy = false, ""
 	spec.Source = &site.Source{Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL}
-	if _, ok := s.plans().Get(spec.Plan); !ok {
+	// The clone gets what its plan gives today, not the limits the
+	// snapshot recorded.
+	if p, ok := s.plans().Get(spec.Plan); ok {
+		p.Apply(&spec)
+	} else {
 		s.plans().Default().Apply(&spec)
 	}
 	spec.Defaults()

@@ -29,6 +29,10 @@ type UsageReportResponse struct {
 // MaxUsageReport bounds the sites of one usage report.
 const MaxUsageReport = 100_000
 
+// MaxUsageReportBytes bounds one site's count in one report (1 TB: an
+// edge reports every 10 s).
+const MaxUsageReportBytes = 1e12
+
 func (s *server) reportUsage(c *call) (response, error) {
 	var req UsageReport
 	if err := decodeJSON(c.r, &req); err != nil {
@@ -36,6 +40,14 @@ func (s *server) reportUsage(c *call) (response, error) {
 	}
 	if len(req.Bytes) > MaxUsageReport {
 		return response{}, badRequest("a report may carry at most %d sites, got %d", MaxUsageReport, len(req.Bytes))
+	}
+	for name, n := range req.Bytes {
+		if n > MaxUsageReportBytes {
+			// Edges report every few seconds: no real count is near
+			// this, and a huge one would stop the site (509) or
+			// overflow the month's sum for every edge.
+			return response{}, badRequest("%d bytes for %q in one report; at most %d", n, name, int64(MaxUsageReportBytes))
+		}
 	}
 	out, err := IngestUsage(c.r.Context(), s.cfg.Store, s.plans(), s.cfg.Clock(), req.Bytes)
 	if errors.Is(err, store.ErrInvalid) {
@@ -55,8 +67,18 @@ func (s *server) reportUsage(c *call) (response, error) {
 // up` calls it directly; remote edges through POST /v1/edge/usage.
 func IngestUsage(ctx context.Context, st store.Store, ps *plans.Set, now time.Time, bytes map[string]int64) (*UsageReportResponse, error) {
 	month := plans.Month(now)
-	if len(bytes) > 0 {
-		if err := st.AddBandwidth(ctx, month, bytes); err != nil {
+	// Counts of names that are no site are dropped: they would only
+	// grow the table.
+	known := make(map[string]int64, len(bytes))
+	for name, n := range bytes {
+		if _, err := st.GetSite(ctx, name); err == nil {
+			known[name] = n
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("get site %q: %w", name, err)
+		}
+	}
+	if len(known) > 0 {
+		if err := st.AddBandwidth(ctx, month, known); err != nil {
 			return nil, fmt.Errorf("add bandwidth: %w", err)
 		}
 	}

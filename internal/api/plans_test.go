@@ -204,6 +204,7 @@ func TestReportUsage(t *testing.T) {
 		{"over the limit", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": 41 * plans.GB, "gone.example": 1}}, 200, "", []any{"a.com"}},
 		{"still over", edgeSecret, map[string]any{"bytes": map[string]any{}}, 200, "", []any{"a.com"}},
 		{"negative", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": -5}}, 400, CodeInvalidArgument, nil},
+		{"more than an edge can send between reports", edgeSecret, map[string]any{"bytes": map[string]any{"a.com": int64(9e18)}}, 400, CodeInvalidArgument, nil},
 		{"unknown field", edgeSecret, map[string]any{"sites": 1}, 400, CodeInvalidArgument, nil},
 		{"viewer", viewerSecret, map[string]any{"bytes": map[string]any{"a.com": 1}}, 403, CodeForbidden, nil},
 		{"shard", shard1Secret, map[string]any{"bytes": map[string]any{"a.com": 1}}, 403, CodeForbidden, nil},
@@ -220,7 +221,7 @@ func TestReportUsage(t *testing.T) {
 		})
 	}
 	used, err := e.store.ListBandwidth(t.Context(), store.BandwidthListOptions{Month: plans.Month(testNow)})
-	if err != nil || used["a.com"] != 101*plans.GB {
-		t.Errorf("stored %v %v, want a.com 101 GB (refused reports add nothing)", used, err)
+	if err != nil || used["a.com"] != 101*plans.GB || len(used) != 1 {
+		t.Errorf("stored %v %v, want only a.com, 101 GB (refused reports and names of no site add nothing)", used, err)
 	}
 }

@@ -854,14 +854,18 @@ func (s *Server) Exec(ctx context.Context, q string, args ...any) error {
 	return nil
 }
 
-// DropUser removes site user userName (idempotent). Sessions it has open
-// stay until they end: MariaDB checks an account's password when a
-// connection is made, so dropping an account refuses new connections only.
+// DropUser removes site user userName (idempotent) and ends the sessions
+// it still has open: MariaDB checks an account's password only when a
+// connection is made, so a dropped account's open (or persistent)
+// connection would otherwise keep its database privileges.
 func (s *Server) DropUser(ctx context.Context, userName string) error {
 	if !ident.MatchString(userName) {
 		return fmt.Errorf("mariadb: invalid identifier %q", userName)
 	}
 	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%s'", userName, s.userHost())); err != nil {
+		return fmt.Errorf("mariadb: drop user %s: %w", userName, err)
+	}
+	if err := s.endSessions(ctx, userName); err != nil {
 		return fmt.Errorf("mariadb: drop user %s: %w", userName, err)
 	}
 	return nil

@@ -224,3 +224,44 @@ func TestUserConnectionLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestDropUserEndsSessions: a dropped account's connection opened before
+// the drop (a persistent connection, a long request) is ended with it;
+// MariaDB alone would let it keep the account's privileges.
+func TestDropUserEndsSessions(t *testing.T) {
+	local := startServer(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		srv  *Server
+	}{{"local", local}, {"remote", remoteOf(t, local)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, name := tc.srv, "wp_drop_"+tc.name
+			if err := s.EnsureDatabase(ctx, name, name, "pwD", 5); err != nil {
+				t.Fatal(err)
+			}
+			db, err := s.OpenAs(name, "pwD", name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(ctx, "CREATE TABLE t (x int)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DropUser(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (1)"); err == nil {
+				t.Fatal("a connection of the dropped account still writes")
+			}
+			if n, err := s.UserSessions(ctx, name); err != nil || n != 0 {
+				t.Errorf("sessions after the drop: %d, %v", n, err)
+			}
+		})
+	}
+}

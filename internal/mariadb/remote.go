@@ -104,35 +104,44 @@ func (s *Server) connectRemote(ctx context.Context) error {
 
 // freezeRemote is FreezeWrites on a remote server. The site user's
 // connections come from several hosts, so they are found in the process
-// list and ended one by one rather than by KILL USER 'u'@'host' (which
-// matches the connection's host literally, not the account's pattern).
+// list and ended one by one (endSessions) rather than by KILL USER
+// 'u'@'host' (which matches the connection's host literally, not the
+// account's pattern).
 func (s *Server) freezeRemote(ctx context.Context, name, userName string) error {
 	q := fmt.Sprintf("REVOKE %s ON `%s`.* FROM '%s'@'%s'", writePrivileges, grantDB(name), userName, s.userHost())
 	if _, err := s.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
 	}
+	if err := s.endSessions(ctx, userName); err != nil {
+		return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
+	}
+	return nil
+}
+
+// endSessions ends every open connection of userName, from any host.
+func (s *Server) endSessions(ctx context.Context, userName string) error {
 	rows, err := s.db.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", userName)
 	if err != nil {
-		return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
+		return fmt.Errorf("sessions of %s: %w", userName, err)
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
+			return fmt.Errorf("sessions of %s: %w", userName, err)
 		}
 		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mariadb: freeze writes to %s: %w", name, err)
+		return fmt.Errorf("sessions of %s: %w", userName, err)
 	}
 	for _, id := range ids {
 		_, err := s.db.ExecContext(ctx, fmt.Sprintf("KILL %d", id))
 		var me *mysql.MySQLError
 		if err != nil && !(errors.As(err, &me) && me.Number == 1094) { // 1094: unknown thread: it ended meanwhile
-			return fmt.Errorf("mariadb: freeze writes to %s: end connection %d: %w", name, id, err)
+			return fmt.Errorf("end connection %d of %s: %w", id, userName, err)
 		}
 	}
 	return nil

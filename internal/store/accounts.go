@@ -108,6 +108,12 @@ type User struct {
 	// pair is unique when set).
 	OIDCIssuer  string `json:"oidc_issuer,omitempty"`
 	OIDCSubject string `json:"oidc_subject,omitempty"`
+	// EmailVerified says the user proved the address: followed a mailed
+	// link (an invitation, a password reset) or signed in through an
+	// identity provider that vouches for it. An account made by open
+	// sign-up is not verified until then, so it is never linked to an
+	// identity provider by its address alone.
+	EmailVerified bool `json:"email_verified,omitempty"`
 	// PlatformRole is admin, operator, support or "" (a customer).
 	PlatformRole Role `json:"platform_role,omitempty"`
 	// FailedLogins counts consecutive failed password sign-ins;
