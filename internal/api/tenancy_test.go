@@ -406,10 +406,12 @@ func TestTokenEscalation(t *testing.T) {
 				t.Fatalf("%s %s: %d, want %d: %v", st.method, st.path, code, st.code, m)
 			}
 			if st.path == "/v1/tokens" && st.method == "GET" {
+				var ids []any
 				for _, it := range m["items"].([]any) {
-					if id := it.(map[string]any)["id"]; id != ciID {
-						t.Errorf("the scoped token sees %v", id)
-					}
+					ids = append(ids, it.(map[string]any)["id"])
+				}
+				if len(ids) != 1 || ids[0] != ciID {
+					t.Errorf("the scoped token sees %v, want only itself (%s)", ids, ciID)
 				}
 			}
 		})
