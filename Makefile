@@ -25,8 +25,9 @@ run: deps build
 	bin/aipress up
 
 # The whole suite: unit, contract, API and end-to-end tests against real
-# MariaDB, php-fpm and WordPress.
-test: deps envtest-assets
+# MariaDB, php-fpm and WordPress. It builds bin/aipress first: the
+# benchmarks' smoke tests (bench/...) run the binary.
+test: deps envtest-assets build
 	$(GO) vet ./...
 	KUBEBUILDER_ASSETS="$$(scripts/envtest-assets.sh)" $(GO) test -count=1 -timeout 45m ./...
 	# Every Go benchmark once (tiny): benchmarks rot when nothing runs them.

@@ -12,6 +12,7 @@ import (
 	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -147,10 +148,17 @@ type simAgent struct {
 	log       *slog.Logger
 }
 
+// layout is where the simulated shard says it keeps its sites (a
+// directory that does not exist).
+func (a *simAgent) layout() shardlayout.Layout {
+	return shardlayout.Layout{Name: a.name, Dir: "/nonexistent/aipress-sim/" + a.name}
+}
+
 // run registers the shard, calls up, then heartbeats, watches and
 // converges until ctx ends.
 func (a *simAgent) run(ctx context.Context, up func(error)) {
-	reg := apiclient.RegisterRequest{Capacity: a.reg.Capacity, Labels: a.reg.Labels, AgentVersion: a.reg.AgentVersion, Provider: a.reg.Provider}
+	reg := apiclient.RegisterRequest{Capacity: a.reg.Capacity, Labels: a.reg.Labels, AgentVersion: a.reg.AgentVersion, Provider: a.reg.Provider,
+		Dir: a.layout().Dir}
 	err := retry(ctx, 5, func() error {
 		_, err := agent.Register(ctx, a.cl, reg)
 		return err
@@ -217,11 +225,14 @@ func (a *simAgent) converge(ctx context.Context, sites *agent.Sites, n *atomic.I
 			continue
 		}
 		uid, gen := s.Metadata.UID, s.Metadata.Generation
+		l := a.layout()
 		err := sites.UpdateStatus(ctx, s.Metadata.Name, uid, func(st *site.Status) {
 			st.Phase = site.PhaseReady
 			st.ObservedGeneration = gen
-			st.Endpoint = "unix:/nonexistent/" + uid + ".sock"
-			st.Docroot = "/nonexistent/" + uid + "/htdocs"
+			// Where the site would live on this shard: the control plane
+			// accepts no other path (shardlayout); nothing is created.
+			st.Endpoint = l.Endpoint(uid)
+			st.Docroot = l.Site(uid).Docroot
 		})
 		switch {
 		case err == nil:
