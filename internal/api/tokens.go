@@ -266,7 +266,7 @@ func (s *server) listTokens(c *call) (response, error) {
 // 404 (a token the caller may not manage is not shown to exist).
 func (s *server) findToken(c *call, id string) (*store.Token, error) {
 	notFound := errorf(http.StatusNotFound, CodeNotFound, "token %q not found", id)
-	toks, err := s.cfg.Store.ListTokens(c.r.Context(), store.TokenFilter{})
+	toks, err := s.cfg.Store.ListTokens(c.r.Context(), store.TokenFilter{ID: id})
 	if err != nil {
 		return nil, internal(fmt.Errorf("list tokens: %w", err))
 	}

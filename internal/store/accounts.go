@@ -205,6 +205,8 @@ type MembershipFilter struct {
 
 // TokenFilter selects tokens; empty fields match all.
 type TokenFilter struct {
+	// ID selects one token by its ID.
+	ID     string
 	UserID string
 	Org    string
 	Kind   TokenKind

@@ -99,7 +99,7 @@ var (
 //     to the organisation it is in writes nothing. ListOptions.Orgs filters
 //     ListSites.
 //   - Tokens: ListTokens returns the tokens TokenFilter selects ordered by
-//     ID (without hashes); DeleteToken removes one (ErrNotFound when
+//     ID (without hashes; TokenFilter.ID selects one by its ID); DeleteToken removes one (ErrNotFound when
 //     unknown). Subject and every scope field (Kind, Prefix, UserID, Org,
 //     ExpiresAt, LastUsedAt, LastUsedIP, ReplacedBy) are stored and returned
 //     as is, except that an empty Kind is stored as TokenAPI (and a Kind

@@ -105,6 +105,10 @@ func (s *Store) LookupToken(ctx context.Context, hash string) (*store.Token, err
 func tokenWhere(f store.TokenFilter) (string, []any) {
 	var conds []string
 	var args []any
+	if f.ID != "" {
+		args = append(args, f.ID)
+		conds = append(conds, fmt.Sprintf(`id = $%d`, len(args)))
+	}
 	if f.UserID != "" {
 		args = append(args, f.UserID)
 		conds = append(conds, fmt.Sprintf(`user_id = $%d`, len(args)))

@@ -126,6 +126,9 @@ func (s *Store) LookupToken(ctx context.Context, hash string) (*store.Token, err
 func tokenWhere(f store.TokenFilter) (string, []any) {
 	var conds []string
 	var args []any
+	if f.ID != "" {
+		conds, args = append(conds, `id = ?`), append(args, f.ID)
+	}
 	if f.UserID != "" {
 		conds, args = append(conds, `user_id = ?`), append(args, f.UserID)
 	}

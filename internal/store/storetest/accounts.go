@@ -1083,6 +1083,9 @@ func testTokenScope(t *testing.T, h *harness) {
 			{store.TokenFilter{Kind: store.TokenAPI}, "tok-full tok-machine tok-nokind"},
 			{store.TokenFilter{UserID: "usr-1", Kind: store.TokenAPI}, "tok-full"},
 			{store.TokenFilter{UserID: "usr-2", Org: "acme"}, ""},
+			{store.TokenFilter{ID: "tok-session"}, "tok-session"},
+			{store.TokenFilter{ID: "tok-session", Kind: store.TokenAPI}, ""},
+			{store.TokenFilter{ID: "nope"}, ""},
 		} {
 			got, err := s.ListTokens(ctx, tc.f)
 			if err != nil {
