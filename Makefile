@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate vet fmt clean
 
 all: build
 
@@ -16,6 +16,11 @@ deps:
 # ~/.cache/aipress/envtest/ (~15 min cold on 2 cores, instant when cached).
 envtest-assets:
 	@scripts/envtest-assets.sh >/dev/null
+
+# The web portal: web/ (React + Vite) built into internal/portal/dist,
+# which is committed and embedded in the binary (docs/portal.md).
+web:
+	@scripts/web.sh build
 
 build:
 	@mkdir -p bin
@@ -29,6 +34,7 @@ run: deps build
 # benchmarks' smoke tests (bench/...) run the binary.
 test: deps envtest-assets build
 	$(GO) vet ./...
+	scripts/web.sh check
 	KUBEBUILDER_ASSETS="$$(scripts/envtest-assets.sh)" $(GO) test -count=1 -timeout 45m ./...
 	# Every Go benchmark once (tiny): benchmarks rot when nothing runs them.
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./internal/...

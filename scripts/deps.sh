@@ -13,6 +13,12 @@ pkgs=(
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
   wrk # HTTP load of bench/rotate (make bench-rotate, and its TestRotateTiny in make test)
 )
+# The web portal's component tests and build check (scripts/web.sh) need
+# Node.js and npm; Debian 12's own (18.x) is enough. A machine with a newer
+# Node.js from elsewhere keeps it (Debian's npm would conflict with it).
+if ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 # Extra packages for a target, e.g. DEPS_EXTRA="nginx wrk" for benchmarks.
 read -r -a extra <<<"${DEPS_EXTRA:-}"
 pkgs+=("${extra[@]}")

@@ -67,6 +67,9 @@ func (p StaticPlacer) Place(context.Context, *site.Site) (string, error) {
 // Config configures the API handler. Store is required.
 type Config struct {
 	Store store.Store
+	// Portal serves GET and HEAD requests for every path outside /v1/ and
+	// /metrics (the web portal, internal/portal). Nil: those are 404s.
+	Portal http.Handler
 	// Placer chooses a new site's shard at creation. Nil: new sites are
 	// stored unplaced (Status.Shard empty, phase Pending) and the control
 	// plane's leader places them.
@@ -239,6 +242,11 @@ func New(cfg Config) http.Handler {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Portal != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			!strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" && r.URL.Path != "/metrics" {
+			cfg.Portal.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	return mux

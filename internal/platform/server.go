@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/portal"
 	"log/slog"
 	"net"
 	"net/http"
@@ -206,8 +207,13 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	cp.rotations = control.NewRotations(control.RotationConfig{
 		Store: st, Every: cfg.plans.RotationPolicy, Logger: cfg.log.With("component", "rotations"), Notify: notify,
 	})
+	web, err := portal.New()
+	if err != nil {
+		return nil, err
+	}
 	cp.handler = api.New(api.Config{
-		Store: st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
+		Portal: web,
+		Store:  st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner,

@@ -1,0 +1,38 @@
+import { screen, waitFor } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { json, mockAPI, renderPage, route } from '../test/render';
+import SignIn, { safeReturn } from './SignIn';
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe('SignIn', () => {
+  it('posts the e-mail and password and goes to return_to', async () => {
+    const calls = mockAPI(route('POST', '/v1/auth/login', () => json({ user: { id: 'u' } })));
+    const { location } = renderPage(<SignIn />, { path: '/signin?return_to=/sites/blog.localhost', session: { me: null } });
+    await userEvent.type(screen.getByLabelText(/E-mail/), 'ann@acme.example');
+    await userEvent.type(screen.getByLabelText(/Password/), 'correct horse');
+    await userEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    await waitFor(() => expect(location.history).toContain('/sites/blog.localhost'));
+    expect(JSON.parse(calls[0].body)).toEqual({ email: 'ann@acme.example', password: 'correct horse' });
+  });
+
+  it("shows the server's message on a refusal", async () => {
+    mockAPI(route('POST', '/v1/auth/login', () => json({ error: { code: 'unauthenticated', message: 'wrong e-mail or password' } }, 401)));
+    renderPage(<SignIn />, { path: '/signin', session: { me: null } });
+    await userEvent.type(screen.getByLabelText(/E-mail/), 'ann@acme.example');
+    await userEvent.type(screen.getByLabelText(/Password/), 'nope');
+    await userEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('wrong e-mail or password');
+  });
+
+  it.each([
+    ['/sites/x', '/sites/x'],
+    ['//evil.example/', '/sites'],
+    ['https://evil.example/', '/sites'],
+    ['/\\evil.example', '/sites'],
+    [null, '/sites'],
+  ])('safeReturn(%s) = %s', (v, want) => {
+    expect(safeReturn(v)).toBe(want);
+  });
+});

@@ -1,0 +1,70 @@
+// Sign-in: e-mail and password, or the platform's OpenID Connect provider.
+import { Alert, Anchor, Button, Center, Divider, Paper, PasswordInput, Stack, TextInput, Title } from '@mantine/core';
+import { useState, type FormEvent } from 'react';
+import { useLocation, useSearch } from 'wouter';
+import { api, errorText, must } from '../api/client';
+import { useSession } from '../session';
+
+/** safeReturn keeps return_to a local path (no //host or scheme). */
+export function safeReturn(v: string | null): string {
+  if (!v || !v.startsWith('/') || v.startsWith('//') || v.startsWith('/\\')) return '/sites';
+  return v;
+}
+
+export default function SignIn() {
+  const s = useSession();
+  const [, navigate] = useLocation();
+  const params = new URLSearchParams(useSearch());
+  const returnTo = safeReturn(params.get('return_to'));
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState(params.get('error') ?? '');
+  const product = s.branding.product_name || 'AIPress';
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setErr('');
+    try {
+      await must(api.POST('/v1/auth/login', { body: { email, password } }));
+      await s.refresh();
+      navigate(returnTo);
+    } catch (e) {
+      setErr(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Center mih="100vh" p="md">
+      <Paper withBorder p="xl" w={380} component="main">
+        <form onSubmit={submit} aria-label="Sign in">
+          <Stack>
+            <Title order={1} size="h2">
+              Sign in to {product}
+            </Title>
+            {err && (
+              <Alert color="red" role="alert" title="Could not sign in">
+                {err}
+              </Alert>
+            )}
+            <TextInput label="E-mail" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.currentTarget.value)} />
+            <PasswordInput label="Password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.currentTarget.value)} />
+            <Button type="submit" loading={busy}>
+              Sign in
+            </Button>
+            <Divider label="or" />
+            <Button component="a" variant="default" href={`/v1/auth/oidc/start?return_to=${encodeURIComponent(returnTo)}`}>
+              Sign in with single sign-on
+            </Button>
+            <Anchor href="/reset-password" size="sm">
+              Forgot your password?
+            </Anchor>
+          </Stack>
+        </form>
+      </Paper>
+    </Center>
+  );
+}
