@@ -50,3 +50,30 @@ export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+/**
+ * raw calls an endpoint that schema.d.ts does not describe yet (or whose
+ * reply is not JSON-typed there) and returns its JSON body, throwing an
+ * APIError on a non-2xx answer.
+ */
+export async function raw<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
+  }
+  const base = typeof location === 'undefined' ? 'http://localhost' : location.origin;
+  const res = await globalThis.fetch(new Request(new URL(path, base), init));
+  const text = await res.text();
+  let data: unknown = undefined;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    data = undefined;
+  }
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new APIError(res.status, e?.code ?? 'error', e?.message ?? `${res.status} ${res.statusText}`);
+  }
+  return data as T;
+}
