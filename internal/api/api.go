@@ -474,6 +474,20 @@ func (s *server) authenticate(r *http.Request) (*store.Token, error) {
 	return s.lookupSecret(r, secret)
 }
 
+// callerSecret is the credential the request authenticated with: the
+// bearer token, else the session cookie's secret. Handlers that call the
+// API again on the caller's behalf (the assistant, the MCP server) present
+// it as a bearer token, so those calls carry exactly the caller's rights.
+func callerSecret(r *http.Request) string {
+	if scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(secret)
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
 // lookupSecret finds the live token whose secret is secret and notes its
 // use (at most every touchEvery).
 func (s *server) lookupSecret(r *http.Request, secret string) (*store.Token, error) {
