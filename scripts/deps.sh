@@ -12,6 +12,7 @@ pkgs=(
   util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
   wrk # HTTP load of bench/rotate (make bench-rotate, and its TestRotateTiny in make test)
+  chromium fonts-dejavu-core # the portal's browser end-to-end test (e2e/portal_test.go, chromedp)
 )
 # The web portal's component tests and build check (scripts/web.sh) need
 # Node.js and npm; Debian 12's own (18.x) is enough. A machine with a newer
