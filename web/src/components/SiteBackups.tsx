@@ -94,6 +94,24 @@ export function SiteBackups({ site, perms, pollMs }: { site: Site; perms: SitePe
     void load();
   }, [load]);
 
+  // Follow the backups and restores already under way (a scheduled
+  // backup, or one started before this page was opened).
+  useEffect(() => {
+    let stop = false;
+    must(api.GET('/v1/jobs', { params: { query: { site: name, phase: 'Pending,Running' } } }))
+      .then((l) => {
+        if (stop) return;
+        const mine = l.items.filter((j) => j.kind === 'backup' || j.kind === 'restore');
+        setRunning((r) => [...r, ...mine.filter((j) => !r.some((x) => x.id === j.id)).map((j) => ({ id: j.id, label: j.kind === 'backup' ? 'Backup' : 'Restore' }))]);
+      })
+      .catch(() => {
+        // The list of snapshots still works; its own error is shown.
+      });
+    return () => {
+      stop = true;
+    };
+  }, [name]);
+
   const done = useCallback(
     (j: Job) => {
       setRunning((r) => r.filter((x) => x.id !== j.id));

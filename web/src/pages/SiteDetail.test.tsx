@@ -38,6 +38,7 @@ function job(over: Partial<Job> = {}): Job {
 const backup = { ref: 'shard-1:abc123', repo: 'shard-1', id: 'abc123', site: 'blog.localhost', time: '2026-12-01T11:00:00Z', total_bytes: 4096, stored_bytes: 1024, reason: 'manual', job: 'job-0' };
 
 const siteRoute = (s: Site = site()) => route('GET', '/v1/sites/blog.localhost', () => json(s));
+const noJobs = route('GET', '/v1/jobs', () => json({ items: [] }));
 
 function open(path: string, sess = {}) {
   return renderPage(
@@ -124,7 +125,7 @@ describe('SiteDetail', () => {
   });
 
   it('hides the actions a viewer may not take', async () => {
-    mockAPI(siteRoute(), route('GET', '/v1/backups', () => json({ items: [backup] })));
+    mockAPI(siteRoute(), route('GET', '/v1/backups', () => json({ items: [backup] })), noJobs);
     open('/sites/blog.localhost/backups', { orgs: { acme: 'viewer' }, me: { ...session().me!, orgs: { acme: 'viewer' } } });
     expect(await screen.findAllByTestId('backup-row')).toHaveLength(1);
     for (const b of ['Open wp-admin', 'Suspend', 'Delete site', 'Back up now', 'Restore', 'Clone']) {
@@ -160,6 +161,7 @@ describe('SiteDetail', () => {
     const calls = mockAPI(
       siteRoute(),
       route('GET', '/v1/backups', () => json({ items: [] })),
+      noJobs,
       route('POST', '/v1/sites/blog.localhost/backups', () => json(job({ phase: 'Pending', progress: {} }), 202)),
       route('GET', '/v1/jobs/job-1', () => json(job())),
     );
@@ -171,10 +173,22 @@ describe('SiteDetail', () => {
     expect(calls.find((c) => c.path === '/v1/backups?site=blog.localhost')).toBeDefined();
   });
 
+  it('follows a backup already running when the tab opens', async () => {
+    mockAPI(
+      siteRoute(),
+      route('GET', '/v1/backups', () => json({ items: [backup] })),
+      route('GET', '/v1/jobs', (_r, url) => json({ items: url.searchParams.get('site') === 'blog.localhost' && url.searchParams.get('phase') === 'Pending,Running' ? [job({ id: 'job-9' })] : [] })),
+      route('GET', '/v1/jobs/job-9', () => json(job({ id: 'job-9' }))),
+    );
+    open('/sites/blog.localhost/backups');
+    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+  });
+
   it('restores in place after confirmation and follows the job', async () => {
     const calls = mockAPI(
       siteRoute(),
       route('GET', '/v1/backups', () => json({ items: [backup] })),
+      noJobs,
       route('POST', /^\/v1\/backups\/.*\/restore$/, () => json({ job: job({ id: 'job-2', kind: 'restore' }) }, 202)),
       route('GET', '/v1/jobs/job-2', () => json(job({ id: 'job-2', kind: 'restore' }))),
     );
@@ -194,6 +208,7 @@ describe('SiteDetail', () => {
     const calls = mockAPI(
       siteRoute(),
       route('GET', '/v1/backups', () => json({ items: [backup] })),
+      noJobs,
       route('POST', /^\/v1\/backups\/.*\/restore$/, () => json({ site: site({ name: 'copy.localhost', phase: 'Pending' }) }, 201)),
       route('GET', '/v1/sites/copy.localhost', () => json(site({ name: 'copy.localhost', phase: ++polls < 2 ? 'Creating' : 'Ready' }))),
     );
@@ -212,6 +227,7 @@ describe('SiteDetail', () => {
     mockAPI(
       siteRoute(),
       route('GET', '/v1/backups', () => json({ items: [backup] })),
+      noJobs,
       route('POST', /^\/v1\/backups\/.*\/restore$/, () => json({ error: { code: 'already_exists', message: 'site "copy.localhost" exists' } }, 409)),
     );
     open('/sites/blog.localhost/backups');
@@ -282,6 +298,52 @@ describe('SiteDetail', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Save cache TTL' }));
     await waitFor(() => expect(calls.some((c) => c.method === 'PATCH')).toBe(true));
     expect(JSON.parse(calls.find((c) => c.method === 'PATCH')!.body)).toEqual({ cache: { ttl_seconds: 60 } });
+  });
+
+  it('changes the title by PATCH and shows a refused plan change', async () => {
+    const calls = mockAPI(
+      siteRoute(),
+      route('PATCH', '/v1/sites/blog.localhost', async (req) => {
+        const b = await req.json();
+        if (b.plan) return json({ error: { code: 'quota_exceeded', message: 'plan pro exceeds the organisation plan basic' } }, 403);
+        return json({ ...site(), spec: { ...site().spec, title: b.title } });
+      }),
+    );
+    open('/sites/blog.localhost/settings');
+    const title = await screen.findByLabelText('Title');
+    await userEvent.clear(title);
+    await userEvent.type(title, 'New title');
+    await userEvent.click(screen.getByRole('button', { name: 'Save title' }));
+    expect(await screen.findByText('Title saved.')).toBeInTheDocument();
+    const plan = screen.getByRole('textbox', { name: /Plan/ });
+    await userEvent.clear(plan);
+    await userEvent.type(plan, 'pro');
+    await userEvent.click(screen.getByRole('button', { name: 'Change plan' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('plan pro exceeds the organisation plan basic');
+    expect(calls.filter((c) => c.method === 'PATCH').map((c) => JSON.parse(c.body))).toEqual([{ title: 'New title' }, { plan: 'pro' }]);
+  });
+
+  it('rotates a secret and follows its job', async () => {
+    const calls = mockAPI(
+      siteRoute(),
+      route('POST', '/v1/sites/blog.localhost/secrets/rotate', () => json(job({ id: 'job-5', kind: 'secret.rotate' }), 202)),
+      route('GET', '/v1/jobs/job-5', () => json(job({ id: 'job-5', kind: 'secret.rotate' }))),
+    );
+    open('/sites/blog.localhost/settings');
+    await userEvent.click(await screen.findByRole('button', { name: 'Rotate WordPress salts' }));
+    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+    expect(JSON.parse(calls.find((c) => c.method === 'POST')!.body)).toEqual({ kind: 'salts' });
+  });
+
+  it('lets only platform staff resume a site the platform suspended', async () => {
+    const s = site({ phase: 'Suspended', suspended: true });
+    s.spec.suspended_by = 'platform';
+    mockAPI(siteRoute(s));
+    open('/sites/blog.localhost');
+    expect(await screen.findByTestId('site-status')).toHaveTextContent('Suspended');
+    expect(screen.queryByRole('button', { name: 'Resume' })).not.toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Suspend' })).not.toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Delete site' })).toBeInTheDocument();
   });
 
   it('sets the HTTPS redirect on the Domains tab', async () => {
