@@ -77,6 +77,14 @@ describe('SiteDetail', () => {
     expect(screen.getByText('shard-1')).toBeInTheDocument();
   });
 
+  it('shows the admin password passed by the create page once', async () => {
+    mockAPI(siteRoute(site({ phase: 'Pending' })));
+    history.replaceState({ created: { admin_user: 'admin', admin_password: 's3cret-pass' } }, '');
+    open('/sites/blog.localhost');
+    expect(await screen.findByTestId('admin-password')).toHaveTextContent('s3cret-pass');
+    expect(history.state).toBeNull();
+  });
+
   it('shows the server message when the site cannot be loaded', async () => {
     mockAPI(route('GET', '/v1/sites/gone.localhost', () => json({ error: { code: 'not_found', message: 'site "gone.localhost" not found' } }, 404)));
     open('/sites/gone.localhost');

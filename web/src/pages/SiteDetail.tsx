@@ -1,6 +1,6 @@
 // The site page (/sites/:name and /sites/:name/:tab): live status, the
 // site's actions (wp-admin sign-in, suspend/resume, delete) and its tabs.
-import { Alert, Anchor, Badge, Button, Center, Group, Loader, Stack, Tabs, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Center, Code, CopyButton, Group, Loader, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { Link, useLocation, useParams } from 'wouter';
 import { api, APIError, errorText, must, raw, type Site } from '../api/client';
@@ -20,9 +20,30 @@ export function settled(phase?: string): boolean {
 
 type Dialog = '' | 'suspend' | 'resume' | 'delete';
 
+function decode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * createdPassword takes the admin password the create page may pass in
+ * the history state (`admin_password`, or the whole create response under
+ * `created`), and removes it so a reload does not show it again.
+ */
+function createdPassword(): { user: string; password: string } | null {
+  const st = (typeof history !== 'undefined' ? history.state : null) as { admin_password?: string; admin_user?: string; created?: { admin_password?: string; admin_user?: string } } | null;
+  const c = st?.created ?? st;
+  if (!c?.admin_password) return null;
+  history.replaceState(null, '');
+  return { user: c.admin_user ?? 'admin', password: c.admin_password };
+}
+
 export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
   const params = useParams<{ name: string; tab?: string }>();
-  const name = decodeURIComponent(params.name ?? '');
+  const name = decode(params.name ?? '');
   const tab = tabs.map((t) => t.toLowerCase()).includes(params.tab ?? '') ? params.tab! : 'overview';
   const [, navigate] = useLocation();
   const s = useSession();
@@ -33,6 +54,7 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
   const [busy, setBusy] = useState('');
   const [actErr, setActErr] = useState('');
   const [link, setLink] = useState<LoginLink | null>(null);
+  const [created, setCreated] = useState(createdPassword);
 
   // Poll the site every pollMs until its phase settles; watch restarts it.
   useEffect(() => {
@@ -64,9 +86,16 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
     if (!settled(next.status.phase)) setWatch((w) => w + 1);
   }, []);
 
+  const back = (
+    <Anchor component={Link} href="/sites" size="sm">
+      ← Sites
+    </Anchor>
+  );
+
   if (!site) {
     return (
       <Stack>
+        {back}
         <Title order={2}>{name}</Title>
         {loadErr ? (
           <Alert color="red" role="alert" title="Could not load the site">
@@ -120,6 +149,7 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
 
   return (
     <Stack>
+      {back}
       <Group justify="space-between" align="flex-start">
         <Stack gap={4}>
           <Group gap="sm">
@@ -164,6 +194,20 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
 
       {!dialog && <ErrorAlert error={actErr} />}
       {loadErr && <ErrorAlert error={loadErr} title="Could not refresh the site" />}
+      {created && (
+        <Alert color="yellow" title="WordPress admin password" withCloseButton closeButtonLabel="Hide the password" onClose={() => setCreated(null)}>
+          <Text size="sm">
+            User {created.user}, password <Code data-testid="admin-password">{created.password}</Code>. It is shown only now: keep it somewhere safe.
+          </Text>
+          <CopyButton value={created.password}>
+            {({ copied, copy }) => (
+              <Button size="xs" variant="light" mt="xs" onClick={copy}>
+                {copied ? 'Copied' : 'Copy password'}
+              </Button>
+            )}
+          </CopyButton>
+        </Alert>
+      )}
       {link && (
         <Alert color="blue" title="wp-admin sign-in link" withCloseButton onClose={() => setLink(null)}>
           <Text size="sm">
