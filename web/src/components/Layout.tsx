@@ -53,7 +53,7 @@ export function Layout({ children }: { children: ReactNode }) {
               </Group>
             </UnstyledButton>
           </Group>
-          <Group gap="sm" wrap="nowrap">
+          <Group gap="xs" wrap="nowrap">
             {(orgNames.length > 0 || s.platform) && (
               <Select
                 aria-label="Organisation"
@@ -63,17 +63,22 @@ export function Layout({ children }: { children: ReactNode }) {
                 onChange={(v) => s.setOrg(v ?? '')}
                 clearable={s.platform}
                 searchable
-                w={200}
+                w={{ base: 120, sm: 200 }}
                 size="sm"
               />
             )}
-            <Button variant={chat ? 'filled' : 'light'} onClick={() => setChat((c) => !c)} aria-pressed={chat}>
+            <Button variant={chat ? 'filled' : 'light'} px={{ base: 'xs', sm: 'md' }} onClick={() => setChat((c) => !c)} aria-pressed={chat}>
               Assistant
             </Button>
             <Menu position="bottom-end">
               <Menu.Target>
-                <Button variant="subtle" aria-label="Account menu">
-                  {s.me?.user?.email ?? s.me?.name}
+                <Button variant="subtle" px="xs" aria-label="Account menu" title={s.me?.user?.email ?? s.me?.name}>
+                  <Text span visibleFrom="sm" inherit>
+                    {s.me?.user?.email ?? s.me?.name}
+                  </Text>
+                  <Text span hiddenFrom="sm" inherit aria-hidden>
+                    ⋮
+                  </Text>
                 </Button>
               </Menu.Target>
               <Menu.Dropdown>

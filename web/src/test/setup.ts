@@ -20,3 +20,5 @@ globalThis.ResizeObserver ||= class {
   unobserve() {}
   disconnect() {}
 } as unknown as typeof ResizeObserver;
+// Mantine's Select scrolls its options into view.
+Element.prototype.scrollIntoView ||= function () {};
