@@ -140,16 +140,3 @@ export function save(s: ChatState, storage: Storage | undefined = globalThis.ses
     }
   }
 }
-
-/** CHANGED is the window event other pages listen to for refreshing. */
-export const CHANGED = 'aipress:changed';
-
-export interface ChangedDetail {
-  tool: string;
-  args: Args;
-}
-
-/** announceChange tells the portal that the assistant changed something. */
-export function announceChange(detail: ChangedDetail): void {
-  window.dispatchEvent(new CustomEvent<ChangedDetail>(CHANGED, { detail }));
-}

@@ -1,7 +1,7 @@
 import { act, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CHANGED, type ChangedDetail } from '../chat/conversation';
+import { onAssistantChange, type ChangedDetail } from '../chat/changed';
 import type { ChatEvent } from '../chat/stream';
 import { json, mockAPI, renderPage, route } from '../test/render';
 import ChatPanel from './ChatPanel';
@@ -30,9 +30,7 @@ const info = route('GET', '/v1/assistant', () => json({ provider: 'offline', mod
 /** changes records the 'aipress:changed' events. */
 function changes() {
   const got: ChangedDetail[] = [];
-  const f = (e: Event) => got.push((e as CustomEvent<ChangedDetail>).detail);
-  window.addEventListener(CHANGED, f);
-  cleanups.push(() => window.removeEventListener(CHANGED, f));
+  cleanups.push(onAssistantChange((d) => got.push(d)));
   return got;
 }
 const cleanups: (() => void)[] = [];
@@ -303,11 +301,56 @@ describe('ChatPanel', () => {
     expect(calls.some((c) => c.method === 'POST')).toBe(false);
   });
 
+  it('stops reading the stream when the panel closes', async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(enc.encode(frame({ type: 'conversation', id: 'cnv-1' }) + frame({ type: 'text', text: 'thinking' }))),
+      cancel: () => void (cancelled = true),
+    });
+    mockAPI(info, route('POST', '/v1/assistant/chat', () => new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })));
+    const r = renderPage(<ChatPanel onClose={() => {}} />);
+    await say('hi');
+    await screen.findByText('thinking');
+    r.unmount();
+    await waitFor(() => expect(cancelled).toBe(true));
+    // The conversation survives for the next opening.
+    expect(JSON.parse(sessionStorage.getItem('aipress.assistant')!).conversation).toBe('cnv-1');
+  });
+
+  it('refuses a message over 4000 characters without calling the server', async () => {
+    const calls = mockAPI(info);
+    renderPage(<ChatPanel onClose={() => {}} />);
+    await userEvent.click(box());
+    await userEvent.paste('x'.repeat(4001));
+    expect(screen.getByText(/At most 4000 characters/)).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Send' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('at most 4000');
+    expect(calls.some((c) => c.method === 'POST')).toBe(false);
+  });
+
   it('closes', async () => {
     mockAPI(info);
     const onClose = vi.fn();
     renderPage(<ChatPanel onClose={onClose} />);
     await userEvent.click(screen.getByRole('button', { name: 'Close' }));
     expect(onClose).toHaveBeenCalled();
+  });
+});
+
+describe('ChatPanel in the layout', () => {
+  it('opens from the header button with the focus in the message box', async () => {
+    mockAPI(info, route('GET', /^\/v1\/orgs\//, () => json({ name: 'acme', branding: {} })));
+    const { Layout } = await import('./Layout');
+    renderPage(
+      <Layout>
+        <p>page</p>
+      </Layout>,
+    );
+    expect(screen.queryByLabelText('Message the assistant')).toBeNull();
+    await userEvent.click(screen.getByRole('button', { name: 'Assistant' }));
+    await waitFor(() => expect(screen.getByLabelText('Message the assistant')).toHaveFocus());
+    expect(await screen.findByTestId('assistant-model')).toHaveTextContent('offline');
+    await userEvent.click(screen.getByRole('button', { name: 'Close' }));
+    await waitFor(() => expect(screen.queryByLabelText('Message the assistant')).toBeNull());
   });
 });

@@ -3,10 +3,11 @@
 // results, and proposals of destructive calls that run only when the user
 // confirms them. Changes the assistant makes are announced with the window
 // event 'aipress:changed' ({tool, args}) so open pages can refresh.
-import { Badge, Button, Group, Loader, Stack, Text, Textarea, Title } from '@mantine/core';
+import { Button, Group, Loader, Stack, Text, Textarea, Title } from '@mantine/core';
 import { useCallback, useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { APIError, errorText } from '../api/client';
-import { announceChange, isWrite, load, reduce, save, type Item } from '../chat/conversation';
+import { announceChange } from '../chat/changed';
+import { isWrite, load, reduce, save, type Item } from '../chat/conversation';
 import { cancelProposal, getAssistant, postStream, RateLimited, type AssistantInfo } from '../chat/stream';
 import { AssistantBubble, ErrorNote, ProposalCard, ToolCard, UserBubble } from './ChatCards';
 
@@ -196,16 +197,16 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
   return (
     <Stack gap="xs" h="100%" style={{ minHeight: 0 }} data-testid="chat-panel">
       <Group justify="space-between" wrap="nowrap" gap="xs">
-        <Group gap="xs" wrap="nowrap" style={{ minWidth: 0 }}>
+        <Stack gap={0} style={{ minWidth: 0 }}>
           <Title order={2} size="h4">
             Assistant
           </Title>
           {model && (
-            <Badge variant="light" color="gray" title="Model provider" data-testid="assistant-model" style={{ minWidth: 0 }}>
+            <Text size="xs" c="dimmed" truncate="end" title="Model provider" data-testid="assistant-model">
               {model}
-            </Badge>
+            </Text>
           )}
-        </Group>
+        </Stack>
         <Group gap={4} wrap="nowrap">
           <Button variant="subtle" size="xs" onClick={restart} disabled={state.items.length === 0 && !busy}>
             New conversation
