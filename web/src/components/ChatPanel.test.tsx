@@ -321,11 +321,19 @@ describe('ChatPanel', () => {
     const calls = mockAPI(info);
     renderPage(<ChatPanel onClose={() => {}} />);
     await userEvent.click(box());
-    await userEvent.paste('x'.repeat(4001));
+    await userEvent.paste('é'.repeat(3999) + '😀'); // 4000 characters, 4001 UTF-16 units: allowed
+    expect(screen.queryByText(/At most 4000 characters/)).toBeNull();
+    await userEvent.paste('😀');
     expect(screen.getByText(/At most 4000 characters/)).toBeInTheDocument();
     await userEvent.click(screen.getByRole('button', { name: 'Send' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('at most 4000');
     expect(calls.some((c) => c.method === 'POST')).toBe(false);
+  });
+
+  it('says when the assistant is not configured', async () => {
+    mockAPI(route('GET', '/v1/assistant', () => json({ error: { code: 'unimplemented', message: 'the assistant is not configured on this server' } }, 501)));
+    renderPage(<ChatPanel onClose={() => {}} />);
+    expect(await screen.findByRole('alert')).toHaveTextContent('the assistant is not configured on this server');
   });
 
   it('closes', async () => {

@@ -3,7 +3,7 @@
 // results, and proposals of destructive calls that run only when the user
 // confirms them. Changes the assistant makes are announced with the window
 // event 'aipress:changed' ({tool, args}) so open pages can refresh.
-import { Button, Group, Loader, Stack, Text, Textarea, Title } from '@mantine/core';
+import { Alert, Button, Group, Loader, Stack, Text, Textarea, Title } from '@mantine/core';
 import { useCallback, useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { APIError, errorText } from '../api/client';
 import { announceChange } from '../chat/changed';
@@ -11,8 +11,9 @@ import { isWrite, load, reduce, save, type Item } from '../chat/conversation';
 import { cancelProposal, getAssistant, postStream, RateLimited, type AssistantInfo } from '../chat/stream';
 import { AssistantBubble, ErrorNote, ProposalCard, ToolCard, UserBubble } from './ChatCards';
 
-/** The server refuses longer messages (400). */
+/** The server refuses longer messages (400); it counts characters, not UTF-16 units. */
 const MAX_MESSAGE = 4000;
+const chars = (s: string) => Array.from(s).length;
 
 const suggestions: { label: string; send: boolean }[] = [
   { label: 'List my sites', send: true },
@@ -35,6 +36,7 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
   const [busy, setBusy] = useState(false);
   const [draft, setDraft] = useState('');
   const [info, setInfo] = useState<AssistantInfo | null>(null);
+  const [infoErr, setInfoErr] = useState('');
   const input = useRef<HTMLTextAreaElement>(null);
   const log = useRef<HTMLDivElement>(null);
   const abort = useRef<AbortController | null>(null);
@@ -48,7 +50,7 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
     let stop = false;
     getAssistant().then(
       (i) => !stop && setInfo(i),
-      () => !stop && setInfo(null),
+      (e) => !stop && setInfoErr(errorText(e)),
     );
     input.current?.focus();
     return () => {
@@ -108,8 +110,9 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
   async function send(text: string) {
     text = text.trim();
     if (!text || busy) return;
-    if (text.length > MAX_MESSAGE) {
-      dispatch({ type: 'failure', message: `That message is too long: ${text.length} characters, at most ${MAX_MESSAGE}.` });
+    const n = chars(text);
+    if (n > MAX_MESSAGE) {
+      dispatch({ type: 'failure', message: `That message is too long: ${n} characters, at most ${MAX_MESSAGE}.` });
       return;
     }
     dispatch({ type: 'user', text });
@@ -217,6 +220,12 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
         </Group>
       </Group>
 
+      {infoErr && (
+        <Alert color="red" role="alert" p="xs" variant="light" title="The assistant is unavailable">
+          <Text size="sm">{infoErr}</Text>
+        </Alert>
+      )}
+
       <Stack
         ref={log}
         gap="xs"
@@ -276,7 +285,7 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
             value={draft}
             onChange={(e) => setDraft(e.currentTarget.value)}
             onKeyDown={onKey}
-            error={draft.length > MAX_MESSAGE ? `At most ${MAX_MESSAGE} characters (now ${draft.length}).` : undefined}
+            error={chars(draft) > MAX_MESSAGE ? `At most ${MAX_MESSAGE} characters (now ${chars(draft)}).` : undefined}
           />
           <Group justify="flex-end">
             <Button type="submit" disabled={busy || !draft.trim()}>
