@@ -29,6 +29,8 @@ var testNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 type env struct {
 	store store.Store
 	url   string
+	// noStream: clients do not open the session's event stream (GET).
+	noStream bool
 }
 
 // newEnv runs the real API in-process over a SQLite store, with this
@@ -96,7 +98,7 @@ func (e *env) connect(t *testing.T, cred credential, elicit func(*mcp.ElicitRequ
 		opts.ElicitationHandler = func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) { return elicit(r), nil }
 	}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "v0"}, &opts)
-	tr := &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp", HTTPClient: &http.Client{Transport: cred}, DisableStandaloneSSE: true}
+	tr := &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp", HTTPClient: &http.Client{Transport: cred}, DisableStandaloneSSE: e.noStream}
 	cs, err := c.Connect(context.Background(), tr, nil)
 	if err == nil {
 		t.Cleanup(func() { cs.Close() })
@@ -447,6 +449,7 @@ func TestAuthentication(t *testing.T) {
 	if resp := rawPost(t, e.url, credential{bearer: "aip_wrong-secret-000000"}, "", initialize); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("initialize with a wrong token: %d", resp.StatusCode)
 	}
+	e.noStream = true // this test opens the stream itself
 	cs := e.mustConnect(t, credential{bearer: adminSecret}, nil)
 	const list = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
 	if resp := rawPost(t, e.url, credential{bearer: adminSecret}, cs.ID(), list); resp.StatusCode != http.StatusOK {
@@ -460,6 +463,60 @@ func TestAuthentication(t *testing.T) {
 	if resp := rawPost(t, e.url, credential{bearer: adminSecret}, "NOSUCHSESSION", list); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("an unknown session: %d, want 404", resp.StatusCode)
 	}
+	// The session's event stream (GET) and its end (DELETE) are the
+	// token's alone too. (The other tests' clients open the stream.)
+	if code, ct := rawGet(t, e.url, credential{bearer: viewerSecret}, cs.ID()); code != http.StatusForbidden {
+		t.Errorf("GET of the admin's stream by the viewer: %d %s, want 403", code, ct)
+	}
+	if code, ct := rawGet(t, e.url, credential{bearer: adminSecret}, cs.ID()); code != http.StatusOK || ct != "text/event-stream" {
+		t.Errorf("GET of the session's stream: %d %s", code, ct)
+	}
+	if code := rawDelete(t, e.url, credential{bearer: viewerSecret}, cs.ID()); code != http.StatusForbidden {
+		t.Errorf("DELETE of the admin's session by the viewer: %d, want 403", code)
+	}
+	if code := rawDelete(t, e.url, credential{bearer: adminSecret}, cs.ID()); code != http.StatusNoContent {
+		t.Errorf("DELETE of the session: %d, want 204", code)
+	}
+	if resp := rawPost(t, e.url, credential{bearer: adminSecret}, cs.ID(), list); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a deleted session: %d, want 404", resp.StatusCode)
+	}
+}
+
+// rawGet opens the session's event stream and returns the status and
+// content type once the headers arrive.
+func rawGet(t *testing.T, url string, cred credential, sessionID string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url+"/mcp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	req.Header.Set("Mcp-Session-Id", sessionID)
+	resp, err := (&http.Client{Transport: cred}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Content-Type")
+}
+
+func rawDelete(t *testing.T, url string, cred credential, sessionID string) int {
+	t.Helper()
+	req, err := http.NewRequest("DELETE", url+"/mcp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	req.Header.Set("Mcp-Session-Id", sessionID)
+	resp, err := (&http.Client{Transport: cred}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestPromptInjection: text inside a tool result is data. A site whose
