@@ -239,6 +239,16 @@ func TestSitesAndConfirmTool(t *testing.T) {
 	if res.IsError || decode(t, text)["data"].(map[string]any)["spec"].(map[string]any)["title"] != "Shop" {
 		t.Errorf("getSite: %s", text)
 	}
+	// Numbers and nested objects travel as the API wants them.
+	if res, text = call(t, cs, "listSites", map[string]any{"limit": 1}); res.IsError {
+		t.Errorf("listSites limit 1: %s", text)
+	}
+	if res, text = call(t, cs, "updateSite", map[string]any{"name": "shop.example.com", "cache": map[string]any{"ttl_seconds": 600}}); res.IsError {
+		t.Fatalf("updateSite: %s", text)
+	}
+	if s, err := e.store.GetSite(context.Background(), "shop.example.com"); err != nil || s.Spec.Cache.TTLSeconds != 600 {
+		t.Errorf("cache TTL after updateSite: %+v %v", s.Spec.Cache, err)
+	}
 	// An API error is a tool error with the API's message.
 	if res, text = call(t, cs, "getSite", map[string]any{"name": "nope.example.com"}); !res.IsError || !strings.Contains(text, "404") {
 		t.Errorf("getSite of a missing site: %v %s", res.IsError, text)
@@ -308,7 +318,7 @@ func TestSitesAndConfirmTool(t *testing.T) {
 		}
 		actions = append(actions, en.Action+" "+en.Outcome)
 	}
-	want := []string{"site.create success", "site.delete success", "site.create success"}
+	want := []string{"site.create success", "site.update success", "site.delete success", "site.create success"}
 	if strings.Join(sortedCopy(actions), ",") != strings.Join(sortedCopy(want), ",") {
 		t.Errorf("audited %v, want %v", actions, want)
 	}
