@@ -133,6 +133,10 @@ type Config struct {
 	// Auth configures signing in: passwords, OIDC, sign-up, sessions,
 	// lock-out and rate limits (see AuthConfig).
 	Auth AuthConfig
+	// MCP serves the Model Context Protocol endpoint (GET, POST, DELETE
+	// /mcp; internal/mcpserver) to authenticated callers, who are in the
+	// request's context (CallerFrom). Nil: those routes answer 501.
+	MCP http.Handler
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -292,6 +296,9 @@ type response struct {
 	// header and cookies are added to the answer (sign-in routes).
 	header  http.Header
 	cookies []*http.Cookie
+	// serve, if set, writes the whole answer itself (statuses, headers,
+	// event streams): a handler the API hands the request on to (MCP).
+	serve func(w http.ResponseWriter)
 }
 
 type handlerFunc func(s *server, c *call) (response, error)
@@ -446,6 +453,13 @@ var routes = []route{
 	{"GET", "/v1/whoami", "whoami", permAny, platform, false, false, (*server).whoami},
 	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
+
+	// The MCP endpoint (mcp.go): every token; the tools it runs call the
+	// API with the caller's credential, which authorizes and audits them,
+	// so the transport's requests are not audited as changes.
+	{"GET", "/mcp", "mcp.stream", permAny, platform, false, false, (*server).serveMCP},
+	{"POST", "/mcp", "mcp.message", permAny, platform, false, false, (*server).serveMCP},
+	{"DELETE", "/mcp", "mcp.close", permAny, platform, false, false, (*server).serveMCP},
 }
 
 // touchEvery is how often a token's last-used time and address are
@@ -630,6 +644,10 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, resp response) {
 	}
 	for _, ck := range resp.cookies {
 		http.SetCookie(w, ck)
+	}
+	if resp.serve != nil {
+		resp.serve(w)
+		return
 	}
 	if resp.stream != nil {
 		w.Header().Set("Content-Type", resp.contentType)

@@ -160,6 +160,11 @@ var matrix = map[string]string{
 	"POST /v1/auth/device":                 "public",
 	"POST /v1/auth/device/approve":         "any",
 	"POST /v1/auth/device/token":           "public",
+	// The MCP endpoint: any token; its tools call the API with the
+	// caller's credential, which decides each call.
+	"GET /mcp":    "any",
+	"POST /mcp":   "any",
+	"DELETE /mcp": "any",
 }
 
 // matrixFixture is a store with two customer organisations (acme, owned

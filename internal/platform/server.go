@@ -19,6 +19,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/mcpserver"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
@@ -211,7 +212,15 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if err != nil {
 		return nil, err
 	}
+	// The MCP endpoint's tools call this same API with the caller's
+	// credential (internal/mcpserver).
+	mcpSrv, err := mcpserver.New(mcpserver.Config{BaseURL: cfg.apiURL, Version: cfg.version,
+		Logger: cfg.log.With("component", "mcp")})
+	if err != nil {
+		return nil, err
+	}
 	cp.handler = api.New(api.Config{
+		MCP:    mcpSrv,
 		Portal: web,
 		Store:  st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
