@@ -70,7 +70,6 @@ export function percent(ratio: number | undefined | null): string {
 export function domainError(raw: string): string {
   const d = raw.trim();
   if (d === '') return 'Enter the site’s domain, e.g. blog.example.com';
-  // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(d)) return 'Only letters, digits, hyphens and dots are allowed (an international name in its xn-- form)';
   const l = d.toLowerCase();
   if (l.length > 253) return 'Longer than 253 characters';
