@@ -1,8 +1,11 @@
-import { screen, waitFor } from '@testing-library/react';
+import { configure, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { json, mockAPI, renderPage, route } from '../test/render';
 import { JobProgress } from './JobProgress';
 
+// A ceiling for slow, shared machines, not a performance target.
+vi.setConfig({ testTimeout: 30000 });
+configure({ asyncUtilTimeout: 5000 });
 afterEach(() => vi.unstubAllGlobals());
 
 const job = (over: Record<string, unknown>) => ({
@@ -19,22 +22,25 @@ const job = (over: Record<string, unknown>) => ({
 
 describe('JobProgress', () => {
   it('polls while the job runs, then stops and calls onDone once', async () => {
-    const answers = [
-      job({}),
-      job({ progress: { done: 3, total: 4, message: 'uploading' } }),
-      job({ phase: 'Succeeded', progress: { done: 4, total: 4, message: 'done' }, finished_at: '2026-12-05T10:01:00Z' }),
-    ];
-    let n = 0;
-    const calls = mockAPI(route('GET', '/v1/jobs/job-1', () => json(answers[Math.min(n++, answers.length - 1)])));
+    // The job runs until the test has seen it running.
+    let finished = false;
+    const calls = mockAPI(
+      route('GET', '/v1/jobs/job-1', () =>
+        json(finished ? job({ phase: 'Succeeded', progress: { done: 4, total: 4, message: 'done' }, finished_at: '2026-12-05T10:01:00Z' }) : job({})),
+      ),
+    );
     const onDone = vi.fn();
     renderPage(<JobProgress jobId="job-1" onDone={onDone} intervalMs={5} />);
     expect(await screen.findByText(/copying files/)).toBeInTheDocument();
+    expect(screen.getByRole('progressbar', { name: 'Job progress' })).toHaveAttribute('aria-valuenow', '25');
+    expect(onDone).not.toHaveBeenCalled();
+    finished = true;
     await waitFor(() => expect(onDone).toHaveBeenCalledTimes(1));
     expect(onDone.mock.calls[0][0].phase).toBe('Succeeded');
     expect(screen.getByText('Succeeded')).toBeInTheDocument();
     expect(screen.getByRole('progressbar', { name: 'Job progress' })).toHaveAttribute('aria-valuenow', '100');
     const polled = calls.length;
-    expect(polled).toBe(3);
+    expect(polled).toBeGreaterThanOrEqual(2);
     // No polling after the end: a fourth answer would have been served.
     await new Promise((r) => setTimeout(r, 30));
     expect(calls.length).toBe(polled);

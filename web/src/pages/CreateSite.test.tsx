@@ -1,4 +1,4 @@
-import { screen, waitFor } from '@testing-library/react';
+import { configure, screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { domainError } from '../components/SitesFormat';
@@ -9,6 +9,9 @@ import CreateSite, { titleError } from './CreateSite';
 beforeEach(() => {
   Element.prototype.scrollIntoView = vi.fn();
 });
+// A ceiling for slow, shared machines, not a performance target.
+vi.setConfig({ testTimeout: 30000 });
+configure({ asyncUtilTimeout: 5000 });
 afterEach(() => vi.unstubAllGlobals());
 
 const orgs = (...names: string[]) =>
@@ -67,7 +70,7 @@ describe('CreateSite', () => {
     const post = calls.find((c) => c.method === 'POST')!;
     expect(JSON.parse(post.body)).toEqual({ domain: 'blog.localhost', title: 'My blog', admin_email: 'ann@acme.example', org: 'acme' });
     // The status follows the site until it is Ready.
-    await waitFor(() => expect(screen.getByTestId('create-status')).toHaveTextContent('Ready'), { timeout: 3000 });
+    await waitFor(() => expect(screen.getByTestId('create-status')).toHaveTextContent('Ready'), { timeout: 10000 });
     await userEvent.click(screen.getByRole('button', { name: 'Continue to site' }));
     expect(location.history).toContain('/sites/blog.localhost');
   });

@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { configure, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Route, Switch } from 'wouter';
@@ -9,6 +9,9 @@ import Jobs, { jobsPath, merge } from './Jobs';
 beforeEach(() => {
   Element.prototype.scrollIntoView = vi.fn();
 });
+// A ceiling for slow, shared machines, not a performance target.
+vi.setConfig({ testTimeout: 30000 });
+configure({ asyncUtilTimeout: 5000 });
 afterEach(() => vi.unstubAllGlobals());
 
 const job = (id: string, over: Record<string, unknown> = {}) => ({
@@ -43,13 +46,14 @@ const noSites = route('GET', '/v1/sites', () => json({ items: [], revision: 1 })
 
 describe('Jobs list', () => {
   it('lists jobs with the filters of the URL and refreshes while one runs', async () => {
-    let n = 0;
+    // The job runs until the test has seen it running.
+    let finished = false;
     const calls = mockAPI(
       noSites,
       route('GET', '/v1/jobs', () =>
         json({
           items: [
-            job('job-2', n++ === 0 ? { phase: 'Running', progress: { done: 1, total: 4, message: 'copying files' }, finished_at: undefined } : {}),
+            job('job-2', !finished ? { phase: 'Running', progress: { done: 1, total: 4, message: 'copying files' }, finished_at: undefined } : {}),
             job('job-1', { kind: 'restore', phase: 'Failed', error: 'snapshot not found' }),
           ],
         }),
@@ -66,9 +70,10 @@ describe('Jobs list', () => {
     expect(within(rows[1]).getByText('snapshot not found')).toBeInTheDocument();
     expect(calls.find((c) => c.path.startsWith('/v1/jobs'))!.path).toBe('/v1/jobs?phase=Running%2CFailed&limit=100');
     // The running job is read again until it is done; then polling stops.
+    finished = true;
     await waitFor(() => expect(within(screen.getAllByTestId('job-row')[0]).getByText('Succeeded')).toBeInTheDocument());
     const polls = calls.filter((c) => c.path.startsWith('/v1/jobs')).length;
-    expect(polls).toBe(2);
+    expect(polls).toBeGreaterThanOrEqual(2);
     await new Promise((r) => setTimeout(r, 50));
     expect(calls.filter((c) => c.path.startsWith('/v1/jobs')).length).toBe(polls);
   });
@@ -132,11 +137,11 @@ describe('Jobs list', () => {
 
 describe('Job detail', () => {
   it('shows parameters, attempts, result and error, polling while it runs', async () => {
-    let n = 0;
+    let finished = false;
     const calls = mockAPI(
       route('GET', '/v1/jobs/job-7', () =>
         json(
-          n++ === 0
+          !finished
             ? job('job-7', { kind: 'restore', phase: 'Running', attempts: 2, params: { snapshot: 'abc123', in_place: true }, progress: { done: 0, total: 0, message: 'restoring the database' }, finished_at: undefined })
             : job('job-7', { kind: 'restore', phase: 'Failed', attempts: 2, params: { snapshot: 'abc123', in_place: true }, error: 'mariadb: access denied', result: { time: '12s' } }),
         ),
@@ -148,12 +153,14 @@ describe('Job detail', () => {
     expect(await screen.findByText('restoring the database')).toBeInTheDocument();
     expect(screen.getByRole('progressbar', { name: 'Job progress' })).toBeInTheDocument();
     expect(screen.getByLabelText('Parameters')).toHaveTextContent('"snapshot": "abc123"');
+    finished = true;
     await waitFor(() => expect(screen.getByTestId('job-phase')).toHaveTextContent('Failed'));
     expect(screen.getByText('mariadb: access denied')).toBeInTheDocument();
     expect(screen.getByText('2')).toBeInTheDocument();
     expect(screen.getByLabelText('Result')).toHaveTextContent('"time": "12s"');
+    const polls = calls.length;
     await new Promise((r) => setTimeout(r, 50));
-    expect(calls.length).toBe(2);
+    expect(calls.length).toBe(polls);
   });
 
   it("shows the server's message for an unknown job", async () => {

@@ -1,4 +1,4 @@
-import { act, fireEvent, screen, waitFor, within } from '@testing-library/react';
+import { configure, act, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { json, mockAPI, renderPage, route } from '../test/render';
@@ -9,6 +9,9 @@ import Sites, { sitesPath } from './Sites';
 beforeEach(() => {
   window.scrollTo = vi.fn() as unknown as typeof window.scrollTo;
 });
+// A ceiling for slow, shared machines, not a performance target.
+vi.setConfig({ testTimeout: 30000 });
+configure({ asyncUtilTimeout: 5000 });
 afterEach(() => {
   vi.unstubAllGlobals();
   Object.defineProperty(window, 'scrollY', { value: 0, configurable: true });
@@ -68,7 +71,7 @@ describe('Sites', () => {
     const all = Array.from({ length: 5000 }, (_, i) => site(i));
     const calls = mockAPI(serve(all));
     renderPage(<Sites />, { path: '/sites', session: { org: '', platform: true } });
-    await waitFor(() => expect(screen.getByTestId('sites-count')).toHaveTextContent('5,000 sites'), { timeout: 10000 });
+    await waitFor(() => expect(screen.getByTestId('sites-count')).toHaveTextContent('5,000 sites'), { timeout: 20000 });
     // A first small page, then pages of 1000 until the end.
     expect(calls.map((c) => c.path)).toEqual([
       '/v1/sites?limit=100',
@@ -92,7 +95,7 @@ describe('Sites', () => {
     expect(await screen.findByRole('link', { name: 'site02500.localhost' })).toBeInTheDocument();
     expect(screen.queryByRole('link', { name: 'site00000.localhost' })).toBeNull();
     expect(screen.getAllByTestId('site-row').length).toBeLessThan(100);
-  });
+  }, 30000);
 
   it('searches on the server, debounced', async () => {
     const calls = mockAPI(serve([site(1), site(2), site(12)]));
