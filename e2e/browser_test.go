@@ -188,10 +188,11 @@ func (b *browser) waitURL(prefix string, d time.Duration) {
 	b.run("wait for URL "+prefix, d, poll(`(location.pathname+location.search+location.hash).startsWith(`+jsString(prefix)+`)`))
 }
 
-// waitTestID waits until an element with data-testid id has text want.
+// waitTestID waits until an element with data-testid id has text want
+// (its DOM text: a badge may show it in capitals by CSS).
 func (b *browser) waitTestID(id, want string, d time.Duration) {
 	b.t.Helper()
-	js := fmt.Sprintf(`(() => { const e = document.querySelector('[data-testid=%s]'); return !!e && e.innerText.trim() === %s })()`, jsString(id), jsString(want))
+	js := fmt.Sprintf(`(() => { const e = document.querySelector('[data-testid=%s]'); return !!e && e.textContent.trim() === %s })()`, jsString(id), jsString(want))
 	b.run("wait for "+id+" = "+want, d, poll(js))
 }
 

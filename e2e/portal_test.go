@@ -50,53 +50,57 @@ func TestPortal(t *testing.T) {
 	b.fill("Admin e-mail", "owner@shop.example")
 	b.shot("03-create-site")
 	b.click("submit Create site", `//form//button[@type='submit' and normalize-space(.)='Create site']`)
+	// The admin password is shown once, then the site's page.
+	b.waitText("Continue to site", 60*time.Second)
+	b.shot("04-site-created")
+	b.clickButton("Continue to site")
 	b.waitURL("/sites/"+domain, 30*time.Second)
 	b.waitTestID("site-status", "Ready", 4*time.Minute)
-	b.shot("04-site-ready")
+	b.shot("05-site-ready")
 
 	// Open it: the site's front page through the edge, and wp-admin via
 	// the one-click sign-in link (a new tab).
 	b.run("open the site", 30*time.Second, navigate("http://"+domain+"/"))
 	b.waitText("Portal Shop", 30*time.Second)
-	b.shot("05-site-front-page")
+	b.shot("06-site-front-page")
 	b.open("/sites/" + domain)
 	b.waitTestID("site-status", "Ready", 30*time.Second)
 	wp := b.clickToNewTab("Open wp-admin")
 	wp.waitURL("/wp-admin", 30*time.Second)
 	wp.waitText("Dashboard", 30*time.Second)
-	wp.shot("06-wp-admin")
+	wp.shot("07-wp-admin")
 
 	// Back it up, with progress, and see the backup listed.
 	b.open("/sites/" + domain + "/backups")
 	b.clickButton("Back up now")
 	b.waitCount(`[data-testid="backup-row"]`, 1, 3*time.Minute)
-	b.shot("07-backups")
+	b.shot("08-backups")
 
 	// Clone it to a new domain and watch the clone become Ready.
 	b.click("Clone on the backup row", `(//*[@data-testid='backup-row'])[1]`+button("Clone"))
 	b.fill("New domain", clone)
 	b.click("Clone in the dialog", `//*[@role='dialog']`+button("Clone"))
-	b.shot("08-clone-started")
+	b.shot("09-clone-started")
 	waitSite(t, p, clone, 5*time.Minute)
 	b.open("/sites/" + clone)
 	b.waitTestID("site-status", "Ready", 2*time.Minute)
-	b.shot("09-clone-ready")
+	b.shot("10-clone-ready")
 
 	// Purge the cache.
 	b.open("/sites/" + domain + "/cache")
 	b.clickButton("Purge cache")
 	b.waitText("urged", 30*time.Second) // "Purged" / "Cache purged"
-	b.shot("10-cache-purged")
+	b.shot("11-cache-purged")
 
 	// Jobs, audit log, metrics: pages render with what happened.
 	b.open("/jobs")
 	b.waitText("backup", 20*time.Second)
-	b.shot("11-jobs")
+	b.shot("12-jobs")
 	b.open("/audit")
 	b.waitText("site.create", 20*time.Second)
-	b.shot("12-audit")
+	b.shot("13-audit")
 	b.open("/sites/" + domain + "/metrics")
-	b.shot("13-metrics")
+	b.shot("14-metrics")
 
 	// Invite a user into another organisation; they see only it.
 	if out, err := p.cli("org", "create", "acme"); err != nil {
@@ -109,7 +113,7 @@ func TestPortal(t *testing.T) {
 	b.fill("E-mail", "dev@acme.example")
 	b.clickButton("Send invitation")
 	b.waitText("dev@acme.example", 20*time.Second)
-	b.shot("14-members-invited")
+	b.shot("15-members-invited")
 	secret := mailSecret(t, p, "dev@acme.example", regexp.MustCompile(`/invite#([A-Za-z0-9_\-]+)`))
 
 	u := newBrowser(t, portal, p.httpAddr, shots, "invitee")
@@ -135,10 +139,10 @@ func TestPortal(t *testing.T) {
 	b.fill("Message the assistant", "back up "+domain)
 	b.clickButton("Send")
 	b.waitCount(`[data-testid="proposal-card"]`, 1, 60*time.Second)
-	b.shot("15-assistant-proposal")
+	b.shot("16-assistant-proposal")
 	b.click("Confirm", `//*[@data-testid='proposal-card']`+button("Confirm"))
 	b.waitCount(`[data-testid="tool-card"]`, 1, 60*time.Second)
-	b.shot("16-assistant-done")
+	b.shot("17-assistant-done")
 	deadline := time.Now().Add(3 * time.Minute)
 	for countBackups(t, p, domain) <= before {
 		if time.Now().After(deadline) {
