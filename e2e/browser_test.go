@@ -170,9 +170,15 @@ func (b *browser) clickButton(text string) { b.t.Helper(); b.click("button "+tex
 func (b *browser) fill(label, value string) {
 	b.t.Helper()
 	x := inputFor(label)
+	// Cleared through the element's native value setter and an input
+	// event, as React expects (setting the value alone leaves React's
+	// state as it was).
+	clear := `(() => { const el = document.evaluate(` + jsString(x) + `, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+		const set = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(el), 'value').set;
+		set.call(el, ''); el.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`
 	b.run("fill "+label, 30*time.Second,
 		chromedp.WaitVisible(chromedp.Search(x)),
-		chromedp.Clear(chromedp.Search(x)),
+		poll(clear),
 		chromedp.SendKeys(chromedp.Search(x), value))
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -137,6 +138,11 @@ type Config struct {
 	// /mcp; internal/mcpserver) to authenticated callers, who are in the
 	// request's context (CallerFrom). Nil: those routes answer 501.
 	MCP http.Handler
+	// SiteMetrics keeps the per-site traffic edges report with their
+	// usage (POST /v1/edge/usage) and answers GET /v1/sites/{name}/metrics
+	// and the sites list's summaries. Nil: an in-memory
+	// sitemetrics.Store on Clock (sitemetrics.go).
+	SiteMetrics SiteMetrics
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -236,6 +242,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Plans == nil {
 		cfg.Plans = plans.Defaults()
+	}
+	if cfg.SiteMetrics == nil {
+		cfg.SiteMetrics = sitemetrics.New(sitemetrics.Config{Clock: cfg.Clock})
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth)}
 	if cfg.MeshCA != nil {
@@ -343,6 +352,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
+	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
@@ -39,6 +40,8 @@ type env struct {
 	meshCA   *mtls.CA
 	// mail holds what the API mailed (invitations, resets).
 	mail *mailbox
+	// siteMetrics is the handler's per-site time series.
+	siteMetrics *sitemetrics.Store
 }
 
 func hashSecret(s string) string {
@@ -71,16 +74,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.meshCA = meshCA
+	e.siteMetrics = sitemetrics.New(sitemetrics.Config{Clock: func() time.Time { return testNow }})
 	e.handler = New(Config{
-		MeshCA:    meshCA,
-		Purger:    e.purger,
-		Store:     st,
-		Placer:    StaticPlacer("local"),
-		Notify:    func() { e.notifies.Add(1) },
-		Clock:     func() time.Time { return testNow },
-		Version:   "test",
-		PublicURL: func(d string) string { return "http://" + d + ":8080" },
-		Auth:      AuthConfig{Mailer: e.mail},
+		SiteMetrics: e.siteMetrics,
+		MeshCA:      meshCA,
+		Purger:      e.purger,
+		Store:       st,
+		Placer:      StaticPlacer("local"),
+		Notify:      func() { e.notifies.Add(1) },
+		Clock:       func() time.Time { return testNow },
+		Version:     "test",
+		PublicURL:   func(d string) string { return "http://" + d + ":8080" },
+		Auth:        AuthConfig{Mailer: e.mail},
 	})
 	return e
 }

@@ -83,6 +83,7 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/move":           "platform.ops",
 	"POST /v1/sites/{name}/move/abort":     "platform.ops",
 	"GET /v1/sites/{name}/waf/events":      "site.read",
+	"GET /v1/sites/{name}/metrics":         "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
 	"POST /v1/sites/{name}/backups":        "site.write",
 	"GET /v1/backups":                      "site.list",

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,13 +10,16 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/plans"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
 
 // UsageReport is the body of POST /v1/edge/usage: the response body bytes
-// an edge sent per site (by name) since its last report.
+// an edge sent per site (by name) since its last report, and the site's
+// other traffic counts for its charts (Sites; the bytes are Bytes').
 type UsageReport struct {
-	Bytes map[string]int64 `json:"bytes"`
+	Bytes map[string]int64             `json:"bytes"`
+	Sites map[string]sitemetrics.Delta `json:"sites,omitempty"`
 }
 
 // UsageReportResponse answers POST /v1/edge/usage: the accounting month
@@ -33,13 +37,27 @@ const MaxUsageReport = 100_000
 // edge reports every 10 s).
 const MaxUsageReportBytes = 1e12
 
+// MaxUsageReportBody bounds the body of one usage report (more than
+// MaxUsageReport sites' counts: about 150 bytes each).
+const MaxUsageReportBody = 32 << 20
+
 func (s *server) reportUsage(c *call) (response, error) {
 	var req UsageReport
-	if err := decodeJSON(c.r, &req); err != nil {
-		return response{}, err
+	// An edge token only (the route's permission): its report of every
+	// busy site may be larger than other bodies.
+	c.r.Body = http.MaxBytesReader(nil, c.r.Body, MaxUsageReportBody)
+	dec := json.NewDecoder(c.r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return response{}, badRequest("invalid JSON body: %v", err)
 	}
-	if len(req.Bytes) > MaxUsageReport {
-		return response{}, badRequest("a report may carry at most %d sites, got %d", MaxUsageReport, len(req.Bytes))
+	if len(req.Bytes) > MaxUsageReport || len(req.Sites) > MaxUsageReport {
+		return response{}, badRequest("a report may carry at most %d sites, got %d and %d", MaxUsageReport, len(req.Bytes), len(req.Sites))
+	}
+	for name, d := range req.Sites {
+		if err := d.Validate(); err != nil {
+			return response{}, badRequest("counts of %q: %v", name, err)
+		}
 	}
 	for name, n := range req.Bytes {
 		if n > MaxUsageReportBytes {
@@ -49,7 +67,7 @@ func (s *server) reportUsage(c *call) (response, error) {
 			return response{}, badRequest("%d bytes for %q in one report; at most %d", n, name, int64(MaxUsageReportBytes))
 		}
 	}
-	out, err := IngestUsage(c.r.Context(), s.cfg.Store, s.plans(), s.cfg.Clock(), req.Bytes)
+	out, err := IngestReport(c.r.Context(), s.cfg.Store, s.plans(), s.cfg.SiteMetrics, s.cfg.Clock(), &req)
 	if errors.Is(err, store.ErrInvalid) {
 		return response{}, badRequest("%v", err)
 	}
@@ -66,21 +84,61 @@ func (s *server) reportUsage(c *call) (response, error) {
 // sites no longer stored are left out). The in-process edge of `aipress
 // up` calls it directly; remote edges through POST /v1/edge/usage.
 func IngestUsage(ctx context.Context, st store.Store, ps *plans.Set, now time.Time, bytes map[string]int64) (*UsageReportResponse, error) {
+	return IngestReport(ctx, st, ps, nil, now, &UsageReport{Bytes: bytes})
+}
+
+// IngestReport is IngestUsage of a whole report: it also adds the sites'
+// traffic (rep.Sites, with their bytes) to sm, when sm is not nil. The
+// counts must be valid (sitemetrics.Delta.Validate). Counts of names that
+// are no stored site are dropped (they would only grow the table and the
+// time series).
+func IngestReport(ctx context.Context, st store.Store, ps *plans.Set, sm SiteMetrics, now time.Time, rep *UsageReport) (*UsageReportResponse, error) {
 	month := plans.Month(now)
-	// Counts of names that are no site are dropped: they would only
-	// grow the table.
-	known := make(map[string]int64, len(bytes))
-	for name, n := range bytes {
-		if _, err := st.GetSite(ctx, name); err == nil {
+	exists := map[string]bool{}
+	isSite := func(name string) (bool, error) {
+		if ok, seen := exists[name]; seen {
+			return ok, nil
+		}
+		_, err := st.GetSite(ctx, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, fmt.Errorf("get site %q: %w", name, err)
+		}
+		exists[name] = err == nil
+		return err == nil, nil
+	}
+	known := make(map[string]int64, len(rep.Bytes))
+	for name, n := range rep.Bytes {
+		if ok, err := isSite(name); err != nil {
+			return nil, err
+		} else if ok {
 			known[name] = n
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("get site %q: %w", name, err)
+		}
+	}
+	var deltas map[string]sitemetrics.Delta
+	if sm != nil {
+		deltas = make(map[string]sitemetrics.Delta, len(rep.Sites))
+		for name, d := range rep.Sites {
+			if ok, err := isSite(name); err != nil {
+				return nil, err
+			} else if ok {
+				deltas[name] = d
+			}
+		}
+		for name, n := range known {
+			d := deltas[name]
+			d.Bytes = max(n, 0)
+			deltas[name] = d
 		}
 	}
 	if len(known) > 0 {
 		if err := st.AddBandwidth(ctx, month, known); err != nil {
 			return nil, fmt.Errorf("add bandwidth: %w", err)
 		}
+	}
+	// The charts' counts, once the report was taken (a refused one adds
+	// nothing anywhere).
+	if len(deltas) > 0 {
+		sm.Record(deltas)
 	}
 	out := &UsageReportResponse{Month: month, Over: []string{}}
 	// Only sites beyond the smallest limit can be over.

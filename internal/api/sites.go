@@ -137,17 +137,24 @@ func (s *server) listSites(c *call) (response, error) {
 		}
 		limit = n
 	}
-	list, err := s.cfg.Store.ListSites(c.r.Context(), store.ListOptions{Limit: limit, Continue: q.Get("continue"),
-		Orgs: c.who.visibleOrgs(permSiteRead)})
+	opts := store.ListOptions{Limit: limit, Continue: q.Get("continue"), Orgs: c.who.visibleOrgs(permSiteRead)}
+	if err := s.listSitesFilters(c, &opts); err != nil {
+		return response{}, err
+	}
+	list, err := s.cfg.Store.ListSites(c.r.Context(), opts)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return response{}, badRequest("invalid continue token %q", q.Get("continue"))
 		}
 		return response{}, internal(fmt.Errorf("list sites: %w", err))
 	}
-	out := store.SiteList{Items: make([]site.Site, 0, len(list.Items)), Continue: list.Continue, Revision: list.Revision}
+	sums, err := s.summaries(c.r.Context(), list.Items)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	out := SiteListResponse{Items: make([]SiteListItem, 0, len(list.Items)), Continue: list.Continue, Revision: list.Revision}
 	for i := range list.Items {
-		out.Items = append(out.Items, *redact(&list.Items[i]))
+		out.Items = append(out.Items, SiteListItem{Site: *redact(&list.Items[i]), Summary: sums[i]})
 	}
 	return response{status: http.StatusOK, body: out}, nil
 }

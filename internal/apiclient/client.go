@@ -306,8 +306,14 @@ func (c *Client) ReportWAFEvents(ctx context.Context, events []site.WAFEvent) (i
 // ReportUsage sends an edge's response bytes per site since its last
 // report (edge token) and returns the sites over their plan's bandwidth.
 func (c *Client) ReportUsage(ctx context.Context, bytes map[string]int64) (*api.UsageReportResponse, error) {
+	return c.SendUsageReport(ctx, &api.UsageReport{Bytes: bytes})
+}
+
+// SendUsageReport sends an edge's whole usage report (edge token): the
+// bytes per site and each site's traffic for the charts.
+func (c *Client) SendUsageReport(ctx context.Context, rep *api.UsageReport) (*api.UsageReportResponse, error) {
 	var out api.UsageReportResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/edge/usage", api.UsageReport{Bytes: bytes}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/edge/usage", rep, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/redirect"
 	"github.com/aipress/aipress/internal/metrics"
 	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/tlsacme"
 	"github.com/aipress/aipress/internal/tlsca"
 )
@@ -126,7 +128,24 @@ func (x *edgeExtras) stop() {
 	}
 }
 
-// observeBoth is an edge's Observe calling a then b (metrics, bandwidth).
-func observeBoth(a, b func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
-	return func(r *http.Request, info *edge.RequestInfo) { a(r, info); b(r, info) }
+// observeAll is an edge's Observe calling each of fs in order (metrics,
+// bandwidth, the sites' traffic).
+func observeAll(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
+	return func(r *http.Request, info *edge.RequestInfo) {
+		for _, f := range fs {
+			f(r, info)
+		}
+	}
+}
+
+// siteObserver counts each answered request in rec, for the sites'
+// charts (reported with the usage).
+func siteObserver(rec *sitemetrics.Recorder, now func() time.Time) func(*http.Request, *edge.RequestInfo) {
+	return func(_ *http.Request, info *edge.RequestInfo) {
+		o := sitemetrics.Observation{Status: info.Status, Cache: info.Cache, PHP: info.Upstream, WAFBlocked: info.WAFBlocked}
+		if !info.Start.IsZero() {
+			o.Duration = now().Sub(info.Start)
+		}
+		rec.Observe(info.Site, o)
+	}
 }

@@ -48,6 +48,7 @@ import (
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -266,10 +267,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if sitePlans == nil {
 		sitePlans = plans.Defaults()
 	}
+	// Each site's traffic for the portal's charts goes with them.
+	traffic := sitemetrics.NewRecorder()
 	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
 		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
-			r, err := api.IngestUsage(ctx, st, sitePlans, time.Now(), b)
+			sites := traffic.Take()
+			r, err := api.IngestReport(ctx, st, sitePlans, cp.siteMetrics, time.Now(), &api.UsageReport{Bytes: b, Sites: sites})
 			if err != nil {
+				traffic.Return(sites)
 				return nil, err
 			}
 			return r.Over, nil
@@ -279,7 +284,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mws = append(mws, extras.middlewares()...)                                         // rate limit, HTTPS redirect
 	mws = append(mws, pageCache.Middleware())
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe)})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeAll(extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now))})
 	extras.edge.Store(ed)
 	routes.target = ed
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/agent"
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/bandwidth"
@@ -24,6 +25,7 @@ import (
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -205,10 +207,14 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	go func() { _ = fw.Prepare(1) }()
 	// Bandwidth per site, reported to the control plane, which answers
 	// with the sites over their plan's monthly bandwidth (509 here).
+	// Each site's traffic for the portal's charts goes with them.
+	traffic := sitemetrics.NewRecorder()
 	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
 		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
-			r, err := client.ReportUsage(ctx, b)
+			sites := traffic.Take()
+			r, err := client.SendUsageReport(ctx, &api.UsageReport{Bytes: b, Sites: sites})
 			if err != nil {
+				traffic.Return(sites)
 				return nil, err
 			}
 			return r.Over, nil
@@ -220,7 +226,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	// client (above) also follows the routing table and gets the edge's certificate.
 	mesh := &edgeMesh{}
 	ed := edge.New(edge.Config{Logger: edgeLog, Middlewares: mws,
-		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeBoth(extras.metrics.Observe, meter.Observe), Mesh: mesh})
+		PHPMiddlewares: []edge.Middleware{fw.Middleware()}, Observe: observeAll(extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now)), Mesh: mesh})
 	extras.edge.Store(ed)
 
 	// Follow the control plane's routing table.

@@ -23,6 +23,7 @@ import (
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
+	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
 )
@@ -92,6 +93,9 @@ type controlPlane struct {
 	repos      *repos.Manager
 	handler    http.Handler
 	apiURL     string
+	// siteMetrics holds the sites' traffic for the charts, in memory
+	// (edges report it with their usage).
+	siteMetrics *sitemetrics.Store
 }
 
 type controlPlaneConfig struct {
@@ -219,10 +223,12 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if err != nil {
 		return nil, err
 	}
+	cp.siteMetrics = sitemetrics.New(sitemetrics.Config{})
 	cp.handler = api.New(api.Config{
-		MCP:    mcpSrv,
-		Portal: web,
-		Store:  st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
+		MCP:         mcpSrv,
+		SiteMetrics: cp.siteMetrics,
+		Portal:      web,
+		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner,

@@ -74,7 +74,10 @@ type JobProgress struct {
 // newest first (CreatedAt, then ID), at most Limit (default 100, max 1000)
 // per page, Continue as for sites.
 type JobListOptions struct {
-	Site     string
+	Site string
+	// Sites, when not nil, keeps only the jobs of these sites (an empty,
+	// non-nil slice selects none): one query for a page of sites.
+	Sites    []string
 	Shard    string
 	Kind     JobKind
 	Phases   []JobPhase

@@ -236,6 +236,9 @@ type ListOptions struct {
 	// empty, non-nil slice selects none): how lists show a caller only
 	// what it may see.
 	Orgs []string
+	// NameContains, when not empty, keeps only the sites whose name
+	// contains it (names are lower case: pass it lower-cased).
+	NameContains string
 }
 
 // SiteList is one page of sites.

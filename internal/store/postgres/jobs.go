@@ -104,6 +104,10 @@ func (s *Store) ListJobs(ctx context.Context, opts store.JobListOptions) (*store
 	if opts.Site != "" {
 		where = append(where, `site = `+arg(opts.Site))
 	}
+	if opts.Sites != nil {
+		// An empty, non-nil Sites selects nothing: = ANY('{}') is false.
+		where = append(where, `site = ANY(`+arg(opts.Sites)+`)`)
+	}
 	if opts.Shard != "" {
 		where = append(where, `shard = `+arg(opts.Shard))
 	}

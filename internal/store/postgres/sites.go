@@ -190,6 +190,10 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 		args = append(args, opts.Orgs)
 		fmt.Fprintf(&b, ` AND org = ANY($%d)`, len(args))
 	}
+	if opts.NameContains != "" {
+		args = append(args, opts.NameContains)
+		fmt.Fprintf(&b, ` AND strpos(name, $%d) > 0`, len(args))
+	}
 	args = append(args, limit+1) // one more tells whether there is a next page
 	fmt.Fprintf(&b, ` ORDER BY name LIMIT $%d`, len(args))
 

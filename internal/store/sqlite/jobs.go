@@ -98,6 +98,13 @@ func (s *Store) ListJobs(ctx context.Context, opts store.JobListOptions) (*store
 		where = append(where, `site = ?`)
 		args = append(args, opts.Site)
 	}
+	if opts.Sites != nil {
+		// An empty, non-nil Sites selects nothing: IN () is false.
+		where = append(where, `site IN (`+placeholders(len(opts.Sites))+`)`)
+		for _, s := range opts.Sites {
+			args = append(args, s)
+		}
+	}
 	if opts.Shard != "" {
 		where = append(where, `shard = ?`)
 		args = append(args, opts.Shard)

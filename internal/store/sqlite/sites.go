@@ -191,6 +191,10 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 			args = append(args, o)
 		}
 	}
+	if opts.NameContains != "" {
+		b.WriteString(` AND instr(name, ?) > 0`)
+		args = append(args, opts.NameContains)
+	}
 	b.WriteString(` ORDER BY name LIMIT ?`)
 	args = append(args, limit+1) // one more tells whether there is a next page
 

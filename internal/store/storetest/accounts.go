@@ -480,6 +480,11 @@ func testSiteOrg(t *testing.T, h *harness) {
 			{"two orgs", store.ListOptions{Orgs: []string{store.DefaultOrg, "beta", "acme"}, Limit: 2}, []string{"a1.example.com", "a2.example.com", "a3.example.com", "d.example.com"}},
 			{"org and shard", store.ListOptions{Orgs: []string{"acme"}, Shard: "shard-2"}, []string{"a3.example.com"}},
 			{"unknown org", store.ListOptions{Orgs: []string{"nobody"}}, nil},
+			{"name contains", store.ListOptions{NameContains: "2.example"}, []string{"a2.example.com"}},
+			{"name contains in pages", store.ListOptions{NameContains: "a", Limit: 1}, []string{"a1.example.com", "a2.example.com", "a3.example.com", "d.example.com"}},
+			{"name and org", store.ListOptions{NameContains: "example", Orgs: []string{store.DefaultOrg}}, []string{"d.example.com"}},
+			{"name matches none", store.ListOptions{NameContains: "nothing"}, nil},
+			{"name is not a pattern", store.ListOptions{NameContains: "a_.example"}, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				got, _ := listAll(t, s, tc.opts)

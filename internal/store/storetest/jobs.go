@@ -323,6 +323,10 @@ func testJobList(t *testing.T, h *harness) {
 		{"active on a shard", store.JobListOptions{Shard: "s2", Phases: []store.JobPhase{store.JobPending, store.JobRunning}}, []string{"j6", "j5"}},
 		{"site and kind and phase", store.JobListOptions{Site: "a.example.com", Kind: store.JobBackup, Phases: []store.JobPhase{store.JobSucceeded, store.JobFailed}}, []string{"j3", "j1"}},
 		{"no match", store.JobListOptions{Site: "c.example.com"}, []string{}},
+		{"sites", store.JobListOptions{Sites: []string{"b.example.com", "a.example.com"}}, []string{"j6", "j7", "j5", "j4", "j3", "j1"}},
+		{"sites and kind and phase", store.JobListOptions{Sites: []string{"a.example.com", "b.example.com", "c.example.com"}, Kind: store.JobBackup, Phases: []store.JobPhase{store.JobSucceeded, store.JobRunning}}, []string{"j4", "j1"}},
+		{"one of the sites", store.JobListOptions{Sites: []string{"b.example.com"}}, []string{"j5", "j4"}},
+		{"empty sites select none", store.JobListOptions{Sites: []string{}}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, limit := range []int{0, 1, 2, 3, 1000, 5000} {

@@ -1,1 +1,0 @@
-import{j as s,G as e,a,B as n}from"./index-C5ChdGh-.js";function i({onClose:t}){return s.jsxs(e,{justify:"space-between",children:[s.jsx(a,{fw:600,children:"Assistant"}),s.jsx(n,{variant:"subtle",onClick:t,children:"Close"})]})}export{i as default};
