@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -41,6 +42,9 @@ const TTL = 2 * time.Minute
 
 // version is the payload's format ("v").
 const version = 1
+
+// nonceRE is what a nonce looks like (the plugin checks the same).
+var nonceRE = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
 
 // Errors of Verify.
 var (
@@ -118,7 +122,7 @@ func Verify(key []byte, token, siteUID string, now time.Time) (Claims, error) {
 		return Claims{}, ErrMalformed
 	}
 	var c Claims
-	if err := json.Unmarshal(b, &c); err != nil || c.V != version || c.User == "" || c.Nonce == "" {
+	if err := json.Unmarshal(b, &c); err != nil || c.V != version || c.User == "" || !nonceRE.MatchString(c.Nonce) {
 		return Claims{}, ErrMalformed
 	}
 	if c.Site != siteUID {

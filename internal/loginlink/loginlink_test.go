@@ -81,7 +81,7 @@ func TestVerify(t *testing.T) {
 		}
 		return string(r)
 	}
-	claims := Claims{V: 1, Site: "uid-a", User: "admin", Expires: now.Add(TTL).Unix(), Nonce: "00ff"}
+	claims := Claims{V: 1, Site: "uid-a", User: "admin", Expires: now.Add(TTL).Unix(), Nonce: "00ff00ff00ff00ff"}
 	with := func(f func(*Claims)) string { c := claims; f(&c); return Sign(keyA, c) }
 	tests := []struct {
 		name  string
@@ -105,6 +105,7 @@ func TestVerify(t *testing.T) {
 		{"wrong version", keyA, with(func(c *Claims) { c.V = 2 }), "uid-a", now, ErrMalformed},
 		{"no user", keyA, with(func(c *Claims) { c.User = "" }), "uid-a", now, ErrMalformed},
 		{"no nonce", keyA, with(func(c *Claims) { c.Nonce = "" }), "uid-a", now, ErrMalformed},
+		{"nonce not hex", keyA, with(func(c *Claims) { c.Nonce = "zz00ff00ff00ff00ff" }), "uid-a", now, ErrMalformed},
 		{"signed payload that is not JSON", keyA, func() string {
 			q := base64.RawURLEncoding.EncodeToString([]byte("not json"))
 			return q + "." + base64.RawURLEncoding.EncodeToString(mac(keyA, q))
