@@ -237,7 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := cp.st
 	defer cp.close()
-	shards.st, shards.repos = st, cp.repos
+	shards.st, shards.repos, shards.loginKey = st, cp.repos, cp.loginKey
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache

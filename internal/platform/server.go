@@ -19,6 +19,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
@@ -91,6 +92,9 @@ type controlPlane struct {
 	repos      *repos.Manager
 	handler    http.Handler
 	apiURL     string
+	// loginKey is each site's login key (loginlink.Key of the platform
+	// secret), for the API and the shards of this process.
+	loginKey func(uid string) []byte
 }
 
 type controlPlaneConfig struct {
@@ -183,7 +187,8 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
+	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager,
+		loginKey: func(uid string) []byte { return loginlink.Key(secret, uid) }}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
 	wake := cfg.wake
@@ -216,9 +221,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store:  st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
-		AuditSigner: auditSigner,
-		Plans:       cfg.plans,
-		Auth:        auth,
+		AuditSigner: auditSigner, LoginKey: cp.loginKey,
+		Plans: cfg.plans,
+		Auth:  auth,
 	})
 	return cp, nil
 }
