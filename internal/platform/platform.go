@@ -325,6 +325,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("edge HTTPS", "addr", httpsLn.Addr().String(), "ca", filepath.Join(dataDir, "tls", "ca.crt"))
 	}
 	log.Info("AIPress is up", "api", apiURL, "edge", edgeLn.Addr().String(), "data_dir", dataDir)
+	logPortal(log, apiURL, cp.adminPasswordFile)
 	wg.Add(1)
 	go func() { defer wg.Done(); routes.run(ctx) }()
 	wg.Add(1)

@@ -21,6 +21,7 @@ import (
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/password"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/store"
@@ -95,6 +96,9 @@ type controlPlane struct {
 	// loginKey is each site's login key (loginlink.Key of the platform
 	// secret), for the API and the shards of this process.
 	loginKey func(uid string) []byte
+	// adminPasswordFile holds the bootstrap admin's password ("": it has
+	// none there; see ensureAdminPassword).
+	adminPasswordFile string
 }
 
 type controlPlaneConfig struct {
@@ -187,7 +191,21 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager,
+	// The bootstrap admin's first password (adminpassword.go).
+	if auth.Passwords == nil {
+		if auth.Passwords, err = password.New(password.DefaultParams); err != nil {
+			_ = manager.Close()
+			st.Close()
+			return nil, err
+		}
+	}
+	adminPassword, err := ensureAdminPassword(ctx, st, cfg.dataDir, auth.Passwords)
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
+	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager, adminPasswordFile: adminPassword,
 		loginKey: func(uid string) []byte { return loginlink.Key(secret, uid) }}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
@@ -355,6 +373,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	}()
 	log.Info("AIPress control plane is up", "api", apiURL, "data_dir", dataDir, "transfer_url", cfg.TransferURL,
 		"backup_url", cp.repos.BaseURL(), "backup_kek", filepath.Join(dataDir, repos.KEKFile))
+	logPortal(log, apiURL, cp.adminPasswordFile)
 	if cfg.Ready != nil {
 		cfg.Ready(apiURL)
 	}
