@@ -26,6 +26,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("PageCache", func(t *testing.T) { p.t = t; testPageCache(t, p) })
 	t.Run("CacheColdAndStale", func(t *testing.T) { p.t = t; testCacheColdAndStale(t, p) })
 	t.Run("Purge", func(t *testing.T) { p.t = t; testPurge(t, p) })
+	t.Run("LoginLink", func(t *testing.T) { p.t = t; testLoginLink(t, p) })
 	t.Run("WAF", func(t *testing.T) { p.t = t; testWAF(t, p) })
 	t.Run("SiteMetrics", func(t *testing.T) { p.t = t; testSiteMetrics(t, p) })
 	t.Run("WAFTuning", func(t *testing.T) { p.t = t; testWAFTuning(t, p) })

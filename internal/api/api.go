@@ -131,6 +131,12 @@ type Config struct {
 	// Plans are the platform's plans (what sites and organisations get,
 	// quotas). Nil: plans.Defaults().
 	Plans *plans.Set
+	// LoginKey returns the login key of the site with uid
+	// (loginlink.Key of the platform secret): POST
+	// /v1/sites/{name}/login-link signs with it, and GET
+	// /v1/agent/sites/{name}/login-key gives it to the site's shard. Nil:
+	// both answer 501.
+	LoginKey func(siteUID string) []byte
 	// Auth configures signing in: passwords, OIDC, sign-up, sessions,
 	// lock-out and rate limits (see AuthConfig).
 	Auth AuthConfig
@@ -349,6 +355,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/suspend", "site.suspend", permSiteSuspend, onSite, true, false, (*server).suspendSite},
 	{"POST", "/v1/sites/{name}/resume", "site.resume", permSiteSuspend, onSite, true, false, (*server).resumeSite},
 	{"POST", "/v1/sites/{name}/purge", "site.purge", permSiteWrite, onSite, true, false, (*server).purgeSite},
+	{"POST", "/v1/sites/{name}/login-link", "site.login-link", permSiteWrite, onSite, true, false, (*server).createLoginLink},
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
@@ -417,6 +424,7 @@ var routes = []route{
 	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", permShard, machine, true, true, (*server).agentMove},
 	{"POST", "/v1/agent/sites/{name}/finalize", "agent.finalize", permShard, machine, true, false, (*server).agentFinalize},
 	{"GET", "/v1/agent/sites/{name}/move-key", "agent.move-key", permShard, machine, false, false, (*server).agentMoveKey},
+	{"GET", "/v1/agent/sites/{name}/login-key", "agent.login-key", permShard, machine, false, false, (*server).agentLoginKey},
 	{"GET", "/v1/agent/jobs", "agent.jobs", permShard, machine, false, false, (*server).agentJobs},
 	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", permShard, machine, false, false, (*server).agentJob},
 	{"PUT", "/v1/agent/jobs/{id}", "agent.job", permShard, machine, true, true, (*server).agentReportJob},

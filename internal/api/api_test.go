@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitemetrics"
@@ -86,6 +87,7 @@ func newEnv(t *testing.T) *env {
 		Version:     "test",
 		PublicURL:   func(d string) string { return "http://" + d + ":8080" },
 		Auth:        AuthConfig{Mailer: e.mail},
+		LoginKey:    func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) },
 	})
 	return e
 }

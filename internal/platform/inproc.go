@@ -31,6 +31,7 @@ type inprocShards struct {
 	heartbeatTimeout time.Duration
 	st               store.Store
 	repos            *repos.Manager
+	loginKey         func(uid string) []byte
 	after            func()
 	// firewall and loopbackPorts are the shards' site firewall (sitefw).
 	firewall      FirewallMode
@@ -103,7 +104,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &inprocShard{ready: make(chan struct{}), cancel: cancel, wake: func() {}}
 	p.running[sh.Name] = r
-	link := &storeLink{st: p.st, repos: p.repos, name: sh.Name, now: time.Now, after: p.after}
+	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, name: sh.Name, now: time.Now, after: p.after}
 	cfg := ShardConfig{
 		Name: sh.Name, DataDir: filepath.Join(p.dataDir, "shards", sh.Name), Capacity: sh.Capacity,
 		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL,

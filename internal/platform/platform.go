@@ -238,7 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := cp.st
 	defer cp.close()
-	shards.st, shards.repos = st, cp.repos
+	shards.st, shards.repos, shards.loginKey = st, cp.repos, cp.loginKey
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache
@@ -330,6 +330,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("edge HTTPS", "addr", httpsLn.Addr().String(), "ca", filepath.Join(dataDir, "tls", "ca.crt"))
 	}
 	log.Info("AIPress is up", "api", apiURL, "edge", edgeLn.Addr().String(), "data_dir", dataDir)
+	logPortal(log, apiURL, cp.adminPasswordFile)
 	wg.Add(1)
 	go func() { defer wg.Done(); routes.run(ctx) }()
 	wg.Add(1)

@@ -19,8 +19,10 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/password"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/sitemetrics"
@@ -96,6 +98,12 @@ type controlPlane struct {
 	// siteMetrics holds the sites' traffic for the charts, in memory
 	// (edges report it with their usage).
 	siteMetrics *sitemetrics.Store
+	// loginKey is each site's login key (loginlink.Key of the platform
+	// secret), for the API and the shards of this process.
+	loginKey func(uid string) []byte
+	// adminPasswordFile holds the bootstrap admin's password ("": it has
+	// none there; see ensureAdminPassword).
+	adminPasswordFile string
 }
 
 type controlPlaneConfig struct {
@@ -188,7 +196,22 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager}
+	// The bootstrap admin's first password (adminpassword.go).
+	if auth.Passwords == nil {
+		if auth.Passwords, err = password.New(password.DefaultParams); err != nil {
+			_ = manager.Close()
+			st.Close()
+			return nil, err
+		}
+	}
+	adminPassword, err := ensureAdminPassword(ctx, st, cfg.dataDir, auth.Passwords)
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
+	cp := &controlPlane{st: st, el: el, apiURL: cfg.apiURL, repos: manager, adminPasswordFile: adminPassword,
+		loginKey: func(uid string) []byte { return loginlink.Key(secret, uid) }}
 	hub := api.NewHub(st, cfg.log.With("component", "revhub"))
 	cp.hub = hub
 	wake := cfg.wake
@@ -231,9 +254,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
-		AuditSigner: auditSigner,
-		Plans:       cfg.plans,
-		Auth:        auth,
+		AuditSigner: auditSigner, LoginKey: cp.loginKey,
+		Plans: cfg.plans,
+		Auth:  auth,
 	})
 	return cp, nil
 }
@@ -365,6 +388,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	}()
 	log.Info("AIPress control plane is up", "api", apiURL, "data_dir", dataDir, "transfer_url", cfg.TransferURL,
 		"backup_url", cp.repos.BaseURL(), "backup_kek", filepath.Join(dataDir, repos.KEKFile))
+	logPortal(log, apiURL, cp.adminPasswordFile)
 	if cfg.Ready != nil {
 		cfg.Ready(apiURL)
 	}

@@ -107,6 +107,8 @@ type shardLink interface {
 	CABundle(ctx context.Context) (caPEM []byte, err error)
 	// MoveKeys gives the keys of the shard's sites' moves (movekey.go).
 	MoveKeys() shard.MoveKeyFunc
+	// LoginKeys gives the login keys of the shard's sites (loginkey.go).
+	LoginKeys() shard.LoginKeyFunc
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -150,6 +152,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()
+	scfg.LoginKey = link.LoginKeys()
 	var fwAllow []string
 	if cfg.Database != nil {
 		fwAllow = append(fwAllow, cfg.Database.Addr) // the sites' DB_HOST
@@ -295,9 +298,11 @@ func heartbeat(ctx context.Context, link shardLink, sites shard.Sites, name stri
 type storeLink struct {
 	st    store.Store
 	repos *repos.Manager
-	name  string
-	now   func() time.Time
-	after func() // wakes the route sync and the controller
+	// loginKey derives sites' login keys (nil: no sign-in links).
+	loginKey func(uid string) []byte
+	name     string
+	now      func() time.Time
+	after    func() // wakes the route sync and the controller
 }
 
 func (l *storeLink) Register(ctx context.Context, reg Registration) error {

@@ -132,6 +132,9 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.CachePluginName)); err != nil || l != s.cachePlugin {
 		return false
 	}
+	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.LoginPluginName)); err != nil || l != s.loginPlugin {
+		return false
+	}
 	if !s.diskReportCurrent(st, n) {
 		return false
 	}
@@ -295,9 +298,16 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	if onVolume {
 		cfg.DiskLimitMB = limitMB
 	}
+	if s.cfg.LoginKey != nil {
+		key, err := s.cfg.LoginKey(ctx, st.Metadata.Name, st.Metadata.UID)
+		if err != nil {
+			return fmt.Errorf("login key: %w", err)
+		}
+		cfg.SiteUID, cfg.LoginKey = st.Metadata.UID, key
+	}
 	// The plugins are symlinks to the shard's one copy (one OPcache
 	// entry for every site) in the root-owned mu-plugins directory.
-	for _, p := range []string{s.cachePlugin, s.storagePlugin} {
+	for _, p := range []string{s.cachePlugin, s.storagePlugin, s.loginPlugin} {
 		if err := wordpress.LinkMUPlugin(n.Docroot, p); err != nil {
 			return err
 		}

@@ -81,6 +81,12 @@ type Jobs interface {
 	UpdateJob(ctx context.Context, id string, fn func(*store.Job)) error
 }
 
+// LoginKeyFunc returns the login key (hex) of the site called name with uid,
+// which its wp-config.php defines for the aipress-login mu-plugin
+// (internal/loginlink): the control plane derives it, in process or over
+// the agent API. "" and no error: sign-in links are not configured.
+type LoginKeyFunc func(ctx context.Context, name, uid string) (string, error)
+
 // DefaultMoveGrace is how long a move's source keeps its copy after the
 // switch by default (Config.MoveGrace).
 const DefaultMoveGrace = 5 * time.Second
@@ -130,6 +136,10 @@ type Config struct {
 	// write to the store cannot substitute an export. Nil: this shard
 	// cannot take part in moves (a move reports that as its error).
 	MoveKey MoveKeyFunc
+	// LoginKey returns each site's login key for one-time wp-admin
+	// sign-in links. Nil: sites get the aipress-login plugin but no key,
+	// so it refuses every link.
+	LoginKey LoginKeyFunc
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
 	// its sites' databases and users on (over TCP, as Database.User)
@@ -188,6 +198,7 @@ type Shard struct {
 	installScript, cronScript string
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
+	loginPlugin               string // and of the aipress-login one
 
 	// prefix starts the name of every per-site resource of this shard
 	// (NamePrefix); orphanName matches those names and captures the id.
@@ -323,6 +334,7 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		return fmt.Errorf("shard: %w", err)
 	}
 	s.storagePlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.StoragePluginName)
+	s.loginPlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.LoginPluginName)
 	if err := s.prepareVolumes(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}

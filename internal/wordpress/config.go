@@ -29,6 +29,11 @@ type Config struct {
 	// enforces; the aipress-storage mu-plugin refuses uploads that would
 	// not fit with a message that names it. 0: no volume, no constant.
 	DiskLimitMB int
+	// SiteUID and LoginKey (hex), when LoginKey is set, let the
+	// aipress-login mu-plugin check one-time sign-in links
+	// (internal/loginlink). Empty: no constants, every link is refused.
+	SiteUID  string
+	LoginKey string
 }
 
 // Salts are WordPress's eight authentication keys and salts.
@@ -120,6 +125,11 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 		def("AIPRESS_PURGE_URL", c.PurgeURL)
 		def("AIPRESS_PURGE_KEY", c.PurgeKey)
 		def("AIPRESS_PURGE_HOST", c.Domain)
+	}
+	if c.LoginKey != "" {
+		// The aipress-login mu-plugin checks sign-in links with these.
+		def("AIPRESS_SITE_UID", c.SiteUID)
+		def("AIPRESS_LOGIN_KEY", c.LoginKey)
 	}
 	if c.DiskLimitMB > 0 {
 		fmt.Fprintf(&b, "define('AIPRESS_DISK_LIMIT_MB', %d);\n", c.DiskLimitMB)

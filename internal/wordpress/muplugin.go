@@ -24,6 +24,14 @@ var storagePlugin []byte
 // with a clear message. WriteMUPlugins writes it beside the cache plugin.
 const StoragePluginName = "aipress-storage.php"
 
+//go:embed aipress-login.php
+var loginPlugin []byte
+
+// LoginPluginName is the file name of the aipress-login must-use plugin,
+// which signs the site's administrator in from a one-time link
+// (internal/loginlink). WriteMUPlugins writes it beside the cache plugin.
+const LoginPluginName = "aipress-login.php"
+
 // CachePlugin returns the source of the aipress-cache must-use plugin.
 func CachePlugin() []byte { return append([]byte(nil), cachePlugin...) }
 
@@ -36,6 +44,9 @@ func WriteMUPlugins(dir string) (string, error) {
 		return "", fmt.Errorf("mu-plugins: %w", err)
 	}
 	if err := writePlugin(filepath.Join(dir, StoragePluginName), storagePlugin); err != nil {
+		return "", err
+	}
+	if err := writePlugin(filepath.Join(dir, LoginPluginName), loginPlugin); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, CachePluginName)
