@@ -1,6 +1,6 @@
 // API tokens: the caller's own (and its organisations' for owners; all for
 // admins), creation with the secret shown once, rotation and revocation.
-import { Alert, Badge, Button, Code, CopyButton, Group, Loader, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Badge, Button, Code, CopyButton, Group, Loader, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import { api, errorText, must, type Schemas } from '../api/client';
 import { ago, ConfirmDialog, ErrorAlert, fmtTime, ROLES, useLoad } from '../components/AdminCommon';
@@ -211,9 +211,7 @@ function SecretDialog({ created, onClose }: { created: Created | null; onClose()
   return (
     <Modal opened={!!created} onClose={onClose} title={`Token ${created?.name ?? ''}`} centered closeOnClickOutside={false}>
       <Stack>
-        <Alert color="yellow" title="Copy the secret now">
-          This is the only time it is shown. Store it where your program reads it.
-        </Alert>
+        <Text fw={600}>Copy the secret now: this is the only time it is shown. Store it where your program reads it.</Text>
         <Code block data-testid="token-secret" style={{ wordBreak: 'break-all' }}>
           {created?.token}
         </Code>
