@@ -1,7 +1,7 @@
 // Plan and usage of the current organisation: quotas as progress bars,
 // changing the plan (owners, billing, admins) and the white-label
 // branding (owners, admins).
-import { Autocomplete, Badge, Button, ColorInput, Group, Loader, Paper, Progress, SimpleGrid, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Autocomplete, Badge, Button, Group, Loader, Paper, Progress, SimpleGrid, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, errorText, must, type Branding, type Schemas } from '../api/client';
 import { ErrorAlert, percent, useLoad } from '../components/AdminCommon';
@@ -158,6 +158,31 @@ function ChangePlan({ org, onChanged }: { org: OrgView; onChanged(): Promise<voi
   );
 }
 
+const HEX = /^#[0-9a-fA-F]{6}$/;
+
+/** ColourField is a #rrggbb text field with the browser's colour picker beside it (lighter than Mantine's ColorInput). */
+function ColourField({ label, value, onChange }: { label: string; value: string; onChange(v: string): void }) {
+  return (
+    <TextInput
+      label={label}
+      placeholder="#rrggbb"
+      value={value}
+      onChange={(e) => onChange(e.currentTarget.value.trim())}
+      error={value && !HEX.test(value) ? 'A colour of the form #rrggbb' : undefined}
+      rightSectionWidth={44}
+      rightSection={
+        <input
+          type="color"
+          aria-label={`Pick ${label.toLowerCase()}`}
+          value={HEX.test(value) ? value.toLowerCase() : '#000000'}
+          onChange={(e) => onChange(e.currentTarget.value)}
+          style={{ width: 28, height: 24, padding: 0, border: 0, background: 'none', cursor: 'pointer' }}
+        />
+      }
+    />
+  );
+}
+
 function BrandingEditor({ org, onSaved }: { org: OrgView; onSaved(): Promise<void> }) {
   const [b, setB] = useState<Branding>(org.branding ?? {});
   const [busy, setBusy] = useState(false);
@@ -205,8 +230,8 @@ function BrandingEditor({ org, onSaved }: { org: OrgView; onSaved(): Promise<voi
           <SimpleGrid cols={{ base: 1, sm: 2 }}>
             <TextInput label="Product name" maxLength={100} value={b.product_name ?? ''} onChange={(e) => set('product_name')(e.currentTarget.value)} />
             <TextInput label="Logo URL" type="url" placeholder="https://…" value={b.logo_url ?? ''} onChange={(e) => set('logo_url')(e.currentTarget.value)} />
-            <ColorInput label="Primary colour" format="hex" placeholder="#rrggbb" value={b.primary_color ?? ''} onChange={set('primary_color')} />
-            <ColorInput label="Accent colour" format="hex" placeholder="#rrggbb" value={b.accent_color ?? ''} onChange={set('accent_color')} />
+            <ColourField label="Primary colour" value={b.primary_color ?? ''} onChange={set('primary_color')} />
+            <ColourField label="Accent colour" value={b.accent_color ?? ''} onChange={set('accent_color')} />
             <TextInput label="Support e-mail" type="email" value={b.support_email ?? ''} onChange={(e) => set('support_email')(e.currentTarget.value)} />
           </SimpleGrid>
           <Group justify="flex-end">

@@ -2,7 +2,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { json, mockAPI, renderPage, route } from '../test/render';
-import Shards from './Shards';
+import Shards, { POLL_MS } from './Shards';
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -67,6 +67,34 @@ describe('Shards', () => {
     await userEvent.click(screen.getByRole('button', { name: 'shard-1' }));
     expect(await screen.findByTestId('shard-sites')).toHaveTextContent('7');
     expect(screen.getByText('zone')).toBeInTheDocument();
+  });
+
+  it('follows a drain live and stops when it ends', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      let n = 0;
+      const calls = mockAPI(
+        route('GET', '/v1/shards', () => {
+          n++;
+          const sites = Math.max(0, 3 - n);
+          return json({ items: [shard('shard-1', { cordoned: true, draining: sites > 0, usage: { sites } })] });
+        }),
+      );
+      renderPage(<Shards />, { path: '/admin/shards', session: ops });
+      expect(await screen.findByText('draining')).toBeInTheDocument();
+      expect(screen.getByText('2 of 10')).toBeInTheDocument();
+      await vi.advanceTimersByTimeAsync(POLL_MS);
+      expect(await screen.findByText('1 of 10')).toBeInTheDocument();
+      await vi.advanceTimersByTimeAsync(POLL_MS);
+      expect(await screen.findByText('0 of 10')).toBeInTheDocument();
+      expect(screen.queryByText('draining')).toBeNull();
+      // Drained: no more polling.
+      const reads = calls.length;
+      await vi.advanceTimersByTimeAsync(POLL_MS * 3);
+      expect(calls.length).toBe(reads);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("shows the server's message", async () => {

@@ -1,7 +1,7 @@
 // Shards (platform staff): capacity, health and placement; operators
 // cordon, uncordon and drain them. A row opens the shard's details.
 import { Anchor, Badge, Button, Drawer, Group, Loader, Progress, Stack, Table, Text, Title } from '@mantine/core';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, must, type Schemas } from '../api/client';
 import { ago, ConfirmDialog, ErrorAlert, fmtTime, percent, useLoad } from '../components/AdminCommon';
 import { useSession } from '../session';
@@ -11,6 +11,9 @@ type Action = 'cordon' | 'uncordon' | 'drain';
 
 /** DEFAULT_CAPACITY is what a capacity of 0 means (docs: the default, 50). */
 const DEFAULT_CAPACITY = 50;
+
+/** POLL_MS is how often the list is read again while a shard drains. */
+export const POLL_MS = 2000;
 
 const ACTIONS: Record<Action, { label: string; title: (n: string) => string; text: string; color: string }> = {
   cordon: { label: 'Cordon', title: (n) => `Cordon ${n}`, text: 'No new sites are placed on it; its sites stay and keep serving.', color: 'orange' },
@@ -55,6 +58,14 @@ export default function Shards() {
   const shards = useLoad(() => must(api.GET('/v1/shards', { params: { query: { limit: 100, ...(cont ? { continue: cont } : {}) } } })), [cont]);
   const [act, setAct] = useState<{ shard: Shard; action: Action } | null>(null);
   const [open, setOpen] = useState<string | null>(null);
+  // While a shard drains, its sites move away: follow it live.
+  const draining = !!shards.data?.items.some((s) => s.draining);
+  const { reload } = shards;
+  useEffect(() => {
+    if (!draining) return;
+    const t = setInterval(() => void reload(), POLL_MS);
+    return () => clearInterval(t);
+  }, [draining, reload]);
 
   async function run(name: string, action: Action) {
     const p = { params: { path: { name } } };
