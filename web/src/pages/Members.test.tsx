@@ -92,5 +92,38 @@ describe('Members', () => {
     const users = await screen.findByRole('table', { name: 'Users' });
     expect(await within(users).findByText('zed@ops.example')).toBeInTheDocument();
     expect(within(users).getByText('disabled')).toBeInTheDocument();
+    // Only admins manage users.
+    expect(within(users).queryByRole('button', { name: 'Enable' })).toBeNull();
+  });
+
+  it('lets admins disable a user, not themselves', async () => {
+    let disabled = false;
+    const calls = mockAPI(
+      route('GET', '/v1/orgs/acme/members', () => json(members)),
+      route('GET', '/v1/orgs/acme/invites', () => json({ items: [] })),
+      route('GET', '/v1/users', () =>
+        json({
+          items: [
+            { id: 'usr-ann', email: 'ann@acme.example', platform_role: 'admin', created_at: '2026-01-01T00:00:00Z' },
+            { id: 'usr-bob', email: 'bob@acme.example', created_at: '2026-01-01T00:00:00Z', disabled },
+          ],
+        }),
+      ),
+      route('PATCH', '/v1/users/usr-bob', () => {
+        disabled = true;
+        return json({ id: 'usr-bob', email: 'bob@acme.example', created_at: '', disabled: true, memberships: [] });
+      }),
+    );
+    renderPage(<Members />, {
+      path: '/members',
+      session: { platform: true, operator: true, me: { id: 'tok-1', name: 'ann', role: 'user', platform_role: 'admin', user: { id: 'usr-ann', email: 'ann@acme.example', created_at: '' } } },
+    });
+    const users = await screen.findByRole('table', { name: 'Users' });
+    const rows = await within(users).findAllByRole('row');
+    expect(within(rows[1]).queryByRole('button', { name: 'Disable' })).toBeNull();
+    await userEvent.click(within(rows[2]).getByRole('button', { name: 'Disable' }));
+    await userEvent.click(within(await screen.findByRole('dialog', { name: 'Disable bob@acme.example' })).getByRole('button', { name: 'Disable' }));
+    await waitFor(() => expect(within(screen.getByRole('table', { name: 'Users' })).getByText('disabled')).toBeInTheDocument());
+    expect(JSON.parse(calls.find((c) => c.method === 'PATCH')!.body)).toEqual({ disabled: true });
   });
 });

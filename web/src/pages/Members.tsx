@@ -18,7 +18,7 @@ export default function Members() {
     <Stack>
       <Title order={2}>Members</Title>
       {org ? <OrgMembers org={org} owner={owner} self={s.me?.user?.id ?? ''} /> : <Text c="dimmed">Choose an organisation to see its members.</Text>}
-      {s.platform && <Users />}
+      {s.platform && <Users admin={admin} self={s.me?.user?.id ?? ''} />}
     </Stack>
   );
 }
@@ -239,8 +239,11 @@ function InviteDialog(props: { org: string; opened: boolean; onClose(): void; on
   );
 }
 
-/** Users lists every user of the platform (platform staff), a page at a time. */
-function Users() {
+type User = Schemas['User'];
+
+/** Users lists every user of the platform (platform staff), a page at a time; admins disable and enable them. */
+function Users({ admin, self }: { admin: boolean; self: string }) {
+  const [toggling, setToggling] = useState<User | null>(null);
   const [pages, setPages] = useState<string[]>(['']);
   const cont = pages[pages.length - 1];
   const users = useLoad(() => must(api.GET('/v1/users', { params: { query: { limit: 50, ...(cont ? { continue: cont } : {}) } } })), [cont]);
@@ -262,6 +265,7 @@ function Users() {
                 <Table.Th>Platform role</Table.Th>
                 <Table.Th>State</Table.Th>
                 <Table.Th>Last sign-in</Table.Th>
+                {admin && <Table.Th />}
               </Table.Tr>
             </Table.Thead>
             <Table.Tbody>
@@ -274,6 +278,15 @@ function Users() {
                     {u.disabled ? <Badge color="red">disabled</Badge> : u.locked_until && new Date(u.locked_until) > new Date() ? <Badge color="orange">locked</Badge> : <Badge color="green" variant="light">active</Badge>}
                   </Table.Td>
                   <Table.Td>{fmtTime(u.last_login_at)}</Table.Td>
+                  {admin && (
+                    <Table.Td>
+                      {u.id !== self && (
+                        <Button size="xs" variant="subtle" color={u.disabled ? 'blue' : 'red'} onClick={() => setToggling(u)}>
+                          {u.disabled ? 'Enable' : 'Disable'}
+                        </Button>
+                      )}
+                    </Table.Td>
+                  )}
                 </Table.Tr>
               ))}
             </Table.Tbody>
@@ -288,6 +301,22 @@ function Users() {
           Next page
         </Button>
       </Group>
+      <ConfirmDialog
+        opened={!!toggling}
+        title={`${toggling?.disabled ? 'Enable' : 'Disable'} ${toggling?.email ?? ''}`}
+        confirm={toggling?.disabled ? 'Enable' : 'Disable'}
+        color={toggling?.disabled ? 'blue' : 'red'}
+        onClose={() => setToggling(null)}
+        onConfirm={async () => {
+          if (!toggling) return;
+          await must(api.PATCH('/v1/users/{id}', { params: { path: { id: toggling.id } }, body: { disabled: !toggling.disabled } }));
+          await users.reload();
+        }}
+      >
+        {toggling?.disabled
+          ? 'The user can sign in again.'
+          : 'Their sessions and tokens stop working at once, and they cannot sign in until enabled again.'}
+      </ConfirmDialog>
     </Stack>
   );
 }
