@@ -32,6 +32,9 @@ describe('Members', () => {
     expect(await screen.findByText('cy@acme.example')).toBeInTheDocument();
     await userEvent.click(screen.getByRole('button', { name: 'Invite' }));
     await userEvent.type(await screen.findByLabelText(/E-mail/), 'dee@acme.example');
+    // The browser test finds the fields by their labels: they must be unique on the page.
+    expect(screen.getAllByRole('textbox', { name: /role/i })).toHaveLength(1);
+    expect(screen.getAllByRole('textbox', { name: /e-mail/i })).toHaveLength(1);
     await userEvent.click(screen.getByRole('textbox', { name: 'Role' }));
     await userEvent.click(await screen.findByRole('option', { name: 'billing' }));
     await userEvent.click(screen.getByRole('button', { name: 'Send invitation' }));
@@ -49,7 +52,7 @@ describe('Members', () => {
       route('PUT', '/v1/orgs/acme/members/usr-ann', () => json({ error: { code: 'conflict', message: 'acme must keep an owner' } }, 409)),
     );
     renderPage(<Members />, { path: '/members' });
-    await userEvent.click(await screen.findByRole('textbox', { name: 'Role of ann@acme.example' }));
+    await userEvent.click(await screen.findByRole('textbox', { name: 'Access level of ann@acme.example' }));
     await userEvent.click(await screen.findByRole('option', { name: 'viewer' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('acme must keep an owner');
     expect(JSON.parse(calls.find((c) => c.method === 'PUT')!.body)).toEqual({ role: 'viewer' });

@@ -81,7 +81,7 @@ function OrgMembers({ org, owner, self }: { org: string; owner: boolean; self: s
                   <Table.Td>
                     {owner ? (
                       <Select
-                        aria-label={`Role of ${m.email || m.user_id}`}
+                        aria-label={`Access level of ${m.email || m.user_id}`}
                         data={[...ROLES]}
                         value={m.role}
                         allowDeselect={false}
