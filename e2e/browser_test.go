@@ -198,7 +198,7 @@ func (b *browser) waitURL(prefix string, d time.Duration) {
 // (its DOM text: a badge may show it in capitals by CSS).
 func (b *browser) waitTestID(id, want string, d time.Duration) {
 	b.t.Helper()
-	js := fmt.Sprintf(`(() => { const e = document.querySelector('[data-testid=%s]'); return !!e && e.textContent.trim() === %s })()`, jsString(id), jsString(want))
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.textContent.trim() === %s })()`, jsString(`[data-testid="`+id+`"]`), jsString(want))
 	b.run("wait for "+id+" = "+want, d, poll(js))
 }
 

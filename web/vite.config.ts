@@ -22,5 +22,6 @@ export default defineConfig({
     globals: true,
     setupFiles: ['src/test/setup.ts'],
     css: false,
+    testTimeout: 30000,
   },
 });

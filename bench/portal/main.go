@@ -263,7 +263,7 @@ func adminPassword(ctx context.Context, base, dataDir string) (string, error) {
 	if code, err := post("/v1/auth/password-reset", map[string]string{"email": "admin@localhost"}); err != nil || code != 202 {
 		return "", fmt.Errorf("password reset: %d %v", code, err)
 	}
-	re := regexp.MustCompile(`reset-password\?token=([A-Za-z0-9_\-%]+)`)
+	re := regexp.MustCompile(`reset-password#([A-Za-z0-9_\-%]+)`)
 	var token string
 	for deadline := time.Now().Add(30 * time.Second); token == ""; {
 		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*admin@localhost*.eml"))

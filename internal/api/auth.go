@@ -576,7 +576,9 @@ func (s *server) passwordReset(c *call) (response, error) {
 			ExpiresAt: now.Add(s.auth.cfg.ResetTTL)}); err != nil {
 			return "", internal(fmt.Errorf("password reset: %w", err))
 		}
-		link := s.baseURL(c.r) + "/reset-password?token=" + url.QueryEscape(secret)
+		// The secret rides in the fragment, which a browser never sends to a
+		// server (nor in a Referer), as the invitation link's does.
+		link := s.baseURL(c.r) + "/reset-password#" + url.QueryEscape(secret)
 		if err := s.mailer().Send(ctx, Mail{To: u.Email, Subject: "Reset your AIPress password",
 			Body: "Someone asked to reset the password of your AIPress account.\n\nTo choose a new password, open\n\n  " + link +
 				"\n\nwithin " + s.auth.cfg.ResetTTL.String() + " (or POST {\"token\":\"" + secret + "\",\"new_password\":...} to /v1/auth/password-reset/confirm).\nIf it was not you, ignore this mail."}); err != nil {

@@ -492,7 +492,7 @@ func TestPasswordReset(t *testing.T) {
 		}
 		m := e.mail.last(t)
 		sub := resetTokenRE.FindStringSubmatch(m.Body)
-		if m.To != "ann@example.com" || sub == nil || !strings.Contains(m.Body, "http://127.0.0.1:7070/reset-password?token=") {
+		if m.To != "ann@example.com" || sub == nil || !strings.Contains(m.Body, "http://127.0.0.1:7070/reset-password#") {
 			t.Fatalf("mail %+v", m)
 		}
 		return sub[1]

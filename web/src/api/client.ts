@@ -16,6 +16,8 @@ export const api = createClient<paths>({
   baseUrl: typeof location === 'undefined' ? '' : location.origin,
   credentials: 'same-origin',
   fetch: (r: Request) => globalThis.fetch(r),
+  // The audit log records which channel a call came through.
+  headers: { 'X-AIPress-Channel': 'portal' },
 });
 
 /** APIError is an API error body ({"error":{"code","message"}}) with its status. */
@@ -57,7 +59,7 @@ export function errorText(e: unknown): string {
  * APIError on a non-2xx answer.
  */
 export async function raw<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const init: RequestInit = { method, credentials: 'same-origin', headers: {} };
+  const init: RequestInit = { method, credentials: 'same-origin', headers: { 'X-AIPress-Channel': 'portal' } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)['Content-Type'] = 'application/json';

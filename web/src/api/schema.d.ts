@@ -126,6 +126,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/login-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A one-time link that signs a browser into the site's wp-admin.
+         * @description Returns a URL on the site (`?aipress_login=<token>`) that signs the
+         *     browser in as the site's administrator and redirects to /wp-admin/.
+         *     It works once, within 2 minutes. The token is signed (HMAC-SHA256)
+         *     with the site's own login key, which only this site's wp-config.php
+         *     holds: it cannot sign into another site. 409 when the site is
+         *     suspended, being deleted or not serving yet. Audited as
+         *     `site.login-link`.
+         *
+         */
+        post: operations["createLoginLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/move": {
         parameters: {
             query?: never;
@@ -205,6 +235,37 @@ export interface paths {
          *
          */
         get: operations["listWAFEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The site's traffic over a range, for charts (requests, cache, 5xx, p50/p99, PHP time, WAF blocks, bytes).
+         * @description Edges count each site's requests and report them with their usage
+         *     every 10 s; the control plane keeps them in memory (a restart loses
+         *     them): 1-minute steps for 6 hours (ranges 1h, 6h), 5-minute steps
+         *     for 24 hours (24h), 1-hour steps for 7 days (7d). One point per
+         *     step, oldest first, zero for steps without traffic; the last one is
+         *     the current step. p50_ms and p99_ms are estimated from the edge's
+         *     request-duration histogram as Prometheus's histogram_quantile does;
+         *     php_ms is the mean wait for PHP of the requests that reached it.
+         *
+         */
+        get: operations["getSiteMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1074,6 +1135,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agent/sites/{name}/login-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * (shard token) The site's login key, for its wp-config.php.
+         * @description Only for the shard that hosts the site or takes part in its move
+         *     (403 otherwise). The shard writes it into the site's wp-config.php
+         *     (AIPRESS_LOGIN_KEY) for the aipress-login must-use plugin, which
+         *     checks one-time sign-in links (POST /v1/sites/{name}/login-link)
+         *     with it. The key is HMAC-SHA256 of the platform secret and the
+         *     site's uid; a shard checks that uid is the site's.
+         *
+         */
+        get: operations["agentLoginKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agent/jobs": {
         parameters: {
             query?: never;
@@ -1569,7 +1659,10 @@ export interface paths {
          *     report, added to the site's count of the current month (UTC). The
          *     answer lists every site over its plan's bandwidth_gb this month; the
          *     edge answers their visitors 509 until a report says otherwise. Not
-         *     audited.
+         *     audited. `sites` carries the same interval's other counts per site
+         *     for the charts (GET /v1/sites/{name}/metrics); names of no site
+         *     are dropped; a count out of bounds refuses the whole report. The
+         *     body may be up to 32 MiB.
          *
          */
         post: operations["reportUsage"];
@@ -2534,11 +2627,68 @@ export interface components {
             more?: boolean;
         };
         SiteList: {
-            items: components["schemas"]["Site"][];
+            items: (components["schemas"]["Site"] & {
+                summary: components["schemas"]["SiteSummary"];
+            })[];
             /** @description Token for the next page; absent on the last page. */
             continue?: string;
             /** Format: int64 */
             revision: number;
+        };
+        /** @description A site at a glance; an absent field is unknown (no backup yet; no traffic since the control plane started). */
+        SiteSummary: {
+            /**
+             * Format: date-time
+             * @description The newest snapshot's time.
+             */
+            last_backup?: string;
+            /** @description Page-cache hits / (hits + misses) of the last 24 hours. */
+            cache_hit_ratio?: number;
+            /** Format: int64 */
+            requests_24h?: number;
+        };
+        SiteMetricsCounts: {
+            /** Format: int64 */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Served from the page cache (hit or stale).
+             */
+            cache_hits: number;
+            /** Format: int64 */
+            cache_misses: number;
+            /** Format: int64 */
+            errors_5xx: number;
+            /** Format: int64 */
+            waf_blocks: number;
+            /**
+             * Format: int64
+             * @description Response body bytes.
+             */
+            bytes: number;
+            /** @description Median request duration (0 without timed requests). */
+            p50_ms: number;
+            p99_ms: number;
+            /** @description Mean wait for PHP of the requests that reached it (0 without). */
+            php_ms: number;
+        };
+        SiteMetrics: {
+            site: string;
+            /** @enum {string} */
+            range: "1h" | "6h" | "24h" | "7d";
+            /** @description 60 (1h, 6h), 300 (24h) or 3600 (7d). */
+            step_seconds: number;
+            points: (components["schemas"]["SiteMetricsCounts"] & {
+                /**
+                 * Format: date-time
+                 * @description The step's start.
+                 */
+                t: string;
+            })[];
+            totals: components["schemas"]["SiteMetricsCounts"] & {
+                /** @description Absent without hits or misses. */
+                cache_hit_ratio?: number;
+            };
         };
         /** @enum {string} */
         Phase: "Pending" | "Creating" | "Ready" | "Suspended" | "Deleting" | "Failed";
@@ -2787,6 +2937,10 @@ export interface operations {
                 limit?: number;
                 /** @description The `continue` token of the previous page. */
                 continue?: string;
+                /** @description Only the sites of this organisation (one the caller may list the sites of; 404 for one it may not see). */
+                org?: string;
+                /** @description Only the sites whose name (domain) contains this text, case-insensitively. */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -2794,7 +2948,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description One page of sites. */
+            /** @description One page of sites, each with its summary. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2806,6 +2960,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3014,6 +3169,42 @@ export interface operations {
             501: components["responses"]["NotImplemented"];
         };
     };
+    createLoginLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The link. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example http://blog.localhost/?aipress_login=eyJ2Ijox... */
+                        url: string;
+                        /** Format: date-time */
+                        expires_at: string;
+                        /** @description The WordPress user the link signs in. */
+                        user: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
     moveSite: {
         parameters: {
             query?: never;
@@ -3097,6 +3288,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WAFEventList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getSiteMetrics: {
+        parameters: {
+            query?: {
+                range?: "1h" | "6h" | "24h" | "7d";
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The site's series. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteMetrics"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4429,6 +4650,38 @@ export interface operations {
             501: components["responses"]["NotImplemented"];
         };
     };
+    agentLoginKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        uid: string;
+                        /** Format: byte */
+                        key: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
     agentJobs: {
         parameters: {
             query?: {
@@ -5129,6 +5382,29 @@ export interface operations {
                 "application/json": {
                     bytes?: {
                         [key: string]: number;
+                    };
+                    sites?: {
+                        [key: string]: {
+                            /** Format: int64 */
+                            requests?: number;
+                            /** Format: int64 */
+                            cache_hits?: number;
+                            /** Format: int64 */
+                            cache_misses?: number;
+                            /** Format: int64 */
+                            errors_5xx?: number;
+                            /** Format: int64 */
+                            waf_blocks?: number;
+                            /** @description Requests per request-duration bucket (not cumulative), bounds in seconds .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10 30, then +Inf: 15 counts. */
+                            duration?: number[];
+                            /** Format: int64 */
+                            php_requests?: number;
+                            /**
+                             * Format: int64
+                             * @description Microseconds the PHP requests waited for PHP, in all.
+                             */
+                            php_us?: number;
+                        };
                     };
                 };
             };

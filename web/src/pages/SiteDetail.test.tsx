@@ -176,7 +176,9 @@ describe('SiteDetail', () => {
     open('/sites/blog.localhost/backups');
     expect(await screen.findByText(/No backups yet/)).toBeInTheDocument();
     await userEvent.click(screen.getByRole('button', { name: 'Back up now' }));
-    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+    // The job's own bar (the placeholder bar before its first read is replaced).
+    expect(await screen.findByText(/uploading/)).toBeInTheDocument();
+    expect(screen.getByLabelText('Job progress')).toBeInTheDocument();
     await waitFor(() => expect(calls.some((c) => c.path === '/v1/jobs/job-1')).toBe(true));
     expect(calls.find((c) => c.path === '/v1/backups?site=blog.localhost')).toBeDefined();
   });
@@ -189,7 +191,9 @@ describe('SiteDetail', () => {
       route('GET', '/v1/jobs/job-9', () => json(job({ id: 'job-9' }))),
     );
     open('/sites/blog.localhost/backups');
-    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+    // The job's own bar (the placeholder bar before its first read is replaced).
+    expect(await screen.findByText(/uploading/)).toBeInTheDocument();
+    expect(screen.getByLabelText('Job progress')).toBeInTheDocument();
   });
 
   it('restores in place after confirmation and follows the job', async () => {
@@ -205,7 +209,9 @@ describe('SiteDetail', () => {
     await userEvent.click(within(row).getByRole('button', { name: 'Restore' }));
     const dlg = await screen.findByRole('dialog');
     await userEvent.click(within(dlg).getByRole('button', { name: 'Restore' }));
-    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+    // The job's own bar (the placeholder bar before its first read is replaced).
+    expect(await screen.findByText(/uploading/)).toBeInTheDocument();
+    expect(screen.getByLabelText('Job progress')).toBeInTheDocument();
     const post = calls.find((c) => c.method === 'POST')!;
     expect(post.path).toBe('/v1/backups/shard-1%3Aabc123/restore');
     expect(JSON.parse(post.body)).toEqual({ in_place: true });
@@ -339,7 +345,9 @@ describe('SiteDetail', () => {
     );
     open('/sites/blog.localhost/settings');
     await userEvent.click(await screen.findByRole('button', { name: 'Rotate WordPress salts' }));
-    expect(await screen.findByLabelText('Job progress')).toBeInTheDocument();
+    // The job's own bar (the placeholder bar before its first read is replaced).
+    expect(await screen.findByText(/uploading/)).toBeInTheDocument();
+    expect(screen.getByLabelText('Job progress')).toBeInTheDocument();
     expect(JSON.parse(calls.find((c) => c.method === 'POST')!.body)).toEqual({ kind: 'salts' });
   });
 
