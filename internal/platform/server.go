@@ -77,6 +77,8 @@ type ServerConfig struct {
 	Ready func(apiURL string)
 	// Auth configures signing in (passwords, OIDC, sign-up).
 	Auth AuthOptions
+	// Assistant configures /v1/assistant (provider, model, key, limit).
+	Assistant AssistantOptions
 }
 
 // controlPlane is the store, the API and the leader's loops: what
@@ -114,8 +116,9 @@ type controlPlaneConfig struct {
 	// default).
 	maxShardCapacity int
 	// plans: nil for plans.Defaults().
-	plans *plans.Set
-	auth  AuthOptions
+	plans     *plans.Set
+	auth      AuthOptions
+	assistant AssistantOptions
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -211,6 +214,17 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	if err != nil {
 		return nil, err
 	}
+	// The assistant calls the API in process, through the handler built
+	// below (so each call is authenticated, authorized and audited).
+	var apiHandler http.Handler
+	asst, err := newAssistant(ctx, cfg.assistant, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apiHandler.ServeHTTP(w, r)
+	}), cfg.log.With("component", "assistant"))
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	cp.handler = api.New(api.Config{
 		Portal: web,
 		Store:  st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
@@ -219,7 +233,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		AuditSigner: auditSigner,
 		Plans:       cfg.plans,
 		Auth:        auth,
+		Assistant:   asst,
 	})
+	apiHandler = cp.handler
 	return cp, nil
 }
 
@@ -293,7 +309,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
-		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth,
+		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth, assistant: cfg.Assistant,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)
