@@ -423,3 +423,36 @@ func TestModelLoopBounds(t *testing.T) {
 		t.Errorf("unknown tool: %+v", evs)
 	}
 }
+
+// TestConversationBounds: the portal's session cookie works like a bearer
+// token; conversations end after the TTL and the oldest of a user goes
+// past MaxPerUser.
+func TestConversationBounds(t *testing.T) {
+	e := newChatEnv(t, ServiceConfig{MaxPerUser: 2})
+	e.site(t, "blog.example.com", "Blog")
+	req, _ := http.NewRequest("POST", e.url+"/v1/assistant/chat", strings.NewReader(`{"message":"list my sites"}`))
+	req.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: viewerSecret})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	_, _ = bufio.NewReader(resp.Body).WriteTo(&sb)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(sb.String(), `"status":200`) || !strings.Contains(sb.String(), "blog.example.com") {
+		t.Fatalf("chat with the session cookie: %d %s", resp.StatusCode, sb.String())
+	}
+	first := chat(t, e, viewerSecret, "", "who am i")[0].ID
+	*e.clock = e.clock.Add(time.Second)
+	second := chat(t, e, viewerSecret, "", "who am i")[0].ID
+	*e.clock = e.clock.Add(time.Second)
+	chat(t, e, viewerSecret, "", "who am i") // a third: the oldest goes
+	if code, _, _, _ := e.post(t, viewerSecret, "/v1/assistant/chat", map[string]string{"conversation": first, "message": "who am i"}); code != 404 {
+		t.Errorf("oldest conversation past the cap: %d, want 404", code)
+	}
+	chat(t, e, viewerSecret, second, "who am i")
+	*e.clock = e.clock.Add(DefaultTTL)
+	if code, _, _, _ := e.post(t, viewerSecret, "/v1/assistant/chat", map[string]string{"conversation": second, "message": "who am i"}); code != 404 {
+		t.Errorf("conversation after its TTL: %d, want 404", code)
+	}
+}
