@@ -149,6 +149,9 @@ type Config struct {
 	// and the sites list's summaries. Nil: an in-memory
 	// sitemetrics.Store on Clock (sitemetrics.go).
 	SiteMetrics SiteMetrics
+	// Assistant answers /v1/assistant (assistant.go). Nil: those routes
+	// answer 501.
+	Assistant Assistant
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -469,6 +472,13 @@ var routes = []route{
 	{"POST", "/v1/auth/device/token", "auth.login.device", permPublic, platform, true, false, (*server).deviceToken},
 
 	{"GET", "/v1/whoami", "whoami", permAny, platform, false, false, (*server).whoami},
+	// The assistant (assistant.go): any caller, acting with its own rights
+	// (its conversations are its own, checked inside); each message is
+	// audited, and so is each call the assistant makes (channel assistant).
+	{"GET", "/v1/assistant", "assistant.info", permAny, platform, false, false, (*server).assistantInfo},
+	{"POST", "/v1/assistant/chat", "assistant.chat", permAny, inside, true, false, (*server).assistantChat},
+	{"POST", "/v1/assistant/confirm", "assistant.confirm", permAny, inside, true, false, (*server).assistantConfirm},
+	{"POST", "/v1/assistant/cancel", "assistant.cancel", permAny, inside, true, false, (*server).assistantCancel},
 	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
 

@@ -144,6 +144,10 @@ var matrix = map[string]string{
 	"POST /v1/edge/waf-events":             "edge",
 	"POST /v1/edge/usage":                  "edge",
 	"GET /v1/whoami":                       "any",
+	"GET /v1/assistant":                    "any",
+	"POST /v1/assistant/chat":              "any",
+	"POST /v1/assistant/confirm":           "any",
+	"POST /v1/assistant/cancel":            "any",
 	"GET /v1/openapi.yaml":                 "any",
 	"GET /metrics":                         "platform.read",
 	"GET /v1/audit":                        "site.list", // owners: their organisations' entries; other members: none

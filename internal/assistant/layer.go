@@ -132,14 +132,40 @@ func (l *Layer) Call(ctx context.Context, tool string, args map[string]any) (*Re
 		return nil, err
 	}
 	if t.Effect == Destructive {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := "prp-" + hex.EncodeToString(b[:])
 		l.mu.Lock()
-		l.seq++
-		id := fmt.Sprintf("%s-p%d", l.conv, l.seq)
 		l.pending[id] = req
 		l.mu.Unlock()
 		return &Result{Tool: tool, Proposal: &Proposal{ID: id, Request: req, Summary: summarize(t, args)}}, nil
 	}
 	return l.do(ctx, req)
+}
+
+// Pending reports whether the proposal id waits in this conversation.
+func (l *Layer) Pending(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.pending[id]
+	return ok
+}
+
+// Discard drops the proposal id; it reports whether it was pending.
+func (l *Layer) Discard(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.pending[id]
+	delete(l.pending, id)
+	return ok
+}
+
+// SetToken changes the credential later calls present (a conversation
+// outlives one request; each request brings the caller's current one).
+func (l *Layer) SetToken(token string) {
+	l.mu.Lock()
+	l.token = token
+	l.mu.Unlock()
 }
 
 // Confirm performs the proposal id (once; a second Confirm fails).
@@ -222,8 +248,9 @@ func (l *Layer) do(ctx context.Context, r Request) (*Result, error) {
 	l.mu.Lock()
 	l.seq++
 	reqID := fmt.Sprintf("%s-%d", l.conv, l.seq)
+	token := l.token
 	l.mu.Unlock()
-	req.Header.Set("Authorization", "Bearer "+l.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set(api.HeaderChannel, store.ChannelAssistant)
 	req.Header.Set(api.HeaderRequestID, reqID)
 	req.Header.Set("Accept", "application/json")

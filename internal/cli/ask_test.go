@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/aipress/aipress/internal/api"
 )
 
-// TestAsk runs `aipress ask` against the in-process API: a read runs, a
-// delete is only proposed without --yes and performed with it, and an
+// TestAsk runs `aipress ask` against the API's assistant (offline engine,
+// in process): a read runs, a delete is only proposed without --yes and
+// performed with it, a viewer's suspend fails with the API's 403, and an
 // unknown request says what the engine can do.
 func TestAsk(t *testing.T) {
 	h := newHarness(t)
@@ -22,23 +25,28 @@ func TestAsk(t *testing.T) {
 	}
 	var got struct {
 		Conversation string
-		Results      []struct{ Result struct{ Data map[string]any } }
+		Events       []api.AssistantEvent
 	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Results) != 1 || got.Conversation == "" {
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Conversation == "" || len(got.Events) != 5 {
 		t.Fatalf("ask list: %v %s", err, out)
 	}
-	if items := got.Results[0].Result.Data["items"].([]any); len(items) != 1 {
-		t.Fatalf("listed %d sites", len(items))
+	res := got.Events[2]
+	if res.Type != api.EventToolResult || res.Tool != "listSites" || len(res.Result.(map[string]any)["items"].([]any)) != 1 {
+		t.Fatalf("listed %+v", res)
+	}
+	out, _, err = h.run(t, "ask", "what's the status of ask.example.com")
+	if err != nil || !strings.Contains(out, "→ getSite {\"name\":\"ask.example.com\"}") || !strings.Contains(out, "← getSite: HTTP 200") {
+		t.Fatalf("ask status: %v %s", err, out)
 	}
 	_, stderr, err := h.run(t, "ask", "delete ask.example.com")
-	if err != nil || !strings.Contains(stderr, "Proposed: DELETE /v1/sites/ask.example.com") || !strings.Contains(stderr, "--yes") {
+	if err != nil || !strings.Contains(stderr, `Proposed: deleteSite {"name":"ask.example.com"}`) || !strings.Contains(stderr, "--yes") {
 		t.Fatalf("ask delete without --yes: %v %q", err, stderr)
 	}
 	if s, _ := h.store.GetSite(ctx, "ask.example.com"); s.Metadata.DeletionRequested != nil {
 		t.Fatal("deleted without --yes")
 	}
-	if _, _, err := h.run(t, "ask", "delete ask.example.com", "--yes"); err != nil {
-		t.Fatal(err)
+	if out, _, err := h.run(t, "ask", "delete ask.example.com", "--yes"); err != nil || !strings.Contains(out, "← deleteSite: HTTP 202") {
+		t.Fatalf("delete --yes: %v %s", err, out)
 	}
 	if s, _ := h.store.GetSite(ctx, "ask.example.com"); s.Metadata.DeletionRequested == nil {
 		t.Fatal("not deleted with --yes")
@@ -47,7 +55,7 @@ func TestAsk(t *testing.T) {
 	if _, _, err := h.run(t, "ask", "suspend ask.example.com", "--yes"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("viewer suspends: %v", err)
 	}
-	if _, _, err := h.run(t, "ask", "bake a cake"); err == nil || !strings.Contains(err.Error(), "did not understand") {
-		t.Errorf("unknown request: %v", err)
+	if out, _, err := h.run(t, "ask", "bake a cake"); err != nil || !strings.Contains(out, "did not understand") {
+		t.Errorf("unknown request: %v %s", err, out)
 	}
 }

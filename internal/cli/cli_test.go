@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/assistant"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -58,13 +60,21 @@ func newHarness(t *testing.T) *harness {
 		}
 	}
 	p := &purger{}
-	srv := httptest.NewServer(api.New(api.Config{
+	// The assistant (aipress ask) calls this same API in process.
+	var h http.Handler
+	asst, err := assistant.NewService(assistant.ServiceConfig{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = api.New(api.Config{
+		Assistant: asst,
 		Purger:    p,
 		Store:     st,
 		Placer:    api.StaticPlacer("local"),
 		Clock:     func() time.Time { return created },
 		PublicURL: func(d string) string { return "http://" + d + ":8080" },
-	}))
+	})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &harness{purger: p, store: st, url: srv.URL, env: map[string]string{EnvURL: srv.URL, EnvToken: adminSecret}}
 }

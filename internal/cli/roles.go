@@ -145,6 +145,7 @@ token, which the client commands pick up from that directory.`,
 				}
 			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
+			resolveAssistantKey(d, &cfg.Assistant)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.runServer(ctx, cfg)
@@ -167,6 +168,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
 	addKubeFlags(cmd, &cfg)
 	addAuthFlags(cmd, &cfg.Auth)
+	addAssistantFlags(cmd, &cfg.Assistant)
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -107,6 +107,7 @@ type upFlags struct {
 	capacity   int
 	firewall   string
 	auth       platform.AuthOptions
+	assistant  platform.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -232,7 +233,9 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
   aipress up --http :80 --https :443 --acme-email ops@example.com
   aipress up --rate-ip 0 --rate-site 0     # no rate limits (benchmarks)
   AIPRESS_API=0.0.0.0:7070 aipress up
-  aipress up --config aipress.yaml`,
+  aipress up --config aipress.yaml
+  GEMINI_API_KEY=... aipress up --assistant-provider gemini
+  aipress up --assistant-provider openai --assistant-base-url http://127.0.0.1:11434/v1 --assistant-model llama3.1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := resolveUp(cmd, d, f)
@@ -251,6 +254,8 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			}
 			cfg.Shards, cfg.ShardCapacity = f.shards, f.capacity
 			cfg.Auth = f.auth
+			resolveAssistantKey(d, &f.assistant)
+			cfg.Assistant = f.assistant
 			if cfg.SiteFirewall, err = platform.ParseFirewallMode(f.firewall); err != nil {
 				return fmt.Errorf("--site-firewall: %w", err)
 			}
@@ -273,6 +278,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "contact e-mail of the ACME account (env "+EnvACMEEmail+")")
 	fl.Float64Var(&f.rateIP, "rate-ip", ratelimit.DefaultIPRate, "edge rate limit per client IP in requests/s, burst twice that; 0 = off (env "+EnvRateIP+")")
 	addAuthFlags(cmd, &f.auth)
+	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")

@@ -110,6 +110,8 @@ type Config struct {
 	SiteFirewall FirewallMode
 	// Auth configures signing in (passwords, OIDC, sign-up).
 	Auth AuthOptions
+	// Assistant configures /v1/assistant (provider, model, key, limit).
+	Assistant AssistantOptions
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -227,6 +229,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans, auth: cfg.Auth,
+		assistant: cfg.Assistant,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},

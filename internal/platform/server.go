@@ -81,6 +81,8 @@ type ServerConfig struct {
 	Ready func(apiURL string)
 	// Auth configures signing in (passwords, OIDC, sign-up).
 	Auth AuthOptions
+	// Assistant configures /v1/assistant (provider, model, key, limit).
+	Assistant AssistantOptions
 }
 
 // controlPlane is the store, the API and the leader's loops: what
@@ -127,8 +129,9 @@ type controlPlaneConfig struct {
 	// default).
 	maxShardCapacity int
 	// plans: nil for plans.Defaults().
-	plans *plans.Set
-	auth  AuthOptions
+	plans     *plans.Set
+	auth      AuthOptions
+	assistant AssistantOptions
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -247,6 +250,17 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		return nil, err
 	}
 	cp.siteMetrics = sitemetrics.New(sitemetrics.Config{})
+	// The assistant calls the API in process, through the handler built
+	// below (so each call is authenticated, authorized and audited).
+	var apiHandler http.Handler
+	asst, err := newAssistant(ctx, cfg.assistant, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apiHandler.ServeHTTP(w, r)
+	}), cfg.log.With("component", "assistant"))
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	cp.handler = api.New(api.Config{
 		MCP:         mcpSrv,
 		SiteMetrics: cp.siteMetrics,
@@ -255,9 +269,11 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.loginKey,
-		Plans: cfg.plans,
-		Auth:  auth,
+		Plans:     cfg.plans,
+		Auth:      auth,
+		Assistant: asst,
 	})
+	apiHandler = cp.handler
 	return cp, nil
 }
 
@@ -331,7 +347,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
-		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth,
+		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth, assistant: cfg.Assistant,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)
