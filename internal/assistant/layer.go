@@ -131,7 +131,7 @@ func (l *Layer) Call(ctx context.Context, tool string, args map[string]any) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if t.Effect == Destructive {
+	if t.Effect.NeedsConfirm() {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := "prp-" + hex.EncodeToString(b[:])

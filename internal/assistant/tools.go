@@ -10,12 +10,12 @@
 // the assistant may do: it never has more rights than its user. Every call
 // carries X-AIPress-Channel: assistant and an X-Request-ID that starts with
 // the conversation id, so the audit log ties calls to a conversation.
-// Destructive or costly tools (delete, restore, clone, move, suspend) are
-// not called at once: Call returns a Proposal and only Confirm performs it.
+// Destructive or costly tools (delete, restore, clone, move, suspend;
+// create a site, take a backup) are not called at once: Call returns a Proposal and only Confirm performs it.
 // Results are redacted (Redact) before a model or a user sees them.
 //
 // What is hand-written, and why: the allow-list and each tool's effect
-// (read, write, destructive) are policy, not something the spec says; the
+// (read, write, costly, destructive) are policy, not something the spec says; the
 // spec walk is small and specific (local $refs, path/query parameters, one
 // JSON body) so a general OpenAPI library would add weight without saving
 // code. The offline engine (Parse) is a deterministic rule set on purpose:
@@ -42,23 +42,31 @@ const (
 	Read Effect = "read"
 	// Write tools change something that is easy to change back.
 	Write Effect = "write"
-	// Destructive tools delete, overwrite, cost or interrupt: they need
-	// the user's confirmation (Proposal, Confirm).
+	// Costly tools add something that costs: a site (a plan slot, a
+	// share of a shard) or a backup (storage, the site's I/O). Like
+	// destructive ones, they need the user's confirmation.
+	Costly Effect = "costly"
+	// Destructive tools delete, overwrite or interrupt: they need the
+	// user's confirmation (Proposal, Confirm).
 	Destructive Effect = "destructive"
 )
+
+// NeedsConfirm reports whether a tool of this effect is only proposed
+// until the user confirms it.
+func (e Effect) NeedsConfirm() bool { return e == Costly || e == Destructive }
 
 // Allowed is the curated allow-list: the operations (by operationId) the
 // assistant may use and their effect.
 var Allowed = map[string]Effect{
 	"listSites":     Read,
 	"getSite":       Read,
-	"createSite":    Write,
+	"createSite":    Costly,
 	"updateSite":    Write, // cache, WAF, HTTPS redirect, title, plan
 	"suspendSite":   Destructive,
 	"resumeSite":    Write,
 	"deleteSite":    Destructive,
 	"purgeSite":     Write,
-	"createBackup":  Write,
+	"createBackup":  Costly,
 	"listBackups":   Read,
 	"restoreBackup": Destructive, // in place, or a clone to a new domain
 	"moveSite":      Destructive,

@@ -166,8 +166,8 @@ func verify(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, er
 // mcpTool describes an assistant tool to clients.
 func mcpTool(t *assistant.Tool) *mcp.Tool {
 	desc := t.Description
-	if t.Effect == assistant.Destructive {
-		desc += " Destructive: never runs at once; the user confirms it (confirmation prompt, or the confirm tool with the returned proposal id)."
+	if t.Effect.NeedsConfirm() {
+		desc += " " + strings.ToUpper(string(t.Effect[:1])) + string(t.Effect[1:]) + ": never runs at once; the user confirms it (confirmation prompt, or the confirm tool with the returned proposal id)."
 	}
 	return &mcp.Tool{Name: t.Name, Description: desc, InputSchema: t.Schema,
 		Annotations: &mcp.ToolAnnotations{
