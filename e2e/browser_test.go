@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -42,6 +43,25 @@ type browser struct {
 	base  string // the portal's URL
 	shots string // screenshots folder
 	name  string // file-name prefix of its screenshots
+	// opener is the tab that opened this one (clickToNewTab).
+	opener *browser
+}
+
+// closeTab closes a tab clickToNewTab returned and brings its opener to
+// the front again (a background tab does not paint).
+func (b *browser) closeTab() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	br := chromedp.FromContext(ctx).Browser
+	id := chromedp.FromContext(b.ctx).Target.TargetID
+	if _, err := cdp.Call(ctx, br, target.CloseTarget, target.CloseTargetParams{TargetID: id}); err != nil {
+		b.t.Logf("close tab: %v", err)
+	}
+	o := b.opener
+	if _, err := cdp.Call(ctx, br, target.ActivateTarget, target.ActivateTargetParams{TargetID: chromedp.FromContext(o.ctx).Target.TargetID}); err != nil {
+		b.t.Fatalf("activate the first tab: %v", err)
+	}
 }
 
 // newBrowser starts Chromium with a new, empty profile. The flags keep it
@@ -170,16 +190,30 @@ func (b *browser) clickButton(text string) { b.t.Helper(); b.click("button "+tex
 func (b *browser) fill(label, value string) {
 	b.t.Helper()
 	x := inputFor(label)
-	// Cleared through the element's native value setter and an input
-	// event, as React expects (setting the value alone leaves React's
-	// state as it was).
-	clear := `(() => { const el = document.evaluate(` + jsString(x) + `, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
-		const set = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(el), 'value').set;
-		set.call(el, ''); el.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`
-	b.run("fill "+label, 30*time.Second,
-		chromedp.WaitVisible(chromedp.Search(x)),
-		poll(clear),
-		chromedp.SendKeys(chromedp.Search(x), value))
+	// Found by XPath in the page, cleared through the element's native
+	// value setter and an input event (as React expects: setting the value
+	// alone leaves React's state as it was) and focused; then typed into
+	// with real key events.
+	focus := `(() => { const r = document.evaluate(` + jsString(x) + `, document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+		for (let i = 0; i < r.snapshotLength; i++) {
+			const el = r.snapshotItem(i);
+			if (!el.offsetParent || el.disabled) continue;
+			const set = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(el), 'value').set;
+			set.call(el, ''); el.dispatchEvent(new Event('input', {bubbles: true}));
+			el.focus();
+			return document.activeElement === el;
+		}
+		return false; })()`
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, poll(focus)); err != nil {
+		dctx, dcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer dcancel()
+		diag, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('label')).map(l => JSON.stringify([l.textContent, l.htmlFor, !!document.getElementById(l.htmlFor)])).join('\n')`))
+		b.shot("failed-fill-" + slug(label))
+		b.t.Fatalf("fill %s: %v\nlabels in the page:\n%s", label, err, diag)
+	}
+	b.run("type into "+label, 30*time.Second, chromedp.KeyEvent(value))
 }
 
 // waitText waits until the page's text contains s.
@@ -244,8 +278,17 @@ func (b *browser) clickToNewTab(text string) *browser {
 	case id := <-ch:
 		tctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id))
 		b.t.Cleanup(cancel)
+		// Bring it to the front: a background tab does not paint, so
+		// screenshots and waits on it would hang.
+		if err := chromedp.Do(tctx); err != nil {
+			b.t.Fatalf("attach to the new tab: %v", err)
+		}
+		if _, err := cdp.Call(tctx, chromedp.FromContext(tctx).Browser, target.ActivateTarget, target.ActivateTargetParams{TargetID: id}); err != nil {
+			b.t.Fatalf("activate the new tab: %v", err)
+		}
 		nb := *b
 		nb.ctx = tctx
+		nb.opener = b
 		return &nb
 	case <-time.After(30 * time.Second):
 		b.shot("failed-new-tab")

@@ -69,6 +69,7 @@ func TestPortal(t *testing.T) {
 	wp.waitURL("/wp-admin", 30*time.Second)
 	wp.waitText("Dashboard", 30*time.Second)
 	wp.shot("07-wp-admin")
+	wp.closeTab()
 
 	// Back it up, with progress, and see the backup listed.
 	b.open("/sites/" + domain + "/backups")

@@ -11,6 +11,11 @@ export interface Session {
   setOrg(org: string): void;
   /** orgs the user acts in, with their role. */
   orgs: Record<string, string>;
+  /**
+   * switchable lists the organisations the switcher offers: the user's own,
+   * and for platform staff every organisation (the first 1,000).
+   */
+  switchable: string[];
   /** platform is true for platform staff (admin, operator, support, viewer). */
   platform: boolean;
   /** admin or operator: may run shards and see every organisation. */
@@ -50,6 +55,24 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const platformRole = me?.platform_role ?? '';
   const platform = ['admin', 'operator', 'support', 'viewer'].includes(platformRole);
   const operator = platformRole === 'admin' || platformRole === 'operator';
+  const [staffOrgs, setStaffOrgs] = useState<string[]>([]);
+
+  // Platform staff switch to any organisation.
+  useEffect(() => {
+    let stop = false;
+    if (!me || !platform) {
+      setStaffOrgs([]);
+      return;
+    }
+    void (async () => {
+      const { data } = await api.GET('/v1/orgs', { params: { query: { limit: 1000 } } });
+      if (!stop) setStaffOrgs((data?.items ?? []).map((o) => o.name));
+    })();
+    return () => {
+      stop = true;
+    };
+  }, [me, platform]);
+  const switchable = useMemo(() => [...new Set([...Object.keys(orgs), ...staffOrgs])].sort(), [orgs, staffOrgs]);
 
   // Keep the chosen organisation valid: the first one the user acts in.
   useEffect(() => {
@@ -94,7 +117,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     setMe(null);
   }, []);
 
-  const value: Session = { me, loading, org, setOrg, orgs, platform, operator, branding, refresh, signOut };
+  const value: Session = { me, loading, org, setOrg, orgs, switchable, platform, operator, branding, refresh, signOut };
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 

@@ -1749,6 +1749,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/assistant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Describe the assistant (provider, model, limits). */
+        get: operations["getAssistant"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assistant/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the assistant a message; the answer streams as server-sent events.
+         * @description The assistant acts with the caller's own rights: each call it makes goes through
+         *     this API with the caller's credential and is audited with channel `assistant` and
+         *     request ID `<conversation>-<n>`. Destructive or costly calls (delete, restore,
+         *     clone, move, suspend) are only proposed (`proposal` events) and run after
+         *     POST /v1/assistant/confirm. The answer is `text/event-stream`: each event is one
+         *     `data: <JSON AssistantEvent>` line and a blank line; `conversation` comes first and
+         *     `done` last. Conversations live in memory for an hour after their last message.
+         *
+         */
+        post: operations["assistantChat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assistant/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Perform a proposed call (once); the result streams as server-sent events. */
+        post: operations["assistantConfirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assistant/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Discard a proposed call. */
+        post: operations["assistantCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.yaml": {
         parameters: {
             query?: never;
@@ -1819,6 +1897,43 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AssistantInfo: {
+            /** @enum {string} */
+            provider: "offline" | "gemini" | "openai";
+            /** @description The model's name (empty for offline). */
+            model: string;
+            /** @description Destructive calls wait for POST /v1/assistant/confirm. */
+            confirm_required: boolean;
+            /** @description Messages a user may send per minute. */
+            rate_limit_per_minute: number;
+        };
+        AssistantProposalRef: {
+            conversation: string;
+            proposal: string;
+        };
+        /** @description One event of an assistant answer (a `data:` line of the event stream). */
+        AssistantEvent: {
+            /** @enum {string} */
+            type: "conversation" | "text" | "tool_call" | "tool_result" | "proposal" | "error" | "done";
+            /** @description conversation: its id; tool_call, tool_result: the call's id; proposal: the proposal's id. */
+            id?: string;
+            /** @description text: a chunk of the answer (chunks concatenate in order). */
+            text?: string;
+            tool?: string;
+            args?: {
+                [key: string]: unknown;
+            };
+            /** @description tool_result: the API's HTTP status. */
+            status?: number;
+            /** @description tool_result: the API's answer, secrets redacted. */
+            result?: unknown;
+            /** @description tool_result: why the call failed. */
+            error?: string;
+            /** @description proposal: what it would do. */
+            summary?: string;
+            /** @description error: what went wrong. */
+            message?: string;
+        };
         Error: {
             error: {
                 /** @enum {string} */
@@ -5525,6 +5640,116 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
+        };
+    };
+    getAssistant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The assistant's configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantInfo"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    assistantChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A conversation of the caller's; empty starts a new one. */
+                    conversation?: string;
+                    message: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The answer, as server-sent events (AssistantEvent JSON objects). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    assistantConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantProposalRef"];
+            };
+        };
+        responses: {
+            /** @description The call and its result, as server-sent events (AssistantEvent JSON objects). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    assistantCancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantProposalRef"];
+            };
+        };
+        responses: {
+            /** @description Discarded. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     getOpenAPI: {

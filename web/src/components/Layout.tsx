@@ -31,7 +31,7 @@ export function Layout({ children }: { children: ReactNode }) {
   const [chat, setChat] = useState(false);
   const [loc, navigate] = useLocation();
   const product = s.branding.product_name || 'AIPress';
-  const orgNames = Object.keys(s.orgs).sort();
+  const orgNames = s.switchable;
 
   return (
     <AppShell

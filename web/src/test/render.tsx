@@ -15,6 +15,7 @@ export function session(over: Partial<Session> = {}): Session {
     org: 'acme',
     setOrg: () => {},
     orgs: { acme: 'owner' },
+    switchable: ['acme'],
     platform: false,
     operator: false,
     branding: {},
