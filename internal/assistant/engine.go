@@ -315,7 +315,7 @@ type StepResult struct {
 }
 
 // Run performs plan through l: read and write steps are called, destructive
-// ones come back as proposals (Result.Proposal) for the caller to Confirm.
+// or costly ones (create a site, take a backup) come back as proposals (Result.Proposal) for the caller to Confirm.
 // A step that needs an earlier step's answer (LatestBackupRef) fails when
 // that step was not performed. Run stops at the first error and returns the
 // results so far with it.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 )
 
 type corpusCase struct {
@@ -130,8 +132,9 @@ func TestNotUnderstoodSaysWhatItCan(t *testing.T) {
 }
 
 // TestRunPlanAgainstAPI runs a plan end to end: "back up every site of
-// acme" lists the sites and backs up exactly acme's (jobs recorded on the
-// assistant channel); "delete" comes back as a proposal and deletes nothing.
+// acme" lists the sites and proposes a backup of exactly acme's (a backup
+// costs: nothing runs until each proposal is confirmed, then the jobs are
+// made); "delete" comes back as a proposal and deletes nothing.
 func TestRunPlanAgainstAPI(t *testing.T) {
 	e := newAPI(t)
 	ctx := t.Context()
@@ -141,9 +144,7 @@ func TestRunPlanAgainstAPI(t *testing.T) {
 		if d != "other.example.com" {
 			args["org"] = "acme"
 		}
-		if _, err := admin.Call(ctx, "createSite", args); err != nil {
-			t.Fatal(err)
-		}
+		callNow(t, admin, "createSite", args)
 		// What a shard would report once the site serves.
 		if _, err := e.store.UpdateSite(ctx, d, func(s *site.Site) error {
 			s.Status.Phase = site.PhaseReady
@@ -151,6 +152,19 @@ func TestRunPlanAgainstAPI(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	backupJobs := func() []string {
+		t.Helper()
+		l, err := e.store.ListJobs(ctx, store.JobListOptions{Kind: store.JobBackup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sites []string
+		for _, j := range l.Items {
+			sites = append(sites, j.Site)
+		}
+		sort.Strings(sites)
+		return sites
 	}
 	plan, err := Parse("back up every site of acme")
 	if err != nil {
@@ -160,15 +174,33 @@ func TestRunPlanAgainstAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var backedUp []string
+	if len(res) != 3 || res[0].Step.Tool != "listSites" || res[0].Result.Status != 200 {
+		t.Fatalf("plan results %+v, want listSites then one proposal per acme site", res)
+	}
+	var proposed []string
 	for _, r := range res[1:] {
-		backedUp = append(backedUp, r.Args["name"].(string))
-		if r.Result.Status != 202 {
-			t.Errorf("backup of %s: %d", r.Args["name"], r.Result.Status)
+		proposed = append(proposed, r.Args["name"].(string))
+		if r.Step.Tool != "createBackup" || r.Result.Proposal == nil || r.Result.Status != 0 {
+			t.Errorf("backup of %s: %+v, want a proposal", r.Args["name"], r.Result)
 		}
 	}
-	if strings.Join(backedUp, ",") != "a.example.com,b.example.com" {
-		t.Errorf("backed up %v, want acme's two sites", backedUp)
+	if strings.Join(proposed, ",") != "a.example.com,b.example.com" {
+		t.Errorf("proposed backups of %v, want acme's two sites", proposed)
+	}
+	if got := backupJobs(); len(got) != 0 {
+		t.Fatalf("backups made before confirmation: %v", got)
+	}
+	for _, r := range res[1:] {
+		if r.Result.Proposal == nil {
+			continue
+		}
+		c, err := admin.Confirm(ctx, r.Result.Proposal.ID)
+		if err != nil || c.Status != 202 {
+			t.Errorf("confirmed backup of %s: %+v %v", r.Args["name"], c, err)
+		}
+	}
+	if got := strings.Join(backupJobs(), ","); got != "a.example.com,b.example.com" {
+		t.Errorf("backups made of %q, want exactly acme's two sites", got)
 	}
 	plan, _ = Parse("delete a.example.com")
 	res, err = Run(ctx, admin, plan)

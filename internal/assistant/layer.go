@@ -90,7 +90,7 @@ type Request struct {
 	Body   map[string]any `json:"body,omitempty"`
 }
 
-// Proposal is a destructive call waiting for the user's confirmation.
+// Proposal is a destructive or costly call waiting for the user's confirmation.
 type Proposal struct {
 	ID      string  `json:"id"` // pass to Confirm
 	Request Request `json:"request"`
@@ -100,7 +100,7 @@ type Proposal struct {
 // Result is what a tool call gave.
 type Result struct {
 	Tool string `json:"tool"`
-	// Proposal is set (and nothing was called) for a destructive tool.
+	// Proposal is set (and nothing was called) for a destructive or costly tool.
 	Proposal *Proposal `json:"proposal,omitempty"`
 	Status   int       `json:"status,omitempty"`
 	// Data is the API's answer, redacted.
@@ -125,7 +125,8 @@ func (e *APIError) Error() string {
 	return msg
 }
 
-// Call runs tool with args; a destructive tool returns a Proposal instead.
+// Call runs tool with args; a destructive or costly tool (Effect.NeedsConfirm)
+// returns a Proposal instead.
 func (l *Layer) Call(ctx context.Context, tool string, args map[string]any) (*Result, error) {
 	req, t, err := l.request(tool, args)
 	if err != nil {

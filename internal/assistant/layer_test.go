@@ -66,6 +66,24 @@ func (e *apiEnv) layer(t *testing.T, token, conv string) *Layer {
 	return l
 }
 
+// callNow calls tool and, when it comes back as a proposal (a costly or
+// destructive tool), confirms it at once: for tests that only need what
+// the tool does (a site to exist), not the confirmation flow.
+func callNow(t *testing.T, l *Layer, tool string, args map[string]any) *Result {
+	t.Helper()
+	ctx := context.Background()
+	res, err := l.Call(ctx, tool, args)
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	if res.Proposal != nil {
+		if res, err = l.Confirm(ctx, res.Proposal.ID); err != nil {
+			t.Fatalf("%s, confirmed: %v", tool, err)
+		}
+	}
+	return res
+}
+
 // TestToolsMatchOperations: every allowed operation has its tool, with
 // the operation's method and path, and a schema whose properties are
 // exactly the operation's path/query parameters and body properties and
@@ -98,15 +116,15 @@ func TestToolsMatchOperations(t *testing.T) {
 		required string
 		effect   Effect
 	}{
-		"listSites":     {"continue,limit", "", Read},
+		"listSites":     {"continue,limit,org,q", "", Read},
 		"getSite":       {"name", "name", Read},
-		"createSite":    {"admin_email,admin_user,core_version,domain,labels,org,plan,title", "admin_email,domain,title", Write},
+		"createSite":    {"admin_email,admin_user,core_version,domain,labels,org,plan,title", "admin_email,domain,title", Costly},
 		"updateSite":    {"cache,https_redirect,name,plan,title,waf", "name", Write},
 		"suspendSite":   {"name", "name", Destructive},
 		"resumeSite":    {"name", "name", Write},
 		"deleteSite":    {"name", "name", Destructive},
 		"purgeSite":     {"name,tag,url", "name", Write},
-		"createBackup":  {"name", "name", Write},
+		"createBackup":  {"name", "name", Costly},
 		"listBackups":   {"continue,limit,site", "", Read},
 		"restoreBackup": {"in_place,new_domain,ref,shard", "ref", Destructive},
 		"moveSite":      {"name,target", "name,target", Destructive},
@@ -192,8 +210,8 @@ func TestValidate(t *testing.T) {
 }
 
 // TestLayerAgainstAPI runs tools through the real API: the caller's rights
-// apply (an organisation viewer cannot delete, 403), destructive tools
-// wait for Confirm, secrets are redacted and the audit log records the
+// apply (an organisation viewer cannot delete, 403), destructive and
+// costly tools (createSite) wait for Confirm, secrets are redacted and the audit log records the
 // assistant channel and the conversation's request IDs.
 func TestLayerAgainstAPI(t *testing.T) {
 	e := newAPI(t)
@@ -201,10 +219,25 @@ func TestLayerAgainstAPI(t *testing.T) {
 	admin := e.layer(t, adminSecret, "conv-admin")
 	viewer := e.layer(t, viewerSecret, "conv-view")
 
+	// Creating a site costs: first a proposal, nothing created...
 	res, err := admin.Call(ctx, "createSite", map[string]any{"domain": "shop.example.com", "title": "Shop",
 		"admin_email": "me@example.com", "org": "acme"})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || res.Proposal == nil || res.Status != 0 || res.Data != nil {
+		t.Fatalf("createSite: %+v %v, want a proposal", res, err)
+	}
+	if res.Proposal.Request.Method != "POST" || res.Proposal.Request.Path != "/v1/sites" ||
+		!strings.Contains(res.Proposal.Summary, "needs confirmation") {
+		t.Errorf("createSite proposal %+v", res.Proposal)
+	}
+	if _, err := e.store.GetSite(ctx, "shop.example.com"); err == nil {
+		t.Fatalf("a createSite proposal created the site")
+	}
+	// ...then, confirmed, the site exists.
+	if res, err = admin.Confirm(ctx, res.Proposal.ID); err != nil || res.Status != 201 {
+		t.Fatalf("confirmed createSite: %+v %v", res, err)
+	}
+	if _, err := e.store.GetSite(ctx, "shop.example.com"); err != nil {
+		t.Fatalf("site after the confirmed createSite: %v", err)
 	}
 	data := res.Data.(map[string]any)
 	if data["admin_password"] != Redacted {

@@ -58,8 +58,8 @@ type ServiceConfig struct {
 // Service is the assistant behind /v1/assistant (it implements
 // api.Assistant): conversations in memory, owned by their user, a
 // per-user rate limit, and the agent loop that runs a model's tool calls
-// through a Layer (read and write tools at once, destructive ones as
-// proposals the user confirms).
+// through a Layer (read and write tools at once, destructive or costly ones
+// as proposals the user confirms).
 type Service struct {
 	cfg   ServiceConfig
 	tools []*Tool

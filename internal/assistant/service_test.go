@@ -358,6 +358,9 @@ func TestPromptInjection(t *testing.T) {
 
 // TestRedactionBeforeModel: secrets in tool results never reach the
 // model: the new site's admin password and a token inside a title.
+// Creating a site costs, so the model's createSite is a proposal; the
+// password comes with the confirmed result, and reaches the model (in the
+// history of the next turn) redacted too.
 func TestRedactionBeforeModel(t *testing.T) {
 	const leaked = "aip_leakedtoken-0123456789"
 	m := &scripted{}
@@ -369,25 +372,38 @@ func TestRedactionBeforeModel(t *testing.T) {
 		case 2:
 			return &ModelReply{ToolCalls: []ToolCall{{ID: "c2", Name: "getSite", Args: map[string]any{"name": "leak.example.com"}}}}, nil
 		}
-		return &ModelReply{Text: "Created."}, nil
+		return &ModelReply{Text: "Proposed."}, nil
 	}
 	e := newChatEnv(t, ServiceConfig{Model: m})
 	e.site(t, "leak.example.com", "token "+leaked)
+	ctx := context.Background()
 	evs := chat(t, e, adminSecret, "", "create shop.example.com")
-	if got := types(evs); got != "conversation,tool_call,tool_result,tool_call,tool_result,text,done" {
+	if got := types(evs); got != "conversation,tool_call,proposal,tool_call,tool_result,text,done" {
 		t.Fatalf("events %s", got)
 	}
-	created := evs[2].Result.(map[string]any)
+	if _, err := e.store.GetSite(ctx, "shop.example.com"); err == nil {
+		t.Fatalf("a createSite proposal created the site")
+	}
+	code, _, cevs, body := e.post(t, adminSecret, "/v1/assistant/confirm", map[string]string{"conversation": evs[0].ID, "proposal": evs[2].ID})
+	if code != 200 {
+		t.Fatalf("confirm: %d %s", code, body)
+	}
+	res := ofType(cevs, api.EventToolResult)
+	if len(res) != 1 || res[0].Status != 201 {
+		t.Fatalf("confirmed createSite: %+v", cevs)
+	}
+	created := res[0].Result.(map[string]any)
 	pw, _ := created["admin_password"].(string)
 	if pw != Redacted {
 		t.Fatalf("admin_password in the event: %q", pw)
 	}
+	chat(t, e, adminSecret, evs[0].ID, "thanks")
 	got := m.all()
-	if !strings.Contains(got, `"admin_password":"[redacted]"`) || strings.Contains(got, leaked) || !strings.Contains(got, "token [redacted]") {
+	if !strings.Contains(got, `admin_password\":\"[redacted]`) || strings.Contains(got, leaked) || !strings.Contains(got, "token [redacted]") {
 		t.Errorf("the model received:\n%s", got)
 	}
 	// The real password exists (the API did answer one), it just never left.
-	if s, err := e.store.GetSite(context.Background(), "shop.example.com"); err != nil || s.Spec.Title != "Shop" {
+	if s, err := e.store.GetSite(ctx, "shop.example.com"); err != nil || s.Spec.Title != "Shop" {
 		t.Fatalf("site not created: %v", err)
 	}
 }

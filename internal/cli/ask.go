@@ -30,8 +30,9 @@ its calls are audited with channel "assistant" and request IDs that start
 with the conversation id.
 
 The answer's text and its tool calls are printed as they arrive. Destructive
-or costly steps (delete, restore, clone, move, suspend) are only proposed:
-they run with --yes, or after you answer y when stdin is a terminal.
+or costly steps (delete, restore, clone, move, suspend; create a site, take
+a backup) are only proposed: they run with --yes, or after you answer y
+when stdin is a terminal.
 Secrets in answers (passwords, tokens, keys) are redacted. The command fails
 when a call failed or the assistant reported an error.`,
 		Example: `  aipress ask "list my sites"
@@ -143,7 +144,7 @@ when a call failed or the assistant reported an error.`,
 	}
 	cmd.Flags().StringVar(&f.url, "url", "", "API base URL (env "+EnvURL+")")
 	cmd.Flags().StringVar(&f.token, "token", "", "API token (env "+EnvToken+")")
-	cmd.Flags().BoolVar(&yes, "yes", false, "perform destructive steps without asking")
+	cmd.Flags().BoolVar(&yes, "yes", false, "perform destructive or costly steps (create a site, take a backup) without asking")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json (every event of the answer)")
 	cmd.Flags().StringVar(&conversation, "conversation", "", "continue this conversation (its id is printed on stderr)")
 	return cmd

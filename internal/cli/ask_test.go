@@ -10,8 +10,8 @@ import (
 )
 
 // TestAsk runs `aipress ask` against the API's assistant (offline engine,
-// in process): a read runs, a delete is only proposed without --yes and
-// performed with it, a viewer's suspend fails with the API's 403, and an
+// in process): a read runs, a delete or a new site (costly) is only
+// proposed without --yes and performed with it, a viewer's suspend fails with the API's 403, and an
 // unknown request says what the engine can do.
 func TestAsk(t *testing.T) {
 	h := newHarness(t)
@@ -50,6 +50,20 @@ func TestAsk(t *testing.T) {
 	}
 	if s, _ := h.store.GetSite(ctx, "ask.example.com"); s.Metadata.DeletionRequested == nil {
 		t.Fatal("not deleted with --yes")
+	}
+	// Creating a site costs: proposed without --yes, created with it.
+	_, stderr, err = h.run(t, "ask", "create a site new.example.com titled New")
+	if err != nil || !strings.Contains(stderr, "Proposed: createSite") || !strings.Contains(stderr, "--yes") {
+		t.Fatalf("ask create without --yes: %v %q", err, stderr)
+	}
+	if _, err := h.store.GetSite(ctx, "new.example.com"); err == nil {
+		t.Fatal("created without --yes")
+	}
+	if out, _, err := h.run(t, "ask", "create a site new.example.com titled New", "--yes"); err != nil || !strings.Contains(out, "← createSite: HTTP 201") {
+		t.Fatalf("create --yes: %v %s", err, out)
+	}
+	if s, err := h.store.GetSite(ctx, "new.example.com"); err != nil || s.Spec.Title != "New" {
+		t.Fatalf("not created with --yes: %v", err)
 	}
 	h.env[EnvToken] = viewerSecret
 	if _, _, err := h.run(t, "ask", "suspend ask.example.com", "--yes"); err == nil || !strings.Contains(err.Error(), "403") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/assistant"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
@@ -141,13 +142,30 @@ func decode(t *testing.T, text string) map[string]any {
 	return m
 }
 
+// createSite creates a site through the tools. Creating a site costs, so
+// the call is confirmed: by the client's prompt when it supports
+// elicitation (the call's result is then the API's answer), or else the
+// call returns a proposal, nothing is created, and the confirm tool runs
+// it. Either way the result's admin_password is redacted.
 func (e *env) createSite(t *testing.T, cs *mcp.ClientSession, domain, title string) {
 	t.Helper()
 	res, text := call(t, cs, "createSite", map[string]any{"domain": domain, "title": title, "admin_email": "me@example.com", "org": "acme"})
 	if res.IsError {
 		t.Fatalf("createSite: %s", text)
 	}
-	data := decode(t, text)["data"].(map[string]any)
+	if p, ok := decode(t, text)["proposal"].(map[string]any); ok {
+		if _, err := e.store.GetSite(context.Background(), domain); err == nil {
+			t.Fatalf("createSite's proposal created %s", domain)
+		}
+		if res, text = call(t, cs, ConfirmTool, map[string]any{"proposal": p["id"]}); res.IsError {
+			t.Fatalf("confirm createSite: %s", text)
+		}
+	}
+	out := decode(t, text)
+	if out["status"] != float64(201) {
+		t.Fatalf("createSite: %s", text)
+	}
+	data := out["data"].(map[string]any)
 	if data["admin_password"] != assistant.Redacted {
 		t.Errorf("createSite's admin_password is not redacted: %v", data["admin_password"])
 	}
@@ -204,6 +222,17 @@ func TestTools(t *testing.T) {
 		if !strings.HasPrefix(tl.Description, at.Description) {
 			t.Errorf("%s: description %q", name, tl.Description)
 		}
+		if says := strings.Contains(tl.Description, "never runs at once"); says != at.Effect.NeedsConfirm() {
+			t.Errorf("%s (%s): description %q", name, at.Effect, tl.Description)
+		}
+	}
+	// Creating a site and taking a backup cost: confirmed, though not
+	// destructive.
+	for name, effect := range map[string]string{"createSite": "Costly", "createBackup": "Costly", "deleteSite": "Destructive"} {
+		if tl := got[name]; tl == nil || !strings.Contains(tl.Description, effect+": never runs at once") ||
+			*tl.Annotations.DestructiveHint != (effect == "Destructive") {
+			t.Errorf("%s: %+v, want %s", name, tl, effect)
+		}
 	}
 	for name, idem := range map[string]bool{"listSites": true, "updateSite": true, "deleteSite": true, "createSite": false, "createBackup": false, "restoreBackup": false} {
 		if tl := got[name]; tl == nil || tl.Annotations.IdempotentHint != idem {
@@ -216,8 +245,9 @@ func TestTools(t *testing.T) {
 }
 
 // TestSitesAndConfirmTool: reads and writes run at once with the caller's
-// rights; a destructive call from a client without elicitation returns a
-// proposal and changes nothing until the confirm tool runs it, once.
+// rights; a destructive or costly call (createSite, createBackup) from a
+// client without elicitation returns a proposal and changes nothing until
+// the confirm tool runs it, once.
 func TestSitesAndConfirmTool(t *testing.T) {
 	e := newEnv(t)
 	cs := e.mustConnect(t, credential{bearer: adminSecret}, nil)
@@ -256,6 +286,30 @@ func TestSitesAndConfirmTool(t *testing.T) {
 	// Invalid arguments too.
 	if res, text = call(t, cs, "getSite", map[string]any{}); !res.IsError || !strings.Contains(text, `"name" is required`) {
 		t.Errorf("getSite without a name: %v %s", res.IsError, text)
+	}
+
+	// A backup costs: a proposal, no backup job until confirmed.
+	if _, err := e.store.UpdateSite(context.Background(), "shop.example.com", func(s *site.Site) error {
+		s.Status.Phase = site.PhaseReady // what a shard would report once the site serves
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	backups := func() int {
+		t.Helper()
+		l, err := e.store.ListJobs(context.Background(), store.JobListOptions{Kind: store.JobBackup, Site: "shop.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	res, text = call(t, cs, "createBackup", map[string]any{"name": "shop.example.com"})
+	bp, _ := decode(t, text)["proposal"].(map[string]any)
+	if res.IsError || bp == nil || backups() != 0 {
+		t.Fatalf("createBackup answered %s with %d backup jobs, want a proposal and none", text, backups())
+	}
+	if res, text = call(t, cs, ConfirmTool, map[string]any{"proposal": bp["id"]}); res.IsError || decode(t, text)["status"] != float64(202) || backups() != 1 {
+		t.Fatalf("confirmed createBackup: %s, %d backup jobs", text, backups())
 	}
 
 	res, text = call(t, cs, "deleteSite", map[string]any{"name": "shop.example.com"})
@@ -318,7 +372,7 @@ func TestSitesAndConfirmTool(t *testing.T) {
 		}
 		actions = append(actions, en.Action+" "+en.Outcome)
 	}
-	want := []string{"site.create success", "site.update success", "site.delete success", "site.create success"}
+	want := []string{"site.create success", "site.update success", "backup.create success", "site.delete success", "site.create success"}
 	if strings.Join(sortedCopy(actions), ",") != strings.Join(sortedCopy(want), ",") {
 		t.Errorf("audited %v, want %v", actions, want)
 	}
@@ -334,9 +388,9 @@ func sortedCopy(s []string) []string {
 	return out
 }
 
-// TestElicitation: a client that supports elicitation is asked; accepting
-// with confirm=true runs the call once, declining, cancelling or accepting
-// without confirm=true runs nothing.
+// TestElicitation: a client that supports elicitation is asked (for a
+// destructive or a costly tool); accepting with confirm=true runs the call
+// once, declining, cancelling or accepting without confirm=true runs nothing.
 func TestElicitation(t *testing.T) {
 	e := newEnv(t)
 	admin := e.mustConnect(t, credential{bearer: adminSecret}, nil)
@@ -374,6 +428,17 @@ func TestElicitation(t *testing.T) {
 				t.Errorf("result %s", text)
 			}
 		})
+	}
+	// Creating a site costs: the user is asked too, and the accepted call
+	// answers the created site (its admin_password redacted).
+	var asked []string
+	cs := e.mustConnect(t, credential{bearer: adminSecret}, func(r *mcp.ElicitRequest) *mcp.ElicitResult {
+		asked = append(asked, r.Params.Message)
+		return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"confirm": true}}
+	})
+	e.createSite(t, cs, "blog.example.com", "Blog")
+	if len(asked) != 1 || !strings.Contains(asked[0], "createSite") || !strings.Contains(asked[0], "blog.example.com") {
+		t.Errorf("createSite asked %q", asked)
 	}
 }
 
