@@ -122,7 +122,7 @@ func TestPortal(t *testing.T) {
 	u.fill("Name", "Dev Eloper")
 	u.fill("Password", "correct horse battery staple")
 	u.shot("01-accept-invite")
-	u.clickButton("Accept invitation")
+	u.clickButton("Create account and join")
 	u.waitURL("/sites", 30*time.Second)
 	u.waitText("Create site", 20*time.Second)
 	u.shot("02-sites-own-org")

@@ -472,7 +472,7 @@ func TestAuthRateLimit(t *testing.T) {
 	}
 }
 
-var resetTokenRE = regexp.MustCompile(`token=(aipr_[0-9a-f]+)`)
+var resetTokenRE = regexp.MustCompile(`reset-password#(aipr_[0-9a-f]+)`)
 
 func TestPasswordReset(t *testing.T) {
 	e := newAuthEnv(t, nil)
