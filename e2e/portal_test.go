@@ -223,9 +223,9 @@ func waitSite(t *testing.T, p *platform, domain string, d time.Duration) {
 
 func countBackups(t *testing.T, p *platform, domain string) int {
 	t.Helper()
-	out, err := p.cli("backup", "list", domain, "-o", "json")
+	out, err := p.cli("backup", "list", "--site", domain, "-o", "json")
 	if err != nil {
-		return 0
+		t.Fatalf("backup list: %v\n%s", err, out)
 	}
 	return strings.Count(out, `"ref"`)
 }

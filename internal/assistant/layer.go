@@ -144,6 +144,9 @@ func (l *Layer) Call(ctx context.Context, tool string, args map[string]any) (*Re
 	return l.do(ctx, req)
 }
 
+// Tool returns the layer's tool of that name, or nil.
+func (l *Layer) Tool(name string) *Tool { return l.tools[name] }
+
 // Pending reports whether the proposal id waits in this conversation.
 func (l *Layer) Pending(id string) bool {
 	l.mu.Lock()
@@ -188,12 +191,17 @@ func summarize(t *Tool, args map[string]any) string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString(t.Name)
-	for _, k := range keys {
+	for i, k := range keys {
 		v, _ := json.Marshal(args[k])
-		fmt.Fprintf(&b, " %s=%s", k, v)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%s", k, v)
 	}
-	return fmt.Sprintf("%s (%s; needs confirmation)", b.String(), t.Description)
+	// "createBackup — Back the site up now (a backup job on its shard):
+	// name="x" — needs confirmation": the tool, what the API says it
+	// does, then its arguments.
+	return fmt.Sprintf("%s — %s: %s — needs confirmation", t.Name, strings.TrimSuffix(t.Description, "."), b.String())
 }
 
 func (l *Layer) request(tool string, args map[string]any) (Request, *Tool, error) {

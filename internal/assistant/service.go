@@ -352,7 +352,10 @@ func (e *emitter) result(callID, tool string, res *Result, err error) map[string
 // call runs one tool call and emits its events.
 func (s *Service) call(ctx context.Context, c *conversation, e *emitter, tool string, args map[string]any) map[string]any {
 	callID := c.nextCall()
-	e.send(api.AssistantEvent{Type: api.EventToolCall, ID: callID, Tool: tool, Args: args})
+	// A tool that needs confirmation is only proposed: no call card.
+	if t := c.layer.Tool(tool); t == nil || !t.Effect.NeedsConfirm() {
+		e.send(api.AssistantEvent{Type: api.EventToolCall, ID: callID, Tool: tool, Args: args})
+	}
 	res, err := c.layer.Call(ctx, tool, args)
 	if err == nil && res.Proposal != nil {
 		c.proposals[res.Proposal.ID] = proposal{tool: tool, args: args, summary: res.Proposal.Summary}
@@ -412,7 +415,10 @@ func (s *Service) offline(ctx context.Context, c *conversation, message string, 
 	proposals := 0
 	for _, r := range results {
 		callID := c.nextCall()
-		e.send(api.AssistantEvent{Type: api.EventToolCall, ID: callID, Tool: r.Step.Tool, Args: r.Args})
+		// A proposal gets its own card, not a call card.
+		if r.Error != "" || r.Result == nil || r.Result.Proposal == nil {
+			e.send(api.AssistantEvent{Type: api.EventToolCall, ID: callID, Tool: r.Step.Tool, Args: r.Args})
+		}
 		switch {
 		case r.Error != "":
 			var ae *APIError

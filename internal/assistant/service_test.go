@@ -378,13 +378,14 @@ func TestRedactionBeforeModel(t *testing.T) {
 	e.site(t, "leak.example.com", "token "+leaked)
 	ctx := context.Background()
 	evs := chat(t, e, adminSecret, "", "create shop.example.com")
-	if got := types(evs); got != "conversation,tool_call,proposal,tool_call,tool_result,text,done" {
+	// A proposal has its own card: no tool_call before it.
+	if got := types(evs); got != "conversation,proposal,tool_call,tool_result,text,done" {
 		t.Fatalf("events %s", got)
 	}
 	if _, err := e.store.GetSite(ctx, "shop.example.com"); err == nil {
 		t.Fatalf("a createSite proposal created the site")
 	}
-	code, _, cevs, body := e.post(t, adminSecret, "/v1/assistant/confirm", map[string]string{"conversation": evs[0].ID, "proposal": evs[2].ID})
+	code, _, cevs, body := e.post(t, adminSecret, "/v1/assistant/confirm", map[string]string{"conversation": evs[0].ID, "proposal": evs[1].ID})
 	if code != 200 {
 		t.Fatalf("confirm: %d %s", code, body)
 	}
