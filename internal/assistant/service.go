@@ -280,7 +280,7 @@ func (s *Service) Confirm(ctx context.Context, caller api.AssistantCaller, convI
 		if err != nil {
 			text = fmt.Sprintf("%s failed: %v", p.tool, err)
 		} else {
-			text = fmt.Sprintf("Done: %s (HTTP %d).", p.summary, res.Status)
+			text = fmt.Sprintf("Done: %s (HTTP %d).", strings.TrimSuffix(p.summary, " — needs confirmation"), res.Status)
 		}
 		e.send(api.AssistantEvent{Type: api.EventText, Text: text})
 		b, _ := json.Marshal(content)

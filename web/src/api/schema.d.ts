@@ -1780,7 +1780,7 @@ export interface paths {
          * @description The assistant acts with the caller's own rights: each call it makes goes through
          *     this API with the caller's credential and is audited with channel `assistant` and
          *     request ID `<conversation>-<n>`. Destructive or costly calls (delete, restore,
-         *     clone, move, suspend) are only proposed (`proposal` events) and run after
+         *     clone, move, suspend; create a site, take a backup) are only proposed (`proposal` events) and run after
          *     POST /v1/assistant/confirm. The answer is `text/event-stream`: each event is one
          *     `data: <JSON AssistantEvent>` line and a blank line; `conversation` comes first and
          *     `done` last. Conversations live in memory for an hour after their last message.
@@ -1902,7 +1902,7 @@ export interface components {
             provider: "offline" | "gemini" | "openai";
             /** @description The model's name (empty for offline). */
             model: string;
-            /** @description Destructive calls wait for POST /v1/assistant/confirm. */
+            /** @description Destructive or costly calls (create a site */
             confirm_required: boolean;
             /** @description Messages a user may send per minute. */
             rate_limit_per_minute: number;

@@ -20,24 +20,35 @@ function Stat({ label, value }: { label: string; value: string }) {
   );
 }
 
-export function SiteMetrics({ name }: { name: string }) {
+export function SiteMetrics({ name, refreshMs = 10000 }: { name: string; refreshMs?: number }) {
   const [range, setRange] = useState('1h');
   const [m, setM] = useState<Metrics | null>(null);
   const [err, setErr] = useState('');
   const [loading, setLoading] = useState(true);
 
+  // Loaded at once, then refreshed every refreshMs (edges report every
+  // few seconds) while the tab is open.
   useEffect(() => {
     let stop = false;
     setLoading(true);
     setErr('');
-    raw<Metrics>('GET', `${sitePath(name, '/metrics')}?range=${range}`)
-      .then((d) => !stop && setM(d))
-      .catch((e) => !stop && setErr(errorText(e)))
-      .finally(() => !stop && setLoading(false));
+    const load = () =>
+      raw<Metrics>('GET', `${sitePath(name, '/metrics')}?range=${range}`)
+        .then((d) => {
+          if (!stop) {
+            setM(d);
+            setErr('');
+          }
+        })
+        .catch((e) => !stop && setErr(errorText(e)))
+        .finally(() => !stop && setLoading(false));
+    void load();
+    const timer = setInterval(() => void load(), refreshMs);
     return () => {
       stop = true;
+      clearInterval(timer);
     };
-  }, [name, range]);
+  }, [name, range, refreshMs]);
 
   const pts = m?.points ?? [];
   const t = m?.totals;
