@@ -105,10 +105,11 @@ func (s *server) assistant() (Assistant, error) {
 }
 
 func assistantCaller(c *call) AssistantCaller {
+	// A conversation belongs to the token (or browser session) that
+	// started it, not to the user: another of the user's tokens, perhaps
+	// scoped to one organisation, neither reads it nor swaps the
+	// credential its calls run with.
 	owner := "token:" + c.token.ID
-	if c.who.user != nil {
-		owner = "user:" + c.who.user.ID
-	}
 	return AssistantCaller{Owner: owner, TokenID: c.token.ID, Secret: callerSecret(c.r), RemoteAddr: c.r.RemoteAddr}
 }
 
@@ -152,17 +153,26 @@ func (s *server) assistantChat(c *call) (response, error) {
 	return eventStream(c, st), nil
 }
 
-func (s *server) assistantConfirm(c *call) (response, error) {
+// proposalRequest reads the body of /confirm and /cancel.
+func (s *server) proposalRequest(c *call) (Assistant, assistantProposalRequest, error) {
+	var req assistantProposalRequest
 	a, err := s.assistant()
 	if err != nil {
-		return response{}, err
+		return nil, req, err
 	}
-	var req assistantProposalRequest
 	if err := decodeJSON(c.r, &req); err != nil {
-		return response{}, err
+		return nil, req, err
 	}
 	if req.Conversation == "" || req.Proposal == "" {
-		return response{}, badRequest("conversation and proposal are required")
+		return nil, req, badRequest("conversation and proposal are required")
+	}
+	return a, req, nil
+}
+
+func (s *server) assistantConfirm(c *call) (response, error) {
+	a, req, err := s.proposalRequest(c)
+	if err != nil {
+		return response{}, err
 	}
 	st, err := a.Confirm(c.r.Context(), assistantCaller(c), req.Conversation, req.Proposal)
 	if err != nil {
@@ -172,16 +182,9 @@ func (s *server) assistantConfirm(c *call) (response, error) {
 }
 
 func (s *server) assistantCancel(c *call) (response, error) {
-	a, err := s.assistant()
+	a, req, err := s.proposalRequest(c)
 	if err != nil {
 		return response{}, err
-	}
-	var req assistantProposalRequest
-	if err := decodeJSON(c.r, &req); err != nil {
-		return response{}, err
-	}
-	if req.Conversation == "" || req.Proposal == "" {
-		return response{}, badRequest("conversation and proposal are required")
 	}
 	if err := a.Cancel(c.r.Context(), assistantCaller(c), req.Conversation, req.Proposal); err != nil {
 		return response{}, err

@@ -423,6 +423,7 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 		}
 		return response{}, internal(fmt.Errorf("create site %q: %w", domain, err))
 	}
+	s.cfg.SiteMetrics.Forget(domain)
 	if got, err := s.cfg.Store.GetSite(ctx, domain); err == nil {
 		st = got
 	}

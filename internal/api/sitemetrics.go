@@ -28,6 +28,9 @@ type SiteMetrics interface {
 	Record(deltas map[string]sitemetrics.Delta)
 	Query(site string, r sitemetrics.Range) *sitemetrics.Series
 	Summary(site string) (requests int64, cacheHitRatio *float64, ok bool)
+	// Forget drops a site's history. A new site starts without any: a
+	// name can come back, for another organisation, after a deletion.
+	Forget(site string)
 }
 
 var _ SiteMetrics = (*sitemetrics.Store)(nil)

@@ -237,3 +237,35 @@ func TestListSitesFiltersAndSummaries(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteMetricsStartEmpty: a site made under the name of a deleted one
+// (perhaps for another organisation) does not show the old site's
+// traffic.
+func TestSiteMetricsStartEmpty(t *testing.T) {
+	f := newMatrixFixture(t)
+	e := f.env
+	report := map[string]any{"sites": map[string]any{"acme.test": map[string]any{"requests": 5}}}
+	if code, m, _ := e.do(t, "POST", "/v1/edge/usage", f.secrets["edge"], report); code != 200 {
+		t.Fatalf("report = %d %v", code, m)
+	}
+	requests := func() any {
+		code, m, _ := e.do(t, "GET", "/v1/sites/acme.test/metrics", f.secrets["admin"], nil)
+		if code != 200 {
+			t.Fatalf("metrics = %d %v", code, m)
+		}
+		return get(m, "totals.requests")
+	}
+	if got := requests(); got != 5.0 {
+		t.Fatalf("requests before = %v, want 5", got)
+	}
+	if err := e.store.DeleteSite(t.Context(), "acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"domain": "acme.test", "title": "Reborn", "admin_email": "me@example.com", "org": "globex"}
+	if code, m, _ := e.do(t, "POST", "/v1/sites", f.secrets["admin"], body); code != 201 {
+		t.Fatalf("create = %d %v", code, m)
+	}
+	if got := requests(); got != nil && got != 0.0 {
+		t.Errorf("the new acme.test shows the old one's %v requests", got)
+	}
+}

@@ -379,6 +379,7 @@ func (s *server) createSite(c *call) (response, error) {
 		}
 		return response{}, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
 	}
+	s.cfg.SiteMetrics.Forget(st.Metadata.Name)
 	// Read back what the store assigned (generation, resource version).
 	if got, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
 		st = got

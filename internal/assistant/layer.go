@@ -132,7 +132,7 @@ func (l *Layer) Call(ctx context.Context, tool string, args map[string]any) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if t.Effect.NeedsConfirm() {
+	if t.NeedsConfirm(args) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := "prp-" + hex.EncodeToString(b[:])

@@ -333,3 +333,41 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestSensitiveArgsNeedConfirm: a write tool runs at once unless its
+// arguments weaken a site's protection or change its plan; then it is
+// only proposed, and the API is not called until Confirm.
+func TestSensitiveArgsNeedConfirm(t *testing.T) {
+	e := newAPI(t)
+	ctx := context.Background()
+	admin := e.layer(t, adminSecret, "conv-sensitive")
+	callNow(t, admin, "createSite", map[string]any{"domain": "guard.example.com", "title": "Guard", "admin_email": "me@example.com", "org": "acme"})
+	for _, c := range []struct {
+		args    map[string]any
+		propose bool
+	}{
+		{map[string]any{"name": "guard.example.com", "cache": map[string]any{"ttl_seconds": 60}}, false},
+		{map[string]any{"name": "guard.example.com", "title": "New title"}, false},
+		{map[string]any{"name": "guard.example.com", "waf": map[string]any{"mode": "off"}}, true},
+		{map[string]any{"name": "guard.example.com", "https_redirect": false}, true},
+		{map[string]any{"name": "guard.example.com", "plan": "pro"}, true},
+	} {
+		res, err := admin.Call(ctx, "updateSite", c.args)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if got := res.Proposal != nil; got != c.propose {
+			t.Errorf("updateSite %v: proposed %v, want %v", c.args, got, c.propose)
+		}
+	}
+	s, err := e.store.GetSite(ctx, "guard.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Spec.WAF.Mode == "off" {
+		t.Errorf("a proposal turned the WAF off before any confirmation")
+	}
+	if s.Spec.Title != "New title" {
+		t.Errorf("a title change did not run at once: %q", s.Spec.Title)
+	}
+}

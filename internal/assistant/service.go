@@ -353,7 +353,7 @@ func (e *emitter) result(callID, tool string, res *Result, err error) map[string
 func (s *Service) call(ctx context.Context, c *conversation, e *emitter, tool string, args map[string]any) map[string]any {
 	callID := c.nextCall()
 	// A tool that needs confirmation is only proposed: no call card.
-	if t := c.layer.Tool(tool); t == nil || !t.Effect.NeedsConfirm() {
+	if t := c.layer.Tool(tool); t == nil || !t.NeedsConfirm(args) {
 		e.send(api.AssistantEvent{Type: api.EventToolCall, ID: callID, Tool: tool, Args: args})
 	}
 	res, err := c.layer.Call(ctx, tool, args)

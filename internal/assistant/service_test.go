@@ -81,6 +81,9 @@ func newChatEnv(t *testing.T, cfg ServiceConfig) *chatEnv {
 		UserID: "usr-view", Hash: store.TokenHash(viewerSecret), CreatedAt: testNow}))
 	must(st.CreateToken(ctx, store.Token{ID: "tok-other", Name: "other", Role: store.RoleUser, Kind: store.TokenSession,
 		UserID: "usr-other", Hash: store.TokenHash(otherSecret), CreatedAt: testNow}))
+	// A second credential of the viewer (another browser, an API token).
+	must(st.CreateToken(ctx, store.Token{ID: "tok-view2", Name: "view2", Role: store.RoleUser, Kind: store.TokenSession,
+		UserID: "usr-view", Hash: store.TokenHash(viewer2Secret), CreatedAt: testNow}))
 	now := testNow
 	e := &chatEnv{store: st, clock: &now}
 	var h http.Handler
@@ -98,7 +101,10 @@ func newChatEnv(t *testing.T, cfg ServiceConfig) *chatEnv {
 	return e
 }
 
-const otherSecret = "aip_otherviewer-secret-0123456789"
+const (
+	otherSecret   = "aip_otherviewer-secret-0123456789"
+	viewer2Secret = "aip_viewer-second-secret-0123456789"
+)
 
 func (e *chatEnv) site(t *testing.T, name, title string) {
 	t.Helper()
@@ -210,6 +216,12 @@ func TestOfflineChat(t *testing.T) {
 	// Another user cannot continue it.
 	if code, _, _, body := e.post(t, otherSecret, "/v1/assistant/chat", map[string]string{"conversation": conv, "message": "list my sites"}); code != 404 || !strings.Contains(body, "not_found") {
 		t.Errorf("other user's chat in %s: %d %s", conv, code, body)
+	}
+	// Nor can another credential of the same user: a conversation runs
+	// with the rights of the token that started it, which another token
+	// (perhaps scoped to one organisation) must not swap.
+	if code, _, _, body := e.post(t, viewer2Secret, "/v1/assistant/chat", map[string]string{"conversation": conv, "message": "list my sites"}); code != 404 {
+		t.Errorf("the same user's second token in %s: %d %s", conv, code, body)
 	}
 	// Not understood: a clear answer, no call.
 	evs = chat(t, e, viewerSecret, conv, "sing me a song")

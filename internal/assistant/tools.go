@@ -55,13 +55,37 @@ const (
 // until the user confirms it.
 func (e Effect) NeedsConfirm() bool { return e == Costly || e == Destructive }
 
+// SensitiveArgs are the arguments that make a write tool's call need
+// confirmation too: they weaken a site's protection (WAF mode, the HTTPS
+// redirect) or change what it costs (its plan). A prompt injected into
+// text a model reads (a site's title, say) must not turn them off on its
+// own; a cache TTL or a title change runs at once.
+var SensitiveArgs = map[string][]string{
+	"updateSite": {"waf", "https_redirect", "plan"},
+}
+
+// NeedsConfirm reports whether calling t with args must wait for the
+// user's confirmation: its effect says so, or args set a sensitive
+// argument.
+func (t *Tool) NeedsConfirm(args map[string]any) bool {
+	if t.Effect.NeedsConfirm() {
+		return true
+	}
+	for _, a := range SensitiveArgs[t.Name] {
+		if _, ok := args[a]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Allowed is the curated allow-list: the operations (by operationId) the
 // assistant may use and their effect.
 var Allowed = map[string]Effect{
 	"listSites":     Read,
 	"getSite":       Read,
 	"createSite":    Costly,
-	"updateSite":    Write, // cache, WAF, HTTPS redirect, title, plan
+	"updateSite":    Write, // cache, title; WAF, HTTPS redirect and plan need confirmation (SensitiveArgs)
 	"suspendSite":   Destructive,
 	"resumeSite":    Write,
 	"deleteSite":    Destructive,

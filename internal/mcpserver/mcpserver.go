@@ -169,6 +169,8 @@ func mcpTool(t *assistant.Tool) *mcp.Tool {
 	desc := t.Description
 	if t.Effect.NeedsConfirm() {
 		desc += " " + strings.ToUpper(string(t.Effect[:1])) + string(t.Effect[1:]) + ": never runs at once; the user confirms it (confirmation prompt, or the confirm tool with the returned proposal id)."
+	} else if args := assistant.SensitiveArgs[t.Name]; len(args) > 0 {
+		desc += " Setting " + strings.Join(args, ", ") + " never runs at once: the user confirms it (confirmation prompt, or the confirm tool with the returned proposal id)."
 	}
 	return &mcp.Tool{Name: t.Name, Description: desc, InputSchema: t.Schema,
 		Annotations: &mcp.ToolAnnotations{

@@ -222,7 +222,7 @@ func TestTools(t *testing.T) {
 		if !strings.HasPrefix(tl.Description, at.Description) {
 			t.Errorf("%s: description %q", name, tl.Description)
 		}
-		if says := strings.Contains(tl.Description, "never runs at once"); says != at.Effect.NeedsConfirm() {
+		if says := strings.Contains(tl.Description, "never runs at once"); says != (at.Effect.NeedsConfirm() || len(assistant.SensitiveArgs[name]) > 0) {
 			t.Errorf("%s (%s): description %q", name, at.Effect, tl.Description)
 		}
 	}
