@@ -177,7 +177,7 @@ func TestPortal(t *testing.T) {
 	b.fill("Primary colour", "#0b7a43")
 	b.clickButton("Save branding")
 	b.waitTestID("product-name", "Shopfront Cloud", 20*time.Second)
-	b.shot("20-white-label")
+	b.shot("19-white-label")
 	t.Logf("screenshots: %s", shots)
 }
 
