@@ -95,6 +95,12 @@ type Config struct {
 	// edge's port), stored in Status.URL at creation.
 	// Default: "http://" + domain.
 	PublicURL func(domain string) string
+	// PublicHTTPSURL returns a site's URL over HTTPS (scheme https, the
+	// domain and the edges' HTTPS port) when the edges serve HTTPS. Nil:
+	// they do not, and every sign-in link is http://. With it, a site
+	// whose spec redirects to HTTPS gets https:// sign-in links that its
+	// aipress-login plugin refuses over plain HTTP (loginlink.Claims.TLS).
+	PublicHTTPSURL func(domain string) string
 	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
 	// Nil: that route answers 501.
 	Purger Purger
