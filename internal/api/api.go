@@ -95,6 +95,12 @@ type Config struct {
 	// edge's port), stored in Status.URL at creation.
 	// Default: "http://" + domain.
 	PublicURL func(domain string) string
+	// PublicHTTPSURL returns a site's URL over HTTPS (scheme https, the
+	// domain and the edges' HTTPS port) when the edges serve HTTPS. Nil:
+	// they do not, and every sign-in link is http://. With it, a site
+	// whose spec redirects to HTTPS gets https:// sign-in links that its
+	// aipress-login plugin refuses over plain HTTP (loginlink.Claims.TLS).
+	PublicHTTPSURL func(domain string) string
 	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
 	// Nil: that route answers 501.
 	Purger Purger
@@ -475,19 +481,19 @@ var routes = []route{
 	// The assistant (assistant.go): any caller, acting with its own rights
 	// (its conversations are its own, checked inside); each message is
 	// audited, and so is each call the assistant makes (channel assistant).
-	{"GET", "/v1/assistant", "assistant.info", permAny, platform, false, false, (*server).assistantInfo},
-	{"POST", "/v1/assistant/chat", "assistant.chat", permAny, inside, true, false, (*server).assistantChat},
-	{"POST", "/v1/assistant/confirm", "assistant.confirm", permAny, inside, true, false, (*server).assistantConfirm},
-	{"POST", "/v1/assistant/cancel", "assistant.cancel", permAny, inside, true, false, (*server).assistantCancel},
+	{"GET", "/v1/assistant", "assistant.info", permPeople, platform, false, false, (*server).assistantInfo},
+	{"POST", "/v1/assistant/chat", "assistant.chat", permPeople, inside, true, false, (*server).assistantChat},
+	{"POST", "/v1/assistant/confirm", "assistant.confirm", permPeople, inside, true, false, (*server).assistantConfirm},
+	{"POST", "/v1/assistant/cancel", "assistant.cancel", permPeople, inside, true, false, (*server).assistantCancel},
 	{"GET", "/v1/openapi.yaml", "openapi.get", permAny, platform, false, false, (*server).openapi},
 	{"GET", "/metrics", "metrics.get", permPlatformRead, platform, false, false, (*server).metrics},
 
 	// The MCP endpoint (mcp.go): every token; the tools it runs call the
 	// API with the caller's credential, which authorizes and audits them,
 	// so the transport's requests are not audited as changes.
-	{"GET", "/mcp", "mcp.stream", permAny, platform, false, false, (*server).serveMCP},
-	{"POST", "/mcp", "mcp.message", permAny, platform, false, false, (*server).serveMCP},
-	{"DELETE", "/mcp", "mcp.close", permAny, platform, false, false, (*server).serveMCP},
+	{"GET", "/mcp", "mcp.stream", permPeople, platform, false, false, (*server).serveMCP},
+	{"POST", "/mcp", "mcp.message", permPeople, platform, false, false, (*server).serveMCP},
+	{"DELETE", "/mcp", "mcp.close", permPeople, platform, false, false, (*server).serveMCP},
 }
 
 // touchEvery is how often a token's last-used time and address are

@@ -77,17 +77,18 @@ func newEnv(t *testing.T) *env {
 	e.meshCA = meshCA
 	e.siteMetrics = sitemetrics.New(sitemetrics.Config{Clock: func() time.Time { return testNow }})
 	e.handler = New(Config{
-		SiteMetrics: e.siteMetrics,
-		MeshCA:      meshCA,
-		Purger:      e.purger,
-		Store:       st,
-		Placer:      StaticPlacer("local"),
-		Notify:      func() { e.notifies.Add(1) },
-		Clock:       func() time.Time { return testNow },
-		Version:     "test",
-		PublicURL:   func(d string) string { return "http://" + d + ":8080" },
-		Auth:        AuthConfig{Mailer: e.mail},
-		LoginKey:    func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) },
+		SiteMetrics:    e.siteMetrics,
+		MeshCA:         meshCA,
+		Purger:         e.purger,
+		Store:          st,
+		Placer:         StaticPlacer("local"),
+		Notify:         func() { e.notifies.Add(1) },
+		Clock:          func() time.Time { return testNow },
+		Version:        "test",
+		PublicURL:      func(d string) string { return "http://" + d + ":8080" },
+		PublicHTTPSURL: func(d string) string { return "https://" + d + ":8443" },
+		Auth:           AuthConfig{Mailer: e.mail},
+		LoginKey:       func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) },
 	})
 	return e
 }

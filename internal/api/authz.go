@@ -45,7 +45,10 @@ const (
 	permEdge     perm = "machine.edge"      // the routing table (edges, and admins to inspect it)
 	permEdgeOnly perm = "machine.edge-only" // an edge's own certificate
 	permAny      perm = "any"               // every valid token
-	permPublic   perm = "public"            // no token needed
+	// permPeople: every valid token but a machine's (shard, edge): the
+	// assistant and MCP act for a person, never for an agent.
+	permPeople perm = "people"
+	permPublic perm = "public" // no token needed
 )
 
 // scope says where a route's target organisation comes from.
@@ -108,6 +111,11 @@ type principal struct {
 // actor names the principal in logs and the audit log.
 func (p *principal) actor() string { return p.token.ID }
 
+// machine reports whether p is a shard's or an edge's token.
+func (p *principal) machine() bool {
+	return p.platform == store.RoleShard || p.platform == store.RoleEdge
+}
+
 // platformCan reports whether the platform role grants pm.
 func (p *principal) platformCan(pm perm) bool {
 	return slices.Contains(platformGrants[p.platform], pm)
@@ -117,6 +125,9 @@ func (p *principal) platformCan(pm perm) bool {
 func (p *principal) can(pm perm, org string) bool {
 	if pm == permAny {
 		return true
+	}
+	if pm == permPeople {
+		return !p.machine()
 	}
 	if p.platformCan(pm) {
 		return true
@@ -389,7 +400,7 @@ func (s *server) authorizeRoute(c *call, rt route) error {
 		// who act in no organisation and lack the permission platform-
 		// wide are refused (so that an organisation member learns
 		// nothing of other organisations' targets from a 403).
-		if rt.Perm == permAny || p.platformCan(rt.Perm) || len(p.orgs) > 0 {
+		if p.can(rt.Perm, "") || (len(p.orgs) > 0 && !p.machine()) {
 			return nil
 		}
 		return errForbidden(c)

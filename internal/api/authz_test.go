@@ -67,7 +67,9 @@ var profiles = map[string][]string{
 	"edge":           {"--A", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--A", "--U"},
 	"edge-only":      {"--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--F", "--A", "--U"},
 	"any":            {"--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--U"},
-	"public":         {"--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A"},
+	// The assistant and MCP act for people: machine tokens are refused.
+	"people": {"--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--F", "--F", "--U"},
+	"public": {"--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A", "--A"},
 }
 
 // matrix maps every route to its profile.
@@ -144,10 +146,10 @@ var matrix = map[string]string{
 	"POST /v1/edge/waf-events":             "edge",
 	"POST /v1/edge/usage":                  "edge",
 	"GET /v1/whoami":                       "any",
-	"GET /v1/assistant":                    "any",
-	"POST /v1/assistant/chat":              "any",
-	"POST /v1/assistant/confirm":           "any",
-	"POST /v1/assistant/cancel":            "any",
+	"GET /v1/assistant":                    "people",
+	"POST /v1/assistant/chat":              "people",
+	"POST /v1/assistant/confirm":           "people",
+	"POST /v1/assistant/cancel":            "people",
 	"GET /v1/openapi.yaml":                 "any",
 	"GET /metrics":                         "platform.read",
 	"GET /v1/audit":                        "site.list", // owners: their organisations' entries; other members: none
@@ -169,9 +171,9 @@ var matrix = map[string]string{
 	"POST /v1/auth/device/token":           "public",
 	// The MCP endpoint: any token; its tools call the API with the
 	// caller's credential, which decides each call.
-	"GET /mcp":    "any",
-	"POST /mcp":   "any",
-	"DELETE /mcp": "any",
+	"GET /mcp":    "people",
+	"POST /mcp":   "people",
+	"DELETE /mcp": "people",
 }
 
 // matrixFixture is a store with two customer organisations (acme, owned

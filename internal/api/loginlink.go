@@ -52,11 +52,18 @@ func (s *server) createLoginLink(c *call) (response, error) {
 	if user == "" {
 		return response{}, errorf(http.StatusConflict, CodeConflict, "site %q has no administrator to sign in as", name)
 	}
-	token, exp, err := loginlink.New(s.cfg.LoginKey(st.Metadata.UID), st.Metadata.UID, user, s.cfg.Clock())
+	// A site served over HTTPS (it redirects there, and the edges have an
+	// HTTPS listener) gets an https:// link whose token works over TLS
+	// only; any other gets its plain public URL.
+	base, tls := s.cfg.PublicURL(st.Spec.Domain), false
+	if st.Spec.HTTPSRedirect && s.cfg.PublicHTTPSURL != nil {
+		base, tls = s.cfg.PublicHTTPSURL(st.Spec.Domain), true
+	}
+	base = strings.TrimSuffix(base, "/")
+	token, exp, err := loginlink.New(s.cfg.LoginKey(st.Metadata.UID), st.Metadata.UID, user, tls, s.cfg.Clock())
 	if err != nil {
 		return response{}, internal(err)
 	}
-	base := strings.TrimSuffix(s.cfg.PublicURL(st.Spec.Domain), "/")
 	c.detail = "user " + user
 	return response{status: http.StatusOK, body: LoginLink{
 		URL: base + "/?" + url.Values{loginlink.Param: {token}}.Encode(), ExpiresAt: exp, User: user,

@@ -83,6 +83,60 @@ func TestLoginLink(t *testing.T) {
 	}
 }
 
+// A site that redirects to HTTPS, on a platform whose edges serve HTTPS,
+// gets an https:// link whose token is marked for TLS only; without an
+// HTTPS listener the link stays http:// and unmarked.
+func TestLoginLinkHTTPS(t *testing.T) {
+	tests := []struct {
+		name       string
+		redirect   bool
+		noListener bool
+		wantURL    string
+		wantTLS    bool
+	}{
+		{"redirect, HTTPS listener", true, false, "https://blog.localhost:8443/", true},
+		{"no redirect", false, false, "http://blog.localhost:8080/", false},
+		{"redirect, no HTTPS listener", true, true, "http://blog.localhost/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(t, "blog.localhost")
+			e.setPhase(t, "blog.localhost", site.PhaseReady, false)
+			st, err := e.store.UpdateSite(context.Background(), "blog.localhost", func(s *site.Site) error {
+				s.Spec.HTTPSRedirect = tt.redirect
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.noListener {
+				e.handler = New(Config{Store: e.store, Clock: func() time.Time { return testNow },
+					LoginKey: func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) }})
+			}
+			code, m, _ := e.do(t, "POST", "/v1/sites/blog.localhost/login-link", adminSecret, nil)
+			if code != http.StatusOK {
+				t.Fatalf("login-link: %d %v", code, m)
+			}
+			raw, _ := m["url"].(string)
+			if !strings.HasPrefix(raw, tt.wantURL+"?"+loginlink.Param+"=") {
+				t.Fatalf("url %q, want %s?%s=…", raw, tt.wantURL, loginlink.Param)
+			}
+			u, _ := url.Parse(raw)
+			c, err := loginlink.Verify(loginlink.Key(testPlatformSecret, st.Metadata.UID), u.Query().Get(loginlink.Param), st.Metadata.UID, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.TLS != tt.wantTLS {
+				t.Errorf("token's tls %v, want %v", c.TLS, tt.wantTLS)
+			}
+			if err := c.CheckTLS(false); (err != nil) != tt.wantTLS {
+				t.Errorf("over plain HTTP: %v", err)
+			}
+		})
+	}
+}
+
 func TestLoginLinkRefused(t *testing.T) {
 	e := newEnv(t)
 	e.create(t, "blog.localhost")

@@ -70,7 +70,7 @@ func TestRoutesHavePermissions(t *testing.T) {
 			known[p] = true
 		}
 	}
-	known[permAny], known[permPublic] = true, true
+	known[permAny], known[permPeople], known[permPublic] = true, true, true
 	reads := []perm{permSiteRead, permOrgRead, permOrgAudit, permPlatformRead}
 	for _, rt := range routes {
 		name := rt.Method + " " + rt.Pattern

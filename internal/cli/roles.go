@@ -156,6 +156,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.Store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL")
 	fl.StringVar(&cfg.APIAddr, "api", DefaultAPIAddr, "API listen address")
 	fl.IntVar(&cfg.PublicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
+	fl.IntVar(&cfg.PublicHTTPSPort, "public-https-port", 0, "the edges' HTTPS port (0: they serve no HTTPS); sites that redirect to HTTPS get https:// sign-in links")
 	fl.IntVar(&cfg.ShardCapacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard the server starts")
 	fl.IntVar(&cfg.MaxShardCapacity, "max-shard-capacity", 0, fmt.Sprintf("cap on the capacity a shard agent registers (default %d, or --shard-capacity if larger)", api.DefaultMaxShardCapacity))
 	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a shard silent this long is Unhealthy")

@@ -6,13 +6,19 @@
 //	base64url(payload) "." base64url(HMAC-SHA256(key, base64url(payload)))
 //
 // where payload is the JSON object {"v":1,"site":uid,"user":login,
-// "exp":unix seconds,"nonce":random}, and key is the site's own login key:
+// "exp":unix seconds,"nonce":random[,"tls":true]}, and key is the site's own login key:
 // HMAC-SHA256(platform secret, "wp-login:" + len(uid) + ":" + uid) (Key).
 // The control plane derives the key to sign; the shard writes it into the
 // site's wp-config.php (AIPRESS_LOGIN_KEY, hex, beside AIPRESS_SITE_UID)
 // for the aipress-login must-use plugin, which checks the token the same
 // way as Verify, then records the nonce in the site's own database so the
 // link works once (internal/wordpress, aipress-login.php).
+//
+// "tls" is set on a link made for HTTPS (the site redirects to HTTPS and
+// the platform's edge serves it, so the link is https://): the plugin
+// refuses such a token on a request that did not arrive over TLS
+// (is_ssl()), which Claims.CheckTLS mirrors. A link made for plain HTTP
+// (no HTTPS listener, or the site does not redirect) has no "tls".
 //
 // Every site's PHP can read its own key, so it could sign itself in —
 // which it can do anyway. It learns nothing of another site's key (an
@@ -52,6 +58,7 @@ var (
 	ErrSignature = errors.New("login token: bad signature")
 	ErrWrongSite = errors.New("login token: for another site")
 	ErrExpired   = errors.New("login token: expired")
+	ErrNeedsTLS  = errors.New("login token: made for HTTPS, used over plain HTTP")
 )
 
 // Key derives the login key of the site with uid from the platform secret.
@@ -71,11 +78,23 @@ type Claims struct {
 	User    string `json:"user"` // the WordPress user's login
 	Expires int64  `json:"exp"`  // Unix seconds
 	Nonce   string `json:"nonce"`
+	// TLS: the link was made for HTTPS and works only over TLS.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// CheckTLS is ErrNeedsTLS when c was made for HTTPS and the request
+// carrying it (overTLS false) was not.
+func (c Claims) CheckTLS(overTLS bool) error {
+	if c.TLS && !overTLS {
+		return ErrNeedsTLS
+	}
+	return nil
 }
 
 // New returns a token for user of the site with uid, signed with the
-// site's key (Key), that expires TTL after now.
-func New(key []byte, siteUID, user string, now time.Time) (token string, expires time.Time, err error) {
+// site's key (Key), that expires TTL after now; with tls, only for use
+// over HTTPS (Claims.TLS).
+func New(key []byte, siteUID, user string, tls bool, now time.Time) (token string, expires time.Time, err error) {
 	if siteUID == "" || user == "" {
 		return "", time.Time{}, errors.New("login token: site and user are required")
 	}
@@ -84,7 +103,7 @@ func New(key []byte, siteUID, user string, now time.Time) (token string, expires
 		return "", time.Time{}, fmt.Errorf("login token: %w", err)
 	}
 	expires = now.Add(TTL).Truncate(time.Second)
-	c := Claims{V: version, Site: siteUID, User: user, Expires: expires.Unix(), Nonce: hex.EncodeToString(n)}
+	c := Claims{V: version, Site: siteUID, User: user, Expires: expires.Unix(), Nonce: hex.EncodeToString(n), TLS: tls}
 	return Sign(key, c), expires.UTC(), nil
 }
 
@@ -103,8 +122,9 @@ func mac(key []byte, payload string) []byte {
 }
 
 // Verify checks token as the must-use plugin does, except for the
-// nonce's one use (which needs the site's database): the signature under
-// key, the site's UID and expiry at now.
+// nonce's one use (which needs the site's database) and the request's
+// scheme (Claims.CheckTLS): the signature under key, the site's UID and
+// expiry at now.
 func Verify(key []byte, token, siteUID string, now time.Time) (Claims, error) {
 	p, sig, ok := strings.Cut(token, ".")
 	if !ok || p == "" || sig == "" {

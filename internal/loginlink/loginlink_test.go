@@ -34,7 +34,7 @@ func TestKeyPerSite(t *testing.T) {
 
 func TestNewFormat(t *testing.T) {
 	key := Key(secret, "uid-a")
-	tok, exp, err := New(key, "uid-a", "admin", now)
+	tok, exp, err := New(key, "uid-a", "admin", false, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,18 +56,18 @@ func TestNewFormat(t *testing.T) {
 	if c.V != 1 || c.Site != "uid-a" || c.User != "admin" || c.Expires != now.Add(TTL).Unix() || len(c.Nonce) != 32 {
 		t.Errorf("claims %+v", c)
 	}
-	tok2, _, _ := New(key, "uid-a", "admin", now)
+	tok2, _, _ := New(key, "uid-a", "admin", false, now)
 	if tok2 == tok {
 		t.Error("two tokens made at the same time are equal: no nonce")
 	}
-	if _, _, err := New(key, "", "admin", now); err == nil {
+	if _, _, err := New(key, "", "admin", false, now); err == nil {
 		t.Error("a token without a site was made")
 	}
 }
 
 func TestVerify(t *testing.T) {
 	keyA, keyB := Key(secret, "uid-a"), Key(secret, "uid-b")
-	good, _, err := New(keyA, "uid-a", "admin", now)
+	good, _, err := New(keyA, "uid-a", "admin", false, now)
 	if err != nil {
 		t.Fatal(err)
 	}

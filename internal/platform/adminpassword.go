@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func setAdminPassword(ctx context.Context, st store.Store, path string, h *passw
 		return "", fmt.Errorf("admin password: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(pw), 0o600); err != nil {
+	if err := writeNewFile(tmp, []byte(pw)); err != nil {
 		return "", fmt.Errorf("admin password: %w", err)
 	}
 	defer os.Remove(tmp)
@@ -88,6 +89,26 @@ func setAdminPassword(ctx context.Context, st store.Store, path string, h *passw
 		return "", fmt.Errorf("admin password: %w", err)
 	}
 	return pw, nil
+}
+
+// writeNewFile writes data to a new file at path, mode 0600. Whatever was
+// at path before (a stale file of an interrupted run, or a symlink someone
+// planted there) is removed first — os.Remove does not follow a symlink —
+// and O_EXCL then refuses to follow one created since: the password never
+// lands in a file another user chose or keeps another file's mode.
+func writeNewFile(path string, data []byte) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // ResetAdminPassword gives the bootstrap admin user (admin@localhost) a new

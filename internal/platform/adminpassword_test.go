@@ -93,3 +93,81 @@ func TestAdminPassword(t *testing.T) {
 		t.Fatal("the reset password does not verify against the stored hash")
 	}
 }
+
+// TestAdminPasswordPlantedTmp: whatever waits at the password file's
+// temporary name — a symlink to another file, a stale file with a loose
+// mode — the password goes to a new 0600 file, never through the link.
+func TestAdminPasswordPlantedTmp(t *testing.T) {
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, tmp, victim string)
+	}{
+		{"symlink", func(t *testing.T, tmp, victim string) {
+			if err := os.Symlink(victim, tmp); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"dangling symlink", func(t *testing.T, tmp, victim string) {
+			if err := os.Remove(victim); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, tmp); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"stale file 0644", func(t *testing.T, tmp, _ string) {
+			if err := os.WriteFile(tmp, []byte("stale"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(tmp, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			st, err := sqlite.Open(ctx, filepath.Join(dir, "aipress.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			h, err := password.New(password.Params{Memory: 64, Time: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, AdminPasswordFile)
+			victim := filepath.Join(t.TempDir(), "victim")
+			if err := os.WriteFile(victim, []byte("victim"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tt.plant(t, path+".tmp", victim)
+
+			pw, err := setAdminPassword(ctx, st, path, h, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("password file's mode %v, want a regular file, mode 0600", fi.Mode())
+			}
+			if got, _ := os.ReadFile(path); string(got) != pw {
+				t.Fatalf("password file holds %q, want %q", got, pw)
+			}
+			if got, err := os.ReadFile(victim); err == nil && string(got) != "victim" {
+				t.Fatalf("the symlink's target was written: %q", got)
+			} else if err != nil && tt.name != "dangling symlink" {
+				t.Fatal(err)
+			} else if err == nil && tt.name == "dangling symlink" {
+				t.Fatal("a file was created at the dangling symlink's target")
+			}
+			if _, err := os.Lstat(path + ".tmp"); !os.IsNotExist(err) {
+				t.Fatalf("temporary file left behind: %v", err)
+			}
+		})
+	}
+}

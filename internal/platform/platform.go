@@ -196,6 +196,10 @@ func Run(ctx context.Context, cfg Config) error {
 	defer extras.stop()
 	apiURL := "http://" + clientAddr(apiLn.Addr())
 	publicURL := publicURLFunc(edgeLn.Addr())
+	var publicHTTPSURL func(string) string
+	if httpsLn != nil {
+		publicHTTPSURL = httpsURLFunc(portOf(httpsLn.Addr().String()))
+	}
 	// Cache purges (purge.go): WordPress posts them to the edge's purge
 	// endpoint; the API purges through the same Purger, the page cache.
 	purges, err := newPurging(dataDir, edgeLn.Addr())
@@ -227,7 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var routes *routeSync
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
-		publicURL: publicURL, purger: pageCache, metrics: extras.metrics.Handler(),
+		publicURL: publicURL, publicHTTPSURL: publicHTTPSURL, purger: pageCache, metrics: extras.metrics.Handler(),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans, auth: cfg.Auth,
 		assistant: cfg.Assistant,
 		provider: func(st store.Store) placement.Provider {
@@ -431,6 +435,20 @@ func publicURLFunc(addr net.Addr) func(string) string {
 		port = fmt.Sprintf(":%d", tcp.Port)
 	}
 	return func(domain string) string { return "http://" + domain + port }
+}
+
+// httpsURLFunc returns the function that gives a site's URL over HTTPS:
+// https, the domain, and port unless it is 443; nil when port is 0 or
+// less (no HTTPS listener).
+func httpsURLFunc(port int) func(string) string {
+	if port <= 0 {
+		return nil
+	}
+	suffix := ""
+	if port != 443 {
+		suffix = fmt.Sprintf(":%d", port)
+	}
+	return func(domain string) string { return "https://" + domain + suffix }
 }
 
 // clientAddr turns a listener address into one a client can dial.

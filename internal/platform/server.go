@@ -42,6 +42,9 @@ type ServerConfig struct {
 	Version string
 	// PublicPort is the edges' HTTP port, for sites' URLs (default 80).
 	PublicPort int
+	// PublicHTTPSPort is the edges' HTTPS port (0: the edges serve no
+	// HTTPS): sites that redirect to HTTPS get https:// sign-in links.
+	PublicHTTPSPort int
 	// ShardCapacity is the capacity of shards the local provider creates
 	// (0: placement.DefaultCapacity).
 	ShardCapacity int
@@ -114,11 +117,14 @@ type controlPlaneConfig struct {
 	log                *slog.Logger
 	version            string
 	publicURL          func(string) string
-	purger             api.Purger
-	metrics            http.Handler
-	provider           func(st store.Store) placement.Provider
-	heartbeatTimeout   time.Duration
-	headroom           float64
+	// publicHTTPSURL is a site's URL over HTTPS (nil: the edges serve no
+	// HTTPS; api.Config.PublicHTTPSURL).
+	publicHTTPSURL   func(string) string
+	purger           api.Purger
+	metrics          http.Handler
+	provider         func(st store.Store) placement.Provider
+	heartbeatTimeout time.Duration
+	headroom         float64
 	// backupURL is the bucket of the backup repositories (default
 	// file://<dataDir>/backups).
 	backupURL string
@@ -267,7 +273,8 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Portal:      web,
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
-		Purger: cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
+		PublicHTTPSURL: cfg.publicHTTPSURL,
+		Purger:         cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.loginKey,
 		Plans:     cfg.plans,
 		Auth:      auth,
@@ -346,6 +353,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	ccfg := controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
 		publicURL:        func(d string) string { return "http://" + d + port },
+		publicHTTPSURL:   httpsURLFunc(cfg.PublicHTTPSPort),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
 		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth, assistant: cfg.Assistant,
 	}

@@ -1,5 +1,11 @@
 package shard
 
+import (
+	"context"
+
+	"github.com/aipress/aipress/internal/site"
+)
+
 // SetCrashAt makes an in-place restore call fn at its crash points
 // ("staged": staging complete, before the swap is committed; "swapping":
 // committed, before the swap) and stop there, without cleanup, when fn
@@ -9,3 +15,9 @@ package shard
 // and "rotate-dropped" (the old account is gone, the rotation is not yet
 // marked done).
 func SetCrashAt(s *Shard, fn func(point string) error) { s.crashAt = fn }
+
+// LoginKeyFor is the login key the shard would write into st's
+// wp-config.php in docroot.
+func LoginKeyFor(ctx context.Context, s *Shard, st *site.Site, docroot string) string {
+	return s.loginKey(ctx, st, Names{Docroot: docroot})
+}

@@ -298,11 +298,7 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	if onVolume {
 		cfg.DiskLimitMB = limitMB
 	}
-	if s.cfg.LoginKey != nil {
-		key, err := s.cfg.LoginKey(ctx, st.Metadata.Name, st.Metadata.UID)
-		if err != nil {
-			return fmt.Errorf("login key: %w", err)
-		}
+	if key := s.loginKey(ctx, st, n); key != "" {
 		cfg.SiteUID, cfg.LoginKey = st.Metadata.UID, key
 	}
 	// The plugins are symlinks to the shard's one copy (one OPcache
@@ -316,6 +312,31 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 		return err
 	}
 	return sitePermissions(n, uid, gid)
+}
+
+// loginKey is the login key (hex) for st's wp-config.php ("": none). When
+// the control plane cannot give it (an outage), the key the site's
+// wp-config.php already defines for this UID is kept and the failure is
+// logged: a site's files are never held back for sign-in links, which
+// work again with the key once the control plane answers (the next
+// rewrite fetches it again).
+func (s *Shard) loginKey(ctx context.Context, st *site.Site, n Names) string {
+	if s.cfg.LoginKey == nil {
+		return ""
+	}
+	key, err := s.cfg.LoginKey(ctx, st.Metadata.Name, st.Metadata.UID)
+	if err == nil {
+		return key
+	}
+	var kept string
+	if old, rerr := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php")); rerr == nil {
+		if uid, k := wordpress.LoginKeyOf(old); uid == st.Metadata.UID {
+			kept = k
+		}
+	}
+	s.log.Warn("login key unavailable: keeping the site's current one (sign-in links refused if it has none)",
+		"site", st.Metadata.Name, "kept", kept != "", "err", err)
+	return kept
 }
 
 // poolFor is the php-fpm pool of site st.

@@ -13,7 +13,11 @@
 // A request with ?aipress_login=<token> (POST /v1/sites/{name}/login-link)
 // is checked here exactly as Go's internal/loginlink.Verify checks it:
 //   token = base64url(payload) "." base64url(HMAC-SHA256(key, base64url(payload)))
-//   payload = {"v":1,"site":uid,"user":login,"exp":unix,"nonce":hex}
+//   payload = {"v":1,"site":uid,"user":login,"exp":unix,"nonce":hex[,"tls":true]}
+// A token with "tls" was made for an https:// link (the site redirects to
+// HTTPS and the edge serves it): it is refused on a request that did not
+// arrive over TLS (is_ssl(): the edge sets HTTPS=on for TLS requests and
+// replaces any X-Forwarded-Proto a visitor sends).
 // then the nonce is recorded in this site's own options table (INSERT
 // IGNORE on the unique option_name: two requests with one token cannot both
 // win), so a link works once. A good token signs its user in (it must be an
@@ -27,11 +31,12 @@ final class AIPress_Login {
 	const USED = '_aipress_login_used_';
 
 	/**
-	 * Checks $token against the site's key (hex) and UID at Unix time $now:
-	 * the claims (an array) when it is good, else the reason (a string:
-	 * malformed, signature, site, expired).
+	 * Checks $token against the site's key (hex) and UID at Unix time $now,
+	 * for a request that arrived over TLS or not ($tls): the claims (an
+	 * array) when it is good, else the reason (a string: malformed,
+	 * signature, site, expired, tls).
 	 */
-	public static function verify($token, $key_hex, $uid, $now) {
+	public static function verify($token, $key_hex, $uid, $now, $tls) {
 		if (!is_string($token) || strlen($token) > 2048 || !is_string($key_hex) || !ctype_xdigit($key_hex) || strlen($key_hex) % 2 !== 0) {
 			return 'malformed';
 		}
@@ -50,7 +55,8 @@ final class AIPress_Login {
 		$c = $json === false ? null : json_decode($json, true);
 		if (!is_array($c) || ($c['v'] ?? null) !== 1 || !is_string($c['site'] ?? null) || !is_int($c['exp'] ?? null)
 			|| !is_string($c['user'] ?? null) || $c['user'] === ''
-			|| !is_string($c['nonce'] ?? null) || !preg_match('/^[0-9a-f]{16,64}$/', $c['nonce'])) {
+			|| !is_string($c['nonce'] ?? null) || !preg_match('/^[0-9a-f]{16,64}$/', $c['nonce'])
+			|| !is_bool($c['tls'] ?? false)) {
 			return 'malformed';
 		}
 		if (!hash_equals($uid, $c['site'])) {
@@ -58,6 +64,9 @@ final class AIPress_Login {
 		}
 		if ($now >= $c['exp']) {
 			return 'expired';
+		}
+		if (($c['tls'] ?? false) && !$tls) {
+			return 'tls';
 		}
 		return $c;
 	}
@@ -78,11 +87,13 @@ final class AIPress_Login {
 		if (!defined('AIPRESS_LOGIN_KEY') || !defined('AIPRESS_SITE_UID')) {
 			self::refuse('Sign-in links are not set up for this site.');
 		}
-		$c = self::verify(wp_unslash($_GET[self::PARAM]), AIPRESS_LOGIN_KEY, AIPRESS_SITE_UID, time());
+		$c = self::verify(wp_unslash($_GET[self::PARAM]), AIPRESS_LOGIN_KEY, AIPRESS_SITE_UID, time(), is_ssl());
 		if (!is_array($c)) {
 			self::refuse($c === 'expired'
 				? 'This sign-in link has expired. Ask the portal for a new one.'
-				: 'This sign-in link is not valid for this site.');
+				: ($c === 'tls'
+					? 'This sign-in link works over HTTPS only. Ask the portal for a new one and open it as given.'
+					: 'This sign-in link is not valid for this site.'));
 		}
 		$user = get_user_by('login', $c['user']);
 		if (!$user || !user_can($user, 'manage_options')) {

@@ -142,3 +142,24 @@ require_once ABSPATH . 'wp-settings.php';
 `)
 	return b.Bytes()
 }
+
+// loginConstRE matches the two constants Render writes for sign-in links.
+var loginConstRE = regexp.MustCompile(`(?m)^define\('(AIPRESS_SITE_UID|AIPRESS_LOGIN_KEY)', '([^'\\]*)'\);$`)
+
+// LoginKeyOf returns the site UID and login key (hex) a wp-config.php
+// that Render made defines ("" when it defines none): what the site
+// accepts sign-in links with until its config is rewritten.
+func LoginKeyOf(wpConfig []byte) (siteUID, loginKey string) {
+	for _, m := range loginConstRE.FindAllSubmatch(wpConfig, -1) {
+		switch string(m[1]) {
+		case "AIPRESS_SITE_UID":
+			siteUID = string(m[2])
+		case "AIPRESS_LOGIN_KEY":
+			loginKey = string(m[2])
+		}
+	}
+	if loginKey == "" {
+		return "", ""
+	}
+	return siteUID, loginKey
+}

@@ -66,3 +66,26 @@ func TestConfigDiskLimit(t *testing.T) {
 		t.Errorf("wp-config lacks %q", line)
 	}
 }
+
+func TestLoginKeyOf(t *testing.T) {
+	base := Config{Domain: "blog.localhost", URL: "http://blog.localhost", Docroot: "/d", CoreDir: "/c", Salts: NewSalts()}
+	with := base
+	with.SiteUID, with.LoginKey = "3f2a-uid", "00ff17ab"
+	tests := []struct {
+		name          string
+		conf          []byte
+		wantUID, want string
+	}{
+		{"rendered with a key", with.Render(), "3f2a-uid", "00ff17ab"},
+		{"rendered without", base.Render(), "", ""},
+		{"not a config", []byte("<?php echo 1;"), "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uid, key := LoginKeyOf(tt.conf)
+			if uid != tt.wantUID || key != tt.want {
+				t.Errorf("LoginKeyOf = %q, %q; want %q, %q", uid, key, tt.wantUID, tt.want)
+			}
+		})
+	}
+}

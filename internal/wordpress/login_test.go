@@ -35,7 +35,11 @@ func TestLoginPluginVerifiesAsGo(t *testing.T) {
 	secret := bytes.Repeat([]byte{3}, 32)
 	keyA, keyB := loginlink.Key(secret, "uid-a"), loginlink.Key(secret, "uid-b")
 	now := time.Unix(1_800_000_000, 0)
-	good, _, err := loginlink.New(keyA, "uid-a", "admin", now)
+	good, _, err := loginlink.New(keyA, "uid-a", "admin", false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodTLS, _, err := loginlink.New(keyA, "uid-a", "admin", true, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,21 +53,26 @@ func TestLoginPluginVerifiesAsGo(t *testing.T) {
 	type check struct {
 		Name, Token, Key, UID string
 		Now                   int64
+		PlainHTTP             bool // the request did not arrive over TLS
 	}
 	checks := []check{
-		{"valid", good, hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"expired", good, hex.EncodeToString(keyA), "uid-a", now.Add(loginlink.TTL).Unix()},
-		{"other site's key", good, hex.EncodeToString(keyB), "uid-b", now.Unix()},
-		{"other site's UID", good, hex.EncodeToString(keyA), "uid-b", now.Unix()},
-		{"payload changed", strings.ToUpper(p[:4]) + p[4:] + "." + sig, hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"no signature", p, hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"empty", "", hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"three parts", good + ".x", hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"not JSON", signed("nope"), hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"exp a string", signed(`{"v":1,"site":"uid-a","user":"admin","exp":"9999999999","nonce":"00ff00ff00ff00ff"}`), hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"nonce not hex", signed(`{"v":1,"site":"uid-a","user":"admin","exp":9999999999,"nonce":"'; DROP TABLE x"}`), hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"version 2", signed(`{"v":2,"site":"uid-a","user":"admin","exp":9999999999,"nonce":"00ff00ff00ff00ff"}`), hex.EncodeToString(keyA), "uid-a", now.Unix()},
-		{"no key", good, "", "uid-a", now.Unix()},
+		{"valid", good, hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"valid over plain HTTP", good, hex.EncodeToString(keyA), "uid-a", now.Unix(), true},
+		{"HTTPS link over TLS", goodTLS, hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"HTTPS link over plain HTTP", goodTLS, hex.EncodeToString(keyA), "uid-a", now.Unix(), true},
+		{"tls a string", signed(`{"v":1,"site":"uid-a","user":"admin","exp":9999999999,"nonce":"00ff00ff00ff00ff","tls":"no"}`), hex.EncodeToString(keyA), "uid-a", now.Unix(), true},
+		{"expired", good, hex.EncodeToString(keyA), "uid-a", now.Add(loginlink.TTL).Unix(), false},
+		{"other site's key", good, hex.EncodeToString(keyB), "uid-b", now.Unix(), false},
+		{"other site's UID", good, hex.EncodeToString(keyA), "uid-b", now.Unix(), false},
+		{"payload changed", strings.ToUpper(p[:4]) + p[4:] + "." + sig, hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"no signature", p, hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"empty", "", hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"three parts", good + ".x", hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"not JSON", signed("nope"), hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"exp a string", signed(`{"v":1,"site":"uid-a","user":"admin","exp":"9999999999","nonce":"00ff00ff00ff00ff"}`), hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"nonce not hex", signed(`{"v":1,"site":"uid-a","user":"admin","exp":9999999999,"nonce":"'; DROP TABLE x"}`), hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"version 2", signed(`{"v":2,"site":"uid-a","user":"admin","exp":9999999999,"nonce":"00ff00ff00ff00ff"}`), hex.EncodeToString(keyA), "uid-a", now.Unix(), false},
+		{"no key", good, "", "uid-a", now.Unix(), false},
 	}
 	in, _ := json.Marshal(checks)
 	harness := `<?php
@@ -71,7 +80,7 @@ define('ABSPATH', '/');
 require $argv[1];
 $out = array();
 foreach (json_decode(file_get_contents($argv[2]), true) as $c) {
-	$r = AIPress_Login::verify($c['Token'], $c['Key'], $c['UID'], $c['Now']);
+	$r = AIPress_Login::verify($c['Token'], $c['Key'], $c['UID'], $c['Now'], !$c['PlainHTTP']);
 	$out[$c['Name']] = is_array($r) ? 'ok' : $r;
 }
 echo json_encode($out);
@@ -93,10 +102,13 @@ echo json_encode($out);
 		t.Fatalf("%v: %s", err, out)
 	}
 	reason := map[error]string{nil: "ok", loginlink.ErrMalformed: "malformed", loginlink.ErrSignature: "signature",
-		loginlink.ErrWrongSite: "site", loginlink.ErrExpired: "expired"}
+		loginlink.ErrWrongSite: "site", loginlink.ErrExpired: "expired", loginlink.ErrNeedsTLS: "tls"}
 	for _, c := range checks {
 		key, _ := hex.DecodeString(c.Key)
-		_, err := loginlink.Verify(key, c.Token, c.UID, time.Unix(c.Now, 0))
+		claims, err := loginlink.Verify(key, c.Token, c.UID, time.Unix(c.Now, 0))
+		if err == nil {
+			err = claims.CheckTLS(!c.PlainHTTP)
+		}
 		want, ok := reason[err]
 		if !ok {
 			t.Fatalf("%s: Verify: unexpected %v", c.Name, err)
@@ -108,7 +120,8 @@ echo json_encode($out);
 			t.Errorf("%s: PHP says %q, Go says %q", c.Name, got[c.Name], want)
 		}
 	}
-	if got["valid"] != "ok" || got["expired"] != "expired" || got["other site's key"] != "signature" {
+	if got["valid"] != "ok" || got["expired"] != "expired" || got["other site's key"] != "signature" ||
+		got["HTTPS link over plain HTTP"] != "tls" || got["HTTPS link over TLS"] != "ok" || got["valid over plain HTTP"] != "ok" {
 		t.Errorf("verdicts %v", got)
 	}
 }
