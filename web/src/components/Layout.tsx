@@ -87,8 +87,11 @@ export function Layout({ children }: { children: ReactNode }) {
                 </Menu.Item>
                 <Menu.Item
                   onClick={async () => {
-                    await s.signOut();
-                    navigate('/signin');
+                    try {
+                      await s.signOut();
+                    } finally {
+                      navigate('/signin');
+                    }
                   }}
                 >
                   Sign out
