@@ -4,6 +4,7 @@ import { Redirect, Route, Switch } from 'wouter';
 import { SessionProvider, useSession } from './session';
 import { themeFor } from './theme';
 import { Layout } from './components/Layout';
+import { ErrorBoundary } from './components/ErrorBoundary';
 import SignIn from './pages/SignIn';
 
 // Pages load on demand so the first load stays small.
@@ -79,8 +80,10 @@ function Routes() {
 
 export function App() {
   return (
-    <SessionProvider>
-      <Routes />
-    </SessionProvider>
+    <ErrorBoundary>
+      <SessionProvider>
+        <Routes />
+      </SessionProvider>
+    </ErrorBoundary>
   );
 }

@@ -29,6 +29,33 @@ const Ctx = createContext<Session | null>(null);
 
 const ORG_KEY = 'aipress.org';
 
+/**
+ * Per-user state a browser tab keeps: the assistant conversation (with
+ * tool arguments and results), pending invitation and reset secrets.
+ * Signing out drops all of it so the next user of the tab sees none.
+ */
+const SESSION_KEYS = ['aipress.assistant', 'aipress.invite', 'aipress.reset'];
+const LOCAL_KEYS = [ORG_KEY];
+
+/** forgetUserState removes what the signed-in user left in storage. */
+export function forgetUserState() {
+  for (const [store, keys] of [
+    [() => sessionStorage, SESSION_KEYS],
+    [() => localStorage, LOCAL_KEYS],
+  ] as const) {
+    for (const k of keys) {
+      try {
+        store().removeItem(k);
+      } catch {
+        // storage disabled: nothing kept
+      }
+    }
+  }
+}
+
+/** SIGNED_OUT is the window event open views (the chat panel) reset on. */
+export const SIGNED_OUT = 'aipress:signed-out';
+
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [me, setMe] = useState<WhoAmI | null>(null);
   const [loading, setLoading] = useState(true);
@@ -113,8 +140,17 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const signOut = useCallback(async () => {
-    await api.POST('/v1/auth/logout');
-    setMe(null);
+    // Stop and empty the chat panel first, so no stream writes it back.
+    window.dispatchEvent(new Event(SIGNED_OUT));
+    forgetUserState();
+    try {
+      await api.POST('/v1/auth/logout');
+    } finally {
+      forgetUserState();
+      setOrgState('');
+      setBranding({});
+      setMe(null);
+    }
   }, []);
 
   const value: Session = { me, loading, org, setOrg, orgs, switchable, platform, operator, branding, refresh, signOut };

@@ -4,12 +4,21 @@
 // tab's sessionStorage, so a detour through /signin keeps them without
 // ever putting them in a URL that is sent anywhere.
 
+/** decodeFragment percent-decodes a fragment; a malformed one is kept raw. */
+export function decodeFragment(f: string): string {
+  try {
+    return decodeURIComponent(f);
+  } catch {
+    return f;
+  }
+}
+
 /**
  * takeFragmentSecret returns the secret of the URL fragment (removing it
  * from the address bar) or, when there is none, the one kept under key.
  */
 export function takeFragmentSecret(key: string): string {
-  const h = decodeURIComponent(window.location.hash.replace(/^#/, '')).trim();
+  const h = decodeFragment(window.location.hash.replace(/^#/, '')).trim();
   if (h) {
     try {
       sessionStorage.setItem(key, h);

@@ -9,6 +9,7 @@ import { APIError, errorText } from '../api/client';
 import { announceChange } from '../chat/changed';
 import { isWrite, load, reduce, save, type Item } from '../chat/conversation';
 import { cancelProposal, getAssistant, postStream, RateLimited, type AssistantInfo } from '../chat/stream';
+import { SIGNED_OUT } from '../session';
 import { AssistantBubble, ErrorNote, ProposalCard, ToolCard, UserBubble } from './ChatCards';
 
 /** The server refuses longer messages (400); it counts characters, not UTF-16 units. */
@@ -44,7 +45,24 @@ export default function ChatPanel({ onClose }: { onClose: () => void }) {
   const conv = useRef(state.conversation);
   conv.current = state.conversation;
 
-  useEffect(() => save(state), [state]);
+  // After sign-out nothing of this user's conversation is kept or shown.
+  const signedOut = useRef(false);
+  useEffect(() => {
+    if (!signedOut.current) save(state);
+  }, [state]);
+  useEffect(() => {
+    const onSignOut = () => {
+      signedOut.current = true;
+      abort.current?.abort();
+      abort.current = null;
+      conv.current = '';
+      setBusy(false);
+      setDraft('');
+      dispatch({ type: 'reset' });
+    };
+    window.addEventListener(SIGNED_OUT, onSignOut);
+    return () => window.removeEventListener(SIGNED_OUT, onSignOut);
+  }, []);
 
   useEffect(() => {
     let stop = false;

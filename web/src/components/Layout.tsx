@@ -5,6 +5,7 @@ import { useDisclosure } from '@mantine/hooks';
 import { lazy, Suspense, useState, type ReactNode } from 'react';
 import { Link, useLocation } from 'wouter';
 import { useSession } from '../session';
+import { httpsURL } from '../urls';
 
 const ChatPanel = lazy(() => import('./ChatPanel'));
 
@@ -31,6 +32,7 @@ export function Layout({ children }: { children: ReactNode }) {
   const [chat, setChat] = useState(false);
   const [loc, navigate] = useLocation();
   const product = s.branding.product_name || 'AIPress';
+  const logo = httpsURL(s.branding.logo_url);
   const orgNames = s.switchable;
 
   return (
@@ -46,7 +48,7 @@ export function Layout({ children }: { children: ReactNode }) {
             <Burger opened={opened} onClick={toggle} hiddenFrom="sm" size="sm" aria-label="Toggle navigation" />
             <UnstyledButton component={Link} href="/sites" aria-label={`${product} home`}>
               <Group gap="xs" wrap="nowrap">
-                {s.branding.logo_url && <Image src={s.branding.logo_url} alt="" h={28} w="auto" />}
+                {logo && <Image src={logo} alt="" h={28} w="auto" />}
                 <Text fw={700} size="lg" data-testid="product-name">
                   {product}
                 </Text>
@@ -87,8 +89,11 @@ export function Layout({ children }: { children: ReactNode }) {
                 </Menu.Item>
                 <Menu.Item
                   onClick={async () => {
-                    await s.signOut();
-                    navigate('/signin');
+                    try {
+                      await s.signOut();
+                    } finally {
+                      navigate('/signin');
+                    }
                   }}
                 >
                   Sign out

@@ -2,7 +2,21 @@
 import { Anchor, Badge, Button, Group, Paper, SimpleGrid, Stack, Switch, Table, Text, Title } from '@mantine/core';
 import { useState, type ReactNode } from 'react';
 import { api, errorText, must, type Site } from '../api/client';
+import { httpURL } from '../urls';
 import { ErrorAlert, fmtTime, siteOrg, type SitePerms } from './SiteShared';
+
+/** SiteLink links a site's URL when it is http(s); anything else is plain text. */
+function SiteLink({ url, empty = '' }: { url?: string; empty?: string }) {
+  const href = httpURL(url);
+  if (!url) return <>{empty}</>;
+  return href ? (
+    <Anchor href={href} target="_blank" rel="noreferrer">
+      {url}
+    </Anchor>
+  ) : (
+    <>{url}</>
+  );
+}
 
 function Field({ label, children }: { label: string; children: ReactNode }) {
   return (
@@ -56,7 +70,9 @@ export function SiteOverview({ site }: { site: Site }) {
   return (
     <Stack>
       <SimpleGrid cols={{ base: 1, xs: 2, md: 3 }}>
-        <Field label="URL">{url ? <Anchor href={url} target="_blank" rel="noreferrer">{url}</Anchor> : ''}</Field>
+        <Field label="URL">
+          <SiteLink url={url} />
+        </Field>
         <Field label="Title">{site.spec.title}</Field>
         <Field label="Organisation">{siteOrg(site)}</Field>
         <Field label="Shard">{site.status.shard}</Field>
@@ -115,7 +131,7 @@ export function SiteDomains({ site, perms, onChange }: { site: Site; perms: Site
             </Badge>
           </Group>
           <Text size="sm">
-            URL: {site.status.url ? <Anchor href={site.status.url} target="_blank" rel="noreferrer">{site.status.url}</Anchor> : '—'}
+            URL: <SiteLink url={site.status.url} empty="—" />
           </Text>
           <Text size="sm" c="dimmed">
             The domain is the site's name and cannot change; clone a backup to a new domain to move it.

@@ -5,6 +5,7 @@ import { useWindowVirtualizer } from '@tanstack/react-virtual';
 import { memo, useEffect, useLayoutEffect, useRef, useState, type CSSProperties } from 'react';
 import { Link } from 'wouter';
 import type { Site } from '../api/client';
+import { httpURL } from '../urls';
 import { percent, phaseColor, relativeTime, dateTime } from './SitesFormat';
 
 /** SiteSummary is what GET /v1/sites adds to each site (absent fields: unknown). */
@@ -132,6 +133,7 @@ const SiteRowView = memo(function SiteRowView({ site: s, index, y, now }: { site
   const name = s.metadata.name;
   const phase = s.status?.phase ?? 'Pending';
   const url = s.status?.url;
+  const href = httpURL(url);
   const lastBackup = s.summary?.last_backup;
   const ratio = percent(s.summary?.cache_hit_ratio);
   return (
@@ -154,10 +156,12 @@ const SiteRowView = memo(function SiteRowView({ site: s, index, y, now }: { site
         {s.spec?.plan ?? ''}
       </div>
       <div role="cell" style={cell}>
-        {url && (
-          <a href={url} target="_blank" rel="noopener noreferrer" style={link} aria-label={`Open ${name} in a new tab`}>
-            {url.replace(/^https?:\/\//, '')}
+        {href ? (
+          <a href={href} target="_blank" rel="noopener noreferrer" style={link} aria-label={`Open ${name} in a new tab`}>
+            {href.replace(/^https?:\/\//i, '')}
           </a>
+        ) : (
+          url
         )}
       </div>
       <div role="cell" style={cell} title={dateTime(lastBackup)}>

@@ -5,9 +5,22 @@ import { useLocation, useSearch } from 'wouter';
 import { api, errorText, must } from '../api/client';
 import { useSession } from '../session';
 
-/** safeReturn keeps return_to a local path (no //host or scheme). */
+/**
+ * safeReturn keeps return_to a local path: no //host, scheme, backslash
+ * or control character anywhere (browsers drop tabs and newlines and read
+ * "\\" as "/", so "/\t/evil.example" would leave the site), and it must
+ * resolve to this origin.
+ */
 export function safeReturn(v: string | null): string {
-  if (!v || !v.startsWith('/') || v.startsWith('//') || v.startsWith('/\\')) return '/sites';
+  const fallback = '/sites';
+  // eslint-disable-next-line no-control-regex
+  if (!v || !v.startsWith('/') || v.startsWith('//') || /[\u0000-\u001f\u007f\\]/.test(v)) return fallback;
+  try {
+    const u = new URL(v, location.origin);
+    if (u.origin !== location.origin || !u.pathname.startsWith('/') || u.pathname.startsWith('//')) return fallback;
+  } catch {
+    return fallback;
+  }
   return v;
 }
 

@@ -132,6 +132,22 @@ describe('SiteDetail', () => {
     expect(screen.getByRole('link', { name: 'open wp-admin' })).toHaveAttribute('href', url);
   });
 
+  it('never links to or opens a non-http(s) URL from the API', async () => {
+    const bad = site();
+    bad.status.url = 'javascript:alert(document.cookie)';
+    mockAPI(siteRoute(bad), route('POST', '/v1/sites/blog.localhost/login-link', () => json({ url: 'javascript:alert(1)', expires_at: '2026-12-01T10:02:00Z', user: 'admin' })));
+    const win = vi.fn();
+    vi.stubGlobal('open', win);
+    const { container } = open('/sites/blog.localhost');
+    await userEvent.click(await screen.findByRole('button', { name: 'Open wp-admin' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('not an http(s) address');
+    expect(win).not.toHaveBeenCalled();
+    // The URL is shown as text, never as a link.
+    expect(screen.getAllByText('javascript:alert(document.cookie)').length).toBeGreaterThan(0);
+    expect(container.querySelectorAll('a[href^="javascript"], a[href^="JAVASCRIPT"]')).toHaveLength(0);
+    expect(screen.queryByRole('link', { name: 'open wp-admin' })).toBeNull();
+  });
+
   it('hides the actions a viewer may not take', async () => {
     mockAPI(siteRoute(), route('GET', '/v1/backups', () => json({ items: [backup] })), noJobs);
     open('/sites/blog.localhost/backups', { orgs: { acme: 'viewer' }, me: { ...session().me!, orgs: { acme: 'viewer' } } });

@@ -10,6 +10,7 @@ import { Conditions, SiteDomains, SiteOverview } from '../components/SiteOvervie
 import { SiteCache, SiteSettings, SiteWAF } from '../components/SiteSettings';
 import { ConfirmDialog, ErrorAlert, fmtTime, mayResume, phaseColor, siteOrg, sitePath, sitePerms, type LoginLink } from '../components/SiteShared';
 import { useSession } from '../session';
+import { httpURL } from '../urls';
 
 export const tabs = ['Overview', 'Domains', 'Metrics', 'Backups', 'Cache', 'WAF', 'Settings'];
 
@@ -134,8 +135,10 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
   const openAdmin = () =>
     act('login', async () => {
       const l = await raw<LoginLink>('POST', sitePath(name, '/login-link'));
-      setLink(l);
-      window.open(l.url, '_blank', 'noopener');
+      const url = httpURL(l.url);
+      if (!url) throw new Error('The server sent a sign-in link that is not an http(s) address.');
+      setLink({ ...l, url });
+      window.open(url, '_blank', 'noopener');
     });
   const suspend = () => act('suspend', async () => changed(await must(api.POST('/v1/sites/{name}/suspend', { params: { path: { name } } }))));
   const resume = () => act('resume', async () => changed(await must(api.POST('/v1/sites/{name}/resume', { params: { path: { name } } }))));
@@ -161,10 +164,12 @@ export default function SiteDetail({ pollMs = 2000 }: { pollMs?: number }) {
             </Badge>
             {!settled(phase) && <Loader size="xs" aria-label="Watching the site's status" />}
           </Group>
-          {site.status.url && (
-            <Anchor href={site.status.url} target="_blank" rel="noreferrer" size="sm">
+          {httpURL(site.status.url) ? (
+            <Anchor href={httpURL(site.status.url)} target="_blank" rel="noreferrer" size="sm">
               {site.status.url}
             </Anchor>
+          ) : (
+            site.status.url && <Text size="sm">{site.status.url}</Text>
           )}
         </Stack>
         <Group gap="xs">

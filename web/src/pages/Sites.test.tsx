@@ -67,6 +67,16 @@ describe('Sites', () => {
     expect(calls[0].path).toBe('/v1/sites?limit=100&org=acme');
   });
 
+  it('does not link a site URL that is not http(s)', async () => {
+    mockAPI(serve([site(1, { status: { phase: 'Ready', shard: 'shard-1', url: 'javascript:alert(1)' } })]));
+    const { container } = renderPage(<Sites />, { path: '/sites' });
+    await screen.findByRole('link', { name: 'site00001.localhost' });
+    const row = within(screen.getAllByTestId('site-row')[0]);
+    expect(row.queryByRole('link', { name: /Open site00001.localhost/ })).toBeNull();
+    expect(row.getByText('javascript:alert(1)')).toBeInTheDocument();
+    expect(container.querySelectorAll('a[href^="javascript"]')).toHaveLength(0);
+  });
+
   it('renders 5,000 sites, loaded progressively, with only a window of rows in the DOM', async () => {
     const all = Array.from({ length: 5000 }, (_, i) => site(i));
     const calls = mockAPI(serve(all));
