@@ -104,3 +104,11 @@ describe('readSSE', () => {
     expect(cancelled).toBe(true);
   });
 });
+
+describe('SSEParser with empty chunks', () => {
+  it('keeps a CR pending across an empty chunk (CR, "", LF is one line end)', () => {
+    const p = new SSEParser();
+    const out = [...p.push('data: a\r'), ...p.push(''), ...p.push('\ndata: b\n\n')];
+    expect(out).toEqual([{ event: 'message', data: 'a\nb' }]);
+  });
+});

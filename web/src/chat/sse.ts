@@ -26,6 +26,8 @@ export class SSEParser {
   private id: string | undefined;
 
   push(chunk: string): SSEMessage[] {
+    // An empty chunk changes nothing (and must not forget a pending CR).
+    if (chunk === '') return [];
     if (this.lastCR && chunk.startsWith('\n')) chunk = chunk.slice(1);
     this.lastCR = false;
     this.buf += chunk;

@@ -92,6 +92,10 @@ export async function postStream(
     } catch {
       ev = { type: 'error', message: `unreadable event from the assistant: ${m.data.slice(0, 80)}` };
     }
+    // Only well-formed events: an object with a string type, and text
+    // only as a string.
+    if (!ev || typeof ev !== 'object' || typeof ev.type !== 'string') continue;
+    if (ev.type === 'text' && typeof (ev as { text?: unknown }).text !== 'string') continue;
     onEvent(ev);
   }
 }

@@ -1,1 +1,0 @@
-function o(t){const e=decodeURIComponent(window.location.hash.replace(/^#/,"")).trim();if(e){try{sessionStorage.setItem(t,e)}catch{}return window.history.replaceState(window.history.state,"",window.location.pathname+window.location.search),e}try{return sessionStorage.getItem(t)??""}catch{return""}}function r(t){try{sessionStorage.removeItem(t)}catch{}}export{r as f,o as t};
