@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/site"
-	"github.com/aipress/aipress/internal/store"
 )
 
 // LoginLink is the 200 body of POST /v1/sites/{name}/login-link: a URL
@@ -29,17 +26,11 @@ func (s *server) createLoginLink(c *call) (response, error) {
 	if s.cfg.LoginKey == nil {
 		return response{}, errorf(http.StatusNotImplemented, CodeUnimplemented, "sign-in links are not configured on this control plane")
 	}
-	name, err := siteName(c)
+	st, err := s.pathSite(c)
 	if err != nil {
 		return response{}, err
 	}
-	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return response{}, siteNotFound(name)
-	}
-	if err != nil {
-		return response{}, internal(fmt.Errorf("get site %q: %w", name, err))
-	}
+	name := st.Metadata.Name
 	switch {
 	case st.Metadata.DeletionRequested != nil || st.Status.Phase == site.PhaseDeleting:
 		return response{}, errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", name)
@@ -85,17 +76,11 @@ func (s *server) agentLoginKey(c *call) (response, error) {
 	if s.cfg.LoginKey == nil {
 		return response{}, errorf(http.StatusNotImplemented, CodeUnimplemented, "sign-in links are not configured on this control plane")
 	}
-	name, err := siteName(c)
+	st, err := s.pathSite(c)
 	if err != nil {
 		return response{}, err
 	}
-	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return response{}, siteNotFound(name)
-	}
-	if err != nil {
-		return response{}, internal(fmt.Errorf("get site %q: %w", name, err))
-	}
+	name := st.Metadata.Name
 	shard := c.token.Subject
 	if !slices.Contains(st.Shards(), shard) {
 		return response{}, errorf(http.StatusForbidden, CodeForbidden, "site %q is not on shard %q", name, shard)

@@ -1,11 +1,7 @@
 package api
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-
-	"github.com/aipress/aipress/internal/store"
 )
 
 // MoveKey is the body of GET /v1/agent/sites/{name}/move-key: the key that
@@ -26,17 +22,11 @@ func (s *server) agentMoveKey(c *call) (response, error) {
 	if s.cfg.Backups == nil {
 		return response{}, errorf(http.StatusNotImplemented, CodeUnimplemented, "move keys are not configured on this control plane (it has no key-encryption key)")
 	}
-	name, err := siteName(c)
+	st, err := s.pathSite(c)
 	if err != nil {
 		return response{}, err
 	}
-	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return response{}, siteNotFound(name)
-	}
-	if err != nil {
-		return response{}, internal(fmt.Errorf("get site %q: %w", name, err))
-	}
+	name := st.Metadata.Name
 	shard, m := c.token.Subject, st.Move
 	if !m.Active() || (shard != m.Source && shard != m.Target) {
 		return response{}, errorf(http.StatusForbidden, CodeForbidden, "shard %q is neither the source nor the target of an active move of site %q", shard, name)

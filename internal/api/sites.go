@@ -471,3 +471,20 @@ func (s *server) whoami(c *call) (response, error) {
 func (s *server) openapi(*call) (response, error) {
 	return response{status: http.StatusOK, raw: openAPISpec, contentType: "application/yaml"}, nil
 }
+
+// pathSite reads the site the {name} path value names: 404 when there is
+// none.
+func (s *server) pathSite(c *call) (*site.Site, error) {
+	name, err := siteName(c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.cfg.Store.GetSite(c.r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, siteNotFound(name)
+	}
+	if err != nil {
+		return nil, internal(fmt.Errorf("get site %q: %w", name, err))
+	}
+	return st, nil
+}
