@@ -26,6 +26,11 @@ describe('SignIn', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('wrong e-mail or password');
   });
 
+  it('titles the tab with the product', () => {
+    renderPage(<SignIn />, { path: '/signin', session: { me: null, branding: { product_name: 'Acme Hosting' } } });
+    expect(document.title).toBe('Sign in — Acme Hosting');
+  });
+
   it('shows a fixed message for a known ?error= code', () => {
     renderPage(<SignIn />, { path: '/signin?error=access_denied', session: { me: null } });
     expect(screen.getByRole('alert')).toHaveTextContent('The identity provider did not sign you in.');

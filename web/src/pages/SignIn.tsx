@@ -4,6 +4,7 @@ import { useState, type FormEvent } from 'react';
 import { useLocation, useSearch } from 'wouter';
 import { api, errorText, must } from '../api/client';
 import { useSession } from '../session';
+import { useDocumentTitle } from '../title';
 
 /**
  * safeReturn keeps return_to a local path: no //host, scheme, backslash
@@ -57,6 +58,7 @@ export default function SignIn() {
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState(() => signInError(params.get('error')));
   const product = s.branding.product_name || 'AIPress';
+  useDocumentTitle('Sign in');
 
   async function submit(e: FormEvent) {
     e.preventDefault();
