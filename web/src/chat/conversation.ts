@@ -51,6 +51,7 @@ function event(s: ChatState, ev: ChatEvent): ChatState {
     case 'conversation':
       return { ...s, conversation: ev.id };
     case 'text': {
+      if (typeof ev.text !== 'string') return s;
       const last = s.items[s.items.length - 1];
       if (last?.kind === 'assistant') {
         return { ...s, items: [...s.items.slice(0, -1), { ...last, text: last.text + ev.text }] };

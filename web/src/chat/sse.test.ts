@@ -44,6 +44,10 @@ describe('SSEParser', () => {
     }
   });
 
+  it('keeps a pending CR across an empty chunk', () => {
+    expect(feed(['data: a\r', '', '\ndata: b\r', '', '\n\r', '', '\n'])).toEqual([{ event: 'message', data: 'a\nb' }]);
+  });
+
   it('parses a stream fed one character at a time', () => {
     expect(feed(stream.split(''))).toEqual(want);
   });

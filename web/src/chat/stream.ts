@@ -50,6 +50,19 @@ export function retryAfterSeconds(v: string | null, now: number = Date.now()): n
 }
 
 /**
+ * checkEvent returns v as a ChatEvent, or null for what is not one (no
+ * string type; a text event without string text), which is skipped.
+ */
+export function checkEvent(v: unknown): ChatEvent | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const e = v as { type?: unknown; text?: unknown; message?: unknown };
+  if (typeof e.type !== 'string') return null;
+  if (e.type === 'text' && typeof e.text !== 'string') return null;
+  if (e.type === 'error' && typeof e.message !== 'string') return { type: 'error', message: 'the assistant reported an error' };
+  return v as ChatEvent;
+}
+
+/**
  * postStream POSTs body as JSON to path and calls onEvent for each event
  * of the reply as it arrives. A non-2xx answer throws an APIError with the
  * server's message (RateLimited for 429). An event whose data is not JSON
@@ -85,17 +98,18 @@ export async function postStream(
     throw new APIError(res.status, code, msg);
   }
   if (!res.body) throw new APIError(res.status, 'error', 'the assistant sent no stream');
+  const type = res.headers.get('Content-Type') ?? '';
+  if (!/^text\/event-stream\s*(;|$)/i.test(type)) {
+    await res.body.cancel().catch(() => {});
+    throw new APIError(res.status, 'error', `the assistant answered with ${type || 'no content type'}, not an event stream`);
+  }
   for await (const m of readSSE(res.body, signal)) {
-    let ev: ChatEvent;
+    let ev: ChatEvent | null;
     try {
-      ev = JSON.parse(m.data) as ChatEvent;
+      ev = checkEvent(JSON.parse(m.data));
     } catch {
       ev = { type: 'error', message: `unreadable event from the assistant: ${m.data.slice(0, 80)}` };
     }
-    // Only well-formed events: an object with a string type, and text
-    // only as a string.
-    if (!ev || typeof ev !== 'object' || typeof ev.type !== 'string') continue;
-    if (ev.type === 'text' && typeof (ev as { text?: unknown }).text !== 'string') continue;
-    onEvent(ev);
+    if (ev) onEvent(ev);
   }
 }

@@ -74,6 +74,14 @@ describe('ChatPanel', () => {
     expect(screen.getByRole('log')).toHaveAttribute('aria-live', 'polite');
   });
 
+  it('shows an error when the answer is not an event stream', async () => {
+    mockAPI(info, route('POST', '/v1/assistant/chat', () => new Response('<html>proxy login</html>', { headers: { 'Content-Type': 'text/html' } })));
+    renderPage(<ChatPanel onClose={() => {}} />);
+    await say('hello');
+    expect(await screen.findByRole('alert')).toHaveTextContent('not an event stream');
+    expect(screen.queryByTestId('assistant-message')).toBeNull();
+  });
+
   it('shows a tool call card with its status and result, and announces writes', async () => {
     const got = changes();
     mockAPI(

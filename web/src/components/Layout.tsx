@@ -2,10 +2,12 @@
 // user menu) and the navigation.
 import { AppShell, Burger, Button, Group, Image, Menu, NavLink, Select, Text, UnstyledButton } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
-import { lazy, Suspense, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useCallback, useRef, useState, type ReactNode } from 'react';
 import { Link, useLocation } from 'wouter';
 import { useSession } from '../session';
+import { pageTitle, useDocumentTitle } from '../title';
 import { httpsURL } from '../urls';
+import { SkipLink } from './SkipLink';
 
 const ChatPanel = lazy(() => import('./ChatPanel'));
 
@@ -33,6 +35,14 @@ export function Layout({ children }: { children: ReactNode }) {
   const [loc, navigate] = useLocation();
   const product = s.branding.product_name || 'AIPress';
   const logo = httpsURL(s.branding.logo_url);
+  const account = s.me?.user?.email ?? s.me?.name ?? '';
+  useDocumentTitle(pageTitle(loc));
+  // Closing the panel puts focus back where the user opened it from.
+  const assistantButton = useRef<HTMLButtonElement>(null);
+  const closeChat = useCallback(() => {
+    setChat(false);
+    assistantButton.current?.focus();
+  }, []);
   const orgNames = s.switchable;
 
   return (
@@ -42,6 +52,7 @@ export function Layout({ children }: { children: ReactNode }) {
       aside={{ width: 420, breakpoint: 'md', collapsed: { desktop: !chat, mobile: !chat } }}
       padding="md"
     >
+      <SkipLink target="main" />
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group gap="sm" wrap="nowrap">
@@ -69,14 +80,14 @@ export function Layout({ children }: { children: ReactNode }) {
                 size="sm"
               />
             )}
-            <Button variant={chat ? 'filled' : 'light'} px={{ base: 'xs', sm: 'md' }} onClick={() => setChat((c) => !c)} aria-pressed={chat}>
+            <Button ref={assistantButton} variant={chat ? 'filled' : 'light'} px={{ base: 'xs', sm: 'md' }} onClick={() => setChat((c) => !c)} aria-pressed={chat}>
               Assistant
             </Button>
             <Menu position="bottom-end">
               <Menu.Target>
-                <Button variant="subtle" px="xs" aria-label="Account menu" title={s.me?.user?.email ?? s.me?.name}>
+                <Button variant="subtle" px="xs" aria-label={`Account menu for ${account}`} title={account}>
                   <Text span visibleFrom="sm" inherit>
-                    {s.me?.user?.email ?? s.me?.name}
+                    {account}
                   </Text>
                   <Text span hiddenFrom="sm" inherit aria-hidden>
                     ⋮
@@ -89,11 +100,8 @@ export function Layout({ children }: { children: ReactNode }) {
                 </Menu.Item>
                 <Menu.Item
                   onClick={async () => {
-                    try {
-                      await s.signOut();
-                    } finally {
-                      navigate('/signin');
-                    }
+                    await s.signOut().catch(() => {});
+                    navigate('/signin');
                   }}
                 >
                   Sign out
@@ -117,11 +125,13 @@ export function Layout({ children }: { children: ReactNode }) {
             />
           ))}
       </AppShell.Navbar>
-      <AppShell.Main>{children}</AppShell.Main>
+      <AppShell.Main id="main" tabIndex={-1} style={{ outline: 'none' }}>
+        {children}
+      </AppShell.Main>
       <AppShell.Aside p="xs" aria-label="Assistant">
         {chat && (
           <Suspense fallback={null}>
-            <ChatPanel onClose={() => setChat(false)} />
+            <ChatPanel onClose={closeChat} />
           </Suspense>
         )}
       </AppShell.Aside>

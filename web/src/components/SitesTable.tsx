@@ -55,6 +55,27 @@ const rowBase: CSSProperties = {
 const link: CSSProperties = { ...cell, color: 'var(--mantine-color-anchor)', textDecoration: 'none' };
 const strong: CSSProperties = { ...link, fontWeight: 500 };
 const dimmed: CSSProperties = { color: 'var(--mantine-color-dimmed)' };
+const visuallyHidden: CSSProperties = {
+  position: 'absolute',
+  width: 1,
+  height: 1,
+  margin: -1,
+  padding: 0,
+  overflow: 'hidden',
+  clip: 'rect(0 0 0 0)',
+  whiteSpace: 'nowrap',
+  border: 0,
+};
+
+/** unknown: a dash for the eye, the word for a screen reader. */
+const unknown = (
+  <>
+    <span style={dimmed} aria-hidden>
+      –
+    </span>
+    <span style={visuallyHidden}>unknown</span>
+  </>
+);
 const badgeBase: CSSProperties = {
   display: 'inline-block',
   padding: '0 8px',
@@ -165,10 +186,10 @@ const SiteRowView = memo(function SiteRowView({ site: s, index, y, now }: { site
         )}
       </div>
       <div role="cell" style={cell} title={dateTime(lastBackup)}>
-        {lastBackup ? relativeTime(lastBackup, now) : <span style={dimmed} aria-label="unknown">–</span>}
+        {lastBackup ? relativeTime(lastBackup, now) : unknown}
       </div>
       <div role="cell" style={cell}>
-        {ratio || <span style={dimmed} aria-label="unknown">–</span>}
+        {ratio || unknown}
       </div>
     </div>
   );

@@ -8,6 +8,7 @@ import { useLocation } from 'wouter';
 import { APIError, errorText, raw } from '../api/client';
 import { forgetSecret, takeFragmentSecret } from '../components/AdminSecret';
 import { useSession } from '../session';
+import { useDocumentTitle } from '../title';
 
 const KEY = 'aipress.invite';
 
@@ -20,6 +21,7 @@ interface Accepted {
 
 export default function AcceptInvite() {
   const s = useSession();
+  useDocumentTitle('Accept invitation');
   const [, navigate] = useLocation();
   const [token] = useState(() => takeFragmentSecret(KEY));
   const [name, setName] = useState('');

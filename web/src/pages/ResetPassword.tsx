@@ -7,6 +7,7 @@ import { useState, type FormEvent } from 'react';
 import { api, errorText, must } from '../api/client';
 import { forgetSecret, takeFragmentSecret } from '../components/AdminSecret';
 import { useSession } from '../session';
+import { useDocumentTitle } from '../title';
 
 const KEY = 'aipress.reset';
 
@@ -24,6 +25,7 @@ function takeResetSecret(): string {
 
 export default function ResetPassword() {
   const s = useSession();
+  useDocumentTitle('Reset password');
   const [token] = useState(takeResetSecret);
   const product = s.branding.product_name || 'AIPress';
   return (

@@ -2,7 +2,7 @@ import { screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { json, mockAPI, renderPage, route } from '../test/render';
-import SignIn, { safeReturn } from './SignIn';
+import SignIn, { safeReturn, signInError } from './SignIn';
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -24,6 +24,35 @@ describe('SignIn', () => {
     await userEvent.type(screen.getByLabelText(/Password/), 'nope');
     await userEvent.click(screen.getByRole('button', { name: 'Sign in' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('wrong e-mail or password');
+  });
+
+  it('titles the tab with the product', () => {
+    renderPage(<SignIn />, { path: '/signin', session: { me: null, branding: { product_name: 'Acme Hosting' } } });
+    expect(document.title).toBe('Sign in — Acme Hosting');
+  });
+
+  it('shows a fixed message for a known ?error= code', () => {
+    renderPage(<SignIn />, { path: '/signin?error=access_denied', session: { me: null } });
+    expect(screen.getByRole('alert')).toHaveTextContent('The identity provider did not sign you in.');
+  });
+
+  it('never shows the ?error= text itself', () => {
+    const lure = 'Your account is locked. Call +1 555 0100 to unlock it';
+    renderPage(<SignIn />, { path: `/signin?error=${encodeURIComponent(lure)}`, session: { me: null } });
+    const alert = screen.getByRole('alert');
+    expect(alert).toHaveTextContent('Sign-in did not complete. Try again.');
+    expect(alert).not.toHaveTextContent('555');
+  });
+
+  it.each([
+    ['unauthenticated', 'The identity provider did not sign you in.'],
+    ['forbidden', 'This account may not sign in. Ask an organisation owner for an invitation.'],
+    ['toString', 'Sign-in did not complete. Try again.'],
+    ['__proto__', 'Sign-in did not complete. Try again.'],
+    ['', ''],
+    [null, ''],
+  ])('signInError(%s) = %s', (code, want) => {
+    expect(signInError(code)).toBe(want);
   });
 
   it.each([

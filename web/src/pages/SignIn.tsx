@@ -4,6 +4,7 @@ import { useState, type FormEvent } from 'react';
 import { useLocation, useSearch } from 'wouter';
 import { api, errorText, must } from '../api/client';
 import { useSession } from '../session';
+import { useDocumentTitle } from '../title';
 
 /**
  * safeReturn keeps return_to a local path: no //host, scheme, backslash
@@ -24,6 +25,29 @@ export function safeReturn(v: string | null): string {
   return v;
 }
 
+/**
+ * signInErrors are the fixed messages for ?error= codes. The query string
+ * is anyone's to write, so its text is never shown as such: a link must
+ * not be able to put words in the portal's mouth. (The API answers a
+ * failed OIDC callback with a JSON error rather than a redirect; these
+ * cover its error codes and the OAuth ones a provider may return.)
+ */
+const signInErrors: Record<string, string> = {
+  unauthenticated: 'The identity provider did not sign you in.',
+  access_denied: 'The identity provider did not sign you in.',
+  forbidden: 'This account may not sign in. Ask an organisation owner for an invitation.',
+  invalid_argument: 'The sign-in expired or was interrupted. Start again.',
+  expired: 'The sign-in expired. Start again.',
+  internal: 'The identity provider is unavailable. Try again later.',
+  temporarily_unavailable: 'The identity provider is unavailable. Try again later.',
+};
+
+/** signInError maps ?error= to a fixed message ('' for none). */
+export function signInError(code: string | null): string {
+  if (!code) return '';
+  return Object.hasOwn(signInErrors, code) ? signInErrors[code] : 'Sign-in did not complete. Try again.';
+}
+
 export default function SignIn() {
   const s = useSession();
   const [, navigate] = useLocation();
@@ -32,8 +56,9 @@ export default function SignIn() {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState(params.get('error') ?? '');
+  const [err, setErr] = useState(() => signInError(params.get('error')));
   const product = s.branding.product_name || 'AIPress';
+  useDocumentTitle('Sign in');
 
   async function submit(e: FormEvent) {
     e.preventDefault();

@@ -77,6 +77,15 @@ describe('Sites', () => {
     expect(container.querySelectorAll('a[href^="javascript"]')).toHaveLength(0);
   });
 
+  it('reads an unknown backup time and cache ratio as "unknown", not a dash', async () => {
+    mockAPI(serve([site(1)]));
+    renderPage(<Sites />, { path: '/sites' });
+    await screen.findByRole('link', { name: 'site00001.localhost' });
+    const row = screen.getAllByTestId('site-row')[0];
+    expect(within(row).getAllByText('unknown')).toHaveLength(2);
+    expect(row.querySelector('[aria-label="unknown"]')).toBeNull();
+  });
+
   it('renders 5,000 sites, loaded progressively, with only a window of rows in the DOM', async () => {
     const all = Array.from({ length: 5000 }, (_, i) => site(i));
     const calls = mockAPI(serve(all));
