@@ -101,6 +101,13 @@ type Spec struct {
 	// Backup is the site's backup schedule and retention (zero fields:
 	// the plan's defaults).
 	Backup BackupPolicy `json:"backup"`
+	// Plugins and Themes are the extensions the site runs, Options the
+	// WordPress options and Constants the must-use settings it sets
+	// (code.go; checked by ValidateCode). Code jobs apply them.
+	Plugins   []Extension       `json:"plugins,omitempty"`
+	Themes    []Extension       `json:"themes,omitempty"`
+	Options   map[string]string `json:"options,omitempty"`
+	Constants map[string]string `json:"constants,omitempty"`
 	// Source, when set, makes the shard create the site from a backup
 	// snapshot instead of installing WordPress: a clone (another domain;
 	// URLs are rewritten), a restore onto another shard, a disaster
@@ -234,6 +241,8 @@ type Status struct {
 	// measured it last (full passes); 0 when unknown. Plan downgrades
 	// below it are refused.
 	DiskUsedMB int `json:"disk_used_mb,omitempty"`
+	// Code is what the site runs (code.go), as its shard observed it.
+	Code *CodeStatus `json:"code,omitempty"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,
