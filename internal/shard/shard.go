@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/artefact"
 	"log/slog"
 	"net/url"
 	"os"
@@ -140,6 +141,11 @@ type Config struct {
 	// sign-in links. Nil: sites get the aipress-login plugin but no key,
 	// so it refuses every link.
 	LoginKey LoginKeyFunc
+
+	// Artefacts is the shard's artefact store (plugins, themes, cores;
+	// package artefact). Nil: code jobs fail and only the default core
+	// and bundled extensions are available.
+	Artefacts *artefact.Store
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
 	// its sites' databases and users on (over TCP, as Database.User)
