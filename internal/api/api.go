@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -499,6 +500,13 @@ var routes = []route{
 	{"DELETE", "/mcp", "mcp.close", permPeople, platform, false, false, (*server).serveMCP},
 }
 
+func derefProblems(p *[]sitefile.Problem) []sitefile.Problem {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
 // touchEvery is how often a token's last-used time and address are
 // written (at most).
 const touchEvery = time.Minute
@@ -733,6 +741,6 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	if errors.As(err, &tm) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(tm.retry)))
 	}
-	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg, Details: he.Details}})
+	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg, Details: derefProblems(he.Details)}})
 	return he.Status
 }

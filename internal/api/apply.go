@@ -58,7 +58,7 @@ func siteFileError(probs []sitefile.Problem) HTTPError {
 		lines[i] = p.String()
 	}
 	return HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidSiteFile,
-		Msg: "invalid site file:\n" + strings.Join(lines, "\n"), Details: probs}
+		Msg: "invalid site file:\n" + strings.Join(lines, "\n"), Details: &probs}
 }
 
 // apiFields places the API's own validation messages at the file's
@@ -84,7 +84,7 @@ var apiFields = []struct{ prefix, path string }{
 // conflict) are returned as they are.
 func placeError(d *sitefile.Doc, err error) error {
 	var he HTTPError
-	if !errors.As(err, &he) || he.Status != http.StatusBadRequest || len(he.Details) > 0 {
+	if !errors.As(err, &he) || he.Status != http.StatusBadRequest || he.Details != nil {
 		return err
 	}
 	msg := he.Msg

@@ -35,8 +35,9 @@ type HTTPError struct {
 	Msg    string // safe, user-facing message
 	Err    error  // cause, logged, never sent; may be nil
 	// Details are the positioned problems of an invalid site file
-	// (CodeInvalidSiteFile); sent as the error's details.
-	Details []sitefile.Problem
+	// (CodeInvalidSiteFile); sent as the error's details. (A pointer:
+	// HTTPError stays comparable.)
+	Details *[]sitefile.Problem
 }
 
 func (e HTTPError) Error() string {

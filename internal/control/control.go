@@ -98,7 +98,7 @@ type Controller struct {
 	lastCollect time.Time
 	// lastHandOver is when handOverCodeJobs last ran.
 	lastHandOver time.Time
-	revs        []revAt // recent revisions by time, for tombstone pruning
+	revs         []revAt // recent revisions by time, for tombstone pruning
 }
 
 type revAt struct {
