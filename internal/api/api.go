@@ -32,6 +32,7 @@ import (
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -381,6 +382,9 @@ var routes = []route{
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
+	{"POST", "/v1/sites/{name}/code/enforce", "site.code.enforce", permSiteWrite, onSite, true, false, (*server).enforceCode},
+	// authz: site.write in the file's organisation (checked inside, dry runs too).
+	{"POST", "/v1/apply", "site.apply", permSiteWrite, inside, true, false, (*server).applyFile},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
@@ -514,6 +518,13 @@ var routes = []route{
 	{"GET", "/mcp", "mcp.stream", permPeople, platform, false, false, (*server).serveMCP},
 	{"POST", "/mcp", "mcp.message", permPeople, platform, false, false, (*server).serveMCP},
 	{"DELETE", "/mcp", "mcp.close", permPeople, platform, false, false, (*server).serveMCP},
+}
+
+func derefProblems(p *[]sitefile.Problem) []sitefile.Problem {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // touchEvery is how often a token's last-used time and address are
@@ -750,6 +761,6 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	if errors.As(err, &tm) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(tm.retry)))
 	}
-	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg}})
+	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg, Details: derefProblems(he.Details)}})
 	return he.Status
 }

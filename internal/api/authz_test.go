@@ -88,6 +88,8 @@ var matrix = map[string]string{
 	"GET /v1/sites/{name}/waf/events":      "site.read",
 	"GET /v1/sites/{name}/metrics":         "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
+	"POST /v1/sites/{name}/code/enforce":   "site.write",
+	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
 	"GET /v1/backups":                      "site.list",
 	"GET /v1/backups/coverage":             "platform.read",
