@@ -59,7 +59,9 @@ type ApplyResult struct {
 type ApplierFunc func(ctx context.Context, req ApplyRequest) (*ApplyResult, error)
 
 // Apply implements Applier.
-func (f ApplierFunc) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) { return f(ctx, req) }
+func (f ApplierFunc) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
+	return f(ctx, req)
+}
 
 // PollerConfig configures a Poller.
 type PollerConfig struct {
