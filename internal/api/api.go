@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/auditlog"
-	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
