@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/aipress/aipress/internal/gitsync/gittest"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
@@ -163,9 +166,9 @@ spec:
 // refused; drift is shown.
 func TestSyncCommitsInOrder(t *testing.T) {
 	fx := newFixture(t)
-	repo := newGitRepo(t, "", "")
+	repo := gittest.New(t, "", "")
 	tg := Target{Kind: KindOrg, Name: "acme"}
-	c1 := repo.commit("create the blog", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "First"), "README.md": "hello"})
+	c1 := repo.Commit("create the blog", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "First"), "README.md": "hello"})
 	v, err := fx.m.Put(t.Context(), tg, "acme", Config{URL: repo.URL, Path: "sites/"})
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +190,8 @@ func TestSyncCommitsInOrder(t *testing.T) {
 		t.Fatalf("a sync without new commits applied %q", got)
 	}
 
-	c2 := repo.commit("rename", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Second")})
-	c3 := repo.commit("a typo", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Third") + "  bogus: 1\n"})
+	c2 := repo.Commit("rename", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Second")})
+	c3 := repo.Commit("a typo", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Third") + "  bogus: 1\n"})
 	n = fx.ap.count()
 	v = fx.sync(t, tg)
 	if got, want := fx.ap.applied(n), []string{"sites/blog.yaml git " + repo.URL + "@" + c2}; !slices.Equal(got, want) {
@@ -214,7 +217,7 @@ func TestSyncCommitsInOrder(t *testing.T) {
 		t.Fatalf("retry of the bad head: %+v, applied %q", v.Status, fx.ap.applied(n))
 	}
 
-	c4 := repo.commit("fix the typo", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Fourth")})
+	c4 := repo.Commit("fix the typo", map[string]string{"sites/blog.yaml": fmt.Sprintf(blogFile, "Fourth")})
 	n = fx.ap.count()
 	v = fx.sync(t, tg)
 	if got, want := fx.ap.applied(n), []string{"sites/blog.yaml git " + repo.URL + "@" + c4}; !slices.Equal(got, want) {
@@ -228,7 +231,7 @@ func TestSyncCommitsInOrder(t *testing.T) {
 	}
 
 	// Another organisation's file is refused; the commit waits.
-	c5 := repo.commit("not ours", map[string]string{"sites/shop.yaml": strings.ReplaceAll(strings.ReplaceAll(
+	c5 := repo.Commit("not ours", map[string]string{"sites/shop.yaml": strings.ReplaceAll(strings.ReplaceAll(
 		fmt.Sprintf(blogFile, "Shop"), "org: acme", "org: other"), "blog.", "shop.")})
 	v = fx.sync(t, tg)
 	if le := v.Status.LastError; le == nil || le.Commit != c5 || le.File != "sites/shop.yaml" || !strings.Contains(le.Message, "metadata.org") {
@@ -237,7 +240,7 @@ func TestSyncCommitsInOrder(t *testing.T) {
 	if fx.ap.site("shop.example.com") != "" {
 		t.Fatal("another organisation's site was applied")
 	}
-	repo.commit("drop it", map[string]string{"sites/shop.yaml": ""})
+	repo.Commit("drop it", map[string]string{"sites/shop.yaml": ""})
 	if v = fx.sync(t, tg); v.Status.LastError != nil {
 		t.Fatalf("after dropping the file: %+v", v.Status.LastError)
 	}
@@ -262,8 +265,8 @@ func TestSyncCommitsInOrder(t *testing.T) {
 // a file naming another site.
 func TestSyncSiteTarget(t *testing.T) {
 	fx := newFixture(t)
-	repo := newGitRepo(t, "", "")
-	c1 := repo.commit("one", map[string]string{"site.yaml": fmt.Sprintf(blogFile, "One")})
+	repo := gittest.New(t, "", "")
+	c1 := repo.Commit("one", map[string]string{"site.yaml": fmt.Sprintf(blogFile, "One")})
 	tg := Target{Kind: KindSite, Name: "blog.example.com"}
 	if _, err := fx.m.Put(t.Context(), tg, "acme", Config{URL: repo.URL}); err != nil {
 		t.Fatal(err)
@@ -274,12 +277,12 @@ func TestSyncSiteTarget(t *testing.T) {
 	if fx.ap.calls[len(fx.ap.calls)-1].Site != "blog.example.com" || fx.ap.calls[len(fx.ap.calls)-1].Org != "acme" {
 		t.Errorf("apply request %+v; want the site and its org", fx.ap.calls[len(fx.ap.calls)-1])
 	}
-	c2 := repo.commit("other", map[string]string{"site.yaml": strings.ReplaceAll(fmt.Sprintf(blogFile, "Two"), "blog.", "shop.")})
+	c2 := repo.Commit("other", map[string]string{"site.yaml": strings.ReplaceAll(fmt.Sprintf(blogFile, "Two"), "blog.", "shop.")})
 	if v := fx.sync(t, tg); v.Status.LastError == nil || v.Status.LastError.Commit != c2 || !strings.Contains(v.Status.LastError.Message, "metadata.name") {
 		t.Fatalf("status %+v; want the other site refused", v.Status)
 	}
 	// A missing file is an error naming it.
-	c3 := repo.commit("moved", map[string]string{"site.yaml": "", "elsewhere.yaml": fmt.Sprintf(blogFile, "Three")})
+	c3 := repo.Commit("moved", map[string]string{"site.yaml": "", "elsewhere.yaml": fmt.Sprintf(blogFile, "Three")})
 	if v := fx.sync(t, tg); v.Status.LastError == nil || v.Status.LastError.Commit != c3 || !strings.Contains(v.Status.LastError.Message, "site.yaml: no such file") {
 		t.Fatalf("status %+v; want the missing file", v.Status)
 	}
@@ -290,8 +293,8 @@ func TestSyncSiteTarget(t *testing.T) {
 // signature (or an unknown webhook) changes nothing.
 func TestWebhook(t *testing.T) {
 	fx := newFixture(t)
-	repo := newGitRepo(t, "", "")
-	repo.commit("one", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "One")})
+	repo := gittest.New(t, "", "")
+	repo.Commit("one", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "One")})
 	tg := Target{Kind: KindOrg, Name: "acme"}
 	v, err := fx.m.Put(t.Context(), tg, "acme", Config{URL: repo.URL, Interval: "24h"})
 	if err != nil {
@@ -300,7 +303,7 @@ func TestWebhook(t *testing.T) {
 	id, secret := v.Webhook.ID, []byte(v.Webhook.Secret)
 	fx.sync(t, tg)
 	<-fx.m.Woken() // Put's wake-up
-	c2 := repo.commit("two", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "Two")})
+	c2 := repo.Commit("two", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "Two")})
 	body := []byte(`{"ref":"refs/heads/main","after":"` + c2 + `"}`)
 	before, _ := fx.m.Get(t.Context(), tg)
 
@@ -389,8 +392,8 @@ func mustRecord(t *testing.T, m *Manager, tg Target) *record {
 // credential of another organisation cannot be named.
 func TestCredentials(t *testing.T) {
 	fx := newFixture(t)
-	repo := newGitRepo(t, "deploy", "s3cret-token")
-	c1 := repo.commit("one", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "One")})
+	repo := gittest.New(t, "deploy", "s3cret-token")
+	c1 := repo.Commit("one", map[string]string{"blog.yaml": fmt.Sprintf(blogFile, "One")})
 	tg := Target{Kind: KindOrg, Name: "acme"}
 	ctx := t.Context()
 
@@ -483,3 +486,5 @@ func TestPosition(t *testing.T) {
 		}
 	}
 }
+
+func runtimeGosched() { runtime.Gosched(); time.Sleep(10 * time.Millisecond) }

@@ -1,4 +1,8 @@
-package gitsync
+// Package gittest serves real git repositories in tests: a bare repository
+// over git's smart HTTP protocol (git http-backend through net/http/cgi),
+// optionally behind HTTP basic auth, and a work tree that commits and
+// pushes to it with the git CLI.
+package gittest
 
 import (
 	"net/http"
@@ -7,36 +11,35 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
-// gitRepo is a real bare repository served over git's smart HTTP protocol
+// Repo is a real bare repository served over git's smart HTTP protocol
 // (git http-backend through net/http/cgi), and a work tree that pushes to
 // it.
-type gitRepo struct {
-	t    *testing.T
-	URL  string // http://127.0.0.1:port/repo.git
-	work string
-	bare string
+type Repo struct {
+	t   *testing.T
+	URL string // http://127.0.0.1:port/repo.git
+	// Work is the work tree; Bare the served repository.
+	Work string
+	Bare string
 }
 
-// newGitRepo serves a new repository; with user set, every request needs
+// New serves a new repository; with user set, every request needs
 // HTTP basic auth user:pass.
-func newGitRepo(t *testing.T, user, pass string) *gitRepo {
+func New(t *testing.T, user, pass string) *Repo {
 	t.Helper()
 	backend := "/usr/lib/git-core/git-http-backend"
 	if out, err := exec.Command("git", "--exec-path").Output(); err == nil {
 		backend = filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
 	}
 	root := t.TempDir()
-	g := &gitRepo{t: t, work: filepath.Join(root, "work"), bare: filepath.Join(root, "srv", "repo.git")}
-	g.git(root, "init", "-q", "--bare", "-b", "main", g.bare)
-	g.git(root, "init", "-q", "-b", "main", g.work)
+	g := &Repo{t: t, Work: filepath.Join(root, "work"), Bare: filepath.Join(root, "srv", "repo.git")}
+	g.Git(root, "init", "-q", "--bare", "-b", "main", g.Bare)
+	g.Git(root, "init", "-q", "-b", "main", g.Work)
 	var h http.Handler = &cgi.Handler{Path: backend, Root: "/",
-		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(g.bare), "GIT_HTTP_EXPORT_ALL=1"}}
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(g.Bare), "GIT_HTTP_EXPORT_ALL=1"}}
 	if user != "" {
 		inner := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +58,9 @@ func newGitRepo(t *testing.T, user, pass string) *gitRepo {
 	return g
 }
 
-func (g *gitRepo) git(dir string, args ...string) string {
+// Git runs git with args in dir (a fixed identity, no system or user
+// configuration) and returns its trimmed output; a failure fails the test.
+func (g *Repo) Git(dir string, args ...string) string {
 	g.t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -68,12 +73,12 @@ func (g *gitRepo) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// commit writes files (path → content; "" removes the file), commits them
+// Commit writes files (path → content; "" removes the file), commits them
 // with msg, pushes to the served repository and returns the commit's hash.
-func (g *gitRepo) commit(msg string, files map[string]string) string {
+func (g *Repo) Commit(msg string, files map[string]string) string {
 	g.t.Helper()
 	for p, content := range files {
-		full := filepath.Join(g.work, p)
+		full := filepath.Join(g.Work, p)
 		if content == "" {
 			if err := os.Remove(full); err != nil {
 				g.t.Fatal(err)
@@ -87,10 +92,8 @@ func (g *gitRepo) commit(msg string, files map[string]string) string {
 			g.t.Fatal(err)
 		}
 	}
-	g.git(g.work, "add", "-A")
-	g.git(g.work, "commit", "-q", "--allow-empty", "-m", msg)
-	g.git(g.work, "push", "-q", g.bare, "main")
-	return g.git(g.work, "rev-parse", "HEAD")
+	g.Git(g.Work, "add", "-A")
+	g.Git(g.Work, "commit", "-q", "--allow-empty", "-m", msg)
+	g.Git(g.Work, "push", "-q", g.Bare, "main")
+	return g.Git(g.Work, "rev-parse", "HEAD")
 }
-
-func runtimeGosched() { runtime.Gosched(); time.Sleep(10 * time.Millisecond) }
