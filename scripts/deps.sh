@@ -9,6 +9,7 @@ pkgs=(
   wordpress wordpress-theme-twentytwentythree
   postgresql # the postgres store's tests start their own throwaway server from it
   ca-certificates curl passwd
+  git # git sync's tests serve a bare repository over smart HTTP (git http-backend; internal/gitsync)
   util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
   wrk # HTTP load of bench/rotate (make bench-rotate, and its TestRotateTiny in make test)

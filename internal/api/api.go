@@ -28,6 +28,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
@@ -170,6 +171,9 @@ type Config struct {
 	// UploadLimits bound an uploaded archive (zero fields:
 	// artefact.DefaultLimits').
 	UploadLimits artefact.Limits
+	// GitSync keeps git sync's configurations, credentials and webhooks
+	// (gitsync.go). Nil: those routes answer 501.
+	GitSync *gitsync.Manager
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -252,6 +256,26 @@ func JobsKey(shard string) string { return "jobs:" + shard }
 
 // New returns the API handler. It panics if cfg.Store is nil.
 func New(cfg Config) http.Handler {
+	s := newServer(cfg)
+	cfg = s.cfg
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Portal != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			!strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" && r.URL.Path != "/metrics" {
+			cfg.Portal.ServeHTTP(w, r)
+			return
+		}
+		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// newServer defaults cfg and returns the server New serves (and
+// GitApplier applies with). It panics if cfg.Store is nil.
+func newServer(cfg Config) *server {
 	if cfg.Store == nil {
 		panic("api.New: Store is required")
 	}
@@ -277,19 +301,7 @@ func New(cfg Config) http.Handler {
 	if cfg.MeshCA != nil {
 		s.mesh = &meshCA{ca: cfg.MeshCA, st: cfg.Store}
 	}
-	mux := http.NewServeMux()
-	for _, rt := range routes {
-		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if cfg.Portal != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-			!strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" && r.URL.Path != "/metrics" {
-			cfg.Portal.ServeHTTP(w, r)
-			return
-		}
-		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return s
 }
 
 // call is one authenticated request as seen by a handler.
@@ -385,6 +397,23 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/code/enforce", "site.code.enforce", permSiteWrite, onSite, true, false, (*server).enforceCode},
 	// authz: site.write in the file's organisation (checked inside, dry runs too).
 	{"POST", "/v1/apply", "site.apply", permSiteWrite, inside, true, false, (*server).applyFile},
+
+	// Git sync (gitsync.go): developers and owners of the site's or the
+	// organisation's organisation set it; readers read it.
+	{"PUT", "/v1/sites/{name}/git", "site.git.set", permSiteWrite, onSite, true, false, (*server).putGit},
+	{"GET", "/v1/sites/{name}/git", "site.git.get", permSiteRead, onSite, false, false, (*server).getGit},
+	{"DELETE", "/v1/sites/{name}/git", "site.git.delete", permSiteWrite, onSite, true, false, (*server).deleteGit},
+	{"POST", "/v1/sites/{name}/git/sync", "site.git.sync", permSiteWrite, onSite, true, false, (*server).syncGit},
+	{"PUT", "/v1/orgs/{org}/git", "org.git.set", permSiteWrite, onOrg, true, false, (*server).putGit},
+	{"GET", "/v1/orgs/{org}/git", "org.git.get", permSiteRead, onOrg, false, false, (*server).getGit},
+	{"DELETE", "/v1/orgs/{org}/git", "org.git.delete", permSiteWrite, onOrg, true, false, (*server).deleteGit},
+	{"POST", "/v1/orgs/{org}/git/sync", "org.git.sync", permSiteWrite, onOrg, true, false, (*server).syncGit},
+	// authz: who may rotate the organisation's sites' secrets (owners, developers, admins).
+	{"GET", "/v1/orgs/{org}/git/credentials", "org.git.credential.list", permSecrets, onOrg, false, false, (*server).listGitCredentials},
+	{"PUT", "/v1/orgs/{org}/git/credentials/{secret}", "org.git.credential.set", permSecrets, onOrg, true, false, (*server).putGitCredential},
+	{"DELETE", "/v1/orgs/{org}/git/credentials/{secret}", "org.git.credential.delete", permSecrets, onOrg, true, false, (*server).deleteGitCredential},
+	// authz: no token; the body's HMAC signature with the webhook's secret (checked inside; else 401).
+	{"POST", "/v1/git/hooks/{id}", "git.hook", permPublic, platform, true, false, (*server).gitHook},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},

@@ -91,14 +91,30 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/code/enforce":   "site.write",
 	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
-	"GET /v1/backups":                      "site.list",
-	"GET /v1/backups/coverage":             "platform.read",
-	"GET /v1/backups/{ref}":                "site.read",
-	"POST /v1/backups/{ref}/restore":       "site.write",
-	"POST /v1/backups/verify":              "platform.ops",
-	"POST /v1/backups/prune":               "platform.ops",
-	"GET /v1/jobs":                         "site.list",
-	"GET /v1/jobs/{id}":                    "site.read",
+	// Git sync: a site's as its other settings; an organisation's like
+	// its sites (who may write its sites sets it); credentials like
+	// secrets; the webhook needs no token (its signature is checked
+	// inside).
+	"PUT /v1/sites/{name}/git":                       "site.write",
+	"GET /v1/sites/{name}/git":                       "site.read",
+	"DELETE /v1/sites/{name}/git":                    "site.write",
+	"POST /v1/sites/{name}/git/sync":                 "site.write",
+	"PUT /v1/orgs/{org}/git":                         "site.write",
+	"GET /v1/orgs/{org}/git":                         "site.read",
+	"DELETE /v1/orgs/{org}/git":                      "site.write",
+	"POST /v1/orgs/{org}/git/sync":                   "site.write",
+	"GET /v1/orgs/{org}/git/credentials":             "site.secrets",
+	"PUT /v1/orgs/{org}/git/credentials/{secret}":    "site.secrets",
+	"DELETE /v1/orgs/{org}/git/credentials/{secret}": "site.secrets",
+	"POST /v1/git/hooks/{id}":                        "public",
+	"GET /v1/backups":                                "site.list",
+	"GET /v1/backups/coverage":                       "platform.read",
+	"GET /v1/backups/{ref}":                          "site.read",
+	"POST /v1/backups/{ref}/restore":                 "site.write",
+	"POST /v1/backups/verify":                        "platform.ops",
+	"POST /v1/backups/prune":                         "platform.ops",
+	"GET /v1/jobs":                                   "site.list",
+	"GET /v1/jobs/{id}":                              "site.read",
 	// Uploads: site.write (as changing a site's code) in the named
 	// organisation, checked inside; listing: site readers.
 	"POST /v1/artefacts":                   "site.write",

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -73,7 +74,7 @@ People join an organisation by invitation ('aipress invite create').`,
   aipress org delete acme`,
 	}, o)
 	cmd.AddCommand(newOrgListCmd(o), newOrgGetCmd(o), newOrgCreateCmd(o), newOrgUpdateCmd(o), newOrgDeleteCmd(o),
-		newOrgMemberCmd(o))
+		newOrgMemberCmd(o), newGitCmd(o, gitsync.KindOrg))
 	return cmd
 }
 

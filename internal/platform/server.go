@@ -21,6 +21,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
 	"github.com/aipress/aipress/internal/mtls"
@@ -102,9 +103,12 @@ type controlPlane struct {
 	controller *control.Controller
 	backups    *backupctl.Controller
 	rotations  *control.Rotations
-	repos      *repos.Manager
-	handler    http.Handler
-	apiURL     string
+	// gitSync polls the git repositories sites and organisations sync
+	// from (package gitsync), while this replica leads.
+	gitSync *gitsync.Poller
+	repos   *repos.Manager
+	handler http.Handler
+	apiURL  string
 	// siteMetrics holds the sites' traffic for the charts, in memory
 	// (edges report it with their usage).
 	siteMetrics *sitemetrics.Store
@@ -280,7 +284,23 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	cp.handler = api.New(api.Config{
+	// Git sync: records (sealed with a key derived from the platform
+	// secret) served by the API; the poller applies commits through the
+	// API's own apply path, run by the leader (lead).
+	gitKey, err := gitsync.SealKey(secret)
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
+	gitManager, err := gitsync.NewManager(gitsync.ManagerConfig{Store: st, Key: gitKey})
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
+	apiCfg := api.Config{
+		GitSync:     gitManager,
 		Uploads:     cp.uploads,
 		MCP:         mcpSrv,
 		SiteMetrics: cp.siteMetrics,
@@ -293,8 +313,16 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Plans:     cfg.plans,
 		Auth:      auth,
 		Assistant: asst,
-	})
+	}
+	cp.handler = api.New(apiCfg)
 	apiHandler = cp.handler
+	cp.gitSync, err = gitsync.NewPoller(gitsync.PollerConfig{Manager: gitManager, Applier: api.GitApplier(apiCfg),
+		CacheDir: filepath.Join(cfg.dataDir, "gitsync"), Logger: cfg.log.With("component", "gitsync")})
+	if err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	return cp, nil
 }
 
@@ -317,6 +345,8 @@ func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(c
 		go func() { defer wg.Done(); _ = cp.backups.Run(ctx) }()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.rotations.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cp.gitSync.Run(ctx) }()
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()

@@ -20,6 +20,9 @@ const MaxSettingBytes = 64 << 10
 
 var settingKeyRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
 
+// ValidSettingKey reports whether key can name a setting.
+func ValidSettingKey(key string) bool { return settingKeyRe.MatchString(key) }
+
 // ValidateSetting checks a PutSetting's arguments (ErrInvalid).
 func ValidateSetting(key string, value []byte, version int64) error {
 	if !settingKeyRe.MatchString(key) {

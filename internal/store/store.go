@@ -159,8 +159,11 @@ var (
 //     when the stored version is version (0: the key does not exist yet)
 //     and returns the setting with its new version (version+1); otherwise
 //     it writes nothing and fails with ErrConflict. A bad key, a value over
-//     MaxSettingBytes or a negative version: ErrInvalid. Settings take no
-//     revision.
+//     MaxSettingBytes or a negative version: ErrInvalid. ListSettings
+//     returns every setting whose key starts with prefix, by key (an empty
+//     slice when none). DeleteSetting removes key when its stored version
+//     is version (ErrNotFound when it does not exist, ErrConflict when its
+//     version differs). Settings take no revision.
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -222,6 +225,8 @@ type Store interface {
 
 	GetSetting(ctx context.Context, key string) (*Setting, error)
 	PutSetting(ctx context.Context, key string, value []byte, version int64) (*Setting, error)
+	ListSettings(ctx context.Context, prefix string) ([]Setting, error)
+	DeleteSetting(ctx context.Context, key string, version int64) error
 
 	Close() error
 }

@@ -51,3 +51,45 @@ func (s *Store) PutSetting(ctx context.Context, key string, value []byte, versio
 	}
 	return &store.Setting{Key: key, Value: append([]byte{}, value...), Version: version + 1}, nil
 }
+
+// ListSettings returns the settings whose key starts with prefix, by key
+// (see store.Store).
+func (s *Store) ListSettings(ctx context.Context, prefix string) ([]store.Setting, error) {
+	rows, err := s.read.Query(ctx, `SELECT key, value, version FROM settings WHERE substr(key, 1, $1) = $2 ORDER BY key COLLATE "C"`,
+		len(prefix), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, mapErr(err))
+	}
+	defer rows.Close()
+	out := []store.Setting{}
+	for rows.Next() {
+		var st store.Setting
+		if err := rows.Scan(&st.Key, &st.Value, &st.Version); err != nil {
+			return nil, fmt.Errorf("list settings %q: %w", prefix, mapErr(err))
+		}
+		if st.Value == nil {
+			st.Value = []byte{}
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, mapErr(err))
+	}
+	return out, nil
+}
+
+// DeleteSetting removes key when its stored version is version (see
+// store.Store).
+func (s *Store) DeleteSetting(ctx context.Context, key string, version int64) error {
+	tag, err := s.write.Exec(ctx, `DELETE FROM settings WHERE key = $1 AND version = $2`, key, version)
+	if err != nil {
+		return fmt.Errorf("delete setting %q: %w", key, mapErr(err))
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	if _, err := s.GetSetting(ctx, key); err != nil {
+		return err
+	}
+	return fmt.Errorf("delete setting %q at version %d: %w", key, version, store.ErrConflict)
+}

@@ -53,3 +53,49 @@ func (s *Store) PutSetting(ctx context.Context, key string, value []byte, versio
 	}
 	return &store.Setting{Key: key, Value: append([]byte{}, value...), Version: version + 1}, nil
 }
+
+// ListSettings returns the settings whose key starts with prefix, by key
+// (see store.Store).
+func (s *Store) ListSettings(ctx context.Context, prefix string) ([]store.Setting, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT key, value, version FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key`,
+		len(prefix), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+	}
+	defer rows.Close()
+	out := []store.Setting{}
+	for rows.Next() {
+		var st store.Setting
+		if err := rows.Scan(&st.Key, &st.Value, &st.Version); err != nil {
+			return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+		}
+		if st.Value == nil {
+			st.Value = []byte{}
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
+// DeleteSetting removes key when its stored version is version (see
+// store.Store).
+func (s *Store) DeleteSetting(ctx context.Context, key string, version int64) error {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM settings WHERE key = ? AND version = ?`, key, version)
+	if err != nil {
+		return fmt.Errorf("delete setting %q: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete setting %q: %w", key, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := s.GetSetting(ctx, key); err != nil {
+		return err
+	}
+	return fmt.Errorf("delete setting %q at version %d: %w", key, version, store.ErrConflict)
+}

@@ -79,6 +79,46 @@ func testSettings(t *testing.T, h *harness) {
 			t.Errorf("PutSetting(%.20q, %d bytes, %d) = %v, want ErrInvalid", tc.key, len(tc.value), tc.version, err)
 		}
 	}
+	// ListSettings by prefix, in key order; DeleteSetting with
+	// compare-and-set.
+	for _, k := range []string{"list.b", "list.a-1", "list.a", "listx", "lis"} {
+		if _, err := s.PutSetting(ctx, k, []byte(k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listKeys := func(prefix string) []string {
+		t.Helper()
+		l, err := s.ListSettings(ctx, prefix)
+		if err != nil {
+			t.Fatalf("ListSettings(%q): %v", prefix, err)
+		}
+		keys := []string{}
+		for _, st := range l {
+			if string(st.Value) != st.Key || st.Version != 1 {
+				t.Errorf("ListSettings(%q): %+v, want its key as value at version 1", prefix, st)
+			}
+			keys = append(keys, st.Key)
+		}
+		return keys
+	}
+	if got := listKeys("list."); strings.Join(got, " ") != "list.a list.a-1 list.b" {
+		t.Errorf("ListSettings(list.) = %q", got)
+	}
+	if got := listKeys("none."); len(got) != 0 {
+		t.Errorf("ListSettings(none.) = %q, want none", got)
+	}
+	if err := s.DeleteSetting(ctx, "list.a", 2); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("DeleteSetting at a wrong version = %v, want ErrConflict", err)
+	}
+	if err := s.DeleteSetting(ctx, "list.a", 1); err != nil {
+		t.Errorf("DeleteSetting: %v", err)
+	}
+	if err := s.DeleteSetting(ctx, "list.a", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteSetting again = %v, want ErrNotFound", err)
+	}
+	if got := listKeys("list."); strings.Join(got, " ") != "list.a-1 list.b" {
+		t.Errorf("after delete, ListSettings(list.) = %q", got)
+	}
 	if after := rev(); after != before {
 		t.Errorf("settings took revisions: %d → %d", before, after)
 	}

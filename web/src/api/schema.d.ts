@@ -374,6 +374,181 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/git": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /** The site's git sync configuration (never a credential or the webhook's secret) and status. */
+        get: operations["getSiteGit"];
+        /**
+         * Sync the site from a file in a git repository (set or change the configuration).
+         * @description The control plane's leader fetches the branch every interval (and when the webhook or
+         *     POST …/git/sync asks), walks its first-parent history from the last applied commit to
+         *     the head and applies each commit's version of the file in order (validated first, as a
+         *     dry run of POST /v1/apply), acting as a developer of the site's organisation; the audit
+         *     log names the commit (channel git). The file's metadata.name must be this site. A
+         *     commit that fails stops the sync there: GET shows the commit, the file's line and
+         *     column and the commits waiting; the next commit pushed (a fix) is applied. A new
+         *     configuration gets a webhook whose secret is in this answer only (201); a changed one
+         *     keeps its webhook (200). A credential is named, never given here (PUT
+         *     /v1/orgs/{org}/git/credentials/{secret}).
+         *
+         */
+        put: operations["putSiteGit"];
+        post?: never;
+        /** Stop syncing the site from git (its configuration, status and webhook go; the site stays as it is). */
+        delete: operations["deleteSiteGit"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/git/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync the site from git now (202; GET …/git shows the outcome). */
+        post: operations["syncSiteGit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/git": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        /** The organisation's git sync configuration (never a credential or the webhook's secret) and status. */
+        get: operations["getOrgGit"];
+        /**
+         * Sync the organisation's sites from a directory of a git repository (every *.yaml and *.yml file in it is a site file).
+         * @description As PUT /v1/sites/{name}/git, for every site file in the directory `path` (not its
+         *     subdirectories): a file's metadata.org must be this organisation or empty; a file
+         *     naming a site that does not exist creates it. Each commit's changed files are all
+         *     validated before any is applied. Removing a file does not delete its site.
+         *
+         */
+        put: operations["putOrgGit"];
+        post?: never;
+        /** Stop syncing the organisation from git (its sites stay as they are). */
+        delete: operations["deleteOrgGit"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/git/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync the organisation from git now (202; GET …/git shows the outcome). */
+        post: operations["syncOrgGit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/git/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        /** The organisation's git credentials (names and user names; never a password). */
+        get: operations["listGitCredentials"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/git/credentials/{secret}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+                /** @description The credential's name (lower-case letters, digits, '-', '_'; at most 50). */
+                secret: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Store (or replace) a git credential the organisation's configurations may name (HTTP basic auth; a token as the password). It is sealed at rest and never read back. */
+        put: operations["putGitCredential"];
+        post?: never;
+        /** Delete a git credential (configurations naming it fail to fetch until it is stored again). */
+        delete: operations["deleteGitCredential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/git/hooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id (GitSync.webhook.id). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A git host's push webhook; it only asks for a sync of its configuration.
+         * @description No token: the body must be signed with the webhook's secret, HMAC-SHA256 over the raw
+         *     body, in `X-Hub-Signature-256: sha256=<hex>` (GitHub, Gitea, Forgejo) or
+         *     `X-Gitea-Signature: <hex>`. A bad or missing signature, or an unknown id, is 401 and
+         *     changes nothing. Bodies over 5 MiB are refused. A replayed delivery only asks for a
+         *     sync again, which applies nothing new. Limited per source address as sign-in is.
+         *
+         */
+        post: operations["gitHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/backups": {
         parameters: {
             query?: never;
@@ -2017,6 +2192,93 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        GitTarget: {
+            /** @enum {string} */
+            kind: "site" | "org";
+            /** @description The site's domain or the organisation's name. */
+            name: string;
+        };
+        GitConfig: {
+            /**
+             * @description The repository: https://, or http:// to a loopback address. No credentials in it.
+             * @example https://github.com/acme/sites.git
+             */
+            url: string;
+            /** @default main */
+            branch: string;
+            /** @description A site: the site file (default site.yaml). An organisation: the directory of its site files (default the root). */
+            path?: string;
+            credentials?: {
+                /** @description The name of one of the organisation's git credentials. */
+                secret: string;
+            };
+            /**
+             * @description How often the repository is polled: a Go duration between 10s and 24h (default 5m0s).
+             * @example 5m0s
+             */
+            interval?: string;
+        };
+        GitCommit: {
+            hash: string;
+            subject?: string;
+            /** Format: date-time */
+            time?: string;
+            /** Format: date-time */
+            applied_at?: string;
+        };
+        GitSyncError: {
+            /** @description The commit that failed (absent when the repository could not be read). */
+            commit?: string;
+            /** @description The site file that failed (its path in the repository). */
+            file?: string;
+            line?: number;
+            column?: number;
+            message: string;
+            /** Format: date-time */
+            at: string;
+        };
+        GitSync: {
+            /** @enum {string} */
+            kind: "site" | "org";
+            name: string;
+            org: string;
+            config: components["schemas"]["GitConfig"];
+            webhook: {
+                id: string;
+                /** @example /v1/git/hooks/0f3a… */
+                path: string;
+                /** @description The HMAC secret; only in the answer that made the webhook. */
+                secret?: string;
+            };
+            /** Format: date-time */
+            sync_requested_at?: string;
+            status: {
+                /** @description The branch's head at the last fetch. */
+                head?: string;
+                last_applied?: components["schemas"]["GitCommit"];
+                last_error?: components["schemas"]["GitSyncError"];
+                /** @description Commits after last_applied not applied yet (oldest first; at most 50). */
+                pending?: components["schemas"]["GitCommit"][];
+                pending_count?: number;
+                /** @description What the sites run or store that differs from their files at last_applied (a dry run). */
+                drift?: {
+                    site: string;
+                    action: string;
+                    kind: string;
+                    name: string;
+                    from?: string;
+                    to?: string;
+                    reason?: string;
+                }[];
+                notice?: string;
+                /** Format: date-time */
+                last_sync_at?: string;
+            };
+        };
+        GitCredentialInfo: {
+            name: string;
+            username: string;
+        };
         AssistantInfo: {
             /** @enum {string} */
             provider: "offline" | "gemini" | "openai";
@@ -3829,6 +4091,388 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["Internal"];
+        };
+    };
+    getSiteGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration and the status of the last sync. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    putSiteGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GitConfig"];
+            };
+        };
+        responses: {
+            /** @description The configuration changed; a sync is requested. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            /** @description The configuration and its webhook (with its secret, shown this once); a sync is requested. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    deleteSiteGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stopped. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    syncSiteGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A sync is requested. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    getOrgGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration and the status of the last sync. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    putOrgGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GitConfig"];
+            };
+        };
+        responses: {
+            /** @description The configuration changed; a sync is requested. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            /** @description The configuration and its webhook (with its secret, shown this once); a sync is requested. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    deleteOrgGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stopped. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    syncOrgGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A sync is requested. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSync"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    listGitCredentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credentials. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["GitCredentialInfo"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    putGitCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+                /** @description The credential's name (lower-case letters, digits, '-', '_'; at most 50). */
+                secret: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    username?: string;
+                    /** @description The password or access token. */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitCredentialInfo"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    deleteGitCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation's name. One the caller may not see answers 404. */
+                org: components["parameters"]["OrgName"];
+                /** @description The credential's name (lower-case letters, digits, '-', '_'; at most 50). */
+                secret: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    gitHook: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Hub-Signature-256"?: string;
+                "X-Gitea-Signature"?: string;
+            };
+            path: {
+                /** @description The webhook's id (GitSync.webhook.id). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description A sync is requested. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sync: components["schemas"]["GitTarget"];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            413: components["responses"]["BadRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     createBackup: {
