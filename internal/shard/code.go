@@ -431,6 +431,9 @@ func readLinks(dir string) (map[string]string, error) {
 // plan lists the changes that bring cur to the spec (want).
 func (cr *codeRun) plan(want []wanted, cur *observed) ([]store.CodeChange, error) {
 	spec := &cr.st.Spec
+	// Drift: the spec has not changed since a job applied it, yet the
+	// site differs from it.
+	drift := cr.st.Status.Code != nil && cr.st.Status.Code.AppliedGeneration == cr.st.Metadata.Generation
 	var plan []store.CodeChange
 	add := func(c store.CodeChange) { plan = append(plan, c) }
 	named := map[string]bool{}
@@ -459,15 +462,11 @@ func (cr *codeRun) plan(want []wanted, cur *observed) ([]store.CodeChange, error
 		}
 		switch {
 		case w.kind == "plugin" && w.ext.Active && !active:
-			reason := "the spec says active"
-			if present {
-				reason = "drift: inactive, the spec says active"
-			}
-			add(store.CodeChange{Action: actActivate, Kind: w.kind, Name: w.ext.Name, Reason: reason})
+			add(store.CodeChange{Action: actActivate, Kind: w.kind, Name: w.ext.Name, Reason: because(drift, "inactive, the spec says active")})
 		case w.kind == "plugin" && !w.ext.Active && active:
-			add(store.CodeChange{Action: actDeactivate, Kind: w.kind, Name: w.ext.Name, Reason: "drift: active, the spec says inactive"})
+			add(store.CodeChange{Action: actDeactivate, Kind: w.kind, Name: w.ext.Name, Reason: because(drift, "active, the spec says inactive")})
 		case w.kind == "theme" && w.ext.Active && cur.wp.Stylesheet != w.ext.Name:
-			add(store.CodeChange{Action: actActivate, Kind: w.kind, Name: w.ext.Name, From: cur.wp.Stylesheet, Reason: "the spec's active theme"})
+			add(store.CodeChange{Action: actActivate, Kind: w.kind, Name: w.ext.Name, From: cur.wp.Stylesheet, Reason: because(drift, "the spec's active theme is not the site's")})
 		}
 	}
 	// Links into the artefact store the spec no longer names go.
@@ -490,7 +489,7 @@ func (cr *codeRun) plan(want []wanted, cur *observed) ([]store.CodeChange, error
 	for _, k := range slices.Sorted(maps.Keys(spec.Options)) {
 		v, ok := cur.wp.Options[k]
 		if !ok || v != spec.Options[k] {
-			add(store.CodeChange{Action: actOption, Kind: "option", Name: k, From: v, To: spec.Options[k], Reason: "differs from the spec"})
+			add(store.CodeChange{Action: actOption, Kind: "option", Name: k, From: v, To: spec.Options[k], Reason: because(drift, "differs from the spec")})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(spec.Constants)) {
@@ -504,6 +503,14 @@ func (cr *codeRun) plan(want []wanted, cur *observed) ([]store.CodeChange, error
 		}
 	}
 	return plan, nil
+}
+
+// because is a change's reason, marked as drift when it is.
+func because(drift bool, reason string) string {
+	if drift {
+		return "drift: " + reason
+	}
+	return reason
 }
 
 func (w wanted) version() string {
