@@ -222,6 +222,9 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 	}
 	progress("applying")
 	undoCore, applyErr := cr.apply(ctx, want, cur, plan)
+	if err := s.crashPoint("code-applied"); err != nil {
+		return nil, err
+	}
 	var checks []store.HealthCheck
 	var after *observed
 	if applyErr == nil {
