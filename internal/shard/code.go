@@ -43,6 +43,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"io/fs"
 	"maps"
@@ -817,12 +818,10 @@ func (cr *codeRun) health(ctx context.Context, smoke store.SmokeTest, logFrom in
 		return nil, err
 	}
 	var checks []store.HealthCheck
-	var first error
+	var failures []string
 	fail := func(c store.HealthCheck) {
 		checks = append(checks, c)
-		if first == nil {
-			first = publicf("health check %s: %s", c.Name, c.Detail)
-		}
+		failures = append(failures, c.Name+": "+c.Detail)
 	}
 	for _, p := range probes {
 		if !strings.HasPrefix(p.path, "/") {
@@ -859,11 +858,14 @@ func (cr *codeRun) health(ctx context.Context, smoke store.SmokeTest, logFrom in
 	default:
 		checks = append(checks, store.HealthCheck{Name: "php errors", OK: true, Detail: "no new PHP fatal error"})
 	}
-	return checks, first
+	if len(failures) > 0 {
+		return checks, publicf("health check failed: %s", strings.Join(failures, "; "))
+	}
+	return checks, nil
 }
 
 func bodyHint(body string) string {
-	s := strings.Join(strings.Fields(htmlTags.ReplaceAllString(body, " ")), " ")
+	s := strings.Join(strings.Fields(html.UnescapeString(htmlTags.ReplaceAllString(body, " "))), " ")
 	if s == "" {
 		return ""
 	}
@@ -979,7 +981,9 @@ func newFatals(n Names, uid int, from int64) ([]string, error) {
 func (cr *codeRun) reason(err error) string {
 	var ce *wordpress.CodeError
 	if errors.As(err, &ce) {
-		return cr.s.scrub(ce.Message, cr.n)
+		// PHP's message without its stack trace.
+		msg, _, _ := strings.Cut(ce.Message, "\nStack trace:")
+		return cr.s.scrub(strings.TrimSpace(msg), cr.n)
 	}
 	var pe *publicError
 	if errors.As(err, &pe) {
@@ -1206,36 +1210,66 @@ func (s *Shard) observeCodeStatus(ctx context.Context, rep reporter, st *site.Si
 	s.setCodeStatus(ctx, rep, s.codeStatus(st, cur), nil)
 }
 
-// ensureCodeLinks links the spec's extensions that the docroot lacks (a
-// site created from a snapshot, restored or moved: archives carry no
-// links), fetching them through the artefact store when it lacks them.
-// Links that exist are left as they are: changing them is a code job's
-// work, with its health check and rollback. A failure is logged, not
+// ensureCodeLinks links the extensions that the docroot lacks (a site
+// created from a snapshot, restored or moved: archives carry no links):
+// when the site's spec is applied (or no code job ever ran for it: a new
+// site, a clone) the spec's, fetched through the artefact store when it
+// lacks them; otherwise, while a code job is due, what the site ran
+// before (Status.Code's artefact, if the store holds it), leaving the
+// spec's new extensions to the job, with its health check and rollback.
+// Links that exist are left as they are. A failure is logged, not
 // returned: a site's files are never held back for a plugin.
 func (s *Shard) ensureCodeLinks(ctx context.Context, st *site.Site, n Names) {
 	if fileExists(codeMarker(n)) {
 		return // a code job's snapshot: its rollback decides the links
 	}
+	applied := st.Status.Code == nil || st.Status.Code.AppliedGeneration == st.Metadata.Generation
 	for _, kind := range []string{"plugin", "theme"} {
-		list := st.Spec.Plugins
+		list, ran := st.Spec.Plugins, []site.InstalledExtension(nil)
+		if st.Status.Code != nil {
+			ran = st.Status.Code.Plugins
+		}
 		if kind == "theme" {
 			list = st.Spec.Themes
+			if st.Status.Code != nil {
+				ran = st.Status.Code.Themes
+			}
 		}
 		dir := filepath.Join(n.Docroot, "wp-content", extDirs[kind])
-		for _, e := range list {
-			if _, err := os.Lstat(filepath.Join(dir, e.Name)); err == nil {
+		link := func(name string, resolve func() (string, error)) {
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				return
+			}
+			target, err := resolve()
+			if err == nil && target != "" {
+				err = setLink(dir, name, target)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("link the site's "+kind, "site", st.Metadata.Name, kind, name, "err", err)
+			}
+		}
+		if applied {
+			for _, e := range list {
+				link(e.Name, func() (string, error) {
+					w, err := s.resolveExtension(ctx, kind, e)
+					return w.target, err
+				})
+			}
+			continue
+		}
+		for _, e := range ran {
+			if e.Digest == "" || s.cfg.Artefacts == nil || !site.ValidSlug(e.Name) || !digestRE.MatchString(e.Digest) {
 				continue
 			}
-			w, err := s.resolveExtension(ctx, kind, e)
-			if err == nil {
-				err = setLink(dir, e.Name, w.target)
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("link the spec's "+kind, "site", st.Metadata.Name, kind, e.Name, "err", err)
+			link(e.Name, func() (string, error) {
+				t := filepath.Join(s.cfg.Artefacts.Root(), kind, e.Digest, e.Name)
+				if fi, err := os.Stat(t); err != nil || !fi.IsDir() {
+					return "", nil // not in the store: the code job fetches it
 				}
-				continue
-			}
+				return t, nil
+			})
 		}
 	}
 }
+
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
