@@ -1212,18 +1212,22 @@ func (s *Shard) observeCodeStatus(ctx context.Context, rep reporter, st *site.Si
 
 // ensureCodeLinks links the extensions that the docroot lacks (a site
 // created from a snapshot, restored or moved: archives carry no links):
-// when the site's spec is applied (or no code job ever ran for it: a new
-// site, a clone) the spec's, fetched through the artefact store when it
-// lacks them; otherwise, while a code job is due, what the site ran
-// before (Status.Code's artefact, if the store holds it), leaving the
-// spec's new extensions to the job, with its health check and rollback.
+// when the site's spec is applied (or it is a clone no code job ran for)
+// the spec's, fetched through the artefact store when it
+// lacks them; otherwise what the site ran before (Status.Code's
+// artefact, if the store holds it), leaving the spec's new extensions to
+// the code job that is due, with its health check and rollback (a new
+// site's installer activates nothing: its code job links them).
 // Links that exist are left as they are. A failure is logged, not
 // returned: a site's files are never held back for a plugin.
 func (s *Shard) ensureCodeLinks(ctx context.Context, st *site.Site, n Names) {
 	if fileExists(codeMarker(n)) {
 		return // a code job's snapshot: its rollback decides the links
 	}
-	applied := st.Status.Code == nil || st.Status.Code.AppliedGeneration == st.Metadata.Generation
+	applied := st.Status.Code != nil && st.Status.Code.AppliedGeneration == st.Metadata.Generation
+	if st.Status.Code == nil && st.Spec.Source != nil {
+		applied = true // a clone: its database expects its spec's code
+	}
 	for _, kind := range []string{"plugin", "theme"} {
 		list, ran := st.Spec.Plugins, []site.InstalledExtension(nil)
 		if st.Status.Code != nil {
