@@ -148,7 +148,7 @@ func (cr *codeRun) settle(ctx context.Context) error {
 // file). get re-reads the site (its spec may have changed since the job
 // was created: the current one is applied). The result is set on failure
 // too.
-func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context) (*site.Site, error), jobID string, p store.CodeParams, progress func(msg string)) (*store.CodeResult, error) {
+func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context) (*site.Site, error), jobID string, p store.CodeParams, progress func(msg string)) (_ *store.CodeResult, err error) {
 	began := s.cfg.Clock()
 	if progress == nil {
 		progress = func(string) {}
@@ -175,7 +175,17 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 		run: wordpress.Runner{Docroot: n.Docroot, Host: hostOf(s.cfg.PublicURL(st.Spec.Domain)), UID: uid, GID: gid}}
 	rep := reporter{s: s, src: src, st: st}
 	res := &store.CodeResult{Generation: st.Metadata.Generation}
+	finished := false
+	defer func() {
+		// A job that failed before it changed anything (an artefact that
+		// cannot be fetched, a plan the site refuses) says so too.
+		if err != nil && !finished && ctx.Err() == nil {
+			reason := cr.reason(err)
+			s.setCodeStatus(ctx, rep, nil, func(c *site.CodeStatus) { c.LastJob, c.LastError = jobID, reason })
+		}
+	}()
 	finish := func(obs *site.CodeStatus, applied bool, reason string) {
+		finished = true
 		res.Duration = s.cfg.Clock().Sub(began).Round(time.Millisecond).String()
 		res.Observed = obs
 		s.setCodeStatus(ctx, rep, obs, func(c *site.CodeStatus) {

@@ -304,6 +304,20 @@ func TestCodeArtefacts(t *testing.T) {
 	}
 	// Site B keeps its copy.
 	c.check(hostB, "/", 200, catalogtest.Marker(hello, "2.0"))
+
+	// A restore in place builds a new docroot from the snapshot, which
+	// carries no links: convergence links the spec's plugin again, and
+	// the plugin (active in the restored database) runs.
+	snap := c.backup(hostB, "alpha")
+	if j := c.job(store.JobRestore, hostB, "alpha", store.RestoreParams{Snapshot: snap.Snapshot, InPlace: true}); j.Phase != store.JobSucceeded {
+		t.Fatalf("restore: %s %s", j.Phase, j.Error)
+	}
+	_ = c.converge("alpha")
+	c.routes()
+	c.check(hostB, "/", 200, catalogtest.Marker(hello, "2.0"))
+	if l, err := os.Readlink(filepath.Join(sh.NamesFor(uidB).Docroot, "wp-content", "plugins", hello)); err != nil || l != link2 {
+		t.Errorf("site B's link after the restore: %q %v", l, err)
+	}
 }
 
 func fileExistsT(p string) bool {
