@@ -143,8 +143,9 @@ type Config struct {
 	LoginKey LoginKeyFunc
 
 	// Artefacts is the shard's artefact store (plugins, themes, cores;
-	// package artefact). Nil: code jobs fail and only the default core
-	// and bundled extensions are available.
+	// package artefact). Nil: only the default core and bundled
+	// extensions are available; a code job that needs another fails with
+	// that reason.
 	Artefacts *artefact.Store
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
