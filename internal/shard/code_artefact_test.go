@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/artefact/catalogtest"
@@ -234,27 +235,45 @@ func TestCodeArtefacts(t *testing.T) {
 		return l
 	}
 	old := themeLink()
-	c.setCode(host, func(s *site.Spec) { s.Themes = []site.Extension{catalogue(catalogtest.TestTheme, "2.0", true)} })
-	shard.SetCrashAt(sh, func(p string) error {
-		if p == "code-applied" {
-			return errors.New("crash")
+	// crash stops a run at "code-applied" after checking that the change
+	// is made and the snapshot's marker is there (the run still holds the
+	// site: nothing can roll it back yet).
+	crash := func(p string) error {
+		if p != "code-applied" {
+			return nil
 		}
-		return nil
-	})
+		if themeLink() == old || !fileExistsT(filepath.Join(n.Dir, "code-rollback", "state.json")) {
+			t.Error("at the crash: no half-applied change or no marker")
+		}
+		return errors.New("crash")
+	}
+	// rolledBack waits until the crashed run's snapshot is rolled back
+	// (by a job or a convergence pass).
+	rolledBack := func() {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for fileExistsT(filepath.Join(n.Dir, "code-rollback")) {
+			if time.Now().After(deadline) {
+				t.Fatal("the crashed run's snapshot was never rolled back")
+			}
+			_ = c.converge("alpha")
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.setCode(host, func(s *site.Spec) { s.Themes = []site.Extension{catalogue(catalogtest.TestTheme, "2.0", true)} })
+	shard.SetCrashAt(sh, crash)
 	get := func(ctx context.Context) (*site.Site, error) { return c.get(host), nil }
 	if _, err := sh.RunCode(c.ctx, c.src, get, "crashed", store.CodeParams{}, nil); err == nil {
 		t.Fatal("no crash")
 	}
 	shard.SetCrashAt(sh, nil)
-	if themeLink() == old || !fileExistsT(filepath.Join(n.Dir, "code-rollback", "state.json")) {
-		t.Fatal("the crashed job left no half-applied change")
-	}
 	res2, err := sh.RunCode(c.ctx, c.src, get, "after-crash", store.CodeParams{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The job or a convergence pass (woken when the crashed run let go
-	// of the site) rolled the crashed run back first.
+	// of the site) rolled the crashed run back first, then the job
+	// applied the change again.
 	if !strings.Contains(c.logs.String(), "rolling back an interrupted code job") || !strings.Contains(c.logs.String(), "job=crashed") {
 		t.Errorf("no rollback of the crashed job logged; checks %+v", res2.Checks)
 	}
@@ -264,22 +283,15 @@ func TestCodeArtefacts(t *testing.T) {
 	c.check(host, "/", 200, catalogtest.Marker(catalogtest.TestTheme, "2.0"))
 	// And a crash whose job never runs again: convergence rolls back.
 	c.setCode(host, func(s *site.Spec) { s.Themes = []site.Extension{catalogue(catalogtest.TestTheme, "1.0", true)} })
-	cur := themeLink()
-	shard.SetCrashAt(sh, func(p string) error {
-		if p == "code-applied" {
-			return errors.New("crash")
-		}
-		return nil
-	})
+	old = themeLink()
+	shard.SetCrashAt(sh, crash)
 	if _, err := sh.RunCode(c.ctx, c.src, get, "crashed-again", store.CodeParams{}, nil); err == nil {
 		t.Fatal("no crash")
 	}
 	shard.SetCrashAt(sh, nil)
-	if err := c.converge("alpha"); err != nil {
-		t.Fatal(err)
-	}
-	if themeLink() != cur || fileExistsT(filepath.Join(n.Dir, "code-rollback")) {
-		t.Errorf("convergence did not roll back the crashed job: link %s (want %s)", themeLink(), cur)
+	rolledBack()
+	if themeLink() != old {
+		t.Errorf("convergence did not roll back the crashed job: link %s (want %s)", themeLink(), old)
 	}
 	c.check(host, "/", 200, catalogtest.Marker(catalogtest.TestTheme, "2.0"))
 
