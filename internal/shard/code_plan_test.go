@@ -136,7 +136,7 @@ func TestCodeScrub(t *testing.T) {
 	n := Names{Dir: "/srv/shard/sites/abc", Docroot: "/srv/shard/sites/abc/htdocs"}
 	d := strings.Repeat("0", 64)
 	for in, want := range map[string]string{
-		"Error in " + as.Root() + "/plugin/" + d + "/x/x.php:3":     "Error in wp-content/plugins/x/x.php:3",
+		"Error in " + as.Root() + "/plugin/" + d + "/x/x.php:3":      "Error in wp-content/plugins/x/x.php:3",
 		"Error in " + as.Root() + "/theme/" + d + "/t/functions.php": "Error in wp-content/themes/t/functions.php",
 		"in /srv/shard/cores/6.1.9/tree/wp-includes/plugin.php":      "in wp-includes/plugin.php",
 		"in /srv/shard/cores/6.1.9/content/plugins/akismet/a.php":    "in wp-content/plugins/akismet/a.php",
