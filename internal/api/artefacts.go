@@ -314,3 +314,21 @@ func (s *server) agentArtefact(c *call) (response, error) {
 		return err
 	}}, nil
 }
+
+// OpenUpload opens the uploaded archive sha in b (a control plane's
+// Config.Uploads): how shards running in the control plane's process
+// read uploads. An archive that is not there gives an error wrapping
+// artefact.ErrNotFound.
+func OpenUpload(ctx context.Context, b *blob.Bucket, sha string) (io.ReadCloser, error) {
+	if !sha256RE.MatchString(sha) {
+		return nil, fmt.Errorf("upload %q: %w", sha, artefact.ErrNotFound)
+	}
+	r, err := b.NewReader(ctx, archiveKey(sha), nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, fmt.Errorf("upload %s: %w", sha, artefact.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}

@@ -25,9 +25,11 @@ const (
 	EnvRateIP    = "AIPRESS_RATE_IP"
 	EnvRateSite  = "AIPRESS_RATE_SITE"
 	EnvBackupURL = "AIPRESS_BACKUP_URL"
-	EnvPlans     = "AIPRESS_PLANS"
-	EnvURL       = "AIPRESS_URL"
-	EnvToken     = "AIPRESS_TOKEN"
+	// EnvCatalogueURL is --catalogue-url of up and shard.
+	EnvCatalogueURL = "AIPRESS_CATALOGUE_URL"
+	EnvPlans        = "AIPRESS_PLANS"
+	EnvURL          = "AIPRESS_URL"
+	EnvToken        = "AIPRESS_TOKEN"
 )
 
 // Defaults of `aipress up`.
