@@ -103,6 +103,14 @@ func Settings() []Setting {
 		// request at most RevalidateFreq after it was written.
 		{Name: "opcache.validate_timestamps", Value: "on", Flag: true},
 		{Name: "opcache.revalidate_freq", Value: strconv.Itoa(int(RevalidateFreq / time.Second))},
+		// A plugin or theme is updated by pointing its folder's link at
+		// another copy (internal/shard, code.go): OPcache must look
+		// scripts up by the path they resolve to, not by the path a site
+		// included them with, and a process's cached resolution of the
+		// link must expire as quickly, so every request runs the new copy
+		// at most RevalidateFreq after the link changed.
+		{Name: "opcache.revalidate_path", Value: "on", Flag: true},
+		{Name: "realpath_cache_ttl", Value: strconv.Itoa(int(RevalidateFreq / time.Second))},
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 // rotation has its own points: "rotate-created" (the new account exists),
 // "rotate-switching" (secrets.json names it, wp-config.php does not yet)
 // and "rotate-dropped" (the old account is gone, the rotation is not yet
-// marked done).
+// marked done). A code job has "code-applied" (changed, not yet checked:
+// the snapshot's marker is there).
 func SetCrashAt(s *Shard, fn func(point string) error) { s.crashAt = fn }
 
 // LoginKeyFor is the login key the shard would write into st's

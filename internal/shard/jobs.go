@@ -29,7 +29,8 @@ func (s *Shard) WakeJobs() {
 }
 
 // RunJobs runs the shard's jobs (store.Job with Shard = this shard) until
-// ctx ends: backups, restores, verify-restores and secret rotations. It waits for the shard
+// ctx ends: backups, restores, verify-restores, secret rotations and code
+// jobs (code.go). It waits for the shard
 // to be Ready (Run's first pass), first removes what interrupted
 // verifications left, then lists jobs every Config.JobPoll (or on WakeJobs)
 // and runs at most Config.JobConcurrency at once, each in its own
@@ -262,6 +263,17 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, err
 		}
 		return s.RotateSecret(ctx, st, p.Kind, progress("rotating "+p.Kind))
+	case store.JobCode:
+		var p store.CodeParams
+		if err := unmarshalParams(j.Params, &p); err != nil {
+			return nil, err
+		}
+		get := func(ctx context.Context) (*site.Site, error) { return s.jobSite(ctx, src, j) }
+		res, err := s.RunCode(ctx, src, get, j.ID, p, func(msg string) { progress(msg)(0, 0) })
+		if res == nil {
+			return nil, err // nil *CodeResult would marshal as "null"
+		}
+		return res, err
 	case store.JobVerifyRestore:
 		var p store.RestoreParams
 		if err := unmarshalParams(j.Params, &p); err != nil {

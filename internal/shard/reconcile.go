@@ -87,6 +87,18 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	if busy, err := s.recoverInterrupted(ctx, rep, n); busy || err != nil {
 		return err
 	}
+	// So is a code job a crash interrupted (code.go): rolled back.
+	if fileExists(codeMarker(n)) {
+		unlock, ok := s.tryLockSite(n.ID)
+		if !ok {
+			return nil
+		}
+		err := s.recoverCode(ctx, st, n)
+		unlock()
+		if err != nil {
+			return fmt.Errorf("rolling back an interrupted code job: %w", err)
+		}
+	}
 	if s.upToDate(st, n) {
 		return nil
 	}
@@ -272,6 +284,8 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		return failed("starting the PHP pool", err)
 	}
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
+	// What the site runs, so drift shows without a code job.
+	s.observeCodeStatus(ctx, rep, st, n, uid, gid)
 	return nil
 }
 
@@ -290,7 +304,7 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	cfg := wordpress.Config{
 		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
 		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
-		DBHost: s.db.ClientHost(), Salts: sec.Salts,
+		DBHost: s.db.ClientHost(), Salts: sec.Salts, Constants: st.Spec.Constants,
 	}
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
 		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
@@ -311,6 +325,8 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err
 	}
+	// The spec's plugins and themes the docroot lacks (code.go).
+	s.ensureCodeLinks(ctx, st, n)
 	return sitePermissions(n, uid, gid)
 }
 

@@ -136,6 +136,11 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 	if err := s.recoverRestore(ctx, n); err != nil {
 		return err
 	}
+	// A code job a crash interrupted is rolled back first: its rollback
+	// must not undo this restore later.
+	if err := s.recoverCode(ctx, st, n); err != nil {
+		return err
+	}
 	r, snap, meta, err := s.openSnapshot(ctx, ref)
 	if err != nil {
 		return err
@@ -386,7 +391,7 @@ type readCloser struct {
 
 // clearStaging removes every staging leftover of an in-place restore.
 func (s *Shard) clearStaging(ctx context.Context, n Names) error {
-	for _, db := range []string{stagingDB(n), oldDB(n)} {
+	for _, db := range []string{stagingDB(n), oldDB(n), codeStagingDB(n), codeOldDB(n)} {
 		if err := s.db.DropSchema(ctx, db); err != nil {
 			return err
 		}

@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aipress/aipress/internal/artefact"
 	"log/slog"
 	"net/url"
 	"os"
@@ -38,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/shardlayout"
@@ -143,8 +143,9 @@ type Config struct {
 	LoginKey LoginKeyFunc
 
 	// Artefacts is the shard's artefact store (plugins, themes, cores;
-	// package artefact). Nil: code jobs fail and only the default core
-	// and bundled extensions are available.
+	// package artefact). Nil: only the default core and bundled
+	// extensions are available; a code job that needs another fails with
+	// that reason.
 	Artefacts *artefact.Store
 
 	// Database, if set, is an external MySQL/MariaDB server the shard keeps
@@ -202,6 +203,7 @@ type Shard struct {
 	volsOff string
 
 	installScript, cronScript string
+	codeScript                string // observes and applies plugins, themes, options (code.go)
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
 	loginPlugin               string // and of the aipress-login one
@@ -332,6 +334,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	}
 	s.core = core
 	s.installScript, s.cronScript, err = wordpress.WriteScripts(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.codeScript, err = wordpress.WriteCodeScript(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}

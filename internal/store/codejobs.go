@@ -38,15 +38,21 @@ type CodeParams struct {
 	// site back) or "update" (a staged update's step).
 	Reason string `json:"reason,omitempty"`
 	// Smoke is the health check after the change (zero: the default one:
-	// home page and wp-admin answer 200, the REST API answers, no new PHP
-	// fatal in the site's error log).
+	// the home page, the login page and the REST API answer 200,
+	// wp-admin's bootstrap answers through admin-ajax.php, no new PHP
+	// fatal in the site's error log; see SmokeTest).
 	Smoke SmokeTest `json:"smoke,omitzero"`
 }
 
 // SmokeTest is what a code job checks after a change.
 type SmokeTest struct {
 	// Paths are fetched from the site (with its Host); default "/",
-	// "/wp-login.php", "/wp-json/".
+	// "/wp-login.php" and the REST API by its query form "/?rest_route=/"
+	// (which works with every permalink setting) — each must answer
+	// Status — and "/wp-admin/admin-ajax.php", which must answer 400 "0"
+	// (anonymous visitors of /wp-admin/ are redirected to the login page;
+	// admin-ajax.php runs wp-admin's bootstrap and admin_init). Every code
+	// job also checks the site's PHP error log for new fatal errors.
 	Paths []string `json:"paths,omitempty"`
 	// Status is the status each path must answer (default 200).
 	Status int `json:"status,omitempty"`

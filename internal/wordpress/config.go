@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -34,6 +36,13 @@ type Config struct {
 	// (internal/loginlink). Empty: no constants, every link is refused.
 	SiteUID  string
 	LoginKey string
+	// Constants are the site's must-use settings (site.Spec.Constants,
+	// checked by site.Spec.ValidateCode): PHP constants defined after the
+	// platform's own, written as literals of their type ("true"/"false"
+	// unquoted, whole numbers unquoted, anything else a quoted string).
+	// The platform's own constants (DISALLOW_FILE_MODS, ...) cannot be
+	// set through it: a name Render defines itself is skipped.
+	Constants map[string]string
 }
 
 // Salts are WordPress's eight authentication keys and salts.
@@ -134,6 +143,16 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 	if c.DiskLimitMB > 0 {
 		fmt.Fprintf(&b, "define('AIPRESS_DISK_LIMIT_MB', %d);\n", c.DiskLimitMB)
 	}
+	var consts []string
+	for _, k := range slices.Sorted(maps.Keys(c.Constants)) {
+		if constNameRE.MatchString(k) && !platformConstants[k] {
+			consts = append(consts, fmt.Sprintf("define(%s, %s);\n", phpString(k), constantLiteral(k, c.Constants[k])))
+		}
+	}
+	if len(consts) > 0 {
+		b.WriteString("\n// The site's must-use settings (its spec's constants).\n")
+		b.WriteString(strings.Join(consts, ""))
+	}
 	b.WriteString(`
 if (!defined('ABSPATH')) {
 	define('ABSPATH', ` + phpString(strings.TrimSuffix(c.CoreDir, "/")+"/") + `);
@@ -141,6 +160,58 @@ if (!defined('ABSPATH')) {
 require_once ABSPATH . 'wp-settings.php';
 `)
 	return b.Bytes()
+}
+
+// platformConstants are the constants Render defines itself.
+var platformConstants = map[string]bool{
+	"DB_NAME": true, "DB_USER": true, "DB_PASSWORD": true, "DB_HOST": true, "DB_CHARSET": true, "DB_COLLATE": true,
+	"AUTH_KEY": true, "SECURE_AUTH_KEY": true, "LOGGED_IN_KEY": true, "NONCE_KEY": true,
+	"AUTH_SALT": true, "SECURE_AUTH_SALT": true, "LOGGED_IN_SALT": true, "NONCE_SALT": true,
+	"WP_HOME": true, "WP_SITEURL": true, "WP_CONTENT_DIR": true, "WP_CONTENT_URL": true,
+	"DISALLOW_FILE_EDIT": true, "DISALLOW_FILE_MODS": true, "DISABLE_WP_CRON": true,
+	"AUTOMATIC_UPDATER_DISABLED": true, "WP_DEBUG": true, "FS_METHOD": true, "ABSPATH": true,
+	"AIPRESS_PURGE_URL": true, "AIPRESS_PURGE_KEY": true, "AIPRESS_PURGE_HOST": true,
+	"AIPRESS_SITE_UID": true, "AIPRESS_LOGIN_KEY": true, "AIPRESS_DISK_LIMIT_MB": true,
+}
+
+var (
+	constNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+	intRE       = regexp.MustCompile(`^(0|-?[1-9][0-9]{0,17})$`)
+	// stringConstants are settings whose values are always strings,
+	// even when they look like numbers (a theme slug "2024").
+	stringConstants = map[string]bool{"WP_ENVIRONMENT_TYPE": true, "WP_DEFAULT_THEME": true}
+	// constantRE matches the lines Render writes for the constants.
+	constantRE = regexp.MustCompile(`(?m)^define\('([A-Z][A-Z0-9_]*)', ('(?:[^'\\]|\\.)*'|true|false|-?[0-9]+)\);$`)
+)
+
+// constantLiteral is v as the PHP literal of constant name.
+func constantLiteral(name, v string) string {
+	if !stringConstants[name] && (v == "true" || v == "false" || intRE.MatchString(v)) {
+		return v
+	}
+	return phpString(v)
+}
+
+// ConstantsOf returns the must-use settings a wp-config.php that Render
+// made defines (Config.Constants, as their spec values: "true", "12",
+// "production"); nil when it defines none.
+func ConstantsOf(wpConfig []byte) map[string]string {
+	_, after, ok := bytes.Cut(wpConfig, []byte("// The site's must-use settings (its spec's constants).\n"))
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for _, m := range constantRE.FindAllSubmatch(after, -1) {
+		v := string(m[2])
+		if strings.HasPrefix(v, "'") {
+			v = strings.NewReplacer(`\\`, `\`, `\'`, `'`).Replace(v[1 : len(v)-1])
+		}
+		out[string(m[1])] = v
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // loginConstRE matches the two constants Render writes for sign-in links.

@@ -19,6 +19,8 @@ func TestConfigRenderGolden(t *testing.T) {
 		DBHost:   "localhost:/data/mariadb/mysqld.sock",
 		Salts:    Salts{"k1", "k2", "k3", "k4", "s1", "s2", "s3", "s4'"},
 		PurgeURL: "http://127.0.0.1:8080/.aipress/purge", PurgeKey: "0123abcd",
+		Constants: map[string]string{"WP_POST_REVISIONS": "5", "MEDIA_TRASH": "true", "WP_ENVIRONMENT_TYPE": "staging",
+			"WP_DEFAULT_THEME": "2024", "DISALLOW_FILE_MODS": "false"},
 	}
 	got := c.Render()
 	golden := filepath.Join("testdata", "wp-config.golden.php")
@@ -87,5 +89,37 @@ func TestLoginKeyOf(t *testing.T) {
 				t.Errorf("LoginKeyOf = %q, %q; want %q, %q", uid, key, tt.wantUID, tt.want)
 			}
 		})
+	}
+}
+
+// The must-use settings round-trip through wp-config.php as their spec
+// values; the platform's own constants cannot be overridden through them.
+func TestConfigConstants(t *testing.T) {
+	in := map[string]string{"WP_POST_REVISIONS": "false", "AUTOSAVE_INTERVAL": "120", "WP_ENVIRONMENT_TYPE": "production",
+		"WP_DEFAULT_THEME": "it's-2024"}
+	c := Config{Domain: "blog.localhost", URL: "http://blog.localhost", Docroot: "/d", CoreDir: "/c", Constants: in}
+	out := c.Render()
+	for _, line := range []string{"define('WP_POST_REVISIONS', false);\n", "define('AUTOSAVE_INTERVAL', 120);\n",
+		"define('WP_ENVIRONMENT_TYPE', 'production');\n", `define('WP_DEFAULT_THEME', 'it\'s-2024');` + "\n"} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("missing %q in\n%s", line, out)
+		}
+	}
+	got := ConstantsOf(out)
+	if len(got) != len(in) {
+		t.Fatalf("ConstantsOf = %v, want %v", got, in)
+	}
+	for k, v := range in {
+		if got[k] != v {
+			t.Errorf("ConstantsOf[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+	c.Constants = map[string]string{"DISALLOW_FILE_MODS": "false", "DB_HOST": "evil"}
+	out = c.Render()
+	if strings.Count(string(out), "DISALLOW_FILE_MODS") != 1 || strings.Contains(string(out), "evil") || ConstantsOf(out) != nil {
+		t.Errorf("platform constants overridden:\n%s", out)
+	}
+	if ConstantsOf(Config{Domain: "x"}.Render()) != nil {
+		t.Error("constants found in a config without any")
 	}
 }

@@ -92,7 +92,8 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 		if len(msg) > 600 {
 			msg = msg[len(msg)-600:]
 		}
-		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(script), err, msg)
+		// stdout too: a script may report its failure there.
+		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", filepath.Base(script), err, msg)
 	}
 	return stdout.Bytes(), nil
 }

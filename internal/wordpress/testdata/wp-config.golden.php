@@ -41,6 +41,12 @@ define('AIPRESS_PURGE_URL', 'http://127.0.0.1:8080/.aipress/purge');
 define('AIPRESS_PURGE_KEY', '0123abcd');
 define('AIPRESS_PURGE_HOST', 'blog.localhost');
 
+// The site's must-use settings (its spec's constants).
+define('MEDIA_TRASH', true);
+define('WP_DEFAULT_THEME', '2024');
+define('WP_ENVIRONMENT_TYPE', 'staging');
+define('WP_POST_REVISIONS', 5);
+
 if (!defined('ABSPATH')) {
 	define('ABSPATH', '/data/cores/6.1.9/tree/');
 }
