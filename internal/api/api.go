@@ -23,6 +23,9 @@ import (
 	"strings"
 	"time"
 
+	"gocloud.dev/blob"
+
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
@@ -159,6 +162,14 @@ type Config struct {
 	// Assistant answers /v1/assistant (assistant.go). Nil: those routes
 	// answer 501.
 	Assistant Assistant
+	// Uploads keeps the artefacts organisations upload (POST
+	// /v1/artefacts; artefacts.go): the control plane's is a fileblob
+	// bucket under <data dir>/artefacts. Nil: the artefact routes answer
+	// 501.
+	Uploads *blob.Bucket
+	// UploadLimits bound an uploaded archive (zero fields:
+	// artefact.DefaultLimits').
+	UploadLimits artefact.Limits
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -383,6 +394,13 @@ var routes = []route{
 	{"POST", "/v1/backups/verify", "backup.verify", permPlatformOps, platform, true, false, (*server).verifyBackups},
 	{"POST", "/v1/backups/prune", "backup.prune", permPlatformOps, platform, true, false, (*server).pruneBackups},
 	{"GET", "/v1/jobs", "job.list", permSiteRead, inside, false, false, (*server).listJobs},
+
+	// Uploaded artefacts (artefacts.go): who may change a site's code
+	// (site.write, as PATCH /v1/sites/{name}) may upload the code it
+	// runs; site readers list the organisation's uploads (?org=, checked
+	// inside).
+	{"POST", "/v1/artefacts", "artefact.upload", permSiteWrite, inside, true, false, (*server).uploadArtefact},
+	{"GET", "/v1/artefacts", "artefact.list", permSiteRead, inside, false, false, (*server).listArtefacts},
 	{"GET", "/v1/jobs/{id}", "job.get", permSiteRead, inside, false, false, (*server).getJob},
 
 	{"GET", "/v1/shards", "shard.list", permPlatformRead, platform, false, false, (*server).listShards},
@@ -442,6 +460,8 @@ var routes = []route{
 	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", permShard, machine, false, false, (*server).agentJob},
 	{"PUT", "/v1/agent/jobs/{id}", "agent.job", permShard, machine, true, true, (*server).agentReportJob},
 	{"GET", "/v1/agent/backup-access", "agent.backup-access", permShard, machine, false, false, (*server).agentBackupAccess},
+	// authz: shard agents, for uploads of organisations they host a site of (checked inside).
+	{"GET", "/v1/agent/artefacts/{sha256}", "agent.artefact", permShard, machine, false, false, (*server).agentArtefact},
 	{"POST", "/v1/agent/certificate", "agent.certificate", permShard, machine, true, false, (*server).agentCertificate},
 	{"POST", "/v1/edge/certificate", "edge.certificate", permEdgeOnly, machine, true, false, (*server).edgeCertificate},
 	// authz: shard agents (their gateway's check of the mesh CA bundle).

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
@@ -166,6 +167,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
+	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", "", "passed to the local shards the server starts: the wordpress.org-compatible catalogue (default "+artefact.DefaultCatalogueURL+")")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
 	addKubeFlags(cmd, &cfg)
 	addAuthFlags(cmd, &cfg.Auth)
@@ -301,6 +303,14 @@ firewall.`
 			}
 		}
 		cfg.LoopbackPorts = loopbackPorts
+		if !cmd.Flags().Changed("catalogue-url") {
+			if v := d.getenv(EnvCatalogueURL); v != "" {
+				cfg.CatalogueURL = v
+			}
+		}
+		if err := checkCatalogueURL(cfg.CatalogueURL); err != nil {
+			return err
+		}
 		cfg.Logger, cfg.Version = log, cmd.Root().Version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -316,6 +326,7 @@ firewall.`
 	fl.StringVar(&cfg.Provider, "provider", "", "what started this shard (set by the server for its local shards)")
 	fl.IntVar(&publicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
 	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "how often to heartbeat")
+	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", artefact.DefaultCatalogueURL, "the wordpress.org-compatible catalogue (plugin and theme information API, core version check) sites' plugins, themes and cores come from (env "+EnvCatalogueURL+")")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
 	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")

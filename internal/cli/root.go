@@ -25,9 +25,11 @@ const (
 	EnvRateIP    = "AIPRESS_RATE_IP"
 	EnvRateSite  = "AIPRESS_RATE_SITE"
 	EnvBackupURL = "AIPRESS_BACKUP_URL"
-	EnvPlans     = "AIPRESS_PLANS"
-	EnvURL       = "AIPRESS_URL"
-	EnvToken     = "AIPRESS_TOKEN"
+	// EnvCatalogueURL is --catalogue-url of up and shard.
+	EnvCatalogueURL = "AIPRESS_CATALOGUE_URL"
+	EnvPlans        = "AIPRESS_PLANS"
+	EnvURL          = "AIPRESS_URL"
+	EnvToken        = "AIPRESS_TOKEN"
 )
 
 // Defaults of `aipress up`.
@@ -81,7 +83,7 @@ then manage sites with 'aipress site ...' from another terminal.`,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
 		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newLoginCmd(d), newLogoutCmd(d),
-		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d), newAskCmd(d), newAdminCmd(d),
+		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d), newAskCmd(d), newAdminCmd(d), newArtefactCmd(d),
 		newApplyCmd(d), newDiffCmd(d), newSchemaCmd())
 	return root
 }

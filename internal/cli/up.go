@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"os/signal"
 	"reflect"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform"
@@ -106,6 +108,7 @@ type upFlags struct {
 	shards     int
 	capacity   int
 	firewall   string
+	catalogue  string
 	auth       platform.AuthOptions
 	assistant  platform.AssistantOptions
 }
@@ -146,6 +149,10 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 	}
 	cfg.HTTPSAddr = pick("https", f.httpsAddr, EnvHTTPS, file.HTTPS, "")
 	cfg.BackupURL = pick("backup-url", f.backupURL, EnvBackupURL, file.BackupURL, "")
+	cfg.CatalogueURL = pick("catalogue-url", f.catalogue, EnvCatalogueURL, "", artefact.DefaultCatalogueURL)
+	if err := checkCatalogueURL(cfg.CatalogueURL); err != nil {
+		return cfg, err
+	}
 	if path := pick("plans", f.plansFile, EnvPlans, file.Plans, ""); path != "" {
 		ps, err := plans.Load(path)
 		if err != nil {
@@ -266,6 +273,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url, plans)")
+	fl.StringVar(&f.catalogue, "catalogue-url", artefact.DefaultCatalogueURL, "the wordpress.org-compatible catalogue (plugin and theme information API, core version check) sites' plugins, themes and cores come from (env "+EnvCatalogueURL+")")
 	fl.StringVar(&f.backupURL, "backup-url", "", "bucket of the backup repositories, one per shard (file://, s3://, gs://; default file://<data-dir>/backups; key in <data-dir>/backup-kek) (env "+EnvBackupURL+")")
 	fl.StringVar(&f.plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md) (env "+EnvPlans+")")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")
@@ -285,4 +293,13 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.firewall, "site-firewall", string(platform.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
+}
+
+// checkCatalogueURL refuses a --catalogue-url that is no http(s) URL.
+func checkCatalogueURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+		return fmt.Errorf("--catalogue-url %q: want an http(s) URL such as %s", u, artefact.DefaultCatalogueURL)
+	}
+	return nil
 }

@@ -28,6 +28,7 @@ const AgentTokenFile = "agent-token"
 type childShards struct {
 	dataDir, binary, apiURL, transferURL string
 	purgeURL, purgeSecretFile            string
+	catalogueURL                         string
 	publicPort                           int
 	heartbeat                            time.Duration // the children's heartbeat interval
 	log                                  *slog.Logger
@@ -112,6 +113,9 @@ func (c *childShards) spawnLocked(ctx context.Context, sh store.Shard, dir strin
 		"--capacity", strconv.Itoa(sh.Capacity), "--public-port", strconv.Itoa(c.publicPort),
 		"--provider", control.ProviderLocal, "--transfer-url", c.transferURL,
 		"--heartbeat-interval", c.heartbeat.String()}
+	if c.catalogueURL != "" {
+		args = append(args, "--catalogue-url", c.catalogueURL)
+	}
 	if c.purgeURL != "" && c.purgeSecretFile != "" {
 		args = append(args, "--purge-url", c.purgeURL, "--purge-secret-file", c.purgeSecretFile)
 	}

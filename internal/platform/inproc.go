@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"gocloud.dev/blob"
+
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/shard"
@@ -32,6 +34,8 @@ type inprocShards struct {
 	st               store.Store
 	repos            *repos.Manager
 	loginKey         func(uid string) []byte
+	uploads          *blob.Bucket
+	catalogueURL     string
 	after            func()
 	// firewall and loopbackPorts are the shards' site firewall (sitefw).
 	firewall      FirewallMode
@@ -104,10 +108,10 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &inprocShard{ready: make(chan struct{}), cancel: cancel, wake: func() {}}
 	p.running[sh.Name] = r
-	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, name: sh.Name, now: time.Now, after: p.after}
+	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, uploads: p.uploads, name: sh.Name, now: time.Now, after: p.after}
 	cfg := ShardConfig{
 		Name: sh.Name, DataDir: filepath.Join(p.dataDir, "shards", sh.Name), Capacity: sh.Capacity,
-		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL,
+		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL, CatalogueURL: p.catalogueURL,
 		PurgeURL: p.purges.url, PurgeKey: p.purges.key, TransferURL: p.transferURL,
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),

@@ -112,6 +112,10 @@ type Config struct {
 	Auth AuthOptions
 	// Assistant configures /v1/assistant (provider, model, key, limit).
 	Assistant AssistantOptions
+	// CatalogueURL is the wordpress.org-compatible catalogue the local
+	// shards fetch plugins, themes and cores from (default
+	// https://api.wordpress.org).
+	CatalogueURL string
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -245,7 +249,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := cp.st
 	defer cp.close()
-	shards.st, shards.repos, shards.loginKey = st, cp.repos, cp.loginKey
+	shards.st, shards.repos, shards.loginKey, shards.uploads = st, cp.repos, cp.loginKey, cp.uploads
+	shards.catalogueURL = cfg.CatalogueURL
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache

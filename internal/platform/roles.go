@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,6 +90,10 @@ func (l *apiLink) Sites(wake func()) shard.Sites {
 func (l *apiLink) Jobs(wake func()) shard.Jobs {
 	l.jobs = agent.NewJobs(agent.JobsConfig{Client: l.c, Shard: l.name, Wake: wake, Logger: l.log})
 	return l.jobs
+}
+
+func (l *apiLink) Uploads() func(context.Context, string) (io.ReadCloser, error) {
+	return agentUploads(l.c)
 }
 
 func (l *apiLink) Repos() repoOpener {

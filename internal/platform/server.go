@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"gocloud.dev/blob"
+
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/backupctl"
@@ -68,6 +70,9 @@ type ServerConfig struct {
 	// PurgeURL and PurgeSecretFile are passed on to the local shards the
 	// server starts (see `aipress shard --purge-url`); empty: none.
 	PurgeURL, PurgeSecretFile string
+	// CatalogueURL is passed on to the local shards the server starts
+	// (--catalogue-url; "": their default, https://api.wordpress.org).
+	CatalogueURL string
 	// BackupURL is the bucket (gocloud.dev/blob URL) of the backup
 	// repositories, one per shard under it; default file://<DataDir>/backups.
 	// The key-encryption key is <DataDir>/backup-kek (created on first
@@ -109,6 +114,9 @@ type controlPlane struct {
 	// adminPasswordFile holds the bootstrap admin's password ("": it has
 	// none there; see ensureAdminPassword).
 	adminPasswordFile string
+	// uploads keeps the artefacts organisations upload
+	// (<data dir>/artefacts).
+	uploads *blob.Bucket
 }
 
 type controlPlaneConfig struct {
@@ -267,7 +275,13 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	if cp.uploads, err = openUploads(cfg.dataDir); err != nil {
+		_ = manager.Close()
+		st.Close()
+		return nil, err
+	}
 	cp.handler = api.New(api.Config{
+		Uploads:     cp.uploads,
 		MCP:         mcpSrv,
 		SiteMetrics: cp.siteMetrics,
 		Portal:      web,
@@ -286,6 +300,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 
 // close closes the repositories and the store.
 func (cp *controlPlane) close() {
+	if cp.uploads != nil {
+		_ = cp.uploads.Close()
+	}
 	_ = cp.repos.Close()
 	_ = cp.st.Close()
 }
@@ -348,7 +365,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	spawner := &childShards{
 		dataDir: dataDir, binary: cfg.Binary, apiURL: apiURL, publicPort: cfg.PublicPort,
 		log: log, transferURL: cfg.TransferURL, heartbeat: heartbeatInterval(cfg.HeartbeatTimeout),
-		purgeURL: cfg.PurgeURL, purgeSecretFile: cfg.PurgeSecretFile,
+		purgeURL: cfg.PurgeURL, purgeSecretFile: cfg.PurgeSecretFile, catalogueURL: cfg.CatalogueURL,
 	}
 	ccfg := controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,

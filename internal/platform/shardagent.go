@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"gocloud.dev/blob"
 
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mariadb"
@@ -48,6 +51,11 @@ type ShardConfig struct {
 	GatewayAddr, GatewayAdvertise string
 	// SiteVolumes is shard.Config.Volumes: auto (default), on or off.
 	SiteVolumes string
+	// CatalogueURL is the wordpress.org-compatible catalogue plugins,
+	// themes and cores come from (default artefact.DefaultCatalogueURL,
+	// https://api.wordpress.org); the shard's artefact store is
+	// <DataDir>/artefacts.
+	CatalogueURL string
 	// Database, if set, is the external MySQL/MariaDB server of the
 	// sites' databases (see shard.Config.Database); nil: the shard runs
 	// its own MariaDB.
@@ -109,6 +117,9 @@ type shardLink interface {
 	MoveKeys() shard.MoveKeyFunc
 	// LoginKeys gives the login keys of the shard's sites (loginkey.go).
 	LoginKeys() shard.LoginKeyFunc
+	// Uploads opens the archives organisations uploaded (artefacts.go;
+	// the shard's artefact store checks their SHA-256).
+	Uploads() func(ctx context.Context, sha256 string) (io.ReadCloser, error)
 	// Run follows the control plane until ctx ends (a no-op for the store).
 	Run(ctx context.Context) error
 }
@@ -153,6 +164,9 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()
 	scfg.LoginKey = link.LoginKeys()
+	if scfg.Artefacts, err = openShardArtefacts(dir, cfg.CatalogueURL, link.Uploads(), cfg); err != nil {
+		return err
+	}
 	var fwAllow []string
 	if cfg.Database != nil {
 		fwAllow = append(fwAllow, cfg.Database.Addr) // the sites' DB_HOST
@@ -300,9 +314,12 @@ type storeLink struct {
 	repos *repos.Manager
 	// loginKey derives sites' login keys (nil: no sign-in links).
 	loginKey func(uid string) []byte
-	name     string
-	now      func() time.Time
-	after    func() // wakes the route sync and the controller
+	// uploads is the control plane's bucket of uploaded artefacts (nil:
+	// none).
+	uploads *blob.Bucket
+	name    string
+	now     func() time.Time
+	after   func() // wakes the route sync and the controller
 }
 
 func (l *storeLink) Register(ctx context.Context, reg Registration) error {
@@ -334,6 +351,10 @@ func (l *storeLink) Jobs(func()) shard.Jobs {
 }
 
 func (l *storeLink) Repos() repoOpener { return managerRepos(l.repos, l.name) }
+
+func (l *storeLink) Uploads() func(context.Context, string) (io.ReadCloser, error) {
+	return uploadsFunc(l.uploads)
+}
 
 func (l *storeLink) Certificate(context.Context, []byte) ([]byte, []byte, error) {
 	return nil, nil, errors.New("shards inside `aipress up` serve only its own edge: they have no gateway")

@@ -552,6 +552,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/artefacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's uploaded artefacts, by SHA-256, one page at a time. */
+        get: operations["listArtefacts"];
+        put?: never;
+        /**
+         * Upload a plugin, theme or core zip for the organisation's sites.
+         * @description The body is the zip archive itself (at most 128 MiB by default). It is
+         *     checked as the shards' artefact store checks every archive — size,
+         *     number of files, unpacked size, names (zip-slip, backslashes, NUL,
+         *     duplicates, case-folding duplicates), links and special files, exactly
+         *     one root folder named after the slug, no PHP outside it, and the
+         *     plugin or theme header — and refused with the reason (422) otherwise.
+         *     A site's spec then names it as a source `{type: upload, sha256: …}`.
+         *     Needs site.write in the organisation (the permission that changes a
+         *     site's code). Uploading the same archive again answers 200 with the
+         *     first upload's record.
+         *
+         */
+        post: operations["uploadArtefact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -1273,6 +1304,30 @@ export interface paths {
          *
          */
         put: operations["agentReportJob"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agent/artefacts/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * (shard token) An uploaded archive, streamed.
+         * @description Only the uploads of organisations that have a site on the calling
+         *     shard; any other answers 404. The shard checks the SHA-256 again.
+         *
+         */
+        get: operations["agentArtefact"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -2254,6 +2309,36 @@ export interface components {
             finished_at?: string;
             /** Format: int64 */
             resource_version: number;
+        };
+        ArtefactUpload: {
+            /** @description The archive's SHA-256: a spec's source {type: upload, sha256: …}. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description The archive's size in bytes.
+             */
+            size: number;
+            /** @enum {string} */
+            kind: "plugin" | "theme" | "core";
+            /** @description The root folder: the plugin's or theme's slug (wordpress for a core). */
+            name: string;
+            /** @description The version the archive declares (plugin header, style.css, version.php). */
+            version?: string;
+            files: number;
+            /**
+             * Format: int64
+             * @description Unpacked size.
+             */
+            bytes: number;
+            org: string;
+            /** Format: date-time */
+            uploaded_at: string;
+            /** @description The token that uploaded it. */
+            uploaded_by?: string;
+        };
+        ArtefactList: {
+            items: components["schemas"]["ArtefactUpload"][];
+            continue?: string;
         };
         JobList: {
             items: components["schemas"]["Job"][];
@@ -3980,6 +4065,99 @@ export interface operations {
             500: components["responses"]["Internal"];
         };
     };
+    listArtefacts: {
+        parameters: {
+            query?: {
+                /** @description The organisation (default: the caller's only one). */
+                org?: string;
+                limit?: number;
+                continue?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of uploads. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    uploadArtefact: {
+        parameters: {
+            query?: {
+                /** @description The organisation (default: the caller's only one). */
+                org?: string;
+                /** @description What the archive is (default: detected). */
+                kind?: "plugin" | "theme" | "core";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/zip": string;
+            };
+        };
+        responses: {
+            /** @description Already uploaded by this organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactUpload"];
+                };
+            };
+            /** @description Uploaded. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactUpload"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description The archive is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The archive was refused (the message names the entry and the reason). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
     listJobs: {
         parameters: {
             query?: {
@@ -5148,6 +5326,33 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["Internal"];
+        };
+    };
+    agentArtefact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The zip archive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     agentBackupAccess: {
