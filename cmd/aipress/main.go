@@ -14,7 +14,9 @@ var version = "dev"
 
 func main() {
 	if err := cli.NewRoot(version).ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "error:", err)
+		}
+		os.Exit(cli.ExitCode(err))
 	}
 }

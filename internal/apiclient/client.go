@@ -16,6 +16,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -39,6 +40,8 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // API error code, e.g. "not_found"
 	Message string
+	// Details are an invalid site file's problems, with their positions.
+	Details []sitefile.Problem
 }
 
 func (e *Error) Error() string {
@@ -272,7 +275,7 @@ func responseError(resp *http.Response, method, path string) error {
 	}
 	var eb api.ErrorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
 	}
 	return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
 		Message: fmt.Sprintf("%s %s: unexpected HTTP %s", method, path, resp.Status)}

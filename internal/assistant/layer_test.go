@@ -118,8 +118,8 @@ func TestToolsMatchOperations(t *testing.T) {
 	}{
 		"listSites":     {"continue,limit,org,q", "", Read},
 		"getSite":       {"name", "name", Read},
-		"createSite":    {"admin_email,admin_user,core_version,domain,labels,org,plan,title", "admin_email,domain,title", Costly},
-		"updateSite":    {"cache,https_redirect,name,plan,title,waf", "name", Write},
+		"createSite":    {"admin_email,admin_user,constants,core_version,domain,labels,options,org,plan,plugins,themes,title", "admin_email,domain,title", Costly},
+		"updateSite":    {"cache,constants,core_version,https_redirect,if_generation,name,options,plan,plugins,themes,title,waf", "name", Write},
 		"suspendSite":   {"name", "name", Destructive},
 		"resumeSite":    {"name", "name", Write},
 		"deleteSite":    {"name", "name", Destructive},

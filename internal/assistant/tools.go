@@ -57,11 +57,12 @@ func (e Effect) NeedsConfirm() bool { return e == Costly || e == Destructive }
 
 // SensitiveArgs are the arguments that make a write tool's call need
 // confirmation too: they weaken a site's protection (WAF mode, the HTTPS
-// redirect) or change what it costs (its plan). A prompt injected into
-// text a model reads (a site's title, say) must not turn them off on its
-// own; a cache TTL or a title change runs at once.
+// redirect), change what it costs (its plan) or what code it runs (its
+// plugins, themes, options, must-use settings, core). A prompt injected
+// into text a model reads (a site's title, say) must not turn them off on
+// its own; a cache TTL or a title change runs at once.
 var SensitiveArgs = map[string][]string{
-	"updateSite": {"waf", "https_redirect", "plan"},
+	"updateSite": {"waf", "https_redirect", "plan", "plugins", "themes", "options", "constants", "core_version"},
 }
 
 // NeedsConfirm reports whether calling t with args must wait for the

@@ -13,6 +13,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -34,7 +35,7 @@ func newSiteCmd(d deps) *cobra.Command {
 	o := &siteOpts{d: d}
 	cmd := &cobra.Command{
 		Use:   "site",
-		Short: "Create, list, inspect, change, suspend, resume, delete and purge sites; tune their WAF",
+		Short: "Create, list, inspect, change, suspend, resume, delete and purge sites; tune their WAF; install plugins and themes",
 		Long: `Manage WordPress sites through the AIPress API.
 
 The API is found from --url/--token, else the AIPRESS_URL/AIPRESS_TOKEN
@@ -51,7 +52,7 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
 		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o),
-		newSiteMoveCmd(o), newSiteWAFCmd(o), newGitCmd(o, gitsync.KindSite))
+		newSiteMoveCmd(o), newSiteWAFCmd(o), newGitCmd(o, gitsync.KindSite), newSiteCodeCmd(o, "plugin"), newSiteCodeCmd(o, "theme"))
 	return cmd
 }
 
@@ -197,8 +198,12 @@ func newSiteGetCmd(o *siteOpts) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get DOMAIN",
 		Short: "Show one site",
+		Long: `Show one site. -o json prints the API's object (spec and status); -o yaml
+prints the site's file (docs/code.md, "The site file": no status, no secrets),
+which 'aipress apply -f' takes back unchanged.`,
 		Example: `  aipress site get blog.localhost
-  aipress site get blog.localhost -o yaml`,
+  aipress site get blog.localhost -o yaml > blog.yaml   # then: aipress apply -f blog.yaml
+  aipress site get blog.localhost -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
@@ -207,6 +212,14 @@ func newSiteGetCmd(o *siteOpts) *cobra.Command {
 			}
 			s, err := c.GetSite(cmd.Context(), args[0])
 			if err != nil {
+				return err
+			}
+			if o.output == "yaml" {
+				b, err := sitefile.FromSite(s).YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
 			return o.printSite(cmd.OutOrStdout(), s)
