@@ -186,12 +186,12 @@ type Config struct {
 
 // Shard is a running local shard.
 type Shard struct {
-	cfg   Config
-	log   *slog.Logger
-	db    *mariadb.Server
-	fpm   *phpfpm.Master
-	core  *wordpress.Core // the default core (Config.CoreSource)
-	wake  chan struct{}
+	cfg  Config
+	log  *slog.Logger
+	db   *mariadb.Server
+	fpm  *phpfpm.Master
+	core *wordpress.Core // the default core (Config.CoreSource)
+	wake chan struct{}
 
 	// coreMu guards cores (the other registered cores, by version) and
 	// coreFetching (a version being fetched and registered: closed when
@@ -199,7 +199,7 @@ type Shard struct {
 	coreMu       sync.Mutex
 	cores        map[string]*wordpress.Core
 	coreFetching map[string]chan struct{}
-	ready chan struct{}
+	ready        chan struct{}
 
 	layout Layout
 

@@ -141,7 +141,9 @@ const relinkSuffix = ".aipress-relink"
 // it writes in are root's; links are read, never followed.
 func RelinkDocroot(c *Core, docroot string) (changed bool, err error) {
 	coresDir := c.CoresDir()
-	wrap := func(err error) error { return fmt.Errorf("relink docroot %s to WordPress %s: %w", docroot, c.Version, err) }
+	wrap := func(err error) error {
+		return fmt.Errorf("relink docroot %s to WordPress %s: %w", docroot, c.Version, err)
+	}
 	fi, err := os.Lstat(docroot)
 	if err != nil {
 		return false, wrap(err)
