@@ -186,22 +186,23 @@ type Config struct {
 
 // Shard is a running local shard.
 type Shard struct {
-	cfg  Config
-	log  *slog.Logger
-	db   *mariadb.Server
-	fpm  *phpfpm.Master
-	core *wordpress.Core // the default core (Config.CoreSource)
-	wake chan struct{}
+	cfg   Config
+	log   *slog.Logger
+	db    *mariadb.Server
+	fpm   *phpfpm.Master
+	core  *wordpress.Core
+	wake  chan struct{}
+	ready chan struct{}
 
-	// coreMu guards cores (the other registered cores, by version) and
-	// coreFetching (a version being fetched and registered: closed when
-	// done). See cores.go.
+	layout Layout
+
+	// core is the default core (Config.CoreSource); coreMu guards cores
+	// (the other registered cores, by version) and coreFetching (a
+	// version being fetched and registered: closed when done). See
+	// cores.go.
 	coreMu       sync.Mutex
 	cores        map[string]*wordpress.Core
 	coreFetching map[string]chan struct{}
-	ready        chan struct{}
-
-	layout Layout
 
 	// vols: new sites get volumes (Prepare decides); volsOff says why
 	// not.
