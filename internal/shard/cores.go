@@ -219,13 +219,17 @@ func (s *Shard) applyCore(ctx context.Context, st *site.Site, n Names, want stri
 		return s.ensureFiles(ctx, st, n, sec, uid, gid)
 	}
 	undo = func(ctx context.Context) error {
-		if _, err := wordpress.RelinkDocroot(prev, n.Docroot); err != nil {
+		relinked, err := wordpress.RelinkDocroot(prev, n.Docroot)
+		if err != nil {
 			return err
 		}
 		if err := rewrite(ctx); err != nil {
 			return fmt.Errorf("wp-config.php for WordPress %s: %w", prev.Version, err)
 		}
 		s.forgetConverged(n)
+		if relinked {
+			return s.fpm.Reload(ctx)
+		}
 		return nil
 	}
 	relinked, err := wordpress.RelinkDocroot(target, n.Docroot)
@@ -241,6 +245,15 @@ func (s *Shard) applyCore(ctx context.Context, st *site.Site, n Names, want stri
 	need, err := s.needsUpgrade(ctx, n, target)
 	if err != nil {
 		return relinked, undo, err
+	}
+	// php-fpm starts afresh (phpfpm.Master.Reload): its OPcache would go
+	// on running the old core's scripts for the docroot's paths. Also
+	// when a crash came between the relink and here (the database is not
+	// upgraded yet then).
+	if relinked || need {
+		if err := s.fpm.Reload(ctx); err != nil {
+			return true, undo, err
+		}
 	}
 	if !need {
 		if relinked {
@@ -285,20 +298,19 @@ func (s *Shard) forgetConverged(n Names) {
 	s.mu.Unlock()
 }
 
-// firstLine is the last line of err's text that says something (PHP's
-// fatal error, not the stack trace), shortened: what an owner is shown of
-// a failed upgrade (the full error goes to the log).
+// firstLine is what an owner is shown of a failed upgrade (the full error
+// goes to the log): PHP's fatal error without its stack trace and paths,
+// or the script's own last word, shortened.
 func firstLine(err error) string {
 	msg := err.Error()
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if strings.Contains(l, "Fatal error") || strings.Contains(l, "database is at version") || strings.Contains(l, "not installed") {
-			msg = l
-			break
-		}
+	if i := strings.Index(msg, "PHP Fatal error:"); i >= 0 {
+		msg = msg[i:]
+	} else if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
 	}
+	msg, _, _ = strings.Cut(msg, "\n")
 	if i := strings.Index(msg, " in /"); i > 0 {
 		msg = msg[:i] // no paths of the shard
 	}
-	return truncate(msg, 300)
+	return truncate(strings.Join(strings.Fields(msg), " "), 300)
 }
