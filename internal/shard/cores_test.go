@@ -272,4 +272,24 @@ func TestSeveralCores(t *testing.T) {
 			t.Errorf("clone's db_version = %d", got)
 		}
 	}
+
+	{ // a move carries the core the site runs (its spec names none)
+		beta := c.start("beta")
+		if _, err := shard.RegisterCoreDir(beta, filepath.Join(src, "6.1.10", "wordpress")); err != nil {
+			t.Fatal(err)
+		}
+		c.startMove(oldHost, "move-core", "alpha", "beta")
+		s := c.runMove(oldHost, site.MoveDone, "alpha", "beta")
+		if s.Status.Shard != "beta" || s.Status.Phase != site.PhaseReady {
+			t.Fatalf("after the move: %+v", s.Status)
+		}
+		c.routes()
+		c.generator(oldHost, "6.1.10")
+		if got := shard.SiteCoreVersion(beta, s); got != "6.1.10" {
+			t.Errorf("the moved site runs %s on beta", got)
+		}
+		if got := dbVersion(t, c, beta, oldUID); got != debDB+1 {
+			t.Errorf("the moved site's db_version = %d", got)
+		}
+	}
 }

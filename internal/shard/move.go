@@ -497,20 +497,16 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 
 // importCore is the core an imported site's docroot is built on: the one
 // it ran on the source (its database is at that core's version), fetched if
-// this shard has not got it; when this shard cannot get that one, its
-// spec's (the shard's default for ""), as before several cores.
+// this shard has not got it — the move fails when this shard cannot get it
+// (the source goes on serving) rather than run the site on a core its
+// database was not made by; its spec's (the shard's default for "") for an
+// export from a shard before several cores.
 func (s *Shard) importCore(ctx context.Context, st *site.Site, man *manifest) (*wordpress.Core, error) {
 	want := man.CoreVersion
 	if want == "" {
 		want = st.Spec.CoreVersion
 	}
-	core, err := s.coreFor(ctx, want)
-	if err == nil || want == st.Spec.CoreVersion {
-		return core, err
-	}
-	s.log.Warn("the core the site ran on the source is not available here: using its spec's",
-		"site", st.Metadata.Name, "source_core", want, "spec_core", st.Spec.CoreVersion, "err", err)
-	return s.coreFor(ctx, st.Spec.CoreVersion)
+	return s.coreFor(ctx, want)
 }
 
 // moveKey returns the key that authenticates the export of st's move.
