@@ -93,7 +93,12 @@ func (s *Shard) registerCore(ctx context.Context, version string) (*wordpress.Co
 			version, s.cfg.Name, s.core.Version)
 	}
 	a, err := s.cfg.Artefacts.Ensure(ctx, artefact.Ref{Kind: artefact.Core, Name: "wordpress", Version: version})
-	if err != nil {
+	switch {
+	case errors.Is(err, artefact.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", publicf("WordPress core %s is not in the catalogue", version), err)
+	case errors.Is(err, artefact.ErrRefused):
+		return nil, fmt.Errorf("%w: %w", publicf("WordPress core %s was refused by the artefact store (details in the log of shard %s)", version, s.cfg.Name), err)
+	case err != nil:
 		return nil, fmt.Errorf("fetching WordPress core %s: %w", version, err)
 	}
 	return s.registerCoreTree(a.Dir, version)

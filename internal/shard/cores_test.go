@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/artefact/catalogtest"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/wordpress/coretest"
@@ -88,16 +90,22 @@ func realCoreFile(t *testing.T, sh *shard.Shard, uid, file string) string {
 // runs its migration path; the broken one (6.1.11) fatals in upgrade_all().
 func TestSeveralCores(t *testing.T) {
 	c := newCluster(t)
+	debDB := coretest.DebianDBVersion(t)
+	// The catalogue serves both cores; the shards fetch them through
+	// their artefact store when a site needs one.
+	cat := catalogtest.New(t)
+	src := t.TempDir()
+	for _, o := range []coretest.Options{{Version: "6.1.10"}, {Version: "6.1.11", DBVersion: debDB + 2, BreakUpgrade: true}} {
+		cat.AddCore(o.Version, coretest.Build(t, filepath.Join(src, o.Version), o))
+	}
+	store, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.artefacts = store
 	sh := c.start("alpha")
 	c.runJobs(sh)
 	defer c.deleteAll()
-	debDB := coretest.DebianDBVersion(t)
-	src := t.TempDir()
-	for _, o := range []coretest.Options{{Version: "6.1.10"}, {Version: "6.1.11", DBVersion: debDB + 2, BreakUpgrade: true}} {
-		if v, err := shard.RegisterCoreDir(sh, coretest.Build(t, filepath.Join(src, o.Version), o)); err != nil || v != o.Version {
-			t.Fatalf("register %s: %q, %v", o.Version, v, err)
-		}
-	}
 
 	// Two sites, two cores, one shard.
 	const oldHost, oldUID = "old.localhost", "uid-old"
@@ -129,7 +137,7 @@ func TestSeveralCores(t *testing.T) {
 		c.createOnCore("nope.localhost", "uid-nope", "alpha", "6.2.0")
 		got := c.get("nope.localhost")
 		cond := got.Status.Condition(shard.CondServing)
-		if got.Status.Phase != site.PhaseFailed || cond == nil || !strings.Contains(cond.Message, "WordPress core 6.2.0 is not available on shard alpha") {
+		if got.Status.Phase != site.PhaseFailed || cond == nil || !strings.Contains(cond.Message, "WordPress core 6.2.0 is not in the catalogue") {
 			t.Errorf("site on a core the shard lacks: %s %+v", got.Status.Phase, cond)
 		}
 		if _, err := os.Stat(sh.NamesFor("uid-nope").Dir); !os.IsNotExist(err) {
@@ -275,9 +283,6 @@ func TestSeveralCores(t *testing.T) {
 
 	{ // a move carries the core the site runs (its spec names none)
 		beta := c.start("beta")
-		if _, err := shard.RegisterCoreDir(beta, filepath.Join(src, "6.1.10", "wordpress")); err != nil {
-			t.Fatal(err)
-		}
 		c.startMove(oldHost, "move-core", "alpha", "beta")
 		s := c.runMove(oldHost, site.MoveDone, "alpha", "beta")
 		if s.Status.Shard != "beta" || s.Status.Phase != site.PhaseReady {

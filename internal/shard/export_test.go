@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/aipress/aipress/internal/site"
-	"github.com/aipress/aipress/internal/wordpress"
 )
 
 // SetCrashAt makes an in-place restore call fn at its crash points
@@ -21,28 +20,6 @@ func SetCrashAt(s *Shard, fn func(point string) error) { s.crashAt = fn }
 // wp-config.php in docroot.
 func LoginKeyFor(ctx context.Context, s *Shard, st *site.Site, docroot string) string {
 	return s.loginKey(ctx, st, Names{Docroot: docroot})
-}
-
-// RegisterCoreDir registers the WordPress tree at dir as one of s's cores
-// (what a core fetched through the artefact store becomes) and returns its
-// version.
-func RegisterCoreDir(s *Shard, dir string) (string, error) {
-	v, err := wordpress.ReadVersion(dir)
-	if err != nil {
-		return "", err
-	}
-	c, err := s.registerCoreTree(dir, v)
-	if err != nil {
-		return "", err
-	}
-	s.coreMu.Lock()
-	defer s.coreMu.Unlock()
-	if s.cores == nil {
-		s.cores = map[string]*wordpress.Core{}
-		s.coreFetching = map[string]chan struct{}{}
-	}
-	s.cores[v] = c
-	return v, nil
 }
 
 // ApplyCore is s.applyCore for the site st, with the site locked as a

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge"
@@ -46,6 +47,8 @@ type cluster struct {
 	// a running shard by name.
 	volumes string
 	stops   map[string]func()
+	// artefacts is the shards' artefact store (nil: none).
+	artefacts *artefact.Store
 
 	repoMu  sync.Mutex
 	repoMap map[string]*repo.Repo
@@ -137,6 +140,7 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		MoveKey:      c.moveKey,
 		JobPoll:      100 * time.Millisecond,
 		Volumes:      c.volumes,
+		Artefacts:    c.artefacts,
 	})
 	if err := sh.Prepare(c.ctx); err != nil {
 		c.t.Fatal(err)
