@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aipress/aipress/internal/artefact"
@@ -210,6 +211,19 @@ func (s *Shard) applyCore(ctx context.Context, st *site.Site, n Names, want stri
 	if err != nil {
 		return false, noop, fmt.Errorf("the site's current WordPress core: %w", err)
 	}
+	// WordPress has no way down: a database a newer core upgraded stays
+	// at its version (a rollback loads its dump back before moving the
+	// docroot back).
+	coreDB, err := wordpress.ReadDBVersion(target.Tree)
+	if err != nil {
+		return false, noop, err
+	}
+	if siteDB, err := s.siteDBVersion(ctx, n); err != nil {
+		return false, noop, err
+	} else if siteDB > coreDB {
+		return false, noop, publicf("WordPress %s cannot run this site: its database is at version %d, newer than that core's (%d); WordPress does not downgrade a database",
+			target.Version, siteDB, coreDB)
+	}
 	uid, gid := lookupIDs(n.Unix)
 	if uid < 0 && os.Geteuid() == 0 {
 		return false, noop, fmt.Errorf("the site's Unix user %s is missing", n.Unix)
@@ -281,19 +295,32 @@ func (s *Shard) applyCore(ctx context.Context, st *site.Site, n Names, want stri
 }
 
 // needsUpgrade reports whether the site's database is at another version
-// than core c's ($wp_db_version against the db_version option). The
-// option is the site's data, read only to decide whether to run
-// WordPress's upgrade as the site's user.
+// than core c's ($wp_db_version against the db_version option).
 func (s *Shard) needsUpgrade(ctx context.Context, n Names, c *wordpress.Core) (bool, error) {
 	want, err := wordpress.ReadDBVersion(c.Tree)
 	if err != nil {
 		return false, err
 	}
+	got, err := s.siteDBVersion(ctx, n)
+	if err != nil {
+		return false, err
+	}
+	return got != want, nil
+}
+
+// siteDBVersion is the site's db_version option (0 when it has none or
+// it is not a number). The option is the site's data, read only to decide
+// whether to run WordPress's upgrade as the site's user.
+func (s *Shard) siteDBVersion(ctx context.Context, n Names) (int, error) {
 	got, err := s.db.QueryString(ctx, fmt.Sprintf("SELECT COALESCE(MAX(option_value), '') FROM `%s`.wp_options WHERE option_name = 'db_version'", n.DB))
 	if err != nil {
-		return false, fmt.Errorf("the site's database version: %w", err)
+		return 0, fmt.Errorf("the site's database version: %w", err)
 	}
-	return strings.TrimSpace(got) != fmt.Sprint(want), nil
+	v, err := strconv.Atoi(strings.TrimSpace(got))
+	if err != nil {
+		return 0, nil
+	}
+	return v, nil
 }
 
 // forgetConverged makes the next pass check site n in full.

@@ -202,6 +202,13 @@ func TestSeveralCores(t *testing.T) {
 		if changed, _, err := shard.ApplyCore(c.ctx, sh, st, "6.1.10"); err != nil || changed {
 			t.Errorf("second ApplyCore = %v, %v", changed, err)
 		}
+		// Back down without the old database: refused, nothing changed.
+		if changed, _, err := shard.ApplyCore(c.ctx, sh, st, ""); err == nil || changed || !strings.Contains(err.Error(), "does not downgrade") {
+			t.Errorf("ApplyCore down to 6.1.9 over a 6.1.10 database = %v, %v", changed, err)
+		}
+		if got := shard.SiteCoreVersion(sh, st); got != "6.1.10" {
+			t.Errorf("site core after a refused downgrade = %s", got)
+		}
 		// Convergence keeps the site on its core and says which.
 		if err := c.converge("alpha"); err != nil {
 			t.Fatal(err)
