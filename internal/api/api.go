@@ -23,12 +23,16 @@ import (
 	"strings"
 	"time"
 
+	"gocloud.dev/blob"
+
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -158,6 +162,14 @@ type Config struct {
 	// Assistant answers /v1/assistant (assistant.go). Nil: those routes
 	// answer 501.
 	Assistant Assistant
+	// Uploads keeps the artefacts organisations upload (POST
+	// /v1/artefacts; artefacts.go): the control plane's is a fileblob
+	// bucket under <data dir>/artefacts. Nil: the artefact routes answer
+	// 501.
+	Uploads *blob.Bucket
+	// UploadLimits bound an uploaded archive (zero fields:
+	// artefact.DefaultLimits').
+	UploadLimits artefact.Limits
 }
 
 // Purger removes pages from the edge's page cache; each method returns how
@@ -370,6 +382,9 @@ var routes = []route{
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
+	{"POST", "/v1/sites/{name}/code/enforce", "site.code.enforce", permSiteWrite, onSite, true, false, (*server).enforceCode},
+	// authz: site.write in the file's organisation (checked inside, dry runs too).
+	{"POST", "/v1/apply", "site.apply", permSiteWrite, inside, true, false, (*server).applyFile},
 
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
@@ -379,6 +394,13 @@ var routes = []route{
 	{"POST", "/v1/backups/verify", "backup.verify", permPlatformOps, platform, true, false, (*server).verifyBackups},
 	{"POST", "/v1/backups/prune", "backup.prune", permPlatformOps, platform, true, false, (*server).pruneBackups},
 	{"GET", "/v1/jobs", "job.list", permSiteRead, inside, false, false, (*server).listJobs},
+
+	// Uploaded artefacts (artefacts.go): who may change a site's code
+	// (site.write, as PATCH /v1/sites/{name}) may upload the code it
+	// runs; site readers list the organisation's uploads (?org=, checked
+	// inside).
+	{"POST", "/v1/artefacts", "artefact.upload", permSiteWrite, inside, true, false, (*server).uploadArtefact},
+	{"GET", "/v1/artefacts", "artefact.list", permSiteRead, inside, false, false, (*server).listArtefacts},
 	{"GET", "/v1/jobs/{id}", "job.get", permSiteRead, inside, false, false, (*server).getJob},
 
 	{"GET", "/v1/shards", "shard.list", permPlatformRead, platform, false, false, (*server).listShards},
@@ -438,6 +460,8 @@ var routes = []route{
 	{"GET", "/v1/agent/jobs/{id}", "agent.job.get", permShard, machine, false, false, (*server).agentJob},
 	{"PUT", "/v1/agent/jobs/{id}", "agent.job", permShard, machine, true, true, (*server).agentReportJob},
 	{"GET", "/v1/agent/backup-access", "agent.backup-access", permShard, machine, false, false, (*server).agentBackupAccess},
+	// authz: shard agents, for uploads of organisations they host a site of (checked inside).
+	{"GET", "/v1/agent/artefacts/{sha256}", "agent.artefact", permShard, machine, false, false, (*server).agentArtefact},
 	{"POST", "/v1/agent/certificate", "agent.certificate", permShard, machine, true, false, (*server).agentCertificate},
 	{"POST", "/v1/edge/certificate", "edge.certificate", permEdgeOnly, machine, true, false, (*server).edgeCertificate},
 	// authz: shard agents (their gateway's check of the mesh CA bundle).
@@ -494,6 +518,13 @@ var routes = []route{
 	{"GET", "/mcp", "mcp.stream", permPeople, platform, false, false, (*server).serveMCP},
 	{"POST", "/mcp", "mcp.message", permPeople, platform, false, false, (*server).serveMCP},
 	{"DELETE", "/mcp", "mcp.close", permPeople, platform, false, false, (*server).serveMCP},
+}
+
+func derefProblems(p *[]sitefile.Problem) []sitefile.Problem {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // touchEvery is how often a token's last-used time and address are
@@ -730,6 +761,6 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	if errors.As(err, &tm) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(tm.retry)))
 	}
-	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg}})
+	writeJSON(w, he.Status, ErrorBody{Error: ErrorDetail{Code: he.Code, Message: he.Msg, Details: derefProblems(he.Details)}})
 	return he.Status
 }

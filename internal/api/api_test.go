@@ -17,6 +17,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/site"
@@ -43,6 +46,8 @@ type env struct {
 	mail *mailbox
 	// siteMetrics is the handler's per-site time series.
 	siteMetrics *sitemetrics.Store
+	// uploads is the bucket of uploaded artefacts.
+	uploads *blob.Bucket
 }
 
 func hashSecret(s string) string {
@@ -76,7 +81,12 @@ func newEnv(t *testing.T) *env {
 	}
 	e.meshCA = meshCA
 	e.siteMetrics = sitemetrics.New(sitemetrics.Config{Clock: func() time.Time { return testNow }})
+	if e.uploads, err = fileblob.OpenBucket(t.TempDir(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.uploads.Close() })
 	e.handler = New(Config{
+		Uploads:        e.uploads,
 		SiteMetrics:    e.siteMetrics,
 		MeshCA:         meshCA,
 		Purger:         e.purger,

@@ -88,6 +88,8 @@ var matrix = map[string]string{
 	"GET /v1/sites/{name}/waf/events":      "site.read",
 	"GET /v1/sites/{name}/metrics":         "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
+	"POST /v1/sites/{name}/code/enforce":   "site.write",
+	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
 	"GET /v1/backups":                      "site.list",
 	"GET /v1/backups/coverage":             "platform.read",
@@ -97,6 +99,10 @@ var matrix = map[string]string{
 	"POST /v1/backups/prune":               "platform.ops",
 	"GET /v1/jobs":                         "site.list",
 	"GET /v1/jobs/{id}":                    "site.read",
+	// Uploads: site.write (as changing a site's code) in the named
+	// organisation, checked inside; listing: site readers.
+	"POST /v1/artefacts":                   "site.write",
+	"GET /v1/artefacts":                    "site.read",
 	"GET /v1/shards":                       "platform.read",
 	"GET /v1/shards/{name}":                "platform.read",
 	"DELETE /v1/shards/{name}":             "platform.ops",
@@ -136,6 +142,7 @@ var matrix = map[string]string{
 	"GET /v1/agent/jobs/{id}":              "shard",
 	"PUT /v1/agent/jobs/{id}":              "shard",
 	"GET /v1/agent/backup-access":          "shard",
+	"GET /v1/agent/artefacts/{sha256}":     "shard",
 	"POST /v1/agent/certificate":           "shard",
 	"POST /v1/edge/certificate":            "edge-only",
 	"GET /v1/agent/mesh-ca":                "shard",

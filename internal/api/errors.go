@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/aipress/aipress/internal/sitefile"
 )
 
 // Error codes, stable strings clients can switch on.
@@ -32,6 +34,10 @@ type HTTPError struct {
 	Code   string // API error code, e.g. "not_found"
 	Msg    string // safe, user-facing message
 	Err    error  // cause, logged, never sent; may be nil
+	// Details are the positioned problems of an invalid site file
+	// (CodeInvalidSiteFile); sent as the error's details. (A pointer:
+	// HTTPError stays comparable.)
+	Details *[]sitefile.Problem
 }
 
 func (e HTTPError) Error() string {
@@ -53,6 +59,9 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Details list the problems of an invalid site file, each with its
+	// file, line, column and field path.
+	Details []sitefile.Problem `json:"details,omitempty"`
 }
 
 func errorf(status int, code, format string, args ...any) HTTPError {

@@ -136,14 +136,10 @@ func siteBandwidth(ctx context.Context, st store.Store, month string, sites []st
 // planChange checks that the site of call c may move to plan name
 // (checkQuota; the current plan is always allowed, to apply its resources
 // again) and returns the plan.
-func (s *server) planChange(c *call, name string) (plans.Plan, error) {
+func (s *server) planChange(c *call, siteName, name string) (plans.Plan, error) {
 	p, ok := s.plans().Get(name)
 	if !ok {
 		return p, badRequest("unknown plan %q; plans are %s", name, strings.Join(s.plans().Names(), ", "))
-	}
-	siteName, err := siteName(c)
-	if err != nil {
-		return p, err
 	}
 	st, err := s.cfg.Store.GetSite(c.r.Context(), siteName)
 	switch {

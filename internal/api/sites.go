@@ -51,6 +51,15 @@ type CreateSiteRequest struct {
 	// Org is the organisation that will own the site. Default: the
 	// caller's only organisation, or "default" for platform tokens.
 	Org string `json:"org,omitempty"`
+	// Plugins, Themes, Options and Constants are the site's code
+	// (site.Spec; checked by ValidateCode; an upload source must be an
+	// artefact uploaded to the site's organisation). When any is given, a
+	// code job (store.JobCode) applies them once WordPress is installed:
+	// the response names it (code_job).
+	Plugins   []site.Extension  `json:"plugins,omitempty"`
+	Themes    []site.Extension  `json:"themes,omitempty"`
+	Options   map[string]string `json:"options,omitempty"`
+	Constants map[string]string `json:"constants,omitempty"`
 }
 
 // CreateSiteResponse is the 201 body of POST /v1/sites. It is the only
@@ -63,6 +72,9 @@ type CreateSiteResponse struct {
 	AdminUser     string     `json:"admin_user"`
 	AdminPassword string     `json:"admin_password"`
 	Site          *site.Site `json:"site"`
+	// CodeJob is the code job that installs the site's plugins and themes
+	// and sets its options (nil when the request named none).
+	CodeJob *store.Job `json:"code_job,omitempty"`
 }
 
 // WhoAmIResponse is the body of GET /v1/whoami.
@@ -306,43 +318,61 @@ func newUID() (string, error) {
 }
 
 func (s *server) createSite(c *call) (response, error) {
-	ctx := c.r.Context()
 	var req CreateSiteRequest
 	if err := decodeJSON(c.r, &req); err != nil {
 		return response{}, err
 	}
 	c.target = req.Domain
-	if err := validateCreate(&req, s.plans()); err != nil {
+	n, err := s.newSite(c, &req, nil, false)
+	if err != nil {
 		return response{}, err
+	}
+	st := n.site
+	return response{status: http.StatusCreated, body: CreateSiteResponse{
+		Domain:        st.Metadata.Name,
+		URL:           st.Status.URL,
+		Status:        st.Status.Phase,
+		Shard:         st.Status.Shard,
+		AdminUser:     st.Spec.Admin.User,
+		AdminPassword: n.password,
+		Site:          redact(st),
+		CodeJob:       n.job,
+	}}, nil
+}
+
+// created is what newSite made.
+type created struct {
+	site     *site.Site
+	password string
+	job      *store.Job
+}
+
+// newSite creates the site req describes — the one path of POST
+// /v1/sites and of site files: it validates req, resolves its
+// organisation, applies its plan and tweak (more settings: a site file's
+// cache, WAF, HTTPS), checks the code and the quota, places and stores the
+// site, and starts a code job when it has code. With dryRun it stops
+// before placing: the site is what would be created (no password, no job).
+func (s *server) newSite(c *call, req *CreateSiteRequest, tweak func(*site.Spec) error, dryRun bool) (*created, error) {
+	ctx := c.r.Context()
+	if err := validateCreate(req, s.plans()); err != nil {
+		return nil, err
 	}
 	c.target = req.Domain
 	org, err := s.newSiteOrg(c, req.Org)
 	if err != nil {
-		return response{}, err
+		return nil, err
 	}
 	exists := errorf(http.StatusConflict, CodeAlreadyExists, "site %q already exists", req.Domain)
 	// Cheap early check; CreateSite below is the authoritative one.
 	if _, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
-		return response{}, exists
+		return nil, exists
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return response{}, internal(fmt.Errorf("get site %q: %w", req.Domain, err))
-	}
-	password, err := generatePassword()
-	if err != nil {
-		return response{}, internal(err)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
-	if err != nil {
-		return response{}, internal(fmt.Errorf("hash password: %w", err))
-	}
-	uid, err := newUID()
-	if err != nil {
-		return response{}, internal(err)
+		return nil, internal(fmt.Errorf("get site %q: %w", req.Domain, err))
 	}
 	st := &site.Site{
 		Metadata: site.Metadata{
 			Name:      req.Domain,
-			UID:       uid,
 			Org:       org,
 			Labels:    req.Labels,
 			CreatedAt: s.cfg.Clock().UTC(),
@@ -351,71 +381,107 @@ func (s *server) createSite(c *call) (response, error) {
 			Domain:      req.Domain,
 			Title:       req.Title,
 			CoreVersion: req.CoreVersion,
-			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail, PasswordHash: string(hash)},
+			Admin:       site.Admin{User: req.AdminUser, Email: req.AdminEmail},
 			Cache:       DefaultCache,
+			Plugins:     req.Plugins,
+			Themes:      req.Themes,
+			Options:     req.Options,
+			Constants:   req.Constants,
 		},
 		Status: site.Status{Phase: site.PhasePending, URL: s.cfg.PublicURL(req.Domain)},
 	}
 	plan, _ := s.plans().Get(req.Plan)
 	plan.Apply(&st.Spec)
 	st.Spec.Defaults()
+	if tweak != nil {
+		if err := tweak(&st.Spec); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkCode(ctx, org, &st.Spec); err != nil {
+		return nil, err
+	}
 	if err := s.checkQuota(ctx, st, req.Plan, true); err != nil {
-		return response{}, err
+		return nil, err
+	}
+	if dryRun {
+		st.Metadata.Generation = 1
+		return &created{site: st}, nil
+	}
+	password, err := generatePassword()
+	if err != nil {
+		return nil, internal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return nil, internal(fmt.Errorf("hash password: %w", err))
+	}
+	st.Spec.Admin.PasswordHash = string(hash)
+	if st.Metadata.UID, err = newUID(); err != nil {
+		return nil, internal(err)
 	}
 	// Without a Placer the site is stored unplaced; the leader places it.
 	if s.cfg.Placer != nil {
 		shard, err := s.cfg.Placer.Place(ctx, st)
 		if err != nil {
-			return response{}, internal(fmt.Errorf("place site %q: %w", req.Domain, err))
+			return nil, internal(fmt.Errorf("place site %q: %w", req.Domain, err))
 		}
 		if shard == "" {
-			return response{}, internal(fmt.Errorf("place site %q: placer returned no shard", req.Domain))
+			return nil, internal(fmt.Errorf("place site %q: placer returned no shard", req.Domain))
 		}
 		st.Status.Shard = shard
 	}
 	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
-			return response{}, exists
+			return nil, exists
 		}
-		return response{}, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
+		return nil, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
 	}
 	s.cfg.SiteMetrics.Forget(st.Metadata.Name)
 	// Read back what the store assigned (generation, resource version).
 	if got, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
 		st = got
 	}
-	return response{status: http.StatusCreated, body: CreateSiteResponse{
-		Domain:        st.Metadata.Name,
-		URL:           st.Status.URL,
-		Status:        st.Status.Phase,
-		Shard:         st.Status.Shard,
-		AdminUser:     st.Spec.Admin.User,
-		AdminPassword: password,
-		Site:          redact(st),
-	}}, nil
+	out := &created{site: st, password: password}
+	if hasCode(&st.Spec) {
+		if out.job, err = s.startCodeJob(ctx, st, "spec"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// update applies mutate to the named site and answers with status.
+// update applies mutate to the site the path names and answers with
+// status.
 func (s *server) update(c *call, status int, mutate func(*site.Site) error) (response, error) {
 	name, err := siteName(c)
 	if err != nil {
 		return response{}, err
 	}
+	st, err := s.updateSite(c, name, mutate)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: status, body: redact(st)}, nil
+}
+
+// updateSite applies mutate to the site name.
+func (s *server) updateSite(c *call, name string, mutate func(*site.Site) error) (*site.Site, error) {
 	st, err := s.cfg.Store.UpdateSite(c.r.Context(), name, mutate)
 	if err != nil {
 		var he HTTPError
 		switch {
 		case errors.As(err, &he):
-			return response{}, he
+			return nil, he
 		case errors.Is(err, store.ErrNotFound):
-			return response{}, siteNotFound(name)
+			return nil, siteNotFound(name)
 		}
-		return response{}, internal(fmt.Errorf("update site %q: %w", name, err))
+		return nil, internal(fmt.Errorf("update site %q: %w", name, err))
 	}
 	if c.org == "" {
 		c.org = st.Metadata.Org // for the audit log (platform routes)
 	}
-	return response{status: status, body: redact(st)}, nil
+	return st, nil
 }
 
 func (s *server) deleteSite(c *call) (response, error) {

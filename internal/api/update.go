@@ -2,13 +2,16 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 )
 
 // UpdateSiteRequest is the body of PATCH /v1/sites/{name}: every field is
@@ -25,6 +28,28 @@ type UpdateSiteRequest struct {
 	// site uses (403 quota_exceeded). Naming the current plan applies its
 	// resources again (after the operator changed the plans file).
 	Plan *string `json:"plan,omitempty"`
+	// Plugins, Themes, Options and Constants replace the site's lists
+	// (site.Spec: [] or {} clears one), CoreVersion its WordPress core
+	// ("" the shard's default). Checked by site.Spec.ValidateCode; an
+	// upload source must be an artefact uploaded to the site's
+	// organisation. A change of any starts a code job (the response names
+	// it: code_job); a Pending one is reused.
+	Plugins     *[]site.Extension  `json:"plugins,omitempty"`
+	Themes      *[]site.Extension  `json:"themes,omitempty"`
+	Options     *map[string]string `json:"options,omitempty"`
+	Constants   *map[string]string `json:"constants,omitempty"`
+	CoreVersion *string            `json:"core_version,omitempty"`
+	// IfGeneration, when set, makes the change apply only to that
+	// generation of the site (409 conflict otherwise): read, change,
+	// write back without losing a concurrent change.
+	IfGeneration *int64 `json:"if_generation,omitempty"`
+}
+
+// SiteResponse is the answer of PATCH /v1/sites/{name}: the site and, when
+// the change started (or joined) a code job, that job.
+type SiteResponse struct {
+	*site.Site
+	CodeJob *store.Job `json:"code_job,omitempty"`
 }
 
 // UpdateCache changes the page-cache policy.
@@ -59,6 +84,9 @@ func (req *UpdateSiteRequest) validate() error {
 		if ttl := *req.Cache.TTLSeconds; ttl < 0 || ttl > MaxCacheTTLSeconds {
 			return badRequest("cache.ttl_seconds must be between 0 and %d", MaxCacheTTLSeconds)
 		}
+	}
+	if v := req.CoreVersion; v != nil && *v != "" && !coreVersionRE.MatchString(*v) {
+		return badRequest("core_version %q is not a version like 6.4.2", *v)
 	}
 	if req.WAF != nil {
 		if m := req.WAF.Mode; m != nil && *m != site.WAFOff && *m != site.WAFDetect && *m != site.WAFBlock {
@@ -181,6 +209,18 @@ func (req *UpdateSiteRequest) auditDetail() string {
 			parts = append(parts, "waf.exclusions "+strings.Join(ex, " "))
 		}
 	}
+	for _, f := range []struct {
+		name  string
+		given bool
+	}{{"plugins", req.Plugins != nil}, {"themes", req.Themes != nil}, {"options", req.Options != nil},
+		{"constants", req.Constants != nil}} {
+		if f.given {
+			parts = append(parts, f.name)
+		}
+	}
+	if req.CoreVersion != nil {
+		parts = append(parts, "core_version="+*req.CoreVersion)
+	}
 	return clip(strings.Join(parts, "; "), 1000)
 }
 
@@ -189,49 +229,112 @@ func (s *server) patchSite(c *call) (response, error) {
 	if err := decodeJSON(c.r, &req); err != nil {
 		return response{}, err
 	}
-	if err := req.validate(); err != nil {
+	name, err := siteName(c)
+	if err != nil {
 		return response{}, err
+	}
+	st, job, err := s.patch(c, name, &req)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusOK, body: SiteResponse{Site: redact(st), CodeJob: job}}, nil
+}
+
+// patch changes the site name as req says — the one path of PATCH
+// /v1/sites/{name} and of site files — and starts a code job when its
+// code changed. The caller was authorized on the site.
+func (s *server) patch(c *call, name string, req *UpdateSiteRequest) (*site.Site, *store.Job, error) {
+	ctx := c.r.Context()
+	if err := req.validate(); err != nil {
+		return nil, nil, err
 	}
 	c.detail = req.auditDetail()
 	var plan *plans.Plan
 	if req.Plan != nil {
-		p, err := s.planChange(c, *req.Plan)
+		p, err := s.planChange(c, name, *req.Plan)
 		if err != nil {
-			return response{}, err
+			return nil, nil, err
 		}
 		plan = &p
 	}
-	return s.update(c, http.StatusOK, func(st *site.Site) error {
-		if st.Metadata.DeletionRequested != nil {
-			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
+	if err := s.checkUploads(ctx, c.org, req.Plugins, req.Themes); err != nil {
+		return nil, nil, err
+	}
+	var codeChanged bool
+	st, err := s.updateSite(c, name, func(st *site.Site) error {
+		before := codeOf(&st.Spec)
+		if err := req.applyTo(st, plan); err != nil {
+			return err
 		}
-		if plan != nil {
-			plan.Apply(&st.Spec)
-		}
-		if req.Title != nil {
-			st.Spec.Title = *req.Title
-		}
-		if req.HTTPSRedirect != nil {
-			st.Spec.HTTPSRedirect = *req.HTTPSRedirect
-		}
-		if req.Cache != nil && req.Cache.TTLSeconds != nil {
-			st.Spec.Cache.TTLSeconds = *req.Cache.TTLSeconds
-		}
-		if req.WAF != nil {
-			if req.WAF.Mode != nil {
-				st.Spec.WAF.Mode = *req.WAF.Mode
-			}
-			if req.WAF.ParanoiaLevel != nil {
-				st.Spec.WAF.ParanoiaLevel = *req.WAF.ParanoiaLevel
-			}
-			if req.WAF.Exclusions != nil || req.WAF.AddExclusions != nil || req.WAF.RemoveExclusions != nil {
-				ex, err := req.WAF.applyExclusions(st.Spec.WAF.Exclusions)
-				if err != nil {
-					return err
-				}
-				st.Spec.WAF.Exclusions = ex
-			}
-		}
+		codeChanged = !reflect.DeepEqual(before, codeOf(&st.Spec))
 		return nil
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var job *store.Job
+	if codeChanged {
+		if job, err = s.startCodeJob(ctx, st, "spec"); err != nil {
+			return nil, nil, err
+		}
+	}
+	return st, job, nil
+}
+
+// applyTo makes req's changes to st (plan: the plan to move to, already
+// checked).
+func (req *UpdateSiteRequest) applyTo(st *site.Site, plan *plans.Plan) error {
+	if st.Metadata.DeletionRequested != nil {
+		return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
+	}
+	if req.IfGeneration != nil && *req.IfGeneration != st.Metadata.Generation {
+		return errorf(http.StatusConflict, CodeConflict, "site %q changed meanwhile (generation %d, the change was made for %d): read it again",
+			st.Metadata.Name, st.Metadata.Generation, *req.IfGeneration)
+	}
+	if plan != nil {
+		plan.Apply(&st.Spec)
+	}
+	if req.Title != nil {
+		st.Spec.Title = *req.Title
+	}
+	if req.HTTPSRedirect != nil {
+		st.Spec.HTTPSRedirect = *req.HTTPSRedirect
+	}
+	if req.Cache != nil && req.Cache.TTLSeconds != nil {
+		st.Spec.Cache.TTLSeconds = *req.Cache.TTLSeconds
+	}
+	if req.WAF != nil {
+		if req.WAF.Mode != nil {
+			st.Spec.WAF.Mode = *req.WAF.Mode
+		}
+		if req.WAF.ParanoiaLevel != nil {
+			st.Spec.WAF.ParanoiaLevel = *req.WAF.ParanoiaLevel
+		}
+		if req.WAF.Exclusions != nil || req.WAF.AddExclusions != nil || req.WAF.RemoveExclusions != nil {
+			ex, err := req.WAF.applyExclusions(st.Spec.WAF.Exclusions)
+			if err != nil {
+				return err
+			}
+			st.Spec.WAF.Exclusions = ex
+		}
+	}
+	if req.Plugins != nil {
+		st.Spec.Plugins = slices.Clone(*req.Plugins)
+	}
+	if req.Themes != nil {
+		st.Spec.Themes = slices.Clone(*req.Themes)
+	}
+	if req.Options != nil {
+		st.Spec.Options = maps.Clone(*req.Options)
+	}
+	if req.Constants != nil {
+		st.Spec.Constants = maps.Clone(*req.Constants)
+	}
+	if req.CoreVersion != nil {
+		st.Spec.CoreVersion = *req.CoreVersion
+	}
+	if err := st.Spec.ValidateCode(); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
 }

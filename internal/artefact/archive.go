@@ -324,3 +324,48 @@ func header(b []byte, name string) string {
 	}
 	return ""
 }
+
+// Inspect runs every check of the store on the zip archive r (size bytes)
+// without unpacking it, as the API does on uploads: it returns what the
+// archive is (Kind, Name — its root folder —, Version, Main, Files, Bytes;
+// no Digest or Dir). kind "" detects it: a root folder "wordpress" with
+// wp-includes/version.php is a core, one with a style.css theme header a
+// theme, anything else is checked as a plugin. Refusals wrap ErrRefused.
+func Inspect(r io.ReaderAt, size int64, kind Kind, lim Limits) (*Artefact, error) {
+	lim = lim.withDefaults()
+	es, err := zipEntries(r, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, refuse("", "the archive is empty")
+	}
+	root, _, _ := strings.Cut(es[0].name, "/")
+	if kind == "" {
+		kind = Plugin
+		for _, e := range es {
+			switch {
+			case root == CoreName && e.name == root+"/wp-includes/version.php":
+				kind = Core
+			case e.name == root+"/style.css" && kind != Core:
+				if b, err := readHead(e, headerBytes); err == nil && header(b, "Theme Name") != "" {
+					kind = Theme
+				}
+			}
+		}
+	}
+	if !validKind(kind) {
+		return nil, fmt.Errorf("kind %q is not plugin, theme or core", kind)
+	}
+	if kind != Core && !validSlug(root) {
+		return nil, refuse(root+"/", "the root folder is not a slug (lower-case letters, digits, '.', '_', '-'): it names the %s", kind)
+	}
+	if kind == Core {
+		root = CoreName
+	}
+	lo, err := checkEntries(kind, root, es, lim)
+	if err != nil {
+		return nil, err
+	}
+	return &Artefact{Kind: kind, Name: root, Version: lo.version, Main: lo.main, Files: lo.files, Bytes: lo.bytes}, nil
+}

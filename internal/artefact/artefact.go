@@ -474,3 +474,5 @@ func defaultClient() *http.Client {
 	t.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{Transport: t, Timeout: 30 * time.Minute}
 }
+
+func validSlug(s string) bool { return site.ValidSlug(s) }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"gocloud.dev/blob/fileblob"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -66,7 +68,13 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uploads, err := fileblob.OpenBucket(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uploads.Close() })
 	h = api.New(api.Config{
+		Uploads:   uploads,
 		Assistant: asst,
 		Purger:    p,
 		Store:     st,

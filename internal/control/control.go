@@ -96,7 +96,9 @@ type Controller struct {
 	lastHealth time.Time
 	// lastCollect is when collectShards last ran.
 	lastCollect time.Time
-	revs        []revAt // recent revisions by time, for tombstone pruning
+	// lastHandOver is when handOverCodeJobs last ran.
+	lastHandOver time.Time
+	revs         []revAt // recent revisions by time, for tombstone pruning
 }
 
 type revAt struct {
@@ -199,6 +201,59 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	if changed {
 		errs = append(errs, c.placePending(ctx))
+	}
+	if changed || now.Sub(c.lastHandOver) >= time.Second {
+		c.lastHandOver = now
+		errs = append(errs, c.handOverCodeJobs(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// handOverCodeJobs gives each Pending code job that has no shard (its
+// site was not placed when the API created it) to its site's shard once
+// the site is placed, and fails the ones whose site is gone. The API
+// looks again after creating such a job, so this only finishes what a
+// placement racing with it left.
+func (c *Controller) handOverCodeJobs(ctx context.Context) error {
+	l, err := c.cfg.Store.ListJobs(ctx, store.JobListOptions{Kind: store.JobCode, Phases: []store.JobPhase{store.JobPending},
+		Limit: store.MaxLimit})
+	if err != nil {
+		return fmt.Errorf("list code jobs: %w", err)
+	}
+	var errs []error
+	wrote := false
+	for _, j := range l.Items {
+		if j.Shard != "" {
+			continue
+		}
+		st, err := c.cfg.Store.GetSite(ctx, j.Site)
+		switch {
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			errs = append(errs, err)
+			continue
+		case err == nil && st.Metadata.UID == j.SiteUID && st.Status.Shard == "":
+			continue // not placed yet
+		}
+		now := c.cfg.Clock().UTC()
+		_, err = c.cfg.Store.UpdateJob(ctx, j.ID, func(cur *store.Job) error {
+			if cur.Shard != "" || cur.Phase != store.JobPending {
+				return nil
+			}
+			if st == nil || st.Metadata.UID != cur.SiteUID || st.Metadata.DeletionRequested != nil {
+				cur.Phase, cur.Error, cur.FinishedAt = store.JobFailed, "the site was deleted before it was placed", &now
+				return nil
+			}
+			cur.Shard = st.Status.Shard
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("hand over code job %s: %w", j.ID, err))
+			continue
+		}
+		wrote = true
+	}
+	if wrote {
+		c.cfg.Notify()
 	}
 	return errors.Join(errs...)
 }

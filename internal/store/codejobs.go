@@ -58,9 +58,11 @@ type SmokeTest struct {
 // CodeChange is one step of a code plan: what changes and why.
 type CodeChange struct {
 	// Action is install, update, remove, activate, deactivate, option,
-	// constant or core.
+	// constant or core; in a site file's plan (package sitefile) also
+	// create (the site) and set (a site setting).
 	Action string `json:"action"`
-	// Kind is plugin, theme, option, constant or core.
+	// Kind is plugin, theme, option, constant or core; in a site file's
+	// plan also site (Name is then the setting: title, plan, cache.ttl_seconds …).
 	Kind string `json:"kind"`
 	Name string `json:"name"`
 	From string `json:"from,omitempty"`
@@ -68,6 +70,9 @@ type CodeChange struct {
 	// Reason says why, for humans ("not installed", "drift: deactivated
 	// outside the spec", ...).
 	Reason string `json:"reason,omitempty"`
+	// Drift: the site runs something its spec does not say (changed
+	// outside the platform); the change brings it back to the spec.
+	Drift bool `json:"drift,omitempty"`
 }
 
 // CodeResult is what a finished code job reports.

@@ -47,12 +47,16 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change a site's title, edge policies and plan.
+         * Change a site's title, edge policies, plan and code.
          * @description Only the fields present change; the generation goes up and the edge
          *     applies the new policy within a second. A site being deleted gives
          *     409. A new plan takes effect live on the site's shard (pool, database
          *     connections, disk limit); it must not exceed the organisation's plan
-         *     nor give less disk than the site stores (403 quota_exceeded).
+         *     nor give less disk than the site stores (403 quota_exceeded). A
+         *     change of the code (plugins, themes, options, constants,
+         *     core_version) starts a code job on the site's shard, or joins the
+         *     site's Pending one: the answer names it (`code_job`). `if_generation`
+         *     makes the change conditional (409 when the site changed meanwhile).
          *
          */
         patch: operations["updateSite"];
@@ -274,6 +278,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create or update a site from a site file (or only plan it).
+         * @description The body is a site file (docs/code.md, "The site file"; its JSON
+         *     Schema is `aipress schema site`), YAML or JSON. A site that does not
+         *     exist is created as POST /v1/sites creates it (same checks, quota
+         *     and placement; 201, with the admin password shown once); one that
+         *     exists is changed as PATCH /v1/sites/{name} changes it. Fields the
+         *     API cannot change (`php`, which the plan gives; `backup`; `admin`,
+         *     `metadata.labels` and `metadata.org` after creation) are compared
+         *     with the site's: a difference is an error at the field. The answer
+         *     is the plan: every change with its reason, then drift (what the site
+         *     runs that its spec does not say). A code change starts a code job
+         *     (`job`). An invalid file answers 400 invalid_site_file with every
+         *     problem (file, line, column, field) in `error.details`. Needs
+         *     site.write in the file's organisation, dry runs too.
+         *
+         */
+        post: operations["applySiteFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/code/enforce": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bring what the site runs back to its spec (a code job).
+         * @description Starts a code job (kind `code`) on the site's shard that applies the
+         *     spec's plugins, themes, options, must-use settings and core, with
+         *     its health check and rollback; a Pending code job of the site is
+         *     reused. Follow it with GET /v1/jobs/{id}. A site being deleted gives
+         *     409.
+         *
+         */
+        post: operations["enforceSiteCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/secrets/rotate": {
         parameters: {
             query?: never;
@@ -481,6 +546,37 @@ export interface paths {
          * @description A prune already pending or running is answered with 200. The body may be empty.
          */
         post: operations["pruneBackups"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/artefacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's uploaded artefacts, by SHA-256, one page at a time. */
+        get: operations["listArtefacts"];
+        put?: never;
+        /**
+         * Upload a plugin, theme or core zip for the organisation's sites.
+         * @description The body is the zip archive itself (at most 128 MiB by default). It is
+         *     checked as the shards' artefact store checks every archive — size,
+         *     number of files, unpacked size, names (zip-slip, backslashes, NUL,
+         *     duplicates, case-folding duplicates), links and special files, exactly
+         *     one root folder named after the slug, no PHP outside it, and the
+         *     plugin or theme header — and refused with the reason (422) otherwise.
+         *     A site's spec then names it as a source `{type: upload, sha256: …}`.
+         *     Needs site.write in the organisation (the permission that changes a
+         *     site's code). Uploading the same archive again answers 200 with the
+         *     first upload's record.
+         *
+         */
+        post: operations["uploadArtefact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1215,6 +1311,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agent/artefacts/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * (shard token) An uploaded archive, streamed.
+         * @description Only the uploads of organisations that have a site on the calling
+         *     shard; any other answers 404. The shard checks the SHA-256 again.
+         *
+         */
+        get: operations["agentArtefact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agent/backup-access": {
         parameters: {
             query?: never;
@@ -1937,8 +2057,10 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "invalid_argument" | "invalid_domain" | "unauthenticated" | "forbidden" | "quota_exceeded" | "not_found" | "already_exists" | "conflict" | "internal" | "unimplemented" | "expired";
+                code: "invalid_argument" | "invalid_domain" | "invalid_site_file" | "unauthenticated" | "forbidden" | "quota_exceeded" | "not_found" | "already_exists" | "conflict" | "internal" | "unimplemented" | "expired";
                 message: string;
+                /** @description invalid_site_file: every problem of the file. */
+                details?: components["schemas"]["SiteFileProblem"][];
             };
         };
         UpdateSiteRequest: {
@@ -1948,6 +2070,19 @@ export interface components {
             https_redirect?: boolean;
             /** @description Move the site to this plan (docs/accounts.md, Plans and quotas); its resources change live. Naming the current plan applies its resources again. */
             plan?: string;
+            /** @description Replaces the site's plugins ([] removes them all). */
+            plugins?: components["schemas"]["Extension"][];
+            /** @description Replaces the site's themes; at most one active. */
+            themes?: components["schemas"]["Extension"][];
+            options?: components["schemas"]["CodeOptions"];
+            constants?: components["schemas"]["CodeConstants"];
+            /** @description WordPress core version; empty: the shard's default. */
+            core_version?: string;
+            /**
+             * Format: int64
+             * @description Apply only to this generation of the site (409 conflict otherwise).
+             */
+            if_generation?: number;
             cache?: {
                 /** @description 0 disables the page cache. */
                 ttl_seconds?: number;
@@ -2064,6 +2199,11 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            /** @description Installed by a code job once WordPress is installed (code_job). */
+            plugins?: components["schemas"]["Extension"][];
+            themes?: components["schemas"]["Extension"][];
+            options?: components["schemas"]["CodeOptions"];
+            constants?: components["schemas"]["CodeConstants"];
         };
         CreateSiteResponse: {
             domain: string;
@@ -2074,6 +2214,7 @@ export interface components {
             /** @description Shown only in this response; only a bcrypt hash is stored. */
             admin_password: string;
             site: components["schemas"]["Site"];
+            code_job?: components["schemas"]["Job"];
         };
         /** @description At most one of url and tag; neither purges the whole site. */
         PurgeRequest: {
@@ -2168,6 +2309,36 @@ export interface components {
             finished_at?: string;
             /** Format: int64 */
             resource_version: number;
+        };
+        ArtefactUpload: {
+            /** @description The archive's SHA-256: a spec's source {type: upload, sha256: …}. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description The archive's size in bytes.
+             */
+            size: number;
+            /** @enum {string} */
+            kind: "plugin" | "theme" | "core";
+            /** @description The root folder: the plugin's or theme's slug (wordpress for a core). */
+            name: string;
+            /** @description The version the archive declares (plugin header, style.css, version.php). */
+            version?: string;
+            files: number;
+            /**
+             * Format: int64
+             * @description Unpacked size.
+             */
+            bytes: number;
+            org: string;
+            /** Format: date-time */
+            uploaded_at: string;
+            /** @description The token that uploaded it. */
+            uploaded_by?: string;
+        };
+        ArtefactList: {
+            items: components["schemas"]["ArtefactUpload"][];
+            continue?: string;
         };
         JobList: {
             items: components["schemas"]["Job"][];
@@ -2875,6 +3046,10 @@ export interface components {
                 };
                 /** @description Send plain-HTTP visitors to HTTPS. */
                 https_redirect?: boolean;
+                plugins?: components["schemas"]["Extension"][];
+                themes?: components["schemas"]["Extension"][];
+                options?: components["schemas"]["CodeOptions"];
+                constants?: components["schemas"]["CodeConstants"];
             };
             status: components["schemas"]["SiteStatus"];
             move?: components["schemas"]["Move"];
@@ -2892,6 +3067,98 @@ export interface components {
             docroot?: string;
             /** @description What the site stores on its volume, as its shard measured it last (0: unknown). */
             disk_used_mb?: number;
+            code?: components["schemas"]["CodeStatus"];
+        };
+        /** @description A plugin or theme (docs/code.md). */
+        Extension: {
+            /** @description The slug: its folder under wp-content/plugins or themes. */
+            name: string;
+            /** @description The wanted version; empty or latest: the catalogue's newest. */
+            version?: string;
+            /** @description A plugin: activated; a theme: the site's theme (at most one). */
+            active?: boolean;
+            source?: {
+                /**
+                 * @description Default wordpress.org (the catalogue, by slug).
+                 * @enum {string}
+                 */
+                type?: "wordpress.org" | "zip" | "upload" | "git" | "bundled";
+                /** @description zip: the archive (https); git: the repository. */
+                url?: string;
+                /** @description zip: the archive's SHA-256; upload: the uploaded artefact's. */
+                sha256?: string;
+                /** @description git: branch, tag or commit. */
+                ref?: string;
+                /** @description git: the extension's folder in the repository. */
+                path?: string;
+            };
+        };
+        /** @description WordPress options the spec sets: blogname, blogdescription, permalink_structure, timezone_string, date_format, time_format, start_of_week, posts_per_page, default_comment_status, default_ping_status, blog_public, show_on_front, comment_registration, users_can_register. */
+        CodeOptions: {
+            [key: string]: string;
+        };
+        /** @description Must-use settings written into wp-config.php: WP_POST_REVISIONS, AUTOSAVE_INTERVAL, EMPTY_TRASH_DAYS, MEDIA_TRASH, IMAGE_EDIT_OVERWRITE, DISALLOW_UNFILTERED_HTML, WP_ENVIRONMENT_TYPE, WP_DEFAULT_THEME. */
+        CodeConstants: {
+            [key: string]: string;
+        };
+        /** @description What the site runs, as its shard observed it, and its last code job. */
+        CodeStatus: {
+            core?: string;
+            plugins?: components["schemas"]["InstalledExtension"][];
+            themes?: components["schemas"]["InstalledExtension"][];
+            options?: {
+                [key: string]: string;
+            };
+            constants?: {
+                [key: string]: string;
+            };
+            /** Format: int64 */
+            applied_generation?: number;
+            last_job?: string;
+            last_error?: string;
+            /** Format: date-time */
+            observed_at?: string;
+        };
+        InstalledExtension: {
+            name?: string;
+            version?: string;
+            active?: boolean;
+            digest?: string;
+            /** @description bundled, wordpress.org, zip, upload, git, or unmanaged (a folder the spec never named). */
+            source?: string;
+        };
+        CodeChange: {
+            /** @enum {string} */
+            action: "create" | "set" | "install" | "update" | "remove" | "activate" | "deactivate" | "option" | "constant" | "core";
+            /** @enum {string} */
+            kind: "site" | "plugin" | "theme" | "option" | "constant" | "core";
+            /** @description The extension, option or constant; for kind site the setting (title, plan, cache.ttl_seconds, waf.mode …). */
+            name: string;
+            from?: string;
+            to?: string;
+            reason?: string;
+            /** @description The site runs something its spec does not say; the change brings it back. */
+            drift?: boolean;
+        };
+        ApplyResult: {
+            site: string;
+            create: boolean;
+            dry_run: boolean;
+            changes: components["schemas"]["CodeChange"][];
+            /** @description The code job applying the code changes. */
+            job?: string;
+            /** Format: int64 */
+            generation?: number;
+            /** @description When the file created the site: shown only here. */
+            admin_password?: string;
+        };
+        SiteFileProblem: {
+            file?: string;
+            line: number;
+            column: number;
+            /** @example spec.plugins[1].source.sha256 */
+            path?: string;
+            message: string;
         };
         Condition: {
             /** @example Database */
@@ -2952,7 +3219,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Invalid request (codes invalid_argument, invalid_domain). */
+        /** @description Invalid request (codes invalid_argument, invalid_domain; invalid_site_file with the problems in details). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -3178,13 +3445,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The updated site. */
+            /** @description The updated site, and the code job the change started. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Site"];
+                    "application/json": components["schemas"]["Site"] & {
+                        code_job?: components["schemas"]["Job"];
+                    };
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3439,6 +3708,84 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    applySiteFile: {
+        parameters: {
+            query?: {
+                /** @description Only compute the plan (what `aipress diff` shows); nothing changes. */
+                dry_run?: boolean;
+                /** @description Also start a code job when only drift is to fix (the spec does not change). */
+                enforce?: boolean;
+                /** @description The file's name in error positions (default site.yaml). */
+                file?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/yaml": string;
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The site was updated (or nothing changed, or a dry run). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyResult"];
+                };
+            };
+            /** @description The site was created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    enforceSiteCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The code job. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        job: components["schemas"]["Job"];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3716,6 +4063,99 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
+        };
+    };
+    listArtefacts: {
+        parameters: {
+            query?: {
+                /** @description The organisation (default: the caller's only one). */
+                org?: string;
+                limit?: number;
+                continue?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of uploads. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    uploadArtefact: {
+        parameters: {
+            query?: {
+                /** @description The organisation (default: the caller's only one). */
+                org?: string;
+                /** @description What the archive is (default: detected). */
+                kind?: "plugin" | "theme" | "core";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/zip": string;
+            };
+        };
+        responses: {
+            /** @description Already uploaded by this organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactUpload"];
+                };
+            };
+            /** @description Uploaded. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtefactUpload"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description The archive is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The archive was refused (the message names the entry and the reason). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     listJobs: {
@@ -4886,6 +5326,33 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["Internal"];
+        };
+    };
+    agentArtefact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The zip archive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     agentBackupAccess: {

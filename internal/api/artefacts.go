@@ -1,0 +1,316 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// Uploaded artefacts (POST /v1/artefacts): plugin, theme and core zips an
+// organisation uploads, checked as the shards' artefact store checks them,
+// kept in Config.Uploads (the control plane's: a fileblob bucket under
+// <data dir>/artefacts) and fetched by shards (GET
+// /v1/agent/artefacts/{sha256}) when a site's spec names one (source type
+// upload, by SHA-256). The bucket holds:
+//
+//	archives/<sha256>.zip        the archive, once whoever uploaded it
+//	orgs/<org>/<sha256>.json     the record of an organisation's upload
+//	by-sha/<sha256>/<org>        (empty) which organisations uploaded it
+//
+// One record per organisation (not one sidecar listing them all) so that
+// two organisations uploading one archive at once never race on a file.
+
+// ArtefactUpload is an organisation's uploaded artefact: what the answer
+// of POST /v1/artefacts and the items of GET /v1/artefacts hold.
+type ArtefactUpload struct {
+	SHA256 string `json:"sha256"`
+	// Size is the archive's size in bytes.
+	Size int64  `json:"size"`
+	Kind string `json:"kind"`
+	// Name is the archive's root folder: the plugin's or theme's slug
+	// ("wordpress" for a core).
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	// Files and Bytes are what it unpacks to.
+	Files      int       `json:"files"`
+	Bytes      int64     `json:"bytes"`
+	Org        string    `json:"org"`
+	UploadedAt time.Time `json:"uploaded_at"`
+	UploadedBy string    `json:"uploaded_by,omitempty"`
+}
+
+// ArtefactList is a page of GET /v1/artefacts.
+type ArtefactList struct {
+	Items    []ArtefactUpload `json:"items"`
+	Continue string           `json:"continue,omitempty"`
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (s *server) uploadLimits() artefact.Limits {
+	l := s.cfg.UploadLimits
+	if l.MaxArchiveBytes <= 0 {
+		l.MaxArchiveBytes = artefact.DefaultLimits.MaxArchiveBytes
+	}
+	return l
+}
+
+func errNoUploads() error {
+	return errorf(http.StatusNotImplemented, CodeUnimplemented, "this control plane keeps no uploaded artefacts")
+}
+
+// artefactOrg resolves the organisation of an artefact call (?org=, or
+// the caller's only organisation where it has the route's permission, or
+// the default organisation for platform tokens) and checks the caller's
+// permission there.
+func (s *server) artefactOrg(c *call) (string, error) {
+	org := c.r.URL.Query().Get("org")
+	if org == "" {
+		switch vis := c.who.visibleOrgs(c.perm); len(vis) {
+		case 0:
+			if vis == nil {
+				org = store.DefaultOrg
+			}
+		case 1:
+			org = vis[0]
+		default:
+			return "", badRequest("name the organisation (?org=); you may act in %s", strings.Join(vis, ", "))
+		}
+	}
+	if org == "" {
+		return "", errForbidden(c)
+	}
+	if err := c.allow(org, orgNotFound(org)); err != nil {
+		return "", err
+	}
+	if _, err := s.cfg.Store.GetOrg(c.r.Context(), org); errors.Is(err, store.ErrNotFound) {
+		return "", orgNotFound(org)
+	} else if err != nil {
+		return "", internal(fmt.Errorf("get organisation %q: %w", org, err))
+	}
+	return org, nil
+}
+
+func archiveKey(sha string) string     { return "archives/" + sha + ".zip" }
+func recordKey(org, sha string) string { return "orgs/" + org + "/" + sha + ".json" }
+func bySHAKey(sha, org string) string  { return "by-sha/" + sha + "/" + org }
+
+// uploadArtefact is POST /v1/artefacts: the body is the zip (at most
+// UploadLimits.MaxArchiveBytes), ?kind= plugin, theme or core (default:
+// detected), ?org= the organisation.
+func (s *server) uploadArtefact(c *call) (response, error) {
+	if s.cfg.Uploads == nil {
+		return response{}, errNoUploads()
+	}
+	org, err := s.artefactOrg(c)
+	if err != nil {
+		return response{}, err
+	}
+	kind := artefact.Kind(c.r.URL.Query().Get("kind"))
+	switch kind {
+	case "", artefact.Plugin, artefact.Theme, artefact.Core:
+	default:
+		return response{}, badRequest("kind must be plugin, theme or core, got %q", kind)
+	}
+	lim := s.uploadLimits()
+	ctx := c.r.Context()
+	f, err := os.CreateTemp("", "aipress-upload-*.zip")
+	if err != nil {
+		return response{}, internal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(c.r.Body, lim.MaxArchiveBytes+1))
+	if err != nil {
+		return response{}, badRequest("read the archive: %v", err)
+	}
+	if size > lim.MaxArchiveBytes {
+		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument,
+			"the archive is larger than the limit of %d bytes", lim.MaxArchiveBytes)
+	}
+	if size == 0 {
+		return response{}, badRequest("the body is empty: send the zip archive as the request body")
+	}
+	sha := hex.EncodeToString(h.Sum(nil))
+	a, err := artefact.Inspect(f, size, kind, lim)
+	if errors.Is(err, artefact.ErrRefused) {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "%s", strings.TrimPrefix(err.Error(), artefact.ErrRefused.Error()+": "))
+	}
+	if err != nil {
+		return response{}, badRequest("%v", err)
+	}
+	c.target = a.Name + "@" + sha[:12]
+	c.detail = fmt.Sprintf("%s %s %s (%d bytes)", a.Kind, a.Name, a.Version, size)
+	b := s.cfg.Uploads
+	if ok, err := b.Exists(ctx, archiveKey(sha)); err != nil {
+		return response{}, internal(err)
+	} else if !ok {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return response{}, internal(err)
+		}
+		if err := b.Upload(ctx, archiveKey(sha), f, &blob.WriterOptions{ContentType: "application/zip"}); err != nil {
+			return response{}, internal(fmt.Errorf("store upload %s: %w", sha, err))
+		}
+	}
+	rec := ArtefactUpload{SHA256: sha, Size: size, Kind: string(a.Kind), Name: a.Name, Version: a.Version,
+		Files: a.Files, Bytes: a.Bytes, Org: org, UploadedAt: s.cfg.Clock().UTC(), UploadedBy: c.who.actor()}
+	status := http.StatusCreated
+	if old, err := s.readUpload(ctx, org, sha); err == nil {
+		// Uploading it again changes nothing.
+		return response{status: http.StatusOK, body: old, unchanged: true}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return response{}, internal(err)
+	}
+	// The marker first: a crash between the two leaves a marker without
+	// a record, which lists nothing and is written again by a retry.
+	if err := b.WriteAll(ctx, bySHAKey(sha, org), nil, nil); err != nil {
+		return response{}, internal(err)
+	}
+	js, err := json.Marshal(rec)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	if err := b.WriteAll(ctx, recordKey(org, sha), js, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return response{}, internal(err)
+	}
+	return response{status: status, body: rec}, nil
+}
+
+// readUpload reads org's record of sha (store.ErrNotFound when none).
+func (s *server) readUpload(ctx context.Context, org, sha string) (*ArtefactUpload, error) {
+	b, err := s.cfg.Uploads.ReadAll(ctx, recordKey(org, sha))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec ArtefactUpload
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("upload record %s/%s: %w", org, sha, err)
+	}
+	return &rec, nil
+}
+
+// artefactUploaded reports whether org uploaded the archive sha (POST
+// /v1/artefacts): a spec's upload source must name one of its
+// organisation's uploads.
+func (s *server) artefactUploaded(ctx context.Context, org, sha string) (bool, error) {
+	if s.cfg.Uploads == nil || !sha256RE.MatchString(sha) || org == "" || strings.Contains(org, "/") {
+		return false, nil
+	}
+	return s.cfg.Uploads.Exists(ctx, recordKey(org, sha))
+}
+
+// listArtefacts is GET /v1/artefacts: the organisation's uploads, by
+// SHA-256, a page (limit, continue) at a time.
+func (s *server) listArtefacts(c *call) (response, error) {
+	if s.cfg.Uploads == nil {
+		return response{}, errNoUploads()
+	}
+	org, err := s.artefactOrg(c)
+	if err != nil {
+		return response{}, err
+	}
+	limit, err := parseLimit(c)
+	if err != nil {
+		return response{}, err
+	}
+	var token []byte
+	if v := c.r.URL.Query().Get("continue"); v != "" {
+		if token, err = base64.RawURLEncoding.DecodeString(v); err != nil {
+			return response{}, badRequest("invalid continue token %q", v)
+		}
+	} else {
+		token = blob.FirstPageToken
+	}
+	ctx := c.r.Context()
+	objs, next, err := s.cfg.Uploads.ListPage(ctx, token, limit, &blob.ListOptions{Prefix: "orgs/" + org + "/"})
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list uploads of %s: %w", org, err))
+	}
+	out := ArtefactList{Items: []ArtefactUpload{}}
+	for _, o := range objs {
+		sha := strings.TrimSuffix(strings.TrimPrefix(o.Key, "orgs/"+org+"/"), ".json")
+		rec, err := s.readUpload(ctx, org, sha)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return response{}, internal(err)
+		}
+		out.Items = append(out.Items, *rec)
+	}
+	if len(next) > 0 {
+		out.Continue = base64.RawURLEncoding.EncodeToString(next)
+	}
+	return response{status: http.StatusOK, body: out}, nil
+}
+
+// agentArtefact is GET /v1/agent/artefacts/{sha256}: the archive, for a
+// shard that hosts a site of an organisation that uploaded it.
+func (s *server) agentArtefact(c *call) (response, error) {
+	if s.cfg.Uploads == nil {
+		return response{}, errNoUploads()
+	}
+	sha := c.r.PathValue("sha256")
+	c.target = sha
+	notFound := errorf(http.StatusNotFound, CodeNotFound, "no uploaded artefact %q for a site of shard %q", sha, c.who.token.Subject)
+	if !sha256RE.MatchString(sha) {
+		return response{}, notFound
+	}
+	ctx := c.r.Context()
+	var orgs []string
+	it := s.cfg.Uploads.List(&blob.ListOptions{Prefix: "by-sha/" + sha + "/"})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return response{}, internal(err)
+		}
+		orgs = append(orgs, strings.TrimPrefix(o.Key, "by-sha/"+sha+"/"))
+	}
+	if len(orgs) == 0 {
+		return response{}, notFound
+	}
+	// A shard's token is trusted for its own sites: it gets the uploads
+	// of the organisations it hosts a site of.
+	l, err := s.cfg.Store.ListSites(ctx, store.ListOptions{Shard: c.who.token.Subject, Orgs: orgs, Limit: 1})
+	if err != nil {
+		return response{}, internal(err)
+	}
+	if len(l.Items) == 0 {
+		return response{}, notFound
+	}
+	r, err := s.cfg.Uploads.NewReader(ctx, archiveKey(sha), nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return response{}, notFound
+	}
+	if err != nil {
+		return response{}, internal(err)
+	}
+	return response{contentType: "application/zip", stream: func(w http.ResponseWriter) error {
+		defer r.Close()
+		_, err := io.Copy(w, r)
+		return err
+	}}, nil
+}
