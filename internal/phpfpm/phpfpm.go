@@ -298,6 +298,20 @@ func (m *Master) Pools() ([]string, error) {
 	return out, nil
 }
 
+// Reload reloads the master gracefully (requests in flight finish) and
+// waits until it serves again. php-fpm re-executes itself, so every
+// worker starts afresh — with empty realpath caches — and OPcache's shared
+// memory is new: what a changed symlink in a docroot leads to is compiled
+// again. Without Reload, OPcache (opcache.revalidate_path off) keeps
+// answering a docroot path with the script its link resolved to when it
+// was first compiled, however the link changed since (the real file is
+// unchanged, so timestamp validation never notices).
+func (m *Master) Reload(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloadTracked(ctx)
+}
+
 // reloadTracked reloads and remembers a failure in m.pending. m.mu is held.
 func (m *Master) reloadTracked(ctx context.Context) error {
 	if err := m.reload(ctx); err != nil {

@@ -122,7 +122,8 @@ type Locality struct {
 	// which the edge serves files that the shard's docroots link to
 	// (Debian's WordPress links into /usr/share/javascript and friends): a
 	// root a shard registers is allowed only when it lies within its own
-	// directory's cores or one of these. Nil: DefaultSymlinkRoots.
+	// directory's cores or artefact store, or one of these. Nil:
+	// DefaultSymlinkRoots.
 	SymlinkRoots []string
 }
 
@@ -152,7 +153,8 @@ func (l Locality) allowedRoot(dir, root string) bool {
 		roots = DefaultSymlinkRoots
 	}
 	root = filepath.Clean(root)
-	for _, a := range append([]string{shardlayout.Layout{Dir: dir}.CoresDir()}, roots...) {
+	l2 := shardlayout.Layout{Dir: dir}
+	for _, a := range append([]string{l2.CoresDir(), l2.ArtefactsDir()}, roots...) {
 		if root == a || strings.HasPrefix(root, strings.TrimSuffix(a, "/")+"/") {
 			return true
 		}

@@ -35,7 +35,8 @@ func TestBuildRoutes(t *testing.T) {
 	sites := []site.Site{ready("up.test", "a", false), ready("down.test", "b", false), ready("off.test", "b", true),
 		ready("new.test", "c", false), ready("remote.test", "r", false), ready("liar.test", "x", false)}
 	shards := []store.Shard{
-		{Name: "a", Phase: store.ShardReady, Roots: []string{filepath.Join(local, "a", "cores", "6.1"), "/usr/share/javascript/jquery", "/etc", "/"}},
+		{Name: "a", Phase: store.ShardReady, Roots: []string{filepath.Join(local, "a", "cores", "6.1"), "/usr/share/javascript/jquery", "/etc", "/",
+			filepath.Join(local, "a", "artefacts"), filepath.Join(local, "b", "artefacts")}},
 		{Name: "b", Phase: store.ShardUnhealthy, Roots: []string{filepath.Join(local, "b", "cores"), filepath.Join(local, "a", "cores")}},
 		{Name: "c", Phase: store.ShardPending},
 		{Name: "r", Phase: store.ShardReady, Dir: "/srv/r", Gateway: "r.internal:8443", Roots: []string{"/"}},
@@ -66,9 +67,9 @@ func TestBuildRoutes(t *testing.T) {
 	if len(routes) != len(want) {
 		t.Errorf("%d routes", len(routes))
 	}
-	// Roots: each local shard's own cores and the default allow-list; not
+	// Roots: each local shard's own cores and artefact store and the default allow-list; not
 	// /etc or /, and not another shard's directory, nor a remote shard's.
-	wantRoots := []string{filepath.Join(local, "a", "cores", "6.1"), "/usr/share/javascript/jquery", filepath.Join(local, "b", "cores")}
+	wantRoots := []string{filepath.Join(local, "a", "cores", "6.1"), "/usr/share/javascript/jquery", filepath.Join(local, "a", "artefacts"), filepath.Join(local, "b", "cores")}
 	if !slices.Equal(roots, wantRoots) {
 		t.Errorf("roots %v, want %v", roots, wantRoots)
 	}

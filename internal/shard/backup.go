@@ -129,7 +129,7 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 	}
 	meta := SnapshotMeta{
 		Version: SnapshotMetaVersion, Site: st.Metadata.Name, SiteUID: st.Metadata.UID,
-		Domain: st.Spec.Domain, URL: siteURL, Shard: s.cfg.Name, CoreVersion: s.core.Version,
+		Domain: st.Spec.Domain, URL: siteURL, Shard: s.cfg.Name, CoreVersion: s.siteCoreVersion(n),
 		TablePrefix: "wp_", Spec: st.Spec, Salts: sec.Salts, Reason: reason,
 	}
 	meta.Spec.Source = nil

@@ -343,7 +343,7 @@ func (cr *codeRun) resolve(ctx context.Context) ([]wanted, error) {
 		}
 		for _, e := range list {
 			cr.progress("fetching " + kind + " " + e.Name)
-			w, err := cr.s.resolveExtension(ctx, kind, e)
+			w, err := cr.s.resolveExtension(ctx, cr.st, kind, e)
 			if err != nil {
 				return nil, err
 			}
@@ -355,12 +355,17 @@ func (cr *codeRun) resolve(ctx context.Context) ([]wanted, error) {
 
 // resolveExtension finds (fetching if need be) what extension e of kind
 // links to.
-func (s *Shard) resolveExtension(ctx context.Context, kind string, e site.Extension) (wanted, error) {
+func (s *Shard) resolveExtension(ctx context.Context, st *site.Site, kind string, e site.Extension) (wanted, error) {
 	w := wanted{kind: kind, ext: e}
 	if e.Source.SourceType() == site.SourceBundled {
-		dir := filepath.Join(s.core.Content, extDirs[kind], e.Name)
+		// Bundled with the core the site runs once its spec is applied.
+		core, err := s.coreFor(ctx, st.Spec.CoreVersion)
+		if err != nil {
+			return w, err
+		}
+		dir := filepath.Join(core.Content, extDirs[kind], e.Name)
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return w, publicf("%s %s is not bundled with WordPress %s on shard %s", kind, e.Name, s.core.Version, s.cfg.Name)
+			return w, publicf("%s %s is not bundled with WordPress %s on shard %s", kind, e.Name, core.Version, s.cfg.Name)
 		}
 		w.target = dir
 		return w, nil
@@ -890,11 +895,7 @@ var htmlTags = regexp.MustCompile(`(?s)<style.*?</style>|<script.*?</script>|<[^
 // siteRequest sends GET path to site st through an in-process edge and
 // returns the status and (the first MiB of) the body.
 func (s *Shard) siteRequest(ctx context.Context, st *site.Site, n Names, path string) (int, string) {
-	roots := slices.Clone(s.core.LinkRoots)
-	if s.cfg.Artefacts != nil {
-		roots = append(roots, s.cfg.Artefacts.Root())
-	}
-	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: roots, DialTimeout: 10 * time.Second})
+	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.AllowedSymlinkRoots(), DialTimeout: 10 * time.Second})
 	siteURL := s.cfg.PublicURL(st.Spec.Domain)
 	ed.SetTable(edge.NewTable([]edge.Route{{
 		Host: st.Spec.Domain, Site: st.Metadata.Name, Docroot: n.Docroot, Endpoint: s.endpoint(n),
@@ -1055,7 +1056,10 @@ func (cr *codeRun) rollback(ctx context.Context) error {
 	if err := cr.restoreDatabase(ctx); err != nil {
 		return err
 	}
-	if v, err := wordpress.CoreVersionOf(cr.n.Docroot); err == nil && cs.Core != "" && v != cs.Core {
+	// Always (applyCore is idempotent and cheap when nothing changed): a
+	// crash half-way through a relink leaves a docroot that still reads
+	// as the old core (wp-includes moves last) but is half-moved.
+	if cs.Core != "" {
 		if _, _, err := cr.s.applyCore(ctx, cr.st, cr.n, cs.Core); err != nil {
 			return fmt.Errorf("code rollback: core %s: %w", cs.Core, err)
 		}
@@ -1155,7 +1159,8 @@ func (s *Shard) codeStatus(st *site.Site, cur *observed) *site.CodeStatus {
 		if src, ok := sources[dir+"/"+name]; ok {
 			return src
 		}
-		if s.core != nil && strings.HasPrefix(target, s.core.Content+string(filepath.Separator)) {
+		// Bundled: a link into any registered core's content copy.
+		if strings.HasPrefix(target, s.coresDir()+string(filepath.Separator)) {
 			return site.SourceBundled
 		}
 		return SourceUnmanaged
@@ -1265,7 +1270,7 @@ func (s *Shard) ensureCodeLinks(ctx context.Context, st *site.Site, n Names) {
 		if applied {
 			for _, e := range list {
 				link(e.Name, func() (string, error) {
-					w, err := s.resolveExtension(ctx, kind, e)
+					w, err := s.resolveExtension(ctx, st, kind, e)
 					return w.target, err
 				})
 			}

@@ -22,3 +22,40 @@ func SetCrashAt(s *Shard, fn func(point string) error) { s.crashAt = fn }
 func LoginKeyFor(ctx context.Context, s *Shard, st *site.Site, docroot string) string {
 	return s.loginKey(ctx, st, Names{Docroot: docroot})
 }
+
+// ApplyCore is s.applyCore for the site st, with the site locked as a
+// code job holds it.
+func ApplyCore(ctx context.Context, s *Shard, st *site.Site, want string) (changed bool, undo func(context.Context) error, err error) {
+	n := s.NamesFor(st.Metadata.UID)
+	unlock, err := s.lockSite(ctx, n.ID)
+	if err != nil {
+		return false, nil, err
+	}
+	defer unlock()
+	return s.applyCore(ctx, st, n, want)
+}
+
+// UndoCore runs undo with site st locked.
+func UndoCore(ctx context.Context, s *Shard, st *site.Site, undo func(context.Context) error) error {
+	unlock, err := s.lockSite(ctx, s.NamesFor(st.Metadata.UID).ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return undo(ctx)
+}
+
+// SiteCoreVersion is the version of the core site st's docroot runs.
+func SiteCoreVersion(s *Shard, st *site.Site) string {
+	return s.siteCoreVersion(s.NamesFor(st.Metadata.UID))
+}
+
+// SnapshotCoreVersion is the core version the metadata of snapshot ref
+// records.
+func SnapshotCoreVersion(ctx context.Context, s *Shard, ref string) (string, error) {
+	_, _, meta, err := s.openSnapshot(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return meta.CoreVersion, nil
+}

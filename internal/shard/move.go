@@ -209,7 +209,8 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 		return "", err
 	}
 	attempt := prefix + wordpress.RandomString(12, "abcdefghijklmnopqrstuvwxyz0123456789") + "/"
-	man := manifest{Version: manifestVersion, SiteUID: st.Metadata.UID, MoveID: m.ID, Source: s.cfg.Name, Created: s.cfg.Clock().UTC()}
+	man := manifest{Version: manifestVersion, SiteUID: st.Metadata.UID, MoveID: m.ID, Source: s.cfg.Name, Created: s.cfg.Clock().UTC(),
+		CoreVersion: s.siteCoreVersion(n)}
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -388,9 +389,6 @@ func lookupUID(name string) int {
 // importSite makes the site on this shard from its export, from scratch.
 func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	m := st.Move
-	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
-		return fmt.Errorf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
-	}
 	key, err := s.moveKey(ctx, st)
 	if err != nil {
 		return err
@@ -412,6 +410,10 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	}
 	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
 		return fmt.Errorf("export %s is of move %s of site %s, not of this move", m.Artifact, man.MoveID, man.SiteUID)
+	}
+	core, err := s.importCore(ctx, st, man)
+	if err != nil {
+		return err
 	}
 	// Every object is copied here and checked against the manifest before
 	// anything of the site is made or a byte of it is used.
@@ -458,7 +460,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.loadDatabase(ctx, objs.database, n.DB); err != nil {
 		return err
 	}
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return err
 	}
 	// The volume first, so the files land on it: made big enough for them
@@ -479,7 +481,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	}
 	// Installed: the normal convergence after the switch must never run
 	// the installer over the imported database.
-	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(s.core.Version+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\n"), 0o600); err != nil {
 		return fmt.Errorf("install marker: %w", err)
 	}
 	if !st.Spec.Suspended {
@@ -491,6 +493,20 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 		return fmt.Errorf("import marker: %w", err)
 	}
 	return nil
+}
+
+// importCore is the core an imported site's docroot is built on: the one
+// it ran on the source (its database is at that core's version), fetched if
+// this shard has not got it — the move fails when this shard cannot get it
+// (the source goes on serving) rather than run the site on a core its
+// database was not made by; its spec's (the shard's default for "") for an
+// export from a shard before several cores.
+func (s *Shard) importCore(ctx context.Context, st *site.Site, man *manifest) (*wordpress.Core, error) {
+	want := man.CoreVersion
+	if want == "" {
+		want = st.Spec.CoreVersion
+	}
+	return s.coreFor(ctx, want)
 }
 
 // moveKey returns the key that authenticates the export of st's move.

@@ -173,8 +173,11 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		working = "" // keep the phase visitors see while re-converging
 	}
 	siteURL := s.cfg.PublicURL(st.Spec.Domain)
-	if v := st.Spec.CoreVersion; v != "" && v != s.core.Version {
-		return publicf("WordPress core %s is not available on shard %s (it has %s)", v, s.cfg.Name, s.core.Version)
+	// The core a new docroot is built on (fetched if need be); an existing
+	// docroot keeps its own (cores.go).
+	core, err := s.siteCore(ctx, st, n)
+	if err != nil {
+		return failed("getting the site's WordPress core", err)
 	}
 
 	// 1. Unix user and the site directory.
@@ -266,11 +269,11 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		}
 	}
 	if !fileExists(marker) {
-		if err := os.WriteFile(marker, []byte(s.core.Version+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(marker, []byte(core.Version+"\n"), 0o600); err != nil {
 			return installErr(failed("WordPress installation", fmt.Errorf("install marker: %w", err)))
 		}
 	}
-	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.core.Version+" installed", working)
+	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.siteCoreVersion(n)+" installed", working)
 
 	// 6. Serving: the pool is up; or suspended: the pool is removed.
 	if st.Spec.Suspended {
@@ -293,7 +296,11 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 // wp-content, its volume (volumes.go), the mu-plugin links, wp-config.php
 // and the modes.
 func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *secrets, uid, gid int) error {
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+	core, err := s.siteCore(ctx, st, n)
+	if err != nil {
+		return err
+	}
+	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return err
 	}
 	limitMB := st.Spec.Limits.WithDefaults().DiskMB
@@ -302,7 +309,7 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 		return err
 	}
 	cfg := wordpress.Config{
-		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: s.core.Tree,
+		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: core.Tree,
 		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
 		DBHost: s.db.ClientHost(), Salts: sec.Salts, Constants: st.Spec.Constants,
 	}

@@ -148,8 +148,10 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 	if meta.Site != st.Metadata.Name {
 		s.log.Warn("restoring another site's snapshot in place", "site", st.Metadata.Name, "snapshot_site", meta.Site)
 	}
-	if meta.CoreVersion != s.core.Version {
-		s.log.Warn("snapshot taken with another WordPress core", "site", st.Metadata.Name, "snapshot_core", meta.CoreVersion, "core", s.core.Version)
+	if cur := s.siteCoreVersion(n); meta.CoreVersion != cur {
+		// The restored database is at the snapshot's core's version; the
+		// docroot stays on the site's current core (see restoredCore).
+		s.log.Warn("snapshot taken with another WordPress core", "site", st.Metadata.Name, "snapshot_core", meta.CoreVersion, "core", cur)
 	}
 	uid, gid := lookupIDs(n.Unix)
 	rep := reporter{s: s, src: src, st: st}
@@ -231,7 +233,12 @@ func (s *Shard) stage(ctx context.Context, st *site.Site, n Names, r *repo.Repo,
 		return err
 	}
 	root := stagingRoot(n)
-	if err := wordpress.BuildDocroot(s.core, root); err != nil {
+	// On the core the live docroot runs: its wp-config.php is copied below.
+	core, err := s.docrootCore(ctx, n.Docroot)
+	if err != nil {
+		return err
+	}
+	if err := wordpress.BuildDocroot(core, root); err != nil {
 		return err
 	}
 	onVolume, err := s.stageUploads(n, root, uid, gid)
@@ -585,7 +592,11 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 			return fmt.Errorf("remove partial restore: %w", err)
 		}
 	}
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+	core, err := s.restoredCore(ctx, st, meta)
+	if err != nil {
+		return err
+	}
+	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return err
 	}
 	// A fresh volume, big enough for the snapshot's files even when they
@@ -623,11 +634,30 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(s.core.Version+"\nrestored from "+src.Snapshot+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\nrestored from "+src.Snapshot+"\n"), 0o600); err != nil {
 		return fmt.Errorf("install marker: %w", err)
 	}
 	s.log.Info("site created from snapshot", "site", st.Metadata.Name, "snapshot", src.Snapshot, "from", meta.Site)
 	return nil
+}
+
+// restoredCore is the core a site made from a snapshot (a clone, a restore
+// onto another shard, a verification) is built on: the one the snapshot
+// was taken on (its database is at that core's version), fetched if this
+// shard has not got it; when this shard cannot get that one, the site's
+// spec's (the shard's default for "").
+func (s *Shard) restoredCore(ctx context.Context, st *site.Site, meta *SnapshotMeta) (*wordpress.Core, error) {
+	want := meta.CoreVersion
+	if want == "" {
+		want = st.Spec.CoreVersion
+	}
+	core, err := s.coreFor(ctx, want)
+	if err == nil || want == st.Spec.CoreVersion {
+		return core, err
+	}
+	s.log.Warn("the snapshot's WordPress core is not available here: using the site's spec's",
+		"site", st.Metadata.Name, "snapshot_core", want, "spec_core", st.Spec.CoreVersion, "err", err)
+	return s.coreFor(ctx, st.Spec.CoreVersion)
 }
 
 // startPopulate runs populate for st in the background unless it runs
@@ -723,7 +753,11 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, meta.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return nil, err
 	}
-	if err := wordpress.BuildDocroot(s.core, n.Docroot); err != nil {
+	core, err := s.restoredCore(ctx, &site.Site{Metadata: site.Metadata{Name: meta.Site}, Spec: meta.Spec}, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return nil, err
 	}
 	if err := s.loadStreams(ctx, r, snap, n.DB, filepath.Join(n.Docroot, "wp-content"), uid, gid, progress); err != nil {
@@ -741,7 +775,7 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	st.Spec.Domain = meta.Domain
 	siteURL := s.cfg.PublicURL(meta.Domain)
 	cfg := wordpress.Config{
-		Domain: meta.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: s.core.Tree,
+		Domain: meta.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: core.Tree,
 		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
 		DBHost: s.db.ClientHost(), Salts: sec.Salts,
 	}
@@ -790,7 +824,7 @@ func (s *Shard) cleanScratch(ctx context.Context) error {
 // fetchHome requests the home page of a site through the edge's FastCGI
 // path and returns the status.
 func (s *Shard) fetchHome(ctx context.Context, name, domain, siteURL string, n Names) int {
-	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.core.LinkRoots, DialTimeout: 10 * time.Second})
+	ed := edge.New(edge.Config{Logger: s.log, AllowedSymlinkRoots: s.AllowedSymlinkRoots(), DialTimeout: 10 * time.Second})
 	host := hostOf(siteURL)
 	ed.SetTable(edge.NewTable([]edge.Route{{
 		Host: domain, Site: name, Docroot: n.Docroot, Endpoint: s.endpoint(n),

@@ -197,6 +197,14 @@ type Shard struct {
 
 	layout Layout
 
+	// core is the default core (Config.CoreSource); coreMu guards cores
+	// (the other registered cores, by version) and coreFetching (a
+	// version being fetched and registered: closed when done). See
+	// cores.go.
+	coreMu       sync.Mutex
+	cores        map[string]*wordpress.Core
+	coreFetching map[string]chan struct{}
+
 	// vols: new sites get volumes (Prepare decides); volsOff says why
 	// not.
 	vols    bool
@@ -204,6 +212,7 @@ type Shard struct {
 
 	installScript, cronScript string
 	codeScript                string // observes and applies plugins, themes, options (code.go)
+	upgradeScript             string // wp_upgrade (cores.go)
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
 	loginPlugin               string // and of the aipress-login one
@@ -328,7 +337,7 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err := os.Mkdir(s.transferScratch(), 0o700); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
-	core, err := wordpress.RegisterCore(s.cfg.CoreSource, filepath.Join(s.cfg.Dir, "cores"))
+	core, err := wordpress.RegisterCore(s.cfg.CoreSource, s.coresDir())
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -338,6 +347,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		return fmt.Errorf("shard: %w", err)
 	}
 	s.codeScript, err = wordpress.WriteCodeScript(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.upgradeScript, err = wordpress.WriteUpgradeScript(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -381,11 +394,6 @@ func (s *Shard) checkSocketPaths() error {
 // endpoint is where edges on this machine reach the pool of n: its Unix
 // socket (root's, 0600: no site user can connect to it).
 func (s *Shard) endpoint(n Names) string { return "unix:" + n.Socket }
-
-// AllowedSymlinkRoots are the directories outside site docroots that the
-// edge may serve static files from (the core and what its symlinks reach).
-// Valid after Prepare.
-func (s *Shard) AllowedSymlinkRoots() []string { return s.core.LinkRoots }
 
 // Ready is closed once MariaDB and php-fpm are up and the first convergence
 // pass is done. Valid after New.

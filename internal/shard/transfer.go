@@ -89,6 +89,10 @@ type manifest struct {
 	Source  string           `json:"source"`
 	Created time.Time        `json:"created"`
 	Objects []transferObject `json:"objects"`
+	// CoreVersion is the WordPress core the site ran on the source (its
+	// database is at that core's version); "" from sources before several
+	// cores.
+	CoreVersion string `json:"core_version,omitempty"`
 }
 
 // transferObject is one object of an export.

@@ -67,6 +67,10 @@ func (l Layout) PHPDir() string { return filepath.Join(l.Dir, "php") }
 // CoresDir is where the shard registers its WordPress cores.
 func (l Layout) CoresDir() string { return filepath.Join(l.Dir, "cores") }
 
+// ArtefactsDir is the root of the shard's artefact store (package
+// artefact): the plugins, themes and cores its sites' docroots link to.
+func (l Layout) ArtefactsDir() string { return filepath.Join(l.Dir, "artefacts") }
+
 // Site returns the resource names of the site with uid.
 func (l Layout) Site(uid string) Names { return l.SiteByID(SiteID(uid)) }
 

@@ -76,13 +76,21 @@ func ReadVersion(dir string) (string, error) {
 	return string(m[1]), nil
 }
 
-// RegisterCore registers the WordPress tree at src (normally DebianCore)
-// under coresDir/<version>. It is idempotent: an existing complete
-// registration is reused; a partial one (from a crash) is rebuilt.
+// RegisterCore registers the WordPress tree at src — Debian's (DebianCore)
+// or any full WordPress tree, such as a catalogue core the artefact store
+// unpacked — under coresDir/<version>, the version being the one the
+// tree's wp-includes/version.php declares. Files are hard-linked where
+// they can be (the source is root's and read-only), copied otherwise.
+// It is idempotent: an existing complete registration of that version is
+// reused (whatever tree it was made from); a partial one (from a crash) is
+// rebuilt.
 func RegisterCore(src, coresDir string) (*Core, error) {
 	version, err := ReadVersion(src)
 	if err != nil {
 		return nil, err
+	}
+	if !ValidCoreVersion(version) {
+		return nil, fmt.Errorf("register core: %s declares version %q, which is not a version like 6.4.2", src, version)
 	}
 	dir := filepath.Join(coresDir, version)
 	c := &Core{Version: version, Tree: filepath.Join(dir, "tree"), Content: filepath.Join(dir, "content")}
@@ -98,8 +106,17 @@ func RegisterCore(src, coresDir string) (*Core, error) {
 		if err := cloneTree(src, c.Tree, func(rel string) bool { return skip[rel] }, true); err != nil {
 			return nil, fmt.Errorf("register core: %w", err)
 		}
-		if err := cloneTree(filepath.Join(src, "wp-content"), c.Content, nil, true); err != nil {
-			return nil, fmt.Errorf("register core content: %w", err)
+		// The tree's wp-content (Debian's, or a catalogue core's with its
+		// bundled themes and plugins) is the skeleton new docroots link.
+		if _, err := os.Stat(filepath.Join(src, "wp-content")); err == nil {
+			if err := cloneTree(filepath.Join(src, "wp-content"), c.Content, nil, true); err != nil {
+				return nil, fmt.Errorf("register core content: %w", err)
+			}
+		}
+		for _, d := range []string{"themes", "plugins"} {
+			if err := os.MkdirAll(filepath.Join(c.Content, d), 0o755); err != nil {
+				return nil, fmt.Errorf("register core content: %w", err)
+			}
 		}
 		if err := os.WriteFile(filepath.Join(c.Tree, "wp-config.php"), coreConfigShim, 0o644); err != nil {
 			return nil, fmt.Errorf("register core: %w", err)
