@@ -431,7 +431,9 @@ func TestUpdateRefusesWhenTheSpecChangedMeanwhile(t *testing.T) {
 		}
 	}
 	id := e.createJob(store.JobUpdate, "blog.example.com", store.UpdateParams{Plugins: []site.Extension{ext("hello", "2.0", true)}}).ID
-	e.waitFor("the staging code job", func() bool { return len(e.stagingSites()) == 1 && len(e.jobsOf(e.stagingSites()[0], store.JobCode)) == 1 })
+	e.waitFor("the staging code job", func() bool {
+		return len(e.stagingSites()) == 1 && len(e.jobsOf(e.stagingSites()[0], store.JobCode)) == 1
+	})
 	if _, err := e.st.UpdateSite(e.ctx, "blog.example.com", func(s *site.Site) error {
 		s.Spec.Plugins = append(s.Spec.Plugins, ext("other", "1.0", false))
 		return nil
