@@ -371,6 +371,8 @@ var routes = []route{
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
 
+	{"POST", "/v1/sites/{name}/updates", "site.update.staged", permSiteWrite, onSite, true, false, (*server).createUpdate},
+	{"POST", "/v1/updates", "fleet.update", permPlatformAdm, platform, true, false, (*server).createFleetUpdate},
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},

@@ -89,6 +89,8 @@ var matrix = map[string]string{
 	"GET /v1/sites/{name}/metrics":         "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
 	"POST /v1/sites/{name}/backups":        "site.write",
+	"POST /v1/sites/{name}/updates":        "site.write",
+	"POST /v1/updates":                     "platform.admin",
 	"GET /v1/backups":                      "site.list",
 	"GET /v1/backups/coverage":             "platform.read",
 	"GET /v1/backups/{ref}":                "site.read",
