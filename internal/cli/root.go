@@ -81,6 +81,6 @@ then manage sites with 'aipress site ...' from another terminal.`,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
 		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newLoginCmd(d), newLogoutCmd(d),
-		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d), newAskCmd(d), newAdminCmd(d))
+		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d), newAskCmd(d), newAdminCmd(d), newFleetCmd(d))
 	return root
 }

@@ -50,7 +50,7 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
 		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o),
-		newSiteMoveCmd(o), newSiteWAFCmd(o))
+		newSiteMoveCmd(o), newSiteWAFCmd(o), newSiteUpdateCmd(o))
 	return cmd
 }
 

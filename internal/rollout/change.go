@@ -16,7 +16,8 @@ const (
 
 // ApplyChange applies an update's change to spec in place: each listed
 // plugin or theme replaces the spec's entry of that name (or is added; an
-// active theme makes the others inactive), Remove drops extensions by name
+// active theme makes the others inactive; with KeepActive an entry the
+// spec has keeps its active state and, given none, its source), Remove drops extensions by name
 // (every name must be in the spec; the active theme cannot be removed),
 // CoreVersion, when set, replaces the core version. The result is checked
 // with Spec.ValidateCode. An error leaves spec unspecified: apply to a
@@ -39,9 +40,10 @@ func ApplyChange(spec *site.Spec, p store.UpdateParams) error {
 		}
 	}
 	for _, e := range p.Plugins {
-		spec.Plugins = upsert(spec.Plugins, e)
+		spec.Plugins = upsert(spec.Plugins, keep(spec.Plugins, e, p.KeepActive))
 	}
 	for _, e := range p.Themes {
+		e = keep(spec.Themes, e, p.KeepActive)
 		if e.Active {
 			for i := range spec.Themes {
 				spec.Themes[i].Active = false
@@ -53,6 +55,23 @@ func ApplyChange(spec *site.Spec, p store.UpdateParams) error {
 		spec.CoreVersion = p.CoreVersion
 	}
 	return spec.ValidateCode()
+}
+
+// keep gives e the active state (and, when e has none, the source) of the
+// list's entry of its name, when on.
+func keep(list []site.Extension, e site.Extension, on bool) site.Extension {
+	if !on {
+		return e
+	}
+	for _, o := range list {
+		if o.Name == e.Name {
+			e.Active = o.Active
+			if e.Source == (site.ExtensionSource{}) {
+				e.Source = o.Source
+			}
+		}
+	}
+	return e
 }
 
 func upsert(list []site.Extension, e site.Extension) []site.Extension {

@@ -12,7 +12,7 @@ func TestApplyChange(t *testing.T) {
 	base := func() site.Spec {
 		return site.Spec{
 			CoreVersion: "6.1.9",
-			Plugins:     []site.Extension{ext("hello", "1.0", true), ext("akismet", "", false)},
+			Plugins:     []site.Extension{ext("hello", "1.0", true), {Name: "akismet", Source: site.ExtensionSource{Type: site.SourceBundled}}},
 			Themes:      []site.Extension{{Name: "twentytwentythree", Active: true}, {Name: "other"}},
 		}
 	}
@@ -51,6 +51,13 @@ func TestApplyChange(t *testing.T) {
 			check: func(t *testing.T, s site.Spec) {
 				if s.CoreVersion != "6.4.2" {
 					t.Errorf("core %q", s.CoreVersion)
+				}
+			}},
+		{name: "keep active and source", p: store.UpdateParams{KeepActive: true, Plugins: []site.Extension{ext("hello", "2.0", false), ext("akismet", "5", true), ext("new", "1", true)},
+			Themes: []site.Extension{{Name: "other", Version: "2"}}},
+			check: func(t *testing.T, s site.Spec) {
+				if !s.Plugins[0].Active || s.Plugins[0].Version != "2.0" || s.Plugins[1].Active || s.Plugins[1].Source.Type != site.SourceBundled || !s.Plugins[2].Active || !s.Themes[0].Active || s.Themes[1].Active {
+					t.Errorf("spec %+v", s)
 				}
 			}},
 		{name: "remove unknown", p: store.UpdateParams{Remove: []string{"nope"}}, wantErr: `"nope" is neither`},

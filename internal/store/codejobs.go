@@ -101,7 +101,11 @@ type UpdateParams struct {
 	Themes      []site.Extension `json:"themes,omitempty"`
 	Remove      []string         `json:"remove,omitempty"`
 	CoreVersion string           `json:"core_version,omitempty"`
-	Smoke       SmokeTest        `json:"smoke,omitzero"`
+	// KeepActive: a listed extension the spec already has keeps its
+	// active state, and its source when the listed one gives none (what
+	// "update X to 2.1" means; the CLI sets it).
+	KeepActive bool      `json:"keep_active,omitempty"`
+	Smoke      SmokeTest `json:"smoke,omitzero"`
 	// SkipStaging applies the change to the site directly (its own code
 	// job still checks health and rolls back).
 	SkipStaging bool `json:"skip_staging,omitempty"`

@@ -2336,6 +2336,8 @@ export interface components {
             remove?: string[];
             /** @example 6.4.2 */
             core_version?: string;
+            /** @description A listed extension the spec already has keeps its active state, and its source when the listed one gives none ("update X to 2.1"). */
+            keep_active?: boolean;
             smoke?: components["schemas"]["SmokeTest"];
             /** @description Apply to the site directly (its code job still checks health and rolls back). */
             skip_staging?: boolean;
