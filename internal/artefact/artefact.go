@@ -4,21 +4,60 @@
 // copy on disk (and, since PHP resolves the symlinks that link it into each
 // docroot, one copy in OPcache).
 //
-// Sources: a wordpress.org-compatible catalogue (the plugin and theme
-// information APIs and the core version check, in their real formats), zip
-// archives at a URL verified against a SHA-256, archives uploaded through
-// the API, and git repositories at a ref. Every archive is checked before
-// anything is unpacked: its size, its number of files, its unpacked size,
-// names that leave the archive (zip-slip), links and special files, and PHP
-// outside the archive's one root folder are refused with the reason.
+// # Layout
+//
+// An artefact lives at <root>/<kind>/<digest>/<name> (kind plugin, theme or
+// core; a core's name is "wordpress"), with <root>/<kind>/<digest>/.complete
+// (JSON: name, version, main file, counts) written last: a digest folder
+// without it is a crash's leftover and is removed and redone by the next
+// Ensure. Everything is root's, folders 0755 and files 0644; nothing is a
+// link. Downloads go to <root>/.tmp (0700) first; <root>/.index remembers
+// which digest a catalogue version or a git commit gave, so that an
+// explicit version already in the store needs no network.
+//
+// # Checks
+//
+// Every archive (and every git tree) is checked before anything is
+// unpacked, and each refusal wraps ErrRefused and names the entry: the
+// archive's size (Limits.MaxArchiveBytes, also while downloading), its
+// number of entries, its unpacked size (declared, and actual while
+// unpacking), names (absolute, "..", ".", empty parts, backslashes, NUL and
+// control characters, duplicates, duplicates once case is folded, a file
+// that is also a folder), links and special files (the zip's external
+// attributes; a git tree's symlink and submodule modes), encrypted entries,
+// exactly one root folder named after the slug ("wordpress" for a core;
+// PHP outside it is refused as such), and the declared version: a plugin
+// needs a PHP file directly in its folder with a "Plugin Name:" header (its
+// "Version:" is the artefact's), a theme a style.css with "Theme Name:", a
+// core wp-includes/version.php.
+//
+// # Sources
+//
+// A wordpress.org-compatible catalogue (Catalogue, in the real formats, see
+// catalogue.go), zip archives at a URL verified against a SHA-256 (https,
+// or http to a loopback address), archives uploaded through the API
+// (Config.Uploads, their SHA-256 checked again), and git repositories at a
+// ref (a branch, a tag or a commit; the tree at Path becomes the folder and
+// the digest is that of a deterministic listing of the tree, see git.go).
 package artefact
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/aipress/aipress/internal/site"
 )
@@ -33,6 +72,9 @@ const (
 	Core   Kind = "core"
 )
 
+// CoreName is the name of every core artefact (and its root folder).
+const CoreName = "wordpress"
+
 // Ref names an artefact: a plugin or theme (Name is its slug) or a core
 // (Name "wordpress", Version the core's version), and where it comes from.
 type Ref struct {
@@ -44,20 +86,24 @@ type Ref struct {
 
 // Artefact is an unpacked, verified artefact in the store.
 type Artefact struct {
-	Kind Kind
-	Name string
+	Kind Kind   `json:"kind"`
+	Name string `json:"name"`
 	// Digest is the SHA-256 (hex) of the archive the artefact was
 	// unpacked from (a git source: of the tree, see the git source).
-	Digest string
+	Digest string `json:"digest"`
 	// Version is the version the artefact itself declares (a plugin's
 	// "Version:" header, a theme's style.css, a core's version.php).
-	Version string
+	Version string `json:"version"`
+	// Main is, for a plugin, its main file (the one with the "Plugin
+	// Name:" header) relative to Dir: WordPress's plugin file is
+	// Name + "/" + Main. "" for themes and cores.
+	Main string `json:"main,omitempty"`
 	// Dir is the unpacked folder to link into a docroot:
 	// <root>/<kind>/<digest>/<name> (a core: its WordPress tree). It and
 	// everything under it is root's and read-only.
-	Dir   string
-	Files int
-	Bytes int64
+	Dir   string `json:"-"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
 }
 
 // Limits bound what an archive may hold. Zero fields take DefaultLimits'.
@@ -70,9 +116,27 @@ type Limits struct {
 // DefaultLimits fit the largest popular plugins and a WordPress core.
 var DefaultLimits = Limits{MaxArchiveBytes: 128 << 20, MaxFiles: 20000, MaxUnpackedBytes: 512 << 20}
 
+func (l Limits) withDefaults() Limits {
+	if l.MaxArchiveBytes <= 0 {
+		l.MaxArchiveBytes = DefaultLimits.MaxArchiveBytes
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = DefaultLimits.MaxFiles
+	}
+	if l.MaxUnpackedBytes <= 0 {
+		l.MaxUnpackedBytes = DefaultLimits.MaxUnpackedBytes
+	}
+	return l
+}
+
 // ErrRefused is wrapped by errors about archives that are refused (bad
 // digest, zip-slip, links, limits, PHP outside the root folder).
 var ErrRefused = errors.New("artefact refused")
+
+// ErrNotFound is wrapped by errors about artefacts that do not exist: a
+// catalogue without the plugin, theme or version, an upload nobody made, an
+// artefact the store does not hold (Get).
+var ErrNotFound = errors.New("artefact not found")
 
 // Config configures a Store.
 type Config struct {
@@ -81,50 +145,332 @@ type Config struct {
 	// Catalogue answers wordpress.org sources; nil refuses them.
 	Catalogue *Catalogue
 	// Uploads opens an archive uploaded through the API by its SHA-256;
-	// nil refuses upload sources.
+	// nil refuses upload sources. An error wrapping ErrNotFound (or
+	// fs.ErrNotExist) means there is no such upload.
 	Uploads func(ctx context.Context, sha256 string) (io.ReadCloser, error)
 	// Client fetches zip URLs and catalogue downloads (default: a client
 	// with timeouts).
 	Client *http.Client
 	Limits Limits
 	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Store is a shard's artefact store. Its methods are safe for concurrent
 // use.
 type Store struct {
-	cfg Config
+	cfg   Config
+	locks keyLocks
 }
 
-// Open opens (creating) the store at cfg.Dir.
+// Open opens (creating) the store at cfg.Dir. It removes what an earlier
+// process left half-downloaded.
 func Open(cfg Config) (*Store, error) {
-	return &Store{cfg: cfg}, nil
+	if cfg.Dir == "" {
+		return nil, errors.New("artefact: no directory")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("artefact: %w", err)
+	}
+	cfg.Dir = dir
+	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Client == nil {
+		cfg.Client = defaultClient()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{dir, 0o755}, {filepath.Join(dir, string(Plugin)), 0o755}, {filepath.Join(dir, string(Theme)), 0o755},
+		{filepath.Join(dir, string(Core)), 0o755}, {filepath.Join(dir, ".tmp"), 0o700},
+		{filepath.Join(dir, ".index"), 0o700}, {filepath.Join(dir, ".locks"), 0o700},
+	} {
+		if err := ownDir(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("artefact: open: %w", err)
+		}
+	}
+	// Downloads a crash left behind.
+	tmps, err := os.ReadDir(filepath.Join(dir, ".tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("artefact: open: %w", err)
+	}
+	for _, e := range tmps {
+		if err := os.RemoveAll(filepath.Join(dir, ".tmp", e.Name())); err != nil {
+			return nil, fmt.Errorf("artefact: open: %w", err)
+		}
+	}
+	return &Store{cfg: cfg, locks: keyLocks{m: map[string]*keyLock{}}}, nil
+}
+
+// ownDir makes path a folder of this process's user with mode, refusing a
+// link in its place.
+func ownDir(path string, mode os.FileMode) error {
+	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		if err := os.Lchown(path, os.Geteuid(), os.Getegid()); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(path, mode)
 }
 
 // Root is the store's root directory: every Artefact.Dir is below it.
 func (s *Store) Root() string { return s.cfg.Dir }
+
+// Limits are the store's limits (defaults filled in).
+func (s *Store) Limits() Limits { return s.cfg.Limits }
+
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Get returns the artefact of kind with digest if the store holds it
+// complete, without any network; an error wrapping ErrNotFound otherwise.
+func (s *Store) Get(kind Kind, digest string) (*Artefact, error) {
+	if !validKind(kind) || !digestRE.MatchString(digest) {
+		return nil, fmt.Errorf("artefact: %s %q: %w", kind, digest, ErrNotFound)
+	}
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, string(kind), digest, ".complete"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("artefact: %s %s: %w", kind, digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("artefact: %w", err)
+	}
+	var a Artefact
+	if err := json.Unmarshal(b, &a); err != nil || a.Kind != kind || a.Digest != digest || !validName(kind, a.Name) {
+		return nil, fmt.Errorf("artefact: %s %s: damaged marker: %w", kind, digest, ErrNotFound)
+	}
+	a.Dir = filepath.Join(s.cfg.Dir, string(kind), digest, a.Name)
+	if fi, err := os.Lstat(a.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("artefact: %s %s: folder missing: %w", kind, digest, ErrNotFound)
+	}
+	return &a, nil
+}
+
+func validKind(k Kind) bool { return k == Plugin || k == Theme || k == Core }
+
+func validName(k Kind, name string) bool {
+	if k == Core {
+		return name == CoreName
+	}
+	return site.ValidSlug(name)
+}
+
+var versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}$`)
 
 // Ensure returns the artefact ref names, fetching, verifying and unpacking
 // it first when the store does not hold it yet. It is idempotent and safe
 // to call concurrently for the same ref (one fetch); a crash mid-way leaves
 // nothing that a later call would take for complete.
 func (s *Store) Ensure(ctx context.Context, ref Ref) (*Artefact, error) {
-	return nil, errors.New("artefact: not implemented yet")
+	if !validKind(ref.Kind) {
+		return nil, fmt.Errorf("artefact: kind %q is not plugin, theme or core", ref.Kind)
+	}
+	if !validName(ref.Kind, ref.Name) {
+		if ref.Kind == Core {
+			return nil, fmt.Errorf("artefact: a core is named %q, not %q", CoreName, ref.Name)
+		}
+		return nil, fmt.Errorf("artefact: %q is not a %s slug", ref.Name, ref.Kind)
+	}
+	if ref.Version != "" && ref.Version != "latest" && !versionRE.MatchString(ref.Version) {
+		return nil, fmt.Errorf("artefact: %q is not a version", ref.Version)
+	}
+	var (
+		a   *Artefact
+		err error
+	)
+	switch t := ref.Source.SourceType(); t {
+	case site.SourceWordPressOrg:
+		a, err = s.ensureCatalogue(ctx, ref)
+	case site.SourceZip:
+		a, err = s.ensureZipURL(ctx, ref)
+	case site.SourceUpload:
+		a, err = s.ensureUpload(ctx, ref)
+	case site.SourceGit:
+		a, err = s.ensureGit(ctx, ref)
+	case site.SourceBundled:
+		return nil, fmt.Errorf("artefact: %s %s is bundled with the core; the store does not hold it", ref.Kind, ref.Name)
+	default:
+		return nil, fmt.Errorf("artefact: source type %q is not one of wordpress.org, zip, upload, git", t)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("artefact: %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	return a, nil
 }
 
-// Catalogue is a client of a wordpress.org-compatible catalogue: the plugin
-// and theme information APIs (/plugins/info/1.2/, /themes/info/1.2/) and
-// the core version check (/core/version-check/1.7/).
-type Catalogue struct {
-	// API is the catalogue's base URL (https://api.wordpress.org).
-	API    string
-	Client *http.Client
+// ensureFile makes the archive at path (already hashed: digest) an
+// artefact: checked, unpacked once. path is removed.
+func (s *Store) ensureFile(ctx context.Context, ref Ref, path, digest string) (*Artefact, error) {
+	defer os.Remove(path)
+	a, err := s.ensureDigest(ctx, ref.Kind, digest, func() (*Artefact, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		es, err := zipEntries(f, fi.Size(), s.cfg.Limits)
+		if err != nil {
+			return nil, err
+		}
+		return s.unpack(ctx, ref.Kind, ref.Name, digest, es)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return checkSame(a, ref)
 }
 
-// Info is what the catalogue says of one version of a plugin, theme or
-// core.
-type Info struct {
-	Name        string
-	Version     string // resolved ("latest" → the newest)
-	DownloadURL string
+// ensureDigest returns the complete artefact kind/digest, calling make
+// (under the digest's lock, after removing an incomplete leftover) when
+// the store does not hold it.
+func (s *Store) ensureDigest(ctx context.Context, kind Kind, digest string, make func() (*Artefact, error)) (*Artefact, error) {
+	if a, err := s.Get(kind, digest); err == nil {
+		return a, nil
+	}
+	unlock, err := s.lock(ctx, "digest:"+string(kind)+":"+digest)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if a, err := s.Get(kind, digest); err == nil {
+		return a, nil
+	}
+	// A folder without a marker is a crash's leftover.
+	if err := os.RemoveAll(filepath.Join(s.cfg.Dir, string(kind), digest)); err != nil {
+		return nil, err
+	}
+	return make()
+}
+
+// lock takes the in-process lock of key and the matching file lock (for
+// another process on the same store).
+func (s *Store) lock(ctx context.Context, key string) (func(), error) {
+	unlock, err := s.locks.lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(key))
+	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, ".locks", hex.EncodeToString(sum[:16])), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		unlock()
+		return nil, err
+	}
+	return func() { f.Close(); unlock() }, nil
+}
+
+// keyLocks are per-key mutexes that give up when the context ends.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	l.mu.Lock()
+	k := l.m[key]
+	if k == nil {
+		k = &keyLock{ch: make(chan struct{}, 1)}
+		l.m[key] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		k.refs--
+		if k.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case k.ch <- struct{}{}:
+		return func() { <-k.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
+
+// Index: what digest a catalogue version or a git commit gave.
+
+func (s *Store) indexPath(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(s.cfg.Dir, ".index", hex.EncodeToString(sum[:]))
+}
+
+// indexed returns the complete artefact key was recorded for, or nil.
+func (s *Store) indexed(kind Kind, key string) *Artefact {
+	b, err := os.ReadFile(s.indexPath(key))
+	if err != nil {
+		return nil
+	}
+	a, err := s.Get(kind, strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
+func (s *Store) remember(key, digest string) error {
+	return writeFileAtomic(s.indexPath(key), []byte(digest+"\n"), 0o600)
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{Transport: t, Timeout: 30 * time.Minute}
 }

@@ -1,0 +1,180 @@
+package artefact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// CheckURL refuses URLs a zip or git source may not name: only https, or
+// http to a loopback address (a test's catalogue or server).
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
+			return fmt.Errorf("%q: plain http only to a loopback address; use https", raw)
+		}
+	default:
+		return fmt.Errorf("%q: only https URLs", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in a URL are not allowed", raw)
+	}
+	return nil
+}
+
+// spool copies r (at most MaxArchiveBytes) into a file below .tmp,
+// returning its path and SHA-256. want, when set, must be the SHA-256.
+func (s *Store) spool(r io.Reader, what, want string) (string, string, error) {
+	f, err := os.CreateTemp(filepath.Join(s.cfg.Dir, ".tmp"), "dl-*")
+	if err != nil {
+		return "", "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	max := s.cfg.Limits.MaxArchiveBytes
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, max+1))
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", what, err)
+	}
+	if n > max {
+		return "", "", refuse("", "%s: more than the limit of %d bytes", what, max)
+	}
+	if err := f.Close(); err != nil {
+		return "", "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && sum != want {
+		return "", "", refuse("", "%s: SHA-256 mismatch: the archive's is %s, %s was expected", what, sum, want)
+	}
+	ok = true
+	return f.Name(), sum, nil
+}
+
+// download fetches url into .tmp (see spool).
+func (s *Store) download(ctx context.Context, url, want string) (string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("download: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+		return "", "", fmt.Errorf("download %s: %s: %w", url, resp.Status, ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", "", fmt.Errorf("download %s: %s", url, resp.Status)
+	}
+	if resp.ContentLength > s.cfg.Limits.MaxArchiveBytes {
+		return "", "", refuse("", "%s: %d bytes, more than the limit of %d", url, resp.ContentLength, s.cfg.Limits.MaxArchiveBytes)
+	}
+	s.cfg.Logger.Info("artefact download", "url", url)
+	return s.spool(resp.Body, url, want)
+}
+
+const userAgent = "AIPress artefact store"
+
+func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
+	src := ref.Source
+	if !digestRE.MatchString(src.SHA256) {
+		return nil, fmt.Errorf("a zip source needs the archive's SHA-256 (64 lower-case hex digits)")
+	}
+	if err := CheckURL(src.URL); err != nil {
+		return nil, err
+	}
+	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+		return checkSame(a, ref)
+	}
+	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+src.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+		return checkSame(a, ref)
+	}
+	p, sum, err := s.download(ctx, src.URL, src.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.ensureFile(ctx, ref, p, sum)
+	if err != nil {
+		return nil, err
+	}
+	return checkSame(a, ref)
+}
+
+func (s *Store) ensureUpload(ctx context.Context, ref Ref) (*Artefact, error) {
+	sha := ref.Source.SHA256
+	if !digestRE.MatchString(sha) {
+		return nil, fmt.Errorf("an upload source names the upload by its SHA-256 (64 lower-case hex digits)")
+	}
+	if a, err := s.Get(ref.Kind, sha); err == nil {
+		return checkSame(a, ref)
+	}
+	if s.cfg.Uploads == nil {
+		return nil, errors.New("this shard cannot fetch uploaded artefacts")
+	}
+	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+sha)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if a, err := s.Get(ref.Kind, sha); err == nil {
+		return checkSame(a, ref)
+	}
+	rc, err := s.cfg.Uploads(ctx, sha)
+	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("%w: %w", err, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", sha, err)
+	}
+	defer rc.Close()
+	p, sum, err := s.spool(rc, "upload "+sha, sha)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.ensureFile(ctx, ref, p, sum)
+	if err != nil {
+		return nil, err
+	}
+	return checkSame(a, ref)
+}
+
+// checkSame refuses an artefact found by digest under another name than
+// ref's (one archive's root folder is one name).
+func checkSame(a *Artefact, ref Ref) (*Artefact, error) {
+	if a.Name != ref.Name {
+		return nil, refuse(a.Name+"/", "the archive's root folder is %q, not %q (the %s's slug)", a.Name, ref.Name, ref.Kind)
+	}
+	return a, nil
+}
