@@ -415,6 +415,8 @@ var routes = []route{
 	// authz: no token; the body's HMAC signature with the webhook's secret (checked inside; else 401).
 	{"POST", "/v1/git/hooks/{id}", "git.hook", permPublic, platform, true, false, (*server).gitHook},
 
+	{"POST", "/v1/sites/{name}/updates", "site.update.staged", permSiteWrite, onSite, true, false, (*server).createUpdate},
+	{"POST", "/v1/updates", "fleet.update", permPlatformAdm, platform, true, false, (*server).createFleetUpdate},
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},

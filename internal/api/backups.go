@@ -15,6 +15,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/backup/schedule"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteclone"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -372,6 +373,9 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 	if err != nil {
 		return response{}, HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Msg: err.Error()}
 	}
+	if err := notStaging(domain); err != nil {
+		return response{}, err
+	}
 	c.target = domain
 	if meta.Spec == nil {
 		return response{}, conflict("snapshot %s records no site spec; it cannot be cloned", ref)
@@ -391,23 +395,11 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 	if err != nil {
 		return response{}, internal(err)
 	}
-	spec := *meta.Spec
-	spec.Domain = domain
-	spec.Suspended, spec.SuspendedBy = false, ""
-	spec.Source = &site.Source{Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL}
-	// The clone gets what its plan gives today, not the limits the
-	// snapshot recorded.
-	if p, ok := s.plans().Get(spec.Plan); ok {
-		p.Apply(&spec)
-	} else {
-		s.plans().Default().Apply(&spec)
-	}
-	spec.Defaults()
-	st := &site.Site{
-		Metadata: site.Metadata{Name: domain, UID: uid, Org: cmp.Or(c.org, store.DefaultOrg), CreatedAt: s.cfg.Clock().UTC()},
-		Spec:     spec,
-		Status:   site.Status{Phase: site.PhasePending, Shard: shard, URL: s.cfg.PublicURL(domain)},
-	}
+	st := siteclone.New(siteclone.Request{
+		Spec: *meta.Spec, Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL,
+		Domain: domain, UID: uid, Org: cmp.Or(c.org, store.DefaultOrg), Now: s.cfg.Clock(),
+		Shard: shard, URL: s.cfg.PublicURL(domain),
+	}, s.plans())
 	if shard == "" && s.cfg.Placer != nil {
 		if st.Status.Shard, err = s.cfg.Placer.Place(ctx, st); err != nil {
 			return response{}, internal(fmt.Errorf("place site %q: %w", domain, err))

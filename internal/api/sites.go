@@ -204,6 +204,9 @@ func validateCreate(req *CreateSiteRequest, ps *plans.Set) error {
 	if err != nil {
 		return HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Msg: err.Error()}
 	}
+	if err := notStaging(domain); err != nil {
+		return err
+	}
 	req.Domain = domain
 	if req.Title == "" {
 		return badRequest("title is required")
@@ -553,4 +556,14 @@ func (s *server) pathSite(c *call) (*site.Site, error) {
 		return nil, internal(fmt.Errorf("get site %q: %w", name, err))
 	}
 	return st, nil
+}
+
+// notStaging refuses the names reserved for staged updates' throw-away
+// sites (site.StagingSuffix).
+func notStaging(domain string) error {
+	if site.IsStaging(domain) {
+		return HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidDomain,
+			Msg: fmt.Sprintf("%q: names ending in %s are reserved for staged updates' staging sites", domain, site.StagingSuffix)}
+	}
+	return nil
 }

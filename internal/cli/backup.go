@@ -572,6 +572,15 @@ func (o *siteOpts) printJob(w io.Writer, j *store.Job) error {
 			fmt.Fprintln(w)
 			return printRecover(w, j)
 		}
+	case store.JobUpdate:
+		if len(j.Result) > 0 {
+			return printUpdate(w, j)
+		}
+	case store.JobFleetUpdate:
+		if len(j.Result) > 0 {
+			fmt.Fprintln(w)
+			return printFleet(w, j)
+		}
 	default:
 		var compact bytes.Buffer
 		if len(j.Result) > 0 && json.Compact(&compact, j.Result) == nil {

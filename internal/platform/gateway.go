@@ -47,7 +47,7 @@ func (st *shardStatic) routes(sites []site.Site) []edge.Route {
 	out := make([]edge.Route, 0, len(sites))
 	for i := range sites {
 		s := &sites[i]
-		if s.Metadata.DeletionRequested != nil || s.Spec.Suspended {
+		if s.Metadata.DeletionRequested != nil || s.Spec.Suspended || site.IsStaging(s.Metadata.Name) {
 			continue
 		}
 		if s.Status.Shard != st.name && !(s.Move.Active() && s.Move.Target == st.name) {

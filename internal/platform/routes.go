@@ -207,6 +207,12 @@ func BuildRoutes(sites []site.Site, shards []store.Shard, loc Locality) ([]edge.
 			}
 		}
 		rt := edge.RouteForSite(s, l)
+		if site.IsStaging(s.Metadata.Name) {
+			// A staged update's throw-away copy (package rollout):
+			// visitors get the maintenance page; its code job checks
+			// it on the shard.
+			rt.State = edge.Suspended
+		}
 		if byName[s.Status.Shard].down && rt.State != edge.Suspended {
 			rt.State = edge.ShardDown
 		}

@@ -33,7 +33,9 @@ func TestBuildRoutes(t *testing.T) {
 		}
 	}
 	sites := []site.Site{ready("up.test", "a", false), ready("down.test", "b", false), ready("off.test", "b", true),
-		ready("new.test", "c", false), ready("remote.test", "r", false), ready("liar.test", "x", false)}
+		ready("new.test", "c", false), ready("remote.test", "r", false), ready("liar.test", "x", false),
+		// A staged update's staging site is never routed to visitors.
+		ready(site.StagingName("up.test", "job-1"), "a", false)}
 	shards := []store.Shard{
 		{Name: "a", Phase: store.ShardReady, Roots: []string{filepath.Join(local, "a", "cores", "6.1"), "/usr/share/javascript/jquery", "/etc", "/",
 			filepath.Join(local, "a", "artefacts"), filepath.Join(local, "b", "artefacts")}},
@@ -46,7 +48,8 @@ func TestBuildRoutes(t *testing.T) {
 	}
 	routes, roots := BuildRoutes(sites, shards, Locality{ShardDirs: []string{local}})
 	want := map[string]edge.RouteState{"up.test": edge.Serving, "down.test": edge.ShardDown, "off.test": edge.Suspended,
-		"new.test": edge.Unavailable, "remote.test": edge.Serving, "liar.test": edge.Unavailable}
+		"new.test": edge.Unavailable, "remote.test": edge.Serving, "liar.test": edge.Unavailable,
+		site.StagingName("up.test", "job-1"): edge.Suspended}
 	for _, rt := range routes {
 		if rt.State != want[rt.Host] {
 			t.Errorf("%s: %v, want %v", rt.Host, rt.State, want[rt.Host])

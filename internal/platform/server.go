@@ -28,6 +28,7 @@ import (
 	"github.com/aipress/aipress/internal/password"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
+	"github.com/aipress/aipress/internal/rollout"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -102,6 +103,7 @@ type controlPlane struct {
 	hub        interface{ Notify() }
 	controller *control.Controller
 	backups    *backupctl.Controller
+	rollouts   *rollout.Controller
 	rotations  *control.Rotations
 	// gitSync polls the git repositories sites and organisations sync
 	// from (package gitsync), while this replica leads.
@@ -253,6 +255,11 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		Store: st, Repos: manager, Policy: cfg.plans.BackupPolicy, Logger: cfg.log.With("component", "backups"),
 		Notify: notify,
 	})
+	// Staged and fleet updates (package rollout): the leader runs them.
+	cp.rollouts = rollout.New(rollout.Config{
+		Store: st, Plans: cfg.plans, PublicURL: cfg.publicURL, Logger: cfg.log.With("component", "rollout"),
+		Notify: notify,
+	})
 	cp.rotations = control.NewRotations(control.RotationConfig{
 		Store: st, Every: cfg.plans.RotationPolicy, Logger: cfg.log.With("component", "rotations"), Notify: notify,
 	})
@@ -305,7 +312,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		MCP:         mcpSrv,
 		SiteMetrics: cp.siteMetrics,
 		Portal:      web,
-		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake() },
+		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.log.With("component", "api"), Version: cfg.version, PublicURL: cfg.publicURL,
 		PublicHTTPSURL: cfg.publicHTTPSURL,
 		Purger:         cfg.purger, Metrics: cfg.metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.maxShardCapacity,
@@ -347,6 +354,8 @@ func (cp *controlPlane) lead(ctx context.Context, log *slog.Logger, extra func(c
 		go func() { defer wg.Done(); _ = cp.rotations.Run(ctx) }()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.gitSync.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cp.rollouts.Run(ctx) }()
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()

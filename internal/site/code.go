@@ -356,3 +356,44 @@ type InstalledExtension struct {
 	// named.
 	Source string `json:"source,omitempty"`
 }
+
+// CodeSpec is the code part of a spec: what a code job applies and a
+// staged update changes.
+type CodeSpec struct {
+	CoreVersion string            `json:"core_version,omitempty"`
+	Plugins     []Extension       `json:"plugins,omitempty"`
+	Themes      []Extension       `json:"themes,omitempty"`
+	Options     map[string]string `json:"options,omitempty"`
+	Constants   map[string]string `json:"constants,omitempty"`
+}
+
+// Code returns a copy of the spec's code part.
+func (s *Spec) Code() CodeSpec {
+	return CodeSpec{
+		CoreVersion: s.CoreVersion,
+		Plugins:     slices.Clone(s.Plugins),
+		Themes:      slices.Clone(s.Themes),
+		Options:     cloneMap(s.Options),
+		Constants:   cloneMap(s.Constants),
+	}
+}
+
+// SetCode replaces the spec's code part with a copy of c.
+func (s *Spec) SetCode(c CodeSpec) {
+	s.CoreVersion = c.CoreVersion
+	s.Plugins = slices.Clone(c.Plugins)
+	s.Themes = slices.Clone(c.Themes)
+	s.Options = cloneMap(c.Options)
+	s.Constants = cloneMap(c.Constants)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -112,7 +112,11 @@ type UpdateParams struct {
 	Themes      []site.Extension `json:"themes,omitempty"`
 	Remove      []string         `json:"remove,omitempty"`
 	CoreVersion string           `json:"core_version,omitempty"`
-	Smoke       SmokeTest        `json:"smoke,omitzero"`
+	// KeepActive: a listed extension the spec already has keeps its
+	// active state, and its source when the listed one gives none (what
+	// "update X to 2.1" means; the CLI sets it).
+	KeepActive bool      `json:"keep_active,omitempty"`
+	Smoke      SmokeTest `json:"smoke,omitzero"`
 	// SkipStaging applies the change to the site directly (its own code
 	// job still checks health and rolls back).
 	SkipStaging bool `json:"skip_staging,omitempty"`
@@ -137,7 +141,34 @@ type UpdateResult struct {
 	Applied  bool   `json:"applied"`
 	Error    string `json:"error,omitempty"`
 	Duration string `json:"duration,omitempty"`
+	// BackupJob is the backup the update made (and waited for) when the
+	// site had no snapshot newer than its last code change.
+	BackupJob string `json:"backup_job,omitempty"`
+	// StagingJob and Job are the code jobs on the staging site and on the
+	// site.
+	StagingJob string `json:"staging_job,omitempty"`
+	Job        string `json:"job,omitempty"`
+	// Before and After are the site's code (spec) before and with the
+	// change; Generation is the site's generation that carries the change
+	// (0: the site's spec was not changed).
+	Before     *site.CodeSpec `json:"before,omitempty"`
+	After      *site.CodeSpec `json:"after,omitempty"`
+	Generation int64          `json:"generation,omitempty"`
+	// Reverted: the change failed on the site and its spec was put back
+	// to Before (its code job had rolled the code back).
+	Reverted bool `json:"reverted,omitempty"`
 }
+
+// Staged update steps (UpdateResult.Step).
+const (
+	UpdateStepSnapshot     = "snapshot"
+	UpdateStepStaging      = "staging"
+	UpdateStepStagingApply = "staging-apply"
+	UpdateStepSmoke        = "smoke"
+	UpdateStepCleanup      = "cleanup"
+	UpdateStepApply        = "apply"
+	UpdateStepDone         = "done"
+)
 
 // FleetUpdateParams are a fleet update's parameters.
 type FleetUpdateParams struct {
@@ -180,4 +211,15 @@ type FleetSite struct {
 	Job   string `json:"job,omitempty"` // its update job
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// State is pending, running, updated, failed or skipped.
+	State string `json:"state,omitempty"`
 }
+
+// Fleet site states (FleetSite.State).
+const (
+	FleetPending = "pending"
+	FleetRunning = "running"
+	FleetUpdated = "updated"
+	FleetFailed  = "failed"
+	FleetSkipped = "skipped"
+)

@@ -579,6 +579,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a staged update of the site (an update job in the control plane).
+         * @description A staged update tries the change on a throw-away copy of the site
+         *     before it touches the site: the site's latest snapshot (a new
+         *     backup, reason `pre-update`, when none is newer than its last code
+         *     change), a staging site cloned from it on the same shard (named
+         *     `u<8 hex>-<site>.staging.invalid`, label `aipress.dev/staging-of`,
+         *     no backups, never routed to visitors), the change applied there by
+         *     a code job with the given smoke test, the staging site deleted
+         *     (always), and only when the change passed there, the change in the
+         *     site's spec and a code job on the site (which rolls back on
+         *     failure; the spec is then put back). A refused update never changes
+         *     the site. Follow the job with GET /v1/jobs/{id}: `result` is the
+         *     report (UpdateResult) with `step`, both code jobs' results and
+         *     `applied`; the job fails when the change was not applied.
+         *     `skip_staging` applies the change to the site directly. 409 when
+         *     the site is not Ready, is moving or being deleted, or an update of
+         *     it is under way. Upload sources are not accepted here yet.
+         *
+         */
+        post: operations["createUpdate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a fleet update (platform admins) — the same change on many sites, in waves.
+         * @description Selects the sites (exactly one of `sites`, `org` and `with_plugin`:
+         *     every site whose spec lists the plugin or whose shard found it
+         *     installed), resolved when the job is created and stored in its
+         *     params, and checks that the change applies to each. The job then
+         *     runs one staged update job per site (params.fleet names the fleet
+         *     job, each with its own report): a canary wave of `canary` sites
+         *     (default 1), then waves of `wave_size` (default 10), `parallel`
+         *     (default 4) at once; after a wave whose share of failed updates is
+         *     above `max_failure_rate` (0–1, default 0: any failure stops it) the
+         *     remaining sites are skipped and the job fails. `result`
+         *     (FleetUpdateResult) is updated as waves finish.
+         *
+         */
+        post: operations["createFleetUpdate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/backups": {
         parameters: {
             query?: never;
@@ -2540,12 +2610,12 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
             shard?: string;
-            /** @description By kind: backup {reason}, restore and verify-restore {snapshot, from_domain, from_url, in_place}, verify {site, full}, prune {repo}, recover {from, to}, secret.rotate {kind, reason}. */
+            /** @description By kind: backup {reason}, restore and verify-restore {snapshot, from_domain, from_url, in_place}, verify {site, full}, prune {repo}, recover {from, to}, secret.rotate {kind, reason}, update (UpdateParams and fleet), fleet-update {change, sites, canary, wave_size, max_failure_rate, parallel}. */
             params?: Record<string, never>;
             /** @enum {string} */
             phase: "Pending" | "Running" | "Succeeded" | "Failed";
@@ -2560,7 +2630,7 @@ export interface components {
                 total?: number;
                 message?: string;
             };
-            /** @description By kind: backup {snapshot, total_bytes, new_bytes, stored_bytes, time}, verify {repos, damaged}, prune {repos}, recover {sites, duration}, secret.rotate {kind, db_user, seconds}. */
+            /** @description By kind: backup {snapshot, total_bytes, new_bytes, stored_bytes, time}, verify {repos, damaged}, prune {repos}, recover {sites, duration}, secret.rotate {kind, db_user, seconds}, update {step, staging, snapshot, staging_job, staging_result, job, result, before, after, generation, applied, reverted, error, duration}, fleet-update {waves [{sites [{site, job, state, ok, error}], started, finished}], stopped, updated, failed, skipped, duration}. */
             result?: Record<string, never>;
             error?: string;
             /** Format: date-time */
@@ -2632,7 +2702,7 @@ export interface components {
             /** Format: int64 */
             stored_bytes?: number;
             /** @enum {string} */
-            reason?: "manual" | "schedule" | "pre-restore";
+            reason?: "manual" | "schedule" | "pre-restore" | "pre-update";
             job: string;
         };
         BackupList: {
@@ -2663,6 +2733,57 @@ export interface components {
             }[];
             stats: Record<string, never>;
             job?: string;
+        };
+        /** @description A plugin or theme of an update (the same fields as a spec's plugins and themes). */
+        UpdateExtension: {
+            /** @description The slug: its folder under wp-content/plugins or themes. */
+            name: string;
+            /** @description "" or "latest": the catalogue's newest. */
+            version?: string;
+            active?: boolean;
+            source?: {
+                /** @enum {string} */
+                type?: "wordpress.org" | "zip" | "upload" | "git" | "bundled";
+                url?: string;
+                sha256?: string;
+                ref?: string;
+                path?: string;
+            };
+        };
+        /** @description What the code jobs check after the change (zero fields, the defaults). */
+        SmokeTest: {
+            /** @description Fetched from the site; default "/", "/wp-login.php", "/wp-json/". */
+            paths?: string[];
+            /** @description The status each path must answer (default 200). */
+            status?: number;
+            /** @description Text the home page must contain. */
+            contains?: string;
+        };
+        /** @description The change: each listed plugin or theme replaces the spec's entry of
+         *     that name (or is added; give `active` as it should be), `remove`
+         *     drops extensions by name, `core_version` sets the core.
+         *      */
+        UpdateParams: {
+            plugins?: components["schemas"]["UpdateExtension"][];
+            themes?: components["schemas"]["UpdateExtension"][];
+            remove?: string[];
+            /** @example 6.4.2 */
+            core_version?: string;
+            /** @description A listed extension the spec already has keeps its active state, and its source when the listed one gives none ("update X to 2.1"). */
+            keep_active?: boolean;
+            smoke?: components["schemas"]["SmokeTest"];
+            /** @description Apply to the site directly (its code job still checks health and rolls back). */
+            skip_staging?: boolean;
+        };
+        FleetUpdateRequest: {
+            change: components["schemas"]["UpdateParams"];
+            sites?: string[];
+            org?: string;
+            with_plugin?: string;
+            canary?: number;
+            wave_size?: number;
+            max_failure_rate?: number;
+            parallel?: number;
         };
         RotateSecretRequest: {
             /** @enum {string} */
@@ -4510,6 +4631,67 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    createUpdate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateParams"];
+            };
+        };
+        responses: {
+            /** @description The update job. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    createFleetUpdate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FleetUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description The fleet update job. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
         };
     };
