@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/store"
@@ -242,6 +243,21 @@ func GitApplier(cfg Config) gitsync.Applier {
 	return gitsync.ApplierFunc(s.applyFromGit)
 }
 
+// gitMessage is the message of a refused apply as git sync's status
+// shows it: an invalid file's problems one a line, each with its
+// file:line:column (the first gives the status its position), without the
+// "invalid site file:" heading the API's answer has.
+func gitMessage(he HTTPError) string {
+	if he.Details == nil || len(*he.Details) == 0 {
+		return he.Msg
+	}
+	lines := make([]string, len(*he.Details))
+	for i, p := range *he.Details {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
 func (s *server) applyFromGit(ctx context.Context, req gitsync.ApplyRequest) (*gitsync.ApplyResult, error) {
 	if !store.ValidOrgName(req.Org) {
 		return nil, fmt.Errorf("organisation %q: not a valid name", req.Org)
@@ -264,7 +280,7 @@ func (s *server) applyFromGit(ctx context.Context, req gitsync.ApplyRequest) (*g
 		}
 		dry, err := s.applySiteFile(c, req.Doc, ApplyOptions{DryRun: true, Source: req.Source, Name: req.File})
 		if err != nil {
-			return nil, errors.New(asHTTPError(err).Msg)
+			return nil, errors.New(gitMessage(asHTTPError(err)))
 		}
 		if dry.Site != req.Site {
 			return nil, fmt.Errorf("the file names site %q; this configuration syncs %s", dry.Site, req.Site)
@@ -286,7 +302,7 @@ func (s *server) applyFromGit(ctx context.Context, req gitsync.ApplyRequest) (*g
 	}
 	if err != nil {
 		if he := asHTTPError(err); he.Status < 500 {
-			return nil, errors.New(he.Msg)
+			return nil, errors.New(gitMessage(he))
 		}
 		return nil, err
 	}

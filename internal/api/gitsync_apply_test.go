@@ -94,7 +94,7 @@ func TestGitSyncThroughApply(t *testing.T) {
 	c3 := repo.Commit("a bad field", map[string]string{"sites/code.yaml": bad})
 	st := sync()
 	if st.LastApplied.Hash != c2 || st.LastError == nil || st.LastError.Commit != c3 || st.LastError.File != "sites/code.yaml" ||
-		st.LastError.Line != 9 || st.LastError.Column != 3 || !strings.Contains(st.LastError.Message, "colour") {
+		st.LastError.Line != 9 || st.LastError.Column != 3 || st.LastError.Message != `spec.colour: unknown field "colour"` {
 		t.Fatalf("after the bad commit: %+v, error %+v", st, st.LastError)
 	}
 	if st.PendingCount != 1 || st.Pending[0].Hash != c3 {

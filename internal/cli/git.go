@@ -381,11 +381,18 @@ func printGit(w io.Writer, baseURL string, v *gitsync.View) {
 		if e.Line > 0 {
 			where = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
 		}
-		msg := e.Message
+		// An invalid file's other problems follow, one a row.
+		first, rest, _ := strings.Cut(e.Message, "\n")
+		msg := first
 		if e.Commit != "" {
-			msg = fmt.Sprintf("commit %s %s: %s", shortHash(e.Commit), where, e.Message)
+			msg = fmt.Sprintf("commit %s %s: %s", shortHash(e.Commit), where, first)
 		}
 		row("error", "%s", msg)
+		for _, l := range strings.Split(rest, "\n") {
+			if l != "" {
+				row("", "%s", l)
+			}
+		}
 	}
 	if st.PendingCount > 0 {
 		row("pending", "%d commit(s)", st.PendingCount)

@@ -105,3 +105,27 @@ func TestGitCommands(t *testing.T) {
 		t.Errorf("show after unset: %v", err)
 	}
 }
+
+// An invalid file's problems are one a row, aligned with the others; the
+// first gets the commit and the position.
+func TestPrintGitError(t *testing.T) {
+	v := &gitsync.View{Target: gitsync.Target{Kind: gitsync.KindSite, Name: "blog.example.com"}, Org: "acme",
+		Status: gitsync.Status{
+			LastError: &gitsync.SyncError{Commit: "78ff7202de52998f64d60e6485b898f3ad56a3de", File: "site.yaml", Line: 7, Column: 3,
+				Message: "spec.bogus: unknown field \"bogus\"\nsite.yaml:9:5: spec.plugins[0].activ: unknown field \"activ\""},
+			Pending:      []gitsync.Commit{{Hash: "78ff7202de52998f64d60e6485b898f3ad56a3de", Subject: "a typo"}},
+			PendingCount: 1,
+		}}
+	var b strings.Builder
+	printGit(&b, "http://api", v)
+	for _, want := range []string{
+		"\nerror         commit 78ff7202de52 site.yaml:7:3: spec.bogus: unknown field \"bogus\"\n" +
+			"              site.yaml:9:5: spec.plugins[0].activ: unknown field \"activ\"\n" +
+			"pending       1 commit(s)\n",
+		"\ndrift         none\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}

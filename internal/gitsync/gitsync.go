@@ -240,8 +240,11 @@ type SyncError struct {
 	// File is the site file that failed (its path in the repository).
 	File string `json:"file,omitempty"`
 	// Line and Column locate the error in File when it is known.
-	Line    int       `json:"line,omitempty"`
-	Column  int       `json:"column,omitempty"`
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
+	// Message is why; when Line is set it does not repeat File:Line:Column
+	// (an invalid file's further problems follow, one a line, each with
+	// its position).
 	Message string    `json:"message"`
 	At      time.Time `json:"at"`
 }

@@ -208,6 +208,10 @@ func (r *run) fail(c *object.Commit, file string, err error) {
 		se.Commit = c.Hash.String()
 	}
 	se.Line, se.Column = position(se.Message)
+	if file != "" && se.Line > 0 {
+		// The position is in the fields: the message need not repeat it.
+		se.Message = strings.TrimPrefix(se.Message, fmt.Sprintf("%s:%d:%d: ", file, se.Line, se.Column))
+	}
 	r.st.LastError = se
 }
 
