@@ -1567,8 +1567,10 @@ export interface paths {
         };
         /**
          * (shard token) An uploaded archive, streamed.
-         * @description Only the uploads of organisations that have a site on the calling
-         *     shard; any other answers 404. The shard checks the SHA-256 again.
+         * @description Only an upload that a site on the calling shard needs: the site's
+         *     spec names it as an upload source, or a staged update of the site in
+         *     progress does (and the site's organisation uploaded it); any other
+         *     answers 404. The shard checks the SHA-256 again.
          *
          */
         get: operations["agentArtefact"];
