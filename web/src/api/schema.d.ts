@@ -179,8 +179,8 @@ export interface paths {
          *     the control plane switches the site, the source cleans up. Follow
          *     it with GET /v1/sites/{name} (`move`). The target must exist, be
          *     Ready and be neither cordoned nor draining (400); a site that is
-         *     already moving, unplaced, not Ready/Suspended or being deleted
-         *     gives 409.
+         *     already moving, unplaced, not Ready/Suspended, being deleted or
+         *     with a code job or staged update in progress gives 409.
          *
          */
         post: operations["moveSite"];
