@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -292,13 +295,13 @@ func (s *server) agentArtefact(c *call) (response, error) {
 	if len(orgs) == 0 {
 		return response{}, notFound
 	}
-	// A shard's token is trusted for its own sites: it gets the uploads
-	// of the organisations it hosts a site of.
-	l, err := s.cfg.Store.ListSites(ctx, store.ListOptions{Shard: c.who.token.Subject, Orgs: orgs, Limit: 1})
+	// A shard's token is trusted for its own sites: it gets an upload
+	// that one of them needs (of an organisation that uploaded it).
+	ok, err := s.shardNeedsUpload(ctx, c.who.token.Subject, orgs, sha)
 	if err != nil {
 		return response{}, internal(err)
 	}
-	if len(l.Items) == 0 {
+	if !ok {
 		return response{}, notFound
 	}
 	r, err := s.cfg.Uploads.NewReader(ctx, archiveKey(sha), nil)
@@ -313,6 +316,63 @@ func (s *server) agentArtefact(c *call) (response, error) {
 		_, err := io.Copy(w, r)
 		return err
 	}}, nil
+}
+
+// shardNeedsUpload reports whether shard holds a site of one of orgs that
+// needs the upload sha: its spec names sha as an upload source, or a staged
+// update of it in progress (Pending or Running) does.
+func (s *server) shardNeedsUpload(ctx context.Context, shard string, orgs []string, sha string) (bool, error) {
+	opts := store.ListOptions{Shard: shard, Orgs: orgs, Limit: store.MaxLimit}
+	for {
+		page, err := s.cfg.Store.ListSites(ctx, opts)
+		if err != nil {
+			return false, fmt.Errorf("list sites of shard %s: %w", shard, err)
+		}
+		uids := map[string]string{}
+		for _, st := range page.Items {
+			if namesUpload(sha, st.Spec.Plugins, st.Spec.Themes) {
+				return true, nil
+			}
+			uids[st.Metadata.Name] = st.Metadata.UID
+		}
+		if len(uids) > 0 {
+			jopts := store.JobListOptions{Sites: slices.Sorted(maps.Keys(uids)), Kind: store.JobUpdate,
+				Phases: []store.JobPhase{store.JobPending, store.JobRunning}, Limit: store.MaxLimit}
+			for {
+				jobs, err := s.cfg.Store.ListJobs(ctx, jopts)
+				if err != nil {
+					return false, fmt.Errorf("list update jobs: %w", err)
+				}
+				for _, j := range jobs.Items {
+					var p store.UpdateParams
+					if j.SiteUID == uids[j.Site] && json.Unmarshal(j.Params, &p) == nil && namesUpload(sha, p.Plugins, p.Themes) {
+						return true, nil
+					}
+				}
+				if jobs.Continue == "" {
+					break
+				}
+				jopts.Continue = jobs.Continue
+			}
+		}
+		if page.Continue == "" {
+			return false, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// namesUpload reports whether an extension of lists has the upload source
+// sha.
+func namesUpload(sha string, lists ...[]site.Extension) bool {
+	for _, l := range lists {
+		for _, e := range l {
+			if e.Source.SourceType() == site.SourceUpload && e.Source.SHA256 == sha {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // OpenUpload opens the uploaded archive sha in b (a control plane's

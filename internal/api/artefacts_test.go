@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/artefact/catalogtest"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
 )
 
 func TestArtefactUploads(t *testing.T) {
@@ -90,10 +92,52 @@ func TestArtefactUploads(t *testing.T) {
 		}
 	}
 
-	// The shard that hosts an acme site fetches acme's uploads.
-	code, _, body := doRaw(e, "GET", "/v1/agent/artefacts/"+sha, f.secrets["shard"], nil)
-	if code != http.StatusOK || body != string(hello) {
-		t.Errorf("agent fetch: %d (%d bytes)", code, len(body))
+	// The shard that hosts an acme site fetches an upload of acme only
+	// while a site there needs it: its spec names it, or a staged update
+	// in progress does.
+	fetch := func() int {
+		t.Helper()
+		code, _, body := doRaw(e, "GET", "/v1/agent/artefacts/"+sha, f.secrets["shard"], nil)
+		if code == http.StatusOK && body != string(hello) {
+			t.Errorf("agent fetch: %d bytes, not the upload", len(body))
+		}
+		return code
+	}
+	if code := fetch(); code != http.StatusNotFound {
+		t.Errorf("agent fetch of an upload no site of the shard names: %d", code)
+	}
+	upload := []site.Extension{{Name: catalogtest.HelloPlugin, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: sha}}}
+	if _, err := e.store.UpdateSite(ctx, "acme.test", func(s *site.Site) error { s.Spec.Plugins = upload; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if code := fetch(); code != http.StatusOK {
+		t.Errorf("agent fetch of an upload the site's spec names: %d", code)
+	}
+	if _, err := e.store.UpdateSite(ctx, "acme.test", func(s *site.Site) error { s.Spec.Plugins = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	acme, err := e.store.GetSite(ctx, "acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, _ := json.Marshal(store.UpdateParams{Plugins: upload})
+	for _, j := range []store.Job{
+		{ID: "job-update-old", Kind: store.JobUpdate, Site: "acme.test", SiteUID: "uid-of-an-earlier-acme", Phase: store.JobPending},
+		{ID: "job-update", Kind: store.JobUpdate, Site: "acme.test", SiteUID: acme.Metadata.UID, Phase: store.JobFailed},
+	} {
+		j.Params, j.CreatedAt = params, testNow
+		if err := e.store.CreateJob(ctx, &j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := fetch(); code != http.StatusNotFound {
+		t.Errorf("agent fetch of an upload only an ended update (or another site's) names: %d", code)
+	}
+	if _, err := e.store.UpdateJob(ctx, "job-update", func(j *store.Job) error { j.Phase, j.FinishedAt = store.JobRunning, nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if code := fetch(); code != http.StatusOK {
+		t.Errorf("agent fetch of an upload a running update names: %d", code)
 	}
 	for _, bad := range []string{strings.Repeat("0", 64), "not-a-sha"} {
 		if code, _, _ := doRaw(e, "GET", "/v1/agent/artefacts/"+bad, f.secrets["shard"], nil); code != http.StatusNotFound {

@@ -109,6 +109,39 @@ func (e *env) place(t *testing.T, domain, shard string, phase site.Phase) *site.
 	return st
 }
 
+// activeJob stores a job of kind in phase for the site name.
+func (e *env) activeJob(t *testing.T, name string, kind store.JobKind, phase store.JobPhase, shard string) {
+	t.Helper()
+	j := &store.Job{ID: "job-" + string(kind), Kind: kind, Site: name, SiteUID: e.uid(t, name), Shard: shard,
+		Params: []byte(`{}`), Phase: phase, CreatedAt: testNow}
+	now := testNow
+	if phase != store.JobPending {
+		j.StartedAt = &now
+	}
+	if phase == store.JobSucceeded || phase == store.JobFailed {
+		j.FinishedAt = &now
+	}
+	if err := e.store.CreateJob(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notMoving fails unless the site has no move and the refusal names the
+// job that blocks it.
+func (e *env) notMoving(t *testing.T, name string, m map[string]any) {
+	t.Helper()
+	st, err := e.store.GetSite(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Move.Active() {
+		t.Errorf("site %s moves: %+v", name, st.Move)
+	}
+	if msg, _ := get(m, "error.message").(string); !strings.Contains(msg, "job-") {
+		t.Errorf("the refusal does not name the job: %v", m)
+	}
+}
+
 func (e *env) uid(t *testing.T, name string) string {
 	t.Helper()
 	st, err := e.store.GetSite(context.Background(), name)
@@ -353,6 +386,14 @@ func TestFederationScenarios(t *testing.T) {
 			e.do(t, "POST", "/v1/sites/a.com/move", adminSecret, map[string]any{"target": "s2"})
 		},
 			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict"},
+		{name: "move during a code job", setup: func(t *testing.T, e *env) { e.activeJob(t, "a.com", store.JobCode, store.JobRunning, "s1") },
+			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *env, m map[string]any) { e.notMoving(t, "a.com", m) }},
+		{name: "move during a staged update", setup: func(t *testing.T, e *env) { e.activeJob(t, "a.com", store.JobUpdate, store.JobPending, "") },
+			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *env, m map[string]any) { e.notMoving(t, "a.com", m) }},
+		{name: "move after a code job", setup: func(t *testing.T, e *env) { e.activeJob(t, "a.com", store.JobCode, store.JobSucceeded, "s1") },
+			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 202, fields: map[string]any{"move.phase": "Exporting"}},
 		{name: "viewer move forbidden", method: "POST", path: "/v1/sites/a.com/move", token: viewerSecret, body: map[string]any{"target": "s2"}, status: 403, code: "forbidden"},
 		{name: "abort without move", method: "POST", path: "/v1/sites/a.com/move/abort", token: adminSecret, status: 409, code: "conflict"},
 		{name: "abort", setup: func(t *testing.T, e *env) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,6 +41,13 @@ func (s *server) moveSite(c *call) (response, error) {
 	case target.Phase != store.ShardReady:
 		return response{}, badRequest("target shard %q is %s, not Ready", target.Name, target.Phase)
 	}
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	if err := s.checkNoCodeJob(c.r.Context(), name); err != nil {
+		return response{}, err
+	}
 	id, err := randomHex(8)
 	if err != nil {
 		return response{}, internal(err)
@@ -62,6 +70,35 @@ func (s *server) moveSite(c *call) (response, error) {
 		st.Move = &site.Move{ID: id, Source: st.Status.Shard, Target: target.Name, Phase: site.MoveExporting, RequestedAt: now}
 		return nil
 	})
+}
+
+// checkNoCodeJob refuses (409) to move a site while a code job or a
+// staged update of it is Pending or Running: the move would export the
+// site in the middle of the change (and the code job's rollback would run
+// on the wrong shard). Wait for the job to end, then move.
+func (s *server) checkNoCodeJob(ctx context.Context, name string) error {
+	cur, err := s.cfg.Store.GetSite(ctx, name)
+	if err != nil {
+		return nil //nolint:nilerr // update reports a missing site with its usual error
+	}
+	for _, kind := range []store.JobKind{store.JobCode, store.JobUpdate} {
+		l, err := s.cfg.Store.ListJobs(ctx, store.JobListOptions{Site: name, Kind: kind,
+			Phases: []store.JobPhase{store.JobPending, store.JobRunning}, Limit: store.MaxLimit})
+		if err != nil {
+			return internal(fmt.Errorf("list %s jobs: %w", kind, err))
+		}
+		for _, j := range l.Items {
+			if j.SiteUID != "" && j.SiteUID != cur.Metadata.UID {
+				continue // a job of an earlier site of that name
+			}
+			what := "a code job"
+			if kind == store.JobUpdate {
+				what = "a staged update"
+			}
+			return conflict("site %q has %s in progress (job %s, %s); move it once the job has ended", name, what, j.ID, j.Phase)
+		}
+	}
+	return nil
 }
 
 // abortMove rolls back a move that has not switched yet (phase Aborting:

@@ -33,6 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -711,6 +713,16 @@ func (c *Controller) drainShard(ctx context.Context, name string) error {
 	if room <= 0 || len(ready) == 0 {
 		return nil
 	}
+	// A site whose code changes (a code job or a staged update in
+	// progress) moves after the change: a later pass takes it.
+	busy, err := c.changingCode(ctx, ready)
+	if err != nil {
+		return err
+	}
+	ready = slices.DeleteFunc(ready, func(s site.Site) bool { return busy[s.Metadata.Name] })
+	if len(ready) == 0 {
+		return nil
+	}
 	labels := map[string]map[string]string{}
 	for _, s := range ready {
 		labels[s.Metadata.Name] = request(&s).Constraints
@@ -739,6 +751,37 @@ func (c *Controller) drainShard(ctx context.Context, name string) error {
 		room--
 	}
 	return errors.Join(errs...)
+}
+
+// changingCode returns the names of the sites (of sites) that have a code
+// job or a staged update Pending or Running.
+func (c *Controller) changingCode(ctx context.Context, sites []site.Site) (map[string]bool, error) {
+	uids := map[string]string{}
+	for _, s := range sites {
+		uids[s.Metadata.Name] = s.Metadata.UID
+	}
+	busy := map[string]bool{}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(uids)), store.MaxLimit) {
+		for _, kind := range []store.JobKind{store.JobCode, store.JobUpdate} {
+			opts := store.JobListOptions{Sites: chunk, Kind: kind, Phases: []store.JobPhase{store.JobPending, store.JobRunning}, Limit: store.MaxLimit}
+			for {
+				page, err := c.cfg.Store.ListJobs(ctx, opts)
+				if err != nil {
+					return nil, fmt.Errorf("list %s jobs: %w", kind, err)
+				}
+				for _, j := range page.Items {
+					if j.SiteUID == "" || j.SiteUID == uids[j.Site] {
+						busy[j.Site] = true
+					}
+				}
+				if page.Continue == "" {
+					break
+				}
+				opts.Continue = page.Continue
+			}
+		}
+	}
+	return busy, nil
 }
 
 // NewMoveID returns a random identifier for a move (the key of its export

@@ -288,6 +288,68 @@ func TestDrainStartsMoves(t *testing.T) {
 	}
 }
 
+// A drain does not move a site whose code is changing (a code job or a
+// staged update in progress); it moves it once the job has ended. A job
+// of an earlier site of the same name does not hold the site back.
+func TestDrainWaitsForCodeJobs(t *testing.T) {
+	f := newFixture(t, false)
+	f.ctl.cfg.MovesPerShard = 10
+	f.shard("a", 10, nil)
+	f.pass()
+	names := []string{"code.test", "update.test", "stale.test", "free.test"}
+	for _, n := range names {
+		f.site(n, nil)
+	}
+	f.pass()
+	f.shard("b", 10, nil)
+	for _, n := range names {
+		if _, err := f.st.UpdateSite(t.Context(), n, func(s *site.Site) error {
+			s.Status.Phase = site.PhaseReady
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := f.clock.Now()
+	for _, j := range []store.Job{
+		{ID: "j-code", Kind: store.JobCode, Site: "code.test", SiteUID: "uid-code.test", Shard: "a", Phase: store.JobRunning, StartedAt: &now},
+		{ID: "j-update", Kind: store.JobUpdate, Site: "update.test", SiteUID: "uid-update.test", Phase: store.JobPending},
+		{ID: "j-stale", Kind: store.JobCode, Site: "stale.test", SiteUID: "uid-earlier", Shard: "a", Phase: store.JobPending},
+	} {
+		j.Params, j.CreatedAt = []byte(`{}`), now
+		if err := f.st.CreateJob(t.Context(), &j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.UpdateShard(t.Context(), "a", func(s *store.Shard) error { s.Draining, s.Cordoned = true, true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.pass()
+	for _, n := range names {
+		moving, want := f.get(n).Move != nil, n == "stale.test" || n == "free.test"
+		if moving != want {
+			t.Errorf("%s: moving %v, want %v", n, moving, want)
+		}
+	}
+	for _, id := range []string{"j-code", "j-update"} {
+		if _, err := f.st.UpdateJob(t.Context(), id, func(j *store.Job) error {
+			j.Phase, j.StartedAt, j.FinishedAt = store.JobSucceeded, &now, &now
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(2 * time.Second)
+	f.beat("a")
+	f.beat("b")
+	f.pass()
+	for _, n := range names {
+		if f.get(n).Move == nil {
+			t.Errorf("%s does not move after its job ended", n)
+		}
+	}
+}
+
 // A site deleted before it was placed is removed by the controller (no
 // shard will ever finalize it); tombstones are pruned after the retention.
 func TestUnplacedDeletionAndPrune(t *testing.T) {

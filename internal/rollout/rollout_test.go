@@ -32,6 +32,10 @@ type sim struct {
 	hold func(j *store.Job) bool
 	// onWrite is called after each write (wakes the controller).
 	onWrite func()
+	// latest, when set, is the catalogue's newest version of a plugin
+	// for a code job on st: a code job installs it for each plugin its
+	// spec does not pin, and reports it (Changes, Observed).
+	latest func(st *site.Site, name string) string
 
 	mu      sync.Mutex
 	backups int
@@ -108,6 +112,17 @@ func (s *sim) step(ctx context.Context) error {
 				break
 			}
 			cr := store.CodeResult{Generation: st.Metadata.Generation, Checks: []store.HealthCheck{{Name: "GET /", OK: true}}}
+			if s.latest != nil {
+				cr.Observed = &site.CodeStatus{}
+				for _, p := range st.Spec.Plugins {
+					v := p.Version
+					if v == "" || v == "latest" {
+						v = s.latest(st, p.Name)
+						cr.Changes = append(cr.Changes, store.CodeChange{Action: "update", Kind: "plugin", Name: p.Name, To: v})
+					}
+					cr.Observed.Plugins = append(cr.Observed.Plugins, site.InstalledExtension{Name: p.Name, Version: v, Active: p.Active, Source: site.SourceWordPressOrg})
+				}
+			}
 			broken := slices.ContainsFunc(st.Spec.Plugins, func(e site.Extension) bool { return e.Name == "broken" && e.Active })
 			if broken || s.failOn != nil && s.failOn(st) {
 				cr.Checks[0] = store.HealthCheck{Name: "GET /", OK: false, Detail: "status 500"}
@@ -340,6 +355,52 @@ func TestStagedUpdateApplied(t *testing.T) {
 	}
 	if r.StagingResult == nil || r.Result == nil || r.Before == nil || r.After == nil || r.Before.Plugins[0].Version != "1.0" {
 		t.Errorf("report incomplete: %+v", r)
+	}
+}
+
+// An update to the catalogue's latest version gives the site the version
+// the staging site tested, pinned in its spec, even when the catalogue
+// has a newer one by the time the change reaches the site.
+func TestUpdateToLatestPinsTheTestedVersion(t *testing.T) {
+	e := newEnv(t)
+	e.addSite("blog.example.com", true)
+	e.sim.latest = func(st *site.Site, name string) string {
+		if site.IsStaging(st.Metadata.Name) {
+			return "2.0" // the newest while the staging site is tested
+		}
+		return "3.0" // released since
+	}
+	j := e.waitJob(e.createJob(store.JobUpdate, "blog.example.com", store.UpdateParams{Plugins: []site.Extension{ext("hello", "latest", false)}, KeepActive: true}).ID)
+	r := updateResult(t, j)
+	if j.Phase != store.JobSucceeded || !r.Applied {
+		t.Fatalf("update: phase %s, result %+v, error %q", j.Phase, r, j.Error)
+	}
+	st, _ := e.st.GetSite(e.ctx, "blog.example.com")
+	if v := pluginVersion(st, "hello"); v != "2.0" {
+		t.Errorf("site's spec: hello %q, want 2.0 (the version the staging site tested)", v)
+	}
+	if r.After == nil || r.After.Plugins[0].Version != "2.0" || !r.After.Plugins[0].Active {
+		t.Errorf("report's after: %+v", r.After)
+	}
+	if obs := r.Result.Observed; obs == nil || obs.Plugins[0].Version != "2.0" {
+		t.Errorf("the site's code job installed %+v, want hello 2.0", obs)
+	}
+}
+
+// When the staging site's code job does not say which version it tested,
+// an update to "latest" is refused rather than giving the site an untested
+// version.
+func TestUpdateToLatestRefusedWithoutTheTestedVersion(t *testing.T) {
+	e := newEnv(t)
+	before := e.addSite("blog.example.com", true)
+	j := e.waitJob(e.createJob(store.JobUpdate, "blog.example.com", store.UpdateParams{Plugins: []site.Extension{ext("hello", "", true)}}).ID)
+	r := updateResult(t, j)
+	if j.Phase != store.JobFailed || r.Applied || !strings.Contains(r.Error, "did not report which version of plugin hello") {
+		t.Fatalf("update: phase %s, result %+v", j.Phase, r)
+	}
+	after, _ := e.st.GetSite(e.ctx, "blog.example.com")
+	if after.Metadata.Generation != before.Metadata.Generation {
+		t.Errorf("the site changed: generation %d → %d", before.Metadata.Generation, after.Metadata.Generation)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -411,8 +412,69 @@ func (u *updateRun) smoke(ctx context.Context) error {
 	}
 	if ok, why := judge(j, u.res.StagingResult); !ok {
 		u.res.Error = "refused: the change failed on the staging site, the site was not touched: " + why
+	} else if after, err := pinTested(*u.res.After, u.p, u.res.StagingResult); err != nil {
+		u.res.Error = "refused: " + err.Error() + "; the site was not touched"
+	} else {
+		u.res.After = &after
 	}
 	return u.step(ctx, store.UpdateStepCleanup)
+}
+
+// pinTested returns after with every catalogue extension the change
+// names without a version ("" or "latest") pinned to the version the
+// staging site's code job installed (r): the site then gets exactly what
+// the staging site tested, even when the catalogue has a newer version
+// by the time the change reaches the site.
+func pinTested(after site.CodeSpec, p store.UpdateParams, r *store.CodeResult) (site.CodeSpec, error) {
+	after.Plugins, after.Themes = slices.Clone(after.Plugins), slices.Clone(after.Themes)
+	for _, l := range []struct {
+		kind    string
+		changed []site.Extension
+		list    []site.Extension
+	}{{"plugin", p.Plugins, after.Plugins}, {"theme", p.Themes, after.Themes}} {
+		for i, e := range l.list {
+			if !slices.ContainsFunc(l.changed, func(c site.Extension) bool { return c.Name == e.Name }) ||
+				e.Source.SourceType() != site.SourceWordPressOrg || e.Version != "" && e.Version != "latest" {
+				continue
+			}
+			v := testedVersion(r, l.kind, e.Name)
+			if v == "" {
+				return after, fmt.Errorf("the staging site's code job did not report which version of %s %s it tested", l.kind, e.Name)
+			}
+			l.list[i].Version = v
+		}
+	}
+	only := site.Spec{Plugins: after.Plugins, Themes: after.Themes}
+	if err := only.ValidateCode(); err != nil {
+		return after, fmt.Errorf("the version the staging site tested cannot be pinned: %w", err)
+	}
+	return after, nil
+}
+
+// testedVersion is the version of kind name that the code job (r)
+// installed, or else the one it observed; "" when it reported neither.
+func testedVersion(r *store.CodeResult, kind, name string) string {
+	if r == nil {
+		return ""
+	}
+	for _, c := range r.Changes {
+		if c.Kind == kind && c.Name == name && (c.Action == "install" || c.Action == "update") && c.To != "" && c.To != "latest" {
+			return c.To
+		}
+	}
+	if r.Observed == nil {
+		return ""
+	}
+	list := r.Observed.Plugins
+	if kind == "theme" {
+		list = r.Observed.Themes
+	}
+	for _, x := range list {
+		if x.Name == name && x.Version != "" {
+			return x.Version
+		}
+	}
+	return ""
 }
 
 // cleanup deletes the staging site and waits until it is gone; then the

@@ -179,8 +179,8 @@ export interface paths {
          *     the control plane switches the site, the source cleans up. Follow
          *     it with GET /v1/sites/{name} (`move`). The target must exist, be
          *     Ready and be neither cordoned nor draining (400); a site that is
-         *     already moving, unplaced, not Ready/Suspended or being deleted
-         *     gives 409.
+         *     already moving, unplaced, not Ready/Suspended, being deleted or
+         *     with a code job or staged update in progress gives 409.
          *
          */
         post: operations["moveSite"];
@@ -1567,8 +1567,10 @@ export interface paths {
         };
         /**
          * (shard token) An uploaded archive, streamed.
-         * @description Only the uploads of organisations that have a site on the calling
-         *     shard; any other answers 404. The shard checks the SHA-256 again.
+         * @description Only an upload that a site on the calling shard needs: the site's
+         *     spec names it as an upload source, or a staged update of the site in
+         *     progress does (and the site's organisation uploaded it); any other
+         *     answers 404. The shard checks the SHA-256 again.
          *
          */
         get: operations["agentArtefact"];
