@@ -527,3 +527,36 @@ func TestCoreFromCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// TestZipSourceDoesNotReuseUpload: naming the SHA-256 of an archive the
+// store holds from an upload in a zip source does not give that archive:
+// the URL must serve it.
+func TestZipSourceDoesNotReuseUpload(t *testing.T) {
+	cat := catalogtest.New(t)
+	s, up := newStore(t, cat, artefact.Limits{})
+	ctx := context.Background()
+	z := catalogtest.Zip("p", map[string]string{"p.php": pluginPHP})
+	sha := up.add(z)
+	if _, err := s.Ensure(ctx, uploadRef(artefact.Plugin, "p", sha)); err != nil {
+		t.Fatal(err)
+	}
+	other := cat.AddRaw("/files/other.zip", catalogtest.Zip("p", map[string]string{"p.php": pluginPHP + "// other\n"}))
+	for _, u := range []string{cat.URL() + "/files/missing.zip", other} {
+		ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceZip, URL: u, SHA256: sha}}
+		if a, err := s.Ensure(ctx, ref); err == nil {
+			t.Errorf("zip source %s naming an upload's SHA-256 got the upload: %s", u, a.Dir)
+		}
+	}
+	// A URL that does serve those bytes gets them (one download, then
+	// remembered).
+	good := cat.AddRaw("/files/p.zip", z)
+	ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceZip, URL: good, SHA256: sha}}
+	for range 2 {
+		if _, err := s.Ensure(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cat.Count("/files/p.zip"); n != 1 {
+		t.Errorf("%d downloads of the zip, want 1", n)
+	}
+}

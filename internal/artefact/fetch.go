@@ -110,7 +110,12 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err := CheckURL(src.URL); err != nil {
 		return nil, err
 	}
-	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+	// The store answers without a download only when this URL gave this
+	// archive before: a digest the store holds from elsewhere (another
+	// organisation's upload, another URL) proves nothing about the URL,
+	// and naming a digest must not be a way to get someone's artefact.
+	key := "zip\x00" + string(ref.Kind) + "\x00" + src.URL + "\x00" + src.SHA256
+	if a := s.indexed(ref.Kind, key); a != nil {
 		return checkSame(a, ref)
 	}
 	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+src.SHA256)
@@ -118,7 +123,7 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 		return nil, err
 	}
 	defer unlock()
-	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+	if a := s.indexed(ref.Kind, key); a != nil {
 		return checkSame(a, ref)
 	}
 	p, sum, err := s.download(ctx, src.URL, src.SHA256)
@@ -129,7 +134,10 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	return checkSame(a, ref)
+	if err := s.remember(key, sum); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func (s *Store) ensureUpload(ctx context.Context, ref Ref) (*Artefact, error) {
