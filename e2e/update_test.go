@@ -22,7 +22,7 @@ func TestStagedUpdates(t *testing.T) {
 	p := newPlatform(t)
 	cat := catalogtest.New(t)
 	cat.AddFixtures()
-	p.extraArgs = []string{"--catalogue-url", cat.URL()}
+	p.extraArgs = []string{"--catalogue-url", cat.URL(), "--allow-private-fetch"}
 	p.start()
 	a, b, c := "upd-a.localhost", "upd-b.localhost", "upd-c.localhost"
 	for _, d := range []string{a, b, c} {

@@ -22,7 +22,7 @@ func gitEnv(t *testing.T) (*env, *gitsync.Manager) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gitsync.NewManager(gitsync.ManagerConfig{Store: e.store, Key: key, Clock: func() time.Time { return testNow }})
+	m, err := gitsync.NewManager(gitsync.ManagerConfig{Store: e.store, Key: key, Clock: func() time.Time { return testNow }, AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,9 @@
 // # Sources
 //
 // A wordpress.org-compatible catalogue (Catalogue, in the real formats, see
-// catalogue.go), zip archives at a URL verified against a SHA-256 (https,
-// or http to a loopback address), archives uploaded through the API
+// catalogue.go), zip archives at a URL verified against a SHA-256 (https
+// to a public address: every fetch goes through package egress's guarded
+// client unless Config.AllowPrivateNetworks), archives uploaded through the API
 // (Config.Uploads, their SHA-256 checked again), and git repositories at a
 // ref (a branch, a tag or a commit; the tree at Path becomes the folder and
 // the digest is that of a deterministic listing of the tree, see git.go).
@@ -59,6 +60,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -148,11 +150,19 @@ type Config struct {
 	// nil refuses upload sources. An error wrapping ErrNotFound (or
 	// fs.ErrNotExist) means there is no such upload.
 	Uploads func(ctx context.Context, sha256 string) (io.ReadCloser, error)
-	// Client fetches zip URLs and catalogue downloads (default: a client
-	// with timeouts).
+	// Client fetches zip URLs and catalogue downloads, and answers the
+	// Catalogue when it has no client of its own (default: a guarded
+	// client, package egress: public addresses only, redirects only to
+	// https, unless AllowPrivateNetworks).
 	Client *http.Client
-	Limits Limits
-	Logger *slog.Logger
+	// AllowPrivateNetworks lets zip, git and catalogue fetches reach
+	// loopback and private addresses, over plain http too: for tests and
+	// private mirrors (the --allow-private-fetch flag). Off, a source
+	// whose URL (or a redirect, or a name's DNS answer) leads to the
+	// platform's own network is refused.
+	AllowPrivateNetworks bool
+	Limits               Limits
+	Logger               *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -177,7 +187,12 @@ func Open(cfg Config) (*Store, error) {
 	cfg.Dir = dir
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Client == nil {
-		cfg.Client = defaultClient()
+		cfg.Client = egress.Client(cfg.AllowPrivateNetworks, 30*time.Minute)
+	}
+	if cfg.Catalogue != nil && cfg.Catalogue.Client == nil {
+		c := *cfg.Catalogue
+		c.Client = cfg.Client
+		cfg.Catalogue = &c
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -469,10 +484,8 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return os.Rename(f.Name(), path)
 }
 
-func defaultClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 60 * time.Second
-	return &http.Client{Transport: t, Timeout: 30 * time.Minute}
-}
+// defaultClient is a Catalogue's client when it has none: guarded
+// (package egress).
+func defaultClient() *http.Client { return egress.Client(false, 30*time.Minute) }
 
 func validSlug(s string) bool { return site.ValidSlug(s) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/artefact/catalogtest"
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -48,7 +49,7 @@ func (u *uploads) open(_ context.Context, sha string) (io.ReadCloser, error) {
 func newStore(t *testing.T, cat *catalogtest.Server, lim artefact.Limits) (*artefact.Store, *uploads) {
 	t.Helper()
 	up := &uploads{m: map[string][]byte{}}
-	cfg := artefact.Config{Dir: filepath.Join(t.TempDir(), "artefacts"), Uploads: up.open, Limits: lim}
+	cfg := artefact.Config{Dir: filepath.Join(t.TempDir(), "artefacts"), Uploads: up.open, Limits: lim, AllowPrivateNetworks: true}
 	if cat != nil {
 		cfg.Catalogue = cat.Catalogue()
 	}
@@ -198,11 +199,48 @@ func TestZipSourceDigest(t *testing.T) {
 	if _, err := s.Ensure(ctx, ref); !errors.Is(err, artefact.ErrRefused) {
 		t.Errorf("same digest, other name: %v, want refused", err)
 	}
-	for _, u := range []string{"http://example.com/p.zip", "ftp://127.0.0.1/p.zip", "file:///etc/passwd", "https://user:pw@example.com/p.zip"} {
+	for _, u := range []string{"ftp://127.0.0.1/p.zip", "file:///etc/passwd", "https://user:pw@example.com/p.zip"} {
 		ref := artefact.Ref{Kind: artefact.Plugin, Name: "p2", Source: site.ExtensionSource{Type: site.SourceZip, URL: u, SHA256: strings.Repeat("1", 64)}}
 		if _, err := s.Ensure(ctx, ref); err == nil {
 			t.Errorf("URL %s accepted", u)
 		}
+	}
+}
+
+// TestPrivateNetworksRefused: without AllowPrivateNetworks no fetch
+// reaches a loopback or private address — not a zip or git URL naming
+// one, not plain http, not a catalogue's download link that leads there
+// (checked when dialled).
+func TestPrivateNetworksRefused(t *testing.T) {
+	cat := catalogtest.New(t)
+	cat.AddPlugin(catalogtest.HelloPlugin, "1.0", hello("1.0"))
+	z := catalogtest.Zip("p", map[string]string{"p.php": pluginPHP})
+	zipURL := cat.AddRaw("/files/p.zip", z)
+	s, err := artefact.Open(artefact.Config{Dir: filepath.Join(t.TempDir(), "artefacts"), Catalogue: cat.Catalogue()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sha := catalogtest.SHA256(z)
+	for _, u := range []string{zipURL, strings.Replace(zipURL, "http:", "https:", 1),
+		strings.Replace(strings.Replace(zipURL, "http:", "https:", 1), "127.0.0.1", "localhost", 1),
+		"https://169.254.169.254/latest/p.zip", "https://10.0.0.1/p.zip", "http://example.com/p.zip"} {
+		ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceZip, URL: u, SHA256: sha}}
+		if _, err := s.Ensure(ctx, ref); err == nil {
+			t.Errorf("zip URL %s fetched", u)
+		}
+		git := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceGit, URL: u, Ref: "main"}}
+		if _, err := s.Ensure(ctx, git); err == nil {
+			t.Errorf("git URL %s fetched", u)
+		}
+	}
+	// The catalogue's API answers (its own client), but its download
+	// link is on loopback: the store's guarded client does not dial it.
+	if _, err := s.Ensure(ctx, artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin, Version: "1.0", Source: site.ExtensionSource{Type: site.SourceWordPressOrg}}); !errors.Is(err, egress.ErrForbidden) {
+		t.Errorf("catalogue download from loopback: %v, want ErrForbidden", err)
+	}
+	if n := cat.Count("/files/") + cat.Count("/plugin/"); n != 0 {
+		t.Errorf("%d downloads reached the loopback server", n)
 	}
 }
 
@@ -525,5 +563,38 @@ func TestCoreFromCatalogue(t *testing.T) {
 		if err != nil || !fi.Mode().IsRegular() {
 			t.Errorf("%s: %v %v", f, err, fi)
 		}
+	}
+}
+
+// TestZipSourceDoesNotReuseUpload: naming the SHA-256 of an archive the
+// store holds from an upload in a zip source does not give that archive:
+// the URL must serve it.
+func TestZipSourceDoesNotReuseUpload(t *testing.T) {
+	cat := catalogtest.New(t)
+	s, up := newStore(t, cat, artefact.Limits{})
+	ctx := context.Background()
+	z := catalogtest.Zip("p", map[string]string{"p.php": pluginPHP})
+	sha := up.add(z)
+	if _, err := s.Ensure(ctx, uploadRef(artefact.Plugin, "p", sha)); err != nil {
+		t.Fatal(err)
+	}
+	other := cat.AddRaw("/files/other.zip", catalogtest.Zip("p", map[string]string{"p.php": pluginPHP + "// other\n"}))
+	for _, u := range []string{cat.URL() + "/files/missing.zip", other} {
+		ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceZip, URL: u, SHA256: sha}}
+		if a, err := s.Ensure(ctx, ref); err == nil {
+			t.Errorf("zip source %s naming an upload's SHA-256 got the upload: %s", u, a.Dir)
+		}
+	}
+	// A URL that does serve those bytes gets them (one download, then
+	// remembered).
+	good := cat.AddRaw("/files/p.zip", z)
+	ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceZip, URL: good, SHA256: sha}}
+	for range 2 {
+		if _, err := s.Ensure(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cat.Count("/files/p.zip"); n != 1 {
+		t.Errorf("%d downloads of the zip, want 1", n)
 	}
 }

@@ -8,38 +8,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/aipress/aipress/internal/egress"
 )
 
-// CheckURL refuses URLs a zip or git source may not name: only https, or
-// http to a loopback address (a test's catalogue or server).
-func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
-			return fmt.Errorf("%q: plain http only to a loopback address; use https", raw)
-		}
-	default:
-		return fmt.Errorf("%q: only https URLs", raw)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q: credentials in a URL are not allowed", raw)
-	}
-	return nil
-}
+// CheckURL refuses URLs a zip or git source may not name: only https to a
+// host that is not a loopback or private address literal; with
+// allowPrivate (tests, private mirrors) plain http and any address too.
+// Names are checked again after DNS resolution when they are dialled.
+func CheckURL(raw string, allowPrivate bool) error { return egress.CheckURL(raw, allowPrivate) }
 
 // spool copies r (at most MaxArchiveBytes) into a file below .tmp,
 // returning its path and SHA-256. want, when set, must be the SHA-256.
@@ -107,10 +87,15 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 	if !digestRE.MatchString(src.SHA256) {
 		return nil, fmt.Errorf("a zip source needs the archive's SHA-256 (64 lower-case hex digits)")
 	}
-	if err := CheckURL(src.URL); err != nil {
+	if err := CheckURL(src.URL, s.cfg.AllowPrivateNetworks); err != nil {
 		return nil, err
 	}
-	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+	// The store answers without a download only when this URL gave this
+	// archive before: a digest the store holds from elsewhere (another
+	// organisation's upload, another URL) proves nothing about the URL,
+	// and naming a digest must not be a way to get someone's artefact.
+	key := "zip\x00" + string(ref.Kind) + "\x00" + src.URL + "\x00" + src.SHA256
+	if a := s.indexed(ref.Kind, key); a != nil {
 		return checkSame(a, ref)
 	}
 	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+src.SHA256)
@@ -118,7 +103,7 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 		return nil, err
 	}
 	defer unlock()
-	if a, err := s.Get(ref.Kind, src.SHA256); err == nil {
+	if a := s.indexed(ref.Kind, key); a != nil {
 		return checkSame(a, ref)
 	}
 	p, sum, err := s.download(ctx, src.URL, src.SHA256)
@@ -129,7 +114,10 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	return checkSame(a, ref)
+	if err := s.remember(key, sum); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func (s *Store) ensureUpload(ctx context.Context, ref Ref) (*Artefact, error) {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
@@ -26,8 +27,8 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
-// A git source is a repository (URL: https, or http to a loopback
-// address) at Ref — a branch, a tag or a commit (7 to 40 hex digits) —
+// A git source is a repository (URL: https to a public address, see
+// CheckURL and package egress) at Ref — a branch, a tag or a commit (7 to 40 hex digits) —
 // and the folder at Path in it ("" the repository's root). The ref is
 // resolved with a remote listing first, so that a commit the store already
 // unpacked costs no clone; otherwise the ref is cloned shallowly (a commit:
@@ -47,9 +48,12 @@ var (
 
 func (s *Store) ensureGit(ctx context.Context, ref Ref) (*Artefact, error) {
 	src := ref.Source
-	if err := CheckURL(src.URL); err != nil {
+	if err := CheckURL(src.URL, s.cfg.AllowPrivateNetworks); err != nil {
 		return nil, err
 	}
+	// go-git's transport is package egress's: guarded unless the
+	// context allows private networks.
+	ctx = egress.WithAllowPrivate(ctx, s.cfg.AllowPrivateNetworks)
 	if src.Ref == "" || strings.HasPrefix(src.Ref, "-") || strings.Contains(src.Ref, "..") {
 		return nil, fmt.Errorf("git ref %q: a branch, tag or commit", src.Ref)
 	}

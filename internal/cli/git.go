@@ -133,7 +133,7 @@ application/json; GitHub, Gitea and Forgejo sign with the secret).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "url", "", "the repository (https://, or http:// to a loopback address)")
+	f.StringVar(&url, "url", "", "the repository (https:// to a public address; http:// and private addresses only if the server runs with --allow-private-fetch)")
 	f.StringVar(&branch, "branch", "", "the branch to follow (default main)")
 	f.StringVar(&path, "path", "", map[string]string{gitsync.KindSite: "the site file in the repository (default site.yaml)",
 		gitsync.KindOrg: "the directory of the site files (default the repository's root)"}[kind])

@@ -22,7 +22,7 @@ func gitHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gitsync.NewManager(gitsync.ManagerConfig{Store: h.store, Key: key, Clock: func() time.Time { return created }})
+	m, err := gitsync.NewManager(gitsync.ManagerConfig{Store: h.store, Key: key, Clock: func() time.Time { return created }, AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}

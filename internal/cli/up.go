@@ -109,8 +109,10 @@ type upFlags struct {
 	capacity   int
 	firewall   string
 	catalogue  string
-	auth       platform.AuthOptions
-	assistant  platform.AssistantOptions
+	// allowPrivateFetch: --allow-private-fetch.
+	allowPrivateFetch bool
+	auth              platform.AuthOptions
+	assistant         platform.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -153,6 +155,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 	if err := checkCatalogueURL(cfg.CatalogueURL); err != nil {
 		return cfg, err
 	}
+	cfg.AllowPrivateFetch = f.allowPrivateFetch
 	if path := pick("plans", f.plansFile, EnvPlans, file.Plans, ""); path != "" {
 		ps, err := plans.Load(path)
 		if err != nil {
@@ -274,6 +277,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url, plans)")
 	fl.StringVar(&f.catalogue, "catalogue-url", artefact.DefaultCatalogueURL, "the wordpress.org-compatible catalogue (plugin and theme information API, core version check) sites' plugins, themes and cores come from (env "+EnvCatalogueURL+")")
+	fl.BoolVar(&f.allowPrivateFetch, "allow-private-fetch", false, "let zip, git and catalogue fetches and git sync reach loopback and private addresses, over plain http too: for tests and private mirrors only (off: only public addresses over https)")
 	fl.StringVar(&f.backupURL, "backup-url", "", "bucket of the backup repositories, one per shard (file://, s3://, gs://; default file://<data-dir>/backups; key in <data-dir>/backup-kek) (env "+EnvBackupURL+")")
 	fl.StringVar(&f.plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md) (env "+EnvPlans+")")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "directory for all state (env "+EnvDataDir+")")

@@ -22,13 +22,13 @@ package gitsync
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -59,7 +59,9 @@ func (t Target) key() string { return "gitsync." + t.Kind + "." + t.Name }
 
 // Config is where a target's files are.
 type Config struct {
-	// URL is the repository: https://, or http:// to a loopback address.
+	// URL is the repository: https:// to a public address (http:// and
+	// loopback or private addresses only when the platform allows private
+	// fetches: --allow-private-fetch, for tests and private mirrors).
 	URL string `json:"url"`
 	// Branch is the branch followed (default "main").
 	Branch string `json:"branch"`
@@ -91,10 +93,11 @@ var (
 func ValidSecretName(name string) bool { return secretNameRE.MatchString(name) }
 
 // Normalize fills defaults and validates c for kind; errors say which
-// field is wrong.
-func (c *Config) Normalize(kind string) error {
+// field is wrong. allowPrivate accepts plain http and loopback or private
+// address literals in the URL (see package egress).
+func (c *Config) Normalize(kind string, allowPrivate bool) error {
 	c.URL = strings.TrimSpace(c.URL)
-	if err := checkURL(c.URL); err != nil {
+	if err := checkURL(c.URL, allowPrivate); err != nil {
 		return err
 	}
 	if c.Branch == "" {
@@ -158,9 +161,10 @@ func (c Config) every() time.Duration {
 // repository, branch or path starts over.
 func (c Config) basis() string { return c.URL + "\x00" + c.Branch + "\x00" + c.Path }
 
-// checkURL accepts https URLs, and http URLs to a loopback address (tests,
-// a local mirror).
-func checkURL(raw string) error {
+// checkURL accepts https URLs to a host that is not a loopback or private
+// address literal; with allowPrivate, http and any address too. Names are
+// checked again when dialled (package egress guards go-git's transport).
+func checkURL(raw string, allowPrivate bool) error {
 	if raw == "" {
 		return errors.New("url: required")
 	}
@@ -180,18 +184,10 @@ func checkURL(raw string) error {
 	if u.User != nil {
 		return errors.New("url: credentials do not belong in the URL; store them (git credentials) and name them in credentials.secret")
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-			return nil
-		}
-		return fmt.Errorf("url: %q: plain http only to a loopback address; use https", raw)
-	default:
-		return fmt.Errorf("url: %q: the scheme must be https", raw)
+	if err := egress.CheckURL(raw, allowPrivate); err != nil {
+		return fmt.Errorf("url: %w", err)
 	}
+	return nil
 }
 
 // Status is what the last sync of a target found and did.

@@ -123,12 +123,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(ManagerConfig{Store: st, Key: key})
+	m, err := NewManager(ManagerConfig{Store: st, Key: key, AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ap := &fakeApplier{sites: map[string]string{}}
-	p, err := NewPoller(PollerConfig{Manager: m, Applier: ap, CacheDir: filepath.Join(dir, "cache")})
+	p, err := NewPoller(PollerConfig{Manager: m, Applier: ap, CacheDir: filepath.Join(dir, "cache"), AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,8 +450,12 @@ func TestConfigNormalize(t *testing.T) {
 		want string // error substring; "" ok
 	}{
 		{KindSite, Config{URL: "https://git.example.com/a.git"}, ""},
-		{KindSite, Config{URL: "http://127.0.0.1:3000/a.git"}, ""},
-		{KindSite, Config{URL: "http://git.example.com/a.git"}, "plain http only to a loopback"},
+		{KindSite, Config{URL: "http://127.0.0.1:3000/a.git"}, "plain http is not allowed"},
+		{KindSite, Config{URL: "https://127.0.0.1:3000/a.git"}, "loopback address"},
+		{KindSite, Config{URL: "https://169.254.169.254/a.git"}, "link-local address"},
+		{KindSite, Config{URL: "https://10.0.0.2/a.git"}, "private address"},
+		{KindSite, Config{URL: "https://localhost/a.git"}, "loopback name"},
+		{KindSite, Config{URL: "http://git.example.com/a.git"}, "plain http is not allowed"},
 		{KindSite, Config{URL: "ssh://git@example.com/a.git"}, "scheme must be https"},
 		{KindSite, Config{URL: "https://user:pw@example.com/a.git"}, "credentials do not belong in the URL"},
 		{KindSite, Config{URL: ""}, "url: required"},
@@ -465,12 +469,55 @@ func TestConfigNormalize(t *testing.T) {
 		{KindOrg, Config{URL: "https://x/a.git", Path: "."}, ""},
 	} {
 		c := tc.in
-		err := c.Normalize(tc.kind)
+		err := c.Normalize(tc.kind, false)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%+v: %v", tc.in, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%+v: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestPollerGuarded: a poller without AllowPrivateNetworks does not fetch
+// a loopback repository, neither a record stored while private fetches
+// were allowed nor (go-git's transport is guarded) a fetch that skips the
+// URL check.
+func TestPollerGuarded(t *testing.T) {
+	fx := newFixture(t)
+	repo := gittest.New(t, "", "")
+	repo.Commit("one", map[string]string{"site.yaml": fmt.Sprintf(blogFile, "One")})
+	tg := Target{Kind: KindSite, Name: "blog.example.com"}
+	if _, err := fx.m.Put(t.Context(), tg, "acme", Config{URL: repo.URL}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPoller(PollerConfig{Manager: fx.m, Applier: fx.ap, CacheDir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sync(t.Context(), tg); err != nil {
+		t.Fatal(err)
+	}
+	v, err := fx.m.Get(t.Context(), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status.LastError == nil || !strings.Contains(v.Status.LastError.Message, "not allowed") || fx.ap.count() != 0 {
+		t.Fatalf("guarded poller: status %+v, %d applies; want refused", v.Status, fx.ap.count())
+	}
+	cfg := Config{URL: strings.Replace(repo.URL, "127.0.0.1", "localhost", 1), Branch: "main", Path: "site.yaml"}
+	if _, _, err := fetch(t.Context(), t.TempDir(), 1, cfg, nil); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("guarded fetch of %s: %v, want a refused loopback address", cfg.URL, err)
+	}
+}
+
+// TestConfigNormalizeAllowPrivate: with private fetches allowed (tests,
+// private mirrors), loopback and plain http are accepted.
+func TestConfigNormalizeAllowPrivate(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:3000/a.git", "https://10.0.0.2/a.git", "http://mirror.internal/a.git"} {
+		c := Config{URL: u}
+		if err := c.Normalize(KindSite, true); err != nil {
+			t.Errorf("%s: %v", u, err)
 		}
 	}
 }

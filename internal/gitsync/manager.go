@@ -59,16 +59,21 @@ type ManagerConfig struct {
 	Key []byte
 	// Clock defaults to time.Now.
 	Clock func() time.Time
+	// AllowPrivateNetworks accepts repository URLs over plain http and
+	// to loopback or private addresses (--allow-private-fetch: tests,
+	// private mirrors). The Poller must be told the same.
+	AllowPrivateNetworks bool
 }
 
 // Manager keeps git sync's records in the store: configurations, webhooks,
 // credentials, sync requests and statuses. The API uses it; a Poller
 // reads it and writes statuses. Safe for concurrent use.
 type Manager struct {
-	st    store.Store
-	seal  *sealer
-	clock func() time.Time
-	wake  chan struct{}
+	st           store.Store
+	seal         *sealer
+	clock        func() time.Time
+	allowPrivate bool
+	wake         chan struct{}
 }
 
 // NewManager returns a Manager.
@@ -83,7 +88,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Manager{st: cfg.Store, seal: sl, clock: cfg.Clock, wake: make(chan struct{}, 1)}, nil
+	return &Manager{st: cfg.Store, seal: sl, clock: cfg.Clock, allowPrivate: cfg.AllowPrivateNetworks, wake: make(chan struct{}, 1)}, nil
 }
 
 // Wake tells this process's poller (if it runs here) to look at the
@@ -180,7 +185,7 @@ func (m *Manager) Put(ctx context.Context, t Target, org string, cfg Config) (*V
 	if len(t.key()) > 128 || t.Name == "" || !store.ValidSettingKey(t.key()) {
 		return nil, fmt.Errorf("%s: names over %d characters cannot use git sync: %w", t, 128-len(prefixSite), ErrInvalid)
 	}
-	if err := cfg.Normalize(t.Kind); err != nil {
+	if err := cfg.Normalize(t.Kind, m.allowPrivate); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if cfg.Credentials != nil {

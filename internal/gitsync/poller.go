@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -80,6 +81,11 @@ type PollerConfig struct {
 	Logger *slog.Logger
 	// Clock defaults to time.Now.
 	Clock func() time.Time
+	// AllowPrivateNetworks lets fetches reach loopback and private
+	// addresses, over plain http too (--allow-private-fetch: tests,
+	// private mirrors); off, go-git's transport is guarded (package
+	// egress) and a stored URL that is not allowed is refused.
+	AllowPrivateNetworks bool
 }
 
 // Poller syncs every configuration that is due: its interval passed since
@@ -226,7 +232,13 @@ func (r *run) do(ctx context.Context) {
 		}
 		cred = c
 	}
-	repo, head, err := fetch(ctx, r.p.cfg.CacheDir, r.p.cfg.Depth, cfg, cred)
+	// A record stored while private fetches were allowed is checked
+	// again; go-git's transport is guarded unless the context allows.
+	if err := checkURL(cfg.URL, r.p.cfg.AllowPrivateNetworks); err != nil {
+		r.fail(nil, "", err)
+		return
+	}
+	repo, head, err := fetch(egress.WithAllowPrivate(ctx, r.p.cfg.AllowPrivateNetworks), r.p.cfg.CacheDir, r.p.cfg.Depth, cfg, cred)
 	if err != nil {
 		r.fail(nil, "", err)
 		return

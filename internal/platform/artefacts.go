@@ -70,7 +70,8 @@ func openShardArtefacts(dir, catalogueURL string, uploads func(context.Context, 
 		log = log.With("component", "artefacts")
 	}
 	s, err := artefact.Open(artefact.Config{Dir: filepath.Join(dir, ShardArtefactsDir),
-		Catalogue: &artefact.Catalogue{API: catalogueURL}, Uploads: uploads, Logger: log})
+		Catalogue: &artefact.Catalogue{API: catalogueURL}, Uploads: uploads, Logger: log,
+		AllowPrivateNetworks: cfg.AllowPrivateFetch})
 	if err != nil {
 		return nil, fmt.Errorf("shard: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/artefact/catalogtest"
+	"github.com/aipress/aipress/internal/egress"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -90,5 +91,29 @@ func TestShardFetchesUploads(t *testing.T) {
 		if _, err := s.Ensure(ctx, missing); !errors.Is(err, artefact.ErrNotFound) {
 			t.Errorf("%s: a missing upload: %v", tc.name, err)
 		}
+	}
+}
+
+// TestShardArtefactsPrivateFetch: a shard's store reaches a catalogue on
+// loopback only with --allow-private-fetch (ShardConfig.AllowPrivateFetch).
+func TestShardArtefactsPrivateFetch(t *testing.T) {
+	cat := catalogtest.New(t)
+	cat.AddPlugin(catalogtest.HelloPlugin, "1.0", catalogtest.PluginFiles(catalogtest.HelloPlugin, "1.0"))
+	ref := artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin, Version: "1.0"}
+	for _, allow := range []bool{false, true} {
+		s, err := openShardArtefacts(t.TempDir(), cat.URL(), nil, ShardConfig{AllowPrivateFetch: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Ensure(context.Background(), ref)
+		if allow && err != nil {
+			t.Errorf("allowed: %v", err)
+		}
+		if !allow && !errors.Is(err, egress.ErrForbidden) {
+			t.Errorf("not allowed: %v, want ErrForbidden", err)
+		}
+	}
+	if n := cat.Count("/plugin/"); n != 1 {
+		t.Errorf("%d downloads, want 1 (the allowed store's)", n)
 	}
 }

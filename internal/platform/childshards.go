@@ -29,6 +29,7 @@ type childShards struct {
 	dataDir, binary, apiURL, transferURL string
 	purgeURL, purgeSecretFile            string
 	catalogueURL                         string
+	allowPrivateFetch                    bool
 	publicPort                           int
 	heartbeat                            time.Duration // the children's heartbeat interval
 	log                                  *slog.Logger
@@ -115,6 +116,9 @@ func (c *childShards) spawnLocked(ctx context.Context, sh store.Shard, dir strin
 		"--heartbeat-interval", c.heartbeat.String()}
 	if c.catalogueURL != "" {
 		args = append(args, "--catalogue-url", c.catalogueURL)
+	}
+	if c.allowPrivateFetch {
+		args = append(args, "--allow-private-fetch")
 	}
 	if c.purgeURL != "" && c.purgeSecretFile != "" {
 		args = append(args, "--purge-url", c.purgeURL, "--purge-secret-file", c.purgeSecretFile)

@@ -30,13 +30,14 @@ type inprocShards struct {
 	version     string
 	// heartbeatTimeout is the control plane's (the shards beat thrice
 	// within it).
-	heartbeatTimeout time.Duration
-	st               store.Store
-	repos            *repos.Manager
-	loginKey         func(uid string) []byte
-	uploads          *blob.Bucket
-	catalogueURL     string
-	after            func()
+	heartbeatTimeout  time.Duration
+	st                store.Store
+	repos             *repos.Manager
+	loginKey          func(uid string) []byte
+	uploads           *blob.Bucket
+	catalogueURL      string
+	allowPrivateFetch bool
+	after             func()
 	// firewall and loopbackPorts are the shards' site firewall (sitefw).
 	firewall      FirewallMode
 	loopbackPorts []int
@@ -111,7 +112,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, uploads: p.uploads, name: sh.Name, now: time.Now, after: p.after}
 	cfg := ShardConfig{
 		Name: sh.Name, DataDir: filepath.Join(p.dataDir, "shards", sh.Name), Capacity: sh.Capacity,
-		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL, CatalogueURL: p.catalogueURL,
+		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL, CatalogueURL: p.catalogueURL, AllowPrivateFetch: p.allowPrivateFetch,
 		PurgeURL: p.purges.url, PurgeKey: p.purges.key, TransferURL: p.transferURL,
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),

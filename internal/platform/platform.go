@@ -116,6 +116,12 @@ type Config struct {
 	// shards fetch plugins, themes and cores from (default
 	// https://api.wordpress.org).
 	CatalogueURL string
+	// AllowPrivateFetch lets fetches of URLs users name (zip and git
+	// sources, git sync repositories) and catalogue downloads reach
+	// loopback and private addresses, over plain http too
+	// (--allow-private-fetch): for tests and private mirrors only; off,
+	// they reach only public addresses over https (package egress).
+	AllowPrivateFetch bool
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -237,7 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, publicHTTPSURL: publicHTTPSURL, purger: pageCache, metrics: extras.metrics.Handler(),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans, auth: cfg.Auth,
-		assistant: cfg.Assistant,
+		assistant: cfg.Assistant, allowPrivateFetch: cfg.AllowPrivateFetch,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},
@@ -250,7 +256,7 @@ func Run(ctx context.Context, cfg Config) error {
 	st := cp.st
 	defer cp.close()
 	shards.st, shards.repos, shards.loginKey, shards.uploads = st, cp.repos, cp.loginKey, cp.uploads
-	shards.catalogueURL = cfg.CatalogueURL
+	shards.catalogueURL, shards.allowPrivateFetch = cfg.CatalogueURL, cfg.AllowPrivateFetch
 	shards.after = func() { cp.hub.Notify(); routes.wake(); cp.controller.Wake(); cp.backups.Wake() }
 	routes = newRouteSync(st, log)
 	routes.purger = pageCache

@@ -75,6 +75,13 @@ type ServerConfig struct {
 	// CatalogueURL is passed on to the local shards the server starts
 	// (--catalogue-url; "": their default, https://api.wordpress.org).
 	CatalogueURL string
+	// AllowPrivateFetch lets fetches of URLs users name (zip and git
+	// sources, git sync repositories) and catalogue downloads reach
+	// loopback and private addresses, over plain http too
+	// (--allow-private-fetch; git sync here, and passed on to the
+	// local shards the server starts): for tests and private mirrors only; off,
+	// they reach only public addresses over https (package egress).
+	AllowPrivateFetch bool
 	// BackupURL is the bucket (gocloud.dev/blob URL) of the backup
 	// repositories, one per shard under it; default file://<DataDir>/backups.
 	// The key-encryption key is <DataDir>/backup-kek (created on first
@@ -152,6 +159,9 @@ type controlPlaneConfig struct {
 	plans     *plans.Set
 	auth      AuthOptions
 	assistant AssistantOptions
+	// allowPrivateFetch: git sync may fetch from loopback and private
+	// addresses (Config.AllowPrivateFetch).
+	allowPrivateFetch bool
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -300,7 +310,7 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
-	gitManager, err := gitsync.NewManager(gitsync.ManagerConfig{Store: st, Key: gitKey})
+	gitManager, err := gitsync.NewManager(gitsync.ManagerConfig{Store: st, Key: gitKey, AllowPrivateNetworks: cfg.allowPrivateFetch})
 	if err != nil {
 		_ = manager.Close()
 		st.Close()
@@ -324,7 +334,8 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 	cp.handler = api.New(apiCfg)
 	apiHandler = cp.handler
 	cp.gitSync, err = gitsync.NewPoller(gitsync.PollerConfig{Manager: gitManager, Applier: api.GitApplier(apiCfg),
-		CacheDir: filepath.Join(cfg.dataDir, "gitsync"), Logger: cfg.log.With("component", "gitsync")})
+		CacheDir: filepath.Join(cfg.dataDir, "gitsync"), Logger: cfg.log.With("component", "gitsync"),
+		AllowPrivateNetworks: cfg.allowPrivateFetch})
 	if err != nil {
 		_ = manager.Close()
 		st.Close()
@@ -405,6 +416,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		dataDir: dataDir, binary: cfg.Binary, apiURL: apiURL, publicPort: cfg.PublicPort,
 		log: log, transferURL: cfg.TransferURL, heartbeat: heartbeatInterval(cfg.HeartbeatTimeout),
 		purgeURL: cfg.PurgeURL, purgeSecretFile: cfg.PurgeSecretFile, catalogueURL: cfg.CatalogueURL,
+		allowPrivateFetch: cfg.AllowPrivateFetch,
 	}
 	ccfg := controlPlaneConfig{
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version, backupURL: cfg.BackupURL,
@@ -412,6 +424,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		publicHTTPSURL:   httpsURLFunc(cfg.PublicHTTPSPort),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
 		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth, assistant: cfg.Assistant,
+		allowPrivateFetch: cfg.AllowPrivateFetch,
 	}
 	if ccfg.maxShardCapacity == 0 {
 		ccfg.maxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)

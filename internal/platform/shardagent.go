@@ -56,6 +56,12 @@ type ShardConfig struct {
 	// https://api.wordpress.org); the shard's artefact store is
 	// <DataDir>/artefacts.
 	CatalogueURL string
+	// AllowPrivateFetch lets fetches of URLs users name (zip and git
+	// sources, git sync repositories) and catalogue downloads reach
+	// loopback and private addresses, over plain http too
+	// (--allow-private-fetch): for tests and private mirrors only; off,
+	// they reach only public addresses over https (package egress).
+	AllowPrivateFetch bool
 	// Database, if set, is the external MySQL/MariaDB server of the
 	// sites' databases (see shard.Config.Database); nil: the shard runs
 	// its own MariaDB.

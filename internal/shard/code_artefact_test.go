@@ -89,7 +89,7 @@ func TestCodeArtefacts(t *testing.T) {
 	c := newCluster(t)
 	cat := catalogtest.New(t)
 	cat.AddFixtures()
-	store_, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue()})
+	store_, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue(), AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func TestSeveralCores(t *testing.T) {
 	for _, o := range []coretest.Options{{Version: "6.1.10"}, {Version: "6.1.11", DBVersion: debDB + 2, BreakUpgrade: true}} {
 		cat.AddCore(o.Version, coretest.Build(t, filepath.Join(src, o.Version), o))
 	}
-	store, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue()})
+	store, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue(), AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ const (
 	// and theme directory) by slug (Name) and Version ("" or "latest": the
 	// newest the catalogue offers when the job runs).
 	SourceWordPressOrg = "wordpress.org"
-	// SourceZip: a zip archive at URL (https, or http to a loopback
-	// address), verified against SHA256.
+	// SourceZip: a zip archive at URL (https to a public address; see
+	// package egress), verified against SHA256.
 	SourceZip = "zip"
 	// SourceUpload: an archive uploaded through the API
 	// (POST /v1/artefacts), named by its SHA256.
