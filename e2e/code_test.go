@@ -59,7 +59,7 @@ func TestSiteCode(t *testing.T) {
 	p := newPlatform(t)
 	cat := catalogtest.New(t)
 	cat.AddFixtures()
-	p.extraArgs = []string{"--catalogue-url", cat.URL()}
+	p.extraArgs = []string{"--catalogue-url", cat.URL(), "--allow-private-fetch"}
 	p.start()
 	const domain = "code.localhost"
 	dir := t.TempDir()

@@ -2272,7 +2272,7 @@ export interface components {
         };
         GitConfig: {
             /**
-             * @description The repository: https://, or http:// to a loopback address. No credentials in it.
+             * @description The repository: https:// at a public address (private and loopback addresses only with the control plane started with --allow-private-fetch). No credentials in it.
              * @example https://github.com/acme/sites.git
              */
             url: string;
