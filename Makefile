@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-portal vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal vet fmt clean
 
 all: build
 
@@ -89,6 +89,16 @@ ROTATE_SITES ?= 50
 ROTATE_CONNECTIONS ?= 16
 bench-rotate: deps build
 	$(GO) run ./bench/rotate -sites $(ROTATE_SITES) -threads 2 -connections $(ROTATE_CONNECTIONS)
+
+# WordPress as code on a real platform: one plugin (generated, ~2 MB, 320
+# PHP files) installed on CODE_SITES sites of a shard — time, and disk of
+# the shared artefact store against per-site copies — then a fleet update
+# of them in waves (canary 1, waves of 10, 4 at once) and one to a broken
+# version that must stop at its canary (bench/code; a tiny run is its
+# TestCodeTiny in make test).
+CODE_SITES ?= 50
+bench-code: deps build
+	$(GO) run ./bench/code -sites $(CODE_SITES)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -50,10 +50,10 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 )
 
-// Server is a catalogue for tests. Its methods are safe for concurrent
-// use.
+// Server is a catalogue for tests (New) and benchmarks (Start). Its
+// methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
+	t   testing.TB // nil when started by Start
 	srv *httptest.Server
 
 	mu       sync.Mutex
@@ -67,12 +67,24 @@ type Server struct {
 // New starts a catalogue on a loopback address, closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, plugins: map[string]map[string][]byte{}, themes: map[string]map[string][]byte{},
-		cores: map[string][]byte{}, raw: map[string][]byte{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	s := Start()
+	s.t = t
+	t.Cleanup(s.Close)
 	return s
 }
+
+// Start starts a catalogue on a loopback address outside a test (a
+// benchmark serving its own catalogue); the caller closes it with Close.
+// AddCore panics on an error where a test's would fail the test.
+func Start() *Server {
+	s := &Server{plugins: map[string]map[string][]byte{}, themes: map[string]map[string][]byte{},
+		cores: map[string][]byte{}, raw: map[string][]byte{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Close stops the server (New's test does it when it ends).
+func (s *Server) Close() { s.srv.Close() }
 
 // URL is the catalogue's base URL (what --catalogue-url takes).
 func (s *Server) URL() string { return s.srv.URL }
@@ -121,9 +133,12 @@ func (s *Server) AddThemeZip(slug, version string, zip []byte) string {
 // core version, zipped under wordpress/ (see CoreZip: links are followed,
 // wp-includes/version.php says version). It returns the zip's SHA-256.
 func (s *Server) AddCore(version string, tree string) string {
-	s.t.Helper()
 	zip, err := CoreZip(version, tree)
 	if err != nil {
+		if s.t == nil {
+			panic(fmt.Sprintf("catalogtest: core %s from %s: %v", version, tree, err))
+		}
+		s.t.Helper()
 		s.t.Fatalf("catalogtest: core %s from %s: %v", version, tree, err)
 	}
 	return s.AddCoreZip(version, zip)
