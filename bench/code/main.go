@@ -284,7 +284,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 	cat.AddPlugin(Plugin, VersionBroken, PluginFiles(VersionBroken))
 
 	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-code-",
-		Extra: []string{"--catalogue-url", cat.URL()}})
+		Extra: []string{"--catalogue-url", cat.URL(), "--allow-private-fetch"}})
 	if err != nil {
 		return nil, err
 	}
