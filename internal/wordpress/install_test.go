@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"os/user"
@@ -72,28 +73,7 @@ func TestRunnerHardening(t *testing.T) {
 	if _, err := os.Stat(PHPCLI); err != nil {
 		t.Skip("php8.2 CLI not installed (make deps)")
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "aiptest" + hex.EncodeToString(b)
-	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-
-	base := t.TempDir()
-	if _, err := fsperm.EnsureTraversable(base); err != nil {
-		t.Fatal(err)
-	}
-	docroot := filepath.Join(base, "htdocs")
-	os.MkdirAll(docroot, 0o700)
-	os.Chown(docroot, uid, gid)
+	uid, gid, base, docroot := siteUser(t)
 	script := filepath.Join(base, "probe.php")
 	os.WriteFile(script, []byte(cliProbe), 0o644)
 
@@ -179,4 +159,70 @@ func TestRunnerHardening(t *testing.T) {
 			}
 		}
 	})
+}
+
+// siteUser makes a Unix user for the test and a docroot it owns in a
+// traversable temporary directory (base).
+func siteUser(t *testing.T) (uid, gid int, base, docroot string) {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "aiptest" + hex.EncodeToString(b)
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	base = t.TempDir()
+	if _, err := fsperm.EnsureTraversable(base); err != nil {
+		t.Fatal(err)
+	}
+	docroot = filepath.Join(base, "htdocs")
+	os.MkdirAll(docroot, 0o700)
+	os.Chown(docroot, uid, gid)
+	return uid, gid, base, docroot
+}
+
+// A site's code that floods stdout or stderr (a hostile plugin loaded by
+// the code script) is killed once it has written MaxScriptOutput bytes;
+// the shard keeps no more than that. The endless writers end only because
+// they are killed.
+func TestRunnerOutputCapped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a site user")
+	}
+	if _, err := os.Stat(PHPCLI); err != nil {
+		t.Skip("php8.2 CLI not installed (make deps)")
+	}
+	uid, gid, base, docroot := siteUser(t)
+	r := Runner{Docroot: docroot, Host: "x.test", UID: uid, GID: gid}
+	for _, tc := range []struct{ name, php string }{
+		{"stdout then exit", `echo str_repeat("x", 3 << 20), "\n";`},
+		{"stderr then exit", `fwrite(STDERR, str_repeat("x", 3 << 20));`},
+		{"stdout forever", `$s = str_repeat("x", 65536); for (;;) { echo $s; }`},
+		{"stderr forever", `$s = str_repeat("x", 65536); for (;;) { fwrite(STDERR, $s); }`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := filepath.Join(base, strings.ReplaceAll(tc.name, " ", "-")+".php")
+			if err := os.WriteFile(script, []byte("<?php\n"+tc.php+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// Without the cap the endless writers run into this.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := r.run(ctx, script, nil, 2*time.Minute)
+			if !errors.Is(err, ErrOutputTooLarge) {
+				t.Fatalf("run: err %v (output %d bytes), want ErrOutputTooLarge", err, len(out))
+			}
+			if len(out) > MaxScriptOutput {
+				t.Errorf("kept %d bytes of output, want at most %d", len(out), MaxScriptOutput)
+			}
+		})
+	}
 }
