@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -224,5 +226,58 @@ func TestRunnerOutputCapped(t *testing.T) {
 				t.Errorf("kept %d bytes of output, want at most %d", len(out), MaxScriptOutput)
 			}
 		})
+	}
+}
+
+// What the site's code reports through the code script is cut to a shape
+// the shard trusts: only asked-for options, short values, slug names, a
+// bounded number of plugins and themes.
+func TestObserveCodeSanitized(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a site user")
+	}
+	if _, err := os.Stat(PHPCLI); err != nil {
+		t.Skip("php8.2 CLI not installed (make deps)")
+	}
+	uid, gid, base, docroot := siteUser(t)
+	r := Runner{Docroot: docroot, Host: "x.test", UID: uid, GID: gid}
+	// A code script whose WordPress a hostile plugin has bent.
+	script := filepath.Join(base, "code.php")
+	hostile := `<?php
+$p = [['name' => 'good', 'file' => 'good/good.php', 'title' => str_repeat('t', 5000), 'version' => '1.0', 'active' => true],
+	['name' => '../../etc', 'file' => '../../etc/x.php', 'title' => 'x', 'version' => '1', 'active' => true],
+	['name' => 'Evil Name', 'file' => 'Evil Name/x.php', 'title' => 'x', 'version' => '1', 'active' => true],
+	['name' => 'sneaky', 'file' => '../sneaky.php', 'title' => 'x', 'version' => '1', 'active' => true]];
+for ($i = 0; $i < 5000; $i++) { $p[] = ['name' => "p$i", 'file' => "p$i/p$i.php", 'title' => 'x', 'version' => '1', 'active' => false]; }
+$t = [['name' => '<script>', 'title' => 'x', 'version' => '1', 'active' => false]];
+for ($i = 0; $i < 5000; $i++) { $t[] = ['name' => "t$i", 'title' => 'x', 'version' => '1', 'active' => false]; }
+echo json_encode(['core' => '6.1.9', 'plugins' => $p, 'themes' => $t, 'stylesheet' => '../x', 'active_missing' => [],
+	'options' => ['blogname' => str_repeat('b', 10000), 'siteurl' => 'http://evil', 'admin_email' => 'x@evil']]), "\n";
+`
+	if err := os.WriteFile(script, []byte(hostile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, err := r.ObserveCode(ctx, script, []string{"blogname", "blogdescription"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Options) != 1 || len(o.Options["blogname"]) > 1024 {
+		t.Errorf("options: %d kept (%v), blogname %d bytes; want only blogname, at most 1024 bytes", len(o.Options), slices.Sorted(maps.Keys(o.Options)), len(o.Options["blogname"]))
+	}
+	if len(o.Plugins) != MaxObservedExtensions || len(o.Themes) != MaxObservedExtensions {
+		t.Errorf("%d plugins, %d themes kept; want %d of each", len(o.Plugins), len(o.Themes), MaxObservedExtensions)
+	}
+	if g := o.Plugin("good"); g == nil || len(g.Title) > 200 {
+		t.Errorf("plugin good: %+v; want it with a title of at most 200 bytes", g)
+	}
+	for _, name := range []string{"../../etc", "Evil Name", "sneaky"} {
+		if o.Plugin(name) != nil {
+			t.Errorf("plugin %q kept", name)
+		}
+	}
+	if o.Theme("<script>") != nil || o.Stylesheet != "" {
+		t.Errorf("theme <script> kept or stylesheet %q; want neither", o.Stylesheet)
 	}
 }
