@@ -1174,7 +1174,10 @@ func (s *Shard) codeStatus(st *site.Site, cur *observed) *site.CodeStatus {
 			Digest: s.digestOf(target), Source: source("plugins", p.Name, target)})
 	}
 	for _, t := range cur.wp.Themes {
-		target := cur.links["themes"][t.Name]
+		target, linked := cur.links["themes"][t.Name]
+		if !linked {
+			continue // not in wp-content/themes: a directory a plugin registered
+		}
 		c.Themes = append(c.Themes, site.InstalledExtension{Name: t.Name, Version: t.Version, Active: t.Active,
 			Digest: s.digestOf(target), Source: source("themes", t.Name, target)})
 	}
