@@ -163,9 +163,16 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 		return nil, err
 	}
 	defer unlock()
-	// The spec as it is now that the site is held.
+	// The spec as it is now that the site is held; what waitCodeReady
+	// checked may have changed while another job held it (a move, a
+	// deletion, a suspension began).
 	if st, err = get(ctx); err != nil {
 		return nil, err
+	}
+	if ready, err := s.codeReady(st); err != nil {
+		return nil, err
+	} else if !ready {
+		return nil, publicf("site %s is no longer ready on shard %s (phase %s); retry", st.Metadata.Name, s.cfg.Name, st.Status.Phase)
 	}
 	uid, gid := lookupIDs(n.Unix)
 	if uid < 0 && os.Geteuid() == 0 {
@@ -309,14 +316,8 @@ func (s *Shard) waitCodeReady(ctx context.Context, get func(context.Context) (*s
 		if err != nil {
 			return nil, err
 		}
-		n := s.NamesFor(st.Metadata.UID)
-		switch {
-		case st.Spec.Suspended || st.Status.Phase == site.PhaseSuspended:
-			return nil, publicf("site %s is suspended: its code cannot be checked; resume it first", st.Metadata.Name)
-		case st.Move.Active():
-			return nil, publicf("site %s is moving between shards; retry when the move is done", st.Metadata.Name)
-		case st.Status.Shard == s.cfg.Name && st.Status.Phase == site.PhaseReady && fileExists(filepath.Join(n.Dir, "installed")):
-			return st, nil
+		if ready, err := s.codeReady(st); err != nil || ready {
+			return st, err
 		}
 		if !s.cfg.Clock().Before(deadline) {
 			return nil, publicf("site %s did not become ready on shard %s within %s (phase %s)", st.Metadata.Name, s.cfg.Name, CodeReadyWait, st.Status.Phase)
@@ -331,6 +332,22 @@ func (s *Shard) waitCodeReady(ctx context.Context, get func(context.Context) (*s
 		case <-time.After(s.cfg.JobPoll):
 		}
 	}
+}
+
+// codeReady reports whether a code job may change site st now: an error
+// when it must not at all (suspended, moving, being deleted), false when
+// the site is not ready here yet.
+func (s *Shard) codeReady(st *site.Site) (bool, error) {
+	switch {
+	case st.Metadata.DeletionRequested != nil:
+		return false, publicf("site %s is being deleted", st.Metadata.Name)
+	case st.Spec.Suspended || st.Status.Phase == site.PhaseSuspended:
+		return false, publicf("site %s is suspended: its code cannot be checked; resume it first", st.Metadata.Name)
+	case st.Move.Active():
+		return false, publicf("site %s is moving between shards; retry when the move is done", st.Metadata.Name)
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	return st.Status.Shard == s.cfg.Name && st.Status.Phase == site.PhaseReady && fileExists(filepath.Join(n.Dir, "installed")), nil
 }
 
 // resolve maps every extension of the spec to what to link.

@@ -1,0 +1,76 @@
+package shard
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/store"
+)
+
+// lockTestShard is a shard with only what taking its sites' locks and
+// naming their resources needs.
+func lockTestShard(t *testing.T) *Shard {
+	t.Helper()
+	return &Shard{cfg: Config{Name: "s1", Clock: time.Now, JobPoll: time.Millisecond}, layout: Layout{Name: "s1", Dir: t.TempDir()},
+		busy: map[string]chan struct{}{}, converged: map[string]convergedAt{}, lastCron: map[string]time.Time{}}
+}
+
+// readySite is a site this shard serves, installed.
+func readySite(t *testing.T, s *Shard) *site.Site {
+	t.Helper()
+	st := &site.Site{}
+	st.Metadata.Name, st.Metadata.UID = "blog", "0123456789abcdef0123456789abcdef"
+	st.Status.Shard, st.Status.Phase = s.cfg.Name, site.PhaseReady
+	n := s.NamesFor(st.Metadata.UID)
+	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A code job re-checks the site once it holds it: a deletion, move or
+// suspension that began while another job held the site stops it before it
+// changes anything.
+func TestRunCodeRechecksAfterLock(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		change func(*site.Site)
+		want   string
+	}{
+		{"deleted", func(st *site.Site) { st.Metadata.DeletionRequested = &now }, "being deleted"},
+		{"moving", func(st *site.Site) { st.Move = &site.Move{ID: "m1", Phase: site.MoveExporting} }, "moving between shards"},
+		{"suspended", func(st *site.Site) { st.Spec.Suspended = true }, "suspended"},
+		{"not ready", func(st *site.Site) { st.Status.Phase = site.PhaseCreating }, "no longer ready"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := lockTestShard(t)
+			calls := 0
+			// The first read (waiting for the site) sees it ready; the one
+			// after the lock sees what happened meanwhile.
+			get := func(context.Context) (*site.Site, error) {
+				calls++
+				st := readySite(t, s)
+				if calls > 1 {
+					tc.change(st)
+				}
+				return st, nil
+			}
+			_, err := s.RunCode(context.Background(), nil, get, "j1", store.CodeParams{}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RunCode: %v, want an error saying %q", err, tc.want)
+			}
+			if calls != 2 {
+				t.Errorf("site read %d times, want 2 (before and after the lock)", calls)
+			}
+		})
+	}
+}
