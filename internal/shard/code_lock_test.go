@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,34 @@ func TestRunCodeRechecksAfterLock(t *testing.T) {
 				t.Errorf("site read %d times, want 2 (before and after the lock)", calls)
 			}
 		})
+	}
+}
+
+// Teardown and a move's export wait while a job (a code job) holds the
+// site: a code job's rollback would recreate the database teardown
+// dropped, and an export would copy a half-applied change.
+func TestTeardownAndExportWaitForJobs(t *testing.T) {
+	s := lockTestShard(t)
+	st := readySite(t, s)
+	st.Move = &site.Move{ID: "m1", Phase: site.MoveExporting, Source: s.cfg.Name, Target: "s2"}
+	n := s.NamesFor(st.Metadata.UID)
+	unlock, err := s.lockSite(context.Background(), n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := s.teardown(context.Background(), n); !errors.Is(err, errSiteBusy) {
+		t.Errorf("teardown of a held site: %v, want errSiteBusy", err)
+	}
+	if _, err := os.Stat(filepath.Join(n.Dir, "installed")); err != nil {
+		t.Errorf("teardown of a held site removed its files: %v", err)
+	}
+	if err := s.moveExport(context.Background(), nil, st); !errors.Is(err, errSiteBusy) {
+		t.Errorf("export of a held site: %v, want errSiteBusy", err)
+	}
+	// The move's step is put off without an error reported (src is nil:
+	// reporting one would panic).
+	if handled, err := s.reconcileMove(context.Background(), nil, st); !handled || err != nil {
+		t.Errorf("reconcileMove of a held site: %v, %v; want handled, no error", handled, err)
 	}
 }
