@@ -104,3 +104,22 @@ func TestTeardownAndExportWaitForJobs(t *testing.T) {
 		t.Errorf("reconcileMove of a held site: %v, %v; want handled, no error", handled, err)
 	}
 }
+
+// Leftovers of every kind of a forgotten site — its database, its backup
+// slot's user, restore and code job staging databases — are the shard's
+// orphans to collect.
+func TestOrphanNames(t *testing.T) {
+	s := New(Config{Name: "s1", Dir: t.TempDir()})
+	id := "0123456789ab"
+	for _, suffix := range []string{"", "_b", "_rs", "_ro", "_cs", "_co"} {
+		m := s.orphanName.FindStringSubmatch(s.prefix + id + suffix)
+		if m == nil || m[1] != id {
+			t.Errorf("%q: not an orphan name (match %v)", s.prefix+id+suffix, m)
+		}
+	}
+	for _, name := range []string{s.prefix + id + "_x", "other_" + id, s.prefix + id + "_csx"} {
+		if s.orphanName.MatchString(name) {
+			t.Errorf("%q matched as an orphan name", name)
+		}
+	}
+}
