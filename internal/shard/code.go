@@ -229,6 +229,9 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 	}
 	res.Changes = plan
 	if len(plan) == 0 {
+		if err := writeCodeSources(n, want); err != nil {
+			s.log.Warn("code sources not recorded: unpinned extensions are resolved again next job", "site", st.Metadata.Name, "err", err)
+		}
 		finish(cr.status(want, cur), true, "")
 		return res, nil
 	}
@@ -262,6 +265,9 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 			return nil, err
 		}
 		s.purgeSite(ctx, st)
+		if err := writeCodeSources(n, want); err != nil {
+			s.log.Warn("code sources not recorded: unpinned extensions are resolved again next job", "site", st.Metadata.Name, "err", err)
+		}
 		finish(cr.status(want, after), true, "")
 		s.log.Info("code applied", "site", st.Metadata.Name, "job", jobID, "changes", len(plan))
 		return res, nil
@@ -353,12 +359,17 @@ func (s *Shard) codeReady(st *site.Site) (bool, error) {
 // resolve maps every extension of the spec to what to link.
 func (cr *codeRun) resolve(ctx context.Context) ([]wanted, error) {
 	var out []wanted
+	recs := readCodeSources(cr.n)
 	for _, kind := range []string{"plugin", "theme"} {
 		list := cr.st.Spec.Plugins
 		if kind == "theme" {
 			list = cr.st.Spec.Themes
 		}
 		for _, e := range list {
+			if w, ok := cr.s.installedLatest(cr.n, recs, kind, e); ok {
+				out = append(out, w)
+				continue
+			}
 			cr.progress("fetching " + kind + " " + e.Name)
 			w, err := cr.s.resolveExtension(ctx, cr.st, kind, e)
 			if err != nil {
@@ -400,6 +411,84 @@ func (s *Shard) resolveExtension(ctx context.Context, st *site.Site, kind string
 	}
 	w.target, w.digest, w.ver = a.Dir, a.Digest, a.Version
 	return w, nil
+}
+
+// An unpinned extension (version "" or "latest") is resolved, which asks
+// the catalogue for its newest version, only when it is installed anew or
+// its spec changed; otherwise the version the site runs meets it. The
+// site's code-sources.json (root's, in its directory) records, for each
+// link a successful code job left, the spec's source and version it was
+// resolved from.
+
+// codeSource is what one link of a site was resolved from.
+type codeSource struct {
+	Target  string `json:"target"`
+	Source  string `json:"source"`  // the spec's source (sourceKey)
+	Version string `json:"version"` // the spec's version
+}
+
+func codeSourcesPath(n Names) string { return filepath.Join(n.Dir, "code-sources.json") }
+
+// sourceKey identifies the source of e (its type made explicit).
+func sourceKey(e site.Extension) string {
+	src := e.Source
+	src.Type = src.SourceType()
+	b, _ := json.Marshal(src)
+	return string(b)
+}
+
+// readCodeSources returns the site's records ("plugins/x" → source); none
+// when the file is missing or damaged (everything is resolved then).
+func readCodeSources(n Names) map[string]codeSource {
+	recs := map[string]codeSource{}
+	b, err := os.ReadFile(codeSourcesPath(n))
+	if err != nil || json.Unmarshal(b, &recs) != nil {
+		return map[string]codeSource{}
+	}
+	return recs
+}
+
+// writeCodeSources records what want was resolved from: the links a
+// successful job left.
+func writeCodeSources(n Names, want []wanted) error {
+	recs := map[string]codeSource{}
+	for _, w := range want {
+		recs[extDirs[w.kind]+"/"+w.ext.Name] = codeSource{Target: w.target, Source: sourceKey(w.ext), Version: w.ext.Version}
+	}
+	if err := writeJSONAtomic(codeSourcesPath(n), recs); err != nil {
+		return fmt.Errorf("record the site's code sources: %w", err)
+	}
+	return nil
+}
+
+// installedLatest returns what the site runs for e when e is unpinned and
+// the site's link of it was resolved from e's source and version as they
+// are now, and the artefact is still in the store: nothing to ask the
+// catalogue.
+func (s *Shard) installedLatest(n Names, recs map[string]codeSource, kind string, e site.Extension) (wanted, bool) {
+	w := wanted{kind: kind, ext: e}
+	if (e.Version != "" && e.Version != "latest") || e.Source.SourceType() != site.SourceWordPressOrg || s.cfg.Artefacts == nil {
+		return w, false
+	}
+	rec, ok := recs[extDirs[kind]+"/"+e.Name]
+	if !ok || rec.Source != sourceKey(e) || (rec.Version != "" && rec.Version != "latest") {
+		return w, false
+	}
+	// wp-content/plugins and themes are root's: the link is the shard's.
+	target, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", extDirs[kind], e.Name))
+	if err != nil || target != rec.Target || !s.inStore(target) {
+		return w, false
+	}
+	k := artefact.Plugin
+	if kind == "theme" {
+		k = artefact.Theme
+	}
+	a, err := s.cfg.Artefacts.Get(k, s.digestOf(target))
+	if err != nil || a.Name != e.Name || a.Dir != target {
+		return w, false
+	}
+	w.target, w.digest, w.ver = a.Dir, a.Digest, a.Version
+	return w, true
 }
 
 // observed is what a site runs.
