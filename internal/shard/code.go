@@ -163,9 +163,16 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 		return nil, err
 	}
 	defer unlock()
-	// The spec as it is now that the site is held.
+	// The spec as it is now that the site is held; what waitCodeReady
+	// checked may have changed while another job held it (a move, a
+	// deletion, a suspension began).
 	if st, err = get(ctx); err != nil {
 		return nil, err
+	}
+	if ready, err := s.codeReady(st); err != nil {
+		return nil, err
+	} else if !ready {
+		return nil, publicf("site %s is no longer ready on shard %s (phase %s); retry", st.Metadata.Name, s.cfg.Name, st.Status.Phase)
 	}
 	uid, gid := lookupIDs(n.Unix)
 	if uid < 0 && os.Geteuid() == 0 {
@@ -222,6 +229,9 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 	}
 	res.Changes = plan
 	if len(plan) == 0 {
+		if err := writeCodeSources(n, want); err != nil {
+			s.log.Warn("code sources not recorded: unpinned extensions are resolved again next job", "site", st.Metadata.Name, "err", err)
+		}
 		finish(cr.status(want, cur), true, "")
 		return res, nil
 	}
@@ -255,6 +265,9 @@ func (s *Shard) RunCode(ctx context.Context, src Sites, get func(context.Context
 			return nil, err
 		}
 		s.purgeSite(ctx, st)
+		if err := writeCodeSources(n, want); err != nil {
+			s.log.Warn("code sources not recorded: unpinned extensions are resolved again next job", "site", st.Metadata.Name, "err", err)
+		}
 		finish(cr.status(want, after), true, "")
 		s.log.Info("code applied", "site", st.Metadata.Name, "job", jobID, "changes", len(plan))
 		return res, nil
@@ -309,14 +322,8 @@ func (s *Shard) waitCodeReady(ctx context.Context, get func(context.Context) (*s
 		if err != nil {
 			return nil, err
 		}
-		n := s.NamesFor(st.Metadata.UID)
-		switch {
-		case st.Spec.Suspended || st.Status.Phase == site.PhaseSuspended:
-			return nil, publicf("site %s is suspended: its code cannot be checked; resume it first", st.Metadata.Name)
-		case st.Move.Active():
-			return nil, publicf("site %s is moving between shards; retry when the move is done", st.Metadata.Name)
-		case st.Status.Shard == s.cfg.Name && st.Status.Phase == site.PhaseReady && fileExists(filepath.Join(n.Dir, "installed")):
-			return st, nil
+		if ready, err := s.codeReady(st); err != nil || ready {
+			return st, err
 		}
 		if !s.cfg.Clock().Before(deadline) {
 			return nil, publicf("site %s did not become ready on shard %s within %s (phase %s)", st.Metadata.Name, s.cfg.Name, CodeReadyWait, st.Status.Phase)
@@ -333,15 +340,36 @@ func (s *Shard) waitCodeReady(ctx context.Context, get func(context.Context) (*s
 	}
 }
 
+// codeReady reports whether a code job may change site st now: an error
+// when it must not at all (suspended, moving, being deleted), false when
+// the site is not ready here yet.
+func (s *Shard) codeReady(st *site.Site) (bool, error) {
+	switch {
+	case st.Metadata.DeletionRequested != nil:
+		return false, publicf("site %s is being deleted", st.Metadata.Name)
+	case st.Spec.Suspended || st.Status.Phase == site.PhaseSuspended:
+		return false, publicf("site %s is suspended: its code cannot be checked; resume it first", st.Metadata.Name)
+	case st.Move.Active():
+		return false, publicf("site %s is moving between shards; retry when the move is done", st.Metadata.Name)
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	return st.Status.Shard == s.cfg.Name && st.Status.Phase == site.PhaseReady && fileExists(filepath.Join(n.Dir, "installed")), nil
+}
+
 // resolve maps every extension of the spec to what to link.
 func (cr *codeRun) resolve(ctx context.Context) ([]wanted, error) {
 	var out []wanted
+	recs := readCodeSources(cr.n)
 	for _, kind := range []string{"plugin", "theme"} {
 		list := cr.st.Spec.Plugins
 		if kind == "theme" {
 			list = cr.st.Spec.Themes
 		}
 		for _, e := range list {
+			if w, ok := cr.s.installedLatest(cr.n, recs, kind, e); ok {
+				out = append(out, w)
+				continue
+			}
 			cr.progress("fetching " + kind + " " + e.Name)
 			w, err := cr.s.resolveExtension(ctx, cr.st, kind, e)
 			if err != nil {
@@ -383,6 +411,84 @@ func (s *Shard) resolveExtension(ctx context.Context, st *site.Site, kind string
 	}
 	w.target, w.digest, w.ver = a.Dir, a.Digest, a.Version
 	return w, nil
+}
+
+// An unpinned extension (version "" or "latest") is resolved, which asks
+// the catalogue for its newest version, only when it is installed anew or
+// its spec changed; otherwise the version the site runs meets it. The
+// site's code-sources.json (root's, in its directory) records, for each
+// link a successful code job left, the spec's source and version it was
+// resolved from.
+
+// codeSource is what one link of a site was resolved from.
+type codeSource struct {
+	Target  string `json:"target"`
+	Source  string `json:"source"`  // the spec's source (sourceKey)
+	Version string `json:"version"` // the spec's version
+}
+
+func codeSourcesPath(n Names) string { return filepath.Join(n.Dir, "code-sources.json") }
+
+// sourceKey identifies the source of e (its type made explicit).
+func sourceKey(e site.Extension) string {
+	src := e.Source
+	src.Type = src.SourceType()
+	b, _ := json.Marshal(src)
+	return string(b)
+}
+
+// readCodeSources returns the site's records ("plugins/x" → source); none
+// when the file is missing or damaged (everything is resolved then).
+func readCodeSources(n Names) map[string]codeSource {
+	recs := map[string]codeSource{}
+	b, err := os.ReadFile(codeSourcesPath(n))
+	if err != nil || json.Unmarshal(b, &recs) != nil {
+		return map[string]codeSource{}
+	}
+	return recs
+}
+
+// writeCodeSources records what want was resolved from: the links a
+// successful job left.
+func writeCodeSources(n Names, want []wanted) error {
+	recs := map[string]codeSource{}
+	for _, w := range want {
+		recs[extDirs[w.kind]+"/"+w.ext.Name] = codeSource{Target: w.target, Source: sourceKey(w.ext), Version: w.ext.Version}
+	}
+	if err := writeJSONAtomic(codeSourcesPath(n), recs); err != nil {
+		return fmt.Errorf("record the site's code sources: %w", err)
+	}
+	return nil
+}
+
+// installedLatest returns what the site runs for e when e is unpinned and
+// the site's link of it was resolved from e's source and version as they
+// are now, and the artefact is still in the store: nothing to ask the
+// catalogue.
+func (s *Shard) installedLatest(n Names, recs map[string]codeSource, kind string, e site.Extension) (wanted, bool) {
+	w := wanted{kind: kind, ext: e}
+	if (e.Version != "" && e.Version != "latest") || e.Source.SourceType() != site.SourceWordPressOrg || s.cfg.Artefacts == nil {
+		return w, false
+	}
+	rec, ok := recs[extDirs[kind]+"/"+e.Name]
+	if !ok || rec.Source != sourceKey(e) || (rec.Version != "" && rec.Version != "latest") {
+		return w, false
+	}
+	// wp-content/plugins and themes are root's: the link is the shard's.
+	target, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", extDirs[kind], e.Name))
+	if err != nil || target != rec.Target || !s.inStore(target) {
+		return w, false
+	}
+	k := artefact.Plugin
+	if kind == "theme" {
+		k = artefact.Theme
+	}
+	a, err := s.cfg.Artefacts.Get(k, s.digestOf(target))
+	if err != nil || a.Name != e.Name || a.Dir != target {
+		return w, false
+	}
+	w.target, w.digest, w.ver = a.Dir, a.Digest, a.Version
+	return w, true
 }
 
 // observed is what a site runs.
@@ -1174,7 +1280,10 @@ func (s *Shard) codeStatus(st *site.Site, cur *observed) *site.CodeStatus {
 			Digest: s.digestOf(target), Source: source("plugins", p.Name, target)})
 	}
 	for _, t := range cur.wp.Themes {
-		target := cur.links["themes"][t.Name]
+		target, linked := cur.links["themes"][t.Name]
+		if !linked {
+			continue // not in wp-content/themes: a directory a plugin registered
+		}
 		c.Themes = append(c.Themes, site.InstalledExtension{Name: t.Name, Version: t.Version, Active: t.Active,
 			Digest: s.digestOf(target), Source: source("themes", t.Name, target)})
 	}

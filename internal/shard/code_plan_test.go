@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/site"
@@ -146,5 +147,29 @@ func TestCodeScrub(t *testing.T) {
 		if got := s.scrub(in, n); got != want {
 			t.Errorf("scrub(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Status.Code lists only the themes in the site's wp-content/themes: a
+// theme directory a plugin registered elsewhere (register_theme_directory)
+// does not reach the site's status.
+func TestCodeStatusThemesInWPContent(t *testing.T) {
+	as, err := artefact.Open(artefact.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Shard{cfg: Config{Artefacts: as, Clock: time.Now}, layout: Layout{Dir: t.TempDir()}}
+	cur := &observed{
+		links: map[string]map[string]string{"plugins": {}, "themes": {"twentytwentythree": "/core/content/themes/twentytwentythree"}},
+		wp: &wordpress.Observation{Themes: []wordpress.ThemeState{{Name: "twentytwentythree", Active: true},
+			{Name: "registered-elsewhere"}}, Options: map[string]string{}},
+	}
+	st := &site.Site{}
+	var names []string
+	for _, e := range s.codeStatus(st, cur).Themes {
+		names = append(names, e.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"twentytwentythree"}) {
+		t.Errorf("Status.Code themes = %v, want [twentytwentythree]", names)
 	}
 }

@@ -102,6 +102,9 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 	case owner: // the target after the switch
 		return false, nil
 	}
+	if errors.Is(err, errSiteBusy) {
+		return true, nil
+	}
 	if err != nil && ctx.Err() == nil {
 		s.reportMoveError(ctx, src, st, err)
 	}
@@ -138,6 +141,18 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	n := s.NamesFor(st.Metadata.UID)
 	if m.ID == "" {
 		return errors.New("move has no ID")
+	}
+	// Not while a job (a code job) changes the site; one a crash
+	// interrupted is rolled back before the site is frozen and exported.
+	unlock, ok := s.tryHoldSite(n.ID, false)
+	if !ok {
+		return errSiteBusy
+	}
+	defer unlock()
+	if fileExists(codeMarker(n)) {
+		if err := s.recoverCode(ctx, st, n); err != nil {
+			return fmt.Errorf("rolling back an interrupted code job: %w", err)
+		}
 	}
 	frozen, err := s.writesFrozen(ctx, n)
 	if err != nil {

@@ -75,7 +75,9 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	rep := reporter{s: s, src: src, st: st}
 	if st.Metadata.DeletionRequested != nil {
 		rep.cond(ctx, CondServing, "False", "Deleting", "removing the site", site.PhaseDeleting)
-		if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); err != nil {
+		if err := s.teardown(ctx, s.NamesFor(st.Metadata.UID)); errors.Is(err, errSiteBusy) {
+			return nil
+		} else if err != nil {
 			rep.cond(ctx, CondServing, "False", "DeleteFailed", s.publicMessage(s.siteLog(st), "removing the site", err), site.PhaseDeleting)
 			return err
 		}
@@ -422,9 +424,21 @@ func (s *Shard) clearPartialInstall(ctx context.Context, db string) error {
 	return s.db.RecreateDatabase(ctx, db)
 }
 
+// errSiteBusy is work on a site put off because a job (a code job, a
+// restore) holds it; the job's end wakes the shard, whose next pass
+// retries.
+var errSiteBusy = errors.New("the site is busy with a job; retried when it ends")
+
 // teardown removes everything the shard created for a site; each step is
-// idempotent, so an interrupted teardown is finished by the next pass.
+// idempotent, so an interrupted teardown is finished by the next pass. It
+// holds the site (lockSite) and returns errSiteBusy while a job does: a
+// code job's rollback must not recreate what teardown removed.
 func (s *Shard) teardown(ctx context.Context, n Names) error {
+	unlock, ok := s.tryHoldSite(n.ID, false)
+	if !ok {
+		return errSiteBusy
+	}
+	defer unlock()
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
 	}
@@ -485,7 +499,9 @@ func (s *Shard) collectOrphans(ctx context.Context, known map[string]bool) error
 	}
 	for _, n := range seen {
 		s.log.Warn("removing orphaned site resources", "id", n.ID)
-		errs = append(errs, s.teardown(ctx, n))
+		if err := s.teardown(ctx, n); !errors.Is(err, errSiteBusy) {
+			errs = append(errs, err)
+		}
 	}
 	// Load users of dumps a crash interrupted.
 	errs = append(errs, s.db.CollectLoadUsers(ctx))

@@ -73,6 +73,13 @@ const (
 // another restore holds it; unlock releases it. Convergence and cron skip
 // a busy site.
 func (s *Shard) lockSite(ctx context.Context, id string) (unlock func(), err error) {
+	return s.holdSite(ctx, id, true)
+}
+
+// holdSite is lockSite; with wake false its unlock does not wake the
+// shard (for convergence's own steps that hold a site every pass: waking
+// would start the next pass at once, and the next).
+func (s *Shard) holdSite(ctx context.Context, id string, wake bool) (unlock func(), err error) {
 	for {
 		s.mu.Lock()
 		ch, held := s.busy[id]
@@ -86,7 +93,9 @@ func (s *Shard) lockSite(ctx context.Context, id string) (unlock func(), err err
 				delete(s.converged, id) // check it in full next pass
 				s.mu.Unlock()
 				close(ch)
-				s.Wake()
+				if wake {
+					s.Wake()
+				}
 			}, nil
 		}
 		s.mu.Unlock()
@@ -100,13 +109,18 @@ func (s *Shard) lockSite(ctx context.Context, id string) (unlock func(), err err
 
 // tryLockSite is lockSite without waiting.
 func (s *Shard) tryLockSite(id string) (unlock func(), ok bool) {
+	return s.tryHoldSite(id, true)
+}
+
+// tryHoldSite is tryLockSite with holdSite's wake.
+func (s *Shard) tryHoldSite(id string, wake bool) (unlock func(), ok bool) {
 	s.mu.Lock()
 	_, held := s.busy[id]
 	s.mu.Unlock()
 	if held {
 		return nil, false
 	}
-	u, err := s.lockSite(context.Background(), id)
+	u, err := s.holdSite(context.Background(), id, wake)
 	return u, err == nil
 }
 

@@ -300,7 +300,7 @@ func New(cfg Config) *Shard {
 		cfg:         cfg,
 		log:         log,
 		prefix:      prefix,
-		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b)?$`),
+		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b|_rs|_ro|_cs|_co)?$`),
 		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_"},
 		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),

@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/aipress/aipress/internal/site"
 )
 
 //go:embed code.php
@@ -136,10 +140,85 @@ func (r Runner) ObserveCode(ctx context.Context, script string, options []string
 	if err := json.Unmarshal(lastLine(out), &o); err != nil {
 		return nil, fmt.Errorf("observe code: %s", summarize(out))
 	}
-	if o.Options == nil {
-		o.Options = map[string]string{}
+	return o.sanitize(options), nil
+}
+
+// Limits on what an observation keeps: the site's code (its plugins'
+// filters) shapes what WordPress reports, and the result is written into
+// the site's status.
+const (
+	MaxObservedExtensions = 1000 // plugins, and themes, kept
+	maxObservedText       = 200  // titles, versions, complaints
+	maxObservedOption     = 1024 // an option's value
+	maxObservedPath       = 300  // a plugin's main file
+)
+
+// sanitize returns o with only what the shard can trust the shape of:
+// plugins and themes whose folder is a valid slug (at most
+// MaxObservedExtensions of each), short text fields, and only the asked-for
+// options (values cut at maxObservedOption bytes: longer than any spec
+// value, so such an option never matches a spec).
+func (o Observation) sanitize(asked []string) *Observation {
+	out := &Observation{Core: text(o.Core), Options: map[string]string{}}
+	if site.ValidSlug(o.Stylesheet) {
+		out.Stylesheet = o.Stylesheet
 	}
-	return &o, nil
+	for _, p := range o.Plugins {
+		if len(out.Plugins) == MaxObservedExtensions {
+			break
+		}
+		if !site.ValidSlug(p.Name) || !validPluginFile(p.Name, p.File) {
+			continue
+		}
+		out.Plugins = append(out.Plugins, PluginState{Name: p.Name, File: p.File, Title: text(p.Title), Version: text(p.Version), Active: p.Active})
+	}
+	for _, t := range o.Themes {
+		if len(out.Themes) == MaxObservedExtensions {
+			break
+		}
+		if !site.ValidSlug(t.Name) {
+			continue
+		}
+		out.Themes = append(out.Themes, ThemeState{Name: t.Name, Title: text(t.Title), Version: text(t.Version), Active: t.Active, Broken: text(t.Broken)})
+	}
+	for _, f := range o.ActiveMissing {
+		if len(out.ActiveMissing) == MaxObservedExtensions {
+			break
+		}
+		out.ActiveMissing = append(out.ActiveMissing, cut(f, maxObservedPath))
+	}
+	for _, k := range asked {
+		if v, ok := o.Options[k]; ok {
+			out.Options[k] = cut(v, maxObservedOption)
+		}
+	}
+	return out
+}
+
+// validPluginFile reports whether file is plugin name's main file: name
+// itself (a single-file plugin) or a PHP file in its folder.
+func validPluginFile(name, file string) bool {
+	if file == name {
+		return true
+	}
+	rest, ok := strings.CutPrefix(file, name+"/")
+	return ok && len(file) <= maxObservedPath && rest != "" && !strings.Contains(rest, "/") &&
+		!strings.HasPrefix(rest, ".") && strings.HasSuffix(rest, ".php")
+}
+
+func text(s string) string { return cut(s, maxObservedText) }
+
+// cut is s as valid UTF-8 of at most max bytes.
+func cut(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // ApplyCode applies in through WordPress in the site's context. It returns

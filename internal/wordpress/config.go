@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/aipress/aipress/internal/site"
 )
 
 // Config is what goes into a site's wp-config.php.
@@ -145,7 +147,9 @@ if (isset($_SERVER['HTTP_X_FORWARDED_PROTO']) && $_SERVER['HTTP_X_FORWARDED_PROT
 	}
 	var consts []string
 	for _, k := range slices.Sorted(maps.Keys(c.Constants)) {
-		if constNameRE.MatchString(k) && !platformConstants[k] {
+		// Only the settings a spec may set, whatever reached us: the
+		// API validates specs, but a constant is PHP run by every request.
+		if _, ok := site.ConstantNames[k]; ok && constNameRE.MatchString(k) && !platformConstants[k] {
 			consts = append(consts, fmt.Sprintf("define(%s, %s);\n", phpString(k), constantLiteral(k, c.Constants[k])))
 		}
 	}

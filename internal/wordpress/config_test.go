@@ -119,6 +119,19 @@ func TestConfigConstants(t *testing.T) {
 	if strings.Count(string(out), "DISALLOW_FILE_MODS") != 1 || strings.Contains(string(out), "evil") || ConstantsOf(out) != nil {
 		t.Errorf("platform constants overridden:\n%s", out)
 	}
+	// Upper-case names that are not settings a spec may set are never
+	// written, even when validation was skipped.
+	c.Constants = map[string]string{"WP_ALLOW_MULTISITE": "true", "FORCE_SSL_ADMIN": "false", "CUSTOM_USER_TABLE": "wp_x",
+		"AUTOSAVE_INTERVAL": "60"}
+	out = c.Render()
+	for _, k := range []string{"WP_ALLOW_MULTISITE", "FORCE_SSL_ADMIN", "CUSTOM_USER_TABLE"} {
+		if strings.Contains(string(out), k) {
+			t.Errorf("constant %s not in site.ConstantNames written:\n%s", k, out)
+		}
+	}
+	if got := ConstantsOf(out); len(got) != 1 || got["AUTOSAVE_INTERVAL"] != "60" {
+		t.Errorf("ConstantsOf = %v, want only AUTOSAVE_INTERVAL", got)
+	}
 	if ConstantsOf(Config{Domain: "x"}.Render()) != nil {
 		t.Error("constants found in a config without any")
 	}

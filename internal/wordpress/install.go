@@ -61,9 +61,44 @@ type InstallOptions struct {
 	Title, AdminUser, AdminEmail, AdminPasswordHash string
 }
 
+// MaxScriptOutput is how much of a script's stdout, and of its stderr,
+// run keeps: the site's code (its plugins) writes there, and the shard
+// runs as root. A script that writes more is killed.
+const MaxScriptOutput = 1 << 20
+
+// ErrOutputTooLarge is a script killed for writing more than
+// MaxScriptOutput bytes to stdout or stderr.
+var ErrOutputTooLarge = fmt.Errorf("script output exceeds %d bytes", MaxScriptOutput)
+
+// cappedBuffer keeps the first max bytes written to it; the first write
+// beyond them calls overflow (which kills the script) and the rest is
+// discarded until the script is gone.
+type cappedBuffer struct {
+	buf      bytes.Buffer
+	max      int
+	over     bool
+	overflow func()
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if c.over {
+		return len(p), nil
+	}
+	if room := c.max - c.buf.Len(); len(p) > room {
+		c.buf.Write(p[:room])
+		c.over = true
+		c.overflow()
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
 func (r Runner) run(ctx context.Context, script string, env []string, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Cancelled when the script writes too much: CommandContext kills it.
+	ctx, kill := context.WithCancel(ctx)
+	defer kill()
 	// The same hardening as every php-fpm pool (internal/phpini): the
 	// script loads the site's own plugins and themes.
 	args := append([]string{"-d", "display_errors=stderr", "-d", "memory_limit=256M"}, phpini.Args()...)
@@ -85,17 +120,24 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	if err := procns.WrapWith(cmd, procns.Options{Keep: []string{r.Docroot, script}}); err != nil {
 		return nil, err
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+	stdout := &cappedBuffer{max: MaxScriptOutput, overflow: kill}
+	stderr := &cappedBuffer{max: MaxScriptOutput, overflow: kill}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A child the script left holding the pipes does not keep us waiting.
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if stdout.over || stderr.over {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(script), ErrOutputTooLarge)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.buf.String())
 		if len(msg) > 600 {
 			msg = msg[len(msg)-600:]
 		}
 		// stdout too: a script may report its failure there.
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", filepath.Base(script), err, msg)
+		return stdout.buf.Bytes(), fmt.Errorf("%s: %w: %s", filepath.Base(script), err, msg)
 	}
-	return stdout.Bytes(), nil
+	return stdout.buf.Bytes(), nil
 }
 
 // Install runs WordPress's installer (wp_install) with o. It is idempotent:

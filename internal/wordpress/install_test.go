@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,28 +75,7 @@ func TestRunnerHardening(t *testing.T) {
 	if _, err := os.Stat(PHPCLI); err != nil {
 		t.Skip("php8.2 CLI not installed (make deps)")
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "aiptest" + hex.EncodeToString(b)
-	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-
-	base := t.TempDir()
-	if _, err := fsperm.EnsureTraversable(base); err != nil {
-		t.Fatal(err)
-	}
-	docroot := filepath.Join(base, "htdocs")
-	os.MkdirAll(docroot, 0o700)
-	os.Chown(docroot, uid, gid)
+	uid, gid, base, docroot := siteUser(t)
 	script := filepath.Join(base, "probe.php")
 	os.WriteFile(script, []byte(cliProbe), 0o644)
 
@@ -179,4 +161,123 @@ func TestRunnerHardening(t *testing.T) {
 			}
 		}
 	})
+}
+
+// siteUser makes a Unix user for the test and a docroot it owns in a
+// traversable temporary directory (base).
+func siteUser(t *testing.T) (uid, gid int, base, docroot string) {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "aiptest" + hex.EncodeToString(b)
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	base = t.TempDir()
+	if _, err := fsperm.EnsureTraversable(base); err != nil {
+		t.Fatal(err)
+	}
+	docroot = filepath.Join(base, "htdocs")
+	os.MkdirAll(docroot, 0o700)
+	os.Chown(docroot, uid, gid)
+	return uid, gid, base, docroot
+}
+
+// A site's code that floods stdout or stderr (a hostile plugin loaded by
+// the code script) is killed once it has written MaxScriptOutput bytes;
+// the shard keeps no more than that. The endless writers end only because
+// they are killed.
+func TestRunnerOutputCapped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a site user")
+	}
+	if _, err := os.Stat(PHPCLI); err != nil {
+		t.Skip("php8.2 CLI not installed (make deps)")
+	}
+	uid, gid, base, docroot := siteUser(t)
+	r := Runner{Docroot: docroot, Host: "x.test", UID: uid, GID: gid}
+	for _, tc := range []struct{ name, php string }{
+		{"stdout then exit", `echo str_repeat("x", 3 << 20), "\n";`},
+		{"stderr then exit", `fwrite(STDERR, str_repeat("x", 3 << 20));`},
+		{"stdout forever", `$s = str_repeat("x", 65536); for (;;) { echo $s; }`},
+		{"stderr forever", `$s = str_repeat("x", 65536); for (;;) { fwrite(STDERR, $s); }`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := filepath.Join(base, strings.ReplaceAll(tc.name, " ", "-")+".php")
+			if err := os.WriteFile(script, []byte("<?php\n"+tc.php+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// Without the cap the endless writers run into this.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := r.run(ctx, script, nil, 2*time.Minute)
+			if !errors.Is(err, ErrOutputTooLarge) {
+				t.Fatalf("run: err %v (output %d bytes), want ErrOutputTooLarge", err, len(out))
+			}
+			if len(out) > MaxScriptOutput {
+				t.Errorf("kept %d bytes of output, want at most %d", len(out), MaxScriptOutput)
+			}
+		})
+	}
+}
+
+// What the site's code reports through the code script is cut to a shape
+// the shard trusts: only asked-for options, short values, slug names, a
+// bounded number of plugins and themes.
+func TestObserveCodeSanitized(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a site user")
+	}
+	if _, err := os.Stat(PHPCLI); err != nil {
+		t.Skip("php8.2 CLI not installed (make deps)")
+	}
+	uid, gid, base, docroot := siteUser(t)
+	r := Runner{Docroot: docroot, Host: "x.test", UID: uid, GID: gid}
+	// A code script whose WordPress a hostile plugin has bent.
+	script := filepath.Join(base, "code.php")
+	hostile := `<?php
+$p = [['name' => 'good', 'file' => 'good/good.php', 'title' => str_repeat('t', 5000), 'version' => '1.0', 'active' => true],
+	['name' => '../../etc', 'file' => '../../etc/x.php', 'title' => 'x', 'version' => '1', 'active' => true],
+	['name' => 'Evil Name', 'file' => 'Evil Name/x.php', 'title' => 'x', 'version' => '1', 'active' => true],
+	['name' => 'sneaky', 'file' => '../sneaky.php', 'title' => 'x', 'version' => '1', 'active' => true]];
+for ($i = 0; $i < 5000; $i++) { $p[] = ['name' => "p$i", 'file' => "p$i/p$i.php", 'title' => 'x', 'version' => '1', 'active' => false]; }
+$t = [['name' => '<script>', 'title' => 'x', 'version' => '1', 'active' => false]];
+for ($i = 0; $i < 5000; $i++) { $t[] = ['name' => "t$i", 'title' => 'x', 'version' => '1', 'active' => false]; }
+echo json_encode(['core' => '6.1.9', 'plugins' => $p, 'themes' => $t, 'stylesheet' => '../x', 'active_missing' => [],
+	'options' => ['blogname' => str_repeat('b', 10000), 'siteurl' => 'http://evil', 'admin_email' => 'x@evil']]), "\n";
+`
+	if err := os.WriteFile(script, []byte(hostile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, err := r.ObserveCode(ctx, script, []string{"blogname", "blogdescription"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Options) != 1 || len(o.Options["blogname"]) > 1024 {
+		t.Errorf("options: %d kept (%v), blogname %d bytes; want only blogname, at most 1024 bytes", len(o.Options), slices.Sorted(maps.Keys(o.Options)), len(o.Options["blogname"]))
+	}
+	if len(o.Plugins) != MaxObservedExtensions || len(o.Themes) != MaxObservedExtensions {
+		t.Errorf("%d plugins, %d themes kept; want %d of each", len(o.Plugins), len(o.Themes), MaxObservedExtensions)
+	}
+	if g := o.Plugin("good"); g == nil || len(g.Title) > 200 {
+		t.Errorf("plugin good: %+v; want it with a title of at most 200 bytes", g)
+	}
+	for _, name := range []string{"../../etc", "Evil Name", "sneaky"} {
+		if o.Plugin(name) != nil {
+			t.Errorf("plugin %q kept", name)
+		}
+	}
+	if o.Theme("<script>") != nil || o.Stylesheet != "" {
+		t.Errorf("theme <script> kept or stylesheet %q; want neither", o.Stylesheet)
+	}
 }
