@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"sync"
 	"time"
 
@@ -295,7 +296,7 @@ func (f *fleetRun) site(ctx context.Context, wi, si int) error {
 // run created, or a new one; why says why the site cannot be updated.
 func (f *fleetRun) updateJob(ctx context.Context, name string) (id, why string, err error) {
 	c := f.c
-	jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Site: name, Kind: store.JobUpdate})
+	jobs, err := ctljobs.List(ctx, c.cfg.Store, store.JobListOptions{Site: name, Kind: store.JobUpdate})
 	if err != nil {
 		return "", "", err
 	}

@@ -31,9 +31,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"log/slog"
 	"regexp"
-	"slices"
 	"sync"
 	"time"
 
@@ -87,10 +87,9 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	running map[string]bool // jobs this process runs
-	wg      sync.WaitGroup
-	kick    chan struct{}
+	mu   sync.Mutex
+	jobs *ctljobs.Runner // the control plane's own jobs this process runs
+	kick chan struct{}
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed and replaced on every Wake
@@ -122,8 +121,9 @@ func New(cfg Config) *Controller {
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = DefaultStepTimeout
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, running: map[string]bool{}, kick: make(chan struct{}, 1),
-		sig: make(chan struct{})}
+	return &Controller{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), sig: make(chan struct{}),
+		// A resumed update keeps its first start: its steps go on.
+		jobs: ctljobs.New(ctljobs.Config{Store: cfg.Store, Clock: cfg.Clock, Notify: cfg.Notify, KeepStart: true})}
 }
 
 // Wake makes Run look for new jobs now and the waiting steps read the
@@ -166,7 +166,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 // Wait waits for the jobs started by passes.
-func (c *Controller) Wait() { c.wg.Wait() }
+func (c *Controller) Wait() { c.jobs.Wait() }
 
 // Pass starts the Pending update jobs (and Running ones no process runs)
 // and deletes orphaned staging sites.
@@ -178,93 +178,10 @@ var active = []store.JobPhase{store.JobPending, store.JobRunning}
 
 func finished(j *store.Job) bool { return j.Phase == store.JobSucceeded || j.Phase == store.JobFailed }
 
-func allJobs(ctx context.Context, st store.Store, opts store.JobListOptions) ([]store.Job, error) {
-	opts.Limit = store.MaxLimit
-	var out []store.Job
-	for {
-		l, err := st.ListJobs(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		out = append(out, l.Items...)
-		if l.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = l.Continue
-	}
-}
-
 // runJobs claims the control plane's update jobs, oldest first, each run in
 // a goroutine.
 func (c *Controller) runJobs(ctx context.Context) error {
-	for _, kind := range []store.JobKind{store.JobFleetUpdate, store.JobUpdate} {
-		jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Kind: kind, Phases: active})
-		if err != nil {
-			return err
-		}
-		slices.Reverse(jobs)
-		for _, j := range jobs {
-			if j.Shard != "" {
-				continue
-			}
-			c.mu.Lock()
-			busy := c.running[j.ID]
-			if !busy {
-				c.running[j.ID] = true
-			}
-			c.mu.Unlock()
-			if busy {
-				continue
-			}
-			claimed, err := c.claim(ctx, j.ID)
-			if err != nil || claimed == nil {
-				c.done(j.ID)
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				defer c.done(claimed.ID)
-				c.exec(ctx, claimed)
-			}()
-		}
-	}
-	return nil
-}
-
-func (c *Controller) done(id string) {
-	c.mu.Lock()
-	delete(c.running, id)
-	c.mu.Unlock()
-}
-
-// claim marks a job Running (Attempts+1); nil when it is no longer to run.
-// Its result (the steps done so far) stays.
-func (c *Controller) claim(ctx context.Context, id string) (*store.Job, error) {
-	now := c.cfg.Clock().UTC()
-	var ok bool
-	j, err := c.cfg.Store.UpdateJob(ctx, id, func(j *store.Job) error {
-		ok = j.Phase == store.JobPending || j.Phase == store.JobRunning
-		if !ok {
-			return nil
-		}
-		j.Phase = store.JobRunning
-		j.Attempts++
-		if j.StartedAt == nil {
-			j.StartedAt = &now
-		}
-		j.FinishedAt = nil
-		j.Error = ""
-		return nil
-	})
-	if err != nil || !ok {
-		return nil, err
-	}
-	c.cfg.Notify()
-	return j, nil
+	return c.jobs.Pass(ctx, []store.JobKind{store.JobFleetUpdate, store.JobUpdate}, nil, c.exec)
 }
 
 // exec runs a claimed job to its end, or until ctx ends (then it stays

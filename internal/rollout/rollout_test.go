@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -286,7 +287,7 @@ func updateResult(t *testing.T, j *store.Job) store.UpdateResult {
 // jobsOf lists a site's jobs of a kind, oldest first.
 func (e *env) jobsOf(siteName string, kind store.JobKind) []store.Job {
 	e.t.Helper()
-	l, err := allJobs(e.ctx, e.st, store.JobListOptions{Site: siteName, Kind: kind})
+	l, err := ctljobs.List(e.ctx, e.st, store.JobListOptions{Site: siteName, Kind: kind})
 	if err != nil {
 		e.t.Fatal(err)
 	}

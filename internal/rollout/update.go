@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"reflect"
 	"slices"
 	"strings"
@@ -337,7 +338,7 @@ func (u *updateRun) stagingApply(ctx context.Context) error {
 // codeJob returns the update's code job on st at its generation: the one a
 // crashed run created, or a new one.
 func (u *updateRun) codeJob(ctx context.Context, st *site.Site) (string, error) {
-	jobs, err := allJobs(ctx, u.c.cfg.Store, store.JobListOptions{Site: st.Metadata.Name, Kind: store.JobCode})
+	jobs, err := ctljobs.List(ctx, u.c.cfg.Store, store.JobListOptions{Site: st.Metadata.Name, Kind: store.JobCode})
 	if err != nil {
 		return "", err
 	}

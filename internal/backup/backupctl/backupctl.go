@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -77,10 +78,9 @@ type Controller struct {
 	lastGood      map[string]time.Time
 	lastRetention time.Time
 
-	mu      sync.Mutex
-	running map[string]bool // control-plane jobs this process runs
-	wg      sync.WaitGroup
-	kick    chan struct{}
+	mu   sync.Mutex
+	jobs *ctljobs.Runner // the control plane's own jobs this process runs
+	kick chan struct{}
 }
 
 // New returns a Controller.
@@ -115,7 +115,8 @@ func New(cfg Config) *Controller {
 	if cfg.Pick == nil {
 		cfg.Pick = rand.IntN
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, running: map[string]bool{}, kick: make(chan struct{}, 1)}
+	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		jobs: ctljobs.New(ctljobs.Config{Store: cfg.Store, Clock: cfg.Clock, Notify: cfg.Notify})}
 }
 
 // Wake makes Run look at the control-plane jobs (recoveries, verifications,
@@ -168,7 +169,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 // Wait waits for the control-plane jobs started by passes.
-func (c *Controller) Wait() { c.wg.Wait() }
+func (c *Controller) Wait() { c.jobs.Wait() }
 
 // Pass does one round of the backup work.
 func (c *Controller) Pass(ctx context.Context) error {
@@ -211,22 +212,6 @@ func allSites(ctx context.Context, st store.Store) ([]site.Site, error) {
 	}
 }
 
-func allJobs(ctx context.Context, st store.Store, opts store.JobListOptions) ([]store.Job, error) {
-	opts.Limit = store.MaxLimit
-	var out []store.Job
-	for {
-		l, err := st.ListJobs(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		out = append(out, l.Items...)
-		if l.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = l.Continue
-	}
-}
-
 var active = []store.JobPhase{store.JobPending, store.JobRunning}
 
 func (c *Controller) newJob(ctx context.Context, kind store.JobKind, siteName, uid, shard string, params any) (*store.Job, error) {
@@ -257,7 +242,7 @@ func schedulable(st *site.Site) bool {
 // most MaxPerShard active per shard.
 func (c *Controller) schedule(ctx context.Context, sites []site.Site) error {
 	now := c.cfg.Clock()
-	jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Kind: store.JobBackup, Phases: active})
+	jobs, err := ctljobs.List(ctx, c.cfg.Store, store.JobListOptions{Kind: store.JobBackup, Phases: active})
 	if err != nil {
 		return err
 	}
@@ -339,7 +324,7 @@ func (c *Controller) protectedRefs(ctx context.Context, sites []site.Site) (map[
 		}
 	}
 	for _, kind := range []store.JobKind{store.JobRestore, store.JobVerifyRestore} {
-		jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Kind: kind, Phases: active})
+		jobs, err := ctljobs.List(ctx, c.cfg.Store, store.JobListOptions{Kind: kind, Phases: active})
 		if err != nil {
 			return nil, err
 		}
@@ -486,71 +471,12 @@ func (c *Controller) periodic(ctx context.Context, sites []site.Site) error {
 // runJobs starts the control plane's own Pending jobs, and Running ones no
 // process runs (their runner died), each in a goroutine.
 func (c *Controller) runJobs(ctx context.Context) error {
-	for _, kind := range []store.JobKind{store.JobVerify, store.JobPrune, store.JobRecover} {
-		jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Kind: kind, Phases: active})
-		if err != nil {
-			return err
-		}
-		slices.Reverse(jobs) // oldest first
-		for _, j := range jobs {
-			if j.Shard != "" || (kind == store.JobRecover && j.Phase == store.JobRunning && j.Progress.Message == recoverRebuilding) {
-				continue
-			}
-			c.mu.Lock()
-			busy := c.running[j.ID]
-			if !busy {
-				c.running[j.ID] = true
-			}
-			c.mu.Unlock()
-			if busy {
-				continue
-			}
-			claimed, err := c.claim(ctx, j.ID)
-			if err != nil || claimed == nil {
-				c.done(j.ID)
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				defer c.done(claimed.ID)
-				c.exec(ctx, claimed)
-			}()
-		}
+	// A recover job that waits for its sites to come back is watched by
+	// the recover pass, not run.
+	skip := func(j *store.Job) bool {
+		return j.Kind == store.JobRecover && j.Phase == store.JobRunning && j.Progress.Message == recoverRebuilding
 	}
-	return nil
-}
-
-func (c *Controller) done(id string) {
-	c.mu.Lock()
-	delete(c.running, id)
-	c.mu.Unlock()
-}
-
-// claim marks a job Running (Attempts+1); nil when it is no longer to run.
-func (c *Controller) claim(ctx context.Context, id string) (*store.Job, error) {
-	now := c.cfg.Clock().UTC()
-	var ok bool
-	j, err := c.cfg.Store.UpdateJob(ctx, id, func(j *store.Job) error {
-		ok = j.Phase == store.JobPending || j.Phase == store.JobRunning
-		if !ok {
-			return nil
-		}
-		j.Phase = store.JobRunning
-		j.Attempts++
-		j.StartedAt = &now
-		j.FinishedAt = nil
-		j.Error = ""
-		return nil
-	})
-	if err != nil || !ok {
-		return nil, err
-	}
-	c.cfg.Notify()
-	return j, nil
+	return c.jobs.Pass(ctx, []store.JobKind{store.JobVerify, store.JobPrune, store.JobRecover}, skip, c.exec)
 }
 
 // finish records a job's end.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,7 +103,7 @@ func (e *env) pass(t *testing.T) {
 
 func (e *env) jobs(t *testing.T, opts store.JobListOptions) []store.Job {
 	t.Helper()
-	out, err := allJobs(context.Background(), e.st, opts)
+	out, err := ctljobs.List(context.Background(), e.st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aipress/aipress/internal/ctljobs"
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/catalog"
@@ -146,7 +147,7 @@ func countWithSnapshot(r store.RecoverResult) int {
 // generation of its switch; when all are, the job succeeds with the time
 // it took.
 func (c *Controller) trackRecoveries(ctx context.Context) error {
-	jobs, err := allJobs(ctx, c.cfg.Store, store.JobListOptions{Kind: store.JobRecover, Phases: []store.JobPhase{store.JobRunning}})
+	jobs, err := ctljobs.List(ctx, c.cfg.Store, store.JobListOptions{Kind: store.JobRecover, Phases: []store.JobPhase{store.JobRunning}})
 	if err != nil {
 		return err
 	}
