@@ -98,8 +98,8 @@ func (s *Store) ensureGit(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.ensureDigest(ctx, ref.Kind, digest, func() (*Artefact, error) {
-		return s.unpack(ctx, ref.Kind, ref.Name, digest, es)
+	a, err := s.ensureDigest(ctx, ref.Kind, "", digest, func() (*Artefact, error) {
+		return s.unpack(ctx, ref.Kind, ref.Name, "", digest, es)
 	})
 	if err != nil {
 		return nil, err
