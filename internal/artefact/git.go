@@ -221,6 +221,11 @@ func treeEntries(tree *object.Tree, name string, lim Limits) ([]entry, string, e
 			if _, err := checkName(full); err != nil {
 				return err
 			}
+			if strings.EqualFold(te.Name, ".git") {
+				// A repository's metadata (hooks, config) is no part of
+				// a plugin; git never commits one, a hand-made tree can.
+				return refuse(full, "a .git entry (not allowed in a git source's tree)")
+			}
 			if len(es) >= lim.MaxFiles {
 				return refuse("", "more than the limit of %d entries", lim.MaxFiles)
 			}
