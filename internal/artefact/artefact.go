@@ -10,10 +10,16 @@
 // core; a core's name is "wordpress"), with <root>/<kind>/<digest>/.complete
 // (JSON: name, version, main file, counts) written last: a digest folder
 // without it is a crash's leftover and is removed and redone by the next
-// Ensure. Everything is root's, folders 0755 and files 0644; nothing is a
-// link. Downloads go to <root>/.tmp (0700) first; <root>/.index remembers
-// which digest a catalogue version or a git commit gave, so that an
-// explicit version already in the store needs no network.
+// Ensure. An uploaded artefact is unpacked once per organisation, in a
+// folder named not by its digest but by HMAC-SHA256(<root>/.secret, org
+// NUL digest): a site's PHP cannot derive where another organisation's
+// upload is, even from its SHA-256. Everything is root's, files 0644,
+// folders 0755 but the root and the kind folders, 0711 (sites traverse
+// them along their links but cannot list them); nothing is a link.
+// Downloads go to <root>/.tmp (0700) first; <root>/.index remembers which
+// digest a catalogue version, a zip URL or a git commit gave, so that an
+// explicit version already in the store needs no network; <root>/.secret
+// (32 random bytes, 0600) is created once and kept.
 //
 // # Checks
 //
@@ -44,6 +50,8 @@ package artefact
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -84,6 +92,11 @@ type Ref struct {
 	Name    string
 	Version string // "" or "latest": the catalogue's newest
 	Source  site.ExtensionSource
+	// Org is the organisation of the site the artefact is for; an
+	// upload source needs it (an upload is unpacked where only that
+	// organisation's sites are linked to it), the other sources ignore
+	// it.
+	Org string
 }
 
 // Artefact is an unpacked, verified artefact in the store.
@@ -103,7 +116,10 @@ type Artefact struct {
 	// Dir is the unpacked folder to link into a docroot:
 	// <root>/<kind>/<digest>/<name> (a core: its WordPress tree). It and
 	// everything under it is root's and read-only.
-	Dir   string `json:"-"`
+	Dir string `json:"-"`
+	// Org is, for an uploaded artefact, the organisation it was unpacked
+	// for; "" for the other sources.
+	Org   string `json:"org,omitempty"`
 	Files int    `json:"files"`
 	Bytes int64  `json:"bytes"`
 }
@@ -170,8 +186,9 @@ type Config struct {
 // Store is a shard's artefact store. Its methods are safe for concurrent
 // use.
 type Store struct {
-	cfg   Config
-	locks keyLocks
+	cfg    Config
+	locks  keyLocks
+	secret []byte // the store's secret (see uploadDir)
 }
 
 // Open opens (creating) the store at cfg.Dir. It removes what an earlier
@@ -204,8 +221,11 @@ func Open(cfg Config) (*Store, error) {
 		path string
 		mode os.FileMode
 	}{
-		{dir, 0o755}, {filepath.Join(dir, string(Plugin)), 0o755}, {filepath.Join(dir, string(Theme)), 0o755},
-		{filepath.Join(dir, string(Core)), 0o755}, {filepath.Join(dir, ".tmp"), 0o700},
+		// The root and the kind folders can be traversed, not listed:
+		// sites' PHP reaches what their links name, and cannot list the
+		// digests of what other sites run.
+		{dir, 0o711}, {filepath.Join(dir, string(Plugin)), 0o711}, {filepath.Join(dir, string(Theme)), 0o711},
+		{filepath.Join(dir, string(Core)), 0o711}, {filepath.Join(dir, ".tmp"), 0o700},
 		{filepath.Join(dir, ".index"), 0o700}, {filepath.Join(dir, ".locks"), 0o700},
 	} {
 		if err := ownDir(d.path, d.mode); err != nil {
@@ -222,7 +242,93 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("artefact: open: %w", err)
 		}
 	}
-	return &Store{cfg: cfg, locks: keyLocks{m: map[string]*keyLock{}}}, nil
+	secret, err := loadSecret(filepath.Join(dir, secretFile))
+	if err != nil {
+		return nil, fmt.Errorf("artefact: open: %w", err)
+	}
+	return &Store{cfg: cfg, locks: keyLocks{m: map[string]*keyLock{}}, secret: secret}, nil
+}
+
+// secretFile is the store's secret: 32 random bytes, root's, 0600,
+// created once and kept (the folders of uploaded artefacts are named by
+// it).
+const secretFile = ".secret"
+
+// loadSecret reads the secret at path, creating it first when there is
+// none (by linking a complete temporary file into place, so that two
+// processes opening a new store agree on one secret).
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := createSecret(path); err != nil {
+			return nil, fmt.Errorf("secret: %w", err)
+		}
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("secret %s: %d bytes, not 32", path, len(b))
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secret %s is not a regular file", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("secret %s is not this user's", path)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// createSecret writes 32 random bytes to path unless it exists.
+func createSecret(path string) error {
+	var rnd [32]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-secret-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(rnd[:]); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(f.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// dirName is the name of the folder below <root>/<kind> that holds the
+// artefact with digest: the digest itself, or, for an upload (org set),
+// HMAC-SHA256(secret, org NUL digest) in hex, which no site can derive
+// from an upload's SHA-256: an uploaded artefact is reachable only
+// through the links of its organisation's sites.
+func (s *Store) dirName(org, digest string) string {
+	if org == "" {
+		return digest
+	}
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(org + "\x00" + digest))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // ownDir makes path a folder of this process's user with mode, refusing a
@@ -256,10 +362,43 @@ var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Get returns the artefact of kind with digest if the store holds it
 // complete, without any network; an error wrapping ErrNotFound otherwise.
-func (s *Store) Get(kind Kind, digest string) (*Artefact, error) {
+// org is "" for artefacts from a catalogue, a zip URL or git, and the
+// organisation it was uploaded by for an upload (each organisation's
+// copy of an upload is its own).
+func (s *Store) Get(kind Kind, org, digest string) (*Artefact, error) {
 	if !validKind(kind) || !digestRE.MatchString(digest) {
 		return nil, fmt.Errorf("artefact: %s %q: %w", kind, digest, ErrNotFound)
 	}
+	a, err := s.get(kind, s.dirName(org, digest))
+	if err != nil {
+		return nil, err
+	}
+	if a.Digest != digest || a.Org != org {
+		return nil, fmt.Errorf("artefact: %s %s: damaged marker: %w", kind, digest, ErrNotFound)
+	}
+	return a, nil
+}
+
+// At returns the artefact whose folder (Artefact.Dir) is dir, if the
+// store holds it complete: how a link's target maps back to its artefact.
+func (s *Store) At(dir string) (*Artefact, error) {
+	rel, err := filepath.Rel(s.cfg.Dir, filepath.Clean(dir))
+	parts := strings.Split(rel, string(filepath.Separator))
+	if err != nil || len(parts) != 3 || !validKind(Kind(parts[0])) || !digestRE.MatchString(parts[1]) {
+		return nil, fmt.Errorf("artefact: %s is no artefact of the store: %w", dir, ErrNotFound)
+	}
+	a, err := s.get(Kind(parts[0]), parts[1])
+	if err != nil {
+		return nil, err
+	}
+	if a.Name != parts[2] || s.dirName(a.Org, a.Digest) != parts[1] {
+		return nil, fmt.Errorf("artefact: %s: damaged marker: %w", dir, ErrNotFound)
+	}
+	return a, nil
+}
+
+// get reads the artefact in <root>/<kind>/<dirName>.
+func (s *Store) get(kind Kind, digest string) (*Artefact, error) {
 	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, string(kind), digest, ".complete"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("artefact: %s %s: %w", kind, digest, ErrNotFound)
@@ -268,7 +407,7 @@ func (s *Store) Get(kind Kind, digest string) (*Artefact, error) {
 		return nil, fmt.Errorf("artefact: %w", err)
 	}
 	var a Artefact
-	if err := json.Unmarshal(b, &a); err != nil || a.Kind != kind || a.Digest != digest || !validName(kind, a.Name) {
+	if err := json.Unmarshal(b, &a); err != nil || a.Kind != kind || !digestRE.MatchString(a.Digest) || !validName(kind, a.Name) {
 		return nil, fmt.Errorf("artefact: %s %s: damaged marker: %w", kind, digest, ErrNotFound)
 	}
 	a.Dir = filepath.Join(s.cfg.Dir, string(kind), digest, a.Name)
@@ -332,9 +471,10 @@ func (s *Store) Ensure(ctx context.Context, ref Ref) (*Artefact, error) {
 
 // ensureFile makes the archive at path (already hashed: digest) an
 // artefact: checked, unpacked once. path is removed.
-func (s *Store) ensureFile(ctx context.Context, ref Ref, path, digest string) (*Artefact, error) {
+// An upload's (org set) is unpacked as that organisation's.
+func (s *Store) ensureFile(ctx context.Context, ref Ref, org, path, digest string) (*Artefact, error) {
 	defer os.Remove(path)
-	a, err := s.ensureDigest(ctx, ref.Kind, digest, func() (*Artefact, error) {
+	a, err := s.ensureDigest(ctx, ref.Kind, org, digest, func() (*Artefact, error) {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
@@ -348,7 +488,7 @@ func (s *Store) ensureFile(ctx context.Context, ref Ref, path, digest string) (*
 		if err != nil {
 			return nil, err
 		}
-		return s.unpack(ctx, ref.Kind, ref.Name, digest, es)
+		return s.unpack(ctx, ref.Kind, ref.Name, org, digest, es)
 	})
 	if err != nil {
 		return nil, err
@@ -356,23 +496,24 @@ func (s *Store) ensureFile(ctx context.Context, ref Ref, path, digest string) (*
 	return checkSame(a, ref)
 }
 
-// ensureDigest returns the complete artefact kind/digest, calling make
-// (under the digest's lock, after removing an incomplete leftover) when
-// the store does not hold it.
-func (s *Store) ensureDigest(ctx context.Context, kind Kind, digest string, make func() (*Artefact, error)) (*Artefact, error) {
-	if a, err := s.Get(kind, digest); err == nil {
+// ensureDigest returns the complete artefact kind/digest (an upload's:
+// org's), calling make (under the folder's lock, after removing an
+// incomplete leftover) when the store does not hold it.
+func (s *Store) ensureDigest(ctx context.Context, kind Kind, org, digest string, make func() (*Artefact, error)) (*Artefact, error) {
+	if a, err := s.Get(kind, org, digest); err == nil {
 		return a, nil
 	}
-	unlock, err := s.lock(ctx, "digest:"+string(kind)+":"+digest)
+	dir := s.dirName(org, digest)
+	unlock, err := s.lock(ctx, "digest:"+string(kind)+":"+dir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if a, err := s.Get(kind, digest); err == nil {
+	if a, err := s.Get(kind, org, digest); err == nil {
 		return a, nil
 	}
 	// A folder without a marker is a crash's leftover.
-	if err := os.RemoveAll(filepath.Join(s.cfg.Dir, string(kind), digest)); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.cfg.Dir, string(kind), dir)); err != nil {
 		return nil, err
 	}
 	return make()
@@ -449,7 +590,7 @@ func (s *Store) indexed(kind Kind, key string) *Artefact {
 	if err != nil {
 		return nil
 	}
-	a, err := s.Get(kind, strings.TrimSpace(string(b)))
+	a, err := s.Get(kind, "", strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil
 	}

@@ -60,8 +60,11 @@ func newStore(t *testing.T, cat *catalogtest.Server, lim artefact.Limits) (*arte
 	return s, up
 }
 
+// testOrg is the organisation the tests' uploads are for.
+const testOrg = "acme"
+
 func uploadRef(kind artefact.Kind, name, sha string) artefact.Ref {
-	return artefact.Ref{Kind: kind, Name: name, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: sha}}
+	return artefact.Ref{Kind: kind, Name: name, Org: testOrg, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: sha}}
 }
 
 // assertNothingLeft checks that a refused archive left no artefact and no
@@ -385,11 +388,11 @@ func TestPermissions(t *testing.T) {
 	if seen != 9 {
 		t.Errorf("walked %d entries, want 9", seen)
 	}
-	got, err := s.Get(artefact.Plugin, a.Digest)
+	got, err := s.Get(artefact.Plugin, "", a.Digest)
 	if err != nil || *got != *a {
 		t.Errorf("Get: %v %+v, want %+v", err, got, a)
 	}
-	if _, err := s.Get(artefact.Plugin, strings.Repeat("0", 64)); !errors.Is(err, artefact.ErrNotFound) {
+	if _, err := s.Get(artefact.Plugin, "", strings.Repeat("0", 64)); !errors.Is(err, artefact.ErrNotFound) {
 		t.Errorf("Get of a missing digest: %v", err)
 	}
 }
@@ -449,12 +452,15 @@ func TestConcurrentEnsure(t *testing.T) {
 // unpacking) is removed and redone; a half download is removed on Open.
 func TestCrashLeftovers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "artefacts")
-	up := &uploads{m: map[string][]byte{}}
-	s, err := artefact.Open(artefact.Config{Dir: dir, Uploads: up.open})
+	cat := catalogtest.New(t)
+	s, err := artefact.Open(artefact.Config{Dir: dir, AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sha := up.add(catalogtest.Zip(catalogtest.HelloPlugin, hello("1.0")))
+	z := catalogtest.Zip(catalogtest.HelloPlugin, hello("1.0"))
+	sha := catalogtest.SHA256(z)
+	ref := artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin,
+		Source: site.ExtensionSource{Type: site.SourceZip, URL: cat.AddRaw("/files/hello.zip", z), SHA256: sha}}
 	partial := filepath.Join(dir, "plugin", sha, catalogtest.HelloPlugin)
 	if err := os.MkdirAll(partial, 0o755); err != nil {
 		t.Fatal(err)
@@ -469,12 +475,15 @@ func TestCrashLeftovers(t *testing.T) {
 	if err := os.WriteFile(half, []byte("PK"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(artefact.Plugin, sha); !errors.Is(err, artefact.ErrNotFound) {
+	if _, err := s.Get(artefact.Plugin, "", sha); !errors.Is(err, artefact.ErrNotFound) {
 		t.Fatalf("Get of an incomplete digest: %v, want ErrNotFound", err)
 	}
-	a, err := s.Ensure(context.Background(), uploadRef(artefact.Plugin, catalogtest.HelloPlugin, sha))
+	a, err := s.Ensure(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.Dir != partial {
+		t.Fatalf("unpacked into %s, want %s", a.Dir, partial)
 	}
 	if _, err := os.Stat(filepath.Join(a.Dir, "evil.php")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the leftover's file survived: %v", err)
@@ -596,5 +605,80 @@ func TestZipSourceDoesNotReuseUpload(t *testing.T) {
 	}
 	if n := cat.Count("/files/p.zip"); n != 1 {
 		t.Errorf("%d downloads of the zip, want 1", n)
+	}
+}
+
+// TestUploadsPerOrganisation: an upload is unpacked for its organisation
+// under a folder no one can derive from its SHA-256 (the store's secret
+// survives a reopen), each organisation's copy is its own, and the root
+// and kind folders can be traversed, not listed.
+func TestUploadsPerOrganisation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "artefacts")
+	up := &uploads{m: map[string][]byte{}}
+	open := func() *artefact.Store {
+		s, err := artefact.Open(artefact.Config{Dir: dir, Uploads: up.open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	ctx := context.Background()
+	for _, d := range []string{"", "plugin", "theme", "core"} {
+		fi, err := os.Stat(filepath.Join(dir, d))
+		if err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s/%s: %v %v, want mode 0711", dir, d, err, fi.Mode())
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, ".secret")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+		t.Errorf(".secret: %v %+v, want 32 bytes 0600", err, fi)
+	}
+	sha := up.add(catalogtest.Zip(catalogtest.HelloPlugin, hello("1.0")))
+	ref := uploadRef(artefact.Plugin, catalogtest.HelloPlugin, sha)
+	a, err := s.Ensure(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest != sha || a.Org != testOrg {
+		t.Errorf("digest %s org %q, want %s %q", a.Digest, a.Org, sha, testOrg)
+	}
+	if strings.Contains(a.Dir, sha) {
+		t.Errorf("the upload is at %s, named by its SHA-256", a.Dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plugin", sha)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plugin/<sha256> exists: %v", err)
+	}
+	if got, err := s.At(a.Dir); err != nil || got.Digest != sha || got.Org != testOrg {
+		t.Errorf("At(%s): %+v %v", a.Dir, got, err)
+	}
+	if _, err := s.Get(artefact.Plugin, "", sha); !errors.Is(err, artefact.ErrNotFound) {
+		t.Errorf("Get without the organisation: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(artefact.Plugin, "other", sha); !errors.Is(err, artefact.ErrNotFound) {
+		t.Errorf("Get as another organisation: %v, want ErrNotFound", err)
+	}
+	noOrg := ref
+	noOrg.Org = ""
+	if _, err := s.Ensure(ctx, noOrg); err == nil {
+		t.Error("an upload source without an organisation was accepted")
+	}
+	// Another organisation's copy is another folder.
+	other := ref
+	other.Org = "other"
+	b, err := s.Ensure(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Dir == a.Dir || b.Org != "other" {
+		t.Errorf("organisation other got %s (%q), acme %s", b.Dir, b.Org, a.Dir)
+	}
+	// Reopened, the store finds the upload where it was (one fetch).
+	s = open()
+	again, err := s.Ensure(ctx, ref)
+	if err != nil || again.Dir != a.Dir {
+		t.Errorf("after reopening: %v %v, want %s", again, err, a.Dir)
+	}
+	if up.opens != 2 {
+		t.Errorf("%d upload fetches, want 2 (one per organisation)", up.opens)
 	}
 }

@@ -300,7 +300,7 @@ func (s *Store) ensureCatalogue(ctx context.Context, ref Ref) (*Artefact, error)
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.ensureFile(ctx, ref, p, sum)
+	a, err := s.ensureFile(ctx, ref, "", p, sum)
 	if err != nil {
 		return nil, err
 	}

@@ -110,7 +110,7 @@ func (s *Store) ensureZipURL(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.ensureFile(ctx, ref, p, sum)
+	a, err := s.ensureFile(ctx, ref, "", p, sum)
 	if err != nil {
 		return nil, err
 	}
@@ -125,18 +125,22 @@ func (s *Store) ensureUpload(ctx context.Context, ref Ref) (*Artefact, error) {
 	if !digestRE.MatchString(sha) {
 		return nil, fmt.Errorf("an upload source names the upload by its SHA-256 (64 lower-case hex digits)")
 	}
-	if a, err := s.Get(ref.Kind, sha); err == nil {
+	org := ref.Org
+	if org == "" {
+		return nil, errors.New("an upload source needs the organisation of the site it is for")
+	}
+	if a, err := s.Get(ref.Kind, org, sha); err == nil {
 		return checkSame(a, ref)
 	}
 	if s.cfg.Uploads == nil {
 		return nil, errors.New("this shard cannot fetch uploaded artefacts")
 	}
-	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+sha)
+	unlock, err := s.lock(ctx, "fetch:"+string(ref.Kind)+":"+s.dirName(org, sha))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if a, err := s.Get(ref.Kind, sha); err == nil {
+	if a, err := s.Get(ref.Kind, org, sha); err == nil {
 		return checkSame(a, ref)
 	}
 	rc, err := s.cfg.Uploads(ctx, sha)
@@ -151,7 +155,7 @@ func (s *Store) ensureUpload(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.ensureFile(ctx, ref, p, sum)
+	a, err := s.ensureFile(ctx, ref, org, p, sum)
 	if err != nil {
 		return nil, err
 	}

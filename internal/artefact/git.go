@@ -98,8 +98,8 @@ func (s *Store) ensureGit(ctx context.Context, ref Ref) (*Artefact, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.ensureDigest(ctx, ref.Kind, digest, func() (*Artefact, error) {
-		return s.unpack(ctx, ref.Kind, ref.Name, digest, es)
+	a, err := s.ensureDigest(ctx, ref.Kind, "", digest, func() (*Artefact, error) {
+		return s.unpack(ctx, ref.Kind, ref.Name, "", digest, es)
 	})
 	if err != nil {
 		return nil, err
@@ -220,6 +220,11 @@ func treeEntries(tree *object.Tree, name string, lim Limits) ([]entry, string, e
 			full := prefix + "/" + te.Name
 			if _, err := checkName(full); err != nil {
 				return err
+			}
+			if strings.EqualFold(te.Name, ".git") {
+				// A repository's metadata (hooks, config) is no part of
+				// a plugin; git never commits one, a hand-made tree can.
+				return refuse(full, "a .git entry (not allowed in a git source's tree)")
 			}
 			if len(es) >= lim.MaxFiles {
 				return refuse("", "more than the limit of %d entries", lim.MaxFiles)

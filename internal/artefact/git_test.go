@@ -61,6 +61,20 @@ func (r *gitRepo) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// gitIn runs git in the work tree with stdin, returning its output.
+func (r *gitRepo) gitIn(stdin string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.work
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.work)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // commit writes files (path → content; "" removes) and commits them,
 // returning the commit id.
 func (r *gitRepo) commit(files map[string]string) string {
@@ -149,6 +163,21 @@ func TestGitSource(t *testing.T) {
 	}
 
 	// Refusals.
+	// A tree with a .git folder (git itself never commits one; a
+	// hand-made tree can): refused, whatever its case.
+	for _, dotgit := range []string{".git", ".GIT"} {
+		blob := repo.gitIn("hello\n", "hash-object", "-w", "--stdin")
+		cfg := repo.gitIn("100644 blob "+blob+"\tconfig\n", "mktree")
+		php := repo.gitIn(pluginPHP, "hash-object", "-w", "--stdin")
+		folder := repo.gitIn("040000 tree "+cfg+"\t"+dotgit+"\n100644 blob "+php+"\tp.php\n", "mktree")
+		top := repo.gitIn("040000 tree "+folder+"\tp\n", "mktree")
+		commit := repo.gitIn("", "commit-tree", top, "-m", "dotgit")
+		repo.git(repo.work, "update-ref", "refs/heads/dotgit", commit)
+		ref := artefact.Ref{Kind: artefact.Plugin, Name: "p", Source: site.ExtensionSource{Type: site.SourceGit, URL: repo.url, Ref: "dotgit", Path: "p"}}
+		if _, err := s.Ensure(ctx, ref); !errors.Is(err, artefact.ErrRefused) || !strings.Contains(err.Error(), dotgit) {
+			t.Errorf("a %s folder in the tree: %v", dotgit, err)
+		}
+	}
 	if _, err := s.Ensure(ctx, gitRef(repo.url, "no-such-branch", "")); !errors.Is(err, artefact.ErrNotFound) {
 		t.Errorf("missing branch: %v", err)
 	}

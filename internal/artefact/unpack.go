@@ -15,15 +15,16 @@ import (
 )
 
 // unpack checks es as the archive of kind named name and unpacks it into
-// <root>/<kind>/<digest>/<name>: first into a temporary folder beside it,
+// <root>/<kind>/<digest>/<name> (an upload, org set: <root>/<kind>/<the
+// folder dirName gives>/<name>): first into a temporary folder beside it,
 // renamed into place, then the .complete marker. The caller holds the
-// digest's lock and has removed any leftover of digest.
-func (s *Store) unpack(ctx context.Context, kind Kind, name, digest string, es []entry) (*Artefact, error) {
+// folder's lock and has removed any leftover.
+func (s *Store) unpack(ctx context.Context, kind Kind, name, org, digest string, es []entry) (*Artefact, error) {
 	lo, err := checkEntries(kind, name, es, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
-	digestDir := filepath.Join(s.cfg.Dir, string(kind), digest)
+	digestDir := filepath.Join(s.cfg.Dir, string(kind), s.dirName(org, digest))
 	if err := ownDir(digestDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func (s *Store) unpack(ctx context.Context, kind Kind, name, digest string, es [
 	if err := os.Rename(filepath.Join(tmp, name), filepath.Join(digestDir, name)); err != nil {
 		return nil, err
 	}
-	a := &Artefact{Kind: kind, Name: name, Digest: digest, Version: lo.version, Main: lo.main,
+	a := &Artefact{Kind: kind, Name: name, Digest: digest, Org: org, Version: lo.version, Main: lo.main,
 		Files: lo.files, Bytes: lo.bytes, Dir: filepath.Join(digestDir, name)}
 	b, err := json.Marshal(a)
 	if err != nil {

@@ -61,7 +61,7 @@ func TestShardFetchesUploads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: up.SHA256}}
+	ref := artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin, Org: store.DefaultOrg, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: up.SHA256}}
 	cfg := ShardConfig{}
 	for _, tc := range []struct {
 		name    string

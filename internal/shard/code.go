@@ -405,7 +405,7 @@ func (s *Shard) resolveExtension(ctx context.Context, st *site.Site, kind string
 	if kind == "theme" {
 		k = artefact.Theme
 	}
-	a, err := s.cfg.Artefacts.Ensure(ctx, artefact.Ref{Kind: k, Name: e.Name, Version: e.Version, Source: e.Source})
+	a, err := s.cfg.Artefacts.Ensure(ctx, artefact.Ref{Kind: k, Name: e.Name, Version: e.Version, Source: e.Source, Org: st.Metadata.Org})
 	if err != nil {
 		return w, publicf("%s %s: %s", kind, e.Name, s.scrub(err.Error(), Names{}))
 	}
@@ -691,18 +691,18 @@ func (s *Shard) inStore(target string) bool {
 	return s.cfg.Artefacts != nil && target != "" && strings.HasPrefix(target, s.cfg.Artefacts.Root()+string(filepath.Separator))
 }
 
-// digestOf returns the digest an artefact store target names
-// (<root>/<kind>/<digest>/<name>).
+// digestOf returns the digest (the archive's SHA-256) of the artefact an
+// artefact store target is (<root>/<kind>/<folder>/<name>; an upload's
+// folder is not its digest), "" if it is none.
 func (s *Shard) digestOf(target string) string {
 	if !s.inStore(target) {
 		return ""
 	}
-	rel, _ := filepath.Rel(s.cfg.Artefacts.Root(), target)
-	parts := strings.Split(rel, string(filepath.Separator))
-	if len(parts) >= 3 {
-		return parts[1]
+	a, err := s.cfg.Artefacts.At(target)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return a.Digest
 }
 
 // snapshot saves what a rollback restores: the database (dumped), the
@@ -1389,12 +1389,16 @@ func (s *Shard) ensureCodeLinks(ctx context.Context, st *site.Site, n Names) {
 			if e.Digest == "" || s.cfg.Artefacts == nil || !site.ValidSlug(e.Name) || !digestRE.MatchString(e.Digest) {
 				continue
 			}
+			org := ""
+			if e.Source == site.SourceUpload {
+				org = st.Metadata.Org // an upload is kept per organisation
+			}
 			link(e.Name, func() (string, error) {
-				t := filepath.Join(s.cfg.Artefacts.Root(), kind, e.Digest, e.Name)
-				if fi, err := os.Stat(t); err != nil || !fi.IsDir() {
+				a, err := s.cfg.Artefacts.Get(artefact.Kind(kind), org, e.Digest)
+				if err != nil || a.Name != e.Name {
 					return "", nil // not in the store: the code job fetches it
 				}
-				return t, nil
+				return a.Dir, nil
 			})
 		}
 	}

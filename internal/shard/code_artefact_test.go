@@ -1,21 +1,31 @@
 package shard_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/artefact/catalogtest"
+	"github.com/aipress/aipress/internal/phpini"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/wordpress"
 )
 
 // rootQuery returns the rows of q in database db, one string per row
@@ -89,7 +99,17 @@ func TestCodeArtefacts(t *testing.T) {
 	c := newCluster(t)
 	cat := catalogtest.New(t)
 	cat.AddFixtures()
-	store_, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue(), AllowPrivateNetworks: true})
+	// An archive uploaded through the API (a private build of the hello
+	// plugin), as the control plane's bucket would serve it.
+	private := catalogtest.Zip(catalogtest.HelloPlugin, catalogtest.PluginFiles(catalogtest.HelloPlugin, "3.0"))
+	privateSHA := catalogtest.SHA256(private)
+	uploads := func(_ context.Context, sha string) (io.ReadCloser, error) {
+		if sha != privateSHA {
+			return nil, fs.ErrNotExist
+		}
+		return io.NopCloser(bytes.NewReader(private)), nil
+	}
+	store_, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), Catalogue: cat.Catalogue(), Uploads: uploads, AllowPrivateNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +169,9 @@ func TestCodeArtefacts(t *testing.T) {
 	}
 	c.check(host, "/", 200, catalogtest.Marker(catalogtest.TestTheme, "1.0"))
 
-	// Two sites, one copy: the plugin's main file through both docroots
-	// is one file.
-	c.create(hostB, uidB, "alpha", "Code B", adminFor(t))
+	// Two sites (of two organisations), one copy: the plugin's main file
+	// through both docroots is one file.
+	c.createIn("other", hostB, uidB, "alpha", "Code B", adminFor(t))
 	c.setCode(hostB, func(s *site.Spec) { s.Plugins = []site.Extension{catalogue(hello, "2.0", true)} })
 	if j, _ := c.codeJob(hostB, store.CodeParams{}); j.Phase != store.JobSucceeded {
 		t.Fatalf("site B: %s %s", j.Phase, j.Error)
@@ -330,6 +350,85 @@ func TestCodeArtefacts(t *testing.T) {
 	if l, err := os.Readlink(filepath.Join(sh.NamesFor(uidB).Docroot, "wp-content", "plugins", hello)); err != nil || l != link2 {
 		t.Errorf("site B's link after the restore: %q %v", l, err)
 	}
+
+	// An upload is each organisation's own: both sites run the uploaded
+	// plugin, each through its own copy, at a folder no site can derive
+	// from the archive's SHA-256, and no site can list the store.
+	upload := site.Extension{Name: hello, Active: true, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: privateSHA}}
+	uploadLinks := map[string]string{}
+	for _, h := range []struct{ host, uid string }{{host, uid}, {hostB, uidB}} {
+		c.setCode(h.host, func(s *site.Spec) { s.Plugins = []site.Extension{upload} })
+		if j, _ := c.codeJob(h.host, store.CodeParams{}); j.Phase != store.JobSucceeded {
+			t.Fatalf("upload on %s: %s %s", h.host, j.Phase, j.Error)
+		}
+		c.check(h.host, "/", 200, catalogtest.Marker(hello, "3.0"))
+		l, err := os.Readlink(filepath.Join(sh.NamesFor(h.uid).Docroot, "wp-content", "plugins", hello))
+		if err != nil || !strings.HasPrefix(l, store_.Root()+"/plugin/") || strings.Contains(l, privateSHA) {
+			t.Fatalf("%s links the upload at %q (%v): not in the store, or named by its SHA-256", h.host, l, err)
+		}
+		if p := findExt(c.get(h.host).Status.Code.Plugins, hello); p == nil || p.Digest != privateSHA || p.Source != site.SourceUpload {
+			t.Errorf("%s observed %+v, want digest %s from an upload", h.host, p, privateSHA)
+		}
+		uploadLinks[h.host] = l
+	}
+	if uploadLinks[host] == uploadLinks[hostB] {
+		t.Errorf("two organisations share the upload's copy %s", uploadLinks[host])
+	}
+	probe := siteProbe(t, c, sh, uidB, map[string]string{
+		"list":    store_.Root() + "/plugin",
+		"derived": store_.Root() + "/plugin/" + privateSHA,
+		"public":  filepath.Dir(link2), // a catalogue artefact's folder: the probe does see folders it can derive
+		"own":     filepath.Join(sh.NamesFor(uidB).Docroot, "wp-content", "plugins", hello),
+	})
+	if probe["list"] || probe["derived"] || !probe["public"] || !probe["own"] {
+		t.Errorf("as site B's user: %v, want the store's plugin folder unlistable, plugin/<upload sha256> absent, "+
+			"a catalogue artefact's folder and the site's own plugin there", probe)
+	}
+
+	// Convergence relinks an upload the site ran (its spec changed since,
+	// no job applied it yet) from Status.Code: the organisation's copy.
+	c.setCode(host, func(s *site.Spec) { s.Options = map[string]string{"blogdescription": "uploads"} })
+	if err := os.Remove(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.converge("alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); got != uploadLinks[host] {
+		t.Errorf("the upload's link after convergence: %q, want %q", got, uploadLinks[host])
+	}
+}
+
+// siteProbe runs PHP as site uid's Unix user (as the site's own code
+// would) and reports for each path whether it could list it (a key
+// "list": scandir) or sees a folder there (other keys: is_dir).
+func siteProbe(t *testing.T, c *cluster, sh *shard.Shard, uid string, paths map[string]string) map[string]bool {
+	t.Helper()
+	u, err := user.Lookup(sh.NamesFor(uid).Unix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui, _ := strconv.Atoi(u.Uid)
+	gi, _ := strconv.Atoi(u.Gid)
+	in, _ := json.Marshal(paths)
+	const script = `$out = [];
+foreach (json_decode(getenv('PROBE'), true) as $k => $p) {
+	$out[$k] = $k === 'list' ? @scandir($p) !== false : is_dir($p);
+}
+echo json_encode($out);`
+	cmd := exec.CommandContext(c.ctx, wordpress.PHPCLI, append(phpini.Args(), "-r", script)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "PROBE=" + string(in)}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(ui), Gid: uint32(gi)}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("probe as %s: %v\n%s", u.Username, err, out)
+	}
+	got := map[string]bool{}
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(paths) {
+		t.Fatalf("probe as %s: %v: %s", u.Username, err, out)
+	}
+	return got
 }
 
 func fileExistsT(p string) bool {

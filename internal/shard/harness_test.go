@@ -192,8 +192,24 @@ func (c *cluster) converge(names ...string) error {
 // create stores a new site on shard and converges it until Ready.
 func (c *cluster) create(name, uid, shardName, title string, admin site.Admin) *site.Site {
 	c.t.Helper()
+	return c.createIn("", name, uid, shardName, title, admin)
+}
+
+// createIn is create in organisation org ("": the default one), created
+// first if need be.
+func (c *cluster) createIn(org, name, uid, shardName, title string, admin site.Admin) *site.Site {
+	c.t.Helper()
+	if org != "" {
+		if _, err := c.st.GetOrg(c.ctx, org); errors.Is(err, store.ErrNotFound) {
+			if err := c.st.CreateOrg(c.ctx, &store.Org{Name: org, DisplayName: org, CreatedAt: time.Now().UTC()}); err != nil {
+				c.t.Fatal(err)
+			}
+		} else if err != nil {
+			c.t.Fatal(err)
+		}
+	}
 	s := &site.Site{
-		Metadata: site.Metadata{Name: name, UID: uid, CreatedAt: time.Now().UTC()},
+		Metadata: site.Metadata{Name: name, UID: uid, Org: org, CreatedAt: time.Now().UTC()},
 		Spec:     site.Spec{Domain: name, Title: title, Plan: "basic", Admin: admin, WAF: site.WAF{Mode: site.WAFOff}},
 		Status:   site.Status{Phase: site.PhasePending, Shard: shardName},
 	}
