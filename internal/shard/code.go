@@ -483,7 +483,7 @@ func (s *Shard) installedLatest(n Names, recs map[string]codeSource, kind string
 	if kind == "theme" {
 		k = artefact.Theme
 	}
-	a, err := s.cfg.Artefacts.Get(k, s.digestOf(target))
+	a, err := s.cfg.Artefacts.Get(k, "", s.digestOf(target)) // catalogue artefacts belong to no organisation
 	if err != nil || a.Name != e.Name || a.Dir != target {
 		return w, false
 	}
