@@ -22,7 +22,8 @@ import (
 )
 
 // TestShardFetchesUploads: an organisation uploads a plugin through the
-// API; the artefact store of a shard hosting one of its sites (an `aipress
+// API and names it in a site's spec; the artefact store of the shard hosting
+// that site (an `aipress
 // shard`, through its agent client; a shard of `aipress up`, from the
 // bucket) fetches and unpacks it; another shard cannot.
 func TestShardFetchesUploads(t *testing.T) {
@@ -59,6 +60,13 @@ func TestShardFetchesUploads(t *testing.T) {
 	zip := catalogtest.Zip(catalogtest.HelloPlugin, catalogtest.PluginFiles(catalogtest.HelloPlugin, "1.0"))
 	up, err := apiclient.New(srv.URL, "admin-secret").UploadArtefact(ctx, "", "", strings.NewReader(string(zip)))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A shard is given only the uploads a site of its own names.
+	if _, err := st.UpdateSite(ctx, "a.test", func(s *site.Site) error {
+		s.Spec.Plugins = []site.Extension{{Name: catalogtest.HelloPlugin, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: up.SHA256}}}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ref := artefact.Ref{Kind: artefact.Plugin, Name: catalogtest.HelloPlugin, Org: store.DefaultOrg, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: up.SHA256}}
