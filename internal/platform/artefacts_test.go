@@ -23,8 +23,8 @@ import (
 
 // TestShardFetchesUploads: an organisation uploads a plugin through the
 // API and names it in a site's spec; the artefact store of the shard hosting
-// that site (an `aipress
-// shard`, through its agent client; a shard of `aipress up`, from the
+// that site (an `aipress shard`, through its agent client; a shard of
+// `aipress up`, from the
 // bucket) fetches and unpacks it; another shard cannot.
 func TestShardFetchesUploads(t *testing.T) {
 	ctx := context.Background()
