@@ -144,5 +144,43 @@ func (s *Server) endSessions(ctx context.Context, userName string) error {
 			return fmt.Errorf("end connection %d of %s: %w", id, userName, err)
 		}
 	}
-	return nil
+	return s.awaitEnded(ctx, userName, ids)
+}
+
+// sessionEndWait bounds how long endSessions waits for killed connections
+// to leave the process list.
+const sessionEndWait = 10 * time.Second
+
+// awaitEnded waits until none of the connections ids is in the process
+// list. KILL only marks a connection: its thread notices, rolls back and
+// leaves a moment later, and until then it still counts as a session of
+// the account. Only the killed ids are awaited: the account may open new
+// connections meanwhile (a freeze revokes writes, not the login).
+func (s *Server) awaitEnded(ctx context.Context, userName string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list := make([]string, len(ids))
+	for i, id := range ids {
+		list[i] = fmt.Sprint(id)
+	}
+	q := "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + strings.Join(list, ",") + ")"
+	ctx, cancel := context.WithTimeout(ctx, sessionEndWait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n int
+		if err := s.db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("end connections of %s: %w", userName, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("end connections of %s: %d still open after KILL: %w", userName, n, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
