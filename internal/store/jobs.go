@@ -122,6 +122,11 @@ type RestoreParams struct {
 	FromURL    string `json:"from_url,omitempty"`
 	// InPlace: restore over the existing site (maintenance, staging, swap).
 	InPlace bool `json:"in_place,omitempty"`
+	// At, if set, is a point in time after Snapshot (which the control
+	// plane chose as the site's latest snapshot before it): after
+	// restoring the snapshot the shard replays the site's shipped
+	// database log (package pitr) up to and including At.
+	At *time.Time `json:"at,omitempty"`
 }
 
 // Jobs the control plane runs itself (Shard empty).

@@ -1,0 +1,91 @@
+// Package sqlscan classifies the SQL text of one COM_QUERY for the pooler:
+// may it run on a read replica, does it change tracked session state (SET
+// of session variables, SET NAMES), does it make state live on its
+// connection so the session must stay pinned to that backend, and must
+// the backend be kept for the client's next statement. It also keeps a
+// session's tracked state and writes the SET statements that replay it.
+//
+// It is a small hand-written tokenizer rather than a SQL parser (vitess'
+// or TiDB's parsers know MySQL's grammar but not MariaDB's, are large, and
+// the pooler needs only a handful of facts per statement). It is
+// conservative: whatever it does not understand is neither a read nor
+// trackable, and pins when it could carry state.
+//
+// STATUS: skeleton (the API the pooler codes against).
+package sqlscan
+
+// Kind is the kind of statement.
+type Kind int
+
+const (
+	Other    Kind = iota // writes, DDL, anything else: primary, no tracked effect
+	Select               // SELECT / WITH … SELECT / (SELECT …) / VALUES / TABLE
+	Set                  // SET …
+	Use                  // USE db
+	Begin                // BEGIN / START TRANSACTION / XA START
+	Commit               // COMMIT
+	Rollback             // ROLLBACK (not ROLLBACK TO SAVEPOINT)
+	Show                 // SHOW / DESCRIBE / DESC / EXPLAIN / HELP
+)
+
+// Stmt is what the pooler needs to know about one statement.
+type Stmt struct {
+	Kind Kind
+	// Read: the statement may run on a replica: a SELECT without locking
+	// clauses (FOR UPDATE, LOCK IN SHARE MODE), INTO, user variables or
+	// connection-bound functions (GET_LOCK, LAST_INSERT_ID, FOUND_ROWS,
+	// ROW_COUNT, CONNECTION_ID, NEXTVAL…).
+	Read bool
+	// Sets are the assignments of a SET statement whose every assignment
+	// is trackable (a session variable or NAMES / CHARACTER SET set to a
+	// literal, DEFAULT or a plain name); nil when Kind != Set or when any
+	// part is not (then Pin says why).
+	Sets []Assignment
+	// DB is the database of a USE statement.
+	DB string
+	// Pin, if not empty, says why the client's session must stay on its
+	// backend connection for the rest of its life ("user variable",
+	// "LOCK TABLES", "GET_LOCK", "temporary table", "prepared statement",
+	// "autocommit=0", "SET with an expression", …).
+	Pin string
+	// HoldNext: keep this backend for the client's next statement (after
+	// SQL_CALC_FOUND_ROWS, whose count FOUND_ROWS() reads there).
+	HoldNext bool
+}
+
+// Assignment is one tracked session assignment.
+type Assignment struct {
+	// Name is the canonical lower-case variable name ("sql_mode",
+	// "time_zone"), or "names" for SET NAMES and "character set" for SET
+	// CHARACTER SET.
+	Name string
+	// Value is the SQL text that sets it again (e.g. "'utf8mb4' COLLATE
+	// 'utf8mb4_unicode_ci'" for names, "'+00:00'"); "DEFAULT" resets it.
+	Value string
+}
+
+// Scan classifies query.
+func Scan(query string) Stmt { return Stmt{Pin: "not implemented"} }
+
+// State is a session's tracked state: what its SET statements and its
+// handshake's character set made different from a fresh connection.
+type State struct {
+	vars []Assignment
+}
+
+// NewState is the state of a session whose handshake asked for the
+// character set and collation with this id (0: the server's default).
+func NewState(collationID uint8) State { return State{} }
+
+// Apply records assignments (in order; a later one of a name replaces an
+// earlier one; NAMES and CHARACTER SET reset the character_set_* and
+// collation_connection variables they imply).
+func (s *State) Apply(a []Assignment) {}
+
+// Equal reports whether s and o set the same values.
+func (s State) Equal(o State) bool { return false }
+
+// Replay returns the statements (at most a few, each one SET) that turn a
+// backend connection whose state is from into s: variables only from has
+// are set to DEFAULT, the others to s's values.
+func (s State) Replay(from State) []string { return nil }
