@@ -282,9 +282,13 @@ func isNumber(s string) bool {
 // NewState is the state of a session whose handshake asked for the
 // character set and collation with this id (0: the server's default).
 // A handshake sets what SET NAMES sets, so the state is that NAMES
-// assignment; ids MariaDB 10.11 does not know, and character sets it
-// refuses for clients (ucs2, utf16, utf16le, utf32), leave the server's
-// default.
+// assignment. Id 0 and ids MariaDB 10.11 does not know give the server's
+// global character_set_client, character_set_results and
+// collation_connection: the empty state (Replay turns a connection back
+// to it with those three set to DEFAULT). Character sets MariaDB refuses
+// for clients (ucs2, utf16, utf16le, utf32) fail the handshake; their
+// state is the empty one too. A backend connection's state starts as
+// NewState of the collation its own handshake asked for.
 func NewState(collationID uint8) State {
 	c := collations[collationID]
 	switch c.charset {
@@ -311,24 +315,83 @@ func (s State) NoBackslashEscapes() bool {
 // collation_connection variables they imply).
 func (s *State) Apply(a []Assignment) {
 	for _, x := range a {
-		switch {
-		case x.Name == nameNames || x.Name == nameCharacterSet:
-			s.vars = slices.DeleteFunc(s.vars, func(v Assignment) bool { return inGroup(v.Name) })
-			if x.Name == nameNames && x.Value == "DEFAULT" {
-				continue // the server's default, as on a fresh connection
-			}
-		case x.Name == "character_set_connection" || x.Name == "collation_connection":
-			// Each sets both.
-			s.vars = slices.DeleteFunc(s.vars, func(v Assignment) bool {
-				return v.Name == "character_set_connection" || v.Name == "collation_connection"
-			})
-		default:
-			s.vars = slices.DeleteFunc(s.vars, func(v Assignment) bool { return v.Name == x.Name })
-			if x.Value == "DEFAULT" && !charsetGroup[x.Name] {
+		if inGroup(x.Name) {
+			s.vars = append(s.vars, x)
+			continue
+		}
+		s.vars = slices.DeleteFunc(s.vars, func(v Assignment) bool { return v.Name == x.Name })
+		if x.Value != "DEFAULT" {
+			s.vars = append(s.vars, x)
+		}
+	}
+	s.normalizeGroup()
+}
+
+// The character-set group sets three slots: the client's character set,
+// the results', and the connection's character set and collation.
+const (
+	slotClient = 1 << iota
+	slotResults
+	slotConnection
+	allSlots = slotClient | slotResults | slotConnection
+)
+
+func slotsOf(name string) int {
+	switch name {
+	case nameNames, nameCharacterSet:
+		return allSlots
+	case "character_set_client":
+		return slotClient
+	case "character_set_results":
+		return slotResults
+	case "character_set_connection", "collation_connection":
+		return slotConnection // each sets both
+	}
+	return 0
+}
+
+// resets are the assignments that give each slot its global value, as
+// on a connection whose handshake named no character set the server
+// knows (character_set_connection=DEFAULT would not: it takes the
+// character set's default collation, not the global collation).
+var resets = []Assignment{
+	{Name: "character_set_client", Value: "DEFAULT"},
+	{Name: "character_set_results", Value: "DEFAULT"},
+	{Name: "collation_connection", Value: "DEFAULT"},
+}
+
+func isReset(a Assignment) bool {
+	return a.Value == "DEFAULT" && slices.ContainsFunc(resets, func(r Assignment) bool { return r.Name == a.Name })
+}
+
+// normalizeGroup drops the character-set assignments whose every slot a
+// later one sets, and resets to the global value that no NAMES or
+// CHARACTER SET precedes (the slot has its global value already).
+func (s *State) normalizeGroup() {
+	for {
+		n := len(s.vars)
+		covered := 0
+		for i := len(s.vars) - 1; i >= 0; i-- {
+			slots := slotsOf(s.vars[i].Name)
+			if slots == 0 {
 				continue
 			}
+			if slots&^covered == 0 {
+				s.vars = slices.Delete(s.vars, i, i+1)
+				continue
+			}
+			covered |= slots
 		}
-		s.vars = append(s.vars, x)
+		all := false
+		s.vars = slices.DeleteFunc(s.vars, func(v Assignment) bool {
+			if slotsOf(v.Name) == allSlots {
+				all = true
+			}
+			return !all && isReset(v)
+		})
+		if len(s.vars) == n {
+			return
+		}
 	}
 }
 
@@ -375,10 +438,20 @@ func (s State) Replay(from State) []string {
 		switch {
 		case len(fg) <= len(sg) && slices.Equal(fg, sg[:len(fg)]):
 			emit = sg[len(fg):]
-		case len(sg) > 0 && (sg[0].Name == nameNames || sg[0].Name == nameCharacterSet):
+		case len(sg) > 0 && slotsOf(sg[0].Name) == allSlots:
 			emit = sg
 		default:
-			emit = append([]Assignment{{Name: nameNames, Value: "DEFAULT"}}, sg...)
+			// Give the slots s does not set their global values first.
+			set := 0
+			for _, a := range sg {
+				set |= slotsOf(a.Name)
+			}
+			for _, r := range resets {
+				if slotsOf(r.Name)&set == 0 {
+					emit = append(emit, r)
+				}
+			}
+			emit = append(emit, sg...)
 		}
 		for _, a := range emit {
 			parts = append(parts, a.sql())

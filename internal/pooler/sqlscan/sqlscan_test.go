@@ -309,7 +309,7 @@ func TestState(t *testing.T) {
 	if got := NewState(45).Replay(NewState(224)); !slices.Equal(got, []string{"SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'"}) {
 		t.Fatalf("handshake replay: %q", got)
 	}
-	if got := fresh.Replay(NewState(45)); !slices.Equal(got, []string{"SET NAMES DEFAULT"}) {
+	if got := fresh.Replay(NewState(45)); !slices.Equal(got, []string{"SET character_set_client=DEFAULT, character_set_results=DEFAULT, collation_connection=DEFAULT"}) {
 		t.Fatalf("back to default: %q", got)
 	}
 	// Later assignments replace earlier ones; NAMES supersedes the
@@ -348,14 +348,21 @@ func TestState(t *testing.T) {
 	// From a different group to one without NAMES: reset first.
 	e := NewState(0)
 	apply(&e, "SET character_set_results = binary")
-	if got := e.Replay(NewState(224)); !slices.Equal(got, []string{"SET NAMES DEFAULT, character_set_results='binary'"}) {
+	if got := e.Replay(NewState(224)); !slices.Equal(got, []string{"SET character_set_client=DEFAULT, collation_connection=DEFAULT, character_set_results='binary'"}) {
 		t.Fatalf("reset replay: %q", got)
 	}
-	// NAMES DEFAULT is the server's default.
+	// NAMES DEFAULT takes the global character set's default collation,
+	// not the global collation: not the server's default state.
 	f := NewState(45)
 	apply(&f, "SET NAMES DEFAULT")
-	if !f.Equal(fresh) {
+	if f.Equal(fresh) || !slices.Equal(f.vars, []Assignment{{"names", "DEFAULT"}}) {
 		t.Fatalf("NAMES DEFAULT: %v", f)
+	}
+	// Resets to the global values where nothing else is set vanish.
+	g := NewState(45)
+	apply(&g, "SET character_set_client=DEFAULT, character_set_results=DEFAULT, collation_connection=DEFAULT")
+	if !g.Equal(fresh) {
+		t.Fatalf("reset: %v", g)
 	}
 }
 
@@ -402,6 +409,7 @@ func FuzzScan(f *testing.F) {
 		checkReplay(t, s, NewState(0))
 		checkReplay(t, s, NewState(45))
 		checkReplay(t, NewState(8), s)
+		checkReplay(t, NewState(0), s)
 		checkReplay(t, s, s)
 	})
 }
