@@ -222,7 +222,7 @@ func (h *handshakeHandler) HandleStmtPrepare(string) (int, int, any, error) {
 func (h *handshakeHandler) HandleStmtExecute(any, string, []any) (*mysql.Result, error) {
 	return nil, mysql.NewDefaultError(mysql.ER_UNKNOWN_ERROR)
 }
-func (h *handshakeHandler) HandleStmtClose(any) error           { return nil }
+func (h *handshakeHandler) HandleStmtClose(any) error             { return nil }
 func (h *handshakeHandler) HandleOtherCommand(byte, []byte) error { return nil }
 
 // credentials is the CredentialProvider of one handshake. It checks the

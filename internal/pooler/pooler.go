@@ -105,12 +105,12 @@ type Pooler struct {
 	log   *slog.Logger
 	ready chan struct{}
 
-	mu       sync.Mutex
-	accounts map[string]*account // by user
-	version  string              // the primary's server version, once learned
-	peak     int
-	stats    Stats // counters kept here (Clients…PinnedSessions, Queries*)
-	conns    sync.WaitGroup // client connections being served
+	mu         sync.Mutex
+	accounts   map[string]*account // by user
+	version    string              // the primary's server version, once learned
+	peak       int
+	stats      Stats          // counters kept here (Clients…PinnedSessions, Queries*)
+	conns      sync.WaitGroup // client connections being served
 	srv        *server.Server
 	srvVersion string
 }
