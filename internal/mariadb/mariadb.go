@@ -72,9 +72,14 @@ type Server struct {
 	db       *sql.DB
 	ready    chan struct{}
 
-	loadMu        sync.Mutex
-	clientChecked bool            // the mariadb client has the sandbox options
-	loading       map[string]bool // load users of running loads
+	accountMu sync.Mutex
+	seedMu    sync.Mutex
+	// A replica's check interval and least time between two seeds
+	// (tests shorten them; 0: keepInterval, reseedGap).
+	keepEvery, reseedGap time.Duration
+	loadMu               sync.Mutex
+	clientChecked        bool            // the mariadb client has the sandbox options
+	loading              map[string]bool // load users of running loads
 }
 
 // Remote is an external MySQL/MariaDB server reached over TCP.
@@ -400,18 +405,32 @@ func (s *Server) Run(ctx context.Context) error {
 		Logger:      s.Logger,
 	}
 	var once bool
+	// A replica is ready once it replicates (keepReplicating).
+	up := make(chan struct{}, 1)
+	if s.isReplica() {
+		kctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.keepReplicating(kctx, up)
+		once = true
+	}
 	return s.proc.Run(ctx, func(ctx context.Context, pid int) error {
 		err := s.waitUp(ctx)
 		if err == nil && !once {
 			once = true
 			close(s.ready)
 		}
+		if err == nil {
+			select {
+			case up <- struct{}{}:
+			default:
+			}
+		}
 		return err
 	})
 }
 
-// Ready is closed once the server answered for the first time. Call it
-// after Prepare.
+// Ready is closed once the server answered for the first time (a
+// replica: once it is seeded and replicating). Call it after Prepare.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Process gives access to the supervised process (tests kill it).
