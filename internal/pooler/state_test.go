@@ -1,0 +1,93 @@
+package pooler
+
+import (
+	"database/sql"
+	"testing"
+)
+
+// TestStateIsolation: a session's SETs never show in another session's
+// (same site or another site's) statements, and follow the session to
+// whatever backend it runs on.
+func TestStateIsolation(t *testing.T) {
+	s1, s2 := newSite(t, 2), newSite(t, 2)
+	p := startPooler(t, Config{}, s1.Account, s2.Account)
+	db1 := open(t, p.cfg.Socket, s1.User, s1.Password, s1.Database)
+	db2 := open(t, p.cfg.Socket, s2.User, s2.Password, s2.Database)
+	a, b := conn(t, db1), conn(t, db1)
+	other := conn(t, db2)
+	const probe = "SELECT CONCAT_WS('|', @@sql_mode, @@time_zone, @@character_set_client, @@collation_connection)"
+	defaultA := queryString(t, a, probe)
+	defaultOther := queryString(t, other, probe)
+	mustExec(t, a, "SET sql_mode = 'ANSI_QUOTES'")
+	mustExec(t, a, "SET time_zone = '+05:00'")
+	mustExec(t, a, "SET NAMES latin1")
+	want := "ANSI_QUOTES|+05:00|latin1|latin1_swedish_ci"
+	if got := queryString(t, a, probe); got != want {
+		t.Fatalf("own session: %q, want %q", got, want)
+	}
+	// b takes the backend a used; a's next statement runs on the other
+	// backend, which gets a's state replayed.
+	mustExec(t, b, "BEGIN")
+	if got := queryString(t, b, probe); got != defaultA {
+		t.Fatalf("same site, other session: %q, want %q", got, defaultA)
+	}
+	if got := queryString(t, a, probe); got != want {
+		t.Fatalf("own session on another backend: %q, want %q", got, want)
+	}
+	mustExec(t, b, "COMMIT")
+	if got := queryString(t, b, probe); got != defaultA {
+		t.Fatalf("same site after commit: %q, want %q", got, defaultA)
+	}
+	if got := queryString(t, other, probe); got != defaultOther {
+		t.Fatalf("other site: %q, want %q", got, defaultOther)
+	}
+	// SET back to DEFAULT is tracked too.
+	mustExec(t, a, "SET time_zone = DEFAULT")
+	mustExec(t, b, "BEGIN")
+	queryString(t, b, "SELECT 1")
+	if got := queryString(t, a, "SELECT @@time_zone"); got != "SYSTEM" {
+		t.Fatalf("time_zone after DEFAULT: %q", got)
+	}
+	mustExec(t, b, "COMMIT")
+	if st := p.Stats(); st.PinnedSessions != 0 {
+		t.Fatalf("SETs pinned: %+v", st)
+	}
+}
+
+// TestMultiplexing: many client sessions, one after another and a few at a
+// time, share few backends.
+func TestMultiplexing(t *testing.T) {
+	s := newSite(t, 3)
+	p := startPooler(t, Config{}, s.Account)
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	db.SetMaxIdleConns(0) // every query a new client session
+	mustExec(t, db, "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v int)")
+	for i := range 30 {
+		mustExec(t, db, "INSERT INTO t (v) VALUES (?)", i)
+		queryString(t, db, "SELECT COUNT(*) FROM t")
+	}
+	st := p.Stats()
+	if st.PeakBackends != 1 || st.BackendsPrimary != 1 {
+		t.Fatalf("sequential sessions: %+v, want one backend", st)
+	}
+	// Eight sessions open at once, taking turns: at most MaxBackends.
+	db.SetMaxIdleConns(8)
+	conns := make([]*sql.Conn, 8)
+	for i := range conns {
+		conns[i] = conn(t, db)
+	}
+	for round := range 3 {
+		for _, c := range conns {
+			if got := queryString(t, c, "SELECT COUNT(*) FROM t"); got != "30" {
+				t.Fatalf("round %d: %s", round, got)
+			}
+		}
+	}
+	st = p.Stats()
+	if st.Clients != 8 || st.PeakBackends > 3 {
+		t.Fatalf("eight sessions: %+v", st)
+	}
+	if st.QueriesPrimary < 84 {
+		t.Fatalf("queries = %d", st.QueriesPrimary)
+	}
+}
