@@ -19,17 +19,22 @@ type pinCase struct {
 	// checkErr: the check must fail with this error number instead.
 	checkErr uint16
 	cleanup  []string
+	// other, if set, runs in session B right after its BEGIN and must
+	// give otherWant (B never sees A's state).
+	other, otherWant string
 }
 
 func TestPinning(t *testing.T) {
 	cases := []pinCase{
-		{name: "transaction", setup: []string{"BEGIN", "INSERT INTO t (v) VALUES ('tx')"},
-			check: "SELECT COUNT(*) FROM t WHERE v = 'tx'", want: "1", cleanup: []string{"ROLLBACK"}},
-		{name: "autocommit=0", setup: []string{"SET autocommit = 0", "INSERT INTO t (v) VALUES ('ac')"},
-			check: "SELECT COUNT(*) FROM t WHERE v = 'ac'", want: "1", cleanup: []string{"ROLLBACK", "SET autocommit = 1"}},
+		{name: "transaction", setup: []string{"BEGIN", "INSERT INTO t (v) VALUES ('tx')", "SELECT 1"},
+			check: "SELECT COUNT(*) FROM t WHERE v = 'tx'", want: "1",
+			other: "SELECT COUNT(*) FROM t WHERE v = 'tx'", otherWant: "0", cleanup: []string{"ROLLBACK"}},
+		{name: "autocommit=0", setup: []string{"SET autocommit = 0", "INSERT INTO t (v) VALUES ('ac')", "SELECT 1"},
+			check: "SELECT COUNT(*) FROM t WHERE v = 'ac'", want: "1",
+			other: "SELECT COUNT(*) FROM t WHERE v = 'ac'", otherWant: "0", cleanup: []string{"ROLLBACK", "SET autocommit = 1"}},
 		{name: "user variable", setup: []string{"SET @x = 42"}, check: "SELECT @x", want: "42"},
 		{name: "user variable in select", setup: []string{"SELECT @y := 7"}, check: "SELECT @y", want: "7"},
-		{name: "temporary table", setup: []string{"CREATE TEMPORARY TABLE tmp (x int)", "INSERT INTO tmp VALUES (5)"},
+		{name: "temporary table", setup: []string{"CREATE TEMPORARY TABLE tmp (x int)", "INSERT INTO tmp VALUES (5)", "SELECT 1"},
 			check: "SELECT x FROM tmp", want: "5"},
 		{name: "GET_LOCK", setup: []string{"SELECT GET_LOCK('pooler-test', 0)"}, check: "SELECT RELEASE_LOCK('pooler-test')", want: "1"},
 		{name: "LOCK TABLES", setup: []string{"LOCK TABLES t READ"}, check: "SELECT COUNT(*) FROM u", checkErr: 1100,
@@ -89,6 +94,11 @@ func runPinCase(t *testing.T, c pinCase) {
 	}
 	mustExec(t, b, "BEGIN")
 	queryString(t, b, "SELECT COUNT(*) FROM t")
+	if c.other != "" {
+		if got := queryString(t, b, c.other); got != c.otherWant {
+			t.Fatalf("other session: %s = %q, want %q", c.other, got, c.otherWant)
+		}
+	}
 	var got sql.NullString
 	err := a.QueryRowContext(context.Background(), c.check).Scan(&got)
 	if c.checkErr != 0 {

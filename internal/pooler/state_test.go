@@ -1,8 +1,11 @@
 package pooler
 
 import (
+	"context"
 	"database/sql"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // TestStateIsolation: a session's SETs never show in another session's
@@ -60,11 +63,18 @@ func TestMultiplexing(t *testing.T) {
 	s := newSite(t, 3)
 	p := startPooler(t, Config{}, s.Account)
 	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
-	db.SetMaxIdleConns(0) // every query a new client session
 	mustExec(t, db, "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v int)")
+	db.SetMaxIdleConns(0)
 	for i := range 30 {
-		mustExec(t, db, "INSERT INTO t (v) VALUES (?)", i)
-		queryString(t, db, "SELECT COUNT(*) FROM t")
+		// One client session (as a PHP request has), then the next.
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, c, fmt.Sprintf("INSERT INTO t (v) VALUES (%d)", i)) // (with ? the driver prepares: pinned)
+		queryString(t, c, "SELECT COUNT(*) FROM t")
+		c.Close()
+		waitClients(t, p, 0)
 	}
 	st := p.Stats()
 	if st.PeakBackends != 1 || st.BackendsPrimary != 1 {
@@ -90,4 +100,17 @@ func TestMultiplexing(t *testing.T) {
 	if st.QueriesPrimary < 84 {
 		t.Fatalf("queries = %d", st.QueriesPrimary)
 	}
+}
+
+// waitClients waits until the pooler has n client sessions (a client's
+// quit is asynchronous).
+func waitClients(t *testing.T, p *Pooler, n int) {
+	t.Helper()
+	for range 500 {
+		if p.Stats().Clients == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("clients = %d, want %d", p.Stats().Clients, n)
 }
