@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -113,4 +115,63 @@ func waitClients(t *testing.T, p *Pooler, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("clients = %d, want %d", p.Stats().Clients, n)
+}
+
+// TestIdleReaper: backends idle longer than IdleTimeout (by the injected
+// clock) are closed; ResetPeak starts the peak again.
+func TestIdleReaper(t *testing.T) {
+	s := newSite(t, 3)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	p := startPooler(t, Config{IdleTimeout: time.Hour, Clock: clock}, s.Account)
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	a, b := conn(t, db), conn(t, db)
+	mustExec(t, a, "BEGIN")
+	queryString(t, a, "SELECT 1")
+	queryString(t, b, "SELECT 1") // a second backend
+	mustExec(t, a, "COMMIT")
+	if st := p.Stats(); st.BackendsPrimary != 2 || st.PeakBackends != 2 {
+		t.Fatalf("before: %+v", st)
+	}
+	p.ReapIdle()
+	if st := p.Stats(); st.BackendsPrimary != 2 {
+		t.Fatalf("reaped too early: %+v", st)
+	}
+	now.Add(int64(2 * time.Hour))
+	p.ReapIdle()
+	if st := p.Stats(); st.BackendsPrimary != 0 || st.PeakBackends != 2 {
+		t.Fatalf("after the idle timeout: %+v", st)
+	}
+	p.ResetPeak()
+	if got := queryString(t, a, "SELECT 5"); got != "5" {
+		t.Fatal(got)
+	}
+	if st := p.Stats(); st.BackendsPrimary != 1 || st.PeakBackends != 1 {
+		t.Fatalf("after ResetPeak: %+v", st)
+	}
+}
+
+// TestLargePackets: statements and rows over 16 MB (split into several
+// protocol packets) pass both ways.
+func TestLargePackets(t *testing.T) {
+	ctx := context.Background()
+	if _, err := primary.QueryString(ctx, "SET GLOBAL max_allowed_packet = 64*1024*1024"); err != nil && err != sql.ErrNoRows {
+		t.Fatal(err)
+	}
+	s := newSite(t, 2)
+	p := startPooler(t, Config{}, s.Account)
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	mustExec(t, db, "CREATE TABLE big (id int PRIMARY KEY, b longtext)")
+	const n = 17 << 20
+	mustExec(t, db, fmt.Sprintf("INSERT INTO big VALUES (1, '%s')", strings.Repeat("x", n)))
+	if got := queryString(t, db, "SELECT LENGTH(b) FROM big"); got != fmt.Sprint(n) {
+		t.Fatalf("stored length %s", got)
+	}
+	if got := queryString(t, db, "SELECT b FROM big"); len(got) != n {
+		t.Fatalf("read back %d bytes", len(got))
+	}
+	if got := queryString(t, db, "SELECT 1"); got != "1" {
+		t.Fatal(got)
+	}
 }
