@@ -43,6 +43,8 @@ func TestPinning(t *testing.T) {
 			check: "SELECT FOUND_ROWS()", want: "3"},
 		{name: "LAST_INSERT_ID", setup: []string{"INSERT INTO u (x) VALUES (1)"},
 			check: "SELECT LAST_INSERT_ID() = (SELECT MAX(id) FROM u)", want: "1"},
+		{name: "warnings", setup: []string{"SELECT CAST('1x' AS SIGNED)"},
+			check: "SELECT @@warning_count", want: "1"},
 		{name: "ROW_COUNT", setup: []string{"UPDATE t SET v = 'a2' WHERE v = 'a'"},
 			check: "SELECT ROW_COUNT()", want: "1"},
 	}
