@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -134,6 +135,7 @@ func (c *hostConn) Read(b []byte) (int, error) {
 type clientAuth struct {
 	salt, auth []byte
 	collation  uint8
+	caps       uint32
 }
 
 // captured parses the last greeting (or auth switch request) written and
@@ -163,6 +165,7 @@ func (c *hostConn) captured() (clientAuth, error) {
 			return ca, fmt.Errorf("pooler: short handshake response")
 		}
 		caps := binary.LittleEndian.Uint32(r[:4])
+		ca.caps = caps
 		ca.collation = r[8]
 		pos = 32
 		i = bytes.IndexByte(r[pos:], 0)
@@ -234,6 +237,7 @@ type credentials struct {
 	hc   *hostConn
 	h    *handshakeHandler
 	sess *session // registered with its account on success
+	ctx  context.Context
 }
 
 func (cr *credentials) CheckUsername(string) (bool, error) { return true, nil }
@@ -262,6 +266,21 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 	cr.sess.collation = ca.collation
 	if err := cr.p.register(a, cr.sess); err != nil {
 		return "", false, err
+	}
+	// With no backend open the server may be down: find out now, so the
+	// client's connect fails as it would directly (WordPress then shows
+	// its database error page instead of pages with failed queries).
+	if a.primary.openCount() == 0 {
+		b, err := a.primary.get(cr.ctx, ca.caps&capsKey)
+		if err != nil {
+			cr.p.unregister(cr.sess)
+			var me *mysql.MyError
+			if errors.As(err, &me) {
+				return "", false, me
+			}
+			return "", false, mysql.NewError(2002, "Can't connect to the database server through the pooler")
+		}
+		a.primary.put(b)
 	}
 	return a.Password, true, nil
 }
