@@ -113,6 +113,7 @@ func (c *hostConn) RemoteAddr() net.Addr { return hostAddr(c.host) }
 func (c *hostConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	if c.capturing {
+		patchStatus(b)
 		c.lastWrite = append(c.lastWrite[:0], b...)
 		c.read = c.read[:0]
 	}
@@ -312,5 +313,26 @@ func (p *Pooler) unregister(s *session) {
 	if _, ok := s.acct.sessions[s]; ok {
 		delete(s.acct.sessions, s)
 		p.stats.Clients--
+	}
+}
+
+// patchStatus sets SERVER_STATUS_AUTOCOMMIT in the greeting and in the OK
+// that ends the handshake, as MariaDB does (go-mysql sends no status
+// there).
+func patchStatus(b []byte) {
+	if len(b) < 5 {
+		return
+	}
+	p := b[4:]
+	switch p[0] {
+	case 10: // greeting: version NUL, id 4, scramble 8, filler, caps 2, charset, status 2
+		i := bytes.IndexByte(p[1:], 0)
+		if pos := 1 + i + 1 + 4 + 8 + 1 + 2 + 1; i >= 0 && pos+2 <= len(p) {
+			p[pos] |= byte(mysql.SERVER_STATUS_AUTOCOMMIT)
+		}
+	case mysql.OK_HEADER: // 0 affected, 0 insert id, status 2, warnings 2
+		if len(p) >= 7 && p[1] == 0 && p[2] == 0 {
+			p[3] |= byte(mysql.SERVER_STATUS_AUTOCOMMIT)
+		}
 	}
 }
