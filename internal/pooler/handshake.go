@@ -101,6 +101,9 @@ type hostConn struct {
 	capturing bool
 	lastWrite []byte
 	read      []byte
+
+	holding bool
+	pending []byte
 }
 
 type hostAddr string
@@ -118,7 +121,36 @@ func (c *hostConn) Write(b []byte) (int, error) {
 		c.read = c.read[:0]
 	}
 	c.mu.Unlock()
+	if c.holding {
+		// Keep the last write back until flush.
+		if c.pending != nil {
+			if _, err := c.Conn.Write(c.pending); err != nil {
+				c.pending = nil
+				return 0, err
+			}
+		}
+		c.pending = append(c.pending[:0], b...)
+		return len(b), nil
+	}
 	return c.Conn.Write(b)
+}
+
+// hold keeps the last packet of an answer back until flush, so the
+// pooler's bookkeeping (backend back in its pool, pins, counters) is done
+// before the client sees the answer end. Only the session's goroutine
+// writes.
+func (c *hostConn) hold() { c.holding = true }
+
+// flush writes what hold kept back.
+func (c *hostConn) flush() error {
+	c.holding = false
+	p := c.pending
+	c.pending = nil
+	if p == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(p)
+	return err
 }
 
 func (c *hostConn) Read(b []byte) (int, error) {

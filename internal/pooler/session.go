@@ -25,7 +25,7 @@ var (
 type session struct {
 	p    *Pooler
 	acct *account
-	nc   net.Conn
+	nc   *hostConn
 	c    *server.Conn
 	caps uint32 // client capabilities that key backends
 
