@@ -77,6 +77,7 @@ type Server struct {
 	// A replica's check interval and least time between two seeds
 	// (tests shorten them; 0: keepInterval, reseedGap).
 	keepEvery, reseedGap time.Duration
+	lastSeed             time.Time // under seedMu
 	loadMu               sync.Mutex
 	clientChecked        bool            // the mariadb client has the sandbox options
 	loading              map[string]bool // load users of running loads
