@@ -81,16 +81,7 @@ func (s *Server) replicaConfig() string {
 	if !s.isReplica() {
 		return ""
 	}
-	return fmt.Sprintf(`
-# Read replica: only the replication thread (and root) write.
-read_only = ON
-relay_log = %s
-relay_log_index = %s
-relay_log_recovery = ON
-log_slave_updates = OFF
-skip_slave_start = OFF
-slave_net_timeout = 10
-`, filepath.Join(s.binlogDir(), "relay-bin"), filepath.Join(s.binlogDir(), "relay-bin.index"))
+	return "\n# Read replica: only the replication thread (and root) write.\n" + optionLines(ReplicaOptions(s.binlogDir()))
 }
 
 // GTIDPos returns the server's GTID position: @@gtid_binlog_pos on a
