@@ -17,13 +17,72 @@
 // library does not do — pooling, state replay, pinning, read routing — is
 // written here, because it is the product.
 //
-// STATUS: skeleton (the API the shard codes against); the implementation is
-// being written.
+// How it works. go-mysql's server package does the handshake and the
+// authentication (mysql_native_password, no TLS: the pooler listens on a
+// Unix socket or inside the cluster). It asks its Handler for the
+// database before it checks the password, and answers any error of the
+// credential provider as is; so the pooler's provider checks the scramble
+// itself (from the handshake bytes it sees pass) and answers exactly what
+// MariaDB answers, in MariaDB's order: a wrong password or unknown user
+// 1045 "Access denied for user 'u'@'localhost' (using password: YES)",
+// another database 1044, the account's client limit 1226. The greeting
+// announces the primary's own version string (WordPress looks for
+// "MariaDB" in it).
+//
+// After the handshake the pooler runs its own command loop on raw
+// packets and forwards each command to a backend connection made with
+// go-mysql's client package, reading only what it must of the answer: its
+// end (OK, ERR, result sets with their EOFs, SERVER_MORE_RESULTS_EXISTS,
+// prepared-statement answers, cursors), the status flags, and an OK's
+// affected rows, insert id and warnings. Neither side negotiates
+// CLIENT_DEPRECATE_EOF, LOCAL_FILES, MULTI_STATEMENTS, compression or
+// session tracking; the client flags that change a backend's behaviour
+// (FOUND_ROWS, IGNORE_SPACE, MULTI_RESULTS, PS_MULTI_RESULTS) key the
+// backend pools. Packets over 16 MB are split and joined by go-mysql.
+//
+// Pools: per account and server (primary, replica), last-in first-out,
+// at most Account.MaxBackends connections (a statement waits
+// Config.BackendWait for one, then gets error 1203), idle ones closed
+// after Config.IdleTimeout. A session's tracked state (sqlscan.State: the
+// handshake's collation and the SETs it ran) is replayed on a backend
+// whose state differs before a statement runs there.
+//
+// A session keeps its backend: for life once a statement pins it
+// (sqlscan's Stmt.Pin: user variables, temporary tables, GET_LOCK, LOCK
+// TABLES, SET with expressions…, a prepared statement, USE of another
+// database); while the backend's status says a transaction is open or
+// autocommit is off; and through the next statement after
+// SQL_CALC_FOUND_ROWS (Stmt.HoldNext) or any answer with affected rows,
+// an insert id, warnings or an error (LAST_INSERT_ID(), ROW_COUNT(),
+// FOUND_ROWS(), SHOW WARNINGS read their connection). A backend that holds
+// a session's state is closed, never pooled, when the session ends.
+//
+// Reads (Stmt.Read) outside transactions, not pinned or held, go to the
+// replica when Config.Gate allows for the session's last write: after a
+// write the pooler reads @@last_gtid on that backend (only when a replica
+// is configured) and passes it to Gate.Usable. A replica that fails sends
+// the read to the primary.
+//
+// Failures: a pooled backend that was killed or whose server restarted
+// is closed; the statement runs again on a fresh connection when it
+// certainly did not run (the write failed, or the first answer was the
+// server's goodbye) or when it is a read; otherwise the client gets 2013
+// "Lost connection to MySQL server during query", never a guess. A
+// server that is down gives each statement a clear error and the session
+// lives on. Not supported: COM_CHANGE_USER (an error), LOAD DATA LOCAL.
 package pooler
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/go-mysql-org/go-mysql/server"
 	"log/slog"
 	"time"
 )
@@ -93,29 +152,275 @@ type Config struct {
 
 // Pooler is a running pooler.
 type Pooler struct {
-	cfg Config
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+
+	mu         sync.Mutex
+	accounts   map[string]*account // by user
+	version    string              // the primary's server version, once learned
+	peak       int
+	stats      Stats          // counters kept here (Clients…PinnedSessions, Queries*)
+	conns      sync.WaitGroup // client connections being served
+	srv        *server.Server
+	srvVersion string
+}
+
+// account is an Account with its sessions and backend pools.
+type account struct {
+	Account
+	closed   bool
+	sessions map[*session]struct{}
+	primary  *pool
+	replica  *pool
+	refused  uint64
+	pinned   int
 }
 
 // New returns a pooler; Run starts it.
 func New(cfg Config) (*Pooler, error) {
-	return nil, errors.ErrUnsupported
+	if cfg.Socket == "" && cfg.Addr == "" {
+		return nil, errors.New("pooler: no socket or address to listen on")
+	}
+	if cfg.Primary.Addr == "" {
+		return nil, errors.New("pooler: no primary")
+	}
+	if cfg.Replica != nil && cfg.Gate == nil {
+		return nil, errors.New("pooler: a replica needs a gate")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.BackendWait <= 0 {
+		cfg.BackendWait = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}}, nil
+}
+
+func (a Account) normalized() Account {
+	if a.MaxClients <= 0 {
+		a.MaxClients = DefaultMaxClients
+	}
+	if a.MaxBackends <= 0 {
+		a.MaxBackends = DefaultMaxBackends
+	}
+	return a
 }
 
 // SetAccounts replaces the accounts the pooler accepts. A removed account,
 // or one whose password or database changed, loses its client sessions and
 // backend connections at once.
-func (p *Pooler) SetAccounts(accts []Account) {}
+func (p *Pooler) SetAccounts(accts []Account) {
+	want := map[string]Account{}
+	for _, a := range accts {
+		want[a.User] = a.normalized()
+	}
+	var drop []*account
+	p.mu.Lock()
+	for user, old := range p.accounts {
+		n, ok := want[user]
+		if !ok || n.Password != old.Password || n.Database != old.Database {
+			delete(p.accounts, user)
+			drop = append(drop, old)
+			continue
+		}
+		// Limits change in place.
+		old.MaxClients = n.MaxClients
+		old.primary.setMax(n.MaxBackends)
+		if old.replica != nil {
+			old.replica.setMax(n.MaxBackends)
+		}
+		old.MaxBackends = n.MaxBackends
+	}
+	for user, a := range want {
+		if _, ok := p.accounts[user]; !ok {
+			p.accounts[user] = p.newAccount(a)
+		}
+	}
+	p.mu.Unlock()
+	for _, a := range drop {
+		p.closeAccount(a)
+	}
+}
+
+func (p *Pooler) newAccount(a Account) *account {
+	acct := &account{Account: a, sessions: map[*session]struct{}{}}
+	acct.primary = newPool(p, acct, p.cfg.Primary, false)
+	if p.cfg.Replica != nil {
+		acct.replica = newPool(p, acct, *p.cfg.Replica, true)
+	}
+	return acct
+}
+
+// closeAccount ends an account's sessions and closes its backends.
+func (p *Pooler) closeAccount(a *account) {
+	p.mu.Lock()
+	a.closed = true
+	var ss []*session
+	for s := range a.sessions {
+		ss = append(ss, s)
+	}
+	p.mu.Unlock()
+	for _, s := range ss {
+		s.kill()
+	}
+	a.primary.close()
+	if a.replica != nil {
+		a.replica.close()
+	}
+}
 
 // ResetAccount ends every client session and closes every backend
 // connection of user (after its writes were frozen or it was dropped, so
 // nothing keeps privileges it lost).
-func (p *Pooler) ResetAccount(user string) {}
+func (p *Pooler) ResetAccount(user string) {
+	p.mu.Lock()
+	old, ok := p.accounts[user]
+	if ok {
+		p.accounts[user] = p.newAccount(old.Account)
+	}
+	p.mu.Unlock()
+	if ok {
+		p.closeAccount(old)
+	}
+}
 
 // Run listens until ctx is done, then closes every connection.
-func (p *Pooler) Run(ctx context.Context) error { return errors.ErrUnsupported }
+func (p *Pooler) Run(ctx context.Context) error {
+	var lns []net.Listener
+	if p.cfg.Socket != "" {
+		if err := os.MkdirAll(filepath.Dir(p.cfg.Socket), 0o755); err != nil {
+			return fmt.Errorf("pooler: %w", err)
+		}
+		if err := os.Remove(p.cfg.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pooler: stale socket: %w", err)
+		}
+		ln, err := net.Listen("unix", p.cfg.Socket)
+		if err != nil {
+			return fmt.Errorf("pooler: %w", err)
+		}
+		if err := os.Chmod(p.cfg.Socket, 0o666); err != nil {
+			ln.Close()
+			return fmt.Errorf("pooler: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	if p.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", p.cfg.Addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("pooler: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- p.serve(ctx, ln)
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); p.reap(ctx) }()
+	close(p.ready)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	// Close everything.
+	p.mu.Lock()
+	accts := make([]*account, 0, len(p.accounts))
+	for _, a := range p.accounts {
+		accts = append(accts, a)
+	}
+	p.mu.Unlock()
+	for _, a := range accts {
+		p.closeAccount(a)
+	}
+	p.conns.Wait()
+	return err
+}
+
+func (p *Pooler) serve(ctx context.Context, ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("pooler: accept: %w", err)
+		}
+		p.conns.Add(1)
+		go func() {
+			defer p.conns.Done()
+			p.handle(ctx, c)
+		}()
+	}
+}
+
+// reap closes idle backends now and then.
+func (p *Pooler) reap(ctx context.Context) {
+	every := p.cfg.IdleTimeout / 4
+	if every < 10*time.Millisecond {
+		every = 10 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.ReapIdle()
+		}
+	}
+}
+
+// ReapIdle closes backend connections idle for at least Config.IdleTimeout
+// (by Config.Clock); Run calls it periodically.
+func (p *Pooler) ReapIdle() {
+	p.mu.Lock()
+	var pools []*pool
+	for _, a := range p.accounts {
+		pools = append(pools, a.primary)
+		if a.replica != nil {
+			pools = append(pools, a.replica)
+		}
+	}
+	p.mu.Unlock()
+	now := p.cfg.Clock()
+	for _, pl := range pools {
+		pl.reap(now.Add(-p.cfg.IdleTimeout))
+	}
+}
 
 // Ready is closed once the pooler listens.
-func (p *Pooler) Ready() <-chan struct{} { return nil }
+func (p *Pooler) Ready() <-chan struct{} { return p.ready }
 
 // Stats is a snapshot of the pooler's counters.
 type Stats struct {
@@ -139,7 +444,39 @@ type AccountStats struct {
 }
 
 // Stats returns the counters.
-func (p *Pooler) Stats() Stats { return Stats{} }
+func (p *Pooler) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats
+	st.PeakBackends = p.peak
+	st.Accounts = map[string]AccountStats{}
+	for user, a := range p.accounts {
+		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
+		if a.replica != nil {
+			as.Backends += a.replica.openCount()
+		}
+		st.Accounts[user] = as
+	}
+	return st
+}
 
 // ResetPeak starts PeakBackends again from the current count.
-func (p *Pooler) ResetPeak() {}
+func (p *Pooler) ResetPeak() {
+	p.mu.Lock()
+	p.peak = p.stats.BackendsPrimary + p.stats.BackendsReplica
+	p.mu.Unlock()
+}
+
+// backendOpened and backendClosed count backends (pool calls them).
+func (p *Pooler) backendOpened(replica bool, delta int) {
+	p.mu.Lock()
+	if replica {
+		p.stats.BackendsReplica += delta
+	} else {
+		p.stats.BackendsPrimary += delta
+	}
+	if n := p.stats.BackendsPrimary + p.stats.BackendsReplica; n > p.peak {
+		p.peak = n
+	}
+	p.mu.Unlock()
+}
