@@ -112,7 +112,9 @@ func TestPoolerWithReplica(t *testing.T) {
 	a := newE2ESite(t, p, "wp_ea", "a1")
 	b := newE2ESite(t, p, "wp_eb", "b1")
 	p.caughtUp(t)
-	w := p.watch(t, Config{Interval: 50 * time.Millisecond, MaxLag: time.Hour})
+	// (StaleAfter: a loaded machine may take a while to answer; hung
+	// replicas are TestWatch's.)
+	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 3 * time.Second, MaxLag: time.Hour})
 	waitFor(t, "replica usable", func() bool { return w.Usable("") })
 
 	pcfg := pooler.Config{
@@ -276,7 +278,7 @@ func TestPoolerReplicaLag(t *testing.T) {
 	}
 	a := newE2ESite(t, p, "wp_la", "a1")
 	p.caughtUp(t)
-	w := p.watch(t, Config{Interval: 50 * time.Millisecond})
+	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 3 * time.Second})
 	pcfg := pooler.Config{
 		Socket:  filepath.Join(t.TempDir(), "mysql.sock"),
 		Primary: pooler.Backend{Network: "unix", Addr: p.primary.Socket()},
