@@ -184,8 +184,9 @@ func (c *cluster) directReach(host string, sh *shard.Shard) string {
 }
 
 // sleepSession runs the plugin's SELECT SLEEP(1) request and returns the
-// MariaDB session that ran it (seen in the process list meanwhile).
-func (c *cluster) sleepSession(host string, sh *shard.Shard) int64 {
+// MariaDB session that ran it (seen in the process list meanwhile); during,
+// if set, is called once that session is seen, while the request runs.
+func (c *cluster) sleepSession(host string, sh *shard.Shard, during func(id int64)) int64 {
 	c.t.Helper()
 	db, err := sh.DB().OpenRoot("information_schema")
 	if err != nil {
@@ -220,6 +221,9 @@ func (c *cluster) sleepSession(host string, sh *shard.Shard) int64 {
 		default:
 		}
 	}
+	if during != nil {
+		during(id)
+	}
 	if body := <-done; body != "slept" {
 		c.t.Fatalf("pooltest_sleep = %q", body)
 	}
@@ -235,7 +239,6 @@ func (c *cluster) sleepSession(host string, sh *shard.Shard) int64 {
 // own socket.
 func TestWordPressThroughPooler(t *testing.T) {
 	c := newCluster(t)
-	c.tweak = func(cfg *shard.Config) { cfg.CronInterval = 300 * time.Millisecond }
 	sh := c.start("local")
 	defer c.deleteAll()
 	p := sh.Pooler()
@@ -318,37 +321,34 @@ func TestWordPressThroughPooler(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The MariaDB session a request's statement ran on outlives the
-	// request (the pooler keeps it for the next): PHP did not connect to
-	// MariaDB itself.
-	if id := c.sleepSession(host, sh); !processlist(t, sh, user)[id] {
+	// While a request runs a statement, the site has one client session
+	// on the pooler, and MariaDB has no session of the site's user but the
+	// pooler's backends: PHP did not connect to MariaDB itself.
+	id := c.sleepSession(host, sh, func(id int64) {
+		a, sessions := p.Stats().Accounts[user], processlist(t, sh, user)
+		if a.Clients != 1 || len(sessions) != a.Backends || !sessions[id] {
+			t.Errorf("during a request: pooler account %+v; MariaDB sessions of %s %v (the request's %d)", a, user, sessions, id)
+		}
+	})
+	// And the session outlives the request (the pooler keeps it).
+	if !processlist(t, sh, user)[id] {
 		t.Errorf("session %d the request used is gone after it: not the pooler's", id)
 	}
-	// Every session of the site's user on MariaDB is one of the pooler's
-	// backends (cron runs beside: asked until both agree).
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		got, want := len(processlist(t, sh, user)), p.Stats().Accounts[user].Backends
-		if got == want && got > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MariaDB has %d sessions of %s, the pooler %d backends", got, user, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if got, want := len(processlist(t, sh, user)), p.Stats().Accounts[user].Backends; got != want || got == 0 {
+		t.Errorf("MariaDB has %d sessions of %s, the pooler %d backends", got, user, want)
 	}
 
-	// WP-Cron (the shard's cron loop, as the site's user through
-	// wp-config.php) ran the plugin's event.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		v, err := sh.DB().QueryString(c.ctx, "SELECT option_value FROM "+n.DB+".wp_options WHERE option_name = 'pooltest_cron_ran'")
-		if err == nil && v != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the plugin's cron event never ran: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// WP-Cron (as the shard's cron loop runs it: the site's user, through
+	// wp-config.php) runs the plugin's event.
+	before := p.Stats().QueriesPrimary
+	if err := shard.RunSiteCron(c.ctx, sh, c.get(st.Metadata.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if p.Stats().QueriesPrimary == before {
+		t.Error("WP-Cron ran no statement through the pooler")
+	}
+	if v, err := sh.DB().QueryString(c.ctx, "SELECT option_value FROM "+n.DB+".wp_options WHERE option_name = 'pooltest_cron_ran'"); err != nil || v == "" {
+		t.Fatalf("the plugin's cron event did not run: %q %v", v, err)
 	}
 
 	// The site's PHP cannot reach MariaDB's own socket (only root's and
@@ -464,8 +464,14 @@ func TestDirectDB(t *testing.T) {
 	if err != nil || r.check(3) != nil {
 		t.Fatalf("pooltest: %+v %v", r, err)
 	}
-	if id := c.sleepSession(host, sh); processlist(t, sh, consts["DB_USER"])[id] {
-		t.Errorf("session %d outlived its request without a pooler", id)
+	// The session a request ran on ends with it (MariaDB ends a closed
+	// session asynchronously: asked until it is gone).
+	id := c.sleepSession(host, sh, nil)
+	for deadline := time.Now().Add(30 * time.Second); processlist(t, sh, consts["DB_USER"])[id]; {
+		if time.Now().After(deadline) {
+			t.Fatalf("session %d outlived its request without a pooler", id)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if got := c.directReach(host, sh); got != "connected" {
 		t.Errorf("the site's PHP connecting to MariaDB's socket: %q", got)
