@@ -74,13 +74,17 @@ func TestShardOnExternalDatabase(t *testing.T) {
 	c.check(host, "/a-post-that-moved/", 200, "Carried across shards.")
 
 	// The site's database and user live on the external server; the site
-	// connects to it over TCP.
+	// connects to the shard's pooler, which connects to it over TCP.
 	cfg, err := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "define('DB_HOST', '" + remote.Addr + "');"; !strings.Contains(string(cfg), want) {
+	layout := shard.Layout{Name: "alpha", Dir: filepath.Join(c.dir, "shard-alpha")}
+	if want := "define('DB_HOST', 'localhost:" + layout.PoolerSocket() + "');"; !strings.Contains(string(cfg), want) {
 		t.Errorf("wp-config.php lacks %s", want)
+	}
+	if st := sh.Pooler().Stats(); st.QueriesPrimary == 0 || st.Accounts[n.DBUser].Backends == 0 {
+		t.Errorf("the site's queries did not go through the pooler: %+v", st)
 	}
 	extCount := func(q string, args ...any) string {
 		t.Helper()
