@@ -525,3 +525,38 @@ func TestShardLocalReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchDirectDB: a shard restarted with DirectDB switched rewrites its
+// sites' wp-config.php on its first pass (and opens or closes MariaDB's
+// directory to them), and the site serves either way.
+func TestSwitchDirectDB(t *testing.T) {
+	c := newCluster(t)
+	sh := c.start("local")
+	st := c.create("switch.localhost", "uid-switch", "local", "Switching", adminFor(t))
+	defer c.deleteAll()
+	n := sh.NamesFor(st.Metadata.UID)
+	layout := shard.Layout{Name: "local", Dir: filepath.Join(c.dir, "shard-local")}
+	installPoolTestPlugin(t, n)
+	for _, direct := range []bool{true, false} {
+		c.stop("local")
+		c.tweak = func(cfg *shard.Config) { cfg.DirectDB = direct }
+		sh = c.start("local")
+		c.routes()
+		want, mode := "localhost:"+layout.PoolerSocket(), os.FileMode(0o710)
+		if direct {
+			want, mode = "localhost:"+sh.DB().Socket(), 0o711
+		}
+		if got := wpConfigDB(t, n)["DB_HOST"]; got != want {
+			t.Errorf("DirectDB %v: DB_HOST = %q, want %q", direct, got, want)
+		}
+		c.check("switch.localhost", "/", 200, "Switching")
+		if r, err := c.poolTest("switch.localhost", 2, fmt.Sprintf("d%v", direct)); err != nil || r.check(2) != nil {
+			t.Errorf("DirectDB %v: pooltest %+v %v", direct, r, err)
+		}
+		if os.Geteuid() == 0 {
+			if fi, err := os.Stat(sh.DB().Dir); err != nil || fi.Mode().Perm() != mode {
+				t.Errorf("DirectDB %v: MariaDB's directory %v %v, want %v", direct, fi.Mode(), err, mode)
+			}
+		}
+	}
+}
