@@ -9,7 +9,11 @@
 // or TiDB's parsers know MySQL's grammar but not MariaDB's, are large, and
 // the pooler needs only a handful of facts per statement). It is
 // conservative: whatever it does not understand is neither a read nor
-// trackable, and pins when it could carry state.
+// trackable, and pins when it could carry state. The rules, the pin
+// reasons and the read exclusions are listed in docs/database.md
+// ("Statement classification"). The built-in function names and the
+// collation table come from MariaDB 10.11 itself (tables.go; a test
+// checks the collations against the running server).
 package sqlscan
 
 // Kind is the kind of statement.
@@ -30,9 +34,10 @@ const (
 type Stmt struct {
 	Kind Kind
 	// Read: the statement may run on a replica: a SELECT without locking
-	// clauses (FOR UPDATE, LOCK IN SHARE MODE), INTO, user variables or
-	// connection-bound functions (GET_LOCK, LAST_INSERT_ID, FOUND_ROWS,
-	// ROW_COUNT, CONNECTION_ID, NEXTVAL…).
+	// clauses (FOR UPDATE, LOCK IN SHARE MODE), INTO, user variables,
+	// @@variables, connection-bound functions (GET_LOCK, LAST_INSERT_ID,
+	// FOUND_ROWS, ROW_COUNT, CONNECTION_ID, NEXTVAL…) or calls of
+	// functions that are not built-ins, and not pinned.
 	Read bool
 	// Sets are the assignments of a SET statement whose every assignment
 	// is trackable (a session variable or NAMES / CHARACTER SET set to a
