@@ -58,15 +58,32 @@ func caughtUp(t *testing.T, primary, replica *Server) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		got, err := replica.GTIDPos(ctx)
-		if err == nil && got == want {
+		if err == nil && seqOf(got) >= seqOf(want) {
 			return
 		}
 		if time.Now().After(deadline) {
 			st, _ := replica.ReplicaStatus(ctx)
-			t.Fatalf("replica at %q (%v), primary at %q; status %+v", got, err, want, st)
+			seeded, _ := os.ReadFile(replica.seededFile())
+			hosts, _ := primary.QueryString(ctx, "SELECT GROUP_CONCAT(HOST, ' ', COMMAND, ' ', USER) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog%'")
+			t.Fatalf("replica at %q (%v), primary (port %d) at %q; status %+v; seeded %q; the primary's binlog dumps: %q",
+				got, err, primary.Port(), want, st, seeded, hosts)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// seqOf is the sequence number of a position in domain 0 (the only one
+// the servers use); -1 for none.
+func seqOf(pos string) int64 {
+	for _, g := range strings.Split(pos, ",") {
+		if parts := strings.Split(g, "-"); len(parts) == 3 && parts[0] == "0" {
+			n, err := strconv.ParseInt(parts[2], 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func mustExec(t *testing.T, s *Server, qs ...string) {
@@ -259,6 +276,49 @@ func TestReplicaOfRemote(t *testing.T) {
 	defer mdb.Close()
 	if st, err := ReadReplicaStatus(ctx, mdb); err != nil || !st.Healthy() {
 		t.Fatalf("status as the monitor account: %+v, %v", st, err)
+	}
+
+	// A primary (read_only off) is never emptied by a seed.
+	if err := primary.StartReplicationFrom(ctx, "127.0.0.1:"+strconv.Itoa(primary.Port()), user, pw); err == nil ||
+		!strings.Contains(err.Error(), "read_only") {
+		t.Fatalf("seeding the primary: %v", err)
+	}
+	if n := count(t, primary, "wp_k.t"); n != 2 {
+		t.Fatalf("primary rows after the refused seed = %d", n)
+	}
+
+	// A server administered remotely (by an admin account, over TCP) is
+	// made a replica the same way; the admin account survives the seed.
+	other := startServer(t)
+	mustExec(t, other, "SET GLOBAL read_only = ON")
+	admin := remoteOf(t, other)
+	src := Source{Addr: "127.0.0.1:" + strconv.Itoa(primary.Port()), User: user, Password: pw}
+	if err := admin.EnsureReplicationFrom(ctx, src); err == nil || !strings.Contains(err.Error(), "server_id") {
+		t.Fatalf("seeding a replica with the primary's server_id: %v", err)
+	}
+	mustExec(t, other, "SET GLOBAL server_id = 3")
+	if err := admin.EnsureReplicationFrom(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.EnsureReplicationFrom(ctx, src); err != nil { // in order: nothing to do
+		t.Fatal(err)
+	}
+	mustExec(t, primary, "INSERT INTO wp_k.t VALUES (3)")
+	want, _ := primary.GTIDPos(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := admin.QueryString(ctx, "SELECT @@gtid_slave_pos")
+		if err == nil && seqOf(got) >= seqOf(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := admin.ReplicaStatus(ctx)
+			t.Fatalf("remote replica at %q (%v), want %q; %+v", got, err, want, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := count(t, other, "wp_k.t"); n != 3 {
+		t.Fatalf("remote replica rows = %d", n)
 	}
 }
 
