@@ -104,6 +104,8 @@ type Shipper struct {
 	progress chan struct{} // closed and replaced when pos advances
 	running  bool
 	full     chan struct{}
+
+	noFinalFlush bool // tests: die as if killed, without shipping
 }
 
 // New returns a Shipper.
@@ -258,6 +260,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		backoff = min(2*backoff, 30*time.Second)
 	}
 	<-done
+	if s.noFinalFlush {
+		return nil
+	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if _, err := s.flush(fctx, 0); err != nil {

@@ -576,7 +576,9 @@ func charsetOf(id uint64) string {
 func mentions(query []byte, db string) bool {
 	q := bytes.ToLower(query)
 	name := []byte(strings.ToLower(db))
-	word := func(c byte) bool { return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 0x80 }
+	word := func(c byte) bool {
+		return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 0x80
+	}
 	for off := 0; ; {
 		k := bytes.Index(q[off:], name)
 		if k < 0 {
