@@ -144,7 +144,7 @@ func exec1(t *testing.T, db *sql.DB, qs ...string) {
 
 // replay replays site's segments from pos into database target as the
 // target's own user.
-func (e *env) replay(site Site, target, from string, until time.Time, cov Coverage) (*ReplayResult, error) {
+func (e *env) replay(site Site, target string, from Start, until time.Time, cov Coverage) (*ReplayResult, error) {
 	e.t.Helper()
 	ctx := context.Background()
 	segs, err := Segments(ctx, e.repo, site.Name, site.UID)
@@ -163,6 +163,11 @@ func (e *env) replay(site Site, target, from string, until time.Time, cov Covera
 	defer conn.Close()
 	return Replay(ctx, conn, target, e.repo, segs, from, until, cov, nil)
 }
+
+func cov(s Status) Coverage { return Coverage{Log: s.Log, Since: s.Since, Through: s.Through} }
+
+// start is where a replay from the server's position now starts.
+func (e *env) start0(sh *Shipper) Start { return Start{GTID: e.pos(), Log: sh.Log()} }
 
 // content is every table's rows of db, as text, in primary-key (or full)
 // order.
@@ -284,7 +289,7 @@ func TestRoundTrip(t *testing.T) {
 	e.site("wp_dst")
 	st := Site{Name: "src", UID: "uid-src", DB: "wp_src"}
 	sh, _ := e.start(st)
-	from := e.pos()
+	from := e.start0(sh)
 	conn, err := src.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +304,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.replay(st, "wp_dst", from, status.Through, Coverage{Since: status.Since, Through: status.Through})
+	res, err := e.replay(st, "wp_dst", from, status.Through, cov(status))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +360,7 @@ func TestSitesNeverCross(t *testing.T) {
 	exec1(t, a, "CREATE TABLE t (id int primary key, v varchar(20))")
 	exec1(t, b, "CREATE TABLE t (id int primary key, v varchar(20))")
 	sh, _ := e.start(sa, sb)
-	from := e.pos()
+	from := e.start0(sh)
 	exec1(t, a, "INSERT INTO t VALUES (1, 'a1')")
 	exec1(t, b, "INSERT INTO t VALUES (1, 'b1')")
 	root, err := e.srv.OpenRoot("mysql")
@@ -416,7 +421,7 @@ func TestSitesNeverCross(t *testing.T) {
 	}
 	// Replaying a's log into a copy of a's starting point gives a's rows.
 	exec1(t, root, "CREATE TABLE wp_a2.t (id int primary key, v varchar(20))")
-	if _, err := e.replay(sa, "wp_a2", from, status.Through, Coverage{Since: status.Since, Through: status.Through}); err != nil {
+	if _, err := e.replay(sa, "wp_a2", from, status.Through, cov(status)); err != nil {
 		t.Fatal(err)
 	}
 	a2, _ := e.srv.OpenAs("wp_a2", "pw-wp_a2", "wp_a2")
@@ -434,7 +439,7 @@ func TestResume(t *testing.T) {
 	sa := Site{Name: "a", UID: "uid-a", DB: "wp_a"}
 	exec1(t, a, "CREATE TABLE t (id int primary key auto_increment, v int)")
 	sh, stop := e.start(sa)
-	from := e.pos()
+	from := e.start0(sh)
 	exec1(t, a, "INSERT INTO t (v) VALUES (1)", "INSERT INTO t (v) VALUES (2)")
 	if _, err := sh.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -495,7 +500,7 @@ func TestResume(t *testing.T) {
 	root, _ := e.srv.OpenRoot("mysql")
 	defer root.Close()
 	exec1(t, root, "CREATE TABLE wp_c.t (id int primary key auto_increment, v int)")
-	if _, err := e.replay(sa, "wp_c", from, status.Through, Coverage{Since: status.Since, Through: status.Through}); err != nil {
+	if _, err := e.replay(sa, "wp_c", from, status.Through, cov(status)); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := e.srv.OpenAs("wp_c", "pw-wp_c", "wp_c")
@@ -545,7 +550,7 @@ func TestUntil(t *testing.T) {
 	defer root.Close()
 	exec1(t, root, "CREATE TABLE wp_c.t (id int primary key, v varchar(10))", "CREATE TABLE wp_d.t (id int primary key, v varchar(10))")
 	sh, stop := e.start(sa)
-	from := e.pos()
+	from := e.start0(sh)
 	nextSecond()
 	exec1(t, a, "INSERT INTO t VALUES (1, 'A')")
 	at := nextSecond()
@@ -555,8 +560,8 @@ func TestUntil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cov := Coverage{Since: status.Since, Through: status.Through}
-	res, err := e.replay(sa, "wp_c", from, at, cov)
+	cv := cov(status)
+	res, err := e.replay(sa, "wp_c", from, at, cv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,10 +578,10 @@ func TestUntil(t *testing.T) {
 	if got := CoverageOf(segs, from); got.Since != status.Since || got.Through.Before(at) {
 		t.Errorf("CoverageOf = %+v", got)
 	}
-	if _, err := e.replay(sa, "wp_d", from, status.Through.Add(time.Hour), cov); !errors.Is(err, ErrNotCovered) {
+	if _, err := e.replay(sa, "wp_d", from, status.Through.Add(time.Hour), cv); !errors.Is(err, ErrNotCovered) {
 		t.Errorf("beyond coverage: %v", err)
 	}
-	if _, err := e.replay(sa, "wp_d", "", at, cov); !errors.Is(err, ErrNoPosition) {
+	if _, err := e.replay(sa, "wp_d", Start{Log: from.Log}, at, cv); !errors.Is(err, ErrNoPosition) {
 		t.Errorf("no position: %v", err)
 	}
 	// The state is lost: the log starts again later, a gap.
@@ -591,7 +596,7 @@ func TestUntil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.replay(sa, "wp_d", from, st2.Through, Coverage{Since: st2.Since, Through: st2.Through}); !errors.Is(err, ErrGap) {
+	if _, err := e.replay(sa, "wp_d", from, st2.Through, cov(st2)); !errors.Is(err, ErrGap) {
 		t.Errorf("across a gap: %v", err)
 	}
 	// A database replaced by root (an in-place restore's swap) is a
@@ -604,7 +609,7 @@ func TestUntil(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec1(t, root, "DELETE FROM wp_d.t")
-	if _, err := e.replay(sa, "wp_d", st2.Since, st3.Through, Coverage{Since: st3.Since, Through: st3.Through}); !errors.Is(err, ErrBarrier) {
+	if _, err := e.replay(sa, "wp_d", Start{GTID: st2.Since, Log: st2.Log}, st3.Through, cov(st3)); !errors.Is(err, ErrBarrier) {
 		t.Errorf("across a replaced database: %v", err)
 	}
 }

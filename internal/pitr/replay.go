@@ -29,26 +29,37 @@ var (
 // continuous from Since and has every transaction committed before
 // Through.
 type Coverage struct {
+	Log     string
 	Since   string
 	Through time.Time
 }
 
+// Start is where a replay starts: a snapshot's position, in a log.
+type Start struct {
+	// GTID is the position the snapshot's dump is consistent with
+	// (exclusive: its transactions are in the dump).
+	GTID string
+	// Log names the continuous log the shard shipped when it took the
+	// snapshot (Shipper.Log).
+	Log string
+}
+
 // CoverageOf is the coverage the segments themselves prove for a replay
-// from position from: the latest Through among the segments whose log
-// was continuous since from (Since covered by from). Zero when none.
-func CoverageOf(segs []Segment, from string) Coverage {
-	fp, err := ParsePos(from)
+// from start: the latest Through among the segments of start's log that
+// was continuous since start (Since covered by start). Zero when none.
+func CoverageOf(segs []Segment, start Start) Coverage {
+	fp, err := ParsePos(start.GTID)
 	if err != nil {
 		return Coverage{}
 	}
 	var c Coverage
 	for _, sg := range segs {
 		sp, err := ParsePos(sg.Meta.Since)
-		if err != nil || !fp.CoversPos(sp) {
+		if err != nil || sg.Meta.Log != start.Log || !fp.CoversPos(sp) {
 			continue
 		}
 		if sg.Meta.Through.After(c.Through) {
-			c = Coverage{Since: sg.Meta.Since, Through: sg.Meta.Through}
+			c = Coverage{Log: sg.Meta.Log, Since: sg.Meta.Since, Through: sg.Meta.Through}
 		}
 	}
 	return c
@@ -73,7 +84,7 @@ var replaySession = []string{
 }
 
 // Replay applies the transactions of segs (Segments, of one site) that
-// follow position from (exclusive: the snapshot's position) and were
+// follow start (exclusive: the snapshot's position) and were
 // committed at or before until (the log's resolution is a second: until's
 // fraction is ignored), in order, each row transaction in a transaction
 // of its own; it stops at the first commit after until. conn must be
@@ -81,9 +92,13 @@ var replaySession = []string{
 // from the site); database may differ from the one the log was taken of.
 // cov says how far the log is known complete (Flush's Status, or
 // CoverageOf); progress, if not nil, gets segments done and total.
-func Replay(ctx context.Context, conn *sql.Conn, database string, r *repo.Repo, segs []Segment, from string, until time.Time, cov Coverage, progress func(done, total int64)) (*ReplayResult, error) {
-	if from == "" {
+func Replay(ctx context.Context, conn *sql.Conn, database string, r *repo.Repo, segs []Segment, start Start, until time.Time, cov Coverage, progress func(done, total int64)) (*ReplayResult, error) {
+	from := start.GTID
+	if from == "" || start.Log == "" {
 		return nil, ErrNoPosition
+	}
+	if cov.Log != start.Log {
+		return nil, fmt.Errorf("%w: the log shipped now (%q) is not the one of the snapshot (%q): the server or its log was replaced since", ErrGap, cov.Log, start.Log)
 	}
 	fp, err := ParsePos(from)
 	if err != nil {
@@ -126,6 +141,9 @@ func Replay(ctx context.Context, conn *sql.Conn, database string, r *repo.Repo, 
 		}
 		if fp.CoversPos(end) {
 			continue // before the snapshot
+		}
+		if sg.Meta.Log != start.Log {
+			continue // another log's (another server, or before a gap)
 		}
 		if sp, err := ParsePos(sg.Meta.Since); err != nil || !fp.CoversPos(sp) {
 			return res, fmt.Errorf("%w: segment %s continues a log begun at %s, after the snapshot's %s", ErrGap, sg.Snapshot.ID, sg.Meta.Since, from)

@@ -44,6 +44,8 @@ type SegmentMeta struct {
 	// for a site snapshot).
 	UID string `json:"uid"`
 	DB  string `json:"db"`
+	// Log names the continuous log the segment belongs to (Status.Log).
+	Log string `json:"log"`
 	// Since is the position from which the shipper's log was continuous
 	// when it cut this segment: every transaction of the site after Since
 	// and up to End is in this segment or an earlier one with the same

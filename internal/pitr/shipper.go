@@ -2,6 +2,8 @@ package pitr
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -70,6 +72,10 @@ type state struct {
 	// Since is where the continuous log began (SegmentMeta.Since).
 	Since     string    `json:"since"`
 	SinceTime time.Time `json:"since_time"`
+	// Log names this continuous log (random, new whenever Since is):
+	// positions of another log (another server, or this one after a
+	// gap) are not comparable with it.
+	Log string `json:"log"`
 	// Shipped is, per site uid, the position its last segment was cut at:
 	// a transaction it covers is not shipped again after a restart.
 	Shipped map[string]string `json:"shipped,omitempty"`
@@ -77,6 +83,8 @@ type state struct {
 
 // Status is what Flush reports.
 type Status struct {
+	// Log names the continuous log (SegmentMeta.Log).
+	Log string
 	// Since is where the continuous log began.
 	Since string
 	// Through: every transaction committed before it is shipped.
@@ -288,7 +296,7 @@ func (s *Shipper) init(ctx context.Context) error {
 			p, err := s.serverPos(ctx)
 			if err == nil {
 				now := s.cfg.Clock().UTC()
-				s.st = state{Pos: p.String(), Since: p.String(), SinceTime: now, Shipped: map[string]string{}}
+				s.st = state{Pos: p.String(), Since: p.String(), SinceTime: now, Log: newLogID(), Shipped: map[string]string{}}
 				if err := s.saveState(s.st); err != nil {
 					return err
 				}
@@ -305,6 +313,9 @@ func (s *Shipper) init(ctx context.Context) error {
 	}
 	if s.st.Shipped == nil {
 		s.st.Shipped = map[string]string{}
+	}
+	if s.st.Log == "" {
+		s.st.Log = newLogID()
 	}
 	p, err := ParsePos(s.st.Pos)
 	if err != nil {
@@ -374,7 +385,7 @@ func (s *Shipper) streamErr(ctx context.Context, err error) error {
 		}
 		s.mu.Lock()
 		s.pos = p
-		s.st.Since, s.st.SinceTime = p.String(), s.cfg.Clock().UTC()
+		s.st.Since, s.st.SinceTime, s.st.Log = p.String(), s.cfg.Clock().UTC(), newLogID()
 		st := s.st
 		s.mu.Unlock()
 		s.log.Warn("pitr: the server no longer has the binary log position; the log restarts (a gap)", "err", err, "pos", p.String())
@@ -438,6 +449,18 @@ func (s *Shipper) commit(c *committed) {
 	}
 }
 
+// Log names the continuous log the shipper ships now ("" before it has
+// started): a backup records it beside its dump's position, and Replay
+// accepts only segments of that log.
+func (s *Shipper) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded {
+		return ""
+	}
+	return s.st.Log
+}
+
 // Flush ships everything committed on the server before the call: it
 // reads the server's position, waits (until ctx ends) for the stream to
 // reach it and ships every site's buffered transactions. A restore calls
@@ -495,7 +518,7 @@ func (s *Shipper) flush(ctx context.Context, wait time.Duration) (Status, error)
 			failed[uid] = txns
 			continue
 		}
-		if err := s.ship(ctx, sites[uid], txns, st.Since, end, through); err != nil {
+		if err := s.ship(ctx, sites[uid], txns, st.Log, st.Since, end, through); err != nil {
 			errs = append(errs, fmt.Errorf("site %s: %w", sites[uid].Name, err))
 			failed[uid] = txns
 			continue
@@ -537,7 +560,13 @@ func (s *Shipper) flush(ctx context.Context, wait time.Duration) (Status, error)
 	if err := s.saveState(cp); err != nil {
 		return Status{}, err
 	}
-	return Status{Since: s.st.Since, Through: through, Pos: s.st.Pos}, nil
+	return Status{Log: s.st.Log, Since: s.st.Since, Through: through, Pos: s.st.Pos}, nil
+}
+
+func newLogID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func maps(m map[string]string) map[string]string {
@@ -567,7 +596,7 @@ func (s *Shipper) waitFor(ctx context.Context, target Pos) error {
 }
 
 // ship writes one site's transactions as a segment snapshot.
-func (s *Shipper) ship(ctx context.Context, st Site, txns []Txn, since string, end Pos, through time.Time) error {
+func (s *Shipper) ship(ctx context.Context, st Site, txns []Txn, logID, since string, end Pos, through time.Time) error {
 	if len(txns) == 0 {
 		return nil
 	}
@@ -580,7 +609,7 @@ func (s *Shipper) ship(ctx context.Context, st Site, txns []Txn, since string, e
 		return err
 	}
 	m := SegmentMeta{Kind: SegmentKind, Version: SegmentVersion, Site: st.Name, UID: st.UID, DB: st.DB,
-		Since: since, End: end.String(), Through: through, FirstGTID: txns[0].GTID, LastGTID: txns[len(txns)-1].GTID,
+		Log: logID, Since: since, End: end.String(), Through: through, FirstGTID: txns[0].GTID, LastGTID: txns[len(txns)-1].GTID,
 		FirstTime: time.Unix(txns[0].Time, 0).UTC(), LastTime: time.Unix(txns[len(txns)-1].Time, 0).UTC(), Txns: len(txns)}
 	raw, err := json.Marshal(m)
 	if err != nil {
