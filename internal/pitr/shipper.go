@@ -382,6 +382,9 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pitr: position %q: %w", from, err)
 	}
+	if err := s.checkFormat(ctx); err != nil {
+		return err
+	}
 	streamer, err := syncer.StartSyncGTID(gset)
 	if err != nil {
 		return s.streamErr(ctx, err)
@@ -400,8 +403,46 @@ func (s *Shipper) stream(ctx context.Context) error {
 		}
 		if c != nil {
 			s.commit(c)
+			// Backpressure: while the repository does not take the
+			// buffer, stop reading (the server keeps its binary log).
+			for s.buffered() > 4*s.cfg.MaxBuffer {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+			}
 		}
 	}
+}
+
+func (s *Shipper) buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bufBytes
+}
+
+// checkFormat makes sure the server logs what translation needs.
+func (s *Shipper) checkFormat(ctx context.Context) error {
+	cfg := mysql.NewConfig()
+	user, pw := s.account()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pw, "tcp", s.cfg.Addr
+	cfg.Timeout = 5 * time.Second
+	cfg.Logger = &mysql.NopLogger{}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var format, image, meta string
+	if err := db.QueryRowContext(ctx, "SELECT @@global.binlog_format, @@global.binlog_row_image, @@global.binlog_row_metadata").Scan(&format, &image, &meta); err != nil {
+		return fmt.Errorf("pitr: read the server's binary log settings: %w", err)
+	}
+	if format != "ROW" || image != "FULL" || meta != "FULL" {
+		return fmt.Errorf("%w: the server logs binlog_format=%s, binlog_row_image=%s, binlog_row_metadata=%s; point-in-time recovery needs ROW, FULL, FULL", errFormat, format, image, meta)
+	}
+	return nil
 }
 
 // streamErr handles a stream error: when the server no longer has the
