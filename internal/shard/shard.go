@@ -41,6 +41,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
@@ -198,17 +199,16 @@ type Config struct {
 	// transactions to it while it keeps up (package replwatch); it needs
 	// the pooler (DirectDB false).
 	Replica string
-	// PITRFlush bounds how long the shard's binary log events wait before
-	// they are shipped to the backup repository (point-in-time recovery;
-	// default DefaultPITRFlush).
+	// PITRFlush is how often the binary log shipper (point-in-time
+	// recovery, pitr.go) writes each site's new transactions to the
+	// shard's backup repository: it bounds what a lost shard loses
+	// (default DefaultPITRFlush; negative: no shipping, so no
+	// point-in-time restores). Shipping needs Repos.
 	PITRFlush time.Duration
 }
 
 // ReplicaLocal is Config.Replica for a replica beside the local MariaDB.
 const ReplicaLocal = "local"
-
-// DefaultPITRFlush is Config.PITRFlush's default.
-const DefaultPITRFlush = 60 * time.Second
 
 // CheckReplica checks a Config.Replica value: "", "local" or HOST:PORT.
 func CheckReplica(v string) error {
@@ -282,6 +282,9 @@ type Shard struct {
 	// points of an in-place restore; an error it returns ends the restore
 	// there without any cleanup, as a kill -9 would.
 	crashAt func(point string) error
+
+	// shipper ships the binary log (pitr.go); nil when off.
+	shipper *pitr.Shipper
 }
 
 // convergedAt remembers that a site's generation converged at a time.
@@ -331,7 +334,7 @@ func New(cfg Config) *Shard {
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
 	}
-	if cfg.PITRFlush <= 0 {
+	if cfg.PITRFlush == 0 {
 		cfg.PITRFlush = DefaultPITRFlush
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
@@ -513,6 +516,11 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	} else {
 		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket(), "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	}
+	// The binary log shipper, beside convergence; it ends (shipping what
+	// it holds) before MariaDB stops.
+	shipCtx, stopShip := context.WithCancel(ctx)
+	shipDone := s.startShipper(shipCtx)
+	defer func() { stopShip(); <-shipDone }()
 	first := true
 	tick := time.NewTicker(s.cfg.Resync)
 	defer tick.Stop()
@@ -544,6 +552,7 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 	if err != nil {
 		return fmt.Errorf("list sites: %w", err)
 	}
+	s.setShipperSites(sites)
 	known := map[string]bool{}
 	var errs []error
 	for i := range sites {
