@@ -14,6 +14,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/backup/schedule"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteclone"
 	"github.com/aipress/aipress/internal/store"
@@ -275,6 +276,9 @@ func (s *server) loadSnapshot(ctx context.Context, ref string) (*repo.Snapshot, 
 	}
 	if err != nil {
 		return nil, nil, internal(fmt.Errorf("load snapshot %s: %w", ref, err))
+	}
+	if pitr.IsSegment(snap) { // a database log segment, not a site's snapshot
+		return nil, nil, notFound
 	}
 	var meta snapshotMeta
 	if len(snap.Meta) > 0 {
