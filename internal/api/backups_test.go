@@ -14,6 +14,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/catalog"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -291,6 +292,25 @@ func TestBackupScenarios(t *testing.T) {
 			body: map[string]any{"new_domain": "a.com"}, status: 409, code: "already_exists"},
 		{name: "restore into a bad domain", method: "POST", path: "/v1/backups/" + ref + "/restore", token: adminSecret,
 			body: map[string]any{"new_domain": "not a domain"}, status: 400, code: "invalid_domain"},
+		{name: "a database log segment is no snapshot to restore", setup: func(t *testing.T, e *bkEnv) {
+			ctx := context.Background()
+			r, err := e.repos.Open(ctx, "s1", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "a.com", Host: "s1", Tags: []string{pitr.Tag}, Meta: []byte(`{"kind":"pitr-segment","site":"a.com"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.AddStream(ctx, pitr.StreamName, strings.NewReader("{}")); err != nil {
+				t.Fatal(err)
+			}
+			snap, err := b.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.ref = "s1:" + snap.ID
+		}, method: "POST", path: "/v1/backups/" + ref + "/restore", token: adminSecret, body: map[string]any{"in_place": true}, status: 404, code: "not_found"},
 		{name: "restore unknown snapshot", method: "POST", path: "/v1/backups/s1:0000/restore", token: adminSecret,
 			body: map[string]any{"in_place": true}, status: 404, code: "not_found"},
 
