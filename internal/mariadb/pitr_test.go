@@ -60,3 +60,19 @@ func TestDumpAt(t *testing.T) {
 		t.Errorf("users left: %v, %v", users, err)
 	}
 }
+
+// TestGTIDWriter: the position comment is found across write boundaries,
+// and only at the start of a line.
+func TestGTIDWriter(t *testing.T) {
+	dump := "INSERT INTO t VALUES ('x -- SET GLOBAL gtid_slave_pos=''9-9-9'';');\n-- SET GLOBAL gtid_slave_pos='0-1-42,1-2-7';\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
+	for size := 1; size <= len(dump); size++ {
+		var out bytes.Buffer
+		g := &gtidWriter{w: &out, start: true}
+		for i := 0; i < len(dump); i += size {
+			g.Write([]byte(dump[i:min(i+size, len(dump))]))
+		}
+		if g.gtid != "0-1-42,1-2-7" || out.String() != dump {
+			t.Fatalf("writes of %d: gtid %q", size, g.gtid)
+		}
+	}
+}

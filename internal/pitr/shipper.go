@@ -3,8 +3,8 @@ package pitr
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +39,8 @@ type Config struct {
 	// Addr is the primary's host:port (a local server's loopback port).
 	Addr string
 	// User and Password: an account with REPLICATION SLAVE and BINLOG
-	// MONITOR (mariadb.Server.Account(ctx, "replication")).
+	// MONITOR (mariadb.Server.Account(ctx, "replication")); see also
+	// SetAccount.
 	User, Password string
 	// ServerID is the id the shipper registers with as a replica; it must
 	// differ from every server's and replica's. Default: derived from
@@ -113,6 +114,8 @@ type Shipper struct {
 	running  bool
 	full     chan struct{}
 
+	sitesSet chan struct{} // closed by the first SetSites
+
 	noFinalFlush bool // tests: die as if killed, without shipping
 }
 
@@ -142,7 +145,21 @@ func New(cfg Config) (*Shipper, error) {
 		cfg.ServerID = 1<<30 | h.Sum32()&(1<<30-1)
 	}
 	return &Shipper{cfg: cfg, log: cfg.Logger, sites: map[string]Site{}, buf: map[string][]Txn{}, bufSites: map[string]Site{},
-		progress: make(chan struct{}), full: make(chan struct{}, 1)}, nil
+		progress: make(chan struct{}), full: make(chan struct{}, 1), sitesSet: make(chan struct{})}, nil
+}
+
+// SetAccount sets (or changes) Config.User and Password, for a shipper
+// made before its account exists; the next connection uses them.
+func (s *Shipper) SetAccount(user, password string) {
+	s.mu.Lock()
+	s.cfg.User, s.cfg.Password = user, password
+	s.mu.Unlock()
+}
+
+func (s *Shipper) account() (user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.User, s.cfg.Password
 }
 
 // SetSites names the sites whose databases are logged (the others'
@@ -155,6 +172,11 @@ func (s *Shipper) SetSites(sites []Site) {
 	}
 	s.mu.Lock()
 	s.sites = m
+	select {
+	case <-s.sitesSet:
+	default:
+		close(s.sitesSet)
+	}
 	s.mu.Unlock()
 }
 
@@ -198,7 +220,8 @@ func (s *Shipper) saveState(st state) error {
 // serverPos reads the primary's @@gtid_binlog_pos.
 func (s *Shipper) serverPos(ctx context.Context) (Pos, error) {
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = s.cfg.User, s.cfg.Password, "tcp", s.cfg.Addr
+	user, pw := s.account()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pw, "tcp", s.cfg.Addr
 	cfg.Timeout = 5 * time.Second
 	cfg.Logger = &mysql.NopLogger{}
 	c, err := mysql.NewConnector(cfg)
@@ -219,9 +242,16 @@ func (s *Shipper) serverPos(ctx context.Context) (Pos, error) {
 }
 
 // Run streams and ships until ctx ends (then it ships what it holds,
-// within a minute). It reconnects after errors; it returns only an error
-// it cannot recover from (a damaged state file).
+// within a minute). It starts streaming once SetSites was called (the
+// transactions it reads are kept or dropped by the sites it knows). It
+// reconnects after errors; it returns only an error it cannot recover
+// from (a damaged state file).
 func (s *Shipper) Run(ctx context.Context) error {
+	select {
+	case <-s.sitesSet:
+	case <-ctx.Done():
+		return nil
+	}
 	if err := s.init(ctx); err != nil {
 		return err
 	}
@@ -337,9 +367,10 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pitr: address %q: %w", s.cfg.Addr, err)
 	}
+	user, pw := s.account()
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: gomysql.MariaDBFlavor, Host: host, Port: uint16(port),
-		User: s.cfg.User, Password: s.cfg.Password, Charset: "utf8mb4",
+		User: user, Password: pw, Charset: "utf8mb4",
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: 10 * time.Second, ReadTimeout: 40 * time.Second,
 		DisableRetrySync: true, Logger: slog.New(slog.DiscardHandler), Localhost: "aipress-pitr",
 	})
@@ -350,6 +381,9 @@ func (s *Shipper) stream(ctx context.Context) error {
 	gset, err := gomysql.ParseMariadbGTIDSet(from)
 	if err != nil {
 		return fmt.Errorf("pitr: position %q: %w", from, err)
+	}
+	if err := s.checkFormat(ctx); err != nil {
+		return err
 	}
 	streamer, err := syncer.StartSyncGTID(gset)
 	if err != nil {
@@ -369,8 +403,46 @@ func (s *Shipper) stream(ctx context.Context) error {
 		}
 		if c != nil {
 			s.commit(c)
+			// Backpressure: while the repository does not take the
+			// buffer, stop reading (the server keeps its binary log).
+			for s.buffered() > 4*s.cfg.MaxBuffer {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+			}
 		}
 	}
+}
+
+func (s *Shipper) buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bufBytes
+}
+
+// checkFormat makes sure the server logs what translation needs.
+func (s *Shipper) checkFormat(ctx context.Context) error {
+	cfg := mysql.NewConfig()
+	user, pw := s.account()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pw, "tcp", s.cfg.Addr
+	cfg.Timeout = 5 * time.Second
+	cfg.Logger = &mysql.NopLogger{}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var format, image, meta string
+	if err := db.QueryRowContext(ctx, "SELECT @@global.binlog_format, @@global.binlog_row_image, @@global.binlog_row_metadata").Scan(&format, &image, &meta); err != nil {
+		return fmt.Errorf("pitr: read the server's binary log settings: %w", err)
+	}
+	if format != "ROW" || image != "FULL" || meta != "FULL" {
+		return fmt.Errorf("%w: the server logs binlog_format=%s, binlog_row_image=%s, binlog_row_metadata=%s; point-in-time recovery needs ROW, FULL, FULL", errFormat, format, image, meta)
+	}
+	return nil
 }
 
 // streamErr handles a stream error: when the server no longer has the

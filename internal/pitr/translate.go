@@ -137,6 +137,13 @@ func (t *translator) end(ts uint32) *committed {
 func (t *translator) query(ts uint32, e *replication.QueryEvent) {
 	db := string(e.Schema)
 	if db != "" && t.keep(db) {
+		switch databaseStmt(e.Query) {
+		case dbNoop:
+			return
+		case dbReplaced:
+			t.cur.barriers = append(t.cur.barriers, db)
+			return
+		}
 		p := t.part(db)
 		if t.standalone {
 			p.DDL = true
@@ -145,7 +152,7 @@ func (t *translator) query(ts uint32, e *replication.QueryEvent) {
 		p.Stmts = append(p.Stmts, bytes.Clone(e.Query))
 		return
 	}
-	if t.names == nil {
+	if t.names == nil || accountStmt(e.Query) {
 		return
 	}
 	for _, name := range t.names() {
@@ -571,22 +578,103 @@ func charsetOf(id uint64) string {
 	return ""
 }
 
-// mentions reports whether query names database db: as a word (not
-// inside a longer identifier), case-insensitively.
+// Kinds of statements on a whole database.
+const (
+	dbNone     = iota // not one
+	dbNoop            // changes no table: CREATE DATABASE IF NOT EXISTS, ALTER DATABASE
+	dbReplaced        // replaces the content: DROP DATABASE, CREATE (OR REPLACE) DATABASE
+)
+
+// databaseStmt classifies a statement MariaDB logged as text on a whole
+// database (it logs them with that database as the default).
+func databaseStmt(q []byte) int {
+	f := strings.Fields(strings.ToUpper(string(stripComments(q[:min(len(q), 200)]))))
+	if len(f) < 2 {
+		return dbNone
+	}
+	obj := 1
+	if f[0] == "CREATE" && len(f) > 3 && f[1] == "OR" && f[2] == "REPLACE" {
+		obj = 3
+	}
+	if obj >= len(f) || (f[obj] != "DATABASE" && f[obj] != "SCHEMA") {
+		return dbNone
+	}
+	switch f[0] {
+	case "ALTER":
+		return dbNoop
+	case "CREATE":
+		if obj == 1 && len(f) > 4 && f[2] == "IF" && f[3] == "NOT" && f[4] == "EXISTS" {
+			return dbNoop
+		}
+		return dbReplaced
+	case "DROP":
+		return dbReplaced
+	}
+	return dbNone
+}
+
+// stripComments drops /* */ comments (MariaDB's executable comments
+// included: their content is ignored for classification) and leading
+// whitespace.
+func stripComments(q []byte) []byte {
+	var out []byte
+	for i := 0; i < len(q); i++ {
+		if q[i] == '/' && i+1 < len(q) && q[i+1] == '*' {
+			end := bytes.Index(q[i+2:], []byte("*/"))
+			if end < 0 {
+				break
+			}
+			i += end + 3
+			out = append(out, ' ')
+			continue
+		}
+		out = append(out, q[i])
+	}
+	return out
+}
+
+// accountStmt reports whether q manages accounts or privileges (CREATE,
+// ALTER, DROP, RENAME USER or ROLE, GRANT, REVOKE, SET PASSWORD): such a
+// statement names databases and users but changes no table.
+func accountStmt(q []byte) bool {
+	f := strings.Fields(strings.ToUpper(string(stripComments(q[:min(len(q), 200)]))))
+	if len(f) == 0 {
+		return false
+	}
+	switch f[0] {
+	case "GRANT", "REVOKE":
+		return true
+	case "SET":
+		return len(f) > 1 && strings.HasPrefix(f[1], "PASSWORD")
+	case "CREATE", "ALTER", "DROP", "RENAME":
+		k := 1
+		if len(f) > 3 && f[1] == "OR" && f[2] == "REPLACE" {
+			k = 3
+		}
+		return k < len(f) && (f[k] == "USER" || f[k] == "ROLE")
+	}
+	return false
+}
+
+// mentions reports whether query names a table of database db (db.t or
+// `db`.t), case-insensitively, db not inside a longer identifier.
 func mentions(query []byte, db string) bool {
 	q := bytes.ToLower(query)
-	name := []byte(strings.ToLower(db))
 	word := func(c byte) bool {
 		return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 0x80
 	}
+	quoted := []byte("`" + strings.ToLower(db) + "`.")
+	if bytes.Contains(q, quoted) {
+		return true
+	}
+	bare := []byte(strings.ToLower(db) + ".")
 	for off := 0; ; {
-		k := bytes.Index(q[off:], name)
+		k := bytes.Index(q[off:], bare)
 		if k < 0 {
 			return false
 		}
 		k += off
-		end := k + len(name)
-		if (k == 0 || !word(q[k-1])) && (end == len(q) || !word(q[end])) {
+		if k == 0 || !word(q[k-1]) {
 			return true
 		}
 		off = k + 1

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/backup/repo"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
@@ -71,6 +72,12 @@ type SnapshotMeta struct {
 	Spec        site.Spec       `json:"spec"`
 	Salts       wordpress.Salts `json:"salts"`
 	Reason      string          `json:"reason,omitempty"`
+	// GTID is the binary log position the database dump is consistent
+	// with, and PITRLog the continuous log the shard shipped then
+	// (pitr.go): a restore to a time replays the site's log from there.
+	// Empty when the server has no binary log or shipping was off.
+	GTID    string `json:"gtid,omitempty"`
+	PITRLog string `json:"pitr_log,omitempty"`
 }
 
 // RepoAccess opens the backup repository called name (a shard's name: the
@@ -168,9 +175,13 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 
 	// The database and wp-content at the same time: the dump's work is
 	// mostly the database server's, the files' is reading, hashing and
-	// compressing here.
+	// compressing here. The log named before the dump: if it changes
+	// during the dump (a gap), the replay refuses the position rather than
+	// trust it.
+	logName := s.logName()
+	var gtid string
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.backupDatabase(gctx, b, n.DB) })
+	g.Go(func() (err error) { gtid, err = s.backupDatabase(gctx, b, n.DB); return err })
 	g.Go(func() error {
 		// Every large file (uploads, mostly) as a stream of its own, so
 		// its chunks start where it starts and a file stored before — in
@@ -193,6 +204,13 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if gtid != "" && logName != "" && s.logName() == logName {
+		meta.GTID, meta.PITRLog = gtid, logName
+		if raw, err = json.Marshal(meta); err != nil {
+			return nil, err
+		}
+		b.SetMeta(raw)
+	}
 
 	snap, err := b.Commit(ctx)
 	if err != nil {
@@ -214,26 +232,31 @@ func (s *Shard) BackupSite(ctx context.Context, st *site.Site, reason string, pr
 }
 
 // backupDatabase streams the dump of db into b (always read again: the
-// repository deduplicates what did not change), then its table sums.
-func (s *Shard) backupDatabase(ctx context.Context, b *repo.Backup, db string) error {
+// repository deduplicates what did not change), then its table sums. It
+// returns the binary log position the dump is consistent with ("" without
+// a binary log).
+func (s *Shard) backupDatabase(ctx context.Context, b *repo.Backup, db string) (string, error) {
 	sums := newTableSums()
 	pr, pw := io.Pipe()
+	var gtid string
 	go func() {
-		pw.CloseWithError(s.db.Dump(ctx, db, io.MultiWriter(pw, sums)))
+		var err error
+		gtid, err = s.db.DumpAt(ctx, db, io.MultiWriter(pw, sums))
+		pw.CloseWithError(err)
 	}()
 	_, err := b.AddStream(ctx, streamDatabase, pr)
 	pr.CloseWithError(errors.New("backup stream ended"))
 	if err != nil {
-		return fmt.Errorf("back up the database: %w", err)
+		return "", fmt.Errorf("back up the database: %w", err)
 	}
 	sumsJSON, err := json.Marshal(sums.Sums())
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := b.AddStream(ctx, streamTables, strings.NewReader(string(sumsJSON))); err != nil {
-		return fmt.Errorf("back up the table sums: %w", err)
+		return "", fmt.Errorf("back up the table sums: %w", err)
 	}
-	return nil
+	return gtid, nil
 }
 
 // parentFile, in a site's directory, names the site's last snapshot in the
@@ -246,6 +269,9 @@ const parentFile = "backup-parent"
 // it cannot be read: then every file is read).
 func (s *Shard) parentSnapshot(ctx context.Context, r *repo.Repo, st *site.Site, dir string) *repo.Snapshot {
 	ours := func(snap *repo.Snapshot) bool {
+		if pitr.IsSegment(snap) {
+			return false
+		}
 		var meta SnapshotMeta
 		return snap.Site == st.Metadata.Name && json.Unmarshal(snap.Meta, &meta) == nil && meta.SiteUID == st.Metadata.UID
 	}

@@ -252,6 +252,9 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 		if p.Snapshot == "" {
 			return nil, publicf("restore job without a snapshot")
 		}
+		if p.At != nil {
+			return nil, s.RestoreInPlaceAt(ctx, src, st, p.Snapshot, p.At, progress("restoring"), progress("replaying the database log"))
+		}
 		return nil, s.RestoreInPlace(ctx, src, st, p.Snapshot, progress("restoring"))
 	case store.JobRotateSecret:
 		var p store.RotateParams

@@ -25,6 +25,7 @@ package shard
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,15 @@ func (s *Shard) siteBusy(id string) bool {
 // serves. progress, if not nil, gets the bytes restored so far and the
 // total.
 func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, ref string, progress func(done, total int64)) error {
+	return s.RestoreInPlaceAt(ctx, src, st, ref, nil, progress, nil)
+}
+
+// RestoreInPlaceAt is RestoreInPlace to a point in time: with at set, the
+// site's database log from the snapshot's position up to at is replayed
+// into the staging database before the swap (pitr.go), as a user limited
+// to that database; replayProgress, if not nil, gets the log segments
+// replayed and their number.
+func (s *Shard) RestoreInPlaceAt(ctx context.Context, src Sites, st *site.Site, ref string, at *time.Time, progress, replayProgress func(done, total int64)) error {
 	if st.Status.Shard != s.cfg.Name {
 		return fmt.Errorf("site %s is served by shard %q, not %s", st.Metadata.Name, st.Status.Shard, s.cfg.Name)
 	}
@@ -181,7 +191,17 @@ func (s *Shard) RestoreInPlace(ctx context.Context, src Sites, st *site.Site, re
 	if err := writeRestoreState(n, restoreState{Snapshot: ref, Phase: restoreStaging, Started: s.cfg.Clock().UTC()}); err != nil {
 		return err
 	}
-	if err := s.stage(ctx, st, n, r, snap, uid, gid, progress); err != nil {
+	err = s.stage(ctx, st, n, r, snap, uid, gid, progress)
+	if err == nil && at != nil {
+		if meta.Shard != s.cfg.Name || meta.SiteUID != st.Metadata.UID {
+			err = publicf("restore to a time needs a snapshot this shard took of this site (the snapshot is of %s on shard %s)", meta.Site, meta.Shard)
+		} else {
+			_, err = s.replayTo(ctx, r, meta, *at, func(fn func(*sql.Conn, string) error) error {
+				return s.db.AsDatabaseUser(ctx, stagingDB(n), func(c *sql.Conn) error { return fn(c, stagingDB(n)) })
+			}, replayProgress)
+		}
+	}
+	if err != nil {
 		if ctx.Err() == nil {
 			if derr := s.discardRestore(context.WithoutCancel(ctx), n); derr != nil {
 				err = errors.Join(err, derr)
@@ -627,6 +647,26 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 	}
 	if err := s.loadStreams(ctx, r, snap, n.DB, filepath.Join(n.Docroot, "wp-content"), uid, gid, progress); err != nil {
 		return err
+	}
+	if src.At != nil {
+		// The source site's log up to At, as this site's own user, before
+		// URLs are rewritten (the log carries the source's).
+		_, err := s.replayTo(ctx, r, meta, *src.At, func(fn func(*sql.Conn, string) error) error {
+			db, err := s.db.OpenAs(sec.dbUser(n), sec.DBPassword, n.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := db.Conn(ctx)
+			if err != nil {
+				return fmt.Errorf("connect as the site's database user: %w", err)
+			}
+			defer c.Close()
+			return fn(c, n.DB)
+		}, nil)
+		if err != nil {
+			return err
+		}
 	}
 	from := src.FromURL
 	if from == "" {

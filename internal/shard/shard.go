@@ -40,6 +40,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
@@ -183,6 +184,12 @@ type Config struct {
 	// OPcache's revalidation period: requests that read the old file make
 	// their connection within it (rotate.go). Default DefaultRotationDrain.
 	RotationDrain time.Duration
+	// PITRFlush is how often the binary log shipper (point-in-time
+	// recovery, pitr.go) writes each site's new transactions to the
+	// shard's backup repository: it bounds what a lost shard loses
+	// (default DefaultPITRFlush; negative: no shipping, so no
+	// point-in-time restores). Shipping needs Repos.
+	PITRFlush time.Duration
 }
 
 // Shard is a running local shard.
@@ -243,6 +250,9 @@ type Shard struct {
 	// points of an in-place restore; an error it returns ends the restore
 	// there without any cleanup, as a kill -9 would.
 	crashAt func(point string) error
+
+	// shipper ships the binary log (pitr.go); nil when off.
+	shipper *pitr.Shipper
 }
 
 // convergedAt remembers that a site's generation converged at a time.
@@ -291,6 +301,9 @@ func New(cfg Config) *Shard {
 	}
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
+	}
+	if cfg.PITRFlush == 0 {
+		cfg.PITRFlush = DefaultPITRFlush
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
@@ -440,6 +453,11 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	} else {
 		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
 	}
+	// The binary log shipper, beside convergence; it ends (shipping what
+	// it holds) before MariaDB stops.
+	shipCtx, stopShip := context.WithCancel(ctx)
+	shipDone := s.startShipper(shipCtx)
+	defer func() { stopShip(); <-shipDone }()
 	first := true
 	tick := time.NewTicker(s.cfg.Resync)
 	defer tick.Stop()
@@ -471,6 +489,7 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 	if err != nil {
 		return fmt.Errorf("list sites: %w", err)
 	}
+	s.setShipperSites(sites)
 	known := map[string]bool{}
 	var errs []error
 	for i := range sites {

@@ -140,10 +140,10 @@ type Source struct {
 	// and its URL then; URLs are rewritten from FromURL to the new site's.
 	FromSite string `json:"from_site"`
 	FromURL  string `json:"from_url,omitempty"`
-	// At, if set, is a point in time after Snapshot (a point-in-time
-	// restore into a new site): after restoring the snapshot the shard
-	// replays the source site's shipped database log (package pitr) up to
-	// and including At, as store.RestoreParams.At does for a restore job.
+	// At, if set, is a point in time after the snapshot: the site is
+	// made from the snapshot and then the source site's shipped database
+	// log is replayed up to and including At (point-in-time recovery as a
+	// clone; store.RestoreParams.At).
 	At *time.Time `json:"at,omitempty"`
 }
 

@@ -73,6 +73,14 @@ func (r *Repo) NewBackup(ctx context.Context, opts BackupOptions) (*Backup, erro
 	}, nil
 }
 
+// SetMeta replaces the snapshot's Meta (BackupOptions.Meta) before Commit:
+// for a record only known once the streams are read (a dump's position).
+func (b *Backup) SetMeta(meta json.RawMessage) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opts.Meta = meta
+}
+
 // AddStream reads r to EOF and stores it as the named stream of the
 // snapshot. The returned entry carries size, SHA-256 and chunk list.
 // Names must be unique within a snapshot.
