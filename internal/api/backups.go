@@ -70,6 +70,10 @@ type snapshotMeta struct {
 	URL         string     `json:"url"`
 	CoreVersion string     `json:"core_version"`
 	Spec        *site.Spec `json:"spec"`
+	// GTID is the database log position the dump is consistent with
+	// (shard.SnapshotMeta.GTID): without it the snapshot cannot start a
+	// point-in-time restore.
+	GTID string `json:"gtid"`
 }
 
 // RestoreRequest is the body of POST /v1/backups/{ref}/restore: exactly
@@ -414,6 +418,10 @@ func (s *server) restoreSite(c *call) (response, error) {
 	snap, meta, err := s.loadSnapshot(ctx, e.Ref)
 	if err != nil {
 		return response{}, err
+	}
+	if meta.GTID == "" {
+		return response{}, conflict("snapshot %s of site %q (taken at %s), the latest before %s, records no database log position: it was taken before point-in-time recovery was on; restore it as a whole (POST /v1/backups/%s/restore), or choose a time after a newer snapshot",
+			e.Ref, name, e.Time.UTC().Format(time.RFC3339), at.Format(time.RFC3339), e.Ref)
 	}
 	repoName, _, _ := catalog.ParseRef(e.Ref)
 	ref := repoName + ":" + snap.ID

@@ -72,7 +72,7 @@ func (e *bkEnv) snapshot(t *testing.T, repoName string, st *site.Site, at time.T
 	meta, err := json.Marshal(map[string]any{
 		"version": 1, "site": st.Metadata.Name, "site_uid": st.Metadata.UID, "domain": st.Spec.Domain,
 		"url": "http://" + st.Spec.Domain, "core_version": "6.8.1", "spec": st.Spec,
-		"salts": map[string]string{"auth_key": "secret-salt"},
+		"salts": map[string]string{"auth_key": "secret-salt"}, "gtid": "0-1-42",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -370,6 +370,38 @@ func TestBackupScenarios(t *testing.T) {
 				st, err := e.store.GetSite(context.Background(), "then.a.com")
 				if err != nil || st.Spec.Source == nil || st.Spec.Source.At == nil || !st.Spec.Source.At.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
 					t.Errorf("stored clone source: %+v %v", st.Spec.Source, err)
+				}
+			}},
+		{name: "restore to a point in time from a snapshot without a log position", setup: func(t *testing.T, e *bkEnv) {
+			st, _ := e.store.GetSite(context.Background(), "a.com")
+			ctx := context.Background()
+			r, err := e.repos.Open(ctx, "s1", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, _ := json.Marshal(map[string]any{"site": "a.com", "site_uid": st.Metadata.UID, "domain": "a.com", "spec": st.Spec})
+			b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "a.com", Host: "s1", Meta: meta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.AddStream(ctx, "database.sql", strings.NewReader("-- before pitr")); err != nil {
+				t.Fatal(err)
+			}
+			snap, err := b.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := testNow.Add(-30 * time.Minute)
+			res, _ := json.Marshal(store.BackupResult{Snapshot: "s1:" + snap.ID, Time: at})
+			if err := e.store.CreateJob(ctx, &store.Job{ID: "job-nopos", Kind: store.JobBackup, Site: "a.com", SiteUID: st.Metadata.UID, Shard: "s1",
+				Phase: store.JobSucceeded, Result: res, CreatedAt: at, StartedAt: &at, FinishedAt: &at}); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				if msg, _ := get(m, "error.message").(string); !strings.Contains(msg, "no database log position") {
+					t.Errorf("message %q", msg)
 				}
 			}},
 		{name: "restore to a point in time in the future", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,

@@ -91,7 +91,7 @@ func (b *backupHarness) backup(ctx context.Context, s *site.Site, at time.Time) 
 		return "", err
 	}
 	meta, _ := json.Marshal(map[string]any{"site": s.Metadata.Name, "site_uid": s.Metadata.UID, "domain": s.Spec.Domain,
-		"url": s.Status.URL, "core_version": "6.8.1", "spec": s.Spec})
+		"url": s.Status.URL, "core_version": "6.8.1", "spec": s.Spec, "gtid": "0-1-7"})
 	bk, err := r.NewBackup(ctx, repo.BackupOptions{Site: s.Metadata.Name, Host: s.Status.Shard, Meta: meta})
 	if err != nil {
 		return "", err

@@ -606,10 +606,11 @@ export interface paths {
          *     `at` later than now (beyond a few seconds of clock skew) gives 400;
          *     no snapshot completed before `at` gives 409 naming the oldest
          *     snapshot's time, or saying that the plan's retention forgot the
-         *     older ones. A replay the log cannot make (a gap in the log, a
-         *     snapshot taken before point-in-time recovery was on) fails the
-         *     job or the new site with that reason, leaving an in-place site
-         *     as it was.
+         *     older ones; a chosen snapshot that records no database log
+         *     position (taken before point-in-time recovery was on) gives 409.
+         *     A replay the log cannot make (a gap in the log, a log that does
+         *     not reach `at`) fails the job or the new site with that reason,
+         *     leaving an in-place site as it was.
          *
          */
         post: operations["restoreSite"];
