@@ -425,6 +425,12 @@ func (s *server) restoreSite(c *call) (response, error) {
 	}
 	repoName, _, _ := catalog.ParseRef(e.Ref)
 	ref := repoName + ":" + snap.ID
+	if req.InPlace && st.Status.Shard != "" && repoName != st.Status.Shard {
+		// The shard replays its own log into the site in place; the log
+		// before a move is the old shard's.
+		return response{}, conflict("the latest snapshot of site %q before %s (%s) was taken on shard %q, before the site moved to %q: restore that time into a new domain instead (new_domain)",
+			name, at.Format(time.RFC3339), e.Ref, repoName, st.Status.Shard)
+	}
 	var resp response
 	if req.InPlace {
 		resp, err = s.restoreInPlace(c, ref, meta, RestoreRequest{InPlace: true, Shard: req.Shard}, &at)

@@ -404,6 +404,18 @@ func TestBackupScenarios(t *testing.T) {
 					t.Errorf("message %q", msg)
 				}
 			}},
+		{name: "restore to a point in time in place from before a move", setup: func(t *testing.T, e *bkEnv) {
+			if _, err := e.store.UpdateSite(context.Background(), "a.com", func(s *site.Site) error { s.Status.Shard = "s2"; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				code, m2, _ := e.do(t, "POST", "/v1/sites/a.com/restore", adminSecret, map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "new_domain": "then.a.com"})
+				if code != 201 || get(m2, "site.spec.source.snapshot") != e.ref {
+					t.Errorf("into a new domain: %d %v", code, m2)
+				}
+			}},
 		{name: "restore to a point in time in the future", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
 			body: map[string]any{"at": testNow.Add(time.Minute).Format(time.RFC3339), "in_place": true}, status: 400, code: "invalid_argument"},
 		{name: "restore to a point in time a little ahead (clock skew)", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,

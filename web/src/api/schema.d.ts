@@ -607,7 +607,9 @@ export interface paths {
          *     no snapshot completed before `at` gives 409 naming the oldest
          *     snapshot's time, or saying that the plan's retention forgot the
          *     older ones; a chosen snapshot that records no database log
-         *     position (taken before point-in-time recovery was on) gives 409.
+         *     position (taken before point-in-time recovery was on) gives 409,
+         *     and so does `in_place` when that snapshot was taken on another
+         *     shard (the site moved since; restore into a new domain instead).
          *     A replay the log cannot make (a gap in the log, a log that does
          *     not reach `at`) fails the job or the new site with that reason,
          *     leaving an in-place site as it was.
