@@ -480,10 +480,14 @@ func (c *Controller) logRetention(ctx context.Context, logs map[string]*siteLog,
 				continue
 			}
 			l := logs[m.UID]
-			if l == nil || !l.repos[name] || m.LastTime.IsZero() {
+			if l == nil || !l.repos[name] {
 				continue
 			}
-			if !LogSegmentExpired(m.LastTime, l.oldest, now, c.cfg.LogMargin) {
+			last := m.LastTime
+			if last.IsZero() { // no time known: when it was written (after all it holds)
+				last = snap.Time
+			}
+			if !LogSegmentExpired(last, l.oldest, now, c.cfg.LogMargin) {
 				continue
 			}
 			if err := r.DeleteSnapshot(ctx, snap.ID); err != nil && !errors.Is(err, repo.ErrSnapshotNotFound) {
