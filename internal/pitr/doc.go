@@ -31,8 +31,11 @@
 // again from there: no transaction is lost, and one already shipped for a
 // site (a flush that failed half-way) is not shipped twice. If the server
 // no longer has the position (its binary logs were purged) the log starts
-// again at the server's position; SegmentMeta.Since records where the
-// continuous log began, so Replay refuses to bridge the gap.
+// again at the server's position under a new name (Shipper.Log, SegmentMeta.Log;
+// a backup records the name beside its dump's position) and SegmentMeta.Since
+// records where it began, so Replay refuses to bridge the gap. Flush can also
+// write, for given sites, a segment without transactions that records how far
+// the log is complete (a coverage mark), for a replay on another shard.
 //
 // # Translation
 //
@@ -47,10 +50,12 @@
 // database, so a log replays into a database of any name (a clone).
 // Statements MariaDB logs as text (DDL) are kept when their default
 // database is the site's, with SET statements for the session they were
-// logged with (timestamp, sql_mode, character sets, time zone). A statement
-// from another default database that names a site database (an in-place
-// restore's table swap, DROP DATABASE) is a barrier in that site's log:
-// Replay will not cross it. Commit times have the binary log's
+// logged with (timestamp, sql_mode, character sets, time zone); CREATE
+// DATABASE IF NOT EXISTS and ALTER DATABASE are skipped. A statement that
+// replaces a site database as a whole (DROP or CREATE DATABASE, or one from
+// another default database naming a table of it, such as an in-place
+// restore's RENAME TABLE swap; account statements excepted) is a barrier in
+// that site's log: Replay will not cross it. Commit times have the binary log's
 // resolution, one second.
 //
 // # Replay

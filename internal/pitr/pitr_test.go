@@ -578,6 +578,20 @@ func TestUntil(t *testing.T) {
 	if got := CoverageOf(segs, from); got.Since != status.Since || got.Through.Before(at) {
 		t.Errorf("CoverageOf = %+v", got)
 	}
+	// A flush that marks the site proves coverage from the repository
+	// alone even when the site wrote nothing since.
+	nextSecond()
+	marked, err := sh.Flush(context.Background(), sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, _ = Segments(context.Background(), e.repo, sa.Name, sa.UID)
+	if got := CoverageOf(segs, from); !got.Through.Equal(marked.Through) || !marked.Through.After(status.Through) {
+		t.Errorf("CoverageOf after a mark = %+v, want through %s", got, marked.Through)
+	}
+	if last := segs[len(segs)-1].Meta; last.Txns != 0 || last.End != marked.Pos {
+		t.Errorf("the mark is not the last segment: %+v", last)
+	}
 	if _, err := e.replay(sa, "wp_d", from, status.Through.Add(time.Hour), cv); !errors.Is(err, ErrNotCovered) {
 		t.Errorf("beyond coverage: %v", err)
 	}

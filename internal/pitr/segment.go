@@ -55,7 +55,9 @@ type SegmentMeta struct {
 	End string `json:"end"`
 	// Through: every transaction committed before this time is at or
 	// before End (zero when the shipper could not tell).
-	Through   time.Time `json:"through,omitzero"`
+	Through time.Time `json:"through,omitzero"`
+	// FirstGTID and LastGTID are empty, and the times Through, in a
+	// segment without transactions (Shipper.Flush's coverage mark).
 	FirstGTID string    `json:"first_gtid"`
 	LastGTID  string    `json:"last_gtid"`
 	FirstTime time.Time `json:"first_time"`
@@ -118,14 +120,19 @@ func Segments(ctx context.Context, r *repo.Repo, site, uid string) ([]Segment, e
 		}
 		out = append(out, Segment{Snapshot: snap, Meta: m})
 	}
+	// In log order: by the position each was cut at (a segment's End
+	// covers its predecessors'), then by time.
 	slices.SortStableFunc(out, func(a, b Segment) int {
-		ga, ea := ParseGTID(a.Meta.LastGTID)
-		gb, eb := ParseGTID(b.Meta.LastGTID)
-		if ea == nil && eb == nil && ga.Domain == gb.Domain && ga.Seq != gb.Seq {
-			if ga.Seq < gb.Seq {
+		ea, err1 := ParsePos(a.Meta.End)
+		eb, err2 := ParsePos(b.Meta.End)
+		if err1 == nil && err2 == nil {
+			ab, ba := ea.CoversPos(eb), eb.CoversPos(ea)
+			switch {
+			case ab && !ba:
+				return 1
+			case ba && !ab:
 				return -1
 			}
-			return 1
 		}
 		return a.Snapshot.Time.Compare(b.Snapshot.Time)
 	})

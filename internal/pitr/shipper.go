@@ -537,14 +537,32 @@ func (s *Shipper) Log() string {
 // reads the server's position, waits (until ctx ends) for the stream to
 // reach it and ships every site's buffered transactions. A restore calls
 // it first. It fails when the shipper is not running.
-func (s *Shipper) Flush(ctx context.Context) (Status, error) {
+//
+// For each site in mark it also writes a segment without transactions
+// that records the coverage (Through): a replay elsewhere (a clone on
+// another shard), which knows the log only from the repository, can then
+// prove that the log reaches the time even when the site wrote nothing.
+func (s *Shipper) Flush(ctx context.Context, mark ...Site) (Status, error) {
 	s.mu.Lock()
 	running := s.running && s.loaded
 	s.mu.Unlock()
 	if !running {
 		return Status{}, errors.New("pitr: the binary log shipper is not running")
 	}
-	return s.flush(ctx, -1)
+	st, err := s.flush(ctx, -1)
+	if err != nil {
+		return st, err
+	}
+	end, err := ParsePos(st.Pos)
+	if err != nil {
+		return st, err
+	}
+	for _, site := range mark {
+		if err := s.shipSegment(ctx, site, nil, st.Log, st.Since, end, st.Through); err != nil {
+			return st, fmt.Errorf("pitr: mark the log's coverage for site %s: %w", site.Name, err)
+		}
+	}
+	return st, nil
 }
 
 // flush ships the buffer. wait < 0: wait for the server's position until
@@ -672,6 +690,11 @@ func (s *Shipper) ship(ctx context.Context, st Site, txns []Txn, logID, since st
 	if len(txns) == 0 {
 		return nil
 	}
+	return s.shipSegment(ctx, st, txns, logID, since, end, through)
+}
+
+// shipSegment writes a segment (without transactions: a coverage mark).
+func (s *Shipper) shipSegment(ctx context.Context, st Site, txns []Txn, logID, since string, end Pos, through time.Time) error {
 	r, err := s.cfg.Repo(ctx)
 	if err != nil {
 		return err
@@ -681,8 +704,14 @@ func (s *Shipper) ship(ctx context.Context, st Site, txns []Txn, logID, since st
 		return err
 	}
 	m := SegmentMeta{Kind: SegmentKind, Version: SegmentVersion, Site: st.Name, UID: st.UID, DB: st.DB,
-		Log: logID, Since: since, End: end.String(), Through: through, FirstGTID: txns[0].GTID, LastGTID: txns[len(txns)-1].GTID,
-		FirstTime: time.Unix(txns[0].Time, 0).UTC(), LastTime: time.Unix(txns[len(txns)-1].Time, 0).UTC(), Txns: len(txns)}
+		Log: logID, Since: since, End: end.String(), Through: through, Txns: len(txns)}
+	if len(txns) > 0 {
+		m.FirstGTID, m.LastGTID = txns[0].GTID, txns[len(txns)-1].GTID
+		m.FirstTime, m.LastTime = time.Unix(txns[0].Time, 0).UTC(), time.Unix(txns[len(txns)-1].Time, 0).UTC()
+	} else {
+		// A mark: its times are its coverage's.
+		m.FirstTime, m.LastTime = through.Truncate(time.Second).UTC(), through.Truncate(time.Second).UTC()
+	}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err

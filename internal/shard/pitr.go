@@ -102,16 +102,22 @@ func (s *Shard) setShipperSites(sites []site.Site) {
 
 // FlushLog ships the binary log now: everything committed before the call
 // is in the repository when it returns. A restore to a time calls it
-// first; the control plane asks a shard for it (agent API) before a clone
-// elsewhere replays this shard's segments.
-func (s *Shard) FlushLog(ctx context.Context) (pitr.Status, error) {
+// first. For each site given it also writes a coverage mark (pitr.Shipper.
+// Flush): the control plane asks the site's shard for it before a clone on
+// another shard replays the site's log, which that shard knows only from
+// the repository.
+func (s *Shard) FlushLog(ctx context.Context, sites ...*site.Site) (pitr.Status, error) {
 	s.mu.Lock()
 	sh := s.shipper
 	s.mu.Unlock()
 	if sh == nil {
 		return pitr.Status{}, errors.New("point-in-time recovery is off on this shard (no binary log shipping)")
 	}
-	return sh.Flush(ctx)
+	var marks []pitr.Site
+	for _, st := range sites {
+		marks = append(marks, pitr.Site{Name: st.Metadata.Name, UID: st.Metadata.UID, DB: s.NamesFor(st.Metadata.UID).DB})
+	}
+	return sh.Flush(ctx, marks...)
 }
 
 // logName is the continuous log the shipper ships now ("" when off).

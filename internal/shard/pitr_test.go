@@ -127,4 +127,37 @@ func TestRestoreToTime(t *testing.T) {
 	if got := value(nc.DB, "home"); got != "http://"+clone+":"+c.port {
 		t.Errorf("clone's home = %q", got)
 	}
+
+	// As a clone on another shard, which knows the log only from alpha's
+	// repository: alpha ships and marks its coverage first.
+	beta := c.start("beta")
+	if _, err := sh.FlushLog(c.ctx, c.get(host)); err != nil {
+		t.Fatal(err)
+	}
+	const far, farUID = "pitr-far.localhost", "uid-pitr-far"
+	s2 := &site.Site{
+		Metadata: site.Metadata{Name: far, UID: farUID, CreatedAt: time.Now().UTC()},
+		Spec: site.Spec{Domain: far, Title: "Far clone", Plan: "basic", Admin: adminFor(t), WAF: site.WAF{Mode: site.WAFOff},
+			Source: &site.Source{Snapshot: snap.Snapshot, FromSite: host, FromURL: oldURL, At: &at}},
+		Status: site.Status{Phase: site.PhasePending, Shard: "beta"},
+	}
+	if err := c.st.CreateSite(c.ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for c.get(far).Status.Phase != site.PhaseReady {
+		if time.Now().After(deadline) {
+			t.Fatalf("clone on beta not Ready: %+v", c.get(far).Status)
+		}
+		_ = c.converge("beta")
+		time.Sleep(100 * time.Millisecond)
+	}
+	fn := beta.NamesFor(farUID)
+	farValue := func(name string) string {
+		v, _ := beta.DB().QueryString(c.ctx, "SELECT option_value FROM `"+fn.DB+"`.wp_options WHERE option_name = ?", name)
+		return v
+	}
+	if got, gotB := farValue("pitr_a"), farValue("pitr_b"); got != "A 😀" || gotB != "" {
+		t.Errorf("clone on beta at %s: pitr_a = %q, pitr_b = %q", at, got, gotB)
+	}
 }
