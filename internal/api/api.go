@@ -418,6 +418,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/updates", "site.update.staged", permSiteWrite, onSite, true, false, (*server).createUpdate},
 	{"POST", "/v1/updates", "fleet.update", permPlatformAdm, platform, true, false, (*server).createFleetUpdate},
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
+	{"POST", "/v1/sites/{name}/restore", "backup.restore", permSiteWrite, onSite, true, false, (*server).restoreSite},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
 	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},

@@ -91,6 +91,7 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/code/enforce":   "site.write",
 	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
+	"POST /v1/sites/{name}/restore":        "site.write",
 	"POST /v1/sites/{name}/updates":        "site.write",
 	"POST /v1/updates":                     "platform.admin",
 	// Git sync: a site's as its other settings; an organisation's like

@@ -14,6 +14,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/backup/schedule"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteclone"
 	"github.com/aipress/aipress/internal/store"
@@ -69,6 +70,10 @@ type snapshotMeta struct {
 	URL         string     `json:"url"`
 	CoreVersion string     `json:"core_version"`
 	Spec        *site.Spec `json:"spec"`
+	// GTID is the database log position the dump is consistent with
+	// (shard.SnapshotMeta.GTID): without it the snapshot cannot start a
+	// point-in-time restore.
+	GTID string `json:"gtid"`
 }
 
 // RestoreRequest is the body of POST /v1/backups/{ref}/restore: exactly
@@ -89,7 +94,31 @@ type RestoreRequest struct {
 type RestoreResponse struct {
 	Job  *store.Job `json:"job,omitempty"`
 	Site *site.Site `json:"site,omitempty"`
+	// Snapshot is the snapshot restored: the one named, or the one a
+	// point-in-time restore chose (the site's latest before At).
+	Snapshot string `json:"snapshot,omitempty"`
+	// At is a point-in-time restore's time (UTC).
+	At *time.Time `json:"at,omitempty"`
 }
+
+// SiteRestoreRequest is the body of POST /v1/sites/{name}/restore, a
+// point-in-time restore: At and exactly one of InPlace and NewDomain.
+type SiteRestoreRequest struct {
+	// At is the point in time (RFC 3339, UTC or with an offset): the
+	// site's latest snapshot taken before it is restored and the site's
+	// database log replayed up to and including At (its resolution is a
+	// second).
+	At time.Time `json:"at"`
+	// InPlace, NewDomain and Shard are as in RestoreRequest.
+	InPlace   bool   `json:"in_place,omitempty"`
+	NewDomain string `json:"new_domain,omitempty"`
+	Shard     string `json:"shard,omitempty"`
+}
+
+// RestoreAtSkew is how far in the future a point-in-time restore's At may
+// be (clocks of the caller and the control plane differ a little); the
+// shard's log must still reach it when the restore runs.
+const RestoreAtSkew = 5 * time.Second
 
 // VerifyRequest is the body of POST /v1/backups/verify.
 type VerifyRequest struct {
@@ -252,6 +281,9 @@ func (s *server) loadSnapshot(ctx context.Context, ref string) (*repo.Snapshot, 
 	if err != nil {
 		return nil, nil, internal(fmt.Errorf("load snapshot %s: %w", ref, err))
 	}
+	if pitr.IsSegment(snap) { // a database log segment, not a site's snapshot
+		return nil, nil, notFound
+	}
 	var meta snapshotMeta
 	if len(snap.Meta) > 0 {
 		if err := json.Unmarshal(snap.Meta, &meta); err != nil {
@@ -339,12 +371,129 @@ func (s *server) restoreBackup(c *call) (response, error) {
 	repoName, _, _ := catalog.ParseRef(ref)
 	ref = repoName + ":" + snap.ID // a prefix given: the full id
 	if req.InPlace {
-		return s.restoreInPlace(c, ref, meta, req)
+		return s.restoreInPlace(c, ref, meta, req, nil)
 	}
-	return s.restoreClone(c, ref, meta, req)
+	return s.restoreClone(c, ref, meta, req, nil)
 }
 
-func (s *server) restoreInPlace(c *call, ref string, meta *snapshotMeta, req RestoreRequest) (response, error) {
+// restoreSite is a point-in-time restore: the site's latest snapshot
+// (of its current incarnation, not forgotten) that was complete before At
+// is restored, in place or into a new domain, with RestoreParams.At (or
+// Source.At) making the shard replay the site's database log up to At.
+func (s *server) restoreSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	var req SiteRestoreRequest
+	if err := decodeJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	if req.At.IsZero() {
+		return response{}, badRequest("give at: the point in time to restore to (RFC 3339, e.g. 2026-12-05T10:42:00Z)")
+	}
+	if req.InPlace == (req.NewDomain != "") {
+		return response{}, badRequest("give exactly one of in_place and new_domain")
+	}
+	at := req.At.UTC()
+	now := s.cfg.Clock().UTC()
+	if at.After(now.Add(RestoreAtSkew)) {
+		return response{}, badRequest("at %s is in the future (it is %s now)", at.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	if s.cfg.Backups == nil {
+		return response{}, noBackups()
+	}
+	st, err := s.cfg.Store.GetSite(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return response{}, siteNotFound(name)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("get site %q: %w", name, err))
+	}
+	e, err := s.snapshotBefore(ctx, st, at)
+	if err != nil {
+		return response{}, err
+	}
+	snap, meta, err := s.loadSnapshot(ctx, e.Ref)
+	if err != nil {
+		return response{}, err
+	}
+	if meta.GTID == "" {
+		return response{}, conflict("snapshot %s of site %q (taken at %s), the latest before %s, records no database log position: it was taken before point-in-time recovery was on; restore it as a whole (POST /v1/backups/%s/restore), or choose a time after a newer snapshot",
+			e.Ref, name, e.Time.UTC().Format(time.RFC3339), at.Format(time.RFC3339), e.Ref)
+	}
+	repoName, _, _ := catalog.ParseRef(e.Ref)
+	ref := repoName + ":" + snap.ID
+	if req.InPlace && st.Status.Shard != "" && repoName != st.Status.Shard {
+		// The shard replays its own log into the site in place; the log
+		// before a move is the old shard's.
+		return response{}, conflict("the latest snapshot of site %q before %s (%s) was taken on shard %q, before the site moved to %q: restore that time into a new domain instead (new_domain)",
+			name, at.Format(time.RFC3339), e.Ref, repoName, st.Status.Shard)
+	}
+	var resp response
+	if req.InPlace {
+		resp, err = s.restoreInPlace(c, ref, meta, RestoreRequest{InPlace: true, Shard: req.Shard}, &at)
+	} else {
+		resp, err = s.restoreClone(c, ref, meta, RestoreRequest{NewDomain: req.NewDomain, Shard: req.Shard}, &at)
+	}
+	if err != nil {
+		return response{}, err
+	}
+	if body, ok := resp.body.(RestoreResponse); ok {
+		body.Snapshot, body.At = ref, &at
+		resp.body = body
+	}
+	return resp, nil
+}
+
+// snapshotBefore returns the latest snapshot of st (its current
+// incarnation, not forgotten) that was complete at or before at: its
+// backup job finished by then, so the dump's consistent view (somewhere
+// between the snapshot's time and the job's end) is not after at and
+// replaying the log from it can reach at. None: 409 naming the oldest
+// snapshot, or saying that retention forgot the older ones.
+func (s *server) snapshotBefore(ctx context.Context, st *site.Site, at time.Time) (*catalog.Entry, error) {
+	name := st.Metadata.Name
+	entries, err := catalog.All(ctx, s.cfg.Store, name, true)
+	if err != nil {
+		return nil, internal(fmt.Errorf("snapshots of %q: %w", name, err))
+	}
+	entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.SiteUID != st.Metadata.UID })
+	var oldest, forgotten *catalog.Entry
+	for i := range entries { // newest first
+		e := &entries[i]
+		if e.Forgotten != nil {
+			if !e.Time.After(at) {
+				forgotten = e
+			}
+			continue
+		}
+		oldest = e
+		if e.Time.After(at) {
+			continue
+		}
+		j, err := s.cfg.Store.GetJob(ctx, e.Job)
+		if err != nil {
+			return nil, internal(fmt.Errorf("backup job %s: %w", e.Job, err))
+		}
+		if done := j.FinishedAt; done != nil && !done.After(at) {
+			return e, nil
+		}
+	}
+	when := at.Format(time.RFC3339)
+	switch {
+	case oldest == nil && forgotten != nil:
+		return nil, conflict("site %q has no snapshot to restore to %s: its plan's retention forgot the snapshots before then, and it has none since", name, when)
+	case oldest == nil:
+		return nil, conflict("site %q has no snapshot to restore from; back it up first", name)
+	case forgotten != nil:
+		return nil, conflict("%s is older than site %q's retention keeps: its oldest snapshot was taken at %s (a point-in-time restore starts from a snapshot completed before the time)", when, name, oldest.Time.UTC().Format(time.RFC3339))
+	}
+	return nil, conflict("site %q has no snapshot completed before %s: its oldest was taken at %s (a point-in-time restore starts from a snapshot completed before the time)", name, when, oldest.Time.UTC().Format(time.RFC3339))
+}
+
+func (s *server) restoreInPlace(c *call, ref string, meta *snapshotMeta, req RestoreRequest, at *time.Time) (response, error) {
 	ctx := c.r.Context()
 	c.target = meta.Site
 	st, err := s.getPlacedSite(ctx, meta.Site, "restore")
@@ -359,7 +508,7 @@ func (s *server) restoreInPlace(c *call, ref string, meta *snapshotMeta, req Res
 	} else if j != nil {
 		return response{}, conflict("site %q is being restored already (job %s)", st.Metadata.Name, j.ID)
 	}
-	params := store.RestoreParams{Snapshot: ref, FromDomain: meta.Domain, FromURL: meta.URL, InPlace: true}
+	params := store.RestoreParams{Snapshot: ref, FromDomain: meta.Domain, FromURL: meta.URL, InPlace: true, At: at}
 	j, err := s.createJob(ctx, store.JobRestore, st.Metadata.Name, st.Metadata.UID, st.Status.Shard, params)
 	if err != nil {
 		return response{}, err
@@ -367,7 +516,7 @@ func (s *server) restoreInPlace(c *call, ref string, meta *snapshotMeta, req Res
 	return response{status: http.StatusAccepted, body: RestoreResponse{Job: j}}, nil
 }
 
-func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req RestoreRequest) (response, error) {
+func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req RestoreRequest, at *time.Time) (response, error) {
 	ctx := c.r.Context()
 	domain, err := site.NormalizeDomain(req.NewDomain)
 	if err != nil {
@@ -396,7 +545,7 @@ func (s *server) restoreClone(c *call, ref string, meta *snapshotMeta, req Resto
 		return response{}, internal(err)
 	}
 	st := siteclone.New(siteclone.Request{
-		Spec: *meta.Spec, Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL,
+		Spec: *meta.Spec, Snapshot: ref, FromSite: meta.Site, FromURL: meta.URL, At: at,
 		Domain: domain, UID: uid, Org: cmp.Or(c.org, store.DefaultOrg), Now: s.cfg.Clock(),
 		Shard: shard, URL: s.cfg.PublicURL(domain),
 	}, s.plans())

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/backup/catalog"
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -70,7 +72,7 @@ func (e *bkEnv) snapshot(t *testing.T, repoName string, st *site.Site, at time.T
 	meta, err := json.Marshal(map[string]any{
 		"version": 1, "site": st.Metadata.Name, "site_uid": st.Metadata.UID, "domain": st.Spec.Domain,
 		"url": "http://" + st.Spec.Domain, "core_version": "6.8.1", "spec": st.Spec,
-		"salts": map[string]string{"auth_key": "secret-salt"},
+		"salts": map[string]string{"auth_key": "secret-salt"}, "gtid": "0-1-42",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +97,36 @@ func (e *bkEnv) snapshot(t *testing.T, repoName string, st *site.Site, at time.T
 		t.Fatal(err)
 	}
 	return ref
+}
+
+// finishAt sets when the backup job of snapshot ref finished.
+func (e *bkEnv) finishAt(t *testing.T, ref string, at time.Time) {
+	t.Helper()
+	_, err := e.store.UpdateJob(context.Background(), "job-"+strings.TrimPrefix(ref, "s1:")[:8], func(j *store.Job) error {
+		j.FinishedAt = &at
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// moveSnapshot sets the time of a.com's snapshot (e.ref) and its job.
+func (e *bkEnv) moveSnapshot(t *testing.T, at time.Time) {
+	t.Helper()
+	_, err := e.store.UpdateJob(context.Background(), "job-"+strings.TrimPrefix(e.ref, "s1:")[:8], func(j *store.Job) error {
+		var res store.BackupResult
+		if err := json.Unmarshal(j.Result, &res); err != nil {
+			return err
+		}
+		res.Time = at
+		j.Result, _ = json.Marshal(res)
+		j.StartedAt, j.FinishedAt = &at, &at
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (e *bkEnv) job(t *testing.T, id string) *store.Job {
@@ -260,8 +292,177 @@ func TestBackupScenarios(t *testing.T) {
 			body: map[string]any{"new_domain": "a.com"}, status: 409, code: "already_exists"},
 		{name: "restore into a bad domain", method: "POST", path: "/v1/backups/" + ref + "/restore", token: adminSecret,
 			body: map[string]any{"new_domain": "not a domain"}, status: 400, code: "invalid_domain"},
+		{name: "a database log segment is no snapshot to restore", setup: func(t *testing.T, e *bkEnv) {
+			ctx := context.Background()
+			r, err := e.repos.Open(ctx, "s1", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "a.com", Host: "s1", Tags: []string{pitr.Tag}, Meta: []byte(`{"kind":"pitr-segment","site":"a.com"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.AddStream(ctx, pitr.StreamName, strings.NewReader("{}")); err != nil {
+				t.Fatal(err)
+			}
+			snap, err := b.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.ref = "s1:" + snap.ID
+		}, method: "POST", path: "/v1/backups/" + ref + "/restore", token: adminSecret, body: map[string]any{"in_place": true}, status: 404, code: "not_found"},
 		{name: "restore unknown snapshot", method: "POST", path: "/v1/backups/s1:0000/restore", token: adminSecret,
 			body: map[string]any{"in_place": true}, status: 404, code: "not_found"},
+
+		// Point-in-time restores (POST /v1/sites/{name}/restore): the
+		// site's latest snapshot completed before at. a.com's snapshot
+		// is of testNow-1h; the clock says testNow.
+		{name: "restore to a point in time in place", setup: func(t *testing.T, e *bkEnv) {
+			// A newer snapshot, whose job finished after at: not chosen.
+			st, _ := e.store.GetSite(context.Background(), "a.com")
+			late := e.snapshot(t, "s1", st, testNow.Add(-20*time.Minute))
+			e.finishAt(t, late, testNow.Add(-5*time.Minute))
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).In(time.FixedZone("x", 2*3600)).Format(time.RFC3339), "in_place": true}, status: 202,
+			fields: map[string]any{"job.kind": "restore", "job.site": "a.com", "job.shard": "s1", "job.params.in_place": true,
+				"job.params.at": testNow.Add(-10 * time.Minute).UTC().Format(time.RFC3339), "at": testNow.Add(-10 * time.Minute).UTC().Format(time.RFC3339)},
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				if get(m, "job.params.snapshot") != e.ref || m["snapshot"] != e.ref {
+					t.Errorf("snapshot = %v, params = %v, want %s", m["snapshot"], get(m, "job.params"), e.ref)
+				}
+				code, again, _ := e.do(t, "POST", "/v1/sites/a.com/restore", adminSecret, map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true})
+				if code != 409 || errCode(again) != "conflict" {
+					t.Errorf("second restore: %d %v", code, again)
+				}
+			}},
+		{name: "restore to a point in time chooses the latest snapshot before it", setup: func(t *testing.T, e *bkEnv) {
+			st, _ := e.store.GetSite(context.Background(), "a.com")
+			e.snapshot(t, "s1", st, testNow.Add(-30*time.Minute))
+			e.snapshot(t, "s1", st, testNow.Add(-2*time.Minute)) // after at
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "in_place": true}, status: 202,
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				j, _ := e.store.ListJobs(context.Background(), store.JobListOptions{Site: "a.com", Kind: store.JobBackup})
+				want := ""
+				for _, x := range j.Items {
+					if x.CreatedAt.Equal(testNow.Add(-30 * time.Minute)) {
+						var res store.BackupResult
+						_ = json.Unmarshal(x.Result, &res)
+						want = res.Snapshot
+					}
+				}
+				if want == "" || get(m, "job.params.snapshot") != want {
+					t.Errorf("snapshot = %v, want %s (the latest before at)", get(m, "job.params.snapshot"), want)
+				}
+			}},
+		{name: "restore to a point in time into a new domain", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": "2026-01-01T00:00:00Z", "new_domain": "then.a.com"}, status: 201,
+			setup: func(t *testing.T, e *bkEnv) {
+				e.setNow(time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC))
+				e.moveSnapshot(t, time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC))
+			},
+			fields: map[string]any{"site.metadata.name": "then.a.com", "site.spec.source.from_site": "a.com",
+				"site.spec.source.at": "2026-01-01T00:00:00Z", "site.status.phase": "Pending", "at": "2026-01-01T00:00:00Z", "job": nil},
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				if get(m, "site.spec.source.snapshot") != e.ref || m["snapshot"] != e.ref {
+					t.Errorf("source = %v", get(m, "site.spec.source"))
+				}
+				st, err := e.store.GetSite(context.Background(), "then.a.com")
+				if err != nil || st.Spec.Source == nil || st.Spec.Source.At == nil || !st.Spec.Source.At.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("stored clone source: %+v %v", st.Spec.Source, err)
+				}
+			}},
+		{name: "restore to a point in time from a snapshot without a log position", setup: func(t *testing.T, e *bkEnv) {
+			st, _ := e.store.GetSite(context.Background(), "a.com")
+			ctx := context.Background()
+			r, err := e.repos.Open(ctx, "s1", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, _ := json.Marshal(map[string]any{"site": "a.com", "site_uid": st.Metadata.UID, "domain": "a.com", "spec": st.Spec})
+			b, err := r.NewBackup(ctx, repo.BackupOptions{Site: "a.com", Host: "s1", Meta: meta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.AddStream(ctx, "database.sql", strings.NewReader("-- before pitr")); err != nil {
+				t.Fatal(err)
+			}
+			snap, err := b.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := testNow.Add(-30 * time.Minute)
+			res, _ := json.Marshal(store.BackupResult{Snapshot: "s1:" + snap.ID, Time: at})
+			if err := e.store.CreateJob(ctx, &store.Job{ID: "job-nopos", Kind: store.JobBackup, Site: "a.com", SiteUID: st.Metadata.UID, Shard: "s1",
+				Phase: store.JobSucceeded, Result: res, CreatedAt: at, StartedAt: &at, FinishedAt: &at}); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				if msg, _ := get(m, "error.message").(string); !strings.Contains(msg, "no database log position") {
+					t.Errorf("message %q", msg)
+				}
+			}},
+		{name: "restore to a point in time in place from before a move", setup: func(t *testing.T, e *bkEnv) {
+			if _, err := e.store.UpdateSite(context.Background(), "a.com", func(s *site.Site) error { s.Status.Shard = "s2"; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				code, m2, _ := e.do(t, "POST", "/v1/sites/a.com/restore", adminSecret, map[string]any{"at": testNow.Add(-10 * time.Minute).Format(time.RFC3339), "new_domain": "then.a.com"})
+				if code != 201 || get(m2, "site.spec.source.snapshot") != e.ref {
+					t.Errorf("into a new domain: %d %v", code, m2)
+				}
+			}},
+		{name: "restore to a point in time in the future", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(time.Minute).Format(time.RFC3339), "in_place": true}, status: 400, code: "invalid_argument"},
+		{name: "restore to a point in time a little ahead (clock skew)", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(2 * time.Second).Format(time.RFC3339), "in_place": true}, status: 202},
+		{name: "restore to a point in time before every snapshot", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-2 * time.Hour).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				msg, _ := get(m, "error.message").(string)
+				if !strings.Contains(msg, testNow.Add(-time.Hour).UTC().Format(time.RFC3339)) || !strings.Contains(msg, "oldest") {
+					t.Errorf("message %q does not name the oldest snapshot's time", msg)
+				}
+			}},
+		{name: "restore to a point in time older than retention", setup: func(t *testing.T, e *bkEnv) {
+			st, _ := e.store.GetSite(context.Background(), "a.com")
+			old := e.snapshot(t, "s1", st, testNow.Add(-48*time.Hour))
+			if err := catalog.Forget(context.Background(), e.store, "job-"+strings.TrimPrefix(old, "s1:")[:8], testNow); err != nil {
+				t.Fatal(err)
+			}
+		}, method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Add(-24 * time.Hour).Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict",
+			check: func(t *testing.T, e *bkEnv, m map[string]any) {
+				msg, _ := get(m, "error.message").(string)
+				if !strings.Contains(msg, "retention") || !strings.Contains(msg, testNow.Add(-time.Hour).UTC().Format(time.RFC3339)) {
+					t.Errorf("message %q does not say retention and the oldest snapshot's time", msg)
+				}
+			}},
+		{name: "restore to a point in time of a site without snapshots", setup: func(t *testing.T, e *bkEnv) { e.place(t, "b.com", "s2", site.PhaseReady) },
+			method: "POST", path: "/v1/sites/b.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict"},
+		{name: "restore to a point in time skips another incarnation's snapshots", setup: func(t *testing.T, e *bkEnv) {
+			st := *e.place(t, "b.com", "s2", site.PhaseReady)
+			st.Metadata.UID = "uid-of-an-earlier-b.com"
+			e.snapshot(t, "s2", &st, testNow.Add(-time.Hour))
+		}, method: "POST", path: "/v1/sites/b.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true}, status: 409, code: "conflict"},
+		{name: "restore to a point in time without at", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"in_place": true}, status: 400, code: "invalid_argument"},
+		{name: "restore to a point in time, at not RFC 3339", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": "yesterday", "in_place": true}, status: 400, code: "invalid_argument"},
+		{name: "restore to a point in time, neither in place nor new domain", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339)}, status: 400, code: "invalid_argument"},
+		{name: "restore to a point in time, both", method: "POST", path: "/v1/sites/a.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true, "new_domain": "x.a.com"}, status: 400, code: "invalid_argument"},
+		{name: "restore to a point in time, unknown site", method: "POST", path: "/v1/sites/x.com/restore", token: adminSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true}, status: 404, code: "not_found"},
+		{name: "restore to a point in time, viewer forbidden", method: "POST", path: "/v1/sites/a.com/restore", token: viewerSecret,
+			body: map[string]any{"at": testNow.Format(time.RFC3339), "in_place": true}, status: 403, code: "forbidden"},
 
 		// Verification and pruning.
 		{name: "verify", method: "POST", path: "/v1/backups/verify", token: adminSecret, body: map[string]any{"site": "A.com", "full": true}, status: 202,

@@ -111,6 +111,10 @@ func TestTenancyScenarios(t *testing.T) {
 		{name: "a job of another organisation", caller: "owner", method: "GET", path: "/v1/jobs/job-globex", code: 404},
 		{name: "a job of its own", caller: "orgviewer", method: "GET", path: "/v1/jobs/job-acme", code: 200},
 		{name: "backups of another organisation's site", caller: "developer", method: "GET", path: "/v1/backups?site=globex.test", code: 404},
+		{name: "point-in-time restore of another organisation's site", caller: "developer", method: "POST", path: "/v1/sites/globex.test/restore",
+			body: map[string]any{"at": "2026-01-01T00:00:00Z", "in_place": true}, code: 404},
+		{name: "an organisation viewer may not restore its site to a point in time", caller: "orgviewer", method: "POST", path: "/v1/sites/acme.test/restore",
+			body: map[string]any{"at": "2026-01-01T00:00:00Z", "in_place": true}, code: 403},
 		{name: "an organisation token reaches its organisation", caller: "devtoken", method: "GET", path: "/v1/sites/acme.test", code: 200},
 		{name: "an owner reads its organisation's audit entries only", caller: "owner", method: "GET", path: "/v1/audit", code: 200,
 			check: func(t *testing.T, m map[string]any) {

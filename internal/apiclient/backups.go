@@ -14,15 +14,16 @@ import (
 
 // Backup and job wire types.
 type (
-	BackupList        = api.BackupList
-	SnapshotView      = api.SnapshotView
-	RestoreRequest    = api.RestoreRequest
-	RestoreResponse   = api.RestoreResponse
-	VerifyRequest     = api.VerifyRequest
-	CoverageResponse  = api.CoverageResponse
-	JobReport         = api.JobReport
-	AgentJobsResponse = api.AgentJobsResponse
-	BackupAccess      = api.BackupAccess
+	BackupList         = api.BackupList
+	SnapshotView       = api.SnapshotView
+	RestoreRequest     = api.RestoreRequest
+	RestoreResponse    = api.RestoreResponse
+	SiteRestoreRequest = api.SiteRestoreRequest
+	VerifyRequest      = api.VerifyRequest
+	CoverageResponse   = api.CoverageResponse
+	JobReport          = api.JobReport
+	AgentJobsResponse  = api.AgentJobsResponse
+	BackupAccess       = api.BackupAccess
 )
 
 // JobListOptions selects a page of GET /v1/jobs.
@@ -95,6 +96,17 @@ func (c *Client) GetBackup(ctx context.Context, ref string) (*SnapshotView, erro
 func (c *Client) RestoreBackup(ctx context.Context, ref string, req RestoreRequest) (*RestoreResponse, error) {
 	var out RestoreResponse
 	if err := c.do(ctx, http.MethodPost, backupPath(ref)+"/restore", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RestoreSite restores the named site to a point in time (req.At): its
+// latest snapshot completed before then, and its database log replayed up
+// to it; in place (a job) or into a new site.
+func (c *Client) RestoreSite(ctx context.Context, name string, req SiteRestoreRequest) (*RestoreResponse, error) {
+	var out RestoreResponse
+	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/restore", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

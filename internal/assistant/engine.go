@@ -58,6 +58,9 @@ var (
 	emailRe  = regexp.MustCompile(`[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+`)
 	domainRe = regexp.MustCompile(`\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}\b`)
 	refRe    = regexp.MustCompile(`\b([a-z0-9][a-z0-9-]*:[0-9a-f]{4,})\b`)
+	// atRe is an RFC 3339 time (the request is lower-cased): a
+	// point-in-time restore's.
+	atRe     = regexp.MustCompile(`\b(\d{4}-\d{2}-\d{2}t\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:z|[+-]\d{2}:\d{2}))`)
 	shardRe  = regexp.MustCompile(`\bshard[- ]?(\d+)\b`)
 	toWordRe = regexp.MustCompile(`\b(?:to|onto) (?:the )?(?:shard )?([a-z][a-z0-9-]*)\b`)
 	orgRe    = regexp.MustCompile(`\b(?:of|in|for|from|belonging to|owned by|under) (?:the )?(?:org(?:anisation|anization)? )?([a-z][a-z0-9-]*)\b`)
@@ -128,6 +131,15 @@ func Parse(request string) (*Plan, error) {
 		return one("purgeSite", args), nil
 
 	case dom != "" && has(s, "restore", "roll back", "rollback", "revert"):
+		if m := atRe.FindStringSubmatch(noMail); m != nil {
+			args := map[string]any{"name": dom, "at": strings.ToUpper(m[1])}
+			if len(domains) > 1 {
+				args["new_domain"] = domains[1]
+			} else {
+				args["in_place"] = true
+			}
+			return one("restoreSite", args), nil
+		}
 		if len(domains) > 1 && has(s, "to", "as", "into", "onto") {
 			return clonePlan(domains[0], domains[1]), nil
 		}

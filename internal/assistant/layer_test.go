@@ -127,6 +127,7 @@ func TestToolsMatchOperations(t *testing.T) {
 		"createBackup":  {"name", "name", Costly},
 		"listBackups":   {"continue,limit,site", "", Read},
 		"restoreBackup": {"in_place,new_domain,ref,shard", "ref", Destructive},
+		"restoreSite":   {"at,in_place,name,new_domain,shard", "at,name", Destructive},
 		"moveSite":      {"name,target", "name,target", Destructive},
 		"listJobs":      {"continue,kind,limit,phase,shard,site", "", Read},
 		"getJob":        {"id", "id", Read},

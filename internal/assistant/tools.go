@@ -94,6 +94,7 @@ var Allowed = map[string]Effect{
 	"createBackup":  Costly,
 	"listBackups":   Read,
 	"restoreBackup": Destructive, // in place, or a clone to a new domain
+	"restoreSite":   Destructive, // to a point in time: in place, or a clone to a new domain
 	"moveSite":      Destructive,
 	"listJobs":      Read,
 	"getJob":        Read,

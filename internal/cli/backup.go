@@ -39,6 +39,7 @@ Long operations are jobs; --wait follows one with a progress bar on stderr
   aipress backup show local:3f2a9c1e
   aipress backup restore local:3f2a9c1e --in-place --wait
   aipress backup restore local:3f2a9c1e --to-domain copy.localhost --wait
+  aipress backup restore --site blog.localhost --at 2026-12-05T10:42:00Z --in-place --wait
   aipress backup verify --full --wait
   aipress backup coverage`,
 	}, o)
@@ -192,24 +193,46 @@ func newBackupRestoreCmd(o *siteOpts) *cobra.Command {
 	var (
 		inPlace        bool
 		domain, shard  string
+		siteName, at   string
 		wait           bool
 		timeout        time.Duration
 		restoreExample = `  aipress backup restore local:3f2a9c1e --in-place --wait
-  aipress backup restore local:3f2a9c1e --to-domain staging.example.com --shard shard-2 --wait`
+  aipress backup restore local:3f2a9c1e --to-domain staging.example.com --shard shard-2 --wait
+  aipress backup restore --site blog.example.com --at 2026-12-05T10:42:00Z --in-place --wait
+  aipress backup restore --site blog.example.com --at 2026-12-05T11:42:00+01:00 --to-domain then.example.com -o json`
 	)
 	cmd := &cobra.Command{
-		Use:   "restore REF (--in-place | --to-domain DOMAIN [--shard SHARD])",
-		Short: "Restore a snapshot in place or into a new site",
-		Long: `Restore a snapshot.
+		Use:   "restore (REF | --site DOMAIN --at TIME) (--in-place | --to-domain DOMAIN [--shard SHARD])",
+		Short: "Restore a snapshot, or a site to a point in time, in place or into a new site",
+		Long: `Restore a snapshot (REF), or a site to a point in time (--site and --at).
 
 --in-place restores over the site it was taken of, on the site's shard: the
 site shows a maintenance page, the snapshot is restored into staging and swapped
 in, and the site comes back. A restore that fails leaves the site as it was.
 
 --to-domain creates a new site (a clone) from the snapshot, with its URLs
-rewritten to the new domain; --shard chooses its shard (default: placement).`,
+rewritten to the new domain; --shard chooses its shard (default: placement).
+
+--site DOMAIN --at TIME (instead of REF) is a point-in-time restore: TIME is
+RFC 3339 (2026-12-05T10:42:00Z, or with an offset). The control plane picks
+the site's latest snapshot completed before TIME; the shard restores it and
+replays the site's database log up to and including TIME (to the second).
+Files (wp-content) are the snapshot's. A TIME in the future, or older than
+the site's oldest kept snapshot (its plan's retention), is refused.`,
 		Example: restoreExample,
-		Args:    cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) > 1:
+				return fmt.Errorf("give one snapshot (REF), not %d", len(args))
+			case len(args) == 1 && (siteName != "" || at != ""):
+				return errors.New("give either a snapshot (REF) or --site and --at (a point in time), not both")
+			case len(args) == 0 && siteName == "" && at == "":
+				return errors.New("give a snapshot (REF), or --site and --at for a point in time")
+			case len(args) == 0 && (siteName == "") != (at == ""):
+				return errors.New("--site and --at go together (a point-in-time restore)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if inPlace == (domain != "") {
 				return errors.New("give exactly one of --in-place and --to-domain")
@@ -217,14 +240,30 @@ rewritten to the new domain; --shard chooses its shard (default: placement).`,
 			if inPlace && shard != "" {
 				return errors.New("--shard goes with --to-domain (an in-place restore runs on the site's shard)")
 			}
+			var when time.Time
+			if at != "" {
+				t, err := time.Parse(time.RFC3339Nano, at)
+				if err != nil {
+					return fmt.Errorf("--at %q is not an RFC 3339 time (e.g. 2026-12-05T10:42:00Z or 2026-12-05T11:42:00+01:00)", at)
+				}
+				when = t
+			}
 			c, err := o.connect()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			resp, err := c.RestoreBackup(ctx, args[0], apiclient.RestoreRequest{InPlace: inPlace, NewDomain: domain, Shard: shard})
+			var resp *apiclient.RestoreResponse
+			if at != "" {
+				resp, err = c.RestoreSite(ctx, siteName, apiclient.SiteRestoreRequest{At: when, InPlace: inPlace, NewDomain: domain, Shard: shard})
+			} else {
+				resp, err = c.RestoreBackup(ctx, args[0], apiclient.RestoreRequest{InPlace: inPlace, NewDomain: domain, Shard: shard})
+			}
 			if err != nil {
 				return err
+			}
+			if resp.Snapshot != "" && resp.At != nil && o.output == "table" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "restoring %s to %s from snapshot %s\n", siteName, resp.At.UTC().Format(time.RFC3339), resp.Snapshot)
 			}
 			if resp.Job != nil {
 				j := resp.Job
@@ -256,6 +295,8 @@ rewritten to the new domain; --shard chooses its shard (default: placement).`,
 	cmd.Flags().BoolVar(&inPlace, "in-place", false, "restore over the site the snapshot was taken of")
 	cmd.Flags().StringVar(&domain, "to-domain", "", "create a new site with this domain from the snapshot")
 	cmd.Flags().StringVar(&shard, "shard", "", "the new site's shard (with --to-domain)")
+	cmd.Flags().StringVar(&siteName, "site", "", "the site to restore to a point in time (with --at, instead of REF)")
+	cmd.Flags().StringVar(&at, "at", "", "the point in time, RFC 3339 (with --site): e.g. 2026-12-05T10:42:00Z")
 	jobWaitFlags(cmd, &wait, &timeout, "the restore is done (the new site is Ready)")
 	return cmd
 }

@@ -91,7 +91,7 @@ func (b *backupHarness) backup(ctx context.Context, s *site.Site, at time.Time) 
 		return "", err
 	}
 	meta, _ := json.Marshal(map[string]any{"site": s.Metadata.Name, "site_uid": s.Metadata.UID, "domain": s.Spec.Domain,
-		"url": s.Status.URL, "core_version": "6.8.1", "spec": s.Spec})
+		"url": s.Status.URL, "core_version": "6.8.1", "spec": s.Spec, "gtid": "0-1-7"})
 	bk, err := r.NewBackup(ctx, repo.BackupOptions{Site: s.Metadata.Name, Host: s.Status.Shard, Meta: meta})
 	if err != nil {
 		return "", err
@@ -189,6 +189,16 @@ func TestBackupCommands(t *testing.T) {
 		{name: "restore in place", args: []string{"backup", "restore", b.ref, "--in-place"}, out: []string{"Kind:      restore", "Phase:     Pending", "Shard:     local"}},
 		{name: "restore into a new domain and wait", args: []string{"backup", "restore", b.ref, "--to-domain", "copy.a.com", "--shard", "s2", "--wait"},
 			errOut: []string{"restoring copy.a.com: Ready"}},
+		{name: "point in time needs --at", args: []string{"backup", "restore", "--site", "a.com", "--in-place"}, wantErr: "--site and --at go together"},
+		{name: "point in time needs --site", args: []string{"backup", "restore", "--at", "2025-01-02T03:30:00Z", "--in-place"}, wantErr: "--site and --at go together"},
+		{name: "point in time or REF", args: []string{"backup", "restore", b.ref, "--site", "a.com", "--at", "2025-01-02T03:30:00Z", "--in-place"}, wantErr: "not both"},
+		{name: "restore needs REF or a point in time", args: []string{"backup", "restore", "--in-place"}, wantErr: "give a snapshot (REF), or --site and --at"},
+		{name: "point in time, --at not RFC 3339", args: []string{"backup", "restore", "--site", "a.com", "--at", "yesterday", "--in-place"}, wantErr: "not an RFC 3339 time"},
+		{name: "point in time in the future", args: []string{"backup", "restore", "--site", "a.com", "--at", cliNow.Add(time.Hour).Format(time.RFC3339), "--in-place"}, wantErr: "in the future"},
+		{name: "point in time before the oldest snapshot", args: []string{"backup", "restore", "--site", "a.com", "--at", created.Add(-time.Hour).Format(time.RFC3339), "--in-place"},
+			wantErr: "oldest was taken at " + created.Format(time.RFC3339)},
+		{name: "point in time into a new domain and wait", args: []string{"backup", "restore", "--site", "a.com", "--at", "2025-01-02T04:30:00+01:00", "--to-domain", "then.a.com", "--wait"},
+			errOut: []string{"restoring a.com to 2025-01-02T03:30:00Z from snapshot " + b.ref, "restoring then.a.com: Ready"}},
 		{name: "verify", args: []string{"backup", "verify", "--full", "--wait"}, out: []string{"REPOSITORY", "local", "OK", "No damaged snapshots."}},
 		{name: "verify-restore", args: []string{"backup", "verify", "--site", "a.com", "--restore"}, out: []string{"Kind:      verify-restore", "Shard:     local"}},
 		{name: "prune", args: []string{"backup", "prune", "--wait"}, out: []string{"Kind:      prune", "Phase:     Succeeded", `"repo":"local"`, `"bytes_freed"`}},
@@ -242,6 +252,16 @@ func TestBackupJSON(t *testing.T) {
 	var s site.Site
 	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Spec.Source == nil || s.Spec.Source.Snapshot != b.ref || s.Spec.Admin.PasswordHash != "" {
 		t.Fatalf("restore json: %v %s", err, out)
+	}
+	out, _, err = b.run(t, "backup", "restore", "--site", "a.com", "--at", created.Add(time.Minute).Format(time.RFC3339), "--in-place", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j store.Job
+	var p store.RestoreParams
+	if err := json.Unmarshal([]byte(out), &j); err != nil || json.Unmarshal(j.Params, &p) != nil || j.Kind != store.JobRestore ||
+		p.Snapshot != b.ref || !p.InPlace || p.At == nil || !p.At.Equal(created.Add(time.Minute)) {
+		t.Fatalf("point-in-time restore json: %v %s", err, out)
 	}
 	out, _, err = b.run(t, "backup", "coverage", "-o", "json")
 	if err != nil || !strings.Contains(out, `"last_ref": "local:`) || !strings.Contains(out, `"window": "30h0m0s"`) {

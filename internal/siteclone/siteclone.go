@@ -22,6 +22,10 @@ type Request struct {
 	// FromURL the site it was taken of and that site's URL then ("": the
 	// shard reads it from the snapshot).
 	Snapshot, FromSite, FromURL string
+	// At, if set, makes the clone a point-in-time restore: the shard
+	// replays the source site's database log after Snapshot up to At
+	// (site.Source.At).
+	At *time.Time
 	// Domain (the clone's name), UID, Org, Labels and Now (its creation
 	// time) make its metadata.
 	Domain, UID, Org string
@@ -40,6 +44,10 @@ func New(r Request, set *plans.Set) *site.Site {
 	spec.Domain = r.Domain
 	spec.Suspended, spec.SuspendedBy = false, ""
 	spec.Source = &site.Source{Snapshot: r.Snapshot, FromSite: r.FromSite, FromURL: r.FromURL}
+	if r.At != nil {
+		at := r.At.UTC()
+		spec.Source.At = &at
+	}
 	if p, ok := set.Get(spec.Plan); ok {
 		p.Apply(&spec)
 	} else {

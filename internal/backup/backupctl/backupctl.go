@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"github.com/aipress/aipress/internal/ctljobs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/backup/schedule"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -36,6 +38,12 @@ const (
 	DefaultRetentionEvery = time.Hour
 	DefaultPruneEvery     = 24 * time.Hour
 	DefaultVerifyEvery    = 24 * time.Hour
+	// DefaultLogMargin is Config.LogMargin.
+	DefaultLogMargin = time.Hour
+	// LogKeepWithoutSnapshot is how long the database log segments of a
+	// site without any snapshot are kept (the log is of use only after
+	// a snapshot; this lets a backup under way finish first).
+	LogKeepWithoutSnapshot = 24 * time.Hour
 )
 
 // Config configures a Controller. Store and Policy are required.
@@ -66,6 +74,12 @@ type Config struct {
 	// Pick chooses an index in [0, n) for the verify-restore sample
 	// (default math/rand/v2).
 	Pick func(n int) int
+	// LogMargin: retention forgets a site's database log segments
+	// (package pitr) whose last transaction is older than the site's
+	// oldest kept snapshot by more than this (default DefaultLogMargin):
+	// a binary log's event time is when its statement began, so a long
+	// transaction committed after the snapshot can carry an earlier time.
+	LogMargin time.Duration
 }
 
 // Controller runs the backup work. Create it with New.
@@ -114,6 +128,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Pick == nil {
 		cfg.Pick = rand.IntN
+	}
+	if cfg.LogMargin <= 0 {
+		cfg.LogMargin = DefaultLogMargin
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, kick: make(chan struct{}, 1),
 		jobs: ctljobs.New(ctljobs.Config{Store: cfg.Store, Clock: cfg.Clock, Notify: cfg.Notify})}
@@ -352,13 +369,24 @@ func (c *Controller) retention(ctx context.Context, sites []site.Site) error {
 	}
 	var errs []error
 	forgot := 0
+	logs := map[string]*siteLog{} // by site uid
 	for i := range sites {
 		st := &sites[i]
-		entries, err := catalog.All(ctx, c.cfg.Store, st.Metadata.Name, false)
+		entries, err := catalog.All(ctx, c.cfg.Store, st.Metadata.Name, true)
 		if err != nil {
 			return err
 		}
-		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.SiteUID != st.Metadata.UID })
+		sl := &siteLog{repos: map[string]bool{}}
+		if st.Status.Shard != "" {
+			sl.repos[st.Status.Shard] = true
+		}
+		logs[st.Metadata.UID] = sl
+		for _, e := range entries {
+			if e.SiteUID == st.Metadata.UID {
+				sl.repos[e.Repo] = true
+			}
+		}
+		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.SiteUID != st.Metadata.UID || e.Forgotten != nil })
 		times := make([]time.Time, len(entries))
 		for k, e := range entries {
 			times[k] = e.Time
@@ -366,9 +394,11 @@ func (c *Controller) retention(ctx context.Context, sites []site.Site) error {
 		keep := schedule.Keep(times, c.cfg.Policy(&st.Spec).Keep, time.UTC)
 		for k, e := range entries {
 			if keep[k] || protected[e.Ref] {
+				sl.keep(e.Time)
 				continue
 			}
 			if err := c.forget(ctx, e, now); err != nil {
+				sl.keep(e.Time) // still there
 				errs = append(errs, err)
 				continue
 			}
@@ -379,8 +409,96 @@ func (c *Controller) retention(ctx context.Context, sites []site.Site) error {
 		c.log.Info("retention forgot snapshots", "snapshots", forgot)
 		c.cfg.Notify()
 	}
+	if err := c.logRetention(ctx, logs, now); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) == 0 {
 		c.lastRetention = now
+	}
+	return errors.Join(errs...)
+}
+
+// siteLog is what log retention knows of a current site: the
+// repositories its snapshots (and so its log segments) are in, and the
+// time of its oldest snapshot that retention keeps.
+type siteLog struct {
+	repos  map[string]bool
+	oldest time.Time // zero: no snapshot kept
+}
+
+func (l *siteLog) keep(t time.Time) {
+	if l.oldest.IsZero() || t.Before(l.oldest) {
+		l.oldest = t
+	}
+}
+
+// LogSegmentExpired is the retention rule of a site's database log
+// (package pitr): a segment whose last transaction's time is last may be
+// forgotten when it is older than the site's oldest kept snapshot
+// (oldest; zero: the site has none) by more than margin, so that every
+// transaction after any kept snapshot stays and a restore to any time
+// after it can replay from it; a site without snapshots keeps its log
+// for LogKeepWithoutSnapshot (a backup may be under way). A segment newer
+// than the oldest kept snapshot is never forgotten.
+func LogSegmentExpired(last, oldest, now time.Time, margin time.Duration) bool {
+	if oldest.IsZero() {
+		return last.Before(now.Add(-LogKeepWithoutSnapshot))
+	}
+	return last.Before(oldest.Add(-margin))
+}
+
+// logRetention forgets the log segments of current sites (by uid) that
+// LogSegmentExpired says are of no more use, in every repository holding
+// the sites' snapshots or serving them. Segments of sites that are gone
+// (another uid) stay, as their snapshots do.
+func (c *Controller) logRetention(ctx context.Context, logs map[string]*siteLog, now time.Time) error {
+	repoNames := map[string]bool{}
+	for _, l := range logs {
+		for r := range l.repos {
+			repoNames[r] = true
+		}
+	}
+	var errs []error
+	forgot := 0
+	for _, name := range slices.Sorted(maps.Keys(repoNames)) {
+		r, err := c.cfg.Repos.Open(ctx, name, false)
+		if errors.Is(err, repo.ErrNotInitialized) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("log retention: repository %s: %w", name, err))
+			continue
+		}
+		snaps, err := r.ListSnapshots(ctx, repo.SnapshotFilter{Tags: []string{pitr.Tag}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("log retention: repository %s: %w", name, err))
+			continue
+		}
+		for _, snap := range snaps {
+			var m pitr.SegmentMeta
+			if err := json.Unmarshal(snap.Meta, &m); err != nil || m.Kind != pitr.SegmentKind {
+				continue
+			}
+			l := logs[m.UID]
+			if l == nil || !l.repos[name] {
+				continue
+			}
+			last := m.LastTime
+			if last.IsZero() { // no time known: when it was written (after all it holds)
+				last = snap.Time
+			}
+			if !LogSegmentExpired(last, l.oldest, now, c.cfg.LogMargin) {
+				continue
+			}
+			if err := r.DeleteSnapshot(ctx, snap.ID); err != nil && !errors.Is(err, repo.ErrSnapshotNotFound) {
+				errs = append(errs, fmt.Errorf("forget log segment %s:%s: %w", name, snap.ID, err))
+				continue
+			}
+			forgot++
+		}
+	}
+	if forgot > 0 {
+		c.log.Info("retention forgot database log segments", "segments", forgot)
 	}
 	return errors.Join(errs...)
 }

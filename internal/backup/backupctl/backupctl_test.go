@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/backup/schedule"
+	"github.com/aipress/aipress/internal/pitr"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -462,5 +463,122 @@ func TestRecover(t *testing.T) {
 	if got.Phase != store.JobFailed || res.Duration != "10m0s" || !strings.Contains(got.Error, "1 site(s) had no snapshot") ||
 		got.Progress.Done != 2 || got.FinishedAt == nil {
 		t.Fatalf("finished recovery: %s %q %+v %+v", got.Phase, got.Error, got.Progress, res)
+	}
+}
+
+func TestLogSegmentExpired(t *testing.T) {
+	now := t0
+	oldest := t0.Add(-10 * time.Hour)
+	for _, tc := range []struct {
+		name         string
+		last, oldest time.Time
+		want         bool
+	}{
+		{"newer than the oldest snapshot", oldest.Add(time.Minute), oldest, false},
+		{"at the oldest snapshot", oldest, oldest, false},
+		{"just before the oldest snapshot, within the margin", oldest.Add(-time.Second), oldest, false},
+		{"at the margin", oldest.Add(-time.Hour), oldest, false},
+		{"older than the oldest snapshot by more than the margin", oldest.Add(-time.Hour - time.Second), oldest, true},
+		{"much older", oldest.Add(-30 * 24 * time.Hour), oldest, true},
+		{"no snapshot, recent", now.Add(-time.Hour), time.Time{}, false},
+		{"no snapshot, a day old", now.Add(-LogKeepWithoutSnapshot), time.Time{}, false},
+		{"no snapshot, older than a day", now.Add(-LogKeepWithoutSnapshot - time.Second), time.Time{}, true},
+		{"newer than now (clock skew)", now.Add(time.Minute), oldest, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := LogSegmentExpired(tc.last, tc.oldest, now, time.Hour); got != tc.want {
+				t.Errorf("LogSegmentExpired(last %s, oldest %s) = %v, want %v", tc.last, tc.oldest, got, tc.want)
+			}
+		})
+	}
+}
+
+// segment writes a database log segment (package pitr's format) of the
+// site name (uid) into the shard's repository, its last transaction at
+// last, and returns its id.
+func (e *env) segment(t *testing.T, shard, name, uid string, last time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	r, err := e.repos.Open(ctx, shard, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pitr.SegmentMeta{Kind: pitr.SegmentKind, Version: pitr.SegmentVersion, Site: name, UID: uid, DB: "wp_x",
+		FirstGTID: "0-1-1", LastGTID: "0-1-2", FirstTime: last.Add(-time.Minute), LastTime: last, Txns: 2}
+	meta, _ := json.Marshal(m)
+	b, err := r.NewBackup(ctx, repo.BackupOptions{Site: name, Host: shard, Tags: pitr.SegmentTags(m), Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddStream(ctx, pitr.StreamName, strings.NewReader(name+" log at "+last.String())); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.ID
+}
+
+// TestLogRetention: retention forgets a site's database log segments that
+// end before its oldest kept snapshot (by more than LogMargin), never one
+// after it, nor those of sites that are gone; a site without snapshots
+// keeps a day of log.
+func TestLogRetention(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PruneEvery, c.VerifyEvery = -1, -1 })
+	ctx := context.Background()
+	e.site(t, "a.com", "s1", "business")
+	e.site(t, "b.com", "s1", "business")
+	if _, err := e.st.UpdateSite(ctx, "a.com", func(s *site.Site) error {
+		s.Spec.Backup = site.BackupPolicy{EveryHours: 1, Keep: site.Retention{Hourly: 2}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // 08:00 … 12:00; retention keeps 11:00 and 12:00
+		e.snapshot(t, "s1", "a.com", t0.Add(-time.Duration(4-i)*time.Hour))
+	}
+	oldestKept := t0.Add(-time.Hour)
+	segs := map[string]bool{} // id → kept
+	for _, s := range []struct {
+		site, uid string
+		last      time.Time
+		kept      bool
+	}{
+		{"a.com", "uid-a.com", t0.Add(-4*time.Hour - 30*time.Minute), false},           // before every snapshot
+		{"a.com", "uid-a.com", oldestKept.Add(-DefaultLogMargin - time.Second), false}, // before the oldest kept one, beyond the margin
+		{"a.com", "uid-a.com", oldestKept.Add(-DefaultLogMargin + time.Second), true},  // within the margin
+		{"a.com", "uid-a.com", oldestKept.Add(-time.Second), true},
+		{"a.com", "uid-a.com", oldestKept.Add(time.Second), true}, // after the oldest kept snapshot: PITR from it needs it
+		{"a.com", "uid-a.com", t0.Add(-10 * time.Minute), true},
+		{"a.com", "uid-earlier-a.com", t0.Add(-30 * 24 * time.Hour), true},           // another incarnation: stays, as its snapshots do
+		{"gone.com", "uid-gone.com", t0.Add(-30 * 24 * time.Hour), true},             // a deleted site's
+		{"b.com", "uid-b.com", t0.Add(-LogKeepWithoutSnapshot - time.Minute), false}, // no snapshot: a day of log
+		{"b.com", "uid-b.com", t0.Add(-LogKeepWithoutSnapshot + time.Minute), true},
+	} {
+		segs[e.segment(t, "s1", s.site, s.uid, s.last)] = s.kept
+	}
+	e.pass(t)
+
+	r, err := e.repos.Open(ctx, "s1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := r.ListSnapshots(ctx, repo.SnapshotFilter{Tags: []string{pitr.Tag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	there := map[string]bool{}
+	for _, s := range left {
+		there[s.ID] = true
+	}
+	for id, kept := range segs {
+		if there[id] != kept {
+			t.Errorf("segment %s: there %v, want %v", id[:8], there[id], kept)
+		}
+	}
+	// The site snapshots retention keeps are untouched by the log's.
+	if kept, _ := catalog.All(ctx, e.st, "a.com", false); len(kept) != 2 {
+		t.Errorf("kept %d snapshots of a.com, want 2", len(kept))
 	}
 }

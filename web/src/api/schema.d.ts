@@ -579,6 +579,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore the site to a point in time, in place or into a new site (a clone).
+         * @description Point-in-time recovery (docs/database.md, Point-in-time recovery).
+         *     The control plane picks the site's latest snapshot (of this site,
+         *     not forgotten) whose backup completed at or before `at`, and
+         *     restores it like POST /v1/backups/{ref}/restore; the shard then
+         *     replays the site's database log, shipped continuously to the
+         *     backup repository, up to and including `at` (the log's resolution
+         *     is a second). Files (wp-content) are the snapshot's.
+         *     `in_place`: a restore job on the site's shard (202 and the job;
+         *     `job.params.at`). `new_domain`: a new site whose `spec.source`
+         *     names the snapshot and `at` (201 and the site; follow its status).
+         *     `at` later than now (beyond a few seconds of clock skew) gives 400;
+         *     no snapshot completed before `at` gives 409 naming the oldest
+         *     snapshot's time, or saying that the plan's retention forgot the
+         *     older ones; a chosen snapshot that records no database log
+         *     position (taken before point-in-time recovery was on) gives 409,
+         *     and so does `in_place` when that snapshot was taken on another
+         *     shard (the site moved since; restore into a new domain instead).
+         *     A replay the log cannot make (a gap in the log, a log that does
+         *     not reach `at`) fails the job or the new site with that reason,
+         *     leaving an in-place site as it was.
+         *
+         */
+        post: operations["restoreSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/updates": {
         parameters: {
             query?: never;
@@ -2617,7 +2660,7 @@ export interface components {
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
             shard?: string;
-            /** @description By kind: backup {reason}, restore and verify-restore {snapshot, from_domain, from_url, in_place}, verify {site, full}, prune {repo}, recover {from, to}, secret.rotate {kind, reason}, update (UpdateParams and fleet), fleet-update {change, sites, canary, wave_size, max_failure_rate, parallel}. */
+            /** @description By kind: backup {reason}, restore and verify-restore {snapshot, from_domain, from_url, in_place, at}, verify {site, full}, prune {repo}, recover {from, to}, secret.rotate {kind, reason}, update (UpdateParams and fleet), fleet-update {change, sites, canary, wave_size, max_failure_rate, parallel}. */
             params?: Record<string, never>;
             /** @enum {string} */
             phase: "Pending" | "Running" | "Succeeded" | "Failed";
@@ -2800,6 +2843,26 @@ export interface components {
         RestoreResponse: {
             job?: components["schemas"]["Job"];
             site?: components["schemas"]["Site"];
+            /** @description The snapshot restored (a point-in-time restore: the one it chose). */
+            snapshot?: string;
+            /**
+             * Format: date-time
+             * @description A point-in-time restore's time (UTC).
+             */
+            at?: string;
+        };
+        SiteRestoreRequest: {
+            /**
+             * Format: date-time
+             * @description The point in time (RFC 3339, UTC or with an offset), e.g. 2026-12-05T10:42:00Z.
+             */
+            at: string;
+            /** @description Restore over the site itself */
+            in_place?: boolean;
+            /** @description Create a new site (a clone) of the site as it was at `at`. */
+            new_domain?: string;
+            /** @description The new site's shard (new_domain only; platform operators). */
+            shard?: string;
         };
         VerifyRequest: {
             site?: string;
@@ -4636,6 +4699,49 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["Internal"];
+        };
+    };
+    restoreSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SiteRestoreRequest"];
+            };
+        };
+        responses: {
+            /** @description The new site. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoreResponse"];
+                };
+            };
+            /** @description The in-place restore job. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoreResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     createUpdate: {

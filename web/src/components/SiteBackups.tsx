@@ -1,6 +1,7 @@
 // The site page's Backups tab: the snapshots, "Back up now", restore in
-// place and clone to a new domain, each followed to its end.
-import { Anchor, Badge, Button, Center, Group, Loader, Modal, Paper, Stack, Table, Text, TextInput } from '@mantine/core';
+// place and clone to a new domain, and restore to a point in time (either
+// way), each followed to its end.
+import { Anchor, Badge, Button, Center, Group, Loader, Modal, Paper, SegmentedControl, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
 import { api, errorText, must, type Job, type Schemas, type Site } from '../api/client';
@@ -74,6 +75,10 @@ export function SiteBackups({ site, perms, pollMs }: { site: Site; perms: SitePe
   const [cloneOf, setCloneOf] = useState<Backup | null>(null);
   const [newDomain, setNewDomain] = useState('');
   const [dlgErr, setDlgErr] = useState('');
+  const [pitrOpen, setPitrOpen] = useState(false);
+  const [pitrAt, setPitrAt] = useState('');
+  const [pitrMode, setPitrMode] = useState<'in_place' | 'new_domain'>('in_place');
+  const [pitrDomain, setPitrDomain] = useState('');
 
   const load = useCallback(
     async (next?: string) => {
@@ -171,6 +176,41 @@ export function SiteBackups({ site, perms, pollMs }: { site: Site; perms: SitePe
     }
   }
 
+  // restoreAt restores the site to a point in time: the time is the
+  // browser's local time (a datetime-local field, to the second), sent as
+  // RFC 3339 UTC.
+  async function restoreAt(e: FormEvent) {
+    e.preventDefault();
+    const when = new Date(pitrAt);
+    if (!pitrAt || Number.isNaN(when.getTime())) {
+      setDlgErr('Give the date and time to restore to.');
+      return;
+    }
+    setBusy(true);
+    setDlgErr('');
+    try {
+      const at = when.toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const domain = pitrDomain.trim().toLowerCase();
+      const body = pitrMode === 'in_place' ? { at, in_place: true } : { at, new_domain: domain };
+      const r = await must(api.POST('/v1/sites/{name}/restore', { params: { path: { name } }, body }));
+      if (r.job) {
+        const id = r.job.id;
+        setRunning((x) => [...x, { id, label: `Restore to ${fmtTime(at)}` }]);
+      }
+      if (r.site) {
+        const created = r.site.metadata.name;
+        setClones((c) => [created, ...c.filter((x) => x !== created)]);
+      }
+      setPitrOpen(false);
+      setPitrAt('');
+      setPitrDomain('');
+    } catch (e) {
+      setDlgErr(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
   return (
     <Stack>
       <Group justify="space-between">
@@ -178,9 +218,14 @@ export function SiteBackups({ site, perms, pollMs }: { site: Site; perms: SitePe
           Snapshots of the database and wp-content, newest first.
         </Text>
         {perms.write && (
-          <Button onClick={backupNow} loading={busy && !restoreOf && !cloneOf}>
-            Back up now
-          </Button>
+          <Group gap="xs">
+            <Button variant="default" onClick={() => (setDlgErr(''), setPitrOpen(true))}>
+              Restore to a point in time
+            </Button>
+            <Button onClick={backupNow} loading={busy && !restoreOf && !cloneOf && !pitrOpen}>
+              Back up now
+            </Button>
+          </Group>
         )}
       </Group>
       <ErrorAlert error={err} />
@@ -268,6 +313,39 @@ export function SiteBackups({ site, perms, pollMs }: { site: Site; perms: SitePe
       >
         {`${name} goes into maintenance and comes back as it was on ${fmtTime(restoreOf?.time)}. Changes made since are replaced (a pre-restore backup is taken first); a failed restore leaves the site as it is.`}
       </ConfirmDialog>
+      <Modal opened={pitrOpen} onClose={() => setPitrOpen(false)} title="Restore to a point in time" centered>
+        <form onSubmit={restoreAt}>
+          <Stack>
+            <Text size="sm">
+              The latest backup taken before that time is restored, and the database changes logged since are replayed up to it (to the second). Files are the backup&apos;s.
+            </Text>
+            <ErrorAlert error={dlgErr} />
+            <TextInput label="Point in time (your local time)" type="datetime-local" step={1} required value={pitrAt} onChange={(e) => setPitrAt(e.currentTarget.value)} data-autofocus />
+            <SegmentedControl
+              aria-label="Where"
+              value={pitrMode}
+              onChange={(v) => setPitrMode(v as 'in_place' | 'new_domain')}
+              data={[
+                { value: 'in_place', label: 'In place' },
+                { value: 'new_domain', label: 'Into a new site' },
+              ]}
+            />
+            {pitrMode === 'in_place' ? (
+              <Text size="sm" c="dimmed">{`${name} goes into maintenance and comes back as it was then; a failed restore leaves it as it is.`}</Text>
+            ) : (
+              <TextInput label="New domain" placeholder="then.example.com" required autoComplete="off" value={pitrDomain} onChange={(e) => setPitrDomain(e.currentTarget.value)} />
+            )}
+            <Group justify="flex-end">
+              <Button variant="default" onClick={() => setPitrOpen(false)}>
+                Cancel
+              </Button>
+              <Button type="submit" color={pitrMode === 'in_place' ? 'red' : undefined} loading={busy} disabled={!pitrAt || (pitrMode === 'new_domain' && !pitrDomain.trim())}>
+                Restore
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      </Modal>
       <Modal opened={!!cloneOf} onClose={() => setCloneOf(null)} title="Clone to a new site" centered>
         <form onSubmit={clone}>
           <Stack>

@@ -253,6 +253,42 @@ describe('SiteDetail', () => {
     expect(screen.getByRole('link', { name: 'copy.localhost' })).toHaveAttribute('href', '/sites/copy.localhost');
   });
 
+  it('restores to a point in time, in place and into a new site', async () => {
+    const calls = mockAPI(
+      siteRoute(),
+      route('GET', '/v1/backups', () => json({ items: [backup] })),
+      noJobs,
+      route('POST', '/v1/sites/blog.localhost/restore', async (r) =>
+        JSON.parse(await r.clone().text()).in_place
+          ? json({ job: job({ id: 'job-3', kind: 'restore' }), snapshot: 'shard-1:abc123', at: '2026-12-05T10:42:07Z' }, 202)
+          : json({ site: site({ name: 'then.localhost', phase: 'Ready' }), snapshot: 'shard-1:abc123' }, 201),
+      ),
+      route('GET', '/v1/jobs/job-3', () => json(job({ id: 'job-3', kind: 'restore' }))),
+      route('GET', '/v1/sites/then.localhost', () => json(site({ name: 'then.localhost', phase: 'Ready' }))),
+    );
+    open('/sites/blog.localhost/backups');
+    await screen.findAllByTestId('backup-row');
+    await userEvent.click(screen.getByRole('button', { name: 'Restore to a point in time' }));
+    let dlg = await screen.findByRole('dialog');
+    const local = '2026-12-05T10:42:07';
+    await userEvent.type(within(dlg).getByLabelText(/Point in time/), local);
+    await userEvent.click(within(dlg).getByRole('button', { name: 'Restore' }));
+    expect(await screen.findByText(/uploading/)).toBeInTheDocument();
+    const posts = () => calls.filter((c) => c.method === 'POST' && c.path === '/v1/sites/blog.localhost/restore');
+    const utc = new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    expect(JSON.parse(posts()[0].body)).toEqual({ at: utc, in_place: true });
+
+    await userEvent.click(screen.getByRole('button', { name: 'Restore to a point in time' }));
+    dlg = await screen.findByRole('dialog');
+    await userEvent.type(within(dlg).getByLabelText(/Point in time/), local);
+    await userEvent.click(within(dlg).getByText('Into a new site'));
+    await userEvent.type(within(dlg).getByLabelText(/New domain/), 'Then.localhost');
+    await userEvent.click(within(dlg).getByRole('button', { name: 'Restore' }));
+    await waitFor(() => expect(posts()).toHaveLength(2));
+    expect(JSON.parse(posts()[1].body)).toEqual({ at: utc, new_domain: 'then.localhost' });
+    await waitFor(() => expect(screen.getByTestId('clone-status')).toHaveTextContent('Ready'));
+  });
+
   it('shows the server message of a refused clone in the dialog', async () => {
     mockAPI(
       siteRoute(),
