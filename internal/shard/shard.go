@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -183,6 +184,42 @@ type Config struct {
 	// OPcache's revalidation period: requests that read the old file make
 	// their connection within it (rotate.go). Default DefaultRotationDrain.
 	RotationDrain time.Duration
+
+	// DirectDB turns the shard's connection pooler off: the sites' PHP
+	// connects to the database server directly (DB_HOST is MariaDB's
+	// socket or Database's address). Zero value: the pooler (package
+	// pooler) runs beside MariaDB and php-fpm, its socket is
+	// Layout.PoolerSocket and every site's wp-config.php names it.
+	DirectDB bool
+	// Replica is the sites' read replica: "" none; "local" a second
+	// mariadbd under Dir replicating from the shard's own MariaDB;
+	// "HOST:PORT" a replica of the external primary (Database) reached
+	// over TCP with Database's credentials. The pooler sends reads outside
+	// transactions to it while it keeps up (package replwatch); it needs
+	// the pooler (DirectDB false).
+	Replica string
+	// PITRFlush bounds how long the shard's binary log events wait before
+	// they are shipped to the backup repository (point-in-time recovery;
+	// default DefaultPITRFlush).
+	PITRFlush time.Duration
+}
+
+// ReplicaLocal is Config.Replica for a replica beside the local MariaDB.
+const ReplicaLocal = "local"
+
+// DefaultPITRFlush is Config.PITRFlush's default.
+const DefaultPITRFlush = 60 * time.Second
+
+// CheckReplica checks a Config.Replica value: "", "local" or HOST:PORT.
+func CheckReplica(v string) error {
+	if v == "" || v == ReplicaLocal {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("database replica %q: want \"local\" or HOST:PORT", v)
+	}
+	return nil
 }
 
 // Shard is a running local shard.
@@ -196,6 +233,8 @@ type Shard struct {
 	ready chan struct{}
 
 	layout Layout
+	// tier is the pooler, replica and replica watch (dbtier.go).
+	tier dbTier
 
 	// core is the default core (Config.CoreSource); coreMu guards cores
 	// (the other registered cores, by version) and coreFetching (a
@@ -292,10 +331,13 @@ func New(cfg Config) *Shard {
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
 	}
+	if cfg.PITRFlush <= 0 {
+		cfg.PITRFlush = DefaultPITRFlush
+	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
 	lay := Layout{Name: cfg.Name, Dir: cfg.Dir}
-	return &Shard{
+	sh := &Shard{
 		layout:      lay,
 		cfg:         cfg,
 		log:         log,
@@ -311,6 +353,11 @@ func New(cfg Config) *Shard {
 		populateErr: map[string]error{},
 		jobWake:     make(chan struct{}, 1),
 	}
+	if cfg.Replica == ReplicaLocal && cfg.Database == nil {
+		sh.tier.replica = &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb-replica"), Logger: log.With("server", "replica"),
+			ReplicaOf: sh.db, LoadUserPrefix: prefix + "ld_"}
+	}
+	return sh
 }
 
 func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
@@ -318,6 +365,9 @@ func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
+	if err := s.checkDBConfig(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.checkSocketPaths(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -366,6 +416,9 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err := s.db.Prepare(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
+	if err := s.prepareDBTier(ctx); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.fpm.Prepare(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -376,13 +429,23 @@ func (s *Shard) Prepare(ctx context.Context) error {
 // 108 bytes with the terminating NUL).
 const maxSocketPath = 107
 
-// checkSocketPaths refuses a data directory so deep that the pools' or
-// MariaDB's sockets would not fit in a socket address: php-fpm and mariadbd
-// would otherwise fail far from the cause (a socket that never appears).
+// checkSocketPaths refuses a data directory so deep that the pools',
+// MariaDB's or the pooler's sockets would not fit in a socket address:
+// php-fpm, mariadbd and the pooler would otherwise fail far from the cause
+// (a socket that never appears).
 func (s *Shard) checkSocketPaths() error {
 	longest := s.layout.SiteByID("000000000000").Socket
-	if db := s.db.Socket(); s.cfg.Database == nil && len(db) > len(longest) {
-		longest = db
+	socks := []string{s.layout.PoolerSocket()}
+	if s.cfg.Database == nil {
+		socks = append(socks, s.db.Socket())
+	}
+	if s.tier.replica != nil {
+		socks = append(socks, s.tier.replica.Socket())
+	}
+	for _, p := range socks {
+		if len(p) > len(longest) {
+			longest = p
+		}
 	}
 	if len(longest) > maxSocketPath {
 		return fmt.Errorf("data directory %s is too deep: its sockets' paths would be %d bytes, more than the %d a Unix socket takes (e.g. %s); choose a shorter --data-dir",
@@ -428,7 +491,9 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
 	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()
-	for _, ch := range []<-chan struct{}{s.db.Ready(), s.fpm.Ready()} {
+	// The pooler (and replica) beside them (dbtier.go).
+	s.startDBTier(procCtx, &wg)
+	for _, ch := range []<-chan struct{}{s.db.Ready(), s.fpm.Ready(), s.dbTierReady()} {
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -436,9 +501,9 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 		}
 	}
 	if s.cfg.Database != nil {
-		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr)
+		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr, "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	} else {
-		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
+		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket(), "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	}
 	first := true
 	tick := time.NewTicker(s.cfg.Resync)
