@@ -15,6 +15,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/sitefw"
 )
 
@@ -640,34 +642,24 @@ func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 
 // mariadbArgs are the MariaDB server's options: utf8mb4 as WordPress wants
 // it, connections for ~50 sites' pools, and the binary log (ROW events with
-// full images and column metadata, GTIDs of domain 0, three days) that
-// point-in-time recovery reads and the read replica follows — the same
-// settings internal/mariadb gives the servers it runs itself. A replica
-// (serverID 2) is read-only (only the replication thread and root write),
-// keeps its relay log in the data directory and recovers it after a crash.
+// full images and column metadata, GTIDs of domain 0, a few days) that
+// point-in-time recovery reads and the read replica follows: the options
+// internal/mariadb gives the servers it runs itself (BinlogOptions), logs in
+// the data directory. A replica (serverID 2) adds ReplicaOptions: read-only
+// (only the replication thread and root write), its relay log recovered
+// after a crash.
 func mariadbArgs(serverID int, replica bool) []string {
-	args := []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500",
-		"--server-id=" + strconv.Itoa(serverID),
-		"--log-bin=mariadb-bin", "--log-bin-index=mariadb-bin.index",
-		"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
-		"--gtid-domain-id=0", "--gtid-strict-mode=ON",
-		"--binlog-expire-logs-seconds=" + strconv.Itoa(BinlogExpirySeconds), "--max-binlog-size=64M",
-		// Binary logging otherwise refuses triggers and routines from
-		// accounts without SUPER (error 1419), which a site's dump loads
-		// with; the check guards statement-based logging, and this log is
-		// ROW only.
-		"--log-bin-trust-function-creators=ON"}
+	args := []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500"}
+	opts := mariadb.BinlogOptions(serverID, MariaDBDir)
 	if replica {
-		args = append(args, "--read-only=ON",
-			"--relay-log=relay-bin", "--relay-log-index=relay-bin.index", "--relay-log-recovery=ON",
-			"--log-slave-updates=OFF", "--slave-net-timeout=10")
+		opts = append(opts, mariadb.ReplicaOptions(MariaDBDir)...)
+	}
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		args = append(args, "--"+strings.ReplaceAll(k, "_", "-")+"="+v)
 	}
 	return args
 }
-
-// BinlogExpirySeconds is how long the shards' MariaDB keep their binary
-// logs (internal/mariadb's BinlogExpiry).
-const BinlogExpirySeconds = 3 * 24 * 3600
 
 func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
 	return mariadbStatefulSet(set, spec, o, dbName(spec.Name), ComponentShardDB, mariadbArgs(1, false))

@@ -174,7 +174,7 @@ func TestReplicaObjects(t *testing.T) {
 	if agent == nil || primary == nil || replica == nil {
 		t.Fatalf("StatefulSets %v", slices.Collect(maps.Keys(sts)))
 	}
-	binlog := []string{"--log-bin=mariadb-bin", "--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
+	binlog := []string{"--log-bin=/var/lib/mysql/mariadb-bin", "--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
 		"--gtid-domain-id=0", "--gtid-strict-mode=ON", "--log-bin-trust-function-creators=ON"}
 	pa, ra := primary.Spec.Template.Spec.Containers[0].Args, replica.Spec.Template.Spec.Containers[0].Args
 	for _, a := range binlog {
@@ -185,7 +185,7 @@ func TestReplicaObjects(t *testing.T) {
 	if !slices.Contains(pa, "--server-id=1") || slices.Contains(pa, "--read-only=ON") {
 		t.Errorf("primary args %v: want server id 1, writable", pa)
 	}
-	for _, a := range []string{"--server-id=2", "--read-only=ON", "--relay-log=relay-bin", "--relay-log-recovery=ON"} {
+	for _, a := range []string{"--server-id=2", "--read-only=ON", "--relay-log=/var/lib/mysql/relay-bin", "--relay-log-recovery=ON"} {
 		if !slices.Contains(ra, a) {
 			t.Errorf("replica args %v: no %s", ra, a)
 		}
