@@ -662,7 +662,7 @@ func mariadbArgs(serverID int, replica bool) []string {
 }
 
 func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
-	return mariadbStatefulSet(set, spec, o, dbName(spec.Name), ComponentShardDB, mariadbArgs(1, false))
+	return mariadbStatefulSet(set, spec, o, dbName(spec.Name), ComponentShardDB, mariadbArgs(1, false), false)
 }
 
 func dbReplicaService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
@@ -685,11 +685,22 @@ func dbReplicaService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 // through its Service to seed it, and the pooler watches replication and
 // lag itself.
 func dbReplicaStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
-	return mariadbStatefulSet(set, spec, o, dbReplicaName(spec.Name), ComponentShardDBReplica, mariadbArgs(2, true))
+	return mariadbStatefulSet(set, spec, o, dbReplicaName(spec.Name), ComponentShardDBReplica, mariadbArgs(2, true), true)
 }
 
-func mariadbStatefulSet(set Settings, spec ShardSpec, o Owner, name, component string, args []string) *appsv1.StatefulSet {
+// mariadbStatefulSet is a MariaDB StatefulSet of the image, probed by its
+// healthcheck.sh: "connect" (the server accepts TCP connections; the
+// credentials are not checked) and, but on a replica, "innodb_initialized",
+// which logs in as the healthcheck account the image made with a password
+// of the pod's own (.my-healthcheck.cnf). A replica's seed replaces its
+// accounts by the primary's, that one included, so a replica is probed by
+// "connect" only. (The script has no "started" test.)
+func mariadbStatefulSet(set Settings, spec ShardSpec, o Owner, name, component string, args []string, replica bool) *appsv1.StatefulSet {
 	lbl := objectLabels(spec.Name, component)
+	ready := []string{"--connect", "--innodb_initialized"}
+	if replica {
+		ready = []string{"--connect"}
+	}
 	probe := func(args []string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: append([]string{"healthcheck.sh"}, args...)}},
@@ -706,8 +717,8 @@ func mariadbStatefulSet(set Settings, spec ShardSpec, o Owner, name, component s
 			Args:           args,
 			Ports:          []corev1.ContainerPort{{Name: "mysql", ContainerPort: PortMySQL}},
 			Resources:      resources(set.DBResources),
-			StartupProbe:   probe([]string{"--started"}, 5, 60),
-			ReadinessProbe: probe([]string{"--connect", "--innodb_initialized"}, 5, 3),
+			StartupProbe:   probe(ready, 5, 60),
+			ReadinessProbe: probe(ready, 5, 3),
 			LivenessProbe:  probe([]string{"--connect"}, 10, 6),
 			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: MariaDBDir}},
 		}},

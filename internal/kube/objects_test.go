@@ -191,6 +191,26 @@ func TestReplicaObjects(t *testing.T) {
 		}
 	}
 	rc := replica.Spec.Template.Spec.Containers[0]
+	// The image's healthcheck.sh has the tests connect and
+	// innodb_initialized (no "started"); the latter logs in as the
+	// healthcheck account, whose password a replica's seed replaces.
+	pc := primary.Spec.Template.Spec.Containers[0]
+	for _, tt := range []struct {
+		what string
+		p    *corev1.Probe
+		want []string
+	}{
+		{"primary startup", pc.StartupProbe, []string{"healthcheck.sh", "--connect", "--innodb_initialized"}},
+		{"primary readiness", pc.ReadinessProbe, []string{"healthcheck.sh", "--connect", "--innodb_initialized"}},
+		{"primary liveness", pc.LivenessProbe, []string{"healthcheck.sh", "--connect"}},
+		{"replica startup", rc.StartupProbe, []string{"healthcheck.sh", "--connect"}},
+		{"replica readiness", rc.ReadinessProbe, []string{"healthcheck.sh", "--connect"}},
+		{"replica liveness", rc.LivenessProbe, []string{"healthcheck.sh", "--connect"}},
+	} {
+		if tt.p == nil || tt.p.Exec == nil || !slices.Equal(tt.p.Exec.Command, tt.want) {
+			t.Errorf("%s probe %+v, want %v", tt.what, tt.p, tt.want)
+		}
+	}
 	if len(rc.Env) != 1 || rc.Env[0].Name != "MARIADB_ROOT_PASSWORD" || rc.Env[0].ValueFrom.SecretKeyRef.Name != "aipress-shard-k8s-1-db" {
 		t.Errorf("replica env %+v: want the primary's root password", rc.Env)
 	}
