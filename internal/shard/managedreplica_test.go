@@ -41,10 +41,12 @@ func execAll(t *testing.T, s *mariadb.Server, qs ...string) {
 }
 
 // A managed replica is what the Kubernetes provider's replica StatefulSet
-// starts as: an empty server run read-only with a server_id of its own,
-// reached over TCP and administered remotely. The agent seeds it from the
-// primary and starts its replication; a replica that comes back empty (its
-// volume lost: no replication configured) is seeded again by itself.
+// starts as: an empty server run read-only with a server_id of its own and
+// the primary's admin password, reached over TCP. The agent — whose
+// primary is an external server too (the primary's StatefulSet) — seeds it
+// from the primary and starts its replication; a replica that comes back
+// empty (its volume lost: no replication configured) is seeded again by
+// itself.
 func TestManagedReplica(t *testing.T) {
 	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
 		t.Skip("mariadb-server not installed (make deps)")
@@ -54,17 +56,31 @@ func TestManagedReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	// The two StatefulSets: the same admin account and password (the
+	// image's root from one Secret), the replica read-only, server_id 2.
 	primary := &mariadb.Server{Dir: filepath.Join(dir, "primary"), Logger: quiet}
 	runDB(t, primary)
 	other := &mariadb.Server{Dir: filepath.Join(dir, "replica"), Logger: quiet, ServerID: 2}
 	runDB(t, other)
-	// What the StatefulSet's options and the image's root account give.
-	execAll(t, other, "SET GLOBAL read_only = ON",
-		"CREATE USER 'admin'@'127.0.0.1' IDENTIFIED BY 'admin pw'",
-		"GRANT ALL PRIVILEGES ON *.* TO 'admin'@'127.0.0.1' WITH GRANT OPTION")
-	replica := &mariadb.Server{Dir: filepath.Join(dir, "replica-admin"), Logger: quiet,
-		Remote: &mariadb.Remote{Addr: "127.0.0.1:" + strconv.Itoa(other.Port()), User: "admin", Password: "admin pw"}}
-	runDB(t, replica)
+	for _, s := range []*mariadb.Server{primary, other} {
+		execAll(t, s, "CREATE USER 'admin'@'127.0.0.1' IDENTIFIED BY 'admin pw'",
+			"GRANT ALL PRIVILEGES ON *.* TO 'admin'@'127.0.0.1' WITH GRANT OPTION")
+	}
+	execAll(t, other, "SET GLOBAL read_only = ON")
+
+	// The agent: its database server is the primary, by address.
+	remote := &mariadb.Remote{Addr: "127.0.0.1:" + strconv.Itoa(primary.Port()), User: "admin", Password: "admin pw"}
+	agentDir := filepath.Join(dir, "agent")
+	if err := os.MkdirAll(agentDir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	db := &mariadb.Server{Dir: filepath.Join(agentDir, "mariadb"), Logger: quiet, Remote: remote}
+	runDB(t, db)
+	sh := &Shard{log: quiet, db: db, prefix: "t_", cfg: Config{Dir: agentDir, Database: remote,
+		Replica: "127.0.0.1:" + strconv.Itoa(other.Port()), ReplicaManaged: true}}
+	if err := sh.checkManagedReplica(); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx := context.Background()
 	if err := primary.EnsureDatabase(ctx, "wp_a", "wp_a", "pwA", 10); err != nil {
@@ -74,10 +90,7 @@ func TestManagedReplica(t *testing.T) {
 
 	kctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		keepReplicating(kctx, quiet, primary, replica, "127.0.0.1:"+strconv.Itoa(primary.Port()), 20*time.Millisecond)
-	}()
+	go func() { defer close(done); sh.runManagedReplica(kctx) }()
 	t.Cleanup(func() { stop(); <-done })
 
 	rows := func() string {
@@ -86,10 +99,10 @@ func TestManagedReplica(t *testing.T) {
 	}
 	waitRows := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(3 * time.Minute)
 		for rows() != want {
 			if time.Now().After(deadline) {
-				st, err := replica.ReplicaStatus(ctx)
+				st, err := other.ReplicaStatus(ctx)
 				t.Fatalf("replica rows %q, want %q; status %+v, %v", rows(), want, st, err)
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -99,7 +112,7 @@ func TestManagedReplica(t *testing.T) {
 	waitRows("1")
 	execAll(t, primary, "INSERT INTO wp_a.t VALUES (2)")
 	waitRows("1,2")
-	if st, err := replica.ReplicaStatus(ctx); err != nil || !st.Healthy() {
+	if st, err := other.ReplicaStatus(ctx); err != nil || !st.Healthy() || st.SourceAddr != remote.Addr {
 		t.Fatalf("replica status %+v, %v", st, err)
 	}
 
@@ -107,4 +120,15 @@ func TestManagedReplica(t *testing.T) {
 	execAll(t, other, "STOP SLAVE", "RESET SLAVE ALL", "DROP DATABASE wp_a")
 	execAll(t, primary, "INSERT INTO wp_a.t VALUES (3)")
 	waitRows("1,2,3")
+
+	// Only with a replica by address of an external server.
+	for _, c := range []Config{
+		{ReplicaManaged: true, Replica: "r:3306"},
+		{ReplicaManaged: true, Database: remote, Replica: ReplicaLocal},
+		{ReplicaManaged: true, Database: remote},
+	} {
+		if err := (&Shard{cfg: c}).checkManagedReplica(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
 }
