@@ -333,9 +333,15 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // object's resourceVersion.
 func TestSecondReconcileWritesNothing(t *testing.T) {
 	needEnv(t)
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) { testSecondReconcileWritesNothing(t, replica) })
+	}
+}
+
+func testSecondReconcileWritesNothing(t *testing.T, replica bool) {
 	ns := namespace(t)
 	var wc writeCounter
-	p := newProvider(t, wc.wrap(cfg), ns, newStore(t), nil)
+	p := newProviderWith(t, wc.wrap(cfg), ns, newStore(t), nil, replica)
 	sh, err := p.CreateShard(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)

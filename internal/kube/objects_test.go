@@ -221,6 +221,14 @@ func TestReplicaObjects(t *testing.T) {
 	if vt := replica.Spec.VolumeClaimTemplates; len(vt) != 1 || vt[0].Name != "data" || rc.VolumeMounts[0].Name != "data" {
 		t.Errorf("replica volume claim templates %+v", vt)
 	}
+	// The pooler's socket is under --data-dir, on the agent's data
+	// volume; php-fpm, the agent's child, runs in the same container and
+	// needs no volume of its own.
+	ap := agent.Spec.Template.Spec
+	if len(ap.Containers) != 1 || !hasArgs(ap.Containers[0].Args, "--data-dir", ShardDataDir) ||
+		!slices.ContainsFunc(ap.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "data" && m.MountPath == ShardDataDir }) {
+		t.Errorf("agent pod: containers %d, args %v, mounts %v", len(ap.Containers), ap.Containers[0].Args, ap.Containers[0].VolumeMounts)
+	}
 	aa := agent.Spec.Template.Spec.Containers[0].Args
 	if !hasArgs(aa, "--db-replica", "aipress-shard-k8s-1-db-replica:3306", "--db-replica-managed") || slices.Contains(aa, "--db-pooler=false") {
 		t.Errorf("agent args %v: want the replica's address, managed, and the pooler", aa)
