@@ -29,6 +29,12 @@ func TestServerKubernetesFlags(t *testing.T) {
 		{"no image", []string{"server", "--shard-provider", "kubernetes", "--namespace", "n", "--shard-server-url", "http://x"}, true},
 		{"no server URL", []string{"server", "--shard-provider", "kubernetes", "--namespace", "n", "--shard-image", "i"}, true},
 		{"external MySQL without its secret", append(append([]string{}, ok...), "--shard-external-mysql", "10.0.0.1:3306"), true},
+		{"read replica", append(append([]string{}, ok...), "--shard-db-replica"), false},
+		{"read replica without the pooler", append(append([]string{}, ok...), "--shard-db-replica", "--shard-db-pooler=false"), true},
+		{"read replica of an external MySQL", append(append([]string{}, ok...), "--shard-db-replica", "--shard-external-mysql", "10.0.0.1:3306", "--shard-external-mysql-secret", "s"), true},
+		{"external replica", append(append([]string{}, ok...), "--shard-external-mysql", "10.0.0.1:3306", "--shard-external-mysql-secret", "s", "--shard-external-mysql-replica", "10.0.0.2:3306"), false},
+		{"external replica without the external MySQL", append(append([]string{}, ok...), "--shard-external-mysql-replica", "10.0.0.2:3306"), true},
+		{"external replica without the pooler", append(append([]string{}, ok...), "--shard-external-mysql", "10.0.0.1:3306", "--shard-external-mysql-secret", "s", "--shard-external-mysql-replica", "10.0.0.2:3306", "--shard-db-pooler=false"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,5 +52,14 @@ func TestServerKubernetesFlags(t *testing.T) {
 	if got.ShardProvider != "kubernetes" || k.Namespace != "aipress" || k.Image != "img:1" || k.Kubeconfig != "/k" ||
 		k.ServerURL != "http://aipress-server:7070" || len(k.ShardArgs) != 1 {
 		t.Errorf("server config = %+v", got)
+	}
+	if k.DBReplica || k.DirectDB || k.ExternalMySQLReplica != "" {
+		t.Errorf("defaults: replica %v, direct %v, external replica %q", k.DBReplica, k.DirectDB, k.ExternalMySQLReplica)
+	}
+	if _, _, err := runCmd(t, d, append(append([]string{}, ok...), "--shard-db-pooler=false")...); err != nil || !got.Kube.DirectDB {
+		t.Errorf("--shard-db-pooler=false: %v, DirectDB %v", err, got.Kube.DirectDB)
+	}
+	if _, _, err := runCmd(t, d, append(append([]string{}, ok...), "--shard-db-replica")...); err != nil || !got.Kube.DBReplica {
+		t.Errorf("--shard-db-replica: %v, DBReplica %v", err, got.Kube.DBReplica)
 	}
 }

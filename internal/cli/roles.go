@@ -315,6 +315,9 @@ firewall.`
 		if err := checkDBReplica(cfg.DBReplica, cfg.Database != nil, dbPooler); err != nil {
 			return err
 		}
+		if cfg.DBReplicaManaged && (cfg.DBReplica == "" || cfg.DBReplica == shard.ReplicaLocal) {
+			return fmt.Errorf("--db-replica-managed goes with --db-replica HOST:PORT (a replica of --db-host the agent sets up)")
+		}
 		if cfg.SiteFirewall, err = platform.ParseFirewallMode(firewall); err != nil {
 			return fmt.Errorf("--site-firewall: %w", err)
 		}
@@ -371,6 +374,7 @@ firewall.`
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
 	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
+	fl.BoolVar(&cfg.DBReplicaManaged, "db-replica-managed", false, "with --db-replica HOST:PORT: that server is the shard's to make a replica of --db-host (an empty server run with read_only, e.g. the Kubernetes provider's replica StatefulSet): the agent seeds it, starts its replication and re-seeds it when needed, as the --db-user account")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
 	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")

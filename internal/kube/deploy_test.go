@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -72,7 +73,7 @@ func TestDeployBase(t *testing.T) {
 			kinds[u.GetKind()]++
 		}
 	}
-	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 4}
+	want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 5}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d %s objects, want %d (all: %v)", kinds[k], k, n, kinds)
@@ -95,7 +96,8 @@ func TestDeployBase(t *testing.T) {
 
 // The NetworkPolicies of the base select the pods the provider makes: the
 // shard agents' pods admit the edges' pods (labels of edge.yaml's template)
-// on the gateway's port, and a shard's MariaDB admits the agents.
+// on the gateway's port, a shard's MariaDB admits the agents and the read
+// replicas (replication), and a read replica admits the agents only.
 func TestDeployNetworkPolicies(t *testing.T) {
 	pols := basePolicies(t)
 	podLabels := shardPodLabels(t)
@@ -129,8 +131,45 @@ func TestDeployNetworkPolicies(t *testing.T) {
 	if len(in[1].From) != 0 || len(in[1].Ports) != 1 || in[1].Ports[0].Port.IntValue() != kube.PortHealth {
 		t.Errorf("health rule: %+v", in[1])
 	}
-	din := dbPol.Spec.Ingress
-	if len(din) != 1 || !matches(*din[0].From[0].PodSelector, podLabels[kube.ComponentShard]) || matches(*din[0].From[0].PodSelector, edgeLabels) || din[0].Ports[0].Port.IntValue() != kube.PortMySQL {
-		t.Errorf("aipress-shard-db ingress: %+v", din)
+	// admits reports whether some rule of pol admits a pod with labels l
+	// on port.
+	admits := func(pol networkingv1.NetworkPolicy, l labels.Set, port int) bool {
+		for _, r := range pol.Spec.Ingress {
+			portOK := false
+			for _, p := range r.Ports {
+				portOK = portOK || p.Port.IntValue() == port
+			}
+			for _, f := range r.From {
+				if portOK && f.PodSelector != nil && matches(*f.PodSelector, l) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	replicaPol := pols["aipress-shard-db-replica"]
+	if !matches(replicaPol.Spec.PodSelector, podLabels[kube.ComponentShardDBReplica]) ||
+		matches(replicaPol.Spec.PodSelector, podLabels[kube.ComponentShardDB]) || matches(dbPol.Spec.PodSelector, podLabels[kube.ComponentShardDBReplica]) {
+		t.Errorf("aipress-shard-db-replica selects %v; aipress-shard-db %v", replicaPol.Spec.PodSelector, dbPol.Spec.PodSelector)
+	}
+	for _, tt := range []struct {
+		pol  string
+		from string
+		l    labels.Set
+		ok   bool
+	}{
+		{"aipress-shard-db", "agent", podLabels[kube.ComponentShard], true},
+		{"aipress-shard-db", "read replica", podLabels[kube.ComponentShardDBReplica], true},
+		{"aipress-shard-db", "edge", edgeLabels, false},
+		{"aipress-shard-db-replica", "agent", podLabels[kube.ComponentShard], true},
+		{"aipress-shard-db-replica", "primary", podLabels[kube.ComponentShardDB], false},
+		{"aipress-shard-db-replica", "edge", edgeLabels, false},
+	} {
+		if got := admits(pols[tt.pol], tt.l, kube.PortMySQL); got != tt.ok {
+			t.Errorf("%s admits the %s on 3306: %v, want %v", tt.pol, tt.from, got, tt.ok)
+		}
+		if admits(pols[tt.pol], tt.l, kube.PortGateway) {
+			t.Errorf("%s admits the %s on another port", tt.pol, tt.from)
+		}
 	}
 }

@@ -23,10 +23,10 @@ import (
 )
 
 // shardPodLabels are the pod template labels of a shard's StatefulSets
-// (agent and MariaDB) by component.
+// (agent, MariaDB and its read replica) by component.
 func shardPodLabels(t *testing.T) map[string]labels.Set {
 	t.Helper()
-	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50}, kube.Owner{Name: "a", UID: "u"})
+	objs, err := kube.Objects(kube.Settings{Namespace: "ns", Image: "img", ServerURL: "http://s"}, kube.ShardSpec{Name: "k8s-1", Capacity: 50, DBReplica: true}, kube.Owner{Name: "a", UID: "u"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,13 @@ func settings(ns string) kube.Settings {
 
 func newProvider(t *testing.T, rc *rest.Config, ns string, st store.Store, ext *kube.ExternalMySQL) *kube.Provider {
 	t.Helper()
-	p, err := kube.New(kube.Config{REST: rc, Store: st, Settings: settings(ns), ExternalMySQL: ext,
+	return newProviderWith(t, rc, ns, st, ext, false)
+}
+
+// newProviderWith is newProvider with or without in-cluster read replicas.
+func newProviderWith(t *testing.T, rc *rest.Config, ns string, st store.Store, ext *kube.ExternalMySQL, replica bool) *kube.Provider {
+	t.Helper()
+	p, err := kube.New(kube.Config{REST: rc, Store: st, Settings: settings(ns), ExternalMySQL: ext, DBReplica: replica,
 		Clock: func() time.Time { return fixedTime }, Resync: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -257,17 +263,23 @@ func TestCreateShardObjects(t *testing.T) {
 	tests := []struct {
 		name     string
 		ext      *kube.ExternalMySQL
+		replica  bool
 		file     string
 		wantDB   bool
 		wantObjs int
 	}{
-		{"own MariaDB", nil, "shard", true, 8},
-		{"external MySQL", &kube.ExternalMySQL{Host: "10.1.2.3:3306", Secret: "cloudsql"}, "shard-external-mysql", false, 5},
+		{"own MariaDB", nil, false, "shard", true, 8},
+		{"external MySQL", &kube.ExternalMySQL{Host: "10.1.2.3:3306", Secret: "cloudsql"}, false, "shard-external-mysql", false, 5},
+		// A second StatefulSet and Service: the read replica.
+		{"own MariaDB with a read replica", nil, true, "shard-db-replica", true, 10},
+		// Given by address: the agent's flag only.
+		{"external MySQL with a read replica", &kube.ExternalMySQL{Host: "10.1.2.3:3306", Secret: "cloudsql", Replica: "10.1.2.4:3306"},
+			false, "shard-external-mysql-replica", false, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := namespaceNamed(t, "golden-"+tt.file)
-			p := newProvider(t, cfg, ns, newStore(t), tt.ext)
+			p := newProviderWith(t, cfg, ns, newStore(t), tt.ext, tt.replica)
 			sh, err := p.CreateShard(t.Context(), map[string]string{"region": "eu"})
 			if err != nil {
 				t.Fatal(err)
@@ -321,9 +333,15 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // object's resourceVersion.
 func TestSecondReconcileWritesNothing(t *testing.T) {
 	needEnv(t)
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) { testSecondReconcileWritesNothing(t, replica) })
+	}
+}
+
+func testSecondReconcileWritesNothing(t *testing.T, replica bool) {
 	ns := namespace(t)
 	var wc writeCounter
-	p := newProvider(t, wc.wrap(cfg), ns, newStore(t), nil)
+	p := newProviderWith(t, wc.wrap(cfg), ns, newStore(t), nil, replica)
 	sh, err := p.CreateShard(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -473,12 +491,19 @@ func shard(t *testing.T, st store.Store, name string) *store.Shard {
 }
 
 // claim creates the volume claim the StatefulSet controller would make
-// from the template.
+// from the template (with the template's labels).
 func claim(t *testing.T, ns, shardName, sts string) {
 	t.Helper()
+	var s appsv1.StatefulSet
+	if err := admin(t).Get(t.Context(), client.ObjectKey{Namespace: ns, Name: sts}, &s); err != nil {
+		t.Fatal(err)
+	}
+	lbl := s.Spec.VolumeClaimTemplates[0].Labels
+	if lbl[kube.LabelShard] != shardName || lbl[kube.LabelManagedBy] != kube.ManagedBy {
+		t.Fatalf("claim template labels %v", lbl)
+	}
 	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "data-" + sts + "-0", Namespace: ns,
-			Labels: map[string]string{kube.LabelShard: shardName, kube.LabelManagedBy: kube.ManagedBy}},
+		ObjectMeta: metav1.ObjectMeta{Name: "data-" + sts + "-0", Namespace: ns, Labels: lbl},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: mustQuantity("1Gi")}},
@@ -490,19 +515,32 @@ func claim(t *testing.T, ns, shardName, sts string) {
 }
 
 // Deleting a shard that holds a site is refused and keeps its volume
-// claims; once empty, deleting removes every object, the claims included.
+// claims; once empty, deleting removes every object, the claims included
+// (with a read replica: its StatefulSet, Service and claim too).
 func TestDeleteShard(t *testing.T) {
 	needEnv(t)
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) { testDeleteShard(t, replica) })
+	}
+}
+
+func testDeleteShard(t *testing.T, replica bool) {
 	ns := namespace(t)
 	st := newStore(t)
-	p := newProvider(t, cfg, ns, st, nil)
+	p := newProviderWith(t, cfg, ns, st, nil, replica)
 	sh, err := p.CreateShard(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	claim(t, ns, sh.Name, kube.BaseName(sh.Name))
-	claim(t, ns, sh.Name, kube.BaseName(sh.Name)+"-db")
+	claim(t, ns, sh.Name, kube.DBName(sh.Name))
+	if replica {
+		claim(t, ns, sh.Name, kube.DBReplicaName(sh.Name))
+	}
 	all := names(objects(t, ns, sh.Name))
+	if n := strings.Count(strings.Join(all, " "), kube.DBReplicaName(sh.Name)); replica && n != 3 || !replica && n != 0 {
+		t.Fatalf("objects %v: %d of the read replica", all, n)
+	}
 
 	newSite(t, st, "a.example.com")
 	place(t, st, "a.example.com", sh.Name)
@@ -560,3 +598,94 @@ func place(t *testing.T, st store.Store, site, shard string) {
 }
 
 func isForbidden(err error) bool { return apierrors.IsForbidden(err) }
+
+// A shard with a read replica is Pending until the replica's pod is ready
+// too; once Ready, a replica that stops being ready leaves it Ready (the
+// pooler falls back to the primary) and says so. Turning replicas off
+// deletes the replica's objects, and leaves the rest alone.
+func TestReplicaDrivesShardPhase(t *testing.T) {
+	needEnv(t)
+	ns := namespace(t)
+	st := newStore(t)
+	p := newProviderWith(t, cfg, ns, st, nil, true)
+	ctl := control.New(control.Config{Store: st, Provider: p, HeartbeatTimeout: time.Minute})
+	ctx, cancel := context.WithCancel(t.Context())
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- p.WatchShards(ctx, ctl.ReportShard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watchDone; err != nil {
+			t.Errorf("WatchShards: %v", err)
+		}
+	})
+	sh, err := p.CreateShard(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady(t, ns, kube.BaseName(sh.Name), true)
+	setReady(t, ns, kube.DBName(sh.Name), true)
+	waitFor(t, "the replica named as what the shard waits for", ctl, func() bool {
+		return strings.Contains(shard(t, st, sh.Name).ProviderReason, "read replica pod not ready")
+	})
+	if got := shard(t, st, sh.Name); got.ProviderPhase != store.ShardPending {
+		t.Errorf("shard with its replica not ready: %s (%s), want Pending", got.ProviderPhase, got.ProviderReason)
+	}
+	setReady(t, ns, kube.DBReplicaName(sh.Name), true)
+	waitFor(t, "Ready", ctl, func() bool { return shard(t, st, sh.Name).ProviderPhase == store.ShardReady })
+
+	setReady(t, ns, kube.DBReplicaName(sh.Name), false)
+	waitFor(t, "the replica's trouble reported", ctl, func() bool {
+		return strings.Contains(shard(t, st, sh.Name).ProviderReason, "reads go to the primary")
+	})
+	if got := shard(t, st, sh.Name); got.ProviderPhase != store.ShardReady {
+		t.Errorf("Ready shard whose replica is not ready: %s (%s), want Ready", got.ProviderPhase, got.ProviderReason)
+	}
+
+	// Replicas turned off: the replica's objects go (its claim too, a
+	// copy), the others stay as they are.
+	claim(t, ns, sh.Name, kube.DBReplicaName(sh.Name))
+	claim(t, ns, sh.Name, kube.DBName(sh.Name))
+	before := map[string]string{}
+	for _, o := range objects(t, ns, sh.Name) {
+		before[o.GetKind()+"/"+o.GetName()] = o.GetResourceVersion()
+	}
+	off := newProviderWith(t, cfg, ns, st, nil, false)
+	if err := off.Reconcile(t.Context(), sh.Name); err != nil {
+		t.Fatal(err)
+	}
+	after := objects(t, ns, sh.Name)
+	for _, o := range after {
+		k := o.GetKind() + "/" + o.GetName()
+		if strings.Contains(o.GetName(), "db-replica") {
+			t.Errorf("%s left after turning replicas off", k)
+		}
+	}
+	for _, k := range []string{"PersistentVolumeClaim/data-" + kube.DBName(sh.Name) + "-0", "StatefulSet/" + kube.DBName(sh.Name), "Service/" + kube.DBName(sh.Name)} {
+		found := false
+		for _, o := range after {
+			if o.GetKind()+"/"+o.GetName() == k {
+				found = true
+				if o.GetResourceVersion() != before[k] {
+					t.Errorf("%s changed when the replica went", k)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s deleted with the replica", k)
+		}
+	}
+	// The agent's pod is new (its flags changed): ready again.
+	setReady(t, ns, kube.BaseName(sh.Name), true)
+	waitFor(t, "Ready without a replica", ctl, func() bool {
+		got := shard(t, st, sh.Name)
+		return got.ProviderPhase == store.ShardReady && got.ProviderReason == "pods ready"
+	})
+	var wc writeCounter
+	again := newProviderWith(t, wc.wrap(cfg), ns, st, nil, false)
+	if err := again.Reconcile(t.Context(), sh.Name); err != nil {
+		t.Fatal(err)
+	}
+	if n := wc.n.Load(); n != 0 {
+		t.Errorf("reconciling a shard without a replica, again, sent %d writes (last %v)", n, wc.last.Load())
+	}
+}

@@ -1,8 +1,9 @@
 // Package kube is the Kubernetes shard provider: it runs each shard (a cell
 // of ~50 sites) as a handful of namespaced objects — StatefulSets for the
-// shard agent and its MariaDB, their Services, Secrets, a
-// PodDisruptionBudget — applied with server-side apply, and reports each
-// shard's phase from its StatefulSets' status. See docs/kubernetes.md.
+// shard agent and its MariaDB (and, optionally, the MariaDB's read
+// replica), their Services, Secrets, a PodDisruptionBudget — applied with
+// server-side apply, and reports each shard's phase from its StatefulSets'
+// status. See docs/kubernetes.md and docs/database.md (Kubernetes).
 package kube
 
 import (
@@ -11,8 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/sitefw"
 )
 
@@ -47,6 +51,9 @@ const (
 const (
 	ComponentShard   = "shard"    // the anchor ConfigMap, agent StatefulSet and Service
 	ComponentShardDB = "shard-db" // the MariaDB StatefulSet, Service and Secret
+	// ComponentShardDBReplica: the MariaDB read replica's StatefulSet and
+	// Service (ShardSpec.DBReplica).
+	ComponentShardDBReplica = "shard-db-replica"
 )
 
 // Ports of the shard pod.
@@ -78,6 +85,11 @@ type ExternalMySQL struct {
 	// "username" and "password" of an account that may create databases
 	// and users.
 	Secret string `json:"secret"`
+	// Replica, if set, is host:port of a read replica of that server
+	// (e.g. a Cloud SQL read replica) that the shard's pooler sends reads
+	// to; the same account logs in to it. Its replication is the
+	// provider's (Cloud SQL's) business, not the agent's.
+	Replica string `json:"replica,omitempty"`
 }
 
 // ShardSpec is one shard as the provider makes it.
@@ -87,6 +99,11 @@ type ShardSpec struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	// ExternalMySQL, if set, replaces the shard's own MariaDB.
 	ExternalMySQL *ExternalMySQL `json:"external_mysql,omitempty"`
+	// DBReplica gives the shard's own MariaDB a read replica: a second
+	// MariaDB StatefulSet that the agent seeds and points at the primary
+	// (GTID replication), and that the agent's pooler sends reads to. Not
+	// with ExternalMySQL (give ExternalMySQL.Replica instead).
+	DBReplica bool `json:"db_replica,omitempty"`
 }
 
 // Resources are a container's requests and memory limit ("500m", "1Gi").
@@ -125,6 +142,13 @@ type Settings struct {
 	ShardResources, DBResources Resources
 	// ExtraArgs are appended to the agent's command line.
 	ExtraArgs []string
+	// DirectDB turns the agents' connection pooler off (--db-pooler=false):
+	// the sites' PHP connects to the database server itself, so the site
+	// firewall lets the site users reach it. With the pooler (default) the
+	// sites' PHP talks to the pooler's Unix socket only, and the site
+	// firewall keeps the site users off the database server too. Not with
+	// a read replica (the pooler routes the reads).
+	DirectDB bool
 	// SiteFirewallArgs are appended to the site firewall init container's
 	// `aipress sitefw apply` (e.g. --allow 10.8.0.0/14:3306 where the
 	// database's Service address is not what the pod's packets carry).
@@ -159,6 +183,12 @@ func (s *Settings) defaults() {
 func BaseName(shard string) string        { return "aipress-shard-" + shard }
 func agentSecretName(shard string) string { return BaseName(shard) + "-agent" }
 func dbName(shard string) string          { return BaseName(shard) + "-db" }
+func dbReplicaName(shard string) string   { return BaseName(shard) + "-db-replica" }
+
+// DBName and DBReplicaName are the names of shard's MariaDB StatefulSet
+// and Service and of its read replica's.
+func DBName(shard string) string        { return dbName(shard) }
+func DBReplicaName(shard string) string { return dbReplicaName(shard) }
 
 // Secret keys.
 const (
@@ -238,17 +268,48 @@ func DBSecret(ns string, spec ShardSpec, o Owner, password string) *corev1.Secre
 	}
 }
 
+// CheckSpec checks the database options of spec under set.
+func CheckSpec(set Settings, spec ShardSpec) error {
+	x := spec.ExternalMySQL
+	switch {
+	case spec.DBReplica && x != nil:
+		return fmt.Errorf("shard %s: an in-cluster read replica needs the shard's own MariaDB; an external server's replica is given by address (ExternalMySQL.Replica)", spec.Name)
+	case x != nil && x.Replica != "" && !validHostPort(x.Replica):
+		return fmt.Errorf("shard %s: external replica %q: want host:port", spec.Name, x.Replica)
+	case (spec.DBReplica || x != nil && x.Replica != "") && set.DirectDB:
+		return fmt.Errorf("shard %s: a read replica needs the pooler (it routes the reads), which DirectDB turns off", spec.Name)
+	case spec.DBReplica && len(dbReplicaName(spec.Name)) > validation.DNS1035LabelMaxLength:
+		return fmt.Errorf("shard %s: name too long for a read replica's Service %s (at most 63 characters)", spec.Name, dbReplicaName(spec.Name))
+	}
+	return nil
+}
+
+func validHostPort(v string) bool {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536
+}
+
 // Objects returns the objects of shard spec that are applied (not the
 // anchor, not the Secrets, which are created once): in order, the agent's
-// headless Service and StatefulSet, the PodDisruptionBudget, and unless the
-// shard uses an external MySQL the MariaDB Service and StatefulSet. Each is
-// ready to apply: status and creation timestamps removed, the hash
-// annotation set.
+// headless Service and StatefulSet, the PodDisruptionBudget, unless the
+// shard uses an external MySQL the MariaDB Service and StatefulSet, and
+// with DBReplica the replica's Service and StatefulSet. Each is ready to
+// apply: status and creation timestamps removed, the hash annotation set.
 func Objects(set Settings, spec ShardSpec, o Owner) ([]*unstructured.Unstructured, error) {
 	set.defaults()
+	if err := CheckSpec(set, spec); err != nil {
+		return nil, err
+	}
 	objs := []runtime.Object{shardService(set, spec, o), shardStatefulSet(set, spec, o), pdb(set, spec, o)}
 	if spec.ExternalMySQL == nil {
 		objs = append(objs, dbService(set, spec, o), dbStatefulSet(set, spec, o))
+	}
+	if spec.DBReplica {
+		objs = append(objs, dbReplicaService(set, spec, o), dbReplicaStatefulSet(set, spec, o))
 	}
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, obj := range objs {
@@ -361,6 +422,21 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 	for _, k := range slices.Sorted(maps.Keys(spec.Labels)) {
 		args = append(args, "--label", k+"="+spec.Labels[k])
 	}
+	// The database tier (docs/database.md, Kubernetes): the pooler runs
+	// in the agent's process, and php-fpm, the agent's child in the same
+	// container, reaches its Unix socket under --data-dir; reads go to the
+	// replica while it keeps up. The in-cluster replica starts empty: the
+	// agent seeds it and starts its replication (--db-replica-managed); an
+	// external server's replica replicates by itself.
+	if set.DirectDB {
+		args = append(args, "--db-pooler=false")
+	}
+	switch {
+	case spec.DBReplica:
+		args = append(args, "--db-replica", dbReplicaName(spec.Name)+":"+strconv.Itoa(PortMySQL), "--db-replica-managed")
+	case spec.ExternalMySQL != nil && spec.ExternalMySQL.Replica != "":
+		args = append(args, "--db-replica", spec.ExternalMySQL.Replica)
+	}
 	// The init container sitefw applies the site users' firewall: the
 	// agent has no CAP_NET_ADMIN to do it itself.
 	args = append(args, "--site-firewall", "off")
@@ -389,9 +465,15 @@ func shardStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet
 			PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 2,
 		}
 	}
-	dbHost := dbName(spec.Name) + ":" + strconv.Itoa(PortMySQL)
-	if spec.ExternalMySQL != nil {
-		dbHost = spec.ExternalMySQL.Host
+	// The site users reach the database server only when their PHP
+	// connects to it directly; with the pooler (the agent's process, not
+	// a site user) nothing of the sites needs it, nor the replica.
+	dbHost := ""
+	if set.DirectDB {
+		dbHost = dbName(spec.Name) + ":" + strconv.Itoa(PortMySQL)
+		if spec.ExternalMySQL != nil {
+			dbHost = spec.ExternalMySQL.Host
+		}
 	}
 	pod := corev1.PodSpec{
 		AutomountServiceAccountToken:  new(false),
@@ -494,10 +576,15 @@ func shardSecurityContext() *corev1.SecurityContext {
 // will create — off loopback (the agent's health, gateway and every other
 // port of the pod), the pod's own address, the metadata address and the
 // private networks (the cluster: the API, other shards, the edges'
-// metrics), except the shard's database server and the DNS resolvers. A
-// NetworkPolicy cannot do this: it sees the pod, not which user in it sends.
+// metrics), except the DNS resolvers and, when the sites' PHP connects to
+// it directly (dbHost not empty: no pooler), the shard's database server.
+// A NetworkPolicy cannot do this: it sees the pod, not which user in it
+// sends.
 func siteFirewallContainer(set Settings, dbHost string) corev1.Container {
-	args := []string{"sitefw", "apply", "--uid-range", sitefw.DefaultSiteIDs.String(), "--deny-private", "--allow", dbHost}
+	args := []string{"sitefw", "apply", "--uid-range", sitefw.DefaultSiteIDs.String(), "--deny-private"}
+	if dbHost != "" {
+		args = append(args, "--allow", dbHost)
+	}
 	args = append(args, set.SiteFirewallArgs...)
 	return corev1.Container{
 		Name: "sitefw", Image: set.Image, ImagePullPolicy: set.PullPolicy,
@@ -521,7 +608,10 @@ func secretRef(name, key string) *corev1.EnvVarSource {
 
 // pdb keeps voluntary disruptions (node drains, upgrades) from evicting
 // the shard's pods: a cell has one replica, so an eviction is an outage of
-// its sites. Move the sites away first (aipress shard drain).
+// its sites. Move the sites away first (aipress shard drain). The read
+// replica's pod is not covered: evicting it sends the reads to the primary
+// for a while (the pooler falls back), no outage, so it does not hold up a
+// node's drain.
 func pdb(set Settings, spec ShardSpec, o Owner) *policyv1.PodDisruptionBudget {
 	zero := intstr.FromInt32(0)
 	return &policyv1.PodDisruptionBudget{
@@ -529,7 +619,12 @@ func pdb(set Settings, spec ShardSpec, o Owner) *policyv1.PodDisruptionBudget {
 		ObjectMeta: meta(set.Namespace, BaseName(spec.Name), objectLabels(spec.Name, ComponentShard), o),
 		Spec: policyv1.PodDisruptionBudgetSpec{
 			MaxUnavailable: &zero,
-			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelShard: spec.Name, LabelManagedBy: ManagedBy}},
+			Selector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{LabelShard: spec.Name, LabelManagedBy: ManagedBy},
+				MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: LabelComponent, Operator: metav1.LabelSelectorOpNotIn, Values: []string{ComponentShardDBReplica}},
+				},
+			},
 		},
 	}
 }
@@ -545,9 +640,67 @@ func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 	}
 }
 
+// mariadbArgs are the MariaDB server's options: utf8mb4 as WordPress wants
+// it, connections for ~50 sites' pools, and the binary log (ROW events with
+// full images and column metadata, GTIDs of domain 0, a few days) that
+// point-in-time recovery reads and the read replica follows: the options
+// internal/mariadb gives the servers it runs itself (BinlogOptions), logs in
+// the data directory. A replica (serverID 2) adds ReplicaOptions: read-only
+// (only the replication thread and root write), its relay log recovered
+// after a crash.
+func mariadbArgs(serverID int, replica bool) []string {
+	args := []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500"}
+	opts := mariadb.BinlogOptions(serverID, MariaDBDir)
+	if replica {
+		opts = append(opts, mariadb.ReplicaOptions(MariaDBDir)...)
+	}
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		args = append(args, "--"+strings.ReplaceAll(k, "_", "-")+"="+v)
+	}
+	return args
+}
+
 func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
-	name := dbName(spec.Name)
-	lbl := objectLabels(spec.Name, ComponentShardDB)
+	return mariadbStatefulSet(set, spec, o, dbName(spec.Name), ComponentShardDB, mariadbArgs(1, false), false)
+}
+
+func dbReplicaService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(set.Namespace, dbReplicaName(spec.Name), objectLabels(spec.Name, ComponentShardDBReplica), o),
+		Spec: corev1.ServiceSpec{
+			Selector: selector(spec.Name, ComponentShardDBReplica),
+			Ports:    []corev1.ServicePort{{Name: "mysql", Port: PortMySQL, TargetPort: intstr.FromString("mysql")}},
+		},
+	}
+}
+
+// dbReplicaStatefulSet is the read replica: the primary's image, root
+// password (its Secret) and resources, a volume of its own, and the
+// replica's options. It starts as an empty server; the agent
+// (--db-replica-managed) seeds it from the primary and starts its
+// replication, and seeds it again when its data cannot be trusted.
+// Ready means it answers, not that it replicates: the agent must reach it
+// through its Service to seed it, and the pooler watches replication and
+// lag itself.
+func dbReplicaStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
+	return mariadbStatefulSet(set, spec, o, dbReplicaName(spec.Name), ComponentShardDBReplica, mariadbArgs(2, true), true)
+}
+
+// mariadbStatefulSet is a MariaDB StatefulSet of the image, probed by its
+// healthcheck.sh: "connect" (the server accepts TCP connections; the
+// credentials are not checked) and, but on a replica, "innodb_initialized",
+// which logs in as the healthcheck account the image made with a password
+// of the pod's own (.my-healthcheck.cnf). A replica's seed replaces its
+// accounts by the primary's, that one included, so a replica is probed by
+// "connect" only. (The script has no "started" test.)
+func mariadbStatefulSet(set Settings, spec ShardSpec, o Owner, name, component string, args []string, replica bool) *appsv1.StatefulSet {
+	lbl := objectLabels(spec.Name, component)
+	ready := []string{"--connect", "--innodb_initialized"}
+	if replica {
+		ready = []string{"--connect"}
+	}
 	probe := func(args []string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: append([]string{"healthcheck.sh"}, args...)}},
@@ -560,14 +713,12 @@ func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
 		EnableServiceLinks:            new(false),
 		Containers: []corev1.Container{{
 			Name: "mariadb", Image: set.MariaDBImage, ImagePullPolicy: set.PullPolicy,
-			Env: []corev1.EnvVar{{Name: "MARIADB_ROOT_PASSWORD", ValueFrom: secretRef(name, KeyRootPassword)}},
-			// utf8mb4 as WordPress wants it; connections for ~50 sites'
-			// pools.
-			Args:           []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500"},
+			Env:            []corev1.EnvVar{{Name: "MARIADB_ROOT_PASSWORD", ValueFrom: secretRef(dbName(spec.Name), KeyRootPassword)}},
+			Args:           args,
 			Ports:          []corev1.ContainerPort{{Name: "mysql", ContainerPort: PortMySQL}},
 			Resources:      resources(set.DBResources),
-			StartupProbe:   probe([]string{"--started"}, 5, 60),
-			ReadinessProbe: probe([]string{"--connect", "--innodb_initialized"}, 5, 3),
+			StartupProbe:   probe(ready, 5, 60),
+			ReadinessProbe: probe(ready, 5, 3),
 			LivenessProbe:  probe([]string{"--connect"}, 10, 6),
 			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: MariaDBDir}},
 		}},
@@ -577,7 +728,7 @@ func dbStatefulSet(set Settings, spec ShardSpec, o Owner) *appsv1.StatefulSet {
 		ObjectMeta: meta(set.Namespace, name, lbl, o),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas: new(int32(1)), ServiceName: name,
-			Selector: &metav1.LabelSelector{MatchLabels: selector(spec.Name, ComponentShardDB)},
+			Selector: &metav1.LabelSelector{MatchLabels: selector(spec.Name, component)},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: pod},
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
 				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,

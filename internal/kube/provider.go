@@ -27,6 +27,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/placement"
@@ -52,8 +53,12 @@ type Config struct {
 	// ExternalMySQL, if set, is given to new shards instead of a MariaDB
 	// of their own.
 	ExternalMySQL *ExternalMySQL
-	Logger        *slog.Logger
-	Clock         func() time.Time
+	// DBReplica gives every shard with a MariaDB of its own a read
+	// replica (ShardSpec.DBReplica); turned off, the replicas are deleted
+	// (they hold only a copy).
+	DBReplica bool
+	Logger    *slog.Logger
+	Clock     func() time.Time
 	// Resync is how often WatchShards re-applies every shard's objects
 	// (repairing drift; unchanged objects cost one read each and no
 	// write). Default 10 minutes.
@@ -191,6 +196,10 @@ func (p *Provider) reconcileLocked(ctx context.Context, rec store.Shard) error {
 		return err
 	}
 	spec := ShardSpec{Name: rec.Name, Capacity: rec.Capacity, Labels: rec.Labels, ExternalMySQL: p.cfg.ExternalMySQL}
+	if spec.ExternalMySQL != nil {
+		x := *spec.ExternalMySQL
+		spec.ExternalMySQL = &x
+	}
 	if spec.Capacity <= 0 {
 		spec.Capacity = placement.DefaultCapacity
 	}
@@ -201,10 +210,21 @@ func (p *Provider) reconcileLocked(ctx context.Context, rec store.Shard) error {
 	case err == nil:
 		var old ShardSpec
 		if json.Unmarshal([]byte(cm.Data["shard.json"]), &old) == nil {
+			// The external server's read replica follows the
+			// configuration while the server is the same.
+			if old.ExternalMySQL != nil && spec.ExternalMySQL != nil && old.ExternalMySQL.Host == spec.ExternalMySQL.Host {
+				old.ExternalMySQL.Replica = spec.ExternalMySQL.Replica
+			}
 			spec.ExternalMySQL = old.ExternalMySQL
 		}
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("get anchor: %w", err)
+	}
+	// The in-cluster replica is a copy the agent makes: it may come and go
+	// with the configuration.
+	spec.DBReplica = p.cfg.DBReplica && spec.ExternalMySQL == nil
+	if err := CheckSpec(p.cfg.Settings, spec); err != nil {
+		return err
 	}
 	anchor, err := Anchor(p.ns(), spec)
 	if err != nil {
@@ -247,6 +267,61 @@ func (p *Provider) reconcileLocked(ctx context.Context, rec store.Shard) error {
 		if _, err := p.apply(ctx, u); err != nil {
 			return err
 		}
+	}
+	if !spec.DBReplica {
+		return p.deleteReplica(ctx, rec.Name)
+	}
+	return nil
+}
+
+// deleteReplica deletes shard name's read replica, if it has one: its
+// StatefulSet, Service and volume claims (a copy of the primary's data;
+// found by the labels the claim template gave them). Only reads when there
+// is none.
+func (p *Provider) deleteReplica(ctx context.Context, name string) error {
+	ns, rn := p.ns(), dbReplicaName(name)
+	objs := []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rn}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rn}},
+	}
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := p.c.List(ctx, &pvcs, client.InNamespace(ns), client.MatchingLabels{
+		LabelShard: name, LabelManagedBy: ManagedBy, LabelComponent: ComponentShardDBReplica}); err != nil {
+		return fmt.Errorf("list the read replica's claims: %w", err)
+	}
+	for _, c := range pvcs.Items {
+		if c.DeletionTimestamp == nil {
+			objs = append(objs, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: c.Name}})
+		}
+	}
+	for _, o := range objs {
+		if _, ok := o.(*corev1.PersistentVolumeClaim); ok {
+			if err := p.c.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete claim %s: %w", o.GetName(), err)
+			}
+			p.log.Info("deleted the read replica's claim", "shard", name, "name", o.GetName())
+			continue
+		}
+		cur := &metav1.PartialObjectMetadata{}
+		gvk, err := apiutil.GVKForObject(o, p.scheme)
+		if err != nil {
+			return err
+		}
+		cur.SetGroupVersionKind(gvk)
+		err = p.c.Get(ctx, client.ObjectKeyFromObject(o), cur)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get %s %s: %w", gvk.Kind, o.GetName(), err)
+		}
+		if cur.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if err := p.c.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s: %w", gvk.Kind, o.GetName(), err)
+		}
+		p.log.Info("deleted the read replica's object", "shard", name, "kind", gvk.Kind, "name", o.GetName())
 	}
 	return nil
 }
@@ -313,9 +388,11 @@ func (p *Provider) DeleteShard(ctx context.Context, name string) error {
 	objs := []client.Object{
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: base}},
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: dbName(name)}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: dbReplicaName(name)}},
 		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: base}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: base}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: dbName(name)}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: dbReplicaName(name)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: agentSecretName(name)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: dbName(name)}},
 	}
@@ -326,7 +403,7 @@ func (p *Provider) DeleteShard(ctx context.Context, name string) error {
 		return fmt.Errorf("kubernetes provider: list claims of shard %s: %w", name, err)
 	}
 	seen := map[string]bool{}
-	for _, n := range []string{"data-" + base + "-0", "data-" + dbName(name) + "-0"} {
+	for _, n := range []string{"data-" + base + "-0", "data-" + dbName(name) + "-0", "data-" + dbReplicaName(name) + "-0"} {
 		seen[n] = true
 		objs = append(objs, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n}})
 	}
@@ -371,8 +448,10 @@ func (p *Provider) ListShards(ctx context.Context) ([]string, error) {
 
 // WatchShards implements control.ShardWatcher: it watches the namespace's
 // StatefulSets of shards and reports every Kubernetes shard's phase when
-// they change (Ready when the shard pod — and its MariaDB, unless external
-// — is ready; Degraded when not after having been; else Pending). Every
+// they change (Ready when the shard pod — and its MariaDB, unless external,
+// and its read replica, if any — is ready; Degraded when not after having
+// been; else Pending; a read replica that is no longer ready does not
+// degrade a Ready shard: the pooler sends the reads to the primary). Every
 // Resync it also re-applies every shard's objects.
 func (p *Provider) WatchShards(ctx context.Context, report func(ctx context.Context, st control.ShardStatus) error) error {
 	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
@@ -507,7 +586,22 @@ func (p *Provider) status(ctx context.Context, r client.Reader, sh store.Shard) 
 	if db != nil && !stsReady(db) {
 		problems = append(problems, fmt.Sprintf("database pod not ready (%d/%d)", db.Status.ReadyReplicas, replicas(db)))
 	}
+	replica, err := get(dbReplicaName(sh.Name))
+	if err != nil {
+		return control.ShardStatus{}, err
+	}
 	st := control.ShardStatus{Name: sh.Name, Phase: store.ShardReady, Reason: "pods ready"}
+	if replica != nil && !stsReady(replica) {
+		msg := fmt.Sprintf("read replica pod not ready (%d/%d)", replica.Status.ReadyReplicas, replicas(replica))
+		// A new shard waits for its replica; a shard that has been
+		// Ready stays so (the pooler falls back to the primary), and
+		// says why its reads are not spread.
+		if sh.ProviderPhase == store.ShardReady || sh.ProviderPhase == store.ShardDegraded {
+			st.Reason = "pods ready; " + msg + ": reads go to the primary"
+		} else {
+			problems = append(problems, msg)
+		}
+	}
 	if len(problems) > 0 {
 		st.Phase, st.Reason = store.ShardPending, strings.Join(problems, "; ")
 		if sh.ProviderPhase == store.ShardReady || sh.ProviderPhase == store.ShardDegraded {

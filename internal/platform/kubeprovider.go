@@ -37,6 +37,16 @@ type KubeConfig struct {
 	// ExternalMySQL (host:port) and ExternalMySQLSecret, if set, give new
 	// shards an external MySQL instead of a MariaDB of their own.
 	ExternalMySQL, ExternalMySQLSecret string
+	// ExternalMySQLReplica (host:port), if set, is a read replica of the
+	// external server (e.g. a Cloud SQL read replica) the shards' poolers
+	// send reads to.
+	ExternalMySQLReplica string
+	// DBReplica gives the shards with a MariaDB of their own a read
+	// replica (a second StatefulSet the agents seed and replicate).
+	DBReplica bool
+	// DirectDB turns the shard agents' connection pooler off
+	// (--db-pooler=false): the sites' PHP connects to the database server.
+	DirectDB bool
 	// ShardArgs are appended to the shard agents' command lines.
 	ShardArgs []string
 	// SiteFirewallArgs are appended to the shard pods' `aipress sitefw
@@ -53,16 +63,16 @@ func newKubeProvider(cfg ServerConfig, transferURL string, st store.Store, log *
 	}
 	var ext *kube.ExternalMySQL
 	if kc.ExternalMySQL != "" {
-		ext = &kube.ExternalMySQL{Host: kc.ExternalMySQL, Secret: kc.ExternalMySQLSecret}
+		ext = &kube.ExternalMySQL{Host: kc.ExternalMySQL, Secret: kc.ExternalMySQLSecret, Replica: kc.ExternalMySQLReplica}
 	}
 	return kube.New(kube.Config{
-		REST: rest, Store: st, Capacity: cfg.ShardCapacity, ExternalMySQL: ext,
+		REST: rest, Store: st, Capacity: cfg.ShardCapacity, ExternalMySQL: ext, DBReplica: kc.DBReplica,
 		Logger: log.With("component", "kube-provider"),
 		Settings: kube.Settings{
 			Namespace: kc.Namespace, Image: kc.Image, MariaDBImage: kc.MariaDBImage, ServerURL: kc.ServerURL,
 			TransferURL: transferURL, TransferClaim: kc.TransferClaim, PublicPort: cfg.PublicPort,
 			StorageClass: kc.StorageClass, ExtraArgs: kc.ShardArgs,
-			SiteFirewallArgs: kc.SiteFirewallArgs,
+			SiteFirewallArgs: kc.SiteFirewallArgs, DirectDB: kc.DirectDB,
 		},
 	})
 }

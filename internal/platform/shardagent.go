@@ -71,8 +71,12 @@ type ShardConfig struct {
 	// (--db-replica: "", "local" or HOST:PORT).
 	DirectDB  bool
 	DBReplica string
-	Logger    *slog.Logger
-	Version   string
+	// DBReplicaManaged is shard.Config.ReplicaManaged
+	// (--db-replica-managed): the shard seeds DBReplica and starts its
+	// replication itself.
+	DBReplicaManaged bool
+	Logger           *slog.Logger
+	Version          string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -171,7 +175,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
-		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica,
+		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

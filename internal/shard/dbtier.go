@@ -122,6 +122,9 @@ func (s *Shard) ReplicaGate() pooler.ReplicaGate { return &s.tier.gate }
 
 // checkDBConfig checks DirectDB and Replica against Database.
 func (s *Shard) checkDBConfig() error {
+	if err := s.checkManagedReplica(); err != nil {
+		return err
+	}
 	r := s.cfg.Replica
 	if r == "" {
 		return nil
@@ -201,6 +204,10 @@ func (s *Shard) startDBTier(ctx context.Context, wg *sync.WaitGroup) {
 	if s.replicaBackend() != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.runReplicaWatch(ctx) }()
+	}
+	if s.cfg.ReplicaManaged {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runManagedReplica(ctx) }()
 	}
 	if s.poolerOn() {
 		wg.Add(1)

@@ -199,6 +199,12 @@ type Config struct {
 	// transactions to it while it keeps up (package replwatch); it needs
 	// the pooler (DirectDB false).
 	Replica string
+	// ReplicaManaged: Replica (HOST:PORT) is an empty or existing server
+	// the shard makes and keeps a replica of Database, administered with
+	// Database's account (Kubernetes: the provider's replica StatefulSet;
+	// managedreplica.go). Without it a replica by address replicates by
+	// itself (a Cloud SQL read replica).
+	ReplicaManaged bool
 	// PITRFlush is how often the binary log shipper (point-in-time
 	// recovery, pitr.go) writes each site's new transactions to the
 	// shard's backup repository: it bounds what a lost shard loses
