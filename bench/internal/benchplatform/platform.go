@@ -62,6 +62,13 @@ type Options struct {
 	// TempPrefix is the prefix of the temporary directory's name (see
 	// os.MkdirTemp); empty means "aipress-bench-".
 	TempPrefix string
+	// Dir, if set, is an existing directory to run in instead of a new
+	// temporary one: a restart on the data directory of an earlier Start
+	// (stopped first), e.g. with other flags. Cleanup still removes it.
+	Dir string
+	// LogName is the log file's name inside the directory; empty means
+	// "aipress.log".
+	LogName string
 	// Extra flags appended to `aipress up ...`.
 	Extra []string
 	// AfterExit, if set, runs in Stop once aipress has exited after the
@@ -105,16 +112,27 @@ func Start(bin string, opts Options) (*Platform, error) {
 	if prefix == "" {
 		prefix = "aipress-bench-"
 	}
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return nil, err
+	dir := opts.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, err
+		}
 	}
-	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "aipress.log"),
+	logName := opts.LogName
+	if logName == "" {
+		logName = "aipress.log"
+	}
+	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, logName),
 		Edge: fmt.Sprintf("127.0.0.1:%d", httpPort), API: fmt.Sprintf("127.0.0.1:%d", apiPort),
 		afterExit: opts.AfterExit, exited: make(chan struct{})}
+	removeDir := func() {
+		if opts.Dir == "" {
+			os.RemoveAll(dir)
+		}
+	}
 	logFile, err := os.Create(p.LogPath)
 	if err != nil {
-		os.RemoveAll(dir)
+		removeDir()
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
@@ -125,7 +143,7 @@ func Start(bin string, opts Options) (*Platform, error) {
 	// through Stop, which waits for it to stop MariaDB and php-fpm.
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := p.Cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		removeDir()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() { p.waitErr = p.Cmd.Wait(); close(p.exited) }()
