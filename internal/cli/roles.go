@@ -77,6 +77,28 @@ func dbRemote(d deps, host, user, passwordFile, userHost string) (*mariadb.Remot
 	return &mariadb.Remote{Addr: host, User: user, Password: password, UserHost: userHost}, nil
 }
 
+// checkDBReplica checks --db-replica: "local" beside a MariaDB of the
+// shard's own, HOST:PORT beside an external server (--db-host), and either
+// only with the pooler, which routes reads to it.
+func checkDBReplica(replica string, external, pooler bool) error {
+	if replica == "" {
+		return nil
+	}
+	if err := shard.CheckReplica(replica); err != nil {
+		return fmt.Errorf("--db-replica: %w", err)
+	}
+	if !pooler {
+		return fmt.Errorf("--db-replica needs the pooler (--db-pooler): it routes the reads to the replica")
+	}
+	if replica == shard.ReplicaLocal && external {
+		return fmt.Errorf("--db-replica local runs a replica of the shard's own MariaDB; with --db-host give the external server's replica as HOST:PORT")
+	}
+	if replica != shard.ReplicaLocal && !external {
+		return fmt.Errorf("--db-replica HOST:PORT is a replica of the --db-host server; the shard's own MariaDB takes \"local\"")
+	}
+	return nil
+}
+
 func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -191,6 +213,7 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		dbUserHost          string
 		firewall            string
 		loopbackPorts       []int
+		dbPooler            bool
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -288,6 +311,10 @@ firewall.`
 		if cfg.Database, err = dbRemote(d, dbHost, dbUser, dbPasswordFile, dbUserHost); err != nil {
 			return err
 		}
+		cfg.DirectDB = !dbPooler
+		if err := checkDBReplica(cfg.DBReplica, cfg.Database != nil, dbPooler); err != nil {
+			return err
+		}
 		if cfg.SiteFirewall, err = platform.ParseFirewallMode(firewall); err != nil {
 			return fmt.Errorf("--site-firewall: %w", err)
 		}
@@ -342,6 +369,8 @@ firewall.`
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
+	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
+	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
 	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
 	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")

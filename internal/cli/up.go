@@ -22,6 +22,7 @@ import (
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform"
 	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
 )
 
@@ -111,8 +112,11 @@ type upFlags struct {
 	catalogue  string
 	// allowPrivateFetch: --allow-private-fetch.
 	allowPrivateFetch bool
-	auth              platform.AuthOptions
-	assistant         platform.AssistantOptions
+	// dbPooler: --db-pooler; dbReplica: --db-replica.
+	dbPooler  bool
+	dbReplica string
+	auth      platform.AuthOptions
+	assistant platform.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -269,6 +273,13 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			if cfg.SiteFirewall, err = platform.ParseFirewallMode(f.firewall); err != nil {
 				return fmt.Errorf("--site-firewall: %w", err)
 			}
+			if f.dbReplica != "" && f.dbReplica != shard.ReplicaLocal {
+				return fmt.Errorf("--db-replica %q: 'aipress up' runs its shards' MariaDB itself, so only \"local\" (a replica beside it) or \"\" (none)", f.dbReplica)
+			}
+			if f.dbReplica != "" && !f.dbPooler {
+				return fmt.Errorf("--db-replica needs the pooler (--db-pooler): it routes the reads to the replica")
+			}
+			cfg.DirectDB, cfg.DBReplica = !f.dbPooler, f.dbReplica
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -292,6 +303,8 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	addAuthFlags(cmd, &f.auth)
 	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
+	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
+	fl.StringVar(&f.dbReplica, "db-replica", "", "read replica of each shard's MariaDB: \"local\" runs a second mariadbd beside it, replicating with GTIDs, that the pooler sends reads to while it keeps up; \"\": none")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.StringVar(&f.firewall, "site-firewall", string(platform.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")

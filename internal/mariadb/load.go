@@ -127,7 +127,9 @@ func (s *Server) Load(ctx context.Context, name string, r io.Reader) (err error)
 		return err
 	}
 	for _, q := range []string{
-		fmt.Sprintf("CREATE USER '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, loadMaxConnections),
+		// OR REPLACE: a replica seeded while this load ran may have the
+		// user already when it replays this statement (replica.go).
+		fmt.Sprintf("CREATE OR REPLACE USER '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", userName, s.userHost(), password, loadMaxConnections),
 		fmt.Sprintf("GRANT %s ON `%s`.* TO '%s'@'%s'", loadPrivileges, grantDB(name), userName, s.userHost()),
 	} {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {

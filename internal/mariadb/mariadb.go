@@ -51,6 +51,20 @@ type Server struct {
 	// leftovers by it, so servers that share one database server need
 	// distinct prefixes (a shard uses its NamePrefix).
 	LoadUserPrefix string
+	// ServerID is the server's server_id in replication and in its
+	// binary log's GTIDs (default 1; a replica's default is 2).
+	ServerID int
+	// ReplicaOf, if set, makes this (local) server a read replica of that
+	// local primary: Run seeds it from the primary and replicates with
+	// GTIDs (replica.go). The primary must be prepared first.
+	ReplicaOf *Server
+	// ReplicaOfRemote, if set, makes this (local) server a read replica of
+	// a primary reached by address (Kubernetes: the primary's pod).
+	ReplicaOfRemote *Source
+	// AccountPrefix starts the names of the internal accounts Account
+	// makes (default: LoadUserPrefix without its "ld_" ending, else
+	// DefaultAccountPrefix). Shards' orphan collection never matches them.
+	AccountPrefix string
 
 	port     int
 	password string
@@ -58,9 +72,14 @@ type Server struct {
 	db       *sql.DB
 	ready    chan struct{}
 
-	loadMu        sync.Mutex
-	clientChecked bool            // the mariadb client has the sandbox options
-	loading       map[string]bool // load users of running loads
+	accountMu sync.Mutex
+	seedMu    sync.Mutex
+	// A replica's check interval and least time between two seeds
+	// (tests shorten them; 0: keepInterval, reseedGap).
+	keepEvery, reseedGap time.Duration
+	loadMu               sync.Mutex
+	clientChecked        bool            // the mariadb client has the sandbox options
+	loading              map[string]bool // load users of running loads
 }
 
 // Remote is an external MySQL/MariaDB server reached over TCP.
@@ -121,6 +140,25 @@ func (s *Server) cnf() string      { return filepath.Join(s.Dir, "my.cnf") }
 func (s *Server) pwFile() string   { return filepath.Join(s.Dir, "root-password") }
 func (s *Server) portFile() string { return filepath.Join(s.Dir, "port") }
 
+// binlogDir holds the binary logs (and a replica's relay logs). Like data/
+// it belongs to the mysql user.
+func (s *Server) binlogDir() string { return filepath.Join(s.Dir, "binlog") }
+
+// BinlogDir is where a local server keeps its binary logs (files
+// "mariadb-bin.NNNNNN", index "mariadb-bin.index").
+func (s *Server) BinlogDir() string { return s.binlogDir() }
+
+// serverID is the server_id the server runs with.
+func (s *Server) serverID() int {
+	switch {
+	case s.ServerID > 0:
+		return s.ServerID
+	case s.isReplica():
+		return 2
+	}
+	return 1
+}
+
 // runDir holds what mariadbd writes besides its data: socket, pid file and
 // error log. Like data/ it belongs to the mysql user; Dir itself stays
 // root's, so a compromised mariadbd cannot plant links where root writes.
@@ -173,6 +211,16 @@ func (s *Server) Prepare(ctx context.Context) error {
 		return fmt.Errorf("mariadb: %w", err)
 	}
 	if err := s.chown(s.runDir()); err != nil {
+		return err
+	}
+	// binlog/: binary logs (and a replica's relay logs), mariadbd's.
+	if err := os.MkdirAll(s.binlogDir(), 0o750); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	if err := s.chown(s.binlogDir()); err != nil {
+		return err
+	}
+	if err := s.prepareReplica(); err != nil {
 		return err
 	}
 	if err := s.loadOrCreateSecrets(); err != nil {
@@ -272,6 +320,11 @@ func (s *Server) loadOrCreateSecrets() error {
 	return os.WriteFile(s.portFile(), []byte(strconv.Itoa(p)+"\n"), 0o600)
 }
 
+// BinlogExpiry is how long a local server keeps its binary logs
+// (binlog_expire_logs_seconds): long enough for a replica or the
+// point-in-time log shipper that was down for a while to catch up.
+const BinlogExpiry = 3 * 24 * time.Hour
+
 func (s *Server) writeConfig() error {
 	conf := fmt.Sprintf(`# Written by aipress; changes are overwritten.
 [mysqld]
@@ -283,7 +336,6 @@ pid-file = %s
 log-error = %s
 tmpdir = %s
 skip-name-resolve
-skip-log-bin
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
 innodb_buffer_pool_size = 128M
@@ -295,9 +347,29 @@ table_definition_cache = 4000
 innodb_open_files = 4000
 performance_schema = OFF
 
+# Binary log: point-in-time recovery reads it (ROW events with full
+# images and column metadata) and replicas follow it by GTID.
+server_id = %d
+log_bin = %s
+log_bin_index = %s
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL
+gtid_domain_id = 0
+gtid_strict_mode = ON
+binlog_expire_logs_seconds = %d
+max_binlog_size = 64M
+# Without it, binary logging refuses triggers (and routines) from accounts
+# without SUPER (error 1419) — what a site's dump loads with; the check
+# guards statement-based logging, and this log is ROW only. Who may create
+# them is still decided by the privileges (and DEFINER checks), as before.
+log_bin_trust_function_creators = ON
+%s
 [client]
 socket = %s
-`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(), s.Socket())
+`, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(),
+		s.serverID(), filepath.Join(s.binlogDir(), "mariadb-bin"), filepath.Join(s.binlogDir(), "mariadb-bin.index"),
+		int(BinlogExpiry/time.Second), s.replicaConfig(), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}
@@ -333,18 +405,32 @@ func (s *Server) Run(ctx context.Context) error {
 		Logger:      s.Logger,
 	}
 	var once bool
+	// A replica is ready once it replicates (keepReplicating).
+	up := make(chan struct{}, 1)
+	if s.isReplica() {
+		kctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.keepReplicating(kctx, up)
+		once = true
+	}
 	return s.proc.Run(ctx, func(ctx context.Context, pid int) error {
 		err := s.waitUp(ctx)
 		if err == nil && !once {
 			once = true
 			close(s.ready)
 		}
+		if err == nil {
+			select {
+			case up <- struct{}{}:
+			default:
+			}
+		}
 		return err
 	})
 }
 
-// Ready is closed once the server answered for the first time. Call it
-// after Prepare.
+// Ready is closed once the server answered for the first time (a
+// replica: once it is seeded and replicating). Call it after Prepare.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Process gives access to the supervised process (tests kill it).

@@ -51,6 +51,9 @@ type Plan struct {
 	DiskMB int `json:"disk_mb"`
 	// DBConnections is the site database user's MAX_USER_CONNECTIONS.
 	DBConnections int `json:"db_connections"`
+	// DBClients is how many client connections a site may hold to its
+	// shard's pooler at once (0 or absent: site.DefaultLimits').
+	DBClients int `json:"db_clients,omitempty"`
 	// PHP is the site's pool: max_children, memory and upload limits,
 	// idle and request timeouts.
 	PHP site.PHP `json:"php"`
@@ -68,7 +71,7 @@ type Plan struct {
 
 // Limits returns the site limits the plan gives.
 func (p Plan) Limits() site.Limits {
-	return site.Limits{DiskMB: p.DiskMB, DBConnections: p.DBConnections}
+	return site.Limits{DiskMB: p.DiskMB, DBConnections: p.DBConnections, DBClients: p.DBClients}
 }
 
 // BandwidthBytes is the monthly bandwidth limit in bytes (0: none).
@@ -169,6 +172,9 @@ func (p Plan) validate() error {
 	between("max_sites", p.MaxSites, 0, 1_000_000)
 	between("disk_mb", p.DiskMB, 16, 16<<20)
 	between("db_connections", p.DBConnections, 1, 10_000)
+	if p.DBClients != 0 {
+		between("db_clients", p.DBClients, 1, 100_000)
+	}
 	between("php.max_children", p.PHP.MaxChildren, 1, 1000)
 	between("php.memory_limit_mb", p.PHP.MemoryLimitMB, 32, 65536)
 	between("php.upload_max_mb", p.PHP.UploadMaxMB, 1, 65536)

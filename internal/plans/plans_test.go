@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 	if want := (site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30, RequestTimeoutSeconds: 120}); basic.PHP != want {
 		t.Errorf("basic PHP = %+v, want %+v", basic.PHP, want)
 	}
-	if want := (site.Limits{DiskMB: 1024, DBConnections: 20}); basic.Limits() != want {
+	if want := (site.Limits{DiskMB: 1024, DBConnections: 20, DBClients: 50}); basic.Limits() != want {
 		t.Errorf("basic limits = %+v", basic.Limits())
 	}
 	biz, _ := s.Get("business")
@@ -54,6 +54,7 @@ func TestParseErrors(t *testing.T) {
 		want      []string
 	}{
 		{"good", "default: p\nplans:\n- " + good, nil},
+		{"good with db clients", "default: p\nplans:\n- " + strings.Replace(good, "db_connections: 5", "db_connections: 5, db_clients: 30", 1), nil},
 		{"not yaml", "plans: [", []string{"f.yaml:"}},
 		{"unknown key", "default: p\nplans:\n- " + strings.Replace(good, "disk_mb", "disk_mbs", 1), []string{"f.yaml", "disk_mbs"}},
 		{"no plans", "default: p\n", []string{"no plans"}},
@@ -66,6 +67,8 @@ func TestParseErrors(t *testing.T) {
 		{"upload over disk", "default: p\nplans:\n- " + strings.Replace(good, "upload_max_mb: 8", "upload_max_mb: 800", 1), []string{"php.upload_max_mb (800) exceeds disk_mb (100)"}},
 		{"no retention", "default: p\nplans:\n- " + strings.Replace(good, "keep: {daily: 3}", "keep: {}", 1), []string{"backup.keep: scheduled backups need a retention"}},
 		{"negative bandwidth", "default: p\nplans:\n- " + strings.Replace(good, "bandwidth_gb: 1", "bandwidth_gb: -1", 1), []string{"bandwidth_gb must be between 0"}},
+		{"negative db clients", "default: p\nplans:\n- " + strings.Replace(good, "db_connections: 5", "db_connections: 5, db_clients: -1", 1), []string{`plan "p": db_clients must be between 1`}},
+		{"too many db clients", "default: p\nplans:\n- " + strings.Replace(good, "db_connections: 5", "db_connections: 5, db_clients: 100001", 1), []string{"db_clients must be between 1 and 100000"}},
 		{"every problem at once", "default: p\nplans:\n- " + strings.Replace(strings.Replace(good, "db_connections: 5", "db_connections: 0", 1), "max_sites: 1", "max_sites: -1", 1),
 			[]string{"max_sites must be", "db_connections must be"}},
 	}

@@ -39,7 +39,11 @@ type inprocShards struct {
 	allowPrivateFetch bool
 	after             func()
 	// firewall and loopbackPorts are the shards' site firewall (sitefw).
-	firewall      FirewallMode
+	firewall FirewallMode
+	// directDB and dbReplica are the shards' database options
+	// (Config.DirectDB, DBReplica).
+	directDB      bool
+	dbReplica     string
 	loopbackPorts []int
 
 	mu      sync.Mutex
@@ -117,6 +121,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
+		DirectDB: p.directDB, DBReplica: p.dbReplica,
 		onShard: func(s *shard.Shard) {
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); wakeShardJobs(s) }

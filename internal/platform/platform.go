@@ -122,6 +122,12 @@ type Config struct {
 	// (--allow-private-fetch): for tests and private mirrors only; off,
 	// they reach only public addresses over https (package egress).
 	AllowPrivateFetch bool
+	// DirectDB turns the local shards' connection poolers off (their
+	// sites' PHP connects to MariaDB directly; shard.Config.DirectDB);
+	// DBReplica is their read replica ("" none, "local": a second
+	// mariadbd beside each shard's; shard.Config.Replica).
+	DirectDB  bool
+	DBReplica string
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -237,6 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, log: log, publicURL: publicURL, purges: purges,
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: loopbackPorts,
+		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica,
 	}
 	var routes *routeSync
 	cp, err := openControlPlane(ctx, controlPlaneConfig{

@@ -66,8 +66,13 @@ type ShardConfig struct {
 	// sites' databases (see shard.Config.Database); nil: the shard runs
 	// its own MariaDB.
 	Database *mariadb.Remote
-	Logger   *slog.Logger
-	Version  string
+	// DirectDB turns the shard's connection pooler off (shard.Config.
+	// DirectDB; --db-pooler=false); DBReplica is shard.Config.Replica
+	// (--db-replica: "", "local" or HOST:PORT).
+	DirectDB  bool
+	DBReplica string
+	Logger    *slog.Logger
+	Version   string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -166,6 +171,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
+		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -183,6 +184,42 @@ type Config struct {
 	// OPcache's revalidation period: requests that read the old file make
 	// their connection within it (rotate.go). Default DefaultRotationDrain.
 	RotationDrain time.Duration
+
+	// DirectDB turns the shard's connection pooler off: the sites' PHP
+	// connects to the database server directly (DB_HOST is MariaDB's
+	// socket or Database's address). Zero value: the pooler (package
+	// pooler) runs beside MariaDB and php-fpm, its socket is
+	// Layout.PoolerSocket and every site's wp-config.php names it.
+	DirectDB bool
+	// Replica is the sites' read replica: "" none; "local" a second
+	// mariadbd under Dir replicating from the shard's own MariaDB;
+	// "HOST:PORT" a replica of the external primary (Database) reached
+	// over TCP with Database's credentials. The pooler sends reads outside
+	// transactions to it while it keeps up (package replwatch); it needs
+	// the pooler (DirectDB false).
+	Replica string
+	// PITRFlush bounds how long the shard's binary log events wait before
+	// they are shipped to the backup repository (point-in-time recovery;
+	// default DefaultPITRFlush).
+	PITRFlush time.Duration
+}
+
+// ReplicaLocal is Config.Replica for a replica beside the local MariaDB.
+const ReplicaLocal = "local"
+
+// DefaultPITRFlush is Config.PITRFlush's default.
+const DefaultPITRFlush = 60 * time.Second
+
+// CheckReplica checks a Config.Replica value: "", "local" or HOST:PORT.
+func CheckReplica(v string) error {
+	if v == "" || v == ReplicaLocal {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("database replica %q: want \"local\" or HOST:PORT", v)
+	}
+	return nil
 }
 
 // Shard is a running local shard.
@@ -291,6 +328,9 @@ func New(cfg Config) *Shard {
 	}
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
+	}
+	if cfg.PITRFlush <= 0 {
+		cfg.PITRFlush = DefaultPITRFlush
 	}
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)

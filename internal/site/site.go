@@ -194,12 +194,18 @@ type Limits struct {
 	// files and logs.
 	DiskMB int `json:"disk_mb,omitempty"`
 	// DBConnections bounds the site database user's concurrent
-	// connections (MariaDB's MAX_USER_CONNECTIONS).
+	// connections to the database server (MariaDB's MAX_USER_CONNECTIONS):
+	// with the shard's pooler, its backend connections.
 	DBConnections int `json:"db_connections,omitempty"`
+	// DBClients bounds the site's client connections to the shard's
+	// pooler (PHP requests, cron, wp-cli holding a connection at once);
+	// one more is refused with MariaDB's error 1226. Without the pooler
+	// (DirectDB) only DBConnections applies.
+	DBClients int `json:"db_clients,omitempty"`
 }
 
 // DefaultLimits are the limits of a site whose spec names none.
-var DefaultLimits = Limits{DiskMB: 1024, DBConnections: 20}
+var DefaultLimits = Limits{DiskMB: 1024, DBConnections: 20, DBClients: 50}
 
 // DefaultRequestTimeoutSeconds is the PHP request timeout of a site whose
 // spec names none.
@@ -212,6 +218,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.DBConnections <= 0 {
 		l.DBConnections = DefaultLimits.DBConnections
+	}
+	if l.DBClients <= 0 {
+		l.DBClients = DefaultLimits.DBClients
 	}
 	return l
 }
