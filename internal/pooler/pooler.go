@@ -24,6 +24,14 @@ package pooler
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/go-mysql-org/go-mysql/server"
 	"log/slog"
 	"time"
 )
@@ -93,29 +101,275 @@ type Config struct {
 
 // Pooler is a running pooler.
 type Pooler struct {
-	cfg Config
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+
+	mu         sync.Mutex
+	accounts   map[string]*account // by user
+	version    string              // the primary's server version, once learned
+	peak       int
+	stats      Stats          // counters kept here (Clients…PinnedSessions, Queries*)
+	conns      sync.WaitGroup // client connections being served
+	srv        *server.Server
+	srvVersion string
+}
+
+// account is an Account with its sessions and backend pools.
+type account struct {
+	Account
+	closed   bool
+	sessions map[*session]struct{}
+	primary  *pool
+	replica  *pool
+	refused  uint64
+	pinned   int
 }
 
 // New returns a pooler; Run starts it.
 func New(cfg Config) (*Pooler, error) {
-	return nil, errors.ErrUnsupported
+	if cfg.Socket == "" && cfg.Addr == "" {
+		return nil, errors.New("pooler: no socket or address to listen on")
+	}
+	if cfg.Primary.Addr == "" {
+		return nil, errors.New("pooler: no primary")
+	}
+	if cfg.Replica != nil && cfg.Gate == nil {
+		return nil, errors.New("pooler: a replica needs a gate")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.BackendWait <= 0 {
+		cfg.BackendWait = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}}, nil
+}
+
+func (a Account) normalized() Account {
+	if a.MaxClients <= 0 {
+		a.MaxClients = DefaultMaxClients
+	}
+	if a.MaxBackends <= 0 {
+		a.MaxBackends = DefaultMaxBackends
+	}
+	return a
 }
 
 // SetAccounts replaces the accounts the pooler accepts. A removed account,
 // or one whose password or database changed, loses its client sessions and
 // backend connections at once.
-func (p *Pooler) SetAccounts(accts []Account) {}
+func (p *Pooler) SetAccounts(accts []Account) {
+	want := map[string]Account{}
+	for _, a := range accts {
+		want[a.User] = a.normalized()
+	}
+	var drop []*account
+	p.mu.Lock()
+	for user, old := range p.accounts {
+		n, ok := want[user]
+		if !ok || n.Password != old.Password || n.Database != old.Database {
+			delete(p.accounts, user)
+			drop = append(drop, old)
+			continue
+		}
+		// Limits change in place.
+		old.MaxClients = n.MaxClients
+		old.primary.setMax(n.MaxBackends)
+		if old.replica != nil {
+			old.replica.setMax(n.MaxBackends)
+		}
+		old.MaxBackends = n.MaxBackends
+	}
+	for user, a := range want {
+		if _, ok := p.accounts[user]; !ok {
+			p.accounts[user] = p.newAccount(a)
+		}
+	}
+	p.mu.Unlock()
+	for _, a := range drop {
+		p.closeAccount(a)
+	}
+}
+
+func (p *Pooler) newAccount(a Account) *account {
+	acct := &account{Account: a, sessions: map[*session]struct{}{}}
+	acct.primary = newPool(p, acct, p.cfg.Primary, false)
+	if p.cfg.Replica != nil {
+		acct.replica = newPool(p, acct, *p.cfg.Replica, true)
+	}
+	return acct
+}
+
+// closeAccount ends an account's sessions and closes its backends.
+func (p *Pooler) closeAccount(a *account) {
+	p.mu.Lock()
+	a.closed = true
+	var ss []*session
+	for s := range a.sessions {
+		ss = append(ss, s)
+	}
+	p.mu.Unlock()
+	for _, s := range ss {
+		s.kill()
+	}
+	a.primary.close()
+	if a.replica != nil {
+		a.replica.close()
+	}
+}
 
 // ResetAccount ends every client session and closes every backend
 // connection of user (after its writes were frozen or it was dropped, so
 // nothing keeps privileges it lost).
-func (p *Pooler) ResetAccount(user string) {}
+func (p *Pooler) ResetAccount(user string) {
+	p.mu.Lock()
+	old, ok := p.accounts[user]
+	if ok {
+		p.accounts[user] = p.newAccount(old.Account)
+	}
+	p.mu.Unlock()
+	if ok {
+		p.closeAccount(old)
+	}
+}
 
 // Run listens until ctx is done, then closes every connection.
-func (p *Pooler) Run(ctx context.Context) error { return errors.ErrUnsupported }
+func (p *Pooler) Run(ctx context.Context) error {
+	var lns []net.Listener
+	if p.cfg.Socket != "" {
+		if err := os.MkdirAll(filepath.Dir(p.cfg.Socket), 0o755); err != nil {
+			return fmt.Errorf("pooler: %w", err)
+		}
+		if err := os.Remove(p.cfg.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pooler: stale socket: %w", err)
+		}
+		ln, err := net.Listen("unix", p.cfg.Socket)
+		if err != nil {
+			return fmt.Errorf("pooler: %w", err)
+		}
+		if err := os.Chmod(p.cfg.Socket, 0o666); err != nil {
+			ln.Close()
+			return fmt.Errorf("pooler: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	if p.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", p.cfg.Addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("pooler: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- p.serve(ctx, ln)
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); p.reap(ctx) }()
+	close(p.ready)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	// Close everything.
+	p.mu.Lock()
+	accts := make([]*account, 0, len(p.accounts))
+	for _, a := range p.accounts {
+		accts = append(accts, a)
+	}
+	p.mu.Unlock()
+	for _, a := range accts {
+		p.closeAccount(a)
+	}
+	p.conns.Wait()
+	return err
+}
+
+func (p *Pooler) serve(ctx context.Context, ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("pooler: accept: %w", err)
+		}
+		p.conns.Add(1)
+		go func() {
+			defer p.conns.Done()
+			p.handle(ctx, c)
+		}()
+	}
+}
+
+// reap closes idle backends now and then.
+func (p *Pooler) reap(ctx context.Context) {
+	every := p.cfg.IdleTimeout / 4
+	if every < 10*time.Millisecond {
+		every = 10 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.ReapIdle()
+		}
+	}
+}
+
+// ReapIdle closes backend connections idle for at least Config.IdleTimeout
+// (by Config.Clock); Run calls it periodically.
+func (p *Pooler) ReapIdle() {
+	p.mu.Lock()
+	var pools []*pool
+	for _, a := range p.accounts {
+		pools = append(pools, a.primary)
+		if a.replica != nil {
+			pools = append(pools, a.replica)
+		}
+	}
+	p.mu.Unlock()
+	now := p.cfg.Clock()
+	for _, pl := range pools {
+		pl.reap(now.Add(-p.cfg.IdleTimeout))
+	}
+}
 
 // Ready is closed once the pooler listens.
-func (p *Pooler) Ready() <-chan struct{} { return nil }
+func (p *Pooler) Ready() <-chan struct{} { return p.ready }
 
 // Stats is a snapshot of the pooler's counters.
 type Stats struct {
@@ -139,7 +393,39 @@ type AccountStats struct {
 }
 
 // Stats returns the counters.
-func (p *Pooler) Stats() Stats { return Stats{} }
+func (p *Pooler) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats
+	st.PeakBackends = p.peak
+	st.Accounts = map[string]AccountStats{}
+	for user, a := range p.accounts {
+		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
+		if a.replica != nil {
+			as.Backends += a.replica.openCount()
+		}
+		st.Accounts[user] = as
+	}
+	return st
+}
 
 // ResetPeak starts PeakBackends again from the current count.
-func (p *Pooler) ResetPeak() {}
+func (p *Pooler) ResetPeak() {
+	p.mu.Lock()
+	p.peak = p.stats.BackendsPrimary + p.stats.BackendsReplica
+	p.mu.Unlock()
+}
+
+// backendOpened and backendClosed count backends (pool calls them).
+func (p *Pooler) backendOpened(replica bool, delta int) {
+	p.mu.Lock()
+	if replica {
+		p.stats.BackendsReplica += delta
+	} else {
+		p.stats.BackendsPrimary += delta
+	}
+	if n := p.stats.BackendsPrimary + p.stats.BackendsReplica; n > p.peak {
+		p.peak = n
+	}
+	p.mu.Unlock()
+}

@@ -1,0 +1,230 @@
+package pooler
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/aipress/aipress/internal/pooler/sqlscan"
+)
+
+// backendCollation is the collation backend connections are opened with
+// (utf8mb4_general_ci); a session's own character set is replayed.
+const (
+	backendCollation   = "utf8mb4_general_ci"
+	backendCollationID = 45
+)
+
+// capsKey are the client capability flags that change what a backend
+// connection does; backends are pooled apart by them.
+const capsKey = mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_IGNORE_SPACE | mysql.CLIENT_MULTI_RESULTS | mysql.CLIENT_PS_MULTI_RESULTS
+
+// backend is one connection to a MySQL server.
+type backend struct {
+	c        *client.Conn
+	pool     *pool
+	caps     uint32
+	state    sqlscan.State
+	status   uint16 // server status flags of its last response
+	lastUsed time.Time
+	reused   bool // it has served a statement before (it may have died in the pool)
+}
+
+func (b *backend) inTx() bool {
+	return b.status&mysql.SERVER_STATUS_IN_TRANS != 0 || b.status&mysql.SERVER_STATUS_AUTOCOMMIT == 0
+}
+
+// pool holds an account's backend connections to one server: at most max
+// open, the idle ones reused last-in first-out.
+type pool struct {
+	p       *Pooler
+	acct    *account
+	server  Backend
+	replica bool
+
+	mu      sync.Mutex
+	max     int
+	open    int
+	idle    []*backend
+	closed  bool
+	changed chan struct{} // closed and replaced when a backend is freed
+}
+
+func newPool(p *Pooler, a *account, server Backend, replica bool) *pool {
+	return &pool{p: p, acct: a, server: server, replica: replica, max: a.MaxBackends, changed: make(chan struct{})}
+}
+
+func (pl *pool) setMax(n int) {
+	pl.mu.Lock()
+	pl.max = n
+	pl.signal()
+	pl.mu.Unlock()
+}
+
+func (pl *pool) openCount() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.open
+}
+
+func (pl *pool) signal() {
+	close(pl.changed)
+	pl.changed = make(chan struct{})
+}
+
+// errBackendsBusy is returned when no backend became free in time.
+type errBackendsBusy struct{ user string }
+
+func (e errBackendsBusy) Error() string {
+	return fmt.Sprintf("pooler: all backend connections of %s busy", e.user)
+}
+
+// get returns an idle backend with caps, or a new one, waiting up to
+// Config.BackendWait for the account's limit.
+func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
+	deadline := time.NewTimer(pl.p.cfg.BackendWait)
+	defer deadline.Stop()
+	for {
+		pl.mu.Lock()
+		if pl.closed {
+			pl.mu.Unlock()
+			return nil, errAccountClosed
+		}
+		for i := len(pl.idle) - 1; i >= 0; i-- {
+			if b := pl.idle[i]; b.caps == caps {
+				pl.idle = append(pl.idle[:i], pl.idle[i+1:]...)
+				pl.mu.Unlock()
+				return b, nil
+			}
+		}
+		var evict *backend
+		if pl.open >= pl.max && len(pl.idle) > 0 {
+			// An idle backend of other capabilities makes room.
+			evict = pl.idle[0]
+			pl.idle = pl.idle[1:]
+			pl.open--
+		}
+		if pl.open < pl.max {
+			pl.open++
+			pl.mu.Unlock()
+			if evict != nil {
+				evict.c.Close()
+				pl.p.backendOpened(pl.replica, -1)
+			}
+			b, err := pl.dial(ctx, caps)
+			if err != nil {
+				pl.mu.Lock()
+				pl.open--
+				pl.signal()
+				pl.mu.Unlock()
+				return nil, err
+			}
+			pl.p.backendOpened(pl.replica, 1)
+			return b, nil
+		}
+		ch := pl.changed
+		pl.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil, errBackendsBusy{pl.acct.User}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
+	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.ConnectWithDialer(ctx, pl.server.Network, pl.server.Addr, pl.acct.User, pl.acct.Password, pl.acct.Database, dialer,
+		func(c *client.Conn) error {
+			c.SetCapability(caps)
+			return c.SetCollation(backendCollation)
+		})
+	if err != nil {
+		return nil, err
+	}
+	if !pl.replica {
+		pl.p.learnVersion(c.GetServerVersion())
+	}
+	b := &backend{c: c, pool: pl, caps: caps, state: sqlscan.NewState(backendCollationID),
+		status: mysql.SERVER_STATUS_AUTOCOMMIT}
+	return b, nil
+}
+
+// put returns a clean backend to the pool.
+func (pl *pool) put(b *backend) {
+	b.lastUsed = pl.p.cfg.Clock()
+	b.reused = true
+	pl.mu.Lock()
+	if pl.closed || pl.open > pl.max {
+		pl.open--
+		pl.signal()
+		pl.mu.Unlock()
+		b.c.Close()
+		pl.p.backendOpened(pl.replica, -1)
+		return
+	}
+	pl.idle = append(pl.idle, b)
+	pl.signal()
+	pl.mu.Unlock()
+}
+
+// discard closes a backend that must not be reused.
+func (pl *pool) discard(b *backend) {
+	b.c.Close()
+	pl.mu.Lock()
+	pl.open--
+	pl.signal()
+	pl.mu.Unlock()
+	pl.p.backendOpened(pl.replica, -1)
+}
+
+// reap closes backends idle since before t.
+func (pl *pool) reap(t time.Time) {
+	pl.mu.Lock()
+	var old []*backend
+	keep := pl.idle[:0]
+	for _, b := range pl.idle {
+		if b.lastUsed.After(t) {
+			keep = append(keep, b)
+		} else {
+			old = append(old, b)
+		}
+	}
+	pl.idle = keep
+	pl.open -= len(old)
+	if len(old) > 0 {
+		pl.signal()
+	}
+	pl.mu.Unlock()
+	for _, b := range old {
+		b.c.Close()
+		pl.p.backendOpened(pl.replica, -1)
+	}
+}
+
+// close closes the idle backends; busy ones are closed when put back.
+func (pl *pool) close() {
+	pl.mu.Lock()
+	pl.closed = true
+	old := pl.idle
+	pl.idle = nil
+	pl.open -= len(old)
+	pl.signal()
+	pl.mu.Unlock()
+	for _, b := range old {
+		b.c.Close()
+		pl.p.backendOpened(pl.replica, -1)
+	}
+}
