@@ -41,7 +41,7 @@
 // failed requests; a missed goal is reported, not an error. Run it as root
 // after `make build`, with wrk installed (scripts/deps.sh):
 //
-//	go run ./bench/db -sites 50 [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-profile] [-keep] [-json]
+//	go run ./bench/db -sites 50 [-configs direct,pooler,pooler+replica] [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-profile] [-keep] [-json]
 //
 // or `make bench-db`. Progress goes to stderr, the report to stdout.
 package main
@@ -63,6 +63,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,8 +97,21 @@ var allConfigs = []config{
 	{Name: "pooler+replica", Flags: []string{"--db-pooler=true", "--db-replica=local"}, Pooler: true, Replica: true},
 }
 
+// pickConfigs returns the configurations a comma-separated list names.
+func pickConfigs(list string) ([]config, error) {
+	var out []config
+	for n := range strings.SplitSeq(list, ",") {
+		i := slices.IndexFunc(allConfigs, func(c config) bool { return c.Name == strings.TrimSpace(n) })
+		if i < 0 {
+			return nil, fmt.Errorf("no configuration %q (direct, pooler, pooler+replica)", n)
+		}
+		out = append(out, allConfigs[i])
+	}
+	return out, nil
+}
+
 func main() {
-	o := options{configs: allConfigs}
+	var o options
 	flag.IntVar(&o.sites, "sites", 50, "number of sites (all on the one local shard)")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads (-t)")
 	flag.IntVar(&o.connections, "connections", 16, "wrk connections (-c): concurrent requests")
@@ -110,8 +124,15 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", false, "write a CPU profile of aipress (pooler included) during each pooler run into the kept directory (implies -keep)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (logs, wrk script and output) and site Unix users")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
+	names := flag.String("configs", "direct,pooler,pooler+replica", "the configurations to run, in order; the first is the anchor of the goals")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 15m + 20s per site + 3×(warm-up+duration))")
 	flag.Parse()
+	cs, err := pickConfigs(*names)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "db:", err)
+		os.Exit(2)
+	}
+	o.configs = cs
 	if o.sites < 1 || o.threads < 1 || o.connections < o.threads || o.every < 2 || o.duration < time.Second || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: db -sites N [-duration D] [-warmup D] [-threads T] [-connections C>=T] [-every K>=2] [-bin bin/aipress] [-wrk wrk] [-profile] [-keep] [-json]")
 		os.Exit(2)
@@ -206,7 +227,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 			if err := p.Stop(); err != nil {
 				return nil, fmt.Errorf("stop before %s: %w", c.Name, err)
 			}
-			opts.Dir = p.Dir
+			opts.Dir, opts.Edge, opts.API = p.Dir, p.Edge, p.API
 		}
 		if p, err = benchplatform.Start(bin, opts); err != nil {
 			return nil, err
@@ -320,28 +341,47 @@ func do(ctx context.Context, hc *http.Client, edge, host, method, path, form str
 }
 
 // resolveReads returns the site's read paths as it serves them with 200:
-// home, the first post (?p=1), a search and the first category's archive
-// (?cat=1), following the site's canonical redirects (pretty permalinks).
+// home, the first post (?p=1), a search and an archive — the first
+// category's (?cat=1) or, where that is not found, the year's (?m=YYYY) —
+// following the site's canonical redirects (pretty permalinks).
 func resolveReads(ctx context.Context, hc *http.Client, edge, host string) ([]string, error) {
 	var out []string
-	for _, path := range []string{"/", "/?p=1", "/?s=hello", "/?cat=1"} {
-		for hop := 0; ; hop++ {
-			code, loc, err := do(ctx, hc, edge, host, http.MethodGet, path, "")
-			if err != nil {
-				return nil, fmt.Errorf("%s%s: %w", host, path, err)
-			}
-			if code == http.StatusOK {
+	year := strconv.Itoa(time.Now().Year())
+	for _, cands := range [][]string{{"/"}, {"/?p=1"}, {"/?s=hello"}, {"/?cat=1", "/?m=" + year}} {
+		var errs []error
+		for _, c := range cands {
+			path, err := resolve(ctx, hc, edge, host, c)
+			if err == nil {
 				out = append(out, path)
+				errs = nil
 				break
 			}
-			u, perr := url.Parse(loc)
-			if code < 300 || code > 399 || perr != nil || hop >= 3 || (u.Host != "" && u.Hostname() != host) {
-				return nil, fmt.Errorf("%s%s: HTTP %d (Location %q)", host, path, code, loc)
-			}
-			path = u.RequestURI()
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
 		}
 	}
 	return out, nil
+}
+
+// resolve follows up to three same-host redirects from path and returns
+// the path that answers 200.
+func resolve(ctx context.Context, hc *http.Client, edge, host, path string) (string, error) {
+	for hop := 0; ; hop++ {
+		code, loc, err := do(ctx, hc, edge, host, http.MethodGet, path, "")
+		if err != nil {
+			return "", fmt.Errorf("%s%s: %w", host, path, err)
+		}
+		if code == http.StatusOK {
+			return path, nil
+		}
+		u, perr := url.Parse(loc)
+		if code < 300 || code > 399 || perr != nil || hop >= 3 || (u.Host != "" && u.Hostname() != host) {
+			return "", fmt.Errorf("%s%s: HTTP %d (Location %q)", host, path, code, loc)
+		}
+		path = u.RequestURI()
+	}
 }
 
 // muPlugin is the benchmark's must-use plugin (see the package doc).

@@ -57,14 +57,20 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		return nil, fmt.Errorf("no site users on the primary")
 	}
 
+	// Two scripts, the same but for the comments' tag: a comment of the
+	// warm-up must not make one of the measured run a duplicate.
 	script := filepath.Join(p.Dir, "load-"+safeName(c.Name)+".lua")
-	if err := writeScript(script, sites, o.every, tag); err != nil {
+	if err := writeScript(script, sites, o.every, tag+"m"); err != nil {
+		return nil, err
+	}
+	warmScript := filepath.Join(p.Dir, "warmup-"+safeName(c.Name)+".lua")
+	if err := writeScript(warmScript, sites, o.every, tag+"w"); err != nil {
 		return nil, err
 	}
 	url := "http://" + p.Edge + "/"
 	if o.warmup > 0 {
-		logf("%s: warm-up, wrk %s", c.Name, strings.Join(wrkArgs(o.threads, o.connections, o.warmup, script, url), " "))
-		ws, _, err := runWrk(ctx, wrkBin, wrkArgs(o.threads, o.connections, o.warmup, script, url))
+		logf("%s: warm-up, wrk %s", c.Name, strings.Join(wrkArgs(o.threads, o.connections, o.warmup, warmScript, url), " "))
+		ws, _, err := runWrk(ctx, wrkBin, wrkArgs(o.threads, o.connections, o.warmup, warmScript, url))
 		if err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}

@@ -69,6 +69,10 @@ type Options struct {
 	// LogName is the log file's name inside the directory; empty means
 	// "aipress.log".
 	LogName string
+	// Edge and API, if set, are the 127.0.0.1:port addresses to listen on
+	// instead of free ports: a restart keeps its predecessor's, which
+	// client.json in the data directory names.
+	Edge, API string
 	// Extra flags appended to `aipress up ...`.
 	Extra []string
 	// AfterExit, if set, runs in Stop once aipress has exited after the
@@ -108,6 +112,13 @@ func Start(bin string, opts Options) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	edgeAddr, apiAddr := fmt.Sprintf("127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", apiPort)
+	if opts.Edge != "" {
+		edgeAddr = opts.Edge
+	}
+	if opts.API != "" {
+		apiAddr = opts.API
+	}
 	prefix := opts.TempPrefix
 	if prefix == "" {
 		prefix = "aipress-bench-"
@@ -123,7 +134,7 @@ func Start(bin string, opts Options) (*Platform, error) {
 		logName = "aipress.log"
 	}
 	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, logName),
-		Edge: fmt.Sprintf("127.0.0.1:%d", httpPort), API: fmt.Sprintf("127.0.0.1:%d", apiPort),
+		Edge: edgeAddr, API: apiAddr,
 		afterExit: opts.AfterExit, exited: make(chan struct{})}
 	removeDir := func() {
 		if opts.Dir == "" {
