@@ -180,8 +180,10 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		return err
 	}
 	var fwAllow []string
-	if cfg.Database != nil {
-		fwAllow = append(fwAllow, cfg.Database.Addr) // the sites' DB_HOST
+	if cfg.Database != nil && cfg.DirectDB {
+		// The sites' DB_HOST. With the pooler, only the agent connects to
+		// the database server: site users may not, so its limits hold.
+		fwAllow = append(fwAllow, cfg.Database.Addr)
 	}
 	fw, err := openSiteFirewall(ctx, cfg.SiteFirewall, dir, cfg.LoopbackPorts, fwAllow, log)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/wordpress"
 )
 
 // SetCrashAt makes an in-place restore call fn at its crash points
@@ -58,4 +59,13 @@ func SnapshotCoreVersion(ctx context.Context, s *Shard, ref string) (string, err
 		return "", err
 	}
 	return meta.CoreVersion, nil
+}
+
+// RunSiteCron runs WP-Cron once for site st, as the cron loop does (as
+// the site's user, with the shard's cron script).
+func RunSiteCron(ctx context.Context, s *Shard, st *site.Site) error {
+	n := s.NamesFor(st.Metadata.UID)
+	uid, gid := lookupIDs(n.Unix)
+	run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(st.Status.URL), UID: uid, GID: gid}
+	return run.Cron(ctx, s.cronScript)
 }

@@ -49,6 +49,8 @@ type cluster struct {
 	stops   map[string]func()
 	// artefacts is the shards' artefact store (nil: none).
 	artefacts *artefact.Store
+	// tweak, if set, changes each shard's configuration before it starts.
+	tweak func(*shard.Config)
 
 	repoMu  sync.Mutex
 	repoMap map[string]*repo.Repo
@@ -127,7 +129,7 @@ func (c *cluster) start(name string) *shard.Shard {
 // shard runs its own MariaDB).
 func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 	c.t.Helper()
-	sh := shard.New(shard.Config{
+	cfg := shard.Config{
 		Database: db,
 		Name:     name, Dir: filepath.Join(c.dir, "shard-"+name), Logger: c.log,
 		PublicURL:    func(d string) string { return "http://" + d + ":" + c.port },
@@ -141,7 +143,11 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		JobPoll:      100 * time.Millisecond,
 		Volumes:      c.volumes,
 		Artefacts:    c.artefacts,
-	})
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	sh := shard.New(cfg)
 	if err := sh.Prepare(c.ctx); err != nil {
 		c.t.Fatal(err)
 	}

@@ -259,7 +259,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	if !installed {
 		rep.cond(ctx, CondInstalled, "False", "Installing", "installing WordPress", working)
-		if err := s.clearPartialInstall(ctx, n.DB); err != nil {
+		if err := s.clearPartialInstall(ctx, n); err != nil {
 			return installErr(failed("WordPress installation", err))
 		}
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
@@ -313,7 +313,7 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 	cfg := wordpress.Config{
 		Domain: st.Spec.Domain, URL: s.cfg.PublicURL(st.Spec.Domain), Docroot: n.Docroot, CoreDir: core.Tree,
 		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
-		DBHost: s.db.ClientHost(), Salts: sec.Salts, Constants: st.Spec.Constants,
+		DBHost: s.clientHost(), Salts: sec.Salts, Constants: st.Spec.Constants,
 	}
 	if s.cfg.PurgeURL != "" && s.cfg.PurgeKey != nil {
 		cfg.PurgeURL, cfg.PurgeKey = s.cfg.PurgeURL, s.cfg.PurgeKey(st.Metadata.Name)
@@ -331,6 +331,10 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 			return err
 		}
 	}
+	// The pooler accepts the accounts secrets.json names, with the site's
+	// limits, before wp-config.php names them (dbtier.go).
+	s.noteLimits(n.ID, st.Spec.Limits)
+	s.syncPooler()
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err
 	}
@@ -412,16 +416,20 @@ func (s *Shard) installed(ctx context.Context, db string) (bool, error) {
 
 // clearPartialInstall empties a database that an interrupted installer left
 // half-filled, so the installer starts from scratch.
-func (s *Shard) clearPartialInstall(ctx context.Context, db string) error {
-	n, err := s.db.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", db)
+func (s *Shard) clearPartialInstall(ctx context.Context, n Names) error {
+	tables, err := s.db.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", n.DB)
 	if err != nil {
 		return fmt.Errorf("partial install check: %w", err)
 	}
-	if n == "0" {
+	if tables == "0" {
 		return nil
 	}
-	s.log.Warn("clearing a partial WordPress installation", "database", db, "tables", n)
-	return s.db.RecreateDatabase(ctx, db)
+	s.log.Warn("clearing a partial WordPress installation", "database", n.DB, "tables", tables)
+	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
+		return err
+	}
+	s.resetPooled(siteDBUsers(n)...)
+	return nil
 }
 
 // errSiteBusy is work on a site put off because a job (a code job, a
@@ -451,6 +459,8 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 	if err := removeTree(n.Dir); err != nil {
 		return fmt.Errorf("remove site files: %w", err)
 	}
+	s.forgetLimits(n.ID)
+	s.syncPooler()
 	if err := s.clearStaging(ctx, n); err != nil {
 		return err
 	}

@@ -601,6 +601,7 @@ func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done,
 	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
 		return err
 	}
+	s.resetPooled(siteDBUsers(n)...)
 	for _, d := range []string{n.Docroot, n.Docroot + ".building"} {
 		if err := removeTree(d); err != nil {
 			return fmt.Errorf("remove partial restore: %w", err)
@@ -791,8 +792,10 @@ func (s *Shard) VerifyRestore(ctx context.Context, ref string, progress func(don
 	cfg := wordpress.Config{
 		Domain: meta.Domain, URL: siteURL, Docroot: n.Docroot, CoreDir: core.Tree,
 		DBName: n.DB, DBUser: sec.dbUser(n), DBPassword: sec.DBPassword,
-		DBHost: s.db.ClientHost(), Salts: sec.Salts,
+		DBHost: s.clientHost(), Salts: sec.Salts,
 	}
+	s.noteLimits(n.ID, meta.Spec.Limits)
+	s.syncPooler()
 	if err := wordpress.LinkMUPlugin(n.Docroot, s.cachePlugin); err != nil {
 		return nil, err
 	}

@@ -53,9 +53,12 @@ type dbRotation struct {
 	// Slot and Password are the new account's.
 	Slot     string `json:"slot"`
 	Password string `json:"password"`
-	// OldSlot is the account in use before the switch (set when switched).
-	OldSlot    string    `json:"old_slot,omitempty"`
-	SwitchedAt time.Time `json:"switched_at,omitzero"`
+	// OldSlot is the account in use before the switch and OldPassword
+	// its password (set when switched): the pooler keeps accepting it
+	// until it is dropped.
+	OldSlot     string    `json:"old_slot,omitempty"`
+	OldPassword string    `json:"old_password,omitempty"`
+	SwitchedAt  time.Time `json:"switched_at,omitzero"`
 }
 
 const (
@@ -204,10 +207,11 @@ func (s *Shard) rotateDBPassword(ctx context.Context, st *site.Site, n Names, pr
 		if err := s.db.EnsureDatabase(ctx, n.DB, dbUserFor(n, r.Slot), r.Password, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 			return "", failed("creating the new database account", err)
 		}
+		s.syncPooler() // the pooler accepts the new account before wp-config.php names it
 		if err := s.crashPoint("rotate-created"); err != nil {
 			return "", err
 		}
-		r.OldSlot = sec.DBSlot
+		r.OldSlot, r.OldPassword = sec.DBSlot, sec.DBPassword
 		sec.DBSlot, sec.DBPassword = r.Slot, r.Password
 		r.Step, r.SwitchedAt = rotSwitched, s.cfg.Clock().UTC()
 		if err := writeSecrets(n.Dir, sec); err != nil {
@@ -220,6 +224,7 @@ func (s *Shard) rotateDBPassword(ctx context.Context, st *site.Site, n Names, pr
 	// Switched (now or by an earlier attempt): wp-config.php names the new
 	// account. If this write changed it, the earlier attempt crashed before
 	// its write: the overlap counts from now.
+	s.syncPooler()
 	changed, err := s.writeSiteConfig(ctx, st, n, sec)
 	if err != nil {
 		return "", err
@@ -251,7 +256,9 @@ func (s *Shard) rotateDBPassword(ctx context.Context, st *site.Site, n Names, pr
 	}
 	deadline := r.SwitchedAt.Add(phpini.RevalidateFreq + s.cfg.RotationDrain + timeout)
 	for {
-		open, err := s.db.UserSessions(ctx, oldUser)
+		// Client sessions: the pooler's when it runs (its backend
+		// connections idle on beyond the requests that used them).
+		open, err := s.clientSessions(ctx, oldUser)
 		if err != nil {
 			return "", failed("checking the old database account's sessions", err)
 		}
@@ -273,6 +280,7 @@ func (s *Shard) rotateDBPassword(ctx context.Context, st *site.Site, n Names, pr
 	if err := s.db.DropUser(ctx, oldUser); err != nil {
 		return "", failed("dropping the old database account", err)
 	}
+	s.resetPooled(oldUser)
 	if err := s.crashPoint("rotate-dropped"); err != nil {
 		return "", err
 	}
@@ -284,6 +292,7 @@ func (s *Shard) rotateDBPassword(ctx context.Context, st *site.Site, n Names, pr
 	if err := writeSecrets(n.Dir, sec); err != nil {
 		return "", err
 	}
+	s.syncPooler()
 	progress(4, steps)
 	return sec.dbUser(n), nil
 }
@@ -367,6 +376,7 @@ func (s *Shard) freezeWrites(ctx context.Context, n Names) error {
 		if err := s.db.FreezeWrites(ctx, n.DB, u); err != nil {
 			return err
 		}
+		s.resetPooled(u)
 	}
 	return nil
 }
@@ -381,6 +391,9 @@ func (s *Shard) unfreezeWrites(ctx context.Context, n Names) error {
 		if err := s.db.UnfreezeWrites(ctx, n.DB, u); err != nil {
 			return err
 		}
+		// Pooled connections opened while frozen would keep lacking the
+		// write privileges until their next USE.
+		s.resetPooled(u)
 	}
 	return nil
 }
@@ -407,5 +420,10 @@ func (s *Shard) dropSiteDatabase(ctx context.Context, n Names) error {
 	if err := s.db.DropDatabase(ctx, n.DB, dbUserFor(n, "")); err != nil {
 		return err
 	}
-	return s.db.DropUser(ctx, dbUserFor(n, "b"))
+	s.resetPooled(dbUserFor(n, ""))
+	if err := s.db.DropUser(ctx, dbUserFor(n, "b")); err != nil {
+		return err
+	}
+	s.resetPooled(dbUserFor(n, "b"))
+	return nil
 }

@@ -233,6 +233,8 @@ type Shard struct {
 	ready chan struct{}
 
 	layout Layout
+	// tier is the pooler, replica and replica watch (dbtier.go).
+	tier dbTier
 
 	// core is the default core (Config.CoreSource); coreMu guards cores
 	// (the other registered cores, by version) and coreFetching (a
@@ -335,7 +337,7 @@ func New(cfg Config) *Shard {
 	log := cfg.Logger.With("shard", cfg.Name)
 	prefix := NamePrefix(cfg.Name)
 	lay := Layout{Name: cfg.Name, Dir: cfg.Dir}
-	return &Shard{
+	sh := &Shard{
 		layout:      lay,
 		cfg:         cfg,
 		log:         log,
@@ -351,6 +353,11 @@ func New(cfg Config) *Shard {
 		populateErr: map[string]error{},
 		jobWake:     make(chan struct{}, 1),
 	}
+	if cfg.Replica == ReplicaLocal && cfg.Database == nil {
+		sh.tier.replica = &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb-replica"), Logger: log.With("server", "replica"),
+			ReplicaOf: sh.db, LoadUserPrefix: prefix + "ld_"}
+	}
+	return sh
 }
 
 func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
@@ -358,6 +365,9 @@ func (s *Shard) sitesDir() string { return s.layout.SitesDir() }
 // Prepare readies the shard's directories, MariaDB data directory, php-fpm
 // configuration and WordPress core. It does not start anything.
 func (s *Shard) Prepare(ctx context.Context) error {
+	if err := s.checkDBConfig(); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.checkSocketPaths(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -406,6 +416,9 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err := s.db.Prepare(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
+	if err := s.prepareDBTier(ctx); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.fpm.Prepare(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -416,13 +429,23 @@ func (s *Shard) Prepare(ctx context.Context) error {
 // 108 bytes with the terminating NUL).
 const maxSocketPath = 107
 
-// checkSocketPaths refuses a data directory so deep that the pools' or
-// MariaDB's sockets would not fit in a socket address: php-fpm and mariadbd
-// would otherwise fail far from the cause (a socket that never appears).
+// checkSocketPaths refuses a data directory so deep that the pools',
+// MariaDB's or the pooler's sockets would not fit in a socket address:
+// php-fpm, mariadbd and the pooler would otherwise fail far from the cause
+// (a socket that never appears).
 func (s *Shard) checkSocketPaths() error {
 	longest := s.layout.SiteByID("000000000000").Socket
-	if db := s.db.Socket(); s.cfg.Database == nil && len(db) > len(longest) {
-		longest = db
+	socks := []string{s.layout.PoolerSocket()}
+	if s.cfg.Database == nil {
+		socks = append(socks, s.db.Socket())
+	}
+	if s.tier.replica != nil {
+		socks = append(socks, s.tier.replica.Socket())
+	}
+	for _, p := range socks {
+		if len(p) > len(longest) {
+			longest = p
+		}
 	}
 	if len(longest) > maxSocketPath {
 		return fmt.Errorf("data directory %s is too deep: its sockets' paths would be %d bytes, more than the %d a Unix socket takes (e.g. %s); choose a shorter --data-dir",
@@ -468,7 +491,9 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.db.Run(procCtx) }()
 	go func() { defer wg.Done(); _ = s.fpm.Run(procCtx) }()
-	for _, ch := range []<-chan struct{}{s.db.Ready(), s.fpm.Ready()} {
+	// The pooler (and replica) beside them (dbtier.go).
+	s.startDBTier(procCtx, &wg)
+	for _, ch := range []<-chan struct{}{s.db.Ready(), s.fpm.Ready(), s.dbTierReady()} {
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -476,9 +501,9 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 		}
 	}
 	if s.cfg.Database != nil {
-		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr)
+		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr, "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	} else {
-		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket())
+		s.log.Info("shard servers up", "mariadb_socket", s.db.Socket(), "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	}
 	first := true
 	tick := time.NewTicker(s.cfg.Resync)

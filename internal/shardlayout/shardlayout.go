@@ -64,6 +64,14 @@ func (l Layout) SitesDir() string { return filepath.Join(l.Dir, "sites") }
 // PHPDir is the php-fpm master's directory (pool sockets in run/).
 func (l Layout) PHPDir() string { return filepath.Join(l.Dir, "php") }
 
+// PoolerDir holds the shard's connection pooler's socket (root's, 0711:
+// every site's PHP reaches the socket, nothing may be created beside it).
+func (l Layout) PoolerDir() string { return filepath.Join(l.Dir, "run", "pooler") }
+
+// PoolerSocket is the Unix socket of the shard's connection pooler (package
+// pooler), the sites' DB_HOST ("localhost:" and it) while the pooler runs.
+func (l Layout) PoolerSocket() string { return filepath.Join(l.PoolerDir(), "mysql.sock") }
+
 // CoresDir is where the shard registers its WordPress cores.
 func (l Layout) CoresDir() string { return filepath.Join(l.Dir, "cores") }
 

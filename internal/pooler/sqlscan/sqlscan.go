@@ -10,8 +10,6 @@
 // the pooler needs only a handful of facts per statement). It is
 // conservative: whatever it does not understand is neither a read nor
 // trackable, and pins when it could carry state.
-//
-// STATUS: skeleton (the API the pooler codes against).
 package sqlscan
 
 // Kind is the kind of statement.
@@ -64,28 +62,33 @@ type Assignment struct {
 	Value string
 }
 
-// Scan classifies query.
-func Scan(query string) Stmt { return Stmt{Pin: "not implemented"} }
+// Scan classifies query (the text of one COM_QUERY, which may hold
+// several statements when the client enabled multi-statements).
+func Scan(query string) Stmt {
+	r := lex(query, true)
+	st := scanTokens(r)
+	if r.backslash {
+		// A string literal holds a backslash: where it ends depends on
+		// sql_mode NO_BACKSLASH_ESCAPES, which this package does not
+		// know. Scan it both ways and keep the more careful answer.
+		st = merge(st, scanTokens(lex(query, false)))
+	}
+	return st
+}
+
+// ScanMode classifies query knowing whether the session's sql_mode has
+// NO_BACKSLASH_ESCAPES, which decides where a string literal holding a
+// backslash ends. The server reports it in every OK packet's status flags
+// (SERVER_STATUS_NO_BACKSLASH_ESCAPES); State.NoBackslashEscapes says
+// whether the tracked state sets it. Scan, not knowing, reads such a
+// query both ways and keeps the more careful answer, which pins a
+// WordPress search for "it's" (escaped as 'it\'s').
+func ScanMode(query string, noBackslashEscapes bool) Stmt {
+	return scanTokens(lex(query, !noBackslashEscapes))
+}
 
 // State is a session's tracked state: what its SET statements and its
 // handshake's character set made different from a fresh connection.
 type State struct {
 	vars []Assignment
 }
-
-// NewState is the state of a session whose handshake asked for the
-// character set and collation with this id (0: the server's default).
-func NewState(collationID uint8) State { return State{} }
-
-// Apply records assignments (in order; a later one of a name replaces an
-// earlier one; NAMES and CHARACTER SET reset the character_set_* and
-// collation_connection variables they imply).
-func (s *State) Apply(a []Assignment) {}
-
-// Equal reports whether s and o set the same values.
-func (s State) Equal(o State) bool { return false }
-
-// Replay returns the statements (at most a few, each one SET) that turn a
-// backend connection whose state is from into s: variables only from has
-// are set to DEFAULT, the others to s's values.
-func (s State) Replay(from State) []string { return nil }
