@@ -67,6 +67,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 				if errors.As(err, &me) && !isConnGone(me.Code) {
 					// The server refused a SET it took before:
 					// answer it rather than loop.
+					b.tainted = true
 					if !attached {
 						b.pool.put(b)
 					}
@@ -152,9 +153,13 @@ func errCode(p []byte) uint16 {
 // after updates the session after a command ran on b: tracked state,
 // pinning, the attached backend, the last write's GTID.
 func (s *session) after(ctx context.Context, b *backend, st sqlscan.Stmt, r result) {
-	if st.Kind == sqlscan.Set && st.Sets != nil && r.ok {
-		s.sets = compact(append(s.sets, st.Sets...))
-		b.state = stateOf(s.collation, slices.Clone(s.sets))
+	if st.Kind == sqlscan.Set && st.Sets != nil {
+		if r.ok {
+			s.sets = compact(append(s.sets, st.Sets...))
+			b.state = stateOf(s.collation, slices.Clone(s.sets))
+		} else {
+			b.tainted = true // some assignments may have taken
+		}
 	}
 	if st.Pin != "" && s.pinned == "" {
 		s.setPinned(st.Pin)

@@ -33,6 +33,9 @@ type backend struct {
 	status   uint16 // server status flags of its last response
 	lastUsed time.Time
 	reused   bool // it has served a statement before (it may have died in the pool)
+	// tainted: its state is not known (a SET or replay failed half-way):
+	// closed instead of pooled.
+	tainted bool
 }
 
 func (b *backend) inTx() bool {
@@ -166,6 +169,10 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 func (pl *pool) put(b *backend) {
 	b.lastUsed = pl.p.cfg.Clock()
 	b.reused = true
+	if b.tainted {
+		pl.discard(b)
+		return
+	}
 	pl.mu.Lock()
 	if pl.closed || pl.open > pl.max {
 		pl.open--

@@ -17,8 +17,59 @@
 // library does not do — pooling, state replay, pinning, read routing — is
 // written here, because it is the product.
 //
-// STATUS: skeleton (the API the shard codes against); the implementation is
-// being written.
+// How it works. go-mysql's server package does the handshake and the
+// authentication (mysql_native_password, no TLS: the pooler listens on a
+// Unix socket or inside the cluster). It asks its Handler for the
+// database before it checks the password, and answers any error of the
+// credential provider as is; so the pooler's provider checks the scramble
+// itself (from the handshake bytes it sees pass) and answers exactly what
+// MariaDB answers, in MariaDB's order: a wrong password or unknown user
+// 1045 "Access denied for user 'u'@'localhost' (using password: YES)",
+// another database 1044, the account's client limit 1226. The greeting
+// announces the primary's own version string (WordPress looks for
+// "MariaDB" in it).
+//
+// After the handshake the pooler runs its own command loop on raw
+// packets and forwards each command to a backend connection made with
+// go-mysql's client package, reading only what it must of the answer: its
+// end (OK, ERR, result sets with their EOFs, SERVER_MORE_RESULTS_EXISTS,
+// prepared-statement answers, cursors), the status flags, and an OK's
+// affected rows, insert id and warnings. Neither side negotiates
+// CLIENT_DEPRECATE_EOF, LOCAL_FILES, MULTI_STATEMENTS, compression or
+// session tracking; the client flags that change a backend's behaviour
+// (FOUND_ROWS, IGNORE_SPACE, MULTI_RESULTS, PS_MULTI_RESULTS) key the
+// backend pools. Packets over 16 MB are split and joined by go-mysql.
+//
+// Pools: per account and server (primary, replica), last-in first-out,
+// at most Account.MaxBackends connections (a statement waits
+// Config.BackendWait for one, then gets error 1203), idle ones closed
+// after Config.IdleTimeout. A session's tracked state (sqlscan.State: the
+// handshake's collation and the SETs it ran) is replayed on a backend
+// whose state differs before a statement runs there.
+//
+// A session keeps its backend: for life once a statement pins it
+// (sqlscan's Stmt.Pin: user variables, temporary tables, GET_LOCK, LOCK
+// TABLES, SET with expressions…, a prepared statement, USE of another
+// database); while the backend's status says a transaction is open or
+// autocommit is off; and through the next statement after
+// SQL_CALC_FOUND_ROWS (Stmt.HoldNext) or any answer with affected rows,
+// an insert id, warnings or an error (LAST_INSERT_ID(), ROW_COUNT(),
+// FOUND_ROWS(), SHOW WARNINGS read their connection). A backend that holds
+// a session's state is closed, never pooled, when the session ends.
+//
+// Reads (Stmt.Read) outside transactions, not pinned or held, go to the
+// replica when Config.Gate allows for the session's last write: after a
+// write the pooler reads @@last_gtid on that backend (only when a replica
+// is configured) and passes it to Gate.Usable. A replica that fails sends
+// the read to the primary.
+//
+// Failures: a pooled backend that was killed or whose server restarted
+// is closed; the statement runs again on a fresh connection when it
+// certainly did not run (the write failed, or the first answer was the
+// server's goodbye) or when it is a read; otherwise the client gets 2013
+// "Lost connection to MySQL server during query", never a guess. A
+// server that is down gives each statement a clear error and the session
+// lives on. Not supported: COM_CHANGE_USER (an error), LOAD DATA LOCAL.
 package pooler
 
 import (
