@@ -77,6 +77,7 @@ type Server struct {
 	// A replica's check interval and least time between two seeds
 	// (tests shorten them; 0: keepInterval, reseedGap).
 	keepEvery, reseedGap time.Duration
+	lastSeed             time.Time // under seedMu
 	loadMu               sync.Mutex
 	clientChecked        bool            // the mariadb client has the sandbox options
 	loading              map[string]bool // load users of running loads
@@ -325,6 +326,50 @@ func (s *Server) loadOrCreateSecrets() error {
 // point-in-time log shipper that was down for a while to catch up.
 const BinlogExpiry = 3 * 24 * time.Hour
 
+// BinlogOptions are the server options of the binary log every server
+// of a shard runs with (server_id id, logs in dir), as "name=value": the
+// local servers' configuration has them, and a server run elsewhere (a
+// Kubernetes StatefulSet) gets them as "--name=value" arguments.
+func BinlogOptions(id int, dir string) []string {
+	return []string{
+		"server_id=" + strconv.Itoa(id),
+		"log_bin=" + filepath.Join(dir, "mariadb-bin"),
+		"log_bin_index=" + filepath.Join(dir, "mariadb-bin.index"),
+		"binlog_format=ROW",
+		"binlog_row_image=FULL",
+		"binlog_row_metadata=FULL",
+		"gtid_domain_id=0",
+		"gtid_strict_mode=ON",
+		"binlog_expire_logs_seconds=" + strconv.Itoa(int(BinlogExpiry/time.Second)),
+		"max_binlog_size=64M",
+		"log_bin_trust_function_creators=ON",
+	}
+}
+
+// ReplicaOptions are the server options a read replica runs with besides
+// BinlogOptions (with another server_id), relay logs in dir.
+func ReplicaOptions(dir string) []string {
+	return []string{
+		"read_only=ON",
+		"relay_log=" + filepath.Join(dir, "relay-bin"),
+		"relay_log_index=" + filepath.Join(dir, "relay-bin.index"),
+		"relay_log_recovery=ON",
+		"log_slave_updates=OFF",
+		"skip_slave_start=OFF",
+		"slave_net_timeout=10",
+	}
+}
+
+// optionLines writes options as option-file lines.
+func optionLines(opts []string) string {
+	var b strings.Builder
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		fmt.Fprintf(&b, "%s = %s\n", k, v)
+	}
+	return b.String()
+}
+
 func (s *Server) writeConfig() error {
 	conf := fmt.Sprintf(`# Written by aipress; changes are overwritten.
 [mysqld]
@@ -349,27 +394,16 @@ performance_schema = OFF
 
 # Binary log: point-in-time recovery reads it (ROW events with full
 # images and column metadata) and replicas follow it by GTID.
-server_id = %d
-log_bin = %s
-log_bin_index = %s
-binlog_format = ROW
-binlog_row_image = FULL
-binlog_row_metadata = FULL
-gtid_domain_id = 0
-gtid_strict_mode = ON
-binlog_expire_logs_seconds = %d
-max_binlog_size = 64M
-# Without it, binary logging refuses triggers (and routines) from accounts
-# without SUPER (error 1419) — what a site's dump loads with; the check
-# guards statement-based logging, and this log is ROW only. Who may create
-# them is still decided by the privileges (and DEFINER checks), as before.
-log_bin_trust_function_creators = ON
-%s
+# log_bin_trust_function_creators: without it, binary logging refuses
+# triggers (and routines) from accounts without SUPER (error 1419) — what
+# a site's dump loads with; the check guards statement-based logging, and
+# this log is ROW only. Who may create them is still decided by the
+# privileges (and DEFINER checks), as before.
+%s%s
 [client]
 socket = %s
 `, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(),
-		s.serverID(), filepath.Join(s.binlogDir(), "mariadb-bin"), filepath.Join(s.binlogDir(), "mariadb-bin.index"),
-		int(BinlogExpiry/time.Second), s.replicaConfig(), s.Socket())
+		optionLines(BinlogOptions(s.serverID(), s.binlogDir())), s.replicaConfig(), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}

@@ -81,16 +81,7 @@ func (s *Server) replicaConfig() string {
 	if !s.isReplica() {
 		return ""
 	}
-	return fmt.Sprintf(`
-# Read replica: only the replication thread (and root) write.
-read_only = ON
-relay_log = %s
-relay_log_index = %s
-relay_log_recovery = ON
-log_slave_updates = OFF
-skip_slave_start = OFF
-slave_net_timeout = 10
-`, filepath.Join(s.binlogDir(), "relay-bin"), filepath.Join(s.binlogDir(), "relay-bin.index"))
+	return "\n# Read replica: only the replication thread (and root) write.\n" + optionLines(ReplicaOptions(s.binlogDir()))
 }
 
 // GTIDPos returns the server's GTID position: @@gtid_binlog_pos on a
@@ -239,7 +230,6 @@ func (s *Server) keepReplicating(ctx context.Context, up <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var ready, started bool
-	var lastSeed time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -251,7 +241,7 @@ func (s *Server) keepReplicating(ctx context.Context, up <-chan struct{}) {
 		if !started {
 			continue
 		}
-		err := s.ensureReplication(ctx, &lastSeed)
+		err := s.ensureReplication(ctx)
 		if err == nil && !ready {
 			ready = true
 			close(s.ready)
@@ -263,10 +253,29 @@ func (s *Server) keepReplicating(ctx context.Context, up <-chan struct{}) {
 }
 
 // ensureReplication seeds, re-points or re-seeds the replica as needed.
-func (s *Server) ensureReplication(ctx context.Context, lastSeed *time.Time) error {
+func (s *Server) ensureReplication(ctx context.Context) error {
 	src, err := s.source(ctx)
 	if err != nil {
 		return err
+	}
+	return s.EnsureReplicationFrom(ctx, src)
+}
+
+// EnsureReplicationFrom makes the server a replica of src if it is not
+// one in working order, doing only what is missing: it seeds it when it
+// was never seeded or a seed was interrupted (no primary configured), and
+// seeds it again when its data cannot be trusted (the SQL thread stopped
+// on an error; the primary lacks the binary log it needs, error 1236) —
+// not twice within reseedGap —, points it at src when src's address or
+// password changed, and starts a replication a crash left unstarted. A
+// replication stopped cleanly (STOP SLAVE) is left alone. Run calls it
+// every few seconds for a server with ReplicaOf or ReplicaOfRemote; it
+// works as well on a server administered as Remote (its admin user needs
+// SUPER or the replication admin privileges), which must run with
+// read_only=ON: a server with read_only off is refused, never emptied.
+func (s *Server) EnsureReplicationFrom(ctx context.Context, src Source) error {
+	if s.db == nil {
+		return errors.New("mariadb: server not running")
 	}
 	st, err := s.ReplicaStatus(ctx)
 	if err != nil {
@@ -277,41 +286,58 @@ func (s *Server) ensureReplication(ctx context.Context, lastSeed *time.Time) err
 		if gap <= 0 {
 			gap = reseedGap
 		}
-		if !lastSeed.IsZero() && time.Since(*lastSeed) < gap {
+		s.seedMu.Lock()
+		if !s.lastSeed.IsZero() && time.Since(s.lastSeed) < gap {
+			s.seedMu.Unlock()
 			return fmt.Errorf("mariadb: replica needs a new seed (%s); waiting before another", why)
 		}
-		*lastSeed = time.Now()
+		s.seedMu.Unlock()
 		if s.Logger != nil {
 			s.Logger.Warn("seeding the replica", "why", why, "primary", src.Addr)
 		}
 		return s.seed(ctx, src)
 	}
 	switch {
-	case !fileExists(s.seededFile()):
+	case !st.Configured:
 		return reseed("not seeded")
 	case st.LastSQLErrno != 0:
 		return reseed(st.LastError)
 	case st.LastIOErrno == 1236: // the primary lacks the binary log the replica needs
 		return reseed(st.LastError)
-	case !st.Configured || st.SourceAddr != src.Addr || st.LastIOErrno == 1045: // 1045: the password changed
+	case st.SourceAddr != src.Addr || st.LastIOErrno == 1045: // 1045: the password changed
 		return s.pointAt(ctx, src)
+	case !fileExists(s.seededFile()):
+		// Seeded and pointed, but a crash came before replication was
+		// started and recorded.
+		if err := s.Exec(ctx, "START SLAVE"); err != nil {
+			return err
+		}
+		return s.recordSeed(src, st.GTIDPos)
 	}
 	return nil
 }
 
-// StartReplicationFrom seeds this running local server, now, from the
-// primary at primaryAddr (host:port) with that primary's RoleReplication
-// account, and starts replicating from it by GTID. Whatever the server
-// held but its own system accounts is replaced. Run does the same by
-// itself for a server with ReplicaOf or ReplicaOfRemote.
+// StartReplicationFrom seeds this running server, now, from the primary
+// at primaryAddr (host:port) with that primary's RoleReplication account,
+// and starts replicating from it by GTID. Whatever the server held but its
+// own system accounts (and the account it is administered as) is
+// replaced; it must run with read_only=ON (a primary is refused).
+// EnsureReplicationFrom seeds only when needed.
 func (s *Server) StartReplicationFrom(ctx context.Context, primaryAddr, user, password string) error {
-	if s.Remote != nil || s.db == nil {
-		return errors.New("mariadb: a replica is a running local server")
+	if s.db == nil {
+		return errors.New("mariadb: server not running")
 	}
 	if _, _, err := net.SplitHostPort(primaryAddr); err != nil {
 		return fmt.Errorf("mariadb: primary address %q: %w", primaryAddr, err)
 	}
 	return s.seed(ctx, Source{Addr: primaryAddr, User: user, Password: password})
+}
+
+func (s *Server) recordSeed(src Source, pos string) error {
+	if err := writeFileAtomic(s.seededFile(), []byte(src.Addr+" "+pos+" "+time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("mariadb: replica: %w", err)
+	}
+	return nil
 }
 
 // systemUsers are accounts every server has of its own: never copied to a
@@ -339,6 +365,32 @@ func (s *Server) seed(ctx context.Context, src Source) error {
 		}
 		return nil
 	}
+	pdb, pconn, err := connectSource(ctx, src)
+	if err != nil {
+		return fmt.Errorf("mariadb: seed replica: %w", err)
+	}
+	defer pdb.Close()
+	defer pconn.Close()
+	// Never empty a server that is not configured as a replica.
+	var readOnly, id, primaryID int
+	var self string
+	if err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only, @@GLOBAL.server_id, CURRENT_USER()").Scan(&readOnly, &id, &self); err != nil {
+		return fmt.Errorf("mariadb: seed replica: %w", err)
+	}
+	if readOnly == 0 {
+		return errors.New("mariadb: seed replica: the server runs with read_only=OFF; a replica runs with it ON (is this the primary?)")
+	}
+	if err := pconn.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id").Scan(&primaryID); err != nil {
+		return fmt.Errorf("mariadb: seed replica: the primary's server_id: %w", err)
+	}
+	if id == primaryID {
+		return fmt.Errorf("mariadb: seed replica: the replica has the primary's server_id %d", id)
+	}
+	s.lastSeed = time.Now() // (what the checks above refuse does not count)
+	keep := account{}
+	if i := strings.LastIndexByte(self, '@'); i > 0 {
+		keep = account{self[:i], self[i+1:]}
+	}
 	// Nothing the seed does goes to the replica's own binary log.
 	if err := exec("SET SESSION sql_log_bin = 0"); err != nil {
 		return err
@@ -361,7 +413,7 @@ func (s *Server) seed(ctx context.Context, src Source) error {
 			}
 		}
 	}
-	if err := dropNonSystemUsers(ctx, conn); err != nil {
+	if err := dropNonSystemUsers(ctx, conn, keep); err != nil {
 		return fmt.Errorf("mariadb: seed replica: %w", err)
 	}
 	pos, err := s.loadPrimaryDump(ctx, src)
@@ -371,7 +423,7 @@ func (s *Server) seed(ctx context.Context, src Source) error {
 	// Accounts after the data: one created meanwhile is both copied and
 	// replayed, and the site accounts' statements are idempotent (CREATE
 	// USER IF NOT EXISTS, ALTER, GRANT, DROP USER IF EXISTS).
-	if err := copyUsers(ctx, src, conn); err != nil {
+	if err := copyUsers(ctx, pconn, conn, keep); err != nil {
 		return fmt.Errorf("mariadb: seed replica: %w", err)
 	}
 	if err := exec("SET GLOBAL gtid_slave_pos = ?", pos); err != nil {
@@ -383,10 +435,7 @@ func (s *Server) seed(ctx context.Context, src Source) error {
 	if err := exec("START SLAVE"); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.seededFile(), []byte(src.Addr+" "+pos+" "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("mariadb: seed replica: %w", err)
-	}
-	return nil
+	return s.recordSeed(src, pos)
 }
 
 // pointAt (re)points replication at src, keeping the applied position.
@@ -568,12 +617,15 @@ func accounts(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-func dropNonSystemUsers(ctx context.Context, conn *sql.Conn) error {
+func dropNonSystemUsers(ctx context.Context, conn *sql.Conn, keep account) error {
 	accts, err := accounts(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("accounts: %w", err)
 	}
 	for _, a := range accts {
+		if a == keep {
+			continue
+		}
 		if _, err := conn.ExecContext(ctx, "DROP USER IF EXISTS "+a.String()); err != nil {
 			return fmt.Errorf("drop account %s: %w", a, err)
 		}
@@ -581,9 +633,8 @@ func dropNonSystemUsers(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// copyUsers creates on conn's server (the replica) every non-system
-// account of the primary src, with its password hash, limits and grants.
-func copyUsers(ctx context.Context, src Source, conn *sql.Conn) error {
+// connectSource opens a connection to the primary src.
+func connectSource(ctx context.Context, src Source) (*sql.DB, *sql.Conn, error) {
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", src.Addr, src.User, src.Password
 	cfg.Timeout, cfg.ReadTimeout = 10*time.Second, 60*time.Second
@@ -591,20 +642,29 @@ func copyUsers(ctx context.Context, src Source, conn *sql.Conn) error {
 	cfg.Logger = &mysql.NopLogger{}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	pdb := sql.OpenDB(c)
-	defer pdb.Close()
 	pconn, err := pdb.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to the primary %s: %w", src.Addr, err)
+		pdb.Close()
+		return nil, nil, fmt.Errorf("connect to the primary %s: %w", src.Addr, err)
 	}
-	defer pconn.Close()
+	return pdb, pconn, nil
+}
+
+// copyUsers creates on conn's server (the replica) every non-system
+// account of the primary (pconn), with its password hash, limits and grants,
+// but keep (the account the replica is administered as).
+func copyUsers(ctx context.Context, pconn, conn *sql.Conn, keep account) error {
 	accts, err := accounts(ctx, pconn)
 	if err != nil {
 		return fmt.Errorf("the primary's accounts: %w", err)
 	}
 	for _, a := range accts {
+		if a == keep {
+			continue
+		}
 		var create string
 		if err := pconn.QueryRowContext(ctx, "SHOW CREATE USER "+a.String()).Scan(&create); err != nil {
 			var me *mysql.MySQLError

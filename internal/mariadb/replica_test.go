@@ -260,6 +260,49 @@ func TestReplicaOfRemote(t *testing.T) {
 	if st, err := ReadReplicaStatus(ctx, mdb); err != nil || !st.Healthy() {
 		t.Fatalf("status as the monitor account: %+v, %v", st, err)
 	}
+
+	// A primary (read_only off) is never emptied by a seed.
+	if err := primary.StartReplicationFrom(ctx, "127.0.0.1:"+strconv.Itoa(primary.Port()), user, pw); err == nil ||
+		!strings.Contains(err.Error(), "read_only") {
+		t.Fatalf("seeding the primary: %v", err)
+	}
+	if n := count(t, primary, "wp_k.t"); n != 2 {
+		t.Fatalf("primary rows after the refused seed = %d", n)
+	}
+
+	// A server administered remotely (by an admin account, over TCP) is
+	// made a replica the same way; the admin account survives the seed.
+	other := startServer(t)
+	mustExec(t, other, "SET GLOBAL read_only = ON")
+	admin := remoteOf(t, other)
+	src := Source{Addr: "127.0.0.1:" + strconv.Itoa(primary.Port()), User: user, Password: pw}
+	if err := admin.EnsureReplicationFrom(ctx, src); err == nil || !strings.Contains(err.Error(), "server_id") {
+		t.Fatalf("seeding a replica with the primary's server_id: %v", err)
+	}
+	mustExec(t, other, "SET GLOBAL server_id = 3")
+	if err := admin.EnsureReplicationFrom(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.EnsureReplicationFrom(ctx, src); err != nil { // in order: nothing to do
+		t.Fatal(err)
+	}
+	mustExec(t, primary, "INSERT INTO wp_k.t VALUES (3)")
+	want, _ := primary.GTIDPos(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := admin.QueryString(ctx, "SELECT @@gtid_slave_pos")
+		if err == nil && got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := admin.ReplicaStatus(ctx)
+			t.Fatalf("remote replica at %q (%v), want %q; %+v", got, err, want, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := count(t, other, "wp_k.t"); n != 3 {
+		t.Fatalf("remote replica rows = %d", n)
+	}
 }
 
 // The internal accounts: stable passwords kept 0600 under Dir, the
