@@ -274,7 +274,7 @@ func (s series) Mean() float64 {
 // connections on the primary (and replicas) and the primary's
 // Threads_connected.
 type sampling struct {
-	cancel  context.CancelFunc
+	stopc   chan struct{}
 	done    chan struct{}
 	Backend series // site users' connections to the primary
 	Threads series // the primary's Threads_connected
@@ -282,9 +282,12 @@ type sampling struct {
 	err     error
 }
 
+//
+// It stops between two samples, never by cancelling a query's context: the
+// driver closes a connection whose query was cancelled, and the connection
+// is needed for the status reading after the run.
 func startSampling(ctx context.Context, interval time.Duration, primary *server, replicas []*server, users map[string]bool) *sampling {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &sampling{cancel: cancel, done: make(chan struct{})}
+	s := &sampling{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(interval)
@@ -311,13 +314,14 @@ func startSampling(ctx context.Context, interval time.Duration, primary *server,
 				s.Replica.add(r)
 			}
 			if err != nil {
-				if ctx.Err() == nil {
-					s.err = err
-				}
+				s.err = err
 				return
 			}
 			select {
 			case <-ctx.Done():
+				s.err = ctx.Err()
+				return
+			case <-s.stopc:
 				return
 			case <-t.C:
 			}
@@ -328,7 +332,7 @@ func startSampling(ctx context.Context, interval time.Duration, primary *server,
 
 // stop ends the sampling and returns its first error.
 func (s *sampling) stop() error {
-	s.cancel()
+	close(s.stopc)
 	<-s.done
 	return s.err
 }
