@@ -282,7 +282,6 @@ type sampling struct {
 	err     error
 }
 
-//
 // It stops between two samples, never by cancelling a query's context: the
 // driver closes a connection whose query was cancelled, and the connection
 // is needed for the status reading after the run.
