@@ -170,11 +170,11 @@ func sampleResult() Result {
 		DurationSecs: 60, WarmupSecs: 20, LoadAvgBefore: "1.00 0.50 0.25", LoadAvgAfter: "3.00 2.00 1.00",
 		Configs: []ConfigResult{
 			{Name: "direct", Requests: 3000, ReqPerSec: 50, P50Ms: 200, P99Ms: 800, CommentsSent: 150, CommentsOK: 149,
-				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30},
+				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ActiveMean: 2.5, LoadAvg: "1.10→1.90", ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30},
 			{Name: "pooler", Requests: 2900, ReqPerSec: 48, P50Ms: 210, P99Ms: 900, CommentsSent: 145, CommentsOK: 145,
-				Samples: 600, BackendPeak: 6, BackendMean: 4.2, ThreadsPeak: 9, PrimarySelects: 58000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 31},
+				Samples: 600, BackendPeak: 6, BackendMean: 4.2, ActiveMean: 2.4, LoadAvg: "1.90→2.00", ThreadsPeak: 9, PrimarySelects: 58000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 31},
 			{Name: "pooler+replica", Replicas: 1, Requests: 2950, ReqPerSec: 49, P50Ms: 205, P99Ms: 850, CommentsSent: 147, CommentsOK: 147,
-				Samples: 600, BackendPeak: 7, BackendMean: 4, ThreadsPeak: 11, PrimarySelects: 20000, PrimarySelectsPerReq: 6.8, PrimaryQuestionsPerReq: 12, ReplicaSelectsPerReq: 13.5},
+				Samples: 600, BackendPeak: 7, BackendMean: 4, ActiveMean: 2.6, LoadAvg: "2.00→2.10", ThreadsPeak: 11, PrimarySelects: 20000, PrimarySelectsPerReq: 6.8, PrimaryQuestionsPerReq: 12, ReplicaSelectsPerReq: 13.5},
 		}}
 }
 

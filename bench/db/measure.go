@@ -92,6 +92,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		rBefore = append(rBefore, st)
 		rSent = append(rSent, r.Sent())
 	}
+	load1 := loadAvg1()
 	samp := startSampling(ctx, o.interval, primary, replicas, users)
 	var prof chan error
 	if o.profile && c.Pooler && debugAddr != "" {
@@ -107,6 +108,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	ws, out, werr := runWrk(ctx, wrkBin, args)
 	elapsed := time.Since(start)
 	serr := samp.stop()
+	cr.LoadAvg = load1 + "→" + loadAvg1()
 	if werr != nil {
 		return nil, werr
 	}
@@ -142,6 +144,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	cr.SocketErrors = ws.SocketErrors()
 	cr.CommentsSent, cr.CommentsOK = ws.CommentsSent, ws.CommentsOK
 	cr.BackendPeak, cr.BackendMean, cr.Samples = samp.Backend.Peak, samp.Backend.Mean(), samp.Backend.N
+	cr.ActivePeak, cr.ActiveMean = samp.Active.Peak, samp.Active.Mean()
 	cr.ThreadsPeak, cr.ThreadsMean = samp.Threads.Peak, samp.Threads.Mean()
 	cr.ReplicaBackendPeak, cr.ReplicaBackendMean = samp.Replica.Peak, samp.Replica.Mean()
 	cr.PrimarySelects = after["Com_select"] - before["Com_select"]
@@ -159,6 +162,16 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	logf("%s: %d requests in %v (%.1f req/s, p99 %.0f ms), backend conns peak %d mean %.1f (%d samples), primary SELECTs/request %.2f",
 		c.Name, ws.Requests, elapsed.Round(time.Millisecond), cr.ReqPerSec, cr.P99Ms, cr.BackendPeak, cr.BackendMean, cr.Samples, cr.PrimarySelectsPerReq)
 	return cr, nil
+}
+
+// loadAvg1 is the 1-minute load average ("?" when unknown): the machine is
+// shared, the report says how busy it was.
+func loadAvg1() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // cpuProfile fetches a CPU profile of the aipress process (its shards and

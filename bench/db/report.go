@@ -50,6 +50,8 @@ type ConfigResult struct {
 	Samples            int     `json:"samples"`
 	BackendPeak        int     `json:"backend_connections_peak"`
 	BackendMean        float64 `json:"backend_connections_mean"`
+	ActivePeak         int     `json:"backend_active_peak"`
+	ActiveMean         float64 `json:"backend_active_mean"`
 	ThreadsPeak        int     `json:"threads_connected_peak"`
 	ThreadsMean        float64 `json:"threads_connected_mean"`
 	ReplicaBackendPeak int     `json:"replica_backend_connections_peak"`
@@ -65,6 +67,7 @@ type ConfigResult struct {
 	ReplicaQuestions       int64   `json:"replica_questions"`
 	ReplicaSelectsPerReq   float64 `json:"replica_selects_per_request"`
 
+	LoadAvg string `json:"loadavg_1m_before_after"`
 	Profile string `json:"cpu_profile,omitempty"`
 }
 
@@ -157,7 +160,7 @@ func (r *Result) print(w io.Writer) {
 		r.Sites, r.Load, r.WarmupSecs, r.Every)
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAvgBefore, r.LoadAvgAfter)
 	t := benchplatform.Table{{"config", "req/s", "p50 ms", "p99 ms", "failed", "comments ok/sent",
-		"backend peak", "backend mean", "threads peak", "primary SELECT/req", "primary Questions/req", "replica SELECT/req"}}
+		"backend peak", "backend mean", "active mean", "threads peak", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "load 1m"}}
 	for _, c := range r.Configs {
 		failed := strconv.FormatInt(c.Failed+c.SocketErrors, 10)
 		if len(c.Statuses) > 0 {
@@ -174,7 +177,7 @@ func (r *Result) print(w io.Writer) {
 		}
 		t = append(t, []string{c.Name, f(c.ReqPerSec, 1), f(c.P50Ms, 1), f(c.P99Ms, 1), failed,
 			fmt.Sprintf("%d/%d", c.CommentsOK, c.CommentsSent), strconv.Itoa(c.BackendPeak), f(c.BackendMean, 1),
-			strconv.Itoa(c.ThreadsPeak), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep})
+			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, c.LoadAvg})
 	}
 	t.Print(w)
 	if len(r.Goals) > 0 {

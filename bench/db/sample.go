@@ -202,44 +202,49 @@ func (s *server) siteUsers(ctx context.Context) (map[string]bool, error) {
 
 // siteConns counts the connections in SHOW PROCESSLIST (the same rows as
 // information_schema.PROCESSLIST, without a Com_select) whose user is in
-// users.
-func (s *server) siteConns(ctx context.Context, users map[string]bool) (int, error) {
+// users, and of those the active ones (Command other than Sleep).
+func (s *server) siteConns(ctx context.Context, users map[string]bool) (n, active int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sent++
 	rows, err := s.conn.QueryContext(ctx, "SHOW PROCESSLIST")
 	if err != nil {
-		return 0, fmt.Errorf("processlist (%s): %w", s.Dir, err)
+		return 0, 0, fmt.Errorf("processlist (%s): %w", s.Dir, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	userCol := -1
+	userCol, cmdCol := -1, -1
 	for i, c := range cols {
-		if strings.EqualFold(c, "User") {
+		switch {
+		case strings.EqualFold(c, "User"):
 			userCol = i
+		case strings.EqualFold(c, "Command"):
+			cmdCol = i
 		}
 	}
-	if userCol < 0 {
-		return 0, fmt.Errorf("processlist: no User column in %v", cols)
+	if userCol < 0 || cmdCol < 0 {
+		return 0, 0, fmt.Errorf("processlist: no User column in %v", cols)
 	}
 	vals := make([]sql.RawBytes, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	n := 0
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if users[string(vals[userCol])] {
 			n++
+			if string(vals[cmdCol]) != "Sleep" {
+				active++
+			}
 		}
 	}
-	return n, rows.Err()
+	return n, active, rows.Err()
 }
 
 // Sent is how many statements the measuring connection has sent.
@@ -277,6 +282,7 @@ type sampling struct {
 	stopc   chan struct{}
 	done    chan struct{}
 	Backend series // site users' connections to the primary
+	Active  series // of those, the ones running a command (not Sleep)
 	Threads series // the primary's Threads_connected
 	Replica series // site users' connections to the replicas, summed
 	err     error
@@ -292,11 +298,12 @@ func startSampling(ctx context.Context, interval time.Duration, primary *server,
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			n, err := primary.siteConns(ctx, users)
+			n, active, err := primary.siteConns(ctx, users)
 			if err == nil {
 				var st map[string]int64
 				if st, err = primary.status(ctx, "Threads_connected"); err == nil {
 					s.Backend.add(n)
+					s.Active.add(active)
 					s.Threads.add(int(st["Threads_connected"]))
 				}
 			}
@@ -306,7 +313,7 @@ func startSampling(ctx context.Context, interval time.Duration, primary *server,
 					break
 				}
 				var k int
-				k, err = rs.siteConns(ctx, users)
+				k, _, err = rs.siteConns(ctx, users)
 				r += k
 			}
 			if err == nil && len(replicas) > 0 {
