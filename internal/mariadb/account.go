@@ -83,15 +83,22 @@ func (s *Server) accountHosts() []string {
 // Account ensures the internal account for role (RoleMonitor or
 // RoleReplication) and returns its user name and password. The password is
 // generated once and kept in Dir (0600); the account is (re)created and
-// (re)granted on every call, so a call repairs it. On a remote server the
+// (re)granted on the first call of each process (a restart repairs it). On a remote server the
 // admin user needs those privileges WITH GRANT OPTION.
 //
 // A replica has the accounts of its primary (they replicate): for a replica
 // of a local primary Account returns the primary's; a replica of a remote
 // primary has none of its own (its owner knows the primary's).
 func (s *Server) Account(ctx context.Context, role string) (user, password string, err error) {
+	return s.account(ctx, role, false)
+}
+
+// account is Account; the account is (re)created and (re)granted on the
+// first call of this process and when force is set, since every statement
+// goes to the binary log (and to the replicas).
+func (s *Server) account(ctx context.Context, role string, force bool) (user, password string, err error) {
 	if s.ReplicaOf != nil {
-		return s.ReplicaOf.Account(ctx, role)
+		return s.ReplicaOf.account(ctx, role, force)
 	}
 	if s.ReplicaOfRemote != nil {
 		return "", "", errors.New("mariadb: a replica of a remote primary has that primary's accounts; ask the primary")
@@ -114,6 +121,9 @@ func (s *Server) Account(ctx context.Context, role string) (user, password strin
 			return "", "", fmt.Errorf("mariadb: account %s: %w", role, err)
 		}
 	}
+	if s.accountsDone[role] == password && !force {
+		return user, password, nil
+	}
 	for _, host := range s.accountHosts() {
 		for _, q := range []string{
 			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS %d", user, host, password, accountMaxConnections),
@@ -125,5 +135,9 @@ func (s *Server) Account(ctx context.Context, role string) (user, password strin
 			}
 		}
 	}
+	if s.accountsDone == nil {
+		s.accountsDone = map[string]string{}
+	}
+	s.accountsDone[role] = password
 	return user, password, nil
 }

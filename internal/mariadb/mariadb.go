@@ -72,8 +72,9 @@ type Server struct {
 	db       *sql.DB
 	ready    chan struct{}
 
-	accountMu sync.Mutex
-	seedMu    sync.Mutex
+	accountMu    sync.Mutex
+	accountsDone map[string]string // role → password ensured by this process (under accountMu)
+	seedMu       sync.Mutex
 	// A replica's check interval and least time between two seeds
 	// (tests shorten them; 0: keepInterval, reseedGap).
 	keepEvery, reseedGap time.Duration
@@ -353,7 +354,6 @@ func ReplicaOptions(dir string) []string {
 		"read_only=ON",
 		"relay_log=" + filepath.Join(dir, "relay-bin"),
 		"relay_log_index=" + filepath.Join(dir, "relay-bin.index"),
-		"relay_log_recovery=ON",
 		"log_slave_updates=OFF",
 		"skip_slave_start=OFF",
 		"slave_net_timeout=10",

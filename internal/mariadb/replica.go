@@ -193,7 +193,7 @@ func (s *Server) sourceCnf() string  { return filepath.Join(s.Dir, "replica-sour
 
 // source is where the replica replicates from; for a local primary that is
 // not up yet, errNotYet.
-func (s *Server) source(ctx context.Context) (Source, error) {
+func (s *Server) source(ctx context.Context, force bool) (Source, error) {
 	if s.ReplicaOfRemote != nil {
 		return *s.ReplicaOfRemote, nil
 	}
@@ -203,7 +203,7 @@ func (s *Server) source(ctx context.Context) (Source, error) {
 	default:
 		return Source{}, errPrimaryNotReady
 	}
-	user, pw, err := p.Account(ctx, RoleReplication)
+	user, pw, err := p.account(ctx, RoleReplication, force)
 	if err != nil {
 		return Source{}, err
 	}
@@ -254,9 +254,18 @@ func (s *Server) keepReplicating(ctx context.Context, up <-chan struct{}) {
 
 // ensureReplication seeds, re-points or re-seeds the replica as needed.
 func (s *Server) ensureReplication(ctx context.Context) error {
-	src, err := s.source(ctx)
+	src, err := s.source(ctx, false)
 	if err != nil {
 		return err
+	}
+	if s.ReplicaOf != nil && s.db != nil {
+		// Access denied to the IO thread: repair the account on the
+		// primary (and point at it again, below).
+		if st, err := s.ReplicaStatus(ctx); err == nil && st.LastIOErrno == 1045 {
+			if src, err = s.source(ctx, true); err != nil {
+				return err
+			}
+		}
 	}
 	return s.EnsureReplicationFrom(ctx, src)
 }

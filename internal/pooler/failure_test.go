@@ -193,3 +193,22 @@ func TestResetAccount(t *testing.T) {
 		t.Fatalf("old password after the change: %v", err)
 	}
 }
+
+// TestServerDown: with the server unreachable a login fails (as a direct
+// connect would: WordPress shows its database error page), clearly.
+func TestServerDown(t *testing.T) {
+	s := newSite(t, 2)
+	p := startPooler(t, Config{Primary: Backend{Network: "unix", Addr: t.TempDir() + "/gone.sock"}}, s.Account)
+	err := open(t, p.cfg.Socket, s.User, s.Password, s.Database).Ping()
+	if me := myErr(err); me == nil || me.Number != 2002 {
+		t.Fatalf("login with the server down: %v, want error 2002", err)
+	}
+	if st := p.Stats(); st.Clients != 0 || st.BackendsPrimary != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	// Wrong passwords are still refused first.
+	err = open(t, p.cfg.Socket, s.User, "nope", s.Database).Ping()
+	if me := myErr(err); me == nil || me.Number != 1045 {
+		t.Fatalf("wrong password with the server down: %v", err)
+	}
+}

@@ -109,13 +109,16 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			s.after(ctx, b, st, result{ok: true, status: b.status, hasStatus: true})
 			return nil
 		}
+		s.nc.hold()
 		r, err := s.relay(b, cmd, first)
 		if err != nil {
 			// Part of an answer may have reached the client: the
 			// session cannot go on.
+			s.nc.flush()
 			lost()
 			return err
 		}
+		defer s.nc.flush()
 		s.p.mu.Lock()
 		if b.pool.replica {
 			s.p.stats.QueriesReplica++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -100,6 +101,9 @@ type hostConn struct {
 	capturing bool
 	lastWrite []byte
 	read      []byte
+
+	holding bool
+	pending []byte
 }
 
 type hostAddr string
@@ -112,11 +116,41 @@ func (c *hostConn) RemoteAddr() net.Addr { return hostAddr(c.host) }
 func (c *hostConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	if c.capturing {
+		patchStatus(b)
 		c.lastWrite = append(c.lastWrite[:0], b...)
 		c.read = c.read[:0]
 	}
 	c.mu.Unlock()
+	if c.holding {
+		// Keep the last write back until flush.
+		if c.pending != nil {
+			if _, err := c.Conn.Write(c.pending); err != nil {
+				c.pending = nil
+				return 0, err
+			}
+		}
+		c.pending = append(c.pending[:0], b...)
+		return len(b), nil
+	}
 	return c.Conn.Write(b)
+}
+
+// hold keeps the last packet of an answer back until flush, so the
+// pooler's bookkeeping (backend back in its pool, pins, counters) is done
+// before the client sees the answer end. Only the session's goroutine
+// writes.
+func (c *hostConn) hold() { c.holding = true }
+
+// flush writes what hold kept back.
+func (c *hostConn) flush() error {
+	c.holding = false
+	p := c.pending
+	c.pending = nil
+	if p == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(p)
+	return err
 }
 
 func (c *hostConn) Read(b []byte) (int, error) {
@@ -134,6 +168,7 @@ func (c *hostConn) Read(b []byte) (int, error) {
 type clientAuth struct {
 	salt, auth []byte
 	collation  uint8
+	caps       uint32
 }
 
 // captured parses the last greeting (or auth switch request) written and
@@ -163,6 +198,7 @@ func (c *hostConn) captured() (clientAuth, error) {
 			return ca, fmt.Errorf("pooler: short handshake response")
 		}
 		caps := binary.LittleEndian.Uint32(r[:4])
+		ca.caps = caps
 		ca.collation = r[8]
 		pos = 32
 		i = bytes.IndexByte(r[pos:], 0)
@@ -234,6 +270,7 @@ type credentials struct {
 	hc   *hostConn
 	h    *handshakeHandler
 	sess *session // registered with its account on success
+	ctx  context.Context
 }
 
 func (cr *credentials) CheckUsername(string) (bool, error) { return true, nil }
@@ -262,6 +299,21 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 	cr.sess.collation = ca.collation
 	if err := cr.p.register(a, cr.sess); err != nil {
 		return "", false, err
+	}
+	// With no backend open the server may be down: find out now, so the
+	// client's connect fails as it would directly (WordPress then shows
+	// its database error page instead of pages with failed queries).
+	if a.primary.openCount() == 0 {
+		b, err := a.primary.get(cr.ctx, ca.caps&capsKey)
+		if err != nil {
+			cr.p.unregister(cr.sess)
+			var me *mysql.MyError
+			if errors.As(err, &me) {
+				return "", false, me
+			}
+			return "", false, mysql.NewError(2002, "Can't connect to the database server through the pooler")
+		}
+		a.primary.put(b)
 	}
 	return a.Password, true, nil
 }
@@ -293,5 +345,26 @@ func (p *Pooler) unregister(s *session) {
 	if _, ok := s.acct.sessions[s]; ok {
 		delete(s.acct.sessions, s)
 		p.stats.Clients--
+	}
+}
+
+// patchStatus sets SERVER_STATUS_AUTOCOMMIT in the greeting and in the OK
+// that ends the handshake, as MariaDB does (go-mysql sends no status
+// there).
+func patchStatus(b []byte) {
+	if len(b) < 5 {
+		return
+	}
+	p := b[4:]
+	switch p[0] {
+	case 10: // greeting: version NUL, id 4, scramble 8, filler, caps 2, charset, status 2
+		i := bytes.IndexByte(p[1:], 0)
+		if pos := 1 + i + 1 + 4 + 8 + 1 + 2 + 1; i >= 0 && pos+2 <= len(p) {
+			p[pos] |= byte(mysql.SERVER_STATUS_AUTOCOMMIT)
+		}
+	case mysql.OK_HEADER: // 0 affected, 0 insert id, status 2, warnings 2
+		if len(p) >= 7 && p[1] == 0 && p[2] == 0 {
+			p[3] |= byte(mysql.SERVER_STATUS_AUTOCOMMIT)
+		}
 	}
 }

@@ -88,8 +88,17 @@ func newSite(t *testing.T, maxBackends int) site {
 	pw := fmt.Sprintf("pw%dsecret", n)
 	ctx := context.Background()
 	for _, s := range []*mariadb.Server{primary, replicaDB} {
-		if err := s.EnsureDatabase(ctx, name, name, pw, 20); err != nil {
-			t.Fatal(err)
+		// (A test may have killed a server: its supervisor restarts it.)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			err := s.EnsureDatabase(ctx, name, name, pw, 20)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	return site{Account{User: name, Password: pw, Database: name, MaxBackends: maxBackends}}

@@ -97,8 +97,37 @@ func TestReplicaRouting(t *testing.T) {
 		t.Fatalf("gate asked about GTID %q, want the write's %q", gt, pos)
 	}
 	// Another session has no write to wait for.
-	if got := queryString(t, conn(t, db), read); got != "replica" {
+	other := conn(t, db)
+	if got := queryString(t, other, read); got != "replica" {
 		t.Fatalf("other session: %q", got)
+	}
+	// A transaction that wrote: its COMMIT's GTID.
+	tx := conn(t, db)
+	mustExec(t, tx, "BEGIN")
+	mustExec(t, tx, "INSERT INTO t (v) VALUES ('tx')")
+	mustExec(t, tx, "COMMIT")
+	if pos, err = primary.GTIDPos(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, tx, read); got != "primary,written,tx" {
+		t.Fatalf("read after own transaction: %q", got)
+	}
+	if gt := g.last(); gt != pos {
+		t.Fatalf("gate asked about GTID %q after a commit, want %q", gt, pos)
+	}
+	g.set(true, false)
+	if got := queryString(t, other, read); got != "replica" {
+		t.Fatalf("other session: %q", got)
+	}
+	// The replica dies under its pooled connections: reads still answer
+	// (from the primary, or from the replica once restarted), no error.
+	if err := replicaDB.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if got := queryString(t, other, read); got != "replica" && got != "primary,written,tx" {
+			t.Fatalf("read with the replica killed: %q", got)
+		}
 	}
 }
 

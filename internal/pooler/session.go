@@ -25,7 +25,7 @@ var (
 type session struct {
 	p    *Pooler
 	acct *account
-	nc   net.Conn
+	nc   *hostConn
 	c    *server.Conn
 	caps uint32 // client capabilities that key backends
 
@@ -77,7 +77,7 @@ func (p *Pooler) handle(ctx context.Context, nc net.Conn) {
 	hc := &hostConn{Conn: nc, host: host, capturing: true}
 	s := &session{p: p, nc: hc}
 	h := &handshakeHandler{}
-	cr := &credentials{p: p, hc: hc, h: h, sess: s}
+	cr := &credentials{p: p, hc: hc, h: h, sess: s, ctx: ctx}
 	c, err := p.mysqlServer(p.serverVersion(ctx)).NewCustomizedConn(hc, cr, h)
 	if err != nil {
 		p.unregister(s)
@@ -132,6 +132,10 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	case mysql.COM_INIT_DB:
 		if db := string(pkt[1:]); db != s.acct.Database {
 			return s.writeErr(mysql.NewDefaultError(mysql.ER_DBACCESS_DENIED_ERROR, s.acct.User, "localhost", db))
+		}
+		if s.pinned != "" {
+			// Its backend may have USEd another database.
+			return s.run(ctx, pkt, sqlscan.Stmt{Kind: sqlscan.Use, DB: s.acct.Database})
 		}
 		return s.writeOK()
 	case mysql.COM_RESET_CONNECTION:

@@ -207,25 +207,27 @@ func (w *Watch) judge(primaryPos string, perr error, pAt time.Time, rs mariadb.R
 			ppos, primaryOK = p, true
 		}
 	}
-	if rerr != nil {
-		st.Err = "replica: " + rerr.Error()
-		w.store(st, nil)
-		return st
-	}
-	st.IORunning, st.SQLRunning, st.SecondsBehind, st.ReplicaPos = rs.IORunning, rs.SQLRunning, rs.SecondsBehind, rs.GTIDPos
-	rpos, err := parseGTIDs(rs.GTIDPos)
-	if err != nil {
-		st.Err = "replica position: " + err.Error()
-		w.store(st, nil)
-		return st
-	}
 	// Lag: since when the replica has lacked a position the primary had.
-	if primaryOK && !rpos.covers(ppos) {
+	// The primary's positions are kept while the replica does not answer
+	// too: back, it is as far behind as they say.
+	var rpos gtidPos
+	if rerr == nil {
+		st.IORunning, st.SQLRunning, st.SecondsBehind, st.ReplicaPos = rs.IORunning, rs.SQLRunning, rs.SecondsBehind, rs.GTIDPos
+		if rpos, rerr = parseGTIDs(rs.GTIDPos); rerr != nil {
+			rerr = fmt.Errorf("position: %w", rerr)
+		}
+	}
+	if primaryOK && (rerr != nil || !rpos.covers(ppos)) {
 		if n := len(w.history); n == 0 || !w.history[n-1].pos.equal(ppos) {
 			if n < maxHistory { // full: keep the oldest (the lag only grows)
 				w.history = append(w.history, observed{at: pAt, pos: ppos})
 			}
 		}
+	}
+	if rerr != nil {
+		st.Err = "replica: " + rerr.Error()
+		w.store(st, nil)
+		return st
 	}
 	i := 0
 	for i < len(w.history) && rpos.covers(w.history[i].pos) {

@@ -74,13 +74,17 @@ func TestShardOnExternalDatabase(t *testing.T) {
 	c.check(host, "/a-post-that-moved/", 200, "Carried across shards.")
 
 	// The site's database and user live on the external server; the site
-	// connects to it over TCP.
+	// connects to the shard's pooler, which connects to it over TCP.
 	cfg, err := os.ReadFile(filepath.Join(n.Docroot, "wp-config.php"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "define('DB_HOST', '" + remote.Addr + "');"; !strings.Contains(string(cfg), want) {
+	layout := shard.Layout{Name: "alpha", Dir: filepath.Join(c.dir, "shard-alpha")}
+	if want := "define('DB_HOST', 'localhost:" + layout.PoolerSocket() + "');"; !strings.Contains(string(cfg), want) {
 		t.Errorf("wp-config.php lacks %s", want)
+	}
+	if st := sh.Pooler().Stats(); st.QueriesPrimary == 0 || st.Accounts[n.DBUser].Backends == 0 {
+		t.Errorf("the site's queries did not go through the pooler: %+v", st)
 	}
 	extCount := func(q string, args ...any) string {
 		t.Helper()
@@ -140,5 +144,52 @@ func TestShardOnExternalDatabase(t *testing.T) {
 	}
 	if v := extCount("SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?", shard.NamePrefix("alpha")+"%"); v != "0" {
 		t.Errorf("%s users of the shard left on the external server", v)
+	}
+}
+
+// TestShardExternalReplica: with an external server and Replica HOST:PORT
+// (a replica of that server reached by address, as on Kubernetes), the
+// shard's pooler sends a site's reads to the replica once its watch (with
+// the external server's admin account) finds it caught up.
+func TestShardExternalReplica(t *testing.T) {
+	c := newCluster(t)
+	ext, remote := externalDB(t, c)
+	user, password, err := ext.Account(c.ctx, mariadb.RoleReplication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &mariadb.Server{Dir: filepath.Join(c.dir, "external-replica"), Logger: c.log,
+		ReplicaOfRemote: &mariadb.Source{Addr: remote.Addr, User: user, Password: password}}
+	if err := rep.Prepare(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	done := make(chan error, 1)
+	go func() { done <- rep.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; rep.Close() })
+	select {
+	case <-rep.Ready():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("replica not ready")
+	}
+	c.tweak = func(cfg *shard.Config) { cfg.Replica = "127.0.0.1:" + strconv.Itoa(rep.Port()) }
+	sh := c.startWith("alpha", remote)
+	defer c.deleteAll()
+	const host = "xr.localhost"
+	c.create(host, "uid-xr", "alpha", "External Replica", adminFor(t))
+	deadline := time.Now().Add(2 * time.Minute)
+	for !sh.ReplicaGate().Usable("") {
+		if time.Now().After(deadline) {
+			rs, err := rep.ReplicaStatus(c.ctx)
+			t.Fatalf("the replica never became usable: %+v %v", rs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := sh.Pooler().Stats().QueriesReplica
+	for i := 0; i < 3; i++ {
+		c.check(host, "/?i="+strconv.Itoa(i), 200, "External Replica")
+	}
+	if sh.Pooler().Stats().QueriesReplica == before {
+		t.Errorf("no read went to the replica: %+v", sh.Pooler().Stats())
 	}
 }

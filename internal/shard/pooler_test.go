@@ -477,3 +477,86 @@ func TestDirectDB(t *testing.T) {
 		t.Errorf("the site's PHP connecting to MariaDB's socket: %q", got)
 	}
 }
+
+// TestShardLocalReplica: with Replica "local" the shard runs a second
+// mariadbd replicating its own (its directory closed to site users like
+// the primary's), watches it, and its pooler sends a site's reads there
+// once the replica has caught up; the site's writes still go to the
+// primary.
+func TestShardLocalReplica(t *testing.T) {
+	c := newCluster(t)
+	c.tweak = func(cfg *shard.Config) { cfg.Replica = shard.ReplicaLocal }
+	sh := c.start("local")
+	defer c.deleteAll()
+	if sh.Replica() == nil {
+		t.Fatal("no local replica")
+	}
+	st := c.create("replica.localhost", "uid-replica", "local", "Replicated", adminFor(t))
+	n := sh.NamesFor(st.Metadata.UID)
+	installPoolTestPlugin(t, n)
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Minute)
+	defer cancel()
+	for !sh.ReplicaGate().Usable("") {
+		if ctx.Err() != nil {
+			rs, err := sh.Replica().ReplicaStatus(c.ctx)
+			t.Fatalf("the replica never became usable: %+v %v", rs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p := sh.Pooler()
+	before := p.Stats()
+	for i := 0; i < 3; i++ {
+		if code, _, body := c.request("GET", "replica.localhost", "/?i="+strconv.Itoa(i), nil, nil); code != 200 || !strings.Contains(body, "Replicated") {
+			t.Fatalf("GET / = %d\n%.300s", code, body)
+		}
+	}
+	after := p.Stats()
+	if after.QueriesReplica == before.QueriesReplica {
+		t.Errorf("no read went to the replica: before %+v, after %+v", before, after)
+	}
+	// Writes and transactions still work (on the primary).
+	if r, err := c.poolTest("replica.localhost", 3, "replica"); err != nil || r.check(3) != nil {
+		t.Fatalf("pooltest: %+v %v", r, err)
+	}
+	if os.Geteuid() == 0 {
+		fi, err := os.Stat(sh.Replica().Dir)
+		if err != nil || fi.Mode().Perm() != 0o710 {
+			t.Errorf("replica directory %s: %v %v, want mode 0710", sh.Replica().Dir, fi.Mode(), err)
+		}
+	}
+}
+
+// TestSwitchDirectDB: a shard restarted with DirectDB switched rewrites its
+// sites' wp-config.php on its first pass (and opens or closes MariaDB's
+// directory to them), and the site serves either way.
+func TestSwitchDirectDB(t *testing.T) {
+	c := newCluster(t)
+	sh := c.start("local")
+	st := c.create("switch.localhost", "uid-switch", "local", "Switching", adminFor(t))
+	defer c.deleteAll()
+	n := sh.NamesFor(st.Metadata.UID)
+	layout := shard.Layout{Name: "local", Dir: filepath.Join(c.dir, "shard-local")}
+	installPoolTestPlugin(t, n)
+	for _, direct := range []bool{true, false} {
+		c.stop("local")
+		c.tweak = func(cfg *shard.Config) { cfg.DirectDB = direct }
+		sh = c.start("local")
+		c.routes()
+		want, mode := "localhost:"+layout.PoolerSocket(), os.FileMode(0o710)
+		if direct {
+			want, mode = "localhost:"+sh.DB().Socket(), 0o711
+		}
+		if got := wpConfigDB(t, n)["DB_HOST"]; got != want {
+			t.Errorf("DirectDB %v: DB_HOST = %q, want %q", direct, got, want)
+		}
+		c.check("switch.localhost", "/", 200, "Switching")
+		if r, err := c.poolTest("switch.localhost", 2, fmt.Sprintf("d%v", direct)); err != nil || r.check(2) != nil {
+			t.Errorf("DirectDB %v: pooltest %+v %v", direct, r, err)
+		}
+		if os.Geteuid() == 0 {
+			if fi, err := os.Stat(sh.DB().Dir); err != nil || fi.Mode().Perm() != mode {
+				t.Errorf("DirectDB %v: MariaDB's directory %v %v, want %v", direct, fi.Mode(), err, mode)
+			}
+		}
+	}
+}

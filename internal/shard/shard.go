@@ -484,7 +484,15 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	}
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopProcs(); wg.Wait(); s.db.Close(); s.unmountAll() }()
+	defer func() {
+		stopProcs()
+		wg.Wait()
+		s.db.Close()
+		if s.tier.replica != nil {
+			s.tier.replica.Close()
+		}
+		s.unmountAll()
+	}()
 	// Volumes first: php-fpm's pools must not start on the bare
 	// directories beneath them (after a reboot).
 	s.mountAll(ctx)

@@ -751,16 +751,22 @@ function aiph_db_rows(array $t) {
 			return [false, count($guesses) . ' passwords: ' . aiph_short(implode(' | ', array_keys($errs)), 120)];
 		});
 	}
+	// B's user on MariaDB's own socket and on the shard's pooler (DB_HOST),
+	// which checks credentials itself.
 	$rows[] = aiph_try('db_other_user', 'B', function () use ($v, $sock, $port) {
-		foreach (['', DB_PASSWORD, $v['db_user']] as $pw) {
-			$c = aiph_db_connect($v['db_user'], $pw, '', true, $sock, $port);
-			if ($c instanceof mysqli) {
-				return [true, "B's database user with password \"$pw\""];
+		foreach (array_unique(array_filter([$sock, aiph_db_socket()])) as $s) {
+			foreach (['', DB_PASSWORD, $v['db_user']] as $pw) {
+				$c = aiph_db_connect($v['db_user'], $pw, '', true, $s, $port);
+				if ($c instanceof mysqli) {
+					return [true, "B's database user with password \"$pw\" on $s"];
+				}
 			}
 		}
 		return [false, 'refused: ' . aiph_short($c, 100)];
 	});
-	$own = aiph_db_connect(DB_USER, DB_PASSWORD, DB_NAME, true, $sock, $port);
+	// Its own database the way WordPress reaches it: DB_HOST (the pooler's
+	// socket; MariaDB's own is closed to site users then).
+	$own = aiph_db_connect(DB_USER, DB_PASSWORD, DB_NAME, true, aiph_db_socket() ?: $sock, $port);
 	$rows[] = aiph_row('db_connect', 'self', $own instanceof mysqli, $own instanceof mysqli ? 'own database' : (string) $own);
 	if (!($own instanceof mysqli)) {
 		return $rows;

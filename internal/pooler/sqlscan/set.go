@@ -15,6 +15,10 @@ const (
 // charsetGroup are the assignments NAMES and CHARACTER SET supersede.
 var charsetGroup = setOf("character_set_client character_set_connection character_set_results collation_connection")
 
+// setKeywords start SET items other than variable assignments: no
+// variable is tracked under these names (Replay writes names unqualified).
+var setKeywords = setOf("global session local names character charset password role default transaction statement")
+
 func inGroup(name string) bool {
 	return name == nameNames || name == nameCharacterSet || charsetGroup[name]
 }
@@ -129,7 +133,7 @@ func setItem(it []token) (a Assignment, global bool, pin string) {
 	default:
 		return a, false, PinSetUntrackable
 	}
-	if !validName(name) || name == nameNames || len(it) < 2 || !(it[1].isPunct("=") || it[1].isPunct(":=")) {
+	if !validName(name) || isDigit(name[0]) || setKeywords[name] || len(it) < 2 || !(it[1].isPunct("=") || it[1].isPunct(":=")) {
 		return a, false, PinSetUntrackable
 	}
 	v, ok := literal(it[2:])

@@ -34,9 +34,10 @@ const (
 type Stmt struct {
 	Kind Kind
 	// Read: the statement may run on a replica: a SELECT without locking
-	// clauses (FOR UPDATE, LOCK IN SHARE MODE), INTO, user variables or
-	// connection-bound functions (GET_LOCK, LAST_INSERT_ID, FOUND_ROWS,
-	// ROW_COUNT, CONNECTION_ID, NEXTVAL…).
+	// clauses (FOR UPDATE, LOCK IN SHARE MODE), INTO, user variables,
+	// @@variables, connection-bound functions (GET_LOCK, LAST_INSERT_ID,
+	// FOUND_ROWS, ROW_COUNT, CONNECTION_ID, NEXTVAL…) or calls of
+	// functions that are not built-ins, and not pinned.
 	Read bool
 	// Sets are the assignments of a SET statement whose every assignment
 	// is trackable (a session variable or NAMES / CHARACTER SET set to a

@@ -3404,8 +3404,10 @@ export interface components {
                 limits?: {
                     /** @description What the site's PHP may write (uploads, temporary files, logs), in MiB. */
                     disk_mb?: number;
-                    /** @description Concurrent connections of the site's database user (MAX_USER_CONNECTIONS). */
+                    /** @description Concurrent connections of the site's database user to the database server (MAX_USER_CONNECTIONS): with the shard's pooler, its backend connections. */
                     db_connections?: number;
+                    /** @description Concurrent client connections of the site to its shard's connection pooler (PHP requests, cron); one more is refused with MySQL error 1226. Default 50. */
+                    db_clients?: number;
                 };
                 /** @description The password hash is never served. */
                 admin?: {

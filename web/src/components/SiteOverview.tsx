@@ -92,6 +92,7 @@ export function SiteOverview({ site }: { site: Site }) {
         <Field label="Request timeout">{php.request_timeout_seconds !== undefined ? `${php.request_timeout_seconds} s` : ''}</Field>
         <Field label="Disk">{lim.disk_mb !== undefined ? `${site.status.disk_used_mb ? `${site.status.disk_used_mb} of ` : ''}${lim.disk_mb} MiB` : ''}</Field>
         <Field label="Database connections">{lim.db_connections}</Field>
+        <Field label="Database clients">{lim.db_clients}</Field>
         <Field label="Generation">{`${site.metadata.generation}${site.status.observed_generation !== undefined ? ` (applied ${site.status.observed_generation})` : ''}`}</Field>
       </SimpleGrid>
       <Conditions site={site} />

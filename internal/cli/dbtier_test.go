@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aipress/aipress/internal/platform"
+)
+
+// up and shard pass --db-pooler (default on) and --db-replica, and refuse
+// replicas that cannot be: without the pooler, "local" beside an external
+// server, HOST:PORT beside the shard's own MariaDB or from up.
+func TestDBTierFlags(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	pwFile := filepath.Join(dir, "dbpw")
+	for _, f := range []string{tokenFile, pwFile} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var up platform.Config
+	var sh platform.ShardConfig
+	d := deps{getenv: func(string) string { return "" },
+		run: func(_ context.Context, c platform.Config) error { up = c; return nil },
+		runShard: func(_ context.Context, c platform.ShardConfig, _ platform.AgentConfig) error {
+			sh = c
+			return nil
+		}}
+	upTests := []struct {
+		args      []string
+		direct    bool
+		replica   string
+		wantError string
+	}{
+		{nil, false, "", ""},
+		{[]string{"--db-pooler=false"}, true, "", ""},
+		{[]string{"--db-replica", "local"}, false, "local", ""},
+		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
+		{[]string{"--db-replica", "10.0.0.5:3306"}, false, "", `only "local"`},
+	}
+	for _, tt := range upTests {
+		up = platform.Config{}
+		_, _, err := runCmd(t, d, append([]string{"up"}, tt.args...)...)
+		if tt.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+				t.Errorf("up %v: %v, want %q", tt.args, err, tt.wantError)
+			}
+			continue
+		}
+		if err != nil || up.DirectDB != tt.direct || up.DBReplica != tt.replica {
+			t.Errorf("up %v: %v, DirectDB %v DBReplica %q; want %v %q", tt.args, err, up.DirectDB, up.DBReplica, tt.direct, tt.replica)
+		}
+	}
+	shard := []string{"shard", "--name", "s1", "--server", "http://cp:7070", "--token-file", tokenFile, "--data-dir", t.TempDir()}
+	external := []string{"--db-host", "db:3306", "--db-user", "root", "--db-password-file", pwFile}
+	shardTests := []struct {
+		args      []string
+		direct    bool
+		replica   string
+		wantError string
+	}{
+		{nil, false, "", ""},
+		{[]string{"--db-pooler=false"}, true, "", ""},
+		{[]string{"--db-replica", "local"}, false, "local", ""},
+		{append([]string{"--db-replica", "db-replica:3306"}, external...), false, "db-replica:3306", ""},
+		{append([]string{"--db-replica", "local"}, external...), false, "", "with --db-host give"},
+		{[]string{"--db-replica", "db-replica:3306"}, false, "", "replica of the --db-host server"},
+		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
+		{[]string{"--db-replica", "nonsense"}, false, "", "want"},
+	}
+	for _, tt := range shardTests {
+		sh = platform.ShardConfig{}
+		_, _, err := runCmd(t, d, append(slices.Clone(shard), tt.args...)...)
+		if tt.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+				t.Errorf("shard %v: %v, want %q", tt.args, err, tt.wantError)
+			}
+			continue
+		}
+		if err != nil || sh.DirectDB != tt.direct || sh.DBReplica != tt.replica {
+			t.Errorf("shard %v: %v, DirectDB %v DBReplica %q; want %v %q", tt.args, err, sh.DirectDB, sh.DBReplica, tt.direct, tt.replica)
+		}
+	}
+	// The help says what the flags do.
+	out, _, _ := runCmd(t, d, "shard", "--help")
+	for _, want := range []string{"--db-pooler", "--db-replica", "run/pooler/mysql.sock"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("shard --help lacks %q", want)
+		}
+	}
+}
