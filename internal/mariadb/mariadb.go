@@ -354,6 +354,7 @@ func ReplicaOptions(dir string) []string {
 		"read_only=ON",
 		"relay_log=" + filepath.Join(dir, "relay-bin"),
 		"relay_log_index=" + filepath.Join(dir, "relay-bin.index"),
+		"relay_log_recovery=ON",
 		"log_slave_updates=OFF",
 		"skip_slave_start=OFF",
 		"slave_net_timeout=10",

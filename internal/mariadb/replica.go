@@ -400,10 +400,12 @@ func (s *Server) seed(ctx context.Context, src Source) error {
 	if i := strings.LastIndexByte(self, '@'); i > 0 {
 		keep = account{self[:i], self[i+1:]}
 	}
-	// Nothing the seed does goes to the replica's own binary log.
+	// Nothing the seed does goes to the replica's own binary log. (The
+	// connection goes back to the pool afterwards: logging back on.)
 	if err := exec("SET SESSION sql_log_bin = 0"); err != nil {
 		return err
 	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION sql_log_bin = 1")
 	if err := exec("STOP SLAVE"); err != nil {
 		return err
 	}

@@ -101,6 +101,14 @@ func where(t *testing.T, p *pair, user string, n int, f func()) (onPrimary, onRe
 	return onPrimary, onReplica
 }
 
+// usableAgain waits for an observation made after now that finds the
+// replica usable (the one before may predate a change to the replica).
+func usableAgain(t *testing.T, w *Watch, what string) {
+	t.Helper()
+	n := w.Status().Observations
+	waitFor(t, what, func() bool { return w.Status().Observations > n+1 && w.Usable("") })
+}
+
 func TestPoolerWithReplica(t *testing.T) {
 	p := startPair(t)
 	ctx := context.Background()
@@ -112,7 +120,9 @@ func TestPoolerWithReplica(t *testing.T) {
 	a := newE2ESite(t, p, "wp_ea", "a1")
 	b := newE2ESite(t, p, "wp_eb", "b1")
 	p.caughtUp(t)
-	w := p.watch(t, Config{Interval: 50 * time.Millisecond, MaxLag: time.Hour})
+	// (StaleAfter: a loaded machine may take a while to answer; hung
+	// replicas are TestWatch's.)
+	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 3 * time.Second, MaxLag: time.Hour})
 	waitFor(t, "replica usable", func() bool { return w.Usable("") })
 
 	pcfg := pooler.Config{
@@ -163,7 +173,7 @@ func TestPoolerWithReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "replica usable with the delay", func() bool { return w.Usable("") })
+	usableAgain(t, w, "replica usable with the delay")
 	if _, err := sa.ExecContext(ctx, "INSERT INTO t (v) VALUES ('a2')"); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +286,7 @@ func TestPoolerReplicaLag(t *testing.T) {
 	}
 	a := newE2ESite(t, p, "wp_la", "a1")
 	p.caughtUp(t)
-	w := p.watch(t, Config{Interval: 50 * time.Millisecond})
+	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 3 * time.Second})
 	pcfg := pooler.Config{
 		Socket:  filepath.Join(t.TempDir(), "mysql.sock"),
 		Primary: pooler.Backend{Network: "unix", Addr: p.primary.Socket()},
@@ -299,7 +309,7 @@ func TestPoolerReplicaLag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "replica usable", func() bool { return w.Usable("") })
+	usableAgain(t, w, "replica usable with the delay")
 	reader := sessionOf(t, a.db)
 	if onP, onR := where(t, p, a.User, 1, func() { read(t, reader) }); onR == 0 || onP != 0 {
 		t.Fatalf("before the lag: %d on the replica, %d on the primary", onR, onP)

@@ -41,7 +41,8 @@ const (
 	DefaultInterval = 200 * time.Millisecond
 )
 
-// staleIntervals is how many intervals an observation stays valid.
+// staleIntervals is how many intervals an observation stays valid by
+// default.
 const staleIntervals = 5
 
 // maxHistory bounds the primary positions kept to measure lag.
@@ -61,8 +62,11 @@ type Config struct {
 	// Interval is how often the replica and the primary are asked
 	// (default DefaultInterval).
 	Interval time.Duration
-	Clock    func() time.Time
-	Logger   *slog.Logger
+	// StaleAfter is how old the last observation may be and still count
+	// (default 5 intervals): a hung replica stops answering.
+	StaleAfter time.Duration
+	Clock      func() time.Time
+	Logger     *slog.Logger
 }
 
 // Status is the latest observation.
@@ -115,6 +119,9 @@ func New(cfg Config) *Watch {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = staleIntervals * cfg.Interval
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -164,7 +171,7 @@ func (w *Watch) open(b pooler.Backend) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr = b.Network, b.Addr
 	cfg.User, cfg.Passwd = w.cfg.User, w.cfg.Password
-	cfg.Timeout = max(w.cfg.Interval*staleIntervals, time.Second)
+	cfg.Timeout = max(w.cfg.StaleAfter, time.Second)
 	cfg.AllowNativePasswords = true
 	cfg.Logger = &mysql.NopLogger{}
 	c, err := mysql.NewConnector(cfg)
@@ -181,7 +188,7 @@ func (w *Watch) open(b pooler.Backend) (*sql.DB, error) {
 // The primary first: a replica position that covers what the primary had
 // logged was reached by the time the replica answered.
 func (w *Watch) observe(ctx context.Context, primary, replica *sql.DB) Status {
-	qctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval*staleIntervals, time.Second))
+	qctx, cancel := context.WithTimeout(ctx, max(w.cfg.StaleAfter, time.Second))
 	defer cancel()
 	// The primary's position is dated when it was asked for: a lag
 	// measured from then is, if anything, too long (the safe side).
@@ -271,7 +278,7 @@ func (w *Watch) Usable(gtid string) bool {
 	if s == nil || !s.Healthy {
 		return false
 	}
-	if w.cfg.Clock().Sub(s.ObservedAt) > w.cfg.Interval*staleIntervals {
+	if w.cfg.Clock().Sub(s.ObservedAt) > w.cfg.StaleAfter {
 		return false
 	}
 	if gtid == "" {

@@ -296,7 +296,7 @@ func TestWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "usable with the delay set", func() bool { return w.Usable("") })
+	usableAgain(t, w, "usable with the delay set")
 	g3 := siteWrite(t, site, 3)
 	waitFor(t, "lag beyond MaxLag with both threads running", func() bool {
 		st := w.Status()
