@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db vet fmt clean
 
 all: build
 
@@ -99,6 +99,20 @@ bench-rotate: deps build
 CODE_SITES ?= 50
 bench-code: deps build
 	$(GO) run ./bench/code -sites $(CODE_SITES)
+
+# The shard's database tier (docs/database.md, "Benchmark"): BENCH_DB_SITES sites
+# on one shard under the same wrk load (uncached pages: home, post, search,
+# archive reads and 1 in 20 comment writes) in three configurations of one
+# run — direct connections (the anchor), the pooler, the pooler with a
+# local read replica: req/s, p99, backend connections (peak/mean), primary
+# SELECTs per request, and the goals against direct (bench/db; a tiny run is
+# its TestDBTiny in make test). scripts/deps.sh installs wrk.
+BENCH_DB_SITES ?= 50
+BENCH_DB_DURATION ?= 60s
+BENCH_DB_WARMUP ?= 20s
+BENCH_DB_CONNECTIONS ?= 16
+bench-db: deps build
+	$(GO) run ./bench/db -sites $(BENCH_DB_SITES) -duration $(BENCH_DB_DURATION) -warmup $(BENCH_DB_WARMUP) -threads 2 -connections $(BENCH_DB_CONNECTIONS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

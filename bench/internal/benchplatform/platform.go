@@ -62,6 +62,17 @@ type Options struct {
 	// TempPrefix is the prefix of the temporary directory's name (see
 	// os.MkdirTemp); empty means "aipress-bench-".
 	TempPrefix string
+	// Dir, if set, is an existing directory to run in instead of a new
+	// temporary one: a restart on the data directory of an earlier Start
+	// (stopped first), e.g. with other flags. Cleanup still removes it.
+	Dir string
+	// LogName is the log file's name inside the directory; empty means
+	// "aipress.log".
+	LogName string
+	// Edge and API, if set, are the 127.0.0.1:port addresses to listen on
+	// instead of free ports: a restart keeps its predecessor's, which
+	// client.json in the data directory names.
+	Edge, API string
 	// Extra flags appended to `aipress up ...`.
 	Extra []string
 	// AfterExit, if set, runs in Stop once aipress has exited after the
@@ -101,20 +112,38 @@ func Start(bin string, opts Options) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	edgeAddr, apiAddr := fmt.Sprintf("127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", apiPort)
+	if opts.Edge != "" {
+		edgeAddr = opts.Edge
+	}
+	if opts.API != "" {
+		apiAddr = opts.API
+	}
 	prefix := opts.TempPrefix
 	if prefix == "" {
 		prefix = "aipress-bench-"
 	}
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return nil, err
+	dir := opts.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, err
+		}
 	}
-	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "aipress.log"),
-		Edge: fmt.Sprintf("127.0.0.1:%d", httpPort), API: fmt.Sprintf("127.0.0.1:%d", apiPort),
+	logName := opts.LogName
+	if logName == "" {
+		logName = "aipress.log"
+	}
+	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, logName),
+		Edge: edgeAddr, API: apiAddr,
 		afterExit: opts.AfterExit, exited: make(chan struct{})}
+	removeDir := func() {
+		if opts.Dir == "" {
+			os.RemoveAll(dir)
+		}
+	}
 	logFile, err := os.Create(p.LogPath)
 	if err != nil {
-		os.RemoveAll(dir)
+		removeDir()
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
@@ -125,7 +154,7 @@ func Start(bin string, opts Options) (*Platform, error) {
 	// through Stop, which waits for it to stop MariaDB and php-fpm.
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := p.Cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		removeDir()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() { p.waitErr = p.Cmd.Wait(); close(p.exited) }()

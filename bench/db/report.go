@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aipress/aipress/bench/internal/benchplatform"
+)
+
+// Result holds every figure of a run; latencies in milliseconds, times in
+// seconds.
+type Result struct {
+	Sites         int            `json:"sites"`
+	Load          string         `json:"load"`
+	Threads       int            `json:"wrk_threads"`
+	Connections   int            `json:"wrk_connections"`
+	Every         int            `json:"one_comment_in"`
+	DurationSecs  float64        `json:"duration_seconds"`
+	WarmupSecs    float64        `json:"warmup_seconds"`
+	LoadAvgBefore string         `json:"loadavg_before"`
+	LoadAvgAfter  string         `json:"loadavg_after"`
+	Dir           string         `json:"dir"`
+	Configs       []ConfigResult `json:"configs"`
+	Goals         []Goal         `json:"goals"`
+}
+
+// ConfigResult is one configuration's measured run.
+type ConfigResult struct {
+	Name     string `json:"name"`
+	Flags    string `json:"flags"`
+	DBHost   string `json:"wp_config_db_host"`
+	Replicas int    `json:"replicas_measured"`
+
+	Requests     int64            `json:"requests"`
+	Secs         float64          `json:"seconds"`
+	ReqPerSec    float64          `json:"requests_per_second"`
+	P50Ms        float64          `json:"latency_p50_ms"`
+	P99Ms        float64          `json:"latency_p99_ms"`
+	Failed       int64            `json:"failed_over_399"`
+	Statuses     map[string]int64 `json:"failed_statuses,omitempty"`
+	FirstFailure string           `json:"first_failure,omitempty"`
+	SocketErrors int64            `json:"socket_errors"`
+	CommentsSent int64            `json:"comments_sent"`
+	CommentsOK   int64            `json:"comments_accepted"`
+
+	Samples            int     `json:"samples"`
+	BackendPeak        int     `json:"backend_connections_peak"`
+	BackendMean        float64 `json:"backend_connections_mean"`
+	ActivePeak         int     `json:"backend_active_peak"`
+	ActiveMean         float64 `json:"backend_active_mean"`
+	ThreadsPeak        int     `json:"threads_connected_peak"`
+	ThreadsMean        float64 `json:"threads_connected_mean"`
+	ReplicaBackendPeak int     `json:"replica_backend_connections_peak"`
+	ReplicaBackendMean float64 `json:"replica_backend_connections_mean"`
+
+	PrimarySelects         int64   `json:"primary_com_select"`
+	PrimaryQuestions       int64   `json:"primary_questions"`
+	PrimaryWrites          int64   `json:"primary_com_insert_update_delete"`
+	PrimaryConnects        int64   `json:"primary_connections_made"`
+	PrimarySelectsPerReq   float64 `json:"primary_selects_per_request"`
+	PrimaryQuestionsPerReq float64 `json:"primary_questions_per_request"`
+	ReplicaSelects         int64   `json:"replica_com_select"`
+	ReplicaQuestions       int64   `json:"replica_questions"`
+	ReplicaSelectsPerReq   float64 `json:"replica_selects_per_request"`
+
+	LoadAvg string `json:"loadavg_1m_before_after"`
+	Profile string `json:"cpu_profile,omitempty"`
+}
+
+// Goal is one goal of one configuration against the anchor.
+type Goal struct {
+	Config string  `json:"config"`
+	Goal   string  `json:"goal"`
+	Ratio  float64 `json:"ratio"`
+	Met    bool    `json:"met"`
+}
+
+// goals against the anchor (the first configuration): what, the ratio of
+// a configuration's figure to the anchor's, whether the ratio meets it, and
+// whether it applies to the configuration.
+var goals = []struct {
+	name    string
+	ratio   func(c, anchor *ConfigResult) float64
+	met     func(r float64) bool
+	applies func(c *ConfigResult) bool
+}{
+	{"backend connections (peak) ≤ 40 % of direct",
+		func(c, a *ConfigResult) float64 { return ratio(float64(c.BackendPeak), float64(a.BackendPeak)) },
+		func(r float64) bool { return r <= 0.40 }, func(*ConfigResult) bool { return true }},
+	{"req/s ≥ 0.95× direct",
+		func(c, a *ConfigResult) float64 { return ratio(c.ReqPerSec, a.ReqPerSec) },
+		func(r float64) bool { return r >= 0.95 }, func(*ConfigResult) bool { return true }},
+	{"p99 ≤ 1.1× direct",
+		func(c, a *ConfigResult) float64 { return ratio(c.P99Ms, a.P99Ms) },
+		func(r float64) bool { return r <= 1.1 }, func(*ConfigResult) bool { return true }},
+	{"primary SELECTs/request ≤ 50 % of direct",
+		func(c, a *ConfigResult) float64 { return ratio(c.PrimarySelectsPerReq, a.PrimarySelectsPerReq) },
+		func(r float64) bool { return r <= 0.5 }, func(c *ConfigResult) bool { return c.Replicas > 0 }},
+}
+
+// ratio is a/b, or NaN-free 0 when b is 0 and +Inf-free: a missing anchor
+// figure gives a ratio of -1, which no goal accepts.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return -1
+	}
+	return a / b
+}
+
+// evaluate fills r.Goals from r.Configs (the first is the anchor).
+func (r *Result) evaluate() {
+	r.Goals = nil
+	if len(r.Configs) < 2 {
+		return
+	}
+	anchor := &r.Configs[0]
+	for i := 1; i < len(r.Configs); i++ {
+		c := &r.Configs[i]
+		for _, g := range goals {
+			if !g.applies(c) {
+				continue
+			}
+			v := g.ratio(c, anchor)
+			r.Goals = append(r.Goals, Goal{Config: c.Name, Goal: g.name, Ratio: v, Met: v >= 0 && g.met(v)})
+		}
+	}
+}
+
+// problem says why the run's figures cannot be trusted, or nil. A missed
+// goal is not a problem: it is the benchmark's answer.
+func (r *Result) problem() error {
+	var errs []error
+	if len(r.Configs) == 0 {
+		errs = append(errs, errors.New("no configuration measured"))
+	}
+	for _, c := range r.Configs {
+		if c.Requests == 0 || c.Samples == 0 {
+			errs = append(errs, fmt.Errorf("%s: %d requests, %d samples", c.Name, c.Requests, c.Samples))
+		}
+		if c.Failed > 0 || c.SocketErrors > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d failed answers (%v), %d socket errors; first failure: %q", c.Name, c.Failed, c.Statuses, c.SocketErrors, c.FirstFailure))
+		}
+		if c.CommentsSent > 0 && c.CommentsOK == 0 {
+			errs = append(errs, fmt.Errorf("%s: none of %d comments accepted", c.Name, c.CommentsSent))
+		}
+		if c.PrimarySelects <= 0 {
+			errs = append(errs, fmt.Errorf("%s: the primary counted no SELECT", c.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Result) print(w io.Writer) {
+	f := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
+	fmt.Fprintf(w, "database tier: %d sites on one shard; %s per configuration after a %gs warm-up; 1 request in %d a comment, the rest home/post/search/archive, page cache bypassed\n",
+		r.Sites, r.Load, r.WarmupSecs, r.Every)
+	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAvgBefore, r.LoadAvgAfter)
+	t := benchplatform.Table{{"config", "req/s", "p50 ms", "p99 ms", "failed", "comments ok/sent",
+		"backend peak", "backend mean", "active mean", "threads peak", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "load 1m"}}
+	for _, c := range r.Configs {
+		failed := strconv.FormatInt(c.Failed+c.SocketErrors, 10)
+		if len(c.Statuses) > 0 {
+			var codes []string
+			for k, n := range c.Statuses {
+				codes = append(codes, k+"×"+strconv.FormatInt(n, 10))
+			}
+			slices.Sort(codes)
+			failed += " (" + strings.Join(codes, ", ") + ")"
+		}
+		rep := "-"
+		if c.Replicas > 0 {
+			rep = f(c.ReplicaSelectsPerReq, 2)
+		}
+		t = append(t, []string{c.Name, f(c.ReqPerSec, 1), f(c.P50Ms, 1), f(c.P99Ms, 1), failed,
+			fmt.Sprintf("%d/%d", c.CommentsOK, c.CommentsSent), strconv.Itoa(c.BackendPeak), f(c.BackendMean, 1),
+			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, c.LoadAvg})
+	}
+	t.Print(w)
+	if len(r.Goals) > 0 {
+		fmt.Fprintln(w)
+		g := benchplatform.Table{{"goal (vs direct, same run)", "config", "figure", "result"}}
+		for _, x := range r.Goals {
+			res := "missed"
+			if x.Met {
+				res = "met"
+			}
+			g = append(g, []string{x.Goal, x.Config, figure(x), res})
+		}
+		g.Print(w)
+	}
+}
+
+// figure spells a goal's ratio: a percentage for "≤ N %" goals, a factor
+// for the others.
+func figure(g Goal) string {
+	if g.Ratio < 0 {
+		return "n/a"
+	}
+	if strings.Contains(g.Goal, "%") {
+		return strconv.FormatFloat(100*g.Ratio, 'f', 0, 64) + " %"
+	}
+	return strconv.FormatFloat(g.Ratio, 'f', 2, 64) + "×"
+}
