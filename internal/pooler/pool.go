@@ -101,6 +101,7 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 		for i := len(pl.idle) - 1; i >= 0; i-- {
 			if b := pl.idle[i]; b.caps == caps {
 				pl.idle = append(pl.idle[:i], pl.idle[i+1:]...)
+				pl.p.idle.Add(-1)
 				pl.mu.Unlock()
 				return b, nil
 			}
@@ -110,6 +111,7 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 			// An idle backend of other capabilities makes room.
 			evict = pl.idle[0]
 			pl.idle = pl.idle[1:]
+			pl.p.idle.Add(-1)
 			pl.open--
 		}
 		if pl.open < pl.max {
@@ -183,8 +185,40 @@ func (pl *pool) put(b *backend) {
 		return
 	}
 	pl.idle = append(pl.idle, b)
+	pl.p.idle.Add(1)
 	pl.signal()
 	pl.mu.Unlock()
+	pl.p.trimIdle()
+}
+
+// oldestIdle is when the pool's least recently used idle backend was put
+// back (ok false: none idle).
+func (pl *pool) oldestIdle() (time.Time, bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.idle) == 0 {
+		return time.Time{}, false
+	}
+	return pl.idle[0].lastUsed, true
+}
+
+// evictOldest closes the pool's least recently used idle backend; false:
+// none was idle any more.
+func (pl *pool) evictOldest() bool {
+	pl.mu.Lock()
+	if len(pl.idle) == 0 {
+		pl.mu.Unlock()
+		return false
+	}
+	b := pl.idle[0]
+	pl.idle = pl.idle[1:]
+	pl.p.idle.Add(-1)
+	pl.open--
+	pl.signal()
+	pl.mu.Unlock()
+	b.c.Close()
+	pl.p.backendOpened(pl.replica, -1)
+	return true
 }
 
 // discard closes a backend that must not be reused.
@@ -210,6 +244,7 @@ func (pl *pool) reap(t time.Time) {
 		}
 	}
 	pl.idle = keep
+	pl.p.idle.Add(-int64(len(old)))
 	pl.open -= len(old)
 	if len(old) > 0 {
 		pl.signal()
@@ -227,6 +262,7 @@ func (pl *pool) close() {
 	pl.closed = true
 	old := pl.idle
 	pl.idle = nil
+	pl.p.idle.Add(-int64(len(old)))
 	pl.open -= len(old)
 	pl.signal()
 	pl.mu.Unlock()

@@ -81,6 +81,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-mysql-org/go-mysql/server"
 	"log/slog"
@@ -143,6 +144,13 @@ type Config struct {
 	Gate    ReplicaGate
 	// IdleTimeout closes backend connections idle this long (default 30s).
 	IdleTimeout time.Duration
+	// MaxIdle bounds the idle backend connections of all accounts
+	// together (default DefaultMaxIdle; negative: only IdleTimeout
+	// bounds them). A backend put back beyond it closes the least
+	// recently used idle backend of any account: a shard's ~50 sites
+	// each keeping a warm connection would otherwise hold more
+	// connections than their PHP workers did without the pooler.
+	MaxIdle int
 	// BackendWait bounds how long a statement waits for a free backend
 	// connection of its account (default 10s).
 	BackendWait time.Duration
@@ -164,7 +172,11 @@ type Pooler struct {
 	conns      sync.WaitGroup // client connections being served
 	srv        *server.Server
 	srvVersion string
+	idle       atomic.Int64 // idle backends of all pools (Config.MaxIdle)
 }
+
+// DefaultMaxIdle is Config.MaxIdle's default.
+const DefaultMaxIdle = 8
 
 // account is an Account with its sessions and backend pools.
 type account struct {
@@ -190,6 +202,9 @@ func New(cfg Config) (*Pooler, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = DefaultMaxIdle
 	}
 	if cfg.BackendWait <= 0 {
 		cfg.BackendWait = 10 * time.Second
@@ -404,7 +419,15 @@ func (p *Pooler) reap(ctx context.Context) {
 // ReapIdle closes backend connections idle for at least Config.IdleTimeout
 // (by Config.Clock); Run calls it periodically.
 func (p *Pooler) ReapIdle() {
+	now := p.cfg.Clock()
+	for _, pl := range p.allPools() {
+		pl.reap(now.Add(-p.cfg.IdleTimeout))
+	}
+}
+
+func (p *Pooler) allPools() []*pool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	var pools []*pool
 	for _, a := range p.accounts {
 		pools = append(pools, a.primary)
@@ -412,10 +435,26 @@ func (p *Pooler) ReapIdle() {
 			pools = append(pools, a.replica)
 		}
 	}
-	p.mu.Unlock()
-	now := p.cfg.Clock()
-	for _, pl := range pools {
-		pl.reap(now.Add(-p.cfg.IdleTimeout))
+	return pools
+}
+
+// trimIdle closes the least recently used idle backends of any account
+// while there are more than Config.MaxIdle.
+func (p *Pooler) trimIdle() {
+	if p.cfg.MaxIdle < 0 {
+		return
+	}
+	for p.idle.Load() > int64(p.cfg.MaxIdle) {
+		var oldest *pool
+		var at time.Time
+		for _, pl := range p.allPools() {
+			if t, ok := pl.oldestIdle(); ok && (oldest == nil || t.Before(at)) {
+				oldest, at = pl, t
+			}
+		}
+		if oldest == nil || !oldest.evictOldest() {
+			return
+		}
 	}
 }
 

@@ -175,3 +175,28 @@ func TestLargePackets(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestMaxIdle: the idle backends of all accounts together stay within
+// Config.MaxIdle; the least recently used one is closed (without the
+// bound each of the three sites would keep its own warm backend).
+func TestMaxIdle(t *testing.T) {
+	sites := []site{newSite(t, 3), newSite(t, 3), newSite(t, 3)}
+	var accts []Account
+	for _, s := range sites {
+		accts = append(accts, s.Account)
+	}
+	p := startPooler(t, Config{MaxIdle: 1}, accts...)
+	for round := range 2 {
+		for _, s := range sites {
+			db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+			if got := queryString(t, db, "SELECT 1"); got != "1" {
+				t.Fatalf("round %d: %s", round, got)
+			}
+			db.Close()
+			waitClients(t, p, 0)
+			if st := p.Stats(); st.BackendsPrimary != 1 {
+				t.Fatalf("round %d, after %s: %d backends open, want 1 (MaxIdle)", round, s.User, st.BackendsPrimary)
+			}
+		}
+	}
+}
