@@ -391,7 +391,9 @@ func (p *platform) inventory() map[string][]string {
 		}
 	}
 	q("databases", `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'wp\_%'`)
-	q("dbusers", `SELECT User FROM mysql.user WHERE User LIKE 'wp\_%'`)
+	// Site users only: the shard's internal accounts (wp_mon, wp_repl:
+	// the replica monitor and the binary log shipper) are not per site.
+	q("dbusers", `SELECT User FROM mysql.user WHERE User REGEXP '^wp_[0-9a-f]{12}'`)
 	shard := filepath.Join(p.dataDir, "shards", "local")
 	pools, _ := filepath.Glob(filepath.Join(shard, "php", "pool.d", "*.conf"))
 	for _, f := range pools {

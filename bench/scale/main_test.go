@@ -216,8 +216,11 @@ func TestSmoke(t *testing.T) {
 		f.List.N != 5 || f.ListSites != 500 || f.EdgeRoutes != 200 || f.Fanout.N != 10 || f.Fanout.Errors != 0 {
 		t.Errorf("figures: %+v", f)
 	}
-	if f.PlacedWall <= 0 || f.Converge < f.PlacedWall || f.EdgeHeap <= 0 {
-		t.Errorf("durations: placed %v, converged %v, edge heap %d", f.PlacedWall, f.Converge, f.EdgeHeap)
+	// The kept heap of a 200-route table (tens of KB) is within the noise
+	// of the rest of the process's garbage: it can measure negative (the
+	// report says n/a); the peak growth while the table is built cannot.
+	if f.PlacedWall <= 0 || f.Converge < f.PlacedWall || f.EdgePeak <= 0 {
+		t.Errorf("durations: placed %v, converged %v, edge heap peak growth %d", f.PlacedWall, f.Converge, f.EdgePeak)
 	}
 	var buf bytes.Buffer
 	printReport(&buf, []*figures{f})

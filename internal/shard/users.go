@@ -281,12 +281,17 @@ func removeUnixUser(ctx context.Context, name, home string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	if uid, _ := lookupIDs(name); uid < 0 {
+	uid, _ := lookupIDs(name)
+	if uid < 0 {
 		return nil
 	}
 	if checkHome(name, home) != nil {
 		return nil // not this shard's
 	}
+	// Its pool is gone by now; whatever still runs as the site (a WP-Cron
+	// run, a worker php-fpm has not reaped yet) is ended: userdel refuses
+	// a user with processes, and a deleted site runs nothing.
+	killUserProcesses(uid)
 	var out []byte
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
@@ -327,4 +332,35 @@ func shardUnixUsers(sitesDir string) []string {
 		}
 	}
 	return out
+}
+
+// killUserProcesses sends SIGKILL to every process whose real or effective
+// UID is uid (read from /proc; races with exiting processes are harmless).
+func killUserProcesses(uid int) {
+	if uid <= 0 {
+		return
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	want := strconv.Itoa(uid)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "Uid:" {
+				if f[1] == want || f[2] == want {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				break
+			}
+		}
+	}
 }
