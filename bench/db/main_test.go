@@ -154,7 +154,8 @@ func TestLuaScriptUnderWrk(t *testing.T) {
 	for _, n := range comments {
 		total += n
 	}
-	if int64(total) != s.CommentsOK || s.CommentsSent < s.CommentsOK || s.CommentsSent > s.CommentsOK+4 {
+	// (A comment in flight when wrk stops may reach the server unseen.)
+	if int64(total) < s.CommentsOK || int64(total) > s.CommentsOK+4 || s.CommentsSent < s.CommentsOK || s.CommentsSent > s.CommentsOK+4 {
 		t.Errorf("server accepted %d comments; summary says %d accepted of %d sent", total, s.CommentsOK, s.CommentsSent)
 	}
 	if share := float64(s.CommentsSent) / float64(s.Requests); share < 0.15 || share > 0.25 {
@@ -193,7 +194,9 @@ func TestReport(t *testing.T) {
 		"pooler+replica: backend connections (peak) ≤ 40 % of direct": false, // 43.75 %
 		"pooler+replica: req/s ≥ 0.95× direct":                        true,
 		"pooler+replica: p99 ≤ 1.1× direct":                           true,
-		"pooler+replica: primary SELECTs/request ≤ 50 % of direct":    true, // 34 %
+		"pooler: backend connections (mean) ≤ 40 % of direct":         false, // 44 %
+		"pooler+replica: backend connections (mean) ≤ 40 % of direct": false, // 42 %
+		"pooler+replica: primary SELECTs/request ≤ 50 % of direct":    true,  // 34 %
 	} {
 		g, ok := got[key]
 		if !ok {
@@ -204,8 +207,8 @@ func TestReport(t *testing.T) {
 			t.Errorf("%s: met %v (ratio %.3f), want %v", key, g.Met, g.Ratio, want)
 		}
 	}
-	if len(r.Goals) != 7 {
-		t.Errorf("%d goals, want 7 (the replica goal only with a replica)", len(r.Goals))
+	if len(r.Goals) != 9 {
+		t.Errorf("%d goals, want 9 (the replica goal only with a replica)", len(r.Goals))
 	}
 	var b strings.Builder
 	r.print(&b)

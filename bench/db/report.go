@@ -91,6 +91,9 @@ var goals = []struct {
 	{"backend connections (peak) ≤ 40 % of direct",
 		func(c, a *ConfigResult) float64 { return ratio(float64(c.BackendPeak), float64(a.BackendPeak)) },
 		func(r float64) bool { return r <= 0.40 }, func(*ConfigResult) bool { return true }},
+	{"backend connections (mean) ≤ 40 % of direct",
+		func(c, a *ConfigResult) float64 { return ratio(c.BackendMean, a.BackendMean) },
+		func(r float64) bool { return r <= 0.40 }, func(*ConfigResult) bool { return true }},
 	{"req/s ≥ 0.95× direct",
 		func(c, a *ConfigResult) float64 { return ratio(c.ReqPerSec, a.ReqPerSec) },
 		func(r float64) bool { return r >= 0.95 }, func(*ConfigResult) bool { return true }},
@@ -160,7 +163,7 @@ func (r *Result) print(w io.Writer) {
 		r.Sites, r.Load, r.WarmupSecs, r.Every)
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAvgBefore, r.LoadAvgAfter)
 	t := benchplatform.Table{{"config", "req/s", "p50 ms", "p99 ms", "failed", "comments ok/sent",
-		"backend peak", "backend mean", "active mean", "threads peak", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "load 1m"}}
+		"backend peak", "backend mean", "active mean", "threads peak", "connects/req", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "load 1m"}}
 	for _, c := range r.Configs {
 		failed := strconv.FormatInt(c.Failed+c.SocketErrors, 10)
 		if len(c.Statuses) > 0 {
@@ -177,7 +180,7 @@ func (r *Result) print(w io.Writer) {
 		}
 		t = append(t, []string{c.Name, f(c.ReqPerSec, 1), f(c.P50Ms, 1), f(c.P99Ms, 1), failed,
 			fmt.Sprintf("%d/%d", c.CommentsOK, c.CommentsSent), strconv.Itoa(c.BackendPeak), f(c.BackendMean, 1),
-			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, c.LoadAvg})
+			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(perReq(c.PrimaryConnects, c.Requests), 2), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, c.LoadAvg})
 	}
 	t.Print(w)
 	if len(r.Goals) > 0 {
@@ -192,6 +195,13 @@ func (r *Result) print(w io.Writer) {
 		}
 		g.Print(w)
 	}
+}
+
+func perReq(n, requests int64) float64 {
+	if requests == 0 {
+		return 0
+	}
+	return float64(n) / float64(requests)
 }
 
 // figure spells a goal's ratio: a percentage for "≤ N %" goals, a factor

@@ -300,10 +300,14 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 	if err := cr.p.register(a, cr.sess); err != nil {
 		return "", false, err
 	}
-	// With no backend open the server may be down: find out now, so the
-	// client's connect fails as it would directly (WordPress then shows
-	// its database error page instead of pages with failed queries).
-	if a.primary.openCount() == 0 {
+	// With no backend open to the primary (of any account) the server
+	// may be down: find out now, so the client's connect fails as it
+	// would directly (WordPress then shows its database error page
+	// instead of pages with failed queries).
+	cr.p.mu.Lock()
+	none := cr.p.stats.BackendsPrimary == 0
+	cr.p.mu.Unlock()
+	if none {
 		b, err := a.primary.get(cr.ctx, ca.caps&capsKey)
 		if err != nil {
 			cr.p.unregister(cr.sess)

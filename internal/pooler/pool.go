@@ -36,6 +36,7 @@ type backend struct {
 	// tainted: its state is not known (a SET or replay failed half-way):
 	// closed instead of pooled.
 	tainted bool
+	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 }
 
 func (b *backend) inTx() bool {
@@ -121,6 +122,15 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 				evict.c.Close()
 				pl.p.backendOpened(pl.replica, -1)
 			}
+			if b := pl.p.takeIdle(pl, caps); b != nil {
+				if err := pl.changeUser(b); err == nil {
+					b.pool = pl
+					pl.p.changedUser.Add(1)
+					return b, nil
+				}
+				b.c.Close()
+				pl.p.backendOpened(pl.replica, -1)
+			}
 			b, err := pl.dial(ctx, caps)
 			if err != nil {
 				pl.mu.Lock()
@@ -145,9 +155,15 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 }
 
 func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
+	var sc *saltConn
 	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		sc = &saltConn{Conn: nc, on: true}
+		return sc, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -164,6 +180,10 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	}
 	b := &backend{c: c, pool: pl, caps: caps, state: sqlscan.NewState(backendCollationID),
 		status: mysql.SERVER_STATUS_AUTOCOMMIT}
+	if sc != nil {
+		b.salt = sc.greeting()
+	}
+	pl.p.dialed.Add(1)
 	return b, nil
 }
 
@@ -219,6 +239,60 @@ func (pl *pool) evictOldest() bool {
 	b.c.Close()
 	pl.p.backendOpened(pl.replica, -1)
 	return true
+}
+
+// takeIdle removes and returns the least recently used idle backend with
+// caps of another account on pl's server (nil: none), for
+// changeUser. It stays counted as open to that server.
+func (p *Pooler) takeIdle(pl *pool, caps uint32) *backend {
+	for {
+		var from *pool
+		var at time.Time
+		for _, o := range p.allPools() {
+			if o == pl || o.replica != pl.replica || o.server != pl.server {
+				continue
+			}
+			if t, ok := o.oldestIdleWith(caps); ok && (from == nil || t.Before(at)) {
+				from, at = o, t
+			}
+		}
+		if from == nil {
+			return nil
+		}
+		if b := from.takeOldest(caps); b != nil {
+			return b
+		}
+	}
+}
+
+// oldestIdleWith is when the least recently used idle backend with caps
+// was put back (ok false: none).
+func (pl *pool) oldestIdleWith(caps uint32) (time.Time, bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for _, b := range pl.idle {
+		if b.caps == caps && b.salt != nil {
+			return b.lastUsed, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// takeOldest removes the least recently used idle backend with caps from
+// the pool (nil: none any more).
+func (pl *pool) takeOldest(caps uint32) *backend {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for i, b := range pl.idle {
+		if b.caps == caps && b.salt != nil {
+			pl.idle = append(pl.idle[:i], pl.idle[i+1:]...)
+			pl.p.idle.Add(-1)
+			pl.open--
+			pl.signal()
+			return b
+		}
+	}
+	return nil
 }
 
 // discard closes a backend that must not be reused.

@@ -164,15 +164,17 @@ type Pooler struct {
 	log   *slog.Logger
 	ready chan struct{}
 
-	mu         sync.Mutex
-	accounts   map[string]*account // by user
-	version    string              // the primary's server version, once learned
-	peak       int
-	stats      Stats          // counters kept here (Clients…PinnedSessions, Queries*)
-	conns      sync.WaitGroup // client connections being served
-	srv        *server.Server
-	srvVersion string
-	idle       atomic.Int64 // idle backends of all pools (Config.MaxIdle)
+	mu          sync.Mutex
+	accounts    map[string]*account // by user
+	version     string              // the primary's server version, once learned
+	peak        int
+	stats       Stats          // counters kept here (Clients…PinnedSessions, Queries*)
+	conns       sync.WaitGroup // client connections being served
+	srv         *server.Server
+	srvVersion  string
+	idle        atomic.Int64  // idle backends of all pools (Config.MaxIdle)
+	dialed      atomic.Uint64 // backend connections opened
+	changedUser atomic.Uint64 // backends taken over from another account
 }
 
 // DefaultMaxIdle is Config.MaxIdle's default.
@@ -472,6 +474,9 @@ type Stats struct {
 	PinnedSessions int    // client sessions pinned to their backend now
 	QueriesPrimary uint64 // statements run on the primary
 	QueriesReplica uint64
+	// Dialed counts backend connections opened; ChangedUser the idle
+	// backends one account took over from another (COM_CHANGE_USER).
+	Dialed, ChangedUser uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -488,6 +493,7 @@ func (p *Pooler) Stats() Stats {
 	defer p.mu.Unlock()
 	st := p.stats
 	st.PeakBackends = p.peak
+	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}

@@ -1,0 +1,130 @@
+package pooler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestChangeUser: an account with no idle backend takes another
+// account's idle one (COM_CHANGE_USER) instead of dialling; on it the
+// statement runs as its own user, with a fresh session's state, and cannot
+// see the other site's tables; the first account gets its state back when
+// it takes the backend again.
+func TestChangeUser(t *testing.T) {
+	a, b := newSite(t, 2), newSite(t, 2)
+	p := startPooler(t, Config{}, a.Account, b.Account)
+	ctx := context.Background()
+	dbA := open(t, p.cfg.Socket, a.User, a.Password, a.Database)
+	dbB := open(t, p.cfg.Socket, b.User, b.Password, b.Database)
+	ca, cb := conn(t, dbA), conn(t, dbB)
+
+	mustExec(t, ca, "CREATE TABLE secret (v TEXT)")
+	mustExec(t, ca, "INSERT INTO secret VALUES ('a only')")
+	mustExec(t, ca, "SET time_zone = '+05:00'")
+	if got := queryString(t, ca, "SELECT @@time_zone"); got != "+05:00" {
+		t.Fatalf("a's time_zone %q", got)
+	}
+	st := p.Stats()
+	if st.Dialed != 1 || st.BackendsPrimary != 1 {
+		t.Fatalf("after a: %+v, want one backend dialled", st)
+	}
+
+	const probe = "SELECT CONCAT_WS('|', CURRENT_USER(), DATABASE(), @@time_zone)"
+	want := b.User + "@localhost|" + b.Database + "|SYSTEM"
+	if got := queryString(t, cb, probe); got != want {
+		t.Fatalf("b on a's backend: %q, want %q", got, want)
+	}
+	st = p.Stats()
+	if st.Dialed != 1 || st.ChangedUser != 1 || st.BackendsPrimary != 1 {
+		t.Fatalf("after b: %+v, want a's backend taken over, none dialled", st)
+	}
+	_, err := cb.ExecContext(ctx, fmt.Sprintf("SELECT * FROM `%s`.secret", a.Database))
+	if me := myErr(err); me == nil || me.Number != 1142 {
+		t.Fatalf("b reading a's table: %v, want error 1142", err)
+	}
+	n, err := primary.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER IN (?, ?)", a.User, b.User)
+	if err != nil || n != "1" {
+		t.Fatalf("server sessions of a and b: %s %v, want 1", n, err)
+	}
+
+	// (An error holds the backend through the next statement.)
+	queryString(t, cb, "SELECT 1")
+
+	// a takes it back: its own user and state.
+	wantA := a.User + "@localhost|" + a.Database + "|+05:00"
+	if got := queryString(t, ca, probe); got != wantA {
+		t.Fatalf("a again: %q, want %q", got, wantA)
+	}
+	if got := queryString(t, ca, "SELECT v FROM secret"); got != "a only" {
+		t.Fatalf("a's table: %q", got)
+	}
+	if st := p.Stats(); st.Dialed != 1 || st.ChangedUser != 2 {
+		t.Fatalf("after a again: %+v", st)
+	}
+}
+
+// TestChangeUserChurn: many sites' sessions at once over few idle
+// backends; every statement runs as its own site's user in its own
+// database with its own session state.
+func TestChangeUserChurn(t *testing.T) {
+	const nSites, perSite, rounds = 6, 2, 30
+	var sites []site
+	var accts []Account
+	for range nSites {
+		s := newSite(t, 3)
+		sites = append(sites, s)
+		accts = append(accts, s.Account)
+	}
+	p := startPooler(t, Config{MaxIdle: 2}, accts...)
+	var wg sync.WaitGroup
+	errs := make(chan error, nSites*perSite)
+	for i, s := range sites {
+		db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+		for j := range perSite {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := db.Conn(context.Background())
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				tz := fmt.Sprintf("+0%d:%d0", i%10, j)
+				if _, err := c.ExecContext(context.Background(), "SET time_zone = '"+tz+"'"); err != nil {
+					errs <- err
+					return
+				}
+				want := s.User + "@localhost|" + s.Database + "|" + tz
+				for r := range rounds {
+					var got string
+					if err := c.QueryRowContext(context.Background(), "SELECT CONCAT_WS('|', CURRENT_USER(), DATABASE(), @@time_zone)").Scan(&got); err != nil {
+						errs <- fmt.Errorf("%s round %d: %w", s.User, r, err)
+						return
+					}
+					if got != want {
+						errs <- fmt.Errorf("%s round %d: %q, want %q", s.User, r, got, want)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var msgs []string
+	for err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	if len(msgs) > 0 {
+		t.Fatal(strings.Join(msgs, "\n"))
+	}
+	st := p.Stats()
+	if st.ChangedUser == 0 {
+		t.Fatalf("no backend changed hands: %+v", st)
+	}
+	t.Logf("dialled %d, changed user %d, peak %d", st.Dialed, st.ChangedUser, st.PeakBackends)
+}
