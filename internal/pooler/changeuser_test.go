@@ -2,10 +2,12 @@ package pooler
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestChangeUser: an account with no idle backend takes another
@@ -127,4 +129,73 @@ func TestChangeUserChurn(t *testing.T) {
 		t.Fatalf("no backend changed hands: %+v", st)
 	}
 	t.Logf("dialled %d, changed user %d, peak %d", st.Dialed, st.ChangedUser, st.PeakBackends)
+}
+
+// TestServerBackends: at Config.MaxServerBackends a statement waits for a
+// backend to be put back and takes it over; when none comes back within
+// QueueWait it opens one more, which closes when put back.
+func TestServerBackends(t *testing.T) {
+	s1, s2, s3 := newSite(t, 3), newSite(t, 3), newSite(t, 3)
+	sessions := func(p *Pooler) (c1, c2, c3 *sql.Conn) {
+		c1 = conn(t, open(t, p.cfg.Socket, s1.User, s1.Password, s1.Database))
+		c2 = conn(t, open(t, p.cfg.Socket, s2.User, s2.Password, s2.Database))
+		c3 = conn(t, open(t, p.cfg.Socket, s3.User, s3.Password, s3.Database))
+		// Two transactions hold both backends the bound allows.
+		mustExec(t, c1, "BEGIN")
+		queryString(t, c1, "SELECT 1")
+		mustExec(t, c2, "BEGIN")
+		queryString(t, c2, "SELECT 1")
+		return c1, c2, c3
+	}
+
+	t.Run("handed over", func(t *testing.T) {
+		p := startPooler(t, Config{MaxServerBackends: 2, QueueWait: time.Minute}, s1.Account, s2.Account, s3.Account)
+		c1, c2, c3 := sessions(p)
+		got := make(chan string, 1)
+		go func() {
+			var v string
+			if err := c3.QueryRowContext(context.Background(), "SELECT CURRENT_USER()").Scan(&v); err != nil {
+				v = err.Error()
+			}
+			got <- v
+		}()
+		waitFor(t, func() bool { return p.Stats().Queued == 1 })
+		mustExec(t, c1, "COMMIT")
+		if v := <-got; v != s3.User+"@localhost" {
+			t.Fatalf("third site: %q", v)
+		}
+		mustExec(t, c2, "COMMIT")
+		st := p.Stats()
+		if st.Dialed != 2 || st.Overflowed != 0 || st.ChangedUser != 1 || st.PeakBackends != 2 {
+			t.Fatalf("%+v: want 2 dialled, 1 taken over, none beyond the bound", st)
+		}
+	})
+
+	t.Run("overflow", func(t *testing.T) {
+		p := startPooler(t, Config{MaxServerBackends: 2, QueueWait: 50 * time.Millisecond}, s1.Account, s2.Account, s3.Account)
+		c1, c2, c3 := sessions(p)
+		if v := queryString(t, c3, "SELECT CURRENT_USER()"); v != s3.User+"@localhost" {
+			t.Fatalf("third site: %q", v)
+		}
+		st := p.Stats()
+		if st.Queued != 1 || st.Overflowed != 1 || st.PeakBackends != 3 {
+			t.Fatalf("%+v: want one backend beyond the bound", st)
+		}
+		if st.BackendsPrimary != 2 {
+			t.Fatalf("%d backends open after the third site's statement, want 2 (the one beyond the bound closed)", st.BackendsPrimary)
+		}
+		mustExec(t, c1, "COMMIT")
+		mustExec(t, c2, "COMMIT")
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -122,16 +122,7 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 				evict.c.Close()
 				pl.p.backendOpened(pl.replica, -1)
 			}
-			if b := pl.p.takeIdle(pl, caps); b != nil {
-				if err := pl.changeUser(b); err == nil {
-					b.pool = pl
-					pl.p.changedUser.Add(1)
-					return b, nil
-				}
-				b.c.Close()
-				pl.p.backendOpened(pl.replica, -1)
-			}
-			b, err := pl.dial(ctx, caps)
+			b, err := pl.p.acquire(ctx, pl, caps)
 			if err != nil {
 				pl.mu.Lock()
 				pl.open--
@@ -139,7 +130,6 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 				pl.mu.Unlock()
 				return nil, err
 			}
-			pl.p.backendOpened(pl.replica, 1)
 			return b, nil
 		}
 		ch := pl.changed
@@ -183,7 +173,6 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	if sc != nil {
 		b.salt = sc.greeting()
 	}
-	pl.p.dialed.Add(1)
 	return b, nil
 }
 
@@ -195,8 +184,9 @@ func (pl *pool) put(b *backend) {
 		pl.discard(b)
 		return
 	}
+	over := pl.p.overflowed(pl.replica)
 	pl.mu.Lock()
-	if pl.closed || pl.open > pl.max {
+	if pl.closed || pl.open > pl.max || over {
 		pl.open--
 		pl.signal()
 		pl.mu.Unlock()
@@ -209,6 +199,7 @@ func (pl *pool) put(b *backend) {
 	pl.signal()
 	pl.mu.Unlock()
 	pl.p.trimIdle()
+	pl.p.signalFreed()
 }
 
 // oldestIdle is when the pool's least recently used idle backend was put
@@ -241,10 +232,14 @@ func (pl *pool) evictOldest() bool {
 	return true
 }
 
-// takeIdle removes and returns the least recently used idle backend with
-// caps of another account on pl's server (nil: none), for
-// changeUser. It stays counted as open to that server.
+// takeIdle removes and returns an idle backend with caps for pl (nil:
+// none): pl's own most recently used one, else the least recently used
+// one of another account on pl's server, for changeUser. It stays counted
+// as open to that server; pl counts it already (get reserved its place).
 func (p *Pooler) takeIdle(pl *pool, caps uint32) *backend {
+	if b := pl.takeNewest(caps); b != nil {
+		return b
+	}
 	for {
 		var from *pool
 		var at time.Time
@@ -263,6 +258,22 @@ func (p *Pooler) takeIdle(pl *pool, caps uint32) *backend {
 			return b
 		}
 	}
+}
+
+// takeNewest removes the pool's most recently used idle backend with caps
+// (nil: none).
+func (pl *pool) takeNewest(caps uint32) *backend {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for i := len(pl.idle) - 1; i >= 0; i-- {
+		if b := pl.idle[i]; b.caps == caps {
+			pl.idle = append(pl.idle[:i], pl.idle[i+1:]...)
+			pl.p.idle.Add(-1)
+			pl.open--
+			return b
+		}
+	}
+	return nil
 }
 
 // oldestIdleWith is when the least recently used idle backend with caps

@@ -43,7 +43,10 @@
 // Pools: per account and server (primary, replica), last-in first-out,
 // at most Account.MaxBackends connections (a statement waits
 // Config.BackendWait for one, then gets error 1203), idle ones closed
-// after Config.IdleTimeout. A session's tracked state (sqlscan.State: the
+// after Config.IdleTimeout, at most Config.MaxIdle idle in all. An account
+// with no idle backend takes another account's least recently used idle
+// one and logs it in as its own user (COM_CHANGE_USER, changeuser.go)
+// before it dials a new one. A session's tracked state (sqlscan.State: the
 // handshake's collation and the SETs it ran) is replayed on a backend
 // whose state differs before a statement runs there.
 //
@@ -69,7 +72,8 @@
 // server's goodbye) or when it is a read; otherwise the client gets 2013
 // "Lost connection to MySQL server during query", never a guess. A
 // server that is down gives each statement a clear error and the session
-// lives on. Not supported: COM_CHANGE_USER (an error), LOAD DATA LOCAL.
+// lives on. Not supported: COM_CHANGE_USER from clients (an error; the
+// pooler uses it on its own backends, see changeuser.go), LOAD DATA LOCAL.
 package pooler
 
 import (
@@ -151,6 +155,17 @@ type Config struct {
 	// each keeping a warm connection would otherwise hold more
 	// connections than their PHP workers did without the pooler.
 	MaxIdle int
+	// MaxServerBackends bounds the backend connections to each server of
+	// all accounts together (default DefaultMaxServerBackends; negative: no
+	// bound). A statement that finds none idle while the bound is
+	// reached waits up to QueueWait for one to be put back (and takes it
+	// over, COM_CHANGE_USER), then opens one beyond the bound rather than
+	// fail: sessions holding backends through transactions must not stall
+	// the others. Backends beyond it close when put back.
+	MaxServerBackends int
+	// QueueWait is how long a statement waits at MaxServerBackends before it
+	// opens one more (default 250ms).
+	QueueWait time.Duration
 	// BackendWait bounds how long a statement waits for a free backend
 	// connection of its account (default 10s).
 	BackendWait time.Duration
@@ -175,7 +190,19 @@ type Pooler struct {
 	idle        atomic.Int64  // idle backends of all pools (Config.MaxIdle)
 	dialed      atomic.Uint64 // backend connections opened
 	changedUser atomic.Uint64 // backends taken over from another account
+	queued      atomic.Uint64 // statements that waited at MaxServerBackends
+	overflows   atomic.Uint64 // backends opened beyond MaxServerBackends
+
+	// (mu) freed is closed and replaced when a backend is put back or
+	// closed while waiters wait at MaxServerBackends; dialing counts dials in
+	// progress per server kind (0 primary, 1 replica).
+	freed   chan struct{}
+	waiters int
+	dialing [2]int
 }
+
+// DefaultMaxServerBackends is Config.MaxServerBackends's default.
+const DefaultMaxServerBackends = 8
 
 // DefaultMaxIdle is Config.MaxIdle's default.
 const DefaultMaxIdle = 8
@@ -211,13 +238,19 @@ func New(cfg Config) (*Pooler, error) {
 	if cfg.BackendWait <= 0 {
 		cfg.BackendWait = 10 * time.Second
 	}
+	if cfg.MaxServerBackends == 0 {
+		cfg.MaxServerBackends = DefaultMaxServerBackends
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = 250 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}}, nil
+	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}, freed: make(chan struct{})}, nil
 }
 
 func (a Account) normalized() Account {
@@ -475,8 +508,10 @@ type Stats struct {
 	QueriesPrimary uint64 // statements run on the primary
 	QueriesReplica uint64
 	// Dialed counts backend connections opened; ChangedUser the idle
-	// backends one account took over from another (COM_CHANGE_USER).
-	Dialed, ChangedUser uint64
+	// backends one account took over from another (COM_CHANGE_USER);
+	// Queued the statements that waited at Config.MaxServerBackends, Overflowed
+	// the backends opened beyond it after Config.QueueWait.
+	Dialed, ChangedUser, Queued, Overflowed uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -494,6 +529,7 @@ func (p *Pooler) Stats() Stats {
 	st := p.stats
 	st.PeakBackends = p.peak
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
+	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -523,5 +559,116 @@ func (p *Pooler) backendOpened(replica bool, delta int) {
 	if n := p.stats.BackendsPrimary + p.stats.BackendsReplica; n > p.peak {
 		p.peak = n
 	}
+	if delta < 0 {
+		p.signalFreedLocked()
+	}
 	p.mu.Unlock()
+}
+
+func kind(replica bool) int {
+	if replica {
+		return 1
+	}
+	return 0
+}
+
+// openTo is the number of backends open to the primary or the replica
+// (p.mu held).
+func (p *Pooler) openTo(replica bool) int {
+	if replica {
+		return p.stats.BackendsReplica
+	}
+	return p.stats.BackendsPrimary
+}
+
+// overflowed reports whether more backends than Config.MaxServerBackends are
+// open to the server while no statement waits for one.
+func (p *Pooler) overflowed(replica bool) bool {
+	if p.cfg.MaxServerBackends < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiters == 0 && p.openTo(replica) > p.cfg.MaxServerBackends
+}
+
+// signalFreed wakes the statements waiting at Config.MaxServerBackends.
+func (p *Pooler) signalFreed() {
+	p.mu.Lock()
+	p.signalFreedLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pooler) signalFreedLocked() {
+	if p.waiters > 0 {
+		close(p.freed)
+		p.freed = make(chan struct{})
+	}
+}
+
+// acquire finds pl a backend beyond those idle in pl itself: one put
+// back meanwhile, another account's idle one taken over, or a new one —
+// waiting up to Config.QueueWait while Config.MaxServerBackends are open. pl
+// has counted it already.
+func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32) (*backend, error) {
+	k := kind(pl.replica)
+	var deadline <-chan time.Time
+	over := false
+	for {
+		if b := p.takeIdle(pl, caps); b != nil {
+			if b.pool == pl {
+				return b, nil
+			}
+			if err := pl.changeUser(b); err == nil {
+				b.pool = pl
+				p.changedUser.Add(1)
+				return b, nil
+			}
+			b.c.Close()
+			p.backendOpened(pl.replica, -1)
+			continue
+		}
+		p.mu.Lock()
+		if over || p.cfg.MaxServerBackends < 0 || p.openTo(pl.replica)+p.dialing[k] < p.cfg.MaxServerBackends {
+			p.dialing[k]++
+			p.mu.Unlock()
+			b, err := pl.dial(ctx, caps)
+			p.mu.Lock()
+			p.dialing[k]--
+			p.mu.Unlock()
+			if err != nil {
+				p.signalFreed()
+				return nil, err
+			}
+			p.dialed.Add(1)
+			if over {
+				p.overflows.Add(1)
+			}
+			p.backendOpened(pl.replica, 1)
+			return b, nil
+		}
+		ch := p.freed
+		p.waiters++
+		p.mu.Unlock()
+		if deadline == nil {
+			p.queued.Add(1)
+			t := time.NewTimer(p.cfg.QueueWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		var err error
+		select {
+		case <-ch:
+		case <-deadline:
+			over = true
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
 }
