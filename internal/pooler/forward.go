@@ -241,14 +241,26 @@ func send(b *backend, pkt []byte) (first []byte, sent bool, err error) {
 func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 	var r result
 	p := first
+	// Each packet read goes to the client (copied into its held answer)
+	// before the next is read: one buffer serves them all.
 	next := func() ([]byte, error) {
-		d, err := b.c.ReadPacket()
+		d, err := b.c.ReadPacketReuseMem(b.rbuf[:0])
 		if err != nil {
 			return nil, fmt.Errorf("pooler: backend: %w", err)
+		}
+		if cap(d) <= 64<<10 {
+			b.rbuf = d
 		}
 		return d, nil
 	}
 	fwd := func(d []byte) error {
+		if s.nc.holding && len(d) < mysql.MaxPayloadLen {
+			if err := s.nc.appendPacket(s.c.Sequence, d); err != nil {
+				return fmt.Errorf("pooler: client: %w", err)
+			}
+			s.c.Sequence++
+			return nil
+		}
 		buf := make([]byte, 4+len(d))
 		copy(buf[4:], d)
 		if err := s.c.WritePacket(buf); err != nil {

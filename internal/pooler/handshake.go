@@ -122,21 +122,43 @@ func (c *hostConn) Write(b []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	if c.holding {
-		// Keep the last write back until flush.
-		if c.pending != nil {
-			if _, err := c.Conn.Write(c.pending); err != nil {
-				c.pending = nil
+		// Gather the answer's packets (one write per 64 KiB, not per
+		// packet), always keeping the last one back until flush.
+		if len(c.pending) > 0 && len(c.pending)+len(b) > holdBuffer {
+			_, err := c.Conn.Write(c.pending)
+			c.pending = c.pending[:0]
+			if err != nil {
 				return 0, err
 			}
 		}
-		c.pending = append(c.pending[:0], b...)
+		c.pending = append(c.pending, b...)
 		return len(b), nil
 	}
 	return c.Conn.Write(b)
 }
 
-// hold keeps the last packet of an answer back until flush, so the
-// pooler's bookkeeping (backend back in its pool, pins, counters) is done
+// appendPacket adds one packet (payload d, under 16 MiB, with sequence
+// number seq) to the held answer, as Write would with header and payload
+// in one buffer, without building that buffer first.
+func (c *hostConn) appendPacket(seq uint8, d []byte) error {
+	if len(c.pending) > 0 && len(c.pending)+4+len(d) > holdBuffer {
+		_, err := c.Conn.Write(c.pending)
+		c.pending = c.pending[:0]
+		if err != nil {
+			return err
+		}
+	}
+	n := len(d)
+	c.pending = append(c.pending, byte(n), byte(n>>8), byte(n>>16), seq)
+	c.pending = append(c.pending, d...)
+	return nil
+}
+
+// holdBuffer is how much of an answer hostConn gathers before it writes.
+const holdBuffer = 64 << 10
+
+// hold gathers an answer's packets and keeps the last one back until
+// flush, so the pooler's bookkeeping (backend back in its pool, pins, counters) is done
 // before the client sees the answer end. Only the session's goroutine
 // writes.
 func (c *hostConn) hold() { c.holding = true }
@@ -144,12 +166,15 @@ func (c *hostConn) hold() { c.holding = true }
 // flush writes what hold kept back.
 func (c *hostConn) flush() error {
 	c.holding = false
-	p := c.pending
-	c.pending = nil
-	if p == nil {
+	if len(c.pending) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(p)
+	_, err := c.Conn.Write(c.pending)
+	if cap(c.pending) > 4*holdBuffer {
+		c.pending = nil // a large answer's buffer is not kept
+	} else {
+		c.pending = c.pending[:0]
+	}
 	return err
 }
 

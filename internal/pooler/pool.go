@@ -37,6 +37,7 @@ type backend struct {
 	// closed instead of pooled.
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
+	rbuf    []byte // reused by relay for the packets it reads
 }
 
 func (b *backend) inTx() bool {
