@@ -81,7 +81,7 @@ type site struct {
 	Account
 }
 
-func newSite(t *testing.T, maxBackends int) site {
+func newSite(t testing.TB, maxBackends int) site {
 	t.Helper()
 	n := siteSeq.Add(1)
 	name := fmt.Sprintf("wp_t%d", n)
@@ -105,7 +105,7 @@ func newSite(t *testing.T, maxBackends int) site {
 }
 
 // startPooler runs a pooler for accounts; cfg's zero fields are filled.
-func startPooler(t *testing.T, cfg Config, accts ...Account) *Pooler {
+func startPooler(t testing.TB, cfg Config, accts ...Account) *Pooler {
 	t.Helper()
 	if cfg.Socket == "" {
 		cfg.Socket = filepath.Join(t.TempDir(), "mysql.sock")
@@ -139,7 +139,7 @@ func startPooler(t *testing.T, cfg Config, accts ...Account) *Pooler {
 }
 
 // dsn opens a go-sql-driver pool through the pooler (or a server socket).
-func open(t *testing.T, socket, user, pw, db string) *sql.DB {
+func open(t testing.TB, socket, user, pw, db string) *sql.DB {
 	t.Helper()
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, pw, "unix", socket, db
@@ -156,7 +156,7 @@ func open(t *testing.T, socket, user, pw, db string) *sql.DB {
 }
 
 // conn is one client session through db.
-func conn(t *testing.T, db *sql.DB) *sql.Conn {
+func conn(t testing.TB, db *sql.DB) *sql.Conn {
 	t.Helper()
 	c, err := db.Conn(context.Background())
 	if err != nil {
