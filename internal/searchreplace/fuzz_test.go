@@ -15,7 +15,9 @@ import (
 // FuzzRewrite feeds arbitrary bytes. Invariants: no panic; an unchanged
 // value comes back as it was; a value that is valid serialised data stays
 // valid; a second pass changes nothing; and rewriting back (new → old)
-// restores the input when the input held no form of the new URL.
+// restores the input when the input held no form of the new URL and no
+// value that looked serialised was rewritten as plain text (a wrong length
+// may have become right).
 func FuzzRewrite(f *testing.F) {
 	inner := `a:1:{s:3:"url";` + ser(oldURL+"/x") + `}`
 	for _, s := range []string{
@@ -24,6 +26,9 @@ func FuzzRewrite(f *testing.F) {
 		`O:8:"stdClass":1:{s:1:"a";` + ser(oldURL) + `}`, `a:1:{i:0;d:-INF;}`, `b:1;`, `N;`,
 		`s:5:"http://old.example";`, `C:11:"ArrayObject":` + strconv.Itoa(len(ser(oldURL))) + `:{` + ser(oldURL) + `}`,
 		" \n" + ser(oldURL) + "\n", `a:1:{i:0;` + ser(`s:99:"http://old.example";`) + `}`,
+		`{"t":"a\nhttp:\/\/old.example\u0022"}`, "u=x%3Dhttp%3A%2F%2Fold.example%2Fp",
+		"a:hover{color:#c00}\n.hero{background:url(http://old.example/bg.jpg)}",
+		`a:1:{S:1:"\6b";S:19:"\68ttp:\2f/old.example\0a";}`, ser(oldURL) + "i:1;" + ser(oldURL),
 	} {
 		f.Add([]byte(s))
 	}
@@ -50,10 +55,13 @@ func FuzzRewrite(f *testing.F) {
 		if validSerialized(fwd, in) && !validSerialized(fwd, out) {
 			t.Fatalf("valid %q became invalid %q", in, out)
 		}
+		if res.Malformed && !res.Changed {
+			t.Fatalf("malformed but unchanged: %q", in)
+		}
 		if again, res2 := fwd.Rewrite(out); res2.Changed {
 			t.Fatalf("second pass changed %q to %q", out, again)
 		}
-		if back.mayMatch(in) {
+		if back.mayMatch(in) || res.fellBack {
 			return
 		}
 		if restored, _ := back.Rewrite(out); !bytes.Equal(restored, in) {
