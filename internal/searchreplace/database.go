@@ -26,9 +26,9 @@ type Options struct {
 type Report struct {
 	Tables []TableReport
 	// Totals over Tables.
-	RowsScanned, RowsChanged, CellsChanged, CellsMalformed int64
-	// Warnings are tables skipped (no primary key) and values left alone
-	// because they looked serialised but did not parse.
+	RowsScanned, RowsChanged, CellsChanged, CellsMalformed, CellsTooDeep int64
+	// Warnings are tables skipped (no primary key), broken serialised
+	// values rewritten as plain text and values nested too deep to follow.
 	Warnings []string
 }
 
@@ -43,9 +43,14 @@ type TableReport struct {
 	RowsChanged int64
 	// CellsChanged counts column values rewritten.
 	CellsChanged int64
-	// CellsMalformed counts values left alone: they held the search string
-	// inside what looked like serialised data that did not parse.
+	// CellsMalformed counts values (among CellsChanged) that held
+	// serialised data WordPress would unserialise but PHP rejects (wrong
+	// lengths, truncated), alone or nested; they were rewritten as plain
+	// text and are as broken as before (Result.Malformed).
 	CellsMalformed int64
+	// CellsTooDeep counts values holding serialised strings nested too
+	// deep to follow, left as they were there (Result.TooDeep).
+	CellsTooDeep int64
 	// Skipped says why the table was not processed ("" when it was).
 	Skipped string
 }
@@ -101,12 +106,16 @@ func RewriteDatabase(ctx context.Context, db *sql.DB, prefix, from, to string, o
 			}
 		}
 		if tr.CellsMalformed > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("table %s: %d values looked serialised but did not parse and were left alone", t.name, tr.CellsMalformed))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("table %s: %d values hold broken serialised data (PHP cannot unserialise them); rewritten as plain text", t.name, tr.CellsMalformed))
+		}
+		if tr.CellsTooDeep > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("table %s: %d values hold serialised strings nested more than %d deep; those were left as they were", t.name, tr.CellsTooDeep, maxNesting))
 		}
 		rep.RowsScanned += tr.RowsScanned
 		rep.RowsChanged += tr.RowsChanged
 		rep.CellsChanged += tr.CellsChanged
 		rep.CellsMalformed += tr.CellsMalformed
+		rep.CellsTooDeep += tr.CellsTooDeep
 		rep.Tables = append(rep.Tables, tr)
 	}
 	return rep, nil
@@ -313,6 +322,9 @@ func readBatch(ctx context.Context, db *sql.DB, r *Replacer, t *table, q string,
 			out, res := r.Rewrite(v)
 			if res.Malformed {
 				tr.CellsMalformed++
+			}
+			if res.TooDeep {
+				tr.CellsTooDeep++
 			}
 			if res.Changed {
 				ch.cols = append(ch.cols, t.cols[i])

@@ -166,6 +166,10 @@ $id = wp_insert_post([
 ]);
 update_post_meta($id, '_aip_json', wp_slash(json_encode(['url' => 'http://old.localhost/j', 'other' => 'http://old.localhost.example/j'])));
 update_post_meta($id, '_aip_share', 'https://share.example/?u=' . rawurlencode('http://old.localhost/p/'));
+// Custom CSS only looks serialised ("a:hover{…}"): alone and in an array.
+$css = "a:hover{color:#c00}\n.hero{background:url(http://old.localhost/bg.jpg)}";
+if (is_wp_error(wp_update_custom_css_post($css))) { exit(1); }
+update_option('aip_css', ['css' => $css]);
 echo json_encode(['post' => $id]);
 `
 
@@ -201,6 +205,8 @@ echo json_encode([
 	'share' => get_post_meta($id, '_aip_share', true),
 	'content' => $post->post_content,
 	'guid' => $post->guid,
+	'css' => wp_get_custom_css(),
+	'css_option' => get_option('aip_css')['css'],
 ]);
 `
 
@@ -307,6 +313,8 @@ func TestRewriteDatabase(t *testing.T) {
 		Share       string            `json:"share"`
 		Content     string            `json:"content"`
 		GUID        string            `json:"guid"`
+		CSS         string            `json:"css"`
+		CSSOption   string            `json:"css_option"`
 	}
 	out := s.php(ctx, strings.Replace(verify, "(int) $argv[1]", fmt.Sprint(seeded.Post), 1))
 	if err := json.Unmarshal([]byte(lastLine(out)), &got); err != nil {
@@ -337,6 +345,9 @@ func TestRewriteDatabase(t *testing.T) {
 	check("encoded link", got.Share, "https://share.example/?u="+"http%3A%2F%2Fnew.localhost%2Fp%2F")
 	check("content", got.Content, `<!-- wp:image {"url":"http://new.localhost/i.png"} --><a href="http://new.localhost/p/">p</a> <a href="//new.localhost/r">r</a> <a href="http://old.localhost.example/">other</a><!-- /wp:image -->`)
 	check("guid", got.GUID, guid)
+	const css = "a:hover{color:#c00}\n.hero{background:url(http://new.localhost/bg.jpg)}"
+	check("custom css", got.CSS, css)
+	check("custom css in an array", got.CSSOption, css)
 
 	// A second pass finds nothing to do.
 	rep2, err := searchreplace.RewriteDatabase(ctx, s.db, "wp_", "http://old.localhost", "http://new.localhost", searchreplace.Options{BatchSize: 64})

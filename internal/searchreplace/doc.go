@@ -6,25 +6,33 @@
 //
 // A Replacer rewrites one stored value (Replacer.Rewrite):
 //
-//   - A value that is PHP serialize() output (optionally surrounded by
-//     whitespace, which WordPress's maybe_unserialize trims) is parsed
-//     token by token. Only string values change: each s:N:"…"; whose
-//     content changed is written again with its new byte length. A string
-//     whose content is itself serialised data — WordPress serialises
-//     arrays that plugins had serialised already — is rewritten the same
-//     way, recursively. Every other token (N; b: i: d: r: R: E: C:, array
+//   - A value that starts with PHP serialize() output (optionally
+//     surrounded by whitespace, which WordPress's maybe_unserialize trims)
+//     is parsed token by token. Only string values change: each s:N:"…";
+//     whose content changed is written again with its new byte length
+//     (S:N:"…"; strings, whose \xx escapes PHP reads but never writes, are
+//     decoded, rewritten and escaped again). A string whose content is
+//     itself serialised data — WordPress serialises arrays that plugins had
+//     serialised already — is rewritten the same way, recursively, up to 64
+//     strings deep (deeper ones are left as they were and reported,
+//     Result.TooDeep). Every other token (N; b: i: d: r: R: E: C:, array
 //     and object headers, array keys and property names) is copied byte for
 //     byte: floats are never reformatted and references keep pointing at
 //     the same values, because no value is added or removed. Keys are left
 //     alone as wp-cli leaves them: rewriting one could collide with another
 //     key. C: payloads (a class's own Serializable format) are opaque and
-//     not rewritten.
-//   - A value that looks serialised (a type letter, ':' and a final ';' or
-//     '}') but does not parse exactly — truncated, wrong lengths, trailing
-//     bytes, S: strings, nesting deeper than PHP's 4096 — is left byte for
-//     byte untouched and reported (Result.Malformed): rewriting it as text
-//     would only move it further from anything a repair tool could fix.
-//     wp-cli instead falls back to a plain replacement there.
+//     not rewritten. Arrays and objects nest without a limit and without
+//     recursion (PHP 8.2 accepts 4096 levels, more when
+//     unserialize_max_depth is raised). Bytes after the first value, which
+//     PHP's unserialize ignores, are rewritten as further values while they
+//     parse, then as plain text.
+//   - A value that looks serialised (a type letter and ':') but does not
+//     parse — custom CSS such as "a:hover{…}", or serialised data broken
+//     before the rewrite (wrong lengths, truncated) — is plain text, as
+//     wp-cli treats it; broken data that WordPress's is_serialized accepts
+//     is reported (Result.Malformed). The parser accepts everything PHP's
+//     unserialize does (the tests mutate serialised values and ask PHP), so
+//     no value PHP reads is rewritten as text.
 //   - Anything else is plain text: every occurrence is replaced, left to
 //     right, without rescanning the replacement.
 //
@@ -34,19 +42,25 @@
 // forms, each replaced by the same form of the replacement:
 //
 //   - as given: http://old.example;
-//   - JSON-escaped as json_encode writes it by default: http:\/\/old.example
-//     (block attributes, REST caches, page builders' JSON in postmeta);
+//   - JSON-escaped as json_encode writes it: http:\/\/old.example, with
+//     characters outside ASCII as \u00e9 (the default) or as they are
+//     (JSON_UNESCAPED_UNICODE), and with unescaped slashes and \u escapes
+//     (JSON_UNESCAPED_SLASHES) — block attributes, REST caches, page
+//     builders' JSON in postmeta;
+//   - as the block editor writes block attributes: unescaped slashes and
+//     non-ASCII, but "--" (an IDN's xn--), '<', '>', '&', '"' and '\' as
+//     \u escapes;
 //   - percent-encoded as rawurlencode writes it, with upper- or lower-case
 //     hex: http%3A%2F%2Fold.example (share links, redirect parameters);
 //   - when both strings start with a scheme, their scheme-relative forms
-//     //old.example → //new.example, in the three encodings above. This
-//     catches //old.example/… asset links and https://old.example when the
-//     search string was http://old.example; the scheme found in the data is
-//     kept. It is the form wp-cli's documentation recommends searching for
+//     //old.example → //new.example, in the encodings above. This catches
+//     //old.example/… asset links and https://old.example when the search
+//     string was http://old.example; the scheme found in the data is kept.
+//     It is the form wp-cli's documentation recommends searching for
 //     (wp search-replace '//old' '//new').
 //
 // wp-cli replaces the literal string only; the extra encodings are what a
-// clone needs so that JSON and encoded links follow the site.
+// clone or an import needs so that JSON and encoded links follow the site.
 //
 // Unlike wp-cli, a match must sit on host boundaries: when the search string
 // ends with a host character (letter, digit, '-', '_'), a match followed by
@@ -60,6 +74,16 @@
 // bare host). Bytes outside ASCII never continue a host, so a URL followed
 // by a non-breaking space is still replaced. A search string with a port
 // (http://old.example:8080) matches only that port.
+//
+// The characters around a match are read as the text means them: a JSON
+// escape (\n, \t, \u0022, \u003e; its backslash not itself escaped) or a
+// percent-encoded byte (%2F, %2f, %3D) counts as the character it stands
+// for. So "Line one\nhttps:\/\/old.example" in JSON and
+// ?url=https%3A%2F%2Fold.example are whole matches (scheme included, so a
+// scheme change reaches them, and a bare-host search finds them), while
+// \u0041old.example and sub%2Eold.example continue a word or a host and are
+// not. A plain "xnold.example" is no match for old.example, and neither is
+// a JSON "\\nold.example" (an escaped backslash and the letter n).
 //
 // Replacing with a string that contains the search string on a boundary
 // (http://a.example → http://a.example/blog) is not idempotent: a second

@@ -3,6 +3,7 @@ package searchreplace
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,12 +50,21 @@ echo json_encode($out);
 // PHP), and that it holds no trace of the old host while keeping the
 // boundaries (old.example.org is untouched).
 const phpCheck = `<?php
+// A class with its own (C:) format whose payload is serialised data.
+class SR implements Serializable {
+	public $d;
+	function serialize() { return serialize($this->d); }
+	function unserialize($s) { $this->d = unserialize($s); }
+	function __serialize(): array { return [$this->d]; }
+	function __unserialize(array $a): void { $this->d = $a[0]; }
+}
 $pairs = json_decode(file_get_contents($argv[1]), true);
 $fail = 0;
 foreach ($pairs as $i => $p) {
 	$in = base64_decode($p['in']); $out = base64_decode($p['out']);
 	$v = @unserialize($out);
 	if ($v === false && $out !== 'b:0;') { echo "case $i: unserialize failed: $out\n"; $fail++; continue; }
+	if ($p['same'] !== null && @unserialize(base64_decode($p['same'])) !== $v) { echo "case $i: not the expected value: $out\n"; $fail++; }
 	if ($p['php'] && serialize($v) !== $out) { echo "case $i: not canonical:\n", serialize($v), "\n$out\n"; $fail++; }
 	if ($p['php']) {
 		$w = $out;
@@ -112,6 +122,9 @@ func TestAgainstPHP(t *testing.T) {
 		In  []byte `json:"in"`
 		Out []byte `json:"out"`
 		PHP bool   `json:"php"` // made by PHP's serialize: canonical, no old host may remain
+		// Same, when set, is serialised data PHP must read as the same
+		// value as Out.
+		Same []byte `json:"same"`
 	}
 	var pairs []pair
 	for i, e := range encoded {
@@ -123,7 +136,7 @@ func TestAgainstPHP(t *testing.T) {
 		if !res.Changed || res.Malformed {
 			t.Errorf("case %d: %+v for %q", i, res, in)
 		}
-		pairs = append(pairs, pair{in, out, true})
+		pairs = append(pairs, pair{In: in, Out: out, PHP: true})
 	}
 	// Hand-written values that PHP accepts, with boundary traps.
 	for _, in := range []string{
@@ -135,12 +148,31 @@ func TestAgainstPHP(t *testing.T) {
 		`C:11:"ArrayObject":21:{x:i:0;a:0:{};m:a:0:{}}`,
 		`s:0:"";`,
 		`b:0;`,
+		`a:1:{s:3:"css";` + ser("a:hover{color:#c00}\n.hero{background:url(http://old.example/bg.jpg)}") + `}`,
+		ser(`{"text":"Line one\nhttp:\/\/old.example\/x"}`),
+		ser("http://old.example") + "i:1;",
+		// A reference into a C: payload (PHP numbers its values too).
+		`a:3:{i:0;C:2:"SR":22:{a:1:{s:1:"u";s:1:"x";}}i:1;R:4;i:2;` + ser("http://old.example") + `}`,
+		strings.Repeat("a:1:{i:0;", 4096) + ser("http://old.example") + strings.Repeat("}", 4096),
 	} {
 		out, res := r.Rewrite([]byte(in))
-		if res.Malformed {
-			t.Errorf("%q reported malformed", in)
+		if res.Malformed || !res.Changed && strings.Contains(in, "old.example") {
+			t.Errorf("%.200q: %+v", in, res)
 		}
-		pairs = append(pairs, pair{[]byte(in), out, false})
+		pairs = append(pairs, pair{In: []byte(in), Out: out})
+	}
+	// S: strings (escaped; PHP reads them, never writes them) come out as
+	// PHP reads the rewritten string.
+	for _, c := range [][2]string{
+		{`S:18:"http://old.example";`, ser("http://new.example.org")},
+		{`a:1:{S:1:"\6b";S:19:"\68ttp:\2f/old.example\0a";}`, `a:1:{s:1:"k";` + ser("http://new.example.org\n") + `}`},
+		{`S:22:"\c3\a9 http://old.example\5c";`, ser("é http://new.example.org\\")},
+	} {
+		out, res := r.Rewrite([]byte(c[0]))
+		if !res.Changed || res.Malformed {
+			t.Errorf("%q: %+v", c[0], res)
+		}
+		pairs = append(pairs, pair{In: []byte(c[0]), Out: out, Same: []byte(c[1])})
 	}
 	f := filepath.Join(dir, "pairs.json")
 	b, _ := json.Marshal(pairs)
@@ -156,4 +188,130 @@ func TestAgainstPHP(t *testing.T) {
 		t.Errorf("old.example.org rewritten: %q", pairs[len(encoded)].Out)
 	}
 	t.Logf("php unserialize accepted %d rewritten values", len(pairs))
+}
+
+// phpValid prints, for each base64 value in the JSON list $argv[1],
+// whether PHP's unserialize accepts it (WordPress's maybe_unserialize
+// trims first; so does the Replacer).
+const phpValid = `<?php
+class SR implements Serializable {
+	public $d;
+	function serialize() { return serialize($this->d); }
+	function unserialize($s) { $this->d = unserialize($s); }
+	function __serialize(): array { return [$this->d]; }
+	function __unserialize(array $a): void { $this->d = $a[0]; }
+}
+$out = [];
+foreach (json_decode(file_get_contents($argv[1])) as $b) {
+	$s = trim(base64_decode($b));
+	try { $v = @unserialize($s); } catch (Throwable $e) { $v = false; }
+	$out[] = $v !== false || $s === 'b:0;';
+}
+echo json_encode($out);
+`
+
+// TestMutationsAgainstPHP mutates serialised values (lengths, counts,
+// type letters, bytes dropped or doubled, tails added) and asks PHP which
+// mutants it accepts: every one it accepts must still be accepted after the
+// rewrite. A value the Replacer wrongly took for text would be rewritten
+// without fixing its lengths and fail here.
+func TestMutationsAgainstPHP(t *testing.T) {
+	php, err := exec.LookPath("php8.2")
+	if err != nil {
+		if php, err = exec.LookPath("php"); err != nil {
+			t.Skip("php not installed")
+		}
+	}
+	dir := t.TempDir()
+	valid := func(vals [][]byte) []bool {
+		t.Helper()
+		data, _ := json.Marshal(vals)
+		f, s := filepath.Join(dir, "v.json"), filepath.Join(dir, "valid.php")
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s, []byte(phpValid), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(php, s, f).Output()
+		if err != nil {
+			t.Fatalf("php: %v\n%s", err, out)
+		}
+		var ok []bool
+		if err := json.Unmarshal(out, &ok); err != nil || len(ok) != len(vals) {
+			t.Fatalf("php: %v\n%.500s", err, out)
+		}
+		return ok
+	}
+	o := "http://old.example"
+	inner := `a:1:{s:1:"u";` + ser(o+"/i") + `}`
+	bases := []string{
+		ser(o), ser(o + "/x é"), `a:2:{i:0;` + ser(o) + `s:1:"k";` + ser(inner) + `}`,
+		`O:8:"stdClass":2:{s:3:"url";` + ser(o) + `s:1:"n";d:0.5;}`,
+		`a:3:{i:0;` + ser(o) + `i:1;R:2;i:2;b:1;}`,
+		`a:3:{i:0;C:2:"SR":22:{a:1:{s:1:"u";s:1:"x";}}i:1;R:4;i:2;` + ser(o) + `}`,
+		ser(`{"t":"a\nhttp:\/\/old.example"}`), `a:1:{i:0;a:1:{i:0;a:1:{i:0;` + ser(o) + `}}}`,
+		`S:18:"http://old.example";`, ser(ser(inner)),
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const letters = "NbidsSaOCrRE"
+	var mutants [][]byte
+	for range 4000 {
+		m := []byte(bases[rng.IntN(len(bases))])
+		for range 1 + rng.IntN(2) {
+			i := rng.IntN(len(m))
+			switch rng.IntN(7) {
+			case 0: // another digit
+				if '0' <= m[i] && m[i] <= '9' {
+					m[i] = byte('0' + rng.IntN(10))
+				}
+			case 1:
+				m = append(m[:i:i], m[i+1:]...)
+			case 2:
+				m = append(m[:i+1:i+1], m[i:]...)
+			case 3: // another type letter
+				if strings.IndexByte(letters, m[i]) >= 0 && i+1 < len(m) && m[i+1] == ':' {
+					m[i] = letters[rng.IntN(len(letters))]
+				}
+			case 4:
+				m = m[:i]
+			case 5:
+				m = append(m, []string{"i:1;", "x", ";", "}", " \n", ser(o)}[rng.IntN(6)]...)
+			case 6: // a length one more or less
+				if j := bytes.Index(m, []byte(`s:`)); j >= 0 && rng.IntN(2) == 0 {
+					m = bytes.Replace(m, []byte(`s:18:`), []byte(`s:17:`), 1)
+				} else {
+					m = bytes.Replace(m, []byte(`s:18:`), []byte(`s:19:`), 1)
+				}
+			}
+			if len(m) == 0 {
+				m = []byte("N;")
+			}
+		}
+		mutants = append(mutants, m)
+	}
+	r, err := New(o, "http://new.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := valid(mutants)
+	var ins, outs [][]byte
+	for i, m := range mutants {
+		if !ok[i] {
+			continue
+		}
+		if _, body, _ := trimPHP(m); !looksSerialized(body) {
+			t.Errorf("PHP accepts %q; it does not look serialised", m)
+		} else if _, _, ok := r.rewriteValues(body, 0); !ok {
+			t.Errorf("PHP accepts %q; the Replacer does not parse it", m)
+		}
+		out, _ := r.Rewrite(m)
+		ins, outs = append(ins, m), append(outs, out)
+	}
+	for i, good := range valid(outs) {
+		if !good {
+			t.Errorf("PHP accepts %q but not its rewrite %q", ins[i], outs[i])
+		}
+	}
+	t.Logf("%d mutants, %d accepted by PHP, all still accepted after the rewrite", len(mutants), len(ins))
 }

@@ -91,17 +91,22 @@ func TestReplace(t *testing.T) {
 		{"custom C: untouched", `C:11:"ArrayObject":` + itoa(len(ser(oldURL))) + `:{` + ser(oldURL) + `}`,
 			`C:11:"ArrayObject":` + itoa(len(ser(oldURL))) + `:{` + ser(oldURL) + `}`, false},
 
-		// Malformed serialised data is left alone.
-		{"wrong length", `s:5:"http://old.example";`, `s:5:"http://old.example";`, true},
-		{"truncated", `a:2:{i:0;` + ser(oldURL) + `}`, `a:2:{i:0;` + ser(oldURL) + `}`, true},
-		{"trailing bytes", ser(oldURL) + `i:1;`, ser(oldURL) + `i:1;`, true},
-		{"bad key", `a:1:{d:1.5;` + ser(oldURL) + `}`, `a:1:{d:1.5;` + ser(oldURL) + `}`, true},
-		{"bad reference", `a:1:{i:0;` + ser(oldURL) + `i:1;R:9;}`, `a:1:{i:0;` + ser(oldURL) + `i:1;R:9;}`, true},
-		{"S string", `S:18:"http://old.example";`, `S:18:"http://old.example";`, true},
+		// Broken serialised data is rewritten as plain text (PHP rejects
+		// it before and after) and reported.
+		{"wrong length", `s:5:"http://old.example";`, `s:5:"http://new.example.org";`, true},
+		{"truncated", `a:2:{i:0;` + ser(oldURL) + `}`, `a:2:{i:0;s:18:"http://new.example.org";}`, true},
+		{"bad key", `a:1:{d:1.5;` + ser(oldURL) + `}`, `a:1:{d:1.5;s:18:"http://new.example.org";}`, true},
+		{"bad reference", `a:1:{i:0;` + ser(oldURL) + `i:1;R:9;}`, `a:1:{i:0;s:18:"http://new.example.org";i:1;R:9;}`, true},
 		{"malformed inside valid", `a:1:{i:0;` + ser(`s:99:"http://old.example";`) + `}`,
-			`a:1:{i:0;` + ser(`s:99:"http://old.example";`) + `}`, true},
+			`a:1:{i:0;` + ser(`s:99:"http://new.example.org";`) + `}`, true},
 		{"malformed inner, valid sibling changed", `a:2:{i:0;` + ser(`s:99:"http://old.example";`) + `i:1;` + ser(oldURL) + `}`,
-			`a:2:{i:0;` + ser(`s:99:"http://old.example";`) + `i:1;` + ser(newURL) + `}`, true},
+			`a:2:{i:0;` + ser(`s:99:"http://new.example.org";`) + `i:1;` + ser(newURL) + `}`, true},
+		// What PHP's unserialize accepts is rewritten as serialised data.
+		{"trailing bytes (PHP ignores them)", ser(oldURL) + `i:1;`, ser(newURL) + `i:1;`, false},
+		{"trailing values and text", ser(oldURL) + ser(oldURL) + `x;` + ser(oldURL), ser(newURL) + ser(newURL) + `x;s:18:"http://new.example.org";`, false},
+		{"S string", `S:18:"http://old.example";`, `S:22:"http://new.example.org";`, false},
+		// Text that merely looks serialised is text, and not reported.
+		{"looks serialised", `b:hover{` + oldURL + `;}`, `b:hover{` + newURL + `;}`, false},
 	}
 	r, err := New(oldURL, newURL)
 	if err != nil {
@@ -174,6 +179,9 @@ func TestProbe(t *testing.T) {
 		{"http://a.b/longer-path", "longer-path"},
 		{"old.example", "old.example"},
 		{"//", ""},
+		// The block editor writes "--" as \u002d\u002d.
+		{"https://xn--caf-dma.example", "caf-dma.example"},
+		{"http://café.example", ".example"},
 	} {
 		r, err := New(c.from, "x")
 		if err != nil {
@@ -193,15 +201,103 @@ func TestProbe(t *testing.T) {
 
 func TestDeepNesting(t *testing.T) {
 	r, _ := New(oldURL, newURL)
-	// Nesting beyond PHP's limit: left alone, reported, no stack blow-up.
-	deep := strings.Repeat("a:1:{i:0;", maxDepth+10) + ser(oldURL) + strings.Repeat("}", maxDepth+10)
-	out, res := r.Rewrite([]byte(deep))
-	if res.Changed || !res.Malformed || string(out) != deep {
-		t.Errorf("too-deep value: changed=%v malformed=%v", res.Changed, res.Malformed)
+	// Arrays nest without a limit (PHP's unserialize_max_depth may be
+	// raised or 0) and without recursion.
+	for _, n := range []int{100, 4096, 200000} {
+		in := strings.Repeat("a:1:{i:0;", n) + ser(oldURL) + strings.Repeat("}", n)
+		want := strings.Repeat("a:1:{i:0;", n) + ser(newURL) + strings.Repeat("}", n)
+		if out, res := r.Rewrite([]byte(in)); string(out) != want || res.Malformed || res.TooDeep {
+			t.Errorf("%d levels not rewritten: %+v", n, res)
+		}
 	}
-	ok := strings.Repeat("a:1:{i:0;", 100) + ser(oldURL) + strings.Repeat("}", 100)
-	want := strings.Repeat("a:1:{i:0;", 100) + ser(newURL) + strings.Repeat("}", 100)
-	if out, _ := r.Rewrite([]byte(ok)); string(out) != want {
-		t.Error("100 levels not rewritten")
+	// Serialised strings holding serialised strings are followed
+	// maxNesting levels deep; deeper ones are left as they were.
+	nest := func(n int, s string) string {
+		for range n {
+			s = ser(s)
+		}
+		return s
+	}
+	in, want := nest(maxNesting, oldURL), nest(maxNesting, newURL)
+	if out, res := r.Rewrite([]byte(in)); string(out) != want || res.TooDeep {
+		t.Errorf("%d strings deep not rewritten: %+v", maxNesting, res)
+	}
+	in = nest(maxNesting+1, ser(oldURL))
+	out, res := r.Rewrite([]byte(in))
+	if string(out) != in || !res.TooDeep || res.Changed || res.Malformed {
+		t.Errorf("%d strings deep: changed=%v %+v", maxNesting+2, string(out) != in, res)
+	}
+	// Text there that only looks serialised is still rewritten.
+	in, want = nest(maxNesting, "a:1:{"+oldURL+"}"), nest(maxNesting, "a:1:{"+newURL+"}")
+	if out, res := r.Rewrite([]byte(in)); string(out) != want || res.TooDeep {
+		t.Errorf("text %d strings deep not rewritten: %+v", maxNesting, res)
+	}
+}
+
+// TestKnownDefects holds the defects of issue 16, found by differential
+// testing against wp-cli, each with the cases that failed before the fix.
+func TestKnownDefects(t *testing.T) {
+	const (
+		https = "https://old.example"
+		to    = "http://new.example:8080"
+		css   = "a:hover{color:#c00}\n.hero{background:url(http://old.example/bg.jpg)}"
+		cssN  = "a:hover{color:#c00}\n.hero{background:url(http://new.example.org/bg.jpg)}"
+	)
+	deep := func(n int, s string) string {
+		return strings.Repeat("a:1:{i:0;", n) + ser(s) + strings.Repeat("}", n)
+	}
+	cases := []struct {
+		name, from, to, in, want string
+		malformed                bool
+	}{
+		// 1. A URL right after a JSON escape that ends in a letter or digit.
+		{"json \\n, scheme changes", https, to, `{"text":"Line one\nhttps:\/\/old.example\/x"}`, `{"text":"Line one\nhttp:\/\/new.example:8080\/x"}`, false},
+		{"json \\t", https, to, `{"t":"a\thttps:\/\/old.example"}`, `{"t":"a\thttp:\/\/new.example:8080"}`, false},
+		{"json \\r\\n", https, to, `"a\r\nhttps:\/\/old.example"`, `"a\r\nhttp:\/\/new.example:8080"`, false},
+		{"json \\u0022", https, to, `{"html":"\u003ca href=\u0022https:\/\/old.example\/x\u0022\u003e"}`, `{"html":"\u003ca href=\u0022http:\/\/new.example:8080\/x\u0022\u003e"}`, false},
+		{"block attribute \\u003e", https, to, `<!-- wp:paragraph {"c":"\u003ca href=\u0022x\u0022\u003ehttps://old.example/p\u003c/a\u003e"} -->`, `<!-- wp:paragraph {"c":"\u003ca href=\u0022x\u0022\u003ehttp://new.example:8080/p\u003c/a\u003e"} -->`, false},
+		{"json \\n, bare host", "old.example", "new.example", `{"text":"Line one\nold.example\/x"}`, `{"text":"Line one\nnew.example\/x"}`, false},
+		{"json \\u0022, bare host", "old.example", "new.example", `\u0022old.example\u0022`, `\u0022new.example\u0022`, false},
+		{"not an escape: xn", "old.example", "new.example", `xnold.example`, `xnold.example`, false},
+		{"not an escape: escaped backslash", "old.example", "new.example", `"a\\nold.example"`, `"a\\nold.example"`, false},
+		{"escape of a letter continues the host", "old.example", "new.example", `"\u0041old.example"`, `"\u0041old.example"`, false},
+		{"escape of a letter after continues the host", https, to, `"https:\/\/old.example\u0041"`, `"https:\/\/old.example\u0041"`, false},
+
+		// 2. After a percent-encoded byte.
+		{"bare host after %2F", "old.example", "new.example", "?url=https%3A%2F%2Fold.example%2Fpost", "?url=https%3A%2F%2Fnew.example%2Fpost", false},
+		{"bare host after %2f", "old.example", "new.example", "?url=https%3a%2f%2fold.example%2fpost", "?url=https%3a%2f%2fnew.example%2fpost", false},
+		{"encoded URL, scheme changes", https, to, "?u=https%3A%2F%2Fold.example%2Fpost", "?u=http%3A%2F%2Fnew.example%3A8080%2Fpost", false},
+		{"encoded URL after encoded =, scheme changes", https, to, "?r=%2Fgo%3Fnext%3Dhttps%3A%2F%2Fold.example%2Fx", "?r=%2Fgo%3Fnext%3Dhttp%3A%2F%2Fnew.example%3A8080%2Fx", false},
+		{"encoded dot continues the host", "old.example", "new.example", "sub%2Eold.example old.example%2Eorg", "sub%2Eold.example old.example%2Eorg", false},
+
+		// 3. Text that only looks serialised.
+		{"css alone", oldURL, newURL, css, cssN, false},
+		{"css in a serialised array", oldURL, newURL, `a:1:{s:3:"css";` + ser(css) + `}`, `a:1:{s:3:"css";` + ser(cssN) + `}`, false},
+		{"css in a serialised string", oldURL, newURL, ser(css), ser(cssN), false},
+
+		// Smaller ones.
+		{"non-ASCII host in \\u JSON", "http://café.example", "http://new.example", `{"u":"http:\/\/caf\u00e9.example\/x"}`, `{"u":"http:\/\/new.example\/x"}`, false},
+		{"non-ASCII path in \\u JSON, unescaped slashes", "https://old.example/café", "https://new.example/menu", `{"u":"https://old.example/caf\u00e9/x"}`, `{"u":"https://new.example/menu/x"}`, false},
+		{"non-ASCII to in \\u JSON", "http://café.example", "http://thé.example", `"http:\/\/caf\u00e9.example"`, `"http:\/\/th\u00e9.example"`, false},
+		{"punycode host in a block attribute", "https://xn--caf-dma.example", "https://new.example", `<!-- wp:image {"url":"https://xn\u002d\u002dcaf-dma.example/i.png"} -->`, `<!-- wp:image {"url":"https://new.example/i.png"} -->`, false},
+		{"S: string", oldURL, newURL, `S:18:"http://old.example";`, `S:22:"http://new.example.org";`, false},
+		{"S: string with escapes, S: key", oldURL, newURL, `a:1:{S:1:"\6b";S:19:"\68ttp:\2f/old.example\0a";}`, `a:1:{S:1:"\6b";S:23:"http://new.example.org\0a";}`, false},
+		{"4096-deep arrays", oldURL, newURL, deep(4096, oldURL), deep(4096, newURL), false},
+		{"5000-deep arrays", oldURL, newURL, deep(5000, oldURL), deep(5000, newURL), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := New(c.from, c.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, res := r.Rewrite([]byte(c.in))
+			if string(out) != c.want {
+				t.Errorf("Rewrite(%.300q)\n got %.300q\nwant %.300q", c.in, out, c.want)
+			}
+			if res.Changed != (c.in != c.want) || res.Malformed != c.malformed {
+				t.Errorf("result %+v", res)
+			}
+		})
 	}
 }

@@ -4,27 +4,63 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
-// looksSerialized reports whether the (trimmed) value has the shape of PHP
-// serialised data: "N;", or a type letter and ':' and a final ';' or '}'.
-// It is broader than WordPress's is_serialized (which does not know C:, r:
-// or R:), so that more values that merely resemble serialised data are left
-// alone rather than rewritten as text.
+// looksSerialized reports whether the (trimmed) value may start with PHP
+// serialised data: "N;", or a type letter and ':'. It is broader than
+// WordPress's is_serialized (which wants a final ';' or '}' and does not
+// know C:, r:, R: or S:) because PHP's unserialize reads the first value
+// and ignores what follows, and plugins call it directly: a value it
+// accepts is rewritten as serialised data, lengths fixed. One that does not
+// parse is rewritten as plain text.
 func looksSerialized(b []byte) bool {
-	if len(b) == 2 && b[0] == 'N' && b[1] == ';' {
+	if len(b) >= 2 && b[0] == 'N' && b[1] == ';' {
 		return true
 	}
 	if len(b) < 4 || b[1] != ':' {
 		return false
 	}
-	switch b[0] {
-	case 'N', 'b', 'i', 'd', 's', 'S', 'a', 'O', 'C', 'E', 'r', 'R':
-	default:
+	return strings.IndexByte("bidsSaOCErR", b[0]) >= 0
+}
+
+// wpIsSerialized is WordPress's is_serialized (strict) on a trimmed value:
+// what WordPress would hand to unserialize.
+func wpIsSerialized(b []byte) bool {
+	if string(b) == "N;" {
+		return true
+	}
+	if len(b) < 4 || b[1] != ':' {
 		return false
 	}
-	last := b[len(b)-1]
-	return last == ';' || last == '}'
+	if last := b[len(b)-1]; last != ';' && last != '}' {
+		return false
+	}
+	digitsUntil := func(i int, ok func(byte) bool, end byte) bool {
+		j := i
+		for j < len(b) && ok(b[j]) {
+			j++
+		}
+		return j > i && j < len(b) && b[j] == end
+	}
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	switch b[0] {
+	case 's':
+		if b[len(b)-2] != '"' {
+			return false
+		}
+		fallthrough
+	case 'a', 'O', 'E':
+		return digitsUntil(2, isDigit, ':')
+	case 'b', 'i', 'd':
+		// ^x:[0-9.E+-]+;$
+		j := 2
+		for j < len(b) && (isDigit(b[j]) || strings.IndexByte(".E+-", b[j]) >= 0) {
+			j++
+		}
+		return j > 2 && j == len(b)-1 && b[j] == ';'
+	}
+	return false
 }
 
 // errSyntax is any departure from PHP's serialisation grammar.
@@ -32,9 +68,9 @@ var errSyntax = errors.New("not PHP serialised data")
 
 // rewriteSerialized rewrites one complete serialised value in b, which must
 // consume b exactly.
-func (r *Replacer) rewriteSerialized(b []byte, depth int) ([]byte, Result, error) {
-	p := &parser{r: r, in: b, depth: depth, out: make([]byte, 0, len(b)+64)}
-	if err := p.value(false); err != nil {
+func (r *Replacer) rewriteSerialized(b []byte, nesting int) ([]byte, Result, error) {
+	p := newParser(r, b, nesting)
+	if err := p.value(); err != nil {
 		return nil, Result{}, err
 	}
 	if p.pos != len(b) {
@@ -43,19 +79,62 @@ func (r *Replacer) rewriteSerialized(b []byte, depth int) ([]byte, Result, error
 	return p.out, p.res, nil
 }
 
+// rewriteValues rewrites body when it starts with a serialised value, the
+// one PHP's unserialize reads (it ignores what follows). Further values
+// after it are rewritten as serialised data too, and the rest from the
+// first that does not parse as plain text. ok is false when body does not
+// start with a serialised value.
+func (r *Replacer) rewriteValues(body []byte, nesting int) (out []byte, res Result, ok bool) {
+	p := newParser(r, body, nesting)
+	if err := p.value(); err != nil {
+		return nil, Result{}, false
+	}
+	for p.pos < len(body) {
+		pos, n := p.pos, len(p.out)
+		if err := p.value(); err != nil {
+			p.out = p.out[:n]
+			tail, changed := r.replacePlain(body, pos)
+			p.out = append(p.out, tail...)
+			p.res.Changed = p.res.Changed || changed
+			p.res.fellBack = p.res.fellBack || changed
+			break
+		}
+	}
+	return p.out, p.res, true
+}
+
+// startsSerialized reports whether body starts with a serialised value,
+// without looking into the strings it holds.
+func (r *Replacer) startsSerialized(body []byte, nesting int) bool {
+	p := newParser(r, body, nesting)
+	p.frozen = true
+	return p.value() == nil
+}
+
+func newParser(r *Replacer, in []byte, nesting int) *parser {
+	return &parser{r: r, in: in, nesting: nesting, out: make([]byte, 0, len(in)+64)}
+}
+
 // parser reads PHP serialised data from in and writes the rewritten data to
 // out: every token is copied byte for byte, except string values (never
 // array keys or property names) whose content the Replacer changed, which
 // are written with their new byte length.
 type parser struct {
-	r     *Replacer
-	in    []byte
-	pos   int
-	out   []byte
-	depth int
+	r   *Replacer
+	in  []byte
+	pos int
+	out []byte
+	// nesting counts the serialised strings in is nested in.
+	nesting int
+	// frozen: only check the grammar; strings are copied, not rewritten.
+	frozen bool
 	// values counts the values a reference may point at (every non-key
 	// value but R:), numbered from 1 as PHP does.
 	values int
+	// custom: a C: value was read. PHP numbers the values its payload
+	// holds too (the class's unserialize shares the numbering), so
+	// references past values may be right.
+	custom bool
 	res    Result
 }
 
@@ -159,28 +238,96 @@ func (p *parser) quoted() ([]byte, error) {
 	return s, nil
 }
 
-// value parses one value; key says it is an array key or property name,
-// which may only be an integer or a string and is never rewritten.
-func (p *parser) value(key bool) error {
+// escapedQuoted reads N:"…" of an S: string, in which a backslash and two
+// hex digits stand for one byte and N counts the bytes it stands for, and
+// returns the decoded string.
+func (p *parser) escapedQuoted() ([]byte, error) {
+	n, err := p.uint()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expect(`:"`); err != nil {
+		return nil, err
+	}
+	s := make([]byte, 0, n)
+	for range n {
+		if p.pos >= len(p.in) {
+			return nil, p.fail("string shorter than its length")
+		}
+		c := p.in[p.pos]
+		if c == '\\' {
+			if len(p.in)-p.pos < 3 || !isHex(p.in[p.pos+1]) || !isHex(p.in[p.pos+2]) {
+				return nil, p.fail("bad escape")
+			}
+			c = byte(hexVal(p.in[p.pos+1 : p.pos+3]))
+			p.pos += 2
+		}
+		s = append(s, c)
+		p.pos++
+	}
+	if err := p.expect(`"`); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// value parses one complete value. Arrays and objects nest without
+// recursion: open holds, for each open one, how many keys and values it
+// still has to read (a key when the number is even).
+func (p *parser) value() error {
+	var open []int
+	for {
+		if n := len(open); n > 0 && open[n-1] == 0 {
+			end := p.pos
+			if err := p.expect("}"); err != nil {
+				return err
+			}
+			p.out = append(p.out, p.in[end:p.pos]...)
+			open = open[:n-1]
+		} else {
+			key := false
+			if n > 0 {
+				key = open[n-1]%2 == 0
+				open[n-1]--
+			}
+			entries, container, err := p.token(key)
+			if err != nil {
+				return err
+			}
+			if container {
+				open = append(open, 2*entries)
+			}
+		}
+		if len(open) == 0 {
+			return nil
+		}
+	}
+}
+
+// token parses one scalar or string, or the header of an array or object
+// (container is then true and entries its number of entries); key says it
+// is an array key or property name, which may only be an integer or a
+// string and is never rewritten.
+func (p *parser) token(key bool) (entries int, container bool, err error) {
 	start := p.pos
 	copyTok := func() { p.out = append(p.out, p.in[start:p.pos]...) }
 	if len(p.in)-p.pos < 2 {
-		return p.fail("truncated")
+		return 0, false, p.fail("truncated")
 	}
 	tag := p.in[p.pos]
-	if key && tag != 'i' && tag != 's' {
-		return p.fail("key that is neither integer nor string")
+	if key && tag != 'i' && tag != 's' && tag != 'S' {
+		return 0, false, p.fail("key that is neither integer nor string")
 	}
 	if tag == 'N' {
 		if err := p.expect("N;"); err != nil {
-			return err
+			return 0, false, err
 		}
 		p.values++
 		copyTok()
-		return nil
+		return 0, false, nil
 	}
 	if p.in[p.pos+1] != ':' {
-		return p.fail("expected ':'")
+		return 0, false, p.fail("expected ':'")
 	}
 	p.pos += 2
 	if !key && tag != 'R' {
@@ -189,138 +336,142 @@ func (p *parser) value(key bool) error {
 	switch tag {
 	case 'b':
 		if p.pos >= len(p.in) || (p.in[p.pos] != '0' && p.in[p.pos] != '1') {
-			return p.fail("bad boolean")
+			return 0, false, p.fail("bad boolean")
 		}
 		p.pos++
 	case 'i':
 		if err := p.skipInt(); err != nil {
-			return err
+			return 0, false, err
 		}
 	case 'd':
 		if err := p.skipFloat(); err != nil {
-			return err
+			return 0, false, err
 		}
 	case 'r', 'R':
 		n, err := p.uint()
 		if err != nil {
-			return err
+			return 0, false, err
 		}
-		if n < 1 || n > p.values {
-			return p.fail("reference to an unknown value")
+		if n < 1 || n > p.values && !p.custom {
+			return 0, false, p.fail("reference to an unknown value")
 		}
 	case 'E':
 		// An enum case, Class:Case: no URLs in it.
 		if _, err := p.quoted(); err != nil {
-			return err
+			return 0, false, err
 		}
-	case 's':
-		return p.str(start, key)
+	case 's', 'S':
+		return 0, false, p.str(start, key, tag == 'S')
 	case 'a':
-		return p.container(start)
+		n, err := p.header(start)
+		return n, err == nil, err
 	case 'O':
 		if _, err := p.quoted(); err != nil {
-			return err
+			return 0, false, err
 		}
 		if err := p.expect(":"); err != nil {
-			return err
+			return 0, false, err
 		}
-		return p.container(start)
+		n, err := p.header(start)
+		return n, err == nil, err
 	case 'C':
 		// Serializable::serialize() output: opaque bytes of the class's
 		// own format, copied as they are.
 		if _, err := p.quoted(); err != nil {
-			return err
+			return 0, false, err
 		}
 		if err := p.expect(":"); err != nil {
-			return err
+			return 0, false, err
 		}
 		n, err := p.uint()
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		if err := p.expect(":{"); err != nil {
-			return err
+			return 0, false, err
 		}
 		if len(p.in)-p.pos < n {
-			return p.fail("custom data shorter than its length")
+			return 0, false, p.fail("custom data shorter than its length")
 		}
 		p.pos += n
 		if err := p.expect("}"); err != nil {
-			return err
+			return 0, false, err
 		}
+		p.custom = true
 		copyTok()
-		return nil
+		return 0, false, nil
 	default:
-		// Including S: (escaped strings, never written by PHP 7 or 8).
-		return p.fail("unsupported type " + strconv.QuoteRune(rune(tag)))
+		return 0, false, p.fail("unsupported type " + strconv.QuoteRune(rune(tag)))
 	}
 	if err := p.expect(";"); err != nil {
-		return err
+		return 0, false, err
 	}
 	copyTok()
-	return nil
+	return 0, false, nil
 }
 
-// str parses the rest of s:N:"…"; (start is at the 's'). A value string is
-// rewritten, recursively when it is itself serialised data.
-func (p *parser) str(start int, key bool) error {
-	s, err := p.quoted()
+// header reads N:{ after a: or O:…: and copies the header from start.
+func (p *parser) header(start int) (int, error) {
+	n, err := p.uint()
+	if err != nil {
+		return 0, err
+	}
+	if err := p.expect(":{"); err != nil {
+		return 0, err
+	}
+	p.out = append(p.out, p.in[start:p.pos]...)
+	return n, nil
+}
+
+// str parses the rest of s:N:"…"; or S:N:"…"; (escaped; start is at the
+// type letter). A value string is rewritten, as a value of its own: it may
+// be serialised data itself (PHP unserialises it separately).
+func (p *parser) str(start int, key, escaped bool) error {
+	var s []byte
+	var err error
+	if escaped {
+		s, err = p.escapedQuoted()
+	} else {
+		s, err = p.quoted()
+	}
 	if err != nil {
 		return err
 	}
 	if err := p.expect(";"); err != nil {
 		return err
 	}
-	if key {
+	if key || p.frozen {
 		p.out = append(p.out, p.in[start:p.pos]...)
 		return nil
 	}
-	if p.depth+1 > maxDepth {
-		return p.fail("nested too deep")
-	}
-	ns, res := p.r.rewrite(s, p.depth+1)
-	p.res.Malformed = p.res.Malformed || res.Malformed
+	ns, res := p.r.rewrite(s, p.nesting+1)
+	p.res.merge(res)
 	if !res.Changed {
 		p.out = append(p.out, p.in[start:p.pos]...)
 		return nil
 	}
-	p.res.Changed = true
-	p.out = append(p.out, "s:"...)
+	p.out = append(p.out, p.in[start], ':')
 	p.out = strconv.AppendInt(p.out, int64(len(ns)), 10)
 	p.out = append(p.out, ':', '"')
-	p.out = append(p.out, ns...)
+	if escaped {
+		p.out = appendEscaped(p.out, ns)
+	} else {
+		p.out = append(p.out, ns...)
+	}
 	p.out = append(p.out, '"', ';')
 	return nil
 }
 
-// container parses N:{key value …} after a: or O:…: (the count is next).
-// The header is copied from start.
-func (p *parser) container(start int) error {
-	n, err := p.uint()
-	if err != nil {
-		return err
-	}
-	if err := p.expect(":{"); err != nil {
-		return err
-	}
-	p.out = append(p.out, p.in[start:p.pos]...)
-	p.depth++
-	if p.depth > maxDepth {
-		return p.fail("nested too deep")
-	}
-	for i := 0; i < n; i++ {
-		if err := p.value(true); err != nil {
-			return err
+// appendEscaped writes s as an S: string's content: the backslash, control
+// characters and bytes outside printable ASCII as a backslash and two hex
+// digits.
+func appendEscaped(out, s []byte) []byte {
+	for _, c := range s {
+		if c == '\\' || c < 0x20 || c >= 0x7f {
+			out = append(out, '\\', lowerHex[c>>4], lowerHex[c&15])
+			continue
 		}
-		if err := p.value(false); err != nil {
-			return err
-		}
+		out = append(out, c)
 	}
-	p.depth--
-	end := p.pos
-	if err := p.expect("}"); err != nil {
-		return err
-	}
-	p.out = append(p.out, p.in[end:p.pos]...)
-	return nil
+	return out
 }
