@@ -640,8 +640,8 @@ func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 	}
 }
 
-// mariadbArgs are the MariaDB server's options: utf8mb4 as WordPress wants
-// it, connections for ~50 sites' pools, and the binary log (ROW events with
+// mariadbArgs are the MariaDB server's options: utf8mb4 and the sql_mode
+// (mariadb.WordPressSQLMode) as WordPress wants them, connections for ~50 sites' pools, and the binary log (ROW events with
 // full images and column metadata, GTIDs of domain 0, a few days) that
 // point-in-time recovery reads and the read replica follows: the options
 // internal/mariadb gives the servers it runs itself (BinlogOptions), logs in
@@ -649,7 +649,8 @@ func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 // (only the replication thread and root write), its relay log recovered
 // after a crash.
 func mariadbArgs(serverID int, replica bool) []string {
-	args := []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500"}
+	args := []string{"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=500",
+		"--sql-mode=" + mariadb.WordPressSQLMode}
 	opts := mariadb.BinlogOptions(serverID, MariaDBDir)
 	if replica {
 		opts = append(opts, mariadb.ReplicaOptions(MariaDBDir)...)

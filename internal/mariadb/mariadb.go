@@ -327,6 +327,16 @@ func (s *Server) loadOrCreateSecrets() error {
 // point-in-time log shipper that was down for a while to catch up.
 const BinlogExpiry = 3 * 24 * time.Hour
 
+// WordPressSQLMode is the sql_mode every server of a shard starts its
+// sessions with: the server's default without STRICT_TRANS_TABLES, which
+// WordPress removes itself on every connection (wpdb::set_sql_mode runs
+// SET SESSION sql_mode when it finds one of NO_ZERO_DATE,
+// ONLY_FULL_GROUP_BY, STRICT_TRANS_TABLES, STRICT_ALL_TABLES, TRADITIONAL
+// or ANSI). Starting there saves that statement on every request, and
+// behind the pooler a replayed SET on every backend a site takes over.
+// A site may still SET its own.
+const WordPressSQLMode = "ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
+
 // BinlogOptions are the server options of the binary log every server
 // of a shard runs with (server_id id, logs in dir), as "name=value": the
 // local servers' configuration has them, and a server run elsewhere (a
@@ -392,6 +402,7 @@ table_open_cache = 4000
 table_definition_cache = 4000
 innodb_open_files = 4000
 performance_schema = OFF
+sql_mode = %s
 
 # Binary log: point-in-time recovery reads it (ROW events with full
 # images and column metadata) and replicas follow it by GTID.
@@ -404,7 +415,7 @@ performance_schema = OFF
 [client]
 socket = %s
 `, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(),
-		optionLines(BinlogOptions(s.serverID(), s.binlogDir())), s.replicaConfig(), s.Socket())
+		WordPressSQLMode, optionLines(BinlogOptions(s.serverID(), s.binlogDir())), s.replicaConfig(), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +40,17 @@ func TestServer(t *testing.T) {
 	defer a.Close()
 	if _, err := a.ExecContext(ctx, "CREATE TABLE t (x int)"); err != nil {
 		t.Fatalf("own database: %v", err)
+	}
+	// WordPress finds none of the sql_modes it removes (wpdb::set_sql_mode).
+	var mode string
+	if err := a.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range strings.Split(mode, ",") {
+		switch m {
+		case "NO_ZERO_DATE", "ONLY_FULL_GROUP_BY", "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "TRADITIONAL", "ANSI":
+			t.Errorf("session sql_mode %q has %s, which WordPress removes with a SET on every connection", mode, m)
+		}
 	}
 	if _, err := a.ExecContext(ctx, "SELECT * FROM wp_b.t"); err == nil {
 		t.Fatal("user a could read database b")

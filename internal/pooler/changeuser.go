@@ -83,9 +83,9 @@ func greetingSalt(raw []byte) ([]byte, error) {
 	return append(salt, d[pos:pos+12]...), nil
 }
 
-// changeUser logs backend b in as pl's account and resets it to a fresh
-// connection's state. An error leaves b unusable (the caller closes it).
-func (pl *pool) changeUser(b *backend) error {
+// changeUser logs backend b in as pl's account with collation coll and
+// resets it to a fresh connection's state. An error leaves b unusable (the caller closes it).
+func (pl *pool) changeUser(b *backend, coll uint8) error {
 	a := pl.acct
 	pkt := make([]byte, 4, 64+len(a.User)+len(a.Database))
 	pkt = append(pkt, mysql.COM_CHANGE_USER)
@@ -96,7 +96,7 @@ func (pl *pool) changeUser(b *backend) error {
 	pkt = append(pkt, auth...)
 	pkt = append(pkt, a.Database...)
 	pkt = append(pkt, 0)
-	pkt = append(pkt, backendCollationID, 0)
+	pkt = append(pkt, coll, 0)
 	pkt = append(pkt, mysql.AUTH_NATIVE_PASSWORD...)
 	pkt = append(pkt, 0)
 	pkt = append(pkt, 0) // no connection attributes
@@ -117,7 +117,7 @@ func (pl *pool) changeUser(b *backend) error {
 			if r.hasStatus {
 				b.status = r.status
 			}
-			b.state = sqlscan.NewState(backendCollationID)
+			b.state = sqlscan.NewState(coll)
 			b.reused = false
 			return nil
 		case isErrPacket(d):

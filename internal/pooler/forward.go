@@ -34,6 +34,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 	}
 	canReplica := st.Read && st.Pin == "" && !st.HoldNext && cmd == mysql.COM_QUERY
 	toReplica := s.b == nil && canReplica && s.acct.replica != nil && s.p.cfg.Gate.Usable(s.lastGTID)
+	want := stateOf(s.collation, slices.Clone(s.sets))
 	for attempt := 0; ; attempt++ {
 		attached := s.b != nil
 		b := s.b
@@ -43,7 +44,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 				pl = s.acct.replica
 			}
 			var err error
-			b, err = pl.get(ctx, s.caps)
+			b, err = pl.get(ctx, s.caps, want)
 			if err != nil {
 				if toReplica {
 					toReplica = false
@@ -60,7 +61,6 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			}
 		}
 		// Replay the session's state where it differs.
-		want := stateOf(s.collation, slices.Clone(s.sets))
 		if !b.state.Equal(want) {
 			if err := replay(b, want); err != nil {
 				var me *mysql.MyError

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
+
+	"github.com/aipress/aipress/internal/pooler/sqlscan"
 )
 
 // fallbackVersion is announced while the primary's real version is not
@@ -333,7 +335,7 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 	none := cr.p.stats.BackendsPrimary == 0
 	cr.p.mu.Unlock()
 	if none {
-		b, err := a.primary.get(cr.ctx, ca.caps&capsKey)
+		b, err := a.primary.get(cr.ctx, ca.caps&capsKey, sqlscan.NewState(backendCollationID))
 		if err != nil {
 			cr.p.unregister(cr.sess)
 			var me *mysql.MyError

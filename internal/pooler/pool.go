@@ -90,8 +90,10 @@ func (e errBackendsBusy) Error() string {
 }
 
 // get returns an idle backend with caps, or a new one, waiting up to
-// Config.BackendWait for the account's limit.
-func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
+// Config.BackendWait for the account's limit. want is the session state
+// the caller will give it (a backend taken over from another account is
+// logged in with its character set).
+func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*backend, error) {
 	deadline := time.NewTimer(pl.p.cfg.BackendWait)
 	defer deadline.Stop()
 	for {
@@ -123,7 +125,7 @@ func (pl *pool) get(ctx context.Context, caps uint32) (*backend, error) {
 				evict.c.Close()
 				pl.p.backendOpened(pl.replica, -1)
 			}
-			b, err := pl.p.acquire(ctx, pl, caps)
+			b, err := pl.p.acquire(ctx, pl, caps, want)
 			if err != nil {
 				pl.mu.Lock()
 				pl.open--

@@ -84,10 +84,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/go-mysql-org/go-mysql/server"
+
+	"github.com/aipress/aipress/internal/pooler/sqlscan"
 	"log/slog"
 	"time"
 )
@@ -156,7 +159,7 @@ type Config struct {
 	// connections than their PHP workers did without the pooler.
 	MaxIdle int
 	// MaxServerBackends bounds the backend connections to each server of
-	// all accounts together (default DefaultMaxServerBackends; negative: no
+	// all accounts together (default DefaultMaxServerBackends(); negative: no
 	// bound). A statement that finds none idle while the bound is
 	// reached waits up to QueueWait for one to be put back (and takes it
 	// over, COM_CHANGE_USER), then opens one beyond the bound rather than
@@ -201,8 +204,11 @@ type Pooler struct {
 	dialing [2]int
 }
 
-// DefaultMaxServerBackends is Config.MaxServerBackends's default.
-const DefaultMaxServerBackends = 8
+// DefaultMaxServerBackends is Config.MaxServerBackends's default: twice
+// the machine's cores, at least 4. A server runs about one statement per
+// core at a time; the second per core covers backends held by sessions
+// between two statements of a transaction.
+func DefaultMaxServerBackends() int { return max(4, 2*runtime.NumCPU()) }
 
 // DefaultMaxIdle is Config.MaxIdle's default.
 const DefaultMaxIdle = 8
@@ -239,7 +245,7 @@ func New(cfg Config) (*Pooler, error) {
 		cfg.BackendWait = 10 * time.Second
 	}
 	if cfg.MaxServerBackends == 0 {
-		cfg.MaxServerBackends = DefaultMaxServerBackends
+		cfg.MaxServerBackends = DefaultMaxServerBackends()
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = 250 * time.Millisecond
@@ -610,7 +616,7 @@ func (p *Pooler) signalFreedLocked() {
 // back meanwhile, another account's idle one taken over, or a new one —
 // waiting up to Config.QueueWait while Config.MaxServerBackends are open. pl
 // has counted it already.
-func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32) (*backend, error) {
+func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlscan.State) (*backend, error) {
 	k := kind(pl.replica)
 	var deadline <-chan time.Time
 	over := false
@@ -619,7 +625,11 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32) (*backend, 
 			if b.pool == pl {
 				return b, nil
 			}
-			if err := pl.changeUser(b); err == nil {
+			coll, ok := want.Collation()
+			if !ok {
+				coll = backendCollationID
+			}
+			if err := pl.changeUser(b, coll); err == nil {
 				b.pool = pl
 				p.changedUser.Add(1)
 				return b, nil

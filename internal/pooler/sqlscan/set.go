@@ -302,6 +302,29 @@ func NewState(collationID uint8) State {
 	return State{vars: []Assignment{{Name: nameNames, Value: quote(c.charset) + " COLLATE " + quote(c.name)}}}
 }
 
+// Collation returns the collation id whose NewState has s's character-set
+// group (a connection logged in with it needs no SET NAMES replayed), or
+// false when s's group is not one such NAMES.
+func (s State) Collation() (uint8, bool) {
+	g, _ := s.split()
+	if len(g) != 1 || g[0].Name != nameNames {
+		return 0, false
+	}
+	id, ok := namesCollation[g[0].Value]
+	return id, ok
+}
+
+// namesCollation maps NewState's NAMES value of each collation to its id.
+var namesCollation = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for id, c := range collations {
+		if c.name != "" {
+			m[quote(c.charset)+" COLLATE "+quote(c.name)] = uint8(id)
+		}
+	}
+	return m
+}()
+
 // NoBackslashEscapes reports whether the tracked sql_mode has
 // NO_BACKSLASH_ESCAPES (false when sql_mode is not tracked: the server's
 // global sql_mode, which the platform never sets so).

@@ -418,3 +418,45 @@ func FuzzScan(f *testing.F) {
 		checkReplay(t, s, s)
 	})
 }
+
+// TestStateCollation: the collation a connection can be logged in with to
+// have a state's character-set group (WordPress's SET NAMES … COLLATE).
+func TestStateCollation(t *testing.T) {
+	for _, tc := range []struct {
+		hs   uint8
+		sets []string
+		id   uint8
+		ok   bool
+	}{
+		{45, nil, 45, true},
+		{45, []string{"SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'"}, 246, true},
+		{45, []string{"SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'", "SET time_zone = '+00:00'"}, 246, true},
+		{45, []string{"SET NAMES latin1"}, 8, true},
+		{45, []string{"SET NAMES utf8mb4", "SET character_set_results = NULL"}, 0, false},
+		{0, nil, 0, false},
+	} {
+		s := NewState(tc.hs)
+		for _, q := range tc.sets {
+			s.Apply(Scan(q).Sets)
+		}
+		id, ok := s.Collation()
+		if id != tc.id || ok != tc.ok {
+			t.Errorf("%d %q: %d %v, want %d %v", tc.hs, tc.sets, id, ok, tc.id, tc.ok)
+			continue
+		}
+		if ok {
+			// Only the other variables are left to replay.
+			g := NewState(id)
+			var rest []string
+			for _, a := range s.vars {
+				if !inGroup(a.Name) {
+					rest = append(rest, a.sql())
+				}
+			}
+			got := s.Replay(g)
+			if len(rest) == 0 && got != nil || len(rest) > 0 && !slices.Equal(got, []string{"SET " + strings.Join(rest, ", ")}) {
+				t.Errorf("%q: replay on a connection of collation %d: %q", tc.sets, id, got)
+			}
+		}
+	}
+}
