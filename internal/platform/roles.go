@@ -238,7 +238,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	var uids map[string]string
 	var once sync.Once
 	watcher := agent.NewRoutes(agent.RoutesConfig{
-		Client: client, Logger: log.With("component", "routes"),
+		Source: client, Logger: log.With("component", "routes"),
 		OnChange: func(snap agent.Snapshot) {
 			routes, roots := BuildRoutes(snap.Sites, snap.Shards, cfg.Locality)
 			ed.AddAllowedSymlinkRoots(roots...)
