@@ -8,7 +8,7 @@ import (
 
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/edgenode"
 )
 
 // edge measures what an edge does on start: fetch the whole routing table
@@ -48,6 +48,6 @@ func (b *bench) edge(ctx context.Context) error {
 // buildTable turns the routes list into the edge's table, one route per
 // site as an edge derives it (every shard reached through a gateway).
 func buildTable(resp *apiclient.RoutesResponse) *edge.Table {
-	routes, _ := platform.BuildRoutes(resp.Sites, resp.Shards, platform.Locality{})
+	routes, _ := edgenode.BuildRoutes(resp.Sites, resp.Shards, edgenode.Locality{})
 	return edge.NewTable(routes)
 }

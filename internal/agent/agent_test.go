@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -410,7 +411,7 @@ func TestRoutes(t *testing.T) {
 	var mu sync.Mutex
 	var last Snapshot
 	calls := 0
-	r := NewRoutes(RoutesConfig{Client: c.client(edgeSecret), Wait: 2 * time.Second, MinBackoff: 5 * time.Millisecond,
+	r := NewRoutes(RoutesConfig{Source: c.client(edgeSecret), Wait: 2 * time.Second, MinBackoff: 5 * time.Millisecond,
 		OnChange: func(s Snapshot) { mu.Lock(); last, calls = s, calls+1; mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -487,5 +488,99 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// countingSource counts an in-process source's full lists; before, if set,
+// runs once at the start of the first watch, on the watcher's goroutine.
+type countingSource struct {
+	RouteSource
+	lists  atomic.Int32
+	before func()
+	once   sync.Once
+}
+
+func (c *countingSource) Routes(ctx context.Context) (*apiclient.RoutesResponse, error) {
+	c.lists.Add(1)
+	return c.RouteSource.Routes(ctx)
+}
+
+func (c *countingSource) WatchRoutes(ctx context.Context, since int64, wait time.Duration) (*apiclient.RoutesResponse, error) {
+	if c.before != nil {
+		c.once.Do(c.before)
+	}
+	return c.RouteSource.WatchRoutes(ctx, since, wait)
+}
+
+// follow runs a Routes over src until the test ends and returns its last
+// snapshot's getter.
+func follow(t *testing.T, src RouteSource) func() Snapshot {
+	var mu sync.Mutex
+	var last Snapshot
+	r := NewRoutes(RoutesConfig{Source: src, Wait: 10 * time.Second, MinBackoff: 5 * time.Millisecond,
+		OnChange: func(s Snapshot) { mu.Lock(); last = s; mu.Unlock() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() Snapshot { mu.Lock(); defer mu.Unlock(); return last }
+}
+
+// The edge inside `aipress up` follows the store through api.RouteSource
+// with the same watch: sites as an edge sees them, deletions, shard
+// phases, and a revision whose tombstones were pruned makes it list again.
+func TestRoutesFromStore(t *testing.T) {
+	c := newCP(t)
+	ctx := context.Background()
+	c.place("a.com", "s1")
+	hub := api.NewHub(c.store, nil)
+	src := &countingSource{RouteSource: api.RouteSource{Store: c.store, Hub: hub}}
+	snap := follow(t, src)
+	eventually(t, "the first snapshot", func() bool { return len(snap().Sites) == 1 && len(snap().Shards) == 2 })
+	if snap().Sites[0].Spec.Admin.PasswordHash != "" {
+		t.Error("the edge got the password hash")
+	}
+	c.place("b.com", "s2")
+	hub.Notify()
+	eventually(t, "b.com", func() bool { return len(snap().Sites) == 2 })
+	if _, err := c.store.UpdateShard(ctx, "s2", func(sh *store.Shard) error { sh.Phase = store.ShardUnhealthy; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.DeleteSite(ctx, "a.com"); err != nil {
+		t.Fatal(err)
+	}
+	hub.Notify()
+	eventually(t, "a.com deleted, s2 unhealthy", func() bool {
+		s := snap()
+		return len(s.Sites) == 1 && s.Sites[0].Metadata.Name == "b.com" && s.Shards[1].Phase == store.ShardUnhealthy
+	})
+	if n := src.lists.Load(); n != 1 {
+		t.Errorf("%d full lists, want 1", n)
+	}
+
+	// Another watcher lists; before its first watch, a site is created,
+	// one deleted and the tombstones pruned past its revision: the watch
+	// has expired and it lists again.
+	src2 := &countingSource{RouteSource: src.RouteSource, before: func() {
+		c.place("c.com", "s1")
+		if err := c.store.DeleteSite(ctx, "b.com"); err != nil {
+			t.Error(err)
+		}
+		head, err := c.store.Changes(ctx, math.MaxInt64, store.ChangeOptions{Limit: 1})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := c.store.PruneTombstones(ctx, head.Revision); err != nil {
+			t.Error(err)
+		}
+	}}
+	snap2 := follow(t, src2)
+	eventually(t, "c.com alone after listing again", func() bool {
+		s := snap2()
+		return len(s.Sites) == 1 && s.Sites[0].Metadata.Name == "c.com"
+	})
+	if n := src2.lists.Load(); n != 2 {
+		t.Errorf("%d full lists, want 2", n)
 	}
 }

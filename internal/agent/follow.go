@@ -13,10 +13,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/store"
 )
 
 // Watch defaults.
@@ -45,7 +47,7 @@ func (f follower) run(ctx context.Context) error {
 			listed, justListed = err == nil, err == nil
 		} else {
 			err = f.watch(ctx)
-			if apiclient.IsExpired(err) {
+			if apiclient.IsExpired(err) || errors.Is(err, store.ErrExpired) {
 				f.log.Info("watch revision expired; listing again")
 				listed = false
 				if !justListed {

@@ -22,10 +22,23 @@ type Snapshot struct {
 	Revision int64
 }
 
+// RouteSource is where Routes reads the routing table: the control
+// plane's API (*apiclient.Client with an edge or admin token, GET
+// /v1/routes) or, in the control plane's own process, the store
+// (api.RouteSource). An expired revision is an error for which
+// apiclient.IsExpired or errors.Is(err, store.ErrExpired) holds.
+type RouteSource interface {
+	// Routes lists every site and shard, and the revision to watch from.
+	Routes(ctx context.Context) (*apiclient.RoutesResponse, error)
+	// WatchRoutes returns the changes after since, waiting up to wait
+	// for some.
+	WatchRoutes(ctx context.Context, since int64, wait time.Duration) (*apiclient.RoutesResponse, error)
+}
+
 // RoutesConfig configures Routes.
 type RoutesConfig struct {
-	// Client calls the control plane with an edge (or admin) token.
-	Client *apiclient.Client
+	// Source is where the routing table comes from.
+	Source RouteSource
 	// OnChange receives a snapshot after the first list and after every
 	// batch of changes (a watch answer and the ones its More asked for);
 	// it runs on Run's goroutine and should not block for long.
@@ -37,7 +50,9 @@ type RoutesConfig struct {
 	Logger                 *slog.Logger
 }
 
-// Routes is an edge's watch of the routing table over GET /v1/routes.
+// Routes is an edge's watch of the routing table: over GET /v1/routes for
+// an edge of its own (`aipress edge`), over the store for the edge inside
+// `aipress up` — the same code either way.
 type Routes struct {
 	cfg RoutesConfig
 	log *slog.Logger
@@ -81,7 +96,7 @@ func (r *Routes) snapshotLocked() Snapshot {
 }
 
 func (r *Routes) list(ctx context.Context) error {
-	resp, err := r.cfg.Client.Routes(ctx)
+	resp, err := r.cfg.Source.Routes(ctx)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}
@@ -109,7 +124,7 @@ func (r *Routes) watch(ctx context.Context) error {
 		r.mu.Lock()
 		since := r.rev
 		r.mu.Unlock()
-		resp, err := r.cfg.Client.WatchRoutes(ctx, since, r.cfg.Wait)
+		resp, err := r.cfg.Source.WatchRoutes(ctx, since, r.cfg.Wait)
 		if err != nil {
 			if changed {
 				r.cfg.OnChange(r.Snapshot())

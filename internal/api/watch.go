@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aipress/aipress/internal/revhub"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -74,11 +75,15 @@ func parseWatchQuery(r *http.Request) (watchQuery, error) {
 // all reported by Changes, so a site written while the later pages were
 // read is seen again, never missed.
 func (s *server) listAllSites(ctx context.Context, shard string) ([]site.Site, int64, error) {
+	return listAllSites(ctx, s.cfg.Store, shard)
+}
+
+func listAllSites(ctx context.Context, st store.Store, shard string) ([]site.Site, int64, error) {
 	out := []site.Site{}
 	opts := store.ListOptions{Shard: shard, Limit: store.MaxLimit}
 	var rev int64 = -1
 	for {
-		page, err := s.cfg.Store.ListSites(ctx, opts)
+		page, err := st.ListSites(ctx, opts)
 		if err != nil {
 			return nil, 0, fmt.Errorf("list sites: %w", err)
 		}
@@ -98,13 +103,16 @@ func (s *server) listAllSites(ctx context.Context, shard string) ([]site.Site, i
 // runs per wake-up of the revision hub, whose single poller is shared by
 // every waiting watcher.
 func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*store.ChangeList, error) {
-	ctx := c.r.Context()
+	return longPoll(c.r.Context(), s.cfg.Store, s.cfg.Hub, q, opts)
+}
+
+func longPoll(ctx context.Context, st store.Store, hub *revhub.Hub, q watchQuery, opts store.ChangeOptions) (*store.ChangeList, error) {
 	waitCtx, cancel := context.WithTimeout(ctx, q.wait)
 	defer cancel()
 	since := q.since
 	opts.Limit = store.MaxLimit
 	for {
-		cl, err := s.cfg.Store.Changes(ctx, since, opts)
+		cl, err := st.Changes(ctx, since, opts)
 		switch {
 		case errors.Is(err, store.ErrExpired):
 			return nil, HTTPError{Status: http.StatusGone, Code: CodeExpired,
@@ -118,11 +126,11 @@ func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*sto
 			return cl, nil
 		}
 		since = cl.Revision
-		wait := s.cfg.Hub.Wait
+		wait := hub.Wait
 		if opts.Shard != "" {
 			// An agent wakes only when its own shard's sites changed.
 			wait = func(ctx context.Context, after int64) (int64, error) {
-				return s.cfg.Hub.WaitKey(ctx, after, opts.Shard)
+				return hub.WaitKey(ctx, after, opts.Shard)
 			}
 		}
 		if _, err := wait(waitCtx, since); err != nil {
@@ -164,29 +172,66 @@ func (s *server) watchRoutes(c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	ctx := c.r.Context()
+	src := RouteSource{Store: s.cfg.Store, Hub: s.cfg.Hub}
+	var out *RoutesResponse
 	if q.list {
-		sites, rev, err := s.listAllSites(ctx, "")
-		if err != nil {
-			return response{}, internal(err)
-		}
-		// Shards are read after the sites' revision: later changes to
-		// them come again through the watch.
-		shards, err := s.cfg.Store.ListShards(ctx)
-		if err != nil {
-			return response{}, internal(fmt.Errorf("list shards: %w", err))
-		}
-		for i := range sites {
-			sites[i] = *forEdge(&sites[i])
-		}
-		if shards == nil {
-			shards = []store.Shard{}
-		}
-		return response{status: http.StatusOK, body: RoutesResponse{Sites: sites, Shards: shards, Revision: rev}}, nil
+		out, err = src.Routes(c.r.Context())
+	} else {
+		out, err = src.watch(c.r.Context(), q)
 	}
-	cl, err := s.longPoll(c, q, store.ChangeOptions{})
 	if err != nil {
 		return response{}, err
+	}
+	return response{status: http.StatusOK, body: *out}, nil
+}
+
+// RouteSource is the routing table read from the store, exactly as
+// GET /v1/routes serves it (sites as edges see them): an edge in the
+// control plane's process (`aipress up`) follows it with the same watch
+// (agent.Routes) that an edge elsewhere runs over the API. Errors are
+// HTTPErrors; an expired revision is a 410 wrapping store.ErrExpired.
+type RouteSource struct {
+	Store store.Store
+	// Hub wakes the watch when the store's revision moves; the process
+	// must Notify it after its writes (as for Config.Hub).
+	Hub *revhub.Hub
+}
+
+// Routes lists every site and shard, and the revision to watch from.
+func (r RouteSource) Routes(ctx context.Context) (*RoutesResponse, error) {
+	sites, rev, err := listAllSites(ctx, r.Store, "")
+	if err != nil {
+		return nil, internal(err)
+	}
+	// Shards are read after the sites' revision: later changes to
+	// them come again through the watch.
+	shards, err := r.Store.ListShards(ctx)
+	if err != nil {
+		return nil, internal(fmt.Errorf("list shards: %w", err))
+	}
+	for i := range sites {
+		sites[i] = *forEdge(&sites[i])
+	}
+	if shards == nil {
+		shards = []store.Shard{}
+	}
+	return &RoutesResponse{Sites: sites, Shards: shards, Revision: rev}, nil
+}
+
+// WatchRoutes returns the changes of sites and shards after since as soon
+// as there are any, or none at the current revision when wait runs out
+// (at most MaxWatchWait; 0: DefaultWatchWait).
+func (r RouteSource) WatchRoutes(ctx context.Context, since int64, wait time.Duration) (*RoutesResponse, error) {
+	if wait <= 0 {
+		wait = DefaultWatchWait
+	}
+	return r.watch(ctx, watchQuery{since: since, wait: min(wait, MaxWatchWait)})
+}
+
+func (r RouteSource) watch(ctx context.Context, q watchQuery) (*RoutesResponse, error) {
+	cl, err := longPoll(ctx, r.Store, r.Hub, q, store.ChangeOptions{})
+	if err != nil {
+		return nil, err
 	}
 	out := RoutesResponse{Sites: make([]site.Site, 0, len(cl.Sites)), Shards: cl.Shards, Removed: cl.Removed, Revision: cl.Revision, More: cl.More}
 	if out.Shards == nil {
@@ -195,5 +240,5 @@ func (s *server) watchRoutes(c *call) (response, error) {
 	for i := range cl.Sites {
 		out.Sites = append(out.Sites, *forEdge(&cl.Sites[i]))
 	}
-	return response{status: http.StatusOK, body: out}, nil
+	return &out, nil
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 )
 
 // newAdminCmd is `aipress admin`: the platform operator's chores on a data
@@ -19,8 +19,8 @@ func newAdminCmd(d deps) *cobra.Command {
 	reset := &cobra.Command{
 		Use:   "reset-password",
 		Short: "Give admin@localhost a new portal password and print it",
-		Long: `Give the bootstrap admin user (` + platform.AdminEmail + `) a new random password, store only its hash,
-write it to <data-dir>/` + platform.AdminPasswordFile + ` (mode 0600) and print it. It also ends a lock-out
+		Long: `Give the bootstrap admin user (` + controlplane.AdminEmail + `) a new random password, store only its hash,
+write it to <data-dir>/` + controlplane.AdminPasswordFile + ` (mode 0600) and print it. It also ends a lock-out
 after failed sign-ins. Run it on the machine of the data directory, as the user that runs
 'aipress up' (root); the platform may be running.
 
@@ -39,11 +39,11 @@ a restart keeps it.`,
 			if storeSpec == "" {
 				storeSpec = d.getenv(EnvStore)
 			}
-			pw, path, err := platform.ResetAdminPassword(cmd.Context(), storeSpec, dataDir)
+			pw, path, err := controlplane.ResetAdminPassword(cmd.Context(), storeSpec, dataDir)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "New password for %s: %s\n(also in %s)\n", platform.AdminEmail, pw, path)
+			fmt.Fprintf(cmd.OutOrStdout(), "New password for %s: %s\n(also in %s)\n", controlplane.AdminEmail, pw, path)
 			return nil
 		},
 	}

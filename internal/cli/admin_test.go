@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/aipress/aipress/internal/password"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
@@ -25,7 +25,7 @@ func TestAdminResetPassword(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reset-password: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, platform.AdminPasswordFile))
+	b, err := os.ReadFile(filepath.Join(dir, controlplane.AdminPasswordFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestAdminResetPassword(t *testing.T) {
 	if _, _, err := runCmd(t, d, "admin", "reset-password", "--data-dir", other); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(other, platform.AdminPasswordFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(other, controlplane.AdminPasswordFile)); err != nil {
 		t.Fatalf("--data-dir: %v", err)
 	}
 }

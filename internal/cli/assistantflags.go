@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 )
 
 // Environment variables holding the assistant's API key.
@@ -14,9 +14,9 @@ const (
 )
 
 // addAssistantFlags adds the assistant's flags of aipress server and up.
-func addAssistantFlags(cmd *cobra.Command, o *platform.AssistantOptions) {
+func addAssistantFlags(cmd *cobra.Command, o *controlplane.AssistantOptions) {
 	fl := cmd.Flags()
-	fl.StringVar(&o.Provider, "assistant-provider", platform.AssistantOffline,
+	fl.StringVar(&o.Provider, "assistant-provider", controlplane.AssistantOffline,
 		"the assistant's model: offline (rule-based, no model), gemini or openai (any OpenAI-compatible endpoint)")
 	fl.StringVar(&o.Model, "assistant-model", "", "the model's name (gemini default gemini-2.5-flash; openai: required, e.g. gpt-4o-mini or llama3.1)")
 	fl.StringVar(&o.BaseURL, "assistant-base-url", "", "the provider's endpoint (e.g. Ollama's http://127.0.0.1:11434/v1, vLLM's …/v1; empty: the provider's public API)")
@@ -27,7 +27,7 @@ func addAssistantFlags(cmd *cobra.Command, o *platform.AssistantOptions) {
 // resolveAssistantKey takes the API key from the environment when no key
 // file is given: AIPRESS_ASSISTANT_API_KEY, else the provider's own
 // variable. The key is never printed.
-func resolveAssistantKey(d deps, o *platform.AssistantOptions) {
+func resolveAssistantKey(d deps, o *controlplane.AssistantOptions) {
 	if o.APIKeyFile != "" {
 		return
 	}
@@ -36,9 +36,9 @@ func resolveAssistantKey(d deps, o *platform.AssistantOptions) {
 		return
 	}
 	switch o.Provider {
-	case platform.AssistantGemini:
+	case controlplane.AssistantGemini:
 		o.APIKey = d.getenv(EnvGeminiAPIKey)
-	case platform.AssistantOpenAI:
+	case controlplane.AssistantOpenAI:
 		o.APIKey = d.getenv(EnvOpenAIAPIKey)
 	}
 }

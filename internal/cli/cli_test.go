@@ -20,7 +20,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/assistant"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/up"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -96,7 +96,7 @@ func (h *harness) deps() deps {
 	return deps{
 		now:    func() time.Time { return cliNow },
 		getenv: func(k string) string { return h.env[k] },
-		run:    func(context.Context, platform.Config) error { return errors.New("not in tests") },
+		run:    func(context.Context, up.Config) error { return errors.New("not in tests") },
 		poll:   5 * time.Millisecond,
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 func TestWriteClientConfigMode(t *testing.T) {
@@ -87,25 +87,25 @@ func TestUpConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte("data_dir: /file/data\nhttp: ':81'\napi: 127.0.0.1:7081\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	def := platform.Config{DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, APIAddr: DefaultAPIAddr}
+	def := up.Config{DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, APIAddr: DefaultAPIAddr}
 	tests := []struct {
 		name string
 		env  map[string]string
 		args []string
-		want platform.Config
+		want up.Config
 	}{
 		{name: "defaults", want: def},
-		{name: "file", args: []string{"--config", file}, want: platform.Config{DataDir: "/file/data", HTTPAddr: ":81", APIAddr: "127.0.0.1:7081"}},
+		{name: "file", args: []string{"--config", file}, want: up.Config{DataDir: "/file/data", HTTPAddr: ":81", APIAddr: "127.0.0.1:7081"}},
 		{name: "env beats file", args: []string{"--config", file}, env: map[string]string{EnvHTTP: ":82", EnvDataDir: "/env/data"},
-			want: platform.Config{DataDir: "/env/data", HTTPAddr: ":82", APIAddr: "127.0.0.1:7081"}},
+			want: up.Config{DataDir: "/env/data", HTTPAddr: ":82", APIAddr: "127.0.0.1:7081"}},
 		{name: "flag beats env", args: []string{"--config", file, "--http", ":83", "--api", "0.0.0.0:7083"}, env: map[string]string{EnvHTTP: ":82", EnvAPI: "x:1"},
-			want: platform.Config{DataDir: "/file/data", HTTPAddr: ":83", APIAddr: "0.0.0.0:7083"}},
-		{name: "env only", env: map[string]string{EnvAPI: "127.0.0.1:9999"}, want: platform.Config{DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, APIAddr: "127.0.0.1:9999"}},
+			want: up.Config{DataDir: "/file/data", HTTPAddr: ":83", APIAddr: "0.0.0.0:7083"}},
+		{name: "env only", env: map[string]string{EnvAPI: "127.0.0.1:9999"}, want: up.Config{DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, APIAddr: "127.0.0.1:9999"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got platform.Config
-			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(ctx context.Context, c platform.Config) error {
+			var got up.Config
+			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(ctx context.Context, c up.Config) error {
 				if ctx.Err() != nil {
 					t.Error("context already cancelled")
 				}
@@ -147,7 +147,7 @@ func TestUpConfigFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := deps{getenv: func(string) string { return "" }, run: func(context.Context, platform.Config) error {
+			d := deps{getenv: func(string) string { return "" }, run: func(context.Context, up.Config) error {
 				t.Error("platform ran despite a bad config file")
 				return nil
 			}}

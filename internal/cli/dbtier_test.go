@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 // up and shard pass --db-pooler (default on) and --db-replica, and refuse
@@ -23,11 +24,11 @@ func TestDBTierFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var up platform.Config
-	var sh platform.ShardConfig
+	var upCfg up.Config
+	var sh shardagent.Config
 	d := deps{getenv: func(string) string { return "" },
-		run: func(_ context.Context, c platform.Config) error { up = c; return nil },
-		runShard: func(_ context.Context, c platform.ShardConfig, _ platform.AgentConfig) error {
+		run: func(_ context.Context, c up.Config) error { upCfg = c; return nil },
+		runShard: func(_ context.Context, c shardagent.Config, _ shardagent.AgentConfig) error {
 			sh = c
 			return nil
 		}}
@@ -44,7 +45,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "10.0.0.5:3306"}, false, "", `only "local"`},
 	}
 	for _, tt := range upTests {
-		up = platform.Config{}
+		upCfg = up.Config{}
 		_, _, err := runCmd(t, d, append([]string{"up"}, tt.args...)...)
 		if tt.wantError != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantError) {
@@ -52,8 +53,8 @@ func TestDBTierFlags(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || up.DirectDB != tt.direct || up.DBReplica != tt.replica {
-			t.Errorf("up %v: %v, DirectDB %v DBReplica %q; want %v %q", tt.args, err, up.DirectDB, up.DBReplica, tt.direct, tt.replica)
+		if err != nil || upCfg.DirectDB != tt.direct || upCfg.DBReplica != tt.replica {
+			t.Errorf("up %v: %v, DirectDB %v DBReplica %q; want %v %q", tt.args, err, upCfg.DirectDB, upCfg.DBReplica, tt.direct, tt.replica)
 		}
 	}
 	shard := []string{"shard", "--name", "s1", "--server", "http://cp:7070", "--token-file", tokenFile, "--data-dir", t.TempDir()}
@@ -74,7 +75,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "nonsense"}, false, "", "want"},
 	}
 	for _, tt := range shardTests {
-		sh = platform.ShardConfig{}
+		sh = shardagent.Config{}
 		_, _, err := runCmd(t, d, append(slices.Clone(shard), tt.args...)...)
 		if tt.wantError != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantError) {

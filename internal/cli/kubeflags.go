@@ -5,15 +5,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 )
 
 // addKubeFlags adds `aipress server`'s shard provider flags and checks them
 // before the command runs.
-func addKubeFlags(cmd *cobra.Command, cfg *platform.ServerConfig) {
+func addKubeFlags(cmd *cobra.Command, cfg *controlplane.Config) {
 	fl := cmd.Flags()
 	k := &cfg.Kube
-	fl.StringVar(&cfg.ShardProvider, "shard-provider", platform.ShardProviderLocal, "who creates shards when all are full: local (child processes, see --spawn-shards) or kubernetes (StatefulSets)")
+	fl.StringVar(&cfg.ShardProvider, "shard-provider", controlplane.ShardProviderLocal, "who creates shards when all are full: local (child processes, see --spawn-shards) or kubernetes (StatefulSets)")
 	fl.StringVar(&k.Kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default: the in-cluster service account)")
 	fl.StringVar(&k.Namespace, "namespace", "", "kubernetes: namespace of the shards' objects")
 	fl.StringVar(&k.Image, "shard-image", "", "kubernetes: the image the shards run (aipress)")
@@ -38,9 +38,9 @@ func addKubeFlags(cmd *cobra.Command, cfg *platform.ServerConfig) {
 		}
 		k.DirectDB = !shardPooler
 		switch cfg.ShardProvider {
-		case platform.ShardProviderLocal:
+		case controlplane.ShardProviderLocal:
 			return nil
-		case platform.ShardProviderKubernetes:
+		case controlplane.ShardProviderKubernetes:
 		default:
 			return fmt.Errorf("--shard-provider: %q is not local or kubernetes", cfg.ShardProvider)
 		}

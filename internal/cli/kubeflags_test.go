@@ -4,16 +4,16 @@ import (
 	"context"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 )
 
 // `aipress server --shard-provider kubernetes` needs its namespace, image
 // and the API's URL as shard pods reach it.
 func TestServerKubernetesFlags(t *testing.T) {
-	var got platform.ServerConfig
+	var got controlplane.Config
 	d := deps{
 		getenv:    func(string) string { return "" },
-		runServer: func(_ context.Context, c platform.ServerConfig) error { got = c; return nil },
+		runServer: func(_ context.Context, c controlplane.Config) error { got = c; return nil },
 	}
 	ok := []string{"server", "--shard-provider", "kubernetes", "--namespace", "aipress", "--shard-image", "img:1",
 		"--shard-server-url", "http://aipress-server:7070", "--kubeconfig", "/k", "--shard-arg", "--pool-listen=0.0.0.0"}
@@ -38,7 +38,7 @@ func TestServerKubernetesFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got = platform.ServerConfig{}
+			got = controlplane.Config{}
 			_, _, err := runCmd(t, d, tt.args...)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
 )
 
 // DefaultAPIURL is the API `aipress login` signs in to when neither --url,
@@ -252,7 +252,7 @@ those with 'aipress token delete'.`,
 }
 
 // addAuthFlags adds the sign-in flags of aipress server and up.
-func addAuthFlags(cmd *cobra.Command, o *platform.AuthOptions) {
+func addAuthFlags(cmd *cobra.Command, o *controlplane.AuthOptions) {
 	fl := cmd.Flags()
 	fl.BoolVar(&o.OpenSignup, "open-signup", false, "let anyone create a user and an organisation (POST /v1/auth/signup)")
 	fl.BoolVar(&o.OIDCSignup, "oidc-signup", false, "with --open-signup: OIDC identities without an account get one")

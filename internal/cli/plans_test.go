@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 // TestPlansFlag: `up` and `server` load --plans (up also AIPRESS_PLANS and
@@ -48,14 +49,14 @@ plans:
 			var got string
 			ran := false
 			d := deps{getenv: func(k string) string { return tt.env[k] },
-				run: func(_ context.Context, c platform.Config) error {
+				run: func(_ context.Context, c up.Config) error {
 					ran = true
 					if c.Plans != nil {
 						got = strings.Join(c.Plans.Names(), ",")
 					}
 					return nil
 				},
-				runServer: func(_ context.Context, c platform.ServerConfig) error {
+				runServer: func(_ context.Context, c controlplane.Config) error {
 					ran = true
 					if c.Plans != nil {
 						got = strings.Join(c.Plans.Names(), ",")

@@ -21,7 +21,9 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/edgenode"
+	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -128,7 +130,7 @@ func readToken(d deps, file, env, what string) (string, error) {
 
 func newServerCmd(d deps) *cobra.Command {
 	var (
-		cfg       platform.ServerConfig
+		cfg       controlplane.Config
 		logLevel  string
 		plansFile string
 	)
@@ -203,8 +205,8 @@ token, which the client commands pick up from that directory.`,
 // commands) also run a shard agent when called without a subcommand.
 func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 	var (
-		cfg                 platform.ShardConfig
-		ac                  platform.AgentConfig
+		cfg                 shardagent.Config
+		ac                  shardagent.AgentConfig
 		tokenFile, logLevel string
 		publicPort          int
 		purgeSecretFile     string
@@ -318,7 +320,7 @@ firewall.`
 		if cfg.DBReplicaManaged && (cfg.DBReplica == "" || cfg.DBReplica == shard.ReplicaLocal) {
 			return fmt.Errorf("--db-replica-managed goes with --db-replica HOST:PORT (a replica of --db-host the agent sets up)")
 		}
-		if cfg.SiteFirewall, err = platform.ParseFirewallMode(firewall); err != nil {
+		if cfg.SiteFirewall, err = shardagent.ParseFirewallMode(firewall); err != nil {
 			return fmt.Errorf("--site-firewall: %w", err)
 		}
 		if !cmd.Flags().Changed("site-loopback-port") {
@@ -361,7 +363,7 @@ firewall.`
 	fl.BoolVar(&cfg.AllowPrivateFetch, "allow-private-fetch", false, "let zip, git and catalogue fetches reach loopback and private addresses, over plain http too: for tests and private mirrors only (off: only public addresses over https)")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "an edge's purge endpoint, e.g. http://127.0.0.1:8080/.aipress/purge")
-	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+platform.PurgeSecretFile+")")
+	fl.StringVar(&purgeSecretFile, "purge-secret-file", "", "that edge's purge secret (<edge data dir>/"+edgenode.PurgeSecretFile+")")
 	fl.StringVar(&cfg.GatewayAddr, "gateway-addr", "", "run the gateway for edges on other machines on this address, e.g. :8443 (mutual TLS; empty: none)")
 	fl.StringVar(&cfg.GatewayAdvertise, "gateway-advertise", "", "host[:port] edges reach the gateway at (default: --gateway-addr's host)")
 	for _, old := range []string{"pool-listen", "pool-advertise", "pool-ports", "allowed-clients", "static-addr", "static-advertise"} {
@@ -376,7 +378,7 @@ firewall.`
 	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
 	fl.BoolVar(&cfg.DBReplicaManaged, "db-replica-managed", false, "with --db-replica HOST:PORT: that server is the shard's to make a replica of --db-host (an empty server run with read_only, e.g. the Kubernetes provider's replica StatefulSet): the agent seeds it, starts its replication and re-seeds it when needed, as the --db-user account")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
-	fl.StringVar(&firewall, "site-firewall", string(platform.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
+	fl.StringVar(&firewall, "site-firewall", string(shardagent.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
 	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")
 	fl.StringVar(&cfg.SiteVolumes, "site-volumes", shard.VolumesAuto, "give each site a loop-mounted volume that enforces its disk limit: auto (when running as root with loop devices and e2fsprogs), on (required) or off")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -387,7 +389,7 @@ firewall.`
 // subcommand.
 func attachEdge(cmd *cobra.Command, d deps) *cobra.Command {
 	var (
-		cfg                 platform.EdgeConfig
+		cfg                 edgenode.RunConfig
 		tokenFile, logLevel string
 	)
 	cmd.Long = `Without a subcommand, run an edge: it follows the routing table of the
@@ -406,7 +408,7 @@ with --local-shards-dir (a directory holding shard directories, each named
 after its shard, e.g. the server's <data-dir>/shards); files their docroots
 link to outside them are served only from --symlink-root directories. Sites
 of other shards are reached through their gateways, with a certificate the
-control plane issues to this edge (kept in <data-dir>/` + platform.EdgeCredentialsDir + `).`
+control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDir + `).`
 	cmd.Example = `  aipress edge token create edge-1 -o json
   aipress edge --server http://cp.example.com:7070 --token-file /etc/aipress/edge-1.token \
       --http :80 --https :443 --data-dir /var/lib/aipress-edge
@@ -431,7 +433,7 @@ control plane issues to this edge (kept in <data-dir>/` + platform.EdgeCredentia
 		}
 		for _, r := range []*float64{&cfg.RateIP, &cfg.RateSite} {
 			if *r == 0 {
-				*r = -1 // platform: negative = off
+				*r = -1 // edgenode.Config: negative = off
 			}
 		}
 		log, err := newLogger(cmd, logLevel)
@@ -466,7 +468,7 @@ control plane issues to this edge (kept in <data-dir>/` + platform.EdgeCredentia
 	fl.Float64Var(&cfg.RateIP, "rate-ip", ratelimit.DefaultIPRate, "rate limit per client IP in requests/s; 0 = off")
 	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
 	fl.StringSliceVar(&cfg.Locality.ShardDirs, "local-shards-dir", nil, "directory holding the directories of shards on this machine, each named after its shard (repeatable); only their sites are served from this machine's disk")
-	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(platform.DefaultSymlinkRoots, ", ")+")")
+	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(edgenode.DefaultSymlinkRoots, ", ")+")")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/edgenode"
+	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 // The role commands turn flags, files and the environment into their
@@ -24,26 +27,26 @@ func TestRoleCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var (
-		server platform.ServerConfig
-		shard  platform.ShardConfig
-		agent  platform.AgentConfig
-		edge   platform.EdgeConfig
-		up     platform.Config
+		server controlplane.Config
+		shard  shardagent.Config
+		agent  shardagent.AgentConfig
+		edge   edgenode.RunConfig
+		upCfg  up.Config
 	)
 	env := map[string]string{}
 	d := deps{
 		getenv:    func(k string) string { return env[k] },
-		run:       func(_ context.Context, c platform.Config) error { up = c; return nil },
-		runServer: func(_ context.Context, c platform.ServerConfig) error { server = c; return nil },
-		runShard: func(_ context.Context, c platform.ShardConfig, a platform.AgentConfig) error {
+		run:       func(_ context.Context, c up.Config) error { upCfg = c; return nil },
+		runServer: func(_ context.Context, c controlplane.Config) error { server = c; return nil },
+		runShard: func(_ context.Context, c shardagent.Config, a shardagent.AgentConfig) error {
 			shard, agent = c, a
 			return nil
 		},
-		runEdge: func(_ context.Context, c platform.EdgeConfig) error { edge = c; return nil },
+		runEdge: func(_ context.Context, c edgenode.RunConfig) error { edge = c; return nil },
 	}
 
-	if _, _, err := runCmd(t, d, "up", "--shards", "3", "--shard-capacity", "7"); err != nil || up.Shards != 3 || up.ShardCapacity != 7 {
-		t.Errorf("up --shards 3 --shard-capacity 7: %v, %+v", err, up)
+	if _, _, err := runCmd(t, d, "up", "--shards", "3", "--shard-capacity", "7"); err != nil || upCfg.Shards != 3 || upCfg.ShardCapacity != 7 {
+		t.Errorf("up --shards 3 --shard-capacity 7: %v, %+v", err, upCfg)
 	}
 	if _, _, err := runCmd(t, d, "up", "--shards", "0"); err == nil {
 		t.Error("up --shards 0: no error")

@@ -9,7 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/edgenode"
+	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/platform/up"
 	"github.com/aipress/aipress/internal/sitefw"
 )
 
@@ -43,11 +46,11 @@ const (
 type deps struct {
 	now    func() time.Time
 	getenv func(string) string
-	run    func(context.Context, platform.Config) error
+	run    func(context.Context, up.Config) error
 	// The separate roles: aipress server, shard and edge.
-	runServer func(context.Context, platform.ServerConfig) error
-	runShard  func(context.Context, platform.ShardConfig, platform.AgentConfig) error
-	runEdge   func(context.Context, platform.EdgeConfig) error
+	runServer func(context.Context, controlplane.Config) error
+	runShard  func(context.Context, shardagent.Config, shardagent.AgentConfig) error
+	runEdge   func(context.Context, edgenode.RunConfig) error
 	poll      time.Duration // wait polling interval
 	// siteFirewall applies a site-user policy to an nftables table, or
 	// deletes the table when the policy is nil (aipress sitefw).
@@ -55,8 +58,8 @@ type deps struct {
 }
 
 func defaultDeps() deps {
-	return deps{now: time.Now, getenv: os.Getenv, run: platform.Run, poll: 500 * time.Millisecond,
-		runServer: platform.RunServer, runShard: platform.RunShard, runEdge: platform.RunEdge,
+	return deps{now: time.Now, getenv: os.Getenv, run: up.Run, poll: 500 * time.Millisecond,
+		runServer: controlplane.Run, runShard: shardagent.Run, runEdge: edgenode.Run,
 		siteFirewall: applySiteFirewall}
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge/purge"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/edgenode"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -234,7 +234,7 @@ mesh CA's rotation state.`,
 			if ps != nil {
 				if ps.InFlight {
 					fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: rotation in flight since %s (the previous secret is accepted for %s after it, or until --finish).\n",
-						path, ps.Since.Format(time.RFC3339), platform.PurgeOverlap)
+						path, ps.Since.Format(time.RFC3339), edgenode.PurgeOverlap)
 				} else {
 					fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s: no rotation in flight.\n", path)
 				}
@@ -288,7 +288,7 @@ func (o *siteOpts) dataDirOf(dataDir string) string {
 
 // purgeSecretPath is the purge secret file of dataDir (or the default).
 func (o *siteOpts) purgeSecretPath(dataDir string) string {
-	return filepath.Join(o.dataDirOf(dataDir), platform.PurgeSecretFile)
+	return filepath.Join(o.dataDirOf(dataDir), edgenode.PurgeSecretFile)
 }
 
 // rotateKEK rotates the backup key-encryption key of dataDir over every
@@ -363,6 +363,6 @@ func (o *siteOpts) rotatePurgeSecret(cmd *cobra.Command, dataDir string, finish 
 		return nil
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "Purge secret %s rotated. The edge accepts the previous one too until\n"+
-		"'aipress secrets rotate purge-secret --finish' (after the shards' next full resync) or for %s.\n", path, platform.PurgeOverlap)
+		"'aipress secrets rotate purge-secret --finish' (after the shards' next full resync) or for %s.\n", path, edgenode.PurgeOverlap)
 	return nil
 }

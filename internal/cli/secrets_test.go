@@ -12,7 +12,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repo"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/edge/purge"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/edgenode"
 )
 
 // TestSecretsCommands requests rotations through the real API (the fake
@@ -79,7 +79,7 @@ func TestSecretsCommands(t *testing.T) {
 func TestSecretsPurgeCommands(t *testing.T) {
 	b := newBackupHarness(t)
 	dir := t.TempDir()
-	path := filepath.Join(dir, platform.PurgeSecretFile)
+	path := filepath.Join(dir, edgenode.PurgeSecretFile)
 	if _, _, err := b.run(t, "secrets", "rotate", "purge-secret", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no purge secret at") {
 		t.Fatalf("rotate without a secret: %v", err)
 	}

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/platform/up"
 	"github.com/aipress/aipress/internal/sitefw"
 )
 
@@ -90,19 +92,19 @@ func TestSiteFirewallFlags(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("aip_x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var up platform.Config
-	var sh platform.ShardConfig
+	var upCfg up.Config
+	var sh shardagent.Config
 	d := deps{getenv: func(string) string { return "" },
-		run: func(_ context.Context, c platform.Config) error { up = c; return nil },
-		runShard: func(_ context.Context, c platform.ShardConfig, _ platform.AgentConfig) error {
+		run: func(_ context.Context, c up.Config) error { upCfg = c; return nil },
+		runShard: func(_ context.Context, c shardagent.Config, _ shardagent.AgentConfig) error {
 			sh = c
 			return nil
 		}}
-	if _, _, err := runCmd(t, d, "up"); err != nil || up.SiteFirewall != platform.FirewallAuto {
-		t.Errorf("up: %v, firewall %q", err, up.SiteFirewall)
+	if _, _, err := runCmd(t, d, "up"); err != nil || upCfg.SiteFirewall != shardagent.FirewallAuto {
+		t.Errorf("up: %v, firewall %q", err, upCfg.SiteFirewall)
 	}
-	if _, _, err := runCmd(t, d, "up", "--site-firewall", "off"); err != nil || up.SiteFirewall != platform.FirewallOff {
-		t.Errorf("up --site-firewall off: %v, %q", err, up.SiteFirewall)
+	if _, _, err := runCmd(t, d, "up", "--site-firewall", "off"); err != nil || upCfg.SiteFirewall != shardagent.FirewallOff {
+		t.Errorf("up --site-firewall off: %v, %q", err, upCfg.SiteFirewall)
 	}
 	if _, _, err := runCmd(t, d, "up", "--site-firewall", "maybe"); err == nil {
 		t.Error("up --site-firewall maybe: no error")
@@ -110,12 +112,12 @@ func TestSiteFirewallFlags(t *testing.T) {
 	shard := []string{"shard", "--name", "s1", "--server", "http://cp:7070", "--token-file", tokenFile, "--data-dir", t.TempDir()}
 	tests := []struct {
 		args  []string
-		mode  platform.FirewallMode
+		mode  shardagent.FirewallMode
 		ports []int
 	}{
-		{nil, platform.FirewallAuto, []int{80}},
-		{[]string{"--public-port", "8080", "--purge-url", "http://127.0.0.1:18080/.aipress/purge", "--site-firewall", "on"}, platform.FirewallOn, []int{8080, 18080}},
-		{[]string{"--site-loopback-port", "80", "--site-loopback-port", "443", "--site-firewall", "off"}, platform.FirewallOff, []int{80, 443}},
+		{nil, shardagent.FirewallAuto, []int{80}},
+		{[]string{"--public-port", "8080", "--purge-url", "http://127.0.0.1:18080/.aipress/purge", "--site-firewall", "on"}, shardagent.FirewallOn, []int{8080, 18080}},
+		{[]string{"--site-loopback-port", "80", "--site-loopback-port", "443", "--site-firewall", "off"}, shardagent.FirewallOff, []int{80, 443}},
 	}
 	for _, tt := range tests {
 		if _, _, err := runCmd(t, d, append(slices.Clone(shard), tt.args...)...); err != nil {
@@ -125,8 +127,8 @@ func TestSiteFirewallFlags(t *testing.T) {
 			t.Errorf("%v: firewall %q ports %v, want %q %v", tt.args, sh.SiteFirewall, sh.LoopbackPorts, tt.mode, tt.ports)
 		}
 	}
-	var server platform.ServerConfig
-	d.runServer = func(_ context.Context, c platform.ServerConfig) error { server = c; return nil }
+	var server controlplane.Config
+	d.runServer = func(_ context.Context, c controlplane.Config) error { server = c; return nil }
 	if _, _, err := runCmd(t, d, "server", "--shard-provider", "kubernetes", "--namespace", "n", "--shard-image", "i",
 		"--shard-server-url", "http://x", "--shard-sitefw-arg", "--allow=10.8.0.0/14:3306"); err != nil ||
 		!slices.Equal(server.Kube.SiteFirewallArgs, []string{"--allow=10.8.0.0/14:3306"}) {

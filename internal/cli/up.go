@@ -20,7 +20,9 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/controlplane"
+	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/platform/up"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -115,18 +117,18 @@ type upFlags struct {
 	// dbPooler: --db-pooler; dbReplica: --db-replica.
 	dbPooler  bool
 	dbReplica string
-	auth      platform.AuthOptions
-	assistant platform.AssistantOptions
+	auth      controlplane.AuthOptions
+	assistant controlplane.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
 // flag > environment > config file > default.
-func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
+func resolveUp(cmd *cobra.Command, d deps, f upFlags) (up.Config, error) {
 	var file upFile
 	if f.configFile != "" {
 		var err error
 		if file, err = loadUpFile(f.configFile); err != nil {
-			return platform.Config{}, err
+			return up.Config{}, err
 		}
 	}
 	pick := func(flag, flagVal, env, fileVal, def string) string {
@@ -141,7 +143,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 		}
 		return def
 	}
-	cfg := platform.Config{
+	cfg := up.Config{
 		DataDir:  pick("data-dir", f.dataDir, EnvDataDir, file.DataDir, DefaultDataDir),
 		HTTPAddr: pick("http", f.httpAddr, EnvHTTP, file.HTTP, DefaultHTTPAddr),
 		APIAddr:  pick("api", f.apiAddr, EnvAPI, file.API, DefaultAPIAddr),
@@ -186,7 +188,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (platform.Config, error) {
 			return 0, fmt.Errorf("--%s must not be negative (0 turns the limit off)", flag)
 		}
 		if v == 0 {
-			return -1, nil // platform: negative = off
+			return -1, nil // edgenode.Config: negative = off
 		}
 		return v, nil
 	}
@@ -270,7 +272,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			cfg.Auth = f.auth
 			resolveAssistantKey(d, &f.assistant)
 			cfg.Assistant = f.assistant
-			if cfg.SiteFirewall, err = platform.ParseFirewallMode(f.firewall); err != nil {
+			if cfg.SiteFirewall, err = shardagent.ParseFirewallMode(f.firewall); err != nil {
 				return fmt.Errorf("--site-firewall: %w", err)
 			}
 			if f.dbReplica != "" && f.dbReplica != shard.ReplicaLocal {
@@ -307,7 +309,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.dbReplica, "db-replica", "", "read replica of each shard's MariaDB: \"local\" runs a second mariadbd beside it, replicating with GTIDs, that the pooler sends reads to while it keeps up; \"\": none")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
-	fl.StringVar(&f.firewall, "site-firewall", string(platform.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
+	fl.StringVar(&f.firewall, "site-firewall", string(shardagent.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 // TestUpStore checks --store > AIPRESS_STORE > config key store > empty
@@ -38,7 +38,7 @@ func TestUpStore(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := "unset"
-			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(_ context.Context, c platform.Config) error {
+			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(_ context.Context, c up.Config) error {
 				got = c.Store
 				return nil
 			}}
@@ -51,7 +51,7 @@ func TestUpStore(t *testing.T) {
 		})
 	}
 	for _, args := range [][]string{{"--store", "mysql://u:hunter2@db/x"}, {"--store", "host=db password=hunter2"}} {
-		d := deps{getenv: func(string) string { return "" }, run: func(context.Context, platform.Config) error {
+		d := deps{getenv: func(string) string { return "" }, run: func(context.Context, up.Config) error {
 			t.Errorf("%v: platform ran with an unknown store", args)
 			return nil
 		}}

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/aipress/aipress/internal/platform"
+	"github.com/aipress/aipress/internal/platform/up"
 )
 
 func TestUpHTTPSAndRateConfig(t *testing.T) {
@@ -33,8 +33,8 @@ func TestUpHTTPSAndRateConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got platform.Config
-			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(_ context.Context, c platform.Config) error {
+			var got up.Config
+			d := deps{getenv: func(k string) string { return tt.env[k] }, run: func(_ context.Context, c up.Config) error {
 				got = c
 				return nil
 			}}
@@ -47,7 +47,7 @@ func TestUpHTTPSAndRateConfig(t *testing.T) {
 			}
 		})
 	}
-	d := deps{getenv: func(string) string { return "" }, run: func(context.Context, platform.Config) error { return nil }}
+	d := deps{getenv: func(string) string { return "" }, run: func(context.Context, up.Config) error { return nil }}
 	if _, _, err := runCmd(t, d, "up", "--rate-ip", "-1"); err == nil {
 		t.Error("negative rate accepted")
 	}

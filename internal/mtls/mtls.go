@@ -1,6 +1,6 @@
 // Package mtls gives AIPress's processes identities for the one channel
 // between edges and shards on other machines (a shard agent's gateway, see
-// internal/platform): a certificate authority the control plane holds,
+// internal/platform/shardagent): a certificate authority the control plane holds,
 // certificates that name a role and a name (aipress://shard/NAME,
 // aipress://edge/NAME), and TLS configurations that require and verify them
 // on both ends.

@@ -18,7 +18,7 @@
 // WaveSize, at most Parallel updates at once; after a wave whose share of
 // failures is above MaxFailureRate the remaining sites are skipped.
 //
-// The Controller runs on the control plane's leader (internal/platform),
+// The Controller runs on the control plane's leader (internal/platform/controlplane),
 // like package backupctl: Run makes a pass every Tick and on Wake; a pass
 // claims the Pending update jobs, and Running ones no process runs, and
 // collects orphaned staging sites.

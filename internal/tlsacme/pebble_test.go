@@ -215,7 +215,7 @@ func testIssueFromPebble(t *testing.T, chal string) {
 	}
 	t.Cleanup(m.Stop)
 
-	// Wired as in platform.newEdgeExtras: the selector sends public names
+	// Wired as in edgenode.newExtras: the selector sends public names
 	// (and acme-tls/1 handshakes) to the ACME manager.
 	internal, err := tlsca.New(tlsca.Config{Dir: t.TempDir()})
 	if err != nil {

@@ -1,0 +1,151 @@
+package edgenode
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/redirect"
+	"github.com/aipress/aipress/internal/metrics"
+	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/sitemetrics"
+	"github.com/aipress/aipress/internal/tlsacme"
+	"github.com/aipress/aipress/internal/tlsca"
+)
+
+// ACMEOff as Config.ACMECA turns ACME off: every name gets a certificate
+// from the internal CA.
+const ACMEOff = "off"
+
+// extras are the edge's TLS, metrics and rate limiting, built before the
+// edge itself: the rate limiter and HTTPS redirect middlewares, the metrics
+// observer and handler, and the HTTPS listener's TLS config.
+type extras struct {
+	metrics   *metrics.Metrics
+	limiter   *ratelimit.Limiter
+	httpsPort int // 0: no HTTPS listener
+	tlsConfig *tls.Config
+	acme      *tlsacme.Manager
+	edge      atomic.Pointer[edge.Server] // for the names the platform serves
+}
+
+func newExtras(cfg *Config, dataDir string, httpsLn net.Listener, log *slog.Logger) (*extras, error) {
+	x := &extras{metrics: metrics.New()}
+	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited}
+	rl.IPRate, rl.IPBurst = rateOrDefault(cfg.RateIP, ratelimit.DefaultIPRate), cfg.RateIPBurst
+	rl.SiteRate, rl.SiteBurst = rateOrDefault(cfg.RateSite, ratelimit.DefaultSiteRate), cfg.RateSiteBurst
+	if cfg.RateIP == 0 && cfg.RateIPBurst == 0 {
+		rl.IPBurst = ratelimit.DefaultIPBurst
+	}
+	if cfg.RateSite == 0 && cfg.RateSiteBurst == 0 {
+		rl.SiteBurst = ratelimit.DefaultSiteBurst
+	}
+	x.limiter = ratelimit.New(rl)
+	log.Info("edge rate limits", "ip_rps", rl.IPRate, "site_rps", rl.SiteRate)
+
+	if httpsLn == nil {
+		return x, nil
+	}
+	if tcp, ok := httpsLn.Addr().(*net.TCPAddr); ok {
+		x.httpsPort = tcp.Port
+	}
+	tlsDir := filepath.Join(dataDir, "tls")
+	ca, err := tlsca.New(tlsca.Config{Dir: tlsDir, Allow: func(name string) bool {
+		return tlsca.IsLocalhost(name) || x.known(name)
+	}, Logger: log.With("component", "tlsca")})
+	if err != nil {
+		return nil, err
+	}
+	sel := &tlsca.Selector{Internal: ca}
+	if cfg.ACMECA != ACMEOff {
+		x.acme, err = tlsacme.New(tlsacme.Config{
+			Dir: filepath.Join(tlsDir, "acme"), CA: cfg.ACMECA, Email: cfg.ACMEEmail,
+			Allow: func(_ context.Context, name string) error {
+				if !x.known(name) {
+					return fmt.Errorf("%q is not the domain of a site", name)
+				}
+				return nil
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sel.Public = x.acme
+	}
+	x.tlsConfig = tlsca.ServerConfig(sel, x.acme != nil)
+	return x, nil
+}
+
+func rateOrDefault(v, def float64) float64 {
+	switch {
+	case v < 0:
+		return 0 // off
+	case v == 0:
+		return def
+	}
+	return v
+}
+
+// known reports whether name is the domain of a site (in any state).
+func (x *extras) known(name string) bool {
+	ed := x.edge.Load()
+	if ed == nil {
+		return false
+	}
+	_, ok := ed.Table().Lookup(name)
+	return ok
+}
+
+// middlewares come first in the edge's chain: rate limit, then the HTTPS
+// redirect.
+func (x *extras) middlewares() []edge.Middleware {
+	var m []edge.Middleware
+	if x.limiter.Enabled() {
+		m = append(m, x.limiter.Middleware)
+	}
+	return append(m, redirect.HTTPS(x.httpsPort))
+}
+
+// httpHandler wraps the plain-HTTP edge handler (ACME HTTP-01 challenges).
+func (x *extras) httpHandler(h http.Handler) http.Handler {
+	if x.acme == nil {
+		return h
+	}
+	return x.acme.HTTPChallengeHandler(h)
+}
+
+func (x *extras) stop() {
+	if x.acme != nil {
+		x.acme.Stop()
+	}
+}
+
+// observeAll is an edge's Observe calling each of fs in order (metrics,
+// bandwidth, the sites' traffic).
+func observeAll(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
+	return func(r *http.Request, info *edge.RequestInfo) {
+		for _, f := range fs {
+			f(r, info)
+		}
+	}
+}
+
+// siteObserver counts each answered request in rec, for the sites'
+// charts (reported with the usage).
+func siteObserver(rec *sitemetrics.Recorder, now func() time.Time) func(*http.Request, *edge.RequestInfo) {
+	return func(_ *http.Request, info *edge.RequestInfo) {
+		o := sitemetrics.Observation{Status: info.Status, Cache: info.Cache, PHP: info.Upstream, WAFBlocked: info.WAFBlocked}
+		if !info.Start.IsZero() {
+			o.Duration = now().Sub(info.Start)
+		}
+		rec.Observe(info.Site, o)
+	}
+}
