@@ -43,6 +43,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "local"}, false, "local", ""},
 		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
 		{[]string{"--db-replica", "10.0.0.5:3306"}, false, "", `only "local"`},
+		{[]string{"--db-pooler-backends", "-1"}, false, "", "want 0"},
 	}
 	for _, tt := range upTests {
 		upCfg = up.Config{}
@@ -73,6 +74,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "db-replica:3306"}, false, "", "replica of the --db-host server"},
 		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
 		{[]string{"--db-replica", "nonsense"}, false, "", "want"},
+		{[]string{"--db-pooler-backends", "-2"}, false, "", "want 0"},
 	}
 	for _, tt := range shardTests {
 		sh = shardagent.Config{}
@@ -86,6 +88,13 @@ func TestDBTierFlags(t *testing.T) {
 		if err != nil || sh.DirectDB != tt.direct || sh.DBReplica != tt.replica {
 			t.Errorf("shard %v: %v, DirectDB %v DBReplica %q; want %v %q", tt.args, err, sh.DirectDB, sh.DBReplica, tt.direct, tt.replica)
 		}
+	}
+	// --db-pooler-backends reaches both.
+	if _, _, err := runCmd(t, d, "up", "--db-pooler-backends", "6"); err != nil || upCfg.DBPoolerBackends != 6 {
+		t.Errorf("up --db-pooler-backends 6: %v, %d", err, upCfg.DBPoolerBackends)
+	}
+	if _, _, err := runCmd(t, d, append(slices.Clone(shard), "--db-pooler-backends", "6")...); err != nil || sh.DBPoolerBackends != 6 {
+		t.Errorf("shard --db-pooler-backends 6: %v, %d", err, sh.DBPoolerBackends)
 	}
 	// The help says what the flags do.
 	out, _, _ := runCmd(t, d, "shard", "--help")

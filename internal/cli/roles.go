@@ -314,6 +314,9 @@ firewall.`
 			return err
 		}
 		cfg.DirectDB = !dbPooler
+		if cfg.DBPoolerBackends < 0 {
+			return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", cfg.DBPoolerBackends)
+		}
 		if err := checkDBReplica(cfg.DBReplica, cfg.Database != nil, dbPooler); err != nil {
 			return err
 		}
@@ -374,6 +377,7 @@ firewall.`
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
+	fl.IntVar(&cfg.DBPoolerBackends, "db-pooler-backends", 0, "bound on the pooler's connections to each database server, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
 	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
 	fl.BoolVar(&cfg.DBReplicaManaged, "db-replica-managed", false, "with --db-replica HOST:PORT: that server is the shard's to make a replica of --db-host (an empty server run with read_only, e.g. the Kubernetes provider's replica StatefulSet): the agent seeds it, starts its replication and re-seeds it when needed, as the --db-user account")

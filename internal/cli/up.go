@@ -115,10 +115,12 @@ type upFlags struct {
 	// allowPrivateFetch: --allow-private-fetch.
 	allowPrivateFetch bool
 	// dbPooler: --db-pooler; dbReplica: --db-replica.
-	dbPooler  bool
-	dbReplica string
-	auth      controlplane.AuthOptions
-	assistant controlplane.AssistantOptions
+	dbPooler bool
+	// dbPoolerBackends: --db-pooler-backends.
+	dbPoolerBackends int
+	dbReplica        string
+	auth             controlplane.AuthOptions
+	assistant        controlplane.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -281,7 +283,10 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			if f.dbReplica != "" && !f.dbPooler {
 				return fmt.Errorf("--db-replica needs the pooler (--db-pooler): it routes the reads to the replica")
 			}
-			cfg.DirectDB, cfg.DBReplica = !f.dbPooler, f.dbReplica
+			if f.dbPoolerBackends < 0 {
+				return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", f.dbPoolerBackends)
+			}
+			cfg.DirectDB, cfg.DBReplica, cfg.DBPoolerBackends = !f.dbPooler, f.dbReplica, f.dbPoolerBackends
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -305,6 +310,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	addAuthFlags(cmd, &f.auth)
 	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
+	fl.IntVar(&f.dbPoolerBackends, "db-pooler-backends", 0, "bound on each shard pooler's connections to MariaDB, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
 	fl.StringVar(&f.dbReplica, "db-replica", "", "read replica of each shard's MariaDB: \"local\" runs a second mariadbd beside it, replicating with GTIDs, that the pooler sends reads to while it keeps up; \"\": none")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")

@@ -265,12 +265,13 @@ func (s *Shard) runPoolerOnce(ctx context.Context) error {
 		gate = &s.tier.gate
 	}
 	p, err := pooler.New(pooler.Config{
-		Socket:  s.layout.PoolerSocket(),
-		Primary: s.primaryBackend(),
-		Replica: replica,
-		Gate:    gate,
-		Logger:  s.log.With("component", "pooler"),
-		Clock:   s.cfg.Clock,
+		Socket:            s.layout.PoolerSocket(),
+		Primary:           s.primaryBackend(),
+		Replica:           replica,
+		Gate:              gate,
+		MaxServerBackends: s.cfg.PoolerBackends,
+		Logger:            s.log.With("component", "pooler"),
+		Clock:             s.cfg.Clock,
 	})
 	if err != nil {
 		return fmt.Errorf("pooler: %w", err)

@@ -192,6 +192,10 @@ type Config struct {
 	// pooler) runs beside MariaDB and php-fpm, its socket is
 	// Layout.PoolerSocket and every site's wp-config.php names it.
 	DirectDB bool
+	// PoolerBackends bounds the pooler's backend connections to each
+	// database server, all sites together (pooler.Config.
+	// MaxServerBackends; 0: its default, twice the cores).
+	PoolerBackends int
 	// Replica is the sites' read replica: "" none; "local" a second
 	// mariadbd under Dir replicating from the shard's own MariaDB;
 	// "HOST:PORT" a replica of the external primary (Database) reached

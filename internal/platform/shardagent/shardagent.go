@@ -79,6 +79,9 @@ type Config struct {
 	// (--db-replica: "", "local" or HOST:PORT).
 	DirectDB  bool
 	DBReplica string
+	// DBPoolerBackends is shard.Config.PoolerBackends
+	// (--db-pooler-backends).
+	DBPoolerBackends int
 	// DBReplicaManaged is shard.Config.ReplicaManaged
 	// (--db-replica-managed): the shard seeds DBReplica and starts its
 	// replication itself.
@@ -188,6 +191,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
+		PoolerBackends: cfg.DBPoolerBackends,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

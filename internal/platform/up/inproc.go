@@ -45,9 +45,10 @@ type inprocShards struct {
 	firewall shardagent.FirewallMode
 	// directDB and dbReplica are the shards' database options
 	// (Config.DirectDB, DBReplica).
-	directDB      bool
-	dbReplica     string
-	loopbackPorts []int
+	directDB       bool
+	dbReplica      string
+	poolerBackends int
+	loopbackPorts  []int
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -124,7 +125,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: controlplane.HeartbeatInterval(p.heartbeatTimeout),
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
-		DirectDB: p.directDB, DBReplica: p.dbReplica,
+		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends,
 		OnShard: func(s *shard.Shard) {
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); s.WakeJobs() }

@@ -120,6 +120,8 @@ type Config struct {
 	// mariadbd beside each shard's; shard.Config.Replica).
 	DirectDB  bool
 	DBReplica string
+	// DBPoolerBackends is the shards' shard.Config.PoolerBackends.
+	DBPoolerBackends int
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -217,7 +219,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, log: log, publicURL: publicURL, purgeURL: edge.PurgeURL(), purgeKey: edge.PurgeKey,
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: edge.Ports(),
-		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica,
+		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends,
 	}
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
