@@ -72,7 +72,11 @@
 // fixed number of chunk buffers per backup (2×Workers+4, taken from a pool
 // the Repo's backups share, so many small streams cost no allocation) and
 // packs in flight; a pack is written as the sealed chunks it collected,
-// without copying them into one buffer. The index
+// without copying them into one buffer. The zstd encoders (about 13 MiB
+// each once used) are lent by a pool of the Repo, at most Workers at once
+// across all its backups, and are dropped by the next garbage collections
+// once no backup uses them (codec.go): a burst of backups leaves no
+// encoder memory behind. The index
 // file and then the snapshot are written only at Commit: a backup killed
 // midway leaves packs no index lists, which the next Prune deletes, and no
 // snapshot.

@@ -71,7 +71,7 @@ func (p *packBuilder) finish(aead cipher.AEAD) ([][]byte, int64, packEntries) {
 func (r *Repo) sealChunk(id ChunkID, data []byte) []byte {
 	sp := r.getScratch()
 	payload := append((*sp)[:0], flagZstd)
-	payload = r.enc.EncodeAll(data, payload)
+	payload = r.enc.encodeAll(data, payload)
 	if len(payload) >= len(data)+1 {
 		payload = append(append(payload[:0], flagStored), data...)
 	}

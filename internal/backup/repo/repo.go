@@ -47,7 +47,7 @@ type Repo struct {
 	master      []byte
 	keyID       string
 	cfg         repoConfig
-	enc         *zstd.Encoder
+	enc         *encoderPool // zstd encoders, at most Workers at once (codec.go)
 	dec         *zstd.Decoder
 	idx         *memIndex
 	locks       *lockManager
@@ -278,19 +278,11 @@ func newRepo(bucket *blob.Bucket, master []byte, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	// SpeedBetterCompression (about zstd level 7): on text (database
-	// dumps) about 5% smaller than the default level for about three times
-	// its time, which new chunks only pay once; incompressible data (media)
-	// is recognised about as fast as at the default level. No frame CRC:
-	// every chunk and file is authenticated (AES-GCM) and chunks are also
-	// checked against their ids.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
-		zstd.WithEncoderConcurrency(o.Workers), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	enc, err := newEncoderPool(o.Workers)
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(o.Workers),
-		zstd.WithDecoderMaxMemory(1<<30))
+	dec, err := newDecoder(o.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +308,6 @@ func (r *Repo) KeyID() string { return r.keyID }
 // Close releases the repository (and the bucket if OpenURL opened it).
 // Backups and streams still open hold their locks until they end.
 func (r *Repo) Close() error {
-	r.enc.Close()
 	r.dec.Close()
 	if r.ownsBucket {
 		return r.bucket.Close()
@@ -461,7 +452,7 @@ func objectName(key, prefix string, n int) (string, bool) {
 // writeFile stores a sealed, zstd-compressed object under prefix + the
 // SHA-256 of its stored bytes, and returns that id.
 func (r *Repo) writeFile(ctx context.Context, prefix string, plain []byte, aad string) (string, int64, error) {
-	compressed := r.enc.EncodeAll(plain, nil)
+	compressed := r.enc.encodeAll(plain, nil)
 	sealed := seal(r.keys.aead, nil, compressed, []byte(aad))
 	sum := sha256.Sum256(sealed)
 	id := hex.EncodeToString(sum[:])

@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/restic/chunker"
+)
+
+// oldEncoder is the encoder every earlier version of the package used: one
+// zstd.Encoder per Repo with Workers encoders of the library's default
+// window (8 MiB) and memory use, kept for the Repo's life. level is
+// SpeedDefault for the first version, SpeedBetterCompression since.
+func oldEncoder(t testing.TB, level zstd.EncoderLevel, workers int) *zstd.Encoder {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level),
+		zstd.WithEncoderConcurrency(workers), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// waitEncodersCollected runs garbage collections until no encoder of p is
+// alive, or fails after 100 of them.
+func waitEncodersCollected(t testing.TB, p *encoderPool) {
+	t.Helper()
+	for range 100 {
+		runtime.GC()
+		if p.live.Load() == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond) // let the cleanups run
+	}
+	t.Fatalf("%d zstd encoder(s) still alive after 100 garbage collections", p.live.Load())
+}
+
+// TestEncoderPoolBounded seals chunks from many goroutines at once: no
+// more than Workers encoders are in use at any moment, every chunk opens
+// again, and once the burst is over garbage collection frees every
+// encoder.
+func TestEncoderPoolBounded(t *testing.T) {
+	bucket, _ := fileBucket(t)
+	o := testOpts()
+	o.Workers = 2
+	r := initRepo(t, bucket, mustKey(t), o)
+	const goroutines, each = 12, 3
+	type sealed struct {
+		id    ChunkID
+		data  []byte
+		bytes []byte
+	}
+	out := make([][]sealed, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				data := textData(uint64(g*each+i), 512<<10+i*300<<10)
+				id := r.keys.chunkID(data)
+				out[g] = append(out[g], sealed{id, data, r.sealChunk(id, data)})
+			}
+		})
+	}
+	wg.Wait()
+	if peak := r.enc.peak.Load(); peak < 1 || peak > int64(o.Workers) {
+		t.Errorf("%d encoders in use at once, want 1 to %d", peak, o.Workers)
+	}
+	if lent := r.enc.lent.Load(); lent != 0 {
+		t.Errorf("%d encoders still lent out", lent)
+	}
+	for _, s := range out {
+		for _, c := range s {
+			got, err := r.openChunk(c.id, c.bytes, uint32(len(c.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, c.data) {
+				t.Fatalf("chunk %s: content differs after open", c.id)
+			}
+			if len(c.bytes) >= len(c.data) {
+				t.Errorf("text chunk of %d bytes sealed to %d: not compressed", len(c.data), len(c.bytes))
+			}
+		}
+	}
+	waitEncodersCollected(t, r.enc)
+	// The pool makes encoders again after they were collected.
+	data := textData(99, 1<<20)
+	id := r.keys.chunkID(data)
+	if got, err := r.openChunk(id, r.sealChunk(id, data), uint32(len(data))); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("seal after collection: %v", err)
+	}
+}
+
+// TestCodecCompatible: the pooled encoders write the same bytes as the
+// encoder of earlier versions for anything up to a chunk's largest size
+// (a chunk's compression ratio is unchanged), and the decoder reads what
+// the earlier encoders wrote, at both levels they used, including objects
+// larger than the window (index files).
+func TestCodecCompatible(t *testing.T) {
+	bucket, _ := fileBucket(t)
+	r := initRepo(t, bucket, mustKey(t), testOpts())
+	inputs := map[string][]byte{
+		"empty":        {},
+		"1 KB text":    textData(1, 1000),
+		"600 KiB text": textData(2, 600<<10),
+		"3 MiB text":   textData(3, 3<<20),
+		"max chunk":    textData(4, chunker.MaxSize),
+		"1 MiB random": randomData(5, 1<<20),
+		"12 MiB text":  textData(6, 12<<20),
+		"mixed 9 MiB":  append(randomData(7, 4<<20), textData(7, 5<<20)...),
+	}
+	for _, level := range []zstd.EncoderLevel{zstd.SpeedDefault, zstd.SpeedBetterCompression} {
+		old := oldEncoder(t, level, 2)
+		for name, data := range inputs {
+			t.Run(fmt.Sprintf("%s/%s", level, name), func(t *testing.T) {
+				frame := old.EncodeAll(data, nil)
+				got, err := r.dec.DecodeAll(frame, nil)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("decode an earlier frame: %v", err)
+				}
+				// A chunk sealed by an earlier version opens.
+				if len(data) > 0 && len(data) <= chunker.MaxSize {
+					id := r.keys.chunkID(data)
+					s := seal(r.keys.aead, nil, append([]byte{flagZstd}, frame...), id[:])
+					if got, err := r.openChunk(id, s, uint32(len(data))); err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("open an earlier chunk: %v", err)
+					}
+				}
+				if level != zstd.SpeedBetterCompression || len(data) > chunker.MaxSize {
+					return
+				}
+				if now := r.enc.encodeAll(data, nil); !bytes.Equal(now, frame) {
+					t.Errorf("the pooled encoder wrote %d bytes, the earlier one %d: want the same frame", len(now), len(frame))
+				}
+			})
+		}
+		old.Close()
+	}
+}
+
+// BenchmarkSealBurst compresses a burst of chunks (4×Workers goroutines,
+// 4 chunks of 1 MiB each) and reports the heap kept after it and two
+// garbage collections, for the pooled encoders and, as the anchor in the
+// same run, the Repo's earlier encoder (one zstd.Encoder with Workers
+// encoders at the library's default memory use, kept with the Repo).
+// Figures: MiB-kept (HeapInuse after the burst and GC minus before),
+// encoders (created), B/op with -benchmem.
+func BenchmarkSealBurst(b *testing.B) {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	chunks := make([][]byte, 4*workers*4)
+	for i := range chunks {
+		chunks[i] = textData(uint64(i), 1<<20)
+	}
+	burst := func(encode func(src, dst []byte) []byte) {
+		var wg sync.WaitGroup
+		for g := range 4 * workers {
+			wg.Go(func() {
+				for _, c := range chunks[g*4 : g*4+4] {
+					encode(c, make([]byte, 0, len(c)))
+				}
+			})
+		}
+		wg.Wait()
+	}
+	heapInuse := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	report := func(b *testing.B, before uint64, encoders int64) {
+		kept := float64(int64(heapInuse())-int64(before)) / (1 << 20)
+		b.ReportMetric(kept, "MiB-kept")
+		b.ReportMetric(float64(encoders), "encoders")
+		b.Logf("%s: %d workers, heap kept after the burst and GC: %.1f MiB, %d encoders", b.Name(), workers, kept, encoders)
+	}
+	b.Run("anchor=earlier-encoder", func(b *testing.B) {
+		b.ReportAllocs()
+		before := heapInuse()
+		enc := oldEncoder(b, zstd.SpeedBetterCompression, workers)
+		for range b.N {
+			burst(enc.EncodeAll)
+		}
+		b.StopTimer()
+		report(b, before, int64(workers))
+		runtime.KeepAlive(enc) // as the Repo kept it
+	})
+	b.Run("pool", func(b *testing.B) {
+		b.ReportAllocs()
+		before := heapInuse()
+		p, err := newEncoderPool(workers)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range b.N {
+			burst(p.encodeAll)
+		}
+		b.StopTimer()
+		report(b, before, p.created.Load())
+		if peak := p.peak.Load(); peak > int64(workers) {
+			b.Fatalf("%d encoders in use at once, at most %d allowed", peak, workers)
+		}
+		runtime.KeepAlive(p) // as the Repo keeps it
+	})
+}
