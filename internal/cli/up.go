@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform"
@@ -115,8 +116,10 @@ type upFlags struct {
 	// dbPooler: --db-pooler; dbReplica: --db-replica.
 	dbPooler  bool
 	dbReplica string
-	auth      platform.AuthOptions
-	assistant platform.AssistantOptions
+	// dbBufferPool: --db-buffer-pool.
+	dbBufferPool string
+	auth         platform.AuthOptions
+	assistant    platform.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -280,6 +283,9 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 				return fmt.Errorf("--db-replica needs the pooler (--db-pooler): it routes the reads to the replica")
 			}
 			cfg.DirectDB, cfg.DBReplica = !f.dbPooler, f.dbReplica
+			if cfg.DBBufferPool, err = parseDBBufferPool(f.dbBufferPool); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -304,6 +310,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
+	fl.StringVar(&f.dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), strings.Replace(dbBufferPoolUsage, "the shard's MariaDB", "each shard's MariaDB", 1))
 	fl.StringVar(&f.dbReplica, "db-replica", "", "read replica of each shard's MariaDB: \"local\" runs a second mariadbd beside it, replicating with GTIDs, that the pooler sends reads to while it keeps up; \"\": none")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")

@@ -44,6 +44,7 @@ type inprocShards struct {
 	// (Config.DirectDB, DBReplica).
 	directDB      bool
 	dbReplica     string
+	dbBufferPool  int64 // Config.DBBufferPool
 	loopbackPorts []int
 
 	mu      sync.Mutex
@@ -121,7 +122,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: heartbeatInterval(p.heartbeatTimeout),
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
-		DirectDB: p.directDB, DBReplica: p.dbReplica,
+		DirectDB: p.directDB, DBReplica: p.dbReplica, DBBufferPool: p.dbBufferPool,
 		onShard: func(s *shard.Shard) {
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); wakeShardJobs(s) }

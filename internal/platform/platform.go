@@ -128,6 +128,9 @@ type Config struct {
 	// mariadbd beside each shard's; shard.Config.Replica).
 	DirectDB  bool
 	DBReplica string
+	// DBBufferPool is the InnoDB buffer pool of each local shard's
+	// MariaDB in bytes (0: mariadb.DefaultBufferPool; --db-buffer-pool).
+	DBBufferPool int64
 }
 
 // LocalShard is the name of the first shard `aipress up` runs; the others
@@ -243,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, log: log, publicURL: publicURL, purges: purges,
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: loopbackPorts,
-		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica,
+		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, dbBufferPool: cfg.DBBufferPool,
 	}
 	var routes *routeSync
 	cp, err := openControlPlane(ctx, controlPlaneConfig{

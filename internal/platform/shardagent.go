@@ -75,8 +75,10 @@ type ShardConfig struct {
 	// (--db-replica-managed): the shard seeds DBReplica and starts its
 	// replication itself.
 	DBReplicaManaged bool
-	Logger           *slog.Logger
-	Version          string
+	// DBBufferPool is shard.Config.DBBufferPool (--db-buffer-pool).
+	DBBufferPool int64
+	Logger       *slog.Logger
+	Version      string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -176,6 +178,7 @@ func runShardAgent(ctx context.Context, cfg ShardConfig, link shardLink) error {
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
+		DBBufferPool: cfg.DBBufferPool,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()
