@@ -7,7 +7,9 @@ import (
 )
 
 func TestCosts(t *testing.T) {
-	g := func(procs int, rss, pss uint64) Group { return Group{Procs: procs, Mem: Mem{RSS: rss << 20, PSS: pss << 20}} }
+	g := func(procs int, rss, pss uint64) Group {
+		return Group{Procs: procs, Mem: Mem{RSS: rss << 20, PSS: pss << 20}}
+	}
 	snap := func(db, fpm, ai Group) MemSnapshot {
 		s := MemSnapshot{MariaDB: db, PHPFPM: fpm, AIPress: ai}
 		for _, x := range []Group{db, fpm, ai} {
