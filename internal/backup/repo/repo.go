@@ -54,11 +54,13 @@ type Repo struct {
 	uploadSlots chan struct{} // bounds parallel pack uploads repo-wide
 	local       bool          // a file store: no MD5 of uploads
 
-	// Pools shared by all backups of the Repo: chunk buffers
-	// (chunker.MaxSize), compression scratch buffers and chunkers (each
-	// with its 512 KiB read buffer), so that a backup of many small
-	// streams does not allocate (and zero) megabytes per stream.
-	chunkBufs, scratch, chunkers sync.Pool
+	// Pools shared by all backups of the Repo: chunk buffers (each grown
+	// to the chunks it held, up to chunker.MaxSize), compression scratch
+	// buffers and chunkers (each with its 512 KiB read buffer), so that a
+	// backup of many small streams does not allocate (and zero) megabytes
+	// per stream; and the small buffers a stream's first bytes are read
+	// into (AddStreamEntry).
+	chunkBufs, scratch, chunkers, peekBufs sync.Pool
 
 	// hookBetweenPrunePhases, for tests, runs after Prune's phase 1.
 	hookBetweenPrunePhases func()
