@@ -140,7 +140,7 @@ func (r *Repo) getChunkBuf() *[]byte {
 
 // smallStream is the length under which a stream is one chunk read
 // without the chunker (see AddStreamEntry).
-const smallStream = 64 << 10
+const smallStream = chunker.MinSize
 
 func (r *Repo) getPeekBuf() *[smallStream]byte {
 	if p, ok := r.peekBufs.Get().(*[smallStream]byte); ok {
@@ -210,10 +210,10 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 		})
 	}
 
-	// A stream shorter than smallStream (a point-in-time log segment, a
-	// small file) is one chunk, as the chunker would cut it (never before
-	// chunker.MinSize): it is read into a buffer of its own size instead of
-	// a pooled one of chunker.MaxSize, and needs no chunker. A longer
+	// A stream shorter than smallStream = chunker.MinSize (a point-in-time
+	// log segment, a small file) is one chunk, as the chunker would cut it
+	// (never before MinSize): it is read into a buffer of its own size
+	// instead of a pooled one of chunker.MaxSize, and needs no chunker. A longer
 	// stream goes to the chunker, its first bytes first.
 	peek := b.r.getPeekBuf()
 	defer b.r.peekBufs.Put(peek)

@@ -71,9 +71,9 @@
 // stream; several streams may be added at once. Memory is bounded by a
 // fixed number of chunk buffers per backup (2×Workers+4, taken from a pool
 // the Repo's backups share, so many small streams cost no allocation; a
-// stream under 64 KiB, such as a point-in-time log segment, is one chunk
-// read into a buffer of its size instead of one of 8 MiB) and
-// packs in flight; a pack is written as the sealed chunks it collected,
+// stream under 512 KiB (chunker.MinSize), such as a point-in-time log
+// segment, is one chunk read into a buffer of its size instead of one of
+// 8 MiB) and packs in flight; a pack is written as the sealed chunks it collected,
 // without copying them into one buffer. The zstd encoders (about 13 MiB
 // each once used) are lent by a pool of the Repo, at most Workers at once
 // across all its backups, and are dropped by the next garbage collections
