@@ -10,7 +10,9 @@
 //   - the memory (RSS and PSS from /proc/<pid>/smaps_rollup) of mariadbd, of
 //     all php-fpm processes and of aipress, before any site, right after
 //     creation and once the php-fpm workers went idle (pm.process_idle_timeout
-//     is 30 s), in total and per site;
+//     is 30 s), in total and per site, and by role the fixed cost (before
+//     any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB) and what
+//     each idle site adds;
 //   - for up to 10 idle sites, the first request to a pool with no live
 //     worker (cold) and the request after it (warm);
 //
@@ -54,6 +56,7 @@ const (
 	goalTTF200      = time.Second
 	goalIdlePerSite = 1 << 20 // bytes, at 1,000 sites
 	goalColdFirst   = 300 * time.Millisecond
+	goalShardFixed  = 150 << 20 // bytes: a shard's own processes before any site
 )
 
 type options struct {
@@ -142,6 +145,8 @@ type Result struct {
 	PerSiteIdle             Mem `json:"per_site_idle"`
 	PerSiteIdleMarginal     Mem `json:"per_site_idle_marginal"`
 	PerSiteAfterCreationMgl Mem `json:"per_site_after_creation_marginal"`
+	// Costs splits the idle memory by role into fixed and per-site parts.
+	Costs Costs `json:"costs"`
 
 	ColdSamples int     `json:"cold_samples"`
 	ColdP50     float64 `json:"cold_first_request_p50_ms"`
@@ -152,6 +157,7 @@ type Result struct {
 		TTF200P50Ms       float64 `json:"ttf200_p50_ms"`
 		IdlePerSiteBytes  uint64  `json:"idle_per_site_bytes_at_1000_sites"`
 		ColdFirstReqP50Ms float64 `json:"cold_first_request_ms"`
+		ShardFixedBytes   uint64  `json:"shard_fixed_bytes"`
 	} `json:"goals"`
 }
 
@@ -185,6 +191,7 @@ func run(ctx context.Context, o options) (err error) {
 	res.Goals.TTF200P50Ms = ms(goalTTF200)
 	res.Goals.IdlePerSiteBytes = goalIdlePerSite
 	res.Goals.ColdFirstReqP50Ms = ms(goalColdFirst)
+	res.Goals.ShardFixedBytes = goalShardFixed
 	if res.MemBaseline, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (baseline): %w", err)
 	}
@@ -257,6 +264,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.PerSiteAfterCreation, res.PerSiteAfterCreationMgl = perSite(res.MemAfterCreation.Total.Mem, res.MemBaseline.Total.Mem)
 	res.PerSiteIdle, res.PerSiteIdleMarginal = perSite(res.MemIdle.Total.Mem, res.MemBaseline.Total.Mem)
+	res.Costs = costs(res.MemBaseline, res.MemIdle, o.n)
 
 	// Cold pool first request, on sites spread over the run.
 	k := min(o.coldSites, o.n)
@@ -401,6 +409,23 @@ func printTable(w io.Writer, r *Result) {
 	t.Print(w)
 	fmt.Fprintf(w, "base: before any site; created: right after the last site served; idle: %.0f s later\n", r.IdleWaitSecs)
 	fmt.Fprintf(w, "goal: ≤ 1 MB per idle site at 1,000 sites (compare idle PSS per site; measured here at N = %d)\n\n", r.Sites)
+
+	c := r.Costs
+	ct := table{{"Cost by role (PSS; RSS)", "fixed (no site)", "per idle site", "goal"}}
+	for _, rc := range c.Roles {
+		goal := ""
+		if rc.Role == "total" {
+			goal = "≤ 1 MB per idle site"
+		}
+		ct = append(ct, []string{rc.Role, mib(rc.Fixed.PSS) + "; " + mib(rc.Fixed.RSS), kib(rc.PerSite.PSS) + "; " + kib(rc.PerSite.RSS), goal})
+	}
+	ct = append(ct, []string{fmt.Sprintf("per shard: mariadbd + php-fpm (%d shard(s))", c.ShardsBase), mib(c.ShardFixed.PSS) + "; " + mib(c.ShardFixed.RSS), "", "≤ 150 MB per shard"})
+	ct.Print(w)
+	if c.ShardsIdle != c.ShardsBase {
+		fmt.Fprintf(w, "%d shard(s) before any site, %d once idle: the added shards' fixed cost is in the per-site figures\n", c.ShardsBase, c.ShardsIdle)
+	}
+	fmt.Fprintln(w, "fixed: before any site (the platform process holds the control plane, the edge and the shard agents); per idle site: (idle − fixed) / N")
+	fmt.Fprintln(w)
 
 	table{
 		{fmt.Sprintf("Idle pool, first request (%d sites)", r.ColdSamples), "figure", "goal"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/platform/up"
 )
@@ -102,5 +103,60 @@ func TestDBTierFlags(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("shard --help lacks %q", want)
 		}
+	}
+}
+
+// up and shard pass --db-buffer-pool (default mariadb.DefaultBufferPool)
+// and refuse a size MariaDB should not run with, or one for a server the
+// shard does not run (--db-host).
+func TestDBBufferPoolFlag(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	pwFile := filepath.Join(dir, "dbpw")
+	for _, f := range []string{tokenFile, pwFile} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got int64
+	d := deps{getenv: func(string) string { return "" },
+		run: func(_ context.Context, c up.Config) error { got = c.DBBufferPool; return nil },
+		runShard: func(_ context.Context, c shardagent.Config, _ shardagent.AgentConfig) error {
+			got = c.DBBufferPool
+			return nil
+		}}
+	shard := []string{"shard", "--name", "s1", "--server", "http://cp:7070", "--token-file", tokenFile, "--data-dir", t.TempDir()}
+	external := []string{"--db-host", "db:3306", "--db-user", "root", "--db-password-file", pwFile}
+	for _, base := range [][]string{{"up"}, shard} {
+		for _, tt := range []struct {
+			args      []string
+			want      int64
+			wantError string
+		}{
+			{nil, mariadb.DefaultBufferPool, ""},
+			{[]string{"--db-buffer-pool", "256M"}, 256 << 20, ""},
+			{[]string{"--db-buffer-pool", "1G"}, 1 << 30, ""},
+			{[]string{"--db-buffer-pool", "16M"}, 0, "at least 32M"},
+			{[]string{"--db-buffer-pool", "lots"}, 0, "want a number"},
+		} {
+			got = -1
+			_, _, err := runCmd(t, d, append(slices.Clone(base), tt.args...)...)
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Errorf("%s %v: %v, want %q", base[0], tt.args, err, tt.wantError)
+				}
+				continue
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("%s %v: %v, buffer pool %d; want %d", base[0], tt.args, err, got, tt.want)
+			}
+		}
+	}
+	_, _, err := runCmd(t, d, append(append(slices.Clone(shard), external...), "--db-buffer-pool", "256M")...)
+	if err == nil || !strings.Contains(err.Error(), "runs none") {
+		t.Errorf("shard --db-host --db-buffer-pool: %v, want an error", err)
+	}
+	if _, _, err := runCmd(t, d, append(slices.Clone(shard), external...)...); err != nil {
+		t.Errorf("shard --db-host: %v", err)
 	}
 }

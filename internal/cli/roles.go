@@ -79,6 +79,22 @@ func dbRemote(d deps, host, user, passwordFile, userHost string) (*mariadb.Remot
 	return &mariadb.Remote{Addr: host, User: user, Password: password, UserHost: userHost}, nil
 }
 
+// dbBufferPoolUsage is the help of --db-buffer-pool.
+var dbBufferPoolUsage = "InnoDB buffer pool of the shard's MariaDB (innodb_buffer_pool_size; K, M or G; at least " +
+	mariadb.FormatSize(mariadb.MinBufferPool) + "): it fills with the pages the sites read, about 1.5 MiB per idle WordPress site, up to this size (docs/database.md)"
+
+// parseDBBufferPool reads --db-buffer-pool.
+func parseDBBufferPool(v string) (int64, error) {
+	n, err := mariadb.ParseSize(v)
+	if err == nil {
+		err = mariadb.CheckBufferPool(n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--db-buffer-pool: %w", err)
+	}
+	return n, nil
+}
+
 // checkDBReplica checks --db-replica: "local" beside a MariaDB of the
 // shard's own, HOST:PORT beside an external server (--db-host), and either
 // only with the pooler, which routes reads to it.
@@ -216,6 +232,7 @@ func attachShardAgent(cmd *cobra.Command, d deps) *cobra.Command {
 		firewall            string
 		loopbackPorts       []int
 		dbPooler            bool
+		dbBufferPool        string
 	)
 	cmd.Long = `Without a subcommand, run a shard agent: one shard with its own MariaDB
 server, php-fpm master and sites under --data-dir. It registers with the
@@ -317,6 +334,12 @@ firewall.`
 		if cfg.DBPoolerBackends < 0 {
 			return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", cfg.DBPoolerBackends)
 		}
+		if cfg.Database != nil && cmd.Flags().Changed("db-buffer-pool") {
+			return fmt.Errorf("--db-buffer-pool sizes the shard's own MariaDB; with --db-host the shard runs none")
+		}
+		if cfg.DBBufferPool, err = parseDBBufferPool(dbBufferPool); err != nil {
+			return err
+		}
 		if err := checkDBReplica(cfg.DBReplica, cfg.Database != nil, dbPooler); err != nil {
 			return err
 		}
@@ -379,6 +402,7 @@ firewall.`
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
 	fl.IntVar(&cfg.DBPoolerBackends, "db-pooler-backends", 0, "bound on the pooler's connections to each database server, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
+	fl.StringVar(&dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), dbBufferPoolUsage)
 	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
 	fl.BoolVar(&cfg.DBReplicaManaged, "db-replica-managed", false, "with --db-replica HOST:PORT: that server is the shard's to make a replica of --db-host (an empty server run with read_only, e.g. the Kubernetes provider's replica StatefulSet): the agent seeds it, starts its replication and re-seeds it when needed, as the --db-user account")
 	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")

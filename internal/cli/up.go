@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform/controlplane"
@@ -119,8 +120,10 @@ type upFlags struct {
 	// dbPoolerBackends: --db-pooler-backends.
 	dbPoolerBackends int
 	dbReplica        string
-	auth             controlplane.AuthOptions
-	assistant        controlplane.AssistantOptions
+	// dbBufferPool: --db-buffer-pool.
+	dbBufferPool string
+	auth         controlplane.AuthOptions
+	assistant    controlplane.AssistantOptions
 }
 
 // resolveUp computes the platform configuration with precedence
@@ -287,6 +290,9 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 				return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", f.dbPoolerBackends)
 			}
 			cfg.DirectDB, cfg.DBReplica, cfg.DBPoolerBackends = !f.dbPooler, f.dbReplica, f.dbPoolerBackends
+			if cfg.DBBufferPool, err = parseDBBufferPool(f.dbBufferPool); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.run(ctx, cfg)
@@ -312,6 +318,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&f.dbPoolerBackends, "db-pooler-backends", 0, "bound on each shard pooler's connections to MariaDB, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
+	fl.StringVar(&f.dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), strings.Replace(dbBufferPoolUsage, "the shard's MariaDB", "each shard's MariaDB", 1))
 	fl.StringVar(&f.dbReplica, "db-replica", "", "read replica of each shard's MariaDB: \"local\" runs a second mariadbd beside it, replicating with GTIDs, that the pooler sends reads to while it keeps up; \"\": none")
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")

@@ -22,6 +22,12 @@ import (
 // test ends.
 func startServer(t *testing.T) *Server {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith starts a server that set (if not nil) configures first.
+func startServerWith(t *testing.T, set func(*Server)) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
 		t.Skip("mariadb-server not installed (make deps)")
 	}
@@ -31,6 +37,9 @@ func startServer(t *testing.T) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Dir: dir + "/db", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	if set != nil {
+		set(s)
+	}
 	if err := s.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}

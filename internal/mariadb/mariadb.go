@@ -65,6 +65,9 @@ type Server struct {
 	// makes (default: LoadUserPrefix without its "ld_" ending, else
 	// DefaultAccountPrefix). Shards' orphan collection never matches them.
 	AccountPrefix string
+	// BufferPool is a local server's innodb_buffer_pool_size in bytes
+	// (0: DefaultBufferPool; see MemoryOptions).
+	BufferPool int64
 
 	port     int
 	password string
@@ -192,6 +195,9 @@ func (s *Server) Prepare(ctx context.Context) error {
 	s.ready = make(chan struct{})
 	if s.Remote != nil {
 		return s.prepareRemote()
+	}
+	if err := CheckBufferPool(s.BufferPool); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
 	}
 	// 0711: site users reach the socket inside, nothing else.
 	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
@@ -357,6 +363,100 @@ func BinlogOptions(id int, dir string) []string {
 	}
 }
 
+// DefaultBufferPool is innodb_buffer_pool_size when none is set: it holds
+// the pages of about 80 idle WordPress sites (a fresh site has about 1.5
+// MiB of index and data pages, the 16 KiB root and header pages of its 12
+// tables; its page views touch them all), so a shard of 50 sites keeps
+// every page it reads in memory. The pool is reserved at start and
+// touched only as pages are read: it grows with the sites up to this size.
+const DefaultBufferPool int64 = 128 << 20
+
+// MinBufferPool is the smallest BufferPool a server accepts.
+const MinBufferPool int64 = 32 << 20
+
+// MemoryOptions are the server options that bound a server's memory, as
+// "name=value" (the local servers' configuration has them; a server run
+// elsewhere gets them as arguments), with bufferPool bytes of InnoDB
+// buffer pool (0: DefaultBufferPool). Besides the buffer pool the fixed
+// memory of a shard's server is small (measured in docs/database.md):
+//
+//   - innodb_log_buffer_size 4M (default 16M, touched at start): a
+//     WordPress write is a few KiB; a larger import only flushes more often.
+//   - aria_pagecache_buffer_size 8M (default 128M): Aria holds the system
+//     tables and internal on-disk temporary tables, nothing of the sites'.
+//   - key_buffer_size 8M (default 128M, a sixth of it touched at start):
+//     MyISAM indexes only, which WordPress does not create (an imported
+//     old dump may).
+//   - table_definition_cache 1000 and table_open_cache 2000: a WordPress
+//     site has 12 tables (more with plugins), 50 sites about 600, which
+//     both hold with room for plugins' tables and for tables open in
+//     several connections at once; innodb_open_files 1000 likewise.
+//   - thread_cache_size 32 (default 256): after a burst of connections
+//     no more than 32 idle threads keep their stacks.
+//   - performance_schema OFF.
+func MemoryOptions(bufferPool int64) []string {
+	if bufferPool <= 0 {
+		bufferPool = DefaultBufferPool
+	}
+	return []string{
+		"innodb_buffer_pool_size=" + FormatSize(bufferPool),
+		"innodb_log_buffer_size=4M",
+		"aria_pagecache_buffer_size=8M",
+		"key_buffer_size=8M",
+		"table_open_cache=2000",
+		"table_definition_cache=1000",
+		"innodb_open_files=1000",
+		"thread_cache_size=32",
+		"performance_schema=OFF",
+	}
+}
+
+// ParseSize parses a size as MariaDB writes it: a number of bytes with an
+// optional K, M or G suffix (powers of 1024).
+func ParseSize(v string) (int64, error) {
+	num, mult := v, int64(1)
+	if v != "" {
+		switch v[len(v)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			num = v[:len(v)-1]
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<50)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes with an optional K, M or G suffix", v)
+	}
+	return n * mult, nil
+}
+
+// FormatSize writes bytes as ParseSize reads them, in the largest unit
+// that divides them.
+func FormatSize(n int64) string {
+	switch {
+	case n != 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "G"
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "M"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "K"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// CheckBufferPool checks a BufferPool setting (0: the default).
+func CheckBufferPool(n int64) error {
+	if n != 0 && n < MinBufferPool {
+		return fmt.Errorf("InnoDB buffer pool of %s: at least %s", FormatSize(n), FormatSize(MinBufferPool))
+	}
+	return nil
+}
+
 // ReplicaOptions are the server options a read replica runs with besides
 // BinlogOptions (with another server_id), relay logs in dir.
 func ReplicaOptions(dir string) []string {
@@ -394,15 +494,13 @@ tmpdir = %s
 skip-name-resolve
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
-innodb_buffer_pool_size = 128M
 innodb_log_file_size = 32M
 innodb_flush_log_at_trx_commit = 2
 max_connections = 300
-table_open_cache = 4000
-table_definition_cache = 4000
-innodb_open_files = 4000
-performance_schema = OFF
 sql_mode = %s
+
+# Memory: the buffer pool, and small fixed caches (MemoryOptions).
+%s
 
 # Binary log: point-in-time recovery reads it (ROW events with full
 # images and column metadata) and replicas follow it by GTID.
@@ -415,7 +513,7 @@ sql_mode = %s
 [client]
 socket = %s
 `, s.dataDir(), s.Socket(), s.port, filepath.Join(s.runDir(), "mariadbd.pid"), filepath.Join(s.runDir(), "error.log"), s.runDir(),
-		WordPressSQLMode, optionLines(BinlogOptions(s.serverID(), s.binlogDir())), s.replicaConfig(), s.Socket())
+		WordPressSQLMode, optionLines(MemoryOptions(s.BufferPool)), optionLines(BinlogOptions(s.serverID(), s.binlogDir())), s.replicaConfig(), s.Socket())
 	if err := os.WriteFile(s.cnf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("mariadb: write config: %w", err)
 	}

@@ -155,6 +155,10 @@ type Config struct {
 	// instead of running its own MariaDB server; the sites' DB_HOST is its
 	// address. Nil: a supervised MariaDB under Dir (the local mode).
 	Database *mariadb.Remote
+	// DBBufferPool is the InnoDB buffer pool of the MariaDB server the
+	// shard runs (and of its local replica) in bytes; 0:
+	// mariadb.DefaultBufferPool. Unused with Database.
+	DBBufferPool int64
 
 	// Repos opens backup repositories by name (see RepoAccess): backups go
 	// to the one named after this shard; restores read the one their
@@ -356,7 +360,7 @@ func New(cfg Config) *Shard {
 		log:         log,
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b|_rs|_ro|_cs|_co)?$`),
-		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_"},
+		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_", BufferPool: cfg.DBBufferPool},
 		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
@@ -368,7 +372,7 @@ func New(cfg Config) *Shard {
 	}
 	if cfg.Replica == ReplicaLocal && cfg.Database == nil {
 		sh.tier.replica = &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb-replica"), Logger: log.With("server", "replica"),
-			ReplicaOf: sh.db, LoadUserPrefix: prefix + "ld_"}
+			ReplicaOf: sh.db, LoadUserPrefix: prefix + "ld_", BufferPool: cfg.DBBufferPool}
 	}
 	return sh
 }

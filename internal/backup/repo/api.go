@@ -72,7 +72,8 @@ type Options struct {
 	PackSize int
 	// Uploads bounds parallel pack uploads. Default 4.
 	Uploads int
-	// Workers bounds parallel hashing/compression/encryption per stream.
+	// Workers bounds parallel hashing/compression/encryption per stream,
+	// and the zstd encoders in use at once across the Repo's backups.
 	// Default GOMAXPROCS (at most 8).
 	Workers int
 	// ReadAhead is how many chunks a restore stream fetches in parallel.

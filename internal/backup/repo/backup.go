@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -137,6 +138,17 @@ func (r *Repo) getChunkBuf() *[]byte {
 	return &buf
 }
 
+// smallStream is the length under which a stream is one chunk read
+// without the chunker (see AddStreamEntry).
+const smallStream = chunker.MinSize
+
+func (r *Repo) getPeekBuf() *[smallStream]byte {
+	if p, ok := r.peekBufs.Get().(*[smallStream]byte); ok {
+		return p
+	}
+	return new([smallStream]byte)
+}
+
 func (r *Repo) getChunker(rd io.Reader) *chunker.Chunker {
 	if c, ok := r.chunkers.Get().(*chunker.Chunker); ok {
 		c.Reset(rd, r.cfg.Polynomial)
@@ -159,8 +171,10 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 	// each taken with one of the session's tokens (bounding memory).
 	put := func(j *chunkJob) {
 		if j.refs.Add(-1) == 0 {
-			*j.buf = (*j.buf)[:0]
-			b.r.chunkBufs.Put(j.buf)
+			if j.buf != nil {
+				*j.buf = (*j.buf)[:0]
+				b.r.chunkBufs.Put(j.buf)
+			}
 			<-b.tokens
 		}
 	}
@@ -196,26 +210,55 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 		})
 	}
 
+	// A stream shorter than smallStream = chunker.MinSize (a point-in-time
+	// log segment, a small file) is one chunk, as the chunker would cut it
+	// (never before MinSize): it is read into a buffer of its own size
+	// instead of a pooled one of chunker.MaxSize, and needs no chunker. A longer
+	// stream goes to the chunker, its first bytes first.
+	peek := b.r.getPeekBuf()
+	defer b.r.peekBufs.Put(peek)
+	n, err := io.ReadFull(rd, peek[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return FileEntry{}, fmt.Errorf("backup: read %s: %w", e.Name, err)
+	}
+	var c *chunker.Chunker
+	if n == len(peek) {
+		c = b.r.getChunker(io.MultiReader(bytes.NewReader(peek[:n]), rd))
+	}
+	next := func() (chunker.Chunk, *[]byte, error) {
+		if c == nil {
+			if n == 0 {
+				return chunker.Chunk{}, nil, io.EOF
+			}
+			data := bytes.Clone(peek[:n])
+			n = 0
+			return chunker.Chunk{Length: uint(len(data)), Data: data}, nil, nil
+		}
+		buf := b.r.getChunkBuf()
+		ch, err := c.Next((*buf)[:0])
+		return ch, buf, err
+	}
+
 	var jobs []*chunkJob
 	var size int64
-	c := b.r.getChunker(rd)
 	for ctx.Err() == nil {
 		select {
 		case b.tokens <- struct{}{}:
 		case <-ctx.Done():
 			continue // ends the loop
 		}
-		buf := b.r.getChunkBuf()
-		ch, err := c.Next((*buf)[:0])
+		ch, buf, err := next()
 		if err != nil {
-			b.r.chunkBufs.Put(buf)
+			if buf != nil {
+				b.r.chunkBufs.Put(buf)
+			}
 			<-b.tokens
 			if err != io.EOF {
 				fail(fmt.Errorf("backup: read %s: %w", e.Name, err))
 			}
 			break
 		}
-		if cap(ch.Data) > cap(*buf) {
+		if buf != nil && cap(ch.Data) > cap(*buf) {
 			*buf = ch.Data // the chunker grew it: pool the bigger one
 		}
 		j := &chunkJob{data: ch.Data, buf: buf}
@@ -230,8 +273,10 @@ func (b *Backup) AddStreamEntry(ctx context.Context, e FileEntry, rd io.Reader) 
 	close(toHash)
 	wg.Wait()
 	<-hashDone
-	c.Reset(nil, b.r.cfg.Polynomial) // drops the reader; Reset starts afresh
-	b.r.chunkers.Put(c)
+	if c != nil {
+		c.Reset(nil, b.r.cfg.Polynomial) // drops the reader; Reset starts afresh
+		b.r.chunkers.Put(c)
+	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = fmt.Errorf("backup: %w", ctx.Err())
 	}

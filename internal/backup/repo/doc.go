@@ -70,9 +70,16 @@
 // hashed, compressed and encrypted by Options.Workers goroutines per
 // stream; several streams may be added at once. Memory is bounded by a
 // fixed number of chunk buffers per backup (2×Workers+4, taken from a pool
-// the Repo's backups share, so many small streams cost no allocation) and
-// packs in flight; a pack is written as the sealed chunks it collected,
-// without copying them into one buffer. The index
+// the Repo's backups share, so many small streams cost no allocation; a
+// stream under 512 KiB (chunker.MinSize), such as a point-in-time log
+// segment, is one chunk read into a buffer of its size instead of one of
+// 8 MiB) and packs in flight; a pack is written as the sealed chunks it
+// collected, without copying them into one buffer. The zstd encoders (5.5
+// MiB for inputs up to 1 MiB, 12.5 MiB for larger ones, once used) are
+// lent by a pool of the Repo, at most Workers at once across all its
+// backups, and are dropped by the garbage collections that follow once no
+// backup uses them (codec.go): a burst of backups leaves no encoder memory
+// behind. The index
 // file and then the snapshot are written only at Commit: a backup killed
 // midway leaves packs no index lists, which the next Prune deletes, and no
 // snapshot.

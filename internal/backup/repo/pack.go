@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/restic/chunker"
 )
 
 // Pack format: the sealed chunks one after another, then the sealed
@@ -67,11 +65,15 @@ func (p *packBuilder) finish(aead cipher.AEAD) ([][]byte, int64, packEntries) {
 
 // sealChunk compresses (if that helps) and encrypts one chunk. The result
 // is allocated to its exact size (it stays in a pack until uploaded); the
-// compression goes through a pooled scratch buffer.
+// compression goes through a pooled scratch buffer, replaced by one of
+// this chunk's bound when it is smaller.
 func (r *Repo) sealChunk(id ChunkID, data []byte) []byte {
 	sp := r.getScratch()
+	if need := scratchSize(len(data)); cap(*sp) < need {
+		*sp = make([]byte, 0, need)
+	}
 	payload := append((*sp)[:0], flagZstd)
-	payload = r.enc.EncodeAll(data, payload)
+	payload = r.enc.encodeAll(data, payload)
 	if len(payload) >= len(data)+1 {
 		payload = append(append(payload[:0], flagStored), data...)
 	}
@@ -85,9 +87,12 @@ func (r *Repo) getScratch() *[]byte {
 	if sp, ok := r.scratch.Get().(*[]byte); ok {
 		return sp
 	}
-	b := make([]byte, 0, chunker.MaxSize+chunker.MaxSize/64+1024)
-	return &b
+	return new([]byte)
 }
+
+// scratchSize bounds the flag byte and zstd frame of n bytes (zstd's
+// worst case is n plus a little per 128 KiB block).
+func scratchSize(n int) int { return 1 + n + n/64 + 1024 }
 
 // openChunk decrypts, decompresses and checks one sealed chunk.
 func (r *Repo) openChunk(id ChunkID, sealed []byte, rawLen uint32) ([]byte, error) {

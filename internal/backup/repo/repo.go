@@ -47,18 +47,20 @@ type Repo struct {
 	master      []byte
 	keyID       string
 	cfg         repoConfig
-	enc         *zstd.Encoder
+	enc         *encoderPool // zstd encoders, at most Workers at once (codec.go)
 	dec         *zstd.Decoder
 	idx         *memIndex
 	locks       *lockManager
 	uploadSlots chan struct{} // bounds parallel pack uploads repo-wide
 	local       bool          // a file store: no MD5 of uploads
 
-	// Pools shared by all backups of the Repo: chunk buffers
-	// (chunker.MaxSize), compression scratch buffers and chunkers (each
-	// with its 512 KiB read buffer), so that a backup of many small
-	// streams does not allocate (and zero) megabytes per stream.
-	chunkBufs, scratch, chunkers sync.Pool
+	// Pools shared by all backups of the Repo: chunk buffers (each grown
+	// to the chunks it held, up to chunker.MaxSize), compression scratch
+	// buffers and chunkers (each with its 512 KiB read buffer), so that a
+	// backup of many small streams does not allocate (and zero) megabytes
+	// per stream; and the small buffers a stream's first bytes are read
+	// into (AddStreamEntry).
+	chunkBufs, scratch, chunkers, peekBufs sync.Pool
 
 	// hookBetweenPrunePhases, for tests, runs after Prune's phase 1.
 	hookBetweenPrunePhases func()
@@ -278,19 +280,11 @@ func newRepo(bucket *blob.Bucket, master []byte, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	// SpeedBetterCompression (about zstd level 7): on text (database
-	// dumps) about 5% smaller than the default level for about three times
-	// its time, which new chunks only pay once; incompressible data (media)
-	// is recognised about as fast as at the default level. No frame CRC:
-	// every chunk and file is authenticated (AES-GCM) and chunks are also
-	// checked against their ids.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
-		zstd.WithEncoderConcurrency(o.Workers), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	enc, err := newEncoderPool(o.Workers)
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(o.Workers),
-		zstd.WithDecoderMaxMemory(1<<30))
+	dec, err := newDecoder(o.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +310,6 @@ func (r *Repo) KeyID() string { return r.keyID }
 // Close releases the repository (and the bucket if OpenURL opened it).
 // Backups and streams still open hold their locks until they end.
 func (r *Repo) Close() error {
-	r.enc.Close()
 	r.dec.Close()
 	if r.ownsBucket {
 		return r.bucket.Close()
@@ -461,7 +454,7 @@ func objectName(key, prefix string, n int) (string, bool) {
 // writeFile stores a sealed, zstd-compressed object under prefix + the
 // SHA-256 of its stored bytes, and returns that id.
 func (r *Repo) writeFile(ctx context.Context, prefix string, plain []byte, aad string) (string, int64, error) {
-	compressed := r.enc.EncodeAll(plain, nil)
+	compressed := r.enc.encodeAll(plain, nil)
 	sealed := seal(r.keys.aead, nil, compressed, []byte(aad))
 	sum := sha256.Sum256(sealed)
 	id := hex.EncodeToString(sum[:])

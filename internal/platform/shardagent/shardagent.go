@@ -86,8 +86,10 @@ type Config struct {
 	// (--db-replica-managed): the shard seeds DBReplica and starts its
 	// replication itself.
 	DBReplicaManaged bool
-	Logger           *slog.Logger
-	Version          string
+	// DBBufferPool is shard.Config.DBBufferPool (--db-buffer-pool).
+	DBBufferPool int64
+	Logger       *slog.Logger
+	Version      string
 	// Ready is called once the shard converged its sites for the first
 	// time.
 	Ready func()
@@ -191,7 +193,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
-		PoolerBackends: cfg.DBPoolerBackends,
+		PoolerBackends: cfg.DBPoolerBackends, DBBufferPool: cfg.DBBufferPool,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()
