@@ -26,6 +26,9 @@ type Result struct {
 	Dir           string         `json:"dir"`
 	Configs       []ConfigResult `json:"configs"`
 	Goals         []Goal         `json:"goals"`
+	// Info: the pooler's goals measured on configurations they are not
+	// goals for (a replica on the shard's own cores).
+	Info []Goal `json:"for_information,omitempty"`
 }
 
 // ConfigResult is one configuration's measured run.
@@ -81,7 +84,11 @@ type Goal struct {
 
 // goals against the anchor (the first configuration): what, the ratio of
 // a configuration's figure to the anchor's, whether the ratio meets it, and
-// whether it applies to the configuration.
+// whether it applies to the configuration. The issue's goals: backend
+// connections ≤ 40 %, req/s ≥ 0.95× and p99 ≤ 1.1× of direct for the
+// pooler; with a replica, primary read load down by ≥ 50 %. A replica's
+// req/s and p99 are printed for information, not as goals: here it is a
+// second mariadbd on the shard's own cores, which it can only share.
 var goals = []struct {
 	name    string
 	ratio   func(c, anchor *ConfigResult) float64
@@ -96,10 +103,10 @@ var goals = []struct {
 		func(r float64) bool { return r <= 0.40 }, func(*ConfigResult) bool { return true }},
 	{"req/s ≥ 0.95× direct",
 		func(c, a *ConfigResult) float64 { return ratio(c.ReqPerSec, a.ReqPerSec) },
-		func(r float64) bool { return r >= 0.95 }, func(*ConfigResult) bool { return true }},
+		func(r float64) bool { return r >= 0.95 }, func(c *ConfigResult) bool { return c.Replicas == 0 }},
 	{"p99 ≤ 1.1× direct",
 		func(c, a *ConfigResult) float64 { return ratio(c.P99Ms, a.P99Ms) },
-		func(r float64) bool { return r <= 1.1 }, func(*ConfigResult) bool { return true }},
+		func(r float64) bool { return r <= 1.1 }, func(c *ConfigResult) bool { return c.Replicas == 0 }},
 	{"primary SELECTs/request ≤ 50 % of direct",
 		func(c, a *ConfigResult) float64 { return ratio(c.PrimarySelectsPerReq, a.PrimarySelectsPerReq) },
 		func(r float64) bool { return r <= 0.5 }, func(c *ConfigResult) bool { return c.Replicas > 0 }},
@@ -116,7 +123,7 @@ func ratio(a, b float64) float64 {
 
 // evaluate fills r.Goals from r.Configs (the first is the anchor).
 func (r *Result) evaluate() {
-	r.Goals = nil
+	r.Goals, r.Info = nil, nil
 	if len(r.Configs) < 2 {
 		return
 	}
@@ -124,10 +131,13 @@ func (r *Result) evaluate() {
 	for i := 1; i < len(r.Configs); i++ {
 		c := &r.Configs[i]
 		for _, g := range goals {
+			v := g.ratio(c, anchor)
 			if !g.applies(c) {
+				if c.Replicas > 0 && !strings.HasPrefix(g.name, "primary") {
+					r.Info = append(r.Info, Goal{Config: c.Name, Goal: g.name, Ratio: v, Met: v >= 0 && g.met(v)})
+				}
 				continue
 			}
-			v := g.ratio(c, anchor)
 			r.Goals = append(r.Goals, Goal{Config: c.Name, Goal: g.name, Ratio: v, Met: v >= 0 && g.met(v)})
 		}
 	}
@@ -192,6 +202,13 @@ func (r *Result) print(w io.Writer) {
 			res := "missed"
 			if x.Met {
 				res = "met"
+			}
+			g = append(g, []string{x.Goal, x.Config, figure(x), res})
+		}
+		for _, x := range r.Info {
+			res := "(no goal: a local replica shares the shard's cores)"
+			if !x.Met {
+				res = "would miss " + res
 			}
 			g = append(g, []string{x.Goal, x.Config, figure(x), res})
 		}
