@@ -46,9 +46,33 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 		contentLength = 0
 	}
 
+	params := s.params(r, rt, script, pathInfo, contentLength)
+	retry := s.newRetry(r, body != nil)
+	for {
+		err := s.phpAttempt(w, r, rt, script, params, body, retry)
+		var re *retryableError
+		if !errors.As(err, &re) {
+			retry.done(r, err)
+			return err
+		}
+		if !retry.wait(r.Context(), re) {
+			retry.done(r, re)
+			if re.answer != nil {
+				return s.relay(w, re.answer.head())
+			}
+			return re.final
+		}
+	}
+}
+
+// phpAttempt sends one FastCGI request for r to rt's pool and streams the
+// answer to w. A failure that a later attempt may not meet (the pool
+// restarting, the site's database down) is a *retryableError, returned
+// only while nothing has been written to w (retry.go).
+func (s *Server) phpAttempt(w http.ResponseWriter, r *http.Request, rt *Route, script string, params []param, body io.Reader, retry *phpRetry) error {
 	conn, err := s.dialPool(r.Context(), rt)
 	if err != nil {
-		return badGateway(err)
+		return dialFailure(err)
 	}
 	defer conn.Close()
 	// Client gone: close the connection so php-fpm stops and reads unblock.
@@ -57,18 +81,17 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 
 	bw := bufio.NewWriterSize(conn, 16<<10)
 	rw := newRecordWriter(bw)
-	params := s.params(r, rt, script, pathInfo, contentLength)
 	if err := rw.beginRequest(); err != nil {
-		return badGateway(err)
+		return resetFailure(badGateway(err))
 	}
 	if err := rw.params(params); err != nil {
 		if errors.Is(err, errParamTooLarge) {
 			return &HTTPError{Status: http.StatusRequestHeaderFieldsTooLarge, Message: "Request header too large.", Cause: err}
 		}
-		return badGateway(err)
+		return resetFailure(badGateway(err))
 	}
 	if err := bw.Flush(); err != nil {
-		return badGateway(fmt.Errorf("write params: %w", err))
+		return resetFailure(badGateway(fmt.Errorf("write params: %w", err)))
 	}
 	// Stream stdin concurrently with reading the response: PHP may answer
 	// before it has read the whole body.
@@ -84,7 +107,16 @@ func (s *Server) runPHP(w http.ResponseWriter, r *http.Request, rt *Route, scrip
 
 	out := newStdoutReader(conn)
 	upstreamStart := time.Now()
-	err = s.relay(w, out)
+	head, err := readHead(out)
+	if err == nil && head.retry != "" && retry.mayRetryMarked(head.retry) {
+		// Kept whole (it is a short page) in case no retry follows.
+		err = &retryableError{reason: head.retry, answer: bufferAnswer(head)}
+	}
+	if err == nil {
+		err = s.relay(w, head)
+	} else if !errors.As(err, new(*retryableError)) {
+		err = resetFailure(err) // nothing of the response came: the pool may be restarting
+	}
 	if info := InfoFrom(r.Context()); info != nil {
 		info.Upstream += time.Since(upstreamStart)
 	}
@@ -120,19 +152,29 @@ func (s *Server) checkScript(rt *Route, script string) error {
 	return nil
 }
 
-// relay parses PHP's CGI headers and streams the body to w.
-func (s *Server) relay(w http.ResponseWriter, out *stdoutReader) error {
+// phpHead is the CGI header block of PHP's answer, parsed; br holds what
+// follows of the body.
+type phpHead struct {
+	status int
+	hdr    textproto.MIMEHeader
+	br     *bufio.Reader
+	out    *stdoutReader
+	retry  string // the RetryHeader's reason ("": none)
+}
+
+// readHead reads and parses PHP's CGI headers.
+func readHead(out *stdoutReader) (*phpHead, error) {
 	br := bufio.NewReaderSize(out, 32<<10)
 	hdr, err := textproto.NewReader(br).ReadMIMEHeader()
 	if err != nil {
-		return badGateway(fmt.Errorf("read php response headers: %w", err))
+		return nil, badGateway(fmt.Errorf("read php response headers: %w", err))
 	}
 	status := 0
 	if st := hdr.Get("Status"); st != "" {
 		code, _, _ := strings.Cut(strings.TrimSpace(st), " ")
 		status, err = strconv.Atoi(code)
 		if err != nil || status < 100 || status > 999 {
-			return badGateway(fmt.Errorf("php sent bogus Status %q", st))
+			return nil, badGateway(fmt.Errorf("php sent bogus Status %q", st))
 		}
 		delete(hdr, "Status")
 	}
@@ -145,12 +187,25 @@ func (s *Server) relay(w http.ResponseWriter, out *stdoutReader) error {
 	for _, k := range hopByHop {
 		delete(hdr, k)
 	}
+	h := &phpHead{status: status, hdr: hdr, br: br, out: out}
+	if v := hdr.Get(RetryHeader); v != "" {
+		delete(hdr, RetryHeader) // the edge's business, never the visitor's
+		if status == http.StatusServiceUnavailable {
+			h.retry = retryReason(v)
+		}
+	}
+	return h, nil
+}
+
+// relay sends PHP's status and headers (head) to w and streams the body.
+func (s *Server) relay(w http.ResponseWriter, head *phpHead) error {
 	h := w.Header()
-	for k, vv := range hdr {
+	for k, vv := range head.hdr {
 		h[k] = vv // multiple Set-Cookie lines stay separate
 	}
-	w.WriteHeader(status)
+	w.WriteHeader(head.status)
 
+	br, out := head.br, head.out
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {

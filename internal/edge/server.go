@@ -41,6 +41,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// DialTimeout bounds connecting to a php-fpm pool (502 beyond).
 	DialTimeout time.Duration
+	// PHPRetryWait bounds how long after its first attempt a request that
+	// met a restarting pool or database is tried again (retry.go); zero
+	// means DefaultPHPRetryWait, negative turns retries off.
+	PHPRetryWait time.Duration
 	// RetryAfter is sent with 503 responses (suspended, unavailable).
 	RetryAfter time.Duration
 	// TempDir is where request bodies over 64 KiB are spooled before they
@@ -103,6 +107,9 @@ type RequestInfo struct {
 	// the ids of the rules that matched.
 	WAFBlocked bool
 	WAFRules   []int
+	// PHPRetry is set when PHP was asked again after a pool or database
+	// restart, or would have been (retry.go).
+	PHPRetry RetryInfo
 }
 
 type infoKey struct{}
@@ -148,6 +155,7 @@ type Server struct {
 	allowedMu    sync.Mutex               // serializes AddAllowedSymlinkRoots
 	maxBody      int64
 	dialTimeout  time.Duration
+	retryWait    time.Duration // Config.PHPRetryWait; 0: no retries
 	retryAfter   string
 	tempDir      string
 	bodyTimeout  time.Duration
@@ -155,6 +163,7 @@ type Server struct {
 	bodyMemory   int64                      // bodies up to this size are spooled in memory
 	onSpool      func(inFile bool, n int64) // tests: how a body was spooled
 	onBodyRead   func(n int64)              // tests: bytes of a body read so far
+	onRetry      func(reason string)        // tests: a PHP attempt is about to be retried
 	table        atomic.Pointer[Table]
 	resolved     resolveCache // path in a docroot → real location
 	static       staticCache  // small static files by real location
@@ -193,6 +202,12 @@ func New(cfg Config) *Server {
 	}
 	if s.dialTimeout <= 0 {
 		s.dialTimeout = DefaultDialTimeout
+	}
+	switch {
+	case cfg.PHPRetryWait == 0:
+		s.retryWait = DefaultPHPRetryWait
+	case cfg.PHPRetryWait > 0:
+		s.retryWait = cfg.PHPRetryWait
 	}
 	ra := cfg.RetryAfter
 	if ra <= 0 {

@@ -31,6 +31,8 @@ type Metrics struct {
 	upstream    *prometheus.HistogramVec
 	wafBlocks   *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	phpRetries  *prometheus.CounterVec
+	phpRetried  *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a new registry, with the Go runtime
@@ -64,8 +66,16 @@ func New() *Metrics {
 			Name: "aipress_edge_ratelimited_total",
 			Help: "Requests refused with 429 by the rate limiter, by site and scope (ip or site).",
 		}, []string{"site", "scope"}),
+		phpRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_php_retries_total",
+			Help: "Attempts to reach PHP again after a pool or database restart (pool_missing, pool_refused, pool_reset, database).",
+		}, []string{"reason"}),
+		phpRetried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aipress_edge_php_retried_requests_total",
+			Help: "Requests that met a restarting pool or database, by reason and outcome (recovered: a later attempt answered; gave_up: the visitor got the failure).",
+		}, []string{"reason", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.upstream, m.wafBlocks, m.rateLimited,
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.upstream, m.wafBlocks, m.rateLimited, m.phpRetries, m.phpRetried,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -95,6 +105,26 @@ func (m *Metrics) Observe(r *http.Request, info *edge.RequestInfo) {
 	if info.WAFBlocked {
 		m.wafBlocks.WithLabelValues(site).Inc()
 	}
+	if rt := info.PHPRetry; rt.Reason != "" {
+		reason := retryReason(rt.Reason)
+		if rt.Retries > 0 {
+			m.phpRetries.WithLabelValues(reason).Add(float64(rt.Retries))
+		}
+		outcome := "recovered"
+		if rt.GaveUp {
+			outcome = "gave_up"
+		}
+		m.phpRetried.WithLabelValues(reason, outcome).Inc()
+	}
+}
+
+// retryReason keeps the reason label to the edge's fixed set.
+func retryReason(r string) string {
+	switch r {
+	case edge.RetryPoolMissing, edge.RetryPoolRefused, edge.RetryPoolReset, edge.RetryDatabase:
+		return r
+	}
+	return "other"
 }
 
 // RateLimited counts one request refused by the rate limiter; scope is

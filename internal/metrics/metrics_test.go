@@ -89,3 +89,32 @@ func TestLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestPHPRetries: retries are counted by reason (a fixed set) and outcome,
+// never by site.
+func TestPHPRetries(t *testing.T) {
+	m := New()
+	r := httptest.NewRequest("GET", "/", nil)
+	m.Observe(r, &edge.RequestInfo{Site: "a", Status: 200, PHPRetry: edge.RetryInfo{Retries: 3, Reason: edge.RetryPoolMissing}})
+	m.Observe(r, &edge.RequestInfo{Site: "b", Status: 502, PHPRetry: edge.RetryInfo{Retries: 5, Reason: edge.RetryPoolMissing, GaveUp: true}})
+	m.Observe(r, &edge.RequestInfo{Site: "c", Status: 502, PHPRetry: edge.RetryInfo{Reason: edge.RetryPoolReset, GaveUp: true}}) // a POST: not retried
+	m.Observe(r, &edge.RequestInfo{Site: "d", Status: 200, PHPRetry: edge.RetryInfo{Retries: 1, Reason: "made-up"}})
+	m.Observe(r, &edge.RequestInfo{Site: "e", Status: 200})
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"retries pool_missing", testutil.ToFloat64(m.phpRetries.WithLabelValues(edge.RetryPoolMissing)), 8},
+		{"retries other", testutil.ToFloat64(m.phpRetries.WithLabelValues("other")), 1},
+		{"recovered", testutil.ToFloat64(m.phpRetried.WithLabelValues(edge.RetryPoolMissing, "recovered")), 1},
+		{"gave up", testutil.ToFloat64(m.phpRetried.WithLabelValues(edge.RetryPoolMissing, "gave_up")), 1},
+		{"reset gave up", testutil.ToFloat64(m.phpRetried.WithLabelValues(edge.RetryPoolReset, "gave_up")), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.phpRetried); n != 4 {
+		t.Errorf("retried-request series = %d, want 4", n)
+	}
+}

@@ -148,6 +148,11 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, rt *edge.Route, nex
 	// The fill outlives its visitor (others may wait for it), bounded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.fillTimeout)
 	defer cancel()
+	if stale != nil {
+		// A failure is answered with the stale page at once, rather than
+		// after the edge's retries of a restarting pool.
+		ctx = edge.WithoutRetryWait(ctx)
+	}
 	up := upstreamRequest(ctx, r)
 	fw := &fillWriter{client: w, header: http.Header{}, headOnly: r.Method == http.MethodHead,
 		hasStale: stale != nil, max: c.maxObject, routeTTL: rt.Options.CacheTTL}
