@@ -149,6 +149,9 @@ func (s *Shard) upToDate(st *site.Site, n Names) bool {
 	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", "mu-plugins", wordpress.LoginPluginName)); err != nil || l != s.loginPlugin {
 		return false
 	}
+	if l, err := os.Readlink(filepath.Join(n.Docroot, "wp-content", wordpress.DBErrorDropInName)); err != nil || l != s.dbErrorDropIn {
+		return false
+	}
 	if !s.diskReportCurrent(st, n) {
 		return false
 	}
@@ -330,6 +333,11 @@ func (s *Shard) ensureFiles(ctx context.Context, st *site.Site, n Names, sec *se
 		if err := wordpress.LinkMUPlugin(n.Docroot, p); err != nil {
 			return err
 		}
+	}
+	// WordPress's database error page: a 503 the edge retries (the
+	// shard's MariaDB restarting), not a 500.
+	if err := wordpress.LinkDropIn(n.Docroot, s.dbErrorDropIn); err != nil {
+		return err
 	}
 	// The pooler accepts the accounts secrets.json names, with the site's
 	// limits, before wp-config.php names them (dbtier.go).

@@ -269,6 +269,7 @@ type Shard struct {
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
 	loginPlugin               string // and of the aipress-login one
+	dbErrorDropIn             string // and of the db-error.php drop-in
 
 	// prefix starts the name of every per-site resource of this shard
 	// (NamePrefix); orphanName matches those names and captures the id.
@@ -427,6 +428,7 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	}
 	s.storagePlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.StoragePluginName)
 	s.loginPlugin = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.LoginPluginName)
+	s.dbErrorDropIn = filepath.Join(filepath.Dir(s.cachePlugin), wordpress.DBErrorDropInName)
 	if err := s.prepareVolumes(ctx); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}

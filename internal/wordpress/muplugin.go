@@ -32,6 +32,17 @@ var loginPlugin []byte
 // (internal/loginlink). WriteMUPlugins writes it beside the cache plugin.
 const LoginPluginName = "aipress-login.php"
 
+//go:embed db-error.php
+var dbErrorDropIn []byte
+
+// DBErrorDropInName is WordPress's drop-in for "Error establishing a
+// database connection" (wp-content/db-error.php, included by dead_db()).
+// AIPress's answers 503 with Retry-After and the edge's retry marker
+// (edge.RetryHeader), so a database restart costs visitors a short wait,
+// not a 500. WriteMUPlugins writes it beside the cache plugin; LinkDropIn
+// links each site's wp-content to it.
+const DBErrorDropInName = "db-error.php"
+
 // CachePlugin returns the source of the aipress-cache must-use plugin.
 func CachePlugin() []byte { return append([]byte(nil), cachePlugin...) }
 
@@ -47,6 +58,9 @@ func WriteMUPlugins(dir string) (string, error) {
 		return "", err
 	}
 	if err := writePlugin(filepath.Join(dir, LoginPluginName), loginPlugin); err != nil {
+		return "", err
+	}
+	if err := writePlugin(filepath.Join(dir, DBErrorDropInName), dbErrorDropIn); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, CachePluginName)
@@ -76,9 +90,18 @@ func writePlugin(path string, src []byte) error {
 // lives in the root-owned mu-plugins directory, so the site cannot remove
 // or replace it.
 func LinkMUPlugin(docroot, target string) error {
-	dir := filepath.Join(docroot, "wp-content", "mu-plugins")
+	return linkInto(filepath.Join(docroot, "wp-content", "mu-plugins"), target, "mu-plugin")
+}
+
+// LinkDropIn makes docroot/wp-content/<base of target> a symlink to target
+// (a drop-in such as db-error.php), replacing whatever is there.
+func LinkDropIn(docroot, target string) error {
+	return linkInto(filepath.Join(docroot, "wp-content"), target, "drop-in")
+}
+
+func linkInto(dir, target, what string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("mu-plugin: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	link := filepath.Join(dir, filepath.Base(target))
 	if cur, err := os.Readlink(link); err == nil && cur == target {
@@ -87,11 +110,11 @@ func LinkMUPlugin(docroot, target string) error {
 	tmp := link + ".tmp"
 	_ = os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("mu-plugin: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := os.Rename(tmp, link); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("mu-plugin: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

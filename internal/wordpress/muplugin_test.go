@@ -124,3 +124,47 @@ echo json_encode($out);
 		t.Errorf("REST upload that fits: %q", s)
 	}
 }
+
+// TestDBErrorDropIn: the drop-in is linked into wp-content, and what
+// WordPress includes when its database is down answers 503 (the edge's
+// marker header itself is checked through php-fpm in internal/edge's
+// TestRetryDatabase, which plays the same answer); requested directly, it
+// is a 404.
+func TestDBErrorDropIn(t *testing.T) {
+	lib := filepath.Join(t.TempDir(), "lib")
+	if _, err := WriteMUPlugins(lib); err != nil {
+		t.Fatal(err)
+	}
+	dropIn := filepath.Join(lib, DBErrorDropInName)
+	docroot := filepath.Join(t.TempDir(), "htdocs")
+	if err := LinkDropIn(docroot, dropIn); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.Readlink(filepath.Join(docroot, "wp-content", DBErrorDropInName)); err != nil || got != dropIn {
+		t.Fatalf("link = %q, %v; want %q", got, err, dropIn)
+	}
+	src, _ := os.ReadFile(dropIn)
+	for _, want := range []string{"header('X-Aipress-Retry: database')", "header('Retry-After: 5')"} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("drop-in lacks %s", want)
+		}
+	}
+	if _, err := exec.LookPath("php"); err != nil {
+		t.Skip("php missing")
+	}
+	for _, tc := range []struct {
+		name, prelude, want string
+	}{
+		{"included by WordPress", `define('ABSPATH', '/');`, "code=503"},
+		{"requested directly", ``, "code=404"},
+	} {
+		code := `register_shutdown_function(function () { echo "\ncode=", http_response_code(), "\n"; }); ` + tc.prelude + ` require $argv[1];`
+		out, err := exec.Command("php", "-r", code, dropIn).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", tc.name, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: %s, want %s", tc.name, out, tc.want)
+		}
+	}
+}
