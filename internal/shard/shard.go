@@ -245,6 +245,9 @@ type Shard struct {
 	core  *wordpress.Core
 	wake  chan struct{}
 	ready chan struct{}
+	// serversUp is closed once MariaDB, php-fpm and the pooler are up
+	// (ServersReady).
+	serversUp chan struct{}
 
 	layout Layout
 	// tier is the pooler, replica and replica watch (dbtier.go).
@@ -365,6 +368,7 @@ func New(cfg Config) *Shard {
 		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
+		serversUp:   make(chan struct{}),
 		lastCron:    map[string]time.Time{},
 		converged:   map[string]convergedAt{},
 		busy:        map[string]chan struct{}{},
@@ -481,6 +485,14 @@ func (s *Shard) endpoint(n Names) string { return "unix:" + n.Socket }
 // pass is done. Valid after New.
 func (s *Shard) Ready() <-chan struct{} { return s.ready }
 
+// ServersReady is closed once the shard's MariaDB, php-fpm master (with
+// every pool it had: their sockets listen) and connection pooler are up,
+// before the first convergence pass: from then on the pools of its
+// existing sites answer. An edge waits for it before it answers after a
+// restart (platform), so that visitors do not meet pools that are not
+// listening yet. Valid after New.
+func (s *Shard) ServersReady() <-chan struct{} { return s.serversUp }
+
 // DB and FPM expose the shard's servers (tests inject faults through them).
 func (s *Shard) DB() *mariadb.Server { return s.db }
 func (s *Shard) FPM() *phpfpm.Master { return s.fpm }
@@ -527,6 +539,7 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 			return nil
 		}
 	}
+	close(s.serversUp)
 	if s.cfg.Database != nil {
 		s.log.Info("shard servers up", "mariadb_server", s.cfg.Database.Addr, "pooler", s.poolerOn(), "replica", s.cfg.Replica)
 	} else {

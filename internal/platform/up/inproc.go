@@ -59,9 +59,10 @@ type inprocShards struct {
 }
 
 type inprocShard struct {
-	wake   func()
-	ready  chan struct{}
-	cancel context.CancelFunc
+	wake    func()
+	ready   chan struct{}
+	servers chan struct{} // closed once its MariaDB, php-fpm and pooler are up
+	cancel  context.CancelFunc
 }
 
 // ensure creates the records of the first n local shards if missing and
@@ -116,7 +117,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		return nil
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
-	r := &inprocShard{ready: make(chan struct{}), cancel: cancel, wake: func() {}}
+	r := &inprocShard{ready: make(chan struct{}), servers: make(chan struct{}), cancel: cancel, wake: func() {}}
 	p.running[sh.Name] = r
 	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, uploads: p.uploads, name: sh.Name, now: time.Now, after: p.after}
 	cfg := shardagent.Config{
@@ -131,6 +132,13 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); s.WakeJobs() }
 			p.mu.Unlock()
+			go func() {
+				select {
+				case <-s.ServersReady():
+					close(r.servers)
+				case <-ctx.Done():
+				}
+			}()
 		},
 	}
 	p.wg.Add(1)
@@ -167,6 +175,27 @@ func (p *inprocShards) waitReady(ctx context.Context, names []string) bool {
 		}
 		select {
 		case <-r.ready:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// waitServers waits until the servers (MariaDB, php-fpm, pooler) of the
+// named shards are up, at most limit; it reports whether they all are.
+func (p *inprocShards) waitServers(ctx context.Context, names []string, limit time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for _, n := range names {
+		p.mu.Lock()
+		r := p.running[n]
+		p.mu.Unlock()
+		if r == nil {
+			return false
+		}
+		select {
+		case <-r.servers:
 		case <-ctx.Done():
 			return false
 		}
