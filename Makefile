@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db bench-chaos vet fmt clean
 
 all: build
 
@@ -113,6 +113,18 @@ BENCH_DB_WARMUP ?= 20s
 BENCH_DB_CONNECTIONS ?= 16
 bench-db: deps build
 	$(GO) run ./bench/db -sites $(BENCH_DB_SITES) -duration $(BENCH_DB_DURATION) -warmup $(BENCH_DB_WARMUP) -threads 2 -connections $(BENCH_DB_CONNECTIONS)
+
+# Restarts under load (bench/chaos): on a real platform with CHAOS_SITES
+# sites and CHAOS_WORKERS concurrent requests on cached and uncached pages,
+# kill -9 the shard's MariaDB, its php-fpm master and the whole platform
+# (restarted at once; the shard agent runs inside it), and print per fault
+# the errors by kind and the recovery time against the goal (0 errors
+# beyond refused connections, recovery ≤ 2 s). A tiny run is its
+# TestChaosTiny in make test.
+CHAOS_SITES ?= 3
+CHAOS_WORKERS ?= 8
+bench-chaos: deps build
+	$(GO) run ./bench/chaos -sites $(CHAOS_SITES) -workers $(CHAOS_WORKERS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

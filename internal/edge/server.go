@@ -165,6 +165,8 @@ type Server struct {
 	onBodyRead   func(n int64)              // tests: bytes of a body read so far
 	onRetry      func(reason string)        // tests: a PHP attempt is about to be retried
 	table        atomic.Pointer[Table]
+	tableSet     chan struct{} // closed by the first SetTable
+	tableOnce    sync.Once
 	resolved     resolveCache // path in a docroot → real location
 	static       staticCache  // small static files by real location
 	realDocs     sync.Map     // docroot → docroot with symlinks resolved
@@ -187,6 +189,7 @@ func New(cfg Config) *Server {
 		minBodyRate:  cfg.MinBodyRate,
 		bodyMemory:   defaultBodyMemory,
 		requestIDGen: newRequestID,
+		tableSet:     make(chan struct{}),
 	}
 	if s.bodyTimeout <= 0 {
 		s.bodyTimeout = DefaultBodyTimeout
@@ -275,11 +278,17 @@ func (s *Server) SetTable(t *Table) {
 		t = NewTable(nil)
 	}
 	s.table.Store(t)
+	s.tableOnce.Do(func() { close(s.tableSet) })
 	// Path resolutions belong to the sites of the old table (a deleted
 	// site's entries would otherwise stay forever); they refill on demand.
 	s.resolved.reset()
 	s.realDocs.Clear()
 }
+
+// TableReady is closed once SetTable was first called: until then every
+// host is unknown (404), which a platform starting up does not want its
+// edge to answer.
+func (s *Server) TableReady() <-chan struct{} { return s.tableSet }
 
 // Table returns the routing table currently installed.
 func (s *Server) Table() *Table { return s.table.Load() }

@@ -183,3 +183,21 @@ func BenchmarkTableMemory(b *testing.B) {
 	b.ReportMetric(tableBytes, "table-bytes/route")
 	b.ReportMetric(totalBytes, "total-bytes/route")
 }
+
+// TestTableReady: TableReady is closed by the first SetTable, even of an
+// empty table, and only then.
+func TestTableReady(t *testing.T) {
+	s := New(Config{})
+	select {
+	case <-s.TableReady():
+		t.Fatal("TableReady closed before any SetTable")
+	default:
+	}
+	s.SetTable(nil)
+	s.SetTable(nil) // twice: no panic
+	select {
+	case <-s.TableReady():
+	default:
+		t.Fatal("TableReady open after SetTable")
+	}
+}

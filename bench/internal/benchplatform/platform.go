@@ -175,6 +175,18 @@ func (p *Platform) Died() error {
 	}
 }
 
+// WaitExit waits up to limit for the process to exit (after a kill).
+func (p *Platform) WaitExit(ctx context.Context, limit time.Duration) error {
+	select {
+	case <-p.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(limit):
+		return fmt.Errorf("aipress (pid %d) did not exit within %v", p.PID(), limit)
+	}
+}
+
 // LogTail returns the last n lines of the platform's log ("" when it cannot
 // be read).
 func (p *Platform) LogTail(n int) string {
