@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -125,4 +126,20 @@ func (l *load) since(t time.Time) []record {
 		}
 	}
 	return out
+}
+
+// uncachedP50 is the median duration of the successful uncached requests
+// that ended after t (0: none).
+func (l *load) uncachedP50(t time.Time) time.Duration {
+	var ds []time.Duration
+	for _, r := range l.since(t) {
+		if r.ok() && !r.cached {
+			ds = append(ds, r.end.Sub(r.start))
+		}
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }

@@ -132,7 +132,10 @@ type FaultResult struct {
 	// MaxLatencyMs is the longest request sent in the window (retries
 	// and the edge's start-up wait show here, not as errors).
 	MaxLatencyMs float64 `json:"max_latency_ms"`
-	Met          bool    `json:"met"`
+	// BeforeP50Ms is the median uncached request of the baseline load
+	// before the kill: recovery includes one such request (the anchor).
+	BeforeP50Ms float64 `json:"before_p50_ms"`
+	Met         bool    `json:"met"`
 }
 
 // Errors counts the errors beyond the expected ones.
@@ -141,7 +144,7 @@ func (f FaultResult) Errors() int {
 }
 
 func (r *Result) table() benchplatform.Table {
-	t := benchplatform.Table{{"fault", "requests", "ok", "refused", "in flight", "socket", "502", "500", "503", "other", "errors", "recovery", "max latency", "goal (0 errors, ≤ 2 s)"}}
+	t := benchplatform.Table{{"fault", "requests", "ok", "refused", "in flight", "socket", "502", "500", "503", "other", "errors", "recovery", "max latency", "uncached p50 before", "goal (0 errors, ≤ 2 s)"}}
 	for _, f := range r.Faults {
 		rec := "not recovered"
 		if f.RecoverySecs >= 0 {
@@ -153,7 +156,7 @@ func (r *Result) table() benchplatform.Table {
 		}
 		t = append(t, []string{f.Fault, strconv.Itoa(f.Requests), strconv.Itoa(f.OK), strconv.Itoa(f.Refused), strconv.Itoa(f.InFlight),
 			strconv.Itoa(f.Socket), strconv.Itoa(f.S502), strconv.Itoa(f.S500), strconv.Itoa(f.S503), strconv.Itoa(f.Other5xx + f.Other),
-			strconv.Itoa(f.Errors()), rec, fmt.Sprintf("%.0f ms", f.MaxLatencyMs), goal})
+			strconv.Itoa(f.Errors()), rec, fmt.Sprintf("%.0f ms", f.MaxLatencyMs), fmt.Sprintf("%.0f ms", f.BeforeP50Ms), goal})
 	}
 	return t
 }
@@ -242,6 +245,7 @@ func inject(ctx context.Context, o options, fault string, cur **benchplatform.Pl
 	if len(pids) == 0 {
 		return FaultResult{}, errors.New("no process to kill found")
 	}
+	before := lg.uncachedP50(time.Now().Add(-o.baseline))
 	kill := time.Now()
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -285,7 +289,9 @@ func inject(ctx context.Context, o options, fault string, cur **benchplatform.Pl
 	if !recovered.IsZero() {
 		end = recovered.Add(o.settle)
 	}
-	return summarize(fault, recs, kill, heldUntil, end), nil
+	f := summarize(fault, recs, kill, heldUntil, end)
+	f.BeforeP50Ms = float64(before) / float64(time.Millisecond)
+	return f, nil
 }
 
 // recoveryTime is the end of the first successful uncached request that
