@@ -159,6 +159,10 @@ func (m *Master) Run(ctx context.Context) error {
 		Match:       "php-fpm",
 		StopSignal:  syscall.SIGQUIT, // graceful
 		StopTimeout: 25 * time.Second,
+		// A killed master's workers finish the requests they are
+		// answering (SIGQUIT) while the new master starts on new
+		// sockets, rather than cutting them off.
+		OrphanGrace: 10 * time.Second,
 		Logger:      m.Logger,
 	}
 	var once sync.Once

@@ -38,6 +38,13 @@ type Process struct {
 	// StopTimeout (default 20s) the process group is killed.
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
+	// OrphanGrace, if set, is how long the rest of a dead leader's group
+	// may finish what it holds before it is killed: it gets StopSignal at
+	// once (php-fpm's workers, given SIGQUIT after their master was
+	// killed, finish the request they are answering and exit) while the
+	// new leader starts. Zero: the group is killed at once. The group's
+	// id is kept in PIDFile+".orphans" meanwhile, for KillLeftover.
+	OrphanGrace time.Duration
 	Logger      *slog.Logger
 
 	mu      sync.Mutex
@@ -93,9 +100,9 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 		}
 		select {
 		case err := <-done:
-			// Kill whatever the dead leader left in its group (php-fpm
-			// workers) before forgetting its pid.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			// Whatever the dead leader left in its group (php-fpm
+			// workers) is killed, at once or after OrphanGrace.
+			p.retire(ctx, cmd.Process.Pid)
 			p.clear()
 			if ctx.Err() != nil {
 				return nil
@@ -114,6 +121,40 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 			return nil
 		}
 	}
+}
+
+// retire ends the group pgid of a dead leader: SIGKILL at once, or
+// StopSignal now and SIGKILL after OrphanGrace (at once when ctx ends).
+func (p *Process) retire(ctx context.Context, pgid int) {
+	if p.OrphanGrace <= 0 || p.StopSignal == 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return
+	}
+	if len(groupMembers(pgid, p.Match)) == 0 {
+		return
+	}
+	_ = syscall.Kill(-pgid, p.StopSignal)
+	orphans := ""
+	if p.PIDFile != "" {
+		orphans = p.PIDFile + ".orphans"
+		_ = os.WriteFile(orphans, []byte(strconv.Itoa(pgid)+"\n"), 0o600)
+	}
+	go func() {
+		t := time.NewTimer(p.OrphanGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		// Only members that still match: the group id may not be
+		// reused while a member lives, but be exact anyway.
+		for _, pid := range groupMembers(pgid, p.Match) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if orphans != "" {
+			_ = os.Remove(orphans)
+		}
+	}()
 }
 
 func (p *Process) clear() {
@@ -184,8 +225,15 @@ func (p *Process) KillLeftover() {
 	if p.PIDFile == "" {
 		return
 	}
-	defer os.Remove(p.PIDFile)
-	b, err := os.ReadFile(p.PIDFile)
+	p.killGroupIn(p.PIDFile)
+	p.killGroupIn(p.PIDFile + ".orphans") // a dead leader's group in its grace (OrphanGrace)
+}
+
+// killGroupIn kills the members of the group whose id file names, then
+// removes the file.
+func (p *Process) killGroupIn(file string) {
+	defer os.Remove(file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return
 	}

@@ -124,3 +124,43 @@ func TestKillLeftoverOrphanedGroup(t *testing.T) {
 }
 
 func fmtFscan(r io.Reader, v *int) (int, error) { return fmt.Fscan(r, v) }
+
+// When the leader dies, with OrphanGrace the rest of its group gets
+// StopSignal and time to finish (php-fpm's workers, given SIGQUIT, finish
+// their request), is killed after the grace if still there, and the new
+// leader starts meanwhile.
+func TestOrphanGrace(t *testing.T) {
+	dir := t.TempDir()
+	quit := filepath.Join(dir, "quit")
+	// The leader's child traps the stop signal, notes it and keeps
+	// running (a worker still answering); the leader writes its pid.
+	// (SIGTERM: a shell's background job ignores SIGQUIT.)
+	script := fmt.Sprintf(`sh -c 'trap "touch %s" TERM; while :; do sleep 0.05; done' & echo $! > %s/child; exec sleep 300`, quit, dir)
+	p := &Process{
+		Name:        "group",
+		Command:     func() *exec.Cmd { return exec.Command("sh", "-c", script) },
+		PIDFile:     filepath.Join(dir, "g.pid"),
+		Match:       "sh",
+		StopSignal:  syscall.SIGTERM,
+		OrphanGrace: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+	childOf := func() int {
+		b, _ := os.ReadFile(filepath.Join(dir, "child"))
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	waitFor(t, "first start", func() bool { return p.PID() != 0 && childOf() != 0 })
+	leader, child := p.PID(), childOf()
+	os.Remove(filepath.Join(dir, "child"))
+	syscall.Kill(leader, syscall.SIGKILL)
+	waitFor(t, "the orphan to get the stop signal", func() bool { _, err := os.Stat(quit); return err == nil })
+	if _, err := os.Stat(p.PIDFile + ".orphans"); err != nil && alive(child) {
+		t.Errorf("the orphans' group is not recorded for KillLeftover: %v", err)
+	}
+	waitFor(t, "the restart", func() bool { return p.Starts() == 2 })
+	waitFor(t, "the orphan to be killed after the grace", func() bool { return !alive(child) })
+}
