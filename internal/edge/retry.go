@@ -160,10 +160,14 @@ type phpRetry struct {
 }
 
 // Backoff between attempts: it starts short (a pool's socket appears a
-// few hundred milliseconds into a restart) and doubles up to a bound.
+// few hundred milliseconds into a restart) and doubles up to a bound that
+// loses little of the moment the pool is back (a failed dial costs next
+// to nothing). A marked answer cost PHP a run: those back off more.
 const (
-	firstBackoff = 25 * time.Millisecond
-	maxBackoff   = 400 * time.Millisecond
+	firstBackoff   = 10 * time.Millisecond
+	maxBackoff     = 100 * time.Millisecond
+	firstDBBackoff = 50 * time.Millisecond
+	maxDBBackoff   = 250 * time.Millisecond
 )
 
 func (s *Server) newRetry(r *http.Request, hasBody bool) *phpRetry {
@@ -192,11 +196,15 @@ func (p *phpRetry) wait(ctx context.Context, re *retryableError) bool {
 	if p.limit <= 0 || (re.safeOnly && !p.safe) {
 		return false
 	}
-	d := p.backoff
+	lo, hi := firstBackoff, maxBackoff
+	if re.reason == RetryDatabase {
+		lo, hi = firstDBBackoff, maxDBBackoff
+	}
+	d := min(max(p.backoff, lo), hi)
 	if time.Since(p.start)+d >= p.limit {
 		return false
 	}
-	p.backoff = min(2*p.backoff, maxBackoff)
+	p.backoff = min(2*d, hi)
 	if p.onRetry != nil {
 		p.onRetry(re.reason)
 	}

@@ -53,6 +53,13 @@ type Process struct {
 	starts  int
 }
 
+// Restarts: a process that ran healthyRun or longer is restarted at once;
+// one that dies sooner waits firstBackoff, doubling up to 10 s.
+const (
+	healthyRun   = 10 * time.Second
+	firstBackoff = 250 * time.Millisecond
+)
+
 // Run starts the process and restarts it whenever it exits, until ctx is
 // done; then it stops the process and returns. onStart, if not nil, is called
 // after every (re)start with the new pid; it may wait for readiness.
@@ -63,7 +70,7 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 	}
 	log = log.With("process", p.Name)
 	p.KillLeftover()
-	backoff := 250 * time.Millisecond
+	backoff := firstBackoff
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -107,14 +114,16 @@ func (p *Process) Run(ctx context.Context, onStart func(ctx context.Context, pid
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Warn("exited; restarting", "err", err, "after", backoff)
-			if time.Since(begun) > 30*time.Second {
-				backoff = 250 * time.Millisecond
+			if time.Since(begun) > healthyRun {
+				// A crash after a healthy run: back at once (visitors
+				// wait for it); a crash loop still backs off.
+				backoff = 0
 			}
+			log.Warn("exited; restarting", "err", err, "after", backoff)
 			if !sleep(ctx, backoff) {
 				return nil
 			}
-			backoff = min(backoff*2, 10*time.Second)
+			backoff = max(firstBackoff, min(backoff*2, 10*time.Second))
 		case <-ctx.Done():
 			p.stop(cmd, done, log)
 			p.clear()
