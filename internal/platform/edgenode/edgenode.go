@@ -105,6 +105,11 @@ type Reports interface {
 type Links struct {
 	// Routes is the routing table's source (required).
 	Routes agent.RouteSource
+	// ServeAfter, if set, returns once the edge may answer: `aipress up`
+	// waits for its local shards' MariaDB, php-fpm and pooler, so a
+	// restart under load meets no pool that is not listening yet
+	// (serveWhenReady).
+	ServeAfter func(ctx context.Context) bool
 	// Reports receives WAF events and usage (required).
 	Reports Reports
 	// Mesh, if set, is the control plane's API with the edge's token: the
@@ -112,6 +117,26 @@ type Links struct {
 	// (in <DataDir>/CredentialsDir). Nil: no gateways (every shard is
 	// local, as in `aipress up`).
 	Mesh *apiclient.Client
+}
+
+// ServeWaitLimit bounds how long an edge keeps its listeners from
+// answering after Start (serveWhenReady).
+const ServeWaitLimit = 60 * time.Second
+
+// serveWhenReady returns once the edge has its first routing table (until
+// then every host would be a 404) and after (if set) returns, or after
+// ServeWaitLimit; it reports whether both were ready. The listeners are
+// open meanwhile: connections wait in their backlog, they are not refused.
+func serveWhenReady(ctx context.Context, ed *edge.Server, after func(context.Context) bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, ServeWaitLimit)
+	defer cancel()
+	ok := after == nil || after(ctx)
+	select {
+	case <-ed.TableReady():
+	case <-ctx.Done():
+		ok = false
+	}
+	return ok
 }
 
 // Node is an opened edge: its listeners are bound; Start serves.
@@ -290,11 +315,13 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	n.extras.edge.Store(ed)
 	watcher := agent.NewRoutes(agent.RoutesConfig{Source: links.Routes, Logger: log.With("component", "routes"), OnChange: n.apply})
 
-	// Serve.
-	n.group.Serve("edge", &http.Server{Handler: n.extras.httpHandler(ed), ReadHeaderTimeout: serve.ReadHeaderTimeout}, n.httpLn)
-	if n.httpsLn != nil {
-		n.group.Serve("edge-https", &http.Server{Handler: ed, ReadHeaderTimeout: serve.ReadHeaderTimeout, TLSConfig: n.extras.tlsConfig}, n.httpsLn)
-		log.Info("edge HTTPS", "addr", n.httpsLn.Addr().String(), "ca", filepath.Join(n.dataDir, "tls", "ca.crt"))
+	// Serve: the edge's listeners answer once it can (serveWhenReady).
+	serveEdge := func() {
+		n.group.Serve("edge", &http.Server{Handler: n.extras.httpHandler(ed), ReadHeaderTimeout: serve.ReadHeaderTimeout}, n.httpLn)
+		if n.httpsLn != nil {
+			n.group.Serve("edge-https", &http.Server{Handler: ed, ReadHeaderTimeout: serve.ReadHeaderTimeout, TLSConfig: n.extras.tlsConfig}, n.httpsLn)
+			log.Info("edge HTTPS", "addr", n.httpsLn.Addr().String(), "ca", filepath.Join(n.dataDir, "tls", "ca.crt"))
+		}
 	}
 	if n.metricsLn != nil {
 		n.group.Serve("metrics", &http.Server{Handler: n.metricsH, ReadHeaderTimeout: serve.ReadHeaderTimeout}, n.metricsLn)
@@ -310,6 +337,12 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 		if err := watcher.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("routing table watch stopped", "err", err)
 		}
+	})
+	run(func(ctx context.Context) {
+		if !serveWhenReady(ctx, ed, links.ServeAfter) && ctx.Err() == nil {
+			log.Warn("edge answering before it has its routing table or its shards' pools", "waited", ServeWaitLimit.String())
+		}
+		serveEdge()
 	})
 	if mesh != nil {
 		// The edge's certificate for shards' gateways (mesh.go).

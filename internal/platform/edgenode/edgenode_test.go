@@ -218,3 +218,35 @@ func TestApplyPurgesReplacedSites(t *testing.T) {
 		t.Error("the table lacks b.test")
 	}
 }
+
+// serveWhenReady waits for the routing table and for the role's own
+// condition, and reports a wait cut short.
+func TestServeWhenReady(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		table     bool
+		after     func(context.Context) bool
+		cancelled bool
+		want      bool
+	}{
+		{"table, no condition", true, nil, false, true},
+		{"table and condition", true, func(context.Context) bool { return true }, false, true},
+		{"condition failed", true, func(context.Context) bool { return false }, false, false},
+		{"no table yet", false, nil, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ed := edge.New(edge.Config{})
+			if tc.table {
+				ed.SetTable(nil)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if tc.cancelled {
+				cancel()
+			}
+			defer cancel()
+			if got := serveWhenReady(ctx, ed, tc.after); got != tc.want {
+				t.Errorf("serveWhenReady = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -34,10 +34,11 @@ const ReadHeaderTimeout = 10 * time.Second
 type Group struct {
 	log *slog.Logger
 
-	mu      sync.Mutex
-	idle    []net.Listener // opened, not (yet) served
-	servers []*http.Server
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	idle     []net.Listener // opened, not (yet) served
+	servers  []*http.Server
+	shutdown bool // Shutdown ran: a later Serve closes its listener
+	wg       sync.WaitGroup
 }
 
 // NewGroup returns an empty group logging server errors to log.
@@ -72,12 +73,19 @@ func (g *Group) Serve(name string, srv *http.Server, ln net.Listener) {
 			break
 		}
 	}
+	if g.shutdown {
+		// A server started late (the edge waits for its shards) after
+		// the group stopped: nothing to serve.
+		g.mu.Unlock()
+		_ = ln.Close()
+		return
+	}
 	g.servers = append(g.servers, srv)
+	g.wg.Add(1)
 	g.mu.Unlock()
 	if srv.TLSConfig != nil {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -104,6 +112,7 @@ func (g *Group) Close() {
 func (g *Group) Shutdown(ctx context.Context) {
 	g.Close()
 	g.mu.Lock()
+	g.shutdown = true
 	servers := g.servers
 	g.servers = nil
 	g.mu.Unlock()

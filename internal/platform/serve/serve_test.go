@@ -134,3 +134,20 @@ func TestPortOf(t *testing.T) {
 		}
 	}
 }
+
+// A server started after Shutdown (an edge that waited for its shards
+// while the process stopped) serves nothing: its listener is closed.
+func TestServeAfterShutdown(t *testing.T) {
+	g := NewGroup(nil)
+	ln, err := g.Listen("late", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Shutdown(context.Background())
+	g.Serve("late", &http.Server{Handler: http.NotFoundHandler()}, ln)
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the listener of a server started after Shutdown still accepts")
+	}
+	g.Shutdown(context.Background()) // and again: nothing left to wait for
+}

@@ -183,10 +183,8 @@ func (p *inprocShards) waitReady(ctx context.Context, names []string) bool {
 }
 
 // waitServers waits until the servers (MariaDB, php-fpm, pooler) of the
-// named shards are up, at most limit; it reports whether they all are.
-func (p *inprocShards) waitServers(ctx context.Context, names []string, limit time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+// named shards are up, or ctx ends; it reports whether they all are.
+func (p *inprocShards) waitServers(ctx context.Context, names []string) bool {
 	for _, n := range names {
 		p.mu.Lock()
 		r := p.running[n]

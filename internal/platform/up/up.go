@@ -11,6 +11,11 @@
 // then the edge itself, following the store through the same route watch
 // an `aipress edge` runs over the API (api.RouteSource), then the shards,
 // whose MariaDB and php-fpm take a few seconds on a fresh data directory.
+// The edge answers only once its routing table is loaded and the first
+// shards' servers (MariaDB, php-fpm with the pools it had, pooler) are up,
+// at most edgenode.ServeWaitLimit: a restart under load shows no 404, 502
+// or 500 from a half-started platform; connections wait in the listeners'
+// backlog meanwhile.
 //
 // The control plane's periodic work (internal/control: placement, shard
 // health, drains, tombstone pruning) runs under the leader elector: on
@@ -251,9 +256,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if sitePlans == nil {
 		sitePlans = plans.Defaults()
 	}
+	// The edge answers once the first shards' servers are up (below).
+	var initial []string
+	shardsStarted := make(chan struct{})
 	err = edge.Start(ctx, edgenode.Links{
 		Routes:  api.RouteSource{Store: st, Hub: cp.Hub},
 		Reports: storeReports{st: st, plans: sitePlans, siteMetrics: cp.SiteMetrics},
+		ServeAfter: func(ctx context.Context) bool {
+			select {
+			case <-shardsStarted:
+				return shards.waitServers(ctx, initial)
+			case <-ctx.Done():
+				return false
+			}
+		},
 	})
 	if err != nil {
 		group.Close()
@@ -288,14 +304,16 @@ func Run(ctx context.Context, cfg Config) error {
 	// The shards: the first cfg.Shards exist from the start; every local
 	// shard of the store runs in this process.
 	runErr := make(chan error, 1)
-	initial, err := shards.ensure(ctx, max(cfg.Shards, 1), cfg.ShardCapacity)
+	initial, err = shards.ensure(ctx, max(cfg.Shards, 1), cfg.ShardCapacity)
 	if err != nil {
+		close(shardsStarted)
 		runErr <- err
 	} else {
 		shards.ctx, shards.runErr = ctx, runErr
 		if err := shards.startAll(ctx); err != nil {
 			runErr <- err
 		}
+		close(shardsStarted)
 		go func() {
 			if shards.waitReady(ctx, initial) {
 				cp.Hub.Notify()
