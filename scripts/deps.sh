@@ -12,7 +12,7 @@ pkgs=(
   git # git sync's tests serve a bare repository over smart HTTP (git http-backend; internal/gitsync)
   util-linux mount # unshare, setpriv, mount: site code runs with a /proc of its own (internal/procns)
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
-  wrk # HTTP load of bench/rotate and bench/db (make bench-rotate, bench-db; their TestRotateTiny, TestDBTiny in make test)
+  wrk # HTTP load of bench/rotate, bench/db and bench/edge (make bench-rotate, bench-db, bench-edge, bench-smoke in make test)
   chromium fonts-dejavu-core # the portal's browser end-to-end test (e2e/portal_test.go, chromedp)
 )
 # The web portal's component tests and build check (scripts/web.sh) need

@@ -191,6 +191,18 @@ func (r *Result) problem() error {
 	if r.PagesStillV2 < n {
 		errs = append(errs, fmt.Errorf("after the broken fleet update %d of %d home pages still carry %s's marker", r.PagesStillV2, n, Version2))
 	}
+	if r.Store.Inodes == 0 || r.Copies.Inodes != int64(n)*r.Store.Inodes || r.Copies.PHP != int64(n)*r.Store.PHP {
+		errs = append(errs, fmt.Errorf("disk: the store %+v against %d copies %+v: want one copy's inodes and PHP each", r.Store, n, r.Copies))
+	}
+	if r.ran.fleet {
+		sum := 0
+		for _, k := range r.FleetWaveSizes {
+			sum += k
+		}
+		if len(r.FleetWaveSizes) == 0 || r.FleetWaveSizes[0] != min(r.Canary, n) || sum != n {
+			errs = append(errs, fmt.Errorf("fleet update to %s: waves of %v sites, want a canary of %d first and %d sites in all", Version2, r.FleetWaveSizes, min(r.Canary, n), n))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -264,15 +276,9 @@ type bench struct {
 }
 
 func run(ctx context.Context, o options) (res *Result, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("run as root: the platform creates a Unix user per site")
-	}
-	bin, err := filepath.Abs(o.bin)
+	bin, err := benchplatform.Binary(o.bin)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("binary: %w (run make build)", err)
 	}
 
 	// The catalogue, in wordpress.org's formats, with the generated plugin.

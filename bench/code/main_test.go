@@ -186,6 +186,10 @@ func TestResult(t *testing.T) {
 		"broken applied":         func(r *Result) { r.BrokenUpdated, r.BrokenSkipped = 1, 1 },
 		"broken past the canary": func(r *Result) { r.BrokenFailed, r.BrokenSkipped = 2, 1 },
 		"broken hurt the sites":  func(r *Result) { r.PagesStillV2 = 2 },
+		"copies miscounted":      func(r *Result) { r.Copies.Inodes++ },
+		"store not measured":     func(r *Result) { r.Store, r.Copies = Usage{}, Usage{} },
+		"waves lost a site":      func(r *Result) { r.FleetWaveSizes = r.FleetWaveSizes[:len(r.FleetWaveSizes)-1] },
+		"no canary first":        func(r *Result) { r.FleetWaveSizes[0]++ },
 	} {
 		r := goodResult()
 		change(&r)

@@ -178,15 +178,9 @@ func commonFlags(o options, debugAddr string) []string {
 }
 
 func run(ctx context.Context, o options) (res *Result, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("run as root: the platform creates a Unix user per site")
-	}
-	bin, err := filepath.Abs(o.bin)
+	bin, err := benchplatform.Binary(o.bin)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("binary: %w (run make build)", err)
 	}
 	if help, err := exec.CommandContext(ctx, bin, "up", "--help").CombinedOutput(); err != nil || !strings.Contains(string(help), "--db-pooler") || !strings.Contains(string(help), "--db-replica") {
 		return nil, fmt.Errorf("%s up has no --db-pooler/--db-replica flags (err %v)", bin, err)

@@ -1,27 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/aipress/aipress/bench/internal/wrk"
 )
 
-// bypassCookie makes the edge's page cache pass every request to PHP (any
-// wordpress_* cookie does; internal/edge/pagecache bypassCookie), so each
-// request runs WordPress and its database queries. WordPress itself ignores
-// it (it is no valid login).
-const bypassCookie = "wordpress_no_cache=1"
+// bypassCookie makes the edge's page cache pass every request to PHP, so
+// each request runs WordPress and its database queries.
+const bypassCookie = wrk.BypassCookie
 
 // summaryPrefix starts the line the script's done() prints.
-const summaryPrefix = "aipress-wrk "
+const summaryPrefix = wrk.SummaryPrefix
 
 // siteLoad is one site in the wrk script: its Host and the paths of its
 // reads (home, a post, a search, an archive), as the site answers them with
@@ -151,75 +147,30 @@ func luaScript(sites []siteLoad, every int, tag string) (string, error) {
 	return b.String(), err
 }
 
-// wrkSummary is what the script's done() printed. Connect, Read, Write and
-// Timeout are wrk's socket errors; Status counts answers above 399 (wrk's
-// "Non-2xx or 3xx responses").
+// wrkSummary is what the script's done() printed: the shared totals
+// (wrk.Summary), the answers and failed answers the script counted, and
+// the comments sent and accepted.
 type wrkSummary struct {
-	DurationUs   float64          `json:"duration_us"`
-	Requests     int64            `json:"requests"`
-	Connect      int64            `json:"connect"`
-	Read         int64            `json:"read"`
-	Write        int64            `json:"write"`
-	Status       int64            `json:"status"`
-	Timeout      int64            `json:"timeout"`
-	P50Us        float64          `json:"p50_us"`
-	P99Us        float64          `json:"p99_us"`
-	Answers      int64            `json:"answers"`
-	Failed       int64            `json:"failed"`
-	CommentsSent int64            `json:"comments_sent"`
-	CommentsOK   int64            `json:"comments_ok"`
-	Statuses     map[string]int64 `json:"statuses"`
-	FirstFailure string           `json:"first_failure"`
+	wrk.Summary
+	Answers      int64 `json:"answers"`
+	Failed       int64 `json:"failed"`
+	CommentsSent int64 `json:"comments_sent"`
+	CommentsOK   int64 `json:"comments_ok"`
 }
 
-// SocketErrors is the sum of wrk's socket error counters.
-func (s *wrkSummary) SocketErrors() int64 { return s.Connect + s.Read + s.Write + s.Timeout }
-
-// parseSummary finds the script's summary line in wrk's output.
-func parseSummary(out string) (*wrkSummary, error) {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), summaryPrefix)
-		if !ok {
-			continue
-		}
-		var s wrkSummary
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			return nil, fmt.Errorf("wrk summary: %w: %.300s", err, line)
-		}
-		return &s, nil
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("wrk output: %w", err)
-	}
-	return nil, fmt.Errorf("wrk output lacks the %q line:\n%s", strings.TrimSpace(summaryPrefix), tailLines(out, 20))
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// wrkArgs are the arguments of a load run. PHP behind a queue of
-// connections can take longer than wrk's default timeout of 2 s; a slow
-// answer is not a failed one, so the timeout is 30 s.
+// wrkArgs are the arguments of a load run (wrk.Args).
 func wrkArgs(threads, conns int, d time.Duration, script, url string) []string {
-	return []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns),
-		"-d" + strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second))) + "s",
-		"--timeout", "30s", "--latency", "-s", script, url}
+	return wrk.Args(threads, conns, d, script, url)
 }
 
 // runWrk runs wrk to its end and returns its summary and whole output.
 func runWrk(ctx context.Context, bin string, args []string) (*wrkSummary, string, error) {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
+	var s wrkSummary
+	out, err := wrk.Run(ctx, bin, args, &s)
 	if err != nil {
-		return nil, string(out), fmt.Errorf("wrk %s: %w:\n%s", strings.Join(args, " "), err, tailLines(string(out), 20))
+		return nil, out, err
 	}
-	s, err := parseSummary(string(out))
-	return s, string(out), err
+	return &s, out, nil
 }
 
 // writeScript writes the wrk script to path.

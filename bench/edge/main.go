@@ -186,15 +186,9 @@ func (s *sideStats) mean() (rps float64, p50, p99 time.Duration) {
 const wafProbe = "/?s=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
 
 func run(ctx context.Context, o options) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: the platform creates a Unix user per site")
-	}
-	bin, err := filepath.Abs(o.bin)
+	bin, err := benchplatform.Binary(o.bin)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("binary: %w (run make build)", err)
 	}
 	for _, b := range []*string{&o.nginx, &o.wrk} {
 		path, err := exec.LookPath(*b)

@@ -8,7 +8,9 @@
 // through the edge (past its page cache) with the pool as AIPress writes it, then with
 // `php_admin_value[open_basedir]` limited to the site's directory, the shared
 // core and the system directories the core's symlinks reach, alternating
-// the two configurations for -rounds rounds.
+// the two configurations for -rounds rounds. After each reload of the pool
+// it waits until a probe script it put in the docroot answers the new
+// open_basedir (the workers run the new configuration), then warms up.
 //
 //	make build && go run ./bench/openbasedir [-requests 200] [-rounds 2]
 package main
@@ -18,6 +20,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,30 +64,34 @@ func run(bin string, requests, rounds int) (err error) {
 		return err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func() (time.Duration, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+edgeAddr+"/", nil)
+	// getPath sends GET path past the page cache (this measures PHP) and
+	// returns the time to the whole body, and the body.
+	getPath := func(path string) (time.Duration, []byte, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+edgeAddr+path, nil)
 		req.Host = domain
-		// Past the page cache: this measures PHP.
 		req.Header.Set("Cookie", "wordpress_no_cache=1")
 		start := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		var sink [32 << 10]byte
-		for {
-			if _, err := resp.Body.Read(sink[:]); err != nil {
-				break
-			}
-		}
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		d := time.Since(start)
+		if err != nil {
+			return 0, nil, err
+		}
 		if resp.StatusCode != 200 {
-			return 0, fmt.Errorf("GET / = %d", resp.StatusCode)
+			return 0, nil, fmt.Errorf("GET %s = %d", path, resp.StatusCode)
 		}
 		if x := resp.Header.Get("X-Cache"); x != "BYPASS" {
-			return 0, fmt.Errorf("GET / X-Cache = %q, want BYPASS: the benchmark must reach PHP", x)
+			return 0, nil, fmt.Errorf("GET %s X-Cache = %q, want BYPASS: the benchmark must reach PHP", path, x)
 		}
-		return time.Since(start), nil
+		return d, body, nil
+	}
+	get := func() (time.Duration, error) {
+		d, _, err := getPath("/")
+		return d, err
 	}
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		if _, err := get(); err == nil {
@@ -113,7 +120,16 @@ func run(bin string, requests, rounds int) (err error) {
 	basedir := strings.Join([]string{siteDir, cores, "/usr/share/php", "/usr/share/javascript", "/usr/share/fonts", "/etc/ssl/certs", "/etc/wordpress"}, ":")
 	withOBD := append(slices.Clone(orig), []byte("php_admin_value[open_basedir] = "+basedir+"\n")...)
 
-	reload := func(conf []byte) error {
+	// A probe in the docroot answers the pool's open_basedir: a reload is
+	// done once the pool's workers answer with the new value.
+	const probePath = "/aipress-bench-open-basedir.php"
+	probe := filepath.Join(s.Status.Docroot, probePath)
+	if err := os.WriteFile(probe, []byte("<?php echo ini_get('open_basedir');\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(probe)
+
+	reload := func(conf []byte, want string) error {
 		if err := os.WriteFile(poolFile, conf, 0o644); err != nil {
 			return err
 		}
@@ -125,7 +141,15 @@ func run(bin string, requests, rounds int) (err error) {
 		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
 			return err
 		}
-		time.Sleep(1500 * time.Millisecond)
+		var got string
+		err = p.Poll(ctx, time.Minute, 100*time.Millisecond, "waiting for the pool to reload", func() (bool, error) {
+			_, body, err := getPath(probePath)
+			got = strings.TrimSpace(string(body))
+			return err == nil && got == want, err
+		})
+		if err != nil {
+			return fmt.Errorf("%w (open_basedir %q, want %q)", err, got, want)
+		}
 		for i := 0; i < 20; i++ { // warm OPcache and the worker
 			if _, err := get(); err != nil {
 				return err
@@ -147,10 +171,11 @@ func run(bin string, requests, rounds int) (err error) {
 	results := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
 		for _, c := range []struct {
-			name string
-			conf []byte
-		}{{"without open_basedir", orig}, {"with open_basedir", withOBD}} {
-			if err := reload(c.conf); err != nil {
+			name    string
+			conf    []byte
+			basedir string
+		}{{"without open_basedir", orig, ""}, {"with open_basedir", withOBD, basedir}} {
+			if err := reload(c.conf, c.basedir); err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			ds, err := measure()

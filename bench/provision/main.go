@@ -33,14 +33,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -164,15 +162,9 @@ type Result struct {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func run(ctx context.Context, o options) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: the platform creates a Unix user per site")
-	}
-	bin, err := filepath.Abs(o.bin)
+	bin, err := benchplatform.Binary(o.bin)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("binary: %w (run make build)", err)
 	}
 	p, err := startPlatform(bin)
 	if err != nil {

@@ -219,15 +219,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 var logf = benchplatform.Logf
 
 func run(ctx context.Context, o options) (res *Result, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("run as root: the platform creates a Unix user per site")
-	}
-	bin, err := filepath.Abs(o.bin)
+	bin, err := benchplatform.Binary(o.bin)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("binary: %w (run make build)", err)
 	}
 	wrkBin, err := exec.LookPath(o.wrk)
 	if err != nil {

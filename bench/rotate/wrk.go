@@ -1,29 +1,27 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/aipress/aipress/bench/internal/wrk"
 )
 
-// bypassCookie makes the edge's page cache pass the request to PHP (any
-// wordpress_* cookie does), so every request runs WordPress and its
-// database connection.
-const bypassCookie = "wordpress_no_cache=1"
+// bypassCookie makes the edge's page cache pass the request to PHP, so
+// every request runs WordPress and its database connection.
+const bypassCookie = wrk.BypassCookie
 
 // summaryPrefix starts the line the Lua script's done() prints.
-const summaryPrefix = "aipress-wrk "
+const summaryPrefix = wrk.SummaryPrefix
 
 // luaTemplate is the wrk script: GET / round robin over the sites' Host
 // headers (each thread starting at another site), the cookie that passes
@@ -115,27 +113,14 @@ func luaScript(hosts []string) (string, error) {
 	return b.String(), err
 }
 
-// wrkSummary is what the script's done() printed. Socket errors are wrk's
-// counters (connect, read, write, timeout); Status counts answers with a
-// status above 399 (wrk's "Non-2xx or 3xx responses").
+// wrkSummary is what the script's done() printed: the shared totals
+// (wrk.Summary), the bytes read, and per wall-clock second the answers and
+// the failed ones.
 type wrkSummary struct {
-	DurationUs   float64          `json:"duration_us"`
-	Requests     int64            `json:"requests"`
-	Bytes        int64            `json:"bytes"`
-	Connect      int64            `json:"connect"`
-	Read         int64            `json:"read"`
-	Write        int64            `json:"write"`
-	Status       int64            `json:"status"`
-	Timeout      int64            `json:"timeout"`
-	P50Us        float64          `json:"p50_us"`
-	P99Us        float64          `json:"p99_us"`
-	Seconds      [][3]int64       `json:"seconds"` // [unix second, answers, failed answers]
-	Statuses     map[string]int64 `json:"statuses"`
-	FirstFailure string           `json:"first_failure"`
+	wrk.Summary
+	Bytes   int64      `json:"bytes"`
+	Seconds [][3]int64 `json:"seconds"` // [unix second, answers, failed answers]
 }
-
-// SocketErrors is the sum of wrk's socket error counters.
-func (s *wrkSummary) SocketErrors() int64 { return s.Connect + s.Read + s.Write + s.Timeout }
 
 // Between returns the answers and the failed answers wrk received in the
 // wall-clock seconds from a to b (both included; whole seconds).
@@ -181,37 +166,18 @@ func Report(out string) string {
 
 // parseSummary finds the script's summary line in wrk's output.
 func parseSummary(out string) (*wrkSummary, error) {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), summaryPrefix)
-		if !ok {
-			continue
-		}
-		var s wrkSummary
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			return nil, fmt.Errorf("wrk summary: %w: %.300s", err, line)
-		}
-		return &s, nil
+	var s wrkSummary
+	if err := wrk.ParseSummary(out, &s); err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("wrk output: %w", err)
-	}
-	return nil, fmt.Errorf("wrk output lacks the %q line:\n%s", strings.TrimSpace(summaryPrefix), tailLines(out, 20))
+	return &s, nil
 }
 
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
+func tailLines(s string, n int) string { return wrk.Tail(s, n) }
 
-// wrkArgs are the arguments of the load run. PHP behind a queue of
-// connections can take longer than wrk's default timeout of 2 s; a slow
-// answer is not a failed one, so the timeout is 30 s.
+// wrkArgs are the arguments of the load run (wrk.Args).
 func wrkArgs(threads, conns int, d time.Duration, script, url string) []string {
-	return []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns),
-		"-d" + strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second))) + "s",
-		"--timeout", "30s", "--latency", "-s", script, url}
+	return wrk.Args(threads, conns, d, script, url)
 }
 
 // wrkRun is a running wrk; Stop ends it and returns its summary.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aipress/aipress/bench/internal/wrk"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -52,8 +54,8 @@ func TestParseSummary(t *testing.T) {
 		err       string
 	}{
 		{"ok", "Running 1s test\n" + summaryPrefix + `{"duration_us":2000000,"requests":10,"bytes":5,"connect":1,"read":2,"write":3,"status":4,"timeout":5,"p50_us":1500,"p99_us":9000,"seconds":[[100,6,0],[101,4,4]],"statuses":{"500":4},"first_failure":"500 oops"}` + "\nRequests/sec: 5\n",
-			wrkSummary{DurationUs: 2e6, Requests: 10, Bytes: 5, Connect: 1, Read: 2, Write: 3, Status: 4, Timeout: 5, P50Us: 1500, P99Us: 9000,
-				Seconds: [][3]int64{{100, 6, 0}, {101, 4, 4}}, Statuses: map[string]int64{"500": 4}, FirstFailure: "500 oops"}, ""},
+			wrkSummary{Summary: wrk.Summary{DurationUs: 2e6, Requests: 10, Connect: 1, Read: 2, Write: 3, Status: 4, Timeout: 5, P50Us: 1500, P99Us: 9000,
+				Statuses: map[string]int64{"500": 4}, FirstFailure: "500 oops"}, Bytes: 5, Seconds: [][3]int64{{100, 6, 0}, {101, 4, 4}}}, ""},
 		{"missing", "Running 1s test\nRequests/sec: 5\n", wrkSummary{}, "lacks"},
 		{"broken", summaryPrefix + `{"requests":`, wrkSummary{}, "wrk summary"},
 	} {

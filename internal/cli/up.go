@@ -109,6 +109,7 @@ type upFlags struct {
 	rateIP     float64
 	rateSite   float64
 	debugAddr  string
+	healthAddr string
 	shards     int
 	capacity   int
 	firewall   string
@@ -269,7 +270,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.Version = cmd.Root().Version
-			cfg.DebugAddr = f.debugAddr
+			cfg.DebugAddr, cfg.HealthAddr = f.debugAddr, f.healthAddr
 			if f.shards < 1 || f.capacity < 1 {
 				return fmt.Errorf("--shards and --shard-capacity must be at least 1")
 			}
@@ -316,6 +317,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	addAuthFlags(cmd, &f.auth)
 	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
+	fl.StringVar(&f.healthAddr, "health-addr", "", "serve /livez and /readyz (ready once the local shards converged for the first time) on this address, e.g. 127.0.0.1:8081")
 	fl.IntVar(&f.dbPoolerBackends, "db-pooler-backends", 0, "bound on each shard pooler's connections to MariaDB, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
 	fl.StringVar(&f.dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), strings.Replace(dbBufferPoolUsage, "the shard's MariaDB", "each shard's MariaDB", 1))

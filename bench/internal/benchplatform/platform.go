@@ -1,9 +1,11 @@
 // Package benchplatform starts and stops a real AIPress platform for the
 // benchmarks in bench/: `aipress up` in a new temporary directory (data
 // directory and log file inside it) on free 127.0.0.1 ports, with helpers to
-// wait for its API, its log and other conditions, to run the CLI against it,
-// to stop it with SIGINT and to remove what it left behind (the site Unix
-// users and the temporary directory).
+// wait for its readiness (the API answering, then its /readyz endpoint) and
+// other conditions, to run the CLI against it, to stop it with SIGINT and to
+// remove what it left behind (the site Unix users and the temporary
+// directory). The waits poll endpoints and statuses, never the log's
+// wording.
 //
 // Progress goes to stderr through Logf. The platform creates one Unix user
 // per site, so the benchmarks run as root.
@@ -20,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,24 @@ func FreePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Binary checks that a benchmark can start the platform from path (the
+// aipress binary, relative or absolute): it runs as root, since the
+// platform creates a Unix user per site, and the binary exists. It returns
+// the binary's absolute path.
+func Binary(path string) (string, error) {
+	if os.Geteuid() != 0 {
+		return "", errors.New("run as root: the platform creates a Unix user per site")
+	}
+	bin, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("binary: %w (run make build)", err)
+	}
+	return bin, nil
+}
+
 // Options configure Start.
 type Options struct {
 	// TempPrefix is the prefix of the temporary directory's name (see
@@ -90,14 +109,15 @@ type Platform struct {
 	LogPath string    // Dir/aipress.log: aipress's stdout and stderr
 	Edge    string    // 127.0.0.1:port of the edge (--http)
 	API     string    // 127.0.0.1:port of the API (--api)
+	Health  string    // 127.0.0.1:port of /livez and /readyz (--health-addr)
 
 	afterExit func(*Platform) error
 	exited    chan struct{}
 	waitErr   error
 }
 
-// Start runs `bin up` in a new temp dir on two free loopback ports, with
-// opts.Extra appended. The process runs in its own process group, so a Ctrl-C
+// Start runs `bin up` in a new temp dir on free loopback ports (edge, API
+// and health endpoint), with opts.Extra appended. The process runs in its own process group, so a Ctrl-C
 // on the benchmark reaches it only through Stop. The caller must call Stop,
 // then (unless it keeps the directory for inspection) Cleanup.
 func Start(bin string, opts Options) (*Platform, error) {
@@ -108,6 +128,13 @@ func Start(bin string, opts Options) (*Platform, error) {
 	apiPort, err := FreePort()
 	for err == nil && apiPort == httpPort {
 		apiPort, err = FreePort()
+	}
+	if err != nil {
+		return nil, err
+	}
+	healthPort, err := FreePort()
+	for err == nil && (healthPort == httpPort || healthPort == apiPort) {
+		healthPort, err = FreePort()
 	}
 	if err != nil {
 		return nil, err
@@ -134,7 +161,7 @@ func Start(bin string, opts Options) (*Platform, error) {
 		logName = "aipress.log"
 	}
 	p := &Platform{Bin: bin, Dir: dir, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, logName),
-		Edge: edgeAddr, API: apiAddr,
+		Edge: edgeAddr, API: apiAddr, Health: fmt.Sprintf("127.0.0.1:%d", healthPort),
 		afterExit: opts.AfterExit, exited: make(chan struct{})}
 	removeDir := func() {
 		if opts.Dir == "" {
@@ -147,7 +174,7 @@ func Start(bin string, opts Options) (*Platform, error) {
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	args := append([]string{"up", "--data-dir", p.DataDir, "--http", p.Edge, "--api", p.API}, opts.Extra...)
+	args := append([]string{"up", "--data-dir", p.DataDir, "--http", p.Edge, "--api", p.API, "--health-addr", p.Health}, opts.Extra...)
 	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Stdout, p.Cmd.Stderr = logFile, logFile
 	// Own process group: a Ctrl-C on the benchmark reaches aipress only
@@ -248,11 +275,27 @@ func (p *Platform) WaitAPI(ctx context.Context) (*apiclient.Client, error) {
 	return cl, err
 }
 
-// WaitLog waits up to limit for a line containing s in the platform's log.
-func (p *Platform) WaitLog(ctx context.Context, s string, limit time.Duration) error {
-	return p.Poll(ctx, limit, 100*time.Millisecond, "waiting for log line "+strconv.Quote(s), func() (bool, error) {
-		b, err := os.ReadFile(p.LogPath)
-		return err == nil && strings.Contains(string(b), s), err
+// WaitReadyz waits up to limit for the platform's /readyz (--health-addr)
+// to answer 200: its local shards have converged for the first time, so
+// MariaDB and php-fpm run.
+func (p *Platform) WaitReadyz(ctx context.Context, limit time.Duration) error {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	url := "http://" + p.Health + "/readyz"
+	return p.Poll(ctx, limit, 50*time.Millisecond, "waiting for GET "+url+" to answer 200", func() (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		return true, nil
 	})
 }
 
@@ -357,15 +400,15 @@ func usersUnder(passwd io.Reader, dir string) ([]string, error) {
 	return users, sc.Err()
 }
 
-// Ready waits until the platform's API answers and its local shard has
-// converged once, and returns an API client.
+// Ready waits until the platform's API answers and its /readyz says its
+// local shards have converged once, and returns an API client.
 func (p *Platform) Ready(ctx context.Context) (*apiclient.Client, error) {
 	cl, err := p.WaitAPI(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.WaitLog(ctx, "local shards ready", 5*time.Minute); err != nil {
-		return nil, fmt.Errorf("waiting for the shard: %w", err)
+	if err := p.WaitReadyz(ctx, 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("waiting for the shards: %w", err)
 	}
 	Logf("platform up (pid %d, edge %s, data %s)", p.PID(), p.Edge, p.DataDir)
 	return cl, nil

@@ -3,8 +3,9 @@
 // HTTP: listeners opened as a group and closed together on every error path
 // (Group), HTTP servers run on them and shut down together, the address a
 // client dials for a listener (ClientAddr), sites' URLs from the edge's
-// ports (HTTPURL, HTTPSURL), ports of addresses and URLs (PortOf), and the
-// bearer-token plumbing of side listeners (pprof, metrics).
+// ports (HTTPURL, HTTPSURL), ports of addresses and URLs (PortOf), the
+// bearer-token plumbing of side listeners (pprof, metrics), and the health
+// endpoint of --health-addr (Health).
 package serve
 
 import (

@@ -24,6 +24,7 @@ import (
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
@@ -230,12 +231,12 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	if cfg.OnShard != nil {
 		cfg.OnShard(sh)
 	}
-	health := &agentHealth{}
+	health := &serve.Health{}
 	if cfg.HealthAddr != "" {
 		// The endpoint stops when the agent returns, on an error too.
 		hctx, stopHealth := context.WithCancel(ctx)
 		defer stopHealth()
-		if err := health.serve(hctx, cfg.HealthAddr, log); err != nil {
+		if err := serveHealth(hctx, health, cfg.HealthAddr, log); err != nil {
 			return fmt.Errorf("health endpoint: %w", err)
 		}
 	}
@@ -291,7 +292,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	go func() {
 		select {
 		case <-sh.Ready():
-			health.ready.Store(true) // registered above, converged now
+			health.SetReady() // registered above, converged now
 			if cfg.Ready != nil {
 				cfg.Ready()
 			}

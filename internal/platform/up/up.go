@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,6 +66,11 @@ type Config struct {
 	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there
 	// to requests with an admin API token (Authorization: Bearer).
 	DebugAddr string
+	// HealthAddr, if set, serves /livez and /readyz there, as `aipress
+	// shard --health-addr` does (serve.Health): /readyz answers 200 once
+	// the first Shards shards have converged for the first time (when
+	// Ready is called), 503 before.
+	HealthAddr string
 	// HTTPSAddr is the edge's HTTPS listener (HTTP/2); empty: none.
 	// Certificates come from the internal CA in <data-dir>/tls for
 	// internal names (*.localhost, *.test, IPs …) and from ACME for
@@ -178,7 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// Every listener is closed on every error path below: the group's
-	// (API, debug) by group.Shutdown, the edge's by edge.Close.
+	// (API, health, debug) by group.Shutdown, the edge's by edge.Close.
 	group := serve.NewGroup(log)
 	shutdownCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -186,6 +192,14 @@ func Run(ctx context.Context, cfg Config) error {
 	apiLn, err := group.Listen("api", cfg.APIAddr)
 	if err != nil {
 		return err
+	}
+	health := &serve.Health{}
+	var healthLn net.Listener
+	if cfg.HealthAddr != "" {
+		if healthLn, err = group.Listen("health", cfg.HealthAddr); err != nil {
+			group.Close()
+			return err
+		}
 	}
 	// The edge (package edgenode, the same as `aipress edge`): its
 	// listeners, TLS, metrics, purge keys and page cache first.
@@ -288,6 +302,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	group.Serve("api", &http.Server{Handler: cp.Handler, ReadHeaderTimeout: serve.ReadHeaderTimeout}, apiLn)
+	if healthLn != nil {
+		group.Serve("health", &http.Server{Handler: health.Handler(), ReadHeaderTimeout: serve.ReadHeaderTimeout}, healthLn)
+		log.Info("health endpoint", "addr", healthLn.Addr().String())
+	}
 	var debugSrv *http.Server // closed at once on stop, not drained (a CPU profile takes 30s)
 	if cfg.DebugAddr != "" {
 		if debugLn, err := group.Listen("debug", cfg.DebugAddr); err != nil {
@@ -317,6 +335,7 @@ func Run(ctx context.Context, cfg Config) error {
 		go func() {
 			if shards.waitReady(ctx, initial) {
 				cp.Hub.Notify()
+				health.SetReady()
 				log.Info("local shards ready", "shards", len(initial))
 				if cfg.Ready != nil {
 					cfg.Ready()

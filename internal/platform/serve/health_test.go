@@ -1,4 +1,4 @@
-package shardagent
+package serve
 
 import (
 	"net/http"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-func TestAgentHealth(t *testing.T) {
-	h := &agentHealth{}
-	srv := httptest.NewServer(h.handler())
+func TestHealth(t *testing.T) {
+	h := &Health{}
+	srv := httptest.NewServer(h.Handler())
 	defer srv.Close()
 	get := func(path string) int {
 		t.Helper()
@@ -19,18 +19,20 @@ func TestAgentHealth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	tests := []struct {
+	for _, tt := range []struct {
 		ready      bool
 		path       string
 		wantStatus int
 	}{
 		{false, "/livez", 200},
 		{false, "/readyz", 503},
+		{false, "/other", 404},
 		{true, "/livez", 200},
 		{true, "/readyz", 200},
-	}
-	for _, tt := range tests {
-		h.ready.Store(tt.ready)
+	} {
+		if tt.ready {
+			h.SetReady()
+		}
 		if got := get(tt.path); got != tt.wantStatus {
 			t.Errorf("ready=%v GET %s = %d, want %d", tt.ready, tt.path, got, tt.wantStatus)
 		}
