@@ -1,0 +1,424 @@
+package shard
+
+// Export and import of portable archives (package siteport): a site's
+// wp-content, database and manifest out as a tar.gz; a WordPress docroot
+// or wp-content with its SQL dump in, as a new site of this shard.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aipress/aipress/internal/searchreplace"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteport"
+	"github.com/aipress/aipress/internal/wordpress"
+)
+
+// ExportSite writes site st's portable archive to w (siteport.Export):
+// its wp-content as the site has it (the core's bundled themes and
+// plugins followed into their files), its database dumped in one
+// transaction with the table prefix it has (wp_), and the manifest.
+func (s *Shard) ExportSite(ctx context.Context, st *site.Site, w io.Writer, progress func(done int64)) (*siteport.Manifest, error) {
+	n := s.NamesFor(st.Metadata.UID)
+	if !fileExists(filepath.Join(n.Dir, "installed")) {
+		return nil, fmt.Errorf("site %s is not installed on shard %s", st.Metadata.Name, s.cfg.Name)
+	}
+	dbVersion, _ := s.db.QueryString(ctx, fmt.Sprintf("SELECT option_value FROM `%s`.wp_options WHERE option_name = 'db_version'", n.DB))
+	siteURL, _ := s.db.QueryString(ctx, fmt.Sprintf("SELECT option_value FROM `%s`.wp_options WHERE option_name = 'home'", n.DB))
+	if siteURL == "" {
+		siteURL = s.cfg.PublicURL(st.Spec.Domain)
+	}
+	return siteport.Export(ctx, w, siteport.ExportSource{
+		WPContent:  filepath.Join(n.Docroot, "wp-content"),
+		FollowInto: s.AllowedSymlinkRoots(),
+		Dump:       func(ctx context.Context, w io.Writer) error { return s.db.Dump(ctx, n.DB, w) },
+		Domain:     st.Spec.Domain, URL: siteURL, WordPressVersion: s.siteCoreVersion(n), DBVersion: dbVersion,
+		TablePrefix: siteport.SitePrefix, Now: time.Now(), Progress: progress,
+	})
+}
+
+// ImportRequest is an import of an archive into a new site.
+type ImportRequest struct {
+	// Archive is the archive's path on this shard's disk; SQL, if set,
+	// the dump's (else the archive's own is used).
+	Archive, SQL string
+	// Prefix picks the site when the dump holds several.
+	Prefix string
+	// DryRun unpacks and reads everything, reports, and changes nothing.
+	DryRun bool
+	// Progress, if set, is told the step and its bytes done and total.
+	Progress func(step string, done, total int64)
+}
+
+// ImportReport is what an import found and did.
+type ImportReport struct {
+	Site   string `json:"site"`
+	Domain string `json:"domain"`
+	DryRun bool   `json:"dry_run"`
+	// Archive is what was unpacked, Layout where things were in it,
+	// Manifest an AIPress export's manifest (nil for other archives).
+	Archive  *siteport.Extracted `json:"archive"`
+	Layout   *siteport.Layout    `json:"layout"`
+	Manifest *siteport.Manifest  `json:"manifest,omitempty"`
+	// What the dump said.
+	Dump        string         `json:"dump"`
+	DumpBytes   int64          `json:"dump_bytes"`
+	Tables      int            `json:"tables"`
+	Charset     string         `json:"charset,omitempty"`
+	Removed     map[string]int `json:"removed_from_dump,omitempty"`
+	TablePrefix string         `json:"table_prefix"`
+	// PrefixRenamed: the tables were (would be) renamed to wp_.
+	PrefixRenamed bool   `json:"prefix_renamed"`
+	DBVersion     string `json:"db_version,omitempty"`
+	// WordPressVersion is the archive's (its docroot's, else the
+	// manifest's); CoreVersion the core the site runs here.
+	WordPressVersion string `json:"wordpress_version,omitempty"`
+	CoreVersion      string `json:"core_version,omitempty"`
+	OldURL           string `json:"old_url"`
+	OldHome          string `json:"old_home,omitempty"`
+	NewURL           string `json:"new_url"`
+	// RowsChanged and CellsChanged are the URL rewrite's.
+	RowsChanged  int64 `json:"rows_changed"`
+	CellsChanged int64 `json:"cells_changed"`
+	// Plugins and Themes are kept in the site's own tree (not the shared
+	// artefact store): code no catalogue vouches for.
+	Plugins  []string `json:"plugins,omitempty"`
+	Themes   []string `json:"themes,omitempty"`
+	Posts    int      `json:"posts,omitempty"`
+	Users    int      `json:"users,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ErrSiteExists is an import into a site that has files or a database
+// on this shard already.
+var ErrSiteExists = errors.New("the site exists already on this shard")
+
+// ImportSite creates site st (stored, placed on this shard, not yet
+// converged) from an archive: unpacks it into a scratch directory,
+// finds wp-content, the dump, the table prefix, the old URL and the
+// WordPress version, and (unless DryRun) loads the dump into the site's
+// new database through the sandboxed loader, renames the tables to wp_,
+// builds the docroot on the archive's WordPress version where this shard
+// has or can fetch it (else the spec's), puts the archive's wp-content
+// in it (plugins and themes included), rewrites the old URL to the
+// site's, and writes the installed marker: the next convergence serves
+// it. An import that fails removes all it made (database, users, files).
+func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest) (rep *ImportReport, err error) {
+	n := s.NamesFor(st.Metadata.UID)
+	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
+		return nil, fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists)
+	}
+	if !req.DryRun {
+		if ok, err := s.db.DatabaseExists(ctx, n.DB); err != nil || ok {
+			return nil, errors.Join(fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists), err)
+		}
+	}
+	progress := func(step string) func(done, total int64) {
+		if req.Progress == nil {
+			return nil
+		}
+		return func(done, total int64) { req.Progress(step, done, total) }
+	}
+	scratch, err := os.MkdirTemp(s.cfg.Dir, "import-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	rep = &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, DryRun: req.DryRun, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
+	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
+	rep.Archive, err = siteport.Extract(ctx, req.Archive, scratch, siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, progress("unpack"))
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
+	}
+	if rep.Layout, err = siteport.Locate(scratch); err != nil {
+		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
+	}
+	if rep.Manifest, err = siteport.ReadManifest(filepath.Join(scratch, filepath.Dir(rep.Layout.WPContent))); err != nil {
+		return nil, err
+	}
+	rep.Plugins, rep.Themes = rep.Layout.Plugins, rep.Layout.Themes
+	rep.WordPressVersion = rep.Layout.Version
+	if rep.WordPressVersion == "" && rep.Manifest != nil {
+		rep.WordPressVersion = rep.Manifest.WordPressVersion
+	}
+	dump := req.SQL
+	rep.Dump = "(given separately)"
+	if dump == "" {
+		if rep.Layout.Dump == "" {
+			return nil, fmt.Errorf("import %s: no SQL dump (*.sql or *.sql.gz) in the archive: give one separately", filepath.Base(req.Archive))
+		}
+		dump, rep.Dump = filepath.Join(scratch, rep.Layout.Dump), rep.Layout.Dump
+	}
+	scan, err := scanDumpFile(dump)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
+	}
+	rep.DumpBytes, rep.Tables, rep.Charset, rep.Removed = scan.Bytes, len(scan.Tables), scan.Charset, scan.Removed
+	if rep.TablePrefix, err = scan.Prefix(req.Prefix); err != nil {
+		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
+	}
+	rep.PrefixRenamed = rep.TablePrefix != siteport.SitePrefix
+	renames, err := siteport.RenamePrefix(scan.Tables, rep.TablePrefix, siteport.SitePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
+	}
+	rep.OldURL, rep.OldHome = scan.Option(rep.TablePrefix, "siteurl"), scan.Option(rep.TablePrefix, "home")
+	rep.DBVersion = scan.Option(rep.TablePrefix, "db_version")
+	if rep.OldURL == "" {
+		rep.Warnings = append(rep.Warnings, "the dump sets no siteurl option: URLs are not rewritten")
+	}
+	for _, k := range []string{"CREATE DATABASE", "USE", "trigger or routine block"} {
+		if c := scan.Removed[k]; c > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("removed from the dump: %d × %s", c, k))
+		}
+	}
+	if len(rep.Archive.Skipped) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d links in the archive not recreated (e.g. %s)", len(rep.Archive.Skipped), rep.Archive.Skipped[0]))
+	}
+	if len(rep.Plugins)+len(rep.Themes) > 0 {
+		rep.Warnings = append(rep.Warnings, "plugins and themes are kept in the site's own tree, not the shared artefact store: update them with the code commands")
+	}
+	if req.DryRun {
+		return rep, nil
+	}
+	unlock, err := s.lockSite(ctx, n.ID)
+	if err != nil {
+		return nil, err
+	}
+	err = s.importArchive(ctx, st, n, scratch, dump, renames, rep, progress("load"))
+	unlock()
+	if err != nil {
+		// Nothing of a failed import stays: the database, its users,
+		// the site's files, pool and Unix user.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if terr := s.teardown(cctx, n); terr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the failed import: %w", terr))
+		}
+		return nil, fmt.Errorf("import %s into %s: %w", filepath.Base(req.Archive), st.Metadata.Name, err)
+	}
+	return rep, nil
+}
+
+func scanDumpFile(file string) (*siteport.DumpScan, error) {
+	rc, err := siteport.OpenDump(file)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return siteport.ScanDump(rc)
+}
+
+func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scratch, dump string, renames []string, rep *ImportReport, progress func(done, total int64)) error {
+	uid, gid, err := s.ensureSiteUser(ctx, n)
+	if err != nil {
+		return err
+	}
+	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
+		return err
+	}
+	sec, err := loadOrCreateSecrets(n.Dir)
+	if err != nil {
+		return err
+	}
+	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+		return err
+	}
+	rc, err := siteport.OpenDump(dump)
+	if err != nil {
+		return err
+	}
+	fi, _ := os.Stat(dump)
+	var total int64
+	if fi != nil {
+		total = fi.Size()
+	}
+	pr := &progressCount{r: siteport.NewDumpFilter(rc), total: total, fn: progress}
+	err = s.db.Load(ctx, n.DB, pr)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("load the dump: %w", err)
+	}
+	if len(renames) > 0 {
+		conn, err := s.db.OpenRoot(n.DB)
+		if err != nil {
+			return err
+		}
+		for _, q := range renames {
+			if _, err = conn.ExecContext(ctx, q); err != nil {
+				break
+			}
+		}
+		conn.Close()
+		if err != nil {
+			return fmt.Errorf("rename the tables from prefix %s to wp_: %w", rep.TablePrefix, err)
+		}
+	}
+	if v, err := s.db.QueryString(ctx, fmt.Sprintf("SELECT COUNT(*) FROM `%s`.wp_options WHERE option_name IN ('siteurl', 'home')", n.DB)); err != nil {
+		return fmt.Errorf("%w: the loaded dump has no usable wp_options table: %v", siteport.ErrNoOptions, err)
+	} else if v == "0" {
+		rep.Warnings = append(rep.Warnings, "wp_options has neither siteurl nor home")
+	}
+	want := rep.WordPressVersion
+	if !wordpress.ValidCoreVersion(want) {
+		want = st.Spec.CoreVersion
+	}
+	core, err := s.coreFor(ctx, want)
+	if err != nil && want != st.Spec.CoreVersion {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("WordPress %s is not available here (%v): the site runs %s; WordPress upgrades the database on its next admin visit", want, err, s.core.Version))
+		core, err = s.coreFor(ctx, st.Spec.CoreVersion)
+	}
+	if err != nil {
+		return err
+	}
+	rep.CoreVersion = core.Version
+	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
+		return err
+	}
+	if err := s.dropVolume(n); err != nil {
+		return err
+	}
+	src := filepath.Join(scratch, rep.Layout.WPContent)
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, treeSize(src), uid, gid); err != nil {
+		return err
+	}
+	if err := mergeContent(src, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
+		return fmt.Errorf("wp-content: %w", err)
+	}
+	for i, from := range []string{rep.OldURL, rep.OldHome} {
+		if from == "" || from == rep.NewURL || (i == 1 && from == rep.OldURL) {
+			continue
+		}
+		r, err := s.rewriteImported(ctx, n.DB, from, rep.NewURL)
+		if err != nil {
+			return fmt.Errorf("rewrite URLs %s → %s: %w", from, rep.NewURL, err)
+		}
+		rep.RowsChanged += r.RowsChanged
+		rep.CellsChanged += r.CellsChanged
+		rep.Warnings = append(rep.Warnings, r.Warnings...)
+	}
+	// siteurl and home are the site's, whatever form the old ones had.
+	if err := s.db.Exec(ctx, fmt.Sprintf("UPDATE `%s`.wp_options SET option_value = ? WHERE option_name IN ('siteurl', 'home')", n.DB), rep.NewURL); err != nil {
+		return err
+	}
+	rep.Posts, _ = countRows(ctx, s, n.DB, "wp_posts")
+	rep.Users, _ = countRows(ctx, s, n.DB, "wp_users")
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\nimported from an archive\n"), 0o600); err != nil {
+		return fmt.Errorf("install marker: %w", err)
+	}
+	s.log.Info("site imported from an archive", "site", st.Metadata.Name, "from", rep.OldURL, "prefix", rep.TablePrefix, "tables", rep.Tables)
+	return nil
+}
+
+func countRows(ctx context.Context, s *Shard, db, table string) (int, error) {
+	v, err := s.db.QueryString(ctx, fmt.Sprintf("SELECT COUNT(*) FROM `%s`.`%s`", db, table))
+	if err != nil {
+		return 0, err
+	}
+	var c int
+	_, err = fmt.Sscan(v, &c)
+	return c, err
+}
+
+// rewriteImported is rewriteURLs returning the report.
+func (s *Shard) rewriteImported(ctx context.Context, db, from, to string) (searchreplace.Report, error) {
+	conn, err := s.db.OpenRoot(db)
+	if err != nil {
+		return searchreplace.Report{}, err
+	}
+	defer conn.Close()
+	return searchreplace.RewriteDatabase(ctx, conn, siteport.SitePrefix, from, to, searchreplace.Options{})
+}
+
+// mergeContent moves the unpacked wp-content src into the docroot's dst
+// (which links the core's bundled themes and plugins): each of src's
+// entries replaces dst's of that name, and each plugin and theme replaces
+// the core's link; everything ends up the site user's.
+func mergeContent(src, dst string, uid, gid int) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if e.IsDir() && (e.Name() == "plugins" || e.Name() == "themes") {
+			if err := mergeContent(from, to, uid, gid); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.RemoveAll(to); err != nil {
+			return err
+		}
+		if err := copyTree(from, to, uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyTree copies from (a file or a directory of the scratch tree, which
+// holds only directories and regular files) to to, owned by uid:gid. A
+// copy, not a rename: the site's volume is another file system.
+func copyTree(from, to string, uid, gid int) error {
+	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		t := filepath.Join(to, rel)
+		switch {
+		case d.IsDir():
+			if err := os.MkdirAll(t, 0o755); err != nil {
+				return err
+			}
+		case d.Type().IsRegular():
+			if err := copyFile(p, t); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		return os.Lchown(t, uid, gid)
+	})
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
+}
+
+type progressCount struct {
+	r           io.Reader
+	done, total int64
+	last        int64
+	fn          func(done, total int64)
+}
+
+func (p *progressCount) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if p.fn != nil && (p.done-p.last >= 8<<20 || err == io.EOF) {
+		p.last = p.done
+		p.fn(p.done, max(p.total, p.done))
+	}
+	return n, err
+}
