@@ -124,8 +124,13 @@ func Locate(dir string) (*Layout, error) {
 	return l, nil
 }
 
+// within reports whether rel is in dir (for a wp-content-only archive,
+// ".", whether it is below its top).
 func within(rel, dir string) bool {
-	return dir == "." || rel == dir || strings.HasPrefix(rel, dir+string(filepath.Separator))
+	if dir == "." {
+		return strings.ContainsRune(rel, filepath.Separator)
+	}
+	return rel == dir || strings.HasPrefix(rel, dir+string(filepath.Separator))
 }
 
 func names(dir string) []string {
