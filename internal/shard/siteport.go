@@ -339,10 +339,11 @@ func (s *Shard) rewriteImported(ctx context.Context, db, from, to string) (searc
 	return searchreplace.RewriteDatabase(ctx, conn, siteport.SitePrefix, from, to, searchreplace.Options{})
 }
 
-// mergeContent moves the unpacked wp-content src into the docroot's dst
-// (which links the core's bundled themes and plugins): each of src's
-// entries replaces dst's of that name, and each plugin and theme replaces
-// the core's link; everything ends up the site user's.
+// mergeContent copies the unpacked wp-content src into the docroot's
+// dst (which links the core's bundled themes and plugins, and whose
+// uploads may be a mount of the site's volume): directories merge, a
+// link of dst is replaced by src's entry of that name, files are
+// overwritten; everything ends up the site user's.
 func mergeContent(src, dst string, uid, gid int) error {
 	ents, err := os.ReadDir(src)
 	if err != nil {
@@ -350,13 +351,18 @@ func mergeContent(src, dst string, uid, gid int) error {
 	}
 	for _, e := range ents {
 		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		if e.IsDir() && (e.Name() == "plugins" || e.Name() == "themes") {
+		fi, err := os.Lstat(to)
+		switch {
+		case err == nil && e.IsDir() && fi.IsDir():
 			if err := mergeContent(from, to, uid, gid); err != nil {
 				return err
 			}
 			continue
-		}
-		if err := os.RemoveAll(to); err != nil {
+		case err == nil:
+			if err := os.RemoveAll(to); err != nil {
+				return err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
 		if err := copyTree(from, to, uid, gid); err != nil {

@@ -104,9 +104,12 @@ type DumpFilter struct {
 	// midLine: the rest of a line whose head was decided (skip or pass).
 	midLine, skipLine bool
 	inBlock           bool
-	capture           []byte
-	capturing         bool
-	err               error
+	// inInsert: an INSERT's rows, one line each in mariadb-dump 10.11
+	// (values never hold a raw line break), until a line ends with ";".
+	inInsert  bool
+	capture   []byte
+	capturing bool
+	err       error
 }
 
 // NewDumpFilter filters the dump r.
@@ -155,8 +158,11 @@ func (f *DumpFilter) Read(p []byte) (int, error) {
 			}
 		}
 		f.midLine = full
-		if !full && f.capturing {
-			f.scanOptions()
+		if !full && f.inInsert && bytes.HasSuffix(bytes.TrimRight(chunk, "\r\n \t"), []byte(";")) {
+			f.inInsert = false
+			if f.capturing {
+				f.scanOptions()
+			}
 		}
 	}
 	n := copy(p, f.pending)
@@ -166,7 +172,12 @@ func (f *DumpFilter) Read(p []byte) (int, error) {
 
 // lineStart decides what to do with the line starting with chunk.
 func (f *DumpFilter) lineStart(chunk []byte) {
-	f.skipLine, f.capturing, f.capture = false, false, f.capture[:0]
+	f.skipLine = false
+	if f.inInsert {
+		f.pending = append(f.pending[:0], chunk...)
+		return
+	}
+	f.capturing, f.capture = false, f.capture[:0]
 	trim := bytes.TrimSpace(chunk)
 	if f.inBlock {
 		if m := delimiterRE.FindSubmatch(trim); m != nil && string(m[1]) == ";" {
@@ -176,6 +187,7 @@ func (f *DumpFilter) lineStart(chunk []byte) {
 		return
 	}
 	if bytes.HasPrefix(trim, []byte("INSERT ")) || bytes.HasPrefix(trim, []byte("insert ")) || bytes.HasPrefix(trim, []byte("REPLACE ")) {
+		f.inInsert = true
 		if m := optionsInsRE.FindSubmatch(trim); m != nil {
 			f.capturing = true
 		}
