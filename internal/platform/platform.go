@@ -250,7 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, storeSpec: cfg.Store, apiURL: apiURL, log: log, version: cfg.Version,
 		publicURL: publicURL, publicHTTPSURL: publicHTTPSURL, purger: pageCache, metrics: extras.metrics.Handler(),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom, backupURL: cfg.BackupURL, plans: cfg.Plans, auth: cfg.Auth,
-		assistant: cfg.Assistant, allowPrivateFetch: cfg.AllowPrivateFetch,
+		assistant: cfg.Assistant, allowPrivateFetch: cfg.AllowPrivateFetch, transferURL: shards.transferURL,
 		provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},

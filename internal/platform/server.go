@@ -130,6 +130,8 @@ type controlPlane struct {
 	// uploads keeps the artefacts organisations upload
 	// (<data dir>/artefacts).
 	uploads *blob.Bucket
+	// transfer is the transfer store (exports' archives), nil without one.
+	transfer *blob.Bucket
 }
 
 type controlPlaneConfig struct {
@@ -162,6 +164,9 @@ type controlPlaneConfig struct {
 	// allowPrivateFetch: git sync may fetch from loopback and private
 	// addresses (Config.AllowPrivateFetch).
 	allowPrivateFetch bool
+	// transferURL is the transfer store the shards write exports to
+	// (api.Config.Transfer; "": exports cannot be downloaded).
+	transferURL string
 }
 
 func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlane, error) {
@@ -316,7 +321,15 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 		st.Close()
 		return nil, err
 	}
+	if cfg.transferURL != "" {
+		if cp.transfer, err = openTransfer(ctx, cfg.transferURL); err != nil {
+			_ = manager.Close()
+			st.Close()
+			return nil, err
+		}
+	}
 	apiCfg := api.Config{
+		Transfer:    cp.transfer,
 		GitSync:     gitManager,
 		Uploads:     cp.uploads,
 		MCP:         mcpSrv,
@@ -346,6 +359,9 @@ func openControlPlane(ctx context.Context, cfg controlPlaneConfig) (*controlPlan
 
 // close closes the repositories and the store.
 func (cp *controlPlane) close() {
+	if cp.transfer != nil {
+		_ = cp.transfer.Close()
+	}
 	if cp.uploads != nil {
 		_ = cp.uploads.Close()
 	}
@@ -424,6 +440,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		publicHTTPSURL:   httpsURLFunc(cfg.PublicHTTPSPort),
 		heartbeatTimeout: cfg.HeartbeatTimeout, headroom: cfg.Headroom,
 		maxShardCapacity: cfg.MaxShardCapacity, plans: cfg.Plans, auth: cfg.Auth, assistant: cfg.Assistant,
+		transferURL:       cfg.TransferURL,
 		allowPrivateFetch: cfg.AllowPrivateFetch,
 	}
 	if ccfg.maxShardCapacity == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/searchreplace"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
+	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -41,6 +42,32 @@ func (s *Shard) ExportSite(ctx context.Context, st *site.Site, w io.Writer, prog
 		Domain:     st.Spec.Domain, URL: siteURL, WordPressVersion: s.siteCoreVersion(n), DBVersion: dbVersion,
 		TablePrefix: siteport.SitePrefix, Now: time.Now(), Progress: progress,
 	})
+}
+
+// ExportJob is an export job: site st's archive written to the transfer
+// store under store.ExportKey(uid, id).
+func (s *Shard) ExportJob(ctx context.Context, st *site.Site, id string, progress func(done, total int64)) (*store.ExportResult, error) {
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	key := store.ExportKey(st.Metadata.UID, id)
+	var m *siteport.Manifest
+	obj, err := writeObject(ctx, b, "export", key, func(w io.Writer) error {
+		var err error
+		m, err = s.ExportSite(ctx, st, w, func(done int64) {
+			if progress != nil {
+				progress(done, 0)
+			}
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", st.Metadata.Name, err)
+	}
+	return &store.ExportResult{Key: key, Bytes: obj.Size, SHA256: obj.SHA256, Files: m.Files, DatabaseBytes: m.DatabaseBytes,
+		WordPressVersion: m.WordPressVersion, URL: m.URL}, nil
 }
 
 // ImportRequest is an import of an archive into a new site.
