@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -122,5 +124,98 @@ password hashes: keep it as you keep backups.`,
 	}
 	cmd.Flags().StringVar(&file, "file", "", `where to write the archive (default DOMAIN-JOBID.tar.gz; "-": stdout)`)
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "how long to wait for the export job")
+	return cmd
+}
+
+func newSiteImportCmd(o *siteOpts) *cobra.Command {
+	var (
+		archive, sqlFile, domain, prefix string
+		dryRun                           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "import --archive FILE --domain NEW --dry-run",
+		Short: "Check an archive of a WordPress site for import (dry run)",
+		Long: `Read an archive of a WordPress site as an import would, here, and report what
+it holds and what an import would change; nothing is sent or changed.
+
+The archive is a tar, tar.gz or zip of a WordPress docroot or of just its
+wp-content, with a SQL dump (*.sql or *.sql.gz, from mariadb-dump, mysqldump,
+'wp db export' or a host's backup tool) inside it or given with --sql. It is
+unpacked entry by entry into a temporary directory (never whole into memory),
+and refused with the reason when an entry would land outside it (absolute
+paths, "..", symlinks or hard links that leave it, devices), when it is
+truncated or corrupt, when it has no wp-content or no dump, or when the dump
+has no <prefix>options table or is in a character set other than UTF-8. The
+report names the table prefix (renamed to wp_ on import), the old URL
+(siteurl, home) that would be rewritten to the new domain's, the WordPress
+and database versions, the plugins and themes (kept in the site's own tree),
+and what would be removed from the dump (DEFINER clauses, CREATE DATABASE and
+USE, trigger and routine blocks).
+
+The import itself (--dry-run left out) is not served by the API yet: a shard
+performs it (shard.ImportSite) but no route takes the archive; see
+docs/import-export.md.`,
+		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
+  aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if archive == "" || domain == "" {
+				return errors.New("--archive and --domain are required")
+			}
+			if !dryRun {
+				return errors.New("only --dry-run is available: the API does not take archives to import yet (docs/import-export.md)")
+			}
+			scratch, err := os.MkdirTemp("", "aipress-import-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(scratch)
+			var last int64
+			in, err := siteport.Inspect(cmd.Context(), siteport.InspectRequest{Archive: archive, SQL: sqlFile, Prefix: prefix, Scratch: scratch,
+				Progress: func(done, total int64) {
+					if total > 0 && done*10/total != last*10/total {
+						fmt.Fprintf(cmd.ErrOrStderr(), "unpacking %s: %d%% of %s\n", filepath.Base(archive), done*100/total, humanBytes(total))
+					}
+					last = done
+				}})
+			if err != nil {
+				return fmt.Errorf("import refused: %w", err)
+			}
+			rep := struct {
+				Domain string `json:"domain"`
+				DryRun bool   `json:"dry_run"`
+				*siteport.Inspection
+			}{domain, true, in}
+			if o.output != "table" {
+				return printData(cmd.OutOrStdout(), o.output, rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "archive     %s (%s, %d files, %s)\n", archive, in.Archive.Format, in.Archive.Files, humanBytes(in.Archive.Bytes))
+			fmt.Fprintf(w, "wp-content  %s\n", in.Layout.WPContent)
+			fmt.Fprintf(w, "WordPress   %s (db_version %s)\n", dash(in.WordPressVersion), dash(in.DBVersion))
+			fmt.Fprintf(w, "dump        %s (%s, %d tables, charset %s)\n", in.Dump, humanBytes(in.DumpBytes), len(in.Tables), dash(in.Charset))
+			rename := "kept"
+			if in.PrefixRenamed {
+				rename = "renamed to " + siteport.SitePrefix
+			}
+			fmt.Fprintf(w, "prefix      %s (%s)\n", in.TablePrefix, rename)
+			fmt.Fprintf(w, "URL         %s → the new site's (%s)\n", dash(in.OldURL), domain)
+			if in.OldHome != "" && in.OldHome != in.OldURL {
+				fmt.Fprintf(w, "home        %s → the new site's\n", in.OldHome)
+			}
+			fmt.Fprintf(w, "plugins     %s\n", dash(strings.Join(in.Plugins, ", ")))
+			fmt.Fprintf(w, "themes      %s\n", dash(strings.Join(in.Themes, ", ")))
+			for _, warn := range in.Warnings {
+				fmt.Fprintf(w, "warning     %s\n", warn)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&archive, "archive", "", "the archive (tar, tar.gz or zip) of a WordPress docroot or wp-content")
+	f.StringVar(&sqlFile, "sql", "", "the SQL dump (plain or gzip), when it is not in the archive")
+	f.StringVar(&domain, "domain", "", "the domain the site would have")
+	f.StringVar(&prefix, "prefix", "", "the table prefix of the site to take, when the dump holds several")
+	f.BoolVar(&dryRun, "dry-run", false, "report what an import would find and change; change nothing")
 	return cmd
 }

@@ -88,38 +88,16 @@ type ImportReport struct {
 	Site   string `json:"site"`
 	Domain string `json:"domain"`
 	DryRun bool   `json:"dry_run"`
-	// Archive is what was unpacked, Layout where things were in it,
-	// Manifest an AIPress export's manifest (nil for other archives).
-	Archive  *siteport.Extracted `json:"archive"`
-	Layout   *siteport.Layout    `json:"layout"`
-	Manifest *siteport.Manifest  `json:"manifest,omitempty"`
-	// What the dump said.
-	Dump        string         `json:"dump"`
-	DumpBytes   int64          `json:"dump_bytes"`
-	Tables      int            `json:"tables"`
-	Charset     string         `json:"charset,omitempty"`
-	Removed     map[string]int `json:"removed_from_dump,omitempty"`
-	TablePrefix string         `json:"table_prefix"`
-	// PrefixRenamed: the tables were (would be) renamed to wp_.
-	PrefixRenamed bool   `json:"prefix_renamed"`
-	DBVersion     string `json:"db_version,omitempty"`
-	// WordPressVersion is the archive's (its docroot's, else the
-	// manifest's); CoreVersion the core the site runs here.
-	WordPressVersion string `json:"wordpress_version,omitempty"`
-	CoreVersion      string `json:"core_version,omitempty"`
-	OldURL           string `json:"old_url"`
-	OldHome          string `json:"old_home,omitempty"`
-	NewURL           string `json:"new_url"`
+	// Inspection is what the archive holds (siteport.Inspect).
+	*siteport.Inspection
+	// CoreVersion is the core the site runs here.
+	CoreVersion string `json:"core_version,omitempty"`
+	NewURL      string `json:"new_url"`
 	// RowsChanged and CellsChanged are the URL rewrite's.
 	RowsChanged  int64 `json:"rows_changed"`
 	CellsChanged int64 `json:"cells_changed"`
-	// Plugins and Themes are kept in the site's own tree (not the shared
-	// artefact store): code no catalogue vouches for.
-	Plugins  []string `json:"plugins,omitempty"`
-	Themes   []string `json:"themes,omitempty"`
-	Posts    int      `json:"posts,omitempty"`
-	Users    int      `json:"users,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Posts        int   `json:"posts,omitempty"`
+	Users        int   `json:"users,omitempty"`
 }
 
 // ErrSiteExists is an import into a site that has files or a database
@@ -159,57 +137,10 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	defer os.RemoveAll(scratch)
 	rep = &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, DryRun: req.DryRun, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
 	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
-	rep.Archive, err = siteport.Extract(ctx, req.Archive, scratch, siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, progress("unpack"))
+	rep.Inspection, err = siteport.Inspect(ctx, siteport.InspectRequest{Archive: req.Archive, SQL: req.SQL, Prefix: req.Prefix,
+		Scratch: scratch, Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, Progress: progress("unpack")})
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
-	}
-	if rep.Layout, err = siteport.Locate(scratch); err != nil {
-		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
-	}
-	if rep.Manifest, err = siteport.ReadManifest(filepath.Join(scratch, filepath.Dir(rep.Layout.WPContent))); err != nil {
-		return nil, err
-	}
-	rep.Plugins, rep.Themes = rep.Layout.Plugins, rep.Layout.Themes
-	rep.WordPressVersion = rep.Layout.Version
-	if rep.WordPressVersion == "" && rep.Manifest != nil {
-		rep.WordPressVersion = rep.Manifest.WordPressVersion
-	}
-	dump := req.SQL
-	rep.Dump = "(given separately)"
-	if dump == "" {
-		if rep.Layout.Dump == "" {
-			return nil, fmt.Errorf("import %s: no SQL dump (*.sql or *.sql.gz) in the archive: give one separately", filepath.Base(req.Archive))
-		}
-		dump, rep.Dump = filepath.Join(scratch, rep.Layout.Dump), rep.Layout.Dump
-	}
-	scan, err := scanDumpFile(dump)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
-	}
-	rep.DumpBytes, rep.Tables, rep.Charset, rep.Removed = scan.Bytes, len(scan.Tables), scan.Charset, scan.Removed
-	if rep.TablePrefix, err = scan.Prefix(req.Prefix); err != nil {
-		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
-	}
-	rep.PrefixRenamed = rep.TablePrefix != siteport.SitePrefix
-	renames, err := siteport.RenamePrefix(scan.Tables, rep.TablePrefix, siteport.SitePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", filepath.Base(req.Archive), err)
-	}
-	rep.OldURL, rep.OldHome = scan.Option(rep.TablePrefix, "siteurl"), scan.Option(rep.TablePrefix, "home")
-	rep.DBVersion = scan.Option(rep.TablePrefix, "db_version")
-	if rep.OldURL == "" {
-		rep.Warnings = append(rep.Warnings, "the dump sets no siteurl option: URLs are not rewritten")
-	}
-	for _, k := range []string{"CREATE DATABASE", "USE", "trigger or routine block"} {
-		if c := scan.Removed[k]; c > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("removed from the dump: %d × %s", c, k))
-		}
-	}
-	if len(rep.Archive.Skipped) > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d links in the archive not recreated (e.g. %s)", len(rep.Archive.Skipped), rep.Archive.Skipped[0]))
-	}
-	if len(rep.Plugins)+len(rep.Themes) > 0 {
-		rep.Warnings = append(rep.Warnings, "plugins and themes are kept in the site's own tree, not the shared artefact store: update them with the code commands")
+		return nil, fmt.Errorf("import %w", err)
 	}
 	if req.DryRun {
 		return rep, nil
@@ -218,7 +149,7 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	if err != nil {
 		return nil, err
 	}
-	err = s.importArchive(ctx, st, n, scratch, dump, renames, rep, progress("load"))
+	err = s.importArchive(ctx, st, n, scratch, rep, progress("load"))
 	unlock()
 	if err != nil {
 		// Nothing of a failed import stays: the database, its users,
@@ -233,16 +164,7 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	return rep, nil
 }
 
-func scanDumpFile(file string) (*siteport.DumpScan, error) {
-	rc, err := siteport.OpenDump(file)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return siteport.ScanDump(rc)
-}
-
-func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scratch, dump string, renames []string, rep *ImportReport, progress func(done, total int64)) error {
+func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scratch string, rep *ImportReport, progress func(done, total int64)) error {
 	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
 		return err
@@ -257,6 +179,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
+	dump, renames := rep.DumpPath, rep.Renames
 	rc, err := siteport.OpenDump(dump)
 	if err != nil {
 		return err
@@ -342,7 +265,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\nimported from an archive\n"), 0o600); err != nil {
 		return fmt.Errorf("install marker: %w", err)
 	}
-	s.log.Info("site imported from an archive", "site", st.Metadata.Name, "from", rep.OldURL, "prefix", rep.TablePrefix, "tables", rep.Tables)
+	s.log.Info("site imported from an archive", "site", st.Metadata.Name, "from", rep.OldURL, "prefix", rep.TablePrefix, "tables", len(rep.Tables))
 	return nil
 }
 
