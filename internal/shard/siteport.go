@@ -114,6 +114,10 @@ var ErrSiteExists = errors.New("the site exists already on this shard")
 // in it (plugins and themes included), rewrites the old URL to the
 // site's, and writes the installed marker: the next convergence serves
 // it. An import that fails removes all it made (database, users, files).
+//
+// The caller keeps convergence away from st until ImportSite returns (a
+// site converged meanwhile would be installed fresh, and the import then
+// refuses it): no API route calls ImportSite yet (docs/import-export.md).
 func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest) (rep *ImportReport, err error) {
 	n := s.NamesFor(st.Metadata.UID)
 	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
@@ -148,6 +152,10 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	unlock, err := s.lockSite(ctx, n.ID)
 	if err != nil {
 		return nil, err
+	}
+	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
+		unlock()
+		return nil, fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists)
 	}
 	err = s.importArchive(ctx, st, n, scratch, rep, progress("load"))
 	unlock()
