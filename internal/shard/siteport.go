@@ -6,6 +6,7 @@ package shard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -153,23 +154,82 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	if err != nil {
 		return nil, err
 	}
-	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
-		unlock()
-		return nil, fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists)
+	defer unlock()
+	if err := s.importHeld(ctx, st, n, scratch, rep, progress("load")); err != nil {
+		return nil, err
 	}
-	err = s.importArchive(ctx, st, n, scratch, rep, progress("load"))
-	unlock()
+	return rep, nil
+}
+
+// importHeld makes site st from the inspected archive in scratch, with
+// the site held by the caller; a failure removes what it made.
+func (s *Shard) importHeld(ctx context.Context, st *site.Site, n Names, scratch string, rep *ImportReport, progress func(done, total int64)) error {
+	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
+		return fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists)
+	}
+	err := s.importArchive(ctx, st, n, scratch, rep, progress)
 	if err != nil {
 		// Nothing of a failed import stays: the database, its users,
 		// the site's files, pool and Unix user.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		if terr := s.teardown(cctx, n); terr != nil {
+		if terr := s.teardownHeld(cctx, n); terr != nil {
 			err = errors.Join(err, fmt.Errorf("remove the failed import: %w", terr))
 		}
-		return nil, fmt.Errorf("import %s into %s: %w", filepath.Base(req.Archive), st.Metadata.Name, err)
+		return fmt.Errorf("import %s into %s: %w", rep.Dump, st.Metadata.Name, err)
 	}
-	return rep, nil
+	return nil
+}
+
+// populateImport is populate for a site imported from an archive
+// (Spec.Source.Import), with the site held: the archive is fetched from
+// the transfer store into a scratch directory, inspected and imported;
+// the report is kept in the site's directory (import-report.json). A
+// failure leaves nothing of the site; convergence tries again.
+func (s *Shard) populateImport(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
+	imp := st.Spec.Source.Import
+	n := s.NamesFor(st.Metadata.UID)
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	scratch, err := os.MkdirTemp(s.cfg.Dir, "import-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	archive := filepath.Join(scratch, "archive")
+	rd, err := b.NewReader(ctx, imp.Key, nil)
+	if err != nil {
+		return fmt.Errorf("fetch the archive %s: %w", imp.Key, err)
+	}
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = io.Copy(f, rd)
+		err = errors.Join(err, f.Close())
+	}
+	rd.Close()
+	if err != nil {
+		return fmt.Errorf("fetch the archive %s: %w", imp.Key, err)
+	}
+	unpacked := filepath.Join(scratch, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return err
+	}
+	rep := &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
+	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
+	if rep.Inspection, err = siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Prefix: imp.Prefix, Scratch: unpacked,
+		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, Progress: progress}); err != nil {
+		return fmt.Errorf("import %w", err)
+	}
+	if err := s.importHeld(ctx, st, n, unpacked, rep, progress); err != nil {
+		return err
+	}
+	if js, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(n.Dir, "import-report.json"), js, 0o600)
+	}
+	return nil
 }
 
 func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scratch string, rep *ImportReport, progress func(done, total int64)) error {
