@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,11 +13,12 @@ import (
 	"testing"
 )
 
-// TestSiteExport: `aipress site export` runs an export job on the site's
-// shard, downloads the archive through the API and checks it; tar lists
-// it, and it holds the post, the uploaded image and a manifest whose
-// hashes match.
-func TestSiteExport(t *testing.T) {
+// TestSiteExportImport: `aipress site export` runs an export job on the
+// site's shard, downloads the archive through the API and checks it; tar
+// lists it, and it holds the post, the uploaded image and a manifest whose
+// hashes match. `aipress site import` makes a site of it under another
+// domain and refuses a hostile archive without making one.
+func TestSiteExportImport(t *testing.T) {
 	p := newPlatform(t)
 	p.start()
 	const domain = "leaving.localhost"
@@ -86,8 +88,46 @@ func TestSiteExport(t *testing.T) {
 			t.Errorf("%s: sha256 %x, manifest %s", e.Path, s, e.SHA256)
 		}
 	}
-	// The archive is the job's: another kind of job has none.
 	if out, err := p.cli("site", "export", "nosuch.localhost", "--file", file); err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("export of an unknown site: %v\n%s", err, out)
+	}
+
+	// Import the archive under a new domain: the post, its image and
+	// the new URLs are there.
+	const arrived = "arrived.localhost"
+	if out, err := p.cli("site", "import", "--archive", file, "--domain", arrived, "--dry-run", "-o", "json"); err != nil || !strings.Contains(out, `"table_prefix": "wp_"`) {
+		t.Fatalf("import --dry-run: %v\n%s", err, out)
+	}
+	out, err = p.cli("site", "import", "--archive", file, "--domain", arrived, "-o", "json")
+	if err != nil {
+		t.Fatalf("site import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `"phase": "Ready"`) || !strings.Contains(out, `"old_url": "`+strings.TrimSuffix(c.URL, "/")+`"`) {
+		t.Errorf("site import said:\n%.3000s", out)
+	}
+	vis := p.client(arrived)
+	if code, body := vis.get(imagePath); code != 200 || body != string(image) {
+		t.Errorf("the imported image: %d, %d bytes", code, len(body))
+	}
+	code, body := vis.get("/?s=" + strings.ReplaceAll(title, " ", "+"))
+	if code != 200 || !strings.Contains(body, title) || strings.Contains(body, strings.TrimSuffix(c.URL, "/")) || !strings.Contains(body, arrived) {
+		t.Errorf("the imported site's search page: %d\n%.1500s", code, body)
+	}
+
+	// A hostile archive is refused with the reason, and no site is made.
+	var hb bytes.Buffer
+	tw := tar.NewWriter(&hb)
+	for name, body := range map[string]string{"wp-content/uploads/a.txt": "a", "db.sql": string(sql), "wp-content/../../evil.php": "<?php"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	hostile := filepath.Join(t.TempDir(), "hostile.tar")
+	os.WriteFile(hostile, hb.Bytes(), 0o600)
+	if out, err := p.cli("site", "import", "--archive", hostile, "--domain", "hostile.localhost"); err == nil || !strings.Contains(out, "zip-slip") {
+		t.Errorf("a zip-slip archive: %v\n%s", err, out)
+	}
+	if out, err := p.cli("site", "get", "hostile.localhost"); err == nil {
+		t.Errorf("a refused import made a site:\n%s", out)
 	}
 }

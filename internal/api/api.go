@@ -386,6 +386,7 @@ const (
 var routes = []route{
 	{"GET", "/v1/sites", "site.list", permSiteRead, inside, false, false, (*server).listSites},
 	{"POST", "/v1/sites", "site.create", permSiteWrite, inside, true, false, (*server).createSite},
+	{"POST", "/v1/imports", "site.import", permSiteWrite, inside, true, false, (*server).importSite},
 	{"GET", "/v1/sites/{name}", "site.get", permSiteRead, onSite, false, false, (*server).getSite},
 	{"PATCH", "/v1/sites/{name}", "site.update", permSiteWrite, onSite, true, false, (*server).patchSite},
 	{"DELETE", "/v1/sites/{name}", "site.delete", permSiteWrite, onSite, true, false, (*server).deleteSite},

@@ -76,6 +76,7 @@ var profiles = map[string][]string{
 var matrix = map[string]string{
 	"GET /v1/sites":                        "site.list",
 	"POST /v1/sites":                       "site.write",
+	"POST /v1/imports":                     "site.write",
 	"GET /v1/sites/{name}":                 "site.read",
 	"PATCH /v1/sites/{name}":               "site.write",
 	"DELETE /v1/sites/{name}":              "site.write",

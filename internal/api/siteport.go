@@ -5,13 +5,17 @@ package api
 // object, which GET /v1/jobs/{id}/archive streams to the caller.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"gocloud.dev/gcerrors"
 )
@@ -98,4 +102,100 @@ func (s *server) jobArchive(c *call) (response, error) {
 		_, err := io.Copy(w, rd)
 		return err
 	}}, nil
+}
+
+// ImportResponse is the answer of POST /v1/imports: the new site (absent
+// in a dry run) and what the archive holds.
+type ImportResponse struct {
+	Domain     string               `json:"domain"`
+	DryRun     bool                 `json:"dry_run"`
+	Site       *site.Site           `json:"site,omitempty"`
+	Inspection *siteport.Inspection `json:"inspection"`
+}
+
+// importSite takes an archive of a WordPress site (the request body) and
+// creates a site from it: the archive is inspected here first (hostile,
+// broken and unusable archives are refused with the reason, 422, before
+// anything is made), put into the transfer store, and the new site's
+// spec.source names it; its shard imports it as it converges.
+func (s *server) importSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	q := c.r.URL.Query()
+	req := CreateSiteRequest{Domain: q.Get("domain"), Org: q.Get("org"), Plan: q.Get("plan"), Title: q.Get("title"),
+		AdminEmail: q.Get("admin_email")}
+	if req.Title == "" {
+		req.Title = "Imported site"
+	}
+	if req.AdminEmail == "" {
+		req.AdminEmail = "admin@" + req.Domain
+	}
+	dryRun := q.Get("dry_run") == "true" || q.Get("dry_run") == "1"
+	c.target = req.Domain
+	// The domain, organisation, plan and quota first: nothing is read
+	// for a site that could not be made.
+	pre, err := s.newSite(c, &req, nil, true)
+	if err != nil {
+		return response{}, err
+	}
+	limit := int64(pre.site.Spec.Limits.WithDefaults().DiskMB) << 20
+	tmp, err := os.MkdirTemp("", "aipress-import-*")
+	if err != nil {
+		return response{}, internal(err)
+	}
+	defer os.RemoveAll(tmp)
+	archive := filepath.Join(tmp, "archive")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	}
+	if err != nil {
+		return response{}, badRequest("read the archive: %v", err)
+	}
+	unpacked := filepath.Join(tmp, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return response{}, internal(err)
+	}
+	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Prefix: q.Get("prefix"), Scratch: unpacked,
+		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}})
+	if err != nil {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "import refused: %v", err)
+	}
+	if dryRun {
+		return response{status: http.StatusOK, body: ImportResponse{Domain: req.Domain, DryRun: true, Inspection: in}}, nil
+	}
+	_ = os.RemoveAll(unpacked)
+	id, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	key := "imports/" + id + "/archive"
+	af, err := os.Open(archive)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	err = s.cfg.Transfer.Upload(ctx, key, af, nil)
+	af.Close()
+	if err != nil {
+		return response{}, internal(fmt.Errorf("store the archive: %w", err))
+	}
+	n, err := s.newSite(c, &req, func(spec *site.Spec) error {
+		spec.Source = &site.Source{FromURL: in.OldURL, Import: &site.ImportSource{Key: key, Prefix: in.TablePrefix}}
+		return nil
+	}, false)
+	if err != nil {
+		_ = s.cfg.Transfer.Delete(context.WithoutCancel(ctx), key)
+		return response{}, err
+	}
+	return response{status: http.StatusCreated, body: ImportResponse{Domain: req.Domain, Site: redact(n.site), Inspection: in}}, nil
 }

@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,4 +40,45 @@ func (c *Client) JobArchive(ctx context.Context, id string) (body io.ReadCloser,
 		return nil, 0, "", responseError(resp, http.MethodGet, path)
 	}
 	return resp.Body, resp.ContentLength, resp.Header.Get("X-Archive-SHA256"), nil
+}
+
+// ImportRequest names the site an import creates (POST /v1/imports).
+type ImportRequest struct {
+	Domain, Org, Plan, Title, AdminEmail, Prefix string
+	DryRun                                       bool
+}
+
+// ImportSite sends archive (size bytes, -1 unknown) to be imported; out
+// receives the answer (api.ImportResponse).
+func (c *Client) ImportSite(ctx context.Context, req ImportRequest, archive io.Reader, size int64, out any) error {
+	q := url.Values{}
+	for k, v := range map[string]string{"domain": req.Domain, "org": req.Org, "plan": req.Plan, "title": req.Title,
+		"admin_email": req.AdminEmail, "prefix": req.Prefix} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if req.DryRun {
+		q.Set("dry_run", "true")
+	}
+	path := "/v1/imports?" + q.Encode()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, archive)
+	if err != nil {
+		return fmt.Errorf("new request: %w", err)
+	}
+	hreq.ContentLength = size
+	c.setHeaders(hreq)
+	hreq.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.httpClient().Do(hreq)
+	if err != nil {
+		return fmt.Errorf("POST /v1/imports: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return responseError(resp, http.MethodPost, "/v1/imports")
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("POST /v1/imports: decode: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/spf13/cobra"
@@ -130,13 +132,16 @@ password hashes: keep it as you keep backups.`,
 func newSiteImportCmd(o *siteOpts) *cobra.Command {
 	var (
 		archive, sqlFile, domain, prefix string
-		dryRun                           bool
+		org, plan                        string
+		dryRun, wait                     bool
+		timeout                          time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "import --archive FILE --domain NEW --dry-run",
-		Short: "Check an archive of a WordPress site for import (dry run)",
-		Long: `Read an archive of a WordPress site as an import would, here, and report what
-it holds and what an import would change; nothing is sent or changed.
+		Use:   "import --archive FILE --domain NEW [--dry-run]",
+		Short: "Create a site from an archive of a WordPress site (or check one)",
+		Long: `Create a site from an archive of a WordPress site, or with --dry-run read the
+archive here, as the import would, and report what it holds and what an import
+would change (nothing is sent or changed).
 
 The archive is a tar, tar.gz or zip of a WordPress docroot or of just its
 wp-content, with a SQL dump (*.sql or *.sql.gz, from mariadb-dump, mysqldump,
@@ -152,10 +157,15 @@ and database versions, the plugins and themes (kept in the site's own tree),
 and what would be removed from the dump (DEFINER clauses, CREATE DATABASE and
 USE, trigger and routine blocks).
 
-The import itself (--dry-run left out) is not served by the API yet: a shard
-performs it (shard.ImportSite) but no route takes the archive; see
-docs/import-export.md.`,
+Without --dry-run the archive is sent to the API (POST /v1/imports), which
+inspects it again and refuses it with the reason, or creates the site (the
+organisation's plan and quota apply) whose shard imports it: the dump is
+loaded sandboxed as a user of the site's database only, the tables renamed to
+wp_, URLs rewritten to the new domain's; a failed import leaves nothing on the
+shard. --wait (the default) follows the site until it is Ready. The site's
+users and passwords are the archive's. See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
+  aipress site import --archive backup.tar.gz --domain blog.example.com -o json
   aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -163,7 +173,7 @@ docs/import-export.md.`,
 				return errors.New("--archive and --domain are required")
 			}
 			if !dryRun {
-				return errors.New("only --dry-run is available: the API does not take archives to import yet (docs/import-export.md)")
+				return o.importArchive(cmd, apiclient.ImportRequest{Domain: domain, Org: org, Plan: plan, Prefix: prefix}, archive, sqlFile, wait, timeout)
 			}
 			scratch, err := os.MkdirTemp("", "aipress-import-*")
 			if err != nil {
@@ -217,5 +227,68 @@ docs/import-export.md.`,
 	f.StringVar(&domain, "domain", "", "the domain the site would have")
 	f.StringVar(&prefix, "prefix", "", "the table prefix of the site to take, when the dump holds several")
 	f.BoolVar(&dryRun, "dry-run", false, "report what an import would find and change; change nothing")
+	f.StringVar(&org, "org", "", "organisation that will own the site (default: your only organisation)")
+	f.StringVar(&plan, "plan", "", "hosting plan (default: the platform's default plan)")
+	waitFlags(cmd, &wait, &timeout, "the imported site is Ready")
 	return cmd
+}
+
+// importArchive sends the archive to POST /v1/imports and follows the
+// new site.
+func (o *siteOpts) importArchive(cmd *cobra.Command, req apiclient.ImportRequest, archive, sqlFile string, wait bool, timeout time.Duration) error {
+	if sqlFile != "" {
+		return errors.New("--sql works with --dry-run only: the API takes the dump inside the archive (add it to the archive)")
+	}
+	c, err := o.connect()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	fmt.Fprintf(cmd.ErrOrStderr(), "sending %s (%s)\n", filepath.Base(archive), humanBytes(fi.Size()))
+	var resp struct {
+		Domain     string               `json:"domain"`
+		Site       *site.Site           `json:"site"`
+		Inspection *siteport.Inspection `json:"inspection"`
+	}
+	if err := c.ImportSite(ctx, req, f, fi.Size(), &resp); err != nil {
+		return err
+	}
+	if wait {
+		s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "importing", timeout, func(s *site.Site, err error) (bool, error) {
+			if err != nil {
+				return false, err
+			}
+			switch s.Status.Phase {
+			case site.PhaseReady:
+				return true, nil
+			case site.PhaseFailed:
+				return false, fmt.Errorf("site %s failed: %s", s.Metadata.Name, failureMessage(s))
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+		resp.Site = s
+	}
+	if o.output != "table" {
+		return printData(cmd.OutOrStdout(), o.output, resp)
+	}
+	in := resp.Inspection
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %s → %s (%s): prefix %s, %d tables, WordPress %s, plugins %s, themes %s\n",
+		dash(in.OldURL), resp.Domain, resp.Site.Status.Phase, in.TablePrefix, len(in.Tables), dash(in.WordPressVersion),
+		dash(strings.Join(in.Plugins, ", ")), dash(strings.Join(in.Themes, ", ")))
+	for _, w := range in.Warnings {
+		fmt.Fprintf(cmd.OutOrStdout(), "warning: %s\n", w)
+	}
+	return nil
 }
