@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
+	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
 
@@ -184,7 +185,7 @@ func (s *server) importSite(c *call) (response, error) {
 	if err != nil {
 		return response{}, internal(err)
 	}
-	err = s.cfg.Transfer.Upload(ctx, key, af, nil)
+	err = s.cfg.Transfer.Upload(ctx, key, af, &blob.WriterOptions{ContentType: "application/octet-stream"})
 	af.Close()
 	if err != nil {
 		return response{}, internal(fmt.Errorf("store the archive: %w", err))

@@ -164,7 +164,7 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 // importHeld makes site st from the inspected archive in scratch, with
 // the site held by the caller; a failure removes what it made.
 func (s *Shard) importHeld(ctx context.Context, st *site.Site, n Names, scratch string, rep *ImportReport, progress func(done, total int64)) error {
-	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
+	if fileExists(filepath.Join(n.Dir, "installed")) {
 		return fmt.Errorf("import into %s: %w", st.Metadata.Name, ErrSiteExists)
 	}
 	err := s.importArchive(ctx, st, n, scratch, rep, progress)
@@ -246,6 +246,17 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	}
 	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
+	}
+	// What convergence made before it handed the site over (an empty
+	// database, a docroot on the default core) is replaced.
+	if err := s.db.RecreateDatabase(ctx, n.DB); err != nil {
+		return err
+	}
+	s.resetPooled(siteDBUsers(n)...)
+	for _, d := range []string{n.Docroot, n.Docroot + ".building"} {
+		if err := removeTree(d); err != nil {
+			return fmt.Errorf("remove the docroot made before the import: %w", err)
+		}
 	}
 	dump, renames := rep.DumpPath, rep.Renames
 	rc, err := siteport.OpenDump(dump)
