@@ -118,7 +118,9 @@ var ErrSiteExists = errors.New("the site exists already on this shard")
 //
 // The caller keeps convergence away from st until ImportSite returns (a
 // site converged meanwhile would be installed fresh, and the import then
-// refuses it): no API route calls ImportSite yet (docs/import-export.md).
+// refuses it). Sites created by POST /v1/imports take the other door:
+// their spec.source.import makes convergence import them
+// (populateImport), which needs no such care.
 func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest) (rep *ImportReport, err error) {
 	n := s.NamesFor(st.Metadata.UID)
 	if fileExists(filepath.Join(n.Dir, "installed")) || fileExists(n.Docroot) {
