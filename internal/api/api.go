@@ -168,6 +168,10 @@ type Config struct {
 	// bucket under <data dir>/artefacts. Nil: the artefact routes answer
 	// 501.
 	Uploads *blob.Bucket
+	// Transfer is the transfer store shards write export archives to
+	// (POST /v1/sites/{name}/export, GET /v1/jobs/{id}/archive;
+	// siteport.go). Nil: those routes answer 501.
+	Transfer *blob.Bucket
 	// UploadLimits bound an uploaded archive (zero fields:
 	// artefact.DefaultLimits').
 	UploadLimits artefact.Limits
@@ -382,6 +386,7 @@ const (
 var routes = []route{
 	{"GET", "/v1/sites", "site.list", permSiteRead, inside, false, false, (*server).listSites},
 	{"POST", "/v1/sites", "site.create", permSiteWrite, inside, true, false, (*server).createSite},
+	{"POST", "/v1/imports", "site.import", permSiteWrite, inside, true, false, (*server).importSite},
 	{"GET", "/v1/sites/{name}", "site.get", permSiteRead, onSite, false, false, (*server).getSite},
 	{"PATCH", "/v1/sites/{name}", "site.update", permSiteWrite, onSite, true, false, (*server).patchSite},
 	{"DELETE", "/v1/sites/{name}", "site.delete", permSiteWrite, onSite, true, false, (*server).deleteSite},
@@ -419,6 +424,7 @@ var routes = []route{
 	{"POST", "/v1/updates", "fleet.update", permPlatformAdm, platform, true, false, (*server).createFleetUpdate},
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"POST", "/v1/sites/{name}/restore", "backup.restore", permSiteWrite, onSite, true, false, (*server).restoreSite},
+	{"POST", "/v1/sites/{name}/export", "site.export", permSiteWrite, onSite, true, false, (*server).exportSite},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
 	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},
@@ -434,6 +440,7 @@ var routes = []route{
 	{"POST", "/v1/artefacts", "artefact.upload", permSiteWrite, inside, true, false, (*server).uploadArtefact},
 	{"GET", "/v1/artefacts", "artefact.list", permSiteRead, inside, false, false, (*server).listArtefacts},
 	{"GET", "/v1/jobs/{id}", "job.get", permSiteRead, inside, false, false, (*server).getJob},
+	{"GET", "/v1/jobs/{id}/archive", "job.archive", permSiteWrite, inside, false, false, (*server).jobArchive},
 
 	{"GET", "/v1/shards", "shard.list", permPlatformRead, platform, false, false, (*server).listShards},
 	{"GET", "/v1/shards/{name}", "shard.get", permPlatformRead, platform, false, false, (*server).getShard},

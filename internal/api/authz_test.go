@@ -76,6 +76,7 @@ var profiles = map[string][]string{
 var matrix = map[string]string{
 	"GET /v1/sites":                        "site.list",
 	"POST /v1/sites":                       "site.write",
+	"POST /v1/imports":                     "site.write",
 	"GET /v1/sites/{name}":                 "site.read",
 	"PATCH /v1/sites/{name}":               "site.write",
 	"DELETE /v1/sites/{name}":              "site.write",
@@ -91,6 +92,7 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/code/enforce":   "site.write",
 	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
+	"POST /v1/sites/{name}/export":         "site.write",
 	"POST /v1/sites/{name}/restore":        "site.write",
 	"POST /v1/sites/{name}/updates":        "site.write",
 	"POST /v1/updates":                     "platform.admin",
@@ -118,6 +120,7 @@ var matrix = map[string]string{
 	"POST /v1/backups/prune":                         "platform.ops",
 	"GET /v1/jobs":                                   "site.list",
 	"GET /v1/jobs/{id}":                              "site.read",
+	"GET /v1/jobs/{id}/archive":                      "site.write",
 	// Uploads: site.write (as changing a site's code) in the named
 	// organisation, checked inside; listing: site readers.
 	"POST /v1/artefacts":                   "site.write",

@@ -663,6 +663,8 @@ func progressBar(j *store.Job) string {
 			amount = fmt.Sprintf("%d/%d", done, p.Total)
 		}
 		line += fmt.Sprintf(" [%s] %3d%% %s", bar, done*100/p.Total, amount)
+	} else if p.Done > 0 {
+		line += " " + humanBytes(p.Done) // a size not known before the end (an export)
 	}
 	if p.Message != "" {
 		line += " " + p.Message

@@ -277,6 +277,12 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, err // nil *CodeResult would marshal as "null"
 		}
 		return res, err
+	case store.JobExport:
+		st, err := s.jobSite(ctx, src, j)
+		if err != nil {
+			return nil, err
+		}
+		return s.ExportJob(ctx, st, j.ID, progress("exporting"))
 	case store.JobVerifyRestore:
 		var p store.RestoreParams
 		if err := unmarshalParams(j.Params, &p); err != nil {

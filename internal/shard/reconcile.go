@@ -247,9 +247,12 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		// Created from a snapshot: restored in the background instead of
 		// installed (restore.go). Only the marker counts: a half-loaded
 		// dump already holds the installer's option.
-		msg := "restoring from snapshot " + st.Spec.Source.Snapshot
+		msg, what := "restoring from snapshot "+st.Spec.Source.Snapshot, "restoring from the snapshot"
+		if st.Spec.Source.Import != nil {
+			msg, what = "importing from an archive", "importing the archive"
+		}
 		if err := s.startPopulate(ctx, st); err != nil {
-			msg = s.publicMessage(s.siteLog(st), "restoring from the snapshot", err) + "; retrying"
+			msg = s.publicMessage(s.siteLog(st), what, err) + "; retrying"
 		}
 		rep.cond(ctx, CondInstalled, "False", "Restoring", msg, working)
 		return installErr(errInProgress)
@@ -455,6 +458,11 @@ func (s *Shard) teardown(ctx context.Context, n Names) error {
 		return errSiteBusy
 	}
 	defer unlock()
+	return s.teardownHeld(ctx, n)
+}
+
+// teardownHeld is teardown with the site held by the caller.
+func (s *Shard) teardownHeld(ctx context.Context, n Names) error {
 	if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 		return err
 	}

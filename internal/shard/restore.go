@@ -591,6 +591,9 @@ func (s *Shard) purgeSite(ctx context.Context, st *site.Site) {
 // site's, and the installed marker is written last.
 func (s *Shard) populate(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
 	src := st.Spec.Source
+	if src.Import != nil {
+		return s.populateImport(ctx, st, progress)
+	}
 	n := s.NamesFor(st.Metadata.UID)
 	r, snap, meta, err := s.openSnapshot(ctx, src.Snapshot)
 	if err != nil {

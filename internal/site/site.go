@@ -145,6 +145,18 @@ type Source struct {
 	// log is replayed up to and including At (point-in-time recovery as a
 	// clone; store.RestoreParams.At).
 	At *time.Time `json:"at,omitempty"`
+	// Import, if set, makes the site from an archive of a WordPress site
+	// (package siteport) instead of a snapshot (Snapshot is then empty):
+	// its shard imports it (internal/shard, siteport.go).
+	Import *ImportSource `json:"import,omitempty"`
+}
+
+// ImportSource is the archive a site is imported from.
+type ImportSource struct {
+	// Key is the archive's object in the transfer store; Prefix the
+	// table prefix to take when its dump holds several sites.
+	Key    string `json:"key"`
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // Cache is the site's full-page cache policy at the edge.

@@ -25,7 +25,30 @@ const (
 	// table checksums match the snapshot's manifest, then removes the
 	// scratch copy. Params: RestoreParams (Snapshot).
 	JobVerifyRestore JobKind = "verify-restore"
+	// JobExport writes a site's portable archive (package siteport: a
+	// tar.gz of wp-content, database.sql and manifest.json) into the
+	// transfer store, where GET /v1/jobs/{id}/archive reads it. No
+	// params. Result: ExportResult.
+	JobExport JobKind = "export"
 )
+
+// ExportResult is what a JobExport made.
+type ExportResult struct {
+	// Key is the archive's object in the transfer store; Bytes and
+	// SHA256 are the archive's.
+	Key    string `json:"key"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	// From the archive's manifest.
+	Files            int    `json:"files"`
+	DatabaseBytes    int64  `json:"database_bytes"`
+	WordPressVersion string `json:"wordpress_version,omitempty"`
+	URL              string `json:"url"`
+}
+
+// ExportKey is the transfer store's key of the archive of export job id
+// of the site with uid.
+func ExportKey(uid, id string) string { return "exports/" + uid + "/" + id + ".tar.gz" }
 
 // JobPhase is where a job is.
 type JobPhase string

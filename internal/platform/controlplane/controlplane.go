@@ -140,6 +140,9 @@ type ControlPlane struct {
 	// Uploads keeps the artefacts organisations upload
 	// (<data dir>/artefacts).
 	Uploads *blob.Bucket
+	// Transfer is the transfer store (exports' archives), nil without
+	// Options.TransferURL.
+	Transfer *blob.Bucket
 
 	el         elector
 	controller *control.Controller
@@ -195,6 +198,9 @@ type Options struct {
 	// AllowPrivateFetch: git sync may fetch from loopback and private
 	// addresses.
 	AllowPrivateFetch bool
+	// TransferURL is the transfer store the shards write exports to
+	// (api.Config.Transfer; "": exports cannot be downloaded).
+	TransferURL string
 }
 
 // Open opens the store and builds the control plane; Lead runs its
@@ -209,11 +215,14 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	}
 	// On every error below, what was opened is closed.
 	var manager *repos.Manager
-	var uploads *blob.Bucket
+	var uploads, transfer *blob.Bucket
 	defer func() {
 		if err != nil {
 			if uploads != nil {
 				_ = uploads.Close()
+			}
+			if transfer != nil {
+				_ = transfer.Close()
 			}
 			if manager != nil {
 			}
@@ -334,6 +343,12 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	cp.Uploads = uploads
+	if cfg.TransferURL != "" {
+		if transfer, err = openTransfer(ctx, cfg.TransferURL); err != nil {
+			return nil, err
+		}
+		cp.Transfer = transfer
+	}
 	// Git sync: records (sealed with a key derived from the platform
 	// secret) served by the API; the poller applies commits through the
 	// API's own apply path, run by the leader (lead).
@@ -348,6 +363,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	apiCfg := api.Config{
 		GitSync:     gitManager,
 		Uploads:     cp.Uploads,
+		Transfer:    cp.Transfer,
 		MCP:         mcpSrv,
 		SiteMetrics: cp.SiteMetrics,
 		Portal:      web,
@@ -375,6 +391,9 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 func (cp *ControlPlane) Close() {
 	if cp.Uploads != nil {
 		_ = cp.Uploads.Close()
+	}
+	if cp.Transfer != nil {
+		_ = cp.Transfer.Close()
 	}
 	_ = cp.Repos.Close()
 	_ = cp.Store.Close()
@@ -459,7 +478,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PublicHTTPSURL:   serve.HTTPSURL(cfg.PublicHTTPSPort),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom,
 		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Auth: cfg.Auth, Assistant: cfg.Assistant,
-		AllowPrivateFetch: cfg.AllowPrivateFetch,
+		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL,
 	}
 	if ccfg.MaxShardCapacity == 0 {
 		ccfg.MaxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)

@@ -247,7 +247,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
 		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
-		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch,
+		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,
 		Provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},

@@ -1,0 +1,202 @@
+package api
+
+// Site export: a job on the site's shard writes the portable archive
+// (package siteport) into the transfer store; its result names the
+// object, which GET /v1/jobs/{id}/archive streams to the caller.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteport"
+	"github.com/aipress/aipress/internal/store"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+func (s *server) noTransfer() error {
+	if s.cfg.Transfer == nil {
+		return errorf(http.StatusNotImplemented, CodeUnimplemented, "this control plane has no transfer store: exports cannot be downloaded")
+	}
+	return nil
+}
+
+func (s *server) exportSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	var req struct{}
+	if err := decodeOptionalJSON(c.r, &req); err != nil {
+		return response{}, err
+	}
+	st, err := s.getPlacedSite(ctx, name, "export")
+	if err != nil {
+		return response{}, err
+	}
+	if st.Status.Phase != site.PhaseReady && st.Status.Phase != site.PhaseSuspended {
+		return response{}, conflict("site %q is %s; only a Ready or Suspended site is exported", name, st.Status.Phase)
+	}
+	if j, err := s.activeJob(ctx, store.JobExport, name, ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{status: http.StatusOK, body: j, unchanged: true}, nil
+	}
+	j, err := s.createJob(ctx, store.JobExport, name, st.Metadata.UID, st.Status.Shard, struct{}{})
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: j}, nil
+}
+
+func (s *server) jobArchive(c *call) (response, error) {
+	ctx := c.r.Context()
+	id := c.r.PathValue("id")
+	c.target = id
+	j, err := s.cfg.Store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return response{}, jobNotFound(id)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("get job %q: %w", id, err))
+	}
+	if err := s.allowSiteUID(c, j.Site, j.SiteUID, jobNotFound(id)); err != nil {
+		return response{}, err
+	}
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	if j.Kind != store.JobExport {
+		return response{}, badRequest("job %s is a %s job: only export jobs have an archive", id, j.Kind)
+	}
+	if j.Phase != store.JobSucceeded {
+		return response{}, conflict("export job %s is %s: its archive is there once it succeeded", id, j.Phase)
+	}
+	var res store.ExportResult
+	if err := json.Unmarshal(j.Result, &res); err != nil || res.Key != store.ExportKey(j.SiteUID, j.ID) {
+		return response{}, internal(fmt.Errorf("export job %s: result %s names no archive of its own", id, j.Result))
+	}
+	rd, err := s.cfg.Transfer.NewReader(ctx, res.Key, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return response{}, errorf(http.StatusGone, "gone", "the archive of export job %s is no longer kept", id)
+	}
+	if err != nil {
+		return response{}, internal(fmt.Errorf("open export %s: %w", res.Key, err))
+	}
+	h := http.Header{}
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.tar.gz"`, j.Site, j.ID))
+	h.Set("Content-Length", fmt.Sprint(rd.Size()))
+	h.Set("X-Archive-SHA256", res.SHA256)
+	return response{contentType: "application/gzip", header: h, stream: func(w http.ResponseWriter) error {
+		defer rd.Close()
+		_, err := io.Copy(w, rd)
+		return err
+	}}, nil
+}
+
+// ImportResponse is the answer of POST /v1/imports: the new site (absent
+// in a dry run) and what the archive holds.
+type ImportResponse struct {
+	Domain     string               `json:"domain"`
+	DryRun     bool                 `json:"dry_run"`
+	Site       *site.Site           `json:"site,omitempty"`
+	Inspection *siteport.Inspection `json:"inspection"`
+}
+
+// importSite takes an archive of a WordPress site (the request body) and
+// creates a site from it: the archive is inspected here first (hostile,
+// broken and unusable archives are refused with the reason, 422, before
+// anything is made), put into the transfer store, and the new site's
+// spec.source names it; its shard imports it as it converges.
+func (s *server) importSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	q := c.r.URL.Query()
+	req := CreateSiteRequest{Domain: q.Get("domain"), Org: q.Get("org"), Plan: q.Get("plan"), Title: q.Get("title"),
+		AdminEmail: q.Get("admin_email")}
+	if req.Title == "" {
+		req.Title = "Imported site"
+	}
+	if req.AdminEmail == "" {
+		req.AdminEmail = "admin@" + req.Domain
+	}
+	dryRun := q.Get("dry_run") == "true" || q.Get("dry_run") == "1"
+	c.target = req.Domain
+	// The domain, organisation, plan and quota first: nothing is read
+	// for a site that could not be made.
+	pre, err := s.newSite(c, &req, nil, true)
+	if err != nil {
+		return response{}, err
+	}
+	limit := int64(pre.site.Spec.Limits.WithDefaults().DiskMB) << 20
+	tmp, err := os.MkdirTemp("", "aipress-import-*")
+	if err != nil {
+		return response{}, internal(err)
+	}
+	defer os.RemoveAll(tmp)
+	archive := filepath.Join(tmp, "archive")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	}
+	if err != nil {
+		return response{}, badRequest("read the archive: %v", err)
+	}
+	unpacked := filepath.Join(tmp, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return response{}, internal(err)
+	}
+	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Prefix: q.Get("prefix"), Scratch: unpacked,
+		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}})
+	if err != nil {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "import refused: %v", err)
+	}
+	if dryRun {
+		return response{status: http.StatusOK, body: ImportResponse{Domain: req.Domain, DryRun: true, Inspection: in}}, nil
+	}
+	_ = os.RemoveAll(unpacked)
+	id, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	key := "imports/" + id + "/archive"
+	af, err := os.Open(archive)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	err = s.cfg.Transfer.Upload(ctx, key, af, &blob.WriterOptions{ContentType: "application/octet-stream"})
+	af.Close()
+	if err != nil {
+		return response{}, internal(fmt.Errorf("store the archive: %w", err))
+	}
+	n, err := s.newSite(c, &req, func(spec *site.Spec) error {
+		spec.Source = &site.Source{FromURL: in.OldURL, Import: &site.ImportSource{Key: key, Prefix: in.TablePrefix}}
+		return nil
+	}, false)
+	if err != nil {
+		_ = s.cfg.Transfer.Delete(context.WithoutCancel(ctx), key)
+		return response{}, err
+	}
+	return response{status: http.StatusCreated, body: ImportResponse{Domain: req.Domain, Site: redact(n.site), Inspection: in}}, nil
+}

@@ -1,0 +1,294 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteport"
+	"github.com/aipress/aipress/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func newSiteExportCmd(o *siteOpts) *cobra.Command {
+	var (
+		file    string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "export DOMAIN [--file FILE]",
+		Short: "Export a site to a portable archive (tar.gz)",
+		Long: `Export a site: a job on its shard writes a tar.gz that standard tools and other
+hosts accept, and the CLI downloads it (progress on stderr) and checks its
+SHA-256. The archive holds:
+
+  database.sql    a mariadb-dump of the site's database (one transaction, table
+                  prefix wp_, no DEFINER clauses): loads with the mariadb or
+                  mysql client into any empty database
+  wp-content/     the site's files: uploads, plugins, themes (the bundled
+                  ones included), mu-plugins, languages
+  manifest.json   format 1: domain, URL, WordPress and database versions, table
+                  prefix, charset, sizes and the SHA-256 of every entry (last)
+
+--file names the archive (default DOMAIN-JOBID.tar.gz here; "-" writes it to
+stdout). The site keeps serving meanwhile. The archive holds the users'
+password hashes: keep it as you keep backups.`,
+		Example: `  aipress site export blog.localhost
+  aipress site export blog.localhost --file blog.tar.gz
+  aipress site export blog.localhost --file - | tar -tzf -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.connect()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			j, err := c.ExportSite(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if j, err = o.waitJob(ctx, cmd.ErrOrStderr(), c, j, timeout); err != nil {
+				return err
+			}
+			var res store.ExportResult
+			if err := json.Unmarshal(j.Result, &res); err != nil {
+				return fmt.Errorf("export job %s: result: %w", j.ID, err)
+			}
+			body, _, sum, err := c.JobArchive(ctx, j.ID)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			var w io.Writer
+			var f *os.File
+			name := file
+			if name == "" {
+				name = fmt.Sprintf("%s-%s.tar.gz", args[0], j.ID)
+			}
+			if name == "-" {
+				w = cmd.OutOrStdout()
+			} else {
+				// A partial download never takes the name.
+				if f, err = os.CreateTemp(filepath.Dir(name), ".export-*.tar.gz"); err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				defer f.Close()
+				w = f
+			}
+			h := sha256.New()
+			n, err := io.Copy(io.MultiWriter(w, h), body)
+			if err != nil {
+				return fmt.Errorf("download the archive: %w", err)
+			}
+			got := hex.EncodeToString(h.Sum(nil))
+			if got != res.SHA256 || (sum != "" && sum != got) || n != res.Bytes {
+				return fmt.Errorf("the downloaded archive (%d bytes, sha256 %s) is not the one the job wrote (%d bytes, sha256 %s)", n, got, res.Bytes, res.SHA256)
+			}
+			if f != nil {
+				if err := errors.Join(f.Sync(), f.Chmod(0o600)); err != nil {
+					return err
+				}
+				if err := os.Rename(f.Name(), name); err != nil {
+					return err
+				}
+			}
+			out := struct {
+				Site    string `json:"site"`
+				Job     string `json:"job"`
+				File    string `json:"file"`
+				Bytes   int64  `json:"bytes"`
+				SHA256  string `json:"sha256"`
+				Files   int    `json:"files"`
+				DB      int64  `json:"database_bytes"`
+				Version string `json:"wordpress_version,omitempty"`
+			}{args[0], j.ID, name, n, got, res.Files, res.DatabaseBytes, res.WordPressVersion}
+			if name == "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "exported %s: %d bytes, %d files, sha256 %s\n", args[0], n, res.Files, got)
+				return nil
+			}
+			if o.output == "table" {
+				fmt.Fprintf(cmd.OutOrStdout(), "exported %s to %s: %d bytes (database %d), %d files, WordPress %s, sha256 %s\n",
+					args[0], name, n, res.DatabaseBytes, res.Files, res.WordPressVersion, got)
+				return nil
+			}
+			return printData(cmd.OutOrStdout(), o.output, out)
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", `where to write the archive (default DOMAIN-JOBID.tar.gz; "-": stdout)`)
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "how long to wait for the export job")
+	return cmd
+}
+
+func newSiteImportCmd(o *siteOpts) *cobra.Command {
+	var (
+		archive, sqlFile, domain, prefix string
+		org, plan                        string
+		dryRun, wait                     bool
+		timeout                          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "import --archive FILE --domain NEW [--dry-run]",
+		Short: "Create a site from an archive of a WordPress site (or check one)",
+		Long: `Create a site from an archive of a WordPress site, or with --dry-run read the
+archive here, as the import would, and report what it holds and what an import
+would change (nothing is sent or changed).
+
+The archive is a tar, tar.gz or zip of a WordPress docroot or of just its
+wp-content, with a SQL dump (*.sql or *.sql.gz, from mariadb-dump, mysqldump,
+'wp db export' or a host's backup tool) inside it or given with --sql. It is
+unpacked entry by entry into a temporary directory (never whole into memory),
+and refused with the reason when an entry would land outside it (absolute
+paths, "..", symlinks or hard links that leave it, devices), when it is
+truncated or corrupt, when it has no wp-content or no dump, or when the dump
+has no <prefix>options table or is in a character set other than UTF-8. The
+report names the table prefix (renamed to wp_ on import), the old URL
+(siteurl, home) that would be rewritten to the new domain's, the WordPress
+and database versions, the plugins and themes (kept in the site's own tree),
+and what would be removed from the dump (DEFINER clauses, CREATE DATABASE and
+USE, trigger and routine blocks).
+
+Without --dry-run the archive is sent to the API (POST /v1/imports), which
+inspects it again and refuses it with the reason, or creates the site (the
+organisation's plan and quota apply) whose shard imports it: the dump is
+loaded sandboxed as a user of the site's database only, the tables renamed to
+wp_, URLs rewritten to the new domain's; a failed import leaves nothing on the
+shard. --wait (the default) follows the site until it is Ready. The site's
+users and passwords are the archive's. See docs/import-export.md.`,
+		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
+  aipress site import --archive backup.tar.gz --domain blog.example.com -o json
+  aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if archive == "" || domain == "" {
+				return errors.New("--archive and --domain are required")
+			}
+			if !dryRun {
+				return o.importArchive(cmd, apiclient.ImportRequest{Domain: domain, Org: org, Plan: plan, Prefix: prefix}, archive, sqlFile, wait, timeout)
+			}
+			scratch, err := os.MkdirTemp("", "aipress-import-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(scratch)
+			var last int64
+			in, err := siteport.Inspect(cmd.Context(), siteport.InspectRequest{Archive: archive, SQL: sqlFile, Prefix: prefix, Scratch: scratch,
+				Progress: func(done, total int64) {
+					if total > 0 && done*10/total != last*10/total {
+						fmt.Fprintf(cmd.ErrOrStderr(), "unpacking %s: %d%% of %s\n", filepath.Base(archive), done*100/total, humanBytes(total))
+					}
+					last = done
+				}})
+			if err != nil {
+				return fmt.Errorf("import refused: %w", err)
+			}
+			rep := struct {
+				Domain string `json:"domain"`
+				DryRun bool   `json:"dry_run"`
+				*siteport.Inspection
+			}{domain, true, in}
+			if o.output != "table" {
+				return printData(cmd.OutOrStdout(), o.output, rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "archive     %s (%s, %d files, %s)\n", archive, in.Archive.Format, in.Archive.Files, humanBytes(in.Archive.Bytes))
+			fmt.Fprintf(w, "wp-content  %s\n", in.Layout.WPContent)
+			fmt.Fprintf(w, "WordPress   %s (db_version %s)\n", dash(in.WordPressVersion), dash(in.DBVersion))
+			fmt.Fprintf(w, "dump        %s (%s, %d tables, charset %s)\n", in.Dump, humanBytes(in.DumpBytes), len(in.Tables), dash(in.Charset))
+			rename := "kept"
+			if in.PrefixRenamed {
+				rename = "renamed to " + siteport.SitePrefix
+			}
+			fmt.Fprintf(w, "prefix      %s (%s)\n", in.TablePrefix, rename)
+			fmt.Fprintf(w, "URL         %s → the new site's (%s)\n", dash(in.OldURL), domain)
+			if in.OldHome != "" && in.OldHome != in.OldURL {
+				fmt.Fprintf(w, "home        %s → the new site's\n", in.OldHome)
+			}
+			fmt.Fprintf(w, "plugins     %s\n", dash(strings.Join(in.Plugins, ", ")))
+			fmt.Fprintf(w, "themes      %s\n", dash(strings.Join(in.Themes, ", ")))
+			for _, warn := range in.Warnings {
+				fmt.Fprintf(w, "warning     %s\n", warn)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&archive, "archive", "", "the archive (tar, tar.gz or zip) of a WordPress docroot or wp-content")
+	f.StringVar(&sqlFile, "sql", "", "the SQL dump (plain or gzip), when it is not in the archive")
+	f.StringVar(&domain, "domain", "", "the domain the site would have")
+	f.StringVar(&prefix, "prefix", "", "the table prefix of the site to take, when the dump holds several")
+	f.BoolVar(&dryRun, "dry-run", false, "report what an import would find and change; change nothing")
+	f.StringVar(&org, "org", "", "organisation that will own the site (default: your only organisation)")
+	f.StringVar(&plan, "plan", "", "hosting plan (default: the platform's default plan)")
+	waitFlags(cmd, &wait, &timeout, "the imported site is Ready")
+	return cmd
+}
+
+// importArchive sends the archive to POST /v1/imports and follows the
+// new site.
+func (o *siteOpts) importArchive(cmd *cobra.Command, req apiclient.ImportRequest, archive, sqlFile string, wait bool, timeout time.Duration) error {
+	if sqlFile != "" {
+		return errors.New("--sql works with --dry-run only: the API takes the dump inside the archive (add it to the archive)")
+	}
+	c, err := o.connect()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	fmt.Fprintf(cmd.ErrOrStderr(), "sending %s (%s)\n", filepath.Base(archive), humanBytes(fi.Size()))
+	var resp struct {
+		Domain     string               `json:"domain"`
+		Site       *site.Site           `json:"site"`
+		Inspection *siteport.Inspection `json:"inspection"`
+	}
+	if err := c.ImportSite(ctx, req, f, fi.Size(), &resp); err != nil {
+		return err
+	}
+	if wait {
+		s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "importing", timeout, func(s *site.Site, err error) (bool, error) {
+			if err != nil {
+				return false, err
+			}
+			switch s.Status.Phase {
+			case site.PhaseReady:
+				return true, nil
+			case site.PhaseFailed:
+				return false, fmt.Errorf("site %s failed: %s", s.Metadata.Name, failureMessage(s))
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+		resp.Site = s
+	}
+	if o.output != "table" {
+		return printData(cmd.OutOrStdout(), o.output, resp)
+	}
+	in := resp.Inspection
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %s → %s (%s): prefix %s, %d tables, WordPress %s, plugins %s, themes %s\n",
+		dash(in.OldURL), resp.Domain, resp.Site.Status.Phase, in.TablePrefix, len(in.Tables), dash(in.WordPressVersion),
+		dash(strings.Join(in.Plugins, ", ")), dash(strings.Join(in.Themes, ", ")))
+	for _, w := range in.Warnings {
+		fmt.Fprintf(cmd.OutOrStdout(), "warning: %s\n", w)
+	}
+	return nil
+}
