@@ -243,6 +243,9 @@ func (p *Pooler) takeIdle(pl *pool, caps uint32) *backend {
 	if b := pl.takeNewest(caps); b != nil {
 		return b
 	}
+	if p.idle.Load() == 0 {
+		return nil
+	}
 	for {
 		var from *pool
 		var at time.Time

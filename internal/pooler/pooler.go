@@ -85,6 +85,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -196,12 +197,16 @@ type Pooler struct {
 	queued      atomic.Uint64 // statements that waited at MaxServerBackends
 	overflows   atomic.Uint64 // backends opened beyond MaxServerBackends
 
-	// (mu) freed is closed and replaced when a backend is put back or
-	// closed while waiters wait at MaxServerBackends; dialing counts dials in
+	// (mu) waitq holds the statements waiting at MaxServerBackends, first
+	// come first woken: a backend put back or closed closes the channel
+	// of one (not all: each would scan every pool for the one backend);
+	// dialing counts dials in
 	// progress per server kind (0 primary, 1 replica).
-	freed   chan struct{}
-	waiters int
+	waitq   []chan struct{}
 	dialing [2]int
+	// (mu) pools lists every account's pools; replaced, never changed,
+	// when the accounts change (allPools runs on every takeover).
+	pools []*pool
 }
 
 // DefaultMaxServerBackends is Config.MaxServerBackends's default: twice
@@ -256,7 +261,7 @@ func New(cfg Config) (*Pooler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}, freed: make(chan struct{})}, nil
+	return &Pooler{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), accounts: map[string]*account{}}, nil
 }
 
 func (a Account) normalized() Account {
@@ -299,6 +304,7 @@ func (p *Pooler) SetAccounts(accts []Account) {
 			p.accounts[user] = p.newAccount(a)
 		}
 	}
+	p.listPools()
 	p.mu.Unlock()
 	for _, a := range drop {
 		p.closeAccount(a)
@@ -340,6 +346,7 @@ func (p *Pooler) ResetAccount(user string) {
 	old, ok := p.accounts[user]
 	if ok {
 		p.accounts[user] = p.newAccount(old.Account)
+		p.listPools()
 	}
 	p.mu.Unlock()
 	if ok {
@@ -469,14 +476,19 @@ func (p *Pooler) ReapIdle() {
 func (p *Pooler) allPools() []*pool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var pools []*pool
+	return p.pools
+}
+
+// listPools makes p.pools anew from p.accounts (p.mu held).
+func (p *Pooler) listPools() {
+	pools := make([]*pool, 0, 2*len(p.accounts))
 	for _, a := range p.accounts {
 		pools = append(pools, a.primary)
 		if a.replica != nil {
 			pools = append(pools, a.replica)
 		}
 	}
-	return pools
+	p.pools = pools
 }
 
 // trimIdle closes the least recently used idle backends of any account
@@ -595,7 +607,7 @@ func (p *Pooler) overflowed(replica bool) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.waiters == 0 && p.openTo(replica) > p.cfg.MaxServerBackends
+	return len(p.waitq) == 0 && p.openTo(replica) > p.cfg.MaxServerBackends
 }
 
 // signalFreed wakes the statements waiting at Config.MaxServerBackends.
@@ -606,9 +618,9 @@ func (p *Pooler) signalFreed() {
 }
 
 func (p *Pooler) signalFreedLocked() {
-	if p.waiters > 0 {
-		close(p.freed)
-		p.freed = make(chan struct{})
+	if len(p.waitq) > 0 {
+		close(p.waitq[0])
+		p.waitq = p.waitq[1:]
 	}
 }
 
@@ -657,8 +669,8 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			p.backendOpened(pl.replica, 1)
 			return b, nil
 		}
-		ch := p.freed
-		p.waiters++
+		ch := make(chan struct{})
+		p.waitq = append(p.waitq, ch)
 		p.mu.Unlock()
 		if deadline == nil {
 			p.queued.Add(1)
@@ -675,7 +687,9 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			err = ctx.Err()
 		}
 		p.mu.Lock()
-		p.waiters--
+		if i := slices.Index(p.waitq, ch); i >= 0 {
+			p.waitq = slices.Delete(p.waitq, i, i+1) // not woken
+		}
 		p.mu.Unlock()
 		if err != nil {
 			return nil, err
