@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -34,7 +33,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 	}
 	canReplica := st.Read && st.Pin == "" && !st.HoldNext && cmd == mysql.COM_QUERY
 	toReplica := s.b == nil && canReplica && s.acct.replica != nil && s.p.cfg.Gate.Usable(s.lastGTID)
-	want := stateOf(s.collation, slices.Clone(s.sets))
+	want := s.want()
 	for attempt := 0; ; attempt++ {
 		attached := s.b != nil
 		b := s.b
@@ -61,7 +60,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			}
 		}
 		// Replay the session's state where it differs.
-		if !b.state.Equal(want) {
+		if !b.state.Same(want) && !b.state.Equal(want) {
 			if err := replay(b, want); err != nil {
 				var me *mysql.MyError
 				if errors.As(err, &me) && !isConnGone(me.Code) {
@@ -119,13 +118,11 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			return err
 		}
 		defer s.nc.flush()
-		s.p.mu.Lock()
 		if b.pool.replica {
-			s.p.stats.QueriesReplica++
+			s.p.queriesReplica.Add(1)
 		} else {
-			s.p.stats.QueriesPrimary++
+			s.p.queriesPrimary.Add(1)
 		}
-		s.p.mu.Unlock()
 		if r.hasStatus {
 			b.status = r.status
 		}
@@ -159,7 +156,8 @@ func (s *session) after(ctx context.Context, b *backend, st sqlscan.Stmt, r resu
 	if st.Kind == sqlscan.Set && st.Sets != nil {
 		if r.ok {
 			s.sets = compact(append(s.sets, st.Sets...))
-			b.state = stateOf(s.collation, slices.Clone(s.sets))
+			s.stateOK = false
+			b.state = s.want()
 		} else {
 			b.tainted = true // some assignments may have taken
 		}

@@ -183,19 +183,20 @@ type Pooler struct {
 	log   *slog.Logger
 	ready chan struct{}
 
-	mu          sync.Mutex
-	accounts    map[string]*account // by user
-	version     string              // the primary's server version, once learned
-	peak        int
-	stats       Stats          // counters kept here (Clients…PinnedSessions, Queries*)
-	conns       sync.WaitGroup // client connections being served
-	srv         *server.Server
-	srvVersion  string
-	idle        atomic.Int64  // idle backends of all pools (Config.MaxIdle)
-	dialed      atomic.Uint64 // backend connections opened
-	changedUser atomic.Uint64 // backends taken over from another account
-	queued      atomic.Uint64 // statements that waited at MaxServerBackends
-	overflows   atomic.Uint64 // backends opened beyond MaxServerBackends
+	mu                             sync.Mutex
+	accounts                       map[string]*account // by user
+	version                        string              // the primary's server version, once learned
+	peak                           int
+	stats                          Stats          // counters kept here (Clients…PinnedSessions, Queries*)
+	conns                          sync.WaitGroup // client connections being served
+	srv                            *server.Server
+	srvVersion                     string
+	idle                           atomic.Int64  // idle backends of all pools (Config.MaxIdle)
+	dialed                         atomic.Uint64 // backend connections opened
+	changedUser                    atomic.Uint64 // backends taken over from another account
+	queriesPrimary, queriesReplica atomic.Uint64
+	queued                         atomic.Uint64 // statements that waited at MaxServerBackends
+	overflows                      atomic.Uint64 // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
 	// come first woken: a backend put back or closed closes the channel
@@ -547,6 +548,7 @@ func (p *Pooler) Stats() Stats {
 	st := p.stats
 	st.PeakBackends = p.peak
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
+	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {

@@ -31,6 +31,8 @@ type session struct {
 
 	collation uint8
 	sets      []sqlscan.Assignment // tracked SETs, last of each name
+	state     sqlscan.State        // of collation and sets, while stateOK
+	stateOK   bool
 
 	b        *backend // attached backend: pinned, in a transaction, or held
 	pinned   string   // why b is pinned for life ("" not pinned)
@@ -52,6 +54,16 @@ func stateOf(coll uint8, sets []sqlscan.Assignment) sqlscan.State {
 	st := sqlscan.NewState(coll)
 	st.Apply(sets)
 	return st
+}
+
+// want is the session's tracked state. (Made once per change of sets; a
+// State is never changed in place once made, so backends may share it.)
+func (s *session) want() sqlscan.State {
+	if !s.stateOK {
+		s.state = stateOf(s.collation, slices.Clone(s.sets))
+		s.stateOK = true
+	}
+	return s.state
 }
 
 // compact keeps the last assignment of each name, in order.
@@ -141,6 +153,7 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	case mysql.COM_RESET_CONNECTION:
 		s.detach(true)
 		s.sets = nil
+		s.stateOK = false
 		s.lastGTID = ""
 		return s.writeOK()
 	case mysql.COM_CHANGE_USER:
