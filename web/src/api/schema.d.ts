@@ -549,6 +549,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a site from an archive of a WordPress site (or check one with dry_run).
+         * @description The body is the archive (`application/octet-stream`): a tar, tar.gz
+         *     or zip of a WordPress docroot or of its wp-content, with its SQL dump
+         *     (plain or gzip) inside. It is unpacked and inspected first (table
+         *     prefix, old URL, WordPress version, plugins, themes; see
+         *     docs/import-export.md); a hostile archive (zip-slip, absolute paths,
+         *     links leaving it, devices), a truncated or corrupt one, one without
+         *     wp-content or a dump, a dump without `<prefix>options` or in another
+         *     character set is refused with the reason (422) and nothing is made.
+         *     With `dry_run` the answer is that report (200). Otherwise the archive
+         *     is put into the transfer store and a site is created (as POST
+         *     /v1/sites: organisation, plan and quota checked, placed) whose
+         *     `spec.source.import` names it; its shard imports it as it converges
+         *     (the site's condition Installed says "importing from an archive";
+         *     Ready once imported; the dump loaded sandboxed, tables renamed to
+         *     `wp_`, URLs rewritten to the site's). An archive beyond 4× the
+         *     plan's disk limit gives 413.
+         *
+         */
+        post: operations["importSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export the site to a portable archive (an export job on its shard).
+         * @description Creates an export job on the site's shard, which writes a tar.gz
+         *     that standard tools and other hosts accept into the transfer store:
+         *     `wp-content/` (the site's own files, the core's bundled themes and
+         *     plugins included), `database.sql` (a mariadb-dump of one transaction,
+         *     table prefix `wp_`, no DEFINER clauses) and, last, `manifest.json`
+         *     (format 1: domain, URL, WordPress and database versions, table
+         *     prefix, charset, sizes and the SHA-256 of every entry). Follow the job
+         *     with GET /v1/jobs/{id} (`progress.done`: archive bytes written), then
+         *     download it with GET /v1/jobs/{id}/archive. An export already pending
+         *     or running is answered with 200. A site that is unplaced, moving,
+         *     being deleted or not Ready/Suspended gives 409; a control plane
+         *     without a transfer store 501. The body may be empty.
+         *
+         */
+        post: operations["exportSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/backups": {
         parameters: {
             query?: never;
@@ -899,6 +970,34 @@ export interface paths {
         };
         /** One job with its progress and result. */
         get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Download the archive a succeeded export job wrote.
+         * @description Streams the tar.gz (`application/gzip`, `Content-Disposition:
+         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it).
+         *     Callers need write access to the job's site (the archive holds its
+         *     database, password hashes included). A job of another kind: 400; an
+         *     export not yet succeeded: 409; an archive no longer kept: 410; no
+         *     transfer store: 501.
+         *
+         */
+        get: operations["getJobArchive"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2655,7 +2754,7 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
@@ -4663,6 +4762,95 @@ export interface operations {
             501: components["responses"]["NotImplemented"];
         };
     };
+    importSite: {
+        parameters: {
+            query: {
+                domain: string;
+                org?: string;
+                plan?: string;
+                title?: string;
+                admin_email?: string;
+                /** @description the table prefix to take when the dump holds several sites */
+                prefix?: string;
+                dry_run?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The dry run's report (`domain`, `dry_run`, `inspection`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The new site (`site`) and the report (`inspection`). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            422: components["responses"]["BadRequest"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
+    exportSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export already pending or running. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The new export job; its result (ExportResult) names the archive's size and SHA-256. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
     createBackup: {
         parameters: {
             query?: never;
@@ -5099,7 +5287,7 @@ export interface operations {
             query?: {
                 site?: string;
                 shard?: string;
-                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover";
+                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export";
                 /** @description One phase or several, comma-separated. */
                 phase?: string;
                 limit?: number;
@@ -5150,6 +5338,36 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["Internal"];
+        };
+    };
+    getJobArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            410: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
         };
     };
     listShards: {
