@@ -8,8 +8,6 @@ import (
 	"sync"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
-
-	"github.com/aipress/aipress/internal/pooler/sqlscan"
 )
 
 // Backends change hands between accounts with COM_CHANGE_USER: a statement
@@ -117,7 +115,7 @@ func (pl *pool) changeUser(b *backend, coll uint8) error {
 			if r.hasStatus {
 				b.status = r.status
 			}
-			b.state = sqlscan.NewState(coll)
+			b.state = pl.p.freshState(pl.replica, coll)
 			b.reused = false
 			return nil
 		case isErrPacket(d):

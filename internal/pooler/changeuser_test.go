@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -197,5 +198,49 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 30s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTakeoverNoReplay: a session in WordPress's state (its character set
+// and the server's own sql_mode, which WordPress SETs on every connection)
+// takes over another site's backend with one COM_CHANGE_USER and nothing
+// replayed: the server counts one statement more per takeover, not two.
+func TestTakeoverNoReplay(t *testing.T) {
+	a, b := newSite(t, 2), newSite(t, 2)
+	p := startPooler(t, Config{MaxServerBackends: 1}, a.Account, b.Account)
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for _, s := range []site{a, b} {
+		c := conn(t, open(t, p.cfg.Socket, s.User, s.Password, s.Database))
+		mustExec(t, c, "SET NAMES utf8mb4")
+		mustExec(t, c, "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'")
+		mode := queryString(t, c, "SELECT @@SESSION.sql_mode")
+		mustExec(t, c, "SET SESSION sql_mode='"+mode+"'")
+		conns = append(conns, c)
+	}
+	questions := func() int {
+		v, err := primary.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	before, changed := questions(), p.Stats().ChangedUser
+	const rounds = 10
+	for range rounds {
+		for _, c := range conns {
+			if got := queryString(t, c, "SELECT @@collation_connection"); got != "utf8mb4_unicode_520_ci" {
+				t.Fatalf("collation %q", got)
+			}
+		}
+	}
+	takeovers := int(p.Stats().ChangedUser - changed)
+	if takeovers < rounds {
+		t.Fatalf("%d takeovers in %d rounds: the sites did not share the backend", takeovers, rounds)
+	}
+	// (questions() itself counts once.)
+	if got, want := questions()-before-1, 2*rounds+takeovers; got != want {
+		t.Fatalf("the server ran %d statements for %d statements and %d takeovers: want %d (a SET replayed on takeovers?)", got, 2*rounds, takeovers, want)
 	}
 }

@@ -324,6 +324,7 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 		return "", false, mysql.NewDefaultError(mysql.ER_DBACCESS_DENIED_ERROR, user, cr.hc.host, cr.h.db)
 	}
 	cr.sess.collation = ca.collation
+	cr.sess.base = cr.p.base(false)
 	if err := cr.p.register(a, cr.sess); err != nil {
 		return "", false, err
 	}

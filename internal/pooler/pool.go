@@ -171,7 +171,8 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	if !pl.replica {
 		pl.p.learnVersion(c.GetServerVersion())
 	}
-	b := &backend{c: c, pool: pl, caps: caps, state: sqlscan.NewState(backendCollationID),
+	pl.p.learnBase(pl.replica, c)
+	b := &backend{c: c, pool: pl, caps: caps, state: pl.p.freshState(pl.replica, backendCollationID),
 		status: mysql.SERVER_STATUS_AUTOCOMMIT}
 	if sc != nil {
 		b.salt = sc.greeting()

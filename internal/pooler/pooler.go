@@ -89,6 +89,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/server"
 
 	"github.com/aipress/aipress/internal/pooler/sqlscan"
@@ -195,8 +196,13 @@ type Pooler struct {
 	dialed                         atomic.Uint64 // backend connections opened
 	changedUser                    atomic.Uint64 // backends taken over from another account
 	queriesPrimary, queriesReplica atomic.Uint64
-	queued                         atomic.Uint64 // statements that waited at MaxServerBackends
-	overflows                      atomic.Uint64 // backends opened beyond MaxServerBackends
+	// baseMode is each server's (primary, replica) sql_mode for new
+	// sessions, read on every dial: WordPress SETs its session's sql_mode
+	// to it on every connection, and a backend taken over or dialled has
+	// it, so modelling it saves a replayed SET on every takeover.
+	baseMode  [2]atomic.Pointer[string]
+	queued    atomic.Uint64 // statements that waited at MaxServerBackends
+	overflows atomic.Uint64 // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
 	// come first woken: a backend put back or closed closes the channel
@@ -583,6 +589,35 @@ func (p *Pooler) backendOpened(replica bool, delta int) {
 		p.signalFreedLocked()
 	}
 	p.mu.Unlock()
+}
+
+// learnBase reads the sql_mode a new session of c's server starts with.
+func (p *Pooler) learnBase(replica bool, c *client.Conn) {
+	r, err := c.Execute("SELECT @@SESSION.sql_mode")
+	if err != nil {
+		return
+	}
+	if m, err := r.GetString(0, 0); err == nil {
+		p.baseMode[kind(replica)].Store(&m)
+	}
+}
+
+// base is the session state a new session of the server starts with
+// besides its character set: its sql_mode once a dial read it.
+func (p *Pooler) base(replica bool) []sqlscan.Assignment {
+	m := p.baseMode[kind(replica)].Load()
+	if m == nil {
+		return nil
+	}
+	return []sqlscan.Assignment{sqlscan.Literal("sql_mode", *m)}
+}
+
+// freshState is the state of a backend just logged in with collation
+// coll: the server's defaults.
+func (p *Pooler) freshState(replica bool, coll uint8) sqlscan.State {
+	st := sqlscan.NewState(coll)
+	st.Apply(p.base(replica))
+	return st
 }
 
 func kind(replica bool) int {

@@ -30,6 +30,7 @@ type session struct {
 	caps uint32 // client capabilities that key backends
 
 	collation uint8
+	base      []sqlscan.Assignment // the server's session defaults at login (Pooler.base)
 	sets      []sqlscan.Assignment // tracked SETs, last of each name
 	state     sqlscan.State        // of collation and sets, while stateOK
 	stateOK   bool
@@ -50,8 +51,9 @@ func (s *session) kill() {
 
 // state builds the session's tracked state afresh (States are never
 // shared between a session and a backend).
-func stateOf(coll uint8, sets []sqlscan.Assignment) sqlscan.State {
+func stateOf(coll uint8, base, sets []sqlscan.Assignment) sqlscan.State {
 	st := sqlscan.NewState(coll)
+	st.Apply(base)
 	st.Apply(sets)
 	return st
 }
@@ -60,7 +62,7 @@ func stateOf(coll uint8, sets []sqlscan.Assignment) sqlscan.State {
 // State is never changed in place once made, so backends may share it.)
 func (s *session) want() sqlscan.State {
 	if !s.stateOK {
-		s.state = stateOf(s.collation, slices.Clone(s.sets))
+		s.state = stateOf(s.collation, s.base, slices.Clone(s.sets))
 		s.stateOK = true
 	}
 	return s.state

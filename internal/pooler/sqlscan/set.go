@@ -228,6 +228,13 @@ func namesValue(toks []token) (string, bool) {
 	return quote(cs) + " COLLATE " + quote(co), true
 }
 
+// Literal is the assignment of string value to session variable name as
+// Scan records `SET SESSION name = 'value'`.
+func Literal(name, value string) Assignment {
+	v := strings.ReplaceAll(strings.ReplaceAll(value, `\`, `\\`), "'", "''")
+	return Assignment{Name: strings.ToLower(name), Value: "'" + v + "'"}
+}
+
 // literal is a SET value that is a literal, DEFAULT or a plain name:
 // its canonical text.
 func literal(toks []token) (string, bool) {

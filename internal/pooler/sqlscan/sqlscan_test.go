@@ -460,3 +460,18 @@ func TestStateCollation(t *testing.T) {
 		}
 	}
 }
+
+// TestLiteral: a value the pooler reads from the server is recorded as the
+// same SET from a client (WordPress's sql_mode) would be.
+func TestLiteral(t *testing.T) {
+	const mode = "ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
+	a, b := NewState(45), NewState(45)
+	a.Apply([]Assignment{Literal("SQL_MODE", mode)})
+	b.Apply(Scan("SET SESSION sql_mode='" + mode + "'").Sets)
+	if !a.Same(b) || a.Replay(b) != nil {
+		t.Fatalf("%v != %v", a, b)
+	}
+	if got := Literal("x", `it's \ ok`).Value; got != `'it''s \\ ok'` {
+		t.Fatalf("escaped: %s", got)
+	}
+}
