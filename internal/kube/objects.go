@@ -641,7 +641,7 @@ func dbService(set Settings, spec ShardSpec, o Owner) *corev1.Service {
 }
 
 // mariadbArgs are the MariaDB server's options: utf8mb4 and the sql_mode
-// (mariadb.WordPressSQLMode) as WordPress wants them, connections for ~50 sites' pools, and the binary log (ROW events with
+// (mariadb.WordPressSQLMode) as WordPress sets them, connections for ~50 sites' pools, and the binary log (ROW events with
 // full images and column metadata, GTIDs of domain 0, a few days) that
 // point-in-time recovery reads and the read replica follows: the options
 // internal/mariadb gives the servers it runs itself (BinlogOptions), logs in

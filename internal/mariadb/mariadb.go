@@ -335,12 +335,13 @@ const BinlogExpiry = 3 * 24 * time.Hour
 
 // WordPressSQLMode is the sql_mode every server of a shard starts its
 // sessions with: the server's default without STRICT_TRANS_TABLES, which
-// WordPress removes itself on every connection (wpdb::set_sql_mode runs
-// SET SESSION sql_mode when it finds one of NO_ZERO_DATE,
+// WordPress removes itself on every connection (wpdb::set_sql_mode reads
+// the session's sql_mode and SETs it again without NO_ZERO_DATE,
 // ONLY_FULL_GROUP_BY, STRICT_TRANS_TABLES, STRICT_ALL_TABLES, TRADITIONAL
-// or ANSI). Starting there saves that statement on every request, and
-// behind the pooler a replayed SET on every backend a site takes over.
-// A site may still SET its own.
+// and ANSI). Starting there, the sql_mode WordPress SETs is the server's
+// own: behind the pooler a backend taken over from another site (which
+// starts with the server's) needs nothing replayed. A site may still SET
+// its own.
 const WordPressSQLMode = "ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
 
 // BinlogOptions are the server options of the binary log every server

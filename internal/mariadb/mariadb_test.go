@@ -41,7 +41,8 @@ func TestServer(t *testing.T) {
 	if _, err := a.ExecContext(ctx, "CREATE TABLE t (x int)"); err != nil {
 		t.Fatalf("own database: %v", err)
 	}
-	// WordPress finds none of the sql_modes it removes (wpdb::set_sql_mode).
+	// The session's sql_mode has none of those WordPress removes
+	// (wpdb::set_sql_mode): what WordPress SETs is the server's own.
 	var mode string
 	if err := a.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func TestServer(t *testing.T) {
 	for _, m := range strings.Split(mode, ",") {
 		switch m {
 		case "NO_ZERO_DATE", "ONLY_FULL_GROUP_BY", "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "TRADITIONAL", "ANSI":
-			t.Errorf("session sql_mode %q has %s, which WordPress removes with a SET on every connection", mode, m)
+			t.Errorf("session sql_mode %q has %s, which WordPress removes on every connection", mode, m)
 		}
 	}
 	if _, err := a.ExecContext(ctx, "SELECT * FROM wp_b.t"); err == nil {
