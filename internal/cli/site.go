@@ -94,18 +94,7 @@ until the site is Ready, and fails if it ends up Failed.`,
 				return err
 			}
 			if wait {
-				s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "creating", timeout, func(s *site.Site, err error) (bool, error) {
-					if err != nil {
-						return false, err
-					}
-					switch s.Status.Phase {
-					case site.PhaseReady:
-						return true, nil
-					case site.PhaseFailed:
-						return false, fmt.Errorf("site %s failed: %s", s.Metadata.Name, failureMessage(s))
-					}
-					return false, nil
-				})
+				s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "creating", timeout, siteReady)
 				if err != nil {
 					return fmt.Errorf("%w (admin user %q, password %q)", err, resp.AdminUser, resp.AdminPassword)
 				}
@@ -422,4 +411,19 @@ func failureMessage(s *site.Site) string {
 		return m
 	}
 	return "no condition message"
+}
+
+// siteReady is the wait condition of commands that make a site (create,
+// import): done when it is Ready, an error when it Failed.
+func siteReady(s *site.Site, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	switch s.Status.Phase {
+	case site.PhaseReady:
+		return true, nil
+	case site.PhaseFailed:
+		return false, fmt.Errorf("site %s failed: %s", s.Metadata.Name, failureMessage(s))
+	}
+	return false, nil
 }

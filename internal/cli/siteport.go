@@ -263,18 +263,7 @@ func (o *siteOpts) importArchive(cmd *cobra.Command, req apiclient.ImportRequest
 		return err
 	}
 	if wait {
-		s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "importing", timeout, func(s *site.Site, err error) (bool, error) {
-			if err != nil {
-				return false, err
-			}
-			switch s.Status.Phase {
-			case site.PhaseReady:
-				return true, nil
-			case site.PhaseFailed:
-				return false, fmt.Errorf("site %s failed: %s", s.Metadata.Name, failureMessage(s))
-			}
-			return false, nil
-		})
+		s, err := o.wait(ctx, cmd.ErrOrStderr(), c, resp.Domain, "importing", timeout, siteReady)
 		if err != nil {
 			return err
 		}
