@@ -128,6 +128,9 @@ func openFile(root *os.Root, name string, ino uint64) (*os.File, error) {
 // current file and calls fn for each entry; it returns where it stopped.
 // A line still being written (no newline yet) is left for the next scan.
 func (src Source) scan(p pos, fn func(Entry) error) (pos, error) {
+	if src.Dir == "" {
+		return p, nil // nowhere yet (a site not placed)
+	}
 	root, err := os.OpenRoot(src.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
@@ -300,10 +303,12 @@ func Read(ctx context.Context, src Source, q Query, emit func(Entry) error) (str
 }
 
 // Follow calls emit with every entry of src matching q written after
-// cursor (from Read), checking every interval, until ctx is done (then it
-// returns nil) or emit fails. Rotations are followed: the rest of the
-// file the cursor names is read before the newer ones.
-func Follow(ctx context.Context, src Source, q Query, cursor string, every time.Duration, emit func(Entry) error) error {
+// cursor (from Read), reading again every interval, until ctx is done (then
+// it returns nil) or emit or after fails. After each reading, after (if
+// set) is called with how many entries it emitted, on the same goroutine
+// (to flush a stream). Rotations are followed: the rest of the file the
+// cursor names is read before the newer ones.
+func Follow(ctx context.Context, src Source, q Query, cursor string, every time.Duration, emit func(Entry) error, after func(n int) error) error {
 	p, err := parseCursor(cursor)
 	if err != nil {
 		return err
@@ -316,14 +321,21 @@ func Follow(ctx context.Context, src Source, q Query, cursor string, every time.
 			return nil
 		case <-t.C:
 		}
+		n := 0
 		p, err = src.scan(p, func(e Entry) error {
 			if !q.Match(e) {
 				return nil
 			}
+			n++
 			return emit(e)
 		})
 		if err != nil {
 			return err
+		}
+		if after != nil {
+			if err := after(n); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -174,7 +174,7 @@ func TestFollowAcrossRotation(t *testing.T) {
 				cancel()
 			}
 			return nil
-		})
+		}, nil)
 	}()
 	var want []string
 	for i := 3; i < 103; i++ {
