@@ -61,6 +61,9 @@ func ValidCursor(s string) error {
 	return err
 }
 
+// maxNames bounds the directory entries a reading looks at.
+const maxNames = 4096
+
 type srcFile struct {
 	name string
 	ino  uint64
@@ -73,9 +76,11 @@ func (src Source) list(root *os.Root) ([]srcFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, err := d.Readdirnames(-1)
+	// A site may fill its logs directory with names: a bounded
+	// number is looked at.
+	names, err := d.Readdirnames(maxNames)
 	d.Close()
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	var out []srcFile
@@ -193,21 +198,18 @@ func (src Source) scanFile(root *os.Root, f srcFile, off int64, fn func(Entry) e
 	}
 	var last time.Time
 	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) == 0 || line[len(line)-1] != '\n' {
+		line, n, err := readLine(br)
+		if err != nil {
 			if ferr := flush(); ferr != nil {
 				return off, ferr
 			}
-			if err != nil && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) {
 				return off, fmt.Errorf("sitelog: %w", err)
 			}
 			return off, nil
 		}
-		off += int64(len(line))
+		off += n
 		line = bytes.TrimRight(line, "\r\n")
-		if len(line) > maxLine {
-			line = line[:maxLine]
-		}
 		switch src.Kind {
 		case KindAccess:
 			var e Entry
@@ -238,8 +240,33 @@ func (src Source) scanFile(root *os.Root, f srcFile, off int64, fn func(Entry) e
 	}
 }
 
-// maxLine bounds one line kept in memory (a site controls its PHP log).
+// maxLine bounds one line kept in memory (a site controls its PHP log):
+// the rest of a longer line is skipped.
 const maxLine = 16 << 10
+
+// readLine returns the next complete line (cut to maxLine bytes) and how
+// many bytes it took, or io.EOF when no complete line is left (a line
+// still being written is not consumed: the caller's offset stays before
+// it). It never holds more than the reader's buffer of a long line.
+func readLine(br *bufio.Reader) ([]byte, int64, error) {
+	var line []byte
+	var n int64
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += int64(len(chunk))
+		if len(line) < maxLine {
+			line = append(line, chunk[:min(len(chunk), maxLine-len(line))]...)
+		}
+		switch {
+		case err == nil:
+			return line, n, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return nil, 0, err // EOF before a newline: left for later
+		}
+	}
+}
 
 // ParsePHPLine parses one line of PHP's error log:
 // "[06-Dec-2026 10:46:23 UTC] PHP Warning:  message". ok is false for a

@@ -222,7 +222,8 @@ func rotated(base string, i int) string { return base + "." + strconv.Itoa(i) }
 // the oldest removed). It works on names only, never following a link a
 // site may have put there (os.Root renames and removes entries).
 func rotateIn(root *os.Root, base string, files int) error {
-	if err := root.Remove(rotated(base, files)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// RemoveAll: a site may have made its log a directory.
+	if err := root.RemoveAll(rotated(base, files)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("sitelog: rotate %s: %w", base, err)
 	}
 	for i := files - 1; i >= 1; i-- {

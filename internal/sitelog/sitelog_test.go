@@ -94,7 +94,7 @@ func TestRotationBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for i := range 5000 {
+	for i := range maxNames + 100 {
 		if err := w.Write(access("hostile.test", i, 200)); err != nil {
 			t.Fatal(err)
 		}
@@ -282,5 +282,47 @@ func TestParseSince(t *testing.T) {
 		if _, err := ParseSince(bad, now); err == nil {
 			t.Errorf("ParseSince(%q) accepted", bad)
 		}
+	}
+}
+
+// TestHostilePHPLog: what a site can do to the log its PHP writes neither
+// costs the reader unbounded memory nor stops rotation.
+func TestHostilePHPLog(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("y", 3*maxLine)
+	content := "[06-Dec-2026 10:00:01 UTC] PHP Warning:  " + long + "\n[06-Dec-2026 10:00:02 UTC] after\n" +
+		"[06-Dec-2026 10:00:03 UTC] unfinished " + strings.Repeat("z", 200<<10) // no newline yet
+	if err := os.WriteFile(filepath.Join(dir, PHPFile), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxNames + 100 { // names beyond what a reading looks at
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("junk%d", i)), nil, 0o644)
+	}
+	src := PHPSource("a.test", dir)
+	got, cur := readAll(t, src, Query{})
+	if len(got) != 2 || len(got[0].Message) > maxLine || got[1].Message != "after" {
+		t.Fatalf("entries: %d, first %d bytes, second %+v", len(got), len(got[0].Message), got[len(got)-1])
+	}
+	// The unfinished line is read once it ends.
+	f, _ := os.OpenFile(filepath.Join(dir, PHPFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(" end\n")
+	f.Close()
+	after, _ := readAll(t, src, Query{After: cur})
+	if len(after) != 1 || !strings.HasPrefix(after[0].Message, "unfinished zzz") || len(after[0].Message) > maxLine {
+		t.Fatalf("after the line ended: %d entries", len(after))
+	}
+	// A directory in the log's place is moved aside and, in time, removed.
+	b := Bounds{FileBytes: 1, Files: 2}
+	for range 4 {
+		os.Remove(filepath.Join(dir, PHPFile))
+		if err := os.MkdirAll(filepath.Join(dir, PHPFile, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Rotate(dir, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, PHPFile+".3")); err == nil {
+		t.Fatal("more rotated files than the bound")
 	}
 }
