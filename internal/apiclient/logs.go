@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/aipress/aipress/internal/sitelog"
 )
@@ -49,26 +47,14 @@ func (q LogsQuery) values() url.Values {
 // Cursor to lose nothing and repeat nothing).
 func (c *Client) SiteLogs(ctx context.Context, name string, q LogsQuery, fn func(LogEntry) error) error {
 	path := withQuery(sitePath(name)+"/logs", q.values())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
-	if err != nil {
-		return fmt.Errorf("new request: %w", err)
-	}
-	c.setHeaders(req)
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.getStream(ctx, path)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("GET %s: %w", path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return responseError(resp, http.MethodGet, path)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var e LogEntry

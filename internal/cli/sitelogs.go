@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/sitelog"
@@ -125,12 +124,10 @@ func printLogEntry(w io.Writer, format string, e apiclient.LogEntry) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	case "yaml":
-		b, err := yaml.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encode yaml: %w", err)
+		if _, err := io.WriteString(w, "---\n"); err != nil {
+			return err
 		}
-		_, err = fmt.Fprintf(w, "---\n%s", b)
-		return err
+		return printData(w, format, e)
 	}
 	ts := e.Time.UTC().Format("2006-01-02 15:04:05.000")
 	var err error
