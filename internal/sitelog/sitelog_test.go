@@ -94,7 +94,7 @@ func TestRotationBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for i := range maxNames + 100 {
+	for i := range 5000 {
 		if err := w.Write(access("hostile.test", i, 200)); err != nil {
 			t.Fatal(err)
 		}
@@ -324,5 +324,26 @@ func TestHostilePHPLog(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, PHPFile+".3")); err == nil {
 		t.Fatal("more rotated files than the bound")
+	}
+}
+
+// BenchmarkWrite is one access-log line, as the edge writes it on every
+// request: over 10 sites (their files stay open) and over 1,000 (more than
+// the open-file LRU holds: a file is opened for most lines).
+func BenchmarkWrite(b *testing.B) {
+	for _, sites := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("sites=%d", sites), func(b *testing.B) {
+			w, err := NewWriter(WriterConfig{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := w.Write(access(fmt.Sprintf("s%d.test", i%sites), i, 200)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

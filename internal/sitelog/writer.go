@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultOpenFiles is how many sites' access logs a Writer keeps open.
-const DefaultOpenFiles = 128
+const DefaultOpenFiles = 1024
 
 // WriterConfig configures a Writer.
 type WriterConfig struct {

@@ -391,6 +391,9 @@ func (n *Node) apply(snap agent.Snapshot) {
 			pages := n.cache.PurgeSite(name)
 			n.log.Info("purged the page cache of a deleted or re-created site", "site", name, "pages", pages)
 			// Nor its predecessor's access log.
+			if n.accessLogs == nil {
+				continue
+			}
 			if err := n.accessLogs.Remove(name); err != nil {
 				n.log.Error("access log of a deleted site not removed", "site", name, "err", err)
 			}
