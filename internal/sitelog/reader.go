@@ -279,7 +279,7 @@ func ParsePHPLine(line string) (t time.Time, level, msg string, ok bool) {
 	if !found {
 		return time.Time{}, "", "", false
 	}
-	t, err := time.Parse("02-Jan-2006 15:04:05 MST", ts)
+	t, err := parsePHPTime(ts)
 	if err != nil {
 		return time.Time{}, "", "", false
 	}
@@ -289,6 +289,26 @@ func ParsePHPLine(line string) (t time.Time, level, msg string, ok bool) {
 		}
 	}
 	return t.UTC(), "log", rest, true
+}
+
+// parsePHPTime parses PHP's log time, "06-Dec-2026 10:46:23 UTC": the zone
+// is date.timezone's name (UTC unless php.ini sets one, e.g.
+// "Europe/Berlin").
+func parsePHPTime(ts string) (time.Time, error) {
+	const layout = "02-Jan-2006 15:04:05"
+	if len(ts) < len(layout)+2 || ts[len(layout)] != ' ' {
+		return time.Time{}, fmt.Errorf("not a PHP log time: %q", ts)
+	}
+	zone := ts[len(layout)+1:]
+	loc := time.UTC
+	if zone != "UTC" {
+		l, err := time.LoadLocation(zone)
+		if err != nil {
+			return time.Time{}, err
+		}
+		loc = l
+	}
+	return time.ParseInLocation(layout, ts[:len(layout)], loc)
 }
 
 // Read calls emit with the last q.Limit entries of src that match q (from

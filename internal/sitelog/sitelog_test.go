@@ -265,6 +265,26 @@ func TestPHPLogRotateAndRead(t *testing.T) {
 	}
 }
 
+func TestParsePHPLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, level, msg string
+		at               time.Time
+		ok               bool
+	}{
+		{"[06-Dec-2026 10:00:01 UTC] PHP Notice:  x", "notice", "x", t0.Add(time.Second), true},
+		{"[06-Dec-2026 11:00:01 Europe/Berlin] PHP Deprecated:  y", "deprecated", "y", t0.Add(time.Second), true},
+		{"[06-Dec-2026 10:00:01 UTC] WordPress database error", "log", "WordPress database error", t0.Add(time.Second), true},
+		{"[06-Dec-2026 10:00:01 Nowhere/Land] x", "", "", time.Time{}, false},
+		{"#0 {main}", "", "", time.Time{}, false},
+		{"[not a time] x", "", "", time.Time{}, false},
+	} {
+		at, level, msg, ok := ParsePHPLine(tc.line)
+		if ok != tc.ok || level != tc.level || msg != tc.msg || !at.Equal(tc.at) {
+			t.Errorf("%q: %v %q %q %v", tc.line, at, level, msg, ok)
+		}
+	}
+}
+
 func TestParseSince(t *testing.T) {
 	now := t0
 	for in, want := range map[string]time.Time{
