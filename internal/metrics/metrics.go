@@ -81,6 +81,17 @@ func New() *Metrics {
 	return m
 }
 
+// AccessLogDropped exports dropped (called at each scrape) as
+// aipress_edge_access_log_dropped_total: the access-log lines the edge
+// dropped because its writer was behind (sitelog.Writer.Dropped). Call it
+// once.
+func (m *Metrics) AccessLogDropped(dropped func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "aipress_edge_access_log_dropped_total",
+		Help: "Access-log lines dropped, not written, because the edge's log writer was behind (its buffer full).",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 // Registry returns the registry, for more collectors and for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

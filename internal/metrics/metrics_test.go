@@ -118,3 +118,14 @@ func TestPHPRetries(t *testing.T) {
 		t.Errorf("retried-request series = %d, want 4", n)
 	}
 }
+
+func TestAccessLogDropped(t *testing.T) {
+	m := New()
+	var n int64 = 7
+	m.AccessLogDropped(func() int64 { return n })
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\naipress_edge_access_log_dropped_total 7\n") {
+		t.Fatalf("no drop count in\n%s", rec.Body.String())
+	}
+}

@@ -1,22 +1,25 @@
 package edgenode
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/metrics"
+	"github.com/aipress/aipress/internal/sitelog"
 )
 
 // BenchmarkCacheHitChain measures the edge's CPU cost of a page-cache hit
 // through the middlewares `aipress up` installs (purge endpoint, page
-// cache, metrics), without the network: what limits `make bench-edge`'s
-// cache-hit row once the wire is taken away.
+// cache, metrics, the site's access log), without the network: what limits
+// `make bench-edge`'s cache-hit row once the wire is taken away.
 func BenchmarkCacheHitChain(b *testing.B) {
 	page := make([]byte, 40<<10)
 	for i := range page {
@@ -31,9 +34,14 @@ func BenchmarkCacheHitChain(b *testing.B) {
 	}
 	c := pagecache.New(pagecache.Config{})
 	m := metrics.New()
+	logs, err := sitelog.NewWriter(sitelog.WriterConfig{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logs.Close()
 	ed := edge.New(edge.Config{
 		Middlewares: []edge.Middleware{purge.Middleware(make([]byte, 32), c, nil), c.Middleware(), php},
-		Observe:     m.Observe,
+		Observe:     observeAll(m.Observe, accessLogger(logs, time.Now, slog.New(slog.DiscardHandler))),
 	})
 	ed.SetTable(edge.NewTable([]edge.Route{{Host: "blog.localhost", Site: "blog.localhost", Docroot: "/nonexistent",
 		Endpoint: "unix:/nonexistent.sock", State: edge.Serving, Options: edge.RouteOptions{CacheTTL: 300e9}}}))

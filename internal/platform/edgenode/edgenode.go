@@ -230,9 +230,19 @@ func Open(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
-	if n.accessLogs, err = sitelog.NewWriter(sitelog.WriterConfig{Dir: filepath.Join(dataDir, AccessLogDir), Bounds: cfg.AccessLogs}); err != nil {
+	// The sites' access logs: the request path only queues a line; a
+	// background writer writes them, reporting its failures here at most
+	// once a minute. Lines dropped when it falls behind are counted.
+	alog, limit := log.With("component", "accesslog"), oncePer(time.Minute, time.Now)
+	if n.accessLogs, err = sitelog.NewWriter(sitelog.WriterConfig{Dir: filepath.Join(dataDir, AccessLogDir), Bounds: cfg.AccessLogs,
+		OnError: func(err error) {
+			if limit() {
+				alog.Error("access log lines not written", "err", err)
+			}
+		}}); err != nil {
 		return nil, err
 	}
+	n.extras.metrics.AccessLogDropped(n.accessLogs.Dropped)
 	return n, nil
 }
 
@@ -425,5 +435,8 @@ func (n *Node) Close(ctx context.Context) {
 		n.wg.Wait()
 	}
 	n.extras.stop()
-	n.accessLogs.Close()
+	// The servers are done: the last buffered lines are written now.
+	if err := n.accessLogs.Close(); err != nil {
+		n.log.Error("access log lines not written", "err", err)
+	}
 }

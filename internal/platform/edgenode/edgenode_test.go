@@ -250,3 +250,19 @@ func TestServeWhenReady(t *testing.T) {
 		})
 	}
 }
+
+// TestOncePer: a repeated failure is let through once, then again only
+// once the period has passed since the last time let through.
+func TestOncePer(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	allow := oncePer(time.Minute, func() time.Time { return now })
+	for _, step := range []struct {
+		after time.Duration
+		want  bool
+	}{{0, true}, {0, false}, {59 * time.Second, false}, {time.Second, true}, {30 * time.Second, false}, {30 * time.Second, true}} {
+		now = now.Add(step.after)
+		if got := allow(); got != step.want {
+			t.Fatalf("at %v: %v, want %v", now.Format(time.TimeOnly), got, step.want)
+		}
+	}
+}

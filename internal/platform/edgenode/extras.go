@@ -152,11 +152,13 @@ func siteObserver(rec *sitemetrics.Recorder, now func() time.Time) func(*http.Re
 	}
 }
 
-// accessLogger writes each answered request of a known site to its access
-// log. A failed write is logged at most once a minute (a full disk would
-// otherwise log once per request).
+// accessLogger queues each answered request of a known site for its
+// access log (sitelog.Writer.Write: an append in memory). A failure
+// (mostly a line dropped, the writer being behind) is logged at most once
+// a minute (it would otherwise be logged once per request); the drops are
+// counted in the metrics.
 func accessLogger(w *sitelog.Writer, now func() time.Time, log *slog.Logger) func(*http.Request, *edge.RequestInfo) {
-	var lastErr atomic.Int64
+	limit := oncePer(time.Minute, now)
 	return func(r *http.Request, info *edge.RequestInfo) {
 		if info.Site == "" {
 			return
@@ -169,11 +171,20 @@ func accessLogger(w *sitelog.Writer, now func() time.Time, log *slog.Logger) fun
 		} else {
 			e.DurationMS = float64(t.Sub(info.Start).Microseconds()) / 1000
 		}
-		if err := w.Write(e); err != nil {
-			if last := lastErr.Load(); t.UnixNano()-last > int64(time.Minute) && lastErr.CompareAndSwap(last, t.UnixNano()) {
-				log.Error("access log not written", "site", info.Site, "err", err)
-			}
+		if err := w.Write(e); err != nil && limit() {
+			log.Error("access log not written", "site", info.Site, "dropped_total", w.Dropped(), "err", err)
 		}
+	}
+}
+
+// oncePer returns a function that answers true at most once per d (the
+// first time, then once d has passed since the last true), for logging a
+// repeated failure without flooding the log. It is safe for concurrent use.
+func oncePer(d time.Duration, now func() time.Time) func() bool {
+	var last atomic.Int64 // ns of the last true; 0: none yet
+	return func() bool {
+		t, l := now().UnixNano(), last.Load()
+		return (l == 0 || t-l >= int64(d)) && last.CompareAndSwap(l, t)
 	}
 }
 
