@@ -130,6 +130,11 @@ echo "failed";
 	if code, _ := otherVis.get(plant(t, other, "warn.php", "<?php error_log('other-site-secret'); echo 'ok';")); code != 200 {
 		t.Fatalf("other site's probe: %d", code)
 	}
+	// Reading a log through the API writes what the edge buffers: the
+	// probe is there at once, and so is the file.
+	if got := paths(p.siteLogs(otherDomain)); len(got) == 0 || got[len(got)-1] != "/warn.php" {
+		t.Fatalf("the other site's access log right after its probe: %v", got)
+	}
 	otherPHP := filepath.Join(filepath.Dir(other), "logs", "php-error.log")
 	otherAccess := filepath.Join(p.dataDir, "logs", "access", otherDomain, "access.log")
 	for _, f := range []string{otherPHP, otherAccess} {

@@ -146,6 +146,12 @@ func followLogs(ctx context.Context, src sitelog.Source, q sitelog.Query, cursor
 type LocalLogs struct {
 	AccessDir string
 	ShardsDir string
+	// FlushAccess, if set, writes what this process's edge holds in
+	// memory (sitelog.Writer.Flush; its failures are its own to report)
+	// before an access log is read, so that a reading shows every request
+	// answered before it. Followers need not: the edge writes its lines
+	// every 250 ms.
+	FlushAccess func()
 }
 
 // Source implements SiteLogs.
@@ -158,6 +164,9 @@ func (l LocalLogs) Source(st *site.Site, kind string) (sitelog.Source, error) {
 	case sitelog.KindAccess:
 		if l.AccessDir == "" {
 			return sitelog.Source{}, fmt.Errorf("access log of %s: %w", name, ErrLogsElsewhere)
+		}
+		if l.FlushAccess != nil {
+			l.FlushAccess()
 		}
 		return sitelog.Source{Dir: filepath.Join(l.AccessDir, name), Base: sitelog.AccessFile, Kind: kind, Site: name}, nil
 	case sitelog.KindPHP:

@@ -24,7 +24,8 @@ func TestSiteLogs(t *testing.T) {
 	e := f.env
 	ctx := context.Background()
 	accessDir, shardsDir := t.TempDir(), t.TempDir()
-	w, err := sitelog.NewWriter(sitelog.WriterConfig{Dir: accessDir})
+	// Nothing reaches the disk but through LocalLogs.FlushAccess.
+	w, err := sitelog.NewWriter(sitelog.WriterConfig{Dir: accessDir, FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,12 @@ func TestSiteLogs(t *testing.T) {
 	if _, err := e.store.UpdateSite(ctx, "globex.test", func(s *site.Site) error { s.Status.Shard = "remote-1"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	e.handler = New(Config{Store: e.store, Clock: func() time.Time { return testNow }, Logs: LocalLogs{AccessDir: accessDir, ShardsDir: shardsDir}})
+	e.handler = New(Config{Store: e.store, Clock: func() time.Time { return testNow }, Logs: LocalLogs{AccessDir: accessDir, ShardsDir: shardsDir,
+		FlushAccess: func() {
+			if err := w.Flush(); err != nil {
+				t.Error(err)
+			}
+		}}})
 
 	read := func(caller, path string) (int, []sitelog.Entry, string) {
 		t.Helper()

@@ -32,6 +32,9 @@ func TestSiteLogsGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []struct {
 		golden string
 		args   []string

@@ -20,6 +20,14 @@
 // file and one logger per output, which at 50,000 sites per edge means
 // 50,000 descriptors, and it has no bound over many outputs together. A
 // Writer keeps a small LRU of open files instead and one total.
+//
+// A Writer never makes a request wait for the disk: Write appends the
+// entry to a bounded buffer in memory, and a background goroutine encodes
+// the buffered entries, groups them by site and appends each site's lines
+// with one write, every WriterConfig.FlushInterval. With the buffer full,
+// Write drops the entry and counts it (Dropped). This is written here as
+// well: a buffered write syncer (zapcore.BufferedWriteSyncer) buffers the
+// bytes of one output and, full, makes the writer wait for the disk.
 package sitelog
 
 import (

@@ -248,7 +248,12 @@ func Run(ctx context.Context, cfg Config) error {
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
 		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
-		Logs:             api.LocalLogs{AccessDir: edge.AccessLogs().Dir(), ShardsDir: filepath.Join(dataDir, "shards")},
+		Logs: api.LocalLogs{AccessDir: edge.AccessLogs().Dir(), ShardsDir: filepath.Join(dataDir, "shards"),
+			FlushAccess: func() {
+				if err := edge.AccessLogs().Flush(); err != nil {
+					log.Error("access log lines not written", "err", err)
+				}
+			}},
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
 		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,
 		Provider: func(st store.Store) placement.Provider {
