@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,9 +145,33 @@ func (src Source) scan(p pos, fn func(Entry) error) (pos, error) {
 		return p, fmt.Errorf("sitelog: %w", err)
 	}
 	defer root.Close()
+	// A rotation under way (the writer renaming the files) can make a
+	// listing miss a file, or a file listed be renamed before it is
+	// opened: the scan then lists again from where it is, rather than
+	// skip or repeat lines.
+	for try := 0; ; try++ {
+		var raced bool
+		p, raced, err = src.scanFrom(root, p, fn)
+		if err != nil || !raced || try == 10 {
+			return p, err
+		}
+	}
+}
+
+// scanFrom is one pass of scan over one listing; raced reports a file that
+// changed name meanwhile.
+func (src Source) scanFrom(root *os.Root, p pos, fn func(Entry) error) (_ pos, raced bool, _ error) {
 	files, err := src.list(root)
+	for try := 0; err == nil && try < 10; try++ {
+		again, lerr := src.list(root)
+		if lerr != nil || slices.Equal(files, again) {
+			err = lerr
+			break
+		}
+		files = again
+	}
 	if err != nil {
-		return p, fmt.Errorf("sitelog: %w", err)
+		return p, false, fmt.Errorf("sitelog: %w", err)
 	}
 	start := 0
 	from := int64(0)
@@ -165,20 +190,26 @@ func (src Source) scan(p pos, fn func(Entry) error) (pos, error) {
 			off = from
 		}
 		end, err := src.scanFile(root, f, off, fn)
+		if errors.Is(err, errMoved) {
+			return p, true, nil
+		}
 		if err != nil {
-			return p, err
+			return p, false, err
 		}
 		p = pos{f.ino, end}
 	}
-	return p, nil
+	return p, false, nil
 }
+
+// errMoved: a file listed was renamed or removed before it was opened.
+var errMoved = errors.New("sitelog: file moved")
 
 // scanFile reads f from off; it returns the offset after the last complete
 // line.
 func (src Source) scanFile(root *os.Root, f srcFile, off int64, fn func(Entry) error) (int64, error) {
 	fh, err := openFile(root, f.name, f.ino)
 	if err != nil {
-		return off, nil // rotated away or replaced meanwhile
+		return off, errMoved // rotated away or replaced meanwhile
 	}
 	defer fh.Close()
 	if _, err := fh.Seek(off, io.SeekStart); err != nil {
