@@ -1,0 +1,235 @@
+package capacity
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed figures.yaml
+var figuresYAML []byte
+
+//go:embed prices.yaml
+var pricesYAML []byte
+
+// FiguresYAML returns the embedded figures file, comments included.
+func FiguresYAML() []byte { return append([]byte(nil), figuresYAML...) }
+
+// PricesYAML returns the embedded price sheet, comments included.
+func PricesYAML() []byte { return append([]byte(nil), pricesYAML...) }
+
+// Figure is one number the plan is made from, with where it comes from.
+type Figure struct {
+	Value float64 `json:"value"`
+	// Source is the command that measured it (and where its result is
+	// recorded), or "assumption: ..." for a choice nobody measured.
+	Source string `json:"source"`
+	// Date is the day of the measurement (empty for assumptions).
+	Date string `json:"date,omitempty"`
+}
+
+// Figures are the measured per-site and per-shard figures of the platform
+// and the assumptions a plan needs besides (figures.yaml documents each).
+type Figures struct {
+	SitesPerShard        Figure `json:"sites_per_shard"`
+	ShardFixedMemoryMiB  Figure `json:"shard_fixed_memory_mib"`
+	IdleSiteMemoryKiB    Figure `json:"idle_site_memory_kib"`
+	PHPWorkerMemoryMiB   Figure `json:"php_worker_memory_mib"`
+	PHPSecondsPerRequest Figure `json:"php_seconds_per_request"`
+	BurstSitesPerShard   Figure `json:"burst_sites_per_shard"`
+	CPUMsPerRequest      Figure `json:"cpu_ms_per_request"`
+	DBCPUMsPerRequest    Figure `json:"db_cpu_ms_per_request"`
+	DBBackendsPerShard   Figure `json:"db_backends_per_shard"`
+	EdgeRPSPerCore       Figure `json:"edge_rps_per_core"`
+	CacheHitRatio        Figure `json:"cache_hit_ratio"`
+	CPUTargetUtilisation Figure `json:"cpu_target_utilisation"`
+	NodeVCPU             Figure `json:"node_vcpu"`
+	NodeMemoryGiB        Figure `json:"node_memory_gib"`
+	NodeAllocatable      Figure `json:"node_allocatable"`
+	ShardFixedDiskGiB    Figure `json:"shard_fixed_disk_gib"`
+	DiskFill             Figure `json:"disk_fill"`
+	BackupRatio          Figure `json:"backup_ratio"`
+	EdgeMinReplicas      Figure `json:"edge_min_replicas"`
+	EdgeVCPU             Figure `json:"edge_vcpu"`
+	EdgeMemoryGiB        Figure `json:"edge_memory_gib"`
+	ControlPlaneReplicas Figure `json:"control_plane_replicas"`
+	ControlPlaneVCPU     Figure `json:"control_plane_vcpu"`
+	ControlPlaneMemGiB   Figure `json:"control_plane_memory_gib"`
+	// Sizes maps the sizes a mix may name (small, medium, large) to plans.
+	Sizes map[string]string `json:"sizes"`
+	// Traffic is each plan's peak requests per second per site at the edge.
+	Traffic map[string]Figure `json:"traffic"`
+}
+
+// namedFigure is a figure with its key in the file, in the file's order.
+type namedFigure struct {
+	name string
+	f    *Figure
+	// min and max bound the value (max 0: none); integer: a count.
+	min, max float64
+	integer  bool
+}
+
+// list returns the figures in the order of figures.yaml, with bounds.
+func (f *Figures) list() []namedFigure {
+	return []namedFigure{
+		{"sites_per_shard", &f.SitesPerShard, 1, 100_000, true},
+		{"shard_fixed_memory_mib", &f.ShardFixedMemoryMiB, 0, 0, false},
+		{"idle_site_memory_kib", &f.IdleSiteMemoryKiB, 0, 0, false},
+		{"php_worker_memory_mib", &f.PHPWorkerMemoryMiB, 0, 0, false},
+		{"php_seconds_per_request", &f.PHPSecondsPerRequest, 0, 0, false},
+		{"burst_sites_per_shard", &f.BurstSitesPerShard, 0, 100_000, true},
+		{"cpu_ms_per_request", &f.CPUMsPerRequest, math.SmallestNonzeroFloat64, 0, false},
+		{"db_cpu_ms_per_request", &f.DBCPUMsPerRequest, 0, 0, false},
+		{"db_backends_per_shard", &f.DBBackendsPerShard, 1, 100_000, true},
+		{"edge_rps_per_core", &f.EdgeRPSPerCore, math.SmallestNonzeroFloat64, 0, false},
+		{"cache_hit_ratio", &f.CacheHitRatio, 0, 1, false},
+		{"cpu_target_utilisation", &f.CPUTargetUtilisation, math.SmallestNonzeroFloat64, 1, false},
+		{"node_vcpu", &f.NodeVCPU, math.SmallestNonzeroFloat64, 0, false},
+		{"node_memory_gib", &f.NodeMemoryGiB, math.SmallestNonzeroFloat64, 0, false},
+		{"node_allocatable", &f.NodeAllocatable, math.SmallestNonzeroFloat64, 1, false},
+		{"shard_fixed_disk_gib", &f.ShardFixedDiskGiB, 0, 0, false},
+		{"disk_fill", &f.DiskFill, 0, 1, false},
+		{"backup_ratio", &f.BackupRatio, 0, 0, false},
+		{"edge_min_replicas", &f.EdgeMinReplicas, 1, 10_000, true},
+		{"edge_vcpu", &f.EdgeVCPU, math.SmallestNonzeroFloat64, 0, false},
+		{"edge_memory_gib", &f.EdgeMemoryGiB, 0, 0, false},
+		{"control_plane_replicas", &f.ControlPlaneReplicas, 0, 1000, true},
+		{"control_plane_vcpu", &f.ControlPlaneVCPU, 0, 0, false},
+		{"control_plane_memory_gib", &f.ControlPlaneMemGiB, 0, 0, false},
+	}
+}
+
+// DefaultFigures returns the embedded figures (figures.yaml).
+func DefaultFigures() *Figures {
+	f, err := ParseFigures(figuresYAML, "embedded figures")
+	if err != nil {
+		panic(err) // TestDefaults proves it does not
+	}
+	return f
+}
+
+// LoadFigures reads and checks a figures file.
+func LoadFigures(path string) (*Figures, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("figures: %w", err)
+	}
+	return ParseFigures(b, path)
+}
+
+// ParseFigures decodes and checks a figures document; source names it in
+// errors. Unknown keys are errors, and every figure must be present with a
+// source and a value in its range.
+func ParseFigures(b []byte, source string) (*Figures, error) {
+	var f Figures
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	var errs []error
+	check := func(name string, fg Figure, lo, hi float64, integer bool) {
+		switch {
+		case fg.Source == "":
+			errs = append(errs, fmt.Errorf("%s: missing, or without a source (give value and source)", name))
+		case fg.Value < lo || (hi > 0 && fg.Value > hi) || math.IsNaN(fg.Value) || math.IsInf(fg.Value, 0):
+			if hi > 0 {
+				errs = append(errs, fmt.Errorf("%s: must be between %v and %v, got %v", name, lo, hi, fg.Value))
+			} else {
+				errs = append(errs, fmt.Errorf("%s: must be at least %v, got %v", name, lo, fg.Value))
+			}
+		case integer && fg.Value != math.Trunc(fg.Value):
+			errs = append(errs, fmt.Errorf("%s: must be a whole number, got %v", name, fg.Value))
+		}
+	}
+	for _, nf := range f.list() {
+		check(nf.name, *nf.f, nf.min, nf.max, nf.integer)
+	}
+	for _, k := range sortedKeys(f.Traffic) {
+		check("traffic."+k, f.Traffic[k], 0, 0, false)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return &f, nil
+}
+
+// Prices are unit prices in Sheet.Currency (names as in the usage and cost
+// price sheet's prices block).
+type Prices struct {
+	VCPUHour      float64 `json:"vcpu_hour"`
+	RAMGBHour     float64 `json:"ram_gb_hour"`
+	DiskGBMonth   float64 `json:"disk_gb_month"`
+	ObjectGBMonth float64 `json:"object_gb_month"`
+}
+
+// PriceSheet is what machines and storage cost.
+type PriceSheet struct {
+	Currency string `json:"currency"`
+	Source   string `json:"source"`
+	Date     string `json:"date"`
+	Prices   Prices `json:"prices"`
+}
+
+// MonthHours is the hours of a priced month (GCP's 730).
+const MonthHours = 730
+
+// DefaultPrices returns the embedded price sheet (prices.yaml).
+func DefaultPrices() *PriceSheet {
+	p, err := ParsePrices(pricesYAML, "embedded prices")
+	if err != nil {
+		panic(err) // TestDefaults proves it does not
+	}
+	return p
+}
+
+// LoadPrices reads and checks a price sheet file.
+func LoadPrices(path string) (*PriceSheet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	return ParsePrices(b, path)
+}
+
+// ParsePrices decodes and checks a price sheet: a currency, a source and
+// every price, none negative. Unknown keys are errors.
+func ParsePrices(b []byte, source string) (*PriceSheet, error) {
+	var p PriceSheet
+	if err := yaml.UnmarshalStrict(b, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	var errs []error
+	if p.Currency == "" {
+		errs = append(errs, errors.New("currency: required (e.g. USD)"))
+	}
+	if p.Source == "" {
+		errs = append(errs, errors.New("source: say where the prices come from"))
+	}
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{"vcpu_hour", p.Prices.VCPUHour}, {"ram_gb_hour", p.Prices.RAMGBHour},
+		{"disk_gb_month", p.Prices.DiskGBMonth}, {"object_gb_month", p.Prices.ObjectGBMonth}} {
+		if c.v < 0 || math.IsNaN(c.v) || math.IsInf(c.v, 0) {
+			errs = append(errs, fmt.Errorf("prices.%s: must not be negative, got %v", c.name, c.v))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return &p, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
