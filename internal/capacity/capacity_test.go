@@ -1,6 +1,7 @@
 package capacity_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -189,7 +190,7 @@ func TestPlanArithmetic(t *testing.T) {
 			w := tc.want
 			w.quotaGiB = float64(int(w.quotaGiB*10+0.5)) / 10
 			if got.shards != w.shards || got.nodes != w.nodes || got.perNode != w.perNode || got.edges != w.edges ||
-				got.workers != w.workers || got.bound != w.bound || !equalInts(got.sites, w.sites) ||
+				got.workers != w.workers || got.bound != w.bound || !slices.Equal(got.sites, w.sites) ||
 				!near(got.shardVCPU, w.shardVCPU, 0.001) || !near(got.shardGiB, w.shardGiB, 0.001) ||
 				!near(got.quotaGiB, w.quotaGiB, 0.05) || !near(got.blockGiB, w.blockGiB, 0.05) ||
 				!near(got.objectGiB, w.objectGiB, 0.05) || !near(got.total, w.total, 0.005) {
@@ -308,15 +309,3 @@ func TestParsePrices(t *testing.T) {
 }
 
 func near(a, b, eps float64) bool { return a-b <= eps && b-a <= eps }
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

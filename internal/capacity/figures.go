@@ -4,9 +4,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
-	"sort"
+	"slices"
 
 	"sigs.k8s.io/yaml"
 )
@@ -106,21 +107,28 @@ func (f *Figures) list() []namedFigure {
 }
 
 // DefaultFigures returns the embedded figures (figures.yaml).
-func DefaultFigures() *Figures {
-	f, err := ParseFigures(figuresYAML, "embedded figures")
-	if err != nil {
-		panic(err) // TestDefaults proves it does not
-	}
-	return f
-}
+func DefaultFigures() *Figures { return mustParse(figuresYAML, "embedded figures", ParseFigures) }
 
 // LoadFigures reads and checks a figures file.
-func LoadFigures(path string) (*Figures, error) {
+func LoadFigures(path string) (*Figures, error) { return load(path, "figures", ParseFigures) }
+
+// mustParse parses an embedded file (TestDefaults proves that it parses).
+func mustParse[T any](b []byte, source string, parse func([]byte, string) (T, error)) T {
+	v, err := parse(b, source)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// load reads the file at path and parses it; what names it in a read error.
+func load[T any](path, what string, parse func([]byte, string) (T, error)) (T, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("figures: %w", err)
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
 	}
-	return ParseFigures(b, path)
+	return parse(b, path)
 }
 
 // ParseFigures decodes and checks a figures document; source names it in
@@ -179,22 +187,10 @@ type PriceSheet struct {
 const MonthHours = 730
 
 // DefaultPrices returns the embedded price sheet (prices.yaml).
-func DefaultPrices() *PriceSheet {
-	p, err := ParsePrices(pricesYAML, "embedded prices")
-	if err != nil {
-		panic(err) // TestDefaults proves it does not
-	}
-	return p
-}
+func DefaultPrices() *PriceSheet { return mustParse(pricesYAML, "embedded prices", ParsePrices) }
 
 // LoadPrices reads and checks a price sheet file.
-func LoadPrices(path string) (*PriceSheet, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("prices: %w", err)
-	}
-	return ParsePrices(b, path)
-}
+func LoadPrices(path string) (*PriceSheet, error) { return load(path, "prices", ParsePrices) }
 
 // ParsePrices decodes and checks a price sheet: a currency, a source and
 // every price, none negative. Unknown keys are errors.
@@ -225,11 +221,4 @@ func ParsePrices(b []byte, source string) (*PriceSheet, error) {
 	return &p, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
