@@ -31,7 +31,10 @@
 //     workers could take at worst (printed, not planned for: WordPress
 //     workers use a fraction of it).
 //   - Nodes: as many shards on a node as its allocatable CPU and memory
-//     both hold; nodes = shards ÷ shards per node, rounded up.
+//     both hold, each shard counted at the larger of its need and what the
+//     shard provider reserves for it (shard_request_vcpu and
+//     shard_request_memory_gib: Kubernetes' requests); nodes = shards ÷
+//     shards per node, rounded up.
 //   - Database servers: one MariaDB per shard (its cell), holding
 //     db_backends_per_shard connections from the shard's pooler.
 //   - Edges: all peak requests ÷ edge_rps_per_core ÷ the utilisation
@@ -129,6 +132,10 @@ type Shard struct {
 	WorstBurstGiB float64 `json:"worst_burst_memory_gib"`
 	// DBVCPU is the MariaDB part of VCPU.
 	DBVCPU float64 `json:"db_vcpu"`
+	// ReservedVCPU and ReservedMemoryGiB are what a node keeps for the
+	// shard: its need or the provider's requests, whichever is larger.
+	ReservedVCPU      float64 `json:"reserved_vcpu"`
+	ReservedMemoryGiB float64 `json:"reserved_memory_gib"`
 }
 
 // Nodes are the machines the shards run on.
@@ -244,12 +251,14 @@ func Plan(in Input, ps *plans.Set, f *Figures, prices *PriceSheet) (*Result, err
 	// Shards per node: what both the node's CPU and memory hold.
 	nodeCPU := f.NodeVCPU.Value * f.NodeAllocatable.Value
 	nodeMem := f.NodeMemoryGiB.Value * f.NodeAllocatable.Value
+	r.Shard.ReservedVCPU = math.Max(r.Shard.VCPU, f.ShardRequestVCPU.Value)
+	r.Shard.ReservedMemoryGiB = math.Max(r.Shard.MemoryGiB, f.ShardRequestMemGiB.Value)
 	byCPU, byMem := math.MaxInt, math.MaxInt
-	if r.Shard.VCPU > 0 {
-		byCPU = int(math.Floor(nodeCPU/r.Shard.VCPU + 1e-9))
+	if r.Shard.ReservedVCPU > 0 {
+		byCPU = int(math.Floor(nodeCPU/r.Shard.ReservedVCPU + 1e-9))
 	}
-	if r.Shard.MemoryGiB > 0 {
-		byMem = int(math.Floor(nodeMem/r.Shard.MemoryGiB + 1e-9))
+	if r.Shard.ReservedMemoryGiB > 0 {
+		byMem = int(math.Floor(nodeMem/r.Shard.ReservedMemoryGiB + 1e-9))
 	}
 	r.Nodes = Nodes{VCPU: f.NodeVCPU.Value, MemoryGiB: f.NodeMemoryGiB.Value}
 	r.Nodes.ShardsPerNode, r.Nodes.BoundBy = byCPU, "cpu"
@@ -257,8 +266,8 @@ func Plan(in Input, ps *plans.Set, f *Figures, prices *PriceSheet) (*Result, err
 		r.Nodes.ShardsPerNode, r.Nodes.BoundBy = byMem, "memory"
 	}
 	if r.Nodes.ShardsPerNode < 1 {
-		return nil, fmt.Errorf("one shard needs %.2f vCPU and %.2f GiB at peak, more than a node's allocatable %.2f vCPU and %.2f GiB: choose larger nodes (node_vcpu, node_memory_gib) or fewer sites per shard",
-			r.Shard.VCPU, r.Shard.MemoryGiB, nodeCPU, nodeMem)
+		return nil, fmt.Errorf("one shard takes %.2f vCPU and %.2f GiB at peak, more than a node's allocatable %.2f vCPU and %.2f GiB: choose larger nodes (node_vcpu, node_memory_gib) or fewer sites per shard",
+			r.Shard.ReservedVCPU, r.Shard.ReservedMemoryGiB, nodeCPU, nodeMem)
 	}
 	r.Nodes.Count = ceilDiv(r.Shards, r.Nodes.ShardsPerNode)
 
@@ -382,6 +391,8 @@ func (r *Result) round() {
 	r.Shard.VCPU = round(r.Shard.VCPU, 3)
 	r.Shard.DBVCPU = round(r.Shard.DBVCPU, 3)
 	r.Shard.MemoryGiB = round(r.Shard.MemoryGiB, 3)
+	r.Shard.ReservedVCPU = round(r.Shard.ReservedVCPU, 3)
+	r.Shard.ReservedMemoryGiB = round(r.Shard.ReservedMemoryGiB, 3)
 	r.Shard.WorstBurstGiB = round(r.Shard.WorstBurstGiB, 3)
 	r.Storage.QuotaGiB = round(r.Storage.QuotaGiB, 1)
 	r.Storage.BlockGiB = round(r.Storage.BlockGiB, 1)

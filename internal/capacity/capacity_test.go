@@ -1,7 +1,10 @@
 package capacity_test
 
 import (
+	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,6 +63,8 @@ func simple(change func(*capacity.Figures)) *capacity.Figures {
 	set(&f.EdgeRPSPerCore, 10)
 	set(&f.CacheHitRatio, 0)
 	set(&f.CPUTargetUtilisation, 1)
+	set(&f.ShardRequestVCPU, 0)
+	set(&f.ShardRequestMemGiB, 0)
 	set(&f.NodeVCPU, 8)
 	set(&f.NodeMemoryGiB, 16)
 	set(&f.NodeAllocatable, 1)
@@ -94,6 +99,28 @@ func mix(t *testing.T, s string) []capacity.Share {
 // per object GiB-month.
 var unitPrices = &capacity.PriceSheet{Currency: "XTS", Source: "test",
 	Prices: capacity.Prices{VCPUHour: 1, DiskGBMonth: 1, ObjectGBMonth: 0.5}}
+
+// TestKubeRequests: shard_request_* are the Kubernetes provider's default
+// requests of a shard's two pods (read from its source: importing
+// internal/kube would compile client-go into this package's tests).
+func TestKubeRequests(t *testing.T) {
+	src, err := os.ReadFile("../kube/objects.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`s\.(Shard|DB)Resources = Resources\{CPU: "(\d+)m", Memory: "(\d+)Gi"`)
+	var cpu, mem float64
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		c, _ := strconv.Atoi(m[2])
+		g, _ := strconv.Atoi(m[3])
+		cpu += float64(c) / 1000
+		mem += float64(g)
+	}
+	f := capacity.DefaultFigures()
+	if cpu == 0 || cpu != f.ShardRequestVCPU.Value || mem != f.ShardRequestMemGiB.Value {
+		t.Errorf("internal/kube requests %v vCPU %v GiB, figures %v and %v", cpu, mem, f.ShardRequestVCPU.Value, f.ShardRequestMemGiB.Value)
+	}
+}
 
 func TestPlanArithmetic(t *testing.T) {
 	type want struct {
@@ -167,11 +194,33 @@ func TestPlanArithmetic(t *testing.T) {
 		{
 			// The issue's example on the embedded figures: 1,000 shards;
 			// 2,150 PHP req/s × 60.1 ms / 0.6 = 215.4 vCPU, 0.2154 per
-			// shard, 33 per node of 7.2 allocatable vCPU → 31 nodes.
+			// shard, but Kubernetes reserves 0.75: 9 per node of 7.2
+			// allocatable vCPU → 112 nodes.
 			name: "embedded figures 50,000", sites: 50000, mix: "small=80,medium=15,large=5", figs: capacity.DefaultFigures(),
+			want: want{sites: []int{40000, 7500, 2500}, shards: 1000, nodes: 112, perNode: 9, edges: 2, workers: 1, bound: "cpu",
+				shardVCPU: 0.215, shardGiB: 0.334, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
+				total: 730*(112*8+2*4+2*2) + 35625 + 38437.5*0.5},
+		},
+		{
+			// Without the provider's reservation (shards on VMs sized by
+			// use): 33 shards of 0.2154 vCPU per node → 31 nodes.
+			name: "embedded figures 50,000 without requests", sites: 50000, mix: "small=80,medium=15,large=5",
+			figs: func() *capacity.Figures {
+				f := capacity.DefaultFigures()
+				f.ShardRequestVCPU.Value, f.ShardRequestMemGiB.Value = 0, 0
+				return f
+			}(),
 			want: want{sites: []int{40000, 7500, 2500}, shards: 1000, nodes: 31, perNode: 33, edges: 2, workers: 1, bound: "cpu",
 				shardVCPU: 0.215, shardGiB: 0.334, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
 				total: 730*(31*8+2*4+2*2) + 35625 + 38437.5*0.5},
+		},
+		{
+			// The provider reserves 2 vCPU and 3 GiB per shard though a
+			// shard needs 1 and 1: 4 per node by CPU (5 by memory).
+			name: "requests reserve more than the need", sites: 100, mix: "small=100",
+			figs: simple(func(f *capacity.Figures) { f.ShardRequestVCPU.Value, f.ShardRequestMemGiB.Value = 2, 3 }),
+			want: want{sites: []int{100}, shards: 10, nodes: 3, perNode: 4, edges: 3, workers: 5, bound: "cpu",
+				shardVCPU: 1, shardGiB: 1, quotaGiB: 100, blockGiB: 60, objectGiB: 100, total: 730*38 + 60 + 50},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +274,7 @@ func TestPlanErrors(t *testing.T) {
 		{"empty mix", 10, nil, nil, "--mix: empty"},
 		{"no traffic", 10, basic, simple(func(f *capacity.Figures) { delete(f.Traffic, "basic") }), "figures: no traffic.basic"},
 		{"shard larger than a node", 10, basic, simple(func(f *capacity.Figures) { f.NodeMemoryGiB.Value = 0.5 }),
-			"one shard needs 1.00 vCPU and 1.00 GiB at peak, more than a node's allocatable 8.00 vCPU and 0.50 GiB"},
+			"one shard takes 1.00 vCPU and 1.00 GiB at peak, more than a node's allocatable 8.00 vCPU and 0.50 GiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.figs

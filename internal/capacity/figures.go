@@ -49,6 +49,8 @@ type Figures struct {
 	EdgeRPSPerCore       Figure `json:"edge_rps_per_core"`
 	CacheHitRatio        Figure `json:"cache_hit_ratio"`
 	CPUTargetUtilisation Figure `json:"cpu_target_utilisation"`
+	ShardRequestVCPU     Figure `json:"shard_request_vcpu"`
+	ShardRequestMemGiB   Figure `json:"shard_request_memory_gib"`
 	NodeVCPU             Figure `json:"node_vcpu"`
 	NodeMemoryGiB        Figure `json:"node_memory_gib"`
 	NodeAllocatable      Figure `json:"node_allocatable"`
@@ -91,6 +93,8 @@ func (f *Figures) list() []namedFigure {
 		{"edge_rps_per_core", &f.EdgeRPSPerCore, math.SmallestNonzeroFloat64, 0, false},
 		{"cache_hit_ratio", &f.CacheHitRatio, 0, 1, false},
 		{"cpu_target_utilisation", &f.CPUTargetUtilisation, math.SmallestNonzeroFloat64, 1, false},
+		{"shard_request_vcpu", &f.ShardRequestVCPU, 0, 0, false},
+		{"shard_request_memory_gib", &f.ShardRequestMemGiB, 0, 0, false},
 		{"node_vcpu", &f.NodeVCPU, math.SmallestNonzeroFloat64, 0, false},
 		{"node_memory_gib", &f.NodeMemoryGiB, math.SmallestNonzeroFloat64, 0, false},
 		{"node_allocatable", &f.NodeAllocatable, math.SmallestNonzeroFloat64, 1, false},

@@ -135,3 +135,28 @@ func TestCapacityErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCapacityDocs: the example in docs/operations.md is what the command
+// prints (its golden file).
+func TestCapacityDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Capacity planning\n")
+	if !ok {
+		t.Fatal(`docs/operations.md has no section "Capacity planning"`)
+	}
+	_, rest, _ = strings.Cut(rest, "```\nRESOURCE")
+	example, _, ok := strings.Cut(rest, "```\n")
+	if !ok {
+		t.Fatal("no RESOURCE table in the section")
+	}
+	want, err := os.ReadFile("testdata/capacity_table.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(want), "RESOURCE"+example) {
+		t.Errorf("docs/operations.md's example is not in testdata/capacity_table.golden:\n%s", "RESOURCE"+example)
+	}
+}
