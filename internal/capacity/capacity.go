@@ -109,13 +109,13 @@ type Input struct {
 type PlanLine struct {
 	Plan string `json:"plan"`
 	// Size is the mix's name for it when that was a size (small), else "".
-	Size          string  `json:"size,omitempty"`
-	Percent       float64 `json:"percent"`
-	Sites         int     `json:"sites"`
-	DiskMB        int     `json:"disk_mb"`
-	PHPWorkers    int     `json:"php_max_children"`
-	PHPMemoryMB   int     `json:"php_memory_limit_mb"`
-	PeakRPSPerSit float64 `json:"peak_rps_per_site"`
+	Size           string  `json:"size,omitempty"`
+	Percent        float64 `json:"percent"`
+	Sites          int     `json:"sites"`
+	DiskMB         int     `json:"disk_mb"`
+	PHPWorkers     int     `json:"php_max_children"`
+	PHPMemoryMB    int     `json:"php_memory_limit_mb"`
+	PeakRPSPerSite float64 `json:"peak_rps_per_site"`
 }
 
 // Shard is what one full shard needs at peak.
@@ -227,8 +227,8 @@ func Plan(in Input, ps *plans.Set, f *Figures, prices *PriceSheet) (*Result, err
 			burst, burstMemMB = l.PHPWorkers, l.PHPMemoryMB
 		}
 		n := float64(l.Sites)
-		rps += n * l.PeakRPSPerSit
-		php := l.PeakRPSPerSit * (1 - hit)
+		rps += n * l.PeakRPSPerSite
+		php := l.PeakRPSPerSite * (1 - hit)
 		phpRPS += n * php
 		workers += n * math.Min(php*f.PHPSecondsPerRequest.Value, float64(l.PHPWorkers))
 	}
@@ -344,7 +344,7 @@ func resolve(in Input, ps *plans.Set, f *Figures) ([]PlanLine, error) {
 			return nil, fmt.Errorf("figures: no traffic.%s (peak requests/s per site of plan %s)", p.Name, p.Name)
 		}
 		lines = append(lines, PlanLine{Plan: p.Name, Size: size, Percent: s.Percent, DiskMB: p.DiskMB,
-			PHPWorkers: p.PHP.MaxChildren, PHPMemoryMB: p.PHP.MemoryLimitMB, PeakRPSPerSit: t.Value})
+			PHPWorkers: p.PHP.MaxChildren, PHPMemoryMB: p.PHP.MemoryLimitMB, PeakRPSPerSite: t.Value})
 	}
 	if math.Abs(sum-100) > 1e-9 {
 		return nil, fmt.Errorf("--mix: the percentages add up to %s, not 100", strconv.FormatFloat(sum, 'f', -1, 64))

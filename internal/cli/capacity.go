@@ -122,7 +122,7 @@ func printCapacity(w io.Writer, r *capacity.Result) error {
 	fmt.Fprintln(tw, "PLAN\tSIZE\tSHARE\tSITES\tDISK/SITE\tPHP WORKERS\tPHP MEMORY\tPEAK REQ/S/SITE")
 	for _, l := range r.Plans {
 		fmt.Fprintf(tw, "%s\t%s\t%s %%\t%d\t%d MB\t%d\t%d MB\t%s\n", l.Plan, dash(l.Size), num(l.Percent, -1), l.Sites,
-			l.DiskMB, l.PHPWorkers, l.PHPMemoryMB, num(l.PeakRPSPerSit, -1))
+			l.DiskMB, l.PHPWorkers, l.PHPMemoryMB, num(l.PeakRPSPerSite, -1))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
