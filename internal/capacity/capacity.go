@@ -332,6 +332,9 @@ func resolve(in Input, ps *plans.Set, f *Figures) ([]PlanLine, error) {
 			name, size = p, s.Name
 		}
 		p, ok := ps.Get(name)
+		if !ok && size != "" {
+			return nil, fmt.Errorf("--mix: size %s stands for plan %s, which is not one of the plans (%s): name plans in the mix, or change sizes in --figures", size, name, strings.Join(ps.Names(), ", "))
+		}
 		if !ok {
 			return nil, fmt.Errorf("--mix: unknown plan or size %q (sizes: %s; plans: %s)", s.Name, sizeList(f.Sizes), strings.Join(ps.Names(), ", "))
 		}

@@ -84,7 +84,7 @@ plans:
 	}
 	// small is a size of the built-in plans only: with these plans it names nothing.
 	_, _, err = runCmd(t, capDeps(), "capacity", "--sites", "100", "--plans", filepath.Join(dir, "plans.yaml"))
-	if err == nil || !strings.Contains(err.Error(), `unknown plan or size "small"`) {
+	if err == nil || !strings.Contains(err.Error(), "--mix: size small stands for plan basic, which is not one of the plans (tiny)") {
 		t.Errorf("default mix on other plans: err = %v", err)
 	}
 }
