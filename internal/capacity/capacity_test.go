@@ -198,7 +198,7 @@ func TestPlanArithmetic(t *testing.T) {
 			// allocatable vCPU → 112 nodes.
 			name: "embedded figures 50,000", sites: 50000, mix: "small=80,medium=15,large=5", figs: capacity.DefaultFigures(),
 			want: want{sites: []int{40000, 7500, 2500}, shards: 1000, nodes: 112, perNode: 9, edges: 2, workers: 1, bound: "cpu",
-				shardVCPU: 0.215, shardGiB: 0.334, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
+				shardVCPU: 0.215, shardGiB: 0.371, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
 				total: 730*(112*8+2*4+2*2) + 35625 + 38437.5*0.5},
 		},
 		{
@@ -211,7 +211,7 @@ func TestPlanArithmetic(t *testing.T) {
 				return f
 			}(),
 			want: want{sites: []int{40000, 7500, 2500}, shards: 1000, nodes: 31, perNode: 33, edges: 2, workers: 1, bound: "cpu",
-				shardVCPU: 0.215, shardGiB: 0.334, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
+				shardVCPU: 0.215, shardGiB: 0.371, quotaGiB: 102500, blockGiB: 35625, objectGiB: 38437.5,
 				total: 730*(31*8+2*4+2*2) + 35625 + 38437.5*0.5},
 		},
 		{
