@@ -170,8 +170,7 @@ func ParseFigures(b []byte, source string) (*Figures, error) {
 	return &f, nil
 }
 
-// Prices are unit prices in Sheet.Currency (names as in the usage and cost
-// price sheet's prices block).
+// Prices are unit prices in PriceSheet.Currency.
 type Prices struct {
 	VCPUHour      float64 `json:"vcpu_hour"`
 	RAMGBHour     float64 `json:"ram_gb_hour"`
