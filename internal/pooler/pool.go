@@ -40,8 +40,9 @@ type backend struct {
 	rbuf    []byte // reused by relay for the packets it reads
 	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
 	// lingerGen counts its lingerings (linger.go).
-	lingerFor *session
-	lingerGen uint64
+	lingerFor   *session
+	lingerGen   uint64
+	lingerTimer *time.Timer
 }
 
 func (b *backend) inTx() bool {
