@@ -85,7 +85,11 @@ func BenchmarkStatement(b *testing.B) {
 	b.Run("own", func(b *testing.B) { run(b, session(s1, nil)) })
 	b.Run("lingering", func(b *testing.B) {
 		pl := startPooler(b, Config{MaxServerBackends: 1}, s1.Account)
-		run(b, conn(b, open(b, pl.cfg.Socket, s1.User, s1.Password, s1.Database)))
+		c := conn(b, open(b, pl.cfg.Socket, s1.User, s1.Password, s1.Database))
+		if _, err := c.ExecContext(b.Context(), "DO 1"); err != nil { // the backend to linger
+			b.Fatal(err)
+		}
+		run(b, c)
 		if st := pl.Stats(); st.Reclaimed == 0 {
 			b.Fatalf("%+v: no statement found its lingering backend", st)
 		}
