@@ -157,7 +157,9 @@ var (
 //   - Usage (usage.go, internal/usage): AddUsage applies one report to
 //     the hourly records of the hour holding hour (UTC), atomically:
 //     counters add, gauges set when not nil, the shard set when not
-//     empty. A report whose key (Source, ID) was applied before, within
+//     empty, and BytesOut is added to the hour's month's bandwidth (as
+//     AddBandwidth, in the same transaction, so that the plans' limit and
+//     the usage never disagree). A report whose key (Source, ID) was applied before, within
 //     UsageReportRetention, changes nothing and returns applied false
 //     (an empty ID is always applied). Bad input: ErrInvalid, nothing
 //     applied. ListUsage returns the records of the hours that overlap

@@ -13,12 +13,14 @@ import (
 	"github.com/aipress/aipress/internal/store"
 )
 
-// AddUsage adds one report's usage to hour's records (see store.Store).
+// AddUsage adds one report's usage to hour's records, and its bytes out
+// to the month's bandwidth (see store.Store).
 func (s *Store) AddUsage(ctx context.Context, key store.UsageKey, hour time.Time, deltas map[string]store.UsageDelta) (bool, error) {
 	if err := store.ValidateUsage(key, deltas); err != nil {
 		return false, err
 	}
 	h := store.UsageHour(hour)
+	month := hour.UTC().Format("2006-01")
 	applied := true
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		applied = true
@@ -54,6 +56,12 @@ func (s *Store) AddUsage(ctx context.Context, key store.UsageKey, hour time.Time
 				name, h, d.Shard, d.Requests, d.BytesOut, d.CacheHits, d.PHPMicros, d.DBQueries,
 				d.DBBytes, d.FilesBytes, d.BackupBytes); err != nil {
 				return err
+			}
+			if d.BytesOut > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO bandwidth (site, month, bytes) VALUES (?, ?, ?)
+					ON CONFLICT (month, site) DO UPDATE SET bytes = bytes + excluded.bytes`, name, month, d.BytesOut); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -118,6 +119,10 @@ func testUsage(t *testing.T, h *harness) {
 	}
 	if !slices.Equal(paged, want) {
 		t.Errorf("paged = %+v, want %+v", paged, want)
+	}
+	// Bytes out are the months' bandwidth too, once.
+	if got, want := listBandwidth(t, s, store.BandwidthListOptions{Month: "2026-12"}), map[string]int64{"a.example": 1520, "b.example": 10}; !maps.Equal(got, want) {
+		t.Errorf("December's bandwidth = %v, want %v", got, want)
 	}
 	if after := rev(); after != before {
 		t.Errorf("usage took revisions: %d → %d", before, after)
