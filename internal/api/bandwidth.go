@@ -127,7 +127,7 @@ func IngestReport(ctx context.Context, st store.Store, ps *plans.Set, sm SiteMet
 		if sh, err := lookup(name); err != nil {
 			return nil, err
 		} else if sh != nil {
-			usage[name] = store.UsageDelta{Shard: *sh, BytesOut: max(n, 0)}
+			usage[name] = store.UsageDelta{Shard: *sh, BytesOut: n} // negative: ErrInvalid
 		}
 	}
 	for name, d := range rep.Sites {
