@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -95,6 +96,15 @@ func Default() *Sheet {
 		panic(fmt.Sprintf("embedded price sheet: %v", err)) // a build defect, caught by the tests
 	}
 	return s
+}
+
+// Load reads a sheet from a file (Parse).
+func Load(path string) (*Sheet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("price sheet: %w", err)
+	}
+	return Parse(b)
 }
 
 // Parse reads a sheet (YAML); unknown fields and negative prices are
