@@ -91,8 +91,10 @@ func testUsage(t *testing.T, p *platform) {
 	if got := b - b0; got < float64(read)*0.99 || got > float64(read)*1.01 {
 		t.Errorf("bytes out: %v, want %d ± 1 %%", got, read)
 	}
-	if got := h - h0; got < 1 || got > 20 {
-		t.Errorf("cache hits: %v, want 1 to 20 (home pages)", got)
+	// The page cache answers the home pages and redirects it has: at
+	// least one of them, never more than the script sent.
+	if got := h - h0; got < 1 || got > float64(sent) {
+		t.Errorf("cache hits: %v, want 1 to %d", got, sent)
 	}
 	if ph-p0 <= 0 {
 		t.Errorf("PHP time did not grow: %v → %v µs", p0, ph)

@@ -34,13 +34,7 @@ func testUsage(t *testing.T, h *harness) {
 	if got := listUsage(t, s, store.UsageListOptions{From: dec, To: jan}); got == nil || len(got) != 0 {
 		t.Errorf("empty store: %v, want an empty list", got)
 	}
-	rev := func() int64 {
-		cl, err := s.Changes(ctx, 1<<62, store.ChangeOptions{Limit: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cl.Revision
-	}
+	rev := func() int64 { return revision(t, s) }
 	before := rev()
 	h10 := time.Date(2026, 12, 6, 10, 15, 0, 0, time.UTC)
 	h11 := h10.Add(time.Hour)
