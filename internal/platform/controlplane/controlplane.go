@@ -181,6 +181,9 @@ type Options struct {
 	// is served at /metrics (nil: none).
 	Purger  api.Purger
 	Metrics http.Handler
+	// Logs finds sites' logs for the API (nil: the PHP logs of the child
+	// shards under <DataDir>/shards, no access logs; api.LocalLogs).
+	Logs api.SiteLogs
 	// Provider makes the shard provider over the store (nil: none).
 	Provider         func(st store.Store) placement.Provider
 	HeartbeatTimeout time.Duration
@@ -375,7 +378,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.Logger.With("component", "api"), Version: cfg.Version, PublicURL: cfg.PublicURL,
 		PublicHTTPSURL: cfg.PublicHTTPSURL,
-		Purger:         cfg.Purger, Metrics: cfg.Metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
+		Purger:         cfg.Purger, Metrics: cfg.Metrics, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
 		Prices:    cfg.Prices,
@@ -554,4 +557,13 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// siteLogs is the API's reader of sites' logs: cfg.Logs, else the PHP
+// logs of the child shards on this machine.
+func siteLogs(cfg Options) api.SiteLogs {
+	if cfg.Logs != nil {
+		return cfg.Logs
+	}
+	return api.LocalLogs{ShardsDir: filepath.Join(cfg.DataDir, "shards")}
 }
