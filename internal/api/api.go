@@ -28,6 +28,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
@@ -145,6 +146,9 @@ type Config struct {
 	// Plans are the platform's plans (what sites and organisations get,
 	// quotas). Nil: plans.Defaults().
 	Plans *plans.Set
+	// Prices price GET /v1/cost (internal/cost). Nil: cost.Default(),
+	// GCP list prices.
+	Prices *cost.Sheet
 	// LoginKey returns the login key of the site with uid
 	// (loginlink.Key of the platform secret): POST
 	// /v1/sites/{name}/login-link signs with it, and GET
@@ -300,6 +304,9 @@ func newServer(cfg Config) *server {
 	}
 	if cfg.Plans == nil {
 		cfg.Plans = plans.Defaults()
+	}
+	if cfg.Prices == nil {
+		cfg.Prices = cost.Default()
 	}
 	if cfg.SiteMetrics == nil {
 		cfg.SiteMetrics = sitemetrics.New(sitemetrics.Config{Clock: cfg.Clock})
@@ -518,6 +525,8 @@ var routes = []route{
 
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
+	{"GET", "/v1/usage", "usage.list", permSiteRead, inside, false, false, (*server).listUsage},
+	{"GET", "/v1/cost", "cost.report", permOrgRead, inside, false, false, (*server).costReport},
 	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
 
 	// Organisation owners read their organisations' entries (the

@@ -175,6 +175,8 @@ var matrix = map[string]string{
 	"GET /v1/routes":                       "edge",
 	"POST /v1/edge/waf-events":             "edge",
 	"POST /v1/edge/usage":                  "edge",
+	"GET /v1/usage":                        "site.list", // filtered inside: what the caller may read
+	"GET /v1/cost":                         "site.list",
 	"GET /v1/whoami":                       "any",
 	"GET /v1/assistant":                    "people",
 	"POST /v1/assistant/chat":              "people",

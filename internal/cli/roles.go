@@ -17,6 +17,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
@@ -162,9 +163,10 @@ func readToken(d deps, file, env, what string) (string, error) {
 
 func newServerCmd(d deps) *cobra.Command {
 	var (
-		cfg       controlplane.Config
-		logLevel  string
-		plansFile string
+		cfg        controlplane.Config
+		logLevel   string
+		plansFile  string
+		pricesFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -201,6 +203,11 @@ token, which the client commands pick up from that directory.`,
 					return fmt.Errorf("--plans: %w", err)
 				}
 			}
+			if pricesFile != "" {
+				if cfg.Prices, err = cost.Load(pricesFile); err != nil {
+					return fmt.Errorf("--prices: %w", err)
+				}
+			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
 			resolveAssistantKey(d, &cfg.Assistant)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -222,6 +229,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
+	fl.StringVar(&pricesFile, "prices", "", "YAML price sheet of aipress cost (replaces the built-in GCP list prices; see docs/operations.md, \"Usage and cost\")")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", "", "passed to the local shards the server starts: the wordpress.org-compatible catalogue (default "+artefact.DefaultCatalogueURL+")")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")

@@ -33,6 +33,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repos"
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
@@ -104,6 +105,8 @@ type Config struct {
 	BackupURL string
 	// Plans are the platform's plans (nil: plans.Defaults()).
 	Plans *plans.Set
+	// Prices price GET /v1/cost (nil: cost.Default()).
+	Prices *cost.Sheet
 	// ShardProvider is ShardProviderLocal (default: SpawnShards decides) or
 	// ShardProviderKubernetes (Kube configures it; TransferURL, if set
 	// explicitly, is passed to the shards).
@@ -195,7 +198,9 @@ type Options struct {
 	// default).
 	MaxShardCapacity int
 	// Plans: nil for plans.Defaults().
-	Plans     *plans.Set
+	Plans *plans.Set
+	// Prices: nil for cost.Default().
+	Prices    *cost.Sheet
 	Auth      AuthOptions
 	Assistant AssistantOptions
 	// AllowPrivateFetch: git sync may fetch from loopback and private
@@ -376,6 +381,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Purger:         cfg.Purger, Metrics: cfg.Metrics, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
+		Prices:    cfg.Prices,
 		Auth:      auth,
 		Assistant: asst,
 	}
@@ -480,7 +486,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PublicURL:        serve.HTTPURL(cfg.PublicPort),
 		PublicHTTPSURL:   serve.HTTPSURL(cfg.PublicHTTPSPort),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom,
-		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Auth: cfg.Auth, Assistant: cfg.Assistant,
+		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Prices: cfg.Prices, Auth: cfg.Auth, Assistant: cfg.Assistant,
 		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL,
 	}
 	if ccfg.MaxShardCapacity == 0 {

@@ -308,16 +308,8 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	// Bandwidth per site per month, against the plans; each site's
 	// traffic for the portal's charts goes with it.
 	traffic := sitemetrics.NewRecorder()
-	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
-		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
-			sites := traffic.Take()
-			over, err := links.Reports.Usage(ctx, &api.UsageReport{Bytes: b, Sites: sites})
-			if err != nil {
-				traffic.Return(sites)
-				return nil, err
-			}
-			return over, nil
-		}})
+	sender := &usageSender{reports: links.Reports, traffic: traffic, log: log.With("component", "usage")}
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"), Send: sender.send})
 	mws := []edge.Middleware{purge.KeyringMiddleware(n.purges.ring, n.cache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
 	mws = append(mws, meter.Middleware())                                              // 509 for sites over their monthly bandwidth
 	mws = append(mws, n.extras.middlewares()...)                                       // rate limit, HTTPS redirect

@@ -390,7 +390,7 @@ func (r storeReports) WAFEvents(ctx context.Context, evs []site.WAFEvent) error 
 }
 
 func (r storeReports) Usage(ctx context.Context, rep *api.UsageReport) ([]string, error) {
-	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, time.Now(), rep)
+	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, "edge:local", time.Now(), rep)
 	if err != nil {
 		return nil, err
 	}

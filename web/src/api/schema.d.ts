@@ -2195,6 +2195,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage records per site, by hour, day or month.
+         * @description Each site's usage per period on the shard it was on: requests,
+         *     response bytes, page-cache hits and the time requests waited for
+         *     PHP (counted by the edges), database queries and the sizes of the
+         *     database, files and backups (measured by the shards; zero until
+         *     they report them). Counters are summed over the period's hours,
+         *     sizes averaged over the hours that measured them. The sites the
+         *     caller may read (every site, and those deleted, for platform
+         *     roles); site= and org= narrow them. The span is month= (default the
+         *     current month, UTC) or from= and to= (to exclusive). Follow `next`
+         *     with after= for the next page.
+         *
+         */
+        get: operations["listUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Each site's cost in a month, its shard's cost split by usage (internal/cost).
+         * @description Every shard's cost over the month's hours so far (its vCPUs, memory
+         *     and disk at the price sheet's prices) is split over the sites that
+         *     used it that month or are on it now: the sheet's fixed_share
+         *     equally (idle sites pay it too), the rest by PHP worker-seconds
+         *     (compute) and storage bytes. The shares of a shard add up to its
+         *     cost to the cent (largest remainder). Egress and backup storage are
+         *     each site's own costs on top. Sites the caller may read (org=
+         *     narrows them); `shards` for platform roles only. Amounts in cents.
+         *
+         */
+        get: operations["costReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/edge/usage": {
         parameters: {
             query?: never;
@@ -2213,7 +2271,12 @@ export interface paths {
          *     audited. `sites` carries the same interval's other counts per site
          *     for the charts (GET /v1/sites/{name}/metrics); names of no site
          *     are dropped; a count out of bounds refuses the whole report. The
-         *     body may be up to 32 MiB.
+         *     body may be up to 32 MiB. The report's bytes, requests, page-cache
+         *     hits and PHP time also go to the sites' hourly usage records
+         *     (GET /v1/usage), with the bytes in the same transaction. `id`
+         *     names the report among its sender's (the token's): a report sent
+         *     again with an id already taken (within 7 days) adds nothing
+         *     anywhere and gets the same kind of answer.
          *
          */
         post: operations["reportUsage"];
@@ -3320,6 +3383,109 @@ export interface components {
             prev_hash: string;
             /** @description SHA-256 hex. */
             hash: string;
+        };
+        UsageRecord: {
+            site: string;
+            shard: string;
+            /**
+             * @description The period's start: 2026-12-06T10 (hour, UTC), 2026-12-06 (day) or 2026-12 (month).
+             * @example 2026-12-06
+             */
+            period: string;
+            /**
+             * Format: int64
+             * @description Hourly records in the period.
+             */
+            hours: number;
+            /** Format: int64 */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Response body bytes.
+             */
+            bytes_out: number;
+            /** Format: int64 */
+            cache_hits: number;
+            /**
+             * Format: int64
+             * @description Microseconds requests waited for PHP (the edge's view of PHP worker time).
+             */
+            php_us: number;
+            /** Format: int64 */
+            db_queries: number;
+            /**
+             * Format: int64
+             * @description Average over the hours measured.
+             */
+            db_bytes: number;
+            /** Format: int64 */
+            files_bytes: number;
+            /** Format: int64 */
+            backup_bytes: number;
+        };
+        UsageList: {
+            /** @enum {string} */
+            period: "hour" | "day" | "month";
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            items: components["schemas"]["UsageRecord"][];
+            /** @description Pass as after= for the next page; absent on the last. */
+            next?: string;
+        };
+        CostReport: {
+            /** @example 2026-12 */
+            month: string;
+            /** @example USD */
+            currency: string;
+            /** @description Where the price sheet's prices come from. */
+            source: string;
+            /** @description The hours of the month priced (so far, for the current month). */
+            hours: number;
+            fixed_share: number;
+            /** @description Platform roles only. */
+            shards?: {
+                shard: string;
+                sites: number;
+                /** Format: int64 */
+                cost_cents: number;
+            }[];
+            sites: {
+                site: string;
+                org?: string;
+                shard: string;
+                /**
+                 * Format: int64
+                 * @description Its part of the shard's cost: fixed_cents + usage_cents.
+                 */
+                share_cents: number;
+                /** Format: int64 */
+                fixed_cents: number;
+                /** Format: int64 */
+                usage_cents: number;
+                /** Format: int64 */
+                egress_cents: number;
+                /** Format: int64 */
+                backup_cents: number;
+                /** Format: int64 */
+                total_cents: number;
+                /** Format: int64 */
+                requests?: number;
+                /** Format: int64 */
+                bytes_out?: number;
+                /** Format: int64 */
+                php_seconds?: number;
+                /** Format: int64 */
+                storage_bytes?: number;
+                /** Format: int64 */
+                backup_bytes?: number;
+            }[];
+            /**
+             * Format: int64
+             * @description The sum of the sites' totals.
+             */
+            total_cents: number;
         };
         AuditList: {
             items: components["schemas"]["AuditEntry"][];
@@ -7218,6 +7384,69 @@ export interface operations {
             };
         };
     };
+    listUsage: {
+        parameters: {
+            query?: {
+                period?: "hour" | "day" | "month";
+                /** @description YYYY-MM (UTC). */
+                month?: string;
+                /** @description YYYY-MM-DD or RFC 3339; with to=. */
+                from?: string;
+                /** @description YYYY-MM-DD or RFC 3339, exclusive; at most 400 days after from=. */
+                to?: string;
+                site?: string;
+                org?: string;
+                /** @description The previous page's next. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of records, by period, site and shard. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    costReport: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (UTC); default the current month. */
+                month?: string;
+                org?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The month's costs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
     reportUsage: {
         parameters: {
             query?: never;
@@ -7228,6 +7457,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description The report's identifier among its sender's (edges: 128 random bits); absent: never deduplicated. */
+                    id?: string;
                     bytes?: {
                         [key: string]: number;
                     };
