@@ -302,6 +302,9 @@ func wrapXML(err error) error {
 		return fmt.Errorf("%w: the file ends early (truncated?)", ErrBroken)
 	}
 	var se *xml.SyntaxError
+	if errors.As(err, &se) && se.Msg == "unexpected EOF" {
+		return fmt.Errorf("%w: line %d: the file ends early (truncated?)", ErrBroken, se.Line)
+	}
 	if errors.As(err, &se) && strings.Contains(se.Msg, "entity") {
 		return fmt.Errorf("%w: line %d: %s: WXR uses only XML's five entities and character references", ErrHostile, se.Line, se.Msg)
 	}
