@@ -295,7 +295,7 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 		if err := unmarshalParams(j.Params, &p); err != nil {
 			return nil, err
 		}
-		if p.Key != store.WXRImportKey(j.ID) {
+		if rest, ok := strings.CutPrefix(p.Key, store.WXRImportPrefix(j.SiteUID)); !ok || rest == "" || strings.Contains(rest, "/") {
 			return nil, publicf("WXR import job without its file")
 		}
 		st, err := s.jobSite(ctx, src, j)

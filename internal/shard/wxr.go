@@ -54,11 +54,9 @@ type WXRImportReport struct {
 	FetchFailures []wxr.FetchFailure `json:"fetch_failures,omitempty"`
 }
 
-// wxrLimits are a site's limits on a WXR file: the plan's disk limit
-// (at least 16 MiB, at most 2 GiB) and 200,000 items.
+// wxrLimits are site st's limits on a WXR file (the API's too).
 func wxrLimits(st *site.Site) wxr.Limits {
-	b := min(max(int64(st.Spec.Limits.WithDefaults().DiskMB)<<20, 16<<20), 2<<30)
-	return wxr.Limits{Bytes: b, Items: 200_000}
+	return wxr.LimitsForDisk(st.Spec.Limits.WithDefaults().DiskMB)
 }
 
 // CheckWXR reads the WXR file at path within site st's limits and

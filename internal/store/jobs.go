@@ -58,9 +58,13 @@ type WXRImportParams struct {
 	SkipAttachments bool `json:"skip_attachments,omitempty"`
 }
 
-// WXRImportKey is the transfer store's key of the WXR file of import
-// job id.
-func WXRImportKey(id string) string { return "imports/wxr/" + id + ".xml" }
+// WXRImportKey is the transfer store's key of WXR file id to import
+// into the site with uid.
+func WXRImportKey(uid, id string) string { return WXRImportPrefix(uid) + id + ".xml" }
+
+// WXRImportPrefix is where the WXR files to import into the site with
+// uid are: a job's key must lie there.
+func WXRImportPrefix(uid string) string { return "imports/wxr/" + uid + "/" }
 
 // WXRExportKey is the transfer store's key of the WXR file of export job
 // id of the site with uid.

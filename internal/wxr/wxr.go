@@ -26,6 +26,12 @@ type Limits struct {
 	Items int
 }
 
+// LimitsForDisk are the limits on a WXR file for a site with diskMB of
+// disk: as many bytes (at least 16 MiB, at most 2 GiB) and 200,000 items.
+func LimitsForDisk(diskMB int) Limits {
+	return Limits{Bytes: min(max(int64(diskMB)<<20, 16<<20), 2<<30), Items: 200_000}
+}
+
 func (l Limits) withDefaults() Limits {
 	if l.Bytes <= 0 {
 		l.Bytes = 512 << 20
