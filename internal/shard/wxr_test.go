@@ -217,7 +217,7 @@ func attachmentWXR(base string) string {
 <channel><title>Pictures</title><link>http://pictures.example</link><wp:wxr_version>1.2</wp:wxr_version>
 <wp:author><wp:author_id>2</wp:author_id><wp:author_login>painter</wp:author_login><wp:author_email>painter@pictures.example</wp:author_email><wp:author_display_name>The Painter</wp:author_display_name></wp:author>
 <item><title>Sunflowers</title><dc:creator>painter</dc:creator><guid isPermaLink="false">http://pictures.example/?p=20</guid>
-<content:encoded><![CDATA[<p>Look: <img src="` + base + `/pic.png"></p>]]></content:encoded><excerpt:encoded><![CDATA[]]></excerpt:encoded>
+<content:encoded><![CDATA[<p>Look: <img src="` + base + `/pic.png"> <img src="` + base + `/pic-150x150.png"></p>]]></content:encoded><excerpt:encoded><![CDATA[]]></excerpt:encoded>
 <wp:post_id>20</wp:post_id><wp:post_date>2024-06-01 10:00:00</wp:post_date><wp:post_date_gmt>2024-06-01 10:00:00</wp:post_date_gmt>
 <wp:post_name>sunflowers</wp:post_name><wp:status>publish</wp:status><wp:post_parent>0</wp:post_parent><wp:menu_order>0</wp:menu_order><wp:post_type>post</wp:post_type>
 <wp:postmeta><wp:meta_key>_thumbnail_id</wp:meta_key><wp:meta_value><![CDATA[21]]></wp:meta_value></wp:postmeta>
@@ -289,7 +289,7 @@ func TestWXRRoundTrip(t *testing.T) {
 		t.Errorf("the attachment in uploads: %d bytes, want %d", len(got), len(png))
 	}
 	content := rootQuery(t, c, sh, n.DB, "SELECT post_content FROM wp_posts WHERE post_name = 'sunflowers'")
-	if len(content) != 1 || !strings.Contains(content[0], oldURL+upload) || strings.Contains(content[0], srv.URL) {
+	if len(content) != 1 || !strings.Contains(content[0], oldURL+upload) || !strings.Contains(content[0], oldURL+"/wp-content/uploads/2024/06/pic-150x150.png") || strings.Contains(content[0], srv.URL) {
 		t.Errorf("the post's content names %q, want the new upload's URL", content)
 	}
 	if thumb := rootQuery(t, c, sh, n.DB, "SELECT p.post_type FROM wp_postmeta m JOIN wp_posts p ON p.ID = m.meta_value JOIN wp_posts s ON s.ID = m.post_id WHERE m.meta_key = '_thumbnail_id' AND s.post_name = 'sunflowers'"); len(thumb) != 1 || thumb[0] != "attachment" {

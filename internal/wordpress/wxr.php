@@ -219,6 +219,15 @@ while (($line = fgets(STDIN)) !== false) {
 			}
 			wp_update_attachment_metadata($id, wp_generate_attachment_metadata($id, $upload['file']));
 			$url_remap[(string) $rec['attachment_url']] = $upload['url'];
+			// Resized images (pic-300x200.jpg) are remapped by their stub, as
+			// the plugin does: pic → the new file's name without extension.
+			if (strpos((string) $ft['type'], 'image/') === 0) {
+				$old = pathinfo((string) $rec['attachment_url']);
+				$new = pathinfo($upload['url']);
+				if (!empty($old['filename']) && !empty($new['filename'])) {
+					$url_remap[$old['dirname'] . '/' . $old['filename']] = $new['dirname'] . '/' . $new['filename'];
+				}
+			}
 			if ($rec['guid'] !== '' && $rec['guid'] !== $rec['attachment_url']) {
 				$url_remap[(string) $rec['guid']] = $upload['url'];
 			}
