@@ -197,17 +197,7 @@ func (s *Shard) WXRImportJob(ctx context.Context, st *site.Site, p store.WXRImpo
 	}
 	defer os.RemoveAll(scratch)
 	path := filepath.Join(scratch, "export.xml")
-	rd, err := b.NewReader(ctx, p.Key, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch the WXR file %s: %w", p.Key, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		_, err = io.Copy(f, rd)
-		err = errors.Join(err, f.Close())
-	}
-	rd.Close()
-	if err != nil {
+	if err := copyObject(ctx, b, p.Key, path); err != nil {
 		return nil, fmt.Errorf("fetch the WXR file %s: %w", p.Key, err)
 	}
 	rep, err := s.ImportWXR(ctx, st, WXRImportRequest{File: path, SkipAttachments: p.SkipAttachments, Progress: progress})
