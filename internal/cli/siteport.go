@@ -203,7 +203,8 @@ items, or anything but a WordPress export is refused with the reason.
 WordPress inserts the content, in the site's own context; posts the site has
 already (same type, title and date) are skipped, so an import run twice adds
 nothing. The import is a job: the CLI follows its progress and prints what
-was imported and every attachment or item that failed. --dry-run reads the
+was imported and every attachment or item that failed (--wait=false: it
+returns once the job is made; 'aipress job get ID' shows it). --dry-run reads the
 file here and reports its counts; nothing is sent. See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
   aipress site import --archive backup.tar.gz --domain blog.example.com -o json
@@ -219,7 +220,7 @@ file here and reports its counts; nothing is sent. See docs/import-export.md.`,
 				if domain == "" {
 					return errors.New("--wxr needs --domain: the existing site to import the content into")
 				}
-				return o.importWXR(cmd, wxrFile, domain, dryRun, skipAttachments, timeout)
+				return o.importWXR(cmd, wxrFile, domain, dryRun, skipAttachments, wait, timeout)
 			}
 			if archive == "" || domain == "" {
 				return errors.New("--archive and --domain are required")
@@ -372,7 +373,7 @@ type wxrImportOutput struct {
 // importWXR imports a WXR file's content into site domain: a dry run
 // reads it here; else it is sent (POST /v1/sites/{name}/wxr-import) and
 // the job followed.
-func (o *siteOpts) importWXR(cmd *cobra.Command, file, domain string, dryRun, skip bool, timeout time.Duration) error {
+func (o *siteOpts) importWXR(cmd *cobra.Command, file, domain string, dryRun, skip, wait bool, timeout time.Duration) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -413,6 +414,14 @@ func (o *siteOpts) importWXR(cmd *cobra.Command, file, domain string, dryRun, sk
 	}
 	if resp.Job == nil {
 		return errors.New("the API answered without a job")
+	}
+	if !wait {
+		out := wxrImportOutput{Site: domain, File: resp.File, Job: resp.Job.ID}
+		if o.output != "table" {
+			return printData(w, o.output, out)
+		}
+		fmt.Fprintf(w, "importing %s into %s: job %s (aipress job get %s)\n", wxrCounts(resp.File), domain, resp.Job.ID, resp.Job.ID)
+		return nil
 	}
 	j, err := o.waitJob(ctx, cmd.ErrOrStderr(), c, resp.Job, timeout)
 	if err != nil {

@@ -201,9 +201,9 @@ func (s *Shard) WXRImportJob(ctx context.Context, st *site.Site, p store.WXRImpo
 		return nil, fmt.Errorf("fetch the WXR file %s: %w", p.Key, err)
 	}
 	rep, err := s.ImportWXR(ctx, st, WXRImportRequest{File: path, SkipAttachments: p.SkipAttachments, Progress: progress})
-	if err == nil {
-		_ = b.Delete(context.WithoutCancel(ctx), p.Key)
-	}
+	// Imported or failed, the file has served (a job that failed is not
+	// run again; one whose shard died never got here and reads it again).
+	_ = b.Delete(context.WithoutCancel(ctx), p.Key)
 	return rep, err
 }
 
