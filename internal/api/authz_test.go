@@ -94,6 +94,7 @@ var matrix = map[string]string{
 	"POST /v1/apply":                       "site.write",
 	"POST /v1/sites/{name}/backups":        "site.write",
 	"POST /v1/sites/{name}/export":         "site.write",
+	"POST /v1/sites/{name}/wxr-import":     "site.write",
 	"POST /v1/sites/{name}/restore":        "site.write",
 	"POST /v1/sites/{name}/updates":        "site.write",
 	"POST /v1/updates":                     "platform.admin",

@@ -193,7 +193,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	}
 	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
-		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
+		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL, AllowPrivateFetch: cfg.AllowPrivateFetch,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
 		PoolerBackends: cfg.DBPoolerBackends, PoolerLinger: cfg.DBPoolerLinger, DBBufferPool: cfg.DBBufferPool,

@@ -650,12 +650,63 @@ export interface paths {
          *     prefix, charset, sizes and the SHA-256 of every entry). Follow the job
          *     with GET /v1/jobs/{id} (`progress.done`: archive bytes written), then
          *     download it with GET /v1/jobs/{id}/archive. An export already pending
-         *     or running is answered with 200. A site that is unplaced, moving,
-         *     being deleted or not Ready/Suspended gives 409; a control plane
-         *     without a transfer store 501. The body may be empty.
+         *     or running is answered with 200 (one of the other format: 409). A
+         *     site that is unplaced, moving, being deleted or not Ready/Suspended
+         *     gives 409; a control plane without a transfer store 501. The body
+         *     may be empty.
+         *
+         *     With `{"format": "wxr"}` the job writes the site's content instead,
+         *     as WordPress's own Tools → Export does (`export_wp`, all content,
+         *     run as the site's user): a WXR 1.2 file that any WordPress imports,
+         *     checked as it streams to be WXR this platform reads; the result has
+         *     `format: wxr` and `wxr` (its counts), and the archive endpoint serves
+         *     it as `application/xml`.
          *
          */
         post: operations["exportSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/wxr-import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a WXR file's content into the site (a wxr-import job on its shard, or check it with dry_run).
+         * @description The body is a WXR file (`application/xml`), as Tools → Export of any
+         *     WordPress writes it. It is read and checked here first: a document
+         *     type declaration or an entity other than XML's own (XXE, entity
+         *     expansion), more than 200,000 items, anything but an RSS document
+         *     with a WXR channel, or a character set other than UTF-8 is refused
+         *     with the reason (422); a file larger than the plan's disk limit
+         *     (at least 16 MiB, at most 2 GiB) gives 413. With `dry_run` the answer
+         *     is its counts (200). Otherwise it goes into the transfer store and a
+         *     `wxr-import` job on the site's shard imports it (202): the
+         *     attachments are downloaded from their URLs (http or https, public
+         *     addresses only, 64 MiB each, 2,000 at most; none with
+         *     `skip_attachments`), then WordPress inserts authors (mapped to users
+         *     by login, created when missing), terms, posts, comments, menus and
+         *     attachments in the site's own context, skipping posts the site has
+         *     already (same type, title and date). Follow the job with GET
+         *     /v1/jobs/{id} (`progress`: bytes of the file read); its result is
+         *     the report (`file`: the counts; `imported`: what WordPress inserted,
+         *     with failures; `fetched` and `fetch_failures`: the downloads). The
+         *     site must be Ready (409 otherwise, or while another WXR import of
+         *     it runs); a control plane without a transfer store gives 501.
+         *
+         */
+        post: operations["importWXR"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1032,7 +1083,8 @@ export interface paths {
         /**
          * Download the archive a succeeded export job wrote.
          * @description Streams the tar.gz (`application/gzip`, `Content-Disposition:
-         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it).
+         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it),
+         *     or for an export with format wxr the WXR file (`application/xml`).
          *     Callers need write access to the job's site (the archive holds its
          *     database, password hashes included). A job of another kind: 400; an
          *     export not yet succeeded: 409; an archive no longer kept: 410; no
@@ -2859,7 +2911,7 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export" | "wxr-import";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
@@ -5100,7 +5152,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description archive (the default): the portable tar.gz; wxr: the content as a WXR file
+                     * @enum {string}
+                     */
+                    format?: "archive" | "wxr";
+                };
+            };
+        };
         responses: {
             /** @description The export already pending or running. */
             200: {
@@ -5125,6 +5187,54 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
+    importWXR: {
+        parameters: {
+            query?: {
+                dry_run?: boolean;
+                skip_attachments?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/xml": string;
+            };
+        };
+        responses: {
+            /** @description The dry run's counts (`site`, `dry_run`, `file`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The counts (`file`) and the new job (`job`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            422: components["responses"]["BadRequest"];
             500: components["responses"]["Internal"];
             501: components["responses"]["Internal"];
         };
@@ -5565,7 +5675,7 @@ export interface operations {
             query?: {
                 site?: string;
                 shard?: string;
-                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export";
+                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export" | "wxr-import";
                 /** @description One phase or several, comma-separated. */
                 phase?: string;
                 limit?: number;
@@ -5636,6 +5746,7 @@ export interface operations {
                 };
                 content: {
                     "application/gzip": string;
+                    "application/xml": string;
                 };
             };
             400: components["responses"]["BadRequest"];
