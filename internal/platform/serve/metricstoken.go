@@ -112,4 +112,3 @@ func BearerOnly(token, tokenFile string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
