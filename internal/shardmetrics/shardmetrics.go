@@ -87,6 +87,10 @@ type Config struct {
 	Clock func() time.Time
 	// ProcDir is /proc (tests may point elsewhere).
 	ProcDir string
+	// Runtime adds the Go runtime and process collectors: leave it off
+	// when the registry is served together with another that has them
+	// (`aipress up`).
+	Runtime bool
 }
 
 // DefaultStatusInterval is Config.StatusInterval's default.
@@ -98,8 +102,7 @@ type Metrics struct {
 	c   *collector
 }
 
-// New returns the shard's metrics on a new registry, with the Go runtime
-// and process collectors.
+// New returns the shard's metrics on a new registry.
 func New(src Source, cfg Config) *Metrics {
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = DefaultStatusInterval
@@ -115,7 +118,10 @@ func New(src Source, cfg Config) *Metrics {
 	}
 	c := &collector{src: src, cfg: cfg, status: map[string]*poolStatus{}}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(c)
+	if cfg.Runtime {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	return &Metrics{reg: reg, c: c}
 }
 

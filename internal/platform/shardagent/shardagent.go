@@ -246,7 +246,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		if tokenFile == "" {
 			tokenFile = filepath.Join(dir, serve.MetricsTokenFile)
 		}
-		metrics, err := serve.MetricsHandler(shardmetrics.New(sh, shardmetrics.Config{Shard: cfg.Name}).Handler(), tokenFile, "the shard's metrics token file", log)
+		metrics, err := serve.MetricsHandler(shardmetrics.New(sh, shardmetrics.Config{Shard: cfg.Name, Runtime: true}).Handler(), tokenFile, "the shard's metrics token file", log)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

@@ -242,10 +242,11 @@ func Run(ctx context.Context, cfg Config) error {
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: edge.Ports(),
 		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends, dbBufferPool: cfg.DBBufferPool,
+		metrics: &gatherers{edge: edge.Registry()},
 	}
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
-		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
+		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: shards.metrics,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
 		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,
 		Provider: func(st store.Store) placement.Provider {
