@@ -9,8 +9,8 @@
 //
 // Series per site are exported only by the shard that hosts the site, so
 // a shard's scrape holds at most its capacity (~50 sites) times the
-// per-site series below (13), whatever the fleet's size: at 50,000 sites
-// on 1,000 shards every shard still exposes ~650 per-site series, and no
+// per-site series below (14), whatever the fleet's size: at 50,000 sites
+// on 1,000 shards every shard still exposes ~700 per-site series, and no
 // role exports a series per site of the whole fleet (the control plane's
 // metrics, package cpmetrics, are per shard, route, job kind). Per site:
 // pool workers by state, listen queue, accepted connections, max-children
