@@ -11,9 +11,8 @@ import (
 	"testing"
 )
 
-// scrapeAll reads the API's /metrics with the admin token: every sample as
-// name{labels} → value.
-func (p *platform) scrapeAll() map[string]float64 {
+// metricsText reads the API's /metrics with the admin token.
+func (p *platform) metricsText() string {
 	p.t.Helper()
 	token, err := os.ReadFile(filepath.Join(p.dataDir, "admin-token"))
 	if err != nil {
@@ -30,9 +29,16 @@ func (p *platform) scrapeAll() map[string]float64 {
 	if resp.StatusCode != 200 {
 		p.t.Fatalf("GET /metrics: %d %.300s", resp.StatusCode, b)
 	}
+	return string(b)
+}
+
+// scrapeAll reads the API's /metrics: every sample as name{labels} →
+// value.
+func (p *platform) scrapeAll() map[string]float64 {
+	p.t.Helper()
 	out := map[string]float64{}
 	re := regexp.MustCompile(`(?m)^([a-z_:]+(?:\{[^}]*\})?) (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range re.FindAllStringSubmatch(p.metricsText(), -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		out[m[1]] = v
 	}

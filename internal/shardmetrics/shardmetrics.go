@@ -44,7 +44,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +52,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/procfs"
 
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/mariadb"
@@ -427,43 +427,33 @@ func truncate(b []byte, n int) string {
 
 // poolWorkers counts the php-fpm workers by pool: processes titled
 // "php-fpm: pool NAME" whose parent is a "php-fpm: master process" that
-// is root or descends from it, read from procDir. A site's PHP may title
-// its own processes as it likes, but they are its worker's children, not
-// the master's.
+// is root or descends from it, read from procDir with prometheus/procfs
+// (what the process collector uses). A site's PHP may title its own
+// processes as it likes, but they are its worker's children, not the
+// master's.
 func poolWorkers(procDir string, root int) map[string]int {
-	ents, err := os.ReadDir(procDir)
+	fs, err := procfs.NewFS(procDir)
+	if err != nil {
+		return nil
+	}
+	procs, err := fs.AllProcs()
 	if err != nil {
 		return nil
 	}
 	parent := map[int]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(procDir + "/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			parent[pid] = ppid
+	byPID := map[int]procfs.Proc{}
+	for _, p := range procs {
+		if st, err := p.Stat(); err == nil {
+			parent[p.PID] = st.PPID
+			byPID[p.PID] = p
 		}
 	}
 	title := func(pid int) string {
-		cmd, err := os.ReadFile(procDir + "/" + strconv.Itoa(pid) + "/cmdline")
-		if err != nil {
+		cmd, err := byPID[pid].CmdLine()
+		if err != nil || len(cmd) == 0 {
 			return ""
 		}
-		return strings.TrimRight(string(cmd), "\x00 ")
+		return strings.TrimRight(cmd[0], " ")
 	}
 	masters := map[int]bool{}
 	out := map[string]int{}
@@ -480,7 +470,7 @@ func poolWorkers(procDir string, root int) map[string]int {
 		if !isMaster {
 			continue
 		}
-		if i := strings.IndexAny(name, " \x00"); i >= 0 {
+		if i := strings.IndexByte(name, ' '); i >= 0 {
 			name = name[:i]
 		}
 		out[name]++

@@ -54,7 +54,9 @@ func TestPoolWorkers(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		stat := strconv.Itoa(pid) + " (" + comm + ") S " + strconv.Itoa(ppid) + " 1 1 0 -1\n"
+		// A whole line as Linux writes it (procfs reads every field).
+		stat := strconv.Itoa(pid) + " (" + comm + ") S " + strconv.Itoa(ppid) +
+			" 100 100 0 -1 4194560 1000 0 0 0 10 5 0 0 20 0 1 0 12345 200000000 3000 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
 		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
 			t.Fatal(err)
 		}
