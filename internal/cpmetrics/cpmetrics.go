@@ -1,8 +1,9 @@
 // Package cpmetrics exports the control plane's Prometheus metrics on a
 // registry of its own (never the global default one): API latency by
 // route, the store's latency by operation, jobs by kind and result, the
-// shards' placement and health as the control plane sees them, and
-// whether this replica leads.
+// shards' placement and health as the control plane sees them, their
+// sites' backup coverage (the leader's scheduler's view), and whether this
+// replica leads.
 //
 // No series is per site: at 50,000 sites the control plane's scrape is
 // per shard (7 series per shard), per API route (the route pattern, e.g.
@@ -43,6 +44,17 @@ type Metrics struct {
 	leading  atomic.Bool
 	st       store.Store
 	clock    func() time.Time
+	backups  func() map[string]BackupCoverage
+}
+
+// BackupCoverage is one shard's backup coverage: its scheduled sites by
+// state (OK, LATE, NONE, OFF), how many are alerts (late, or never backed
+// up a window after creation), and the oldest last good backup among them
+// (zero: none).
+type BackupCoverage struct {
+	States     map[string]int
+	Alerts     int
+	OldestGood time.Time
 }
 
 // Config configures Metrics.
@@ -52,6 +64,10 @@ type Config struct {
 	Store store.Store
 	// Clock is the time (default time.Now).
 	Clock func() time.Time
+	// Backups, if set, returns the backup coverage by shard as the
+	// leader's backup scheduler saw it last (backupctl.Controller.
+	// Coverage, adapted); it is exported only while this replica leads.
+	Backups func() map[string]BackupCoverage
 	// Runtime adds the Go runtime and process collectors: leave it off
 	// when the registry is served together with another that has them
 	// (`aipress up`: the edge's).
@@ -79,8 +95,9 @@ func New(cfg Config) *Metrics {
 			Name: "aipress_jobs_finished_total",
 			Help: "Jobs this replica saw end, by kind and result (succeeded, failed).",
 		}, []string{"kind", "result"}),
-		st:    cfg.Store,
-		clock: cfg.Clock,
+		st:      cfg.Store,
+		clock:   cfg.Clock,
+		backups: cfg.Backups,
 	}
 	m.reg.MustRegister(m.api, m.storeOps, m.jobs, &collector{m: m})
 	if cfg.Runtime {
@@ -114,24 +131,27 @@ func codeClass(status int) string {
 }
 
 var (
-	dLeader    = prometheus.NewDesc("aipress_controlplane_leader", "1 if this control-plane replica runs the periodic work (controller, backups schedule).", nil, nil)
-	dShardUp   = prometheus.NewDesc("aipress_shard_ready", "1 if the control plane judges the shard Ready (heartbeating and, for a provider's shard, its infrastructure ready).", []string{"shard"}, nil)
-	dShardBeat = prometheus.NewDesc("aipress_shard_heartbeat_age_seconds", "Time since the shard's last heartbeat (absent before its first).", []string{"shard"}, nil)
-	dCapacity  = prometheus.NewDesc("aipress_shard_capacity_sites", "How many sites the shard takes (placement).", []string{"shard"}, nil)
-	dPlaced    = prometheus.NewDesc("aipress_shard_placed_sites", "Sites placed on the shard, as its heartbeat reports them.", []string{"shard"}, nil)
-	dServing   = prometheus.NewDesc("aipress_shard_serving_sites", "Sites the shard serves, as its heartbeat reports them.", []string{"shard"}, nil)
-	dOpen      = prometheus.NewDesc("aipress_shard_open", "1 if placement may put new sites on the shard (neither cordoned nor draining).", []string{"shard"}, nil)
-	dDisk      = prometheus.NewDesc("aipress_shard_disk_bytes", "Size of the shard's data directory, as its heartbeat reports it.", []string{"shard"}, nil)
-	dMemory    = prometheus.NewDesc("aipress_shard_memory_bytes", "Resident memory of the shard's MariaDB and php-fpm, as its heartbeat reports it.", []string{"shard"}, nil)
-	dActive    = prometheus.NewDesc("aipress_jobs_active", "Jobs pending or running, by kind and phase.", []string{"kind", "phase"}, nil)
-	dScrapeErr = prometheus.NewDesc("aipress_controlplane_scrape_errors", "Store reads this scrape could not make (shards, jobs).", []string{"source"}, nil)
+	dLeader       = prometheus.NewDesc("aipress_controlplane_leader", "1 if this control-plane replica runs the periodic work (controller, backups schedule).", nil, nil)
+	dShardUp      = prometheus.NewDesc("aipress_shard_ready", "1 if the control plane judges the shard Ready (heartbeating and, for a provider's shard, its infrastructure ready).", []string{"shard"}, nil)
+	dShardBeat    = prometheus.NewDesc("aipress_shard_heartbeat_age_seconds", "Time since the shard's last heartbeat (absent before its first).", []string{"shard"}, nil)
+	dCapacity     = prometheus.NewDesc("aipress_shard_capacity_sites", "How many sites the shard takes (placement).", []string{"shard"}, nil)
+	dPlaced       = prometheus.NewDesc("aipress_shard_placed_sites", "Sites placed on the shard, as its heartbeat reports them.", []string{"shard"}, nil)
+	dServing      = prometheus.NewDesc("aipress_shard_serving_sites", "Sites the shard serves, as its heartbeat reports them.", []string{"shard"}, nil)
+	dOpen         = prometheus.NewDesc("aipress_shard_open", "1 if placement may put new sites on the shard (neither cordoned nor draining).", []string{"shard"}, nil)
+	dDisk         = prometheus.NewDesc("aipress_shard_disk_bytes", "Size of the shard's data directory, as its heartbeat reports it.", []string{"shard"}, nil)
+	dMemory       = prometheus.NewDesc("aipress_shard_memory_bytes", "Resident memory of the shard's MariaDB and php-fpm, as its heartbeat reports it.", []string{"shard"}, nil)
+	dActive       = prometheus.NewDesc("aipress_jobs_active", "Jobs pending or running, by kind and phase.", []string{"kind", "phase"}, nil)
+	dBackupSites  = prometheus.NewDesc("aipress_backup_sites", "Sites with scheduled backups by coverage state (OK, LATE, NONE, OFF), per shard, as the leader's scheduler saw them last.", []string{"shard", "state"}, nil)
+	dBackupAlerts = prometheus.NewDesc("aipress_backup_sites_alerting", "Sites whose last good backup is older than their plan's window, or that have none a window after creation, per shard.", []string{"shard"}, nil)
+	dBackupOldest = prometheus.NewDesc("aipress_backup_oldest_good_age_seconds", "Age of the oldest last good backup among a shard's sites (absent when none has one).", []string{"shard"}, nil)
+	dScrapeErr    = prometheus.NewDesc("aipress_controlplane_scrape_errors", "Store reads this scrape could not make (shards, jobs).", []string{"source"}, nil)
 )
 
 // collector reads the store at each scrape.
 type collector struct{ m *Metrics }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dLeader, dShardUp, dShardBeat, dCapacity, dPlaced, dServing, dOpen, dDisk, dMemory, dActive, dScrapeErr} {
+	for _, d := range []*prometheus.Desc{dBackupSites, dBackupAlerts, dBackupOldest, dLeader, dShardUp, dShardBeat, dCapacity, dPlaced, dServing, dOpen, dDisk, dMemory, dActive, dScrapeErr} {
 		ch <- d
 	}
 }
@@ -142,6 +162,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
 	gauge(dLeader, b2f(m.leading.Load()))
+	if m.backups != nil && m.leading.Load() { // only the leader schedules backups
+		now := m.clock()
+		for shard, cov := range m.backups() {
+			for state, n := range cov.States {
+				gauge(dBackupSites, float64(n), shard, state)
+			}
+			gauge(dBackupAlerts, float64(cov.Alerts), shard)
+			if !cov.OldestGood.IsZero() {
+				gauge(dBackupOldest, max(now.Sub(cov.OldestGood).Seconds(), 0), shard)
+			}
+		}
+	}
 	if m.st == nil {
 		return
 	}

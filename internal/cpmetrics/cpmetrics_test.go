@@ -25,7 +25,10 @@ func TestMetrics(t *testing.T) {
 	}
 	t.Cleanup(func() { raw.Close() })
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	m := cpmetrics.New(cpmetrics.Config{Store: raw, Clock: func() time.Time { return now }})
+	m := cpmetrics.New(cpmetrics.Config{Store: raw, Clock: func() time.Time { return now },
+		Backups: func() map[string]cpmetrics.BackupCoverage {
+			return map[string]cpmetrics.BackupCoverage{"s1": {States: map[string]int{"OK": 2, "LATE": 1}, Alerts: 1, OldestGood: now.Add(-50 * time.Hour)}}
+		}})
 	st := m.Store(raw)
 
 	if err := st.CreateShard(ctx, &store.Shard{Name: "s1", Capacity: 40, CreatedAt: now}); err != nil {
@@ -83,6 +86,22 @@ aipress_shard_placed_sites{shard="s1"} 3
 # TYPE aipress_shard_capacity_sites gauge
 aipress_shard_capacity_sites{shard="s1"} 40
 `},
+		{"aipress_backup_sites", `
+# HELP aipress_backup_sites Sites with scheduled backups by coverage state (OK, LATE, NONE, OFF), per shard, as the leader's scheduler saw them last.
+# TYPE aipress_backup_sites gauge
+aipress_backup_sites{shard="s1",state="LATE"} 1
+aipress_backup_sites{shard="s1",state="OK"} 2
+`},
+		{"aipress_backup_sites_alerting", `
+# HELP aipress_backup_sites_alerting Sites whose last good backup is older than their plan's window, or that have none a window after creation, per shard.
+# TYPE aipress_backup_sites_alerting gauge
+aipress_backup_sites_alerting{shard="s1"} 1
+`},
+		{"aipress_backup_oldest_good_age_seconds", `
+# HELP aipress_backup_oldest_good_age_seconds Age of the oldest last good backup among a shard's sites (absent when none has one).
+# TYPE aipress_backup_oldest_good_age_seconds gauge
+aipress_backup_oldest_good_age_seconds{shard="s1"} 180000
+`},
 		{"aipress_controlplane_leader", `
 # HELP aipress_controlplane_leader 1 if this control-plane replica runs the periodic work (controller, backups schedule).
 # TYPE aipress_controlplane_leader gauge
@@ -97,6 +116,12 @@ aipress_controlplane_leader 1
 	}
 	if n := testutil.CollectAndCount(m.Registry(), "aipress_api_request_duration_seconds"); n != 2 {
 		t.Errorf("%d API series, want 2 (2xx and 4xx of one route)", n)
+	}
+	// Backup coverage is the leader's: not exported by a replica that
+	// does not lead.
+	m.SetLeading(false)
+	if n := testutil.CollectAndCount(m.Registry(), "aipress_backup_sites"); n != 0 {
+		t.Errorf("%d backup series on a replica that does not lead", n)
 	}
 	// Timed: heartbeat, create_job, update_job (the scrape's own reads
 	// are not).

@@ -223,7 +223,9 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	// Everything but the metrics' own reads goes through the timed store.
-	metrics := cpmetrics.New(cpmetrics.Config{Store: rawStore, Runtime: cfg.Metrics == nil})
+	var backups *backupctl.Controller // set below, before the API serves
+	metrics := cpmetrics.New(cpmetrics.Config{Store: rawStore, Runtime: cfg.Metrics == nil,
+		Backups: func() map[string]cpmetrics.BackupCoverage { return backupCoverage(backups) }})
 	st := metrics.Store(rawStore)
 	// On every error below, what was opened is closed.
 	var manager *repos.Manager
@@ -322,6 +324,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store: st, Repos: manager, Policy: cfg.Plans.BackupPolicy, Logger: cfg.Logger.With("component", "backups"),
 		Notify: notify,
 	})
+	backups = cp.backups
 	// Staged and fleet updates (package rollout): the leader runs them.
 	cp.rollouts = rollout.New(rollout.Config{
 		Store: st, Plans: cfg.Plans, PublicURL: cfg.PublicURL, Logger: cfg.Logger.With("component", "rollout"),
@@ -572,4 +575,20 @@ func metricsHandler(m *cpmetrics.Metrics, extra prometheus.Gatherer) http.Handle
 	}
 	g := prometheus.Gatherers{m.Registry(), extra}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// backupCoverage adapts the backup scheduler's coverage for the metrics.
+func backupCoverage(c *backupctl.Controller) map[string]cpmetrics.BackupCoverage {
+	if c == nil {
+		return nil
+	}
+	out := map[string]cpmetrics.BackupCoverage{}
+	for shard, sc := range c.Coverage() {
+		bc := cpmetrics.BackupCoverage{States: map[string]int{}, Alerts: sc.Alerts, OldestGood: sc.OldestGood}
+		for state, n := range sc.States {
+			bc.States[string(state)] = n
+		}
+		out[shard] = bc
+	}
+	return out
 }
