@@ -110,6 +110,9 @@ type Config struct {
 	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
 	// Nil: that route answers 501.
 	Purger Purger
+	// Logs finds sites' access and PHP logs (GET
+	// /v1/sites/{name}/logs; logs.go). Nil: that route answers 501.
+	Logs SiteLogs
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
@@ -403,6 +406,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
+	{"GET", "/v1/sites/{name}/logs", "site.logs", permSiteRead, onSite, false, false, (*server).getSiteLogs},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
 	{"POST", "/v1/sites/{name}/code/enforce", "site.code.enforce", permSiteWrite, onSite, true, false, (*server).enforceCode},
 	// authz: site.write in the file's organisation (checked inside, dry runs too).

@@ -88,6 +88,7 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/move/abort":     "platform.ops",
 	"GET /v1/sites/{name}/waf/events":      "site.read",
 	"GET /v1/sites/{name}/metrics":         "site.read",
+	"GET /v1/sites/{name}/logs":            "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
 	"POST /v1/sites/{name}/code/enforce":   "site.write",
 	"POST /v1/apply":                       "site.write",

@@ -24,6 +24,7 @@ import (
 	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/platform/edgenode"
 	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -93,6 +94,21 @@ func parseDBBufferPool(v string) (int64, error) {
 		return 0, fmt.Errorf("--db-buffer-pool: %w", err)
 	}
 	return n, nil
+}
+
+// lingerUsage is the help of --db-pooler-linger.
+const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over (0: at once; docs/database.md)"
+
+// poolerLinger reads --db-pooler-linger into shard.Config.PoolerLinger
+// (negative: off).
+func poolerLinger(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("--db-pooler-linger %v: want 0 (off) or more", d)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
 }
 
 // checkDBReplica checks --db-replica: "local" beside a MariaDB of the
@@ -334,6 +350,9 @@ firewall.`
 		if cfg.DBPoolerBackends < 0 {
 			return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", cfg.DBPoolerBackends)
 		}
+		if cfg.DBPoolerLinger, err = poolerLinger(cfg.DBPoolerLinger); err != nil {
+			return err
+		}
 		if cfg.Database != nil && cmd.Flags().Changed("db-buffer-pool") {
 			return fmt.Errorf("--db-buffer-pool sizes the shard's own MariaDB; with --db-host the shard runs none")
 		}
@@ -400,6 +419,7 @@ firewall.`
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
+	fl.DurationVar(&cfg.DBPoolerLinger, "db-pooler-linger", pooler.DefaultLinger, lingerUsage)
 	fl.IntVar(&cfg.DBPoolerBackends, "db-pooler-backends", 0, "bound on the pooler's connections to each database server, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
 	fl.StringVar(&dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), dbBufferPoolUsage)

@@ -38,6 +38,10 @@ type backend struct {
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 	rbuf    []byte // reused by relay for the packets it reads
+	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
+	// lingerGen counts its lingerings (linger.go).
+	lingerFor *session
+	lingerGen uint64
 }
 
 func (b *backend) inTx() bool {
@@ -109,6 +113,14 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 				pl.mu.Unlock()
 				return b, nil
 			}
+		}
+		if pl.open >= pl.max && len(pl.idle) == 0 {
+			// Another session of the account may have one lingering.
+			pl.mu.Unlock()
+			if b := pl.p.takeLingering(pl, caps); b != nil {
+				return b, nil
+			}
+			pl.mu.Lock()
 		}
 		var evict *backend
 		if pl.open >= pl.max && len(pl.idle) > 0 {
@@ -198,12 +210,35 @@ func (pl *pool) put(b *backend) {
 		pl.p.backendOpened(pl.replica, -1)
 		return
 	}
+	pl.mu.Unlock()
+	if pl.p.handoff(b) {
+		// The waiter's pool counts it now.
+		pl.mu.Lock()
+		pl.open--
+		pl.signal()
+		pl.mu.Unlock()
+		return
+	}
+	pl.mu.Lock()
+	if pl.closed {
+		pl.open--
+		pl.signal()
+		pl.mu.Unlock()
+		b.c.Close()
+		pl.p.backendOpened(pl.replica, -1)
+		return
+	}
 	pl.idle = append(pl.idle, b)
 	pl.p.idle.Add(1)
 	pl.signal()
 	pl.mu.Unlock()
 	pl.p.trimIdle()
-	pl.p.signalFreed()
+	// A statement that queued since handoff looked (or waits for other
+	// capabilities) looks at the idle ones again.
+	pl.p.mu.Lock()
+	pl.p.puts.Add(1)
+	pl.p.signalFreedLocked()
+	pl.p.mu.Unlock()
 }
 
 // oldestIdle is when the pool's least recently used idle backend was put

@@ -45,6 +45,7 @@ import (
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -126,6 +127,10 @@ type Config struct {
 	// the cheap checks every pass makes; orphans are collected as often.
 	// Default 5 minutes.
 	FullResync time.Duration
+	// PHPLogs bound each site's PHP error log (php-error.log in its logs
+	// directory), rotated on every pass (zero: package sitelog's
+	// defaults, 1 MiB + 3 rotated files).
+	PHPLogs sitelog.Bounds
 	// TransferURL is the gocloud.dev/blob bucket that site moves pass
 	// through, e.g. "file:///var/lib/aipress/transfer" (a local directory
 	// the shards of one host share) or an object store's URL. Source and
@@ -200,6 +205,10 @@ type Config struct {
 	// database server, all sites together (pooler.Config.
 	// MaxServerBackends; 0: its default, twice the cores).
 	PoolerBackends int
+	// PoolerLinger is how long a backend stays with the site session
+	// that used it last (pooler.Config.Linger; 0: its default,
+	// pooler.DefaultLinger; negative: put back at once).
+	PoolerLinger time.Duration
 	// Replica is the sites' read replica: "" none; "local" a second
 	// mariadbd under Dir replicating from the shard's own MariaDB;
 	// "HOST:PORT" a replica of the external primary (Database) reached

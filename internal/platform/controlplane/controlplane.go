@@ -187,6 +187,9 @@ type Options struct {
 	// control plane's registry has them.
 	Purger  api.Purger
 	Metrics prometheus.Gatherer
+	// Logs finds sites' logs for the API (nil: the PHP logs of the child
+	// shards under <DataDir>/shards, no access logs; api.LocalLogs).
+	Logs api.SiteLogs
 	// Provider makes the shard provider over the store (nil: none).
 	Provider         func(st store.Store) placement.Provider
 	HeartbeatTimeout time.Duration
@@ -385,7 +388,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.Logger.With("component", "api"), Version: cfg.Version, PublicURL: cfg.PublicURL,
 		PublicHTTPSURL: cfg.PublicHTTPSURL,
-		Purger:         cfg.Purger, Metrics: metricsHandler(metrics, cfg.Metrics), Observe: metrics.ObserveAPI, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
+		Purger:         cfg.Purger, Metrics: metricsHandler(metrics, cfg.Metrics), Observe: metrics.ObserveAPI, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
 		Auth:      auth,
@@ -591,4 +594,13 @@ func backupCoverage(c *backupctl.Controller) map[string]cpmetrics.BackupCoverage
 		out[shard] = bc
 	}
 	return out
+}
+
+// siteLogs is the API's reader of sites' logs: cfg.Logs, else the PHP
+// logs of the child shards on this machine.
+func siteLogs(cfg Options) api.SiteLogs {
+	if cfg.Logs != nil {
+		return cfg.Logs
+	}
+	return api.LocalLogs{ShardsDir: filepath.Join(cfg.DataDir, "shards")}
 }

@@ -54,6 +54,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/sitemetrics"
 )
 
@@ -89,7 +90,11 @@ type Config struct {
 	// and which symlink roots the edge serves files from; sites of other
 	// shards are reached through their gateways.
 	Locality Locality
-	Logger   *slog.Logger
+	// AccessLogs bound the sites' access logs, kept in <DataDir>/logs/access
+	// (package sitelog; zero: its defaults, 4 MiB per site and 2 GiB in
+	// all).
+	AccessLogs sitelog.Bounds
+	Logger     *slog.Logger
 	// Ready, if set, is called once the edge has the whole routing table.
 	Ready func()
 }
@@ -155,6 +160,7 @@ type Node struct {
 	extras           *extras
 	purges           *purging
 	cache            *pagecache.Cache
+	accessLogs       *sitelog.Writer
 
 	mu      sync.Mutex
 	started bool
@@ -191,6 +197,9 @@ func Open(cfg Config) (_ *Node, err error) {
 			if n.extras != nil {
 				n.extras.stop()
 			}
+			if n.accessLogs != nil {
+				n.accessLogs.Close()
+			}
 		}
 	}()
 	if n.httpLn, err = n.group.Listen("edge", cfg.HTTPAddr); err != nil {
@@ -223,8 +232,18 @@ func Open(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
+	if n.accessLogs, err = sitelog.NewWriter(sitelog.WriterConfig{Dir: filepath.Join(dataDir, AccessLogDir), Bounds: cfg.AccessLogs}); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
+
+// AccessLogDir is where, under its data directory, an edge keeps the sites'
+// access logs (one directory per site).
+const AccessLogDir = "logs/access"
+
+// AccessLogs are the sites' access logs this edge writes.
+func (n *Node) AccessLogs() *sitelog.Writer { return n.accessLogs }
 
 // Addr is the HTTP listener's address.
 func (n *Node) Addr() net.Addr { return n.httpLn.Addr() }
@@ -310,7 +329,8 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	mws = append(mws, n.extras.middlewares()...)                                       // rate limit, HTTPS redirect
 	mws = append(mws, n.cache.Middleware())
 	ecfg := edge.Config{Logger: edgeLog, Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()},
-		Observe: observeAll(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now))}
+		Observe: observeAll(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
+			accessLogger(n.accessLogs, time.Now, log.With("component", "accesslog")))}
 	var mesh *edgeMesh
 	if links.Mesh != nil {
 		mesh = &edgeMesh{}
@@ -376,6 +396,13 @@ func (n *Node) apply(snap agent.Snapshot) {
 		if uids[name] != uid {
 			pages := n.cache.PurgeSite(name)
 			n.log.Info("purged the page cache of a deleted or re-created site", "site", name, "pages", pages)
+			// Nor its predecessor's access log.
+			if n.accessLogs == nil {
+				continue
+			}
+			if err := n.accessLogs.Remove(name); err != nil {
+				n.log.Error("access log of a deleted site not removed", "site", name, "err", err)
+			}
 		}
 	}
 	n.uids = uids
@@ -404,4 +431,5 @@ func (n *Node) Close(ctx context.Context) {
 		n.wg.Wait()
 	}
 	n.extras.stop()
+	n.accessLogs.Close()
 }

@@ -84,6 +84,8 @@ type Config struct {
 	// DBPoolerBackends is shard.Config.PoolerBackends
 	// (--db-pooler-backends).
 	DBPoolerBackends int
+	// DBPoolerLinger is shard.Config.PoolerLinger (--db-pooler-linger).
+	DBPoolerLinger time.Duration
 	// DBReplicaManaged is shard.Config.ReplicaManaged
 	// (--db-replica-managed): the shard seeds DBReplica and starts its
 	// replication itself.
@@ -200,7 +202,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
-		PoolerBackends: cfg.DBPoolerBackends, DBBufferPool: cfg.DBBufferPool,
+		PoolerBackends: cfg.DBPoolerBackends, PoolerLinger: cfg.DBPoolerLinger, DBBufferPool: cfg.DBBufferPool,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

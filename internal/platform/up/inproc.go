@@ -49,6 +49,7 @@ type inprocShards struct {
 	directDB       bool
 	dbReplica      string
 	poolerBackends int
+	poolerLinger   time.Duration
 	dbBufferPool   int64 // Config.DBBufferPool
 	loopbackPorts  []int
 	// metrics gathers the shards' metrics with the edge's (metrics.go).
@@ -130,7 +131,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: controlplane.HeartbeatInterval(p.heartbeatTimeout),
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
-		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends, DBBufferPool: p.dbBufferPool,
+		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends, DBPoolerLinger: p.poolerLinger, DBBufferPool: p.dbBufferPool,
 		OnShard: func(s *shard.Shard) {
 			p.metrics.setShard(sh.Name, shardmetrics.New(s, shardmetrics.Config{Shard: sh.Name}).Registry())
 			p.mu.Lock()

@@ -278,6 +278,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The site's access log or PHP error log, filtered, optionally followed.
+         * @description The last `limit` entries that match, oldest first, one JSON object per
+         *     line (application/x-ndjson). The access log is written by the edge
+         *     (every answered request of the site); the PHP log by the site's pool
+         *     on its shard (warnings, errors, error_log() lines; a message's
+         *     continuation lines are kept with it). Both are rotated by size and
+         *     bounded: by default 1 MiB current + 3 rotated files per site and log,
+         *     2 GiB of access logs per edge (docs/operations.md, Logs).
+         *
+         *     With `follow=true` the response stays open and carries each new
+         *     matching entry as it is written (an empty line every 15 s when
+         *     nothing comes; skip it). Every entry has a `cursor`: to resume a
+         *     broken stream, ask again with `after` = the last cursor received —
+         *     the log continues right after that entry, across rotations, with
+         *     nothing lost or repeated while the entry's file is still kept.
+         *
+         *     Site readers of the site's organisation and platform readers may
+         *     read it. Where the control plane does not run on the machine that
+         *     holds the log (separate roles: edges and shards on other machines),
+         *     the answer is 501.
+         *
+         */
+        get: operations["getSiteLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apply": {
         parameters: {
             query?: never;
@@ -3511,6 +3553,37 @@ export interface components {
             /** @description Mean wait for PHP of the requests that reached it (0 without). */
             php_ms: number;
         };
+        /** @description One entry of a site's log; access fields for kind access, level and message for kind php. */
+        LogEntry: {
+            /** Format: date-time */
+            time: string;
+            site: string;
+            /** @enum {string} */
+            kind: "access" | "php";
+            method?: string;
+            /** @description The request URI (path and query) */
+            path?: string;
+            status?: number;
+            /**
+             * Format: int64
+             * @description Bytes sent to the client.
+             */
+            bytes?: number;
+            duration_ms?: number;
+            /**
+             * @description The page cache's verdict; absent when it did not see the request.
+             * @enum {string}
+             */
+            cache?: "HIT" | "MISS" | "BYPASS" | "STALE";
+            client_ip?: string;
+            /** @description The id the edge gave the request (X-Request-Id; shown on error pages). */
+            request_id?: string;
+            /** @description PHP severity in lower case ("warning", "fatal error", "notice", "deprecated"), "log" for error_log() lines. */
+            level?: string;
+            message?: string;
+            /** @description Where the entry ends in its file; pass it as `after` to continue after it. */
+            cursor?: string;
+        };
         SiteMetrics: {
             site: string;
             /** @enum {string} */
@@ -4264,6 +4337,45 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["Internal"];
+        };
+    };
+    getSiteLogs: {
+        parameters: {
+            query?: {
+                kind?: "access" | "php";
+                /** @description Only entries at or after this time — a duration back from now (15m, 2h) or a time (RFC 3339, or "2006-01-02 15:04:05" UTC). */
+                since?: string;
+                /** @description Access log only. Statuses to keep, comma-separated codes (404) or classes (5xx). */
+                status?: string;
+                limit?: number;
+                /** @description The cursor of an entry read before; the log continues right after it. */
+                after?: string;
+                follow?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entries, one JSON object per line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["LogEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
         };
     };
     applySiteFile: {
