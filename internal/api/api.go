@@ -8,6 +8,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -116,6 +117,10 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
+	// Observe, if set, is told of every answer: the route (its method and
+	// pattern, "GET /v1/sites/{name}"), the status and the time taken
+	// (package cpmetrics).
+	Observe func(route string, status int, d time.Duration)
 	// MeshCA issues the certificates shard gateways and edges
 	// authenticate each other with (POST /v1/agent/certificate, POST
 	// /v1/edge/certificate) under the generation the rotation state in the
@@ -704,8 +709,12 @@ func (s *server) wrap(rt route) http.Handler {
 		if c.who != nil {
 			actor = c.who.actor()
 		}
+		took := s.cfg.Clock().Sub(start)
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(rt.Method+" "+rt.Pattern, cmp.Or(status, http.StatusOK), took)
+		}
 		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
-			"action", rt.Action, "actor", actor, "status", status, "duration", s.cfg.Clock().Sub(start))
+			"action", rt.Action, "actor", actor, "status", status, "duration", took)
 	})
 }
 

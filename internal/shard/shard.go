@@ -315,6 +315,12 @@ type Shard struct {
 	// there without any cleanup, as a kill -9 would.
 	crashAt func(point string) error
 
+	// refs are the sites of the last Converge pass; siteDisk their
+	// files' bytes by site ID, walked at most every DiskInterval
+	// (metrics.go).
+	refs       []SiteRef
+	siteDisk   map[string]int64
+	siteDiskAt time.Time
 	// shipper ships the binary log (pitr.go); nil when off.
 	shipper *pitr.Shipper
 }
@@ -600,6 +606,7 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 		return fmt.Errorf("list sites: %w", err)
 	}
 	s.setShipperSites(sites)
+	s.setSiteRefs(sites)
 	known := map[string]bool{}
 	var errs []error
 	for i := range sites {

@@ -42,6 +42,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
@@ -276,6 +278,10 @@ func (n *Node) Purger() *pagecache.Cache { return n.cache }
 // Metrics serves the edge's Prometheus metrics, unauthenticated: the
 // caller puts them behind its own authentication.
 func (n *Node) Metrics() http.Handler { return n.extras.metrics.Handler() }
+
+// Registry is the registry of the edge's metrics (with the Go runtime and
+// process collectors), for serving it with others.
+func (n *Node) Registry() prometheus.Gatherer { return n.extras.metrics.Registry() }
 
 // Start builds the edge (WAF, bandwidth meter, the handler and its
 // middlewares), serves it on the listeners and follows the routing table,

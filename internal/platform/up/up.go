@@ -244,10 +244,11 @@ func Run(ctx context.Context, cfg Config) error {
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: edge.Ports(),
 		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends, poolerLinger: cfg.DBPoolerLinger, dbBufferPool: cfg.DBBufferPool,
+		metrics: &gatherers{edge: edge.Registry()},
 	}
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
-		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
+		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: shards.metrics,
 		Logs:             api.LocalLogs{AccessDir: edge.AccessLogs().Dir(), ShardsDir: filepath.Join(dataDir, "shards")},
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
 		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,

@@ -2518,14 +2518,20 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The edge's Prometheus metrics (text exposition format).
-         * @description Per-site request counters and histograms of the edge
-         *     (aipress_edge_requests_total{site,code_class,cache},
+         * The platform's Prometheus metrics (text exposition format).
+         * @description The control plane's metrics (aipress_api_request_duration_seconds{route,code_class}
+         *     by route pattern, aipress_store_operation_duration_seconds{op},
+         *     aipress_jobs_finished_total{kind,result}, aipress_jobs_active{kind,phase},
+         *     per-shard placement, health and backup coverage, aipress_controlplane_leader;
+         *     no series per site) and, with `aipress up`, the edge's per-site request
+         *     counters and histograms (aipress_edge_requests_total{site,code_class,cache},
          *     aipress_edge_request_duration_seconds{site},
          *     aipress_edge_response_bytes_total{site},
          *     aipress_edge_upstream_duration_seconds{site},
          *     aipress_edge_waf_blocks_total{site},
-         *     aipress_edge_ratelimited_total{site,scope}) plus Go runtime and
+         *     aipress_edge_ratelimited_total{site,scope}) and each local shard's
+         *     (php-fpm pools, databases, site files, pooler, MariaDB and php-fpm
+         *     health: docs/operations.md, Monitoring), plus Go runtime and
          *     process metrics. Requests for unknown hosts count under
          *     site="_unknown". Any token (role viewer) may read it; configure
          *     Prometheus with `authorization: {credentials: <token>}`.
