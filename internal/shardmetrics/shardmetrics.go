@@ -188,12 +188,13 @@ var (
 	dPlChanged    = desc("aipress_pooler_changed_user_total", "Idle backends one account took over from another (COM_CHANGE_USER).")
 	dPlQueued     = desc("aipress_pooler_queued_total", "Statements that waited for a backend at the server's limit.")
 	dPlOverflowed = desc("aipress_pooler_overflowed_total", "Backends opened beyond the server's limit after the queue wait.")
+	dPlReclaimed  = desc("aipress_pooler_reclaimed_total", "Statements that found the backend their session's last statement left lingering.")
 )
 
 var allDescs = []*prometheus.Desc{dSites, dPoolProcs, dPoolQueue, dPoolAccepted, dPoolMaxChild, dPoolSlow, dDBBytes, dDBConns, dDBStmts,
 	dDiskBytes, dPlClients, dPlBackends, dPlRefused, dDBUp, dDBStarts, dDBUptime, dDBQuestions, dDBSlow, dDBThreads, dDBMaxUsed,
 	dFPMUp, dFPMStarts, dFPMWorkers, dStatusErrs, dPlClientsAll, dPlBackendsT, dPlPeak, dPlPinned, dPlQueries, dPlDialed,
-	dPlChanged, dPlQueued, dPlOverflowed}
+	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -312,6 +313,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dPlChanged, float64(s.ChangedUser))
 		counter(dPlQueued, float64(s.Queued))
 		counter(dPlOverflowed, float64(s.Overflowed))
+		counter(dPlReclaimed, float64(s.Reclaimed))
 		for _, r := range refs {
 			a := s.Accounts[r.DBUser]
 			gauge(dPlClients, float64(a.Clients), r.Name)
