@@ -369,9 +369,8 @@ func (c *staleCache) Get(string) (*tls.ClientSessionState, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stale && c.last != nil {
-		s := c.last
-		c.last, c.stale = nil, false
-		return s, true
+		c.stale = false
+		return c.last, true
 	}
 	return nil, false
 }
@@ -379,8 +378,8 @@ func (c *staleCache) Get(string) (*tls.ClientSessionState, bool) {
 func (c *staleCache) Put(_ string, s *tls.ClientSessionState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s != nil {
-		c.last = s
+	if s != nil && c.last == nil {
+		c.last = s // the first session only
 	}
 }
 
