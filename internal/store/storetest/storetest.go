@@ -111,6 +111,7 @@ func Run(t *testing.T, open Opener) {
 		{"AccountsReopen", testAccountsReopen},
 		{"Bandwidth", testBandwidth},
 		{"Settings", testSettings},
+		{"Incidents", testIncidents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
