@@ -79,7 +79,9 @@ func MonthRange(month string) (time.Time, time.Time, error) {
 // Build computes month's report for sites from their incidents (those
 // overlapping the month; others are ignored), against target (a plan's
 // sla_percent, 0: none), as of now. Sites created after the month or
-// after now are left out; a month that has not begun is an error.
+// after now are left out, and so are incidents begun before their site
+// was created (a predecessor's under the same name); a month that has
+// not begun is an error.
 func Build(month string, sites []Site, incidents []store.Incident, target func(plan string) float64, now time.Time) (*Report, error) {
 	from, to, err := MonthRange(month)
 	if err != nil {
@@ -105,7 +107,10 @@ func Build(month string, sites []Site, incidents []store.Incident, target func(p
 		if !start.Before(rep.To) {
 			continue
 		}
-		down, n := downtime(bySite[s.Name], start, rep.To)
+		// Incidents begun before the site was created were its
+		// predecessor's (a site re-created under the name).
+		own := slices.DeleteFunc(slices.Clone(bySite[s.Name]), func(in store.Incident) bool { return in.Started.Before(s.Created) })
+		down, n := downtime(own, start, rep.To)
 		measured := rep.To.Sub(start)
 		row := SiteSLA{Site: s.Name, Org: s.Org, Plan: s.Plan, TargetPercent: target(s.Plan), From: start, To: rep.To,
 			MeasuredSeconds: measured.Seconds(), DowntimeSeconds: down.Seconds(), Incidents: n,

@@ -18,6 +18,7 @@ import (
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/tlsacme"
 	"github.com/aipress/aipress/internal/tlsca"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // ACMEOff as Config.ACMECA turns ACME off: every name gets a certificate
@@ -134,6 +135,17 @@ func observeAll(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request
 	return func(r *http.Request, info *edge.RequestInfo) {
 		for _, f := range fs {
 			f(r, info)
+		}
+	}
+}
+
+// observeVisitors is observeAll for visitors' requests only: the uptime
+// probes count for neither metrics, bandwidth nor traffic.
+func observeVisitors(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
+	all := observeAll(fs...)
+	return func(r *http.Request, info *edge.RequestInfo) {
+		if !uptime.IsProbe(r) {
+			all(r, info)
 		}
 	}
 }
