@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,12 +24,9 @@ type ProbeReport struct {
 
 func (s *server) reportProbes(c *call) (response, error) {
 	var req ProbeReport
-	// An edge token only: its first report names every site.
-	c.r.Body = http.MaxBytesReader(nil, c.r.Body, MaxUsageReportBody)
-	dec := json.NewDecoder(c.r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return response{}, badRequest("invalid JSON body: %v", err)
+	// An edge's first report names every site.
+	if err := decodeEdgeReport(c, &req); err != nil {
+		return response{}, err
 	}
 	if len(req.Results) > MaxUsageReport {
 		return response{}, badRequest("a report may carry at most %d sites, got %d", MaxUsageReport, len(req.Results))
