@@ -41,7 +41,7 @@ with WordPress's page); see 'aipress site incidents'.`,
 					return err
 				}
 			}
-			c, err := o.connect()
+			c, err := newClient(o.d, o.client) // not o.connect: csv is a format here
 			if err != nil {
 				return err
 			}
@@ -159,9 +159,6 @@ printed (or use --all).`,
   aipress site incidents blog.example.com --all -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(o.output); err != nil {
-				return err
-			}
 			c, err := o.connect()
 			if err != nil {
 				return err
@@ -186,7 +183,7 @@ printed (or use --all).`,
 				}
 				return printData(w, o.output, items)
 			}
-			now := time.Now()
+			now := o.d.now()
 			tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTARTED\tENDED\tDURATION\tCAUSE")
 			for _, in := range items {

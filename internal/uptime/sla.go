@@ -3,6 +3,7 @@ package uptime
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -29,7 +30,8 @@ type SiteSLA struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	// MeasuredSeconds is To - From; DowntimeSeconds the part of it in
-	// incidents; AllowedDowntimeSeconds what the target allows of it.
+	// incidents; AllowedDowntimeSeconds what the target allows of it (to
+	// the millisecond).
 	MeasuredSeconds        float64 `json:"measured_seconds"`
 	DowntimeSeconds        float64 `json:"downtime_seconds"`
 	AllowedDowntimeSeconds float64 `json:"allowed_downtime_seconds"`
@@ -115,7 +117,8 @@ func Build(month string, sites []Site, incidents []store.Incident, target func(p
 		row := SiteSLA{Site: s.Name, Org: s.Org, Plan: s.Plan, TargetPercent: target(s.Plan), From: start, To: rep.To,
 			MeasuredSeconds: measured.Seconds(), DowntimeSeconds: down.Seconds(), Incidents: n,
 			AvailabilityPercent: availability(measured, down)}
-		row.AllowedDowntimeSeconds = measured.Seconds() * (100 - row.TargetPercent) / 100
+		// To the millisecond: 99.9 % has no exact binary fraction.
+		row.AllowedDowntimeSeconds = math.Round(measured.Seconds()*(100-row.TargetPercent)*10) / 1000
 		if row.TargetPercent == 0 {
 			row.AllowedDowntimeSeconds = 0
 		}
