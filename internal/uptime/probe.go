@@ -5,9 +5,10 @@
 // the public status pages (StatusPage, PlatformPage).
 //
 // A probe is a GET of the site's home page served by the edge's own
-// handler in process, as a visitor over HTTPS would get it (page cache,
-// WAF and PHP included, the HTTPS redirect not), marked so that it counts
-// for neither the site's bandwidth nor its traffic. It passes when the
+// handler in process, as a visitor over HTTPS would get it (a cached page,
+// WAF and PHP included, the HTTPS redirect not), marked (IsProbe) so that
+// it counts for neither the site's bandwidth nor its traffic, and stores
+// nothing in the page cache. It passes when the
 // answer is 200 and its body is WordPress's page (Check: a marker of
 // WordPress's markup, so that an error page answered with 200 fails);
 // redirects within the platform are followed. A site is reported down

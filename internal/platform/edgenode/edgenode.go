@@ -228,7 +228,8 @@ func Open(cfg Config) (_ *Node, err error) {
 			n.metricsLn = ln
 		}
 	}
-	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
+	// The uptime probes read the cache but leave it as it was.
+	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Peek: uptime.IsProbe, Logger: log.With("component", "pagecache")})
 	return n, nil
 }
 
