@@ -5,10 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/aipress/aipress/internal/api"
+	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/store/sqlite"
 	"github.com/aipress/aipress/internal/uptime"
 )
 
@@ -57,5 +63,50 @@ func TestProbesThroughTheEdge(t *testing.T) {
 	ed.ServeHTTP(httptest.NewRecorder(), req)
 	if observed != 1 {
 		t.Errorf("a visitor observed %d times, want 1", observed)
+	}
+}
+
+// TestRemoteEdgeReportsProbes: an `aipress edge` sends its probes'
+// results to the control plane's API with its edge token
+// (APIReports.Probes): a down site gets an incident, closed when the
+// site is reported up; the site's readers list it.
+func TestRemoteEdgeReportsProbes(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tok := range []store.Token{
+		{ID: "tok-admin", Name: "admin", Role: store.RoleAdmin, Hash: sum("admin-secret"), CreatedAt: now},
+		{ID: "tok-edge", Name: "edge", Role: store.RoleEdge, Hash: sum("edge-secret"), CreatedAt: now},
+	} {
+		if err := st.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := now
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Placer: api.StaticPlacer("s1"), Clock: func() time.Time { return clock }}))
+	defer srv.Close()
+	admin := apiclient.New(srv.URL, "admin-secret")
+	if _, err := admin.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: "blog.example.com", Title: "Blog", AdminEmail: "me@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	reports := APIReports{Client: apiclient.New(srv.URL, "edge-secret")}
+	down := now.Add(time.Minute)
+	clock = now.Add(3 * time.Minute)
+	if err := reports.Probes(ctx, []uptime.Result{{Site: "blog.example.com", At: down, Cause: "HTTP 502"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reports.Probes(ctx, []uptime.Result{{Site: "blog.example.com", Up: true, At: clock}}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := admin.Incidents(ctx, "blog.example.com", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || !list.Items[0].Started.Equal(down) || list.Items[0].Ended == nil || !list.Items[0].Ended.Equal(clock) || list.Items[0].Cause != "HTTP 502" {
+		t.Errorf("incidents = %+v", list.Items)
 	}
 }
