@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -13,8 +12,6 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
-	"github.com/aipress/aipress/internal/store"
-	"github.com/aipress/aipress/internal/store/sqlite"
 	"github.com/aipress/aipress/internal/uptime"
 )
 
@@ -72,20 +69,7 @@ func TestProbesThroughTheEdge(t *testing.T) {
 // site is reported up; the site's readers list it.
 func TestRemoteEdgeReportsProbes(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tok := range []store.Token{
-		{ID: "tok-admin", Name: "admin", Role: store.RoleAdmin, Hash: sum("admin-secret"), CreatedAt: now},
-		{ID: "tok-edge", Name: "edge", Role: store.RoleEdge, Hash: sum("edge-secret"), CreatedAt: now},
-	} {
-		if err := st.CreateToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, now := tokenStore(t)
 	clock := now
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Placer: api.StaticPlacer("s1"), Clock: func() time.Time { return clock }}))
 	defer srv.Close()
