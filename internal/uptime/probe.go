@@ -7,8 +7,8 @@
 // A probe is a GET of the site's home page served by the edge's own
 // handler in process, as a visitor over HTTPS would get it (a cached page,
 // WAF and PHP included, the HTTPS redirect not), marked (IsProbe) so that
-// it counts for neither the site's bandwidth nor its traffic, and stores
-// nothing in the page cache. It passes when the
+// it counts for neither the site's bandwidth, its traffic nor the rate
+// limits, and stores nothing in the page cache. It passes when the
 // answer is 200 and its body is WordPress's page (Check: a marker of
 // WordPress's markup, so that an error page answered with 200 fails);
 // redirects within the platform are followed. A site is reported down

@@ -39,7 +39,7 @@ type extras struct {
 
 func newExtras(cfg *Config, dataDir string, httpsLn net.Listener, log *slog.Logger) (*extras, error) {
 	x := &extras{metrics: metrics.New()}
-	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited}
+	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited, Exempt: uptime.IsProbe}
 	rl.IPRate, rl.IPBurst = rateOrDefault(cfg.RateIP, ratelimit.DefaultIPRate), cfg.RateIPBurst
 	rl.SiteRate, rl.SiteBurst = rateOrDefault(cfg.RateSite, ratelimit.DefaultSiteRate), cfg.RateSiteBurst
 	if cfg.RateIP == 0 && cfg.RateIPBurst == 0 {
