@@ -171,12 +171,47 @@ func sampleResult() Result {
 		DurationSecs: 60, WarmupSecs: 20, LoadAvgBefore: "1.00 0.50 0.25", LoadAvgAfter: "3.00 2.00 1.00",
 		Configs: []ConfigResult{
 			{Name: "direct", Requests: 3000, ReqPerSec: 50, P50Ms: 200, P99Ms: 800, CommentsSent: 150, CommentsOK: 149,
-				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ActiveMean: 2.5, LoadAvg: "1.10→1.90", ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30},
+				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ActiveMean: 2.5, LoadAvg: "1.10→1.90", ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30, CPUMsPerReq: 41.5},
 			{Name: "pooler", Requests: 2900, ReqPerSec: 48, P50Ms: 210, P99Ms: 900, CommentsSent: 145, CommentsOK: 145,
-				Samples: 600, BackendPeak: 6, BackendMean: 4.2, ActiveMean: 2.4, LoadAvg: "1.90→2.00", ThreadsPeak: 9, PrimarySelects: 58000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 31},
+				Samples: 600, BackendPeak: 6, BackendMean: 4.2, ActiveMean: 2.4, LoadAvg: "1.90→2.00", ThreadsPeak: 9, PrimarySelects: 58000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 31, CPUMsPerReq: 43.25},
 			{Name: "pooler+replica", Replicas: 1, Requests: 2950, ReqPerSec: 49, P50Ms: 205, P99Ms: 850, CommentsSent: 147, CommentsOK: 147,
 				Samples: 600, BackendPeak: 7, BackendMean: 4, ActiveMean: 2.6, LoadAvg: "2.00→2.10", ThreadsPeak: 11, PrimarySelects: 20000, PrimarySelectsPerReq: 6.8, PrimaryQuestionsPerReq: 12, ReplicaSelectsPerReq: 13.5},
 		}}
+}
+
+// TestAnchorMean: with the anchor run more than once, the goals compare
+// with the mean of its runs and are not judged for its repeats.
+func TestAnchorMean(t *testing.T) {
+	r := sampleResult()
+	d2 := r.Configs[0]
+	d2.ReqPerSec, d2.P99Ms, d2.BackendPeak = 46, 700, 20 // mean 48 req/s, p99 750, peak 18
+	p2 := r.Configs[1]
+	p2.ReqPerSec = 45
+	r.Configs = []ConfigResult{r.Configs[0], r.Configs[1], d2, p2}
+	r.evaluate()
+	if r.AnchorRuns != 2 {
+		t.Fatalf("anchor runs %d, want 2", r.AnchorRuns)
+	}
+	var rps []float64
+	for _, g := range r.Goals {
+		if g.Config != "pooler" {
+			t.Fatalf("goal judged for %q: %+v", g.Config, g)
+		}
+		if strings.HasPrefix(g.Goal, "req/s") {
+			rps = append(rps, g.Ratio)
+		}
+		if strings.HasPrefix(g.Goal, "backend connections (peak)") && g.Ratio != 6.0/18 {
+			t.Errorf("peak ratio %v, want 6/18", g.Ratio)
+		}
+	}
+	if len(rps) != 2 || rps[0] != 1 || rps[1] != 45.0/48 {
+		t.Fatalf("req/s ratios %v, want [1 0.9375] (against the mean 48)", rps)
+	}
+	var b strings.Builder
+	r.print(&b)
+	if !strings.Contains(b.String(), "goal (vs the mean of the 2 direct runs)") {
+		t.Errorf("table does not say the anchor is a mean:\n%s", b.String())
+	}
 }
 
 // TestReport checks the goals against the anchor and the printed table.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -104,9 +105,11 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	}
 	args := wrkArgs(o.threads, o.connections, o.duration, script, url)
 	logf("%s: measuring, wrk %s", c.Name, strings.Join(args, " "))
+	cpu0, cerr := benchplatform.TreeCPU(p.PID())
 	start := time.Now()
 	ws, out, werr := runWrk(ctx, wrkBin, args)
 	elapsed := time.Since(start)
+	cpu1, cerr1 := benchplatform.TreeCPU(p.PID())
 	serr := samp.stop()
 	cr.LoadAvg = load1 + "→" + loadAvg1()
 	if werr != nil {
@@ -114,6 +117,9 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	}
 	if serr != nil {
 		return nil, fmt.Errorf("sampling: %w", serr)
+	}
+	if err := errors.Join(cerr, cerr1); err != nil {
+		return nil, err
 	}
 	if prof != nil {
 		if err := <-prof; err != nil {
@@ -158,6 +164,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		cr.PrimarySelectsPerReq = float64(cr.PrimarySelects) / n
 		cr.PrimaryQuestionsPerReq = float64(cr.PrimaryQuestions) / n
 		cr.ReplicaSelectsPerReq = float64(cr.ReplicaSelects) / n
+		cr.CPUMsPerReq = float64((cpu1-cpu0)/time.Microsecond) / 1000 / n
 	}
 	logf("%s: %d requests in %v (%.1f req/s, p99 %.0f ms), backend conns peak %d mean %.1f (%d samples), primary SELECTs/request %.2f",
 		c.Name, ws.Requests, elapsed.Round(time.Millisecond), cr.ReqPerSec, cr.P99Ms, cr.BackendPeak, cr.BackendMean, cr.Samples, cr.PrimarySelectsPerReq)

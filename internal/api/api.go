@@ -28,6 +28,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
@@ -109,6 +110,9 @@ type Config struct {
 	// Purger purges the edge's page cache (POST /v1/sites/{name}/purge).
 	// Nil: that route answers 501.
 	Purger Purger
+	// Logs finds sites' access and PHP logs (GET
+	// /v1/sites/{name}/logs; logs.go). Nil: that route answers 501.
+	Logs SiteLogs
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
@@ -142,6 +146,9 @@ type Config struct {
 	// Plans are the platform's plans (what sites and organisations get,
 	// quotas). Nil: plans.Defaults().
 	Plans *plans.Set
+	// Prices price GET /v1/cost (internal/cost). Nil: cost.Default(),
+	// GCP list prices.
+	Prices *cost.Sheet
 	// LoginKey returns the login key of the site with uid
 	// (loginlink.Key of the platform secret): POST
 	// /v1/sites/{name}/login-link signs with it, and GET
@@ -301,6 +308,9 @@ func newServer(cfg Config) *server {
 	if cfg.Plans == nil {
 		cfg.Plans = plans.Defaults()
 	}
+	if cfg.Prices == nil {
+		cfg.Prices = cost.Default()
+	}
 	if cfg.SiteMetrics == nil {
 		cfg.SiteMetrics = sitemetrics.New(sitemetrics.Config{Clock: cfg.Clock})
 	}
@@ -409,6 +419,7 @@ var routes = []route{
 	{"GET", "/status", "status.platform", permPublic, platform, false, false, (*server).publicPlatformStatus},
 	{"GET", "/status/{name}", "status.site", permPublic, platform, false, false, (*server).publicSiteStatus},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
+	{"GET", "/v1/sites/{name}/logs", "site.logs", permSiteRead, onSite, false, false, (*server).getSiteLogs},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
 	{"POST", "/v1/sites/{name}/code/enforce", "site.code.enforce", permSiteWrite, onSite, true, false, (*server).enforceCode},
 	// authz: site.write in the file's organisation (checked inside, dry runs too).
@@ -436,6 +447,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"POST", "/v1/sites/{name}/restore", "backup.restore", permSiteWrite, onSite, true, false, (*server).restoreSite},
 	{"POST", "/v1/sites/{name}/export", "site.export", permSiteWrite, onSite, true, false, (*server).exportSite},
+	{"POST", "/v1/sites/{name}/wxr-import", "site.wxr_import", permSiteWrite, onSite, true, false, (*server).wxrImport},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
 	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},
@@ -525,6 +537,8 @@ var routes = []route{
 
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
+	{"GET", "/v1/usage", "usage.list", permSiteRead, inside, false, false, (*server).listUsage},
+	{"GET", "/v1/cost", "cost.report", permOrgRead, inside, false, false, (*server).costReport},
 	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
 	{"POST", "/v1/edge/probes", "edge.probes", permEdge, machine, true, true, (*server).reportProbes},
 

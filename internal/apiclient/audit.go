@@ -58,23 +58,11 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, fn func(store.Au
 	v.Del("after")
 	v.Del("limit")
 	path := withQuery("/v1/audit/export", v)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	resp, err := c.getStream(ctx, path)
 	if err != nil {
-		return fmt.Errorf("new request: %w", err)
-	}
-	c.setHeaders(req)
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return responseError(resp, http.MethodGet, path)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var e store.AuditEntry
@@ -106,4 +94,27 @@ func (c *Client) CheckpointAudit(ctx context.Context) (*api.AuditCheckpointRespo
 		return nil, err
 	}
 	return &out, nil
+}
+
+// getStream GETs path and returns the response of a 2xx answer, whose body
+// the caller reads as it comes and closes; any other answer is an *Error.
+func (c *Client) getStream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("new request: %w", err)
+	}
+	c.setHeaders(req)
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, responseError(resp, http.MethodGet, path)
+	}
+	return resp, nil
 }

@@ -39,6 +39,8 @@ var (
 )
 
 type harness struct {
+	// logs is the directory of the sites' access logs the API reads.
+	logs   string
 	purger *purger
 	store  store.Store
 	url    string
@@ -73,7 +75,9 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { uploads.Close() })
+	logs := t.TempDir()
 	h = api.New(api.Config{
+		Logs:      api.LocalLogs{AccessDir: logs},
 		Uploads:   uploads,
 		Assistant: asst,
 		Purger:    p,
@@ -84,7 +88,7 @@ func newHarness(t *testing.T) *harness {
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &harness{purger: p, store: st, url: srv.URL, env: map[string]string{EnvURL: srv.URL, EnvToken: adminSecret}}
+	return &harness{logs: logs, purger: p, store: st, url: srv.URL, env: map[string]string{EnvURL: srv.URL, EnvToken: adminSecret}}
 }
 
 func hash(s string) string {

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/platform/up"
+	"github.com/aipress/aipress/internal/pooler"
 )
 
 // up and shard pass --db-pooler (default on) and --db-replica, and refuse
@@ -45,6 +47,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
 		{[]string{"--db-replica", "10.0.0.5:3306"}, false, "", `only "local"`},
 		{[]string{"--db-pooler-backends", "-1"}, false, "", "want 0"},
+		{[]string{"--db-pooler-linger", "-1ms"}, false, "", "want 0 (off)"},
 	}
 	for _, tt := range upTests {
 		upCfg = up.Config{}
@@ -76,6 +79,7 @@ func TestDBTierFlags(t *testing.T) {
 		{[]string{"--db-replica", "local", "--db-pooler=false"}, false, "", "needs the pooler"},
 		{[]string{"--db-replica", "nonsense"}, false, "", "want"},
 		{[]string{"--db-pooler-backends", "-2"}, false, "", "want 0"},
+		{[]string{"--db-pooler-linger", "-5ms"}, false, "", "want 0 (off)"},
 	}
 	for _, tt := range shardTests {
 		sh = shardagent.Config{}
@@ -96,6 +100,22 @@ func TestDBTierFlags(t *testing.T) {
 	}
 	if _, _, err := runCmd(t, d, append(slices.Clone(shard), "--db-pooler-backends", "6")...); err != nil || sh.DBPoolerBackends != 6 {
 		t.Errorf("shard --db-pooler-backends 6: %v, %d", err, sh.DBPoolerBackends)
+	}
+	// --db-pooler-linger too: its default is the pooler's, 0 turns it off.
+	for _, tt := range []struct {
+		arg  string
+		want time.Duration
+	}{{"", pooler.DefaultLinger}, {"20ms", 20 * time.Millisecond}, {"0", -1}} {
+		var extra []string
+		if tt.arg != "" {
+			extra = []string{"--db-pooler-linger", tt.arg}
+		}
+		if _, _, err := runCmd(t, d, append([]string{"up"}, extra...)...); err != nil || upCfg.DBPoolerLinger != tt.want {
+			t.Errorf("up --db-pooler-linger %q: %v, %v; want %v", tt.arg, err, upCfg.DBPoolerLinger, tt.want)
+		}
+		if _, _, err := runCmd(t, d, append(slices.Clone(shard), extra...)...); err != nil || sh.DBPoolerLinger != tt.want {
+			t.Errorf("shard --db-pooler-linger %q: %v, %v; want %v", tt.arg, err, sh.DBPoolerLinger, tt.want)
+		}
 	}
 	// The help says what the flags do.
 	out, _, _ := runCmd(t, d, "shard", "--help")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
@@ -24,6 +25,7 @@ import (
 	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/platform/edgenode"
 	"github.com/aipress/aipress/internal/platform/shardagent"
+	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -96,6 +98,21 @@ func parseDBBufferPool(v string) (int64, error) {
 	return n, nil
 }
 
+// lingerUsage is the help of --db-pooler-linger.
+const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over (0: at once; docs/database.md)"
+
+// poolerLinger reads --db-pooler-linger into shard.Config.PoolerLinger
+// (negative: off).
+func poolerLinger(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("--db-pooler-linger %v: want 0 (off) or more", d)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
+}
+
 // checkDBReplica checks --db-replica: "local" beside a MariaDB of the
 // shard's own, HOST:PORT beside an external server (--db-host), and either
 // only with the pooler, which routes reads to it.
@@ -147,9 +164,10 @@ func readToken(d deps, file, env, what string) (string, error) {
 
 func newServerCmd(d deps) *cobra.Command {
 	var (
-		cfg       controlplane.Config
-		logLevel  string
-		plansFile string
+		cfg        controlplane.Config
+		logLevel   string
+		plansFile  string
+		pricesFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -186,6 +204,11 @@ token, which the client commands pick up from that directory.`,
 					return fmt.Errorf("--plans: %w", err)
 				}
 			}
+			if pricesFile != "" {
+				if cfg.Prices, err = cost.Load(pricesFile); err != nil {
+					return fmt.Errorf("--prices: %w", err)
+				}
+			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
 			resolveAssistantKey(d, &cfg.Assistant)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -207,6 +230,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
+	fl.StringVar(&pricesFile, "prices", "", "YAML price sheet of aipress cost (replaces the built-in GCP list prices; see docs/operations.md, \"Usage and cost\")")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", "", "passed to the local shards the server starts: the wordpress.org-compatible catalogue (default "+artefact.DefaultCatalogueURL+")")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
@@ -335,6 +359,9 @@ firewall.`
 		if cfg.DBPoolerBackends < 0 {
 			return fmt.Errorf("--db-pooler-backends %d: want 0 (twice the cores) or more", cfg.DBPoolerBackends)
 		}
+		if cfg.DBPoolerLinger, err = poolerLinger(cfg.DBPoolerLinger); err != nil {
+			return err
+		}
 		if cfg.Database != nil && cmd.Flags().Changed("db-buffer-pool") {
 			return fmt.Errorf("--db-buffer-pool sizes the shard's own MariaDB; with --db-host the shard runs none")
 		}
@@ -401,6 +428,7 @@ firewall.`
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
+	fl.DurationVar(&cfg.DBPoolerLinger, "db-pooler-linger", pooler.DefaultLinger, lingerUsage)
 	fl.IntVar(&cfg.DBPoolerBackends, "db-pooler-backends", 0, "bound on the pooler's connections to each database server, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
 	fl.StringVar(&dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), dbBufferPoolUsage)

@@ -35,7 +35,7 @@ func newSiteCmd(d deps) *cobra.Command {
 	o := &siteOpts{d: d}
 	cmd := &cobra.Command{
 		Use:   "site",
-		Short: "Create, list, inspect, change, suspend, resume, delete and purge sites; tune their WAF; install plugins and themes",
+		Short: "Create, list, inspect, change, suspend, resume, delete and purge sites; read their logs; tune their WAF; install plugins and themes",
 		Long: `Manage WordPress sites through the AIPress API.
 
 The API is found from --url/--token, else the AIPRESS_URL/AIPRESS_TOKEN
@@ -52,7 +52,7 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
 		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o),
-		newSiteMoveCmd(o), newSiteWAFCmd(o), newGitCmd(o, gitsync.KindSite), newSiteCodeCmd(o, "plugin"), newSiteCodeCmd(o, "theme"), newSiteUpdateCmd(o), newSiteExportCmd(o), newSiteImportCmd(o),
+		newSiteMoveCmd(o), newSiteWAFCmd(o), newSiteLogsCmd(o), newGitCmd(o, gitsync.KindSite), newSiteCodeCmd(o, "plugin"), newSiteCodeCmd(o, "theme"), newSiteUpdateCmd(o), newSiteExportCmd(o), newSiteImportCmd(o),
 		newSiteIncidentsCmd(o), newSiteStatusPageCmd(o))
 	return cmd
 }

@@ -18,7 +18,8 @@ import (
 // it takes the backend again.
 func TestChangeUser(t *testing.T) {
 	a, b := newSite(t, 2), newSite(t, 2)
-	p := startPooler(t, Config{}, a.Account, b.Account)
+	// (Linger -1: a's backend goes back to the pool after each statement.)
+	p := startPooler(t, Config{Linger: -1}, a.Account, b.Account)
 	ctx := context.Background()
 	dbA := open(t, p.cfg.Socket, a.User, a.Password, a.Database)
 	dbB := open(t, p.cfg.Socket, b.User, b.Password, b.Database)

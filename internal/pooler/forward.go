@@ -37,6 +37,11 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 	for attempt := 0; ; attempt++ {
 		attached := s.b != nil
 		b := s.b
+		if b == nil && attempt == 0 && !toReplica {
+			if b = s.reclaim(); b != nil {
+				s.p.reclaimed.Add(1)
+			}
+		}
 		if b == nil {
 			pl := s.acct.primary
 			if toReplica {
@@ -196,7 +201,9 @@ func (s *session) after(ctx context.Context, b *backend, st sqlscan.Stmt, r resu
 		return
 	}
 	s.b, s.hold = nil, false
-	b.pool.put(b)
+	if s.linger(b) {
+		s.lb = b
+	}
 }
 
 // replay runs the SETs that give b the state want.

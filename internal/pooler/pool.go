@@ -38,6 +38,11 @@ type backend struct {
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 	rbuf    []byte // reused by relay for the packets it reads
+	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
+	// lingerGen counts its lingerings (linger.go).
+	lingerFor   *session
+	lingerGen   uint64
+	lingerTimer *time.Timer
 }
 
 func (b *backend) inTx() bool {
@@ -109,6 +114,14 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 				pl.mu.Unlock()
 				return b, nil
 			}
+		}
+		if pl.open >= pl.max && len(pl.idle) == 0 {
+			// Another session of the account may have one lingering.
+			pl.mu.Unlock()
+			if b := pl.p.takeLingering(pl, caps); b != nil {
+				return b, nil
+			}
+			pl.mu.Lock()
 		}
 		var evict *backend
 		if pl.open >= pl.max && len(pl.idle) > 0 {
@@ -190,12 +203,20 @@ func (pl *pool) put(b *backend) {
 	}
 	over := pl.p.overflowed(pl.replica)
 	pl.mu.Lock()
-	if pl.closed || pl.open > pl.max || over {
-		pl.open--
-		pl.signal()
+	closing := pl.closed || pl.open > pl.max || over
+	pl.mu.Unlock()
+	if closing {
+		pl.discard(b)
+		return
+	}
+	if pl.p.handoff(b) {
+		pl.forget() // the waiter's pool counts it now
+		return
+	}
+	pl.mu.Lock()
+	if pl.closed {
 		pl.mu.Unlock()
-		b.c.Close()
-		pl.p.backendOpened(pl.replica, -1)
+		pl.discard(b)
 		return
 	}
 	pl.idle = append(pl.idle, b)
@@ -203,7 +224,12 @@ func (pl *pool) put(b *backend) {
 	pl.signal()
 	pl.mu.Unlock()
 	pl.p.trimIdle()
-	pl.p.signalFreed()
+	// A statement that queued since handoff looked (or waits for other
+	// capabilities) looks at the idle ones again.
+	pl.p.mu.Lock()
+	pl.p.puts.Add(1)
+	pl.p.signalFreedLocked()
+	pl.p.mu.Unlock()
 }
 
 // oldestIdle is when the pool's least recently used idle backend was put
@@ -316,11 +342,16 @@ func (pl *pool) takeOldest(caps uint32) *backend {
 // discard closes a backend that must not be reused.
 func (pl *pool) discard(b *backend) {
 	b.c.Close()
+	pl.forget()
+	pl.p.backendOpened(pl.replica, -1)
+}
+
+// forget stops counting a backend of pl's (closed, or another pool's now).
+func (pl *pool) forget() {
 	pl.mu.Lock()
 	pl.open--
 	pl.signal()
 	pl.mu.Unlock()
-	pl.p.backendOpened(pl.replica, -1)
 }
 
 // reap closes backends idle since before t.

@@ -171,6 +171,11 @@ type Config struct {
 	// QueueWait is how long a statement waits at MaxServerBackends before it
 	// opens one more (default 250ms).
 	QueueWait time.Duration
+	// Linger is how long a backend stays with the session that used it
+	// last, outside transactions, for the session's next statement,
+	// before it goes back to the pool (default DefaultLinger; negative:
+	// at once). See linger.go.
+	Linger time.Duration
 	// BackendWait bounds how long a statement waits for a free backend
 	// connection of its account (default 10s).
 	BackendWait time.Duration
@@ -195,22 +200,27 @@ type Pooler struct {
 	idle                           atomic.Int64  // idle backends of all pools (Config.MaxIdle)
 	dialed                         atomic.Uint64 // backend connections opened
 	changedUser                    atomic.Uint64 // backends taken over from another account
+	reclaimed                      atomic.Uint64 // statements that found their session's backend lingering
 	queriesPrimary, queriesReplica atomic.Uint64
 	// baseMode is each server's (primary, replica) sql_mode for new
 	// sessions, read on every dial: WordPress SETs its session's sql_mode
 	// to it on every connection, and a backend taken over or dialled has
 	// it, so modelling it saves a replayed SET on every takeover.
 	baseMode  [2]atomic.Pointer[string]
+	puts      atomic.Uint64 // backends put back idle (changed under mu)
 	queued    atomic.Uint64 // statements that waited at MaxServerBackends
 	overflows atomic.Uint64 // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
-	// come first woken: a backend put back or closed closes the channel
-	// of one (not all: each would scan every pool for the one backend);
-	// dialing counts dials in
+	// come first served: a backend put back is handed to the first that
+	// can use it (statements arriving later cannot take it first), a
+	// backend closed wakes the first to dial; dialing counts dials in
 	// progress per server kind (0 primary, 1 replica).
-	waitq   []chan struct{}
+	waitq   []*waiter
 	dialing [2]int
+	// (mu) lingering holds the backends lingering for their sessions,
+	// oldest first (linger.go).
+	lingering []*backend
 	// (mu) pools lists every account's pools; replaced, never changed,
 	// when the accounts change (allPools runs on every takeover).
 	pools []*pool
@@ -261,6 +271,9 @@ func New(cfg Config) (*Pooler, error) {
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = 250 * time.Millisecond
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -537,6 +550,9 @@ type Stats struct {
 	// Queued the statements that waited at Config.MaxServerBackends, Overflowed
 	// the backends opened beyond it after Config.QueueWait.
 	Dialed, ChangedUser, Queued, Overflowed uint64
+	// Reclaimed counts the statements that found the backend their
+	// session's last statement left lingering (Config.Linger).
+	Reclaimed uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -556,6 +572,7 @@ func (p *Pooler) Stats() Stats {
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
 	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
+	st.Reclaimed = p.reclaimed.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -647,7 +664,17 @@ func (p *Pooler) overflowed(replica bool) bool {
 	return len(p.waitq) == 0 && p.openTo(replica) > p.cfg.MaxServerBackends
 }
 
-// signalFreed wakes the statements waiting at Config.MaxServerBackends.
+// waiter is a statement waiting at Config.MaxServerBackends for a backend
+// of pl's server with caps: it receives one handed over, or nil when it
+// may dial.
+type waiter struct {
+	pl   *pool
+	caps uint32
+	ch   chan *backend // buffered: sent to under p.mu, never blocks
+}
+
+// signalFreed wakes the first statement waiting at
+// Config.MaxServerBackends to dial (a backend closed).
 func (p *Pooler) signalFreed() {
 	p.mu.Lock()
 	p.signalFreedLocked()
@@ -656,9 +683,24 @@ func (p *Pooler) signalFreed() {
 
 func (p *Pooler) signalFreedLocked() {
 	if len(p.waitq) > 0 {
-		close(p.waitq[0])
+		p.waitq[0].ch <- nil
 		p.waitq = p.waitq[1:]
 	}
+}
+
+// handoff gives b, being put back, to the first statement waiting for a
+// backend of its server with its capabilities; false: none waits.
+func (p *Pooler) handoff(b *backend) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, w := range p.waitq {
+		if w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil) {
+			p.waitq = slices.Delete(p.waitq, i, i+1)
+			w.ch <- b
+			return true
+		}
+	}
+	return false
 }
 
 // acquire finds pl a backend beyond those idle in pl itself: one put
@@ -668,24 +710,21 @@ func (p *Pooler) signalFreedLocked() {
 func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlscan.State) (*backend, error) {
 	k := kind(pl.replica)
 	var deadline <-chan time.Time
-	over := false
+	over, requeue := false, false
 	for {
+		puts := p.puts.Load()
 		if b := p.takeIdle(pl, caps); b != nil {
-			if b.pool == pl {
+			if b, ok := p.takeOver(pl, b, want); ok {
 				return b, nil
 			}
-			coll, ok := want.Collation()
-			if !ok {
-				coll = backendCollationID
-			}
-			if err := pl.changeUser(b, coll); err == nil {
-				b.pool = pl
-				p.changedUser.Add(1)
-				return b, nil
-			}
-			b.c.Close()
-			p.backendOpened(pl.replica, -1)
 			continue
+		}
+		if b := p.takeLingering(pl, caps); b != nil {
+			// Counted in pl.open already, like its place get reserved.
+			pl.mu.Lock()
+			pl.open--
+			pl.mu.Unlock()
+			return b, nil
 		}
 		p.mu.Lock()
 		if over || p.cfg.MaxServerBackends < 0 || p.openTo(pl.replica)+p.dialing[k] < p.cfg.MaxServerBackends {
@@ -706,8 +745,18 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			p.backendOpened(pl.replica, 1)
 			return b, nil
 		}
-		ch := make(chan struct{})
-		p.waitq = append(p.waitq, ch)
+		if p.puts.Load() != puts {
+			// One was put back idle since takeIdle looked: look again.
+			p.mu.Unlock()
+			continue
+		}
+		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1)}
+		if requeue {
+			// Woken, it lost the place it dialled for: it keeps its turn.
+			p.waitq = slices.Insert(p.waitq, 0, w)
+		} else {
+			p.waitq = append(p.waitq, w)
+		}
 		p.mu.Unlock()
 		if deadline == nil {
 			p.queued.Add(1)
@@ -716,20 +765,59 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			deadline = t.C
 		}
 		var err error
+		var b *backend
+		woken := false
 		select {
-		case <-ch:
+		case b = <-w.ch:
+			woken = true
 		case <-deadline:
 			over = true
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
-		p.mu.Lock()
-		if i := slices.Index(p.waitq, ch); i >= 0 {
-			p.waitq = slices.Delete(p.waitq, i, i+1) // not woken
+		if !woken {
+			p.mu.Lock()
+			if i := slices.Index(p.waitq, w); i >= 0 {
+				p.waitq = slices.Delete(p.waitq, i, i+1)
+			} else {
+				b, woken = <-w.ch, true // handed one meanwhile (under p.mu)
+			}
+			p.mu.Unlock()
 		}
-		p.mu.Unlock()
+		requeue = woken && b == nil
+		if b != nil {
+			if err != nil {
+				b.c.Close()
+				p.backendOpened(pl.replica, -1)
+				return nil, err
+			}
+			if b, ok := p.takeOver(pl, b, want); ok {
+				return b, nil
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 	}
+}
+
+// takeOver makes b, handed or taken from the pool of its account, pl's: a
+// COM_CHANGE_USER when the accounts differ. false: b failed and is closed.
+func (p *Pooler) takeOver(pl *pool, b *backend, want sqlscan.State) (*backend, bool) {
+	if b.pool == pl {
+		return b, true
+	}
+	coll, ok := want.Collation()
+	if !ok {
+		coll = backendCollationID
+	}
+	if err := pl.changeUser(b, coll); err != nil {
+		b.c.Close()
+		p.backendOpened(pl.replica, -1)
+		return nil, false
+	}
+	b.pool = pl
+	p.changedUser.Add(1)
+	return b, true
 }

@@ -36,6 +36,7 @@ type session struct {
 	stateOK   bool
 
 	b        *backend // attached backend: pinned, in a transaction, or held
+	lb       *backend // the backend left lingering (linger.go); maybe taken since
 	pinned   string   // why b is pinned for life ("" not pinned)
 	hold     bool     // keep b through the next statement
 	txWrote  bool     // the open transaction wrote
@@ -221,6 +222,7 @@ func (s *session) writeErr(e *mysql.MyError) error {
 // detach lets go of the attached backend: back to the pool when it is
 // clean, closed when it holds state of this session or always is true.
 func (s *session) detach(closeDirty bool) {
+	s.unlinger()
 	b := s.b
 	if b == nil {
 		return

@@ -124,7 +124,7 @@ func TestIdleReaper(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	p := startPooler(t, Config{IdleTimeout: time.Hour, Clock: clock}, s.Account)
+	p := startPooler(t, Config{IdleTimeout: time.Hour, Clock: clock, Linger: -1}, s.Account)
 	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
 	a, b := conn(t, db), conn(t, db)
 	mustExec(t, a, "BEGIN")

@@ -61,6 +61,7 @@ import (
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/phpini"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -1022,7 +1023,7 @@ func (s *Shard) siteRequest(ctx context.Context, st *site.Site, n Names, path st
 }
 
 // errorLogPath is the site's PHP error log (php-fpm's; internal/phpfpm).
-func errorLogPath(n Names) string { return filepath.Join(n.Dir, "logs", "php-error.log") }
+func errorLogPath(n Names) string { return filepath.Join(n.LogsDir(), sitelog.PHPFile) }
 
 // openErrorLog opens the site's PHP error log for reading without following
 // a link the site put in its place (the logs directory is the site's), and

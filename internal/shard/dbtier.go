@@ -270,6 +270,7 @@ func (s *Shard) runPoolerOnce(ctx context.Context) error {
 		Replica:           replica,
 		Gate:              gate,
 		MaxServerBackends: s.cfg.PoolerBackends,
+		Linger:            s.cfg.PoolerLinger,
 		Logger:            s.log.With("component", "pooler"),
 		Clock:             s.cfg.Clock,
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -100,6 +101,10 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 		if err != nil {
 			return fmt.Errorf("rolling back an interrupted code job: %w", err)
 		}
+	}
+	// The PHP error log, which the site's PHP writes, kept bounded.
+	if _, err := sitelog.Rotate(n.LogsDir(), s.cfg.PHPLogs); err != nil {
+		s.siteLog(st).Warn("PHP error log not rotated", "err", err)
 	}
 	if s.upToDate(st, n) {
 		return nil

@@ -45,6 +45,7 @@ import (
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -126,12 +127,20 @@ type Config struct {
 	// the cheap checks every pass makes; orphans are collected as often.
 	// Default 5 minutes.
 	FullResync time.Duration
+	// PHPLogs bound each site's PHP error log (php-error.log in its logs
+	// directory), rotated on every pass (zero: package sitelog's
+	// defaults, 1 MiB + 3 rotated files).
+	PHPLogs sitelog.Bounds
 	// TransferURL is the gocloud.dev/blob bucket that site moves pass
 	// through, e.g. "file:///var/lib/aipress/transfer" (a local directory
 	// the shards of one host share) or an object store's URL. Source and
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+	// AllowPrivateFetch lets the downloads a WXR import makes (its
+	// attachments' URLs) reach loopback and private addresses: tests and
+	// private mirrors only (the agent's --allow-private-fetch).
+	AllowPrivateFetch bool
 	// MoveKey returns the key that authenticates the export of move moveID
 	// of site name (uid) in the transfer store (an HMAC-SHA256 over its
 	// manifest): the control plane derives it from a platform secret and
@@ -200,6 +209,10 @@ type Config struct {
 	// database server, all sites together (pooler.Config.
 	// MaxServerBackends; 0: its default, twice the cores).
 	PoolerBackends int
+	// PoolerLinger is how long a backend stays with the site session
+	// that used it last (pooler.Config.Linger; 0: its default,
+	// pooler.DefaultLinger; negative: put back at once).
+	PoolerLinger time.Duration
 	// Replica is the sites' read replica: "" none; "local" a second
 	// mariadbd under Dir replicating from the shard's own MariaDB;
 	// "HOST:PORT" a replica of the external primary (Database) reached
@@ -268,6 +281,7 @@ type Shard struct {
 
 	installScript, cronScript string
 	codeScript                string // observes and applies plugins, themes, options (code.go)
+	wxrScript                 string // imports and exports WXR content (wxr.go)
 	upgradeScript             string // wp_upgrade (cores.go)
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
@@ -419,6 +433,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		return fmt.Errorf("shard: %w", err)
 	}
 	s.codeScript, err = wordpress.WriteCodeScript(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.wxrScript, err = wordpress.WriteWXRScript(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}

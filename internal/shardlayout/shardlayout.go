@@ -52,6 +52,10 @@ type Names struct {
 	Socket string
 }
 
+// LogsDir is the site's logs directory (on its volume, the site user's):
+// its pool writes its PHP error log there (package sitelog reads it).
+func (n Names) LogsDir() string { return filepath.Join(n.Dir, "logs") }
+
 // Layout is one shard's layout.
 type Layout struct {
 	Name string // the shard's name

@@ -33,6 +33,7 @@ import (
 	"github.com/aipress/aipress/internal/backup/repos"
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
@@ -104,6 +105,8 @@ type Config struct {
 	BackupURL string
 	// Plans are the platform's plans (nil: plans.Defaults()).
 	Plans *plans.Set
+	// Prices price GET /v1/cost (nil: cost.Default()).
+	Prices *cost.Sheet
 	// ShardProvider is ShardProviderLocal (default: SpawnShards decides) or
 	// ShardProviderKubernetes (Kube configures it; TransferURL, if set
 	// explicitly, is passed to the shards).
@@ -178,6 +181,9 @@ type Options struct {
 	// is served at /metrics (nil: none).
 	Purger  api.Purger
 	Metrics http.Handler
+	// Logs finds sites' logs for the API (nil: the PHP logs of the child
+	// shards under <DataDir>/shards, no access logs; api.LocalLogs).
+	Logs api.SiteLogs
 	// Provider makes the shard provider over the store (nil: none).
 	Provider         func(st store.Store) placement.Provider
 	HeartbeatTimeout time.Duration
@@ -192,7 +198,9 @@ type Options struct {
 	// default).
 	MaxShardCapacity int
 	// Plans: nil for plans.Defaults().
-	Plans     *plans.Set
+	Plans *plans.Set
+	// Prices: nil for cost.Default().
+	Prices    *cost.Sheet
 	Auth      AuthOptions
 	Assistant AssistantOptions
 	// AllowPrivateFetch: git sync may fetch from loopback and private
@@ -370,9 +378,10 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.Logger.With("component", "api"), Version: cfg.Version, PublicURL: cfg.PublicURL,
 		PublicHTTPSURL: cfg.PublicHTTPSURL,
-		Purger:         cfg.Purger, Metrics: cfg.Metrics, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
+		Purger:         cfg.Purger, Metrics: cfg.Metrics, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
+		Prices:    cfg.Prices,
 		Auth:      auth,
 		Assistant: asst,
 	}
@@ -477,7 +486,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PublicURL:        serve.HTTPURL(cfg.PublicPort),
 		PublicHTTPSURL:   serve.HTTPSURL(cfg.PublicHTTPSPort),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom,
-		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Auth: cfg.Auth, Assistant: cfg.Assistant,
+		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Prices: cfg.Prices, Auth: cfg.Auth, Assistant: cfg.Assistant,
 		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL,
 	}
 	if ccfg.MaxShardCapacity == 0 {
@@ -548,4 +557,13 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// siteLogs is the API's reader of sites' logs: cfg.Logs, else the PHP
+// logs of the child shards on this machine.
+func siteLogs(cfg Options) api.SiteLogs {
+	if cfg.Logs != nil {
+		return cfg.Logs
+	}
+	return api.LocalLogs{ShardsDir: filepath.Join(cfg.DataDir, "shards")}
 }

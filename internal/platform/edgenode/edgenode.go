@@ -52,6 +52,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/waf"
 	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/uptime"
 )
@@ -93,7 +94,11 @@ type Config struct {
 	// uptime.DefaultInterval, negative turns probes off (an operator with
 	// several edges may leave them to a few).
 	ProbeInterval time.Duration
-	Logger        *slog.Logger
+	// AccessLogs bound the sites' access logs, kept in <DataDir>/logs/access
+	// (package sitelog; zero: its defaults, 4 MiB per site and 2 GiB in
+	// all).
+	AccessLogs sitelog.Bounds
+	Logger     *slog.Logger
 	// Ready, if set, is called once the edge has the whole routing table.
 	Ready func()
 }
@@ -161,6 +166,7 @@ type Node struct {
 	extras           *extras
 	purges           *purging
 	cache            *pagecache.Cache
+	accessLogs       *sitelog.Writer
 
 	mu      sync.Mutex
 	started bool
@@ -197,6 +203,9 @@ func Open(cfg Config) (_ *Node, err error) {
 			if n.extras != nil {
 				n.extras.stop()
 			}
+			if n.accessLogs != nil {
+				n.accessLogs.Close()
+			}
 		}
 	}()
 	if n.httpLn, err = n.group.Listen("edge", cfg.HTTPAddr); err != nil {
@@ -230,8 +239,18 @@ func Open(cfg Config) (_ *Node, err error) {
 	}
 	// The uptime probes read the cache but leave it as it was.
 	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Peek: uptime.IsProbe, Logger: log.With("component", "pagecache")})
+	if n.accessLogs, err = sitelog.NewWriter(sitelog.WriterConfig{Dir: filepath.Join(dataDir, AccessLogDir), Bounds: cfg.AccessLogs}); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
+
+// AccessLogDir is where, under its data directory, an edge keeps the sites'
+// access logs (one directory per site).
+const AccessLogDir = "logs/access"
+
+// AccessLogs are the sites' access logs this edge writes.
+func (n *Node) AccessLogs() *sitelog.Writer { return n.accessLogs }
 
 // Addr is the HTTP listener's address.
 func (n *Node) Addr() net.Addr { return n.httpLn.Addr() }
@@ -298,22 +317,15 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	// Bandwidth per site per month, against the plans; each site's
 	// traffic for the portal's charts goes with it.
 	traffic := sitemetrics.NewRecorder()
-	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
-		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
-			sites := traffic.Take()
-			over, err := links.Reports.Usage(ctx, &api.UsageReport{Bytes: b, Sites: sites})
-			if err != nil {
-				traffic.Return(sites)
-				return nil, err
-			}
-			return over, nil
-		}})
+	sender := &usageSender{reports: links.Reports, traffic: traffic, log: log.With("component", "usage")}
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"), Send: sender.send})
 	mws := []edge.Middleware{purge.KeyringMiddleware(n.purges.ring, n.cache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
 	mws = append(mws, meter.Middleware())                                              // 509 for sites over their monthly bandwidth
 	mws = append(mws, n.extras.middlewares()...)                                       // rate limit, HTTPS redirect
 	mws = append(mws, n.cache.Middleware())
 	ecfg := edge.Config{Logger: edgeLog, Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()},
-		Observe: observeVisitors(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now))}
+		Observe: observeVisitors(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
+			accessLogger(n.accessLogs, time.Now, log.With("component", "accesslog")))}
 	var mesh *edgeMesh
 	if links.Mesh != nil {
 		mesh = &edgeMesh{}
@@ -392,6 +404,13 @@ func (n *Node) apply(snap agent.Snapshot) {
 		if uids[name] != uid {
 			pages := n.cache.PurgeSite(name)
 			n.log.Info("purged the page cache of a deleted or re-created site", "site", name, "pages", pages)
+			// Nor its predecessor's access log.
+			if n.accessLogs == nil {
+				continue
+			}
+			if err := n.accessLogs.Remove(name); err != nil {
+				n.log.Error("access log of a deleted site not removed", "site", name, "err", err)
+			}
 		}
 	}
 	n.uids = uids
@@ -420,6 +439,7 @@ func (n *Node) Close(ctx context.Context) {
 		n.wg.Wait()
 	}
 	n.extras.stop()
+	n.accessLogs.Close()
 }
 
 // probeTargets are the sites of the routing table the uptime probes

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aipress/aipress/internal/edge/redirect"
 	"github.com/aipress/aipress/internal/metrics"
 	"github.com/aipress/aipress/internal/ratelimit"
+	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/tlsacme"
 	"github.com/aipress/aipress/internal/tlsca"
@@ -160,4 +162,45 @@ func siteObserver(rec *sitemetrics.Recorder, now func() time.Time) func(*http.Re
 		}
 		rec.Observe(info.Site, o)
 	}
+}
+
+// accessLogger writes each answered request of a known site to its access
+// log. A failed write is logged at most once a minute (a full disk would
+// otherwise log once per request).
+func accessLogger(w *sitelog.Writer, now func() time.Time, log *slog.Logger) func(*http.Request, *edge.RequestInfo) {
+	var lastErr atomic.Int64
+	return func(r *http.Request, info *edge.RequestInfo) {
+		if info.Site == "" {
+			return
+		}
+		t := now()
+		e := sitelog.Entry{Time: info.Start.UTC(), Site: info.Site, Method: r.Method, Path: shortPath(r.URL.RequestURI()),
+			Status: info.Status, Bytes: info.Bytes, Cache: info.Cache, ClientIP: clientIP(r.RemoteAddr), RequestID: info.ID}
+		if info.Start.IsZero() {
+			e.Time = t.UTC()
+		} else {
+			e.DurationMS = float64(t.Sub(info.Start).Microseconds()) / 1000
+		}
+		if err := w.Write(e); err != nil {
+			if last := lastErr.Load(); t.UnixNano()-last > int64(time.Minute) && lastErr.CompareAndSwap(last, t.UnixNano()) {
+				log.Error("access log not written", "site", info.Site, "err", err)
+			}
+		}
+	}
+}
+
+// shortPath bounds a logged request URI.
+func shortPath(s string) string {
+	const max = 2048
+	if len(s) > max {
+		return strings.ToValidUTF8(s[:max], "")
+	}
+	return s
+}
+
+func clientIP(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }

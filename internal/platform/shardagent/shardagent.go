@@ -83,6 +83,8 @@ type Config struct {
 	// DBPoolerBackends is shard.Config.PoolerBackends
 	// (--db-pooler-backends).
 	DBPoolerBackends int
+	// DBPoolerLinger is shard.Config.PoolerLinger (--db-pooler-linger).
+	DBPoolerLinger time.Duration
 	// DBReplicaManaged is shard.Config.ReplicaManaged
 	// (--db-replica-managed): the shard seeds DBReplica and starts its
 	// replication itself.
@@ -191,10 +193,10 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	}
 	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
-		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
+		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL, AllowPrivateFetch: cfg.AllowPrivateFetch,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
-		PoolerBackends: cfg.DBPoolerBackends, DBBufferPool: cfg.DBBufferPool,
+		PoolerBackends: cfg.DBPoolerBackends, PoolerLinger: cfg.DBPoolerLinger, DBBufferPool: cfg.DBBufferPool,
 	}
 	setShardRepos(&scfg, link.Repos())
 	scfg.MoveKey = link.MoveKeys()

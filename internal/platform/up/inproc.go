@@ -48,6 +48,7 @@ type inprocShards struct {
 	directDB       bool
 	dbReplica      string
 	poolerBackends int
+	poolerLinger   time.Duration
 	dbBufferPool   int64 // Config.DBBufferPool
 	loopbackPorts  []int
 
@@ -127,7 +128,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		Logger: p.log, Version: p.version, Ready: func() { close(r.ready) },
 		HeartbeatInterval: controlplane.HeartbeatInterval(p.heartbeatTimeout),
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
-		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends, DBBufferPool: p.dbBufferPool,
+		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends, DBPoolerLinger: p.poolerLinger, DBBufferPool: p.dbBufferPool,
 		OnShard: func(s *shard.Shard) {
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); s.WakeJobs() }

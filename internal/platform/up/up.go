@@ -137,6 +137,8 @@ type Config struct {
 	DBReplica string
 	// DBPoolerBackends is the shards' shard.Config.PoolerBackends.
 	DBPoolerBackends int
+	// DBPoolerLinger is the shards' shard.Config.PoolerLinger.
+	DBPoolerLinger time.Duration
 	// DBBufferPool is the InnoDB buffer pool of each local shard's
 	// MariaDB in bytes (0: mariadb.DefaultBufferPool; --db-buffer-pool).
 	DBBufferPool int64
@@ -245,11 +247,12 @@ func Run(ctx context.Context, cfg Config) error {
 		dataDir: dataDir, log: log, publicURL: publicURL, purgeURL: edge.PurgeURL(), purgeKey: edge.PurgeKey,
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: edge.Ports(),
-		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends, dbBufferPool: cfg.DBBufferPool,
+		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends, poolerLinger: cfg.DBPoolerLinger, dbBufferPool: cfg.DBBufferPool,
 	}
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
 		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
+		Logs:             api.LocalLogs{AccessDir: edge.AccessLogs().Dir(), ShardsDir: filepath.Join(dataDir, "shards")},
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
 		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,
 		Provider: func(st store.Store) placement.Provider {
@@ -396,7 +399,7 @@ func (r storeReports) Probes(ctx context.Context, results []uptime.Result) error
 }
 
 func (r storeReports) Usage(ctx context.Context, rep *api.UsageReport) ([]string, error) {
-	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, time.Now(), rep)
+	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, "edge:local", time.Now(), rep)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func testIncidents(t *testing.T, h *harness) {
 	if got := listIncidents(t, s, store.IncidentListOptions{}); got == nil || len(got) != 0 {
 		t.Errorf("empty store: %v, want an empty slice", got)
 	}
-	rev := func() int64 { return currentRevision(t, s) }
+	rev := func() int64 { return revision(t, s) }
 	before := rev()
 	t0 := time.Date(2026, 11, 3, 10, 0, 0, 123456789, time.UTC)
 
@@ -153,14 +153,4 @@ func testIncidents(t *testing.T, h *harness) {
 	if len(ids) != 1 || madeN != 1 {
 		t.Errorf("concurrent opens: incidents %v, %d made; want one", ids, madeN)
 	}
-}
-
-// currentRevision is the store's revision now (of writes that take one).
-func currentRevision(t *testing.T, s store.Store) int64 {
-	t.Helper()
-	cl, err := s.Changes(t.Context(), 1<<62, store.ChangeOptions{Limit: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl.Revision
 }

@@ -20,7 +20,7 @@ func testSettings(t *testing.T, h *harness) {
 	if _, err := s.GetSetting(ctx, "mesh.ca"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetSetting(missing) = %v, want ErrNotFound", err)
 	}
-	rev := func() int64 { return currentRevision(t, s) }
+	rev := func() int64 { return revision(t, s) }
 	before := rev()
 	put := func(value string, version int64, want error) *store.Setting {
 		t.Helper()

@@ -110,6 +110,7 @@ func Run(t *testing.T, open Opener) {
 		{"TokenScope", testTokenScope},
 		{"AccountsReopen", testAccountsReopen},
 		{"Bandwidth", testBandwidth},
+		{"Usage", testUsage},
 		{"Settings", testSettings},
 		{"Incidents", testIncidents},
 	}

@@ -412,6 +412,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The site's access log or PHP error log, filtered, optionally followed.
+         * @description The last `limit` entries that match, oldest first, one JSON object per
+         *     line (application/x-ndjson). The access log is written by the edge
+         *     (every answered request of the site); the PHP log by the site's pool
+         *     on its shard (warnings, errors, error_log() lines; a message's
+         *     continuation lines are kept with it). Both are rotated by size and
+         *     bounded: by default 1 MiB current + 3 rotated files per site and log,
+         *     2 GiB of access logs per edge (docs/operations.md, Logs).
+         *
+         *     With `follow=true` the response stays open and carries each new
+         *     matching entry as it is written (an empty line every 15 s when
+         *     nothing comes; skip it). Every entry has a `cursor`: to resume a
+         *     broken stream, ask again with `after` = the last cursor received —
+         *     the log continues right after that entry, across rotations, with
+         *     nothing lost or repeated while the entry's file is still kept.
+         *
+         *     Site readers of the site's organisation and platform readers may
+         *     read it. Where the control plane does not run on the machine that
+         *     holds the log (separate roles: edges and shards on other machines),
+         *     the answer is 501.
+         *
+         */
+        get: operations["getSiteLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apply": {
         parameters: {
             query?: never;
@@ -742,12 +784,63 @@ export interface paths {
          *     prefix, charset, sizes and the SHA-256 of every entry). Follow the job
          *     with GET /v1/jobs/{id} (`progress.done`: archive bytes written), then
          *     download it with GET /v1/jobs/{id}/archive. An export already pending
-         *     or running is answered with 200. A site that is unplaced, moving,
-         *     being deleted or not Ready/Suspended gives 409; a control plane
-         *     without a transfer store 501. The body may be empty.
+         *     or running is answered with 200 (one of the other format: 409). A
+         *     site that is unplaced, moving, being deleted or not Ready/Suspended
+         *     gives 409; a control plane without a transfer store 501. The body
+         *     may be empty.
+         *
+         *     With `{"format": "wxr"}` the job writes the site's content instead,
+         *     as WordPress's own Tools → Export does (`export_wp`, all content,
+         *     run as the site's user): a WXR 1.2 file that any WordPress imports,
+         *     checked as it streams to be WXR this platform reads; the result has
+         *     `format: wxr` and `wxr` (its counts), and the archive endpoint serves
+         *     it as `application/xml`.
          *
          */
         post: operations["exportSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/wxr-import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a WXR file's content into the site (a wxr-import job on its shard, or check it with dry_run).
+         * @description The body is a WXR file (`application/xml`), as Tools → Export of any
+         *     WordPress writes it. It is read and checked here first: a document
+         *     type declaration or an entity other than XML's own (XXE, entity
+         *     expansion), more than 200,000 items, anything but an RSS document
+         *     with a WXR channel, or a character set other than UTF-8 is refused
+         *     with the reason (422); a file larger than the plan's disk limit
+         *     (at least 16 MiB, at most 2 GiB) gives 413. With `dry_run` the answer
+         *     is its counts (200). Otherwise it goes into the transfer store and a
+         *     `wxr-import` job on the site's shard imports it (202): the
+         *     attachments are downloaded from their URLs (http or https, public
+         *     addresses only, 64 MiB each, 2,000 at most; none with
+         *     `skip_attachments`), then WordPress inserts authors (mapped to users
+         *     by login, created when missing), terms, posts, comments, menus and
+         *     attachments in the site's own context, skipping posts the site has
+         *     already (same type, title and date). Follow the job with GET
+         *     /v1/jobs/{id} (`progress`: bytes of the file read); its result is
+         *     the report (`file`: the counts; `imported`: what WordPress inserted,
+         *     with failures; `fetched` and `fetch_failures`: the downloads). The
+         *     site must be Ready (409 otherwise, or while another WXR import of
+         *     it runs); a control plane without a transfer store gives 501.
+         *
+         */
+        post: operations["importWXR"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1124,7 +1217,8 @@ export interface paths {
         /**
          * Download the archive a succeeded export job wrote.
          * @description Streams the tar.gz (`application/gzip`, `Content-Disposition:
-         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it).
+         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it),
+         *     or for an export with format wxr the WXR file (`application/xml`).
          *     Callers need write access to the job's site (the archive holds its
          *     database, password hashes included). A job of another kind: 400; an
          *     export not yet succeeded: 409; an archive no longer kept: 410; no
@@ -2287,6 +2381,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage records per site, by hour, day or month.
+         * @description Each site's usage per period on the shard it was on: requests,
+         *     response bytes, page-cache hits and the time requests waited for
+         *     PHP (counted by the edges), database queries and the sizes of the
+         *     database, files and backups (measured by the shards; zero until
+         *     they report them). Counters are summed over the period's hours,
+         *     sizes averaged over the hours that measured them. The sites the
+         *     caller may read (every site, and those deleted, for platform
+         *     roles); site= and org= narrow them. The span is month= (default the
+         *     current month, UTC) or from= and to= (to exclusive). Follow `next`
+         *     with after= for the next page.
+         *
+         */
+        get: operations["listUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Each site's cost in a month, its shard's cost split by usage (internal/cost).
+         * @description Every shard's cost over the month's hours so far (its vCPUs, memory
+         *     and disk at the price sheet's prices) is split over the sites that
+         *     used it that month or are on it now: the sheet's fixed_share
+         *     equally (idle sites pay it too), the rest by PHP worker-seconds
+         *     (compute) and storage bytes. The shares of a shard add up to its
+         *     cost to the cent (largest remainder). Egress and backup storage are
+         *     each site's own costs on top. Sites the caller may read (org=
+         *     narrows them); `shards` for platform roles only. Amounts in cents.
+         *
+         */
+        get: operations["costReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/edge/usage": {
         parameters: {
             query?: never;
@@ -2305,7 +2457,12 @@ export interface paths {
          *     audited. `sites` carries the same interval's other counts per site
          *     for the charts (GET /v1/sites/{name}/metrics); names of no site
          *     are dropped; a count out of bounds refuses the whole report. The
-         *     body may be up to 32 MiB.
+         *     body may be up to 32 MiB. The report's bytes, requests, page-cache
+         *     hits and PHP time also go to the sites' hourly usage records
+         *     (GET /v1/usage), with the bytes in the same transaction. `id`
+         *     names the report among its sender's (the token's): a report sent
+         *     again with an id already taken (within 7 days) adds nothing
+         *     anywhere and gets the same kind of answer.
          *
          */
         post: operations["reportUsage"];
@@ -2986,7 +3143,7 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export" | "wxr-import";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
@@ -3511,6 +3668,109 @@ export interface components {
             /** @description SHA-256 hex. */
             hash: string;
         };
+        UsageRecord: {
+            site: string;
+            shard: string;
+            /**
+             * @description The period's start: 2026-12-06T10 (hour, UTC), 2026-12-06 (day) or 2026-12 (month).
+             * @example 2026-12-06
+             */
+            period: string;
+            /**
+             * Format: int64
+             * @description Hourly records in the period.
+             */
+            hours: number;
+            /** Format: int64 */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Response body bytes.
+             */
+            bytes_out: number;
+            /** Format: int64 */
+            cache_hits: number;
+            /**
+             * Format: int64
+             * @description Microseconds requests waited for PHP (the edge's view of PHP worker time).
+             */
+            php_us: number;
+            /** Format: int64 */
+            db_queries: number;
+            /**
+             * Format: int64
+             * @description Average over the hours measured.
+             */
+            db_bytes: number;
+            /** Format: int64 */
+            files_bytes: number;
+            /** Format: int64 */
+            backup_bytes: number;
+        };
+        UsageList: {
+            /** @enum {string} */
+            period: "hour" | "day" | "month";
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            items: components["schemas"]["UsageRecord"][];
+            /** @description Pass as after= for the next page; absent on the last. */
+            next?: string;
+        };
+        CostReport: {
+            /** @example 2026-12 */
+            month: string;
+            /** @example USD */
+            currency: string;
+            /** @description Where the price sheet's prices come from. */
+            source: string;
+            /** @description The hours of the month priced (so far, for the current month). */
+            hours: number;
+            fixed_share: number;
+            /** @description Platform roles only. */
+            shards?: {
+                shard: string;
+                sites: number;
+                /** Format: int64 */
+                cost_cents: number;
+            }[];
+            sites: {
+                site: string;
+                org?: string;
+                shard: string;
+                /**
+                 * Format: int64
+                 * @description Its part of the shard's cost: fixed_cents + usage_cents.
+                 */
+                share_cents: number;
+                /** Format: int64 */
+                fixed_cents: number;
+                /** Format: int64 */
+                usage_cents: number;
+                /** Format: int64 */
+                egress_cents: number;
+                /** Format: int64 */
+                backup_cents: number;
+                /** Format: int64 */
+                total_cents: number;
+                /** Format: int64 */
+                requests?: number;
+                /** Format: int64 */
+                bytes_out?: number;
+                /** Format: int64 */
+                php_seconds?: number;
+                /** Format: int64 */
+                storage_bytes?: number;
+                /** Format: int64 */
+                backup_bytes?: number;
+            }[];
+            /**
+             * Format: int64
+             * @description The sum of the sites' totals.
+             */
+            total_cents: number;
+        };
         AuditList: {
             items: components["schemas"]["AuditEntry"][];
             /**
@@ -3736,6 +3996,37 @@ export interface components {
             p99_ms: number;
             /** @description Mean wait for PHP of the requests that reached it (0 without). */
             php_ms: number;
+        };
+        /** @description One entry of a site's log; access fields for kind access, level and message for kind php. */
+        LogEntry: {
+            /** Format: date-time */
+            time: string;
+            site: string;
+            /** @enum {string} */
+            kind: "access" | "php";
+            method?: string;
+            /** @description The request URI (path and query) */
+            path?: string;
+            status?: number;
+            /**
+             * Format: int64
+             * @description Bytes sent to the client.
+             */
+            bytes?: number;
+            duration_ms?: number;
+            /**
+             * @description The page cache's verdict; absent when it did not see the request.
+             * @enum {string}
+             */
+            cache?: "HIT" | "MISS" | "BYPASS" | "STALE";
+            client_ip?: string;
+            /** @description The id the edge gave the request (X-Request-Id; shown on error pages). */
+            request_id?: string;
+            /** @description PHP severity in lower case ("warning", "fatal error", "notice", "deprecated"), "log" for error_log() lines. */
+            level?: string;
+            message?: string;
+            /** @description Where the entry ends in its file; pass it as `after` to continue after it. */
+            cursor?: string;
         };
         SiteMetrics: {
             site: string;
@@ -4665,6 +4956,45 @@ export interface operations {
             500: components["responses"]["Internal"];
         };
     };
+    getSiteLogs: {
+        parameters: {
+            query?: {
+                kind?: "access" | "php";
+                /** @description Only entries at or after this time — a duration back from now (15m, 2h) or a time (RFC 3339, or "2006-01-02 15:04:05" UTC). */
+                since?: string;
+                /** @description Access log only. Statuses to keep, comma-separated codes (404) or classes (5xx). */
+                status?: string;
+                limit?: number;
+                /** @description The cursor of an entry read before; the log continues right after it. */
+                after?: string;
+                follow?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entries, one JSON object per line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["LogEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
     applySiteFile: {
         parameters: {
             query?: {
@@ -5227,7 +5557,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description archive (the default): the portable tar.gz; wxr: the content as a WXR file
+                     * @enum {string}
+                     */
+                    format?: "archive" | "wxr";
+                };
+            };
+        };
         responses: {
             /** @description The export already pending or running. */
             200: {
@@ -5252,6 +5592,54 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
+    importWXR: {
+        parameters: {
+            query?: {
+                dry_run?: boolean;
+                skip_attachments?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/xml": string;
+            };
+        };
+        responses: {
+            /** @description The dry run's counts (`site`, `dry_run`, `file`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The counts (`file`) and the new job (`job`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            422: components["responses"]["BadRequest"];
             500: components["responses"]["Internal"];
             501: components["responses"]["Internal"];
         };
@@ -5692,7 +6080,7 @@ export interface operations {
             query?: {
                 site?: string;
                 shard?: string;
-                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export";
+                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export" | "wxr-import";
                 /** @description One phase or several, comma-separated. */
                 phase?: string;
                 limit?: number;
@@ -5763,6 +6151,7 @@ export interface operations {
                 };
                 content: {
                     "application/gzip": string;
+                    "application/xml": string;
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -7511,6 +7900,69 @@ export interface operations {
             };
         };
     };
+    listUsage: {
+        parameters: {
+            query?: {
+                period?: "hour" | "day" | "month";
+                /** @description YYYY-MM (UTC). */
+                month?: string;
+                /** @description YYYY-MM-DD or RFC 3339; with to=. */
+                from?: string;
+                /** @description YYYY-MM-DD or RFC 3339, exclusive; at most 400 days after from=. */
+                to?: string;
+                site?: string;
+                org?: string;
+                /** @description The previous page's next. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of records, by period, site and shard. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    costReport: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (UTC); default the current month. */
+                month?: string;
+                org?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The month's costs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
     reportUsage: {
         parameters: {
             query?: never;
@@ -7521,6 +7973,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description The report's identifier among its sender's (edges: 128 random bits); absent: never deduplicated. */
+                    id?: string;
                     bytes?: {
                         [key: string]: number;
                     };

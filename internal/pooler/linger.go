@@ -1,0 +1,119 @@
+package pooler
+
+import (
+	"slices"
+	"time"
+)
+
+// Lingering.
+//
+// A WordPress page runs thirty-odd statements, one at a time, with PHP
+// working between them. Put back after every statement, a backend is taken
+// over by another site's statement in the gap (COM_CHANGE_USER: two round
+// trips and a fresh session on the server), and the page's next statement
+// takes over yet another site's backend: when more pages run than the
+// shard has backends, almost every statement costs a takeover. A backend
+// that lingers with its session for Config.Linger after a statement is
+// found there by the session's next one, at no cost; if the session sends
+// nothing in that time, the backend goes back to the pool.
+//
+// While it lingers, a backend is still the session's only in the sense
+// that no other session runs a statement on it: a session of the same
+// account that needs one takes it at once (no takeover: the same user; the
+// session state is replayed where it differs, as for any pooled backend),
+// and another account's session waits for it, at most Linger, or for any
+// other backend put back. Nothing of the session's is kept for it that a
+// pooled backend would not keep: only backends the session would have put
+// back linger (never one in a transaction, pinned, or held for
+// LAST_INSERT_ID and the like).
+//
+// Accounts with a replica do not linger: their reads go to the replica
+// statement by statement.
+
+// DefaultLinger is Config.Linger's default.
+const DefaultLinger = 5 * time.Millisecond
+
+// linger keeps b, which s just used, for s for Config.Linger; false: the
+// pooler does not linger, and b is s's no longer (put back or closed).
+func (s *session) linger(b *backend) bool {
+	p := s.p
+	if p.cfg.Linger < 0 || b.pool.replica || s.acct.replica != nil || b.tainted {
+		b.pool.put(b)
+		return false
+	}
+	if p.overflowed(false) {
+		b.pool.put(b) // closes it
+		return false
+	}
+	p.mu.Lock()
+	b.lingerFor = s
+	b.lingerGen++
+	gen := b.lingerGen
+	p.lingering = append(p.lingering, b)
+	b.lingerTimer = time.AfterFunc(p.cfg.Linger, func() { p.expire(b, gen) })
+	p.mu.Unlock()
+	return true
+}
+
+// reclaim takes back the backend s left lingering (nil: none, or it went
+// back to the pool meanwhile).
+func (s *session) reclaim() *backend {
+	b := s.lb
+	if b == nil {
+		return nil
+	}
+	s.lb = nil
+	p := s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.lingerFor != s {
+		return nil
+	}
+	p.unlingerLocked(b)
+	return b
+}
+
+// unlinger gives the backend s left lingering back to the pool now.
+func (s *session) unlinger() {
+	if b := s.reclaim(); b != nil {
+		b.pool.put(b)
+	}
+}
+
+// expire puts b back when it still lingers since linger made gen.
+func (p *Pooler) expire(b *backend, gen uint64) {
+	p.mu.Lock()
+	if b.lingerFor == nil || b.lingerGen != gen {
+		p.mu.Unlock()
+		return
+	}
+	p.unlingerLocked(b)
+	p.mu.Unlock()
+	b.pool.put(b)
+}
+
+// takeLingering takes a backend with caps lingering for another session
+// of pl's account (nil: none). It is still counted in pl.open.
+func (p *Pooler) takeLingering(pl *pool, caps uint32) *backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.lingering {
+		if b.pool == pl && b.caps == caps {
+			p.unlingerLocked(b)
+			return b
+		}
+	}
+	return nil
+}
+
+// unlingerLocked ends b's lingering (p.mu held).
+func (p *Pooler) unlingerLocked(b *backend) {
+	b.lingerFor = nil
+	if b.lingerTimer != nil {
+		b.lingerTimer.Stop()
+		b.lingerTimer = nil
+	}
+	if i := slices.Index(p.lingering, b); i >= 0 {
+		p.lingering = slices.Delete(p.lingering, i, i+1)
+	}
+}

@@ -1,0 +1,96 @@
+package pooler
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestLinger: a backend stays with the session that used it last for
+// Config.Linger. The session's next statement finds it there (no takeover);
+// another site's statement waits for it, and takes it over when the session
+// ends or Linger runs out; another session of the same site takes it at once.
+func TestLinger(t *testing.T) {
+	a, b := newSite(t, 2), newSite(t, 2)
+	ctx := context.Background()
+	const probe = "SELECT CONCAT_WS('|', CURRENT_USER(), DATABASE())"
+	wantA, wantB := a.User+"@localhost|"+a.Database, b.User+"@localhost|"+b.Database
+	// query runs probe on c in the background.
+	query := func(p *Pooler, user, pass, db string) <-chan string {
+		c := conn(t, open(t, p.cfg.Socket, user, pass, db))
+		got := make(chan string, 1)
+		go func() {
+			var v string
+			if err := c.QueryRowContext(ctx, probe).Scan(&v); err != nil {
+				v = err.Error()
+			}
+			got <- v
+		}()
+		return got
+	}
+
+	t.Run("until the session ends", func(t *testing.T) {
+		p := startPooler(t, Config{MaxServerBackends: 1, Linger: time.Hour, QueueWait: time.Hour}, a.Account, b.Account)
+		dbA := open(t, p.cfg.Socket, a.User, a.Password, a.Database)
+		ca := conn(t, dbA)
+		if got := queryString(t, ca, probe); got != wantA {
+			t.Fatalf("a: %q", got)
+		}
+		got := query(p, b.User, b.Password, b.Database)
+		waitFor(t, func() bool { return p.Stats().Queued == 1 })
+		// a's next statements find the backend it left.
+		for range 3 {
+			if v := queryString(t, ca, probe); v != wantA {
+				t.Fatalf("a again: %q", v)
+			}
+		}
+		if st := p.Stats(); st.Reclaimed != 3 || st.ChangedUser != 0 || st.Dialed != 1 {
+			t.Fatalf("%+v: want a's 3 statements on its lingering backend, nothing taken over or dialled", st)
+		}
+		select {
+		case v := <-got:
+			t.Fatalf("b ran (%q) while a's backend lingered", v)
+		default:
+		}
+		ca.Close()
+		dbA.Close()
+		if v := <-got; v != wantB {
+			t.Fatalf("b after a left: %q", v)
+		}
+		if st := p.Stats(); st.ChangedUser != 1 || st.Dialed != 1 || st.Overflowed != 0 {
+			t.Fatalf("%+v: want a's backend taken over by b", st)
+		}
+	})
+
+	t.Run("until linger runs out", func(t *testing.T) {
+		p := startPooler(t, Config{MaxServerBackends: 1, Linger: 50 * time.Millisecond, QueueWait: time.Hour}, a.Account, b.Account)
+		ca := conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database))
+		mustExec(t, ca, "SET time_zone = '+03:00'")
+		if v := <-query(p, b.User, b.Password, b.Database); v != wantB {
+			t.Fatalf("b: %q", v)
+		}
+		if st := p.Stats(); st.ChangedUser != 1 || st.Dialed != 1 || st.Overflowed != 0 {
+			t.Fatalf("%+v: want a's backend taken over by b once it stopped lingering", st)
+		}
+		// a, still connected, gets its state back on the backend.
+		if v := queryString(t, ca, "SELECT CONCAT_WS('|', CURRENT_USER(), @@time_zone)"); v != a.User+"@localhost|+03:00" {
+			t.Fatalf("a after b: %q", v)
+		}
+	})
+
+	t.Run("same site at once", func(t *testing.T) {
+		p := startPooler(t, Config{MaxServerBackends: 1, Linger: time.Hour, QueueWait: time.Hour}, a.Account, b.Account)
+		db := open(t, p.cfg.Socket, a.User, a.Password, a.Database)
+		c1, c2 := conn(t, db), conn(t, db)
+		mustExec(t, c1, "SET time_zone = '+04:00'")
+		if v := queryString(t, c2, "SELECT @@time_zone"); v != "SYSTEM" {
+			t.Fatalf("second session's time_zone %q, want its own (SYSTEM)", v)
+		}
+		if v := queryString(t, c1, "SELECT @@time_zone"); v != "+04:00" {
+			t.Fatalf("first session's time_zone %q", v)
+		}
+		if st := p.Stats(); st.Dialed != 1 || st.ChangedUser != 0 || st.Queued != 0 || st.PeakBackends != 1 {
+			t.Fatalf("%+v: want the one backend passed between the sessions", st)
+		}
+	})
+}
