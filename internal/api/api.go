@@ -213,6 +213,9 @@ type server struct {
 	log  *slog.Logger
 	auth *authState
 	mesh *meshCA // nil without Config.MeshCA
+	// statusPage keeps the platform's public status page a moment
+	// (uptime.go).
+	statusPage *pageCache
 }
 
 // NewHub returns a revision hub over st for Config.Hub: it reads the
@@ -316,7 +319,7 @@ func newServer(cfg Config) *server {
 	if cfg.SiteMetrics == nil {
 		cfg.SiteMetrics = sitemetrics.New(sitemetrics.Config{Clock: cfg.Clock})
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth)}
+	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth), statusPage: &pageCache{}}
 	if cfg.MeshCA != nil {
 		s.mesh = &meshCA{ca: cfg.MeshCA, st: cfg.Store}
 	}
@@ -412,6 +415,14 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
+	{"GET", "/v1/sites/{name}/incidents", "site.incidents", permSiteRead, onSite, false, false, (*server).listIncidents},
+	{"GET", "/v1/sites/{name}/status-page", "site.status-page.get", permSiteRead, onSite, false, false, (*server).getStatusPage},
+	{"PUT", "/v1/sites/{name}/status-page", "site.status-page.set", permSiteWrite, onSite, true, false, (*server).putStatusPage},
+	// authz: site readers; the report covers the sites the caller may read (?org=, ?site= checked inside).
+	{"GET", "/v1/sla", "sla.report", permSiteRead, inside, false, false, (*server).slaReport},
+	// authz: anyone; a site's page only when its status page is public (else 404, as for no site).
+	{"GET", "/status", "status.platform", permPublic, platform, false, false, (*server).publicPlatformStatus},
+	{"GET", "/status/{name}", "status.site", permPublic, platform, false, false, (*server).publicSiteStatus},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"GET", "/v1/sites/{name}/logs", "site.logs", permSiteRead, onSite, false, false, (*server).getSiteLogs},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
@@ -534,6 +545,7 @@ var routes = []route{
 	{"GET", "/v1/usage", "usage.list", permSiteRead, inside, false, false, (*server).listUsage},
 	{"GET", "/v1/cost", "cost.report", permOrgRead, inside, false, false, (*server).costReport},
 	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
+	{"POST", "/v1/edge/probes", "edge.probes", permEdge, machine, true, true, (*server).reportProbes},
 
 	// Organisation owners read their organisations' entries (the
 	// handlers filter with auditOrgs); the chain is the platform admin's.

@@ -88,6 +88,9 @@ var matrix = map[string]string{
 	"POST /v1/sites/{name}/move/abort":     "platform.ops",
 	"GET /v1/sites/{name}/waf/events":      "site.read",
 	"GET /v1/sites/{name}/metrics":         "site.read",
+	"GET /v1/sites/{name}/incidents":       "site.read",
+	"GET /v1/sites/{name}/status-page":     "site.read",
+	"PUT /v1/sites/{name}/status-page":     "site.write",
 	"GET /v1/sites/{name}/logs":            "site.read",
 	"POST /v1/sites/{name}/secrets/rotate": "site.secrets",
 	"POST /v1/sites/{name}/code/enforce":   "site.write",
@@ -121,6 +124,7 @@ var matrix = map[string]string{
 	"POST /v1/backups/verify":                        "platform.ops",
 	"POST /v1/backups/prune":                         "platform.ops",
 	"GET /v1/jobs":                                   "site.list",
+	"GET /v1/sla":                                    "site.list",
 	"GET /v1/jobs/{id}":                              "site.read",
 	"GET /v1/jobs/{id}/archive":                      "site.write",
 	// Uploads: site.write (as changing a site's code) in the named
@@ -176,6 +180,7 @@ var matrix = map[string]string{
 	"GET /v1/routes":                       "edge",
 	"POST /v1/edge/waf-events":             "edge",
 	"POST /v1/edge/usage":                  "edge",
+	"POST /v1/edge/probes":                 "edge",
 	"GET /v1/usage":                        "site.list", // filtered inside: what the caller may read
 	"GET /v1/cost":                         "site.list",
 	"GET /v1/whoami":                       "any",
@@ -191,10 +196,14 @@ var matrix = map[string]string{
 	"POST /v1/audit/checkpoint":            "platform.admin",
 	// Signing in: public, except signing out and approving a device
 	// (any token at the door; the handlers refuse machine tokens).
-	"POST /v1/auth/signup":                 "public",
-	"POST /v1/auth/login":                  "public",
-	"POST /v1/auth/logout":                 "any",
-	"GET /v1/auth/oidc/start":              "public",
+	"POST /v1/auth/signup":    "public",
+	"POST /v1/auth/login":     "public",
+	"POST /v1/auth/logout":    "any",
+	"GET /v1/auth/oidc/start": "public",
+	// Status pages: anyone; a site's only when published (404 else,
+	// TestStatusPageOptIn).
+	"GET /status":                          "public",
+	"GET /status/{name}":                   "public",
 	"GET /v1/auth/oidc/callback":           "public",
 	"POST /v1/auth/password-reset":         "public",
 	"POST /v1/auth/password-reset/confirm": "public",

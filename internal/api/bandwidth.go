@@ -47,13 +47,8 @@ const MaxUsageReportBody = 32 << 20
 
 func (s *server) reportUsage(c *call) (response, error) {
 	var req UsageReport
-	// An edge token only (the route's permission): its report of every
-	// busy site may be larger than other bodies.
-	c.r.Body = http.MaxBytesReader(nil, c.r.Body, MaxUsageReportBody)
-	dec := json.NewDecoder(c.r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return response{}, badRequest("invalid JSON body: %v", err)
+	if err := decodeEdgeReport(c, &req); err != nil {
+		return response{}, err
 	}
 	if len(req.Bytes) > MaxUsageReport || len(req.Sites) > MaxUsageReport {
 		return response{}, badRequest("a report may carry at most %d sites, got %d and %d", MaxUsageReport, len(req.Bytes), len(req.Sites))
@@ -84,6 +79,19 @@ func (s *server) reportUsage(c *call) (response, error) {
 	}
 	// Counts take no revision: nobody is to be woken.
 	return response{status: http.StatusOK, body: out, unchanged: true}, nil
+}
+
+// decodeEdgeReport decodes an edge's report (usage, probes) into v. An
+// edge token only (the routes' permission): its report of every site may
+// be larger than other bodies (MaxUsageReportBody).
+func decodeEdgeReport(c *call, v any) error {
+	c.r.Body = http.MaxBytesReader(nil, c.r.Body, MaxUsageReportBody)
+	dec := json.NewDecoder(c.r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
 }
 
 // IngestUsage adds an edge's counts to this month's (now's, UTC) and

@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Environment variables of the separate roles.
@@ -448,6 +449,7 @@ func attachEdge(cmd *cobra.Command, d deps) *cobra.Command {
 	var (
 		cfg                 edgenode.RunConfig
 		tokenFile, logLevel string
+		probeEvery          time.Duration
 	)
 	cmd.Long = `Without a subcommand, run an edge: it follows the routing table of the
 control plane at --server (host → shard → pool, a long poll that resumes
@@ -488,6 +490,11 @@ control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDi
 		if cfg.RateIP < 0 || cfg.RateSite < 0 {
 			return fmt.Errorf("rate limits must not be negative (0 turns a limit off)")
 		}
+		if cfg.ProbeInterval = probeEvery; probeEvery == 0 {
+			cfg.ProbeInterval = -1 // edgenode.Config: negative = off
+		} else if probeEvery < time.Second {
+			return fmt.Errorf("--probe-interval must be 0 (off) or at least 1s")
+		}
 		for _, r := range []*float64{&cfg.RateIP, &cfg.RateSite} {
 			if *r == 0 {
 				*r = -1 // edgenode.Config: negative = off
@@ -526,6 +533,7 @@ control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDi
 	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
 	fl.StringSliceVar(&cfg.Locality.ShardDirs, "local-shards-dir", nil, "directory holding the directories of shards on this machine, each named after its shard (repeatable); only their sites are served from this machine's disk")
 	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(edgenode.DefaultSymlinkRoots, ", ")+")")
+	fl.DurationVar(&probeEvery, "probe-interval", uptime.DefaultInterval, "how often to probe each site's home page for the uptime incidents and SLA reports; 0 = no probes (leave them to other edges)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -178,6 +178,17 @@ var (
 //     slice when none). DeleteSetting removes key when its stored version
 //     is version (ErrNotFound when it does not exist, ErrConflict when its
 //     version differs). Settings take no revision.
+//   - Incidents (incidents.go, package uptime): OpenIncident opens an
+//     incident of site at at with cause, unless the site has one open
+//     already; it returns the site's open incident and whether it made it
+//     (at most one is open per site, also under concurrent calls). A bad
+//     site name, a zero time or a cause over MaxIncidentCause: ErrInvalid.
+//     CloseIncident sets Ended of the site's open incident to at (or to
+//     Started when at is before it) and returns it; ErrNotFound when none
+//     is open. ListIncidents returns the incidents opts selects by ID
+//     (ascending), at most opts.Limit (default 100, max MaxIncidentList;
+//     an empty slice when none). Incidents take no revision and outlive
+//     their site.
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -239,6 +250,10 @@ type Store interface {
 
 	AddUsage(ctx context.Context, key UsageKey, hour time.Time, deltas map[string]UsageDelta) (applied bool, err error)
 	ListUsage(ctx context.Context, opts UsageListOptions) ([]UsageRecord, error)
+
+	OpenIncident(ctx context.Context, site string, at time.Time, cause string) (*Incident, bool, error)
+	CloseIncident(ctx context.Context, site string, at time.Time) (*Incident, error)
+	ListIncidents(ctx context.Context, opts IncidentListOptions) ([]Incident, error)
 
 	GetSetting(ctx context.Context, key string) (*Setting, error)
 	PutSetting(ctx context.Context, key string, value []byte, version int64) (*Setting, error)

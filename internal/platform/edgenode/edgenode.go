@@ -56,6 +56,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/sitemetrics"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Config configures an edge.
@@ -90,6 +91,11 @@ type Config struct {
 	// and which symlink roots the edge serves files from; sites of other
 	// shards are reached through their gateways.
 	Locality Locality
+	// ProbeInterval is how often the edge probes each site's home page
+	// for the uptime incidents and SLA (package uptime): 0 means
+	// uptime.DefaultInterval, negative turns probes off (an operator with
+	// several edges may leave them to a few).
+	ProbeInterval time.Duration
 	// AccessLogs bound the sites' access logs, kept in <DataDir>/logs/access
 	// (package sitelog; zero: its defaults, 4 MiB per site and 2 GiB in
 	// all).
@@ -106,6 +112,8 @@ type Config struct {
 type Reports interface {
 	WAFEvents(ctx context.Context, events []site.WAFEvent) error
 	Usage(ctx context.Context, report *api.UsageReport) (over []string, err error)
+	// Probes receives the uptime probes' results (uptime.Prober).
+	Probes(ctx context.Context, results []uptime.Result) error
 }
 
 // Links are the edge's ties to its control plane, given to Start.
@@ -231,7 +239,8 @@ func Open(cfg Config) (_ *Node, err error) {
 			n.metricsLn = ln
 		}
 	}
-	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
+	// The uptime probes read the cache but leave it as it was.
+	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Peek: uptime.IsProbe, Logger: log.With("component", "pagecache")})
 	if n.accessLogs, err = sitelog.NewWriter(sitelog.WriterConfig{Dir: filepath.Join(dataDir, AccessLogDir), Bounds: cfg.AccessLogs}); err != nil {
 		return nil, err
 	}
@@ -321,7 +330,7 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	mws = append(mws, n.extras.middlewares()...)                                       // rate limit, HTTPS redirect
 	mws = append(mws, n.cache.Middleware())
 	ecfg := edge.Config{Logger: edgeLog, Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()},
-		Observe: observeAll(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
+		Observe: observeVisitors(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
 			accessLogger(n.accessLogs, time.Now, log.With("component", "accesslog")))}
 	var mesh *edgeMesh
 	if links.Mesh != nil {
@@ -370,6 +379,19 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	}
 	run(func(ctx context.Context) { wafEvents.Run(ctx) })
 	run(func(ctx context.Context) { meter.Run(ctx) })
+	if n.cfg.ProbeInterval >= 0 {
+		// Uptime probes: every placed site's home page, through the
+		// whole edge (the HTTPS handler: no redirect to HTTPS).
+		prober := uptime.New(uptime.Config{Handler: ed, Interval: n.cfg.ProbeInterval, Send: links.Reports.Probes,
+			Targets: func() []uptime.Target { return probeTargets(ed.Table()) }, Logger: log.With("component", "uptime")})
+		run(func(ctx context.Context) {
+			// Not before the edge answers: a site is not down because
+			// the edge has no routing table yet.
+			if serveWhenReady(ctx, ed, links.ServeAfter); ctx.Err() == nil {
+				prober.Run(ctx)
+			}
+		})
+	}
 	return nil
 }
 
@@ -424,4 +446,18 @@ func (n *Node) Close(ctx context.Context) {
 	}
 	n.extras.stop()
 	n.accessLogs.Close()
+}
+
+// probeTargets are the sites of the routing table the uptime probes
+// check: those placed on a shard (serving, suspended or with their shard
+// down); sites not provisioned yet are not down.
+func probeTargets(t *edge.Table) []uptime.Target {
+	routes := t.Routes()
+	out := make([]uptime.Target, 0, len(routes))
+	for _, rt := range routes {
+		if rt.State != edge.Unavailable && rt.Host != "" {
+			out = append(out, uptime.Target{Site: rt.Site, Host: rt.Host})
+		}
+	}
+	return out
 }

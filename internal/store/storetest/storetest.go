@@ -112,6 +112,7 @@ func Run(t *testing.T, open Opener) {
 		{"Bandwidth", testBandwidth},
 		{"Usage", testUsage},
 		{"Settings", testSettings},
+		{"Incidents", testIncidents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

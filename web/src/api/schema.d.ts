@@ -247,6 +247,140 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/incidents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The site's uptime incidents, oldest first.
+         * @description An incident begins at the first of the failed probes (by default
+         *     two in a row, a minute apart) that made the edges report the site
+         *     down: its home page answered other than 200 with WordPress's page
+         *     (package uptime). It ends at the first probe that passed again;
+         *     an open incident has no `ended`. Incidents of an earlier site of
+         *     the same name are left out. Pages follow `next` (`?after=`).
+         *
+         */
+        get: operations["listIncidents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/status-page": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /** Whether the site's public status page is on, and its path. */
+        get: operations["getStatusPage"];
+        /**
+         * Make the site's status page (GET /status/{name}) public, or private again.
+         * @description Off until the site's owner or developer turns it on. It belongs
+         *     to this site (its UID): a site re-created under the name starts
+         *     private. Audited.
+         *
+         */
+        put: operations["setStatusPage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sla": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The monthly SLA report of the sites the caller may read, per site and per plan.
+         * @description For each site: the measured period (the UTC calendar month, from
+         *     the site's creation when later, until now when the month is not
+         *     over), the downtime in it (its incidents, overlaps counted once,
+         *     open ones until the period's end), its availability, the
+         *     downtime its plan's `sla_percent` allows and whether it met it
+         *     (always, for a plan without an SLA). For each plan: its sites'
+         *     sums. `?org=`, `?q=` and `?site=` narrow the sites.
+         *
+         */
+        get: operations["getSLA"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The platform's public status page (HTML).
+         * @description No sign-in. Counts only: shards healthy, sites down now, incidents
+         *     of the last 24 hours, the availability of all sites together in
+         *     the last three months; no site is named. Built at most every 30 s.
+         *     Rate-limited per source address like the other public routes.
+         *
+         */
+        get: operations["getPlatformStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/status/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A site's public status page (HTML), when its owner made it public.
+         * @description No sign-in. The site's state now (up, or down since when and
+         *     why), its availability in the last three months and its incidents
+         *     of the last 90 days; nothing of other sites. A site whose page is
+         *     not public answers 404, as a site that does not exist.
+         *
+         */
+        get: operations["getSiteStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/metrics": {
         parameters: {
             query?: never;
@@ -2338,6 +2472,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/edge/probes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An edge's uptime probe results (edge token).
+         * @description Each result says a site is up (at the probe that passed) or down
+         *     (since the first of the failed probes that made it so, with what
+         *     it saw). A down site without an open incident gets one; an up
+         *     site's open incident is closed. Results of names of no site are
+         *     dropped; times after the control plane's now count as now. Not
+         *     audited; idempotent.
+         *
+         */
+        post: operations["reportProbes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/export": {
         parameters: {
             query?: never;
@@ -2569,6 +2729,78 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Incident: {
+            /** Format: int64 */
+            id: number;
+            site: string;
+            /**
+             * Format: date-time
+             * @description The first failed probe.
+             */
+            started: string;
+            /**
+             * Format: date-time
+             * @description The first probe that passed again; absent while open.
+             */
+            ended?: string;
+            /** @example HTTP 503 */
+            cause: string;
+        };
+        IncidentList: {
+            items: components["schemas"]["Incident"][];
+            /**
+             * Format: int64
+             * @description The `after` of the next page; absent on the last.
+             */
+            next?: number;
+        };
+        StatusPageSetting: {
+            public: boolean;
+            /**
+             * @description Where the page is served on the API's address (when public).
+             * @example /status/blog.example.com
+             */
+            path?: string;
+        };
+        SLAReport: {
+            /** @example 2026-11 */
+            month: string;
+            /** Format: date-time */
+            from: string;
+            /**
+             * Format: date-time
+             * @description The month's end
+             */
+            to: string;
+            complete: boolean;
+            sites: {
+                site: string;
+                org: string;
+                plan: string;
+                /** @description The plan's sla_percent (0: no SLA). */
+                target_percent: number;
+                /** Format: date-time */
+                from: string;
+                /** Format: date-time */
+                to: string;
+                measured_seconds: number;
+                downtime_seconds: number;
+                allowed_downtime_seconds: number;
+                availability_percent: number;
+                incidents: number;
+                met: boolean;
+            }[];
+            plans: {
+                plan: string;
+                target_percent: number;
+                sites: number;
+                sites_met: number;
+                availability_percent: number;
+                measured_seconds: number;
+                downtime_seconds: number;
+                incidents: number;
+            }[];
+        };
         GitTarget: {
             /** @enum {string} */
             kind: "site" | "org";
@@ -4524,6 +4756,179 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    listIncidents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description List incidents with a greater ID (the previous page's `next`). */
+                after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of incidents. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getStatusPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The setting. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusPageSetting"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    setStatusPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    public: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description The setting now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusPageSetting"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getSLA: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (default: the current month, so far). */
+                month?: string;
+                org?: string;
+                /** @description Only sites whose name contains this. */
+                q?: string;
+                site?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getPlatformStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getSiteStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
         };
     };
@@ -7616,6 +8021,45 @@ export interface operations {
                         /** @example 2026-12 */
                         month?: string;
                         over?: string[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    reportProbes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    results?: {
+                        site: string;
+                        up: boolean;
+                        /** Format: date-time */
+                        at: string;
+                        cause?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description How many incidents the report opened and closed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        opened?: number;
+                        closed?: number;
                     };
                 };
             };
