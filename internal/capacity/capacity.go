@@ -6,9 +6,10 @@
 // shard and per idle site from bench-provision, CPU per request and
 // database backends from bench-db, cache hits per core from bench-edge),
 // the plans (internal/plans: what a site may use — disk, PHP workers and
-// their memory limit) and a price sheet (prices.yaml: GCP list prices).
-// Both files are embedded and replaceable; every figure carries its source,
-// and the plan prints them all as its assumptions.
+// their memory limit) and the platform's price sheet (internal/cost, the
+// one aipress cost uses: GCP list prices by default). The figures file is
+// embedded and replaceable; every figure carries its source, and the plan
+// prints them all as its assumptions.
 //
 // # The model
 //
@@ -43,8 +44,9 @@
 //     fixed part per shard; object storage (backups) = the sites' used disk
 //     × backup_ratio.
 //   - Money per month (730 h): every vCPU and GiB of memory of shard nodes,
-//     edges and the control plane at the compute prices, block storage at
-//     the disk price, backups at the object price.
+//     edges and the control plane at the sheet's compute prices, block
+//     storage at its disk price, backups at its object-storage price (the
+//     sheet's shard size and Cloud SQL prices are aipress cost's, unused).
 //
 // The arithmetic is a few sums, written here: no library models shards.
 package capacity
@@ -56,6 +58,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/plans"
 )
 
@@ -206,7 +209,7 @@ type Result struct {
 
 // Plan makes a capacity plan for in from the plans, figures and prices.
 // Errors name the flag or figure at fault.
-func Plan(in Input, ps *plans.Set, f *Figures, prices *PriceSheet) (*Result, error) {
+func Plan(in Input, ps *plans.Set, f *Figures, prices *cost.Sheet) (*Result, error) {
 	if in.Sites <= 0 {
 		return nil, fmt.Errorf("--sites must be a positive number of sites, got %d", in.Sites)
 	}
@@ -298,10 +301,10 @@ func Plan(in Input, ps *plans.Set, f *Figures, prices *PriceSheet) (*Result, err
 	mem := float64(r.Nodes.Count)*r.Nodes.MemoryGiB + float64(r.Edges.Count)*r.Edges.MemoryGiB + float64(r.ControlPlane.Count)*r.ControlPlane.MemoryGiB
 	r.Cost = Cost{
 		Currency: prices.Currency,
-		Compute:  cents(MonthHours * (vcpu*p.VCPUHour + mem*p.RAMGBHour)),
+		Compute:  cents(cost.MonthHours * (vcpu*p.VCPUHour + mem*p.RAMGBHour)),
 		Block:    cents(r.Storage.BlockGiB * p.DiskGBMonth),
 		Object:   cents(r.Storage.ObjectGiB * p.ObjectGBMonth),
-		Source:   strings.TrimSpace(prices.Source + " " + prices.Date),
+		Source:   prices.Source,
 	}
 	r.Cost.Total = cents(r.Cost.Compute + r.Cost.Block + r.Cost.Object)
 	r.Cost.PerSite = math.Round(r.Cost.Total/float64(in.Sites)*10000) / 10000

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aipress/aipress/internal/capacity"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 )
@@ -32,7 +33,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("no traffic for plan %s", name)
 		}
 	}
-	r, err := capacity.Plan(capacity.Input{Sites: 1, Mix: []capacity.Share{{Name: "basic", Percent: 100}}}, ps, f, capacity.DefaultPrices())
+	r, err := capacity.Plan(capacity.Input{Sites: 1, Mix: []capacity.Share{{Name: "basic", Percent: 100}}}, ps, f, cost.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +42,8 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s: neither a measurement with a date nor an assumption: %q", a.Name, a.Source)
 		}
 	}
-	p := capacity.DefaultPrices()
-	if p.Currency == "" || p.Prices.VCPUHour <= 0 || p.Prices.RAMGBHour <= 0 || p.Prices.DiskGBMonth <= 0 || p.Prices.ObjectGBMonth <= 0 {
-		t.Errorf("embedded prices incomplete: %+v", p)
+	if p := cost.Default().Prices; p.VCPUHour <= 0 || p.RAMGBHour <= 0 || p.DiskGBMonth <= 0 || p.ObjectGBMonth <= 0 {
+		t.Errorf("the price sheet lacks a price capacity uses: %+v", p)
 	}
 }
 
@@ -97,8 +97,8 @@ func mix(t *testing.T, s string) []capacity.Share {
 
 // unitPrices: 1 per vCPU-hour, 0 per GiB-hour, 1 per disk GiB-month, 0.5
 // per object GiB-month.
-var unitPrices = &capacity.PriceSheet{Currency: "XTS", Source: "test",
-	Prices: capacity.Prices{VCPUHour: 1, DiskGBMonth: 1, ObjectGBMonth: 0.5}}
+var unitPrices = &cost.Sheet{Currency: "XTS", Source: "test",
+	Prices: cost.Prices{VCPUHour: 1, DiskGBMonth: 1, ObjectGBMonth: 0.5}}
 
 // TestKubeRequests: shard_request_* are the Kubernetes provider's default
 // requests of a shard's two pods (read from its source: importing
@@ -281,7 +281,7 @@ func TestPlanErrors(t *testing.T) {
 			if f == nil {
 				f = capacity.DefaultFigures()
 			}
-			_, err := capacity.Plan(capacity.Input{Sites: tc.sites, Mix: tc.mix}, plans.Defaults(), f, capacity.DefaultPrices())
+			_, err := capacity.Plan(capacity.Input{Sites: tc.sites, Mix: tc.mix}, plans.Defaults(), f, cost.Default())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
@@ -332,26 +332,6 @@ func TestParseFigures(t *testing.T) {
 				t.Fatal(err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "f.yaml: ")):
 				t.Fatalf("err = %v, want f.yaml: …%q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestParsePrices(t *testing.T) {
-	good := string(capacity.PricesYAML())
-	for _, tc := range []struct{ name, doc, want string }{
-		{"embedded", good, ""},
-		{"negative", strings.Replace(good, "vcpu_hour: 0.031611", "vcpu_hour: -1", 1), "prices.vcpu_hour: must not be negative, got -1"},
-		{"no currency", strings.Replace(good, "currency: USD", "", 1), "currency: required"},
-		{"unknown price", good + "  gpu_hour: 2\n", `unknown field "gpu_hour"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := capacity.ParsePrices([]byte(tc.doc), "p.yaml")
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatal(err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -15,14 +15,8 @@ import (
 //go:embed figures.yaml
 var figuresYAML []byte
 
-//go:embed prices.yaml
-var pricesYAML []byte
-
 // FiguresYAML returns the embedded figures file, comments included.
 func FiguresYAML() []byte { return append([]byte(nil), figuresYAML...) }
-
-// PricesYAML returns the embedded price sheet, comments included.
-func PricesYAML() []byte { return append([]byte(nil), pricesYAML...) }
 
 // Figure is one number the plan is made from, with where it comes from.
 type Figure struct {
@@ -168,60 +162,6 @@ func ParseFigures(b []byte, source string) (*Figures, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return &f, nil
-}
-
-// Prices are unit prices in PriceSheet.Currency.
-type Prices struct {
-	VCPUHour      float64 `json:"vcpu_hour"`
-	RAMGBHour     float64 `json:"ram_gb_hour"`
-	DiskGBMonth   float64 `json:"disk_gb_month"`
-	ObjectGBMonth float64 `json:"object_gb_month"`
-}
-
-// PriceSheet is what machines and storage cost.
-type PriceSheet struct {
-	Currency string `json:"currency"`
-	Source   string `json:"source"`
-	Date     string `json:"date"`
-	Prices   Prices `json:"prices"`
-}
-
-// MonthHours is the hours of a priced month (GCP's 730).
-const MonthHours = 730
-
-// DefaultPrices returns the embedded price sheet (prices.yaml).
-func DefaultPrices() *PriceSheet { return mustParse(pricesYAML, "embedded prices", ParsePrices) }
-
-// LoadPrices reads and checks a price sheet file.
-func LoadPrices(path string) (*PriceSheet, error) { return load(path, "prices", ParsePrices) }
-
-// ParsePrices decodes and checks a price sheet: a currency, a source and
-// every price, none negative. Unknown keys are errors.
-func ParsePrices(b []byte, source string) (*PriceSheet, error) {
-	var p PriceSheet
-	if err := yaml.UnmarshalStrict(b, &p); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
-	}
-	var errs []error
-	if p.Currency == "" {
-		errs = append(errs, errors.New("currency: required (e.g. USD)"))
-	}
-	if p.Source == "" {
-		errs = append(errs, errors.New("source: say where the prices come from"))
-	}
-	for _, c := range []struct {
-		name string
-		v    float64
-	}{{"vcpu_hour", p.Prices.VCPUHour}, {"ram_gb_hour", p.Prices.RAMGBHour},
-		{"disk_gb_month", p.Prices.DiskGBMonth}, {"object_gb_month", p.Prices.ObjectGBMonth}} {
-		if c.v < 0 || math.IsNaN(c.v) || math.IsInf(c.v, 0) {
-			errs = append(errs, fmt.Errorf("prices.%s: must not be negative, got %v", c.name, c.v))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
-	}
-	return &p, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

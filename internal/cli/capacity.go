@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aipress/aipress/internal/capacity"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/plans"
 )
 
@@ -36,8 +37,9 @@ ratio, node shape, disk fill, backup size): 'aipress capacity -o yaml' shows
 them all; --figures FILE replaces them (start from the built-in file that
 'aipress capacity --print-defaults figures' prints). The plans are the
 platform's (disk, PHP workers and memory per site; --plans FILE for an
-operator's own). Money is at GCP's public list prices (--prices FILE for
-others; --print-defaults prices). See docs/operations.md, "Capacity planning".
+operator's own). Money is at the price sheet of 'aipress cost' (GCP's public
+list prices; --prices FILE for another, in the format --print-defaults prices
+shows, as 'aipress server --prices'). See docs/operations.md, "Capacity planning".
 
 The mix names sizes (small, medium, large: the plans basic, pro and business)
 or plans (dev, basic, pro, business), with percentages adding up to 100.
@@ -54,7 +56,7 @@ Nothing is contacted: the command needs no running platform.`,
 				_, err := cmd.OutOrStdout().Write(capacity.FiguresYAML())
 				return err
 			case "prices":
-				_, err := cmd.OutOrStdout().Write(capacity.PricesYAML())
+				_, err := cmd.OutOrStdout().Write(cost.DefaultYAML())
 				return err
 			default:
 				return fmt.Errorf("--print-defaults: %q: use figures or prices", defaults)
@@ -78,10 +80,10 @@ Nothing is contacted: the command needs no running platform.`,
 					return err
 				}
 			}
-			prices := capacity.DefaultPrices()
+			prices := cost.Default()
 			if pricesFile != "" {
-				if prices, err = capacity.LoadPrices(pricesFile); err != nil {
-					return err
+				if prices, err = cost.Load(pricesFile); err != nil {
+					return fmt.Errorf("--prices: %w", err)
 				}
 			}
 			r, err := capacity.Plan(capacity.Input{Sites: sites, Mix: shares}, ps, figs, prices)
@@ -98,7 +100,7 @@ Nothing is contacted: the command needs no running platform.`,
 	f.IntVar(&sites, "sites", 0, "number of sites to plan for (required, more than 0)")
 	f.StringVar(&mix, "mix", DefaultMix, "sizes or plans with their percentage of the sites, adding up to 100")
 	f.StringVar(&figuresFile, "figures", "", "YAML file of the figures to plan with (replaces the built-in measured figures and assumptions)")
-	f.StringVar(&pricesFile, "prices", "", "YAML file of unit prices (replaces the built-in GCP list prices)")
+	f.StringVar(&pricesFile, "prices", "", "YAML price sheet, as aipress server --prices (replaces the built-in GCP list prices)")
 	f.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (as aipress up|server --plans)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	f.StringVar(&defaults, "print-defaults", "", "print the built-in figures or prices file (figures|prices) and exit: a start for --figures and --prices")

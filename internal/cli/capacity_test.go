@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aipress/aipress/internal/capacity"
+	"github.com/aipress/aipress/internal/cost"
 )
 
 // capDeps are deps for commands that contact nothing.
@@ -54,7 +55,7 @@ func TestCapacityDefaultMix(t *testing.T) {
 func TestCapacityFiles(t *testing.T) {
 	dir := t.TempDir()
 	figs := strings.Replace(string(capacity.FiguresYAML()), "value: 50\n", "value: 25\n", 1) // sites_per_shard
-	prices := strings.Replace(string(capacity.PricesYAML()), "currency: USD", "currency: EUR", 1)
+	prices := strings.Replace(string(cost.DefaultYAML()), "currency: USD", "currency: EUR", 1)
 	plansDoc := `default: tiny
 plans:
 - name: tiny
@@ -90,7 +91,7 @@ plans:
 }
 
 func TestCapacityPrintDefaults(t *testing.T) {
-	for arg, want := range map[string][]byte{"figures": capacity.FiguresYAML(), "prices": capacity.PricesYAML()} {
+	for arg, want := range map[string][]byte{"figures": capacity.FiguresYAML(), "prices": cost.DefaultYAML()} {
 		out, _, err := runCmd(t, capDeps(), "capacity", "--print-defaults", arg)
 		if err != nil || out != string(want) {
 			t.Errorf("--print-defaults %s: err %v, output %d bytes, want the embedded file (%d bytes)", arg, err, len(out), len(want))
@@ -123,7 +124,7 @@ func TestCapacityErrors(t *testing.T) {
 		{"output", []string{"capacity", "--sites", "10", "-o", "xml"}, `unknown output format "xml"`},
 		{"figures file", []string{"capacity", "--sites", "10", "--figures", bad}, bad + ": sites_per_shard: must be between 1 and 100000, got 0"},
 		{"figures missing", []string{"capacity", "--sites", "10", "--figures", filepath.Join(dir, "none.yaml")}, "figures: open"},
-		{"prices file", []string{"capacity", "--sites", "10", "--prices", badPrices}, badPrices + ": prices.vcpu_hour: must not be negative, got -1"},
+		{"prices file", []string{"capacity", "--sites", "10", "--prices", badPrices}, "--prices: price sheet: "},
 		{"print-defaults", []string{"capacity", "--print-defaults", "plans"}, `--print-defaults: "plans": use figures or prices`},
 		{"arguments", []string{"capacity", "50000"}, `unknown command "50000"`},
 	} {

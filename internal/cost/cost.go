@@ -98,6 +98,10 @@ func Default() *Sheet {
 	return s
 }
 
+// DefaultYAML returns the embedded sheet as written, comments included
+// (aipress capacity --print-defaults prices).
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
 // Load reads a sheet from a file (Parse).
 func Load(path string) (*Sheet, error) {
 	b, err := os.ReadFile(path)
