@@ -223,7 +223,7 @@ scrape_configs:
 
 	// Queries and metrics that are empty on a healthy, fresh platform, and why.
 	expectEmpty := map[string]string{
-		`sum by (kind, phase) (aipress_jobs_active)`:                                       "no job is pending or running once the backup ended",
+		`max by (kind, phase) (aipress_jobs_active)`:                                       "no job is pending or running once the backup ended",
 		`sum by (scope) (rate(aipress_edge_ratelimited_total[5m]))`:                        "the test platform runs without rate limits (--rate-ip 0 --rate-site 0)",
 		`sum by (scope) (rate(aipress_edge_ratelimited_total{site="` + domain + `"}[5m]))`: "the test platform runs without rate limits (--rate-ip 0 --rate-site 0)",
 	}

@@ -138,9 +138,12 @@ func ts(title, unit string, qs ...query) panel {
 	return panel{title: title, unit: unit, queries: qs}
 }
 
+// The aipress_shard_* gauges and aipress_jobs_active come from the control
+// plane, and every replica exports them: the panels take max (or min) by
+// shard rather than summing over replicas.
 func fleetPanels() []panel {
 	return []panel{
-		st("Sites served", "short", `sum(aipress_shard_serving_sites)`),
+		st("Sites served", "short", `sum(max by (shard) (aipress_shard_serving_sites))`),
 		st("Shards ready", "short", `sum(aipress_shard_ready) / count(aipress_shard_ready)`),
 		st("Requests / s", "reqps", `sum(rate(aipress_edge_requests_total[5m]))`),
 		st("5xx ratio", "percentunit", `sum(rate(aipress_edge_requests_total{code_class="5xx"}[5m])) / sum(rate(aipress_edge_requests_total[5m]))`),
@@ -155,12 +158,12 @@ func fleetPanels() []panel {
 		ts("WAF blocks and rate limiting", "reqps",
 			query{`sum(rate(aipress_edge_waf_blocks_total[5m]))`, "WAF"},
 			query{`sum by (scope) (rate(aipress_edge_ratelimited_total[5m]))`, "rate limit {{scope}}"}),
-		ts("Shard fill", "percentunit", query{`aipress_shard_placed_sites / aipress_shard_capacity_sites`, "{{shard}}"}),
-		ts("Shard disk", "bytes", query{`aipress_shard_disk_bytes`, "{{shard}}"}),
-		ts("Shard memory", "bytes", query{`aipress_shard_memory_bytes`, "{{shard}}"}),
-		ts("Shard heartbeat age", "s", query{`aipress_shard_heartbeat_age_seconds`, "{{shard}}"}),
+		ts("Shard fill", "percentunit", query{`max by (shard) (aipress_shard_placed_sites) / max by (shard) (aipress_shard_capacity_sites)`, "{{shard}}"}),
+		ts("Shard disk", "bytes", query{`max by (shard) (aipress_shard_disk_bytes)`, "{{shard}}"}),
+		ts("Shard memory", "bytes", query{`max by (shard) (aipress_shard_memory_bytes)`, "{{shard}}"}),
+		ts("Shard heartbeat age", "s", query{`min by (shard) (aipress_shard_heartbeat_age_seconds)`, "{{shard}}"}),
 		ts("Jobs finished", "ops", query{`sum by (kind, result) (rate(aipress_jobs_finished_total[15m]))`, "{{kind}} {{result}}"}),
-		ts("Jobs active", "short", query{`sum by (kind, phase) (aipress_jobs_active)`, "{{kind}} {{phase}}"}),
+		ts("Jobs active", "short", query{`max by (kind, phase) (aipress_jobs_active)`, "{{kind}} {{phase}}"}),
 		ts("Backup coverage", "short", query{`sum by (state) (aipress_backup_sites)`, "{{state}}"}),
 		ts("API latency p95 by route", "s", query{`histogram_quantile(0.95, sum by (le, route) (rate(aipress_api_request_duration_seconds_bucket[5m])))`, "{{route}}"}),
 		ts("Store latency p95 by operation", "s", query{`histogram_quantile(0.95, sum by (le, op) (rate(aipress_store_operation_duration_seconds_bucket[5m])))`, "{{op}}"}),
@@ -169,8 +172,8 @@ func fleetPanels() []panel {
 
 func shardPanels() []panel {
 	return []panel{
-		st("Ready", "short", `aipress_shard_ready{shard="$shard"}`),
-		st("Heartbeat age", "s", `aipress_shard_heartbeat_age_seconds{shard="$shard"}`),
+		st("Ready", "short", `max(aipress_shard_ready{shard="$shard"})`),
+		st("Heartbeat age", "s", `min(aipress_shard_heartbeat_age_seconds{shard="$shard"})`),
 		st("MariaDB up", "short", `aipress_mariadb_up{shard="$shard"}`),
 		st("php-fpm up", "short", `aipress_phpfpm_up{shard="$shard"}`),
 		st("Sites", "short", `aipress_shard_sites{shard="$shard"}`),
