@@ -18,21 +18,9 @@ import (
 // site="site" (summed over the other labels), from the API's /metrics.
 func (p *platform) metric(name, site string) float64 {
 	p.t.Helper()
-	token, err := os.ReadFile(filepath.Join(p.dataDir, "admin-token"))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	req, _ := http.NewRequest("GET", "http://"+p.apiAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
 	var sum float64
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range re.FindAllStringSubmatch(p.metricsText(), -1) {
 		if strings.Contains(m[1], `site="`+site+`"`) {
 			v, _ := strconv.ParseFloat(m[2], 64)
 			sum += v

@@ -133,6 +133,7 @@ func remoteEdgeMode(t *testing.T) *hostileEnv {
 	f.edgeRemote = true
 	f.startEdge(nil)
 	gateway := freeAddr(t)
+	health := freeAddr(t) // the shard's health endpoint, with its metrics behind a token
 	base := filepath.Dir(f.dataDir)
 	agentDir := filepath.Join(base, "agents", "h1")
 	_, httpPort, _ := strings.Cut(f.httpAddr, ":")
@@ -140,14 +141,15 @@ func remoteEdgeMode(t *testing.T) *hostileEnv {
 	f.shards["h1"] = f.run("shard h1", append(f.purgeArgs(), "shard", "--name", "h1", "--capacity", "2",
 		"--server", "http://"+f.apiAddr, "--token-file", filepath.Join(base, "shard-h1.token"),
 		"--data-dir", agentDir, "--public-port", httpPort, "--heartbeat-interval", "1s",
-		"--gateway-addr", gateway)...)
+		"--gateway-addr", gateway, "--health-addr", health)...)
 	f.waitShard("h1", "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
+	checkShardMetrics(t, "http://"+health+"/metrics", filepath.Join(agentDir, "metrics-token"))
 	_, gwPort, _ := strings.Cut(gateway, ":")
 	port, _ := strconv.Atoi(gwPort)
 	edgeDir := filepath.Join(base, "edge")
 	return &hostileEnv{
 		p: f.platform, shardDir: agentDir, tcpPorts: []int{port}, staticURLs: []string{"https://" + gateway, "http://" + gateway},
-		metrics: []string{"http://" + metrics + "/metrics"}, dataDir: f.dataDir,
+		metrics: []string{"http://" + metrics + "/metrics", "http://" + health + "/metrics"}, dataDir: f.dataDir,
 		rootFiles: existing(t, map[string]string{
 			"admin_token": filepath.Join(f.dataDir, "admin-token"), "purge_secret": filepath.Join(edgeDir, "purge-secret"),
 			"ca_key": filepath.Join(edgeDir, "tls", "ca.key"), "mariadb_root_password": filepath.Join(agentDir, "mariadb", "root-password"),
@@ -362,7 +364,7 @@ var hostileAttacks = map[string]string{
 	"api_no_token":                "control-plane API without a token",
 	"api_purge_key_as_token":      "control-plane API with A's purge key as token",
 	"api_metrics":                 "API /metrics without a token or with the purge key",
-	"edge_metrics":                "the edge's metrics port",
+	"edge_metrics":                "the edge's metrics port and the shard's (remote edge: its health address)",
 	"pprof":                       "pprof (--debug-addr)",
 	"edge_reachable":              "its own front page through the edge (network control)",
 	"cloud_metadata":              "cloud metadata address 169.254.169.254",
@@ -1144,4 +1146,32 @@ func uidOfDir(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return int(st.Sys().(*syscall.Stat_t).Uid)
+}
+
+// checkShardMetrics: a shard agent's metrics answer its token (and only
+// it; the attack plugin tries without) with the shard's series.
+func checkShardMetrics(t *testing.T, url, tokenFile string) {
+	t.Helper()
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		auth string
+		code int
+	}{{"", 401}, {"Bearer wrong-token-of-some-length", 401}, {"Bearer " + strings.TrimSpace(string(token)), 200}} {
+		req, _ := http.NewRequest("GET", url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || (tc.code == 200 && !strings.Contains(string(body), `aipress_mariadb_up{shard="h1"} 1`)) {
+			t.Errorf("GET %s with %q: %d, want %d\n%.300s", url, tc.auth, resp.StatusCode, tc.code, body)
+		}
+	}
 }

@@ -29,6 +29,7 @@ func TestPlatform(t *testing.T) {
 	t.Run("LoginLink", func(t *testing.T) { p.t = t; testLoginLink(t, p) })
 	t.Run("WAF", func(t *testing.T) { p.t = t; testWAF(t, p) })
 	t.Run("SiteMetrics", func(t *testing.T) { p.t = t; testSiteMetrics(t, p) })
+	t.Run("Usage", func(t *testing.T) { p.t = t; testUsage(t, p) })
 	t.Run("Logs", func(t *testing.T) { p.t = t; testLogs(t, p) })
 	t.Run("WAFTuning", func(t *testing.T) { p.t = t; testWAFTuning(t, p) })
 	t.Run("SiteFile", func(t *testing.T) { p.t = t; testSiteFile(t, p) })

@@ -131,3 +131,93 @@ func TestSiteExportImport(t *testing.T) {
 		t.Errorf("a refused import made a site:\n%s", out)
 	}
 }
+
+// wxrFile is a small WordPress export: an author, a category, a post
+// with a comment and a page.
+const wxrFile = `<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:excerpt="http://wordpress.org/export/1.2/excerpt/" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:wp="http://wordpress.org/export/1.2/">
+<channel><title>Elsewhere</title><link>http://elsewhere.example</link><wp:wxr_version>1.2</wp:wxr_version>
+<wp:base_site_url>http://elsewhere.example</wp:base_site_url><wp:base_blog_url>http://elsewhere.example</wp:base_blog_url>
+<wp:author><wp:author_id>2</wp:author_id><wp:author_login>writer</wp:author_login><wp:author_email>writer@elsewhere.example</wp:author_email><wp:author_display_name>The Writer</wp:author_display_name></wp:author>
+<wp:category><wp:term_id>3</wp:term_id><wp:category_nicename>travel</wp:category_nicename><wp:category_parent></wp:category_parent><wp:cat_name>Travel</wp:cat_name></wp:category>
+<item><title>Brought over by WXR</title><dc:creator>writer</dc:creator><guid isPermaLink="false">http://elsewhere.example/?p=5</guid>
+<content:encoded><![CDATA[<p>Written elsewhere, read here.</p>]]></content:encoded><excerpt:encoded><![CDATA[]]></excerpt:encoded>
+<wp:post_id>5</wp:post_id><wp:post_date>2023-03-01 12:00:00</wp:post_date><wp:post_date_gmt>2023-03-01 12:00:00</wp:post_date_gmt>
+<wp:post_name>brought-over</wp:post_name><wp:status>publish</wp:status><wp:post_parent>0</wp:post_parent><wp:menu_order>0</wp:menu_order><wp:post_type>post</wp:post_type>
+<category domain="category" nicename="travel"><![CDATA[Travel]]></category>
+<wp:comment><wp:comment_id>9</wp:comment_id><wp:comment_author>Reader</wp:comment_author><wp:comment_date>2023-03-02 12:00:00</wp:comment_date><wp:comment_date_gmt>2023-03-02 12:00:00</wp:comment_date_gmt><wp:comment_content>Came along too</wp:comment_content><wp:comment_approved>1</wp:comment_approved><wp:comment_parent>0</wp:comment_parent></wp:comment>
+</item>
+<item><title>Imported Page</title><dc:creator>writer</dc:creator><guid isPermaLink="false">http://elsewhere.example/?page_id=6</guid>
+<content:encoded><![CDATA[A page.]]></content:encoded><excerpt:encoded><![CDATA[]]></excerpt:encoded>
+<wp:post_id>6</wp:post_id><wp:post_date>2023-03-01 12:00:00</wp:post_date><wp:post_date_gmt>2023-03-01 12:00:00</wp:post_date_gmt>
+<wp:post_name>imported-page</wp:post_name><wp:status>publish</wp:status><wp:post_parent>0</wp:post_parent><wp:menu_order>0</wp:menu_order><wp:post_type>page</wp:post_type>
+</item>
+</channel></rss>
+`
+
+// TestSiteWXR imports a WXR file into a site with the CLI (a dry run, a
+// hostile file refused, the job), and exports the site's content as WXR.
+func TestSiteWXR(t *testing.T) {
+	p := newPlatform(t)
+	p.start()
+	const domain = "content.localhost"
+	p.createSite(domain, "Content Site")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "elsewhere.xml")
+	os.WriteFile(file, []byte(wxrFile), 0o600)
+
+	out, err := p.cli("site", "import", "--wxr", file, "--domain", domain, "--dry-run")
+	if err != nil || !strings.Contains(out, "1 posts, 1 pages, 1 comments, 1 terms, 1 authors") {
+		t.Errorf("import --wxr --dry-run: %v\n%s", err, out)
+	}
+	bomb := filepath.Join(dir, "bomb.xml")
+	os.WriteFile(bomb, []byte(`<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>`+wxrFile[len(`<?xml version="1.0" encoding="UTF-8"?>`):]), 0o600)
+	if out, err := p.cli("site", "import", "--wxr", bomb, "--domain", domain); err == nil || !strings.Contains(out, "refused: hostile WXR file: it has a document type declaration") {
+		t.Errorf("a WXR file with entities: %v\n%s", err, out)
+	}
+
+	out, err = p.cli("site", "import", "--wxr", file, "--domain", domain, "-o", "json")
+	if err != nil {
+		t.Fatalf("import --wxr: %v\n%s", err, out)
+	}
+	var res struct {
+		Job    string `json:"job"`
+		Report struct {
+			Imported struct {
+				Posts        int `json:"posts"`
+				Comments     int `json:"comments"`
+				UsersCreated int `json:"users_created"`
+				Terms        int `json:"terms"`
+			} `json:"imported"`
+		} `json:"report"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if im := res.Report.Imported; res.Job == "" || im.Posts != 2 || im.Comments != 1 || im.UsersCreated != 1 || im.Terms != 1 {
+		t.Errorf("import --wxr said %+v:\n%s", res, out)
+	}
+	vis := p.client(domain)
+	if code, body := vis.get("/brought-over/"); code != 200 || !strings.Contains(body, "Written elsewhere, read here.") || !strings.Contains(body, "Came along too") {
+		t.Errorf("the imported post: %d\n%.1500s", code, body)
+	}
+	// Again: nothing is added.
+	if out, err := p.cli("site", "import", "--wxr", file, "--domain", domain); err != nil || !strings.Contains(out, "0 posts, 0 pages, 0 comments") || !strings.Contains(out, "2 skipped") {
+		t.Errorf("a second import: %v\n%s", err, out)
+	}
+
+	export := filepath.Join(dir, "export.xml")
+	out, err = p.cli("site", "export", domain, "--wxr", "--file", export, "-o", "json")
+	if err != nil {
+		t.Fatalf("export --wxr: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(export)
+	for _, want := range []string{"<wp:wxr_version>1.2</wp:wxr_version>", "Brought over by WXR", "<wp:author_login><![CDATA[writer]]></wp:author_login>", "Came along too"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the WXR export lacks %s (%d bytes)", want, len(b))
+		}
+	}
+	if !strings.Contains(out, `"format": "wxr"`) {
+		t.Errorf("export --wxr said:\n%s", out)
+	}
+}

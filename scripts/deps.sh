@@ -14,6 +14,7 @@ pkgs=(
   e2fsprogs # mkfs.ext4, e2fsck, resize2fs: the sites' disk volumes (internal/volume)
   wrk # HTTP load of bench/rotate, bench/db and bench/edge (make bench-rotate, bench-db, bench-edge, bench-smoke in make test)
   chromium fonts-dejavu-core # the portal's browser end-to-end test (e2e/portal_test.go, chromedp)
+  prometheus # promtool checks and unit-tests deploy/monitoring's rules; the real scrape test runs prometheus (deploy/monitoring)
 )
 # The web portal's component tests and build check (scripts/web.sh) need
 # Node.js and npm; Debian 12's own (18.x) is enough. A machine with a newer

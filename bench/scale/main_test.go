@@ -222,6 +222,11 @@ func TestSmoke(t *testing.T) {
 	if f.PlacedWall <= 0 || f.Converge < f.PlacedWall || f.EdgePeak <= 0 {
 		t.Errorf("durations: placed %v, converged %v, edge heap peak growth %d", f.PlacedWall, f.Converge, f.EdgePeak)
 	}
+	// The control plane's scrape: 8 series per shard (aipress_shard_*)
+	// and more; none per site (package cpmetrics).
+	if f.Scrape.N != scrapes || f.Scrape.Errors != 0 || f.ScrapeBytes <= 0 || f.ScrapeSeries < 8*20 {
+		t.Errorf("scrape: %+v, %d bytes, %d series", f.Scrape, f.ScrapeBytes, f.ScrapeSeries)
+	}
 	var buf bytes.Buffer
 	printReport(&buf, []*figures{f})
 	t.Logf("\n%s", buf.String())

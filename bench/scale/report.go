@@ -49,6 +49,10 @@ type figures struct {
 	CPUPerChange    time.Duration // server utime+stime / change; 0: not measured
 	WakeupsPerChage float64       // agent watch responses carrying changes / change
 	Watchers        int           // long polls open during the fan-out phase
+
+	Scrape       summary // GET /metrics of the control plane (scrape.go)
+	ScrapeBytes  int
+	ScrapeSeries int
 }
 
 func rate(n int, d time.Duration) string {
@@ -139,9 +143,13 @@ func (f *figures) rows() benchplatform.Table {
 		{fmt.Sprintf("watch fan-out p50 / p99 (%d changes, %d long polls)%s", f.Fanout.N, f.Watchers, errs(f.Fanout)), p50p99(f.Fanout), "", ""},
 		{"watch fan-out: server CPU per change", cpu(f.CPUPerChange, f.Changes), "", ""},
 		{"watch fan-out: agent wake-ups per change", fmt.Sprintf("%.2f", f.WakeupsPerChage), "", ""},
+		{fmt.Sprintf("control plane /metrics: scrape p50 / max (%d scrapes)%s", f.Scrape.N, errs(f.Scrape)), ms(f.Scrape.P50) + " / " + ms(f.Scrape.Max), "", ""},
+		{"control plane /metrics: size, series", fmt.Sprintf("%s, %d", kib(f.ScrapeBytes), f.ScrapeSeries), "", ""},
 	}...)
 	return t
 }
+
+func kib(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 
 func cpu(d time.Duration, changes int) string {
 	if changes == 0 || d <= 0 {

@@ -153,6 +153,9 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	if err := b.fanout(ctx); err != nil {
 		return nil, err
 	}
+	if err := b.scrape(ctx); err != nil {
+		return nil, err
+	}
 	m, err := readMem(cp.PID())
 	if err != nil {
 		return nil, fmt.Errorf("server memory: %w", err)

@@ -8,6 +8,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -28,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/auditlog"
 	"github.com/aipress/aipress/internal/backup/repos"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/plans"
@@ -115,6 +117,10 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics (Prometheus text format) to
 	// viewer tokens; without it the route answers 404.
 	Metrics http.Handler
+	// Observe, if set, is told of every answer: the route (its method and
+	// pattern, "GET /v1/sites/{name}"), the status and the time taken
+	// (package cpmetrics).
+	Observe func(route string, status int, d time.Duration)
 	// MeshCA issues the certificates shard gateways and edges
 	// authenticate each other with (POST /v1/agent/certificate, POST
 	// /v1/edge/certificate) under the generation the rotation state in the
@@ -145,6 +151,9 @@ type Config struct {
 	// Plans are the platform's plans (what sites and organisations get,
 	// quotas). Nil: plans.Defaults().
 	Plans *plans.Set
+	// Prices price GET /v1/cost (internal/cost). Nil: cost.Default(),
+	// GCP list prices.
+	Prices *cost.Sheet
 	// LoginKey returns the login key of the site with uid
 	// (loginlink.Key of the platform secret): POST
 	// /v1/sites/{name}/login-link signs with it, and GET
@@ -204,6 +213,9 @@ type server struct {
 	log  *slog.Logger
 	auth *authState
 	mesh *meshCA // nil without Config.MeshCA
+	// statusPage keeps the platform's public status page a moment
+	// (uptime.go).
+	statusPage *pageCache
 }
 
 // NewHub returns a revision hub over st for Config.Hub: it reads the
@@ -301,10 +313,13 @@ func newServer(cfg Config) *server {
 	if cfg.Plans == nil {
 		cfg.Plans = plans.Defaults()
 	}
+	if cfg.Prices == nil {
+		cfg.Prices = cost.Default()
+	}
 	if cfg.SiteMetrics == nil {
 		cfg.SiteMetrics = sitemetrics.New(sitemetrics.Config{Clock: cfg.Clock})
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth)}
+	s := &server{cfg: cfg, log: cfg.Logger, auth: newAuthState(cfg.Auth), statusPage: &pageCache{}}
 	if cfg.MeshCA != nil {
 		s.mesh = &meshCA{ca: cfg.MeshCA, st: cfg.Store}
 	}
@@ -400,6 +415,14 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},
 	{"POST", "/v1/sites/{name}/move/abort", "site.move.abort", permPlatformOps, platform, true, false, (*server).abortMove},
 	{"GET", "/v1/sites/{name}/waf/events", "site.waf.events", permSiteRead, onSite, false, false, (*server).listWAFEvents},
+	{"GET", "/v1/sites/{name}/incidents", "site.incidents", permSiteRead, onSite, false, false, (*server).listIncidents},
+	{"GET", "/v1/sites/{name}/status-page", "site.status-page.get", permSiteRead, onSite, false, false, (*server).getStatusPage},
+	{"PUT", "/v1/sites/{name}/status-page", "site.status-page.set", permSiteWrite, onSite, true, false, (*server).putStatusPage},
+	// authz: site readers; the report covers the sites the caller may read (?org=, ?site= checked inside).
+	{"GET", "/v1/sla", "sla.report", permSiteRead, inside, false, false, (*server).slaReport},
+	// authz: anyone; a site's page only when its status page is public (else 404, as for no site).
+	{"GET", "/status", "status.platform", permPublic, platform, false, false, (*server).publicPlatformStatus},
+	{"GET", "/status/{name}", "status.site", permPublic, platform, false, false, (*server).publicSiteStatus},
 	{"GET", "/v1/sites/{name}/metrics", "site.metrics", permSiteRead, onSite, false, false, (*server).getSiteMetrics},
 	{"GET", "/v1/sites/{name}/logs", "site.logs", permSiteRead, onSite, false, false, (*server).getSiteLogs},
 	{"POST", "/v1/sites/{name}/secrets/rotate", "site.secrets.rotate", permSecrets, onSite, true, false, (*server).rotateSiteSecret},
@@ -429,6 +452,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/backups", "backup.create", permSiteWrite, onSite, true, false, (*server).createBackup},
 	{"POST", "/v1/sites/{name}/restore", "backup.restore", permSiteWrite, onSite, true, false, (*server).restoreSite},
 	{"POST", "/v1/sites/{name}/export", "site.export", permSiteWrite, onSite, true, false, (*server).exportSite},
+	{"POST", "/v1/sites/{name}/wxr-import", "site.wxr_import", permSiteWrite, onSite, true, false, (*server).wxrImport},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
 	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},
@@ -518,7 +542,10 @@ var routes = []route{
 
 	{"GET", "/v1/routes", "routes.watch", permEdge, machine, false, false, (*server).watchRoutes},
 	{"POST", "/v1/edge/waf-events", "edge.waf-events", permEdge, machine, true, true, (*server).reportWAFEvents},
+	{"GET", "/v1/usage", "usage.list", permSiteRead, inside, false, false, (*server).listUsage},
+	{"GET", "/v1/cost", "cost.report", permOrgRead, inside, false, false, (*server).costReport},
 	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
+	{"POST", "/v1/edge/probes", "edge.probes", permEdge, machine, true, true, (*server).reportProbes},
 
 	// Organisation owners read their organisations' entries (the
 	// handlers filter with auditOrgs); the chain is the platform admin's.
@@ -694,8 +721,12 @@ func (s *server) wrap(rt route) http.Handler {
 		if c.who != nil {
 			actor = c.who.actor()
 		}
+		took := s.cfg.Clock().Sub(start)
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(rt.Method+" "+rt.Pattern, cmp.Or(status, http.StatusOK), took)
+		}
 		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
-			"action", rt.Action, "actor", actor, "status", status, "duration", s.cfg.Clock().Sub(start))
+			"action", rt.Action, "actor", actor, "status", status, "duration", took)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/wxr"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -37,9 +38,16 @@ func (s *server) exportSite(c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	var req struct{}
+	var req store.ExportParams
 	if err := decodeOptionalJSON(c.r, &req); err != nil {
 		return response{}, err
+	}
+	switch req.Format {
+	case "", store.ExportArchive:
+		req.Format = ""
+	case store.ExportWXR:
+	default:
+		return response{}, badRequest("format %q: want %q (the default) or %q", req.Format, store.ExportArchive, store.ExportWXR)
 	}
 	st, err := s.getPlacedSite(ctx, name, "export")
 	if err != nil {
@@ -51,9 +59,14 @@ func (s *server) exportSite(c *call) (response, error) {
 	if j, err := s.activeJob(ctx, store.JobExport, name, ""); err != nil {
 		return response{}, err
 	} else if j != nil {
+		var p store.ExportParams
+		_ = json.Unmarshal(j.Params, &p)
+		if p.Format != req.Format {
+			return response{}, conflict("site %q has another export running (job %s); start this one when it ends", name, j.ID)
+		}
 		return response{status: http.StatusOK, body: j, unchanged: true}, nil
 	}
-	j, err := s.createJob(ctx, store.JobExport, name, st.Metadata.UID, st.Status.Shard, struct{}{})
+	j, err := s.createJob(ctx, store.JobExport, name, st.Metadata.UID, st.Status.Shard, req)
 	if err != nil {
 		return response{}, err
 	}
@@ -84,7 +97,12 @@ func (s *server) jobArchive(c *call) (response, error) {
 		return response{}, conflict("export job %s is %s: its archive is there once it succeeded", id, j.Phase)
 	}
 	var res store.ExportResult
-	if err := json.Unmarshal(j.Result, &res); err != nil || res.Key != store.ExportKey(j.SiteUID, j.ID) {
+	err = json.Unmarshal(j.Result, &res)
+	want, ext, ctype := store.ExportKey(j.SiteUID, j.ID), "tar.gz", "application/gzip"
+	if res.Format == store.ExportWXR {
+		want, ext, ctype = store.WXRExportKey(j.SiteUID, j.ID), "xml", "application/xml"
+	}
+	if err != nil || res.Key != want {
 		return response{}, internal(fmt.Errorf("export job %s: result %s names no archive of its own", id, j.Result))
 	}
 	rd, err := s.cfg.Transfer.NewReader(ctx, res.Key, nil)
@@ -95,10 +113,10 @@ func (s *server) jobArchive(c *call) (response, error) {
 		return response{}, internal(fmt.Errorf("open export %s: %w", res.Key, err))
 	}
 	h := http.Header{}
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.tar.gz"`, j.Site, j.ID))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.%s"`, j.Site, j.ID, ext))
 	h.Set("Content-Length", fmt.Sprint(rd.Size()))
 	h.Set("X-Archive-SHA256", res.SHA256)
-	return response{contentType: "application/gzip", header: h, stream: func(w http.ResponseWriter) error {
+	return response{contentType: ctype, header: h, stream: func(w http.ResponseWriter) error {
 		defer rd.Close()
 		_, err := io.Copy(w, rd)
 		return err
@@ -199,4 +217,87 @@ func (s *server) importSite(c *call) (response, error) {
 		return response{}, err
 	}
 	return response{status: http.StatusCreated, body: ImportResponse{Domain: req.Domain, Site: redact(n.site), Inspection: in}}, nil
+}
+
+// WXRImportResponse is the answer of POST /v1/sites/{name}/wxr-import:
+// what the file holds and, unless a dry run, the job importing it.
+type WXRImportResponse struct {
+	Site   string       `json:"site"`
+	DryRun bool         `json:"dry_run"`
+	File   *wxr.Summary `json:"file"`
+	Job    *store.Job   `json:"job,omitempty"`
+}
+
+// wxrImport takes a WXR file (the request body) for an installed site:
+// it is read and checked here first (a DTD, entities, a file beyond the
+// plan's disk limit or 200,000 items, anything that is not a WordPress
+// export: refused with the reason, 422), then put into the transfer
+// store for a wxr-import job on the site's shard, which fetches the
+// attachments and has WordPress insert the content.
+func (s *server) wxrImport(c *call) (response, error) {
+	ctx := c.r.Context()
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	q := c.r.URL.Query()
+	dryRun := q.Get("dry_run") == "true" || q.Get("dry_run") == "1"
+	skip := q.Get("skip_attachments") == "true" || q.Get("skip_attachments") == "1"
+	st, err := s.getPlacedSite(ctx, name, "import content into")
+	if err != nil {
+		return response{}, err
+	}
+	if st.Status.Phase != site.PhaseReady {
+		return response{}, conflict("site %q is %s; content is imported into a Ready site", name, st.Status.Phase)
+	}
+	lim := wxr.LimitsForDisk(st.Spec.Limits.WithDefaults().DiskMB)
+	tmp, err := os.CreateTemp("", "aipress-wxr-*.xml")
+	if err != nil {
+		return response{}, internal(err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	_, err = io.Copy(tmp, http.MaxBytesReader(nil, c.r.Body, lim.Bytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the WXR file is larger than %d bytes (the plan's disk limit)", lim.Bytes)
+	}
+	if err != nil {
+		return response{}, badRequest("read the WXR file: %v", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return response{}, internal(err)
+	}
+	sum, err := wxr.Scan(tmp, lim, func(wxr.Record) error { return nil })
+	if err != nil {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "WXR import refused: %v", err)
+	}
+	if dryRun {
+		return response{status: http.StatusOK, body: WXRImportResponse{Site: name, DryRun: true, File: sum}}, nil
+	}
+	if j, err := s.activeJob(ctx, store.JobWXRImport, name, ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{}, conflict("site %q has a WXR import running already (job %s)", name, j.ID)
+	}
+	id, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	key := store.WXRImportKey(st.Metadata.UID, id)
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return response{}, internal(err)
+	}
+	if err := s.cfg.Transfer.Upload(ctx, key, tmp, &blob.WriterOptions{ContentType: "application/xml"}); err != nil {
+		return response{}, internal(fmt.Errorf("store the WXR file: %w", err))
+	}
+	j, err := s.createJob(ctx, store.JobWXRImport, name, st.Metadata.UID, st.Status.Shard, store.WXRImportParams{Key: key, SkipAttachments: skip})
+	if err != nil {
+		_ = s.cfg.Transfer.Delete(context.WithoutCancel(ctx), key)
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: WXRImportResponse{Site: name, File: sum, Job: j}}, nil
 }

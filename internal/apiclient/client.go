@@ -18,6 +18,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefile"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Client calls the API at BaseURL with a bearer Token.
@@ -310,6 +311,61 @@ func (c *Client) ReportWAFEvents(ctx context.Context, events []site.WAFEvent) (i
 // report (edge token) and returns the sites over their plan's bandwidth.
 func (c *Client) ReportUsage(ctx context.Context, bytes map[string]int64) (*api.UsageReportResponse, error) {
 	return c.SendUsageReport(ctx, &api.UsageReport{Bytes: bytes})
+}
+
+// ReportProbes sends an edge's uptime probe results (edge token) and
+// returns how many incidents they opened and closed.
+func (c *Client) ReportProbes(ctx context.Context, results []uptime.Result) (*uptime.Recorded, error) {
+	var out uptime.Recorded
+	if err := c.do(ctx, http.MethodPost, "/v1/edge/probes", api.ProbeReport{Results: results}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SLA returns the SLA report of month ("YYYY-MM"; empty: the current
+// one) of the sites q selects (org, q, site).
+func (c *Client) SLA(ctx context.Context, q url.Values) (*uptime.Report, error) {
+	var out uptime.Report
+	if err := c.do(ctx, http.MethodGet, "/v1/sla?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Incidents returns a page of site's incidents, oldest first, after the
+// incident ID after.
+func (c *Client) Incidents(ctx context.Context, name string, after int64, limit int) (*api.IncidentList, error) {
+	var out api.IncidentList
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/sites/"+url.PathEscape(name)+"/incidents?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetStatusPage makes site's public status page public or private.
+func (c *Client) SetStatusPage(ctx context.Context, name string, public bool) (*api.StatusPageSetting, error) {
+	var out api.StatusPageSetting
+	if err := c.do(ctx, http.MethodPut, "/v1/sites/"+url.PathEscape(name)+"/status-page", api.StatusPageSetting{Public: public}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StatusPage says whether site's status page is public.
+func (c *Client) StatusPage(ctx context.Context, name string) (*api.StatusPageSetting, error) {
+	var out api.StatusPageSetting
+	if err := c.do(ctx, http.MethodGet, "/v1/sites/"+url.PathEscape(name)+"/status-page", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // SendUsageReport sends an edge's whole usage report (edge token): the

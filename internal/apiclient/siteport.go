@@ -15,8 +15,18 @@ import (
 // ExportSite starts an export of the named site (or returns the one
 // already pending or running).
 func (c *Client) ExportSite(ctx context.Context, name string) (*store.Job, error) {
+	return c.ExportSiteAs(ctx, name, "")
+}
+
+// ExportSiteAs starts an export job of site name in format
+// (store.ExportArchive, the default, or store.ExportWXR).
+func (c *Client) ExportSiteAs(ctx context.Context, name, format string) (*store.Job, error) {
 	var out store.Job
-	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/export", nil, &out); err != nil {
+	var body any
+	if format != "" {
+		body = store.ExportParams{Format: format}
+	}
+	if err := c.do(ctx, http.MethodPost, sitePath(name)+"/export", body, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -79,6 +89,45 @@ func (c *Client) ImportSite(ctx context.Context, req ImportRequest, archive io.R
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("POST /v1/imports: decode: %w", err)
+	}
+	return nil
+}
+
+// WXRImportRequest is an import of a WXR file into site Site.
+type WXRImportRequest struct {
+	Site                    string
+	DryRun, SkipAttachments bool
+}
+
+// ImportWXR sends the WXR file (size bytes, -1 unknown) to be imported
+// into an existing site (POST /v1/sites/{name}/wxr-import); out receives
+// the answer (api.WXRImportResponse).
+func (c *Client) ImportWXR(ctx context.Context, req WXRImportRequest, file io.Reader, size int64, out any) error {
+	q := url.Values{}
+	if req.DryRun {
+		q.Set("dry_run", "true")
+	}
+	if req.SkipAttachments {
+		q.Set("skip_attachments", "true")
+	}
+	path := sitePath(req.Site) + "/wxr-import"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path+"?"+q.Encode(), file)
+	if err != nil {
+		return fmt.Errorf("new request: %w", err)
+	}
+	hreq.ContentLength = size
+	c.setHeaders(hreq)
+	hreq.Header.Set("Content-Type", "application/xml")
+	resp, err := c.httpClient().Do(hreq)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		return responseError(resp, http.MethodPost, path)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("POST %s: decode: %w", path, err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/cost"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/placement"
@@ -28,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Environment variables of the separate roles.
@@ -162,9 +164,10 @@ func readToken(d deps, file, env, what string) (string, error) {
 
 func newServerCmd(d deps) *cobra.Command {
 	var (
-		cfg       controlplane.Config
-		logLevel  string
-		plansFile string
+		cfg        controlplane.Config
+		logLevel   string
+		plansFile  string
+		pricesFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -201,6 +204,11 @@ token, which the client commands pick up from that directory.`,
 					return fmt.Errorf("--plans: %w", err)
 				}
 			}
+			if pricesFile != "" {
+				if cfg.Prices, err = cost.Load(pricesFile); err != nil {
+					return fmt.Errorf("--prices: %w", err)
+				}
+			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
 			resolveAssistantKey(d, &cfg.Assistant)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -222,6 +230,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
+	fl.StringVar(&pricesFile, "prices", "", "YAML price sheet of aipress cost (replaces the built-in GCP list prices; see docs/operations.md, \"Usage and cost\")")
 	fl.StringVar(&cfg.PurgeURL, "purge-url", "", "passed to the local shards the server starts: an edge's purge endpoint")
 	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", "", "passed to the local shards the server starts: the wordpress.org-compatible catalogue (default "+artefact.DefaultCatalogueURL+")")
 	fl.StringVar(&cfg.PurgeSecretFile, "purge-secret-file", "", "passed to the local shards the server starts: that edge's purge secret")
@@ -425,7 +434,8 @@ firewall.`
 	fl.StringVar(&dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), dbBufferPoolUsage)
 	fl.StringVar(&cfg.DBReplica, "db-replica", "", "read replica the pooler sends reads to while it keeps up: \"local\" runs a second mariadbd beside the shard's own (not with --db-host); HOST:PORT is a replica of the --db-host server, reached with the --db-user account; \"\": none")
 	fl.BoolVar(&cfg.DBReplicaManaged, "db-replica-managed", false, "with --db-replica HOST:PORT: that server is the shard's to make a replica of --db-host (an empty server run with read_only, e.g. the Kubernetes provider's replica StatefulSet): the agent seeds it, starts its replication and re-seeds it when needed, as the --db-user account")
-	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081")
+	fl.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /livez and /readyz (ready once registered and converged) on this address, e.g. :8081, and the shard's Prometheus metrics at /metrics to requests with the bearer token of --metrics-token-file")
+	fl.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", "", "file holding the shard's metrics bearer token (Prometheus: authorization.credentials_file); created (0600) if missing (default <data-dir>/metrics-token)")
 	fl.StringVar(&firewall, "site-firewall", string(shardagent.FirewallAuto), "keep the site users off this machine's services and the metadata address (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off (an init step or your firewall does it)")
 	fl.IntSliceVar(&loopbackPorts, "site-loopback-port", nil, "TCP port site users may reach on this machine: the edge's HTTP/HTTPS ports (repeatable; default --public-port and --purge-url's port)")
 	fl.StringVar(&cfg.SiteVolumes, "site-volumes", shard.VolumesAuto, "give each site a loop-mounted volume that enforces its disk limit: auto (when running as root with loop devices and e2fsprogs), on (required) or off")
@@ -439,6 +449,7 @@ func attachEdge(cmd *cobra.Command, d deps) *cobra.Command {
 	var (
 		cfg                 edgenode.RunConfig
 		tokenFile, logLevel string
+		probeEvery          time.Duration
 	)
 	cmd.Long = `Without a subcommand, run an edge: it follows the routing table of the
 control plane at --server (host → shard → pool, a long poll that resumes
@@ -479,6 +490,11 @@ control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDi
 		if cfg.RateIP < 0 || cfg.RateSite < 0 {
 			return fmt.Errorf("rate limits must not be negative (0 turns a limit off)")
 		}
+		if cfg.ProbeInterval = probeEvery; probeEvery == 0 {
+			cfg.ProbeInterval = -1 // edgenode.Config: negative = off
+		} else if probeEvery < time.Second {
+			return fmt.Errorf("--probe-interval must be 0 (off) or at least 1s")
+		}
 		for _, r := range []*float64{&cfg.RateIP, &cfg.RateSite} {
 			if *r == 0 {
 				*r = -1 // edgenode.Config: negative = off
@@ -517,6 +533,7 @@ control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDi
 	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
 	fl.StringSliceVar(&cfg.Locality.ShardDirs, "local-shards-dir", nil, "directory holding the directories of shards on this machine, each named after its shard (repeatable); only their sites are served from this machine's disk")
 	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(edgenode.DefaultSymlinkRoots, ", ")+")")
+	fl.DurationVar(&probeEvery, "probe-interval", uptime.DefaultInterval, "how often to probe each site's home page for the uptime incidents and SLA reports; 0 = no probes (leave them to other edges)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

@@ -85,8 +85,8 @@ then manage sites with 'aipress site ...' from another terminal.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUpCmd(d), newSiteCmd(d), newServerCmd(d), attachShardAgent(newShardCmd(d), d), attachEdge(newEdgeCmd(d), d), newTokenCmd(d),
-		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newLoginCmd(d), newLogoutCmd(d),
+		newBackupCmd(d), newJobCmd(d), newSitefwCmd(d), newAuditCmd(d), newUsageCmd(d), newCostCmd(d), newLoginCmd(d), newLogoutCmd(d),
 		newOrgCmd(d), newInviteCmd(d), newUserCmd(d), newSecretsCmd(d), newAskCmd(d), newAdminCmd(d), newArtefactCmd(d),
-		newApplyCmd(d), newDiffCmd(d), newSchemaCmd(), newFleetCmd(d))
+		newApplyCmd(d), newDiffCmd(d), newSchemaCmd(), newFleetCmd(d), newSLACmd(d), newCapacityCmd())
 	return root
 }

@@ -52,7 +52,8 @@ data directory ($AIPRESS_DATA_DIR or ./aipress-data).`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.AddCommand(newSiteCreateCmd(o), newSiteListCmd(o), newSiteGetCmd(o),
 		newSiteSuspendCmd(o, true), newSiteSuspendCmd(o, false), newSiteDeleteCmd(o), newSitePurgeCmd(o), newSiteSetCmd(o),
-		newSiteMoveCmd(o), newSiteWAFCmd(o), newSiteLogsCmd(o), newGitCmd(o, gitsync.KindSite), newSiteCodeCmd(o, "plugin"), newSiteCodeCmd(o, "theme"), newSiteUpdateCmd(o), newSiteExportCmd(o), newSiteImportCmd(o))
+		newSiteMoveCmd(o), newSiteWAFCmd(o), newSiteLogsCmd(o), newGitCmd(o, gitsync.KindSite), newSiteCodeCmd(o, "plugin"), newSiteCodeCmd(o, "theme"), newSiteUpdateCmd(o), newSiteExportCmd(o), newSiteImportCmd(o),
+		newSiteIncidentsCmd(o), newSiteStatusPageCmd(o))
 	return cmd
 }
 

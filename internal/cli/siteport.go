@@ -16,17 +16,19 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/wxr"
 	"github.com/spf13/cobra"
 )
 
 func newSiteExportCmd(o *siteOpts) *cobra.Command {
 	var (
 		file    string
+		asWXR   bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "export DOMAIN [--file FILE]",
-		Short: "Export a site to a portable archive (tar.gz)",
+		Use:   "export DOMAIN [--file FILE] [--wxr]",
+		Short: "Export a site to a portable archive (tar.gz) or its content as WXR",
 		Long: `Export a site: a job on its shard writes a tar.gz that standard tools and other
 hosts accept, and the CLI downloads it (progress on stderr) and checks its
 SHA-256. The archive holds:
@@ -41,10 +43,16 @@ SHA-256. The archive holds:
 
 --file names the archive (default DOMAIN-JOBID.tar.gz here; "-" writes it to
 stdout). The site keeps serving meanwhile. The archive holds the users'
-password hashes: keep it as you keep backups.`,
+password hashes: keep it as you keep backups.
+
+--wxr exports the site's content instead, as WordPress's own Tools → Export
+writes it (WXR 1.2: posts, pages, comments, terms, menus, authors and the
+attachments' URLs, no files, no passwords, no settings), which any
+WordPress imports; the default file is DOMAIN-JOBID.xml.`,
 		Example: `  aipress site export blog.localhost
   aipress site export blog.localhost --file blog.tar.gz
-  aipress site export blog.localhost --file - | tar -tzf -`,
+  aipress site export blog.localhost --file - | tar -tzf -
+  aipress site export blog.localhost --wxr --file blog.xml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
@@ -52,7 +60,11 @@ password hashes: keep it as you keep backups.`,
 				return err
 			}
 			ctx := cmd.Context()
-			j, err := c.ExportSite(ctx, args[0])
+			format, ext := "", "tar.gz"
+			if asWXR {
+				format, ext = store.ExportWXR, "xml"
+			}
+			j, err := c.ExportSiteAs(ctx, args[0], format)
 			if err != nil {
 				return err
 			}
@@ -72,13 +84,13 @@ password hashes: keep it as you keep backups.`,
 			var f *os.File
 			name := file
 			if name == "" {
-				name = fmt.Sprintf("%s-%s.tar.gz", args[0], j.ID)
+				name = fmt.Sprintf("%s-%s.%s", args[0], j.ID, ext)
 			}
 			if name == "-" {
 				w = cmd.OutOrStdout()
 			} else {
 				// A partial download never takes the name.
-				if f, err = os.CreateTemp(filepath.Dir(name), ".export-*.tar.gz"); err != nil {
+				if f, err = os.CreateTemp(filepath.Dir(name), ".export-*."+ext); err != nil {
 					return err
 				}
 				defer os.Remove(f.Name())
@@ -103,15 +115,27 @@ password hashes: keep it as you keep backups.`,
 				}
 			}
 			out := struct {
-				Site    string `json:"site"`
-				Job     string `json:"job"`
-				File    string `json:"file"`
-				Bytes   int64  `json:"bytes"`
-				SHA256  string `json:"sha256"`
-				Files   int    `json:"files"`
-				DB      int64  `json:"database_bytes"`
-				Version string `json:"wordpress_version,omitempty"`
-			}{args[0], j.ID, name, n, got, res.Files, res.DatabaseBytes, res.WordPressVersion}
+				Site    string          `json:"site"`
+				Job     string          `json:"job"`
+				File    string          `json:"file"`
+				Format  string          `json:"format"`
+				Bytes   int64           `json:"bytes"`
+				SHA256  string          `json:"sha256"`
+				Files   int             `json:"files,omitempty"`
+				DB      int64           `json:"database_bytes,omitempty"`
+				Version string          `json:"wordpress_version,omitempty"`
+				WXR     json.RawMessage `json:"wxr,omitempty"`
+			}{args[0], j.ID, name, store.ExportArchive, n, got, res.Files, res.DatabaseBytes, res.WordPressVersion, res.WXR}
+			if asWXR {
+				out.Format = store.ExportWXR
+				var sum wxr.Summary
+				_ = json.Unmarshal(res.WXR, &sum)
+				if name == "-" || o.output == "table" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "exported the content of %s to %s: %d bytes, %s, sha256 %s\n", args[0], name, n, wxrCounts(&sum), got)
+					return nil
+				}
+				return printData(cmd.OutOrStdout(), o.output, out)
+			}
 			if name == "-" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "exported %s: %d bytes, %d files, sha256 %s\n", args[0], n, res.Files, got)
 				return nil
@@ -124,7 +148,8 @@ password hashes: keep it as you keep backups.`,
 			return printData(cmd.OutOrStdout(), o.output, out)
 		},
 	}
-	cmd.Flags().StringVar(&file, "file", "", `where to write the archive (default DOMAIN-JOBID.tar.gz; "-": stdout)`)
+	cmd.Flags().StringVar(&file, "file", "", `where to write the archive (default DOMAIN-JOBID.tar.gz, with --wxr DOMAIN-JOBID.xml; "-": stdout)`)
+	cmd.Flags().BoolVar(&asWXR, "wxr", false, "export the site's content as a WXR file (WordPress's Tools → Export) instead of an archive")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "how long to wait for the export job")
 	return cmd
 }
@@ -132,13 +157,13 @@ password hashes: keep it as you keep backups.`,
 func newSiteImportCmd(o *siteOpts) *cobra.Command {
 	var (
 		archive, sqlFile, domain, prefix string
-		org, plan                        string
-		dryRun, wait                     bool
+		org, plan, wxrFile               string
+		dryRun, wait, skipAttachments    bool
 		timeout                          time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "import --archive FILE --domain NEW [--dry-run]",
-		Short: "Create a site from an archive of a WordPress site (or check one)",
+		Use:   "import (--archive FILE --domain NEW | --wxr FILE --domain SITE) [--dry-run]",
+		Short: "Create a site from an archive of a WordPress site, or import a WXR file's content into a site",
 		Long: `Create a site from an archive of a WordPress site, or with --dry-run read the
 archive here, as the import would, and report what it holds and what an import
 would change (nothing is sent or changed).
@@ -163,12 +188,40 @@ organisation's plan and quota apply) whose shard imports it: the dump is
 loaded sandboxed as a user of the site's database only, the tables renamed to
 wp_, URLs rewritten to the new domain's; a failed import leaves nothing on the
 shard. --wait (the default) follows the site until it is Ready. The site's
-users and passwords are the archive's. See docs/import-export.md.`,
+users and passwords are the archive's.
+
+--wxr imports the content of a WXR file (Tools → Export of any WordPress)
+into the existing site --domain names (create it first with 'aipress site
+create'): its authors (mapped to the site's users by login, created without a
+usable password when missing: they reset it), categories, tags and other
+terms, posts, pages, comments, menus and custom post types, and its
+attachments, downloaded from their URLs (http or https, public addresses
+only, 64 MiB each and 2,000 at most; --skip-attachments downloads none). The
+file is checked before anything changes: a DTD or entity (XXE, "billion
+laughs"), a file larger than the plan's disk limit or with more than 200,000
+items, or anything but a WordPress export is refused with the reason.
+WordPress inserts the content, in the site's own context; posts the site has
+already (same type, title and date) are skipped, so an import run twice adds
+nothing. The import is a job: the CLI follows its progress and prints what
+was imported and every attachment or item that failed (--wait=false: it
+returns once the job is made; 'aipress job get ID' shows it). --dry-run reads the
+file here and reports its counts; nothing is sent. See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
   aipress site import --archive backup.tar.gz --domain blog.example.com -o json
-  aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json`,
+  aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json
+  aipress site import --wxr export.xml --domain blog.localhost --dry-run
+  aipress site import --wxr export.xml --domain blog.localhost -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wxrFile != "" {
+				if archive != "" || sqlFile != "" || prefix != "" || org != "" || plan != "" {
+					return errors.New("--wxr imports content into an existing site: --archive, --sql, --prefix, --org and --plan do not apply")
+				}
+				if domain == "" {
+					return errors.New("--wxr needs --domain: the existing site to import the content into")
+				}
+				return o.importWXR(cmd, wxrFile, domain, dryRun, skipAttachments, wait, timeout)
+			}
 			if archive == "" || domain == "" {
 				return errors.New("--archive and --domain are required")
 			}
@@ -223,6 +276,8 @@ users and passwords are the archive's. See docs/import-export.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&archive, "archive", "", "the archive (tar, tar.gz or zip) of a WordPress docroot or wp-content")
+	f.StringVar(&wxrFile, "wxr", "", "a WXR file (WordPress's Tools → Export) whose content to import into the existing site --domain")
+	f.BoolVar(&skipAttachments, "skip-attachments", false, "with --wxr: download and import no attachments")
 	f.StringVar(&sqlFile, "sql", "", "the SQL dump (plain or gzip), when it is not in the archive")
 	f.StringVar(&domain, "domain", "", "the domain the site would have")
 	f.StringVar(&prefix, "prefix", "", "the table prefix of the site to take, when the dump holds several")
@@ -278,6 +333,131 @@ func (o *siteOpts) importArchive(cmd *cobra.Command, req apiclient.ImportRequest
 		dash(strings.Join(in.Plugins, ", ")), dash(strings.Join(in.Themes, ", ")))
 	for _, w := range in.Warnings {
 		fmt.Fprintf(cmd.OutOrStdout(), "warning: %s\n", w)
+	}
+	return nil
+}
+
+// wxrCounts says what a WXR file holds.
+func wxrCounts(s *wxr.Summary) string {
+	terms := 0
+	for _, n := range s.Terms {
+		terms += n
+	}
+	return fmt.Sprintf("%d posts, %d pages, %d comments, %d terms, %d authors, %d attachments, %d menu items, %d other items",
+		s.Items["post"], s.Items["page"], s.Comments, terms, s.Authors, s.Attachments, s.Items["nav_menu_item"],
+		otherItems(s.Items))
+}
+
+func otherItems(m map[string]int) int {
+	n := 0
+	for k, v := range m {
+		switch k {
+		case "post", "page", "attachment", "nav_menu_item":
+		default:
+			n += v
+		}
+	}
+	return n
+}
+
+// wxrImportOutput is what 'site import --wxr' prints.
+type wxrImportOutput struct {
+	Site   string       `json:"site"`
+	DryRun bool         `json:"dry_run"`
+	File   *wxr.Summary `json:"file"`
+	Job    string       `json:"job,omitempty"`
+	// Report is the job's result (the shard's WXRImportReport).
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// importWXR imports a WXR file's content into site domain: a dry run
+// reads it here; else it is sent (POST /v1/sites/{name}/wxr-import) and
+// the job followed.
+func (o *siteOpts) importWXR(cmd *cobra.Command, file, domain string, dryRun, skip, wait bool, timeout time.Duration) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := cmd.OutOrStdout()
+	if dryRun {
+		sum, err := wxr.Scan(f, wxr.Limits{}, func(wxr.Record) error { return nil })
+		if err != nil {
+			return fmt.Errorf("WXR import refused: %w", err)
+		}
+		out := wxrImportOutput{Site: domain, DryRun: true, File: sum}
+		if o.output != "table" {
+			return printData(w, o.output, out)
+		}
+		fmt.Fprintf(w, "file        %s (%s, WXR %s)\n", file, humanBytes(sum.Bytes), sum.Site.WXRVersion)
+		fmt.Fprintf(w, "from        %s (%s)\n", dash(sum.Site.BaseBlogURL), dash(sum.Site.Title))
+		fmt.Fprintf(w, "content     %s\n", wxrCounts(sum))
+		fmt.Fprintf(w, "into        %s (nothing sent: a dry run)\n", domain)
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	c, err := o.connect()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	fmt.Fprintf(cmd.ErrOrStderr(), "sending %s (%s)\n", filepath.Base(file), humanBytes(fi.Size()))
+	var resp struct {
+		File *wxr.Summary `json:"file"`
+		Job  *store.Job   `json:"job"`
+	}
+	if err := c.ImportWXR(ctx, apiclient.WXRImportRequest{Site: domain, SkipAttachments: skip}, f, fi.Size(), &resp); err != nil {
+		return err
+	}
+	if resp.Job == nil {
+		return errors.New("the API answered without a job")
+	}
+	if !wait {
+		out := wxrImportOutput{Site: domain, File: resp.File, Job: resp.Job.ID}
+		if o.output != "table" {
+			return printData(w, o.output, out)
+		}
+		fmt.Fprintf(w, "importing %s into %s: job %s (aipress job get %s)\n", wxrCounts(resp.File), domain, resp.Job.ID, resp.Job.ID)
+		return nil
+	}
+	j, err := o.waitJob(ctx, cmd.ErrOrStderr(), c, resp.Job, timeout)
+	if err != nil {
+		return err
+	}
+	out := wxrImportOutput{Site: domain, File: resp.File, Job: j.ID, Report: j.Result}
+	if o.output != "table" {
+		return printData(w, o.output, out)
+	}
+	var rep struct {
+		Imported struct {
+			UsersCreated  int            `json:"users_created"`
+			Terms         int            `json:"terms"`
+			PostsByType   map[string]int `json:"posts_by_type"`
+			Skipped       int            `json:"skipped"`
+			Comments      int            `json:"comments"`
+			Attachments   int            `json:"attachments"`
+			Failures      []string       `json:"failures"`
+			FailuresTotal int            `json:"failures_total"`
+		} `json:"imported"`
+		FetchFailures []wxr.FetchFailure `json:"fetch_failures"`
+	}
+	if err := json.Unmarshal(j.Result, &rep); err != nil {
+		return fmt.Errorf("WXR import job %s: result: %w", j.ID, err)
+	}
+	im := rep.Imported
+	fmt.Fprintf(w, "imported into %s: %d posts, %d pages, %d comments, %d new terms, %d new users, %d attachments, %d menu items; %d skipped (there already)\n",
+		domain, im.PostsByType["post"], im.PostsByType["page"], im.Comments, im.Terms, im.UsersCreated, im.Attachments, im.PostsByType["nav_menu_item"], im.Skipped)
+	for _, ff := range rep.FetchFailures {
+		fmt.Fprintf(w, "not fetched: attachment %d %s: %s\n", ff.Item, ff.URL, ff.Reason)
+	}
+	for _, msg := range im.Failures {
+		fmt.Fprintf(w, "failed: %s\n", msg)
+	}
+	if im.FailuresTotal > len(im.Failures) {
+		fmt.Fprintf(w, "… and %d more failures (-o json has the first %d)\n", im.FailuresTotal-len(im.Failures), len(im.Failures))
 	}
 	return nil
 }

@@ -83,3 +83,38 @@ func TestSiteImportDryRun(t *testing.T) {
 		t.Errorf("--sql without --dry-run: %v", err)
 	}
 }
+
+// TestSiteImportWXRDryRun: the dry run of a WXR import reads the file
+// here (nothing is sent) and reports its counts; a file with a DTD is
+// refused with the reason.
+func TestSiteImportWXRDryRun(t *testing.T) {
+	dir := t.TempDir()
+	const doc = `<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:wp="http://wordpress.org/export/1.2/">
+<channel><title>Old Blog</title><wp:wxr_version>1.2</wp:wxr_version><wp:base_blog_url>https://old.example</wp:base_blog_url>
+<wp:author><wp:author_login>ann</wp:author_login></wp:author>
+<wp:category><wp:category_nicename>news</wp:category_nicename><wp:cat_name>News</wp:cat_name></wp:category>
+<wp:tag><wp:tag_slug>go</wp:tag_slug><wp:tag_name>Go</wp:tag_name></wp:tag>
+<item><title>One</title><wp:post_type>post</wp:post_type><wp:comment><wp:comment_id>1</wp:comment_id></wp:comment></item>
+<item><title>Two</title><wp:post_type>page</wp:post_type></item>
+<item><title>pic</title><wp:post_type>attachment</wp:post_type><wp:attachment_url>https://old.example/a.jpg</wp:attachment_url></item>
+<item><title>Home</title><wp:post_type>nav_menu_item</wp:post_type></item>
+<item><title>Product</title><wp:post_type>product</wp:post_type></item>
+</channel></rss>
+`
+	file := filepath.Join(dir, "old.xml")
+	os.WriteFile(file, []byte(doc), 0o600)
+	out, _, err := runCmd(t, deps{}, "site", "import", "--wxr", file, "--domain", "blog.localhost", "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "site-import-wxr-dry-run", strings.ReplaceAll(out, dir, "<dir>"))
+	bad := filepath.Join(dir, "bad.xml")
+	os.WriteFile(bad, []byte(`<?xml version="1.0"?><!DOCTYPE rss SYSTEM "http://evil.example/x.dtd">`+doc[len(`<?xml version="1.0" encoding="UTF-8"?>`):]), 0o600)
+	if _, _, err := runCmd(t, deps{}, "site", "import", "--wxr", bad, "--domain", "blog.localhost", "--dry-run"); err == nil || !strings.Contains(err.Error(), "document type declaration") {
+		t.Errorf("a WXR file with a DTD: %v", err)
+	}
+	if _, _, err := runCmd(t, deps{}, "site", "import", "--wxr", file, "--archive", file, "--domain", "blog.localhost"); err == nil || !strings.Contains(err.Error(), "do not apply") {
+		t.Errorf("--wxr with --archive: %v", err)
+	}
+}

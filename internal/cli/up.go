@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // upFile is the YAML config file of `aipress up --config FILE`. Unknown keys
@@ -97,25 +98,26 @@ func upFileKeys() map[string]bool {
 }
 
 type upFlags struct {
-	backupURL  string
-	plansFile  string
-	configFile string
-	dataDir    string
-	store      string
-	httpAddr   string
-	apiAddr    string
-	logLevel   string
-	httpsAddr  string
-	acmeCA     string
-	acmeEmail  string
-	rateIP     float64
-	rateSite   float64
-	debugAddr  string
-	healthAddr string
-	shards     int
-	capacity   int
-	firewall   string
-	catalogue  string
+	backupURL     string
+	plansFile     string
+	configFile    string
+	dataDir       string
+	store         string
+	httpAddr      string
+	apiAddr       string
+	logLevel      string
+	httpsAddr     string
+	acmeCA        string
+	acmeEmail     string
+	rateIP        float64
+	rateSite      float64
+	probeInterval time.Duration
+	debugAddr     string
+	healthAddr    string
+	shards        int
+	capacity      int
+	firewall      string
+	catalogue     string
 	// allowPrivateFetch: --allow-private-fetch.
 	allowPrivateFetch bool
 	// dbPooler: --db-pooler; dbReplica: --db-replica.
@@ -178,6 +180,14 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (up.Config, error) {
 			return cfg, fmt.Errorf("--plans: %w", err)
 		}
 		cfg.Plans = ps
+	}
+	switch p := f.probeInterval; {
+	case p == 0:
+		cfg.ProbeInterval = -1 // edgenode.Config: negative = off
+	case p < time.Second:
+		return cfg, fmt.Errorf("--probe-interval must be 0 (off) or at least 1s")
+	default:
+		cfg.ProbeInterval = p
 	}
 	cfg.ACMECA = pick("acme-ca", f.acmeCA, EnvACMECA, file.ACMECA, "")
 	cfg.ACMEEmail = pick("acme-email", f.acmeEmail, EnvACMEEmail, file.ACMEEmail, "")
@@ -333,6 +343,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.StringVar(&f.firewall, "site-firewall", string(shardagent.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
+	fl.DurationVar(&f.probeInterval, "probe-interval", uptime.DefaultInterval, "how often the edge probes each site's home page for the uptime incidents and SLA reports ('aipress sla'); 0 = no probes")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd
 }

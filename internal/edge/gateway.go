@@ -226,7 +226,7 @@ func (s *Server) dialGateway(ctx context.Context, rt *Route) (net.Conn, error) {
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: s.dialTimeout}, Config: cfg}
 	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout+2*time.Second)
 	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", rt.Gateway)
+	conn, err := mtls.Dial(dctx, &d, "tcp", rt.Gateway)
 	if err != nil {
 		return nil, fmt.Errorf("gateway %s of shard %s: %w", rt.Gateway, rt.Shard, err)
 	}

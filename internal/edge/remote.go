@@ -93,7 +93,7 @@ func (rs *remoteStatic) client(shard string) *http.Client {
 			// its certificate after its first request.
 			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				d := &tls.Dialer{NetDialer: nd, Config: rs.mesh.ClientTLS(peer, ProtoHTTP)}
-				return d.DialContext(ctx, network, addr)
+				return mtls.Dial(ctx, d, network, addr)
 			},
 			MaxIdleConns:          512,
 			MaxIdleConnsPerHost:   64,

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,4 +208,13 @@ func stripPort(host string) string {
 		return host // bare IPv6 address without brackets: no port to strip
 	}
 	return host[:i]
+}
+
+// Routes returns a copy of the table's routes, one per site (the uptime
+// probes' targets).
+func (t *Table) Routes() []Route {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.routes)
 }

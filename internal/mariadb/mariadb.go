@@ -499,6 +499,9 @@ innodb_log_file_size = 32M
 innodb_flush_log_at_trx_commit = 2
 max_connections = 300
 sql_mode = %s
+# Per-account counters (information_schema.USER_STATISTICS): each site's
+# queries and connections for the shard's metrics (Statistics).
+userstat = ON
 
 # Memory: the buffer pool, and small fixed caches (MemoryOptions).
 %s

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,10 +288,10 @@ func (c *Credentials) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage,
 		// Verifying the chain again would cost two ECDSA verifications
 		// per connection.
 		if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-			return Identity{}, errors.New("mtls: the resumed session's peer certificate has expired")
+			return Identity{}, fmt.Errorf("%w: its peer certificate has expired", ErrStaleSession)
 		}
 		if !c.trusts(leaf) {
-			return Identity{}, errors.New("mtls: the resumed session's peer certificate is of a CA no longer trusted")
+			return Identity{}, fmt.Errorf("%w: its peer certificate is of a CA no longer trusted", ErrStaleSession)
 		}
 	default:
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
@@ -355,6 +356,23 @@ func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 		return nil, nil // a full handshake
 	}
 	return cfg
+}
+
+// ErrStaleSession is a client's handshake refused because the session it
+// resumed holds a peer certificate that expired or whose CA left the bundle
+// since. The client's session cache is kept per bundle, but a CA rotation's
+// phase can change the bundle between the cache's lookup and the
+// handshake's check: dialling again makes a full handshake (Dial).
+var ErrStaleSession = errors.New("mtls: the resumed session is stale")
+
+// Dial dials with d and, when the handshake meets a stale resumed session
+// (ErrStaleSession), once more: the new bundle's cache has no such session.
+func Dial(ctx context.Context, d *tls.Dialer, network, addr string) (net.Conn, error) {
+	conn, err := d.DialContext(ctx, network, addr)
+	if errors.Is(err, ErrStaleSession) {
+		conn, err = d.DialContext(ctx, network, addr)
+	}
+	return conn, err
 }
 
 // sessionCATag prefixes a session ticket's note of the client's CA.

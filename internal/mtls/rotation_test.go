@@ -355,3 +355,110 @@ func TestKeepFollowsBundle(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// staleCache is a client session cache that hands out the last session
+// put, once, whatever the key: the race in which a CA rotation's phase
+// changes the bundle between the cache's lookup and the handshake's check.
+type staleCache struct {
+	mu    sync.Mutex
+	last  *tls.ClientSessionState
+	stale bool
+}
+
+func (c *staleCache) Get(string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stale && c.last != nil {
+		c.stale = false
+		return c.last, true
+	}
+	return nil, false
+}
+
+func (c *staleCache) Put(_ string, s *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s != nil && c.last == nil {
+		c.last = s // the first session only
+	}
+}
+
+// TestDialStaleSession: a resumed session whose server certificate is of a
+// CA no longer trusted fails with ErrStaleSession, and Dial dials again
+// with a full handshake, which passes.
+func TestDialStaleSession(t *testing.T) {
+	ca, _ := NewCA(secret(13), nil)
+	started := CAState{Issuing: 1, Trusted: []int{1, 2}, Phase: PhaseStart}
+	switched := CAState{Issuing: 2, Trusted: []int{2, 1}, Phase: PhaseSwitch}
+	finished := CAState{Issuing: 2, Trusted: []int{2}, Phase: PhaseFinish}
+	var mu sync.Mutex
+	renew := func(c *Credentials, st *CAState) {
+		issue, _ := caIssuer(ca, &mu, st, c.Self())
+		if err := c.Renew(t.Context(), issue); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw, err := LoadCredentials(t.TempDir(), Identity{RoleShard, "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge, err := LoadCredentials(t.TempDir(), Identity{RoleEdge, "e1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew(gw, &started)
+	renew(edge, &started)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	server := gw.ServerTLS(RoleEdge)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				s := tls.Server(c, server)
+				if s.Handshake() == nil {
+					s.Write([]byte("x"))
+				}
+				s.Close()
+			}()
+		}
+	}()
+	cache := &staleCache{}
+	cfg := edge.ClientTLS(Identity{RoleShard, "s1"}).Clone()
+	cfg.ClientSessionCache = cache
+	d := &tls.Dialer{Config: cfg}
+	use := func(c net.Conn, err error) error {
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = io.ReadFull(c, make([]byte, 1)) // (TLS 1.3: the ticket comes with the first read)
+		return err
+	}
+	if err := use(d.DialContext(t.Context(), "tcp", ln.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway issues from generation 2 and still trusts 1 (switch);
+	// the edge trusts 2 alone (finish). The cached session holds the
+	// gateway's leaf of generation 1, and the gateway would resume it.
+	renew(gw, &switched)
+	renew(edge, &finished)
+	cache.mu.Lock()
+	cache.stale = true
+	cache.mu.Unlock()
+	if err := use(d.DialContext(t.Context(), "tcp", ln.Addr().String())); !errors.Is(err, ErrStaleSession) {
+		t.Fatalf("resuming the stale session: %v, want ErrStaleSession", err)
+	}
+	cache.mu.Lock()
+	cache.stale = true
+	cache.mu.Unlock()
+	if err := use(Dial(t.Context(), d, "tcp", ln.Addr().String())); err != nil {
+		t.Fatalf("Dial after a stale session: %v", err)
+	}
+}

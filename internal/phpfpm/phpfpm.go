@@ -41,6 +41,14 @@ import (
 // Binary is the php-fpm executable from Debian's php8.2-fpm.
 const Binary = "/usr/sbin/php-fpm8.2"
 
+// StatusPath is every site pool's pm.status_path: a FastCGI request with
+// this SCRIPT_NAME on the pool's socket answers the pool's state (workers,
+// listen queue, max children reached) instead of running PHP. Only root
+// reaches the sockets (see RenderPool), and the edge never sends a
+// SCRIPT_NAME that does not name a .php file of the docroot, so visitors
+// cannot ask for it. The page is answered by one of the pool's workers.
+const StatusPath = "/_aipress/fpm-status"
+
 // Pool is one site's pool.
 type Pool struct {
 	Name        string // pool name, [a-z0-9_]
@@ -213,6 +221,7 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	// reach may be a pool.
 	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
+	fmt.Fprintf(&b, "pm.status_path = %s\n", StatusPath)
 	fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", int(max(p.RequestTimeout.Round(time.Second), time.Second).Seconds()))
 	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")

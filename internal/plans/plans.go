@@ -67,6 +67,10 @@ type Plan struct {
 	// database password of the plan's sites this many days after the last
 	// rotation (or the site's creation); 0: never (control.Rotations).
 	RotateDBPasswordDays int `json:"rotate_db_password_days,omitempty"`
+	// SLAPercent is the monthly availability the plan promises each site,
+	// in percent (99.9, 99.95, 99.99): what the SLA report (package uptime)
+	// measures the uptime probes' incidents against. 0: no SLA.
+	SLAPercent float64 `json:"sla_percent,omitempty"`
 }
 
 // Limits returns the site limits the plan gives.
@@ -194,6 +198,9 @@ func (p Plan) validate() error {
 	}
 	if p.BandwidthGB < 0 || p.BandwidthGB > 1e9 {
 		errs = append(errs, fmt.Errorf("bandwidth_gb must be between 0 (no limit) and 1e9, got %v", p.BandwidthGB))
+	}
+	if p.SLAPercent < 0 || p.SLAPercent >= 100 {
+		errs = append(errs, fmt.Errorf("sla_percent must be 0 (no SLA) or above 0 and below 100, got %v", p.SLAPercent))
 	}
 	return errors.Join(errs...)
 }

@@ -66,6 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"no children", "default: p\nplans:\n- " + strings.Replace(good, "max_children: 2", "max_children: 0", 1), []string{"php.max_children must be between 1"}},
 		{"upload over disk", "default: p\nplans:\n- " + strings.Replace(good, "upload_max_mb: 8", "upload_max_mb: 800", 1), []string{"php.upload_max_mb (800) exceeds disk_mb (100)"}},
 		{"no retention", "default: p\nplans:\n- " + strings.Replace(good, "keep: {daily: 3}", "keep: {}", 1), []string{"backup.keep: scheduled backups need a retention"}},
+		{"SLA of 100 %", "default: p\nplans:\n- " + strings.Replace(good, "bandwidth_gb: 1", "bandwidth_gb: 1, sla_percent: 100", 1), []string{"sla_percent must be 0"}},
 		{"negative bandwidth", "default: p\nplans:\n- " + strings.Replace(good, "bandwidth_gb: 1", "bandwidth_gb: -1", 1), []string{"bandwidth_gb must be between 0"}},
 		{"negative db clients", "default: p\nplans:\n- " + strings.Replace(good, "db_connections: 5", "db_connections: 5, db_clients: -1", 1), []string{`plan "p": db_clients must be between 1`}},
 		{"too many db clients", "default: p\nplans:\n- " + strings.Replace(good, "db_connections: 5", "db_connections: 5, db_clients: 100001", 1), []string{"db_clients must be between 1 and 100000"}},

@@ -28,14 +28,18 @@ func processCPU(pid int) time.Duration {
 }
 
 // BenchmarkStatement: one small statement through the pooler, when the
-// session's site has an idle backend of its own ("own"), when it takes
+// session's site has an idle backend of its own ("own"), when the backend
+// lingers with the session since its last statement ("lingering",
+// Config.Linger), when it takes
 // over another site's ("takeover": COM_CHANGE_USER), the same with
 // WordPress's character set (given in COM_CHANGE_USER) and with a variable
 // to replay as well; "direct" is the
 // same statement on a connection straight to MariaDB (the anchor).
 func BenchmarkStatement(b *testing.B) {
 	s1, s2 := newSite(b, 2), newSite(b, 2)
-	p := startPooler(b, Config{MaxIdle: 1, MaxServerBackends: 1}, s1.Account, s2.Account)
+	// (Linger -1: backends go back to the pool after each statement, so
+	// two sites' sessions take turns on the one backend.)
+	p := startPooler(b, Config{MaxIdle: 1, MaxServerBackends: 1, Linger: -1}, s1.Account, s2.Account)
 	// What WordPress sets on a shard's MariaDB (whose sql_mode it
 	// leaves alone), and one variable more to replay.
 	wordpress := []string{"SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'"}
@@ -79,6 +83,17 @@ func BenchmarkStatement(b *testing.B) {
 		run(b, c)
 	})
 	b.Run("own", func(b *testing.B) { run(b, session(s1, nil)) })
+	b.Run("lingering", func(b *testing.B) {
+		pl := startPooler(b, Config{MaxServerBackends: 1}, s1.Account)
+		c := conn(b, open(b, pl.cfg.Socket, s1.User, s1.Password, s1.Database))
+		if _, err := c.ExecContext(b.Context(), "DO 1"); err != nil { // the backend to linger
+			b.Fatal(err)
+		}
+		run(b, c)
+		if st := pl.Stats(); st.Reclaimed == 0 {
+			b.Fatalf("%+v: no statement found its lingering backend", st)
+		}
+	})
 	b.Run("takeover", func(b *testing.B) { run(b, session(s1, nil), session(s2, nil)) })
 	b.Run("takeover+wordpress", func(b *testing.B) { run(b, session(s1, wordpress), session(s2, wordpress)) })
 	b.Run("takeover+replay", func(b *testing.B) { run(b, session(s1, replayed), session(s2, replayed)) })

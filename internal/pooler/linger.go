@@ -50,8 +50,8 @@ func (s *session) linger(b *backend) bool {
 	b.lingerGen++
 	gen := b.lingerGen
 	p.lingering = append(p.lingering, b)
+	b.lingerTimer = time.AfterFunc(p.cfg.Linger, func() { p.expire(b, gen) })
 	p.mu.Unlock()
-	time.AfterFunc(p.cfg.Linger, func() { p.expire(b, gen) })
 	return true
 }
 
@@ -109,6 +109,10 @@ func (p *Pooler) takeLingering(pl *pool, caps uint32) *backend {
 // unlingerLocked ends b's lingering (p.mu held).
 func (p *Pooler) unlingerLocked(b *backend) {
 	b.lingerFor = nil
+	if b.lingerTimer != nil {
+		b.lingerTimer.Stop()
+		b.lingerTimer = nil
+	}
 	if i := slices.Index(p.lingering, b); i >= 0 {
 		p.lingering = slices.Delete(p.lingering, i, i+1)
 	}

@@ -40,8 +40,9 @@ type backend struct {
 	rbuf    []byte // reused by relay for the packets it reads
 	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
 	// lingerGen counts its lingerings (linger.go).
-	lingerFor *session
-	lingerGen uint64
+	lingerFor   *session
+	lingerGen   uint64
+	lingerTimer *time.Timer
 }
 
 func (b *backend) inTx() bool {
@@ -202,30 +203,20 @@ func (pl *pool) put(b *backend) {
 	}
 	over := pl.p.overflowed(pl.replica)
 	pl.mu.Lock()
-	if pl.closed || pl.open > pl.max || over {
-		pl.open--
-		pl.signal()
-		pl.mu.Unlock()
-		b.c.Close()
-		pl.p.backendOpened(pl.replica, -1)
+	closing := pl.closed || pl.open > pl.max || over
+	pl.mu.Unlock()
+	if closing {
+		pl.discard(b)
 		return
 	}
-	pl.mu.Unlock()
 	if pl.p.handoff(b) {
-		// The waiter's pool counts it now.
-		pl.mu.Lock()
-		pl.open--
-		pl.signal()
-		pl.mu.Unlock()
+		pl.forget() // the waiter's pool counts it now
 		return
 	}
 	pl.mu.Lock()
 	if pl.closed {
-		pl.open--
-		pl.signal()
 		pl.mu.Unlock()
-		b.c.Close()
-		pl.p.backendOpened(pl.replica, -1)
+		pl.discard(b)
 		return
 	}
 	pl.idle = append(pl.idle, b)
@@ -351,11 +342,16 @@ func (pl *pool) takeOldest(caps uint32) *backend {
 // discard closes a backend that must not be reused.
 func (pl *pool) discard(b *backend) {
 	b.c.Close()
+	pl.forget()
+	pl.p.backendOpened(pl.replica, -1)
+}
+
+// forget stops counting a backend of pl's (closed, or another pool's now).
+func (pl *pool) forget() {
 	pl.mu.Lock()
 	pl.open--
 	pl.signal()
 	pl.mu.Unlock()
-	pl.p.backendOpened(pl.replica, -1)
 }
 
 // reap closes backends idle since before t.

@@ -48,6 +48,9 @@ type Config struct {
 	MaxEntries int
 	// OnLimited is called for every refused request (for metrics).
 	OnLimited func(site, scope string)
+	// Exempt, if set, marks requests the middleware neither counts nor
+	// refuses (the edge's own uptime probes).
+	Exempt func(*http.Request) bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -93,6 +96,9 @@ func (l *Limiter) Enabled() bool { return l.ips != nil || l.sites != nil }
 // with Retry-After, and never reaches the layers after it.
 func (l *Limiter) Middleware(next edge.RouteHandler) edge.RouteHandler {
 	return func(w http.ResponseWriter, r *http.Request, rt *edge.Route) error {
+		if l.cfg.Exempt != nil && l.cfg.Exempt(r) {
+			return next(w, r, rt)
+		}
 		if wait, scope := l.Allow(clientKey(r.RemoteAddr), rt.Site); scope != "" {
 			if l.cfg.OnLimited != nil {
 				l.cfg.OnLimited(rt.Site, scope)

@@ -124,3 +124,35 @@ func TestClientKey(t *testing.T) {
 		}
 	}
 }
+
+// Exempt requests pass whatever the buckets hold and take nothing from
+// them.
+func TestExempt(t *testing.T) {
+	clk := &clock{now: time.Unix(1e9, 0)}
+	l := New(Config{IPRate: 1, IPBurst: 1, SiteRate: 1, SiteBurst: 1, Now: clk.Now,
+		Exempt: func(r *http.Request) bool { return r.Header.Get("X-Test-Exempt") != "" }})
+	h := l.Middleware(func(w http.ResponseWriter, r *http.Request, rt *edge.Route) error { return nil })
+	rt := &edge.Route{Site: "blog.localhost"}
+	call := func(exempt bool) error {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "127.0.0.1:1000"
+		if exempt {
+			r.Header.Set("X-Test-Exempt", "1")
+		}
+		return h(httptest.NewRecorder(), r, rt)
+	}
+	for i := range 3 {
+		if err := call(true); err != nil {
+			t.Fatalf("exempt request %d: %v", i, err)
+		}
+	}
+	if err := call(false); err != nil {
+		t.Errorf("first visitor request after exempt ones: %v", err)
+	}
+	if err := call(false); err == nil {
+		t.Error("second visitor request within a burst of 1 passed")
+	}
+	if err := call(true); err != nil {
+		t.Errorf("exempt request with empty buckets: %v", err)
+	}
+}

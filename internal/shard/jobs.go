@@ -282,7 +282,31 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 		if err != nil {
 			return nil, err
 		}
+		var p store.ExportParams
+		if err := unmarshalParams(j.Params, &p); err != nil {
+			return nil, err
+		}
+		if p.Format == store.ExportWXR {
+			return s.WXRExportJob(ctx, st, j.ID, progress("exporting WXR"))
+		}
 		return s.ExportJob(ctx, st, j.ID, progress("exporting"))
+	case store.JobWXRImport:
+		var p store.WXRImportParams
+		if err := unmarshalParams(j.Params, &p); err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(p.Key, store.WXRImportPrefix(j.SiteUID)); !ok || rest == "" || strings.Contains(rest, "/") {
+			return nil, publicf("WXR import job without its file")
+		}
+		st, err := s.jobSite(ctx, src, j)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := s.WXRImportJob(ctx, st, p, progress("importing WXR"))
+		if rep == nil {
+			return nil, err
+		}
+		return rep, err
 	case store.JobVerifyRestore:
 		var p store.RestoreParams
 		if err := unmarshalParams(j.Params, &p); err != nil {

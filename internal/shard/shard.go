@@ -137,6 +137,10 @@ type Config struct {
 	// target of a move must use the same bucket. Empty: this shard cannot
 	// take part in moves (a move reports that as its error).
 	TransferURL string
+	// AllowPrivateFetch lets the downloads a WXR import makes (its
+	// attachments' URLs) reach loopback and private addresses: tests and
+	// private mirrors only (the agent's --allow-private-fetch).
+	AllowPrivateFetch bool
 	// MoveKey returns the key that authenticates the export of move moveID
 	// of site name (uid) in the transfer store (an HMAC-SHA256 over its
 	// manifest): the control plane derives it from a platform secret and
@@ -277,6 +281,7 @@ type Shard struct {
 
 	installScript, cronScript string
 	codeScript                string // observes and applies plugins, themes, options (code.go)
+	wxrScript                 string // imports and exports WXR content (wxr.go)
 	upgradeScript             string // wp_upgrade (cores.go)
 	cachePlugin               string // the one real copy of the aipress-cache mu-plugin
 	storagePlugin             string // and of the aipress-storage one
@@ -310,6 +315,12 @@ type Shard struct {
 	// there without any cleanup, as a kill -9 would.
 	crashAt func(point string) error
 
+	// refs are the sites of the last Converge pass; siteDisk their
+	// files' bytes by site ID, walked at most every DiskInterval
+	// (metrics.go).
+	refs       []SiteRef
+	siteDisk   map[string]int64
+	siteDiskAt time.Time
 	// shipper ships the binary log (pitr.go); nil when off.
 	shipper *pitr.Shipper
 }
@@ -428,6 +439,10 @@ func (s *Shard) Prepare(ctx context.Context) error {
 		return fmt.Errorf("shard: %w", err)
 	}
 	s.codeScript, err = wordpress.WriteCodeScript(filepath.Join(s.cfg.Dir, "lib"))
+	if err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
+	s.wxrScript, err = wordpress.WriteWXRScript(filepath.Join(s.cfg.Dir, "lib"))
 	if err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -591,6 +606,7 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 		return fmt.Errorf("list sites: %w", err)
 	}
 	s.setShipperSites(sites)
+	s.setSiteRefs(sites)
 	known := map[string]bool{}
 	var errs []error
 	for i := range sites {

@@ -20,6 +20,7 @@ import (
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
+	"gocloud.dev/blob"
 )
 
 // ExportSite writes site st's portable archive to w (siteport.Export):
@@ -202,17 +203,7 @@ func (s *Shard) populateImport(ctx context.Context, st *site.Site, progress func
 	}
 	defer os.RemoveAll(scratch)
 	archive := filepath.Join(scratch, "archive")
-	rd, err := b.NewReader(ctx, imp.Key, nil)
-	if err != nil {
-		return fmt.Errorf("fetch the archive %s: %w", imp.Key, err)
-	}
-	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		_, err = io.Copy(f, rd)
-		err = errors.Join(err, f.Close())
-	}
-	rd.Close()
-	if err != nil {
+	if err := copyObject(ctx, b, imp.Key, archive); err != nil {
 		return fmt.Errorf("fetch the archive %s: %w", imp.Key, err)
 	}
 	unpacked := filepath.Join(scratch, "unpacked")
@@ -458,4 +449,20 @@ func (p *progressCount) Read(b []byte) (int, error) {
 		p.fn(p.done, max(p.total, p.done))
 	}
 	return n, err
+}
+
+// copyObject copies object key of the transfer store b into a new file
+// path (root's, 0600).
+func copyObject(ctx context.Context, b *blob.Bucket, key, path string) error {
+	rd, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, rd)
+	return errors.Join(err, f.Close())
 }

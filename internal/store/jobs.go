@@ -30,10 +30,52 @@ const (
 	// transfer store, where GET /v1/jobs/{id}/archive reads it. No
 	// params. Result: ExportResult.
 	JobExport JobKind = "export"
+	// JobWXRImport imports a WXR file (Tools → Export of any WordPress)
+	// from the transfer store into an installed site: WordPress inserts
+	// its authors, terms, posts, comments, menus and attachments.
+	// Params: WXRImportParams. Result: the shard's WXRImportReport.
+	JobWXRImport JobKind = "wxr-import"
 )
+
+// ExportParams are an export job's; absent: a portable archive.
+type ExportParams struct {
+	// Format is ExportArchive (the default) or ExportWXR.
+	Format string `json:"format,omitempty"`
+}
+
+// Export formats.
+const (
+	ExportArchive = "archive"
+	ExportWXR     = "wxr"
+)
+
+// WXRImportParams are a JobWXRImport's.
+type WXRImportParams struct {
+	// Key is the WXR file's object in the transfer store (removed once
+	// imported).
+	Key string `json:"key"`
+	// SkipAttachments imports no attachments.
+	SkipAttachments bool `json:"skip_attachments,omitempty"`
+}
+
+// WXRImportKey is the transfer store's key of WXR file id to import
+// into the site with uid.
+func WXRImportKey(uid, id string) string { return WXRImportPrefix(uid) + id + ".xml" }
+
+// WXRImportPrefix is where the WXR files to import into the site with
+// uid are: a job's key must lie there.
+func WXRImportPrefix(uid string) string { return "imports/wxr/" + uid + "/" }
+
+// WXRExportKey is the transfer store's key of the WXR file of export job
+// id of the site with uid.
+func WXRExportKey(uid, id string) string { return "exports/" + uid + "/" + id + ".xml" }
 
 // ExportResult is what a JobExport made.
 type ExportResult struct {
+	// Format is ExportWXR for a WXR file; empty: an archive.
+	Format string `json:"format,omitempty"`
+	// WXR is what a WXR file holds (wxr.Summary).
+	WXR json.RawMessage `json:"wxr,omitempty"`
 	// Key is the archive's object in the transfer store; Bytes and
 	// SHA256 are the archive's.
 	Key    string `json:"key"`

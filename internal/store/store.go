@@ -154,6 +154,20 @@ var (
 //     only counts above opts.MinBytes. Counts are not site writes: they take
 //     no revision, and outlive the site (a site re-created under its name
 //     in the same month carries on from its count).
+//   - Usage (usage.go, internal/usage): AddUsage applies one report to
+//     the hourly records of the hour holding hour (UTC), atomically:
+//     counters add, gauges set when not nil, the shard set when not
+//     empty, and BytesOut is added to the hour's month's bandwidth (as
+//     AddBandwidth, in the same transaction, so that the plans' limit and
+//     the usage never disagree). A report whose key (Source, ID) was applied before, within
+//     UsageReportRetention, changes nothing and returns applied false
+//     (an empty ID is always applied). Bad input: ErrInvalid, nothing
+//     applied. ListUsage returns the records of the hours that overlap
+//     [From, To), rolled up by opts.Period (hour, day, month; grouped by
+//     period, site and shard; counters summed, gauges averaged over the
+//     hours that measured them), ordered by period, site, shard, a page
+//     of at most Limit after opts.After; bad options: ErrInvalid. Usage
+//     takes no revision and outlives its site.
 //   - Settings (settings.go): GetSetting returns a key's value and
 //     version (ErrNotFound when never written). PutSetting writes value
 //     when the stored version is version (0: the key does not exist yet)
@@ -164,6 +178,17 @@ var (
 //     slice when none). DeleteSetting removes key when its stored version
 //     is version (ErrNotFound when it does not exist, ErrConflict when its
 //     version differs). Settings take no revision.
+//   - Incidents (incidents.go, package uptime): OpenIncident opens an
+//     incident of site at at with cause, unless the site has one open
+//     already; it returns the site's open incident and whether it made it
+//     (at most one is open per site, also under concurrent calls). A bad
+//     site name, a zero time or a cause over MaxIncidentCause: ErrInvalid.
+//     CloseIncident sets Ended of the site's open incident to at (or to
+//     Started when at is before it) and returns it; ErrNotFound when none
+//     is open. ListIncidents returns the incidents opts selects by ID
+//     (ascending), at most opts.Limit (default 100, max MaxIncidentList;
+//     an empty slice when none). Incidents take no revision and outlive
+//     their site.
 //   - Times come back equal (time.Time.Equal) to what was stored.
 //   - All methods are safe for concurrent use.
 type Store interface {
@@ -222,6 +247,13 @@ type Store interface {
 
 	AddBandwidth(ctx context.Context, month string, bytes map[string]int64) error
 	ListBandwidth(ctx context.Context, opts BandwidthListOptions) (map[string]int64, error)
+
+	AddUsage(ctx context.Context, key UsageKey, hour time.Time, deltas map[string]UsageDelta) (applied bool, err error)
+	ListUsage(ctx context.Context, opts UsageListOptions) ([]UsageRecord, error)
+
+	OpenIncident(ctx context.Context, site string, at time.Time, cause string) (*Incident, bool, error)
+	CloseIncident(ctx context.Context, site string, at time.Time) (*Incident, error)
+	ListIncidents(ctx context.Context, opts IncidentListOptions) ([]Incident, error)
 
 	GetSetting(ctx context.Context, key string) (*Setting, error)
 	PutSetting(ctx context.Context, key string, value []byte, version int64) (*Setting, error)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,42 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (r Runner) run(ctx context.Context, script string, env []string, timeout time.Duration) ([]byte, error) {
+	return r.runIO(ctx, script, env, timeout, scriptIO{})
+}
+
+// scriptIO is what a script reads and where its output goes beyond run's
+// defaults (no stdin, stdout kept up to MaxScriptOutput).
+type scriptIO struct {
+	stdin io.Reader
+	// stdout, if set, gets the script's stdout (at most max bytes: a
+	// script that writes more is killed); run then returns no stdout.
+	stdout io.Writer
+	max    int64
+}
+
+// limitedWriter passes at most max bytes to w; the first write beyond
+// them calls overflow.
+type limitedWriter struct {
+	w        io.Writer
+	n, max   int64
+	over     bool
+	overflow func()
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.over {
+		return len(p), nil
+	}
+	if l.n+int64(len(p)) > l.max {
+		l.over = true
+		l.overflow()
+		return len(p), nil
+	}
+	l.n += int64(len(p))
+	return l.w.Write(p)
+}
+
+func (r Runner) runIO(ctx context.Context, script string, env []string, timeout time.Duration, sio scriptIO) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Cancelled when the script writes too much: CommandContext kills it.
@@ -123,11 +160,22 @@ func (r Runner) run(ctx context.Context, script string, env []string, timeout ti
 	stdout := &cappedBuffer{max: MaxScriptOutput, overflow: kill}
 	stderr := &cappedBuffer{max: MaxScriptOutput, overflow: kill}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	var streamed *limitedWriter
+	if sio.stdout != nil {
+		streamed = &limitedWriter{w: sio.stdout, max: sio.max, overflow: kill}
+		cmd.Stdout = streamed
+	}
+	if sio.stdin != nil {
+		cmd.Stdin = sio.stdin
+	}
 	// A child the script left holding the pipes does not keep us waiting.
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	if stdout.over || stderr.over {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(script), ErrOutputTooLarge)
+	}
+	if streamed != nil && streamed.over {
+		return nil, fmt.Errorf("%s: output exceeds %d bytes", filepath.Base(script), sio.max)
 	}
 	if err != nil {
 		msg := strings.TrimSpace(stderr.buf.String())

@@ -92,6 +92,11 @@ type Controller struct {
 	lastGood      map[string]time.Time
 	lastRetention time.Time
 
+	// coverage is what the last scheduling pass saw (Coverage), under
+	// covMu.
+	covMu    sync.Mutex
+	coverage map[string]ShardCoverage
+
 	mu   sync.Mutex
 	jobs *ctljobs.Runner // the control plane's own jobs this process runs
 	kick chan struct{}
@@ -316,6 +321,7 @@ func (c *Controller) schedule(ctx context.Context, sites []site.Site) error {
 			delete(c.lastGood, uid)
 		}
 	}
+	c.setCoverage(sites, now)
 	slices.SortStableFunc(cands, func(a, b cand) int { return a.last.Compare(b.last) })
 	for _, cd := range cands {
 		shard := cd.st.Status.Shard
@@ -801,4 +807,62 @@ func (c *Controller) prune(ctx context.Context, j *store.Job) (*store.PruneResul
 	}
 	c.progress(ctx, j.ID, store.JobProgress{Done: int64(len(names)), Total: int64(len(names)), Message: "pruned"})
 	return res, errors.Join(errs...)
+}
+
+// ShardCoverage is the backup coverage of one shard's sites as the last
+// scheduling pass saw it (the control plane's metrics, package
+// cpmetrics): sites by schedule state (OK, LATE, NONE, OFF), how many of
+// them are alerts (schedule.Coverage: late, or never backed up a window
+// after creation), and the oldest last good backup among them (zero: none
+// has one).
+type ShardCoverage struct {
+	States     map[schedule.State]int
+	Alerts     int
+	OldestGood time.Time
+}
+
+// setCoverage records the coverage of the sites that take scheduled
+// backups, from the last good times the pass knows (a site's is looked up
+// again whenever it looks due, so a late site is never counted OK).
+func (c *Controller) setCoverage(sites []site.Site, now time.Time) {
+	cov := map[string]ShardCoverage{}
+	for i := range sites {
+		st := &sites[i]
+		if !schedulable(st) {
+			continue
+		}
+		sc, ok := cov[st.Status.Shard]
+		if !ok {
+			sc = ShardCoverage{States: map[schedule.State]int{}}
+		}
+		interval := schedule.Interval(c.cfg.Policy(&st.Spec))
+		last, known := c.lastGood[st.Metadata.UID]
+		if interval > 0 && !known {
+			continue // busy with a backup now, not looked up yet
+		}
+		state, alert := schedule.Off, false
+		if interval > 0 {
+			state, alert = schedule.Coverage(last, st.Metadata.CreatedAt, interval, now)
+		}
+		sc.States[state]++
+		if alert {
+			sc.Alerts++
+		}
+		if !last.IsZero() && (sc.OldestGood.IsZero() || last.Before(sc.OldestGood)) {
+			sc.OldestGood = last
+		}
+		cov[st.Status.Shard] = sc
+	}
+	c.covMu.Lock()
+	c.coverage = cov
+	c.covMu.Unlock()
+}
+
+// Coverage returns the backup coverage by shard as the last scheduling
+// pass saw it; empty before the first pass (and on a replica that does
+// not lead).
+func (c *Controller) Coverage() map[string]ShardCoverage {
+	c.covMu.Lock()
+	defer c.covMu.Unlock()
+	return c.coverage
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/aipress/aipress/internal/ctljobs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -580,5 +581,38 @@ func TestLogRetention(t *testing.T) {
 	// The site snapshots retention keeps are untouched by the log's.
 	if kept, _ := catalog.All(ctx, e.st, "a.com", false); len(kept) != 2 {
 		t.Errorf("kept %d snapshots of a.com, want 2", len(kept))
+	}
+}
+
+// TestCoverage: a scheduling pass records each shard's coverage for the
+// metrics: states, alerts and the oldest last good backup.
+func TestCoverage(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PruneEvery, c.VerifyEvery, c.RetentionEvery = -1, -1, -1 })
+	if got := e.c.Coverage(); len(got) != 0 {
+		t.Fatalf("coverage before a pass: %v", got)
+	}
+	e.site(t, "never.com", "s1", "basic")
+	e.site(t, "fresh.com", "s1", "basic")
+	e.succeed(t, "s1", "fresh.com", "s1:f1", t0.Add(-time.Hour))
+	e.site(t, "late.com", "s2", "basic")
+	e.succeed(t, "s2", "late.com", "s2:l1", t0.Add(-10*24*time.Hour))
+	off := e.site(t, "off.com", "s2", "basic")
+	if _, err := e.st.UpdateSite(context.Background(), off.Metadata.Name, func(s *site.Site) error { s.Spec.Backup.EveryHours = -1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	e.pass(t)
+	want := map[string]ShardCoverage{
+		"s1": {States: map[schedule.State]int{schedule.None: 1, schedule.OK: 1}, Alerts: 1, OldestGood: t0.Add(-time.Hour)},
+		"s2": {States: map[schedule.State]int{schedule.Late: 1, schedule.Off: 1}, Alerts: 1, OldestGood: t0.Add(-10 * 24 * time.Hour)},
+	}
+	got := e.c.Coverage()
+	if len(got) != len(want) {
+		t.Fatalf("coverage %+v, want %+v", got, want)
+	}
+	for shard, w := range want {
+		g := got[shard]
+		if !maps.Equal(g.States, w.States) || g.Alerts != w.Alerts || !g.OldestGood.Equal(w.OldestGood) {
+			t.Errorf("%s: %+v, want %+v", shard, g, w)
+		}
 	}
 }

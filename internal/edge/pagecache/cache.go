@@ -46,6 +46,10 @@ type Config struct {
 	FillTimeout time.Duration
 	// CacheFeeds lets feeds and sitemaps be cached.
 	CacheFeeds bool
+	// Peek, if set, marks requests that may be answered from the cache
+	// but must leave it as it was: on a miss they go to PHP alone (no
+	// fill others wait for, nothing stored). The uptime probes are such.
+	Peek func(*http.Request) bool
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// Logger receives upstream failures hidden by stale pages. Nil discards.
@@ -59,6 +63,7 @@ type Cache struct {
 	swr, sie            time.Duration
 	fillTimeout         time.Duration
 	cacheFeeds          bool
+	peek                func(*http.Request) bool
 	now                 func() time.Time
 	log                 *slog.Logger
 
@@ -122,7 +127,7 @@ func New(cfg Config) *Cache {
 	c := &Cache{
 		maxBytes: cfg.MaxBytes, maxObject: cfg.MaxObjectBytes,
 		swr: cfg.StaleWhileRevalidate, sie: cfg.StaleIfError, fillTimeout: cfg.FillTimeout,
-		cacheFeeds: cfg.CacheFeeds, now: cfg.Clock, log: cfg.Logger,
+		cacheFeeds: cfg.CacheFeeds, peek: cfg.Peek, now: cfg.Clock, log: cfg.Logger,
 		lru: list.New(), entries: map[string]*entry{}, sites: map[string]*siteIndex{},
 		flights: map[string]*flight{}, refresh: map[string]bool{},
 	}

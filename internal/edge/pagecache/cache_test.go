@@ -482,3 +482,16 @@ func TestHitConditional(t *testing.T) {
 		t.Errorf("stale If-None-Match = %d %q, want 200 page", rec.Code, rec.Body.String())
 	}
 }
+
+// Peeking requests (the uptime probes) are served cached pages but
+// store none: on a miss PHP answers them, and the next visitor misses.
+func TestPeekStoresNothing(t *testing.T) {
+	h := newHarness(t, Config{Peek: func(r *http.Request) bool { return r.Header.Get("X-Test-Peek") != "" }})
+	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Miss, "page / call 1")
+	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Miss, "page / call 2")
+	expect(t, h.do("GET", "/"), Miss, "page / call 3")
+	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Hit, "page / call 3")
+	if n := h.c.Stats().Entries; n != 1 {
+		t.Errorf("%d entries, want 1", n)
+	}
+}

@@ -77,6 +77,12 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route, ne
 				stale = e
 			}
 		}
+		if c.peek != nil && c.peek(r) {
+			// Not served from the cache: PHP answers, nothing is stored.
+			c.mu.Unlock()
+			label(w, r, Miss)
+			return next(&stripWriter{ResponseWriter: w, label: Miss}, r, rt)
+		}
 		if e != nil && e.pass {
 			// Recently not storable: do not queue behind one another.
 			c.mu.Unlock()

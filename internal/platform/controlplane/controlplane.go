@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gocloud.dev/blob"
 
 	"github.com/aipress/aipress/internal/api"
@@ -33,6 +35,8 @@ import (
 	"github.com/aipress/aipress/internal/backup/repos"
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/control"
+	"github.com/aipress/aipress/internal/cost"
+	"github.com/aipress/aipress/internal/cpmetrics"
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
@@ -104,6 +108,8 @@ type Config struct {
 	BackupURL string
 	// Plans are the platform's plans (nil: plans.Defaults()).
 	Plans *plans.Set
+	// Prices price GET /v1/cost (nil: cost.Default()).
+	Prices *cost.Sheet
 	// ShardProvider is ShardProviderLocal (default: SpawnShards decides) or
 	// ShardProviderKubernetes (Kube configures it; TransferURL, if set
 	// explicitly, is passed to the shards).
@@ -134,6 +140,9 @@ type ControlPlane struct {
 	// SiteMetrics holds the sites' traffic for the charts, in memory
 	// (edges report it with their usage).
 	SiteMetrics *sitemetrics.Store
+	// Metrics are the control plane's Prometheus metrics (package
+	// cpmetrics), served at the API's /metrics.
+	Metrics *cpmetrics.Metrics
 	// LoginKey is each site's login key (loginlink.Key of the platform
 	// secret), for the API and the shards of this process.
 	LoginKey func(uid string) []byte
@@ -174,10 +183,13 @@ type Options struct {
 	// PublicURL is a site's URL; PublicHTTPSURL its URL over HTTPS (nil:
 	// the edges serve no HTTPS; api.Config.PublicHTTPSURL).
 	PublicURL, PublicHTTPSURL func(string) string
-	// Purger purges edges' page caches for the API (nil: none); Metrics
-	// is served at /metrics (nil: none).
+	// Purger purges edges' page caches for the API (nil: none); Metrics,
+	// if set, is served at the API's /metrics with the control plane's
+	// own metrics (package cpmetrics; `aipress up`: its edge's and
+	// shards'), and has the Go runtime and process collectors; nil: the
+	// control plane's registry has them.
 	Purger  api.Purger
-	Metrics http.Handler
+	Metrics prometheus.Gatherer
 	// Logs finds sites' logs for the API (nil: the PHP logs of the child
 	// shards under <DataDir>/shards, no access logs; api.LocalLogs).
 	Logs api.SiteLogs
@@ -195,7 +207,9 @@ type Options struct {
 	// default).
 	MaxShardCapacity int
 	// Plans: nil for plans.Defaults().
-	Plans     *plans.Set
+	Plans *plans.Set
+	// Prices: nil for cost.Default().
+	Prices    *cost.Sheet
 	Auth      AuthOptions
 	Assistant AssistantOptions
 	// AllowPrivateFetch: git sync may fetch from loopback and private
@@ -212,10 +226,15 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := storeopen.Open(ctx, cfg.StoreSpec, cfg.DataDir)
+	rawStore, err := storeopen.Open(ctx, cfg.StoreSpec, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
+	// Everything but the metrics' own reads goes through the timed store.
+	var backups *backupctl.Controller // set below, before the API serves
+	metrics := cpmetrics.New(cpmetrics.Config{Store: rawStore, Runtime: cfg.Metrics == nil,
+		Backups: func() map[string]cpmetrics.BackupCoverage { return backupCoverage(backups) }})
+	st := metrics.Store(rawStore)
 	// On every error below, what was opened is closed.
 	var manager *repos.Manager
 	var uploads, transfer *blob.Bucket
@@ -291,7 +310,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{Store: st, el: el, apiURL: cfg.APIURL, Repos: manager, adminPasswordFile: adminPassword,
+	cp := &ControlPlane{Store: st, Metrics: metrics, el: el, apiURL: cfg.APIURL, Repos: manager, adminPasswordFile: adminPassword,
 		LoginKey: func(uid string) []byte { return loginlink.Key(secret, uid) }}
 	hub := api.NewHub(st, cfg.Logger.With("component", "revhub"))
 	cp.Hub = hub
@@ -313,6 +332,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store: st, Repos: manager, Policy: cfg.Plans.BackupPolicy, Logger: cfg.Logger.With("component", "backups"),
 		Notify: notify,
 	})
+	backups = cp.backups
 	// Staged and fleet updates (package rollout): the leader runs them.
 	cp.rollouts = rollout.New(rollout.Config{
 		Store: st, Plans: cfg.Plans, PublicURL: cfg.PublicURL, Logger: cfg.Logger.With("component", "rollout"),
@@ -373,9 +393,10 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.Logger.With("component", "api"), Version: cfg.Version, PublicURL: cfg.PublicURL,
 		PublicHTTPSURL: cfg.PublicHTTPSURL,
-		Purger:         cfg.Purger, Metrics: cfg.Metrics, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
+		Purger:         cfg.Purger, Metrics: metricsHandler(metrics, cfg.Metrics), Observe: metrics.ObserveAPI, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
+		Prices:    cfg.Prices,
 		Auth:      auth,
 		Assistant: asst,
 	}
@@ -418,6 +439,8 @@ func (cp *ControlPlane) LogPortal(log *slog.Logger) { logPortal(log, cp.apiURL, 
 func (cp *ControlPlane) Lead(ctx context.Context, log *slog.Logger, extra func(ctx context.Context)) error {
 	return cp.el.Run(ctx, func(ctx context.Context) {
 		log.Info("leading the control plane's periodic work", "lease", LeaseName)
+		cp.Metrics.SetLeading(true)
+		defer cp.Metrics.SetLeading(false)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.backups.Run(ctx) }()
@@ -480,7 +503,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PublicURL:        serve.HTTPURL(cfg.PublicPort),
 		PublicHTTPSURL:   serve.HTTPSURL(cfg.PublicHTTPSPort),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom,
-		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Auth: cfg.Auth, Assistant: cfg.Assistant,
+		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Prices: cfg.Prices, Auth: cfg.Auth, Assistant: cfg.Assistant,
 		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL,
 	}
 	if ccfg.MaxShardCapacity == 0 {
@@ -551,6 +574,32 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// metricsHandler serves the control plane's registry and extra (nil: none)
+// as one.
+func metricsHandler(m *cpmetrics.Metrics, extra prometheus.Gatherer) http.Handler {
+	if extra == nil {
+		return m.Handler()
+	}
+	g := prometheus.Gatherers{m.Registry(), extra}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// backupCoverage adapts the backup scheduler's coverage for the metrics.
+func backupCoverage(c *backupctl.Controller) map[string]cpmetrics.BackupCoverage {
+	if c == nil {
+		return nil
+	}
+	out := map[string]cpmetrics.BackupCoverage{}
+	for shard, sc := range c.Coverage() {
+		bc := cpmetrics.BackupCoverage{States: map[string]int{}, Alerts: sc.Alerts, OldestGood: sc.OldestGood}
+		for state, n := range sc.States {
+			bc.States[string(state)] = n
+		}
+		out[shard] = bc
+	}
+	return out
 }
 
 // siteLogs is the API's reader of sites' logs: cfg.Logs, else the PHP

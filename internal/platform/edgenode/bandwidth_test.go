@@ -8,15 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/bandwidth"
 	"github.com/aipress/aipress/internal/plans"
-	"github.com/aipress/aipress/internal/store"
-	"github.com/aipress/aipress/internal/store/sqlite"
 )
 
 // An edge on another machine reports its bandwidth through the API with
@@ -24,20 +21,7 @@ import (
 // the site with 509 once the answer says it is over its plan's bandwidth.
 func TestRemoteEdgeReportsBandwidth(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tok := range []store.Token{
-		{ID: "tok-admin", Name: "admin", Role: store.RoleAdmin, Hash: sum("admin-secret"), CreatedAt: now},
-		{ID: "tok-edge", Name: "edge", Role: store.RoleEdge, Hash: sum("edge-secret"), CreatedAt: now},
-	} {
-		if err := st.CreateToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, _ := tokenStore(t)
 	ps, err := plans.Parse([]byte(`default: small
 plans:
 - {name: small, max_sites: 0, disk_mb: 64, db_connections: 3, php: {max_children: 1, memory_limit_mb: 64, upload_max_mb: 8, idle_timeout_seconds: 5, request_timeout_seconds: 30}, backup: {every_hours: -1}, bandwidth_gb: 0.000005}

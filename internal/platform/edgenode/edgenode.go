@@ -42,6 +42,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
@@ -54,6 +56,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitelog"
 	"github.com/aipress/aipress/internal/sitemetrics"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Config configures an edge.
@@ -88,6 +91,11 @@ type Config struct {
 	// and which symlink roots the edge serves files from; sites of other
 	// shards are reached through their gateways.
 	Locality Locality
+	// ProbeInterval is how often the edge probes each site's home page
+	// for the uptime incidents and SLA (package uptime): 0 means
+	// uptime.DefaultInterval, negative turns probes off (an operator with
+	// several edges may leave them to a few).
+	ProbeInterval time.Duration
 	// AccessLogs bound the sites' access logs, kept in <DataDir>/logs/access
 	// (package sitelog; zero: its defaults, 4 MiB per site and 2 GiB in
 	// all).
@@ -104,6 +112,8 @@ type Config struct {
 type Reports interface {
 	WAFEvents(ctx context.Context, events []site.WAFEvent) error
 	Usage(ctx context.Context, report *api.UsageReport) (over []string, err error)
+	// Probes receives the uptime probes' results (uptime.Prober).
+	Probes(ctx context.Context, results []uptime.Result) error
 }
 
 // Links are the edge's ties to its control plane, given to Start.
@@ -229,7 +239,8 @@ func Open(cfg Config) (_ *Node, err error) {
 			n.metricsLn = ln
 		}
 	}
-	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Logger: log.With("component", "pagecache")})
+	// The uptime probes read the cache but leave it as it was.
+	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Peek: uptime.IsProbe, Logger: log.With("component", "pagecache")})
 	// The sites' access logs: the request path only queues a line; a
 	// background writer writes them, reporting its failures here at most
 	// once a minute. Lines dropped when it falls behind are counted.
@@ -287,6 +298,10 @@ func (n *Node) Purger() *pagecache.Cache { return n.cache }
 // caller puts them behind its own authentication.
 func (n *Node) Metrics() http.Handler { return n.extras.metrics.Handler() }
 
+// Registry is the registry of the edge's metrics (with the Go runtime and
+// process collectors), for serving it with others.
+func (n *Node) Registry() prometheus.Gatherer { return n.extras.metrics.Registry() }
+
 // Start builds the edge (WAF, bandwidth meter, the handler and its
 // middlewares), serves it on the listeners and follows the routing table,
 // until ctx ends or Close. On error every listener is closed.
@@ -318,22 +333,14 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	// Bandwidth per site per month, against the plans; each site's
 	// traffic for the portal's charts goes with it.
 	traffic := sitemetrics.NewRecorder()
-	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"),
-		Send: func(ctx context.Context, b map[string]int64) ([]string, error) {
-			sites := traffic.Take()
-			over, err := links.Reports.Usage(ctx, &api.UsageReport{Bytes: b, Sites: sites})
-			if err != nil {
-				traffic.Return(sites)
-				return nil, err
-			}
-			return over, nil
-		}})
+	sender := &usageSender{reports: links.Reports, traffic: traffic, log: log.With("component", "usage")}
+	meter := bandwidth.New(bandwidth.Config{Logger: log.With("component", "bandwidth"), Send: sender.send})
 	mws := []edge.Middleware{purge.KeyringMiddleware(n.purges.ring, n.cache, edgeLog)} // first: purges never reach the WAF, the cache or PHP
 	mws = append(mws, meter.Middleware())                                              // 509 for sites over their monthly bandwidth
 	mws = append(mws, n.extras.middlewares()...)                                       // rate limit, HTTPS redirect
 	mws = append(mws, n.cache.Middleware())
 	ecfg := edge.Config{Logger: edgeLog, Middlewares: mws, PHPMiddlewares: []edge.Middleware{fw.Middleware()},
-		Observe: observeAll(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
+		Observe: observeVisitors(n.extras.metrics.Observe, meter.Observe, siteObserver(traffic, time.Now),
 			accessLogger(n.accessLogs, time.Now, log.With("component", "accesslog")))}
 	var mesh *edgeMesh
 	if links.Mesh != nil {
@@ -382,6 +389,19 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	}
 	run(func(ctx context.Context) { wafEvents.Run(ctx) })
 	run(func(ctx context.Context) { meter.Run(ctx) })
+	if n.cfg.ProbeInterval >= 0 {
+		// Uptime probes: every placed site's home page, through the
+		// whole edge (the HTTPS handler: no redirect to HTTPS).
+		prober := uptime.New(uptime.Config{Handler: ed, Interval: n.cfg.ProbeInterval, Send: links.Reports.Probes,
+			Targets: func() []uptime.Target { return probeTargets(ed.Table()) }, Logger: log.With("component", "uptime")})
+		run(func(ctx context.Context) {
+			// Not before the edge answers: a site is not down because
+			// the edge has no routing table yet.
+			if serveWhenReady(ctx, ed, links.ServeAfter); ctx.Err() == nil {
+				prober.Run(ctx)
+			}
+		})
+	}
 	return nil
 }
 
@@ -439,4 +459,18 @@ func (n *Node) Close(ctx context.Context) {
 	if err := n.accessLogs.Close(); err != nil {
 		n.log.Error("access log lines not written", "err", err)
 	}
+}
+
+// probeTargets are the sites of the routing table the uptime probes
+// check: those placed on a shard (serving, suspended or with their shard
+// down); sites not provisioned yet are not down.
+func probeTargets(t *edge.Table) []uptime.Target {
+	routes := t.Routes()
+	out := make([]uptime.Target, 0, len(routes))
+	for _, rt := range routes {
+		if rt.State != edge.Unavailable && rt.Host != "" {
+			out = append(out, uptime.Target{Site: rt.Site, Host: rt.Host})
+		}
+	}
+	return out
 }

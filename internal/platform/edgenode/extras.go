@@ -20,6 +20,7 @@ import (
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/tlsacme"
 	"github.com/aipress/aipress/internal/tlsca"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // ACMEOff as Config.ACMECA turns ACME off: every name gets a certificate
@@ -40,7 +41,7 @@ type extras struct {
 
 func newExtras(cfg *Config, dataDir string, httpsLn net.Listener, log *slog.Logger) (*extras, error) {
 	x := &extras{metrics: metrics.New()}
-	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited}
+	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited, Exempt: uptime.IsProbe}
 	rl.IPRate, rl.IPBurst = rateOrDefault(cfg.RateIP, ratelimit.DefaultIPRate), cfg.RateIPBurst
 	rl.SiteRate, rl.SiteBurst = rateOrDefault(cfg.RateSite, ratelimit.DefaultSiteRate), cfg.RateSiteBurst
 	if cfg.RateIP == 0 && cfg.RateIPBurst == 0 {
@@ -136,6 +137,17 @@ func observeAll(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request
 	return func(r *http.Request, info *edge.RequestInfo) {
 		for _, f := range fs {
 			f(r, info)
+		}
+	}
+}
+
+// observeVisitors is observeAll for visitors' requests only: the uptime
+// probes count for neither metrics, bandwidth nor traffic.
+func observeVisitors(fs ...func(*http.Request, *edge.RequestInfo)) func(*http.Request, *edge.RequestInfo) {
+	all := observeAll(fs...)
+	return func(r *http.Request, info *edge.RequestInfo) {
+		if !uptime.IsProbe(r) {
+			all(r, info)
 		}
 	}
 }

@@ -1,19 +1,11 @@
 package edgenode
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/aipress/aipress/internal/platform/serve"
-	"github.com/aipress/aipress/internal/store"
 )
 
 // MetricsTokenFile is the file in the edge's data directory that holds the
@@ -22,74 +14,7 @@ import (
 // made on the first start and kept. Prometheus sends it from the same file
 // (scrape config `authorization: {credentials_file: …}`, or
 // `bearer_token_file` in older configs).
-const MetricsTokenFile = "metrics-token"
-
-// minMetricsToken is the shortest token accepted from a file the operator
-// provides.
-const minMetricsToken = 16
-
-// loadOrCreateToken returns the token in path (surrounding white space
-// trimmed), creating one when the file does not exist: written aside and
-// linked into place, so a crash leaves no file or a whole one, and two
-// starts racing agree on one token.
-func loadOrCreateToken(path string, log *slog.Logger) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		secret, _, err := store.NewTokenSecret()
-		if err != nil {
-			return "", err
-		}
-		tmp, err := os.CreateTemp(filepath.Dir(path), ".metrics-token-*")
-		if err != nil {
-			return "", fmt.Errorf("metrics token: %w", err)
-		}
-		defer os.Remove(tmp.Name())
-		_, err = tmp.WriteString(secret + "\n")
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", fmt.Errorf("metrics token: %w", err)
-		}
-		if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
-			return loadOrCreateToken(path, log) // created concurrently
-		} else if err != nil {
-			return "", fmt.Errorf("metrics token: %w", err)
-		}
-		return secret, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("metrics token: %w", err)
-	}
-	token := strings.TrimSpace(string(b))
-	if len(token) < minMetricsToken || strings.ContainsAny(token, " \t\r\n") {
-		return "", fmt.Errorf("metrics token %s: want one word of at least %d characters", path, minMetricsToken)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		// A mounted secret may be read-only; say so rather than fail.
-		log.Warn("the metrics token file is readable by others than its owner", "file", path, "mode", fi.Mode().Perm().String())
-	}
-	return token, nil
-}
-
-// bearerOnly serves next to requests whose Authorization header is
-// "Bearer <token>", and 401 to the others. The comparison takes the same
-// time whatever the header holds.
-func bearerOnly(token string, next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret, _ := serve.BearerToken(r)
-		got := sha256.Sum256([]byte(secret))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			serve.Unauthorized(w, "missing or wrong bearer token (the edge's metrics token file)")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+const MetricsTokenFile = serve.MetricsTokenFile
 
 // metricsHandler is the handler of `aipress edge --metrics`: metrics
 // at GET /metrics behind the token in tokenFile (empty:
@@ -99,11 +24,9 @@ func metricsHandler(metrics http.Handler, dataDir, tokenFile string, log *slog.L
 	if tokenFile == "" {
 		tokenFile = filepath.Join(dataDir, MetricsTokenFile)
 	}
-	token, err := loadOrCreateToken(tokenFile, log)
+	h, err := serve.MetricsHandler(metrics, tokenFile, "the edge's metrics token file", log)
 	if err != nil {
 		return nil, "", err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics)
-	return bearerOnly(token, mux), tokenFile, nil
+	return h, tokenFile, nil
 }

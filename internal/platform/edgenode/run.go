@@ -11,6 +11,7 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // RunConfig configures `aipress edge`: an edge of its own, following the
@@ -47,7 +48,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 }
 
 // APIReports sends an edge's reports to the control plane's API with its
-// edge token (POST /v1/edge/waf-events, /v1/edge/usage).
+// edge token (POST /v1/edge/waf-events, /v1/edge/usage, /v1/edge/probes).
 type APIReports struct {
 	Client *apiclient.Client
 	Logger *slog.Logger // default: discard
@@ -61,6 +62,21 @@ func (r APIReports) WAFEvents(ctx context.Context, evs []site.WAFEvent) error {
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
 		if r.Logger != nil {
 			r.Logger.Warn("waf: the control plane refused a batch of events; dropped", "events", len(evs), "err", err)
+		}
+		return nil
+	}
+	return err
+}
+
+// Probes sends the uptime probes' results; a report the control plane
+// refuses as invalid (400) is dropped, since sending it again would fail
+// again.
+func (r APIReports) Probes(ctx context.Context, results []uptime.Result) error {
+	_, err := r.Client.ReportProbes(ctx, results)
+	var ae *apiclient.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+		if r.Logger != nil {
+			r.Logger.Warn("uptime: the control plane refused a report; dropped", "results", len(results), "err", err)
 		}
 		return nil
 	}

@@ -27,20 +27,7 @@ import (
 // admin lists it with its suggested exclusion.
 func TestRemoteEdgeReportsWAFEvents(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tok := range []store.Token{
-		{ID: "tok-admin", Name: "admin", Role: store.RoleAdmin, Hash: sum("admin-secret"), CreatedAt: now},
-		{ID: "tok-edge", Name: "edge", Role: store.RoleEdge, Hash: sum("edge-secret"), CreatedAt: now},
-	} {
-		if err := st.CreateToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, _ := tokenStore(t)
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Placer: api.StaticPlacer("s1")}))
 	defer srv.Close()
 	admin := apiclient.New(srv.URL, "admin-secret")
@@ -90,6 +77,27 @@ func TestRemoteEdgeReportsWAFEvents(t *testing.T) {
 	if _, err := apiclient.New(srv.URL, "wrong").ReportWAFEvents(ctx, nil); err == nil {
 		t.Error("a report with a wrong token was accepted")
 	}
+}
+
+// tokenStore is a control-plane store with the tokens admin-secret
+// (admin) and edge-secret (edge), made at now.
+func tokenStore(t *testing.T) (store.Store, time.Time) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "aipress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tok := range []store.Token{
+		{ID: "tok-admin", Name: "admin", Role: store.RoleAdmin, Hash: sum("admin-secret"), CreatedAt: now},
+		{ID: "tok-edge", Name: "edge", Role: store.RoleEdge, Hash: sum("edge-secret"), CreatedAt: now},
+	} {
+		if err := st.CreateToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, now
 }
 
 func sum(s string) string {

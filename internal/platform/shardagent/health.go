@@ -11,14 +11,17 @@ import (
 	"github.com/aipress/aipress/internal/platform/serve"
 )
 
-// serveHealth serves h (/livez, /readyz: serve.Health) on addr until ctx
-// ends.
-func serveHealth(ctx context.Context, h *serve.Health, addr string, log *slog.Logger) error {
+// serveHealth serves h (/livez, /readyz: serve.Health) and metrics
+// (GET /metrics) on addr until ctx ends.
+func serveHealth(ctx context.Context, h *serve.Health, metrics http.Handler, addr string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", h.Handler())
+	mux.Handle("/metrics", metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

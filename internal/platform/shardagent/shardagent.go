@@ -26,6 +26,7 @@ import (
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/shardmetrics"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -97,8 +98,13 @@ type Config struct {
 	// time.
 	Ready func()
 	// HealthAddr, if set, serves /livez and /readyz there (ready once
-	// registered and converged once): the pod's probes on Kubernetes.
-	HealthAddr string
+	// registered and converged once): the pod's probes on Kubernetes; and
+	// the shard's Prometheus metrics (package shardmetrics) at /metrics,
+	// to requests with the bearer token in MetricsTokenFile (default
+	// <DataDir>/metrics-token, made on the first start: serve.
+	// MetricsTokenFile).
+	HealthAddr       string
+	MetricsTokenFile string
 	// SiteFirewall keeps the shard's site users off this machine's
 	// services and the metadata address (package sitefw; default auto),
 	// allowing them LoopbackPorts (the edges' HTTP and HTTPS ports) and
@@ -193,7 +199,7 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	}
 	scfg := shard.Config{
 		Name: cfg.Name, Dir: dir, PublicURL: cfg.PublicURL, Logger: log,
-		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL,
+		PurgeURL: cfg.PurgeURL, PurgeKey: cfg.PurgeKey, TransferURL: cfg.TransferURL, AllowPrivateFetch: cfg.AllowPrivateFetch,
 		Database: cfg.Database, Volumes: cfg.SiteVolumes,
 		DirectDB: cfg.DirectDB, Replica: cfg.DBReplica, ReplicaManaged: cfg.DBReplicaManaged,
 		PoolerBackends: cfg.DBPoolerBackends, PoolerLinger: cfg.DBPoolerLinger, DBBufferPool: cfg.DBBufferPool,
@@ -238,9 +244,18 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		// The endpoint stops when the agent returns, on an error too.
 		hctx, stopHealth := context.WithCancel(ctx)
 		defer stopHealth()
-		if err := serveHealth(hctx, health, cfg.HealthAddr, log); err != nil {
+		tokenFile := cfg.MetricsTokenFile
+		if tokenFile == "" {
+			tokenFile = filepath.Join(dir, serve.MetricsTokenFile)
+		}
+		metrics, err := serve.MetricsHandler(shardmetrics.New(sh, shardmetrics.Config{Shard: cfg.Name, Runtime: true}).Handler(), tokenFile, "the shard's metrics token file", log)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		if err := serveHealth(hctx, health, metrics, cfg.HealthAddr, log); err != nil {
 			return fmt.Errorf("health endpoint: %w", err)
 		}
+		log.Info("shard metrics", "url", "http://"+cfg.HealthAddr+"/metrics", "bearer_token_file", tokenFile)
 	}
 	if err := sh.Prepare(ctx); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/shard"
+	"github.com/aipress/aipress/internal/shardmetrics"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -51,6 +52,8 @@ type inprocShards struct {
 	poolerLinger   time.Duration
 	dbBufferPool   int64 // Config.DBBufferPool
 	loopbackPorts  []int
+	// metrics gathers the shards' metrics with the edge's (metrics.go).
+	metrics *gatherers
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -130,6 +133,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 		SiteFirewall:      p.firewall, LoopbackPorts: p.loopbackPorts,
 		DirectDB: p.directDB, DBReplica: p.dbReplica, DBPoolerBackends: p.poolerBackends, DBPoolerLinger: p.poolerLinger, DBBufferPool: p.dbBufferPool,
 		OnShard: func(s *shard.Shard) {
+			p.metrics.setShard(sh.Name, shardmetrics.New(s, shardmetrics.Config{Shard: sh.Name}).Registry())
 			p.mu.Lock()
 			r.wake = func() { s.Wake(); s.WakeJobs() }
 			p.mu.Unlock()

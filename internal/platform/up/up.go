@@ -48,6 +48,7 @@ import (
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/uptime"
 )
 
 // Config is the typed configuration of `aipress up`.
@@ -63,6 +64,9 @@ type Config struct {
 	Version  string
 	// CacheBytes is the edge page cache's memory budget, default 256 MiB.
 	CacheBytes int64
+	// ProbeInterval is the edge's uptime probe interval
+	// (edgenode.Config.ProbeInterval: 0 default, negative off).
+	ProbeInterval time.Duration
 	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there
 	// to requests with an admin API token (Authorization: Bearer).
 	DebugAddr string
@@ -209,7 +213,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DataDir: dataDir, HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr,
 		ACMECA: cfg.ACMECA, ACMEEmail: cfg.ACMEEmail,
 		RateIP: cfg.RateIP, RateSite: cfg.RateSite, RateIPBurst: cfg.RateIPBurst, RateSiteBurst: cfg.RateSiteBurst,
-		CacheBytes: cfg.CacheBytes, Logger: log,
+		CacheBytes: cfg.CacheBytes, ProbeInterval: cfg.ProbeInterval, Logger: log,
 		// Every shard of this process is local to its edge.
 		Locality: edgenode.Locality{ShardDirs: []string{filepath.Join(dataDir, "shards")}},
 	})
@@ -244,10 +248,11 @@ func Run(ctx context.Context, cfg Config) error {
 		transferURL: "file://" + filepath.Join(dataDir, "transfers"), version: cfg.Version,
 		heartbeatTimeout: cfg.HeartbeatTimeout, firewall: fwMode, loopbackPorts: edge.Ports(),
 		directDB: cfg.DirectDB, dbReplica: cfg.DBReplica, poolerBackends: cfg.DBPoolerBackends, poolerLinger: cfg.DBPoolerLinger, dbBufferPool: cfg.DBBufferPool,
+		metrics: &gatherers{edge: edge.Registry()},
 	}
 	cp, err := controlplane.Open(ctx, controlplane.Options{
 		DataDir: dataDir, StoreSpec: cfg.Store, APIURL: apiURL, Logger: log, Version: cfg.Version,
-		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: edge.Metrics(),
+		PublicURL: publicURL, PublicHTTPSURL: publicHTTPSURL, Purger: edge.Purger(), Metrics: shards.metrics,
 		Logs: api.LocalLogs{AccessDir: edge.AccessLogs().Dir(), ShardsDir: filepath.Join(dataDir, "shards"),
 			FlushAccess: func() {
 				if err := edge.AccessLogs().Flush(); err != nil {
@@ -394,8 +399,13 @@ func (r storeReports) WAFEvents(ctx context.Context, evs []site.WAFEvent) error 
 	return err
 }
 
+func (r storeReports) Probes(ctx context.Context, results []uptime.Result) error {
+	_, err := api.IngestProbes(ctx, r.st, time.Now(), results)
+	return err
+}
+
 func (r storeReports) Usage(ctx context.Context, rep *api.UsageReport) ([]string, error) {
-	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, time.Now(), rep)
+	resp, err := api.IngestReport(ctx, r.st, r.plans, r.siteMetrics, "edge:local", time.Now(), rep)
 	if err != nil {
 		return nil, err
 	}

@@ -27,13 +27,7 @@ func testBandwidth(t *testing.T, h *harness) {
 	if got := listBandwidth(t, s, store.BandwidthListOptions{Month: "2026-12"}); got == nil || len(got) != 0 {
 		t.Errorf("empty store: %v, want an empty map", got)
 	}
-	rev := func() int64 {
-		cl, err := s.Changes(ctx, 1<<62, store.ChangeOptions{Limit: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cl.Revision
-	}
+	rev := func() int64 { return revision(t, s) }
 	before := rev()
 	for _, b := range []map[string]int64{{"a.example": 100, "b.example": 5}, {"a.example": 50, "c.example": 0}} {
 		if err := s.AddBandwidth(ctx, "2026-12", b); err != nil {

@@ -20,13 +20,7 @@ func testSettings(t *testing.T, h *harness) {
 	if _, err := s.GetSetting(ctx, "mesh.ca"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetSetting(missing) = %v, want ErrNotFound", err)
 	}
-	rev := func() int64 {
-		cl, err := s.Changes(ctx, 1<<62, store.ChangeOptions{Limit: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cl.Revision
-	}
+	rev := func() int64 { return revision(t, s) }
 	before := rev()
 	put := func(value string, version int64, want error) *store.Setting {
 		t.Helper()

@@ -110,7 +110,9 @@ func Run(t *testing.T, open Opener) {
 		{"TokenScope", testTokenScope},
 		{"AccountsReopen", testAccountsReopen},
 		{"Bandwidth", testBandwidth},
+		{"Usage", testUsage},
 		{"Settings", testSettings},
+		{"Incidents", testIncidents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -247,6 +247,140 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/incidents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The site's uptime incidents, oldest first.
+         * @description An incident begins at the first of the failed probes (by default
+         *     two in a row, a minute apart) that made the edges report the site
+         *     down: its home page answered other than 200 with WordPress's page
+         *     (package uptime). It ends at the first probe that passed again;
+         *     an open incident has no `ended`. Incidents of an earlier site of
+         *     the same name are left out. Pages follow `next` (`?after=`).
+         *
+         */
+        get: operations["listIncidents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/status-page": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /** Whether the site's public status page is on, and its path. */
+        get: operations["getStatusPage"];
+        /**
+         * Make the site's status page (GET /status/{name}) public, or private again.
+         * @description Off until the site's owner or developer turns it on. It belongs
+         *     to this site (its UID): a site re-created under the name starts
+         *     private. Audited.
+         *
+         */
+        put: operations["setStatusPage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sla": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The monthly SLA report of the sites the caller may read, per site and per plan.
+         * @description For each site: the measured period (the UTC calendar month, from
+         *     the site's creation when later, until now when the month is not
+         *     over), the downtime in it (its incidents, overlaps counted once,
+         *     open ones until the period's end), its availability, the
+         *     downtime its plan's `sla_percent` allows and whether it met it
+         *     (always, for a plan without an SLA). For each plan: its sites'
+         *     sums. `?org=`, `?q=` and `?site=` narrow the sites.
+         *
+         */
+        get: operations["getSLA"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The platform's public status page (HTML).
+         * @description No sign-in. Counts only: shards healthy, sites down now, incidents
+         *     of the last 24 hours, the availability of all sites together in
+         *     the last three months; no site is named. Built at most every 30 s.
+         *     Rate-limited per source address like the other public routes.
+         *
+         */
+        get: operations["getPlatformStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/status/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A site's public status page (HTML), when its owner made it public.
+         * @description No sign-in. The site's state now (up, or down since when and
+         *     why), its availability in the last three months and its incidents
+         *     of the last 90 days; nothing of other sites. A site whose page is
+         *     not public answers 404, as a site that does not exist.
+         *
+         */
+        get: operations["getSiteStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/metrics": {
         parameters: {
             query?: never;
@@ -650,12 +784,63 @@ export interface paths {
          *     prefix, charset, sizes and the SHA-256 of every entry). Follow the job
          *     with GET /v1/jobs/{id} (`progress.done`: archive bytes written), then
          *     download it with GET /v1/jobs/{id}/archive. An export already pending
-         *     or running is answered with 200. A site that is unplaced, moving,
-         *     being deleted or not Ready/Suspended gives 409; a control plane
-         *     without a transfer store 501. The body may be empty.
+         *     or running is answered with 200 (one of the other format: 409). A
+         *     site that is unplaced, moving, being deleted or not Ready/Suspended
+         *     gives 409; a control plane without a transfer store 501. The body
+         *     may be empty.
+         *
+         *     With `{"format": "wxr"}` the job writes the site's content instead,
+         *     as WordPress's own Tools → Export does (`export_wp`, all content,
+         *     run as the site's user): a WXR 1.2 file that any WordPress imports,
+         *     checked as it streams to be WXR this platform reads; the result has
+         *     `format: wxr` and `wxr` (its counts), and the archive endpoint serves
+         *     it as `application/xml`.
          *
          */
         post: operations["exportSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/wxr-import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a WXR file's content into the site (a wxr-import job on its shard, or check it with dry_run).
+         * @description The body is a WXR file (`application/xml`), as Tools → Export of any
+         *     WordPress writes it. It is read and checked here first: a document
+         *     type declaration or an entity other than XML's own (XXE, entity
+         *     expansion), more than 200,000 items, anything but an RSS document
+         *     with a WXR channel, or a character set other than UTF-8 is refused
+         *     with the reason (422); a file larger than the plan's disk limit
+         *     (at least 16 MiB, at most 2 GiB) gives 413. With `dry_run` the answer
+         *     is its counts (200). Otherwise it goes into the transfer store and a
+         *     `wxr-import` job on the site's shard imports it (202): the
+         *     attachments are downloaded from their URLs (http or https, public
+         *     addresses only, 64 MiB each, 2,000 at most; none with
+         *     `skip_attachments`), then WordPress inserts authors (mapped to users
+         *     by login, created when missing), terms, posts, comments, menus and
+         *     attachments in the site's own context, skipping posts the site has
+         *     already (same type, title and date). Follow the job with GET
+         *     /v1/jobs/{id} (`progress`: bytes of the file read); its result is
+         *     the report (`file`: the counts; `imported`: what WordPress inserted,
+         *     with failures; `fetched` and `fetch_failures`: the downloads). The
+         *     site must be Ready (409 otherwise, or while another WXR import of
+         *     it runs); a control plane without a transfer store gives 501.
+         *
+         */
+        post: operations["importWXR"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1032,7 +1217,8 @@ export interface paths {
         /**
          * Download the archive a succeeded export job wrote.
          * @description Streams the tar.gz (`application/gzip`, `Content-Disposition:
-         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it).
+         *     attachment`, `X-Archive-SHA256` its hash as the job's result has it),
+         *     or for an export with format wxr the WXR file (`application/xml`).
          *     Callers need write access to the job's site (the archive holds its
          *     database, password hashes included). A job of another kind: 400; an
          *     export not yet succeeded: 409; an archive no longer kept: 410; no
@@ -2195,6 +2381,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage records per site, by hour, day or month.
+         * @description Each site's usage per period on the shard it was on: requests,
+         *     response bytes, page-cache hits and the time requests waited for
+         *     PHP (counted by the edges), database queries and the sizes of the
+         *     database, files and backups (measured by the shards; zero until
+         *     they report them). Counters are summed over the period's hours,
+         *     sizes averaged over the hours that measured them. The sites the
+         *     caller may read (every site, and those deleted, for platform
+         *     roles); site= and org= narrow them. The span is month= (default the
+         *     current month, UTC) or from= and to= (to exclusive). Follow `next`
+         *     with after= for the next page.
+         *
+         */
+        get: operations["listUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Each site's cost in a month, its shard's cost split by usage (internal/cost).
+         * @description Every shard's cost over the month's hours so far (its vCPUs, memory
+         *     and disk at the price sheet's prices) is split over the sites that
+         *     used it that month or are on it now: the sheet's fixed_share
+         *     equally (idle sites pay it too), the rest by PHP worker-seconds
+         *     (compute) and storage bytes. The shares of a shard add up to its
+         *     cost to the cent (largest remainder). Egress and backup storage are
+         *     each site's own costs on top. Sites the caller may read (org=
+         *     narrows them); `shards` for platform roles only. Amounts in cents.
+         *
+         */
+        get: operations["costReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/edge/usage": {
         parameters: {
             query?: never;
@@ -2213,10 +2457,41 @@ export interface paths {
          *     audited. `sites` carries the same interval's other counts per site
          *     for the charts (GET /v1/sites/{name}/metrics); names of no site
          *     are dropped; a count out of bounds refuses the whole report. The
-         *     body may be up to 32 MiB.
+         *     body may be up to 32 MiB. The report's bytes, requests, page-cache
+         *     hits and PHP time also go to the sites' hourly usage records
+         *     (GET /v1/usage), with the bytes in the same transaction. `id`
+         *     names the report among its sender's (the token's): a report sent
+         *     again with an id already taken (within 7 days) adds nothing
+         *     anywhere and gets the same kind of answer.
          *
          */
         post: operations["reportUsage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge/probes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An edge's uptime probe results (edge token).
+         * @description Each result says a site is up (at the probe that passed) or down
+         *     (since the first of the failed probes that made it so, with what
+         *     it saw). A down site without an open incident gets one; an up
+         *     site's open incident is closed. Results of names of no site are
+         *     dropped; times after the control plane's now count as now. Not
+         *     audited; idempotent.
+         *
+         */
+        post: operations["reportProbes"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2403,14 +2678,20 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The edge's Prometheus metrics (text exposition format).
-         * @description Per-site request counters and histograms of the edge
-         *     (aipress_edge_requests_total{site,code_class,cache},
+         * The platform's Prometheus metrics (text exposition format).
+         * @description The control plane's metrics (aipress_api_request_duration_seconds{route,code_class}
+         *     by route pattern, aipress_store_operation_duration_seconds{op},
+         *     aipress_jobs_finished_total{kind,result}, aipress_jobs_active{kind,phase},
+         *     per-shard placement, health and backup coverage, aipress_controlplane_leader;
+         *     no series per site) and, with `aipress up`, the edge's per-site request
+         *     counters and histograms (aipress_edge_requests_total{site,code_class,cache},
          *     aipress_edge_request_duration_seconds{site},
          *     aipress_edge_response_bytes_total{site},
          *     aipress_edge_upstream_duration_seconds{site},
          *     aipress_edge_waf_blocks_total{site},
-         *     aipress_edge_ratelimited_total{site,scope}) plus Go runtime and
+         *     aipress_edge_ratelimited_total{site,scope}) and each local shard's
+         *     (php-fpm pools, databases, site files, pooler, MariaDB and php-fpm
+         *     health: docs/operations.md, Monitoring), plus Go runtime and
          *     process metrics. Requests for unknown hosts count under
          *     site="_unknown". Any token (role viewer) may read it; configure
          *     Prometheus with `authorization: {credentials: <token>}`.
@@ -2448,6 +2729,78 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Incident: {
+            /** Format: int64 */
+            id: number;
+            site: string;
+            /**
+             * Format: date-time
+             * @description The first failed probe.
+             */
+            started: string;
+            /**
+             * Format: date-time
+             * @description The first probe that passed again; absent while open.
+             */
+            ended?: string;
+            /** @example HTTP 503 */
+            cause: string;
+        };
+        IncidentList: {
+            items: components["schemas"]["Incident"][];
+            /**
+             * Format: int64
+             * @description The `after` of the next page; absent on the last.
+             */
+            next?: number;
+        };
+        StatusPageSetting: {
+            public: boolean;
+            /**
+             * @description Where the page is served on the API's address (when public).
+             * @example /status/blog.example.com
+             */
+            path?: string;
+        };
+        SLAReport: {
+            /** @example 2026-11 */
+            month: string;
+            /** Format: date-time */
+            from: string;
+            /**
+             * Format: date-time
+             * @description The month's end
+             */
+            to: string;
+            complete: boolean;
+            sites: {
+                site: string;
+                org: string;
+                plan: string;
+                /** @description The plan's sla_percent (0: no SLA). */
+                target_percent: number;
+                /** Format: date-time */
+                from: string;
+                /** Format: date-time */
+                to: string;
+                measured_seconds: number;
+                downtime_seconds: number;
+                allowed_downtime_seconds: number;
+                availability_percent: number;
+                incidents: number;
+                met: boolean;
+            }[];
+            plans: {
+                plan: string;
+                target_percent: number;
+                sites: number;
+                sites_met: number;
+                availability_percent: number;
+                measured_seconds: number;
+                downtime_seconds: number;
+                incidents: number;
+            }[];
+        };
         GitTarget: {
             /** @enum {string} */
             kind: "site" | "org";
@@ -2796,7 +3149,7 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export" | "wxr-import";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
@@ -3320,6 +3673,109 @@ export interface components {
             prev_hash: string;
             /** @description SHA-256 hex. */
             hash: string;
+        };
+        UsageRecord: {
+            site: string;
+            shard: string;
+            /**
+             * @description The period's start: 2026-12-06T10 (hour, UTC), 2026-12-06 (day) or 2026-12 (month).
+             * @example 2026-12-06
+             */
+            period: string;
+            /**
+             * Format: int64
+             * @description Hourly records in the period.
+             */
+            hours: number;
+            /** Format: int64 */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Response body bytes.
+             */
+            bytes_out: number;
+            /** Format: int64 */
+            cache_hits: number;
+            /**
+             * Format: int64
+             * @description Microseconds requests waited for PHP (the edge's view of PHP worker time).
+             */
+            php_us: number;
+            /** Format: int64 */
+            db_queries: number;
+            /**
+             * Format: int64
+             * @description Average over the hours measured.
+             */
+            db_bytes: number;
+            /** Format: int64 */
+            files_bytes: number;
+            /** Format: int64 */
+            backup_bytes: number;
+        };
+        UsageList: {
+            /** @enum {string} */
+            period: "hour" | "day" | "month";
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            items: components["schemas"]["UsageRecord"][];
+            /** @description Pass as after= for the next page; absent on the last. */
+            next?: string;
+        };
+        CostReport: {
+            /** @example 2026-12 */
+            month: string;
+            /** @example USD */
+            currency: string;
+            /** @description Where the price sheet's prices come from. */
+            source: string;
+            /** @description The hours of the month priced (so far, for the current month). */
+            hours: number;
+            fixed_share: number;
+            /** @description Platform roles only. */
+            shards?: {
+                shard: string;
+                sites: number;
+                /** Format: int64 */
+                cost_cents: number;
+            }[];
+            sites: {
+                site: string;
+                org?: string;
+                shard: string;
+                /**
+                 * Format: int64
+                 * @description Its part of the shard's cost: fixed_cents + usage_cents.
+                 */
+                share_cents: number;
+                /** Format: int64 */
+                fixed_cents: number;
+                /** Format: int64 */
+                usage_cents: number;
+                /** Format: int64 */
+                egress_cents: number;
+                /** Format: int64 */
+                backup_cents: number;
+                /** Format: int64 */
+                total_cents: number;
+                /** Format: int64 */
+                requests?: number;
+                /** Format: int64 */
+                bytes_out?: number;
+                /** Format: int64 */
+                php_seconds?: number;
+                /** Format: int64 */
+                storage_bytes?: number;
+                /** Format: int64 */
+                backup_bytes?: number;
+            }[];
+            /**
+             * Format: int64
+             * @description The sum of the sites' totals.
+             */
+            total_cents: number;
         };
         AuditList: {
             items: components["schemas"]["AuditEntry"][];
@@ -4303,6 +4759,179 @@ export interface operations {
             500: components["responses"]["Internal"];
         };
     };
+    listIncidents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description List incidents with a greater ID (the previous page's `next`). */
+                after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of incidents. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getStatusPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The setting. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusPageSetting"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    setStatusPage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    public: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description The setting now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusPageSetting"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getSLA: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (default: the current month, so far). */
+                month?: string;
+                org?: string;
+                /** @description Only sites whose name contains this. */
+                q?: string;
+                site?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getPlatformStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getSiteStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+        };
+    };
     getSiteMetrics: {
         parameters: {
             query?: {
@@ -4934,7 +5563,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description archive (the default): the portable tar.gz; wxr: the content as a WXR file
+                     * @enum {string}
+                     */
+                    format?: "archive" | "wxr";
+                };
+            };
+        };
         responses: {
             /** @description The export already pending or running. */
             200: {
@@ -4959,6 +5598,54 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
+    importWXR: {
+        parameters: {
+            query?: {
+                dry_run?: boolean;
+                skip_attachments?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/xml": string;
+            };
+        };
+        responses: {
+            /** @description The dry run's counts (`site`, `dry_run`, `file`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The counts (`file`) and the new job (`job`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            422: components["responses"]["BadRequest"];
             500: components["responses"]["Internal"];
             501: components["responses"]["Internal"];
         };
@@ -5399,7 +6086,7 @@ export interface operations {
             query?: {
                 site?: string;
                 shard?: string;
-                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export";
+                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export" | "wxr-import";
                 /** @description One phase or several, comma-separated. */
                 phase?: string;
                 limit?: number;
@@ -5470,6 +6157,7 @@ export interface operations {
                 };
                 content: {
                     "application/gzip": string;
+                    "application/xml": string;
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -7218,6 +7906,69 @@ export interface operations {
             };
         };
     };
+    listUsage: {
+        parameters: {
+            query?: {
+                period?: "hour" | "day" | "month";
+                /** @description YYYY-MM (UTC). */
+                month?: string;
+                /** @description YYYY-MM-DD or RFC 3339; with to=. */
+                from?: string;
+                /** @description YYYY-MM-DD or RFC 3339, exclusive; at most 400 days after from=. */
+                to?: string;
+                site?: string;
+                org?: string;
+                /** @description The previous page's next. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of records, by period, site and shard. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    costReport: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (UTC); default the current month. */
+                month?: string;
+                org?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The month's costs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["Internal"];
+        };
+    };
     reportUsage: {
         parameters: {
             query?: never;
@@ -7228,6 +7979,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description The report's identifier among its sender's (edges: 128 random bits); absent: never deduplicated. */
+                    id?: string;
                     bytes?: {
                         [key: string]: number;
                     };
@@ -7268,6 +8021,45 @@ export interface operations {
                         /** @example 2026-12 */
                         month?: string;
                         over?: string[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    reportProbes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    results?: {
+                        site: string;
+                        up: boolean;
+                        /** Format: date-time */
+                        at: string;
+                        cause?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description How many incidents the report opened and closed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        opened?: number;
+                        closed?: number;
                     };
                 };
             };

@@ -1,0 +1,18 @@
+-- +goose Up
+-- incidents: spans of time the uptime probes saw a site down (package
+-- uptime; store.Incident). Times are nanoseconds since the epoch (UTC);
+-- ended is NULL while the incident is open, and a site has at most one
+-- open incident (incidents_open).
+CREATE TABLE incidents (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site    text COLLATE "C" NOT NULL,
+    started bigint NOT NULL,
+    ended   bigint,
+    cause   text NOT NULL
+);
+CREATE UNIQUE INDEX incidents_open ON incidents (site) WHERE ended IS NULL;
+CREATE INDEX incidents_site_started ON incidents (site, started);
+CREATE INDEX incidents_started ON incidents (started);
+
+-- +goose Down
+DROP TABLE incidents;
