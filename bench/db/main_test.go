@@ -171,7 +171,7 @@ func sampleResult() Result {
 		DurationSecs: 60, WarmupSecs: 20, LoadAvgBefore: "1.00 0.50 0.25", LoadAvgAfter: "3.00 2.00 1.00",
 		Configs: []ConfigResult{
 			{Name: "direct", Requests: 3000, ReqPerSec: 50, P50Ms: 200, P99Ms: 800, CommentsSent: 150, CommentsOK: 149,
-				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ActiveMean: 2.5, LoadAvg: "1.10→1.90", ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30, CPUMsPerReq: 41.5},
+				Samples: 600, BackendPeak: 16, BackendMean: 9.5, ActiveMean: 2.5, LoadAvg: "1.10→1.90", ThreadsPeak: 19, PrimarySelects: 60000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 30, CPUMsPerReq: 41.5, CPUAipressMs: 6.5, CPUMariaDBMs: 5, CPUPHPMs: 30},
 			{Name: "pooler", Requests: 2900, ReqPerSec: 48, P50Ms: 210, P99Ms: 900, CommentsSent: 145, CommentsOK: 145,
 				Samples: 600, BackendPeak: 6, BackendMean: 4.2, ActiveMean: 2.4, LoadAvg: "1.90→2.00", ThreadsPeak: 9, PrimarySelects: 58000, PrimarySelectsPerReq: 20, PrimaryQuestionsPerReq: 31, CPUMsPerReq: 43.25},
 			{Name: "pooler+replica", Replicas: 1, Requests: 2950, ReqPerSec: 49, P50Ms: 205, P99Ms: 850, CommentsSent: 147, CommentsOK: 147,

@@ -105,11 +105,11 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	}
 	args := wrkArgs(o.threads, o.connections, o.duration, script, url)
 	logf("%s: measuring, wrk %s", c.Name, strings.Join(args, " "))
-	cpu0, cerr := benchplatform.TreeCPU(p.PID())
+	cpu0, cerr := benchplatform.TreeCPUByName(p.PID())
 	start := time.Now()
 	ws, out, werr := runWrk(ctx, wrkBin, args)
 	elapsed := time.Since(start)
-	cpu1, cerr1 := benchplatform.TreeCPU(p.PID())
+	cpu1, cerr1 := benchplatform.TreeCPUByName(p.PID())
 	serr := samp.stop()
 	cr.LoadAvg = load1 + "→" + loadAvg1()
 	if werr != nil {
@@ -164,7 +164,18 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		cr.PrimarySelectsPerReq = float64(cr.PrimarySelects) / n
 		cr.PrimaryQuestionsPerReq = float64(cr.PrimaryQuestions) / n
 		cr.ReplicaSelectsPerReq = float64(cr.ReplicaSelects) / n
-		cr.CPUMsPerReq = float64((cpu1-cpu0)/time.Microsecond) / 1000 / n
+		for name, d := range cpu1 {
+			ms := float64((d-cpu0[name])/time.Microsecond) / 1000 / n
+			cr.CPUMsPerReq += ms
+			switch {
+			case name == "aipress":
+				cr.CPUAipressMs += ms
+			case name == "mariadbd":
+				cr.CPUMariaDBMs += ms
+			case strings.HasPrefix(name, "php-fpm"):
+				cr.CPUPHPMs += ms
+			}
+		}
 	}
 	logf("%s: %d requests in %v (%.1f req/s, p99 %.0f ms), backend conns peak %d mean %.1f (%d samples), primary SELECTs/request %.2f",
 		c.Name, ws.Requests, elapsed.Round(time.Millisecond), cr.ReqPerSec, cr.P99Ms, cr.BackendPeak, cr.BackendMean, cr.Samples, cr.PrimarySelectsPerReq)

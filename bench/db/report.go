@@ -77,6 +77,12 @@ type ConfigResult struct {
 	// MariaDB, php-fpm) per request during the measured run: what the
 	// configuration costs whatever else the machine runs.
 	CPUMsPerReq float64 `json:"cpu_ms_per_request"`
+	// The same for aipress (edge, WAF, pooler…), MariaDB and php-fpm
+	// (masters and workers) alone; the rest is other processes below
+	// aipress up.
+	CPUAipressMs float64 `json:"cpu_ms_per_request_aipress"`
+	CPUMariaDBMs float64 `json:"cpu_ms_per_request_mariadb"`
+	CPUPHPMs     float64 `json:"cpu_ms_per_request_php"`
 
 	LoadAvg string `json:"loadavg_1m_before_after"`
 	Profile string `json:"cpu_profile,omitempty"`
@@ -212,7 +218,7 @@ func (r *Result) print(w io.Writer) {
 		r.Sites, r.Load, r.WarmupSecs, r.Every)
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAvgBefore, r.LoadAvgAfter)
 	t := benchplatform.Table{{"config", "req/s", "p50 ms", "p99 ms", "failed", "comments ok/sent",
-		"backend peak", "backend mean", "active mean", "threads peak", "connects/req", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "CPU ms/req", "load 1m"}}
+		"backend peak", "backend mean", "active mean", "threads peak", "connects/req", "primary SELECT/req", "primary Questions/req", "replica SELECT/req", "CPU ms/req", "aipress/mariadb/php", "load 1m"}}
 	for _, c := range r.Configs {
 		failed := strconv.FormatInt(c.Failed+c.SocketErrors, 10)
 		if len(c.Statuses) > 0 {
@@ -229,7 +235,8 @@ func (r *Result) print(w io.Writer) {
 		}
 		t = append(t, []string{c.Name, f(c.ReqPerSec, 1), f(c.P50Ms, 1), f(c.P99Ms, 1), failed,
 			fmt.Sprintf("%d/%d", c.CommentsOK, c.CommentsSent), strconv.Itoa(c.BackendPeak), f(c.BackendMean, 1),
-			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(perReq(c.PrimaryConnects, c.Requests), 2), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, f(c.CPUMsPerReq, 1), c.LoadAvg})
+			f(c.ActiveMean, 1), strconv.Itoa(c.ThreadsPeak), f(perReq(c.PrimaryConnects, c.Requests), 2), f(c.PrimarySelectsPerReq, 2), f(c.PrimaryQuestionsPerReq, 2), rep, f(c.CPUMsPerReq, 1),
+			f(c.CPUAipressMs, 1) + "/" + f(c.CPUMariaDBMs, 1) + "/" + f(c.CPUPHPMs, 1), c.LoadAvg})
 	}
 	t.Print(w)
 	if len(r.Goals) > 0 {

@@ -3,6 +3,7 @@ package benchplatform
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,15 @@ func TestTreeCPU(t *testing.T) {
 	}
 	if after-before < 50_000_000 { // 50 ms: the child's CPU is there
 		t.Fatalf("tree CPU grew by %v, want the child's (≥ 50ms)", after-before)
+	}
+	// By name: this process's own name holds the child's CPU (reaped).
+	by, err := TreeCPUByName(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	if self := by[strings.TrimSpace(string(comm))]; self < 50_000_000 {
+		t.Fatalf("by name %v: want this process's name (%q) to hold the child's CPU", by, comm)
 	}
 	if _, err := TreeCPU(1 << 30); err == nil {
 		t.Fatal("no error for a missing process")
