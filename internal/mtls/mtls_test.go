@@ -240,29 +240,9 @@ func TestSessionsResume(t *testing.T) {
 	if e1.ClientTLS(Identity{RoleShard, "s1"}, "h") != e1.ClientTLS(Identity{RoleShard, "s1"}, "h") {
 		t.Fatal("ClientTLS made a second configuration for the same peer")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	server := s1.ServerTLS(RoleEdge)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				s := tls.Server(c, server)
-				if s.Handshake() == nil {
-					s.Write([]byte("x"))
-				}
-				s.Close()
-			}()
-		}
-	}()
+	addr := serveTLS(t, s1.ServerTLS(RoleEdge))
 	dial := func(peer Identity) (bool, error) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), e1.ClientTLS(peer))
+		c, err := tls.Dial("tcp", addr, e1.ClientTLS(peer))
 		if err != nil {
 			return false, err
 		}
@@ -283,4 +263,32 @@ func TestSessionsResume(t *testing.T) {
 	if _, err := dial(Identity{RoleShard, "s2"}); err == nil {
 		t.Fatal("a client expecting s2 accepted s1")
 	}
+}
+
+// serveTLS accepts TLS connections with server on a loopback port until the
+// test ends: each that completes its handshake gets one byte ("x"). It
+// returns the address.
+func serveTLS(t *testing.T, server *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				s := tls.Server(c, server)
+				if s.Handshake() == nil {
+					s.Write([]byte("x"))
+				}
+				s.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

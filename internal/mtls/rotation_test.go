@@ -230,29 +230,9 @@ func TestBundleTrust(t *testing.T) {
 	t.Run("resumed session after finish", func(t *testing.T) {
 		gw := holder(Identity{RoleShard, "s9"}, started)
 		edge := holder(Identity{RoleEdge, "e9"}, started)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		server := gw.ServerTLS(RoleEdge)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					s := tls.Server(c, server)
-					if s.Handshake() == nil {
-						s.Write([]byte("x"))
-					}
-					s.Close()
-				}()
-			}
-		}()
+		addr := serveTLS(t, gw.ServerTLS(RoleEdge))
 		dial := func() (bool, error) {
-			c, err := tls.Dial("tcp", ln.Addr().String(), edge.ClientTLS(Identity{RoleShard, "s9"}))
+			c, err := tls.Dial("tcp", addr, edge.ClientTLS(Identity{RoleShard, "s9"}))
 			if err != nil {
 				return false, err
 			}
@@ -408,27 +388,7 @@ func TestDialStaleSession(t *testing.T) {
 	}
 	renew(gw, &started)
 	renew(edge, &started)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	server := gw.ServerTLS(RoleEdge)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				s := tls.Server(c, server)
-				if s.Handshake() == nil {
-					s.Write([]byte("x"))
-				}
-				s.Close()
-			}()
-		}
-	}()
+	addr := serveTLS(t, gw.ServerTLS(RoleEdge))
 	cache := &staleCache{}
 	cfg := edge.ClientTLS(Identity{RoleShard, "s1"}).Clone()
 	cfg.ClientSessionCache = cache
@@ -441,7 +401,7 @@ func TestDialStaleSession(t *testing.T) {
 		_, err = io.ReadFull(c, make([]byte, 1)) // (TLS 1.3: the ticket comes with the first read)
 		return err
 	}
-	if err := use(d.DialContext(t.Context(), "tcp", ln.Addr().String())); err != nil {
+	if err := use(d.DialContext(t.Context(), "tcp", addr)); err != nil {
 		t.Fatal(err)
 	}
 	// The gateway issues from generation 2 and still trusts 1 (switch);
@@ -452,13 +412,13 @@ func TestDialStaleSession(t *testing.T) {
 	cache.mu.Lock()
 	cache.stale = true
 	cache.mu.Unlock()
-	if err := use(d.DialContext(t.Context(), "tcp", ln.Addr().String())); !errors.Is(err, ErrStaleSession) {
+	if err := use(d.DialContext(t.Context(), "tcp", addr)); !errors.Is(err, ErrStaleSession) {
 		t.Fatalf("resuming the stale session: %v, want ErrStaleSession", err)
 	}
 	cache.mu.Lock()
 	cache.stale = true
 	cache.mu.Unlock()
-	if err := use(Dial(t.Context(), d, "tcp", ln.Addr().String())); err != nil {
+	if err := use(Dial(t.Context(), d, "tcp", addr)); err != nil {
 		t.Fatalf("Dial after a stale session: %v", err)
 	}
 }
