@@ -347,6 +347,11 @@ type call struct {
 	// channel, requestID and sourceIP say how the call came in, for the
 	// audit log (requestMeta).
 	channel, requestID, sourceIP string
+	// longPoll: the call may wait on purpose (a watch or job long poll
+	// with since=, a followed log), so its duration says how long nothing
+	// happened, not how slow the API was: Config.Observe is not told of
+	// it.
+	longPoll bool
 }
 
 // response is what a handler produced: a status and a JSON body, or raw
@@ -722,7 +727,7 @@ func (s *server) wrap(rt route) http.Handler {
 			actor = c.who.actor()
 		}
 		took := s.cfg.Clock().Sub(start)
-		if s.cfg.Observe != nil {
+		if s.cfg.Observe != nil && !c.longPoll {
 			s.cfg.Observe(rt.Method+" "+rt.Pattern, cmp.Or(status, http.StatusOK), took)
 		}
 		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +49,9 @@ type env struct {
 	siteMetrics *sitemetrics.Store
 	// uploads is the bucket of uploaded artefacts.
 	uploads *blob.Bucket
+	// observed are the routes Config.Observe was told of, in order.
+	observedMu sync.Mutex
+	observed   []string
 }
 
 func hashSecret(s string) string {
@@ -99,6 +103,11 @@ func newEnv(t *testing.T) *env {
 		PublicHTTPSURL: func(d string) string { return "https://" + d + ":8443" },
 		Auth:           AuthConfig{Mailer: e.mail},
 		LoginKey:       func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) },
+		Observe: func(route string, _ int, _ time.Duration) {
+			e.observedMu.Lock()
+			e.observed = append(e.observed, route)
+			e.observedMu.Unlock()
+		},
 	})
 	return e
 }

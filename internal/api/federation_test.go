@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
@@ -642,5 +643,52 @@ func TestUnplacedCreate(t *testing.T) {
 	code, m, _ := e.do(t, "POST", "/v1/sites", adminSecret, map[string]any{"domain": "a.com", "title": "T", "admin_email": "me@example.com"})
 	if code != http.StatusCreated || m["shard"] != "" || get(m, "site.status.phase") != "Pending" {
 		t.Fatalf("create: %d %v", code, m)
+	}
+}
+
+// TestObserveLeavesOutLongPolls: Config.Observe (the API latency
+// histogram) hears of every answer but the long polls, whose time is how
+// long nothing changed: the routing table and the shard's sites and jobs
+// listed are observed, the same routes waiting with since= are not.
+func TestObserveLeavesOutLongPolls(t *testing.T) {
+	e := fedEnv(t)
+	rev := func(path, token string) int64 {
+		status, m, _ := e.do(t, "GET", path, token, nil)
+		if status != 200 {
+			t.Fatalf("GET %s: %d %v", path, status, m)
+		}
+		v, _ := m["revision"].(float64)
+		return int64(v)
+	}
+	steps := []struct {
+		path, token string
+		observed    bool
+	}{
+		{"/v1/routes", edgeSecret, true},
+		{"/v1/routes?since=%d&wait=10ms", edgeSecret, false},
+		{"/v1/agent/sites", shard1Secret, true},
+		{"/v1/agent/sites?since=%d&wait=10ms", shard1Secret, false},
+		{"/v1/agent/jobs", shard1Secret, true},
+		{"/v1/agent/jobs?since=%d&wait=10ms", shard1Secret, false},
+		{"/v1/sites", adminSecret, true},
+	}
+	var r int64
+	for _, st := range steps {
+		path := st.path
+		if strings.Contains(path, "%d") {
+			path = fmt.Sprintf(path, r)
+		}
+		e.observedMu.Lock()
+		before := len(e.observed)
+		e.observedMu.Unlock()
+		if v := rev(path, st.token); v > 0 {
+			r = v
+		}
+		e.observedMu.Lock()
+		got := len(e.observed) - before
+		e.observedMu.Unlock()
+		if want := map[bool]int{true: 1, false: 0}[st.observed]; got != want {
+			t.Errorf("GET %s: observed %d times, want %d", path, got, want)
+		}
 	}
 }

@@ -210,6 +210,7 @@ func (s *server) agentJobs(c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	c.longPoll = !q.list && q.wait > 0
 	ctx := c.r.Context()
 	shard := c.token.Subject
 	waitCtx, cancel := context.WithTimeout(ctx, q.wait)

@@ -100,6 +100,7 @@ func (s *server) getSiteLogs(c *call) (response, error) {
 	if err != nil {
 		return response{}, internal(fmt.Errorf("logs of %q: %w", name, err))
 	}
+	c.longPoll = follow
 	ctx := c.r.Context()
 	return response{contentType: "application/x-ndjson", stream: func(w http.ResponseWriter) error {
 		rc := http.NewResponseController(w)

@@ -103,6 +103,7 @@ func listAllSites(ctx context.Context, st store.Store, shard string) ([]site.Sit
 // runs per wake-up of the revision hub, whose single poller is shared by
 // every waiting watcher.
 func (s *server) longPoll(c *call, q watchQuery, opts store.ChangeOptions) (*store.ChangeList, error) {
+	c.longPoll = q.wait > 0
 	return longPoll(c.r.Context(), s.cfg.Store, s.cfg.Hub, q, opts)
 }
 
@@ -177,6 +178,7 @@ func (s *server) watchRoutes(c *call) (response, error) {
 	if q.list {
 		out, err = src.Routes(c.r.Context())
 	} else {
+		c.longPoll = q.wait > 0
 		out, err = src.watch(c.r.Context(), q)
 	}
 	if err != nil {

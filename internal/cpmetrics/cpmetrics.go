@@ -83,7 +83,7 @@ func New(cfg Config) *Metrics {
 		reg: prometheus.NewRegistry(),
 		api: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "aipress_api_request_duration_seconds",
-			Help:    "Time the API took to answer, by route (method and pattern) and status code class.",
+			Help:    "Time the API took to answer, by route (method and pattern) and status code class; long polls and followed logs are left out.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "code_class"}),
 		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
