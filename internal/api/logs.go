@@ -175,12 +175,12 @@ type LocalLogs struct {
 
 // Open implements SiteLogs.
 func (l LocalLogs) Open(_ context.Context, st *site.Site, kind string, q sitelog.Query, follow bool) (LogReading, error) {
-	if err := sitelog.ValidCursor(q.After); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadCursor, err)
-	}
 	src, err := l.Source(st, kind)
 	if err != nil {
 		return nil, err
+	}
+	if err := sitelog.ValidCursor(q.After); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCursor, err)
 	}
 	return localReading{src: src, q: q, follow: follow}, nil
 }
