@@ -3,6 +3,7 @@ package edgenode
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -76,7 +77,7 @@ func (n *Node) serveLogs(ctx context.Context, mesh *edgeMesh, c *apiclient.Clien
 	for {
 		conn, err := n.logsLn.Accept()
 		if err != nil {
-			if ctx.Err() == nil && !strings.Contains(err.Error(), "use of closed") {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				log.Error("logs listener stopped", "err", err)
 			}
 			return
