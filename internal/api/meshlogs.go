@@ -3,7 +3,9 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,13 +31,14 @@ import (
 
 // EdgeLogsTTL: an edge that has not registered its logs address for this
 // long (it does every minute) is not asked for logs.
-const EdgeLogsTTL = 5 * time.Minute
+const EdgeLogsTTL = 3 * time.Minute
 
 // edgeLogsKey is the store setting of the edges' logs addresses.
 const edgeLogsKey = "edge.logs"
 
-// maxEdgeLogs bounds the edges the setting remembers (the oldest go).
-const maxEdgeLogs = 400
+// maxEdgeLogs bounds the registrations the setting remembers (the oldest
+// go), within store.MaxSettingBytes.
+const maxEdgeLogs = 300
 
 // edgeLogsForget: a registration older than this is removed.
 const edgeLogsForget = 24 * time.Hour
@@ -55,9 +58,20 @@ type EdgeLogsAddressResponse struct {
 	TTLSeconds int `json:"ttl_seconds"`
 }
 
+// edgeLogsEntry is one registration. Several edges may share a token (the
+// replicas of a Deployment): each registers its own address under the
+// token's name, and every one is asked.
 type edgeLogsEntry struct {
+	Edge    string    `json:"edge"`
 	Address string    `json:"address"`
 	Seen    time.Time `json:"seen"`
+}
+
+// logSourceName names the edge edge at addr in merged cursors: the edge's
+// name and a digest of its address (replicas sharing a token differ).
+func logSourceName(edge, addr string) string {
+	sum := sha256.Sum256([]byte(addr))
+	return edge + "." + hex.EncodeToString(sum[:4])
 }
 
 // checkHostPort validates an address a machine registers.
@@ -117,7 +131,7 @@ func registerEdgeLogs(ctx context.Context, st store.Store, edge, addr string, no
 				delete(m, name)
 			}
 		}
-		m[edge] = edgeLogsEntry{Address: addr, Seen: now.UTC()}
+		m[edge+" "+addr] = edgeLogsEntry{Edge: edge, Address: addr, Seen: now.UTC()}
 		for len(m) > maxEdgeLogs {
 			oldest := ""
 			for name, e := range m {
@@ -192,11 +206,12 @@ func (m MeshLogs) Open(ctx context.Context, st *site.Site, kind string, q sitelo
 			return nil, err
 		}
 		now := clock()
-		for name, e := range edges {
-			if now.Sub(e.Seen) > EdgeLogsTTL || (mtls.Identity{Role: mtls.RoleEdge, Name: name}).Valid() != nil {
+		for _, e := range edges {
+			id := mtls.Identity{Role: mtls.RoleEdge, Name: e.Edge}
+			if now.Sub(e.Seen) > EdgeLogsTTL || id.Valid() != nil || checkHostPort(e.Address) != nil {
 				continue
 			}
-			sources = append(sources, logmesh.Source{Name: name, Dial: meshDialer(creds, mtls.Identity{Role: mtls.RoleEdge, Name: name}, e.Address, timeout)})
+			sources = append(sources, logmesh.Source{Name: logSourceName(e.Edge, e.Address), Dial: meshDialer(creds, id, e.Address, timeout)})
 		}
 		if len(sources) == 0 {
 			return nil, fmt.Errorf("access log of %s: %w", st.Metadata.Name, ErrNoLogSources)

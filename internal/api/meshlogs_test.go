@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,37 +46,39 @@ func TestMeshLogs(t *testing.T) {
 		return c
 	}
 	st := &site.Site{Metadata: site.Metadata{Name: "blog.test", UID: "uid-blog"}}
-	// An edge "e1" keeping the site's access log.
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "blog.test"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "blog.test", sitelog.AccessFile),
-		[]byte(`{"time":"2026-12-06T10:00:00Z","method":"GET","path":"/hello","status":200}`+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	edgeCreds := issue(mtls.Identity{Role: mtls.RoleEdge, Name: "e1"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srv := &logmesh.Server{Resolve: func(_ context.Context, name, uid, kind string) (sitelog.Source, error) {
-		if name != "blog.test" || uid != "uid-blog" {
-			return sitelog.Source{}, logmesh.ErrNotFound
+	// edge runs a replica of edge "e1" (each replica its own key) keeping
+	// one request of the site's access log at second sec.
+	edge := func(path string, sec int) net.Listener {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, sitelog.AccessFile),
+			[]byte(fmt.Sprintf(`{"time":"2026-12-06T10:00:%02dZ","method":"GET","path":%q,"status":200}`+"\n", sec, path)), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		return sitelog.Source{Dir: filepath.Join(dir, name), Base: sitelog.AccessFile, Kind: kind, Site: name}, nil
-	}}
-	cfg := edgeCreds.ServerTLSByProto(map[string]mtls.Role{logmesh.Proto: mtls.RoleControl}, logmesh.Proto)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+		creds := issue(mtls.Identity{Role: mtls.RoleEdge, Name: "e1"})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		srv := &logmesh.Server{Resolve: func(_ context.Context, name, uid, kind string) (sitelog.Source, error) {
+			if name != "blog.test" || uid != "uid-blog" {
+				return sitelog.Source{}, logmesh.ErrNotFound
 			}
-			go srv.ServeConn(ctx, tls.Server(c, cfg))
-		}
-	}()
+			return sitelog.Source{Dir: dir, Base: sitelog.AccessFile, Kind: kind, Site: name}, nil
+		}}
+		cfg := creds.ServerTLSByProto(map[string]mtls.Role{logmesh.Proto: mtls.RoleControl}, logmesh.Proto)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go srv.ServeConn(ctx, tls.Server(c, cfg))
+			}
+		}()
+		return ln
+	}
+	ln := edge("/hello", 1)
 	control, err := ControlCredentials(t.TempDir(), mtls.Identity{Role: mtls.RoleControl, Name: "cp1"}, ca, e.store, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +106,7 @@ func TestMeshLogs(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Path != "/hello" || got[0].Site != "blog.test" {
 		t.Fatalf("read: %v %+v", err, got)
 	}
-	if got[0].Cursor[:3] != "e1@" {
+	if want := logSourceName("e1", ln.Addr().String()) + "@"; !strings.HasPrefix(got[0].Cursor, want) {
 		t.Errorf("cursor %q", got[0].Cursor)
 	}
 	// A bad cursor is the caller's.
@@ -123,6 +127,14 @@ func TestMeshLogs(t *testing.T) {
 	}
 	if got, err := read(); err != nil || len(got) != 1 {
 		t.Errorf("after e2 went silent: %v %+v", err, got)
+	}
+	// Two replicas sharing e1's token: both are read, merged by time.
+	ln2 := edge("/replica", 0)
+	if err := registerEdgeLogs(ctx, e.store, "e1", ln2.Addr().String(), now); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(); err != nil || len(got) != 2 || got[0].Path != "/replica" || got[1].Path != "/hello" {
+		t.Errorf("two replicas: %v %+v", err, got)
 	}
 	// An edge that is down.
 	ln.Close()

@@ -444,7 +444,7 @@ export interface paths {
          *     is kept, over mutual TLS (docs/operations.md, Logs): the PHP log from
          *     the shard's gateway, the access log from every edge that registered
          *     a logs address, merged by time; an access-log cursor then holds one
-         *     position per edge ("EDGE@INODE:OFFSET,…"). A shard or edge that does
+         *     position per edge address ("EDGE.DIGEST@INODE:OFFSET,…"). A shard or edge that does
          *     not answer gives 502, no edge registered 503, a log no machine can
          *     serve it from (a shard without a gateway) 501.
          *
