@@ -536,6 +536,8 @@ var routes = []route{
 	{"GET", "/v1/agent/artefacts/{sha256}", "agent.artefact", permShard, machine, false, false, (*server).agentArtefact},
 	{"POST", "/v1/agent/certificate", "agent.certificate", permShard, machine, true, false, (*server).agentCertificate},
 	{"POST", "/v1/edge/certificate", "edge.certificate", permEdgeOnly, machine, true, false, (*server).edgeCertificate},
+	// authz: edge tokens only (the edge is the token's); re-sent every minute.
+	{"PUT", "/v1/edge/logs-address", "edge.logs-address", permEdgeOnly, machine, true, true, (*server).putEdgeLogsAddress},
 	// authz: shard agents (their gateway's check of the mesh CA bundle).
 	{"GET", "/v1/agent/mesh-ca", "agent.mesh-ca", permShard, machine, false, false, (*server).meshBundle},
 	// authz: edges (their check of the mesh CA bundle), and admins as for the routing table.

@@ -173,6 +173,7 @@ var matrix = map[string]string{
 	"GET /v1/agent/artefacts/{sha256}":     "shard",
 	"POST /v1/agent/certificate":           "shard",
 	"POST /v1/edge/certificate":            "edge-only",
+	"PUT /v1/edge/logs-address":            "edge-only",
 	"GET /v1/agent/mesh-ca":                "shard",
 	"GET /v1/edge/mesh-ca":                 "edge",
 	"GET /v1/mesh/ca":                      "platform.admin",

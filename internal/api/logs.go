@@ -17,18 +17,40 @@ import (
 	"github.com/aipress/aipress/internal/store"
 )
 
-// SiteLogs finds a site's logs where this process can read them: the
-// access log its edge writes and the PHP error log its shard's pool writes
-// (package sitelog). Source returns the source of kind (sitelog.KindAccess
-// or sitelog.KindPHP) for st, or an error wrapping ErrLogsElsewhere when
-// that log lives on a machine this process does not read (docs/
+// SiteLogs finds a site's logs where they are: the access log its edges
+// write and the PHP error log its shard's pool writes (package sitelog).
+// Open starts a reading of st's log of kind (sitelog.KindAccess or
+// KindPHP) for q, followed or not. Its errors: ErrLogsElsewhere (no way to
+// read that log from here: 501), ErrBadCursor (q.After is not a cursor of
+// this log: 400), ErrLogsUnreachable (a machine keeping the log did not
+// answer: 502), ErrNoLogSources (no machine to ask: 503) (docs/
 // operations.md, Logs).
 type SiteLogs interface {
-	Source(st *site.Site, kind string) (sitelog.Source, error)
+	Open(ctx context.Context, st *site.Site, kind string, q sitelog.Query, follow bool) (LogReading, error)
 }
 
-// ErrLogsElsewhere: a site's log is not on this machine.
-var ErrLogsElsewhere = errors.New("the site's logs are kept on another machine")
+// LogReading is an opened reading of a log. Run emits the last q.Limit
+// matching entries, oldest first, and calls tick with how many; when
+// followed it goes on emitting each new entry and calling tick every
+// LogsFollowInterval with how many came, until ctx ends (nil) or emit,
+// tick or the reading fails. Close releases it (after Run, or instead).
+type LogReading interface {
+	Run(ctx context.Context, emit func(sitelog.Entry) error, tick func(n int) error) error
+	Close() error
+}
+
+// Errors of SiteLogs.Open.
+var (
+	// ErrLogsElsewhere: a site's log is not on this machine and cannot
+	// be read from here.
+	ErrLogsElsewhere = errors.New("the site's logs are kept on another machine")
+	// ErrBadCursor: the after cursor is not one of this log's.
+	ErrBadCursor = errors.New("not a cursor of this log")
+	// ErrLogsUnreachable: a shard or edge keeping the log did not answer.
+	ErrLogsUnreachable = errors.New("the machine keeping the log cannot be reached")
+	// ErrNoLogSources: no edge has registered where it serves its logs.
+	ErrNoLogSources = errors.New("no machine to read the log from")
+)
 
 // LogsFollowInterval is how often a followed log is read again.
 const LogsFollowInterval = 250 * time.Millisecond
@@ -72,8 +94,8 @@ func (s *server) getSiteLogs(c *call) (response, error) {
 		lq.Limit = n
 	}
 	lq.After = q.Get("after")
-	if err := sitelog.ValidCursor(lq.After); err != nil {
-		return response{}, badRequest("after: %v", err)
+	if len(lq.After) > 4096 {
+		return response{}, badRequest("after: too long")
 	}
 	follow := false
 	if v := q.Get("follow"); v != "" {
@@ -91,50 +113,47 @@ func (s *server) getSiteLogs(c *call) (response, error) {
 	if s.cfg.Logs == nil {
 		return response{}, errorf(http.StatusNotImplemented, CodeUnimplemented, "this control plane reads no site logs")
 	}
-	src, err := s.cfg.Logs.Source(st, kind)
-	if errors.Is(err, ErrLogsElsewhere) {
+	ctx := c.r.Context()
+	reading, err := s.cfg.Logs.Open(ctx, st, kind, lq, follow)
+	where := map[string]string{sitelog.KindAccess: "edges", sitelog.KindPHP: "shard"}[kind]
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrBadCursor):
+		return response{}, HTTPError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Msg: "after: not a cursor of this log", Err: err}
+	case errors.Is(err, ErrLogsElsewhere):
 		return response{}, HTTPError{Status: http.StatusNotImplemented, Code: CodeUnimplemented,
-			Msg: "the site's " + kind + " log is kept on its " + map[string]string{sitelog.KindAccess: "edges", sitelog.KindPHP: "shard"}[kind] +
-				"; this control plane cannot read it (docs/operations.md, Logs)", Err: err}
-	}
-	if err != nil {
+			Msg: "the site's " + kind + " log is kept on its " + where + "; this control plane cannot read it (docs/operations.md, Logs)", Err: err}
+	case errors.Is(err, ErrNoLogSources):
+		return response{}, HTTPError{Status: http.StatusServiceUnavailable, Code: CodeInternal,
+			Msg: "no edge has registered the address of its logs (aipress edge --logs-addr; docs/operations.md, Logs)", Err: err}
+	case errors.Is(err, ErrLogsUnreachable):
+		return response{}, HTTPError{Status: http.StatusBadGateway, Code: CodeInternal,
+			Msg: "the site's " + kind + " log is kept on its " + where + ", which did not answer; try again (the cause is in the control plane's log)", Err: err}
+	default:
 		return response{}, internal(fmt.Errorf("logs of %q: %w", name, err))
 	}
 	c.longPoll = follow
-	ctx := c.r.Context()
 	return response{contentType: "application/x-ndjson", stream: func(w http.ResponseWriter) error {
+		defer reading.Close()
 		rc := http.NewResponseController(w)
 		enc := json.NewEncoder(w)
-		emit := func(e sitelog.Entry) error { return enc.Encode(e) }
-		cursor, err := sitelog.Read(ctx, src, lq, emit)
-		if err != nil || !follow {
-			return err
-		}
-		if err := rc.Flush(); err != nil {
-			return err
-		}
-		return followLogs(ctx, src, lq, cursor, w, rc, emit)
-	}}, nil
-}
-
-// followLogs streams new entries until the client goes away, flushing
-// after each reading that found some and sending an empty line when nothing
-// came for logsKeepalive (a client skips empty lines).
-func followLogs(ctx context.Context, src sitelog.Source, q sitelog.Query, cursor string, w http.ResponseWriter, rc *http.ResponseController, emit func(sitelog.Entry) error) error {
-	idle := 0
-	every := int(logsKeepalive / LogsFollowInterval)
-	return sitelog.Follow(ctx, src, q, cursor, LogsFollowInterval, emit, func(n int) error {
-		if n == 0 {
-			if idle++; idle < every {
+		idle, every, first := 0, int(logsKeepalive/LogsFollowInterval), true
+		return reading.Run(ctx, func(e sitelog.Entry) error { return enc.Encode(e) }, func(n int) error {
+			if !follow {
 				return nil
 			}
-			if _, err := w.Write([]byte("\n")); err != nil {
-				return err
+			if n == 0 && !first {
+				if idle++; idle < every {
+					return nil
+				}
+				if _, err := w.Write([]byte("\n")); err != nil {
+					return err
+				}
 			}
-		}
-		idle = 0
-		return rc.Flush()
-	})
+			first, idle = false, 0
+			return rc.Flush()
+		})
+	}}, nil
 }
 
 // LocalLogs are the logs on this process's machine: the access logs of its
@@ -155,7 +174,41 @@ type LocalLogs struct {
 	FlushAccess func()
 }
 
-// Source implements SiteLogs.
+// Open implements SiteLogs.
+func (l LocalLogs) Open(_ context.Context, st *site.Site, kind string, q sitelog.Query, follow bool) (LogReading, error) {
+	src, err := l.Source(st, kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := sitelog.ValidCursor(q.After); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCursor, err)
+	}
+	return localReading{src: src, q: q, follow: follow}, nil
+}
+
+// localReading reads a log on this machine.
+type localReading struct {
+	src    sitelog.Source
+	q      sitelog.Query
+	follow bool
+}
+
+func (r localReading) Close() error { return nil }
+
+func (r localReading) Run(ctx context.Context, emit func(sitelog.Entry) error, tick func(n int) error) error {
+	n := 0
+	cursor, err := sitelog.Read(ctx, r.src, r.q, func(e sitelog.Entry) error { n++; return emit(e) })
+	if err != nil {
+		return err
+	}
+	if err := tick(n); err != nil || !r.follow {
+		return err
+	}
+	return sitelog.Follow(ctx, r.src, r.q, cursor, LogsFollowInterval, emit, tick)
+}
+
+// Source is the file set of st's log of kind on this machine, or an error
+// wrapping ErrLogsElsewhere.
 func (l LocalLogs) Source(st *site.Site, kind string) (sitelog.Source, error) {
 	name := st.Metadata.Name
 	if err := sitelog.CheckSite(name); err != nil {

@@ -88,10 +88,11 @@ func TestRoutesHavePermissions(t *testing.T) {
 		if rt.Perm == permAny && rt.Mutating && rt.Scope != scopeHandler {
 			t.Errorf("mutating route %s open to any token must check its targets inside (scopeHandler)", name)
 		}
-		if strings.HasPrefix(rt.Pattern, "/v1/edge/certificate") != (rt.Perm == permEdgeOnly) {
-			t.Errorf("route %s: an edge's own certificate, and only it, is for edge tokens alone", name)
+		edgeOwn := strings.HasPrefix(rt.Pattern, "/v1/edge/certificate") || rt.Pattern == "/v1/edge/logs-address"
+		if edgeOwn != (rt.Perm == permEdgeOnly) {
+			t.Errorf("route %s: an edge's own certificate and logs address, and only they, are for edge tokens alone", name)
 		}
-		if rt.Quiet && rt.Perm != permShard && rt.Perm != permEdge {
+		if rt.Quiet && rt.Perm != permShard && rt.Perm != permEdge && rt.Perm != permEdgeOnly {
 			t.Errorf("route %s: only agent and edge reports may go unaudited", name)
 		}
 		if strings.HasPrefix(rt.Pattern, "/v1/agent/") != (rt.Perm == permShard) {

@@ -143,6 +143,12 @@ func (c *Client) EdgeCertificate(ctx context.Context, csrPEM []byte) (*Certifica
 	return &out, nil
 }
 
+// EdgeLogsAddress registers the address where the token's edge serves
+// sites' access logs to the control plane (package logmesh).
+func (c *Client) EdgeLogsAddress(ctx context.Context, addr string) error {
+	return c.do(ctx, http.MethodPut, "/v1/edge/logs-address", api.EdgeLogsAddressRequest{Address: addr}, nil)
+}
+
 // AgentMeshCA returns the mesh CA bundle a shard's gateway should trust
 // (a cheap check: a changed bundle means a CA rotation's phase changed).
 func (c *Client) AgentMeshCA(ctx context.Context) (*MeshBundleResponse, error) {

@@ -467,11 +467,19 @@ with --local-shards-dir (a directory holding shard directories, each named
 after its shard, e.g. the server's <data-dir>/shards); files their docroots
 link to outside them are served only from --symlink-root directories. Sites
 of other shards are reached through their gateways, with a certificate the
-control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDir + `).`
+control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDir + `).
+
+With --logs-addr, the edge serves the access logs it writes (in
+<data-dir>/logs/access) to the control plane, which reads them when someone
+runs 'aipress site logs' (mutual TLS with the same certificate; only the
+control plane's certificate is admitted). The edge registers the address
+(--logs-advertise) every minute; without it, the API cannot show access logs
+in separate roles.`
 	cmd.Example = `  aipress edge token create edge-1 -o json
   aipress edge --server http://cp.example.com:7070 --token-file /etc/aipress/edge-1.token \
       --http :80 --https :443 --data-dir /var/lib/aipress-edge
-  aipress edge ... --local-shards-dir /var/lib/aipress/shards   # the server's local shards`
+  aipress edge ... --local-shards-dir /var/lib/aipress/shards   # the server's local shards
+  aipress edge ... --logs-addr :7444 --logs-advertise edge-1.internal   # access logs for the API`
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if cfg.Server == "" {
@@ -533,6 +541,8 @@ control plane issues to this edge (kept in <data-dir>/` + edgenode.CredentialsDi
 	fl.Float64Var(&cfg.RateSite, "rate-site", ratelimit.DefaultSiteRate, "rate limit per site in requests/s; 0 = off")
 	fl.StringSliceVar(&cfg.Locality.ShardDirs, "local-shards-dir", nil, "directory holding the directories of shards on this machine, each named after its shard (repeatable); only their sites are served from this machine's disk")
 	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(edgenode.DefaultSymlinkRoots, ", ")+")")
+	fl.StringVar(&cfg.LogsAddr, "logs-addr", "", "serve the sites' access logs to the control plane on this address (mutual TLS, control-plane certificate only; empty: the API cannot read this edge's access logs)")
+	fl.StringVar(&cfg.LogsAdvertise, "logs-advertise", "", "the host or host:port the control plane reaches --logs-addr at (default: --logs-addr when it names a host)")
 	fl.DurationVar(&probeEvery, "probe-interval", uptime.DefaultInterval, "how often to probe each site's home page for the uptime incidents and SLA reports; 0 = no probes (leave them to other edges)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -17,7 +17,14 @@ package edge
 //	                host name and "\n"; the gateway answers "ok\n" and then
 //	                relays bytes between the connection and the pool's
 //	                socket, or answers "error <reason>\n" and closes
+////	aipress-logs/1  (GatewayConfig.Logs) a site's PHP log, for the control
+//	                plane alone (a certificate of role control): package
+//	                logmesh, over the shard's own sites
 //
+// Which role a protocol admits is the TLS configuration's to check
+// (mtls.Credentials.ServerTLSByProto): edges for the first two, the
+// control plane for the logs.
+
 // The gateway knows its sites from the static server's routing table
 // (Route.Endpoint names each site's socket), so an edge can reach only the
 // pools of the sites the shard serves, by their host names.
@@ -36,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/mtls"
 )
 
@@ -61,9 +69,14 @@ type GatewayConfig struct {
 	// routing table also tells the gateway each site's pool socket.
 	Static *Server
 	// TLS is the server configuration: it must require and verify an edge's
-	// client certificate (mtls.Credentials.ServerTLS(mtls.RoleEdge)). The
-	// gateway sets its ALPN protocols.
+	// client certificate for ProtoHTTP, ProtoFastCGI and no protocol, and
+	// a control-plane certificate for logmesh.Proto
+	// (mtls.Credentials.ServerTLSByProto(GatewayRoles())). The gateway
+	// sets its ALPN protocols.
 	TLS *tls.Config
+	// Logs, if set, serves the shard's sites' PHP logs to the control
+	// plane (logmesh.Proto).
+	Logs *logmesh.Server
 	// Refresh, if set, is called when a host is not in the static server's
 	// table, before the gateway gives up on it (an edge may learn of a new
 	// site before the shard's next pass).
@@ -78,6 +91,14 @@ type Gateway struct {
 	cfg GatewayConfig
 	log *slog.Logger
 	srv *http.Server
+	// ctx ends at Shutdown: followed logs stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// GatewayRoles are the roles each ALPN protocol of a gateway admits.
+func GatewayRoles() map[string]mtls.Role {
+	return map[string]mtls.Role{"": mtls.RoleEdge, ProtoHTTP: mtls.RoleEdge, ProtoFastCGI: mtls.RoleEdge, logmesh.Proto: mtls.RoleControl}
 }
 
 // NewGateway returns a gateway; Serve runs it.
@@ -89,17 +110,23 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 		cfg.DialTimeout = DefaultDialTimeout
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	tlsCfg := cfg.TLS.Clone()
 	tlsCfg.NextProtos = []string{ProtoFastCGI, ProtoHTTP}
+	next := map[string]func(*http.Server, *tls.Conn, http.Handler){
+		ProtoFastCGI: func(_ *http.Server, c *tls.Conn, _ http.Handler) { g.serveFastCGI(c) },
+	}
+	if cfg.Logs != nil {
+		tlsCfg.NextProtos = append(tlsCfg.NextProtos, logmesh.Proto)
+		next[logmesh.Proto] = func(_ *http.Server, c *tls.Conn, _ http.Handler) { cfg.Logs.ServeConn(g.ctx, c) }
+	}
 	g.srv = &http.Server{
 		Handler:           http.HandlerFunc(g.serveHTTP),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
-			ProtoFastCGI: func(_ *http.Server, c *tls.Conn, _ http.Handler) { g.serveFastCGI(c) },
-		},
+		TLSNextProto:      next,
 	}
 	return g
 }
@@ -116,7 +143,10 @@ func (g *Gateway) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting and waits for HTTP requests in flight; FastCGI
 // relays end when their peers close.
-func (g *Gateway) Shutdown(ctx context.Context) error { return g.srv.Shutdown(ctx) }
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.cancel()
+	return g.srv.Shutdown(ctx)
+}
 
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, ok := g.cfg.Static.Table().Lookup(r.Host); !ok && g.cfg.Refresh != nil {

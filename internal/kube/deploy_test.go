@@ -95,8 +95,8 @@ func TestDeployBase(t *testing.T) {
 }
 
 // The NetworkPolicies of the base select the pods the provider makes: the
-// shard agents' pods admit the edges' pods (labels of edge.yaml's template)
-// on the gateway's port, a shard's MariaDB admits the agents and the read
+// shard agents' pods admit the edges' and the control plane's pods (labels
+// of edge.yaml's and server.yaml's templates) on the gateway's port, a shard's MariaDB admits the agents and the read
 // replicas (replication), and a read replica admits the agents only.
 func TestDeployNetworkPolicies(t *testing.T) {
 	pols := basePolicies(t)
@@ -110,6 +110,16 @@ func TestDeployNetworkPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	edgeLabels, _, _ := unstructured.NestedStringMap(edge.Object, "spec", "template", "metadata", "labels")
+	// The control plane reads the sites' PHP logs through the gateway.
+	sb, err := os.ReadFile(filepath.Join(baseDir, "server.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var server unstructured.Unstructured
+	if err := yaml.Unmarshal(bytes.SplitN(sb, []byte("\n---"), 2)[0], &server.Object); err != nil {
+		t.Fatal(err)
+	}
+	serverLabels, _, _ := unstructured.NestedStringMap(server.Object, "spec", "template", "metadata", "labels")
 	matches := func(sel metav1.LabelSelector, l labels.Set) bool {
 		s, err := metav1.LabelSelectorAsSelector(&sel)
 		return err == nil && !s.Empty() && s.Matches(l)
@@ -122,7 +132,8 @@ func TestDeployNetworkPolicies(t *testing.T) {
 		t.Errorf("aipress-shard-db selects %v", dbPol.Spec.PodSelector)
 	}
 	in := shardPol.Spec.Ingress
-	if len(in) != 2 || len(in[0].From) != 1 || !matches(*in[0].From[0].PodSelector, edgeLabels) || matches(*in[0].From[0].PodSelector, podLabels[kube.ComponentShard]) {
+	if len(in) != 2 || len(in[0].From) != 2 || !matches(*in[0].From[0].PodSelector, edgeLabels) || matches(*in[0].From[0].PodSelector, podLabels[kube.ComponentShard]) ||
+		!matches(*in[0].From[1].PodSelector, serverLabels) || matches(*in[0].From[1].PodSelector, podLabels[kube.ComponentShard]) {
 		t.Fatalf("aipress-shard ingress: %+v", in)
 	}
 	if p := in[0].Ports; len(p) != 1 || p[0].Port.IntValue() != kube.PortGateway {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -318,6 +319,21 @@ var curves = []tls.CurveID{tls.X25519}
 // role accept holding a certificate of the platform's CA. nextProtos are
 // its ALPN protocols.
 func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
+	return c.serverTLS(func(string) (Role, bool) { return accept, true }, nextProtos)
+}
+
+// ServerTLSByProto is the configuration of a server whose ALPN protocols
+// admit different roles: a client is admitted only when its certificate
+// (of the platform's CA) names the role accept gives for the protocol the
+// handshake negotiated ("" when the client offered none); a protocol
+// absent from accept admits nobody. nextProtos are the server's ALPN
+// protocols, in order of preference.
+func (c *Credentials) ServerTLSByProto(accept map[string]Role, nextProtos ...string) *tls.Config {
+	roles := maps.Clone(accept)
+	return c.serverTLS(func(proto string) (Role, bool) { r, ok := roles[proto]; return r, ok }, nextProtos)
+}
+
+func (c *Credentials) serverTLS(accept func(proto string) (Role, bool), nextProtos []string) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		CurvePreferences: curves,
@@ -329,7 +345,11 @@ func (c *Credentials) ServerTLS(accept Role, nextProtos ...string) *tls.Config {
 		// Verified in VerifyConnection against the platform's CA alone.
 		ClientAuth: tls.RequireAnyClientCert,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := c.verifyPeer(cs, x509.ExtKeyUsageClientAuth, Identity{Role: accept})
+			role, ok := accept(cs.NegotiatedProtocol)
+			if !ok {
+				return fmt.Errorf("mtls: protocol %q admits no client here", cs.NegotiatedProtocol)
+			}
+			_, err := c.verifyPeer(cs, x509.ExtKeyUsageClientAuth, Identity{Role: role})
 			return err
 		},
 	}

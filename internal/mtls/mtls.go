@@ -2,7 +2,8 @@
 // between edges and shards on other machines (a shard agent's gateway, see
 // internal/platform/shardagent): a certificate authority the control plane holds,
 // certificates that name a role and a name (aipress://shard/NAME,
-// aipress://edge/NAME), and TLS configurations that require and verify them
+// aipress://edge/NAME, aipress://control/REPLICA: the control plane reading
+// sites' logs), and TLS configurations that require and verify them
 // on both ends.
 //
 // Identities are URIs in the certificate's subject alternative names,
@@ -48,6 +49,11 @@ type Role string
 const (
 	RoleShard Role = "shard"
 	RoleEdge  Role = "edge"
+	// RoleControl is a control-plane replica's: it reads sites' logs
+	// from shards' gateways and edges (package logmesh). Only the control
+	// plane, which holds the CA, issues itself such a certificate; no API
+	// call issues one.
+	RoleControl Role = "control"
 )
 
 // Identity is a certificate's holder: a role and a name (a shard's name, an
@@ -64,7 +70,7 @@ var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
 
 // Valid reports whether id can be put in a certificate.
 func (id Identity) Valid() error {
-	if id.Role != RoleShard && id.Role != RoleEdge {
+	if id.Role != RoleShard && id.Role != RoleEdge && id.Role != RoleControl {
 		return fmt.Errorf("mtls: unknown role %q", id.Role)
 	}
 	if !nameRe.MatchString(id.Name) {

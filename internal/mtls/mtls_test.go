@@ -292,3 +292,41 @@ func serveTLS(t *testing.T, server *tls.Config) string {
 	}()
 	return ln.Addr().String()
 }
+
+// ServerTLSByProto admits the role each negotiated protocol names, and
+// nobody on a protocol it does not name.
+func TestServerTLSByProto(t *testing.T) {
+	ca, err := NewAuthority(secret(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := creds(t, ca, Identity{RoleShard, "s1"})
+	e1 := creds(t, ca, Identity{RoleEdge, "e1"})
+	cp := creds(t, ca, Identity{RoleControl, "cp1"})
+	server := s1.ServerTLSByProto(map[string]Role{"": RoleEdge, "fcgi": RoleEdge, "logs": RoleControl}, "fcgi", "logs", "other")
+	peer := Identity{RoleShard, "s1"}
+	for _, tc := range []struct {
+		name   string
+		client *tls.Config
+		ok     bool
+	}{
+		{"edge, its protocol", e1.ClientTLS(peer, "fcgi"), true},
+		{"edge, no protocol", e1.ClientTLS(peer), true},
+		{"control plane, logs", cp.ClientTLS(peer, "logs"), true},
+		{"edge, logs", e1.ClientTLS(peer, "logs"), false},
+		{"control plane, fcgi", cp.ClientTLS(peer, "fcgi"), false},
+		{"control plane, no protocol", cp.ClientTLS(peer), false},
+		{"shard, logs", s1.ClientTLS(peer, "logs"), false},
+		{"edge, a protocol admitting nobody", e1.ClientTLS(peer, "other"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			serr, cerr := handshake(server, tc.client)
+			if tc.ok && (serr != nil || cerr != nil) {
+				t.Fatalf("server %v, client %v", serr, cerr)
+			}
+			if !tc.ok && serr == nil && cerr == nil {
+				t.Fatal("the handshake succeeded")
+			}
+		})
+	}
+}

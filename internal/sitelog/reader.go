@@ -346,38 +346,66 @@ func parsePHPTime(ts string) (time.Time, error) {
 // q.After on, if given), oldest first, and returns the cursor where a
 // Follow continues.
 func Read(ctx context.Context, src Source, q Query, emit func(Entry) error) (string, error) {
-	start, err := parseCursor(q.After)
+	_, end, err := ReadRange(ctx, src, q, nil, emit)
+	return end, err
+}
+
+// ReadRange is Read that also returns start, the cursor right before the
+// first entry emitted (the entry scanned before it, matching or not; q.After
+// when it is the first entry scanned; end when nothing is emitted): reading
+// after start gives the same entries. Before, if set, is called with start
+// before the first entry is emitted. Readers merging several logs keep it
+// as each log's position until one of its entries is shown.
+func ReadRange(ctx context.Context, src Source, q Query, before func(start string) error, emit func(Entry) error) (start, end string, err error) {
+	from, err := parseCursor(q.After)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	ring := make([]Entry, 0, min(limit, 256))
+	type kept struct {
+		e    Entry
+		prev string // the cursor of the entry scanned before e
+	}
+	ring := make([]kept, 0, min(limit, 256))
 	next := 0 // ring position to overwrite once full
-	end, err := src.scan(start, func(e Entry) error {
+	prev := from.String()
+	endPos, err := src.scan(from, func(e Entry) error {
+		p := prev
+		prev = e.Cursor
 		if !q.Match(e) {
 			return nil
 		}
 		if len(ring) < limit {
-			ring = append(ring, e)
+			ring = append(ring, kept{e, p})
 			return nil
 		}
-		ring[next] = e
+		ring[next] = kept{e, p}
 		next = (next + 1) % limit
 		return ctx.Err()
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	for i := range ring {
-		if err := emit(ring[(next+i)%len(ring)]); err != nil {
-			return "", err
+	end = endPos.String()
+	start = end
+	if len(ring) > 0 {
+		start = ring[next%len(ring)].prev
+	}
+	if before != nil {
+		if err := before(start); err != nil {
+			return "", "", err
 		}
 	}
-	return end.String(), nil
+	for i := range ring {
+		if err := emit(ring[(next+i)%len(ring)].e); err != nil {
+			return "", "", err
+		}
+	}
+	return start, end, nil
 }
 
 // Follow calls emit with every entry of src matching q written after

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -281,6 +282,10 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	logs, err := siteLogs(cfg, st, ca)
+	if err != nil {
+		return nil, err
+	}
 	// The audit log's checkpoints are signed with a key derived from the
 	// platform secret too (package auditlog): editing the database cannot
 	// forge one, and a KEK rotation leaves old checkpoints verifiable.
@@ -393,7 +398,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 		Store:       st, Hub: hub, Notify: func() { notify(); cp.controller.Wake(); cp.backups.Wake(); cp.rollouts.Wake() },
 		Logger: cfg.Logger.With("component", "api"), Version: cfg.Version, PublicURL: cfg.PublicURL,
 		PublicHTTPSURL: cfg.PublicHTTPSURL,
-		Purger:         cfg.Purger, Metrics: metricsHandler(metrics, cfg.Metrics), Observe: metrics.ObserveAPI, Logs: siteLogs(cfg), Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
+		Purger:         cfg.Purger, Metrics: metricsHandler(metrics, cfg.Metrics), Observe: metrics.ObserveAPI, Logs: logs, Backups: manager, MeshCA: ca, MaxShardCapacity: cfg.MaxShardCapacity,
 		AuditSigner: auditSigner, LoginKey: cp.LoginKey,
 		Plans:     cfg.Plans,
 		Prices:    cfg.Prices,
@@ -603,10 +608,41 @@ func backupCoverage(c *backupctl.Controller) map[string]cpmetrics.BackupCoverage
 }
 
 // siteLogs is the API's reader of sites' logs: cfg.Logs, else the PHP
-// logs of the child shards on this machine.
-func siteLogs(cfg Options) api.SiteLogs {
+// logs of the child shards on this machine and, through the mesh with the
+// control plane's own certificate (in <data dir>/ControlCredentialsDir),
+// the other shards' PHP logs and the edges' access logs.
+func siteLogs(cfg Options, st store.Store, ca *mtls.CA) (api.SiteLogs, error) {
 	if cfg.Logs != nil {
-		return cfg.Logs
+		return cfg.Logs, nil
 	}
-	return api.LocalLogs{ShardsDir: filepath.Join(cfg.DataDir, "shards")}
+	creds, err := api.ControlCredentials(filepath.Join(cfg.DataDir, ControlCredentialsDir), controlIdentity(), ca, st, nil)
+	if err != nil {
+		return nil, err
+	}
+	return api.MeshLogs{Local: api.LocalLogs{ShardsDir: filepath.Join(cfg.DataDir, "shards")}, Store: st, Credentials: creds}, nil
+}
+
+// ControlCredentialsDir holds, in the control plane's data directory, its
+// key and certificate for reading logs from shards and edges (0700).
+const ControlCredentialsDir = "mesh-control"
+
+// controlIdentity names this replica in its certificate: its host name,
+// as far as an identity allows ("control" when nothing is left of it).
+func controlIdentity() mtls.Identity {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range strings.ToLower(host) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' || r == '.' {
+			b.WriteRune(r)
+		}
+	}
+	name := strings.Trim(b.String(), ".-")
+	if len(name) > 63 {
+		name = strings.Trim(name[:63], ".-")
+	}
+	id := mtls.Identity{Role: mtls.RoleControl, Name: name}
+	if id.Valid() != nil {
+		id.Name = "control"
+	}
+	return id
 }

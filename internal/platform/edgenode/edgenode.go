@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,7 +101,13 @@ type Config struct {
 	// (package sitelog; zero: its defaults, 4 MiB per site and 2 GiB in
 	// all).
 	AccessLogs sitelog.Bounds
-	Logger     *slog.Logger
+	// LogsAddr, if set, is the listener the control plane reads the
+	// sites' access logs from (mutual TLS, a control-plane certificate
+	// only: package logmesh), registered with the control plane as
+	// LogsAdvertise (a host or host:port; default: LogsAddr when it names
+	// a host). It needs Links.Mesh.
+	LogsAddr, LogsAdvertise string
+	Logger                  *slog.Logger
 	// Ready, if set, is called once the edge has the whole routing table.
 	Ready func()
 }
@@ -163,6 +170,8 @@ type Node struct {
 	group            *serve.Group
 	httpLn, httpsLn  net.Listener
 	metricsLn        net.Listener // nil: none
+	logsLn           net.Listener // nil: none
+	logsAdvertise    string
 	metricsH         http.Handler
 	metricsTokenFile string
 	extras           *extras
@@ -176,6 +185,8 @@ type Node struct {
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	uids    map[string]string // site name → UID at the last snapshot
+	// logUIDs is uids for the logs listener's goroutines.
+	logUIDs atomic.Pointer[map[string]string]
 	once    sync.Once
 	ed      *edge.Server
 }
@@ -215,6 +226,14 @@ func Open(cfg Config) (_ *Node, err error) {
 	}
 	if cfg.HTTPSAddr != "" {
 		if n.httpsLn, err = n.group.Listen("edge https", cfg.HTTPSAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.LogsAddr != "" {
+		if n.logsLn, err = n.group.Listen("logs", cfg.LogsAddr); err != nil {
+			return nil, err
+		}
+		if n.logsAdvertise, err = logsAdvertise(n.logsLn.Addr(), cfg.LogsAdvertise, cfg.LogsAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -344,8 +363,10 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 			accessLogger(n.accessLogs, time.Now, log.With("component", "accesslog")))}
 	var mesh *edgeMesh
 	if links.Mesh != nil {
-		mesh = &edgeMesh{}
+		mesh = newEdgeMesh()
 		ecfg.Mesh = mesh
+	} else if n.logsLn != nil {
+		return fmt.Errorf("edge: a logs listener needs the control plane's API (Links.Mesh)")
 	}
 	ed := edge.New(ecfg)
 	n.ed = ed
@@ -386,6 +407,12 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 		run(func(ctx context.Context) {
 			mesh.keep(ctx, links.Mesh, filepath.Join(n.dataDir, CredentialsDir), log.With("component", "mesh"))
 		})
+		if n.logsLn != nil {
+			// The sites' access logs, for the control plane (logs.go).
+			run(func(ctx context.Context) {
+				n.serveLogs(ctx, mesh, links.Mesh, n.logsAdvertise, log.With("component", "logmesh"))
+			})
+		}
 	}
 	run(func(ctx context.Context) { wafEvents.Run(ctx) })
 	run(func(ctx context.Context) { meter.Run(ctx) })
@@ -430,6 +457,7 @@ func (n *Node) apply(snap agent.Snapshot) {
 		}
 	}
 	n.uids = uids
+	n.logUIDs.Store(&uids)
 	n.once.Do(func() {
 		n.log.Info("edge has the routing table", "sites", len(snap.Sites), "shards", len(snap.Shards), "revision", snap.Revision)
 		if n.cfg.Ready != nil {

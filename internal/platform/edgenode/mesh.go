@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,18 @@ const CredentialsDir = "mesh-tls"
 // then every gateway connection fails (502) and local sites are unaffected.
 type edgeMesh struct {
 	creds atomic.Pointer[mtls.Credentials]
+	// ready is closed once creds holds the edge's credentials with a
+	// certificate.
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+func newEdgeMesh() *edgeMesh { return &edgeMesh{ready: make(chan struct{})} }
+
+// set installs creds (ready).
+func (m *edgeMesh) set(creds *mtls.Credentials) {
+	m.creds.Store(creds)
+	m.readyOnce.Do(func() { close(m.ready) })
 }
 
 func (m *edgeMesh) ClientTLS(peer mtls.Identity, nextProtos ...string) *tls.Config {
@@ -66,7 +79,7 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 	}
 	issue, bundle := CertSources(c)
 	if creds.Ready(time.Now()) {
-		m.creds.Store(creds)
+		m.set(creds)
 	}
 	for !creds.Ready(time.Now()) {
 		if err := creds.Renew(ctx, issue); err == nil {
@@ -82,7 +95,7 @@ func (m *edgeMesh) keep(ctx context.Context, c *apiclient.Client, dir string, lo
 		case <-time.After(2 * time.Second):
 		}
 	}
-	m.creds.Store(creds)
+	m.set(creds)
 	log.Info("edge certificate for shards' gateways", "identity", creds.Self().String(), "not_after", creds.NotAfter())
 	_ = creds.Keep(ctx, issue, bundle, mtls.CheckInterval, nil, log)
 }

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 )
 
 // shardStatic is a shard agent's gateway for edges on other machines
@@ -30,6 +32,7 @@ type shardStatic struct {
 
 	mu          sync.Mutex
 	last        []edge.Route
+	own         map[string]string // the shard's own sites: name → UID
 	sites       shard.Sites
 	lastRefresh time.Time
 }
@@ -66,8 +69,15 @@ func (st *shardStatic) routes(sites []site.Site) []edge.Route {
 // update installs the routes for sites if they changed.
 func (st *shardStatic) update(sites []site.Site) {
 	routes := st.routes(sites)
+	own := make(map[string]string, len(sites))
+	for i := range sites {
+		if s := &sites[i]; s.Status.Shard == st.name && s.Metadata.DeletionRequested == nil {
+			own[s.Metadata.Name] = s.Metadata.UID
+		}
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.own = own
 	if st.last != nil && slices.Equal(routes, st.last) {
 		return
 	}
@@ -115,11 +125,34 @@ func (st *shardStatic) refresh(ctx context.Context) {
 	}
 }
 
+// phpLog is the gateway's logmesh.Resolver: the PHP log of a site this
+// shard holds (by name and UID, as its last listing of its sites says),
+// in the site's directory of the shard's layout.
+func (st *shardStatic) phpLog(ctx context.Context, name, uid, kind string) (sitelog.Source, error) {
+	if kind != sitelog.KindPHP {
+		return sitelog.Source{}, fmt.Errorf("a shard keeps no %s log: %w", kind, logmesh.ErrNotFound)
+	}
+	mine := func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.own[name] == uid
+	}
+	if !mine() {
+		st.refresh(ctx) // a site placed since the last pass
+		if !mine() {
+			return sitelog.Source{}, fmt.Errorf("site %s (%s) is not on shard %s: %w", name, uid, st.name, logmesh.ErrNotFound)
+		}
+	}
+	return sitelog.PHPSource(name, st.sh.NamesFor(uid).LogsDir()), nil
+}
+
 // serve runs the gateway on ln, with creds (the shard's certificate),
-// until ctx ends.
+// until ctx ends: edges' static files and FastCGI, and the control
+// plane's readings of the sites' PHP logs.
 func (st *shardStatic) serve(ctx context.Context, ln net.Listener, creds *mtls.Credentials) {
 	g := edge.NewGateway(edge.GatewayConfig{
-		Static: st.srv, TLS: creds.ServerTLS(mtls.RoleEdge), Logger: st.log, Refresh: st.refresh,
+		Static: st.srv, TLS: creds.ServerTLSByProto(edge.GatewayRoles()), Logger: st.log, Refresh: st.refresh,
+		Logs: &logmesh.Server{Resolve: st.phpLog, Logger: st.log.With("component", "logmesh")},
 	})
 	go func() {
 		<-ctx.Done()

@@ -1,12 +1,18 @@
 package shardagent
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/sitelog"
 )
 
 func TestGatewayAdvertise(t *testing.T) {
@@ -64,5 +70,33 @@ func TestShardStaticRoutes(t *testing.T) {
 	}
 	if len(hosts) != 2 || hosts[0] != "a.test" || hosts[1] != "incoming.test" {
 		t.Errorf("routes for %v", hosts)
+	}
+}
+
+// The gateway's PHP logs are its own sites' alone, by name and UID, from
+// the shard's layout.
+func TestShardStaticPHPLog(t *testing.T) {
+	sh := shard.New(shard.Config{Name: "s1", Dir: t.TempDir()})
+	st := &shardStatic{name: "s1", sh: sh, srv: edge.New(edge.Config{StaticServer: true}), log: slog.New(slog.DiscardHandler)}
+	mk := func(name, shardName string) site.Site {
+		return site.Site{Metadata: site.Metadata{Name: name, UID: "uid-" + name}, Spec: site.Spec{Domain: name}, Status: site.Status{Shard: shardName}}
+	}
+	incoming := mk("incoming.test", "s2")
+	incoming.Move = &site.Move{Source: "s2", Target: "s1", Phase: site.MoveImporting}
+	st.update([]site.Site{mk("a.test", "s1"), mk("elsewhere.test", "s2"), incoming})
+	src, err := st.phpLog(context.Background(), "a.test", "uid-a.test", sitelog.KindPHP)
+	if err != nil || src.Dir != sh.NamesFor("uid-a.test").LogsDir() || src.Site != "a.test" || src.Kind != sitelog.KindPHP {
+		t.Fatalf("own site: %+v %v", src, err)
+	}
+	for _, q := range [][3]string{
+		{"elsewhere.test", "uid-elsewhere.test", sitelog.KindPHP},
+		{"incoming.test", "uid-incoming.test", sitelog.KindPHP},
+		{"a.test", "uid-other", sitelog.KindPHP},
+		{"a.test", "uid-a.test", sitelog.KindAccess},
+		{"nobody.test", "uid-nobody.test", sitelog.KindPHP},
+	} {
+		if _, err := st.phpLog(context.Background(), q[0], q[1], q[2]); !errors.Is(err, logmesh.ErrNotFound) {
+			t.Errorf("%v: %v, want not found", q, err)
+		}
 	}
 }

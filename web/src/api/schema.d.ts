@@ -440,9 +440,13 @@ export interface paths {
          *     nothing lost or repeated while the entry's file is still kept.
          *
          *     Site readers of the site's organisation and platform readers may
-         *     read it. Where the control plane does not run on the machine that
-         *     holds the log (separate roles: edges and shards on other machines),
-         *     the answer is 501.
+         *     read it. In separate roles the control plane reads the log where it
+         *     is kept, over mutual TLS (docs/operations.md, Logs): the PHP log from
+         *     the shard's gateway, the access log from every edge that registered
+         *     a logs address, merged by time; an access-log cursor then holds one
+         *     position per edge address ("EDGE.DIGEST@INODE:OFFSET,…"). A shard or edge that does
+         *     not answer gives 502, no edge registered 503, a log no machine can
+         *     serve it from (a shard without a gateway) 501.
          *
          */
         get: operations["getSiteLogs"];
@@ -2019,6 +2023,30 @@ export interface paths {
          *
          */
         post: operations["edgeCertificate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge/logs-address": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * (edge token only) Register where the edge serves sites' access logs to the control plane.
+         * @description The host:port of the edge's logs listener (aipress edge --logs-addr;
+         *     mutual TLS, ALPN aipress-logs/1, control-plane certificates only).
+         *     Edges send it every minute; the control plane asks only edges that
+         *     did within ttl_seconds (docs/operations.md, Logs).
+         *
+         */
+        put: operations["edgeLogsAddress"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3857,6 +3885,17 @@ export interface components {
             /** @description host:port where edges on other machines reach the shard's gateway. */
             gateway?: string;
         };
+        EdgeLogsAddressRequest: {
+            /** @description host:port the control plane reaches the edge's logs listener at. */
+            address: string;
+        };
+        EdgeLogsAddressResponse: {
+            /** @description The edge's name (its token's ID). */
+            edge: string;
+            address: string;
+            /** @description Register again within this many seconds. */
+            ttl_seconds: number;
+        };
         CertificateRequest: {
             /** @description PEM certificate request (ECDSA P-256) for the caller's key. */
             csr: string;
@@ -4999,6 +5038,8 @@ export interface operations {
             404: components["responses"]["NotFound"];
             500: components["responses"]["Internal"];
             501: components["responses"]["NotImplemented"];
+            502: components["responses"]["Internal"];
+            503: components["responses"]["Internal"];
         };
     };
     applySiteFile: {
@@ -7398,6 +7439,34 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
             501: components["responses"]["NotImplemented"];
+        };
+    };
+    edgeLogsAddress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EdgeLogsAddressRequest"];
+            };
+        };
+        responses: {
+            /** @description Registered. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EdgeLogsAddressResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
         };
     };
     agentMeshCA: {
