@@ -453,6 +453,7 @@ var routes = []route{
 	{"POST", "/v1/sites/{name}/restore", "backup.restore", permSiteWrite, onSite, true, false, (*server).restoreSite},
 	{"POST", "/v1/sites/{name}/export", "site.export", permSiteWrite, onSite, true, false, (*server).exportSite},
 	{"POST", "/v1/sites/{name}/wxr-import", "site.wxr_import", permSiteWrite, onSite, true, false, (*server).wxrImport},
+	{"POST", "/v1/sites/{name}/resync", "site.resync", permSiteWrite, onSite, true, false, (*server).resyncSite},
 	{"GET", "/v1/backups", "backup.list", permSiteRead, inside, false, false, (*server).listBackups},
 	{"GET", "/v1/backups/coverage", "backup.coverage", permPlatformRead, platform, false, false, (*server).backupCoverage},
 	{"GET", "/v1/backups/{ref}", "backup.get", permSiteRead, inside, false, false, (*server).getBackup},
