@@ -14,10 +14,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aipress/aipress/internal/liveimport"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
-	"github.com/aipress/aipress/internal/liveimport"
 	"github.com/aipress/aipress/internal/wxr"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
