@@ -410,6 +410,8 @@ var routes = []route{
 	{"DELETE", "/v1/sites/{name}", "site.delete", permSiteWrite, onSite, true, false, (*server).deleteSite},
 	{"POST", "/v1/sites/{name}/suspend", "site.suspend", permSiteSuspend, onSite, true, false, (*server).suspendSite},
 	{"POST", "/v1/sites/{name}/resume", "site.resume", permSiteSuspend, onSite, true, false, (*server).resumeSite},
+	{"POST", "/v1/sites/{name}/freeze", "site.freeze", permSiteWrite, onSite, true, false, (*server).freezeSite},
+	{"POST", "/v1/sites/{name}/unfreeze", "site.unfreeze", permSiteWrite, onSite, true, false, (*server).unfreezeSite},
 	{"POST", "/v1/sites/{name}/purge", "site.purge", permSiteWrite, onSite, true, false, (*server).purgeSite},
 	{"POST", "/v1/sites/{name}/login-link", "site.login-link", permSiteWrite, onSite, true, false, (*server).createLoginLink},
 	{"POST", "/v1/sites/{name}/move", "site.move", permPlatformOps, platform, true, false, (*server).moveSite},

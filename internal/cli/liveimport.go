@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,14 +22,16 @@ import (
 // liveFlags are site import's flags for a live site over SSH.
 type liveFlags struct {
 	ssh, key, passwordEnv, knownHosts, hostKey, db, state string
-	resync                                                bool
+	resync, final                                         bool
+	// The source's AIPress API for --final's write freeze.
+	sourceAPI, sourceTokenEnv, sourceSite string
 }
 
 // liveConfig is the SSH configuration the flags give: a key and/or a
 // password (from an environment variable, never a flag's value), and a
 // host key check (a known_hosts file, a pinned fingerprint, else
 // ~/.ssh/known_hosts).
-func (f *liveFlags) liveConfig() (liveimport.Source, liveimport.Config, error) {
+func (f *liveFlags) liveConfig(getenv func(string) string) (liveimport.Source, liveimport.Config, error) {
 	var cfg liveimport.Config
 	src, err := liveimport.ParseSource(f.ssh)
 	if err != nil {
@@ -40,7 +43,7 @@ func (f *liveFlags) liveConfig() (liveimport.Source, liveimport.Config, error) {
 		}
 	}
 	if f.passwordEnv != "" {
-		if cfg.Password = os.Getenv(f.passwordEnv); cfg.Password == "" {
+		if cfg.Password = getenv(f.passwordEnv); cfg.Password == "" {
 			return src, cfg, fmt.Errorf("--ssh-password-env %s: the variable is empty or unset", f.passwordEnv)
 		}
 	}
@@ -155,13 +158,55 @@ type liveOutput struct {
 	Job        string               `json:"job,omitempty"`
 	Report     json.RawMessage      `json:"report,omitempty"`
 	Duration   time.Duration        `json:"duration_ns"`
+	// Freeze is --final's write freeze on the source AIPress.
+	Freeze *freezeReport `json:"freeze,omitempty"`
+}
+
+// freezeReport is how long the source's writes were frozen for the final
+// sync: from the freeze request to the end of the sync (the source stays
+// frozen after a cut-over that succeeded).
+type freezeReport struct {
+	SourceAPI string        `json:"source_api"`
+	Site      string        `json:"site"`
+	Requested time.Time     `json:"requested"`
+	Frozen    time.Time     `json:"frozen"`
+	Duration  time.Duration `json:"duration_ns"`
+}
+
+// freezeSource asks the source AIPress to freeze site's writes and waits
+// until its shard reports them frozen; unfreeze gives them back.
+func freezeSource(ctx context.Context, progress io.Writer, api *apiclient.Client, name string, timeout time.Duration) (*freezeReport, error) {
+	rep := &freezeReport{SourceAPI: api.BaseURL, Site: name, Requested: time.Now()}
+	if _, err := api.FreezeSite(ctx, name, true); err != nil {
+		return nil, fmt.Errorf("freeze the writes of %s at %s: %w", name, api.BaseURL, err)
+	}
+	fmt.Fprintf(progress, "freezing the writes of %s at %s\n", name, api.BaseURL)
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := api.GetSite(ctx, name)
+		if err != nil {
+			return rep, fmt.Errorf("follow the freeze of %s: %w", name, err)
+		}
+		if c := st.Status.Condition(site.CondWritesFrozen); c != nil && c.Status == "True" && c.ObservedGeneration >= st.Metadata.Generation {
+			rep.Frozen = time.Now()
+			return rep, nil
+		}
+		if time.Now().After(deadline) {
+			return rep, fmt.Errorf("the writes of %s at %s were not frozen within %s", name, api.BaseURL, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // importLive pulls the live site over SSH and imports it (a new site),
 // re-syncs an imported one (--resync), or with --dry-run pulls it into a
 // temporary file and reports what an import would do.
 func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.ImportRequest, dryRun, wait bool, timeout time.Duration) error {
-	src, cfg, err := lf.liveConfig()
+	src, cfg, err := lf.liveConfig(o.d.getenv)
 	if err != nil {
 		return err
 	}
@@ -242,6 +287,28 @@ func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.I
 	if err != nil {
 		return err
 	}
+	if lf.final && lf.sourceAPI != "" {
+		srcAPI := apiclient.New(lf.sourceAPI, o.d.getenv(lf.sourceTokenEnv))
+		fr, err := freezeSource(ctx, stderr, srcAPI, lf.sourceSite, 5*time.Minute)
+		if err != nil {
+			if fr != nil {
+				_, uerr := srcAPI.FreezeSite(context.WithoutCancel(ctx), lf.sourceSite, false)
+				err = errors.Join(err, uerr)
+			}
+			return err
+		}
+		out.Freeze = fr
+		defer func() {
+			if out.Freeze.Duration == 0 {
+				// The final sync failed: the source gets its writes back.
+				if _, uerr := srcAPI.FreezeSite(context.WithoutCancel(ctx), lf.sourceSite, false); uerr != nil {
+					fmt.Fprintf(stderr, "warning: the writes of %s at %s are still frozen: %v\n", lf.sourceSite, lf.sourceAPI, uerr)
+				} else {
+					fmt.Fprintf(stderr, "the writes of %s at %s are given back (the final sync failed)\n", lf.sourceSite, lf.sourceAPI)
+				}
+			}
+		}()
+	}
 	// The pull streams into the request: a pull that fails ends the
 	// request with its error, and the API makes nothing of a body it could
 	// not read to its end.
@@ -295,6 +362,9 @@ func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.I
 			out.Site = s
 		}
 	}
+	if out.Freeze != nil {
+		out.Freeze.Duration = time.Since(out.Freeze.Requested)
+	}
 	if err := writeListing(state, out.Pulled.Listing); err != nil {
 		fmt.Fprintf(stderr, "warning: the listing for a later --resync was not kept (%v): a re-sync will send every file\n", err)
 	}
@@ -313,6 +383,12 @@ func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.I
 		_ = json.Unmarshal(out.Report, &rep)
 		fmt.Fprintf(w, "re-synced %s from %s: %d files written, %d deleted, database replaced (%d posts), site held %s; took %s\n",
 			req.Domain, src.Host, rep.Files, len(rep.Deleted), rep.Posts, time.Duration(rep.Dur).Round(time.Millisecond), out.Duration.Round(time.Millisecond))
+		if f := out.Freeze; f != nil {
+			fmt.Fprintf(w, "writes of %s at %s frozen for %s (from the request to the end of the final sync); they stay frozen: point the domain at the new site, then delete the source (or POST /v1/sites/%s/unfreeze)\n",
+				f.Site, f.SourceAPI, f.Duration.Round(time.Millisecond), f.Site)
+		} else if lf.final {
+			fmt.Fprintf(w, "final sync done; the source's writes were not frozen (no --source-api): what it wrote during the sync may be missing\n")
+		}
 		return nil
 	}
 	in := out.Inspection

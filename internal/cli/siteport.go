@@ -225,6 +225,12 @@ was pulled (path, size, mtime) is kept in --state (default
 site imported before: only files whose size or mtime changed are sent, files
 deleted on the source are deleted, and the database is replaced by a fresh
 dump (a live-resync job; the site is left as it was if that fails).
+--final is the cut-over's last re-sync: when the source is another AIPress
+(--source-api URL --source-token-env VAR --source-site D) its site's writes
+are frozen first (POST /v1/sites/D/freeze: its database accounts may only read,
+no WP-Cron; pages keep serving), the sync runs, and the freeze's duration is
+reported; the source stays frozen after a cut-over that succeeded, and gets
+its writes back if the sync fails.
 --dry-run pulls into a temporary file here and reports; nothing is sent.
 See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
@@ -233,6 +239,7 @@ See docs/import-export.md.`,
   aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --domain blog.example.com --dry-run
   SSH_PW=... aipress site import --ssh deploy@old.example.com:2222:/srv/blog --ssh-password-env SSH_PW --ssh-host-key SHA256:... --domain blog.example.com
   aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --resync --domain blog.example.com
+  OLD_TOKEN=... aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --final --domain blog.example.com --source-api https://api.old.example.com --source-token-env OLD_TOKEN --source-site blog.example.com
   aipress site import --wxr export.xml --domain blog.localhost --dry-run
   aipress site import --wxr export.xml --domain blog.localhost -o json`,
 		Args: cobra.NoArgs,
@@ -252,6 +259,14 @@ See docs/import-export.md.`,
 				}
 				if domain == "" {
 					return errors.New("--ssh needs --domain: the new site's (with --resync: the site imported before)")
+				}
+				if live.final {
+					live.resync = true
+					if (live.sourceAPI == "") != (live.sourceSite == "") || (live.sourceAPI != "" && live.sourceTokenEnv == "") {
+						return errors.New("--final freezes the source's writes with --source-api URL, --source-token-env VAR and --source-site D together (or none of them: a final sync without a freeze)")
+					}
+				} else if live.sourceAPI != "" || live.sourceSite != "" || live.sourceTokenEnv != "" {
+					return errors.New("--source-api, --source-token-env and --source-site go with --final")
 				}
 				if live.resync && (org != "" || plan != "") {
 					return errors.New("--resync updates the existing site: --org and --plan do not apply")
@@ -331,6 +346,10 @@ See docs/import-export.md.`,
 	f.StringVar(&live.db, "db", "mysqldump", `with --ssh: "mysqldump" (the server's, wp-config.php's credentials) or mysql://user:pass@host:port/db (tunnelled through SSH)`)
 	f.StringVar(&live.state, "state", "", "with --ssh: where the listing of the pull is kept for --resync (default ~/.cache/aipress/live/DOMAIN.json)")
 	f.BoolVar(&live.resync, "resync", false, "with --ssh: pull again into the site --domain imported before: changed files, deletions and the database")
+	f.BoolVar(&live.final, "final", false, "with --ssh: the cut-over's last re-sync; with --source-api the source AIPress freezes the site's writes first and the freeze's duration is reported")
+	f.StringVar(&live.sourceAPI, "source-api", "", "with --final: the API URL of the AIPress the site comes from")
+	f.StringVar(&live.sourceTokenEnv, "source-token-env", "", "with --final: the environment variable holding a token of the source's API")
+	f.StringVar(&live.sourceSite, "source-site", "", "with --final: the site's name at the source")
 	waitFlags(cmd, &wait, &timeout, "the imported site is Ready")
 	return cmd
 }
