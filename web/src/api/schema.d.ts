@@ -82,6 +82,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/freeze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Freeze the site's writes (spec.write_freeze) for a cut-over to another host. Idempotent.
+         * @description The site keeps serving pages, but its shard takes the database
+         *     accounts' write privileges away (they may only read), ends their
+         *     sessions and runs no WP-Cron; it reports condition `WritesFrozen`
+         *     True (with the generation it observed) once done. This is the
+         *     source's side of a live import's final sync (`aipress site import
+         *     --ssh --final --source-api …`). A site moving between shards gives
+         *     409.
+         *
+         */
+        post: operations["freezeSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/unfreeze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give the site its writes back (clears spec.write_freeze). Idempotent. */
+        post: operations["unfreezeSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/resume": {
         parameters: {
             query?: never;
@@ -4124,6 +4174,8 @@ export interface components {
                  * @enum {string}
                  */
                 suspended_by?: "platform" | "org";
+                /** @description The site's database writes and WP-Cron are frozen (POST /v1/sites/{name}/freeze): a cut-over's source. */
+                write_freeze?: boolean;
                 php?: {
                     max_children?: number;
                     memory_limit_mb?: number;
@@ -4596,6 +4648,62 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The site with spec.suspended set. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Site"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    freezeSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The site with spec.write_freeze set. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Site"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    unfreezeSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The site with spec.write_freeze cleared. */
             200: {
                 headers: {
                     [name: string]: unknown;
