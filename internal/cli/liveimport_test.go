@@ -121,8 +121,8 @@ func TestSiteImportLive(t *testing.T) {
 	}
 	bin := filepath.Join(dir, "bin")
 	os.Mkdir(bin, 0o755)
-	dump := "/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `wp_options` (`option_name` varchar(191), `option_value` longtext);\nCREATE TABLE `wp_posts` (`ID` int);\n" +
-		"INSERT INTO `wp_options` VALUES ('siteurl','https://old.example'),('home','https://old.example');\n"
+	dump := "/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `wp_options` (`option_id` int, `option_name` varchar(191), `option_value` longtext, `autoload` varchar(20));\nCREATE TABLE `wp_posts` (`ID` int);\n" +
+		"INSERT INTO `wp_options` VALUES (1,'siteurl','https://old.example','yes'),(2,'home','https://old.example','yes');\n"
 	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" > %s/args\ncat > %s/options\ncat <<'EOF'\n%sEOF\n", dir, dir, dump)
 	os.WriteFile(filepath.Join(bin, "mariadb-dump"), []byte(script), 0o755)
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
@@ -142,7 +142,24 @@ func TestSiteImportLive(t *testing.T) {
 	base := []string{"site", "import", "--url", hs.URL, "--token", "t", "--ssh", fmt.Sprintf("deploy@127.0.0.1:%d:%s", srv.Port(), docroot),
 		"--ssh-password-env", "SSH_PW", "--ssh-host-key", fp, "--state", state}
 
-	out, _, err := runCmd(t, d, append(base, "--domain", "new.localhost", "--wait=false")...)
+	// The dry run pulls and inspects here; nothing is sent, nothing kept.
+	out, _, err := runCmd(t, d, append(base, "--domain", "new.localhost", "--dry-run")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"files       2 listed, 2 pulled", "URL         https://old.example → the new site's (new.localhost)", "WordPress   6.1.1", "nothing sent"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run: no %q in\n%s", want, out)
+		}
+	}
+	if len(api.calls) != 0 {
+		t.Errorf("the dry run called the API: %q", api.calls)
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Error("the dry run kept a listing")
+	}
+
+	out, _, err = runCmd(t, d, append(base, "--domain", "new.localhost", "--wait=false")...)
 	if err != nil {
 		t.Fatal(err)
 	}
