@@ -92,4 +92,3 @@ func TestResyncSite(t *testing.T) {
 		t.Errorf("a second re-sync while one runs: %d %v", code, m)
 	}
 }
-
