@@ -312,26 +312,12 @@ func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.I
 	// The pull streams into the request: a pull that fails ends the
 	// request with its error, and the API makes nothing of a body it could
 	// not read to its end.
-	pr, pw := io.Pipe()
-	pulled := make(chan error, 1)
-	go func() {
-		var err error
-		out.Pulled, err = conn.Pull(ctx, pw, opt)
-		pw.CloseWithError(err)
-		pulled <- err
-	}()
-	var sendErr error
 	if lf.resync {
 		var resp struct {
 			Job *store.Job `json:"job"`
 		}
-		sendErr = c.ResyncSite(ctx, req.Domain, pr, -1, &resp)
-		pr.CloseWithError(errors.New("the request ended"))
-		if perr := <-pulled; perr != nil {
-			return fmt.Errorf("pull from %s: %w", src.Host, perr)
-		}
-		if sendErr != nil {
-			return sendErr
+		if out.Pulled, err = conn.Stream(ctx, opt, func(r io.Reader) error { return c.ResyncSite(ctx, req.Domain, r, -1, &resp) }); err != nil {
+			return err
 		}
 		out.Job = resp.Job.ID
 		j, err := o.waitJob(ctx, stderr, c, resp.Job, timeout)
@@ -345,13 +331,8 @@ func (o *siteOpts) importLive(cmd *cobra.Command, lf *liveFlags, req apiclient.I
 			Site       *site.Site           `json:"site"`
 			Inspection *siteport.Inspection `json:"inspection"`
 		}
-		sendErr = c.ImportSite(ctx, req, pr, -1, &resp)
-		pr.CloseWithError(errors.New("the request ended"))
-		if perr := <-pulled; perr != nil {
-			return fmt.Errorf("pull from %s: %w", src.Host, perr)
-		}
-		if sendErr != nil {
-			return sendErr
+		if out.Pulled, err = conn.Stream(ctx, opt, func(r io.Reader) error { return c.ImportSite(ctx, req, r, -1, &resp) }); err != nil {
+			return err
 		}
 		out.Inspection, out.Site = resp.Inspection, resp.Site
 		if wait {

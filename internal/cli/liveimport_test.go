@@ -123,7 +123,7 @@ func TestSiteImportLive(t *testing.T) {
 	os.Mkdir(bin, 0o755)
 	dump := "/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `wp_options` (`option_id` int, `option_name` varchar(191), `option_value` longtext, `autoload` varchar(20));\nCREATE TABLE `wp_posts` (`ID` int);\n" +
 		"INSERT INTO `wp_options` VALUES (1,'siteurl','https://old.example','yes'),(2,'home','https://old.example','yes');\n"
-	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" > %s/args\ncat > %s/options\ncat <<'EOF'\n%sEOF\n", dir, dir, dump)
+	script := fmt.Sprintf("#!/bin/sh\nif [ -e %s/fail ]; then echo \"Access denied for user 'olduser'\" >&2; exit 2; fi\necho \"$@\" > %s/args\ncat > %s/options\ncat <<'EOF'\n%sEOF\n", dir, dir, dir, dump)
 	os.WriteFile(filepath.Join(bin, "mariadb-dump"), []byte(script), 0o755)
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 
@@ -213,6 +213,21 @@ func TestSiteImportLive(t *testing.T) {
 	if !slices.Contains(api.calls, "POST /v1/sites/old.example/unfreeze") {
 		t.Errorf("calls %q: the source was not unfrozen after the failure", api.calls)
 	}
+
+	// A pull that fails (the dump refused on the server): the error says
+	// why, and the API read no archive.
+	os.WriteFile(filepath.Join(dir, "fail"), nil, 0o600)
+	delete(api.entries, "/v1/imports")
+	if _, _, err := runCmd(t, d, append(base, "--domain", "third.localhost", "--state", filepath.Join(dir, "third.json"))...); err == nil || !strings.Contains(err.Error(), "Access denied for user 'olduser'") {
+		t.Errorf("a refused dump: %v", err)
+	}
+	if got, ok := api.entries["/v1/imports"]; ok {
+		t.Errorf("the API read an archive from a failed pull: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "third.json")); err == nil {
+		t.Error("a failed pull kept a listing")
+	}
+	os.Remove(filepath.Join(dir, "fail"))
 
 	// A host key other than the pinned one: refused, nothing sent.
 	api.calls = nil

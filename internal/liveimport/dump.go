@@ -37,7 +37,7 @@ type Credentials struct {
 }
 
 var (
-	defineRE = regexp.MustCompile(`(?m)^\s*define\s*\(\s*['"](DB_NAME|DB_USER|DB_PASSWORD|DB_HOST)['"]\s*,\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\)`)
+	defineRE = regexp.MustCompile(`(?m)(?:^|;)[ \t]*define\s*\(\s*['"](DB_NAME|DB_USER|DB_PASSWORD|DB_HOST)['"]\s*,\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\)`)
 	dbNameRE = regexp.MustCompile(`^[A-Za-z0-9_$-]{1,64}$`)
 )
 

@@ -232,3 +232,35 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Stream pulls the site (Pull) into send's reader as it is read: the
+// archive goes to its receiver (e.g. apiclient's ImportSite or
+// ResyncSite with size -1) without landing on this machine's disk. A
+// pull that fails ends the reader with its error, so the receiver sees a
+// body that breaks off (the API makes nothing of it); the pull's error is
+// returned first, else send's.
+func (c *Conn) Stream(ctx context.Context, opt PullOptions, send func(io.Reader) error) (*Pulled, error) {
+	pr, pw := io.Pipe()
+	type result struct {
+		p   *Pulled
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := c.Pull(ctx, pw, opt)
+		pw.CloseWithError(err)
+		done <- result{p, err}
+	}()
+	serr := send(pr)
+	// A receiver that stopped reading early must not leave the pull
+	// blocked on the pipe.
+	pr.CloseWithError(errors.New("the receiver stopped reading"))
+	r := <-done
+	if r.err != nil {
+		return nil, fmt.Errorf("pull from %s: %w", c.src.Host, r.err)
+	}
+	if serr != nil {
+		return r.p, serr
+	}
+	return r.p, nil
+}

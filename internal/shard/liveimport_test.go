@@ -1,6 +1,9 @@
 package shard_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -231,6 +234,36 @@ func TestLiveImport(t *testing.T) {
 	}
 	if v := queryList(t, c, sh, nd.DB, "SELECT option_value FROM wp_options WHERE option_name = 'home'"); !slices.Equal(v, []string{"http://" + dest + ":" + c.port}) {
 		t.Errorf("home after the re-sync %q", v)
+	}
+
+	// A re-sync whose dump the sandboxed loader refuses midway (a GRANT
+	// after the tables) leaves the site as it was: database and files.
+	var dump bytes.Buffer
+	if err := sh.DB().Dump(c.ctx, sh.NamesFor(uid).DB, &dump); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.ReplaceAll(dump.String(), "After the first pull.", "Should not stay.") + "GRANT ALL PRIVILEGES ON *.* TO 'intruder'@'%';\n"
+	var ar bytes.Buffer
+	zw := gzip.NewWriter(&ar)
+	tw := tar.NewWriter(zw)
+	for _, e := range [][2]string{{"database.sql", bad}, {"wp-content/uploads/rollback.txt", "must not land\n"},
+		{liveimport.ListingName, `{"format":1,"source":"test","delta":true,"listing":{"files":[]}}`}} {
+		tw.WriteHeader(&tar.Header{Name: e[0], Mode: 0o644, Size: int64(len(e[1])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(e[1]))
+	}
+	tw.Close()
+	zw.Close()
+	refused := filepath.Join(t.TempDir(), "refused.tar.gz")
+	os.WriteFile(refused, ar.Bytes(), 0o600)
+	if _, err := sh.ResyncSite(c.ctx, c.get(dest), refused, nil); err == nil || !strings.Contains(err.Error(), "as it was") {
+		t.Errorf("a refused re-sync: %v", err)
+	}
+	if v := queryList(t, c, sh, nd.DB, "SELECT post_content FROM wp_posts WHERE post_name = 'written-later'"); !slices.Equal(v, []string{"After the first pull."}) {
+		t.Errorf("the post after a refused re-sync: %q", v)
+	}
+	c.check(dest, "/wp-content/uploads/rollback.txt", 404, "")
+	if v := queryList(t, c, sh, nd.DB, "SELECT option_value FROM wp_options WHERE option_name = 'home'"); !slices.Equal(v, []string{"http://" + dest + ":" + c.port}) {
+		t.Errorf("home after a refused re-sync %q", v)
 	}
 
 	// A pull that fails midway (the dump refused on the server) says
