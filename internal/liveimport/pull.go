@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -87,7 +88,15 @@ func (c *Conn) Pull(ctx context.Context, w io.Writer, opt PullOptions) (*Pulled,
 	p := &Pulled{Source: c.src.String(), Listed: len(listing.Files), Skipped: skipped, Listing: listing, Delta: opt.Since != nil}
 	files := listing.Files
 	if opt.Since != nil {
-		files, p.Deleted = listing.Changed(opt.Since)
+		var deleted []string
+		files, deleted = listing.Changed(opt.Since)
+		// Only wp-content is the site's to delete from (a version.php
+		// no longer readable is not a deletion).
+		for _, d := range deleted {
+			if strings.HasPrefix(d, "wp-content/") {
+				p.Deleted = append(p.Deleted, d)
+			}
+		}
 	}
 
 	spool, err := os.CreateTemp(opt.Scratch, "aipress-live-dump-*.sql")

@@ -116,6 +116,9 @@ func (s *Shard) ResyncSite(ctx context.Context, st *site.Site, archive string, p
 	rep := &ResyncReport{Site: st.Metadata.Name, Source: rec.Source, DumpBytes: in.DumpBytes, Tables: len(in.Tables),
 		TablePrefix: in.TablePrefix, OldURL: in.OldURL, NewURL: s.cfg.PublicURL(st.Spec.Domain), Warnings: in.Warnings}
 	for _, d := range rec.Deleted {
+		if d == "wp-includes/version.php" {
+			continue // not the site's: the core is the platform's
+		}
 		if _, err := contentRel(d); err != nil {
 			return nil, fmt.Errorf("re-sync %s: deleted file %q: %w", st.Metadata.Name, d, err)
 		}
@@ -287,7 +290,10 @@ func applyContent(src, dst string, deleted []string, uid, gid int, rep *ResyncRe
 		return err
 	}
 	for _, d := range deleted {
-		rel, _ := contentRel(d)
+		rel, err := contentRel(d)
+		if err != nil {
+			continue // wp-includes/version.php (ResyncSite refused anything else)
+		}
 		if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", d, err)
 		}
