@@ -447,3 +447,31 @@ func TestAuditAndNotify(t *testing.T) {
 		t.Errorf("Notify called %d times, want 3 (successful mutations)", n)
 	}
 }
+
+// TestFreezeUnfreeze: POST …/freeze and …/unfreeze set and clear
+// spec.write_freeze (a new generation each, the same one again is a
+// no-op); a site being deleted refuses a freeze; a viewer may not.
+func TestFreezeUnfreeze(t *testing.T) {
+	e := newEnv(t)
+	e.create(t, "a.com")
+	steps := []struct {
+		method, path, token string
+		status              int
+		field               string
+		want                any
+	}{
+		{"POST", "/v1/sites/a.com/freeze", viewerSecret, 403, "error.code", "forbidden"},
+		{"POST", "/v1/sites/a.com/freeze", adminSecret, 200, "spec.write_freeze", true},
+		{"POST", "/v1/sites/a.com/freeze", adminSecret, 200, "metadata.generation", 2.0},
+		{"POST", "/v1/sites/a.com/unfreeze", adminSecret, 200, "spec.write_freeze", nil},
+		{"POST", "/v1/sites/a.com/unfreeze", adminSecret, 200, "metadata.generation", 3.0},
+		{"DELETE", "/v1/sites/a.com", adminSecret, 202, "status.phase", "Deleting"},
+		{"POST", "/v1/sites/a.com/freeze", adminSecret, 409, "error.code", "conflict"},
+	}
+	for _, s := range steps {
+		code, m, _ := e.do(t, s.method, s.path, s.token, nil)
+		if code != s.status || get(m, s.field) != s.want {
+			t.Fatalf("%s %s = %d, %s = %v (want %d, %v): %v", s.method, s.path, code, s.field, get(m, s.field), s.status, s.want, m)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aipress/aipress/internal/liveimport"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
@@ -300,4 +301,94 @@ func (s *server) wxrImport(c *call) (response, error) {
 		return response{}, err
 	}
 	return response{status: http.StatusAccepted, body: WXRImportResponse{Site: name, File: sum, Job: j}}, nil
+}
+
+// ResyncResponse is the answer of POST /v1/sites/{name}/resync.
+type ResyncResponse struct {
+	Site       string               `json:"site"`
+	Inspection *siteport.Inspection `json:"inspection"`
+	Job        *store.Job           `json:"job"`
+}
+
+// resyncSite takes a delta archive pulled from the live site the site was
+// imported from (liveimport.Pull with Since: changed files, the source's
+// whole dump, the listing with deleted files) for a Ready site: it is
+// inspected here first as an import's archive is (refused with the
+// reason, 422), then stored for a live-resync job on the site's shard.
+func (s *server) resyncSite(c *call) (response, error) {
+	ctx := c.r.Context()
+	if err := s.noTransfer(); err != nil {
+		return response{}, err
+	}
+	name, err := siteName(c)
+	if err != nil {
+		return response{}, err
+	}
+	st, err := s.getPlacedSite(ctx, name, "re-sync")
+	if err != nil {
+		return response{}, err
+	}
+	if st.Status.Phase != site.PhaseReady {
+		return response{}, conflict("site %q is %s; a re-sync applies to a Ready site", name, st.Status.Phase)
+	}
+	if j, err := s.activeJob(ctx, store.JobResync, name, ""); err != nil {
+		return response{}, err
+	} else if j != nil {
+		return response{}, conflict("site %q has a re-sync running already (job %s)", name, j.ID)
+	}
+	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
+	tmp, err := os.MkdirTemp("", "aipress-resync-*")
+	if err != nil {
+		return response{}, internal(err)
+	}
+	defer os.RemoveAll(tmp)
+	archive := filepath.Join(tmp, "archive")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	}
+	if err != nil {
+		return response{}, badRequest("read the archive: %v", err)
+	}
+	unpacked := filepath.Join(tmp, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return response{}, internal(err)
+	}
+	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Scratch: unpacked,
+		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}})
+	if err != nil {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "re-sync refused: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(unpacked, filepath.Dir(in.Layout.WPContent), liveimport.ListingName)); err != nil {
+		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "re-sync refused: the archive has no %s (not a pull from a live site)", liveimport.ListingName)
+	}
+	_ = os.RemoveAll(unpacked)
+	id, err := newUID()
+	if err != nil {
+		return response{}, internal(err)
+	}
+	key := store.ResyncKey(st.Metadata.UID, id)
+	af, err := os.Open(archive)
+	if err != nil {
+		return response{}, internal(err)
+	}
+	err = s.cfg.Transfer.Upload(ctx, key, af, &blob.WriterOptions{ContentType: "application/gzip"})
+	af.Close()
+	if err != nil {
+		return response{}, internal(fmt.Errorf("store the archive: %w", err))
+	}
+	j, err := s.createJob(ctx, store.JobResync, name, st.Metadata.UID, st.Status.Shard, store.ResyncParams{Key: key})
+	if err != nil {
+		_ = s.cfg.Transfer.Delete(context.WithoutCancel(ctx), key)
+		return response{}, err
+	}
+	return response{status: http.StatusAccepted, body: ResyncResponse{Site: name, Inspection: in, Job: j}}, nil
 }

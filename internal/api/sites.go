@@ -527,6 +527,25 @@ const (
 	suspendedByOrg      = "org"
 )
 
+// setWriteFreeze sets or clears spec.write_freeze: the shard takes the
+// site's database writes and WP-Cron away (or gives them back) and
+// reports the WritesFrozen condition. Idempotent.
+func (s *server) setWriteFreeze(c *call, on bool) (response, error) {
+	return s.update(c, http.StatusOK, func(st *site.Site) error {
+		if st.Metadata.DeletionRequested != nil {
+			return errorf(http.StatusConflict, CodeConflict, "site %q is being deleted", st.Metadata.Name)
+		}
+		if on && st.Move.Active() {
+			return errorf(http.StatusConflict, CodeConflict, "site %q is moving between shards", st.Metadata.Name)
+		}
+		st.Spec.WriteFreeze = on
+		return nil
+	})
+}
+
+func (s *server) freezeSite(c *call) (response, error)   { return s.setWriteFreeze(c, true) }
+func (s *server) unfreezeSite(c *call) (response, error) { return s.setWriteFreeze(c, false) }
+
 func (s *server) suspendSite(c *call) (response, error) { return s.setSuspended(c, true) }
 func (s *server) resumeSite(c *call) (response, error)  { return s.setSuspended(c, false) }
 

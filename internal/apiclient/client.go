@@ -162,6 +162,16 @@ func (c *Client) ResumeSite(ctx context.Context, name string) (*site.Site, error
 	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/resume")
 }
 
+// FreezeSite sets (on) or clears spec.write_freeze on the named site:
+// its shard takes its database writes and WP-Cron away, or gives them
+// back (condition WritesFrozen).
+func (c *Client) FreezeSite(ctx context.Context, name string, on bool) (*site.Site, error) {
+	if on {
+		return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/freeze")
+	}
+	return c.siteCall(ctx, http.MethodPost, sitePath(name)+"/unfreeze")
+}
+
 // PurgeSite purges the named site's pages from the edge's page cache: the
 // page at req.URL, the pages tagged req.Tag, or (both empty) every page.
 func (c *Client) PurgeSite(ctx context.Context, name string, req PurgeRequest) (*PurgeResponse, error) {

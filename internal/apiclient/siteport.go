@@ -131,3 +131,29 @@ func (c *Client) ImportWXR(ctx context.Context, req WXRImportRequest, file io.Re
 	}
 	return nil
 }
+
+// ResyncSite sends a delta archive pulled from the live site that site
+// was imported from (size bytes, -1 unknown) to POST
+// /v1/sites/{name}/resync; out receives the answer (the job).
+func (c *Client) ResyncSite(ctx context.Context, site string, archive io.Reader, size int64, out any) error {
+	path := sitePath(site) + "/resync"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, archive)
+	if err != nil {
+		return fmt.Errorf("new request: %w", err)
+	}
+	hreq.ContentLength = size
+	c.setHeaders(hreq)
+	hreq.Header.Set("Content-Type", "application/gzip")
+	resp, err := c.httpClient().Do(hreq)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return responseError(resp, http.MethodPost, path)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("POST %s: decode: %w", path, err)
+	}
+	return nil
+}

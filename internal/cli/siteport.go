@@ -160,9 +160,10 @@ func newSiteImportCmd(o *siteOpts) *cobra.Command {
 		org, plan, wxrFile               string
 		dryRun, wait, skipAttachments    bool
 		timeout                          time.Duration
+		live                             liveFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "import (--archive FILE --domain NEW | --wxr FILE --domain SITE) [--dry-run]",
+		Use:   "import (--archive FILE --domain NEW | --ssh USER@HOST[:PORT]:/DOCROOT --domain NEW [--resync] | --wxr FILE --domain SITE) [--dry-run]",
 		Short: "Create a site from an archive of a WordPress site, or import a WXR file's content into a site",
 		Long: `Create a site from an archive of a WordPress site, or with --dry-run read the
 archive here, as the import would, and report what it holds and what an import
@@ -205,10 +206,40 @@ already (same type, title and date) are skipped, so an import run twice adds
 nothing. The import is a job: the CLI follows its progress and prints what
 was imported and every attachment or item that failed (--wait=false: it
 returns once the job is made; 'aipress job get ID' shows it). --dry-run reads the
-file here and reports its counts; nothing is sent. See docs/import-export.md.`,
+file here and reports its counts; nothing is sent.
+
+--ssh imports a live site from its server: this command connects over SSH
+(--ssh-key FILE, or the password in the environment variable
+--ssh-password-env names), verifies the server's host key (--known-hosts FILE,
+or --ssh-host-key SHA256:... as ssh-keygen -lf prints it; default
+~/.ssh/known_hosts; an unknown or different key is refused), pulls the
+docroot's wp-content over SFTP — following no link that leads out of the
+docroot — and the database with the server's mysqldump (--db mysqldump, the
+default: wp-config.php's credentials, the password given on the dump's
+stdin) or a direct connection tunnelled through SSH (--db
+mysql://user:pass@host:port/db, host as the server sees it; dumped by the
+local mariadb-dump), and streams them as an archive into the import above.
+The credentials stay in this process: nothing is stored. The listing of what
+was pulled (path, size, mtime) is kept in --state (default
+~/.cache/aipress/live/DOMAIN.json). --resync --domain SITE pulls again into the
+site imported before: only files whose size or mtime changed are sent, files
+deleted on the source are deleted, and the database is replaced by a fresh
+dump (a live-resync job; the site is left as it was if that fails).
+--final is the cut-over's last re-sync: when the source is another AIPress
+(--source-api URL --source-token-env VAR --source-site D) its site's writes
+are frozen first (POST /v1/sites/D/freeze: its database accounts may only read,
+no WP-Cron; pages keep serving), the sync runs, and the freeze's duration is
+reported; the source stays frozen after a cut-over that succeeded, and gets
+its writes back if the sync fails.
+--dry-run pulls into a temporary file here and reports; nothing is sent.
+See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
   aipress site import --archive backup.tar.gz --domain blog.example.com -o json
   aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json
+  aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --domain blog.example.com --dry-run
+  SSH_PW=... aipress site import --ssh deploy@old.example.com:2222:/srv/blog --ssh-password-env SSH_PW --ssh-host-key SHA256:... --domain blog.example.com
+  aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --resync --domain blog.example.com
+  OLD_TOKEN=... aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --final --domain blog.example.com --source-api https://api.old.example.com --source-token-env OLD_TOKEN --source-site blog.example.com
   aipress site import --wxr export.xml --domain blog.localhost --dry-run
   aipress site import --wxr export.xml --domain blog.localhost -o json`,
 		Args: cobra.NoArgs,
@@ -221,6 +252,29 @@ file here and reports its counts; nothing is sent. See docs/import-export.md.`,
 					return errors.New("--wxr needs --domain: the existing site to import the content into")
 				}
 				return o.importWXR(cmd, wxrFile, domain, dryRun, skipAttachments, wait, timeout)
+			}
+			if live.ssh != "" {
+				if archive != "" || sqlFile != "" {
+					return errors.New("--ssh pulls the site from its server: --archive and --sql do not apply")
+				}
+				if domain == "" {
+					return errors.New("--ssh needs --domain: the new site's (with --resync: the site imported before)")
+				}
+				if live.final {
+					live.resync = true
+					if (live.sourceAPI == "") != (live.sourceSite == "") || (live.sourceAPI != "" && live.sourceTokenEnv == "") {
+						return errors.New("--final freezes the source's writes with --source-api URL, --source-token-env VAR and --source-site D together (or none of them: a final sync without a freeze)")
+					}
+				} else if live.sourceAPI != "" || live.sourceSite != "" || live.sourceTokenEnv != "" {
+					return errors.New("--source-api, --source-token-env and --source-site go with --final")
+				}
+				if live.resync && (org != "" || plan != "") {
+					return errors.New("--resync updates the existing site: --org and --plan do not apply")
+				}
+				return o.importLive(cmd, &live, apiclient.ImportRequest{Domain: domain, Org: org, Plan: plan, Prefix: prefix}, dryRun, wait, timeout)
+			}
+			if live.resync {
+				return errors.New("--resync needs --ssh")
 			}
 			if archive == "" || domain == "" {
 				return errors.New("--archive and --domain are required")
@@ -284,6 +338,18 @@ file here and reports its counts; nothing is sent. See docs/import-export.md.`,
 	f.BoolVar(&dryRun, "dry-run", false, "report what an import would find and change; change nothing")
 	f.StringVar(&org, "org", "", "organisation that will own the site (default: your only organisation)")
 	f.StringVar(&plan, "plan", "", "hosting plan (default: the platform's default plan)")
+	f.StringVar(&live.ssh, "ssh", "", "import a live site from its server: USER@HOST[:PORT]:/path/to/docroot")
+	f.StringVar(&live.key, "ssh-key", "", "with --ssh: the private key file to log in with")
+	f.StringVar(&live.passwordEnv, "ssh-password-env", "", "with --ssh: the environment variable holding the SSH password")
+	f.StringVar(&live.knownHosts, "known-hosts", "", "with --ssh: the known_hosts file that verifies the server's key (default ~/.ssh/known_hosts)")
+	f.StringVar(&live.hostKey, "ssh-host-key", "", "with --ssh: the server's host key fingerprint, SHA256:... (ssh-keygen -lf)")
+	f.StringVar(&live.db, "db", "mysqldump", `with --ssh: "mysqldump" (the server's, wp-config.php's credentials) or mysql://user:pass@host:port/db (tunnelled through SSH)`)
+	f.StringVar(&live.state, "state", "", "with --ssh: where the listing of the pull is kept for --resync (default ~/.cache/aipress/live/DOMAIN.json)")
+	f.BoolVar(&live.resync, "resync", false, "with --ssh: pull again into the site --domain imported before: changed files, deletions and the database")
+	f.BoolVar(&live.final, "final", false, "with --ssh: the cut-over's last re-sync; with --source-api the source AIPress freezes the site's writes first and the freeze's duration is reported")
+	f.StringVar(&live.sourceAPI, "source-api", "", "with --final: the API URL of the AIPress the site comes from")
+	f.StringVar(&live.sourceTokenEnv, "source-token-env", "", "with --final: the environment variable holding a token of the source's API")
+	f.StringVar(&live.sourceSite, "source-site", "", "with --final: the site's name at the source")
 	waitFlags(cmd, &wait, &timeout, "the imported site is Ready")
 	return cmd
 }

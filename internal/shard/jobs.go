@@ -307,6 +307,23 @@ func (s *Shard) execJob(ctx context.Context, src Sites, j *store.Job, progress f
 			return nil, err
 		}
 		return rep, err
+	case store.JobResync:
+		var p store.ResyncParams
+		if err := unmarshalParams(j.Params, &p); err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(p.Key, store.ResyncPrefix(j.SiteUID)); !ok || rest == "" || strings.Contains(rest, "/") {
+			return nil, publicf("re-sync job without its archive")
+		}
+		st, err := s.jobSite(ctx, src, j)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := s.ResyncJob(ctx, st, p, func(step string, done, total int64) { progress(step)(done, total) })
+		if rep == nil {
+			return nil, err
+		}
+		return rep, err
 	case store.JobVerifyRestore:
 		var p store.RestoreParams
 		if err := unmarshalParams(j.Params, &p); err != nil {

@@ -209,11 +209,25 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 
 	// 2. Database and its user (the account in use of the two).
-	if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
-		releaseSecrets()
-		return failed("creating the database", err)
+	// A site whose writes are frozen already keeps them frozen: ensuring
+	// the database would grant them back for a moment.
+	frozen := false
+	if st.Spec.WriteFreeze && !st.Move.Active() {
+		frozen, _ = s.writesFrozen(ctx, n)
+	}
+	if !frozen {
+		if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+			releaseSecrets()
+			return failed("creating the database", err)
+		}
 	}
 	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
+	// A write freeze (the source's side of a cut-over), made again every
+	// pass: EnsureDatabase gives the accounts their privileges back.
+	if err := s.convergeWriteFreeze(ctx, rep, st, n, working); err != nil {
+		releaseSecrets()
+		return err
+	}
 
 	// 3. Files: docroot sharing the core, own wp-content (what PHP may
 	// write on the site's volume), wp-config.php.
@@ -572,7 +586,7 @@ func (s *Shard) runCron(ctx context.Context, src Sites) {
 		}
 		// Only the shard that serves the site runs its cron, and not while
 		// a move has frozen its writes.
-		if st.Status.Shard != s.cfg.Name || st.Move.Frozen() {
+		if st.Status.Shard != s.cfg.Name || st.Move.Frozen() || st.Spec.WriteFreeze {
 			continue
 		}
 		n := s.NamesFor(st.Metadata.UID)
@@ -675,4 +689,32 @@ func sitePermissions(n Names, uid, gid int) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// convergeWriteFreeze freezes site n's database writes while
+// st.Spec.WriteFreeze holds (not during a move, which freezes and
+// unfreezes by itself) and unfreezes them once it no longer does,
+// reporting CondWritesFrozen.
+func (s *Shard) convergeWriteFreeze(ctx context.Context, rep reporter, st *site.Site, n Names, working site.Phase) error {
+	if st.Move.Active() {
+		return nil
+	}
+	c := st.Status.Condition(site.CondWritesFrozen)
+	switch {
+	case st.Spec.WriteFreeze:
+		if frozen, err := s.writesFrozen(ctx, n); err != nil || !frozen {
+			if err := s.freezeWrites(ctx, n); err != nil {
+				return failed("freezing the site's writes", err)
+			}
+		}
+		if c == nil || c.Status != "True" || c.ObservedGeneration != st.Metadata.Generation {
+			rep.cond(ctx, site.CondWritesFrozen, "True", "Frozen", "writes frozen: the database accounts may only read, no WP-Cron", working)
+		}
+	case c != nil && c.Status == "True":
+		if err := s.unfreezeWrites(ctx, n); err != nil {
+			return failed("unfreezing the site's writes", err)
+		}
+		rep.cond(ctx, site.CondWritesFrozen, "False", "Unfrozen", "writes allowed", working)
+	}
+	return nil
 }

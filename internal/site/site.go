@@ -29,6 +29,11 @@ const (
 // site in place; the edge serves its maintenance page (503) meanwhile.
 const CondMaintenance = "Maintenance"
 
+// CondWritesFrozen is the condition a shard sets True once Spec.WriteFreeze
+// holds (the site's database accounts may only read, no WP-Cron), and
+// False once it no longer does.
+const CondWritesFrozen = "WritesFrozen"
+
 // Site is the stored and served resource.
 type Site struct {
 	Metadata Metadata `json:"metadata"`
@@ -89,7 +94,12 @@ type Spec struct {
 	// support: only the platform may resume it) or "org" (its
 	// organisation). Empty when not suspended.
 	SuspendedBy string `json:"suspended_by,omitempty"`
-	PHP         PHP    `json:"php"`
+	// WriteFreeze stops the site's writes to its database (its accounts
+	// keep reading only) and its WP-Cron while it keeps serving pages:
+	// the source's side of a cut-over to another host (a live import's
+	// final sync). The shard reports CondWritesFrozen.
+	WriteFreeze bool `json:"write_freeze,omitempty"`
+	PHP         PHP  `json:"php"`
 	// Limits bound what the site may use of its shard (from its plan).
 	Limits Limits `json:"limits"`
 	Admin  Admin  `json:"admin"`

@@ -35,7 +35,26 @@ const (
 	// its authors, terms, posts, comments, menus and attachments.
 	// Params: WXRImportParams. Result: the shard's WXRImportReport.
 	JobWXRImport JobKind = "wxr-import"
+	// JobResync applies a delta archive pulled from the live site a site
+	// was imported from (package liveimport: changed files, the whole
+	// database again, files deleted on the source) to the site in place.
+	// Params: ResyncParams. Result: the shard's ResyncReport.
+	JobResync JobKind = "live-resync"
 )
+
+// ResyncParams are a JobResync's.
+type ResyncParams struct {
+	// Key is the delta archive's object in the transfer store (removed
+	// once applied).
+	Key string `json:"key"`
+}
+
+// ResyncKey is the transfer store's key of delta archive id for the
+// site with uid; ResyncPrefix where a job's key must lie.
+func ResyncKey(uid, id string) string { return ResyncPrefix(uid) + id + ".tar.gz" }
+
+// ResyncPrefix is where the delta archives for the site with uid are.
+func ResyncPrefix(uid string) string { return "imports/resync/" + uid + "/" }
 
 // ExportParams are an export job's; absent: a portable archive.
 type ExportParams struct {

@@ -82,6 +82,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{name}/freeze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Freeze the site's writes (spec.write_freeze) for a cut-over to another host. Idempotent.
+         * @description The site keeps serving pages, but its shard takes the database
+         *     accounts' write privileges away (they may only read), ends their
+         *     sessions and runs no WP-Cron; it reports condition `WritesFrozen`
+         *     True (with the generation it observed) once done. This is the
+         *     source's side of a live import's final sync (`aipress site import
+         *     --ssh --final --source-api …`). A site moving between shards gives
+         *     409.
+         *
+         */
+        post: operations["freezeSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/unfreeze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give the site its writes back (clears spec.write_freeze). Idempotent. */
+        post: operations["unfreezeSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sites/{name}/resume": {
         parameters: {
             query?: never;
@@ -845,6 +895,47 @@ export interface paths {
          *
          */
         post: operations["importWXR"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{name}/resync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-sync a site imported from a live server with a delta archive (a live-resync job on its shard).
+         * @description The body is a delta archive as `aipress site import --ssh --resync`
+         *     pulls it from the site's source over SSH (package liveimport): a
+         *     tar.gz with `database.sql` (the source's whole database, dumped
+         *     again), the files of `wp-content` whose size or mtime changed since
+         *     the previous pull, and `aipress-live.json` (the source's listing and
+         *     the files deleted there since). It is inspected here as an import's
+         *     archive is and refused with the reason (422; also without
+         *     `aipress-live.json`); larger than 4× the plan's disk limit gives 413.
+         *     Otherwise it goes into the transfer store and a `live-resync` job
+         *     on the site's shard applies it (202): the site's database is dumped
+         *     aside and replaced by the archive's (sandboxed loader, tables renamed
+         *     to `wp_`, URLs rewritten; the one set aside is loaded back if that
+         *     fails), the changed files are written and the deleted ones removed
+         *     (never through a link out of the site's wp-content). The job's
+         *     result is the report (`files`, `bytes`, `deleted`, `posts`,
+         *     `rows_changed`, `duration_ns`: how long the site was held). The site
+         *     must be Ready (409 otherwise, or while another re-sync of it runs);
+         *     a control plane without a transfer store gives 501.
+         *
+         */
+        post: operations["resyncSite"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3177,7 +3268,7 @@ export interface components {
         Job: {
             id: string;
             /** @enum {string} */
-            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export" | "wxr-import";
+            kind: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "secret.rotate" | "code" | "update" | "fleet-update" | "export" | "wxr-import" | "live-resync";
             site?: string;
             site_uid?: string;
             /** @description The shard that runs it; empty for the control plane. */
@@ -4122,6 +4213,8 @@ export interface components {
                  * @enum {string}
                  */
                 suspended_by?: "platform" | "org";
+                /** @description The site's database writes and WP-Cron are frozen (POST /v1/sites/{name}/freeze): a cut-over's source. */
+                write_freeze?: boolean;
                 php?: {
                     max_children?: number;
                     memory_limit_mb?: number;
@@ -4594,6 +4687,62 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The site with spec.suspended set. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Site"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    freezeSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The site with spec.write_freeze set. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Site"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    unfreezeSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The site with spec.write_freeze cleared. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5691,6 +5840,42 @@ export interface operations {
             501: components["responses"]["Internal"];
         };
     };
+    resyncSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The site's domain (case-insensitive). */
+                name: components["parameters"]["SiteName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/gzip": string;
+            };
+        };
+        responses: {
+            /** @description What the archive holds (`inspection`) and the new job (`job`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["BadRequest"];
+            422: components["responses"]["BadRequest"];
+            500: components["responses"]["Internal"];
+            501: components["responses"]["Internal"];
+        };
+    };
     createBackup: {
         parameters: {
             query?: never;
@@ -6127,7 +6312,7 @@ export interface operations {
             query?: {
                 site?: string;
                 shard?: string;
-                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export" | "wxr-import";
+                kind?: "backup" | "restore" | "verify-restore" | "verify" | "prune" | "recover" | "export" | "wxr-import" | "live-resync";
                 /** @description One phase or several, comma-separated. */
                 phase?: string;
                 limit?: number;
