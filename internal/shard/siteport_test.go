@@ -250,6 +250,19 @@ func TestImportForeignArchive(t *testing.T) {
 		rep.Removed["trigger or routine block"] != 1 || rep.Removed["USE"] != 1 || !slices.Contains(rep.Plugins, "legacy-widgets") {
 		t.Errorf("report %+v", rep)
 	}
+	var phases []string
+	for _, p := range rep.Phases {
+		phases = append(phases, p.Name)
+		if p.Seconds < 0 {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if want := []string{"unpack", "prepare", "load", "rename", "files", "rewrite", "finish"}; !slices.Equal(phases, want) {
+		t.Errorf("phases %q, want %q", phases, want)
+	}
+	if rep.RowsScanned < rep.RowsChanged || rep.RowsChanged == 0 || rep.BytesScanned == 0 {
+		t.Errorf("rewrite: scanned %d rows (%d bytes), changed %d", rep.RowsScanned, rep.BytesScanned, rep.RowsChanged)
+	}
 	c.convergeReady(dest, "alpha")
 	nd := sh.NamesFor(destUID)
 	if tables := queryList(t, c, sh, nd.DB, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'blog7%'"); len(tables) != 0 {
