@@ -186,6 +186,7 @@ func (r *Report) Table() benchplatform.Table {
 	}
 	t = append(t,
 		[]string{"aipress VmHWM before → after", mib(r.HWMBefore) + " → " + mib(r.HWMAfter)},
+		[]string{"aipress peak RSS (sampled), when (phase, approx.)", fmt.Sprintf("%s at %.1f s (%s)", mib(r.Tree.RootPeakRSS), r.Tree.RootPeakAt.Seconds(), r.phaseAt(r.Tree.RootPeakAt.Seconds()))},
 		[]string{"tree: peak summed RSS (sampled)", mib(r.Tree.PeakRSS)},
 	)
 	names := make([]string, 0, len(r.Tree.HWMByName))
@@ -210,6 +211,17 @@ func (r *Report) Table() benchplatform.Table {
 	rw(r.PHP)
 	t = append(t, []string{"live import", r.Live})
 	return t
+}
+
+// phaseAt names the phase running at t seconds after the POST began.
+func (r *Report) phaseAt(t float64) string {
+	var end float64
+	for _, p := range r.Phases {
+		if end += p.Seconds; t <= end {
+			return p.Name
+		}
+	}
+	return "after the import"
 }
 
 // minJudged is the smallest archive the memory goal is judged on.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/searchreplace"
 	"github.com/aipress/aipress/internal/siteport"
@@ -115,7 +116,7 @@ func TestReportTable(t *testing.T) {
 		Phases: []Phase{{"upload (POST: spool, inspect, store)", 12.25}, {"fetch", 1.5}, {"unpack", 3}, {"load", 20}, {"rewrite", 8},
 			{"convergence around the import", 2}},
 		HWMBefore: 80 << 20, HWMAfter: 96 << 20,
-		Tree:   TreeMem{PeakRSS: 700 << 20, HWMByName: map[string]int64{"aipress": 96 << 20, "mariadbd": 400 << 20, "mariadb": 12 << 20}},
+		Tree:   TreeMem{PeakRSS: 700 << 20, RootPeakRSS: 90 << 20, RootPeakAt: 30 * time.Second, HWMByName: map[string]int64{"aipress": 96 << 20, "mariadbd": 400 << 20, "mariadb": 12 << 20}},
 		Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 8, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000},
 		Go:     &Rewrite{Tool: "searchreplace (Go)", Seconds: 7.5, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000},
 		PHP:    &Rewrite{Tool: "PHP anchor", Seconds: 20, BytesScanned: 40e6, Rows: 80000, CellsChanged: 21000},

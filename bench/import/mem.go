@@ -50,20 +50,25 @@ type TreeMem struct {
 	// caught them.
 	HWMByName map[string]int64 `json:"hwm_by_name_bytes"`
 	Samples   int              `json:"samples"`
+	// RootPeakRSS is the root process's (aipress's) largest sampled
+	// VmRSS, and RootPeakAt when it was seen, from the sampler's start.
+	RootPeakRSS int64         `json:"root_peak_rss_bytes"`
+	RootPeakAt  time.Duration `json:"root_peak_at_ns"`
 }
 
 // memSampler samples the tree below pid every interval until stopped.
 type memSampler struct {
-	pid  int
-	mu   sync.Mutex
-	mem  TreeMem
-	stop context.CancelFunc
-	done chan struct{}
+	pid   int
+	start time.Time
+	mu    sync.Mutex
+	mem   TreeMem
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 func startMemSampler(ctx context.Context, pid int, every time.Duration) *memSampler {
 	ctx, cancel := context.WithCancel(ctx)
-	m := &memSampler{pid: pid, stop: cancel, done: make(chan struct{}), mem: TreeMem{HWMByName: map[string]int64{}}}
+	m := &memSampler{pid: pid, start: time.Now(), stop: cancel, done: make(chan struct{}), mem: TreeMem{HWMByName: map[string]int64{}}}
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(every)
@@ -94,7 +99,7 @@ func (m *memSampler) sample() {
 		}
 		parent[p.PID], comm[p.PID] = st.PPID, st.Comm
 	}
-	var rss int64
+	var rss, rootRSS int64
 	hwm := map[string]int64{}
 	for p := range parent {
 		for q, hops := p, 0; q > 0 && hops < 64; q, hops = parent[q], hops+1 {
@@ -106,6 +111,9 @@ func (m *memSampler) sample() {
 				break
 			}
 			rss += statusKB(b, "VmRSS")
+			if p == m.pid {
+				rootRSS = statusKB(b, "VmRSS")
+			}
 			hwm[comm[p]] = max(hwm[comm[p]], statusKB(b, "VmHWM"))
 			break
 		}
@@ -114,6 +122,9 @@ func (m *memSampler) sample() {
 	defer m.mu.Unlock()
 	m.mem.Samples++
 	m.mem.PeakRSS = max(m.mem.PeakRSS, rss)
+	if rootRSS > m.mem.RootPeakRSS {
+		m.mem.RootPeakRSS, m.mem.RootPeakAt = rootRSS, time.Since(m.start)
+	}
 	for k, v := range hwm {
 		m.mem.HWMByName[k] = max(m.mem.HWMByName[k], v)
 	}
