@@ -15,12 +15,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/searchreplace"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // ExportSite writes site st's portable archive to w (siteport.Export):
@@ -222,12 +224,56 @@ func (s *Shard) importHeld(ctx context.Context, st *site.Site, n Names, scratch 
 	return nil
 }
 
+// importGiveUp is an import failure that trying again cannot mend: the
+// archive is gone from the transfer store, broken or hostile, its dump
+// unusable or refused by the database. Convergence turns the site Failed
+// with Reason (for the site's owner) and does not try again at that
+// generation.
+type importGiveUp struct {
+	Reason string
+	Err    error
+}
+
+func (e *importGiveUp) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *importGiveUp) Unwrap() error { return e.Err }
+
+// ReasonImportFailed is the Installed condition's reason of a site whose
+// import failed for good (importGiveUp).
+const ReasonImportFailed = "ImportFailed"
+
+// giveUpImport wraps err as an importGiveUp when it is permanent; other
+// errors (a database down, a full disk, a cancelled context) stay as they
+// are and are tried again.
+func giveUpImport(err error) error {
+	var reason string
+	switch {
+	case err == nil:
+		return nil
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		reason = "the archive is no longer in the transfer store"
+	case errors.Is(err, siteport.ErrHostile), errors.Is(err, siteport.ErrBroken):
+		reason = "the archive is broken or refused"
+	case errors.Is(err, siteport.ErrNoOptions), errors.Is(err, siteport.ErrCharset):
+		reason = "the archive's dump cannot be used"
+	case errors.Is(err, mariadb.ErrDumpRefused):
+		reason = "the database refused a statement of the dump"
+	default:
+		return err
+	}
+	return &importGiveUp{Reason: reason, Err: err}
+}
+
 // populateImport is populate for a site imported from an archive
 // (Spec.Source.Import), with the site held: the archive is fetched from
 // the transfer store into a scratch directory, inspected and imported;
 // the report is kept in the site's directory (import-report.json). A
-// failure leaves nothing of the site; convergence tries again.
+// failure leaves nothing of the site; convergence tries again, unless
+// the failure is permanent (giveUpImport).
 func (s *Shard) populateImport(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
+	return giveUpImport(s.populateImportOnce(ctx, st, progress))
+}
+
+func (s *Shard) populateImportOnce(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
 	imp := st.Spec.Source.Import
 	n := s.NamesFor(st.Metadata.UID)
 	b, err := s.openTransfer(ctx)
