@@ -55,7 +55,8 @@ func hashSecret(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds the handler over a fresh store; opts change its Config.
+func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
@@ -85,7 +86,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.uploads.Close() })
-	e.handler = New(Config{
+	cfg := Config{
 		Uploads:        e.uploads,
 		SiteMetrics:    e.siteMetrics,
 		MeshCA:         meshCA,
@@ -99,7 +100,11 @@ func newEnv(t *testing.T) *env {
 		PublicHTTPSURL: func(d string) string { return "https://" + d + ":8443" },
 		Auth:           AuthConfig{Mailer: e.mail},
 		LoginKey:       func(uid string) []byte { return loginlink.Key(testPlatformSecret, uid) },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.handler = New(cfg)
 	return e
 }
 
