@@ -79,6 +79,9 @@ type Options struct {
 	Live       string
 	Keep       bool
 	Timeout    time.Duration
+	// HeapProfile, if set, is where the aipress heap profile taken at its
+	// largest sampled RSS during the import is written (up --debug-addr).
+	HeapProfile string
 }
 
 func main() {
@@ -90,6 +93,7 @@ func main() {
 	flag.StringVar(&o.Plan, "plan", "business", "the imported site's plan (its disk limit bounds the archive: 4×)")
 	flag.BoolVar(&o.Anchor, "anchor", true, "also compare searchreplace with a PHP `wp search-replace --precise` on the same data")
 	flag.StringVar(&o.Live, "live", "", "also import live from user@host:/docroot over SSH (not built on this branch)")
+	flag.StringVar(&o.HeapProfile, "heap-profile", "", "write aipress's heap profile at its largest RSS during the import to this file (go tool pprof)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the temporary directory and the platform's data")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.DurationVar(&o.Timeout, "timeout", 3*time.Hour, "give up after this long")
@@ -297,7 +301,17 @@ func run(ctx context.Context, o Options) (*Report, error) {
 	benchplatform.Logf("generated in %s: archive %s, dump %s (%d posts, %d rows), %d uploads", rep.Generate.Round(time.Millisecond),
 		mib(gen.ArchiveBytes), mib(gen.DumpBytes), gen.Posts, gen.Rows, gen.Uploads)
 
-	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-import-up-"})
+	var extra []string
+	var debugAddr string
+	if o.HeapProfile != "" {
+		port, err := benchplatform.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		debugAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		extra = append(extra, "--debug-addr", debugAddr)
+	}
+	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-import-up-", Extra: extra})
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +322,19 @@ func run(ctx context.Context, o Options) (*Report, error) {
 	}
 	cl.HTTPClient = &http.Client{} // the upload takes as long as it takes
 	rep.LoadBefore = loadAvg()
-	if err := importArchive(ctx, p, cl, archive, o.Plan, rep); err != nil {
+	var heap *heapProfiler
+	if debugAddr != "" {
+		heap = startHeapProfiler(ctx, p.PID(), "http://"+debugAddr+"/debug/pprof/heap", cl.Token)
+	}
+	err = importArchive(ctx, p, cl, archive, o.Plan, rep)
+	if heap != nil {
+		if herr := heap.Stop(o.HeapProfile); herr != nil {
+			benchplatform.Logf("heap profile: %v", herr)
+		} else {
+			benchplatform.Logf("heap profile at aipress's largest RSS written to %s (go tool pprof -sample_index=inuse_space %s %s)", o.HeapProfile, bin, o.HeapProfile)
+		}
+	}
+	if err != nil {
 		return rep, err
 	}
 	if o.Anchor {

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -138,4 +141,70 @@ func (m *memSampler) Stop() TreeMem {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.mem
+}
+
+// heapProfiler fetches aipress's heap profile (up --debug-addr) every
+// two seconds and keeps the one taken at the largest RSS of the process.
+type heapProfiler struct {
+	mu   sync.Mutex
+	best []byte
+	rss  int64
+	err  error
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startHeapProfiler(ctx context.Context, pid int, url, token string) *heapProfiler {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &heapProfiler{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rss := procStatusKB(pid, "VmRSS")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				continue
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				h.mu.Lock()
+				h.err = err
+				h.mu.Unlock()
+				continue
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			h.mu.Lock()
+			switch {
+			case err != nil:
+				h.err = err
+			case resp.StatusCode != http.StatusOK:
+				h.err = fmt.Errorf("GET %s: %s", url, resp.Status)
+			case rss >= h.rss:
+				h.best, h.rss = b, rss
+			}
+			h.mu.Unlock()
+		}
+	}()
+	return h
+}
+
+// Stop ends the sampling and writes the kept profile to path.
+func (h *heapProfiler) Stop(path string) error {
+	h.stop()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.best == nil {
+		return fmt.Errorf("no profile taken (last error: %v)", h.err)
+	}
+	return os.WriteFile(path, h.best, 0o600)
 }
