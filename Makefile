@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets web build run test test-short bench bench-smoke bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db bench-chaos vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-smoke bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db bench-chaos bench-import vet fmt clean
 
 all: build
 
@@ -155,6 +155,16 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Import of a generated site of IMPORT_SIZE_MB MiB (a mariadb-dump style
+# dump full of the old URL and uploads of various sizes, as a tar.gz)
+# through a real platform (POST /v1/imports, as `site import --archive`):
+# total time and phases, peak memory next to the archive's size, and the
+# URL rewrite's throughput next to a PHP `wp search-replace --precise`
+# on the same data (bench/import; a tiny run is in bench-smoke).
+IMPORT_SIZE_MB ?= 1024
+bench-import: deps build
+	$(GO) run ./bench/import -size-mb $(IMPORT_SIZE_MB) $(BENCH_FLAGS)
 
 # The portal's sites list with PORTAL_SITES sites in Chromium: load time,
 # rows in the page (virtualised), frame times while scrolling, bundle size.

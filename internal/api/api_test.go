@@ -59,7 +59,8 @@ func hashSecret(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds the handler over a fresh store; opts change its Config.
+func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aipress.db"))
@@ -89,7 +90,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.uploads.Close() })
-	e.handler = New(Config{
+	cfg := Config{
 		Uploads:        e.uploads,
 		SiteMetrics:    e.siteMetrics,
 		MeshCA:         meshCA,
@@ -108,7 +109,11 @@ func newEnv(t *testing.T) *env {
 			e.observed = append(e.observed, route)
 			e.observedMu.Unlock()
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.handler = New(cfg)
 	return e
 }
 

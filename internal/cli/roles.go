@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/transfersweep"
 	"github.com/aipress/aipress/internal/uptime"
 )
 
@@ -168,6 +169,8 @@ func newServerCmd(d deps) *cobra.Command {
 		logLevel   string
 		plansFile  string
 		pricesFile string
+		// exportExpiryFlag: --export-expiry (0: for ever).
+		exportExpiryFlag time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -210,6 +213,7 @@ token, which the client commands pick up from that directory.`,
 				}
 			}
 			cfg.Logger, cfg.Version = log, cmd.Root().Version
+			cfg.ExportExpiry = exportExpiry(exportExpiryFlag)
 			resolveAssistantKey(d, &cfg.Assistant)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -228,6 +232,7 @@ token, which the client commands pick up from that directory.`,
 	fl.Float64Var(&cfg.Headroom, "headroom", 0, "fraction of each shard kept free while others have room (0–1)")
 	fl.BoolVar(&cfg.SpawnShards, "spawn-shards", true, "start a new local shard when all are full")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")
+	fl.DurationVar(&exportExpiryFlag, "export-expiry", transfersweep.DefaultExpiry, exportExpiryHelp)
 	fl.StringVar(&cfg.BackupURL, "backup-url", "", "bucket of the backup repositories, one per shard under it (file://, s3://, gs://; default file://<data-dir>/backups); the key is <data-dir>/backup-kek: back it up separately")
 	fl.StringVar(&plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md)")
 	fl.StringVar(&pricesFile, "prices", "", "YAML price sheet of aipress cost (replaces the built-in GCP list prices; see docs/operations.md, \"Usage and cost\")")

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,7 +193,10 @@ organisation's plan and quota apply) whose shard imports it: the dump is
 loaded sandboxed as a user of the site's database only, the tables renamed to
 wp_, URLs rewritten to the new domain's; a failed import leaves nothing on the
 shard. --wait (the default) follows the site until it is Ready. The site's
-users and passwords are the archive's.
+users and passwords are the archive's. With --sql the archive is first
+unpacked and checked here and repacked with that dump (its wp-content, the
+docroot's wp-includes/version.php and the dump as database.sql), which needs
+the archive's size of local disk twice.
 
 --wxr imports the content of a WXR file (Tools → Export of any WordPress)
 into the existing site --domain names (create it first with 'aipress site
@@ -236,6 +243,7 @@ See docs/import-export.md.`,
 		Example: `  aipress site import --archive backup.tar.gz --domain blog.example.com --dry-run
   aipress site import --archive backup.tar.gz --domain blog.example.com -o json
   aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost --dry-run -o json
+  aipress site import --archive site.zip --sql db.sql.gz --domain new.localhost
   aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --domain blog.example.com --dry-run
   SSH_PW=... aipress site import --ssh deploy@old.example.com:2222:/srv/blog --ssh-password-env SSH_PW --ssh-host-key SHA256:... --domain blog.example.com
   aipress site import --ssh deploy@old.example.com:/var/www/html --ssh-key ~/.ssh/id_ed25519 --resync --domain blog.example.com
@@ -357,12 +365,22 @@ See docs/import-export.md.`,
 // importArchive sends the archive to POST /v1/imports and follows the
 // new site.
 func (o *siteOpts) importArchive(cmd *cobra.Command, req apiclient.ImportRequest, archive, sqlFile string, wait bool, timeout time.Duration) error {
-	if sqlFile != "" {
-		return errors.New("--sql works with --dry-run only: the API takes the dump inside the archive (add it to the archive)")
-	}
 	c, err := o.connect()
 	if err != nil {
 		return err
+	}
+	if sqlFile != "" {
+		// The API takes one file: the archive is repacked here with the
+		// dump given apart.
+		scratch, err := os.MkdirTemp("", "aipress-import-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(scratch)
+		fmt.Fprintf(cmd.ErrOrStderr(), "repacking %s with %s\n", filepath.Base(archive), filepath.Base(sqlFile))
+		if archive, err = repackWithDump(cmd.Context(), archive, sqlFile, req.Prefix, scratch); err != nil {
+			return err
+		}
 	}
 	f, err := os.Open(archive)
 	if err != nil {
@@ -526,4 +544,105 @@ func (o *siteOpts) importWXR(cmd *cobra.Command, file, domain string, dryRun, sk
 		fmt.Fprintf(w, "… and %d more failures (-o json has the first %d)\n", im.FailuresTotal-len(im.Failures), len(im.Failures))
 	}
 	return nil
+}
+
+// repackWithDump unpacks archive into scratch (siteport.Inspect, the
+// checks of a dry run, with the dump sqlFile given apart) and writes a
+// tar.gz of what an import takes from it — its wp-content, the docroot's
+// wp-includes/version.php (the WordPress version), and the dump as
+// database.sql (.sql.gz when it is compressed) — whose path it returns.
+// Other dumps of the archive are left out: --sql names the one.
+func repackWithDump(ctx context.Context, archive, sqlFile, prefix, scratch string) (string, error) {
+	unpacked := filepath.Join(scratch, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return "", err
+	}
+	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, SQL: sqlFile, Prefix: prefix, Scratch: unpacked})
+	if err != nil {
+		return "", fmt.Errorf("import refused: %w", err)
+	}
+	out := filepath.Join(scratch, "import.tar.gz")
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	add := func(name, path string, fi fs.FileInfo) error {
+		hdr, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name, hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = name, 0, 0, "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		r, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(tw, r)
+		return err
+	}
+	content := filepath.Join(unpacked, in.Layout.WPContent)
+	err = filepath.Walk(content, func(p string, fi fs.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return nil // the unpacked tree holds only these
+		}
+		rel, _ := filepath.Rel(content, p)
+		name := "wp-content/" + filepath.ToSlash(rel)
+		if fi.IsDir() {
+			name += "/"
+		}
+		return add(strings.TrimSuffix(name, "./"), p, fi)
+	})
+	if err != nil {
+		return "", fmt.Errorf("repack: %w", err)
+	}
+	if in.Layout.Docroot != "" {
+		v := filepath.Join(unpacked, in.Layout.Docroot, "wp-includes", "version.php")
+		if fi, err := os.Stat(v); err == nil && fi.Mode().IsRegular() {
+			if err := add("wp-includes/version.php", v, fi); err != nil {
+				return "", fmt.Errorf("repack: %w", err)
+			}
+		}
+	}
+	fi, err := os.Stat(sqlFile)
+	if err != nil {
+		return "", err
+	}
+	name := "database.sql"
+	if gzipped(sqlFile) {
+		name += ".gz"
+	}
+	if err := add(name, sqlFile, fi); err != nil {
+		return "", fmt.Errorf("repack: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return out, f.Close()
+}
+
+// gzipped reports whether the file starts with gzip's magic bytes.
+func gzipped(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	n, _ := io.ReadFull(f, head)
+	return n == 2 && head[0] == 0x1f && head[1] == 0x8b
 }

@@ -4,10 +4,19 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/siteport"
 )
 
 func writeZip(t *testing.T, path string, files map[string]string) {
@@ -79,8 +88,73 @@ func TestSiteImportDryRun(t *testing.T) {
 	if _, _, err := runCmd(t, deps{}, "site", "import", "--archive", good, "--sql", truncated, "--domain", "x.localhost", "--dry-run"); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("a truncated dump: %v", err)
 	}
-	if _, _, err := runCmd(t, deps{}, "site", "import", "--archive", good, "--sql", truncated, "--domain", "x.localhost"); err == nil || !strings.Contains(err.Error(), "--dry-run only") {
-		t.Errorf("--sql without --dry-run: %v", err)
+}
+
+// TestSiteImportSQL: --sql without --dry-run repacks the archive with the
+// dump given apart, and the API gets one archive whose dump is that one
+// (its old URL, not the archive's own dump's), with the archive's
+// wp-content and WordPress version; a dump refused here sends nothing.
+func TestSiteImportSQL(t *testing.T) {
+	dir := t.TempDir()
+	dumpFor := func(url string) string {
+		return "/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `wp_options` (`option_id` int, `option_name` varchar(191), `option_value` longtext, `autoload` varchar(20));\n" +
+			"CREATE TABLE `wp_posts` (`ID` int);\nINSERT INTO `wp_options` VALUES (1,'siteurl','" + url + "','yes'),(2,'home','" + url + "','yes');\n"
+	}
+	archive := filepath.Join(dir, "site.zip")
+	writeZip(t, archive, map[string]string{
+		"public_html/wp-includes/version.php":          "<?php\n$wp_version = '6.4.3';\n",
+		"public_html/wp-content/plugins/shop/shop.php": "<?php",
+		"public_html/wp-content/uploads/2024/a.jpg":    "jpeg",
+		"public_html/old-backup.sql":                   dumpFor("https://stale.example"),
+	})
+	sqlFile := filepath.Join(dir, "fresh.sql.gz")
+	if err := os.WriteFile(sqlFile, []byte(gz(dumpFor("https://fresh.example"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	received := filepath.Join(dir, "received")
+	posts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/imports" {
+			http.NotFound(w, r)
+			return
+		}
+		posts++
+		f, _ := os.Create(received)
+		io.Copy(f, r.Body)
+		f.Close()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"domain": %q, "site": {"metadata": {"name": %q}, "status": {"phase": "Pending"}}, "inspection": {"table_prefix": "wp_"}}`, r.URL.Query().Get("domain"), r.URL.Query().Get("domain"))
+	}))
+	defer srv.Close()
+	d := deps{getenv: func(k string) string { return map[string]string{EnvURL: srv.URL, EnvToken: "t"}[k] }, now: func() time.Time { return cliNow }}
+	if _, stderr, err := runCmd(t, d, "site", "import", "--archive", archive, "--sql", sqlFile, "--domain", "fresh.localhost", "--wait=false"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if posts != 1 {
+		t.Fatalf("%d POSTs", posts)
+	}
+	scratch := filepath.Join(dir, "x")
+	os.Mkdir(scratch, 0o700)
+	in, err := siteport.Inspect(context.Background(), siteport.InspectRequest{Archive: received, Scratch: scratch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.OldURL != "https://fresh.example" || in.Dump != "database.sql.gz" || in.WordPressVersion != "6.4.3" || !slices.Contains(in.Plugins, "shop") {
+		t.Errorf("the API got: old URL %s, dump %s, version %s, plugins %q", in.OldURL, in.Dump, in.WordPressVersion, in.Plugins)
+	}
+	if b, err := os.ReadFile(filepath.Join(scratch, "wp-content", "uploads", "2024", "a.jpg")); err != nil || string(b) != "jpeg" {
+		t.Errorf("upload: %q %v", b, err)
+	}
+	// A dump refused here: nothing is sent.
+	truncated := filepath.Join(dir, "truncated.sql.gz")
+	g := gz(dumpFor("https://fresh.example"))
+	os.WriteFile(truncated, []byte(g[:len(g)-10]), 0o600)
+	if _, _, err := runCmd(t, d, "site", "import", "--archive", archive, "--sql", truncated, "--domain", "x.localhost", "--wait=false"); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("a truncated dump: %v", err)
+	}
+	if posts != 1 {
+		t.Errorf("a refused dump was sent (%d POSTs)", posts)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/transfersweep"
 	"github.com/aipress/aipress/internal/uptime"
 )
 
@@ -120,6 +121,8 @@ type upFlags struct {
 	catalogue     string
 	// allowPrivateFetch: --allow-private-fetch.
 	allowPrivateFetch bool
+	// exportExpiry: --export-expiry.
+	exportExpiry time.Duration
 	// dbPooler: --db-pooler; dbReplica: --db-replica.
 	dbPooler bool
 	// dbPoolerBackends: --db-pooler-backends.
@@ -174,6 +177,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (up.Config, error) {
 		return cfg, err
 	}
 	cfg.AllowPrivateFetch = f.allowPrivateFetch
+	cfg.ExportExpiry = exportExpiry(f.exportExpiry)
 	if path := pick("plans", f.plansFile, EnvPlans, file.Plans, ""); path != "" {
 		ps, err := plans.Load(path)
 		if err != nil {
@@ -319,6 +323,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.configFile, "config", "", "YAML config file (keys: data_dir, store, http, api, https, acme_ca, acme_email, rate_ip, rate_site, backup_url, plans)")
 	fl.StringVar(&f.catalogue, "catalogue-url", artefact.DefaultCatalogueURL, "the wordpress.org-compatible catalogue (plugin and theme information API, core version check) sites' plugins, themes and cores come from (env "+EnvCatalogueURL+")")
+	fl.DurationVar(&f.exportExpiry, "export-expiry", transfersweep.DefaultExpiry, exportExpiryHelp)
 	fl.BoolVar(&f.allowPrivateFetch, "allow-private-fetch", false, "let zip, git and catalogue fetches and git sync reach loopback and private addresses, over plain http too: for tests and private mirrors only (off: only public addresses over https)")
 	fl.StringVar(&f.backupURL, "backup-url", "", "bucket of the backup repositories, one per shard (file://, s3://, gs://; default file://<data-dir>/backups; key in <data-dir>/backup-kek) (env "+EnvBackupURL+")")
 	fl.StringVar(&f.plansFile, "plans", "", "YAML file of the platform's plans (quotas, site resources; replaces the built-in dev, basic, pro, business; see docs/accounts.md) (env "+EnvPlans+")")
@@ -355,4 +360,16 @@ func checkCatalogueURL(u string) error {
 		return fmt.Errorf("--catalogue-url %q: want an http(s) URL such as %s", u, artefact.DefaultCatalogueURL)
 	}
 	return nil
+}
+
+// exportExpiryHelp is the help of --export-expiry (up and server).
+const exportExpiryHelp = "how long export archives (site export) stay in the transfer store to be downloaded; the leader removes older ones every hour (0: kept for ever)"
+
+// exportExpiry maps --export-expiry to controlplane.Options.ExportExpiry
+// (where 0 means the default): 0 keeps archives for ever.
+func exportExpiry(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

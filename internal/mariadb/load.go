@@ -44,6 +44,40 @@ const loadPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALT
 // uses one).
 const loadMaxConnections = 2
 
+// ErrDumpRefused is wrapped in Load's error when the server refused a
+// statement of the dump (a privilege the load user lacks, a syntax error,
+// a duplicate key): loading the same dump again fails the same way.
+// Connection losses, lock waits, deadlocks and connection limits are not
+// refusals.
+var ErrDumpRefused = errors.New("the database refused the dump")
+
+// transientCodes are server error codes that a later load of
+// the same dump may not meet: too many connections, the server shutting
+// down, a connection killed, lock wait timeout, deadlock, max user
+// connections, a user resource exceeded.
+var transientCodes = map[int]bool{1040: true, 1053: true, 1927: true, 1205: true, 1213: true, 1203: true, 1226: true}
+
+// refused reports whether the mariadb client's stderr names a server
+// error that is the dump's fault (see ErrDumpRefused): a line "ERROR
+// <code> (…)" with a server error code (1000–1999, 3000 and up: MariaDB's
+// own are 4000 and up) that is not transient. Client errors (2000–2999:
+// connection lost, server gone) are not; the
+// client's own refusals ("ERROR at line 3: Unknown command", its sandbox)
+// are.
+func refused(stderr string) bool {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "ERROR at line ") {
+			return true
+		}
+		var code int
+		if _, err := fmt.Sscanf(l, "ERROR %d", &code); err != nil {
+			continue
+		}
+		return code >= 1000 && (code < 2000 || code >= 3000) && !transientCodes[code]
+	}
+	return false
+}
+
 // ErrNoSandbox is returned by Load when the mariadb client lacks the
 // options a sandboxed load needs.
 var ErrNoSandbox = errors.New("mariadb: the mariadb client lacks --sandbox or --binary-mode (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6 or later is needed): refusing to load a dump")
@@ -140,6 +174,9 @@ func (s *Server) Load(ctx context.Context, name string, r io.Reader) (err error)
 	var stderr strings.Builder
 	cmd.Env, cmd.Stdin, cmd.Stderr = loadEnv, r, &stderr
 	if err := cmd.Run(); err != nil {
+		if refused(stderr.String()) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrDumpRefused, err)
+		}
 		return fmt.Errorf("mariadb: load into %s (sandboxed, as a user limited to that database): %w: %s", name, err, clientError(stderr.String()))
 	}
 	return nil

@@ -283,6 +283,8 @@ func TestLoadHostileDumps(t *testing.T) {
 						t.Errorf("the load succeeded, want an error with %q", tc.wantErr)
 					case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
 						t.Errorf("error %q lacks %q", err, tc.wantErr)
+					case tc.wantErr != "" && !errors.Is(err, ErrDumpRefused):
+						t.Errorf("error %q is not ErrDumpRefused: an import would retry it", err)
 					}
 					if ents, _ := os.ReadDir(marks); len(ents) != 0 {
 						t.Errorf("files written by the load: %v", ents)
@@ -379,6 +381,29 @@ func diffLines(a, b string) string {
 // TestCollectLoadUsers checks that load users and option files a crash
 // left behind are removed, and that other users, another prefix's load
 // users and the user of a running load are not.
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   bool
+	}{
+		{"ERROR 1227 (42000) at line 12: Access denied; you need (at least one of) the SUPER privilege(s)\n", true},
+		{"ERROR 1064 (42000) at line 3: You have an error in your SQL syntax\n", true},
+		{"ERROR at line 1: Unknown command '\\u'.\n", true},
+		{"ERROR 2013 (HY000) at line 40: Lost connection to server during query\n", false},
+		{"ERROR 2002 (HY000): Can't connect to local server through socket\n", false},
+		{"ERROR 1213 (40001) at line 9: Deadlock found when trying to get lock\n", false},
+		{"ERROR 1040 (HY000): Too many connections\n", false},
+		{"ERROR 4166 (HY000) at line 2: The used command is not allowed because the MariaDB server or client has disabled the local infile capability\n", true},
+		{"ERROR 2006 (HY000) at line 7: Server has gone away\n", false},
+		{"mariadb: unknown option '--sandbox'\n", false},
+		{"", false},
+	} {
+		if got := refused(tc.stderr); got != tc.want {
+			t.Errorf("refused(%q) = %v, want %v", tc.stderr, got, tc.want)
+		}
+	}
+}
+
 func TestCollectLoadUsers(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()

@@ -27,6 +27,8 @@ type Report struct {
 	Tables []TableReport
 	// Totals over Tables.
 	RowsScanned, RowsChanged, CellsChanged, CellsMalformed, CellsTooDeep int64
+	// BytesScanned is the size of the text values read (rows scanned).
+	BytesScanned int64
 	// Warnings are tables skipped (no primary key), broken serialised
 	// values rewritten as plain text and values nested too deep to follow.
 	Warnings []string
@@ -40,7 +42,9 @@ type TableReport struct {
 	// RowsScanned counts the rows read: those in which some text column
 	// holds the Replacer's probe (all rows when it has none).
 	RowsScanned int64
-	RowsChanged int64
+	// BytesScanned is the size of the text values of the rows scanned.
+	BytesScanned int64
+	RowsChanged  int64
 	// CellsChanged counts column values rewritten.
 	CellsChanged int64
 	// CellsMalformed counts values (among CellsChanged) that held
@@ -112,6 +116,7 @@ func RewriteDatabase(ctx context.Context, db *sql.DB, prefix, from, to string, o
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("table %s: %d values hold serialised strings nested more than %d deep; those were left as they were", t.name, tr.CellsTooDeep, maxNesting))
 		}
 		rep.RowsScanned += tr.RowsScanned
+		rep.BytesScanned += tr.BytesScanned
 		rep.RowsChanged += tr.RowsChanged
 		rep.CellsChanged += tr.CellsChanged
 		rep.CellsMalformed += tr.CellsMalformed
@@ -319,6 +324,7 @@ func readBatch(ctx context.Context, db *sql.DB, r *Replacer, t *table, q string,
 			if v == nil {
 				continue
 			}
+			tr.BytesScanned += int64(len(v))
 			out, res := r.Rewrite(v)
 			if res.Malformed {
 				tr.CellsMalformed++

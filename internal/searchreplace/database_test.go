@@ -237,11 +237,17 @@ func TestRewriteDatabase(t *testing.T) {
 		}
 	}
 	const kvRows = 1000
+	var kvBytes int64 // of the text columns v and w: what the rewrite reads
 	for i := 0; i < kvRows; i++ {
 		k := []string{"a", "B", "c", "é"}[i%4] // mixed case and non-ASCII keys
 		var v, w any = fmt.Sprintf(`a:1:{s:1:"u";s:%d:"http://old.localhost/%05d";}`, len(fmt.Sprintf("http://old.localhost/%05d", i)), i), nil
 		if i%3 == 0 {
 			v, w = "plain", "http://old.localhost"
+		}
+		for _, x := range []any{v, w} {
+			if x, ok := x.(string); ok {
+				kvBytes += int64(len(x))
+			}
 		}
 		if _, err := s.db.ExecContext(ctx, "INSERT INTO wp_aip_kv VALUES (?, ?, ?, ?, ?)", k, i, v, w, "http://old.localhost/blob"); err != nil {
 			t.Fatal(err)
@@ -265,7 +271,7 @@ func TestRewriteDatabase(t *testing.T) {
 	if tr := tables["wp_aip_nopk"]; tr.Skipped == "" || len(rep.Warnings) == 0 {
 		t.Errorf("table without primary key: %+v, warnings %q", tr, rep.Warnings)
 	}
-	if tr := tables["wp_aip_kv"]; tr.RowsScanned != kvRows || tr.RowsChanged != kvRows || tr.CellsChanged != kvRows {
+	if tr := tables["wp_aip_kv"]; tr.RowsScanned != kvRows || tr.RowsChanged != kvRows || tr.CellsChanged != kvRows || tr.BytesScanned != kvBytes {
 		t.Errorf("wp_aip_kv: %+v", tr)
 	}
 	if tr := tables["wp_posts"]; slicesContains(tr.Columns, "guid") || tr.CellsChanged == 0 {

@@ -110,7 +110,7 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 		return nil
 	}
 	err := s.converge(ctx, rep, st)
-	if errors.Is(err, errInProgress) {
+	if errors.Is(err, errInProgress) || errors.Is(err, errGivenUp) {
 		return nil
 	}
 	if err == nil {
@@ -176,8 +176,22 @@ func (s *Shard) poolUp(n Names) bool {
 // (a restore from a snapshot); not a failure.
 var errInProgress = errors.New("in progress")
 
+// errGivenUp: the site's convergence stopped at a failure it reported
+// itself and does not retry (an import that failed for good); reconcile
+// leaves the status as it is.
+var errGivenUp = errors.New("given up")
+
 func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error {
 	n := s.NamesFor(st.Metadata.UID)
+	// An import that failed for good at this generation is not tried
+	// again, and nothing else is done: the site stays Failed until it is
+	// deleted or its spec changes.
+	if st.Spec.Source != nil && st.Spec.Source.Import != nil && st.Status.Phase == site.PhaseFailed {
+		if c := st.Status.Condition(CondInstalled); c != nil && c.Reason == ReasonImportFailed && c.ObservedGeneration == st.Metadata.Generation &&
+			!fileExists(filepath.Join(n.Dir, "installed")) {
+			return errGivenUp
+		}
+	}
 	working := site.PhaseCreating
 	if st.Status.Phase == site.PhaseReady || st.Status.Phase == site.PhaseSuspended {
 		working = "" // keep the phase visitors see while re-converging
@@ -271,6 +285,13 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 			msg, what = "importing from an archive", "importing the archive"
 		}
 		if err := s.startPopulate(ctx, st); err != nil {
+			var giveUp *importGiveUp
+			if errors.As(err, &giveUp) {
+				msg = "import failed and is not retried: " + giveUp.Reason + " (" + s.publicMessage(s.siteLog(st), what, err) +
+					"); delete the site and import a corrected archive"
+				rep.cond(ctx, CondInstalled, "False", ReasonImportFailed, msg, site.PhaseFailed)
+				return installErr(errGivenUp)
+			}
 			msg = s.publicMessage(s.siteLog(st), what, err) + "; retrying"
 		}
 		rep.cond(ctx, CondInstalled, "False", "Restoring", msg, working)

@@ -727,6 +727,10 @@ func (s *Shard) startPopulate(ctx context.Context, st *site.Site) error {
 	last := s.populateErr[n.ID]
 	delete(s.populateErr, n.ID)
 	s.mu.Unlock()
+	var giveUp *importGiveUp
+	if errors.As(last, &giveUp) {
+		return last // not tried again: the caller marks the site Failed
+	}
 	unlock, ok := s.tryLockSite(n.ID)
 	if !ok {
 		return nil

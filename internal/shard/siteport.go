@@ -15,12 +15,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/searchreplace"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/siteport"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/wordpress"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // ExportSite writes site st's portable archive to w (siteport.Export):
@@ -95,11 +97,47 @@ type ImportReport struct {
 	// CoreVersion is the core the site runs here.
 	CoreVersion string `json:"core_version,omitempty"`
 	NewURL      string `json:"new_url"`
-	// RowsChanged and CellsChanged are the URL rewrite's.
+	// RowsChanged and CellsChanged are the URL rewrite's; RowsScanned and
+	// BytesScanned what it read (rows holding the old URL, the size of
+	// their text values).
 	RowsChanged  int64 `json:"rows_changed"`
 	CellsChanged int64 `json:"cells_changed"`
+	RowsScanned  int64 `json:"rows_scanned,omitempty"`
+	BytesScanned int64 `json:"bytes_scanned,omitempty"`
 	Posts        int   `json:"posts,omitempty"`
 	Users        int   `json:"users,omitempty"`
+	// Phases are the import's steps in order with their wall time
+	// (by the shard's clock): "fetch" (the archive from the transfer
+	// store; imports through the API), "unpack" (and inspect),
+	// "prepare" (Unix user, database), "load" (the dump, sandboxed),
+	// "rename" (tables to wp_), "files" (docroot and wp-content),
+	// "rewrite" (URLs) and "finish" (counts, wp-config, pool files).
+	Phases []ImportPhase `json:"phases,omitempty"`
+
+	clock      func() time.Time
+	phaseStart time.Time // the end of the last phase
+}
+
+// ImportPhase is one step of an import and how long it took.
+type ImportPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// startPhases starts timing the report's phases with clock.
+func (r *ImportReport) startPhases(clock func() time.Time) {
+	r.clock, r.phaseStart = clock, clock()
+}
+
+// phase records that step name ended now, timed from the end of the
+// previous one (or from startPhases); without startPhases it does nothing.
+func (r *ImportReport) phase(name string) {
+	if r.clock == nil {
+		return
+	}
+	now := r.clock()
+	r.Phases = append(r.Phases, ImportPhase{Name: name, Seconds: now.Sub(r.phaseStart).Seconds()})
+	r.phaseStart = now
 }
 
 // ErrSiteExists is an import into a site that has files or a database
@@ -144,12 +182,14 @@ func (s *Shard) ImportSite(ctx context.Context, st *site.Site, req ImportRequest
 	}
 	defer os.RemoveAll(scratch)
 	rep = &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, DryRun: req.DryRun, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
+	rep.startPhases(s.cfg.Clock)
 	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
 	rep.Inspection, err = siteport.Inspect(ctx, siteport.InspectRequest{Archive: req.Archive, SQL: req.SQL, Prefix: req.Prefix,
 		Scratch: scratch, Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, Progress: progress("unpack")})
 	if err != nil {
 		return nil, fmt.Errorf("import %w", err)
 	}
+	rep.phase("unpack")
 	if req.DryRun {
 		return rep, nil
 	}
@@ -184,12 +224,56 @@ func (s *Shard) importHeld(ctx context.Context, st *site.Site, n Names, scratch 
 	return nil
 }
 
+// importGiveUp is an import failure that trying again cannot mend: the
+// archive is gone from the transfer store, broken or hostile, its dump
+// unusable or refused by the database. Convergence turns the site Failed
+// with Reason (for the site's owner) and does not try again at that
+// generation.
+type importGiveUp struct {
+	Reason string
+	Err    error
+}
+
+func (e *importGiveUp) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *importGiveUp) Unwrap() error { return e.Err }
+
+// ReasonImportFailed is the Installed condition's reason of a site whose
+// import failed for good (importGiveUp).
+const ReasonImportFailed = "ImportFailed"
+
+// giveUpImport wraps err as an importGiveUp when it is permanent; other
+// errors (a database down, a full disk, a cancelled context) stay as they
+// are and are tried again.
+func giveUpImport(err error) error {
+	var reason string
+	switch {
+	case err == nil:
+		return nil
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		reason = "the archive is no longer in the transfer store"
+	case errors.Is(err, siteport.ErrHostile), errors.Is(err, siteport.ErrBroken):
+		reason = "the archive is broken or refused"
+	case errors.Is(err, siteport.ErrNoOptions), errors.Is(err, siteport.ErrCharset):
+		reason = "the archive's dump cannot be used"
+	case errors.Is(err, mariadb.ErrDumpRefused):
+		reason = "the database refused a statement of the dump"
+	default:
+		return err
+	}
+	return &importGiveUp{Reason: reason, Err: err}
+}
+
 // populateImport is populate for a site imported from an archive
 // (Spec.Source.Import), with the site held: the archive is fetched from
 // the transfer store into a scratch directory, inspected and imported;
 // the report is kept in the site's directory (import-report.json). A
-// failure leaves nothing of the site; convergence tries again.
+// failure leaves nothing of the site; convergence tries again, unless
+// the failure is permanent (giveUpImport).
 func (s *Shard) populateImport(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
+	return giveUpImport(s.populateImportOnce(ctx, st, progress))
+}
+
+func (s *Shard) populateImportOnce(ctx context.Context, st *site.Site, progress func(done, total int64)) error {
 	imp := st.Spec.Source.Import
 	n := s.NamesFor(st.Metadata.UID)
 	b, err := s.openTransfer(ctx)
@@ -202,20 +286,23 @@ func (s *Shard) populateImport(ctx context.Context, st *site.Site, progress func
 		return err
 	}
 	defer os.RemoveAll(scratch)
+	rep := &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
+	rep.startPhases(s.cfg.Clock)
 	archive := filepath.Join(scratch, "archive")
 	if err := copyObject(ctx, b, imp.Key, archive); err != nil {
 		return fmt.Errorf("fetch the archive %s: %w", imp.Key, err)
 	}
+	rep.phase("fetch")
 	unpacked := filepath.Join(scratch, "unpacked")
 	if err := os.Mkdir(unpacked, 0o700); err != nil {
 		return err
 	}
-	rep := &ImportReport{Site: st.Metadata.Name, Domain: st.Spec.Domain, NewURL: s.cfg.PublicURL(st.Spec.Domain)}
 	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
 	if rep.Inspection, err = siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Prefix: imp.Prefix, Scratch: unpacked,
 		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}, Progress: progress}); err != nil {
 		return fmt.Errorf("import %w", err)
 	}
+	rep.phase("unpack")
 	if err := s.importHeld(ctx, st, n, unpacked, rep, progress); err != nil {
 		return err
 	}
@@ -252,6 +339,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 		}
 	}
 	dump, renames := rep.DumpPath, rep.Renames
+	rep.phase("prepare")
 	rc, err := siteport.OpenDump(dump)
 	if err != nil {
 		return err
@@ -267,6 +355,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	if err != nil {
 		return fmt.Errorf("load the dump: %w", err)
 	}
+	rep.phase("load")
 	if len(renames) > 0 {
 		conn, err := s.db.OpenRoot(n.DB)
 		if err != nil {
@@ -287,6 +376,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	} else if v == "0" {
 		rep.Warnings = append(rep.Warnings, "wp_options has neither siteurl nor home")
 	}
+	rep.phase("rename")
 	want := rep.WordPressVersion
 	if !wordpress.ValidCoreVersion(want) {
 		want = st.Spec.CoreVersion
@@ -313,6 +403,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	if err := mergeContent(src, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
 		return fmt.Errorf("wp-content: %w", err)
 	}
+	rep.phase("files")
 	for i, from := range []string{rep.OldURL, rep.OldHome} {
 		if from == "" || from == rep.NewURL || (i == 1 && from == rep.OldURL) {
 			continue
@@ -323,12 +414,15 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 		}
 		rep.RowsChanged += r.RowsChanged
 		rep.CellsChanged += r.CellsChanged
+		rep.RowsScanned += r.RowsScanned
+		rep.BytesScanned += r.BytesScanned
 		rep.Warnings = append(rep.Warnings, r.Warnings...)
 	}
 	// siteurl and home are the site's, whatever form the old ones had.
 	if err := s.db.Exec(ctx, fmt.Sprintf("UPDATE `%s`.wp_options SET option_value = ? WHERE option_name IN ('siteurl', 'home')", n.DB), rep.NewURL); err != nil {
 		return err
 	}
+	rep.phase("rewrite")
 	rep.Posts, _ = countRows(ctx, s, n.DB, "wp_posts")
 	rep.Users, _ = countRows(ctx, s, n.DB, "wp_users")
 	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
@@ -337,6 +431,7 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\nimported from an archive\n"), 0o600); err != nil {
 		return fmt.Errorf("install marker: %w", err)
 	}
+	rep.phase("finish")
 	s.log.Info("site imported from an archive", "site", st.Metadata.Name, "from", rep.OldURL, "prefix", rep.TablePrefix, "tables", len(rep.Tables))
 	return nil
 }

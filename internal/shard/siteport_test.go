@@ -250,6 +250,19 @@ func TestImportForeignArchive(t *testing.T) {
 		rep.Removed["trigger or routine block"] != 1 || rep.Removed["USE"] != 1 || !slices.Contains(rep.Plugins, "legacy-widgets") {
 		t.Errorf("report %+v", rep)
 	}
+	var phases []string
+	for _, p := range rep.Phases {
+		phases = append(phases, p.Name)
+		if p.Seconds < 0 {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if want := []string{"unpack", "prepare", "load", "rename", "files", "rewrite", "finish"}; !slices.Equal(phases, want) {
+		t.Errorf("phases %q, want %q", phases, want)
+	}
+	if rep.RowsScanned < rep.RowsChanged || rep.RowsChanged == 0 || rep.BytesScanned == 0 {
+		t.Errorf("rewrite: scanned %d rows (%d bytes), changed %d", rep.RowsScanned, rep.BytesScanned, rep.RowsChanged)
+	}
 	c.convergeReady(dest, "alpha")
 	nd := sh.NamesFor(destUID)
 	if tables := queryList(t, c, sh, nd.DB, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'blog7%'"); len(tables) != 0 {
@@ -345,3 +358,68 @@ func TestImportRefusedLeavesNothing(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestImportGivesUpOnPermanentFailure: a site created from an archive
+// whose dump the database refuses (a GRANT) turns Failed once, with the
+// reason, and further convergence passes leave it Failed instead of
+// importing again (and again) as "retrying".
+func TestImportGivesUpOnPermanentFailure(t *testing.T) {
+	c := newCluster(t)
+	c.start("alpha")
+	defer c.deleteAll()
+	dump := "CREATE TABLE `wp_options` (`option_id` bigint unsigned NOT NULL AUTO_INCREMENT, `option_name` varchar(191) NOT NULL, `option_value` longtext NOT NULL, `autoload` varchar(20) NOT NULL DEFAULT 'yes', PRIMARY KEY (`option_id`));\n" +
+		"CREATE TABLE `wp_posts` (`ID` bigint unsigned NOT NULL AUTO_INCREMENT, PRIMARY KEY (`ID`));\n" +
+		"INSERT INTO `wp_options` VALUES (1,'siteurl','http://old.example','yes');\n" +
+		"GRANT ALL ON *.* TO 'x'@'%' IDENTIFIED BY 'x';\n"
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for name, body := range map[string]string{"wp-content/uploads/a.txt": "a", "database.sql": dump} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	const key = "imports/giveup/archive"
+	p := filepath.Join(c.dir, "transfer", filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const name = "giveup.localhost"
+	s := &site.Site{
+		Metadata: site.Metadata{Name: name, UID: "uid-giveup", CreatedAt: time.Now().UTC()},
+		Spec: site.Spec{Domain: name, Title: "Imported", Plan: "basic", Admin: adminFor(t), WAF: site.WAF{Mode: site.WAFOff},
+			Source: &site.Source{FromURL: "http://old.example", Import: &site.ImportSource{Key: key, Prefix: "wp_"}}},
+		Status: site.Status{Phase: site.PhasePending, Shard: "alpha"},
+	}
+	if err := c.st.CreateSite(c.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// The import runs beside convergence: pass until the site turns Failed
+	// (each pass reports the previous attempt's outcome).
+	var got *site.Site
+	for i := 0; ; i++ {
+		_ = c.converge("alpha")
+		got = c.get(name)
+		if got.Status.Phase == site.PhaseFailed || i == 600 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cond := got.Status.Condition(shard.CondInstalled)
+	if got.Status.Phase != site.PhaseFailed || cond == nil || cond.Reason != shard.ReasonImportFailed ||
+		!strings.Contains(cond.Message, "not retried") || !strings.Contains(cond.Message, "refused a statement of the dump") {
+		t.Fatalf("phase %s, Installed %+v; want Failed, %s", got.Status.Phase, cond, shard.ReasonImportFailed)
+	}
+	t.Logf("Installed: %s", cond.Message)
+	for range 3 {
+		if err := c.converge("alpha"); err != nil {
+			t.Errorf("converge: %v", err)
+		}
+		again := c.get(name)
+		if c2 := again.Status.Condition(shard.CondInstalled); again.Status.Phase != site.PhaseFailed || c2 == nil || *c2 != *cond {
+			t.Fatalf("after another pass: phase %s, Installed %+v (the import was tried again)", again.Status.Phase, c2)
+		}
+	}
+}

@@ -52,6 +52,7 @@ import (
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/transfersweep"
 )
 
 // Config configures `aipress server`: the control plane alone (API,
@@ -86,6 +87,9 @@ type Config struct {
 	// this one).
 	SpawnShards bool
 	Binary      string
+	// ExportExpiry is how long export archives stay in the transfer store
+	// (transfersweep; 0: 7 days, negative: for ever).
+	ExportExpiry time.Duration
 	// TransferURL is the transfer store shard agents exchange moving
 	// sites through (gocloud.dev/blob URL); default file://<DataDir>/transfers.
 	TransferURL string
@@ -166,6 +170,7 @@ type ControlPlane struct {
 	// adminPasswordFile holds the bootstrap admin's password ("": it has
 	// none there; see ensureAdminPassword).
 	adminPasswordFile string
+	exportExpiry      time.Duration // Options.ExportExpiry
 }
 
 // Options configure Open.
@@ -219,6 +224,10 @@ type Options struct {
 	// TransferURL is the transfer store the shards write exports to
 	// (api.Config.Transfer; "": exports cannot be downloaded).
 	TransferURL string
+	// ExportExpiry is how long the leader keeps export archives in the
+	// transfer store (transfersweep.Sweeper: 0 means 7 days, negative for
+	// ever).
+	ExportExpiry time.Duration
 }
 
 // Open opens the store and builds the control plane; Lead runs its
@@ -376,6 +385,7 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 		cp.Transfer = transfer
+		cp.exportExpiry = cfg.ExportExpiry
 	}
 	// Git sync: records (sealed with a key derived from the platform
 	// secret) served by the API; the poller applies commits through the
@@ -455,6 +465,12 @@ func (cp *ControlPlane) Lead(ctx context.Context, log *slog.Logger, extra func(c
 		go func() { defer wg.Done(); _ = cp.gitSync.Run(ctx) }()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = cp.rollouts.Run(ctx) }()
+		if cp.Transfer != nil {
+			// Export archives are downloaded, not kept.
+			sw := &transfersweep.Sweeper{Bucket: cp.Transfer, Expiry: cp.exportExpiry, Log: log}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = sw.Run(ctx) }()
+		}
 		if extra != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); extra(ctx) }()
@@ -509,7 +525,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PublicHTTPSURL:   serve.HTTPSURL(cfg.PublicHTTPSPort),
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom,
 		MaxShardCapacity: cfg.MaxShardCapacity, Plans: cfg.Plans, Prices: cfg.Prices, Auth: cfg.Auth, Assistant: cfg.Assistant,
-		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL,
+		AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: cfg.TransferURL, ExportExpiry: cfg.ExportExpiry,
 	}
 	if ccfg.MaxShardCapacity == 0 {
 		ccfg.MaxShardCapacity = max(api.DefaultMaxShardCapacity, cfg.ShardCapacity)

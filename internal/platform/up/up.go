@@ -129,6 +129,9 @@ type Config struct {
 	// (--allow-private-fetch): for tests and private mirrors only; off,
 	// they reach only public addresses over https (package egress).
 	AllowPrivateFetch bool
+	// ExportExpiry is how long export archives stay in the transfer store
+	// (controlplane.Options.ExportExpiry: 0 means 7 days, negative for ever).
+	ExportExpiry time.Duration
 	// DirectDB turns the local shards' connection poolers off (their
 	// sites' PHP connects to MariaDB directly; shard.Config.DirectDB);
 	// DBReplica is their read replica ("" none, "local": a second
@@ -261,6 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}},
 		HeartbeatTimeout: cfg.HeartbeatTimeout, Headroom: cfg.Headroom, BackupURL: cfg.BackupURL, Plans: cfg.Plans, Auth: cfg.Auth,
 		Assistant: cfg.Assistant, AllowPrivateFetch: cfg.AllowPrivateFetch, TransferURL: shards.transferURL,
+		ExportExpiry: cfg.ExportExpiry,
 		Provider: func(st store.Store) placement.Provider {
 			return &control.LocalProvider{Store: st, Capacity: cfg.ShardCapacity, Start: shards.start}
 		},
