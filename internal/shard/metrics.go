@@ -1,10 +1,14 @@
 package shard
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"syscall"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -93,4 +97,73 @@ func ownFilesSize(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// SiteMeasure is what the shard measures of one site for its usage
+// records (Measure). A nil figure was not measured.
+type SiteMeasure struct {
+	// DBBytes is its database's data and index bytes
+	// (information_schema.TABLES).
+	DBBytes *int64
+	// DBStatements is what its database accounts (the one in use and the
+	// other of a password rotation) ran since the database server
+	// started (information_schema.USER_STATISTICS; nil without userstat,
+	// e.g. on an external server).
+	DBStatements *int64
+	// FilesBytes is its own files' bytes as SiteDisk measured them last.
+	FilesBytes *int64
+}
+
+// Measurement is Measure's answer: the sites by name, and the database
+// server's uptime in seconds (a counter that went back with it means the
+// server restarted and its statement counters began again).
+type Measurement struct {
+	DBUptime float64
+	Sites    map[string]SiteMeasure
+}
+
+// Measure measures the shard's sites (as of its last convergence pass) for
+// their usage records: a few information_schema queries for all of them,
+// and the file sizes of SiteDisk (which starts a new walk when the last is
+// DiskInterval old). A site whose figures could not be read has nil ones;
+// err says why (what was read is returned with it).
+func (s *Shard) Measure(ctx context.Context) (Measurement, error) {
+	refs := s.SiteRefs()
+	m := Measurement{Sites: make(map[string]SiteMeasure, len(refs))}
+	disk := s.SiteDisk()
+	var stats *mariadb.Statistics
+	var err error
+	if s.db != nil {
+		stats, err = s.db.Statistics(ctx, NamePrefix(s.cfg.Name))
+		if err == nil && !stats.Up {
+			err = errors.New("the database server did not answer")
+		}
+	} else {
+		err = errors.New("no database server yet")
+	}
+	if stats != nil {
+		m.DBUptime = stats.Uptime
+	}
+	for _, r := range refs {
+		var sm SiteMeasure
+		if n, ok := disk[r.ID]; ok {
+			sm.FilesBytes = &n
+		}
+		if stats != nil && stats.SchemaBytes != nil {
+			n := stats.SchemaBytes[r.DB] // absent: no table yet
+			sm.DBBytes = &n
+		}
+		if stats != nil && stats.Users != nil {
+			var n int64
+			for _, user := range siteDBUsers(r.Names) {
+				n += int64(stats.Users[user].Statements)
+			}
+			sm.DBStatements = &n
+		}
+		m.Sites[r.Name] = sm
+	}
+	if err != nil {
+		return m, fmt.Errorf("measure sites: %w", err)
+	}
+	return m, nil
 }
