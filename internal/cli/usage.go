@@ -44,7 +44,7 @@ Columns: requests, response body bytes and page-cache hits as the edges counted
 them; PHP seconds, the time requests waited for PHP at the edge (a site's PHP
 worker time as the edge sees it: it includes the pool's queue); database
 queries and the average database and files bytes as the site's shard measures
-them (every minute), and its backup bytes (its share of its backup
+them (every 5 minutes), and its backup bytes (its share of its backup
 repositories, measured hourly). A site that moved shows one line per shard. A
 retried report is counted once.
 

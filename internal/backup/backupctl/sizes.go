@@ -14,9 +14,9 @@ import (
 )
 
 // sizes measures, once an hour (the usage records' hour, UTC), every
-// repository's stored bytes (repo.Stats: its packs as stored) and each
-// site's share of them, and records the shares as the sites' backup bytes
-// in their hourly usage records (store.AddUsage).
+// repository's stored bytes (repo.StoredBytes: its packs as stored, one
+// listing) and each site's share of them, and records the shares as the
+// sites' backup bytes in their hourly usage records (store.AddUsage).
 //
 // A site's share of a repository is the repository's bytes times its
 // latest kept snapshot's size there over the sum of every site's latest
@@ -65,9 +65,9 @@ func (c *Controller) sizes(ctx context.Context, sites []site.Site) error {
 			continue // the shard never backed anything up
 		}
 		if err == nil {
-			var st repo.RepoStats
-			if st, err = r.Stats(ctx); err == nil {
-				repoBytes[name] = st.StoredBytes
+			var n int64
+			if n, err = r.StoredBytes(ctx); err == nil {
+				repoBytes[name] = n
 			}
 		}
 		if err != nil {
