@@ -40,16 +40,26 @@ func (s *Shard) SiteRefs() []SiteRef {
 }
 
 // SiteDisk returns the bytes of each site's own files by site ID (Names.ID)
-// as last measured, and starts measuring again in the background when the
-// last walk is DiskInterval old: a site's directory holds its wp-content
-// and generated files; files with more than one hard link (the shared
+// as last measured, and starts measuring again in the background (unless
+// a walk runs) when the last walk is DiskInterval old or a site has no
+// figure yet (a new site, or the first walk ran before the shard's first
+// convergence pass): a site's directory holds its wp-content and
+// generated files; files with more than one hard link (the shared
 // WordPress core) belong to the shard, not to one site. The first call
 // returns an empty map.
 func (s *Shard) SiteDisk() map[string]int64 {
 	s.mu.Lock()
 	due := s.siteDisk == nil || s.cfg.Clock().Sub(s.siteDiskAt) >= DiskInterval
+	for _, r := range s.refs {
+		if _, ok := s.siteDisk[r.ID]; !ok {
+			due = true
+			break
+		}
+	}
+	due = due && !s.siteDiskBusy
 	if due {
 		s.siteDiskAt = s.cfg.Clock()
+		s.siteDiskBusy = true
 		if s.siteDisk == nil {
 			s.siteDisk = map[string]int64{}
 		}
@@ -68,6 +78,7 @@ func (s *Shard) SiteDisk() map[string]int64 {
 			}
 			s.mu.Lock()
 			s.siteDisk = m
+			s.siteDiskBusy = false
 			s.mu.Unlock()
 		}()
 	}
