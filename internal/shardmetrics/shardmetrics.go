@@ -36,9 +36,9 @@
 //
 // Site file sizes come from the shard's background walk (shard.SiteDisk:
 // every shard.DiskInterval, and soon after a site appears); database
-// figures from MariaDB's
-// information_schema (USER_STATISTICS needs userstat, which the shard's
-// own server has; a remote server may give no per-site statements).
+// figures from MariaDB's information_schema (USER_STATISTICS needs
+// userstat, which the shard's own server has; a remote server may give no
+// per-site statements).
 package shardmetrics
 
 import (
