@@ -349,7 +349,9 @@ func TestFederation(t *testing.T) {
 	// Agents report their sites' usage (over POST /v1/agent/usage): the
 	// hourly records of s1's sites get database and file bytes from s1.
 	for _, d := range perShard["s1"] {
-		for deadline := time.Now().Add(60 * time.Second); ; {
+		// (Files measured as the site was created read 0 and are walked
+		// again a minute later.)
+		for deadline := time.Now().Add(150 * time.Second); ; {
 			code, m := f.apiGet("/v1/usage?period=hour&site=" + d)
 			if code != 200 {
 				t.Fatalf("usage of %s: %d %v", d, code, m)

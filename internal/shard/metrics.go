@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/site"
@@ -39,19 +40,25 @@ func (s *Shard) SiteRefs() []SiteRef {
 	return append([]SiteRef(nil), s.refs...)
 }
 
+// diskRetry is how soon SiteDisk walks again for a site whose files
+// measured 0 bytes (measured while it was being created).
+const diskRetry = time.Minute
+
 // SiteDisk returns the bytes of each site's own files by site ID (Names.ID)
 // as last measured, and starts measuring again in the background (unless
-// a walk runs) when the last walk is DiskInterval old or a site has no
+// a walk runs) when the last walk is DiskInterval old, when a site has no
 // figure yet (a new site, or the first walk ran before the shard's first
-// convergence pass): a site's directory holds its wp-content and
-// generated files; files with more than one hard link (the shared
-// WordPress core) belong to the shard, not to one site. The first call
-// returns an empty map.
+// convergence pass), or when a site's figure is 0 (measured while it was
+// being created) and the last walk is diskRetry old. A site's directory
+// holds its wp-content and generated files; files with more than one hard
+// link (the shared WordPress core) belong to the shard, not to one site.
+// The first call returns an empty map.
 func (s *Shard) SiteDisk() map[string]int64 {
 	s.mu.Lock()
-	due := s.siteDisk == nil || s.cfg.Clock().Sub(s.siteDiskAt) >= DiskInterval
+	since := s.cfg.Clock().Sub(s.siteDiskAt)
+	due := s.siteDisk == nil || since >= DiskInterval
 	for _, r := range s.refs {
-		if _, ok := s.siteDisk[r.ID]; !ok {
+		if n, ok := s.siteDisk[r.ID]; !ok || (n == 0 && since >= diskRetry) {
 			due = true
 			break
 		}
