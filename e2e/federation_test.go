@@ -127,7 +127,7 @@ func (f *federation) startShard(name string) {
 	f.shards[name] = f.run("shard "+name, append(f.purgeArgs(), "shard", "--name", name, "--capacity", "2",
 		"--server", "http://"+f.apiAddr, "--token-file", filepath.Join(filepath.Dir(f.dataDir), "shard-"+name+".token"),
 		"--data-dir", filepath.Join(filepath.Dir(f.dataDir), "agents", name), "--public-port", port,
-		"--heartbeat-interval", "1s", "--transfer-url", "file://"+filepath.Join(f.dataDir, "transfers"))...)
+		"--heartbeat-interval", "1s", "--usage-interval", "2s", "--transfer-url", "file://"+filepath.Join(f.dataDir, "transfers"))...)
 }
 
 type shardJSON struct {
@@ -344,6 +344,32 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("s1's reported usage: %s", out)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+
+	// Agents report their sites' usage (over POST /v1/agent/usage): the
+	// hourly records of s1's sites get database and file bytes from s1.
+	for _, d := range perShard["s1"] {
+		// (Files measured as the site was created read 0 and are walked
+		// again a minute later.)
+		for deadline := time.Now().Add(150 * time.Second); ; {
+			code, m := f.apiGet("/v1/usage?period=hour&site=" + d)
+			if code != 200 {
+				t.Fatalf("usage of %s: %d %v", d, code, m)
+			}
+			var dbBytes, filesBytes float64
+			for _, it := range m["items"].([]any) {
+				if r := it.(map[string]any); r["shard"] == "s1" {
+					dbBytes, filesBytes = r["db_bytes"].(float64), r["files_bytes"].(float64)
+				}
+			}
+			if dbBytes > 0 && filesBytes > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("usage of %s from its shard s1: %v", d, m["items"])
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 
 	// The seventh needs a new shard: the server's local provider starts one.

@@ -525,6 +525,7 @@ var routes = []route{
 
 	{"POST", "/v1/agent/register", "agent.register", permShard, machine, true, false, (*server).agentRegister},
 	{"POST", "/v1/agent/heartbeat", "agent.heartbeat", permShard, machine, true, true, (*server).agentHeartbeat},
+	{"POST", "/v1/agent/usage", "agent.usage", permShard, machine, true, true, (*server).agentUsage},
 	{"GET", "/v1/agent/sites", "agent.sites", permShard, machine, false, false, (*server).agentSites},
 	{"PUT", "/v1/agent/sites/{name}/status", "agent.status", permShard, machine, true, true, (*server).agentStatus},
 	{"PUT", "/v1/agent/sites/{name}/move", "agent.move", permShard, machine, true, true, (*server).agentMove},

@@ -163,6 +163,7 @@ var matrix = map[string]string{
 	"DELETE /v1/users/{id}":                "platform.admin",
 	"POST /v1/agent/register":              "shard",
 	"POST /v1/agent/heartbeat":             "shard",
+	"POST /v1/agent/usage":                 "shard",
 	"GET /v1/agent/sites":                  "shard",
 	"PUT /v1/agent/sites/{name}/status":    "shard",
 	"PUT /v1/agent/sites/{name}/move":      "shard",

@@ -186,6 +186,16 @@ func (c *Client) RotateMeshCA(ctx context.Context, req RotateMeshCARequest) (*Me
 	return &out, nil
 }
 
+// ReportShardUsage sends the token's shard's report of its sites' usage
+// (POST /v1/agent/usage).
+func (c *Client) ReportShardUsage(ctx context.Context, rep *api.ShardUsageReport) (*api.ShardUsageResponse, error) {
+	var out api.ShardUsageResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/agent/usage", rep, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Heartbeat reports that the token's shard is alive, with its usage.
 func (c *Client) Heartbeat(ctx context.Context, usage store.Usage) error {
 	return c.do(ctx, http.MethodPost, "/v1/agent/heartbeat", api.HeartbeatRequest{Usage: usage}, nil)

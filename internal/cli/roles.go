@@ -418,6 +418,7 @@ firewall.`
 	fl.StringVar(&cfg.Provider, "provider", "", "what started this shard (set by the server for its local shards)")
 	fl.IntVar(&publicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
 	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "how often to heartbeat")
+	fl.DurationVar(&cfg.UsageInterval, "usage-interval", shardagent.DefaultUsageInterval, "how often to report the sites' database and file sizes and database statements for their usage records")
 	fl.StringVar(&cfg.CatalogueURL, "catalogue-url", artefact.DefaultCatalogueURL, "the wordpress.org-compatible catalogue (plugin and theme information API, core version check) sites' plugins, themes and cores come from (env "+EnvCatalogueURL+")")
 	fl.BoolVar(&cfg.AllowPrivateFetch, "allow-private-fetch", false, "let zip, git and catalogue fetches reach loopback and private addresses, over plain http too: for tests and private mirrors only (off: only public addresses over https)")
 	fl.StringVar(&cfg.TransferURL, "transfer-url", "", "bucket shared with the other shards for site moves (gocloud.dev/blob URL; default file://<data-dir>/transfers)")

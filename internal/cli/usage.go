@@ -43,9 +43,10 @@ exclusive; YYYY-MM-DD or RFC 3339).
 Columns: requests, response body bytes and page-cache hits as the edges counted
 them; PHP seconds, the time requests waited for PHP at the edge (a site's PHP
 worker time as the edge sees it: it includes the pool's queue); database
-queries and the average database, files and backup bytes as the shards measure
-them (zero until a shard reports them). A site that moved shows one line per
-shard. A retried report is counted once.
+queries and the average database and files bytes as the site's shard measures
+them (every 5 minutes), and its backup bytes (its share of its backup
+repositories, measured hourly). A site that moved shows one line per shard. A
+retried report is counted once.
 
 At most --limit records per call (default 100, max 1000); the table says how to
 get the next page, or give --all for every page.`,

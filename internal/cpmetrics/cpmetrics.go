@@ -2,8 +2,8 @@
 // registry of its own (never the global default one): API latency by
 // route, the store's latency by operation, jobs by kind and result, the
 // shards' placement and health as the control plane sees them, their
-// sites' backup coverage (the leader's scheduler's view), and whether this
-// replica leads.
+// sites' backup coverage (the leader's scheduler's view) and backup
+// repositories' sizes, and whether this replica leads.
 //
 // No series is per site: at 50,000 sites the control plane's scrape is
 // per shard (7 series per shard), per API route (the route pattern, e.g.
@@ -45,6 +45,7 @@ type Metrics struct {
 	st       store.Store
 	clock    func() time.Time
 	backups  func() map[string]BackupCoverage
+	repos    func() map[string]int64
 }
 
 // BackupCoverage is one shard's backup coverage: its scheduled sites by
@@ -68,6 +69,11 @@ type Config struct {
 	// leader's backup scheduler saw it last (backupctl.Controller.
 	// Coverage, adapted); it is exported only while this replica leads.
 	Backups func() map[string]BackupCoverage
+	// BackupRepos, if set, returns each backup repository's stored bytes
+	// (by name: its shard's) as the leader measured them last
+	// (backupctl.Controller.RepositoryBytes); exported only while this
+	// replica leads.
+	BackupRepos func() map[string]int64
 	// Runtime adds the Go runtime and process collectors: leave it off
 	// when the registry is served together with another that has them
 	// (`aipress up`: the edge's).
@@ -98,6 +104,7 @@ func New(cfg Config) *Metrics {
 		st:      cfg.Store,
 		clock:   cfg.Clock,
 		backups: cfg.Backups,
+		repos:   cfg.BackupRepos,
 	}
 	m.reg.MustRegister(m.api, m.storeOps, m.jobs, &collector{m: m})
 	if cfg.Runtime {
@@ -144,6 +151,7 @@ var (
 	dBackupSites  = prometheus.NewDesc("aipress_backup_sites", "Sites with scheduled backups by coverage state (OK, LATE, NONE, OFF), per shard, as the leader's scheduler saw them last.", []string{"shard", "state"}, nil)
 	dBackupAlerts = prometheus.NewDesc("aipress_backup_sites_alerting", "Sites whose last good backup is older than their plan's window, or that have none a window after creation, per shard.", []string{"shard"}, nil)
 	dBackupOldest = prometheus.NewDesc("aipress_backup_oldest_good_age_seconds", "Age of the oldest last good backup among a shard's sites (absent when none has one).", []string{"shard"}, nil)
+	dBackupRepo   = prometheus.NewDesc("aipress_backup_repository_bytes", "Bytes a shard's backup repository stores (its packs, compressed and encrypted), as the leader measured them last (hourly).", []string{"repository"}, nil)
 	dScrapeErr    = prometheus.NewDesc("aipress_controlplane_scrape_errors", "Store reads this scrape could not make (shards, jobs).", []string{"source"}, nil)
 )
 
@@ -151,7 +159,7 @@ var (
 type collector struct{ m *Metrics }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dBackupSites, dBackupAlerts, dBackupOldest, dLeader, dShardUp, dShardBeat, dCapacity, dPlaced, dServing, dOpen, dDisk, dMemory, dActive, dScrapeErr} {
+	for _, d := range []*prometheus.Desc{dBackupSites, dBackupAlerts, dBackupOldest, dBackupRepo, dLeader, dShardUp, dShardBeat, dCapacity, dPlaced, dServing, dOpen, dDisk, dMemory, dActive, dScrapeErr} {
 		ch <- d
 	}
 }
@@ -172,6 +180,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if !cov.OldestGood.IsZero() {
 				gauge(dBackupOldest, max(now.Sub(cov.OldestGood).Seconds(), 0), shard)
 			}
+		}
+	}
+	if m.repos != nil && m.leading.Load() {
+		for name, n := range m.repos() {
+			gauge(dBackupRepo, float64(n), name)
 		}
 	}
 	if m.st == nil {

@@ -28,7 +28,8 @@ func TestMetrics(t *testing.T) {
 	m := cpmetrics.New(cpmetrics.Config{Store: raw, Clock: func() time.Time { return now },
 		Backups: func() map[string]cpmetrics.BackupCoverage {
 			return map[string]cpmetrics.BackupCoverage{"s1": {States: map[string]int{"OK": 2, "LATE": 1}, Alerts: 1, OldestGood: now.Add(-50 * time.Hour)}}
-		}})
+		},
+		BackupRepos: func() map[string]int64 { return map[string]int64{"s1": 123456} }})
 	st := m.Store(raw)
 
 	if err := st.CreateShard(ctx, &store.Shard{Name: "s1", Capacity: 40, CreatedAt: now}); err != nil {
@@ -102,6 +103,11 @@ aipress_backup_sites_alerting{shard="s1"} 1
 # TYPE aipress_backup_oldest_good_age_seconds gauge
 aipress_backup_oldest_good_age_seconds{shard="s1"} 180000
 `},
+		{"aipress_backup_repository_bytes", `
+# HELP aipress_backup_repository_bytes Bytes a shard's backup repository stores (its packs, compressed and encrypted), as the leader measured them last (hourly).
+# TYPE aipress_backup_repository_bytes gauge
+aipress_backup_repository_bytes{repository="s1"} 123456
+`},
 		{"aipress_controlplane_leader", `
 # HELP aipress_controlplane_leader 1 if this control-plane replica runs the periodic work (controller, backups schedule).
 # TYPE aipress_controlplane_leader gauge
@@ -120,7 +126,7 @@ aipress_controlplane_leader 1
 	// Backup coverage is the leader's: not exported by a replica that
 	// does not lead.
 	m.SetLeading(false)
-	if n := testutil.CollectAndCount(m.Registry(), "aipress_backup_sites"); n != 0 {
+	if n := testutil.CollectAndCount(m.Registry(), "aipress_backup_sites", "aipress_backup_repository_bytes"); n != 0 {
 		t.Errorf("%d backup series on a replica that does not lead", n)
 	}
 	// Timed: heartbeat, create_job, update_job (the scrape's own reads

@@ -1,10 +1,15 @@
 package shard
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -35,17 +40,33 @@ func (s *Shard) SiteRefs() []SiteRef {
 	return append([]SiteRef(nil), s.refs...)
 }
 
+// diskRetry is how soon SiteDisk walks again for a site whose files
+// measured 0 bytes (measured while it was being created).
+const diskRetry = time.Minute
+
 // SiteDisk returns the bytes of each site's own files by site ID (Names.ID)
-// as last measured, and starts measuring again in the background when the
-// last walk is DiskInterval old: a site's directory holds its wp-content
-// and generated files; files with more than one hard link (the shared
-// WordPress core) belong to the shard, not to one site. The first call
-// returns an empty map.
+// as last measured, and starts measuring again in the background (unless
+// a walk runs) when the last walk is DiskInterval old, when a site has no
+// figure yet (a new site, or the first walk ran before the shard's first
+// convergence pass), or when a site's figure is 0 (measured while it was
+// being created) and the last walk is diskRetry old. A site's directory
+// holds its wp-content and generated files; files with more than one hard
+// link (the shared WordPress core) belong to the shard, not to one site.
+// The first call returns an empty map.
 func (s *Shard) SiteDisk() map[string]int64 {
 	s.mu.Lock()
-	due := s.siteDisk == nil || s.cfg.Clock().Sub(s.siteDiskAt) >= DiskInterval
+	since := s.cfg.Clock().Sub(s.siteDiskAt)
+	due := s.siteDisk == nil || since >= DiskInterval
+	for _, r := range s.refs {
+		if n, ok := s.siteDisk[r.ID]; !ok || (n == 0 && since >= diskRetry) {
+			due = true
+			break
+		}
+	}
+	due = due && !s.siteDiskBusy
 	if due {
 		s.siteDiskAt = s.cfg.Clock()
+		s.siteDiskBusy = true
 		if s.siteDisk == nil {
 			s.siteDisk = map[string]int64{}
 		}
@@ -64,6 +85,7 @@ func (s *Shard) SiteDisk() map[string]int64 {
 			}
 			s.mu.Lock()
 			s.siteDisk = m
+			s.siteDiskBusy = false
 			s.mu.Unlock()
 		}()
 	}
@@ -93,4 +115,73 @@ func ownFilesSize(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// SiteMeasure is what the shard measures of one site for its usage
+// records (Measure). A nil figure was not measured.
+type SiteMeasure struct {
+	// DBBytes is its database's data and index bytes
+	// (information_schema.TABLES).
+	DBBytes *int64
+	// DBStatements is what its database accounts (the one in use and the
+	// other of a password rotation) ran since the database server
+	// started (information_schema.USER_STATISTICS; nil without userstat,
+	// e.g. on an external server).
+	DBStatements *int64
+	// FilesBytes is its own files' bytes as SiteDisk measured them last.
+	FilesBytes *int64
+}
+
+// Measurement is Measure's answer: the sites by name, and the database
+// server's uptime in seconds (a counter that went back with it means the
+// server restarted and its statement counters began again).
+type Measurement struct {
+	DBUptime float64
+	Sites    map[string]SiteMeasure
+}
+
+// Measure measures the shard's sites (as of its last convergence pass) for
+// their usage records: a few information_schema queries for all of them,
+// and the file sizes of SiteDisk (which starts a new walk when the last is
+// DiskInterval old). A site whose figures could not be read has nil ones;
+// err says why (what was read is returned with it).
+func (s *Shard) Measure(ctx context.Context) (Measurement, error) {
+	refs := s.SiteRefs()
+	m := Measurement{Sites: make(map[string]SiteMeasure, len(refs))}
+	disk := s.SiteDisk()
+	var stats *mariadb.Statistics
+	var err error
+	if s.db != nil {
+		stats, err = s.db.Statistics(ctx, NamePrefix(s.cfg.Name))
+		if err == nil && !stats.Up {
+			err = errors.New("the database server did not answer")
+		}
+	} else {
+		err = errors.New("no database server yet")
+	}
+	if stats != nil {
+		m.DBUptime = stats.Uptime
+	}
+	for _, r := range refs {
+		var sm SiteMeasure
+		if n, ok := disk[r.ID]; ok {
+			sm.FilesBytes = &n
+		}
+		if stats != nil && stats.SchemaBytes != nil {
+			n := stats.SchemaBytes[r.DB] // absent: no table yet
+			sm.DBBytes = &n
+		}
+		if stats != nil && stats.Users != nil {
+			var n int64
+			for _, user := range siteDBUsers(r.Names) {
+				n += int64(stats.Users[user].Statements)
+			}
+			sm.DBStatements = &n
+		}
+		m.Sites[r.Name] = sm
+	}
+	if err != nil {
+		return m, fmt.Errorf("measure sites: %w", err)
+	}
+	return m, nil
 }

@@ -316,11 +316,13 @@ type Shard struct {
 	crashAt func(point string) error
 
 	// refs are the sites of the last Converge pass; siteDisk their
-	// files' bytes by site ID, walked at most every DiskInterval
-	// (metrics.go).
+	// files' bytes by site ID, walked every DiskInterval and when a site
+	// has no figure yet (metrics.go).
 	refs       []SiteRef
 	siteDisk   map[string]int64
 	siteDiskAt time.Time
+	// siteDiskBusy: a walk of the sites' files runs.
+	siteDiskBusy bool
 	// shipper ships the binary log (pitr.go); nil when off.
 	shipper *pitr.Shipper
 }

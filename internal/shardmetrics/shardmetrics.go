@@ -35,9 +35,10 @@
 // per pool; see docs/operations.md).
 //
 // Site file sizes come from the shard's background walk (shard.SiteDisk:
-// at most every shard.DiskInterval); database figures from MariaDB's
-// information_schema (USER_STATISTICS needs userstat, which the shard's
-// own server has; a remote server may give no per-site statements).
+// every shard.DiskInterval, and soon after a site appears); database
+// figures from MariaDB's information_schema (USER_STATISTICS needs
+// userstat, which the shard's own server has; a remote server may give no
+// per-site statements).
 package shardmetrics
 
 import (

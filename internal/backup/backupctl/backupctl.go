@@ -1,8 +1,10 @@
 // Package backupctl is the control plane leader's backup work: scheduled
 // backups (as jobs on the shards, at most MaxPerShard at once per shard),
 // retention (forgetting snapshots the site's policy no longer keeps),
-// periodic prunes and verify-restores, and the jobs the control plane runs
-// itself: verify, prune and recover (disaster recovery of a lost shard).
+// periodic prunes and verify-restores, the repositories' sizes and the
+// sites' shares of them for their usage records (hourly, sizes.go), and
+// the jobs the control plane runs itself: verify, prune and recover
+// (disaster recovery of a lost shard).
 //
 // Everything takes its time from Config.Clock and runs in Pass, which Run
 // calls every Tick; tests call Pass (and Wait) with a fake clock.
@@ -71,6 +73,10 @@ type Config struct {
 	// runs, a prune job is created and a verify-restore job is created per
 	// shard (defaults 1h, 24h, 24h; negative: never).
 	RetentionEvery, PruneEvery, VerifyEvery time.Duration
+	// SizesEvery negative turns off the hourly measurement of the
+	// repositories' sizes and the sites' backup bytes (sizes.go); any
+	// other value measures once in each hour (UTC).
+	SizesEvery time.Duration
 	// Pick chooses an index in [0, n) for the verify-restore sample
 	// (default math/rand/v2).
 	Pick func(n int) int
@@ -91,11 +97,16 @@ type Controller struct {
 	// passes; a site that looks due is always looked up again.
 	lastGood      map[string]time.Time
 	lastRetention time.Time
+	// lastSizes is the usage hour sizes last measured fully.
+	lastSizes string
 
 	// coverage is what the last scheduling pass saw (Coverage), under
 	// covMu.
 	covMu    sync.Mutex
 	coverage map[string]ShardCoverage
+	// repoBytes is each repository's stored bytes as sizes measured
+	// them last (RepositoryBytes), under covMu.
+	repoBytes map[string]int64
 
 	mu   sync.Mutex
 	jobs *ctljobs.Runner // the control plane's own jobs this process runs
@@ -207,6 +218,7 @@ func (c *Controller) Pass(ctx context.Context) error {
 		{"schedule", c.schedule},
 		{"retention", c.retention},
 		{"periodic jobs", c.periodic},
+		{"sizes", c.sizes},
 		{"control-plane jobs", func(ctx context.Context, _ []site.Site) error { return c.runJobs(ctx) }},
 		{"recoveries", func(ctx context.Context, _ []site.Site) error { return c.trackRecoveries(ctx) }},
 	}

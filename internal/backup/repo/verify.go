@@ -229,6 +229,25 @@ func (r *Repo) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, e
 	return rep, nil
 }
 
+// StoredBytes is the size of the repository's packs as stored (what
+// Stats reports as StoredBytes), from one listing of its pack objects: no
+// index is read. Packs a killed backup left unindexed count too (they
+// take space until a prune); it takes no lock, so a prune or backup under
+// way may be seen half done.
+func (r *Repo) StoredBytes(ctx context.Context) (int64, error) {
+	data, err := listAll(ctx, r.bucket, prefixData)
+	if err != nil {
+		return 0, fmt.Errorf("list packs: %w", err)
+	}
+	var n int64
+	for _, o := range data {
+		if _, ok := parsePackKey(o.Key); ok {
+			n += o.Size
+		}
+	}
+	return n, nil
+}
+
 // Stats summarises the repository from its index files, pack list and
 // snapshot list.
 func (r *Repo) Stats(ctx context.Context) (RepoStats, error) {

@@ -243,7 +243,13 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 	// Everything but the metrics' own reads goes through the timed store.
 	var backups *backupctl.Controller // set below, before the API serves
 	metrics := cpmetrics.New(cpmetrics.Config{Store: rawStore, Runtime: cfg.Metrics == nil,
-		Backups: func() map[string]cpmetrics.BackupCoverage { return backupCoverage(backups) }})
+		Backups: func() map[string]cpmetrics.BackupCoverage { return backupCoverage(backups) },
+		BackupRepos: func() map[string]int64 {
+			if backups == nil {
+				return nil
+			}
+			return backups.RepositoryBytes()
+		}})
 	st := metrics.Store(rawStore)
 	// On every error below, what was opened is closed.
 	var manager *repos.Manager

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/aipress/aipress/internal/agent"
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/store"
@@ -62,6 +63,11 @@ func (l *apiLink) CABundle(ctx context.Context) ([]byte, error) {
 }
 
 func (l *apiLink) Heartbeat(ctx context.Context, u store.Usage) error { return l.c.Heartbeat(ctx, u) }
+
+func (l *apiLink) Usage(ctx context.Context, rep *api.ShardUsageReport) error {
+	_, err := l.c.ReportShardUsage(ctx, rep)
+	return err
+}
 
 func (l *apiLink) Sites(wake func()) shard.Sites {
 	l.sites = agent.NewSites(agent.SitesConfig{Client: l.c, Shard: l.name, Wake: wake, Logger: l.log})

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/backup/repo"
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
 	"github.com/aipress/aipress/internal/mariadb"
@@ -52,6 +53,10 @@ type Config struct {
 	// every shard that exchanges sites must use the same one.
 	TransferURL       string
 	HeartbeatInterval time.Duration // default 5s
+	// UsageInterval is how often the agent reports its sites' database
+	// and file sizes and database statements for their usage records
+	// (default DefaultUsageInterval; see usage.go).
+	UsageInterval time.Duration
 	// GatewayAddr, if set, is where the shard's gateway for edges on other
 	// machines listens (mutual TLS with certificates the control plane
 	// issues; edge.Gateway): static files, try_files decisions and FastCGI
@@ -137,6 +142,10 @@ type Registration struct {
 type Link interface {
 	Register(ctx context.Context, reg Registration) error
 	Heartbeat(ctx context.Context, usage store.Usage) error
+	// Usage sends a report of the shard's sites' usage (api.
+	// ShardUsageReport); an error of store.ErrInvalid or a 400 answer
+	// says the report itself is wrong.
+	Usage(ctx context.Context, rep *api.ShardUsageReport) error
 	// Sites is where the shard reads and reports; wake is called when the
 	// shard's sites changed.
 	Sites(wake func()) shard.Sites
@@ -306,6 +315,11 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 	runErr := make(chan error, 3)
 	go func() { runErr <- link.Run(ctx) }()
 	go heartbeat(ctx, link, sites, cfg.Name, cfg.HeartbeatInterval, log, sh.Usage)
+	if cfg.UsageInterval <= 0 {
+		cfg.UsageInterval = DefaultUsageInterval
+	}
+	usage := &usageReporter{send: link.Usage, measure: sh.Measure, log: log}
+	go usage.run(ctx, cfg.UsageInterval)
 	go func() {
 		select {
 		case <-sh.Ready():

@@ -10,6 +10,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/backup/repos"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/shard"
@@ -52,6 +53,11 @@ func (l *storeLink) Register(ctx context.Context, reg shardagent.Registration) e
 
 func (l *storeLink) Heartbeat(ctx context.Context, u store.Usage) error {
 	return l.st.Heartbeat(ctx, l.name, l.now(), u)
+}
+
+func (l *storeLink) Usage(ctx context.Context, rep *api.ShardUsageReport) error {
+	_, err := api.IngestShardUsage(ctx, l.st, l.name, l.now(), rep)
+	return err
 }
 
 func (l *storeLink) Sites(wake func()) shard.Sites {

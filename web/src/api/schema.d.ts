@@ -1802,6 +1802,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agent/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * (shard token) Report the shard's sites' database and file sizes and database statements.
+         * @description Recorded in the sites' hourly usage records (`GET /v1/usage`). Only
+         *     sites on the calling shard are recorded; the others are ignored and
+         *     listed in `ignored`. A report sent again with the same `id` is
+         *     counted once.
+         *
+         */
+        post: operations["agentUsage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agent/sites": {
         parameters: {
             query?: never;
@@ -4051,6 +4075,36 @@ export interface components {
         };
         HeartbeatRequest: {
             usage?: components["schemas"]["Usage"];
+        };
+        ShardUsageReport: {
+            /** @description The report's identifier among the shard's (a report sent again is counted once). */
+            id?: string;
+            /** @description By site name (at most 100000). */
+            sites: {
+                [key: string]: {
+                    /**
+                     * Format: int64
+                     * @description Statements the site's database accounts ran since the shard's last report.
+                     */
+                    db_queries?: number;
+                    /**
+                     * Format: int64
+                     * @description The site's database's data and index bytes now.
+                     */
+                    db_bytes?: number;
+                    /**
+                     * Format: int64
+                     * @description The site's own files' bytes as last measured.
+                     */
+                    files_bytes?: number;
+                };
+            };
+        };
+        ShardUsageResponse: {
+            /** @description Sites whose figures were recorded (0 for a report counted before). */
+            recorded: number;
+            /** @description Sites not on the calling shard (or not stored), whose figures were ignored. */
+            ignored: string[];
         };
         StatusReport: {
             uid: string;
@@ -7222,6 +7276,34 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    agentUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShardUsageReport"];
+            };
+        };
+        responses: {
+            /** @description Recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShardUsageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
         };
     };
