@@ -85,7 +85,7 @@ func otherSlot(slot string) string {
 }
 
 // siteDBUsers are both database account names of a site.
-func siteDBUsers(n Names) []string { return []string{dbUserFor(n, ""), dbUserFor(n, "b")} }
+func siteDBUsers(n Names) []string { return n.DBUsers() }
 
 // secretsLock serialises reading a site's secrets.json and writing what
 // follows from it (its database account, wp-config.php) between

@@ -83,6 +83,11 @@ func (l Layout) CoresDir() string { return filepath.Join(l.Dir, "cores") }
 // artefact): the plugins, themes and cores its sites' docroots link to.
 func (l Layout) ArtefactsDir() string { return filepath.Join(l.Dir, "artefacts") }
 
+// DBUsers are both of the site's database accounts: DBUser and
+// DBUser+"_b", between which a password rotation alternates (package
+// shard, rotate.go). A site's statements are those of both.
+func (n Names) DBUsers() []string { return []string{n.DBUser, n.DBUser + "_b"} }
+
 // Site returns the resource names of the site with uid.
 func (l Layout) Site(uid string) Names { return l.SiteByID(SiteID(uid)) }
 

@@ -162,7 +162,7 @@ var (
 	dPoolSlow     = desc("aipress_php_pool_slow_requests_total", "Requests slower than request_slowlog_timeout (unset: always 0) since php-fpm started or reloaded.", "site")
 	dDBBytes      = desc("aipress_site_database_bytes", "Data and index bytes of a site's database.", "site")
 	dDBConns      = desc("aipress_site_database_connections", "Connections of a site's database account open now.", "site")
-	dDBStmts      = desc("aipress_site_database_statements_total", "Statements a site's database account ran since MariaDB started.", "site")
+	dDBStmts      = desc("aipress_site_database_statements_total", "Statements a site's database accounts (both of a password rotation) ran since MariaDB started.", "site")
 	dDiskBytes    = desc("aipress_site_files_bytes", "Bytes of a site's own files (hard-linked core files excluded), measured at most every 5 minutes.", "site")
 	dPlClients    = desc("aipress_pooler_site_clients", "Client sessions of a site's PHP open in the shard's pooler.", "site")
 	dPlBackends   = desc("aipress_pooler_site_backends", "Backend connections the pooler holds for a site's account.", "site")
@@ -282,9 +282,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if stats.Users != nil {
 			for _, r := range refs {
-				u := stats.Users[r.DBUser]
-				gauge(dDBConns, float64(u.Connections), r.Name)
-				counter(dDBStmts, float64(u.Statements), r.Name)
+				// Both accounts a password rotation alternates
+				// between: the counter does not drop at a rotation.
+				var conns, stmts float64
+				for _, u := range r.DBUsers() {
+					conns += float64(stats.Users[u].Connections)
+					stmts += float64(stats.Users[u].Statements)
+				}
+				gauge(dDBConns, conns, r.Name)
+				counter(dDBStmts, stmts, r.Name)
 			}
 		}
 	} else {
