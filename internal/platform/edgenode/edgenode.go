@@ -382,6 +382,7 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 		serveEdge()
 	})
 	if mesh != nil {
+		n.extras.certs.Add(mesh.certs)
 		// The edge's certificate for shards' gateways (mesh.go).
 		run(func(ctx context.Context) {
 			mesh.keep(ctx, links.Mesh, filepath.Join(n.dataDir, CredentialsDir), log.With("component", "mesh"))
