@@ -30,9 +30,9 @@
 // timeout); a pool without workers has no active or idle workers and an
 // empty queue. Its counters (accepted connections, max children reached,
 // slow requests) are php-fpm's and start again from zero when the master
-// restarts or reloads. Slow requests stay zero: the pools set no
-// request_slowlog_timeout (php-fpm would trace workers and write a log
-// per pool; see docs/operations.md).
+// restarts or reloads. Slow requests are those longer than the pools'
+// request_slowlog_timeout (phpfpm.DefaultSlowlogTimeout; see package
+// phpfpm, "Slow requests").
 //
 // The file system holding the shard's data directory (Source.Dir) is
 // measured with statfs(2) at every scrape: its size and the bytes still
@@ -171,7 +171,7 @@ var (
 	dPoolQueue    = desc("aipress_php_pool_listen_queue", "Requests waiting for a free worker of a site's pool (status page).", "site")
 	dPoolAccepted = desc("aipress_php_pool_accepted_connections_total", "Requests a site's pool accepted since php-fpm started or reloaded (status page).", "site")
 	dPoolMaxChild = desc("aipress_php_pool_max_children_reached_total", "Times a site's pool reached pm.max_children since php-fpm started or reloaded (status page).", "site")
-	dPoolSlow     = desc("aipress_php_pool_slow_requests_total", "Requests slower than request_slowlog_timeout (unset: always 0) since php-fpm started or reloaded.", "site")
+	dPoolSlow     = desc("aipress_php_pool_slow_requests_total", "Requests of a site's pool that ran longer than its request_slowlog_timeout (5 s) since php-fpm started or reloaded (status page).", "site")
 	dDBBytes      = desc("aipress_site_database_bytes", "Data and index bytes of a site's database.", "site")
 	dDBConns      = desc("aipress_site_database_connections", "Connections of a site's database account open now.", "site")
 	dDBStmts      = desc("aipress_site_database_statements_total", "Statements a site's database account ran since MariaDB started.", "site")
