@@ -17,7 +17,7 @@
 //
 // # Probes at scale
 //
-// With Config.Self and Config.Peers set, each site is probed by one edge
+// With Config.Peers set, each site is probed by one edge
 // per round: the live edge with the highest rendezvous score for the site
 // (Assign; highest random weight hashing over the edges' names), so every
 // edge computes the same assignment from the same list, and when an edge
@@ -116,12 +116,12 @@ type Config struct {
 	Timeout  time.Duration
 	// Parallel is how many probes run at once (default 4).
 	Parallel int
-	// Self is this edge's name, and Peers returns the names of the live
-	// edges that probe (Self among them), read at every round: each site
-	// is probed by the one Assign picks. Without Peers, or when Peers
-	// does not list Self, this edge probes every site.
-	Self  string
-	Peers func() []string
+	// Peers returns this edge's name and the names of the live edges
+	// that probe (self among them), read at every round: each site is
+	// probed by the one Assign picks. Without Peers, or when its list
+	// does not hold self (an edge that does not know its name or the
+	// list yet), this edge probes every site.
+	Peers func() (self string, edges []string)
 	Clock func() time.Time
 	// After waits for a duration (default time.After): the spreading of a
 	// round's probes. Tests inject one that moves their Clock.
@@ -218,15 +218,16 @@ func mix(x uint64) uint64 {
 // mine returns the targets this edge probes in a round, in the order of
 // their site's hash (the order of the round's schedule).
 func (p *Prober) mine(targets []Target) []Target {
+	var self string
 	var peers []string
 	if p.cfg.Peers != nil {
-		peers = p.cfg.Peers()
+		self, peers = p.cfg.Peers()
 	}
-	out := targets
-	if p.cfg.Self != "" && slices.Contains(peers, p.cfg.Self) {
-		out = make([]Target, 0, len(targets)/max(len(peers), 1)+1)
+	var out []Target
+	if self != "" && slices.Contains(peers, self) {
+		out = make([]Target, 0, len(targets)/len(peers)+1)
 		for _, t := range targets {
-			if Assign(t.Site, peers) == p.cfg.Self {
+			if Assign(t.Site, peers) == self {
 				out = append(out, t)
 			}
 		}

@@ -110,7 +110,7 @@ func TestAssign(t *testing.T) {
 		t.Helper()
 		by := map[string]string{}
 		for _, e := range edges {
-			p := New(Config{Self: e, Peers: func() []string { return edges }})
+			p := New(Config{Peers: func() (string, []string) { return e, edges }})
 			for _, tg := range p.mine(targets) {
 				if other, ok := by[tg.Site]; ok {
 					t.Fatalf("%s probed by %s and %s", tg.Site, other, e)
@@ -161,9 +161,10 @@ func TestAssign(t *testing.T) {
 	}
 
 	for name, cfg := range map[string]Config{
-		"not in the list": {Self: "edge-x", Peers: func() []string { return four }},
-		"no list":         {Self: "edge-a"},
-		"empty list":      {Self: "edge-a", Peers: func() []string { return nil }},
+		"not in the list": {Peers: func() (string, []string) { return "edge-x", four }},
+		"no name yet":     {Peers: func() (string, []string) { return "", four }},
+		"no list":         {},
+		"empty list":      {Peers: func() (string, []string) { return "edge-a", nil }},
 	} {
 		if got := len(New(cfg).mine(targets)); got != len(targets) {
 			t.Errorf("%s: probes %d of %d sites, want all", name, got, len(targets))
