@@ -145,6 +145,9 @@ func TestPrometheusScrape(t *testing.T) {
 		t.Fatalf("prometheus is not installed although make deps ran: %v", err)
 	}
 	p := newPlatform(t)
+	// HTTPS (the internal CA's root is a certificate metric) and a read
+	// replica (its lag), so that those queries have data too.
+	p.extraArgs = []string{"--https", freeAddr(t), "--acme-ca", "off", "--db-replica", "local"}
 	p.start()
 	const domain = "prom.localhost"
 	p.createSite(domain, "Prometheus")

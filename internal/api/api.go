@@ -557,6 +557,7 @@ var routes = []route{
 	{"GET", "/v1/cost", "cost.report", permOrgRead, inside, false, false, (*server).costReport},
 	{"POST", "/v1/edge/usage", "edge.usage", permEdge, machine, true, true, (*server).reportUsage},
 	{"POST", "/v1/edge/probes", "edge.probes", permEdge, machine, true, true, (*server).reportProbes},
+	{"GET", "/v1/edge/peers", "edge.peers", permEdge, machine, false, false, (*server).edgePeers},
 
 	// Organisation owners read their organisations' entries (the
 	// handlers filter with auditOrgs); the chain is the platform admin's.

@@ -186,6 +186,7 @@ var matrix = map[string]string{
 	"POST /v1/edge/waf-events":             "edge",
 	"POST /v1/edge/usage":                  "edge",
 	"POST /v1/edge/probes":                 "edge",
+	"GET /v1/edge/peers":                   "edge",
 	"GET /v1/usage":                        "site.list", // filtered inside: what the caller may read
 	"GET /v1/cost":                         "site.list",
 	"GET /v1/whoami":                       "any",

@@ -44,6 +44,40 @@ func (s *server) reportProbes(c *call) (response, error) {
 	return response{status: http.StatusOK, body: out, unchanged: true}, nil
 }
 
+// EdgePeersWindow is how recently an edge's token must have been used
+// for the edge to count as live in GET /v1/edge/peers: edges use theirs
+// all the time (the routing table's long poll), and a token notes its use
+// at most every touchEvery.
+const EdgePeersWindow = 3 * touchEvery
+
+// EdgePeers is the answer of GET /v1/edge/peers: the names (token IDs,
+// what GET /v1/whoami calls ID) of the live edges, sorted.
+type EdgePeers struct {
+	Edges []string `json:"edges"`
+}
+
+// edgePeers lists the edge tokens, unexpired, used within
+// EdgePeersWindow: the edges among which the uptime probes are shared
+// (uptime.Assign). The caller's own token was noted on this request if its
+// last note was older than touchEvery, so an edge always finds itself.
+func (s *server) edgePeers(c *call) (response, error) {
+	toks, err := s.cfg.Store.ListTokens(c.r.Context(), store.TokenFilter{Kind: store.TokenAPI})
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list tokens: %w", err))
+	}
+	now := s.cfg.Clock()
+	out := EdgePeers{Edges: []string{}}
+	for _, t := range toks {
+		if t.Role != store.RoleEdge || t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > EdgePeersWindow ||
+			t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
+			continue
+		}
+		out.Edges = append(out.Edges, t.ID)
+	}
+	slices.Sort(out.Edges)
+	return response{status: http.StatusOK, body: out}, nil
+}
+
 // IngestProbes records an edge's probe results as incidents
 // (uptime.Record) as of now; results of names that are no stored site
 // are dropped. The in-process edge of `aipress up` calls it directly;

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,38 @@ func TestStatusPageOptIn(t *testing.T) {
 	}
 	if code, _ := f.raw(t, "GET", page, "", ""); code != 404 {
 		t.Fatalf("re-created site's page = %d, want 404", code)
+	}
+}
+
+// TestEdgePeers: the live edges are the unexpired edge tokens used in the
+// last EdgePeersWindow, the caller's own among them (its use is noted by
+// this request); other roles' tokens and stale or expired edge tokens are
+// not; only edges (and admins) may ask.
+func TestEdgePeers(t *testing.T) {
+	f := newMatrixFixture(t)
+	st := f.env.store
+	at := func(d time.Duration) *time.Time { v := testNow.Add(d); return &v }
+	for _, tok := range []store.Token{
+		{ID: "tok-edge-live", Role: store.RoleEdge, LastUsedAt: at(-2 * time.Minute)},
+		{ID: "tok-edge-stale", Role: store.RoleEdge, LastUsedAt: at(-EdgePeersWindow - time.Second)},
+		{ID: "tok-edge-never", Role: store.RoleEdge},
+		{ID: "tok-edge-expired", Role: store.RoleEdge, LastUsedAt: at(-time.Minute), ExpiresAt: at(-time.Second)},
+		{ID: "tok-shard-live", Role: store.RoleShard, Subject: "local", LastUsedAt: at(-time.Minute)},
+	} {
+		tok.Name, tok.Hash, tok.CreatedAt = tok.ID, hashSecret("secret-"+tok.ID), testNow.Add(-time.Hour)
+		if err := st.CreateToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := f.raw(t, "GET", "/v1/edge/peers", "edge", "")
+	var got EdgePeers
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET /v1/edge/peers = %d %s (%v)", code, body, err)
+	}
+	if want := []string{"tok-edge", "tok-edge-live"}; !slices.Equal(got.Edges, want) {
+		t.Errorf("peers %v, want %v", got.Edges, want)
+	}
+	if code, _ := f.raw(t, "GET", "/v1/edge/peers", "shard", ""); code != 403 {
+		t.Errorf("peers as a shard = %d, want 403", code)
 	}
 }

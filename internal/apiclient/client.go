@@ -333,6 +333,15 @@ func (c *Client) ReportProbes(ctx context.Context, results []uptime.Result) (*up
 	return &out, nil
 }
 
+// EdgePeers lists the live edges' names (GET /v1/edge/peers).
+func (c *Client) EdgePeers(ctx context.Context) ([]string, error) {
+	var out api.EdgePeers
+	if err := c.do(ctx, http.MethodGet, "/v1/edge/peers", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Edges, nil
+}
+
 // SLA returns the SLA report of month ("YYYY-MM"; empty: the current
 // one) of the sites q selects (org, q, site).
 func (c *Client) SLA(ctx context.Context, q url.Values) (*uptime.Report, error) {

@@ -245,6 +245,14 @@ func (c *Credentials) NotAfter() time.Time {
 	return c.leaf.NotAfter
 }
 
+// Leaf is the current certificate (nil: none yet); callers must not
+// modify it.
+func (c *Credentials) Leaf() *x509.Certificate {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.leaf
+}
+
 func (c *Credentials) current() (*tls.Certificate, *x509.CertPool, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

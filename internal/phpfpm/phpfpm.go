@@ -12,6 +12,22 @@
 // hides other users' processes (internal/procns), so a site's worker sees
 // only its own site's processes.
 //
+// # Slow requests
+//
+// Every site pool sets request_slowlog_timeout (Pool.SlowlogTimeout,
+// DefaultSlowlogTimeout): php-fpm's master then counts a request that runs
+// longer (the status page's "slow requests", exported by package
+// shardmetrics) and writes the worker's PHP stack into the pool's slow
+// log. The master writes that log as root, opening it by path for every
+// trace and following links, so it cannot live in the site's logs
+// directory (the site's user could replace it with a link to any file of
+// the machine): it lives in the master's own directory (Master.SlowLog,
+// root's, 0700), and the shard bounds it like the PHP error log
+// (sitelog.RotateFile at every pass; a trace is at most SlowlogTraceDepth
+// frames, and a worker makes at most one per request). Counting needs the
+// master to ptrace the worker (root, or CAP_SYS_PTRACE): where it cannot,
+// php-fpm logs the failure and the request is not counted.
+//
 // The master always has one internal pool (_aipress) so that it can start
 // with no sites at all; php-fpm refuses to run without a pool.
 package phpfpm
@@ -49,6 +65,13 @@ const Binary = "/usr/sbin/php-fpm8.2"
 // cannot ask for it. The page is answered by one of the pool's workers.
 const StatusPath = "/_aipress/fpm-status"
 
+// DefaultSlowlogTimeout is Pool.SlowlogTimeout's default: a request
+// running longer counts as slow.
+const DefaultSlowlogTimeout = 5 * time.Second
+
+// SlowlogTraceDepth is how many stack frames a slow log trace holds.
+const SlowlogTraceDepth = 20
+
 // Pool is one site's pool.
 type Pool struct {
 	Name        string // pool name, [a-z0-9_]
@@ -63,6 +86,14 @@ type Pool struct {
 	// request_terminate_timeout: the worker is killed, the edge answers
 	// 502); zero means site.DefaultRequestTimeoutSeconds.
 	RequestTimeout time.Duration
+	// SlowlogTimeout makes a request that runs longer a slow one (php-fpm's
+	// request_slowlog_timeout, whole seconds): counted and traced into
+	// SlowLog. Zero means DefaultSlowlogTimeout.
+	SlowlogTimeout time.Duration
+	// SlowLog is the file of the traces; empty: no slow log and no
+	// counting (EnsurePool sets Master.SlowLog). It must be a path the
+	// site cannot change (see the package documentation).
+	SlowLog string
 }
 
 var poolName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
@@ -85,6 +116,12 @@ func (m *Master) poolDir() string { return filepath.Join(m.Dir, "pool.d") }
 func (m *Master) runDir() string  { return filepath.Join(m.Dir, "run") }
 func (m *Master) conf() string    { return filepath.Join(m.Dir, "php-fpm.conf") }
 
+// SlowLogDir holds the pools' slow logs (root's, 0700).
+func (m *Master) SlowLogDir() string { return filepath.Join(m.Dir, "slow") }
+
+// SlowLog is the slow log of pool name: SlowLogDir()/NAME.log.
+func (m *Master) SlowLog(name string) string { return filepath.Join(m.SlowLogDir(), name+".log") }
+
 // Socket is the unix socket of pool name.
 func (m *Master) Socket(name string) string { return filepath.Join(m.runDir(), name+".sock") }
 
@@ -103,7 +140,7 @@ func (m *Master) Prepare() error {
 	}
 	// Root's alone: the pools' configurations name every site's user and
 	// docroot, and no site has anything to do with the sockets.
-	for _, d := range []string{m.Dir, m.poolDir(), m.runDir()} {
+	for _, d := range []string{m.Dir, m.poolDir(), m.runDir(), m.SlowLogDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("php-fpm: %w", err)
 		}
@@ -209,6 +246,9 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	if p.RequestTimeout <= 0 {
 		p.RequestTimeout = site.DefaultRequestTimeoutSeconds * time.Second
 	}
+	if p.SlowlogTimeout <= 0 {
+		p.SlowlogTimeout = DefaultSlowlogTimeout
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "; Written by aipress for one site; changes are overwritten.\n[%s]\n", p.Name)
 	if p.User != "" {
@@ -223,6 +263,10 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
 	fmt.Fprintf(&b, "pm.status_path = %s\n", StatusPath)
 	fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", int(max(p.RequestTimeout.Round(time.Second), time.Second).Seconds()))
+	if p.SlowLog != "" {
+		fmt.Fprintf(&b, "slowlog = %s\nrequest_slowlog_timeout = %ds\nrequest_slowlog_trace_depth = %d\n",
+			p.SlowLog, int(max(p.SlowlogTimeout.Round(time.Second), time.Second).Seconds()), SlowlogTraceDepth)
+	}
 	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
 	for _, st := range phpini.Settings() {
@@ -245,6 +289,9 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 // EnsurePool writes p's configuration and reloads the master if it changed,
 // then waits for the pool's socket. It is idempotent.
 func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
+	if p.SlowLog == "" {
+		p.SlowLog = m.SlowLog(p.Name)
+	}
 	conf, err := RenderPool(p, m.Socket(p.Name))
 	if err != nil {
 		return err
@@ -283,6 +330,7 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 	err := os.Remove(m.PoolFile(name))
 	if errors.Is(err, os.ErrNotExist) && !m.pending {
 		_ = os.Remove(m.Socket(name))
+		m.removeSlowLogs(name)
 		return nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -292,7 +340,16 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 		return err
 	}
 	_ = os.Remove(m.Socket(name))
+	m.removeSlowLogs(name)
 	return nil
+}
+
+// removeSlowLogs removes pool name's slow log and its rotated files.
+func (m *Master) removeSlowLogs(name string) {
+	old, _ := filepath.Glob(m.SlowLog(name) + "*")
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
 }
 
 // Pools lists the pool names configured in pool.d.

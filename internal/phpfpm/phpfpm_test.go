@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ func TestRenderPoolGolden(t *testing.T) {
 		Name: "wp_0123456789ab", User: "wp_0123456789ab", Group: "wp_0123456789ab",
 		Docroot: "/data/sites/0123456789ab/htdocs", SiteDir: "/data/sites/0123456789ab",
 		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32, RequestTimeout: 45 * time.Second,
+		SlowLog: "/data/php/slow/wp_0123456789ab.log",
 	}, "/data/php/run/wp_0123456789ab.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -158,5 +160,104 @@ func TestPoolsReloadGracefully(t *testing.T) {
 			t.Fatal("php-fpm did not come back after kill")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSlowRequests: a request longer than the pool's slow log timeout is
+// counted on the pool's status page and its PHP stack traced into the
+// pool's slow log, in the master's directory; a quick one is not.
+func TestSlowRequests(t *testing.T) {
+	if _, err := os.Stat(phpfpm.Binary); err != nil {
+		t.Skip("php-fpm not installed (make deps)")
+	}
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	docroot := filepath.Join(dir, "htdocs")
+	os.MkdirAll(docroot, 0o755)
+	os.WriteFile(filepath.Join(docroot, "slow.php"), []byte("<?php function nap() { usleep(2500000); } nap(); echo 'slow-ok';"), 0o644)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'quick';"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-m.Ready()
+	p := phpfpm.Pool{Name: "site_s", Docroot: docroot, SiteDir: dir, SlowlogTimeout: time.Second}
+	if os.Geteuid() == 0 {
+		p.User, p.Group = "nobody", "nogroup"
+	}
+	if err := m.EnsurePool(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ed := edge.New(edge.Config{})
+	ed.SetTable(edge.NewTable([]edge.Route{{Host: "s.test", Site: "s", Docroot: docroot, Endpoint: "unix:" + m.Socket("site_s"), State: edge.Serving}}))
+	srv := httptest.NewServer(ed)
+	defer srv.Close()
+	get := func(path, want string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = "s.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("GET %s: %d %q, want 200 %q", path, resp.StatusCode, b, want)
+		}
+	}
+	slowRequests := func() string {
+		t.Helper()
+		body, err := edge.FastCGIGet(ctx, "unix", m.Socket("site_s"), map[string]string{
+			"SCRIPT_NAME": phpfpm.StatusPath, "SCRIPT_FILENAME": phpfpm.StatusPath, "REQUEST_URI": phpfpm.StatusPath, "QUERY_STRING": "",
+		}, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == "slow requests" {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no slow requests in the status page:\n%s", body)
+		return ""
+	}
+
+	get("/", "quick")
+	if n := slowRequests(); n != "0" {
+		t.Fatalf("slow requests after a quick one: %s", n)
+	}
+	get("/slow.php", "slow-ok")
+	if n := slowRequests(); n != "1" {
+		t.Errorf("slow requests after one slow request: %s, want 1", n)
+	}
+	trace, err := os.ReadFile(m.SlowLog("site_s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"usleep()", "nap()", filepath.Join(docroot, "slow.php")} {
+		if !strings.Contains(string(trace), want) {
+			t.Errorf("slow log lacks %q:\n%s", want, trace)
+		}
+	}
+	if !strings.HasPrefix(m.SlowLog("site_s"), m.Dir+string(filepath.Separator)) {
+		t.Errorf("slow log %s outside the master's directory", m.SlowLog("site_s"))
+	}
+
+	// Removing the pool removes its slow log.
+	if err := m.RemovePool(ctx, "site_s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.SlowLog("site_s")); !os.IsNotExist(err) {
+		t.Errorf("slow log of a removed pool: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/mariadb"
+	"github.com/aipress/aipress/internal/replwatch"
 	"github.com/aipress/aipress/internal/site"
 )
 
@@ -184,4 +185,21 @@ func (s *Shard) Measure(ctx context.Context) (Measurement, error) {
 		return m, fmt.Errorf("measure sites: %w", err)
 	}
 	return m, nil
+}
+
+// Dir is the shard's data directory (its sites, MariaDB's and php-fpm's
+// files): the file system whose free space the shard's metrics report.
+func (s *Shard) Dir() string { return s.cfg.Dir }
+
+// ReplicaStatus returns the replica watch's latest observation; ok is
+// false when the shard has no read replica. A zero Status (ObservedAt
+// zero) means the watch has observed nothing yet, or is restarting.
+func (s *Shard) ReplicaStatus() (st replwatch.Status, ok bool) {
+	if s.replicaBackend() == nil {
+		return replwatch.Status{}, false
+	}
+	if w := s.tier.gate.w.Load(); w != nil {
+		st = w.Status()
+	}
+	return st, true
 }

@@ -1,6 +1,8 @@
 package shard_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +99,25 @@ func TestShardMetrics(t *testing.T) {
 		"aipress_pooler_site_refused_total{" + host + "}", "aipress_mariadb_starts_total{}", "aipress_phpfpm_starts_total{}"} {
 		if _, ok := after[name]; !ok {
 			t.Errorf("%s missing", name)
+		}
+	}
+
+	// A request longer than the pools' slow log timeout (5 s) counts as
+	// slow, and its stack is in the pool's slow log.
+	n := sh.NamesFor("uid-metrics")
+	if err := os.WriteFile(filepath.Join(n.Docroot, "slow.php"), []byte("<?php usleep(5600000); echo 'slow-ok';"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.check(host, "/slow.php", 200, "slow-ok")
+	if got := scrape(t, m)["aipress_php_pool_slow_requests_total{"+host+"}"]; got != after["aipress_php_pool_slow_requests_total{"+host+"}"]+1 {
+		t.Errorf("slow requests went from %v to %v after a 5.6 s request, want +1", after["aipress_php_pool_slow_requests_total{"+host+"}"], got)
+	}
+	if trace, err := os.ReadFile(sh.FPM().SlowLog(n.Pool)); err != nil || !strings.Contains(string(trace), "usleep()") {
+		t.Errorf("slow log: %v\n%s", err, trace)
+	}
+	for _, name := range []string{"aipress_shard_filesystem_size_bytes{}", "aipress_shard_filesystem_avail_bytes{}"} {
+		if after[name] <= 0 {
+			t.Errorf("%s = %v, want > 0", name, after[name])
 		}
 	}
 

@@ -106,6 +106,10 @@ func (s *Shard) reconcile(ctx context.Context, src Sites, st *site.Site) error {
 	if _, err := sitelog.Rotate(n.LogsDir(), s.cfg.PHPLogs); err != nil {
 		s.siteLog(st).Warn("PHP error log not rotated", "err", err)
 	}
+	// So is its pool's slow log, which php-fpm's master writes.
+	if _, err := sitelog.RotateFile(s.fpm.SlowLogDir(), filepath.Base(s.fpm.SlowLog(n.Pool)), s.cfg.PHPLogs); err != nil {
+		s.siteLog(st).Warn("PHP slow log not rotated", "err", err)
+	}
 	if s.upToDate(st, n) {
 		return nil
 	}

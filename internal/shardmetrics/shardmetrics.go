@@ -30,9 +30,16 @@
 // timeout); a pool without workers has no active or idle workers and an
 // empty queue. Its counters (accepted connections, max children reached,
 // slow requests) are php-fpm's and start again from zero when the master
-// restarts or reloads. Slow requests stay zero: the pools set no
-// request_slowlog_timeout (php-fpm would trace workers and write a log
-// per pool; see docs/operations.md).
+// restarts or reloads. Slow requests are those longer than the pools'
+// request_slowlog_timeout (phpfpm.DefaultSlowlogTimeout; see package
+// phpfpm, "Slow requests").
+//
+// The file system holding the shard's data directory (Source.Dir) is
+// measured with statfs(2) at every scrape: its size and the bytes still
+// available to unprivileged writers (statfs's f_bavail, what
+// node_exporter calls avail). The read replica, when the shard has one,
+// is its replica watch's last observation (package replwatch, every
+// 200 ms): no query at scrape time.
 //
 // Site file sizes come from the shard's background walk (shard.SiteDisk:
 // every shard.DiskInterval, and soon after a site appears); database
@@ -48,6 +55,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,19 +67,24 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/pooler"
+	"github.com/aipress/aipress/internal/replwatch"
 	"github.com/aipress/aipress/internal/shard"
 )
 
 // Source is the shard the collector reads: *shard.Shard. SiteRefs are its
 // sites; SiteDisk their file bytes by site ID (may lag or be empty);
 // Pooler is nil when the shard runs without one; DB and FPM are its
-// MariaDB server and php-fpm master (nil before Prepare).
+// MariaDB server and php-fpm master (nil before Prepare); Dir is its data
+// directory; ReplicaStatus its read replica's last observation (ok false:
+// no replica).
 type Source interface {
 	SiteRefs() []shard.SiteRef
 	SiteDisk() map[string]int64
 	Pooler() *pooler.Pooler
 	DB() *mariadb.Server
 	FPM() *phpfpm.Master
+	Dir() string
+	ReplicaStatus() (replwatch.Status, bool)
 }
 
 // Config configures a Collector.
@@ -159,7 +172,7 @@ var (
 	dPoolQueue    = desc("aipress_php_pool_listen_queue", "Requests waiting for a free worker of a site's pool (status page).", "site")
 	dPoolAccepted = desc("aipress_php_pool_accepted_connections_total", "Requests a site's pool accepted since php-fpm started or reloaded (status page).", "site")
 	dPoolMaxChild = desc("aipress_php_pool_max_children_reached_total", "Times a site's pool reached pm.max_children since php-fpm started or reloaded (status page).", "site")
-	dPoolSlow     = desc("aipress_php_pool_slow_requests_total", "Requests slower than request_slowlog_timeout (unset: always 0) since php-fpm started or reloaded.", "site")
+	dPoolSlow     = desc("aipress_php_pool_slow_requests_total", "Requests of a site's pool that ran longer than its request_slowlog_timeout (5 s) since php-fpm started or reloaded (status page).", "site")
 	dDBBytes      = desc("aipress_site_database_bytes", "Data and index bytes of a site's database.", "site")
 	dDBConns      = desc("aipress_site_database_connections", "Connections of a site's database account open now.", "site")
 	dDBStmts      = desc("aipress_site_database_statements_total", "Statements a site's database accounts (both of a password rotation) ran since MariaDB started.", "site")
@@ -178,7 +191,14 @@ var (
 	dFPMUp       = desc("aipress_phpfpm_up", "1 if the shard's php-fpm master runs.")
 	dFPMStarts   = desc("aipress_phpfpm_starts_total", "Times the shard started its php-fpm master (a restart adds one).")
 	dFPMWorkers  = desc("aipress_phpfpm_workers", "php-fpm workers of all the shard's site pools (from /proc).")
-	dStatusErrs  = desc("aipress_shard_metrics_errors", "Figures this scrape could not read, by source (pool_status, database).", "source")
+	dStatusErrs  = desc("aipress_shard_metrics_errors", "Figures this scrape could not read, by source (pool_status, database, filesystem).", "source")
+	dFSSize      = desc("aipress_shard_filesystem_size_bytes", "Size of the file system holding the shard's data directory (statfs at each scrape).")
+	dFSAvail     = desc("aipress_shard_filesystem_avail_bytes", "Bytes of the file system holding the shard's data directory that unprivileged writers may still use (statfs f_bavail, at each scrape).")
+
+	dReplLag     = desc("aipress_replica_lag_seconds", "How far the shard's read replica is behind its primary: the larger of its Seconds_Behind_Master and how long it has lacked a transaction the primary had logged (replica watch; only with a replica that was observed).")
+	dReplHealthy = desc("aipress_replica_healthy", "1 if reads may go to the shard's read replica (threads running, lag within bounds, observation fresh).")
+	dReplThreads = desc("aipress_replica_thread_running", "1 if the replica's replication thread (io, sql) runs.", "thread")
+	dReplAge     = desc("aipress_replica_observation_age_seconds", "Age of the replica watch's last observation (a hung replica stops answering).")
 
 	dPlClientsAll = desc("aipress_pooler_clients", "Client sessions open in the shard's pooler.")
 	dPlBackendsT  = desc("aipress_pooler_backends", "Backend connections the pooler holds, by target (primary, replica).", "target")
@@ -194,7 +214,7 @@ var (
 
 var allDescs = []*prometheus.Desc{dSites, dPoolProcs, dPoolQueue, dPoolAccepted, dPoolMaxChild, dPoolSlow, dDBBytes, dDBConns, dDBStmts,
 	dDiskBytes, dPlClients, dPlBackends, dPlRefused, dDBUp, dDBStarts, dDBUptime, dDBQuestions, dDBSlow, dDBThreads, dDBMaxUsed,
-	dFPMUp, dFPMStarts, dFPMWorkers, dStatusErrs, dPlClientsAll, dPlBackendsT, dPlPeak, dPlPinned, dPlQueries, dPlDialed,
+	dFPMUp, dFPMStarts, dFPMWorkers, dStatusErrs, dFSSize, dFSAvail, dReplLag, dReplHealthy, dReplThreads, dReplAge, dPlClientsAll, dPlBackendsT, dPlPeak, dPlPinned, dPlQueries, dPlDialed,
 	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -297,6 +317,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dDBUp, 0)
 	}
 	gauge(dStatusErrs, float64(dbErrs), "database")
+
+	// The file system of the data directory.
+	if size, avail, err := statfs(c.src.Dir()); err == nil {
+		gauge(dFSSize, size)
+		gauge(dFSAvail, avail)
+		gauge(dStatusErrs, 0, "filesystem")
+	} else {
+		gauge(dStatusErrs, 1, "filesystem")
+	}
+
+	// The read replica.
+	if st, ok := c.src.ReplicaStatus(); ok && !st.ObservedAt.IsZero() {
+		lag := st.Lag.Seconds()
+		if st.SecondsBehind != nil {
+			lag = max(lag, float64(*st.SecondsBehind))
+		}
+		gauge(dReplLag, lag)
+		gauge(dReplHealthy, b2f(st.Healthy))
+		gauge(dReplThreads, b2f(st.IORunning), "io")
+		gauge(dReplThreads, b2f(st.SQLRunning), "sql")
+		gauge(dReplAge, max(c.cfg.Clock().Sub(st.ObservedAt).Seconds(), 0))
+	}
 
 	// Files.
 	disk := c.src.SiteDisk()
@@ -500,6 +542,16 @@ func descends(parent map[int]int, pid, root int) bool {
 		pid = pp
 	}
 	return false
+}
+
+// statfs returns the size and the bytes available to unprivileged
+// writers of the file system holding dir.
+func statfs(dir string) (size, avail float64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return float64(st.Blocks) * float64(st.Bsize), float64(st.Bavail) * float64(st.Bsize), nil
 }
 
 func b2f(b bool) float64 {

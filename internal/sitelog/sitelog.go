@@ -269,7 +269,11 @@ func rotateIn(root *os.Root, base string, files int) error {
 // whether it did. PHP opens its error log for every message, so the next
 // message creates a new file. Between two calls a site may write beyond the
 // bound; its disk limit (its volume) bounds that.
-func Rotate(dir string, b Bounds) (bool, error) {
+func Rotate(dir string, b Bounds) (bool, error) { return RotateFile(dir, PHPFile, b) }
+
+// RotateFile is Rotate for the log called name in dir (php-fpm's slow log
+// of a pool, which the master opens for every trace).
+func RotateFile(dir, name string, b Bounds) (bool, error) {
 	b = b.withDefaults()
 	root, err := os.OpenRoot(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -279,7 +283,7 @@ func Rotate(dir string, b Bounds) (bool, error) {
 		return false, fmt.Errorf("sitelog: %w", err)
 	}
 	defer root.Close()
-	fi, err := root.Lstat(PHPFile)
+	fi, err := root.Lstat(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -291,5 +295,5 @@ func Rotate(dir string, b Bounds) (bool, error) {
 	}
 	// Over the bound, or not a regular file (a link or a FIFO the site
 	// made): moved aside either way; readers skip what is not regular.
-	return true, rotateIn(root, PHPFile, b.Files)
+	return true, rotateIn(root, name, b.Files)
 }

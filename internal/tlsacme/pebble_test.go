@@ -289,6 +289,16 @@ func testIssueFromPebble(t *testing.T, chal string) {
 		t.Errorf("%s: edge answered %d TLS-ALPN-01 and %d HTTP-01 challenge requests", chal, a, h)
 	}
 
+	// The certificate metrics see the served certificate, and nothing for
+	// a name without one.
+	leaves := m.Leaves([]string{site, refused})
+	if got, ok := leaves[site]; !ok || !bytes.Equal(got.Raw, leaf.Raw) {
+		t.Errorf("Leaves(%s) = %v (present %v), want the served certificate (expires %v)", site, got, ok, leaf.NotAfter)
+	}
+	if len(leaves) != 1 {
+		t.Errorf("Leaves has %d certificates, want 1", len(leaves))
+	}
+
 	// Second handshake: served from certmagic's cache, no new order.
 	cs2, err := handshake(site)
 	if err != nil {

@@ -107,6 +107,26 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	return m.magic.GetCertificate(hello)
 }
 
+// Leaves returns, for each of names that has a certificate in the
+// manager's cache, the one with the latest expiry (the one handshakes get
+// once a renewal succeeded). Certificates only in storage (not asked for
+// since the process started) are not in the cache: certmagic loads them,
+// and renews them if due, at their first handshake.
+func (m *Manager) Leaves(names []string) map[string]*x509.Certificate {
+	out := map[string]*x509.Certificate{}
+	for _, n := range names {
+		for _, c := range m.cache.AllMatchingCertificates(n) {
+			if c.Leaf == nil {
+				continue
+			}
+			if old, ok := out[n]; !ok || c.Leaf.NotAfter.After(old.NotAfter) {
+				out[n] = c.Leaf
+			}
+		}
+	}
+	return out
+}
+
 // HTTPChallengeHandler answers HTTP-01 challenges under
 // /.well-known/acme-challenge/ and passes everything else to h.
 func (m *Manager) HTTPChallengeHandler(h http.Handler) http.Handler {

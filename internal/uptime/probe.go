@@ -15,6 +15,20 @@
 // after Failures failed probes in a row, dated at the first of them; up
 // at the first probe that passes.
 //
+// # Probes at scale
+//
+// With Config.Peers set, each site is probed by one edge
+// per round: the live edge with the highest rendezvous score for the site
+// (Assign; highest random weight hashing over the edges' names), so every
+// edge computes the same assignment from the same list, and when an edge
+// joins or leaves only the sites it gains or held move (about 1/n of
+// them). An edge missing from its own Peers list (it is not registered,
+// or the list is stale) probes every site, as does an edge without Peers.
+// A round spreads its probes evenly over the interval: the edge's sites
+// in the order of their hash, the i-th of n started i×Interval/n after the
+// round began (at most Parallel at once), so a round of 50,000 sites does
+// not probe them in one burst.
+//
 // The round loop and the in-process response recorder are written here:
 // no library probes an http.Handler in process, and a recorder that keeps
 // only the head of the body is a few lines (net/http/httptest keeps all
@@ -26,9 +40,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -99,8 +116,17 @@ type Config struct {
 	Timeout  time.Duration
 	// Parallel is how many probes run at once (default 4).
 	Parallel int
-	Clock    func() time.Time
-	Logger   *slog.Logger
+	// Peers returns this edge's name and the names of the live edges
+	// that probe (self among them), read at every round: each site is
+	// probed by the one Assign picks. Without Peers, or when its list
+	// does not hold self (an edge that does not know its name or the
+	// list yet), this edge probes every site.
+	Peers func() (self string, edges []string)
+	Clock func() time.Time
+	// After waits for a duration (default time.After): the spreading of a
+	// round's probes. Tests inject one that moves their Clock.
+	After  func(time.Duration) <-chan time.Time
+	Logger *slog.Logger
 }
 
 // Prober probes sites in rounds. Only Run's goroutine uses its state.
@@ -132,6 +158,9 @@ func New(cfg Config) *Prober {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,13 +184,83 @@ func (p *Prober) Run(ctx context.Context) {
 	}
 }
 
-// Round probes every target once and sends the results that change
-// what the control plane knows: a site that went down or came back, and
-// every down site again (so that a control plane that lost a report, or
-// a new one, learns it). Sites up all along are sent once, then only
-// when they change. It must not run concurrently with itself.
+// Assign returns which of edges probes site: the one with the highest
+// rendezvous score (hash of edge and site), "" when edges is empty. Every
+// edge computes the same answer from the same list, in any order.
+func Assign(site string, edges []string) string {
+	best, bestScore := "", uint64(0)
+	for _, e := range edges {
+		if sc := score(e, site); best == "" || sc > bestScore || sc == bestScore && e < best {
+			best, bestScore = e, sc
+		}
+	}
+	return best
+}
+
+// score is edge's rendezvous weight for site: FNV-1a of both, mixed by
+// splitmix64's finaliser (FNV alone scores similar names alike).
+func score(edge, site string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(edge))
+	h.Write([]byte{0})
+	h.Write([]byte(site))
+	return mix(h.Sum64())
+}
+
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// mine returns the targets this edge probes in a round, in the order of
+// their site's hash (the order of the round's schedule).
+func (p *Prober) mine(targets []Target) []Target {
+	var self string
+	var peers []string
+	if p.cfg.Peers != nil {
+		self, peers = p.cfg.Peers()
+	}
+	var out []Target
+	if self != "" && slices.Contains(peers, self) {
+		out = make([]Target, 0, len(targets)/len(peers)+1)
+		for _, t := range targets {
+			if Assign(t.Site, peers) == self {
+				out = append(out, t)
+			}
+		}
+	} else {
+		out = slices.Clone(targets)
+	}
+	slices.SortFunc(out, func(a, b Target) int {
+		ha, hb := mix(siteHash(a.Site)), mix(siteHash(b.Site))
+		switch {
+		case ha < hb:
+			return -1
+		case ha > hb:
+			return 1
+		}
+		return strings.Compare(a.Site, b.Site)
+	})
+	return out
+}
+
+func siteHash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Round probes every target this edge is assigned once, spread over the
+// interval (see the package documentation), and sends the results that
+// change what the control plane knows: a site that went down or came
+// back, and every down site again (so that a control plane that lost a
+// report, or a new one, learns it). Sites up all along are sent once, then
+// only when they change. It must not run concurrently with itself.
 func (p *Prober) Round(ctx context.Context) error {
-	targets := p.cfg.Targets()
+	targets := p.mine(p.cfg.Targets())
 	type outcome struct {
 		t     Target
 		at    time.Time
@@ -170,7 +269,18 @@ func (p *Prober) Round(ctx context.Context) error {
 	out := make([]outcome, len(targets))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, p.cfg.Parallel)
+	start := p.cfg.Clock()
 	for i, t := range targets {
+		due := start.Add(time.Duration(int64(p.cfg.Interval) * int64(i) / int64(len(targets))))
+		if d := due.Sub(p.cfg.Clock()); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-p.cfg.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

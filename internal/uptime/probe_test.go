@@ -3,8 +3,11 @@ package uptime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -90,5 +93,126 @@ func TestCheck(t *testing.T) {
 		if got := Check(tc.status, []byte(tc.body)); got != tc.want {
 			t.Errorf("Check(%d, %q) = %q, want %q", tc.status, tc.body, got, tc.want)
 		}
+	}
+}
+
+// TestAssign: every site is probed by exactly one edge, whatever the
+// order of the list; a new edge takes about 1/n of the sites, all from
+// the others, and an edge that leaves gives away only its own; an edge
+// missing from the list, or without one, probes everything.
+func TestAssign(t *testing.T) {
+	var targets []Target
+	for i := range 1000 {
+		s := fmt.Sprintf("site-%d.example", i)
+		targets = append(targets, Target{Site: s, Host: s})
+	}
+	probedBy := func(edges []string) map[string]string {
+		t.Helper()
+		by := map[string]string{}
+		for _, e := range edges {
+			p := New(Config{Peers: func() (string, []string) { return e, edges }})
+			for _, tg := range p.mine(targets) {
+				if other, ok := by[tg.Site]; ok {
+					t.Fatalf("%s probed by %s and %s", tg.Site, other, e)
+				}
+				by[tg.Site] = e
+			}
+		}
+		if len(by) != len(targets) {
+			t.Fatalf("%d of %d sites probed", len(by), len(targets))
+		}
+		return by
+	}
+	four := []string{"edge-a", "edge-b", "edge-c", "edge-d"}
+	before := probedBy(four)
+	counts := map[string]int{}
+	for _, e := range before {
+		counts[e]++
+	}
+	for _, e := range four {
+		if counts[e] < 150 || counts[e] > 350 { // 250 each on average; the hash is fixed, so this cannot flake
+			t.Errorf("%s probes %d of 1000 sites", e, counts[e])
+		}
+	}
+	if got := probedBy([]string{"edge-d", "edge-b", "edge-a", "edge-c"}); !maps.Equal(got, before) {
+		t.Error("the assignment depends on the order of the list")
+	}
+
+	five := append(slices.Clone(four), "edge-e")
+	after := probedBy(five)
+	moved := 0
+	for s, e := range after {
+		if e != before[s] {
+			moved++
+			if e != "edge-e" {
+				t.Errorf("%s moved from %s to %s, not to the new edge", s, before[s], e)
+			}
+		}
+	}
+	if moved < 120 || moved > 280 { // ~1000/5
+		t.Errorf("%d of 1000 sites moved when a fifth edge came, want about 200", moved)
+	}
+
+	three := []string{"edge-a", "edge-c", "edge-d"} // edge-b is gone
+	for s, e := range probedBy(three) {
+		if before[s] != "edge-b" && e != before[s] {
+			t.Errorf("%s moved from %s to %s although its edge stayed", s, before[s], e)
+		}
+	}
+
+	for name, cfg := range map[string]Config{
+		"not in the list": {Peers: func() (string, []string) { return "edge-x", four }},
+		"no name yet":     {Peers: func() (string, []string) { return "", four }},
+		"no list":         {},
+		"empty list":      {Peers: func() (string, []string) { return "edge-a", nil }},
+	} {
+		if got := len(New(cfg).mine(targets)); got != len(targets) {
+			t.Errorf("%s: probes %d of %d sites, want all", name, got, len(targets))
+		}
+	}
+}
+
+// TestRoundSpread: a round starts its n probes Interval/n apart, by the
+// injected clock, and reports every site.
+func TestRoundSpread(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	probed := make(chan struct{}, 16)
+	var at []time.Duration
+	start := now
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at = append(at, clock().Sub(start))
+		_, _ = w.Write([]byte(wpPage))
+		probed <- struct{}{}
+	})
+	// Every wait follows the start of one probe: it lets that probe finish
+	// (so that it read the clock) before moving the clock on.
+	after := func(d time.Duration) <-chan time.Time {
+		<-probed
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+		c := make(chan time.Time, 1)
+		c <- now
+		return c
+	}
+	var targets []Target
+	for _, s := range []string{"a", "b", "c", "d", "e", "f"} {
+		targets = append(targets, Target{Site: s, Host: s + ".example"})
+	}
+	var sent []Result
+	p := New(Config{Handler: h, Parallel: 1, Interval: time.Minute, Clock: clock, After: after,
+		Targets: func() []Target { return targets },
+		Send:    func(_ context.Context, rs []Result) error { sent = rs; return nil }})
+	if err := p.Round(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second, 50 * time.Second}
+	if !slices.Equal(at, want) {
+		t.Errorf("probes started at %v, want %v", at, want)
+	}
+	if len(sent) != len(targets) {
+		t.Errorf("sent %d results, want %d", len(sent), len(targets))
 	}
 }

@@ -32,6 +32,7 @@
 package edgenode
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -139,6 +140,10 @@ type Links struct {
 	// (in <DataDir>/CredentialsDir). Nil: no gateways (every shard is
 	// local, as in `aipress up`).
 	Mesh *apiclient.Client
+	// Peers, if set, tells the edge its name and the live edges: each
+	// site is then probed by one of them (uptime.Assign). Nil: this edge
+	// probes every site.
+	Peers PeerSource
 }
 
 // ServeWaitLimit bounds how long an edge keeps its listeners from
@@ -403,6 +408,7 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 		serveEdge()
 	})
 	if mesh != nil {
+		n.extras.certs.Add(mesh.certs)
 		// The edge's certificate for shards' gateways (mesh.go).
 		run(func(ctx context.Context) {
 			mesh.keep(ctx, links.Mesh, filepath.Join(n.dataDir, CredentialsDir), log.With("component", "mesh"))
@@ -419,8 +425,17 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 	if n.cfg.ProbeInterval >= 0 {
 		// Uptime probes: every placed site's home page, through the
 		// whole edge (the HTTPS handler: no redirect to HTTPS).
-		prober := uptime.New(uptime.Config{Handler: ed, Interval: n.cfg.ProbeInterval, Send: links.Reports.Probes,
-			Targets: func() []uptime.Target { return probeTargets(ed.Table()) }, Logger: log.With("component", "uptime")})
+		pcfg := uptime.Config{Handler: ed, Interval: n.cfg.ProbeInterval, Send: links.Reports.Probes,
+			Targets: func() []uptime.Target { return probeTargets(ed.Table()) }, Logger: log.With("component", "uptime")}
+		if links.Peers != nil {
+			// One edge per site: the live edges, asked as often as a
+			// round runs.
+			peers := &probePeers{}
+			pcfg.Peers = peers.Get
+			every := cmp.Or(n.cfg.ProbeInterval, uptime.DefaultInterval)
+			run(func(ctx context.Context) { peers.run(ctx, links.Peers, every, log.With("component", "uptime")) })
+		}
+		prober := uptime.New(pcfg)
 		run(func(ctx context.Context) {
 			// Not before the edge answers: a site is not down because
 			// the edge has no routing table yet.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aipress/aipress/internal/certmetrics"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/redirect"
 	"github.com/aipress/aipress/internal/metrics"
@@ -37,10 +38,15 @@ type extras struct {
 	tlsConfig *tls.Config
 	acme      *tlsacme.Manager
 	edge      atomic.Pointer[edge.Server] // for the names the platform serves
+	// certs exports the validity of the certificates the edge serves
+	// (its internal CA's root, the sites' ACME certificates) and uses (its
+	// mesh certificate, added by Start).
+	certs *certmetrics.Collector
 }
 
 func newExtras(cfg *Config, dataDir string, httpsLn net.Listener, log *slog.Logger) (*extras, error) {
-	x := &extras{metrics: metrics.New()}
+	x := &extras{metrics: metrics.New(), certs: certmetrics.New()}
+	x.metrics.Registry().MustRegister(x.certs)
 	rl := ratelimit.Config{OnLimited: x.metrics.RateLimited, Exempt: uptime.IsProbe}
 	rl.IPRate, rl.IPBurst = rateOrDefault(cfg.RateIP, ratelimit.DefaultIPRate), cfg.RateIPBurst
 	rl.SiteRate, rl.SiteBurst = rateOrDefault(cfg.RateSite, ratelimit.DefaultSiteRate), cfg.RateSiteBurst
@@ -84,6 +90,13 @@ func newExtras(cfg *Config, dataDir string, httpsLn net.Listener, log *slog.Logg
 		sel.Public = x.acme
 	}
 	x.tlsConfig = tlsca.ServerConfig(sel, x.acme != nil)
+	root := ca.Certificate()
+	x.certs.Add(func() []certmetrics.Cert {
+		return []certmetrics.Cert{certmetrics.Of(certmetrics.KindInternalCA, root.Subject.CommonName, root)}
+	})
+	if x.acme != nil {
+		x.certs.Add(x.acmeCerts)
+	}
 	return x, nil
 }
 
@@ -95,6 +108,26 @@ func rateOrDefault(v, def float64) float64 {
 		return def
 	}
 	return v
+}
+
+// acmeCerts lists the ACME certificates in the manager's cache of the
+// sites' domains.
+func (x *extras) acmeCerts() []certmetrics.Cert {
+	ed := x.edge.Load()
+	if ed == nil {
+		return nil
+	}
+	var names []string
+	for _, rt := range ed.Table().Routes() {
+		if rt.Host != "" && !tlsca.IsInternalName(rt.Host) {
+			names = append(names, rt.Host)
+		}
+	}
+	var out []certmetrics.Cert
+	for name, leaf := range x.acme.Leaves(names) {
+		out = append(out, certmetrics.Of(certmetrics.KindACME, name, leaf))
+	}
+	return out
 }
 
 // known reports whether name is the domain of a site (in any state).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/certmetrics"
 	"github.com/aipress/aipress/internal/mtls"
 )
 
@@ -51,6 +52,10 @@ func (m *edgeMesh) ClientTLS(peer mtls.Identity, nextProtos ...string) *tls.Conf
 		VerifyConnection:   func(tls.ConnectionState) error { return noCert },
 	}
 }
+
+// certs is the edge's mesh certificate for its metrics (none before it
+// has one).
+func (m *edgeMesh) certs() []certmetrics.Cert { return certmetrics.Mesh(m.creds.Load()) }
 
 // keep learns the edge's name (its token's ID), loads its credentials from
 // dir and keeps a certificate issued, until ctx ends.

@@ -33,7 +33,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		return err
 	}
 	client := apiclient.New(cfg.Server, cfg.Token)
-	if err := n.Start(ctx, Links{Routes: client, Reports: APIReports{Client: client, Logger: log}, Mesh: client}); err != nil {
+	if err := n.Start(ctx, Links{Routes: client, Reports: APIReports{Client: client, Logger: log}, Mesh: client, Peers: client}); err != nil {
 		return err
 	}
 	log.Info("AIPress edge is up", "edge", n.Addr().String(), "server", cfg.Server,

@@ -23,6 +23,7 @@ import (
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/backup/repo"
 	_ "github.com/aipress/aipress/internal/blobdrivers" // s3:// and gs:// backup and transfer URLs
+	"github.com/aipress/aipress/internal/certmetrics"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/platform/serve"
@@ -257,7 +258,12 @@ func RunLink(ctx context.Context, cfg Config, link Link) error {
 		if tokenFile == "" {
 			tokenFile = filepath.Join(dir, serve.MetricsTokenFile)
 		}
-		metrics, err := serve.MetricsHandler(shardmetrics.New(sh, shardmetrics.Config{Shard: cfg.Name, Runtime: true}).Handler(), tokenFile, "the shard's metrics token file", log)
+		sm := shardmetrics.New(sh, shardmetrics.Config{Shard: cfg.Name, Runtime: true})
+		if creds != nil {
+			// The gateway's mesh certificate, for the expiry alert.
+			sm.Registry().MustRegister(certmetrics.New(func() []certmetrics.Cert { return certmetrics.Mesh(creds) }))
+		}
+		metrics, err := serve.MetricsHandler(sm.Handler(), tokenFile, "the shard's metrics token file", log)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

@@ -2641,6 +2641,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/edge/peers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * (edge or admin token) The live edges, among which the uptime probes are shared.
+         * @description The names (token IDs, as GET /v1/whoami's id) of the unexpired edge
+         *     tokens used in the last 3 minutes, sorted. Each edge probes the sites
+         *     whose rendezvous hash over this list picks it; an edge missing from
+         *     the list probes every site.
+         *
+         */
+        get: operations["edgePeers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/export": {
         parameters: {
             query?: never;
@@ -8400,6 +8424,31 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    edgePeers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live edges. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        edges: string[];
+                    };
+                };
+            };
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
