@@ -161,39 +161,54 @@ func (s *server) uploadArtefact(c *call) (response, error) {
 	}
 	c.target = a.Name + "@" + sha[:12]
 	c.detail = fmt.Sprintf("%s %s %s (%d bytes)", a.Kind, a.Name, a.Version, size)
-	b := s.cfg.Uploads
-	if ok, err := b.Exists(ctx, archiveKey(sha)); err != nil {
-		return response{}, internal(err)
-	} else if !ok {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return response{}, internal(err)
-		}
-		if err := b.Upload(ctx, archiveKey(sha), f, &blob.WriterOptions{ContentType: "application/zip"}); err != nil {
-			return response{}, internal(fmt.Errorf("store upload %s: %w", sha, err))
-		}
-	}
-	rec := ArtefactUpload{SHA256: sha, Size: size, Kind: string(a.Kind), Name: a.Name, Version: a.Version,
-		Files: a.Files, Bytes: a.Bytes, Org: org, UploadedAt: s.cfg.Clock().UTC(), UploadedBy: c.who.actor()}
-	status := http.StatusCreated
-	if old, err := s.readUpload(ctx, org, sha); err == nil {
-		// Uploading it again changes nothing.
-		return response{status: http.StatusOK, body: old, unchanged: true}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return response{}, internal(err)
-	}
-	// The marker first: a crash between the two leaves a marker without
-	// a record, which lists nothing and is written again by a retry.
-	if err := b.WriteAll(ctx, bySHAKey(sha, org), nil, nil); err != nil {
-		return response{}, internal(err)
-	}
-	js, err := json.Marshal(rec)
+	rec, created, err := s.keepUpload(ctx, org, sha, f, size, a, c.who.actor())
 	if err != nil {
 		return response{}, internal(err)
 	}
-	if err := b.WriteAll(ctx, recordKey(org, sha), js, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return response{}, internal(err)
+	if !created {
+		// Uploading it again changes nothing.
+		return response{status: http.StatusOK, body: rec, unchanged: true}, nil
 	}
-	return response{status: status, body: rec}, nil
+	return response{status: http.StatusCreated, body: rec}, nil
+}
+
+// keepUpload keeps the archive f (size bytes, SHA-256 sha, what
+// artefact.Inspect found in it: a) as an upload of org, by whom: the
+// archive once for every organisation, then org's marker and record.
+// created is false when org had uploaded it already (rec is then the
+// first upload's record).
+func (s *server) keepUpload(ctx context.Context, org, sha string, f io.ReadSeeker, size int64, a *artefact.Artefact, by string) (rec *ArtefactUpload, created bool, err error) {
+	b := s.cfg.Uploads
+	if ok, err := b.Exists(ctx, archiveKey(sha)); err != nil {
+		return nil, false, err
+	} else if !ok {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, false, err
+		}
+		if err := b.Upload(ctx, archiveKey(sha), f, &blob.WriterOptions{ContentType: "application/zip"}); err != nil {
+			return nil, false, fmt.Errorf("store upload %s: %w", sha, err)
+		}
+	}
+	if old, err := s.readUpload(ctx, org, sha); err == nil {
+		return old, false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err
+	}
+	rec = &ArtefactUpload{SHA256: sha, Size: size, Kind: string(a.Kind), Name: a.Name, Version: a.Version,
+		Files: a.Files, Bytes: a.Bytes, Org: org, UploadedAt: s.cfg.Clock().UTC(), UploadedBy: by}
+	// The marker first: a crash between the two leaves a marker without
+	// a record, which lists nothing and is written again by a retry.
+	if err := b.WriteAll(ctx, bySHAKey(sha, org), nil, nil); err != nil {
+		return nil, false, err
+	}
+	js, err := json.Marshal(rec)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := b.WriteAll(ctx, recordKey(org, sha), js, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return nil, false, err
+	}
+	return rec, true, nil
 }
 
 // readUpload reads org's record of sha (store.ErrNotFound when none).

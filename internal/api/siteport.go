@@ -186,8 +186,18 @@ func (s *server) importSite(c *call) (response, error) {
 	if err := os.Mkdir(unpacked, 0o700); err != nil {
 		return response{}, internal(err)
 	}
-	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Prefix: q.Get("prefix"), Scratch: unpacked,
-		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}})
+	ireq := siteport.InspectRequest{Archive: archive, Prefix: q.Get("prefix"), Scratch: unpacked,
+		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}}
+	if s.cfg.Uploads != nil {
+		// Plugins and themes go to the shared artefact store: each
+		// that artefact's checks accept is packed, kept as an upload of
+		// the site's organisation and named by the site's spec.
+		ireq.Pack, ireq.ArtefactLimits = filepath.Join(tmp, "extensions"), s.uploadLimits()
+		if err := os.Mkdir(ireq.Pack, 0o700); err != nil {
+			return response{}, internal(err)
+		}
+	}
+	in, err := siteport.Inspect(ctx, ireq)
 	if err != nil {
 		return response{}, errorf(http.StatusUnprocessableEntity, CodeInvalidArgument, "import refused: %v", err)
 	}
@@ -209,8 +219,14 @@ func (s *server) importSite(c *call) (response, error) {
 	if err != nil {
 		return response{}, internal(fmt.Errorf("store the archive: %w", err))
 	}
+	plugins, themes, err := s.keepImportedExtensions(ctx, pre.site.Metadata.Org, c.who.actor(), in.Extensions)
+	if err != nil {
+		_ = s.cfg.Transfer.Delete(context.WithoutCancel(ctx), key)
+		return response{}, internal(err)
+	}
 	n, err := s.newSite(c, &req, func(spec *site.Spec) error {
 		spec.Source = &site.Source{FromURL: in.OldURL, Import: &site.ImportSource{Key: key, Prefix: in.TablePrefix}}
+		spec.Plugins, spec.Themes = plugins, themes
 		return nil
 	}, false)
 	if err != nil {
@@ -218,6 +234,39 @@ func (s *server) importSite(c *call) (response, error) {
 		return response{}, err
 	}
 	return response{status: http.StatusCreated, body: ImportResponse{Domain: req.Domain, Site: redact(n.site), Inspection: in}}, nil
+}
+
+// keepImportedExtensions keeps each storable plugin and theme of an
+// archive (siteport.Extension, packed by the inspection) as an upload of
+// org, as POST /v1/artefacts does, and returns the spec entries naming
+// them (source upload, active as the dump had them). A site's code job
+// then links them from the shard's artefact store; the import leaves
+// their folders out of the site's tree.
+func (s *server) keepImportedExtensions(ctx context.Context, org, by string, exts []siteport.Extension) (plugins, themes []site.Extension, err error) {
+	for _, e := range exts {
+		if !e.Storable {
+			continue
+		}
+		f, err := os.Open(e.Zip)
+		if err != nil {
+			return nil, nil, err
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			_, _, err = s.keepUpload(ctx, org, e.SHA256, f, fi.Size(), e.Artefact, by)
+		}
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("keep imported %s %s: %w", e.Kind, e.Name, err)
+		}
+		x := site.Extension{Name: e.Name, Version: e.Version, Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: e.SHA256}, Active: e.Active}
+		if e.Kind == "theme" {
+			themes = append(themes, x)
+		} else {
+			plugins = append(plugins, x)
+		}
+	}
+	return plugins, themes, nil
 }
 
 // WXRImportResponse is the answer of POST /v1/sites/{name}/wxr-import:

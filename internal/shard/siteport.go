@@ -13,8 +13,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/searchreplace"
 	"github.com/aipress/aipress/internal/site"
@@ -397,6 +400,9 @@ func (s *Shard) importArchive(ctx context.Context, st *site.Site, n Names, scrat
 		return err
 	}
 	src := filepath.Join(scratch, rep.Layout.WPContent)
+	if err := s.leaveStoredExtensions(st, scratch, src, rep); err != nil {
+		return fmt.Errorf("plugins and themes: %w", err)
+	}
 	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, treeSize(src), uid, gid); err != nil {
 		return err
 	}
@@ -454,6 +460,61 @@ func (s *Shard) rewriteImported(ctx context.Context, db, from, to string) (searc
 	}
 	defer conn.Close()
 	return searchreplace.RewriteDatabase(ctx, conn, siteport.SitePrefix, from, to, searchreplace.Options{})
+}
+
+// leaveStoredExtensions sorts the archive's plugins and themes (under
+// src, its unpacked wp-content) into rep.Extensions: each that the site's
+// spec names with an upload source of the very archive
+// siteport.PackExtensions makes of it (the API's import kept it as an
+// upload of the site's organisation: POST /v1/imports) is removed from
+// src — the site's code job links it from the artefact store instead —,
+// the others stay in the site's tree with the reason.
+func (s *Shard) leaveStoredExtensions(st *site.Site, scratch, src string, rep *ImportReport) error {
+	if len(rep.Layout.Plugins)+len(rep.Layout.Themes) == 0 {
+		return nil
+	}
+	pack, err := os.MkdirTemp(s.cfg.Dir, "import-pack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(pack)
+	var lim artefact.Limits
+	if s.cfg.Artefacts != nil {
+		lim = s.cfg.Artefacts.Limits()
+	}
+	exts, err := siteport.PackExtensions(scratch, rep.Layout, rep.Archive.Skipped, pack, lim)
+	if err != nil {
+		return err
+	}
+	named := map[string]string{}
+	for kind, l := range map[string][]site.Extension{"plugin": st.Spec.Plugins, "theme": st.Spec.Themes} {
+		for _, e := range l {
+			if e.Source.SourceType() == site.SourceUpload {
+				named[kind+"/"+e.Name] = e.Source.SHA256
+			}
+		}
+	}
+	var kept []string
+	for i := range exts {
+		e := &exts[i]
+		e.Zip, e.Artefact = "", nil
+		if e.Storable && named[e.Kind+"/"+e.Name] != e.SHA256 {
+			e.Storable, e.Reason = false, "the site's spec names no upload of it (an import through POST /v1/imports names one)"
+		}
+		if !e.Storable {
+			kept = append(kept, e.Kind+" "+e.Name+" ("+e.Reason+")")
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(src, e.Kind+"s", e.Name)); err != nil {
+			return err
+		}
+	}
+	rep.Extensions = exts
+	rep.Warnings = slices.DeleteFunc(rep.Warnings, func(w string) bool { return w == siteport.WarnTreeExtensions })
+	if len(kept) > 0 {
+		rep.Warnings = append(rep.Warnings, "kept in the site's own tree, not the shared artefact store: "+strings.Join(kept, "; "))
+	}
+	return nil
 }
 
 // mergeContent copies the unpacked wp-content src into the docroot's

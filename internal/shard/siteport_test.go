@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,18 +18,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/artefact"
+	"github.com/aipress/aipress/internal/artefact/catalogtest"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
+	"github.com/aipress/aipress/internal/siteport"
+	"github.com/aipress/aipress/internal/store"
 )
 
 // importTarget stores a Pending site placed on shard without converging
 // it: what an import creates.
 func (c *cluster) importTarget(name, uid, shardName string) *site.Site {
 	c.t.Helper()
+	return c.importTargetWith(name, uid, shardName, nil)
+}
+
+// importTargetWith is importTarget with tweak applied to the site before
+// it is stored.
+func (c *cluster) importTargetWith(name, uid, shardName string, tweak func(*site.Site)) *site.Site {
+	c.t.Helper()
 	s := &site.Site{
 		Metadata: site.Metadata{Name: name, UID: uid, CreatedAt: time.Now().UTC()},
 		Spec:     site.Spec{Domain: name, Title: "Imported", Plan: "basic", Admin: adminFor(c.t), WAF: site.WAF{Mode: site.WAFOff}},
 		Status:   site.Status{Phase: site.PhasePending, Shard: shardName},
+	}
+	if tweak != nil {
+		tweak(s)
 	}
 	if err := c.st.CreateSite(c.ctx, s); err != nil {
 		c.t.Fatal(err)
@@ -205,7 +222,24 @@ func TestExportImportRoundTrip(t *testing.T) {
 // TABLES and a trigger with a DEFINER.
 func TestImportForeignArchive(t *testing.T) {
 	c := newCluster(t)
+	// The control plane's uploads (POST /v1/imports keeps the archive's
+	// plugins there, packed by siteport.PackExtensions, as this test
+	// does below).
+	uploaded := map[string][]byte{}
+	store_, err := artefact.Open(artefact.Config{Dir: filepath.Join(c.dir, "artefacts"), AllowPrivateNetworks: true,
+		Uploads: func(_ context.Context, sha string) (io.ReadCloser, error) {
+			b, ok := uploaded[sha]
+			if !ok {
+				return nil, fs.ErrNotExist
+			}
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.artefacts = store_
 	sh := c.start("alpha")
+	c.runJobs(sh)
 	defer c.deleteAll()
 	const host, uid = "legacy.localhost", "uid-legacy"
 	c.create(host, uid, "alpha", "Legacy Blog", adminFor(t))
@@ -222,6 +256,13 @@ func TestImportForeignArchive(t *testing.T) {
 	if !strings.Contains(foreign, "LOCK TABLES `blog7_options` WRITE") {
 		foreign = strings.Replace(foreign, "INSERT INTO `blog7_options`", "LOCK TABLES `blog7_options` WRITE;\nINSERT INTO `blog7_options`", 1) + "UNLOCK TABLES;\n"
 	}
+	// The dump has the plugin active.
+	const hello = catalogtest.HelloPlugin
+	active := fmt.Sprintf(`'active_plugins','a:1:{i:0;s:%d:\"%s/%s.php\";}'`, len(hello)*2+5, hello, hello)
+	if !strings.Contains(foreign, "'active_plugins','a:0:{}'") {
+		t.Fatal("the dump has no empty active_plugins to replace")
+	}
+	foreign = strings.Replace(foreign, "'active_plugins','a:0:{}'", active, 1)
 	foreign += "DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t` BEFORE INSERT ON `blog7_posts` FOR EACH ROW SET NEW.post_title = 'x' */;;\nDELIMITER ;\n"
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -234,16 +275,59 @@ func TestImportForeignArchive(t *testing.T) {
 		tw.Write(body)
 	}
 	add("uploads/2024/05/hello.txt", []byte("from the old host\n"))
-	add("plugins/legacy-widgets/legacy-widgets.php", []byte("<?php\n/* Plugin Name: Legacy Widgets */\n"))
+	// A plugin the artefact store takes, and one it refuses (no
+	// "Plugin Name:" header): that one stays in the site's tree.
+	for f, body := range catalogtest.PluginFiles(hello, "3.0") {
+		add("plugins/"+hello+"/"+f, []byte(body))
+	}
+	add("plugins/legacy-widgets/legacy-widgets.php", []byte("<?php\n// no header: not a plugin WordPress lists\n"))
 	add("backup-2024.sql.gz", gz.Bytes())
 	tw.Close()
 	archive := filepath.Join(t.TempDir(), "legacy.tar")
 	os.WriteFile(archive, ar.Bytes(), 0o600)
 
-	const dest, destUID = "newhome.localhost", "uid-newhome"
-	rep, err := sh.ImportSite(c.ctx, c.importTarget(dest, destUID, "alpha"), shard.ImportRequest{Archive: archive})
+	// What POST /v1/imports does: inspect with Pack, keep each storable
+	// extension as an upload of the organisation, name it in the spec.
+	scratch, pack := t.TempDir(), t.TempDir()
+	in, err := siteport.Inspect(c.ctx, siteport.InspectRequest{Archive: archive, Scratch: scratch, Pack: pack})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var plugins []site.Extension
+	for _, e := range in.Extensions {
+		if !e.Storable {
+			continue
+		}
+		b, err := os.ReadFile(e.Zip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uploaded[e.SHA256] = b
+		plugins = append(plugins, site.Extension{Name: e.Name, Version: e.Version, Active: e.Active,
+			Source: site.ExtensionSource{Type: site.SourceUpload, SHA256: e.SHA256}})
+	}
+	if len(plugins) != 1 || plugins[0].Name != hello || !plugins[0].Active {
+		t.Fatalf("storable plugins %+v, want %s, active (inspection %+v)", plugins, hello, in.Extensions)
+	}
+	withPlugins := func(s *site.Site) { s.Metadata.Org = "acme"; s.Spec.Plugins = plugins }
+	if err := c.st.CreateOrg(c.ctx, &store.Org{Name: "acme", DisplayName: "acme", CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+
+	const dest, destUID = "newhome.localhost", "uid-newhome"
+	rep, err := sh.ImportSite(c.ctx, c.importTargetWith(dest, destUID, "alpha", withPlugins), shard.ImportRequest{Archive: archive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exts := map[string]siteport.Extension{}
+	for _, e := range rep.Extensions {
+		exts[e.Name] = e
+	}
+	if e := exts[hello]; !e.Storable || e.SHA256 != plugins[0].Source.SHA256 {
+		t.Errorf("report: %s %+v, want it in the artefact store", hello, e)
+	}
+	if e := exts["legacy-widgets"]; e.Storable || !strings.Contains(e.Reason, "Plugin Name") {
+		t.Errorf("report: legacy-widgets %+v, want it kept in the tree for its missing header", e)
 	}
 	oldURL := "http://" + host + ":" + c.port
 	if rep.TablePrefix != "blog7_" || !rep.PrefixRenamed || rep.OldURL != oldURL || rep.Layout.WPContent != "." || rep.Dump != "backup-2024.sql.gz" ||
@@ -272,7 +356,31 @@ func TestImportForeignArchive(t *testing.T) {
 	c.check(dest, "/a-post-that-moved/", 200, "Carried across shards.")
 	c.check(dest, "/wp-content/uploads/2024/05/hello.txt", 200, "from the old host")
 	if !fileExists(filepath.Join(nd.Docroot, "wp-content", "plugins", "legacy-widgets", "legacy-widgets.php")) {
-		t.Error("the archive's plugin is not in the site's tree")
+		t.Error("the archive's refused plugin is not in the site's tree")
+	}
+	// The code job links the stored plugin (it is active: its marker is
+	// on the page); a second site of the organisation importing the same
+	// archive shares the store's folder.
+	linkOf := func(host, uid string) string {
+		t.Helper()
+		if j, _ := c.codeJob(host, store.CodeParams{}); j.Phase != store.JobSucceeded {
+			t.Fatalf("code job of %s: %s %s", host, j.Phase, j.Error)
+		}
+		c.check(host, "/", 200, catalogtest.Marker(hello, "3.0"))
+		l, err := os.Readlink(filepath.Join(sh.NamesFor(uid).Docroot, "wp-content", "plugins", hello))
+		if err != nil || !strings.HasPrefix(l, store_.Root()+"/plugin/") {
+			t.Fatalf("%s: plugin %s links to %q (%v), want the artefact store", host, hello, l, err)
+		}
+		return l
+	}
+	first := linkOf(dest, destUID)
+	const dest2, dest2UID = "newhome2.localhost", "uid-newhome2"
+	if _, err := sh.ImportSite(c.ctx, c.importTargetWith(dest2, dest2UID, "alpha", withPlugins), shard.ImportRequest{Archive: archive}); err != nil {
+		t.Fatal(err)
+	}
+	c.convergeReady(dest2, "alpha")
+	if second := linkOf(dest2, dest2UID); second != first {
+		t.Errorf("two imports of one plugin: %s and %s, want one folder of the store", first, second)
 	}
 	if v := queryList(t, c, sh, nd.DB, "SELECT option_value FROM wp_options WHERE option_name = 'home'"); !slices.Equal(v, []string{newURL}) {
 		t.Errorf("home %q", v)

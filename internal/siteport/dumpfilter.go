@@ -86,7 +86,7 @@ var (
 	setNamesRE    = regexp.MustCompile(`(?i)^(?:/\*!\d+ )?SET NAMES '?(\w+)'?`)
 	definerRE     = regexp.MustCompile("(?i)DEFINER\\s*=\\s*(?:`[^`]*`|'[^']*'|[\\w.%-]+)(?:\\s*@\\s*(?:`[^`]*`|'[^']*'|[\\w.%-]+))?")
 	optionsInsRE  = regexp.MustCompile("(?i)^INSERT (?:IGNORE )?INTO `([^`]*options)`")
-	optionRowRE   = regexp.MustCompile(`\(\s*\d+\s*,\s*'(siteurl|home|db_version|template|stylesheet|blogname)'\s*,\s*'((?:[^'\\]|\\.|'')*)'`)
+	optionRowRE   = regexp.MustCompile(`\(\s*\d+\s*,\s*'(siteurl|home|db_version|template|stylesheet|blogname|active_plugins)'\s*,\s*'((?:[^'\\]|\\.|'')*)'`)
 	createDBRE    = regexp.MustCompile(`(?i)^(?:/\*!\d+ )?CREATE DATABASE`)
 	useRE         = regexp.MustCompile(`(?i)^USE\s`)
 	delimiterRE   = regexp.MustCompile(`(?i)^DELIMITER\s+(\S+)`)

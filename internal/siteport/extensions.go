@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -32,6 +33,29 @@ type Extension struct {
 	SHA256   string `json:"sha256,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	Zip      string `json:"-"`
+	// Artefact is what artefact.Inspect found in Zip.
+	Artefact *artefact.Artefact `json:"-"`
+	// Active says the dump has it active (a plugin in active_plugins, a
+	// theme as the stylesheet option).
+	Active bool `json:"active"`
+}
+
+// activePluginRE finds the plugin files ("slug/main.php") in the
+// serialised active_plugins option.
+var activePluginRE = regexp.MustCompile(`s:\d+:"([^"/]+)/[^"]*"`)
+
+// markActive sets Active on the exts the dump's options activate.
+func markActive(exts []Extension, activePlugins, stylesheet string) {
+	on := map[string]bool{}
+	for _, m := range activePluginRE.FindAllStringSubmatch(activePlugins, -1) {
+		on["plugin/"+m[1]] = true
+	}
+	if stylesheet != "" {
+		on["theme/"+stylesheet] = true
+	}
+	for i := range exts {
+		exts[i].Active = on[exts[i].Kind+"/"+exts[i].Name]
+	}
 }
 
 // zipEpoch is the modification time of every entry PackExtensions writes:
@@ -147,7 +171,7 @@ func packOne(e *Extension, kind artefact.Kind, dir, rel string, skipped []string
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", rel, err)
 	}
-	e.Storable, e.Version, e.SHA256, e.Zip = true, a.Version, sum, zpath
+	e.Storable, e.Version, e.SHA256, e.Zip, e.Artefact = true, a.Version, sum, zpath, a
 	return nil
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
+
+	"github.com/aipress/aipress/internal/artefact"
 )
 
 // Inspection is what an archive holds for an import: where its parts
@@ -34,12 +37,20 @@ type Inspection struct {
 	// OldURL and OldHome are the dump's siteurl and home options.
 	OldURL  string `json:"old_url"`
 	OldHome string `json:"old_home,omitempty"`
-	// Plugins and Themes are the archive's: an import keeps them in the
+	// Plugins and Themes are the archive's. Extensions says, when
+	// InspectRequest.Pack was given, where an import puts each: the
+	// shared artefact store (as an upload of the site's organisation,
+	// linked into the docroot by a code job) or, with the reason, the
 	// site's own tree.
-	Plugins  []string `json:"plugins,omitempty"`
-	Themes   []string `json:"themes,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Plugins    []string    `json:"plugins,omitempty"`
+	Extensions []Extension `json:"extensions,omitempty"`
+	Themes     []string    `json:"themes,omitempty"`
+	Warnings   []string    `json:"warnings,omitempty"`
 }
+
+// WarnTreeExtensions is the warning of an inspection without Pack of an
+// archive with plugins or themes.
+const WarnTreeExtensions = "plugins and themes are kept in the site's own tree, not the shared artefact store: update them with the code commands"
 
 // InspectRequest names the archive to inspect.
 type InspectRequest struct {
@@ -52,6 +63,11 @@ type InspectRequest struct {
 	Limits  Limits
 	// Progress, if set, is told the archive bytes read and its size.
 	Progress func(done, total int64)
+	// Pack, if set, is an empty directory PackExtensions packs the
+	// plugins and themes into (checked against ArtefactLimits): the
+	// caller removes it. "": Extensions is not filled.
+	Pack           string
+	ArtefactLimits artefact.Limits
 }
 
 // Inspect unpacks req.Archive into req.Scratch (Extract), finds its parts
@@ -113,8 +129,22 @@ func Inspect(ctx context.Context, req InspectRequest) (*Inspection, error) {
 	if len(in.Archive.Skipped) > 0 {
 		in.Warnings = append(in.Warnings, fmt.Sprintf("%d links in the archive not recreated (e.g. %s)", len(in.Archive.Skipped), in.Archive.Skipped[0]))
 	}
-	if len(in.Plugins)+len(in.Themes) > 0 {
-		in.Warnings = append(in.Warnings, "plugins and themes are kept in the site's own tree, not the shared artefact store: update them with the code commands")
+	if req.Pack != "" {
+		if in.Extensions, err = PackExtensions(req.Scratch, in.Layout, in.Archive.Skipped, req.Pack, req.ArtefactLimits); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		markActive(in.Extensions, scan.Option(in.TablePrefix, "active_plugins"), scan.Option(in.TablePrefix, "stylesheet"))
+		var kept []string
+		for _, e := range in.Extensions {
+			if !e.Storable {
+				kept = append(kept, e.Kind+" "+e.Name+" ("+e.Reason+")")
+			}
+		}
+		if len(kept) > 0 {
+			in.Warnings = append(in.Warnings, "kept in the site's own tree, not the shared artefact store: "+strings.Join(kept, "; "))
+		}
+	} else if len(in.Plugins)+len(in.Themes) > 0 {
+		in.Warnings = append(in.Warnings, WarnTreeExtensions)
 	}
 	return in, nil
 }
