@@ -296,7 +296,16 @@ See docs/import-export.md.`,
 			}
 			defer os.RemoveAll(scratch)
 			var last int64
-			in, err := siteport.Inspect(cmd.Context(), siteport.InspectRequest{Archive: archive, SQL: sqlFile, Prefix: prefix, Scratch: scratch,
+			unpacked, pack := filepath.Join(scratch, "unpacked"), filepath.Join(scratch, "extensions")
+			for _, d := range []string{unpacked, pack} {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					return err
+				}
+			}
+			// Pack: which plugins and themes the shared artefact store
+			// would take (the API's default limits), which stay in the
+			// site's tree and why.
+			in, err := siteport.Inspect(cmd.Context(), siteport.InspectRequest{Archive: archive, SQL: sqlFile, Prefix: prefix, Scratch: unpacked, Pack: pack,
 				Progress: func(done, total int64) {
 					if total > 0 && done*10/total != last*10/total {
 						fmt.Fprintf(cmd.ErrOrStderr(), "unpacking %s: %d%% of %s\n", filepath.Base(archive), done*100/total, humanBytes(total))
@@ -330,6 +339,13 @@ See docs/import-export.md.`,
 			}
 			fmt.Fprintf(w, "plugins     %s\n", dash(strings.Join(in.Plugins, ", ")))
 			fmt.Fprintf(w, "themes      %s\n", dash(strings.Join(in.Themes, ", ")))
+			for _, e := range in.Extensions {
+				where := "site's tree: " + e.Reason
+				if e.Storable {
+					where = "artefact store (" + dash(e.Version) + ", sha256 " + e.SHA256[:12] + ")"
+				}
+				fmt.Fprintf(w, "%-11s %s → %s\n", e.Kind, e.Name, where)
+			}
 			for _, warn := range in.Warnings {
 				fmt.Fprintf(w, "warning     %s\n", warn)
 			}

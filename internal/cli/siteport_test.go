@@ -61,7 +61,7 @@ func TestSiteImportDryRun(t *testing.T) {
 	good := filepath.Join(dir, "shop.zip")
 	files := map[string]string{
 		"public_html/wp-includes/version.php":             "<?php\n$wp_version = '6.4.3';\n",
-		"public_html/wp-content/plugins/shop/shop.php":    "<?php",
+		"public_html/wp-content/plugins/shop/shop.php":    "<?php\n/*\nPlugin Name: Shop\nVersion: 1.4\n*/\n",
 		"public_html/wp-content/themes/kadence/style.css": "/* */",
 		"public_html/wp-content/uploads/2024/a.jpg":       "jpeg",
 		"db.sql.gz": gz(dump),
