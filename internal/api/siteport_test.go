@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,11 +42,15 @@ func siteArchive(t *testing.T, dumpName string) []byte {
 	dump := "/*!40101 SET NAMES utf8mb4 */;\n" +
 		"CREATE TABLE `wp_options` (`option_id` bigint unsigned NOT NULL AUTO_INCREMENT, `option_name` varchar(191) NOT NULL, `option_value` longtext NOT NULL, `autoload` varchar(20) NOT NULL DEFAULT 'yes', PRIMARY KEY (`option_id`));\n" +
 		"CREATE TABLE `wp_posts` (`ID` bigint unsigned NOT NULL AUTO_INCREMENT, PRIMARY KEY (`ID`));\n" +
-		"INSERT INTO `wp_options` VALUES (1,'siteurl','http://old.example','yes'),(2,'home','http://old.example','yes');\n"
+		"INSERT INTO `wp_options` VALUES (1,'siteurl','http://old.example','yes'),(2,'home','http://old.example','yes'),(3,'active_plugins','a:1:{i:0;s:13:\\\"shop/shop.php\\\";}','yes');\n"
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
 	tw := tar.NewWriter(zw)
-	ents := [][2]string{{"wp-content/uploads/2024/05/a.txt", "an upload"}}
+	ents := [][2]string{{"wp-content/uploads/2024/05/a.txt", "an upload"},
+		// A plugin the artefact store takes (active in the dump), one it
+		// refuses (no "Plugin Name:" header).
+		{"wp-content/plugins/shop/shop.php", "<?php\n/*\nPlugin Name: Shop\nVersion: 1.4\n*/\n"},
+		{"wp-content/plugins/hostile/hostile.php", "<?php echo 1;"}}
 	if dumpName != "" {
 		ents = append(ents, [2]string{dumpName, dump})
 	}
@@ -102,7 +107,9 @@ func TestImportDryRun(t *testing.T) {
 		want        []string // in the body
 	}{
 		{"dry run", "domain=new.test&org=acme&dry_run=true", good, http.StatusOK,
-			[]string{`"dry_run": true`, `"old_url": "http://old.example"`, `"table_prefix": "wp_"`}},
+			[]string{`"dry_run": true`, `"old_url": "http://old.example"`, `"table_prefix": "wp_"`,
+				`"storable": true,`, `"version": "1.4",`, `"active": true`,
+				`"reason": "\"hostile/\": no PHP file in the plugin's folder has a \"Plugin Name:\" header`}},
 		{"dry run, 1", "domain=new.test&org=acme&dry_run=1", good, http.StatusOK, []string{`"dry_run": true`}},
 		{"dry run of a truncated archive", "domain=new.test&org=acme&dry_run=true", broken, http.StatusUnprocessableEntity, []string{"import refused"}},
 		{"dry run without a dump", "domain=new.test&org=acme&dry_run=true", siteArchive(t, ""), http.StatusUnprocessableEntity, []string{"import refused"}},
@@ -144,6 +151,19 @@ func TestImportDryRun(t *testing.T) {
 	}
 	if k := keys(t, transfer, "imports/"); len(k) != 1 || k[0] != s.Spec.Source.Import.Key {
 		t.Errorf("stored %q, the site names %s", k, s.Spec.Source.Import.Key)
+	}
+	// The storable plugin is an upload of the organisation, named by the
+	// spec (active, as in the dump); the hostile one is not.
+	if len(s.Spec.Plugins) != 1 || s.Spec.Plugins[0].Name != "shop" || !s.Spec.Plugins[0].Active ||
+		s.Spec.Plugins[0].Source.Type != site.SourceUpload || s.Spec.Plugins[0].Version != "1.4" {
+		t.Fatalf("spec plugins %+v, want shop from an upload, active", s.Spec.Plugins)
+	}
+	sha := s.Spec.Plugins[0].Source.SHA256
+	if k := keys(t, e.uploads, "orgs/acme/"); !slices.Equal(k, []string{"orgs/acme/" + sha + ".json"}) {
+		t.Errorf("acme's uploads %q, want %s", k, sha)
+	}
+	if k := keys(t, e.uploads, "archives/"); !slices.Equal(k, []string{"archives/" + sha + ".zip"}) {
+		t.Errorf("uploaded archives %q, want %s", k, sha)
 	}
 }
 
