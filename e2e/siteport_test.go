@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aipress/aipress/internal/artefact/catalogtest"
 )
 
 // TestSiteExportImport: `aipress site export` runs an export job on the
@@ -20,9 +23,25 @@ import (
 // domain and refuses a hostile archive without making one.
 func TestSiteExportImport(t *testing.T) {
 	p := newPlatform(t)
+	cat := catalogtest.New(t)
+	cat.AddFixtures()
+	p.extraArgs = []string{"--catalogue-url", cat.URL(), "--allow-private-fetch"}
 	p.start()
 	const domain = "leaving.localhost"
 	c := p.createSite(domain, "Leaving Site")
+	// The site runs a plugin (active), and has a folder in its plugins
+	// that the artefact store refuses (no "Plugin Name:" header).
+	hello := catalogtest.HelloPlugin
+	if out, err := p.cli("site", "update", domain, "--plugin", hello+"@1.0", "--skip-staging"); err != nil {
+		t.Fatalf("install %s 1.0: %v\n%s", hello, err, out)
+	}
+	legacy := filepath.Join(p.docroot(domain), "wp-content", "plugins", "legacy-notes")
+	if err := os.MkdirAll(legacy, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(legacy, "notes.php"), []byte("<?php // no header\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	title := "Taken along"
 	image := pngWith(randomBytes(t, 64<<10))
 	_, imagePath := publish(t, p, domain, c, title, image)
@@ -112,6 +131,42 @@ func TestSiteExportImport(t *testing.T) {
 	code, body := vis.get("/?s=" + strings.ReplaceAll(title, " ", "+"))
 	if code != 200 || !strings.Contains(body, title) || strings.Contains(body, strings.TrimSuffix(c.URL, "/")) || !strings.Contains(body, arrived) {
 		t.Errorf("the imported site's search page: %d\n%.1500s", code, body)
+	}
+	// The plugin went to the shared artefact store (an upload of the
+	// organisation, linked by the site's code job, active: its marker);
+	// the refused folder stayed in the site's tree, with its reason.
+	if !strings.Contains(out, `"reason": "\"legacy-notes/\": no PHP file in the plugin's folder has a \"Plugin Name:\" header`) {
+		t.Errorf("site import did not say why legacy-notes stays in the tree:\n%.3000s", out)
+	}
+	storeLink := func(d string) string {
+		t.Helper()
+		link := filepath.Join(p.docroot(d), "wp-content", "plugins", hello)
+		var l string
+		for end := time.Now().Add(3 * time.Minute); time.Now().Before(end); time.Sleep(time.Second) {
+			if l, _ = os.Readlink(link); l != "" {
+				break
+			}
+		}
+		if !strings.Contains(l, "/artefacts/plugin/") {
+			t.Fatalf("%s: %s links to %q, want the artefact store", d, hello, l)
+		}
+		p.client(d).waitStatus("/", 200, time.Minute)
+		if _, body := p.client(d).get("/"); !strings.Contains(body, catalogtest.Marker(hello, "1.0")) {
+			t.Errorf("%s: the imported %s is not active (no marker on the home page)", d, hello)
+		}
+		if fi, err := os.Lstat(filepath.Join(p.docroot(d), "wp-content", "plugins", "legacy-notes")); err != nil || !fi.IsDir() {
+			t.Errorf("%s: legacy-notes is not a folder of the site's tree (%v)", d, err)
+		}
+		return l
+	}
+	first := storeLink(arrived)
+	// A second site importing the same plugin shares the store's folder.
+	const again = "again.localhost"
+	if out, err := p.cli("site", "import", "--archive", file, "--domain", again, "-o", "json"); err != nil {
+		t.Fatalf("site import (again): %v\n%s", err, out)
+	}
+	if second := storeLink(again); second != first {
+		t.Errorf("two imports of one plugin: %s and %s, want one folder of the store", first, second)
 	}
 
 	// A hostile archive is refused with the reason, and no site is made.
