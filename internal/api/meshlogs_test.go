@@ -194,3 +194,20 @@ func TestEdgeLogsRegistrationBounds(t *testing.T) {
 		t.Errorf("e2 kept: %v; e1 has %d registrations", ok, n)
 	}
 }
+
+// The longest merged cursor a reading of the most edges gives (edge token
+// IDs, 20-digit inodes and 19-digit offsets) is an after the API accepts.
+func TestLongestMergedCursorAccepted(t *testing.T) {
+	var parts []string
+	for i := range logmesh.MaxSources {
+		name := logSourceName(fmt.Sprintf("edge-%012x", i), fmt.Sprintf("10.0.%d.1:7444", i))
+		parts = append(parts, name+"@18446744073709551615:9223372036854775807")
+	}
+	cursor := strings.Join(parts, ",")
+	if _, err := logmesh.ParseMerged(cursor); err != nil {
+		t.Fatal(err)
+	}
+	if len(cursor) > maxLogsAfter {
+		t.Errorf("a merged cursor of %d bytes; after is bounded at %d", len(cursor), maxLogsAfter)
+	}
+}
