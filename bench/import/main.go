@@ -561,7 +561,7 @@ func importSite(ctx context.Context, p *benchplatform.Platform, cl *apiclient.Cl
 }
 
 // readImportReport finds and reads the import-report.json below the data
-// directory of the site whose new URL names domain.
+// directory of the site domain.
 func readImportReport(dataDir, domain string) (*shard.ImportReport, string, error) {
 	var found string
 	var ir shard.ImportReport
@@ -584,7 +584,7 @@ func readImportReport(dataDir, domain string) (*shard.ImportReport, string, erro
 			if err := json.Unmarshal(b, &x); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
-			if strings.TrimPrefix(strings.TrimPrefix(x.NewURL, "http://"), "https://") == domain {
+			if x.Domain == domain {
 				found, ir = p, x
 				return filepath.SkipAll
 			}
