@@ -132,3 +132,16 @@ func liveImport(ctx context.Context, bin, dataDir, work, docroot, dump, plan str
 	}
 	return cliHWM, string(b), nil
 }
+
+// cliBaseline is the CLI's peak RSS doing nothing (`aipress --help`): what
+// its start costs, against which the live pull's peak is judged.
+func cliBaseline(ctx context.Context, bin string) (int64, error) {
+	cmd := exec.CommandContext(ctx, bin, "--help")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s --help: %w: %.500s", bin, err, out)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss << 10, nil
+	}
+	return 0, errors.New("no rusage for aipress --help")
+}

@@ -117,10 +117,10 @@ func TestReportTable(t *testing.T) {
 	r := &Report{
 		Site: Generated{ArchiveBytes: 210 << 20, DumpBytes: 60 << 20, UploadBytes: 140 << 20, Uploads: 250, Posts: 12000, Rows: 80000},
 		Runs: []*Run{
-			{Mode: "archive", Domain: domain, Total: 61.5, Phases: phases(12.25), HWMBefore: 80 << 20, HWMAfter: 96 << 20, HWMReset: true,
+			{Mode: "archive", Domain: domain, Total: 61.5, Phases: phases(12.25), HWMBefore: 80 << 20, HWMAfter: 96 << 20,
 				Tree:   TreeMem{PeakRSS: 700 << 20, RootPeakRSS: 90 << 20, RootPeakAt: 30 * time.Second, HWMByName: map[string]int64{"aipress": 96 << 20, "mariadbd": 400 << 20, "mariadb": 12 << 20}},
 				Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 8, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000}},
-			{Mode: "live", Domain: liveDomain, Total: 70.25, Phases: phases(21), HWMBefore: 90 << 20, HWMAfter: 200 << 20, PullerHWM: 30 << 20,
+			{Mode: "live", Domain: liveDomain, Total: 70.25, Phases: phases(21), HWMBefore: 90 << 20, HWMAfter: 200 << 20, PullerHWM: 130 << 20, PullerBase: 110 << 20,
 				Tree:   TreeMem{PeakRSS: 710 << 20, RootPeakRSS: 150 << 20, RootPeakAt: 10 * time.Second, HWMByName: map[string]int64{"aipress": 200 << 20, "mariadbd": 410 << 20, "php-fpm8.2": 30 << 20}},
 				Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 10, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000}},
 		},

@@ -208,33 +208,3 @@ func (h *heapProfiler) Stop(path string) error {
 	}
 	return os.WriteFile(path, h.best, 0o600)
 }
-
-// resetTreeHWM resets the VmHWM of root and of every process below it to
-// its current RSS (clear_refs 5, Linux ≥ 4.0), so that each run's peaks
-// are its own; false if root's could not be reset.
-func resetTreeHWM(root int) bool {
-	procs, err := procfs.AllProcs()
-	if err != nil {
-		return false
-	}
-	parent := map[int]int{}
-	for _, p := range procs {
-		if st, err := p.Stat(); err == nil {
-			parent[p.PID] = st.PPID
-		}
-	}
-	ok := false
-	for p := range parent {
-		for q, hops := p, 0; q > 0 && hops < 64; q, hops = parent[q], hops+1 {
-			if q != root {
-				continue
-			}
-			err := os.WriteFile("/proc/"+strconv.Itoa(p)+"/clear_refs", []byte("5"), 0)
-			if p == root {
-				ok = err == nil
-			}
-			break
-		}
-	}
-	return ok
-}
