@@ -31,8 +31,8 @@
 // Ready, serve its home page with the new URL and without the old one,
 // and the report's phases must be there. Goals are printed, never failed.
 //
-// -modes archive,live (the default: both, one after the other on the same
-// platform, as two sites) adds a live import over SSH of the same site:
+// -modes archive,live (the default: both, one after the other, each on a
+// fresh platform so that its memory figures are its own) adds a live import over SSH of the same site:
 // the generated wp-content unpacked into a docroot (with
 // wp-includes/version.php and a wp-config.php) served by an SSH server in
 // this process (internal/liveimport/sshtest, its exec handler answering
