@@ -158,10 +158,13 @@ clean:
 
 # Import of a generated site of IMPORT_SIZE_MB MiB (a mariadb-dump style
 # dump full of the old URL and uploads of various sizes, as a tar.gz)
-# through a real platform (POST /v1/imports, as `site import --archive`):
-# total time and phases, peak memory next to the archive's size, and the
-# URL rewrite's throughput next to a PHP `wp search-replace --precise`
-# on the same data (bench/import; a tiny run is in bench-smoke).
+# through a real platform, as an archive (POST /v1/imports, as `site import
+# --archive`) and live (`site import --ssh` run against an SSH server in
+# the harness serving the same site; BENCH_FLAGS=-modes=archive picks one):
+# total time and phases, peak memory of aipress and of the pulling CLI next
+# to the archive's size, and the URL rewrite's throughput next to a PHP
+# `wp search-replace --precise` on the same data (bench/import; a tiny run
+# is in bench-smoke).
 IMPORT_SIZE_MB ?= 1024
 bench-import: deps build
 	$(GO) run ./bench/import -size-mb $(IMPORT_SIZE_MB) $(BENCH_FLAGS)

@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -179,52 +176,8 @@ echo "failed";
 	// Follow: a new request arrives; the edge restarts (the stream breaks,
 	// the CLI reconnects after its last entry); a request after it arrives
 	// once, and nothing is repeated.
-	cmd := exec.Command(binPath, "site", "logs", domain, "--follow", "--status", "404", "-o", "json")
-	cmd.Dir = filepath.Dir(f.dataDir)
-	cmd.Env = append(os.Environ(), "AIPRESS_DATA_DIR="+f.dataDir, "AIPRESS_URL=", "AIPRESS_TOKEN=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(b []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(b) })
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan logEntry, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e logEntry
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				lines <- e
-			}
-		}
-		close(lines)
-	}()
-	seen := map[string]int{}
-	waitFor := func(path string) {
-		t.Helper()
-		deadline := time.After(90 * time.Second)
-		for seen[path] == 0 {
-			select {
-			case e, ok := <-lines:
-				if !ok {
-					stderrMu.Lock()
-					defer stderrMu.Unlock()
-					t.Fatalf("site logs --follow ended: %s", stderr.String())
-				}
-				if e.Status != 404 {
-					t.Errorf("--status 404 followed %+v", e)
-				}
-				seen[e.Path]++
-			case <-deadline:
-				t.Fatalf("%s not followed; seen %v", path, seen)
-			}
-		}
-	}
+	fl := followLogs(t, f.dataDir, domain)
+	seen, waitFor := fl.seen, fl.waitFor
 	waitFor("/no-such-page-404/")
 	if code, _ := vis.get("/follow-one/"); code != 404 {
 		t.Fatalf("follow-one: %d", code)
@@ -252,9 +205,7 @@ echo "failed";
 			t.Errorf("%s followed %d times, want once (seen %v)", pth, seen[pth], seen)
 		}
 	}
-	stderrMu.Lock()
-	if !strings.Contains(stderr.String(), "reconnecting") {
-		t.Errorf("the follow did not say it reconnected: %q", stderr.String())
+	if e := fl.stderr(); !strings.Contains(e, "reconnecting") {
+		t.Errorf("the follow did not say it reconnected: %q", e)
 	}
-	stderrMu.Unlock()
 }

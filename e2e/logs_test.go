@@ -159,52 +159,8 @@ echo "done";
 
 	// Follow: new entries as they come; a broken stream (the platform
 	// restarts) is resumed right after the last entry shown.
-	cmd := exec.Command(binPath, "site", "logs", domain, "--follow", "--status", "404", "-o", "json")
-	cmd.Dir = filepath.Dir(p.dataDir)
-	cmd.Env = append(os.Environ(), "AIPRESS_DATA_DIR="+p.dataDir, "AIPRESS_URL=", "AIPRESS_TOKEN=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(b []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(b) })
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan logEntry, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e logEntry
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				lines <- e
-			}
-		}
-		close(lines)
-	}()
-	seen := map[string]int{}
-	waitFor := func(path string) {
-		t.Helper()
-		deadline := time.After(90 * time.Second)
-		for seen[path] == 0 {
-			select {
-			case e, ok := <-lines:
-				if !ok {
-					stderrMu.Lock()
-					defer stderrMu.Unlock()
-					t.Fatalf("site logs --follow ended: %s", stderr.String())
-				}
-				if e.Status != 404 {
-					t.Errorf("--status 404 followed %+v", e)
-				}
-				seen[e.Path]++
-			case <-deadline:
-				t.Fatalf("%s not followed; seen %v", path, seen)
-			}
-		}
-	}
+	fl := followLogs(t, p.dataDir, domain)
+	seen, waitFor := fl.seen, fl.waitFor
 	waitFor("/no-such-page-404/") // the initial read
 	if code, _ := vis.get("/follow-one/"); code != 404 {
 		t.Fatalf("follow-one: %d", code)
@@ -225,11 +181,9 @@ echo "done";
 			t.Errorf("%s followed %d times, want once (seen %v)", pth, seen[pth], seen)
 		}
 	}
-	stderrMu.Lock()
-	if !strings.Contains(stderr.String(), "reconnecting") {
-		t.Errorf("the follow did not say it reconnected: %q", stderr.String())
+	if e := fl.stderr(); !strings.Contains(e, "reconnecting") {
+		t.Errorf("the follow did not say it reconnected: %q", e)
 	}
-	stderrMu.Unlock()
 
 	// A site flooding its PHP log: the shard rotates it on its next pass,
 	// and the log reads on across the rotated files.
@@ -264,3 +218,66 @@ echo "ok";
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// logFollower is `aipress site logs DOMAIN --follow --status 404 -o json`
+// running against a platform: seen counts the paths it printed, waitFor
+// reads its output until path was printed (failing the test if it ends,
+// shows a status other than 404, or takes over 90 s), stderr is what it
+// said on standard error.
+type logFollower struct {
+	seen    map[string]int
+	waitFor func(path string)
+	stderr  func() string
+}
+
+// followLogs starts the follow of domain's access log (the platform's data
+// directory dataDir, its client.json) until the test ends.
+func followLogs(t *testing.T, dataDir, domain string) logFollower {
+	t.Helper()
+	cmd := exec.Command(binPath, "site", "logs", domain, "--follow", "--status", "404", "-o", "json")
+	cmd.Dir = filepath.Dir(dataDir)
+	cmd.Env = append(os.Environ(), "AIPRESS_DATA_DIR="+dataDir, "AIPRESS_URL=", "AIPRESS_TOKEN=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	var stderrMu sync.Mutex
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(b) })
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan logEntry, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e logEntry
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				lines <- e
+			}
+		}
+		close(lines)
+	}()
+	fl := logFollower{seen: map[string]int{}}
+	fl.stderr = func() string { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.String() }
+	fl.waitFor = func(path string) {
+		t.Helper()
+		deadline := time.After(90 * time.Second)
+		for fl.seen[path] == 0 {
+			select {
+			case e, ok := <-lines:
+				if !ok {
+					t.Fatalf("site logs --follow ended: %s", fl.stderr())
+				}
+				if e.Status != 404 {
+					t.Errorf("--status 404 followed %+v", e)
+				}
+				fl.seen[e.Path]++
+			case <-deadline:
+				t.Fatalf("%s not followed; seen %v", path, fl.seen)
+			}
+		}
+	}
+	return fl
+}

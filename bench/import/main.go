@@ -31,10 +31,21 @@
 // Ready, serve its home page with the new URL and without the old one,
 // and the report's phases must be there. Goals are printed, never failed.
 //
-// Live import over SSH (-live) is not built on this branch: the harness
-// prints "live: not run (…)".
+// -modes archive,live (the default: both, one after the other, each on a
+// fresh platform so that its memory figures are its own) adds a live import over SSH of the same site:
+// the generated wp-content unpacked into a docroot (with
+// wp-includes/version.php and a wp-config.php) served by an SSH server in
+// this process (internal/liveimport/sshtest, its exec handler answering
+// the dump command with the generated dump: no source database), pulled
+// by the real CLI, `aipress site import --ssh … --wait=false`, run as a
+// subprocess, which streams it into POST /v1/imports. The live column's
+// "upload" is the CLI's run (pull, stream and POST), and it adds the
+// pulling side's memory: the CLI process's peak RSS (rusage maxrss; the
+// SSH server in the harness is not counted) next to the same binary's
+// doing nothing (aipress --help). The anchor comparison runs once, on the
+// last mode's platform.
 //
-//	go run ./bench/import [-size-mb 1024] [-db-fraction 0.3] [-anchor=true] [-keep] [-json]
+//	go run ./bench/import [-size-mb 1024] [-db-fraction 0.3] [-modes archive,live] [-anchor=true] [-keep] [-json]
 //
 // or `make bench-import`. Run it as root (the platform creates a Unix user
 // per site).
@@ -54,6 +65,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -76,7 +88,7 @@ type Options struct {
 	Seed       uint64
 	Plan       string
 	Anchor     bool
-	Live       string
+	Modes      string
 	Keep       bool
 	Timeout    time.Duration
 	// HeapProfile, if set, is where the aipress heap profile taken at its
@@ -92,7 +104,7 @@ func main() {
 	flag.Uint64Var(&o.Seed, "seed", 1, "seed of the generated site")
 	flag.StringVar(&o.Plan, "plan", "business", "the imported site's plan (its disk limit bounds the archive: 4×)")
 	flag.BoolVar(&o.Anchor, "anchor", true, "also compare searchreplace with a PHP `wp search-replace --precise` on the same data")
-	flag.StringVar(&o.Live, "live", "", "also import live from user@host:/docroot over SSH (not built on this branch)")
+	flag.StringVar(&o.Modes, "modes", "archive,live", "the imports to measure, comma-separated: archive (POST of the tar.gz), live (the CLI's SSH pull of the same site)")
 	flag.StringVar(&o.HeapProfile, "heap-profile", "", "write aipress's heap profile at its largest RSS during the import to this file (go tool pprof)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the temporary directory and the platform's data")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
@@ -141,23 +153,34 @@ type Rewrite struct {
 	Rows int64 `json:"rows"`
 }
 
+// Run is one import's measurement (one mode).
+type Run struct {
+	Mode      string   `json:"mode"` // archive or live
+	Domain    string   `json:"domain"`
+	Total     float64  `json:"total_seconds"`
+	Phases    []Phase  `json:"phases"`
+	HWMBefore int64    `json:"aipress_hwm_before_bytes"`
+	HWMAfter  int64    `json:"aipress_hwm_after_bytes"`
+	Tree      TreeMem  `json:"tree"`
+	Import    *Rewrite `json:"import_rewrite,omitempty"`
+	// PullerHWM is the pulling CLI's peak RSS (live only), PullerBase
+	// the same binary's peak RSS doing nothing (aipress --help): its
+	// startup, the binary's pages it touches.
+	PullerHWM    int64  `json:"puller_hwm_bytes,omitempty"`
+	PullerBase   int64  `json:"puller_baseline_bytes,omitempty"`
+	ImportReport string `json:"import_report_path,omitempty"`
+}
+
 // Report is the benchmark's outcome.
 type Report struct {
-	Site         Generated     `json:"site"`
-	Total        float64       `json:"total_seconds"`
-	Phases       []Phase       `json:"phases"`
-	HWMBefore    int64         `json:"aipress_hwm_before_bytes"`
-	HWMAfter     int64         `json:"aipress_hwm_after_bytes"`
-	Tree         TreeMem       `json:"tree"`
-	Import       *Rewrite      `json:"import_rewrite,omitempty"`
-	Go           *Rewrite      `json:"searchreplace,omitempty"`
-	PHP          *Rewrite      `json:"php_anchor,omitempty"`
-	AnchorNote   string        `json:"anchor_note,omitempty"`
-	Live         string        `json:"live"`
-	LoadBefore   string        `json:"load_before,omitempty"`
-	LoadAfter    string        `json:"load_after,omitempty"`
-	Generate     time.Duration `json:"generate_ns"`
-	ImportReport string        `json:"import_report_path,omitempty"`
+	Site       Generated     `json:"site"`
+	Runs       []*Run        `json:"runs"`
+	Go         *Rewrite      `json:"searchreplace,omitempty"`
+	PHP        *Rewrite      `json:"php_anchor,omitempty"`
+	AnchorNote string        `json:"anchor_note,omitempty"`
+	LoadBefore string        `json:"load_before,omitempty"`
+	LoadAfter  string        `json:"load_after,omitempty"`
+	Generate   time.Duration `json:"generate_ns"`
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -176,49 +199,109 @@ func rowRate(rows int64, s float64) string {
 	return fmt.Sprintf("%.0f rows/s", float64(rows)/s)
 }
 
-// Table lays the report out.
+// Table lays the report out: one column per run.
 func (r *Report) Table() benchplatform.Table {
-	t := benchplatform.Table{
-		{"import of a generated site", "value"},
-		{"archive (tar.gz)", mib(r.Site.ArchiveBytes)},
-		{"  dump", fmt.Sprintf("%s, %d posts, %d rows", mib(r.Site.DumpBytes), r.Site.Posts, r.Site.Rows)},
-		{"  uploads", fmt.Sprintf("%s, %d files", mib(r.Site.UploadBytes), r.Site.Uploads)},
-		{"import, total (POST to Ready)", fmt.Sprintf("%.2f s", r.Total)},
+	head := []string{"import of a generated site"}
+	for _, run := range r.Runs {
+		head = append(head, run.Mode)
 	}
-	for _, p := range r.Phases {
-		t = append(t, []string{"  " + p.Name, fmt.Sprintf("%.2f s", p.Seconds)})
-	}
-	t = append(t,
-		[]string{"aipress VmHWM before → after", mib(r.HWMBefore) + " → " + mib(r.HWMAfter)},
-		[]string{"aipress peak RSS (sampled), when (phase, approx.)", fmt.Sprintf("%s at %.1f s (%s)", mib(r.Tree.RootPeakRSS), r.Tree.RootPeakAt.Seconds(), r.phaseAt(r.Tree.RootPeakAt.Seconds()))},
-		[]string{"tree: peak summed RSS (sampled)", mib(r.Tree.PeakRSS)},
-	)
-	names := make([]string, 0, len(r.Tree.HWMByName))
-	for k := range r.Tree.HWMByName {
-		names = append(names, k)
-	}
-	sort.Slice(names, func(i, j int) bool { return r.Tree.HWMByName[names[i]] > r.Tree.HWMByName[names[j]] })
-	for i, k := range names {
-		if i == 4 {
-			break
+	t := benchplatform.Table{head}
+	// shared: one value for every run, in the first column.
+	shared := func(label, v string) {
+		row := []string{label, v}
+		for range max(0, len(r.Runs)-1) {
+			row = append(row, "")
 		}
-		t = append(t, []string{"  VmHWM " + k, mib(r.Tree.HWMByName[k])})
+		t = append(t, row)
 	}
+	each := func(label string, f func(*Run) string) {
+		row := []string{label}
+		for _, run := range r.Runs {
+			row = append(row, f(run))
+		}
+		t = append(t, row)
+	}
+	shared("archive (tar.gz)", mib(r.Site.ArchiveBytes))
+	shared("  dump", fmt.Sprintf("%s, %d posts, %d rows", mib(r.Site.DumpBytes), r.Site.Posts, r.Site.Rows))
+	shared("  uploads", fmt.Sprintf("%s, %d files", mib(r.Site.UploadBytes), r.Site.Uploads))
+	each("import, total (start to Ready)", func(x *Run) string { return fmt.Sprintf("%.2f s", x.Total) })
+	// Phases: the union, in the order the runs have them.
+	var names []string
+	for _, run := range r.Runs {
+		for _, p := range run.Phases {
+			if !slices.Contains(names, p.Name) {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	for _, n := range names {
+		each("  "+n, func(x *Run) string {
+			for _, p := range x.Phases {
+				if p.Name == n {
+					return fmt.Sprintf("%.2f s", p.Seconds)
+				}
+			}
+			return "-"
+		})
+	}
+	each("aipress VmHWM before → after", func(x *Run) string { return mib(x.HWMBefore) + " → " + mib(x.HWMAfter) })
+	each("aipress peak RSS (sampled), when (phase, approx.)", func(x *Run) string {
+		return fmt.Sprintf("%s at %.1f s (%s)", mib(x.Tree.RootPeakRSS), x.Tree.RootPeakAt.Seconds(), x.phaseAt(x.Tree.RootPeakAt.Seconds()))
+	})
+	each("tree: peak summed RSS (sampled)", func(x *Run) string { return mib(x.Tree.PeakRSS) })
+	var procs []string
+	for _, run := range r.Runs {
+		ks := make([]string, 0, len(run.Tree.HWMByName))
+		for k := range run.Tree.HWMByName {
+			ks = append(ks, k)
+		}
+		sort.Slice(ks, func(i, j int) bool {
+			if a, b := run.Tree.HWMByName[ks[i]], run.Tree.HWMByName[ks[j]]; a != b {
+				return a > b
+			}
+			return ks[i] < ks[j]
+		})
+		for i, k := range ks {
+			if i == 4 {
+				break
+			}
+			if !slices.Contains(procs, k) {
+				procs = append(procs, k)
+			}
+		}
+	}
+	for _, k := range procs {
+		each("  VmHWM "+k, func(x *Run) string {
+			if v, ok := x.Tree.HWMByName[k]; ok {
+				return mib(v)
+			}
+			return "-"
+		})
+	}
+	each("pulling side: peak RSS", func(x *Run) string {
+		if x.Mode != "live" {
+			return "- (the harness streams the file)"
+		}
+		return fmt.Sprintf("%s (the CLI process; %s doing nothing)", mib(x.PullerHWM), mib(x.PullerBase))
+	})
+	each("rewrite: in the import (searchreplace)", func(x *Run) string {
+		if x.Import == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f s, %s, %s, %d cells", x.Import.Seconds, rate(x.Import.BytesScanned, x.Import.Seconds), rowRate(x.Import.Rows, x.Import.Seconds), x.Import.CellsChanged)
+	})
 	rw := func(x *Rewrite) {
-		if x == nil {
-			return
+		if x != nil {
+			shared("rewrite: "+x.Tool, fmt.Sprintf("%.2f s, %s, %s, %d cells", x.Seconds, rate(x.BytesScanned, x.Seconds), rowRate(x.Rows, x.Seconds), x.CellsChanged))
 		}
-		t = append(t, []string{"rewrite: " + x.Tool, fmt.Sprintf("%.2f s, %s, %s, %d cells", x.Seconds, rate(x.BytesScanned, x.Seconds), rowRate(x.Rows, x.Seconds), x.CellsChanged)})
 	}
-	rw(r.Import)
 	rw(r.Go)
 	rw(r.PHP)
-	t = append(t, []string{"live import", r.Live})
 	return t
 }
 
-// phaseAt names the phase running at t seconds after the POST began.
-func (r *Report) phaseAt(t float64) string {
+// phaseAt names the phase running at t seconds after the run began.
+func (r *Run) phaseAt(t float64) string {
 	var end float64
 	for _, p := range r.Phases {
 		if end += p.Seconds; t <= end {
@@ -237,16 +320,31 @@ func (r *Report) Notes() []string {
 		"MB/s: text values read by the rewrite (rows holding the old URL) per second; rows/s: all rows of the site's tables per second.",
 		"peak memory: an importer that held the archive or the dump in memory would show at least its size in aipress's VmHWM.",
 	}
-	if r.HWMAfter > 0 && r.Site.ArchiveBytes > 0 {
+	out = append(out, "upload: archive, the POST (the API spools, inspects and stores the archive); live, the CLI's run: SFTP pull and dump streamed into the same POST.")
+	for _, run := range r.Runs {
+		if run.HWMAfter <= 0 || r.Site.ArchiveBytes <= 0 {
+			continue
+		}
 		verdict := "met"
 		switch {
 		case r.Site.ArchiveBytes < minJudged:
 			verdict = fmt.Sprintf("not judged (archive under %s: startup noise)", mib(minJudged))
-		case r.HWMAfter-r.HWMBefore >= r.Site.ArchiveBytes/4:
+		case run.HWMAfter-run.HWMBefore >= r.Site.ArchiveBytes/4:
 			verdict = "MISSED"
 		}
-		out = append(out, fmt.Sprintf("goal: aipress's VmHWM grows by less than a quarter of the archive's size (streaming): +%s for %s: %s",
-			mib(max(0, r.HWMAfter-r.HWMBefore)), mib(r.Site.ArchiveBytes), verdict))
+		out = append(out, fmt.Sprintf("goal (%s): aipress's VmHWM grows by less than a quarter of the archive's size (streaming): +%s for %s: %s",
+			run.Mode, mib(max(0, run.HWMAfter-run.HWMBefore)), mib(r.Site.ArchiveBytes), verdict))
+		if run.Mode == "live" && run.PullerHWM > 0 {
+			verdict := "met"
+			switch {
+			case r.Site.ArchiveBytes < minJudged:
+				verdict = fmt.Sprintf("not judged (archive under %s: startup noise)", mib(minJudged))
+			case run.PullerHWM-run.PullerBase >= r.Site.ArchiveBytes/4:
+				verdict = "MISSED"
+			}
+			out = append(out, fmt.Sprintf("goal (live): the pulling CLI's peak RSS grows by less than a quarter of the archive's size over its baseline (aipress --help: %s) (streaming): +%s for %s: %s",
+				mib(run.PullerBase), mib(max(0, run.PullerHWM-run.PullerBase)), mib(r.Site.ArchiveBytes), verdict))
+		}
 	}
 	if r.Go != nil && r.PHP != nil && r.PHP.Seconds > 0 {
 		verdict := "met"
@@ -275,6 +373,12 @@ func run(ctx context.Context, o Options) (*Report, error) {
 	if o.SizeMB < 1 || o.DBFraction <= 0 || o.DBFraction >= 1 {
 		return nil, errors.New("-size-mb must be ≥ 1 and -db-fraction between 0 and 1")
 	}
+	modes := strings.Split(o.Modes, ",")
+	for _, m := range modes {
+		if m != "archive" && m != "live" {
+			return nil, fmt.Errorf("-modes: %q is neither archive nor live", m)
+		}
+	}
 	work, err := os.MkdirTemp("", "aipress-bench-import-")
 	if err != nil {
 		return nil, err
@@ -297,45 +401,98 @@ func run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	rep := &Report{Site: *gen, Generate: time.Since(t0), Live: liveStatus(o.Live)}
+	rep := &Report{Site: *gen, Generate: time.Since(t0)}
 	benchplatform.Logf("generated in %s: archive %s, dump %s (%d posts, %d rows), %d uploads", rep.Generate.Round(time.Millisecond),
 		mib(gen.ArchiveBytes), mib(gen.DumpBytes), gen.Posts, gen.Rows, gen.Uploads)
 
-	var extra []string
-	var debugAddr string
-	if o.HeapProfile != "" {
-		port, err := benchplatform.FreePort()
+	var docroot string
+	if slices.Contains(modes, "live") {
+		if docroot, err = liveTree(archive, filepath.Join(work, "live")); err != nil {
+			return rep, fmt.Errorf("the live mode's docroot: %w", err)
+		}
+	}
+	// Each mode on a fresh platform: its memory figures are its own.
+	var p *benchplatform.Platform
+	defer func() {
+		if p != nil {
+			p.Finish(o.Keep, failed)
+		}
+	}()
+	for _, m := range modes {
+		if p != nil {
+			p.Finish(o.Keep, false)
+			p = nil
+		}
+		run := &Run{Mode: m, Domain: domain}
+		if m == "live" {
+			run.Domain = liveDomain
+			if run.PullerBase, err = cliBaseline(ctx, bin); err != nil {
+				return rep, err
+			}
+		}
+		rep.Runs = append(rep.Runs, run)
+		var extra []string
+		var debugAddr string
+		if o.HeapProfile != "" {
+			port, err := benchplatform.FreePort()
+			if err != nil {
+				return rep, err
+			}
+			debugAddr = fmt.Sprintf("127.0.0.1:%d", port)
+			extra = append(extra, "--debug-addr", debugAddr)
+		}
+		if p, err = benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-import-up-", Extra: extra}); err != nil {
+			return rep, err
+		}
+		cl, err := p.Ready(ctx)
 		if err != nil {
-			return nil, err
+			return rep, err
 		}
-		debugAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		extra = append(extra, "--debug-addr", debugAddr)
-	}
-	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-import-up-", Extra: extra})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { p.Finish(o.Keep, failed) }()
-	cl, err := p.Ready(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cl.HTTPClient = &http.Client{} // the upload takes as long as it takes
-	rep.LoadBefore = loadAvg()
-	var heap *heapProfiler
-	if debugAddr != "" {
-		heap = startHeapProfiler(ctx, p.PID(), "http://"+debugAddr+"/debug/pprof/heap", cl.Token)
-	}
-	err = importArchive(ctx, p, cl, archive, o.Plan, rep)
-	if heap != nil {
-		if herr := heap.Stop(o.HeapProfile); herr != nil {
-			benchplatform.Logf("heap profile: %v", herr)
-		} else {
-			benchplatform.Logf("heap profile at aipress's largest RSS written to %s (go tool pprof -sample_index=inuse_space %s %s)", o.HeapProfile, bin, o.HeapProfile)
+		cl.HTTPClient = &http.Client{} // the upload takes as long as it takes
+		if rep.LoadBefore == "" {
+			rep.LoadBefore = loadAvg()
 		}
-	}
-	if err != nil {
-		return rep, err
+		var heap *heapProfiler
+		if debugAddr != "" {
+			heap = startHeapProfiler(ctx, p.PID(), "http://"+debugAddr+"/debug/pprof/heap", cl.Token)
+		}
+		switch m {
+		case "archive":
+			err = importSite(ctx, p, cl, run, rep.Site.Rows, func() error {
+				f, err := os.Open(archive)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				var resp struct {
+					Site *site.Site `json:"site"`
+				}
+				if err := cl.ImportSite(ctx, apiclient.ImportRequest{Domain: domain, Plan: o.Plan}, f, rep.Site.ArchiveBytes, &resp); err != nil {
+					return fmt.Errorf("POST /v1/imports: %w", err)
+				}
+				return nil
+			})
+		case "live":
+			err = importSite(ctx, p, cl, run, rep.Site.Rows, func() error {
+				hwm, _, err := liveImport(ctx, bin, p.DataDir, work, docroot, dump, o.Plan)
+				run.PullerHWM = hwm
+				return err
+			})
+		}
+		if heap != nil {
+			path := o.HeapProfile
+			if len(modes) > 1 {
+				path = strings.TrimSuffix(path, filepath.Ext(path)) + "-" + m + filepath.Ext(path)
+			}
+			if herr := heap.Stop(path); herr != nil {
+				benchplatform.Logf("heap profile: %v", herr)
+			} else {
+				benchplatform.Logf("heap profile at aipress's largest RSS (%s) written to %s (go tool pprof -sample_index=inuse_space %s %s)", m, path, bin, path)
+			}
+		}
+		if err != nil {
+			return rep, err
+		}
 	}
 	if o.Anchor {
 		if err := compare(ctx, p, work, dump, rep); err != nil {
@@ -349,41 +506,24 @@ func run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// liveStatus says why live import was not measured.
-func liveStatus(source string) string {
-	// Live import over SSH is built on another branch (s23-live); when it
-	// lands, this runs it against source and fills a second column.
-	if source == "" {
-		return "not run (live SSH import is not on this branch)"
-	}
-	return "not run (live SSH import is not on this branch; -live " + source + " ignored)"
-}
-
-// importArchive imports the archive through the API, follows the site to
-// Ready and fills rep's time, phases, memory and the import's rewrite.
-func importArchive(ctx context.Context, p *benchplatform.Platform, cl *apiclient.Client, archive, plan string, rep *Report) error {
+// importSite runs send (the archive's POST, or the live CLI, which returns
+// once its POST is answered), follows the site to Ready and fills run's
+// time, phases, memory and the import's rewrite.
+func importSite(ctx context.Context, p *benchplatform.Platform, cl *apiclient.Client, run *Run, rows int64, send func() error) error {
 	pid := p.PID()
-	rep.HWMBefore = procStatusKB(pid, "VmHWM")
+	run.HWMBefore = procStatusKB(pid, "VmHWM")
 	sampler := startMemSampler(ctx, pid, 100*time.Millisecond)
-	f, err := os.Open(archive)
-	if err != nil {
+	benchplatform.Logf("importing (%s) as %s", run.Mode, run.Domain)
+	t0 := time.Now()
+	if err := send(); err != nil {
+		sampler.Stop()
 		return err
 	}
-	defer f.Close()
-	benchplatform.Logf("importing %s (%s) as %s", filepath.Base(archive), mib(rep.Site.ArchiveBytes), domain)
-	t0 := time.Now()
-	var resp struct {
-		Site *site.Site `json:"site"`
-	}
-	err = cl.ImportSite(ctx, apiclient.ImportRequest{Domain: domain, Plan: plan}, f, rep.Site.ArchiveBytes, &resp)
-	if err != nil {
-		sampler.Stop()
-		return fmt.Errorf("POST /v1/imports: %w", err)
-	}
 	upload := time.Since(t0).Seconds()
-	benchplatform.Logf("archive accepted after %.2f s; waiting for the site", upload)
+	domain := run.Domain
+	benchplatform.Logf("%s import accepted after %.2f s; waiting for the site", run.Mode, upload)
 	var last *site.Site
-	err = p.Poll(ctx, 2*time.Hour, 200*time.Millisecond, "waiting for "+domain+" to be Ready", func() (bool, error) {
+	err := p.Poll(ctx, 2*time.Hour, 200*time.Millisecond, "waiting for "+domain+" to be Ready", func() (bool, error) {
 		s, err := cl.GetSite(ctx, domain)
 		if err != nil {
 			return false, err
@@ -397,44 +537,45 @@ func importArchive(ctx context.Context, p *benchplatform.Platform, cl *apiclient
 		}
 		return false, fmt.Errorf("phase %s", s.Status.Phase)
 	})
-	rep.Total = time.Since(t0).Seconds()
-	rep.Tree = sampler.Stop()
-	rep.HWMAfter = procStatusKB(pid, "VmHWM")
+	run.Total = time.Since(t0).Seconds()
+	run.Tree = sampler.Stop()
+	run.HWMAfter = procStatusKB(pid, "VmHWM")
 	if err != nil {
 		if last != nil {
 			err = fmt.Errorf("%w; conditions %+v", err, last.Status.Conditions)
 		}
 		return err
 	}
-	benchplatform.Logf("Ready after %.2f s", rep.Total)
-	ir, path, err := readImportReport(p.DataDir)
+	benchplatform.Logf("Ready after %.2f s", run.Total)
+	ir, path, err := readImportReport(p.DataDir, domain)
 	if err != nil {
 		return err
 	}
-	rep.ImportReport = path
-	rep.Phases = append(rep.Phases, Phase{"upload (POST: spool, inspect, store)", upload})
+	run.ImportReport = path
+	run.Phases = append(run.Phases, Phase{"upload", upload})
 	var shardSum float64
 	for _, ph := range ir.Phases {
-		rep.Phases = append(rep.Phases, Phase{ph.Name, ph.Seconds})
+		run.Phases = append(run.Phases, Phase{ph.Name, ph.Seconds})
 		shardSum += ph.Seconds
 	}
-	rep.Phases = append(rep.Phases, Phase{"convergence around the import", max(0, rep.Total-upload-shardSum)})
+	run.Phases = append(run.Phases, Phase{"convergence around the import", max(0, run.Total-upload-shardSum)})
 	if len(ir.Phases) == 0 {
 		return fmt.Errorf("%s has no phases", path)
 	}
 	for _, ph := range ir.Phases {
 		if ph.Name == "rewrite" {
-			rep.Import = &Rewrite{Tool: "in the import (searchreplace)", Seconds: ph.Seconds, RowsScanned: ir.RowsScanned, BytesScanned: ir.BytesScanned,
-				RowsChanged: ir.RowsChanged, CellsChanged: ir.CellsChanged, Rows: rep.Site.Rows}
+			run.Import = &Rewrite{Tool: "in the import (searchreplace)", Seconds: ph.Seconds, RowsScanned: ir.RowsScanned, BytesScanned: ir.BytesScanned,
+				RowsChanged: ir.RowsChanged, CellsChanged: ir.CellsChanged, Rows: rows}
 		}
 	}
 	return checkServed(ctx, p, ir.NewURL)
 }
 
-// readImportReport finds and reads the imported site's import-report.json
-// below the data directory.
-func readImportReport(dataDir string) (*shard.ImportReport, string, error) {
+// readImportReport finds and reads the import-report.json below the data
+// directory of the site domain.
+func readImportReport(dataDir, domain string) (*shard.ImportReport, string, error) {
 	var found string
+	var ir shard.ImportReport
 	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
@@ -446,8 +587,18 @@ func readImportReport(dataDir string) (*shard.ImportReport, string, error) {
 			return filepath.SkipDir
 		}
 		if d.Name() == "import-report.json" {
-			found = p
-			return filepath.SkipAll
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			var x shard.ImportReport
+			if err := json.Unmarshal(b, &x); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if x.Domain == domain {
+				found, ir = p, x
+				return filepath.SkipAll
+			}
 		}
 		return nil
 	})
@@ -455,15 +606,7 @@ func readImportReport(dataDir string) (*shard.ImportReport, string, error) {
 		return nil, "", err
 	}
 	if found == "" {
-		return nil, "", fmt.Errorf("no import-report.json below %s", dataDir)
-	}
-	b, err := os.ReadFile(found)
-	if err != nil {
-		return nil, "", err
-	}
-	var ir shard.ImportReport
-	if err := json.Unmarshal(b, &ir); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", found, err)
+		return nil, "", fmt.Errorf("no import-report.json of %s below %s", domain, dataDir)
 	}
 	return &ir, found, nil
 }

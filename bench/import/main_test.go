@@ -110,17 +110,22 @@ func TestDumpHoldsEveryForm(t *testing.T) {
 }
 
 func TestReportTable(t *testing.T) {
+	phases := func(upload float64) []Phase {
+		return []Phase{{"upload", upload}, {"fetch", 1.5}, {"unpack", 3}, {"load", 20}, {"rewrite", 8},
+			{"convergence around the import", 2}}
+	}
 	r := &Report{
-		Site:  Generated{ArchiveBytes: 210 << 20, DumpBytes: 60 << 20, UploadBytes: 140 << 20, Uploads: 250, Posts: 12000, Rows: 80000},
-		Total: 61.5,
-		Phases: []Phase{{"upload (POST: spool, inspect, store)", 12.25}, {"fetch", 1.5}, {"unpack", 3}, {"load", 20}, {"rewrite", 8},
-			{"convergence around the import", 2}},
-		HWMBefore: 80 << 20, HWMAfter: 96 << 20,
-		Tree:   TreeMem{PeakRSS: 700 << 20, RootPeakRSS: 90 << 20, RootPeakAt: 30 * time.Second, HWMByName: map[string]int64{"aipress": 96 << 20, "mariadbd": 400 << 20, "mariadb": 12 << 20}},
-		Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 8, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000},
-		Go:     &Rewrite{Tool: "searchreplace (Go)", Seconds: 7.5, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000},
-		PHP:    &Rewrite{Tool: "PHP anchor", Seconds: 20, BytesScanned: 40e6, Rows: 80000, CellsChanged: 21000},
-		Live:   liveStatus(""),
+		Site: Generated{ArchiveBytes: 210 << 20, DumpBytes: 60 << 20, UploadBytes: 140 << 20, Uploads: 250, Posts: 12000, Rows: 80000},
+		Runs: []*Run{
+			{Mode: "archive", Domain: domain, Total: 61.5, Phases: phases(12.25), HWMBefore: 80 << 20, HWMAfter: 96 << 20,
+				Tree:   TreeMem{PeakRSS: 700 << 20, RootPeakRSS: 90 << 20, RootPeakAt: 30 * time.Second, HWMByName: map[string]int64{"aipress": 96 << 20, "mariadbd": 400 << 20, "mariadb": 12 << 20}},
+				Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 8, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000}},
+			{Mode: "live", Domain: liveDomain, Total: 70.25, Phases: phases(21), HWMBefore: 90 << 20, HWMAfter: 200 << 20, PullerHWM: 130 << 20, PullerBase: 110 << 20,
+				Tree:   TreeMem{PeakRSS: 710 << 20, RootPeakRSS: 150 << 20, RootPeakAt: 10 * time.Second, HWMByName: map[string]int64{"aipress": 200 << 20, "mariadbd": 410 << 20, "php-fpm8.2": 30 << 20}},
+				Import: &Rewrite{Tool: "in the import (searchreplace)", Seconds: 10, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000}},
+		},
+		Go:  &Rewrite{Tool: "searchreplace (Go)", Seconds: 7.5, BytesScanned: 40e6, Rows: 80000, CellsChanged: 30000},
+		PHP: &Rewrite{Tool: "PHP anchor", Seconds: 20, BytesScanned: 40e6, Rows: 80000, CellsChanged: 21000},
 	}
 	var b bytes.Buffer
 	r.Table().Print(&b)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitelog"
@@ -51,6 +52,11 @@ var (
 	// ErrNoLogSources: no edge has registered where it serves its logs.
 	ErrNoLogSources = errors.New("no machine to read the log from")
 )
+
+// maxLogsAfter bounds the after parameter: a merged cursor of
+// logmesh.MaxSources edges (each "edge-ID.digest@inode:offset", under 128
+// bytes) fits.
+const maxLogsAfter = logmesh.MaxSources * 128
 
 // LogsFollowInterval is how often a followed log is read again.
 const LogsFollowInterval = 250 * time.Millisecond
@@ -94,7 +100,7 @@ func (s *server) getSiteLogs(c *call) (response, error) {
 		lq.Limit = n
 	}
 	lq.After = q.Get("after")
-	if len(lq.After) > 4096 {
+	if len(lq.After) > maxLogsAfter {
 		return response{}, badRequest("after: too long")
 	}
 	follow := false

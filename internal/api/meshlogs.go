@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aipress/aipress/internal/logmesh"
@@ -42,6 +44,26 @@ const maxEdgeLogs = 300
 
 // edgeLogsForget: a registration older than this is removed.
 const edgeLogsForget = 24 * time.Hour
+
+// maxEdgeLogsPerEdge bounds the addresses one edge token keeps registered
+// (its oldest go): one token cannot push the other edges' registrations out
+// of the setting, nor fill a reading's logmesh.MaxSources with addresses.
+const maxEdgeLogsPerEdge = 32
+
+// errForbiddenLogsAddress: an address the control plane never dials for
+// logs.
+var errForbiddenLogsAddress = errors.New("a link-local, multicast or unspecified address")
+
+// forbiddenLogsIP reports whether ip is never dialed for logs: link-local
+// (the cloud metadata service at 169.254.169.254, fe80::/10), multicast and
+// unspecified addresses. An edge token chooses the address it registers;
+// the control plane dials it with its certificate, so these are refused
+// both when registered as literals and when a name resolves to them.
+func forbiddenLogsIP(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return !ip.IsValid() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() ||
+		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast()
+}
 
 // EdgeLogsAddressRequest is the body of PUT /v1/edge/logs-address.
 type EdgeLogsAddressRequest struct {
@@ -82,6 +104,9 @@ func checkHostPort(addr string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("address %q: bad port", addr)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && forbiddenLogsIP(ip) {
+		return fmt.Errorf("address %q: %w", addr, errForbiddenLogsAddress)
 	}
 	return nil
 }
@@ -132,14 +157,11 @@ func registerEdgeLogs(ctx context.Context, st store.Store, edge, addr string, no
 			}
 		}
 		m[edge+" "+addr] = edgeLogsEntry{Edge: edge, Address: addr, Seen: now.UTC()}
-		for len(m) > maxEdgeLogs {
-			oldest := ""
-			for name, e := range m {
-				if oldest == "" || e.Seen.Before(m[oldest].Seen) {
-					oldest = name
-				}
-			}
-			delete(m, oldest)
+		for oldestEdgeLogs(m, edge) > maxEdgeLogsPerEdge {
+			// its oldest went: count again
+		}
+		for oldestEdgeLogs(m, "") > maxEdgeLogs {
+			// the oldest went: count again
 		}
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -151,6 +173,27 @@ func registerEdgeLogs(ctx context.Context, st store.Store, edge, addr string, no
 		}
 		return err
 	}
+}
+
+// oldestEdgeLogs counts the registrations of edge in m (all of them when
+// edge is "") and, when there are more than allowed (maxEdgeLogsPerEdge for
+// one edge, maxEdgeLogs for all), removes the oldest of them; it returns
+// the count before removing.
+func oldestEdgeLogs(m map[string]edgeLogsEntry, edge string) int {
+	n, oldest := 0, ""
+	for name, e := range m {
+		if edge != "" && e.Edge != edge {
+			continue
+		}
+		n++
+		if oldest == "" || e.Seen.Before(m[oldest].Seen) {
+			oldest = name
+		}
+	}
+	if (edge == "" && n > maxEdgeLogs) || (edge != "" && n > maxEdgeLogsPerEdge) {
+		delete(m, oldest)
+	}
+	return n
 }
 
 // MeshLogs reads a log on this machine when it is here (Local), else
@@ -238,7 +281,14 @@ func (m MeshLogs) Open(ctx context.Context, st *site.Site, kind string, q sitelo
 // certificate and logmesh.Proto.
 func meshDialer(creds *mtls.Credentials, peer mtls.Identity, addr string, timeout time.Duration) logmesh.Dialer {
 	return func(ctx context.Context) (net.Conn, error) {
-		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: creds.ClientTLS(peer, logmesh.Proto)}
+		nd := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
+			// The address connected to, after any name was resolved.
+			if ap, err := netip.ParseAddrPort(address); err != nil || forbiddenLogsIP(ap.Addr()) {
+				return fmt.Errorf("%s: %w", address, errForbiddenLogsAddress)
+			}
+			return nil
+		}}
+		d := tls.Dialer{NetDialer: nd, Config: creds.ClientTLS(peer, logmesh.Proto)}
 		dctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second)
 		defer cancel()
 		conn, err := mtls.Dial(dctx, &d, "tcp", addr)

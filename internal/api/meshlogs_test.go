@@ -146,3 +146,68 @@ func TestMeshLogs(t *testing.T) {
 		t.Error("control credentials for an edge identity")
 	}
 }
+
+// An edge token chooses the address it registers and the control plane
+// dials it: link-local (the metadata service), multicast and unspecified
+// addresses are refused when registered and when dialed (a name resolving
+// to one); one token's many addresses do not push out another edge's.
+func TestEdgeLogsRegistrationBounds(t *testing.T) {
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:7444", "0.0.0.0:7444", "[::]:7444", "224.0.0.1:7444", "[::ffff:169.254.169.254]:80"} {
+		if err := checkHostPort(addr); !errors.Is(err, errForbiddenLogsAddress) {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:7444", "10.0.0.5:7444", "edge-1.example:7444"} {
+		if err := checkHostPort(addr); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	// Dialing: refused before connecting (a connection attempt would
+	// time out or reach the metadata service).
+	dial := meshDialer(&mtls.Credentials{}, mtls.Identity{Role: mtls.RoleEdge, Name: "e1"}, "169.254.169.254:80", time.Second)
+	if _, err := dial(context.Background()); !errors.Is(err, errForbiddenLogsAddress) {
+		t.Errorf("dial the metadata address: %v", err)
+	}
+
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := registerEdgeLogs(ctx, e.store, "e2", "10.0.0.2:7444", now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxEdgeLogs + 1 {
+		if err := registerEdgeLogs(ctx, e.store, "e1", fmt.Sprintf("10.1.%d.%d:7444", i/250, i%250), now.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _, err := loadEdgeLogs(ctx, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range m {
+		if r.Edge == "e1" {
+			n++
+		}
+	}
+	if _, ok := m["e2 10.0.0.2:7444"]; !ok || n > maxEdgeLogsPerEdge {
+		t.Errorf("e2 kept: %v; e1 has %d registrations", ok, n)
+	}
+}
+
+// The longest merged cursor a reading of the most edges gives (edge token
+// IDs, 20-digit inodes and 19-digit offsets) is an after the API accepts.
+func TestLongestMergedCursorAccepted(t *testing.T) {
+	var parts []string
+	for i := range logmesh.MaxSources {
+		name := logSourceName(fmt.Sprintf("edge-%012x", i), fmt.Sprintf("10.0.%d.1:7444", i))
+		parts = append(parts, name+"@18446744073709551615:9223372036854775807")
+	}
+	cursor := strings.Join(parts, ",")
+	if _, err := logmesh.ParseMerged(cursor); err != nil {
+		t.Fatal(err)
+	}
+	if len(cursor) > maxLogsAfter {
+		t.Errorf("a merged cursor of %d bytes; after is bounded at %d", len(cursor), maxLogsAfter)
+	}
+}

@@ -161,30 +161,12 @@ func (s *server) importSite(c *call) (response, error) {
 		return response{}, err
 	}
 	limit := int64(pre.site.Spec.Limits.WithDefaults().DiskMB) << 20
-	tmp, err := os.MkdirTemp("", "aipress-import-*")
-	if err != nil {
-		return response{}, internal(err)
-	}
-	defer os.RemoveAll(tmp)
-	archive := filepath.Join(tmp, "archive")
-	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return response{}, internal(err)
-	}
-	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	tmp, archive, unpacked, err := spoolArchive(c, "aipress-import-*", limit)
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
 	}
 	if err != nil {
-		return response{}, badRequest("read the archive: %v", err)
-	}
-	unpacked := filepath.Join(tmp, "unpacked")
-	if err := os.Mkdir(unpacked, 0o700); err != nil {
-		return response{}, internal(err)
+		return response{}, err
 	}
 	ireq := siteport.InspectRequest{Archive: archive, Prefix: q.Get("prefix"), Scratch: unpacked,
 		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}}
@@ -386,30 +368,12 @@ func (s *server) resyncSite(c *call) (response, error) {
 		return response{}, conflict("site %q has a re-sync running already (job %s)", name, j.ID)
 	}
 	limit := int64(st.Spec.Limits.WithDefaults().DiskMB) << 20
-	tmp, err := os.MkdirTemp("", "aipress-resync-*")
-	if err != nil {
-		return response{}, internal(err)
-	}
-	defer os.RemoveAll(tmp)
-	archive := filepath.Join(tmp, "archive")
-	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return response{}, internal(err)
-	}
-	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return response{}, errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	tmp, archive, unpacked, err := spoolArchive(c, "aipress-resync-*", limit)
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
 	}
 	if err != nil {
-		return response{}, badRequest("read the archive: %v", err)
-	}
-	unpacked := filepath.Join(tmp, "unpacked")
-	if err := os.Mkdir(unpacked, 0o700); err != nil {
-		return response{}, internal(err)
+		return response{}, err
 	}
 	in, err := siteport.Inspect(ctx, siteport.InspectRequest{Archive: archive, Scratch: unpacked,
 		Limits: siteport.Limits{Bytes: 4 * limit, Files: 2_000_000}})
@@ -440,4 +404,37 @@ func (s *server) resyncSite(c *call) (response, error) {
 		return response{}, err
 	}
 	return response{status: http.StatusAccepted, body: ResyncResponse{Site: name, Inspection: in, Job: j}}, nil
+}
+
+// spoolArchive copies the request's body, an archive of at most 4×limit
+// bytes (limit: the plan's disk limit), to "archive" in a new temporary
+// directory dir named after pattern, and makes "unpacked" beside it for
+// siteport.Inspect. The caller removes dir when it is not empty, also
+// after an error.
+func spoolArchive(c *call, pattern string, limit int64) (dir, archive, unpacked string, err error) {
+	dir, err = os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", "", "", internal(err)
+	}
+	archive = filepath.Join(dir, "archive")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return dir, "", "", internal(err)
+	}
+	_, err = io.Copy(f, http.MaxBytesReader(nil, c.r.Body, 4*limit))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return dir, "", "", errorf(http.StatusRequestEntityTooLarge, CodeInvalidArgument, "the archive is larger than %d bytes (4× the plan's disk limit)", 4*limit)
+	}
+	if err != nil {
+		return dir, "", "", badRequest("read the archive: %v", err)
+	}
+	unpacked = filepath.Join(dir, "unpacked")
+	if err := os.Mkdir(unpacked, 0o700); err != nil {
+		return dir, "", "", internal(err)
+	}
+	return dir, archive, unpacked, nil
 }

@@ -17,7 +17,7 @@ package edge
 //	                host name and "\n"; the gateway answers "ok\n" and then
 //	                relays bytes between the connection and the pool's
 //	                socket, or answers "error <reason>\n" and closes
-////	aipress-logs/1  (GatewayConfig.Logs) a site's PHP log, for the control
+//	aipress-logs/1  (GatewayConfig.Logs) a site's PHP log, for the control
 //	                plane alone (a certificate of role control): package
 //	                logmesh, over the shard's own sites
 //

@@ -34,6 +34,9 @@ var ErrBadCursor = errors.New("logmesh: not a cursor of this log")
 // protocol.
 var ErrUnreachable = errors.New("logmesh: the log's server cannot be reached")
 
+// ErrTooLarge marks a reading whose initial part is over MaxInitial bytes.
+var ErrTooLarge = errors.New("logmesh: the answers are too large; ask for fewer entries")
+
 // stream is one server's answer.
 type stream struct {
 	name  string
@@ -43,6 +46,7 @@ type stream struct {
 	start string
 	ended bool
 	n     int // entries before "end"
+	size  int // bytes of the lines before "end"
 }
 
 // openStream sends req to src and reads its first frame.
@@ -97,6 +101,9 @@ func (s *stream) next() (frame, error) {
 		line, err := readLine(s.br, MaxFrame)
 		if err != nil {
 			return frame{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, s.name, err)
+		}
+		if !s.ended {
+			s.size += len(line) + 1
 		}
 		var f frame
 		if err := json.Unmarshal(line, &f); err != nil {
@@ -274,8 +281,12 @@ func (r *Reading) Run(ctx context.Context, emit func(sitelog.Entry) error, tick 
 	}
 	// The initial readings, in full.
 	var all []item
+	size := 0 // bytes of the streams before the current one
 	for i, s := range r.streams {
 		for !s.ended {
+			if size+s.size > MaxInitial {
+				return fmt.Errorf("%w: over %d bytes (%s)", ErrTooLarge, MaxInitial, s.name)
+			}
 			f, err := s.next()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -287,6 +298,7 @@ func (r *Reading) Run(ctx context.Context, emit func(sitelog.Entry) error, tick 
 				all = append(all, item{i, *f.Entry})
 			}
 		}
+		size += s.size
 	}
 	names := make([]string, len(r.streams))
 	pos := make([]string, len(r.streams))

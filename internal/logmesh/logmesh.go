@@ -16,7 +16,8 @@
 //
 // Nothing a server says is trusted beyond the site asked for: the client
 // refuses entries of another site or kind, lines over MaxFrame bytes,
-// more entries than asked for and malformed cursors.
+// more entries than asked for, initial readings over MaxInitial bytes in
+// all and malformed cursors.
 //
 // Reading merges the readings of several servers (every edge keeps its own
 // part of a site's access log) by time, and gives each entry a merged
@@ -54,6 +55,11 @@ const (
 	MaxMessage = 64 << 10
 	// MaxSources bounds the servers of one merged reading.
 	MaxSources = 64
+	// MaxInitial bounds the bytes of the frames of a reading's initial
+	// part, over all its servers, that a client holds before merging
+	// them: a hostile server's Limit entries of MaxFrame bytes each would
+	// otherwise be gigabytes. A reading over it fails (ErrTooLarge).
+	MaxInitial = 64 << 20
 )
 
 // keepaliveEvery is how often a followed reading with nothing new sends

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -263,5 +264,29 @@ func TestUntrustedServer(t *testing.T) {
 	_, err := Open(context.Background(), []Source{liar(t, `{"error":"no such site","code":"not_found"}`)}, request(1, "", false), false, time.Second)
 	if !IsNotFound(err) {
 		t.Errorf("refusal: %v", err)
+	}
+}
+
+// A server answering with as many entries as asked for, each as large as a
+// frame may be, does not make the client hold them all: past MaxInitial
+// bytes the reading fails with ErrTooLarge, showing nothing.
+func TestHostileServerSize(t *testing.T) {
+	big := strings.Repeat("x", MaxFrame-1024)
+	lines := []string{`{"ok":true}`, `{"start":""}`}
+	n := MaxInitial/len(big) + 10
+	for i := range n {
+		b, _ := json.Marshal(frame{Entry: &sitelog.Entry{Site: testSite, Kind: sitelog.KindAccess, Path: big, Cursor: fmt.Sprintf("1:%d", i+1)}})
+		lines = append(lines, string(b))
+	}
+	lines = append(lines, fmt.Sprintf(`{"end":"1:%d"}`, n))
+	r, err := Open(context.Background(), []Source{liar(t, lines...)}, request(sitelog.MaxLimit, "", false), false, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	shown := 0
+	err = r.Run(context.Background(), func(sitelog.Entry) error { shown++; return nil }, func(int) error { return nil })
+	if !errors.Is(err, ErrTooLarge) || shown > 0 {
+		t.Fatalf("err %v, %d shown; want ErrTooLarge, none", err, shown)
 	}
 }

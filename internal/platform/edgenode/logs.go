@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/sitelog"
 )
 
@@ -101,23 +101,5 @@ func (n *Node) serveLogs(ctx context.Context, mesh *edgeMesh, c *apiclient.Clien
 // listener ln at: advertise (a host, or host:port), else the listen
 // address when it names a host.
 func logsAdvertise(ln net.Addr, advertise, listen string) (string, error) {
-	_, port, err := net.SplitHostPort(ln.String())
-	if err != nil {
-		return "", err
-	}
-	if advertise != "" {
-		if strings.Contains(advertise, "://") || strings.ContainsAny(advertise, "/ ") {
-			return "", fmt.Errorf("logs advertise %q: want host or host:port", advertise)
-		}
-		if _, _, err := net.SplitHostPort(advertise); err == nil {
-			return advertise, nil
-		}
-		return net.JoinHostPort(strings.Trim(advertise, "[]"), port), nil
-	}
-	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
-			return net.JoinHostPort(host, port), nil
-		}
-	}
-	return "", fmt.Errorf("logs listener on %s: give the address the control plane reaches it at (--logs-advertise)", listen)
+	return serve.Advertise(ln, advertise, listen, "--logs-advertise", "the control plane reaches")
 }

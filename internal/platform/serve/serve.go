@@ -2,7 +2,8 @@
 // `edge`; packages up, controlplane, shardagent, edgenode) share to serve
 // HTTP: listeners opened as a group and closed together on every error path
 // (Group), HTTP servers run on them and shut down together, the address a
-// client dials for a listener (ClientAddr), sites' URLs from the edge's
+// client dials for a listener (ClientAddr) and the one other machines reach
+// it at (Advertise), sites' URLs from the edge's
 // ports (HTTPURL, HTTPSURL), ports of addresses and URLs (PortOf), the
 // bearer-token plumbing of side listeners (pprof, metrics), and the health
 // endpoint of --health-addr (Health).

@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/logmesh"
 	"github.com/aipress/aipress/internal/mtls"
+	"github.com/aipress/aipress/internal/platform/serve"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitelog"
@@ -169,23 +169,5 @@ func (st *shardStatic) serve(ctx context.Context, ln net.Listener, creds *mtls.C
 // ln under: advertise if set (a host, or host:port), else the listen
 // address if it names a host.
 func GatewayAdvertise(ln net.Addr, advertise, listen string) (string, error) {
-	_, port, err := net.SplitHostPort(ln.String())
-	if err != nil {
-		return "", err
-	}
-	if advertise != "" {
-		if strings.Contains(advertise, "://") || strings.ContainsAny(advertise, "/ ") {
-			return "", fmt.Errorf("gateway advertise %q: want host or host:port", advertise)
-		}
-		if _, _, err := net.SplitHostPort(advertise); err == nil {
-			return advertise, nil
-		}
-		return net.JoinHostPort(strings.Trim(advertise, "[]"), port), nil
-	}
-	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
-			return net.JoinHostPort(host, port), nil
-		}
-	}
-	return "", fmt.Errorf("gateway on %s: give the address edges reach it at (--gateway-advertise)", listen)
+	return serve.Advertise(ln, advertise, listen, "--gateway-advertise", "edges reach")
 }
