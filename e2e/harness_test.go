@@ -99,6 +99,11 @@ func newPlatform(t *testing.T) *platform {
 		p.stop()
 		if t.Failed() && p.log != nil {
 			t.Logf("platform log:\n%s", p.log)
+			// php-fpm's master says why it refused a configuration
+			// (exit status 78) only in its own log.
+			if b, err := os.ReadFile(filepath.Join(p.dataDir, "shards", "local", "php", "php-fpm.log")); err == nil {
+				t.Logf("php-fpm.log (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
+			}
 		}
 	})
 	return p
