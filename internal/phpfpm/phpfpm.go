@@ -262,10 +262,17 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
 	fmt.Fprintf(&b, "pm.status_path = %s\n", StatusPath)
-	fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", int(max(p.RequestTimeout.Round(time.Second), time.Second).Seconds()))
+	terminate := max(p.RequestTimeout.Round(time.Second), time.Second)
+	fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", int(terminate.Seconds()))
 	if p.SlowLog != "" {
+		// php-fpm refuses the whole configuration — every pool of the
+		// master — when a pool's request_slowlog_timeout is greater than
+		// its request_terminate_timeout: a pool whose requests may run
+		// less than SlowlogTimeout counts as slow those that reach its
+		// limit.
+		slow := min(max(p.SlowlogTimeout.Round(time.Second), time.Second), terminate)
 		fmt.Fprintf(&b, "slowlog = %s\nrequest_slowlog_timeout = %ds\nrequest_slowlog_trace_depth = %d\n",
-			p.SlowLog, int(max(p.SlowlogTimeout.Round(time.Second), time.Second).Seconds()), SlowlogTraceDepth)
+			p.SlowLog, int(slow.Seconds()), SlowlogTraceDepth)
 	}
 	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")

@@ -261,3 +261,29 @@ func TestSlowRequests(t *testing.T) {
 		t.Errorf("slow log of a removed pool: %v", err)
 	}
 }
+
+// TestSlowlogNotAboveTerminate: php-fpm refuses every pool of the master
+// when one pool's request_slowlog_timeout exceeds its
+// request_terminate_timeout, so a pool with a short request limit gets its
+// slow-request threshold lowered to that limit (TestSiteIsolation/hardened
+// reloads such a pool through the real php-fpm).
+func TestSlowlogNotAboveTerminate(t *testing.T) {
+	for _, tc := range []struct {
+		request, slow time.Duration
+		want          string
+	}{
+		{2 * time.Second, 0, "request_slowlog_timeout = 2s"},
+		{30 * time.Second, 0, "request_slowlog_timeout = 5s"},
+		{30 * time.Second, 45 * time.Second, "request_slowlog_timeout = 30s"},
+		{300 * time.Millisecond, 0, "request_slowlog_timeout = 1s"},
+	} {
+		conf, err := phpfpm.RenderPool(phpfpm.Pool{Name: "site_x", Docroot: "/srv/x/htdocs", SiteDir: "/srv/x", SlowLog: "/srv/php/slow/site_x.log",
+			RequestTimeout: tc.request, SlowlogTimeout: tc.slow}, "/srv/php/run/site_x.sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(conf), tc.want+"\n") {
+			t.Errorf("request %v, slow %v: want %q in\n%s", tc.request, tc.slow, tc.want, conf)
+		}
+	}
+}
