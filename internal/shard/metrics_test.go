@@ -103,14 +103,17 @@ func TestShardMetrics(t *testing.T) {
 	}
 
 	// A request longer than the pools' slow log timeout (5 s) counts as
-	// slow, and its stack is in the pool's slow log.
+	// slow, and its stack is in the pool's slow log. php-fpm looks at its
+	// requests every heartbeat, a third of the shortest timeout (≈ 1.7 s
+	// here): the request runs 2.5 s past the threshold so that a
+	// heartbeat always sees it there.
 	n := sh.NamesFor("uid-metrics")
-	if err := os.WriteFile(filepath.Join(n.Docroot, "slow.php"), []byte("<?php usleep(5600000); echo 'slow-ok';"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(n.Docroot, "slow.php"), []byte("<?php usleep(7500000); echo 'slow-ok';"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.check(host, "/slow.php", 200, "slow-ok")
 	if got := scrape(t, m)["aipress_php_pool_slow_requests_total{"+host+"}"]; got != after["aipress_php_pool_slow_requests_total{"+host+"}"]+1 {
-		t.Errorf("slow requests went from %v to %v after a 5.6 s request, want +1", after["aipress_php_pool_slow_requests_total{"+host+"}"], got)
+		t.Errorf("slow requests went from %v to %v after a 7.5 s request, want +1", after["aipress_php_pool_slow_requests_total{"+host+"}"], got)
 	}
 	if trace, err := os.ReadFile(sh.FPM().SlowLog(n.Pool)); err != nil || !strings.Contains(string(trace), "usleep()") {
 		t.Errorf("slow log: %v\n%s", err, trace)
