@@ -90,6 +90,7 @@ type entry struct {
 	status              int
 	header              http.Header
 	body                []byte
+	gz                  []byte // gzip variant of body (precompress); nil: none
 	tags                []string
 	stored              time.Time
 	ttl                 time.Duration
