@@ -52,9 +52,10 @@
 //	go run ./bench/edge -duration 10s -connections 32 -threads 2 -rounds 2 [-keep]
 //
 // With -profile DIR it then also serves the site from an edge inside the
-// benchmark process (internal/edge as `aipress up` builds it, which has no
-// profiling hook of its own) and writes a CPU profile of the uncached and
-// static scenarios under the same wrk load to DIR (go tool pprof -top FILE).
+// benchmark process (internal/edge with the page cache and the metrics, as
+// `aipress up` builds it, which has no profiling hook of its own) and
+// writes a CPU profile of every scenario but the WAF one under the same wrk
+// load to DIR (go tool pprof -top FILE).
 //
 // Progress and each run's figures go to stderr, the table to stdout. Unless
 // -keep is given, nginx and the platform are stopped and the temporary
@@ -130,7 +131,7 @@ func main() {
 	flag.StringVar(&o.staticPath, "static-path", "/wp-content/themes/twentytwentythree/style.css", "static file for the static scenario")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
-	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (uncached and static) to this directory")
+	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
@@ -416,7 +417,7 @@ func run(ctx context.Context, o options) (err error) {
 	if o.profile != "" {
 		var prof []scenario
 		for _, sc := range scenarios {
-			if sc.uncached || strings.HasPrefix(sc.name, "static") {
+			if !sc.waf {
 				prof = append(prof, sc)
 			}
 		}
