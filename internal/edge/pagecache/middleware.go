@@ -32,8 +32,16 @@ func (c *Cache) Middleware() edge.Middleware {
 	}
 }
 
+// labelValues are the X-Cache header values, shared by every response
+// (capacity = length: a layer that adds a value copies).
+var labelValues = map[string][]string{Hit: {Hit}, Miss: {Miss}, Bypass: {Bypass}, Stale: {Stale}}
+
 func label(w http.ResponseWriter, r *http.Request, v string) {
-	w.Header().Set("X-Cache", v)
+	if vv, ok := labelValues[v]; ok {
+		w.Header()["X-Cache"] = vv[:1:1]
+	} else {
+		w.Header().Set("X-Cache", v)
+	}
 	if info := edge.InfoFrom(r.Context()); info != nil {
 		info.Cache = v
 	}
@@ -211,6 +219,10 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, rt *edge.Route, nex
 			precompress.AddVary(e.header)
 		}
 	}
+	e.length = []string{strconv.Itoa(len(e.body))}
+	if e.gz != nil {
+		e.gzLength = []string{strconv.Itoa(len(e.gz))}
+	}
 	e.size = int64(len(key)+len(e.body)+len(e.gz)) + entryOverhead
 	for k, vv := range e.header {
 		for _, v := range vv {
@@ -263,10 +275,10 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, lbl
 	}
 	label(w, r, lbl)
 	h.Set("Age", strconv.FormatInt(int64(e.age(now)/time.Second), 10))
-	body := e.body
+	body, length := e.body, e.length
 	if e.gz != nil && r.Header.Get("Range") == "" && precompress.AcceptsGzip(r) {
 		// The stored gzip variant (ranges are of the identity bytes).
-		body = e.gz
+		body, length = e.gz, e.gzLength
 		h.Set("Content-Encoding", "gzip")
 		if et := h.Get("Etag"); et != "" {
 			h.Set("Etag", precompress.WeakETag(et))
@@ -282,7 +294,7 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, lbl
 	}
 	// The common hit: the whole page in one Write (ServeContent would copy
 	// it through a fresh 32 KiB buffer in several writes).
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = length[:1:1]
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead {
 		w.Write(body)
