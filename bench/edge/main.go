@@ -550,9 +550,10 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 		t = append(t, []string{sc.name, fmt.Sprintf("%.0f", ers), fmt.Sprintf("%.0f", nrs), fmt.Sprintf("%.2f", ratio), goal, met,
 			fmtLat(e50, e99), fmtLat(n50, n99), ex + "/" + nx})
 		if sc.cacheHit {
-			if sc.waf {
+			switch {
+			case sc.waf:
 				hitWAF = ers
-			} else {
+			case !sc.gzip: // the WAF row's clients do not ask for gzip
 				hitNoWAF = ers
 			}
 			if !strings.EqualFold(nx, "HIT") {
