@@ -53,7 +53,7 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 		return nil, err
 	}
 	var paths []string
-	for _, sc := range scs {
+	for i, sc := range scs {
 		if code, _, err := probe(ctx, &http.Client{Timeout: 30 * time.Second}, addr, host, sc.path, sc.headers); err != nil || code != http.StatusOK {
 			return paths, fmt.Errorf("profile edge %s: HTTP %d, %v", sc.path, code, err)
 		}
@@ -63,7 +63,8 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 			}
 			return ' '
 		}, strings.ToLower(sc.name))), "-")
-		path := filepath.Join(outDir, "edge-"+name[:min(len(name), 40)]+".pprof")
+		// Numbered: two rows may share the first 40 characters of their names.
+		path := filepath.Join(outDir, fmt.Sprintf("edge-%d-%s.pprof", i+1, name[:min(len(name), 40)]))
 		f, err := os.Create(path)
 		if err != nil {
 			return paths, err
