@@ -26,6 +26,11 @@
 //   - uncached: GET / with "Cookie: wordpress_no_cache=1", which both
 //     sides' bypass rules send to PHP;
 //   - static: GET of a theme's CSS file (-static-path);
+//   - cache hit and static again from clients that send
+//     "Accept-Encoding: gzip" (both sides compress: the edge sends the gzip
+//     variant it stored with the page or file, nginx compresses each
+//     response with `gzip on`); a note flags a side that answered such a
+//     row without Content-Encoding: gzip;
 //   - cache hit with the WAF: GET / with the edge's WAF in block mode, against
 //     nginx without a WAF. It needs a way to switch the WAF per site: the
 //     benchmark looks for `aipress site set` with a --waf-mode (or --waf)
@@ -47,9 +52,10 @@
 //	go run ./bench/edge -duration 10s -connections 32 -threads 2 -rounds 2 [-keep]
 //
 // With -profile DIR it then also serves the site from an edge inside the
-// benchmark process (internal/edge as `aipress up` builds it, which has no
-// profiling hook of its own) and writes a CPU profile of the uncached and
-// static scenarios under the same wrk load to DIR (go tool pprof -top FILE).
+// benchmark process (internal/edge with the page cache and the metrics, as
+// `aipress up` builds it, which has no profiling hook of its own) and
+// writes a CPU profile of every scenario but the WAF one under the same wrk
+// load to DIR (go tool pprof -top FILE).
 //
 // Progress and each run's figures go to stderr, the table to stdout. Unless
 // -keep is given, nginx and the platform are stopped and the temporary
@@ -58,7 +64,8 @@
 // How to read the output: one row per scenario with the mean over the rounds
 // of each side's requests per second and of its p50 and p99 latency (from
 // wrk's latency distribution), the ratio edge/nginx of the throughputs and
-// the goal for that ratio (cache hit ≥ 1.2, uncached ≥ 1.0, static ≥ 0.9).
+// the goal for that ratio (cache hit ≥ 1.2, uncached ≥ 1.0, static ≥ 0.9,
+// with or without gzip).
 // The X-Cache column is what each side said on the request before the last
 // timed run: HIT on a cache row means the run measured a cache; "-" means
 // the side sent no X-Cache (the edge before it had a page cache: the cache
@@ -124,7 +131,7 @@ func main() {
 	flag.StringVar(&o.staticPath, "static-path", "/wp-content/themes/twentytwentythree/style.css", "static file for the static scenario")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
-	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (uncached and static) to this directory")
+	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
@@ -161,12 +168,18 @@ type scenario struct {
 	cacheHit bool     // both sides should answer X-Cache: HIT
 	uncached bool     // neither side may answer X-Cache: HIT
 	waf      bool     // edge's WAF in block mode
+	gzip     bool     // clients accept gzip: both sides should answer gzip
 }
+
+// gzipHeader is what the gzip rows' clients send (browsers send more
+// codings; gzip is the one both sides serve).
+const gzipHeader = "Accept-Encoding: gzip"
 
 // sideStats are one side's runs of one scenario.
 type sideStats struct {
-	runs   []wrkResult
-	xcache string // X-Cache of the request before the last run ("-": none)
+	runs     []wrkResult
+	xcache   string // X-Cache of the request before the last run ("-": none)
+	encoding string // its Content-Encoding ("-": none)
 }
 
 func (s *sideStats) mean() (rps float64, p50, p99 time.Duration) {
@@ -340,6 +353,8 @@ func run(ctx context.Context, o options) (err error) {
 		{name: "cache hit  GET /", path: "/", goal: 1.2, cacheHit: true},
 		{name: "uncached   GET / (Cookie wordpress_no_cache=1)", path: "/", headers: []string{"Cookie: wordpress_no_cache=1"}, goal: 1.0, uncached: true},
 		{name: "static     " + o.staticPath, path: o.staticPath, goal: 0.9},
+		{name: "cache hit  GET /, Accept-Encoding: gzip", path: "/", headers: []string{gzipHeader}, goal: 1.2, cacheHit: true, gzip: true},
+		{name: "static     " + o.staticPath + ", gzip", path: o.staticPath, headers: []string{gzipHeader}, goal: 0.9, gzip: true},
 	}
 	if wafFlag != "" {
 		scenarios = append(scenarios, scenario{name: "cache hit  GET /, edge WAF block", path: "/", cacheHit: true, waf: true})
@@ -370,25 +385,25 @@ func run(ctx context.Context, o options) (err error) {
 				}
 				// Two requests: the first may fill a cache; the second
 				// shows whether it is hit.
-				var xc string
+				var xc, ce string
 				for range 2 {
-					code, x, err := probe(ctx, hc, sd.addr, host, sc.path, sc.headers)
+					code, x, enc, err := probeEncoding(ctx, hc, sd.addr, host, sc.path, sc.headers)
 					if err != nil {
 						return fmt.Errorf("%s %s: %w", sd.name, sc.path, err)
 					}
 					if code != http.StatusOK {
 						return fmt.Errorf("%s %s %v: HTTP %d, want 200", sd.name, sc.path, sc.headers, code)
 					}
-					xc = x
+					xc, ce = x, enc
 				}
-				stats[i][j].xcache = xc
+				stats[i][j].xcache, stats[i][j].encoding = xc, ce
 				r, _, err := runWrk(ctx, o.wrk, wrkArgs(o.threads, o.connections, o.duration, append([]string{"Host: " + host}, sc.headers...), "http://"+sd.addr+sc.path))
 				if err != nil {
 					return err
 				}
 				stats[i][j].runs = append(stats[i][j].runs, r)
-				logf("round %d/%d  %-50s %-5s %9.0f req/s  p50 %-9v p99 %-9v X-Cache %s%s", round, o.rounds, sc.name, sd.name,
-					r.ReqPerSec, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), xc, errText(r))
+				logf("round %d/%d  %-50s %-5s %9.0f req/s  p50 %-9v p99 %-9v X-Cache %s Content-Encoding %s%s", round, o.rounds, sc.name, sd.name,
+					r.ReqPerSec, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), xc, ce, errText(r))
 			}
 			warmed[i] = true
 		}
@@ -402,7 +417,7 @@ func run(ctx context.Context, o options) (err error) {
 	if o.profile != "" {
 		var prof []scenario
 		for _, sc := range scenarios {
-			if sc.uncached || strings.HasPrefix(sc.name, "static") {
+			if !sc.waf {
 				prof = append(prof, sc)
 			}
 		}
@@ -432,26 +447,41 @@ func errText(r wrkResult) string {
 // probe sends one GET to addr with the Host host and returns the status and
 // the X-Cache header ("-" if absent).
 func probe(ctx context.Context, hc *http.Client, addr, host, path string, headers []string) (int, string, error) {
+	code, xc, _, err := probeEncoding(ctx, hc, addr, host, path, headers)
+	return code, xc, err
+}
+
+// probeEncoding is probe that also returns the Content-Encoding ("-" if
+// absent). With no Accept-Encoding in headers the request says
+// "Accept-Encoding: identity" (net/http would otherwise ask for gzip).
+func probeEncoding(ctx context.Context, hc *http.Client, addr, host, path string, headers []string) (int, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	req.Host = host
+	req.Header.Set("Accept-Encoding", "identity") // as wrk: no compression unless a scenario asks
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		if k = strings.TrimSpace(k); strings.EqualFold(k, "Accept-Encoding") {
+			req.Header.Del(k)
+		}
+		req.Header.Add(k, strings.TrimSpace(v))
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
-	xc := resp.Header.Get("X-Cache")
+	xc, ce := resp.Header.Get("X-Cache"), resp.Header.Get("Content-Encoding")
 	if xc == "" {
 		xc = "-"
 	}
-	return resp.StatusCode, xc, err
+	if ce == "" {
+		ce = "-"
+	}
+	return resp.StatusCode, xc, ce, err
 }
 
 var wafFlagRE = regexp.MustCompile(`--waf(-mode)?[ =]`)
@@ -520,9 +550,10 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 		t = append(t, []string{sc.name, fmt.Sprintf("%.0f", ers), fmt.Sprintf("%.0f", nrs), fmt.Sprintf("%.2f", ratio), goal, met,
 			fmtLat(e50, e99), fmtLat(n50, n99), ex + "/" + nx})
 		if sc.cacheHit {
-			if sc.waf {
+			switch {
+			case sc.waf:
 				hitWAF = ers
-			} else {
+			case !sc.gzip: // the WAF row's clients do not ask for gzip
 				hitNoWAF = ers
 			}
 			if !strings.EqualFold(nx, "HIT") {
@@ -534,6 +565,13 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 				edgeHasCache = true
 			default:
 				notes = append(notes, fmt.Sprintf("%s: the edge answered X-Cache %s, not HIT: its row does not measure a cache hit", strings.Join(strings.Fields(sc.name), " "), ex))
+			}
+		}
+		if sc.gzip {
+			for j, enc := range []string{stats[i][0].encoding, stats[i][1].encoding} {
+				if !strings.EqualFold(enc, "gzip") && len(stats[i][j].runs) > 0 {
+					notes = append(notes, fmt.Sprintf("%s: %s answered Content-Encoding %s, not gzip: it sent the identity bytes", strings.Join(strings.Fields(sc.name), " "), []string{"edge", "nginx"}[j], enc))
+				}
 			}
 		}
 		if sc.uncached {

@@ -13,13 +13,16 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/pagecache"
+	"github.com/aipress/aipress/internal/metrics"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
 // profileEdge serves the site from an edge inside this process, built as
-// `aipress up` builds it (edge.New with the core's symlink roots, the route
+// `aipress up` builds it (edge.New with the core's symlink roots, the page
+// cache, the metrics observer, the route
 // from edge.RouteForSite, an http.Server with the same ReadHeaderTimeout),
 // on a free 127.0.0.1 port, and writes one CPU profile per scenario to
 // outDir while wrk loads it for o.duration. `aipress up` has no profiling
@@ -30,7 +33,12 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 	if err != nil {
 		return nil, err
 	}
-	ed := edge.New(edge.Config{AllowedSymlinkRoots: core.LinkRoots})
+	// The page cache and the metrics observer, as `aipress up` has them
+	// (its purge endpoint, bandwidth meter, rate limiter, redirect and
+	// access log are left out: the profile shows the HTTP layer and the
+	// cache).
+	ed := edge.New(edge.Config{AllowedSymlinkRoots: core.LinkRoots,
+		Middlewares: []edge.Middleware{pagecache.New(pagecache.Config{}).Middleware()}, Observe: metrics.New().Observe})
 	n := shardlayout.Layout{Name: "local", Dir: filepath.Join(dataDir, "shards", "local")}.Site(st.Metadata.UID)
 	ed.SetTable(edge.NewTable([]edge.Route{edge.RouteForSite(st, edge.Location{Docroot: n.Docroot, Endpoint: "unix:" + n.Socket})}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -45,7 +53,7 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 		return nil, err
 	}
 	var paths []string
-	for _, sc := range scs {
+	for i, sc := range scs {
 		if code, _, err := probe(ctx, &http.Client{Timeout: 30 * time.Second}, addr, host, sc.path, sc.headers); err != nil || code != http.StatusOK {
 			return paths, fmt.Errorf("profile edge %s: HTTP %d, %v", sc.path, code, err)
 		}
@@ -55,7 +63,8 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 			}
 			return ' '
 		}, strings.ToLower(sc.name))), "-")
-		path := filepath.Join(outDir, "edge-"+name[:min(len(name), 40)]+".pprof")
+		// Numbered: two rows may share the first 40 characters of their names.
+		path := filepath.Join(outDir, fmt.Sprintf("edge-%d-%s.pprof", i+1, name[:min(len(name), 40)]))
 		f, err := os.Create(path)
 		if err != nil {
 			return paths, err

@@ -24,7 +24,9 @@
 // then opened through an os.Root so that a symlink swapped in after the check
 // still cannot escape. Dot-files, PHP source (any spelling), dumps, logs and
 // backups are never served, and PHP is never run from wp-content/uploads,
-// the one directory site users can write.
+// the one directory site users can write. Static files up to 256 KiB are
+// kept in memory, revalidated by stat, text ones with a gzip variant made
+// once (package precompress) for visitors that accept gzip.
 //
 // The FastCGI client is hand-written (fastcgi.go, about 250 lines) rather
 // than github.com/yookoala/gofast v0.8.0, because gofast gets in the way of

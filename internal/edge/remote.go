@@ -141,7 +141,7 @@ func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request, rt *Route) 
 		if e, ok := s.remote.cache.get(key); ok {
 			if time.Since(e.fetched) < remoteFresh {
 				w.Header().Set("X-Content-Type-Options", "nosniff")
-				serveBytes(w, r, name, e.modTime, e.body)
+				serveBytes(w, r, name, e)
 				return nil
 			}
 			cached, haveOld = e, true
@@ -236,7 +236,7 @@ func (s *Server) relayStatic(w http.ResponseWriter, r *http.Request, resp *http.
 			cached.fetched = time.Now()
 			s.remote.cache.put(key, cached)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
-			serveBytes(w, r, name, cached.modTime, cached.body)
+			serveBytes(w, r, name, cached)
 			return nil
 		}
 	case http.StatusOK:
@@ -250,9 +250,11 @@ func (s *Server) relayStatic(w http.ResponseWriter, r *http.Request, resp *http.
 					}
 					return badGateway(fmt.Errorf("read static file %s: %w", resp.Request.URL, err))
 				}
-				s.remote.cache.put(key, staticEntry{body: body, size: int64(len(body)), modTime: modTime, fetched: time.Now()})
+				e := newStaticEntry(name, body, modTime)
+				e.fetched = time.Now()
+				s.remote.cache.put(key, e)
 				w.Header().Set("X-Content-Type-Options", "nosniff")
-				serveBytes(w, r, name, modTime, body)
+				serveBytes(w, r, name, e)
 				return nil
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aipress/aipress/internal/edge/precompress"
 )
 
 // noExecPrefix is the only directory site users can write to; PHP is never
@@ -184,9 +186,9 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 			return notFound(fmt.Errorf("%s: %w", fsPath, err))
 		}
 	}
-	if e, ok := s.static.get(realPath); ok && e.size == fi.Size() && e.modTime.Equal(fi.ModTime()) {
+	if e, ok := s.static.get(realPath); ok && int64(len(e.body)) == fi.Size() && e.modTime.Equal(fi.ModTime()) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		serveBytes(w, r, filepath.Base(fsPath), e.modTime, e.body)
+		serveBytes(w, r, filepath.Base(fsPath), e)
 		return nil
 	}
 	root, closeRoot, err := s.openRoot(rootDir)
@@ -234,8 +236,9 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	if fi.Size() <= maxStaticEntry {
 		body := make([]byte, fi.Size())
 		if _, err := io.ReadFull(f, body); err == nil {
-			s.static.put(realPath, staticEntry{body: body, size: fi.Size(), modTime: fi.ModTime()})
-			serveBytes(w, r, filepath.Base(fsPath), fi.ModTime(), body)
+			e := newStaticEntry(filepath.Base(fsPath), body, fi.ModTime())
+			s.static.put(realPath, e)
+			serveBytes(w, r, filepath.Base(fsPath), e)
 			return nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -293,26 +296,50 @@ func checkTenantFile(realDoc string, fi os.FileInfo) error {
 
 // serveBytes serves an in-memory file: the plain GET or HEAD in one Write,
 // anything conditional or ranged through http.ServeContent (which would
-// otherwise copy through a fresh 32 KiB buffer and flush twice).
-func serveBytes(w http.ResponseWriter, r *http.Request, name string, modTime time.Time, body []byte) {
-	if r.Header.Get("Range") != "" || r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-None-Match") != "" ||
-		r.Header.Get("If-Range") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
-		http.ServeContent(w, r, name, modTime, bytes.NewReader(body))
-		return
-	}
+// otherwise copy through a fresh 32 KiB buffer and flush twice). A file
+// with a gzip variant is sent compressed to visitors that accept gzip
+// (not for Range requests: ranges are of the identity bytes), and says
+// Vary: Accept-Encoding in both encodings.
+func serveBytes(w http.ResponseWriter, r *http.Request, name string, e staticEntry) {
 	h := w.Header()
+	body := e.body
+	// The type of the file, not of the bytes sent (the gzip variant's
+	// bytes would sniff as application/x-gzip).
 	ctype := mime.TypeByExtension(filepath.Ext(name))
 	if ctype == "" {
 		ctype = http.DetectContentType(body)
 	}
 	h.Set("Content-Type", ctype)
-	h.Set("Last-Modified", modTime.UTC().Format(http.TimeFormat))
+	if e.gz != nil {
+		precompress.AddVary(h)
+		if r.Header.Get("Range") == "" && precompress.AcceptsGzip(r) {
+			body = e.gz
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	if r.Header.Get("Range") != "" || r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-None-Match") != "" ||
+		r.Header.Get("If-Range") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+		http.ServeContent(w, r, name, e.modTime, bytes.NewReader(body))
+		return
+	}
+	h.Set("Last-Modified", e.modTime.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
+}
+
+// newStaticEntry is a file's body for the in-memory tier, with its gzip
+// variant when its type (by name) is text that compresses.
+func newStaticEntry(name string, body []byte, modTime time.Time) staticEntry {
+	e := staticEntry{body: body, size: int64(len(body)), modTime: modTime}
+	if precompress.Compressible(mime.TypeByExtension(filepath.Ext(name))) {
+		e.gz = precompress.Gzip(body)
+		e.size += int64(len(e.gz))
+	}
+	return e
 }
 
 // Static files up to maxStaticEntry bytes are kept in memory, up to
@@ -324,7 +351,8 @@ const (
 
 type staticEntry struct {
 	body    []byte
-	size    int64
+	gz      []byte // gzip variant (nil: none)
+	size    int64  // bytes kept: body and gz
 	modTime time.Time
 	fetched time.Time // remote entries: when the shard last confirmed it
 }

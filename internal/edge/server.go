@@ -110,6 +110,8 @@ type RequestInfo struct {
 	// PHPRetry is set when PHP was asked again after a pool or database
 	// restart, or would have been (retry.go).
 	PHPRetry RetryInfo
+
+	idHeader [1]string // the X-Request-Id header's value, allocated with the info
 }
 
 type infoKey struct{}
@@ -296,8 +298,9 @@ func (s *Server) Table() *Table { return s.table.Load() }
 // ServeHTTP routes r by its Host header and serves it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.requestIDGen()
-	w.Header().Set("X-Request-Id", id)
 	info := &RequestInfo{ID: id, Start: time.Now()}
+	info.idHeader[0] = id
+	w.Header()["X-Request-Id"] = info.idHeader[:1:1] // no allocation of its own
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	if s.observe != nil {
 		cw := &countingWriter{ResponseWriter: w}

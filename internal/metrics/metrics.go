@@ -11,6 +11,8 @@ package metrics
 import (
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +35,43 @@ type Metrics struct {
 	rateLimited *prometheus.CounterVec
 	phpRetries  *prometheus.CounterVec
 	phpRetried  *prometheus.CounterVec
+	// sites holds each site's series handles (site label → *siteSeries),
+	// resolved once: a request then costs no label hashing or lookup.
+	sites sync.Map
+}
+
+// Label values of aipress_edge_requests_total, by index.
+var (
+	codeClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+	cacheLabels = [...]string{"none", "hit", "miss", "bypass", "stale", "other"}
+)
+
+// siteSeries are one site's series, resolved on first use.
+type siteSeries struct {
+	duration prometheus.Observer
+	bytes    prometheus.Counter
+	requests [len(codeClasses)][len(cacheLabels)]atomic.Pointer[prometheus.Counter]
+}
+
+// series returns site's handles (site is a label value: siteLabel's).
+func (m *Metrics) series(site string) *siteSeries {
+	if v, ok := m.sites.Load(site); ok {
+		return v.(*siteSeries)
+	}
+	v, _ := m.sites.LoadOrStore(site, &siteSeries{duration: m.duration.WithLabelValues(site), bytes: m.bytes.WithLabelValues(site)})
+	return v.(*siteSeries)
+}
+
+// requestsCounter returns the site's requests counter for a code class and
+// a cache label (indexes into codeClasses and cacheLabels).
+func (m *Metrics) requestsCounter(site string, ss *siteSeries, class, cache int) prometheus.Counter {
+	slot := &ss.requests[class][cache]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := m.requests.WithLabelValues(site, codeClasses[class], cacheLabels[cache])
+	slot.Store(&c)
+	return c
 }
 
 // New returns Metrics registered on a new registry, with the Go runtime
@@ -103,12 +142,13 @@ func (m *Metrics) Handler() http.Handler {
 // Observe records one answered request; it is the edge's Config.Observe.
 func (m *Metrics) Observe(r *http.Request, info *edge.RequestInfo) {
 	site := siteLabel(info.Site)
-	m.requests.WithLabelValues(site, codeClass(info.Status), cacheLabel(info.Cache)).Inc()
+	ss := m.series(site)
+	m.requestsCounter(site, ss, codeClassIndex(info.Status), cacheIndex(info.Cache)).Inc()
 	if !info.Start.IsZero() {
-		m.duration.WithLabelValues(site).Observe(timeSince(info.Start).Seconds())
+		ss.duration.Observe(timeSince(info.Start).Seconds())
 	}
 	if info.Bytes > 0 {
-		m.bytes.WithLabelValues(site).Add(float64(info.Bytes))
+		ss.bytes.Add(float64(info.Bytes))
 	}
 	if info.Upstream > 0 {
 		m.upstream.WithLabelValues(site).Observe(info.Upstream.Seconds())
@@ -149,6 +189,7 @@ func (m *Metrics) RateLimited(site, scope string) {
 
 // ForgetSite drops every series of a site (after it was deleted).
 func (m *Metrics) ForgetSite(site string) {
+	m.sites.Delete(site)
 	l := prometheus.Labels{"site": site}
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
@@ -165,20 +206,25 @@ func siteLabel(s string) string {
 	return s
 }
 
-func codeClass(status int) string {
+func codeClass(status int) string { return codeClasses[codeClassIndex(status)] }
+
+func codeClassIndex(status int) int {
 	if status < 100 || status > 599 {
-		return "other"
+		return 0
 	}
-	return string(rune('0'+status/100)) + "xx"
+	return status / 100
 }
 
-func cacheLabel(c string) string {
-	switch c = strings.ToLower(c); c {
-	case "":
-		return "none"
-	case "hit", "miss", "bypass", "stale":
-		return c
-	default:
-		return "other"
+func cacheLabel(c string) string { return cacheLabels[cacheIndex(c)] }
+
+func cacheIndex(c string) int {
+	if c == "" {
+		return 0
 	}
+	for i, l := range cacheLabels[1:5] {
+		if strings.EqualFold(c, l) {
+			return i + 1
+		}
+	}
+	return len(cacheLabels) - 1
 }

@@ -75,6 +75,14 @@ func TestObserve(t *testing.T) {
 	if n := testutil.CollectAndCount(m.requests); n != 1 {
 		t.Errorf("after ForgetSite: %d series", n)
 	}
+	// A site re-created under the same name counts again from zero (its
+	// series handles were forgotten with it).
+	m.Observe(r, &edge.RequestInfo{Site: "blog.localhost", Status: 200, Bytes: 7, Cache: "HIT", Start: start})
+	check("hit after forget", testutil.ToFloat64(m.requests.WithLabelValues("blog.localhost", "2xx", "hit")), 1)
+	check("bytes after forget", testutil.ToFloat64(m.bytes.WithLabelValues("blog.localhost")), 7)
+	if n := testutil.CollectAndCount(m.duration); n != 2 {
+		t.Errorf("duration series after forget and observe = %d, want 2", n)
+	}
 }
 
 func TestLabels(t *testing.T) {

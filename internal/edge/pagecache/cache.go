@@ -90,6 +90,8 @@ type entry struct {
 	status              int
 	header              http.Header
 	body                []byte
+	gz                  []byte   // gzip variant of body (precompress); nil: none
+	length, gzLength    []string // Content-Length values of body and gz, shared by every hit
 	tags                []string
 	stored              time.Time
 	ttl                 time.Duration

@@ -34,6 +34,12 @@
 // WordPress itself sends no-cache headers with its 404 pages, so those are
 // not stored.
 //
+// A stored 200 of a textual type without a Content-Encoding gets a gzip
+// variant when it is stored (package precompress: compressed once, not per
+// visitor); visitors whose Accept-Encoding takes gzip get it (with a weak
+// ETag), the others and Range requests the identity bytes, and both say
+// Vary: Accept-Encoding. The variant counts against MaxBytes.
+//
 // The key is scheme, lower-cased host with the port the visitor sent
 // (WordPress builds links from Host), escaped path and the query with
 // tracking parameters (utm_*, fbclid, gclid …) removed and the rest sorted.

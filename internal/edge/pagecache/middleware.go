@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/precompress"
 )
 
 // X-Cache values.
@@ -31,8 +32,16 @@ func (c *Cache) Middleware() edge.Middleware {
 	}
 }
 
+// labelValues are the X-Cache header values, shared by every response
+// (capacity = length: a layer that adds a value copies).
+var labelValues = map[string][]string{Hit: {Hit}, Miss: {Miss}, Bypass: {Bypass}, Stale: {Stale}}
+
 func label(w http.ResponseWriter, r *http.Request, v string) {
-	w.Header().Set("X-Cache", v)
+	if vv, ok := labelValues[v]; ok {
+		w.Header()["X-Cache"] = vv[:1:1]
+	} else {
+		w.Header().Set("X-Cache", v)
+	}
 	if info := edge.InfoFrom(r.Context()); info != nil {
 		info.Cache = v
 	}
@@ -204,7 +213,17 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, rt *edge.Route, nex
 	e.status, e.ttl, e.body = fw.status, fw.ttl, fw.buf.Bytes()
 	e.tags = parseTags(fw.header.Values(TagsHeader))
 	e.header = storedHeader(fw.header)
-	e.size = int64(len(key)+len(e.body)) + entryOverhead
+	if e.status == http.StatusOK && e.header.Get("Content-Encoding") == "" && precompress.Compressible(e.header.Get("Content-Type")) {
+		// Compressed once here rather than for every visitor.
+		if e.gz = precompress.Gzip(e.body); e.gz != nil {
+			precompress.AddVary(e.header)
+		}
+	}
+	e.length = []string{strconv.Itoa(len(e.body))}
+	if e.gz != nil {
+		e.gzLength = []string{strconv.Itoa(len(e.gz))}
+	}
+	e.size = int64(len(key)+len(e.body)+len(e.gz)) + entryOverhead
 	for k, vv := range e.header {
 		for _, v := range vv {
 			e.size += int64(len(k) + len(v) + 4)
@@ -256,20 +275,29 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, lbl
 	}
 	label(w, r, lbl)
 	h.Set("Age", strconv.FormatInt(int64(e.age(now)/time.Second), 10))
+	body, length := e.body, e.length
+	if e.gz != nil && r.Header.Get("Range") == "" && precompress.AcceptsGzip(r) {
+		// The stored gzip variant (ranges are of the identity bytes).
+		body, length = e.gz, e.gzLength
+		h.Set("Content-Encoding", "gzip")
+		if et := h.Get("Etag"); et != "" {
+			h.Set("Etag", precompress.WeakETag(et))
+		}
+	}
 	if e.status == http.StatusOK && (r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" ||
 		r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Range") != "") {
 		// Handles Range, If-None-Match against a stored ETag, and HEAD.
 		// The stored Last-Modified (if PHP sent one) answers If-Modified-Since.
 		modTime, _ := http.ParseTime(e.header.Get("Last-Modified"))
-		http.ServeContent(w, r, "", modTime, bytes.NewReader(e.body))
+		http.ServeContent(w, r, "", modTime, bytes.NewReader(body))
 		return
 	}
 	// The common hit: the whole page in one Write (ServeContent would copy
 	// it through a fresh 32 KiB buffer in several writes).
-	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	h["Content-Length"] = length[:1:1]
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead {
-		w.Write(e.body)
+		w.Write(body)
 	}
 }
 

@@ -223,7 +223,10 @@ func BypassReason(r *http.Request, rt *edge.Route, cacheFeeds bool) string {
 		p == "/index.php/wp-json" || strings.HasPrefix(p, "/index.php/wp-json/") {
 		return "rest"
 	}
-	q := r.URL.Query()
+	var q url.Values // nil for no query: Has answers false without parsing
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	if q.Has("rest_route") {
 		return "rest"
 	}
