@@ -104,7 +104,7 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 		}
 	}
 	t0 := time.Now()
-	cp, err := startServer(ctx, o.bin, dataDir, filepath.Join(dir, "server.log"), spec)
+	cp, err := startServer(ctx, o.bin, dataDir, filepath.Join(dir, "server.log"), spec, o.cpuProfile != "")
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +140,18 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	}()
 	if err := b.setup(ctx, agentCtx, &agents); err != nil {
 		return nil, err
+	}
+	profDone := make(chan error, 1)
+	if o.cpuProfile != "" {
+		path := filepath.Join(o.cpuProfile, kind+"-cpu.pprof")
+		go func() { profDone <- cp.cpuProfile(ctx, o.profileFor, path) }()
+		defer func() {
+			if perr := <-profDone; perr != nil {
+				err = errors.Join(err, perr)
+			} else {
+				logf("server CPU profile of %s from the first create: %s", o.profileFor, path)
+			}
+		}()
 	}
 	if err := b.load(ctx); err != nil {
 		return nil, err
