@@ -165,8 +165,12 @@ type JobListOptions struct {
 	Shard    string
 	Kind     JobKind
 	Phases   []JobPhase
-	Limit    int
-	Continue string
+	// ChangedAfter, when positive, keeps only the jobs written after that
+	// revision (ResourceVersion > ChangedAfter): what a watcher of the
+	// store's revision needs of the jobs, without reading the others.
+	ChangedAfter int64
+	Limit        int
+	Continue     string
 }
 
 // JobList is one page of jobs.
