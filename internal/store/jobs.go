@@ -161,10 +161,10 @@ type JobListOptions struct {
 	Site string
 	// Sites, when not nil, keeps only the jobs of these sites (an empty,
 	// non-nil slice selects none): one query for a page of sites.
-	Sites    []string
-	Shard    string
-	Kind     JobKind
-	Phases   []JobPhase
+	Sites  []string
+	Shard  string
+	Kind   JobKind
+	Phases []JobPhase
 	// ChangedAfter, when positive, keeps only the jobs written after that
 	// revision (ResourceVersion > ChangedAfter): what a watcher of the
 	// store's revision needs of the jobs, without reading the others.

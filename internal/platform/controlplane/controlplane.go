@@ -67,7 +67,7 @@ type Config struct {
 	// (DebugHandler), as `aipress up --debug-addr` does.
 	DebugAddr string
 	Logger    *slog.Logger
-	Version string
+	Version   string
 	// PublicPort is the edges' HTTP port, for sites' URLs (default 80).
 	PublicPort int
 	// PublicHTTPSPort is the edges' HTTPS port (0: the edges serve no
