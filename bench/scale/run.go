@@ -405,6 +405,10 @@ func (b *bench) load(ctx context.Context) error {
 		}
 		return nil
 	}
+	cpu0, err := readCPU(b.cp.PID())
+	if err != nil {
+		return fmt.Errorf("server CPU: %w", err)
+	}
 	start := time.Now()
 	realLabels := map[string]string{labelTier: tierReal}
 	for _, name := range b.realSites {
@@ -415,7 +419,7 @@ func (b *bench) load(ctx context.Context) error {
 	sim := b.sites[len(b.realSites):]
 	viaAPI := sim[o.seed:]
 	tierLabels := map[string]string{labelTier: tierSim}
-	err := parallel(ctx, len(viaAPI), o.concurrency, func(i int) error { return create(viaAPI[i], tierLabels) })
+	err = parallel(ctx, len(viaAPI), o.concurrency, func(i int) error { return create(viaAPI[i], tierLabels) })
 	b.f.CreateWall = time.Since(start)
 	b.f.Create = rec.summary()
 	if err != nil {
@@ -461,6 +465,13 @@ func (b *bench) load(ctx context.Context) error {
 	last = latest(b.tr.ready)
 	b.tr.mu.Unlock()
 	b.f.Converge = maxTime(last, realReadyAt).Sub(start)
+	cpu1, err := readCPU(b.cp.PID())
+	if err != nil {
+		return fmt.Errorf("server CPU: %w", err)
+	}
+	if n := b.f.Create.N; n > 0 {
+		b.f.CPUPerCreate = (cpu1 - cpu0) / time.Duration(n)
+	}
 	logf("every site Ready %s after the first create", b.f.Converge.Round(time.Millisecond))
 	return nil
 }

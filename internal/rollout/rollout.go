@@ -147,20 +147,29 @@ func (c *Controller) signal() <-chan struct{} {
 
 // Run makes a pass every Tick and on Wake until ctx ends, then waits for
 // the jobs it started (they stop where they are; the next leader resumes
-// them).
+// them). A Wake (every API write) only starts jobs: orphaned staging sites,
+// which only a crash leaves, are collected on the first pass and every
+// Tick.
 func (c *Controller) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	defer c.Wait()
+	full := true
 	for {
-		if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
+		pass := c.runJobs
+		if full {
+			pass = c.Pass
+		}
+		if err := pass(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("rollout pass", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			full = true
 		case <-c.kick:
+			full = false
 		}
 	}
 }
