@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ type serverProc struct {
 	logPath string
 	url     string
 	token   string
+	debug   string // the pprof address, "" without
 	exited  chan struct{}
 	waitErr error
 }
@@ -32,11 +34,19 @@ func hasServerCommand(ctx context.Context, bin string) bool {
 
 // startServer runs `bin server` on dataDir and a free port, with storeSpec
 // (empty: SQLite in the data dir), its output to logPath, and waits for its
-// API.
-func startServer(ctx context.Context, bin, dataDir, logPath, storeSpec string) (*serverProc, error) {
+// API. With debug it also serves pprof on another free port.
+func startServer(ctx context.Context, bin, dataDir, logPath, storeSpec string, debug bool) (*serverProc, error) {
 	port, err := benchplatform.FreePort()
 	if err != nil {
 		return nil, err
+	}
+	var debugAddr string
+	if debug {
+		dp, err := benchplatform.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		debugAddr = fmt.Sprintf("127.0.0.1:%d", dp)
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -48,7 +58,10 @@ func startServer(ctx context.Context, bin, dataDir, logPath, storeSpec string) (
 	if storeSpec != "" {
 		args = append(args, "--store", storeSpec)
 	}
-	p := &serverProc{logPath: logPath, exited: make(chan struct{})}
+	if debugAddr != "" {
+		args = append(args, "--debug-addr", debugAddr)
+	}
+	p := &serverProc{logPath: logPath, debug: debugAddr, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// Own process group: a Ctrl-C reaches it only through Stop.
@@ -150,4 +163,35 @@ func newClient(url, token string, conns int) *apiclient.Client {
 	cl := apiclient.New(url, token)
 	cl.HTTPClient = newHTTPClient(conns)
 	return cl
+}
+
+// cpuProfile fetches a CPU profile of d from the server's pprof endpoint
+// into path.
+func (p *serverProc) cpuProfile(ctx context.Context, d time.Duration, path string) error {
+	if p.debug == "" {
+		return errors.New("the server serves no pprof (started without debug)")
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.debug, int(d/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := (&http.Client{Timeout: d + time.Minute}).Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return f.Close()
 }

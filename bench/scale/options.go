@@ -27,6 +27,10 @@ type options struct {
 	heartbeat   time.Duration
 	timeout     time.Duration
 	keep        bool
+	// cpuProfile: write the server's CPU profile of the load phases there
+	// (<store>-cpu.pprof inside that directory); "": none.
+	cpuProfile string
+	profileFor time.Duration
 }
 
 // Store kinds of -store.
@@ -58,6 +62,8 @@ func parseArgs(args []string, errOut io.Writer) (options, error) {
 	fs.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "heartbeat interval of the simulated agents")
 	fs.DurationVar(&o.timeout, "timeout", 0, "overall time limit per store (0: 30m + 50ms per site)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory to write the server's CPU profile of the create load and what follows into (<store>-cpu.pprof; the server runs with --debug-addr)")
+	fs.DurationVar(&o.profileFor, "profile-for", 30*time.Second, "length of the -cpuprofile profile, from the first create")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -106,6 +112,9 @@ func (o *options) validate() error {
 	}
 	if o.capacity < 0 {
 		errs = append(errs, errors.New("-capacity must not be negative"))
+	}
+	if o.cpuProfile != "" && o.profileFor < time.Second {
+		errs = append(errs, errors.New("-profile-for must be at least 1s"))
 	}
 	if o.heartbeat <= 0 {
 		errs = append(errs, errors.New("-heartbeat must be positive"))

@@ -104,7 +104,7 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 		}
 	}
 	t0 := time.Now()
-	cp, err := startServer(ctx, o.bin, dataDir, filepath.Join(dir, "server.log"), spec)
+	cp, err := startServer(ctx, o.bin, dataDir, filepath.Join(dir, "server.log"), spec, o.cpuProfile != "")
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +140,18 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	}()
 	if err := b.setup(ctx, agentCtx, &agents); err != nil {
 		return nil, err
+	}
+	profDone := make(chan error, 1)
+	if o.cpuProfile != "" {
+		path := filepath.Join(o.cpuProfile, kind+"-cpu.pprof")
+		go func() { profDone <- cp.cpuProfile(ctx, o.profileFor, path) }()
+		defer func() {
+			if perr := <-profDone; perr != nil {
+				err = errors.Join(err, perr)
+			} else {
+				logf("server CPU profile of %s from the first create: %s", o.profileFor, path)
+			}
+		}()
 	}
 	if err := b.load(ctx); err != nil {
 		return nil, err
@@ -393,6 +405,10 @@ func (b *bench) load(ctx context.Context) error {
 		}
 		return nil
 	}
+	cpu0, err := readCPU(b.cp.PID())
+	if err != nil {
+		return fmt.Errorf("server CPU: %w", err)
+	}
 	start := time.Now()
 	realLabels := map[string]string{labelTier: tierReal}
 	for _, name := range b.realSites {
@@ -403,7 +419,7 @@ func (b *bench) load(ctx context.Context) error {
 	sim := b.sites[len(b.realSites):]
 	viaAPI := sim[o.seed:]
 	tierLabels := map[string]string{labelTier: tierSim}
-	err := parallel(ctx, len(viaAPI), o.concurrency, func(i int) error { return create(viaAPI[i], tierLabels) })
+	err = parallel(ctx, len(viaAPI), o.concurrency, func(i int) error { return create(viaAPI[i], tierLabels) })
 	b.f.CreateWall = time.Since(start)
 	b.f.Create = rec.summary()
 	if err != nil {
@@ -449,6 +465,13 @@ func (b *bench) load(ctx context.Context) error {
 	last = latest(b.tr.ready)
 	b.tr.mu.Unlock()
 	b.f.Converge = maxTime(last, realReadyAt).Sub(start)
+	cpu1, err := readCPU(b.cp.PID())
+	if err != nil {
+		return fmt.Errorf("server CPU: %w", err)
+	}
+	if n := b.f.Create.N; n > 0 {
+		b.f.CPUPerCreate = (cpu1 - cpu0) / time.Duration(n)
+	}
 	logf("every site Ready %s after the first create", b.f.Converge.Round(time.Millisecond))
 	return nil
 }

@@ -253,19 +253,27 @@ func NewHub(st store.Store, log *slog.Logger) *revhub.Hub {
 					break
 				}
 			}
-			// Jobs are not in the change feed: the active ones (few)
-			// written after the move's start wake their shard's job
-			// polls (key "jobs:" + shard).
-			jobs, err := st.ListJobs(ctx, store.JobListOptions{Phases: []store.JobPhase{store.JobPending, store.JobRunning}, Limit: store.MaxLimit})
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, j := range jobs.Items {
-				if j.ResourceVersion > start && j.Shard != "" {
-					keys = append(keys, JobsKey(j.Shard))
+			// Jobs are not in the change feed: the active ones written
+			// after the move's start wake their shard's job polls (key
+			// "jobs:" + shard). Only those are read: thousands of
+			// Pending jobs (a nightly backup round) would otherwise be
+			// read and decoded on every move.
+			opts := store.JobListOptions{Phases: []store.JobPhase{store.JobPending, store.JobRunning}, ChangedAfter: start, Limit: store.MaxLimit}
+			for {
+				jobs, err := st.ListJobs(ctx, opts)
+				if err != nil {
+					return nil, 0, err
 				}
+				for _, j := range jobs.Items {
+					if j.ResourceVersion > start && j.Shard != "" {
+						keys = append(keys, JobsKey(j.Shard))
+					}
+				}
+				if jobs.Continue == "" {
+					return keys, from, nil
+				}
+				opts.Continue = jobs.Continue
 			}
-			return keys, from, nil
 		},
 	})
 }

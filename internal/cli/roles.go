@@ -224,6 +224,7 @@ token, which the client commands pick up from that directory.`,
 	fl.StringVar(&cfg.DataDir, "data-dir", DefaultDataDir, "directory for the store, tokens and local shards")
 	fl.StringVar(&cfg.Store, "store", "", "control-plane store: empty for SQLite in the data dir, or a postgres:// URL")
 	fl.StringVar(&cfg.APIAddr, "api", DefaultAPIAddr, "API listen address")
+	fl.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.IntVar(&cfg.PublicPort, "public-port", 80, "the edges' HTTP port, for the sites' URLs")
 	fl.IntVar(&cfg.PublicHTTPSPort, "public-https-port", 0, "the edges' HTTPS port (0: they serve no HTTPS); sites that redirect to HTTPS get https:// sign-in links")
 	fl.IntVar(&cfg.ShardCapacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard the server starts")

@@ -147,20 +147,29 @@ func (c *Controller) signal() <-chan struct{} {
 
 // Run makes a pass every Tick and on Wake until ctx ends, then waits for
 // the jobs it started (they stop where they are; the next leader resumes
-// them).
+// them). A Wake (every API write) only starts jobs: orphaned staging sites,
+// which only a crash leaves, are collected on the first pass and every
+// Tick.
 func (c *Controller) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	defer c.Wait()
+	full := true
 	for {
-		if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
+		pass := c.runJobs
+		if full {
+			pass = c.Pass
+		}
+		if err := pass(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("rollout pass", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			full = true
 		case <-c.kick:
+			full = false
 		}
 	}
 }
@@ -343,7 +352,11 @@ func (c *Controller) waitJob(ctx context.Context, id, what string) (*store.Job, 
 // gone (an update deletes its own; this catches what a crash left).
 func (c *Controller) collectStaging(ctx context.Context) error {
 	var errs []error
-	opts := store.ListOptions{Limit: store.MaxLimit}
+	// Only names with the staging suffix are read: a pass runs on every
+	// API write, and reading (and decoding) every site each time cost
+	// the control plane a third of its CPU under a burst of creates at
+	// 10,000 sites (bench/scale).
+	opts := store.ListOptions{Limit: store.MaxLimit, NameContains: site.StagingSuffix}
 	for {
 		page, err := c.cfg.Store.ListSites(ctx, opts)
 		if err != nil {

@@ -161,12 +161,16 @@ type JobListOptions struct {
 	Site string
 	// Sites, when not nil, keeps only the jobs of these sites (an empty,
 	// non-nil slice selects none): one query for a page of sites.
-	Sites    []string
-	Shard    string
-	Kind     JobKind
-	Phases   []JobPhase
-	Limit    int
-	Continue string
+	Sites  []string
+	Shard  string
+	Kind   JobKind
+	Phases []JobPhase
+	// ChangedAfter, when positive, keeps only the jobs written after that
+	// revision (ResourceVersion > ChangedAfter): what a watcher of the
+	// store's revision needs of the jobs, without reading the others.
+	ChangedAfter int64
+	Limit        int
+	Continue     string
 }
 
 // JobList is one page of jobs.

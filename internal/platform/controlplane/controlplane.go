@@ -63,8 +63,11 @@ type Config struct {
 	// Store: empty for SQLite in <DataDir>/aipress.db, or a postgres:// URL.
 	Store   string
 	APIAddr string
-	Logger  *slog.Logger
-	Version string
+	// DebugAddr, if set, serves Go's pprof profiles there to admin tokens
+	// (DebugHandler), as `aipress up --debug-addr` does.
+	DebugAddr string
+	Logger    *slog.Logger
+	Version   string
 	// PublicPort is the edges' HTTP port, for sites' URLs (default 80).
 	PublicPort int
 	// PublicHTTPSPort is the edges' HTTPS port (0: the edges serve no
@@ -566,6 +569,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer cp.Close()
+	var debugSrv *http.Server // closed at once on stop, not drained (a CPU profile takes 30s)
+	if cfg.DebugAddr != "" {
+		debugLn, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("debug listen: %w", err)
+		}
+		debugSrv = &http.Server{Handler: DebugHandler(cp.Store, log), ReadHeaderTimeout: serve.ReadHeaderTimeout}
+		go func() { _ = debugSrv.Serve(debugLn) }()
+		log.Info("serving pprof to admin tokens", "addr", debugLn.Addr().String())
+	}
 	srv := &http.Server{Handler: cp.Handler, ReadHeaderTimeout: serve.ReadHeaderTimeout}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -596,6 +610,9 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if debugSrv != nil {
+		_ = debugSrv.Close()
+	}
 	_ = srv.Shutdown(shutdownCtx)
 	spawner.wait()
 	wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
 )
@@ -68,6 +70,60 @@ func TestDebugNeedsAdminToken(t *testing.T) {
 		}
 		if tc.want != 200 && strings.Contains(string(b), "goroutine") {
 			t.Errorf("%s: a refused request got profile data", tc.name)
+		}
+	}
+}
+
+// `aipress server --debug-addr` serves pprof on its own listener, to the
+// admin token of client.json only.
+func TestServerDebugAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: dir, APIAddr: "127.0.0.1:0", DebugAddr: addr, HeartbeatTimeout: 30 * time.Second,
+			Ready: func(url string) { ready <- url }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		done <- err
+		t.Fatalf("server stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start")
+	}
+	cfg, err := apiclient.ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer " + cfg.Token, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/debug/pprof/cmdline", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET /debug/pprof/cmdline (token: %t): %d, want %d", tc.auth != "", resp.StatusCode, tc.want)
 		}
 	}
 }

@@ -121,6 +121,9 @@ func (s *Store) ListJobs(ctx context.Context, opts store.JobListOptions) (*store
 		}
 		where = append(where, `phase = ANY(`+arg(phases)+`)`)
 	}
+	if opts.ChangedAfter > 0 {
+		where = append(where, `resource_version > `+arg(opts.ChangedAfter))
+	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

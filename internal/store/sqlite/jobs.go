@@ -119,6 +119,10 @@ func (s *Store) ListJobs(ctx context.Context, opts store.JobListOptions) (*store
 			args = append(args, string(p))
 		}
 	}
+	if opts.ChangedAfter > 0 {
+		where = append(where, `resource_version > ?`)
+		args = append(args, opts.ChangedAfter)
+	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

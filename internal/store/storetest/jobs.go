@@ -251,6 +251,33 @@ func testJobUpdate(t *testing.T, h *harness) {
 			t.Errorf("old phase still lists %v", got)
 		}
 	})
+	t.Run("changed after", func(t *testing.T) {
+		a := newJob("changed-a", base)
+		a.Site = "changed.example.com"
+		mustCreateJob(t, s, a)
+		b := newJob("changed-b", base.Add(time.Second))
+		b.Site = "changed.example.com"
+		mustCreateJob(t, s, b)
+		mid := revision(t, s)
+		if _, err := s.UpdateJob(ctx, "changed-a", func(j *store.Job) error {
+			j.Phase = store.JobRunning
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids := func(after int64) []string {
+			return jobIDs(t, listAllJobs(t, s, store.JobListOptions{Site: "changed.example.com", ChangedAfter: after}))
+		}
+		if got := ids(mid); !slices.Equal(got, []string{"changed-a"}) {
+			t.Errorf("ChangedAfter %d = %v, want [changed-a] (updated after it)", mid, got)
+		}
+		if got := ids(revision(t, s)); len(got) != 0 {
+			t.Errorf("ChangedAfter the current revision = %v, want none", got)
+		}
+		if got := ids(0); !slices.Equal(got, []string{"changed-b", "changed-a"}) {
+			t.Errorf("ChangedAfter 0 = %v, want every job, newest first", got)
+		}
+	})
 }
 
 // listAllJobs follows the continue tokens to the end.
