@@ -9,10 +9,16 @@
 //   - p50, p95 and max time to first 200, and sites per minute over the run;
 //   - the memory (RSS and PSS from /proc/<pid>/smaps_rollup) of mariadbd, of
 //     all php-fpm processes and of aipress, before any site, right after
-//     creation and once the php-fpm workers went idle (pm.process_idle_timeout
-//     is 30 s), in total and per site, and by role the fixed cost (before
-//     any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB) and what
-//     each idle site adds;
+//     creation and once the platform is idle (-idle-wait, 70 s: php-fpm
+//     workers idle out, the binary-log shippers flush, idle Go heap goes
+//     back to the OS), in total and per site, and by role the fixed cost
+//     (before any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB)
+//     and what each idle site adds;
+//   - the platform process's Go runtime (goroutines, heap in use, idle heap
+//     not returned, stacks) before any site, at -profile-at sites and idle,
+//     from its --debug-addr; with -profile-dir the heap profiles and
+//     goroutine dumps too (go tool pprof -sample_index=inuse_space -base
+//     base-heap.pb.gz bin/aipress idle-heap.pb.gz);
 //   - for up to 10 idle sites, the first request to a pool with no live
 //     worker (cold) and the request after it (warm);
 //
@@ -25,7 +31,12 @@
 //
 //	go run ./bench/provision -n 100 [-bin bin/aipress] [-keep] [-json]
 //
-// or `make bench-provision N=100`. Progress goes to stderr, the report to
+// or `make bench-provision N=100` (SHARDS=K, PARALLEL=P pass -shards and
+// -parallel). The sites are spread over -shards shards started up front
+// (aipress up --shards K --shard-capacity ⌈N/K⌉); the default, 0, is one
+// shard per 50 sites (aipress up's capacity): 1,000 sites on 20 shards.
+// -parallel P creates P sites at once (each still timed alone), which a
+// 1,000-site run needs to end in reasonable time on a small machine. Progress goes to stderr, the report to
 // stdout. Unless -keep is given, the platform's data directory and the site
 // Unix users it created are removed at the end.
 package main
@@ -72,6 +83,7 @@ type options struct {
 	parallel   int    // sites created at once
 	profileDir string // where heap profiles and goroutine dumps go ("" : none)
 	profileAt  int    // also profile once this many sites serve (0: never)
+	bufferPool string // aipress up --db-buffer-pool ("": its default)
 }
 
 // siteCapacity is the sites per shard -shards 0 plans for: aipress up's
@@ -98,12 +110,13 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
 	flag.DurationVar(&o.siteTimeout, "site-timeout", 2*time.Minute, "longest wait for one site's first 200")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + 30s per site)")
-	flag.DurationVar(&o.idleWait, "idle-wait", 35*time.Second, "wait for php-fpm workers to go idle before idle figures")
+	flag.DurationVar(&o.idleWait, "idle-wait", 70*time.Second, "wait before the idle figures: php-fpm workers idle out (30 s), the shards' binary-log shippers flush what creation wrote (every 60 s) and the platform returns idle heap to the OS (every minute)")
 	flag.IntVar(&o.coldSites, "cold", 10, "sites to measure the cold pool first request on")
 	flag.IntVar(&o.shards, "shards", 0, "local shards to start up front (aipress up --shards), the sites spread evenly over them; 0: one per 50 sites")
 	flag.IntVar(&o.parallel, "parallel", 1, "sites created at once (each still timed from its create call to its first 200)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the platform's heap profiles and goroutine dumps here (baseline, at -profile-at sites, idle)")
 	flag.IntVar(&o.profileAt, "profile-at", 100, "also profile the platform once this many sites serve (0: not)")
+	flag.StringVar(&o.bufferPool, "db-buffer-pool", "", "each shard's InnoDB buffer pool (aipress up --db-buffer-pool, e.g. 32M; empty: its default)")
 	flag.Parse()
 	if o.n < 1 || o.parallel < 1 || o.shards < 0 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: provision -n N [-bin bin/aipress] [-keep] [-json]")
@@ -208,6 +221,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	debugAddr := fmt.Sprintf("127.0.0.1:%d", debugPort)
 	extra := []string{"--shards", strconv.Itoa(shards), "--shard-capacity", strconv.Itoa(capacity), "--debug-addr", debugAddr}
+	if o.bufferPool != "" {
+		extra = append(extra, "--db-buffer-pool", o.bufferPool)
+	}
 	if o.parallel > 1 {
 		// Several pollers on one client IP would meet the edge's per-IP limit.
 		extra = append(extra, "--rate-ip", "0")
