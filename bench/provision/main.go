@@ -108,7 +108,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/aipress", "aipress binary to run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and site Unix users")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
-	flag.DurationVar(&o.siteTimeout, "site-timeout", 2*time.Minute, "longest wait for one site's first 200")
+	flag.DurationVar(&o.siteTimeout, "site-timeout", 5*time.Minute, "longest wait for one site's first 200")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + 30s per site)")
 	flag.DurationVar(&o.idleWait, "idle-wait", 70*time.Second, "wait before the idle figures: php-fpm workers idle out (30 s), the shards' binary-log shippers flush what creation wrote (every 60 s) and the platform returns idle heap to the OS (every minute)")
 	flag.IntVar(&o.coldSites, "cold", 10, "sites to measure the cold pool first request on")
@@ -306,6 +306,15 @@ func run(ctx context.Context, o options) (err error) {
 				percentile(last, 50).Round(time.Millisecond), percentile(last, 100).Round(time.Millisecond),
 				time.Since(begin).Round(time.Second))
 		}
+		if done%100 == 0 && done < o.n {
+			// Figures on the way, for a run that does not reach the end.
+			if m, err := measureMem(p.PID(), p.DataDir); err == nil {
+				b := res.MemBaseline
+				logf("at %d sites: PSS mariadbd %s (+%s/site), php-fpm %s, aipress %s (+%s/site), total +%s/site over the baseline",
+					done, mib(m.MariaDB.PSS), kib(delta(m.MariaDB.PSS, b.MariaDB.PSS)/uint64(done)), mib(m.PHPFPM.PSS),
+					mib(m.AIPress.PSS), kib(delta(m.AIPress.PSS, b.AIPress.PSS)/uint64(done)), kib(delta(m.Total.PSS, b.Total.PSS)/uint64(done)))
+			}
+		}
 		if done == o.profileAt && done < o.n {
 			// The other workers wait: a heap profile of a platform
 			// mid-request is the same platform, but fewer moving parts.
@@ -443,10 +452,14 @@ func (p *platform) get(ctx context.Context, hc *http.Client, domain string) (int
 	return resp.StatusCode, err
 }
 
-// waitServing polls GET / every 20 ms until it answers 200 or deadline.
+// waitServing polls GET / every 20 ms for 2 s, then every 200 ms (a poll
+// that reaches PHP costs a PHP request: many sites polled at 50 Hz for
+// long would be the load that slows them), until it answers 200 or
+// deadline.
 func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain string, deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	start := time.Now()
 	var last string
 	for {
 		code, err := p.get(ctx, hc, domain)
@@ -461,7 +474,11 @@ func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain stri
 		if derr := p.Died(); derr != nil {
 			return derr
 		}
-		if err := benchplatform.Sleep(ctx, 20*time.Millisecond); err != nil {
+		every := 20 * time.Millisecond
+		if time.Since(start) > 2*time.Second {
+			every = 200 * time.Millisecond
+		}
+		if err := benchplatform.Sleep(ctx, every); err != nil {
 			return fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
 		}
 	}
@@ -600,4 +617,12 @@ func printGoMem(w io.Writer, r *Result) {
 	t.Print(w)
 	fmt.Fprintln(w, "runtime.MemStats after a GC (heap profile of --debug-addr); idle: after the idle memory figures")
 	fmt.Fprintln(w)
+}
+
+// delta is a − b, 0 when b is larger.
+func delta(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
 }
