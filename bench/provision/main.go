@@ -9,10 +9,16 @@
 //   - p50, p95 and max time to first 200, and sites per minute over the run;
 //   - the memory (RSS and PSS from /proc/<pid>/smaps_rollup) of mariadbd, of
 //     all php-fpm processes and of aipress, before any site, right after
-//     creation and once the php-fpm workers went idle (pm.process_idle_timeout
-//     is 30 s), in total and per site, and by role the fixed cost (before
-//     any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB) and what
-//     each idle site adds;
+//     creation and once the platform is idle (-idle-wait, 70 s: php-fpm
+//     workers idle out, the binary-log shippers flush, idle Go heap goes
+//     back to the OS), in total and per site, and by role the fixed cost
+//     (before any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB)
+//     and what each idle site adds;
+//   - the platform process's Go runtime (goroutines, heap in use, idle heap
+//     not returned, stacks) before any site, at -profile-at sites and idle,
+//     from its --debug-addr; with -profile-dir the heap profiles and
+//     goroutine dumps too (go tool pprof -sample_index=inuse_space -base
+//     base-heap.pb.gz bin/aipress idle-heap.pb.gz);
 //   - for up to 10 idle sites, the first request to a pool with no live
 //     worker (cold) and the request after it (warm);
 //
@@ -25,7 +31,12 @@
 //
 //	go run ./bench/provision -n 100 [-bin bin/aipress] [-keep] [-json]
 //
-// or `make bench-provision N=100`. Progress goes to stderr, the report to
+// or `make bench-provision N=100` (SHARDS=K, PARALLEL=P pass -shards and
+// -parallel). The sites are spread over -shards shards started up front
+// (aipress up --shards K --shard-capacity ⌈N/K⌉); the default, 0, is one
+// shard per 50 sites (aipress up's capacity): 1,000 sites on 20 shards.
+// -parallel P creates P sites at once (each still timed alone), which a
+// 1,000-site run needs to end in reasonable time on a small machine. Progress goes to stderr, the report to
 // stdout. Unless -keep is given, the platform's data directory and the site
 // Unix users it created are removed at the end.
 package main
@@ -41,6 +52,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,6 +78,28 @@ type options struct {
 	timeout     time.Duration
 	idleWait    time.Duration
 	coldSites   int
+	// Memory and shards (density).
+	shards     int    // local shards started up front; 0: one per siteCapacity sites
+	parallel   int    // sites created at once
+	profileDir string // where heap profiles and goroutine dumps go ("" : none)
+	profileAt  int    // also profile once this many sites serve (0: never)
+	bufferPool string // aipress up --db-buffer-pool ("": its default)
+}
+
+// siteCapacity is the sites per shard -shards 0 plans for: aipress up's
+// default --shard-capacity.
+const siteCapacity = 50
+
+// shardPlan returns how many shards to start and each one's capacity for n
+// sites: shards 0 means one per siteCapacity sites (1,000 sites: 20). The
+// capacity is what spreads the sites evenly; the platform fills a shard
+// before it uses the next.
+func shardPlan(n, shards int) (k, capacity int) {
+	k = shards
+	if k <= 0 {
+		k = (n + siteCapacity - 1) / siteCapacity
+	}
+	return k, (n + k - 1) / k
 }
 
 func main() {
@@ -74,17 +108,22 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/aipress", "aipress binary to run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and site Unix users")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
-	flag.DurationVar(&o.siteTimeout, "site-timeout", 2*time.Minute, "longest wait for one site's first 200")
+	flag.DurationVar(&o.siteTimeout, "site-timeout", 5*time.Minute, "longest wait for one site's first 200")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + 30s per site)")
-	flag.DurationVar(&o.idleWait, "idle-wait", 35*time.Second, "wait for php-fpm workers to go idle before idle figures")
+	flag.DurationVar(&o.idleWait, "idle-wait", 70*time.Second, "wait before the idle figures: php-fpm workers idle out (30 s), the shards' binary-log shippers flush what creation wrote (every 60 s) and the platform returns idle heap to the OS (every minute)")
 	flag.IntVar(&o.coldSites, "cold", 10, "sites to measure the cold pool first request on")
+	flag.IntVar(&o.shards, "shards", 0, "local shards to start up front (aipress up --shards), the sites spread evenly over them; 0: one per 50 sites")
+	flag.IntVar(&o.parallel, "parallel", 1, "sites created at once (each still timed from its create call to its first 200)")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save the platform's heap profiles and goroutine dumps here (baseline, at -profile-at sites, idle)")
+	flag.IntVar(&o.profileAt, "profile-at", 100, "also profile the platform once this many sites serve (0: not)")
+	flag.StringVar(&o.bufferPool, "db-buffer-pool", "", "each shard's InnoDB buffer pool (aipress up --db-buffer-pool, e.g. 32M; empty: its default)")
 	flag.Parse()
-	if o.n < 1 || flag.NArg() > 0 {
+	if o.n < 1 || o.parallel < 1 || o.shards < 0 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: provision -n N [-bin bin/aipress] [-keep] [-json]")
 		os.Exit(2)
 	}
 	if o.timeout <= 0 {
-		o.timeout = 10*time.Minute + time.Duration(o.n)*30*time.Second
+		o.timeout = 10*time.Minute + time.Duration(o.n)*30*time.Second/time.Duration(o.parallel)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -105,8 +144,8 @@ type platform struct{ *benchplatform.Platform }
 
 // startPlatform starts the platform; its Stop fails when a mariadbd or
 // php-fpm process of it outlived aipress.
-func startPlatform(bin string) (*platform, error) {
-	bp, err := benchplatform.Start(bin, benchplatform.Options{AfterExit: func(bp *benchplatform.Platform) error {
+func startPlatform(bin string, extra []string) (*platform, error) {
+	bp, err := benchplatform.Start(bin, benchplatform.Options{Extra: extra, AfterExit: func(bp *benchplatform.Platform) error {
 		if procs, err := listProcs(); err == nil {
 			pp := findPlatformProcs(procs, bp.PID(), bp.DataDir)
 			if n := len(pp.mariadb) + len(pp.fpmMasters) + len(pp.fpmWorkers); n > 0 {
@@ -124,6 +163,9 @@ func startPlatform(bin string) (*platform, error) {
 // Result holds every figure. Durations are in milliseconds.
 type Result struct {
 	Sites          int     `json:"sites"`
+	Shards         int     `json:"shards"`
+	ShardCapacity  int     `json:"shard_capacity"`
+	Parallel       int     `json:"parallel"`
 	Binary         string  `json:"binary"`
 	CPUs           int     `json:"cpus"`
 	TTF200P50      float64 `json:"ttf200_p50_ms"`
@@ -137,6 +179,12 @@ type Result struct {
 	MemAfterCreation MemSnapshot `json:"mem_after_creation"`
 	MemIdle          MemSnapshot `json:"mem_idle"`
 	IdleWaitSecs     float64     `json:"idle_wait_seconds"`
+	// The platform process's Go runtime: before any site, at GoAtSites
+	// sites (-profile-at) and idle (after the idle figures).
+	GoBaseline GoMem `json:"go_baseline"`
+	GoAt       GoMem `json:"go_at"`
+	GoAtSites  int   `json:"go_at_sites"`
+	GoIdle     GoMem `json:"go_idle"`
 	// Per site: total / N, and (total - baseline) / N, which is what a site
 	// costs once the fixed cost is spread over many sites.
 	PerSiteAfterCreation    Mem `json:"per_site_after_creation"`
@@ -166,7 +214,21 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	p, err := startPlatform(bin)
+	shards, capacity := shardPlan(o.n, o.shards)
+	debugPort, err := benchplatform.FreePort()
+	if err != nil {
+		return err
+	}
+	debugAddr := fmt.Sprintf("127.0.0.1:%d", debugPort)
+	extra := []string{"--shards", strconv.Itoa(shards), "--shard-capacity", strconv.Itoa(capacity), "--debug-addr", debugAddr}
+	if o.bufferPool != "" {
+		extra = append(extra, "--db-buffer-pool", o.bufferPool)
+	}
+	if o.parallel > 1 {
+		// Several pollers on one client IP would meet the edge's per-IP limit.
+		extra = append(extra, "--rate-ip", "0")
+	}
+	p, err := startPlatform(bin, extra)
 	if err != nil {
 		return err
 	}
@@ -179,11 +241,18 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU()}
+	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU(), Shards: shards, ShardCapacity: capacity, Parallel: o.parallel}
 	res.Goals.TTF200P50Ms = ms(goalTTF200)
 	res.Goals.IdlePerSiteBytes = goalIdlePerSite
 	res.Goals.ColdFirstReqP50Ms = ms(goalColdFirst)
 	res.Goals.ShardFixedBytes = goalShardFixed
+	prof, err := newProfiler(p.DataDir, debugAddr, o.profileDir)
+	if err != nil {
+		return err
+	}
+	if res.GoBaseline, err = prof.snapshot(ctx, "base"); err != nil {
+		return fmt.Errorf("profile (baseline): %w", err)
+	}
 	if res.MemBaseline, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (baseline): %w", err)
 	}
@@ -193,18 +262,27 @@ func run(ctx context.Context, o options) (err error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	type created struct{ domain, pool string }
-	var sites []created
-	var ttf, calls []time.Duration
-	begin := time.Now()
-	for i := 1; i <= o.n; i++ {
+	sites := make([]created, o.n)
+	var (
+		mu          sync.Mutex
+		ttf, calls  []time.Duration
+		firstErr    error
+		profileErr  error
+		next        = 0
+		wg          sync.WaitGroup
+		begin       = time.Now()
+		cctx, abort = context.WithCancel(ctx)
+	)
+	defer abort()
+	one := func(i int) error {
 		domain := fmt.Sprintf("bench-%d.localhost", i)
 		t0 := time.Now()
-		resp, err := cl.CreateSite(ctx, apiclient.CreateSiteRequest{Domain: domain, Title: "Bench " + strconv.Itoa(i), AdminEmail: "admin@" + domain})
+		resp, err := cl.CreateSite(cctx, apiclient.CreateSiteRequest{Domain: domain, Title: "Bench " + strconv.Itoa(i), AdminEmail: "admin@" + domain})
 		if err != nil {
 			return fmt.Errorf("create %s: %w", domain, err)
 		}
-		calls = append(calls, time.Since(t0))
-		if err := p.waitServing(ctx, hc, domain, t0.Add(o.siteTimeout)); err != nil {
+		call := time.Since(t0)
+		if err := p.waitServing(cctx, hc, domain, t0.Add(o.siteTimeout)); err != nil {
 			detail := ""
 			if s, gerr := cl.GetSite(context.WithoutCancel(ctx), domain); gerr == nil {
 				b, _ := json.Marshal(s.Status)
@@ -212,18 +290,75 @@ func run(ctx context.Context, o options) (err error) {
 			}
 			return fmt.Errorf("site %s: %w%s", domain, err, detail)
 		}
-		ttf = append(ttf, time.Since(t0))
+		d := time.Since(t0)
 		pool := ""
 		if resp.Site != nil {
 			pool = shard.SiteID(resp.Site.Metadata.UID)
 		}
-		sites = append(sites, created{domain, "wp_" + pool})
-		if i%10 == 0 || i == o.n {
+		mu.Lock()
+		defer mu.Unlock()
+		sites[i-1] = created{domain, "wp_" + pool}
+		calls, ttf = append(calls, call), append(ttf, d)
+		done := len(ttf)
+		if done%10 == 0 || done == o.n {
 			last := ttf[max(0, len(ttf)-10):]
-			logf("%4d/%d sites  last %d: p50 %v max %v  elapsed %v", i, o.n, len(last),
+			logf("%4d/%d sites  last %d: p50 %v max %v  elapsed %v", done, o.n, len(last),
 				percentile(last, 50).Round(time.Millisecond), percentile(last, 100).Round(time.Millisecond),
 				time.Since(begin).Round(time.Second))
 		}
+		if done%100 == 0 && done < o.n {
+			// Figures on the way, for a run that does not reach the end.
+			if m, err := measureMem(p.PID(), p.DataDir); err == nil {
+				b := res.MemBaseline
+				logf("at %d sites: PSS mariadbd %s (+%s/site), php-fpm %s, aipress %s (+%s/site), total +%s/site over the baseline",
+					done, mib(m.MariaDB.PSS), kib(delta(m.MariaDB.PSS, b.MariaDB.PSS)/uint64(done)), mib(m.PHPFPM.PSS),
+					mib(m.AIPress.PSS), kib(delta(m.AIPress.PSS, b.AIPress.PSS)/uint64(done)), kib(delta(m.Total.PSS, b.Total.PSS)/uint64(done)))
+			}
+		}
+		if done == o.profileAt && done < o.n {
+			// The other workers wait: a heap profile of a platform
+			// mid-request is the same platform, but fewer moving parts.
+			g, err := prof.snapshot(ctx, fmt.Sprintf("at%d", done))
+			if err != nil {
+				profileErr = fmt.Errorf("profile at %d sites: %w", done, err)
+			} else {
+				res.GoAt, res.GoAtSites = g, done
+				logf("at %d sites: %d goroutines, heap in use %s, retained %s", done, g.Goroutines, mib(g.HeapInuse), mib(g.HeapRetained))
+			}
+		}
+		return nil
+	}
+	for range o.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				next++
+				i := next
+				stop := i > o.n || firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if err := one(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					abort()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if profileErr != nil {
+		return profileErr
 	}
 	elapsed := time.Since(begin)
 	res.TTF200P50, res.TTF200P95, res.TTF200Max = ms(percentile(ttf, 50)), ms(percentile(ttf, 95)), ms(percentile(ttf, 100))
@@ -242,6 +377,9 @@ func run(ctx context.Context, o options) (err error) {
 	res.IdleWaitSecs = time.Since(idleStart).Seconds()
 	if res.MemIdle, err = measureMem(p.PID(), p.DataDir); err != nil {
 		return fmt.Errorf("memory (idle): %w", err)
+	}
+	if res.GoIdle, err = prof.snapshot(ctx, "idle"); err != nil {
+		return fmt.Errorf("profile (idle): %w", err)
 	}
 	perSite := func(m, base Mem) (Mem, Mem) {
 		n := uint64(o.n)
@@ -314,10 +452,14 @@ func (p *platform) get(ctx context.Context, hc *http.Client, domain string) (int
 	return resp.StatusCode, err
 }
 
-// waitServing polls GET / every 20 ms until it answers 200 or deadline.
+// waitServing polls GET / every 20 ms for 2 s, then every 200 ms (a poll
+// that reaches PHP costs a PHP request: many sites polled at 50 Hz for
+// long would be the load that slows them), until it answers 200 or
+// deadline.
 func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain string, deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	start := time.Now()
 	var last string
 	for {
 		code, err := p.get(ctx, hc, domain)
@@ -332,7 +474,11 @@ func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain stri
 		if derr := p.Died(); derr != nil {
 			return derr
 		}
-		if err := benchplatform.Sleep(ctx, 20*time.Millisecond); err != nil {
+		every := 20 * time.Millisecond
+		if time.Since(start) > 2*time.Second {
+			every = 200 * time.Millisecond
+		}
+		if err := benchplatform.Sleep(ctx, every); err != nil {
 			return fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
 		}
 	}
@@ -362,7 +508,8 @@ func msStr(v float64) string {
 type table = benchplatform.Table
 
 func printTable(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "AIPress provisioning benchmark: %d sites, %d CPUs, %s\n\n", r.Sites, r.CPUs, r.Binary)
+	fmt.Fprintf(w, "AIPress provisioning benchmark: %d sites on %d shard(s) of capacity %d, created %d at a time, %d CPUs, %s\n\n",
+		r.Sites, r.Shards, r.ShardCapacity, r.Parallel, r.CPUs, r.Binary)
 	table{
 		{"Provisioning", "figure", "goal"},
 		{"time to first 200, p50", msStr(r.TTF200P50), "≤ 1 s"},
@@ -419,10 +566,63 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintln(w, "fixed: before any site (the platform process holds the control plane, the edge and the shard agents); per idle site: (idle − fixed) / N")
 	fmt.Fprintln(w)
 
+	printGoMem(w, r)
+
 	table{
 		{fmt.Sprintf("Idle pool, first request (%d sites)", r.ColdSamples), "figure", "goal"},
 		{"cold (no live worker), p50", msStr(r.ColdP50), "≤ 300 ms"},
 		{"cold (no live worker), max", msStr(r.ColdMax), ""},
 		{"warm (right after), p50", msStr(r.WarmP50), ""},
 	}.Print(w)
+}
+
+// printGoMem prints where the platform process's memory goes by the Go
+// runtime's own account, before any site, at -profile-at sites and idle.
+func printGoMem(w io.Writer, r *Result) {
+	head := []string{"aipress Go runtime", "base"}
+	cols := []GoMem{r.GoBaseline}
+	if r.GoAtSites > 0 {
+		head, cols = append(head, fmt.Sprintf("%d sites", r.GoAtSites)), append(cols, r.GoAt)
+	}
+	head, cols = append(head, fmt.Sprintf("%d sites idle", r.Sites), "per idle site"), append(cols, r.GoIdle)
+	per := func(f func(GoMem) uint64) string {
+		b, i := f(r.GoBaseline), f(r.GoIdle)
+		if i < b {
+			return "0"
+		}
+		return fmt.Sprintf("%.1f KiB", float64(i-b)/float64(r.Sites)/1024)
+	}
+	t := table{head}
+	for _, row := range []struct {
+		name string
+		f    func(GoMem) uint64
+		fmt  func(uint64) string
+	}{
+		{"goroutines", func(g GoMem) uint64 { return uint64(g.Goroutines) }, func(v uint64) string { return strconv.FormatUint(v, 10) }},
+		{"heap in use", func(g GoMem) uint64 { return g.HeapInuse }, mib},
+		{"heap idle, not returned to the OS", func(g GoMem) uint64 { return g.HeapRetained }, mib},
+		{"goroutine stacks", func(g GoMem) uint64 { return g.StackInuse }, mib},
+		{"obtained from the OS (Sys)", func(g GoMem) uint64 { return g.Sys }, mib},
+	} {
+		cells := []string{row.name}
+		for _, c := range cols {
+			cells = append(cells, row.fmt(row.f(c)))
+		}
+		p := per(row.f)
+		if row.name == "goroutines" && r.GoIdle.Goroutines >= r.GoBaseline.Goroutines {
+			p = fmt.Sprintf("%.2f", float64(r.GoIdle.Goroutines-r.GoBaseline.Goroutines)/float64(r.Sites))
+		}
+		t = append(t, append(cells, p))
+	}
+	t.Print(w)
+	fmt.Fprintln(w, "runtime.MemStats after a GC (heap profile of --debug-addr); idle: after the idle memory figures")
+	fmt.Fprintln(w)
+}
+
+// delta is a − b, 0 when b is larger.
+func delta(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
 }

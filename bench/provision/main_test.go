@@ -97,3 +97,28 @@ func TestFindPlatformProcs(t *testing.T) {
 		t.Errorf("poolWorkers(wp_abc) = %d, want 1", n)
 	}
 }
+
+func TestShardPlan(t *testing.T) {
+	for _, c := range []struct{ n, shards, wantK, wantCap int }{
+		{1000, 0, 20, 50}, {100, 0, 2, 50}, {2, 0, 1, 2}, {51, 0, 2, 26}, {1000, 1, 1, 1000}, {10, 3, 3, 4},
+	} {
+		if k, capacity := shardPlan(c.n, c.shards); k != c.wantK || capacity != c.wantCap {
+			t.Errorf("shardPlan(%d, %d) = %d, %d; want %d, %d", c.n, c.shards, k, capacity, c.wantK, c.wantCap)
+		}
+	}
+}
+
+func TestParseHeapText(t *testing.T) {
+	in := "heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# Alloc = 10\n# Sys = 5000\n" +
+		"# HeapIdle = 300\n# HeapInuse = 700\n# HeapReleased = 100\n# Stack = 64 / 128\n"
+	g, err := parseHeapText(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (GoMem{HeapInuse: 700, HeapRetained: 200, StackInuse: 64, Sys: 5000}); g != want {
+		t.Errorf("parseHeapText = %+v, want %+v", g, want)
+	}
+	if _, err := parseHeapText(strings.NewReader("# HeapInuse = 1\n")); err == nil {
+		t.Error("a profile without the other MemStats lines was accepted")
+	}
+}

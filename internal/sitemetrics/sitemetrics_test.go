@@ -1,8 +1,10 @@
 package sitemetrics
 
 import (
+	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -304,5 +306,55 @@ func TestBoundsAndEviction(t *testing.T) {
 	}
 	if got := s.Query("c.example", Range1h).Totals.Requests; got != math.MaxUint32 {
 		t.Errorf("saturated count = %d, want %d", got, uint32(math.MaxUint32))
+	}
+}
+
+// TestIdleSiteMemory: a site with traffic in a few steps holds only the
+// chunks of its rings those steps fall in, far below the 92 KB of whole
+// rings, and the figures stay right when steps land in other chunks.
+func TestIdleSiteMemory(t *testing.T) {
+	const sites = 500
+	clk := &fakeClock{t: t0}
+	s := New(Config{Clock: clk.now})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range sites {
+		s.Record(map[string]Delta{fmt.Sprintf("site-%d.example", i): {Requests: 3, Bytes: 100, Duration: buckets(map[int]int64{2: 3})}})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / sites
+	// Three chunks (one per ring) of ChunkSlots slots, the chunk tables and
+	// the map and list entries: about 8.5 KB; whole rings were 92 KB.
+	if limit := int64(3*ChunkSlots*SlotBytes + 2048); per > limit {
+		t.Errorf("an idle site with one report holds %d bytes of heap, want ≤ %d", per, limit)
+	}
+	runtime.KeepAlive(s)
+
+	h := s.sites["site-0.example"]
+	for i, want := range []int{1, 1, 1} {
+		if got := h.rings[i].chunks(); got != want {
+			t.Errorf("ring %d: %d chunks after one report, want %d", i, got, want)
+		}
+	}
+	// Traffic 30 minutes later: the 1-minute ring's next chunk, the others'
+	// same (5-minute and hourly steps 0.5 h apart stay within 24 slots).
+	clk.advance(30 * time.Minute)
+	s.Record(map[string]Delta{"site-0.example": {Requests: 2, Duration: buckets(map[int]int64{2: 2})}})
+	for i, want := range []int{2, 1, 1} {
+		if got := h.rings[i].chunks(); got != want {
+			t.Errorf("ring %d: %d chunks after a second report 30 min later, want %d", i, got, want)
+		}
+	}
+	q := s.Query("site-0.example", Range1h)
+	if q.Totals.Requests != 5 {
+		t.Errorf("1h total requests = %d, want 5", q.Totals.Requests)
+	}
+	if n, _, ok := s.Summary("site-0.example"); !ok || n != 5 {
+		t.Errorf("summary = %d, %v; want 5 requests", n, ok)
+	}
+	if q := s.Query("never.example", Range7d); q.Totals.Requests != 0 || len(q.Points) != 168 {
+		t.Errorf("site without history: %d requests, %d points", q.Totals.Requests, len(q.Points))
 	}
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/aipress/aipress/internal/gitsync"
 	"github.com/aipress/aipress/internal/loginlink"
 	"github.com/aipress/aipress/internal/mcpserver"
+	"github.com/aipress/aipress/internal/memreturn"
 	"github.com/aipress/aipress/internal/mtls"
 	"github.com/aipress/aipress/internal/password"
 	"github.com/aipress/aipress/internal/placement"
@@ -505,6 +506,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	go memreturn.Run(ctx, memreturn.Config{}) // idle heap back to the OS after bursts
 	log := cfg.Logger
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/memreturn"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/uptime"
 )
@@ -27,6 +28,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	go memreturn.Run(ctx, memreturn.Config{}) // idle heap back to the OS after bursts
 	log := cfg.Logger
 	n, err := Open(cfg.Config)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/aipress/aipress/internal/agent"
 	"github.com/aipress/aipress/internal/api"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/memreturn"
 	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/store"
 )
@@ -25,6 +26,7 @@ func Run(ctx context.Context, cfg Config, ac AgentConfig) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := apiclient.New(ac.Server, ac.Token)
+	go memreturn.Run(ctx, memreturn.Config{}) // idle heap back to the OS after bursts
 	return RunLink(ctx, cfg, &apiLink{c: c, name: cfg.Name, log: cfg.Logger.With("shard", cfg.Name)})
 }
 

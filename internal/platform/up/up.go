@@ -39,6 +39,7 @@ import (
 	"github.com/aipress/aipress/internal/control"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/memreturn"
 	"github.com/aipress/aipress/internal/placement"
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/platform/controlplane"
@@ -173,6 +174,7 @@ func (c *Config) defaults() {
 // everything (child processes included) and returns.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	go memreturn.Run(ctx, memreturn.Config{}) // idle heap back to the OS after bursts
 	log := cfg.Logger
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
