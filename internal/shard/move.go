@@ -402,8 +402,14 @@ func lookupUID(name string) int {
 }
 
 // importSite makes the site on this shard from its export, from scratch.
-func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
+func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) (err error) {
 	m := st.Move
+	steps := newStepTimer(s.cfg.Clock)
+	defer func() {
+		if err == nil {
+			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "steps", steps.String())
+		}
+	}()
 	key, err := s.moveKey(ctx, st)
 	if err != nil {
 		return err
@@ -430,6 +436,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err != nil {
 		return err
 	}
+	steps.mark("manifest")
 	// Every object is copied here and checked against the manifest before
 	// anything of the site is made or a byte of it is used.
 	objs, err := s.fetchExport(ctx, b, man)
@@ -437,6 +444,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 		return err
 	}
 	defer objs.close()
+	steps.mark("fetch")
 
 	// Whatever an interrupted import left goes first (the Unix user stays:
 	// it is the same either way).
@@ -449,6 +457,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := removeTree(n.Dir); err != nil {
 		return fmt.Errorf("remove partial import: %w", err)
 	}
+	steps.mark("clear")
 	s.mu.Lock()
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
@@ -457,6 +466,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err != nil {
 		return err
 	}
+	steps.mark("user")
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
 		return err
 	}
@@ -472,12 +482,15 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
+	steps.mark("database")
 	if err := s.loadDatabase(ctx, objs.database, n.DB); err != nil {
 		return err
 	}
+	steps.mark("load")
 	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return err
 	}
+	steps.mark("docroot")
 	// The volume first, so the files land on it: made big enough for them
 	// (the export is compressed; twice its size is the estimate) even when
 	// they exceed the site's limit.
@@ -488,12 +501,15 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
 		return err
 	}
+	steps.mark("volume")
 	if err := restoreFiles(objs.files, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
 		return err
 	}
+	steps.mark("files")
 	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
+	steps.mark("config")
 	// Installed: the normal convergence after the switch must never run
 	// the installer over the imported database.
 	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\n"), 0o600); err != nil {
@@ -504,6 +520,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 			return err
 		}
 	}
+	steps.mark("pool")
 	if err := os.WriteFile(importMarker(n, m.ID), []byte(m.Artifact+"\n"), 0o600); err != nil {
 		return fmt.Errorf("import marker: %w", err)
 	}
@@ -621,3 +638,24 @@ func restoreFiles(r io.Reader, dir string, uid, gid int) error {
 	}
 	return untarTree(dir, gz, owner)
 }
+
+// stepTimer records how long each named step of a longer operation took,
+// for its log line.
+type stepTimer struct {
+	now   func() time.Time
+	last  time.Time
+	parts []string
+}
+
+func newStepTimer(now func() time.Time) *stepTimer {
+	return &stepTimer{now: now, last: now()}
+}
+
+// mark ends the step named name (it began at the previous mark).
+func (t *stepTimer) mark(name string) {
+	now := t.now()
+	t.parts = append(t.parts, fmt.Sprintf("%s=%s", name, now.Sub(t.last).Round(time.Millisecond)))
+	t.last = now
+}
+
+func (t *stepTimer) String() string { return strings.Join(t.parts, " ") }
