@@ -58,6 +58,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -83,6 +84,8 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 			return false, nil // the owner deletes as usual
 		}
 		switch m.Phase {
+		case site.MoveCopying:
+			err = s.movePreExport(ctx, src, st)
 		case site.MoveExporting, site.MoveImporting:
 			err = s.moveExport(ctx, src, st)
 		case site.MoveAborting:
@@ -96,6 +99,8 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 		switch {
 		case m.Phase == site.MoveAborting || st.Metadata.DeletionRequested != nil:
 			err = s.moveRemoveTarget(ctx, src, st)
+		case m.Phase == site.MoveCopying && m.PreExported != nil:
+			err = s.movePreImport(ctx, src, st)
 		case m.Phase == site.MoveImporting && m.Exported != nil:
 			err = s.moveImport(ctx, src, st)
 		}
@@ -179,7 +184,7 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	if m.Exported != nil {
 		return nil
 	}
-	artifact, err := s.export(ctx, st, n)
+	artifact, err := s.export(ctx, st, n, finalManifest)
 	if err != nil {
 		return err
 	}
@@ -197,9 +202,19 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	return nil
 }
 
-// export writes st's export for its move to the transfer store and returns
-// the manifest's key. A complete export of the same move is reused.
-func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, error) {
+// The manifests of a move's two exports, under its transfer prefix: the
+// pre-copy's (made while the site serves) and the final one's (frozen).
+const (
+	preManifest   = "precopy.json"
+	finalManifest = "manifest.json"
+)
+
+// export writes st's export for its move to the transfer store under
+// manifest name manifestName and returns the manifest's key. A complete
+// export of the same move under that name is reused; a partial one, or
+// anything else under the move's prefix (the pre-copy's objects, when the
+// final export is made), is deleted first.
+func (s *Shard) export(ctx context.Context, st *site.Site, n Names, manifestName string) (string, error) {
 	m := st.Move
 	key, err := s.moveKey(ctx, st)
 	if err != nil {
@@ -211,7 +226,7 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 	}
 	defer b.Close()
 	prefix := transferPrefix(st.Metadata.UID, m.ID)
-	manifestKey := prefix + "manifest.json"
+	manifestKey := prefix + manifestName
 	if old, err := readManifest(ctx, b, manifestKey, key); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
 		return manifestKey, nil
 	}
@@ -263,6 +278,88 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 		return "", err
 	}
 	return manifestKey, nil
+}
+
+// movePreExport is the source's step while the move is Copying: export
+// the site once while it serves (not frozen), for the target's pre-copy.
+func (s *Shard) movePreExport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	if m.PreExported != nil {
+		return nil
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	unlock, ok := s.tryHoldSite(n.ID, false)
+	if !ok {
+		return errSiteBusy
+	}
+	defer unlock()
+	if fileExists(codeMarker(n)) {
+		if err := s.recoverCode(ctx, st, n); err != nil {
+			return fmt.Errorf("rolling back an interrupted code job: %w", err)
+		}
+	}
+	artifact, err := s.export(ctx, st, n, preManifest)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		m.PreArtifact = artifact
+		if m.PreExported == nil {
+			m.PreExported = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report pre-copy export: %w", err)
+	}
+	s.log.Info("site pre-copy exported", "site", st.Metadata.Name, "move", m.ID, "artifact", artifact)
+	return nil
+}
+
+// precopyMarker is the root-owned file that records the finished import
+// of move id's pre-copy in the site directory.
+func precopyMarker(n Names, id string) string {
+	return filepath.Join(n.Dir, "precopied."+keyPart(id))
+}
+
+// movePreImport is the target's step while the move is Copying and the
+// pre-copy is exported: import it as a whole site (not switched to, never
+// reported in Status), then warm its pool up with a request, so that the
+// first visitors after the switch do not wait for PHP's caches.
+func (s *Shard) movePreImport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	if m.PreImported != nil {
+		return nil
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	if !fileExists(precopyMarker(n, m.ID)) {
+		if err := s.importSite(ctx, st, n, m.PreArtifact, preManifest, precopyMarker(n, m.ID)); err != nil {
+			return err
+		}
+		if !st.Spec.Suspended {
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			code, _ := s.siteRequest(wctx, st, n, "/")
+			cancel()
+			s.log.Debug("pre-copy warmed up", "site", st.Metadata.Name, "move", m.ID, "status", code)
+		}
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.PreImported == nil {
+			m.PreImported = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report pre-copy import: %w", err)
+	}
+	s.log.Info("site pre-copy imported", "site", st.Metadata.Name, "move", m.ID, "source", m.Source)
+	return nil
 }
 
 // moveUnfreeze is the source's step on abort: writes and cron come back,
@@ -369,12 +466,19 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 	if m.ID == "" {
 		return errors.New("move has no ID")
 	}
-	if !fileExists(importMarker(n, m.ID)) {
-		if err := s.importSite(ctx, st, n); err != nil {
+	switch {
+	case fileExists(importMarker(n, m.ID)):
+		if !st.Spec.Suspended {
+			if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+				return err
+			}
+		}
+	case fileExists(precopyMarker(n, m.ID)):
+		if err := s.importOverPrecopy(ctx, st, n); err != nil {
 			return err
 		}
-	} else if !st.Spec.Suspended {
-		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+	default:
+		if err := s.importSite(ctx, st, n, m.Artifact, finalManifest, importMarker(n, m.ID)); err != nil {
 			return err
 		}
 	}
@@ -401,49 +505,69 @@ func lookupUID(name string) int {
 	return uid
 }
 
-// importSite makes the site on this shard from its export, from scratch.
-func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) (err error) {
+// openedExport is an export of a move read and checked: its manifest and
+// the verified local copies of its objects.
+type openedExport struct {
+	man  *manifest
+	objs *exportObjects
+}
+
+// openExport reads the export artifact (manifest manifestName of st's
+// move), checks its manifest, and copies every object here, each checked
+// against the manifest before a byte of it is used. The caller closes the
+// objects.
+func (s *Shard) openExport(ctx context.Context, st *site.Site, artifact, manifestName string) (*openedExport, error) {
+	m := st.Move
+	key, err := s.moveKey(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if want := transferPrefix(st.Metadata.UID, m.ID) + manifestName; artifact != want {
+		return nil, fmt.Errorf("export %s is not where the export of this move belongs (%s)", artifact, want)
+	}
+	b, err := s.openTransfer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	man, err := readManifest(ctx, b, artifact, key)
+	if err != nil {
+		return nil, err
+	}
+	if man == nil {
+		return nil, fmt.Errorf("export %s not found", artifact)
+	}
+	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
+		return nil, fmt.Errorf("export %s is of move %s of site %s, not of this move", artifact, man.MoveID, man.SiteUID)
+	}
+	objs, err := s.fetchExport(ctx, b, man)
+	if err != nil {
+		return nil, err
+	}
+	return &openedExport{man: man, objs: objs}, nil
+}
+
+// importSite makes the site on this shard from the export artifact
+// (manifest manifestName of its move), from scratch, and writes marker
+// once it is done.
+func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names, artifact, manifestName, marker string) (err error) {
 	m := st.Move
 	steps := newStepTimer(s.cfg.Clock)
 	defer func() {
 		if err == nil {
-			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "steps", steps.String())
+			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", manifestName, "steps", steps.String())
 		}
 	}()
-	key, err := s.moveKey(ctx, st)
+	exp, err := s.openExport(ctx, st, artifact, manifestName)
 	if err != nil {
 		return err
 	}
-	if want := transferPrefix(st.Metadata.UID, m.ID) + "manifest.json"; m.Artifact != want {
-		return fmt.Errorf("export %s is not where the export of this move belongs (%s)", m.Artifact, want)
-	}
-	b, err := s.openTransfer(ctx)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	man, err := readManifest(ctx, b, m.Artifact, key)
-	if err != nil {
-		return err
-	}
-	if man == nil {
-		return fmt.Errorf("export %s not found", m.Artifact)
-	}
-	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
-		return fmt.Errorf("export %s is of move %s of site %s, not of this move", m.Artifact, man.MoveID, man.SiteUID)
-	}
+	objs, man := exp.objs, exp.man
+	defer objs.close()
 	core, err := s.importCore(ctx, st, man)
 	if err != nil {
 		return err
 	}
-	steps.mark("manifest")
-	// Every object is copied here and checked against the manifest before
-	// anything of the site is made or a byte of it is used.
-	objs, err := s.fetchExport(ctx, b, man)
-	if err != nil {
-		return err
-	}
-	defer objs.close()
 	steps.mark("fetch")
 
 	// Whatever an interrupted import left goes first (the Unix user stays:
@@ -521,10 +645,137 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) (err err
 		}
 	}
 	steps.mark("pool")
+	if err := os.WriteFile(marker, []byte(artifact+"\n"), 0o600); err != nil {
+		return fmt.Errorf("import marker: %w", err)
+	}
+	return nil
+}
+
+// importOverPrecopy loads the move's final export over the site this
+// shard made from the pre-copy (while the source is frozen, so it is
+// short): the database is replaced by the final dump, wp-content by the
+// final files; user, password, wp-config and the (warm) pool stay. When
+// the final export cannot go over the pre-copy (another core, other salts)
+// the site is imported from scratch instead.
+func (s *Shard) importOverPrecopy(ctx context.Context, st *site.Site, n Names) (err error) {
+	m := st.Move
+	steps := newStepTimer(s.cfg.Clock)
+	defer func() {
+		if err == nil {
+			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", finalManifest, "over", "pre-copy", "steps", steps.String())
+		}
+	}()
+	exp, err := s.openExport(ctx, st, m.Artifact, finalManifest)
+	if err != nil {
+		return err
+	}
+	defer exp.objs.close()
+	steps.mark("fetch")
+	sec, err := readSecretsFile(n.Dir)
+	if err != nil {
+		return err
+	}
+	var salts wordpress.Salts
+	if err := readSecrets(exp.objs.secrets, &salts); err != nil {
+		return err
+	}
+	core, err := s.importCore(ctx, st, exp.man)
+	if err != nil {
+		return err
+	}
+	if salts != sec.Salts || core.Version != s.siteCoreVersion(n) {
+		s.log.Info("final export differs from the pre-copy in salts or core: importing from scratch", "site", st.Metadata.Name, "move", m.ID)
+		exp.objs.close()
+		return s.importSite(ctx, st, n, m.Artifact, finalManifest, importMarker(n, m.ID))
+	}
+	// The database: dropped (tables the site dropped since the pre-copy
+	// must not stay) and loaded from the final dump; the account and its
+	// grants stay.
+	if err := s.db.DropSchema(ctx, n.DB); err != nil {
+		return err
+	}
+	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+		return err
+	}
+	if err := s.loadDatabase(ctx, exp.objs.database, n.DB); err != nil {
+		return err
+	}
+	steps.mark("load")
+	// The files: what the pre-copy (and its warm-up) left goes, the final
+	// files come.
+	uid, gid := lookupIDs(n.Unix)
+	content := filepath.Join(n.Docroot, "wp-content")
+	if err := emptyTree(content); err != nil {
+		return fmt.Errorf("replace the pre-copy's files: %w", err)
+	}
+	if err := wordpress.BuildContent(core, content); err != nil {
+		return err
+	}
+	var need int64
+	if o, err := exp.man.object(objFiles); err == nil {
+		need = 2 * o.Size
+	}
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
+		return err
+	}
+	if err := restoreFiles(exp.objs.files, content, uid, gid); err != nil {
+		return err
+	}
+	steps.mark("files")
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
+		return err
+	}
+	if !st.Spec.Suspended {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
+			return err
+		}
+	}
+	steps.mark("config")
 	if err := os.WriteFile(importMarker(n, m.ID), []byte(m.Artifact+"\n"), 0o600); err != nil {
 		return fmt.Errorf("import marker: %w", err)
 	}
 	return nil
+}
+
+// emptyTree removes everything inside dir but dir itself, and keeps the
+// directories that are mount points (a site volume's binds), emptying them
+// instead. Links are removed, never followed.
+func emptyTree(dir string) error {
+	parent, err := os.Lstat(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() && devOf(fi) != devOf(parent) {
+			if err := emptyTree(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func devOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
 }
 
 // importCore is the core an imported site's docroot is built on: the one
