@@ -135,6 +135,8 @@ func startMover(t *testing.T, st store.Store) {
 				_, _ = st.UpdateSite(ctx, s.Metadata.Name, func(s *site.Site) error {
 					m := s.Move
 					switch m.Phase {
+					case site.MoveCopying:
+						m.PreExported, m.PreImported = at(0), at(0)
 					case site.MoveExporting:
 						m.FreezeStarted, m.Exported = at(1), at(2)
 					case site.MoveImporting:
@@ -163,7 +165,7 @@ func TestSiteMove(t *testing.T) {
 	}
 	// Without --wait: the move is started.
 	out, _, err := h.run(t, "site", "move", "shop.localhost", "--to", "s2")
-	if err != nil || !strings.Contains(out, "of shop.localhost from local to s2: Exporting.") {
+	if err != nil || !strings.Contains(out, "of shop.localhost from local to s2: Copying.") {
 		t.Fatalf("move: %v %q", err, out)
 	}
 	out, _, err = h.run(t, "site", "move", "shop.localhost", "--abort", "-o", "json")
@@ -177,10 +179,10 @@ func TestSiteMove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("move --wait: %v (stderr %q)", err, stderr)
 	}
-	wantProgress := "moving blog.localhost: Exporting\nmoving blog.localhost: Importing\nmoving blog.localhost: CleaningUp\nmoving blog.localhost: Done\n"
+	wantProgress := "moving blog.localhost: Copying\nmoving blog.localhost: Exporting\nmoving blog.localhost: Importing\nmoving blog.localhost: CleaningUp\nmoving blog.localhost: Done\n"
 	// A poll may miss a phase the mover passed quickly; the first and last
 	// are always seen.
-	if !strings.HasPrefix(stderr, "moving blog.localhost: Exporting\n") || !strings.HasSuffix(stderr, "moving blog.localhost: Done\n") || len(stderr) > len(wantProgress) {
+	if !strings.HasPrefix(stderr, "moving blog.localhost: Copying\n") || !strings.HasSuffix(stderr, "moving blog.localhost: Done\n") || len(stderr) > len(wantProgress) {
 		t.Errorf("progress:\n%s", stderr)
 	}
 	want := "Site blog.localhost moved from local to s2.\nFreeze window: 2s\nTotal time:    4s\n"

@@ -57,6 +57,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -230,6 +231,12 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names, manifestName
 	if old, err := readManifest(ctx, b, manifestKey, key); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
 		return manifestKey, nil
 	}
+	// The final export after a pre-copy sends only the tables changed
+	// since (read before the pre-copy's objects go, below).
+	var delta *dbDelta
+	if manifestName == finalManifest {
+		delta = s.finalDelta(ctx, b, prefix, key, n)
+	}
 	// Partial (or damaged): start again from nothing.
 	if err := deletePrefix(ctx, b, prefix); err != nil {
 		return "", err
@@ -241,12 +248,24 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names, manifestName
 	attempt := prefix + wordpress.RandomString(12, "abcdefghijklmnopqrstuvwxyz0123456789") + "/"
 	man := manifest{Version: manifestVersion, SiteUID: st.Metadata.UID, MoveID: m.ID, Source: s.cfg.Name, Created: s.cfg.Clock().UTC(),
 		CoreVersion: s.siteCoreVersion(n)}
+	var dumpTables []string // nil: all
+	switch {
+	case manifestName == preManifest:
+		// The clock first: whatever commits after it is sent again.
+		if since, err := s.db.Now(ctx); err == nil {
+			if schemas, err := s.db.TableSchemas(ctx, n.DB); err == nil {
+				man.DBSince, man.Schemas = since, schemas
+			}
+		}
+	case delta != nil:
+		man.Delta, man.Tables, dumpTables = true, delta.all, delta.changed
+	}
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
 	}{
 		{objDatabase, func(w io.Writer) error {
-			return gzipTo(w, func(w io.Writer) error { return s.db.Dump(ctx, n.DB, w) })
+			return gzipTo(w, func(w io.Writer) error { return s.db.DumpTables(ctx, n.DB, dumpTables, w) })
 		}},
 		{objFiles, func(w io.Writer) error {
 			return gzipTo(w, func(w io.Writer) error { return tarTree(filepath.Join(n.Docroot, "wp-content"), w) })
@@ -342,12 +361,18 @@ func (s *Shard) movePreImport(ctx context.Context, src Sites, st *site.Site) err
 		if err := s.importSite(ctx, st, n, m.PreArtifact, preManifest, precopyMarker(n, m.ID)); err != nil {
 			return err
 		}
-		if !st.Spec.Suspended {
-			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			code, _ := s.siteRequest(wctx, st, n, "/")
-			cancel()
-			s.log.Debug("pre-copy warmed up", "site", st.Metadata.Name, "move", m.ID, "status", code)
-		}
+	}
+	// Its writes stay frozen until the final import: the warm-up (and
+	// nothing else) must not change the pre-copy, which the final export's
+	// delta takes to be what the source had.
+	if err := s.freezeWrites(ctx, n); err != nil {
+		return err
+	}
+	if !st.Spec.Suspended {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		code, _ := s.siteRequest(wctx, st, n, "/")
+		cancel()
+		s.log.Debug("pre-copy warmed up", "site", st.Metadata.Name, "move", m.ID, "status", code)
 	}
 	now := s.cfg.Clock().UTC()
 	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
@@ -360,6 +385,41 @@ func (s *Shard) movePreImport(ctx context.Context, src Sites, st *site.Site) err
 	}
 	s.log.Info("site pre-copy imported", "site", st.Metadata.Name, "move", m.ID, "source", m.Source)
 	return nil
+}
+
+// dbDelta is what a final export sends of the database after a pre-copy:
+// the changed tables of all.
+type dbDelta struct{ all, changed []string }
+
+// finalDelta returns the tables of n's database that changed since the
+// move's pre-copy (its manifest under prefix): those written since its
+// clock, or whose definition is not the one it recorded, or new. It
+// returns nil (send every table) when there is no usable pre-copy
+// manifest or a table's name is one the dump cannot name alone. The
+// site is frozen: nothing changes meanwhile.
+func (s *Shard) finalDelta(ctx context.Context, b *blob.Bucket, prefix string, key []byte, n Names) *dbDelta {
+	pre, err := readManifest(ctx, b, prefix+preManifest, key)
+	if err != nil || pre == nil || pre.DBSince == 0 || pre.Schemas == nil {
+		return nil
+	}
+	changed, err := s.db.ChangedTables(ctx, n.DB, pre.DBSince)
+	if err != nil {
+		return nil
+	}
+	schemas, err := s.db.TableSchemas(ctx, n.DB)
+	if err != nil {
+		return nil
+	}
+	d := &dbDelta{changed: changed}
+	for t, sum := range schemas {
+		d.all = append(d.all, t)
+		if pre.Schemas[t] != sum && !slices.Contains(changed, t) {
+			d.changed = append(d.changed, t)
+		}
+	}
+	slices.Sort(d.all)
+	slices.Sort(d.changed)
+	return d
 }
 
 // moveUnfreeze is the source's step on abort: writes and cron come back,
@@ -688,14 +748,34 @@ func (s *Shard) importOverPrecopy(ctx context.Context, st *site.Site, n Names) (
 		exp.objs.close()
 		return s.importSite(ctx, st, n, m.Artifact, finalManifest, importMarker(n, m.ID))
 	}
-	// The database: dropped (tables the site dropped since the pre-copy
-	// must not stay) and loaded from the final dump; the account and its
-	// grants stay.
-	if err := s.db.DropSchema(ctx, n.DB); err != nil {
-		return err
-	}
-	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
-		return err
+	if exp.man.Delta {
+		// Only the tables changed since the pre-copy come (each dropped
+		// and made again by the dump); the pre-copy's others are as they
+		// were on the source (the warm-up could not write: its writes
+		// were frozen), but those the site dropped since go.
+		have, err := s.db.Tables(ctx, n.DB)
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for _, t := range have {
+			if !slices.Contains(exp.man.Tables, t) {
+				gone = append(gone, t)
+			}
+		}
+		if err := s.db.DropTables(ctx, n.DB, gone); err != nil {
+			return err
+		}
+	} else {
+		// The database: dropped (tables the site dropped since the
+		// pre-copy must not stay) and loaded from the final dump; the
+		// account and its grants stay.
+		if err := s.db.DropSchema(ctx, n.DB); err != nil {
+			return err
+		}
+		if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+			return err
+		}
 	}
 	if err := s.loadDatabase(ctx, exp.objs.database, n.DB); err != nil {
 		return err
@@ -729,6 +809,11 @@ func (s *Shard) importOverPrecopy(ctx context.Context, st *site.Site, n Names) (
 		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
 			return err
 		}
+	}
+	// The pre-copy's writes were frozen for its warm-up; the site's are
+	// taken again once it is switched here.
+	if err := s.unfreezeWrites(ctx, n); err != nil {
+		return err
 	}
 	steps.mark("config")
 	if err := os.WriteFile(importMarker(n, m.ID), []byte(m.Artifact+"\n"), 0o600); err != nil {

@@ -463,6 +463,11 @@ func TestMovePreCopy(t *testing.T) {
 	if err := os.Remove(filepath.Join(uploads, "hello.txt")); err != nil {
 		t.Fatal(err)
 	}
+	// … and its schema changes: a column added (no row written), a table
+	// dropped, a table made.
+	rootExec(t, c, a, na.DB, "ALTER TABLE wp_links ADD COLUMN moved_col INT NULL")
+	rootExec(t, c, a, na.DB, "DROP TABLE wp_termmeta")
+	rootExec(t, c, a, na.DB, "CREATE TABLE wp_plugin_made (id INT PRIMARY KEY) ENGINE=InnoDB")
 
 	// The freeze and the final export; the final import over the
 	// pre-copy finishes but its report fails (a crash), its marker is
@@ -472,6 +477,10 @@ func TestMovePreCopy(t *testing.T) {
 	}
 	if s := c.get(host); s.Move.Phase != site.MoveImporting || s.Move.FreezeStarted == nil {
 		t.Fatalf("after the source's freeze pass: %+v", s.Move)
+	}
+	// The final export sends only the tables changed since the pre-copy.
+	if man := mustRead(t, filepath.Join(c.dir, "transfer", "moves", uid, "move-p", "manifest.json")); !strings.Contains(man, `"delta":true`) {
+		t.Errorf("the final export is not a delta of the pre-copy: %.600s", man)
 	}
 	if err := b.Converge(c.ctx, failImport{c.src}); err == nil {
 		t.Fatal("the injected report failure was not returned")
@@ -485,7 +494,11 @@ func TestMovePreCopy(t *testing.T) {
 	if err := os.Remove(l[0]); err != nil {
 		t.Fatal(err)
 	}
-	rootExec(t, c, b, nb.DB, "INSERT INTO wp_options (option_name, option_value, autoload) VALUES ('stale_from_a_partial_import', 'x', 'no')")
+	// (A final import touches only the tables of its delta — wp_posts
+	// among them — the others are the pre-copy's, which nothing writes.)
+	rootExec(t, c, b, nb.DB, `INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_modified, post_modified_gmt,
+		post_title, post_name, post_content, post_status, post_type, post_excerpt, to_ping, pinged, post_content_filtered)
+		VALUES (1, NOW(), UTC_TIMESTAMP(), NOW(), UTC_TIMESTAMP(), 'Stale From A Partial Import', 'stale', '', 'publish', 'post', '', '', '', '')`)
 	s = c.runMove(host, site.MoveDone, "alpha", "beta")
 	t.Logf("freeze window (FreezeStarted → Switched): %s", s.Move.FreezeWindow(time.Now()))
 	if s.Status.Shard != "beta" || s.Status.Phase != site.PhaseReady {
@@ -497,7 +510,10 @@ func TestMovePreCopy(t *testing.T) {
 	for _, q := range []struct{ what, query, want string }{
 		{"the post of before", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'A Post That Moved'", "1"},
 		{"the post written during the pre-copy", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'Written During The Pre-Copy'", "1"},
-		{"the interrupted import's row", "SELECT COUNT(*) FROM " + nb.DB + ".wp_options WHERE option_name = 'stale_from_a_partial_import'", "0"},
+		{"the interrupted import's row", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'Stale From A Partial Import'", "0"},
+		{"the column added", "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_links' AND COLUMN_NAME = 'moved_col'", "1"},
+		{"the table dropped", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_termmeta'", "0"},
+		{"the table made", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_plugin_made'", "1"},
 	} {
 		if v, err := b.DB().QueryString(c.ctx, q.query); err != nil || v != q.want {
 			t.Errorf("%s on beta: %q %v, want %s", q.what, v, err, q.want)
