@@ -11,12 +11,20 @@ package shard
 // advances the phase (site.AdvanceMove).
 //
 //	phase       source (Status.Shard)              target
+//	Copying     export while serving (not           once exported: import
+//	            frozen; precopy.json, with the      it all (as in Importing;
+//	            DB clock and table definitions),    marker precopied.<id>),
+//	            PreArtifact + PreExported           freeze its writes, warm
+//	                                                the pool up with a GET,
+//	                                                PreImported
 //	Exporting   freeze writes (revoke the DB        —
 //	            user's write grants, end its
 //	            sessions, no cron), FreezeStarted;
 //	            export to the transfer store
 //	            (manifest signed with the move
-//	            key), Artifact + Exported
+//	            key; after a pre-copy only the
+//	            tables changed since: finalDelta),
+//	            Artifact + Exported
 //	Importing   stays frozen                        import: the export
 //	                                                checked first (the move
 //	                                                key's MAC, every
@@ -27,6 +35,9 @@ package shard
 //	                                                its own owners, salts
 //	                                                kept, wp-config, the
 //	                                                installed marker, pool;
+//	                                                over a pre-copy only the
+//	                                                tables and files
+//	                                                (importOverPrecopy);
 //	                                                Imported, TargetEndpoint,
 //	                                                TargetDocroot
 //	  — the control plane switches Status to the target (same write) —
