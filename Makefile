@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 N ?= 100
 
-.PHONY: all deps envtest-assets web build run test test-short bench bench-smoke bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db bench-chaos bench-import vet fmt clean
+.PHONY: all deps envtest-assets web build run test test-short bench bench-smoke bench-provision bench-openbasedir bench-edge bench-scale bench-backup bench-rotate bench-code bench-portal bench-db bench-chaos bench-import bench-move vet fmt clean
 
 all: build
 
@@ -177,5 +177,13 @@ bench-import: deps build
 # The portal's sites list with PORTAL_SITES sites in Chromium: load time,
 # rows in the page (virtualised), frame times while scrolling, bundle size.
 PORTAL_SITES ?= 5000
+# A small site's move between two shards of `aipress up --shards 2`, with
+# one writer and one reader on it: the move's phases, the freeze window as
+# the writer sees it and the reads' status codes, MOVES times back and forth
+# (bench/move; a tiny run is in bench-smoke).
+MOVES ?= 3
+bench-move: deps build
+	$(GO) run ./bench/move -moves $(MOVES) $(BENCH_FLAGS)
+
 bench-portal: deps build
 	$(GO) run ./bench/portal -bin bin/aipress -sites $(PORTAL_SITES) $(BENCH_FLAGS)

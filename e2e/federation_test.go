@@ -450,7 +450,7 @@ func TestFederation(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	out, err := f.cli("site", "move", mover, "--to", newShard, "--wait", "-o", "json")
+	out, err := f.cli("site", "move", mover, "--to", newShard, "--wait-cleanup", "-o", "json")
 	stopReading()
 	<-readerDone
 	if err != nil {

@@ -29,7 +29,7 @@ func TestUpShards(t *testing.T) {
 	if out, err := p.cli("site", "delete", "u1.localhost", "--wait"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
-	out, err := p.cli("site", "move", "u3.localhost", "--to", free, "--wait", "-o", "json")
+	out, err := p.cli("site", "move", "u3.localhost", "--to", free, "--wait-cleanup", "-o", "json")
 	if err != nil {
 		t.Fatalf("move: %v\n%s", err, out)
 	}

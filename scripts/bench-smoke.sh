@@ -30,6 +30,7 @@ harnesses=(
   "portal|PORTAL_SITES=300"
   "openbasedir|BENCH_FLAGS=-requests=5 -rounds=1"
   "import|IMPORT_SIZE_MB=4 BENCH_FLAGS=-modes=archive,live"
+  "move|MOVES=1"
   "chaos|CHAOS_SITES=1 CHAOS_WORKERS=2 BENCH_FLAGS=-faults=php-fpm -baseline=1s -settle=1s -limit=1m"
 )
 

@@ -351,6 +351,8 @@ func mergeMoveReport(m, r *site.Move, shard string) {
 	}
 	switch shard {
 	case m.Source:
+		str(&m.PreArtifact, r.PreArtifact)
+		once(&m.PreExported, r.PreExported)
 		once(&m.FreezeStarted, r.FreezeStarted)
 		str(&m.Artifact, r.Artifact)
 		once(&m.Exported, r.Exported)
@@ -360,17 +362,20 @@ func mergeMoveReport(m, r *site.Move, shard string) {
 		if m.Phase == site.MoveAborting {
 			once(&m.Unfrozen, r.Unfrozen)
 		}
-		if m.Phase == site.MoveExporting || m.Phase == site.MoveCleaningUp || m.Phase == site.MoveAborting {
+		if m.Phase == site.MoveExporting || m.Phase == site.MoveCleaningUp || m.Phase == site.MoveAborting ||
+			(m.Phase == site.MoveCopying && m.PreExported == nil) {
 			m.Error = r.Error
 		}
 	case m.Target:
+		once(&m.PreImported, r.PreImported)
 		once(&m.Imported, r.Imported)
 		str(&m.TargetEndpoint, r.TargetEndpoint)
 		str(&m.TargetDocroot, r.TargetDocroot)
 		if m.Phase == site.MoveAborting {
 			once(&m.CleanedUp, r.CleanedUp)
 		}
-		if m.Phase == site.MoveImporting || m.Phase == site.MoveAborting {
+		if m.Phase == site.MoveImporting || m.Phase == site.MoveAborting ||
+			(m.Phase == site.MoveCopying && m.PreExported != nil) {
 			m.Error = r.Error
 		}
 	}

@@ -375,7 +375,7 @@ func TestFederationScenarios(t *testing.T) {
 
 		// Moves.
 		{name: "move", method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 202,
-			fields: map[string]any{"move.source": "s1", "move.target": "s2", "move.phase": "Exporting", "move.requested_at": "2025-01-02T03:04:05Z", "status.shard": "s1"}},
+			fields: map[string]any{"move.source": "s1", "move.target": "s2", "move.phase": "Copying", "move.requested_at": "2025-01-02T03:04:05Z", "status.shard": "s1"}},
 		{name: "move to cordoned", method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s3"}, status: 400, code: "invalid_argument"},
 		{name: "move to unhealthy", method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s4"}, status: 400, code: "invalid_argument"},
 		{name: "move to same shard", method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s1"}, status: 400, code: "invalid_argument"},
@@ -394,7 +394,7 @@ func TestFederationScenarios(t *testing.T) {
 			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 409, code: "conflict",
 			check: func(t *testing.T, e *env, m map[string]any) { e.notMoving(t, "a.com", m) }},
 		{name: "move after a code job", setup: func(t *testing.T, e *env) { e.activeJob(t, "a.com", store.JobCode, store.JobSucceeded, "s1") },
-			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 202, fields: map[string]any{"move.phase": "Exporting"}},
+			method: "POST", path: "/v1/sites/a.com/move", token: adminSecret, body: map[string]any{"target": "s2"}, status: 202, fields: map[string]any{"move.phase": "Copying"}},
 		{name: "viewer move forbidden", method: "POST", path: "/v1/sites/a.com/move", token: viewerSecret, body: map[string]any{"target": "s2"}, status: 403, code: "forbidden"},
 		{name: "abort without move", method: "POST", path: "/v1/sites/a.com/move/abort", token: adminSecret, status: 409, code: "conflict"},
 		{name: "abort", setup: func(t *testing.T, e *env) {
@@ -489,7 +489,19 @@ func TestMoveReports(t *testing.T) {
 		status int
 		fields map[string]any
 	}{
-		{adminSecret, "/v1/sites/a.com/move", map[string]any{"target": "s2"}, 202, map[string]any{"move.phase": "Exporting"}},
+		{adminSecret, "/v1/sites/a.com/move", map[string]any{"target": "s2"}, 202, map[string]any{"move.phase": "Copying"}},
+		// The pre-copy: the source exports (it may not report the
+		// target's pre-import; the target's error is not its to set yet),
+		// then the target imports, and the freeze begins.
+		{shard1Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{
+			"pre_artifact": "moves/a.com.pre", "pre_exported": "2025-01-02T03:04:05Z", "pre_imported": "2025-01-02T03:04:05Z",
+		}}, 200, map[string]any{"move.phase": "Copying", "move.pre_artifact": "moves/a.com.pre", "move.pre_imported": nil}},
+		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"pre_artifact": "x", "error": "no core"}},
+			200, map[string]any{"move.phase": "Copying", "move.pre_artifact": "moves/a.com.pre", "move.error": "no core"}},
+		{shard1Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"error": "not mine"}},
+			200, map[string]any{"move.phase": "Copying", "move.error": "no core"}},
+		{shard2Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{"pre_imported": "2025-01-02T03:04:06Z"}},
+			200, map[string]any{"move.phase": "Exporting", "move.error": nil}},
 		// The source may not report the import.
 		{shard1Secret, "/v1/agent/sites/a.com/move", map[string]any{"uid": uid, "move": map[string]any{
 			"freeze_started": "2025-01-02T03:04:06Z", "artifact": "moves/a.com.tar", "imported": "2025-01-02T03:04:07Z", "target_endpoint": "tcp:evil:9000",

@@ -16,7 +16,7 @@ type MoveSiteRequest struct {
 }
 
 // moveSite starts moving a site to another shard: it records the move
-// (phase Exporting); the source and target shards' agents then do their
+// (phase Copying: the pre-copy, then the freeze); the source and target shards' agents then do their
 // steps and report them (PUT /v1/agent/sites/{name}/move).
 func (s *server) moveSite(c *call) (response, error) {
 	var req MoveSiteRequest
@@ -67,7 +67,7 @@ func (s *server) moveSite(c *call) (response, error) {
 		case st.Status.Shard == target.Name:
 			return badRequest("site %q is already on shard %q", name, target.Name)
 		}
-		st.Move = &site.Move{ID: id, Source: st.Status.Shard, Target: target.Name, Phase: site.MoveExporting, RequestedAt: now}
+		st.Move = &site.Move{ID: id, Source: st.Status.Shard, Target: target.Name, Phase: site.MoveCopying, RequestedAt: now}
 		return nil
 	})
 }

@@ -135,6 +135,8 @@ func startMover(t *testing.T, st store.Store) {
 				_, _ = st.UpdateSite(ctx, s.Metadata.Name, func(s *site.Site) error {
 					m := s.Move
 					switch m.Phase {
+					case site.MoveCopying:
+						m.PreExported, m.PreImported = at(0), at(0)
 					case site.MoveExporting:
 						m.FreezeStarted, m.Exported = at(1), at(2)
 					case site.MoveImporting:
@@ -163,7 +165,7 @@ func TestSiteMove(t *testing.T) {
 	}
 	// Without --wait: the move is started.
 	out, _, err := h.run(t, "site", "move", "shop.localhost", "--to", "s2")
-	if err != nil || !strings.Contains(out, "of shop.localhost from local to s2: Exporting.") {
+	if err != nil || !strings.Contains(out, "of shop.localhost from local to s2: Copying.") {
 		t.Fatalf("move: %v %q", err, out)
 	}
 	out, _, err = h.run(t, "site", "move", "shop.localhost", "--abort", "-o", "json")
@@ -171,21 +173,38 @@ func TestSiteMove(t *testing.T) {
 		t.Fatalf("abort: %v %q", err, out)
 	}
 
-	// With --wait: every phase, then the freeze window and the total.
+	// With --wait: every phase until the switch, then the freeze window and
+	// the total (until the switch; the source's cleanup goes on).
 	startMover(t, h.store)
 	out, stderr, err := h.run(t, "site", "move", "blog.localhost", "--to", "s2", "--wait")
 	if err != nil {
 		t.Fatalf("move --wait: %v (stderr %q)", err, stderr)
 	}
-	wantProgress := "moving blog.localhost: Exporting\nmoving blog.localhost: Importing\nmoving blog.localhost: CleaningUp\nmoving blog.localhost: Done\n"
-	// A poll may miss a phase the mover passed quickly; the first and last
-	// are always seen.
-	if !strings.HasPrefix(stderr, "moving blog.localhost: Exporting\n") || !strings.HasSuffix(stderr, "moving blog.localhost: Done\n") || len(stderr) > len(wantProgress) {
+	wantProgress := "moving blog.localhost: Copying\nmoving blog.localhost: Exporting\nmoving blog.localhost: Importing\nmoving blog.localhost: CleaningUp\n"
+	// A poll may miss a phase the mover passed quickly (and see Done
+	// rather than CleaningUp); the first is always seen.
+	if !strings.HasPrefix(stderr, "moving blog.localhost: Copying\n") || len(stderr) > len(wantProgress) ||
+		(!strings.HasSuffix(stderr, ": CleaningUp\n") && !strings.HasSuffix(stderr, ": Done\n")) {
 		t.Errorf("progress:\n%s", stderr)
 	}
-	want := "Site blog.localhost moved from local to s2.\nFreeze window: 2s\nTotal time:    4s\n"
-	if out != want {
-		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	if !strings.HasPrefix(out, "Site blog.localhost moved from local to s2") || !strings.Contains(out, "\nFreeze window: 2s\nTotal time:    3s\n") {
+		t.Errorf("stdout:\n%s", out)
+	}
+	// With --wait-cleanup: until Done, and how long after the switch the
+	// source's copy went.
+	// (Back and forth: the cases below want it on s2.)
+	for _, to := range []string{"local", "s2"} {
+		out, stderr, err = h.run(t, "site", "move", "blog.localhost", "--to", to, "--wait-cleanup")
+		if err != nil {
+			t.Fatalf("move --wait-cleanup: %v (stderr %q)", err, stderr)
+		}
+		if !strings.HasSuffix(stderr, "moving blog.localhost: Done\n") {
+			t.Errorf("progress:\n%s", stderr)
+		}
+		want := "Freeze window: 2s\nTotal time:    3s\nSource cleaned up: 1s after the switch\n"
+		if !strings.HasPrefix(out, "Site blog.localhost moved from ") || !strings.HasSuffix(out, " to "+to+".\n"+want) {
+			t.Errorf("stdout:\n%s\nwant … to %s.\n%s", out, to, want)
+		}
 	}
 	for _, tc := range []struct {
 		args []string

@@ -18,18 +18,23 @@ func newSiteMoveCmd(o *siteOpts) *cobra.Command {
 		target  string
 		abort   bool
 		wait    bool
+		cleanup bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "move DOMAIN --to SHARD | --abort",
 		Short: "Move a site to another shard, or abort its move",
-		Long: `Move a Ready (or Suspended) site to another shard. The source shard freezes
-writes to the site (visitors still read it; changes get 503) and exports it,
-the target imports it, the control plane switches the site to the target,
-and the source removes its copy.
+		Long: `Move a Ready (or Suspended) site to another shard. The source shard exports
+the site while it serves and the target imports that copy; then the source
+freezes writes (visitors still read the site; changes get 503) and exports
+what changed since, the target loads it, the control plane switches the site
+to the target, and the source removes its copy.
 
-With --wait the command prints each phase as it is reached and, at the end,
-the freeze window (how long writes were refused) and the total time.
+With --wait the command prints each phase as it is reached and, once the site
+is switched to the target (it serves and takes writes there), the freeze
+window (how long writes were refused) and the total time; the source removes
+its copy a few seconds later, in the background (--wait-cleanup waits for
+that too: the move is Done).
 
 --abort rolls back a move that has not switched yet.`,
 		Example: `  aipress site move blog.localhost --to shard-2 --wait
@@ -54,8 +59,11 @@ the freeze window (how long writes were refused) and the total time.
 			if err != nil {
 				return err
 			}
+			if cleanup {
+				wait = true
+			}
 			if wait {
-				s, err = o.waitMove(ctx, cmd.ErrOrStderr(), c, s, timeout)
+				s, err = o.waitMove(ctx, cmd.ErrOrStderr(), c, s, timeout, cleanup)
 				if err != nil {
 					return err
 				}
@@ -65,14 +73,15 @@ the freeze window (how long writes were refused) and the total time.
 	}
 	cmd.Flags().StringVar(&target, "to", "", "the shard to move the site to")
 	cmd.Flags().BoolVar(&abort, "abort", false, "roll back the site's move (before the switch)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the move is Done (or Aborted) and print its timings")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the site is switched to the target (or the move Aborted) and print its timings")
+	cmd.Flags().BoolVar(&cleanup, "wait-cleanup", false, "with --wait (implied), wait until the source removed its copy too (the move is Done)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait with --wait")
 	return cmd
 }
 
-// waitMove polls the site until its move (the one in s) is Done or Aborted,
-// printing each phase reached.
-func (o *siteOpts) waitMove(ctx context.Context, progress io.Writer, c *apiclient.Client, s *site.Site, timeout time.Duration) (*site.Site, error) {
+// waitMove polls the site until its move (the one in s) has switched (is
+// Done, with untilDone) or is Aborted, printing each phase reached.
+func (o *siteOpts) waitMove(ctx context.Context, progress io.Writer, c *apiclient.Client, s *site.Site, timeout time.Duration, untilDone bool) (*site.Site, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	name, id := s.Metadata.Name, s.Move.ID
@@ -90,6 +99,8 @@ func (o *siteOpts) waitMove(ctx context.Context, progress io.Writer, c *apiclien
 		case s.Move == nil || s.Move.ID != id:
 			return s, fmt.Errorf("the move of %s was replaced by another", name)
 		case s.Move.Phase == site.MoveDone:
+			return s, nil
+		case s.Move.Switched != nil && !untilDone:
 			return s, nil
 		case s.Move.Phase == site.MoveAborted:
 			return s, nil
@@ -142,15 +153,29 @@ func printMove(w io.Writer, format string, s *site.Site, waited bool) error {
 		return err
 	}
 	verdict := fmt.Sprintf("Site %s moved from %s to %s.", s.Metadata.Name, m.Source, m.Target)
+	if m.Phase == site.MoveCleaningUp {
+		verdict = fmt.Sprintf("Site %s moved from %s to %s; %s removes its copy in the background.", s.Metadata.Name, m.Source, m.Target, m.Source)
+	}
 	if m.Phase == site.MoveAborted {
 		verdict = fmt.Sprintf("The move of %s from %s to %s was aborted; the site stays on %s.", s.Metadata.Name, m.Source, m.Target, m.Source)
 	}
+	// The total is what the user waits for: until the switch (the
+	// source's cleanup, after a grace period, is not), or until an abort
+	// ended.
 	total, end := "-", time.Time{}
-	if e, ok := moveEnd(m); ok {
-		// The move is over: its freeze window ends by then.
-		total, end = e.Sub(m.RequestedAt).Round(time.Millisecond).String(), e
+	if m.Switched != nil {
+		end = *m.Switched
+	} else if e, ok := moveEnd(m); ok {
+		end = e
 	}
-	_, err := fmt.Fprintf(w, "%s\nFreeze window: %s\nTotal time:    %s\n", verdict,
-		m.FreezeWindow(end).Round(time.Millisecond), total)
+	if !end.IsZero() {
+		total = end.Sub(m.RequestedAt).Round(time.Millisecond).String()
+	}
+	cleaned := ""
+	if m.Switched != nil && m.CleanedUp != nil {
+		cleaned = fmt.Sprintf("Source cleaned up: %s after the switch\n", m.CleanedUp.Sub(*m.Switched).Round(time.Millisecond))
+	}
+	_, err := fmt.Fprintf(w, "%s\nFreeze window: %s\nTotal time:    %s\n%s", verdict,
+		m.FreezeWindow(end).Round(time.Millisecond), total, cleaned)
 	return err
 }

@@ -800,7 +800,7 @@ func (c *Controller) startMove(ctx context.Context, s *site.Site, target string)
 		if cur.Metadata.UID != uid || cur.Status.Shard != source || cur.Move.Active() || cur.Metadata.DeletionRequested != nil {
 			return errSkip
 		}
-		cur.Move = &site.Move{ID: NewMoveID(), Source: source, Target: target, Phase: site.MoveExporting, RequestedAt: now}
+		cur.Move = &site.Move{ID: NewMoveID(), Source: source, Target: target, Phase: site.MoveCopying, RequestedAt: now}
 		return nil
 	})
 	if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {

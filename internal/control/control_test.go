@@ -265,7 +265,7 @@ func TestDrainStartsMoves(t *testing.T) {
 			continue
 		}
 		moving++
-		if s.Move.Source != "a" || s.Move.Target != "b" || s.Move.Phase != site.MoveExporting || s.Move.ID == "" {
+		if s.Move.Source != "a" || s.Move.Target != "b" || s.Move.Phase != site.MoveCopying || s.Move.ID == "" {
 			t.Errorf("move = %+v", s.Move)
 		}
 	}

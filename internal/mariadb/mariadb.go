@@ -13,6 +13,7 @@ package mariadb
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -796,13 +797,30 @@ func (s *Server) writeClientConfig() error {
 // InnoDB), without CREATE DATABASE or USE, so Load can put it into a
 // database of another name.
 func (s *Server) Dump(ctx context.Context, name string, w io.Writer) error {
+	return s.DumpTables(ctx, name, nil, w)
+}
+
+// DumpTables is Dump of the named tables of database name only (every
+// table when tables is nil; nothing but the header when it is empty and
+// not nil).
+func (s *Server) DumpTables(ctx context.Context, name string, tables []string, w io.Writer) error {
 	if !ident.MatchString(name) {
 		return fmt.Errorf("mariadb: invalid identifier %q", name)
 	}
-	cmd := exec.CommandContext(ctx, "mariadb-dump", "--defaults-file="+s.clientConfig(),
+	if tables != nil && len(tables) == 0 {
+		_, err := io.WriteString(w, "-- no table changed\n")
+		return err
+	}
+	for _, t := range tables {
+		if !ident.MatchString(t) {
+			return fmt.Errorf("mariadb: invalid table name %q", t)
+		}
+	}
+	args := append([]string{"--defaults-file=" + s.clientConfig(),
 		"--single-transaction", "--quick", "--skip-lock-tables", "--hex-blob", "--skip-comments",
 		"--default-character-set=utf8mb4", "--add-drop-table", "--triggers", "--skip-routines", "--skip-events",
-		"--", name)
+		"--", name}, tables...)
+	cmd := exec.CommandContext(ctx, "mariadb-dump", args...)
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {
@@ -993,6 +1011,80 @@ func (s *Server) DropSchema(ctx context.Context, name string) error {
 	}
 	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name)); err != nil {
 		return fmt.Errorf("mariadb: drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// Now is the server's clock in whole Unix seconds (rounded down), for
+// ChangedTables.
+func (s *Server) Now(ctx context.Context) (int64, error) {
+	var t int64
+	if err := s.db.QueryRowContext(ctx, "SELECT UNIX_TIMESTAMP()").Scan(&t); err != nil {
+		return 0, fmt.Errorf("mariadb: now: %w", err)
+	}
+	return t, nil
+}
+
+// ChangedTables returns the base tables of database name that may have
+// changed since the server's clock said since (Now): made or written in
+// that second or later, or whose last write the server does not know
+// (InnoDB forgets it when the server restarts), sorted.
+func (s *Server) ChangedTables(ctx context.Context, name string, since int64) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'
+		AND (UPDATE_TIME IS NULL OR CREATE_TIME IS NULL OR UNIX_TIMESTAMP(UPDATE_TIME) >= ? OR UNIX_TIMESTAMP(CREATE_TIME) >= ?)
+		ORDER BY TABLE_NAME`, name, since, since)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: changed tables of %s: %w", name, err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("mariadb: changed tables of %s: %w", name, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// TableSchemas returns a fingerprint (SHA-256 of SHOW CREATE TABLE) of
+// every base table of database name, by table: a table whose fingerprint
+// changed had its definition changed (or rows inserted: the counter of
+// an AUTO_INCREMENT column is part of it).
+func (s *Server) TableSchemas(ctx context.Context, name string) (map[string]string, error) {
+	tables, err := s.Tables(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(tables))
+	for _, t := range tables {
+		if !ident.MatchString(t) {
+			return nil, fmt.Errorf("mariadb: invalid table name %q", t)
+		}
+		var tn, def string
+		if err := s.db.QueryRowContext(ctx, fmt.Sprintf("SHOW CREATE TABLE `%s`.`%s`", name, t)).Scan(&tn, &def); err != nil {
+			return nil, fmt.Errorf("mariadb: definition of %s.%s: %w", name, t, err)
+		}
+		sum := sha256.Sum256([]byte(def))
+		out[t] = hex.EncodeToString(sum[:])
+	}
+	return out, nil
+}
+
+// DropTables drops the named tables of database name if they exist.
+func (s *Server) DropTables(ctx context.Context, name string, tables []string) error {
+	if !ident.MatchString(name) {
+		return fmt.Errorf("mariadb: invalid identifier %q", name)
+	}
+	for _, t := range tables {
+		if !ident.MatchString(t) {
+			return fmt.Errorf("mariadb: invalid table name %q", t)
+		}
+		if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s`", name, t)); err != nil {
+			return fmt.Errorf("mariadb: drop table %s.%s: %w", name, t, err)
+		}
 	}
 	return nil
 }

@@ -11,12 +11,20 @@ package shard
 // advances the phase (site.AdvanceMove).
 //
 //	phase       source (Status.Shard)              target
+//	Copying     export while serving (not           once exported: import
+//	            frozen; precopy.json, with the      it all (as in Importing;
+//	            DB clock and table definitions),    marker precopied.<id>),
+//	            PreArtifact + PreExported           freeze its writes, warm
+//	                                                the pool up with a GET,
+//	                                                PreImported
 //	Exporting   freeze writes (revoke the DB        —
 //	            user's write grants, end its
 //	            sessions, no cron), FreezeStarted;
 //	            export to the transfer store
 //	            (manifest signed with the move
-//	            key), Artifact + Exported
+//	            key; after a pre-copy only the
+//	            tables changed since: finalDelta),
+//	            Artifact + Exported
 //	Importing   stays frozen                        import: the export
 //	                                                checked first (the move
 //	                                                key's MAC, every
@@ -27,6 +35,9 @@ package shard
 //	                                                its own owners, salts
 //	                                                kept, wp-config, the
 //	                                                installed marker, pool;
+//	                                                over a pre-copy only the
+//	                                                tables and files
+//	                                                (importOverPrecopy);
 //	                                                Imported, TargetEndpoint,
 //	                                                TargetDocroot
 //	  — the control plane switches Status to the target (same write) —
@@ -57,7 +68,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -83,6 +96,8 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 			return false, nil // the owner deletes as usual
 		}
 		switch m.Phase {
+		case site.MoveCopying:
+			err = s.movePreExport(ctx, src, st)
 		case site.MoveExporting, site.MoveImporting:
 			err = s.moveExport(ctx, src, st)
 		case site.MoveAborting:
@@ -96,6 +111,8 @@ func (s *Shard) reconcileMove(ctx context.Context, src Sites, st *site.Site) (bo
 		switch {
 		case m.Phase == site.MoveAborting || st.Metadata.DeletionRequested != nil:
 			err = s.moveRemoveTarget(ctx, src, st)
+		case m.Phase == site.MoveCopying && m.PreExported != nil:
+			err = s.movePreImport(ctx, src, st)
 		case m.Phase == site.MoveImporting && m.Exported != nil:
 			err = s.moveImport(ctx, src, st)
 		}
@@ -179,7 +196,7 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	if m.Exported != nil {
 		return nil
 	}
-	artifact, err := s.export(ctx, st, n)
+	artifact, err := s.export(ctx, st, n, finalManifest)
 	if err != nil {
 		return err
 	}
@@ -197,9 +214,19 @@ func (s *Shard) moveExport(ctx context.Context, src Sites, st *site.Site) error 
 	return nil
 }
 
-// export writes st's export for its move to the transfer store and returns
-// the manifest's key. A complete export of the same move is reused.
-func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, error) {
+// The manifests of a move's two exports, under its transfer prefix: the
+// pre-copy's (made while the site serves) and the final one's (frozen).
+const (
+	preManifest   = "precopy.json"
+	finalManifest = "manifest.json"
+)
+
+// export writes st's export for its move to the transfer store under
+// manifest name manifestName and returns the manifest's key. A complete
+// export of the same move under that name is reused; a partial one, or
+// anything else under the move's prefix (the pre-copy's objects, when the
+// final export is made), is deleted first.
+func (s *Shard) export(ctx context.Context, st *site.Site, n Names, manifestName string) (string, error) {
 	m := st.Move
 	key, err := s.moveKey(ctx, st)
 	if err != nil {
@@ -211,9 +238,15 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 	}
 	defer b.Close()
 	prefix := transferPrefix(st.Metadata.UID, m.ID)
-	manifestKey := prefix + "manifest.json"
+	manifestKey := prefix + manifestName
 	if old, err := readManifest(ctx, b, manifestKey, key); err == nil && old != nil && old.MoveID == m.ID && old.complete(ctx, b) {
 		return manifestKey, nil
+	}
+	// The final export after a pre-copy sends only the tables changed
+	// since (read before the pre-copy's objects go, below).
+	var delta *dbDelta
+	if manifestName == finalManifest {
+		delta = s.finalDelta(ctx, b, prefix, key, n)
 	}
 	// Partial (or damaged): start again from nothing.
 	if err := deletePrefix(ctx, b, prefix); err != nil {
@@ -226,12 +259,24 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 	attempt := prefix + wordpress.RandomString(12, "abcdefghijklmnopqrstuvwxyz0123456789") + "/"
 	man := manifest{Version: manifestVersion, SiteUID: st.Metadata.UID, MoveID: m.ID, Source: s.cfg.Name, Created: s.cfg.Clock().UTC(),
 		CoreVersion: s.siteCoreVersion(n)}
+	var dumpTables []string // nil: all
+	switch {
+	case manifestName == preManifest:
+		// The clock first: whatever commits after it is sent again.
+		if since, err := s.db.Now(ctx); err == nil {
+			if schemas, err := s.db.TableSchemas(ctx, n.DB); err == nil {
+				man.DBSince, man.Schemas = since, schemas
+			}
+		}
+	case delta != nil:
+		man.Delta, man.Tables, dumpTables = true, delta.all, delta.changed
+	}
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
 	}{
 		{objDatabase, func(w io.Writer) error {
-			return gzipTo(w, func(w io.Writer) error { return s.db.Dump(ctx, n.DB, w) })
+			return gzipTo(w, func(w io.Writer) error { return s.db.DumpTables(ctx, n.DB, dumpTables, w) })
 		}},
 		{objFiles, func(w io.Writer) error {
 			return gzipTo(w, func(w io.Writer) error { return tarTree(filepath.Join(n.Docroot, "wp-content"), w) })
@@ -263,6 +308,129 @@ func (s *Shard) export(ctx context.Context, st *site.Site, n Names) (string, err
 		return "", err
 	}
 	return manifestKey, nil
+}
+
+// movePreExport is the source's step while the move is Copying: export
+// the site once while it serves (not frozen), for the target's pre-copy.
+func (s *Shard) movePreExport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	if m.PreExported != nil {
+		return nil
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	unlock, ok := s.tryHoldSite(n.ID, false)
+	if !ok {
+		return errSiteBusy
+	}
+	defer unlock()
+	if fileExists(codeMarker(n)) {
+		if err := s.recoverCode(ctx, st, n); err != nil {
+			return fmt.Errorf("rolling back an interrupted code job: %w", err)
+		}
+	}
+	artifact, err := s.export(ctx, st, n, preManifest)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		m.PreArtifact = artifact
+		if m.PreExported == nil {
+			m.PreExported = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report pre-copy export: %w", err)
+	}
+	s.log.Info("site pre-copy exported", "site", st.Metadata.Name, "move", m.ID, "artifact", artifact)
+	return nil
+}
+
+// precopyMarker is the root-owned file that records the finished import
+// of move id's pre-copy in the site directory.
+func precopyMarker(n Names, id string) string {
+	return filepath.Join(n.Dir, "precopied."+keyPart(id))
+}
+
+// movePreImport is the target's step while the move is Copying and the
+// pre-copy is exported: import it as a whole site (not switched to, never
+// reported in Status), then warm its pool up with a request, so that the
+// first visitors after the switch do not wait for PHP's caches.
+func (s *Shard) movePreImport(ctx context.Context, src Sites, st *site.Site) error {
+	m := st.Move
+	if m.PreImported != nil {
+		return nil
+	}
+	n := s.NamesFor(st.Metadata.UID)
+	if m.ID == "" {
+		return errors.New("move has no ID")
+	}
+	if !fileExists(precopyMarker(n, m.ID)) {
+		if err := s.importSite(ctx, st, n, m.PreArtifact, preManifest, precopyMarker(n, m.ID)); err != nil {
+			return err
+		}
+	}
+	// Its writes stay frozen until the final import: the warm-up (and
+	// nothing else) must not change the pre-copy, which the final export's
+	// delta takes to be what the source had.
+	if err := s.freezeWrites(ctx, n); err != nil {
+		return err
+	}
+	if !st.Spec.Suspended {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		code, _ := s.siteRequest(wctx, st, n, "/")
+		cancel()
+		s.log.Debug("pre-copy warmed up", "site", st.Metadata.Name, "move", m.ID, "status", code)
+	}
+	now := s.cfg.Clock().UTC()
+	if err := s.updateMove(ctx, src, st, func(m *site.Move) {
+		if m.PreImported == nil {
+			m.PreImported = &now
+		}
+		m.Error = ""
+	}); err != nil {
+		return fmt.Errorf("report pre-copy import: %w", err)
+	}
+	s.log.Info("site pre-copy imported", "site", st.Metadata.Name, "move", m.ID, "source", m.Source)
+	return nil
+}
+
+// dbDelta is what a final export sends of the database after a pre-copy:
+// the changed tables of all.
+type dbDelta struct{ all, changed []string }
+
+// finalDelta returns the tables of n's database that changed since the
+// move's pre-copy (its manifest under prefix): those written since its
+// clock, or whose definition is not the one it recorded, or new. It
+// returns nil (send every table) when there is no usable pre-copy
+// manifest or a table's name is one the dump cannot name alone. The
+// site is frozen: nothing changes meanwhile.
+func (s *Shard) finalDelta(ctx context.Context, b *blob.Bucket, prefix string, key []byte, n Names) *dbDelta {
+	pre, err := readManifest(ctx, b, prefix+preManifest, key)
+	if err != nil || pre == nil || pre.DBSince == 0 || pre.Schemas == nil {
+		return nil
+	}
+	changed, err := s.db.ChangedTables(ctx, n.DB, pre.DBSince)
+	if err != nil {
+		return nil
+	}
+	schemas, err := s.db.TableSchemas(ctx, n.DB)
+	if err != nil {
+		return nil
+	}
+	d := &dbDelta{changed: changed}
+	for t, sum := range schemas {
+		d.all = append(d.all, t)
+		if pre.Schemas[t] != sum && !slices.Contains(changed, t) {
+			d.changed = append(d.changed, t)
+		}
+	}
+	slices.Sort(d.all)
+	slices.Sort(d.changed)
+	return d
 }
 
 // moveUnfreeze is the source's step on abort: writes and cron come back,
@@ -369,12 +537,19 @@ func (s *Shard) moveImport(ctx context.Context, src Sites, st *site.Site) error 
 	if m.ID == "" {
 		return errors.New("move has no ID")
 	}
-	if !fileExists(importMarker(n, m.ID)) {
-		if err := s.importSite(ctx, st, n); err != nil {
+	switch {
+	case fileExists(importMarker(n, m.ID)):
+		if !st.Spec.Suspended {
+			if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+				return err
+			}
+		}
+	case fileExists(precopyMarker(n, m.ID)):
+		if err := s.importOverPrecopy(ctx, st, n); err != nil {
 			return err
 		}
-	} else if !st.Spec.Suspended {
-		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, lookupUID(n.Unix))); err != nil {
+	default:
+		if err := s.importSite(ctx, st, n, m.Artifact, finalManifest, importMarker(n, m.ID)); err != nil {
 			return err
 		}
 	}
@@ -401,42 +576,70 @@ func lookupUID(name string) int {
 	return uid
 }
 
-// importSite makes the site on this shard from its export, from scratch.
-func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
+// openedExport is an export of a move read and checked: its manifest and
+// the verified local copies of its objects.
+type openedExport struct {
+	man  *manifest
+	objs *exportObjects
+}
+
+// openExport reads the export artifact (manifest manifestName of st's
+// move), checks its manifest, and copies every object here, each checked
+// against the manifest before a byte of it is used. The caller closes the
+// objects.
+func (s *Shard) openExport(ctx context.Context, st *site.Site, artifact, manifestName string) (*openedExport, error) {
 	m := st.Move
 	key, err := s.moveKey(ctx, st)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if want := transferPrefix(st.Metadata.UID, m.ID) + "manifest.json"; m.Artifact != want {
-		return fmt.Errorf("export %s is not where the export of this move belongs (%s)", m.Artifact, want)
+	if want := transferPrefix(st.Metadata.UID, m.ID) + manifestName; artifact != want {
+		return nil, fmt.Errorf("export %s is not where the export of this move belongs (%s)", artifact, want)
 	}
 	b, err := s.openTransfer(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer b.Close()
-	man, err := readManifest(ctx, b, m.Artifact, key)
+	man, err := readManifest(ctx, b, artifact, key)
+	if err != nil {
+		return nil, err
+	}
+	if man == nil {
+		return nil, fmt.Errorf("export %s not found", artifact)
+	}
+	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
+		return nil, fmt.Errorf("export %s is of move %s of site %s, not of this move", artifact, man.MoveID, man.SiteUID)
+	}
+	objs, err := s.fetchExport(ctx, b, man)
+	if err != nil {
+		return nil, err
+	}
+	return &openedExport{man: man, objs: objs}, nil
+}
+
+// importSite makes the site on this shard from the export artifact
+// (manifest manifestName of its move), from scratch, and writes marker
+// once it is done.
+func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names, artifact, manifestName, marker string) (err error) {
+	m := st.Move
+	steps := newStepTimer(s.cfg.Clock)
+	defer func() {
+		if err == nil {
+			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", manifestName, "steps", steps.String())
+		}
+	}()
+	exp, err := s.openExport(ctx, st, artifact, manifestName)
 	if err != nil {
 		return err
 	}
-	if man == nil {
-		return fmt.Errorf("export %s not found", m.Artifact)
-	}
-	if man.MoveID != m.ID || man.SiteUID != st.Metadata.UID {
-		return fmt.Errorf("export %s is of move %s of site %s, not of this move", m.Artifact, man.MoveID, man.SiteUID)
-	}
+	objs, man := exp.objs, exp.man
+	defer objs.close()
 	core, err := s.importCore(ctx, st, man)
 	if err != nil {
 		return err
 	}
-	// Every object is copied here and checked against the manifest before
-	// anything of the site is made or a byte of it is used.
-	objs, err := s.fetchExport(ctx, b, man)
-	if err != nil {
-		return err
-	}
-	defer objs.close()
+	steps.mark("fetch")
 
 	// Whatever an interrupted import left goes first (the Unix user stays:
 	// it is the same either way).
@@ -449,6 +652,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := removeTree(n.Dir); err != nil {
 		return fmt.Errorf("remove partial import: %w", err)
 	}
+	steps.mark("clear")
 	s.mu.Lock()
 	delete(s.converged, n.ID)
 	s.mu.Unlock()
@@ -457,6 +661,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err != nil {
 		return err
 	}
+	steps.mark("user")
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
 		return err
 	}
@@ -472,12 +677,15 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
 		return err
 	}
+	steps.mark("database")
 	if err := s.loadDatabase(ctx, objs.database, n.DB); err != nil {
 		return err
 	}
+	steps.mark("load")
 	if err := wordpress.BuildDocroot(core, n.Docroot); err != nil {
 		return err
 	}
+	steps.mark("docroot")
 	// The volume first, so the files land on it: made big enough for them
 	// (the export is compressed; twice its size is the estimate) even when
 	// they exceed the site's limit.
@@ -488,12 +696,15 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
 		return err
 	}
+	steps.mark("volume")
 	if err := restoreFiles(objs.files, filepath.Join(n.Docroot, "wp-content"), uid, gid); err != nil {
 		return err
 	}
+	steps.mark("files")
 	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
 		return err
 	}
+	steps.mark("config")
 	// Installed: the normal convergence after the switch must never run
 	// the installer over the imported database.
 	if err := os.WriteFile(filepath.Join(n.Dir, "installed"), []byte(core.Version+"\n"), 0o600); err != nil {
@@ -504,10 +715,163 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names) error {
 			return err
 		}
 	}
+	steps.mark("pool")
+	if err := os.WriteFile(marker, []byte(artifact+"\n"), 0o600); err != nil {
+		return fmt.Errorf("import marker: %w", err)
+	}
+	return nil
+}
+
+// importOverPrecopy loads the move's final export over the site this
+// shard made from the pre-copy (while the source is frozen, so it is
+// short): the database is replaced by the final dump, wp-content by the
+// final files; user, password, wp-config and the (warm) pool stay. When
+// the final export cannot go over the pre-copy (another core, other salts)
+// the site is imported from scratch instead.
+func (s *Shard) importOverPrecopy(ctx context.Context, st *site.Site, n Names) (err error) {
+	m := st.Move
+	steps := newStepTimer(s.cfg.Clock)
+	defer func() {
+		if err == nil {
+			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", finalManifest, "over", "pre-copy", "steps", steps.String())
+		}
+	}()
+	exp, err := s.openExport(ctx, st, m.Artifact, finalManifest)
+	if err != nil {
+		return err
+	}
+	defer exp.objs.close()
+	steps.mark("fetch")
+	sec, err := readSecretsFile(n.Dir)
+	if err != nil {
+		return err
+	}
+	var salts wordpress.Salts
+	if err := readSecrets(exp.objs.secrets, &salts); err != nil {
+		return err
+	}
+	core, err := s.importCore(ctx, st, exp.man)
+	if err != nil {
+		return err
+	}
+	if salts != sec.Salts || core.Version != s.siteCoreVersion(n) {
+		s.log.Info("final export differs from the pre-copy in salts or core: importing from scratch", "site", st.Metadata.Name, "move", m.ID)
+		exp.objs.close()
+		return s.importSite(ctx, st, n, m.Artifact, finalManifest, importMarker(n, m.ID))
+	}
+	if exp.man.Delta {
+		// Only the tables changed since the pre-copy come (each dropped
+		// and made again by the dump); the pre-copy's others are as they
+		// were on the source (the warm-up could not write: its writes
+		// were frozen), but those the site dropped since go.
+		have, err := s.db.Tables(ctx, n.DB)
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for _, t := range have {
+			if !slices.Contains(exp.man.Tables, t) {
+				gone = append(gone, t)
+			}
+		}
+		if err := s.db.DropTables(ctx, n.DB, gone); err != nil {
+			return err
+		}
+	} else {
+		// The database: dropped (tables the site dropped since the
+		// pre-copy must not stay) and loaded from the final dump; the
+		// account and its grants stay.
+		if err := s.db.DropSchema(ctx, n.DB); err != nil {
+			return err
+		}
+		if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+			return err
+		}
+	}
+	if err := s.loadDatabase(ctx, exp.objs.database, n.DB); err != nil {
+		return err
+	}
+	steps.mark("load")
+	// The files: what the pre-copy (and its warm-up) left goes, the final
+	// files come.
+	uid, gid := lookupIDs(n.Unix)
+	content := filepath.Join(n.Docroot, "wp-content")
+	if err := emptyTree(content); err != nil {
+		return fmt.Errorf("replace the pre-copy's files: %w", err)
+	}
+	if err := wordpress.BuildContent(core, content); err != nil {
+		return err
+	}
+	var need int64
+	if o, err := exp.man.object(objFiles); err == nil {
+		need = 2 * o.Size
+	}
+	if _, err := s.ensureVolume(ctx, n, st.Spec.Limits.WithDefaults().DiskMB, need, uid, gid); err != nil {
+		return err
+	}
+	if err := restoreFiles(exp.objs.files, content, uid, gid); err != nil {
+		return err
+	}
+	steps.mark("files")
+	if err := s.ensureFiles(ctx, st, n, sec, uid, gid); err != nil {
+		return err
+	}
+	if !st.Spec.Suspended {
+		if err := s.fpm.EnsurePool(ctx, s.poolFor(st, n, uid)); err != nil {
+			return err
+		}
+	}
+	// The pre-copy's writes were frozen for its warm-up; the site's are
+	// taken again once it is switched here.
+	if err := s.unfreezeWrites(ctx, n); err != nil {
+		return err
+	}
+	steps.mark("config")
 	if err := os.WriteFile(importMarker(n, m.ID), []byte(m.Artifact+"\n"), 0o600); err != nil {
 		return fmt.Errorf("import marker: %w", err)
 	}
 	return nil
+}
+
+// emptyTree removes everything inside dir but dir itself, and keeps the
+// directories that are mount points (a site volume's binds), emptying them
+// instead. Links are removed, never followed.
+func emptyTree(dir string) error {
+	parent, err := os.Lstat(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() && devOf(fi) != devOf(parent) {
+			if err := emptyTree(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func devOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
 }
 
 // importCore is the core an imported site's docroot is built on: the one
@@ -621,3 +985,24 @@ func restoreFiles(r io.Reader, dir string, uid, gid int) error {
 	}
 	return untarTree(dir, gz, owner)
 }
+
+// stepTimer records how long each named step of a longer operation took,
+// for its log line.
+type stepTimer struct {
+	now   func() time.Time
+	last  time.Time
+	parts []string
+}
+
+func newStepTimer(now func() time.Time) *stepTimer {
+	return &stepTimer{now: now, last: now()}
+}
+
+// mark ends the step named name (it began at the previous mark).
+func (t *stepTimer) mark(name string) {
+	now := t.now()
+	t.parts = append(t.parts, fmt.Sprintf("%s=%s", name, now.Sub(t.last).Round(time.Millisecond)))
+	t.last = now
+}
+
+func (t *stepTimer) String() string { return strings.Join(t.parts, " ") }

@@ -106,10 +106,17 @@ func rootExec(t *testing.T, c *cluster, sh *shard.Shard, db, q string) {
 	}
 }
 
+// startMove starts a move in phase Exporting: without a pre-copy (as an
+// older control plane recorded moves).
 func (c *cluster) startMove(name, id, source, target string) {
 	c.t.Helper()
+	c.startMoveIn(name, id, source, target, site.MoveExporting)
+}
+
+func (c *cluster) startMoveIn(name, id, source, target string, phase site.MovePhase) {
+	c.t.Helper()
 	if err := c.src.setMove(c.ctx, name, func(s *site.Site) {
-		s.Move = &site.Move{ID: id, Source: source, Target: target, Phase: site.MoveExporting, RequestedAt: time.Now().UTC()}
+		s.Move = &site.Move{ID: id, Source: source, Target: target, Phase: phase, RequestedAt: time.Now().UTC()}
 	}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -395,5 +402,138 @@ func TestMoveResumesAndAborts(t *testing.T) {
 	c.routes()
 	if code, _, body := c.request("GET", host, "/", nil, nil); code != 200 || !strings.Contains(body, "A Post That Moved") {
 		t.Fatalf("GET / on beta = %d\n%.300s", code, body)
+	}
+}
+
+// A move with a pre-copy: the source exports while it serves (not
+// frozen), the target imports that and warms it up; then the freeze, and
+// the final export goes over the pre-copy. What the site wrote after the
+// pre-copy (a post, an upload, a deleted upload) is on the target after
+// the switch, and an interrupted final import is redone over the
+// pre-copy without keeping rows of the interrupted one.
+func TestMovePreCopy(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("alpha")
+	b := c.start("beta")
+	defer c.deleteAll()
+	const host, uid = "p.localhost", "uid-precopy"
+	c.create(host, uid, "alpha", "Pre-copied Site", adminFor(t))
+	addContent(t, c, a, uid)
+	cookies := c.login(host)
+	na, nb := a.NamesFor(uid), b.NamesFor(uid)
+
+	c.startMoveIn(host, "move-p", "alpha", "beta", site.MoveCopying)
+	if err := c.converge("alpha"); err != nil {
+		t.Fatal(err)
+	}
+	s := c.get(host)
+	if s.Move.Phase != site.MoveCopying || s.Move.PreExported == nil || s.Move.PreArtifact == "" || s.Move.FreezeStarted != nil {
+		t.Fatalf("after the source's pre-copy pass: %+v", s.Move)
+	}
+	if frozen, err := a.DB().WritesFrozen(c.ctx, na.DB, na.DBUser); err != nil || frozen {
+		t.Fatalf("the source is frozen during the pre-copy: %v %v", frozen, err)
+	}
+	if err := c.converge("beta"); err != nil {
+		t.Fatal(err)
+	}
+	s = c.get(host)
+	if s.Move.Phase != site.MoveExporting || s.Move.PreImported == nil || s.Status.Shard != "alpha" {
+		t.Fatalf("after the target's pre-copy pass: shard %s, move %+v", s.Status.Shard, s.Move)
+	}
+	if v, err := b.DB().QueryString(c.ctx, "SELECT COUNT(*) FROM "+nb.DB+".wp_posts WHERE post_title = 'A Post That Moved'"); err != nil || v != "1" {
+		t.Fatalf("the pre-copy lacks the post: %q %v", v, err)
+	}
+
+	// The site keeps writing after the pre-copy was exported: a post, a
+	// new upload, and the upload of before is deleted.
+	rootExec(t, c, a, na.DB, `INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_modified, post_modified_gmt,
+		post_title, post_name, post_content, post_status, post_type, post_excerpt, to_ping, pinged, post_content_filtered)
+		VALUES (1, NOW(), UTC_TIMESTAMP(), NOW(), UTC_TIMESTAMP(), 'Written During The Pre-Copy', 'written-during', 'Late.', 'publish', 'post', '', '', '', '')`)
+	uploads := filepath.Join(na.Docroot, "wp-content", "uploads", "2024", "05")
+	if err := os.WriteFile(filepath.Join(uploads, "late.txt"), []byte("uploaded during the pre-copy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := user.Lookup(na.Unix); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(filepath.Join(uploads, "late.txt"), uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(uploads, "hello.txt")); err != nil {
+		t.Fatal(err)
+	}
+	// … and its schema changes: a column added (no row written), a table
+	// dropped, a table made.
+	rootExec(t, c, a, na.DB, "ALTER TABLE wp_links ADD COLUMN moved_col INT NULL")
+	rootExec(t, c, a, na.DB, "DROP TABLE wp_termmeta")
+	rootExec(t, c, a, na.DB, "CREATE TABLE wp_plugin_made (id INT PRIMARY KEY) ENGINE=InnoDB")
+
+	// The freeze and the final export; the final import over the
+	// pre-copy finishes but its report fails (a crash), its marker is
+	// lost, and a stale row is left: the next pass redoes it.
+	if err := c.converge("alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.get(host); s.Move.Phase != site.MoveImporting || s.Move.FreezeStarted == nil {
+		t.Fatalf("after the source's freeze pass: %+v", s.Move)
+	}
+	// The final export sends only the tables changed since the pre-copy.
+	if man := mustRead(t, filepath.Join(c.dir, "transfer", "moves", uid, "move-p", "manifest.json")); !strings.Contains(man, `"delta":true`) {
+		t.Errorf("the final export is not a delta of the pre-copy: %.600s", man)
+	}
+	if err := b.Converge(c.ctx, failImport{c.src}); err == nil {
+		t.Fatal("the injected report failure was not returned")
+	}
+	for _, m := range []string{"imported.", "precopied."} {
+		if l, _ := filepath.Glob(filepath.Join(nb.Dir, m+"*")); len(l) != 1 {
+			t.Fatalf("%s* markers after the final import: %v (was it not over the pre-copy?)", m, l)
+		}
+	}
+	l, _ := filepath.Glob(filepath.Join(nb.Dir, "imported.*"))
+	if err := os.Remove(l[0]); err != nil {
+		t.Fatal(err)
+	}
+	// (A final import touches only the tables of its delta — wp_posts
+	// among them — the others are the pre-copy's, which nothing writes.)
+	rootExec(t, c, b, nb.DB, `INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_modified, post_modified_gmt,
+		post_title, post_name, post_content, post_status, post_type, post_excerpt, to_ping, pinged, post_content_filtered)
+		VALUES (1, NOW(), UTC_TIMESTAMP(), NOW(), UTC_TIMESTAMP(), 'Stale From A Partial Import', 'stale', '', 'publish', 'post', '', '', '', '')`)
+	s = c.runMove(host, site.MoveDone, "alpha", "beta")
+	t.Logf("freeze window (FreezeStarted → Switched): %s", s.Move.FreezeWindow(time.Now()))
+	if s.Status.Shard != "beta" || s.Status.Phase != site.PhaseReady {
+		t.Fatalf("after the move: %+v", s.Status)
+	}
+	if l, _ := filepath.Glob(filepath.Join(nb.Dir, "precopied.*")); len(l) != 1 {
+		t.Errorf("the redone final import was not over the pre-copy: markers %v", l)
+	}
+	for _, q := range []struct{ what, query, want string }{
+		{"the post of before", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'A Post That Moved'", "1"},
+		{"the post written during the pre-copy", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'Written During The Pre-Copy'", "1"},
+		{"the interrupted import's row", "SELECT COUNT(*) FROM " + nb.DB + ".wp_posts WHERE post_title = 'Stale From A Partial Import'", "0"},
+		{"the column added", "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_links' AND COLUMN_NAME = 'moved_col'", "1"},
+		{"the table dropped", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_termmeta'", "0"},
+		{"the table made", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + nb.DB + "' AND TABLE_NAME = 'wp_plugin_made'", "1"},
+	} {
+		if v, err := b.DB().QueryString(c.ctx, q.query); err != nil || v != q.want {
+			t.Errorf("%s on beta: %q %v, want %s", q.what, v, err, q.want)
+		}
+	}
+	c.routes()
+	if code, _, body := c.request("GET", host, "/wp-content/uploads/2024/05/late.txt", nil, nil); code != 200 || body != "uploaded during the pre-copy\n" {
+		t.Errorf("the upload of during the pre-copy on beta = %d %q", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(nb.Docroot, "wp-content", "uploads", "2024", "05", "hello.txt")); !os.IsNotExist(err) {
+		t.Errorf("the upload deleted after the pre-copy is on beta: %v", err)
+	}
+	if code, _, body := c.request("GET", host, "/", nil, nil); code != 200 || !strings.Contains(body, "Written During The Pre-Copy") {
+		t.Fatalf("GET / on beta = %d\n%.300s", code, body)
+	}
+	if !c.dashboard(host, cookies) {
+		t.Error("alpha's login cookies do not reach beta's dashboard")
+	}
+	gone(t, c, a, uid)
+	if left := transferFiles(t, c); len(left) != 0 {
+		t.Errorf("transfer objects left: %v", left)
 	}
 }

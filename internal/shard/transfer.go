@@ -93,6 +93,17 @@ type manifest struct {
 	// database is at that core's version); "" from sources before several
 	// cores.
 	CoreVersion string `json:"core_version,omitempty"`
+	// A pre-copy's (a move's first export, made while the site serves):
+	// the database server's clock just before the dump (MariaDB's Now)
+	// and its tables' definitions (TableSchemas), so that the final
+	// export can send only what changed since.
+	DBSince int64             `json:"db_since,omitempty"`
+	Schemas map[string]string `json:"schemas,omitempty"`
+	// A final export's after a pre-copy: Delta says the database object
+	// holds only the tables that changed since the pre-copy; Tables are
+	// all the database's tables (the target drops the others).
+	Delta  bool     `json:"delta,omitempty"`
+	Tables []string `json:"tables,omitempty"`
 }
 
 // transferObject is one object of an export.

@@ -9,6 +9,16 @@ type MovePhase string
 // whoever the phase names and is idempotent, so a crash at any point is
 // resumed by doing the step again.
 const (
+	// MoveCopying: the pre-copy, while the site serves and takes writes on
+	// the source. The source writes a first export (database dump, files,
+	// secrets) to the transfer store and sets PreArtifact and
+	// PreExported; the target imports it as it would a final export (its
+	// own user, database, files and pool, warmed up with a request) and
+	// sets PreImported. Then MoveExporting: the freeze, and a final export
+	// that the target loads over its copy (the database replaced, the
+	// files replaced) — the freeze lasts only that. A move recorded in
+	// MoveExporting (by an older control plane) skips the pre-copy.
+	MoveCopying MovePhase = "Copying"
 	// MoveExporting: the source shard freezes writes to the site (its
 	// database user loses write grants, its cron stops; the edge refuses
 	// unsafe methods with 503) and writes a consistent database dump, the
@@ -16,7 +26,8 @@ const (
 	// Exported.
 	MoveExporting MovePhase = "Exporting"
 	// MoveImporting: the target shard loads the export into its own
-	// database and files, starts the site's pool, and sets Imported,
+	// database and files (over its pre-copy, when it made one), starts
+	// the site's pool, and sets Imported,
 	// TargetEndpoint and TargetDocroot. It never writes Status meanwhile.
 	MoveImporting MovePhase = "Importing"
 	// MoveCleaningUp: the control plane switched the site (Status.Shard,
@@ -36,9 +47,10 @@ const (
 
 // Move is a site's move from one shard to another. The control plane writes
 // ID, Source, Target, Phase, RequestedAt and Switched; the source shard
-// reports FreezeStarted, Exported, CleanedUp (after the switch) and
-// Unfrozen (on abort); the target reports Imported, TargetEndpoint,
-// TargetDocroot and, on abort, CleanedUp. Shards report through the control
+// reports PreArtifact and PreExported (the pre-copy), FreezeStarted,
+// Exported, CleanedUp (after the switch) and Unfrozen (on abort); the
+// target reports PreImported, Imported, TargetEndpoint, TargetDocroot and,
+// on abort, CleanedUp. Shards report through the control
 // plane, which advances the phase (AdvanceMove).
 type Move struct {
 	ID          string    `json:"id"`
@@ -46,6 +58,12 @@ type Move struct {
 	Target      string    `json:"target"`
 	Phase       MovePhase `json:"phase"`
 	RequestedAt time.Time `json:"requested_at"`
+	// PreArtifact names the pre-copy's export in the transfer store (set
+	// by the source in MoveCopying); PreExported and PreImported are when
+	// the source exported it and the target imported it.
+	PreArtifact string     `json:"pre_artifact,omitempty"`
+	PreExported *time.Time `json:"pre_exported,omitempty"`
+	PreImported *time.Time `json:"pre_imported,omitempty"`
 	// Artifact names the export in the transfer store (set by the source).
 	Artifact       string     `json:"artifact,omitempty"`
 	FreezeStarted  *time.Time `json:"freeze_started,omitempty"`
@@ -110,6 +128,12 @@ func AdvanceMove(s *Site, now time.Time) bool {
 		return false
 	}
 	switch m.Phase {
+	case MoveCopying:
+		if m.PreImported != nil {
+			m.Phase = MoveExporting
+			m.Error = ""
+			return true
+		}
 	case MoveExporting:
 		if m.Exported != nil {
 			m.Phase = MoveImporting

@@ -250,7 +250,19 @@ func BuildDocroot(c *Core, docroot string) error {
 	if err := linkEntries(c.Tree, tmp, "wp-config.php"); err != nil {
 		return fmt.Errorf("build docroot: %w", err)
 	}
-	content := filepath.Join(tmp, "wp-content")
+	if err := BuildContent(c, filepath.Join(tmp, "wp-content")); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, docroot); err != nil {
+		return fmt.Errorf("build docroot: %w", err)
+	}
+	return nil
+}
+
+// BuildContent makes the wp-content of a docroot on core in content (made
+// if missing, empty otherwise): its bundled themes and plugins link to the
+// core's copies; uploads, mu-plugins and upgrade are the site's own.
+func BuildContent(c *Core, content string) error {
 	for _, d := range []string{"themes", "plugins"} {
 		if err := linkEntries(filepath.Join(c.Content, d), filepath.Join(content, d)); err != nil {
 			return fmt.Errorf("build docroot content: %w", err)
@@ -260,9 +272,6 @@ func BuildDocroot(c *Core, docroot string) error {
 		if err := os.MkdirAll(filepath.Join(content, d), 0o755); err != nil {
 			return fmt.Errorf("build docroot: %w", err)
 		}
-	}
-	if err := os.Rename(tmp, docroot); err != nil {
-		return fmt.Errorf("build docroot: %w", err)
 	}
 	return nil
 }

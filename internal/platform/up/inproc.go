@@ -123,7 +123,7 @@ func (p *inprocShards) start(_ context.Context, sh store.Shard, _ string) error 
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &inprocShard{ready: make(chan struct{}), servers: make(chan struct{}), cancel: cancel, wake: func() {}}
 	p.running[sh.Name] = r
-	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, uploads: p.uploads, name: sh.Name, now: time.Now, after: p.after}
+	link := &storeLink{st: p.st, repos: p.repos, loginKey: p.loginKey, uploads: p.uploads, name: sh.Name, now: time.Now, after: p.after, wakeShards: p.wakeAll}
 	cfg := shardagent.Config{
 		Name: sh.Name, DataDir: filepath.Join(p.dataDir, "shards", sh.Name), Capacity: sh.Capacity,
 		Labels: sh.Labels, Provider: control.ProviderLocal, PublicURL: p.publicURL, CatalogueURL: p.catalogueURL, AllowPrivateFetch: p.allowPrivateFetch,

@@ -33,6 +33,9 @@ type storeLink struct {
 	name    string
 	now     func() time.Time
 	after   func() // wakes the watches (the edge's too) and the controller
+	// wakeShards makes every in-process shard converge now (nil: none):
+	// after a move report, the other shard of the move has its next step.
+	wakeShards func()
 }
 
 func (l *storeLink) Register(ctx context.Context, reg shardagent.Registration) error {
@@ -61,7 +64,7 @@ func (l *storeLink) Usage(ctx context.Context, rep *api.ShardUsageReport) error 
 }
 
 func (l *storeLink) Sites(wake func()) shard.Sites {
-	return notifyingSites{Sites: shard.FromStore(l.st), after: l.after}
+	return notifyingSites{Sites: shard.FromStore(l.st), after: l.after, wakeShards: l.wakeShards}
 }
 
 func (l *storeLink) Jobs(func()) shard.Jobs {
@@ -113,10 +116,14 @@ func (l *storeLink) LoginKeys() shard.LoginKeyFunc {
 
 // notifyingSites wakes the watches (the edge's routes among them) whenever
 // the shard reports, so a site is routed the moment it is ready rather than
-// at the next tick.
+// at the next tick; after a move report it wakes the shards too, so the
+// move's next step (often the other shard's) starts at once rather than at
+// that shard's next resync tick (the control plane's hub wakes only remote
+// agents' watches).
 type notifyingSites struct {
 	shard.Sites
-	after func()
+	after      func()
+	wakeShards func()
 }
 
 func (n notifyingSites) UpdateStatus(ctx context.Context, name, uid string, fn func(*site.Status)) error {
@@ -128,6 +135,9 @@ func (n notifyingSites) UpdateStatus(ctx context.Context, name, uid string, fn f
 func (n notifyingSites) UpdateMove(ctx context.Context, name, uid string, fn func(*site.Move)) error {
 	err := n.Sites.UpdateMove(ctx, name, uid, fn)
 	n.after()
+	if n.wakeShards != nil {
+		n.wakeShards()
+	}
 	return err
 }
 

@@ -224,8 +224,10 @@ export interface paths {
         put?: never;
         /**
          * Start moving a Ready (or Suspended) site to another shard.
-         * @description Records a move (phase Exporting) from the site's shard to `target`.
-         *     The source shard freezes writes and exports, the target imports,
+         * @description Records a move (phase Copying) from the site's shard to `target`.
+         *     The source exports a first copy while the site serves and the
+         *     target imports it (the pre-copy); then the source freezes writes
+         *     and exports what changed since, the target loads it over its copy,
          *     the control plane switches the site, the source cleans up. Follow
          *     it with GET /v1/sites/{name} (`move`). The target must exist, be
          *     Ready and be neither cordoned nor draining (400); a site that is
@@ -3564,9 +3566,14 @@ export interface components {
             source?: string;
             target?: string;
             /** @enum {string} */
-            phase?: "Exporting" | "Importing" | "CleaningUp" | "Done" | "Aborting" | "Aborted";
+            phase?: "Copying" | "Exporting" | "Importing" | "CleaningUp" | "Done" | "Aborting" | "Aborted";
             /** Format: date-time */
             requested_at?: string;
+            pre_artifact?: string;
+            /** Format: date-time */
+            pre_exported?: string;
+            /** Format: date-time */
+            pre_imported?: string;
             artifact?: string;
             /** Format: date-time */
             freeze_started?: string;
