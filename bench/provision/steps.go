@@ -16,10 +16,8 @@ import (
 const (
 	stepCall    = "create API call (API + placement)"
 	stepWake    = "agent wake-up (created → shard converging)"
-	stepStatus  = "final status write"
-	stepServe   = "Ready → first 200 (route publication + first request)"
+	stepServe   = "Ready → first 200 (status write, route publication, first request)"
 	stepPool    = "pool start (beside files + install)"
-	stepOther   = "unaccounted"
 	stepPrefix  = "shard: "
 	stepTotal   = "total: time to first 200"
 	methodField = "install method"
@@ -69,16 +67,10 @@ func (s *stepTimes) record(t0 time.Time, call time.Duration, served time.Time, s
 	s.add(stepTotal, served.Sub(t0))
 	s.add(stepCall, call)
 	s.add(stepWake, p.Seen.Sub(st.Metadata.CreatedAt))
-	end := p.Seen
 	for _, x := range p.Steps {
 		s.add(stepPrefix+x.Step, msDur(x.Ms))
-		end = end.Add(msDur(x.Ms))
 	}
-	s.add(stepStatus, ready.LastTransitionTime.Sub(end))
 	s.add(stepServe, served.Sub(ready.LastTransitionTime))
-	// What the parts above leave of the total: the create call's time
-	// before the site was stored, clock rounding.
-	s.add(stepOther, served.Sub(t0)-call-served.Sub(ready.LastTransitionTime)-ready.LastTransitionTime.Sub(st.Metadata.CreatedAt))
 	s.add(stepPool, msDur(p.PoolStartMs))
 	return nil
 }

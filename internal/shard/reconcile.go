@@ -326,6 +326,25 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		if err := s.clearPartialInstall(ctx, n); err != nil {
 			return installErr(failed("WordPress installation", err))
 		}
+		// A clone of the shard's template database when there is one for
+		// the site's core (template.go); else, or when the clone fails,
+		// WordPress's installer.
+		if tpl := s.templateReady(core); tpl != "" {
+			err := s.cloneTemplate(ctx, tpl, n, siteURL, st.Spec.Title, st.Spec.Admin.User, st.Spec.Admin.Email, st.Spec.Admin.PasswordHash)
+			if err == nil {
+				tm.via("template")
+				installed = true
+			} else if ctx.Err() != nil {
+				return installErr(failed("WordPress installation", err))
+			} else {
+				s.siteLog(st).Warn("cloning the template database failed: running the installer", "template", tpl, "err", err)
+				if err := s.clearPartialInstall(ctx, n); err != nil {
+					return installErr(failed("WordPress installation", err))
+				}
+			}
+		}
+	}
+	if !installed {
 		tm.via("installer")
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
 		if err := run.Install(ctx, s.installScript, wordpress.InstallOptions{
