@@ -337,7 +337,8 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 			} else if ctx.Err() != nil {
 				return installErr(failed("WordPress installation", err))
 			} else {
-				s.siteLog(st).Warn("cloning the template database failed: running the installer", "template", tpl, "err", err)
+				s.siteLog(st).Warn("cloning the template database failed: running the installer; the template is rebuilt", "template", tpl, "err", err)
+				s.templateBroken(tpl)
 				if err := s.clearPartialInstall(ctx, n); err != nil {
 					return installErr(failed("WordPress installation", err))
 				}

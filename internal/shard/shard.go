@@ -42,6 +42,7 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/pitr"
+	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
@@ -303,6 +304,7 @@ type Shard struct {
 	tplBuilding map[string]bool
 	tplFailed   map[string]bool
 	tplWG       sync.WaitGroup
+	tplAccount  *pooler.Account // the pooler's account of a template build
 
 	mu        sync.Mutex
 	lastCron  map[string]time.Time

@@ -49,6 +49,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/wordpress"
 )
 
@@ -176,8 +177,19 @@ func (s *Shard) buildTemplate(ctx context.Context, core *wordpress.Core, key str
 	if err := s.db.EnsureDatabase(ctx, n.DB, n.DBUser, pw, 5); err != nil {
 		return err
 	}
+	// The installer reaches the database as sites do (through the
+	// pooler when it runs).
+	s.tpl.Lock()
+	s.tplAccount = &pooler.Account{User: n.DBUser, Password: pw, Database: n.DB, MaxClients: 5, MaxBackends: 5}
+	s.tpl.Unlock()
+	s.syncPooler()
 	defer func() {
 		// The template is root's alone once built.
+		s.tpl.Lock()
+		s.tplAccount = nil
+		s.tpl.Unlock()
+		s.syncPooler()
+		s.resetPooled(n.DBUser)
 		if err := s.db.DropUser(context.WithoutCancel(ctx), n.DBUser); err != nil {
 			s.log.Warn("template database account not dropped", "user", n.DBUser, "err", err)
 		}
@@ -195,7 +207,7 @@ func (s *Shard) buildTemplate(ctx context.Context, core *wordpress.Core, key str
 	}
 	url := s.cfg.PublicURL(templateDomain)
 	cfg := wordpress.Config{Domain: templateDomain, URL: url, Docroot: n.Docroot, CoreDir: core.Tree,
-		DBName: n.DB, DBUser: n.DBUser, DBPassword: pw, DBHost: s.db.ClientHost(), Salts: wordpress.NewSalts()}
+		DBName: n.DB, DBUser: n.DBUser, DBPassword: pw, DBHost: s.clientHost(), Salts: wordpress.NewSalts()}
 	if err := writeIfChanged(filepath.Join(n.Docroot, "wp-config.php"), cfg.Render(), 0o640, 0, gid); err != nil {
 		return err
 	}
@@ -384,4 +396,13 @@ func (s *Shard) startTemplates(ctx context.Context) (wait func()) {
 	s.tplCtx = ctx
 	s.tpl.Unlock()
 	return s.tplWG.Wait
+}
+
+// templateBroken forgets template database tpl (a clone of it failed): the
+// next site's creation builds it again.
+func (s *Shard) templateBroken(tpl string) {
+	key := strings.TrimPrefix(tpl, s.prefix+"tpl_")
+	if err := os.Remove(filepath.Join(s.templateDir(), key+".ready")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("broken template database kept", "database", tpl, "err", err)
+	}
 }
