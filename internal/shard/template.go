@@ -249,6 +249,7 @@ var templatePlaces = map[string]string{
 	"wp_users.user_nicename":  "",
 	"wp_users.user_email":     "",
 	"wp_users.display_name":   "",
+	"wp_users.user_url":       "",
 	"wp_usermeta.meta_value":  "meta_key=nickname",
 }
 
@@ -347,8 +348,8 @@ func (s *Shard) cloneTemplate(ctx context.Context, tpl string, n Names, siteURL,
 			"post_date = UTC_TIMESTAMP(), post_date_gmt = UTC_TIMESTAMP(), post_modified = UTC_TIMESTAMP(), post_modified_gmt = UTC_TIMESTAMP()",
 			[]any{tplURL, siteURL, tplURL, siteURL}},
 		{"UPDATE `" + d + "`.wp_comments SET comment_date = UTC_TIMESTAMP(), comment_date_gmt = UTC_TIMESTAMP()", nil},
-		{"UPDATE `" + d + "`.wp_users SET user_login = ?, user_nicename = ?, display_name = ?, user_email = ?, user_pass = ?, user_registered = UTC_TIMESTAMP()",
-			[]any{adminUser, nicename(adminUser), adminUser, adminEmail, pass}},
+		{"UPDATE `" + d + "`.wp_users SET user_login = ?, user_nicename = ?, display_name = ?, user_email = ?, user_pass = ?, user_url = REPLACE(user_url, ?, ?), user_registered = UTC_TIMESTAMP()",
+			[]any{adminUser, nicename(adminUser), adminUser, adminEmail, pass, tplURL, siteURL}},
 		{"UPDATE `" + d + "`.wp_usermeta SET meta_value = ? WHERE meta_key = 'nickname'", []any{adminUser}},
 		{"INSERT INTO `" + d + "`.wp_options (option_name, option_value, autoload) VALUES ('aipress_installed', UNIX_TIMESTAMP(), 'yes')", nil},
 	}
