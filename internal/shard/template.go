@@ -30,7 +30,8 @@ package shard
 // Salts are the site's own in its wp-config.php, as with the installer.
 //
 // A template is keyed by its inputs (templateKey): the core's version and
-// tree, the installer and the mu-plugins' contents, and templateFormat.
+// tree, the installer and the mu-plugins' contents, the URL scheme and
+// port sites get (PublicURL), and templateFormat.
 // A site whose core has no ready template gets the installer, and the
 // template for its core is built beside; building one removes the
 // shard's other templates.
@@ -90,7 +91,8 @@ func (s *Shard) templateNames(key string) Names {
 // templateKey is the key of the template for core.
 func (s *Shard) templateKey(core *wordpress.Core) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", templateFormat, core.Version, core.Tree)
+	// The URL the placeholder domain gets: a clone replaces exactly it.
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", templateFormat, core.Version, core.Tree, s.cfg.PublicURL(templateDomain))
 	for _, p := range []string{s.installScript, s.cachePlugin, s.storagePlugin, s.loginPlugin, s.dbErrorDropIn} {
 		f, err := os.Open(p)
 		if err != nil {
