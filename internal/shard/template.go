@@ -20,8 +20,9 @@ package shard
 //     serialized value holding the URL, say) refuses the template, and
 //     sites are installed by the installer.
 //
-// The database account and docroot used to build it are removed: the
-// template database is root's only; no site's account can read it.
+// The Unix user, database account and docroot used to build it are
+// removed: the template database is root's only; no site's account can
+// read it.
 //
 // A clone copies every table (CREATE TABLE … LIKE, INSERT … SELECT, on the
 // server, no round trip of the data), then rewrites the placeholders with
@@ -168,6 +169,12 @@ func (s *Shard) buildTemplate(ctx context.Context, core *wordpress.Core, key str
 	if err != nil {
 		return err
 	}
+	// The user is needed for the build only.
+	defer func() {
+		if err := s.removeSiteUser(context.WithoutCancel(ctx), n); err != nil {
+			s.log.Warn("template build user not removed", "user", n.Unix, "err", err)
+		}
+	}()
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
 		return err
 	}
