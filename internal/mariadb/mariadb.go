@@ -1107,6 +1107,27 @@ func (s *Server) Tables(ctx context.Context, name string) ([]string, error) {
 	return out, rows.Err()
 }
 
+// TextColumns returns the character columns of database name's base
+// tables, as "table.column", sorted.
+func (s *Server) TextColumns(ctx context.Context, name string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT CONCAT(c.TABLE_NAME, '.', c.COLUMN_NAME) FROM information_schema.COLUMNS c "+
+		"JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' "+
+		"WHERE c.TABLE_SCHEMA = ? AND c.DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') ORDER BY 1", name)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: columns of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("mariadb: columns of %s: %w", name, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // DataSize returns the data and index bytes of database name as
 // information_schema estimates them (a progress total, not exact).
 func (s *Server) DataSize(ctx context.Context, name string) (int64, error) {

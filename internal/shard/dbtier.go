@@ -427,6 +427,13 @@ func (s *Shard) poolerAccounts() []pooler.Account {
 			}
 		}
 	}
+	// The template database's account while a template is built
+	// (template.go).
+	s.tpl.Lock()
+	if a := s.tplAccount; a != nil {
+		out = append(out, *a)
+	}
+	s.tpl.Unlock()
 	return out
 }
 

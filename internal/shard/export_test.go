@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/wordpress"
@@ -69,3 +70,23 @@ func RunSiteCron(ctx context.Context, s *Shard, st *site.Site) error {
 	run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(st.Status.URL), UID: uid, GID: gid}
 	return run.Cron(ctx, s.cronScript)
 }
+
+// DefaultTemplate is the template database of the shard's default core
+// ("" while it is not built and checked).
+func DefaultTemplate(ctx context.Context, s *Shard) (string, error) {
+	core, err := s.coreFor(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	key, err := s.templateKey(core)
+	if err != nil {
+		return "", err
+	}
+	if !fileExists(filepath.Join(s.templateDir(), key+".ready")) {
+		return "", nil
+	}
+	return s.templateDB(key), nil
+}
+
+// TemplateToken is the token in every placeholder of a template.
+const TemplateToken = templateToken

@@ -623,7 +623,7 @@ func (s *Shard) openExport(ctx context.Context, st *site.Site, artifact, manifes
 // once it is done.
 func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names, artifact, manifestName, marker string) (err error) {
 	m := st.Move
-	steps := newStepTimer(s.cfg.Clock)
+	steps := newPhaseLog(s.cfg.Clock)
 	defer func() {
 		if err == nil {
 			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", manifestName, "steps", steps.String())
@@ -730,7 +730,7 @@ func (s *Shard) importSite(ctx context.Context, st *site.Site, n Names, artifact
 // the site is imported from scratch instead.
 func (s *Shard) importOverPrecopy(ctx context.Context, st *site.Site, n Names) (err error) {
 	m := st.Move
-	steps := newStepTimer(s.cfg.Clock)
+	steps := newPhaseLog(s.cfg.Clock)
 	defer func() {
 		if err == nil {
 			s.log.Info("site import steps", "site", st.Metadata.Name, "move", m.ID, "export", finalManifest, "over", "pre-copy", "steps", steps.String())
@@ -986,23 +986,23 @@ func restoreFiles(r io.Reader, dir string, uid, gid int) error {
 	return untarTree(dir, gz, owner)
 }
 
-// stepTimer records how long each named step of a longer operation took,
-// for its log line.
-type stepTimer struct {
+// phaseLog records how long each named step of a move's export or import
+// took, for its log line (creation's steps: stepTimer, steptimer.go).
+type phaseLog struct {
 	now   func() time.Time
 	last  time.Time
 	parts []string
 }
 
-func newStepTimer(now func() time.Time) *stepTimer {
-	return &stepTimer{now: now, last: now()}
+func newPhaseLog(now func() time.Time) *phaseLog {
+	return &phaseLog{now: now, last: now()}
 }
 
 // mark ends the step named name (it began at the previous mark).
-func (t *stepTimer) mark(name string) {
+func (t *phaseLog) mark(name string) {
 	now := t.now()
 	t.parts = append(t.parts, fmt.Sprintf("%s=%s", name, now.Sub(t.last).Round(time.Millisecond)))
 	t.last = now
 }
 
-func (t *stepTimer) String() string { return strings.Join(t.parts, " ") }
+func (t *phaseLog) String() string { return strings.Join(t.parts, " ") }

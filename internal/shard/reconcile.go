@@ -201,12 +201,18 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		working = "" // keep the phase visitors see while re-converging
 	}
 	siteURL := s.cfg.PublicURL(st.Spec.Domain)
+	// A new site's first convergence is timed step by step (Status.Provision).
+	var tm *stepTimer
+	if working == site.PhaseCreating && st.Status.Provision == nil && st.Spec.Source == nil {
+		tm = newStepTimer(s.cfg.Clock)
+	}
 	// The core a new docroot is built on (fetched if need be); an existing
 	// docroot keeps its own (cores.go).
 	core, err := s.siteCore(ctx, st, n)
 	if err != nil {
 		return failed("getting the site's WordPress core", err)
 	}
+	tm.step("core")
 
 	// 1. Unix user and the site directory.
 	uid, gid, err := s.ensureSiteUser(ctx, n)
@@ -216,6 +222,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	if err := ensureDir(n.Dir, 0o750, 0, gid); err != nil {
 		return failed("creating the site's directory", err)
 	}
+	tm.step("unix_user")
 	// The secrets, the account they name and wp-config.php are written
 	// under the site's secrets lock: a secret rotation (rotate.go) must not
 	// see its wp-config.php replaced by one from older secrets.
@@ -246,6 +253,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		releaseSecrets()
 		return err
 	}
+	tm.step("database")
 
 	// 3. Files: docroot sharing the core, own wp-content (what PHP may
 	// write on the site's volume), wp-config.php.
@@ -256,6 +264,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
 	s.reportDisk(ctx, rep, st, n)
+	tm.step("files")
 
 	// 4. The pool, while WordPress installs: a php-fpm reload takes longer
 	// the more pools the master has, and nothing routes visitors to the
@@ -265,7 +274,12 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		poolDone <- nil
 	} else {
 		pool := s.poolFor(st, n, uid)
-		go func() { poolDone <- s.fpm.EnsurePool(ctx, pool) }()
+		go func() {
+			t0 := s.cfg.Clock()
+			err := s.fpm.EnsurePool(ctx, pool)
+			tm.beside(s.cfg.Clock().Sub(t0))
+			poolDone <- err
+		}()
 	}
 	// Every return below waits for the pool goroutine first.
 	installErr := func(err error) error {
@@ -312,6 +326,27 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		if err := s.clearPartialInstall(ctx, n); err != nil {
 			return installErr(failed("WordPress installation", err))
 		}
+		// A clone of the shard's template database when there is one for
+		// the site's core (template.go); else, or when the clone fails,
+		// WordPress's installer.
+		if tpl := s.templateReady(core); tpl != "" {
+			err := s.cloneTemplate(ctx, tpl, n, siteURL, st.Spec.Title, st.Spec.Admin.User, st.Spec.Admin.Email, st.Spec.Admin.PasswordHash)
+			if err == nil {
+				tm.via("template")
+				installed = true
+			} else if ctx.Err() != nil {
+				return installErr(failed("WordPress installation", err))
+			} else {
+				s.siteLog(st).Warn("cloning the template database failed: running the installer; the template is rebuilt", "template", tpl, "err", err)
+				s.templateBroken(tpl)
+				if err := s.clearPartialInstall(ctx, n); err != nil {
+					return installErr(failed("WordPress installation", err))
+				}
+			}
+		}
+	}
+	if !installed {
+		tm.via("installer")
 		run := wordpress.Runner{Docroot: n.Docroot, Host: hostOf(siteURL), UID: uid, GID: gid}
 		if err := run.Install(ctx, s.installScript, wordpress.InstallOptions{
 			Title: st.Spec.Title, AdminUser: st.Spec.Admin.User, AdminEmail: st.Spec.Admin.Email,
@@ -326,19 +361,21 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		}
 	}
 	rep.cond(ctx, CondInstalled, "True", "Installed", "WordPress "+s.siteCoreVersion(n)+" installed", working)
+	tm.step("install")
 
 	// 6. Serving: the pool is up; or suspended: the pool is removed.
 	if st.Spec.Suspended {
 		if err := s.fpm.RemovePool(ctx, n.Pool); err != nil {
 			return failed("stopping the PHP pool", err)
 		}
-		s.finish(ctx, rep, st, n, siteURL, site.PhaseSuspended, "False", "Suspended", "suspended: visitors get a maintenance page")
+		s.finish(ctx, rep, st, n, siteURL, site.PhaseSuspended, "False", "Suspended", "suspended: visitors get a maintenance page", nil)
 		return nil
 	}
 	if err := <-poolDone; err != nil {
 		return failed("starting the PHP pool", err)
 	}
-	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL)
+	tm.step("pool_wait")
+	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL, tm.provision(st.Metadata.Generation))
 	// What the site runs, so drift shows without a code job.
 	s.observeCodeStatus(ctx, rep, st, n, uid, gid)
 	return nil
@@ -437,7 +474,9 @@ func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
 	return pool
 }
 
-func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string) {
+// finish reports the site's convergence done; prov, when not nil, is its
+// first convergence's timing (recorded once).
+func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names, siteURL string, phase site.Phase, status, reason, msg string, prov *site.Provision) {
 	now := s.cfg.Clock()
 	gen := st.Metadata.Generation
 	endpoint := s.endpoint(n)
@@ -449,6 +488,9 @@ func (s *Shard) finish(ctx context.Context, rep reporter, st *site.Site, n Names
 		stt.Endpoint = endpoint
 		stt.Docroot = n.Docroot
 		stt.ObservedGeneration = gen
+		if prov != nil && stt.Provision == nil {
+			stt.Provision = prov
+		}
 	})
 }
 

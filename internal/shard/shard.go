@@ -42,6 +42,7 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/pitr"
+	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/shardlayout"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/sitefw"
@@ -205,6 +206,9 @@ type Config struct {
 	// pooler) runs beside MariaDB and php-fpm, its socket is
 	// Layout.PoolerSocket and every site's wp-config.php names it.
 	DirectDB bool
+	// NoTemplate: new sites are installed by WordPress's installer, never
+	// cloned from the shard's template database (template.go).
+	NoTemplate bool
 	// PoolerBackends bounds the pooler's backend connections to each
 	// database server, all sites together (pooler.Config.
 	// MaxServerBackends; 0: its default, twice the cores).
@@ -292,6 +296,15 @@ type Shard struct {
 	// (NamePrefix); orphanName matches those names and captures the id.
 	prefix     string
 	orphanName *regexp.Regexp
+
+	// The template databases (template.go): tplCtx is the shard's Run
+	// context (nil: none built), tplBuilding and tplFailed by key.
+	tpl         sync.Mutex
+	tplCtx      context.Context
+	tplBuilding map[string]bool
+	tplFailed   map[string]bool
+	tplWG       sync.WaitGroup
+	tplAccount  *pooler.Account // the pooler's account of a template build
 
 	mu        sync.Mutex
 	lastCron  map[string]time.Time
@@ -541,7 +554,9 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 	}
 	var wg sync.WaitGroup
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
+	waitTemplates := s.startTemplates(ctx)
 	defer func() {
+		waitTemplates()
 		stopProcs()
 		wg.Wait()
 		s.db.Close()

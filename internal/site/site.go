@@ -279,6 +279,32 @@ type Status struct {
 	DiskUsedMB int `json:"disk_used_mb,omitempty"`
 	// Code is what the site runs (code.go), as its shard observed it.
 	Code *CodeStatus `json:"code,omitempty"`
+	// Provision is how the shard's first convergence of the site went,
+	// step by step (set once, when the site first became Ready).
+	Provision *Provision `json:"provision,omitempty"`
+}
+
+// Provision times a site's creation on its shard: when the shard's agent
+// first began converging it (Seen; the time from Metadata.CreatedAt to it
+// is placement and the agent's wake-up) and how long each step of that
+// convergence took, in order. Method is how WordPress was installed:
+// "template" (a clone of the shard's pre-installed template database) or
+// "installer" (WordPress's own installer).
+type Provision struct {
+	Generation int64           `json:"generation"`
+	Seen       time.Time       `json:"seen"`
+	Steps      []ProvisionStep `json:"steps"`
+	Method     string          `json:"method,omitempty"`
+	// PoolStartMs is how long starting the site's PHP pool took; it runs
+	// beside the files and install steps (step pool_wait is what was left
+	// of it after them).
+	PoolStartMs float64 `json:"pool_start_ms,omitempty"`
+}
+
+// ProvisionStep is one step of a site's creation and its duration.
+type ProvisionStep struct {
+	Step string  `json:"step"`
+	Ms   float64 `json:"ms"`
 }
 
 // Condition is one observed aspect of a site (Database, Files, Installed,

@@ -4363,6 +4363,28 @@ export interface components {
             /** @description What the site stores on its volume, as its shard measured it last (0: unknown). */
             disk_used_mb?: number;
             code?: components["schemas"]["CodeStatus"];
+            /** @description How the shard's first convergence of the site went (set once, when it first became Ready): when the shard began it, each step's duration in order, and whether WordPress was cloned from the shard's template database or installed by its installer. */
+            provision?: {
+                /** Format: int64 */
+                generation?: number;
+                /**
+                 * Format: date-time
+                 * @description When the shard began converging the site; from metadata.created_at to it: placement and the agent's wake-up.
+                 */
+                seen?: string;
+                steps?: {
+                    /**
+                     * @description core, unix_user, database, files, install, pool_wait
+                     * @example install
+                     */
+                    step: string;
+                    ms: number;
+                }[];
+                /** @enum {string} */
+                method?: "template" | "installer";
+                /** @description How long starting the site's PHP pool took, beside the files and install steps. */
+                pool_start_ms?: number;
+            };
         };
         /** @description A plugin or theme (docs/code.md). */
         Extension: {
