@@ -1,6 +1,7 @@
 package pooler
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -38,6 +39,11 @@ type backend struct {
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 	rbuf    []byte // reused by relay for the packets it reads
+	// br reads the backend's connection for go-mysql's client and for
+	// the pooler (rawio.go); seq is the sequence number of the next
+	// packet the pooler reads.
+	br  *bufio.Reader
+	seq uint8
 	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
 	// lingerGen counts its lingerings (linger.go).
 	lingerFor   *session
@@ -162,6 +168,7 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 
 func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	var sc *saltConn
+	var bc *bufConn
 	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, network, addr)
@@ -169,7 +176,8 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 			return nil, err
 		}
 		sc = &saltConn{Conn: nc, on: true}
-		return sc, nil
+		bc = newBufConn(sc)
+		return bc, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -186,7 +194,7 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	}
 	pl.p.learnBase(pl.replica, c)
 	b := &backend{c: c, pool: pl, caps: caps, state: pl.p.freshState(pl.replica, backendCollationID),
-		status: mysql.SERVER_STATUS_AUTOCOMMIT}
+		status: mysql.SERVER_STATUS_AUTOCOMMIT, br: bc.br}
 	if sc != nil {
 		b.salt = sc.greeting()
 	}
