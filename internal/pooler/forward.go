@@ -220,8 +220,10 @@ func replay(b *backend, want sqlscan.State) error {
 // send writes a command to b and reads the first packet of the answer;
 // sent says whether the command reached the server's socket.
 func send(b *backend, pkt []byte) (first []byte, sent bool, err error) {
-	buf := make([]byte, 4+len(pkt))
-	copy(buf[4:], pkt)
+	buf := append(append(b.wbuf[:0], 0, 0, 0, 0), pkt...)
+	if cap(buf) <= 64<<10 {
+		b.wbuf = buf
+	}
 	b.c.ResetSequence()
 	if err := b.c.WritePacket(buf); err != nil {
 		return nil, false, err

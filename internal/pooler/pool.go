@@ -39,6 +39,7 @@ type backend struct {
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 	rbuf    []byte // reused by relay for the packets it reads
+	wbuf    []byte // reused by send for the commands it writes
 	// br reads the backend's connection for go-mysql's client and for
 	// the pooler (rawio.go); seq is the sequence number of the next
 	// packet the pooler reads.
