@@ -70,6 +70,7 @@ type pool struct {
 	idle    []*backend
 	closed  bool
 	changed chan struct{} // closed and replaced when a backend is freed
+	watched bool          // a statement waits on changed
 }
 
 func newPool(p *Pooler, a *account, server Backend, replica bool) *pool {
@@ -89,9 +90,15 @@ func (pl *pool) openCount() int {
 	return pl.open
 }
 
+// signal wakes the statements waiting for one of pl's backends (pl.mu
+// held).
 func (pl *pool) signal() {
+	if !pl.watched {
+		return // nobody took the channel since it was made
+	}
 	close(pl.changed)
 	pl.changed = make(chan struct{})
+	pl.watched = false
 }
 
 // errBackendsBusy is returned when no backend became free in time.
@@ -106,8 +113,7 @@ func (e errBackendsBusy) Error() string {
 // the caller will give it (a backend taken over from another account is
 // logged in with its character set).
 func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*backend, error) {
-	deadline := time.NewTimer(pl.p.cfg.BackendWait)
-	defer deadline.Stop()
+	var deadline <-chan time.Time
 	for {
 		pl.mu.Lock()
 		if pl.closed {
@@ -156,10 +162,18 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 			return b, nil
 		}
 		ch := pl.changed
+		pl.watched = true
 		pl.mu.Unlock()
+		if deadline == nil {
+			// (Made only when the statement waits: most find a
+			// backend at once.)
+			t := time.NewTimer(pl.p.cfg.BackendWait)
+			defer t.Stop()
+			deadline = t.C
+		}
 		select {
 		case <-ch:
-		case <-deadline.C:
+		case <-deadline:
 			return nil, errBackendsBusy{pl.acct.User}
 		case <-ctx.Done():
 			return nil, ctx.Err()
