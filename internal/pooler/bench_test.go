@@ -34,7 +34,9 @@ func processCPU(pid int) time.Duration {
 // over another site's ("takeover": COM_CHANGE_USER), the same with
 // WordPress's character set (given in COM_CHANGE_USER) and with a variable
 // to replay as well; "direct" is the
-// same statement on a connection straight to MariaDB (the anchor).
+// same statement on a connection straight to MariaDB (the anchor);
+// "+rows" an answer of 200 rows (WordPress's autoloaded options are a few
+// hundred), "direct+rows" its anchor.
 func BenchmarkStatement(b *testing.B) {
 	s1, s2 := newSite(b, 2), newSite(b, 2)
 	// (Linger -1: backends go back to the pool after each statement, so
@@ -55,15 +57,37 @@ func BenchmarkStatement(b *testing.B) {
 		}
 		return c
 	}
-	run := func(b *testing.B, conns ...*sql.Conn) {
+	// rows: WordPress's autoloaded options are a few hundred rows.
+	const rowsQuery = "SELECT seq, REPEAT('x', 40) FROM seq_1_to_200"
+	query := func(b *testing.B, c *sql.Conn, q string) {
 		var v int
+		if q != rowsQuery {
+			if err := c.QueryRowContext(b.Context(), q).Scan(&v); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		rows, err := c.QueryContext(b.Context(), q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var x sql.RawBytes
+		for rows.Next() {
+			if err := rows.Scan(&v, &x); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := rows.Err(); err != nil || v != 200 {
+			b.Fatal(v, err)
+		}
+		rows.Close()
+	}
+	runQuery := func(b *testing.B, q string, conns ...*sql.Conn) {
 		cpu0 := processCPU(primary.Process().PID())
 		self0 := processCPU(os.Getpid())
 		n := 0
 		for i := 0; b.Loop(); i++ {
-			if err := conns[i%len(conns)].QueryRowContext(b.Context(), "SELECT 1").Scan(&v); err != nil {
-				b.Fatal(err)
-			}
+			query(b, conns[i%len(conns)], q)
 			n++
 		}
 		// CPU time per statement of MariaDB and of this process (the
@@ -73,6 +97,7 @@ func BenchmarkStatement(b *testing.B) {
 			b.ReportMetric(float64((processCPU(os.Getpid())-self0).Microseconds())/float64(n), "self-µs/op")
 		}
 	}
+	run := func(b *testing.B, conns ...*sql.Conn) { runQuery(b, "SELECT 1", conns...) }
 	b.Run("direct", func(b *testing.B) {
 		db, err := primary.OpenAs(s1.User, s1.Password, s1.Database)
 		if err != nil {
@@ -83,6 +108,15 @@ func BenchmarkStatement(b *testing.B) {
 		run(b, c)
 	})
 	b.Run("own", func(b *testing.B) { run(b, session(s1, nil)) })
+	b.Run("direct+rows", func(b *testing.B) {
+		db, err := primary.OpenAs(s1.User, s1.Password, s1.Database)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		runQuery(b, rowsQuery, conn(b, db))
+	})
+	b.Run("own+rows", func(b *testing.B) { runQuery(b, rowsQuery, session(s1, nil)) })
 	b.Run("lingering", func(b *testing.B) {
 		pl := startPooler(b, Config{MaxServerBackends: 1}, s1.Account)
 		c := conn(b, open(b, pl.cfg.Socket, s1.User, s1.Password, s1.Database))

@@ -220,8 +220,10 @@ func replay(b *backend, want sqlscan.State) error {
 // send writes a command to b and reads the first packet of the answer;
 // sent says whether the command reached the server's socket.
 func send(b *backend, pkt []byte) (first []byte, sent bool, err error) {
-	buf := make([]byte, 4+len(pkt))
-	copy(buf[4:], pkt)
+	buf := append(append(b.wbuf[:0], 0, 0, 0, 0), pkt...)
+	if cap(buf) <= 64<<10 {
+		b.wbuf = buf
+	}
 	b.c.ResetSequence()
 	if err := b.c.WritePacket(buf); err != nil {
 		return nil, false, err
@@ -229,7 +231,8 @@ func send(b *backend, pkt []byte) (first []byte, sent bool, err error) {
 	if noResponse(pkt[0]) {
 		return nil, true, nil
 	}
-	first, err = b.c.ReadPacket()
+	b.seq = b.c.Sequence // after the command's packets
+	first, err = b.readPacket()
 	if err != nil {
 		if strings.Contains(err.Error(), "invalid sequence") {
 			// An answer nobody asked for: the server's goodbye
@@ -246,18 +249,6 @@ func send(b *backend, pkt []byte) (first []byte, sent bool, err error) {
 func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 	var r result
 	p := first
-	// Each packet read goes to the client (copied into its held answer)
-	// before the next is read: one buffer serves them all.
-	next := func() ([]byte, error) {
-		d, err := b.c.ReadPacketReuseMem(b.rbuf[:0])
-		if err != nil {
-			return nil, fmt.Errorf("pooler: backend: %w", err)
-		}
-		if cap(d) <= 64<<10 {
-			b.rbuf = d
-		}
-		return d, nil
-	}
 	fwd := func(d []byte) error {
 		if s.nc.holding && len(d) < mysql.MaxPayloadLen {
 			if err := s.nc.appendPacket(s.c.Sequence, d); err != nil {
@@ -273,14 +264,28 @@ func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 		}
 		return nil
 	}
+	// next reads the next packet and forwards it to the client: straight
+	// into its held answer (rawio.go), which the returned payload is part
+	// of until the next packet is read.
+	next := func() ([]byte, error) {
+		if !s.nc.holding {
+			return nil, errors.New("pooler: relay without a held answer")
+		}
+		d, big, err := b.relayPacket(s.nc, s.c.Sequence)
+		if err != nil {
+			return nil, err
+		}
+		if big {
+			return d, fwd(d)
+		}
+		s.c.Sequence++
+		return d, nil
+	}
 	// copyUntilEOF forwards packets up to and including an EOF (or ERR).
 	copyUntilEOF := func() error {
 		for {
 			d, err := next()
 			if err != nil {
-				return err
-			}
-			if err := fwd(d); err != nil {
 				return err
 			}
 			if isEOF(d) {
@@ -340,11 +345,7 @@ func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 				continue
 			}
 			for range n {
-				d, err := next()
-				if err != nil {
-					return r, err
-				}
-				if err := fwd(d); err != nil {
+				if _, err := next(); err != nil {
 					return r, err
 				}
 			}
@@ -372,10 +373,10 @@ func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 		return r, nil
 	}
 	// COM_QUERY, COM_STMT_EXECUTE, COM_STMT_RESET: results.
+	if err := fwd(p); err != nil {
+		return r, err
+	}
 	for {
-		if err := fwd(p); err != nil {
-			return r, err
-		}
 		switch {
 		case p[0] == mysql.OK_HEADER:
 			r.ok = true
@@ -388,20 +389,13 @@ func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 		default:
 			n, _, _ := mysql.LengthEncodedInt(p)
 			for range n {
-				d, err := next()
-				if err != nil {
-					return r, err
-				}
-				if err := fwd(d); err != nil {
+				if _, err := next(); err != nil {
 					return r, err
 				}
 			}
 			// EOF after the column definitions.
 			d, err := next()
 			if err != nil {
-				return r, err
-			}
-			if err := fwd(d); err != nil {
 				return r, err
 			}
 			if !isEOF(d) {
@@ -421,7 +415,7 @@ func (s *session) relay(b *backend, cmd byte, first []byte) (result, error) {
 		if r.status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 			return r, nil
 		}
-		d, err := next()
+		d, err := next() // (forwarded already)
 		if err != nil {
 			return r, err
 		}

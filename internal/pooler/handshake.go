@@ -156,6 +156,22 @@ func (c *hostConn) appendPacket(seq uint8, d []byte) error {
 	return nil
 }
 
+// reservePacket adds the header of a packet of n bytes (under 16 MiB,
+// sequence number seq) to the held answer and returns the room for its
+// payload, which the caller fills.
+func (c *hostConn) reservePacket(seq uint8, n int) ([]byte, error) {
+	if len(c.pending) > 0 && len(c.pending)+4+n > holdBuffer {
+		_, err := c.Conn.Write(c.pending)
+		c.pending = c.pending[:0]
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.pending = append(c.pending, byte(n), byte(n>>8), byte(n>>16), seq)
+	c.pending = growLen(c.pending, n)
+	return c.pending[len(c.pending)-n:], nil
+}
+
 // holdBuffer is how much of an answer hostConn gathers before it writes.
 const holdBuffer = 64 << 10
 

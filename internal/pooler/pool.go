@@ -1,6 +1,7 @@
 package pooler
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -38,6 +39,12 @@ type backend struct {
 	tainted bool
 	salt    []byte // the scramble COM_CHANGE_USER answers (changeUser)
 	rbuf    []byte // reused by relay for the packets it reads
+	wbuf    []byte // reused by send for the commands it writes
+	// br reads the backend's connection for go-mysql's client and for
+	// the pooler (rawio.go); seq is the sequence number of the next
+	// packet the pooler reads.
+	br  *bufio.Reader
+	seq uint8
 	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
 	// lingerGen counts its lingerings (linger.go).
 	lingerFor   *session
@@ -63,6 +70,7 @@ type pool struct {
 	idle    []*backend
 	closed  bool
 	changed chan struct{} // closed and replaced when a backend is freed
+	watched bool          // a statement waits on changed
 }
 
 func newPool(p *Pooler, a *account, server Backend, replica bool) *pool {
@@ -82,9 +90,15 @@ func (pl *pool) openCount() int {
 	return pl.open
 }
 
+// signal wakes the statements waiting for one of pl's backends (pl.mu
+// held).
 func (pl *pool) signal() {
+	if !pl.watched {
+		return // nobody took the channel since it was made
+	}
 	close(pl.changed)
 	pl.changed = make(chan struct{})
+	pl.watched = false
 }
 
 // errBackendsBusy is returned when no backend became free in time.
@@ -99,8 +113,7 @@ func (e errBackendsBusy) Error() string {
 // the caller will give it (a backend taken over from another account is
 // logged in with its character set).
 func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*backend, error) {
-	deadline := time.NewTimer(pl.p.cfg.BackendWait)
-	defer deadline.Stop()
+	var deadline <-chan time.Time
 	for {
 		pl.mu.Lock()
 		if pl.closed {
@@ -149,10 +162,18 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 			return b, nil
 		}
 		ch := pl.changed
+		pl.watched = true
 		pl.mu.Unlock()
+		if deadline == nil {
+			// (Made only when the statement waits: most find a
+			// backend at once.)
+			t := time.NewTimer(pl.p.cfg.BackendWait)
+			defer t.Stop()
+			deadline = t.C
+		}
 		select {
 		case <-ch:
-		case <-deadline.C:
+		case <-deadline:
 			return nil, errBackendsBusy{pl.acct.User}
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -162,6 +183,7 @@ func (pl *pool) get(ctx context.Context, caps uint32, want sqlscan.State) (*back
 
 func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	var sc *saltConn
+	var bc *bufConn
 	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, network, addr)
@@ -169,7 +191,8 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 			return nil, err
 		}
 		sc = &saltConn{Conn: nc, on: true}
-		return sc, nil
+		bc = newBufConn(sc)
+		return bc, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -186,7 +209,7 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 	}
 	pl.p.learnBase(pl.replica, c)
 	b := &backend{c: c, pool: pl, caps: caps, state: pl.p.freshState(pl.replica, backendCollationID),
-		status: mysql.SERVER_STATUS_AUTOCOMMIT}
+		status: mysql.SERVER_STATUS_AUTOCOMMIT, br: bc.br}
 	if sc != nil {
 		b.salt = sc.greeting()
 	}

@@ -31,14 +31,17 @@
 //
 // After the handshake the pooler runs its own command loop on raw
 // packets and forwards each command to a backend connection made with
-// go-mysql's client package, reading only what it must of the answer: its
+// go-mysql's client package. It reads the answer itself (rawio.go), from
+// the backend's one buffered reader straight into the client's held
+// answer, one copy per packet, and looks only at what it must of it: its
 // end (OK, ERR, result sets with their EOFs, SERVER_MORE_RESULTS_EXISTS,
 // prepared-statement answers, cursors), the status flags, and an OK's
 // affected rows, insert id and warnings. Neither side negotiates
 // CLIENT_DEPRECATE_EOF, LOCAL_FILES, MULTI_STATEMENTS, compression or
 // session tracking; the client flags that change a backend's behaviour
 // (FOUND_ROWS, IGNORE_SPACE, MULTI_RESULTS, PS_MULTI_RESULTS) key the
-// backend pools. Packets over 16 MB are split and joined by go-mysql.
+// backend pools. A packet of 16 MiB or more is joined by the pooler's
+// reader (go-mysql's for commands) and split again by go-mysql.
 //
 // Pools: per account and server (primary, replica), last-in first-out,
 // at most Account.MaxBackends connections (a statement waits

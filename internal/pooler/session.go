@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
@@ -162,7 +163,9 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	case mysql.COM_CHANGE_USER:
 		return s.writeErr(mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "This version of MariaDB doesn't yet support 'COM_CHANGE_USER through the connection pooler'"))
 	case mysql.COM_QUERY:
-		return s.run(ctx, pkt, sqlscan.Scan(string(pkt[1:])))
+		// (pkt is this command's alone and never written: the query
+		// and what Scan keeps of it share its bytes.)
+		return s.run(ctx, pkt, sqlscan.Scan(unsafe.String(unsafe.SliceData(pkt[1:]), len(pkt)-1)))
 	case mysql.COM_STMT_PREPARE:
 		return s.run(ctx, pkt, sqlscan.Stmt{Kind: sqlscan.Other, Pin: "prepared statement"})
 	case mysql.COM_STMT_EXECUTE, mysql.COM_STMT_FETCH, mysql.COM_STMT_RESET, mysql.COM_STMT_CLOSE, mysql.COM_STMT_SEND_LONG_DATA:

@@ -1,6 +1,9 @@
 package sqlscan
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // tokKind is the kind of a lexical token.
 type tokKind uint8
@@ -59,9 +62,14 @@ func isWordByte(c byte) bool {
 // are code whatever version they name. backslashEscapes selects how
 // string literals end: with backslash escapes (MariaDB's default) or
 // without (sql_mode NO_BACKSLASH_ESCAPES).
-func lex(q string, backslashEscapes bool) lexResult {
-	var r lexResult
+//
+// The tokens are appended to toks[:0] (a buffer to reuse, or nil).
+func lex(q string, backslashEscapes bool, toks []token) lexResult {
+	r := lexResult{toks: toks[:0]}
 	n := len(q)
+	// upper is q with ASCII letters in upper case, made once for all its
+	// words (the first time one holds a lower-case letter).
+	upper := ""
 	exec := 0 // depth of executable comments
 	i := 0
 	for i < n {
@@ -168,7 +176,22 @@ func lex(q string, backslashEscapes bool) lexResult {
 			for j < n && isWordByte(q[j]) {
 				j++
 			}
-			r.toks = append(r.toks, token{kind: tWord, text: q[i:j], up: strings.ToUpper(q[i:j])})
+			up, ascii := q[i:j], true
+			lower := false
+			for _, b := range []byte(up) {
+				ascii = ascii && b < 0x80
+				lower = lower || 'a' <= b && b <= 'z'
+			}
+			switch {
+			case !ascii:
+				up = strings.ToUpper(up)
+			case lower:
+				if upper == "" {
+					upper = asciiUpper(q)
+				}
+				up = upper[i:j]
+			}
+			r.toks = append(r.toks, token{kind: tWord, text: q[i:j], up: up})
 			i = j
 		case c == ':' && i+1 < n && q[i+1] == '=':
 			r.toks = append(r.toks, token{kind: tPunct, text: ":=", up: ":="})
@@ -182,6 +205,22 @@ func lex(q string, backslashEscapes bool) lexResult {
 		r.bad = true
 	}
 	return r
+}
+
+// asciiUpper is s with its ASCII letters in upper case (what
+// strings.ToUpper does to an ASCII word), other bytes as they are.
+func asciiUpper(s string) string {
+	if s == "" {
+		return ""
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	// b is this string's alone and never written again.
+	return unsafe.String(&b[0], len(b))
 }
 
 func skipLine(q string, i int) int {

@@ -16,6 +16,8 @@
 // checks the collations against the running server).
 package sqlscan
 
+import "sync"
+
 // Kind is the kind of statement.
 type Kind int
 
@@ -70,15 +72,35 @@ type Assignment struct {
 // Scan classifies query (the text of one COM_QUERY, which may hold
 // several statements when the client enabled multi-statements).
 func Scan(query string) Stmt {
-	r := lex(query, true)
+	buf := tokenBufs.Get().(*[]token)
+	defer putTokens(buf)
+	r := lex(query, true, *buf)
+	*buf = r.toks
 	st := scanTokens(r)
 	if r.backslash {
 		// A string literal holds a backslash: where it ends depends on
 		// sql_mode NO_BACKSLASH_ESCAPES, which this package does not
 		// know. Scan it both ways and keep the more careful answer.
-		st = merge(st, scanTokens(lex(query, false)))
+		r = lex(query, false, *buf)
+		*buf = r.toks
+		st = merge(st, scanTokens(r))
 	}
 	return st
+}
+
+// tokenBufs holds token slices for lex to reuse (a Stmt never refers to
+// its tokens, only to strings of the query).
+var tokenBufs = sync.Pool{New: func() any { return new([]token) }}
+
+// putTokens returns a token slice to tokenBufs unless it grew too large
+// to keep. (Its strings keep the last query alive until the slice is
+// reused or the pool dropped at a garbage collection.)
+func putTokens(buf *[]token) {
+	if cap(*buf) > 1024 {
+		return
+	}
+	*buf = (*buf)[:0]
+	tokenBufs.Put(buf)
 }
 
 // ScanMode classifies query knowing whether the session's sql_mode has
@@ -89,7 +111,11 @@ func Scan(query string) Stmt {
 // query both ways and keeps the more careful answer, which pins a
 // WordPress search for "it's" (escaped as 'it\'s').
 func ScanMode(query string, noBackslashEscapes bool) Stmt {
-	return scanTokens(lex(query, !noBackslashEscapes))
+	buf := tokenBufs.Get().(*[]token)
+	defer putTokens(buf)
+	r := lex(query, !noBackslashEscapes, *buf)
+	*buf = r.toks
+	return scanTokens(r)
 }
 
 // State is a session's tracked state: what its SET statements and its
