@@ -395,7 +395,9 @@ func (p *platform) inventory() map[string][]string {
 			inv[kind] = append(inv[kind], s)
 		}
 	}
-	q("databases", `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'wp\_%'`)
+	// Site databases only: the shard's template database (wp_tpl_<key>,
+	// cloned into new sites) is not per site.
+	q("databases", `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME REGEXP '^wp_[0-9a-f]{12}$'`)
 	// Site users only: the shard's internal accounts (wp_mon, wp_repl:
 	// the replica monitor and the binary log shipper) are not per site.
 	q("dbusers", `SELECT User FROM mysql.user WHERE User REGEXP '^wp_[0-9a-f]{12}'`)

@@ -190,6 +190,22 @@ func TestSiteMove(t *testing.T) {
 	if !strings.HasPrefix(out, "Site blog.localhost moved from local to s2") || !strings.Contains(out, "\nFreeze window: 2s\nTotal time:    3s\n") {
 		t.Errorf("stdout:\n%s", out)
 	}
+	// --wait returned at the switch; the mover finishes the source's
+	// cleanup in the background: a new move before it is refused.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := h.store.GetSite(context.Background(), "blog.localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Move.Active() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the move did not end: %+v", s.Move)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	// With --wait-cleanup: until Done, and how long after the switch the
 	// source's copy went.
 	// (Back and forth: the cases below want it on s2.)

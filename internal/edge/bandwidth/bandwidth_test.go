@@ -81,6 +81,9 @@ func TestBandwidthEnforced(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", srv.URL+"/file.txt", nil)
 		req.Host = host
+		// The bytes counted are the bytes sent: identity, or the edge
+		// would send (and count) its stored gzip copy of the file.
+		req.Header.Set("Accept-Encoding", "identity")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
