@@ -636,6 +636,12 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 			errs = append(errs, fmt.Errorf("site %s: %w", st.Metadata.Name, err))
 		}
 	}
+	if len(sites) == 0 {
+		// A shard without sites keeps no template database (template.go):
+		// nothing of it stays on an external database server once its
+		// last site is gone. The next site's creation builds it again.
+		s.dropIdleTemplates(ctx)
+	}
 	if now := s.cfg.Clock(); now.Sub(s.lastGC) >= s.cfg.FullResync {
 		if err := s.collectOrphans(ctx, known); err != nil {
 			errs = append(errs, err)

@@ -297,7 +297,8 @@ func (s *Shard) checkTemplate(ctx context.Context, db string) error {
 	return nil
 }
 
-// dropOtherTemplates removes the shard's templates other than key's.
+// dropOtherTemplates removes the shard's templates other than key's (all
+// of them for key "").
 func (s *Shard) dropOtherTemplates(ctx context.Context, key string) {
 	dbs, err := s.db.ListDatabases(ctx, s.prefix+"tpl_")
 	if err != nil {
@@ -406,6 +407,17 @@ func (s *Shard) startTemplates(ctx context.Context) (wait func()) {
 	s.tplCtx = ctx
 	s.tpl.Unlock()
 	return s.tplWG.Wait
+}
+
+// dropIdleTemplates removes every template database of the shard unless
+// one is being built (the shard has no site: Converge).
+func (s *Shard) dropIdleTemplates(ctx context.Context) {
+	s.tpl.Lock()
+	building := len(s.tplBuilding) > 0
+	s.tpl.Unlock()
+	if !building {
+		s.dropOtherTemplates(ctx, "")
+	}
 }
 
 // templateBroken forgets template database tpl (a clone of it failed): the
