@@ -459,6 +459,11 @@ func (n *Node) apply(snap agent.Snapshot) {
 		uids[snap.Sites[i].Metadata.Name] = snap.Sites[i].Metadata.UID
 	}
 	for name, uid := range n.uids {
+		if _, ok := uids[name]; !ok && n.extras != nil && n.extras.metrics != nil {
+			// A deleted site's series go with it (a re-created one keeps
+			// counting under its name).
+			n.extras.metrics.ForgetSite(name)
+		}
 		if uids[name] != uid {
 			pages := n.cache.PurgeSite(name)
 			n.log.Info("purged the page cache of a deleted or re-created site", "site", name, "pages", pages)

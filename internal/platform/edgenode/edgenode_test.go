@@ -18,6 +18,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/pagecache"
+	"github.com/aipress/aipress/internal/metrics"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
@@ -176,7 +177,8 @@ func TestRunFollowsTheAPI(t *testing.T) {
 func TestApplyPurgesReplacedSites(t *testing.T) {
 	var logs strings.Builder
 	c := pagecache.New(pagecache.Config{})
-	n := &Node{log: slog.New(slog.NewTextHandler(&logs, nil)), cache: c, ed: edge.New(edge.Config{})}
+	m := metrics.New()
+	n := &Node{log: slog.New(slog.NewTextHandler(&logs, nil)), cache: c, ed: edge.New(edge.Config{}), extras: &extras{metrics: m}}
 	php := func(edge.RouteHandler) edge.RouteHandler {
 		return func(w http.ResponseWriter, _ *http.Request, _ *edge.Route) error {
 			w.Header().Set("Content-Type", "text/html")
@@ -203,6 +205,9 @@ func TestApplyPurgesReplacedSites(t *testing.T) {
 	}
 	n.apply(agent.Snapshot{Sites: []site.Site{mk("a.test", "1"), mk("b.test", "1"), mk("c.test", "1")}})
 	fill()
+	for _, name := range []string{"a.test", "b.test", "c.test"} {
+		m.Observe(httptest.NewRequest("GET", "http://"+name+"/", nil), &edge.RequestInfo{Site: name, Status: 200, Start: time.Now()})
+	}
 	if got := c.Stats().Entries; got != 3 {
 		t.Fatalf("%d pages cached, want 3", got)
 	}
@@ -216,6 +221,12 @@ func TestApplyPurgesReplacedSites(t *testing.T) {
 	}
 	if _, ok := n.ed.Table().Lookup("b.test"); !ok {
 		t.Error("the table lacks b.test")
+	}
+	// The deleted site's metric series are gone; the others' stay.
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if body := rec.Body.String(); strings.Contains(body, `site="c.test"`) || !strings.Contains(body, `site="a.test"`) || !strings.Contains(body, `site="b.test"`) {
+		t.Errorf("metrics after c's deletion:\n%s", body)
 	}
 }
 
