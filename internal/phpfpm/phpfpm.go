@@ -102,6 +102,12 @@ var poolName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 type Master struct {
 	Dir    string // config, sockets, logs
 	Logger *slog.Logger
+	// FileCache, when set, is OPcache's file cache (filecache.go): a
+	// directory of root's that FillFileCache fills and the pools only
+	// read. It must not be under Dir (which no site user may enter).
+	FileCache string
+
+	fillMu sync.Mutex // serialises FillFileCache
 
 	mu   sync.Mutex // serialises pool writes and reloads
 	proc *supervise.Process
@@ -148,6 +154,9 @@ func (m *Master) Prepare() error {
 			return fmt.Errorf("php-fpm: %w", err)
 		}
 	}
+	if err := m.prepareFileCache(); err != nil {
+		return err
+	}
 	conf := fmt.Sprintf(`; Written by aipress; changes are overwritten.
 [global]
 pid = %s
@@ -189,7 +198,7 @@ func (m *Master) Run(ctx context.Context) error {
 			for _, f := range socks {
 				_ = os.Remove(f)
 			}
-			cmd := exec.Command(Binary, append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)...)
+			cmd := exec.Command(Binary, append(append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...), m.fileCacheArgs()...)...)
 			// In a mount namespace whose /proc hides other users'
 			// processes and whose shared temporary directories are
 			// small tmpfs mounts (the shard's directory, which holds

@@ -213,6 +213,7 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		return failed("getting the site's WordPress core", err)
 	}
 	tm.step("core")
+	s.fillOPcache(core)
 
 	// 1. Unix user and the site directory.
 	uid, gid, err := s.ensureSiteUser(ctx, n)

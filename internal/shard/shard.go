@@ -305,6 +305,9 @@ type Shard struct {
 	tplFailed   map[string]bool
 	tplWG       sync.WaitGroup
 	tplAccount  *pooler.Account // the pooler's account of a template build
+	// opcacheFilled holds the core directories compiled (or being
+	// compiled) into OPcache's file cache (opcache.go); under tpl.
+	opcacheFilled map[string]bool
 
 	mu        sync.Mutex
 	lastCron  map[string]time.Time
@@ -400,7 +403,7 @@ func New(cfg Config) *Shard {
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b|_rs|_ro|_cs|_co)?$`),
 		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_", BufferPool: cfg.DBBufferPool},
-		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log},
+		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log, FileCache: lay.OPcacheDir()},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
 		serversUp:   make(chan struct{}),

@@ -68,6 +68,10 @@ func (l Layout) SitesDir() string { return filepath.Join(l.Dir, "sites") }
 // PHPDir is the php-fpm master's directory (pool sockets in run/).
 func (l Layout) PHPDir() string { return filepath.Join(l.Dir, "php") }
 
+// OPcacheDir is OPcache's file cache, filled by root from the shard's
+// WordPress cores and only read by the pools (package phpfpm, filecache.go).
+func (l Layout) OPcacheDir() string { return filepath.Join(l.Dir, "opcache") }
+
 // PoolerDir holds the shard's connection pooler's socket (root's, 0711:
 // every site's PHP reaches the socket, nothing may be created beside it).
 func (l Layout) PoolerDir() string { return filepath.Join(l.Dir, "run", "pooler") }
