@@ -28,6 +28,12 @@
 // master to ptrace the worker (root, or CAP_SYS_PTRACE): where it cannot,
 // php-fpm logs the failure and the request is not counted.
 //
+// # Reloads and OPcache
+//
+// A reload re-executes the master, which empties OPcache's shared memory
+// for every pool. With Master.FileCache the pools find WordPress compiled
+// in a root-filled, read-only file cache instead (filecache.go).
+//
 // The master always has one internal pool (_aipress) so that it can start
 // with no sites at all; php-fpm refuses to run without a pool.
 package phpfpm
