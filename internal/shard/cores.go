@@ -37,7 +37,17 @@ func (s *Shard) coresDir() string { return s.layout.CoresDir() }
 // the default), registering it first — from an earlier run's registration
 // on disk, or fetched through the artefact store — when the shard has not
 // got it yet. Concurrent calls for one version fetch it once.
+// Its tree is compiled into OPcache's file cache beside (opcache.go): a
+// moved or restored site's first request on this shard finds it compiled.
 func (s *Shard) coreFor(ctx context.Context, version string) (*wordpress.Core, error) {
+	c, err := s.getCore(ctx, version)
+	if err == nil {
+		s.fillOPcache(c)
+	}
+	return c, err
+}
+
+func (s *Shard) getCore(ctx context.Context, version string) (*wordpress.Core, error) {
 	if version == "" || version == s.core.Version {
 		return s.core, nil
 	}
