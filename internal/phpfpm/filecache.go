@@ -18,7 +18,9 @@ package phpfpm
 // shrugs off (a warning below its default log level) — and only root
 // fills it, with FillFileCache, from trees that are root's and read-only
 // to sites (the shard's WordPress cores). Nothing a site wrote is ever
-// compiled into it. A script whose file changed since it was compiled
+// compiled into it, and everything in it is compiled from files every
+// site may read anyway (so whether opcache.validate_permission applies
+// to a script loaded from the file cache does not matter). A script whose file changed since it was compiled
 // (its modification time, which OPcache checks with
 // opcache.validate_timestamps) is compiled afresh, and every cached file
 // carries a checksum (opcache.file_cache_consistency_checks, on by
