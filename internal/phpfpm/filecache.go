@@ -187,14 +187,20 @@ func (m *Master) FillFileCache(ctx context.Context, php, dir string) (int, error
 
 // fillMarker is the file that records that dir was compiled with php (its
 // path, size and modification time: an upgraded PHP has another system id
-// and fills the cache again).
+// and fills the cache again)
 func (m *Master) fillMarker(php, dir string) (string, error) {
 	st, err := os.Stat(php)
 	if err != nil {
 		return "", fmt.Errorf("php-fpm: file cache: %w", err)
 	}
+	// And the tree's own modification time: a tree registered again
+	// (removed and rebuilt) is compiled again.
+	dst, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("php-fpm: file cache: %w", err)
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s", php, st.Size(), st.ModTime().UnixNano(), dir)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%d", php, st.Size(), st.ModTime().UnixNano(), dir, dst.ModTime().UnixNano())
 	return filepath.Join(m.Dir, "filecache-filled", hex.EncodeToString(h.Sum(nil))[:24]), nil
 }
 
