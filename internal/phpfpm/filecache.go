@@ -187,7 +187,7 @@ func (m *Master) FillFileCache(ctx context.Context, php, dir string) (int, error
 
 // fillMarker is the file that records that dir was compiled with php (its
 // path, size and modification time: an upgraded PHP has another system id
-// and fills the cache again)
+// and fills the cache again).
 func (m *Master) fillMarker(php, dir string) (string, error) {
 	st, err := os.Stat(php)
 	if err != nil {
