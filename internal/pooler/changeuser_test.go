@@ -245,3 +245,55 @@ func TestTakeoverNoReplay(t *testing.T) {
 		t.Fatalf("the server ran %d statements for %d statements and %d takeovers: want %d (a SET replayed on takeovers?)", got, 2*rounds, takeovers, want)
 	}
 }
+
+// TestSetNoReplay: a SET that gives the backend the session's next state
+// by itself runs without the session's state replayed first (two sessions
+// of a site taking turns on one backend, each setting its own character
+// set: one statement each at the server), while a SET that leaves some of
+// the other session's state in place still gets it replayed away.
+func TestSetNoReplay(t *testing.T) {
+	s := newSite(t, 1)
+	p := startPooler(t, Config{MaxServerBackends: 1, Linger: -1}, s.Account)
+	ctx := context.Background()
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	a, b := conn(t, db), conn(t, db)
+	questions := func() int {
+		v, err := primary.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	mustExec(t, a, "DO 1")
+	mustExec(t, b, "DO 1")
+	before := questions()
+	const rounds = 5
+	for range rounds {
+		mustExec(t, a, "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'")
+		mustExec(t, b, "SET NAMES latin1")
+	}
+	if got := questions() - before - 1; got != 2*rounds {
+		t.Fatalf("the server ran %d statements for %d SET NAMES: a replay before each?", got, 2*rounds)
+	}
+	for _, c := range []struct {
+		conn *sql.Conn
+		want string
+	}{{a, "utf8mb4_unicode_520_ci"}, {b, "latin1_swedish_ci"}, {a, "utf8mb4_unicode_520_ci"}} {
+		if got := queryString(t, c.conn, "SELECT @@collation_connection"); got != c.want {
+			t.Fatalf("collation %q, want %q", got, c.want)
+		}
+	}
+	// A's time zone stays A's: B's SET NAMES does not cover it.
+	mustExec(t, a, "SET time_zone = '+01:00'")
+	mustExec(t, b, "SET NAMES utf8mb4")
+	if got := queryString(t, b, "SELECT CONCAT(@@time_zone, ' ', @@collation_connection)"); got != "SYSTEM utf8mb4_general_ci" {
+		t.Fatalf("B sees %q", got)
+	}
+	if got := queryString(t, a, "SELECT CONCAT(@@time_zone, ' ', @@collation_connection)"); got != "+01:00 utf8mb4_unicode_520_ci" {
+		t.Fatalf("A sees %q", got)
+	}
+	if st := p.Stats(); st.Dialed != 1 {
+		t.Fatalf("%d backends dialled: the sessions did not share one", st.Dialed)
+	}
+}

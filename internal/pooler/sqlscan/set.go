@@ -361,6 +361,13 @@ func (s *State) Apply(a []Assignment) {
 	s.normalizeGroup()
 }
 
+// With returns s with assignments a applied (s itself is not changed).
+func (s State) With(a []Assignment) State {
+	n := State{vars: slices.Clone(s.vars)}
+	n.Apply(a)
+	return n
+}
+
 // The character-set group sets three slots: the client's character set,
 // the results', and the connection's character set and collation.
 const (
