@@ -323,16 +323,28 @@ func TestSetDeferred(t *testing.T) {
 	}
 	mustExec(t, a, "DO 1")
 	mustExec(t, b, "DO 1")
+	mode := queryString(t, a, "SELECT @@SESSION.sql_mode")
 	before := questions()
 	mustExec(t, a, "SET NAMES utf8mb4")
 	mustExec(t, a, "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'")
 	mustExec(t, b, "SET NAMES latin1")
+	mustExec(t, a, "SET SESSION sql_mode='"+mode+"'") // WordPress's, the server's own
 	if got := questions() - before - 1; got != 0 {
-		t.Fatalf("the server ran %d statements for three SET NAMES", got)
+		t.Fatalf("the server ran %d statements for three SET NAMES and a SET of the server's sql_mode", got)
 	}
-	if got := queryString(t, a, "SELECT @@collation_connection"); got != "utf8mb4_unicode_520_ci" {
-		t.Fatalf("A's collation %q", got)
+	if got := queryString(t, a, "SELECT CONCAT(@@collation_connection, ' ', @@sql_mode)"); got != "utf8mb4_unicode_520_ci "+mode {
+		t.Fatalf("A's collation and sql_mode %q", got)
 	}
+	// Another sql_mode runs at once (it might fail).
+	before = questions()
+	mustExec(t, b, "SET SESSION sql_mode='ANSI_QUOTES'")
+	if got := questions() - before - 1; got == 0 {
+		t.Fatal("a SET of another sql_mode did not reach the server")
+	}
+	if got := queryString(t, a, "SELECT @@sql_mode"); got != mode {
+		t.Fatalf("A's sql_mode %q after B's SET", got)
+	}
+	mustExec(t, b, "SET SESSION sql_mode='"+mode+"'")
 	if got := queryString(t, b, "SELECT CONCAT(@@character_set_client, ' ', @@character_set_results, ' ', @@collation_connection)"); got != "latin1 latin1 latin1_swedish_ci" {
 		t.Fatalf("B's character sets %q", got)
 	}

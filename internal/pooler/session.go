@@ -189,18 +189,21 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	}
 }
 
-// deferSet records a SET NAMES that cannot fail in the session's state
-// without running it, when the session holds no backend: the state is
-// replayed on the backend of its next statement (or given to it with
-// COM_CHANGE_USER), as any tracked SET is; false: st must run. WordPress
-// sets its character set twice as a request's first statements, each a
-// round trip to the server and, on a busy shard, a backend taken over.
+// deferSet records a SET that cannot fail in the session's state without
+// running it, when the session holds no backend: the state is replayed on
+// the backend of its next statement (or given to it with COM_CHANGE_USER),
+// as any tracked SET is; false: st must run. A SET cannot fail when it
+// sets only known character sets (Assignment.KnownNames) and values the
+// server gave a new session (its sql_mode, in s.base). WordPress sets its
+// character set twice and its sql_mode once as a request's first
+// statements, each a round trip to the server and, on a busy shard, a
+// backend taken over.
 func (s *session) deferSet(st sqlscan.Stmt) bool {
 	if st.Kind != sqlscan.Set || st.Pin != "" || len(st.Sets) == 0 || s.b != nil || s.pinned != "" {
 		return false
 	}
 	for _, a := range st.Sets {
-		if !a.KnownNames() {
+		if !a.KnownNames() && !slices.Contains(s.base, a) {
 			return false
 		}
 	}
