@@ -135,6 +135,9 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			b.status = r.status
 		}
 		s.after(ctx, b, st, r)
+		if cmd == mysql.COM_QUERY {
+			s.keepStateRead(pkt[1:], b, r)
+		}
 		return nil
 	}
 }

@@ -106,6 +106,7 @@ type hostConn struct {
 
 	holding bool
 	pending []byte
+	wrote   bool // part of the held answer was written already
 }
 
 type hostAddr string
@@ -129,6 +130,7 @@ func (c *hostConn) Write(b []byte) (int, error) {
 		if len(c.pending) > 0 && len(c.pending)+len(b) > holdBuffer {
 			_, err := c.Conn.Write(c.pending)
 			c.pending = c.pending[:0]
+			c.wrote = true
 			if err != nil {
 				return 0, err
 			}
@@ -146,6 +148,7 @@ func (c *hostConn) appendPacket(seq uint8, d []byte) error {
 	if len(c.pending) > 0 && len(c.pending)+4+len(d) > holdBuffer {
 		_, err := c.Conn.Write(c.pending)
 		c.pending = c.pending[:0]
+		c.wrote = true
 		if err != nil {
 			return err
 		}
@@ -163,6 +166,7 @@ func (c *hostConn) reservePacket(seq uint8, n int) ([]byte, error) {
 	if len(c.pending) > 0 && len(c.pending)+4+n > holdBuffer {
 		_, err := c.Conn.Write(c.pending)
 		c.pending = c.pending[:0]
+		c.wrote = true
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +183,7 @@ const holdBuffer = 64 << 10
 // flush, so the pooler's bookkeeping (backend back in its pool, pins, counters) is done
 // before the client sees the answer end. Only the session's goroutine
 // writes.
-func (c *hostConn) hold() { c.holding = true }
+func (c *hostConn) hold() { c.holding, c.wrote = true, false }
 
 // flush writes what hold kept back.
 func (c *hostConn) flush() error {

@@ -224,6 +224,8 @@ type Pooler struct {
 	// (mu) lingering holds the backends lingering for their sessions,
 	// oldest first (linger.go).
 	lingering []*backend
+	// answers keeps answers to reads of the session state (answers.go).
+	answers answers
 	// (mu) pools lists every account's pools; replaced, never changed,
 	// when the accounts change (allPools runs on every takeover).
 	pools []*pool

@@ -165,7 +165,11 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	case mysql.COM_QUERY:
 		// (pkt is this command's alone and never written: the query
 		// and what Scan keeps of it share its bytes.)
-		st := sqlscan.Scan(unsafe.String(unsafe.SliceData(pkt[1:]), len(pkt)-1))
+		q := unsafe.String(unsafe.SliceData(pkt[1:]), len(pkt)-1)
+		if ok, err := s.stateRead(q); ok || err != nil {
+			return err
+		}
+		st := sqlscan.Scan(q)
 		if s.deferSet(st) {
 			return s.writeOK()
 		}
