@@ -132,3 +132,76 @@ func BenchmarkStatement(b *testing.B) {
 	b.Run("takeover+wordpress", func(b *testing.B) { run(b, session(s1, wordpress), session(s2, wordpress)) })
 	b.Run("takeover+replay", func(b *testing.B) { run(b, session(s1, replayed), session(s2, replayed)) })
 }
+
+// BenchmarkRequest: what a WordPress request asks of the database, one
+// request per op: a new connection, the statements wpdb runs on connect
+// (two SET NAMES, the read of the sql_mode and its SET), then ten small
+// reads, then the connection closed; three sites take turns on one
+// backend ("pooler", Config.MaxServerBackends 1, so backends change hands
+// between requests) against the same straight to MariaDB ("direct", the
+// anchor). Besides the CPU per request of MariaDB and of this process
+// (the pooler and the client), it reports the statements MariaDB ran per
+// request (questions/op).
+func BenchmarkRequest(b *testing.B) {
+	sites := []site{newSite(b, 2), newSite(b, 2), newSite(b, 2)}
+	accts := make([]Account, len(sites))
+	for i, s := range sites {
+		accts[i] = s.Account
+	}
+	p := startPooler(b, Config{MaxServerBackends: 1}, accts...)
+	questions := func() int {
+		v, err := primary.QueryString(b.Context(), "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	run := func(b *testing.B, socket string) {
+		dbs := make([]*sql.DB, len(sites))
+		for i, s := range sites {
+			dbs[i] = open(b, socket, s.User, s.Password, s.Database)
+			dbs[i].SetMaxIdleConns(0) // a new connection per request, as PHP's
+		}
+		mode := ""
+		request := func(db *sql.DB) {
+			c, err := db.Conn(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			for _, q := range []string{"SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'"} {
+				if _, err := c.ExecContext(b.Context(), q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.QueryRowContext(b.Context(), "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.ExecContext(b.Context(), "SET SESSION sql_mode='"+mode+"'"); err != nil {
+				b.Fatal(err)
+			}
+			for range 10 {
+				var v int
+				if err := c.QueryRowContext(b.Context(), "SELECT 1").Scan(&v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		cpu0 := processCPU(primary.Process().PID())
+		self0 := processCPU(os.Getpid())
+		q0 := questions()
+		n := 0
+		for i := 0; b.Loop(); i++ {
+			request(dbs[i%len(dbs)])
+			n++
+		}
+		if n > 0 {
+			b.ReportMetric(float64(questions()-q0-1)/float64(n), "questions/op")
+			b.ReportMetric(float64((processCPU(primary.Process().PID())-cpu0).Microseconds())/float64(n), "mariadb-µs/op")
+			b.ReportMetric(float64((processCPU(os.Getpid())-self0).Microseconds())/float64(n), "self-µs/op")
+		}
+	}
+	b.Run("direct", func(b *testing.B) { run(b, primary.Socket()) })
+	b.Run("pooler", func(b *testing.B) { run(b, p.cfg.Socket) })
+}

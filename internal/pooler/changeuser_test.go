@@ -245,3 +245,133 @@ func TestTakeoverNoReplay(t *testing.T) {
 		t.Fatalf("the server ran %d statements for %d statements and %d takeovers: want %d (a SET replayed on takeovers?)", got, 2*rounds, takeovers, want)
 	}
 }
+
+// TestSetNoReplay: a SET that gives the backend the session's next state
+// by itself runs without the session's state replayed first (two sessions
+// of a site taking turns on one backend, each setting its own time zone
+// and character set: one statement each at the server), while a SET that
+// leaves some of the other session's state in place still gets it
+// replayed away.
+func TestSetNoReplay(t *testing.T) {
+	s := newSite(t, 1)
+	p := startPooler(t, Config{MaxServerBackends: 1, Linger: -1}, s.Account)
+	ctx := context.Background()
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	a, b := conn(t, db), conn(t, db)
+	questions := func() int {
+		v, err := primary.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	mustExec(t, a, "DO 1")
+	mustExec(t, b, "DO 1")
+	before := questions()
+	const rounds = 5
+	for range rounds {
+		mustExec(t, a, "SET time_zone = '+03:00', NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'")
+		mustExec(t, b, "SET time_zone = '+04:00', NAMES latin1")
+	}
+	if got := questions() - before - 1; got != 2*rounds {
+		t.Fatalf("the server ran %d statements for %d SETs: a replay before each?", got, 2*rounds)
+	}
+	mustExec(t, a, "SET time_zone = DEFAULT")
+	mustExec(t, b, "SET time_zone = DEFAULT")
+	for _, c := range []struct {
+		conn *sql.Conn
+		want string
+	}{{a, "utf8mb4_unicode_520_ci"}, {b, "latin1_swedish_ci"}, {a, "utf8mb4_unicode_520_ci"}} {
+		if got := queryString(t, c.conn, "SELECT @@collation_connection"); got != c.want {
+			t.Fatalf("collation %q, want %q", got, c.want)
+		}
+	}
+	// A's time zone stays A's: B's SET NAMES does not cover it.
+	mustExec(t, a, "SET time_zone = '+01:00'")
+	mustExec(t, b, "SET NAMES utf8mb4")
+	if got := queryString(t, b, "SELECT CONCAT(@@time_zone, ' ', @@collation_connection)"); got != "SYSTEM utf8mb4_general_ci" {
+		t.Fatalf("B sees %q", got)
+	}
+	if got := queryString(t, a, "SELECT CONCAT(@@time_zone, ' ', @@collation_connection)"); got != "+01:00 utf8mb4_unicode_520_ci" {
+		t.Fatalf("A sees %q", got)
+	}
+	if st := p.Stats(); st.Dialed != 1 {
+		t.Fatalf("%d backends dialled: the sessions did not share one", st.Dialed)
+	}
+}
+
+// TestSetDeferred: a SET NAMES that cannot fail, from a session holding no
+// backend, is answered by the pooler and reaches the server only with the
+// session's next statement (WordPress's two SET NAMES at connect cost no
+// statement of their own); one that can fail runs at once and fails as it
+// does directly; one in a transaction runs in it.
+func TestSetDeferred(t *testing.T) {
+	s := newSite(t, 1)
+	p := startPooler(t, Config{MaxServerBackends: 1, Linger: -1}, s.Account)
+	ctx := context.Background()
+	db := open(t, p.cfg.Socket, s.User, s.Password, s.Database)
+	direct := conn(t, open(t, primary.Socket(), s.User, s.Password, s.Database))
+	a, b := conn(t, db), conn(t, db)
+	questions := func() int {
+		v, err := primary.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	mustExec(t, a, "DO 1")
+	mustExec(t, b, "DO 1")
+	mode := queryString(t, a, "SELECT @@SESSION.sql_mode")
+	before := questions()
+	mustExec(t, a, "SET NAMES utf8mb4")
+	mustExec(t, a, "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'")
+	mustExec(t, b, "SET NAMES latin1")
+	mustExec(t, a, "SET SESSION sql_mode='"+mode+"'") // WordPress's, the server's own
+	if got := questions() - before - 1; got != 0 {
+		t.Fatalf("the server ran %d statements for three SET NAMES and a SET of the server's sql_mode", got)
+	}
+	if got := queryString(t, a, "SELECT CONCAT(@@collation_connection, ' ', @@sql_mode)"); got != "utf8mb4_unicode_520_ci "+mode {
+		t.Fatalf("A's collation and sql_mode %q", got)
+	}
+	// Another sql_mode runs at once (it might fail).
+	before = questions()
+	mustExec(t, b, "SET SESSION sql_mode='ANSI_QUOTES'")
+	if got := questions() - before - 1; got == 0 {
+		t.Fatal("a SET of another sql_mode did not reach the server")
+	}
+	if got := queryString(t, a, "SELECT @@sql_mode"); got != mode {
+		t.Fatalf("A's sql_mode %q after B's SET", got)
+	}
+	mustExec(t, b, "SET SESSION sql_mode='"+mode+"'")
+	if got := queryString(t, b, "SELECT CONCAT(@@character_set_client, ' ', @@character_set_results, ' ', @@collation_connection)"); got != "latin1 latin1 latin1_swedish_ci" {
+		t.Fatalf("B's character sets %q", got)
+	}
+	// Errors are the server's, at once.
+	for _, q := range []string{"SET NAMES 'nosuchcharset'", "SET NAMES utf8mb4 COLLATE latin1_swedish_ci", "SET NAMES ucs2"} {
+		_, derr := direct.ExecContext(ctx, q)
+		_, perr := a.ExecContext(ctx, q)
+		d, pe := myErr(derr), myErr(perr)
+		if d == nil || pe == nil || d.Number != pe.Number {
+			t.Fatalf("%s: through the pooler %v, directly %v", q, perr, derr)
+		}
+	}
+	if got := queryString(t, a, "SELECT @@collation_connection"); got != "utf8mb4_unicode_520_ci" {
+		t.Fatalf("A's collation after the failed SETs %q", got)
+	}
+	// In a transaction the SET runs on the transaction's backend.
+	mustExec(t, a, "BEGIN")
+	before = questions()
+	mustExec(t, a, "SET NAMES latin1")
+	if got := questions() - before - 1; got != 1 {
+		t.Fatalf("the server ran %d statements for a SET NAMES in a transaction", got)
+	}
+	if got := queryString(t, a, "SELECT @@collation_connection"); got != "latin1_swedish_ci" {
+		t.Fatalf("A's collation in its transaction %q", got)
+	}
+	mustExec(t, a, "COMMIT")
+	if got := queryString(t, b, "SELECT @@collation_connection"); got != "latin1_swedish_ci" {
+		t.Fatalf("B's collation %q", got)
+	}
+}

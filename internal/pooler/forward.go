@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -64,8 +65,10 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 				b.pool.discard(b)
 			}
 		}
-		// Replay the session's state where it differs.
-		if !b.state.Same(want) && !b.state.Equal(want) {
+		// Replay the session's state where it differs, unless the
+		// statement is a SET that leaves b in the session's next state
+		// anyway.
+		if !b.state.Same(want) && !b.state.Equal(want) && !s.setCovers(b, st) {
 			if err := replay(b, want); err != nil {
 				var me *mysql.MyError
 				if errors.As(err, &me) && !isConnGone(me.Code) {
@@ -132,6 +135,9 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			b.status = r.status
 		}
 		s.after(ctx, b, st, r)
+		if cmd == mysql.COM_QUERY {
+			s.keepStateRead(pkt[1:], b, r)
+		}
 		return nil
 	}
 }
@@ -204,6 +210,20 @@ func (s *session) after(ctx context.Context, b *backend, st sqlscan.Stmt, r resu
 	if s.linger(b) {
 		s.lb = b
 	}
+}
+
+// setCovers reports whether st is a SET whose assignments, run on b as it
+// is, give b exactly the state the session will have after it: then the
+// state need not be replayed first (WordPress's SET NAMES as a request's
+// first statement, on a backend another session left with other
+// character sets, would otherwise be preceded by a SET NAMES replaying
+// the handshake's).
+func (s *session) setCovers(b *backend, st sqlscan.Stmt) bool {
+	if st.Kind != sqlscan.Set || st.Sets == nil || st.Pin != "" {
+		return false
+	}
+	next := stateOf(s.collation, s.base, compact(append(slices.Clone(s.sets), st.Sets...)))
+	return b.state.With(st.Sets).Equal(next)
 }
 
 // replay runs the SETs that give b the state want.

@@ -106,6 +106,7 @@ type hostConn struct {
 
 	holding bool
 	pending []byte
+	wrote   bool // part of the held answer was written already
 }
 
 type hostAddr string
@@ -129,6 +130,7 @@ func (c *hostConn) Write(b []byte) (int, error) {
 		if len(c.pending) > 0 && len(c.pending)+len(b) > holdBuffer {
 			_, err := c.Conn.Write(c.pending)
 			c.pending = c.pending[:0]
+			c.wrote = true
 			if err != nil {
 				return 0, err
 			}
@@ -146,6 +148,7 @@ func (c *hostConn) appendPacket(seq uint8, d []byte) error {
 	if len(c.pending) > 0 && len(c.pending)+4+len(d) > holdBuffer {
 		_, err := c.Conn.Write(c.pending)
 		c.pending = c.pending[:0]
+		c.wrote = true
 		if err != nil {
 			return err
 		}
@@ -163,6 +166,7 @@ func (c *hostConn) reservePacket(seq uint8, n int) ([]byte, error) {
 	if len(c.pending) > 0 && len(c.pending)+4+n > holdBuffer {
 		_, err := c.Conn.Write(c.pending)
 		c.pending = c.pending[:0]
+		c.wrote = true
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +183,7 @@ const holdBuffer = 64 << 10
 // flush, so the pooler's bookkeeping (backend back in its pool, pins, counters) is done
 // before the client sees the answer end. Only the session's goroutine
 // writes.
-func (c *hostConn) hold() { c.holding = true }
+func (c *hostConn) hold() { c.holding, c.wrote = true, false }
 
 // flush writes what hold kept back.
 func (c *hostConn) flush() error {
@@ -340,7 +344,6 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 		return "", false, mysql.NewDefaultError(mysql.ER_DBACCESS_DENIED_ERROR, user, cr.hc.host, cr.h.db)
 	}
 	cr.sess.collation = ca.collation
-	cr.sess.base = cr.p.base(false)
 	if err := cr.p.register(a, cr.sess); err != nil {
 		return "", false, err
 	}
@@ -363,6 +366,8 @@ func (cr *credentials) GetCredential(user string) (string, bool, error) {
 		}
 		a.primary.put(b)
 	}
+	// (After that dial: the first session's base is the server's too.)
+	cr.sess.base = cr.p.base(false)
 	return a.Password, true, nil
 }
 
@@ -396,19 +401,32 @@ func (p *Pooler) unregister(s *session) {
 	}
 }
 
+// multiResults are the capabilities the greeting announces besides
+// go-mysql's own.
+const multiResults = mysql.CLIENT_MULTI_RESULTS | mysql.CLIENT_PS_MULTI_RESULTS
+
 // patchStatus sets SERVER_STATUS_AUTOCOMMIT in the greeting and in the OK
 // that ends the handshake, as MariaDB does (go-mysql sends no status
-// there).
+// there), and announces multiResults in the greeting.
 func patchStatus(b []byte) {
 	if len(b) < 5 {
 		return
 	}
 	p := b[4:]
 	switch p[0] {
-	case 10: // greeting: version NUL, id 4, scramble 8, filler, caps 2, charset, status 2
+	case 10: // greeting: version NUL, id 4, scramble 8, filler, caps 2, charset, status 2, caps' upper 2
 		i := bytes.IndexByte(p[1:], 0)
 		if pos := 1 + i + 1 + 4 + 8 + 1 + 2 + 1; i >= 0 && pos+2 <= len(p) {
 			p[pos] |= byte(mysql.SERVER_STATUS_AUTOCOMMIT)
+			if pos+4 <= len(p) {
+				// Multiple result sets (a stored procedure's), which
+				// relay passes on: a client that saw no
+				// CLIENT_MULTI_RESULTS would not ask for it, and
+				// MariaDB refuses a CALL returning rows (1312).
+				upper := uint16(multiResults >> 16)
+				p[pos+2] |= byte(upper)
+				p[pos+3] |= byte(upper >> 8)
+			}
 		}
 	case mysql.OK_HEADER: // 0 affected, 0 insert id, status 2, warnings 2
 		if len(p) >= 7 && p[1] == 0 && p[2] == 0 {

@@ -47,10 +47,16 @@ func (s *session) linger(b *backend) bool {
 	}
 	p.mu.Lock()
 	b.lingerFor = s
-	b.lingerGen++
-	gen := b.lingerGen
 	p.lingering = append(p.lingering, b)
-	b.lingerTimer = time.AfterFunc(p.cfg.Linger, func() { p.expire(b, gen) })
+	// (One timer per backend, made on its first lingering and reset on
+	// the next: not one per statement. The deadline is set before the
+	// timer, which cannot fire before it.)
+	b.lingerUntil = time.Now().Add(p.cfg.Linger)
+	if b.lingerTimer == nil {
+		b.lingerTimer = time.AfterFunc(p.cfg.Linger, func() { p.expire(b) })
+	} else {
+		b.lingerTimer.Reset(p.cfg.Linger)
+	}
 	p.mu.Unlock()
 	return true
 }
@@ -80,10 +86,11 @@ func (s *session) unlinger() {
 	}
 }
 
-// expire puts b back when it still lingers since linger made gen.
-func (p *Pooler) expire(b *backend, gen uint64) {
+// expire puts b back when it still lingers and its lingering is over (a
+// timer of an earlier lingering may run late, after linger reset it).
+func (p *Pooler) expire(b *backend) {
 	p.mu.Lock()
-	if b.lingerFor == nil || b.lingerGen != gen {
+	if b.lingerFor == nil || time.Now().Before(b.lingerUntil) {
 		p.mu.Unlock()
 		return
 	}
@@ -111,7 +118,6 @@ func (p *Pooler) unlingerLocked(b *backend) {
 	b.lingerFor = nil
 	if b.lingerTimer != nil {
 		b.lingerTimer.Stop()
-		b.lingerTimer = nil
 	}
 	if i := slices.Index(p.lingering, b); i >= 0 {
 		p.lingering = slices.Delete(p.lingering, i, i+1)

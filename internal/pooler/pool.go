@@ -45,10 +45,10 @@ type backend struct {
 	// packet the pooler reads.
 	br  *bufio.Reader
 	seq uint8
-	// (Pooler.mu) lingerFor is the session b lingers for (nil: none);
-	// lingerGen counts its lingerings (linger.go).
+	// (Pooler.mu) lingerFor is the session b lingers for (nil: none),
+	// until lingerUntil; lingerTimer puts it back then (linger.go).
 	lingerFor   *session
-	lingerGen   uint64
+	lingerUntil time.Time
 	lingerTimer *time.Timer
 }
 

@@ -38,9 +38,10 @@
 // prepared-statement answers, cursors), the status flags, and an OK's
 // affected rows, insert id and warnings. Neither side negotiates
 // CLIENT_DEPRECATE_EOF, LOCAL_FILES, MULTI_STATEMENTS, compression or
-// session tracking; the client flags that change a backend's behaviour
-// (FOUND_ROWS, IGNORE_SPACE, MULTI_RESULTS, PS_MULTI_RESULTS) key the
-// backend pools. A packet of 16 MiB or more is joined by the pooler's
+// session tracking; the greeting announces MULTI_RESULTS and
+// PS_MULTI_RESULTS (a stored procedure's result sets); the client flags
+// that change a backend's behaviour (FOUND_ROWS, IGNORE_SPACE,
+// MULTI_RESULTS, PS_MULTI_RESULTS) key the backend pools. A packet of 16 MiB or more is joined by the pooler's
 // reader (go-mysql's for commands) and split again by go-mysql.
 //
 // Pools: per account and server (primary, replica), last-in first-out,
@@ -51,7 +52,10 @@
 // one and logs it in as its own user (COM_CHANGE_USER, changeuser.go)
 // before it dials a new one. A session's tracked state (sqlscan.State: the
 // handshake's collation and the SETs it ran) is replayed on a backend
-// whose state differs before a statement runs there.
+// whose state differs before a statement runs there. A SET that cannot
+// fail, from a session holding no backend, only changes the tracked state
+// (deferSet), and a read of tracked state is answered from the server's
+// last answer to an Equal state (answers.go).
 //
 // A session keeps its backend: for life once a statement pins it
 // (sqlscan's Stmt.Pin: user variables, temporary tables, GET_LOCK, LOCK
@@ -224,6 +228,8 @@ type Pooler struct {
 	// (mu) lingering holds the backends lingering for their sessions,
 	// oldest first (linger.go).
 	lingering []*backend
+	// answers keeps answers to reads of the session state (answers.go).
+	answers answers
 	// (mu) pools lists every account's pools; replaced, never changed,
 	// when the accounts change (allPools runs on every takeover).
 	pools []*pool

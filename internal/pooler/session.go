@@ -165,7 +165,15 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	case mysql.COM_QUERY:
 		// (pkt is this command's alone and never written: the query
 		// and what Scan keeps of it share its bytes.)
-		return s.run(ctx, pkt, sqlscan.Scan(unsafe.String(unsafe.SliceData(pkt[1:]), len(pkt)-1)))
+		q := unsafe.String(unsafe.SliceData(pkt[1:]), len(pkt)-1)
+		if ok, err := s.stateRead(q); ok || err != nil {
+			return err
+		}
+		st := sqlscan.Scan(q)
+		if s.deferSet(st) {
+			return s.writeOK()
+		}
+		return s.run(ctx, pkt, st)
 	case mysql.COM_STMT_PREPARE:
 		return s.run(ctx, pkt, sqlscan.Stmt{Kind: sqlscan.Other, Pin: "prepared statement"})
 	case mysql.COM_STMT_EXECUTE, mysql.COM_STMT_FETCH, mysql.COM_STMT_RESET, mysql.COM_STMT_CLOSE, mysql.COM_STMT_SEND_LONG_DATA:
@@ -183,6 +191,29 @@ func (s *session) command(ctx context.Context, pkt []byte) error {
 	default:
 		return s.writeErr(mysql.NewError(mysql.ER_UNKNOWN_COM_ERROR, "Unknown command"))
 	}
+}
+
+// deferSet records a SET that cannot fail in the session's state without
+// running it, when the session holds no backend: the state is replayed on
+// the backend of its next statement (or given to it with COM_CHANGE_USER),
+// as any tracked SET is; false: st must run. A SET cannot fail when it
+// sets only known character sets (Assignment.KnownNames) and values the
+// server gave a new session (its sql_mode, in s.base). WordPress sets its
+// character set twice and its sql_mode once as a request's first
+// statements, each a round trip to the server and, on a busy shard, a
+// backend taken over.
+func (s *session) deferSet(st sqlscan.Stmt) bool {
+	if st.Kind != sqlscan.Set || st.Pin != "" || len(st.Sets) == 0 || s.b != nil || s.pinned != "" {
+		return false
+	}
+	for _, a := range st.Sets {
+		if !a.KnownNames() && !slices.Contains(s.base, a) {
+			return false
+		}
+	}
+	s.sets = compact(append(s.sets, st.Sets...))
+	s.stateOK = false
+	return true
 }
 
 func stmtCmdName(cmd byte) string {

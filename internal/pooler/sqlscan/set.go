@@ -321,6 +321,18 @@ func (s State) Collation() (uint8, bool) {
 	return id, ok
 }
 
+// KnownNames reports whether a is a SET NAMES of a character set and
+// collation that belong together and that MariaDB 10.11 accepts for a
+// client (as NewState records one): a SET that cannot fail, and gives no
+// warning.
+func (a Assignment) KnownNames() bool {
+	if a.Name != nameNames {
+		return false
+	}
+	id, ok := namesCollation[a.Value]
+	return ok && len(NewState(id).vars) == 1
+}
+
 // namesCollation maps NewState's NAMES value of each collation to its id.
 var namesCollation = func() map[string]uint8 {
 	m := map[string]uint8{}
@@ -359,6 +371,13 @@ func (s *State) Apply(a []Assignment) {
 		}
 	}
 	s.normalizeGroup()
+}
+
+// With returns s with assignments a applied (s itself is not changed).
+func (s State) With(a []Assignment) State {
+	n := State{vars: slices.Clone(s.vars)}
+	n.Apply(a)
+	return n
 }
 
 // The character-set group sets three slots: the client's character set,
