@@ -1,0 +1,227 @@
+package lean
+
+import (
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"net/url"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// parseResult is what parseRequest decided about the bytes at the front of
+// a connection's buffer.
+type parseResult uint8
+
+const (
+	needMore parseResult = iota // the header block is not complete yet
+	take                        // a request the lean path serves
+	handOff                     // anything else: net/http decides
+)
+
+// maxHeaderBlock bounds the request line and headers the lean path reads;
+// a longer block is handed to net/http with the bytes read, which applies
+// the server's MaxHeaderBytes.
+const maxHeaderBlock = 16 << 10
+
+// parsed is a request the lean path takes.
+type parsed struct {
+	method, target, host string
+	url                  *url.URL
+	header               http.Header
+	close                bool // Connection: close
+	n                    int  // bytes of the header block, final CRLFCRLF included
+}
+
+// parseRequest parses one request at the front of b. It takes only what it
+// understands exactly: "GET" or "HEAD", an origin-form target of visible
+// ASCII, "HTTP/1.1", lines ending in CRLF, header names that are tokens
+// with values free of control characters, exactly one valid Host, and no
+// Content-Length, Transfer-Encoding, Expect, Upgrade, obs-fold or
+// Connection option other than close and keep-alive. Everything else —
+// including what net/http would refuse — is handed off, and net/http
+// answers it as it always did. The request it builds is the one net/http's
+// server would build from the same bytes (same URL parsing, canonical
+// header keys, Host moved out of Header, Pragma: no-cache implying
+// Cache-Control, Connection: close recorded in Close).
+func parseRequest(b []byte) (parseResult, parsed) {
+	var p parsed
+	// The request line.
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 0 {
+		if len(b) >= maxHeaderBlock {
+			return handOff, p
+		}
+		return needMore, p
+	}
+	if eol == 0 || b[eol-1] != '\r' {
+		return handOff, p // bare LF, or an empty line before the request
+	}
+	line := b[:eol-1]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 < 0 {
+		return handOff, p
+	}
+	switch string(line[:sp1]) {
+	case http.MethodGet:
+		p.method = http.MethodGet
+	case http.MethodHead:
+		p.method = http.MethodHead
+	default:
+		return handOff, p
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 || string(rest[sp2+1:]) != "HTTP/1.1" {
+		return handOff, p
+	}
+	target := rest[:sp2]
+	if target[0] != '/' {
+		return handOff, p // absolute-form, "*", authority-form
+	}
+	for _, c := range target {
+		if c <= 0x20 || c >= 0x7f {
+			return handOff, p
+		}
+	}
+	// The header block.
+	i := eol + 1
+	var hosts int
+	for {
+		if i >= len(b) {
+			if len(b) >= maxHeaderBlock {
+				return handOff, p
+			}
+			return needMore, p
+		}
+		if i > maxHeaderBlock {
+			return handOff, p
+		}
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			if len(b) >= maxHeaderBlock {
+				return handOff, p
+			}
+			return needMore, p
+		}
+		if j == 0 || b[i+j-1] != '\r' {
+			return handOff, p // bare LF
+		}
+		hl := b[i : i+j-1]
+		i += j + 1
+		if len(hl) == 0 {
+			break // end of the header block
+		}
+		if hl[0] == ' ' || hl[0] == '\t' {
+			return handOff, p // obs-fold
+		}
+		colon := bytes.IndexByte(hl, ':')
+		if colon <= 0 {
+			return handOff, p
+		}
+		name := hl[:colon]
+		for _, c := range name {
+			if !httpguts.IsTokenRune(rune(c)) {
+				return handOff, p // includes a space before the colon
+			}
+		}
+		val := trimOWS(hl[colon+1:])
+		for _, c := range val {
+			if (c < 0x20 && c != '\t') || c >= 0x7f {
+				return handOff, p
+			}
+		}
+		key := canonicalKey(name)
+		switch key {
+		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer", "Http2-Settings":
+			return handOff, p
+		case "Host":
+			hosts++
+			if hosts > 1 || !httpguts.ValidHostHeader(string(val)) {
+				return handOff, p
+			}
+			p.host = string(val)
+			continue
+		case "Connection":
+			switch {
+			case asciiEqualFold(val, "close"):
+				p.close = true
+			case asciiEqualFold(val, "keep-alive"):
+			default:
+				return handOff, p
+			}
+		}
+		if p.header == nil {
+			p.header = make(http.Header, 12)
+		}
+		p.header[key] = append(p.header[key], string(val))
+	}
+	if hosts != 1 {
+		return handOff, p
+	}
+	u, err := url.ParseRequestURI(string(target))
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return handOff, p
+	}
+	if p.header == nil {
+		p.header = make(http.Header)
+	}
+	if pr, ok := p.header["Pragma"]; ok && len(pr) > 0 && pr[0] == "no-cache" {
+		if _, ok := p.header["Cache-Control"]; !ok {
+			p.header["Cache-Control"] = []string{"no-cache"} // net/http's fixPragmaCacheControl
+		}
+	}
+	p.target, p.url, p.n = string(target), u, i
+	return take, p
+}
+
+// trimOWS trims spaces and tabs at both ends (textproto does the same to
+// header values).
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// commonKeys are header names requests usually carry, in canonical form:
+// a name in this table costs no allocation.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
+		"Cache-Control", "Connection", "Content-Length", "Cookie", "Dnt", "Expect", "Host", "If-Match",
+		"If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma", "Range",
+		"Referer", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
+		"X-Forwarded-Proto", "X-Request-Id", "Priority", "Http2-Settings"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey of name (a token).
+func canonicalKey(name []byte) string {
+	if k, ok := commonKeys[string(name)]; ok { // no allocation: map lookup by []byte conversion
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
+}
