@@ -521,6 +521,22 @@ func (r *replayConn) Read(p []byte) (int, error) {
 	return r.Conn.Read(p)
 }
 
+// CloseWrite and ReadFrom reach the connection's own (net/http uses them
+// for a clean close and for sendfile).
+func (r *replayConn) CloseWrite() error {
+	if cw, ok := r.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (r *replayConn) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := r.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{r.Conn}, src)
+}
+
 // chanListener is the fallback server's listener: the connections the lean
 // path hands off.
 type chanListener struct {

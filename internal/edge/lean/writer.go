@@ -242,6 +242,12 @@ func (w *response) commit(p []byte) {
 		exclude[nx] = "Content-Length"
 		nx++
 	}
+	setConn := false
+	if w.closeAfter && !httpguts.HeaderValuesContainsToken(header["Connection"], "close") {
+		exclude[nx] = "Connection"
+		nx++
+		setConn = true
+	}
 	c := w.c
 	c.appendStatusLine(w.status)
 	ex := exclude[:nx]
@@ -250,6 +256,9 @@ func (w *response) commit(p []byte) {
 		c.wbuf = append(c.wbuf, "Content-Type: "...)
 		c.wbuf = append(c.wbuf, setType...)
 		c.wbuf = append(c.wbuf, "\r\n"...)
+	}
+	if setConn {
+		c.wbuf = append(c.wbuf, "Connection: close\r\n"...)
 	}
 	if setTE != "" {
 		c.wbuf = append(c.wbuf, "Transfer-Encoding: chunked\r\n"...)
