@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
+	"github.com/aipress/aipress/internal/edge/lean"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/metrics"
 	"github.com/aipress/aipress/internal/shardlayout"
@@ -23,7 +24,8 @@ import (
 // profileEdge serves the site from an edge inside this process, built as
 // `aipress up` builds it (edge.New with the core's symlink roots, the page
 // cache, the metrics observer, the route
-// from edge.RouteForSite, an http.Server with the same ReadHeaderTimeout),
+// from edge.RouteForSite, an http.Server with the same ReadHeaderTimeout
+// behind the lean HTTP/1.1 path unless -net-http-only),
 // on a free 127.0.0.1 port, and writes one CPU profile per scenario to
 // outDir while wrk loads it for o.duration. `aipress up` has no profiling
 // hook; this measures the same request path without the platform's other
@@ -45,7 +47,14 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: ed, ReadHeaderTimeout: 10 * time.Second}
+	plain := &http.Server{Handler: ed, ReadHeaderTimeout: 10 * time.Second}
+	var srv interface {
+		Serve(net.Listener) error
+		Close() error
+	} = plain
+	if !o.netHTTPOnly {
+		srv = &lean.Server{HTTP: plain}
+	}
 	go srv.Serve(ln)
 	defer srv.Close()
 	addr := ln.Addr().String()
