@@ -308,11 +308,26 @@ func (c *conn) serve() {
 		}
 		c.rpos += req.n
 		if !c.serveRequest(&req) {
+			c.closeWriteAndWait()
 			return
 		}
 		if c.rpos == len(c.rbuf) {
 			c.rbuf, c.rpos = c.rbuf[:0], 0
 		}
+	}
+}
+
+// rstAvoidanceDelay is net/http's: how long a connection closed after a
+// response stays half-open, so that a client still sending (pipelined
+// requests) does not get a reset that could destroy the response.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait half-closes the connection and lets the client read
+// the response before the close (net/http's closeWriteAndWait).
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && c.werr == nil {
+		_ = cw.CloseWrite()
+		time.Sleep(rstAvoidanceDelay)
 	}
 }
 

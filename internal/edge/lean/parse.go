@@ -24,6 +24,16 @@ const (
 // the server's MaxHeaderBytes.
 const maxHeaderBlock = 16 << 10
 
+// maxFields bounds the header fields of a request the lean path takes
+// (more: handed off).
+const maxFields = 64
+
+// field is a header field's canonical name and its value's offsets.
+type field struct {
+	key    string
+	vs, ve int
+}
+
 // parsed is a request the lean path takes.
 type parsed struct {
 	method, target, host string
@@ -84,9 +94,14 @@ func parseRequest(b []byte) (parseResult, parsed) {
 			return handOff, p
 		}
 	}
-	// The header block.
+	// The header block: validated here, kept as offsets; its strings are
+	// made below from one copy of the block.
+	ts := sp1 + 1
+	te := ts + len(target)
 	i := eol + 1
-	var hosts int
+	var fields [maxFields]field
+	nf := 0
+	hs, he, hosts := 0, 0, 0
 	for {
 		if i >= len(b) {
 			if len(b) >= maxHeaderBlock {
@@ -107,6 +122,7 @@ func parseRequest(b []byte) (parseResult, parsed) {
 		if j == 0 || b[i+j-1] != '\r' {
 			return handOff, p // bare LF
 		}
+		ls := i
 		hl := b[i : i+j-1]
 		i += j + 1
 		if len(hl) == 0 {
@@ -125,7 +141,14 @@ func parseRequest(b []byte) (parseResult, parsed) {
 				return handOff, p // includes a space before the colon
 			}
 		}
-		val := trimOWS(hl[colon+1:])
+		vs, ve := ls+colon+1, ls+len(hl)
+		for vs < ve && (b[vs] == ' ' || b[vs] == '\t') {
+			vs++
+		}
+		for ve > vs && (b[ve-1] == ' ' || b[ve-1] == '\t') {
+			ve--
+		}
+		val := b[vs:ve]
 		for _, c := range val {
 			if (c < 0x20 && c != '\t') || c >= 0x7f {
 				return handOff, p
@@ -137,10 +160,10 @@ func parseRequest(b []byte) (parseResult, parsed) {
 			return handOff, p
 		case "Host":
 			hosts++
-			if hosts > 1 || !httpguts.ValidHostHeader(string(val)) {
+			if hosts > 1 {
 				return handOff, p
 			}
-			p.host = string(val)
+			hs, he = vs, ve
 			continue
 		case "Connection":
 			switch {
@@ -151,40 +174,41 @@ func parseRequest(b []byte) (parseResult, parsed) {
 				return handOff, p
 			}
 		}
-		if p.header == nil {
-			p.header = make(http.Header, 12)
+		if nf == maxFields {
+			return handOff, p
 		}
-		p.header[key] = append(p.header[key], string(val))
+		fields[nf] = field{key: key, vs: vs, ve: ve}
+		nf++
 	}
 	if hosts != 1 {
 		return handOff, p
 	}
-	u, err := url.ParseRequestURI(string(target))
+	blk := string(b[:i])
+	p.host = blk[hs:he]
+	if !httpguts.ValidHostHeader(p.host) {
+		return handOff, p
+	}
+	u, err := url.ParseRequestURI(blk[ts:te])
 	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return handOff, p
 	}
-	if p.header == nil {
-		p.header = make(http.Header)
+	p.header = make(http.Header, nf+1)
+	vals := make([]string, nf)
+	for k, f := range fields[:nf] {
+		vals[k] = blk[f.vs:f.ve]
+		if old, ok := p.header[f.key]; ok {
+			p.header[f.key] = append(old, vals[k])
+		} else {
+			p.header[f.key] = vals[k : k+1 : k+1]
+		}
 	}
 	if pr, ok := p.header["Pragma"]; ok && len(pr) > 0 && pr[0] == "no-cache" {
 		if _, ok := p.header["Cache-Control"]; !ok {
 			p.header["Cache-Control"] = []string{"no-cache"} // net/http's fixPragmaCacheControl
 		}
 	}
-	p.target, p.url, p.n = string(target), u, i
+	p.target, p.url, p.n = blk[ts:te], u, i
 	return take, p
-}
-
-// trimOWS trims spaces and tabs at both ends (textproto does the same to
-// header values).
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func asciiEqualFold(b []byte, s string) bool {
