@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -56,7 +55,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		w.c.appendStatusLine(code)
-		w.c.appendHeader(w.handlerHeader, func(k string) bool { return k == "Content-Length" || k == "Transfer-Encoding" })
+		w.c.appendHeader(w.handlerHeader, noBodyHeaders)
 		w.c.wbuf = append(w.c.wbuf, "\r\n"...)
 		w.c.flush()
 		return
@@ -250,8 +249,7 @@ func (w *response) commit(p []byte) {
 	}
 	c := w.c
 	c.appendStatusLine(w.status)
-	ex := exclude[:nx]
-	c.appendHeader(header, func(k string) bool { return slices.Contains(ex, k) })
+	c.appendHeader(header, exclude[:nx])
 	if setType != "" {
 		c.wbuf = append(c.wbuf, "Content-Type: "...)
 		c.wbuf = append(c.wbuf, setType...)
@@ -326,6 +324,9 @@ func bodyAllowedForStatus(status int) bool {
 	return true
 }
 
+// noBodyHeaders are left out of a 1xx header block.
+var noBodyHeaders = []string{"Content-Length", "Transfer-Encoding"}
+
 // appendStatusLine appends "HTTP/1.1 <code> <text>\r\n" as net/http writes it.
 func (c *conn) appendStatusLine(code int) {
 	c.wbuf = append(c.wbuf, "HTTP/1.1 "...)
@@ -346,10 +347,10 @@ func (c *conn) appendStatusLine(code int) {
 // appendHeader appends h's fields as net/http's Header.writeSubset does:
 // keys sorted, invalid names dropped, CR and LF in values turned to
 // spaces and the values trimmed.
-func (c *conn) appendHeader(h http.Header, exclude func(string) bool) {
+func (c *conn) appendHeader(h http.Header, exclude []string) {
 	keys := c.keys[:0]
 	for k := range h {
-		if !exclude(k) {
+		if !slices.Contains(exclude, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -359,16 +360,41 @@ func (c *conn) appendHeader(h http.Header, exclude func(string) bool) {
 			continue
 		}
 		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
-			}
-			v = strings.Trim(v, " \t\n\r")
 			c.wbuf = append(c.wbuf, k...)
 			c.wbuf = append(c.wbuf, ": "...)
-			c.wbuf = append(c.wbuf, v...)
+			c.wbuf = appendValue(c.wbuf, v)
 			c.wbuf = append(c.wbuf, "\r\n"...)
 		}
 	}
 	clear(keys)
 	c.keys = keys[:0]
 }
+
+// appendValue appends a header value as net/http writes it: CR and LF
+// turned into spaces, then spaces, tabs, CR and LF trimmed at both ends
+// (textproto.TrimString). Most values need neither: they are copied as
+// they are.
+func appendValue(dst []byte, v string) []byte {
+	clean := len(v) == 0 || !isTrimmed(v[0]) && !isTrimmed(v[len(v)-1])
+	for i := 0; clean && i < len(v); i++ {
+		clean = v[i] != '\r' && v[i] != '\n'
+	}
+	if clean {
+		return append(dst, v...)
+	}
+	b := []byte(v)
+	for i := range b {
+		if b[i] == '\r' || b[i] == '\n' {
+			b[i] = ' '
+		}
+	}
+	for len(b) > 0 && isTrimmed(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isTrimmed(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return append(dst, b...)
+}
+
+func isTrimmed(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
