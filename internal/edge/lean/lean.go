@@ -142,6 +142,15 @@ func (s *Server) newConn(base context.Context, rw net.Conn) *conn {
 	return c
 }
 
+// headerLimit is the largest header block the lean path reads: 16 KiB, or
+// the fallback's MaxHeaderBytes when smaller (net/http refuses more).
+func (s *Server) headerLimit() int {
+	if m := s.HTTP.MaxHeaderBytes; m > 0 && m < maxHeaderBlock {
+		return m
+	}
+	return maxHeaderBlock
+}
+
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -290,7 +299,7 @@ func (c *conn) serve() {
 		first = false
 		var req parsed
 		for {
-			res, p := parseRequest(c.rbuf[c.rpos:])
+			res, p := parseRequest(c.rbuf[c.rpos:], c.s.headerLimit())
 			if res == take {
 				req = p
 				break

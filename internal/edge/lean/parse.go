@@ -19,9 +19,9 @@ const (
 	handOff                     // anything else: net/http decides
 )
 
-// maxHeaderBlock bounds the request line and headers the lean path reads;
-// a longer block is handed to net/http with the bytes read, which applies
-// the server's MaxHeaderBytes.
+// maxHeaderBlock bounds the request line and headers the lean path reads
+// (less if the server's MaxHeaderBytes is smaller); a longer block is
+// handed to net/http with the bytes read, which applies MaxHeaderBytes.
 const maxHeaderBlock = 16 << 10
 
 // maxFields bounds the header fields of a request the lean path takes
@@ -43,7 +43,8 @@ type parsed struct {
 	n                    int  // bytes of the header block, final CRLFCRLF included
 }
 
-// parseRequest parses one request at the front of b. It takes only what it
+// parseRequest parses one request at the front of b, whose header block
+// may not exceed max bytes. It takes only what it
 // understands exactly: "GET" or "HEAD", an origin-form target of visible
 // ASCII, "HTTP/1.1", lines ending in CRLF, header names that are tokens
 // with values free of control characters, exactly one valid Host, and no
@@ -54,12 +55,12 @@ type parsed struct {
 // server would build from the same bytes (same URL parsing, canonical
 // header keys, Host moved out of Header, Pragma: no-cache implying
 // Cache-Control, Connection: close recorded in Close).
-func parseRequest(b []byte) (parseResult, parsed) {
+func parseRequest(b []byte, max int) (parseResult, parsed) {
 	var p parsed
 	// The request line.
 	eol := bytes.IndexByte(b, '\n')
 	if eol < 0 {
-		if len(b) >= maxHeaderBlock {
+		if len(b) >= max {
 			return handOff, p
 		}
 		return needMore, p
@@ -104,17 +105,17 @@ func parseRequest(b []byte) (parseResult, parsed) {
 	hs, he, hosts := 0, 0, 0
 	for {
 		if i >= len(b) {
-			if len(b) >= maxHeaderBlock {
+			if len(b) >= max {
 				return handOff, p
 			}
 			return needMore, p
 		}
-		if i > maxHeaderBlock {
+		if i > max {
 			return handOff, p
 		}
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {
-			if len(b) >= maxHeaderBlock {
+			if len(b) >= max {
 				return handOff, p
 			}
 			return needMore, p

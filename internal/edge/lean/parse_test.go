@@ -58,7 +58,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "h2c upgrade", in: "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: x\r\n\r\n", want: handOff},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, p := parseRequest([]byte(tc.in))
+			got, p := parseRequest([]byte(tc.in), maxHeaderBlock)
 			if got != tc.want {
 				t.Fatalf("parseRequest = %d, want %d", got, tc.want)
 			}
@@ -77,7 +77,7 @@ func TestParseRequest(t *testing.T) {
 // net/http reads from the same bytes, consuming as many of them.
 func compareWithNetHTTP(t *testing.T, in []byte) {
 	t.Helper()
-	res, p := parseRequest(in)
+	res, p := parseRequest(in, maxHeaderBlock)
 	if res != take {
 		return
 	}
