@@ -115,6 +115,7 @@ type options struct {
 	keep        bool
 	timeout     time.Duration
 	profile     string
+	netHTTPOnly bool
 }
 
 func main() {
@@ -132,6 +133,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
 	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
+	flag.BoolVar(&o.netHTTPOnly, "net-http-only", false, "run the edge without its lean HTTP/1.1 path (aipress up --edge-net-http-only; the profile's edge too): the net/http baseline")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
@@ -221,6 +223,9 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
+	if o.netHTTPOnly {
+		extra = append(extra, "--edge-net-http-only")
+	}
 	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-edge-", Extra: extra})
 	if err != nil {
 		return err

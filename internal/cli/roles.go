@@ -550,6 +550,7 @@ in separate roles.`
 	fl.StringSliceVar(&cfg.Locality.SymlinkRoots, "symlink-root", nil, "directory outside a local shard's that its docroots may link into and the edge serves from (repeatable; default "+strings.Join(edgenode.DefaultSymlinkRoots, ", ")+")")
 	fl.StringVar(&cfg.LogsAddr, "logs-addr", "", "serve the sites' access logs to the control plane on this address (mutual TLS, control-plane certificate only; empty: the API cannot read this edge's access logs)")
 	fl.StringVar(&cfg.LogsAdvertise, "logs-advertise", "", "the host or host:port the control plane reaches --logs-addr at (default: --logs-addr when it names a host)")
+	fl.BoolVar(&cfg.NetHTTPOnly, "net-http-only", false, "serve plain HTTP with Go's net/http alone, without the lean HTTP/1.1 path for cache hits and static files")
 	fl.DurationVar(&probeEvery, "probe-interval", uptime.DefaultInterval, "how often to probe each site's home page for the uptime incidents and SLA reports; 0 = no probes (leave them to other edges)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -113,6 +113,7 @@ type upFlags struct {
 	rateIP        float64
 	rateSite      float64
 	probeInterval time.Duration
+	netHTTPOnly   bool
 	debugAddr     string
 	healthAddr    string
 	shards        int
@@ -185,6 +186,7 @@ func resolveUp(cmd *cobra.Command, d deps, f upFlags) (up.Config, error) {
 		}
 		cfg.Plans = ps
 	}
+	cfg.EdgeNetHTTPOnly = f.netHTTPOnly
 	switch p := f.probeInterval; {
 	case p == 0:
 		cfg.ProbeInterval = -1 // edgenode.Config: negative = off
@@ -348,6 +350,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	fl.IntVar(&f.shards, "shards", 1, "local shards to run from the start (local, local-2 …); more are added when all are full")
 	fl.IntVar(&f.capacity, "shard-capacity", placement.DefaultCapacity, "sites per local shard this process creates")
 	fl.StringVar(&f.firewall, "site-firewall", string(shardagent.FirewallAuto), "keep the sites' PHP off this machine's services (API, pprof, MariaDB's TCP port …) and the metadata address, except the edge's ports (nftables): auto (when root with CAP_NET_ADMIN, else warn), on (or fail), off")
+	fl.BoolVar(&f.netHTTPOnly, "edge-net-http-only", false, "serve the edge's plain HTTP with Go's net/http alone, without the lean HTTP/1.1 path for cache hits and static files")
 	fl.DurationVar(&f.probeInterval, "probe-interval", uptime.DefaultInterval, "how often the edge probes each site's home page for the uptime incidents and SLA reports ('aipress sla'); 0 = no probes")
 	fl.Float64Var(&f.rateSite, "rate-site", ratelimit.DefaultSiteRate, "edge rate limit per site in requests/s, burst twice that; 0 = off (env "+EnvRateSite+")")
 	return cmd

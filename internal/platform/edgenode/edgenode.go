@@ -51,6 +51,7 @@ import (
 	"github.com/aipress/aipress/internal/apiclient"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/edge/bandwidth"
+	"github.com/aipress/aipress/internal/edge/lean"
 	"github.com/aipress/aipress/internal/edge/pagecache"
 	"github.com/aipress/aipress/internal/edge/purge"
 	"github.com/aipress/aipress/internal/edge/waf"
@@ -108,7 +109,13 @@ type Config struct {
 	// LogsAdvertise (a host or host:port; default: LogsAddr when it names
 	// a host). It needs Links.Mesh.
 	LogsAddr, LogsAdvertise string
-	Logger                  *slog.Logger
+	// NetHTTPOnly turns the lean HTTP/1.1 path off: the plain-HTTP
+	// listener is served by net/http alone. By default plain GET and HEAD
+	// requests without a body (cache hits, static files) are read and
+	// answered by package edge/lean, which hands every other request to
+	// net/http; both run the same handler chain.
+	NetHTTPOnly bool
+	Logger      *slog.Logger
 	// Ready, if set, is called once the edge has the whole routing table.
 	Ready func()
 }
@@ -380,7 +387,12 @@ func (n *Node) Start(ctx context.Context, links Links) (err error) {
 
 	// Serve: the edge's listeners answer once it can (serveWhenReady).
 	serveEdge := func() {
-		n.group.Serve("edge", &http.Server{Handler: n.extras.httpHandler(ed), ReadHeaderTimeout: serve.ReadHeaderTimeout}, n.httpLn)
+		plain := &http.Server{Handler: n.extras.httpHandler(ed), ReadHeaderTimeout: serve.ReadHeaderTimeout}
+		if n.cfg.NetHTTPOnly {
+			n.group.Serve("edge", plain, n.httpLn)
+		} else {
+			n.group.ServeServer("edge", &lean.Server{HTTP: plain, Logger: edgeLog}, n.httpLn)
+		}
 		if n.httpsLn != nil {
 			n.group.Serve("edge-https", &http.Server{Handler: ed, ReadHeaderTimeout: serve.ReadHeaderTimeout, TLSConfig: n.extras.tlsConfig}, n.httpsLn)
 			log.Info("edge HTTPS", "addr", n.httpsLn.Addr().String(), "ca", filepath.Join(n.dataDir, "tls", "ca.crt"))

@@ -38,7 +38,7 @@ type Group struct {
 
 	mu       sync.Mutex
 	idle     []net.Listener // opened, not (yet) served
-	servers  []*http.Server
+	servers  []Server
 	shutdown bool // Shutdown ran: a later Serve closes its listener
 	wg       sync.WaitGroup
 }
@@ -64,10 +64,30 @@ func (g *Group) Listen(what, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// Server is what a group runs on a listener: an *http.Server, or a
+// server in front of one (the edge's lean HTTP/1.1 path, package
+// edge/lean).
+type Server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // Serve runs srv on ln, a listener of the group (over TLS with
 // srv.TLSConfig when it is set), in a goroutine until Shutdown. name is
 // for the log.
 func (g *Group) Serve(name string, srv *http.Server, ln net.Listener) {
+	if srv.TLSConfig != nil {
+		g.serve(name, srv, ln, func(ln net.Listener) net.Listener { return tls.NewListener(ln, srv.TLSConfig) })
+		return
+	}
+	g.serve(name, srv, ln, nil)
+}
+
+// ServeServer runs srv on ln (plain TCP), like Serve.
+func (g *Group) ServeServer(name string, srv Server, ln net.Listener) { g.serve(name, srv, ln, nil) }
+
+func (g *Group) serve(name string, srv Server, ln net.Listener, wrap func(net.Listener) net.Listener) {
 	g.mu.Lock()
 	for i, l := range g.idle {
 		if l == ln {
@@ -85,8 +105,8 @@ func (g *Group) Serve(name string, srv *http.Server, ln net.Listener) {
 	g.servers = append(g.servers, srv)
 	g.wg.Add(1)
 	g.mu.Unlock()
-	if srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, srv.TLSConfig)
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	go func() {
 		defer g.wg.Done()

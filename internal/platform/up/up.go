@@ -68,6 +68,9 @@ type Config struct {
 	// ProbeInterval is the edge's uptime probe interval
 	// (edgenode.Config.ProbeInterval: 0 default, negative off).
 	ProbeInterval time.Duration
+	// EdgeNetHTTPOnly serves the edge's plain HTTP with net/http alone
+	// (edgenode.Config.NetHTTPOnly: no lean HTTP/1.1 path).
+	EdgeNetHTTPOnly bool
 	// DebugAddr, if set, serves Go's pprof profiles (net/http/pprof) there
 	// to requests with an admin API token (Authorization: Bearer).
 	DebugAddr string
@@ -218,7 +221,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DataDir: dataDir, HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr,
 		ACMECA: cfg.ACMECA, ACMEEmail: cfg.ACMEEmail,
 		RateIP: cfg.RateIP, RateSite: cfg.RateSite, RateIPBurst: cfg.RateIPBurst, RateSiteBurst: cfg.RateSiteBurst,
-		CacheBytes: cfg.CacheBytes, ProbeInterval: cfg.ProbeInterval, Logger: log,
+		CacheBytes: cfg.CacheBytes, ProbeInterval: cfg.ProbeInterval, NetHTTPOnly: cfg.EdgeNetHTTPOnly, Logger: log,
 		// Every shard of this process is local to its edge.
 		Locality: edgenode.Locality{ShardDirs: []string{filepath.Join(dataDir, "shards")}},
 	})
