@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -174,17 +176,74 @@ func (s *server) watchRoutes(c *call) (response, error) {
 		return response{}, err
 	}
 	src := RouteSource{Store: s.cfg.Store, Hub: s.cfg.Hub}
-	var out *RoutesResponse
 	if q.list {
-		out, err = src.Routes(c.r.Context())
-	} else {
-		c.longPoll = q.wait > 0
-		out, err = src.watch(c.r.Context(), q)
+		return src.streamRoutes(c.r.Context())
 	}
+	c.longPoll = q.wait > 0
+	out, err := src.watch(c.r.Context(), q)
 	if err != nil {
 		return response{}, err
 	}
 	return response{status: http.StatusOK, body: *out}, nil
+}
+
+// streamRoutes answers the list of GET /v1/routes as a stream: the first
+// page of sites (its revision) and the shards are read before the answer
+// starts, so their errors are statuses; then each page of sites is encoded
+// item by item, compact, as it is read. The server never holds more than
+// one page (store.MaxLimit sites), however many sites there are, and the
+// edge decodes while later pages are read. A store error after the first
+// byte aborts the connection (response.stream): the edge sees a broken
+// transfer and lists again. The document is the same RoutesResponse as
+// without streaming, its fields in the order revision, shards, sites.
+func (r RouteSource) streamRoutes(ctx context.Context) (response, error) {
+	opts := store.ListOptions{Limit: store.MaxLimit}
+	page, err := r.Store.ListSites(ctx, opts)
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list sites: %w", err))
+	}
+	// Shards are read after the sites' revision: later changes to them
+	// come again through the watch.
+	shards, err := r.Store.ListShards(ctx)
+	if err != nil {
+		return response{}, internal(fmt.Errorf("list shards: %w", err))
+	}
+	if shards == nil {
+		shards = []store.Shard{}
+	}
+	return response{contentType: "application/json", stream: func(w http.ResponseWriter) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		enc := json.NewEncoder(bw)
+		fmt.Fprintf(bw, `{"revision":%d,"shards":`, page.Revision)
+		if err := enc.Encode(shards); err != nil {
+			return fmt.Errorf("encode shards: %w", err)
+		}
+		bw.WriteString(`,"sites":[`)
+		first := true
+		for {
+			for i := range page.Items {
+				if !first {
+					bw.WriteByte(',')
+				}
+				first = false
+				if err := enc.Encode(forEdge(&page.Items[i])); err != nil {
+					return fmt.Errorf("encode site: %w", err)
+				}
+			}
+			if page.Continue == "" {
+				break
+			}
+			opts.Continue = page.Continue
+			if page, err = r.Store.ListSites(ctx, opts); err != nil {
+				return fmt.Errorf("list sites: %w", err)
+			}
+		}
+		bw.WriteString("]}\n")
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write routes: %w", err)
+		}
+		return nil
+	}}, nil
 }
 
 // RouteSource is the routing table read from the store, exactly as
