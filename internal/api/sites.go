@@ -441,10 +441,8 @@ func (s *server) newSite(c *call, req *CreateSiteRequest, tweak func(*site.Spec)
 		return nil, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
 	}
 	s.cfg.SiteMetrics.Forget(st.Metadata.Name)
-	// Read back what the store assigned (generation, resource version).
-	if got, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
-		st = got
-	}
+	// CreateSite set what the store assigns (generation, resource
+	// version, organisation) in st: no need to read it back.
 	out := &created{site: st, password: password}
 	if hasCode(&st.Spec) {
 		if out.job, err = s.startCodeJob(ctx, st, "spec"); err != nil {
