@@ -600,7 +600,23 @@ func TestRoutesListStreamed(t *testing.T) {
 		if i%3 == 0 {
 			shard = "s2"
 		}
-		c.place(fmt.Sprintf("site-%05d.com", i), shard)
+		name := fmt.Sprintf("site-%05d.com", i)
+		c.place(name, shard)
+		if i%5 != 0 {
+			continue
+		}
+		// Every field the edge gets, set on some sites (the compact
+		// encoding leaves zero values out, never set ones).
+		c.update(name, func(st *site.Site) {
+			del := created.Add(time.Minute)
+			st.Metadata.DeletionRequested = &del
+			st.Spec.Suspended, st.Spec.HTTPSRedirect = true, true
+			st.Spec.Cache.TTLSeconds = 60
+			st.Spec.WAF = site.WAF{Mode: site.WAFBlock, ParanoiaLevel: 2}
+			st.Status.Endpoint, st.Status.Docroot = "unix:/run/"+name+".sock", "/srv/"+name
+			st.Status.Conditions = []site.Condition{{Type: site.CondMaintenance, Status: "True", Reason: "Update", LastTransitionTime: created}}
+			st.Move = &site.Move{ID: "mv-" + name, Source: "s1", Target: "s2", Phase: site.MoveCopying, RequestedAt: created}
+		})
 	}
 	got, err := c.client(edgeSecret).Routes(ctx)
 	if err != nil {
