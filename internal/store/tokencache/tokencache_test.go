@@ -12,6 +12,7 @@ import (
 
 	"github.com/aipress/aipress/internal/store"
 	"github.com/aipress/aipress/internal/store/sqlite"
+	"github.com/aipress/aipress/internal/store/storetest"
 )
 
 // counting counts the lookups that reach the real store.
@@ -150,4 +151,17 @@ func TestTTLAndMisses(t *testing.T) {
 	if n := len(st.(*cached).entries); n > 2 {
 		t.Errorf("%d entries, want at most 2", n)
 	}
+}
+
+// TestContract: the wrapped store still keeps the store contract (its
+// token bullets included) on SQLite.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dir string) store.Store {
+		t.Helper()
+		s, err := sqlite.Open(t.Context(), filepath.Join(dir, "aipress.db"))
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return Wrap(s, Config{})
+	})
 }
