@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -582,5 +584,59 @@ func TestRoutesFromStore(t *testing.T) {
 	})
 	if n := src2.lists.Load(); n != 2 {
 		t.Errorf("%d full lists, want 2", n)
+	}
+}
+
+// TestRoutesListStreamed: GET /v1/routes without since is streamed page by
+// page (store.MaxLimit sites a page) and decoded site by site; what the
+// edge gets over the API is exactly what the store source lists, across
+// page boundaries, without password hashes.
+func TestRoutesListStreamed(t *testing.T) {
+	c := newCP(t)
+	ctx := context.Background()
+	n := 2*store.MaxLimit + 7
+	for i := range n {
+		shard := "s1"
+		if i%3 == 0 {
+			shard = "s2"
+		}
+		name := fmt.Sprintf("site-%05d.com", i)
+		c.place(name, shard)
+		if i%5 != 0 {
+			continue
+		}
+		// Every field the edge gets, set on some sites (the compact
+		// encoding leaves zero values out, never set ones).
+		c.update(name, func(st *site.Site) {
+			del := created.Add(time.Minute)
+			st.Metadata.DeletionRequested = &del
+			st.Spec.Suspended, st.Spec.HTTPSRedirect = true, true
+			st.Spec.Cache.TTLSeconds = 60
+			st.Spec.WAF = site.WAF{Mode: site.WAFBlock, ParanoiaLevel: 2}
+			st.Status.Endpoint, st.Status.Docroot = "unix:/run/"+name+".sock", "/srv/"+name
+			st.Status.Conditions = []site.Condition{{Type: site.CondMaintenance, Status: "True", Reason: "Update", LastTransitionTime: created}}
+			st.Move = &site.Move{ID: "mv-" + name, Source: "s1", Target: "s2", Phase: site.MoveCopying, RequestedAt: created}
+		})
+	}
+	got, err := c.client(edgeSecret).Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := api.RouteSource{Store: c.store}.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Sites) != n || got.Revision != want.Revision || got.More {
+		t.Fatalf("routes: %d sites, revision %d, more %v; want %d sites, revision %d", len(got.Sites), got.Revision, got.More, n, want.Revision)
+	}
+	wj, _ := json.Marshal(want)
+	gj, _ := json.Marshal(got)
+	if string(wj) != string(gj) {
+		t.Errorf("streamed routes differ from the store's:\nwant %.400s…\ngot  %.400s…", wj, gj)
+	}
+	for i := range got.Sites {
+		if got.Sites[i].Spec.Admin.PasswordHash != "" {
+			t.Fatalf("%s: the edge got the password hash", got.Sites[i].Metadata.Name)
+		}
 	}
 }

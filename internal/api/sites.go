@@ -15,11 +15,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/aipress/aipress/internal/plans"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
+	"github.com/aipress/aipress/internal/wordpress"
 )
 
 // Creation defaults.
@@ -27,13 +26,17 @@ const (
 	DefaultAdminUser = "admin"
 	// PasswordLength is the length of generated admin passwords.
 	PasswordLength = 24
-	// bcryptCost is bcrypt's minimum. A slow hash protects guessable
-	// passwords; a generated one of PasswordLength characters from 62 has
-	// ≈ 143 bits of entropy, out of reach at any cost factor, while cost 10
-	// spent ≈ 70 ms of CPU on every create (the request path's largest cost
-	// in bench/scale). Passwords an admin later sets are hashed by WordPress.
-	bcryptCost   = bcrypt.MinCost
-	maxBodyBytes = 1 << 20
+	// adminHashLog2: the generated admin password is hashed in WordPress's
+	// own portable format ($P$, phpass) with its least number of rounds,
+	// 2^7. A slow hash protects guessable passwords; a generated one of
+	// PasswordLength characters from 62 has ≈ 143 bits of entropy, out of
+	// reach at any cost, while bcrypt at its least cost still spent 1.4 ms
+	// of CPU on every create (a quarter of the server's CPU per created
+	// site in bench/scale; cost 10 was ≈ 70 ms). Passwords an admin later
+	// sets are hashed by WordPress; 6.8 and later rehash this one to
+	// bcrypt at the first sign-in.
+	adminHashLog2 = wordpress.PortableMinLog2
+	maxBodyBytes  = 1 << 20
 )
 
 // DefaultCache is the page-cache policy of new sites.
@@ -415,11 +418,11 @@ func (s *server) newSite(c *call, req *CreateSiteRequest, tweak func(*site.Spec)
 	if err != nil {
 		return nil, internal(err)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	hash, err := wordpress.PortableHash(password, adminHashLog2, rand.Reader)
 	if err != nil {
 		return nil, internal(fmt.Errorf("hash password: %w", err))
 	}
-	st.Spec.Admin.PasswordHash = string(hash)
+	st.Spec.Admin.PasswordHash = hash
 	if st.Metadata.UID, err = newUID(); err != nil {
 		return nil, internal(err)
 	}
@@ -441,10 +444,8 @@ func (s *server) newSite(c *call, req *CreateSiteRequest, tweak func(*site.Spec)
 		return nil, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
 	}
 	s.cfg.SiteMetrics.Forget(st.Metadata.Name)
-	// Read back what the store assigned (generation, resource version).
-	if got, err := s.cfg.Store.GetSite(ctx, req.Domain); err == nil {
-		st = got
-	}
+	// CreateSite set what the store assigns (generation, resource
+	// version, organisation) in st: no need to read it back.
 	out := &created{site: st, password: password}
 	if hasCode(&st.Spec) {
 		if out.job, err = s.startCodeJob(ctx, st, "spec"); err != nil {

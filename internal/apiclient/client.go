@@ -250,6 +250,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 300 && out != nil {
+		if dec, ok := out.(streamDecoder); ok {
+			if err := dec(resp.Body); err != nil {
+				return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+			}
+			return nil
+		}
 		if _, raw := out.(*[]byte); !raw {
 			// Stream the body: an edge's first list of 50,000 routes is
 			// tens of megabytes.

@@ -2,6 +2,9 @@ package apiclient
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -252,12 +255,119 @@ func (c *Client) Finalize(ctx context.Context, name, uid string) error {
 // Edge calls (a token of role edge, or admin).
 
 // Routes lists every site and shard, and the revision to watch from.
+//
+// The answer is decoded as it arrives, one site at a time: at 50,000 sites
+// the whole document is tens of megabytes that are never held at once.
 func (c *Client) Routes(ctx context.Context) (*RoutesResponse, error) {
 	var out RoutesResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/routes", nil, &out); err != nil {
+	dec := streamDecoder(func(r io.Reader) error { return decodeRoutes(r, &out) })
+	if err := c.do(ctx, http.MethodGet, "/v1/routes", nil, dec); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// streamDecoder, given to do as its out, decodes a successful answer's
+// body itself.
+type streamDecoder func(io.Reader) error
+
+// decodeRoutes decodes a RoutesResponse from r, its sites array element
+// by element, so that only one site's JSON is buffered at a time (a
+// json.Decoder reads a whole value before it decodes it). Keys it does not
+// know are skipped, as encoding/json does.
+func decodeRoutes(r io.Reader, out *RoutesResponse) error {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "sites":
+			if out.Sites, err = decodeSites(dec); err != nil {
+				return fmt.Errorf("sites: %w", err)
+			}
+		case "shards":
+			err = dec.Decode(&out.Shards)
+		case "removed":
+			err = dec.Decode(&out.Removed)
+		case "revision":
+			err = dec.Decode(&out.Revision)
+		case "more":
+			err = dec.Decode(&out.More)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return err
+	}
+	if out.Sites == nil {
+		out.Sites = []site.Site{}
+	}
+	return nil
+}
+
+// routeChunk is how many sites decodeSites decodes into one chunk.
+const routeChunk = 1024
+
+// decodeSites decodes a JSON array of sites (or null) one element at a
+// time, into chunks of routeChunk sites copied once into a slice of the
+// exact length at the end: a slice grown by append would allocate about
+// four times the final one (a site.Site is 632 bytes; 50,000 of them are
+// 32 MB).
+func decodeSites(dec *json.Decoder) ([]site.Site, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return nil, nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, fmt.Errorf("want an array, got %v", tok)
+	}
+	var chunks [][]site.Site
+	n := 0
+	for dec.More() {
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == routeChunk {
+			chunks = append(chunks, make([]site.Site, 0, routeChunk))
+		}
+		c := &chunks[len(chunks)-1]
+		*c = append(*c, site.Site{})
+		if err := dec.Decode(&(*c)[len(*c)-1]); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	if err := expectDelim(dec, ']'); err != nil {
+		return nil, err
+	}
+	out := make([]site.Site, 0, n)
+	for i, c := range chunks {
+		out = append(out, c...)
+		chunks[i] = nil // garbage as soon as copied
+	}
+	return out, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("want %q, got %v", want, tok)
+	}
+	return nil
 }
 
 // WatchRoutes long-polls the changes of sites and shards after since.

@@ -53,6 +53,7 @@ import (
 	"github.com/aipress/aipress/internal/sitemetrics"
 	"github.com/aipress/aipress/internal/store"
 	storeopen "github.com/aipress/aipress/internal/store/open"
+	"github.com/aipress/aipress/internal/store/tokencache"
 	"github.com/aipress/aipress/internal/transfersweep"
 )
 
@@ -254,7 +255,9 @@ func Open(ctx context.Context, cfg Options) (_ *ControlPlane, err error) {
 			}
 			return backups.RepositoryBytes()
 		}})
-	st := metrics.Store(rawStore)
+	// Verified tokens are kept a few seconds (revocations through st
+	// take effect at once; see package tokencache).
+	st := tokencache.Wrap(metrics.Store(rawStore), tokencache.Config{})
 	// On every error below, what was opened is closed.
 	var manager *repos.Manager
 	var uploads, transfer *blob.Bucket

@@ -2271,7 +2271,10 @@ export interface paths {
         /**
          * (edge or admin token) List, or long-poll the changes of, every site and shard.
          * @description The edge's routing table. Without `since`: every site and shard and
-         *     the revision to watch from. With `since`: as GET /v1/agent/sites,
+         *     the revision to watch from, streamed page by page as the store is
+         *     read; each site carries only what an edge uses, with zero values
+         *     left out (a missing field is its zero value). A transfer cut short
+         *     means the list failed: list again. With `since`: as GET /v1/agent/sites,
          *     with the changed shards too. Drop a site on a `removed` tombstone
          *     with `deleted` set; the others only say a site left a shard. 410
          *     `expired`: list again.
