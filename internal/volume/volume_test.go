@@ -622,3 +622,27 @@ func TestRecentMountsRereadsOnlyOnChange(t *testing.T) {
 		t.Error("Mounts does not see an unmount made outside the package")
 	}
 }
+
+// BenchmarkMounts compares reading the mount table (Mounts) with the copy
+// RecentMounts keeps, on this host's table as it is.
+func BenchmarkMounts(b *testing.B) {
+	ms, err := Mounts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d mounts", len(ms))
+	b.Run("Mounts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Mounts(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("RecentMounts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := RecentMounts(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
