@@ -82,6 +82,7 @@ type options struct {
 	timeout     time.Duration
 	idleWait    time.Duration
 	coldSites   int
+	createFor   time.Duration
 	// Memory and shards (density).
 	shards     int    // local shards started up front; 0: one per siteCapacity sites
 	parallel   int    // sites created at once
@@ -116,6 +117,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + 30s per site)")
 	flag.DurationVar(&o.idleWait, "idle-wait", 70*time.Second, "wait before the idle figures: php-fpm workers idle out (30 s), the shards' binary-log shippers flush what creation wrote (every 60 s) and the platform returns idle heap to the OS (every minute)")
 	flag.IntVar(&o.coldSites, "cold", 10, "sites to measure the cold pool first request on")
+	flag.DurationVar(&o.createFor, "create-for", 0, "start no site creation after this long (0: no limit); the figures are then those of the sites created, the shards those planned for -n")
 	flag.IntVar(&o.shards, "shards", 0, "local shards to start up front (aipress up --shards), the sites spread evenly over them; 0: one per 50 sites")
 	flag.IntVar(&o.parallel, "parallel", 1, "sites created at once (each still timed from its create call to its first 200)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the platform's heap profiles and goroutine dumps here (baseline, at -profile-at sites, idle)")
@@ -167,6 +169,7 @@ func startPlatform(bin string, extra []string) (*platform, error) {
 // Result holds every figure. Durations are in milliseconds.
 type Result struct {
 	Sites          int     `json:"sites"`
+	Requested      int     `json:"requested"` // -n; more than Sites when -create-for stopped creation
 	Shards         int     `json:"shards"`
 	ShardCapacity  int     `json:"shard_capacity"`
 	Parallel       int     `json:"parallel"`
@@ -256,7 +259,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	res := Result{Sites: o.n, Binary: bin, CPUs: runtime.NumCPU(), Shards: shards, ShardCapacity: capacity, Parallel: o.parallel}
+	res := Result{Sites: o.n, Requested: o.n, Binary: bin, CPUs: runtime.NumCPU(), Shards: shards, ShardCapacity: capacity, Parallel: o.parallel}
 	res.Goals.TTF200P50Ms = ms(goalTTF200)
 	res.Goals.TTF200P95Ms = ms(goalTTF200P95)
 	res.Goals.IdlePerSiteBytes = goalIdlePerSite
@@ -374,7 +377,7 @@ func run(ctx context.Context, o options) (err error) {
 				mu.Lock()
 				next++
 				i := next
-				stop := i > o.n || firstErr != nil
+				stop := i > o.n || firstErr != nil || o.createFor > 0 && time.Since(begin) > o.createFor
 				mu.Unlock()
 				if stop {
 					return
@@ -399,6 +402,13 @@ func run(ctx context.Context, o options) (err error) {
 		return profileErr
 	}
 	elapsed := time.Since(begin)
+	if len(ttf) < o.n {
+		// -create-for: the sites started before the limit all serve
+		// (an error ends the run above), and they are the first ones.
+		logf("creation stopped after %v: %d of %d sites", o.createFor, len(ttf), o.n)
+		o.n, sites = len(ttf), sites[:len(ttf)]
+		res.Sites = o.n
+	}
 	res.TTF200P50, res.TTF200P95, res.TTF200Max = ms(percentile(ttf, 50)), ms(percentile(ttf, 95)), ms(percentile(ttf, 100))
 	res.CreateCallP50 = ms(percentile(calls, 50))
 	res.NeighbourSamples = len(neighbour)
@@ -551,6 +561,9 @@ type table = benchplatform.Table
 func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "AIPress provisioning benchmark: %d sites on %d shard(s) of capacity %d, created %d at a time, %d CPUs, %s\n\n",
 		r.Sites, r.Shards, r.ShardCapacity, r.Parallel, r.CPUs, r.Binary)
+	if r.Requested > r.Sites {
+		fmt.Fprintf(w, "creation stopped by -create-for at %d of the %d sites asked for; the figures are those of %d sites\n\n", r.Sites, r.Requested, r.Sites)
+	}
 	table{
 		{"Provisioning", "figure", "goal"},
 		{"time to first 200, p50", msStr(r.TTF200P50), "≤ 500 ms"},

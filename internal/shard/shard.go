@@ -310,7 +310,8 @@ type Shard struct {
 	opcacheFilled map[string]bool
 
 	mu        sync.Mutex
-	lastCron  map[string]time.Time
+	lastCron  map[string]time.Time   // last cron check, by site ID
+	cronRan   map[string]time.Time   // last cron run, by site ID
 	converged map[string]convergedAt // by site ID
 	lastGC    time.Time
 	diskAt    time.Time // when Usage last walked the directory
@@ -408,6 +409,7 @@ func New(cfg Config) *Shard {
 		ready:       make(chan struct{}),
 		serversUp:   make(chan struct{}),
 		lastCron:    map[string]time.Time{},
+		cronRan:     map[string]time.Time{},
 		converged:   map[string]convergedAt{},
 		busy:        map[string]chan struct{}{},
 		populateErr: map[string]error{},

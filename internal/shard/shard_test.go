@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,40 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 			t.Fatalf("cron never ran: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Once it has run, cron starts WordPress only when an event is due.
+	cronRuns := func() string {
+		t.Helper()
+		v, err := sh.DB().QueryString(ctx, "SELECT option_value FROM "+n.DB+".wp_options WHERE option_name = 'aipress_cron_last_run'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	setFirstEvent := func(at int64) {
+		t.Helper()
+		// The schedule's first key is replaced; the "run" marker cleared.
+		if err := sh.DB().Exec(ctx, "UPDATE "+n.DB+".wp_options SET option_value = REGEXP_REPLACE(option_value, '^a:([0-9]+):\\{i:[0-9]+;', CONCAT('a:\\1:{i:', ?, ';')) WHERE option_name = 'cron'", at); err != nil {
+			t.Fatal(err)
+		}
+		if err := sh.DB().Exec(ctx, "UPDATE "+n.DB+".wp_options SET option_value = '' WHERE option_name = 'aipress_cron_last_run'"); err != nil {
+			t.Fatal(err)
+		}
+		v, err := sh.DB().QueryString(ctx, "SELECT LEFT(option_value, 40) FROM "+n.DB+".wp_options WHERE option_name = 'cron'")
+		if err != nil || !strings.Contains(v, "{i:"+strconv.FormatInt(at, 10)+";") {
+			t.Fatalf("cron option not rewritten: %q, %v", v, err)
+		}
+	}
+	setFirstEvent(time.Now().Add(time.Hour).Unix())
+	time.Sleep(2 * time.Second) // several cron intervals
+	if v := cronRuns(); v != "" {
+		t.Errorf("cron ran with its first event an hour away (aipress_cron_last_run %q)", v)
+	}
+	setFirstEvent(time.Now().Add(-time.Minute).Unix())
+	for cronDeadline = time.Now().Add(time.Minute); cronRuns() == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(cronDeadline) {
+			t.Fatal("cron did not run with an event due")
+		}
 	}
 	// A second pass changes nothing: no status writes.
 	before := got.Metadata.ResourceVersion

@@ -194,9 +194,17 @@ func (s *Shard) attachTree(ctx context.Context, n Names, v volume.Volume, t volT
 		// steps): bound once it is built, never half-made here.
 		return nil
 	}
-	ms, err := volume.Mounts()
+	// Bound already on almost every pass: found without rereading the
+	// mount table, which grows with the sites; anything else is decided
+	// on a fresh read.
+	ms, err := volume.RecentMounts()
 	if err != nil {
 		return err
+	}
+	if !volume.Bound(ms, vdir, path) {
+		if ms, err = volume.Mounts(); err != nil {
+			return err
+		}
 	}
 	copyOpts := volume.CopyOptions{UID: uid, GID: gid}
 	if !volume.Bound(ms, vdir, path) {

@@ -8,7 +8,9 @@
 // handler in process, as a visitor over HTTPS would get it (a cached page,
 // WAF and PHP included, the HTTPS redirect not), marked (IsProbe) so that
 // it counts for neither the site's bandwidth, its traffic nor the rate
-// limits, and stores nothing in the page cache. It passes when the
+// limits, and is never answered with a stale page when PHP fails; like a
+// visitor's, its page is stored in the page cache, so an idle site's PHP
+// runs once per cache TTL, not once a minute. It passes when the
 // answer is 200 and its body is WordPress's page (Check: a marker of
 // WordPress's markup, so that an error page answered with 200 fails);
 // redirects within the platform are followed. A site is reported down

@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,13 +26,82 @@ type Mount struct {
 	Source string // e.g. /dev/loop3
 }
 
-// Mounts lists this process's mounts, in mount order.
-func Mounts() ([]Mount, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+// Mounts lists this process's mounts, in mount order, read now from
+// /proc/self/mountinfo. The slice is shared with RecentMounts' callers: do
+// not modify it.
+func Mounts() ([]Mount, error) { return mounts.get(true) }
+
+// RecentMounts is Mounts without rereading the table when this package has
+// mounted and unmounted nothing since the last read and that read is less
+// than mountTableMaxAge old. A change made otherwise (a rename inside a
+// mounted volume, which moves a bind's root; another process's mount) may
+// go unseen that long: use it to find that everything is in place already,
+// and read Mounts before acting on what it says is missing. A shard asks
+// several times per site on every pass; rereading a table that grows with
+// the sites made each pass O(sites²), most of the shard's CPU at 80 sites.
+func RecentMounts() ([]Mount, error) { return mounts.get(false) }
+
+// mountTableMaxAge bounds how long a change made outside this package (an
+// operator's umount, another process) may go unseen.
+const mountTableMaxAge = time.Second
+
+// mounts is the process's cached mount table (RecentMounts). It is package
+// state on purpose: it caches the kernel's mount table of this process,
+// which is itself process-wide, and every mount and unmount this package
+// makes marks it stale.
+var mounts = &mountTable{path: "/proc/self/mountinfo", now: time.Now}
+
+// mountTable caches a parsed mountinfo file. changed is called after each
+// mount or unmount; get(false) reads again when one happened since its
+// last read began, or when that read is older than mountTableMaxAge;
+// get(true) always reads. (The kernel's own signal, POLLPRI on an open
+// mountinfo, was tried first: on this kernel an unmount did not always
+// raise it.)
+type mountTable struct {
+	path string
+	now  func() time.Time
+	gen  atomic.Uint64 // bumped by changed
+
+	mu     sync.Mutex
+	ms     []Mount
+	msGen  uint64
+	readAt time.Time
+	reads  int // how many times the file was read (tests)
+}
+
+// changed marks the table stale; call it after a mount or an unmount.
+func (t *mountTable) changed() { t.gen.Add(1) }
+
+func (t *mountTable) get(fresh bool) ([]Mount, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	g := t.gen.Load()
+	if !fresh && t.ms != nil && g == t.msGen && now.Sub(t.readAt) < mountTableMaxAge {
+		return t.ms, nil
+	}
+	// g is taken before the read: a change during the read makes the
+	// next call read again.
+	b, err := os.ReadFile(t.path)
 	if err != nil {
 		return nil, fmt.Errorf("volume: %w", err)
 	}
-	return parseMountinfo(b)
+	t.reads++
+	ms, err := parseMountinfo(b)
+	if err != nil {
+		return nil, err
+	}
+	if ms == nil {
+		ms = []Mount{}
+	}
+	t.ms, t.msGen, t.readAt = ms, g, now
+	return ms, nil
+}
+
+// mount is unix.Mount, marking the mount table stale.
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	defer mounts.changed()
+	return unix.Mount(source, target, fstype, flags, data)
 }
 
 func parseMountinfo(b []byte) ([]Mount, error) {
@@ -131,10 +203,10 @@ func Bind(src, dst string) error {
 			return err
 		}
 	}
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+	if err := mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("volume: bind %s on %s: %w", src, dst, err)
 	}
-	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|MountFlags, ""); err != nil {
+	if err := mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|MountFlags, ""); err != nil {
 		_ = unmount(dst, unix.MNT_DETACH)
 		return fmt.Errorf("volume: bind %s on %s: %w", src, dst, err)
 	}
@@ -154,11 +226,11 @@ func Share(dir string) error {
 		return err
 	}
 	if top(ms, dir) == nil {
-		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		if err := mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("volume: bind %s on itself: %w", dir, err)
 		}
 	}
-	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+	if err := mount("", dir, "", unix.MS_SHARED, ""); err != nil {
 		return fmt.Errorf("volume: make %s shared: %w", dir, err)
 	}
 	return nil

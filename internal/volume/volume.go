@@ -145,22 +145,25 @@ func syncDir(dir string) error {
 }
 
 // Mounted returns the mount of the volume at Dir, nil when nothing is
-// mounted there. Something else mounted there is an error.
+// mounted there. Something else mounted there is an error. It looks at
+// RecentMounts: a change made outside this package may take up to
+// mountTableMaxAge to show.
 func (v Volume) Mounted() (*Mount, error) {
-	m, ours, err := v.mountedAt()
+	m, ours, err := v.mountedAt(false)
 	if err != nil || m == nil {
 		return nil, err
 	}
 	if !ours {
 		return nil, fmt.Errorf("volume: %s is mounted on %s, not the volume %s", m.Source+m.Root, v.Dir, v.Image)
 	}
-	return m, nil
+	c := *m // m points into the shared mount table
+	return &c, nil
 }
 
 // mountedAt returns the visible mount on Dir, if any, and whether it is
-// this volume's.
-func (v Volume) mountedAt() (*Mount, bool, error) {
-	ms, err := Mounts()
+// this volume's, from RecentMounts unless fresh.
+func (v Volume) mountedAt(fresh bool) (*Mount, bool, error) {
+	ms, err := mounts.get(fresh)
 	if err != nil {
 		return nil, false, err
 	}
@@ -177,7 +180,10 @@ func (v Volume) mountedAt() (*Mount, bool, error) {
 // since replaced under the same name) is unmounted first; anything else
 // mounted there is an error.
 func (v Volume) Mount(ctx context.Context) error {
-	m, ours, err := v.mountedAt()
+	if _, ours, err := v.mountedAt(false); err == nil && ours {
+		return nil // the common case, without rereading the mount table
+	}
+	m, ours, err := v.mountedAt(true)
 	if err != nil || ours {
 		return err
 	}
@@ -196,7 +202,7 @@ func (v Volume) Mount(ctx context.Context) error {
 		// Still attached: mounted elsewhere or lazily unmounted while in
 		// use. Its filesystem is live, so no fsck; mounting the device
 		// again shares the one superblock.
-		if err := unix.Mount(dev, v.Dir, "ext4", MountFlags, ""); err != nil {
+		if err := mount(dev, v.Dir, "ext4", MountFlags, ""); err != nil {
 			return fmt.Errorf("volume: mount %s on %s: %w", dev, v.Dir, err)
 		}
 		return nil
@@ -211,7 +217,7 @@ func (v Volume) Mount(ctx context.Context) error {
 	// The device goes away (autoclear) when f is closed unless the
 	// mount holds it by then.
 	defer f.Close()
-	if err := unix.Mount(dev, v.Dir, "ext4", MountFlags, ""); err != nil {
+	if err := mount(dev, v.Dir, "ext4", MountFlags, ""); err != nil {
 		return fmt.Errorf("volume: mount %s (%s) on %s: %w", v.Image, dev, v.Dir, err)
 	}
 	return nil
@@ -247,6 +253,7 @@ func (v Volume) UnmountNow() error {
 func unmount(dir string, flags int) error {
 	for {
 		err := unix.Unmount(dir, flags)
+		mounts.changed()
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 			return nil // not (or no longer) a mount point
 		}

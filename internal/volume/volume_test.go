@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/fsperm"
+	"golang.org/x/sys/unix"
 )
 
 // nobody is the unprivileged writer of these tests (a site's PHP).
@@ -556,4 +557,92 @@ func BenchmarkNewSiteVolume(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// TestRecentMountsRereadsOnlyOnChange checks the cached mount table
+// behind RecentMounts: calls with no mount in between share one read; a
+// mount or unmount made through this package is seen at the next call; one
+// made behind its back is seen by Mounts at once, and by RecentMounts once
+// the copy is mountTableMaxAge old.
+func TestRecentMountsRereadsOnlyOnChange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount)")
+	}
+	clock := time.Unix(1e9, 0)
+	mt := &mountTable{path: "/proc/self/mountinfo", now: func() time.Time { return clock }}
+	saved := mounts
+	mounts = mt // mount and unmount mark mt stale
+	t.Cleanup(func() { mounts = saved })
+	dir := t.TempDir()
+	has := func(fresh bool) bool {
+		t.Helper()
+		ms, err := mt.get(fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return top(ms, dir) != nil
+	}
+	if has(false) {
+		t.Fatal("a fresh temporary directory is a mount point")
+	}
+	for range 5 {
+		has(false)
+	}
+	if mt.reads != 1 {
+		t.Fatalf("6 calls without a change read the table %d times, want 1", mt.reads)
+	}
+	if err := mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if !has(false) {
+		t.Fatal("the tmpfs mounted is not seen")
+	}
+	if err := unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	if has(false) {
+		t.Fatalf("the tmpfs unmounted is still seen (reads %d)", mt.reads)
+	}
+	// Behind the package's back.
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	if has(false) {
+		t.Error("RecentMounts reread without a change by this package and before its copy aged")
+	}
+	clock = clock.Add(mountTableMaxAge)
+	if !has(false) {
+		t.Error("a mount made outside the package is not seen by RecentMounts after mountTableMaxAge")
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	if has(true) {
+		t.Error("Mounts does not see an unmount made outside the package")
+	}
+}
+
+// BenchmarkMounts compares reading the mount table (Mounts) with the copy
+// RecentMounts keeps, on this host's table as it is.
+func BenchmarkMounts(b *testing.B) {
+	ms, err := Mounts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d mounts", len(ms))
+	b.Run("Mounts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Mounts(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("RecentMounts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := RecentMounts(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

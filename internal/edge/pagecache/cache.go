@@ -46,9 +46,13 @@ type Config struct {
 	FillTimeout time.Duration
 	// CacheFeeds lets feeds and sitemaps be cached.
 	CacheFeeds bool
-	// Peek, if set, marks requests that may be answered from the cache
-	// but must leave it as it was: on a miss they go to PHP alone (no
-	// fill others wait for, nothing stored). The uptime probes are such.
+	// Peek, if set, marks requests that must see PHP's failures: a
+	// fresh page (or one within StaleWhileRevalidate) answers them, and
+	// on a miss PHP does and its page is stored as a visitor's would be,
+	// but no stale page hides a failure (StaleIfError). The uptime probes
+	// are such: an idle site's probe runs PHP once per cache TTL rather
+	// than once a minute (and keeps a php-fpm worker alive for its idle
+	// timeout each time).
 	Peek func(*http.Request) bool
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time

@@ -483,15 +483,34 @@ func TestHitConditional(t *testing.T) {
 	}
 }
 
-// Peeking requests (the uptime probes) are served cached pages but
-// store none: on a miss PHP answers them, and the next visitor misses.
-func TestPeekStoresNothing(t *testing.T) {
-	h := newHarness(t, Config{Peek: func(r *http.Request) bool { return r.Header.Get("X-Test-Peek") != "" }})
-	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Miss, "page / call 1")
-	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Miss, "page / call 2")
-	expect(t, h.do("GET", "/"), Miss, "page / call 3")
-	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Hit, "page / call 3")
+// Peeking requests (the uptime probes) are served cached pages and fill
+// the cache on a miss like a visitor, but never get a stale page in place
+// of PHP's failure.
+func TestPeekFillsButSeesFailures(t *testing.T) {
+	h := newHarness(t, Config{Peek: func(r *http.Request) bool { return r.Header.Get("X-Test-Peek") != "" }, StaleIfError: 10 * time.Minute})
+	h.rt.Options.CacheTTL = time.Minute
+	failing := false
+	h.up.respond = func(w http.ResponseWriter, r *http.Request, n int64) error {
+		if failing {
+			w.WriteHeader(http.StatusBadGateway)
+			return nil
+		}
+		fmt.Fprintf(w, "v%d", n)
+		return nil
+	}
+	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Miss, "v1")
+	expect(t, h.do("GET", "/", "X-Test-Peek", "1"), Hit, "v1")
+	expect(t, h.do("GET", "/"), Hit, "v1")
 	if n := h.c.Stats().Entries; n != 1 {
 		t.Errorf("%d entries, want 1", n)
+	}
+	// Expired beyond stale-while-revalidate, within stale-if-error, and
+	// PHP fails: a visitor gets the stale page, a probe the failure.
+	failing = true
+	h.clock.Advance(5 * time.Minute)
+	expect(t, h.do("GET", "/"), Stale, "v1")
+	rec, err := h.doErr("GET", "/", "X-Test-Peek", "1")
+	if err == nil && rec.Code < 500 {
+		t.Errorf("probe while PHP fails: %d %q, want the failure", rec.Code, rec.Body.String())
 	}
 }

@@ -87,10 +87,10 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, rt *edge.Route, ne
 			}
 		}
 		if c.peek != nil && c.peek(r) {
-			// Not served from the cache: PHP answers, nothing is stored.
-			c.mu.Unlock()
-			label(w, r, Miss)
-			return next(&stripWriter{ResponseWriter: w, label: Miss}, r, rt)
+			// No page to serve: PHP answers and its page is stored, as
+			// for a visitor, but a failure is not hidden behind a stale
+			// page.
+			stale = nil
 		}
 		if e != nil && e.pass {
 			// Recently not storable: do not queue behind one another.

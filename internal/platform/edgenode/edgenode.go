@@ -270,7 +270,7 @@ func Open(cfg Config) (_ *Node, err error) {
 			n.metricsLn = ln
 		}
 	}
-	// The uptime probes read the cache but leave it as it was.
+	// The uptime probes fill the cache but see PHP's failures (Peek).
 	n.cache = pagecache.New(pagecache.Config{MaxBytes: cfg.CacheBytes, Peek: uptime.IsProbe, Logger: log.With("component", "pagecache")})
 	// The sites' access logs: the request path only queues a line; a
 	// background writer writes them, reporting its failures here at most
