@@ -208,13 +208,6 @@ type Result struct {
 	ColdP50     float64 `json:"cold_first_request_p50_ms"`
 	ColdMax     float64 `json:"cold_first_request_max_ms"`
 	WarmP50     float64 `json:"warm_request_p50_ms"`
-	// The first site's uncached request right after each later site's
-	// first 200: a new pool reloads php-fpm, which empties OPcache's
-	// memory for every site of the shard (a neighbour's cost of a
-	// creation).
-	NeighbourSamples int     `json:"neighbour_samples"`
-	NeighbourP50     float64 `json:"neighbour_after_creation_p50_ms"`
-	NeighbourMax     float64 `json:"neighbour_after_creation_max_ms"`
 
 	Goals struct {
 		TTF200P50Ms       float64 `json:"ttf200_p50_ms"`
@@ -285,7 +278,6 @@ func run(ctx context.Context, o options) (err error) {
 	var (
 		mu          sync.Mutex
 		ttf, calls  []time.Duration
-		neighbour   []time.Duration
 		steps       stepTimes
 		firstErr    error
 		profileErr  error
@@ -313,15 +305,6 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		served := time.Now()
 		d := served.Sub(t0)
-		mu.Lock()
-		first := sites[0].domain
-		mu.Unlock()
-		var nb time.Duration
-		if first != "" {
-			if nb, err = p.timedGet(cctx, hc, first); err != nil {
-				return fmt.Errorf("%s after %s's creation: %w", first, domain, err)
-			}
-		}
 		got, err := cl.GetSite(cctx, domain)
 		if err != nil {
 			return fmt.Errorf("get %s: %w", domain, err)
@@ -334,9 +317,6 @@ func run(ctx context.Context, o options) (err error) {
 		defer mu.Unlock()
 		sites[i-1] = created{domain, "wp_" + pool}
 		calls, ttf = append(calls, call), append(ttf, d)
-		if first != "" {
-			neighbour = append(neighbour, nb)
-		}
 		if err := steps.record(t0, call, served, got); err != nil {
 			return err
 		}
@@ -411,8 +391,6 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.TTF200P50, res.TTF200P95, res.TTF200Max = ms(percentile(ttf, 50)), ms(percentile(ttf, 95)), ms(percentile(ttf, 100))
 	res.CreateCallP50 = ms(percentile(calls, 50))
-	res.NeighbourSamples = len(neighbour)
-	res.NeighbourP50, res.NeighbourMax = ms(percentile(neighbour, 50)), ms(percentile(neighbour, 100))
 	res.Steps, res.InstallMethods = steps.figures(), steps.methods
 	res.CreationSecs = elapsed.Seconds()
 	res.SitesPerMinute = float64(o.n) / elapsed.Minutes()
@@ -570,8 +548,6 @@ func printTable(w io.Writer, r *Result) {
 		{"time to first 200, p95", msStr(r.TTF200P95), "≤ 1 s"},
 		{"time to first 200, max", msStr(r.TTF200Max), ""},
 		{"create API call, p50", msStr(r.CreateCallP50), ""},
-		{"first site's next request after a creation, p50", msStr(r.NeighbourP50), ""},
-		{"first site's next request after a creation, max", msStr(r.NeighbourMax), ""},
 		{"sites per minute", fmt.Sprintf("%.1f", r.SitesPerMinute), ""},
 		{"total creation time", fmt.Sprintf("%.1f s", r.CreationSecs), ""},
 	}.Print(w)
