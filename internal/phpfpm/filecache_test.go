@@ -2,11 +2,8 @@ package phpfpm_test
 
 import (
 	"context"
-	"io"
 	"io/fs"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/phpfpm"
 )
@@ -112,26 +108,14 @@ echo ($w || $m) ? 'written' : 'refused';`)
 		t.Fatalf("file cache holds %v, want only %s's compiled script", bins, lib)
 	}
 
-	ed := edge.New(edge.Config{})
-	ed.SetTable(edge.NewTable([]edge.Route{
-		{Host: "a.test", Site: "a", Docroot: docroot, Endpoint: "unix:" + m.Socket("site_a"), State: edge.Serving},
-	}))
-	srv := httptest.NewServer(ed)
-	defer srv.Close()
+	fetch := serveSite(t, "a.test", docroot, m.Socket("site_a"))
 	get := func(path string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Host = "a.test"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, body := fetch(path)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
+		return body
 	}
 
 	// The same modification time, other contents: a worker that compiles

@@ -197,22 +197,11 @@ func TestSlowRequests(t *testing.T) {
 	if err := m.EnsurePool(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	ed := edge.New(edge.Config{})
-	ed.SetTable(edge.NewTable([]edge.Route{{Host: "s.test", Site: "s", Docroot: docroot, Endpoint: "unix:" + m.Socket("site_s"), State: edge.Serving}}))
-	srv := httptest.NewServer(ed)
-	defer srv.Close()
+	fetch := serveSite(t, "s.test", docroot, m.Socket("site_s"))
 	get := func(path, want string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Host = "s.test"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("GET %s: %d %q, want 200 %q", path, resp.StatusCode, b, want)
+		if code, body := fetch(path); code != 200 || body != want {
+			t.Fatalf("GET %s: %d %q, want 200 %q", path, code, body, want)
 		}
 	}
 	slowRequests := func() string {
@@ -285,5 +274,27 @@ func TestSlowlogNotAboveTerminate(t *testing.T) {
 		if !strings.Contains(string(conf), tc.want+"\n") {
 			t.Errorf("request %v, slow %v: want %q in\n%s", tc.request, tc.slow, tc.want, conf)
 		}
+	}
+}
+
+// serveSite puts an edge before the pool listening on socket for host and
+// docroot, and returns a GET of a path through it: status and body.
+func serveSite(t *testing.T, host, docroot, socket string) func(path string) (int, string) {
+	t.Helper()
+	ed := edge.New(edge.Config{})
+	ed.SetTable(edge.NewTable([]edge.Route{{Host: host, Site: host, Docroot: docroot, Endpoint: "unix:" + socket, State: edge.Serving}}))
+	srv := httptest.NewServer(ed)
+	t.Cleanup(srv.Close)
+	return func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
 }
