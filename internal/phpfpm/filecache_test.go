@@ -72,7 +72,7 @@ echo ($w || $m) ? 'written' : 'refused';`)
 	go func() { m.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-m.Ready()
-	p := phpfpm.Pool{Name: "site_a", Docroot: docroot, SiteDir: dir}
+	p := phpfpm.Pool{Name: "site_a", SiteDir: dir}
 	asRoot := os.Geteuid() == 0
 	if asRoot {
 		p.User, p.Group = "nobody", "nogroup"

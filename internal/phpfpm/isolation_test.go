@@ -113,7 +113,7 @@ func (s *testSite) write(t *testing.T, name, content string) string {
 }
 
 func (s *testSite) pool(name string) phpfpm.Pool {
-	return phpfpm.Pool{Name: name, User: s.user, Group: s.user, Docroot: s.docroot, SiteDir: s.dir,
+	return phpfpm.Pool{Name: name, User: s.user, Group: s.user, SiteDir: s.dir,
 		MaxChildren: 2, IdleTimeout: time.Minute}
 }
 

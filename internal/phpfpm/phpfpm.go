@@ -46,6 +46,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -82,8 +83,14 @@ const SlowlogTraceDepth = 20
 type Pool struct {
 	Name        string // pool name, [a-z0-9_]
 	User, Group string // empty when not running as root
-	Docroot     string // chdir target
-	SiteDir     string // tmp/ and logs/ live here
+	// SiteDir is the site's directory: tmp/ and logs/ live there, and it
+	// is the workers' working directory (php-fpm's chdir). Not the
+	// docroot: restores and imports rename and rebuild that, and php-fpm
+	// refuses the whole master's configuration — every site of the shard
+	// — while any pool's chdir is missing. The site's directory is made
+	// before its pool and removed after it. (A request's PHP works in its
+	// script's directory anyway: php-fpm changes to it.)
+	SiteDir     string
 	MaxChildren int
 	IdleTimeout time.Duration
 	MemoryMB    int
@@ -289,7 +296,7 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 		fmt.Fprintf(&b, "slowlog = %s\nrequest_slowlog_timeout = %ds\nrequest_slowlog_trace_depth = %d\n",
 			p.SlowLog, int(slow.Seconds()), SlowlogTraceDepth)
 	}
-	fmt.Fprintf(&b, "chdir = %s\n", p.Docroot)
+	fmt.Fprintf(&b, "chdir = %s\n", p.SiteDir)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
 	for _, st := range phpini.Settings() {
 		if st.Flag {
@@ -309,10 +316,16 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 }
 
 // EnsurePool writes p's configuration and reloads the master if it changed,
-// then waits for the pool's socket. It is idempotent.
+// then waits for the pool's socket. It is idempotent. It refuses a pool
+// whose directory or user does not exist: php-fpm would refuse the whole
+// configuration on its reload, and the master, every site's pool with it,
+// would stay down until the pool went.
 func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	if p.SlowLog == "" {
 		p.SlowLog = m.SlowLog(p.Name)
+	}
+	if err := poolPrerequisites(p); err != nil {
+		return err
 	}
 	conf, err := RenderPool(p, m.Socket(p.Name))
 	if err != nil {
@@ -334,6 +347,27 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 		return err
 	}
 	return waitFile(ctx, m.Socket(p.Name), 30*time.Second)
+}
+
+// poolPrerequisites checks what php-fpm checks of a pool at start: its
+// working directory and its user.
+func poolPrerequisites(p Pool) error {
+	fi, err := os.Stat(p.SiteDir)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return fmt.Errorf("php-fpm: pool %s: its directory %q: %w", p.Name, p.SiteDir, err)
+	}
+	if p.User != "" {
+		if _, err := user.Lookup(p.User); err != nil {
+			return fmt.Errorf("php-fpm: pool %s: its user: %w", p.Name, err)
+		}
+		if _, err := user.LookupGroup(p.Group); err != nil {
+			return fmt.Errorf("php-fpm: pool %s: its group: %w", p.Name, err)
+		}
+	}
+	return nil
 }
 
 // Listening reports whether p's socket exists.

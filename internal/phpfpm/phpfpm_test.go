@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestRenderPoolGolden(t *testing.T) {
 	got, err := phpfpm.RenderPool(phpfpm.Pool{
 		Name: "wp_0123456789ab", User: "wp_0123456789ab", Group: "wp_0123456789ab",
-		Docroot: "/data/sites/0123456789ab/htdocs", SiteDir: "/data/sites/0123456789ab",
+		SiteDir:     "/data/sites/0123456789ab",
 		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32, RequestTimeout: 45 * time.Second,
 		SlowLog: "/data/php/slow/wp_0123456789ab.log",
 	}, "/data/php/run/wp_0123456789ab.sock")
@@ -76,7 +76,7 @@ func TestPoolsReloadGracefully(t *testing.T) {
 		user = "nobody"
 	}
 	pool := func(name string) phpfpm.Pool {
-		p := phpfpm.Pool{Name: name, Docroot: docroot, SiteDir: dir}
+		p := phpfpm.Pool{Name: name, SiteDir: dir}
 		if user != "" {
 			p.User, p.Group = "nobody", "nogroup"
 		}
@@ -190,7 +190,7 @@ func TestSlowRequests(t *testing.T) {
 	go func() { m.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-m.Ready()
-	p := phpfpm.Pool{Name: "site_s", Docroot: docroot, SiteDir: dir, SlowlogTimeout: time.Second}
+	p := phpfpm.Pool{Name: "site_s", SiteDir: dir, SlowlogTimeout: time.Second}
 	if os.Geteuid() == 0 {
 		p.User, p.Group = "nobody", "nogroup"
 	}
@@ -266,7 +266,7 @@ func TestSlowlogNotAboveTerminate(t *testing.T) {
 		{30 * time.Second, 45 * time.Second, "request_slowlog_timeout = 30s"},
 		{300 * time.Millisecond, 0, "request_slowlog_timeout = 1s"},
 	} {
-		conf, err := phpfpm.RenderPool(phpfpm.Pool{Name: "site_x", Docroot: "/srv/x/htdocs", SiteDir: "/srv/x", SlowLog: "/srv/php/slow/site_x.log",
+		conf, err := phpfpm.RenderPool(phpfpm.Pool{Name: "site_x", SiteDir: "/srv/x", SlowLog: "/srv/php/slow/site_x.log",
 			RequestTimeout: tc.request, SlowlogTimeout: tc.slow}, "/srv/php/run/site_x.sock")
 		if err != nil {
 			t.Fatal(err)
@@ -296,5 +296,92 @@ func serveSite(t *testing.T, host, docroot, socket string) func(path string) (in
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+}
+
+// TestReloadWhileDocrootRebuilt: a restore or an import renames a site's
+// docroot away and builds it again; a reload in that window (another
+// site's pool added) must not take the master down, for every site of
+// the shard. A pool whose directory or user is missing is refused before
+// its configuration is written.
+func TestReloadWhileDocrootRebuilt(t *testing.T) {
+	if _, err := os.Stat(phpfpm.Binary); err != nil {
+		t.Skip("php-fpm not installed (make deps)")
+	}
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-m.Ready()
+	site := func(name string) (phpfpm.Pool, string) {
+		sd := filepath.Join(dir, name)
+		docroot := filepath.Join(sd, "htdocs")
+		for _, d := range []string{docroot, filepath.Join(sd, "tmp"), filepath.Join(sd, "logs")} {
+			if err := os.MkdirAll(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo '"+name+"';"), 0o644)
+		p := phpfpm.Pool{Name: name, SiteDir: sd}
+		if os.Geteuid() == 0 {
+			p.User, p.Group = "nobody", "nogroup"
+		}
+		return p, docroot
+	}
+	pa, docA := site("site_a")
+	if err := m.EnsurePool(ctx, pa); err != nil {
+		t.Fatal(err)
+	}
+	fetchA := serveSite(t, "a.test", docA, m.Socket("site_a"))
+	if code, body := fetchA("/"); code != 200 || body != "site_a" {
+		t.Fatalf("site a: %d %q", code, body)
+	}
+	starts := m.Process().Starts()
+
+	// a's docroot is away (a restore between its two renames) while b's
+	// pool is added: the reload must work.
+	if err := os.Rename(docA, docA+".old"); err != nil {
+		t.Fatal(err)
+	}
+	pb, docB := site("site_b")
+	if err := m.EnsurePool(ctx, pb); err != nil {
+		t.Fatalf("adding a pool while another site's docroot is rebuilt: %v", err)
+	}
+	if err := os.Rename(docA+".old", docA); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := fetchA("/"); code != 200 || body != "site_a" {
+		t.Errorf("site a after the reload: %d %q", code, body)
+	}
+	if code, body := serveSite(t, "b.test", docB, m.Socket("site_b"))("/"); code != 200 || body != "site_b" {
+		t.Errorf("site b: %d %q", code, body)
+	}
+
+	// Pools php-fpm would refuse, and the master with them, are refused
+	// before anything is written.
+	gone := phpfpm.Pool{Name: "site_gone", SiteDir: filepath.Join(dir, "site_gone")}
+	nouser := pa
+	nouser.Name, nouser.User, nouser.Group = "site_nouser", "aipress-no-such-user", "aipress-no-such-user"
+	for _, p := range []phpfpm.Pool{gone, nouser} {
+		if err := m.EnsurePool(ctx, p); err == nil {
+			t.Errorf("pool %s accepted", p.Name)
+		}
+		if _, err := os.Stat(m.PoolFile(p.Name)); err == nil {
+			t.Errorf("pool %s written", p.Name)
+		}
+	}
+	if code, body := fetchA("/"); code != 200 || body != "site_a" {
+		t.Errorf("site a at the end: %d %q", code, body)
+	}
+	if got := m.Process().Starts(); got != starts {
+		t.Errorf("the master was started %d times more (it failed)", got-starts)
 	}
 }

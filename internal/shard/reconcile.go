@@ -466,7 +466,7 @@ func (s *Shard) loginKey(ctx context.Context, st *site.Site, n Names) string {
 // poolFor is the php-fpm pool of site st.
 func (s *Shard) poolFor(st *site.Site, n Names, uid int) phpfpm.Pool {
 	pool := phpfpm.Pool{
-		Name: n.Pool, Docroot: n.Docroot, SiteDir: n.Dir,
+		Name: n.Pool, SiteDir: n.Dir,
 		MaxChildren: st.Spec.PHP.MaxChildren, MemoryMB: st.Spec.PHP.MemoryLimitMB, UploadMaxMB: st.Spec.PHP.UploadMaxMB,
 		IdleTimeout:    time.Duration(st.Spec.PHP.IdleTimeoutSecond) * time.Second,
 		RequestTimeout: time.Duration(st.Spec.PHP.RequestTimeoutSeconds) * time.Second, // 0: the default

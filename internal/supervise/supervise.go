@@ -196,14 +196,20 @@ func (p *Process) stop(cmd *exec.Cmd, done chan error, log *slog.Logger) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
 
-// Signal sends sig to the running process. It fails if none runs.
+// Signal sends sig to the running process. It fails with ErrNotRunning
+// if none runs, also when it exited and is not yet restarted.
 func (p *Process) Signal(sig os.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil || p.cmd.Process == nil {
 		return fmt.Errorf("signal %s: %w", p.Name, ErrNotRunning)
 	}
-	return p.cmd.Process.Signal(sig)
+	err := p.cmd.Process.Signal(sig)
+	if errors.Is(err, os.ErrProcessDone) {
+		// Exited, and not yet noticed by the loop that restarts it.
+		return fmt.Errorf("signal %s: %w", p.Name, ErrNotRunning)
+	}
+	return err
 }
 
 // PID returns the running process's pid, or 0.

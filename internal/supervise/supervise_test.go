@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,6 +70,40 @@ func TestRestartsAndStops(t *testing.T) {
 	}
 	if err := p.Signal(syscall.SIGTERM); err == nil {
 		t.Error("Signal succeeded with nothing running")
+	}
+}
+
+// TestSignalExitedNotRestarted: a process that exited and is not yet
+// restarted is not running, for Signal too (php-fpm's reload treats that
+// as done: the next start reads the new configuration).
+func TestSignalExitedNotRestarted(t *testing.T) {
+	p := &Process{Name: "quick", Command: func() *exec.Cmd { return exec.Command("true") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan int)
+	release := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- p.Run(ctx, func(ctx context.Context, pid int) error {
+			select {
+			case started <- pid:
+				<-release // the first start only: Run has not seen the exit yet
+			default:
+			}
+			return nil
+		})
+	}()
+	pid := <-started
+	waitFor(t, "the process to exit and be reaped", func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		return err != nil
+	})
+	if err := p.Signal(syscall.SIGUSR2); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Signal after the exit: %v, want ErrNotRunning", err)
+	}
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
