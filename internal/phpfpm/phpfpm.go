@@ -475,32 +475,52 @@ func (m *Master) reload(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
-		if logSince(logPath, offset, "ready to handle connections") {
+		since := logSince(logPath, offset)
+		if bytes.Contains(since, []byte("ready to handle connections")) {
 			return nil
+		}
+		if bytes.Contains(since, []byte("FPM initialization failed")) {
+			// The new configuration was refused and the master exited:
+			// say why, at once.
+			return fmt.Errorf("php-fpm: reload: the configuration was refused: %s", logErrors(since))
 		}
 	}
 	return errors.New("php-fpm: reload did not finish in 30s")
 }
 
-// logSince reports whether the log at path contains needle after offset.
-func logSince(path string, offset int64, needle string) bool {
+// logSince returns what the log at path holds after offset.
+func logSince(path string, offset int64) []byte {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return false
+		return nil
 	}
 	if st.Size() < offset { // rotated or truncated
 		offset = 0
 	}
 	b := make([]byte, st.Size()-offset)
 	if _, err := f.ReadAt(b, offset); err != nil {
-		return false
+		return nil
 	}
-	return bytes.Contains(b, []byte(needle))
+	return b
+}
+
+// logErrors joins the ALERT and ERROR lines of a php-fpm log excerpt,
+// without their timestamps.
+func logErrors(log []byte) string {
+	var out []string
+	for _, line := range strings.Split(string(log), "\n") {
+		for _, level := range []string{"ALERT: ", "ERROR: "} {
+			if _, msg, ok := strings.Cut(line, level); ok {
+				out = append(out, msg)
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func waitFile(ctx context.Context, path string, d time.Duration) error {

@@ -379,9 +379,40 @@ func TestReloadWhileDocrootRebuilt(t *testing.T) {
 		}
 	}
 	if code, body := fetchA("/"); code != 200 || body != "site_a" {
-		t.Errorf("site a at the end: %d %q", code, body)
+		t.Errorf("site a after the refused pools: %d %q", code, body)
 	}
 	if got := m.Process().Starts(); got != starts {
 		t.Errorf("the master was started %d times more (it failed)", got-starts)
+	}
+
+	// A configuration php-fpm refuses all the same (written behind the
+	// Master's back) fails the reload with php-fpm's reason, not after a
+	// 30 s wait; once it is gone the master serves again.
+	bad := "[site_bad]\nlisten = " + m.Socket("site_bad") + "\npm = ondemand\npm.max_children = 1\nchdir = " + filepath.Join(dir, "nowhere") + "\n"
+	if pa.User != "" {
+		bad += "user = " + pa.User + "\ngroup = " + pa.Group + "\n"
+	}
+	if err := os.WriteFile(m.PoolFile("site_bad"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(ctx); err == nil || !strings.Contains(err.Error(), "chdir") {
+		t.Errorf("reload with a refused configuration: %v, want php-fpm's reason (chdir)", err)
+	}
+	if err := os.Remove(m.PoolFile("site_bad")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(ctx); err != nil {
+		t.Errorf("reload once the refused pool is gone: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := fetchA("/")
+		if code == 200 && body == "site_a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("site a once the refused pool is gone: %d %q", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -573,6 +573,7 @@ func (s *Shard) teardownHeld(ctx context.Context, n Names) error {
 	delete(s.lastCron, n.ID)
 	delete(s.cronRan, n.ID)
 	delete(s.converged, n.ID)
+	delete(s.populateErr, n.ID)
 	s.mu.Unlock()
 	return s.removeSiteUser(ctx, n)
 }

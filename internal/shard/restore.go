@@ -718,18 +718,30 @@ func (s *Shard) restoredCore(ctx context.Context, st *site.Site, meta *SnapshotM
 	return s.coreFor(ctx, st.Spec.CoreVersion)
 }
 
+// populateFailure is a failed populate of a site at a generation.
+type populateFailure struct {
+	generation int64
+	err        error
+}
+
 // startPopulate runs populate for st in the background unless it runs
 // already; convergence calls it and moves on. It reports the last failure,
-// if any (the next call tries again).
+// if any (the next call tries again), except a permanent one
+// (importGiveUp), which every later call at that generation reports
+// without trying again: also a pass that read the site before the pass
+// that reported it turned it Failed.
 func (s *Shard) startPopulate(ctx context.Context, st *site.Site) error {
 	n := s.NamesFor(st.Metadata.UID)
 	s.mu.Lock()
 	last := s.populateErr[n.ID]
-	delete(s.populateErr, n.ID)
-	s.mu.Unlock()
 	var giveUp *importGiveUp
-	if errors.As(last, &giveUp) {
-		return last // not tried again: the caller marks the site Failed
+	permanent := errors.As(last.err, &giveUp) && last.generation == st.Metadata.Generation
+	if !permanent {
+		delete(s.populateErr, n.ID)
+	}
+	s.mu.Unlock()
+	if permanent {
+		return last.err // not tried again: the caller marks the site Failed
 	}
 	unlock, ok := s.tryLockSite(n.ID)
 	if !ok {
@@ -742,11 +754,11 @@ func (s *Shard) startPopulate(ctx context.Context, st *site.Site) error {
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("create site from snapshot", "site", cp.Metadata.Name, "err", err)
 			s.mu.Lock()
-			s.populateErr[n.ID] = err
+			s.populateErr[n.ID] = populateFailure{generation: cp.Metadata.Generation, err: err}
 			s.mu.Unlock()
 		}
 	}()
-	return last
+	return last.err
 }
 
 // PopulateSite is a restore job for a site created from a snapshot: it

@@ -321,8 +321,10 @@ type Shard struct {
 	// cron leave them alone until it ends (busyLock).
 	busy map[string]chan struct{}
 	// populateErr is the last failure of creating a site from its
-	// snapshot (by ID), reported by the next passes.
-	populateErr map[string]error
+	// snapshot (by ID), reported by the next pass; a permanent one
+	// (importGiveUp) stays until the site's generation changes or the
+	// site goes.
+	populateErr map[string]populateFailure
 	jobWake     chan struct{}
 	// secMu: per-site locks of secrets.json and what is written from it
 	// (secretsLock).
@@ -412,7 +414,7 @@ func New(cfg Config) *Shard {
 		cronRan:     map[string]time.Time{},
 		converged:   map[string]convergedAt{},
 		busy:        map[string]chan struct{}{},
-		populateErr: map[string]error{},
+		populateErr: map[string]populateFailure{},
 		jobWake:     make(chan struct{}, 1),
 	}
 	if cfg.Replica == ReplicaLocal && cfg.Database == nil {

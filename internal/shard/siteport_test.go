@@ -533,4 +533,18 @@ func TestImportGivesUpOnPermanentFailure(t *testing.T) {
 			t.Fatalf("after another pass: phase %s, Installed %+v (the import was tried again)", again.Status.Phase, c2)
 		}
 	}
+	// A pass that read the site before another pass turned it Failed (the
+	// shard's own pass and this test's overlap; so may two passes under
+	// load) sees it still importing: it must not import again either.
+	if err := c.src.UpdateStatus(c.ctx, name, s.Metadata.UID, func(st *site.Status) {
+		st.Phase = site.PhaseCreating
+		st.SetCondition(site.Condition{Type: shard.CondInstalled, Status: "False", Reason: "Restoring", Message: "importing from an archive"}, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.converge("alpha")
+	again := c.get(name)
+	if c2 := again.Status.Condition(shard.CondInstalled); again.Status.Phase != site.PhaseFailed || c2 == nil || c2.Reason != shard.ReasonImportFailed {
+		t.Fatalf("a pass with the site as it was before it failed: phase %s, Installed %+v (the import was tried again)", again.Status.Phase, c2)
+	}
 }
