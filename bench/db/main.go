@@ -41,7 +41,7 @@
 // failed requests; a missed goal is reported, not an error. Run it as root
 // after `make build`, with wrk installed (scripts/deps.sh):
 //
-//	go run ./bench/db -sites 50 [-configs direct,pooler,pooler+replica] [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-profile] [-keep] [-json]
+//	go run ./bench/db -sites 50 [-configs direct,pooler,pooler+replica] [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-pooler-flags "--db-pooler-backends=N …"] [-profile] [-keep] [-json]
 //
 // or `make bench-db`. Progress goes to stderr, the report to stdout.
 package main
@@ -124,6 +124,7 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", false, "write a CPU profile of aipress (pooler included) during each pooler run into the kept directory (implies -keep)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (logs, wrk script and output) and site Unix users")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
+	poolerFlags := flag.String("pooler-flags", "", "more `aipress up` flags for the pooler configurations (e.g. \"--db-pooler-backends=6\"), space-separated")
 	names := flag.String("configs", "direct,pooler,pooler+replica", "the configurations to run, in order; the first is the anchor of the goals")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 15m + 20s per site + 3×(warm-up+duration))")
 	flag.Parse()
@@ -131,6 +132,11 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "db:", err)
 		os.Exit(2)
+	}
+	for i := range cs {
+		if cs[i].Pooler {
+			cs[i].Flags = append(slices.Clone(cs[i].Flags), strings.Fields(*poolerFlags)...)
+		}
 	}
 	o.configs = cs
 	if o.sites < 1 || o.threads < 1 || o.connections < o.threads || o.every < 2 || o.duration < time.Second || flag.NArg() > 0 {

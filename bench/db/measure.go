@@ -93,6 +93,12 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		rBefore = append(rBefore, st)
 		rSent = append(rSent, r.Sent())
 	}
+	var pc0 map[string]float64
+	if c.Pooler {
+		if pc0, err = readPoolerCounters(ctx, p.DataDir); err != nil {
+			logf("%s: pooler counters: %v", c.Name, err)
+		}
+	}
 	load1 := loadAvg1()
 	samp := startSampling(ctx, o.interval, primary, replicas, users)
 	var prof chan error
@@ -128,6 +134,16 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	}
 	_ = os.WriteFile(filepath.Join(p.Dir, "wrk-"+safeName(c.Name)+".out"), []byte(out), 0o644)
 	sentDuring := primary.Sent() - sentBefore
+	if pc0 != nil && ws.Requests > 0 {
+		if pc1, err := readPoolerCounters(ctx, p.DataDir); err != nil {
+			logf("%s: pooler counters: %v", c.Name, err)
+		} else {
+			cr.PoolerPerReq = map[string]float64{}
+			for _, k := range poolerCounters {
+				cr.PoolerPerReq[k] = (pc1[k] - pc0[k]) / float64(ws.Requests)
+			}
+		}
+	}
 	after, err := primary.status(ctx, statusNames...)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,12 @@ type ConfigResult struct {
 	CPUMariaDBMs float64 `json:"cpu_ms_per_request_mariadb"`
 	CPUPHPMs     float64 `json:"cpu_ms_per_request_php"`
 
+	// PoolerPerReq: the pooler's counters (poolerCounters) per request
+	// during the measured run: its statements, and how many found their
+	// backend lingering, took over another site's, queued at the
+	// server's limit, opened one beyond it, dialled one.
+	PoolerPerReq map[string]float64 `json:"pooler_counters_per_request,omitempty"`
+
 	LoadAvg string `json:"loadavg_1m_before_after"`
 	Profile string `json:"cpu_profile,omitempty"`
 }
@@ -239,6 +245,16 @@ func (r *Result) print(w io.Writer) {
 			f(c.CPUAipressMs, 1) + "/" + f(c.CPUMariaDBMs, 1) + "/" + f(c.CPUPHPMs, 1), c.LoadAvg})
 	}
 	t.Print(w)
+	for _, c := range r.Configs {
+		if c.PoolerPerReq == nil {
+			continue
+		}
+		var parts []string
+		for _, k := range poolerCounters {
+			parts = append(parts, strings.ReplaceAll(k, "_", " ")+" "+f(c.PoolerPerReq[k], 2))
+		}
+		fmt.Fprintf(w, "%s: pooler statements per request: %s\n", c.Name, strings.Join(parts, ", "))
+	}
 	if len(r.Goals) > 0 {
 		fmt.Fprintln(w)
 		head := "goal (vs direct, same run)"

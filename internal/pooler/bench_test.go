@@ -3,9 +3,11 @@ package pooler
 import (
 	"database/sql"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -204,4 +206,73 @@ func BenchmarkRequest(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { run(b, primary.Socket()) })
 	b.Run("pooler", func(b *testing.B) { run(b, p.cfg.Socket) })
+}
+
+// BenchmarkRequestConcurrent: BenchmarkRequest's WordPress request, by
+// eight clients at once (two per site, four sites) on two backends
+// (Config.MaxServerBackends 2, no lingering), so statements queue at the
+// bound and backends change hands between them. Besides the CPU per
+// request it reports the backends taken over (COM_CHANGE_USER) per
+// request (changed/op) and the statements that queued (queued/op).
+func BenchmarkRequestConcurrent(b *testing.B) {
+	sites := []site{newSite(b, 4), newSite(b, 4), newSite(b, 4), newSite(b, 4)}
+	accts := make([]Account, len(sites))
+	for i, s := range sites {
+		accts[i] = s.Account
+	}
+	p := startPooler(b, Config{MaxServerBackends: 2, Linger: -1, QueueWait: time.Minute}, accts...)
+	dbs := make([]*sql.DB, len(sites))
+	for i, s := range sites {
+		dbs[i] = open(b, p.cfg.Socket, s.User, s.Password, s.Database)
+		dbs[i].SetMaxIdleConns(0) // a new connection per request, as PHP's
+	}
+	request := func(db *sql.DB) error {
+		c, err := db.Conn(b.Context())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for _, q := range []string{"SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_520_ci'"} {
+			if _, err := c.ExecContext(b.Context(), q); err != nil {
+				return err
+			}
+		}
+		var mode string
+		if err := c.QueryRowContext(b.Context(), "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(b.Context(), "SET SESSION sql_mode='"+mode+"'"); err != nil {
+			return err
+		}
+		for range 10 {
+			var v int
+			if err := c.QueryRowContext(b.Context(), "SELECT 1").Scan(&v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st0 := p.Stats()
+	cpu0 := processCPU(primary.Process().PID())
+	self0 := processCPU(os.Getpid())
+	var next atomic.Int64
+	b.SetParallelism(8 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		db := dbs[int(next.Add(1))%len(dbs)]
+		for pb.Next() {
+			if err := request(db); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if n := float64(b.N); n > 0 {
+		st := p.Stats()
+		b.ReportMetric(float64(st.ChangedUser-st0.ChangedUser)/n, "changed/op")
+		b.ReportMetric(float64(st.Queued-st0.Queued)/n, "queued/op")
+		b.ReportMetric(float64((processCPU(primary.Process().PID())-cpu0).Microseconds())/n, "mariadb-µs/op")
+		b.ReportMetric(float64((processCPU(os.Getpid())-self0).Microseconds())/n, "self-µs/op")
+	}
 }

@@ -375,3 +375,53 @@ func TestSetDeferred(t *testing.T) {
 		t.Fatalf("B's collation %q", got)
 	}
 }
+
+// TestHandoffOwnAccount: a backend put back while statements wait at the
+// server's limit goes to a waiting statement of its own account before an
+// earlier one of another account (no COM_CHANGE_USER).
+func TestHandoffOwnAccount(t *testing.T) {
+	a, b := newSite(t, 4), newSite(t, 4)
+	p := startPooler(t, Config{MaxServerBackends: 1, QueueWait: time.Minute, Linger: -1}, a.Account, b.Account)
+	a1 := conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database))
+	mustExec(t, a1, "BEGIN") // holds the only backend
+	queryString(t, a1, "SELECT 1")
+
+	// The order statements got their backend in.
+	var mu sync.Mutex
+	var order []string
+	query := func(c *sql.Conn, name string, done chan<- error) {
+		var v string
+		err := c.QueryRowContext(context.Background(), "SELECT CURRENT_USER()").Scan(&v)
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+		if err == nil && !strings.HasPrefix(v, strings.SplitN(name, "#", 2)[0]+"@") {
+			err = fmt.Errorf("%s ran as %s", name, v)
+		}
+		done <- err
+	}
+	queue := func(c *sql.Conn, name string, queued uint64) chan error {
+		done := make(chan error, 1)
+		go query(c, name, done)
+		waitFor(t, func() bool { return p.Stats().Queued == queued })
+		return done
+	}
+	bDone := queue(conn(t, open(t, p.cfg.Socket, b.User, b.Password, b.Database)), b.User, 1)
+	aDone := queue(conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database)), a.User+"#2", 2)
+	mustExec(t, a1, "COMMIT") // the backend goes to a's waiting statement, not b's
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := strings.Join(order, ",")
+	mu.Unlock()
+	if want := a.User + "#2," + b.User; got != want {
+		t.Fatalf("order %s, want %s", got, want)
+	}
+	if st := p.Stats(); st.ChangedUser != 1 || st.Dialed != 1 {
+		t.Fatalf("%+v: want one takeover (a's backend to b, once), one dial", st)
+	}
+}

@@ -50,7 +50,10 @@
 // after Config.IdleTimeout, at most Config.MaxIdle idle in all. An account
 // with no idle backend takes another account's least recently used idle
 // one and logs it in as its own user (COM_CHANGE_USER, changeuser.go)
-// before it dials a new one. A session's tracked state (sqlscan.State: the
+// before it dials a new one. A backend put back while statements wait at
+// Config.MaxServerBackends goes to the first waiting statement of its
+// own account, if any, before earlier ones of other accounts (each lets
+// at most two go by so), then to the first. A session's tracked state (sqlscan.State: the
 // handshake's collation and the SETs it ran) is replayed on a backend
 // whose state differs before a statement runs there. A SET that cannot
 // fail, from a session holding no backend, only changes the tracked state
@@ -219,9 +222,10 @@ type Pooler struct {
 	overflows atomic.Uint64 // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
-	// come first served: a backend put back is handed to the first that
-	// can use it (statements arriving later cannot take it first), a
-	// backend closed wakes the first to dial; dialing counts dials in
+	// come first served but for the backend's own account (handoff): a
+	// backend put back is handed to the first that can use it (statements
+	// arriving later cannot take it first), a backend closed wakes the
+	// first to dial; dialing counts dials in
 	// progress per server kind (0 primary, 1 replica).
 	waitq   []*waiter
 	dialing [2]int
@@ -680,6 +684,9 @@ type waiter struct {
 	pl   *pool
 	caps uint32
 	ch   chan *backend // buffered: sent to under p.mu, never blocks
+	// (p.mu) passed counts the backends handed to later waiters of
+	// their own accounts (handoff).
+	passed int
 }
 
 // signalFreed wakes the first statement waiting at
@@ -697,20 +704,56 @@ func (p *Pooler) signalFreedLocked() {
 	}
 }
 
-// handoff gives b, being put back, to the first statement waiting for a
-// backend of its server with its capabilities; false: none waits.
+// handoff gives b, being put back, to a statement waiting for a backend of
+// its server with its capabilities; false: none waits. The first waiter
+// of b's own account gets it (no COM_CHANGE_USER: two round trips and a
+// fresh session on the server, and the statement it would cost the next
+// one) before waiters of other accounts that came earlier, but a waiter
+// lets at most maxPassed backends go by that way: then it is served
+// first come first served.
 func (p *Pooler) handoff(b *backend) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	serves := func(w *waiter) bool {
+		return w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil)
+	}
+	first, own := -1, -1
 	for i, w := range p.waitq {
-		if w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil) {
-			p.waitq = slices.Delete(p.waitq, i, i+1)
-			w.ch <- b
-			return true
+		if !serves(w) {
+			continue
+		}
+		if first < 0 {
+			first = i
+			if w.passed >= maxPassed {
+				break
+			}
+		}
+		if w.pl == b.pool {
+			own = i
+			break
 		}
 	}
-	return false
+	if first < 0 {
+		return false
+	}
+	pick := first
+	if own > first {
+		pick = own
+		for _, w := range p.waitq[first:own] {
+			if serves(w) {
+				w.passed++
+			}
+		}
+	}
+	w := p.waitq[pick]
+	p.waitq = slices.Delete(p.waitq, pick, pick+1)
+	w.ch <- b
+	return true
 }
+
+// maxPassed is how many backends handoff lets go by a waiting statement
+// to later ones of the backends' own accounts.
+const maxPassed = 2
 
 // acquire finds pl a backend beyond those idle in pl itself: one put
 // back meanwhile, another account's idle one taken over, or a new one —
@@ -720,6 +763,7 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 	k := kind(pl.replica)
 	var deadline <-chan time.Time
 	over, requeue := false, false
+	passed := 0 // (handoff) kept when the statement queues again
 	for {
 		puts := p.puts.Load()
 		if b := p.takeIdle(pl, caps); b != nil {
@@ -759,7 +803,7 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			p.mu.Unlock()
 			continue
 		}
-		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1)}
+		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1), passed: passed}
 		if requeue {
 			// Woken, it lost the place it dialled for: it keeps its turn.
 			p.waitq = slices.Insert(p.waitq, 0, w)
@@ -784,15 +828,16 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
+		p.mu.Lock()
 		if !woken {
-			p.mu.Lock()
 			if i := slices.Index(p.waitq, w); i >= 0 {
 				p.waitq = slices.Delete(p.waitq, i, i+1)
 			} else {
 				b, woken = <-w.ch, true // handed one meanwhile (under p.mu)
 			}
-			p.mu.Unlock()
 		}
+		passed = w.passed
+		p.mu.Unlock()
 		requeue = woken && b == nil
 		if b != nil {
 			if err != nil {
