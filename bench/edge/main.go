@@ -93,6 +93,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -116,6 +117,9 @@ type options struct {
 	timeout     time.Duration
 	profile     string
 	netHTTPOnly bool
+	trace       bool
+	profileOnly bool
+	only        string
 }
 
 func main() {
@@ -133,10 +137,17 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
 	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
+	flag.BoolVar(&o.trace, "trace", false, "with -profile: also write a runtime/trace of every profiled scenario next to its profile (go tool trace FILE)")
+	flag.BoolVar(&o.profileOnly, "profile-only", false, "with -profile: skip the edge-vs-nginx runs and the table, profile only (CPU per request, not req/s vs nginx)")
+	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression (e.g. 'cache hit|static')")
 	flag.BoolVar(&o.netHTTPOnly, "net-http-only", false, "run the edge without its lean HTTP/1.1 path (aipress up --edge-net-http-only; the profile's edge too): the net/http baseline")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
+		os.Exit(2)
+	}
+	if (o.trace || o.profileOnly) && o.profile == "" {
+		fmt.Fprintln(os.Stderr, "edge: -trace and -profile-only need -profile DIR")
 		os.Exit(2)
 	}
 	if o.timeout <= 0 {
@@ -366,11 +377,22 @@ func run(ctx context.Context, o options) (err error) {
 	} else {
 		notes = append(notes, "WAF rows skipped: no way to switch the edge's WAF per site (`aipress site set` with --waf-mode)")
 	}
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			return fmt.Errorf("-only: %w", err)
+		}
+		scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !re.MatchString(sc.name) })
+	}
 	stats := make([][2]sideStats, len(scenarios))
 	sides := [2]side{edgeSide, nginxSide}
 	warmed := make([]bool, len(scenarios))
 	wafMode := ""
-	for round := 1; round <= o.rounds; round++ {
+	rounds := o.rounds
+	if o.profileOnly {
+		rounds = 0
+	}
+	for round := 1; round <= rounds; round++ {
 		for i, sc := range scenarios {
 			mode := "off"
 			if sc.waf {
@@ -435,6 +457,9 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
+	if o.profileOnly {
+		return nil
+	}
 	bad := printReport(os.Stdout, o, scenarios, stats, notes, wafActive && wafFlag == "")
 	if bad != "" {
 		return errors.New(bad)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -83,11 +84,30 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 			f.Close()
 			return paths, err
 		}
+		var tf *os.File
+		if o.trace {
+			if tf, err = os.Create(strings.TrimSuffix(path, ".pprof") + ".trace"); err != nil {
+				pprof.StopCPUProfile()
+				f.Close()
+				return paths, err
+			}
+			if err := trace.Start(tf); err != nil {
+				pprof.StopCPUProfile()
+				return paths, errors.Join(err, f.Close(), tf.Close())
+			}
+		}
+		rt0 := readRuntime()
 		cpu0 := processCPU()
 		r, _, werr := runWrk(ctx, o.wrk, wrkArgs(o.threads, o.connections, o.duration, append([]string{"Host: " + host}, sc.headers...), "http://"+addr+sc.path))
 		cpu := processCPU() - cpu0
+		rts := readRuntime().since(rt0)
 		pprof.StopCPUProfile()
-		if err := errors.Join(werr, f.Close()); err != nil {
+		var terr error
+		if tf != nil {
+			trace.Stop()
+			terr = tf.Close()
+		}
+		if err := errors.Join(werr, f.Close(), terr); err != nil {
 			return paths, err
 		}
 		perReq := 0.0
@@ -95,6 +115,7 @@ func profileEdge(ctx context.Context, o options, dataDir string, st *site.Site, 
 			perReq = float64(cpu.Microseconds()) / float64(r.Requests)
 		}
 		logf("profile  %-50s in-process edge %9.0f req/s  %5.1f µs CPU/req  p50 %-9v p99 %-9v -> %s", sc.name, r.ReqPerSec, perReq, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), path)
+		logf("runtime  %-50s %s", sc.name, rts.String(r.Requests))
 		paths = append(paths, path)
 	}
 	return paths, nil
