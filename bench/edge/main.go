@@ -120,6 +120,7 @@ type options struct {
 	trace       bool
 	profileOnly bool
 	only        string
+	variants    []string
 }
 
 func main() {
@@ -139,6 +140,15 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
 	flag.BoolVar(&o.trace, "trace", false, "with -profile: also write a runtime/trace of every profiled scenario next to its profile (go tool trace FILE)")
 	flag.BoolVar(&o.profileOnly, "profile-only", false, "with -profile: skip the edge-vs-nginx runs and the table, profile only (CPU per request, not req/s vs nginx)")
+	flag.Func("profile-variants", "with -profile: comma-separated in-process edges to profile, each scenario on each in turn: lean (the default), net-http", func(v string) error {
+		for _, x := range strings.Split(v, ",") {
+			if x != "lean" && x != "net-http" {
+				return fmt.Errorf("unknown variant %q", x)
+			}
+			o.variants = append(o.variants, x)
+		}
+		return nil
+	})
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression (e.g. 'cache hit|static')")
 	flag.BoolVar(&o.netHTTPOnly, "net-http-only", false, "run the edge without its lean HTTP/1.1 path (aipress up --edge-net-http-only; the profile's edge too): the net/http baseline")
 	flag.Parse()
