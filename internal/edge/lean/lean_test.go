@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aipress/aipress/internal/edge/memfile"
 )
 
 // testHandler answers the differential test's requests; X-Path says which
@@ -34,36 +32,6 @@ func testHandler() http.Handler {
 		h.Set("X-After", "not sent") // after WriteHeader: never sent
 		w.Write(page)
 	})
-	mem, err := memfile.New("lean-test", page)
-	if err != nil {
-		panic(err)
-	}
-	closed, err := memfile.New("lean-test-closed", page)
-	if err != nil {
-		panic(err)
-	}
-	closed.Close()
-	memHandler := func(m *memfile.File, declare bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			h := w.Header()
-			h.Set("Content-Type", "text/html; charset=UTF-8")
-			if declare {
-				h.Set("Content-Length", fmt.Sprint(m.Len()))
-			}
-			w.WriteHeader(http.StatusOK)
-			rr := &recordingRanger{Reader: m.Reader()}
-			n, err := w.(io.ReaderFrom).ReadFrom(rr)
-			if n != int64(m.Len()) || err != nil {
-				panic(fmt.Sprintf("ReadFrom: %d, %v", n, err))
-			}
-			if _, ok := w.(*response); ok && rr.advanced != n && declare && r.Method == http.MethodGet && m == mem {
-				panic(fmt.Sprintf("lean path: %d bytes sent with sendfile, want %d", rr.advanced, n))
-			}
-		}
-	}
-	mux.HandleFunc("/mem", memHandler(mem, true))
-	mux.HandleFunc("/mem-closed", memHandler(closed, true))
-	mux.HandleFunc("/mem-undeclared", memHandler(mem, false))
 	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>hello</html>") })
 	mux.HandleFunc("/gz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
@@ -126,17 +94,6 @@ func testHandler() http.Handler {
 		w.Header().Set("X-Path", path)
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// recordingRanger records what the lean path sent from its memory file.
-type recordingRanger struct {
-	*memfile.Reader
-	advanced int64
-}
-
-func (r *recordingRanger) Advance(n int64) {
-	r.advanced += n
-	r.Reader.Advance(n)
 }
 
 // servePair starts h on the lean path and on net/http alone.
@@ -243,12 +200,6 @@ func TestDifferential(t *testing.T) {
 	}{
 		{name: "hit", raw: get("/hit")},
 		{name: "hit head", raw: head("/hit"), methods: []string{"HEAD"}},
-		{name: "memfile sendfile", raw: get("/mem")},
-		{name: "memfile head", raw: head("/mem"), methods: []string{"HEAD"}},
-		{name: "memfile closed copies", raw: get("/mem-closed")},
-		{name: "memfile undeclared length", raw: get("/mem-undeclared")},
-		{name: "memfile pipelined", raw: get("/mem") + get("/small") + get("/mem"), methods: []string{"GET", "GET", "GET"},
-			paths: []string{"lean", "lean", "lean"}},
 		{name: "small sniffed", raw: get("/small")},
 		{name: "small head", raw: head("/small"), methods: []string{"HEAD"}},
 		{name: "gzip not sniffed", raw: get("/gz")},

@@ -1,7 +1,6 @@
 package lean
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -141,9 +140,6 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if fr, ok := src.(fileRanger); ok {
-		return w.readFromRange(src, fr)
-	}
 	_, isFile := src.(*os.File)
 	if lr, ok := src.(*io.LimitedReader); ok {
 		_, isFile = lr.R.(*os.File)
@@ -171,41 +167,6 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		w.c.werr = err
 	}
 	return n, err
-}
-
-// fileRanger is a reader whose unread bytes are also a range of a file
-// (internal/edge/memfile's Reader): the lean path sends that range with
-// sendfile(2) and reports what it sent with Advance.
-type fileRanger interface {
-	FileRange() (f *os.File, off, n int64)
-	Advance(n int64)
-}
-
-// readFromRange sends src's file range when the framing allows (a
-// declared length, no chunking, a body, not HEAD), with the header block
-// still buffered in the same system calls; otherwise, or when the file
-// cannot be sent (closed meanwhile, or sendfile refused), it copies src.
-func (w *response) readFromRange(src io.Reader, fr fileRanger) (int64, error) {
-	if w.isHEAD || !w.bodyAllowed() || w.contentLength < 0 || !w.committed && w.header != nil {
-		return io.CopyBuffer(writerOnly{w}, src, nil)
-	}
-	if !w.committed {
-		w.commit(nil)
-	}
-	f, off, n := fr.FileRange()
-	if w.chunking || n <= 0 || w.written+n > w.contentLength || w.c.werr != nil {
-		return io.CopyBuffer(writerOnly{w}, src, nil)
-	}
-	sent, err := w.c.sendRange(f, off, n)
-	if sent > 0 || err != nil && !errors.Is(err, errNoSendfile) {
-		fr.Advance(sent)
-		w.written += sent
-		if err != nil {
-			w.c.werr = err
-		}
-		return sent, err
-	}
-	return io.CopyBuffer(writerOnly{w}, src, nil) // the header is still (or already) sent as usual
 }
 
 // writerOnly hides ReadFrom from io.Copy.

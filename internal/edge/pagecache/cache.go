@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
-	"github.com/aipress/aipress/internal/edge/memfile"
 )
 
 // Defaults for zero Config fields.
@@ -24,12 +23,6 @@ const (
 	passTTL = 30 * time.Second
 	// entryOverhead approximates the bookkeeping bytes of one entry.
 	entryOverhead = 256
-	// Pages of minFileBody bytes or more are also kept in a memory file
-	// (memfile) that the lean HTTP/1.1 path sends with sendfile(2) instead
-	// of copying the bytes for every hit; they count twice against
-	// MaxBytes. At most maxFiles entries hold one (a descriptor each).
-	minFileBody = 16 << 10
-	maxFiles    = 4096
 )
 
 // Config configures a Cache. The zero value is usable.
@@ -85,7 +78,6 @@ type Cache struct {
 	flights map[string]*flight
 	refresh map[string]bool // keys being refreshed in the background
 	bytes   int64
-	files   int    // entries with a memory file
 	gen     uint64 // last generation handed out (global, so never reused)
 
 	bg sync.WaitGroup // background refreshes (tests wait on it)
@@ -102,9 +94,8 @@ type entry struct {
 	status              int
 	header              http.Header
 	body                []byte
-	gz                  []byte        // gzip variant of body (precompress); nil: none
-	file                *memfile.File // body in a memory file, for sendfile(2); nil: none
-	length, gzLength    []string      // Content-Length values of body and gz, shared by every hit
+	gz                  []byte   // gzip variant of body (precompress); nil: none
+	length, gzLength    []string // Content-Length values of body and gz, shared by every hit
 	tags                []string
 	stored              time.Time
 	ttl                 time.Duration
@@ -241,15 +232,6 @@ func (c *Cache) store(e *entry, gen uint64) bool {
 		}
 		c.removeLocked(back.Value.(*entry))
 	}
-	if e.file != nil {
-		if c.files >= maxFiles {
-			_ = e.file.Close()
-			e.file = nil
-			e.size -= int64(len(e.body))
-		} else {
-			c.files++
-		}
-	}
 	e.elem = c.lru.PushFront(e)
 	c.entries[e.key] = e
 	c.bytes += e.size
@@ -289,11 +271,6 @@ func (c *Cache) removeLocked(e *entry) {
 		delete(c.entries, e.key)
 	}
 	c.bytes -= e.size
-	if e.file != nil {
-		// A hit sending it now finishes first (memfile).
-		_ = e.file.Close()
-		c.files--
-	}
 	if idx := c.sites[e.site]; idx != nil {
 		delete(idx.all, e)
 		removeFrom(idx.resources, e.resource, e)

@@ -3,7 +3,6 @@ package pagecache
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
-	"github.com/aipress/aipress/internal/edge/memfile"
 )
 
 // fakeClock is an injectable clock.
@@ -372,79 +370,6 @@ func TestLRUEviction(t *testing.T) {
 	expect(t, h.do("GET", "/a"), Hit, "")
 	expect(t, h.do("GET", "/c"), Hit, "")
 	expect(t, h.do("GET", "/b"), Miss, "")
-}
-
-// readFromRecorder is a recorder with ReadFrom (as the edge's writers
-// have), remembering what it was given.
-type readFromRecorder struct {
-	*httptest.ResponseRecorder
-	src io.Reader
-}
-
-func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
-	r.src = src
-	return io.Copy(struct{ io.Writer }{r.ResponseRecorder}, src)
-}
-
-// TestMemoryFile: a large page is also kept in a memory file that hits
-// hand to ReadFrom (the lean path sends it with sendfile); it counts twice
-// against the budget and is closed when the page goes.
-func TestMemoryFile(t *testing.T) {
-	h := newHarness(t, Config{})
-	big := strings.Repeat("<p>big</p>", 4000)
-	h.up.respond = func(w http.ResponseWriter, r *http.Request, n int64) error {
-		w.Header().Set("Content-Type", "image/png") // not compressed: one variant
-		if r.URL.Path == "/small" {
-			io.WriteString(w, "small")
-			return nil
-		}
-		io.WriteString(w, big)
-		return nil
-	}
-	serve := func(target string) (*readFromRecorder, string) {
-		r := httptest.NewRequest("GET", target, nil)
-		r.Host = "blog.localhost"
-		rec := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
-		if err := h.h(rec, r, h.rt); err != nil {
-			t.Fatal(err)
-		}
-		return rec, rec.Header().Get("X-Cache")
-	}
-	if _, xc := serve("/big"); xc != Miss {
-		t.Fatalf("first: %s", xc)
-	}
-	rec, xc := serve("/big")
-	if xc != Hit || rec.Body.String() != big {
-		t.Fatalf("hit: %s, %d bytes", xc, rec.Body.Len())
-	}
-	mr, ok := rec.src.(*memfile.Reader)
-	if !ok {
-		t.Fatalf("hit sent %T, want a *memfile.Reader", rec.src)
-	}
-	f, off, n := mr.FileRange()
-	got := make([]byte, len(big))
-	if _, err := f.ReadAt(got, 0); err != nil || string(got) != big || off != int64(len(big)) || n != 0 {
-		t.Fatalf("memory file: %v, same bytes %v, range %d+%d", err, string(got) == big, off, n)
-	}
-	if s := h.c.Stats(); s.Bytes < 2*int64(len(big)) {
-		t.Errorf("accounted %d bytes, want at least twice the page (%d)", s.Bytes, 2*len(big))
-	}
-	serve("/small")
-	if rec, _ := serve("/small"); rec.src != nil {
-		t.Errorf("a small page was sent with ReadFrom (%T)", rec.src)
-	}
-	if n := h.c.PurgeSite("blog"); n != 2 {
-		t.Fatalf("purged %d", n)
-	}
-	if _, err := f.Stat(); err == nil {
-		t.Error("the memory file is still open after the purge")
-	}
-	h.c.mu.Lock()
-	files := h.c.files
-	h.c.mu.Unlock()
-	if files != 0 {
-		t.Errorf("%d memory files counted after the purge", files)
-	}
 }
 
 func TestPurge(t *testing.T) {

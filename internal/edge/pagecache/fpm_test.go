@@ -35,10 +35,6 @@ case '/cookie/':
 case '/tagged/':
 	header('X-AIPress-Tags: post-7, home');
 	break;
-case '/big/':
-	// A page large enough for a memory file (sendfile on the lean path).
-	echo str_repeat("<p>a big page</p>\n", 2500);
-	break;
 case '/reflect/':
 	// A page that reflects its URL, as many themes and plugins do.
 	echo 'utm=' . ($_GET['utm_source'] ?? '') . ' q=' . ($_GET['q'] ?? '') .

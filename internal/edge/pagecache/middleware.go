@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/internal/edge"
-	"github.com/aipress/aipress/internal/edge/memfile"
 	"github.com/aipress/aipress/internal/edge/precompress"
 )
 
@@ -225,13 +224,6 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, rt *edge.Route, nex
 		e.gzLength = []string{strconv.Itoa(len(e.gz))}
 	}
 	e.size = int64(len(key)+len(e.body)+len(e.gz)) + entryOverhead
-	if len(e.body) >= minFileBody && e.size+int64(len(e.body)) <= c.maxBytes {
-		// Failing is not an error: hits then copy the heap bytes.
-		if f, err := memfile.New("aipress-page", e.body); err == nil {
-			e.file = f
-			e.size += int64(len(e.body)) // the memory file's pages
-		}
-	}
 	for k, vv := range e.header {
 		for _, v := range vv {
 			e.size += int64(len(k) + len(v) + 4)
@@ -304,16 +296,9 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, lbl
 	// it through a fresh 32 KiB buffer in several writes).
 	h["Content-Length"] = length[:1:1]
 	w.WriteHeader(e.status)
-	if r.Method == http.MethodHead {
-		return
+	if r.Method != http.MethodHead {
+		w.Write(body)
 	}
-	if rf, ok := w.(io.ReaderFrom); ok && e.file != nil && len(body) == len(e.body) && &body[0] == &e.body[0] {
-		// The lean path sends the memory file with sendfile(2); others
-		// write the bytes (memfile.Reader's WriteTo).
-		rf.ReadFrom(e.file.Reader())
-		return
-	}
-	w.Write(body)
 }
 
 // startRefresh refreshes key in the background for a stale hit. c.mu is
