@@ -384,18 +384,18 @@ func checkTenantFile(realDoc string, fi os.FileInfo) error {
 // Vary: Accept-Encoding in both encodings.
 func serveBytes(w http.ResponseWriter, r *http.Request, name string, e staticEntry) {
 	h := w.Header()
-	body := e.body
+	body, length := e.body, e.length
 	// The type of the file, not of the bytes sent (the gzip variant's
-	// bytes would sniff as application/x-gzip).
-	ctype := mime.TypeByExtension(filepath.Ext(name))
-	if ctype == "" {
-		ctype = http.DetectContentType(body)
+	// bytes would sniff as application/x-gzip); by the name asked for.
+	if name == e.name && e.ctype != nil {
+		h["Content-Type"] = e.ctype[:1:1] // shared: a later Add copies
+	} else {
+		h.Set("Content-Type", contentType(name, body))
 	}
-	h.Set("Content-Type", ctype)
 	if e.gz != nil {
 		precompress.AddVary(h)
 		if r.Header.Get("Range") == "" && precompress.AcceptsGzip(r) {
-			body = e.gz
+			body, length = e.gz, e.gzLength
 			h.Set("Content-Encoding", "gzip")
 		}
 	}
@@ -404,22 +404,42 @@ func serveBytes(w http.ResponseWriter, r *http.Request, name string, e staticEnt
 		http.ServeContent(w, r, name, e.modTime, bytes.NewReader(body))
 		return
 	}
-	h.Set("Last-Modified", e.modTime.UTC().Format(http.TimeFormat))
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	// Values computed once per file (newStaticEntry), shared by every
+	// response as the page cache shares its entries' (a later Add copies).
+	h["Last-Modified"] = e.lastModified[:1:1]
+	h["Accept-Ranges"] = acceptRanges[:1:1]
+	h["Content-Length"] = length[:1:1]
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
 }
 
+var acceptRanges = []string{"bytes"}
+
+// contentType is the type of a file named name: by its extension, else
+// sniffed from its bytes.
+func contentType(name string, body []byte) string {
+	if ctype := mime.TypeByExtension(filepath.Ext(name)); ctype != "" {
+		return ctype
+	}
+	return http.DetectContentType(body)
+}
+
 // newStaticEntry is a file's body for the in-memory tier, with its gzip
-// variant when its type (by name) is text that compresses.
+// variant when its type (by name) is text that compresses, and the header
+// values of its responses.
 func newStaticEntry(name string, body []byte, modTime time.Time) staticEntry {
-	e := staticEntry{body: body, size: int64(len(body)), modTime: modTime}
+	e := staticEntry{body: body, size: int64(len(body)), modTime: modTime, name: name,
+		ctype:        []string{contentType(name, body)},
+		lastModified: []string{modTime.UTC().Format(http.TimeFormat)},
+		length:       []string{strconv.Itoa(len(body))}}
 	if precompress.Compressible(mime.TypeByExtension(filepath.Ext(name))) {
 		e.gz = precompress.Gzip(body)
 		e.size += int64(len(e.gz))
+		if e.gz != nil {
+			e.gzLength = []string{strconv.Itoa(len(e.gz))}
+		}
 	}
 	return e
 }
@@ -432,11 +452,14 @@ const (
 )
 
 type staticEntry struct {
-	body    []byte
-	gz      []byte // gzip variant (nil: none)
-	size    int64  // bytes kept: body and gz
-	modTime time.Time
-	fetched time.Time // remote entries: when the shard last confirmed it
+	body []byte
+	gz   []byte // gzip variant (nil: none)
+	name string // base name it was read under (ctype is by it)
+	// Header values, shared by every response (cap = len: an Add copies).
+	ctype, lastModified, length, gzLength []string
+	size                                  int64 // bytes kept: body and gz
+	modTime                               time.Time
+	fetched                               time.Time // remote entries: when the shard last confirmed it
 }
 
 // staticCache holds small static files by real path; when full it starts
