@@ -55,7 +55,14 @@
 // benchmark process (internal/edge with the page cache and the metrics, as
 // `aipress up` builds it, which has no profiling hook of its own) and
 // writes a CPU profile of every scenario but the WAF one under the same wrk
-// load to DIR (go tool pprof -top FILE).
+// load to DIR (go tool pprof -top FILE), and prints for each the CPU time
+// per request, the Go runtime's scheduler latency and GC pause quantiles
+// (runtime/metrics), GC cycles per 10,000 requests and bytes and objects
+// allocated per request. -trace also writes a runtime trace per scenario
+// (go tool trace FILE; go tool trace -pprof=sched FILE), -profile-only
+// skips the comparison with nginx, -profile-variants lean,net-http
+// profiles both HTTP paths in turn, and -only REGEXP keeps the scenarios
+// whose names match (for the table too).
 //
 // Progress and each run's figures go to stderr, the table to stdout. Unless
 // -keep is given, nginx and the platform are stopped and the temporary
