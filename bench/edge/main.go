@@ -55,7 +55,14 @@
 // benchmark process (internal/edge with the page cache and the metrics, as
 // `aipress up` builds it, which has no profiling hook of its own) and
 // writes a CPU profile of every scenario but the WAF one under the same wrk
-// load to DIR (go tool pprof -top FILE).
+// load to DIR (go tool pprof -top FILE), and prints for each the CPU time
+// per request, the Go runtime's scheduler latency and GC pause quantiles
+// (runtime/metrics), GC cycles per 10,000 requests and bytes and objects
+// allocated per request. -trace also writes a runtime trace per scenario
+// (go tool trace FILE; go tool trace -pprof=sched FILE), -profile-only
+// skips the comparison with nginx, -profile-variants lean,net-http
+// profiles both HTTP paths in turn, and -only REGEXP keeps the scenarios
+// whose names match (for the table too).
 //
 // Progress and each run's figures go to stderr, the table to stdout. Unless
 // -keep is given, nginx and the platform are stopped and the temporary
@@ -93,6 +100,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -116,6 +124,10 @@ type options struct {
 	timeout     time.Duration
 	profile     string
 	netHTTPOnly bool
+	trace       bool
+	profileOnly bool
+	only        string
+	variants    []string
 }
 
 func main() {
@@ -133,10 +145,26 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (data, logs, nginx.conf) and the site's Unix user")
 	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 10m + the runs)")
 	flag.StringVar(&o.profile, "profile", "", "after the runs, write CPU profiles of an in-process edge under load (every scenario but the WAF one) to this directory")
+	flag.BoolVar(&o.trace, "trace", false, "with -profile: also write a runtime/trace of every profiled scenario next to its profile (go tool trace FILE)")
+	flag.BoolVar(&o.profileOnly, "profile-only", false, "with -profile: skip the edge-vs-nginx runs and the table, profile only (CPU per request, not req/s vs nginx)")
+	flag.Func("profile-variants", "with -profile: comma-separated in-process edges to profile, each scenario on each in turn: lean (the default), net-http", func(v string) error {
+		for _, x := range strings.Split(v, ",") {
+			if x != "lean" && x != "net-http" {
+				return fmt.Errorf("unknown variant %q", x)
+			}
+			o.variants = append(o.variants, x)
+		}
+		return nil
+	})
+	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression (e.g. 'cache hit|static')")
 	flag.BoolVar(&o.netHTTPOnly, "net-http-only", false, "run the edge without its lean HTTP/1.1 path (aipress up --edge-net-http-only; the profile's edge too): the net/http baseline")
 	flag.Parse()
 	if flag.NArg() > 0 || o.rounds < 1 || o.connections < 1 || o.threads < 1 || o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "usage: edge [-duration 10s] [-connections 32] [-threads 2] [-rounds 2] [-keep]")
+		os.Exit(2)
+	}
+	if (o.trace || o.profileOnly) && o.profile == "" {
+		fmt.Fprintln(os.Stderr, "edge: -trace and -profile-only need -profile DIR")
 		os.Exit(2)
 	}
 	if o.timeout <= 0 {
@@ -366,11 +394,22 @@ func run(ctx context.Context, o options) (err error) {
 	} else {
 		notes = append(notes, "WAF rows skipped: no way to switch the edge's WAF per site (`aipress site set` with --waf-mode)")
 	}
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			return fmt.Errorf("-only: %w", err)
+		}
+		scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !re.MatchString(sc.name) })
+	}
 	stats := make([][2]sideStats, len(scenarios))
 	sides := [2]side{edgeSide, nginxSide}
 	warmed := make([]bool, len(scenarios))
 	wafMode := ""
-	for round := 1; round <= o.rounds; round++ {
+	rounds := o.rounds
+	if o.profileOnly {
+		rounds = 0
+	}
+	for round := 1; round <= rounds; round++ {
 		for i, sc := range scenarios {
 			mode := "off"
 			if sc.waf {
@@ -435,6 +474,9 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
+	if o.profileOnly {
+		return nil
+	}
 	bad := printReport(os.Stdout, o, scenarios, stats, notes, wafActive && wafFlag == "")
 	if bad != "" {
 		return errors.New(bad)

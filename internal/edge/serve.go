@@ -83,8 +83,7 @@ func (s *Server) tryFiles(r *http.Request, rt *Route) (tryResult, error) {
 	if strings.IndexByte(clean, 0) >= 0 || hasDotSegment(clean) {
 		return tryResult{}, notFound(fmt.Errorf("refused path %q", clean))
 	}
-	fsPath := filepath.Join(rt.Docroot, filepath.FromSlash(clean))
-	fi, err := os.Stat(fsPath)
+	fsPath, fi, err := s.stat(rt.Docroot, clean)
 	switch {
 	case err == nil && fi.IsDir():
 		script := path.Join(clean, "index.php")
@@ -123,6 +122,82 @@ func (s *Server) tryFiles(r *http.Request, rt *Route) (tryResult, error) {
 	default:
 		return tryResult{}, &HTTPError{Status: http.StatusInternalServerError, Message: "Internal error.", Cause: fmt.Errorf("stat %s: %w", fsPath, err)}
 	}
+}
+
+// stat returns the path of clean (a cleaned URL path) in docroot and its
+// os.Stat, from statCache when a stat of it said a regular file less than
+// statValidity ago.
+func (s *Server) stat(docroot, clean string) (string, os.FileInfo, error) {
+	// A shard's static server answers edges that keep its files
+	// themselves (remote.go) and revalidate them: it stats every time.
+	tenant := s.staticServer || strings.HasPrefix(clean, "/"+uploadsRel+"/")
+	key := statKey{docroot, clean}
+	now := s.now()
+	if !tenant {
+		if e, ok := s.stats.get(key, now); ok {
+			return e.fsPath, e.fi, nil
+		}
+	}
+	fsPath := filepath.Join(docroot, filepath.FromSlash(clean))
+	fi, err := os.Stat(fsPath)
+	if err == nil && fi.Mode().IsRegular() && !tenant {
+		s.stats.put(key, statEntry{fsPath: fsPath, fi: fi, at: now})
+	}
+	return fsPath, fi, err
+}
+
+// statCache remembers, for statValidity, the stat of the docroot paths
+// that were regular files (static files and PHP scripts) outside the
+// site's uploads (the one tree its user can write, whose files are
+// checked on a fresh stat at every request: serveStatic), as nginx's
+// open_file_cache does (bench-edge's nginx keeps them 60 s): a static
+// request then makes no stat(2) of its own. A file changed, added or
+// removed is seen at most statValidity later. Nothing is sent on the
+// strength of a remembered stat alone: a small file's in-memory copy is
+// only served while the remembered size and time match it (so a file
+// changed meanwhile is served as it was, a moment longer), and a file
+// that is opened is checked on its descriptor (serveStatic).
+type statCache struct {
+	mu sync.RWMutex
+	m  map[statKey]statEntry
+}
+
+type statKey struct{ docroot, clean string }
+
+type statEntry struct {
+	fsPath string
+	fi     os.FileInfo
+	at     time.Time
+}
+
+const (
+	statValidity = time.Second
+	maxStats     = 16384
+)
+
+func (c *statCache) get(k statKey, now time.Time) (statEntry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[k]
+	if !ok || now.Sub(e.at) >= statValidity || now.Before(e.at) {
+		return statEntry{}, false
+	}
+	return e, true
+}
+
+func (c *statCache) put(k statKey, e statEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxStats {
+		c.m = make(map[statKey]statEntry, 256)
+	}
+	c.m[k] = e
+}
+
+func (c *statCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
 }
 
 // frontController runs /index.php for a URL that names no file (pretty
@@ -180,6 +255,13 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rt *Route, 
 	// served for a name that has since become a link to a foreign file,
 	// and again below on the descriptor actually opened.
 	tenantTree := rootDir == realDoc && inUploads(rel)
+	if tenantTree && !strings.HasPrefix(filepath.ToSlash(strings.TrimPrefix(fsPath, rt.Docroot)), "/"+uploadsRel+"/") {
+		// Reached through another name, whose stat may be remembered
+		// (statCache): the checks need a fresh one.
+		if fi, err = os.Stat(fsPath); err != nil {
+			return notFound(err)
+		}
+	}
 	if tenantTree {
 		if err := checkTenantFile(realDoc, fi); err != nil {
 			s.static.forget(realPath)
@@ -302,18 +384,18 @@ func checkTenantFile(realDoc string, fi os.FileInfo) error {
 // Vary: Accept-Encoding in both encodings.
 func serveBytes(w http.ResponseWriter, r *http.Request, name string, e staticEntry) {
 	h := w.Header()
-	body := e.body
+	body, length := e.body, e.length
 	// The type of the file, not of the bytes sent (the gzip variant's
-	// bytes would sniff as application/x-gzip).
-	ctype := mime.TypeByExtension(filepath.Ext(name))
-	if ctype == "" {
-		ctype = http.DetectContentType(body)
+	// bytes would sniff as application/x-gzip); by the name asked for.
+	if name == e.name && e.ctype != nil {
+		h["Content-Type"] = e.ctype[:1:1] // shared: a later Add copies
+	} else {
+		h.Set("Content-Type", contentType(name, body))
 	}
-	h.Set("Content-Type", ctype)
 	if e.gz != nil {
 		precompress.AddVary(h)
 		if r.Header.Get("Range") == "" && precompress.AcceptsGzip(r) {
-			body = e.gz
+			body, length = e.gz, e.gzLength
 			h.Set("Content-Encoding", "gzip")
 		}
 	}
@@ -322,22 +404,42 @@ func serveBytes(w http.ResponseWriter, r *http.Request, name string, e staticEnt
 		http.ServeContent(w, r, name, e.modTime, bytes.NewReader(body))
 		return
 	}
-	h.Set("Last-Modified", e.modTime.UTC().Format(http.TimeFormat))
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	// Values computed once per file (newStaticEntry), shared by every
+	// response as the page cache shares its entries' (a later Add copies).
+	h["Last-Modified"] = e.lastModified[:1:1]
+	h["Accept-Ranges"] = acceptRanges[:1:1]
+	h["Content-Length"] = length[:1:1]
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
 }
 
+var acceptRanges = []string{"bytes"}
+
+// contentType is the type of a file named name: by its extension, else
+// sniffed from its bytes.
+func contentType(name string, body []byte) string {
+	if ctype := mime.TypeByExtension(filepath.Ext(name)); ctype != "" {
+		return ctype
+	}
+	return http.DetectContentType(body)
+}
+
 // newStaticEntry is a file's body for the in-memory tier, with its gzip
-// variant when its type (by name) is text that compresses.
+// variant when its type (by name) is text that compresses, and the header
+// values of its responses.
 func newStaticEntry(name string, body []byte, modTime time.Time) staticEntry {
-	e := staticEntry{body: body, size: int64(len(body)), modTime: modTime}
+	e := staticEntry{body: body, size: int64(len(body)), modTime: modTime, name: name,
+		ctype:        []string{contentType(name, body)},
+		lastModified: []string{modTime.UTC().Format(http.TimeFormat)},
+		length:       []string{strconv.Itoa(len(body))}}
 	if precompress.Compressible(mime.TypeByExtension(filepath.Ext(name))) {
 		e.gz = precompress.Gzip(body)
 		e.size += int64(len(e.gz))
+		if e.gz != nil {
+			e.gzLength = []string{strconv.Itoa(len(e.gz))}
+		}
 	}
 	return e
 }
@@ -350,11 +452,14 @@ const (
 )
 
 type staticEntry struct {
-	body    []byte
-	gz      []byte // gzip variant (nil: none)
-	size    int64  // bytes kept: body and gz
-	modTime time.Time
-	fetched time.Time // remote entries: when the shard last confirmed it
+	body []byte
+	gz   []byte // gzip variant (nil: none)
+	name string // base name it was read under (ctype is by it)
+	// Header values, shared by every response (cap = len: an Add copies).
+	ctype, lastModified, length, gzLength []string
+	size                                  int64 // bytes kept: body and gz
+	modTime                               time.Time
+	fetched                               time.Time // remote entries: when the shard last confirmed it
 }
 
 // staticCache holds small static files by real path; when full it starts

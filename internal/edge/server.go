@@ -170,9 +170,11 @@ type Server struct {
 	tableSet     chan struct{} // closed by the first SetTable
 	tableOnce    sync.Once
 	resolved     resolveCache // path in a docroot → real location
-	static       staticCache  // small static files by real location
-	realDocs     sync.Map     // docroot → docroot with symlinks resolved
-	allowedRoots sync.Map     // allowed symlink root → open *os.Root
+	stats        statCache    // recent stats of files in docroots
+	now          func() time.Time
+	static       staticCache // small static files by real location
+	realDocs     sync.Map    // docroot → docroot with symlinks resolved
+	allowedRoots sync.Map    // allowed symlink root → open *os.Root
 	requestIDGen func() string
 	staticServer bool         // Config.StaticServer
 	remote       remoteStatic // fetching from shards' static servers
@@ -192,6 +194,7 @@ func New(cfg Config) *Server {
 		bodyMemory:   defaultBodyMemory,
 		requestIDGen: newRequestID,
 		tableSet:     make(chan struct{}),
+		now:          time.Now,
 	}
 	if s.bodyTimeout <= 0 {
 		s.bodyTimeout = DefaultBodyTimeout
@@ -284,6 +287,7 @@ func (s *Server) SetTable(t *Table) {
 	// Path resolutions belong to the sites of the old table (a deleted
 	// site's entries would otherwise stay forever); they refill on demand.
 	s.resolved.reset()
+	s.stats.reset()
 	s.realDocs.Clear()
 }
 

@@ -799,9 +799,17 @@ func TestPHPMiddlewaresGuardOnlyPHP(t *testing.T) {
 	}
 }
 
-// Static files served from memory follow changes on disk.
+// Static files served from memory follow changes on disk, once the stat
+// of the file is older than statValidity (statCache).
 func TestStaticCacheFollowsChanges(t *testing.T) {
 	f := newFixture(t)
+	var mu sync.Mutex
+	now := time.Now()
+	f.edge.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
 	get := func() string {
 		_, body := f.do(t, request{host: "site.test", target: "/style.css"})
 		return body
@@ -815,8 +823,22 @@ func TestStaticCacheFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chtimes(p, time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	if got := get(); got != "body { color: red }\n" {
+		t.Fatalf("within statValidity after the change = %q, want the file as it was", got)
+	}
+	mu.Lock()
+	now = now.Add(statValidity)
+	mu.Unlock()
 	if got := get(); got != "body { color: blue; }\n" {
 		t.Fatalf("after change = %q", got)
+	}
+	// Removed: front controller (PHP), once the stat is old.
+	os.Remove(p)
+	mu.Lock()
+	now = now.Add(statValidity)
+	mu.Unlock()
+	if got := get(); strings.Contains(got, "color") {
+		t.Fatalf("after removal = %q", got)
 	}
 }
 
