@@ -72,6 +72,11 @@ const busyTimeoutMS = 10000
 type Store struct {
 	write *sql.DB // one connection: all writes and transactions
 	read  *sql.DB // query-only pool
+	// wgate admits users of the writer one at a time in arrival order
+	// (lockWriter): database/sql hands a freed connection to a random
+	// waiter, which under a queue of writers makes the slowest write wait
+	// many times the average.
+	wgate chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -102,7 +107,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.NumCPU())
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	s := &Store{write: write, read: read}
+	s := &Store{write: write, read: read, wgate: make(chan struct{}, 1)}
 	if err := chainLegacyAudit(ctx, s); err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite store: %w", err), s.Close())
 	}
@@ -165,8 +170,35 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// lockWriter waits for the writer connection's turn, first come first
+// served (blocked channel senders are queued in order), and returns the
+// function that gives it back. Every use of s.write goes through it.
+func (s *Store) lockWriter(ctx context.Context) (func(), error) {
+	select {
+	case s.wgate <- struct{}{}:
+		return func() { <-s.wgate }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// exec runs one statement on the writer connection in its turn.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.write.ExecContext(ctx, query, args...)
+}
+
 // inTx runs fn in a writer transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
