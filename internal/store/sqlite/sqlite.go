@@ -13,6 +13,8 @@
 //     concurrently with the writer.
 //   - Writer transactions begin IMMEDIATE, so a transaction holds the write
 //     lock from its first read, also against other processes on the same file.
+//   - Each connection keeps its prepared statements (stmtcache.go): SQLite
+//     would otherwise parse and plan every query's text on every call.
 //   - Pragmas on every connection: busy_timeout first (so the others wait for
 //     a lock instead of failing), then journal_mode=WAL, foreign_keys=ON and
 //     synchronous=NORMAL (in WAL mode: never corrupt, may lose the last
@@ -56,7 +58,6 @@ import (
 	"sync"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/aipress/aipress/internal/store"
 )
@@ -116,10 +117,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // openDB opens a handle on path and checks that a connection can be made.
 func openDB(ctx context.Context, path string, readOnly bool) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", dsn(path, readOnly))
+	c, err := newCachingConnector(dsn(path, readOnly))
 	if err != nil {
 		return nil, err
 	}
+	db := sql.OpenDB(c)
 	if err := db.PingContext(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
