@@ -185,13 +185,15 @@ func (c *Controller) Pass(ctx context.Context) error {
 }
 
 func (c *Controller) pass(ctx context.Context) error {
-	changed, err := c.sync(ctx)
+	changed, shardsChanged, err := c.sync(ctx)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	var errs []error
 	now := c.cfg.Clock()
-	if now.Sub(c.lastHealth) >= time.Second || changed {
+	// Health, drains and pruning look at shards and time: a burst of site
+	// writes (every create wakes the controller) need not repeat them.
+	if now.Sub(c.lastHealth) >= time.Second || shardsChanged {
 		c.lastHealth = now
 		errs = append(errs, c.checkHealth(ctx, now))
 		errs = append(errs, c.drain(ctx))
@@ -262,20 +264,19 @@ func (c *Controller) handOverCodeJobs(ctx context.Context) error {
 
 // sync brings the index up to date with the store: a full build at the
 // start of a term (or when the feed expired), then the changes since.
-// It reports whether anything changed.
-func (c *Controller) sync(ctx context.Context) (bool, error) {
+// It reports whether anything changed, and whether shards did.
+func (c *Controller) sync(ctx context.Context) (changed, shardsChanged bool, err error) {
 	if c.rev < 0 {
-		return true, c.rebuild(ctx)
+		return true, true, c.rebuild(ctx)
 	}
-	changed := false
 	for {
 		cl, err := c.cfg.Store.Changes(ctx, c.rev, store.ChangeOptions{Limit: store.MaxLimit})
 		if errors.Is(err, store.ErrExpired) {
 			c.log.Info("change feed expired; rebuilding the placement index")
-			return true, c.rebuild(ctx)
+			return true, true, c.rebuild(ctx)
 		}
 		if err != nil {
-			return changed, err
+			return changed, shardsChanged, err
 		}
 		for _, sh := range cl.Shards {
 			c.applyShard(sh)
@@ -289,9 +290,10 @@ func (c *Controller) sync(ctx context.Context) (bool, error) {
 			c.applySite(&cl.Sites[i])
 		}
 		changed = changed || len(cl.Shards)+len(cl.Sites)+len(cl.Removed) > 0
+		shardsChanged = shardsChanged || len(cl.Shards) > 0
 		c.rev = cl.Revision
 		if !cl.More {
-			return changed, nil
+			return changed, shardsChanged, nil
 		}
 	}
 }
