@@ -634,6 +634,16 @@ func testUpdateSites(t *testing.T, h *harness) {
 	if want := []string{"a.example.com", "b.example.com"}; !slices.Equal(changed, want) {
 		t.Errorf("shard-2's changes after the batch: %v, want %v", changed, want)
 	}
+	// A site named twice is updated twice, the second mutate seeing the
+	// first's write.
+	bump := func(x *site.Site) error { x.Status.ObservedGeneration++; return nil }
+	og := mustGet(t, s, a.Metadata.Name).Status.ObservedGeneration
+	if errs, err := s.UpdateSites(t.Context(), []string{a.Metadata.Name, b.Metadata.Name, a.Metadata.Name}, bump); err != nil || errors.Join(errs...) != nil {
+		t.Fatalf("batch naming a site twice: %v, %v", errs, err)
+	}
+	if got := mustGet(t, s, a.Metadata.Name).Status.ObservedGeneration; got != og+2 {
+		t.Errorf("a site named twice: observed generation %d -> %d, want +2", og, got)
+	}
 	// Nothing to do is no write.
 	if errs, err := s.UpdateSites(t.Context(), nil, func(*site.Site) error { return nil }); err != nil || len(errs) != 0 {
 		t.Errorf("empty batch: %v, %v", errs, err)
