@@ -662,6 +662,12 @@ func (c *Controller) markSites(ctx context.Context, shard string, up bool, reaso
 			if s.Status.Shard != shard {
 				continue
 			}
+			if up && s.Status.Condition(ConditionShardReachable) == nil {
+				// Nothing to clear, as mutate would find (only this
+				// controller writes the condition): no write transaction
+				// for each site of every shard that comes up.
+				continue
+			}
 			_, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
 				if cur.Status.Shard != shard {
 					return errSkip

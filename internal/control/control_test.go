@@ -466,3 +466,30 @@ func TestPlacementBatches(t *testing.T) {
 		t.Error("the site created again was not placed by the next pass")
 	}
 }
+
+// A shard that comes up writes none of its sites (none was marked
+// unreachable): no write transaction per site.
+func TestShardUpWritesNoSites(t *testing.T) {
+	f := newFixture(t, false)
+	cs := &countingStore{Store: f.st}
+	f.ctl = New(Config{Store: cs, Clock: f.clock.Now, HeartbeatTimeout: 10 * time.Second})
+	if err := f.st.CreateShard(t.Context(), &store.Shard{Name: "a", Capacity: 10, CreatedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		f.site(fmt.Sprintf("s%d.test", i), nil)
+	}
+	f.pass() // placed on the starting shard
+	if got := f.get("s0.test").Status.Shard; got != "a" {
+		t.Fatalf("site on %q, want a", got)
+	}
+	f.beat("a")
+	f.clock.Add(2 * time.Second)
+	f.pass()
+	if got := f.getShard("a").Phase; got != store.ShardReady {
+		t.Fatalf("shard phase %s, want Ready", got)
+	}
+	if cs.ones != 0 {
+		t.Errorf("the shard's coming up made %d site update calls, want 0", cs.ones)
+	}
+}
