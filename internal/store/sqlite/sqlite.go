@@ -11,6 +11,9 @@
 //     (UpdateSite) race-free inside the process. The readers are a pool of
 //     query-only connections which, in WAL mode, read consistent snapshots
 //     concurrently with the writer.
+//   - Writes are committed in groups (groupcommit.go): what queued while a
+//     transaction ran is written by the next one, each write in a savepoint
+//     of its own, so a burst of writes costs a few commits, not one each.
 //   - Writer transactions begin IMMEDIATE, so a transaction holds the write
 //     lock from its first read, also against other processes on the same file.
 //   - Each connection keeps its prepared statements (stmtcache.go): SQLite
@@ -73,11 +76,11 @@ const busyTimeoutMS = 10000
 type Store struct {
 	write *sql.DB // one connection: all writes and transactions
 	read  *sql.DB // query-only pool
-	// wgate admits users of the writer one at a time in arrival order
-	// (lockWriter): database/sql hands a freed connection to a random
-	// waiter, which under a queue of writers makes the slowest write wait
-	// many times the average.
-	wgate chan struct{}
+	// wgate is the committer's token and pending the writes waiting for
+	// the next group commit (groupcommit.go).
+	wgate   chan struct{}
+	pmu     sync.Mutex
+	pending []*txReq
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,52 +173,6 @@ func (s *Store) Close() error {
 		s.closeErr = errors.Join(s.read.Close(), s.write.Close())
 	})
 	return s.closeErr
-}
-
-// lockWriter waits for the writer connection's turn, first come first
-// served (blocked channel senders are queued in order), and returns the
-// function that gives it back. Every use of s.write goes through it.
-func (s *Store) lockWriter(ctx context.Context) (func(), error) {
-	select {
-	case s.wgate <- struct{}{}:
-		return func() { <-s.wgate }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// exec runs one statement on the writer connection in its turn.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	unlock, err := s.lockWriter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.write.ExecContext(ctx, query, args...)
-}
-
-// inTx runs fn in a writer transaction and commits it when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	unlock, err := s.lockWriter(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	// Should fn panic (mutate is the caller's code), roll back anyway: an
-	// open transaction would hold the only writer connection forever.
-	defer tx.Rollback() //nolint:errcheck // ErrTxDone after Commit or Rollback
-	if err := fn(tx); err != nil {
-		// err is returned as is (UpdateSite passes mutate's error through).
-		if rbErr := ignoreDone(tx.Rollback()); rbErr != nil {
-			return errors.Join(err, rbErr)
-		}
-		return err
-	}
-	return tx.Commit()
 }
 
 // ignoreDone drops sql.ErrTxDone, which Rollback returns after the context
