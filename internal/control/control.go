@@ -185,13 +185,15 @@ func (c *Controller) Pass(ctx context.Context) error {
 }
 
 func (c *Controller) pass(ctx context.Context) error {
-	changed, err := c.sync(ctx)
+	changed, shardsChanged, err := c.sync(ctx)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	var errs []error
 	now := c.cfg.Clock()
-	if now.Sub(c.lastHealth) >= time.Second || changed {
+	// Health, drains and pruning look at shards and time: a burst of site
+	// writes (every create wakes the controller) need not repeat them.
+	if now.Sub(c.lastHealth) >= time.Second || shardsChanged {
 		c.lastHealth = now
 		errs = append(errs, c.checkHealth(ctx, now))
 		errs = append(errs, c.drain(ctx))
@@ -262,20 +264,19 @@ func (c *Controller) handOverCodeJobs(ctx context.Context) error {
 
 // sync brings the index up to date with the store: a full build at the
 // start of a term (or when the feed expired), then the changes since.
-// It reports whether anything changed.
-func (c *Controller) sync(ctx context.Context) (bool, error) {
+// It reports whether anything changed, and whether shards did.
+func (c *Controller) sync(ctx context.Context) (changed, shardsChanged bool, err error) {
 	if c.rev < 0 {
-		return true, c.rebuild(ctx)
+		return true, true, c.rebuild(ctx)
 	}
-	changed := false
 	for {
 		cl, err := c.cfg.Store.Changes(ctx, c.rev, store.ChangeOptions{Limit: store.MaxLimit})
 		if errors.Is(err, store.ErrExpired) {
 			c.log.Info("change feed expired; rebuilding the placement index")
-			return true, c.rebuild(ctx)
+			return true, true, c.rebuild(ctx)
 		}
 		if err != nil {
-			return changed, err
+			return changed, shardsChanged, err
 		}
 		for _, sh := range cl.Shards {
 			c.applyShard(sh)
@@ -289,9 +290,10 @@ func (c *Controller) sync(ctx context.Context) (bool, error) {
 			c.applySite(&cl.Sites[i])
 		}
 		changed = changed || len(cl.Shards)+len(cl.Sites)+len(cl.Removed) > 0
+		shardsChanged = shardsChanged || len(cl.Shards) > 0
 		c.rev = cl.Revision
 		if !cl.More {
-			return changed, nil
+			return changed, shardsChanged, nil
 		}
 	}
 }
@@ -404,53 +406,38 @@ func (c *Controller) placePending(ctx context.Context) error {
 	// Placed sites leave the unplaced set, so paging by name past each
 	// page visits every site once even though the set shrinks meanwhile.
 	opts := store.ListOptions{Unplaced: true, Limit: store.MaxLimit}
-	var (
-		wg  sync.WaitGroup
-		mu  sync.Mutex // guards errs and wrote while writes run
-		sem = make(chan struct{}, placementWriters)
-	)
 	for {
 		page, err := c.cfg.Store.ListSites(ctx, opts)
 		if err != nil {
 			return err
 		}
+		// Choices are made in order (the index is the truth for
+		// capacity) and written in batches, one transaction each.
+		var batch []choice
 		for i := range page.Items {
 			s := &page.Items[i]
 			if s.Metadata.DeletionRequested != nil {
 				if err := c.cfg.Store.DeleteSite(ctx, s.Metadata.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-					mu.Lock()
 					errs = append(errs, err)
-					mu.Unlock()
 					continue
 				}
-				mu.Lock()
 				wrote = true
-				mu.Unlock()
 				continue
 			}
 			shard, err := c.choose(ctx, s)
 			if err != nil {
-				mu.Lock()
 				errs = append(errs, err)
-				mu.Unlock()
 				continue
 			}
-			// Choices are made in order (the index is the truth for
-			// capacity); their writes run a few at a time, which a
-			// PostgreSQL store takes in parallel.
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				placed, err := c.record(ctx, s, shard)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				wrote = wrote || placed
-			})
+			batch = append(batch, choice{name: s.Metadata.Name, uid: s.Metadata.UID, shard: shard})
+			if len(batch) == placementBatch {
+				placed, err := c.record(ctx, batch)
+				wrote, errs = wrote || placed, append(errs, err)
+				batch = batch[:0]
+			}
 		}
-		wg.Wait()
+		placed, err := c.record(ctx, batch)
+		wrote, errs = wrote || placed, append(errs, err)
 		if page.Continue == "" {
 			return errors.Join(errs...)
 		}
@@ -458,8 +445,13 @@ func (c *Controller) placePending(ctx context.Context) error {
 	}
 }
 
-// placementWriters is how many placement writes run at once.
-const placementWriters = 8
+// placementBatch is how many placements one transaction writes at most: a
+// write transaction holds up the API's writes meanwhile (SQLite has one
+// writer; PostgreSQL serialises revisions).
+const placementBatch = 100
+
+// choice is a site's place the index chose.
+type choice struct{ name, uid, shard string }
 
 // choose chooses (or grows) a shard for s in the index, which records the
 // site there at once.
@@ -478,26 +470,51 @@ func (c *Controller) choose(ctx context.Context, s *site.Site) (string, error) {
 	return shard, nil
 }
 
-// record writes the choice on the site unless the site changed meanwhile
-// (then the index forgets it; the next sync sees what happened instead).
-func (c *Controller) record(ctx context.Context, s *site.Site, shard string) (bool, error) {
-	uid := s.Metadata.UID
-	_, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {
-		if cur.Metadata.UID != uid || cur.Status.Shard != "" {
+// record writes the choices on their sites, in one transaction, except on
+// a site that changed meanwhile (deleted and created again, or placed by
+// someone else): the index forgets those, and the next sync sees what
+// happened instead. It reports whether it wrote any.
+func (c *Controller) record(ctx context.Context, batch []choice) (bool, error) {
+	if len(batch) == 0 {
+		return false, nil
+	}
+	byName := make(map[string]choice, len(batch))
+	names := make([]string, len(batch))
+	for i, ch := range batch {
+		byName[ch.name], names[i] = ch, ch.name
+	}
+	siteErrs, err := c.cfg.Store.UpdateSites(ctx, names, func(cur *site.Site) error {
+		ch := byName[cur.Metadata.Name]
+		if cur.Metadata.UID != ch.uid || cur.Status.Shard != "" {
 			return errSkip
 		}
-		cur.Status.Shard = shard
+		cur.Status.Shard = ch.shard
 		return nil
 	})
 	if err != nil {
-		c.idx.Unassign(s.Metadata.Name)
-		if errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound) {
-			return false, nil
+		for _, ch := range batch {
+			c.idx.Unassign(ch.name)
 		}
-		return false, fmt.Errorf("place %s on %s: %w", s.Metadata.Name, shard, err)
+		return false, fmt.Errorf("place %d sites: %w", len(batch), err)
 	}
-	c.log.Info("placed site", "site", s.Metadata.Name, "shard", shard)
-	return true, nil
+	var errs []error
+	placed := false
+	for i, ch := range batch {
+		switch err := siteErrs[i]; {
+		case err == nil:
+			placed = true
+			c.log.Info("placed site", "site", ch.name, "shard", ch.shard)
+		case errors.Is(err, errSkip) || errors.Is(err, store.ErrNotFound):
+			c.idx.Unassign(ch.name)
+		default:
+			c.idx.Unassign(ch.name)
+			errs = append(errs, fmt.Errorf("place %s on %s: %w", ch.name, ch.shard, err))
+		}
+	}
+	if placed {
+		c.cfg.Notify() // agents learn of their new sites now, not after the pass
+	}
+	return placed, errors.Join(errs...)
 }
 
 // checkHealth judges every shard's Phase (see judge) and mirrors a change
@@ -643,6 +660,12 @@ func (c *Controller) markSites(ctx context.Context, shard string, up bool, reaso
 		}
 		for _, s := range page.Items {
 			if s.Status.Shard != shard {
+				continue
+			}
+			if up && s.Status.Condition(ConditionShardReachable) == nil {
+				// Nothing to clear, as mutate would find (only this
+				// controller writes the condition): no write transaction
+				// for each site of every shard that comes up.
 				continue
 			}
 			_, err := c.cfg.Store.UpdateSite(ctx, s.Metadata.Name, func(cur *site.Site) error {

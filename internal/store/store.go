@@ -53,6 +53,14 @@ var (
 //     updates never lose a write. mutate may run while the store holds its
 //     write lock: it must not call the store's write methods.
 //   - GetSite and UpdateSite fail with ErrNotFound for an unknown name.
+//   - UpdateSites is UpdateSite for many sites in one transaction (the
+//     control plane's leader places sites with it): mutate runs on each
+//     named site in order under UpdateSite's rules, each written site
+//     taking its own revision. The i-th error is that site's alone, as
+//     UpdateSite would return it (nil, mutate's error as is, or one
+//     wrapping ErrNotFound or ErrInvalid); such a site is not written and
+//     the others still are. The second result is the transaction's: when
+//     it is not nil nothing was written.
 //   - DeleteSite removes the record; unknown names give ErrNotFound.
 //   - ListSites returns sites ordered by name, at most Limit (default 100,
 //     max 1000) per page; Continue is an opaque token for the next page, empty
@@ -200,6 +208,7 @@ type Store interface {
 	GetSite(ctx context.Context, name string) (*site.Site, error)
 	ListSites(ctx context.Context, opts ListOptions) (*SiteList, error)
 	UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error)
+	UpdateSites(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error)
 	DeleteSite(ctx context.Context, name string) error
 	// SetSiteOrg moves the site to another organisation (see the contract).
 	SetSiteOrg(ctx context.Context, name, org string) (*site.Site, error)

@@ -130,3 +130,29 @@ func DecodeSite(name string, metadata, spec, status []byte) (*site.Site, error) 
 	}
 	return &s, nil
 }
+
+// MutateError carries a mutate function's own error through a store's
+// update code, so that UpdateSiteErr can return it as is. For store
+// implementations.
+type MutateError struct{ Err error }
+
+func (e MutateError) Error() string { return e.Err.Error() }
+func (e MutateError) Unwrap() error { return e.Err }
+
+// UpdateSiteErr is what UpdateSite (and UpdateSites for each site) returns
+// for the site called name: nil when both are nil; mutate's own error as
+// is when siteErr is a MutateError and the transaction failed with nothing
+// else; otherwise the error (err, else siteErr) wrapped with the name. For
+// store implementations.
+func UpdateSiteErr(name string, siteErr, err error) error {
+	if err == nil {
+		err = siteErr
+	}
+	if err == nil {
+		return nil
+	}
+	if me, ok := siteErr.(MutateError); ok && err == siteErr { //nolint:errorlint // identity: the transaction failed with this error alone
+		return me.Err
+	}
+	return fmt.Errorf("update site %q: %w", name, err)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/aipress/aipress/internal/ctljobs"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -95,7 +96,15 @@ type Controller struct {
 
 	// lastGood caches each site's last good backup time (by UID) between
 	// passes; a site that looks due is always looked up again.
-	lastGood      map[string]time.Time
+	lastGood map[string]time.Time
+	// neverBacked holds the sites (name → UID) found without any backup
+	// job, so without a snapshot and without a failed attempt: schedule
+	// and periodic skip their two lookups until a backup job of the site
+	// is written (noticed through the jobs written after jobsRev, the
+	// store revision read before the last lookups). A fleet of new sites
+	// otherwise cost two queries per site per pass.
+	neverBacked   map[string]string
+	jobsRev       int64
 	lastRetention time.Time
 	// lastSizes is the usage hour sizes last measured fully.
 	lastSizes string
@@ -148,7 +157,7 @@ func New(cfg Config) *Controller {
 	if cfg.LogMargin <= 0 {
 		cfg.LogMargin = DefaultLogMargin
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, kick: make(chan struct{}, 1),
+	return &Controller{cfg: cfg, log: cfg.Logger, lastGood: map[string]time.Time{}, neverBacked: map[string]string{}, kick: make(chan struct{}, 1),
 		jobs: ctljobs.New(ctljobs.Config{Store: cfg.Store, Clock: cfg.Clock, Notify: cfg.Notify})}
 }
 
@@ -266,6 +275,38 @@ func (c *Controller) newJob(ctx context.Context, kind store.JobKind, siteName, u
 	return j, nil
 }
 
+// forgetBacked drops from neverBacked the sites with a backup job written
+// since the last call, and moves jobsRev to the store's current revision
+// (read first: a job written meanwhile is seen by the next call).
+func (c *Controller) forgetBacked(ctx context.Context) error {
+	cl, err := c.cfg.Store.Changes(ctx, math.MaxInt64, store.ChangeOptions{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("read revision: %w", err)
+	}
+	rev := cl.Revision
+	if c.jobsRev <= 0 {
+		clear(c.neverBacked)
+		c.jobsRev = rev
+		return nil
+	}
+	opts := store.JobListOptions{Kind: store.JobBackup, ChangedAfter: c.jobsRev, Limit: store.MaxLimit}
+	for {
+		l, err := c.cfg.Store.ListJobs(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, j := range l.Items {
+			delete(c.neverBacked, j.Site)
+		}
+		if l.Continue == "" {
+			break
+		}
+		opts.Continue = l.Continue
+	}
+	c.jobsRev = rev
+	return nil
+}
+
 // schedulable reports whether a site takes scheduled backups now.
 func schedulable(st *site.Site) bool {
 	return st.Status.Shard != "" && st.Metadata.DeletionRequested == nil && !st.Move.Active() &&
@@ -278,6 +319,9 @@ func (c *Controller) schedule(ctx context.Context, sites []site.Site) error {
 	now := c.cfg.Clock()
 	jobs, err := ctljobs.List(ctx, c.cfg.Store, store.JobListOptions{Kind: store.JobBackup, Phases: active})
 	if err != nil {
+		return err
+	}
+	if err := c.forgetBacked(ctx); err != nil {
 		return err
 	}
 	perShard := map[string]int{}
@@ -303,6 +347,11 @@ func (c *Controller) schedule(ctx context.Context, sites []site.Site) error {
 		if last, ok := c.lastGood[uid]; ok && !schedule.Due(last, interval, now) {
 			continue
 		}
+		if c.neverBacked[st.Metadata.Name] == uid {
+			c.lastGood[uid] = time.Time{}
+			cands = append(cands, cand{st, time.Time{}})
+			continue
+		}
 		e, err := catalog.Latest(ctx, c.cfg.Store, st.Metadata.Name, uid)
 		if err != nil {
 			return err
@@ -325,12 +374,19 @@ func (c *Controller) schedule(ctx context.Context, sites []site.Site) error {
 			if j.Phase == store.JobFailed && j.FinishedAt != nil && now.Sub(*j.FinishedAt) < c.cfg.RetryAfter {
 				continue
 			}
+		} else if e == nil {
+			c.neverBacked[st.Metadata.Name] = uid
 		}
 		cands = append(cands, cand{st, last})
 	}
 	for uid := range c.lastGood {
 		if !seen[uid] {
 			delete(c.lastGood, uid)
+		}
+	}
+	for name, uid := range c.neverBacked {
+		if !seen[uid] {
+			delete(c.neverBacked, name)
 		}
 	}
 	c.setCoverage(sites, now)
@@ -588,6 +644,9 @@ func (c *Controller) periodic(ctx context.Context, sites []site.Site) error {
 				onShard = append(onShard[start:], onShard[:start]...)
 			}
 			st := onShard[k]
+			if c.neverBacked[st.Metadata.Name] == st.Metadata.UID {
+				continue // no snapshot
+			}
 			e, err := catalog.Latest(ctx, c.cfg.Store, st.Metadata.Name, st.Metadata.UID)
 			if err != nil {
 				return err

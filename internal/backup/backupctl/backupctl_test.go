@@ -616,3 +616,66 @@ func TestCoverage(t *testing.T) {
 		}
 	}
 }
+
+// jobCounter counts ListJobs calls.
+type jobCounter struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (c *jobCounter) ListJobs(ctx context.Context, opts store.JobListOptions) (*store.JobList, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Store.ListJobs(ctx, opts)
+}
+
+func (c *jobCounter) calls() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+
+// Sites that never had a backup job are looked up once, not on every
+// pass; a backup job written for one of them makes the next pass look it
+// up again.
+func TestScheduleNeverBackedLookedUpOnce(t *testing.T) {
+	var jc *jobCounter
+	e := newEnv(t, func(c *Config) {
+		c.PruneEvery, c.VerifyEvery, c.RetentionEvery = -1, -1, -1
+		jc = &jobCounter{Store: c.Store}
+		c.Store = jc
+	})
+	const n = 20
+	for i := range n {
+		e.site(t, fmt.Sprintf("s%02d.com", i), "s1", "basic")
+	}
+	e.pass(t) // looks every site up; schedules two
+	before := jc.calls()
+	e.clock.Advance(time.Minute)
+	e.pass(t)
+	if got := jc.calls() - before; got >= n {
+		t.Errorf("second pass made %d job lookups for %d sites never backed up, want fewer than one a site", got, n)
+	}
+	// Every site backed up (s05 by other means, a manual backup) is not
+	// due for a day: none is scheduled again meanwhile.
+	backed := map[string]bool{"s05.com": true}
+	finish := func() {
+		for _, j := range e.jobs(t, store.JobListOptions{Kind: store.JobBackup, Phases: active}) {
+			backed[j.Site] = true
+		}
+		e.finishAll(t, store.JobSucceeded)
+	}
+	finish()
+	e.succeed(t, "s1", "s05.com", "s1:manual", e.clock.Now())
+	for range n {
+		e.clock.Advance(time.Minute)
+		e.pass(t)
+		for _, j := range e.jobs(t, store.JobListOptions{Kind: store.JobBackup, Phases: active}) {
+			if backed[j.Site] {
+				t.Fatalf("%s scheduled again right after its backup", j.Site)
+			}
+		}
+		finish()
+	}
+	if len(backed) != n {
+		t.Errorf("%d of %d sites backed up after %d passes", len(backed), n, n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -245,60 +246,198 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 // open: it may read the store but must not call its write methods.
 func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error) {
 	var out *site.Site
-	var mutateErr error
+	var siteErr error
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		r, err := getRow(ctx, tx, name, true)
+		var err error
+		out, siteErr, err = updateSiteTx(ctx, tx, name, mutate)
+		if err == nil && siteErr != nil {
+			err = siteErr // nothing was written; roll back anyway
+		}
+		return err
+	})
+	return out, store.UpdateSiteErr(name, siteErr, err)
+}
+
+// UpdateSites applies mutate to each named site in one transaction (see
+// store.Store), in a few round trips whatever the number of sites: the rows
+// are read and locked by one query, the revisions taken by one update, and
+// the writes sent as one batch.
+func (s *Store) UpdateSites(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error) {
+	if len(names) == 0 {
+		return []error{}, nil
+	}
+	if hasDuplicate(names) {
+		return s.updateSitesOneByOne(ctx, names, mutate)
+	}
+	errs := make([]error, len(names))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Every row is locked first, in name order: a transaction that
+		// holds the revision row (meta) never waits for a site row, as in
+		// UpdateSite (site row, then meta), so no two writers deadlock.
+		rows, err := tx.Query(ctx, `SELECT `+siteColumns+` FROM sites WHERE name = ANY($1) ORDER BY name FOR UPDATE`, names)
 		if err != nil {
-			return err
-		}
-		before, err := r.decode()
-		if err != nil {
-			return err
-		}
-		next, err := r.decode() // an independent copy for mutate
-		if err != nil {
-			return err
-		}
-		if err := mutate(next); err != nil {
-			mutateErr = err
-			return err
-		}
-		write, err := store.PrepareUpdate(before, next)
-		if err != nil {
-			return err
-		}
-		if !write {
-			out = next // nothing changed: write nothing
-			return nil
-		}
-		rev, err := nextRevision(ctx, tx)
-		if err != nil {
-			return err
-		}
-		next.Metadata.ResourceVersion = rev
-		w, err := encodeSite(next)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx,
-			`UPDATE sites SET shard = $1, move_source = $2, move_target = $3, resource_version = $4,
-				metadata = $5, spec = $6, status = $7, move = $8 WHERE name = $9`,
-			w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
 			return mapErr(err)
 		}
-		if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
-			return err
+		byName := make(map[string]siteRow, len(names))
+		for rows.Next() {
+			r, err := scanSite(rows)
+			if err != nil {
+				rows.Close()
+				return mapErr(err)
+			}
+			byName[r.name] = r
 		}
-		out = next
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return mapErr(err)
+		}
+		type write struct{ before, next *site.Site }
+		var writes []write
+		for i, name := range names {
+			r, ok := byName[name]
+			if !ok {
+				errs[i] = store.UpdateSiteErr(name, store.ErrNotFound, nil)
+				continue
+			}
+			before, err := r.decode()
+			if err != nil {
+				return err
+			}
+			next, err := r.decode() // an independent copy for mutate
+			if err != nil {
+				return err
+			}
+			if err := mutate(next); err != nil {
+				errs[i] = err // as is
+				continue
+			}
+			write, err := store.PrepareUpdate(before, next)
+			if err != nil {
+				errs[i] = store.UpdateSiteErr(name, err, nil)
+				continue
+			}
+			if write {
+				writes = append(writes, struct{ before, next *site.Site }{before, next})
+			}
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		var last int64
+		if err := tx.QueryRow(ctx, `UPDATE meta SET value = value + $1 WHERE key = 'revision' RETURNING value`, len(writes)).Scan(&last); err != nil {
+			return fmt.Errorf("bump revision: %w", mapErr(err))
+		}
+		b := &pgx.Batch{}
+		for k, w := range writes {
+			rev := last - int64(len(writes)) + 1 + int64(k)
+			w.next.Metadata.ResourceVersion = rev
+			e, err := encodeSite(w.next)
+			if err != nil {
+				return err
+			}
+			b.Queue(`UPDATE sites SET shard = $1, move_source = $2, move_target = $3, resource_version = $4,
+				metadata = $5, spec = $6, status = $7, move = $8 WHERE name = $9`,
+				e.shard, e.moveSource, e.moveTarget, e.resourceVersion, e.metadata, e.spec, e.status, e.move, w.next.Metadata.Name)
+			for _, t := range store.UpdateTombstones(w.before, w.next, rev) {
+				b.Queue(`INSERT INTO tombstones (revision, name, uid, shard, deleted) VALUES ($1, $2, $3, $4, $5)`,
+					t.Revision, t.Name, t.UID, t.Shard, t.Deleted)
+			}
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return mapErr(err)
+		}
 		return nil
 	})
-	if mutateErr != nil && err == mutateErr { //nolint:errorlint // identity: mutate's error is returned as is
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("update sites: %w", err)
+	}
+	return errs, nil
+}
+
+// updateSitesOneByOne is UpdateSites site after site, for a list that
+// names a site twice (its second mutate must see the first's write).
+func (s *Store) updateSitesOneByOne(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error) {
+	errs := make([]error, len(names))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		sorted := slices.Clone(names)
+		slices.Sort(sorted)
+		if _, err := tx.Exec(ctx, `SELECT name FROM sites WHERE name = ANY($1) ORDER BY name FOR UPDATE`, sorted); err != nil {
+			return mapErr(err)
+		}
+		for i, name := range names {
+			_, siteErr, err := updateSiteTx(ctx, tx, name, mutate)
+			if err != nil {
+				return err
+			}
+			errs[i] = store.UpdateSiteErr(name, siteErr, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update sites: %w", err)
+	}
+	return errs, nil
+}
+
+func hasDuplicate(names []string) bool {
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return true
+		}
+		seen[n] = true
+	}
+	return false
+}
+
+// updateSiteTx is one site's update inside tx. siteErr is an error of this
+// site alone, found before anything was written (unknown, mutate's error,
+// a forbidden change); err is one of the transaction.
+func updateSiteTx(ctx context.Context, tx pgx.Tx, name string, mutate func(*site.Site) error) (out *site.Site, siteErr, err error) {
+	r, err := getRow(ctx, tx, name, true)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("update site %q: %w", name, err)
+		return nil, nil, err
 	}
-	return out, nil
+	before, err := r.decode()
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := r.decode() // an independent copy for mutate
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mutate(next); err != nil {
+		return nil, store.MutateError{Err: err}, nil
+	}
+	write, err := store.PrepareUpdate(before, next)
+	if err != nil {
+		return nil, err, nil
+	}
+	if !write {
+		return next, nil, nil // nothing changed: write nothing
+	}
+	rev, err := nextRevision(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	next.Metadata.ResourceVersion = rev
+	w, err := encodeSite(next)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := tx.Exec(ctx,
+		`UPDATE sites SET shard = $1, move_source = $2, move_target = $3, resource_version = $4,
+			metadata = $5, spec = $6, status = $7, move = $8 WHERE name = $9`,
+		w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
+		return nil, nil, mapErr(err)
+	}
+	if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
+		return nil, nil, err
+	}
+	return next, nil, nil
 }
 
 // DeleteSite removes the site called name and records its tombstones.

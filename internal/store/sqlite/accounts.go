@@ -461,7 +461,7 @@ func (s *Store) PutMembership(ctx context.Context, m store.Membership) error {
 
 // DeleteMembership removes the (org, userID) membership.
 func (s *Store) DeleteMembership(ctx context.Context, org, userID string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM memberships WHERE org = ? AND user_id = ?`, org, userID)
+	res, err := s.exec(ctx, `DELETE FROM memberships WHERE org = ? AND user_id = ?`, org, userID)
 	if err == nil {
 		err = affected(res)
 	}
@@ -582,7 +582,7 @@ func (s *Store) ListInvites(ctx context.Context, org string) ([]store.Invite, er
 
 // DeleteInvite removes the invitation id.
 func (s *Store) DeleteInvite(ctx context.Context, id string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM invites WHERE id = ?`, id)
+	res, err := s.exec(ctx, `DELETE FROM invites WHERE id = ?`, id)
 	if err == nil {
 		err = affected(res)
 	}

@@ -59,8 +59,13 @@ func (s *Store) OpenIncident(ctx context.Context, site string, at time.Time, cau
 
 // CloseIncident closes site's open incident at at (see store.Store).
 func (s *Store) CloseIncident(ctx context.Context, site string, at time.Time) (*store.Incident, error) {
-	out, err := scanIncident(s.write.QueryRowContext(ctx, `UPDATE incidents SET ended = max(started, ?) WHERE site = ? AND ended IS NULL RETURNING `+incidentCols,
-		at.UnixNano(), site))
+	var out store.Incident
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = scanIncident(tx.QueryRowContext(ctx, `UPDATE incidents SET ended = max(started, ?) WHERE site = ? AND ended IS NULL RETURNING `+incidentCols,
+			at.UnixNano(), site))
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open incident of %q: %w", site, store.ErrNotFound)
 	}

@@ -37,9 +37,9 @@ func (s *Store) PutSetting(ctx context.Context, key string, value []byte, versio
 	var res sql.Result
 	var err error
 	if version == 0 {
-		res, err = s.write.ExecContext(ctx, `INSERT INTO settings (key, value, version) VALUES (?, ?, 1) ON CONFLICT (key) DO NOTHING`, key, value)
+		res, err = s.exec(ctx, `INSERT INTO settings (key, value, version) VALUES (?, ?, 1) ON CONFLICT (key) DO NOTHING`, key, value)
 	} else {
-		res, err = s.write.ExecContext(ctx, `UPDATE settings SET value = ?, version = version + 1 WHERE key = ? AND version = ?`, value, key, version)
+		res, err = s.exec(ctx, `UPDATE settings SET value = ?, version = version + 1 WHERE key = ? AND version = ?`, value, key, version)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("put setting %q: %w", key, err)
@@ -83,7 +83,7 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]store.Settin
 // DeleteSetting removes key when its stored version is version (see
 // store.Store).
 func (s *Store) DeleteSetting(ctx context.Context, key string, version int64) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM settings WHERE key = ? AND version = ?`, key, version)
+	res, err := s.exec(ctx, `DELETE FROM settings WHERE key = ? AND version = ?`, key, version)
 	if err != nil {
 		return fmt.Errorf("delete setting %q: %w", key, err)
 	}

@@ -196,7 +196,7 @@ func (s *Store) Heartbeat(ctx context.Context, name string, at time.Time, usage 
 	if err != nil {
 		return fmt.Errorf("heartbeat of shard %q: %w", name, err)
 	}
-	res, err := s.write.ExecContext(ctx, `UPDATE shards SET last_heartbeat = ?, usage = ? WHERE name = ?`,
+	res, err := s.exec(ctx, `UPDATE shards SET last_heartbeat = ?, usage = ? WHERE name = ?`,
 		formatHeartbeat(&at), string(u), name)
 	if err != nil {
 		return fmt.Errorf("heartbeat of shard %q: %w", name, err)

@@ -241,60 +241,86 @@ func (s *Store) ListSites(ctx context.Context, opts store.ListOptions) (*store.S
 // connection is held: it must not call the store's write methods.
 func (s *Store) UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error) {
 	var out *site.Site
-	var mutateErr error
+	var siteErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := getRow(ctx, tx, name)
-		if err != nil {
-			return err
+		var err error
+		out, siteErr, err = updateSiteTx(ctx, tx, name, mutate)
+		if err == nil && siteErr != nil {
+			err = siteErr // nothing was written; roll back anyway
 		}
-		before, err := r.decode()
-		if err != nil {
-			return err
+		return err
+	})
+	return out, store.UpdateSiteErr(name, siteErr, err)
+}
+
+// UpdateSites applies mutate to each named site in one writer transaction
+// (see store.Store).
+func (s *Store) UpdateSites(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error) {
+	errs := make([]error, len(names))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, name := range names {
+			_, siteErr, err := updateSiteTx(ctx, tx, name, mutate)
+			if err != nil {
+				return fmt.Errorf("update site %q: %w", name, err)
+			}
+			errs[i] = store.UpdateSiteErr(name, siteErr, nil)
 		}
-		next, err := r.decode() // an independent copy for mutate
-		if err != nil {
-			return err
-		}
-		if err := mutate(next); err != nil {
-			mutateErr = err
-			return err
-		}
-		write, err := store.PrepareUpdate(before, next)
-		if err != nil {
-			return err
-		}
-		if !write {
-			out = next // nothing changed: write nothing
-			return nil
-		}
-		rev, err := nextRevision(ctx, tx)
-		if err != nil {
-			return err
-		}
-		next.Metadata.ResourceVersion = rev
-		w, err := encodeSite(next)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE sites SET shard = ?, move_source = ?, move_target = ?, resource_version = ?,
-				metadata = ?, spec = ?, status = ?, move = ? WHERE name = ?`,
-			w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
-			return err
-		}
-		if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
-			return err
-		}
-		out = next
 		return nil
 	})
-	if mutateErr != nil && err == mutateErr { //nolint:errorlint // identity: mutate's error is returned as is
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("update sites: %w", err)
+	}
+	return errs, nil
+}
+
+// updateSiteTx is one site's update inside tx. siteErr is an error of this
+// site alone, found before anything was written (unknown, mutate's error,
+// a forbidden change); err is one of the transaction.
+func updateSiteTx(ctx context.Context, tx *sql.Tx, name string, mutate func(*site.Site) error) (out *site.Site, siteErr, err error) {
+	r, err := getRow(ctx, tx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("update site %q: %w", name, err)
+		return nil, nil, err
 	}
-	return out, nil
+	before, err := r.decode()
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := r.decode() // an independent copy for mutate
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mutate(next); err != nil {
+		return nil, store.MutateError{Err: err}, nil
+	}
+	write, err := store.PrepareUpdate(before, next)
+	if err != nil {
+		return nil, err, nil
+	}
+	if !write {
+		return next, nil, nil // nothing changed: write nothing
+	}
+	rev, err := nextRevision(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	next.Metadata.ResourceVersion = rev
+	w, err := encodeSite(next)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE sites SET shard = ?, move_source = ?, move_target = ?, resource_version = ?,
+			metadata = ?, spec = ?, status = ?, move = ? WHERE name = ?`,
+		w.shard, w.moveSource, w.moveTarget, w.resourceVersion, w.metadata, w.spec, w.status, w.move, name); err != nil {
+		return nil, nil, err
+	}
+	if err := insertTombstones(ctx, tx, store.UpdateTombstones(before, next, rev)); err != nil {
+		return nil, nil, err
+	}
+	return next, nil, nil
 }
 
 // DeleteSite removes the site called name and records its tombstones.

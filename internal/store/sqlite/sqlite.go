@@ -11,8 +11,13 @@
 //     (UpdateSite) race-free inside the process. The readers are a pool of
 //     query-only connections which, in WAL mode, read consistent snapshots
 //     concurrently with the writer.
+//   - Writes are committed in groups (groupcommit.go): what queued while a
+//     transaction ran is written by the next one, each write in a savepoint
+//     of its own, so a burst of writes costs a few commits, not one each.
 //   - Writer transactions begin IMMEDIATE, so a transaction holds the write
 //     lock from its first read, also against other processes on the same file.
+//   - Each connection keeps its prepared statements (stmtcache.go): SQLite
+//     would otherwise parse and plan every query's text on every call.
 //   - Pragmas on every connection: busy_timeout first (so the others wait for
 //     a lock instead of failing), then journal_mode=WAL, foreign_keys=ON and
 //     synchronous=NORMAL (in WAL mode: never corrupt, may lose the last
@@ -56,7 +61,6 @@ import (
 	"sync"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/aipress/aipress/internal/store"
 )
@@ -72,6 +76,11 @@ const busyTimeoutMS = 10000
 type Store struct {
 	write *sql.DB // one connection: all writes and transactions
 	read  *sql.DB // query-only pool
+	// wgate is the committer's token and pending the writes waiting for
+	// the next group commit (groupcommit.go).
+	wgate   chan struct{}
+	pmu     sync.Mutex
+	pending []*txReq
 
 	closeOnce sync.Once
 	closeErr  error
@@ -102,7 +111,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.NumCPU())
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	s := &Store{write: write, read: read}
+	s := &Store{write: write, read: read, wgate: make(chan struct{}, 1)}
 	if err := chainLegacyAudit(ctx, s); err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite store: %w", err), s.Close())
 	}
@@ -111,10 +120,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // openDB opens a handle on path and checks that a connection can be made.
 func openDB(ctx context.Context, path string, readOnly bool) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", dsn(path, readOnly))
+	c, err := newCachingConnector(dsn(path, readOnly))
 	if err != nil {
 		return nil, err
 	}
+	db := sql.OpenDB(c)
 	if err := db.PingContext(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -163,25 +173,6 @@ func (s *Store) Close() error {
 		s.closeErr = errors.Join(s.read.Close(), s.write.Close())
 	})
 	return s.closeErr
-}
-
-// inTx runs fn in a writer transaction and commits it when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	// Should fn panic (mutate is the caller's code), roll back anyway: an
-	// open transaction would hold the only writer connection forever.
-	defer tx.Rollback() //nolint:errcheck // ErrTxDone after Commit or Rollback
-	if err := fn(tx); err != nil {
-		// err is returned as is (UpdateSite passes mutate's error through).
-		if rbErr := ignoreDone(tx.Rollback()); rbErr != nil {
-			return errors.Join(err, rbErr)
-		}
-		return err
-	}
-	return tx.Commit()
 }
 
 // ignoreDone drops sql.ErrTxDone, which Rollback returns after the context

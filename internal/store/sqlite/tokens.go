@@ -227,7 +227,7 @@ func clonePtr[T any](p *T) *T {
 
 // TouchToken records that the token id was accepted at at from ip.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time, ip string) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?`,
+	res, err := s.exec(ctx, `UPDATE tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?`,
 		at.UTC().Format(timeFormat), ip, id)
 	if err != nil {
 		return fmt.Errorf("touch token %q: %w", id, err)
@@ -246,7 +246,7 @@ func (s *Store) DeleteTokens(ctx context.Context, f store.TokenFilter) (int, err
 		return 0, err
 	}
 	where, args := tokenWhere(f)
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tokens`+where, args...)
+	res, err := s.exec(ctx, `DELETE FROM tokens`+where, args...)
 	if err != nil {
 		return 0, fmt.Errorf("delete tokens: %w", err)
 	}
@@ -259,7 +259,7 @@ func (s *Store) DeleteTokens(ctx context.Context, f store.TokenFilter) (int, err
 
 // DeleteToken removes the token with that ID.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, id)
+	res, err := s.exec(ctx, `DELETE FROM tokens WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete token %q: %w", id, err)
 	}
