@@ -365,13 +365,19 @@ func BinlogOptions(id int, dir string) []string {
 	}
 }
 
-// DefaultBufferPool is innodb_buffer_pool_size when none is set: it holds
-// the pages of about 80 idle WordPress sites (a fresh site has about 1.5
-// MiB of index and data pages, the 16 KiB root and header pages of its 12
-// tables; its page views touch them all), so a shard of 50 sites keeps
-// every page it reads in memory. The pool is reserved at start and
-// touched only as pages are read: it grows with the sites up to this size.
-const DefaultBufferPool int64 = 128 << 20
+// DefaultBufferPool is innodb_buffer_pool_size when none is set. A fresh
+// WordPress site has about 1.3 MiB of index, data and tablespace header
+// pages (16 KiB each) that its installer, page views and backups touch;
+// 50 of them would fill about 64 MiB. A shard of mostly idle sites does not
+// need them all in the pool: the least recently used are evicted and an
+// idle site's next request reads them again from the OS page cache (a
+// fraction of a millisecond each). The pool is reserved at start and
+// touched only as pages are read, so it is a bounded cost per shard that
+// grows with the sites up to this size: at 50 idle sites a 32M pool costs
+// ≤ 655 KiB per site, the former 128M default about 1.5 MiB
+// (docs/database.md, "Server memory"). Busy or big sites want their
+// working set in it: the operator raises it per shard.
+const DefaultBufferPool int64 = 32 << 20
 
 // MinBufferPool is the smallest BufferPool a server accepts.
 const MinBufferPool int64 = 32 << 20
@@ -389,15 +395,19 @@ const MinBufferPool int64 = 32 << 20
 //   - key_buffer_size 8M (default 128M, a sixth of it touched at start):
 //     MyISAM indexes only, which WordPress does not create (an imported
 //     old dump may).
-//   - table_definition_cache 400 (MariaDB's least), table_open_cache 400
+//   - table_definition_cache 400 (MariaDB's least), table_open_cache 100
 //     and innodb_open_files 300: a WordPress site has 12 tables (more with
-//     plugins), 50 sites about 600. The caches hold the tables in use and
-//     the least recently used are closed, which also evicts them from
-//     InnoDB's dictionary (bounded by table_definition_cache); an idle
-//     site's next request opens its tables again (a few ms). With 2000 and
-//     1000 every table a site ever opened stayed: 616 KiB per database on
-//     a server holding 20 → 60 copies of a WordPress-like schema, 285 KiB
-//     with these (32M buffer pool; docs/database.md).
+//     plugins), 50 sites about 600. The definition cache holds the tables'
+//     shares and the least recently used are closed, which also evicts them
+//     from InnoDB's dictionary; an idle site's next request opens its
+//     tables again (a few ms). The open table cache holds handles made
+//     from those shares (cheap to make again); 100 covers the tables a
+//     shard's pooler connections use at once, and tables in use stay open
+//     beyond it. With 2000 and 1000 every table a site ever opened stayed:
+//     616 KiB per database on a server holding 20 → 60 copies of a
+//     WordPress-like schema, 285 KiB with 400/400; table_open_cache 100
+//     instead of 400 saves about 150 KiB more per database at 50
+//     (docs/database.md).
 //   - thread_cache_size 32 (default 256): after a burst of connections
 //     no more than 32 idle threads keep their stacks.
 //   - performance_schema OFF.
@@ -410,13 +420,27 @@ func MemoryOptions(bufferPool int64) []string {
 		"innodb_log_buffer_size=4M",
 		"aria_pagecache_buffer_size=8M",
 		"key_buffer_size=8M",
-		"table_open_cache=400",
+		"table_open_cache=100",
 		"table_definition_cache=400",
 		"innodb_open_files=300",
 		"thread_cache_size=32",
 		"performance_schema=OFF",
 	}
 }
+
+// MallocEnv gives the environment a local server runs with besides the
+// platform's own: glibc's malloc with a single arena. By default glibc gives
+// threads arenas of their own (up to 8 per CPU), and each keeps the memory
+// its threads freed — table handles and definitions closed by the table
+// caches, a connection's buffers — for its own threads only: MariaDB's
+// connection threads then hold several partly empty heaps. With one arena
+// freed memory is reused by every thread. Measured on a server started by
+// hand (32M buffer pool, 6 connections reading 50 WordPress databases):
+// 903–1009 KiB of anonymous memory per database added (10 → 50) with
+// glibc's default, 707 with one arena, 841 with two (docs/database.md).
+// The cost is one lock for every allocation; a shard's server runs a few
+// connections on a few CPUs.
+func MallocEnv() []string { return []string{"MALLOC_ARENA_MAX=1"} }
 
 // ParseSize parses a size as MariaDB writes it: a number of bytes with an
 // optional K, M or G suffix (powers of 1024).
@@ -543,6 +567,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// and that signal is what takes it down with a killed platform.
 	command := func() *exec.Cmd {
 		cmd := exec.Command("/usr/sbin/mariadbd", "--defaults-file="+s.cnf())
+		cmd.Env = append(os.Environ(), MallocEnv()...)
 		if u, ok := runAs(); ok {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)

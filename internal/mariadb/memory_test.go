@@ -2,6 +2,8 @@ package mariadb
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,32 @@ func TestMemoryOptions(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+}
+
+// TestMallocEnv: the running mariadbd has MallocEnv in its environment
+// (glibc reads it at start: one malloc arena).
+func TestMallocEnv(t *testing.T) {
+	s := startServerWith(t, nil)
+	pid := s.Process().PID()
+	if pid <= 0 {
+		t.Fatal("no mariadbd pid")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		have[kv] = true
+	}
+	if len(MallocEnv()) == 0 {
+		t.Fatal("MallocEnv is empty")
+	}
+	for _, kv := range MallocEnv() {
+		if !have[kv] {
+			t.Errorf("mariadbd (pid %d) runs without %s", pid, kv)
 		}
 	}
 }
