@@ -1,7 +1,6 @@
 package phpfpm_test
 
 import (
-	"context"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -61,17 +60,10 @@ echo ($w || $m) ? 'written' : 'refused';`)
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	cache := filepath.Join(dir, "opcache")
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), FileCache: cache,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if err := m.Prepare(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-m.Ready()
+	ctx := runMaster(t, m)
 	p := phpfpm.Pool{Name: "site_a", SiteDir: dir}
 	asRoot := os.Geteuid() == 0
 	if asRoot {

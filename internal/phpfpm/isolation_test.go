@@ -1,7 +1,6 @@
 package phpfpm_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -390,15 +389,8 @@ func TestSiteIsolation(t *testing.T) {
 	})
 
 	t.Run("hardened", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
 		m := &phpfpm.Master{Dir: filepath.Join(filepath.Dir(r.a.dir), "php")}
-		if err := m.Prepare(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { m.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		<-m.Ready()
+		ctx := runMaster(t, m)
 		pa, pb := r.a.pool("site_a"), r.b.pool("site_b")
 		pa.RequestTimeout = 2 * time.Second
 		for _, p := range []phpfpm.Pool{pa, pb} {

@@ -61,15 +61,8 @@ func TestPoolsReloadGracefully(t *testing.T) {
 	os.WriteFile(filepath.Join(docroot, "slow.php"), []byte("<?php usleep(1500000); echo 'slow-ok';"), 0o644)
 	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'pool:', $_SERVER['POOL'] ?? getenv('POOL') ?: 'x';"), 0o644)
 
-	ctx, cancel := context.WithCancel(context.Background())
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if err := m.Prepare(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-m.Ready()
+	ctx := runMaster(t, m)
 
 	user := ""
 	if os.Geteuid() == 0 {
@@ -181,15 +174,8 @@ func TestSlowRequests(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
 
-	ctx, cancel := context.WithCancel(context.Background())
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if err := m.Prepare(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-m.Ready()
+	ctx := runMaster(t, m)
 	p := phpfpm.Pool{Name: "site_s", SiteDir: dir, SlowlogTimeout: time.Second}
 	if os.Geteuid() == 0 {
 		p.User, p.Group = "nobody", "nogroup"
@@ -279,6 +265,21 @@ func TestSlowlogNotAboveTerminate(t *testing.T) {
 
 // serveSite puts an edge before the pool listening on socket for host and
 // docroot, and returns a GET of a path through it: status and body.
+// runMaster prepares and runs m until the test ends, and returns once it
+// serves; the context is the master's.
+func runMaster(t *testing.T, m *phpfpm.Master) context.Context {
+	t.Helper()
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-m.Ready()
+	return ctx
+}
+
 func serveSite(t *testing.T, host, docroot, socket string) func(path string) (int, string) {
 	t.Helper()
 	ed := edge.New(edge.Config{})
@@ -312,15 +313,8 @@ func TestReloadWhileDocrootRebuilt(t *testing.T) {
 	if _, err := fsperm.EnsureTraversable(dir); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if err := m.Prepare(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-m.Ready()
+	ctx := runMaster(t, m)
 	site := func(name string) (phpfpm.Pool, string) {
 		sd := filepath.Join(dir, name)
 		docroot := filepath.Join(sd, "htdocs")
