@@ -158,8 +158,7 @@ func (s *Server) stat(docroot, clean string) (string, os.FileInfo, error) {
 // changed meanwhile is served as it was, a moment longer), and a file
 // that is opened is checked on its descriptor (serveStatic).
 type statCache struct {
-	mu sync.RWMutex
-	m  map[statKey]statEntry
+	boundedMap[statKey, statEntry]
 }
 
 type statKey struct{ docroot, clean string }
@@ -175,30 +174,16 @@ const (
 	maxStats     = 16384
 )
 
+// get returns k's entry while it is younger than statValidity.
 func (c *statCache) get(k statKey, now time.Time) (statEntry, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.m[k]
+	e, ok := c.boundedMap.get(k)
 	if !ok || now.Sub(e.at) >= statValidity || now.Before(e.at) {
 		return statEntry{}, false
 	}
 	return e, true
 }
 
-func (c *statCache) put(k statKey, e statEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxStats {
-		c.m = make(map[statKey]statEntry, 256)
-	}
-	c.m[k] = e
-}
-
-func (c *statCache) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m = nil
-}
+func (c *statCache) put(k statKey, e statEntry) { c.boundedMap.put(k, e, maxStats) }
 
 // frontController runs /index.php for a URL that names no file (pretty
 // permalinks); REQUEST_URI stays the original URI.
@@ -585,38 +570,47 @@ type resolution struct{ root, rel string }
 
 // resolveCache is a bounded map of resolutions; when full it starts over.
 type resolveCache struct {
-	mu sync.RWMutex
-	m  map[string]resolution
+	boundedMap[string, resolution]
 }
 
 const maxResolutions = 16384
 
-func (c *resolveCache) get(p string) (resolution, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	r, ok := c.m[p]
-	return r, ok
+func (c *resolveCache) put(p string, r resolution) { c.boundedMap.put(p, r, maxResolutions) }
+
+// boundedMap is a map shared by requests that starts over empty once it
+// holds max entries: for caches refilled on demand, cheaper than evicting
+// one entry at a time.
+type boundedMap[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
 }
 
-func (c *resolveCache) put(p string, r resolution) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxResolutions {
-		c.m = make(map[string]resolution, 256)
+func (b *boundedMap[K, V]) get(k K) (V, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	v, ok := b.m[k]
+	return v, ok
+}
+
+func (b *boundedMap[K, V]) put(k K, v V, max int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil || len(b.m) >= max {
+		b.m = make(map[K]V, 256)
 	}
-	c.m[p] = r
+	b.m[k] = v
 }
 
-func (c *resolveCache) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m = nil
+func (b *boundedMap[K, V]) forget(k K) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, k)
 }
 
-func (c *resolveCache) forget(p string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, p)
+func (b *boundedMap[K, V]) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m = nil
 }
 
 // within reports whether p is root or below it, and p relative to root.
