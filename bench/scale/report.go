@@ -12,7 +12,8 @@ import (
 const (
 	targetPlacePerSite = time.Millisecond
 	targetAPIP99       = 50 * time.Millisecond
-	targetRoutesHeap   = 100 << 20 // bytes: the heap growth while an edge fetches every route and builds its table
+	targetDeliveryP99  = 250 * time.Millisecond // create → the owning agent has the site
+	targetRoutesHeap   = 100 << 20              // bytes: the heap growth while an edge fetches every route and builds its table
 	targetRoutesFetch  = 2 * time.Second
 )
 
@@ -31,8 +32,14 @@ type figures struct {
 	Create       summary
 	CreateWall   time.Duration // first create sent → last create answered
 	PlacedWall   time.Duration // first create sent → every site placed
-	PlaceLatency summary       // create answered → the owning agent sees it placed
-	Converge     time.Duration // first create sent → every site Ready
+	PlaceLatency summary       // create answered → the owning agent's converge loop takes it up
+	// Delivery is create answered → the owning agent's watch brought it
+	// (its copy of its sites has it): the control plane's part of
+	// PlaceLatency. The rest is the agent's own queue: it converges its
+	// sites one after another, one status report each, and placement
+	// packs a burst of creates onto the emptiest shard(s) with room.
+	Delivery summary
+	Converge time.Duration // first create sent → every site Ready
 	// CPUPerCreate is the server's CPU time (utime+stime) from the first
 	// create sent to every site Ready, per site created through the API:
 	// what a create costs the control plane in all (API, placement,
@@ -138,7 +145,8 @@ func (f *figures) rows() benchplatform.Table {
 	t = append(t, benchplatform.Table{
 		{"API-created: sites placed per second", rate(f.Sites-f.Seeded, f.PlacedWall), "", ""},
 		{"API-created: placement time per site (wall / sites)", ms(perSite), "< " + ms(targetPlacePerSite), verdict(perSite, targetPlacePerSite, f.PlacedWall > 0)},
-		{"placement latency p50 / p99 (create → agent sees it)", p50p99(f.PlaceLatency), "", ""},
+		{"placement latency p50 / p99 (create → agent's watch has it)", p50p99(f.Delivery), "p99 < " + ms(targetDeliveryP99), verdict(f.Delivery.P99, targetDeliveryP99, f.Delivery.N > 0)},
+		{"placement latency p50 / p99 (create → agent's converge takes it up)", p50p99(f.PlaceLatency), "", ""},
 		{"API create p50 / p99" + errs(f.Create), p50p99(f.Create), "p99 < " + ms(targetAPIP99), verdict(f.Create.P99, targetAPIP99, f.Create.N > 0)},
 		{"API get p50 / p99" + errs(f.Get), p50p99(f.Get), "p99 < " + ms(targetAPIP99), verdict(f.Get.P99, targetAPIP99, f.Get.N > 0)},
 		{fmt.Sprintf("API list p50 / p99 (%d pages, %d sites)%s", f.List.N, f.ListSites, errs(f.List)), p50p99(f.List), "p99 < " + ms(targetAPIP99), verdict(f.List.P99, targetAPIP99, f.List.N > 0)},

@@ -455,7 +455,8 @@ func (b *bench) load(ctx context.Context) error {
 	last := latest(b.tr.placed)
 	b.tr.mu.Unlock()
 	b.f.PlacedWall = maxTime(last, realPlacedAt).Sub(start)
-	b.f.PlaceLatency = summarize(b.tr.placementLatencies(), 0)
+	b.f.PlaceLatency = summarize(b.tr.placementLatencies(b.tr.placed), 0)
+	b.f.Delivery = summarize(b.tr.placementLatencies(b.tr.delivered), 0)
 	logf("every site placed %s after the first create", b.f.PlacedWall.Round(time.Millisecond))
 	if err := b.poll(ctx, 30*time.Minute, "every site Ready", check(true)); err != nil {
 		_, ready := b.tr.counts()
