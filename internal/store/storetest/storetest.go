@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentCreateSameName", testConcurrentCreateSameName},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
+		{"CreateSiteAudited", testCreateSiteAudited},
 		{"AuditFilters", testAuditFilters},
 		{"AuditConcurrent", testAuditConcurrent},
 		{"AuditCheckpoints", testAuditCheckpoints},
