@@ -151,6 +151,21 @@ func (t *tracker) placementLatencies(seen map[string]time.Time) []time.Duration 
 	return out
 }
 
+// latenciesOf is placementLatencies of the sites names only.
+func (t *tracker) latenciesOf(names []string, seen map[string]time.Time) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Duration, 0, len(names))
+	for _, name := range names {
+		at, ok := seen[name]
+		c, ok2 := t.created[name]
+		if ok && ok2 {
+			out = append(out, max(0, at.Sub(c)))
+		}
+	}
+	return out
+}
+
 func (t *tracker) fail(err error) {
 	t.reportErrs.Add(1)
 	t.lastErr.Store(err)

@@ -39,7 +39,14 @@ type figures struct {
 	// sites one after another, one status report each, and placement
 	// packs a burst of creates onto the emptiest shard(s) with room.
 	Delivery summary
-	Converge time.Duration // first create sent → every site Ready
+
+	// The open-loop phase (-create-rate; openloop.go): creates sent at
+	// RateCreates a second, latency from each one's scheduled send.
+	RateCreates  int
+	RateCreate   summary
+	RateWall     time.Duration
+	RateDelivery summary       // create answered → the owning agent's watch has it
+	Converge     time.Duration // first create sent → every site Ready
 	// CPUPerCreate is the server's CPU time (utime+stime) from the first
 	// create sent to every site Ready, per site created through the API:
 	// what a create costs the control plane in all (API, placement,
@@ -148,6 +155,15 @@ func (f *figures) rows() benchplatform.Table {
 		{"placement latency p50 / p99 (create → agent's watch has it)", p50p99(f.Delivery), "p99 < " + ms(targetDeliveryP99), verdict(f.Delivery.P99, targetDeliveryP99, f.Delivery.N > 0)},
 		{"placement latency p50 / p99 (create → agent's converge takes it up)", p50p99(f.PlaceLatency), "", ""},
 		{"API create p50 / p99" + errs(f.Create), p50p99(f.Create), "p99 < " + ms(targetAPIP99), verdict(f.Create.P99, targetAPIP99, f.Create.N > 0)},
+	}...)
+	if f.RateCreates > 0 {
+		t = append(t, benchplatform.Table{
+			{fmt.Sprintf("open loop: %d creates at %d/s%s", f.RateCreate.N, f.RateCreates, errs(f.RateCreate)), fmt.Sprintf("in %s (%s)", secs(f.RateWall), rate(f.RateCreate.N, f.RateWall)), "", ""},
+			{fmt.Sprintf("open loop at %d/s: API create p50 / p99", f.RateCreates), p50p99(f.RateCreate), "p99 < " + ms(targetAPIP99), verdict(f.RateCreate.P99, targetAPIP99, f.RateCreate.N > 0)},
+			{fmt.Sprintf("open loop at %d/s: create → agent's watch has it", f.RateCreates), p50p99(f.RateDelivery), "p99 < " + ms(targetDeliveryP99), verdict(f.RateDelivery.P99, targetDeliveryP99, f.RateDelivery.N > 0)},
+		}...)
+	}
+	t = append(t, benchplatform.Table{
 		{"API get p50 / p99" + errs(f.Get), p50p99(f.Get), "p99 < " + ms(targetAPIP99), verdict(f.Get.P99, targetAPIP99, f.Get.N > 0)},
 		{fmt.Sprintf("API list p50 / p99 (%d pages, %d sites)%s", f.List.N, f.ListSites, errs(f.List)), p50p99(f.List), "p99 < " + ms(targetAPIP99), verdict(f.List.P99, targetAPIP99, f.List.N > 0)},
 		{fmt.Sprintf("all agents converged (%d sites Ready)", f.Sites), secs(f.Converge), "", ""},
