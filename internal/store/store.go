@@ -214,6 +214,9 @@ type Store interface {
 	CreateSiteAudited(ctx context.Context, s *site.Site, e AuditEntry) error
 	GetSite(ctx context.Context, name string) (*site.Site, error)
 	ListSites(ctx context.Context, opts ListOptions) (*SiteList, error)
+	// CountAllSites returns how many sites the store holds (deleted ones
+	// too, until they are gone).
+	CountAllSites(ctx context.Context) (int, error)
 	UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error)
 	UpdateSites(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error)
 	DeleteSite(ctx context.Context, name string) error

@@ -537,6 +537,15 @@ func (s *Store) SetSiteOrg(ctx context.Context, name, org string) (*site.Site, e
 	return out, nil
 }
 
+// CountAllSites returns how many sites the store holds.
+func (s *Store) CountAllSites(ctx context.Context) (int, error) {
+	var n int
+	if err := s.read.QueryRow(ctx, `SELECT count(*) FROM sites`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sites: %w", mapErr(err))
+	}
+	return n, nil
+}
+
 // CountSites returns how many sites the organisation owns (0 for an
 // unknown one).
 func (s *Store) CountSites(ctx context.Context, org string) (int, error) {
