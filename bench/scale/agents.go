@@ -21,15 +21,20 @@ import (
 const watchWait = 30 * time.Second
 
 // tracker is what the simulated agents tell the benchmark: when each site
-// was created (by the load), first seen placed and reported Ready (by its
-// agent), and when a watched change reached its agent.
+// was created (by the load), first delivered to its agent, first taken up
+// by the agent's converge loop (placed) and reported Ready, and when a
+// watched change reached its agent.
 type tracker struct {
 	mu      sync.Mutex
 	created map[string]time.Time
 	placed  map[string]time.Time
 	ready   map[string]time.Time
-	gens    map[string]int64 // the generation each site's agent saw last
-	expects map[string]expectation
+	// delivered: when the site's agent's watch first brought it
+	// placed on the shard (the agent's copy has it), before the agent's
+	// converge loop takes it up (placed).
+	delivered map[string]time.Time
+	gens      map[string]int64 // the generation each site's agent saw last
+	expects   map[string]expectation
 
 	// wakeups counts the agents' wake-ups: watch answers that changed
 	// their copy of their sites.
@@ -48,7 +53,7 @@ type expectation struct {
 
 func newTracker() *tracker {
 	return &tracker{created: map[string]time.Time{}, placed: map[string]time.Time{},
-		ready: map[string]time.Time{}, gens: map[string]int64{}, expects: map[string]expectation{}}
+		ready: map[string]time.Time{}, delivered: map[string]time.Time{}, gens: map[string]int64{}, expects: map[string]expectation{}}
 }
 
 func (t *tracker) markCreated(name string, at time.Time) {
@@ -69,6 +74,22 @@ func (t *tracker) saw(s *site.Site, at time.Time) {
 	if e, ok := t.expects[name]; ok && s.Metadata.Generation >= e.gen {
 		e.seen <- at // buffered, and deleted now: sent once
 		delete(t.expects, name)
+	}
+}
+
+// delivered records the time at for each site of l placed on shard that
+// was not delivered before (called when a watch answer changed an agent's
+// copy of its sites).
+func (t *tracker) deliver(shard string, l []site.Site, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range l {
+		if l[i].Status.Shard != shard {
+			continue
+		}
+		if _, ok := t.delivered[l[i].Metadata.Name]; !ok {
+			t.delivered[l[i].Metadata.Name] = at
+		}
 	}
 }
 
@@ -115,15 +136,30 @@ func latest(m map[string]time.Time) time.Time {
 	return l
 }
 
-// placementLatencies returns, per site seen placed, the time from its
-// create answer to its agent seeing it (0 when the agent was faster than
-// the answer).
-func (t *tracker) placementLatencies() []time.Duration {
+// placementLatencies returns, per site of seen (placed or delivered), the
+// time from its create answer to then (0 when the agent was faster than the
+// answer).
+func (t *tracker) placementLatencies(seen map[string]time.Time) []time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]time.Duration, 0, len(t.placed))
-	for name, at := range t.placed {
+	out := make([]time.Duration, 0, len(seen))
+	for name, at := range seen {
 		if c, ok := t.created[name]; ok {
+			out = append(out, max(0, at.Sub(c)))
+		}
+	}
+	return out
+}
+
+// latenciesOf is placementLatencies of the sites names only.
+func (t *tracker) latenciesOf(names []string, seen map[string]time.Time) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Duration, 0, len(names))
+	for _, name := range names {
+		at, ok := seen[name]
+		c, ok2 := t.created[name]
+		if ok && ok2 {
 			out = append(out, max(0, at.Sub(c)))
 		}
 	}
@@ -168,9 +204,13 @@ func (a *simAgent) run(ctx context.Context, up func(error)) {
 		return
 	}
 	kick := make(chan struct{}, 1)
-	sites := agent.NewSites(agent.SitesConfig{Client: a.cl, Shard: a.name, Wait: watchWait, Logger: a.log,
+	var sites *agent.Sites
+	sites = agent.NewSites(agent.SitesConfig{Client: a.cl, Shard: a.name, Wait: watchWait, Logger: a.log,
 		Wake: func() {
 			a.tr.wakeups.Add(1)
+			if l, err := sites.ListSites(ctx, a.name); err == nil {
+				a.tr.deliver(a.name, l, time.Now())
+			}
 			select {
 			case kick <- struct{}{}:
 			default:

@@ -78,6 +78,15 @@ func TestParseArgs(t *testing.T) {
 	if o.simCapacity() != 50 {
 		t.Errorf("simCapacity = %d, want the default 50", o.simCapacity())
 	}
+	// The open-loop phase's sites need room too: 10,000 + 1,000 over 200.
+	o, _ = parseArgs([]string{"-sites", "10000", "-shards", "200", "-real", "0", "-create-rate", "100"}, io.Discard)
+	if o.openLoopSites() != 1000 || o.simCapacity() != 55 {
+		t.Errorf("with -create-rate: open-loop sites %d, simCapacity %d; want 1000, 55", o.openLoopSites(), o.simCapacity())
+	}
+	o, _ = parseArgs([]string{"-sites", "10000", "-shards", "200", "-real", "0", "-rate-creates", "5000"}, io.Discard)
+	if o.openLoopSites() != 0 || o.simCapacity() != 50 {
+		t.Errorf("without -create-rate: open-loop sites %d, simCapacity %d; want 0, 50", o.openLoopSites(), o.simCapacity())
+	}
 	o, _ = parseArgs([]string{"-real", "3", "-real-sites", "4"}, io.Discard)
 	if o.realCapacity() != 2 {
 		t.Errorf("realCapacity of 4 sites on 3 shards = %d, want 2", o.realCapacity())
@@ -93,6 +102,8 @@ func TestParseArgs(t *testing.T) {
 		{"-sites", "3", "-real-sites", "4"},
 		{"-list-limit", "1001"},
 		{"-concurrency", "0"},
+		{"-create-rate", "-1"},
+		{"-create-rate", "10", "-rate-creates", "0"},
 		{"extra"},
 		{"-nosuchflag"},
 	} {
@@ -143,13 +154,17 @@ func TestReport(t *testing.T) {
 		List:         summary{N: 10, Errors: 1, P50: 5 * time.Millisecond, P99: 7 * time.Millisecond},
 		ListSites:    1000,
 		PlaceLatency: summary{N: 1000, P50: 100 * time.Millisecond, P99: 300 * time.Millisecond},
+		Delivery:     summary{N: 1000, P50: 40 * time.Millisecond, P99: 200 * time.Millisecond},
 		Converge:     12 * time.Second, CPUPerCreate: 7 * time.Millisecond, ServerRSS: 100 << 20, ServerHWM: 120 << 20,
 		EdgeRoutes: 1000, EdgeFetch: 20 * time.Millisecond, EdgeBuild: time.Millisecond, EdgeHeap: 2 << 20, EdgePeak: 8 << 20,
 		Changes: 10, Fanout: summary{N: 10, P50: 2 * time.Millisecond, P99: 4 * time.Millisecond},
 		CPUPerChange: 30 * time.Millisecond, WakeupsPerChage: 2, Watchers: 20,
 	}
 	var buf bytes.Buffer
-	printReport(&buf, []*figures{f, {Store: "postgres"}, {Store: "seeded", Sites: 5000, Seeded: 4000, SeedPlace: 2 * time.Second}})
+	open := &figures{Store: "openloop", RateCreates: 100, RateWall: 10 * time.Second,
+		RateCreate:   summary{N: 1000, P50: 8 * time.Millisecond, P99: 40 * time.Millisecond},
+		RateDelivery: summary{N: 1000, P50: 30 * time.Millisecond, P99: 300 * time.Millisecond}}
+	printReport(&buf, []*figures{f, {Store: "postgres"}, {Store: "seeded", Sites: 5000, Seeded: 4000, SeedPlace: 2 * time.Second}, open})
 	out := buf.String()
 	for _, want := range []string{
 		"store sqlite: 1000 sites, 18 simulated + 2 real shards",
@@ -158,6 +173,8 @@ func TestReport(t *testing.T) {
 		"0.50 ms", "< 1.00 ms  PASS",
 		"API create p50 / p99", "3.00 ms / 60.0 ms", "p99 < 50.0 ms  MISS",
 		"API get p50 / p99", "1.00 ms / 2.00 ms",
+		"(create → agent's watch has it)", "40.0 ms / 200.0 ms", "p99 < 250.0 ms  PASS",
+		"(create → agent's converge takes it up)", "100.0 ms / 300.0 ms",
 		"(10 pages, 1000 sites) (1 errors)",
 		"100.0 MiB / 120.0 MiB",
 		"2.0 MiB / 8.0 MiB",
@@ -167,6 +184,9 @@ func TestReport(t *testing.T) {
 		"30.0 ms", "2.00",
 		"\n\nstore postgres: 0 sites",
 		"sites seeded into the store (-seed)", "2000/s", "0.50 ms",
+		"open loop: 1000 creates at 100/s", "in 10.0 s (100/s)",
+		"open loop at 100/s: API create p50 / p99", "8.00 ms / 40.0 ms", "p99 < 50.0 ms  PASS",
+		"open loop at 100/s: create → agent's watch has it", "30.0 ms / 300.0 ms", "p99 < 250.0 ms  MISS",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -176,6 +196,9 @@ func TestReport(t *testing.T) {
 	pg := out[strings.Index(out, "store postgres"):strings.Index(out, "store seeded")]
 	if strings.Contains(pg, "PASS") || strings.Contains(pg, "MISS") {
 		t.Errorf("verdicts for unmeasured figures:\n%s", pg)
+	}
+	if strings.Contains(out[:strings.Index(out, "store openloop")], "open loop") {
+		t.Errorf("open-loop rows without -create-rate:\n%s", out)
 	}
 	// Columns line up: every row of a table is as wide or narrower than the
 	// header's value column ends.
@@ -206,7 +229,8 @@ func TestSmoke(t *testing.T) {
 		t.Skipf("no %s: run make build", bin)
 	}
 	o, err := parseArgs([]string{"-sites", "200", "-shards", "20", "-real", "0", "-store", "sqlite", "-binary", bin,
-		"-seed", "150", "-gets", "200", "-list-pages", "5", "-changes", "10", "-heartbeat", "2s", "-timeout", "3m"}, io.Discard)
+		"-seed", "150", "-gets", "200", "-list-pages", "5", "-changes", "10", "-heartbeat", "2s", "-timeout", "3m",
+		"-create-rate", "50", "-rate-creates", "20"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +238,11 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Create.N != 50 || f.Create.Errors != 0 || f.PlaceLatency.N != 50 || f.Seeded != 150 || f.SeedPlace <= 0 || f.Get.N != 200 ||
-		f.List.N != 5 || f.ListSites != 500 || f.EdgeRoutes != 200 || f.Fanout.N != 10 || f.Fanout.Errors != 0 {
+	// The open-loop phase adds 20 sites: the list walk's five pages of 100
+	// over 220 sites see 100, 100, 20, 100, 100.
+	if f.Create.N != 50 || f.Create.Errors != 0 || f.PlaceLatency.N != 50 || f.Delivery.N != 50 || f.Seeded != 150 || f.SeedPlace <= 0 ||
+		f.RateCreate.N != 20 || f.RateCreate.Errors != 0 || f.RateDelivery.N != 20 || f.Get.N != 200 ||
+		f.List.N != 5 || f.ListSites != 420 || f.EdgeRoutes != 220 || f.Fanout.N != 10 || f.Fanout.Errors != 0 {
 		t.Errorf("figures: %+v", f)
 	}
 	// The kept heap of a 200-route table (tens of KB) is within the noise

@@ -31,6 +31,10 @@ type options struct {
 	// (<store>-cpu.pprof inside that directory); "": none.
 	cpuProfile string
 	profileFor time.Duration
+	// createRate > 0 adds the open-loop phase (openloop.go): rateCreates
+	// more sites created at createRate a second.
+	createRate  int
+	rateCreates int
 }
 
 // Store kinds of -store.
@@ -64,6 +68,8 @@ func parseArgs(args []string, errOut io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory to write the server's CPU profile of the create load and what follows into (<store>-cpu.pprof; the server runs with --debug-addr)")
 	fs.DurationVar(&o.profileFor, "profile-for", 30*time.Second, "length of the -cpuprofile profile, from the first create")
+	fs.IntVar(&o.createRate, "create-rate", 0, "creates a second of an open-loop phase after the closed-loop one (0: none): each create is sent on schedule, whether the ones before were answered or not")
+	fs.IntVar(&o.rateCreates, "rate-creates", 1000, "simulated sites the open-loop phase creates (-create-rate), on top of -sites")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +122,9 @@ func (o *options) validate() error {
 	if o.cpuProfile != "" && o.profileFor < time.Second {
 		errs = append(errs, errors.New("-profile-for must be at least 1s"))
 	}
+	if o.createRate < 0 || o.rateCreates < 0 || o.createRate > 0 && o.rateCreates < 1 {
+		errs = append(errs, errors.New("-create-rate must not be negative, and -rate-creates must be positive with it"))
+	}
 	if o.heartbeat <= 0 {
 		errs = append(errs, errors.New("-heartbeat must be positive"))
 	}
@@ -134,7 +143,15 @@ func (o *options) simCapacity() int {
 	if o.capacity > 0 {
 		return o.capacity
 	}
-	return max(50, ceilDiv(o.simSites(), o.simShards()))
+	return max(50, ceilDiv(o.simSites()+o.openLoopSites(), o.simShards()))
+}
+
+// openLoopSites is the number of sites the open-loop phase creates.
+func (o *options) openLoopSites() int {
+	if o.createRate <= 0 {
+		return 0
+	}
+	return o.rateCreates
 }
 
 // realCapacity is the capacity of each real shard: just enough for the

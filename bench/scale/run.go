@@ -39,6 +39,7 @@ type bench struct {
 	simNames  []string // the simulated shards
 	realNames []string
 	sites     []string // every site, the real ones first
+	rateSites []string // the open-loop phase's (openloop.go), not in sites until created
 	realSites []string
 	edgeToken string
 	realProcs []*realShard
@@ -60,7 +61,7 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, dir: dir, tr: newTracker(), f: &figures{Store: kind, Sites: o.sites,
+	b := &bench{o: o, dir: dir, tr: newTracker(), f: &figures{Store: kind, Sites: o.sites, RateCreates: o.createRate,
 		SimShards: o.simShards(), RealShards: o.real, RealSites: o.realSites}}
 	defer func() {
 		if o.keep {
@@ -154,6 +155,9 @@ func runStore(ctx context.Context, o options, kind string) (_ *figures, err erro
 		}()
 	}
 	if err := b.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.openLoop(ctx); err != nil {
 		return nil, err
 	}
 	if err := b.reads(ctx); err != nil {
@@ -326,6 +330,9 @@ func (b *bench) names() {
 	for i := range o.simSites() {
 		b.sites = append(b.sites, fmt.Sprintf("s%06d.scale.test", i+1))
 	}
+	for i := range o.openLoopSites() {
+		b.rateSites = append(b.rateSites, fmt.Sprintf("s%06d.scale.test", o.simSites()+i+1))
+	}
 }
 
 // readyShards returns how many shards are Ready and how many there are.
@@ -455,7 +462,8 @@ func (b *bench) load(ctx context.Context) error {
 	last := latest(b.tr.placed)
 	b.tr.mu.Unlock()
 	b.f.PlacedWall = maxTime(last, realPlacedAt).Sub(start)
-	b.f.PlaceLatency = summarize(b.tr.placementLatencies(), 0)
+	b.f.PlaceLatency = summarize(b.tr.placementLatencies(b.tr.placed), 0)
+	b.f.Delivery = summarize(b.tr.placementLatencies(b.tr.delivered), 0)
 	logf("every site placed %s after the first create", b.f.PlacedWall.Round(time.Millisecond))
 	if err := b.poll(ctx, 30*time.Minute, "every site Ready", check(true)); err != nil {
 		_, ready := b.tr.counts()

@@ -360,6 +360,10 @@ type call struct {
 	// happened, not how slow the API was: Config.Observe is not told of
 	// it.
 	longPoll bool
+	// auditInTx: the handler may write the route's success entry in the
+	// same transaction as its one write (POST /v1/sites: one commit, not
+	// two); audited: it did, so the wrapper appends none.
+	auditInTx, audited bool
 }
 
 // response is what a handler produced: a status and a JSON body, or raw
@@ -716,7 +720,7 @@ func (s *server) wrap(rt route) http.Handler {
 		}
 		if rt.Mutating && c.who != nil {
 			// Public routes audit themselves (auditAuth names the user).
-			if !rt.Quiet && rt.Perm != permPublic {
+			if !rt.Quiet && rt.Perm != permPublic && !(c.audited && err == nil) {
 				s.audit(r.Context(), rt, c, err)
 			}
 			// Signing in changes nothing reconcilers watch.
@@ -770,6 +774,14 @@ func (s *server) admit(c *call, rt route) error {
 }
 
 func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
+	e := s.callAudit(c, err)
+	e.Action = rt.Action
+	s.auditEvent(ctx, c.r, e)
+}
+
+// callAudit is the audit entry of call c ending with err (nil: success),
+// as the wrapper appends it after the handler.
+func (s *server) callAudit(c *call, err error) store.AuditEntry {
 	outcome := "success"
 	if err != nil {
 		outcome = asHTTPError(err).Code
@@ -778,8 +790,9 @@ func (s *server) audit(ctx context.Context, rt route, c *call, err error) {
 	if c.who.user != nil {
 		userID = c.who.user.ID
 	}
-	s.auditEvent(ctx, c.r, store.AuditEntry{Actor: c.who.actor(), ActorUser: userID, Org: c.org, Action: rt.Action,
-		Target: c.target, Outcome: outcome, Detail: c.detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP})
+	return store.AuditEntry{Actor: c.who.actor(), ActorUser: userID, Org: c.org, Action: c.action,
+		Target: c.target, Outcome: outcome, Detail: c.detail, Channel: c.channel, RequestID: c.requestID, SourceIP: c.sourceIP,
+		Time: s.cfg.Clock().UTC()}
 }
 
 // checkCSRF refuses cross-origin browser requests that change state

@@ -85,6 +85,12 @@ func (s *server) auditEvent(ctx context.Context, r *http.Request, e store.AuditE
 		s.log.Error("audit append failed", "action", e.Action, "target", e.Target, "actor", e.Actor, "err", err)
 		return
 	}
+	s.checkpointIfDue(ctx)
+}
+
+// checkpointIfDue signs an audit checkpoint when one is due (after an
+// append).
+func (s *server) checkpointIfDue(ctx context.Context) {
 	if s.cfg.AuditSigner != nil {
 		if _, err := auditlog.CheckpointIfDue(ctx, s.cfg.Store, s.cfg.AuditSigner, s.cfg.AuditCheckpointEvery, s.cfg.Clock()); err != nil {
 			s.log.Error("audit checkpoint failed", "err", err)

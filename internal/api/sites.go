@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -329,6 +330,7 @@ func (s *server) createSite(c *call) (response, error) {
 		return response{}, err
 	}
 	c.target = req.Domain
+	c.auditInTx = true
 	n, err := s.newSite(c, &req, nil, false)
 	if err != nil {
 		return response{}, err
@@ -437,11 +439,24 @@ func (s *server) newSite(c *call, req *CreateSiteRequest, tweak func(*site.Spec)
 		}
 		st.Status.Shard = shard
 	}
-	if err := s.cfg.Store.CreateSite(ctx, st); err != nil {
+	// The site's audit entry goes in the create's transaction when the
+	// create is the call's last write (no code job to start after it).
+	create := s.cfg.Store.CreateSite
+	audited := c.auditInTx && !hasCode(&st.Spec)
+	if audited {
+		create = func(ctx context.Context, st *site.Site) error {
+			return s.cfg.Store.CreateSiteAudited(ctx, st, s.callAudit(c, nil))
+		}
+	}
+	if err := create(ctx, st); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return nil, exists
 		}
 		return nil, internal(fmt.Errorf("create site %q: %w", req.Domain, err))
+	}
+	if audited {
+		c.audited = true
+		s.checkpointIfDue(ctx)
 	}
 	s.cfg.SiteMetrics.Forget(st.Metadata.Name)
 	// CreateSite set what the store assigns (generation, resource

@@ -37,11 +37,16 @@ type WatchSitesResponse struct {
 // tombstone with Deleted set; other tombstones only say that a site left a
 // shard, and the site's new state is in Sites.
 type RoutesResponse struct {
-	Sites    []site.Site       `json:"sites"`
-	Shards   []store.Shard     `json:"shards"`
-	Removed  []store.Tombstone `json:"removed,omitempty"`
-	Revision int64             `json:"revision"`
-	More     bool              `json:"more,omitempty"`
+	// SiteCount, in the list (without since) only, is how many sites the
+	// store held just before the list was read: a hint a client may size
+	// its copy by (the list may hold a few more or fewer sites). It comes
+	// before the sites in the streamed list.
+	SiteCount int               `json:"site_count,omitempty"`
+	Sites     []site.Site       `json:"sites"`
+	Shards    []store.Shard     `json:"shards"`
+	Removed   []store.Tombstone `json:"removed,omitempty"`
+	Revision  int64             `json:"revision"`
+	More      bool              `json:"more,omitempty"`
 }
 
 // watchQuery is the since and wait of a watch request; list is true when
@@ -240,6 +245,10 @@ func compactEdgeSite(s *site.Site) *edgeSite {
 // transfer and lists again. The document decodes into the same
 // RoutesResponse as before, its fields in the order revision, shards, sites.
 func (r RouteSource) streamRoutes(ctx context.Context) (response, error) {
+	count, err := r.Store.CountAllSites(ctx)
+	if err != nil {
+		return response{}, internal(err)
+	}
 	opts := store.ListOptions{Limit: store.MaxLimit}
 	page, err := r.Store.ListSites(ctx, opts)
 	if err != nil {
@@ -257,7 +266,7 @@ func (r RouteSource) streamRoutes(ctx context.Context) (response, error) {
 	return response{contentType: "application/json", stream: func(w http.ResponseWriter) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
-		fmt.Fprintf(bw, `{"revision":%d,"shards":`, page.Revision)
+		fmt.Fprintf(bw, `{"revision":%d,"site_count":%d,"shards":`, page.Revision, count)
 		if err := enc.Encode(shards); err != nil {
 			return fmt.Errorf("encode shards: %w", err)
 		}
@@ -319,7 +328,7 @@ func (r RouteSource) Routes(ctx context.Context) (*RoutesResponse, error) {
 	if shards == nil {
 		shards = []store.Shard{}
 	}
-	return &RoutesResponse{Sites: sites, Shards: shards, Revision: rev}, nil
+	return &RoutesResponse{SiteCount: len(sites), Sites: sites, Shards: shards, Revision: rev}, nil
 }
 
 // WatchRoutes returns the changes of sites and shards after since as soon

@@ -38,6 +38,11 @@ func (t *timedStore) CreateSite(ctx context.Context, s *site.Site) error {
 	return t.Store.CreateSite(ctx, s)
 }
 
+func (t *timedStore) CreateSiteAudited(ctx context.Context, s *site.Site, e store.AuditEntry) error {
+	defer t.time("create_site", time.Now())
+	return t.Store.CreateSiteAudited(ctx, s, e)
+}
+
 func (t *timedStore) UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error) {
 	defer t.time("update_site", time.Now())
 	return t.Store.UpdateSite(ctx, name, mutate)

@@ -138,6 +138,9 @@ var (
 //     ListAudit returns the entries matching opts in Seq order (ascending),
 //     every field as stored, at most opts.Limit (default 100, max 1000).
 //     AuditHead returns the chain's end and the last checkpoint's Seq.
+//     CreateSiteAudited creates the site and appends e in one transaction
+//     (one commit where CreateSite then AppendAudit take two): when the
+//     create fails (ErrAlreadyExists, ErrInvalid…) e is not appended.
 //     AddAuditCheckpoint stores a checkpoint: ErrInvalid when no entry has
 //     its Seq and Hash, ErrAlreadyExists when that Seq has one already;
 //     ListAuditCheckpoints returns them by Seq (ascending) after afterSeq,
@@ -205,8 +208,15 @@ type Store interface {
 	Accounts
 
 	CreateSite(ctx context.Context, s *site.Site) error
+	// CreateSiteAudited is CreateSite that also appends e to the audit
+	// chain (as AppendAudit would) in the same transaction: both are
+	// written, or neither (see the contract's audit bullets).
+	CreateSiteAudited(ctx context.Context, s *site.Site, e AuditEntry) error
 	GetSite(ctx context.Context, name string) (*site.Site, error)
 	ListSites(ctx context.Context, opts ListOptions) (*SiteList, error)
+	// CountAllSites returns how many sites the store holds (deleted ones
+	// too, until they are gone).
+	CountAllSites(ctx context.Context) (int, error)
 	UpdateSite(ctx context.Context, name string, mutate func(*site.Site) error) (*site.Site, error)
 	UpdateSites(ctx context.Context, names []string, mutate func(*site.Site) error) ([]error, error)
 	DeleteSite(ctx context.Context, name string) error

@@ -49,24 +49,28 @@ func auditHead(ctx context.Context, tx pgx.Tx) (int64, string, error) {
 // lock from reading the head to the insert. Time is stored to the
 // microsecond (store.SealAudit truncates it before hashing).
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockAuditChain(ctx, tx); err != nil {
-			return err
-		}
-		seq, hash, err := auditHead(ctx, tx)
-		if err != nil {
-			return err
-		}
-		store.SealAudit(&e, seq, hash)
-		_, err = tx.Exec(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			e.Seq, e.Time, e.Actor, e.ActorUser, e.Org, e.Channel, e.Action, e.Target, e.Outcome,
-			e.Detail, e.RequestID, e.SourceIP, e.PrevHash, e.Hash)
-		return err
-	})
+	err := s.inTx(ctx, func(tx pgx.Tx) error { return appendAudit(ctx, tx, &e) })
 	if err != nil {
 		return fmt.Errorf("append audit: %w", mapErr(err))
 	}
 	return nil
+}
+
+// appendAudit takes the chain's lock, seals e after the chain's head and
+// inserts it, in tx.
+func appendAudit(ctx context.Context, tx pgx.Tx, e *store.AuditEntry) error {
+	if err := lockAuditChain(ctx, tx); err != nil {
+		return err
+	}
+	seq, hash, err := auditHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	store.SealAudit(e, seq, hash)
+	_, err = tx.Exec(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		e.Seq, e.Time, e.Actor, e.ActorUser, e.Org, e.Channel, e.Action, e.Target, e.Outcome,
+		e.Detail, e.RequestID, e.SourceIP, e.PrevHash, e.Hash)
+	return err
 }
 
 // ListAudit returns the entries opts selects, in seq order.

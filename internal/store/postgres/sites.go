@@ -110,6 +110,17 @@ func getRow(ctx context.Context, q querier, name string, forUpdate bool) (siteRo
 // s.Metadata.ResourceVersion to the write's revision and an empty
 // s.Metadata.Org to store.DefaultOrg.
 func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
+	return s.createSite(ctx, st, nil)
+}
+
+// CreateSiteAudited is CreateSite and AppendAudit of e in one transaction.
+func (s *Store) CreateSiteAudited(ctx context.Context, st *site.Site, e store.AuditEntry) error {
+	return s.createSite(ctx, st, &e)
+}
+
+// createSite creates st and, when e is not nil, appends e to the audit
+// chain in the same transaction.
+func (s *Store) createSite(ctx context.Context, st *site.Site, e *store.AuditEntry) error {
 	if err := store.ValidateNewSite(st); err != nil {
 		return err
 	}
@@ -125,6 +136,16 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 		return fmt.Errorf("create site %q: %w", name, err)
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if e != nil {
+			// The audit entry first: the chain's lock is then taken before,
+			// not while, the revision row is held (which every site and
+			// shard write waits for). Its insert is rolled back with the
+			// site's should that fail.
+			a := *e // the caller's entry stays as given
+			if err := appendAudit(ctx, tx, &a); err != nil {
+				return err
+			}
+		}
 		// The insert locks the new row before the revision bump locks meta:
 		// the same order as UpdateSite and DeleteSite. A concurrent create of
 		// the same name waits here for this one to end, then fails. The
@@ -514,6 +535,15 @@ func (s *Store) SetSiteOrg(ctx context.Context, name, org string) (*site.Site, e
 		return nil, fmt.Errorf("set org of site %q: %w", name, err)
 	}
 	return out, nil
+}
+
+// CountAllSites returns how many sites the store holds.
+func (s *Store) CountAllSites(ctx context.Context) (int, error) {
+	var n int
+	if err := s.read.QueryRow(ctx, `SELECT count(*) FROM sites`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sites: %w", mapErr(err))
+	}
+	return n, nil
 }
 
 // CountSites returns how many sites the organisation owns (0 for an

@@ -51,21 +51,25 @@ func auditHead(ctx context.Context, tx *sql.Tx) (int64, string, error) {
 // IMMEDIATE: it holds SQLite's write lock from reading the head to the
 // insert, so no other append (of this process or another) comes between.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		seq, hash, err := auditHead(ctx, tx)
-		if err != nil {
-			return err
-		}
-		store.SealAudit(&e, seq, hash)
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, e.Time.Format(auditTimeFormat), e.Actor, e.ActorUser, e.Org, e.Channel, e.Action, e.Target, e.Outcome,
-			e.Detail, e.RequestID, e.SourceIP, e.PrevHash, e.Hash)
-		return err
-	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return appendAudit(ctx, tx, &e) })
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
+}
+
+// appendAudit seals e after the chain's head and inserts it, in tx (a
+// writer transaction: it holds the write lock).
+func appendAudit(ctx context.Context, tx *sql.Tx, e *store.AuditEntry) error {
+	seq, hash, err := auditHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	store.SealAudit(e, seq, hash)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.Format(auditTimeFormat), e.Actor, e.ActorUser, e.Org, e.Channel, e.Action, e.Target, e.Outcome,
+		e.Detail, e.RequestID, e.SourceIP, e.PrevHash, e.Hash)
+	return err
 }
 
 // ListAudit returns the entries opts selects, in seq order.

@@ -104,6 +104,17 @@ func getRow(ctx context.Context, q querier, name string) (siteRow, error) {
 // s.Metadata.ResourceVersion to the write's revision and an empty
 // s.Metadata.Org to store.DefaultOrg.
 func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
+	return s.createSite(ctx, st, nil)
+}
+
+// CreateSiteAudited is CreateSite and AppendAudit of e in one transaction.
+func (s *Store) CreateSiteAudited(ctx context.Context, st *site.Site, e store.AuditEntry) error {
+	return s.createSite(ctx, st, &e)
+}
+
+// createSite creates st and, when e is not nil, appends e to the audit
+// chain in the same transaction.
+func (s *Store) createSite(ctx context.Context, st *site.Site, e *store.AuditEntry) error {
 	if err := store.ValidateNewSite(st); err != nil {
 		return err
 	}
@@ -136,9 +147,15 @@ func (s *Store) CreateSite(ctx context.Context, st *site.Site) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.name, r.uid, r.shard, r.org, r.moveSource, r.moveTarget, r.resourceVersion, r.metadata, r.spec, r.status, r.move)
-		return err
+		if _, err = tx.ExecContext(ctx, `INSERT INTO sites (`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.name, r.uid, r.shard, r.org, r.moveSource, r.moveTarget, r.resourceVersion, r.metadata, r.spec, r.status, r.move); err != nil {
+			return err
+		}
+		if e == nil {
+			return nil
+		}
+		a := *e // sealed anew should the group commit run fn again
+		return appendAudit(ctx, tx, &a)
 	})
 	if err != nil {
 		return fmt.Errorf("create site %q: %w", name, err)
@@ -405,6 +422,15 @@ func (s *Store) SetSiteOrg(ctx context.Context, name, org string) (*site.Site, e
 		return nil, fmt.Errorf("set org of site %q: %w", name, err)
 	}
 	return out, nil
+}
+
+// CountAllSites returns how many sites the store holds.
+func (s *Store) CountAllSites(ctx context.Context) (int, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM sites`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sites: %w", err)
+	}
+	return n, nil
 }
 
 // CountSites returns how many sites the organisation owns (0 for an

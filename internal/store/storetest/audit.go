@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/store"
 )
 
@@ -236,5 +237,112 @@ func testAuditCheckpoints(t *testing.T, h *harness) {
 	}
 	if head.Seq != 5 || head.CheckpointSeq != 4 {
 		t.Errorf("head = %+v, want seq 5, checkpoint 4", head)
+	}
+}
+
+// testCreateSiteAudited checks that CreateSiteAudited writes the site and
+// its audit entry together, and neither when the create fails, also among
+// concurrent appends and creates (which SQLite commits in groups).
+func testCreateSiteAudited(t *testing.T, h *harness) {
+	s := h.fresh(t)
+	ctx := t.Context()
+	mustAppendAudit(t, s, auditEntry(0, ""))
+	mustCreate(t, s, newSite("taken.example.com"))
+	for _, tc := range []struct {
+		name    string
+		site    *site.Site
+		wantErr error // nil: created and audited
+	}{
+		{"new", newSite("a.example.com"), nil},
+		{"another", newSite("b.example.com"), nil},
+		{"duplicate", newSite("taken.example.com"), store.ErrAlreadyExists},
+		{"unknown organisation", func() *site.Site { x := newSite("c.example.com"); x.Metadata.Org = "nobody"; return x }(), store.ErrInvalid},
+		{"invalid", func() *site.Site { x := newSite("d.example.com"); x.Metadata.UID = ""; return x }(), store.ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := mustListAudit(t, s, store.AuditListOptions{})
+			rev := revision(t, s)
+			e := auditEntry(len(before), "")
+			e.Action, e.Target = "site.create", tc.site.Metadata.Name
+			err := s.CreateSiteAudited(ctx, tc.site, e)
+			after := mustListAudit(t, s, store.AuditListOptions{})
+			checkChain(t, after)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				if len(after) != len(before) {
+					t.Errorf("failed create appended %d audit entries", len(after)-len(before))
+				}
+				if r := revision(t, s); r != rev {
+					t.Errorf("failed create moved the revision %d -> %d", rev, r)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := mustGet(t, s, tc.site.Metadata.Name)
+			if got.Metadata.Generation != 1 || got.Metadata.ResourceVersion != tc.site.Metadata.ResourceVersion || got.Metadata.ResourceVersion <= rev {
+				t.Errorf("stored generation %d, resource version %d (caller's %d, revision before %d)",
+					got.Metadata.Generation, got.Metadata.ResourceVersion, tc.site.Metadata.ResourceVersion, rev)
+			}
+			if len(after) != len(before)+1 {
+				t.Fatalf("%d audit entries after, want %d", len(after), len(before)+1)
+			}
+			g := after[len(after)-1]
+			e.Seq, e.PrevHash, e.Hash = g.Seq, g.PrevHash, g.Hash
+			if !g.Time.Equal(e.Time) {
+				t.Errorf("time %v, want %v", g.Time, e.Time)
+			}
+			e.Time = g.Time
+			if g != e {
+				t.Errorf("entry = %+v, want %+v", g, e)
+			}
+		})
+	}
+
+	// Concurrent audited creates (a duplicate among them) and appends: one
+	// chain without gaps, an entry for each create that succeeded.
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			name := fmt.Sprintf("c%d.example.com", i)
+			if i == 7 {
+				name = "taken.example.com"
+			}
+			e := auditEntry(i, "")
+			e.Action, e.Target = "site.create", name
+			errs[i] = s.CreateSiteAudited(ctx, newSite(name), e)
+		})
+		wg.Go(func() { mustAppendAudit(t, s, auditEntry(i, "")) })
+	}
+	wg.Wait()
+	created := 0
+	for i, err := range errs {
+		switch {
+		case i == 7 && !errors.Is(err, store.ErrAlreadyExists):
+			t.Errorf("duplicate create: err = %v, want ErrAlreadyExists", err)
+		case i != 7 && err != nil:
+			t.Errorf("create %d: %v", i, err)
+		case err == nil:
+			created++
+		}
+	}
+	all := mustListAudit(t, s, store.AuditListOptions{Limit: store.MaxLimit})
+	checkChain(t, all)
+	creates := 0
+	for _, e := range all {
+		if e.Action == "site.create" {
+			creates++
+			if _, err := s.GetSite(ctx, e.Target); err != nil {
+				t.Errorf("audited create of %s: %v", e.Target, err)
+			}
+		}
+	}
+	if want := 2 + created; creates != want {
+		t.Errorf("%d site.create entries, want %d", creates, want)
 	}
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentCreateSameName", testConcurrentCreateSameName},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
+		{"CreateSiteAudited", testCreateSiteAudited},
 		{"AuditFilters", testAuditFilters},
 		{"AuditConcurrent", testAuditConcurrent},
 		{"AuditCheckpoints", testAuditCheckpoints},
@@ -343,6 +344,16 @@ func testCreateDuplicate(t *testing.T, h *harness) {
 	}
 	if _, err := s.GetSite(ctx, "b.example.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("site with duplicate uid stored: err = %v", err)
+	}
+	// The one being deleted counts until it is gone.
+	if n, err := s.CountAllSites(ctx); err != nil || n != 2 {
+		t.Errorf("CountAllSites = %d, %v; want 2", n, err)
+	}
+	if err := s.DeleteSite(ctx, deleting.Metadata.Name); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountAllSites(ctx); err != nil || n != 1 {
+		t.Errorf("CountAllSites after a delete = %d, %v; want 1", n, err)
 	}
 }
 
