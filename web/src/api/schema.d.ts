@@ -4168,6 +4168,11 @@ export interface components {
             more?: boolean;
         };
         Routes: {
+            /** @description In the list (without `since`) only, before the sites: how many
+             *     sites the store held just before the list was read, a hint to
+             *     size a copy by (the list may hold a few more or fewer).
+             *      */
+            site_count?: number;
             sites: components["schemas"]["Site"][];
             shards: components["schemas"]["Shard"][];
             removed?: components["schemas"]["Tombstone"][];
