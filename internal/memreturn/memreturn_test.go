@@ -3,14 +3,21 @@ package memreturn
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 )
 
 var sink [][]byte
 
-// burst allocates and drops about n bytes of heap.
+// burst allocates and drops about n bytes of heap, and collects them.
 func burst(n int) {
+	garbage(n)
+	runtime.GC()
+}
+
+// garbage allocates and drops about n bytes of heap without collecting.
+func garbage(n int) {
 	for range n >> 20 {
 		b := make([]byte, 1<<20)
 		for i := 0; i < len(b); i += 4096 {
@@ -19,7 +26,6 @@ func burst(n int) {
 		sink = append(sink, b)
 	}
 	sink = nil
-	runtime.GC()
 }
 
 // TestRunReturnsBurst: after a 64 MiB burst the free heap is well above
@@ -43,5 +49,30 @@ func TestRunReturnsBurst(t *testing.T) {
 	}
 	if Return(minFree) {
 		t.Error("Return acted on a heap with nothing to return")
+	}
+}
+
+// TestReturnCollectsGarbage: an idle process does not collect, so a
+// burst's dead objects count as in use and none of the heap is free; Return
+// still sees them (Garbage), collects them and gives their pages back.
+func TestReturnCollectsGarbage(t *testing.T) {
+	const minFree = 8 << 20
+	runtime.GC()
+	debug.FreeOSMemory()
+	// No collection until Return's own: the runtime's pacer would run
+	// one during the burst and free part of it at a moment of its choosing.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	garbage(64 << 20)
+	if f := FreeBytes(); f > minFree {
+		t.Fatalf("%d bytes free before any collection, want ≤ %d: the test needs the burst uncollected", f, minFree)
+	}
+	if g := Garbage(); g < 48<<20 {
+		t.Fatalf("Garbage() = %d after dropping 64 MiB uncollected, want ≥ 48 MiB", g)
+	}
+	if !Return(minFree) {
+		t.Fatal("Return did nothing with 64 MiB of garbage")
+	}
+	if f, g := FreeBytes(), Garbage(); f+g > minFree {
+		t.Errorf("after Return %d bytes free and mapped and %d garbage, want ≤ %d together", f, g, minFree)
 	}
 }
