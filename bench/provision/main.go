@@ -208,6 +208,7 @@ type Result struct {
 	GoAt       GoMem `json:"go_at"`
 	GoAtSites  int   `json:"go_at_sites"`
 	GoIdle     GoMem `json:"go_idle"`
+	GoHalfIdle GoMem `json:"go_half_idle"` // with -half: idle at HalfSites
 	// Per site: total / N, and (total - baseline) / N, which is what a site
 	// costs once the fixed cost is spread over many sites.
 	PerSiteAfterCreation    Mem `json:"per_site_after_creation"`
@@ -405,7 +406,7 @@ func run(ctx context.Context, o options) (err error) {
 			if res.MemHalfIdle, err = measureMem(p.PID(), p.DataDir); err != nil {
 				return fmt.Errorf("memory (idle at %d sites): %w", half, err)
 			}
-			if _, err = prof.snapshot(ctx, fmt.Sprintf("half%d", half)); err != nil {
+			if res.GoHalfIdle, err = prof.snapshot(ctx, fmt.Sprintf("half%d", half)); err != nil {
 				return fmt.Errorf("profile (idle at %d sites): %w", half, err)
 			}
 			res.HalfSites = half
@@ -693,6 +694,9 @@ func printTable(w io.Writer, r *Result) {
 func printGoMem(w io.Writer, r *Result) {
 	head := []string{"aipress Go runtime", "base"}
 	cols := []GoMem{r.GoBaseline}
+	if r.HalfSites > 0 {
+		head, cols = append(head, fmt.Sprintf("%d sites idle", r.HalfSites)), append(cols, r.GoHalfIdle)
+	}
 	if r.GoAtSites > 0 {
 		head, cols = append(head, fmt.Sprintf("%d sites", r.GoAtSites)), append(cols, r.GoAt)
 	}
