@@ -14,7 +14,9 @@
 // Run checks every Interval how much of the heap is free but still
 // mapped (runtime/metrics "/memory/classes/heap/free:bytes") or garbage
 // not yet collected (Garbage) and, when the two add up to more than
-// MinFree, collects twice and releases every free page (runtime.GC, then
+// MinFree, or when more than MinFree bytes were allocated since the last
+// check (a burst, whose pooled buffers are neither free nor garbage),
+// collects twice and releases every free page (runtime.GC, then
 // debug.FreeOSMemory): the first collection moves what sync.Pools hold to
 // their victim caches, the second frees it — after a burst of backups
 // their pooled zstd encoders (5–12 MiB each) otherwise stayed until two
@@ -28,6 +30,7 @@
 // resident as "in use" and were never seen as free: bench/provision at
 // 100 idle sites found 54 MiB that only its own forced collection freed,
 // half of what the platform process cost per site.
+//
 // GOMEMLIMIT (which an operator may still set) is not used instead: it
 // bounds the total, and a bound low enough to matter when idle would make
 // the collector run hot under load.
@@ -69,14 +72,40 @@ func Run(ctx context.Context, cfg Config) {
 		defer t.Stop()
 		ticks = t.C
 	}
+	r := newReturner(cfg.MinFree)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticks:
-			Return(cfg.MinFree)
+			r.tick()
 		}
 	}
+}
+
+// returner is Run's state: the heap allocated so far at its last tick.
+type returner struct {
+	minFree, allocs uint64
+}
+
+func newReturner(minFree uint64) *returner {
+	return &returner{minFree: minFree, allocs: read("/gc/heap/allocs:bytes")}
+}
+
+// tick acts as Return does, and also when more than minFree bytes were
+// allocated since the last tick: what a burst left in sync.Pools is
+// neither free nor garbage (a pool holds it), and the burst's own
+// collections may have freed the rest; it reports whether it acted.
+func (r *returner) tick() bool {
+	allocs := read("/gc/heap/allocs:bytes")
+	busy := allocs-r.allocs > r.minFree
+	r.allocs = allocs
+	if !busy && FreeBytes()+Garbage() <= r.minFree {
+		return false
+	}
+	release()
+	r.allocs = read("/gc/heap/allocs:bytes")
+	return true
 }
 
 // Return gives the free heap pages back to the OS, collecting the garbage
@@ -86,9 +115,14 @@ func Return(minFree uint64) bool {
 	if FreeBytes()+Garbage() <= minFree {
 		return false
 	}
+	release()
+	return true
+}
+
+// release collects twice and gives every free page back to the OS.
+func release() {
 	runtime.GC() // sync.Pools to their victim caches
 	debug.FreeOSMemory()
-	return true
 }
 
 // FreeBytes is the heap memory that is free but not yet returned to the OS.

@@ -97,3 +97,34 @@ func TestReturnEmptiesPools(t *testing.T) {
 	}
 	runtime.KeepAlive(&pool)
 }
+
+// TestTickAfterBurst: a burst whose own collections freed its garbage
+// leaves what it pooled, neither free nor garbage; Run's tick still acts,
+// because the burst allocated more than MinFree since the last tick, and
+// frees the pool's buffer. A quiet tick after it does nothing.
+func TestTickAfterBurst(t *testing.T) {
+	const minFree = 8 << 20
+	runtime.GC()
+	debug.FreeOSMemory()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	r := newReturner(minFree)
+	var pool sync.Pool
+	pool.Put(make([]byte, 32<<20))
+	runtime.GC() // the burst's own collection: the buffer to the victim cache
+	if f, g := FreeBytes(), Garbage(); f+g > minFree {
+		t.Fatalf("%d bytes free and %d garbage before the tick, want ≤ %d together: the test needs a collected burst", f, g, minFree)
+	}
+	if Return(minFree) {
+		t.Fatal("Return acted on a collected heap; the test would not tell tick from it")
+	}
+	if !r.tick() {
+		t.Fatal("tick did nothing after a 32 MiB burst")
+	}
+	if live := read("/gc/heap/live:bytes"); live > 16<<20 {
+		t.Errorf("after the tick %d bytes live, want ≤ 16 MiB: the pool's 32 MiB buffer survived", live)
+	}
+	if r.tick() {
+		t.Error("a tick acted with nothing allocated since the last one")
+	}
+	runtime.KeepAlive(&pool)
+}
