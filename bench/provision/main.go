@@ -16,7 +16,12 @@
 //     workers idle out, the binary-log shippers flush, idle Go heap goes
 //     back to the OS), in total and per site, and by role the fixed cost
 //     (before any site; per shard for mariadbd and php-fpm, goal ≤ 150 MB)
-//     and what each idle site adds;
+//     and what each idle site adds; with -half (the default) also idle at
+//     N/2 sites (creation pauses there for -idle-wait), and the slope
+//     between N/2 and N per role, which leaves out what the first sites
+//     fill once (a shard's buffer pool and table caches);
+//   - the php-fpm workers alive during each idle wait (sampled every 5 s:
+//     mean and max), the workers the uptime probes' page refills start;
 //   - the platform process's Go runtime (goroutines, heap in use, idle heap
 //     not returned, stacks) before any site, at -profile-at sites and idle,
 //     from its --debug-addr; with -profile-dir the heap profiles and
@@ -89,6 +94,7 @@ type options struct {
 	profileDir string // where heap profiles and goroutine dumps go ("" : none)
 	profileAt  int    // also profile once this many sites serve (0: never)
 	bufferPool string // aipress up --db-buffer-pool ("": its default)
+	half       bool   // idle figures at N/2 sites too
 }
 
 // siteCapacity is the sites per shard -shards 0 plans for: aipress up's
@@ -123,6 +129,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the platform's heap profiles and goroutine dumps here (baseline, at -profile-at sites, idle)")
 	flag.IntVar(&o.profileAt, "profile-at", 100, "also profile the platform once this many sites serve (0: not)")
 	flag.StringVar(&o.bufferPool, "db-buffer-pool", "", "each shard's InnoDB buffer pool (aipress up --db-buffer-pool, e.g. 32M; empty: its default)")
+	flag.BoolVar(&o.half, "half", true, "pause creation at N/2 sites for -idle-wait and take idle figures there too: the per-site slope between N/2 and N")
 	flag.Parse()
 	if o.n < 1 || o.parallel < 1 || o.shards < 0 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: provision -n N [-bin bin/aipress] [-keep] [-json]")
@@ -189,12 +196,19 @@ type Result struct {
 	MemAfterCreation MemSnapshot `json:"mem_after_creation"`
 	MemIdle          MemSnapshot `json:"mem_idle"`
 	IdleWaitSecs     float64     `json:"idle_wait_seconds"`
+	// With -half: the idle figures at HalfSites sites (0: none taken).
+	HalfSites   int         `json:"half_sites"`
+	MemHalfIdle MemSnapshot `json:"mem_half_idle"`
+	// php-fpm workers alive during the idle waits (at HalfSites and at N).
+	WorkersHalfIdle WorkerSamples `json:"fpm_workers_half_idle_wait"`
+	WorkersIdle     WorkerSamples `json:"fpm_workers_idle_wait"`
 	// The platform process's Go runtime: before any site, at GoAtSites
 	// sites (-profile-at) and idle (after the idle figures).
 	GoBaseline GoMem `json:"go_baseline"`
 	GoAt       GoMem `json:"go_at"`
 	GoAtSites  int   `json:"go_at_sites"`
 	GoIdle     GoMem `json:"go_idle"`
+	GoHalfIdle GoMem `json:"go_half_idle"` // with -half: idle at HalfSites
 	// Per site: total / N, and (total - baseline) / N, which is what a site
 	// costs once the fixed cost is spread over many sites.
 	PerSiteAfterCreation    Mem `json:"per_site_after_creation"`
@@ -349,39 +363,64 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		return nil
 	}
-	for range o.parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				next++
-				i := next
-				stop := i > o.n || firstErr != nil || o.createFor > 0 && time.Since(begin) > o.createFor
-				mu.Unlock()
-				if stop {
-					return
-				}
-				if err := one(i); err != nil {
+	var paused time.Duration // the idle wait at N/2, not creation time
+	// create creates sites up to last, o.parallel at once.
+	create := func(last int) {
+		for range o.parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
 					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
+					stop := next >= last || firstErr != nil || o.createFor > 0 && time.Since(begin)-paused > o.createFor
+					if !stop {
+						next++
 					}
+					i := next
 					mu.Unlock()
-					abort()
-					return
+					if stop {
+						return
+					}
+					if err := one(i); err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						abort()
+						return
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	if half := o.n / 2; o.half && half > 0 {
+		create(half)
+		if firstErr == nil && profileErr == nil && len(ttf) == half {
+			t0 := time.Now()
+			logf("at %d sites: waiting %v for the idle figures at N/2", half, o.idleWait)
+			if res.WorkersHalfIdle, err = p.idleWait(ctx, o.idleWait); err != nil {
+				return err
+			}
+			if res.MemHalfIdle, err = measureMem(p.PID(), p.DataDir); err != nil {
+				return fmt.Errorf("memory (idle at %d sites): %w", half, err)
+			}
+			if res.GoHalfIdle, err = prof.snapshot(ctx, fmt.Sprintf("half%d", half)); err != nil {
+				return fmt.Errorf("profile (idle at %d sites): %w", half, err)
+			}
+			res.HalfSites = half
+			paused = time.Since(t0)
+		}
+	}
+	create(o.n)
 	if firstErr != nil {
 		return firstErr
 	}
 	if profileErr != nil {
 		return profileErr
 	}
-	elapsed := time.Since(begin)
+	elapsed := time.Since(begin) - paused
 	if len(ttf) < o.n {
 		// -create-for: the sites started before the limit all serve
 		// (an error ends the run above), and they are the first ones.
@@ -400,7 +439,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	logf("waiting %v for php-fpm workers to go idle", o.idleWait)
 	idleStart := time.Now()
-	if err := benchplatform.Sleep(ctx, o.idleWait); err != nil {
+	if res.WorkersIdle, err = p.idleWait(ctx, o.idleWait); err != nil {
 		return err
 	}
 	res.IdleWaitSecs = time.Since(idleStart).Seconds()
@@ -423,7 +462,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.PerSiteAfterCreation, res.PerSiteAfterCreationMgl = perSite(res.MemAfterCreation.Total.Mem, res.MemBaseline.Total.Mem)
 	res.PerSiteIdle, res.PerSiteIdleMarginal = perSite(res.MemIdle.Total.Mem, res.MemBaseline.Total.Mem)
-	res.Costs = costs(res.MemBaseline, res.MemIdle, o.n)
+	res.Costs = costs(res.MemBaseline, res.MemHalfIdle, res.MemIdle, res.HalfSites, o.n)
 
 	// Cold pool first request, on sites spread over the run.
 	k := min(o.coldSites, o.n)
@@ -558,6 +597,11 @@ func printTable(w io.Writer, r *Result) {
 	t := table{
 		{"Memory", "RSS base", "PSS base", "RSS created", "PSS created", "RSS idle", "PSS idle"},
 	}
+	if r.HalfSites > 0 {
+		snaps = []MemSnapshot{r.MemBaseline, r.MemHalfIdle, r.MemAfterCreation, r.MemIdle}
+		h := strconv.Itoa(r.HalfSites)
+		t[0] = []string{"Memory", "RSS base", "PSS base", "RSS idle " + h, "PSS idle " + h, "RSS created", "PSS created", "RSS idle", "PSS idle"}
+	}
 	for _, g := range []struct {
 		name string
 		get  func(MemSnapshot) Group
@@ -573,30 +617,66 @@ func printTable(w io.Writer, r *Result) {
 		}
 		t = append(t, cells)
 	}
-	t = append(t,
-		[]string{"php-fpm workers", strconv.Itoa(r.MemBaseline.FPMWorkers), "", strconv.Itoa(r.MemAfterCreation.FPMWorkers), "", strconv.Itoa(r.MemIdle.FPMWorkers), ""},
-		[]string{"per site: total / N", "", "", kib(r.PerSiteAfterCreation.RSS), kib(r.PerSiteAfterCreation.PSS), kib(r.PerSiteIdle.RSS), kib(r.PerSiteIdle.PSS)},
-		[]string{"per site: (total - baseline) / N", "", "", kib(r.PerSiteAfterCreationMgl.RSS), kib(r.PerSiteAfterCreationMgl.PSS), kib(r.PerSiteIdleMarginal.RSS), kib(r.PerSiteIdleMarginal.PSS)},
+	workers := []string{"php-fpm workers"}
+	for _, s := range snaps {
+		workers = append(workers, strconv.Itoa(s.FPMWorkers), "")
+	}
+	pad := []string{"", ""} // no per-site figures at base (nor at N/2)
+	if r.HalfSites > 0 {
+		pad = append(pad, "", "")
+	}
+	t = append(t, workers,
+		append(append([]string{"per site: total / N"}, pad...), kib(r.PerSiteAfterCreation.RSS), kib(r.PerSiteAfterCreation.PSS), kib(r.PerSiteIdle.RSS), kib(r.PerSiteIdle.PSS)),
+		append(append([]string{"per site: (total - baseline) / N"}, pad...), kib(r.PerSiteAfterCreationMgl.RSS), kib(r.PerSiteAfterCreationMgl.PSS), kib(r.PerSiteIdleMarginal.RSS), kib(r.PerSiteIdleMarginal.PSS)),
 	)
 	t.Print(w)
-	fmt.Fprintf(w, "base: before any site; created: right after the last site served; idle: %.0f s later\n", r.IdleWaitSecs)
+	if r.HalfSites > 0 {
+		fmt.Fprintf(w, "base: before any site; idle %d: after %.0f s without creation at %d sites; created: right after the last site served; idle: %.0f s later\n",
+			r.HalfSites, r.IdleWaitSecs, r.HalfSites, r.IdleWaitSecs)
+	} else {
+		fmt.Fprintf(w, "base: before any site; created: right after the last site served; idle: %.0f s later\n", r.IdleWaitSecs)
+	}
+	ws := func(s WorkerSamples) string { return fmt.Sprintf("mean %.1f, max %d", s.Mean, s.Max) }
+	if r.HalfSites > 0 {
+		fmt.Fprintf(w, "php-fpm workers alive during the idle waits (counted every %v): at %d sites %s; at %d sites %s\n",
+			workerSampleEvery, r.HalfSites, ws(r.WorkersHalfIdle), r.Sites, ws(r.WorkersIdle))
+	} else {
+		fmt.Fprintf(w, "php-fpm workers alive during the idle wait (counted every %v): %s\n", workerSampleEvery, ws(r.WorkersIdle))
+	}
 	fmt.Fprintf(w, "goal: ≤ 1 MB per idle site at 1,000 sites (compare idle PSS per site; measured here at N = %d)\n\n", r.Sites)
 
 	c := r.Costs
-	ct := table{{"Cost by role (PSS; RSS)", "fixed (no site)", "per idle site", "goal"}}
+	slope := r.HalfSites > 0
+	head := []string{"Cost by role (PSS; RSS)", "fixed (no site)", "per idle site"}
+	if slope {
+		head = append(head, fmt.Sprintf("per idle site, %d → %d sites", r.HalfSites, r.Sites))
+	}
+	ct := table{append(head, "goal")}
 	for _, rc := range c.Roles {
 		goal := ""
 		if rc.Role == "total" {
 			goal = "≤ 1 MB per idle site"
 		}
-		ct = append(ct, []string{rc.Role, mib(rc.Fixed.PSS) + "; " + mib(rc.Fixed.RSS), kib(rc.PerSite.PSS) + "; " + kib(rc.PerSite.RSS), goal})
+		row := []string{rc.Role, mib(rc.Fixed.PSS) + "; " + mib(rc.Fixed.RSS), kib(rc.PerSite.PSS) + "; " + kib(rc.PerSite.RSS)}
+		if slope {
+			row = append(row, kib(rc.Slope.PSS)+"; "+kib(rc.Slope.RSS))
+		}
+		ct = append(ct, append(row, goal))
 	}
-	ct = append(ct, []string{fmt.Sprintf("per shard: mariadbd + php-fpm (%d shard(s))", c.ShardsBase), mib(c.ShardFixed.PSS) + "; " + mib(c.ShardFixed.RSS), "", "≤ 150 MB per shard"})
+	last := []string{fmt.Sprintf("per shard: mariadbd + php-fpm (%d shard(s))", c.ShardsBase), mib(c.ShardFixed.PSS) + "; " + mib(c.ShardFixed.RSS), ""}
+	if slope {
+		last = append(last, "")
+	}
+	ct = append(ct, append(last, "≤ 150 MB per shard"))
 	ct.Print(w)
 	if c.ShardsIdle != c.ShardsBase {
 		fmt.Fprintf(w, "%d shard(s) before any site, %d once idle: the added shards' fixed cost is in the per-site figures\n", c.ShardsBase, c.ShardsIdle)
 	}
 	fmt.Fprintln(w, "fixed: before any site (the platform process holds the control plane, the edge and the shard agents); per idle site: (idle − fixed) / N")
+	if slope {
+		fmt.Fprintf(w, "per idle site, %d → %d sites: (idle at %d − idle at %d) / %d, without what the first sites fill once (buffer pools, table caches)\n",
+			r.HalfSites, r.Sites, r.Sites, r.HalfSites, r.Sites-r.HalfSites)
+	}
 	fmt.Fprintln(w)
 
 	printGoMem(w, r)
@@ -614,6 +694,9 @@ func printTable(w io.Writer, r *Result) {
 func printGoMem(w io.Writer, r *Result) {
 	head := []string{"aipress Go runtime", "base"}
 	cols := []GoMem{r.GoBaseline}
+	if r.HalfSites > 0 {
+		head, cols = append(head, fmt.Sprintf("%d sites idle", r.HalfSites)), append(cols, r.GoHalfIdle)
+	}
 	if r.GoAtSites > 0 {
 		head, cols = append(head, fmt.Sprintf("%d sites", r.GoAtSites)), append(cols, r.GoAt)
 	}

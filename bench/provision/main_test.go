@@ -122,3 +122,22 @@ func TestParseHeapText(t *testing.T) {
 		t.Error("a profile without the other MemStats lines was accepted")
 	}
 }
+
+func TestWorkerSamples(t *testing.T) {
+	for _, c := range []struct {
+		counts []int
+		want   WorkerSamples
+	}{
+		{nil, WorkerSamples{}},
+		{[]int{0}, WorkerSamples{Samples: 1}},
+		{[]int{0, 4, 2, 0}, WorkerSamples{Samples: 4, Mean: 1.5, Max: 4}},
+	} {
+		var w WorkerSamples
+		for _, n := range c.counts {
+			w.add(n)
+		}
+		if w != c.want {
+			t.Errorf("samples %v: %+v, want %+v", c.counts, w, c.want)
+		}
+	}
+}

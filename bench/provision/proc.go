@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aipress/aipress/bench/internal/benchplatform"
 )
 
 // percentile returns the p-th percentile (0 < p ≤ 100) of ds by the
@@ -244,4 +247,43 @@ func measureMem(aipressPID int, dataDir string) (MemSnapshot, error) {
 		s.Total.add(g.Mem)
 	}
 	return s, nil
+}
+
+// WorkerSamples is the number of live php-fpm workers of the platform,
+// sampled during an idle wait.
+type WorkerSamples struct {
+	Samples int     `json:"samples"`
+	Mean    float64 `json:"mean"`
+	Max     int     `json:"max"`
+}
+
+func (w *WorkerSamples) add(n int) {
+	w.Mean = (w.Mean*float64(w.Samples) + float64(n)) / float64(w.Samples+1)
+	w.Samples++
+	w.Max = max(w.Max, n)
+}
+
+// workerSampleEvery is how often idleWait counts the php-fpm workers.
+const workerSampleEvery = 5 * time.Second
+
+// idleWait waits d, counting the platform's php-fpm workers at its start
+// and every workerSampleEvery: the workers an idle platform keeps (the
+// uptime probes' page refills start some).
+func (p *platform) idleWait(ctx context.Context, d time.Duration) (WorkerSamples, error) {
+	var w WorkerSamples
+	end := time.Now().Add(d)
+	for {
+		procs, err := listProcs()
+		if err != nil {
+			return w, err
+		}
+		w.add(len(findPlatformProcs(procs, p.PID(), p.DataDir).fpmWorkers))
+		left := time.Until(end)
+		if left <= 0 {
+			return w, nil
+		}
+		if err := benchplatform.Sleep(ctx, min(left, workerSampleEvery)); err != nil {
+			return w, err
+		}
+	}
 }

@@ -206,7 +206,7 @@ func TestScenarios(t *testing.T) {
 				"domain": "blog.localhost", "status": "Pending", "shard": "local", "admin_user": "admin",
 				"url": "http://blog.localhost:8080", "site.spec.plan": "basic", "site.spec.php.max_children": 5.0,
 				"site.spec.php.memory_limit_mb": 256.0, "site.spec.php.upload_max_mb": 64.0,
-				"site.spec.php.idle_timeout_seconds": 30.0, "site.metadata.generation": 1.0,
+				"site.spec.php.idle_timeout_seconds": 10.0, "site.metadata.generation": 1.0,
 				"site.spec.admin.password_hash": nil, "site.metadata.labels.team": "web",
 				"site.metadata.created_at": "2025-01-02T03:04:05Z",
 			}},

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("default = %s", s.Default().Name)
 	}
 	basic, _ := s.Get("basic")
-	if want := (site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 30, RequestTimeoutSeconds: 120}); basic.PHP != want {
+	if want := (site.PHP{MaxChildren: 5, MemoryLimitMB: 256, UploadMaxMB: 64, IdleTimeoutSecond: 10, RequestTimeoutSeconds: 120}); basic.PHP != want {
 		t.Errorf("basic PHP = %+v, want %+v", basic.PHP, want)
 	}
 	if want := (site.Limits{DiskMB: 1024, DBConnections: 20, DBClients: 50}); basic.Limits() != want {

@@ -514,3 +514,32 @@ func TestPeekFillsButSeesFailures(t *testing.T) {
 		t.Errorf("probe while PHP fails: %d %q, want the failure", rec.Code, rec.Body.String())
 	}
 }
+
+// TestStoredBodyTrimmed: a page PHP sends in pieces is stored without the
+// spare capacity its fill buffer grew (which MaxBytes would not count),
+// and served whole.
+func TestStoredBodyTrimmed(t *testing.T) {
+	h := newHarness(t, Config{})
+	piece := strings.Repeat("x", 20000)
+	h.up.respond = func(w http.ResponseWriter, r *http.Request, n int64) error {
+		w.Header().Set("Content-Type", "image/png") // no gzip variant
+		for range 3 {
+			if _, err := w.Write([]byte(piece)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	expect(t, h.do("GET", "/big/"), Miss, "")
+	expect(t, h.do("GET", "/big/"), Hit, strings.Repeat(piece, 3))
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	if len(h.c.entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(h.c.entries))
+	}
+	for _, e := range h.c.entries {
+		if len(e.body) != 60000 || cap(e.body) > len(e.body)+len(e.body)/8 {
+			t.Errorf("stored body: len %d, cap %d; want 60000 and at most 1/8 spare", len(e.body), cap(e.body))
+		}
+	}
+}
