@@ -217,9 +217,10 @@ type Pooler struct {
 	// to it on every connection, and a backend taken over or dialled has
 	// it, so modelling it saves a replayed SET on every takeover.
 	baseMode  [2]atomic.Pointer[string]
-	puts      atomic.Uint64 // backends put back idle (changed under mu)
-	queued    atomic.Uint64 // statements that waited at MaxServerBackends
-	overflows atomic.Uint64 // backends opened beyond MaxServerBackends
+	fresh     [2]atomic.Pointer[fresh] // (freshState) the last one made per server
+	puts      atomic.Uint64            // backends put back idle (changed under mu)
+	queued    atomic.Uint64            // statements that waited at MaxServerBackends
+	overflows atomic.Uint64            // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
 	// come first served but for the backend's own account (handoff): a
@@ -643,11 +644,29 @@ func (p *Pooler) base(replica bool) []sqlscan.Assignment {
 }
 
 // freshState is the state of a backend just logged in with collation
-// coll: the server's defaults.
+// coll: the server's defaults. The last one made per server is kept (every
+// takeover asks for it; a State is never changed in place, so backends
+// share it).
 func (p *Pooler) freshState(replica bool, coll uint8) sqlscan.State {
+	k := kind(replica)
+	mode := p.baseMode[k].Load()
+	if f := p.fresh[k].Load(); f != nil && f.mode == mode && f.coll == coll {
+		return f.st
+	}
 	st := sqlscan.NewState(coll)
-	st.Apply(p.base(replica))
+	if mode != nil {
+		st.Apply([]sqlscan.Assignment{sqlscan.Literal("sql_mode", *mode)})
+	}
+	p.fresh[k].Store(&fresh{mode: mode, coll: coll, st: st})
 	return st
+}
+
+// fresh is a freshState made for a server's base sql_mode (as learnBase
+// stored it) and a collation.
+type fresh struct {
+	mode *string
+	coll uint8
+	st   sqlscan.State
 }
 
 func kind(replica bool) int {
