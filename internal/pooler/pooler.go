@@ -186,6 +186,13 @@ type Config struct {
 	// before it goes back to the pool (default DefaultLinger; negative:
 	// at once). See linger.go.
 	Linger time.Duration
+	// LingerTurn bounds how long a session keeps a backend by lingering
+	// while statements of other sessions wait at MaxServerBackends: a
+	// session that took its backend this long ago (by Clock) puts it back
+	// after its statement instead of lingering when one waits, so a
+	// longer Linger does not starve them (default DefaultLingerTurn;
+	// negative: no bound). See linger.go.
+	LingerTurn time.Duration
 	// BackendWait bounds how long a statement waits for a free backend
 	// connection of its account (default 10s).
 	BackendWait time.Duration
@@ -211,6 +218,7 @@ type Pooler struct {
 	dialed                         atomic.Uint64 // backend connections opened
 	changedUser                    atomic.Uint64 // backends taken over from another account
 	reclaimed                      atomic.Uint64 // statements that found their session's backend lingering
+	turnsEnded                     atomic.Uint64 // backends put back at the end of their session's turn
 	queriesPrimary, queriesReplica atomic.Uint64
 	// baseMode is each server's (primary, replica) sql_mode for new
 	// sessions, read on every dial: WordPress SETs its session's sql_mode
@@ -288,6 +296,9 @@ func New(cfg Config) (*Pooler, error) {
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
+	}
+	if cfg.LingerTurn == 0 {
+		cfg.LingerTurn = DefaultLingerTurn
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -565,8 +576,10 @@ type Stats struct {
 	// the backends opened beyond it after Config.QueueWait.
 	Dialed, ChangedUser, Queued, Overflowed uint64
 	// Reclaimed counts the statements that found the backend their
-	// session's last statement left lingering (Config.Linger).
-	Reclaimed uint64
+	// session's last statement left lingering (Config.Linger); TurnsEnded
+	// the backends put back instead of lingering because their session's
+	// turn was over while statements waited (Config.LingerTurn).
+	Reclaimed, TurnsEnded uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -586,7 +599,7 @@ func (p *Pooler) Stats() Stats {
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
 	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
-	st.Reclaimed = p.reclaimed.Load()
+	st.Reclaimed, st.TurnsEnded = p.reclaimed.Load(), p.turnsEnded.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -733,9 +746,7 @@ func (p *Pooler) signalFreedLocked() {
 func (p *Pooler) handoff(b *backend) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	serves := func(w *waiter) bool {
-		return w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil)
-	}
+	serves := func(w *waiter) bool { return w.serves(b) }
 	first, own := -1, -1
 	for i, w := range p.waitq {
 		if !serves(w) {
@@ -768,6 +779,18 @@ func (p *Pooler) handoff(b *backend) bool {
 	p.waitq = slices.Delete(p.waitq, pick, pick+1)
 	w.ch <- b
 	return true
+}
+
+// serves reports whether w can use b (p.mu held): the same server and
+// capabilities, and b its own account's or one it can take over.
+func (w *waiter) serves(b *backend) bool {
+	return w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil)
+}
+
+// waitsFor reports whether a statement waits at Config.MaxServerBackends
+// that b would serve (p.mu held).
+func (p *Pooler) waitsFor(b *backend) bool {
+	return slices.ContainsFunc(p.waitq, func(w *waiter) bool { return w.serves(b) })
 }
 
 // maxPassed is how many backends handoff lets go by a waiting statement
