@@ -44,11 +44,17 @@ import (
 // contention) a 5 ms linger without turns lost the backend after about 14
 // of a page's 32 statements, each then a COM_CHANGE_USER.
 //
+// A statement that waited QueueWait at the bound takes over the backend
+// lingering longest for another account's session before it opens one
+// beyond the bound (Stats().LingerCut): a lingering backend is idle, and
+// on a machine loaded by more than the shard, turns and lingering
+// stretched by its contention must not open backends.
+//
 // Accounts with a replica do not linger: their reads go to the replica
 // statement by statement.
 
 // DefaultLinger is Config.Linger's default.
-const DefaultLinger = 5 * time.Millisecond
+const DefaultLinger = 20 * time.Millisecond
 
 // DefaultLingerTurn is Config.LingerTurn's default.
 const DefaultLingerTurn = 25 * time.Millisecond
@@ -140,6 +146,30 @@ func (p *Pooler) takeLingering(pl *pool, caps uint32) *backend {
 		}
 	}
 	return nil
+}
+
+// takeLingeringOther takes the backend lingering longest of those with
+// caps on pl's server that another account's session left (nil: none),
+// for a statement that waited Config.QueueWait: it is idle, so better
+// taken over than a backend opened beyond the bound. Its account stops
+// counting it (pl counts it already).
+func (p *Pooler) takeLingeringOther(pl *pool, caps uint32) *backend {
+	p.mu.Lock()
+	var b *backend
+	for _, x := range p.lingering { // oldest first
+		if x.pool != pl && x.caps == caps && x.pool.replica == pl.replica && x.pool.server == pl.server && x.salt != nil {
+			b = x
+			break
+		}
+	}
+	if b != nil {
+		p.unlingerLocked(b)
+	}
+	p.mu.Unlock()
+	if b != nil {
+		b.pool.forget()
+	}
+	return b
 }
 
 // unlingerLocked ends b's lingering (p.mu held).

@@ -2,6 +2,7 @@ package pooler
 
 import (
 	"context"
+	"database/sql"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,5 +178,35 @@ func TestLingerTurn(t *testing.T) {
 	}
 	if st := p.Stats(); st.Reclaimed != 4 || st.TurnsEnded != 2 || st.ChangedUser != 2 || st.Dialed != 1 || st.Overflowed != 0 {
 		t.Fatalf("%+v: want b's two statements on its backend, then its turn ended", st)
+	}
+}
+
+// TestLingerCut: a statement that waited QueueWait at the bound takes over
+// the backend lingering for another site's session instead of opening one
+// beyond the bound; that session's next statement, finding it gone, does
+// the same.
+func TestLingerCut(t *testing.T) {
+	a, b := newSite(t, 2), newSite(t, 2)
+	const probe = "SELECT CONCAT_WS('|', CURRENT_USER(), DATABASE(), @@time_zone)"
+	p := startPooler(t, Config{MaxServerBackends: 1, Linger: time.Hour, LingerTurn: -1, QueueWait: 20 * time.Millisecond}, a.Account, b.Account)
+	ca := conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database))
+	cb := conn(t, open(t, p.cfg.Socket, b.User, b.Password, b.Database))
+	mustExec(t, ca, "SET time_zone = '+02:00'")
+	for i, tc := range []struct {
+		c interface {
+			QueryRowContext(context.Context, string, ...any) *sql.Row
+		}
+		want string
+	}{
+		{cb, b.User + "@localhost|" + b.Database + "|SYSTEM"},
+		{ca, a.User + "@localhost|" + a.Database + "|+02:00"},
+	} {
+		var v string
+		if err := tc.c.QueryRowContext(context.Background(), probe).Scan(&v); err != nil || v != tc.want {
+			t.Fatalf("statement %d: %q %v, want %q", i, v, err, tc.want)
+		}
+		if st := p.Stats(); st.LingerCut != uint64(i+1) || st.ChangedUser != uint64(i+1) || st.Overflowed != 0 || st.Dialed != 1 || st.PeakBackends != 1 {
+			t.Fatalf("statement %d: %+v, want the lingering backend taken over, none opened beyond the bound", i, st)
+		}
 	}
 }

@@ -219,6 +219,7 @@ type Pooler struct {
 	changedUser                    atomic.Uint64 // backends taken over from another account
 	reclaimed                      atomic.Uint64 // statements that found their session's backend lingering
 	turnsEnded                     atomic.Uint64 // backends put back at the end of their session's turn
+	lingerCut                      atomic.Uint64 // lingering backends taken over at QueueWait (linger.go)
 	queriesPrimary, queriesReplica atomic.Uint64
 	// baseMode is each server's (primary, replica) sql_mode for new
 	// sessions, read on every dial: WordPress SETs its session's sql_mode
@@ -578,8 +579,10 @@ type Stats struct {
 	// Reclaimed counts the statements that found the backend their
 	// session's last statement left lingering (Config.Linger); TurnsEnded
 	// the backends put back instead of lingering because their session's
-	// turn was over while statements waited (Config.LingerTurn).
-	Reclaimed, TurnsEnded uint64
+	// turn was over while statements waited (Config.LingerTurn);
+	// LingerCut the lingering backends another account's statement took
+	// over after Config.QueueWait instead of opening one beyond the bound.
+	Reclaimed, TurnsEnded, LingerCut uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -599,7 +602,7 @@ func (p *Pooler) Stats() Stats {
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
 	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
-	st.Reclaimed, st.TurnsEnded = p.reclaimed.Load(), p.turnsEnded.Load()
+	st.Reclaimed, st.TurnsEnded, st.LingerCut = p.reclaimed.Load(), p.turnsEnded.Load(), p.lingerCut.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -820,6 +823,18 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			pl.open--
 			pl.mu.Unlock()
 			return b, nil
+		}
+		if over {
+			// Waited QueueWait: a backend lingering for another
+			// account's session is idle, and taken over before one
+			// opens beyond the bound.
+			if b := p.takeLingeringOther(pl, caps); b != nil {
+				p.lingerCut.Add(1)
+				if b, ok := p.takeOver(pl, b, want); ok {
+					return b, nil
+				}
+				continue
+			}
 		}
 		p.mu.Lock()
 		if over || p.cfg.MaxServerBackends < 0 || p.openTo(pl.replica)+p.dialing[k] < p.cfg.MaxServerBackends {
