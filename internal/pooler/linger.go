@@ -44,11 +44,12 @@ import (
 // contention) a 5 ms linger without turns lost the backend after about 14
 // of a page's 32 statements, each then a COM_CHANGE_USER.
 //
-// A statement that waited QueueWait at the bound takes over the backend
-// lingering longest for another account's session before it opens one
-// beyond the bound (Stats().LingerCut): a lingering backend is idle, and
-// on a machine loaded by more than the shard, turns and lingering
-// stretched by its contention must not open backends.
+// On a machine loaded by more than the shard, turns and lingering stretch
+// with its contention, and must not make statements open backends beyond
+// the bound: a turn ends early when a statement it would serve has waited
+// half of QueueWait, and a statement that waited QueueWait takes over the
+// backend lingering longest for another account's session (it is idle)
+// before it opens one beyond the bound (Stats().LingerCut).
 //
 // Accounts with a replica do not linger: their reads go to the replica
 // statement by statement.
@@ -73,9 +74,10 @@ func (s *session) linger(b *backend) bool {
 	}
 	now := p.cfg.Clock()
 	p.mu.Lock()
-	if p.cfg.LingerTurn > 0 && now.Sub(s.turn) >= p.cfg.LingerTurn && p.waitsFor(b) {
-		// The session's turn is over and another statement waits:
-		// it gets the backend now (put hands it over).
+	if waits, long := p.waitsFor(b, now); long || waits && p.cfg.LingerTurn > 0 && now.Sub(s.turn) >= p.cfg.LingerTurn {
+		// The session's turn is over and another statement waits, or
+		// one has waited half its QueueWait: it gets the backend now
+		// (put hands it over).
 		p.mu.Unlock()
 		p.turnsEnded.Add(1)
 		b.pool.put(b)

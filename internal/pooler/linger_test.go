@@ -210,3 +210,43 @@ func TestLingerCut(t *testing.T) {
 		}
 	}
 }
+
+// TestLingerTurnWaited: a statement that has waited half of QueueWait (by
+// the injected clock) ends the turn of the session whose backend it would
+// serve: that session's next statement hands the backend over though its
+// turn is not over.
+func TestLingerTurnWaited(t *testing.T) {
+	a, b := newSite(t, 2), newSite(t, 2)
+	// (A statement that never gets the backend fails the test here.)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	p := startPooler(t, Config{MaxServerBackends: 1, Linger: time.Hour, LingerTurn: 24 * time.Hour, QueueWait: time.Hour, Clock: clock}, a.Account, b.Account)
+	ca := conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database))
+	cb := conn(t, open(t, p.cfg.Socket, b.User, b.Password, b.Database))
+	queryString(t, ca, "SELECT 1")
+	got := make(chan error, 1)
+	go func() {
+		var v int
+		got <- cb.QueryRowContext(ctx, "SELECT 2").Scan(&v)
+	}()
+	waitFor(t, func() bool { return p.Stats().Queued == 1 })
+	// b has waited less than half of QueueWait: a keeps its backend.
+	now.Add(int64(29 * time.Minute))
+	queryString(t, ca, "SELECT 1")
+	select {
+	case err := <-got:
+		t.Fatalf("b ran (%v) before it waited half of QueueWait", err)
+	default:
+	}
+	now.Add(int64(time.Minute))
+	queryString(t, ca, "SELECT 1")
+	if err := <-got; err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if st := p.Stats(); st.Reclaimed != 2 || st.TurnsEnded != 1 || st.ChangedUser != 1 || st.Overflowed != 0 {
+		t.Fatalf("%+v: want a's turn ended by b's wait and its backend taken over", st)
+	}
+}

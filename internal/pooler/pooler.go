@@ -722,6 +722,7 @@ type waiter struct {
 	// (p.mu) passed counts the backends handed to later waiters of
 	// their own accounts (handoff).
 	passed int
+	since  time.Time // when the statement first queued (by Config.Clock)
 }
 
 // signalFreed wakes the first statement waiting at
@@ -791,9 +792,18 @@ func (w *waiter) serves(b *backend) bool {
 }
 
 // waitsFor reports whether a statement waits at Config.MaxServerBackends
-// that b would serve (p.mu held).
-func (p *Pooler) waitsFor(b *backend) bool {
-	return slices.ContainsFunc(p.waitq, func(w *waiter) bool { return w.serves(b) })
+// that b would serve, and whether one of those has waited half of
+// Config.QueueWait by now (p.mu held).
+func (p *Pooler) waitsFor(b *backend, now time.Time) (waits, long bool) {
+	for _, w := range p.waitq {
+		if w.serves(b) {
+			waits = true
+			if now.Sub(w.since) >= p.cfg.QueueWait/2 {
+				return true, true
+			}
+		}
+	}
+	return waits, false
 }
 
 // maxPassed is how many backends handoff lets go by a waiting statement
@@ -808,7 +818,8 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 	k := kind(pl.replica)
 	var deadline <-chan time.Time
 	over, requeue := false, false
-	passed := 0 // (handoff) kept when the statement queues again
+	passed := 0         // (handoff) kept when the statement queues again
+	var since time.Time // when it first queued, kept when it queues again
 	for {
 		puts := p.puts.Load()
 		if b := p.takeIdle(pl, caps); b != nil {
@@ -860,7 +871,10 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			p.mu.Unlock()
 			continue
 		}
-		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1), passed: passed}
+		if since.IsZero() {
+			since = p.cfg.Clock()
+		}
+		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1), passed: passed, since: since}
 		if requeue {
 			// Woken, it lost the place it dialled for: it keeps its turn.
 			p.waitq = slices.Insert(p.waitq, 0, w)
