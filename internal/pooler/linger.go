@@ -55,7 +55,7 @@ import (
 // statement by statement.
 
 // DefaultLinger is Config.Linger's default.
-const DefaultLinger = 20 * time.Millisecond
+const DefaultLinger = 5 * time.Millisecond
 
 // DefaultLingerTurn is Config.LingerTurn's default.
 const DefaultLingerTurn = 25 * time.Millisecond
