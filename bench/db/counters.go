@@ -14,9 +14,10 @@ import (
 
 // poolerCounters are the pooler's counters (aipress_pooler_*_total, summed
 // over their labels) read from the platform's /metrics: how its statements
-// found their backends (lingering, taken over from another site, queued at
-// the server's limit…), which says where its CPU and latency go.
-var poolerCounters = []string{"queries", "reclaimed", "changed_user", "queued", "overflowed", "dialed"}
+// found their backends (lingering, put back at the end of a turn, taken
+// over from another site, queued at the server's limit…), which says where
+// its CPU and latency go.
+var poolerCounters = []string{"queries", "reclaimed", "turns_ended", "changed_user", "queued", "linger_cut", "overflowed", "dialed"}
 
 // readPoolerCounters reads poolerCounters from the API's /metrics.
 func readPoolerCounters(ctx context.Context, dataDir string) (map[string]float64, error) {

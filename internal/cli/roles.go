@@ -100,7 +100,7 @@ func parseDBBufferPool(v string) (int64, error) {
 }
 
 // lingerUsage is the help of --db-pooler-linger.
-const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over (0: at once; docs/database.md)"
+const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over; while other sites' statements wait, a request keeps it so only for a turn of 25ms from when it took it (0: at once; docs/database.md)"
 
 // poolerLinger reads --db-pooler-linger into shard.Config.PoolerLinger
 // (negative: off).

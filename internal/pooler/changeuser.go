@@ -2,9 +2,11 @@ package pooler
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -82,28 +84,34 @@ func greetingSalt(raw []byte) ([]byte, error) {
 }
 
 // changeUser logs backend b in as pl's account with collation coll and
-// resets it to a fresh connection's state. An error leaves b unusable (the caller closes it).
+// resets it to a fresh connection's state. An error leaves b unusable (the
+// caller closes it). It writes and reads through the pooler's raw packet
+// I/O (rawio.go: b's reused buffers, no allocation of its own), as a
+// statement does: a takeover is a handful of statements' worth on a busy
+// shard, two of its writes and reads.
 func (pl *pool) changeUser(b *backend, coll uint8) error {
 	a := pl.acct
-	pkt := make([]byte, 4, 64+len(a.User)+len(a.Database))
-	pkt = append(pkt, mysql.COM_CHANGE_USER)
+	pkt := append(b.wbuf[:0], 0, 0, 0, 0, mysql.COM_CHANGE_USER)
 	pkt = append(pkt, a.User...)
 	pkt = append(pkt, 0)
-	auth := mysql.CalcPassword(b.salt, []byte(a.Password))
-	pkt = append(pkt, byte(len(auth)))
-	pkt = append(pkt, auth...)
+	var auth [sha1.Size]byte
+	ans := scramble(auth[:0], b.salt, a.Password)
+	pkt = append(pkt, byte(len(ans)))
+	pkt = append(pkt, ans...)
 	pkt = append(pkt, a.Database...)
 	pkt = append(pkt, 0)
 	pkt = append(pkt, coll, 0)
 	pkt = append(pkt, mysql.AUTH_NATIVE_PASSWORD...)
 	pkt = append(pkt, 0)
 	pkt = append(pkt, 0) // no connection attributes
+	b.wbuf = pkt
 	b.c.ResetSequence()
 	if err := b.c.WritePacket(pkt); err != nil {
 		return err
 	}
+	b.seq = b.c.Sequence
 	for range 2 {
-		d, err := b.c.ReadPacket()
+		d, err := b.readPacket()
 		if err != nil {
 			return err
 		}
@@ -119,7 +127,7 @@ func (pl *pool) changeUser(b *backend, coll uint8) error {
 			b.reused = false
 			return nil
 		case isErrPacket(d):
-			return b.c.HandleErrorPacket(d)
+			return b.c.HandleErrorPacket(slices.Clone(d))
 		case len(d) > 0 && d[0] == mysql.EOF_HEADER:
 			// Auth switch: the server sends a new scramble (MariaDB
 			// does on every change after the first login).
@@ -132,13 +140,35 @@ func (pl *pool) changeUser(b *backend, coll uint8) error {
 				return fmt.Errorf("pooler: change user: %d-byte scramble", len(salt))
 			}
 			b.salt = append(b.salt[:0], salt...)
-			reply := append(make([]byte, 4, 24), mysql.CalcPassword(b.salt, []byte(a.Password))...)
+			reply := append(b.wbuf[:0], 0, 0, 0, 0)
+			reply = scramble(reply, b.salt, a.Password)
+			b.wbuf = reply
+			b.c.Sequence = b.seq
 			if err := b.c.WritePacket(reply); err != nil {
 				return err
 			}
+			b.seq = b.c.Sequence
 		default:
 			return fmt.Errorf("pooler: change user: unexpected answer 0x%02x", d[0])
 		}
 	}
 	return errors.New("pooler: change user: no answer")
+}
+
+// scramble appends mysql_native_password's answer to salt for password
+// (SHA1(password) XOR SHA1(salt + SHA1(SHA1(password))), 20 bytes; none
+// for an empty password) to dst, as go-mysql's CalcPassword computes it,
+// without its allocations.
+func scramble(dst, salt []byte, password string) []byte {
+	if password == "" {
+		return dst
+	}
+	stage1 := sha1.Sum([]byte(password))
+	stage2 := sha1.Sum(stage1[:])
+	var in [64]byte
+	s := sha1.Sum(append(append(in[:0], salt...), stage2[:]...))
+	for i := range s {
+		s[i] ^= stage1[i]
+	}
+	return append(dst, s[:]...)
 }

@@ -1,6 +1,7 @@
 package pooler
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // TestChangeUser: an account with no idle backend takes another
@@ -423,5 +426,26 @@ func TestHandoffOwnAccount(t *testing.T) {
 	}
 	if st := p.Stats(); st.ChangedUser != 1 || st.Dialed != 1 {
 		t.Fatalf("%+v: want one takeover (a's backend to b, once), one dial", st)
+	}
+}
+
+// TestScramble: the pooler's mysql_native_password answer is go-mysql's
+// (CalcPassword), which MariaDB accepts at login (TestChangeUser checks
+// that end to end), and nothing for an empty password.
+func TestScramble(t *testing.T) {
+	salt := []byte("0123456789abcdefghij")
+	for _, tc := range []struct{ name, password string }{
+		{"empty", ""},
+		{"short", "x"},
+		{"site", "Zq8-vL2m9tWb3kPs"},
+		{"long", strings.Repeat("long password ", 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := mysql.CalcPassword(salt, []byte(tc.password))
+			got := scramble([]byte("prefix"), salt, tc.password)
+			if string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
+				t.Fatalf("scramble %x, want prefix+%x", got, want)
+			}
+		})
 	}
 }

@@ -57,6 +57,7 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 				}
 				return s.writeErr(s.backendError(err))
 			}
+			s.turn = s.p.cfg.Clock()
 		}
 		lost := func() {
 			if attached {

@@ -27,11 +27,38 @@ import (
 // back linger (never one in a transaction, pinned, or held for
 // LAST_INSERT_ID and the like).
 //
+// Turns. While statements of other sessions wait at MaxServerBackends
+// (more pages run than the shard has backends), each backend lingering
+// with a session keeps one of them waiting; a session whose statements
+// come less than Linger apart would keep its backend for the whole page.
+// So a session's backend lingers only for a turn (Config.LingerTurn, from
+// when the session took it from the pools; reclaiming it keeps the turn):
+// once the turn is over, the session's next statement puts the backend
+// back if a statement waits that it would serve (put hands it to the first
+// one), and lingers as before if none waits. A turn bounds how long a
+// waiting statement waits behind lingering sessions — about the turn times
+// the waiting statements per backend, which must stay under QueueWait, or
+// the statement opens a backend beyond the bound — and how many times a
+// page's backend changes hands: under bench-db's load (16 pages of 16 sites
+// on 4 backends, the PHP between two statements stretched by the cores'
+// contention) a 5 ms linger without turns lost the backend after about 14
+// of a page's 32 statements, each then a COM_CHANGE_USER.
+//
+// On a machine loaded by more than the shard, turns and lingering stretch
+// with its contention, and must not make statements open backends beyond
+// the bound: a turn ends early when a statement it would serve has waited
+// half of QueueWait, and a statement that waited QueueWait takes over the
+// backend lingering longest for another account's session (it is idle)
+// before it opens one beyond the bound (Stats().LingerCut).
+//
 // Accounts with a replica do not linger: their reads go to the replica
 // statement by statement.
 
 // DefaultLinger is Config.Linger's default.
 const DefaultLinger = 5 * time.Millisecond
+
+// DefaultLingerTurn is Config.LingerTurn's default.
+const DefaultLingerTurn = 25 * time.Millisecond
 
 // linger keeps b, which s just used, for s for Config.Linger; false: the
 // pooler does not linger, and b is s's no longer (put back or closed).
@@ -45,7 +72,17 @@ func (s *session) linger(b *backend) bool {
 		b.pool.put(b) // closes it
 		return false
 	}
+	now := p.cfg.Clock()
 	p.mu.Lock()
+	if waits, long := p.waitsFor(b, now); long || waits && p.cfg.LingerTurn > 0 && now.Sub(s.turn) >= p.cfg.LingerTurn {
+		// The session's turn is over and another statement waits, or
+		// one has waited half its QueueWait: it gets the backend now
+		// (put hands it over).
+		p.mu.Unlock()
+		p.turnsEnded.Add(1)
+		b.pool.put(b)
+		return false
+	}
 	b.lingerFor = s
 	p.lingering = append(p.lingering, b)
 	// (One timer per backend, made on its first lingering and reset on
@@ -111,6 +148,30 @@ func (p *Pooler) takeLingering(pl *pool, caps uint32) *backend {
 		}
 	}
 	return nil
+}
+
+// takeLingeringOther takes the backend lingering longest of those with
+// caps on pl's server that another account's session left (nil: none),
+// for a statement that waited Config.QueueWait: it is idle, so better
+// taken over than a backend opened beyond the bound. Its account stops
+// counting it (pl counts it already).
+func (p *Pooler) takeLingeringOther(pl *pool, caps uint32) *backend {
+	p.mu.Lock()
+	var b *backend
+	for _, x := range p.lingering { // oldest first
+		if x.pool != pl && x.caps == caps && x.pool.replica == pl.replica && x.pool.server == pl.server && x.salt != nil {
+			b = x
+			break
+		}
+	}
+	if b != nil {
+		p.unlingerLocked(b)
+	}
+	p.mu.Unlock()
+	if b != nil {
+		b.pool.forget()
+	}
+	return b
 }
 
 // unlingerLocked ends b's lingering (p.mu held).

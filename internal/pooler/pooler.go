@@ -186,6 +186,13 @@ type Config struct {
 	// before it goes back to the pool (default DefaultLinger; negative:
 	// at once). See linger.go.
 	Linger time.Duration
+	// LingerTurn bounds how long a session keeps a backend by lingering
+	// while statements of other sessions wait at MaxServerBackends: a
+	// session that took its backend this long ago (by Clock) puts it back
+	// after its statement instead of lingering when one waits, so a
+	// longer Linger does not starve them (default DefaultLingerTurn;
+	// negative: no bound). See linger.go.
+	LingerTurn time.Duration
 	// BackendWait bounds how long a statement waits for a free backend
 	// connection of its account (default 10s).
 	BackendWait time.Duration
@@ -211,15 +218,18 @@ type Pooler struct {
 	dialed                         atomic.Uint64 // backend connections opened
 	changedUser                    atomic.Uint64 // backends taken over from another account
 	reclaimed                      atomic.Uint64 // statements that found their session's backend lingering
+	turnsEnded                     atomic.Uint64 // backends put back at the end of their session's turn
+	lingerCut                      atomic.Uint64 // lingering backends taken over at QueueWait (linger.go)
 	queriesPrimary, queriesReplica atomic.Uint64
 	// baseMode is each server's (primary, replica) sql_mode for new
 	// sessions, read on every dial: WordPress SETs its session's sql_mode
 	// to it on every connection, and a backend taken over or dialled has
 	// it, so modelling it saves a replayed SET on every takeover.
 	baseMode  [2]atomic.Pointer[string]
-	puts      atomic.Uint64 // backends put back idle (changed under mu)
-	queued    atomic.Uint64 // statements that waited at MaxServerBackends
-	overflows atomic.Uint64 // backends opened beyond MaxServerBackends
+	fresh     [2]atomic.Pointer[fresh] // (freshState) the last one made per server
+	puts      atomic.Uint64            // backends put back idle (changed under mu)
+	queued    atomic.Uint64            // statements that waited at MaxServerBackends
+	overflows atomic.Uint64            // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
 	// come first served but for the backend's own account (handoff): a
@@ -287,6 +297,9 @@ func New(cfg Config) (*Pooler, error) {
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
+	}
+	if cfg.LingerTurn == 0 {
+		cfg.LingerTurn = DefaultLingerTurn
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -564,8 +577,12 @@ type Stats struct {
 	// the backends opened beyond it after Config.QueueWait.
 	Dialed, ChangedUser, Queued, Overflowed uint64
 	// Reclaimed counts the statements that found the backend their
-	// session's last statement left lingering (Config.Linger).
-	Reclaimed uint64
+	// session's last statement left lingering (Config.Linger); TurnsEnded
+	// the backends put back instead of lingering because their session's
+	// turn was over while statements waited (Config.LingerTurn);
+	// LingerCut the lingering backends another account's statement took
+	// over after Config.QueueWait instead of opening one beyond the bound.
+	Reclaimed, TurnsEnded, LingerCut uint64
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -585,7 +602,7 @@ func (p *Pooler) Stats() Stats {
 	st.Dialed, st.ChangedUser = p.dialed.Load(), p.changedUser.Load()
 	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
-	st.Reclaimed = p.reclaimed.Load()
+	st.Reclaimed, st.TurnsEnded, st.LingerCut = p.reclaimed.Load(), p.turnsEnded.Load(), p.lingerCut.Load()
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -643,11 +660,29 @@ func (p *Pooler) base(replica bool) []sqlscan.Assignment {
 }
 
 // freshState is the state of a backend just logged in with collation
-// coll: the server's defaults.
+// coll: the server's defaults. The last one made per server is kept (every
+// takeover asks for it; a State is never changed in place, so backends
+// share it).
 func (p *Pooler) freshState(replica bool, coll uint8) sqlscan.State {
+	k := kind(replica)
+	mode := p.baseMode[k].Load()
+	if f := p.fresh[k].Load(); f != nil && f.mode == mode && f.coll == coll {
+		return f.st
+	}
 	st := sqlscan.NewState(coll)
-	st.Apply(p.base(replica))
+	if mode != nil {
+		st.Apply([]sqlscan.Assignment{sqlscan.Literal("sql_mode", *mode)})
+	}
+	p.fresh[k].Store(&fresh{mode: mode, coll: coll, st: st})
 	return st
+}
+
+// fresh is a freshState made for a server's base sql_mode (as learnBase
+// stored it) and a collation.
+type fresh struct {
+	mode *string
+	coll uint8
+	st   sqlscan.State
 }
 
 func kind(replica bool) int {
@@ -687,6 +722,7 @@ type waiter struct {
 	// (p.mu) passed counts the backends handed to later waiters of
 	// their own accounts (handoff).
 	passed int
+	since  time.Time // when the statement first queued (by Config.Clock)
 }
 
 // signalFreed wakes the first statement waiting at
@@ -714,9 +750,7 @@ func (p *Pooler) signalFreedLocked() {
 func (p *Pooler) handoff(b *backend) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	serves := func(w *waiter) bool {
-		return w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil)
-	}
+	serves := func(w *waiter) bool { return w.serves(b) }
 	first, own := -1, -1
 	for i, w := range p.waitq {
 		if !serves(w) {
@@ -751,6 +785,27 @@ func (p *Pooler) handoff(b *backend) bool {
 	return true
 }
 
+// serves reports whether w can use b (p.mu held): the same server and
+// capabilities, and b its own account's or one it can take over.
+func (w *waiter) serves(b *backend) bool {
+	return w.caps == b.caps && w.pl.replica == b.pool.replica && w.pl.server == b.pool.server && (w.pl == b.pool || b.salt != nil)
+}
+
+// waitsFor reports whether a statement waits at Config.MaxServerBackends
+// that b would serve, and whether one of those has waited half of
+// Config.QueueWait by now (p.mu held).
+func (p *Pooler) waitsFor(b *backend, now time.Time) (waits, long bool) {
+	for _, w := range p.waitq {
+		if w.serves(b) {
+			waits = true
+			if now.Sub(w.since) >= p.cfg.QueueWait/2 {
+				return true, true
+			}
+		}
+	}
+	return waits, false
+}
+
 // maxPassed is how many backends handoff lets go by a waiting statement
 // to later ones of the backends' own accounts.
 const maxPassed = 2
@@ -763,7 +818,8 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 	k := kind(pl.replica)
 	var deadline <-chan time.Time
 	over, requeue := false, false
-	passed := 0 // (handoff) kept when the statement queues again
+	passed := 0         // (handoff) kept when the statement queues again
+	var since time.Time // when it first queued, kept when it queues again
 	for {
 		puts := p.puts.Load()
 		if b := p.takeIdle(pl, caps); b != nil {
@@ -778,6 +834,18 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			pl.open--
 			pl.mu.Unlock()
 			return b, nil
+		}
+		if over {
+			// Waited QueueWait: a backend lingering for another
+			// account's session is idle, and taken over before one
+			// opens beyond the bound.
+			if b := p.takeLingeringOther(pl, caps); b != nil {
+				p.lingerCut.Add(1)
+				if b, ok := p.takeOver(pl, b, want); ok {
+					return b, nil
+				}
+				continue
+			}
 		}
 		p.mu.Lock()
 		if over || p.cfg.MaxServerBackends < 0 || p.openTo(pl.replica)+p.dialing[k] < p.cfg.MaxServerBackends {
@@ -803,7 +871,10 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 			p.mu.Unlock()
 			continue
 		}
-		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1), passed: passed}
+		if since.IsZero() {
+			since = p.cfg.Clock()
+		}
+		w := &waiter{pl: pl, caps: caps, ch: make(chan *backend, 1), passed: passed, since: since}
 		if requeue {
 			// Woken, it lost the place it dialled for: it keeps its turn.
 			p.waitq = slices.Insert(p.waitq, 0, w)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -36,12 +37,13 @@ type session struct {
 	state     sqlscan.State        // of collation and sets, while stateOK
 	stateOK   bool
 
-	b        *backend // attached backend: pinned, in a transaction, or held
-	lb       *backend // the backend left lingering (linger.go); maybe taken since
-	pinned   string   // why b is pinned for life ("" not pinned)
-	hold     bool     // keep b through the next statement
-	txWrote  bool     // the open transaction wrote
-	lastGTID string   // the session's last write, for read-your-writes
+	b        *backend  // attached backend: pinned, in a transaction, or held
+	lb       *backend  // the backend left lingering (linger.go); maybe taken since
+	turn     time.Time // when the session took its backend from the pools (linger.go)
+	pinned   string    // why b is pinned for life ("" not pinned)
+	hold     bool      // keep b through the next statement
+	txWrote  bool      // the open transaction wrote
+	lastGTID string    // the session's last write, for read-your-writes
 
 	killed atomic.Bool
 }

@@ -210,12 +210,14 @@ var (
 	dPlQueued     = desc("aipress_pooler_queued_total", "Statements that waited for a backend at the server's limit.")
 	dPlOverflowed = desc("aipress_pooler_overflowed_total", "Backends opened beyond the server's limit after the queue wait.")
 	dPlReclaimed  = desc("aipress_pooler_reclaimed_total", "Statements that found the backend their session's last statement left lingering.")
+	dPlTurns      = desc("aipress_pooler_turns_ended_total", "Backends put back instead of lingering because their session's turn was over while statements waited.")
+	dPlLingerCut  = desc("aipress_pooler_linger_cut_total", "Lingering backends another site's statement took over after the queue wait instead of opening one beyond the server's limit.")
 )
 
 var allDescs = []*prometheus.Desc{dSites, dPoolProcs, dPoolQueue, dPoolAccepted, dPoolMaxChild, dPoolSlow, dDBBytes, dDBConns, dDBStmts,
 	dDiskBytes, dPlClients, dPlBackends, dPlRefused, dDBUp, dDBStarts, dDBUptime, dDBQuestions, dDBSlow, dDBThreads, dDBMaxUsed,
 	dFPMUp, dFPMStarts, dFPMWorkers, dStatusErrs, dFSSize, dFSAvail, dReplLag, dReplHealthy, dReplThreads, dReplAge, dPlClientsAll, dPlBackendsT, dPlPeak, dPlPinned, dPlQueries, dPlDialed,
-	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed}
+	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed, dPlTurns, dPlLingerCut}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -363,6 +365,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dPlQueued, float64(s.Queued))
 		counter(dPlOverflowed, float64(s.Overflowed))
 		counter(dPlReclaimed, float64(s.Reclaimed))
+		counter(dPlTurns, float64(s.TurnsEnded))
+		counter(dPlLingerCut, float64(s.LingerCut))
 		for _, r := range refs {
 			a := s.Accounts[r.DBUser]
 			gauge(dPlClients, float64(a.Clients), r.Name)
