@@ -76,8 +76,12 @@ func TestDecodeRoutes(t *testing.T) {
 
 // BenchmarkDecodeRoutes50k: what an edge allocates to decode the list of
 // 50,000 routes (B/op with -benchmem), with the server's site_count.
-func BenchmarkDecodeRoutes50k(b *testing.B) {
-	doc := routesDoc(b, 50000, 50000)
+func BenchmarkDecodeRoutes50k(b *testing.B) { benchDecodeRoutes(b, 50000) }
+
+// benchDecodeRoutes decodes a list of 50,000 routes whose site_count is
+// hint (-1: none) with decodeRoutes.
+func benchDecodeRoutes(b *testing.B, hint int) {
+	doc := routesDoc(b, 50000, hint)
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -90,17 +94,7 @@ func BenchmarkDecodeRoutes50k(b *testing.B) {
 
 // BenchmarkDecodeRoutes50kNoHint: the same without site_count (an older
 // server): chunks copied into an exact slice.
-func BenchmarkDecodeRoutes50kNoHint(b *testing.B) {
-	doc := routesDoc(b, 50000, -1)
-	b.SetBytes(int64(len(doc)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var out RoutesResponse
-		if err := decodeRoutes(bytes.NewReader(doc), &out); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkDecodeRoutes50kNoHint(b *testing.B) { benchDecodeRoutes(b, -1) }
 
 // BenchmarkUnmarshalRoutes50k: the same list decoded whole by
 // encoding/json, the anchor of BenchmarkDecodeRoutes50k.
