@@ -87,7 +87,11 @@ func TestShardMetrics(t *testing.T) {
 	grew("aipress_php_pool_accepted_connections_total{"+host+"}", requests)
 	grew("aipress_site_database_statements_total{"+host+"}", requests)
 	grew("aipress_pooler_queries_total{primary}", requests)
-	grew("aipress_pooler_dialed_total{}", 1)
+	// The requests may dial a backend or reuse one the site's creation
+	// left idle (timing decides): the pooler dialed at least one by now.
+	if after["aipress_pooler_dialed_total{}"] < 1 {
+		t.Errorf("aipress_pooler_dialed_total{} = %v after traffic, want ≥ 1", after["aipress_pooler_dialed_total{}"])
+	}
 	grew("aipress_mariadb_questions_total{}", requests)
 	if after["aipress_php_pool_processes{"+host+",total}"] < 1 {
 		t.Errorf("pool workers after traffic: %v, want ≥ 1", after["aipress_php_pool_processes{"+host+",total}"])
