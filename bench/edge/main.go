@@ -88,6 +88,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -107,6 +108,7 @@ import (
 
 	"github.com/aipress/aipress/bench/internal/benchplatform"
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/plans"
 )
 
 type options struct {
@@ -254,6 +256,19 @@ func run(ctx context.Context, o options) (err error) {
 	if o.netHTTPOnly {
 		extra = append(extra, "--edge-net-http-only")
 	}
+	// The plans without a monthly bandwidth: a fast machine sends more
+	// than the basic plan's 100 GB in one run, and the edge answers 509
+	// past it.
+	plansDir, err := os.MkdirTemp("", "aipress-bench-edge-plans-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(plansDir)
+	plansFile, err := unmeteredPlans(plansDir)
+	if err != nil {
+		return err
+	}
+	extra = append(extra, "--plans", plansFile)
 	p, err := benchplatform.Start(bin, benchplatform.Options{TempPrefix: "aipress-bench-edge-", Extra: extra})
 	if err != nil {
 		return err
@@ -672,3 +687,28 @@ func printReport(w io.Writer, o options, scenarios []scenario, stats [][2]sideSt
 
 // table is the shared aligned text table.
 type table = benchplatform.Table
+
+// unmeteredPlans writes the built-in plans, without their monthly
+// bandwidth (bandwidth_gb 0: no limit), into dir and returns the file.
+func unmeteredPlans(dir string) (string, error) {
+	set := plans.Defaults()
+	all := set.All()
+	for i := range all {
+		all[i].BandwidthGB = 0
+	}
+	b, err := json.Marshal(struct {
+		Default string       `json:"default"`
+		Plans   []plans.Plan `json:"plans"`
+	}{set.Default().Name, all})
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "plans.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return "", err
+	}
+	if _, err := plans.Load(path); err != nil {
+		return "", fmt.Errorf("unmetered plans: %w", err)
+	}
+	return path, nil
+}
