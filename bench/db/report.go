@@ -69,10 +69,9 @@ type ConfigResult struct {
 	PrimaryConnects        int64   `json:"primary_connections_made"`
 	PrimarySelectsPerReq   float64 `json:"primary_selects_per_request"`
 	PrimaryQuestionsPerReq float64 `json:"primary_questions_per_request"`
-	// The primary's Com_change_user (the pooler's takeovers) and
-	// Com_set_option (SET statements, the pooler's state replays among
-	// them) per request.
-	ChangeUserPerReq     float64 `json:"primary_change_user_per_request"`
+	// SetOptionPerReq is the primary's Com_set_option (SET statements,
+	// the pooler's state replays among them) per request. (MariaDB counts
+	// no Com_ for COM_CHANGE_USER: the pooler's changed_user does.)
 	SetOptionPerReq      float64 `json:"primary_set_option_per_request"`
 	ReplicaSelects       int64   `json:"replica_com_select"`
 	ReplicaQuestions     int64   `json:"replica_questions"`
