@@ -41,7 +41,7 @@
 // failed requests; a missed goal is reported, not an error. Run it as root
 // after `make build`, with wrk installed (scripts/deps.sh):
 //
-//	go run ./bench/db -sites 50 [-configs direct,pooler,pooler+replica] [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-pooler-flags "--db-pooler-backends=N …"] [-profile] [-keep] [-json]
+//	go run ./bench/db -sites 50 [-configs direct,pooler,pooler+replica,pooler[--db-pooler-backends=8]] [-duration 60s] [-warmup 20s] [-threads 2] [-connections 16] [-pooler-flags "--db-pooler-backends=N …"] [-profile] [-keep] [-json]
 //
 // or `make bench-db`. Progress goes to stderr, the report to stdout.
 package main
@@ -86,8 +86,9 @@ type options struct {
 type config struct {
 	Name    string
 	Flags   []string
-	Pooler  bool // wp-config's DB_HOST must be the pooler's socket
-	Replica bool // a replica must be running and is measured
+	Pooler  bool     // wp-config's DB_HOST must be the pooler's socket
+	Replica bool     // a replica must be running and is measured
+	Extra   []string // flags after -pooler-flags (pooler[--flag=v …])
 }
 
 // allConfigs are the three configurations, the anchor first.
@@ -97,15 +98,30 @@ var allConfigs = []config{
 	{Name: "pooler+replica", Flags: []string{"--db-pooler=true", "--db-replica=local"}, Pooler: true, Replica: true},
 }
 
-// pickConfigs returns the configurations a comma-separated list names.
+// pickConfigs returns the configurations a comma-separated list names. A
+// pooler configuration may carry its own `aipress up` flags in brackets,
+// space-separated, after -pooler-flags: "pooler[--db-pooler-backends=8]"
+// (its name, brackets included, tells its runs apart from plain "pooler").
 func pickConfigs(list string) ([]config, error) {
 	var out []config
 	for n := range strings.SplitSeq(list, ",") {
-		i := slices.IndexFunc(allConfigs, func(c config) bool { return c.Name == strings.TrimSpace(n) })
-		if i < 0 {
-			return nil, fmt.Errorf("no configuration %q (direct, pooler, pooler+replica)", n)
+		n = strings.TrimSpace(n)
+		base, extra := n, ""
+		if i := strings.IndexByte(n, '['); i >= 0 && strings.HasSuffix(n, "]") {
+			base, extra = n[:i], n[i+1:len(n)-1]
 		}
-		out = append(out, allConfigs[i])
+		i := slices.IndexFunc(allConfigs, func(c config) bool { return c.Name == base })
+		if i < 0 {
+			return nil, fmt.Errorf("no configuration %q (direct, pooler, pooler+replica, pooler[flags…])", n)
+		}
+		c := allConfigs[i]
+		if extra != "" {
+			if !c.Pooler {
+				return nil, fmt.Errorf("configuration %q: only pooler configurations take flags", n)
+			}
+			c.Name, c.Extra = n, strings.Fields(extra)
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }
@@ -125,8 +141,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (logs, wrk script and output) and site Unix users")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON instead of a table")
 	poolerFlags := flag.String("pooler-flags", "", "more `aipress up` flags for the pooler configurations (e.g. \"--db-pooler-backends=6\"), space-separated")
-	names := flag.String("configs", "direct,pooler,pooler+replica", "the configurations to run, in order; the first is the anchor of the goals")
-	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 15m + 20s per site + 3×(warm-up+duration))")
+	names := flag.String("configs", "direct,pooler,pooler+replica", "the configurations to run, in order (repeats allowed; pooler[--flag=v …] adds flags to one pooler configuration); the first is the anchor of the goals")
+	flag.DurationVar(&o.timeout, "timeout", 0, "overall time limit (0: 15m + 20s per site + (warm-up+duration) per configuration, at least 3)")
 	flag.Parse()
 	cs, err := pickConfigs(*names)
 	if err != nil {
@@ -136,6 +152,7 @@ func main() {
 	for i := range cs {
 		if cs[i].Pooler {
 			cs[i].Flags = append(slices.Clone(cs[i].Flags), strings.Fields(*poolerFlags)...)
+			cs[i].Flags = append(cs[i].Flags, cs[i].Extra...)
 		}
 	}
 	o.configs = cs
@@ -147,7 +164,7 @@ func main() {
 		o.keep = true
 	}
 	if o.timeout <= 0 {
-		o.timeout = 15*time.Minute + time.Duration(o.sites)*20*time.Second + 3*(o.warmup+o.duration)
+		o.timeout = 15*time.Minute + time.Duration(o.sites)*20*time.Second + time.Duration(max(3, len(cs)))*(o.warmup+o.duration)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -244,7 +261,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		} else if err := waitServing(ctx, p, hc, sites); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Name, err)
 		}
-		cr, err := measure(ctx, o, p, hc, wrkBin, c, sites, hex.EncodeToString(tagBytes)+strconv.Itoa(i), debugAddr)
+		cr, err := measure(ctx, o, p, hc, wrkBin, c, i, sites, hex.EncodeToString(tagBytes)+strconv.Itoa(i), debugAddr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Name, err)
 		}

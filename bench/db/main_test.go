@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,29 @@ func TestDBTiny(t *testing.T) {
 		t.Errorf("pooler+replica: no replica measured: %+v", rep)
 	} else if rep.ReplicaSelects <= 0 {
 		t.Logf("pooler+replica: the replica served no SELECT in this short run")
+	}
+}
+
+// TestPickConfigs: a pooler configuration with its own flags in brackets
+// is named apart from plain "pooler" and gets its flags; direct takes none.
+func TestPickConfigs(t *testing.T) {
+	cs, err := pickConfigs("direct, pooler,pooler[--db-pooler-backends=8 --db-pooler-linger=20ms],pooler+replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	if want := []string{"direct", "pooler", "pooler[--db-pooler-backends=8 --db-pooler-linger=20ms]", "pooler+replica"}; !slices.Equal(names, want) {
+		t.Fatalf("names %q, want %q", names, want)
+	}
+	if !cs[2].Pooler || !slices.Equal(cs[2].Extra, []string{"--db-pooler-backends=8", "--db-pooler-linger=20ms"}) || cs[1].Extra != nil {
+		t.Fatalf("flags: %+v", cs)
+	}
+	for _, bad := range []string{"direct[--db-pooler-backends=8]", "nope", "nope[--x]"} {
+		if _, err := pickConfigs(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

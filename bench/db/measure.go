@@ -15,11 +15,11 @@ import (
 )
 
 // statusNames are the counters read before and after the measured run.
-var statusNames = []string{"Com_select", "Questions", "Com_insert", "Com_update", "Com_delete", "Connections"}
+var statusNames = []string{"Com_select", "Questions", "Com_insert", "Com_update", "Com_delete", "Connections", "Com_set_option"}
 
 // measure checks that the platform runs configuration c, runs the warm-up
 // and then the measured wrk load, sampling the servers meanwhile.
-func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http.Client, wrkBin string, c config, sites []siteLoad, tag, debugAddr string) (*ConfigResult, error) {
+func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http.Client, wrkBin string, c config, run int, sites []siteLoad, tag, debugAddr string) (*ConfigResult, error) {
 	cr := &ConfigResult{Name: c.Name, Flags: strings.Join(c.Flags, " ")}
 	hosts, err := dbHosts(p.DataDir)
 	if err != nil {
@@ -105,7 +105,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 	if o.profile && c.Pooler && debugAddr != "" {
 		prof = make(chan error, 1)
 		secs := max(1, int(o.duration.Seconds())-2)
-		path := filepath.Join(p.Dir, "cpu-"+safeName(c.Name)+".pprof")
+		path := filepath.Join(p.Dir, fmt.Sprintf("cpu-%d-%s.pprof", run, safeName(c.Name)))
 		go func() { prof <- cpuProfile(ctx, p.DataDir, debugAddr, secs, path) }()
 		cr.Profile = path
 	}
@@ -179,6 +179,7 @@ func measure(ctx context.Context, o options, p *benchplatform.Platform, hc *http
 		n := float64(ws.Requests)
 		cr.PrimarySelectsPerReq = float64(cr.PrimarySelects) / n
 		cr.PrimaryQuestionsPerReq = float64(cr.PrimaryQuestions) / n
+		cr.SetOptionPerReq = float64(after["Com_set_option"]-before["Com_set_option"]) / n
 		cr.ReplicaSelectsPerReq = float64(cr.ReplicaSelects) / n
 		for name, d := range cpu1 {
 			ms := float64((d-cpu0[name])/time.Microsecond) / 1000 / n

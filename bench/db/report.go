@@ -69,9 +69,13 @@ type ConfigResult struct {
 	PrimaryConnects        int64   `json:"primary_connections_made"`
 	PrimarySelectsPerReq   float64 `json:"primary_selects_per_request"`
 	PrimaryQuestionsPerReq float64 `json:"primary_questions_per_request"`
-	ReplicaSelects         int64   `json:"replica_com_select"`
-	ReplicaQuestions       int64   `json:"replica_questions"`
-	ReplicaSelectsPerReq   float64 `json:"replica_selects_per_request"`
+	// SetOptionPerReq is the primary's Com_set_option (SET statements,
+	// the pooler's state replays among them) per request. (MariaDB counts
+	// no Com_ for COM_CHANGE_USER: the pooler's changed_user does.)
+	SetOptionPerReq      float64 `json:"primary_set_option_per_request"`
+	ReplicaSelects       int64   `json:"replica_com_select"`
+	ReplicaQuestions     int64   `json:"replica_questions"`
+	ReplicaSelectsPerReq float64 `json:"replica_selects_per_request"`
 
 	// CPUMsPerReq is the CPU time of the platform's processes (aipress,
 	// MariaDB, php-fpm) per request during the measured run: what the
@@ -245,6 +249,9 @@ func (r *Result) print(w io.Writer) {
 			f(c.CPUAipressMs, 1) + "/" + f(c.CPUMariaDBMs, 1) + "/" + f(c.CPUPHPMs, 1), c.LoadAvg})
 	}
 	t.Print(w)
+	for _, c := range r.Configs {
+		fmt.Fprintf(w, "%s: primary's SETs (Com_set_option) per request: %s\n", c.Name, f(c.SetOptionPerReq, 2))
+	}
 	for _, c := range r.Configs {
 		if c.PoolerPerReq == nil {
 			continue

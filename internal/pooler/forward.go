@@ -126,7 +126,6 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 			lost()
 			return err
 		}
-		defer s.nc.flush()
 		if b.pool.replica {
 			s.p.queriesReplica.Add(1)
 		} else {
@@ -139,6 +138,9 @@ func (s *session) run(ctx context.Context, pkt []byte, st sqlscan.Stmt) error {
 		if cmd == mysql.COM_QUERY {
 			s.keepStateRead(pkt[1:], b, r)
 		}
+		// (Not deferred: a defer in this loop is allocated per
+		// statement. Its error shows at the client's next read.)
+		s.nc.flush()
 		return nil
 	}
 }

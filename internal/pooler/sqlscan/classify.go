@@ -81,7 +81,8 @@ func scanTokens(r lexResult) Stmt {
 		return Stmt{Kind: Other}
 	}
 	toks := r.toks
-	var stmts [][]token
+	var two [2][]token // (most queries are one statement: no allocation)
+	stmts := two[:0]
 	if startsStoredProgram(toks) {
 		// CREATE PROCEDURE … BEGIN …; …; END holds semicolons.
 		stmts = [][]token{trimSemicolons(toks)}
