@@ -207,7 +207,9 @@ func containing(ms []Mount, path string) *Mount {
 	var best *Mount
 	for i := range ms {
 		p := ms[i].Point
-		if path == p || p == "/" || strings.HasPrefix(path, p+"/") {
+		// path == p, or path below p (without making p+"/": this runs
+		// for every mount, several times per site on every shard pass).
+		if p == "/" || strings.HasPrefix(path, p) && (len(path) == len(p) || path[len(p)] == '/') {
 			if best == nil || len(p) >= len(best.Point) {
 				best = &ms[i]
 			}
