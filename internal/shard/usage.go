@@ -21,6 +21,11 @@ type Usage struct {
 	// DiskBytes is the size of the shard's directory (databases, site
 	// files, cores), measured at most every DiskInterval.
 	DiskBytes int64
+	// Sites placed on the shard (Status.Shard) and those of them Ready, as
+	// the last convergence pass listed them (a status the pass wrote is
+	// counted by the next); SitesKnown is false before the first pass.
+	Sites, Serving int
+	SitesKnown     bool
 }
 
 // DiskInterval is how often Usage walks the shard's directory again.
@@ -41,6 +46,7 @@ func (s *Shard) Usage() Usage {
 	u.MemoryBytes = treeRSS(roots)
 
 	s.mu.Lock()
+	u.Sites, u.Serving, u.SitesKnown = s.counts.sites, s.counts.serving, s.counts.known
 	due := s.cfg.Clock().Sub(s.diskAt) >= DiskInterval
 	if due {
 		s.diskAt = s.cfg.Clock()
