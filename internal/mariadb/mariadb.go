@@ -379,18 +379,8 @@ func BinlogOptions(id int, dir string) []string {
 // working set in it: the operator raises it per shard.
 const DefaultBufferPool int64 = 32 << 20
 
-// MinBufferPool is the smallest BufferPool a server accepts. Below
-// DefaultBufferPool the server also runs with SmallPoolLRUScanDepth.
-const MinBufferPool int64 = 16 << 20
-
-// SmallPoolLRUScanDepth is innodb_lru_scan_depth for a buffer pool below
-// DefaultBufferPool. MariaDB's default (1536 pages per second) is how many
-// free pages its page cleaner works to keep: about half of a 32M pool
-// (2,048 pages) is kept free, and a 16M pool (1,024 pages) held only about
-// 80 pages of data, so that nearly every request read again from the OS
-// page cache (docs/database.md, "Server memory"). With 128 the small pool
-// holds data in most of its pages.
-const SmallPoolLRUScanDepth = 128
+// MinBufferPool is the smallest BufferPool a server accepts.
+const MinBufferPool int64 = 32 << 20
 
 // MemoryOptions are the server options that bound a server's memory, as
 // "name=value" (the local servers' configuration has them; a server run
@@ -421,12 +411,11 @@ const SmallPoolLRUScanDepth = 128
 //   - thread_cache_size 32 (default 256): after a burst of connections
 //     no more than 32 idle threads keep their stacks.
 //   - performance_schema OFF.
-//   - below DefaultBufferPool, innodb_lru_scan_depth SmallPoolLRUScanDepth.
 func MemoryOptions(bufferPool int64) []string {
 	if bufferPool <= 0 {
 		bufferPool = DefaultBufferPool
 	}
-	opts := []string{
+	return []string{
 		"innodb_buffer_pool_size=" + FormatSize(bufferPool),
 		"innodb_log_buffer_size=4M",
 		"aria_pagecache_buffer_size=8M",
@@ -437,10 +426,6 @@ func MemoryOptions(bufferPool int64) []string {
 		"thread_cache_size=32",
 		"performance_schema=OFF",
 	}
-	if bufferPool < DefaultBufferPool {
-		opts = append(opts, "innodb_lru_scan_depth="+strconv.Itoa(SmallPoolLRUScanDepth))
-	}
-	return opts
 }
 
 // MallocEnv gives the environment a local server runs with besides the

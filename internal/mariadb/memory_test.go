@@ -3,25 +3,15 @@ package mariadb
 import (
 	"context"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
 // TestMemoryOptions: a server runs with the memory options MemoryOptions
-// gives (its own buffer pool size, small enough for the LRU scan depth of
-// small pools), as the running server reports them.
+// gives (its own buffer pool size), as the running server reports them.
 func TestMemoryOptions(t *testing.T) {
-	const pool = 24 << 20
-	if !slices.Contains(MemoryOptions(pool), "innodb_lru_scan_depth="+strconv.Itoa(SmallPoolLRUScanDepth)) {
-		t.Fatalf("a %s pool runs without innodb_lru_scan_depth: %v", FormatSize(pool), MemoryOptions(pool))
-	}
-	for _, o := range MemoryOptions(DefaultBufferPool) {
-		if strings.HasPrefix(o, "innodb_lru_scan_depth=") {
-			t.Errorf("the default pool runs with %s", o)
-		}
-	}
+	const pool = 48 << 20
 	s := startServerWith(t, func(s *Server) { s.BufferPool = pool })
 	ctx := context.Background()
 	for _, o := range MemoryOptions(pool) {
@@ -102,8 +92,8 @@ func TestSizes(t *testing.T) {
 			t.Errorf("FormatSize(%d) = %q, want %q", got, f, c.out)
 		}
 	}
-	if err := CheckBufferPool(8 << 20); err == nil {
-		t.Error("an 8M buffer pool was accepted")
+	if err := CheckBufferPool(16 << 20); err == nil {
+		t.Error("a 16M buffer pool was accepted")
 	}
 	for _, n := range []int64{0, MinBufferPool, DefaultBufferPool} {
 		if err := CheckBufferPool(n); err != nil {
