@@ -29,9 +29,26 @@ func (s *Shard) setSiteRefs(sites []site.Site) {
 		}
 		refs = append(refs, SiteRef{Name: st.Metadata.Name, Names: s.NamesFor(st.Metadata.UID)})
 	}
+	c := siteCounts{known: true}
+	for i := range sites {
+		if sites[i].Status.Shard == s.cfg.Name {
+			c.sites++
+			if sites[i].Status.Phase == site.PhaseReady {
+				c.serving++
+			}
+		}
+	}
 	s.mu.Lock()
 	s.refs = refs
+	s.counts = c
 	s.mu.Unlock()
+}
+
+// siteCounts are the sites placed on the shard and those of them serving,
+// as of the last Converge pass (Usage); known once a pass has listed them.
+type siteCounts struct {
+	sites, serving int
+	known          bool
 }
 
 // SiteRefs returns the shard's sites as of its last convergence pass.

@@ -338,6 +338,7 @@ type Shard struct {
 	// files' bytes by site ID, walked every DiskInterval and when a site
 	// has no figure yet (metrics.go).
 	refs       []SiteRef
+	counts     siteCounts
 	siteDisk   map[string]int64
 	siteDiskAt time.Time
 	// siteDiskBusy: a walk of the sites' files runs.

@@ -26,7 +26,10 @@ func TestTreeRSSAndDirSize(t *testing.T) {
 	if own := rss(cmd.Process.Pid); own <= 0 || tree <= own {
 		t.Errorf("tree RSS %d, parent alone %d: the child is not counted", tree, own)
 	}
-	if treeRSS(nil) != 0 || treeRSS([]int{0}) != 0 {
+	if scan := treeRSSScan([]int{cmd.Process.Pid}); scan <= rss(cmd.Process.Pid) {
+		t.Errorf("tree RSS through every process's parent %d, parent alone %d: the child is not counted", scan, rss(cmd.Process.Pid))
+	}
+	if treeRSS(nil) != 0 || treeRSS([]int{0}) != 0 || treeRSS([]int{1 << 30}) != 0 {
 		t.Error("no roots: RSS not 0")
 	}
 
@@ -49,4 +52,25 @@ func TestTreeRSSAndDirSize(t *testing.T) {
 	if got := dirSize(dir); got != 1024 {
 		t.Errorf("dirSize = %d, want 1024 (hard link once, symlink not followed)", got)
 	}
+}
+
+// BenchmarkTreeRSS compares the walk through the children files with the
+// scan of every process (on this machine as it is) for a small tree.
+func BenchmarkTreeRSS(b *testing.B) {
+	cmd := exec.Command("sh", "-c", "sleep 60 & wait")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	roots := []int{cmd.Process.Pid}
+	b.Run("children", func(b *testing.B) {
+		for b.Loop() {
+			treeRSS(roots)
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			treeRSSScan(roots)
+		}
+	})
 }

@@ -563,7 +563,8 @@ func BenchmarkNewSiteVolume(b *testing.B) {
 // behind RecentMounts: calls with no mount in between share one read; a
 // mount or unmount made through this package is seen at the next call; one
 // made behind its back is seen by Mounts at once, and by RecentMounts once
-// the copy is mountTableMaxAge old.
+// the copy is mountTableMaxAge old; a reread that finds the table as it
+// was does not parse it again.
 func TestRecentMountsRereadsOnlyOnChange(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (mount)")
@@ -590,6 +591,11 @@ func TestRecentMountsRereadsOnlyOnChange(t *testing.T) {
 	}
 	if mt.reads != 1 {
 		t.Fatalf("6 calls without a change read the table %d times, want 1", mt.reads)
+	}
+	// A reread of an unchanged table keeps the parse.
+	has(true)
+	if mt.reads != 2 || mt.parses != 1 {
+		t.Fatalf("a fresh read of an unchanged table: %d reads, %d parses, want 2 and 1", mt.reads, mt.parses)
 	}
 	if err := mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)

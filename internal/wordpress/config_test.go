@@ -136,3 +136,17 @@ func TestConfigConstants(t *testing.T) {
 		t.Error("constants found in a config without any")
 	}
 }
+
+func TestPHPString(t *testing.T) {
+	for in, want := range map[string]string{
+		``:        `''`,
+		`plain`:   `'plain'`,
+		`a'b\c`:   `'a\'b\\c'`,
+		`\'`:      `'\\\''`,
+		`é"$x{y}`: `'é"$x{y}'`,
+	} {
+		if got := phpString(in); got != want {
+			t.Errorf("phpString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -356,13 +356,19 @@ func heartbeat(ctx context.Context, link Link, sites shard.Sites, name string, e
 	failing := false
 	for {
 		m := measure()
-		u := store.Usage{MemoryBytes: m.MemoryBytes, DiskBytes: m.DiskBytes}
-		if list, err := sites.ListSites(ctx, name); err == nil {
-			for _, s := range list {
-				if s.Status.Shard == name {
-					u.Sites++
-					if s.Status.Phase == site.PhaseReady {
-						u.Serving++
+		u := store.Usage{MemoryBytes: m.MemoryBytes, DiskBytes: m.DiskBytes, Sites: m.Sites, Serving: m.Serving}
+		// The counts are the shard's from its last pass (the first beats,
+		// before one, list the sites): listing them on every beat decoded
+		// all of the shard's sites from the store twice as often as its
+		// passes do, only to count them.
+		if !m.SitesKnown {
+			if list, err := sites.ListSites(ctx, name); err == nil {
+				for _, s := range list {
+					if s.Status.Shard == name {
+						u.Sites++
+						if s.Status.Phase == site.PhaseReady {
+							u.Serving++
+						}
 					}
 				}
 			}
