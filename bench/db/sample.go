@@ -62,6 +62,9 @@ func findServers(ctx context.Context, dataDir string) (primary *server, replicas
 	}
 	for _, c := range cnfs {
 		s, err := openServer(ctx, c)
+		if errors.Is(err, errNotRunning) {
+			continue // e.g. the replica an earlier configuration ran
+		}
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -83,6 +86,11 @@ func findServers(ctx context.Context, dataDir string) (primary *server, replicas
 	return primary, replicas, nil
 }
 
+// errNotRunning: a server's socket is not there (MariaDB removes it when
+// it stops), as for the replica of an earlier configuration when a
+// configuration without one runs after it.
+var errNotRunning = errors.New("MariaDB not running (no socket)")
+
 // openServer connects as root with the client config at cnf.
 func openServer(ctx context.Context, cnf string) (*server, error) {
 	f, err := os.Open(cnf)
@@ -100,6 +108,9 @@ func openServer(ctx context.Context, cnf string) (*server, error) {
 	}
 	if kv["user"] == "" || kv["socket"] == "" {
 		return nil, fmt.Errorf("%s: no user or socket", cnf)
+	}
+	if _, err := os.Stat(kv["socket"]); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", cnf, errNotRunning)
 	}
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = kv["user"], kv["password"], "unix", kv["socket"]
