@@ -17,7 +17,7 @@ import (
 // found their backends (lingering, put back at the end of a turn, taken
 // over from another site, queued at the server's limit…), which says where
 // its CPU and latency go.
-var poolerCounters = []string{"queries", "reclaimed", "turns_ended", "changed_user", "queued", "linger_cut", "overflowed", "dialed"}
+var poolerCounters = []string{"queries", "reclaimed", "turns_ended", "changed_user", "queued", "linger_cut", "overflowed", "dialed", "queue_wait_seconds"}
 
 // readPoolerCounters reads poolerCounters from the API's /metrics.
 func readPoolerCounters(ctx context.Context, dataDir string) (map[string]float64, error) {

@@ -186,6 +186,9 @@ func TestServerBackends(t *testing.T) {
 		if st.Queued != 1 || st.Overflowed != 1 || st.PeakBackends != 3 {
 			t.Fatalf("%+v: want one backend beyond the bound", st)
 		}
+		if st.QueueWait < 50*time.Millisecond {
+			t.Fatalf("queue wait %v counted, want at least QueueWait (50ms)", st.QueueWait)
+		}
 		if st.BackendsPrimary != 2 {
 			t.Fatalf("%d backends open after the third site's statement, want 2 (the one beyond the bound closed)", st.BackendsPrimary)
 		}

@@ -229,6 +229,7 @@ type Pooler struct {
 	fresh     [2]atomic.Pointer[fresh] // (freshState) the last one made per server
 	puts      atomic.Uint64            // backends put back idle (changed under mu)
 	queued    atomic.Uint64            // statements that waited at MaxServerBackends
+	queueWait atomic.Int64             // how long they waited, summed (ns, by Config.Clock)
 	overflows atomic.Uint64            // backends opened beyond MaxServerBackends
 
 	// (mu) waitq holds the statements waiting at MaxServerBackends, first
@@ -583,6 +584,9 @@ type Stats struct {
 	// LingerCut the lingering backends another account's statement took
 	// over after Config.QueueWait instead of opening one beyond the bound.
 	Reclaimed, TurnsEnded, LingerCut uint64
+	// QueueWait is how long the Queued statements waited for their
+	// backend, summed: the latency the bound adds.
+	QueueWait time.Duration
 	// Accounts holds the same per account (by user).
 	Accounts map[string]AccountStats
 }
@@ -603,6 +607,7 @@ func (p *Pooler) Stats() Stats {
 	st.QueriesPrimary, st.QueriesReplica = p.queriesPrimary.Load(), p.queriesReplica.Load()
 	st.Queued, st.Overflowed = p.queued.Load(), p.overflows.Load()
 	st.Reclaimed, st.TurnsEnded, st.LingerCut = p.reclaimed.Load(), p.turnsEnded.Load(), p.lingerCut.Load()
+	st.QueueWait = time.Duration(p.queueWait.Load())
 	st.Accounts = map[string]AccountStats{}
 	for user, a := range p.accounts {
 		as := AccountStats{Clients: len(a.sessions), Pinned: a.pinned, Refused: a.refused, Backends: a.primary.openCount()}
@@ -820,6 +825,11 @@ func (p *Pooler) acquire(ctx context.Context, pl *pool, caps uint32, want sqlsca
 	over, requeue := false, false
 	passed := 0         // (handoff) kept when the statement queues again
 	var since time.Time // when it first queued, kept when it queues again
+	defer func() {
+		if !since.IsZero() {
+			p.queueWait.Add(int64(p.cfg.Clock().Sub(since)))
+		}
+	}()
 	for {
 		puts := p.puts.Load()
 		if b := p.takeIdle(pl, caps); b != nil {

@@ -212,12 +212,13 @@ var (
 	dPlReclaimed  = desc("aipress_pooler_reclaimed_total", "Statements that found the backend their session's last statement left lingering.")
 	dPlTurns      = desc("aipress_pooler_turns_ended_total", "Backends put back instead of lingering because their session's turn was over while statements waited.")
 	dPlLingerCut  = desc("aipress_pooler_linger_cut_total", "Lingering backends another site's statement took over after the queue wait instead of opening one beyond the server's limit.")
+	dPlQueueWait  = desc("aipress_pooler_queue_wait_seconds_total", "Time statements waited for a backend at the server's limit, summed.")
 )
 
 var allDescs = []*prometheus.Desc{dSites, dPoolProcs, dPoolQueue, dPoolAccepted, dPoolMaxChild, dPoolSlow, dDBBytes, dDBConns, dDBStmts,
 	dDiskBytes, dPlClients, dPlBackends, dPlRefused, dDBUp, dDBStarts, dDBUptime, dDBQuestions, dDBSlow, dDBThreads, dDBMaxUsed,
 	dFPMUp, dFPMStarts, dFPMWorkers, dStatusErrs, dFSSize, dFSAvail, dReplLag, dReplHealthy, dReplThreads, dReplAge, dPlClientsAll, dPlBackendsT, dPlPeak, dPlPinned, dPlQueries, dPlDialed,
-	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed, dPlTurns, dPlLingerCut}
+	dPlChanged, dPlQueued, dPlOverflowed, dPlReclaimed, dPlTurns, dPlLingerCut, dPlQueueWait}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -367,6 +368,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dPlReclaimed, float64(s.Reclaimed))
 		counter(dPlTurns, float64(s.TurnsEnded))
 		counter(dPlLingerCut, float64(s.LingerCut))
+		counter(dPlQueueWait, s.QueueWait.Seconds())
 		for _, r := range refs {
 			a := s.Accounts[r.DBUser]
 			gauge(dPlClients, float64(a.Clients), r.Name)
