@@ -168,9 +168,11 @@ func TestOrphanGrace(t *testing.T) {
 	dir := t.TempDir()
 	quit := filepath.Join(dir, "quit")
 	// The leader's child traps the stop signal, notes it and keeps
-	// running (a worker still answering); the leader writes its pid.
+	// running (a worker still answering); it writes its pid once the
+	// trap is set (written by the leader, the pid could be read before
+	// the trap, and a stop signal then would kill the child instead).
 	// (SIGTERM: a shell's background job ignores SIGQUIT.)
-	script := fmt.Sprintf(`sh -c 'trap "touch %s" TERM; while :; do sleep 0.05; done' & echo $! > %s/child; exec sleep 300`, quit, dir)
+	script := fmt.Sprintf(`sh -c 'trap "touch %s" TERM; echo $$ > %s/child; while :; do sleep 0.05; done' & exec sleep 300`, quit, dir)
 	p := &Process{
 		Name:        "group",
 		Command:     func() *exec.Cmd { return exec.Command("sh", "-c", script) },
