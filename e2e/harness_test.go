@@ -28,6 +28,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/aipress/aipress/internal/fsperm"
+	"github.com/aipress/aipress/internal/shard"
 	"github.com/aipress/aipress/internal/volume"
 )
 
@@ -91,6 +92,14 @@ func newPlatform(t *testing.T) *platform {
 	if _, err := fsperm.EnsureTraversable(dir); err != nil {
 		t.Fatal(err)
 	}
+	// The site users the platform's shards made (homes below dir) go
+	// with it: the data directory's removal would leave them behind
+	// (this runs after the platform stopped and its volumes went).
+	t.Cleanup(func() {
+		if _, err := shard.RemoveUsersUnder(context.Background(), dir); err != nil {
+			t.Errorf("removing the site users: %v", err)
+		}
+	})
 	// Site volumes a killed platform left mounted would stop the
 	// directory's removal (this runs after the platform stopped).
 	t.Cleanup(func() { _ = volume.UnmountUnder(dir) })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aipress/aipress/bench/internal/benchplatform"
+	"github.com/aipress/aipress/internal/shard"
 )
 
 // realShard is an `aipress shard` process: a real agent with its own
@@ -82,7 +84,7 @@ func (r *realShard) stop() error {
 			errs = append(errs, fmt.Errorf("shard %s did not exit within 90s after SIGINT; killed", r.name))
 		}
 	}
-	n, err := benchplatform.RemoveUsersUnder(r.dataDir)
+	n, err := shard.RemoveUsersUnder(context.Background(), r.dataDir)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -99,6 +99,13 @@ func newCluster(t *testing.T) *cluster {
 	if _, err := fsperm.EnsureTraversable(dir); err != nil {
 		t.Fatal(err)
 	}
+	// After the shards stopped (cleanups run last first): the site users
+	// of sites the test did not delete.
+	t.Cleanup(func() {
+		if _, err := shard.RemoveUsersUnder(context.Background(), dir); err != nil {
+			t.Errorf("removing the site users: %v", err)
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "cp.db"))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -317,21 +318,61 @@ func removeUnixUser(ctx context.Context, name, home string) error {
 // shardUnixUsers lists the users in /etc/passwd whose home is below
 // sitesDir: the site users of this shard, and only this shard.
 func shardUnixUsers(sitesDir string) []string {
+	var out []string
+	for _, u := range usersUnder(sitesDir) {
+		out = append(out, u.name)
+	}
+	return out
+}
+
+// passwdUser is a user's name and home directory in /etc/passwd.
+type passwdUser struct{ name, home string }
+
+// usersUnder lists the users in /etc/passwd whose home is below dir.
+func usersUnder(dir string) []passwdUser {
 	f, err := os.Open("/etc/passwd")
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var out []string
-	prefix := filepath.Clean(sitesDir) + string(filepath.Separator)
-	sc := bufio.NewScanner(f)
+	users, _ := passwdUsersUnder(f, dir)
+	return users
+}
+
+// passwdUsersUnder returns the users in passwd (the format of /etc/passwd)
+// whose home directory is below dir.
+func passwdUsersUnder(passwd io.Reader, dir string) ([]passwdUser, error) {
+	var out []passwdUser
+	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	sc := bufio.NewScanner(passwd)
 	for sc.Scan() {
 		parts := strings.Split(sc.Text(), ":")
 		if len(parts) >= 6 && strings.HasPrefix(parts[5], prefix) {
-			out = append(out, parts[0])
+			out = append(out, passwdUser{parts[0], parts[5]})
 		}
 	}
-	return out
+	return out, sc.Err()
+}
+
+// RemoveUsersUnder removes the Unix users (and groups) whose home is below
+// dir, ending their processes first, and returns how many it removed: the
+// site users that shards with their data below dir made, for a data
+// directory that goes away without its sites' deletion (a test's or a
+// benchmark's; an operator's wipe). Without root it does nothing.
+func RemoveUsersUnder(ctx context.Context, dir string) (int, error) {
+	if os.Geteuid() != 0 {
+		return 0, nil
+	}
+	var errs []error
+	n := 0
+	for _, u := range usersUnder(dir) {
+		if err := removeUnixUser(ctx, u.name, u.home); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // killUserProcesses sends SIGKILL to every process whose real or effective

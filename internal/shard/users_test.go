@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aipress/aipress/internal/sitefw"
 )
@@ -227,5 +229,80 @@ func TestSiteUserFilter(t *testing.T) {
 	}
 	if err := s.removeSiteUser(ctx, a); err != nil {
 		t.Errorf("second removal: %v", err)
+	}
+}
+
+func TestPasswdUsersUnder(t *testing.T) {
+	const passwd = `root:x:0:0:root:/root:/bin/bash
+wp_abc:x:1001:1001::/tmp/aipress-bench-1/data/shards/local/sites/abc:/usr/sbin/nologin
+wp_def:x:1002:1002::/tmp/aipress-bench-1/data/shards/local/sites/def:/usr/sbin/nologin
+wp_other:x:1003:1003::/tmp/aipress-bench-1/database/x:/usr/sbin/nologin
+wp_same:x:1004:1004::/tmp/aipress-bench-1/data:/usr/sbin/nologin
+short:x:1005
+`
+	got, err := passwdUsersUnder(strings.NewReader(passwd), "/tmp/aipress-bench-1/data/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []passwdUser{{"wp_abc", "/tmp/aipress-bench-1/data/shards/local/sites/abc"}, {"wp_def", "/tmp/aipress-bench-1/data/shards/local/sites/def"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// RemoveUsersUnder removes the users whose home is below the directory
+// (also one with a process running as it, and one whose home is already
+// gone) and leaves the others alone.
+func TestRemoveUsersUnder(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	other := t.TempDir()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	prefix := "wr" + hex.EncodeToString(b)
+	type u struct{ name, home string }
+	under := []u{{prefix + "a", filepath.Join(dir, "shards", "local", "sites", "a")}, {prefix + "b", filepath.Join(dir, "shards", "s2", "sites", "b")}}
+	outside := u{prefix + "c", filepath.Join(other, "sites", "c")}
+	for _, x := range append(under, outside) {
+		t.Cleanup(func() { _ = removeUnixUser(context.Background(), x.name, x.home) })
+		if _, _, err := ensureUnixUser(ctx, x.name, x.home, sitefw.DefaultSiteIDs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A process of the first user (userdel refuses a user with one).
+	uid, gid := lookupIDs(under[0].name)
+	sleep := exec.Command("sleep", "60")
+	sleep.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sleep.Wait() }()
+	t.Cleanup(func() { _ = sleep.Process.Kill() })
+	// The second one's home is gone, as after a test's or a benchmark's run.
+	if err := os.RemoveAll(filepath.Dir(filepath.Dir(under[1].home))); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := RemoveUsersUnder(ctx, dir)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveUsersUnder = %d, %v; want 2, nil", n, err)
+	}
+	for _, x := range under {
+		if lookupUID(x.name) >= 0 {
+			t.Errorf("user %s (home %s) is still there", x.name, x.home)
+		}
+	}
+	if lookupUID(outside.name) < 0 {
+		t.Errorf("user %s, home outside the directory, was removed", outside.name)
+	}
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Error("the removed user's process still runs")
+	}
+	if n, err := RemoveUsersUnder(ctx, dir); err != nil || n != 0 {
+		t.Errorf("again: %d, %v; want 0, nil", n, err)
 	}
 }

@@ -12,7 +12,6 @@
 package benchplatform
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aipress/aipress/internal/apiclient"
+	"github.com/aipress/aipress/internal/shard"
 )
 
 // Logf writes a progress line, prefixed with the time of day, to stderr.
@@ -348,7 +348,7 @@ func (p *Platform) Stop() error {
 // Cleanup removes the site Unix users (those whose home is below the data
 // directory) and the temp directory. Call it after Stop.
 func (p *Platform) Cleanup() error {
-	n, err := RemoveUsersUnder(p.DataDir)
+	n, err := shard.RemoveUsersUnder(context.Background(), p.DataDir)
 	errs := []error{err}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		errs = append(errs, err)
@@ -358,46 +358,6 @@ func (p *Platform) Cleanup() error {
 	}
 	Logf("removed %s and %d site user(s)", p.Dir, n)
 	return nil
-}
-
-// RemoveUsersUnder removes the Unix users (and their groups) whose home
-// directory is below dir — the site users a shard created there — and
-// returns how many it removed.
-func RemoveUsersUnder(dir string) (int, error) {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return 0, err
-	}
-	users, err := usersUnder(f, dir)
-	f.Close()
-	if err != nil {
-		return 0, err
-	}
-	var errs []error
-	n := 0
-	for _, u := range users {
-		if out, err := exec.Command("userdel", u).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("userdel %s: %v: %s", u, err, strings.TrimSpace(string(out))))
-			continue
-		}
-		n++
-		_ = exec.Command("groupdel", u).Run() // usually gone with the user
-	}
-	return n, errors.Join(errs...)
-}
-
-// usersUnder returns the names of the users in passwd (the format of
-// /etc/passwd) whose home directory is below dir.
-func usersUnder(passwd io.Reader, dir string) ([]string, error) {
-	var users []string
-	sc := bufio.NewScanner(passwd)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 6 && strings.HasPrefix(fields[5], dir+string(filepath.Separator)) {
-			users = append(users, fields[0])
-		}
-	}
-	return users, sc.Err()
 }
 
 // Ready waits until the platform's API answers and its /readyz says its

@@ -3,28 +3,10 @@ package benchplatform
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-func TestUsersUnder(t *testing.T) {
-	const passwd = `root:x:0:0:root:/root:/bin/bash
-wp_abc:x:1001:1001::/tmp/aipress-bench-1/data/shards/local/sites/abc:/usr/sbin/nologin
-wp_def:x:1002:1002::/tmp/aipress-bench-1/data/shards/local/sites/def:/usr/sbin/nologin
-wp_other:x:1003:1003::/tmp/aipress-bench-1/database/x:/usr/sbin/nologin
-wp_same:x:1004:1004::/tmp/aipress-bench-1/data:/usr/sbin/nologin
-short:x:1005
-`
-	got, err := usersUnder(strings.NewReader(passwd), "/tmp/aipress-bench-1/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"wp_abc", "wp_def"}; !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-}
 
 func TestTail(t *testing.T) {
 	for _, c := range []struct {
