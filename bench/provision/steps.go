@@ -17,7 +17,7 @@ const (
 	stepCall    = "create API call (API + placement)"
 	stepWake    = "agent wake-up (created → shard converging)"
 	stepServe   = "Ready → first 200 (status write, route publication, first request)"
-	stepPool    = "pool start (beside files + install)"
+	stepPool    = "pool start (beside database, files, install)"
 	stepPrefix  = "shard: "
 	stepTotal   = "total: time to first 200"
 	methodField = "install method"
@@ -102,5 +102,5 @@ func printSteps(w io.Writer, r *Result) {
 		t = append(t, []string{f.Step, fmt.Sprintf("%.1f ms", f.P50), fmt.Sprintf("%.1f ms", f.P95)})
 	}
 	t.Print(w)
-	fmt.Fprintf(w, "%s: %v; steps in order, p50s need not add up to the total's p50; pool start runs beside files and install\n\n", methodField, r.InstallMethods)
+	fmt.Fprintf(w, "%s: %v; steps in order, p50s need not add up to the total's p50; pool start runs beside database, files and install\n\n", methodField, r.InstallMethods)
 }

@@ -160,7 +160,9 @@ if (($q['so'] ?? '') !== '') {
 		$r['preload'] = get_class($e) . ': ' . $e->getMessage();
 	}
 }
-foreach (['sendmail_path', 'mail.force_extra_parameters', 'ffi.enable', 'allow_url_include', 'opcache.restrict_api'] as $k) {
+foreach (['sendmail_path', 'mail.force_extra_parameters', 'ffi.enable', 'allow_url_include', 'opcache.restrict_api',
+	'opcache.validate_permission', 'opcache.validate_root', 'realpath_cache_ttl', 'expose_php', 'disable_functions',
+	'opcache.validate_timestamps', 'opcache.revalidate_freq', 'opcache.revalidate_path'] as $k) {
 	$r['ini'][$k] = ini_get($k);
 }
 $r['ini_set_sendmail'] = @ini_set('sendmail_path', '/bin/true');
@@ -435,12 +437,23 @@ func TestSiteIsolation(t *testing.T) {
 			if !strings.Contains(res.FFI, "restricted") {
 				t.Errorf("FFI::cdef: %s", res.FFI)
 			}
-			want := map[string]any{
-				"sendmail_path": phpini.SendmailPath, "mail.force_extra_parameters": phpini.ForceExtraParameters,
-				"ffi.enable": "0", "allow_url_include": "0", "opcache.restrict_api": phpini.RestrictAPI,
+			// Every hardening setting, whether the pool repeats it or
+			// only the master's command line has it (phpini's System
+			// settings), and expose_php; an off flag reads back as ""
+			// from the command line, "0" from a pool.
+			want := map[string]any{"expose_php": "0"}
+			for _, st := range phpini.Settings() {
+				want[st.Name] = st.Value
+				if st.Flag {
+					want[st.Name] = map[string]string{"on": "1", "off": "0"}[st.Value]
+				}
 			}
 			for k, v := range want {
-				if res.INI[k] != v {
+				got := res.INI[k]
+				if got == "" && v == "0" {
+					got = "0"
+				}
+				if got != v {
 					t.Errorf("ini_get(%s) = %v, want %v", k, res.INI[k], v)
 				}
 			}

@@ -211,7 +211,7 @@ func (m *Master) Run(ctx context.Context) error {
 			for _, f := range socks {
 				_ = os.Remove(f)
 			}
-			cmd := exec.Command(Binary, append(append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...), m.fileCacheArgs()...)...)
+			cmd := exec.Command(Binary, m.args()...)
 			// In a mount namespace whose /proc hides other users'
 			// processes and whose shared temporary directories are
 			// small tmpfs mounts (the shard's directory, which holds
@@ -240,6 +240,15 @@ func (m *Master) Run(ctx context.Context) error {
 		once.Do(func() { close(m.ready) })
 		return nil
 	})
+}
+
+// args is the master's command line: the hardening (phpini.Args) and
+// expose_php off (PHP_INI_SYSTEM, as phpini's System settings: no pool
+// repeats them), and the OPcache file cache.
+func (m *Master) args() []string {
+	args := append([]string{"--nodaemonize", "--fpm-config", m.conf()}, phpini.Args()...)
+	args = append(args, "-d", "expose_php=off")
+	return append(args, m.fileCacheArgs()...)
 }
 
 // Ready is closed once the master has started. Call it after Prepare.
@@ -271,8 +280,11 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	if p.SlowlogTimeout <= 0 {
 		p.SlowlogTimeout = DefaultSlowlogTimeout
 	}
+	// Short: php-fpm reads every pool file one byte per read(2) on each
+	// start and reload (package phpini), so a comment or a setting the
+	// master's command line already fixes costs every site's creation.
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "; Written by aipress for one site; changes are overwritten.\n[%s]\n", p.Name)
+	fmt.Fprintf(&b, "[%s]\n", p.Name)
 	if p.User != "" {
 		fmt.Fprintf(&b, "user = %s\ngroup = %s\n", p.User, p.Group)
 	}
@@ -299,6 +311,9 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	fmt.Fprintf(&b, "chdir = %s\n", p.SiteDir)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
 	for _, st := range phpini.Settings() {
+		if st.System {
+			continue // the master's command line (phpini.Args) fixes it
+		}
 		if st.Flag {
 			fmt.Fprintf(&b, "php_admin_flag[%s] = %s\n", st.Name, st.Value)
 		} else {
@@ -311,7 +326,6 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	tmp := filepath.Join(p.SiteDir, "tmp")
 	fmt.Fprintf(&b, "php_admin_value[upload_tmp_dir] = %s\nphp_admin_value[sys_temp_dir] = %s\nphp_admin_value[session.save_path] = %s\n", tmp, tmp, tmp)
 	fmt.Fprintf(&b, "php_admin_value[error_log] = %s\nphp_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\n", filepath.Join(p.SiteDir, "logs", "php-error.log"))
-	b.WriteString("php_admin_flag[expose_php] = off\n")
 	return b.Bytes(), nil
 }
 

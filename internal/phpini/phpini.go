@@ -28,11 +28,18 @@
 //     opcache_get_status (every site's script paths), opcache_reset and
 //     opcache_invalidate (everyone's cache) to sites.
 //
-// The OPcache settings are INI_SYSTEM: php-fpm reads them from its master's
-// command line (php-fpm -d); pools repeat every setting as php_admin_value or
-// php_admin_flag, which also locks it against ini_set. (A FastCGI client
-// can override anything with PHP_ADMIN_VALUE and run any file: that is why
-// only root may connect to a pool.)
+// php-fpm reads every setting from its master's command line (php-fpm -d),
+// and every pool inherits them. Settings a site's code could change — with
+// ini_set (PHP_INI_USER) or a .user.ini file in its docroot (PHP_INI_PERDIR)
+// — are repeated in each pool as php_admin_value or php_admin_flag, which
+// locks them; those marked System are PHP_INI_SYSTEM, which nothing but the
+// command line, php.ini and a pool's configuration can set, so pools do not
+// repeat them. That keeps pool files short, and php-fpm reads its pools'
+// files one byte per read(2) on every start and reload, which takes longer
+// the more pools a master has (TestSystemSettings checks the marks
+// against PHP's own). (A FastCGI client can override anything with
+// PHP_ADMIN_VALUE and run any file: that is why only root may connect to a
+// pool.)
 package phpini
 
 import (
@@ -86,19 +93,23 @@ type Setting struct {
 	Value string
 	// Flag marks an on/off setting (php_admin_flag in a pool).
 	Flag bool
+	// System marks a PHP_INI_SYSTEM setting: no script, .user.ini or
+	// ini_set can change it, so the command line fixes it for good.
+	System bool
 }
 
 // Settings returns the hardening settings, in a fixed order.
 func Settings() []Setting {
 	return []Setting{
-		{Name: "disable_functions", Value: strings.Join(DisabledFunctions, ",")},
-		{Name: "ffi.enable", Value: "0"},
-		{Name: "allow_url_include", Value: "off", Flag: true},
-		{Name: "sendmail_path", Value: SendmailPath},
+		{Name: "disable_functions", Value: strings.Join(DisabledFunctions, ","), System: true},
+		{Name: "ffi.enable", Value: "0", System: true},
+		{Name: "allow_url_include", Value: "off", Flag: true, System: true},
+		{Name: "sendmail_path", Value: SendmailPath, System: true},
+		// PHP_INI_PERDIR: a .user.ini could change it; pools lock it.
 		{Name: "mail.force_extra_parameters", Value: ForceExtraParameters},
-		{Name: "opcache.validate_permission", Value: "on", Flag: true},
-		{Name: "opcache.validate_root", Value: "on", Flag: true},
-		{Name: "opcache.restrict_api", Value: RestrictAPI},
+		{Name: "opcache.validate_permission", Value: "on", Flag: true, System: true},
+		{Name: "opcache.validate_root", Value: "on", Flag: true, System: true},
+		{Name: "opcache.restrict_api", Value: RestrictAPI, System: true},
 		// A rewritten wp-config.php (a secret rotation) is seen by every
 		// request at most RevalidateFreq after it was written.
 		{Name: "opcache.validate_timestamps", Value: "on", Flag: true},
@@ -110,7 +121,7 @@ func Settings() []Setting {
 		// link must expire as quickly, so every request runs the new copy
 		// at most RevalidateFreq after the link changed.
 		{Name: "opcache.revalidate_path", Value: "on", Flag: true},
-		{Name: "realpath_cache_ttl", Value: strconv.Itoa(int(RevalidateFreq / time.Second))},
+		{Name: "realpath_cache_ttl", Value: strconv.Itoa(int(RevalidateFreq / time.Second)), System: true},
 	}
 }
 

@@ -226,52 +226,12 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		return failed("creating the site's directory", err)
 	}
 	tm.step("unix_user")
-	// The secrets, the account they name and wp-config.php are written
-	// under the site's secrets lock: a secret rotation (rotate.go) must not
-	// see its wp-config.php replaced by one from older secrets.
-	releaseSecrets := s.secretsLock(n.ID)
-	sec, err := loadOrCreateSecrets(n.Dir)
-	if err != nil {
-		releaseSecrets()
-		return failed("creating the site's secrets", err)
-	}
 
-	// 2. Database and its user (the account in use of the two).
-	// A site whose writes are frozen already keeps them frozen: ensuring
-	// the database would grant them back for a moment.
-	frozen := false
-	if st.Spec.WriteFreeze && !st.Move.Active() {
-		frozen, _ = s.writesFrozen(ctx, n)
-	}
-	if !frozen {
-		if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
-			releaseSecrets()
-			return failed("creating the database", err)
-		}
-	}
-	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
-	// A write freeze (the source's side of a cut-over), made again every
-	// pass: EnsureDatabase gives the accounts their privileges back.
-	if err := s.convergeWriteFreeze(ctx, rep, st, n, working); err != nil {
-		releaseSecrets()
-		return err
-	}
-	tm.step("database")
-
-	// 3. Files: docroot sharing the core, own wp-content (what PHP may
-	// write on the site's volume), wp-config.php.
-	err = s.ensureFiles(ctx, st, n, sec, uid, gid)
-	releaseSecrets()
-	if err != nil {
-		return failed("writing the site's files", err)
-	}
-	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
-	s.reportDisk(ctx, rep, st, n)
-	tm.step("files")
-
-	// 4. The pool, while WordPress installs: a php-fpm reload takes longer
-	// the more pools the master has, and nothing routes visitors to the
-	// pool before the site is Ready.
+	// 2. The pool, from here on beside the database, the files and
+	// WordPress's installation: a php-fpm reload takes longer the more
+	// pools the master has, and all it needs is the user and the site's
+	// directory (its working directory). Nothing routes visitors to the
+	// pool before the site is Ready, and only root may connect to it.
 	poolDone := make(chan error, 1)
 	if st.Spec.Suspended {
 		poolDone <- nil
@@ -291,6 +251,49 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		}
 		return err
 	}
+
+	// The secrets, the account they name and wp-config.php are written
+	// under the site's secrets lock: a secret rotation (rotate.go) must not
+	// see its wp-config.php replaced by one from older secrets.
+	releaseSecrets := s.secretsLock(n.ID)
+	sec, err := loadOrCreateSecrets(n.Dir)
+	if err != nil {
+		releaseSecrets()
+		return installErr(failed("creating the site's secrets", err))
+	}
+
+	// 3. Database and its user (the account in use of the two).
+	// A site whose writes are frozen already keeps them frozen: ensuring
+	// the database would grant them back for a moment.
+	frozen := false
+	if st.Spec.WriteFreeze && !st.Move.Active() {
+		frozen, _ = s.writesFrozen(ctx, n)
+	}
+	if !frozen {
+		if err := s.db.EnsureDatabase(ctx, n.DB, sec.dbUser(n), sec.DBPassword, st.Spec.Limits.WithDefaults().DBConnections); err != nil {
+			releaseSecrets()
+			return installErr(failed("creating the database", err))
+		}
+	}
+	rep.cond(ctx, CondDatabase, "True", "Ready", "database "+n.DB+" ready", working)
+	// A write freeze (the source's side of a cut-over), made again every
+	// pass: EnsureDatabase gives the accounts their privileges back.
+	if err := s.convergeWriteFreeze(ctx, rep, st, n, working); err != nil {
+		releaseSecrets()
+		return installErr(err)
+	}
+	tm.step("database")
+
+	// 4. Files: docroot sharing the core, own wp-content (what PHP may
+	// write on the site's volume), wp-config.php.
+	err = s.ensureFiles(ctx, st, n, sec, uid, gid)
+	releaseSecrets()
+	if err != nil {
+		return installErr(failed("writing the site's files", err))
+	}
+	rep.cond(ctx, CondFiles, "True", "Ready", "files ready", working)
+	s.reportDisk(ctx, rep, st, n)
+	tm.step("files")
 
 	// 5. WordPress installation.
 	// The marker is root's, in the site's directory: a tenant who deletes
