@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // A minimal FastCGI (responder role) client: one request per connection,
@@ -39,8 +40,10 @@ type fcgiRecordWriter struct {
 	buf []byte
 }
 
-func newRecordWriter(w io.Writer) *fcgiRecordWriter {
-	return &fcgiRecordWriter{w: w, buf: make([]byte, 0, fcgiHeaderLen+fcgiStdinChunk+8)}
+// newRecordWriter returns a record writer to w whose buffer starts with
+// room for size bytes of content (it grows to the largest record written).
+func newRecordWriter(w io.Writer, size int) *fcgiRecordWriter {
+	return &fcgiRecordWriter{w: w, buf: make([]byte, 0, fcgiHeaderLen+size+8)}
 }
 
 // record writes one record whose content is at most fcgiMaxContent bytes.
@@ -108,7 +111,9 @@ func appendLen(b []byte, n int) []byte {
 // *http.MaxBytesError.
 func (rw *fcgiRecordWriter) stdin(body io.Reader) error {
 	if body != nil {
-		buf := make([]byte, fcgiStdinChunk)
+		bp := stdinBufs.Get().(*[]byte)
+		defer stdinBufs.Put(bp)
+		buf := *bp
 		for {
 			n, err := body.Read(buf)
 			if n > 0 {
@@ -143,8 +148,28 @@ type stdoutReader struct {
 }
 
 func newStdoutReader(r io.Reader) *stdoutReader {
-	return &stdoutReader{br: bufio.NewReaderSize(r, 64<<10)}
+	br := stdoutBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &stdoutReader{br: br}
 }
+
+// release gives the reader's buffer back for another request; s must not
+// be used after.
+func (s *stdoutReader) release() {
+	if s.br != nil {
+		s.br.Reset(nil)
+		stdoutBufs.Put(s.br)
+		s.br = nil
+	}
+}
+
+// Buffers an uncached request uses once each, kept for the next request
+// instead of being allocated (and zeroed) again: about 150 KiB a request
+// before.
+var (
+	stdoutBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	stdinBufs  = sync.Pool{New: func() any { b := make([]byte, fcgiStdinChunk); return &b }}
+)
 
 // pending reports whether more response bytes can be read without blocking.
 func (s *stdoutReader) pending() bool {

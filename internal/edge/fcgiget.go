@@ -39,7 +39,7 @@ func FastCGIGet(ctx context.Context, network, address string, params map[string]
 	for _, k := range names {
 		p = append(p, param{k, params[k]})
 	}
-	rw := newRecordWriter(conn)
+	rw := newRecordWriter(conn, 4<<10)
 	if err := rw.beginRequest(); err != nil {
 		return nil, err
 	}
@@ -50,6 +50,7 @@ func FastCGIGet(ctx context.Context, network, address string, params map[string]
 		return nil, err
 	}
 	out := newStdoutReader(conn)
+	defer out.release()
 	raw, err := io.ReadAll(io.LimitReader(out, maxBody+16<<10))
 	if err != nil {
 		if ctx.Err() != nil {

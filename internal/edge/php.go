@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -79,8 +80,10 @@ func (s *Server) phpAttempt(w http.ResponseWriter, r *http.Request, rt *Route, s
 	stop := context.AfterFunc(r.Context(), func() { conn.Close() })
 	defer stop()
 
-	bw := bufio.NewWriterSize(conn, 16<<10)
-	rw := newRecordWriter(bw)
+	bw := paramsWriters.Get().(*bufio.Writer)
+	bw.Reset(conn)
+	defer func() { bw.Reset(nil); paramsWriters.Put(bw) }()
+	rw := newRecordWriter(bw, 4<<10)
 	if err := rw.beginRequest(); err != nil {
 		return resetFailure(badGateway(err))
 	}
@@ -98,7 +101,11 @@ func (s *Server) phpAttempt(w http.ResponseWriter, r *http.Request, rt *Route, s
 	stdinErr := make(chan error, 1)
 	go func() {
 		// A writer of its own: bw's buffer is not shared across goroutines.
-		stdinErr <- newRecordWriter(conn).stdin(body)
+		size := 0 // an empty FCGI_STDIN record only
+		if body != nil {
+			size = fcgiStdinChunk
+		}
+		stdinErr <- newRecordWriter(conn, size).stdin(body)
 	}()
 	waitStdin := func() error {
 		conn.Close() // unblocks a writer stuck on a pool that stopped reading
@@ -106,8 +113,12 @@ func (s *Server) phpAttempt(w http.ResponseWriter, r *http.Request, rt *Route, s
 	}
 
 	out := newStdoutReader(conn)
+	defer out.release()
 	upstreamStart := time.Now()
 	head, err := readHead(out)
+	if head != nil {
+		defer head.release()
+	}
 	if err == nil && head.retry != "" && retry.mayRetryMarked(head.retry) {
 		// Kept whole (it is a short page) in case no retry follows.
 		err = &retryableError{reason: head.retry, answer: bufferAnswer(head)}
@@ -160,13 +171,35 @@ type phpHead struct {
 	br     *bufio.Reader
 	out    *stdoutReader
 	retry  string // the RetryHeader's reason ("": none)
+	pooled bool   // br is headBufs'
 }
+
+// release gives a head's reader back for another request (readHead's);
+// h.br must not be used after.
+func (h *phpHead) release() {
+	if h.pooled && h.br != nil {
+		h.br.Reset(nil)
+		headBufs.Put(h.br)
+		h.br = nil
+	}
+}
+
+// Per-request buffers of phpAttempt and relay, kept between requests
+// (fastcgi.go has the response's).
+var (
+	headBufs      = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+	paramsWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+	relayBufs     = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
 
 // readHead reads and parses PHP's CGI headers.
 func readHead(out *stdoutReader) (*phpHead, error) {
-	br := bufio.NewReaderSize(out, 32<<10)
+	br := headBufs.Get().(*bufio.Reader)
+	br.Reset(out)
 	hdr, err := textproto.NewReader(br).ReadMIMEHeader()
 	if err != nil {
+		br.Reset(nil)
+		headBufs.Put(br)
 		return nil, badGateway(fmt.Errorf("read php response headers: %w", err))
 	}
 	status := 0
@@ -174,6 +207,8 @@ func readHead(out *stdoutReader) (*phpHead, error) {
 		code, _, _ := strings.Cut(strings.TrimSpace(st), " ")
 		status, err = strconv.Atoi(code)
 		if err != nil || status < 100 || status > 999 {
+			br.Reset(nil)
+			headBufs.Put(br)
 			return nil, badGateway(fmt.Errorf("php sent bogus Status %q", st))
 		}
 		delete(hdr, "Status")
@@ -187,7 +222,7 @@ func readHead(out *stdoutReader) (*phpHead, error) {
 	for _, k := range hopByHop {
 		delete(hdr, k)
 	}
-	h := &phpHead{status: status, hdr: hdr, br: br, out: out}
+	h := &phpHead{status: status, hdr: hdr, br: br, out: out, pooled: true}
 	if v := hdr.Get(RetryHeader); v != "" {
 		delete(hdr, RetryHeader) // the edge's business, never the visitor's
 		if status == http.StatusServiceUnavailable {
@@ -207,7 +242,9 @@ func (s *Server) relay(w http.ResponseWriter, head *phpHead) error {
 
 	br, out := head.br, head.out
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := br.Read(buf)
 		if n > 0 {

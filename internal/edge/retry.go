@@ -142,7 +142,7 @@ func bufferAnswer(h *phpHead) *phpAnswer {
 
 // head returns a as a phpHead for relay.
 func (a *phpAnswer) head() *phpHead {
-	return &phpHead{status: a.status, hdr: a.hdr, br: bufio.NewReader(bytes.NewReader(a.body)), out: newStdoutReader(bytes.NewReader(nil))}
+	return &phpHead{status: a.status, hdr: a.hdr, br: bufio.NewReader(bytes.NewReader(a.body)), out: &stdoutReader{}}
 }
 
 // phpRetry is the retry state of one request.
