@@ -267,7 +267,7 @@ func TestSlowlogNotAboveTerminate(t *testing.T) {
 // docroot, and returns a GET of a path through it: status and body.
 // runMaster prepares and runs m until the test ends, and returns once it
 // serves; the context is the master's.
-func runMaster(t *testing.T, m *phpfpm.Master) context.Context {
+func runMaster(t testing.TB, m *phpfpm.Master) context.Context {
 	t.Helper()
 	if err := m.Prepare(); err != nil {
 		t.Fatal(err)

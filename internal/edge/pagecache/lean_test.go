@@ -112,10 +112,19 @@ func TestLeanPathSameAnswers(t *testing.T) {
 			t.Fatalf("%q: %v", raw, err)
 		}
 		body, _ := io.ReadAll(res.Body)
-		mu.Lock()
-		info := last
-		mu.Unlock()
 		id := res.Header.Get("X-Request-Id")
+		// The observers run once the handler returns, which may be
+		// after the last bytes reached the client: wait for this
+		// request's observation (under load it came after the read).
+		var info edge.RequestInfo
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			info = last
+			mu.Unlock()
+			if info.ID == id || time.Now().After(deadline) {
+				break
+			}
+		}
 		if id == "" || id != info.ID {
 			t.Errorf("%q: X-Request-Id %q, observed id %q", raw, id, info.ID)
 		}
