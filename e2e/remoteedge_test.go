@@ -89,7 +89,7 @@ func TestRemoteEdge(t *testing.T) {
 	if len(poolFiles) != 1 {
 		t.Fatalf("pool files %v", poolFiles)
 	}
-	if conf, _ := os.ReadFile(poolFiles[0]); !strings.Contains(string(conf), "listen = "+sock+"\nlisten.mode = 0600\n") {
+	if conf, _ := os.ReadFile(poolFiles[0]); !strings.Contains(string(conf), "listen = \""+sock+"\"\nlisten.mode = 0600\n") {
 		t.Fatalf("pool config:\n%s", conf)
 	}
 

@@ -152,6 +152,10 @@ func (m *Master) PoolFile(name string) string { return filepath.Join(m.poolDir()
 // users' processes (internal/procns: as root without CAP_SYS_ADMIN).
 func (m *Master) Prepare() error {
 	m.ready = make(chan struct{})
+	q, err := iniStrings(filepath.Join(m.runDir(), "php-fpm.pid"), filepath.Join(m.Dir, "php-fpm.log"), m.Socket("_aipress"), filepath.Join(m.poolDir(), "*.conf"))
+	if err != nil {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := procns.Check(ctx); err != nil {
@@ -185,8 +189,8 @@ pm = ondemand
 pm.max_children = 1
 pm.process_idle_timeout = 10s
 
-include = %s/*.conf
-`, filepath.Join(m.runDir(), "php-fpm.pid"), filepath.Join(m.Dir, "php-fpm.log"), internalUser(), m.Socket("_aipress"), m.poolDir())
+include = %s
+`, q[0], q[1], internalUser(), q[2], q[3])
 	if err := os.WriteFile(m.conf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("php-fpm: write config: %w", err)
 	}
@@ -280,6 +284,12 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	if p.SlowlogTimeout <= 0 {
 		p.SlowlogTimeout = DefaultSlowlogTimeout
 	}
+	tmp := filepath.Join(p.SiteDir, "tmp")
+	q, err := iniStrings(socket, p.SlowLog, p.SiteDir, tmp, filepath.Join(p.SiteDir, "logs", "php-error.log"))
+	if err != nil {
+		return nil, fmt.Errorf("php-fpm: pool %s: %w", p.Name, err)
+	}
+	qSocket, qSlow, qDir, qTmp, qErrLog := q[0], q[1], q[2], q[3], q[4]
 	// Short: php-fpm reads every pool file one byte per read(2) on each
 	// start and reload (package phpini), so a comment or a setting the
 	// master's command line already fixes costs every site's creation.
@@ -293,7 +303,7 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	// others — can connect. FastCGI runs any PHP file of the pool's user
 	// with any PHP settings the client sends, so nothing a site user can
 	// reach may be a pool.
-	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", socket)
+	fmt.Fprintf(&b, "listen = %s\nlisten.mode = 0600\n", qSocket)
 	fmt.Fprintf(&b, "pm = ondemand\npm.max_children = %d\npm.process_idle_timeout = %ds\npm.max_requests = 500\n", p.MaxChildren, int(p.IdleTimeout.Seconds()))
 	fmt.Fprintf(&b, "pm.status_path = %s\n", StatusPath)
 	terminate := max(p.RequestTimeout.Round(time.Second), time.Second)
@@ -306,9 +316,9 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 		// limit.
 		slow := min(max(p.SlowlogTimeout.Round(time.Second), time.Second), terminate)
 		fmt.Fprintf(&b, "slowlog = %s\nrequest_slowlog_timeout = %ds\nrequest_slowlog_trace_depth = %d\n",
-			p.SlowLog, int(slow.Seconds()), SlowlogTraceDepth)
+			qSlow, int(slow.Seconds()), SlowlogTraceDepth)
 	}
-	fmt.Fprintf(&b, "chdir = %s\n", p.SiteDir)
+	fmt.Fprintf(&b, "chdir = %s\n", qDir)
 	b.WriteString("security.limit_extensions = .php\nclear_env = yes\ncatch_workers_output = no\n")
 	for _, st := range phpini.Settings() {
 		if st.System {
@@ -323,10 +333,30 @@ func RenderPool(p Pool, socket string) ([]byte, error) {
 	fmt.Fprintf(&b, "php_admin_value[memory_limit] = %dM\n", p.MemoryMB)
 	fmt.Fprintf(&b, "php_admin_value[upload_max_filesize] = %dM\n", p.UploadMaxMB)
 	fmt.Fprintf(&b, "php_admin_value[post_max_size] = %dM\n", p.UploadMaxMB+1)
-	tmp := filepath.Join(p.SiteDir, "tmp")
-	fmt.Fprintf(&b, "php_admin_value[upload_tmp_dir] = %s\nphp_admin_value[sys_temp_dir] = %s\nphp_admin_value[session.save_path] = %s\n", tmp, tmp, tmp)
-	fmt.Fprintf(&b, "php_admin_value[error_log] = %s\nphp_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\n", filepath.Join(p.SiteDir, "logs", "php-error.log"))
+	fmt.Fprintf(&b, "php_admin_value[upload_tmp_dir] = %s\nphp_admin_value[sys_temp_dir] = %s\nphp_admin_value[session.save_path] = %s\n", qTmp, qTmp, qTmp)
+	fmt.Fprintf(&b, "php_admin_value[error_log] = %s\nphp_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\n", qErrLog)
 	return b.Bytes(), nil
+}
+
+// iniStrings quotes paths for php-fpm's configuration files, whose values
+// PHP's ini parser reads: unquoted, a ';' starts a comment (the path is cut
+// short) and a '=' is a syntax error, and php-fpm then refuses the whole
+// configuration — every pool of the master. Between double quotes only
+// '"', '\\', "${" (an environment variable) and line breaks mean
+// something. A '=' cannot be carried at all: on a reload php-fpm hands its
+// listening sockets to the new master in FPM_SOCKETS as "path=fd,…" and
+// misreads a socket path holding one (the new master then refuses to
+// start: "another FPM instance seems to already listen"). A path holding
+// any of those is refused with an error that names it.
+func iniStrings(paths ...string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		if strings.ContainsAny(p, "\"\\=\r\n\x00") || strings.Contains(p, "${") {
+			return nil, fmt.Errorf("path %q holds a character php-fpm cannot take in a path ('=', '\"', '\\', \"${\" or a line break): choose a data directory without one", p)
+		}
+		out[i] = `"` + p + `"`
+	}
+	return out, nil
 }
 
 // EnsurePool writes p's configuration and reloads the master if it changed,

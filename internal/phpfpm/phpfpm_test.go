@@ -44,6 +44,24 @@ func TestRenderPoolGolden(t *testing.T) {
 			t.Errorf("pool name %q accepted", bad)
 		}
 	}
+	// Paths go between double quotes (';', '#', '$' and spaces are
+	// plain characters there; TestPoolsReloadGracefully runs a master in
+	// such a directory); what has a meaning inside them is refused, and
+	// '=', which php-fpm's reload misreads in a socket's path.
+	for _, bad := range []string{"/srv/a=b", `/srv/a"b`, `/srv/a\b`, "/srv/${HOME}", "/srv/a\nb", "/srv/a\rb", "/srv/a\x00b"} {
+		for _, p := range []phpfpm.Pool{{Name: "site_x", SiteDir: bad}, {Name: "site_x", SiteDir: "/srv/x", SlowLog: bad + "/x.log"}} {
+			if _, err := phpfpm.RenderPool(p, "/x.sock"); err == nil || !strings.Contains(err.Error(), "choose a data directory") {
+				t.Errorf("pool %+v: err = %v, want a refusal", p, err)
+			}
+		}
+		if _, err := phpfpm.RenderPool(phpfpm.Pool{Name: "site_x", SiteDir: "/srv/x"}, bad+".sock"); err == nil {
+			t.Errorf("socket %q accepted", bad)
+		}
+		m := &phpfpm.Master{Dir: filepath.Join(t.TempDir(), "php"+bad)}
+		if err := m.Prepare(); err == nil || !strings.Contains(err.Error(), "choose a data directory") {
+			t.Errorf("master in %q: err = %v, want a refusal", m.Dir, err)
+		}
+	}
 }
 
 // Adding and removing pools reloads the master gracefully: a request in
@@ -52,7 +70,13 @@ func TestPoolsReloadGracefully(t *testing.T) {
 	if _, err := os.Stat(phpfpm.Binary); err != nil {
 		t.Skip("php-fpm not installed (make deps)")
 	}
-	dir := t.TempDir()
+	// A directory whose name PHP's ini parser would misread unquoted
+	// (';' starts a comment): every path of the master's and the pools'
+	// configuration lives below it.
+	dir := filepath.Join(t.TempDir(), "a;b #c $d e")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fsperm.EnsureTraversable(dir); err != nil {
 		t.Fatal(err)
 	}

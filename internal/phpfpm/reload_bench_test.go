@@ -19,9 +19,7 @@ import (
 // phpini's System settings). php-fpm reads pool files one byte per read(2),
 // so a reload's cost grows with their bytes: it is on the path of every
 // site creation (a new pool) and plan change. Reports ms/reload and the
-// bytes of one pool file. (Sub-benchmark names without "=": they name the
-// temporary directory, and php-fpm's configuration parser refuses a path
-// holding one.)
+// bytes of one pool file.
 func BenchmarkReload(b *testing.B) {
 	for _, n := range []int{1, 50} {
 		for _, format := range []string{"lean", "repeated"} {

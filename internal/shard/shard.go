@@ -35,8 +35,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/aipress/aipress/internal/artefact"
 	"github.com/aipress/aipress/internal/mariadb"
@@ -433,6 +435,9 @@ func (s *Shard) Prepare(ctx context.Context) error {
 	if err := s.checkDBConfig(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
+	if err := checkDirChars(s.cfg.Dir); err != nil {
+		return fmt.Errorf("shard: %w", err)
+	}
 	if err := s.checkSocketPaths(); err != nil {
 		return fmt.Errorf("shard: %w", err)
 	}
@@ -520,6 +525,24 @@ func (s *Shard) checkSocketPaths() error {
 	if len(longest) > maxSocketPath {
 		return fmt.Errorf("data directory %s is too deep: its sockets' paths would be %d bytes, more than the %d a Unix socket takes (e.g. %s); choose a shorter --data-dir",
 			s.cfg.Dir, len(longest), maxSocketPath, longest)
+	}
+	return nil
+}
+
+// checkDirChars refuses a data directory whose path holds a character one
+// of the tools the shard drives cannot take in a path: php-fpm misreads a
+// socket path holding '=' when a reload hands its sockets on (package
+// phpfpm); MariaDB's option files end a value at '#' or a quote; Debian's
+// mariadb-install-db, a shell script, splits paths at spaces and globs
+// them, and gives up silently, leaving a data directory without its system
+// tables. Refused at once, with the reason, instead of a server that never
+// comes up.
+func checkDirChars(dir string) error {
+	const refused = "=\"'\\#;*?[]$`|<>"
+	for _, r := range dir {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(refused, r) {
+			return fmt.Errorf("data directory %q holds %q, which php-fpm or MariaDB's tools cannot take in a path; choose a --data-dir without spaces, control characters or any of %s", dir, r, refused)
+		}
 	}
 	return nil
 }

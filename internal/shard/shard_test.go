@@ -348,3 +348,36 @@ func TestDeepDataDirRefused(t *testing.T) {
 		t.Errorf("Prepare made %s before refusing", deep)
 	}
 }
+
+// A data directory holding a character php-fpm or mariadb-install-db
+// cannot take in a path is refused at once, with the reason; a tame one
+// passes this check (and, made too deep on purpose, stops at the next).
+func TestDataDirCharsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{"/srv/a=b", false},
+		{"/srv/my data", false},
+		{"/srv/a;b", false},
+		{"/srv/a#b", false},
+		{"/srv/a$b", false},
+		{`/srv/a"b`, false},
+		{"/srv/a\nb", false},
+		{"/srv/a*b", false},
+		{"/srv/a\tb", false},
+		{"/srv/dätä(1)!%&^{}_1.2+x@host:9,~a/" + strings.Repeat("d", 90), true},
+	} {
+		dir := filepath.Join(t.TempDir(), tc.dir)
+		err := shard.New(shard.Config{Name: "s", Dir: dir}).Prepare(context.Background())
+		refused := err != nil && strings.Contains(err.Error(), "choose a --data-dir without")
+		if refused == tc.ok {
+			t.Errorf("Prepare in %q: %v (want refused: %v)", tc.dir, err, !tc.ok)
+		}
+		if !tc.ok {
+			if _, serr := os.Stat(dir); serr == nil {
+				t.Errorf("Prepare made %q before refusing", dir)
+			}
+		}
+	}
+}
