@@ -127,6 +127,11 @@ type Master struct {
 	// pending is set when a pool file changed but the reload that applies
 	// it failed; the next EnsurePool or RemovePool reloads whatever it finds.
 	pending bool
+	// owed is set when UpdatePool changed a serving pool's file and left
+	// its reload to ApplyPending; any reload applies it.
+	owed bool
+	// reloads counts the master's successful reloads (Reloads).
+	reloads int
 	// ready is closed once the master started for the first time.
 	ready chan struct{}
 }
@@ -365,6 +370,40 @@ func iniStrings(paths ...string) ([]string, error) {
 // configuration on its reload, and the master, every site's pool with it,
 // would stay down until the pool went.
 func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
+	return m.ensurePool(ctx, p, false)
+}
+
+// UpdatePool is EnsurePool for a pool that may be serving already. When
+// its socket is there and only its configuration changed (a plan change,
+// or every pool after an upgrade that writes them differently), it writes
+// the file and leaves the reload to ApplyPending, so that a shard's pass
+// over its sites reloads the master once rather than once per site — each
+// reload re-executes the master and empties OPcache for every site. The
+// pool serves with its former settings until then. A pool that does not
+// serve yet is started at once, as EnsurePool does.
+func (m *Master) UpdatePool(ctx context.Context, p Pool) error {
+	return m.ensurePool(ctx, p, true)
+}
+
+// ApplyPending reloads the master if a pool file changed since its last
+// reload (UpdatePool) or the last reload failed; it does nothing otherwise.
+func (m *Master) ApplyPending(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.owed && !m.pending {
+		return nil
+	}
+	return m.reloadTracked(ctx)
+}
+
+// Reloads is how many times the running master was reloaded successfully.
+func (m *Master) Reloads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloads
+}
+
+func (m *Master) ensurePool(ctx context.Context, p Pool, later bool) error {
 	if p.SlowLog == "" {
 		p.SlowLog = m.SlowLog(p.Name)
 	}
@@ -379,10 +418,20 @@ func (m *Master) EnsurePool(ctx context.Context, p Pool) error {
 	defer m.mu.Unlock()
 	path := m.PoolFile(p.Name)
 	old, err := os.ReadFile(path)
-	if err == nil && bytes.Equal(old, conf) && !m.pending {
-		if m.Listening(p) {
-			return nil
+	same := err == nil && bytes.Equal(old, conf)
+	if same && !m.pending && m.Listening(p) {
+		return nil
+	}
+	if later && m.Listening(p) {
+		// Serving: the reload that applies the new file is ApplyPending's
+		// (or any earlier one's).
+		if !same {
+			if err := writeAtomic(path, conf, 0o644); err != nil {
+				return fmt.Errorf("php-fpm: %w", err)
+			}
+			m.owed = true
 		}
+		return nil
 	}
 	if err := writeAtomic(path, conf, 0o644); err != nil {
 		return fmt.Errorf("php-fpm: %w", err)
@@ -488,7 +537,10 @@ func (m *Master) reloadTracked(ctx context.Context) error {
 		m.pending = true
 		return err
 	}
-	m.pending = false
+	m.pending, m.owed = false, false
+	if m.proc != nil {
+		m.reloads++
+	}
 	return nil
 }
 

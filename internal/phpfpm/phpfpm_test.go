@@ -434,3 +434,96 @@ func TestReloadWhileDocrootRebuilt(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// UpdatePool leaves a serving pool's changed settings to ApplyPending: a
+// pass over many sites reloads the master once. A pool not serving yet
+// starts at once, and that reload applies what was owed.
+func TestUpdatePoolDefersReload(t *testing.T) {
+	if _, err := os.Stat(phpfpm.Binary); err != nil {
+		t.Skip("php-fpm not installed (make deps)")
+	}
+	dir := t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	docroot := filepath.Join(dir, "htdocs")
+	os.MkdirAll(docroot, 0o755)
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo ini_get('memory_limit');"), 0o644)
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	ctx := runMaster(t, m)
+	pool := func(name string, mb int) phpfpm.Pool {
+		p := phpfpm.Pool{Name: name, SiteDir: dir, MemoryMB: mb}
+		if os.Geteuid() == 0 {
+			p.User, p.Group = "nobody", "nogroup"
+		}
+		return p
+	}
+	names := []string{"site_a", "site_b", "site_c"}
+	get := map[string]func(string) (int, string){}
+	for _, name := range names {
+		if err := m.UpdatePool(ctx, pool(name, 64)); err != nil { // not serving yet: started now
+			t.Fatal(err)
+		}
+		get[name] = serveSite(t, name+".test", docroot, m.Socket(name))
+		if code, body := get[name]("/"); code != 200 || body != "64M" {
+			t.Fatalf("%s: %d %q, want 64M", name, code, body)
+		}
+	}
+	base := m.Reloads()
+	if base != len(names) {
+		t.Errorf("%d reloads for %d new pools", base, len(names))
+	}
+
+	// Every serving pool changes: files written, no reload yet.
+	for _, name := range names {
+		if err := m.UpdatePool(ctx, pool(name, 96)); err != nil {
+			t.Fatal(err)
+		}
+		if conf, _ := os.ReadFile(m.PoolFile(name)); !strings.Contains(string(conf), "memory_limit] = 96M") {
+			t.Errorf("%s's file not rewritten:\n%s", name, conf)
+		}
+	}
+	if n := m.Reloads(); n != base {
+		t.Errorf("UpdatePool of serving pools reloaded %d times", n-base)
+	}
+	if _, body := get["site_b"]("/"); body != "64M" {
+		t.Errorf("site_b before ApplyPending: %q, want the former 64M", body)
+	}
+	if err := m.ApplyPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Reloads(); n != base+1 {
+		t.Errorf("ApplyPending: %d reloads, want 1", n-base)
+	}
+	for _, name := range names {
+		if code, body := get[name]("/"); code != 200 || body != "96M" {
+			t.Errorf("%s after ApplyPending: %d %q, want 96M", name, code, body)
+		}
+	}
+	if err := m.ApplyPending(ctx); err != nil || m.Reloads() != base+1 {
+		t.Errorf("ApplyPending with nothing owed: %v, %d reloads", err, m.Reloads()-base)
+	}
+	// Unchanged: nothing written, nothing owed.
+	if err := m.UpdatePool(ctx, pool("site_a", 96)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ApplyPending(ctx); err != nil || m.Reloads() != base+1 {
+		t.Errorf("unchanged pool: %v, %d reloads", err, m.Reloads()-base)
+	}
+
+	// A change owed, then a new pool: its reload applies both.
+	if err := m.UpdatePool(ctx, pool("site_a", 128)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UpdatePool(ctx, pool("site_d", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get["site_a"]("/"); body != "128M" {
+		t.Errorf("site_a after the new pool's reload: %q, want 128M", body)
+	}
+	if err := m.ApplyPending(ctx); err != nil || m.Reloads() != base+2 {
+		t.Errorf("after the new pool: %v, %d reloads, want 2", err, m.Reloads()-base)
+	}
+}

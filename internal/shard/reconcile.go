@@ -239,7 +239,9 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		pool := s.poolFor(st, n, uid)
 		go func() {
 			t0 := s.cfg.Clock()
-			err := s.fpm.EnsurePool(ctx, pool)
+			// A serving pool whose settings changed is reloaded once at
+			// the end of the pass, for every site (Converge).
+			err := s.fpm.UpdatePool(ctx, pool)
 			tm.beside(s.cfg.Clock().Sub(t0))
 			poolDone <- err
 		}()

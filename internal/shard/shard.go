@@ -667,6 +667,11 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 			errs = append(errs, fmt.Errorf("site %s: %w", st.Metadata.Name, err))
 		}
 	}
+	// Pools whose settings changed this pass (a plan, or every pool after
+	// an upgrade that writes them differently) take them in one reload.
+	if err := s.fpm.ApplyPending(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if len(sites) == 0 {
 		// A shard without sites keeps no template database (template.go):
 		// nothing of it stays on an external database server once its
