@@ -2,6 +2,7 @@ package shard_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,8 +132,32 @@ func TestPlanChangeLive(t *testing.T) {
 		// holds the site to its limit).
 		{"dev", observed{children: "2", memory: "256M", upload: "64M", conns: "10", wpLimit: "512"}},
 	}
+	// What the pool's PHP runs with, asked of PHP itself: a plan change
+	// reaches a serving pool with the reload at the end of the pass.
+	if err := os.WriteFile(filepath.Join(n.Docroot, "limit.php"), []byte("<?php echo ini_get('memory_limit');"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	liveMemory := func() string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", c.srv.URL+"/limit.php", nil)
+		req.Host = "plan.localhost:" + c.port
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
 	for _, tt := range tests {
+		reloads := sh.FPM().Reloads()
 		failed, served := change(tt.plan)
+		if d := sh.FPM().Reloads() - reloads; d != 1 {
+			t.Errorf("moving to %s: %d php-fpm reloads in the pass, want 1", tt.plan, d)
+		}
+		if got := liveMemory(); got != tt.want.memory {
+			t.Errorf("on %s: PHP runs with memory_limit %q, want %s", tt.plan, got, tt.want.memory)
+		}
 		if failed != 0 {
 			t.Errorf("moving to %s: %d of %d requests failed while the shard applied it", tt.plan, failed, failed+served)
 		}
