@@ -184,19 +184,9 @@ func TestPoolsReloadGracefully(t *testing.T) {
 // counted on the pool's status page and its PHP stack traced into the
 // pool's slow log, in the master's directory; a quick one is not.
 func TestSlowRequests(t *testing.T) {
-	if _, err := os.Stat(phpfpm.Binary); err != nil {
-		t.Skip("php-fpm not installed (make deps)")
-	}
-	dir := t.TempDir()
-	if _, err := fsperm.EnsureTraversable(dir); err != nil {
-		t.Fatal(err)
-	}
-	docroot := filepath.Join(dir, "htdocs")
-	os.MkdirAll(docroot, 0o755)
+	dir, docroot := siteDir(t)
 	os.WriteFile(filepath.Join(docroot, "slow.php"), []byte("<?php function nap() { usleep(2500000); } nap(); echo 'slow-ok';"), 0o644)
 	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'quick';"), 0o644)
-	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
 
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	ctx := runMaster(t, m)
@@ -439,17 +429,7 @@ func TestReloadWhileDocrootRebuilt(t *testing.T) {
 // pass over many sites reloads the master once. A pool not serving yet
 // starts at once, and that reload applies what was owed.
 func TestUpdatePoolDefersReload(t *testing.T) {
-	if _, err := os.Stat(phpfpm.Binary); err != nil {
-		t.Skip("php-fpm not installed (make deps)")
-	}
-	dir := t.TempDir()
-	if _, err := fsperm.EnsureTraversable(dir); err != nil {
-		t.Fatal(err)
-	}
-	docroot := filepath.Join(dir, "htdocs")
-	os.MkdirAll(docroot, 0o755)
-	os.MkdirAll(filepath.Join(dir, "tmp"), 0o777)
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o777)
+	dir, docroot := siteDir(t)
 	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo ini_get('memory_limit');"), 0o644)
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	ctx := runMaster(t, m)
@@ -526,4 +506,24 @@ func TestUpdatePoolDefersReload(t *testing.T) {
 	if err := m.ApplyPending(ctx); err != nil || m.Reloads() != base+2 {
 		t.Errorf("after the new pool: %v, %d reloads, want 2", err, m.Reloads()-base)
 	}
+}
+
+// siteDir skips the test without php-fpm, else makes a site directory
+// every user can traverse, with htdocs/, tmp/ and logs/.
+func siteDir(t *testing.T) (dir, docroot string) {
+	t.Helper()
+	if _, err := os.Stat(phpfpm.Binary); err != nil {
+		t.Skip("php-fpm not installed (make deps)")
+	}
+	dir = t.TempDir()
+	if _, err := fsperm.EnsureTraversable(dir); err != nil {
+		t.Fatal(err)
+	}
+	docroot = filepath.Join(dir, "htdocs")
+	for _, d := range []string{docroot, filepath.Join(dir, "tmp"), filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, docroot
 }
