@@ -56,12 +56,23 @@ func (r reporter) cond(ctx context.Context, typ, status, reason, msg string, pha
 	now := r.s.cfg.Clock()
 	gen := r.st.Metadata.Generation
 	r.update(ctx, func(st *site.Status) {
+		// A pass that read the site before another one gave its import up
+		// for good (converge stops there) must not make it look busy
+		// again, even for the moment until it meets the same failure.
+		busy := phase == site.PhaseCreating && importGivenUp(st, gen)
 		st.SetCondition(site.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
-		if phase != "" {
+		if phase != "" && !busy {
 			st.Phase = phase
 		}
 		st.Shard = r.s.cfg.Name
 	})
+}
+
+// importGivenUp reports whether st is a site whose import failed for good
+// at generation gen: Failed, with its Installed condition saying so.
+func importGivenUp(st *site.Status, gen int64) bool {
+	c := st.Condition(CondInstalled)
+	return st.Phase == site.PhaseFailed && c != nil && c.Reason == ReasonImportFailed && c.ObservedGeneration == gen
 }
 
 // siteLog is the shard's logger for site st.
