@@ -203,11 +203,9 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	// An import that failed for good at this generation is not tried
 	// again, and nothing else is done: the site stays Failed until it is
 	// deleted or its spec changes.
-	if st.Spec.Source != nil && st.Spec.Source.Import != nil && st.Status.Phase == site.PhaseFailed {
-		if c := st.Status.Condition(CondInstalled); c != nil && c.Reason == ReasonImportFailed && c.ObservedGeneration == st.Metadata.Generation &&
-			!fileExists(filepath.Join(n.Dir, "installed")) {
-			return errGivenUp
-		}
+	if st.Spec.Source != nil && st.Spec.Source.Import != nil && importGivenUp(&st.Status, st.Metadata.Generation) &&
+		!fileExists(filepath.Join(n.Dir, "installed")) {
+		return errGivenUp
 	}
 	working := site.PhaseCreating
 	if st.Status.Phase == site.PhaseReady || st.Status.Phase == site.PhaseSuspended {
