@@ -3,12 +3,14 @@ package phpfpm_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,7 +28,7 @@ func TestRenderPoolGolden(t *testing.T) {
 		Name: "wp_0123456789ab", User: "wp_0123456789ab", Group: "wp_0123456789ab",
 		SiteDir:     "/data/sites/0123456789ab",
 		MaxChildren: 4, IdleTimeout: 20 * time.Second, MemoryMB: 128, UploadMaxMB: 32, RequestTimeout: 45 * time.Second,
-		SlowLog: "/data/php/slow/wp_0123456789ab.log",
+		SlowLog: "/data/php/slow/wp_0123456789ab.log", Nice: new(0),
 	}, "/data/php/run/wp_0123456789ab.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -526,4 +528,119 @@ func siteDir(t *testing.T) (dir, docroot string) {
 		}
 	}
 	return dir, docroot
+}
+
+// TestMasterPriority: as root with CAP_SYS_NICE the master runs
+// MasterNiceBoost below the platform's nice value, through reloads, and
+// the workers at the platform's (they would inherit the master's without
+// their pool's process.priority).
+func TestMasterPriority(t *testing.T) {
+	dir, docroot := siteDir(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the master's priority is set only as root")
+	}
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte(`<?php $s = file_get_contents('/proc/self/stat');
+echo explode(' ', substr($s, strrpos($s, ')') + 2))[16];`), 0o644)
+	own := niceOf(t, os.Getpid())
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	ctx := runMaster(t, m)
+	if err := m.EnsurePool(ctx, phpfpm.Pool{Name: "site_a", SiteDir: dir, User: "nobody", Group: "nogroup"}); err != nil {
+		t.Fatal(err)
+	}
+	get := serveSite(t, "a.test", docroot, m.Socket("site_a"))
+	want := max(own-phpfpm.MasterNiceBoost, -20)
+	for i := range 2 {
+		if got := niceOf(t, m.Process().PID()); got != want {
+			t.Errorf("pass %d: master's nice %d, want %d (the test's own %d)", i, got, want, own)
+		}
+		if code, body := get("/"); code != 200 || body != strconv.Itoa(own) {
+			t.Errorf("pass %d: a worker's nice: %d %q, want %d", i, code, body, own)
+		}
+		if err := m.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// niceOf is process pid's nice value (/proc/PID/stat's 19th field).
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestQuitWorkers: the master's workers exit when asked, an idle one at
+// once, a busy one after the request it answers (which completes), and
+// the pool serves on (php-fpm starts a fresh worker in place of one that
+// exited other than by its idle timeout).
+func TestQuitWorkers(t *testing.T) {
+	dir, docroot := siteDir(t)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte(`<?php usleep((int)($_GET['ms'] ?? 0) * 1000); echo getmypid();`), 0o644)
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if n := m.QuitWorkers(); n != 0 {
+		t.Errorf("QuitWorkers before the master runs: %d", n)
+	}
+	ctx := runMaster(t, m)
+	p := phpfpm.Pool{Name: "site_a", SiteDir: dir, IdleTimeout: time.Minute}
+	if os.Geteuid() == 0 {
+		p.User, p.Group = "nobody", "nogroup"
+	}
+	if err := m.EnsurePool(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	get := serveSite(t, "a.test", docroot, m.Socket("site_a"))
+	pidOf := func(path string) string {
+		t.Helper()
+		code, body := get(path)
+		if code != 200 || body == "" {
+			t.Fatalf("GET %s: %d %q", path, code, body)
+		}
+		return body
+	}
+	waitGone := func(pid, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat("/proc/" + pid); err != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: worker %s still alive", what, pid)
+			}
+		}
+	}
+
+	// Idle: kept for the pool's idle timeout (a minute) unless asked.
+	idle := pidOf("/")
+	if n := m.QuitWorkers(); n < 1 {
+		t.Errorf("QuitWorkers signalled %d workers", n)
+	}
+	waitGone(idle, "idle")
+
+	// Busy: the request it answers completes.
+	done := make(chan string, 1)
+	go func() { done <- pidOf("/?ms=700") }()
+	time.Sleep(300 * time.Millisecond) // inside usleep
+	if n := m.QuitWorkers(); n < 1 {
+		t.Errorf("QuitWorkers signalled %d workers", n)
+	}
+	busy := <-done
+	waitGone(busy, "busy")
+
+	// The pool serves on, and reloads as before.
+	if pid := pidOf("/"); pid == busy || pid == idle {
+		t.Errorf("served by worker %s, which was asked to quit", pid)
+	}
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pidOf("/")
 }

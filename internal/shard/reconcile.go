@@ -226,6 +226,13 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	tm.step("core")
 	s.fillOPcache(core)
 
+	// A pool that does not serve yet is started with a reload, which
+	// waits for every worker of the master to exit: they are asked now,
+	// while the user is made (phpfpm.Master.QuitWorkers).
+	if !st.Spec.Suspended && !s.poolUp(n) {
+		s.fpm.QuitWorkers()
+	}
+
 	// 1. Unix user and the site directory.
 	uid, gid, err := s.ensureSiteUser(ctx, n)
 	if err != nil {
