@@ -309,7 +309,8 @@ func run(ctx context.Context, o options) (err error) {
 			return fmt.Errorf("create %s: %w", domain, err)
 		}
 		call := time.Since(t0)
-		if err := p.waitServing(cctx, hc, domain, t0.Add(o.siteTimeout)); err != nil {
+		reqStart, err := p.waitServing(cctx, hc, domain, t0.Add(o.siteTimeout))
+		if err != nil {
 			detail := ""
 			if s, gerr := cl.GetSite(context.WithoutCancel(ctx), domain); gerr == nil {
 				b, _ := json.Marshal(s.Status)
@@ -331,7 +332,7 @@ func run(ctx context.Context, o options) (err error) {
 		defer mu.Unlock()
 		sites[i-1] = created{domain, "wp_" + pool}
 		calls, ttf = append(calls, call), append(ttf, d)
-		if err := steps.record(t0, call, served, got); err != nil {
+		if err := steps.record(t0, call, reqStart, served, got); err != nil {
 			return err
 		}
 		done := len(ttf)
@@ -521,20 +522,22 @@ func (p *platform) get(ctx context.Context, hc *http.Client, domain string) (int
 }
 
 // waitServing polls GET / every 5 ms for 2 s, then every 200 ms, until it
-// answers 200 or deadline. Until the site's route is published the edge
+// answers 200 or deadline, and returns when the request that answered 200
+// was sent. Until the site's route is published the edge
 // answers at once without PHP, so the short interval costs little and
 // adds at most 5 ms to the figure; once a poll reaches PHP the next waits
 // for its answer (a poll that reaches PHP costs a PHP request: many sites
 // polled often for long would be the load that slows them).
-func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain string, deadline time.Time) error {
+func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain string, deadline time.Time) (time.Time, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	start := time.Now()
 	var last string
 	for {
+		sent := time.Now()
 		code, err := p.get(ctx, hc, domain)
 		if err == nil && code == http.StatusOK {
-			return nil
+			return sent, nil
 		}
 		if err != nil {
 			last = err.Error()
@@ -542,14 +545,14 @@ func (p *platform) waitServing(ctx context.Context, hc *http.Client, domain stri
 			last = "HTTP " + strconv.Itoa(code)
 		}
 		if derr := p.Died(); derr != nil {
-			return derr
+			return time.Time{}, derr
 		}
 		every := 5 * time.Millisecond
 		if time.Since(start) > 2*time.Second {
 			every = 200 * time.Millisecond
 		}
 		if err := benchplatform.Sleep(ctx, every); err != nil {
-			return fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
+			return time.Time{}, fmt.Errorf("no 200 for GET / (last: %s): %w", last, err)
 		}
 	}
 }

@@ -17,6 +17,8 @@ const (
 	stepCall    = "create API call (API + placement)"
 	stepWake    = "agent wake-up (created → shard converging)"
 	stepServe   = "Ready → first 200 (status write, route publication, first request)"
+	stepRoute   = "  Ready → route published (the first GET / that reached PHP was sent; 5 ms polls)"
+	stepFirst   = "  first request (a new worker; after the pool's reload)"
 	stepPool    = "pool start (beside database, files, install)"
 	stepPrefix  = "shard: "
 	stepTotal   = "total: time to first 200"
@@ -51,11 +53,13 @@ func (s *stepTimes) add(step string, d time.Duration) {
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 
 // record splits one site's time to first 200: t0 when the create call was
-// sent, call its duration, served when GET / first answered 200, st the
+// sent, call its duration, sent when the GET / that answered 200 was sent
+// (the polls before it got the edge's answer for a host it has no route
+// for), served when it answered, st the
 // site as the API gave it after that. A site whose status has no
 // provisioning record (a binary from before status.provision) is counted
 // under the method "(no record)", with the total and the API call only.
-func (s *stepTimes) record(t0 time.Time, call time.Duration, served time.Time, st *site.Site) error {
+func (s *stepTimes) record(t0 time.Time, call time.Duration, sent, served time.Time, st *site.Site) error {
 	p := st.Status.Provision
 	ready := st.Status.Condition("Serving")
 	if p == nil || ready == nil {
@@ -78,6 +82,8 @@ func (s *stepTimes) record(t0 time.Time, call time.Duration, served time.Time, s
 		s.add(stepPrefix+x.Step, msDur(x.Ms))
 	}
 	s.add(stepServe, served.Sub(ready.LastTransitionTime))
+	s.add(stepRoute, max(0, sent.Sub(ready.LastTransitionTime)))
+	s.add(stepFirst, served.Sub(sent))
 	s.add(stepPool, msDur(p.PoolStartMs))
 	return nil
 }
