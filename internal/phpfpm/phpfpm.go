@@ -75,6 +75,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 
+	"github.com/aipress/aipress/internal/caps"
 	"github.com/aipress/aipress/internal/phpini"
 	"github.com/aipress/aipress/internal/procns"
 	"github.com/aipress/aipress/internal/site"
@@ -248,7 +249,7 @@ include = %s
 // documentation): as root with CAP_SYS_NICE, which php-fpm needs to set
 // it (without, it refuses to start), and not at -20 already.
 func boostedNice() (master, workers int, ok bool) {
-	if os.Geteuid() != 0 || !hasCap(unix.CAP_SYS_NICE) {
+	if os.Geteuid() != 0 || !caps.Has(unix.CAP_SYS_NICE) {
 		return 0, 0, false
 	}
 	prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
@@ -258,16 +259,6 @@ func boostedNice() (master, workers int, ok bool) {
 	workers = 20 - prio // the raw system call's value is 20 - nice
 	master = max(workers-MasterNiceBoost, -20)
 	return master, workers, master < workers
-}
-
-// hasCap reports whether this process has capability c in effect.
-func hasCap(c int) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
 }
 
 func internalUser() string {

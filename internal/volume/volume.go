@@ -38,6 +38,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aipress/aipress/internal/caps"
 )
 
 // MiB is a mebibyte.
@@ -356,7 +358,7 @@ var ErrNoOnlineResize = errors.New("volume: no online resize here (CAP_SYS_RESOU
 // filesystem to fill it, online. A smaller size than the image's is a
 // no-op; shrinking takes a new image (the caller copies the files).
 func (v Volume) Grow(ctx context.Context, size int64) error {
-	if !hasCap(unix.CAP_SYS_RESOURCE) {
+	if !caps.Has(unix.CAP_SYS_RESOURCE) {
 		return ErrNoOnlineResize
 	}
 	m, err := v.Mounted()
@@ -390,16 +392,6 @@ func (v Volume) Grow(ctx context.Context, size int64) error {
 		return err
 	}
 	return nil
-}
-
-// hasCap reports whether this process has capability c in effect.
-func hasCap(c int) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
 }
 
 // superblock holds the fields of an ext4 superblock SetLimit needs, in
