@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/aipress/aipress/internal/caps"
 	"github.com/aipress/aipress/internal/edge"
 	"github.com/aipress/aipress/internal/fsperm"
 	"github.com/aipress/aipress/internal/phpfpm"
@@ -536,8 +539,8 @@ func siteDir(t *testing.T) (dir, docroot string) {
 // their pool's process.priority).
 func TestMasterPriority(t *testing.T) {
 	dir, docroot := siteDir(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the master's priority is set only as root")
+	if os.Geteuid() != 0 || !caps.Has(unix.CAP_SYS_NICE) {
+		t.Skip("the master's priority is set only as root with CAP_SYS_NICE")
 	}
 	os.WriteFile(filepath.Join(docroot, "index.php"), []byte(`<?php $s = file_get_contents('/proc/self/stat');
 echo explode(' ', substr($s, strrpos($s, ')') + 2))[16];`), 0o644)
