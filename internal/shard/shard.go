@@ -311,6 +311,12 @@ type Shard struct {
 	// compiled) into OPcache's file cache (opcache.go); under tpl.
 	opcacheFilled map[string]bool
 
+	// passMu makes convergence passes one at a time (Converge): a pass
+	// collects as orphans the resources of sites missing from the list
+	// it took at its start, so a pass beside it that made a newer site's
+	// resources would lose them.
+	passMu sync.Mutex
+
 	mu        sync.Mutex
 	lastCron  map[string]time.Time   // last cron check, by site ID
 	cronRan   map[string]time.Time   // last cron run, by site ID
@@ -647,8 +653,11 @@ func (s *Shard) Run(ctx context.Context, src Sites) error {
 }
 
 // Converge runs one pass over every site of the shard, then collects
-// orphaned resources.
+// orphaned resources. Passes run one at a time: a call waits for the pass
+// in progress (Run's, say) to end.
 func (s *Shard) Converge(ctx context.Context, src Sites) error {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	sites, err := src.ListSites(ctx, s.cfg.Name)
 	if err != nil {
 		return fmt.Errorf("list sites: %w", err)
