@@ -237,10 +237,11 @@ func TestCodeArtefacts(t *testing.T) {
 	c.setCode(host, func(s *site.Spec) {
 		s.Plugins = []site.Extension{catalogue(hello, "2.0", true)}
 	})
-	if err := os.Remove(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.converge("alpha"); err != nil {
+	if err := c.convergeAfter(sh, func() {
+		if err := os.Remove(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); err != nil {
+			t.Error(err)
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.Readlink(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); got != link2 {
@@ -388,10 +389,11 @@ func TestCodeArtefacts(t *testing.T) {
 	// Convergence relinks an upload the site ran (its spec changed since,
 	// no job applied it yet) from Status.Code: the organisation's copy.
 	c.setCode(host, func(s *site.Spec) { s.Options = map[string]string{"blogdescription": "uploads"} })
-	if err := os.Remove(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.converge("alpha"); err != nil {
+	if err := c.convergeAfter(sh, func() {
+		if err := os.Remove(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); err != nil {
+			t.Error(err)
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.Readlink(filepath.Join(n.Docroot, "wp-content", "plugins", hello)); got != uploadLinks[host] {

@@ -29,6 +29,27 @@ func (g gatedSites) ListSites(ctx context.Context, name string) ([]site.Site, er
 	return g.Sites.ListSites(ctx, name)
 }
 
+// convergeAfter runs one pass of sh in which fn runs first (before the
+// pass lists the sites): no pass of the shard's own loop runs between fn
+// and the pass. A link removed by fn while one of the loop's passes is
+// half-way through the site (after it linked the site's code, before it
+// observed what the site runs) would be observed as gone, and the status
+// would no longer say the site ran it.
+func (c *cluster) convergeAfter(sh *shard.Shard, fn func()) error {
+	return sh.Converge(c.ctx, beforeList{Sites: c.src, fn: fn})
+}
+
+// beforeList is a shard.Sites whose ListSites runs fn first.
+type beforeList struct {
+	shard.Sites
+	fn func()
+}
+
+func (b beforeList) ListSites(ctx context.Context, name string) ([]site.Site, error) {
+	b.fn()
+	return b.Sites.ListSites(ctx, name)
+}
+
 // TestConvergePassesOneAtATime: a pass collects as orphans the resources
 // of the sites missing from the list it took at its start, so a second
 // pass beside it (one that made a newer site's resources) must wait for
