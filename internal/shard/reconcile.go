@@ -226,10 +226,12 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	tm.step("core")
 	s.fillOPcache(core)
 
-	// A pool that does not serve yet is started with a reload, which
-	// waits for every worker of the master to exit: they are asked now,
-	// while the user is made (phpfpm.Master.QuitWorkers).
-	if !st.Spec.Suspended && !s.poolUp(n) {
+	// A new site's pool is started with a reload, which waits for every
+	// worker of the master to exit: they are asked now, while the user is
+	// made (phpfpm.Master.QuitWorkers). Only on a new site's way to its
+	// first Ready: a site that fails before its pool starts, pass after
+	// pass, must not cost every other site its warm workers each time.
+	if tm != nil && st.Status.Phase != site.PhaseFailed && !st.Spec.Suspended && !s.poolUp(n) {
 		s.fpm.QuitWorkers()
 	}
 
