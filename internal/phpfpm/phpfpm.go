@@ -6,7 +6,8 @@
 // Every site's PHP is treated as hostile. The master is started with
 // internal/phpini's hardening on its command line (php-fpm -d: OPcache's
 // validate_permission, validate_root and restrict_api are INI_SYSTEM and
-// only take effect there), and every pool repeats each setting as
+// only take effect there), and every pool repeats each setting a site
+// could change (not the PHP_INI_SYSTEM ones, phpini's System settings) as
 // php_admin_value/php_admin_flag, which locks it against ini_set and
 // .user.ini. The master runs in a mount namespace of its own whose /proc
 // hides other users' processes (internal/procns), so a site's worker sees
