@@ -190,7 +190,7 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		sc = &saltConn{Conn: nc, on: true}
+		sc = &saltConn{Conn: quiet(nc), on: true}
 		bc = newBufConn(sc)
 		return bc, nil
 	}

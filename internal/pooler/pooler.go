@@ -488,7 +488,7 @@ func (p *Pooler) serve(ctx context.Context, ln net.Listener) error {
 		p.conns.Add(1)
 		go func() {
 			defer p.conns.Done()
-			p.handle(ctx, c)
+			p.handle(ctx, quiet(c))
 		}()
 	}
 }
