@@ -90,3 +90,11 @@ func DefaultTemplate(ctx context.Context, s *Shard) (string, error) {
 
 // TemplateToken is the token in every placeholder of a template.
 const TemplateToken = templateToken
+
+// ForgetCronRuns empties the shard's memory of WP-Cron runs, as a restart
+// of the shard does.
+func ForgetCronRuns(s *Shard) {
+	s.mu.Lock()
+	clear(s.cronRan)
+	s.mu.Unlock()
+}

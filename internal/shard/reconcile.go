@@ -741,6 +741,19 @@ func (s *Shard) cronDue(ctx context.Context, n Names, now time.Time) bool {
 	s.mu.Lock()
 	ran, ok := s.cronRan[n.ID]
 	s.mu.Unlock()
+	if !ok {
+		// The shard (re)started since the site's last run: its own record
+		// of that run (cron.php writes it), so that a restart does not
+		// start WordPress for every site a minute later.
+		ran, ok = s.cronLastRun(ctx, n, now)
+		if ok {
+			s.mu.Lock()
+			if _, had := s.cronRan[n.ID]; !had {
+				s.cronRan[n.ID] = ran
+			}
+			s.mu.Unlock()
+		}
+	}
 	if !ok || now.Sub(ran) >= cronIdleRun {
 		return true
 	}
@@ -750,6 +763,23 @@ func (s *Shard) cronDue(ctx context.Context, n Names, now time.Time) bool {
 	}
 	next, ok := firstCronTime(v)
 	return !ok || next <= now.Unix()
+}
+
+// cronLastRun reads when site n's WP-Cron last ran from the option
+// cron.php records (aipress_cron_last_run, Unix seconds); ok is false when
+// it cannot be read, is not a time, or lies in the future. The site can
+// write it: a time it made up can only put off its own hourly idle run,
+// never a due event, which cronDue finds in the schedule.
+func (s *Shard) cronLastRun(ctx context.Context, n Names, now time.Time) (time.Time, bool) {
+	v, err := s.db.QueryString(ctx, "SELECT COALESCE(MAX(option_value), '') FROM `"+n.DB+"`.wp_options WHERE option_name = 'aipress_cron_last_run'")
+	if err != nil {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || sec <= 0 || sec > now.Unix() {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
 }
 
 // firstCronTime returns the first key of a serialized cron array

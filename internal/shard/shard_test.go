@@ -171,6 +171,36 @@ func TestShardConvergesAndDeletes(t *testing.T) {
 			t.Fatal("cron did not run with an event due")
 		}
 	}
+	// A restarted shard knows the last run from the site's own record: with
+	// nothing due and a run 5 minutes ago, it starts no WordPress; with the
+	// record older than the idle hour, or in the future (the site can write
+	// it), it does.
+	for _, c := range []struct {
+		name    string
+		lastRun int64
+		runs    bool
+	}{
+		{"recent", time.Now().Add(-5 * time.Minute).Unix(), false},
+		{"over an hour ago", time.Now().Add(-2 * time.Hour).Unix(), true},
+		{"in the future", time.Now().Add(24 * time.Hour).Unix(), true},
+	} {
+		setFirstEvent(time.Now().Add(time.Hour).Unix())
+		mark := strconv.FormatInt(c.lastRun, 10)
+		if err := sh.DB().Exec(ctx, "UPDATE "+n.DB+".wp_options SET option_value = ? WHERE option_name = 'aipress_cron_last_run'", mark); err != nil {
+			t.Fatal(err)
+		}
+		shard.ForgetCronRuns(sh)
+		ran, wait := false, 3*time.Second // ten cron intervals
+		if c.runs {
+			wait = time.Minute
+		}
+		for end := time.Now().Add(wait); time.Now().Before(end) && !ran; time.Sleep(100 * time.Millisecond) {
+			ran = cronRuns() != mark
+		}
+		if ran != c.runs {
+			t.Errorf("after a restart with the last run %s: cron ran = %v, want %v", c.name, ran, c.runs)
+		}
+	}
 	// A second pass changes nothing: no status writes.
 	before := got.Metadata.ResourceVersion
 	if err := sh.Converge(ctx, shard.FromStore(st)); err != nil {
