@@ -154,6 +154,43 @@ func (s *server) variable(ctx context.Context, q string) (string, error) {
 	return v, nil
 }
 
+// cronRan counts the site databases whose WP-Cron has run (the option
+// the shard's cron.php writes).
+func (s *server) cronRan(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent++
+	rows, err := s.conn.QueryContext(ctx, "SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = 'wp_options'")
+	if err != nil {
+		return 0, fmt.Errorf("list site databases (%s): %w", s.Dir, err)
+	}
+	var dbs []string
+	for rows.Next() {
+		var db string
+		if err := rows.Scan(&db); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		dbs = append(dbs, db)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, db := range dbs {
+		s.sent++
+		var k int
+		if err := s.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM `"+strings.ReplaceAll(db, "`", "``")+"`.wp_options WHERE option_name = 'aipress_cron_last_run'").Scan(&k); err != nil {
+			return 0, fmt.Errorf("%s (%s): %w", db, s.Dir, err)
+		}
+		if k > 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // status returns the global status counters names asks for.
 func (s *server) status(ctx context.Context, names ...string) (map[string]int64, error) {
 	s.mu.Lock()

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aipress/aipress/internal/quietio"
 )
 
 // runPHP sends r to the site's pool with SCRIPT_NAME = script (a clean URL
@@ -388,7 +390,7 @@ func (s *Server) dialPool(ctx context.Context, rt *Route) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial php-fpm pool %s: %w", rt.Endpoint, err)
 	}
-	return conn, nil
+	return quietio.Wrap(conn), nil
 }
 
 // parseEndpoint splits "unix:/path" (pools listen on Unix sockets only).

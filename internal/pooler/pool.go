@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/aipress/aipress/internal/pooler/sqlscan"
+	"github.com/aipress/aipress/internal/quietio"
 )
 
 // backendCollation is the collation backend connections are opened with
@@ -190,7 +191,7 @@ func (pl *pool) dial(ctx context.Context, caps uint32) (*backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		sc = &saltConn{Conn: quiet(nc), on: true}
+		sc = &saltConn{Conn: quietio.Wrap(nc), on: true}
 		bc = newBufConn(sc)
 		return bc, nil
 	}

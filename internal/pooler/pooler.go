@@ -103,6 +103,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/server"
 
 	"github.com/aipress/aipress/internal/pooler/sqlscan"
+	"github.com/aipress/aipress/internal/quietio"
 	"log/slog"
 	"time"
 )
@@ -488,7 +489,7 @@ func (p *Pooler) serve(ctx context.Context, ln net.Listener) error {
 		p.conns.Add(1)
 		go func() {
 			defer p.conns.Done()
-			p.handle(ctx, quiet(c))
+			p.handle(ctx, quietio.Wrap(c))
 		}()
 	}
 }

@@ -1,4 +1,4 @@
-package pooler
+package quietio
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 )
 
 // unixPair returns both ends of a Unix socket connection, the accepted
-// one wrapped by quiet.
+// one wrapped by Wrap.
 func unixPair(t *testing.T) (q, peer net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
@@ -28,9 +28,9 @@ func unixPair(t *testing.T) (q, peer net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q = quiet(c)
+	q = Wrap(c)
 	if _, ok := q.(*quietConn); !ok {
-		t.Fatalf("quiet(%T) = %T, want *quietConn", c, q)
+		t.Fatalf("Wrap(%T) = %T, want *quietConn", c, q)
 	}
 	t.Cleanup(func() { q.Close(); peer.Close() })
 	return q, peer
@@ -118,8 +118,8 @@ func TestQuietConn(t *testing.T) {
 		a, b := net.Pipe()
 		defer a.Close()
 		defer b.Close()
-		if q := quiet(a); q != a {
-			t.Errorf("quiet(net.Pipe) = %T, want it unwrapped", q)
+		if q := Wrap(a); q != a {
+			t.Errorf("Wrap(net.Pipe) = %T, want it unwrapped", q)
 		}
 	})
 }

@@ -1,4 +1,21 @@
-package pooler
+// Package quietio reads and writes sockets without waking the Go
+// runtime's monitor thread.
+//
+// The runtime's monitor (sysmon) sleeps for good while every P is idle,
+// and any ordinary system call made after that wakes it and restarts its
+// 20 µs polling, which lasts a millisecond or more before it backs off.
+// aipress is idle between a page's database statements (PHP or MariaDB
+// is working) and between the parts of PHP's answer, and each statement
+// the pooler relayed then made such a system call: bench-db counted 42 %
+// of aipress's context switches in sysmon's sleeps, and ≈ 1.1 ms of
+// aipress's CPU per page went with them (docs/database.md, "The runtime's
+// monitor thread"). A read or write of a non-blocking socket never
+// blocks, so Wrap makes them raw system calls, which the runtime does not
+// track, and waits for the socket through the network poller as net.Conn
+// does (deadlines and Close keep working: syscall.RawConn). The pooler's
+// client and backend connections and the edge's FastCGI connections use
+// it. No library does this; it is the few lines below.
+package quietio
 
 import (
 	"io"
@@ -10,22 +27,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Socket I/O that does not wake the Go runtime's monitor thread.
-//
-// The runtime's monitor (sysmon) sleeps for good while every P is idle,
-// and any ordinary system call made after that wakes it and restarts its
-// 20 µs polling, which lasts a millisecond or more before it backs off.
-// The pooler's process is idle between a page's statements (PHP or
-// MariaDB is working), and each statement then made such a system call:
-// bench-db counted 42 % of aipress's context switches in sysmon's
-// sleeps, and ≈ 1.1 ms of aipress's CPU per page went with them
-// (docs/database.md, "The runtime's monitor thread"). A read or write of
-// a non-blocking socket never blocks, so the pooler makes them as raw
-// system calls, which the runtime does not track, and waits for the
-// socket through the network poller as net.Conn does (deadlines and
-// Close keep working: syscall.RawConn). No library does this; it is the
-// few lines below.
-
 // quietConn is a socket connection whose Read and Write are raw system
 // calls (see above); everything else is the connection's own.
 type quietConn struct {
@@ -33,9 +34,9 @@ type quietConn struct {
 	rc syscall.RawConn
 }
 
-// quiet returns nc reading and writing through raw system calls, or nc
+// Wrap returns nc reading and writing through raw system calls, or nc
 // itself when it is not a socket the runtime polls (a test's net.Pipe).
-func quiet(nc net.Conn) net.Conn {
+func Wrap(nc net.Conn) net.Conn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nc
