@@ -12,7 +12,6 @@ import (
 	"github.com/aipress/aipress/internal/mariadb"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/platform/up"
-	"github.com/aipress/aipress/internal/pooler"
 )
 
 // up and shard pass --db-pooler (default on) and --db-replica, and refuse
@@ -105,7 +104,7 @@ func TestDBTierFlags(t *testing.T) {
 	for _, tt := range []struct {
 		arg  string
 		want time.Duration
-	}{{"", pooler.DefaultLinger}, {"20ms", 20 * time.Millisecond}, {"0", -1}} {
+	}{{"", -1}, {"20ms", 20 * time.Millisecond}, {"0", -1}} {
 		var extra []string
 		if tt.arg != "" {
 			extra = []string{"--db-pooler-linger", tt.arg}

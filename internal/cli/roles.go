@@ -25,7 +25,6 @@ import (
 	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/platform/edgenode"
 	"github.com/aipress/aipress/internal/platform/shardagent"
-	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -100,7 +99,7 @@ func parseDBBufferPool(v string) (int64, error) {
 }
 
 // lingerUsage is the help of --db-pooler-linger.
-const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over; while other sites' statements wait, a request keeps it so only for a turn of 25ms from when it took it (0: at once; docs/database.md)"
+const lingerUsage = "how long a database connection stays with the PHP request that used it last, for its next statement, before another site may take it over; while other sites' statements wait, a request keeps it so only for a turn of 25ms from when it took it (0, the default: at once, which measured cheaper; docs/database.md)"
 
 // poolerLinger reads --db-pooler-linger into shard.Config.PoolerLinger
 // (negative: off).
@@ -435,7 +434,7 @@ firewall.`
 	fl.StringVar(&dbUser, "db-user", "", "the external server's admin account, which creates databases and users (env "+EnvDBUser+")")
 	fl.StringVar(&dbPasswordFile, "db-password-file", "", "file holding that account's password (env "+EnvDBPassword+")")
 	fl.StringVar(&dbUserHost, "db-user-host", "", "host part of the site users' accounts on the external server (default '%': any host)")
-	fl.DurationVar(&cfg.DBPoolerLinger, "db-pooler-linger", pooler.DefaultLinger, lingerUsage)
+	fl.DurationVar(&cfg.DBPoolerLinger, "db-pooler-linger", 0, lingerUsage)
 	fl.IntVar(&cfg.DBPoolerBackends, "db-pooler-backends", 0, "bound on the pooler's connections to each database server, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&dbPooler, "db-pooler", true, "run a MySQL connection pooler between the sites' PHP and the database server (per-site client and backend connection limits from the plan; socket <data-dir>/run/pooler/mysql.sock); false: PHP connects to the database server directly")
 	fl.StringVar(&dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), dbBufferPoolUsage)

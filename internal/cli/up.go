@@ -25,7 +25,6 @@ import (
 	"github.com/aipress/aipress/internal/platform/controlplane"
 	"github.com/aipress/aipress/internal/platform/shardagent"
 	"github.com/aipress/aipress/internal/platform/up"
-	"github.com/aipress/aipress/internal/pooler"
 	"github.com/aipress/aipress/internal/ratelimit"
 	"github.com/aipress/aipress/internal/shard"
 	storeopen "github.com/aipress/aipress/internal/store/open"
@@ -342,7 +341,7 @@ database elect a leader (an advisory lock) for periodic control-plane work.`,
 	addAssistantFlags(cmd, &f.assistant)
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) to requests with an admin token (Authorization: Bearer)")
 	fl.StringVar(&f.healthAddr, "health-addr", "", "serve /livez and /readyz (ready once the local shards converged for the first time) on this address, e.g. 127.0.0.1:8081")
-	fl.DurationVar(&f.dbPoolerLinger, "db-pooler-linger", pooler.DefaultLinger, lingerUsage)
+	fl.DurationVar(&f.dbPoolerLinger, "db-pooler-linger", 0, lingerUsage)
 	fl.IntVar(&f.dbPoolerBackends, "db-pooler-backends", 0, "bound on each shard pooler's connections to MariaDB, all sites together (a statement finding none free waits up to 250ms, then one more opens); 0: twice the cores, at least 4")
 	fl.BoolVar(&f.dbPooler, "db-pooler", true, "run a MySQL connection pooler in each shard between the sites' PHP and MariaDB (per-site client and backend connection limits from the plan); false: PHP connects to MariaDB directly")
 	fl.StringVar(&f.dbBufferPool, "db-buffer-pool", mariadb.FormatSize(mariadb.DefaultBufferPool), strings.Replace(dbBufferPoolUsage, "the shard's MariaDB", "each shard's MariaDB", 1))

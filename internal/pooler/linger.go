@@ -53,9 +53,15 @@ import (
 //
 // Accounts with a replica do not linger: their reads go to the replica
 // statement by statement.
-
-// DefaultLinger is Config.Linger's default.
-const DefaultLinger = 5 * time.Millisecond
+//
+// Lingering is off unless Config.Linger is set (the platform's
+// --db-pooler-linger). Once the pooler's socket I/O stopped waking the
+// runtime's monitor thread (internal/quietio), bench-db measured a 5 ms
+// linger costlier than the takeovers it saves: without it 27 of a page's
+// 32 statements took a backend over (COM_CHANGE_USER, two round trips)
+// instead of 5, yet aipress spent 0.7 ms less CPU per page, req/s was
+// the same or higher and p99 fell from 1.2× to 1.05× of direct's
+// (docs/database.md, "A backend lingers with its request").
 
 // DefaultLingerTurn is Config.LingerTurn's default.
 const DefaultLingerTurn = 25 * time.Millisecond
@@ -64,7 +70,7 @@ const DefaultLingerTurn = 25 * time.Millisecond
 // pooler does not linger, and b is s's no longer (put back or closed).
 func (s *session) linger(b *backend) bool {
 	p := s.p
-	if p.cfg.Linger < 0 || b.pool.replica || s.acct.replica != nil || b.tainted {
+	if p.cfg.Linger <= 0 || b.pool.replica || s.acct.replica != nil || b.tainted {
 		b.pool.put(b)
 		return false
 	}

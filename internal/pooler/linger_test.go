@@ -81,6 +81,31 @@ func TestLinger(t *testing.T) {
 		}
 	})
 
+	t.Run("off by default", func(t *testing.T) {
+		// Without Linger, a session's backend goes back after each
+		// statement: another site's statement takes it over at once,
+		// never waiting for the session's next one.
+		p := startPooler(t, Config{MaxServerBackends: 1, QueueWait: time.Hour}, a.Account, b.Account)
+		ca := conn(t, open(t, p.cfg.Socket, a.User, a.Password, a.Database))
+		if got := queryString(t, ca, probe); got != wantA {
+			t.Fatalf("a: %q", got)
+		}
+		select {
+		case v := <-query(p, b.User, b.Password, b.Database):
+			if v != wantB {
+				t.Fatalf("b: %q", v)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("b still waits: a's backend lingers without Config.Linger")
+		}
+		if v := queryString(t, ca, probe); v != wantA {
+			t.Fatalf("a again: %q", v)
+		}
+		if st := p.Stats(); st.Reclaimed != 0 || st.Queued != 0 || st.ChangedUser != 2 || st.Dialed != 1 {
+			t.Fatalf("%+v: want the one backend taken over by b and back by a, nothing lingering or queued", st)
+		}
+	})
+
 	t.Run("same site at once", func(t *testing.T) {
 		p := startPooler(t, Config{MaxServerBackends: 1, Linger: time.Hour, QueueWait: time.Hour}, a.Account, b.Account)
 		db := open(t, p.cfg.Socket, a.User, a.Password, a.Database)

@@ -184,8 +184,8 @@ type Config struct {
 	QueueWait time.Duration
 	// Linger is how long a backend stays with the session that used it
 	// last, outside transactions, for the session's next statement,
-	// before it goes back to the pool (default DefaultLinger; negative:
-	// at once). See linger.go.
+	// before it goes back to the pool (0 or negative, the default: at
+	// once). See linger.go.
 	Linger time.Duration
 	// LingerTurn bounds how long a session keeps a backend by lingering
 	// while statements of other sessions wait at MaxServerBackends: a
@@ -296,9 +296,6 @@ func New(cfg Config) (*Pooler, error) {
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = 250 * time.Millisecond
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = DefaultLinger
 	}
 	if cfg.LingerTurn == 0 {
 		cfg.LingerTurn = DefaultLingerTurn

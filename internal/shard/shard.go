@@ -216,8 +216,8 @@ type Config struct {
 	// MaxServerBackends; 0: its default, twice the cores).
 	PoolerBackends int
 	// PoolerLinger is how long a backend stays with the site session
-	// that used it last (pooler.Config.Linger; 0: its default,
-	// pooler.DefaultLinger; negative: put back at once).
+	// that used it last (pooler.Config.Linger; 0 or negative, the
+	// default: put back at once).
 	PoolerLinger time.Duration
 	// Replica is the sites' read replica: "" none; "local" a second
 	// mariadbd under Dir replicating from the shard's own MariaDB;
