@@ -61,7 +61,7 @@ import (
 // 32 statements took a backend over (COM_CHANGE_USER, two round trips)
 // instead of 5, yet aipress spent 0.7 ms less CPU per page, req/s was
 // the same or higher and p99 fell from 1.2× to 1.05× of direct's
-// (docs/database.md, "A backend lingers with its request").
+// (docs/database.md, "Lingering off").
 
 // DefaultLingerTurn is Config.LingerTurn's default.
 const DefaultLingerTurn = 25 * time.Millisecond
