@@ -381,8 +381,11 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("7th site's front page: %.300s", body)
 	}
 	newShard := seventh.Shard
-	if s := f.shardList()[newShard]; s.Phase != "Ready" || s.Capacity != 2 {
-		t.Fatalf("new shard %s = %+v", newShard, s)
+	// (The shard turns Ready at the control plane's first heartbeat from
+	// its agent, which may come after the agent served the site.)
+	f.waitShard(newShard, "Ready", func(s shardJSON) bool { return s.Phase == "Ready" })
+	if s := f.shardList()[newShard]; s.Capacity != 2 {
+		t.Fatalf("new shard %s = %+v, want capacity 2", newShard, s)
 	}
 
 	// kill -9 one agent: its sites answer 503 with Retry-After, the others
