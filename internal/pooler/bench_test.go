@@ -120,7 +120,7 @@ func BenchmarkStatement(b *testing.B) {
 	})
 	b.Run("own+rows", func(b *testing.B) { runQuery(b, rowsQuery, session(s1, nil)) })
 	b.Run("lingering", func(b *testing.B) {
-		pl := startPooler(b, Config{MaxServerBackends: 1}, s1.Account)
+		pl := startPooler(b, Config{MaxServerBackends: 1, Linger: 5 * time.Millisecond}, s1.Account)
 		c := conn(b, open(b, pl.cfg.Socket, s1.User, s1.Password, s1.Database))
 		if _, err := c.ExecContext(b.Context(), "DO 1"); err != nil { // the backend to linger
 			b.Fatal(err)
