@@ -83,6 +83,12 @@ import (
 	"github.com/aipress/aipress/internal/supervise"
 )
 
+// ControlTimeout is how long the master lets its workers finish the
+// requests they answer when it stops or reloads (php-fpm's
+// process_control_timeout) before it kills them; RemovePool gives a
+// removed pool's workers as long.
+const ControlTimeout = 20 * time.Second
+
 // MasterNiceBoost is how far below the platform's nice value the master
 // runs when it may ("Priority" in the package documentation).
 const MasterNiceBoost = 10
@@ -155,11 +161,15 @@ type Master struct {
 	mu   sync.Mutex // serialises pool writes and reloads
 	proc *supervise.Process
 	// pending is set when a pool file changed but the reload that applies
-	// it failed; the next EnsurePool or RemovePool reloads whatever it finds.
+	// it failed; the next EnsurePool (or ApplyPending) reloads whatever it finds.
 	pending bool
 	// owed is set when UpdatePool changed a serving pool's file and left
 	// its reload to ApplyPending; any reload applies it.
 	owed bool
+	// removed are the pools whose files RemovePool removed while the
+	// running master still has them loaded: the next reload drops them,
+	// and their sockets and slow logs go then (dropRemoved).
+	removed map[string]bool
 	// reloads counts the master's successful reloads (Reloads).
 	reloads int
 	// ready is closed once the master started for the first time.
@@ -227,7 +237,7 @@ func (m *Master) Prepare() error {
 pid = %s
 error_log = %s
 daemonize = no
-process_control_timeout = 20s
+process_control_timeout = %ds
 emergency_restart_threshold = 0
 %s
 [_aipress]
@@ -238,7 +248,7 @@ pm.max_children = 1
 pm.process_idle_timeout = 10s
 
 include = %s
-`, q[0], q[1], globalNice, internalUser(), poolNice, q[2], q[3])
+`, q[0], q[1], int(ControlTimeout/time.Second), globalNice, internalUser(), poolNice, q[2], q[3])
 	if err := os.WriteFile(m.conf(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("php-fpm: write config: %w", err)
 	}
@@ -605,28 +615,133 @@ func (m *Master) Listening(p Pool) bool {
 	return err == nil
 }
 
-// RemovePool removes pool name and reloads the master (idempotent).
+// RemovePool removes pool name (idempotent). It does not reload the
+// master: a reload waits for the longest request in flight on every pool,
+// and meanwhile no site of the shard gets a worker, so a site's deletion
+// or suspension would pause all the others. The pool's file goes at once;
+// its workers are asked to finish their requests and exit (SIGQUIT, as a
+// reload would) and are killed after ControlTimeout; the running master
+// keeps the pool loaded, without workers, until its next reload (a new
+// pool, ApplyPending, a restart), which drops it, and its socket and slow
+// log go then. Only root can connect to the socket meanwhile, and nothing
+// routes visitors to a removed site.
 func (m *Master) RemovePool(ctx context.Context, name string) error {
 	if !poolName.MatchString(name) || strings.HasPrefix(name, "_") {
 		return fmt.Errorf("php-fpm: invalid pool name %q", name)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	conf, _ := os.ReadFile(m.PoolFile(name))
 	err := os.Remove(m.PoolFile(name))
-	if errors.Is(err, os.ErrNotExist) && !m.pending {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("php-fpm: %w", err)
+	}
+	if m.proc == nil || m.proc.PID() <= 0 {
+		// No master runs: the next start reads pool.d without it.
+		delete(m.removed, name)
 		_ = os.Remove(m.Socket(name))
 		m.removeSlowLogs(name)
 		return nil
 	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("php-fpm: %w", err)
+	if err == nil || m.pending {
+		if m.removed == nil {
+			m.removed = map[string]bool{}
+		}
+		m.removed[name] = true
 	}
-	if err := m.reloadTracked(ctx); err != nil {
-		return err
+	if !m.removed[name] {
+		// Dropped by a reload already.
+		_ = os.Remove(m.Socket(name))
+		m.removeSlowLogs(name)
+		return nil
 	}
-	_ = os.Remove(m.Socket(name))
-	m.removeSlowLogs(name)
+	if u := poolUser(conf); u != "" {
+		m.stopWorkersOf(u)
+	}
 	return nil
+}
+
+// dropRemoved removes what the pools RemovePool removed leave behind once a
+// reload dropped them: their sockets and slow logs, unless the pool was
+// made again meanwhile. m.mu is held.
+func (m *Master) dropRemoved() {
+	for name := range m.removed {
+		if _, err := os.Stat(m.PoolFile(name)); err == nil {
+			continue
+		}
+		_ = os.Remove(m.Socket(name))
+		m.removeSlowLogs(name)
+	}
+	clear(m.removed)
+}
+
+// poolUser is the user a pool's configuration runs its workers as ("" if
+// none).
+func poolUser(conf []byte) string {
+	for _, line := range strings.Split(string(conf), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "user" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// stopWorkersOf asks the running master's workers that run as user to
+// finish their requests and exit (SIGQUIT) and kills those still there
+// after ControlTimeout, as a reload would. Each is signalled through a
+// pidfd opened before its parent and user are checked, so a recycled
+// process ID is never signalled; returns how many it asked.
+func (m *Master) stopWorkersOf(name string) int {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0
+	}
+	pid := m.proc.PID()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0
+	}
+	var fds []int
+	for _, f := range strings.Fields(string(b)) {
+		c, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		fd, err := unix.PidfdOpen(c, 0)
+		if err != nil {
+			continue // gone already
+		}
+		if parentPID(c) == pid && processUID(c) == u.Uid && unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0) == nil {
+			fds = append(fds, fd)
+			continue
+		}
+		unix.Close(fd)
+	}
+	if len(fds) > 0 {
+		time.AfterFunc(ControlTimeout, func() {
+			for _, fd := range fds {
+				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // ESRCH once it exited
+				unix.Close(fd)
+			}
+		})
+	}
+	return len(fds)
+}
+
+// processUID is process pid's real user ID (/proc/PID/status), or "".
+func processUID(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	return ""
 }
 
 // removeSlowLogs removes pool name's slow log and its rotated files.
@@ -674,6 +789,7 @@ func (m *Master) reloadTracked(ctx context.Context) error {
 		return err
 	}
 	m.pending, m.owed = false, false
+	m.dropRemoved()
 	if m.proc != nil {
 		m.reloads++
 	}

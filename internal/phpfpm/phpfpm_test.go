@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -162,11 +163,19 @@ func TestPoolsReloadGracefully(t *testing.T) {
 	if err := m.RemovePool(ctx, "site_b"); err != nil {
 		t.Fatalf("second remove: %v", err)
 	}
+	if pools, _ := m.Pools(); len(pools) != 1 || pools[0] != "site_a" {
+		t.Errorf("pools = %v", pools)
+	}
+	// The running master drops a removed pool at its next reload (here a
+	// new pool's), and its socket goes then (TestRemovePoolNoPause).
+	if err := m.EnsurePool(ctx, pool("site_c")); err != nil {
+		t.Fatal(err)
+	}
 	if code, _ := get("b.test", "/"); code != http.StatusBadGateway {
 		t.Errorf("removed pool b answers %d, want 502", code)
 	}
-	if pools, _ := m.Pools(); len(pools) != 1 || pools[0] != "site_a" {
-		t.Errorf("pools = %v", pools)
+	if _, err := os.Stat(m.Socket("site_b")); !os.IsNotExist(err) {
+		t.Errorf("socket of removed pool b after a reload: %v", err)
 	}
 
 	// A killed master is restarted with its pools.
@@ -247,8 +256,14 @@ func TestSlowRequests(t *testing.T) {
 		t.Errorf("slow log %s outside the master's directory", m.SlowLog("site_s"))
 	}
 
-	// Removing the pool removes its slow log.
+	// Removing the pool removes its slow log, once the master dropped the
+	// pool (its next reload: a new pool's here).
 	if err := m.RemovePool(ctx, "site_s"); err != nil {
+		t.Fatal(err)
+	}
+	q := p
+	q.Name = "site_t"
+	if err := m.EnsurePool(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(m.SlowLog("site_s")); !os.IsNotExist(err) {
@@ -646,4 +661,145 @@ func TestQuitWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidOf("/")
+}
+
+// TestRemovePoolNoPause: removing a pool does not reload the master, so a
+// request computing on one site does not hold the others' requests (a
+// reload starts no worker until every request in flight has ended). The
+// removed pool's own request in flight finishes (its worker asked to quit,
+// as a reload would) and its worker exits; the master drops the pool at
+// its next reload, and its socket goes then.
+func TestRemovePoolNoPause(t *testing.T) {
+	dir, docroot := siteDir(t)
+	if os.Geteuid() != 0 {
+		t.Skip("pools of different users need root")
+	}
+	other, err := user.Lookup("www-data")
+	if err != nil {
+		t.Skip("no www-data user: ", err)
+	}
+	os.WriteFile(filepath.Join(docroot, "busy.php"), []byte("<?php $t = microtime(true); while (microtime(true) - $t < 2.0) {} echo 'busy-ok';"), 0o644)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'ok';"), 0o644)
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	ctx := runMaster(t, m)
+	pool := func(name, user string) phpfpm.Pool {
+		return phpfpm.Pool{Name: name, SiteDir: dir, User: user, Group: map[string]string{"nobody": "nogroup"}[user] + map[string]string{"www-data": "www-data"}[user]}
+	}
+	for _, p := range []phpfpm.Pool{pool("site_a", "nobody"), pool("site_b", "nobody"), pool("site_c", "www-data")} {
+		if err := m.EnsurePool(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ed := edge.New(edge.Config{})
+	var routes []edge.Route
+	for _, s := range []string{"a", "b", "c"} {
+		routes = append(routes, edge.Route{Host: s + ".test", Site: s, Docroot: docroot, Endpoint: "unix:" + m.Socket("site_"+s), State: edge.Serving})
+	}
+	ed.SetTable(edge.NewTable(routes))
+	srv := httptest.NewServer(ed)
+	defer srv.Close()
+	get := func(host, path string) string {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprint(resp.StatusCode, " ", string(b))
+	}
+	if got := get("b.test", "/"); got != "200 ok" {
+		t.Fatalf("site b: %s", got)
+	}
+	busyA, busyC := make(chan string, 1), make(chan string, 1)
+	go func() { busyA <- get("a.test", "/busy.php") }()
+	go func() { busyC <- get("c.test", "/busy.php") }()
+	workersOf := func(uid string) []string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", m.Process().PID(), m.Process().PID()))
+		var pids []string
+		for _, f := range strings.Fields(string(b)) {
+			st, _ := os.ReadFile("/proc/" + f + "/status")
+			for _, line := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(line, "Uid:"); ok && strings.Fields(v)[0] == uid {
+					pids = append(pids, f)
+				}
+			}
+		}
+		return pids
+	}
+	for len(workersOf(other.Uid)) == 0 {
+		time.Sleep(10 * time.Millisecond) // c's request reached its worker
+	}
+	cWorkers := workersOf(other.Uid)
+	time.Sleep(100 * time.Millisecond) // and a's, most likely
+	reloads := m.Reloads()
+	if err := m.RemovePool(ctx, "site_c"); err != nil {
+		t.Fatal(err)
+	}
+	got := get("b.test", "/")
+	select {
+	case a := <-busyA:
+		t.Fatalf("site b (%s) was answered only after site a's busy request (%s): held by a reload", got, a)
+	default:
+	}
+	if got != "200 ok" {
+		t.Errorf("site b after c's removal: %s", got)
+	}
+	if n := m.Reloads() - reloads; n != 0 {
+		t.Errorf("RemovePool reloaded the master %d times", n)
+	}
+	if a := <-busyA; a != "200 busy-ok" {
+		t.Errorf("site a's busy request: %s", a)
+	}
+	if c := <-busyC; c != "200 busy-ok" {
+		t.Errorf("the removed pool's request in flight: %s", c)
+	}
+	// (php-fpm may start a fresh worker in its place, which has run no
+	// PHP and leaves at the pool's idle timeout.)
+	gone := func() bool {
+		for _, pid := range cWorkers {
+			if _, err := os.Stat("/proc/" + pid); err == nil {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); !gone(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed pool's worker did not exit after its request")
+		}
+	}
+	if pools, _ := m.Pools(); strings.Join(pools, ",") != "site_a,site_b" {
+		t.Errorf("pools = %v", pools)
+	}
+	if err := m.RemovePool(ctx, "site_c"); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	// The next reload (a new pool) drops it: its socket goes.
+	if _, err := os.Stat(m.Socket("site_c")); err != nil {
+		t.Errorf("removed pool's socket before the next reload: %v", err)
+	}
+	if err := m.EnsurePool(ctx, pool("site_d", "nobody")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.Socket("site_c")); !os.IsNotExist(err) {
+		t.Errorf("removed pool's socket after a reload: %v", err)
+	}
+	if got := get("c.test", "/"); !strings.HasPrefix(got, "502") {
+		t.Errorf("removed pool after a reload answers %s, want 502", got)
+	}
+	// Made again before a reload, a removed pool serves and keeps its socket.
+	if err := m.RemovePool(ctx, "site_b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsurePool(ctx, pool("site_b", "nobody")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsurePool(ctx, pool("site_e", "nobody")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("b.test", "/"); got != "200 ok" {
+		t.Errorf("pool b made again: %s", got)
+	}
 }
