@@ -477,18 +477,30 @@ func (m *Master) UpdatePool(ctx context.Context, p Pool) error {
 // before its parent is checked, so a recycled process ID is never
 // signalled.
 func (m *Master) QuitWorkers() int {
+	fds := m.quitWorkers(func(int) bool { return true })
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return len(fds)
+}
+
+// quitWorkers sends SIGQUIT to the running master's workers for which
+// match is true and returns their pidfds (the caller closes them). Each
+// is signalled through a pidfd opened before its parent is checked, so a
+// recycled process ID is never signalled.
+func (m *Master) quitWorkers(match func(pid int) bool) []int {
 	if m.proc == nil {
-		return 0
+		return nil
 	}
 	pid := m.proc.PID()
 	if pid <= 0 {
-		return 0
+		return nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
-		return 0
+		return nil
 	}
-	n := 0
+	var fds []int
 	for _, f := range strings.Fields(string(b)) {
 		c, err := strconv.Atoi(f)
 		if err != nil {
@@ -498,12 +510,13 @@ func (m *Master) QuitWorkers() int {
 		if err != nil {
 			continue // gone already
 		}
-		if parentPID(c) == pid && unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0) == nil {
-			n++
+		if parentPID(c) == pid && match(c) && unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0) == nil {
+			fds = append(fds, fd)
+			continue
 		}
 		unix.Close(fd)
 	}
-	return n
+	return fds
 }
 
 // parentPID is process pid's parent (/proc/PID/stat), or -1.
@@ -696,27 +709,7 @@ func (m *Master) stopWorkersOf(name string) int {
 	if err != nil {
 		return 0
 	}
-	pid := m.proc.PID()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return 0
-	}
-	var fds []int
-	for _, f := range strings.Fields(string(b)) {
-		c, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
-		fd, err := unix.PidfdOpen(c, 0)
-		if err != nil {
-			continue // gone already
-		}
-		if parentPID(c) == pid && processUID(c) == u.Uid && unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0) == nil {
-			fds = append(fds, fd)
-			continue
-		}
-		unix.Close(fd)
-	}
+	fds := m.quitWorkers(func(pid int) bool { return processUID(pid) == u.Uid })
 	if len(fds) > 0 {
 		time.AfterFunc(ControlTimeout, func() {
 			for _, fd := range fds {
