@@ -678,12 +678,13 @@ func TestRemovePoolNoPause(t *testing.T) {
 	if err != nil {
 		t.Skip("no www-data user: ", err)
 	}
-	os.WriteFile(filepath.Join(docroot, "busy.php"), []byte("<?php $t = microtime(true); while (microtime(true) - $t < 2.0) {} echo 'busy-ok';"), 0o644)
+	os.WriteFile(filepath.Join(docroot, "busy.php"), []byte("<?php $t = microtime(true); while (microtime(true) - $t < 3.0) {} echo 'busy-ok';"), 0o644)
 	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'ok';"), 0o644)
 	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	ctx := runMaster(t, m)
 	pool := func(name, user string) phpfpm.Pool {
-		return phpfpm.Pool{Name: name, SiteDir: dir, User: user, Group: map[string]string{"nobody": "nogroup"}[user] + map[string]string{"www-data": "www-data"}[user]}
+		groups := map[string]string{"nobody": "nogroup", "www-data": "www-data"}
+		return phpfpm.Pool{Name: name, SiteDir: dir, User: user, Group: groups[user]}
 	}
 	for _, p := range []phpfpm.Pool{pool("site_a", "nobody"), pool("site_b", "nobody"), pool("site_c", "www-data")} {
 		if err := m.EnsurePool(ctx, p); err != nil {
@@ -738,9 +739,13 @@ func TestRemovePoolNoPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := get("b.test", "/")
+	// A reload would have waited for c's request, which was in a worker
+	// (and for a's): neither may have ended before b was answered.
 	select {
 	case a := <-busyA:
 		t.Fatalf("site b (%s) was answered only after site a's busy request (%s): held by a reload", got, a)
+	case c := <-busyC:
+		t.Fatalf("site b (%s) was answered only after the removed pool's busy request (%s): held by a reload", got, c)
 	default:
 	}
 	if got != "200 ok" {
