@@ -738,7 +738,9 @@ func TestRemovePoolNoPause(t *testing.T) {
 	if err := m.RemovePool(ctx, "site_c"); err != nil {
 		t.Fatal(err)
 	}
+	t0 := time.Now()
 	got := get("b.test", "/")
+	t.Logf("site b answered in %v while a and the removed c computed", time.Since(t0).Round(time.Millisecond))
 	// A reload would have waited for c's request, which was in a worker
 	// (and for a's): neither may have ended before b was answered.
 	select {
