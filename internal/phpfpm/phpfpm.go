@@ -167,9 +167,11 @@ type Master struct {
 	// its reload to ApplyPending; any reload applies it.
 	owed bool
 	// removed are the pools whose files RemovePool removed while the
-	// running master still has them loaded: the next reload drops them,
-	// and their sockets and slow logs go then (dropRemoved).
-	removed map[string]bool
+	// running master still has them loaded, with the configuration it
+	// loaded (nil: not known): the next reload drops them, and their
+	// sockets and slow logs go then (dropRemoved); made again as they
+	// were, they serve without a reload (ensurePool).
+	removed map[string][]byte
 	// reloads counts the master's successful reloads (Reloads).
 	reloads int
 	// ready is closed once the master started for the first time.
@@ -581,6 +583,15 @@ func (m *Master) ensurePool(ctx context.Context, p Pool, later bool) error {
 	if same && !m.pending && m.Listening(p) {
 		return nil
 	}
+	if loaded, ok := m.removed[p.Name]; ok && loaded != nil && bytes.Equal(loaded, conf) && m.Listening(p) {
+		// Removed (a suspension) and made again as it was before the
+		// master dropped it (a resume): it serves as it is.
+		if err := writeAtomic(path, conf, 0o644); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+		delete(m.removed, p.Name)
+		return nil
+	}
 	if later && m.Listening(p) {
 		// Serving: the reload that applies the new file is ApplyPending's
 		// (or any earlier one's).
@@ -658,11 +669,14 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 	}
 	if err == nil || m.pending {
 		if m.removed == nil {
-			m.removed = map[string]bool{}
+			m.removed = map[string][]byte{}
 		}
-		m.removed[name] = true
+		if m.pending || m.owed {
+			conf = nil // what the master loaded is not known
+		}
+		m.removed[name] = conf
 	}
-	if !m.removed[name] {
+	if _, loaded := m.removed[name]; !loaded {
 		// Dropped by a reload already.
 		_ = os.Remove(m.Socket(name))
 		m.removeSlowLogs(name)

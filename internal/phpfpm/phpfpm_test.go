@@ -796,17 +796,42 @@ func TestRemovePoolNoPause(t *testing.T) {
 	if got := get("c.test", "/"); !strings.HasPrefix(got, "502") {
 		t.Errorf("removed pool after a reload answers %s, want 502", got)
 	}
-	// Made again before a reload, a removed pool serves and keeps its socket.
+	// Made again as it was before a reload (a suspension, then a resume),
+	// a removed pool serves as it is: no reload, its socket kept.
 	if err := m.RemovePool(ctx, "site_b"); err != nil {
 		t.Fatal(err)
 	}
+	reloads = m.Reloads()
 	if err := m.EnsurePool(ctx, pool("site_b", "nobody")); err != nil {
 		t.Fatal(err)
+	}
+	if n := m.Reloads() - reloads; n != 0 {
+		t.Errorf("pool b made again as it was: %d reloads, want 0", n)
+	}
+	if got := get("b.test", "/"); got != "200 ok" {
+		t.Errorf("pool b made again: %s", got)
 	}
 	if err := m.EnsurePool(ctx, pool("site_e", "nobody")); err != nil {
 		t.Fatal(err)
 	}
 	if got := get("b.test", "/"); got != "200 ok" {
-		t.Errorf("pool b made again: %s", got)
+		t.Errorf("pool b made again, after a reload: %s", got)
+	}
+	// Made again otherwise, it is reloaded with its new configuration.
+	if err := m.RemovePool(ctx, "site_b"); err != nil {
+		t.Fatal(err)
+	}
+	reloads = m.Reloads()
+	b := pool("site_b", "nobody")
+	b.MemoryMB = 77
+	if err := m.EnsurePool(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Reloads() - reloads; n != 1 {
+		t.Errorf("pool b made again with a new memory limit: %d reloads, want 1", n)
+	}
+	os.WriteFile(filepath.Join(docroot, "mem.php"), []byte("<?php echo ini_get('memory_limit');"), 0o644)
+	if got := get("b.test", "/mem.php"); got != "200 77M" {
+		t.Errorf("pool b's memory limit: %s, want 77M", got)
 	}
 }
