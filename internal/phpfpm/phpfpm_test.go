@@ -835,3 +835,63 @@ func TestRemovePoolNoPause(t *testing.T) {
 		t.Errorf("pool b's memory limit: %s, want 77M", got)
 	}
 }
+
+// TestReloadHoldsEveryPool pins down the php-fpm behaviour behind
+// RemovePool's design and docs/operations.md ("Time to a serving site"):
+// while the master reloads (a new pool) it starts no worker, so a request
+// on any pool waits until the longest request in flight has ended. If a
+// php-fpm version stops doing this, the docs (and perhaps RemovePool) need
+// another look.
+func TestReloadHoldsEveryPool(t *testing.T) {
+	dir, docroot := siteDir(t)
+	if os.Geteuid() != 0 {
+		t.Skip("pools of a site user need root")
+	}
+	started := filepath.Join(dir, "tmp", "started")
+	if err := os.Chmod(filepath.Dir(started), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(docroot, "busy.php"), []byte("<?php touch('"+started+"'); $t = microtime(true); while (microtime(true) - $t < 2.0) {} echo 'busy-ok';"), 0o644)
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo 'ok';"), 0o644)
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	ctx := runMaster(t, m)
+	pool := func(name string) phpfpm.Pool {
+		return phpfpm.Pool{Name: name, SiteDir: dir, User: "nobody", Group: "nogroup"}
+	}
+	for _, n := range []string{"site_a", "site_b"} {
+		if err := m.EnsurePool(ctx, pool(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getA := serveSite(t, "a.test", docroot, m.Socket("site_a"))
+	getB := serveSite(t, "b.test", docroot, m.Socket("site_b"))
+	if code, body := getB("/"); code != 200 || body != "ok" {
+		t.Fatalf("site b: %d %q", code, body)
+	}
+	busy := make(chan time.Time, 1)
+	go func() { getA("/busy.php"); busy <- time.Now() }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break // a's request runs in its worker
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("site a's busy request did not start")
+		}
+	}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- m.EnsurePool(ctx, pool("site_c")) }()
+	time.Sleep(200 * time.Millisecond) // the reload has begun
+	t0 := time.Now()
+	code, body := getB("/")
+	answered := time.Now()
+	t.Logf("site b answered in %v during a new pool's reload, behind site a's busy request", answered.Sub(t0).Round(time.Millisecond))
+	if code != 200 || body != "ok" {
+		t.Errorf("site b: %d %q", code, body)
+	}
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	if end := <-busy; answered.Before(end) {
+		t.Errorf("site b was answered before site a's request in flight ended: php-fpm's reload no longer holds every pool")
+	}
+}
