@@ -583,7 +583,7 @@ func (m *Master) ensurePool(ctx context.Context, p Pool, later bool) error {
 	if same && !m.pending && m.Listening(p) {
 		return nil
 	}
-	if loaded, ok := m.removed[p.Name]; ok && loaded != nil && bytes.Equal(loaded, conf) && m.Listening(p) {
+	if loaded, ok := m.removed[p.Name]; ok && loaded != nil && bytes.Equal(loaded, conf) && !m.pending && m.Listening(p) {
 		// Removed (a suspension) and made again as it was before the
 		// master dropped it (a resume): it serves as it is.
 		if err := writeAtomic(path, conf, 0o644); err != nil {
