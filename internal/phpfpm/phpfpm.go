@@ -89,6 +89,14 @@ import (
 // removed pool's workers as long.
 const ControlTimeout = 20 * time.Second
 
+// removedPool is what the running master loaded of a pool RemovePool
+// removed: its configuration (nil: not known) and the user and group IDs
+// it resolved the pool's user and group to.
+type removedPool struct {
+	conf     []byte
+	uid, gid string
+}
+
 // MasterNiceBoost is how far below the platform's nice value the master
 // runs when it may ("Priority" in the package documentation).
 const MasterNiceBoost = 10
@@ -167,11 +175,10 @@ type Master struct {
 	// its reload to ApplyPending; any reload applies it.
 	owed bool
 	// removed are the pools whose files RemovePool removed while the
-	// running master still has them loaded, with the configuration it
-	// loaded (nil: not known): the next reload drops them, and their
-	// sockets and slow logs go then (dropRemoved); made again as they
-	// were, they serve without a reload (ensurePool).
-	removed map[string][]byte
+	// running master still has them loaded: the next reload drops them,
+	// and their sockets and slow logs go then (dropRemoved); made again
+	// as they were, they serve without a reload (ensurePool).
+	removed map[string]removedPool
 	// reloads counts the master's successful reloads (Reloads).
 	reloads int
 	// ready is closed once the master started for the first time.
@@ -583,14 +590,21 @@ func (m *Master) ensurePool(ctx context.Context, p Pool, later bool) error {
 	if same && !m.pending && m.Listening(p) {
 		return nil
 	}
-	if loaded, ok := m.removed[p.Name]; ok && loaded != nil && bytes.Equal(loaded, conf) && !m.pending && m.Listening(p) {
-		// Removed (a suspension) and made again as it was before the
-		// master dropped it (a resume): it serves as it is.
-		if err := writeAtomic(path, conf, 0o644); err != nil {
-			return fmt.Errorf("php-fpm: %w", err)
+	if r, ok := m.removed[p.Name]; ok {
+		// Removed, and the master still has it loaded as it was then.
+		if uid, gid := poolIDs(conf); r.conf != nil && bytes.Equal(r.conf, conf) && uid == r.uid && gid == r.gid && !m.pending && m.Listening(p) {
+			// Made again as it was (a resume after a suspension), with
+			// the same user and group IDs: it serves as it is.
+			if err := writeAtomic(path, conf, 0o644); err != nil {
+				return fmt.Errorf("php-fpm: %w", err)
+			}
+			delete(m.removed, p.Name)
+			return nil
 		}
-		delete(m.removed, p.Name)
-		return nil
+		// Otherwise the loaded pool must not serve it, not even until
+		// the end of a pass (its user may have been made again with
+		// other IDs): reloaded now.
+		later = false
 	}
 	if later && m.Listening(p) {
 		// Serving: the reload that applies the new file is ApplyPending's
@@ -667,14 +681,16 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 		m.removeSlowLogs(name)
 		return nil
 	}
+	uid, gid := poolIDs(conf)
 	if err == nil || m.pending {
 		if m.removed == nil {
-			m.removed = map[string][]byte{}
+			m.removed = map[string]removedPool{}
 		}
-		if m.pending || m.owed {
-			conf = nil // what the master loaded is not known
+		r := removedPool{conf: conf, uid: uid, gid: gid}
+		if m.pending || m.owed || uid == "" && poolSetting(conf, "user") != "" {
+			r = removedPool{} // what the master loaded is not known
 		}
-		m.removed[name] = conf
+		m.removed[name] = r
 	}
 	if _, loaded := m.removed[name]; !loaded {
 		// Dropped by a reload already.
@@ -682,10 +698,22 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 		m.removeSlowLogs(name)
 		return nil
 	}
-	if u := poolUser(conf); u != "" {
-		m.stopWorkersOf(u)
+	if uid != "" {
+		m.stopWorkersOf(uid)
 	}
 	return nil
+}
+
+// poolIDs looks up the user and group IDs of a pool configuration's user
+// and group ("" for those it does not set or that do not exist).
+func poolIDs(conf []byte) (uid, gid string) {
+	if u, err := user.Lookup(poolSetting(conf, "user")); err == nil {
+		uid = u.Uid
+	}
+	if g, err := user.LookupGroup(poolSetting(conf, "group")); err == nil {
+		gid = g.Gid
+	}
+	return uid, gid
 }
 
 // dropRemoved removes what the pools RemovePool removed leave behind once a
@@ -702,28 +730,24 @@ func (m *Master) dropRemoved() {
 	clear(m.removed)
 }
 
-// poolUser is the user a pool's configuration runs its workers as ("" if
-// none).
-func poolUser(conf []byte) string {
+// poolSetting is a global setting of a pool's configuration (user,
+// group), "" if it is not set.
+func poolSetting(conf []byte, key string) string {
 	for _, line := range strings.Split(string(conf), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "user" {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == key {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
 }
 
-// stopWorkersOf asks the running master's workers that run as user to
-// finish their requests and exit (SIGQUIT) and kills those still there
+// stopWorkersOf asks the running master's workers that run as user ID uid
+// to finish their requests and exit (SIGQUIT) and kills those still there
 // after ControlTimeout, as a reload would. Each is signalled through a
 // pidfd opened before its parent and user are checked, so a recycled
 // process ID is never signalled; returns how many it asked.
-func (m *Master) stopWorkersOf(name string) int {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0
-	}
-	fds := m.quitWorkers(func(pid int) bool { return processUID(pid) == u.Uid })
+func (m *Master) stopWorkersOf(uid string) int {
+	fds := m.quitWorkers(func(pid int) bool { return processUID(pid) == uid })
 	if len(fds) > 0 {
 		time.AfterFunc(ControlTimeout, func() {
 			for _, fd := range fds {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -893,5 +894,78 @@ func TestReloadHoldsEveryPool(t *testing.T) {
 	}
 	if end := <-busy; answered.Before(end) {
 		t.Errorf("site b was answered before site a's request in flight ended: php-fpm's reload no longer holds every pool")
+	}
+}
+
+// TestRemovedPoolNewUser: a removed pool whose user is made again with
+// other IDs (a site deleted, then made again on the shard: a move that was
+// aborted and retried) is reloaded when made again, never served by the
+// loaded pool, whose workers would run as the old user ID — by then
+// perhaps another site's.
+func TestRemovedPoolNewUser(t *testing.T) {
+	dir, docroot := siteDir(t)
+	if os.Geteuid() != 0 {
+		t.Skip("making users needs root")
+	}
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	name, filler := "aipt_u"+suffix, "aipt_f"+suffix
+	add := func(n string) *user.User {
+		t.Helper()
+		if out, err := exec.Command("useradd", "-M", "-U", "-s", "/usr/sbin/nologin", n).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v %s", n, err, out)
+		}
+		u, err := user.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	del := func(n string) { exec.Command("userdel", "-f", n).Run() } // (-f: a worker may still run as it)
+	t.Cleanup(func() { del(name); del(filler) })
+
+	m := &phpfpm.Master{Dir: filepath.Join(dir, "php"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	ctx := runMaster(t, m)
+	old := add(name)
+	secret := filepath.Join(docroot, "secret.txt")
+	os.WriteFile(filepath.Join(docroot, "index.php"), []byte("<?php echo file_get_contents('"+secret+"');"), 0o644)
+	own := func(u *user.User) {
+		t.Helper()
+		os.WriteFile(secret, []byte("for "+u.Uid), 0o600)
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(secret, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own(old)
+	p := phpfpm.Pool{Name: "site_u", SiteDir: dir, User: name, Group: name}
+	if err := m.EnsurePool(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	get := serveSite(t, "u.test", docroot, m.Socket("site_u"))
+	if code, body := get("/"); code != 200 || body != "for "+old.Uid {
+		t.Fatalf("pool as %s: %d %q", old.Uid, code, body)
+	}
+	if err := m.RemovePool(ctx, "site_u"); err != nil {
+		t.Fatal(err)
+	}
+	// The user goes and is made again with another ID (the filler takes
+	// the old one, as useradd would give it to the next site).
+	del(name)
+	add(filler)
+	made := add(name)
+	if made.Uid == old.Uid {
+		t.Skipf("useradd gave %s its old ID %s again", name, old.Uid)
+	}
+	own(made)
+	reloads := m.Reloads()
+	if err := m.UpdatePool(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Reloads() - reloads; n != 1 {
+		t.Errorf("pool made again for a user with new IDs: %d reloads, want 1", n)
+	}
+	if code, body := get("/"); code != 200 || body != "for "+made.Uid {
+		t.Errorf("pool made again: %d %q, want it to run as %s", code, body, made.Uid)
 	}
 }
