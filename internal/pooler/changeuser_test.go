@@ -392,15 +392,9 @@ func TestHandoffOwnAccount(t *testing.T) {
 	mustExec(t, a1, "BEGIN") // holds the only backend
 	queryString(t, a1, "SELECT 1")
 
-	// The order statements got their backend in.
-	var mu sync.Mutex
-	var order []string
 	query := func(c *sql.Conn, name string, done chan<- error) {
 		var v string
 		err := c.QueryRowContext(context.Background(), "SELECT CURRENT_USER()").Scan(&v)
-		mu.Lock()
-		order = append(order, name)
-		mu.Unlock()
 		if err == nil && !strings.HasPrefix(v, strings.SplitN(name, "#", 2)[0]+"@") {
 			err = fmt.Errorf("%s ran as %s", name, v)
 		}
@@ -421,12 +415,10 @@ func TestHandoffOwnAccount(t *testing.T) {
 	if err := <-bDone; err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	got := strings.Join(order, ",")
-	mu.Unlock()
-	if want := a.User + "#2," + b.User; got != want {
-		t.Fatalf("order %s, want %s", got, want)
-	}
+	// The one backend went to a's statement first and then to b's: one
+	// takeover. Handed to b first, it would have been taken over twice
+	// (to b, back to a). (The order the two answers arrive in says
+	// nothing: b's may come first while a's goroutine waits for a CPU.)
 	if st := p.Stats(); st.ChangedUser != 1 || st.Dialed != 1 {
 		t.Fatalf("%+v: want one takeover (a's backend to b, once), one dial", st)
 	}
