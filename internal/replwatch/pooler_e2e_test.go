@@ -92,7 +92,17 @@ func read(t *testing.T, c *sql.Conn) string {
 // counts are awaited.)
 func where(t *testing.T, p *pair, user string, n int, f func()) (onPrimary, onReplica int) {
 	t.Helper()
+	// The counts of statements answered before f may still be on their
+	// way: they are taken once they stop moving.
 	p0, r0 := selects(t, p.primary, user), selects(t, p.replica, user)
+	for {
+		time.Sleep(100 * time.Millisecond)
+		p1, r1 := selects(t, p.primary, user), selects(t, p.replica, user)
+		if p1 == p0 && r1 == r0 {
+			break
+		}
+		p0, r0 = p1, r1
+	}
 	f()
 	waitFor(t, "the servers' statement counts", func() bool {
 		onPrimary, onReplica = selects(t, p.primary, user)-p0, selects(t, p.replica, user)-r0
@@ -120,9 +130,9 @@ func TestPoolerWithReplica(t *testing.T) {
 	a := newE2ESite(t, p, "wp_ea", "a1")
 	b := newE2ESite(t, p, "wp_eb", "b1")
 	p.caughtUp(t)
-	// (StaleAfter: a loaded machine may take a while to answer; hung
-	// replicas are TestWatch's.)
-	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 3 * time.Second, MaxLag: time.Hour})
+	// (StaleAfter: a loaded machine may take a while to answer — 3 s was
+	// not always enough in a full make test; hung replicas are TestWatch's.)
+	w := p.watch(t, Config{Interval: 50 * time.Millisecond, StaleAfter: 10 * time.Second, MaxLag: time.Hour})
 	waitFor(t, "replica usable", func() bool { return w.Usable("") })
 
 	pcfg := pooler.Config{
@@ -145,6 +155,7 @@ func TestPoolerWithReplica(t *testing.T) {
 	a.db = openSocket(t, pcfg.Socket, a.User, a.Password, a.Database)
 	b.db = openSocket(t, pcfg.Socket, b.User, b.Password, b.Database)
 	sa, sb := sessionOf(t, a.db), sessionOf(t, b.db)
+	read(t, sa) // (a's first statement: its replica backend is dialled)
 
 	// Reads outside transactions go to the replica, each site's its own.
 	onP, onR := where(t, p, a.User, 20, func() {
