@@ -1,7 +1,8 @@
 // Package phpfpm runs one php-fpm master per shard and manages its pools:
 // one pool per site (pm = ondemand, the site's own Unix user, a root-owned
-// 0600 socket, a request time limit), added and removed with a graceful
-// reload so that no other site notices.
+// 0600 socket, a request time limit), added with a graceful reload or made
+// ahead of their sites as spares (below), and removed without a reload
+// (RemovePool).
 //
 // Every site's PHP is treated as hostile. The master is started with
 // internal/phpini's hardening on its command line (php-fpm -d: OPcache's
@@ -37,6 +38,39 @@
 //
 // The master always has one internal pool (_aipress) so that it can start
 // with no sites at all; php-fpm refuses to run without a pool.
+//
+// # Spare pools
+//
+// A new pool is started with a reload, and a reload pauses every site of
+// the shard (see RemovePool) and empties OPcache's shared memory. So a
+// shard makes pools ahead of its sites: WriteSpares writes spare pools,
+// which the next reload starts (one for all of them, and one the shard's
+// pass may make anyway), each for a user of its own that no site has yet,
+// and Claim gives one to a new site without a reload. php-fpm cannot
+// rename a loaded pool, so the spare is made so that everything that
+// names it can be pointed at the site later:
+//
+//   - its user and group are written as numeric IDs, which the caller's
+//     rename of the spare's user and group into the site's (usermod -l,
+//     groupmod -n) leaves valid: a pool file naming a user that no longer
+//     exists would make php-fpm refuse the whole configuration;
+//   - its working directory, temporary directory and PHP error log are
+//     below a link, SpareDir/NAME, which points at SpareDir itself until
+//     Claim points it at the site's directory;
+//   - its slow log, written by the master as root, is made a link to the
+//     site's slow log;
+//   - the site's socket path (Socket(site), what the edge derives from the
+//     site's UID) is made a link to the spare's socket, and the site's pool
+//     file keeps listening there for as long as the pool lives: on a reload
+//     php-fpm hands its listening sockets to the new master by path, and a
+//     new master refuses a socket path another listener answers on.
+//
+// The spare's own pool file is replaced by the site's, which the next
+// reload (for any reason) loads as it is; the links of the spare's
+// directory and slow log go then (spare.go). Nothing routes visitors to a
+// spare, and only root can connect to its socket. Until that reload the
+// site's workers carry the spare's name in their process title and the
+// pool's status page.
 //
 // # Priority
 //
@@ -163,6 +197,10 @@ type Master struct {
 	// directory of root's that FillFileCache fills and the pools only
 	// read. It must not be under Dir (which no site user may enter).
 	FileCache string
+	// SpareDir, when set, holds the links that spare pools' directories
+	// are below (spare.go): a directory of root's that every site user
+	// may traverse (0711), not under Dir.
+	SpareDir string
 
 	fillMu sync.Mutex // serialises FillFileCache
 
@@ -179,6 +217,11 @@ type Master struct {
 	// and their sockets and slow logs go then (dropRemoved); made again
 	// as they were, they serve without a reload (ensurePool).
 	removed map[string]removedPool
+	// claimed are the spare pools Claim gave to sites since the last
+	// reload (spare → site pool): their links go at the next one.
+	claimed map[string]string
+	// unloaded are the spares WriteSpares wrote since the last reload.
+	unloaded map[string]bool
 	// reloads counts the master's successful reloads (Reloads).
 	reloads int
 	// ready is closed once the master started for the first time.
@@ -232,6 +275,16 @@ func (m *Master) Prepare() error {
 	if err := m.prepareFileCache(); err != nil {
 		return err
 	}
+	if m.SpareDir != "" {
+		if err := os.MkdirAll(m.SpareDir, 0o711); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+		if err := os.Chmod(m.SpareDir, 0o711); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+	}
+	// No master runs: what claimed spares left is no longer loaded.
+	m.pruneSpareLinks()
 	// The master below the platform's nice value, its workers at it
 	// ("Priority" in the package documentation).
 	m.nice = nil
@@ -294,10 +347,13 @@ func (m *Master) Run(ctx context.Context) error {
 		Name: "php-fpm",
 		Command: func() *exec.Cmd {
 			// Stale sockets would pass for readiness; the new master
-			// creates its own.
+			// creates its own. A link (a site's socket path leading to
+			// the spare's socket its pool listens on) stays.
 			socks, _ := filepath.Glob(filepath.Join(m.runDir(), "*.sock"))
 			for _, f := range socks {
-				_ = os.Remove(f)
+				if fi, err := os.Lstat(f); err == nil && fi.Mode().Type() != os.ModeSymlink {
+					_ = os.Remove(f)
+				}
 			}
 			cmd := exec.Command(Binary, m.args()...)
 			// In a mount namespace whose /proc hides other users'
@@ -578,12 +634,12 @@ func (m *Master) ensurePool(ctx context.Context, p Pool, later bool) error {
 	if err := poolPrerequisites(p); err != nil {
 		return err
 	}
-	conf, err := RenderPool(p, m.Socket(p.Name))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	conf, err := RenderPool(p, m.listenPath(p.Name))
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	path := m.PoolFile(p.Name)
 	old, err := os.ReadFile(path)
 	same := err == nil && bytes.Equal(old, conf)
@@ -677,7 +733,7 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 	if m.proc == nil || m.proc.PID() <= 0 {
 		// No master runs: the next start reads pool.d without it.
 		delete(m.removed, name)
-		_ = os.Remove(m.Socket(name))
+		m.removeSockets(name, conf)
 		m.removeSlowLogs(name)
 		return nil
 	}
@@ -694,7 +750,7 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 	}
 	if _, loaded := m.removed[name]; !loaded {
 		// Dropped by a reload already.
-		_ = os.Remove(m.Socket(name))
+		m.removeSockets(name, conf)
 		m.removeSlowLogs(name)
 		return nil
 	}
@@ -707,13 +763,31 @@ func (m *Master) RemovePool(ctx context.Context, name string) error {
 // poolIDs looks up the user and group IDs of a pool configuration's user
 // and group ("" for those it does not set or that do not exist).
 func poolIDs(conf []byte) (uid, gid string) {
-	if u, err := user.Lookup(poolSetting(conf, "user")); err == nil {
+	if v := poolSetting(conf, "user"); numeric(v) {
+		uid = v // a spare's (spare.go)
+	} else if u, err := user.Lookup(v); err == nil {
 		uid = u.Uid
 	}
-	if g, err := user.LookupGroup(poolSetting(conf, "group")); err == nil {
+	if v := poolSetting(conf, "group"); numeric(v) {
+		gid = v
+	} else if g, err := user.LookupGroup(v); err == nil {
 		gid = g.Gid
 	}
 	return uid, gid
+}
+
+// removeSockets removes pool name's socket path and, when it links to
+// the socket of a spare the pool was made from or conf (the pool's last
+// configuration) listens elsewhere, that socket too.
+func (m *Master) removeSockets(name string, conf []byte) {
+	if l := m.listenPath(name); l != m.Socket(name) {
+		_ = os.Remove(l)
+	}
+	_ = os.Remove(m.Socket(name))
+	if l := strings.Trim(poolSetting(conf, "listen"), `"`); l != "" && l != m.Socket("_aipress") &&
+		filepath.Dir(l) == m.runDir() && socketLink.MatchString(filepath.Base(l)) {
+		_ = os.Remove(l)
+	}
 }
 
 // dropRemoved removes what the pools RemovePool removed leave behind once a
@@ -724,7 +798,7 @@ func (m *Master) dropRemoved() {
 		if _, err := os.Stat(m.PoolFile(name)); err == nil {
 			continue
 		}
-		_ = os.Remove(m.Socket(name))
+		m.removeSockets(name, m.removed[name].conf)
 		m.removeSlowLogs(name)
 	}
 	clear(m.removed)
@@ -821,6 +895,7 @@ func (m *Master) reloadTracked(ctx context.Context) error {
 	}
 	m.pending, m.owed = false, false
 	m.dropRemoved()
+	m.dropClaimed()
 	if m.proc != nil {
 		m.reloads++
 	}
