@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,10 @@ import (
 )
 
 var binPath string
+
+// spareName matches the local shard's spare pools and their users, with
+// or without the pool file's ".conf".
+var spareName = regexp.MustCompile(`^wp_s[0-9a-f]{11}(\.conf)?$`)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -427,10 +432,12 @@ func (p *platform) inventory() map[string][]string {
 		}
 	}
 	// A verify-restore's scratch site ("v" and 8 hex digits) belongs to no
-	// site: the leader's daily sample may be running at any moment.
+	// site: the leader's daily sample may be running at any moment. Nor
+	// does a spare pool and its user ("wp_s" and 11 hex digits), made
+	// ahead for the next new site.
 	for kind, names := range inv {
 		inv[kind] = slices.DeleteFunc(names, func(n string) bool {
-			return strings.HasPrefix(n, "v") || strings.HasPrefix(n, "wp_v")
+			return strings.HasPrefix(n, "v") || strings.HasPrefix(n, "wp_v") || spareName.MatchString(n)
 		})
 	}
 	return inv

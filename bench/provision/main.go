@@ -191,6 +191,7 @@ type Result struct {
 	// Steps splits the time to first 200 (steps.go).
 	Steps          []StepFigure   `json:"steps"`
 	InstallMethods map[string]int `json:"install_methods"`
+	PoolStarts     map[string]int `json:"pool_starts"`
 
 	MemBaseline      MemSnapshot `json:"mem_baseline"`
 	MemAfterCreation MemSnapshot `json:"mem_after_creation"`
@@ -431,7 +432,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.TTF200P50, res.TTF200P95, res.TTF200Max = ms(percentile(ttf, 50)), ms(percentile(ttf, 95)), ms(percentile(ttf, 100))
 	res.CreateCallP50 = ms(percentile(calls, 50))
-	res.Steps, res.InstallMethods = steps.figures(), steps.methods
+	res.Steps, res.InstallMethods, res.PoolStarts = steps.figures(), steps.methods, steps.pools
 	res.CreationSecs = elapsed.Seconds()
 	res.SitesPerMinute = float64(o.n) / elapsed.Minutes()
 

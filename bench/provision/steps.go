@@ -18,7 +18,7 @@ const (
 	stepWake    = "agent wake-up (created → shard converging)"
 	stepServe   = "Ready → first 200 (status write, route publication, first request)"
 	stepRoute   = "  Ready → route published (the first GET / that reached PHP was sent; 5 ms polls)"
-	stepFirst   = "  first request (a new worker; after the pool's reload)"
+	stepFirst   = "  first request (a new worker; after the pool's reload unless a spare pool was claimed)"
 	stepPool    = "pool start (beside database, files, install)"
 	stepPrefix  = "shard: "
 	stepTotal   = "total: time to first 200"
@@ -38,6 +38,7 @@ type stepTimes struct {
 	order   []string
 	d       map[string][]time.Duration
 	methods map[string]int
+	pools   map[string]int // how the pools started (site.Provision.Pool)
 }
 
 func (s *stepTimes) add(step string, d time.Duration) {
@@ -75,6 +76,12 @@ func (s *stepTimes) record(t0 time.Time, call time.Duration, sent, served time.T
 		s.methods = map[string]int{}
 	}
 	s.methods[p.Method]++
+	if s.pools == nil {
+		s.pools = map[string]int{}
+	}
+	if p.Pool != "" {
+		s.pools[p.Pool]++
+	}
 	s.add(stepTotal, served.Sub(t0))
 	s.add(stepCall, call)
 	s.add(stepWake, p.Seen.Sub(st.Metadata.CreatedAt))
@@ -108,5 +115,5 @@ func printSteps(w io.Writer, r *Result) {
 		t = append(t, []string{f.Step, fmt.Sprintf("%.1f ms", f.P50), fmt.Sprintf("%.1f ms", f.P95)})
 	}
 	t.Print(w)
-	fmt.Fprintf(w, "%s: %v; steps in order, p50s need not add up to the total's p50; pool start runs beside database, files and install\n\n", methodField, r.InstallMethods)
+	fmt.Fprintf(w, "%s: %v; pool: %v (spare: made ahead, no reload); steps in order, p50s need not add up to the total's p50; pool start runs beside database, files and install\n\n", methodField, r.InstallMethods, r.PoolStarts)
 }

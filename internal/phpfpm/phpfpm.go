@@ -617,6 +617,13 @@ func (m *Master) ApplyPending(ctx context.Context) error {
 	return m.reloadTracked(ctx)
 }
 
+// Owed reports whether ApplyPending would reload.
+func (m *Master) Owed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owed || m.pending
+}
+
 // Reloads is how many times the running master was reloaded successfully.
 func (m *Master) Reloads() int {
 	m.mu.Lock()

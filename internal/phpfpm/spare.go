@@ -99,11 +99,16 @@ func (m *Master) SpareFits(spare string, p Pool) bool {
 	return m.spareFits(spare, p) == nil
 }
 
+// SpareMatches reports whether spare pool spare's file is written for p's
+// settings, loaded or not.
+func (m *Master) SpareMatches(spare string, p Pool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spareMatches(spare, p) == nil
+}
+
 // spareFits is SpareFits with the reason. m.mu is held.
 func (m *Master) spareFits(spare string, p Pool) error {
-	if m.SpareDir == "" || !poolName.MatchString(spare) {
-		return ErrSpareUnfit
-	}
 	if m.pending || m.proc == nil || m.proc.PID() <= 0 {
 		return fmt.Errorf("%w: the master's configuration is not known to be loaded", ErrSpareUnfit)
 	}
@@ -112,6 +117,23 @@ func (m *Master) spareFits(spare string, p Pool) error {
 	}
 	if m.unloaded[spare] {
 		return fmt.Errorf("%w: not loaded yet", ErrSpareUnfit)
+	}
+	if err := m.spareMatches(spare, p); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(m.Socket(spare)); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%w: not listening", ErrSpareUnfit)
+	}
+	return nil
+}
+
+// spareMatches is SpareMatches with the reason. m.mu is held.
+func (m *Master) spareMatches(spare string, p Pool) error {
+	if m.SpareDir == "" || !poolName.MatchString(spare) {
+		return ErrSpareUnfit
+	}
+	if p.Nice == nil {
+		p.Nice = m.nice
 	}
 	conf, err := os.ReadFile(m.PoolFile(spare))
 	if err != nil {
@@ -127,9 +149,6 @@ func (m *Master) spareFits(spare string, p Pool) error {
 	}
 	if string(want) != string(conf) {
 		return fmt.Errorf("%w: other settings", ErrSpareUnfit)
-	}
-	if fi, err := os.Lstat(m.Socket(spare)); err != nil || fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("%w: not listening", ErrSpareUnfit)
 	}
 	return nil
 }
@@ -153,9 +172,9 @@ func (m *Master) SpareIDs(spare string) (uid, gid string) {
 // spare fits (ErrSpareUnfit otherwise, before anything changed), then
 // calls rename, which must make the spare's user and group p's user and
 // group (the same IDs, under p's names: usermod -l, groupmod -n) and may
-// find that done already; then p's pool file replaces the spare's and the
-// links are made. p's directory may not exist yet; it must before the
-// pool serves a request. p's pool serves at once, on Socket(p.Name).
+// find that done already, and p's directory (SiteDir), which php-fpm
+// needs at its next reload; then p's pool file replaces the spare's and
+// the links are made. p's pool serves at once, on Socket(p.Name).
 func (m *Master) Claim(ctx context.Context, spare string, p Pool, rename func(context.Context) error) error {
 	if !poolName.MatchString(p.Name) || strings.HasPrefix(p.Name, "_") {
 		return fmt.Errorf("php-fpm: invalid pool name %q", p.Name)
@@ -194,6 +213,10 @@ func (m *Master) Claim(ctx context.Context, spare string, p Pool, rename func(co
 	}
 	if g, err := user.LookupGroup(p.Group); err != nil || g.Gid != gid {
 		return fmt.Errorf("php-fpm: claiming spare pool %s: group %s is not the spare's (ID %s)", spare, p.Group, gid)
+	}
+	// What php-fpm checks of the site's pool file at its next reload.
+	if err := poolPrerequisites(p); err != nil {
+		return fmt.Errorf("php-fpm: claiming spare pool %s: %w", spare, err)
 	}
 	site, err := RenderPool(p, m.Socket(spare))
 	if err != nil {

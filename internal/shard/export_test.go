@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 
+	"github.com/aipress/aipress/internal/phpfpm"
 	"github.com/aipress/aipress/internal/site"
 	"github.com/aipress/aipress/internal/wordpress"
 )
@@ -97,4 +98,9 @@ func ForgetCronRuns(s *Shard) {
 	s.mu.Lock()
 	clear(s.cronRan)
 	s.mu.Unlock()
+}
+
+// PoolFor is the php-fpm pool the shard asks for site st.
+func PoolFor(s *Shard, st *site.Site) phpfpm.Pool {
+	return s.poolFor(st, s.NamesFor(st.Metadata.UID), 0)
 }

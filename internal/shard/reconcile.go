@@ -231,8 +231,15 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	// made (phpfpm.Master.QuitWorkers). Only on a new site's way to its
 	// first Ready: a site that fails before its pool starts, pass after
 	// pass, must not cost every other site its warm workers each time.
+	// A pool made ahead (spares.go), if one fits, takes the reload off
+	// the way altogether: the site's user is the spare's, renamed.
 	if tm != nil && st.Status.Phase != site.PhaseFailed && !st.Spec.Suspended && !s.poolUp(n) {
-		s.fpm.QuitWorkers()
+		if s.claimSpare(ctx, st, n) {
+			tm.poolVia("spare")
+		} else {
+			tm.poolVia("reload")
+			s.fpm.QuitWorkers()
+		}
 	}
 
 	// 1. Unix user and the site directory.
@@ -402,6 +409,9 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 	}
 	tm.step("pool_wait")
 	s.finish(ctx, rep, st, n, siteURL, site.PhaseReady, "True", "Serving", "serving at "+siteURL, tm.provision(st.Metadata.Generation))
+	if tm != nil {
+		s.newSiteReady()
+	}
 	// What the site runs, so drift shows without a code job.
 	s.observeCodeStatus(ctx, rep, st, n, uid, gid)
 	return nil

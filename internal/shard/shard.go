@@ -192,6 +192,13 @@ type Config struct {
 	// *sitefw.Firewall keeps them off loopback services and the metadata
 	// address. Nil: nothing is told.
 	SiteUsers SiteUserFilter
+	// Spares is how many PHP pools the shard keeps ready for new sites
+	// (spares.go; as root only): default DefaultSpares, negative none.
+	Spares int
+	// SpareDelay is how long after a new site went Ready spares are made
+	// again, unless a pass reloads php-fpm anyway (default
+	// DefaultSpareDelay).
+	SpareDelay time.Duration
 	// Volumes says whether sites get a volume of their own whose size the
 	// kernel enforces (volumes.go): VolumesAuto (default, ""), VolumesOn
 	// or VolumesOff.
@@ -311,6 +318,15 @@ type Shard struct {
 	// compiled) into OPcache's file cache (opcache.go); under tpl.
 	opcacheFilled map[string]bool
 
+	// spareMu guards the spare pools' state (spares.go): the pool
+	// settings of the last new site (nil: none yet), when the last new
+	// site went Ready, and the timer that asks for a pass to make spares.
+	spareMu      sync.Mutex
+	spareTpl     *phpfpm.Pool
+	spareLoaded  bool // spareTpl was read from its file (or it has none)
+	spareLastNew time.Time
+	spareTimer   *time.Timer
+
 	// passMu makes convergence passes one at a time (Converge): a pass
 	// collects as orphans the resources of sites missing from the list
 	// it took at its start, so a pass beside it that made a newer site's
@@ -402,6 +418,12 @@ func New(cfg Config) *Shard {
 	if cfg.Volumes == "" {
 		cfg.Volumes = VolumesAuto
 	}
+	if cfg.Spares == 0 {
+		cfg.Spares = DefaultSpares
+	}
+	if cfg.SpareDelay <= 0 {
+		cfg.SpareDelay = DefaultSpareDelay
+	}
 	if cfg.PITRFlush == 0 {
 		cfg.PITRFlush = DefaultPITRFlush
 	}
@@ -415,7 +437,7 @@ func New(cfg Config) *Shard {
 		prefix:      prefix,
 		orphanName:  regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `([0-9a-f]{12})(?:_b|_rs|_ro|_cs|_co)?$`),
 		db:          &mariadb.Server{Dir: filepath.Join(cfg.Dir, "mariadb"), Logger: log, Remote: cfg.Database, LoadUserPrefix: prefix + "ld_", BufferPool: cfg.DBBufferPool},
-		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log, FileCache: lay.OPcacheDir()},
+		fpm:         &phpfpm.Master{Dir: lay.PHPDir(), Logger: log, FileCache: lay.OPcacheDir(), SpareDir: filepath.Join(cfg.Dir, "spares")},
 		wake:        make(chan struct{}, 1),
 		ready:       make(chan struct{}),
 		serversUp:   make(chan struct{}),
@@ -676,8 +698,12 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 			errs = append(errs, fmt.Errorf("site %s: %w", st.Metadata.Name, err))
 		}
 	}
-	// Pools whose settings changed this pass (a plan, or every pool after
-	// an upgrade that writes them differently) take them in one reload.
+	// Spares for the next new sites (spares.go), then pools whose
+	// settings changed this pass (a plan, or every pool after an upgrade
+	// that writes them differently): one reload for all.
+	if err := s.keepSpares(ctx, s.fpm.Owed()); err != nil {
+		errs = append(errs, fmt.Errorf("spare pools: %w", err))
+	}
 	if err := s.fpm.ApplyPending(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -18,6 +18,7 @@ type stepTimer struct {
 	steps  []site.ProvisionStep
 	method string
 	poolMs float64
+	pool   string
 }
 
 func newStepTimer(clock func() time.Time) *stepTimer {
@@ -56,6 +57,15 @@ func (t *stepTimer) via(method string) {
 	}
 }
 
+// poolVia records how the pool started ("spare" or "reload").
+func (t *stepTimer) poolVia(how string) {
+	if t != nil {
+		t.mu.Lock()
+		t.pool = how
+		t.mu.Unlock()
+	}
+}
+
 // provision is the record for generation gen (nil for a nil timer).
 func (t *stepTimer) provision(gen int64) *site.Provision {
 	if t == nil {
@@ -64,5 +74,5 @@ func (t *stepTimer) provision(gen int64) *site.Provision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return &site.Provision{Generation: gen, Seen: t.seen, Steps: append([]site.ProvisionStep(nil), t.steps...),
-		Method: t.method, PoolStartMs: t.poolMs}
+		Method: t.method, PoolStartMs: t.poolMs, Pool: t.pool}
 }

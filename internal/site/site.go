@@ -299,6 +299,9 @@ type Provision struct {
 	// beside the files and install steps (step pool_wait is what was left
 	// of it after them).
 	PoolStartMs float64 `json:"pool_start_ms,omitempty"`
+	// Pool is how the site's PHP pool started: "spare" (a pool made ahead
+	// was given to the site, without a reload of php-fpm) or "reload".
+	Pool string `json:"pool,omitempty"`
 }
 
 // ProvisionStep is one step of a site's creation and its duration.
