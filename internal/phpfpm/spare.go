@@ -153,6 +153,16 @@ func (m *Master) spareMatches(spare string, p Pool) error {
 	return nil
 }
 
+// RemovedLoaded reports whether pool name was removed (RemovePool) and the
+// running master still has it loaded: a pool of that name cannot be
+// written again as a spare before the next reload.
+func (m *Master) RemovedLoaded(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.removed[name]
+	return ok
+}
+
 // SpareIDs returns the numeric user and group IDs spare pool spare runs
 // as ("" when it is not a spare).
 func (m *Master) SpareIDs(spare string) (uid, gid string) {

@@ -264,6 +264,11 @@ func (s *Shard) converge(ctx context.Context, rep reporter, st *site.Site) error
 		pool := s.poolFor(st, n, uid)
 		go func() {
 			t0 := s.cfg.Clock()
+			if tm != nil && tm.pool == "reload" {
+				// The reload that starts this pool starts spares for
+				// the next new sites too (spares.go).
+				s.sparesBeside()
+			}
 			// A serving pool whose settings changed is reloaded once at
 			// the end of the pass, for every site (Converge).
 			err := s.fpm.UpdatePool(ctx, pool)

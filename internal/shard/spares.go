@@ -154,51 +154,23 @@ func (s *Shard) newSiteReady() {
 	s.spareMu.Unlock()
 }
 
-// keepSpares removes the spares that no longer fit and writes new ones up
-// to Config.Spares, for the pass's ApplyPending to start: at once when the
-// pass reloads anyway (reloading), else once Config.SpareDelay has passed
-// since the last new site went Ready (a pass is asked for then).
+// keepSpares keeps Config.Spares spares: it removes those that no longer
+// fit (tidySpares), makes their users at once (useradd pauses nothing),
+// and writes the pools of those without one for the pass's ApplyPending
+// to start: at once when the pass reloads anyway (reloading), else once
+// Config.SpareDelay has passed since the last new site went Ready (a pass
+// is asked for then).
 func (s *Shard) keepSpares(ctx context.Context, reloading bool) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	want := max(s.cfg.Spares, 0)
+	tpl, poolless, err := s.tidySpares(ctx)
+	if tpl == nil || len(poolless) == 0 {
+		return err
+	}
 	s.spareMu.Lock()
-	tpl, last := s.spareTemplate(), s.spareLastNew
+	last := s.spareLastNew
 	s.spareMu.Unlock()
-	var errs []error
-	has := map[string]bool{}
-	fit := 0
-	for _, spare := range s.spareNames() {
-		has[spare] = true
-		uid, _ := s.fpm.SpareIDs(spare)
-		ok := uid != "" && strconv.Itoa(lookupUID(spare)) == uid && fit < want
-		if ok && tpl != nil {
-			ok = s.fpm.SpareMatches(spare, *tpl)
-		}
-		if ok {
-			fit++
-			continue
-		}
-		s.log.Info("removing a spare pool", "spare", spare)
-		if err := s.fpm.RemovePool(ctx, spare); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(has, spare)
-	}
-	// Users of spares without a pool: a spare being made when the
-	// platform stopped, or removed above.
-	for _, u := range shardUnixUsers(s.sitesDir()) {
-		if s.isSpare(u) && !has[u] {
-			if err := s.removeSiteUser(ctx, Names{Unix: u, Dir: s.spareHome(u)}); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if tpl == nil || fit >= want {
-		return errors.Join(errs...)
-	}
 	if wait := last.Add(s.cfg.SpareDelay).Sub(s.cfg.Clock()); wait > 0 && !reloading {
 		s.spareMu.Lock()
 		if s.spareTimer == nil {
@@ -207,25 +179,109 @@ func (s *Shard) keepSpares(ctx context.Context, reloading bool) error {
 			s.spareTimer.Reset(wait)
 		}
 		s.spareMu.Unlock()
-		return errors.Join(errs...)
+		return err
+	}
+	return errors.Join(err, s.writeSpares(*tpl, poolless))
+}
+
+// sparesBeside writes the pools of the spares that have none before a new
+// site's pool is started with a reload, which then starts them too.
+func (s *Shard) sparesBeside() {
+	s.spareMu.Lock()
+	tpl := s.spareTemplate()
+	s.spareMu.Unlock()
+	if tpl == nil {
+		return
+	}
+	var poolless []string
+	pools := map[string]bool{}
+	for _, p := range s.spareNames() {
+		pools[p] = true
+	}
+	for _, u := range shardUnixUsers(s.sitesDir()) {
+		if s.isSpare(u) && !pools[u] {
+			poolless = append(poolless, u)
+		}
+	}
+	if err := s.writeSpares(*tpl, poolless); err != nil {
+		s.log.Warn("writing spare pools", "err", err)
+	}
+}
+
+// writeSpares writes spare pools with settings tpl for the spare users
+// names.
+func (s *Shard) writeSpares(tpl phpfpm.Pool, names []string) error {
+	if len(names) == 0 {
+		return nil
 	}
 	var ps []phpfpm.Pool
-	for range want - fit {
-		name, err := s.newSpareName()
-		if err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		if _, _, err := s.ensureSiteUser(ctx, Names{Unix: name, Dir: s.spareHome(name)}); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("spare pool: %w", err))...)
-		}
-		p := *tpl
+	for _, name := range names {
+		p := tpl
 		p.Name, p.User, p.Group = name, name, name
 		ps = append(ps, p)
 	}
-	if err := s.fpm.WriteSpares(ps); err != nil {
-		errs = append(errs, err)
+	return s.fpm.WriteSpares(ps)
+}
+
+// tidySpares removes the spare pools that no longer fit the settings of
+// the last new site (or whose user is gone) and the spare users beyond
+// Config.Spares, and makes spare users up to it. It returns the settings
+// (nil: no new site on the shard yet, then no user is made) and the
+// spare users without a pool.
+func (s *Shard) tidySpares(ctx context.Context) (*phpfpm.Pool, []string, error) {
+	want := max(s.cfg.Spares, 0)
+	s.spareMu.Lock()
+	tpl := s.spareTemplate()
+	s.spareMu.Unlock()
+	var errs []error
+	pooled := map[string]bool{}
+	for _, spare := range s.spareNames() {
+		uid, _ := s.fpm.SpareIDs(spare)
+		ok := uid != "" && strconv.Itoa(lookupUID(spare)) == uid && len(pooled) < want
+		if ok && tpl != nil {
+			ok = s.fpm.SpareMatches(spare, *tpl)
+		}
+		if ok {
+			pooled[spare] = true
+			continue
+		}
+		s.log.Info("removing a spare pool", "spare", spare)
+		if err := s.fpm.RemovePool(ctx, spare); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return errors.Join(errs...)
+	// The users: those with a pool first, then others up to want (a
+	// spare made while a claim took another, one whose pool was removed
+	// above); the rest go.
+	users := len(pooled)
+	var poolless []string
+	for _, u := range shardUnixUsers(s.sitesDir()) {
+		if !s.isSpare(u) || pooled[u] {
+			continue
+		}
+		if users < want && tpl != nil && !s.fpm.RemovedLoaded(u) {
+			users++
+			poolless = append(poolless, u)
+			continue
+		}
+		if err := s.removeSiteUser(ctx, Names{Unix: u, Dir: s.spareHome(u)}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if tpl == nil {
+		return nil, nil, errors.Join(errs...)
+	}
+	for ; users < want; users++ {
+		name, err := s.newSpareName()
+		if err != nil {
+			return tpl, poolless, errors.Join(append(errs, err)...)
+		}
+		if _, _, err := s.ensureSiteUser(ctx, Names{Unix: name, Dir: s.spareHome(name)}); err != nil {
+			return tpl, poolless, errors.Join(append(errs, fmt.Errorf("spare pool: %w", err))...)
+		}
+		poolless = append(poolless, name)
+	}
+	return tpl, poolless, errors.Join(errs...)
 }
 
 // newSpareName is a fresh spare name: NamePrefix, "s", 11 hex digits.
