@@ -74,8 +74,8 @@
 //
 // # Priority
 //
-// A reload is on the path of every new site (its pool), and it is work for
-// the master alone: re-executing itself, loading PHP's extensions, reading
+// A reload is on the path of a new site that finds no spare pool (its
+// own pool), and it is work for the master alone: re-executing itself, loading PHP's extensions, reading
 // every pool's file (one byte per read(2)). On a busy machine — a new
 // site's files, database and installation are made beside it — it waits
 // for a CPU: a reload of 50 pools took 360 ms with two busy loops on 2
