@@ -30,8 +30,8 @@ import (
 // one: its user is renamed into the site's (usermod -l, groupmod -n: the
 // same IDs) and the pool serves the site at once. Spares are made again at
 // the end of a pass, Config.SpareDelay after the last new site went Ready
-// (its first request must not meet the reload), or at once when the pass
-// reloads anyway.
+// (its first request must not meet the reload), or with a reload made
+// anyway (a new site that found no spare, changed pools).
 //
 // A spare is made with the pool settings of the last site created on the
 // shard (a plan's), kept in spare-pool.json in the shard's directory;
@@ -41,8 +41,13 @@ import (
 // DefaultSpares is Config.Spares's default.
 const DefaultSpares = 2
 
-// DefaultSpareDelay is Config.SpareDelay's default.
-const DefaultSpareDelay = 500 * time.Millisecond
+// DefaultSpareDelay is Config.SpareDelay's default: longer than a new
+// site's first request takes, and than the time between two creations
+// of a burst, which get their spares with the reload of every third site
+// instead (a pass that makes spares holds up the next site's creation for
+// it: with 500 ms, the 100 sites of bench-provision on 2 shards, one every
+// ≈ 0.7 s per shard, met it).
+const DefaultSpareDelay = 2 * time.Second
 
 // sparesDir holds the links spares' directories are below (phpfpm's
 // Master.SpareDir).

@@ -4392,6 +4392,11 @@ export interface components {
                 method?: "template" | "installer";
                 /** @description How long starting the site's PHP pool took, beside the files and install steps. */
                 pool_start_ms?: number;
+                /**
+                 * @description How the site's PHP pool started: a pool the shard made ahead was given to the site (spare), or php-fpm was reloaded with a new one (reload), which pauses the shard's other sites for the longest request in flight.
+                 * @enum {string}
+                 */
+                pool?: "spare" | "reload";
             };
         };
         /** @description A plugin or theme (docs/code.md). */
