@@ -150,6 +150,11 @@ func (c *cluster) startWith(name string, db *mariadb.Remote) *shard.Shard {
 		JobPoll:      100 * time.Millisecond,
 		Volumes:      c.volumes,
 		Artefacts:    c.artefacts,
+		// No spare pools unless a test asks (TestSparePools): making
+		// them reloads php-fpm 2 s after a site's creation, on a timer,
+		// which restarts php-fpm's counters and adds a reload to the
+		// tests that count them.
+		Spares: -1,
 	}
 	if c.tweak != nil {
 		c.tweak(&cfg)

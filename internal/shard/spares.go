@@ -49,10 +49,6 @@ const DefaultSpares = 2
 // ≈ 0.7 s per shard, met it).
 const DefaultSpareDelay = 2 * time.Second
 
-// sparesDir holds the links spares' directories are below (phpfpm's
-// Master.SpareDir).
-func (s *Shard) sparesDir() string { return filepath.Join(s.cfg.Dir, "spares") }
-
 // spareHome is the home directory spare's user is given (never made):
 // below the sites directory, so that the shard's site users include it.
 func (s *Shard) spareHome(spare string) string { return filepath.Join(s.sitesDir(), spare) }

@@ -19,7 +19,8 @@ import (
 // spare's renamed, php-fpm is not reloaded — and serves WordPress, through
 // a restart of the shard too. A site whose pool settings differ gets a
 // pool of its own (a reload), and the spare, which no longer fits, is
-// replaced by one with the new settings.
+// replaced by one with the new settings. Moved away, the site that took
+// a spare leaves nothing behind.
 func TestSparePools(t *testing.T) {
 	c := newCluster(t)
 	delay := 2 * time.Second
@@ -145,15 +146,27 @@ func TestSparePools(t *testing.T) {
 	c.routes()
 	check("spare replaced")
 
-	// Deleted, b leaves neither its socket link nor the spare's socket
-	// once php-fpm reloaded.
-	c.deleteAll()
-	_ = sh.FPM().Reload(c.ctx)
+	// Moved to another shard, b serves from there; nothing of it stays on
+	// s1, and once s1's php-fpm reloaded neither its socket link nor the
+	// spare's socket does.
+	c.start("s2")
+	c.startMove("b.localhost", "move-spare", "s1", "s2")
+	if s := c.runMove("b.localhost", site.MoveDone, "s1", "s2"); s.Status.Shard != "s2" || s.Status.Phase != site.PhaseReady {
+		t.Fatalf("after the move: %+v", s.Status)
+	}
+	c.routes()
+	check("b moved")
+	gone(t, c, sh, "uid-spare-b")
+	if err := sh.FPM().Reload(c.ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{nb.Socket, bSpareSock} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
-			t.Errorf("%s after b's deletion and a reload: %v", p, err)
+			t.Errorf("%s after b moved away and a reload: %v", p, err)
 		}
 	}
+	check("after s1's reload")
+	c.deleteAll()
 }
 
 // poolOf is the pool the shard asks for st's.
