@@ -142,6 +142,10 @@ func run(ctx context.Context, posts, uploadsMB, dupEvery int, keep bool) (*Repor
 		if keep {
 			benchplatform.Logf("kept %s", dir)
 		} else {
+			// What the deletion left (the shard's spare pools' users).
+			if _, err := shard.RemoveUsersUnder(context.WithoutCancel(ctx), dir); err != nil {
+				benchplatform.Logf("removing the shard's Unix users: %v", err)
+			}
 			_ = os.RemoveAll(dir)
 		}
 	}()

@@ -701,7 +701,7 @@ func (s *Shard) Converge(ctx context.Context, src Sites) error {
 	// Spares for the next new sites (spares.go), then pools whose
 	// settings changed this pass (a plan, or every pool after an upgrade
 	// that writes them differently): one reload for all.
-	if err := s.keepSpares(ctx, s.fpm.Owed()); err != nil {
+	if err := s.keepSpares(ctx, s.fpm.Owed(), len(sites) > 0); err != nil {
 		errs = append(errs, fmt.Errorf("spare pools: %w", err))
 	}
 	if err := s.fpm.ApplyPending(ctx); err != nil {

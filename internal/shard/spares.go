@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
@@ -160,12 +159,18 @@ func (s *Shard) newSiteReady() {
 // and writes the pools of those without one for the pass's ApplyPending
 // to start: at once when the pass reloads anyway (reloading), else once
 // Config.SpareDelay has passed since the last new site went Ready (a pass
-// is asked for then).
-func (s *Shard) keepSpares(ctx context.Context, reloading bool) error {
+// is asked for then). A shard without sites (sites false) keeps none, as
+// it keeps no template database: nothing of it is left once its last
+// site is gone.
+func (s *Shard) keepSpares(ctx context.Context, reloading, sites bool) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	tpl, poolless, err := s.tidySpares(ctx)
+	want := max(s.cfg.Spares, 0)
+	if !sites {
+		want = 0
+	}
+	tpl, poolless, err := s.tidySpares(ctx, want)
 	if tpl == nil || len(poolless) == 0 {
 		return err
 	}
@@ -226,11 +231,10 @@ func (s *Shard) writeSpares(tpl phpfpm.Pool, names []string) error {
 
 // tidySpares removes the spare pools that no longer fit the settings of
 // the last new site (or whose user is gone) and the spare users beyond
-// Config.Spares, and makes spare users up to it. It returns the settings
+// want, and makes spare users up to it. It returns the settings
 // (nil: no new site on the shard yet, then no user is made) and the
 // spare users without a pool.
-func (s *Shard) tidySpares(ctx context.Context) (*phpfpm.Pool, []string, error) {
-	want := max(s.cfg.Spares, 0)
+func (s *Shard) tidySpares(ctx context.Context, want int) (*phpfpm.Pool, []string, error) {
 	s.spareMu.Lock()
 	tpl := s.spareTemplate()
 	s.spareMu.Unlock()
@@ -298,13 +302,13 @@ func (s *Shard) newSpareName() (string, error) {
 // home). Done already (a claim retried after a crash), it does nothing.
 func renameUnixUser(ctx context.Context, spare, site, home string) error {
 	if lookupUID(spare) >= 0 {
-		if err := usermod(ctx, "usermod", "--login", site, "--home", home, spare); err != nil {
-			return err
+		if out, err := shadowTool(ctx, "usermod", "--login", site, "--home", home, spare); err != nil {
+			return fmt.Errorf("usermod %s: %w: %s", spare, err, strings.TrimSpace(string(out)))
 		}
 	}
 	if groupExists(spare) && !groupExists(site) {
-		if err := usermod(ctx, "groupmod", "--new-name", site, spare); err != nil {
-			return err
+		if out, err := shadowTool(ctx, "groupmod", "--new-name", site, spare); err != nil {
+			return fmt.Errorf("groupmod %s: %w: %s", spare, err, strings.TrimSpace(string(out)))
 		}
 	}
 	return nil
@@ -314,26 +318,4 @@ func renameUnixUser(ctx context.Context, spare, site, home string) error {
 func groupExists(name string) bool {
 	_, err := user.LookupGroup(name)
 	return err == nil
-}
-
-// usermod runs a shadow tool (usermod, groupmod) with args, retrying
-// while another process holds the lock on /etc/passwd, as useradd.
-func usermod(ctx context.Context, tool string, args ...string) error {
-	var out []byte
-	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		out, err = exec.CommandContext(ctx, tool, args...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "lock") {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }

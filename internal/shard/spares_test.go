@@ -20,7 +20,8 @@ import (
 // a restart of the shard too. A site whose pool settings differ gets a
 // pool of its own (a reload), and the spare, which no longer fits, is
 // replaced by one with the new settings. Moved away, the site that took
-// a spare leaves nothing behind.
+// a spare leaves nothing behind; once the shard has no sites, neither do
+// its spares.
 func TestSparePools(t *testing.T) {
 	c := newCluster(t)
 	delay := 2 * time.Second
@@ -166,7 +167,21 @@ func TestSparePools(t *testing.T) {
 		}
 	}
 	check("after s1's reload")
+
+	// A shard without sites keeps no spares (nor their users).
 	c.deleteAll()
+	if err := c.converge(); err != nil {
+		t.Fatal(err)
+	}
+	if s := spares(); len(s) != 0 {
+		t.Errorf("spare pools on a shard without sites: %v", s)
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if name, _, _ := strings.Cut(line, ":"); spareRe.MatchString(name) && strings.Contains(line, c.dir) {
+			t.Errorf("a spare's user on a shard without sites: %s", line)
+		}
+	}
 }
 
 // poolOf is the pool the shard asks for st's.

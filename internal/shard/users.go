@@ -129,14 +129,20 @@ func ensureUnixUser(ctx context.Context, name, home string, ids sitefw.IDRange) 
 	return uid, gid, reownIfMoved(home, uid, gid)
 }
 
-// useradd runs useradd with args, retrying while another process holds
-// the lock on /etc/passwd (shards on one host add users concurrently, and
-// useradd gives up at once).
+// useradd runs useradd with args (shadowTool).
 func useradd(ctx context.Context, args []string) ([]byte, error) {
+	return shadowTool(ctx, "useradd", args...)
+}
+
+// shadowTool runs one of the tools that change /etc/passwd (useradd,
+// userdel, usermod, groupmod) with args, retrying while another process
+// holds its lock (shards on one host add users concurrently, and the
+// tools give up at once).
+func shadowTool(ctx context.Context, tool string, args ...string) ([]byte, error) {
 	var out []byte
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
-		out, err = exec.CommandContext(ctx, "useradd", args...).CombinedOutput()
+		out, err = exec.CommandContext(ctx, tool, args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "lock") {
 			break
 		}
@@ -293,20 +299,11 @@ func removeUnixUser(ctx context.Context, name, home string) error {
 	// run, a worker php-fpm has not reaped yet) is ended: userdel refuses
 	// a user with processes, and a deleted site runs nothing.
 	killUserProcesses(uid)
-	var out []byte
-	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		out, err = exec.CommandContext(ctx, "userdel", name).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "lock") {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	out, err := shadowTool(ctx, "userdel", name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("userdel %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	if _, err := user.LookupGroup(name); err == nil {
