@@ -49,10 +49,10 @@ func (m *Master) spareConf(p Pool, spare, uid, gid string) ([]byte, error) {
 // WriteSpares writes spare pools (see "Spare pools" in the package
 // documentation), which the next reload starts (ApplyPending, or one that
 // a new pool makes): a pass that reloads anyway starts them without a
-// reload of their own. Each p names
-// the spare (Name) and its own user and group, which must exist and own
-// nothing of any site; SiteDir and SlowLog are set here, and every other
-// setting is the one the site that claims it must ask for.
+// reload of their own. Each p names the spare (Name) and its own user and
+// group, which must exist and own nothing of any site; SiteDir and
+// SlowLog are set here, and every other setting is the one the site that
+// claims it must ask for.
 func (m *Master) WriteSpares(ps []Pool) error {
 	if m.SpareDir == "" {
 		return errors.New("php-fpm: spares need a SpareDir")

@@ -43,9 +43,10 @@ const DefaultSpares = 2
 // DefaultSpareDelay is Config.SpareDelay's default: longer than a new
 // site's first request takes, and than the time between two creations
 // of a burst, which get their spares with the reload of every third site
-// instead (a pass that makes spares holds up the next site's creation for
-// it: with 500 ms, the 100 sites of bench-provision on 2 shards, one every
-// ≈ 0.7 s per shard, met it).
+// instead. A pass that makes spares (useradd, a reload) holds up a
+// creation that arrives meanwhile, passes running one at a time: with
+// 500 ms, bench-provision's 100 sites on 2 shards (one every ≈ 0.7 s per
+// shard) could meet it.
 const DefaultSpareDelay = 2 * time.Second
 
 // spareHome is the home directory spare's user is given (never made):
@@ -205,7 +206,7 @@ func (s *Shard) sparesBeside() {
 		pools[p] = true
 	}
 	for _, u := range shardUnixUsers(s.sitesDir()) {
-		if s.isSpare(u) && !pools[u] {
+		if s.isSpare(u) && !pools[u] && !s.fpm.RemovedLoaded(u) {
 			poolless = append(poolless, u)
 		}
 	}
