@@ -443,6 +443,32 @@ func (p *platform) inventory() map[string][]string {
 	return inv
 }
 
+// waitSpares waits (bounded) until the local shard has its spare PHP pools
+// listening: a shard makes them with a php-fpm reload 2 s after a new
+// site went Ready, and a reload restarts php-fpm's counters, which tests
+// that count a site's requests must not meet.
+func (p *platform) waitSpares() {
+	p.t.Helper()
+	run := filepath.Join(p.dataDir, "shards", "local", "php", "run")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		socks, _ := filepath.Glob(filepath.Join(run, "wp_s*.sock"))
+		n := 0
+		for _, s := range socks {
+			if fi, err := os.Lstat(s); err == nil && fi.Mode().Type() == os.ModeSocket && spareName.MatchString(strings.TrimSuffix(filepath.Base(s), ".sock")) {
+				n++
+			}
+		}
+		if n >= shard.DefaultSpares {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the local shard has %d spare pools listening after a minute, want %d", n, shard.DefaultSpares)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // waitLog waits (bounded) until the platform's log from byte offset from on
 // contains s. The platform writes its log before it answers the request that
 // caused it, but the log reaches this process through a pipe that another

@@ -55,6 +55,8 @@ func TestRoleMetrics(t *testing.T) {
 	p.start()
 	const domain = "metrics.localhost"
 	p.createSite(domain, "Metrics")
+	// The reload that starts the shard's spare pools, before counting.
+	p.waitSpares()
 	before := p.scrapeAll()
 	vis := p.client(domain)
 	for i := range 3 { // distinct pages: none is a page-cache hit
